@@ -1,0 +1,86 @@
+//! Wire types of the Barrack API: what goes over HTTP, shared by the server, the typed client and the CLI.
+//!
+//! These are not database rows; the server maps its domain values into them.
+
+pub mod account;
+pub mod catalog;
+pub mod decimal;
+pub mod envelope;
+pub mod ledger;
+
+pub use envelope::*;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The two service tiers. A request acts in the tier of the API key that made it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Legacy,
+    Advanced,
+}
+
+impl Tier {
+    pub const ALL: [Tier; 2] = [Tier::Legacy, Tier::Advanced];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Legacy => "legacy",
+            Tier::Advanced => "advanced",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Tier> {
+        match s {
+            "legacy" => Some(Tier::Legacy),
+            "advanced" => Some(Tier::Advanced),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Tier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Currencies credits are held in.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
+pub enum Currency {
+    USD,
+    EUR,
+    INR,
+}
+
+impl Currency {
+    pub const ALL: [Currency; 3] = [Currency::USD, Currency::EUR, Currency::INR];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Currency::USD => "USD",
+            Currency::EUR => "EUR",
+            Currency::INR => "INR",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Currency> {
+        match s {
+            "USD" => Some(Currency::USD),
+            "EUR" => Some(Currency::EUR),
+            "INR" => Some(Currency::INR),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Currency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,56 @@
+//! Money is exact: integer micro-units (10⁻⁶) in the database, `Decimal` in code and at the edges.
+
+use rust_decimal::{Decimal, RoundingStrategy};
+
+pub const MICROS_PER_UNIT: i64 = 1_000_000;
+
+/// Converts to micro-units; `None` if the amount has more than 6 decimal places or does not fit.
+pub fn to_micros(amount: Decimal) -> Option<i64> {
+    let scaled = amount.checked_mul(Decimal::from(MICROS_PER_UNIT))?;
+    if scaled.fract() != Decimal::ZERO {
+        return None;
+    }
+    i64::try_from(scaled).ok()
+}
+
+pub fn from_micros(micros: i64) -> Decimal {
+    Decimal::new(micros, 6).normalize()
+}
+
+/// Rounds a rate for display the way the published docs do (4 decimal places: 0.029296875 → 0.0293).
+pub fn display_rate(rate: Decimal) -> Decimal {
+    rate.round_dp_with_strategy(4, RoundingStrategy::MidpointAwayFromZero)
+        .normalize()
+}
+
+/// Rounds an amount of money for display (2 decimal places).
+pub fn display_amount(amount: Decimal) -> Decimal {
+    amount
+        .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+        .normalize()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn micros_round_trip_exactly() {
+        assert_eq!(to_micros(d("25.00")), Some(25_000_000));
+        assert_eq!(to_micros(d("0.000001")), Some(1));
+        assert_eq!(to_micros(d("0.0000001")), None);
+        assert_eq!(from_micros(25_000_000), d("25"));
+        assert_eq!(from_micros(-1_500_000), d("-1.5"));
+    }
+
+    #[test]
+    fn display_rounding_matches_the_docs() {
+        // 100 GB of NVMe at 0.30 per TB-hour, TB = 1024 GB.
+        assert_eq!(display_rate(d("0.30") * d("100") / d("1024")), d("0.0293"));
+        assert_eq!(display_rate(d("9.96") / d("60")), d("0.166"));
+    }
+}

@@ -1,0 +1,245 @@
+//! Starting and stopping a server: storage, secrets, first-start bootstrap, the router, the listener.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::routing::get;
+use barrack_core::accounts::Bootstrap;
+use barrack_core::auth::{Secrets, generate_server_secret};
+use barrack_core::clock::{Clock, OffsetClock};
+use barrack_core::config::Config;
+use barrack_core::{Context, Services, Store};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tower::Layer;
+use tower::ServiceBuilder;
+use tower::util::MapRequestLayer;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::http::middleware;
+use crate::http::rate_limit::RateLimiter;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub services: Services,
+    pub rate_limiter: Option<Arc<RateLimiter>>,
+    openapi_json: Arc<String>,
+}
+
+pub struct StartOptions {
+    pub config: Config,
+    /// Defaults to the simulation clock: real time plus an offset operators can move forward.
+    pub clock: Option<Arc<dyn Clock>>,
+}
+
+/// A server that is accepting connections.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub services: Services,
+    /// What the very first start created (operator account and key), once in an installation's life.
+    pub bootstrap: Option<Bootstrap>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting, finishes requests in flight, closes the database.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+        self.services.store().close().await;
+    }
+
+    /// Serves until the process is told to stop (Ctrl-C or SIGTERM).
+    pub async fn serve_until_signal(self) {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        self.shutdown().await;
+    }
+}
+
+/// Opens (and migrates) the configured database.
+pub async fn open_store(config: &Config) -> Result<Store> {
+    let url = config.database_url()?;
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                config.data_dir.display()
+            )
+        })?;
+    }
+    let store = Store::connect(&url, config.database_max_connections)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                barrack_store::redact_url(&url)
+            )
+        })?;
+    store
+        .migrate()
+        .await
+        .context("cannot migrate the database")?;
+    Ok(store)
+}
+
+/// The services over an open store.
+pub fn services(config: Config, store: Store, clock: Arc<dyn Clock>) -> Result<Services> {
+    let secret = server_secret(&config)?;
+    Ok(Services::new(Context {
+        store,
+        config,
+        clock,
+        secrets: Secrets::from_server_secret(&secret),
+    }))
+}
+
+/// The configured secret, or the installation's own, generated on first start into the data directory.
+fn server_secret(config: &Config) -> Result<String> {
+    if let Some(secret) = config.configured_secret()? {
+        anyhow::ensure!(
+            secret.len() >= 16,
+            "the server secret must be at least 16 characters"
+        );
+        return Ok(secret);
+    }
+    let path = config.data_dir.join("server.secret");
+    if let Ok(secret) = std::fs::read_to_string(&path) {
+        return Ok(secret.trim().to_string());
+    }
+    std::fs::create_dir_all(&config.data_dir)?;
+    let secret = generate_server_secret();
+    write_private(&path, &secret).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(secret)
+}
+
+/// Writes a file only its owner can read.
+pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}
+
+/// Boots a server: database, services, first-start bootstrap, then the listener.
+pub async fn start(options: StartOptions) -> Result<Running> {
+    let config = options.config;
+    let clock = options
+        .clock
+        .unwrap_or_else(|| Arc::new(OffsetClock::default()));
+    let listen = config.listen.clone();
+    let store = open_store(&config).await?;
+    let services = services(config, store, clock)?;
+    services.catalog.seed_capacity().await?;
+    let bootstrap = services.accounts.bootstrap_admin().await?;
+    if let Some(b) = &bootstrap {
+        let path = services.config().data_dir.join("admin-credentials");
+        std::fs::create_dir_all(&services.config().data_dir)?;
+        let text = format!(
+            "email: {}\npassword: {}\napi_key: {}\n",
+            b.email, b.password, b.key.key
+        );
+        write_private(&path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+
+    let router = router(services.clone());
+    let listener = TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let (tx, rx) = oneshot::channel::<()>();
+    let app = MapRequestLayer::new(middleware::normalize_path).layer(router);
+    let task = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+                SocketAddr,
+            >(app),
+        )
+        .with_graceful_shutdown(async {
+            let _ = rx.await;
+        })
+        .await
+    });
+    tracing::info!(%addr, backend = services.store().backend().name(), "Barrack API listening");
+    Ok(Running {
+        addr,
+        services,
+        bootstrap,
+        shutdown: Some(tx),
+        task,
+    })
+}
+
+/// The whole HTTP application.
+pub fn router(services: Services) -> Router {
+    let config = services.config();
+    let state = AppState {
+        rate_limiter: RateLimiter::new(
+            config.rate_limit.requests,
+            config.rate_limit.window_seconds,
+        )
+        .map(Arc::new),
+        openapi_json: Arc::new(crate::openapi::document_json()),
+        services: services.clone(),
+    };
+    let body_limit = config.body_limit_bytes;
+    let (api, _) = crate::routes::api_router().split_for_parts();
+    api.route("/api/openapi.json", get(openapi_json))
+        .fallback(middleware::not_found)
+        .method_not_allowed_fallback(middleware::method_not_allowed)
+        .layer(
+            ServiceBuilder::new()
+                .layer(from_fn_with_state(
+                    state.clone(),
+                    middleware::request_context,
+                ))
+                .layer(from_fn(middleware::json_errors))
+                .layer(CatchPanicLayer::custom(middleware::panic_response))
+                .layer(from_fn_with_state(state.clone(), middleware::rate_limit))
+                .layer(DefaultBodyLimit::max(body_limit)),
+        )
+        .with_state(state)
+}
+
+async fn openapi_json(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        state.openapi_json.as_str().to_string(),
+    )
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

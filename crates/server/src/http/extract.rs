@@ -1,0 +1,229 @@
+//! Extractors whose every rejection is the JSON error envelope with the field at fault.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use barrack_core::Error;
+use barrack_core::accounts::Caller;
+use serde::de::DeserializeOwned;
+
+use super::context;
+use super::error::ApiError;
+use crate::app::AppState;
+
+/// A JSON body. An empty body reads as `{}`, so bodiless actions and optional fields need no ceremony.
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            let status = rejection.status();
+            ApiError(super::error::for_status(status, rejection.body_text()))
+        })?;
+        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let inner = e.inner();
+            if inner.is_syntax() || inner.is_eof() {
+                return ApiError(Error::Validation {
+                    message: "Request body is not valid JSON".into(),
+                    errors: [("body".to_string(), vec![strip_position(&inner.to_string())])].into(),
+                });
+            }
+            ApiError(field_error(&e.path().to_string(), &inner.to_string()))
+        })?;
+        de.end()
+            .map_err(|_| ApiError(Error::field("body", "Unexpected data after the JSON value")))?;
+        Ok(Body(value))
+    }
+}
+
+/// Query parameters.
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(query));
+        serde_path_to_error::deserialize(de)
+            .map(Query)
+            .map_err(|e| ApiError(field_error(&e.path().to_string(), &e.inner().to_string())))
+    }
+}
+
+fn form_urlencoded_parse(query: &str) -> form_urlencoded::Parse<'_> {
+    form_urlencoded::parse(query.as_bytes())
+}
+
+/// The single `{id}` of a path.
+pub struct PathId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|p| PathId(p.0))
+            .map_err(|r| ApiError(Error::field("id", r.body_text())))
+    }
+}
+
+/// Turns a serde message into a field error: `missing field `x`` names `x`, others name the path.
+fn field_error(path: &str, message: &str) -> Error {
+    let message = strip_position(message);
+    let prefix = if path == "." {
+        String::new()
+    } else {
+        format!("{path}.")
+    };
+    let quoted = |rest: &str| rest.split('`').nth(1).map(str::to_string);
+    let (field, text) = if let Some(name) = message.strip_prefix("missing field ").and_then(quoted)
+    {
+        (
+            format!("{prefix}{name}"),
+            "This field is required".to_string(),
+        )
+    } else if let Some(name) = message.strip_prefix("unknown field ").and_then(quoted) {
+        (format!("{prefix}{name}"), format!("Unknown field '{name}'"))
+    } else if path == "." {
+        ("body".to_string(), message)
+    } else {
+        (path.to_string(), message)
+    };
+    Error::Validation {
+        message: "Invalid request data".into(),
+        errors: [(field, vec![text])].into(),
+    }
+}
+
+/// serde_json appends " at line 1 column 9"; the field name says more.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// The authenticated caller (API key or bearer token); 401 without one.
+pub struct Auth(pub Caller);
+
+/// The caller if credentials were sent (bad credentials are still a 401); for the public catalog.
+pub struct MaybeAuth(pub Option<Caller>);
+
+/// An operator; 403 for other callers.
+pub struct Admin(pub Caller);
+
+async fn resolve(parts: &Parts, state: &AppState) -> Result<Option<Caller>, ApiError> {
+    let accounts = &state.services.accounts;
+    let caller = if let Some(key) = parts.headers.get("x-api-key") {
+        let key = key
+            .to_str()
+            .map_err(|_| Error::Unauthenticated("Invalid or revoked API key".into()))?;
+        accounts.authenticate_key(key.trim()).await?
+    } else if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .ok_or_else(|| {
+                Error::Unauthenticated("Authorization must be 'Bearer <access token>'".into())
+            })?;
+        accounts.authenticate_token(token.trim()).await?
+    } else {
+        return Ok(None);
+    };
+    context::set_caller(caller.account_id(), caller.tier);
+    Ok(Some(caller))
+}
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        resolve(parts, state).await?.map(Auth).ok_or_else(|| {
+            ApiError(Error::Unauthenticated(
+                "Authentication required: send your API key in the X-API-Key header".into(),
+            ))
+        })
+    }
+}
+
+impl FromRequestParts<AppState> for MaybeAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        resolve(parts, state).await.map(MaybeAuth)
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Auth(caller) = Auth::from_request_parts(parts, state).await?;
+        caller.require_admin()?;
+        Ok(Admin(caller))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(e: Error) -> Vec<(String, Vec<String>)> {
+        e.field_errors()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .collect()
+    }
+
+    #[test]
+    fn serde_messages_name_the_field() {
+        let e = field_error(".", "missing field `name` at line 1 column 2");
+        assert_eq!(
+            errors(e),
+            vec![(
+                "name".to_string(),
+                vec!["This field is required".to_string()]
+            )]
+        );
+        let e = field_error("volumes[0]", "missing field `size`");
+        assert_eq!(errors(e)[0].0, "volumes[0].size");
+        let e = field_error(
+            "gpu_count",
+            "invalid type: string \"x\", expected u32 at line 1 column 20",
+        );
+        assert_eq!(
+            errors(e),
+            vec![(
+                "gpu_count".to_string(),
+                vec!["invalid type: string \"x\", expected u32".to_string()]
+            )]
+        );
+        let e = field_error(".", "invalid type: sequence, expected struct X");
+        assert_eq!(errors(e)[0].0, "body");
+    }
+}

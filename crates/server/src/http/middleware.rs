@@ -1,0 +1,157 @@
+//! Middleware: request context and log line, rate limits, JSON for every error, path normalisation.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use barrack_core::Error;
+use barrack_core::ids::request_id;
+
+use super::context::{self, RequestContext};
+use super::error::{ApiError, for_status};
+use crate::app::AppState;
+
+/// Gives the request its id and context, answers with `X-Request-Id`, and logs one line (never headers,
+/// bodies or query strings, which can hold secrets).
+pub async fn request_context(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let ctx = RequestContext::new(request_id(), state.services.clock().now_ms());
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let mut response = ctx.clone().scope(next.run(request)).await;
+    if let Ok(value) = HeaderValue::from_str(&ctx.request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    let status = response.status().as_u16();
+    let elapsed_us = started.elapsed().as_micros() as u64;
+    let account = ctx.account().unwrap_or("-");
+    if status >= 500 {
+        tracing::warn!(request_id = %ctx.request_id, %method, %path, status, elapsed_us, account, "request");
+    } else {
+        tracing::info!(request_id = %ctx.request_id, %method, %path, status, elapsed_us, account, "request");
+    }
+    response
+}
+
+/// Token bucket per API key, bearer token or client address; adds `RateLimit-*` headers, 429 when empty.
+pub async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(limiter) = state.rate_limiter.as_deref() else {
+        return next.run(request).await;
+    };
+    let headers = request.headers();
+    let client: Vec<u8> = if let Some(key) = headers.get("x-api-key") {
+        key.as_bytes().to_vec()
+    } else if let Some(auth) = headers.get(header::AUTHORIZATION) {
+        auth.as_bytes().to_vec()
+    } else {
+        let addr = request
+            .extensions()
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        format!("addr:{addr:?}").into_bytes()
+    };
+    let decision = limiter.check(&client);
+    let mut response = if decision.allowed {
+        next.run(request).await
+    } else {
+        ApiError(Error::RateLimited {
+            retry_after_seconds: decision.retry_after_seconds,
+        })
+        .into_response()
+    };
+    let h = response.headers_mut();
+    h.insert("ratelimit-limit", HeaderValue::from(decision.limit));
+    h.insert("ratelimit-remaining", HeaderValue::from(decision.remaining));
+    h.insert("ratelimit-reset", HeaderValue::from(decision.reset_seconds));
+    response
+}
+
+/// The last line of defence: any error response that is not JSON yet (a framework rejection, a layer's
+/// plain-text answer) is rewritten into the error envelope.
+pub async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if status.as_u16() < 400 || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string());
+    let message = match text {
+        Some(t) if !t.is_empty() && status.as_u16() < 500 => t,
+        _ => status.canonical_reason().unwrap_or("Error").to_string(),
+    };
+    let mut rewritten = ApiError(for_status(status, message)).into_response();
+    *rewritten.status_mut() = status;
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rewritten.headers_mut().insert(name, value.clone());
+        }
+    }
+    rewritten
+}
+
+/// A panic becomes a JSON 500 that reveals nothing; the panic itself goes to the log.
+pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> {
+    let detail = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panic".into());
+    let request_id = context::current().map(|c| c.request_id).unwrap_or_default();
+    tracing::error!(%request_id, %detail, "handler panicked");
+    let mut response = ApiError(Error::internal(detail)).into_response();
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    response
+}
+
+/// API paths are served with and without their trailing slash: `/api/regions` is `/api/regions/`.
+pub fn normalize_path<B>(mut request: axum::http::Request<B>) -> axum::http::Request<B> {
+    let uri = request.uri();
+    let path = uri.path();
+    if path.starts_with("/api")
+        && !path.ends_with('/')
+        && !path.rsplit('/').next().unwrap_or("").contains('.')
+    {
+        let fixed = match uri.query() {
+            Some(q) => format!("{path}/?{q}"),
+            None => format!("{path}/"),
+        };
+        if let Ok(new_uri) = fixed.parse::<Uri>() {
+            let mut parts = uri.clone().into_parts();
+            parts.path_and_query = new_uri.into_parts().path_and_query;
+            if let Ok(uri) = Uri::from_parts(parts) {
+                *request.uri_mut() = uri;
+            }
+        }
+    }
+    request
+}
+
+/// Unknown route.
+pub async fn not_found(uri: Uri) -> Response {
+    ApiError(Error::NotFound(format!("No such endpoint: {}", uri.path()))).into_response()
+}
+
+/// Known route, wrong method.
+pub async fn method_not_allowed(request: Request) -> Response {
+    super::error::method_not_allowed(format!(
+        "{} is not allowed on {}",
+        request.method(),
+        request.uri().path()
+    ))
+}

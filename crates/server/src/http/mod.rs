@@ -1,0 +1,12 @@
+//! HTTP conventions of `spec/API.md` §1: envelopes, request ids, JSON errors, authentication, rate limits.
+
+pub mod context;
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod rate_limit;
+pub mod response;
+
+pub use error::{ApiError, ApiResult};
+pub use extract::{Admin, Auth, Body, MaybeAuth, PathId, Query};
+pub use response::{Created, Success};

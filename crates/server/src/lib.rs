@@ -1,0 +1,10 @@
+//! The Barrack HTTP server: routing, middleware, handlers, and the process that runs them.
+//!
+//! Handlers are thin: they parse a request, call a service of `barrack-core`, and render the envelope.
+
+pub mod app;
+pub mod http;
+pub mod openapi;
+pub mod routes;
+
+pub use app::{AppState, Running, StartOptions, start};

@@ -1,0 +1,299 @@
+//! `barrackd`: the Barrack server.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use barrack_api::{Currency, Tier};
+use barrack_core::clock::SystemClock;
+use barrack_core::config::{Config, LogFormat, barrack_env};
+use barrack_server::app::{StartOptions, open_store, services};
+use clap::{Args, Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "barrackd", version, about = "The Barrack GPU cloud server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct ConfigArgs {
+    /// Configuration file (TOML). Default: barrack.toml in the data directory, if present.
+    #[arg(long, env = "BARRACK_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Data directory for the SQLite database, the server secret and the first admin credentials.
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// Database URL (postgres://...); default: SQLite in the data directory.
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API server (SQLite and the simulated data centre unless configured otherwise).
+    #[command(
+        after_help = "Examples:\n  barrackd serve\n  barrackd serve --listen 0.0.0.0:8080 --data-dir /var/lib/barrack\n  BARRACK_DATABASE_URL=postgres://barrack@db/barrack barrackd serve"
+    )]
+    Serve {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Address to listen on.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Apply database migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+    /// Operator tasks on the database.
+    Admin {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(subcommand)]
+        task: AdminTask,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminTask {
+    /// Create an account.
+    CreateUser {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// Password (at least 8 characters).
+        #[arg(long, env = "BARRACK_NEW_USER_PASSWORD")]
+        password: String,
+        /// Make the account an operator.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Create an API key for an account and print it.
+    CreateKey {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = parse_tier, default_value = "legacy")]
+        tier: Tier,
+    },
+    /// Add credits to an account (a grant entry in its ledger).
+    GrantCredits {
+        #[arg(long)]
+        email: String,
+        /// Exact decimal amount, e.g. 25.00.
+        #[arg(long)]
+        amount: String,
+        #[arg(long, value_parser = parse_currency)]
+        currency: Currency,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// List accounts.
+    ListUsers,
+}
+
+fn parse_tier(s: &str) -> Result<Tier, String> {
+    Tier::parse(s).ok_or_else(|| "tier must be legacy or advanced".into())
+}
+
+fn parse_currency(s: &str) -> Result<Currency, String> {
+    Currency::parse(&s.to_uppercase()).ok_or_else(|| "currency must be USD, EUR or INR".into())
+}
+
+fn load_config(args: &ConfigArgs, listen: Option<String>) -> Result<Config> {
+    let mut env = barrack_env();
+    // Flags win over the environment and the file.
+    let mut set = |name: &str, value: Option<String>| {
+        if let Some(v) = value {
+            env.retain(|(k, _)| k != name);
+            env.push((name.to_string(), v));
+        }
+    };
+    set(
+        "BARRACK_DATA_DIR",
+        args.data_dir.as_ref().map(|p| p.display().to_string()),
+    );
+    set("BARRACK_DATABASE_URL", args.database_url.clone());
+    set("BARRACK_LISTEN", listen);
+    let file = match &args.config {
+        Some(path) => Some(path.clone()),
+        None => {
+            let defaults = Config::load(None, &env)?;
+            Some(defaults.data_dir.join("barrack.toml")).filter(|p| p.exists())
+        }
+    };
+    Ok(Config::load(file.as_deref(), &env)?)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter =
+        EnvFilter::try_from_env("BARRACK_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("barrackd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Openapi => {
+            print!("{}", barrack_server::openapi::document_json());
+            Ok(())
+        }
+        Command::Serve { config, listen } => {
+            let config = load_config(&config, listen)?;
+            init_logging(config.log_format);
+            let running = barrack_server::start(StartOptions {
+                config,
+                clock: None,
+            })
+            .await?;
+            if let Some(b) = &running.bootstrap {
+                let path = running.services.config().data_dir.join("admin-credentials");
+                println!("Created the operator account {} on first start.", b.email);
+                println!(
+                    "Its API key (shown once, also saved in {}):",
+                    path.display()
+                );
+                println!();
+                println!("    {}", b.key.key);
+                println!();
+            }
+            println!("Barrack API listening on http://{}/api/", running.addr);
+            running.serve_until_signal().await;
+            Ok(())
+        }
+        Command::Migrate { config } => {
+            let config = load_config(&config, None)?;
+            init_logging(config.log_format);
+            let store = open_store(&config).await?;
+            println!(
+                "Database is up to date ({} backend).",
+                store.backend().name()
+            );
+            Ok(())
+        }
+        Command::Admin { config, task } => {
+            let config = load_config(&config, None)?;
+            let store = open_store(&config).await?;
+            let services = services(config, store, Arc::new(SystemClock))?;
+            admin(&services, task).await
+        }
+    }
+}
+
+async fn admin(services: &barrack_core::Services, task: AdminTask) -> Result<()> {
+    let by_email = |email: String| async move {
+        services
+            .store()
+            .account_by_email(&email.trim().to_lowercase())
+            .await?
+            .with_context(|| format!("no account with email {email}"))
+    };
+    match task {
+        AdminTask::CreateUser {
+            email,
+            name,
+            password,
+            admin,
+        } => {
+            let user = services
+                .accounts
+                .create_account(&email, &password, &name, admin)
+                .await
+                .map_err(explain)?;
+            println!(
+                "Created {} ({}){}",
+                user.email,
+                user.id,
+                if admin { " as an operator" } else { "" }
+            );
+        }
+        AdminTask::CreateKey { email, name, tier } => {
+            let account = by_email(email).await?;
+            let key = services
+                .accounts
+                .create_api_key(&account.id, &name, tier)
+                .await
+                .map_err(explain)?;
+            println!("{}", key.key);
+        }
+        AdminTask::GrantCredits {
+            email,
+            amount,
+            currency,
+            note,
+        } => {
+            let account = by_email(email).await?;
+            let amount = barrack_api::decimal::parse(&amount).map_err(anyhow::Error::msg)?;
+            let entry = services
+                .ledger
+                .grant("cli", &account.id, amount, currency, note)
+                .await
+                .map_err(explain)?;
+            println!(
+                "Granted {} {}; balance now {} ({})",
+                entry.amount, entry.currency, entry.balance_after, entry.id
+            );
+        }
+        AdminTask::ListUsers => {
+            let mut page = 1;
+            loop {
+                let request = barrack_api::PageRequest { page, limit: 100 };
+                let (users, pagination) = services
+                    .accounts
+                    .list_accounts(request)
+                    .await
+                    .map_err(explain)?;
+                for u in users {
+                    println!(
+                        "{}\t{}\t{}\t{}",
+                        u.id,
+                        u.email,
+                        u.name,
+                        if u.admin { "operator" } else { "user" }
+                    );
+                }
+                if page >= pagination.total_pages {
+                    break;
+                }
+                page += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A domain error with its field messages, for the terminal.
+fn explain(e: barrack_core::Error) -> anyhow::Error {
+    let mut text = e.public_message();
+    if let Some(fields) = e.field_errors() {
+        for (field, messages) in fields {
+            text.push_str(&format!("\n  {field}: {}", messages.join("; ")));
+        }
+    }
+    anyhow::Error::msg(text)
+}

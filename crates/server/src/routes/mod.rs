@@ -1,0 +1,23 @@
+//! Handlers, a file per resource group. Each parses, calls one service, renders.
+
+pub mod account;
+pub mod admin;
+pub mod api_keys;
+pub mod catalog;
+pub mod health;
+pub mod ledger;
+
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::app::AppState;
+
+/// Every API route, registered with its OpenAPI description.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(health::router())
+        .merge(catalog::router())
+        .merge(account::router())
+        .merge(api_keys::router())
+        .merge(ledger::router())
+        .merge(admin::router())
+}

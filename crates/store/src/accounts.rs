@@ -1,0 +1,150 @@
+//! Accounts and their billing profiles.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Executor, Row};
+
+use crate::{Result, Store, flag};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountRow {
+    pub id: String,
+    /// Lowercase.
+    pub email: String,
+    pub password_hash: String,
+    pub name: String,
+    pub phone: Option<String>,
+    pub address_line: Option<String>,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub postal_code: Option<String>,
+    pub country: Option<String>,
+    pub is_admin: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The editable part of a profile.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProfileFields {
+    pub name: String,
+    pub phone: Option<String>,
+    pub address_line: Option<String>,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub postal_code: Option<String>,
+    pub country: Option<String>,
+}
+
+const COLUMNS: &str = "id, email, password_hash, name, phone, address_line, city, state, postal_code, country, \
+                       is_admin, created_at, updated_at";
+
+fn from_row(row: &AnyRow) -> Result<AccountRow> {
+    Ok(AccountRow {
+        id: row.try_get("id")?,
+        email: row.try_get("email")?,
+        password_hash: row.try_get("password_hash")?,
+        name: row.try_get("name")?,
+        phone: row.try_get("phone")?,
+        address_line: row.try_get("address_line")?,
+        city: row.try_get("city")?,
+        state: row.try_get("state")?,
+        postal_code: row.try_get("postal_code")?,
+        country: row.try_get("country")?,
+        is_admin: flag(row.try_get("is_admin")?),
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// Inserts an account; a taken email or id is `StoreError::Unique`.
+pub async fn insert<'c, E: Executor<'c, Database = Any>>(
+    db: E,
+    account: &AccountRow,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO accounts (id, email, password_hash, name, phone, address_line, city, state, postal_code, \
+         country, is_admin, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(&account.id)
+    .bind(&account.email)
+    .bind(&account.password_hash)
+    .bind(&account.name)
+    .bind(&account.phone)
+    .bind(&account.address_line)
+    .bind(&account.city)
+    .bind(&account.state)
+    .bind(&account.postal_code)
+    .bind(&account.country)
+    .bind(i64::from(account.is_admin))
+    .bind(account.created_at)
+    .bind(account.updated_at)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    pub async fn account_by_id(&self, id: &str) -> Result<Option<AccountRow>> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM accounts WHERE id = $1"));
+        let row = sqlx::query(sql)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    pub async fn account_by_email(&self, email: &str) -> Result<Option<AccountRow>> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM accounts WHERE email = $1"));
+        let row = sqlx::query(sql)
+            .bind(email)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    pub async fn count_accounts(&self) -> Result<u64> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(count as u64)
+    }
+
+    /// A page of accounts, oldest first, and the total.
+    pub async fn list_accounts(&self, offset: u64, limit: u32) -> Result<(Vec<AccountRow>, u64)> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM accounts ORDER BY created_at, id LIMIT $1 OFFSET $2"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(i64::from(limit))
+            .bind(offset as i64)
+            .fetch_all(self.pool())
+            .await?;
+        let accounts = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+        Ok((accounts, self.count_accounts().await?))
+    }
+
+    /// Replaces the editable profile fields; false when the account does not exist.
+    pub async fn update_profile(
+        &self,
+        id: &str,
+        profile: &ProfileFields,
+        now: i64,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE accounts SET name = $2, phone = $3, address_line = $4, city = $5, state = $6, postal_code = $7, \
+             country = $8, updated_at = $9 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(&profile.name)
+        .bind(&profile.phone)
+        .bind(&profile.address_line)
+        .bind(&profile.city)
+        .bind(&profile.state)
+        .bind(&profile.postal_code)
+        .bind(&profile.country)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,123 @@
+//! GPU capacity per region and model, and the units allocated from it.
+//!
+//! Allocation is one conditional statement, so concurrent deploys can never take more than there is.
+
+use sqlx::{AnyConnection, Row};
+
+use crate::{Result, Store};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapacityRow {
+    pub region: String,
+    pub gpu_model: String,
+    pub total: i64,
+    pub allocated: i64,
+}
+
+impl CapacityRow {
+    pub fn free(&self) -> i64 {
+        (self.total - self.allocated).max(0)
+    }
+}
+
+impl Store {
+    pub async fn capacity(&self) -> Result<Vec<CapacityRow>> {
+        let rows = sqlx::query(
+            "SELECT region, gpu_model, total, allocated FROM gpu_capacity ORDER BY region, gpu_model",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CapacityRow {
+                    region: r.try_get(0)?,
+                    gpu_model: r.try_get(1)?,
+                    total: r.try_get(2)?,
+                    allocated: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Adds capacity rows that do not exist yet (first start); existing rows are left to the operator.
+    pub async fn seed_capacity(&self, rows: &[(String, String, i64)], now: i64) -> Result<()> {
+        let mut tx = self.begin().await?;
+        for (region, model, total) in rows {
+            sqlx::query(
+                "INSERT INTO gpu_capacity (region, gpu_model, total, allocated, updated_at) VALUES ($1, $2, $3, 0, $4) \
+                 ON CONFLICT (region, gpu_model) DO NOTHING",
+            )
+            .bind(region)
+            .bind(model)
+            .bind(*total)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sets the total units of a region and model (operators); allocations are kept.
+    pub async fn set_capacity(
+        &self,
+        region: &str,
+        model: &str,
+        total: i64,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO gpu_capacity (region, gpu_model, total, allocated, updated_at) VALUES ($1, $2, $3, 0, $4) \
+             ON CONFLICT (region, gpu_model) DO UPDATE SET total = excluded.total, updated_at = excluded.updated_at",
+        )
+        .bind(region)
+        .bind(model)
+        .bind(total)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}
+
+/// Takes `count` units if that many are free; false (nothing taken) otherwise.
+pub async fn allocate(
+    tx: &mut AnyConnection,
+    region: &str,
+    model: &str,
+    count: i64,
+    now: i64,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE gpu_capacity SET allocated = allocated + $3, updated_at = $4 \
+         WHERE region = $1 AND gpu_model = $2 AND total - allocated >= $3",
+    )
+    .bind(region)
+    .bind(model)
+    .bind(count)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Gives back `count` units.
+pub async fn release(
+    tx: &mut AnyConnection,
+    region: &str,
+    model: &str,
+    count: i64,
+    now: i64,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE gpu_capacity SET allocated = allocated - $3, updated_at = $4 \
+         WHERE region = $1 AND gpu_model = $2 AND allocated >= $3",
+    )
+    .bind(region)
+    .bind(model)
+    .bind(count)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
