@@ -11,10 +11,10 @@ use serde::{Deserialize, Deserializer, Serializer, de};
 /// reads back as the same decimal.
 pub fn serialize<S: Serializer>(value: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
     let value = value.normalize();
-    if value.scale() == 0 {
-        if let Ok(int) = i64::try_from(value) {
-            return serializer.serialize_i64(int);
-        }
+    if value.scale() == 0
+        && let Ok(int) = i64::try_from(value)
+    {
+        return serializer.serialize_i64(int);
     }
     let float: f64 = value.try_into().map_err(serde::ser::Error::custom)?;
     serializer.serialize_f64(float)

@@ -51,10 +51,10 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        if let Some(db) = e.as_database_error() {
-            if db.kind() == sqlx::error::ErrorKind::UniqueViolation {
-                return StoreError::Unique(db.constraint().unwrap_or(db.message()).to_string());
-            }
+        if let Some(db) = e.as_database_error()
+            && db.kind() == sqlx::error::ErrorKind::UniqueViolation
+        {
+            return StoreError::Unique(db.constraint().unwrap_or(db.message()).to_string());
         }
         StoreError::Database(e)
     }

@@ -28,6 +28,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
         } else {
             &bytes
         };
+        // Every body of this API is an object; serde would also take an array as a struct's fields in order.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError(Error::Validation {
+                message: "Request body must be a JSON object".into(),
+                errors: [(
+                    "body".to_string(),
+                    vec!["Expected a JSON object".to_string()],
+                )]
+                .into(),
+            }));
+        }
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let inner = e.inner();
@@ -94,7 +105,13 @@ fn field_error(path: &str, message: &str) -> Error {
             "This field is required".to_string(),
         )
     } else if let Some(name) = message.strip_prefix("unknown field ").and_then(quoted) {
-        (format!("{prefix}{name}"), format!("Unknown field '{name}'"))
+        // The path already ends at the unknown key.
+        let field = if path == "." {
+            name.clone()
+        } else {
+            path.to_string()
+        };
+        (field, format!("Unknown field '{name}'"))
     } else if path == "." {
         ("body".to_string(), message)
     } else {
@@ -223,6 +240,11 @@ mod tests {
                 vec!["invalid type: string \"x\", expected u32".to_string()]
             )]
         );
+        let e = field_error(
+            "surprise",
+            "unknown field `surprise`, expected one of `a`, `b`",
+        );
+        assert_eq!(errors(e)[0].0, "surprise");
         let e = field_error(".", "invalid type: sequence, expected struct X");
         assert_eq!(errors(e)[0].0, "body");
     }

@@ -1,0 +1,152 @@
+//! Black-box: the release-style binary, started as a user would, with no configuration.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use barrack_api::Tier;
+use barrack_client::Client;
+
+struct Server {
+    child: Child,
+    url: String,
+    printed_key: Option<String>,
+}
+
+// The child is waited for in `stop`.
+#[allow(clippy::zombie_processes)]
+fn spawn(data_dir: &Path, log: &Path) -> Server {
+    let log_file = std::fs::File::create(log).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_barrackd"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env_remove("BARRACK_DATABASE_URL")
+        .env_remove("BARRACK_CONFIG")
+        .env("BARRACK_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(log_file)
+        .spawn()
+        .expect("barrackd starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed_key = None;
+    loop {
+        let line = lines.next().expect("barrackd prints its address").unwrap();
+        if let Some(key) = line.trim().strip_prefix("sk_") {
+            printed_key = Some(format!("sk_{key}"));
+        }
+        if let Some(rest) = line.strip_prefix("Barrack API listening on ") {
+            let url = rest.trim().trim_end_matches("/api/").to_string();
+            return Server {
+                child,
+                url,
+                printed_key,
+            };
+        }
+    }
+}
+
+fn stop(mut server: Server) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status();
+    for _ in 0..100 {
+        if server.child.try_wait().unwrap().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.child.kill().unwrap();
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// First start prints an operator key once and keeps it in a 0600 file; secrets appear in no log line and
+/// in no database file; the second start reuses everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_configuration_start_keeps_secrets_out_of_logs_and_database() {
+    let dir = std::env::temp_dir().join(format!(
+        "barrack-bin-{}",
+        barrack_core::ids::random_alphanumeric(10)
+    ));
+    let data = dir.join("data");
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("first.log");
+    let server = spawn(&data, &log);
+    let key = server
+        .printed_key
+        .clone()
+        .expect("the first start prints the operator key");
+    let credentials = std::fs::read_to_string(data.join("admin-credentials")).unwrap();
+    assert!(credentials.contains(&key));
+    #[cfg(unix)]
+    {
+        assert_eq!(mode(&data.join("admin-credentials")), 0o600);
+        assert_eq!(mode(&data.join("server.secret")), 0o600);
+    }
+
+    let client = Client::builder(&server.url).api_key(&key).build().unwrap();
+    client.regions(&Default::default()).await.unwrap();
+    assert!(client.balance().await.is_ok());
+    let second = client
+        .create_api_key("second", Tier::Legacy)
+        .await
+        .unwrap()
+        .data
+        .key;
+    assert!(client.with_api_key(&second).balance().await.is_ok());
+    let token = client
+        .anonymous()
+        .obtain_token(&barrack_api::account::TokenObtainPair {
+            email: "admin@barrack.local".into(),
+            password: credentials
+                .lines()
+                .find_map(|l| l.strip_prefix("password: "))
+                .unwrap()
+                .into(),
+            tier: None,
+        })
+        .await
+        .unwrap()
+        .data;
+    assert!(client.with_bearer(&token.access).profile().await.is_ok());
+    assert!(client.with_api_key("sk_guessing").balance().await.is_err());
+    stop(server);
+
+    let secrets = [&key[3..], &second[3..], &token.access, &token.refresh];
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    assert!(log_text.contains("request"), "requests are logged");
+    for file in std::fs::read_dir(&data).unwrap() {
+        let path = file.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if !name.starts_with("barrack.db") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        for secret in secrets {
+            assert!(
+                !text.contains(secret),
+                "a secret is stored in plain text in {name}"
+            );
+        }
+    }
+    for secret in secrets {
+        assert!(!log_text.contains(secret), "a secret was logged");
+    }
+
+    // Second start: no new operator, the same key works.
+    let server = spawn(&data, &dir.join("second.log"));
+    assert!(
+        server.printed_key.is_none(),
+        "the operator key is printed once in an installation's life"
+    );
+    let client = Client::builder(&server.url).api_key(&key).build().unwrap();
+    assert!(client.balance().await.is_ok());
+    stop(server);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,0 +1,269 @@
+//! The test harness: boots the real server on 127.0.0.1:0 against a fresh SQLite file or a fresh
+//! PostgreSQL database, with a clock the test controls, and hands back a client holding an operator key.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use barrack_api::account::{AdminCreateUser, GrantCredits, ProfileUpdate};
+use barrack_api::{Currency, Tier};
+use barrack_client::Client;
+use barrack_core::clock::{Clock, ManualClock};
+use barrack_core::config::Config;
+use barrack_server::{Running, StartOptions};
+use rust_decimal::Decimal;
+
+/// The database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// `BARRACK_TEST_POSTGRES_URL`, e.g. `postgres://postgres@127.0.0.1:5432/test`: the PostgreSQL variants run
+/// when it is set (CI always sets it).
+pub fn postgres_url() -> Option<String> {
+    std::env::var("BARRACK_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// Defines `NAME::sqlite` and `NAME::postgres` tests from `async fn NAME(db: Db)`.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::common::Db::Sqlite).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if $crate::common::postgres_url().is_none() {
+                        eprintln!("BARRACK_TEST_POSTGRES_URL is not set: PostgreSQL variant not run");
+                        return;
+                    }
+                    super::$name($crate::common::Db::Postgres).await
+                }
+            }
+        )+
+    };
+}
+
+/// The same server URL naming another database.
+pub fn with_database(url: &str, name: &str) -> String {
+    let authority = url.find("://").map(|i| i + 3).unwrap_or(0);
+    let (without_query, query) = match url.find('?') {
+        Some(q) => (&url[..q], &url[q..]),
+        None => (url, ""),
+    };
+    match without_query[authority..].find('/') {
+        Some(slash) => format!("{}/{name}{query}", &without_query[..authority + slash]),
+        None => format!("{without_query}/{name}{query}"),
+    }
+}
+
+/// A fresh, empty database for one test.
+pub struct TestDatabase {
+    pub db: Db,
+    pub url: String,
+    pub dir: PathBuf,
+    pg_name: Option<String>,
+}
+
+impl TestDatabase {
+    pub async fn create(db: Db) -> TestDatabase {
+        let dir = std::env::temp_dir().join(format!(
+            "barrack-test-{}",
+            barrack_core::ids::random_alphanumeric(12)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        match db {
+            Db::Sqlite => {
+                let url = format!("sqlite://{}?mode=rwc", dir.join("barrack.db").display());
+                TestDatabase {
+                    db,
+                    url,
+                    dir,
+                    pg_name: None,
+                }
+            }
+            Db::Postgres => {
+                let base = postgres_url().expect("BARRACK_TEST_POSTGRES_URL");
+                let name = format!(
+                    "barrack_test_{}",
+                    barrack_core::ids::random_alphanumeric(12).to_lowercase()
+                );
+                let admin = barrack_store::Store::connect(&base, 1)
+                    .await
+                    .expect("connect to the test PostgreSQL");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(admin.pool())
+                    .await
+                    .expect("create a test database");
+                admin.close().await;
+                let url = with_database(&base, &name);
+                TestDatabase {
+                    db,
+                    url,
+                    dir,
+                    pg_name: Some(name),
+                }
+            }
+        }
+    }
+
+    pub async fn drop_database(&self) {
+        if let (Some(name), Some(base)) = (&self.pg_name, postgres_url())
+            && let Ok(admin) = barrack_store::Store::connect(&base, 1).await
+        {
+            let drop = sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            let _ = sqlx::raw_sql(drop).execute(admin.pool()).await;
+            admin.close().await;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A running server for one test.
+pub struct TestApp {
+    pub db: Db,
+    pub database: TestDatabase,
+    pub running: Option<Running>,
+    pub clock: Arc<ManualClock>,
+    /// Operator client (the key the first start printed).
+    pub admin: Client,
+    pub admin_key: String,
+    pub base_url: String,
+}
+
+/// Configuration of test servers: the defaults, on a random port, without rate limits.
+pub fn test_config(database: &TestDatabase) -> Config {
+    let defaults = Config::default();
+    Config {
+        listen: "127.0.0.1:0".into(),
+        data_dir: database.dir.clone(),
+        database_url: Some(database.url.clone()),
+        database_max_connections: 8,
+        secret: Some("test-secret-with-enough-length".into()),
+        rate_limit: barrack_core::config::RateLimitConfig { requests: 0, ..defaults.rate_limit.clone() },
+        ..defaults
+    }
+}
+
+/// 2025-01-15T10:30:00Z, the docs' example time.
+pub const START_MS: i64 = 1_736_937_000_000;
+
+impl TestApp {
+    pub async fn start(db: Db) -> TestApp {
+        TestApp::start_with(db, |_| {}).await
+    }
+
+    pub async fn start_with(db: Db, configure: impl FnOnce(&mut Config)) -> TestApp {
+        let database = TestDatabase::create(db).await;
+        let mut config = test_config(&database);
+        configure(&mut config);
+        let clock = Arc::new(ManualClock::starting_at(START_MS));
+        let running = barrack_server::start(StartOptions {
+            config,
+            clock: Some(clock.clone() as Arc<dyn Clock>),
+        })
+        .await
+        .expect("server starts");
+        let admin_key = running
+            .bootstrap
+            .as_ref()
+            .expect("first start bootstraps an operator")
+            .key
+            .key
+            .clone();
+        let base_url = format!("http://{}", running.addr);
+        let admin = Client::builder(&base_url)
+            .api_key(&admin_key)
+            .max_retries(0)
+            .build()
+            .unwrap();
+        TestApp {
+            db,
+            database,
+            running: Some(running),
+            clock,
+            admin,
+            admin_key,
+            base_url,
+        }
+    }
+
+    pub fn anonymous(&self) -> Client {
+        self.admin.anonymous()
+    }
+
+    /// A new ordinary account with a key of `tier`: its client and its id.
+    pub async fn user(&self, tier: Tier) -> (Client, String) {
+        let n = barrack_core::ids::random_alphanumeric(8).to_lowercase();
+        let user = self
+            .admin
+            .admin_create_user(&AdminCreateUser {
+                email: format!("user-{n}@example.com"),
+                password: "correct horse battery".into(),
+                name: "Test User".into(),
+                admin: false,
+            })
+            .await
+            .expect("create user")
+            .data;
+        let key = self
+            .admin
+            .admin_create_api_key(&user.id, "test", tier)
+            .await
+            .expect("create key")
+            .data;
+        (self.admin.with_api_key(key.key.key), user.id)
+    }
+
+    /// A user with a complete profile in `country` and `amount` credits in its currency.
+    pub async fn funded_user(&self, tier: Tier, country: &str, amount: &str) -> (Client, String) {
+        let (client, id) = self.user(tier).await;
+        let profile = client
+            .update_profile(&ProfileUpdate {
+                address_line: Some(Some("1 Test Street".into())),
+                postal_code: Some(Some("00100".into())),
+                country: Some(Some(country.into())),
+                ..Default::default()
+            })
+            .await
+            .expect("complete the profile")
+            .data;
+        assert!(profile.profile_complete);
+        self.grant(&id, amount, profile.currency).await;
+        (client, id)
+    }
+
+    pub async fn grant(&self, account_id: &str, amount: &str, currency: Currency) {
+        self.admin
+            .admin_grant_credits(
+                account_id,
+                &GrantCredits {
+                    amount: amount.parse::<Decimal>().unwrap(),
+                    currency,
+                    note: None,
+                },
+            )
+            .await
+            .expect("grant credits");
+    }
+
+    pub fn services(&self) -> &barrack_core::Services {
+        &self.running.as_ref().expect("running").services
+    }
+
+    /// Stops the server and removes its database.
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await;
+        }
+        self.database.drop_database().await;
+    }
+}

@@ -1,0 +1,236 @@
+//! `spec/API.md` §1: envelopes, request ids, JSON for every rejection, rate limits.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::common::{Db, TestApp};
+use crate::on_both_databases;
+
+on_both_databases!(
+    success_envelopes_carry_the_request_id_in_body_and_header,
+    every_rejection_is_the_json_error_envelope,
+    bodies_over_the_limit_get_413,
+    rate_limits_answer_429_with_headers,
+);
+
+fn is_request_id(s: &str) -> bool {
+    s.len() == 8
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+}
+
+async fn success_envelopes_carry_the_request_id_in_body_and_header(db: Db) {
+    let app = TestApp::start(db).await;
+    for path in ["/api/balance/", "/api/balance"] {
+        let raw = app.admin.raw(Method::GET, path, None).await.unwrap();
+        assert_eq!(
+            raw.status, 200,
+            "{path} is served with and without the trailing slash"
+        );
+        let header = raw.headers["x-request-id"].to_str().unwrap();
+        assert!(is_request_id(header));
+        assert_eq!(raw.body["request_id"], header);
+        assert_eq!(raw.body["success"], true);
+        assert_eq!(raw.body["tier"], "advanced");
+        assert!(raw.body["timestamp"].as_str().unwrap().ends_with('Z'));
+        assert!(raw.body["message"].is_string());
+        assert!(raw.body["data"].is_object());
+    }
+    let a = app
+        .admin
+        .raw(Method::GET, "/api/regions/", None)
+        .await
+        .unwrap();
+    let b = app
+        .admin
+        .raw(Method::GET, "/api/regions/", None)
+        .await
+        .unwrap();
+    assert_ne!(a.body["request_id"], b.body["request_id"]);
+    app.stop().await;
+}
+
+async fn every_rejection_is_the_json_error_envelope(db: Db) {
+    let app = TestApp::start(db).await;
+    type Case = (Method, &'static str, Option<Vec<u8>>, u16, &'static str);
+    let cases: Vec<Case> = vec![
+        (Method::GET, "/api/no-such-thing/", None, 404, "NOT_FOUND"),
+        (Method::GET, "/", None, 404, "NOT_FOUND"),
+        (
+            Method::DELETE,
+            "/api/regions/",
+            None,
+            405,
+            "METHOD_NOT_ALLOWED",
+        ),
+        (
+            Method::POST,
+            "/api/api-keys/",
+            Some(b"{not json".to_vec()),
+            400,
+            "VALIDATION_ERROR",
+        ),
+        (
+            Method::POST,
+            "/api/api-keys/",
+            Some(b"[1, 2]".to_vec()),
+            400,
+            "VALIDATION_ERROR",
+        ),
+        (
+            Method::POST,
+            "/api/api-keys/",
+            Some(br#"{"name": 7, "tier": "legacy"}"#.to_vec()),
+            400,
+            "VALIDATION_ERROR",
+        ),
+        (
+            Method::POST,
+            "/api/api-keys/",
+            Some(br#"{"name": "x", "tier": "gold"}"#.to_vec()),
+            400,
+            "VALIDATION_ERROR",
+        ),
+        (
+            Method::POST,
+            "/api/api-keys/",
+            Some(b"{}".to_vec()),
+            400,
+            "VALIDATION_ERROR",
+        ),
+        (
+            Method::POST,
+            "/api/api-keys/",
+            Some(vec![0xff, 0xfe, 0x00]),
+            400,
+            "VALIDATION_ERROR",
+        ),
+        (
+            Method::GET,
+            "/api/transactions/?page=0",
+            None,
+            400,
+            "VALIDATION_ERROR",
+        ),
+        (
+            Method::GET,
+            "/api/transactions/?limit=1000",
+            None,
+            400,
+            "VALIDATION_ERROR",
+        ),
+        (
+            Method::GET,
+            "/api/transactions/?type=theft",
+            None,
+            400,
+            "VALIDATION_ERROR",
+        ),
+        (
+            Method::GET,
+            "/api/transactions/?from=yesterday",
+            None,
+            400,
+            "VALIDATION_ERROR",
+        ),
+        (
+            Method::DELETE,
+            "/api/api-keys/BRK-NOPE00A/",
+            None,
+            404,
+            "NOT_FOUND",
+        ),
+    ];
+    for (method, path, body, status, code) in cases {
+        let raw = app
+            .admin
+            .raw_bytes(method.clone(), path, body.clone())
+            .await
+            .unwrap();
+        assert_eq!(raw.status.as_u16(), status, "{method} {path}: {}", raw.text);
+        assert!(
+            raw.headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{method} {path}"
+        );
+        assert_eq!(raw.body["success"], false, "{method} {path}");
+        assert_eq!(raw.body["code"], code, "{method} {path}: {}", raw.text);
+        assert!(raw.body["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(is_request_id(raw.body["request_id"].as_str().unwrap()));
+        if status == 400 {
+            assert!(
+                raw.body["errors"]
+                    .as_object()
+                    .is_some_and(|e| !e.is_empty()),
+                "{method} {path}: {}",
+                raw.text
+            );
+        }
+    }
+    // A missing required field is named.
+    let raw = app
+        .admin
+        .raw(
+            Method::POST,
+            "/api/api-keys/",
+            Some(&json!({"tier": "legacy"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        raw.body["errors"]["name"],
+        json!(["This field is required"])
+    );
+    app.stop().await;
+}
+
+async fn bodies_over_the_limit_get_413(db: Db) {
+    let app = TestApp::start_with(db, |c| c.body_limit_bytes = 4096).await;
+    let big = json!({"name": "x".repeat(10_000), "tier": "legacy"});
+    let raw = app
+        .admin
+        .raw(Method::POST, "/api/api-keys/", Some(&big))
+        .await
+        .unwrap();
+    assert_eq!(raw.status, 413);
+    assert_eq!(raw.body["code"], "PAYLOAD_TOO_LARGE");
+    assert_eq!(raw.body["success"], false);
+    app.stop().await;
+}
+
+async fn rate_limits_answer_429_with_headers(db: Db) {
+    let app = TestApp::start_with(db, |c| {
+        c.rate_limit.requests = 3;
+        c.rate_limit.window_seconds = 60;
+    })
+    .await;
+    for remaining in ["2", "1", "0"] {
+        let raw = app
+            .admin
+            .raw(Method::GET, "/api/balance/", None)
+            .await
+            .unwrap();
+        assert_eq!(raw.status, 200);
+        assert_eq!(raw.headers["ratelimit-limit"], "3");
+        assert_eq!(raw.headers["ratelimit-remaining"], remaining);
+    }
+    let limited = app
+        .admin
+        .raw(Method::GET, "/api/balance/", None)
+        .await
+        .unwrap();
+    assert_eq!(limited.status, 429);
+    assert_eq!(limited.body["code"], "RATE_LIMITED");
+    assert_eq!(limited.headers["retry-after"], "20");
+    assert!(limited.headers.contains_key("ratelimit-reset"));
+    // Each client has its own budget.
+    let anonymous = app
+        .anonymous()
+        .raw(Method::GET, "/api/regions/", None)
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status, 200);
+    app.stop().await;
+}

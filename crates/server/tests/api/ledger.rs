@@ -1,0 +1,192 @@
+use barrack_api::account::GrantCredits;
+use barrack_api::ledger::{TransactionQuery, TransactionType};
+use barrack_api::{Currency, Tier};
+use rust_decimal::Decimal;
+
+use crate::common::{Db, TestApp};
+use crate::on_both_databases;
+
+on_both_databases!(
+    grants_are_ledger_entries_and_the_balance_equals_the_ledger,
+    grants_are_validated
+);
+
+fn d(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+async fn grants_are_ledger_entries_and_the_balance_equals_the_ledger(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, id) = app.user(Tier::Legacy).await;
+    assert_eq!(client.balance().await.unwrap().data.balance, Decimal::ZERO);
+
+    let grant = |amount: &str, currency| GrantCredits {
+        amount: d(amount),
+        currency,
+        note: Some("welcome".into()),
+    };
+    let first = app
+        .admin
+        .admin_grant_credits(&id, &grant("25.00", Currency::USD))
+        .await
+        .unwrap()
+        .data;
+    assert_eq!(first.kind, TransactionType::Grant);
+    assert_eq!((first.amount, first.balance_after), (d("25"), d("25")));
+    assert!(first.id.starts_with("BRK-") && first.id.ends_with('T'));
+    app.admin
+        .admin_grant_credits(&id, &grant("0.10", Currency::USD))
+        .await
+        .unwrap();
+    app.admin
+        .admin_grant_credits(&id, &grant("100", Currency::INR))
+        .await
+        .unwrap();
+
+    // Concurrent grants all land.
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let admin = app.admin.clone();
+        let id = id.clone();
+        tasks.push(tokio::spawn(async move {
+            admin
+                .admin_grant_credits(&id, &grant("1.01", Currency::USD))
+                .await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+
+    let balance = client.balance().await.unwrap().data;
+    assert_eq!(balance.currency, Currency::USD);
+    assert_eq!(balance.balance, d("35.2"));
+    assert_eq!(balance.minimum_balance, d("1"));
+    let inr = balance
+        .balances
+        .iter()
+        .find(|b| b.currency == Currency::INR)
+        .unwrap();
+    assert_eq!(inr.balance, d("100"));
+
+    let store = app.services().store();
+    let held = store.balances(&id).await.unwrap();
+    for (currency, micros) in held {
+        assert_eq!(
+            store.ledger_sum(&id, &currency).await.unwrap(),
+            micros,
+            "balance = ledger for {currency}"
+        );
+    }
+
+    let all = client
+        .transactions(&TransactionQuery::default())
+        .await
+        .unwrap()
+        .data;
+    assert_eq!(all.pagination.total, 13);
+    assert_eq!(all.transactions[0].description, "Credit grant: welcome");
+    let inr_only = client
+        .transactions(&TransactionQuery {
+            currency: Some(Currency::INR),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .data;
+    assert_eq!(inr_only.pagination.total, 1);
+    let page = client
+        .transactions(&TransactionQuery {
+            limit: Some(5),
+            page: Some(3),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .data;
+    assert_eq!(
+        (page.transactions.len(), page.pagination.total_pages),
+        (3, 3)
+    );
+    let deposits = client
+        .transactions(&TransactionQuery {
+            kind: Some(TransactionType::Deposit),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .data;
+    assert_eq!(deposits.pagination.total, 0);
+    let future = client
+        .transactions(&TransactionQuery {
+            from: Some("2099-01-01T00:00:00Z".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .data;
+    assert_eq!(future.pagination.total, 0);
+
+    // Another account sees none of it.
+    let (other, _) = app.user(Tier::Legacy).await;
+    assert_eq!(
+        other
+            .transactions(&TransactionQuery::default())
+            .await
+            .unwrap()
+            .data
+            .pagination
+            .total,
+        0
+    );
+    app.stop().await;
+}
+
+async fn grants_are_validated(db: Db) {
+    let app = TestApp::start(db).await;
+    let (_, id) = app.user(Tier::Legacy).await;
+    for amount in ["0", "-5", "0.001", "1000000001"] {
+        let err = app
+            .admin
+            .admin_grant_credits(
+                &id,
+                &GrantCredits {
+                    amount: d(amount),
+                    currency: Currency::USD,
+                    note: None,
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), Some(400), "{amount}");
+        assert!(
+            err.field_errors().unwrap().contains_key("amount"),
+            "{amount}"
+        );
+    }
+    let missing = app
+        .admin
+        .admin_grant_credits(
+            "BRK-NOBODYU",
+            &GrantCredits {
+                amount: d("5"),
+                currency: Currency::USD,
+                note: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(missing.status(), Some(404));
+    let raw = app
+        .admin
+        .raw(
+            reqwest::Method::POST,
+            &format!("/api/admin/accounts/{id}/credits/"),
+            Some(&serde_json::json!({"amount": "ten", "currency": "USD"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(raw.status, 400);
+    assert!(raw.body["errors"].get("amount").is_some());
+    app.stop().await;
+}

@@ -1,0 +1,11 @@
+//! Integration tests: each boots the real server and talks HTTP to it, on SQLite and on PostgreSQL.
+
+mod common;
+
+mod accounts;
+mod binary;
+mod catalog;
+mod conventions;
+mod ledger;
+mod openapi;
+mod schema;
