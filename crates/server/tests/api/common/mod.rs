@@ -148,7 +148,10 @@ pub fn test_config(database: &TestDatabase) -> Config {
         database_url: Some(database.url.clone()),
         database_max_connections: 8,
         secret: Some("test-secret-with-enough-length".into()),
-        rate_limit: barrack_core::config::RateLimitConfig { requests: 0, ..defaults.rate_limit.clone() },
+        rate_limit: barrack_core::config::RateLimitConfig {
+            requests: 0,
+            ..defaults.rate_limit.clone()
+        },
         ..defaults
     }
 }
