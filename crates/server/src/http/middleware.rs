@@ -155,3 +155,50 @@ pub async fn method_not_allowed(request: Request) -> Response {
         request.uri().path()
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::Request;
+    use axum::routing::get;
+    use tower::ServiceExt;
+    use tower_http::catch_panic::CatchPanicLayer;
+
+    use super::*;
+
+    async fn boom() -> String {
+        panic!("database password is hunter2")
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_a_json_500_that_reveals_nothing() {
+        let app = Router::new()
+            .route("/boom", get(boom))
+            .layer(CatchPanicLayer::custom(panic_response))
+            .layer(axum::middleware::from_fn(json_errors));
+        let response = app
+            .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["code"], "INTERNAL_ERROR");
+        assert_eq!(json["success"], false);
+        assert_eq!(json["message"], "Internal server error");
+        assert!(!String::from_utf8_lossy(&body).contains("hunter2"));
+    }
+
+    #[test]
+    fn api_paths_gain_their_trailing_slash() {
+        let fixed = normalize_path(Request::get("/api/balance?x=1").body(()).unwrap());
+        assert_eq!(fixed.uri(), "/api/balance/?x=1");
+        let kept = normalize_path(Request::get("/api/openapi.json").body(()).unwrap());
+        assert_eq!(kept.uri(), "/api/openapi.json");
+        let root = normalize_path(Request::get("/").body(()).unwrap());
+        assert_eq!(root.uri(), "/");
+    }
+}
