@@ -9,6 +9,7 @@ pub mod config;
 pub mod countries;
 pub mod error;
 pub mod ids;
+pub mod jobs;
 pub mod ledger;
 pub mod money;
 pub mod validate;

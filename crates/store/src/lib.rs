@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod capacity;
+pub mod jobs;
 pub mod ledger;
 mod migrate;
 
@@ -19,7 +20,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use migrate::{MIGRATIONS, Migration};
-pub use sqlx::{Any, Transaction};
+pub use sqlx::{Any, AnyConnection, Transaction};
 
 /// Which database a store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -23,7 +23,8 @@ macro_rules! migration {
     };
 }
 
-pub static MIGRATIONS: &[Migration] = &[migration!(1, "0001_foundation")];
+pub static MIGRATIONS: &[Migration] =
+    &[migration!(1, "0001_foundation"), migration!(2, "0002_jobs")];
 
 impl Migration {
     fn sql(&self, backend: Backend) -> &'static str {

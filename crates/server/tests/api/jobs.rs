@@ -1,0 +1,224 @@
+//! The job runner on both databases: leases, retries, dead letters, exactly-once under concurrency.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use barrack_core::clock::{Clock, ManualClock};
+use barrack_core::jobs::{JobHandler, JobRunner, JobSettings, NewJob, Outcome, enqueue};
+use barrack_store::Store;
+use barrack_store::jobs::JobRow;
+
+use crate::common::{Db, START_MS, TestDatabase};
+use crate::on_both_databases;
+
+on_both_databases!(
+    jobs_run_once_each_across_concurrent_runners,
+    transient_failures_back_off_then_dead_letter,
+    an_expired_lease_lets_another_worker_take_over,
+);
+
+/// Counts runs per job; fails the first `failures` attempts of each.
+#[derive(Default)]
+struct Recorder {
+    runs: Mutex<HashMap<String, u32>>,
+    failures: u32,
+}
+
+#[async_trait]
+impl JobHandler for Recorder {
+    async fn run(&self, job: &JobRow) -> Outcome {
+        let mut runs = self.runs.lock().unwrap();
+        let n = runs.entry(job.resource_id.clone()).or_default();
+        *n += 1;
+        if *n <= self.failures {
+            Outcome::Retry(format!("attempt {n} failed"))
+        } else {
+            Outcome::Done
+        }
+    }
+}
+
+async fn setup(db: Db) -> (TestDatabase, Store, Arc<ManualClock>) {
+    let database = TestDatabase::create(db).await;
+    let store = Store::connect(&database.url, 8).await.unwrap();
+    store.migrate().await.unwrap();
+    (
+        database,
+        store,
+        Arc::new(ManualClock::starting_at(START_MS)),
+    )
+}
+
+async fn add_jobs(store: &Store, n: usize, max_attempts: i64, now: i64) {
+    let mut tx = store.begin().await.unwrap();
+    for i in 0..n {
+        let job = NewJob {
+            kind: "test.record",
+            resource_id: &format!("res-{i}"),
+            payload: "{}".into(),
+            max_attempts,
+        };
+        enqueue(&mut tx, job, now).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+fn runner(store: &Store, clock: &Arc<ManualClock>, handler: Arc<Recorder>) -> JobRunner {
+    let settings = JobSettings {
+        lease_ms: 10_000,
+        base_backoff_ms: 1_000,
+        max_backoff_ms: 8_000,
+        ..Default::default()
+    };
+    let mut runner = JobRunner::new(store.clone(), clock.clone() as Arc<dyn Clock>, settings);
+    runner.register("test.record", handler);
+    runner
+}
+
+async fn jobs_run_once_each_across_concurrent_runners(db: Db) {
+    let (database, store, clock) = setup(db).await;
+    add_jobs(&store, 200, 3, START_MS).await;
+    let handler = Arc::new(Recorder::default());
+    let runners: Vec<Arc<JobRunner>> = (0..4)
+        .map(|_| Arc::new(runner(&store, &clock, handler.clone())))
+        .collect();
+    let tasks: Vec<_> = runners
+        .iter()
+        .map(|r| {
+            let r = r.clone();
+            tokio::spawn(async move { r.run_until_idle().await.unwrap() })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    assert_eq!(total, 200);
+    let runs = handler.runs.lock().unwrap();
+    assert_eq!(runs.len(), 200);
+    assert!(runs.values().all(|n| *n == 1), "every job ran exactly once");
+    assert_eq!(store.unfinished_jobs().await.unwrap(), 0);
+    drop(runs);
+    store.close().await;
+    database.drop_database().await;
+}
+
+async fn transient_failures_back_off_then_dead_letter(db: Db) {
+    let (database, store, clock) = setup(db).await;
+    add_jobs(&store, 1, 3, START_MS).await;
+    let handler = Arc::new(Recorder {
+        failures: 2,
+        ..Default::default()
+    });
+    let runner = runner(&store, &clock, handler.clone());
+
+    let (job, outcome) = runner.run_one().await.unwrap().unwrap();
+    assert_eq!(outcome, Outcome::Retry("attempt 1 failed".into()));
+    assert!(
+        runner.run_one().await.unwrap().is_none(),
+        "not due again before its backoff"
+    );
+    let after = store.job(&job.id).await.unwrap().unwrap();
+    assert_eq!((after.status.as_str(), after.attempts), ("pending", 1));
+    assert_eq!(after.last_error.as_deref(), Some("attempt 1 failed"));
+    let backoff = after.run_after - START_MS;
+    assert!(
+        (800..=1200).contains(&backoff),
+        "first backoff about 1 s, was {backoff} ms"
+    );
+
+    clock.advance_ms(1_200);
+    assert_eq!(
+        runner.run_one().await.unwrap().unwrap().1,
+        Outcome::Retry("attempt 2 failed".into())
+    );
+    let second = store.job(&job.id).await.unwrap().unwrap().run_after - clock.now_ms();
+    assert!(
+        (1600..=2400).contains(&second),
+        "backoff doubles, was {second} ms"
+    );
+    clock.advance_ms(2_400);
+    assert_eq!(runner.run_one().await.unwrap().unwrap().1, Outcome::Done);
+    assert_eq!(store.job(&job.id).await.unwrap().unwrap().status, "done");
+
+    // A job that keeps failing is dead-lettered after its last attempt.
+    add_jobs(&store, 1, 2, clock.now_ms()).await;
+    let stubborn = Arc::new(Recorder {
+        failures: 99,
+        ..Default::default()
+    });
+    let runner = self::runner(&store, &clock, stubborn);
+    runner.run_one().await.unwrap().unwrap();
+    clock.advance_ms(10_000);
+    let (job, _) = runner.run_one().await.unwrap().unwrap();
+    let dead = store.job(&job.id).await.unwrap().unwrap();
+    assert_eq!((dead.status.as_str(), dead.attempts), ("failed", 2));
+    assert_eq!(
+        store.jobs_with_status(&["failed"], 10).await.unwrap().len(),
+        1
+    );
+    clock.advance_ms(100_000);
+    assert!(
+        runner.run_one().await.unwrap().is_none(),
+        "dead letters are not retried"
+    );
+    store.close().await;
+    database.drop_database().await;
+}
+
+async fn an_expired_lease_lets_another_worker_take_over(db: Db) {
+    let (database, store, clock) = setup(db).await;
+    add_jobs(&store, 1, 3, START_MS).await;
+    // Worker A claims and then dies without finishing.
+    let claimed = store
+        .claim_job("worker-a", clock.now_ms(), 10_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.attempts, 1);
+    let handler = Arc::new(Recorder::default());
+    let b = runner(&store, &clock, handler.clone());
+    assert!(
+        b.run_one().await.unwrap().is_none(),
+        "the lease is still held"
+    );
+    clock.advance_ms(5_000);
+    assert!(
+        store
+            .heartbeat_job(&claimed.id, "worker-a", clock.now_ms(), 10_000)
+            .await
+            .unwrap(),
+        "A extends its lease"
+    );
+    clock.advance_ms(9_000);
+    assert!(
+        b.run_one().await.unwrap().is_none(),
+        "the extended lease still holds"
+    );
+    clock.advance_ms(1_001);
+    let (job, outcome) = b.run_one().await.unwrap().unwrap();
+    assert_eq!(
+        (job.id.as_str(), outcome),
+        (claimed.id.as_str(), Outcome::Done)
+    );
+    assert_eq!(job.attempts, 2);
+    // A comes back: its lease is gone, so it can record nothing.
+    assert!(
+        !store
+            .heartbeat_job(&claimed.id, "worker-a", clock.now_ms(), 10_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !barrack_store::jobs::complete(store.pool(), &claimed.id, "worker-a", clock.now_ms())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.job(&claimed.id).await.unwrap().unwrap().status,
+        "done"
+    );
+    store.close().await;
+    database.drop_database().await;
+}
