@@ -11,6 +11,7 @@ pub mod error;
 pub mod ids;
 pub mod jobs;
 pub mod ledger;
+pub mod lifecycle;
 pub mod money;
 pub mod validate;
 
