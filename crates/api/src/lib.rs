@@ -6,6 +6,7 @@ pub mod account;
 pub mod catalog;
 pub mod decimal;
 pub mod envelope;
+pub mod instances;
 pub mod ledger;
 
 pub use envelope::*;

@@ -1,0 +1,284 @@
+//! Instances: deploy, details, lifecycle actions, events (`spec/API.md` §3, §4).
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::catalog::Amount;
+use crate::{Currency, Pagination, Tier};
+
+/// A security rule as sent at deploy or added to an instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityRuleRequest {
+    /// `ingress` or `egress`.
+    pub direction: String,
+    /// `tcp`, `udp`, `icmp`, another IP protocol name or number; absent means any protocol.
+    #[serde(default)]
+    pub protocol: Option<String>,
+    /// `IPv4` (default) or `IPv6`.
+    #[serde(default)]
+    pub ethertype: Option<String>,
+    #[serde(default)]
+    pub port_range_min: Option<u32>,
+    #[serde(default)]
+    pub port_range_max: Option<u32>,
+    /// CIDR such as `203.0.113.0/24`; absent means anywhere.
+    #[serde(default)]
+    pub remote_ip_prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SecurityRule {
+    pub id: String,
+    pub direction: String,
+    pub protocol: Option<String>,
+    pub ethertype: String,
+    pub port_range_min: Option<u16>,
+    pub port_range_max: Option<u16>,
+    pub remote_ip_prefix: Option<String>,
+    /// `instance` for the instance's own rules, or the id of the firewall it comes from.
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OsVolumeRequest {
+    pub size: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewVolumeRequest {
+    pub name: String,
+    pub size: u32,
+    pub volume_type: String,
+}
+
+/// `POST /api/deploy-server/`, every documented field.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeployRequest {
+    pub gpu_model: String,
+    pub gpu_count: u32,
+    pub region: String,
+    pub instance_name: String,
+    /// OS image or custom image name (image boot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_name: Option<String>,
+    /// Bootable volume id (volume boot, with `boot_from_volume: true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_id: Option<String>,
+    #[serde(default)]
+    pub boot_from_volume: bool,
+    /// Name or id of one of the caller's SSH keys (image boot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_key: Option<String>,
+    #[serde(default = "yes")]
+    pub public_ip: bool,
+    #[serde(default)]
+    pub security_rules: Vec<SecurityRuleRequest>,
+    /// At most 16384 bytes (413 beyond).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_init: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_volume: Option<OsVolumeRequest>,
+    #[serde(default)]
+    pub existing_volumes: Vec<String>,
+    #[serde(default)]
+    pub volumes: Vec<NewVolumeRequest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script_id: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct GpuCharge {
+    pub model: String,
+    pub count: u32,
+    pub hourly_rate: Amount,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ComputeCharge {
+    pub gpu: GpuCharge,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct VolumeCharge {
+    pub size_gb: u32,
+    #[serde(rename = "type")]
+    pub volume_type: String,
+    pub hourly_rate: Amount,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DataVolumeCharge {
+    pub volume_id: String,
+    pub name: String,
+    pub size_gb: u32,
+    #[serde(rename = "type")]
+    pub volume_type: String,
+    pub hourly_rate: Amount,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StorageCharge {
+    pub os_volume: VolumeCharge,
+    pub data_volumes: Vec<DataVolumeCharge>,
+    pub data_volumes_total: Amount,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BillingBreakdown {
+    pub compute: ComputeCharge,
+    pub storage: StorageCharge,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct InstanceBilling {
+    pub breakdown: BillingBreakdown,
+    pub total_hourly_rate: Amount,
+    pub currency: Currency,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Specs {
+    pub gpu_type: String,
+    pub gpu_count: u32,
+    pub ram_gb: u32,
+    pub vcpus: u32,
+    pub storage_gb: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Features {
+    pub startup_script_configured: bool,
+}
+
+/// The 201 body's `data` of a deploy, exactly as documented.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DeployedInstance {
+    pub instance_id: String,
+    pub vm_name: String,
+    pub region: String,
+    pub ip_address: Option<String>,
+    /// `pending` until an address is assigned, then `assigned`.
+    pub ip_status: String,
+    pub billing: InstanceBilling,
+    pub specs: Specs,
+    pub status: String,
+    /// `image`, `volume` or `snapshot`.
+    pub boot_source: String,
+    pub operating_system: Option<String>,
+    pub features: Features,
+    pub created_at: String,
+}
+
+/// An instance as listed and shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Instance {
+    pub instance_id: String,
+    pub name: String,
+    pub vm_name: String,
+    pub region: String,
+    pub tier: Tier,
+    pub status: String,
+    /// Why the instance is in ERROR, or why it was last changed by the system.
+    pub status_reason: Option<String>,
+    pub ip_address: Option<String>,
+    pub ip_status: String,
+    pub public_ip: bool,
+    pub boot_source: String,
+    pub operating_system: Option<String>,
+    pub ssh_key_id: Option<String>,
+    pub script_id: Option<String>,
+    pub specs: Specs,
+    pub billing: InstanceBilling,
+    pub features: Features,
+    pub security_rules: Vec<SecurityRule>,
+    /// Actions the instance accepts in its current state.
+    pub allowed_actions: Vec<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InstanceList {
+    pub instances: Vec<Instance>,
+    pub pagination: Pagination,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct InstanceQuery {
+    pub page: Option<u32>,
+    pub limit: Option<u32>,
+    /// Only instances in this state (e.g. `ACTIVE`).
+    pub status: Option<String>,
+    pub region: Option<String>,
+    pub gpu_model: Option<String>,
+    /// Substring of the name, case-insensitive.
+    pub name: Option<String>,
+}
+
+/// Answer of a lifecycle action: the instance in its transitional state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct InstanceAction {
+    pub instance_id: String,
+    pub action: String,
+    pub status: String,
+    /// The state the instance will rest in once the operation finishes.
+    pub target_status: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Event {
+    pub id: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    pub kind: String,
+    pub from_status: Option<String>,
+    pub to_status: Option<String>,
+    /// `user:<account id>`, `operator:<account id>` or `system`.
+    pub actor: String,
+    pub cause: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EventList {
+    pub events: Vec<Event>,
+    pub pagination: Pagination,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HibernatedSummary {
+    pub count: u64,
+    /// What the hibernated instances cost per hour together.
+    pub hourly_cost: Amount,
+    pub currency: Currency,
+    /// The most recently hibernated, newest first.
+    pub recent: Vec<Instance>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TogglePublicIp {
+    pub instance_id: String,
+    pub public_ip: bool,
+    pub ip_address: Option<String>,
+    pub ip_status: String,
+}
+
+/// `remove-security-rule` answers flat, as documented.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RemoveSecurityRuleResponse {
+    pub success: bool,
+    pub message: String,
+    pub instance_id: String,
+    pub rule_id: String,
+    pub tier: Option<Tier>,
+    pub request_id: String,
+}

@@ -1,0 +1,157 @@
+//! Compute drivers: what the control plane asks of the machines that run instances.
+//!
+//! Every operation is idempotent and keyed by the resource id, because a worker that crashed mid-call will
+//! call it again: creating an instance that exists returns its placement, deleting one that is gone
+//! succeeds. Drivers report failures as [`DriverError`]: transient ones are retried with backoff,
+//! permanent ones put the resource in ERROR with the message as the reason.
+
+pub mod sim;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// What an instance is booted from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BootDisk {
+    /// A fresh OS disk of `size_gb` from the named OS or custom image.
+    Image { image: String, size_gb: u32 },
+    /// An existing bootable volume.
+    Volume { volume_id: String },
+    /// A new disk copied from a snapshot.
+    Snapshot { snapshot_id: String, size_gb: u32 },
+}
+
+/// Everything a driver needs to create (or re-create on restore) an instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceSpec {
+    pub id: String,
+    pub name: String,
+    pub region: String,
+    pub gpu_model: String,
+    pub gpu_count: u32,
+    pub vcpus: u32,
+    pub ram_gb: u32,
+    pub boot: BootDisk,
+    /// OpenSSH public keys to install for the default user.
+    pub ssh_public_keys: Vec<String>,
+    pub cloud_init: Option<String>,
+    pub startup_script: Option<String>,
+    /// Data volumes to attach at boot.
+    pub volume_ids: Vec<String>,
+}
+
+/// Where an instance runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    pub host: String,
+}
+
+/// The power state a driver observes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PowerState {
+    Running,
+    Stopped,
+    /// Shelved: no host, disk kept.
+    Hibernated,
+    /// The driver knows nothing of this instance.
+    Missing,
+    /// Broken (host lost, hardware fault); the reason says why.
+    Failed(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observation {
+    pub state: PowerState,
+    pub host: Option<String>,
+}
+
+/// A firewall rule as the driver programs it (the union of an instance's own and attached rules).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PacketRule {
+    pub direction: String,
+    pub ethertype: String,
+    pub protocol: Option<String>,
+    pub port_range_min: Option<u16>,
+    pub port_range_max: Option<u16>,
+    pub remote_ip_prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DriverError {
+    /// Worth retrying (timeouts, a busy host, an injected transient fault).
+    #[error("transient: {0}")]
+    Transient(String),
+    /// Retrying will not help; the resource goes to ERROR with this reason.
+    #[error("{0}")]
+    Permanent(String),
+    /// No capacity on any host for this request.
+    #[error("no capacity: {0}")]
+    NoCapacity(String),
+}
+
+/// Operations kinds, for fault injection and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    CreateInstance,
+    StartInstance,
+    StopInstance,
+    RebootInstance,
+    HibernateInstance,
+    RestoreInstance,
+    DeleteInstance,
+    CreateVolume,
+    DeleteVolume,
+    ResizeVolume,
+    CloneVolume,
+    AttachVolume,
+    DetachVolume,
+    CreateSnapshot,
+    DeleteSnapshot,
+    ApplySecurityRules,
+}
+
+#[async_trait]
+pub trait ComputeDriver: Send + Sync + 'static {
+    /// `sim`, `qemu`, `openstack`.
+    fn name(&self) -> &'static str;
+
+    /// Whether this driver is the simulator (simulation mode allows moving the clock).
+    fn is_simulated(&self) -> bool {
+        false
+    }
+
+    async fn create_instance(&self, spec: &InstanceSpec) -> Result<Placement, DriverError>;
+    async fn start_instance(&self, id: &str) -> Result<(), DriverError>;
+    async fn stop_instance(&self, id: &str) -> Result<(), DriverError>;
+    async fn reboot_instance(&self, id: &str) -> Result<(), DriverError>;
+    /// Frees the host and its GPUs; the disk is kept.
+    async fn hibernate_instance(&self, id: &str) -> Result<(), DriverError>;
+    /// Places a hibernated instance on a host again.
+    async fn restore_instance(&self, spec: &InstanceSpec) -> Result<Placement, DriverError>;
+    async fn delete_instance(&self, id: &str) -> Result<(), DriverError>;
+    async fn observe_instance(&self, id: &str) -> Result<Observation, DriverError>;
+
+    async fn create_volume(
+        &self,
+        id: &str,
+        region: &str,
+        size_gb: u32,
+        source: Option<&str>,
+    ) -> Result<(), DriverError>;
+    async fn delete_volume(&self, id: &str) -> Result<(), DriverError>;
+    async fn resize_volume(&self, id: &str, size_gb: u32) -> Result<(), DriverError>;
+    async fn attach_volume(&self, instance_id: &str, volume_id: &str) -> Result<(), DriverError>;
+    async fn detach_volume(&self, instance_id: &str, volume_id: &str) -> Result<(), DriverError>;
+    async fn create_snapshot(
+        &self,
+        instance_id: &str,
+        snapshot_id: &str,
+    ) -> Result<(), DriverError>;
+    async fn delete_snapshot(&self, snapshot_id: &str) -> Result<(), DriverError>;
+    async fn apply_security_rules(
+        &self,
+        instance_id: &str,
+        rules: &[PacketRule],
+    ) -> Result<(), DriverError>;
+}
