@@ -282,3 +282,30 @@ pub struct RemoveSecurityRuleResponse {
     pub tier: Option<Tier>,
     pub request_id: String,
 }
+
+/// A durable operation, for operators.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Job {
+    pub id: String,
+    pub kind: String,
+    pub resource_id: String,
+    /// `pending`, `running`, `done` or `failed` (dead-lettered).
+    pub status: String,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub last_error: Option<String>,
+    pub run_after: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JobList {
+    pub jobs: Vec<Job>,
+}
+
+/// Answer of `POST /api/admin/faults/`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FaultInjected {
+    pub fault: serde_json::Value,
+}

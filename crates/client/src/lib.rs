@@ -9,6 +9,7 @@
 //! ```
 
 mod error;
+mod instances;
 
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ use barrack_api::catalog::{
 use barrack_api::ledger::{CreditBalance, Transaction, TransactionList, TransactionQuery};
 use barrack_api::{Envelope, ErrorResponse, PageQuery, Tier};
 pub use error::ClientError;
+pub use instances::InstanceActionKind;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -234,11 +236,15 @@ impl Client {
         })
     }
 
-    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+    pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         self.request::<T, ()>(Method::GET, path, None).await
     }
 
-    async fn post<T: DeserializeOwned, B: Serialize>(&self, path: &str, body: &B) -> Result<T> {
+    pub(crate) async fn post<T: DeserializeOwned, B: Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T> {
         self.request(Method::POST, path, Some(body)).await
     }
 
@@ -381,7 +387,7 @@ impl Client {
 }
 
 /// Appends `query` (skipping absent fields) to `path`.
-fn with_query<Q: Serialize>(path: &str, query: &Q) -> String {
+pub(crate) fn with_query<Q: Serialize>(path: &str, query: &Q) -> String {
     match serde_urlencoded_query(query) {
         q if q.is_empty() => path.to_string(),
         q => format!("{path}?{q}"),

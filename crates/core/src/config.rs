@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use barrack_api::{Currency, Tier};
+use barrack_compute::sim::SimConfig;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +33,9 @@ pub struct Config {
     pub open_signup: bool,
     pub body_limit_bytes: usize,
     pub log_format: LogFormat,
+    pub driver: DriverKind,
+    pub jobs: JobsConfig,
+    pub simulator: SimConfig,
     pub rate_limit: RateLimitConfig,
     pub tokens: TokenConfig,
     pub billing: BillingConfig,
@@ -49,6 +53,22 @@ pub struct Config {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// Which compute driver runs instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriverKind {
+    /// The simulated data centre.
+    Sim,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsConfig {
+    pub lease_seconds: u32,
+    pub max_attempts: u32,
+    pub poll_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -87,6 +107,8 @@ pub struct RegionConfig {
     pub tier: Tier,
     pub description: String,
     pub location: String,
+    /// IPv4 block (CIDR) public addresses come from.
+    pub public_ip_pool: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -252,6 +274,12 @@ impl Config {
             if !names.insert(&region.name) {
                 return invalid(format!("region '{}' is listed twice", region.name));
             }
+            if let Err(e) = crate::network::pool_addresses(&region.public_ip_pool) {
+                return invalid(format!("region '{}': public_ip_pool: {e}", region.name));
+            }
+        }
+        if self.jobs.max_attempts == 0 || self.jobs.lease_seconds == 0 {
+            return invalid("jobs.max_attempts and jobs.lease_seconds must be at least 1".into());
         }
         let mut models = BTreeSet::new();
         for model in &self.gpu_models {
@@ -481,6 +509,8 @@ mod tests {
                     || line.contains(&format!(" {key} ="))
                     || line.contains(&format!("[{key}]"))
                     || line.contains(&format!("[[{key}]]"))
+                    || line.contains(&format!("[{key}."))
+                    || line.contains(&format!(".{key}]"))
             });
             if !written {
                 missing.push(key.to_string());

@@ -39,6 +39,9 @@ pub enum Error {
     /// 503: not enough GPU stock; the message says where there is some.
     #[error("{0}")]
     GpuUnavailable(String),
+    /// 503: the region's public address pool is exhausted.
+    #[error("{0}")]
+    PublicIpUnavailable(String),
     /// 500: the context is logged, never shown.
     #[error("Internal server error")]
     Internal(String),
@@ -59,6 +62,7 @@ impl Error {
             Error::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             Error::RateLimited { .. } => "RATE_LIMITED",
             Error::GpuUnavailable(_) => "GPU_UNAVAILABLE",
+            Error::PublicIpUnavailable(_) => "PUBLIC_IP_UNAVAILABLE",
             Error::Internal(_) => "INTERNAL_ERROR",
         }
     }
@@ -74,7 +78,7 @@ impl Error {
             Error::PayloadTooLarge(_) => 413,
             Error::RateLimited { .. } => 429,
             Error::Internal(_) => 500,
-            Error::GpuUnavailable(_) => 503,
+            Error::GpuUnavailable(_) | Error::PublicIpUnavailable(_) => 503,
         }
     }
 

@@ -122,6 +122,11 @@ impl JobRunner {
         self.poke.clone()
     }
 
+    /// Wakes on this handle instead (the services' shared one).
+    pub fn wake_on(&mut self, poke: Arc<Notify>) {
+        self.poke = poke;
+    }
+
     /// Claims and runs one due job; `None` when nothing is due.
     pub async fn run_one(&self) -> Result<Option<(JobRow, Outcome)>> {
         let now = self.clock.now_ms();

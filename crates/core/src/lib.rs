@@ -9,10 +9,15 @@ pub mod config;
 pub mod countries;
 pub mod error;
 pub mod ids;
+pub mod instance_worker;
+pub mod instances;
 pub mod jobs;
 pub mod ledger;
 pub mod lifecycle;
 pub mod money;
+pub mod network;
+pub mod ssh_key;
+pub mod ssh_keys;
 pub mod validate;
 
 use std::sync::Arc;
@@ -20,12 +25,17 @@ use std::sync::Arc;
 pub use barrack_store::Store;
 pub use error::{Error, Result};
 
+use barrack_compute::ComputeDriver;
+use tokio::sync::Notify;
+
 use crate::accounts::AccountService;
 use crate::auth::Secrets;
 use crate::catalog::CatalogService;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::instances::InstanceService;
 use crate::ledger::LedgerService;
+use crate::ssh_keys::SshKeyService;
 
 /// What every service shares.
 pub struct Context {
@@ -33,6 +43,9 @@ pub struct Context {
     pub config: Config,
     pub clock: Arc<dyn Clock>,
     pub secrets: Secrets,
+    pub driver: Arc<dyn ComputeDriver>,
+    /// Wakes the job runner when new work was committed.
+    pub work: Arc<Notify>,
 }
 
 /// The services of one server process.
@@ -42,6 +55,8 @@ pub struct Services {
     pub accounts: AccountService,
     pub catalog: CatalogService,
     pub ledger: LedgerService,
+    pub instances: InstanceService,
+    pub ssh_keys: SshKeyService,
 }
 
 impl Services {
@@ -51,6 +66,8 @@ impl Services {
             accounts: AccountService::new(context.clone()),
             catalog: CatalogService::new(context.clone()),
             ledger: LedgerService::new(context.clone()),
+            instances: InstanceService::new(context.clone()),
+            ssh_keys: SshKeyService::new(context.clone()),
             context,
         }
     }

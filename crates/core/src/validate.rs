@@ -28,6 +28,10 @@ impl Validator {
         }
     }
 
+    pub fn error_count(&self) -> usize {
+        self.errors.values().map(Vec::len).sum()
+    }
+
     pub fn has(&self, field: &str) -> bool {
         self.errors.contains_key(field)
     }

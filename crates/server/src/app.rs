@@ -14,8 +14,15 @@ use barrack_core::auth::{Secrets, generate_server_secret};
 use barrack_core::clock::{Clock, OffsetClock};
 use barrack_core::config::Config;
 use barrack_core::{Context, Services, Store};
+use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+
+use barrack_compute::ComputeDriver;
+use barrack_compute::sim::{SimDriver, hosts_from_capacity};
+use barrack_core::config::DriverKind;
+use barrack_core::instance_worker::InstanceWorker;
+use barrack_core::jobs::{JobRunner, JobSettings};
+use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::JoinHandle;
 use tower::Layer;
 use tower::ServiceBuilder;
@@ -29,6 +36,8 @@ use crate::http::rate_limit::RateLimiter;
 #[derive(Clone)]
 pub struct AppState {
     pub services: Services,
+    /// The simulated data centre, when it is the driver (fault injection).
+    pub simulator: Option<Arc<SimDriver>>,
     pub rate_limiter: Option<Arc<RateLimiter>>,
     openapi_json: Arc<String>,
 }
@@ -37,6 +46,19 @@ pub struct StartOptions {
     pub config: Config,
     /// Defaults to the simulation clock: real time plus an offset operators can move forward.
     pub clock: Option<Arc<dyn Clock>>,
+    /// Run job workers and reconcilers in the background (servers do). Deterministic tests turn this off
+    /// and drive the work themselves with [`Running::settle`].
+    pub background_work: bool,
+}
+
+impl StartOptions {
+    pub fn new(config: Config) -> StartOptions {
+        StartOptions {
+            config,
+            clock: None,
+            background_work: true,
+        }
+    }
 }
 
 /// A server that is accepting connections.
@@ -45,8 +67,14 @@ pub struct Running {
     pub services: Services,
     /// What the very first start created (operator account and key), once in an installation's life.
     pub bootstrap: Option<Bootstrap>,
+    pub runner: Arc<JobRunner>,
+    pub instance_worker: Arc<InstanceWorker>,
+    /// The simulated data centre, when it is the driver.
+    pub simulator: Option<Arc<SimDriver>>,
     shutdown: Option<oneshot::Sender<()>>,
+    stop_work: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
+    background: Vec<JoinHandle<()>>,
 }
 
 impl Running {
@@ -56,7 +84,25 @@ impl Running {
             let _ = tx.send(());
         }
         let _ = (&mut self.task).await;
+        let _ = self.stop_work.send(true);
+        for task in self.background.drain(..) {
+            let _ = task.await;
+        }
         self.services.store().close().await;
+    }
+
+    /// Runs every due job and one reconciliation pass, until nothing is left to do: how deterministic tests
+    /// (and the simulator in step mode) move operations forward without sleeping.
+    pub async fn settle(&self) -> Result<usize> {
+        let mut ran = 0;
+        loop {
+            let jobs = self.runner.run_until_idle().await?;
+            let fixed = self.instance_worker.reconcile().await?;
+            ran += jobs + fixed;
+            if jobs == 0 && fixed == 0 {
+                return Ok(ran);
+            }
+        }
     }
 
     /// Serves until the process is told to stop (Ctrl-C or SIGTERM).
@@ -93,14 +139,44 @@ pub async fn open_store(config: &Config) -> Result<Store> {
     Ok(store)
 }
 
+/// The compute driver the configuration names.
+pub fn driver(config: &Config) -> (Arc<dyn ComputeDriver>, Option<Arc<SimDriver>>) {
+    match config.driver {
+        DriverKind::Sim => {
+            let mut sim = config.simulator.clone();
+            if sim.hosts.is_empty() {
+                let capacity: Vec<(String, String, u32)> = config
+                    .capacity
+                    .iter()
+                    .flat_map(|c| {
+                        c.gpus
+                            .iter()
+                            .map(|(model, n)| (c.region.clone(), model.clone(), *n))
+                    })
+                    .collect();
+                sim.hosts = hosts_from_capacity(&capacity);
+            }
+            let sim = Arc::new(SimDriver::new(sim));
+            (sim.clone(), Some(sim))
+        }
+    }
+}
+
 /// The services over an open store.
-pub fn services(config: Config, store: Store, clock: Arc<dyn Clock>) -> Result<Services> {
+pub fn services(
+    config: Config,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    driver: Arc<dyn ComputeDriver>,
+) -> Result<Services> {
     let secret = server_secret(&config)?;
     Ok(Services::new(Context {
         store,
         config,
         clock,
         secrets: Secrets::from_server_secret(&secret),
+        driver,
+        work: Arc::new(Notify::new()),
     }))
 }
 
@@ -143,8 +219,17 @@ pub async fn start(options: StartOptions) -> Result<Running> {
         .unwrap_or_else(|| Arc::new(OffsetClock::default()));
     let listen = config.listen.clone();
     let store = open_store(&config).await?;
-    let services = services(config, store, clock)?;
+    let (driver, simulator) = driver(&config);
+    let services = services(config, store, clock, driver)?;
     services.catalog.seed_capacity().await?;
+    for region in &services.config().regions {
+        let pool = barrack_core::network::pool_addresses(&region.public_ip_pool)
+            .map_err(anyhow::Error::msg)?;
+        services
+            .store()
+            .seed_public_ips(&region.name, &pool, services.clock().now_ms())
+            .await?;
+    }
     let bootstrap = services.accounts.bootstrap_admin().await?;
     if let Some(b) = &bootstrap {
         let path = services.config().data_dir.join("admin-credentials");
@@ -156,7 +241,25 @@ pub async fn start(options: StartOptions) -> Result<Running> {
         write_private(&path, &text).with_context(|| format!("cannot write {}", path.display()))?;
     }
 
-    let router = router(services.clone());
+    let jobs = &services.config().jobs;
+    let settings = JobSettings {
+        lease_ms: i64::from(jobs.lease_seconds) * 1000,
+        poll_interval: Duration::from_millis(jobs.poll_interval_ms),
+        ..JobSettings::default()
+    };
+    let instance_worker = Arc::new(InstanceWorker::new(services.context.clone()));
+    let mut runner = JobRunner::new(services.store().clone(), services.clock().clone(), settings);
+    runner.wake_on(services.context.work.clone());
+    runner.register(barrack_core::instances::JOB_KIND, instance_worker.clone());
+    let runner = Arc::new(runner);
+    let (stop_work, work_stopped) = watch::channel(false);
+    let mut background = Vec::new();
+    if options.background_work {
+        background.push(runner.clone().spawn(work_stopped.clone()));
+        background.push(spawn_reconciler(instance_worker.clone(), work_stopped));
+    }
+
+    let router = router(services.clone(), simulator.clone());
     let listener = TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -180,13 +283,18 @@ pub async fn start(options: StartOptions) -> Result<Running> {
         addr,
         services,
         bootstrap,
+        runner,
+        instance_worker,
+        simulator,
         shutdown: Some(tx),
+        stop_work,
         task,
+        background,
     })
 }
 
 /// The whole HTTP application.
-pub fn router(services: Services) -> Router {
+pub fn router(services: Services, simulator: Option<Arc<SimDriver>>) -> Router {
     let config = services.config();
     let state = AppState {
         rate_limiter: RateLimiter::new(
@@ -196,6 +304,7 @@ pub fn router(services: Services) -> Router {
         .map(Arc::new),
         openapi_json: Arc::new(crate::openapi::document_json()),
         services: services.clone(),
+        simulator,
     };
     let body_limit = config.body_limit_bytes;
     let (api, _) = crate::routes::api_router().split_for_parts();
@@ -224,6 +333,26 @@ async fn openapi_json(
         state.openapi_json.as_str().to_string(),
     )
 }
+
+/// Compares driver and database every few seconds.
+fn spawn_reconciler(
+    worker: Arc<InstanceWorker>,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(RECONCILE_EVERY) => {}
+                _ = stop.changed() => return,
+            }
+            if let Err(e) = worker.reconcile().await {
+                tracing::warn!(error = %e, "reconciliation failed");
+            }
+        }
+    })
+}
+
+const RECONCILE_EVERY: Duration = Duration::from_secs(5);
 
 async fn shutdown_signal() {
     let ctrl_c = async {

@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result};
 use barrack_api::{Currency, Tier};
 use barrack_core::clock::SystemClock;
 use barrack_core::config::{Config, LogFormat, barrack_env};
-use barrack_server::app::{StartOptions, open_store, services};
+use barrack_server::app::{StartOptions, driver, open_store, services};
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -166,11 +166,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Serve { config, listen } => {
             let config = load_config(&config, listen)?;
             init_logging(config.log_format);
-            let running = barrack_server::start(StartOptions {
-                config,
-                clock: None,
-            })
-            .await?;
+            let running = barrack_server::start(StartOptions::new(config)).await?;
             if let Some(b) = &running.bootstrap {
                 let path = running.services.config().data_dir.join("admin-credentials");
                 println!("Created the operator account {} on first start.", b.email);
@@ -199,7 +195,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Admin { config, task } => {
             let config = load_config(&config, None)?;
             let store = open_store(&config).await?;
-            let services = services(config, store, Arc::new(SystemClock))?;
+            let (driver, _) = driver(&config);
+            let services = services(config, store, Arc::new(SystemClock), driver)?;
             admin(&services, task).await
         }
     }

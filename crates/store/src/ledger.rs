@@ -4,6 +4,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use crate::sql::Bind;
 use crate::{Result, Store};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -176,31 +177,5 @@ impl Store {
             .fetch_all(self.pool())
             .await?;
         Ok((rows.iter().map(from_row).collect::<Result<_>>()?, total))
-    }
-}
-
-/// A value bound into dynamically built SQL.
-#[derive(Debug, Clone)]
-pub(crate) enum Bind {
-    Text(String),
-    Int(i64),
-}
-
-type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
-type AnyScalar<'q, T> = sqlx::query::QueryScalar<'q, sqlx::Any, T, sqlx::any::AnyArguments>;
-
-impl Bind {
-    pub(crate) fn apply<'q>(&self, query: AnyQuery<'q>) -> AnyQuery<'q> {
-        match self {
-            Bind::Text(s) => query.bind(s.clone()),
-            Bind::Int(i) => query.bind(*i),
-        }
-    }
-
-    pub(crate) fn apply_scalar<'q, T>(&self, query: AnyScalar<'q, T>) -> AnyScalar<'q, T> {
-        match self {
-            Bind::Text(s) => query.bind(s.clone()),
-            Bind::Int(i) => query.bind(*i),
-        }
     }
 }

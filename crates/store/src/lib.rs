@@ -8,9 +8,14 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod capacity;
+pub mod events;
+pub mod instances;
 pub mod jobs;
 pub mod ledger;
 mod migrate;
+pub mod public_ips;
+pub mod sql;
+pub mod ssh_keys;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -23,8 +23,11 @@ macro_rules! migration {
     };
 }
 
-pub static MIGRATIONS: &[Migration] =
-    &[migration!(1, "0001_foundation"), migration!(2, "0002_jobs")];
+pub static MIGRATIONS: &[Migration] = &[
+    migration!(1, "0001_foundation"),
+    migration!(2, "0002_jobs"),
+    migration!(3, "0003_instances"),
+];
 
 impl Migration {
     fn sql(&self, backend: Backend) -> &'static str {

@@ -89,6 +89,20 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
     }
 }
 
+/// The two ids of a nested path (`/instances/{id}/security-rules/{rule_id}/`).
+pub struct PathIds(pub String, pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathIds {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map(|p| PathIds(p.0.0, p.0.1))
+            .map_err(|r| ApiError(Error::field("id", r.body_text())))
+    }
+}
+
 /// Turns a serde message into a field error: `missing field `x`` names `x`, others name the path.
 fn field_error(path: &str, message: &str) -> Error {
     let message = strip_position(message);

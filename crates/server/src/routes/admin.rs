@@ -6,9 +6,12 @@ use barrack_api::account::{
     UserProfile,
 };
 use barrack_api::catalog::{CapacityList, SetCapacityRequest};
+use barrack_api::instances::{FaultInjected, Job, JobList};
 use barrack_api::ledger::Transaction;
 use barrack_api::{Envelope, ErrorResponse, PageQuery};
+use barrack_compute::sim::Fault;
 use barrack_core::Error;
+use barrack_core::clock::format_ms;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -21,6 +24,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(admin_create_api_key))
         .routes(routes!(admin_grant_credits))
         .routes(routes!(admin_get_capacity, admin_set_capacity))
+        .routes(routes!(admin_inject_fault))
+        .routes(routes!(admin_list_jobs))
 }
 
 /// List accounts
@@ -154,4 +159,61 @@ async fn admin_set_capacity(
         .set_capacity(&request.capacity)
         .await?;
     Ok(Success("Capacity updated", CapacityList { capacity }))
+}
+
+/// Inject a fault into the simulated data centre
+#[utoipa::path(post, path = "/api/admin/faults/", tag = "Admin",
+    request_body(content = Object, description = "`{\"kind\": \"fail_nth\", \"operation\": \"create_instance\", \"nth\": 1, \"permanent\": false}`, `{\"kind\": \"hang\", \"operation\": ..., \"count\": 1}` or `{\"kind\": \"lose_host\", \"host\": ...}`"),
+    responses((status = 201, body = Envelope<FaultInjected>), (status = 400, body = ErrorResponse),
+              (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
+              (status = 409, description = "The driver is not the simulator", body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn admin_inject_fault(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    Body(body): Body<serde_json::Value>,
+) -> ApiResult<Created<FaultInjected>> {
+    let Some(simulator) = &state.simulator else {
+        return Err(Error::conflict(
+            "CONFLICT",
+            "Faults can be injected only into the simulated data centre",
+        )
+        .into());
+    };
+    let fault: Fault =
+        serde_json::from_value(body.clone()).map_err(|e| Error::field("fault", e.to_string()))?;
+    simulator.inject(fault);
+    Ok(Created("Fault injected", FaultInjected { fault: body }))
+}
+
+/// Pending, running and failed operations
+#[utoipa::path(get, path = "/api/admin/jobs/", tag = "Admin",
+    responses((status = 200, body = Envelope<JobList>), (status = 401, body = ErrorResponse),
+              (status = 403, body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn admin_list_jobs(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+) -> ApiResult<Success<JobList>> {
+    let rows = state
+        .services
+        .store()
+        .jobs_with_status(&["pending", "running", "failed"], 500)
+        .await?;
+    let jobs = rows
+        .into_iter()
+        .map(|j| Job {
+            id: j.id,
+            kind: j.kind,
+            resource_id: j.resource_id,
+            status: j.status,
+            attempts: j.attempts as u32,
+            max_attempts: j.max_attempts as u32,
+            last_error: j.last_error,
+            run_after: format_ms(j.run_after),
+            created_at: format_ms(j.created_at),
+            updated_at: format_ms(j.updated_at),
+        })
+        .collect();
+    Ok(Success("Jobs retrieved successfully", JobList { jobs }))
 }

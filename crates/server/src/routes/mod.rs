@@ -5,7 +5,9 @@ pub mod admin;
 pub mod api_keys;
 pub mod catalog;
 pub mod health;
+pub mod instances;
 pub mod ledger;
+pub mod ssh_keys;
 
 use utoipa_axum::router::OpenApiRouter;
 
@@ -20,4 +22,6 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(api_keys::router())
         .merge(ledger::router())
         .merge(admin::router())
+        .merge(instances::router())
+        .merge(ssh_keys::router())
 }

@@ -95,11 +95,12 @@ async fn jobs_run_once_each_across_concurrent_runners(db: Db) {
         total += t.await.unwrap();
     }
     assert_eq!(total, 200);
-    let runs = handler.runs.lock().unwrap();
-    assert_eq!(runs.len(), 200);
-    assert!(runs.values().all(|n| *n == 1), "every job ran exactly once");
+    {
+        let runs = handler.runs.lock().unwrap();
+        assert_eq!(runs.len(), 200);
+        assert!(runs.values().all(|n| *n == 1), "every job ran exactly once");
+    }
     assert_eq!(store.unfinished_jobs().await.unwrap(), 0);
-    drop(runs);
     store.close().await;
     database.drop_database().await;
 }

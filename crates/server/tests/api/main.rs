@@ -6,6 +6,7 @@ mod accounts;
 mod binary;
 mod catalog;
 mod conventions;
+mod instances;
 mod jobs;
 mod ledger;
 mod openapi;

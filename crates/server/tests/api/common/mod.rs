@@ -148,6 +148,10 @@ pub fn test_config(database: &TestDatabase) -> Config {
         database_url: Some(database.url.clone()),
         database_max_connections: 8,
         secret: Some("test-secret-with-enough-length".into()),
+        simulator: barrack_compute::sim::SimConfig {
+            delays: barrack_compute::sim::SimDelays::instant(),
+            ..defaults.simulator.clone()
+        },
         rate_limit: barrack_core::config::RateLimitConfig {
             requests: 0,
             ..defaults.rate_limit.clone()
@@ -172,6 +176,7 @@ impl TestApp {
         let running = barrack_server::start(StartOptions {
             config,
             clock: Some(clock.clone() as Arc<dyn Clock>),
+            background_work: false,
         })
         .await
         .expect("server starts");
@@ -256,6 +261,25 @@ impl TestApp {
             )
             .await
             .expect("grant credits");
+    }
+
+    /// Runs all due work (jobs, reconciliation) to completion: the step mode of the simulated data centre.
+    pub async fn settle(&self) -> usize {
+        self.running
+            .as_ref()
+            .expect("running")
+            .settle()
+            .await
+            .expect("settle")
+    }
+
+    pub fn simulator(&self) -> &barrack_compute::sim::SimDriver {
+        self.running
+            .as_ref()
+            .expect("running")
+            .simulator
+            .as_deref()
+            .expect("simulated")
     }
 
     pub fn services(&self) -> &barrack_core::Services {

@@ -1,0 +1,150 @@
+//! Instances, SSH keys, events and the operator's view of jobs and faults.
+
+use barrack_api::instances::{
+    DeployRequest, DeployedInstance, EventList, FaultInjected, HibernatedSummary, Instance,
+    InstanceAction, InstanceList, InstanceQuery, JobList, RemoveSecurityRuleResponse, SecurityRule,
+    SecurityRuleRequest, TogglePublicIp,
+};
+use barrack_api::ssh_keys::{
+    CreateSshKeyRequest, CreatedSshKey, DeletedSshKey, SshKey, SshKeyList,
+};
+use barrack_api::{Envelope, PageQuery};
+use reqwest::Method;
+
+use crate::{Client, Result, with_query};
+
+/// Lifecycle actions of `POST /api/instances/{id}/<action>/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceActionKind {
+    Start,
+    Stop,
+    Reboot,
+    Hibernate,
+    Restore,
+}
+
+impl InstanceActionKind {
+    pub fn path(self) -> &'static str {
+        match self {
+            InstanceActionKind::Start => "start",
+            InstanceActionKind::Stop => "stop",
+            InstanceActionKind::Reboot => "reboot",
+            InstanceActionKind::Hibernate => "hibernate",
+            InstanceActionKind::Restore => "restore",
+        }
+    }
+}
+
+impl Client {
+    pub async fn deploy(&self, request: &DeployRequest) -> Result<Envelope<DeployedInstance>> {
+        self.post("/api/deploy-server/", request).await
+    }
+
+    pub async fn instances(&self, query: &InstanceQuery) -> Result<Envelope<InstanceList>> {
+        self.get(&with_query("/api/instances/", query)).await
+    }
+
+    pub async fn instance(&self, id: &str) -> Result<Envelope<Instance>> {
+        self.get(&format!("/api/instances/{id}/")).await
+    }
+
+    pub async fn instance_action(
+        &self,
+        id: &str,
+        action: InstanceActionKind,
+    ) -> Result<Envelope<InstanceAction>> {
+        self.post(
+            &format!("/api/instances/{id}/{}/", action.path()),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
+    pub async fn delete_instance(&self, id: &str) -> Result<Envelope<InstanceAction>> {
+        self.request::<_, ()>(Method::DELETE, &format!("/api/instances/{id}/"), None)
+            .await
+    }
+
+    pub async fn toggle_public_ip(&self, id: &str) -> Result<Envelope<TogglePublicIp>> {
+        self.post(
+            &format!("/api/instances/{id}/toggle-public-ip/"),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
+    pub async fn hibernated_instances(&self) -> Result<Envelope<HibernatedSummary>> {
+        self.get("/api/instances/hibernated/").await
+    }
+
+    pub async fn snapshot_eligible_instances(
+        &self,
+        page: &PageQuery,
+    ) -> Result<Envelope<InstanceList>> {
+        self.get(&with_query("/api/instances/snapshot-eligible/", page))
+            .await
+    }
+
+    pub async fn add_security_rule(
+        &self,
+        id: &str,
+        rule: &SecurityRuleRequest,
+    ) -> Result<Envelope<SecurityRule>> {
+        self.post(&format!("/api/instances/{id}/security-rules/"), rule)
+            .await
+    }
+
+    pub async fn remove_security_rule(
+        &self,
+        id: &str,
+        rule_id: &str,
+    ) -> Result<RemoveSecurityRuleResponse> {
+        self.request::<_, ()>(
+            Method::DELETE,
+            &format!("/api/instances/{id}/security-rules/{rule_id}/"),
+            None,
+        )
+        .await
+    }
+
+    pub async fn instance_events(&self, id: &str, page: &PageQuery) -> Result<Envelope<EventList>> {
+        self.get(&with_query(&format!("/api/instances/{id}/events/"), page))
+            .await
+    }
+
+    pub async fn events(&self, page: &PageQuery) -> Result<Envelope<EventList>> {
+        self.get(&with_query("/api/events/", page)).await
+    }
+
+    pub async fn ssh_keys(&self) -> Result<Envelope<SshKeyList>> {
+        self.get("/api/ssh-keys/").await
+    }
+
+    pub async fn create_ssh_key(
+        &self,
+        request: &CreateSshKeyRequest,
+    ) -> Result<Envelope<CreatedSshKey>> {
+        self.post("/api/ssh-keys/", request).await
+    }
+
+    pub async fn ssh_key(&self, id: &str) -> Result<Envelope<SshKey>> {
+        self.get(&format!("/api/ssh-keys/{id}/")).await
+    }
+
+    pub async fn delete_ssh_key(&self, id: &str) -> Result<Envelope<DeletedSshKey>> {
+        self.request::<_, ()>(Method::DELETE, &format!("/api/ssh-keys/{id}/"), None)
+            .await
+    }
+
+    pub async fn admin_jobs(&self) -> Result<Envelope<JobList>> {
+        self.get("/api/admin/jobs/").await
+    }
+
+    /// Injects a simulator fault, e.g. `{"kind": "fail_nth", "operation": "create_instance", "nth": 1}`.
+    pub async fn admin_inject_fault(
+        &self,
+        fault: &serde_json::Value,
+    ) -> Result<Envelope<FaultInjected>> {
+        self.post("/api/admin/faults/", fault).await
+    }
+}

@@ -1,0 +1,1101 @@
+//! Instances: deploy, lifecycle actions, details, security rules, events.
+//!
+//! An API call validates, then writes the instance's new (transitional) state, its event and the job that
+//! carries the change out, in one transaction; workers (`instance_worker`) finish it through the driver.
+
+use std::sync::Arc;
+
+use barrack_api::catalog::Amount;
+use barrack_api::instances::{
+    BillingBreakdown, ComputeCharge, DeployRequest, DeployedInstance, Event, EventList, Features,
+    GpuCharge, HibernatedSummary, Instance, InstanceAction, InstanceBilling, InstanceList,
+    InstanceQuery, SecurityRule, SecurityRuleRequest, Specs, StorageCharge, TogglePublicIp,
+    VolumeCharge,
+};
+use barrack_api::{Currency, PageQuery, PageRequest, Pagination, Tier};
+use barrack_store::events::{self, EventRow};
+use barrack_store::instances::{self, InstanceChange, InstanceFilter, InstanceRow, RuleRow};
+use barrack_store::{AnyConnection, StoreError, capacity, public_ips};
+use rand::Rng;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::accounts::{Caller, missing_profile_fields};
+use crate::catalog::{gpu_counts, price, storage_hourly};
+use crate::clock::format_ms;
+use crate::config::{Config, GpuModelConfig};
+use crate::ids::{IdKind, new_id};
+use crate::jobs::{NewJob, enqueue};
+use crate::lifecycle::{Action, InstanceState};
+use crate::money::{display_rate, from_micros};
+use crate::network::{ValidRule, validate_rule};
+use crate::validate::{Validator, length_between, only_chars};
+use crate::{Context, Error, Result, countries};
+
+/// Largest `cloud_init` document accepted, in bytes.
+pub const MAX_CLOUD_INIT_BYTES: usize = 16384;
+/// Rules one instance may carry of its own.
+pub const MAX_RULES_PER_INSTANCE: usize = 50;
+pub const JOB_KIND: &str = "instance";
+
+/// What an instance job carries: the action, and the generation the instance had once it was requested
+/// (a job whose instance has moved on since is obsolete).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceJob {
+    pub action: JobAction,
+    pub generation: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobAction {
+    Create,
+    Start,
+    Stop,
+    Reboot,
+    Hibernate,
+    Restore,
+    Delete,
+}
+
+impl From<Action> for JobAction {
+    fn from(a: Action) -> Self {
+        match a {
+            Action::Start => JobAction::Start,
+            Action::Stop => JobAction::Stop,
+            Action::Reboot => JobAction::Reboot,
+            Action::Hibernate => JobAction::Hibernate,
+            Action::Restore => JobAction::Restore,
+            Action::Delete => JobAction::Delete,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct InstanceService {
+    context: Arc<Context>,
+}
+
+impl InstanceService {
+    pub fn new(context: Arc<Context>) -> InstanceService {
+        InstanceService { context }
+    }
+
+    fn config(&self) -> &Config {
+        &self.context.config
+    }
+
+    fn now(&self) -> i64 {
+        self.context.clock.now_ms()
+    }
+
+    /// `POST /api/deploy-server/`. Checks in the documented order: fields (400), tier and region (400),
+    /// profile (403), balance (402), references (404), then stock (503) inside the transaction.
+    pub async fn deploy(
+        &self,
+        caller: &Caller,
+        request: DeployRequest,
+    ) -> Result<DeployedInstance> {
+        let config = self.config();
+        if request
+            .cloud_init
+            .as_ref()
+            .is_some_and(|c| c.len() > MAX_CLOUD_INIT_BYTES)
+        {
+            return Err(Error::PayloadTooLarge(format!(
+                "cloud_init must be {MAX_CLOUD_INIT_BYTES} bytes or less"
+            )));
+        }
+
+        // Fields.
+        let mut v = Validator::new();
+        check_instance_name(&mut v, "instance_name", &request.instance_name);
+        let model = config.gpu_model(&request.gpu_model);
+        match model {
+            None => v.add(
+                "gpu_model",
+                unknown_value(
+                    "GPU model",
+                    &request.gpu_model,
+                    config.gpu_models.iter().map(|m| &m.name),
+                ),
+            ),
+            Some(m) => {
+                let counts = gpu_counts(m);
+                v.check(
+                    counts.contains(&request.gpu_count),
+                    "gpu_count",
+                    format!("GPU count for {} must be one of {counts:?}", m.name),
+                );
+            }
+        }
+        if request.boot_from_volume {
+            v.check(
+                request.volume_id.is_some(),
+                "volume_id",
+                "volume_id is required when boot_from_volume is true",
+            );
+            v.check(
+                request.image_name.is_none(),
+                "image_name",
+                "Boot from an image or from a volume, not both",
+            );
+        } else {
+            v.check(
+                request.image_name.as_deref().is_some_and(|i| !i.trim().is_empty()),
+                "image_name",
+                "image_name is required (or boot from a volume with volume_id and boot_from_volume: true)",
+            );
+            v.check(
+                request
+                    .ssh_key
+                    .as_deref()
+                    .is_some_and(|k| !k.trim().is_empty()),
+                "ssh_key",
+                "ssh_key is required to boot from an image",
+            );
+            v.check(
+                request.volume_id.is_none(),
+                "volume_id",
+                "Set boot_from_volume to true to boot from volume_id",
+            );
+        }
+        let limits = &config.volumes;
+        let os_size = request
+            .os_volume
+            .as_ref()
+            .map(|o| o.size)
+            .unwrap_or(limits.minimum_bootable_size_gb);
+        v.check(
+            (limits.minimum_bootable_size_gb..=limits.maximum_size_gb).contains(&os_size),
+            "os_volume.size",
+            format!(
+                "OS volume size must be between {} and {} GB",
+                limits.minimum_bootable_size_gb, limits.maximum_size_gb
+            ),
+        );
+        v.check(
+            request.security_rules.len() <= MAX_RULES_PER_INSTANCE,
+            "security_rules",
+            format!("At most {MAX_RULES_PER_INSTANCE} rules per instance"),
+        );
+        let rules: Vec<ValidRule> = request
+            .security_rules
+            .iter()
+            .enumerate()
+            .filter_map(|(i, rule)| validate_rule(&mut v, &format!("security_rules[{i}]."), rule))
+            .collect();
+        for (i, rule) in rules.iter().enumerate() {
+            v.check(
+                !rules[..i].contains(rule),
+                &format!("security_rules[{i}]"),
+                "Duplicate rule",
+            );
+        }
+        v.check(
+            request.volumes.is_empty(),
+            "volumes",
+            "Creating data volumes at deploy is not available on this server yet; deploy without them",
+        );
+        v.finish()?;
+        let model = model.expect("validated");
+
+        // Tier and region.
+        let mut v = Validator::new();
+        let region = config.region(&request.region);
+        match region {
+            None => v.add(
+                "region",
+                unknown_value(
+                    "region",
+                    &request.region,
+                    config.regions.iter().map(|r| &r.name),
+                ),
+            ),
+            Some(r) if r.tier != caller.tier => v.add(
+                "region",
+                format!(
+                    "{} is in the {} tier; this API key acts in the {} tier",
+                    r.name, r.tier, caller.tier
+                ),
+            ),
+            Some(r) => {
+                let offered = config
+                    .capacity
+                    .iter()
+                    .any(|c| c.region == r.name && c.gpus.contains_key(&model.name));
+                v.check(
+                    offered,
+                    "gpu_model",
+                    format!("{} is not offered in {}", model.name, r.name),
+                );
+                if let Some(image) = &request.image_name {
+                    let available = config
+                        .os_images
+                        .iter()
+                        .any(|i| &i.name == image && i.regions.contains(&r.name));
+                    v.check(
+                        available,
+                        "image_name",
+                        format!("Image '{image}' is not available in {}", r.name),
+                    );
+                }
+            }
+        }
+        v.check(
+            model.tier == caller.tier,
+            "gpu_model",
+            format!(
+                "{} is in the {} tier; this API key acts in the {} tier",
+                model.name, model.tier, caller.tier
+            ),
+        );
+        v.finish()?;
+        let region = region.expect("validated");
+
+        // Profile.
+        let missing = missing_profile_fields(&caller.account);
+        if !missing.is_empty() {
+            return Err(Error::ProfileIncomplete(missing));
+        }
+
+        // Balance: at least the minimum and the first hour.
+        let currency = countries::currency_for(caller.account.country.as_deref());
+        let os_type = default_volume_type(config, caller.tier)?;
+        let billing = billing_of(
+            config,
+            model,
+            request.gpu_count,
+            os_size,
+            &os_type,
+            currency,
+        );
+        self.require_balance(caller, currency, billing.total_hourly_rate.0)
+            .await?;
+
+        // References.
+        let ssh_key = match &request.ssh_key {
+            Some(key) => Some(
+                self.context
+                    .store
+                    .ssh_key(caller.account_id(), key.trim())
+                    .await?
+                    .ok_or_else(|| Error::NotFound(format!("SSH key '{key}' not found")))?,
+            ),
+            None => None,
+        };
+        if let Some(script) = &request.script_id {
+            return Err(Error::not_found("Script", script));
+        }
+        if let Some(volume) = request
+            .volume_id
+            .iter()
+            .chain(request.existing_volumes.iter())
+            .next()
+        {
+            return Err(Error::not_found("Volume", volume));
+        }
+
+        // Stock, address and the instance, in one transaction.
+        let now = self.now();
+        let row = InstanceRow {
+            id: new_id(IdKind::Instance),
+            account_id: caller.account_id().to_string(),
+            name: request.instance_name.trim().to_string(),
+            vm_name: vm_name(&model.name),
+            tier: caller.tier.as_str().to_string(),
+            region: region.name.clone(),
+            gpu_model: model.name.clone(),
+            gpu_count: i64::from(request.gpu_count),
+            vcpus: i64::from(model.vcpus_per_gpu * request.gpu_count),
+            ram_gb: i64::from(model.ram_gb_per_gpu * request.gpu_count),
+            storage_gb: i64::from(os_size),
+            os_volume_type: os_type,
+            boot_source: "image".into(),
+            operating_system: request.image_name.clone(),
+            boot_volume_id: None,
+            source_snapshot_id: None,
+            ssh_key_id: ssh_key.as_ref().map(|k| k.id.clone()),
+            ssh_public_key: ssh_key.map(|k| k.public_key),
+            script_id: None,
+            startup_script: None,
+            cloud_init: request.cloud_init.clone(),
+            public_ip: request.public_ip,
+            ip_address: None,
+            status: InstanceState::Creating.as_str().into(),
+            status_reason: None,
+            host: None,
+            gpus_allocated: i64::from(request.gpu_count),
+            currency: currency.as_str().into(),
+            generation: 1,
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+        };
+        let mut tx = self.context.store.begin().await?;
+        if !capacity::allocate(&mut tx, &row.region, &row.gpu_model, row.gpu_count, now).await? {
+            drop(tx);
+            return Err(Error::GpuUnavailable(
+                self.stock_message(&row.region, model, request.gpu_count)
+                    .await?,
+            ));
+        }
+        if row.public_ip {
+            self.reserve_address(&mut tx, &row).await?;
+        }
+        match instances::insert(&mut *tx, &row).await {
+            Ok(()) => {}
+            Err(StoreError::Unique(_)) => {
+                return Err(Error::conflict(
+                    "DUPLICATE_NAME",
+                    format!("An instance named '{}' already exists", row.name),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        for rule in &rules {
+            insert_rule(&mut tx, &row.id, rule, now).await?;
+        }
+        record_event(
+            &mut tx,
+            &row,
+            None,
+            InstanceState::Creating,
+            &actor(caller),
+            "deploy requested",
+            now,
+        )
+        .await?;
+        self.enqueue(&mut tx, &row.id, JobAction::Create, row.generation, now)
+            .await?;
+        tx.commit().await.map_err(Error::internal)?;
+        self.context.work.notify_one();
+
+        Ok(DeployedInstance {
+            instance_id: row.id,
+            vm_name: row.vm_name,
+            region: row.region,
+            ip_address: None,
+            ip_status: "pending".into(),
+            billing,
+            specs: specs_of_parts(
+                &model.name,
+                request.gpu_count,
+                row.ram_gb,
+                row.vcpus,
+                os_size,
+            ),
+            status: row.status,
+            boot_source: row.boot_source,
+            operating_system: row.operating_system,
+            features: Features {
+                startup_script_configured: false,
+            },
+            created_at: format_ms(now),
+        })
+    }
+
+    async fn require_balance(
+        &self,
+        caller: &Caller,
+        currency: Currency,
+        first_hour: Decimal,
+    ) -> Result<()> {
+        let minimum = self
+            .config()
+            .billing
+            .minimum_balance
+            .get(&currency)
+            .map(|d| d.0)
+            .unwrap_or_default();
+        let held = self.context.store.balances(caller.account_id()).await?;
+        let balance = held
+            .iter()
+            .find(|(c, _)| c == currency.as_str())
+            .map(|(_, m)| from_micros(*m))
+            .unwrap_or_default();
+        let needed = minimum.max(first_hour);
+        if balance < needed {
+            return Err(Error::InsufficientBalance(format!(
+                "Insufficient balance: {balance} {currency} available, at least {} {currency} needed (the minimum balance and the first hour of this resource)",
+                crate::money::display_amount(needed)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Where the model has `count` GPUs free, for the 503 message.
+    async fn stock_message(
+        &self,
+        region: &str,
+        model: &GpuModelConfig,
+        count: u32,
+    ) -> Result<String> {
+        let capacity = self.context.store.capacity().await?;
+        let elsewhere: Vec<String> = capacity
+            .iter()
+            .filter(|c| c.gpu_model == model.name && c.free() >= i64::from(count))
+            .map(|c| format!("{} ({} free)", c.region, c.free()))
+            .collect();
+        let free_here = capacity
+            .iter()
+            .find(|c| c.region == region && c.gpu_model == model.name)
+            .map(|c| c.free())
+            .unwrap_or(0);
+        let mut message = format!(
+            "Not enough {} GPUs in {region}: {count} requested, {free_here} free.",
+            model.name
+        );
+        if elsewhere.is_empty() {
+            message.push_str(" No region has that many free right now.");
+        } else {
+            message.push_str(&format!(" Available in: {}.", elsewhere.join(", ")));
+        }
+        Ok(message)
+    }
+
+    async fn reserve_address(&self, tx: &mut AnyConnection, row: &InstanceRow) -> Result<()> {
+        let backend = self.context.store.backend();
+        match public_ips::assign(tx, backend, &row.region, &row.id, self.now()).await? {
+            Some(_) => Ok(()),
+            None => Err(Error::PublicIpUnavailable(format!(
+                "No public IP address is free in {}; deploy with public_ip: false or try another region",
+                row.region
+            ))),
+        }
+    }
+
+    async fn enqueue(
+        &self,
+        tx: &mut AnyConnection,
+        id: &str,
+        action: JobAction,
+        generation: i64,
+        now: i64,
+    ) -> Result<()> {
+        let payload =
+            serde_json::to_string(&InstanceJob { action, generation }).map_err(Error::internal)?;
+        let job = NewJob {
+            kind: JOB_KIND,
+            resource_id: id,
+            payload,
+            max_attempts: i64::from(self.config().jobs.max_attempts),
+        };
+        enqueue(tx, job, now).await?;
+        Ok(())
+    }
+
+    async fn owned(&self, caller: &Caller, id: &str) -> Result<InstanceRow> {
+        self.context
+            .store
+            .instance(caller.account_id(), id)
+            .await?
+            .filter(|i| i.status != InstanceState::Deleted.as_str())
+            .ok_or_else(|| Error::not_found("Instance", id))
+    }
+
+    /// Start, stop, reboot, hibernate, restore or delete: the instance enters its transitional state now and
+    /// a worker finishes the operation.
+    pub async fn act(&self, caller: &Caller, id: &str, action: Action) -> Result<InstanceAction> {
+        for _ in 0..5 {
+            let row = self.owned(caller, id).await?;
+            let state = parse_state(&row.status)?;
+            let (through, to) = action.begin(state)?;
+            if action == Action::Restore {
+                let currency = Currency::parse(&row.currency).unwrap_or(Currency::USD);
+                let model = self
+                    .config()
+                    .gpu_model(&row.gpu_model)
+                    .ok_or_else(|| Error::internal("instance of an unknown model"))?;
+                let billing = billing_of(
+                    self.config(),
+                    model,
+                    row.gpu_count as u32,
+                    row.storage_gb as u32,
+                    &row.os_volume_type,
+                    currency,
+                );
+                self.require_balance(caller, currency, billing.total_hourly_rate.0)
+                    .await?;
+            }
+            let now = self.now();
+            let mut tx = self.context.store.begin().await?;
+            let mut change = InstanceChange {
+                status: Some(through.as_str().into()),
+                status_reason: Some(None),
+                ..Default::default()
+            };
+            if action == Action::Restore {
+                if !capacity::allocate(&mut tx, &row.region, &row.gpu_model, row.gpu_count, now)
+                    .await?
+                {
+                    drop(tx);
+                    let model = self
+                        .config()
+                        .gpu_model(&row.gpu_model)
+                        .ok_or_else(|| Error::internal("unknown model"))?;
+                    return Err(Error::GpuUnavailable(
+                        self.stock_message(&row.region, model, row.gpu_count as u32)
+                            .await?,
+                    ));
+                }
+                change.gpus_allocated = Some(row.gpu_count);
+                if row.public_ip {
+                    self.reserve_address(&mut tx, &row).await?;
+                }
+            }
+            if !instances::update(&mut tx, &row.id, row.generation, &change, now).await? {
+                continue; // changed under us: read again and decide again
+            }
+            let generation = row.generation + 1;
+            let cause = format!("{action} requested");
+            record_event_at(
+                &mut tx,
+                &row,
+                Some(state),
+                through,
+                &actor(caller),
+                &cause,
+                generation,
+                now,
+            )
+            .await?;
+            self.enqueue(&mut tx, &row.id, action.into(), generation, now)
+                .await?;
+            tx.commit().await.map_err(Error::internal)?;
+            self.context.work.notify_one();
+            return Ok(InstanceAction {
+                instance_id: row.id,
+                action: action.as_str().into(),
+                status: through.as_str().into(),
+                target_status: to.as_str().into(),
+            });
+        }
+        Err(Error::conflict(
+            "CONFLICT",
+            "The instance is changing; try again",
+        ))
+    }
+
+    pub async fn get(&self, caller: &Caller, id: &str) -> Result<Instance> {
+        let row = self.owned(caller, id).await?;
+        self.view(row).await
+    }
+
+    pub async fn list(&self, caller: &Caller, query: InstanceQuery) -> Result<InstanceList> {
+        let page = page_of(query.page, query.limit)?;
+        if let Some(status) = &query.status {
+            InstanceState::parse(status)
+                .ok_or_else(|| Error::field("status", format!("Unknown status '{status}'")))?;
+        }
+        let filter = InstanceFilter {
+            status: query
+                .status
+                .as_deref()
+                .and_then(InstanceState::parse)
+                .map(|s| s.as_str().to_string()),
+            region: query.region,
+            gpu_model: query.gpu_model,
+            name_contains: query.name,
+            include_deleted: false,
+        };
+        let (rows, total) = self
+            .context
+            .store
+            .instances(caller.account_id(), &filter, page.offset(), page.limit)
+            .await?;
+        let mut instances = Vec::with_capacity(rows.len());
+        for row in rows {
+            instances.push(self.view(row).await?);
+        }
+        Ok(InstanceList {
+            instances,
+            pagination: Pagination::new(page, total),
+        })
+    }
+
+    /// `GET /api/instances/hibernated/`.
+    pub async fn hibernated(&self, caller: &Caller) -> Result<HibernatedSummary> {
+        let filter = InstanceFilter {
+            status: Some("HIBERNATED".into()),
+            ..Default::default()
+        };
+        let (rows, total) = self
+            .context
+            .store
+            .instances(caller.account_id(), &filter, 0, 5)
+            .await?;
+        let currency = countries::currency_for(caller.account.country.as_deref());
+        let rate = price(&self.config().billing.hibernation_prices, currency);
+        let mut recent = Vec::new();
+        for row in rows {
+            recent.push(self.view(row).await?);
+        }
+        Ok(HibernatedSummary {
+            count: total,
+            hourly_cost: Amount(rate * Decimal::from(total)),
+            currency,
+            recent,
+        })
+    }
+
+    /// `GET /api/instances/snapshot-eligible/`: ACTIVE instances.
+    pub async fn snapshot_eligible(
+        &self,
+        caller: &Caller,
+        page: PageQuery,
+    ) -> Result<InstanceList> {
+        self.list(
+            caller,
+            InstanceQuery {
+                page: page.page,
+                limit: page.limit,
+                status: Some("ACTIVE".into()),
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    /// `POST /api/instances/{id}/toggle-public-ip/`: ACTIVE or SHUTOFF instances only.
+    pub async fn toggle_public_ip(&self, caller: &Caller, id: &str) -> Result<TogglePublicIp> {
+        for _ in 0..5 {
+            let row = self.owned(caller, id).await?;
+            let state = parse_state(&row.status)?;
+            if !matches!(state, InstanceState::Active | InstanceState::Shutoff) {
+                return Err(Error::conflict(
+                    "INVALID_STATE",
+                    format!(
+                        "Cannot toggle the public IP of an instance in state {state}; it must be ACTIVE or SHUTOFF"
+                    ),
+                ));
+            }
+            let now = self.now();
+            let mut tx = self.context.store.begin().await?;
+            let enable = !row.public_ip;
+            let address = if enable {
+                self.reserve_address(&mut tx, &row).await?;
+                public_ips::assign(
+                    &mut tx,
+                    self.context.store.backend(),
+                    &row.region,
+                    &row.id,
+                    now,
+                )
+                .await?
+            } else {
+                public_ips::release(&mut tx, &row.id, now).await?;
+                Some(private_address(&row.id))
+            };
+            let change = InstanceChange {
+                public_ip: Some(enable),
+                ip_address: Some(address.clone()),
+                ..Default::default()
+            };
+            if !instances::update(&mut tx, &row.id, row.generation, &change, now).await? {
+                continue;
+            }
+            let cause = if enable {
+                "public IP enabled"
+            } else {
+                "public IP disabled"
+            };
+            record_event_at(
+                &mut tx,
+                &row,
+                Some(state),
+                state,
+                &actor(caller),
+                cause,
+                row.generation + 1,
+                now,
+            )
+            .await?;
+            tx.commit().await.map_err(Error::internal)?;
+            return Ok(TogglePublicIp {
+                instance_id: row.id,
+                public_ip: enable,
+                ip_status: if address.is_some() {
+                    "assigned"
+                } else {
+                    "pending"
+                }
+                .into(),
+                ip_address: address,
+            });
+        }
+        Err(Error::conflict(
+            "CONFLICT",
+            "The instance is changing; try again",
+        ))
+    }
+
+    /// `POST /api/instances/{id}/security-rules/`.
+    pub async fn add_rule(
+        &self,
+        caller: &Caller,
+        id: &str,
+        request: SecurityRuleRequest,
+    ) -> Result<SecurityRule> {
+        let row = self.owned(caller, id).await?;
+        let mut v = Validator::new();
+        let rule = validate_rule(&mut v, "", &request);
+        v.finish()?;
+        let rule = rule.expect("validated");
+        let existing = self.context.store.instance_rules(&row.id).await?;
+        if existing.iter().any(|r| valid_rule_of(r) == rule) {
+            return Err(Error::conflict(
+                "DUPLICATE_RULE",
+                "The instance already has this rule",
+            ));
+        }
+        if existing.len() >= MAX_RULES_PER_INSTANCE {
+            return Err(Error::conflict(
+                "LIMIT_EXCEEDED",
+                format!("At most {MAX_RULES_PER_INSTANCE} rules per instance"),
+            ));
+        }
+        let now = self.now();
+        let mut tx = self.context.store.begin().await?;
+        let rule_id = insert_rule(&mut tx, &row.id, &rule, now).await?;
+        tx.commit().await.map_err(Error::internal)?;
+        Ok(rule_view(&rule_id, &rule))
+    }
+
+    /// `DELETE /api/instances/{id}/security-rules/{rule_id}/`.
+    pub async fn remove_rule(&self, caller: &Caller, id: &str, rule_id: &str) -> Result<()> {
+        let row = self.owned(caller, id).await?;
+        if self
+            .context
+            .store
+            .delete_instance_rule(&row.id, rule_id)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::not_found("Security rule", rule_id))
+        }
+    }
+
+    /// Events of one instance, or of the whole account.
+    pub async fn events(
+        &self,
+        caller: &Caller,
+        id: Option<&str>,
+        page: PageQuery,
+    ) -> Result<EventList> {
+        if let Some(id) = id {
+            self.context
+                .store
+                .instance(caller.account_id(), id)
+                .await?
+                .ok_or_else(|| Error::not_found("Instance", id))?;
+        }
+        let page = page_of(page.page, page.limit)?;
+        let (rows, total) = self
+            .context
+            .store
+            .events(caller.account_id(), id, page.offset(), page.limit)
+            .await?;
+        Ok(EventList {
+            events: rows.into_iter().map(event_view).collect(),
+            pagination: Pagination::new(page, total),
+        })
+    }
+
+    async fn view(&self, row: InstanceRow) -> Result<Instance> {
+        let config = self.config();
+        let currency = Currency::parse(&row.currency).unwrap_or(Currency::USD);
+        let billing = match config.gpu_model(&row.gpu_model) {
+            Some(model) => billing_of(
+                config,
+                model,
+                row.gpu_count as u32,
+                row.storage_gb as u32,
+                &row.os_volume_type,
+                currency,
+            ),
+            None => {
+                return Err(Error::internal(format!(
+                    "instance {} has unknown model {}",
+                    row.id, row.gpu_model
+                )));
+            }
+        };
+        let rules = self.context.store.instance_rules(&row.id).await?;
+        let state = parse_state(&row.status)?;
+        Ok(Instance {
+            specs: specs_of_parts(
+                &row.gpu_model,
+                row.gpu_count as u32,
+                row.ram_gb,
+                row.vcpus,
+                row.storage_gb as u32,
+            ),
+            security_rules: rules
+                .iter()
+                .map(|r| rule_view(&r.id, &valid_rule_of(r)))
+                .collect(),
+            allowed_actions: state
+                .allowed_actions()
+                .into_iter()
+                .map(|a| a.as_str().to_string())
+                .collect(),
+            ip_status: if row.ip_address.is_some() {
+                "assigned"
+            } else {
+                "pending"
+            }
+            .into(),
+            instance_id: row.id,
+            name: row.name,
+            vm_name: row.vm_name,
+            region: row.region,
+            tier: Tier::parse(&row.tier).unwrap_or(Tier::Legacy),
+            status: row.status,
+            status_reason: row.status_reason,
+            ip_address: row.ip_address,
+            public_ip: row.public_ip,
+            boot_source: row.boot_source,
+            operating_system: row.operating_system,
+            ssh_key_id: row.ssh_key_id,
+            script_id: row.script_id,
+            billing,
+            features: Features {
+                startup_script_configured: row.startup_script.is_some(),
+            },
+            created_at: format_ms(row.created_at),
+            updated_at: format_ms(row.updated_at),
+        })
+    }
+}
+
+fn page_of(page: Option<u32>, limit: Option<u32>) -> Result<PageRequest> {
+    PageQuery { page, limit }
+        .validate()
+        .map_err(|(field, message)| Error::field(field, message))
+}
+
+pub(crate) fn parse_state(status: &str) -> Result<InstanceState> {
+    InstanceState::parse(status)
+        .ok_or_else(|| Error::internal(format!("unknown instance status {status}")))
+}
+
+/// Instance names: 2–30 letters, digits, `-`, `_`, `.`.
+pub fn check_instance_name(v: &mut Validator, field: &str, name: &str) {
+    let name = name.trim();
+    v.check(
+        length_between(name, 2, 30),
+        field,
+        "Instance name must be between 2 and 30 characters",
+    );
+    v.check(
+        only_chars(name, &['-', '_', '.']),
+        field,
+        "Instance name must contain only letters, digits, hyphens, underscores, and dots",
+    );
+}
+
+fn unknown_value<'a>(what: &str, value: &str, valid: impl Iterator<Item = &'a String>) -> String {
+    let valid: Vec<&str> = valid.map(String::as_str).collect();
+    format!(
+        "Unknown {what} '{value}'. Valid values: {}",
+        valid.join(", ")
+    )
+}
+
+/// The tier's OS volume type: the first volume type the configuration lists for it.
+fn default_volume_type(config: &Config, tier: Tier) -> Result<String> {
+    config
+        .volume_types
+        .iter()
+        .find(|v| v.tier == tier)
+        .map(|v| v.name.clone())
+        .ok_or_else(|| Error::internal(format!("no volume type configured for the {tier} tier")))
+}
+
+/// The hourly billing breakdown of an instance, rounded for display as the docs show it.
+pub fn billing_of(
+    config: &Config,
+    model: &GpuModelConfig,
+    count: u32,
+    os_size_gb: u32,
+    os_type: &str,
+    currency: Currency,
+) -> InstanceBilling {
+    let gpu = price(&model.prices, currency) * Decimal::from(count);
+    let os_rate = config
+        .volume_type(os_type)
+        .map(|t| price(&t.prices, currency))
+        .unwrap_or_default();
+    let os = storage_hourly(os_rate, os_size_gb);
+    InstanceBilling {
+        breakdown: BillingBreakdown {
+            compute: ComputeCharge {
+                gpu: GpuCharge {
+                    model: model.name.clone(),
+                    count,
+                    hourly_rate: Amount(display_rate(gpu)),
+                },
+            },
+            storage: StorageCharge {
+                os_volume: VolumeCharge {
+                    size_gb: os_size_gb,
+                    volume_type: os_type.to_string(),
+                    hourly_rate: Amount(display_rate(os)),
+                },
+                data_volumes: vec![],
+                data_volumes_total: Amount(Decimal::ZERO),
+            },
+        },
+        total_hourly_rate: Amount(display_rate(gpu + os)),
+        currency,
+    }
+}
+
+fn specs_of_parts(model: &str, count: u32, ram_gb: i64, vcpus: i64, storage_gb: u32) -> Specs {
+    Specs {
+        gpu_type: model.to_string(),
+        gpu_count: count,
+        ram_gb: ram_gb as u32,
+        vcpus: vcpus as u32,
+        storage_gb,
+    }
+}
+
+/// `barrack-h100s-x7k`: a short host-style name from the model, with a random tail.
+fn vm_name(model: &str) -> String {
+    let mut parts = model.split('-').map(str::to_lowercase);
+    let mut slug = parts.next().unwrap_or_default();
+    if let Some(c) = parts.next().and_then(|p| p.chars().next()) {
+        slug.push(c);
+    }
+    let mut rng = rand::thread_rng();
+    let tail: String = (0..3)
+        .map(|_| (b'a' + rng.gen_range(0..26)) as char)
+        .collect();
+    format!("barrack-{slug}-{tail}")
+}
+
+/// The instance's address on its private network, stable for its id.
+pub fn private_address(id: &str) -> String {
+    let hash = id.bytes().fold(2166136261u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(16777619)
+    });
+    format!(
+        "10.{}.{}.{}",
+        (hash >> 16) & 0xff,
+        (hash >> 8) & 0xff,
+        (hash & 0xff).clamp(2, 254)
+    )
+}
+
+pub fn actor(caller: &Caller) -> String {
+    format!("user:{}", caller.account_id())
+}
+
+async fn insert_rule(
+    tx: &mut AnyConnection,
+    instance_id: &str,
+    rule: &ValidRule,
+    now: i64,
+) -> Result<String> {
+    let id = new_id(IdKind::Rule);
+    barrack_store::instances::insert_rule(
+        tx,
+        &id,
+        instance_id,
+        (&rule.direction, &rule.ethertype, rule.protocol.as_deref()),
+        (
+            rule.port_range_min.map(i64::from),
+            rule.port_range_max.map(i64::from),
+        ),
+        rule.remote_ip_prefix.as_deref(),
+        now,
+    )
+    .await?;
+    Ok(id)
+}
+
+fn valid_rule_of(row: &RuleRow) -> ValidRule {
+    ValidRule {
+        direction: row.direction.clone(),
+        ethertype: row.ethertype.clone(),
+        protocol: row.protocol.clone(),
+        port_range_min: row.port_range_min.and_then(|p| u16::try_from(p).ok()),
+        port_range_max: row.port_range_max.and_then(|p| u16::try_from(p).ok()),
+        remote_ip_prefix: row.remote_ip_prefix.clone(),
+    }
+}
+
+fn rule_view(id: &str, rule: &ValidRule) -> SecurityRule {
+    SecurityRule {
+        id: id.to_string(),
+        direction: rule.direction.clone(),
+        protocol: rule.protocol.clone(),
+        ethertype: rule.ethertype.clone(),
+        port_range_min: rule.port_range_min,
+        port_range_max: rule.port_range_max,
+        remote_ip_prefix: rule.remote_ip_prefix.clone(),
+        source: "instance".into(),
+    }
+}
+
+pub(crate) async fn record_event(
+    tx: &mut AnyConnection,
+    row: &InstanceRow,
+    from: Option<InstanceState>,
+    to: InstanceState,
+    actor: &str,
+    cause: &str,
+    now: i64,
+) -> Result<()> {
+    record_event_at(tx, row, from, to, actor, cause, row.generation, now).await
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn record_event_at(
+    tx: &mut AnyConnection,
+    row: &InstanceRow,
+    from: Option<InstanceState>,
+    to: InstanceState,
+    actor: &str,
+    cause: &str,
+    sequence: i64,
+    now: i64,
+) -> Result<()> {
+    let event = EventRow {
+        id: format!("evt-{}", crate::ids::random_alphanumeric(16)),
+        account_id: row.account_id.clone(),
+        resource_type: "instance".into(),
+        resource_id: row.id.clone(),
+        kind: if from.is_none() {
+            "created"
+        } else {
+            "status_changed"
+        }
+        .into(),
+        from_status: from.map(|s| s.as_str().to_string()),
+        to_status: Some(to.as_str().to_string()),
+        actor: actor.to_string(),
+        cause: cause.to_string(),
+        sequence,
+        created_at: now,
+    };
+    events::insert(&mut *tx, &event).await?;
+    Ok(())
+}
+
+fn event_view(row: EventRow) -> Event {
+    Event {
+        id: row.id,
+        resource_type: row.resource_type,
+        resource_id: row.resource_id,
+        kind: row.kind,
+        from_status: row.from_status,
+        to_status: row.to_status,
+        actor: row.actor,
+        cause: row.cause,
+        created_at: format_ms(row.created_at),
+    }
+}

@@ -1,0 +1,320 @@
+//! Deploy and manage instances (`spec/API.md` §3, §4).
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use barrack_api::instances::{
+    DeployRequest, DeployedInstance, EventList, HibernatedSummary, Instance, InstanceAction,
+    InstanceList, InstanceQuery, RemoveSecurityRuleResponse, SecurityRule, SecurityRuleRequest,
+    TogglePublicIp,
+};
+use barrack_api::{Envelope, ErrorResponse, PageQuery};
+use barrack_core::accounts::Caller;
+use barrack_core::lifecycle::Action;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use crate::http::{ApiResult, Auth, Body, Created, PathId, PathIds, Query, Success, context};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(deploy_instance))
+        .routes(routes!(list_instances))
+        .routes(routes!(get_hibernated_instances))
+        .routes(routes!(list_snapshot_eligible_instances))
+        .routes(routes!(list_events))
+        .routes(routes!(get_instance, delete_instance))
+        .routes(routes!(start_instance))
+        .routes(routes!(stop_instance))
+        .routes(routes!(reboot_instance))
+        .routes(routes!(hibernate_instance))
+        .routes(routes!(restore_instance))
+        .routes(routes!(toggle_public_ip))
+        .routes(routes!(add_instance_security_rule))
+        .routes(routes!(remove_instance_security_rule))
+        .routes(routes!(list_instance_events))
+}
+
+/// Create a new instance
+#[utoipa::path(post, path = "/api/deploy-server/", tag = "Deploy Instance", request_body = DeployRequest,
+    responses((status = 201, body = Envelope<DeployedInstance>), (status = 400, body = ErrorResponse),
+              (status = 401, body = ErrorResponse), (status = 402, body = ErrorResponse),
+              (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
+              (status = 409, body = ErrorResponse), (status = 413, body = ErrorResponse),
+              (status = 503, body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn deploy_instance(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Body(request): Body<DeployRequest>,
+) -> ApiResult<Created<DeployedInstance>> {
+    let deployed = state.services.instances.deploy(&caller, request).await?;
+    Ok(Created("VM deployed successfully", deployed))
+}
+
+/// List instances
+#[utoipa::path(get, path = "/api/instances/", tag = "Instances", params(InstanceQuery),
+    responses((status = 200, body = Envelope<InstanceList>), (status = 400, body = ErrorResponse),
+              (status = 401, body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn list_instances(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Query(query): Query<InstanceQuery>,
+) -> ApiResult<Success<InstanceList>> {
+    let list = state.services.instances.list(&caller, query).await?;
+    Ok(Success("Instances retrieved successfully", list))
+}
+
+/// Get instance details
+#[utoipa::path(get, path = "/api/instances/{id}/", tag = "Instances", params(("id" = String, Path)),
+    responses((status = 200, body = Envelope<Instance>), (status = 401, body = ErrorResponse),
+              (status = 404, body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn get_instance(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    PathId(id): PathId,
+) -> ApiResult<Success<Instance>> {
+    let instance = state.services.instances.get(&caller, &id).await?;
+    Ok(Success("Instance retrieved successfully", instance))
+}
+
+async fn act(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    action: Action,
+    message: &'static str,
+) -> ApiResult<Success<InstanceAction>> {
+    let done = state.services.instances.act(caller, id, action).await?;
+    Ok(Success(message, done))
+}
+
+/// Delete instance
+#[utoipa::path(delete, path = "/api/instances/{id}/", tag = "Instances", params(("id" = String, Path)),
+    responses((status = 200, body = Envelope<InstanceAction>), (status = 401, body = ErrorResponse),
+              (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn delete_instance(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    PathId(id): PathId,
+) -> ApiResult<Success<InstanceAction>> {
+    act(
+        &state,
+        &caller,
+        &id,
+        Action::Delete,
+        "Instance deletion started",
+    )
+    .await
+}
+
+/// Start instance
+#[utoipa::path(post, path = "/api/instances/{id}/start/", tag = "Instances", params(("id" = String, Path)),
+    responses((status = 200, body = Envelope<InstanceAction>), (status = 401, body = ErrorResponse),
+              (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn start_instance(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    PathId(id): PathId,
+) -> ApiResult<Success<InstanceAction>> {
+    act(&state, &caller, &id, Action::Start, "Instance starting").await
+}
+
+/// Stop instance
+#[utoipa::path(post, path = "/api/instances/{id}/stop/", tag = "Instances", params(("id" = String, Path)),
+    responses((status = 200, body = Envelope<InstanceAction>), (status = 401, body = ErrorResponse),
+              (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn stop_instance(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    PathId(id): PathId,
+) -> ApiResult<Success<InstanceAction>> {
+    act(&state, &caller, &id, Action::Stop, "Instance stopping").await
+}
+
+/// Reboot instance
+#[utoipa::path(post, path = "/api/instances/{id}/reboot/", tag = "Instances", params(("id" = String, Path)),
+    responses((status = 200, body = Envelope<InstanceAction>), (status = 401, body = ErrorResponse),
+              (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn reboot_instance(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    PathId(id): PathId,
+) -> ApiResult<Success<InstanceAction>> {
+    act(&state, &caller, &id, Action::Reboot, "Instance rebooting").await
+}
+
+/// Hibernate instance
+#[utoipa::path(post, path = "/api/instances/{id}/hibernate/", tag = "Instances", params(("id" = String, Path)),
+    responses((status = 200, body = Envelope<InstanceAction>), (status = 401, body = ErrorResponse),
+              (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn hibernate_instance(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    PathId(id): PathId,
+) -> ApiResult<Success<InstanceAction>> {
+    act(
+        &state,
+        &caller,
+        &id,
+        Action::Hibernate,
+        "Instance hibernating",
+    )
+    .await
+}
+
+/// Restore hibernated instance
+#[utoipa::path(post, path = "/api/instances/{id}/restore/", tag = "Instances", params(("id" = String, Path)),
+    responses((status = 200, body = Envelope<InstanceAction>), (status = 401, body = ErrorResponse),
+              (status = 402, body = ErrorResponse), (status = 404, body = ErrorResponse),
+              (status = 409, body = ErrorResponse), (status = 503, body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn restore_instance(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    PathId(id): PathId,
+) -> ApiResult<Success<InstanceAction>> {
+    act(&state, &caller, &id, Action::Restore, "Instance restoring").await
+}
+
+/// Toggle public IP for instance
+#[utoipa::path(post, path = "/api/instances/{id}/toggle-public-ip/", tag = "Instances", params(("id" = String, Path)),
+    responses((status = 200, body = Envelope<TogglePublicIp>), (status = 401, body = ErrorResponse),
+              (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse),
+              (status = 503, body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn toggle_public_ip(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    PathId(id): PathId,
+) -> ApiResult<Success<TogglePublicIp>> {
+    let toggled = state
+        .services
+        .instances
+        .toggle_public_ip(&caller, &id)
+        .await?;
+    Ok(Success("Public IP updated", toggled))
+}
+
+/// Get hibernated instances count
+#[utoipa::path(get, path = "/api/instances/hibernated/", tag = "Instances",
+    responses((status = 200, body = Envelope<HibernatedSummary>), (status = 401, body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn get_hibernated_instances(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+) -> ApiResult<Success<HibernatedSummary>> {
+    let summary = state.services.instances.hibernated(&caller).await?;
+    Ok(Success(
+        "Hibernated instances retrieved successfully",
+        summary,
+    ))
+}
+
+/// List instances eligible for snapshot creation
+#[utoipa::path(get, path = "/api/instances/snapshot-eligible/", tag = "Instances", params(PageQuery),
+    responses((status = 200, body = Envelope<InstanceList>), (status = 400, body = ErrorResponse),
+              (status = 401, body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn list_snapshot_eligible_instances(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Success<InstanceList>> {
+    let list = state
+        .services
+        .instances
+        .snapshot_eligible(&caller, page)
+        .await?;
+    Ok(Success("Eligible instances retrieved successfully", list))
+}
+
+/// Add instance security rule
+#[utoipa::path(post, path = "/api/instances/{id}/security-rules/", tag = "Instances", params(("id" = String, Path)),
+    request_body = SecurityRuleRequest,
+    responses((status = 201, body = Envelope<SecurityRule>), (status = 400, body = ErrorResponse),
+              (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse),
+              (status = 409, body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn add_instance_security_rule(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    PathId(id): PathId,
+    Body(request): Body<SecurityRuleRequest>,
+) -> ApiResult<Created<SecurityRule>> {
+    let rule = state
+        .services
+        .instances
+        .add_rule(&caller, &id, request)
+        .await?;
+    Ok(Created("Security rule added", rule))
+}
+
+/// Remove instance security rule
+#[utoipa::path(delete, path = "/api/instances/{id}/security-rules/{rule_id}/", tag = "Instances",
+    params(("id" = String, Path), ("rule_id" = String, Path)),
+    responses((status = 200, body = RemoveSecurityRuleResponse), (status = 401, body = ErrorResponse),
+              (status = 404, body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn remove_instance_security_rule(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    PathIds(id, rule_id): PathIds,
+) -> ApiResult<Response> {
+    state
+        .services
+        .instances
+        .remove_rule(&caller, &id, &rule_id)
+        .await?;
+    let ctx = context::current();
+    // Flat, as documented.
+    Ok(axum::Json(RemoveSecurityRuleResponse {
+        success: true,
+        message: "Security rule removed".into(),
+        instance_id: id,
+        rule_id,
+        tier: Some(caller.tier),
+        request_id: ctx.map(|c| c.request_id).unwrap_or_default(),
+    })
+    .into_response())
+}
+
+/// Events of an instance
+#[utoipa::path(get, path = "/api/instances/{id}/events/", tag = "Instances", params(("id" = String, Path), PageQuery),
+    responses((status = 200, body = Envelope<EventList>), (status = 401, body = ErrorResponse),
+              (status = 404, body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn list_instance_events(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    PathId(id): PathId,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Success<EventList>> {
+    let events = state
+        .services
+        .instances
+        .events(&caller, Some(&id), page)
+        .await?;
+    Ok(Success("Events retrieved successfully", events))
+}
+
+/// Events of the account
+#[utoipa::path(get, path = "/api/events/", tag = "Events", params(PageQuery),
+    responses((status = 200, body = Envelope<EventList>), (status = 400, body = ErrorResponse),
+              (status = 401, body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn list_events(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Success<EventList>> {
+    let events = state.services.instances.events(&caller, None, page).await?;
+    Ok(Success("Events retrieved successfully", events))
+}

@@ -1,0 +1,666 @@
+//! Deploy and the instance lifecycle against the simulated data centre in step mode (no sleeping: each
+//! test moves work forward with `settle` and time with the manual clock).
+
+use barrack_api::catalog::{CapacitySetting, CatalogQuery, SetCapacityRequest};
+use barrack_api::instances::{DeployRequest, InstanceQuery, OsVolumeRequest, SecurityRuleRequest};
+use barrack_api::ssh_keys::CreateSshKeyRequest;
+use barrack_api::{PageQuery, Tier};
+use barrack_client::{Client, InstanceActionKind};
+use barrack_core::clock::Clock;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::common::{Db, TestApp};
+use crate::on_both_databases;
+
+on_both_databases!(
+    the_documented_deploy_returns_201_and_becomes_active,
+    a_month_long_lifecycle_in_step_mode,
+    deploy_checks_run_in_the_documented_order,
+    concurrent_deploys_never_oversubscribe_stock,
+    driver_failures_leave_instances_in_error_with_stock_released,
+    addresses_rules_and_other_accounts,
+);
+
+const IMAGE: &str = "Ubuntu 24.04 + CUDA 12.8 Open + Docker";
+
+async fn ssh_key(client: &Client) -> String {
+    let key = client
+        .create_ssh_key(&CreateSshKeyRequest {
+            name: "laptop".into(),
+            public_key: None,
+        })
+        .await
+        .unwrap();
+    key.data.key.name
+}
+
+fn deploy_request(name: &str, key: &str, count: u32) -> DeployRequest {
+    serde_json::from_value(json!({
+        "gpu_model": "H100-SXM5-80GB", "gpu_count": count, "region": "FINLAND-1", "instance_name": name,
+        "image_name": IMAGE, "ssh_key": key
+    }))
+    .unwrap()
+}
+
+async fn instance_status(client: &Client, id: &str) -> String {
+    client.instance(id).await.unwrap().data.status
+}
+
+async fn free_gpus(app: &TestApp, region: &str) -> u32 {
+    let query = CatalogQuery {
+        region: Some(region.into()),
+        gpu_model: Some("H100-SXM5-80GB".into()),
+        ..Default::default()
+    };
+    app.anonymous()
+        .gpu_stocks(&query)
+        .await
+        .unwrap()
+        .data
+        .stocks[0]
+        .available
+}
+
+/// Capacity allocations equal the GPUs live instances hold, everywhere.
+async fn assert_stock_consistent(app: &TestApp) {
+    let store = app.services().store();
+    let held = store.gpus_held().await.unwrap();
+    for row in store.capacity().await.unwrap() {
+        let holding = held
+            .iter()
+            .find(|(r, m, _)| *r == row.region && *m == row.gpu_model)
+            .map(|h| h.2)
+            .unwrap_or(0);
+        assert_eq!(row.allocated, holding, "{} {}", row.region, row.gpu_model);
+    }
+    let assignments = store.public_ip_assignments().await.unwrap();
+    let mut instances: Vec<&String> = assignments.iter().map(|(_, i)| i).collect();
+    instances.sort();
+    instances.dedup();
+    assert_eq!(
+        instances.len(),
+        assignments.len(),
+        "no instance holds two addresses"
+    );
+}
+
+async fn the_documented_deploy_returns_201_and_becomes_active(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "100").await;
+    let key = ssh_key(&client).await;
+    let body = json!({
+        "gpu_model": "H100-SXM5-80GB", "gpu_count": 4, "region": "FINLAND-1", "instance_name": "ml-training-server",
+        "image_name": IMAGE, "boot_from_volume": false, "ssh_key": key, "public_ip": true,
+        "security_rules": [{"direction": "ingress", "protocol": "tcp", "ethertype": "IPv4", "port_range_min": 22,
+                            "port_range_max": 22, "remote_ip_prefix": "0.0.0.0/0"}],
+        "cloud_init": "#cloud-config\npackages: [htop]\n", "os_volume": {"size": 100},
+        "existing_volumes": [], "volumes": []
+    });
+    let raw = client
+        .raw(Method::POST, "/api/deploy-server/", Some(&body))
+        .await
+        .unwrap();
+    assert_eq!(raw.status, 201, "{}", raw.text);
+    let b = &raw.body;
+    assert_eq!(b["success"], true);
+    assert_eq!(b["message"], "VM deployed successfully");
+    assert_eq!(b["tier"], "advanced");
+    let d = &b["data"];
+    let mut keys: Vec<&str> = d.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "billing",
+            "boot_source",
+            "created_at",
+            "features",
+            "instance_id",
+            "ip_address",
+            "ip_status",
+            "operating_system",
+            "region",
+            "specs",
+            "status",
+            "vm_name"
+        ]
+    );
+    let id = d["instance_id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("BRK-") && id.ends_with('D') && id.len() == 11);
+    assert!(d["vm_name"].as_str().unwrap().starts_with("barrack-h100s-"));
+    assert_eq!(d["region"], "FINLAND-1");
+    assert_eq!(d["ip_address"], Value::Null);
+    assert_eq!(d["ip_status"], "pending");
+    assert_eq!(
+        d["billing"],
+        json!({"breakdown": {"compute": {"gpu": {"model": "H100-SXM5-80GB", "count": 4, "hourly_rate": 9.96}},
+                              "storage": {"os_volume": {"size_gb": 100, "type": "NVMe", "hourly_rate": 0.0293},
+                                          "data_volumes": [], "data_volumes_total": 0}},
+               "total_hourly_rate": 9.9893, "currency": "USD"})
+    );
+    assert_eq!(
+        d["specs"],
+        json!({"gpu_type": "H100-SXM5-80GB", "gpu_count": 4, "ram_gb": 740, "vcpus": 176, "storage_gb": 100})
+    );
+    assert_eq!(d["status"], "CREATING");
+    assert_eq!(d["boot_source"], "image");
+    assert_eq!(d["operating_system"], IMAGE);
+    assert_eq!(d["features"], json!({"startup_script_configured": false}));
+    assert_eq!(d["created_at"], "2025-01-15T10:30:00Z");
+    assert_eq!(
+        free_gpus(&app, "FINLAND-1").await,
+        60,
+        "the GPUs are taken at deploy"
+    );
+
+    app.settle().await;
+    let instance = client.instance(&id).await.unwrap().data;
+    assert_eq!(instance.status, "ACTIVE");
+    assert_eq!(instance.ip_status, "assigned");
+    assert!(
+        instance
+            .ip_address
+            .as_deref()
+            .unwrap()
+            .starts_with("203.0.113.")
+    );
+    assert_eq!(
+        instance.allowed_actions,
+        ["stop", "reboot", "hibernate", "delete"]
+    );
+    assert_eq!(instance.security_rules.len(), 1);
+    assert_eq!(instance.security_rules[0].port_range_min, Some(22));
+    let (state, host) = app.simulator().instance(&id).unwrap();
+    assert_eq!(state, barrack_compute::PowerState::Running);
+    assert!(host.unwrap().starts_with("finland-1-h100-sxm5-80gb-"));
+    assert_stock_consistent(&app).await;
+    app.stop().await;
+}
+
+async fn a_month_long_lifecycle_in_step_mode(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "DE", "500").await;
+    let key = ssh_key(&client).await;
+    let id = client
+        .deploy(&deploy_request("lifecycle", &key, 8))
+        .await
+        .unwrap()
+        .data
+        .instance_id;
+    app.settle().await;
+    let day = 24 * 60 * 60 * 1000;
+    use InstanceActionKind::*;
+    let steps: [(InstanceActionKind, &str, &str); 6] = [
+        (Stop, "STOPPING", "SHUTOFF"),
+        (Start, "STARTING", "ACTIVE"),
+        (Reboot, "REBOOTING", "ACTIVE"),
+        (Hibernate, "HIBERNATING", "HIBERNATED"),
+        (Restore, "RESTORING", "ACTIVE"),
+        (Stop, "STOPPING", "SHUTOFF"),
+    ];
+    for (action, through, to) in steps {
+        app.clock.advance_ms(5 * day);
+        let done = client.instance_action(&id, action).await.unwrap().data;
+        assert_eq!(
+            (done.status.as_str(), done.target_status.as_str()),
+            (through, to),
+            "{action:?}"
+        );
+        assert_eq!(instance_status(&client, &id).await, through);
+        // Nothing else may happen while the operation runs.
+        let busy = client.instance_action(&id, Start).await.unwrap_err();
+        assert_eq!(
+            (busy.status(), busy.code()),
+            (Some(409), Some("INVALID_STATE"))
+        );
+        assert!(busy.to_string().contains(through));
+        app.settle().await;
+        assert_eq!(instance_status(&client, &id).await, to);
+        let expected_free = if to == "HIBERNATED" { 64 } else { 56 };
+        assert_eq!(
+            free_gpus(&app, "FINLAND-1").await,
+            expected_free,
+            "after {action:?}"
+        );
+        assert_stock_consistent(&app).await;
+    }
+    let hibernated_ip = client.instance(&id).await.unwrap().data.ip_address;
+    assert!(hibernated_ip.is_some(), "restore assigns an address again");
+
+    let wrong = client.instance_action(&id, Reboot).await.unwrap_err();
+    assert_eq!(wrong.code(), Some("INVALID_STATE"));
+    assert!(
+        wrong.to_string().contains("SHUTOFF")
+            && wrong.to_string().contains("start, hibernate, delete"),
+        "{wrong}"
+    );
+
+    app.clock.advance_ms(5 * day);
+    assert_eq!(
+        client.delete_instance(&id).await.unwrap().data.status,
+        "DELETING"
+    );
+    app.settle().await;
+    assert_eq!(
+        client.instance(&id).await.unwrap_err().status(),
+        Some(404),
+        "deleted instances are gone"
+    );
+    assert_eq!(
+        client
+            .instances(&InstanceQuery::default())
+            .await
+            .unwrap()
+            .data
+            .pagination
+            .total,
+        0
+    );
+    assert_eq!(free_gpus(&app, "FINLAND-1").await, 64);
+    assert!(app.simulator().instance(&id).is_none());
+    assert_stock_consistent(&app).await;
+
+    let events = client
+        .events(&PageQuery {
+            limit: Some(100),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .data
+        .events;
+    let path: Vec<String> = events
+        .iter()
+        .map(|e| e.to_status.clone().unwrap())
+        .collect();
+    assert_eq!(
+        path,
+        [
+            "CREATING",
+            "ACTIVE",
+            "STOPPING",
+            "SHUTOFF",
+            "STARTING",
+            "ACTIVE",
+            "REBOOTING",
+            "ACTIVE",
+            "HIBERNATING",
+            "HIBERNATED",
+            "RESTORING",
+            "ACTIVE",
+            "STOPPING",
+            "SHUTOFF",
+            "DELETING",
+            "DELETED"
+        ]
+    );
+    assert!(events[2].actor.starts_with("user:") && events[3].actor == "system");
+    assert_eq!(events[2].cause, "stop requested");
+    assert_eq!(
+        events.last().unwrap().created_at,
+        barrack_core::clock::format_ms(app.clock.now_ms())
+    );
+    app.stop().await;
+}
+
+async fn deploy_checks_run_in_the_documented_order(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, id) = app.user(Tier::Advanced).await;
+    let key = ssh_key(&client).await;
+    let status = |e: barrack_client::ClientError| {
+        (
+            e.status().unwrap(),
+            e.code().unwrap().to_string(),
+            e.field_errors()
+                .map(|f| f.keys().cloned().collect::<Vec<_>>())
+                .unwrap_or_default(),
+        )
+    };
+
+    // 400: fields, all reported at once.
+    let mut bad = deploy_request("x", &key, 3);
+    bad.gpu_model = "H100-SXM5-80GB".into();
+    bad.image_name = None;
+    let e = status(client.deploy(&bad).await.unwrap_err());
+    assert_eq!((e.0, e.1.as_str()), (400, "VALIDATION_ERROR"));
+    assert_eq!(e.2, ["gpu_count", "image_name", "instance_name"]);
+    // 413: cloud_init over 16384 bytes.
+    let mut big = deploy_request("big-init", &key, 1);
+    big.cloud_init = Some("#".repeat(16385));
+    assert_eq!(status(client.deploy(&big).await.unwrap_err()).0, 413);
+    // 400: tier and region.
+    let mut legacy_region = deploy_request("wrong-tier", &key, 1);
+    legacy_region.region = "CANADA-1".into();
+    let e = status(client.deploy(&legacy_region).await.unwrap_err());
+    assert_eq!((e.0, e.2.clone()), (400, vec!["region".to_string()]));
+    // 403: profile incomplete.
+    let e = status(
+        client
+            .deploy(&deploy_request("no-profile", &key, 1))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((e.0, e.1.as_str()), (403, "PROFILE_INCOMPLETE"));
+    client
+        .update_profile(&barrack_api::account::ProfileUpdate {
+            address_line: Some(Some("1 Main St".into())),
+            postal_code: Some(Some("10001".into())),
+            country: Some(Some("US".into())),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // 402: below the minimum, then below the first hour of 8 GPUs.
+    let e = status(
+        client
+            .deploy(&deploy_request("no-money", &key, 1))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((e.0, e.1.as_str()), (402, "INSUFFICIENT_BALANCE"));
+    app.grant(&id, "10", barrack_api::Currency::USD).await;
+    let e = status(
+        client
+            .deploy(&deploy_request("too-big", &key, 8))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.0, 402, "8 GPUs cost 19.92 an hour");
+    // 404: references.
+    let e = status(
+        client
+            .deploy(&deploy_request("no-key", "not-my-key", 1))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((e.0, e.1.as_str()), (404, "NOT_FOUND"));
+    // 503: stock, naming where there is some.
+    app.grant(&id, "100", barrack_api::Currency::USD).await;
+    app.admin
+        .admin_set_capacity(&SetCapacityRequest {
+            capacity: vec![CapacitySetting {
+                region: "FINLAND-1".into(),
+                gpu_model: "H100-SXM5-80GB".into(),
+                total: 4,
+            }],
+        })
+        .await
+        .unwrap();
+    let unavailable = client
+        .deploy(&deploy_request("no-stock", &key, 8))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (unavailable.status(), unavailable.code()),
+        (Some(503), Some("GPU_UNAVAILABLE"))
+    );
+    assert!(
+        unavailable.to_string().contains("FINLAND-2 (32 free)"),
+        "{unavailable}"
+    );
+    // 201, then 409 for the same name.
+    client
+        .deploy(&deploy_request("taken", &key, 1))
+        .await
+        .unwrap();
+    let e = status(
+        client
+            .deploy(&deploy_request("taken", &key, 1))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((e.0, e.1.as_str()), (409, "DUPLICATE_NAME"));
+    assert_eq!(
+        free_gpus(&app, "FINLAND-1").await,
+        3,
+        "a refused deploy takes nothing"
+    );
+    app.stop().await;
+}
+
+async fn concurrent_deploys_never_oversubscribe_stock(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "1000").await;
+    let key = ssh_key(&client).await;
+    app.admin
+        .admin_set_capacity(&SetCapacityRequest {
+            capacity: vec![CapacitySetting {
+                region: "FINLAND-1".into(),
+                gpu_model: "H100-SXM5-80GB".into(),
+                total: 20,
+            }],
+        })
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let client = client.clone();
+            let request = deploy_request(&format!("worker-{i}"), &key, 1);
+            tokio::spawn(async move { client.deploy(&request).await })
+        })
+        .collect();
+    let (mut created, mut unavailable) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => created += 1,
+            Err(e) if e.status() == Some(503) => unavailable += 1,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!((created, unavailable), (20, 30));
+    app.settle().await;
+    let active = client
+        .instances(&InstanceQuery {
+            status: Some("ACTIVE".into()),
+            limit: Some(100),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(active.data.pagination.total, 20);
+    assert_eq!(free_gpus(&app, "FINLAND-1").await, 0);
+    assert_stock_consistent(&app).await;
+    app.stop().await;
+}
+
+async fn driver_failures_leave_instances_in_error_with_stock_released(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "100").await;
+    let key = ssh_key(&client).await;
+
+    // A permanent failure: ERROR with the reason, GPUs and address given back, deletable.
+    app.admin.admin_inject_fault(&json!({"kind": "fail_nth", "operation": "create_instance", "nth": 1, "permanent": true})).await.unwrap();
+    let id = client
+        .deploy(&deploy_request("doomed", &key, 2))
+        .await
+        .unwrap()
+        .data
+        .instance_id;
+    app.settle().await;
+    let failed = client.instance(&id).await.unwrap().data;
+    assert_eq!(failed.status, "ERROR");
+    assert!(
+        failed
+            .status_reason
+            .as_deref()
+            .unwrap()
+            .contains("injected failure"),
+        "{:?}",
+        failed.status_reason
+    );
+    assert_eq!(failed.allowed_actions, ["delete"]);
+    assert_eq!(free_gpus(&app, "FINLAND-1").await, 64);
+    assert_stock_consistent(&app).await;
+    let dead = app.admin.admin_jobs().await.unwrap().data.jobs;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].status, "failed");
+    client.delete_instance(&id).await.unwrap();
+    app.settle().await;
+    assert_eq!(client.instance(&id).await.unwrap_err().status(), Some(404));
+
+    // A transient failure is retried after its backoff and succeeds.
+    app.admin
+        .admin_inject_fault(&json!({"kind": "fail_nth", "operation": "create_instance", "nth": 1}))
+        .await
+        .unwrap();
+    let id = client
+        .deploy(&deploy_request("retried", &key, 1))
+        .await
+        .unwrap()
+        .data
+        .instance_id;
+    app.settle().await;
+    assert_eq!(
+        instance_status(&client, &id).await,
+        "CREATING",
+        "waiting for the retry"
+    );
+    app.clock.advance_ms(5_000);
+    app.settle().await;
+    assert_eq!(instance_status(&client, &id).await, "ACTIVE");
+
+    // A lost host: the reconciler moves its instances to ERROR.
+    let (_, host) = app.simulator().instance(&id).unwrap();
+    app.admin
+        .admin_inject_fault(&json!({"kind": "lose_host", "host": host.unwrap()}))
+        .await
+        .unwrap();
+    app.settle().await;
+    let lost = client.instance(&id).await.unwrap().data;
+    assert_eq!(lost.status, "ERROR");
+    assert!(lost.status_reason.unwrap().contains("lost"));
+    assert_eq!(lost.ip_address, None);
+    assert_stock_consistent(&app).await;
+
+    let bad = app
+        .admin
+        .admin_inject_fault(&json!({"kind": "meteor"}))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.status(), Some(400));
+    app.stop().await;
+}
+
+async fn addresses_rules_and_other_accounts(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "100").await;
+    let key = ssh_key(&client).await;
+    let mut request = deploy_request("private", &key, 1);
+    request.public_ip = false;
+    request.os_volume = Some(OsVolumeRequest { size: 200 });
+    let id = client.deploy(&request).await.unwrap().data.instance_id;
+    app.settle().await;
+    let instance = client.instance(&id).await.unwrap().data;
+    assert!(
+        instance.ip_address.as_deref().unwrap().starts_with("10."),
+        "private address"
+    );
+    assert_eq!(instance.specs.storage_gb, 200);
+
+    let toggled = client.toggle_public_ip(&id).await.unwrap().data;
+    assert!(toggled.public_ip);
+    assert!(
+        toggled
+            .ip_address
+            .as_deref()
+            .unwrap()
+            .starts_with("203.0.113.")
+    );
+    let back = client.toggle_public_ip(&id).await.unwrap().data;
+    assert!(!back.public_ip && back.ip_address.unwrap().starts_with("10."));
+
+    let rule = SecurityRuleRequest {
+        direction: "ingress".into(),
+        protocol: Some("tcp".into()),
+        ethertype: None,
+        port_range_min: Some(8888),
+        port_range_max: Some(8888),
+        remote_ip_prefix: Some("198.51.100.0/24".into()),
+    };
+    let added = client.add_security_rule(&id, &rule).await.unwrap().data;
+    assert!(added.id.ends_with('R'));
+    assert_eq!(
+        client
+            .add_security_rule(&id, &rule)
+            .await
+            .unwrap_err()
+            .status(),
+        Some(409)
+    );
+    let bad = SecurityRuleRequest {
+        remote_ip_prefix: Some("198.51.100.7/24".into()),
+        ..rule.clone()
+    };
+    let e = client.add_security_rule(&id, &bad).await.unwrap_err();
+    assert!(e.field_errors().unwrap().contains_key("remote_ip_prefix"));
+    let removed = client.remove_security_rule(&id, &added.id).await.unwrap();
+    assert!(removed.success);
+    assert_eq!(
+        (removed.instance_id.as_str(), removed.rule_id.as_str()),
+        (id.as_str(), added.id.as_str())
+    );
+    assert_eq!(
+        client
+            .remove_security_rule(&id, &added.id)
+            .await
+            .unwrap_err()
+            .status(),
+        Some(404)
+    );
+
+    client
+        .instance_action(&id, InstanceActionKind::Hibernate)
+        .await
+        .unwrap();
+    app.settle().await;
+    let summary = client.hibernated_instances().await.unwrap().data;
+    assert_eq!(summary.count, 1);
+    assert_eq!(summary.hourly_cost.0, "0.01".parse().unwrap());
+    assert_eq!(
+        client
+            .snapshot_eligible_instances(&PageQuery::default())
+            .await
+            .unwrap()
+            .data
+            .pagination
+            .total,
+        0
+    );
+
+    // The key is in use: it cannot be deleted.
+    let keys = client.ssh_keys().await.unwrap().data.ssh_keys;
+    let in_use = client.delete_ssh_key(&keys[0].id).await.unwrap_err();
+    assert_eq!(
+        (in_use.status(), in_use.code()),
+        (Some(409), Some("RESOURCE_IN_USE"))
+    );
+
+    // Another account sees none of it.
+    let (other, _) = app.funded_user(Tier::Advanced, "US", "100").await;
+    for (method, path) in [
+        (Method::GET, format!("/api/instances/{id}/")),
+        (Method::DELETE, format!("/api/instances/{id}/")),
+        (Method::POST, format!("/api/instances/{id}/restore/")),
+        (
+            Method::POST,
+            format!("/api/instances/{id}/toggle-public-ip/"),
+        ),
+        (Method::GET, format!("/api/instances/{id}/events/")),
+        (
+            Method::DELETE,
+            format!("/api/instances/{id}/security-rules/BRK-AAAAAAR/"),
+        ),
+        (Method::GET, format!("/api/ssh-keys/{}/", keys[0].id)),
+        (Method::DELETE, format!("/api/ssh-keys/{}/", keys[0].id)),
+    ] {
+        let raw = other.raw(method.clone(), &path, None).await.unwrap();
+        assert_eq!(raw.status, 404, "{method} {path}");
+    }
+    let e = other
+        .deploy(&deploy_request("stolen-key", &keys[0].id, 1))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(404), "another account's SSH key");
+    app.stop().await;
+}

@@ -1,0 +1,404 @@
+//! Instances. Every state change is conditional on the generation the caller read, and bumps it.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyConnection, Executor, Row};
+
+use crate::sql::Bind;
+use crate::{Result, Store, flag};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceRow {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    pub vm_name: String,
+    pub tier: String,
+    pub region: String,
+    pub gpu_model: String,
+    pub gpu_count: i64,
+    pub vcpus: i64,
+    pub ram_gb: i64,
+    pub storage_gb: i64,
+    pub os_volume_type: String,
+    pub boot_source: String,
+    pub operating_system: Option<String>,
+    pub boot_volume_id: Option<String>,
+    pub source_snapshot_id: Option<String>,
+    pub ssh_key_id: Option<String>,
+    pub ssh_public_key: Option<String>,
+    pub script_id: Option<String>,
+    pub startup_script: Option<String>,
+    pub cloud_init: Option<String>,
+    pub public_ip: bool,
+    pub ip_address: Option<String>,
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub host: Option<String>,
+    /// GPUs this instance holds from its region's capacity right now.
+    pub gpus_allocated: i64,
+    pub currency: String,
+    pub generation: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub deleted_at: Option<i64>,
+}
+
+const COLUMNS: &str = "id, account_id, name, vm_name, tier, region, gpu_model, gpu_count, vcpus, ram_gb, storage_gb, \
+     os_volume_type, boot_source, operating_system, boot_volume_id, source_snapshot_id, ssh_key_id, ssh_public_key, \
+     script_id, startup_script, cloud_init, public_ip, ip_address, status, status_reason, host, gpus_allocated, \
+     currency, generation, created_at, updated_at, deleted_at";
+
+fn from_row(row: &AnyRow) -> Result<InstanceRow> {
+    Ok(InstanceRow {
+        id: row.try_get("id")?,
+        account_id: row.try_get("account_id")?,
+        name: row.try_get("name")?,
+        vm_name: row.try_get("vm_name")?,
+        tier: row.try_get("tier")?,
+        region: row.try_get("region")?,
+        gpu_model: row.try_get("gpu_model")?,
+        gpu_count: row.try_get("gpu_count")?,
+        vcpus: row.try_get("vcpus")?,
+        ram_gb: row.try_get("ram_gb")?,
+        storage_gb: row.try_get("storage_gb")?,
+        os_volume_type: row.try_get("os_volume_type")?,
+        boot_source: row.try_get("boot_source")?,
+        operating_system: row.try_get("operating_system")?,
+        boot_volume_id: row.try_get("boot_volume_id")?,
+        source_snapshot_id: row.try_get("source_snapshot_id")?,
+        ssh_key_id: row.try_get("ssh_key_id")?,
+        ssh_public_key: row.try_get("ssh_public_key")?,
+        script_id: row.try_get("script_id")?,
+        startup_script: row.try_get("startup_script")?,
+        cloud_init: row.try_get("cloud_init")?,
+        public_ip: flag(row.try_get("public_ip")?),
+        ip_address: row.try_get("ip_address")?,
+        status: row.try_get("status")?,
+        status_reason: row.try_get("status_reason")?,
+        host: row.try_get("host")?,
+        gpus_allocated: row.try_get("gpus_allocated")?,
+        currency: row.try_get("currency")?,
+        generation: row.try_get("generation")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        deleted_at: row.try_get("deleted_at")?,
+    })
+}
+
+pub async fn insert<'c, E: Executor<'c, Database = Any>>(db: E, i: &InstanceRow) -> Result<()> {
+    let placeholders: Vec<String> = (1..=32).map(|n| format!("${n}")).collect();
+    let sql = sqlx::AssertSqlSafe(format!(
+        "INSERT INTO instances ({COLUMNS}) VALUES ({})",
+        placeholders.join(", ")
+    ));
+    sqlx::query(sql)
+        .bind(&i.id)
+        .bind(&i.account_id)
+        .bind(&i.name)
+        .bind(&i.vm_name)
+        .bind(&i.tier)
+        .bind(&i.region)
+        .bind(&i.gpu_model)
+        .bind(i.gpu_count)
+        .bind(i.vcpus)
+        .bind(i.ram_gb)
+        .bind(i.storage_gb)
+        .bind(&i.os_volume_type)
+        .bind(&i.boot_source)
+        .bind(&i.operating_system)
+        .bind(&i.boot_volume_id)
+        .bind(&i.source_snapshot_id)
+        .bind(&i.ssh_key_id)
+        .bind(&i.ssh_public_key)
+        .bind(&i.script_id)
+        .bind(&i.startup_script)
+        .bind(&i.cloud_init)
+        .bind(i64::from(i.public_ip))
+        .bind(&i.ip_address)
+        .bind(&i.status)
+        .bind(&i.status_reason)
+        .bind(&i.host)
+        .bind(i.gpus_allocated)
+        .bind(&i.currency)
+        .bind(i.generation)
+        .bind(i.created_at)
+        .bind(i.updated_at)
+        .bind(i.deleted_at)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Fields a state change sets; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceChange {
+    pub status: Option<String>,
+    pub status_reason: Option<Option<String>>,
+    pub host: Option<Option<String>>,
+    pub ip_address: Option<Option<String>>,
+    pub public_ip: Option<bool>,
+    pub gpus_allocated: Option<i64>,
+    pub deleted_at: Option<i64>,
+}
+
+/// Applies `change` if the instance is still at `generation`, bumping it; false when someone else changed
+/// the instance first (the caller re-reads and decides again).
+pub async fn update(
+    tx: &mut AnyConnection,
+    id: &str,
+    generation: i64,
+    change: &InstanceChange,
+    now: i64,
+) -> Result<bool> {
+    let mut sets = vec![
+        "generation = generation + 1".to_string(),
+        "updated_at = $3".to_string(),
+    ];
+    let mut binds = vec![
+        Bind::Text(id.to_string()),
+        Bind::Int(generation),
+        Bind::Int(now),
+    ];
+    let mut set = |column: &str, value: Bind| {
+        binds.push(value);
+        sets.push(format!("{column} = ${}", binds.len()));
+    };
+    if let Some(status) = &change.status {
+        set("status", Bind::Text(status.clone()));
+    }
+    if let Some(reason) = &change.status_reason {
+        set("status_reason", Bind::OptText(reason.clone()));
+    }
+    if let Some(host) = &change.host {
+        set("host", Bind::OptText(host.clone()));
+    }
+    if let Some(ip) = &change.ip_address {
+        set("ip_address", Bind::OptText(ip.clone()));
+    }
+    if let Some(public_ip) = change.public_ip {
+        set("public_ip", Bind::Int(i64::from(public_ip)));
+    }
+    if let Some(gpus) = change.gpus_allocated {
+        set("gpus_allocated", Bind::Int(gpus));
+    }
+    if let Some(at) = change.deleted_at {
+        set("deleted_at", Bind::Int(at));
+    }
+    let sql = sqlx::AssertSqlSafe(format!(
+        "UPDATE instances SET {} WHERE id = $1 AND generation = $2",
+        sets.join(", ")
+    ));
+    let mut query = sqlx::query(sql);
+    for bind in &binds {
+        query = bind.apply(query);
+    }
+    Ok(query.execute(&mut *tx).await?.rows_affected() == 1)
+}
+
+/// Reads an instance inside a transaction.
+pub async fn get(tx: &mut AnyConnection, id: &str) -> Result<Option<InstanceRow>> {
+    let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM instances WHERE id = $1"));
+    let row = sqlx::query(sql).bind(id).fetch_optional(&mut *tx).await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct InstanceFilter {
+    pub status: Option<String>,
+    pub region: Option<String>,
+    pub gpu_model: Option<String>,
+    pub name_contains: Option<String>,
+    /// Hide DELETED instances unless the status filter asks for them.
+    pub include_deleted: bool,
+}
+
+impl Store {
+    /// An instance of the account (another account's is `None`, like a missing one).
+    pub async fn instance(&self, account_id: &str, id: &str) -> Result<Option<InstanceRow>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM instances WHERE id = $1 AND account_id = $2"
+        ));
+        let row = sqlx::query(sql)
+            .bind(id)
+            .bind(account_id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// Any instance, for workers and reconcilers.
+    pub async fn instance_by_id(&self, id: &str) -> Result<Option<InstanceRow>> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM instances WHERE id = $1"));
+        let row = sqlx::query(sql)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// A page of the account's instances, newest first, and how many match.
+    pub async fn instances(
+        &self,
+        account_id: &str,
+        filter: &InstanceFilter,
+        offset: u64,
+        limit: u32,
+    ) -> Result<(Vec<InstanceRow>, u64)> {
+        let mut conditions = vec!["account_id = $1".to_string()];
+        if filter.status.is_none() && !filter.include_deleted {
+            conditions.push("status <> 'DELETED'".into());
+        }
+        let mut binds = vec![Bind::Text(account_id.to_string())];
+        let mut push = |condition: &str, value: Bind| {
+            binds.push(value);
+            conditions.push(condition.replace('?', &format!("${}", binds.len())));
+        };
+        if let Some(status) = &filter.status {
+            push("status = ?", Bind::Text(status.clone()));
+        }
+        if let Some(region) = &filter.region {
+            push("region = ?", Bind::Text(region.clone()));
+        }
+        if let Some(model) = &filter.gpu_model {
+            push("gpu_model = ?", Bind::Text(model.clone()));
+        }
+        if let Some(name) = &filter.name_contains {
+            let pattern = format!(
+                "%{}%",
+                name.to_lowercase()
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            );
+            push("lower(name) LIKE ? ESCAPE '\\'", Bind::Text(pattern));
+        }
+        let condition = conditions.join(" AND ");
+        let count_sql =
+            sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM instances WHERE {condition}"));
+        let mut count = sqlx::query_scalar::<_, i64>(count_sql);
+        for bind in &binds {
+            count = bind.apply_scalar(count);
+        }
+        let total = count.fetch_one(self.pool()).await? as u64;
+        let n = binds.len();
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM instances WHERE {condition} ORDER BY created_at DESC, id DESC LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
+        ));
+        let mut query = sqlx::query(sql);
+        for bind in &binds {
+            query = bind.apply(query);
+        }
+        let rows = query
+            .bind(i64::from(limit))
+            .bind(offset as i64)
+            .fetch_all(self.pool())
+            .await?;
+        Ok((rows.iter().map(from_row).collect::<Result<_>>()?, total))
+    }
+
+    /// Instances in any of `statuses` (all accounts), for reconcilers.
+    pub async fn instances_with_status(&self, statuses: &[&str]) -> Result<Vec<InstanceRow>> {
+        let placeholders: Vec<String> = (1..=statuses.len()).map(|i| format!("${i}")).collect();
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM instances WHERE status IN ({}) ORDER BY id",
+            placeholders.join(", ")
+        ));
+        let mut query = sqlx::query(sql);
+        for status in statuses {
+            query = query.bind(*status);
+        }
+        let rows = query.fetch_all(self.pool()).await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// GPUs held by live instances per region and model: what capacity allocations must equal.
+    pub async fn gpus_held(&self) -> Result<Vec<(String, String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT region, gpu_model, CAST(SUM(gpus_allocated) AS BIGINT) FROM instances \
+             WHERE gpus_allocated > 0 GROUP BY region, gpu_model ORDER BY region, gpu_model",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
+    }
+}
+
+/// One of an instance's own security rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleRow {
+    pub id: String,
+    pub direction: String,
+    pub ethertype: String,
+    pub protocol: Option<String>,
+    pub port_range_min: Option<i64>,
+    pub port_range_max: Option<i64>,
+    pub remote_ip_prefix: Option<String>,
+}
+
+/// Adds a rule to an instance: (direction, ethertype, protocol), (port min, port max), remote prefix.
+pub async fn insert_rule(
+    tx: &mut AnyConnection,
+    id: &str,
+    instance_id: &str,
+    (direction, ethertype, protocol): (&str, &str, Option<&str>),
+    (port_min, port_max): (Option<i64>, Option<i64>),
+    remote_ip_prefix: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO instance_security_rules (id, instance_id, direction, ethertype, protocol, port_range_min, \
+         port_range_max, remote_ip_prefix, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(id)
+    .bind(instance_id)
+    .bind(direction)
+    .bind(ethertype)
+    .bind(protocol)
+    .bind(port_min)
+    .bind(port_max)
+    .bind(remote_ip_prefix)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    pub async fn instance_rules(&self, instance_id: &str) -> Result<Vec<RuleRow>> {
+        let rows = sqlx::query(
+            "SELECT id, direction, ethertype, protocol, port_range_min, port_range_max, remote_ip_prefix \
+             FROM instance_security_rules WHERE instance_id = $1 ORDER BY created_at, id",
+        )
+        .bind(instance_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RuleRow {
+                    id: r.try_get(0)?,
+                    direction: r.try_get(1)?,
+                    ethertype: r.try_get(2)?,
+                    protocol: r.try_get(3)?,
+                    port_range_min: r.try_get(4)?,
+                    port_range_max: r.try_get(5)?,
+                    remote_ip_prefix: r.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+
+    /// False when the instance has no rule with that id.
+    pub async fn delete_instance_rule(&self, instance_id: &str, rule_id: &str) -> Result<bool> {
+        let done =
+            sqlx::query("DELETE FROM instance_security_rules WHERE id = $1 AND instance_id = $2")
+                .bind(rule_id)
+                .bind(instance_id)
+                .execute(self.pool())
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
