@@ -121,6 +121,20 @@ pub trait ComputeDriver: Send + Sync + 'static {
         false
     }
 
+    /// Tells the driver about an instance the control plane has on record, before acting on it. Drivers
+    /// whose machines outlive this process (every real one) have nothing to do. The simulator keeps its
+    /// machines in this process's memory, so it re-creates the instance: a restarted server, or another
+    /// replica, can then act on machines it did not create.
+    fn recognize(
+        &self,
+        _id: &str,
+        _region: &str,
+        _gpu_count: u32,
+        _host: Option<&str>,
+        _power: PowerState,
+    ) {
+    }
+
     async fn create_instance(&self, spec: &InstanceSpec) -> Result<Placement, DriverError>;
     async fn start_instance(&self, id: &str) -> Result<(), DriverError>;
     async fn stop_instance(&self, id: &str) -> Result<(), DriverError>;

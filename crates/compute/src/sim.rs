@@ -228,6 +228,51 @@ impl SimDriver {
         }
     }
 
+    /// Takes back an instance the control plane already knows about: a restarted server re-creates the
+    /// simulated machines that, in a real data centre, would have kept running while it was down. A placed
+    /// instance (`host`) holds its GPUs again; one without a host is hibernated. Known ids are left alone.
+    pub fn adopt(
+        &self,
+        id: &str,
+        region: &str,
+        gpu_count: u32,
+        host: Option<&str>,
+        power: PowerState,
+    ) {
+        let mut state = self.state();
+        if state.instances.contains_key(id) {
+            return;
+        }
+        let slot = host.and_then(|name| state.hosts.iter().position(|h| h.spec.name == name));
+        // A recorded placement is a fact about the data centre: it is honoured even when placements made
+        // since (by this process, before it learnt of the instance) leave the host over-full.
+        let (power, host) = match slot {
+            Some(i) if !state.hosts[i].lost => {
+                state.hosts[i].used += gpu_count;
+                (power, Some(i))
+            }
+            Some(i) => (
+                PowerState::Failed(format!("host {} lost", state.hosts[i].spec.name)),
+                None,
+            ),
+            None if host.is_some() => (
+                PowerState::Failed("its host is not part of the simulated data centre".into()),
+                None,
+            ),
+            None => (PowerState::Hibernated, None),
+        };
+        state.instances.insert(
+            id.to_string(),
+            Instance {
+                region: region.to_string(),
+                gpu_count,
+                power,
+                host,
+                rules: None,
+            },
+        );
+    }
+
     /// An instance's power state and host; `None` when the simulator does not know it.
     pub fn instance(&self, id: &str) -> Option<(PowerState, Option<String>)> {
         let state = self.state();
@@ -303,6 +348,17 @@ impl ComputeDriver for SimDriver {
 
     fn is_simulated(&self) -> bool {
         true
+    }
+
+    fn recognize(
+        &self,
+        id: &str,
+        region: &str,
+        gpu_count: u32,
+        host: Option<&str>,
+        power: PowerState,
+    ) {
+        self.adopt(id, region, gpu_count, host, power);
     }
 
     async fn create_instance(&self, spec: &InstanceSpec) -> Result<Placement, DriverError> {
@@ -743,7 +799,7 @@ fn place(hosts: &mut [Host], region: &str, model: &str, count: u32) -> Result<us
         .filter(|(_, host)| {
             !host.lost && host.spec.region == region && host.spec.gpu_model == model
         })
-        .map(|(index, host)| (index, host.spec.gpus - host.used))
+        .map(|(index, host)| (index, host.spec.gpus.saturating_sub(host.used)))
         .filter(|&(_, free)| free >= count)
         .min_by_key(|&(_, free)| free)
         .map(|(index, _)| index)
@@ -836,6 +892,33 @@ mod tests {
 
     async fn host_of(driver: &SimDriver, id: &str, gpus: u32) -> String {
         driver.create_instance(&spec(id, gpus)).await.unwrap().host
+    }
+
+    #[test]
+    fn adopted_instances_hold_their_gpus_again() {
+        let driver = sim(vec![host("a", 8)]);
+        driver.adopt("i-1", "R", 4, Some("a"), PowerState::Running);
+        driver.adopt("i-1", "R", 4, Some("a"), PowerState::Running);
+        driver.adopt("i-2", "R", 2, None, PowerState::Hibernated);
+        driver.adopt("i-3", "R", 8, Some("a"), PowerState::Running);
+        driver.adopt("i-4", "R", 1, Some("nowhere"), PowerState::Running);
+        let running_on_a = Some((PowerState::Running, Some("a".to_string())));
+        assert_eq!(driver.instance("i-1"), running_on_a);
+        assert_eq!(driver.instance("i-2"), Some((PowerState::Hibernated, None)));
+        assert_eq!(
+            driver.instance("i-3"),
+            running_on_a,
+            "recorded placements are honoured"
+        );
+        assert!(matches!(
+            driver.instance("i-4"),
+            Some((PowerState::Failed(_), None))
+        ));
+        assert_eq!(
+            driver.hosts()[0].1,
+            12,
+            "over-full until placements catch up"
+        );
     }
 
     #[tokio::test]

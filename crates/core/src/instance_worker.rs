@@ -45,11 +45,25 @@ impl InstanceWorker {
         }
     }
 
+    /// Tells the driver what the database says about the instance (see `ComputeDriver::recognize`).
+    fn recognize(&self, row: &InstanceRow) {
+        if let Some(power) = recorded_power(row) {
+            self.context.driver.recognize(
+                &row.id,
+                &row.region,
+                row.gpu_count as u32,
+                row.host.as_deref(),
+                power,
+            );
+        }
+    }
+
     async fn call_driver(
         &self,
         row: &InstanceRow,
         action: JobAction,
     ) -> Result<Option<Placement>, DriverError> {
+        self.recognize(row);
         let driver = &self.context.driver;
         match action {
             JobAction::Create => driver.create_instance(&Self::spec(row)).await.map(Some),
@@ -152,6 +166,26 @@ impl InstanceWorker {
         Ok(true)
     }
 
+    /// Tells the driver about every instance on record, before any work runs: after a restart the
+    /// simulator learns of the machines that kept running, before new placements could collide with them.
+    pub async fn recognize_all(&self) -> Result<()> {
+        let live = [
+            "ACTIVE",
+            "STARTING",
+            "STOPPING",
+            "SHUTOFF",
+            "REBOOTING",
+            "HIBERNATING",
+            "HIBERNATED",
+            "RESTORING",
+            "DELETING",
+        ];
+        for row in self.context.store.instances_with_status(&live).await? {
+            self.recognize(&row);
+        }
+        Ok(())
+    }
+
     /// Compares what the driver sees with what the database says for resting instances, and moves the ones
     /// the driver lost (host failure, vanished VM) to ERROR. Returns how many it changed.
     pub async fn reconcile(&self) -> Result<usize> {
@@ -162,6 +196,7 @@ impl InstanceWorker {
             .instances_with_status(&["ACTIVE", "SHUTOFF"])
             .await?;
         for row in resting {
+            self.recognize(&row);
             let observed = match self.context.driver.observe_instance(&row.id).await {
                 Ok(o) => o,
                 Err(e) => {
@@ -180,6 +215,19 @@ impl InstanceWorker {
             }
         }
         Ok(changed)
+    }
+}
+
+/// The power state a machine has if the database's record of the instance is right; `None` when there is
+/// no machine to speak of (not created yet, failed, deleted).
+fn recorded_power(row: &InstanceRow) -> Option<PowerState> {
+    let state = InstanceState::parse(&row.status)?;
+    match (state, row.host.is_some()) {
+        (InstanceState::Hibernated | InstanceState::Restoring, _) => Some(PowerState::Hibernated),
+        (InstanceState::Creating | InstanceState::Error | InstanceState::Deleted, _)
+        | (_, false) => None,
+        (InstanceState::Shutoff | InstanceState::Starting, true) => Some(PowerState::Stopped),
+        (_, true) => Some(PowerState::Running),
     }
 }
 
@@ -231,7 +279,10 @@ impl JobHandler for InstanceWorker {
         }
         let recorded = match self.call_driver(&row, payload.action).await {
             Ok(placement) => self.complete(&row, payload.action, placement).await,
-            Err(DriverError::Transient(message)) if job.attempts < job.max_attempts => {
+            // No room on any host although the stock ledger had some: the scheduler may catch up, so retry.
+            Err(DriverError::Transient(message) | DriverError::NoCapacity(message))
+                if job.attempts < job.max_attempts =>
+            {
                 return Outcome::Retry(message);
             }
             Err(e) => {

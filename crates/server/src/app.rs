@@ -248,6 +248,7 @@ pub async fn start(options: StartOptions) -> Result<Running> {
         ..JobSettings::default()
     };
     let instance_worker = Arc::new(InstanceWorker::new(services.context.clone()));
+    instance_worker.recognize_all().await?;
     let mut runner = JobRunner::new(services.store().clone(), services.clock().clone(), settings);
     runner.wake_on(services.context.work.clone());
     runner.register(barrack_core::instances::JOB_KIND, instance_worker.clone());

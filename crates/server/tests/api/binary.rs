@@ -1,63 +1,11 @@
 //! Black-box: the release-style binary, started as a user would, with no configuration.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use barrack_api::Tier;
 use barrack_client::Client;
 
-struct Server {
-    child: Child,
-    url: String,
-    printed_key: Option<String>,
-}
-
-// The child is waited for in `stop`.
-#[allow(clippy::zombie_processes)]
-fn spawn(data_dir: &Path, log: &Path) -> Server {
-    let log_file = std::fs::File::create(log).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_barrackd"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env_remove("BARRACK_DATABASE_URL")
-        .env_remove("BARRACK_CONFIG")
-        .env("BARRACK_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(log_file)
-        .spawn()
-        .expect("barrackd starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut printed_key = None;
-    loop {
-        let line = lines.next().expect("barrackd prints its address").unwrap();
-        if let Some(key) = line.trim().strip_prefix("sk_") {
-            printed_key = Some(format!("sk_{key}"));
-        }
-        if let Some(rest) = line.strip_prefix("Barrack API listening on ") {
-            let url = rest.trim().trim_end_matches("/api/").to_string();
-            return Server {
-                child,
-                url,
-                printed_key,
-            };
-        }
-    }
-}
-
-fn stop(mut server: Server) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status();
-    for _ in 0..100 {
-        if server.child.try_wait().unwrap().is_some() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    server.child.kill().unwrap();
-}
+use crate::common::process::spawn;
 
 #[cfg(unix)]
 fn mode(path: &Path) -> u32 {
@@ -76,7 +24,7 @@ async fn zero_configuration_start_keeps_secrets_out_of_logs_and_database() {
     let data = dir.join("data");
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join("first.log");
-    let server = spawn(&data, &log);
+    let server = spawn(&data, &log, &[]);
     let key = server
         .printed_key
         .clone()
@@ -115,7 +63,7 @@ async fn zero_configuration_start_keeps_secrets_out_of_logs_and_database() {
         .data;
     assert!(client.with_bearer(&token.access).profile().await.is_ok());
     assert!(client.with_api_key("sk_guessing").balance().await.is_err());
-    stop(server);
+    server.stop();
 
     let secrets = [&key[3..], &second[3..], &token.access, &token.refresh];
     let log_text = std::fs::read_to_string(&log).unwrap();
@@ -140,13 +88,13 @@ async fn zero_configuration_start_keeps_secrets_out_of_logs_and_database() {
     }
 
     // Second start: no new operator, the same key works.
-    let server = spawn(&data, &dir.join("second.log"));
+    let server = spawn(&data, &dir.join("second.log"), &[]);
     assert!(
         server.printed_key.is_none(),
         "the operator key is printed once in an installation's life"
     );
     let client = Client::builder(&server.url).api_key(&key).build().unwrap();
     assert!(client.balance().await.is_ok());
-    stop(server);
+    server.stop();
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -10,4 +10,5 @@ mod instances;
 mod jobs;
 mod ledger;
 mod openapi;
+mod processes;
 mod schema;

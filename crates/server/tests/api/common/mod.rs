@@ -11,6 +11,8 @@ use barrack_client::Client;
 use barrack_core::clock::{Clock, ManualClock};
 use barrack_core::config::Config;
 use barrack_server::{Running, StartOptions};
+
+pub mod process;
 use rust_decimal::Decimal;
 
 /// The database a test runs on.
