@@ -1,0 +1,313 @@
+//! `barrack-bench`: boots the release `barrackd` and measures it, on SQLite and (when
+//! `BARRACK_BENCH_POSTGRES_URL` is set) on PostgreSQL.
+//!
+//! ```sh
+//! cargo build --release --bins && target/release/barrack-bench
+//! ```
+//!
+//! Every figure is reported next to a bare JSON endpoint of the same server (`GET /api/health/`) measured
+//! in the same run, because absolute numbers on a shared, noisy machine mean little; the ratio says what
+//! the database and the domain cost.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use barrack_api::account::{GrantCredits, ProfileUpdate};
+use barrack_api::instances::DeployRequest;
+use barrack_api::ssh_keys::CreateSshKeyRequest;
+use barrack_client::Client;
+use serde_json::json;
+
+/// Instances present while reads are measured.
+const INSTANCES: usize = 10_000;
+/// How long each read measurement runs.
+const WINDOW: Duration = Duration::from_secs(5);
+
+struct Server {
+    child: Child,
+    url: String,
+    key: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn barrackd() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let path = exe.parent().context("no directory")?.join("barrackd");
+    if !path.exists() {
+        bail!(
+            "{} not found: build it first with `cargo build --release --bins`",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// Capacity and addresses for ten thousand instances, no simulated delays, no rate limit.
+const CONFIG: &str = r#"
+[rate_limit]
+requests = 0
+window_seconds = 60
+
+[simulator.delays]
+create_ms = 0
+start_ms = 0
+stop_ms = 0
+reboot_ms = 0
+hibernate_ms = 0
+restore_ms = 0
+delete_ms = 0
+volume_ms = 0
+snapshot_ms = 0
+network_ms = 0
+
+[[capacity]]
+region = "FINLAND-1"
+gpus = { "H100-SXM5-80GB" = 1000000 }
+"#;
+
+fn start(data_dir: &Path, database_url: Option<&str>) -> Result<Server> {
+    std::fs::create_dir_all(data_dir)?;
+    let config = data_dir.join("bench.toml");
+    std::fs::write(&config, CONFIG)?;
+    let mut command = Command::new(barrackd()?);
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .arg("--config")
+        .arg(&config)
+        .env("BARRACK_LOG", "warn")
+        .env("BARRACK_SECRET", "benchmark-secret-long-enough")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    if let Some(url) = database_url {
+        command.env("BARRACK_DATABASE_URL", url);
+    }
+    let mut child = command.spawn()?;
+    let mut key = None;
+    for line in BufReader::new(child.stdout.take().context("stdout")?).lines() {
+        let line = line?;
+        if line.trim().starts_with("sk_") {
+            key = Some(line.trim().to_string());
+        }
+        if let Some(rest) = line.strip_prefix("Barrack API listening on ") {
+            let url = rest.trim().trim_end_matches("/api/").to_string();
+            let key =
+                key.context("the server printed no operator key: use an empty data directory")?;
+            return Ok(Server { child, url, key });
+        }
+    }
+    bail!("barrackd exited before listening")
+}
+
+fn rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+struct Measurement {
+    requests: usize,
+    elapsed: Duration,
+    p50: Duration,
+    p99: Duration,
+}
+
+impl Measurement {
+    fn per_second(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Runs `clients` loops of GET `path` for the window and reports throughput and latency percentiles.
+async fn measure(client: &Client, paths: Arc<Vec<String>>, clients: usize) -> Result<Measurement> {
+    let started = Instant::now();
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (client, paths, next) = (client.clone(), paths.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while started.elapsed() < WINDOW {
+                let path = &paths[next.fetch_add(1, Ordering::Relaxed) % paths.len()];
+                let t = Instant::now();
+                let raw = client.raw(reqwest::Method::GET, path, None).await?;
+                if !raw.status.is_success() {
+                    bail!("GET {path}: {}", raw.status);
+                }
+                latencies.push(t.elapsed());
+            }
+            Ok(latencies)
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await??);
+    }
+    let elapsed = started.elapsed();
+    all.sort();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    Ok(Measurement {
+        requests: all.len(),
+        elapsed,
+        p50: pct(0.50),
+        p99: pct(0.99),
+    })
+}
+
+fn deploy_request(i: usize) -> DeployRequest {
+    serde_json::from_value(json!({
+        "gpu_model": "H100-SXM5-80GB", "gpu_count": 1, "region": "FINLAND-1", "instance_name": format!("bench-{i}"),
+        "image_name": "Ubuntu 24.04 + CUDA 12.8 Open + Docker", "ssh_key": "bench", "public_ip": false
+    }))
+    .expect("valid request")
+}
+
+async fn run(backend: &str, database_url: Option<&str>) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("barrack-bench-{backend}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let server = start(&dir, database_url)?;
+    let pid = server.child.id();
+    let client = Client::builder(&server.url)
+        .api_key(&server.key)
+        .max_retries(0)
+        .build()?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = rss_mib(pid);
+
+    let profile = client
+        .update_profile(&ProfileUpdate {
+            address_line: Some(Some("1 Bench Street".into())),
+            postal_code: Some(Some("00100".into())),
+            country: Some(Some("US".into())),
+            ..Default::default()
+        })
+        .await?
+        .data;
+    let grant = GrantCredits {
+        amount: "100000000".parse()?,
+        currency: barrack_api::Currency::USD,
+        note: None,
+    };
+    client.admin_grant_credits(&profile.id, &grant).await?;
+    client
+        .create_ssh_key(&CreateSshKeyRequest {
+            name: "bench".into(),
+            public_key: None,
+        })
+        .await?;
+
+    // Deploys accepted per second, 8 clients, until 10,000 instances exist.
+    let started = Instant::now();
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (client, next) = (client.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= INSTANCES {
+                    return Ok::<_, anyhow::Error>(ids);
+                }
+                ids.push(client.deploy(&deploy_request(i)).await?.data.instance_id);
+            }
+        }));
+    }
+    let mut ids = Vec::new();
+    for task in tasks {
+        ids.extend(task.await??);
+    }
+    let deploy_rate = INSTANCES as f64 / started.elapsed().as_secs_f64();
+    // Let the workers finish creating them before reads are measured.
+    loop {
+        let creating = client
+            .raw(
+                reqwest::Method::GET,
+                "/api/instances/?status=CREATING&limit=1",
+                None,
+            )
+            .await?
+            .body["data"]["pagination"]["total"]
+            .as_u64()
+            .unwrap_or(0);
+        if creating == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let loaded = rss_mib(pid);
+
+    println!("\n== {backend}: {INSTANCES} instances ==");
+    println!(
+        "idle memory after start: {:.1} MiB; with {INSTANCES} instances: {:.1} MiB",
+        idle.unwrap_or(f64::NAN),
+        loaded.unwrap_or(f64::NAN)
+    );
+    println!("deploys accepted: {deploy_rate:.0}/s (8 clients)");
+    let health = Arc::new(vec!["/api/health/".to_string()]);
+    let gets = Arc::new(
+        ids.iter()
+            .map(|id| format!("/api/instances/{id}/"))
+            .collect::<Vec<_>>(),
+    );
+    let lists = Arc::new(
+        (1..=INSTANCES / 50)
+            .map(|p| format!("/api/instances/?limit=50&page={p}"))
+            .collect::<Vec<_>>(),
+    );
+    println!(
+        "{:<28} {:>8} {:>12} {:>10} {:>10} {:>14}",
+        "endpoint", "clients", "requests/s", "p50 ms", "p99 ms", "vs bare JSON"
+    );
+    for clients in [1, 8] {
+        let bare = measure(&client, health.clone(), clients).await?;
+        for (name, paths) in [
+            ("GET /api/health/ (bare)", &health),
+            ("GET /api/instances/{id}/", &gets),
+            ("GET /api/instances/ (50)", &lists),
+        ] {
+            let m = measure(&client, paths.clone(), clients).await?;
+            println!(
+                "{:<28} {:>8} {:>12.0} {:>10.3} {:>10.3} {:>13.2}x",
+                name,
+                clients,
+                m.per_second(),
+                m.p50.as_secs_f64() * 1000.0,
+                m.p99.as_secs_f64() * 1000.0,
+                m.per_second() / bare.per_second()
+            );
+        }
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    run("sqlite", None).await?;
+    match std::env::var("BARRACK_BENCH_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => run("postgres", Some(&url)).await?,
+        _ => println!(
+            "\n(set BARRACK_BENCH_POSTGRES_URL to an empty PostgreSQL database to measure PostgreSQL too)"
+        ),
+    }
+    Ok(())
+}
