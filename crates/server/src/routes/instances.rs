@@ -111,78 +111,60 @@ async fn delete_instance(
     .await
 }
 
-/// Start instance
-#[utoipa::path(post, path = "/api/instances/{id}/start/", tag = "Instances", params(("id" = String, Path)),
-    responses((status = 200, body = Envelope<InstanceAction>), (status = 401, body = ErrorResponse),
-              (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)),
-    security(("api_key" = []), ("bearer" = [])))]
-async fn start_instance(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    PathId(id): PathId,
-) -> ApiResult<Success<InstanceAction>> {
-    act(&state, &caller, &id, Action::Start, "Instance starting").await
+/// A lifecycle action handler: `POST /api/instances/{id}/<action>/`.
+macro_rules! action_handler {
+    ($name:ident, $path:literal, $summary:literal, $action:expr, $message:literal) => {
+        #[doc = $summary]
+        #[utoipa::path(post, path = $path, tag = "Instances", params(("id" = String, Path)),
+            responses((status = 200, body = Envelope<InstanceAction>), (status = 401, body = ErrorResponse),
+                      (status = 402, body = ErrorResponse), (status = 404, body = ErrorResponse),
+                      (status = 409, body = ErrorResponse), (status = 503, body = ErrorResponse)),
+            security(("api_key" = []), ("bearer" = [])))]
+        async fn $name(
+            State(state): State<AppState>,
+            Auth(caller): Auth,
+            PathId(id): PathId,
+        ) -> ApiResult<Success<InstanceAction>> {
+            act(&state, &caller, &id, $action, $message).await
+        }
+    };
 }
 
-/// Stop instance
-#[utoipa::path(post, path = "/api/instances/{id}/stop/", tag = "Instances", params(("id" = String, Path)),
-    responses((status = 200, body = Envelope<InstanceAction>), (status = 401, body = ErrorResponse),
-              (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)),
-    security(("api_key" = []), ("bearer" = [])))]
-async fn stop_instance(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    PathId(id): PathId,
-) -> ApiResult<Success<InstanceAction>> {
-    act(&state, &caller, &id, Action::Stop, "Instance stopping").await
-}
-
-/// Reboot instance
-#[utoipa::path(post, path = "/api/instances/{id}/reboot/", tag = "Instances", params(("id" = String, Path)),
-    responses((status = 200, body = Envelope<InstanceAction>), (status = 401, body = ErrorResponse),
-              (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)),
-    security(("api_key" = []), ("bearer" = [])))]
-async fn reboot_instance(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    PathId(id): PathId,
-) -> ApiResult<Success<InstanceAction>> {
-    act(&state, &caller, &id, Action::Reboot, "Instance rebooting").await
-}
-
-/// Hibernate instance
-#[utoipa::path(post, path = "/api/instances/{id}/hibernate/", tag = "Instances", params(("id" = String, Path)),
-    responses((status = 200, body = Envelope<InstanceAction>), (status = 401, body = ErrorResponse),
-              (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)),
-    security(("api_key" = []), ("bearer" = [])))]
-async fn hibernate_instance(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    PathId(id): PathId,
-) -> ApiResult<Success<InstanceAction>> {
-    act(
-        &state,
-        &caller,
-        &id,
-        Action::Hibernate,
-        "Instance hibernating",
-    )
-    .await
-}
-
-/// Restore hibernated instance
-#[utoipa::path(post, path = "/api/instances/{id}/restore/", tag = "Instances", params(("id" = String, Path)),
-    responses((status = 200, body = Envelope<InstanceAction>), (status = 401, body = ErrorResponse),
-              (status = 402, body = ErrorResponse), (status = 404, body = ErrorResponse),
-              (status = 409, body = ErrorResponse), (status = 503, body = ErrorResponse)),
-    security(("api_key" = []), ("bearer" = [])))]
-async fn restore_instance(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    PathId(id): PathId,
-) -> ApiResult<Success<InstanceAction>> {
-    act(&state, &caller, &id, Action::Restore, "Instance restoring").await
-}
+action_handler!(
+    start_instance,
+    "/api/instances/{id}/start/",
+    "Start instance",
+    Action::Start,
+    "Instance starting"
+);
+action_handler!(
+    stop_instance,
+    "/api/instances/{id}/stop/",
+    "Stop instance",
+    Action::Stop,
+    "Instance stopping"
+);
+action_handler!(
+    reboot_instance,
+    "/api/instances/{id}/reboot/",
+    "Reboot instance",
+    Action::Reboot,
+    "Instance rebooting"
+);
+action_handler!(
+    hibernate_instance,
+    "/api/instances/{id}/hibernate/",
+    "Hibernate instance",
+    Action::Hibernate,
+    "Instance hibernating"
+);
+action_handler!(
+    restore_instance,
+    "/api/instances/{id}/restore/",
+    "Restore hibernated instance",
+    Action::Restore,
+    "Instance restoring"
+);
 
 /// Toggle public IP for instance
 #[utoipa::path(post, path = "/api/instances/{id}/toggle-public-ip/", tag = "Instances", params(("id" = String, Path)),

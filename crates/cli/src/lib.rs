@@ -1,0 +1,269 @@
+//! `barrack`, the command-line client of the Barrack API.
+//!
+//! The command tree is clap's derive; [`command`] adds to each command's help the API operations it calls,
+//! from [`OPERATIONS`], so the help and the OpenAPI coverage test read one table.
+
+mod commands;
+mod config;
+mod error;
+mod operations;
+mod output;
+mod wait;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::commands::{
+    Ctx, account, admin, api_keys, balance, catalog, completions, configure, events, health,
+    instances, ssh_keys, transactions,
+};
+use crate::config::Settings;
+pub use crate::error::{CliError, EXIT_CODES_HELP, exit};
+pub use crate::operations::{OPERATIONS, Operation};
+use crate::output::{Format, Output};
+
+/// Options every command takes, listed apart from the command's own.
+const GLOBAL: &str = "Global options";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "barrack",
+    version,
+    about = "Manage Barrack GPU cloud resources from the command line",
+    long_about = "Manage Barrack GPU cloud resources from the command line.\n\n\
+                  Connection settings come from the profile (`barrack configure`), overridden by \
+                  BARRACK_API_URL and BARRACK_API_KEY.",
+    subcommand_required = true,
+    arg_required_else_help = true,
+    after_help = EXIT_CODES_HELP
+)]
+pub struct Cli {
+    /// Profile of the config file to use [default: default]
+    #[arg(long, global = true, env = "BARRACK_PROFILE", value_name = "NAME", help_heading = GLOBAL)]
+    profile: Option<String>,
+    /// Output format
+    #[arg(short, long, global = true, value_enum, default_value_t = Format::Table, help_heading = GLOBAL)]
+    output: Format,
+    /// Print only identifiers, one per line (list and create commands)
+    #[arg(short, long, global = true, conflicts_with = "output", help_heading = GLOBAL)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Store the API URL and key in a profile
+    #[command(after_help = "Examples:\n  \
+        barrack configure\n  \
+        barrack configure --profile staging --api-url https://barrack.example.com --api-key sk_...")]
+    Configure(configure::Args),
+    /// Regions, GPU models, stock, OS images and prices
+    #[command(subcommand, after_help = "Example:\n  barrack catalog regions")]
+    Catalog(catalog::Command),
+    /// Deploy GPU instances and manage their lifecycle, addresses, rules and SSH sessions
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  \
+        barrack instances list\n  \
+        barrack instances deploy --name trainer --gpu-model H100-SXM5-80GB --region FINLAND-1 \\\n    \
+        --image 'Ubuntu 24.04 + CUDA 12.8 Open + Docker' --ssh-key laptop --wait"
+    )]
+    Instances(instances::Command),
+    /// Import, generate and delete the SSH keys instances are deployed with
+    #[command(
+        subcommand,
+        name = "ssh-keys",
+        after_help = "Example:\n  barrack ssh-keys import --name laptop --file ~/.ssh/id_ed25519.pub"
+    )]
+    SshKeys(ssh_keys::Command),
+    /// List the account's events: instance state changes and who caused them
+    #[command(
+        after_help = "Examples:\n  barrack events\n  barrack events --page 2 --limit 100 -o json"
+    )]
+    Events(events::Args),
+    /// Show the credit balance
+    #[command(after_help = "Examples:\n  barrack balance\n  barrack balance -o json")]
+    Balance(balance::Args),
+    /// List credit ledger entries
+    #[command(after_help = "Examples:\n  \
+        barrack transactions --type grant\n  \
+        barrack transactions --from 2025-01-01T00:00:00Z --limit 100 -o json")]
+    Transactions(transactions::Args),
+    /// Create, list and revoke API keys
+    #[command(
+        subcommand,
+        name = "api-keys",
+        after_help = "Example:\n  barrack api-keys list"
+    )]
+    ApiKeys(api_keys::Command),
+    /// Sign up, sign in, and the billing profile
+    #[command(subcommand, after_help = "Example:\n  barrack account show")]
+    Account(account::Command),
+    /// Operator commands: accounts, credits, GPU capacity, jobs, simulated faults
+    #[command(subcommand, after_help = "Example:\n  barrack admin users")]
+    Admin(admin::Command),
+    /// Check that the API answers
+    #[command(after_help = "Example:\n  barrack health")]
+    Health,
+    /// Print a shell completion script
+    #[command(after_help = "Examples:\n  \
+        barrack completions bash > ~/.local/share/bash-completion/completions/barrack\n  \
+        barrack completions zsh > \"${fpath[1]}/_barrack\"\n  \
+        barrack completions fish > ~/.config/fish/completions/barrack.fish")]
+    Completions(completions::Args),
+}
+
+/// The command tree, with each command's API operations appended to its help.
+pub fn command() -> clap::Command {
+    annotate(Cli::command(), &mut Vec::new())
+}
+
+fn annotate(mut cmd: clap::Command, path: &mut Vec<String>) -> clap::Command {
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|sub| sub.get_name().to_string())
+        .collect();
+    for name in names {
+        path.push(name.clone());
+        cmd = cmd.mut_subcommand(&name, |sub| annotate(sub, path));
+        path.pop();
+    }
+    let path: Vec<&str> = path.iter().map(String::as_str).collect();
+    match operations::help_for(&path) {
+        Some(api) => {
+            let help = cmd
+                .get_after_help()
+                .map(|h| format!("{h}\n\n"))
+                .unwrap_or_default();
+            cmd.after_help(format!("{help}{api}"))
+        }
+        None => cmd,
+    }
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::from_arg_matches(&command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime starts");
+    let (format, quiet) = (cli.output, cli.quiet);
+    let result = runtime
+        .block_on(run(cli))
+        .and_then(|output| match output.print(format, quiet) {
+            // A reader that stopped early (`| head`) is not an error.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            other => other.map_err(CliError::from),
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<Output, CliError> {
+    let profile = cli.profile.as_deref();
+    let ctx = || Settings::resolve(profile, config::process_env).and_then(Ctx::new);
+    match cli.command {
+        Command::Configure(args) => configure::run(args, profile),
+        Command::Completions(args) => completions::run(args, command()),
+        Command::Catalog(command) => catalog::run(command, &ctx()?).await,
+        Command::Instances(command) => instances::run(command, &ctx()?).await,
+        Command::SshKeys(command) => ssh_keys::run(command, &ctx()?).await,
+        Command::Events(args) => events::run(args, &ctx()?).await,
+        Command::Balance(args) => balance::run(args, &ctx()?).await,
+        Command::Transactions(args) => transactions::run(args, &ctx()?).await,
+        Command::ApiKeys(command) => api_keys::run(command, &ctx()?).await,
+        Command::Account(command) => account::run(command, &ctx()?).await,
+        Command::Admin(command) => admin::run(command, &ctx()?).await,
+        Command::Health => health::run(&ctx()?).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_tree_is_consistent() {
+        command().debug_assert();
+    }
+
+    /// Every command's `--help` shows how to use it.
+    #[test]
+    fn every_command_has_an_example() {
+        fn walk(cmd: &clap::Command, path: String) {
+            let help = cmd
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            assert!(
+                help.contains("Example"),
+                "`{path}` has no example in its help"
+            );
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                walk(sub, format!("{path} {}", sub.get_name()));
+            }
+        }
+        let cmd = command();
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            walk(sub, format!("barrack {}", sub.get_name()));
+        }
+        assert!(
+            cmd.get_after_help()
+                .unwrap()
+                .to_string()
+                .contains("Exit codes")
+        );
+    }
+
+    /// A command's own option with the id of a global one (`--output`) silently replaces it there, so
+    /// `-o json` would stop working on that command.
+    #[test]
+    fn no_command_shadows_a_global_option() {
+        fn walk(cmd: &clap::Command, globals: &[String], path: String) {
+            for arg in cmd.get_arguments().filter(|a| !a.is_global_set()) {
+                assert!(
+                    !globals.iter().any(|g| g == arg.get_id().as_str()),
+                    "`{path}` has its own --{}, hiding the global option",
+                    arg.get_id()
+                );
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, globals, format!("{path} {}", sub.get_name()));
+            }
+        }
+        let cmd = Cli::command();
+        let globals: Vec<String> = cmd
+            .get_arguments()
+            .filter(|a| a.is_global_set())
+            .map(|a| a.get_id().to_string())
+            .collect();
+        assert!(globals.contains(&"output".to_string()));
+        for sub in cmd.get_subcommands() {
+            walk(sub, &globals, format!("barrack {}", sub.get_name()));
+        }
+    }
+
+    #[test]
+    fn help_lists_the_api_operations_of_a_command() {
+        let mut cmd = command();
+        let update = cmd
+            .find_subcommand_mut("account")
+            .unwrap()
+            .find_subcommand_mut("update")
+            .unwrap();
+        let help = update.render_long_help().to_string();
+        assert!(help.contains("PATCH /api/account/profile/ (update_profile)"));
+        assert!(help.contains("PUT /api/account/profile/ (replace_profile, with --replace)"));
+    }
+}

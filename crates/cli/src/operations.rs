@@ -1,0 +1,302 @@
+//! Which command calls which API operation: the one table that `--help` prints from and the coverage test
+//! checks against the server's OpenAPI document, so every operation the API gains needs a command here.
+
+/// One API operation and the command that calls it.
+#[derive(Debug, Clone, Copy)]
+pub struct Operation {
+    /// The OpenAPI `operationId`.
+    pub id: &'static str,
+    pub method: &'static str,
+    pub path: &'static str,
+    /// Subcommand path below `barrack`, followed by the flags that select this operation, if any
+    /// (`"account update --replace"`).
+    pub command: &'static str,
+}
+
+impl Operation {
+    /// The subcommand names, without flags.
+    pub fn command_path(&self) -> Vec<&'static str> {
+        self.command
+            .split_whitespace()
+            .take_while(|word| !word.starts_with('-'))
+            .collect()
+    }
+
+    /// The long flags (without `--`) that select this operation on its command.
+    pub fn flags(&self) -> Vec<&'static str> {
+        self.command
+            .split_whitespace()
+            .filter_map(|word| word.strip_prefix("--"))
+            .collect()
+    }
+}
+
+const fn op(
+    id: &'static str,
+    method: &'static str,
+    path: &'static str,
+    command: &'static str,
+) -> Operation {
+    Operation {
+        id,
+        method,
+        path,
+        command,
+    }
+}
+
+/// Every API operation the CLI covers, grouped as the commands are.
+pub const OPERATIONS: &[Operation] = &[
+    op("health", "GET", "/api/health/", "health"),
+    // catalog
+    op("list_regions", "GET", "/api/regions/", "catalog regions"),
+    op("list_gpu_specs", "GET", "/api/gpu-specs/", "catalog gpus"),
+    op(
+        "list_gpu_stocks",
+        "GET",
+        "/api/gpu-stocks/",
+        "catalog stock",
+    ),
+    op("list_os_images", "GET", "/api/os-images/", "catalog images"),
+    op("get_pricing", "GET", "/api/pricing/", "catalog pricing"),
+    op("post_pricing", "POST", "/api/pricing/", "catalog quote"),
+    // balance, transactions
+    op("get_balance", "GET", "/api/balance/", "balance"),
+    op(
+        "list_transactions",
+        "GET",
+        "/api/transactions/",
+        "transactions",
+    ),
+    // api-keys
+    op("list_api_keys", "GET", "/api/api-keys/", "api-keys list"),
+    op(
+        "create_api_key",
+        "POST",
+        "/api/api-keys/",
+        "api-keys create",
+    ),
+    op(
+        "delete_api_key",
+        "DELETE",
+        "/api/api-keys/{id}/",
+        "api-keys delete",
+    ),
+    // account
+    op(
+        "register",
+        "POST",
+        "/api/auth/register/",
+        "account register",
+    ),
+    op("obtain_token", "POST", "/api/auth/token/", "account token"),
+    op(
+        "refresh_token",
+        "POST",
+        "/api/auth/token/refresh/",
+        "account refresh-token",
+    ),
+    op(
+        "get_profile",
+        "GET",
+        "/api/account/profile/",
+        "account show",
+    ),
+    op(
+        "update_profile",
+        "PATCH",
+        "/api/account/profile/",
+        "account update",
+    ),
+    op(
+        "replace_profile",
+        "PUT",
+        "/api/account/profile/",
+        "account update --replace",
+    ),
+    // admin
+    op(
+        "admin_list_users",
+        "GET",
+        "/api/admin/users/",
+        "admin users",
+    ),
+    op(
+        "admin_create_user",
+        "POST",
+        "/api/admin/users/",
+        "admin create-user",
+    ),
+    op(
+        "admin_create_api_key",
+        "POST",
+        "/api/admin/users/{id}/api-keys/",
+        "admin create-key",
+    ),
+    op(
+        "admin_grant_credits",
+        "POST",
+        "/api/admin/accounts/{id}/credits/",
+        "admin grant-credits",
+    ),
+    op(
+        "admin_get_capacity",
+        "GET",
+        "/api/admin/capacity/",
+        "admin capacity",
+    ),
+    op(
+        "admin_set_capacity",
+        "PUT",
+        "/api/admin/capacity/",
+        "admin set-capacity",
+    ),
+    op("admin_list_jobs", "GET", "/api/admin/jobs/", "admin jobs"),
+    op(
+        "admin_inject_fault",
+        "POST",
+        "/api/admin/faults/",
+        "admin inject-fault",
+    ),
+    // instances
+    op(
+        "deploy_instance",
+        "POST",
+        "/api/deploy-server/",
+        "instances deploy",
+    ),
+    op("list_instances", "GET", "/api/instances/", "instances list"),
+    op(
+        "get_instance",
+        "GET",
+        "/api/instances/{id}/",
+        "instances show",
+    ),
+    op(
+        "start_instance",
+        "POST",
+        "/api/instances/{id}/start/",
+        "instances start",
+    ),
+    op(
+        "stop_instance",
+        "POST",
+        "/api/instances/{id}/stop/",
+        "instances stop",
+    ),
+    op(
+        "reboot_instance",
+        "POST",
+        "/api/instances/{id}/reboot/",
+        "instances reboot",
+    ),
+    op(
+        "hibernate_instance",
+        "POST",
+        "/api/instances/{id}/hibernate/",
+        "instances hibernate",
+    ),
+    op(
+        "restore_instance",
+        "POST",
+        "/api/instances/{id}/restore/",
+        "instances restore",
+    ),
+    op(
+        "delete_instance",
+        "DELETE",
+        "/api/instances/{id}/",
+        "instances delete",
+    ),
+    op(
+        "toggle_public_ip",
+        "POST",
+        "/api/instances/{id}/toggle-public-ip/",
+        "instances toggle-ip",
+    ),
+    op(
+        "get_hibernated_instances",
+        "GET",
+        "/api/instances/hibernated/",
+        "instances hibernated",
+    ),
+    op(
+        "list_snapshot_eligible_instances",
+        "GET",
+        "/api/instances/snapshot-eligible/",
+        "instances snapshot-eligible",
+    ),
+    op(
+        "list_instance_events",
+        "GET",
+        "/api/instances/{id}/events/",
+        "instances events",
+    ),
+    op(
+        "add_instance_security_rule",
+        "POST",
+        "/api/instances/{id}/security-rules/",
+        "instances rules add",
+    ),
+    op(
+        "remove_instance_security_rule",
+        "DELETE",
+        "/api/instances/{id}/security-rules/{rule_id}/",
+        "instances rules remove",
+    ),
+    // `ssh` reads the instance's address.
+    op(
+        "get_instance",
+        "GET",
+        "/api/instances/{id}/",
+        "instances ssh",
+    ),
+    // events
+    op("list_events", "GET", "/api/events/", "events"),
+    // ssh-keys: import and generate are one operation, with and without a public key.
+    op("list_ssh_keys", "GET", "/api/ssh-keys/", "ssh-keys list"),
+    op("get_ssh_key", "GET", "/api/ssh-keys/{id}/", "ssh-keys show"),
+    op(
+        "create_ssh_key",
+        "POST",
+        "/api/ssh-keys/",
+        "ssh-keys import",
+    ),
+    op(
+        "create_ssh_key",
+        "POST",
+        "/api/ssh-keys/",
+        "ssh-keys generate",
+    ),
+    op(
+        "delete_ssh_key",
+        "DELETE",
+        "/api/ssh-keys/{id}/",
+        "ssh-keys delete",
+    ),
+];
+
+/// The "API operations" paragraph of a command's help.
+pub fn help_for(command_path: &[&str]) -> Option<String> {
+    let lines: Vec<String> = OPERATIONS
+        .iter()
+        .filter(|op| op.command_path() == command_path)
+        .map(|op| {
+            let flags = op.flags();
+            let selector = if flags.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", with {}",
+                    flags
+                        .iter()
+                        .map(|f| format!("--{f}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                )
+            };
+            format!("  {} {} ({}{selector})", op.method, op.path, op.id)
+        })
+        .collect();
+    (!lines.is_empty()).then(|| format!("API operations:\n{}", lines.join("\n")))
+}

@@ -1,0 +1,161 @@
+//! Accounts and operator commands, end to end: passwords on stdin, credits, the profile, permissions.
+
+use crate::common::TestServer;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_sets_up_an_account_that_then_uses_its_key() {
+    let server = TestServer::start().await;
+    let admin = server.barrack();
+
+    let user = admin
+        .run_with_input(
+            &[
+                "admin",
+                "create-user",
+                "--email",
+                "ada@example.com",
+                "--name",
+                "Ada Lovelace",
+                "-q",
+            ],
+            "correct horse battery\n",
+        )
+        .await;
+    let user_id = user.lines()[0].to_string();
+    assert!(
+        admin
+            .run(&["admin", "users", "-q"])
+            .await
+            .lines()
+            .contains(&user_id.as_str())
+    );
+
+    let key = admin
+        .run(&[
+            "admin",
+            "create-key",
+            "--user",
+            &user_id,
+            "--name",
+            "laptop",
+            "--tier",
+            "legacy",
+            "-o",
+            "json",
+        ])
+        .await
+        .json();
+    assert_eq!(key["user_id"], user_id.as_str());
+    let grant = admin
+        .run(&[
+            "admin",
+            "grant-credits",
+            "--user",
+            &user_id,
+            "--amount",
+            "25.00",
+            "--currency",
+            "USD",
+        ])
+        .await;
+    assert!(grant.ok().contains("Granted 25.00 USD"), "{grant:?}");
+
+    let ada = admin
+        .clone()
+        .env("BARRACK_API_KEY", key["key"].as_str().unwrap());
+    let balance = ada.run(&["balance", "-o", "json"]).await.json();
+    assert_eq!(balance["balance"], 25);
+    assert_eq!(
+        ada.run(&["transactions", "--type", "grant", "-q"])
+            .await
+            .lines()
+            .len(),
+        1
+    );
+    assert_eq!(
+        ada.run(&["account", "show", "-q"]).await.lines(),
+        [user_id.as_str()]
+    );
+
+    let updated = ada
+        .run(&[
+            "account",
+            "update",
+            "--address-line",
+            "1 Main St",
+            "--postal-code",
+            "10115",
+            "--country",
+            "DE",
+            "-o",
+            "json",
+        ])
+        .await
+        .json();
+    assert_eq!(updated["currency"], "EUR");
+    assert_eq!(updated["profile_complete"], true);
+    let city = ada.run(&["account", "update", "--city", "Berlin"]).await;
+    assert!(city.ok().contains("Berlin"));
+    let replace = ada
+        .run(&["account", "update", "--replace", "--city", "Paris"])
+        .await;
+    assert_eq!(replace.code, 6, "PUT needs a name: {replace:?}");
+    assert!(replace.stderr.contains("  name: "));
+
+    let forbidden = ada.run(&["admin", "users"]).await;
+    assert_eq!(forbidden.code, 3, "{forbidden:?}");
+    assert!(forbidden.stderr.contains("operator"));
+
+    let tokens = ada
+        .run_with_input(
+            &[
+                "account",
+                "token",
+                "--email",
+                "ada@example.com",
+                "-o",
+                "json",
+            ],
+            "correct horse battery\n",
+        )
+        .await
+        .json();
+    let refresh = tokens["refresh"].as_str().unwrap();
+    let access = ada
+        .run_with_input(
+            &["account", "refresh-token", "-o", "json"],
+            &format!("{refresh}\n"),
+        )
+        .await
+        .json();
+    assert!(access["access"].as_str().is_some_and(|t| !t.is_empty()));
+    let wrong = ada
+        .run_with_input(
+            &["account", "token", "--email", "ada@example.com"],
+            "wrong password\n",
+        )
+        .await;
+    assert_eq!(wrong.code, 3, "{wrong:?}");
+
+    let no_password = ada
+        .run(&[
+            "account",
+            "register",
+            "--email",
+            "bob@example.com",
+            "--name",
+            "Bob",
+        ])
+        .await;
+    assert_eq!(no_password.code, 2, "{no_password:?}");
+    let capacity = admin
+        .run(&["admin", "set-capacity", "CANADA-1/L40=40"])
+        .await;
+    assert!(
+        capacity
+            .ok()
+            .lines()
+            .any(|l| l.starts_with("CANADA-1") && l.contains("L40") && l.contains(" 40 "))
+    );
+    server.stop().await;
+}

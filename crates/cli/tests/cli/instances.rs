@@ -1,0 +1,281 @@
+//! Instances end to end through the binary: an imported key, deploy and lifecycle with `--wait`, every
+//! output form, `ssh --print`, the ERROR path, and the API's field errors.
+
+use std::path::Path;
+use std::process::Command;
+
+use reqwest::Method;
+
+use crate::common::{Barrack, TestServer};
+
+const IMAGE: &str = "Ubuntu 24.04 + CUDA 12.8 Open + Docker";
+
+/// A key pair made by the system's `ssh-keygen`, as a user would have one.
+fn ssh_keygen(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("id_ed25519");
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "ada@laptop", "-f"])
+        .arg(&path)
+        .status()
+        .expect("ssh-keygen runs");
+    assert!(status.success());
+    path.with_extension("pub")
+}
+
+fn deploy_args<'a>(name: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "instances",
+        "deploy",
+        "--name",
+        name,
+        "--gpu-model",
+        "H100-SXM5-80GB",
+        "--gpu-count",
+        "1",
+        "--region",
+        "FINLAND-1",
+        "--image",
+        IMAGE,
+        "--ssh-key",
+        "laptop",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+async fn import_key(server: &TestServer, cli: &Barrack) -> String {
+    let public = ssh_keygen(&server.dir);
+    let imported = cli
+        .run(&[
+            "ssh-keys",
+            "import",
+            "--name",
+            "laptop",
+            "--file",
+            public.to_str().unwrap(),
+            "-q",
+        ])
+        .await;
+    let id = imported.lines()[0].to_string();
+    let shown = cli.run(&["ssh-keys", "show", &id]).await;
+    assert!(shown.ok().contains("ssh-ed25519"), "{shown:?}");
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_lives_its_life_through_the_cli() {
+    let server = TestServer::start().await;
+    server.fund_operator(100).await;
+    let cli = server.barrack();
+    let api = server.client();
+    import_key(&server, &cli).await;
+
+    let deployed = cli
+        .run(&deploy_args(
+            "trainer",
+            &[
+                "--rule",
+                "ingress:tcp:22-22:0.0.0.0/0",
+                "--wait",
+                "-o",
+                "json",
+            ],
+        ))
+        .await
+        .json();
+    assert_eq!(deployed["status"], "ACTIVE", "{deployed}");
+    assert_eq!(deployed["security_rules"][0]["port_range_min"], 22);
+    let id = deployed["instance_id"].as_str().unwrap().to_string();
+    let address = deployed["ip_address"].as_str().unwrap().to_string();
+
+    let table = cli.run(&["instances", "list"]).await;
+    let mut lines = table.ok().lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["ID", "NAME", "STATUS", "REGION", "GPUS", "IP"]);
+    let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        row,
+        [
+            id.as_str(),
+            "trainer",
+            "ACTIVE",
+            "FINLAND-1",
+            "H100-SXM5-80GB×1",
+            address.as_str()
+        ]
+    );
+    let listed = cli.run(&["instances", "list", "-o", "json"]).await.json();
+    let answer = api
+        .raw(Method::GET, "/api/instances/", None)
+        .await
+        .unwrap()
+        .body;
+    assert_eq!(listed, answer["data"]);
+    assert_eq!(
+        cli.run(&["instances", "list", "--status", "ACTIVE", "-q"])
+            .await
+            .lines(),
+        [id.as_str()]
+    );
+
+    // By name from here on.
+    let stopped = cli.run(&["instances", "stop", "trainer", "--wait"]).await;
+    assert_eq!(stopped.ok(), format!("{id} (trainer) is SHUTOFF\n"));
+    let shown = cli
+        .run(&["instances", "show", "trainer", "-o", "json"])
+        .await
+        .json();
+    assert_eq!(shown["status"], "SHUTOFF");
+    let started = cli
+        .run(&["instances", "start", "trainer", "--wait", "-o", "json"])
+        .await
+        .json();
+    assert_eq!(started["status"], "ACTIVE");
+
+    let ssh = cli.run(&["instances", "ssh", "trainer", "--print"]).await;
+    assert_eq!(ssh.ok(), format!("ssh ubuntu@{address}\n"));
+    let with_args = cli
+        .run(&[
+            "instances",
+            "ssh",
+            &id,
+            "--print",
+            "--",
+            "-i",
+            "my key",
+            "nvidia-smi",
+        ])
+        .await;
+    assert_eq!(
+        with_args.ok(),
+        format!("ssh ubuntu@{address} -i 'my key' nvidia-smi\n")
+    );
+
+    let events = cli.run(&["instances", "events", "trainer"]).await;
+    assert!(events.ok().contains("SHUTOFF"), "{events:?}");
+    assert!(cli.run(&["events", "-q"]).await.lines().len() >= 4);
+
+    let deleted = cli.run(&["instances", "delete", "trainer", "--wait"]).await;
+    assert_eq!(deleted.ok(), format!("Deleted instance {id}\n"));
+    let gone = cli.run(&["instances", "show", &id]).await;
+    assert_eq!(gone.code, 4, "{gone:?}");
+    let by_name = cli.run(&["instances", "show", "trainer"]).await;
+    assert_eq!(by_name.code, 4, "{by_name:?}");
+    assert_eq!(
+        cli.run(&["instances", "list"]).await.ok(),
+        "No instances.\n"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_on_a_failed_deploy_exits_1_with_the_reason() {
+    let server = TestServer::start().await;
+    server.fund_operator(100).await;
+    let cli = server.barrack();
+    import_key(&server, &cli).await;
+
+    let fault = cli
+        .run(&[
+            "admin",
+            "inject-fault",
+            "--kind",
+            "fail_nth",
+            "--operation",
+            "create_instance",
+            "--nth",
+            "1",
+            "--permanent",
+        ])
+        .await;
+    assert!(fault.ok().starts_with("Injected fault"), "{fault:?}");
+    let failed = cli.run(&deploy_args("doomed", &["--wait"])).await;
+    assert_eq!(failed.code, 1, "{failed:?}");
+    assert!(
+        failed.stderr.contains("is in ERROR: "),
+        "the reason is shown: {}",
+        failed.stderr
+    );
+    let deleted = cli.run(&["instances", "delete", "doomed", "--wait"]).await;
+    assert!(deleted.ok().starts_with("Deleted instance"), "{deleted:?}");
+
+    // A transient failure is retried after a backoff, which the test server's stopped clock never
+    // reaches: the instance stays STOPPING and the wait gives up.
+    let id = cli
+        .run(&deploy_args("stuck", &["--wait", "-q"]))
+        .await
+        .lines()[0]
+        .to_string();
+    cli.run(&[
+        "admin",
+        "inject-fault",
+        "--json",
+        r#"{"kind": "fail_nth", "operation": "stop_instance", "nth": 1}"#,
+    ])
+    .await
+    .ok();
+    let timed_out = cli
+        .run(&["instances", "stop", &id, "--wait", "--timeout", "1"])
+        .await;
+    assert_eq!(timed_out.code, 1, "{timed_out:?}");
+    assert!(
+        timed_out.stderr.contains(&format!(
+            "timed out after 1s waiting for {id} to become SHUTOFF; it is STOPPING"
+        )),
+        "{}",
+        timed_out.stderr
+    );
+    let jobs = cli.run(&["admin", "jobs"]).await;
+    assert!(
+        jobs.ok()
+            .lines()
+            .any(|l| l.contains(&id) && l.contains("pending")),
+        "{jobs:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_deploys_print_the_apis_field_errors() {
+    let server = TestServer::start().await;
+    let cli = server.barrack();
+    let long_name = "n".repeat(31);
+    let bad = cli
+        .run(&[
+            "instances",
+            "deploy",
+            "--name",
+            &long_name,
+            "--gpu-model",
+            "GTX-1080",
+            "--region",
+            "FINLAND-1",
+            "--image",
+            IMAGE,
+            "--ssh-key",
+            "laptop",
+        ])
+        .await;
+    assert_eq!(bad.code, 6, "{bad:?}");
+    assert!(bad.stdout.is_empty());
+    assert!(bad.stderr.contains("VALIDATION_ERROR"), "{}", bad.stderr);
+    assert!(
+        bad.stderr
+            .lines()
+            .any(|l| l.starts_with("  gpu_model: ") && l.contains("GTX-1080")),
+        "{}",
+        bad.stderr
+    );
+    assert!(
+        bad.stderr
+            .lines()
+            .any(|l| l.starts_with("  instance_name: ") && l.contains("30 characters")),
+        "{}",
+        bad.stderr
+    );
+
+    let missing = cli.run(&["instances", "stop", "no-such-instance"]).await;
+    assert_eq!(missing.code, 4, "{missing:?}");
+    assert!(missing.stderr.contains("no-such-instance"));
+    server.stop().await;
+}

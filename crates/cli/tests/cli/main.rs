@@ -1,0 +1,11 @@
+//! Runs the built `barrack` binary against a real server booted in-process.
+
+mod common;
+
+mod account;
+mod api_keys;
+mod catalog;
+mod configure;
+mod coverage;
+mod instances;
+mod ssh_keys;
