@@ -9,7 +9,7 @@ use barrack_store::instances::{self, InstanceChange, InstanceRow};
 use barrack_store::jobs::JobRow;
 use barrack_store::{AnyConnection, capacity, public_ips};
 
-use crate::instances::{InstanceJob, JobAction, parse_state, private_address, record_event_at};
+use crate::instances::{InstanceJob, JobAction, instance_address, parse_state, record_event_at};
 use crate::jobs::{JobHandler, Outcome};
 use crate::lifecycle::InstanceState;
 use crate::{Context, Error, Result};
@@ -89,18 +89,8 @@ impl InstanceWorker {
         let to = match action {
             JobAction::Create | JobAction::Restore => {
                 change.host = Some(placement.map(|p| p.host));
-                let address = if row.public_ip {
-                    public_ips::assign(
-                        &mut tx,
-                        self.context.store.backend(),
-                        &row.region,
-                        &row.id,
-                        now,
-                    )
-                    .await?
-                } else {
-                    Some(private_address(&row.id))
-                };
+                let backend = self.context.store.backend();
+                let address = instance_address(&mut tx, backend, row, now).await?;
                 change.ip_address = Some(address);
                 InstanceState::Active
             }

@@ -454,15 +454,15 @@ impl InstanceService {
         Ok(message)
     }
 
-    async fn reserve_address(&self, tx: &mut AnyConnection, row: &InstanceRow) -> Result<()> {
+    /// Takes a public address for the instance (or finds the one it holds); 503 when the pool is empty.
+    async fn reserve_address(&self, tx: &mut AnyConnection, row: &InstanceRow) -> Result<String> {
         let backend = self.context.store.backend();
-        match public_ips::assign(tx, backend, &row.region, &row.id, self.now()).await? {
-            Some(_) => Ok(()),
-            None => Err(Error::PublicIpUnavailable(format!(
+        public_ips::assign(tx, backend, &row.region, &row.id, self.now()).await?.ok_or_else(|| {
+            Error::PublicIpUnavailable(format!(
                 "No public IP address is free in {}; deploy with public_ip: false or try another region",
                 row.region
-            ))),
-        }
+            ))
+        })
     }
 
     async fn enqueue(
@@ -674,19 +674,12 @@ impl InstanceService {
             let mut tx = self.context.store.begin().await?;
             let enable = !row.public_ip;
             let address = if enable {
-                self.reserve_address(&mut tx, &row).await?;
-                public_ips::assign(
-                    &mut tx,
-                    self.context.store.backend(),
-                    &row.region,
-                    &row.id,
-                    now,
-                )
-                .await?
+                self.reserve_address(&mut tx, &row).await?
             } else {
                 public_ips::release(&mut tx, &row.id, now).await?;
-                Some(private_address(&row.id))
+                private_address(&row.id)
             };
+            let address = Some(address);
             let change = InstanceChange {
                 public_ip: Some(enable),
                 ip_address: Some(address.clone()),
@@ -975,6 +968,21 @@ fn vm_name(model: &str) -> String {
         .map(|_| (b'a' + rng.gen_range(0..26)) as char)
         .collect();
     format!("barrack-{slug}-{tail}")
+}
+
+/// The address an instance shows once placed: its public one (taken from the pool at deploy or restore)
+/// or its private one.
+pub(crate) async fn instance_address(
+    tx: &mut AnyConnection,
+    backend: barrack_store::Backend,
+    row: &InstanceRow,
+    now: i64,
+) -> Result<Option<String>> {
+    if row.public_ip {
+        Ok(public_ips::assign(tx, backend, &row.region, &row.id, now).await?)
+    } else {
+        Ok(Some(private_address(&row.id)))
+    }
 }
 
 /// The instance's address on its private network, stable for its id.

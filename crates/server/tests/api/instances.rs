@@ -62,27 +62,8 @@ async fn free_gpus(app: &TestApp, region: &str) -> u32 {
         .available
 }
 
-/// Capacity allocations equal the GPUs live instances hold, everywhere.
 async fn assert_stock_consistent(app: &TestApp) {
-    let store = app.services().store();
-    let held = store.gpus_held().await.unwrap();
-    for row in store.capacity().await.unwrap() {
-        let holding = held
-            .iter()
-            .find(|(r, m, _)| *r == row.region && *m == row.gpu_model)
-            .map(|h| h.2)
-            .unwrap_or(0);
-        assert_eq!(row.allocated, holding, "{} {}", row.region, row.gpu_model);
-    }
-    let assignments = store.public_ip_assignments().await.unwrap();
-    let mut instances: Vec<&String> = assignments.iter().map(|(_, i)| i).collect();
-    instances.sort();
-    instances.dedup();
-    assert_eq!(
-        instances.len(),
-        assignments.len(),
-        "no instance holds two addresses"
-    );
+    crate::common::assert_stock_and_addresses_consistent(app.services().store()).await;
 }
 
 async fn the_documented_deploy_returns_201_and_becomes_active(db: Db) {

@@ -126,20 +126,7 @@ async fn converge(client: &Client, timeout: Duration) -> HashMap<String, u32> {
 /// nothing is left unfinished in the jobs table.
 async fn assert_consistent(database: &TestDatabase) {
     let store = Store::connect(&database.url, 2).await.unwrap();
-    let held = store.gpus_held().await.unwrap();
-    for row in store.capacity().await.unwrap() {
-        let holding = held
-            .iter()
-            .find(|(r, m, _)| *r == row.region && *m == row.gpu_model)
-            .map(|h| h.2)
-            .unwrap_or(0);
-        assert_eq!(row.allocated, holding, "{} {}", row.region, row.gpu_model);
-    }
-    let assignments = store.public_ip_assignments().await.unwrap();
-    let mut owners: Vec<&String> = assignments.iter().map(|(_, owner)| owner).collect();
-    owners.sort();
-    owners.dedup();
-    assert_eq!(owners.len(), assignments.len());
+    crate::common::assert_stock_and_addresses_consistent(&store).await;
     assert_eq!(store.unfinished_jobs().await.unwrap(), 0);
     store.close().await;
 }

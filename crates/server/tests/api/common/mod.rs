@@ -296,3 +296,25 @@ impl TestApp {
         self.database.drop_database().await;
     }
 }
+
+/// Capacity allocations equal the GPUs live instances hold, and no address belongs to two instances.
+pub async fn assert_stock_and_addresses_consistent(store: &barrack_store::Store) {
+    let held = store.gpus_held().await.unwrap();
+    for row in store.capacity().await.unwrap() {
+        let holding = held
+            .iter()
+            .find(|(r, m, _)| *r == row.region && *m == row.gpu_model)
+            .map(|h| h.2)
+            .unwrap_or(0);
+        assert_eq!(row.allocated, holding, "{} {}", row.region, row.gpu_model);
+    }
+    let assignments = store.public_ip_assignments().await.unwrap();
+    let mut owners: Vec<&String> = assignments.iter().map(|(_, owner)| owner).collect();
+    owners.sort();
+    owners.dedup();
+    assert_eq!(
+        owners.len(),
+        assignments.len(),
+        "no instance holds two addresses"
+    );
+}
