@@ -8,6 +8,7 @@ pub mod decimal;
 pub mod envelope;
 pub mod instances;
 pub mod ledger;
+pub mod scripts;
 pub mod ssh_keys;
 
 pub use envelope::*;

@@ -16,7 +16,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::commands::{
     Ctx, account, admin, api_keys, balance, catalog, completions, configure, events, health,
-    instances, ssh_keys, transactions,
+    instances, scripts, ssh_keys, transactions,
 };
 use crate::config::Settings;
 pub use crate::error::{CliError, EXIT_CODES_HELP, exit};
@@ -78,6 +78,12 @@ enum Command {
         after_help = "Example:\n  barrack ssh-keys import --name laptop --file ~/.ssh/id_ed25519.pub"
     )]
     SshKeys(ssh_keys::Command),
+    /// Startup scripts run on instances at first boot
+    #[command(
+        subcommand,
+        after_help = "Example:\n  barrack scripts create --name setup --file setup.sh"
+    )]
+    Scripts(scripts::Command),
     /// List the account's events: instance state changes and who caused them
     #[command(
         after_help = "Examples:\n  barrack events\n  barrack events --page 2 --limit 100 -o json"
@@ -179,6 +185,7 @@ async fn run(cli: Cli) -> Result<Output, CliError> {
         Command::Catalog(command) => catalog::run(command, &ctx()?).await,
         Command::Instances(command) => instances::run(command, &ctx()?).await,
         Command::SshKeys(command) => ssh_keys::run(command, &ctx()?).await,
+        Command::Scripts(command) => scripts::run(command, &ctx()?).await,
         Command::Events(args) => events::run(args, &ctx()?).await,
         Command::Balance(args) => balance::run(args, &ctx()?).await,
         Command::Transactions(args) => transactions::run(args, &ctx()?).await,

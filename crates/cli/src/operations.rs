@@ -253,6 +253,28 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     // events
     op("list_events", "GET", "/api/events/", "events"),
+    // scripts: one id is the single delete, several the bulk one.
+    op("list_scripts", "GET", "/api/scripts/", "scripts list"),
+    op("create_script", "POST", "/api/scripts/", "scripts create"),
+    op("get_script", "GET", "/api/scripts/{id}/", "scripts show"),
+    op(
+        "update_script",
+        "PUT",
+        "/api/scripts/{id}/",
+        "scripts update",
+    ),
+    op(
+        "delete_script",
+        "DELETE",
+        "/api/scripts/{id}/",
+        "scripts delete",
+    ),
+    op(
+        "delete_scripts",
+        "DELETE",
+        "/api/scripts/",
+        "scripts delete",
+    ),
     // ssh-keys: import and generate are one operation, with and without a public key.
     op("list_ssh_keys", "GET", "/api/ssh-keys/", "ssh-keys list"),
     op("get_ssh_key", "GET", "/api/ssh-keys/{id}/", "ssh-keys show"),

@@ -10,6 +10,7 @@
 
 mod error;
 mod instances;
+mod scripts;
 
 use std::time::Duration;
 

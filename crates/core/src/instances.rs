@@ -284,9 +284,16 @@ impl InstanceService {
             ),
             None => None,
         };
-        if let Some(script) = &request.script_id {
-            return Err(Error::not_found("Script", script));
-        }
+        let script = match &request.script_id {
+            Some(id) => Some(
+                self.context
+                    .store
+                    .script(caller.account_id(), id.trim())
+                    .await?
+                    .ok_or_else(|| Error::not_found("Script", id))?,
+            ),
+            None => None,
+        };
         if let Some(volume) = request
             .volume_id
             .iter()
@@ -317,8 +324,9 @@ impl InstanceService {
             source_snapshot_id: None,
             ssh_key_id: ssh_key.as_ref().map(|k| k.id.clone()),
             ssh_public_key: ssh_key.map(|k| k.public_key),
-            script_id: None,
-            startup_script: None,
+            script_id: script.as_ref().map(|s| s.id.clone()),
+            // A copy: editing or deleting the script later does not change this instance.
+            startup_script: script.map(|s| s.script),
             cloud_init: request.cloud_init.clone(),
             public_ip: request.public_ip,
             ip_address: None,
@@ -389,7 +397,7 @@ impl InstanceService {
             boot_source: row.boot_source,
             operating_system: row.operating_system,
             features: Features {
-                startup_script_configured: false,
+                startup_script_configured: row.startup_script.is_some(),
             },
             created_at: format_ms(now),
         })

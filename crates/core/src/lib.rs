@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod lifecycle;
 pub mod money;
 pub mod network;
+pub mod scripts;
 pub mod ssh_key;
 pub mod ssh_keys;
 pub mod validate;
@@ -35,6 +36,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::instances::InstanceService;
 use crate::ledger::LedgerService;
+use crate::scripts::ScriptService;
 use crate::ssh_keys::SshKeyService;
 
 /// What every service shares.
@@ -57,6 +59,7 @@ pub struct Services {
     pub ledger: LedgerService,
     pub instances: InstanceService,
     pub ssh_keys: SshKeyService,
+    pub scripts: ScriptService,
 }
 
 impl Services {
@@ -68,6 +71,7 @@ impl Services {
             ledger: LedgerService::new(context.clone()),
             instances: InstanceService::new(context.clone()),
             ssh_keys: SshKeyService::new(context.clone()),
+            scripts: ScriptService::new(context.clone()),
             context,
         }
     }

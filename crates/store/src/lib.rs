@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod ledger;
 mod migrate;
 pub mod public_ips;
+pub mod scripts;
 pub mod sql;
 pub mod ssh_keys;
 

@@ -27,6 +27,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(1, "0001_foundation"),
     migration!(2, "0002_jobs"),
     migration!(3, "0003_instances"),
+    migration!(4, "0004_scripts"),
 ];
 
 impl Migration {

@@ -13,6 +13,7 @@ pub mod configure;
 pub mod events;
 pub mod health;
 pub mod instances;
+pub mod scripts;
 pub mod ssh_keys;
 pub mod transactions;
 

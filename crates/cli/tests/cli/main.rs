@@ -8,4 +8,5 @@ mod catalog;
 mod configure;
 mod coverage;
 mod instances;
+mod scripts;
 mod ssh_keys;

@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod health;
 pub mod instances;
 pub mod ledger;
+pub mod scripts;
 pub mod ssh_keys;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -24,4 +25,5 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(admin::router())
         .merge(instances::router())
         .merge(ssh_keys::router())
+        .merge(scripts::router())
 }

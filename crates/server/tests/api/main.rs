@@ -12,3 +12,4 @@ mod ledger;
 mod openapi;
 mod processes;
 mod schema;
+mod scripts;

@@ -1,0 +1,64 @@
+//! Startup scripts from files: create, list, update, and one or several deleted at once.
+
+use crate::common::TestServer;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_from_files() {
+    let server = TestServer::start().await;
+    let cli = server.barrack();
+    let file = server.dir.join("setup.sh");
+    std::fs::write(&file, "#!/bin/sh\nnvidia-smi\n").unwrap();
+    let path = file.to_str().unwrap();
+
+    let first = cli
+        .run(&["scripts", "create", "--name", "setup", "--file", path, "-q"])
+        .await;
+    let first = first.ok().trim().to_string();
+    assert!(first.starts_with("BRK-") && first.ends_with('C'));
+    let shown = cli
+        .run(&["scripts", "show", &first, "-o", "json"])
+        .await
+        .json();
+    assert_eq!(shown["script"], "#!/bin/sh\nnvidia-smi\n");
+    assert_eq!(shown["size_bytes"], 21);
+
+    std::fs::write(&file, "echo v2\n").unwrap();
+    let updated = cli
+        .run(&[
+            "scripts", "update", &first, "--name", "setup-v2", "--file", path, "-o", "json",
+        ])
+        .await
+        .json();
+    assert_eq!(
+        (updated["name"].as_str(), updated["script"].as_str()),
+        (Some("setup-v2"), Some("echo v2\n"))
+    );
+    let second = cli
+        .run(&["scripts", "create", "--name", "other", "--file", path, "-q"])
+        .await
+        .ok()
+        .trim()
+        .to_string();
+    assert_eq!(
+        cli.run(&["scripts", "list", "-q"]).await.lines(),
+        [first.as_str(), second.as_str()]
+    );
+
+    let bad = cli
+        .run(&["scripts", "create", "--name", "bad/name", "--file", path])
+        .await;
+    assert_eq!(bad.code, 6, "{bad:?}");
+    assert!(bad.stderr.contains("name:"), "{}", bad.stderr);
+
+    let deleted = cli
+        .run(&["scripts", "delete", &first, &second, "BRK-NOPE00C"])
+        .await;
+    let text = deleted.ok();
+    assert!(
+        text.contains(&format!("Deleted script {first}"))
+            && text.contains("Not found: BRK-NOPE00C"),
+        "{text}"
+    );
+    assert!(cli.run(&["scripts", "list", "-q"]).await.lines().is_empty());
+    server.stop().await;
+}
