@@ -10,6 +10,7 @@ pub mod instances;
 pub mod ledger;
 pub mod scripts;
 pub mod ssh_keys;
+pub mod volumes;
 
 pub use envelope::*;
 

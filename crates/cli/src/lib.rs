@@ -16,7 +16,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::commands::{
     Ctx, account, admin, api_keys, balance, catalog, completions, configure, events, health,
-    instances, scripts, ssh_keys, transactions,
+    instances, scripts, ssh_keys, transactions, volumes,
 };
 use crate::config::Settings;
 pub use crate::error::{CliError, EXIT_CODES_HELP, exit};
@@ -84,6 +84,14 @@ enum Command {
         after_help = "Example:\n  barrack scripts create --name setup --file setup.sh"
     )]
     Scripts(scripts::Command),
+    /// Block storage volumes: create, grow, clone, delete, attach to instances
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  \
+        barrack volumes create --name datasets --size 500 --region FINLAND-1 --type NVMe\n  \
+        barrack volumes attach --instance BRK-A1B2C3D BRK-A1B2C3V"
+    )]
+    Volumes(volumes::Command),
     /// List the account's events: instance state changes and who caused them
     #[command(
         after_help = "Examples:\n  barrack events\n  barrack events --page 2 --limit 100 -o json"
@@ -186,6 +194,7 @@ async fn run(cli: Cli) -> Result<Output, CliError> {
         Command::Instances(command) => instances::run(command, &ctx()?).await,
         Command::SshKeys(command) => ssh_keys::run(command, &ctx()?).await,
         Command::Scripts(command) => scripts::run(command, &ctx()?).await,
+        Command::Volumes(command) => volumes::run(command, &ctx()?).await,
         Command::Events(args) => events::run(args, &ctx()?).await,
         Command::Balance(args) => balance::run(args, &ctx()?).await,
         Command::Transactions(args) => transactions::run(args, &ctx()?).await,

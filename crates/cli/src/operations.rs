@@ -296,6 +296,48 @@ pub const OPERATIONS: &[Operation] = &[
         "/api/ssh-keys/{id}/",
         "ssh-keys delete",
     ),
+    // volumes, and attaching them to instances
+    op("list_volumes", "GET", "/api/volumes/", "volumes list"),
+    op("create_volume", "POST", "/api/volumes/", "volumes create"),
+    // `create` without --name reads the next free name from the list.
+    op("list_volumes", "GET", "/api/volumes/", "volumes create"),
+    op("get_volume", "GET", "/api/volumes/{id}/", "volumes show"),
+    op(
+        "delete_volume",
+        "DELETE",
+        "/api/volumes/{id}/",
+        "volumes delete",
+    ),
+    op(
+        "resize_volume",
+        "POST",
+        "/api/volumes/{id}/resize/",
+        "volumes resize",
+    ),
+    op(
+        "clone_volume",
+        "POST",
+        "/api/volumes/{id}/clone/",
+        "volumes clone",
+    ),
+    op(
+        "list_volume_types",
+        "GET",
+        "/api/volumes/types/",
+        "volumes types",
+    ),
+    op(
+        "attach_volumes",
+        "POST",
+        "/api/instances/{id}/attach-volumes/",
+        "volumes attach",
+    ),
+    op(
+        "detach_volumes",
+        "POST",
+        "/api/instances/{id}/detach-volumes/",
+        "volumes detach",
+    ),
 ];
 
 /// The "API operations" paragraph of a command's help.

@@ -11,6 +11,7 @@
 mod error;
 mod instances;
 mod scripts;
+mod volumes;
 
 use std::time::Duration;
 

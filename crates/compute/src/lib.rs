@@ -135,6 +135,18 @@ pub trait ComputeDriver: Send + Sync + 'static {
     ) {
     }
 
+    /// Tells the driver about a volume the control plane has on record, before acting on it: its size and
+    /// the instance it is attached to. Like [`ComputeDriver::recognize`], only the simulator (whose volumes
+    /// live in this process's memory) has anything to do.
+    fn recognize_volume(
+        &self,
+        _id: &str,
+        _region: &str,
+        _size_gb: u32,
+        _attached_to: Option<&str>,
+    ) {
+    }
+
     async fn create_instance(&self, spec: &InstanceSpec) -> Result<Placement, DriverError>;
     async fn start_instance(&self, id: &str) -> Result<(), DriverError>;
     async fn stop_instance(&self, id: &str) -> Result<(), DriverError>;

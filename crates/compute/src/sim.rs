@@ -273,6 +273,19 @@ impl SimDriver {
         );
     }
 
+    /// Takes back a volume the control plane already knows about (see [`SimDriver::adopt`]): a restarted
+    /// server, or another replica, can then act on volumes it did not create. Known ids are left alone.
+    pub fn adopt_volume(&self, id: &str, region: &str, size_gb: u32, attached_to: Option<&str>) {
+        self.state()
+            .volumes
+            .entry(id.to_owned())
+            .or_insert_with(|| Volume {
+                region: region.to_owned(),
+                size_gb,
+                attached_to: attached_to.map(str::to_owned),
+            });
+    }
+
     /// An instance's power state and host; `None` when the simulator does not know it.
     pub fn instance(&self, id: &str) -> Option<(PowerState, Option<String>)> {
         let state = self.state();
@@ -319,6 +332,11 @@ impl SimDriver {
         Some(self.state().volumes.get(volume_id)?.attached_to.clone())
     }
 
+    /// The size of a volume in GB; `None` when the simulator does not know it.
+    pub fn volume_size(&self, volume_id: &str) -> Option<u32> {
+        Some(self.state().volumes.get(volume_id)?.size_gb)
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().expect("sim state lock poisoned")
     }
@@ -359,6 +377,10 @@ impl ComputeDriver for SimDriver {
         power: PowerState,
     ) {
         self.adopt(id, region, gpu_count, host, power);
+    }
+
+    fn recognize_volume(&self, id: &str, region: &str, size_gb: u32, attached_to: Option<&str>) {
+        self.adopt_volume(id, region, size_gb, attached_to);
     }
 
     async fn create_instance(&self, spec: &InstanceSpec) -> Result<Placement, DriverError> {

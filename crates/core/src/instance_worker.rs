@@ -34,9 +34,14 @@ impl InstanceWorker {
             gpu_count: row.gpu_count as u32,
             vcpus: row.vcpus as u32,
             ram_gb: row.ram_gb as u32,
-            boot: BootDisk::Image {
-                image: row.operating_system.clone().unwrap_or_default(),
-                size_gb: row.storage_gb as u32,
+            boot: match &row.boot_volume_id {
+                Some(volume_id) => BootDisk::Volume {
+                    volume_id: volume_id.clone(),
+                },
+                None => BootDisk::Image {
+                    image: row.operating_system.clone().unwrap_or_default(),
+                    size_gb: row.storage_gb as u32,
+                },
             },
             ssh_public_keys: row.ssh_public_key.iter().cloned().collect(),
             cloud_init: row.cloud_init.clone(),

@@ -7,29 +7,32 @@ use std::sync::Arc;
 
 use barrack_api::catalog::Amount;
 use barrack_api::instances::{
-    BillingBreakdown, ComputeCharge, DeployRequest, DeployedInstance, Event, EventList, Features,
-    GpuCharge, HibernatedSummary, Instance, InstanceAction, InstanceBilling, InstanceList,
-    InstanceQuery, SecurityRule, SecurityRuleRequest, Specs, StorageCharge, TogglePublicIp,
-    VolumeCharge,
+    BillingBreakdown, ComputeCharge, DataVolumeCharge, DeployRequest, DeployedInstance, Event,
+    EventList, Features, GpuCharge, HibernatedSummary, Instance, InstanceAction, InstanceBilling,
+    InstanceList, InstanceQuery, SecurityRule, SecurityRuleRequest, Specs, StorageCharge,
+    TogglePublicIp, VolumeCharge,
 };
 use barrack_api::{Currency, PageQuery, PageRequest, Pagination, Tier};
 use barrack_store::events::{self, EventRow};
 use barrack_store::instances::{self, InstanceChange, InstanceFilter, InstanceRow, RuleRow};
+use barrack_store::volumes::VolumeRow;
 use barrack_store::{AnyConnection, StoreError, capacity, public_ips};
 use rand::Rng;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::{Caller, missing_profile_fields};
-use crate::catalog::{gpu_counts, price, storage_hourly};
+use crate::balance_guard::require_balance;
+use crate::catalog::{gpu_counts, price};
 use crate::clock::format_ms;
 use crate::config::{Config, GpuModelConfig};
 use crate::ids::{IdKind, new_id};
 use crate::jobs::{NewJob, enqueue};
 use crate::lifecycle::{Action, InstanceState};
-use crate::money::{display_rate, from_micros};
+use crate::money::display_rate;
 use crate::network::{ValidRule, validate_rule};
 use crate::validate::{Validator, length_between, only_chars};
+use crate::volumes::VolumeService;
 use crate::{Context, Error, Result, countries};
 
 /// Largest `cloud_init` document accepted, in bytes.
@@ -83,6 +86,10 @@ impl InstanceService {
 
     fn config(&self) -> &Config {
         &self.context.config
+    }
+
+    fn volumes(&self) -> VolumeService {
+        VolumeService::new(self.context.clone())
     }
 
     fn now(&self) -> i64 {
@@ -192,11 +199,15 @@ impl InstanceService {
                 "Duplicate rule",
             );
         }
-        v.check(
-            request.volumes.is_empty(),
-            "volumes",
-            "Creating data volumes at deploy is not available on this server yet; deploy without them",
-        );
+        if request.boot_from_volume {
+            v.check(
+                request.os_volume.is_none(),
+                "os_volume",
+                "The boot volume is the OS disk: os_volume applies to image boot only",
+            );
+        }
+        self.volumes()
+            .check_new_volumes(caller, &mut v, &request.volumes);
         v.finish()?;
         let model = model.expect("validated");
 
@@ -259,19 +270,27 @@ impl InstanceService {
             return Err(Error::ProfileIncomplete(missing));
         }
 
-        // Balance: at least the minimum and the first hour.
+        // Balance: at least the minimum and the first hour of what this deploy creates.
         let currency = countries::currency_for(caller.account.country.as_deref());
         let os_type = default_volume_type(config, caller.tier)?;
-        let billing = billing_of(
-            config,
-            model,
-            request.gpu_count,
-            os_size,
-            &os_type,
+        let new_volumes: Decimal = request
+            .volumes
+            .iter()
+            .map(|v| volume_rate(config, &v.volume_type, v.size, currency))
+            .sum();
+        let gpus = price(&model.prices, currency) * Decimal::from(request.gpu_count);
+        let os_disk = if request.boot_from_volume {
+            Decimal::ZERO // an existing volume, billed already
+        } else {
+            volume_rate(config, &os_type, os_size, currency)
+        };
+        require_balance(
+            &self.context,
+            caller,
             currency,
-        );
-        self.require_balance(caller, currency, billing.total_hourly_rate.0)
-            .await?;
+            gpus + os_disk + new_volumes,
+        )
+        .await?;
 
         // References.
         let ssh_key = match &request.ssh_key {
@@ -294,14 +313,22 @@ impl InstanceService {
             ),
             None => None,
         };
-        if let Some(volume) = request
-            .volume_id
-            .iter()
-            .chain(request.existing_volumes.iter())
-            .next()
-        {
-            return Err(Error::not_found("Volume", volume));
-        }
+        let volumes = self.volumes();
+        let boot_volume = match (&request.volume_id, request.boot_from_volume) {
+            (Some(id), true) => Some(
+                volumes
+                    .boot_volume_for_deploy(caller, id, &region.name)
+                    .await?,
+            ),
+            _ => None,
+        };
+        let existing = if request.existing_volumes.is_empty() {
+            vec![]
+        } else {
+            volumes
+                .existing_volumes_for_deploy(caller, &request.existing_volumes, &region.name)
+                .await?
+        };
 
         // Stock, address and the instance, in one transaction.
         let now = self.now();
@@ -316,11 +343,25 @@ impl InstanceService {
             gpu_count: i64::from(request.gpu_count),
             vcpus: i64::from(model.vcpus_per_gpu * request.gpu_count),
             ram_gb: i64::from(model.ram_gb_per_gpu * request.gpu_count),
-            storage_gb: i64::from(os_size),
-            os_volume_type: os_type,
-            boot_source: "image".into(),
-            operating_system: request.image_name.clone(),
-            boot_volume_id: None,
+            storage_gb: boot_volume
+                .as_ref()
+                .map(|b| b.size_gb)
+                .unwrap_or(i64::from(os_size)),
+            os_volume_type: boot_volume
+                .as_ref()
+                .map(|b| b.volume_type.clone())
+                .unwrap_or(os_type),
+            boot_source: if boot_volume.is_some() {
+                "volume"
+            } else {
+                "image"
+            }
+            .into(),
+            operating_system: match &boot_volume {
+                Some(b) => b.image_name.clone(),
+                None => request.image_name.clone(),
+            },
+            boot_volume_id: boot_volume.as_ref().map(|b| b.id.clone()),
             source_snapshot_id: None,
             ssh_key_id: ssh_key.as_ref().map(|k| k.id.clone()),
             ssh_public_key: ssh_key.map(|k| k.public_key),
@@ -364,6 +405,20 @@ impl InstanceService {
         for rule in &rules {
             insert_rule(&mut tx, &row.id, rule, now).await?;
         }
+        let who = actor(caller);
+        for volume in boot_volume.iter().chain(existing.iter()) {
+            if !crate::volumes::attach_at_deploy(&mut tx, volume, &row.id, &who, now).await? {
+                return Err(Error::conflict(
+                    "CONFLICT",
+                    format!("Volume {} changed while deploying; try again", volume.id),
+                ));
+            }
+        }
+        let created = volumes.new_volume_rows(caller, &request.volumes, &region.name, &row.id, now);
+        let max_attempts = i64::from(self.config().jobs.max_attempts);
+        for volume in &created {
+            crate::volumes::create_at_deploy(&mut tx, volume, &who, max_attempts, now).await?;
+        }
         record_event(
             &mut tx,
             &row,
@@ -379,6 +434,15 @@ impl InstanceService {
         tx.commit().await.map_err(Error::internal)?;
         self.context.work.notify_one();
 
+        let data: Vec<VolumeRow> = existing.into_iter().chain(created).collect();
+        let billing = billing_of(
+            config,
+            model,
+            request.gpu_count,
+            (row.storage_gb as u32, &row.os_volume_type),
+            &data,
+            currency,
+        );
         Ok(DeployedInstance {
             instance_id: row.id,
             vm_name: row.vm_name,
@@ -391,7 +455,7 @@ impl InstanceService {
                 request.gpu_count,
                 row.ram_gb,
                 row.vcpus,
-                os_size,
+                row.storage_gb as u32,
             ),
             status: row.status,
             boot_source: row.boot_source,
@@ -401,35 +465,6 @@ impl InstanceService {
             },
             created_at: format_ms(now),
         })
-    }
-
-    async fn require_balance(
-        &self,
-        caller: &Caller,
-        currency: Currency,
-        first_hour: Decimal,
-    ) -> Result<()> {
-        let minimum = self
-            .config()
-            .billing
-            .minimum_balance
-            .get(&currency)
-            .map(|d| d.0)
-            .unwrap_or_default();
-        let held = self.context.store.balances(caller.account_id()).await?;
-        let balance = held
-            .iter()
-            .find(|(c, _)| c == currency.as_str())
-            .map(|(_, m)| from_micros(*m))
-            .unwrap_or_default();
-        let needed = minimum.max(first_hour);
-        if balance < needed {
-            return Err(Error::InsufficientBalance(format!(
-                "Insufficient balance: {balance} {currency} available, at least {} {currency} needed (the minimum balance and the first hour of this resource)",
-                crate::money::display_amount(needed)
-            )));
-        }
-        Ok(())
     }
 
     /// Where the model has `count` GPUs free, for the 503 message.
@@ -515,16 +550,9 @@ impl InstanceService {
                     .config()
                     .gpu_model(&row.gpu_model)
                     .ok_or_else(|| Error::internal("instance of an unknown model"))?;
-                let billing = billing_of(
-                    self.config(),
-                    model,
-                    row.gpu_count as u32,
-                    row.storage_gb as u32,
-                    &row.os_volume_type,
-                    currency,
-                );
-                self.require_balance(caller, currency, billing.total_hourly_rate.0)
-                    .await?;
+                // The first hour of the GPUs again; the disks were kept, and billed, while hibernated.
+                let gpus = price(&model.prices, currency) * Decimal::from(row.gpu_count);
+                require_balance(&self.context, caller, currency, gpus).await?;
             }
             let now = self.now();
             let mut tx = self.context.store.begin().await?;
@@ -612,10 +640,7 @@ impl InstanceService {
             .store
             .instances(caller.account_id(), &filter, page.offset(), page.limit)
             .await?;
-        let mut instances = Vec::with_capacity(rows.len());
-        for row in rows {
-            instances.push(self.view(row).await?);
-        }
+        let instances = self.views(rows).await?;
         Ok(InstanceList {
             instances,
             pagination: Pagination::new(page, total),
@@ -635,10 +660,7 @@ impl InstanceService {
             .await?;
         let currency = countries::currency_for(caller.account.country.as_deref());
         let rate = price(&self.config().billing.hibernation_prices, currency);
-        let mut recent = Vec::new();
-        for row in rows {
-            recent.push(self.view(row).await?);
-        }
+        let recent = self.views(rows).await?;
         Ok(HibernatedSummary {
             count: total,
             hourly_cost: Amount(rate * Decimal::from(total)),
@@ -805,15 +827,53 @@ impl InstanceService {
     }
 
     async fn view(&self, row: InstanceRow) -> Result<Instance> {
+        Ok(self.views(vec![row]).await?.remove(0))
+    }
+
+    /// Views of several instances, their rules read in one query.
+    async fn views(&self, rows: Vec<InstanceRow>) -> Result<Vec<Instance>> {
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let mut rules: std::collections::HashMap<String, Vec<RuleRow>> =
+            std::collections::HashMap::new();
+        for (instance, rule) in self.context.store.rules_of_instances(&ids).await? {
+            rules.entry(instance).or_default().push(rule);
+        }
+        let mut volumes: std::collections::HashMap<String, Vec<VolumeRow>> =
+            std::collections::HashMap::new();
+        for volume in self.context.store.volumes_of_instances(&ids).await? {
+            if let Some(instance) = volume.instance_id.clone() {
+                volumes.entry(instance).or_default().push(volume);
+            }
+        }
+        rows.into_iter()
+            .map(|row| {
+                let own = rules.remove(&row.id).unwrap_or_default();
+                let attached = volumes.remove(&row.id).unwrap_or_default();
+                self.view_with(row, &own, &attached)
+            })
+            .collect()
+    }
+
+    fn view_with(
+        &self,
+        row: InstanceRow,
+        rules: &[RuleRow],
+        volumes: &[VolumeRow],
+    ) -> Result<Instance> {
         let config = self.config();
         let currency = Currency::parse(&row.currency).unwrap_or(Currency::USD);
+        let data: Vec<VolumeRow> = volumes
+            .iter()
+            .filter(|v| Some(&v.id) != row.boot_volume_id.as_ref())
+            .cloned()
+            .collect();
         let billing = match config.gpu_model(&row.gpu_model) {
             Some(model) => billing_of(
                 config,
                 model,
                 row.gpu_count as u32,
-                row.storage_gb as u32,
-                &row.os_volume_type,
+                (row.storage_gb as u32, &row.os_volume_type),
+                &data,
                 currency,
             ),
             None => {
@@ -823,7 +883,6 @@ impl InstanceService {
                 )));
             }
         };
-        let rules = self.context.store.instance_rules(&row.id).await?;
         let state = parse_state(&row.status)?;
         Ok(Instance {
             specs: specs_of_parts(
@@ -920,16 +979,27 @@ pub fn billing_of(
     config: &Config,
     model: &GpuModelConfig,
     count: u32,
-    os_size_gb: u32,
-    os_type: &str,
+    (os_size_gb, os_type): (u32, &str),
+    data_volumes: &[VolumeRow],
     currency: Currency,
 ) -> InstanceBilling {
     let gpu = price(&model.prices, currency) * Decimal::from(count);
-    let os_rate = config
-        .volume_type(os_type)
-        .map(|t| price(&t.prices, currency))
-        .unwrap_or_default();
-    let os = storage_hourly(os_rate, os_size_gb);
+    let os = volume_rate(config, os_type, os_size_gb, currency);
+    let data: Vec<(Decimal, DataVolumeCharge)> = data_volumes
+        .iter()
+        .map(|v| {
+            let rate = volume_rate(config, &v.volume_type, v.size_gb as u32, currency);
+            let charge = DataVolumeCharge {
+                volume_id: v.id.clone(),
+                name: v.name.clone(),
+                size_gb: v.size_gb as u32,
+                volume_type: v.volume_type.clone(),
+                hourly_rate: Amount(display_rate(rate)),
+            };
+            (rate, charge)
+        })
+        .collect();
+    let data_total: Decimal = data.iter().map(|(rate, _)| *rate).sum();
     InstanceBilling {
         breakdown: BillingBreakdown {
             compute: ComputeCharge {
@@ -945,13 +1015,18 @@ pub fn billing_of(
                     volume_type: os_type.to_string(),
                     hourly_rate: Amount(display_rate(os)),
                 },
-                data_volumes: vec![],
-                data_volumes_total: Amount(Decimal::ZERO),
+                data_volumes: data.into_iter().map(|(_, charge)| charge).collect(),
+                data_volumes_total: Amount(display_rate(data_total)),
             },
         },
-        total_hourly_rate: Amount(display_rate(gpu + os)),
+        total_hourly_rate: Amount(display_rate(gpu + os + data_total)),
         currency,
     }
+}
+
+/// Hourly rate of a volume of `volume_type`, exact.
+fn volume_rate(config: &Config, volume_type: &str, size_gb: u32, currency: Currency) -> Decimal {
+    crate::volumes::hourly_rate(config, volume_type, size_gb, currency)
 }
 
 fn specs_of_parts(model: &str, count: u32, ram_gb: i64, vcpus: i64, storage_gb: u32) -> Specs {

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod balance_guard;
 pub mod catalog;
 pub mod clock;
 pub mod config;
@@ -20,6 +21,8 @@ pub mod scripts;
 pub mod ssh_key;
 pub mod ssh_keys;
 pub mod validate;
+pub mod volume_worker;
+pub mod volumes;
 
 use std::sync::Arc;
 
@@ -38,6 +41,7 @@ use crate::instances::InstanceService;
 use crate::ledger::LedgerService;
 use crate::scripts::ScriptService;
 use crate::ssh_keys::SshKeyService;
+use crate::volumes::VolumeService;
 
 /// What every service shares.
 pub struct Context {
@@ -60,6 +64,7 @@ pub struct Services {
     pub instances: InstanceService,
     pub ssh_keys: SshKeyService,
     pub scripts: ScriptService,
+    pub volumes: VolumeService,
 }
 
 impl Services {
@@ -72,6 +77,7 @@ impl Services {
             instances: InstanceService::new(context.clone()),
             ssh_keys: SshKeyService::new(context.clone()),
             scripts: ScriptService::new(context.clone()),
+            volumes: VolumeService::new(context.clone()),
             context,
         }
     }

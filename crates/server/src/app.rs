@@ -22,6 +22,7 @@ use barrack_compute::sim::{SimDriver, hosts_from_capacity};
 use barrack_core::config::DriverKind;
 use barrack_core::instance_worker::InstanceWorker;
 use barrack_core::jobs::{JobRunner, JobSettings};
+use barrack_core::volume_worker::VolumeWorker;
 use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::JoinHandle;
 use tower::Layer;
@@ -69,6 +70,7 @@ pub struct Running {
     pub bootstrap: Option<Bootstrap>,
     pub runner: Arc<JobRunner>,
     pub instance_worker: Arc<InstanceWorker>,
+    pub volume_worker: Arc<VolumeWorker>,
     /// The simulated data centre, when it is the driver.
     pub simulator: Option<Arc<SimDriver>>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -97,7 +99,8 @@ impl Running {
         let mut ran = 0;
         loop {
             let jobs = self.runner.run_until_idle().await?;
-            let fixed = self.instance_worker.reconcile().await?;
+            let fixed =
+                self.instance_worker.reconcile().await? + self.volume_worker.reconcile().await?;
             ran += jobs + fixed;
             if jobs == 0 && fixed == 0 {
                 return Ok(ran);
@@ -252,12 +255,18 @@ pub async fn start(options: StartOptions) -> Result<Running> {
     let mut runner = JobRunner::new(services.store().clone(), services.clock().clone(), settings);
     runner.wake_on(services.context.work.clone());
     runner.register(barrack_core::instances::JOB_KIND, instance_worker.clone());
+    let volume_worker = Arc::new(VolumeWorker::new(services.context.clone()));
+    runner.register(barrack_core::volumes::JOB_KIND, volume_worker.clone());
     let runner = Arc::new(runner);
     let (stop_work, work_stopped) = watch::channel(false);
     let mut background = Vec::new();
     if options.background_work {
         background.push(runner.clone().spawn(work_stopped.clone()));
-        background.push(spawn_reconciler(instance_worker.clone(), work_stopped));
+        background.push(spawn_reconciler(
+            instance_worker.clone(),
+            volume_worker.clone(),
+            work_stopped,
+        ));
     }
 
     let router = router(services.clone(), simulator.clone());
@@ -286,6 +295,7 @@ pub async fn start(options: StartOptions) -> Result<Running> {
         bootstrap,
         runner,
         instance_worker,
+        volume_worker,
         simulator,
         shutdown: Some(tx),
         stop_work,
@@ -338,6 +348,7 @@ async fn openapi_json(
 /// Compares driver and database every few seconds.
 fn spawn_reconciler(
     worker: Arc<InstanceWorker>,
+    volumes: Arc<VolumeWorker>,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -348,6 +359,9 @@ fn spawn_reconciler(
             }
             if let Err(e) = worker.reconcile().await {
                 tracing::warn!(error = %e, "reconciliation failed");
+            }
+            if let Err(e) = volumes.reconcile().await {
+                tracing::warn!(error = %e, "volume reconciliation failed");
             }
         }
     })

@@ -245,7 +245,8 @@ impl Store {
         limit: u32,
     ) -> Result<(Vec<InstanceRow>, u64)> {
         let mut conditions = vec!["account_id = $1".to_string()];
-        if filter.status.is_none() && !filter.include_deleted {
+        if !filter.include_deleted {
+            // Spelled as in the partial index `instances_account_live`, so both databases use it.
             conditions.push("status <> 'DELETED'".into());
         }
         let mut binds = vec![Bind::Text(account_id.to_string())];
@@ -387,6 +388,43 @@ impl Store {
                     port_range_max: r.try_get(5)?,
                     remote_ip_prefix: r.try_get(6)?,
                 })
+            })
+            .collect()
+    }
+
+    /// The own rules of several instances in one query, as (instance id, rule), in each instance's order.
+    pub async fn rules_of_instances(
+        &self,
+        instance_ids: &[String],
+    ) -> Result<Vec<(String, RuleRow)>> {
+        if instance_ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let placeholders: Vec<String> = (1..=instance_ids.len()).map(|i| format!("${i}")).collect();
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT instance_id, id, direction, ethertype, protocol, port_range_min, port_range_max, remote_ip_prefix \
+             FROM instance_security_rules WHERE instance_id IN ({}) ORDER BY instance_id, created_at, id",
+            placeholders.join(", ")
+        ));
+        let mut query = sqlx::query(sql);
+        for id in instance_ids {
+            query = query.bind(id.as_str());
+        }
+        let rows = query.fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0)?,
+                    RuleRow {
+                        id: r.try_get(1)?,
+                        direction: r.try_get(2)?,
+                        ethertype: r.try_get(3)?,
+                        protocol: r.try_get(4)?,
+                        port_range_min: r.try_get(5)?,
+                        port_range_max: r.try_get(6)?,
+                        remote_ip_prefix: r.try_get(7)?,
+                    },
+                ))
             })
             .collect()
     }

@@ -17,6 +17,7 @@ pub mod public_ips;
 pub mod scripts;
 pub mod sql;
 pub mod ssh_keys;
+pub mod volumes;
 
 use std::path::Path;
 use std::str::FromStr;

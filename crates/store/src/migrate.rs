@@ -28,6 +28,8 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(2, "0002_jobs"),
     migration!(3, "0003_instances"),
     migration!(4, "0004_scripts"),
+    migration!(5, "0005_volumes"),
+    migration!(6, "0006_live_instance_index"),
 ];
 
 impl Migration {

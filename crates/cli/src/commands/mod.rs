@@ -16,6 +16,7 @@ pub mod instances;
 pub mod scripts;
 pub mod ssh_keys;
 pub mod transactions;
+pub mod volumes;
 
 use std::future::Future;
 use std::io::{BufRead, IsTerminal, Write};

@@ -10,3 +10,4 @@ mod coverage;
 mod instances;
 mod scripts;
 mod ssh_keys;
+mod volumes;

@@ -9,6 +9,7 @@ pub mod instances;
 pub mod ledger;
 pub mod scripts;
 pub mod ssh_keys;
+pub mod volumes;
 
 use utoipa_axum::router::OpenApiRouter;
 
@@ -26,4 +27,5 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(instances::router())
         .merge(ssh_keys::router())
         .merge(scripts::router())
+        .merge(volumes::router())
 }

@@ -13,3 +13,4 @@ mod openapi;
 mod processes;
 mod schema;
 mod scripts;
+mod volumes;
