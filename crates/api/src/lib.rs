@@ -3,12 +3,17 @@
 //! These are not database rows; the server maps its domain values into them.
 
 pub mod account;
+pub mod billing;
 pub mod catalog;
 pub mod decimal;
+pub mod deposits;
 pub mod envelope;
+pub mod firewalls;
+pub mod images;
 pub mod instances;
 pub mod ledger;
 pub mod scripts;
+pub mod snapshots;
 pub mod ssh_keys;
 pub mod volumes;
 

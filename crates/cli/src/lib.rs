@@ -15,8 +15,9 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::commands::{
-    Ctx, account, admin, api_keys, balance, catalog, completions, configure, events, health,
-    instances, scripts, ssh_keys, transactions, volumes,
+    Ctx, account, admin, api_keys, balance, billing, catalog, completions, configure, deposits,
+    events, firewalls, health, images, instances, scripts, snapshots, ssh_keys, transactions,
+    volumes,
 };
 use crate::config::Settings;
 pub use crate::error::{CliError, EXIT_CODES_HELP, exit};
@@ -92,6 +93,31 @@ enum Command {
         barrack volumes attach --instance BRK-A1B2C3D BRK-A1B2C3V"
     )]
     Volumes(volumes::Command),
+    /// Firewalls: rule sets attached to instances of their region
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  \
+        barrack firewalls create --name web --region FINLAND-1 --rule ingress:tcp:443\n  \
+        barrack firewalls attach BRK-A1B2C3F BRK-A1B2C3D"
+    )]
+    Firewalls(firewalls::Command),
+    /// Snapshots of running instances, and restoring them into new instances
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  \
+        barrack snapshots create --instance BRK-A1B2C3D --name nightly\n  \
+        barrack snapshots restore BRK-A1B2C3S --wait"
+    )]
+    Snapshots(snapshots::Command),
+    /// Custom images made from snapshots, to deploy instances from
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  \
+        barrack images create --snapshot BRK-A1B2C3S --name golden\n  \
+        barrack instances deploy --name copy --gpu-model H100-SXM5-80GB --region FINLAND-1 \\\n    \
+        --image golden --ssh-key laptop --wait"
+    )]
+    Images(images::Command),
     /// List the account's events: instance state changes and who caused them
     #[command(
         after_help = "Examples:\n  barrack events\n  barrack events --page 2 --limit 100 -o json"
@@ -105,6 +131,15 @@ enum Command {
         barrack transactions --type grant\n  \
         barrack transactions --from 2025-01-01T00:00:00Z --limit 100 -o json")]
     Transactions(transactions::Args),
+    /// Buy credits: open a deposit, pay it at its checkout, follow it until it completes
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  barrack deposits create --amount 25.00\n  barrack deposits list"
+    )]
+    Deposits(deposits::Command),
+    /// Billing records per instance, volume and snapshot, and totals over a time range
+    #[command(subcommand, after_help = "Example:\n  barrack billing instances")]
+    Billing(billing::Command),
     /// Create, list and revoke API keys
     #[command(
         subcommand,
@@ -195,9 +230,14 @@ async fn run(cli: Cli) -> Result<Output, CliError> {
         Command::SshKeys(command) => ssh_keys::run(command, &ctx()?).await,
         Command::Scripts(command) => scripts::run(command, &ctx()?).await,
         Command::Volumes(command) => volumes::run(command, &ctx()?).await,
+        Command::Firewalls(command) => firewalls::run(command, &ctx()?).await,
+        Command::Snapshots(command) => snapshots::run(command, &ctx()?).await,
+        Command::Images(command) => images::run(command, &ctx()?).await,
         Command::Events(args) => events::run(args, &ctx()?).await,
         Command::Balance(args) => balance::run(args, &ctx()?).await,
         Command::Transactions(args) => transactions::run(args, &ctx()?).await,
+        Command::Deposits(command) => deposits::run(command, &ctx()?).await,
+        Command::Billing(command) => billing::run(command, &ctx()?).await,
         Command::ApiKeys(command) => api_keys::run(command, &ctx()?).await,
         Command::Account(command) => account::run(command, &ctx()?).await,
         Command::Admin(command) => admin::run(command, &ctx()?).await,

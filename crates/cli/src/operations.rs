@@ -68,6 +68,21 @@ pub const OPERATIONS: &[Operation] = &[
         "/api/transactions/",
         "transactions",
     ),
+    // deposits (the provider webhook is called by payment providers, not by people: see the coverage test)
+    op("list_deposits", "GET", "/api/deposits/", "deposits list"),
+    op(
+        "create_deposit",
+        "POST",
+        "/api/deposits/",
+        "deposits create",
+    ),
+    op("get_deposit", "GET", "/api/deposits/{id}/", "deposits show"),
+    op(
+        "admin_complete_deposit",
+        "POST",
+        "/api/admin/deposits/{id}/complete/",
+        "admin complete-deposit",
+    ),
     // api-keys
     op("list_api_keys", "GET", "/api/api-keys/", "api-keys list"),
     op(
@@ -253,6 +268,32 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     // events
     op("list_events", "GET", "/api/events/", "events"),
+    // billing
+    op(
+        "get_instance_billing",
+        "GET",
+        "/api/instances/billing/",
+        "billing instances",
+    ),
+    op(
+        "get_volume_billing",
+        "GET",
+        "/api/volumes/billing/",
+        "billing volumes",
+    ),
+    op(
+        "get_snapshot_billing",
+        "GET",
+        "/api/snapshots/billing/",
+        "billing snapshots",
+    ),
+    op("get_billing", "GET", "/api/billing/", "billing summary"),
+    op(
+        "admin_advance_clock",
+        "POST",
+        "/api/admin/clock/advance/",
+        "admin advance-clock",
+    ),
     // scripts: one id is the single delete, several the bulk one.
     op("list_scripts", "GET", "/api/scripts/", "scripts list"),
     op("create_script", "POST", "/api/scripts/", "scripts create"),
@@ -337,6 +378,116 @@ pub const OPERATIONS: &[Operation] = &[
         "POST",
         "/api/instances/{id}/detach-volumes/",
         "volumes detach",
+    ),
+    // snapshots, and restoring them into new instances
+    op("list_snapshots", "GET", "/api/snapshots/", "snapshots list"),
+    op(
+        "create_snapshot",
+        "POST",
+        "/api/snapshots/",
+        "snapshots create",
+    ),
+    op(
+        "get_snapshot",
+        "GET",
+        "/api/snapshots/{id}/",
+        "snapshots show",
+    ),
+    op(
+        "delete_snapshot",
+        "DELETE",
+        "/api/snapshots/{id}/",
+        "snapshots delete",
+    ),
+    op(
+        "restore_snapshot",
+        "POST",
+        "/api/snapshots/{id}/restore/",
+        "snapshots restore",
+    ),
+    // custom images; one snapshot id is the single relationship, several (or --batch) the batch one.
+    op("list_images", "GET", "/api/images/", "images list"),
+    op("create_image", "POST", "/api/images/", "images create"),
+    op("get_image", "GET", "/api/images/{id}/", "images show"),
+    op(
+        "delete_image",
+        "DELETE",
+        "/api/images/{id}/",
+        "images delete",
+    ),
+    op(
+        "get_snapshot_image_relationship",
+        "GET",
+        "/api/snapshots/{id}/image-relationship/",
+        "images relationship",
+    ),
+    op(
+        "get_snapshot_image_relationships",
+        "POST",
+        "/api/snapshots/image-relationships/",
+        "images relationship --batch",
+    ),
+    // firewalls, and attaching them to instances
+    op("list_firewalls", "GET", "/api/firewalls/", "firewalls list"),
+    op(
+        "create_firewall",
+        "POST",
+        "/api/firewalls/",
+        "firewalls create",
+    ),
+    op(
+        "get_firewall",
+        "GET",
+        "/api/firewalls/{id}/",
+        "firewalls show",
+    ),
+    op(
+        "delete_firewall",
+        "DELETE",
+        "/api/firewalls/{id}/",
+        "firewalls delete",
+    ),
+    op(
+        "add_firewall_rule",
+        "POST",
+        "/api/firewalls/{id}/rules/",
+        "firewalls rules add",
+    ),
+    op(
+        "remove_firewall_rule",
+        "DELETE",
+        "/api/firewalls/{id}/rules/{rule_id}/",
+        "firewalls rules remove",
+    ),
+    op(
+        "attach_firewall",
+        "POST",
+        "/api/firewalls/{id}/attach/",
+        "firewalls attach",
+    ),
+    op(
+        "detach_firewall",
+        "POST",
+        "/api/firewalls/{id}/detach/",
+        "firewalls detach",
+    ),
+    op(
+        "list_firewall_protocols",
+        "GET",
+        "/api/firewalls/protocols/",
+        "firewalls protocols",
+    ),
+    op(
+        "list_firewall_available_instances",
+        "GET",
+        "/api/firewalls/{id}/available-instances/",
+        "firewalls available-instances",
+    ),
+    op(
+        "list_instance_firewalls",
+        "GET",
+        "/api/instances/{id}/firewalls/",
+        "instances firewalls",
     ),
 ];
 

@@ -8,9 +8,13 @@
 //! # Ok(()) }
 //! ```
 
+mod billing;
+mod deposits;
 mod error;
+mod firewalls;
 mod instances;
 mod scripts;
+mod snapshots;
 mod volumes;
 
 use std::time::Duration;

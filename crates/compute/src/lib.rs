@@ -147,6 +147,12 @@ pub trait ComputeDriver: Send + Sync + 'static {
     ) {
     }
 
+    /// Tells the driver about a snapshot disk the control plane has on record (a `SUCCESS` snapshot, or
+    /// one a custom image still boots from), before booting an instance from it. Like
+    /// [`ComputeDriver::recognize`], only the simulator has anything to do.
+    fn recognize_snapshot(&self, _id: &str) {}
+
+    /// Creates and boots an instance; a [`BootDisk::Snapshot`] must name a snapshot the driver has.
     async fn create_instance(&self, spec: &InstanceSpec) -> Result<Placement, DriverError>;
     async fn start_instance(&self, id: &str) -> Result<(), DriverError>;
     async fn stop_instance(&self, id: &str) -> Result<(), DriverError>;

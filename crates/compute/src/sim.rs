@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ComputeDriver, DriverError, InstanceSpec, Observation, Operation, PacketRule, Placement,
-    PowerState,
+    BootDisk, ComputeDriver, DriverError, InstanceSpec, Observation, Operation, PacketRule,
+    Placement, PowerState,
 };
 
 /// The simulator's configuration; an empty table gives development delays, no hosts and no faults.
@@ -286,6 +286,16 @@ impl SimDriver {
             });
     }
 
+    /// Takes back a snapshot disk the control plane already knows about (see [`SimDriver::adopt`]).
+    pub fn adopt_snapshot(&self, id: &str) {
+        self.state().snapshots.insert(id.to_owned());
+    }
+
+    /// Whether the simulator holds the disk of snapshot `id`.
+    pub fn has_snapshot(&self, id: &str) -> bool {
+        self.state().snapshots.contains(id)
+    }
+
     /// An instance's power state and host; `None` when the simulator does not know it.
     pub fn instance(&self, id: &str) -> Option<(PowerState, Option<String>)> {
         let state = self.state();
@@ -381,6 +391,10 @@ impl ComputeDriver for SimDriver {
 
     fn recognize_volume(&self, id: &str, region: &str, size_gb: u32, attached_to: Option<&str>) {
         self.adopt_volume(id, region, size_gb, attached_to);
+    }
+
+    fn recognize_snapshot(&self, id: &str) {
+        self.adopt_snapshot(id);
     }
 
     async fn create_instance(&self, spec: &InstanceSpec) -> Result<Placement, DriverError> {
@@ -620,6 +634,13 @@ impl State {
                     spec.id
                 ))),
             };
+        }
+        if let BootDisk::Snapshot { snapshot_id, .. } = &spec.boot
+            && !self.snapshots.contains(snapshot_id)
+        {
+            return Err(DriverError::Permanent(format!(
+                "snapshot {snapshot_id} not found"
+            )));
         }
         let host = place(
             &mut self.hosts,
@@ -1374,6 +1395,42 @@ mod tests {
         driver.delete_snapshot("s-1").await.unwrap();
         driver.delete_snapshot("s-1").await.unwrap();
         assert!(driver.create_snapshot("i-1", "s-1").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn instances_boot_from_snapshots_the_simulator_has() {
+        let driver = sim(vec![host("a", 8)]);
+        let from_snapshot = |id: &str| InstanceSpec {
+            boot: BootDisk::Snapshot {
+                snapshot_id: "s-1".to_owned(),
+                size_gb: 100,
+            },
+            ..spec(id, 1)
+        };
+        assert_eq!(
+            driver.create_instance(&from_snapshot("i-2")).await,
+            Err(DriverError::Permanent("snapshot s-1 not found".to_owned()))
+        );
+        assert_eq!(driver.used_gpus(REGION, MODEL), 0, "nothing was placed");
+        driver.create_instance(&spec("i-1", 1)).await.unwrap();
+        driver.create_snapshot("i-1", "s-1").await.unwrap();
+        driver.create_instance(&from_snapshot("i-2")).await.unwrap();
+
+        // A restarted simulator learns of the snapshots on record; deleting one leaves what was made from it.
+        let restarted = sim(vec![host("a", 8)]);
+        assert!(!restarted.has_snapshot("s-1"));
+        restarted.recognize_snapshot("s-1");
+        assert!(restarted.has_snapshot("s-1"));
+        restarted
+            .create_instance(&from_snapshot("i-3"))
+            .await
+            .unwrap();
+        restarted.delete_snapshot("s-1").await.unwrap();
+        assert!(!restarted.has_snapshot("s-1"));
+        assert_eq!(
+            restarted.instance("i-3").map(|(power, _)| power),
+            Some(PowerState::Running)
+        );
     }
 
     #[tokio::test]

@@ -13,8 +13,16 @@ use serde::{Deserialize, Serialize};
 
 pub const EXAMPLE_TOML: &str = include_str!("../../../config/barrack.example.toml");
 
-/// Keys that have no default and so do not appear as values in the example file.
-const OPTIONAL_KEYS: &[&str] = &["database_url", "database_url_file", "secret", "secret_file"];
+/// Keys that have no default and so do not appear as values in the example file (dotted paths for keys
+/// of a section).
+const OPTIONAL_KEYS: &[&str] = &[
+    "database_url",
+    "database_url_file",
+    "secret",
+    "secret_file",
+    "payments.webhook_secret",
+    "payments.webhook_secret_file",
+];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +47,7 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     pub tokens: TokenConfig,
     pub billing: BillingConfig,
+    pub payments: PaymentsConfig,
     pub regions: Vec<RegionConfig>,
     pub gpu_models: Vec<GpuModelConfig>,
     pub capacity: Vec<CapacityConfig>,
@@ -98,6 +107,66 @@ pub struct ConfigDecimal(#[serde(with = "barrack_api::decimal")] pub Decimal);
 pub struct BillingConfig {
     pub minimum_balance: PriceTable,
     pub hibernation_prices: PriceTable,
+}
+
+/// Deposits and the payment provider that takes them.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentsConfig {
+    pub provider: PaymentProviderKind,
+    /// Key of the HMAC-SHA256 signatures of payment webhooks; without one every webhook is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// Smallest deposit, per currency.
+    pub minimum_deposit: PriceTable,
+    /// GST shown on top of INR deposits, in percent.
+    pub gst_percent_inr: ConfigDecimal,
+}
+
+/// Webhook secrets stay out of debug output.
+impl std::fmt::Debug for PaymentsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaymentsConfig")
+            .field("provider", &self.provider)
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("webhook_secret_file", &self.webhook_secret_file)
+            .field("minimum_deposit", &self.minimum_deposit)
+            .field("gst_percent_inr", &self.gst_percent_inr)
+            .finish()
+    }
+}
+
+impl PaymentsConfig {
+    /// The configured webhook secret, if any (`webhook_secret` or `webhook_secret_file`).
+    pub fn webhook_secret(&self) -> Result<Option<String>, ConfigError> {
+        let secret = match (&self.webhook_secret, &self.webhook_secret_file) {
+            (Some(secret), _) => secret.clone(),
+            (None, Some(path)) => read_secret_file(path)?,
+            (None, None) => return Ok(None),
+        };
+        if secret.len() < MIN_WEBHOOK_SECRET_LEN {
+            return Err(ConfigError::Invalid(format!(
+                "payments.webhook_secret must be at least {MIN_WEBHOOK_SECRET_LEN} characters"
+            )));
+        }
+        Ok(Some(secret))
+    }
+}
+
+/// Shortest webhook secret accepted.
+const MIN_WEBHOOK_SECRET_LEN: usize = 16;
+
+/// Which payment provider takes deposits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PaymentProviderKind {
+    /// No external payment service: a deposit is completed by a signed webhook or by an operator.
+    Manual,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -226,6 +295,8 @@ impl Config {
                     message: e.to_string(),
                 })?;
         config.check()?;
+        // A webhook secret file that cannot be read stops the start rather than refusing every payment.
+        config.payments.webhook_secret()?;
         Ok(config)
     }
 
@@ -311,6 +382,18 @@ impl Config {
             "billing.hibernation_prices",
             &self.billing.hibernation_prices,
         )?;
+        check_prices("payments.minimum_deposit", &self.payments.minimum_deposit)?;
+        let gst = self.payments.gst_percent_inr.0;
+        if gst.is_sign_negative() || gst > Decimal::ONE_HUNDRED {
+            return invalid("payments.gst_percent_inr must be between 0 and 100".into());
+        }
+        if let Some(secret) = &self.payments.webhook_secret
+            && secret.len() < MIN_WEBHOOK_SECRET_LEN
+        {
+            return invalid(format!(
+                "payments.webhook_secret must be at least {MIN_WEBHOOK_SECRET_LEN} characters"
+            ));
+        }
         for capacity in &self.capacity {
             let Some(region) = self.region(&capacity.region) else {
                 return invalid(format!(
@@ -397,9 +480,9 @@ fn merge(base: &mut toml::Table, overlay: toml::Table) {
 fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), ConfigError> {
     let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     for key in OPTIONAL_KEYS {
-        let name = env_name(&[key]);
-        if let Some(value) = lookup(&name) {
-            table.insert((*key).to_string(), toml::Value::String(value));
+        let path: Vec<&str> = key.split('.').collect();
+        if let Some(value) = lookup(&env_name(&path)) {
+            insert_at(table, &path, toml::Value::String(value));
         }
     }
     override_scalars(table, &mut Vec::new(), &lookup)
@@ -426,6 +509,24 @@ fn override_scalars(
         path.pop();
     }
     Ok(())
+}
+
+/// Sets the key at a dotted path, creating the sections on the way.
+fn insert_at(table: &mut toml::Table, path: &[&str], value: toml::Value) {
+    let Some((last, sections)) = path.split_last() else {
+        return;
+    };
+    let mut table = table;
+    for section in sections {
+        let entry = table
+            .entry(section.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let toml::Value::Table(inner) = entry else {
+            return;
+        };
+        table = inner;
+    }
+    table.insert(last.to_string(), value);
 }
 
 fn env_name(path: &[&str]) -> String {
@@ -498,7 +599,8 @@ mod tests {
         let mut value = toml::Value::try_from(Config::default()).unwrap();
         if let toml::Value::Table(t) = &mut value {
             for key in OPTIONAL_KEYS {
-                t.insert((*key).to_string(), toml::Value::String(String::new()));
+                let path: Vec<&str> = key.split('.').collect();
+                insert_at(t, &path, toml::Value::String(String::new()));
             }
         }
         let mut missing = Vec::new();
@@ -529,7 +631,11 @@ mod tests {
                     // Map-valued keys (prices, gpus) hold data, not configuration keys.
                     if !matches!(
                         k.as_str(),
-                        "prices" | "gpus" | "minimum_balance" | "hibernation_prices"
+                        "prices"
+                            | "gpus"
+                            | "minimum_balance"
+                            | "hibernation_prices"
+                            | "minimum_deposit"
                     ) {
                         f(k);
                         collect_keys(v, f);
@@ -578,6 +684,50 @@ mod tests {
         )];
         let err = Config::load(None, &bad).unwrap_err().to_string();
         assert!(err.contains("BARRACK_RATE_LIMIT_REQUESTS"), "{err}");
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn payments_defaults_and_the_webhook_secret_from_the_environment() {
+        let config = Config::default();
+        assert_eq!(config.payments.provider, PaymentProviderKind::Manual);
+        assert_eq!(config.payments.webhook_secret().unwrap(), None);
+        assert_eq!(
+            config.payments.minimum_deposit[&Currency::INR].0,
+            Decimal::from(100)
+        );
+        assert_eq!(config.payments.gst_percent_inr.0, Decimal::from(18));
+
+        let env = vec![(
+            "BARRACK_PAYMENTS_WEBHOOK_SECRET".to_string(),
+            "whsec-from-the-environment".to_string(),
+        )];
+        let config = Config::load(None, &env).unwrap();
+        assert_eq!(
+            config.payments.webhook_secret().unwrap().as_deref(),
+            Some("whsec-from-the-environment")
+        );
+        assert!(!format!("{config:?}").contains("whsec-from-the-environment"));
+
+        let short = vec![(
+            "BARRACK_PAYMENTS_WEBHOOK_SECRET".to_string(),
+            "short".to_string(),
+        )];
+        assert!(Config::load(None, &short).is_err());
+
+        let dir = std::env::temp_dir().join(format!("barrack-webhook-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("webhook-secret");
+        std::fs::write(&file, "whsec-from-a-file-0123\n").unwrap();
+        let env = vec![(
+            "BARRACK_PAYMENTS_WEBHOOK_SECRET_FILE".to_string(),
+            file.display().to_string(),
+        )];
+        let config = Config::load(None, &env).unwrap();
+        assert_eq!(
+            config.payments.webhook_secret().unwrap().as_deref(),
+            Some("whsec-from-a-file-0123")
+        );
         std::fs::remove_dir_all(dir).ok();
     }
 

@@ -34,11 +34,16 @@ impl InstanceWorker {
             gpu_count: row.gpu_count as u32,
             vcpus: row.vcpus as u32,
             ram_gb: row.ram_gb as u32,
-            boot: match &row.boot_volume_id {
-                Some(volume_id) => BootDisk::Volume {
+            boot: match (&row.boot_volume_id, &row.source_snapshot_id) {
+                (Some(volume_id), _) => BootDisk::Volume {
                     volume_id: volume_id.clone(),
                 },
-                None => BootDisk::Image {
+                // Restored from a snapshot, or booted from a custom image: a copy of the snapshot's disk.
+                (None, Some(snapshot_id)) => BootDisk::Snapshot {
+                    snapshot_id: snapshot_id.clone(),
+                    size_gb: row.storage_gb as u32,
+                },
+                (None, None) => BootDisk::Image {
                     image: row.operating_system.clone().unwrap_or_default(),
                     size_gb: row.storage_gb as u32,
                 },
@@ -71,7 +76,14 @@ impl InstanceWorker {
         self.recognize(row);
         let driver = &self.context.driver;
         match action {
-            JobAction::Create => driver.create_instance(&Self::spec(row)).await.map(Some),
+            JobAction::Create => {
+                if let Some(snapshot_id) = &row.source_snapshot_id {
+                    crate::snapshots::recognize_disk(&self.context, snapshot_id)
+                        .await
+                        .map_err(|e| DriverError::Transient(e.to_string()))?;
+                }
+                driver.create_instance(&Self::spec(row)).await.map(Some)
+            }
             JobAction::Restore => driver.restore_instance(&Self::spec(row)).await.map(Some),
             JobAction::Start => driver.start_instance(&row.id).await.map(|_| None),
             JobAction::Stop => driver.stop_instance(&row.id).await.map(|_| None),
@@ -115,9 +127,15 @@ impl InstanceWorker {
         if !instances::update(&mut tx, &row.id, row.generation, &change, now).await? {
             return Ok(false);
         }
+        if matches!(action, JobAction::Create | JobAction::Restore) {
+            // A new machine: program its security rules (its own and its firewalls').
+            let attempts = i64::from(self.context.config.jobs.max_attempts);
+            crate::firewalls::program_new_machine(&mut tx, &row.id, attempts, now).await?;
+        }
         let from = parse_state(&row.status)?;
         let cause = format!("{} completed", action_name(action));
         record_event_at(
+            &self.context.config,
             &mut tx,
             row,
             Some(from),
@@ -147,6 +165,7 @@ impl InstanceWorker {
         }
         let from = parse_state(&row.status)?;
         record_event_at(
+            &self.context.config,
             &mut tx,
             row,
             Some(from),
@@ -215,7 +234,7 @@ impl InstanceWorker {
 
 /// The power state a machine has if the database's record of the instance is right; `None` when there is
 /// no machine to speak of (not created yet, failed, deleted).
-fn recorded_power(row: &InstanceRow) -> Option<PowerState> {
+pub(crate) fn recorded_power(row: &InstanceRow) -> Option<PowerState> {
     let state = InstanceState::parse(&row.status)?;
     match (state, row.host.is_some()) {
         (InstanceState::Hibernated | InstanceState::Restoring, _) => Some(PowerState::Hibernated),

@@ -14,7 +14,9 @@ use barrack_api::instances::{
 };
 use barrack_api::{Currency, PageQuery, PageRequest, Pagination, Tier};
 use barrack_store::events::{self, EventRow};
+use barrack_store::images::{self, ImageRow};
 use barrack_store::instances::{self, InstanceChange, InstanceFilter, InstanceRow, RuleRow};
+use barrack_store::snapshots::{self, SnapshotRow};
 use barrack_store::volumes::VolumeRow;
 use barrack_store::{AnyConnection, StoreError, capacity, public_ips};
 use rand::Rng;
@@ -27,10 +29,12 @@ use crate::catalog::{gpu_counts, price};
 use crate::clock::format_ms;
 use crate::config::{Config, GpuModelConfig};
 use crate::ids::{IdKind, new_id};
+use crate::images::ImageService;
 use crate::jobs::{NewJob, enqueue};
 use crate::lifecycle::{Action, InstanceState};
 use crate::money::display_rate;
 use crate::network::{ValidRule, validate_rule};
+use crate::snapshots::SnapshotState;
 use crate::validate::{Validator, length_between, only_chars};
 use crate::volumes::VolumeService;
 use crate::{Context, Error, Result, countries};
@@ -90,6 +94,10 @@ impl InstanceService {
 
     fn volumes(&self) -> VolumeService {
         VolumeService::new(self.context.clone())
+    }
+
+    fn images(&self) -> ImageService {
+        ImageService::new(self.context.clone())
     }
 
     fn now(&self) -> i64 {
@@ -211,6 +219,14 @@ impl InstanceService {
         v.finish()?;
         let model = model.expect("validated");
 
+        // An image_name that is no OS image names one of the caller's custom images.
+        let custom_image = match request.image_name.as_deref().map(str::trim) {
+            Some(name) if !config.os_images.iter().any(|i| i.name == name) => {
+                self.images().for_deploy(caller, name).await?
+            }
+            _ => None,
+        };
+
         // Tier and region.
         let mut v = Validator::new();
         let region = config.region(&request.region);
@@ -240,16 +256,39 @@ impl InstanceService {
                     "gpu_model",
                     format!("{} is not offered in {}", model.name, r.name),
                 );
-                if let Some(image) = &request.image_name {
-                    let available = config
-                        .os_images
-                        .iter()
-                        .any(|i| &i.name == image && i.regions.contains(&r.name));
-                    v.check(
-                        available,
-                        "image_name",
-                        format!("Image '{image}' is not available in {}", r.name),
-                    );
+                match (&request.image_name, &custom_image) {
+                    (Some(image), Some(custom)) => {
+                        v.check(
+                            custom.region == r.name,
+                            "image_name",
+                            format!(
+                                "Image '{image}' is in {}; a custom image boots instances in its own region only",
+                                custom.region
+                            ),
+                        );
+                        if let Some(os) = &request.os_volume {
+                            v.check(
+                                i64::from(os.size) >= custom.storage_gb,
+                                "os_volume.size",
+                                format!(
+                                    "Image '{image}' needs an OS volume of at least {} GB",
+                                    custom.storage_gb
+                                ),
+                            );
+                        }
+                    }
+                    (Some(image), None) => {
+                        let available = config
+                            .os_images
+                            .iter()
+                            .any(|i| &i.name == image && i.regions.contains(&r.name));
+                        v.check(
+                            available,
+                            "image_name",
+                            format!("Image '{image}' is not available in {}", r.name),
+                        );
+                    }
+                    (None, _) => {}
                 }
             }
         }
@@ -263,6 +302,14 @@ impl InstanceService {
         );
         v.finish()?;
         let region = region.expect("validated");
+        if let Some(image) = &custom_image {
+            crate::images::check_bootable(image)?;
+        }
+        // A custom image's disk is copied whole: the OS volume is at least its size, of its type.
+        let os_size = match (&custom_image, &request.os_volume) {
+            (Some(image), None) => image.storage_gb as u32,
+            _ => os_size,
+        };
 
         // Profile.
         let missing = missing_profile_fields(&caller.account);
@@ -272,7 +319,16 @@ impl InstanceService {
 
         // Balance: at least the minimum and the first hour of what this deploy creates.
         let currency = countries::currency_for(caller.account.country.as_deref());
-        let os_type = default_volume_type(config, caller.tier)?;
+        let os_type = match &custom_image {
+            Some(image)
+                if config
+                    .volume_type(&image.os_volume_type)
+                    .is_some_and(|t| t.tier == caller.tier) =>
+            {
+                image.os_volume_type.clone()
+            }
+            _ => default_volume_type(config, caller.tier)?,
+        };
         let new_volumes: Decimal = request
             .volumes
             .iter()
@@ -357,12 +413,14 @@ impl InstanceService {
                 "image"
             }
             .into(),
-            operating_system: match &boot_volume {
-                Some(b) => b.image_name.clone(),
-                None => request.image_name.clone(),
+            operating_system: match (&boot_volume, &custom_image) {
+                (Some(b), _) => b.image_name.clone(),
+                (None, Some(image)) => Some(image.name.clone()),
+                (None, None) => request.image_name.clone(),
             },
             boot_volume_id: boot_volume.as_ref().map(|b| b.id.clone()),
-            source_snapshot_id: None,
+            // A custom image boots from a copy of its snapshot's disk.
+            source_snapshot_id: custom_image.as_ref().map(|i| i.snapshot_id.clone()),
             ssh_key_id: ssh_key.as_ref().map(|k| k.id.clone()),
             ssh_public_key: ssh_key.map(|k| k.public_key),
             script_id: script.as_ref().map(|s| s.id.clone()),
@@ -382,32 +440,31 @@ impl InstanceService {
             deleted_at: None,
         };
         let mut tx = self.context.store.begin().await?;
-        if !capacity::allocate(&mut tx, &row.region, &row.gpu_model, row.gpu_count, now).await? {
+        if let Some(image) = &custom_image {
+            hold_image(&mut tx, image).await?;
+        }
+        if !self.place_new(&mut tx, &row, now).await? {
             drop(tx);
             return Err(Error::GpuUnavailable(
                 self.stock_message(&row.region, model, request.gpu_count)
                     .await?,
             ));
         }
-        if row.public_ip {
-            self.reserve_address(&mut tx, &row).await?;
-        }
-        match instances::insert(&mut *tx, &row).await {
-            Ok(()) => {}
-            Err(StoreError::Unique(_)) => {
-                return Err(Error::conflict(
-                    "DUPLICATE_NAME",
-                    format!("An instance named '{}' already exists", row.name),
-                ));
-            }
-            Err(e) => return Err(e.into()),
-        }
         for rule in &rules {
             insert_rule(&mut tx, &row.id, rule, now).await?;
         }
         let who = actor(caller);
         for volume in boot_volume.iter().chain(existing.iter()) {
-            if !crate::volumes::attach_at_deploy(&mut tx, volume, &row.id, &who, now).await? {
+            if !crate::volumes::attach_at_deploy(
+                &self.context.config,
+                &mut tx,
+                volume,
+                &row.id,
+                &who,
+                now,
+            )
+            .await?
+            {
                 return Err(Error::conflict(
                     "CONFLICT",
                     format!("Volume {} changed while deploying; try again", volume.id),
@@ -417,9 +474,18 @@ impl InstanceService {
         let created = volumes.new_volume_rows(caller, &request.volumes, &region.name, &row.id, now);
         let max_attempts = i64::from(self.config().jobs.max_attempts);
         for volume in &created {
-            crate::volumes::create_at_deploy(&mut tx, volume, &who, max_attempts, now).await?;
+            crate::volumes::create_at_deploy(
+                &self.context.config,
+                &mut tx,
+                volume,
+                &who,
+                max_attempts,
+                now,
+            )
+            .await?;
         }
         record_event(
+            &self.context.config,
             &mut tx,
             &row,
             None,
@@ -435,15 +501,203 @@ impl InstanceService {
         self.context.work.notify_one();
 
         let data: Vec<VolumeRow> = existing.into_iter().chain(created).collect();
-        let billing = billing_of(
+        Ok(self.deployed(row, model, &data, currency, now))
+    }
+
+    /// `POST /api/snapshots/{id}/restore/`: a new instance with `snapshot`'s specs, booted from a copy of
+    /// its disk (`boot_source: snapshot`), through deploy's checks: the name (400), the snapshot's state
+    /// (409 `INVALID_STATE`), tier and region (400), profile (403), balance (402: the minimum and the
+    /// first hour of the GPUs and the OS disk), then stock (503), an address (503) and the name's
+    /// uniqueness (409) inside the transaction that creates it. Billing starts when it is ACTIVE.
+    pub async fn restore_snapshot(
+        &self,
+        caller: &Caller,
+        snapshot: &SnapshotRow,
+        instance_name: &str,
+    ) -> Result<DeployedInstance> {
+        let config = self.config();
+        let mut v = Validator::new();
+        check_instance_name(&mut v, "instance_name", instance_name);
+        v.finish()?;
+        if snapshot.status != SnapshotState::Success.as_str() {
+            return Err(Error::conflict(
+                "INVALID_STATE",
+                format!(
+                    "Cannot restore a snapshot in state {}; it must be SUCCESS",
+                    snapshot.status
+                ),
+            ));
+        }
+
+        // Tier and region: the snapshot's, of the caller's tier, still offering its GPUs.
+        let mut v = Validator::new();
+        let model = config.gpu_model(&snapshot.gpu_model);
+        match config.region(&snapshot.region) {
+            None => v.add(
+                "region",
+                format!("The snapshot's region {} is not offered any more", snapshot.region),
+            ),
+            Some(r) if r.tier != caller.tier => v.add(
+                "region",
+                format!(
+                    "The snapshot is in {}, a region of the {} tier; this API key acts in the {} tier",
+                    r.name, r.tier, caller.tier
+                ),
+            ),
+            Some(r) => {
+                let offered = model.is_some()
+                    && config
+                        .capacity
+                        .iter()
+                        .any(|c| c.region == r.name && c.gpus.contains_key(&snapshot.gpu_model));
+                v.check(
+                    offered,
+                    "gpu_model",
+                    format!("{} is not offered in {} any more", snapshot.gpu_model, r.name),
+                );
+            }
+        }
+        v.finish()?;
+        let model = model.ok_or_else(|| Error::internal("validated model"))?;
+
+        // Profile and balance.
+        let missing = missing_profile_fields(&caller.account);
+        if !missing.is_empty() {
+            return Err(Error::ProfileIncomplete(missing));
+        }
+        let currency = countries::currency_for(caller.account.country.as_deref());
+        let gpus = price(&model.prices, currency) * Decimal::from(snapshot.gpu_count);
+        let os_disk = volume_rate(
             config,
-            model,
-            request.gpu_count,
-            (row.storage_gb as u32, &row.os_volume_type),
-            &data,
+            &snapshot.os_volume_type,
+            snapshot.storage_gb as u32,
             currency,
         );
-        Ok(DeployedInstance {
+        require_balance(&self.context, caller, currency, gpus + os_disk).await?;
+
+        let now = self.now();
+        let row = InstanceRow {
+            id: new_id(IdKind::Instance),
+            account_id: caller.account_id().to_string(),
+            name: instance_name.trim().to_string(),
+            vm_name: vm_name(&model.name),
+            tier: caller.tier.as_str().to_string(),
+            region: snapshot.region.clone(),
+            gpu_model: model.name.clone(),
+            gpu_count: snapshot.gpu_count,
+            vcpus: snapshot.vcpus,
+            ram_gb: snapshot.ram_gb,
+            storage_gb: snapshot.storage_gb,
+            os_volume_type: snapshot.os_volume_type.clone(),
+            boot_source: "snapshot".into(),
+            operating_system: snapshot.operating_system.clone(),
+            boot_volume_id: None,
+            source_snapshot_id: Some(snapshot.id.clone()),
+            ssh_key_id: None,
+            ssh_public_key: None,
+            script_id: None,
+            startup_script: None,
+            cloud_init: None,
+            public_ip: true,
+            ip_address: None,
+            status: InstanceState::Creating.as_str().into(),
+            status_reason: None,
+            host: None,
+            gpus_allocated: snapshot.gpu_count,
+            currency: currency.as_str().into(),
+            generation: 1,
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+        };
+        let mut tx = self.context.store.begin().await?;
+        // The snapshot cannot be deleted before the instance that copies its disk is written.
+        if !snapshots::hold(&mut tx, &snapshot.id, snapshot.generation).await? {
+            return Err(Error::conflict(
+                "CONFLICT",
+                format!(
+                    "Snapshot {} changed while restoring; try again",
+                    snapshot.id
+                ),
+            ));
+        }
+        if !self.place_new(&mut tx, &row, now).await? {
+            drop(tx);
+            return Err(Error::GpuUnavailable(
+                self.stock_message(&row.region, model, row.gpu_count as u32)
+                    .await?,
+            ));
+        }
+        let who = actor(caller);
+        record_event(
+            config,
+            &mut tx,
+            &row,
+            None,
+            InstanceState::Creating,
+            &who,
+            &format!("restore of snapshot {} requested", snapshot.id),
+            now,
+        )
+        .await?;
+        crate::snapshots::record_event(
+            config,
+            &mut tx,
+            snapshot,
+            Some(SnapshotState::Success),
+            SnapshotState::Success,
+            &who,
+            &format!("restore into instance {} requested", row.id),
+            snapshot.generation,
+            now,
+        )
+        .await?;
+        self.enqueue(&mut tx, &row.id, JobAction::Create, row.generation, now)
+            .await?;
+        tx.commit().await.map_err(Error::internal)?;
+        self.context.work.notify_one();
+        Ok(self.deployed(row, model, &[], currency, now))
+    }
+
+    /// Takes the GPUs and the public address of a new instance and writes it, in the caller's
+    /// transaction: false when its region lacks the GPUs (drop the transaction, then answer 503 with
+    /// [`InstanceService::stock_message`]); 503 without a free address; 409 on a name the account uses.
+    async fn place_new(&self, tx: &mut AnyConnection, row: &InstanceRow, now: i64) -> Result<bool> {
+        if !capacity::allocate(tx, &row.region, &row.gpu_model, row.gpu_count, now).await? {
+            return Ok(false);
+        }
+        if row.public_ip {
+            self.reserve_address(tx, row).await?;
+        }
+        match instances::insert(&mut *tx, row).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Unique(_)) => Err(Error::conflict(
+                "DUPLICATE_NAME",
+                format!("An instance named '{}' already exists", row.name),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The documented deploy answer for a new instance and the data volumes it starts with.
+    fn deployed(
+        &self,
+        row: InstanceRow,
+        model: &GpuModelConfig,
+        data: &[VolumeRow],
+        currency: Currency,
+        now: i64,
+    ) -> DeployedInstance {
+        let count = row.gpu_count as u32;
+        let billing = billing_of(
+            self.config(),
+            model,
+            count,
+            (row.storage_gb as u32, &row.os_volume_type),
+            data,
+            currency,
+        );
+        DeployedInstance {
             instance_id: row.id,
             vm_name: row.vm_name,
             region: row.region,
@@ -452,7 +706,7 @@ impl InstanceService {
             billing,
             specs: specs_of_parts(
                 &model.name,
-                request.gpu_count,
+                count,
                 row.ram_gb,
                 row.vcpus,
                 row.storage_gb as u32,
@@ -464,7 +718,7 @@ impl InstanceService {
                 startup_script_configured: row.startup_script.is_some(),
             },
             created_at: format_ms(now),
-        })
+        }
     }
 
     /// Where the model has `count` GPUs free, for the 503 message.
@@ -586,6 +840,7 @@ impl InstanceService {
             let generation = row.generation + 1;
             let cause = format!("{action} requested");
             record_event_at(
+                &self.context.config,
                 &mut tx,
                 &row,
                 Some(state),
@@ -611,6 +866,55 @@ impl InstanceService {
             "CONFLICT",
             "The instance is changing; try again",
         ))
+    }
+
+    /// Hibernates every ACTIVE and SHUTOFF instance of an account whose credit ran out (their disks are
+    /// kept); returns how many were started on their way.
+    pub async fn hibernate_for_depletion(&self, account_id: &str) -> Result<usize> {
+        let mut hibernated = 0;
+        for row in self
+            .context
+            .store
+            .instances_with_status(&["ACTIVE", "SHUTOFF"])
+            .await?
+        {
+            if row.account_id != account_id {
+                continue;
+            }
+            let state = parse_state(&row.status)?;
+            let (through, _) = Action::Hibernate.begin(state)?;
+            let now = self.now();
+            let mut tx = self.context.store.begin().await?;
+            let change = InstanceChange {
+                status: Some(through.as_str().into()),
+                ..Default::default()
+            };
+            if !instances::update(&mut tx, &row.id, row.generation, &change, now).await? {
+                continue; // changed meanwhile; the next meter run looks again
+            }
+            let generation = row.generation + 1;
+            let cause = "hibernated: the account's credit balance reached zero";
+            record_event_at(
+                &self.context.config,
+                &mut tx,
+                &row,
+                Some(state),
+                through,
+                "system",
+                cause,
+                generation,
+                now,
+            )
+            .await?;
+            self.enqueue(&mut tx, &row.id, JobAction::Hibernate, generation, now)
+                .await?;
+            tx.commit().await.map_err(Error::internal)?;
+            hibernated += 1;
+        }
+        if hibernated > 0 {
+            self.context.work.notify_one();
+        }
+        Ok(hibernated)
     }
 
     pub async fn get(&self, caller: &Caller, id: &str) -> Result<Instance> {
@@ -724,6 +1028,7 @@ impl InstanceService {
                 "public IP disabled"
             };
             record_event_at(
+                &self.context.config,
                 &mut tx,
                 &row,
                 Some(state),
@@ -781,23 +1086,28 @@ impl InstanceService {
         let now = self.now();
         let mut tx = self.context.store.begin().await?;
         let rule_id = insert_rule(&mut tx, &row.id, &rule, now).await?;
+        let cause = format!("rule {rule_id} added");
+        let attempts = i64::from(self.config().jobs.max_attempts);
+        crate::firewalls::enqueue_program(&mut tx, &row.id, &cause, attempts, now).await?;
         tx.commit().await.map_err(Error::internal)?;
+        self.context.work.notify_one();
         Ok(rule_view(&rule_id, &rule))
     }
 
     /// `DELETE /api/instances/{id}/security-rules/{rule_id}/`.
     pub async fn remove_rule(&self, caller: &Caller, id: &str, rule_id: &str) -> Result<()> {
         let row = self.owned(caller, id).await?;
-        if self
-            .context
-            .store
-            .delete_instance_rule(&row.id, rule_id)
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(Error::not_found("Security rule", rule_id))
+        let now = self.now();
+        let mut tx = self.context.store.begin().await?;
+        if !instances::delete_rule(&mut tx, &row.id, rule_id).await? {
+            return Err(Error::not_found("Security rule", rule_id));
         }
+        let cause = format!("rule {rule_id} removed");
+        let attempts = i64::from(self.config().jobs.max_attempts);
+        crate::firewalls::enqueue_program(&mut tx, &row.id, &cause, attempts, now).await?;
+        tx.commit().await.map_err(Error::internal)?;
+        self.context.work.notify_one();
+        Ok(())
     }
 
     /// Events of one instance, or of the whole account.
@@ -845,11 +1155,17 @@ impl InstanceService {
                 volumes.entry(instance).or_default().push(volume);
             }
         }
+        // The effective rules: the instance's own, then those of its firewalls (`source` says which).
+        let mut firewall_rules =
+            crate::firewalls::firewall_rules_by_instance(&self.context.store, &ids).await?;
         rows.into_iter()
             .map(|row| {
                 let own = rules.remove(&row.id).unwrap_or_default();
                 let attached = volumes.remove(&row.id).unwrap_or_default();
-                self.view_with(row, &own, &attached)
+                let from_firewalls = firewall_rules.remove(&row.id).unwrap_or_default();
+                let mut view = self.view_with(row, &own, &attached)?;
+                view.security_rules.extend(from_firewalls);
+                Ok(view)
             })
             .collect()
     }
@@ -1081,6 +1397,18 @@ pub fn private_address(id: &str) -> String {
     )
 }
 
+/// Holds a custom image a deploy boots from until the deploy's transaction ends (409 when it changed
+/// since it was read, e.g. deleted).
+async fn hold_image(tx: &mut AnyConnection, image: &ImageRow) -> Result<()> {
+    if images::hold(tx, &image.id, image.generation).await? {
+        return Ok(());
+    }
+    Err(Error::conflict(
+        "CONFLICT",
+        format!("Image '{}' changed while deploying; try again", image.name),
+    ))
+}
+
 pub fn actor(caller: &Caller) -> String {
     format!("user:{}", caller.account_id())
 }
@@ -1108,7 +1436,7 @@ async fn insert_rule(
     Ok(id)
 }
 
-fn valid_rule_of(row: &RuleRow) -> ValidRule {
+pub(crate) fn valid_rule_of(row: &RuleRow) -> ValidRule {
     ValidRule {
         direction: row.direction.clone(),
         ethertype: row.ethertype.clone(),
@@ -1119,7 +1447,7 @@ fn valid_rule_of(row: &RuleRow) -> ValidRule {
     }
 }
 
-fn rule_view(id: &str, rule: &ValidRule) -> SecurityRule {
+pub(crate) fn rule_view(id: &str, rule: &ValidRule) -> SecurityRule {
     SecurityRule {
         id: id.to_string(),
         direction: rule.direction.clone(),
@@ -1132,7 +1460,9 @@ fn rule_view(id: &str, rule: &ValidRule) -> SecurityRule {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn record_event(
+    config: &Config,
     tx: &mut AnyConnection,
     row: &InstanceRow,
     from: Option<InstanceState>,
@@ -1141,11 +1471,12 @@ pub(crate) async fn record_event(
     cause: &str,
     now: i64,
 ) -> Result<()> {
-    record_event_at(tx, row, from, to, actor, cause, row.generation, now).await
+    record_event_at(config, tx, row, from, to, actor, cause, row.generation, now).await
 }
 
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn record_event_at(
+    config: &Config,
     tx: &mut AnyConnection,
     row: &InstanceRow,
     from: Option<InstanceState>,
@@ -1174,7 +1505,8 @@ pub(crate) async fn record_event_at(
         created_at: now,
     };
     events::insert(&mut *tx, &event).await?;
-    Ok(())
+    // Billing follows every state change, in the same transaction.
+    crate::billing::sync_instance(tx, config, &row.id, now).await
 }
 
 fn event_view(row: EventRow) -> Event {

@@ -4,12 +4,17 @@
 pub mod accounts;
 pub mod auth;
 pub mod balance_guard;
+pub mod billing;
 pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod countries;
+pub mod deposits;
 pub mod error;
+pub mod firewall_worker;
+pub mod firewalls;
 pub mod ids;
+pub mod images;
 pub mod instance_worker;
 pub mod instances;
 pub mod jobs;
@@ -17,7 +22,11 @@ pub mod ledger;
 pub mod lifecycle;
 pub mod money;
 pub mod network;
+pub mod packets;
+pub mod payments;
 pub mod scripts;
+pub mod snapshot_worker;
+pub mod snapshots;
 pub mod ssh_key;
 pub mod ssh_keys;
 pub mod validate;
@@ -34,12 +43,17 @@ use tokio::sync::Notify;
 
 use crate::accounts::AccountService;
 use crate::auth::Secrets;
+use crate::billing::BillingService;
 use crate::catalog::CatalogService;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::deposits::DepositService;
+use crate::firewalls::FirewallService;
+use crate::images::ImageService;
 use crate::instances::InstanceService;
 use crate::ledger::LedgerService;
 use crate::scripts::ScriptService;
+use crate::snapshots::SnapshotService;
 use crate::ssh_keys::SshKeyService;
 use crate::volumes::VolumeService;
 
@@ -61,10 +75,15 @@ pub struct Services {
     pub accounts: AccountService,
     pub catalog: CatalogService,
     pub ledger: LedgerService,
+    pub deposits: DepositService,
     pub instances: InstanceService,
+    pub billing: BillingService,
     pub ssh_keys: SshKeyService,
     pub scripts: ScriptService,
     pub volumes: VolumeService,
+    pub firewalls: FirewallService,
+    pub snapshots: SnapshotService,
+    pub images: ImageService,
 }
 
 impl Services {
@@ -74,10 +93,15 @@ impl Services {
             accounts: AccountService::new(context.clone()),
             catalog: CatalogService::new(context.clone()),
             ledger: LedgerService::new(context.clone()),
+            deposits: DepositService::new(context.clone()),
             instances: InstanceService::new(context.clone()),
+            billing: BillingService::new(context.clone()),
             ssh_keys: SshKeyService::new(context.clone()),
             scripts: ScriptService::new(context.clone()),
             volumes: VolumeService::new(context.clone()),
+            firewalls: FirewallService::new(context.clone()),
+            snapshots: SnapshotService::new(context.clone()),
+            images: ImageService::new(context.clone()),
             context,
         }
     }

@@ -149,7 +149,8 @@ pub struct ValidRule {
     pub remote_ip_prefix: Option<String>,
 }
 
-fn port_protocol(protocol: Option<&str>) -> bool {
+/// Whether rules of the protocol take port ranges.
+pub fn port_protocol(protocol: Option<&str>) -> bool {
     matches!(
         protocol,
         Some("tcp" | "udp" | "sctp" | "dccp" | "udplite" | "6" | "17" | "132" | "33" | "136")

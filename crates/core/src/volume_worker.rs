@@ -9,6 +9,7 @@ use barrack_store::AnyConnection;
 use barrack_store::jobs::JobRow;
 use barrack_store::volumes::{self, VolumeChange, VolumeRow};
 
+use crate::config::Config;
 use crate::jobs::{JobHandler, Outcome};
 use crate::lifecycle::InstanceState;
 use crate::volumes::{
@@ -155,6 +156,7 @@ impl VolumeWorker {
         let from = parse_state(&row.status)?;
         let cause = format!("{} completed", job.action.as_str());
         record_event(
+            &self.context.config,
             &mut tx,
             row,
             Some(from),
@@ -166,7 +168,7 @@ impl VolumeWorker {
         )
         .await?;
         if job.action == VolumeJobAction::Clone {
-            release_source(&mut tx, row, "clone completed", now).await?;
+            release_source(&self.context.config, &mut tx, row, "clone completed", now).await?;
         }
         tx.commit().await.map_err(Error::internal)?;
         Ok(true)
@@ -191,6 +193,7 @@ impl VolumeWorker {
         }
         let from = parse_state(&row.status)?;
         record_event(
+            &self.context.config,
             &mut tx,
             row,
             Some(from),
@@ -202,7 +205,7 @@ impl VolumeWorker {
         )
         .await?;
         if action == VolumeJobAction::Clone {
-            release_source(&mut tx, row, "clone failed", now).await?;
+            release_source(&self.context.config, &mut tx, row, "clone failed", now).await?;
         }
         tx.commit().await.map_err(Error::internal)?;
         Ok(true)
@@ -231,6 +234,7 @@ impl VolumeWorker {
             }
             let instance = row.instance_id.as_deref().unwrap_or_default();
             record_event(
+                &self.context.config,
                 &mut tx,
                 &row,
                 Some(from),
@@ -250,6 +254,7 @@ impl VolumeWorker {
 
 /// Puts the source of clone `row` back to rest, if it is still `cloning`.
 async fn release_source(
+    config: &Config,
     tx: &mut AnyConnection,
     row: &VolumeRow,
     cause: &str,
@@ -271,6 +276,7 @@ async fn release_source(
     };
     if volumes::update(tx, &source.id, source.generation, &change, now).await? {
         record_event(
+            config,
             tx,
             &source,
             Some(VolumeState::Cloning),

@@ -328,6 +328,7 @@ impl VolumeService {
             _ => "create requested".to_string(),
         };
         record_event(
+            &self.context.config,
             tx,
             row,
             None,
@@ -573,6 +574,7 @@ impl VolumeService {
             }
             let who = actor(caller);
             record_event(
+                &self.context.config,
                 &mut tx,
                 &source,
                 Some(state),
@@ -660,6 +662,7 @@ impl VolumeService {
             (action, _, _) => format!("{} requested", action.as_str()),
         };
         record_event(
+            &self.context.config,
             tx,
             row,
             Some(from),
@@ -1166,6 +1169,7 @@ fn check_free_for_deploy(row: &VolumeRow) -> Result<()> {
 /// `instance_id`, with its event, inside the deploy transaction. False when the volume changed since it
 /// was read (the caller rolls back and answers 409, or reads again).
 pub async fn attach_at_deploy(
+    config: &Config,
     tx: &mut AnyConnection,
     volume: &VolumeRow,
     instance_id: &str,
@@ -1182,6 +1186,7 @@ pub async fn attach_at_deploy(
         return Ok(false);
     }
     record_event(
+        config,
         tx,
         volume,
         Some(parse_state(&volume.status)?),
@@ -1199,6 +1204,7 @@ pub async fn attach_at_deploy(
 /// job inside the deploy transaction. The job ends with the volume `in-use` by its instance. A name the
 /// account already uses is 409 `DUPLICATE_NAME`.
 pub async fn create_at_deploy(
+    config: &Config,
     tx: &mut AnyConnection,
     row: &VolumeRow,
     actor: &str,
@@ -1211,6 +1217,7 @@ pub async fn create_at_deploy(
         row.instance_id.as_deref().unwrap_or("an instance")
     );
     record_event(
+        config,
         tx,
         row,
         None,
@@ -1272,6 +1279,7 @@ async fn enqueue_job(
 /// Records a volume's state change in the event log; `sequence` is the volume's generation after it.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn record_event(
+    config: &Config,
     tx: &mut AnyConnection,
     row: &VolumeRow,
     from: Option<VolumeState>,
@@ -1300,7 +1308,8 @@ pub(crate) async fn record_event(
         created_at: now,
     };
     events::insert(&mut *tx, &event).await?;
-    Ok(())
+    // Billing follows every state change, in the same transaction.
+    crate::billing::sync_volume(tx, config, &row.id, now).await
 }
 
 #[cfg(test)]

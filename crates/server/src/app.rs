@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use barrack_compute::ComputeDriver;
 use barrack_compute::sim::{SimDriver, hosts_from_capacity};
 use barrack_core::config::DriverKind;
+use barrack_core::firewall_worker::FirewallWorker;
 use barrack_core::instance_worker::InstanceWorker;
 use barrack_core::jobs::{JobRunner, JobSettings};
 use barrack_core::volume_worker::VolumeWorker;
@@ -71,6 +72,7 @@ pub struct Running {
     pub runner: Arc<JobRunner>,
     pub instance_worker: Arc<InstanceWorker>,
     pub volume_worker: Arc<VolumeWorker>,
+    pub firewall_worker: Arc<FirewallWorker>,
     /// The simulated data centre, when it is the driver.
     pub simulator: Option<Arc<SimDriver>>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -99,11 +101,21 @@ impl Running {
         let mut ran = 0;
         loop {
             let jobs = self.runner.run_until_idle().await?;
-            let fixed =
-                self.instance_worker.reconcile().await? + self.volume_worker.reconcile().await?;
+            let fixed = self.instance_worker.reconcile().await?
+                + self.volume_worker.reconcile().await?
+                + self.firewall_worker.reconcile().await?;
             ran += jobs + fixed;
             if jobs == 0 && fixed == 0 {
-                return Ok(ran);
+                // Bill what the clock says has passed; depletion may start hibernations, so settle them.
+                let services = &self.services;
+                let before = services.store().unfinished_jobs().await?;
+                services
+                    .billing
+                    .meter_and_guard(&services.instances)
+                    .await?;
+                if services.store().unfinished_jobs().await? == before {
+                    return Ok(ran);
+                }
             }
         }
     }
@@ -257,14 +269,28 @@ pub async fn start(options: StartOptions) -> Result<Running> {
     runner.register(barrack_core::instances::JOB_KIND, instance_worker.clone());
     let volume_worker = Arc::new(VolumeWorker::new(services.context.clone()));
     runner.register(barrack_core::volumes::JOB_KIND, volume_worker.clone());
+    let firewall_worker = Arc::new(FirewallWorker::new(services.context.clone()));
+    runner.register(barrack_core::firewalls::JOB_KIND, firewall_worker.clone());
+    runner.register(
+        barrack_core::firewalls::PROGRAM_JOB_KIND,
+        firewall_worker.clone(),
+    );
+    runner.register(
+        barrack_core::snapshots::JOB_KIND,
+        Arc::new(barrack_core::snapshot_worker::SnapshotWorker::new(
+            services.context.clone(),
+        )),
+    );
     let runner = Arc::new(runner);
     let (stop_work, work_stopped) = watch::channel(false);
     let mut background = Vec::new();
     if options.background_work {
         background.push(runner.clone().spawn(work_stopped.clone()));
+        background.push(spawn_meter(services.clone(), work_stopped.clone()));
         background.push(spawn_reconciler(
             instance_worker.clone(),
             volume_worker.clone(),
+            firewall_worker.clone(),
             work_stopped,
         ));
     }
@@ -296,6 +322,7 @@ pub async fn start(options: StartOptions) -> Result<Running> {
         runner,
         instance_worker,
         volume_worker,
+        firewall_worker,
         simulator,
         shutdown: Some(tx),
         stop_work,
@@ -345,10 +372,29 @@ async fn openapi_json(
     )
 }
 
+/// Bills closed minutes and guards balances every few seconds (of real time: each run catches up with the
+/// clock, however far it moved).
+fn spawn_meter(services: Services, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(METER_EVERY) => {}
+                _ = stop.changed() => return,
+            }
+            if let Err(e) = services.billing.meter_and_guard(&services.instances).await {
+                tracing::warn!(error = %e, "metering failed");
+            }
+        }
+    })
+}
+
+const METER_EVERY: Duration = Duration::from_secs(5);
+
 /// Compares driver and database every few seconds.
 fn spawn_reconciler(
     worker: Arc<InstanceWorker>,
     volumes: Arc<VolumeWorker>,
+    firewalls: Arc<FirewallWorker>,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -362,6 +408,9 @@ fn spawn_reconciler(
             }
             if let Err(e) = volumes.reconcile().await {
                 tracing::warn!(error = %e, "volume reconciliation failed");
+            }
+            if let Err(e) = firewalls.reconcile().await {
+                tracing::warn!(error = %e, "firewall reconciliation failed");
             }
         }
     })

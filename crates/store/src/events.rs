@@ -61,6 +61,24 @@ pub async fn insert<'c, E: Executor<'c, Database = Any>>(db: E, e: &EventRow) ->
 }
 
 impl Store {
+    /// Whether the account has an account-level event of `kind` at or after `since`.
+    pub async fn has_account_event_since(
+        &self,
+        account_id: &str,
+        kind: &str,
+        since: i64,
+    ) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM events WHERE account_id = $1 AND resource_type = 'account' AND kind = $2 AND created_at >= $3",
+        )
+        .bind(account_id)
+        .bind(kind)
+        .bind(since)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(n > 0)
+    }
+
     /// A page of the account's events (of one resource when `resource_id` is given), oldest first.
     pub async fn events(
         &self,

@@ -368,6 +368,17 @@ pub async fn insert_rule(
     Ok(())
 }
 
+/// Removes one of an instance's own rules; false when it has no rule with that id.
+pub async fn delete_rule(tx: &mut AnyConnection, instance_id: &str, rule_id: &str) -> Result<bool> {
+    let done =
+        sqlx::query("DELETE FROM instance_security_rules WHERE id = $1 AND instance_id = $2")
+            .bind(rule_id)
+            .bind(instance_id)
+            .execute(&mut *tx)
+            .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 impl Store {
     pub async fn instance_rules(&self, instance_id: &str) -> Result<Vec<RuleRow>> {
         let rows = sqlx::query(
@@ -427,16 +438,5 @@ impl Store {
                 ))
             })
             .collect()
-    }
-
-    /// False when the instance has no rule with that id.
-    pub async fn delete_instance_rule(&self, instance_id: &str, rule_id: &str) -> Result<bool> {
-        let done =
-            sqlx::query("DELETE FROM instance_security_rules WHERE id = $1 AND instance_id = $2")
-                .bind(rule_id)
-                .bind(instance_id)
-                .execute(self.pool())
-                .await?;
-        Ok(done.rows_affected() == 1)
     }
 }

@@ -97,6 +97,17 @@ pub async fn append(
 }
 
 impl Store {
+    /// When the account was last credited (deposit, grant, refund), if ever.
+    pub async fn last_credit_at(&self, account_id: &str) -> Result<Option<i64>> {
+        let at: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(created_at) FROM ledger_entries WHERE account_id = $1 AND amount_micros > 0",
+        )
+        .bind(account_id)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(at)
+    }
+
     /// Balances of every currency the account has held, in micro-units.
     pub async fn balances(&self, account_id: &str) -> Result<Vec<(String, i64)>> {
         let rows = sqlx::query(

@@ -7,14 +7,19 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod billing;
 pub mod capacity;
+pub mod deposits;
 pub mod events;
+pub mod firewalls;
+pub mod images;
 pub mod instances;
 pub mod jobs;
 pub mod ledger;
 mod migrate;
 pub mod public_ips;
 pub mod scripts;
+pub mod snapshots;
 pub mod sql;
 pub mod ssh_keys;
 pub mod volumes;

@@ -30,6 +30,10 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(4, "0004_scripts"),
     migration!(5, "0005_volumes"),
     migration!(6, "0006_live_instance_index"),
+    migration!(7, "0007_snapshots_images"),
+    migration!(8, "0008_firewalls"),
+    migration!(9, "0009_billing"),
+    migration!(10, "0010_deposits"),
 ];
 
 impl Migration {

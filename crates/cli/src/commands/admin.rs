@@ -71,6 +71,12 @@ pub enum Command {
         #[arg(long)]
         note: Option<String>,
     },
+    /// Complete a pending deposit: credit the account as a confirmed payment would (once)
+    #[command(after_help = "Example:\n  barrack admin complete-deposit BRK-A1B2C3P")]
+    CompleteDeposit {
+        /// The deposit's id (BRK-...P)
+        id: String,
+    },
     /// Show GPU capacity per region and model
     #[command(after_help = "Example:\n  barrack admin capacity")]
     Capacity,
@@ -90,6 +96,13 @@ pub enum Command {
         attach_volume, detach_volume, create_snapshot, delete_snapshot, apply_security_rules"
     )]
     InjectFault(FaultArgs),
+    /// Move the simulated clock forward and bill the minutes that passed (simulation mode)
+    #[command(after_help = "Example:\n  barrack admin advance-clock --minutes 43200   # a month")]
+    AdvanceClock {
+        /// Minutes to move forward (1 to 525600)
+        #[arg(long)]
+        minutes: u32,
+    },
     /// Set the GPU capacity of regions and models; others stay as they are
     #[command(after_help = "Example:\n  \
         barrack admin set-capacity CANADA-1/RTX-A6000=16 FINLAND-1/H100-SXM5-80GB=64")]
@@ -250,6 +263,10 @@ async fn execute(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
             ));
             Ok(Output::new(&data, view).ids([data.id.clone()]))
         }
+        Command::CompleteDeposit { id } => {
+            let data = ctx.call(client.admin_complete_deposit(&id)).await?.data;
+            Ok(super::deposits::deposit_output(&data))
+        }
         Command::Capacity => {
             let data = ctx.call(client.admin_capacity()).await?.data;
             Ok(capacity_output(data))
@@ -288,6 +305,14 @@ async fn execute(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
                 .await?
                 .data;
             let view = View::Text(format!("Injected fault {}", data.fault));
+            Ok(Output::new(&data, view))
+        }
+        Command::AdvanceClock { minutes } => {
+            let data = ctx.call(client.admin_advance_clock(minutes)).await?.data;
+            let view = View::Text(format!(
+                "Clock now {}; {} billing periods charged",
+                data.now, data.periods_billed
+            ));
             Ok(Output::new(&data, view))
         }
         Command::SetCapacity { settings } => {

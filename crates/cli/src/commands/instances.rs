@@ -103,6 +103,11 @@ pub enum Command {
         after_help = "Example:\n  barrack instances rules add trainer --direction ingress --protocol tcp --port-min 22 --port-max 22"
     )]
     Rules(RulesCommand),
+    /// List the firewalls attached to an instance, with their rules
+    #[command(after_help = "Examples:\n  \
+        barrack instances firewalls trainer\n  \
+        barrack instances firewalls BRK-A1B2C3D -o json")]
+    Firewalls(Target),
     /// Open an SSH session on an instance (runs the system `ssh` as ubuntu@ADDRESS)
     #[command(after_help = "Examples:\n  \
         barrack instances ssh trainer\n  \
@@ -338,6 +343,11 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
             Ok(events_output(data))
         }
         Command::Rules(command) => rules(command, ctx).await,
+        Command::Firewalls(target) => {
+            let id = resolve(ctx, &target.target).await?;
+            let data = ctx.call(client.instance_firewalls(&id)).await?.data;
+            Ok(super::firewalls::instance_firewalls_output(&data))
+        }
         Command::Ssh {
             target,
             print,
@@ -515,7 +525,7 @@ fn is_instance_id(text: &str) -> bool {
         })
 }
 
-fn timeout(args: &WaitArgs) -> Duration {
+pub(super) fn timeout(args: &WaitArgs) -> Duration {
     Duration::from_secs(args.timeout)
 }
 
@@ -542,7 +552,7 @@ fn instance_ids(instances: &[Instance]) -> Vec<String> {
 }
 
 /// An instance in full: its fields, then its security rules.
-fn instance_output(i: Instance) -> Output {
+pub(super) fn instance_output(i: Instance) -> Output {
     let status = match &i.status_reason {
         Some(reason) => format!("{} ({reason})", i.status),
         None => i.status.clone(),
@@ -619,7 +629,7 @@ fn instance_output(i: Instance) -> Output {
 }
 
 /// The deploy answer, before the instance is up.
-fn deployed_output(d: DeployedInstance) -> Output {
+pub(super) fn deployed_output(d: DeployedInstance) -> Output {
     let view = View::Fields(vec![
         ("ID", d.instance_id.clone()),
         ("VM name", d.vm_name.clone()),
@@ -649,7 +659,7 @@ fn gpus(specs: &Specs) -> String {
     format!("{}×{}", specs.gpu_type, specs.gpu_count)
 }
 
-fn ports(rule: &SecurityRule) -> String {
+pub(super) fn ports(rule: &SecurityRule) -> String {
     match (rule.port_range_min, rule.port_range_max) {
         (Some(lo), Some(hi)) if lo == hi => lo.to_string(),
         (Some(lo), Some(hi)) => format!("{lo}-{hi}"),
@@ -659,7 +669,7 @@ fn ports(rule: &SecurityRule) -> String {
 
 /// `--rule DIRECTION[:PROTOCOL[:PORTS[:REMOTE]]]`; REMOTE is last so an IPv6 CIDR keeps its colons. The
 /// API checks the values; this only takes the text apart.
-fn parse_rule(text: &str) -> Result<SecurityRuleRequest, String> {
+pub(super) fn parse_rule(text: &str) -> Result<SecurityRuleRequest, String> {
     let mut parts = text.splitn(4, ':');
     let direction = parts.next().unwrap_or_default().trim().to_lowercase();
     if !matches!(direction.as_str(), "ingress" | "egress") {

@@ -3,11 +3,16 @@
 pub mod account;
 pub mod admin;
 pub mod api_keys;
+pub mod billing;
 pub mod catalog;
+pub mod deposits;
+pub mod firewalls;
 pub mod health;
+pub mod images;
 pub mod instances;
 pub mod ledger;
 pub mod scripts;
+pub mod snapshots;
 pub mod ssh_keys;
 pub mod volumes;
 
@@ -23,9 +28,14 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(account::router())
         .merge(api_keys::router())
         .merge(ledger::router())
+        .merge(deposits::router())
         .merge(admin::router())
         .merge(instances::router())
+        .merge(billing::router())
         .merge(ssh_keys::router())
         .merge(scripts::router())
         .merge(volumes::router())
+        .merge(firewalls::router())
+        .merge(snapshots::router())
+        .merge(images::router())
 }

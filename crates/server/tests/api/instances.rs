@@ -161,7 +161,7 @@ async fn the_documented_deploy_returns_201_and_becomes_active(db: Db) {
 
 async fn a_month_long_lifecycle_in_step_mode(db: Db) {
     let app = TestApp::start(db).await;
-    let (client, _) = app.funded_user(Tier::Advanced, "DE", "500").await;
+    let (client, _) = app.funded_user(Tier::Advanced, "DE", "100000").await;
     let key = ssh_key(&client).await;
     let id = client
         .deploy(&deploy_request("lifecycle", &key, 8))

@@ -3,9 +3,12 @@
 mod common;
 
 mod accounts;
+mod billing;
 mod binary;
 mod catalog;
 mod conventions;
+mod deposits;
+mod firewalls;
 mod instances;
 mod jobs;
 mod ledger;
@@ -13,4 +16,5 @@ mod openapi;
 mod processes;
 mod schema;
 mod scripts;
+mod snapshots;
 mod volumes;

@@ -1,0 +1,101 @@
+//! Snapshots of instances, and restoring them into new instances (`spec/API.md` §4.2, "Resource rules").
+
+use axum::extract::State;
+use barrack_api::instances::DeployedInstance;
+use barrack_api::snapshots::{
+    CreateSnapshotRequest, RestoreSnapshotRequest, Snapshot, SnapshotAction, SnapshotList,
+    SnapshotQuery,
+};
+use barrack_api::{Envelope, ErrorResponse};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use crate::http::{ApiResult, Auth, Body, Created, PathId, Query, Success};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_snapshots, create_snapshot))
+        .routes(routes!(get_snapshot, delete_snapshot))
+        .routes(routes!(restore_snapshot))
+}
+
+/// List snapshots
+#[utoipa::path(get, path = "/api/snapshots/", tag = "Snapshots", params(SnapshotQuery),
+    responses((status = 200, body = Envelope<SnapshotList>), (status = 400, body = ErrorResponse),
+              (status = 401, body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn list_snapshots(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Query(query): Query<SnapshotQuery>,
+) -> ApiResult<Success<SnapshotList>> {
+    let list = state.services.snapshots.list(&caller, query).await?;
+    Ok(Success("Snapshots retrieved successfully", list))
+}
+
+/// Create a snapshot of an ACTIVE instance (optionally also as an image)
+#[utoipa::path(post, path = "/api/snapshots/", tag = "Snapshots", request_body = CreateSnapshotRequest,
+    responses((status = 201, body = Envelope<Snapshot>), (status = 400, body = ErrorResponse),
+              (status = 401, body = ErrorResponse), (status = 402, body = ErrorResponse),
+              (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
+              (status = 409, body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn create_snapshot(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Body(request): Body<CreateSnapshotRequest>,
+) -> ApiResult<Created<Snapshot>> {
+    let snapshot = state.services.snapshots.create(&caller, request).await?;
+    Ok(Created("Snapshot creation started", snapshot))
+}
+
+/// Get snapshot details, with the source instance's configuration
+#[utoipa::path(get, path = "/api/snapshots/{id}/", tag = "Snapshots", params(("id" = String, Path)),
+    responses((status = 200, body = Envelope<Snapshot>), (status = 401, body = ErrorResponse),
+              (status = 404, body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn get_snapshot(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    PathId(id): PathId,
+) -> ApiResult<Success<Snapshot>> {
+    let snapshot = state.services.snapshots.get(&caller, &id).await?;
+    Ok(Success("Snapshot retrieved successfully", snapshot))
+}
+
+/// Delete a snapshot (instances restored from it and images made from it are not affected)
+#[utoipa::path(delete, path = "/api/snapshots/{id}/", tag = "Snapshots", params(("id" = String, Path)),
+    responses((status = 200, body = Envelope<SnapshotAction>), (status = 401, body = ErrorResponse),
+              (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn delete_snapshot(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    PathId(id): PathId,
+) -> ApiResult<Success<SnapshotAction>> {
+    let done = state.services.snapshots.delete(&caller, &id).await?;
+    Ok(Success("Snapshot deletion started", done))
+}
+
+/// Restore a snapshot into a new instance
+#[utoipa::path(post, path = "/api/snapshots/{id}/restore/", tag = "Snapshots", params(("id" = String, Path)),
+    request_body = RestoreSnapshotRequest,
+    responses((status = 201, body = Envelope<DeployedInstance>), (status = 400, body = ErrorResponse),
+              (status = 401, body = ErrorResponse), (status = 402, body = ErrorResponse),
+              (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
+              (status = 409, body = ErrorResponse), (status = 503, body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn restore_snapshot(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    PathId(id): PathId,
+    Body(request): Body<RestoreSnapshotRequest>,
+) -> ApiResult<Created<DeployedInstance>> {
+    let instance = state
+        .services
+        .snapshots
+        .restore(&caller, &id, request)
+        .await?;
+    Ok(Created("Snapshot restore started", instance))
+}

@@ -1,0 +1,350 @@
+//! Per-minute billing in step mode: the documented example, exactly-once metering, the ledger, depletion.
+
+use barrack_api::billing::BillingQuery;
+use barrack_api::ssh_keys::CreateSshKeyRequest;
+use barrack_api::{Currency, PageQuery, Tier};
+use barrack_client::{Client, InstanceActionKind};
+use barrack_core::clock::Clock;
+use reqwest::Method;
+use rust_decimal::Decimal;
+use serde_json::json;
+
+use crate::common::{Db, TestApp};
+use crate::on_both_databases;
+
+on_both_databases!(
+    the_documented_example_bills_1195_2_for_7200_minutes,
+    each_state_is_billed_for_exactly_its_minutes,
+    metering_twice_or_concurrently_never_bills_twice,
+    running_out_of_credit_hibernates_and_restore_needs_credit,
+);
+
+fn d(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+async fn deploy(client: &Client, name: &str, count: u32) -> String {
+    let keys = client.ssh_keys().await.unwrap().data.ssh_keys;
+    if keys.is_empty() {
+        client
+            .create_ssh_key(&CreateSshKeyRequest {
+                name: "k".into(),
+                public_key: None,
+            })
+            .await
+            .unwrap();
+    }
+    let body = json!({"gpu_model": "H100-SXM5-80GB", "gpu_count": count, "region": "FINLAND-1", "instance_name": name,
+                      "image_name": "Ubuntu 24.04 + CUDA 12.8 Open + Docker", "ssh_key": "k",
+                      "os_volume": {"size": 100}});
+    let raw = client
+        .raw(Method::POST, "/api/deploy-server/", Some(&body))
+        .await
+        .unwrap();
+    assert_eq!(raw.status, 201, "{}", raw.text);
+    raw.body["data"]["instance_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The balance equals the sum of the ledger in every currency.
+async fn assert_balance_is_ledger(app: &TestApp, account: &str) {
+    let store = app.services().store();
+    for (currency, micros) in store.balances(account).await.unwrap() {
+        assert_eq!(
+            store.ledger_sum(account, &currency).await.unwrap(),
+            micros,
+            "{currency}"
+        );
+    }
+}
+
+async fn the_documented_example_bills_1195_2_for_7200_minutes(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, account) = app.funded_user(Tier::Advanced, "US", "5000").await;
+    let id = deploy(&client, "ml-training-server", 4).await;
+    app.settle().await;
+    let instance = client.instance(&id).await.unwrap().data;
+    assert_eq!(instance.billing.total_hourly_rate.0, d("9.9893"));
+
+    let advanced = app.admin.admin_advance_clock(7200).await.unwrap().data;
+    assert!(advanced.periods_billed >= 2);
+    let billing = client
+        .instance_billing(&BillingQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(billing.records.len(), 1);
+    let record = &billing.records[0];
+    assert!(record.billing_id.starts_with("BRK-") && record.billing_id.ends_with("DB"));
+    assert_eq!(record.instance_id, id);
+    assert_eq!(
+        (record.gpu_type.as_str(), record.gpu_count, record.tier),
+        ("H100-SXM5-80GB", 4, Tier::Advanced)
+    );
+    assert_eq!(record.total_duration_minutes, 7200);
+    assert_eq!(record.per_minute_rate.0, d("0.166"));
+    assert_eq!(record.total_cost.0, d("1195.2"));
+    assert_eq!(record.status, "active");
+    assert_eq!(record.end_time, None);
+    assert_eq!(
+        record.description,
+        "Deployment billing - 7200 minutes for H100-SXM5-80GB x4 (ml-training-server)"
+    );
+    assert_eq!(billing.summary.totalMinutes, 7200);
+    assert_eq!(billing.summary.activeCount, 1);
+    assert_eq!(
+        (
+            billing.total,
+            billing.page,
+            billing.limit,
+            billing.total_pages
+        ),
+        (1, 1, 20, 1)
+    );
+    assert_eq!(billing.currency, Currency::USD);
+
+    // The flat shape and camelCase summary, as documented.
+    let raw = client
+        .raw(Method::GET, "/api/instances/billing/", None)
+        .await
+        .unwrap();
+    let mut keys: Vec<&str> = raw
+        .body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "currency",
+            "limit",
+            "page",
+            "records",
+            "success",
+            "summary",
+            "total",
+            "total_pages"
+        ]
+    );
+    for key in [
+        "totalMinutes",
+        "activeCount",
+        "completedCount",
+        "hibernatedCount",
+        "averageUsage",
+        "totalCost",
+    ] {
+        assert!(raw.body["summary"].get(key).is_some(), "{key}");
+    }
+
+    // The OS disk (100 GB NVMe) is billed too: 0.029296875 per hour for 120 hours.
+    let disks = client
+        .volume_billing(&BillingQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(disks.records[0].total_cost.0, d("3.515625"));
+    let balance = client.balance().await.unwrap().data.balance;
+    assert_eq!(balance, d("5000") - d("1195.2") - d("3.515625"));
+    assert_balance_is_ledger(&app, &account).await;
+    let usage = client
+        .transactions(&barrack_api::ledger::TransactionQuery {
+            kind: Some(barrack_api::ledger::TransactionType::Usage),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .data;
+    let charged: Decimal = usage.transactions.iter().map(|t| t.amount).sum();
+    assert_eq!(
+        charged,
+        -(d("1195.2") + d("3.515625")),
+        "the ledger explains every debit"
+    );
+    app.stop().await;
+}
+
+async fn each_state_is_billed_for_exactly_its_minutes(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, account) = app.funded_user(Tier::Advanced, "DE", "5000").await;
+    let id = deploy(&client, "states", 1).await;
+    app.settle().await;
+    let minute = 60_000;
+    let steps: [(Option<InstanceActionKind>, i64); 5] = [
+        (None, 90),
+        (Some(InstanceActionKind::Stop), 30),
+        (Some(InstanceActionKind::Start), 45),
+        (Some(InstanceActionKind::Hibernate), 600),
+        (Some(InstanceActionKind::Restore), 15),
+    ];
+    for (action, minutes) in steps {
+        if let Some(action) = action {
+            client.instance_action(&id, action).await.unwrap();
+            app.settle().await;
+        }
+        app.clock.advance_ms(minutes * minute);
+        app.settle().await;
+    }
+    let records = client
+        .instance_billing(&BillingQuery {
+            limit: Some(100),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut by_status: Vec<(String, u64)> = records
+        .records
+        .iter()
+        .map(|r| (r.status.clone(), r.total_duration_minutes))
+        .collect();
+    by_status.sort();
+    // ACTIVE 90, SHUTOFF 30, ACTIVE 45 (full rate, one period each), HIBERNATED 600, ACTIVE 15 (still open).
+    assert_eq!(
+        by_status,
+        [
+            ("active".to_string(), 15),
+            ("completed".to_string(), 30),
+            ("completed".to_string(), 45),
+            ("completed".to_string(), 90),
+            ("completed".to_string(), 600),
+        ]
+    );
+    let hibernation = records
+        .records
+        .iter()
+        .find(|r| r.total_duration_minutes == 600)
+        .unwrap();
+    assert_eq!(
+        hibernation.total_cost.0,
+        d("0.1"),
+        "EUR 0.01 per hour for 10 hours"
+    );
+    let compute: Decimal = records
+        .records
+        .iter()
+        .filter(|r| r.total_duration_minutes != 600)
+        .map(|r| r.total_cost.0)
+        .sum();
+    assert_eq!(
+        compute,
+        d("2.69") * d("180") / d("60"),
+        "180 minutes of EUR 2.69 per hour"
+    );
+    assert_balance_is_ledger(&app, &account).await;
+
+    let aggregate = client.billing(&BillingQuery::default()).await.unwrap().data;
+    assert_eq!(aggregate.instances.minutes, 780);
+    assert_eq!(aggregate.currency, Currency::EUR);
+    app.stop().await;
+}
+
+async fn metering_twice_or_concurrently_never_bills_twice(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, account) = app.funded_user(Tier::Advanced, "US", "1000").await;
+    for i in 0..5 {
+        deploy(&client, &format!("m{i}"), 1).await;
+    }
+    app.settle().await;
+    app.clock.advance_ms(61 * 60_000);
+    let billing = app.services().billing.clone();
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            let billing = billing.clone();
+            tokio::spawn(async move { billing.meter().await.unwrap() })
+        })
+        .collect();
+    let mut periods = 0;
+    for run in runs {
+        periods += run.await.unwrap().periods_billed;
+    }
+    assert_eq!(
+        periods, 10,
+        "5 instances x (GPUs, OS disk), each billed by exactly one run"
+    );
+    assert_eq!(
+        billing.meter().await.unwrap().periods_billed,
+        0,
+        "a replayed run bills nothing"
+    );
+    let records = client
+        .instance_billing(&BillingQuery::default())
+        .await
+        .unwrap();
+    assert!(
+        records
+            .records
+            .iter()
+            .all(|r| r.total_duration_minutes == 61)
+    );
+    let spent = d("1000") - client.balance().await.unwrap().data.balance;
+    // Each period's cost is rounded to micro-units on its own: GPUs 2.5315, OS disk 0.029785(15625).
+    let per_instance = d("2.49") * d("61") / d("60")
+        + (d("0.3") * d("100") / d("1024") * d("61") / d("60")).round_dp(6);
+    let expected = per_instance * d("5");
+    assert_eq!(spent, expected);
+    assert_balance_is_ledger(&app, &account).await;
+    app.stop().await;
+}
+
+async fn running_out_of_credit_hibernates_and_restore_needs_credit(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, account) = app.funded_user(Tier::Advanced, "US", "10").await;
+    let id = deploy(&client, "thrifty", 1).await;
+    app.settle().await;
+    // USD 2.52 an hour: a day's warning at once, then an hour's, then depletion after about 4 hours.
+    app.clock.advance_ms(60 * 60_000);
+    app.settle().await;
+    app.clock.advance_ms(150 * 60_000);
+    app.settle().await;
+    app.clock.advance_ms(60 * 60_000);
+    app.settle().await;
+    let instance = client.instance(&id).await.unwrap().data;
+    assert_eq!(instance.status, "HIBERNATED");
+    let events = client
+        .events(&PageQuery {
+            limit: Some(100),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .data
+        .events;
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert!(
+        kinds.contains(&"low_balance_24h") && kinds.contains(&"low_balance_1h"),
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "low_balance_24h").count(),
+        1,
+        "warned once per threshold"
+    );
+    let why = events
+        .iter()
+        .find(|e| e.to_status.as_deref() == Some("HIBERNATING"))
+        .unwrap();
+    assert!(why.cause.contains("credit balance reached zero") && why.actor == "system");
+    assert!(client.balance().await.unwrap().data.balance <= Decimal::ZERO);
+    assert_balance_is_ledger(&app, &account).await;
+
+    let refused = client
+        .instance_action(&id, InstanceActionKind::Restore)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (refused.status(), refused.code()),
+        (Some(402), Some("INSUFFICIENT_BALANCE"))
+    );
+    app.grant(&account, "50", Currency::USD).await;
+    client
+        .instance_action(&id, InstanceActionKind::Restore)
+        .await
+        .unwrap();
+    app.settle().await;
+    assert_eq!(client.instance(&id).await.unwrap().data.status, "ACTIVE");
+    let _ = app.clock.now_ms();
+    app.stop().await;
+}

@@ -1,0 +1,243 @@
+//! Billing periods, and the meter's conditional advance of them.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyConnection, Executor, Row};
+
+use crate::sql::Bind;
+use crate::{Result, Store, flag};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeriodRow {
+    pub id: String,
+    pub account_id: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    pub resource_name: String,
+    /// `compute`, `os_disk`, `hibernation`, `storage` or `snapshot`.
+    pub component: String,
+    /// JSON describing what is billed (model and count, size and type, ...), fixed with the rate.
+    pub details: String,
+    pub currency: String,
+    /// Exact decimal, per hour, fixed when the period starts.
+    pub hourly_rate: String,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    pub billed_minutes: i64,
+    pub billed_micros: i64,
+    pub fully_billed: bool,
+}
+
+const COLUMNS: &str = "id, account_id, resource_type, resource_id, resource_name, component, details, currency, \
+     hourly_rate, started_at, ended_at, billed_minutes, billed_micros, fully_billed";
+
+fn from_row(row: &AnyRow) -> Result<PeriodRow> {
+    Ok(PeriodRow {
+        id: row.try_get("id")?,
+        account_id: row.try_get("account_id")?,
+        resource_type: row.try_get("resource_type")?,
+        resource_id: row.try_get("resource_id")?,
+        resource_name: row.try_get("resource_name")?,
+        component: row.try_get("component")?,
+        details: row.try_get("details")?,
+        currency: row.try_get("currency")?,
+        hourly_rate: row.try_get("hourly_rate")?,
+        started_at: row.try_get("started_at")?,
+        ended_at: row.try_get("ended_at")?,
+        billed_minutes: row.try_get("billed_minutes")?,
+        billed_micros: row.try_get("billed_micros")?,
+        fully_billed: flag(row.try_get("fully_billed")?),
+    })
+}
+
+pub async fn insert<'c, E: Executor<'c, Database = Any>>(db: E, p: &PeriodRow) -> Result<()> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "INSERT INTO billing_periods ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+    ));
+    sqlx::query(sql)
+        .bind(&p.id)
+        .bind(&p.account_id)
+        .bind(&p.resource_type)
+        .bind(&p.resource_id)
+        .bind(&p.resource_name)
+        .bind(&p.component)
+        .bind(&p.details)
+        .bind(&p.currency)
+        .bind(&p.hourly_rate)
+        .bind(p.started_at)
+        .bind(p.ended_at)
+        .bind(p.billed_minutes)
+        .bind(p.billed_micros)
+        .bind(i64::from(p.fully_billed))
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// The resource's open periods, inside a transaction.
+pub async fn open_periods(tx: &mut AnyConnection, resource_id: &str) -> Result<Vec<PeriodRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM billing_periods WHERE resource_id = $1 AND ended_at IS NULL ORDER BY started_at, id"
+    ));
+    let rows = sqlx::query(sql)
+        .bind(resource_id)
+        .fetch_all(&mut *tx)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Ends an open period at `at` (its remaining minutes are billed by the next meter tick).
+pub async fn close(tx: &mut AnyConnection, id: &str, at: i64) -> Result<bool> {
+    let done =
+        sqlx::query("UPDATE billing_periods SET ended_at = $2 WHERE id = $1 AND ended_at IS NULL")
+            .bind(id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Moves a period's billed minutes from `from_minutes` to `to_minutes` (and its cumulative cost), if no other
+/// meter did first; `fully_billed` once a closed period has nothing left.
+pub async fn advance(
+    tx: &mut AnyConnection,
+    id: &str,
+    from_minutes: i64,
+    to_minutes: i64,
+    billed_micros: i64,
+    fully_billed: bool,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE billing_periods SET billed_minutes = $3, billed_micros = $4, fully_billed = $5 \
+         WHERE id = $1 AND billed_minutes = $2",
+    )
+    .bind(id)
+    .bind(from_minutes)
+    .bind(to_minutes)
+    .bind(billed_micros)
+    .bind(i64::from(fully_billed))
+    .execute(&mut *tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Which periods a listing wants.
+#[derive(Debug, Clone, Default)]
+pub struct PeriodFilter {
+    pub resource_types: Vec<String>,
+    pub components: Vec<String>,
+    /// Only periods overlapping [from, to).
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+    pub resource_id: Option<String>,
+}
+
+impl Store {
+    /// Periods with minutes not billed yet, oldest first.
+    pub async fn due_periods(&self, limit: u32) -> Result<Vec<PeriodRow>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM billing_periods WHERE fully_billed = 0 ORDER BY started_at, id LIMIT $1"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(i64::from(limit))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Due periods after `after` (id order), for paging through many.
+    pub async fn due_periods_after(&self, after: &str, limit: u32) -> Result<Vec<PeriodRow>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM billing_periods WHERE fully_billed = 0 AND id > $1 ORDER BY id LIMIT $2"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// A page of the account's periods matching `filter`, newest first, and how many match.
+    pub async fn periods(
+        &self,
+        account_id: &str,
+        filter: &PeriodFilter,
+        offset: u64,
+        limit: u32,
+    ) -> Result<(Vec<PeriodRow>, u64)> {
+        let (condition, binds) = period_condition(account_id, filter);
+        let count_sql = sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM billing_periods WHERE {condition}"
+        ));
+        let mut count = sqlx::query_scalar::<_, i64>(count_sql);
+        for bind in &binds {
+            count = bind.apply_scalar(count);
+        }
+        let total = count.fetch_one(self.pool()).await? as u64;
+        let n = binds.len();
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM billing_periods WHERE {condition} ORDER BY started_at DESC, id DESC LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
+        ));
+        let mut query = sqlx::query(sql);
+        for bind in &binds {
+            query = bind.apply(query);
+        }
+        let rows = query
+            .bind(i64::from(limit))
+            .bind(offset as i64)
+            .fetch_all(self.pool())
+            .await?;
+        Ok((rows.iter().map(from_row).collect::<Result<_>>()?, total))
+    }
+
+    /// Every period of the account matching `filter` (for summaries over all pages).
+    pub async fn all_periods(
+        &self,
+        account_id: &str,
+        filter: &PeriodFilter,
+    ) -> Result<Vec<PeriodRow>> {
+        let (condition, binds) = period_condition(account_id, filter);
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM billing_periods WHERE {condition} ORDER BY started_at, id"
+        ));
+        let mut query = sqlx::query(sql);
+        for bind in &binds {
+            query = bind.apply(query);
+        }
+        let rows = query.fetch_all(self.pool()).await?;
+        rows.iter().map(from_row).collect()
+    }
+}
+
+fn period_condition(account_id: &str, filter: &PeriodFilter) -> (String, Vec<Bind>) {
+    let mut conditions = vec!["account_id = $1".to_string()];
+    let mut binds = vec![Bind::Text(account_id.to_string())];
+    let mut any_of = |column: &str, values: &[String], binds: &mut Vec<Bind>| {
+        if values.is_empty() {
+            return;
+        }
+        let mut placeholders = Vec::new();
+        for v in values {
+            binds.push(Bind::Text(v.clone()));
+            placeholders.push(format!("${}", binds.len()));
+        }
+        conditions.push(format!("{column} IN ({})", placeholders.join(", ")));
+    };
+    any_of("resource_type", &filter.resource_types, &mut binds);
+    any_of("component", &filter.components, &mut binds);
+    if let Some(id) = &filter.resource_id {
+        binds.push(Bind::Text(id.clone()));
+        conditions.push(format!("resource_id = ${}", binds.len()));
+    }
+    if let Some(to) = filter.to_ms {
+        binds.push(Bind::Int(to));
+        conditions.push(format!("started_at < ${}", binds.len()));
+    }
+    if let Some(from) = filter.from_ms {
+        binds.push(Bind::Int(from));
+        conditions.push(format!("(ended_at IS NULL OR ended_at > ${})", binds.len()));
+    }
+    (conditions.join(" AND "), binds)
+}
