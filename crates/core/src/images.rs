@@ -21,6 +21,7 @@ use barrack_store::{AnyConnection, StoreError};
 
 use crate::accounts::Caller;
 use crate::clock::format_ms;
+use crate::config::Config;
 use crate::ids::{IdKind, new_id};
 use crate::instances::actor;
 use crate::snapshots::{
@@ -100,6 +101,7 @@ impl ImageService {
         let snapshot_id = request.snapshot_id.trim().to_string();
         let mut v = Validator::new();
         check_label(&mut v, "name", &name);
+        check_not_os_image(&mut v, &self.context.config, "name", &name);
         check_description(&mut v, description.as_deref());
         v.check(
             !snapshot_id.is_empty(),
@@ -362,6 +364,15 @@ impl ImageService {
             .filter(|i| i.status != ImageState::Deleted.as_str())
             .ok_or_else(|| Error::not_found("Image", id))
     }
+}
+
+/// A custom image may not take the name of an OS image: deploy's `image_name` would not reach it.
+pub(crate) fn check_not_os_image(v: &mut Validator, config: &Config, field: &str, name: &str) {
+    v.check(
+        !config.os_images.iter().any(|i| i.name == name),
+        field,
+        format!("'{name}' is the name of an OS image; give the custom image another name"),
+    );
 }
 
 /// Whether a deploy can boot from `image`: only a `SUCCESS` image (409 otherwise).

@@ -31,7 +31,7 @@ use crate::catalog::price;
 use crate::clock::format_ms;
 use crate::config::Config;
 use crate::ids::{IdKind, new_id};
-use crate::images::{ImageState, insert_image};
+use crate::images::{ImageState, check_not_os_image, insert_image};
 use crate::instances::{InstanceService, actor};
 use crate::jobs::{NewJob, enqueue};
 use crate::lifecycle::InstanceState;
@@ -155,6 +155,9 @@ impl SnapshotService {
         // Fields.
         let mut v = Validator::new();
         check_label(&mut v, "name", &name);
+        if request.is_image {
+            check_not_os_image(&mut v, self.config(), "name", &name);
+        }
         check_description(&mut v, description.as_deref());
         v.check(
             !instance_id.is_empty(),
@@ -254,7 +257,7 @@ impl SnapshotService {
             .await?;
             tx.commit().await.map_err(Error::internal)?;
             self.context.work.notify_one();
-            return self.view(row, &mut HashMap::new()).await;
+            return Ok(self.views(vec![row]).await?.remove(0));
         }
         Err(Error::conflict(
             "CONFLICT",

@@ -8,6 +8,7 @@ mod catalog;
 mod configure;
 mod coverage;
 mod deposits;
+mod firewalls;
 mod instances;
 mod scripts;
 mod snapshots;

@@ -27,6 +27,7 @@ on_both_databases!(
     relationships_single_and_batch,
     other_accounts_snapshots_and_images_are_not_found,
     driver_failures_retry_then_error,
+    another_server_boots_from_snapshots_it_did_not_take,
 );
 
 const IMAGE: &str = "Ubuntu 24.04 + CUDA 12.8 Open + Docker";
@@ -384,6 +385,20 @@ async fn images_deploy_instances_and_outlive_their_snapshot(db: Db) {
         .2,
         ["name"]
     );
+    // An OS image's name would never reach the custom image at deploy.
+    let e = client
+        .create_image(&image_request(&snapshot, IMAGE))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        failure(e),
+        (400, "VALIDATION_ERROR".into(), vec!["name".into()])
+    );
+    let e = client
+        .create_snapshot(&snapshot_request(&source, IMAGE, true))
+        .await
+        .unwrap_err();
+    assert_eq!(failure(e).2, ["name"]);
     assert_eq!(
         client.snapshot(&snapshot).await.unwrap().data.image_count,
         1
@@ -442,6 +457,7 @@ async fn images_deploy_instances_and_outlive_their_snapshot(db: Db) {
         .unwrap()
         .data;
     assert!(with_image.is_image);
+    assert_eq!(with_image.image_count, 1);
     let images = client.images(&ImageQuery::default()).await.unwrap().data;
     let nightly = images.images.iter().find(|i| i.name == "nightly").unwrap();
     assert_eq!(nightly.status, "CREATING");
@@ -1102,5 +1118,71 @@ async fn driver_failures_retry_then_error(db: Db) {
         client.instance(&instance).await.unwrap().data.status,
         "ACTIVE"
     );
+    app.stop().await;
+}
+
+async fn another_server_boots_from_snapshots_it_did_not_take(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, account) = app.funded_user(Tier::Advanced, "US", "100").await;
+    let instance = active_instance(&app, &client, "box", "FINLAND-1", 1, 100).await;
+    let kept = successful_snapshot(&app, &client, &instance, "kept").await;
+    let imaged = successful_snapshot(&app, &client, &instance, "imaged").await;
+    client
+        .create_image(&image_request(&imaged, "golden"))
+        .await
+        .unwrap();
+    client.delete_snapshot(&imaged).await.unwrap();
+    app.settle().await;
+
+    // A second server on the same database (a replica, or this one restarted), whose simulated data
+    // centre never saw the snapshots: it learns of them from the database before booting from them.
+    let other = barrack_server::start(barrack_server::StartOptions {
+        config: crate::common::test_config(&app.database),
+        clock: Some(app.clock.clone() as std::sync::Arc<dyn Clock>),
+        background_work: false,
+    })
+    .await
+    .unwrap();
+    let other_sim = other.simulator.clone().unwrap();
+    assert!(!other_sim.has_snapshot(&kept) && !other_sim.has_snapshot(&imaged));
+    let key = app
+        .admin
+        .admin_create_api_key(&account, "replica", Tier::Advanced)
+        .await
+        .unwrap()
+        .data
+        .key
+        .key;
+    let replica = Client::builder(format!("http://{}", other.addr))
+        .api_key(key)
+        .max_retries(0)
+        .build()
+        .unwrap();
+    let from_image = deploy_body(
+        &replica,
+        json!({
+            "gpu_model": "H100-SXM5-80GB", "gpu_count": 1, "region": "FINLAND-1", "instance_name": "copy",
+            "image_name": "golden"
+        }),
+    )
+    .await
+    .unwrap();
+    let restored = replica
+        .restore_snapshot(&kept, None)
+        .await
+        .unwrap()
+        .data
+        .instance_id;
+    other.settle().await.unwrap();
+    for id in [&from_image, &restored] {
+        let shown = replica.instance(id).await.unwrap().data;
+        assert_eq!(
+            (shown.status.as_str(), shown.status_reason),
+            ("ACTIVE", None),
+            "{id}"
+        );
+    }
+    assert!(other_sim.has_snapshot(&kept) && other_sim.has_snapshot(&imaged));
+    other.shutdown().await;
     app.stop().await;
 }
