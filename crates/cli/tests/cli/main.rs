@@ -13,4 +13,5 @@ mod instances;
 mod scripts;
 mod snapshots;
 mod ssh_keys;
+mod user_journey;
 mod volumes;
