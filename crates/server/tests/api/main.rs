@@ -17,4 +17,5 @@ mod processes;
 mod schema;
 mod scripts;
 mod snapshots;
+mod ssh_keys;
 mod volumes;
