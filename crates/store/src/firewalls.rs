@@ -5,7 +5,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::instances::RuleRow;
-use crate::sql::Bind;
+use crate::sql::{Bind, GenerationUpdate};
 use crate::{Backend, Result, Store};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,37 +87,17 @@ pub async fn update(
     change: &FirewallChange,
     now: i64,
 ) -> Result<bool> {
-    let mut sets = vec![
-        "generation = generation + 1".to_string(),
-        "updated_at = $3".to_string(),
-    ];
-    let mut binds = vec![
-        Bind::Text(id.to_string()),
-        Bind::Int(generation),
-        Bind::Int(now),
-    ];
-    let mut set = |column: &str, value: Bind| {
-        binds.push(value);
-        sets.push(format!("{column} = ${}", binds.len()));
-    };
+    let mut update = GenerationUpdate::new("firewalls", id, generation, now);
     if let Some(status) = &change.status {
-        set("status", Bind::Text(status.clone()));
+        update.set("status", Bind::Text(status.clone()));
     }
     if let Some(reason) = &change.status_reason {
-        set("status_reason", Bind::OptText(reason.clone()));
+        update.set("status_reason", Bind::OptText(reason.clone()));
     }
     if let Some(at) = change.deleted_at {
-        set("deleted_at", Bind::Int(at));
+        update.set("deleted_at", Bind::Int(at));
     }
-    let sql = sqlx::AssertSqlSafe(format!(
-        "UPDATE firewalls SET {} WHERE id = $1 AND generation = $2",
-        sets.join(", ")
-    ));
-    let mut query = sqlx::query(sql);
-    for bind in &binds {
-        query = bind.apply(query);
-    }
-    Ok(query.execute(&mut *tx).await?.rows_affected() == 1)
+    update.apply(tx).await
 }
 
 /// Bumps the generation whatever it is, and returns the new one: workers recording an attachment's

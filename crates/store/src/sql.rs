@@ -28,3 +28,47 @@ impl Bind {
         }
     }
 }
+
+/// A conditional update of a versioned row: it applies only while the row is still at `generation`, and
+/// bumps it, so two writers can never both act on what they read (the loser re-reads and decides again).
+pub struct GenerationUpdate {
+    table: &'static str,
+    sets: Vec<String>,
+    binds: Vec<Bind>,
+}
+
+impl GenerationUpdate {
+    pub fn new(table: &'static str, id: &str, generation: i64, now: i64) -> GenerationUpdate {
+        GenerationUpdate {
+            table,
+            sets: vec![
+                "generation = generation + 1".into(),
+                "updated_at = $3".into(),
+            ],
+            binds: vec![
+                Bind::Text(id.to_string()),
+                Bind::Int(generation),
+                Bind::Int(now),
+            ],
+        }
+    }
+
+    pub fn set(&mut self, column: &str, value: Bind) {
+        self.binds.push(value);
+        self.sets.push(format!("{column} = ${}", self.binds.len()));
+    }
+
+    /// True when the row was at the expected generation and is now changed.
+    pub async fn apply(self, tx: &mut sqlx::AnyConnection) -> crate::Result<bool> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "UPDATE {} SET {} WHERE id = $1 AND generation = $2",
+            self.table,
+            self.sets.join(", ")
+        ));
+        let mut query = sqlx::query(sql);
+        for bind in &self.binds {
+            query = bind.apply(query);
+        }
+        Ok(query.execute(&mut *tx).await?.rows_affected() == 1)
+    }
+}
