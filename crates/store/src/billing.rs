@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Executor, Row};
 
-use crate::sql::Bind;
+use crate::sql::{Bind, Listing};
 use crate::{Result, Store, flag};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,29 +166,14 @@ impl Store {
         limit: u32,
     ) -> Result<(Vec<PeriodRow>, u64)> {
         let (condition, binds) = period_condition(account_id, filter);
-        let count_sql = sqlx::AssertSqlSafe(format!(
-            "SELECT COUNT(*) FROM billing_periods WHERE {condition}"
-        ));
-        let mut count = sqlx::query_scalar::<_, i64>(count_sql);
-        for bind in &binds {
-            count = bind.apply_scalar(count);
-        }
-        let total = count.fetch_one(self.pool()).await? as u64;
-        let n = binds.len();
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM billing_periods WHERE {condition} ORDER BY started_at DESC, id DESC LIMIT ${} OFFSET ${}",
-            n + 1,
-            n + 2
-        ));
-        let mut query = sqlx::query(sql);
-        for bind in &binds {
-            query = bind.apply(query);
-        }
-        let rows = query
-            .bind(i64::from(limit))
-            .bind(offset as i64)
-            .fetch_all(self.pool())
-            .await?;
+        let listing = Listing {
+            table: "billing_periods",
+            columns: COLUMNS,
+            condition: &condition,
+            binds: &binds,
+            order: "started_at DESC, id DESC",
+        };
+        let (rows, total) = listing.page(self.pool(), offset, limit).await?;
         Ok((rows.iter().map(from_row).collect::<Result<_>>()?, total))
     }
 

@@ -5,7 +5,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::instances::RuleRow;
-use crate::sql::{Bind, GenerationUpdate};
+use crate::sql::{Bind, GenerationUpdate, Listing};
 use crate::{Backend, Result, Store};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -434,28 +434,14 @@ impl Store {
             binds.push(Bind::Text(region.clone()));
             condition.push_str(" AND region = $2");
         }
-        let count_sql =
-            sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM firewalls WHERE {condition}"));
-        let mut count = sqlx::query_scalar::<_, i64>(count_sql);
-        for bind in &binds {
-            count = bind.apply_scalar(count);
-        }
-        let total = count.fetch_one(self.pool()).await? as u64;
-        let n = binds.len();
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM firewalls WHERE {condition} ORDER BY created_at DESC, id DESC LIMIT ${} OFFSET ${}",
-            n + 1,
-            n + 2
-        ));
-        let mut query = sqlx::query(sql);
-        for bind in &binds {
-            query = bind.apply(query);
-        }
-        let rows = query
-            .bind(i64::from(limit))
-            .bind(offset as i64)
-            .fetch_all(self.pool())
-            .await?;
+        let listing = Listing {
+            table: "firewalls",
+            columns: COLUMNS,
+            condition: &condition,
+            binds: &binds,
+            order: "created_at DESC, id DESC",
+        };
+        let (rows, total) = listing.page(self.pool(), offset, limit).await?;
         Ok((rows.iter().map(from_row).collect::<Result<_>>()?, total))
     }
 

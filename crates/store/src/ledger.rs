@@ -4,7 +4,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::sql::Bind;
+use crate::sql::{Bind, Listing};
 use crate::{Result, Store};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -162,31 +162,14 @@ impl Store {
         }
         let condition = conditions.join(" AND ");
 
-        let count_sql = sqlx::AssertSqlSafe(format!(
-            "SELECT COUNT(*) FROM ledger_entries WHERE {condition}"
-        ));
-        let mut count = sqlx::query_scalar::<_, i64>(count_sql);
-        for bind in &binds {
-            count = bind.apply_scalar(count);
-        }
-        let total = count.fetch_one(self.pool()).await? as u64;
-
-        let n = binds.len();
-        let page_sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM ledger_entries WHERE {condition} ORDER BY created_at DESC, id DESC \
-             LIMIT ${} OFFSET ${}",
-            n + 1,
-            n + 2
-        ));
-        let mut page = sqlx::query(page_sql);
-        for bind in &binds {
-            page = bind.apply(page);
-        }
-        let rows = page
-            .bind(i64::from(limit))
-            .bind(offset as i64)
-            .fetch_all(self.pool())
-            .await?;
+        let listing = Listing {
+            table: "ledger_entries",
+            columns: COLUMNS,
+            condition: &condition,
+            binds: &binds,
+            order: "created_at DESC, id DESC",
+        };
+        let (rows, total) = listing.page(self.pool(), offset, limit).await?;
         Ok((rows.iter().map(from_row).collect::<Result<_>>()?, total))
     }
 }

@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Executor, Row};
 
-use crate::sql::{Bind, GenerationUpdate};
+use crate::sql::{Bind, GenerationUpdate, Listing};
 use crate::{Result, Store, flag};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -253,28 +253,14 @@ impl Store {
             push("instance_id = ?", Bind::Text(instance.clone()));
         }
         let condition = conditions.join(" AND ");
-        let count_sql =
-            sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM snapshots WHERE {condition}"));
-        let mut count = sqlx::query_scalar::<_, i64>(count_sql);
-        for bind in &binds {
-            count = bind.apply_scalar(count);
-        }
-        let total = count.fetch_one(self.pool()).await? as u64;
-        let n = binds.len();
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM snapshots WHERE {condition} ORDER BY created_at DESC, id DESC LIMIT ${} OFFSET ${}",
-            n + 1,
-            n + 2
-        ));
-        let mut query = sqlx::query(sql);
-        for bind in &binds {
-            query = bind.apply(query);
-        }
-        let rows = query
-            .bind(i64::from(limit))
-            .bind(offset as i64)
-            .fetch_all(self.pool())
-            .await?;
+        let listing = Listing {
+            table: "snapshots",
+            columns: COLUMNS,
+            condition: &condition,
+            binds: &binds,
+            order: "created_at DESC, id DESC",
+        };
+        let (rows, total) = listing.page(self.pool(), offset, limit).await?;
         Ok((rows.iter().map(from_row).collect::<Result<_>>()?, total))
     }
 

@@ -72,3 +72,52 @@ impl GenerationUpdate {
         Ok(query.execute(&mut *tx).await?.rows_affected() == 1)
     }
 }
+
+/// One page of a filtered listing and the number of rows matching: `condition` uses `$1..$n` for `binds`,
+/// and the page's limit and offset take the next two placeholders.
+pub struct Listing<'a> {
+    pub table: &'static str,
+    pub columns: &'static str,
+    pub condition: &'a str,
+    pub binds: &'a [Bind],
+    pub order: &'static str,
+}
+
+impl Listing<'_> {
+    pub async fn page(
+        &self,
+        pool: &sqlx::AnyPool,
+        offset: u64,
+        limit: u32,
+    ) -> crate::Result<(Vec<sqlx::any::AnyRow>, u64)> {
+        let count_sql = sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM {} WHERE {}",
+            self.table, self.condition
+        ));
+        let mut count = sqlx::query_scalar::<_, i64>(count_sql);
+        for bind in self.binds {
+            count = bind.apply_scalar(count);
+        }
+        let total = count.fetch_one(pool).await? as u64;
+        let n = self.binds.len();
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT ${} OFFSET ${}",
+            self.columns,
+            self.table,
+            self.condition,
+            self.order,
+            n + 1,
+            n + 2
+        ));
+        let mut query = sqlx::query(sql);
+        for bind in self.binds {
+            query = bind.apply(query);
+        }
+        let rows = query
+            .bind(i64::from(limit))
+            .bind(offset as i64)
+            .fetch_all(pool)
+            .await?;
+        Ok((rows, total))
+    }
+}
