@@ -1,9 +1,12 @@
 //! `barrack-bench`: boots the release `barrackd` and measures it, on SQLite and (when
-//! `BARRACK_BENCH_POSTGRES_URL` is set) on PostgreSQL.
+//! `BARRACK_BENCH_POSTGRES_URL` is set) on PostgreSQL, then times the meter (see `meter.rs`).
 //!
 //! ```sh
-//! cargo build --release --bins && target/release/barrack-bench
+//! cargo build --release --bins && target/release/barrack-bench [server|meter]
 //! ```
+//!
+//! On PostgreSQL each measurement runs in a database of its own, created next to the one the URL names
+//! and dropped afterwards.
 //!
 //! Every figure is reported next to a bare JSON endpoint of the same server (`GET /api/health/`) measured
 //! in the same run, because absolute numbers on a shared, noisy machine mean little; the ratio says what
@@ -22,6 +25,8 @@ use barrack_api::instances::DeployRequest;
 use barrack_api::ssh_keys::CreateSshKeyRequest;
 use barrack_client::Client;
 use serde_json::json;
+
+mod meter;
 
 /// Instances present while reads are measured.
 const INSTANCES: usize = 10_000;
@@ -300,14 +305,88 @@ async fn run(backend: &str, database_url: Option<&str>) -> Result<()> {
     Ok(())
 }
 
+/// A PostgreSQL database created for one measurement, dropped with it.
+struct ScratchDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl ScratchDatabase {
+    async fn create(admin_url: &str, label: &str) -> Result<ScratchDatabase> {
+        sqlx::any::install_default_drivers();
+        let name = format!("barrack_bench_{label}_{}", std::process::id());
+        let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(admin_url).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name}"
+        )))
+        .execute(&mut admin)
+        .await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await?;
+        let (base, query) = admin_url.split_once('?').unwrap_or((admin_url, ""));
+        let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
+        let url = if query.is_empty() {
+            format!("{server}/{name}")
+        } else {
+            format!("{server}/{name}?{query}")
+        };
+        Ok(ScratchDatabase {
+            admin_url: admin_url.to_string(),
+            name,
+            url,
+        })
+    }
+
+    async fn drop_now(self) -> Result<()> {
+        let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&self.admin_url).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        )))
+        .execute(&mut admin)
+        .await?;
+        Ok(())
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
-    run("sqlite", None).await?;
-    match std::env::var("BARRACK_BENCH_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => run("postgres", Some(&url)).await?,
-        _ => println!(
-            "\n(set BARRACK_BENCH_POSTGRES_URL to an empty PostgreSQL database to measure PostgreSQL too)"
-        ),
+    let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
+    if !matches!(what.as_str(), "all" | "server" | "meter") {
+        bail!("usage: barrack-bench [server|meter]");
+    }
+    let postgres = std::env::var("BARRACK_BENCH_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    if matches!(what.as_str(), "all" | "server") {
+        run("sqlite", None).await?;
+        if let Some(url) = &postgres {
+            let db = ScratchDatabase::create(url, "server").await?;
+            let result = run("postgres", Some(&db.url)).await;
+            db.drop_now().await?;
+            result?;
+        }
+    }
+    if matches!(what.as_str(), "all" | "meter") {
+        let dir = std::env::temp_dir().join(format!("barrack-bench-meter-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let url = format!("sqlite://{}?mode=rwc", dir.join("meter.db").display());
+        let result = meter::run("sqlite", &url).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        result?;
+        if let Some(url) = &postgres {
+            let db = ScratchDatabase::create(url, "meter").await?;
+            let result = meter::run("postgres", &db.url).await;
+            db.drop_now().await?;
+            result?;
+        }
+    }
+    if postgres.is_none() {
+        println!(
+            "\n(set BARRACK_BENCH_POSTGRES_URL to a PostgreSQL database URL whose user may create databases to measure PostgreSQL too)"
+        );
     }
     Ok(())
 }

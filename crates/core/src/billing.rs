@@ -8,7 +8,7 @@
 //! the ledger entry: a replayed or concurrent tick, or one after a restart, cannot bill a minute twice
 //! or skip one.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use barrack_api::billing::{
@@ -19,7 +19,7 @@ use barrack_api::billing::{
 use barrack_api::catalog::Amount;
 use barrack_api::ledger::TransactionType;
 use barrack_api::{Currency, PageQuery, Pagination, Tier};
-use barrack_store::billing::{self, PeriodFilter, PeriodRow};
+use barrack_store::billing::{self, DuePeriod, PeriodFilter, PeriodRow};
 use barrack_store::ledger::{self, LedgerEntryRow};
 use barrack_store::{AnyConnection, instances, volumes};
 use rust_decimal::{Decimal, RoundingStrategy};
@@ -37,7 +37,7 @@ use crate::{Context, Error, Result, countries};
 
 const MINUTE_MS: i64 = 60_000;
 /// Periods charged per transaction by the meter.
-const METER_BATCH: u32 = 1000;
+const METER_BATCH: u32 = 5000;
 
 /// What a resource should be billed for now.
 struct Charge {
@@ -209,8 +209,12 @@ fn period_id(resource_type: &str) -> String {
 
 /// Minutes of a period up to `now` (whole minutes only: billing is per closed minute).
 fn minutes_until(period: &PeriodRow, now: i64) -> i64 {
-    let end = period.ended_at.map_or(now, |e| e.min(now));
-    ((end - period.started_at) / MINUTE_MS).max(0)
+    whole_minutes(period.started_at, period.ended_at, now)
+}
+
+fn whole_minutes(started_at: i64, ended_at: Option<i64>, now: i64) -> i64 {
+    let end = ended_at.map_or(now, |e| e.min(now));
+    ((end - started_at) / MINUTE_MS).max(0)
 }
 
 fn hourly(period: &PeriodRow) -> Decimal {
@@ -230,8 +234,17 @@ fn cost_micros(hourly: Decimal, minutes: i64) -> i64 {
 pub struct MeterRun {
     pub periods_billed: u64,
     pub minutes_billed: u64,
-    /// Accounts charged, with their currency.
-    pub accounts: Vec<(String, String)>,
+    /// What the run saw of each account it read, by account and currency.
+    pub accounts: BTreeMap<(String, String), AccountUsage>,
+}
+
+/// An account as one meter run saw it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AccountUsage {
+    /// The balance after the run's last charge to it; `None` when the run charged it nothing.
+    pub balance_micros: Option<i64>,
+    /// What its open periods cost per hour (its burn rate).
+    pub hourly: Decimal,
 }
 
 #[derive(Clone)]
@@ -245,94 +258,141 @@ impl BillingService {
     }
 
     /// Charges every closed minute not charged yet, in batches; safe to run concurrently and repeatedly.
+    /// Each batch is read, charged and committed in one transaction that holds its periods, so when this
+    /// returns every minute up to `now` is billed, by this run or by another.
     pub async fn meter(&self) -> Result<MeterRun> {
         let now = self.context.clock.now_ms();
         let mut run = MeterRun::default();
-        let mut after = String::new();
+        let mut after: Option<(String, String)> = None;
         loop {
+            let mut tx = self.context.store.begin().await?;
             let batch = self
                 .context
                 .store
-                .due_periods_after(&after, METER_BATCH)
+                .lock_due_periods(
+                    &mut tx,
+                    after.as_ref().map(|(a, i)| (a.as_str(), i.as_str())),
+                    METER_BATCH,
+                )
                 .await?;
             let Some(last) = batch.last() else { break };
-            after = last.id.clone();
-            self.meter_batch(&batch, now, &mut run).await?;
+            after = Some((last.account_id.clone(), last.id.clone()));
+            self.meter_batch(&mut tx, &batch, now, &mut run).await?;
+            tx.commit().await.map_err(Error::internal)?;
         }
-        run.accounts.sort();
-        run.accounts.dedup();
         Ok(run)
     }
 
-    async fn meter_batch(&self, batch: &[PeriodRow], now: i64, run: &mut MeterRun) -> Result<()> {
-        let mut tx = self.context.store.begin().await?;
-        let mut charged: HashMap<(String, String), (i64, u64)> = HashMap::new();
+    /// Charges a batch inside its transaction: the periods' new billed minutes and one usage entry per
+    /// account.
+    async fn meter_batch(
+        &self,
+        tx: &mut AnyConnection,
+        batch: &[DuePeriod],
+        now: i64,
+        run: &mut MeterRun,
+    ) -> Result<()> {
+        let mut advances = Vec::new();
+        let mut charged: HashMap<(&str, &str), (i64, u64)> = HashMap::new();
         for period in batch {
-            let minutes = minutes_until(period, now);
+            let hourly: Decimal = period.hourly_rate.parse().unwrap_or_default();
             let closed = period.ended_at.is_some_and(|end| end <= now);
-            if minutes <= period.billed_minutes && !closed {
+            if !closed {
+                run.accounts
+                    .entry((period.account_id.clone(), period.currency.clone()))
+                    .or_default()
+                    .hourly += hourly;
+            }
+            let minutes =
+                whole_minutes(period.started_at, period.ended_at, now).max(period.billed_minutes);
+            if minutes == period.billed_minutes && !closed {
                 continue;
             }
-            let total = cost_micros(hourly(period), minutes.max(period.billed_minutes));
-            let minutes = minutes.max(period.billed_minutes);
-            if !billing::advance(
-                &mut tx,
-                &period.id,
-                period.billed_minutes,
-                minutes,
-                total,
-                closed,
-            )
-            .await?
-            {
-                continue; // another meter got there first
-            }
+            let billed_micros = cost_micros(hourly, minutes);
             let entry = charged
-                .entry((period.account_id.clone(), period.currency.clone()))
+                .entry((&period.account_id, &period.currency))
                 .or_default();
-            entry.0 += total - period.billed_micros;
+            entry.0 += billed_micros - period.billed_micros;
             entry.1 += 1;
             run.periods_billed += 1;
             run.minutes_billed += (minutes - period.billed_minutes) as u64;
+            advances.push(billing::Advance {
+                id: period.id.clone(),
+                from_minutes: period.billed_minutes,
+                to_minutes: minutes,
+                billed_micros,
+                fully_billed: closed,
+            });
+        }
+        // The periods are this transaction's, so every advance applies; anything else is a bug, and the
+        // transaction is dropped rather than charge what did not move.
+        let moved = billing::advance_all(tx, self.context.store.backend(), &advances).await?;
+        if moved != advances.len() as u64 {
+            return Err(Error::internal(format!(
+                "meter moved {moved} of {} billing periods",
+                advances.len()
+            )));
         }
         for ((account, currency), (micros, periods)) in charged {
-            if micros != 0 {
-                let entry = LedgerEntryRow {
-                    id: new_id(IdKind::Transaction),
-                    account_id: account.clone(),
-                    currency: currency.clone(),
-                    kind: TransactionType::Usage.as_str().into(),
-                    amount_micros: -micros,
-                    balance_after_micros: 0,
-                    description: format!(
-                        "Usage of {periods} billing period{} up to {}",
-                        if periods == 1 { "" } else { "s" },
-                        format_ms(now - now.rem_euclid(MINUTE_MS))
-                    ),
-                    idempotency_key: None,
-                    created_by: Some("meter".into()),
-                    created_at: now,
-                };
-                ledger::append(&mut tx, &entry).await?;
+            if micros == 0 {
+                continue;
             }
-            run.accounts.push((account, currency));
+            let entry = LedgerEntryRow {
+                id: new_id(IdKind::Transaction),
+                account_id: account.to_string(),
+                currency: currency.to_string(),
+                kind: TransactionType::Usage.as_str().into(),
+                amount_micros: -micros,
+                balance_after_micros: 0,
+                description: format!(
+                    "Usage of {periods} billing period{} up to {}",
+                    if periods == 1 { "" } else { "s" },
+                    format_ms(now - now.rem_euclid(MINUTE_MS))
+                ),
+                idempotency_key: None,
+                created_by: Some("meter".into()),
+                created_at: now,
+            };
+            if let Some(appended) = ledger::append(tx, &entry).await? {
+                run.accounts
+                    .entry((account.to_string(), currency.to_string()))
+                    .or_default()
+                    .balance_micros = Some(appended.balance_after_micros);
+            }
         }
-        tx.commit().await.map_err(Error::internal)?;
         Ok(())
     }
 
-    /// One meter run, then what balances now call for: a warning event when an account has less than a day,
-    /// then less than an hour, of credit left at its current rate (once per threshold until it is topped
-    /// up), and hibernation of its instances when its balance reaches zero.
+    /// One meter run, then what the balances of the accounts it charged call for (see [`Self::guard`]).
     pub async fn meter_and_guard(
         &self,
         instances: &crate::instances::InstanceService,
     ) -> Result<MeterRun> {
         let run = self.meter().await?;
-        for (account, currency) in &run.accounts {
-            let Some(currency) = Currency::parse(currency) else {
-                continue;
+        self.guard(&run, instances).await?;
+        Ok(run)
+    }
+
+    /// A warning event when an account has less than a day, then less than an hour, of credit left at its
+    /// current rate (once per threshold until it is topped up), and hibernation of its instances when its
+    /// balance reaches zero.
+    pub async fn guard(
+        &self,
+        run: &MeterRun,
+        instances: &crate::instances::InstanceService,
+    ) -> Result<()> {
+        for ((account, currency), usage) in &run.accounts {
+            let (Some(balance), Some(currency)) = (usage.balance_micros, Currency::parse(currency))
+            else {
+                continue; // not charged by this run
             };
+            let (balance, burn) = (from_micros(balance), usage.hourly);
+            let low = balance <= Decimal::ZERO
+                || (burn > Decimal::ZERO && balance / burn < Decimal::from(24));
+            if !low {
+                continue;
+            }
+            // Decide on the balance as it is now: credits may have arrived since the charge.
             let balance = self
                 .context
                 .store
@@ -353,7 +413,6 @@ impl BillingService {
                 }
                 continue;
             }
-            let burn = self.burn_rate(account, currency).await?;
             if burn > Decimal::ZERO {
                 let hours_left = balance / burn;
                 for (threshold, label) in [(Decimal::from(1), "1h"), (Decimal::from(24), "24h")] {
@@ -365,7 +424,7 @@ impl BillingService {
                 }
             }
         }
-        Ok(run)
+        Ok(())
     }
 
     async fn warn_once(
@@ -402,17 +461,6 @@ impl BillingService {
         };
         barrack_store::events::insert(store.pool(), &event).await?;
         Ok(())
-    }
-
-    /// The hourly rate an account is being billed at now, in its currency (open periods).
-    pub async fn burn_rate(&self, account_id: &str, currency: Currency) -> Result<Decimal> {
-        let filter = PeriodFilter::default();
-        let periods = self.context.store.all_periods(account_id, &filter).await?;
-        Ok(periods
-            .iter()
-            .filter(|p| p.ended_at.is_none() && p.currency == currency.as_str())
-            .map(hourly)
-            .sum())
     }
 
     /// `GET /api/instances/billing/`.

@@ -13,6 +13,10 @@ pub trait Clock: Send + Sync + 'static {
     fn advance_ms(&self, _ms: i64) -> bool {
         false
     }
+
+    /// Runs at least `offset_ms` ahead of real time: the offset stored for every server on the database.
+    /// Only the simulation clock follows it.
+    fn follow_offset(&self, _offset_ms: i64) {}
 }
 
 pub fn system_now_ms() -> i64 {
@@ -43,6 +47,10 @@ impl Clock for OffsetClock {
     fn advance_ms(&self, ms: i64) -> bool {
         self.offset_ms.fetch_add(ms.max(0), Ordering::Relaxed);
         true
+    }
+
+    fn follow_offset(&self, offset_ms: i64) {
+        self.offset_ms.fetch_max(offset_ms, Ordering::Relaxed);
     }
 }
 

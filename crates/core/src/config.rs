@@ -107,6 +107,8 @@ pub struct ConfigDecimal(#[serde(with = "barrack_api::decimal")] pub Decimal);
 pub struct BillingConfig {
     pub minimum_balance: PriceTable,
     pub hibernation_prices: PriceTable,
+    /// Seconds of real time between meter runs (each run bills every minute closed since the last).
+    pub meter_interval_seconds: u64,
 }
 
 /// Deposits and the payment provider that takes them.
@@ -348,6 +350,9 @@ impl Config {
             if let Err(e) = crate::network::pool_addresses(&region.public_ip_pool) {
                 return invalid(format!("region '{}': public_ip_pool: {e}", region.name));
             }
+        }
+        if self.billing.meter_interval_seconds == 0 {
+            return invalid("billing.meter_interval_seconds must be at least 1".into());
         }
         if self.jobs.max_attempts == 0 || self.jobs.lease_seconds == 0 {
             return invalid("jobs.max_attempts and jobs.lease_seconds must be at least 1".into());

@@ -25,6 +25,7 @@ pub mod network;
 pub mod packets;
 pub mod payments;
 pub mod scripts;
+pub mod simulation;
 pub mod snapshot_worker;
 pub mod snapshots;
 pub mod ssh_key;
@@ -53,6 +54,7 @@ use crate::images::ImageService;
 use crate::instances::InstanceService;
 use crate::ledger::LedgerService;
 use crate::scripts::ScriptService;
+use crate::simulation::SimulationService;
 use crate::snapshots::SnapshotService;
 use crate::ssh_keys::SshKeyService;
 use crate::volumes::VolumeService;
@@ -84,18 +86,22 @@ pub struct Services {
     pub firewalls: FirewallService,
     pub snapshots: SnapshotService,
     pub images: ImageService,
+    pub simulation: SimulationService,
 }
 
 impl Services {
     pub fn new(context: Context) -> Services {
         let context = Arc::new(context);
+        let billing = BillingService::new(context.clone());
+        let instances = InstanceService::new(context.clone());
         Services {
+            simulation: SimulationService::new(context.clone(), billing.clone(), instances.clone()),
             accounts: AccountService::new(context.clone()),
             catalog: CatalogService::new(context.clone()),
             ledger: LedgerService::new(context.clone()),
             deposits: DepositService::new(context.clone()),
-            instances: InstanceService::new(context.clone()),
-            billing: BillingService::new(context.clone()),
+            instances,
+            billing,
             ssh_keys: SshKeyService::new(context.clone()),
             scripts: ScriptService::new(context.clone()),
             volumes: VolumeService::new(context.clone()),

@@ -236,6 +236,7 @@ pub async fn start(options: StartOptions) -> Result<Running> {
     let store = open_store(&config).await?;
     let (driver, simulator) = driver(&config);
     let services = services(config, store, clock, driver)?;
+    services.simulation.catch_up().await?;
     services.catalog.seed_capacity().await?;
     for region in &services.config().regions {
         let pool = barrack_core::network::pool_addresses(&region.public_ip_pool)
@@ -372,23 +373,26 @@ async fn openapi_json(
     )
 }
 
-/// Bills closed minutes and guards balances every few seconds (of real time: each run catches up with the
-/// clock, however far it moved).
+/// Bills closed minutes and guards balances at start and then every `billing.meter_interval_seconds` of
+/// real time (each run catches up with the clock, however far it moved).
 fn spawn_meter(services: Services, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    let every = Duration::from_secs(services.config().billing.meter_interval_seconds);
     tokio::spawn(async move {
         loop {
-            tokio::select! {
-                _ = tokio::time::sleep(METER_EVERY) => {}
-                _ = stop.changed() => return,
-            }
-            if let Err(e) = services.billing.meter_and_guard(&services.instances).await {
+            let run = async {
+                services.simulation.catch_up().await?;
+                services.billing.meter_and_guard(&services.instances).await
+            };
+            if let Err(e) = run.await {
                 tracing::warn!(error = %e, "metering failed");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => return,
             }
         }
     })
 }
-
-const METER_EVERY: Duration = Duration::from_secs(5);
 
 /// Compares driver and database every few seconds.
 fn spawn_reconciler(

@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Executor, Row};
 
 use crate::sql::{Bind, Listing};
-use crate::{Result, Store, flag};
+use crate::{Backend, Result, Store, StoreError, flag};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeriodRow {
@@ -96,28 +96,78 @@ pub async fn close(tx: &mut AnyConnection, id: &str, at: i64) -> Result<bool> {
     Ok(done.rows_affected() == 1)
 }
 
-/// Moves a period's billed minutes from `from_minutes` to `to_minutes` (and its cumulative cost), if no other
-/// meter did first; `fully_billed` once a closed period has nothing left.
-pub async fn advance(
+/// A meter's move of one period's billed minutes from `from_minutes` to `to_minutes`, with its cumulative
+/// cost; `fully_billed` once a closed period has nothing left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Advance {
+    pub id: String,
+    pub from_minutes: i64,
+    pub to_minutes: i64,
+    pub billed_micros: i64,
+    pub fully_billed: bool,
+}
+
+/// Applies the advances, each only if its period still has the billed minutes it was read with; returns
+/// how many moved. A batch travels as one JSON parameter: binding thousands of parameters one by one
+/// costs more than the update itself. Periods still open and periods billed to their end go in separate
+/// statements, because writing `fully_billed` at all makes SQLite rewrite the partial index entry.
+pub async fn advance_all(
     tx: &mut AnyConnection,
-    id: &str,
-    from_minutes: i64,
-    to_minutes: i64,
-    billed_micros: i64,
-    fully_billed: bool,
-) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE billing_periods SET billed_minutes = $3, billed_micros = $4, fully_billed = $5 \
-         WHERE id = $1 AND billed_minutes = $2",
-    )
-    .bind(id)
-    .bind(from_minutes)
-    .bind(to_minutes)
-    .bind(billed_micros)
-    .bind(i64::from(fully_billed))
-    .execute(&mut *tx)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    backend: Backend,
+    advances: &[Advance],
+) -> Result<u64> {
+    let (finished, open): (Vec<&Advance>, Vec<&Advance>) =
+        advances.iter().partition(|a| a.fully_billed);
+    let mut moved = 0;
+    for (batch, finishing) in [(open, false), (finished, true)] {
+        if batch.is_empty() {
+            continue;
+        }
+        let json = serde_json::Value::Array(
+            batch
+                .iter()
+                .map(|a| serde_json::json!([a.id, a.from_minutes, a.to_minutes, a.billed_micros]))
+                .collect(),
+        )
+        .to_string();
+        let finish = if finishing { ", fully_billed = 1" } else { "" };
+        let sql = match backend {
+            Backend::Sqlite => format!(
+                "UPDATE billing_periods SET billed_minutes = j.value->>2, billed_micros = j.value->>3{finish} \
+                 FROM json_each($1) AS j \
+                 WHERE billing_periods.id = j.value->>0 AND billing_periods.billed_minutes = j.value->>1 \
+                 AND billing_periods.fully_billed = 0"
+            ),
+            Backend::Postgres => format!(
+                "UPDATE billing_periods SET billed_minutes = (j.value->>2)::BIGINT, \
+                 billed_micros = (j.value->>3)::BIGINT{finish} \
+                 FROM jsonb_array_elements($1::JSONB) AS j (value) \
+                 WHERE billing_periods.id = j.value->>0 AND billing_periods.billed_minutes = (j.value->>1)::BIGINT \
+                 AND billing_periods.fully_billed = 0"
+            ),
+        };
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(json)
+            .execute(&mut *tx)
+            .await?;
+        moved += done.rows_affected();
+    }
+    Ok(moved)
+}
+
+type DueRow = (String, String, String, String, i64, Option<i64>, i64, i64);
+
+/// What the meter reads of a period with minutes left to bill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuePeriod {
+    pub id: String,
+    pub account_id: String,
+    pub currency: String,
+    pub hourly_rate: String,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    pub billed_minutes: i64,
+    pub billed_micros: i64,
 }
 
 /// Which periods a listing wants.
@@ -132,29 +182,74 @@ pub struct PeriodFilter {
 }
 
 impl Store {
-    /// Periods with minutes not billed yet, oldest first.
-    pub async fn due_periods(&self, limit: u32) -> Result<Vec<PeriodRow>> {
+    /// Inside the meter's transaction: the next periods with minutes left to bill after `after`, in
+    /// (account, id) order so that a page charges few accounts. They are the transaction's until it ends:
+    /// SQLite's write lock is already held, and PostgreSQL locks them, waiting for a meter that holds some
+    /// (both lock in the same order) and then reading what it left.
+    pub async fn lock_due_periods(
+        &self,
+        tx: &mut AnyConnection,
+        after: Option<(&str, &str)>,
+        limit: u32,
+    ) -> Result<Vec<DuePeriod>> {
+        // One row of JSON per page rather than a row per period: rows cross a thread boundary one at a time.
+        let (aggregate, lock) = match self.backend() {
+            Backend::Sqlite => (
+                "json_group_array(json_array(id, account_id, currency, hourly_rate, started_at, ended_at, \
+                 billed_minutes, billed_micros))",
+                "",
+            ),
+            Backend::Postgres => (
+                "CAST(json_agg(json_build_array(id, account_id, currency, hourly_rate, started_at, ended_at, \
+                 billed_minutes, billed_micros)) AS TEXT)",
+                "FOR UPDATE",
+            ),
+        };
+        let (account, id) = after.unwrap_or(("", ""));
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM billing_periods WHERE fully_billed = 0 ORDER BY started_at, id LIMIT $1"
+            "SELECT {aggregate} FROM (SELECT * FROM billing_periods \
+             WHERE fully_billed = 0 AND (account_id, id) > ($1, $2) ORDER BY account_id, id LIMIT $3 {lock}) AS due"
         ));
-        let rows = sqlx::query(sql)
+        let json: Option<String> = sqlx::query_scalar(sql)
+            .bind(account)
+            .bind(id)
             .bind(i64::from(limit))
-            .fetch_all(self.pool())
+            .fetch_one(&mut *tx)
             .await?;
-        rows.iter().map(from_row).collect()
-    }
-
-    /// Due periods after `after` (id order), for paging through many.
-    pub async fn due_periods_after(&self, after: &str, limit: u32) -> Result<Vec<PeriodRow>> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM billing_periods WHERE fully_billed = 0 AND id > $1 ORDER BY id LIMIT $2"
-        ));
-        let rows = sqlx::query(sql)
-            .bind(after)
-            .bind(i64::from(limit))
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter().map(from_row).collect()
+        let rows: Vec<DueRow> = match json {
+            Some(json) => serde_json::from_str(&json)
+                .map_err(|e| StoreError::Unexpected(format!("due billing periods: {e}")))?,
+            None => Vec::new(),
+        };
+        let mut due: Vec<DuePeriod> = rows
+            .into_iter()
+            .map(
+                |(
+                    id,
+                    account_id,
+                    currency,
+                    hourly_rate,
+                    started_at,
+                    ended_at,
+                    billed_minutes,
+                    billed_micros,
+                )| {
+                    DuePeriod {
+                        id,
+                        account_id,
+                        currency,
+                        hourly_rate,
+                        started_at,
+                        ended_at,
+                        billed_minutes,
+                        billed_micros,
+                    }
+                },
+            )
+            .collect();
+        // Aggregates keep no promise of order.
+        due.sort_by(|a, b| (&a.account_id, &a.id).cmp(&(&b.account_id, &b.id)));
+        Ok(due)
     }
 
     /// A page of the account's periods matching `filter`, newest first, and how many match.

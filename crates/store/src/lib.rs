@@ -19,6 +19,7 @@ pub mod ledger;
 mod migrate;
 pub mod public_ips;
 pub mod scripts;
+mod simulation;
 pub mod snapshots;
 pub mod sql;
 pub mod ssh_keys;
@@ -60,6 +61,8 @@ pub enum StoreError {
     MigrationChanged { version: i64, name: String },
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
+    #[error("unexpected data from the database: {0}")]
+    Unexpected(String),
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -34,6 +34,8 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(8, "0008_firewalls"),
     migration!(9, "0009_billing"),
     migration!(10, "0010_deposits"),
+    migration!(11, "0011_unbilled_index"),
+    migration!(12, "0012_simulation_clock"),
 ];
 
 impl Migration {

@@ -7,8 +7,6 @@ use barrack_api::billing::{
     SnapshotBillingResponse, VolumeBillingResponse,
 };
 use barrack_api::{Envelope, ErrorResponse};
-use barrack_core::Error;
-use barrack_core::clock::format_ms;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -106,30 +104,6 @@ async fn admin_advance_clock(
     Admin(_): Admin,
     Body(request): Body<AdvanceClock>,
 ) -> ApiResult<Success<ClockAdvanced>> {
-    let services = &state.services;
-    if !services.context.driver.is_simulated() {
-        return Err(Error::conflict("CONFLICT", "The clock moves only in simulation mode").into());
-    }
-    if !(1..=525_600).contains(&request.minutes) {
-        return Err(Error::field("minutes", "Minutes must be between 1 and 525600").into());
-    }
-    if !services
-        .clock()
-        .advance_ms(i64::from(request.minutes) * 60_000)
-    {
-        return Err(Error::conflict("CONFLICT", "This server's clock follows real time").into());
-    }
-    let run = services
-        .billing
-        .meter_and_guard(&services.instances)
-        .await?;
-    services.context.work.notify_one();
-    let now = format_ms(services.clock().now_ms());
-    Ok(Success(
-        "Clock advanced",
-        ClockAdvanced {
-            now,
-            periods_billed: run.periods_billed,
-        },
-    ))
+    let advanced = state.services.simulation.advance(request.minutes).await?;
+    Ok(Success("Clock advanced", advanced))
 }

@@ -4,6 +4,7 @@ mod common;
 
 mod accounts;
 mod billing;
+mod billing_property;
 mod binary;
 mod catalog;
 mod conventions;
@@ -12,6 +13,7 @@ mod firewalls;
 mod instances;
 mod jobs;
 mod ledger;
+mod meter_crash;
 mod openapi;
 mod processes;
 mod schema;

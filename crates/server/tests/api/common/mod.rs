@@ -206,6 +206,26 @@ impl TestApp {
         }
     }
 
+    /// Stops the server and starts it again on the same database, address and clock, with the
+    /// configuration changed by `configure` (an operator editing prices, say); existing clients go on.
+    pub async fn restart_with(&mut self, configure: impl FnOnce(&mut Config)) {
+        let running = self.running.take().expect("running");
+        let addr = running.addr;
+        running.shutdown().await;
+        let mut config = test_config(&self.database);
+        config.listen = addr.to_string();
+        configure(&mut config);
+        self.running = Some(
+            barrack_server::start(StartOptions {
+                config,
+                clock: Some(self.clock.clone() as Arc<dyn Clock>),
+                background_work: false,
+            })
+            .await
+            .expect("server restarts"),
+        );
+    }
+
     pub fn anonymous(&self) -> Client {
         self.admin.anonymous()
     }
