@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use barrack_api::account::{GrantCredits, ProfileUpdate};
-use barrack_api::instances::DeployRequest;
+use barrack_api::instances::{DeployRequest, InstanceQuery};
 use barrack_api::ssh_keys::CreateSshKeyRequest;
 use barrack_client::Client;
 use serde_json::json;
@@ -58,7 +58,7 @@ fn barrackd() -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Capacity and addresses for ten thousand instances, no simulated delays, no rate limit.
+/// Capacity for ten thousand one-GPU instances (and some to spare), no simulated delays, no rate limit.
 const CONFIG: &str = r#"
 [rate_limit]
 requests = 0
@@ -78,7 +78,7 @@ network_ms = 0
 
 [[capacity]]
 region = "FINLAND-1"
-gpus = { "H100-SXM5-80GB" = 1000000 }
+gpus = { "H100-SXM5-80GB" = 12000 }
 "#;
 
 fn start(data_dir: &Path, database_url: Option<&str>) -> Result<Server> {
@@ -243,15 +243,15 @@ async fn run(backend: &str, database_url: Option<&str>) -> Result<()> {
     // Let the workers finish creating them before reads are measured.
     loop {
         let creating = client
-            .raw(
-                reqwest::Method::GET,
-                "/api/instances/?status=CREATING&limit=1",
-                None,
-            )
+            .instances(&InstanceQuery {
+                status: Some("CREATING".into()),
+                limit: Some(1),
+                ..Default::default()
+            })
             .await?
-            .body["data"]["pagination"]["total"]
-            .as_u64()
-            .unwrap_or(0);
+            .data
+            .pagination
+            .total;
         if creating == 0 {
             break;
         }

@@ -34,14 +34,24 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::http::middleware;
 use crate::http::rate_limit::RateLimiter;
 
-/// What every handler can reach.
+/// What every handler can reach. Extractors clone it for every request, so it is one shared pointer.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
     pub services: Services,
     /// The simulated data centre, when it is the driver (fault injection).
     pub simulator: Option<Arc<SimDriver>>,
-    pub rate_limiter: Option<Arc<RateLimiter>>,
-    openapi_json: Arc<String>,
+    pub rate_limiter: Option<RateLimiter>,
+    openapi_json: String,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 pub struct StartOptions {
@@ -335,16 +345,15 @@ pub async fn start(options: StartOptions) -> Result<Running> {
 /// The whole HTTP application.
 pub fn router(services: Services, simulator: Option<Arc<SimDriver>>) -> Router {
     let config = services.config();
-    let state = AppState {
+    let state = AppState(Arc::new(Shared {
         rate_limiter: RateLimiter::new(
             config.rate_limit.requests,
             config.rate_limit.window_seconds,
-        )
-        .map(Arc::new),
-        openapi_json: Arc::new(crate::openapi::document_json()),
+        ),
+        openapi_json: crate::openapi::document_json(),
         services: services.clone(),
         simulator,
-    };
+    }));
     let body_limit = config.body_limit_bytes;
     let (api, _) = crate::routes::api_router().split_for_parts();
     api.route("/api/openapi.json", get(openapi_json))

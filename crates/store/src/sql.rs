@@ -100,14 +100,17 @@ impl Listing<'_> {
         }
         let total = count.fetch_one(pool).await? as u64;
         let n = self.binds.len();
+        // The page is found on ids alone (an index walk past `offset` entries) and only its rows are read
+        // whole: deep pages do not read every row they skip.
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT ${} OFFSET ${}",
-            self.columns,
-            self.table,
-            self.condition,
-            self.order,
+            "SELECT {columns} FROM {table} WHERE id IN \
+             (SELECT id FROM {table} WHERE {condition} ORDER BY {order} LIMIT ${} OFFSET ${}) ORDER BY {order}",
             n + 1,
-            n + 2
+            n + 2,
+            columns = self.columns,
+            table = self.table,
+            condition = self.condition,
+            order = self.order,
         ));
         let mut query = sqlx::query(sql);
         for bind in self.binds {

@@ -42,7 +42,7 @@ pub async fn request_context(
 
 /// Token bucket per API key, bearer token or client address; adds `RateLimit-*` headers, 429 when empty.
 pub async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(limiter) = state.rate_limiter.as_deref() else {
+    let Some(limiter) = state.rate_limiter.as_ref() else {
         return next.run(request).await;
     };
     let headers = request.headers();

@@ -56,6 +56,16 @@ pub fn spawn(data_dir: &Path, log: &Path, env: &[(&str, &str)]) -> ServerProcess
     }
 }
 
+/// A test that fails midway must not leave its server running.
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl ServerProcess {
     /// SIGTERM and wait: a graceful stop.
     pub fn stop(mut self) {
@@ -68,8 +78,7 @@ impl ServerProcess {
             }
             std::thread::sleep(Duration::from_millis(25));
         }
-        self.child.kill().unwrap();
-        let _ = self.child.wait();
+        // Still running: dropping kills it.
     }
 
     /// SIGKILL: the process dies wherever it is.
