@@ -31,7 +31,7 @@ use crate::config::{Config, GpuModelConfig};
 use crate::ids::{IdKind, new_id};
 use crate::images::ImageService;
 use crate::jobs::{NewJob, enqueue};
-use crate::lifecycle::{Action, InstanceState};
+use crate::lifecycle::{Action, BillingClass, InstanceState};
 use crate::money::display_rate;
 use crate::network::{ValidRule, validate_rule};
 use crate::snapshots::SnapshotState;
@@ -1505,6 +1505,10 @@ pub(crate) async fn record_event_at(
         created_at: now,
     };
     events::insert(&mut *tx, &event).await?;
+    // A new instance in a state billed nothing has no periods to open or close.
+    if from.is_none() && to.billing() == BillingClass::Free {
+        return Ok(());
+    }
     // Billing follows every state change, in the same transaction.
     crate::billing::sync_instance(tx, config, &row.id, now).await
 }
