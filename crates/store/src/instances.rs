@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Executor, Row};
 
-use crate::sql::{Bind, GenerationUpdate, Listing};
+use crate::sql::{Bind, GenerationUpdate, JsonRow, Listing};
 use crate::{Result, Store, flag};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +82,44 @@ fn from_row(row: &AnyRow) -> Result<InstanceRow> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         deleted_at: row.try_get("deleted_at")?,
+    })
+}
+
+/// The same from a row read as JSON, columns in `COLUMNS` order.
+fn from_json(row: &JsonRow) -> Result<InstanceRow> {
+    Ok(InstanceRow {
+        id: row.text(0)?,
+        account_id: row.text(1)?,
+        name: row.text(2)?,
+        vm_name: row.text(3)?,
+        tier: row.text(4)?,
+        region: row.text(5)?,
+        gpu_model: row.text(6)?,
+        gpu_count: row.int(7)?,
+        vcpus: row.int(8)?,
+        ram_gb: row.int(9)?,
+        storage_gb: row.int(10)?,
+        os_volume_type: row.text(11)?,
+        boot_source: row.text(12)?,
+        operating_system: row.opt_text(13)?,
+        boot_volume_id: row.opt_text(14)?,
+        source_snapshot_id: row.opt_text(15)?,
+        ssh_key_id: row.opt_text(16)?,
+        ssh_public_key: row.opt_text(17)?,
+        script_id: row.opt_text(18)?,
+        startup_script: row.opt_text(19)?,
+        cloud_init: row.opt_text(20)?,
+        public_ip: row.flag(21)?,
+        ip_address: row.opt_text(22)?,
+        status: row.text(23)?,
+        status_reason: row.opt_text(24)?,
+        host: row.opt_text(25)?,
+        gpus_allocated: row.int(26)?,
+        currency: row.text(27)?,
+        generation: row.int(28)?,
+        created_at: row.int(29)?,
+        updated_at: row.int(30)?,
+        deleted_at: row.opt_int(31)?,
     })
 }
 
@@ -261,8 +299,10 @@ impl Store {
             binds: &binds,
             order: "created_at DESC, id DESC",
         };
-        let (rows, total) = listing.page(self.pool(), offset, limit).await?;
-        Ok((rows.iter().map(from_row).collect::<Result<_>>()?, total))
+        let (rows, total) = listing
+            .page_as_json(self.pool(), self.backend(), offset, limit)
+            .await?;
+        Ok((rows.iter().map(from_json).collect::<Result<_>>()?, total))
     }
 
     /// Instances in any of `statuses` (all accounts), for reconcilers.

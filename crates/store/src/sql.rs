@@ -1,4 +1,9 @@
-//! Helpers for SQL built at run time (filters): values bound to numbered placeholders.
+//! Helpers for SQL built at run time (filters): values bound to numbered placeholders, and rows read as one
+//! JSON document.
+
+use serde_json::Value;
+
+use crate::{Backend, StoreError};
 
 /// A value bound into dynamically built SQL (placeholders numbered by the builder).
 #[derive(Debug, Clone)]
@@ -122,5 +127,119 @@ impl Listing<'_> {
             .fetch_all(pool)
             .await?;
         Ok((rows, total))
+    }
+}
+
+impl Listing<'_> {
+    /// The same page, its rows read as one JSON array of arrays (values in `columns` order): a row per
+    /// period of a wide table costs a copy and a conversion of every value, a JSON document one parse.
+    pub async fn page_as_json(
+        &self,
+        pool: &sqlx::AnyPool,
+        backend: Backend,
+        offset: u64,
+        limit: u32,
+    ) -> crate::Result<(Vec<JsonRow>, u64)> {
+        let count_sql = sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM {} WHERE {}",
+            self.table, self.condition
+        ));
+        let mut count = sqlx::query_scalar::<_, i64>(count_sql);
+        for bind in self.binds {
+            count = bind.apply_scalar(count);
+        }
+        let total = count.fetch_one(pool).await? as u64;
+        let n = self.binds.len();
+        let page = format!(
+            "SELECT {columns} FROM {table} WHERE {condition} ORDER BY {order} LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2,
+            columns = self.columns,
+            table = self.table,
+            condition = self.condition,
+            order = self.order,
+        );
+        let sql = sqlx::AssertSqlSafe(json_rows(backend, self.columns, &page, self.order));
+        let mut query = sqlx::query_scalar::<_, Option<String>>(sql);
+        for bind in self.binds {
+            query = bind.apply_scalar(query);
+        }
+        let json = query
+            .bind(i64::from(limit))
+            .bind(offset as i64)
+            .fetch_one(pool)
+            .await?;
+        Ok((parse_json_rows(json.as_deref())?, total))
+    }
+}
+
+/// Wraps `inner` (a SELECT of `columns`) into a query of one text value: its rows as a JSON array of
+/// arrays, in `order`.
+pub fn json_rows(backend: Backend, columns: &str, inner: &str, order: &str) -> String {
+    match backend {
+        Backend::Sqlite => format!(
+            "SELECT json_group_array(json_array({columns}) ORDER BY {order}) FROM ({inner}) AS page"
+        ),
+        Backend::Postgres => format!(
+            "SELECT CAST(json_agg(json_build_array({columns}) ORDER BY {order}) AS TEXT) FROM ({inner}) AS page"
+        ),
+    }
+}
+
+/// The rows of [`json_rows`] (PostgreSQL answers NULL for none).
+pub fn parse_json_rows(json: Option<&str>) -> crate::Result<Vec<JsonRow>> {
+    let Some(json) = json else {
+        return Ok(Vec::new());
+    };
+    let rows: Vec<Vec<Value>> = serde_json::from_str(json)
+        .map_err(|e| StoreError::Unexpected(format!("rows as JSON: {e}")))?;
+    Ok(rows.into_iter().map(JsonRow).collect())
+}
+
+/// One row of [`json_rows`], read by position.
+pub struct JsonRow(Vec<Value>);
+
+impl JsonRow {
+    fn value(&self, i: usize) -> crate::Result<&Value> {
+        self.0
+            .get(i)
+            .ok_or_else(|| StoreError::Unexpected(format!("row has no column {i}")))
+    }
+
+    pub fn text(&self, i: usize) -> crate::Result<String> {
+        self.opt_text(i)?
+            .ok_or_else(|| StoreError::Unexpected(format!("column {i} is NULL")))
+    }
+
+    pub fn opt_text(&self, i: usize) -> crate::Result<Option<String>> {
+        match self.value(i)? {
+            Value::Null => Ok(None),
+            Value::String(s) => Ok(Some(s.clone())),
+            other => Err(StoreError::Unexpected(format!(
+                "column {i} is {other}, not text"
+            ))),
+        }
+    }
+
+    pub fn int(&self, i: usize) -> crate::Result<i64> {
+        self.opt_int(i)?
+            .ok_or_else(|| StoreError::Unexpected(format!("column {i} is NULL")))
+    }
+
+    pub fn opt_int(&self, i: usize) -> crate::Result<Option<i64>> {
+        match self.value(i)? {
+            Value::Null => Ok(None),
+            Value::Number(n) => n.as_i64().map(Some).ok_or_else(|| {
+                StoreError::Unexpected(format!("column {i} is {n}, not an integer"))
+            }),
+            other => Err(StoreError::Unexpected(format!(
+                "column {i} is {other}, not an integer"
+            ))),
+        }
+    }
+
+    /// A 0/1 column.
+    pub fn flag(&self, i: usize) -> crate::Result<bool> {
+        Ok(self.int(i)? != 0)
     }
 }
