@@ -3,8 +3,8 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Executor, Row};
 
-use crate::sql::{Bind, Listing};
-use crate::{Backend, Result, Store, StoreError, flag};
+use crate::sql::{Bind, Listing, json_rows, parse_json_rows};
+use crate::{Backend, Result, Store, flag};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeriodRow {
@@ -155,8 +155,6 @@ pub async fn advance_all(
     Ok(moved)
 }
 
-type DueRow = (String, String, String, String, i64, Option<i64>, i64, i64);
-
 /// What the meter reads of a period with minutes left to bill.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DuePeriod {
@@ -192,64 +190,38 @@ impl Store {
         after: Option<(&str, &str)>,
         limit: u32,
     ) -> Result<Vec<DuePeriod>> {
-        // One row of JSON per page rather than a row per period: rows cross a thread boundary one at a time.
-        let (aggregate, lock) = match self.backend() {
-            Backend::Sqlite => (
-                "json_group_array(json_array(id, account_id, currency, hourly_rate, started_at, ended_at, \
-                 billed_minutes, billed_micros))",
-                "",
-            ),
-            Backend::Postgres => (
-                "CAST(json_agg(json_build_array(id, account_id, currency, hourly_rate, started_at, ended_at, \
-                 billed_minutes, billed_micros)) AS TEXT)",
-                "FOR UPDATE",
-            ),
+        let lock = match self.backend() {
+            Backend::Sqlite => "",
+            Backend::Postgres => "FOR UPDATE",
         };
+        const DUE_COLUMNS: &str = "id, account_id, currency, hourly_rate, started_at, ended_at, billed_minutes, billed_micros";
+        let page = format!(
+            "SELECT {DUE_COLUMNS} FROM billing_periods WHERE fully_billed = 0 AND (account_id, id) > ($1, $2) \
+             ORDER BY account_id, id LIMIT $3 {lock}"
+        );
+        let sql = json_rows(self.backend(), DUE_COLUMNS, &page, "account_id, id");
         let (account, id) = after.unwrap_or(("", ""));
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {aggregate} FROM (SELECT * FROM billing_periods \
-             WHERE fully_billed = 0 AND (account_id, id) > ($1, $2) ORDER BY account_id, id LIMIT $3 {lock}) AS due"
-        ));
-        let json: Option<String> = sqlx::query_scalar(sql)
+        let json: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .bind(account)
             .bind(id)
             .bind(i64::from(limit))
             .fetch_one(&mut *tx)
             .await?;
-        let rows: Vec<DueRow> = match json {
-            Some(json) => serde_json::from_str(&json)
-                .map_err(|e| StoreError::Unexpected(format!("due billing periods: {e}")))?,
-            None => Vec::new(),
-        };
-        let mut due: Vec<DuePeriod> = rows
-            .into_iter()
-            .map(
-                |(
-                    id,
-                    account_id,
-                    currency,
-                    hourly_rate,
-                    started_at,
-                    ended_at,
-                    billed_minutes,
-                    billed_micros,
-                )| {
-                    DuePeriod {
-                        id,
-                        account_id,
-                        currency,
-                        hourly_rate,
-                        started_at,
-                        ended_at,
-                        billed_minutes,
-                        billed_micros,
-                    }
-                },
-            )
-            .collect();
-        // Aggregates keep no promise of order.
-        due.sort_by(|a, b| (&a.account_id, &a.id).cmp(&(&b.account_id, &b.id)));
-        Ok(due)
+        parse_json_rows(json.as_deref())?
+            .iter()
+            .map(|row| {
+                Ok(DuePeriod {
+                    id: row.text(0)?,
+                    account_id: row.text(1)?,
+                    currency: row.text(2)?,
+                    hourly_rate: row.text(3)?,
+                    started_at: row.int(4)?,
+                    ended_at: row.opt_int(5)?,
+                    billed_minutes: row.int(6)?,
+                    billed_micros: row.int(7)?,
+                })
+            })
+            .collect()
     }
 
     /// A page of the account's periods matching `filter`, newest first, and how many match.

@@ -89,25 +89,11 @@ pub struct Listing<'a> {
 }
 
 impl Listing<'_> {
-    pub async fn page(
-        &self,
-        pool: &sqlx::AnyPool,
-        offset: u64,
-        limit: u32,
-    ) -> crate::Result<(Vec<sqlx::any::AnyRow>, u64)> {
-        let count_sql = sqlx::AssertSqlSafe(format!(
-            "SELECT COUNT(*) FROM {} WHERE {}",
-            self.table, self.condition
-        ));
-        let mut count = sqlx::query_scalar::<_, i64>(count_sql);
-        for bind in self.binds {
-            count = bind.apply_scalar(count);
-        }
-        let total = count.fetch_one(pool).await? as u64;
+    /// The page's rows: found on ids alone (an index walk past the offset) and only then read whole, so
+    /// deep pages do not read every row they skip. Limit and offset follow the condition's placeholders.
+    fn page_sql(&self) -> String {
         let n = self.binds.len();
-        // The page is found on ids alone (an index walk past `offset` entries) and only its rows are read
-        // whole: deep pages do not read every row they skip.
-        let sql = sqlx::AssertSqlSafe(format!(
+        format!(
             "SELECT {columns} FROM {table} WHERE id IN \
              (SELECT id FROM {table} WHERE {condition} ORDER BY {order} LIMIT ${} OFFSET ${}) ORDER BY {order}",
             n + 1,
@@ -116,7 +102,29 @@ impl Listing<'_> {
             table = self.table,
             condition = self.condition,
             order = self.order,
+        )
+    }
+
+    async fn count(&self, pool: &sqlx::AnyPool) -> crate::Result<u64> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM {} WHERE {}",
+            self.table, self.condition
         ));
+        let mut count = sqlx::query_scalar::<_, i64>(sql);
+        for bind in self.binds {
+            count = bind.apply_scalar(count);
+        }
+        Ok(count.fetch_one(pool).await? as u64)
+    }
+
+    pub async fn page(
+        &self,
+        pool: &sqlx::AnyPool,
+        offset: u64,
+        limit: u32,
+    ) -> crate::Result<(Vec<sqlx::any::AnyRow>, u64)> {
+        let total = self.count(pool).await?;
+        let sql = sqlx::AssertSqlSafe(self.page_sql());
         let mut query = sqlx::query(sql);
         for bind in self.binds {
             query = bind.apply(query);
@@ -140,25 +148,8 @@ impl Listing<'_> {
         offset: u64,
         limit: u32,
     ) -> crate::Result<(Vec<JsonRow>, u64)> {
-        let count_sql = sqlx::AssertSqlSafe(format!(
-            "SELECT COUNT(*) FROM {} WHERE {}",
-            self.table, self.condition
-        ));
-        let mut count = sqlx::query_scalar::<_, i64>(count_sql);
-        for bind in self.binds {
-            count = bind.apply_scalar(count);
-        }
-        let total = count.fetch_one(pool).await? as u64;
-        let n = self.binds.len();
-        let page = format!(
-            "SELECT {columns} FROM {table} WHERE {condition} ORDER BY {order} LIMIT ${} OFFSET ${}",
-            n + 1,
-            n + 2,
-            columns = self.columns,
-            table = self.table,
-            condition = self.condition,
-            order = self.order,
-        );
+        let total = self.count(pool).await?;
+        let page = self.page_sql();
         let sql = sqlx::AssertSqlSafe(json_rows(backend, self.columns, &page, self.order));
         let mut query = sqlx::query_scalar::<_, Option<String>>(sql);
         for bind in self.binds {
