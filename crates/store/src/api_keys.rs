@@ -4,7 +4,8 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Row};
 
 use crate::accounts::AccountRow;
-use crate::{Result, Store, flag};
+use crate::sql::{json_rows, parse_json_rows};
+use crate::{Result, Store};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiKeyRow {
@@ -62,34 +63,51 @@ impl Store {
         &self,
         secret_hash: &str,
     ) -> Result<Option<(ApiKeyRow, AccountRow)>> {
-        let sql = sqlx::AssertSqlSafe(format!(
+        // Read as JSON: one value to copy out of SQLite rather than 21 on every authenticated request.
+        const JOINED: &str = "id, account_id, name, tier, prefix, secret_hash, created_at, last_used_at, revoked_at, \
+             email, password_hash, account_name, phone, address_line, city, state, postal_code, country, is_admin, \
+             account_created_at, account_updated_at";
+        let inner = format!(
             "SELECT {COLUMNS}, a.email, a.password_hash, a.name AS account_name, a.phone, a.address_line, a.city, \
-             a.state, a.postal_code, a.country, a.is_admin, a.created_at AS account_created_at, a.updated_at \
+             a.state, a.postal_code, a.country, a.is_admin, a.created_at AS account_created_at, \
+             a.updated_at AS account_updated_at \
              FROM api_keys k JOIN accounts a ON a.id = k.account_id \
              WHERE k.secret_hash = $1 AND k.revoked_at IS NULL"
-        ));
-        let Some(row) = sqlx::query(sql)
+        );
+        let sql = sqlx::AssertSqlSafe(json_rows(self.backend(), JOINED, &inner, "id"));
+        let json: Option<String> = sqlx::query_scalar(sql)
             .bind(secret_hash)
-            .fetch_optional(self.pool())
-            .await?
-        else {
+            .fetch_one(self.pool())
+            .await?;
+        let rows = parse_json_rows(json.as_deref())?;
+        let Some(row) = rows.first() else {
             return Ok(None);
         };
-        let key = from_row(&row)?;
+        let key = ApiKeyRow {
+            id: row.text(0)?,
+            account_id: row.text(1)?,
+            name: row.text(2)?,
+            tier: row.text(3)?,
+            prefix: row.text(4)?,
+            secret_hash: row.text(5)?,
+            created_at: row.int(6)?,
+            last_used_at: row.opt_int(7)?,
+            revoked_at: row.opt_int(8)?,
+        };
         let account = AccountRow {
             id: key.account_id.clone(),
-            email: row.try_get("email")?,
-            password_hash: row.try_get("password_hash")?,
-            name: row.try_get("account_name")?,
-            phone: row.try_get("phone")?,
-            address_line: row.try_get("address_line")?,
-            city: row.try_get("city")?,
-            state: row.try_get("state")?,
-            postal_code: row.try_get("postal_code")?,
-            country: row.try_get("country")?,
-            is_admin: flag(row.try_get("is_admin")?),
-            created_at: row.try_get("account_created_at")?,
-            updated_at: row.try_get("updated_at")?,
+            email: row.text(9)?,
+            password_hash: row.text(10)?,
+            name: row.text(11)?,
+            phone: row.opt_text(12)?,
+            address_line: row.opt_text(13)?,
+            city: row.opt_text(14)?,
+            state: row.opt_text(15)?,
+            postal_code: row.opt_text(16)?,
+            country: row.opt_text(17)?,
+            is_admin: row.flag(18)?,
+            created_at: row.int(19)?,
+            updated_at: row.int(20)?,
         };
         Ok(Some((key, account)))
     }
