@@ -218,7 +218,12 @@ fn whole_minutes(started_at: i64, ended_at: Option<i64>, now: i64) -> i64 {
 }
 
 fn hourly(period: &PeriodRow) -> Decimal {
-    period.hourly_rate.parse().unwrap_or_default()
+    parse_rate(&period.hourly_rate)
+}
+
+/// A period's stored hourly rate (written by `sync` from a `Decimal`, so it parses).
+fn parse_rate(text: &str) -> Decimal {
+    text.parse().unwrap_or_default()
 }
 
 /// The cost of `minutes` at the period's rate, in micro-units, rounded half away from zero.
@@ -295,7 +300,7 @@ impl BillingService {
         let mut advances = Vec::new();
         let mut charged: HashMap<(&str, &str), (i64, u64)> = HashMap::new();
         for period in batch {
-            let hourly: Decimal = period.hourly_rate.parse().unwrap_or_default();
+            let hourly = parse_rate(&period.hourly_rate);
             let closed = period.ended_at.is_some_and(|end| end <= now);
             if !closed {
                 run.accounts

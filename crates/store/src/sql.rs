@@ -136,11 +136,9 @@ impl Listing<'_> {
             .await?;
         Ok((rows, total))
     }
-}
 
-impl Listing<'_> {
-    /// The same page, its rows read as one JSON array of arrays (values in `columns` order): a row per
-    /// period of a wide table costs a copy and a conversion of every value, a JSON document one parse.
+    /// The same page, its rows read as one JSON array of arrays (values in `columns` order): each row of a
+    /// wide table costs a copy and a conversion of every value, a JSON document one parse.
     pub async fn page_as_json(
         &self,
         pool: &sqlx::AnyPool,
