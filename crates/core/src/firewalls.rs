@@ -1001,18 +1001,17 @@ pub fn packet_rules(rules: &[(String, RuleRow)]) -> Vec<PacketRule> {
     set
 }
 
-/// The rules that firewalls contribute to each of several instances, as shown in instance details (the
-/// instance's own rules come first, from the instance).
-pub async fn firewall_rules_by_instance(
-    store: &Store,
-    instance_ids: &[String],
-) -> Result<HashMap<String, Vec<SecurityRule>>> {
+/// The rules that firewalls contribute to each of several instances (as read with the instances'
+/// children), as shown in instance details; the instance's own rules come first, from the instance.
+pub fn firewall_rules_by_instance(
+    rows: Vec<(String, String, RuleRow)>,
+) -> HashMap<String, Vec<SecurityRule>> {
     let mut rules: HashMap<String, Vec<SecurityRule>> = HashMap::new();
-    for (instance, firewall, rule) in store.firewall_rules_of_instances(instance_ids).await? {
+    for (instance, firewall, rule) in rows {
         let view = firewall_rule_view(&firewall, &rule.id, &valid_rule_of(&rule));
         rules.entry(instance).or_default().push(view);
     }
-    Ok(rules)
+    rules
 }
 
 /// Enqueues the job that programs an instance's effective rule set, inside the caller's transaction (poke

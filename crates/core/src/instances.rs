@@ -1140,24 +1140,25 @@ impl InstanceService {
         Ok(self.views(vec![row]).await?.remove(0))
     }
 
-    /// Views of several instances, their rules read in one query.
+    /// Views of several instances, their rules, volumes and firewall rules read in one query.
     async fn views(&self, rows: Vec<InstanceRow>) -> Result<Vec<Instance>> {
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let children = self.context.store.instance_children(&ids).await?;
         let mut rules: std::collections::HashMap<String, Vec<RuleRow>> =
             std::collections::HashMap::new();
-        for (instance, rule) in self.context.store.rules_of_instances(&ids).await? {
+        for (instance, rule) in children.rules {
             rules.entry(instance).or_default().push(rule);
         }
         let mut volumes: std::collections::HashMap<String, Vec<VolumeRow>> =
             std::collections::HashMap::new();
-        for volume in self.context.store.volumes_of_instances(&ids).await? {
+        for volume in children.volumes {
             if let Some(instance) = volume.instance_id.clone() {
                 volumes.entry(instance).or_default().push(volume);
             }
         }
         // The effective rules: the instance's own, then those of its firewalls (`source` says which).
         let mut firewall_rules =
-            crate::firewalls::firewall_rules_by_instance(&self.context.store, &ids).await?;
+            crate::firewalls::firewall_rules_by_instance(children.firewall_rules);
         rows.into_iter()
             .map(|row| {
                 let own = rules.remove(&row.id).unwrap_or_default();

@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Row};
 
 use crate::accounts::AccountRow;
-use crate::sql::{json_rows, parse_json_rows};
+use crate::sql::{Bind, Columns, SqlOnce, json_row};
 use crate::{Result, Store};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -67,20 +67,21 @@ impl Store {
         const JOINED: &str = "id, account_id, name, tier, prefix, secret_hash, created_at, last_used_at, revoked_at, \
              email, password_hash, account_name, phone, address_line, city, state, postal_code, country, is_admin, \
              account_created_at, account_updated_at";
-        let inner = format!(
-            "SELECT {COLUMNS}, a.email, a.password_hash, a.name AS account_name, a.phone, a.address_line, a.city, \
-             a.state, a.postal_code, a.country, a.is_admin, a.created_at AS account_created_at, \
-             a.updated_at AS account_updated_at \
-             FROM api_keys k JOIN accounts a ON a.id = k.account_id \
-             WHERE k.secret_hash = $1 AND k.revoked_at IS NULL"
-        );
-        let sql = sqlx::AssertSqlSafe(json_rows(self.backend(), JOINED, &inner, "id"));
-        let json: Option<String> = sqlx::query_scalar(sql)
-            .bind(secret_hash)
-            .fetch_one(self.pool())
+        static SQL: SqlOnce = SqlOnce::new();
+        let sql = SQL.get(self.backend(), |backend| {
+            let inner = format!(
+                "SELECT {COLUMNS}, a.email, a.password_hash, a.name AS account_name, a.phone, a.address_line, \
+                 a.city, a.state, a.postal_code, a.country, a.is_admin, a.created_at AS account_created_at, \
+                 a.updated_at AS account_updated_at \
+                 FROM api_keys k JOIN accounts a ON a.id = k.account_id \
+                 WHERE k.secret_hash = $1 AND k.revoked_at IS NULL"
+            );
+            json_row(backend, JOINED, &inner)
+        });
+        let row = self
+            .read_row(sql, &[Bind::Text(secret_hash.into())])
             .await?;
-        let rows = parse_json_rows(json.as_deref())?;
-        let Some(row) = rows.first() else {
+        let Some(row) = row else {
             return Ok(None);
         };
         let key = ApiKeyRow {

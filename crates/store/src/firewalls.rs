@@ -4,8 +4,8 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::instances::RuleRow;
-use crate::sql::{Bind, GenerationUpdate, Listing};
+use crate::instances::{RULE_COLUMNS, RuleRow, rule_from};
+use crate::sql::{Bind, GenerationUpdate, Listing, RowSet, placeholders};
 use crate::{Backend, Result, Store};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,21 +146,6 @@ pub async fn count_live(tx: &mut AnyConnection, account_id: &str) -> Result<u64>
     .fetch_one(&mut *tx)
     .await?;
     Ok(n as u64)
-}
-
-const RULE_COLUMNS: &str =
-    "id, direction, ethertype, protocol, port_range_min, port_range_max, remote_ip_prefix";
-
-fn rule_from(row: &AnyRow, first: usize) -> Result<RuleRow> {
-    Ok(RuleRow {
-        id: row.try_get(first)?,
-        direction: row.try_get(first + 1)?,
-        ethertype: row.try_get(first + 2)?,
-        protocol: row.try_get(first + 3)?,
-        port_range_min: row.try_get(first + 4)?,
-        port_range_max: row.try_get(first + 5)?,
-        remote_ip_prefix: row.try_get(first + 6)?,
-    })
 }
 
 /// Adds a rule to a firewall, at `position` (see [`next_rule_position`]).
@@ -441,7 +426,7 @@ impl Store {
             binds: &binds,
             order: "created_at DESC, id DESC",
         };
-        let (rows, total) = listing.page(self.pool(), offset, limit).await?;
+        let (rows, total) = listing.page(self, offset, limit).await?;
         Ok((rows.iter().map(from_row).collect::<Result<_>>()?, total))
     }
 
@@ -462,11 +447,11 @@ impl Store {
         if ids.is_empty() {
             return Ok(vec![]);
         }
-        let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let placeholders = placeholders(1, ids.len());
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT firewall_id, {RULE_COLUMNS} FROM firewall_rules WHERE firewall_id IN ({}) \
              ORDER BY firewall_id, position, id",
-            placeholders.join(", ")
+            placeholders
         ));
         let mut query = sqlx::query(sql);
         for id in ids {
@@ -502,8 +487,8 @@ impl Store {
         if ids.is_empty() {
             return Ok(vec![]);
         }
-        let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
-        let sql = sqlx::AssertSqlSafe(template.replace("{}", &placeholders.join(", ")));
+        let placeholders = placeholders(1, ids.len());
+        let sql = sqlx::AssertSqlSafe(template.replace("{}", &placeholders));
         let mut query = sqlx::query(sql);
         for id in ids {
             query = query.bind(id.as_str());
@@ -560,34 +545,6 @@ impl Store {
             .collect()
     }
 
-    /// The firewall rules in force on several instances in one query, as (instance id, firewall id,
-    /// rule): those of attachments not being detached, of firewalls not deleted; in each instance's order.
-    pub async fn firewall_rules_of_instances(
-        &self,
-        instance_ids: &[String],
-    ) -> Result<Vec<(String, String, RuleRow)>> {
-        if instance_ids.is_empty() {
-            return Ok(vec![]);
-        }
-        let placeholders: Vec<String> = (1..=instance_ids.len()).map(|i| format!("${i}")).collect();
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT a.instance_id, a.firewall_id, {} FROM firewall_attachments a \
-             JOIN firewalls f ON f.id = a.firewall_id JOIN firewall_rules r ON r.firewall_id = a.firewall_id \
-             WHERE a.instance_id IN ({}) AND a.status <> 'DETACHING' AND f.status <> 'DELETED' \
-             ORDER BY a.instance_id, a.created_at, a.firewall_id, r.position, r.id",
-            prefixed(RULE_COLUMNS, "r"),
-            placeholders.join(", ")
-        ));
-        let mut query = sqlx::query(sql);
-        for id in instance_ids {
-            query = query.bind(id.as_str());
-        }
-        let rows = query.fetch_all(self.pool()).await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, rule_from(r, 2)?)))
-            .collect()
-    }
-
     /// Attachments that have ended on their own: of instances that are deleted, and failed ones of
     /// firewalls that are deleted. For the reconciler.
     pub async fn ended_attachments(&self) -> Result<Vec<AttachmentRow>> {
@@ -600,5 +557,23 @@ impl Store {
         ));
         let rows = sqlx::query(sql).fetch_all(self.pool()).await?;
         rows.iter().map(|r| attachment_from(r, 0)).collect()
+    }
+}
+
+/// The firewall rules in force on the instances whose ids `ids` names as placeholders, as (instance id,
+/// firewall id, rule, ...): those of attachments not being detached, of firewalls not deleted; in each
+/// instance's order.
+pub(crate) fn rules_of_instances(ids: &str) -> RowSet {
+    RowSet {
+        // Named as the inner query's columns, which the order refers to.
+        columns: format!("instance_id, firewall_id, {RULE_COLUMNS}, attached_at, position"),
+        inner: format!(
+            "SELECT a.instance_id, a.firewall_id, {}, a.created_at AS attached_at, r.position \
+             FROM firewall_attachments a \
+             JOIN firewalls f ON f.id = a.firewall_id JOIN firewall_rules r ON r.firewall_id = a.firewall_id \
+             WHERE a.instance_id IN ({ids}) AND a.status <> 'DETACHING' AND f.status <> 'DELETED'",
+            prefixed(RULE_COLUMNS, "r"),
+        ),
+        order: "instance_id, attached_at, firewall_id, position, id",
     }
 }

@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Executor, Row};
 
-use crate::sql::{Bind, GenerationUpdate, Listing};
+use crate::sql::{Bind, GenerationUpdate, Listing, placeholders};
 use crate::{Result, Store};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,10 +59,10 @@ fn from_row(row: &AnyRow) -> Result<ImageRow> {
 /// Inserts an image; a name the account already uses (among images not deleted) is
 /// `StoreError::Unique`.
 pub async fn insert<'c, E: Executor<'c, Database = Any>>(db: E, i: &ImageRow) -> Result<()> {
-    let placeholders: Vec<String> = (1..=18).map(|n| format!("${n}")).collect();
+    let placeholders = placeholders(1, 18);
     let sql = sqlx::AssertSqlSafe(format!(
         "INSERT INTO images ({COLUMNS}) VALUES ({})",
-        placeholders.join(", ")
+        placeholders
     ));
     sqlx::query(sql)
         .bind(&i.id)
@@ -180,10 +180,10 @@ impl Store {
         if snapshot_ids.is_empty() {
             return Ok(vec![]);
         }
-        let placeholders: Vec<String> = (1..=snapshot_ids.len()).map(|i| format!("${i}")).collect();
+        let placeholders = placeholders(1, snapshot_ids.len());
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM images WHERE snapshot_id IN ({}) AND status <> 'DELETED' ORDER BY created_at, id",
-            placeholders.join(", ")
+            placeholders
         ));
         let mut query = sqlx::query(sql);
         for id in snapshot_ids {
@@ -225,7 +225,7 @@ impl Store {
             binds: &binds,
             order: "created_at DESC, id DESC",
         };
-        let (rows, total) = listing.page(self.pool(), offset, limit).await?;
+        let (rows, total) = listing.page(self, offset, limit).await?;
         Ok((rows.iter().map(from_row).collect::<Result<_>>()?, total))
     }
 }

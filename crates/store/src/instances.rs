@@ -1,10 +1,13 @@
 //! Instances. Every state change is conditional on the generation the caller read, and bumps it.
 
-use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Executor, Row};
 
-use crate::sql::{Bind, GenerationUpdate, JsonRow, Listing, json_rows, parse_json_rows};
-use crate::{Result, Store, flag};
+use crate::sql::{
+    Bind, Columns, GenerationUpdate, JsonRow, Listing, RowSet, SqlOnce, json_row, placeholders,
+    row_sets_sql,
+};
+use crate::volumes::VolumeRow;
+use crate::{Result, Store};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceRow {
@@ -48,45 +51,8 @@ const COLUMNS: &str = "id, account_id, name, vm_name, tier, region, gpu_model, g
      script_id, startup_script, cloud_init, public_ip, ip_address, status, status_reason, host, gpus_allocated, \
      currency, generation, created_at, updated_at, deleted_at";
 
-fn from_row(row: &AnyRow) -> Result<InstanceRow> {
-    Ok(InstanceRow {
-        id: row.try_get("id")?,
-        account_id: row.try_get("account_id")?,
-        name: row.try_get("name")?,
-        vm_name: row.try_get("vm_name")?,
-        tier: row.try_get("tier")?,
-        region: row.try_get("region")?,
-        gpu_model: row.try_get("gpu_model")?,
-        gpu_count: row.try_get("gpu_count")?,
-        vcpus: row.try_get("vcpus")?,
-        ram_gb: row.try_get("ram_gb")?,
-        storage_gb: row.try_get("storage_gb")?,
-        os_volume_type: row.try_get("os_volume_type")?,
-        boot_source: row.try_get("boot_source")?,
-        operating_system: row.try_get("operating_system")?,
-        boot_volume_id: row.try_get("boot_volume_id")?,
-        source_snapshot_id: row.try_get("source_snapshot_id")?,
-        ssh_key_id: row.try_get("ssh_key_id")?,
-        ssh_public_key: row.try_get("ssh_public_key")?,
-        script_id: row.try_get("script_id")?,
-        startup_script: row.try_get("startup_script")?,
-        cloud_init: row.try_get("cloud_init")?,
-        public_ip: flag(row.try_get("public_ip")?),
-        ip_address: row.try_get("ip_address")?,
-        status: row.try_get("status")?,
-        status_reason: row.try_get("status_reason")?,
-        host: row.try_get("host")?,
-        gpus_allocated: row.try_get("gpus_allocated")?,
-        currency: row.try_get("currency")?,
-        generation: row.try_get("generation")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        deleted_at: row.try_get("deleted_at")?,
-    })
-}
-
-/// The same from a row read as JSON, columns in `COLUMNS` order.
-fn from_json(row: &JsonRow) -> Result<InstanceRow> {
+/// An instance from a row of `COLUMNS`, in that order.
+fn from_row(row: &impl Columns) -> Result<InstanceRow> {
     Ok(InstanceRow {
         id: row.text(0)?,
         account_id: row.text(1)?,
@@ -124,10 +90,10 @@ fn from_json(row: &JsonRow) -> Result<InstanceRow> {
 }
 
 pub async fn insert<'c, E: Executor<'c, Database = Any>>(db: E, i: &InstanceRow) -> Result<()> {
-    let placeholders: Vec<String> = (1..=32).map(|n| format!("${n}")).collect();
+    let placeholders = placeholders(1, 32);
     let sql = sqlx::AssertSqlSafe(format!(
         "INSERT INTO instances ({COLUMNS}) VALUES ({})",
-        placeholders.join(", ")
+        placeholders
     ));
     sqlx::query(sql)
         .bind(&i.id)
@@ -234,16 +200,17 @@ impl Store {
     /// An instance of the account (another account's is `None`, like a missing one).
     pub async fn instance(&self, account_id: &str, id: &str) -> Result<Option<InstanceRow>> {
         // Read as JSON: one value to copy out of SQLite rather than 32 (the hottest read of the API).
-        let inner = format!("SELECT {COLUMNS} FROM instances WHERE id = $1 AND account_id = $2");
-        let sql = sqlx::AssertSqlSafe(json_rows(self.backend(), COLUMNS, &inner, "id"));
-        let json: Option<String> = sqlx::query_scalar(sql)
-            .bind(id)
-            .bind(account_id)
-            .fetch_one(self.pool())
-            .await?;
-        parse_json_rows(json.as_deref())?
-            .first()
-            .map(from_json)
+        static SQL: SqlOnce = SqlOnce::new();
+        let sql = SQL.get(self.backend(), |backend| {
+            let inner =
+                format!("SELECT {COLUMNS} FROM instances WHERE id = $1 AND account_id = $2");
+            json_row(backend, COLUMNS, &inner)
+        });
+        let binds = [Bind::Text(id.into()), Bind::Text(account_id.into())];
+        self.read_row(sql, &binds)
+            .await?
+            .as_ref()
+            .map(from_row)
             .transpose()
     }
 
@@ -302,18 +269,16 @@ impl Store {
             binds: &binds,
             order: "created_at DESC, id DESC",
         };
-        let (rows, total) = listing
-            .page_as_json(self.pool(), self.backend(), offset, limit)
-            .await?;
-        Ok((rows.iter().map(from_json).collect::<Result<_>>()?, total))
+        let (rows, total) = listing.page_as_json(self, offset, limit).await?;
+        Ok((rows.iter().map(from_row).collect::<Result<_>>()?, total))
     }
 
     /// Instances in any of `statuses` (all accounts), for reconcilers.
     pub async fn instances_with_status(&self, statuses: &[&str]) -> Result<Vec<InstanceRow>> {
-        let placeholders: Vec<String> = (1..=statuses.len()).map(|i| format!("${i}")).collect();
+        let placeholders = placeholders(1, statuses.len());
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM instances WHERE status IN ({}) ORDER BY id",
-            placeholders.join(", ")
+            placeholders
         ));
         let mut query = sqlx::query(sql);
         for status in statuses {
@@ -390,62 +355,86 @@ pub async fn delete_rule(tx: &mut AnyConnection, instance_id: &str, rule_id: &st
 
 impl Store {
     pub async fn instance_rules(&self, instance_id: &str) -> Result<Vec<RuleRow>> {
-        let rows = sqlx::query(
-            "SELECT id, direction, ethertype, protocol, port_range_min, port_range_max, remote_ip_prefix \
-             FROM instance_security_rules WHERE instance_id = $1 ORDER BY created_at, id",
-        )
-        .bind(instance_id)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(RuleRow {
-                    id: r.try_get(0)?,
-                    direction: r.try_get(1)?,
-                    ethertype: r.try_get(2)?,
-                    protocol: r.try_get(3)?,
-                    port_range_min: r.try_get(4)?,
-                    port_range_max: r.try_get(5)?,
-                    remote_ip_prefix: r.try_get(6)?,
-                })
-            })
-            .collect()
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {RULE_COLUMNS} FROM instance_security_rules WHERE instance_id = $1 ORDER BY created_at, id"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(instance_id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(|r| rule_from(r, 0)).collect()
     }
 
-    /// The own rules of several instances in one query, as (instance id, rule), in each instance's order.
-    pub async fn rules_of_instances(
-        &self,
-        instance_ids: &[String],
-    ) -> Result<Vec<(String, RuleRow)>> {
+    /// The rules, volumes and firewall rules of several instances (what their views show besides the
+    /// rows), in one statement.
+    pub async fn instance_children(&self, instance_ids: &[String]) -> Result<InstanceChildren> {
         if instance_ids.is_empty() {
-            return Ok(vec![]);
+            return Ok(InstanceChildren::default());
         }
-        let placeholders: Vec<String> = (1..=instance_ids.len()).map(|i| format!("${i}")).collect();
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT instance_id, id, direction, ethertype, protocol, port_range_min, port_range_max, remote_ip_prefix \
-             FROM instance_security_rules WHERE instance_id IN ({}) ORDER BY instance_id, created_at, id",
-            placeholders.join(", ")
-        ));
-        let mut query = sqlx::query(sql);
-        for id in instance_ids {
-            query = query.bind(id.as_str());
-        }
-        let rows = query.fetch_all(self.pool()).await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get(0)?,
-                    RuleRow {
-                        id: r.try_get(1)?,
-                        direction: r.try_get(2)?,
-                        ethertype: r.try_get(3)?,
-                        protocol: r.try_get(4)?,
-                        port_range_min: r.try_get(5)?,
-                        port_range_max: r.try_get(6)?,
-                        remote_ip_prefix: r.try_get(7)?,
-                    },
-                ))
-            })
-            .collect()
+        // Every set names the same ids with the same placeholders.
+        let ids = placeholders(1, instance_ids.len());
+        let rule_columns = format!("instance_id, {RULE_COLUMNS}, created_at");
+        let sets = [
+            RowSet {
+                inner: format!(
+                    "SELECT {rule_columns} FROM instance_security_rules WHERE instance_id IN ({ids})"
+                ),
+                columns: rule_columns,
+                order: "instance_id, created_at, id",
+            },
+            crate::volumes::of_instances(&ids),
+            crate::firewalls::rules_of_instances(&ids),
+        ];
+        let binds: Vec<Bind> = instance_ids
+            .iter()
+            .map(|id| Bind::Text(id.clone()))
+            .collect();
+        let sql = row_sets_sql(self.backend(), &sets);
+        let [rules, volumes, firewall_rules]: [Vec<JsonRow>; 3] = self
+            .read_row_sets(sql, &binds)
+            .await?
+            .try_into()
+            .map_err(|_| crate::StoreError::Unexpected("expected three row sets".into()))?;
+        Ok(InstanceChildren {
+            rules: rules
+                .iter()
+                .map(|r| Ok((r.text(0)?, rule_from(r, 1)?)))
+                .collect::<Result<_>>()?,
+            volumes: volumes
+                .iter()
+                .map(crate::volumes::from_row)
+                .collect::<Result<_>>()?,
+            firewall_rules: firewall_rules
+                .iter()
+                .map(|r| Ok((r.text(0)?, r.text(1)?, rule_from(r, 2)?)))
+                .collect::<Result<_>>()?,
+        })
     }
+}
+
+/// What the views of instances show besides their rows.
+#[derive(Debug, Default)]
+pub struct InstanceChildren {
+    /// (instance id, rule): each instance's own rules, oldest first.
+    pub rules: Vec<(String, RuleRow)>,
+    /// Volumes attached, attaching or detaching, oldest first.
+    pub volumes: Vec<VolumeRow>,
+    /// (instance id, firewall id, rule): rules of the firewalls attached, in attachment and rule order.
+    pub firewall_rules: Vec<(String, String, RuleRow)>,
+}
+
+pub(crate) const RULE_COLUMNS: &str =
+    "id, direction, ethertype, protocol, port_range_min, port_range_max, remote_ip_prefix";
+
+/// A rule from `RULE_COLUMNS` read from position `first` on.
+pub(crate) fn rule_from(row: &impl Columns, first: usize) -> Result<RuleRow> {
+    Ok(RuleRow {
+        id: row.text(first)?,
+        direction: row.text(first + 1)?,
+        ethertype: row.text(first + 2)?,
+        protocol: row.opt_text(first + 3)?,
+        port_range_min: row.opt_int(first + 4)?,
+        port_range_max: row.opt_int(first + 5)?,
+        remote_ip_prefix: row.opt_text(first + 6)?,
+    })
 }

@@ -8,6 +8,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Row};
 
+use crate::sql::placeholders;
 use crate::{Backend, Result, Store};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,10 +180,10 @@ impl Store {
 
     /// Jobs in the given states, oldest first (operators' view of pending and dead-lettered work).
     pub async fn jobs_with_status(&self, statuses: &[&str], limit: u32) -> Result<Vec<JobRow>> {
-        let placeholders: Vec<String> = (1..=statuses.len()).map(|i| format!("${i}")).collect();
+        let placeholders = placeholders(1, statuses.len());
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM jobs WHERE status IN ({}) ORDER BY created_at, id LIMIT ${}",
-            placeholders.join(", "),
+            placeholders,
             statuses.len() + 1
         ));
         let mut query = sqlx::query(sql);

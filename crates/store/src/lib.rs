@@ -1,7 +1,9 @@
 //! Barrack's persistence: every SQL statement of the project lives in this crate.
 //!
 //! One code path serves SQLite (the zero-configuration default) and PostgreSQL (operators, replicas)
-//! through sqlx's `Any` driver. Conventions that keep the two alike (`notes/dual-database.md`):
+//! through sqlx's `Any` driver; on a SQLite file the hot single-value reads run on the calling thread
+//! instead (`sqlite_reads`), with the same SQL. Conventions that keep the two alike
+//! (`notes/dual-database.md`):
 //! `$n` placeholders, ids as TEXT, times as BIGINT epoch milliseconds, money as BIGINT micro-units,
 //! state changes as single conditional statements checked by rows affected.
 
@@ -22,11 +24,13 @@ pub mod scripts;
 mod simulation;
 pub mod snapshots;
 pub mod sql;
+mod sqlite_reads;
 pub mod ssh_keys;
 pub mod volumes;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -61,6 +65,8 @@ pub enum StoreError {
     MigrationChanged { version: i64, name: String },
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
+    #[error("database error: {0}")]
+    SqliteRead(#[source] rusqlite::Error),
     #[error("unexpected data from the database: {0}")]
     Unexpected(String),
 }
@@ -83,6 +89,8 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite files only (not in-memory databases): the hot reads' own connections.
+    sqlite_reads: Option<Arc<sqlite_reads::SqliteReads>>,
 }
 
 impl Store {
@@ -122,10 +130,25 @@ impl Store {
             });
         }
         let pool = pool.connect_with(options).await?;
+        let mut sqlite_reads = None;
         if backend == Backend::Sqlite {
             pool.execute("PRAGMA journal_mode = WAL").await?;
+            let file: String =
+                sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                    .fetch_one(&pool)
+                    .await?;
+            if !file.is_empty() {
+                sqlite_reads = Some(Arc::new(sqlite_reads::SqliteReads::new(
+                    file.into(),
+                    max_connections as usize,
+                )));
+            }
         }
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            sqlite_reads,
+        })
     }
 
     /// Opens (creating if needed) the SQLite database file at `path`.
@@ -140,6 +163,10 @@ impl Store {
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    fn sqlite_reads(&self) -> Option<&sqlite_reads::SqliteReads> {
+        self.sqlite_reads.as_deref()
     }
 
     /// Begins a write transaction. SQLite takes its write lock up front (`BEGIN IMMEDIATE`), so two

@@ -36,6 +36,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(10, "0010_deposits"),
     migration!(11, "0011_unbilled_index"),
     migration!(12, "0012_simulation_clock"),
+    migration!(13, "0013_covering_live_index"),
 ];
 
 impl Migration {

@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Executor, Row};
 
-use crate::sql::{Bind, GenerationUpdate, Listing};
+use crate::sql::{Bind, GenerationUpdate, Listing, placeholders};
 use crate::{Result, Store, flag};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,10 +73,10 @@ fn from_row(row: &AnyRow) -> Result<SnapshotRow> {
 /// Inserts a snapshot; a name the account already uses (among snapshots not deleted) is
 /// `StoreError::Unique`.
 pub async fn insert<'c, E: Executor<'c, Database = Any>>(db: E, s: &SnapshotRow) -> Result<()> {
-    let placeholders: Vec<String> = (1..=24).map(|n| format!("${n}")).collect();
+    let placeholders = placeholders(1, 24);
     let sql = sqlx::AssertSqlSafe(format!(
         "INSERT INTO snapshots ({COLUMNS}) VALUES ({})",
-        placeholders.join(", ")
+        placeholders
     ));
     sqlx::query(sql)
         .bind(&s.id)
@@ -212,10 +212,10 @@ impl Store {
         if ids.is_empty() {
             return Ok(vec![]);
         }
-        let placeholders: Vec<String> = (2..=ids.len() + 1).map(|i| format!("${i}")).collect();
+        let placeholders = placeholders(2, ids.len());
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM snapshots WHERE account_id = $1 AND id IN ({}) ORDER BY created_at, id",
-            placeholders.join(", ")
+            placeholders
         ));
         let mut query = sqlx::query(sql).bind(account_id);
         for id in ids {
@@ -260,7 +260,7 @@ impl Store {
             binds: &binds,
             order: "created_at DESC, id DESC",
         };
-        let (rows, total) = listing.page(self.pool(), offset, limit).await?;
+        let (rows, total) = listing.page(self, offset, limit).await?;
         Ok((rows.iter().map(from_row).collect::<Result<_>>()?, total))
     }
 

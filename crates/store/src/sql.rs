@@ -1,9 +1,14 @@
 //! Helpers for SQL built at run time (filters): values bound to numbered placeholders, and rows read as one
 //! JSON document.
 
+use std::sync::OnceLock;
+
 use serde_json::Value;
 
-use crate::{Backend, StoreError};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::{Backend, Store, StoreError};
 
 /// A value bound into dynamically built SQL (placeholders numbered by the builder).
 #[derive(Debug, Clone)]
@@ -32,6 +37,14 @@ impl Bind {
             Bind::Int(i) => query.bind(*i),
         }
     }
+}
+
+/// `$first, $first+1, ...`: `count` numbered placeholders for an `IN (...)` list.
+pub(crate) fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A conditional update of a versioned row: it applies only while the row is still at `generation`, and
@@ -79,7 +92,7 @@ impl GenerationUpdate {
 }
 
 /// One page of a filtered listing and the number of rows matching: `condition` uses `$1..$n` for `binds`,
-/// and the page's limit and offset take the next two placeholders.
+/// and the page's offset takes the next placeholder.
 pub struct Listing<'a> {
     pub table: &'static str,
     pub columns: &'static str,
@@ -90,14 +103,14 @@ pub struct Listing<'a> {
 
 impl Listing<'_> {
     /// The page's rows: found on ids alone (an index walk past the offset) and only then read whole, so
-    /// deep pages do not read every row they skip. Limit and offset follow the condition's placeholders.
-    fn page_sql(&self) -> String {
-        let n = self.binds.len();
+    /// deep pages do not read every row they skip. The offset takes the placeholder after the condition's;
+    /// the limit is written out, because SQLite plans for a bound limit's value and so prepares the
+    /// statement again each time it is bound.
+    fn page_sql(&self, limit: u32) -> String {
         format!(
             "SELECT {columns} FROM {table} WHERE id IN \
-             (SELECT id FROM {table} WHERE {condition} ORDER BY {order} LIMIT ${} OFFSET ${}) ORDER BY {order}",
-            n + 1,
-            n + 2,
+             (SELECT id FROM {table} WHERE {condition} ORDER BY {order} LIMIT {limit} OFFSET ${}) ORDER BY {order}",
+            self.binds.len() + 1,
             columns = self.columns,
             table = self.table,
             condition = self.condition,
@@ -105,35 +118,27 @@ impl Listing<'_> {
         )
     }
 
-    async fn count(&self, pool: &sqlx::AnyPool) -> crate::Result<u64> {
-        let sql = sqlx::AssertSqlSafe(format!(
+    async fn count(&self, store: &Store) -> crate::Result<u64> {
+        let sql = format!(
             "SELECT COUNT(*) FROM {} WHERE {}",
             self.table, self.condition
-        ));
-        let mut count = sqlx::query_scalar::<_, i64>(sql);
-        for bind in self.binds {
-            count = bind.apply_scalar(count);
-        }
-        Ok(count.fetch_one(pool).await? as u64)
+        );
+        Ok(store.read_int(sql, self.binds).await? as u64)
     }
 
     pub async fn page(
         &self,
-        pool: &sqlx::AnyPool,
+        store: &Store,
         offset: u64,
         limit: u32,
     ) -> crate::Result<(Vec<sqlx::any::AnyRow>, u64)> {
-        let total = self.count(pool).await?;
-        let sql = sqlx::AssertSqlSafe(self.page_sql());
+        let total = self.count(store).await?;
+        let sql = sqlx::AssertSqlSafe(self.page_sql(limit));
         let mut query = sqlx::query(sql);
         for bind in self.binds {
             query = bind.apply(query);
         }
-        let rows = query
-            .bind(i64::from(limit))
-            .bind(offset as i64)
-            .fetch_all(pool)
-            .await?;
+        let rows = query.bind(offset as i64).fetch_all(store.pool()).await?;
         Ok((rows, total))
     }
 
@@ -141,37 +146,77 @@ impl Listing<'_> {
     /// wide table costs a copy and a conversion of every value, a JSON document one parse.
     pub async fn page_as_json(
         &self,
-        pool: &sqlx::AnyPool,
-        backend: Backend,
+        store: &Store,
         offset: u64,
         limit: u32,
     ) -> crate::Result<(Vec<JsonRow>, u64)> {
-        let total = self.count(pool).await?;
-        let page = self.page_sql();
-        let sql = sqlx::AssertSqlSafe(json_rows(backend, self.columns, &page, self.order));
-        let mut query = sqlx::query_scalar::<_, Option<String>>(sql);
-        for bind in self.binds {
-            query = bind.apply_scalar(query);
-        }
-        let json = query
-            .bind(i64::from(limit))
-            .bind(offset as i64)
-            .fetch_one(pool)
+        let total = self.count(store).await?;
+        let mut binds = self.binds.to_vec();
+        binds.push(Bind::Int(offset as i64));
+        let rows = store
+            .read_rows(self.columns, &self.page_sql(limit), self.order, &binds)
             .await?;
-        Ok((parse_json_rows(json.as_deref())?, total))
+        Ok((rows, total))
     }
 }
 
 /// Wraps `inner` (a SELECT of `columns`) into a query of one text value: its rows as a JSON array of
 /// arrays, in `order`.
 pub fn json_rows(backend: Backend, columns: &str, inner: &str, order: &str) -> String {
+    let rows = rows_aggregate(backend, columns, order);
     match backend {
-        Backend::Sqlite => format!(
-            "SELECT json_group_array(json_array({columns}) ORDER BY {order}) FROM ({inner}) AS page"
-        ),
+        Backend::Sqlite => format!("SELECT {rows} FROM ({inner}) AS page"),
+        Backend::Postgres => format!("SELECT CAST({rows} AS TEXT) FROM ({inner}) AS page"),
+    }
+}
+
+/// The aggregate that gathers rows of `columns` into a JSON array of arrays, in `order`.
+fn rows_aggregate(backend: Backend, columns: &str, order: &str) -> String {
+    match backend {
+        Backend::Sqlite => format!("json_group_array(json_array({columns}) ORDER BY {order})"),
+        Backend::Postgres => format!("json_agg(json_build_array({columns}) ORDER BY {order})"),
+    }
+}
+
+/// A SELECT of `columns` whose rows are wanted in `order`, to be read with others (see [`read_row_sets`]).
+pub(crate) struct RowSet {
+    pub columns: String,
+    pub inner: String,
+    pub order: &'static str,
+}
+
+/// One query whose single text value holds the rows of every set, as a JSON array with an array of rows
+/// per set: related reads in one statement instead of one each.
+pub(crate) fn row_sets_sql(backend: Backend, sets: &[RowSet]) -> String {
+    let parts: Vec<String> = sets
+        .iter()
+        .map(|set| {
+            let rows = rows_aggregate(backend, &set.columns, set.order);
+            let select = format!("(SELECT {rows} FROM ({}) AS page)", set.inner);
+            match backend {
+                // A subquery's value is text to SQLite's JSON functions; json() makes it JSON again.
+                Backend::Sqlite => format!("json({select})"),
+                Backend::Postgres => select,
+            }
+        })
+        .collect();
+    match backend {
+        Backend::Sqlite => format!("SELECT json_array({})", parts.join(", ")),
         Backend::Postgres => format!(
-            "SELECT CAST(json_agg(json_build_array({columns}) ORDER BY {order}) AS TEXT) FROM ({inner}) AS page"
+            "SELECT CAST(json_build_array({}) AS TEXT)",
+            parts.join(", ")
         ),
+    }
+}
+
+/// Wraps `inner` (a SELECT of `columns` returning at most one row) into a query of its row as one JSON
+/// array: no aggregate, so no sort for a single row.
+pub fn json_row(backend: Backend, columns: &str, inner: &str) -> String {
+    match backend {
+        Backend::Sqlite => format!("SELECT json_array({columns}) FROM ({inner}) AS one_row"),
+        Backend::Postgres => {
+            format!("SELECT CAST(json_build_array({columns}) AS TEXT) FROM ({inner}) AS one_row")
+        }
     }
 }
 
@@ -188,19 +233,38 @@ pub fn parse_json_rows(json: Option<&str>) -> crate::Result<Vec<JsonRow>> {
 /// One row of [`json_rows`], read by position.
 pub struct JsonRow(Vec<Value>);
 
+/// A row read by position, whichever way it came: the mapping of a table's columns to its row type is
+/// written once for rows read as values and rows read as JSON.
+pub trait Columns {
+    fn opt_text(&self, i: usize) -> crate::Result<Option<String>>;
+    fn opt_int(&self, i: usize) -> crate::Result<Option<i64>>;
+
+    fn text(&self, i: usize) -> crate::Result<String> {
+        self.opt_text(i)?
+            .ok_or_else(|| StoreError::Unexpected(format!("column {i} is NULL")))
+    }
+
+    fn int(&self, i: usize) -> crate::Result<i64> {
+        self.opt_int(i)?
+            .ok_or_else(|| StoreError::Unexpected(format!("column {i} is NULL")))
+    }
+
+    /// A 0/1 column.
+    fn flag(&self, i: usize) -> crate::Result<bool> {
+        Ok(self.int(i)? != 0)
+    }
+}
+
 impl JsonRow {
     fn value(&self, i: usize) -> crate::Result<&Value> {
         self.0
             .get(i)
             .ok_or_else(|| StoreError::Unexpected(format!("row has no column {i}")))
     }
+}
 
-    pub fn text(&self, i: usize) -> crate::Result<String> {
-        self.opt_text(i)?
-            .ok_or_else(|| StoreError::Unexpected(format!("column {i} is NULL")))
-    }
-
-    pub fn opt_text(&self, i: usize) -> crate::Result<Option<String>> {
+impl Columns for JsonRow {
+    fn opt_text(&self, i: usize) -> crate::Result<Option<String>> {
         match self.value(i)? {
             Value::Null => Ok(None),
             Value::String(s) => Ok(Some(s.clone())),
@@ -210,12 +274,7 @@ impl JsonRow {
         }
     }
 
-    pub fn int(&self, i: usize) -> crate::Result<i64> {
-        self.opt_int(i)?
-            .ok_or_else(|| StoreError::Unexpected(format!("column {i} is NULL")))
-    }
-
-    pub fn opt_int(&self, i: usize) -> crate::Result<Option<i64>> {
+    fn opt_int(&self, i: usize) -> crate::Result<Option<i64>> {
         match self.value(i)? {
             Value::Null => Ok(None),
             Value::Number(n) => n.as_i64().map(Some).ok_or_else(|| {
@@ -226,9 +285,114 @@ impl JsonRow {
             ))),
         }
     }
+}
 
-    /// A 0/1 column.
-    pub fn flag(&self, i: usize) -> crate::Result<bool> {
-        Ok(self.int(i)? != 0)
+impl Columns for AnyRow {
+    fn opt_text(&self, i: usize) -> crate::Result<Option<String>> {
+        Ok(self.try_get(i)?)
+    }
+
+    fn opt_int(&self, i: usize) -> crate::Result<Option<i64>> {
+        Ok(self.try_get(i)?)
+    }
+}
+
+impl Store {
+    /// The rows of `inner` (a SELECT of `columns` whose `$n` placeholders take `binds`) in `order`, read as
+    /// one value (see [`json_rows`]).
+    pub(crate) async fn read_rows(
+        &self,
+        columns: &str,
+        inner: &str,
+        order: &str,
+        binds: &[Bind],
+    ) -> crate::Result<Vec<JsonRow>> {
+        let sql = json_rows(self.backend(), columns, inner, order);
+        let json: Option<String> = self.read_first(sql, binds).await?.flatten();
+        parse_json_rows(json.as_deref())
+    }
+
+    /// The rows of each set of a query built by [`row_sets_sql`], in the sets' order.
+    pub(crate) async fn read_row_sets(
+        &self,
+        sql: String,
+        binds: &[Bind],
+    ) -> crate::Result<Vec<Vec<JsonRow>>> {
+        let json: String = self
+            .read_first(sql, binds)
+            .await?
+            .ok_or_else(|| StoreError::Unexpected("no row for row sets".into()))?;
+        // PostgreSQL aggregates no rows to NULL.
+        let sets: Vec<Option<Vec<Vec<Value>>>> = serde_json::from_str(&json)
+            .map_err(|e| StoreError::Unexpected(format!("row sets as JSON: {e}")))?;
+        Ok(sets
+            .into_iter()
+            .map(|rows| rows.unwrap_or_default().into_iter().map(JsonRow).collect())
+            .collect())
+    }
+
+    /// The single row (or none) of a query built by [`json_row`].
+    pub(crate) async fn read_row(
+        &self,
+        sql: &str,
+        binds: &[Bind],
+    ) -> crate::Result<Option<JsonRow>> {
+        let json: Option<String> = self.read_first(sql.to_string(), binds).await?;
+        json.map(|json| {
+            serde_json::from_str(&json)
+                .map(JsonRow)
+                .map_err(|e| StoreError::Unexpected(format!("row as JSON: {e}")))
+        })
+        .transpose()
+    }
+
+    /// The integer `sql` returns (a count).
+    pub(crate) async fn read_int(&self, sql: String, binds: &[Bind]) -> crate::Result<i64> {
+        self.read_first(sql, binds)
+            .await?
+            .ok_or_else(|| StoreError::Unexpected("no row for a count".into()))
+    }
+
+    /// The first column of the first row of `sql`: on SQLite read on the calling thread (see
+    /// `sqlite_reads`), on PostgreSQL through the pool.
+    async fn read_first<T>(&self, sql: String, binds: &[Bind]) -> crate::Result<Option<T>>
+    where
+        T: rusqlite::types::FromSql
+            + for<'r> sqlx::Decode<'r, sqlx::Any>
+            + sqlx::Type<sqlx::Any>
+            + Send
+            + Unpin,
+    {
+        if let Some(reads) = self.sqlite_reads() {
+            return reads.first(&sql, binds);
+        }
+        let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
+        for bind in binds {
+            query = bind.apply_scalar(query);
+        }
+        Ok(query.fetch_optional(self.pool()).await?)
+    }
+}
+
+/// SQL built once per backend: the hot reads' text, which formatting on every request showed in profiles.
+pub(crate) struct SqlOnce {
+    sqlite: OnceLock<String>,
+    postgres: OnceLock<String>,
+}
+
+impl SqlOnce {
+    pub(crate) const fn new() -> SqlOnce {
+        SqlOnce {
+            sqlite: OnceLock::new(),
+            postgres: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn get(&self, backend: Backend, build: impl FnOnce(Backend) -> String) -> &str {
+        let cell = match backend {
+            Backend::Sqlite => &self.sqlite,
+            Backend::Postgres => &self.postgres,
+        };
+        cell.get_or_init(|| build(backend))
     }
 }

@@ -1,10 +1,9 @@
 //! Volumes. Every state change is conditional on the generation the caller read, and bumps it.
 
-use sqlx::any::AnyRow;
-use sqlx::{Any, AnyConnection, Executor, Row};
+use sqlx::{Any, AnyConnection, Executor};
 
-use crate::sql::{Bind, GenerationUpdate, Listing};
-use crate::{Result, Store, flag};
+use crate::sql::{Bind, Columns, GenerationUpdate, Listing, RowSet, placeholders};
+use crate::{Result, Store};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumeRow {
@@ -30,39 +29,40 @@ pub struct VolumeRow {
     pub deleted_at: Option<i64>,
 }
 
-const COLUMNS: &str = "id, account_id, name, tier, region, volume_type, size_gb, bootable, image_name, \
+pub(crate) const COLUMNS: &str = "id, account_id, name, tier, region, volume_type, size_gb, bootable, image_name, \
      source_volume_id, instance_id, status, status_reason, currency, generation, created_at, updated_at, deleted_at";
 
-fn from_row(row: &AnyRow) -> Result<VolumeRow> {
+/// A volume from a row of `COLUMNS`, in that order.
+pub(crate) fn from_row(row: &impl Columns) -> Result<VolumeRow> {
     Ok(VolumeRow {
-        id: row.try_get("id")?,
-        account_id: row.try_get("account_id")?,
-        name: row.try_get("name")?,
-        tier: row.try_get("tier")?,
-        region: row.try_get("region")?,
-        volume_type: row.try_get("volume_type")?,
-        size_gb: row.try_get("size_gb")?,
-        bootable: flag(row.try_get("bootable")?),
-        image_name: row.try_get("image_name")?,
-        source_volume_id: row.try_get("source_volume_id")?,
-        instance_id: row.try_get("instance_id")?,
-        status: row.try_get("status")?,
-        status_reason: row.try_get("status_reason")?,
-        currency: row.try_get("currency")?,
-        generation: row.try_get("generation")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        deleted_at: row.try_get("deleted_at")?,
+        id: row.text(0)?,
+        account_id: row.text(1)?,
+        name: row.text(2)?,
+        tier: row.text(3)?,
+        region: row.text(4)?,
+        volume_type: row.text(5)?,
+        size_gb: row.int(6)?,
+        bootable: row.flag(7)?,
+        image_name: row.opt_text(8)?,
+        source_volume_id: row.opt_text(9)?,
+        instance_id: row.opt_text(10)?,
+        status: row.text(11)?,
+        status_reason: row.opt_text(12)?,
+        currency: row.text(13)?,
+        generation: row.int(14)?,
+        created_at: row.int(15)?,
+        updated_at: row.int(16)?,
+        deleted_at: row.opt_int(17)?,
     })
 }
 
 /// Inserts a volume; a name the account already uses (among volumes not deleted) is
 /// `StoreError::Unique`.
 pub async fn insert<'c, E: Executor<'c, Database = Any>>(db: E, v: &VolumeRow) -> Result<()> {
-    let placeholders: Vec<String> = (1..=18).map(|n| format!("${n}")).collect();
+    let placeholders = placeholders(1, 18);
     let sql = sqlx::AssertSqlSafe(format!(
         "INSERT INTO volumes ({COLUMNS}) VALUES ({})",
-        placeholders.join(", ")
+        placeholders
     ));
     sqlx::query(sql)
         .bind(&v.id)
@@ -208,7 +208,7 @@ impl Store {
             binds: &binds,
             order: "created_at DESC, id DESC",
         };
-        let (rows, total) = listing.page(self.pool(), offset, limit).await?;
+        let (rows, total) = listing.page(self, offset, limit).await?;
         Ok((rows.iter().map(from_row).collect::<Result<_>>()?, total))
     }
 
@@ -243,30 +243,11 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
-    /// Volumes in any of `statuses` (all accounts), for reconcilers.
-    /// Volumes attached to any of the instances, in one query.
-    pub async fn volumes_of_instances(&self, instance_ids: &[String]) -> Result<Vec<VolumeRow>> {
-        if instance_ids.is_empty() {
-            return Ok(vec![]);
-        }
-        let placeholders: Vec<String> = (1..=instance_ids.len()).map(|i| format!("${i}")).collect();
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM volumes WHERE instance_id IN ({}) AND status <> 'deleted' ORDER BY created_at, id",
-            placeholders.join(", ")
-        ));
-        let mut query = sqlx::query(sql);
-        for id in instance_ids {
-            query = query.bind(id.as_str());
-        }
-        let rows = query.fetch_all(self.pool()).await?;
-        rows.iter().map(from_row).collect()
-    }
-
     pub async fn volumes_with_status(&self, statuses: &[&str]) -> Result<Vec<VolumeRow>> {
-        let placeholders: Vec<String> = (1..=statuses.len()).map(|i| format!("${i}")).collect();
+        let placeholders = placeholders(1, statuses.len());
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM volumes WHERE status IN ({}) ORDER BY id",
-            placeholders.join(", ")
+            placeholders
         ));
         let mut query = sqlx::query(sql);
         for status in statuses {
@@ -287,5 +268,17 @@ impl Store {
         ));
         let rows = sqlx::query(sql).fetch_all(self.pool()).await?;
         rows.iter().map(from_row).collect()
+    }
+}
+
+/// The volumes attached to (or attaching to or detaching from) the instances whose ids `ids` names as
+/// placeholders, oldest first.
+pub(crate) fn of_instances(ids: &str) -> RowSet {
+    RowSet {
+        columns: COLUMNS.to_string(),
+        inner: format!(
+            "SELECT {COLUMNS} FROM volumes WHERE instance_id IN ({ids}) AND status <> 'deleted'"
+        ),
+        order: "created_at, id",
     }
 }
