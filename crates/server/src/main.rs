@@ -146,11 +146,6 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// glibc's allocator showed as a fifth of a loaded server's time in profiles (many small, short-lived
-/// allocations across threads); mimalloc serves them from per-thread pages.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     match run(Cli::parse()).await {
