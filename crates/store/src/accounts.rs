@@ -1,9 +1,9 @@
 //! Accounts and their billing profiles.
 
-use sqlx::any::AnyRow;
-use sqlx::{Any, Executor, Row};
+use sqlx::{Any, Executor};
 
-use crate::{Result, Store, flag};
+use crate::sql::Columns;
+use crate::{Result, Store};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccountRow {
@@ -35,24 +35,25 @@ pub struct ProfileFields {
     pub country: Option<String>,
 }
 
-const COLUMNS: &str = "id, email, password_hash, name, phone, address_line, city, state, postal_code, country, \
+pub(crate) const COLUMNS: &str = "id, email, password_hash, name, phone, address_line, city, state, postal_code, country, \
                        is_admin, created_at, updated_at";
 
-fn from_row(row: &AnyRow) -> Result<AccountRow> {
+/// An account from `COLUMNS` read from position `first` on.
+pub(crate) fn from_row(row: &impl Columns, first: usize) -> Result<AccountRow> {
     Ok(AccountRow {
-        id: row.try_get("id")?,
-        email: row.try_get("email")?,
-        password_hash: row.try_get("password_hash")?,
-        name: row.try_get("name")?,
-        phone: row.try_get("phone")?,
-        address_line: row.try_get("address_line")?,
-        city: row.try_get("city")?,
-        state: row.try_get("state")?,
-        postal_code: row.try_get("postal_code")?,
-        country: row.try_get("country")?,
-        is_admin: flag(row.try_get("is_admin")?),
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        id: row.text(first)?,
+        email: row.text(first + 1)?,
+        password_hash: row.text(first + 2)?,
+        name: row.text(first + 3)?,
+        phone: row.opt_text(first + 4)?,
+        address_line: row.opt_text(first + 5)?,
+        city: row.opt_text(first + 6)?,
+        state: row.opt_text(first + 7)?,
+        postal_code: row.opt_text(first + 8)?,
+        country: row.opt_text(first + 9)?,
+        is_admin: row.flag(first + 10)?,
+        created_at: row.int(first + 11)?,
+        updated_at: row.int(first + 12)?,
     })
 }
 
@@ -90,7 +91,7 @@ impl Store {
             .bind(id)
             .fetch_optional(self.pool())
             .await?;
-        row.as_ref().map(from_row).transpose()
+        row.as_ref().map(|r| from_row(r, 0)).transpose()
     }
 
     pub async fn account_by_email(&self, email: &str) -> Result<Option<AccountRow>> {
@@ -99,7 +100,7 @@ impl Store {
             .bind(email)
             .fetch_optional(self.pool())
             .await?;
-        row.as_ref().map(from_row).transpose()
+        row.as_ref().map(|r| from_row(r, 0)).transpose()
     }
 
     pub async fn count_accounts(&self) -> Result<u64> {
@@ -119,7 +120,10 @@ impl Store {
             .bind(offset as i64)
             .fetch_all(self.pool())
             .await?;
-        let accounts = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+        let accounts = rows
+            .iter()
+            .map(|r| from_row(r, 0))
+            .collect::<Result<Vec<_>>>()?;
         Ok((accounts, self.count_accounts().await?))
     }
 

@@ -1,10 +1,9 @@
 //! API keys. Only a keyed hash of each secret is stored.
 
-use sqlx::any::AnyRow;
-use sqlx::{Any, Executor, Row};
+use sqlx::{Any, Executor};
 
 use crate::accounts::AccountRow;
-use crate::sql::{Bind, Columns, SqlOnce, json_row};
+use crate::sql::{Bind, Columns, SqlOnce, column_count, json_row, prefixed};
 use crate::{Result, Store};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -22,18 +21,21 @@ pub struct ApiKeyRow {
 
 const COLUMNS: &str = "k.id, k.account_id, k.name, k.tier, k.prefix, k.secret_hash, k.created_at, k.last_used_at, \
                        k.revoked_at";
+/// Where the account's columns start in a key row joined with its account.
+const KEY_COLUMNS: usize = column_count(COLUMNS);
 
-fn from_row(row: &AnyRow) -> Result<ApiKeyRow> {
+/// A key from a row of `COLUMNS`, in that order.
+fn from_row(row: &impl Columns) -> Result<ApiKeyRow> {
     Ok(ApiKeyRow {
-        id: row.try_get("id")?,
-        account_id: row.try_get("account_id")?,
-        name: row.try_get("name")?,
-        tier: row.try_get("tier")?,
-        prefix: row.try_get("prefix")?,
-        secret_hash: row.try_get("secret_hash")?,
-        created_at: row.try_get("created_at")?,
-        last_used_at: row.try_get("last_used_at")?,
-        revoked_at: row.try_get("revoked_at")?,
+        id: row.text(0)?,
+        account_id: row.text(1)?,
+        name: row.text(2)?,
+        tier: row.text(3)?,
+        prefix: row.text(4)?,
+        secret_hash: row.text(5)?,
+        created_at: row.int(6)?,
+        last_used_at: row.opt_int(7)?,
+        revoked_at: row.opt_int(8)?,
     })
 }
 
@@ -63,53 +65,25 @@ impl Store {
         &self,
         secret_hash: &str,
     ) -> Result<Option<(ApiKeyRow, AccountRow)>> {
-        // Read as JSON: one value to copy out of SQLite rather than 21 on every authenticated request.
-        const JOINED: &str = "id, account_id, name, tier, prefix, secret_hash, created_at, last_used_at, revoked_at, \
-             email, password_hash, account_name, phone, address_line, city, state, postal_code, country, is_admin, \
-             account_created_at, account_updated_at";
+        // One JSON value: a single-value read (on SQLite on the calling thread) on every request.
         static SQL: SqlOnce = SqlOnce::new();
         let sql = SQL.get(self.backend(), |backend| {
-            let inner = format!(
-                "SELECT {COLUMNS}, a.email, a.password_hash, a.name AS account_name, a.phone, a.address_line, \
-                 a.city, a.state, a.postal_code, a.country, a.is_admin, a.created_at AS account_created_at, \
-                 a.updated_at AS account_updated_at \
-                 FROM api_keys k JOIN accounts a ON a.id = k.account_id \
-                 WHERE k.secret_hash = $1 AND k.revoked_at IS NULL"
-            );
-            json_row(backend, JOINED, &inner)
+            let columns = format!("{COLUMNS}, {}", prefixed(crate::accounts::COLUMNS, "a"));
+            json_row(
+                backend,
+                &columns,
+                "api_keys k JOIN accounts a ON a.id = k.account_id \
+                 WHERE k.secret_hash = $1 AND k.revoked_at IS NULL",
+            )
         });
-        let row = self
+        let Some(row) = self
             .read_row(sql, &[Bind::Text(secret_hash.into())])
-            .await?;
-        let Some(row) = row else {
+            .await?
+        else {
             return Ok(None);
         };
-        let key = ApiKeyRow {
-            id: row.text(0)?,
-            account_id: row.text(1)?,
-            name: row.text(2)?,
-            tier: row.text(3)?,
-            prefix: row.text(4)?,
-            secret_hash: row.text(5)?,
-            created_at: row.int(6)?,
-            last_used_at: row.opt_int(7)?,
-            revoked_at: row.opt_int(8)?,
-        };
-        let account = AccountRow {
-            id: key.account_id.clone(),
-            email: row.text(9)?,
-            password_hash: row.text(10)?,
-            name: row.text(11)?,
-            phone: row.opt_text(12)?,
-            address_line: row.opt_text(13)?,
-            city: row.opt_text(14)?,
-            state: row.opt_text(15)?,
-            postal_code: row.opt_text(16)?,
-            country: row.opt_text(17)?,
-            is_admin: row.flag(18)?,
-            created_at: row.int(19)?,
-            updated_at: row.int(20)?,
-        };
+        let key = from_row(&row)?;
+        let account = crate::accounts::from_row(&row, KEY_COLUMNS)?;
         Ok(Some((key, account)))
     }
 

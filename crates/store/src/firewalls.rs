@@ -5,7 +5,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::instances::{RULE_COLUMNS, RuleRow, rule_from};
-use crate::sql::{Bind, GenerationUpdate, Listing, RowSet, placeholders};
+use crate::sql::{Bind, GenerationUpdate, Listing, RowSet, placeholders, prefixed};
 use crate::{Backend, Result, Store};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,14 +224,6 @@ fn attachment_from(row: &AnyRow, first: usize) -> Result<AttachmentRow> {
     })
 }
 
-fn prefixed(columns: &str, alias: &str) -> String {
-    columns
-        .split(", ")
-        .map(|c| format!("{alias}.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 pub async fn insert_attachment(tx: &mut AnyConnection, a: &AttachmentRow) -> Result<()> {
     let sql = sqlx::AssertSqlSafe(format!(
         "INSERT INTO firewall_attachments ({ATTACHMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
@@ -447,11 +439,10 @@ impl Store {
         if ids.is_empty() {
             return Ok(vec![]);
         }
-        let placeholders = placeholders(1, ids.len());
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT firewall_id, {RULE_COLUMNS} FROM firewall_rules WHERE firewall_id IN ({}) \
              ORDER BY firewall_id, position, id",
-            placeholders
+            placeholders(1, ids.len())
         ));
         let mut query = sqlx::query(sql);
         for id in ids {

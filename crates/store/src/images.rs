@@ -59,10 +59,9 @@ fn from_row(row: &AnyRow) -> Result<ImageRow> {
 /// Inserts an image; a name the account already uses (among images not deleted) is
 /// `StoreError::Unique`.
 pub async fn insert<'c, E: Executor<'c, Database = Any>>(db: E, i: &ImageRow) -> Result<()> {
-    let placeholders = placeholders(1, 18);
     let sql = sqlx::AssertSqlSafe(format!(
         "INSERT INTO images ({COLUMNS}) VALUES ({})",
-        placeholders
+        placeholders(1, 18)
     ));
     sqlx::query(sql)
         .bind(&i.id)
@@ -180,10 +179,9 @@ impl Store {
         if snapshot_ids.is_empty() {
             return Ok(vec![]);
         }
-        let placeholders = placeholders(1, snapshot_ids.len());
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM images WHERE snapshot_id IN ({}) AND status <> 'DELETED' ORDER BY created_at, id",
-            placeholders
+            placeholders(1, snapshot_ids.len())
         ));
         let mut query = sqlx::query(sql);
         for id in snapshot_ids {

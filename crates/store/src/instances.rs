@@ -90,10 +90,9 @@ fn from_row(row: &impl Columns) -> Result<InstanceRow> {
 }
 
 pub async fn insert<'c, E: Executor<'c, Database = Any>>(db: E, i: &InstanceRow) -> Result<()> {
-    let placeholders = placeholders(1, 32);
     let sql = sqlx::AssertSqlSafe(format!(
         "INSERT INTO instances ({COLUMNS}) VALUES ({})",
-        placeholders
+        placeholders(1, 32)
     ));
     sqlx::query(sql)
         .bind(&i.id)
@@ -199,12 +198,14 @@ pub struct InstanceFilter {
 impl Store {
     /// An instance of the account (another account's is `None`, like a missing one).
     pub async fn instance(&self, account_id: &str, id: &str) -> Result<Option<InstanceRow>> {
-        // Read as JSON: one value to copy out of SQLite rather than 32 (the hottest read of the API).
+        // One JSON value: a single-value read (on SQLite on the calling thread), the API's hottest.
         static SQL: SqlOnce = SqlOnce::new();
         let sql = SQL.get(self.backend(), |backend| {
-            let inner =
-                format!("SELECT {COLUMNS} FROM instances WHERE id = $1 AND account_id = $2");
-            json_row(backend, COLUMNS, &inner)
+            json_row(
+                backend,
+                COLUMNS,
+                "instances WHERE id = $1 AND account_id = $2",
+            )
         });
         let binds = [Bind::Text(id.into()), Bind::Text(account_id.into())];
         self.read_row(sql, &binds)
@@ -275,10 +276,9 @@ impl Store {
 
     /// Instances in any of `statuses` (all accounts), for reconcilers.
     pub async fn instances_with_status(&self, statuses: &[&str]) -> Result<Vec<InstanceRow>> {
-        let placeholders = placeholders(1, statuses.len());
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM instances WHERE status IN ({}) ORDER BY id",
-            placeholders
+            placeholders(1, statuses.len())
         ));
         let mut query = sqlx::query(sql);
         for status in statuses {
@@ -391,7 +391,7 @@ impl Store {
             .collect();
         let sql = row_sets_sql(self.backend(), &sets);
         let [rules, volumes, firewall_rules]: [Vec<JsonRow>; 3] = self
-            .read_row_sets(sql, &binds)
+            .read_row_sets(&sql, &binds)
             .await?
             .try_into()
             .map_err(|_| crate::StoreError::Unexpected("expected three row sets".into()))?;

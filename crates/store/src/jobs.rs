@@ -180,10 +180,9 @@ impl Store {
 
     /// Jobs in the given states, oldest first (operators' view of pending and dead-lettered work).
     pub async fn jobs_with_status(&self, statuses: &[&str], limit: u32) -> Result<Vec<JobRow>> {
-        let placeholders = placeholders(1, statuses.len());
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM jobs WHERE status IN ({}) ORDER BY created_at, id LIMIT ${}",
-            placeholders,
+            placeholders(1, statuses.len()),
             statuses.len() + 1
         ));
         let mut query = sqlx::query(sql);

@@ -73,10 +73,9 @@ fn from_row(row: &AnyRow) -> Result<SnapshotRow> {
 /// Inserts a snapshot; a name the account already uses (among snapshots not deleted) is
 /// `StoreError::Unique`.
 pub async fn insert<'c, E: Executor<'c, Database = Any>>(db: E, s: &SnapshotRow) -> Result<()> {
-    let placeholders = placeholders(1, 24);
     let sql = sqlx::AssertSqlSafe(format!(
         "INSERT INTO snapshots ({COLUMNS}) VALUES ({})",
-        placeholders
+        placeholders(1, 24)
     ));
     sqlx::query(sql)
         .bind(&s.id)
@@ -212,10 +211,9 @@ impl Store {
         if ids.is_empty() {
             return Ok(vec![]);
         }
-        let placeholders = placeholders(2, ids.len());
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM snapshots WHERE account_id = $1 AND id IN ({}) ORDER BY created_at, id",
-            placeholders
+            placeholders(2, ids.len())
         ));
         let mut query = sqlx::query(sql).bind(account_id);
         for id in ids {

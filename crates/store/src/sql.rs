@@ -123,7 +123,7 @@ impl Listing<'_> {
             "SELECT COUNT(*) FROM {} WHERE {}",
             self.table, self.condition
         );
-        Ok(store.read_int(sql, self.binds).await? as u64)
+        Ok(store.read_int(&sql, self.binds).await? as u64)
     }
 
     pub async fn page(
@@ -209,15 +209,37 @@ pub(crate) fn row_sets_sql(backend: Backend, sets: &[RowSet]) -> String {
     }
 }
 
-/// Wraps `inner` (a SELECT of `columns` returning at most one row) into a query of its row as one JSON
-/// array: no aggregate, so no sort for a single row.
-pub fn json_row(backend: Backend, columns: &str, inner: &str) -> String {
+/// A query of one row as one JSON array: `columns` (expressions) of `from` (a FROM clause and its
+/// conditions, matching at most one row). No aggregate, so no sort for a single row.
+pub fn json_row(backend: Backend, columns: &str, from: &str) -> String {
     match backend {
-        Backend::Sqlite => format!("SELECT json_array({columns}) FROM ({inner}) AS one_row"),
+        Backend::Sqlite => format!("SELECT json_array({columns}) FROM {from}"),
         Backend::Postgres => {
-            format!("SELECT CAST(json_build_array({columns}) AS TEXT) FROM ({inner}) AS one_row")
+            format!("SELECT CAST(json_build_array({columns}) AS TEXT) FROM {from}")
         }
     }
+}
+
+/// How many columns a list such as "a, b, c" names: where the next table's columns start in a joined row.
+pub(crate) const fn column_count(columns: &str) -> usize {
+    let bytes = columns.as_bytes();
+    let (mut count, mut i) = (1, 0);
+    while i < bytes.len() {
+        if bytes[i] == b',' {
+            count += 1;
+        }
+        i += 1;
+    }
+    count
+}
+
+/// `columns` ("a, b") as columns of the table aliased `alias` ("t.a, t.b").
+pub(crate) fn prefixed(columns: &str, alias: &str) -> String {
+    columns
+        .split(", ")
+        .map(|c| format!("{alias}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The rows of [`json_rows`] (PostgreSQL answers NULL for none).
@@ -308,14 +330,14 @@ impl Store {
         binds: &[Bind],
     ) -> crate::Result<Vec<JsonRow>> {
         let sql = json_rows(self.backend(), columns, inner, order);
-        let json: Option<String> = self.read_first(sql, binds).await?.flatten();
+        let json: Option<String> = self.read_first(&sql, binds).await?.flatten();
         parse_json_rows(json.as_deref())
     }
 
     /// The rows of each set of a query built by [`row_sets_sql`], in the sets' order.
     pub(crate) async fn read_row_sets(
         &self,
-        sql: String,
+        sql: &str,
         binds: &[Bind],
     ) -> crate::Result<Vec<Vec<JsonRow>>> {
         let json: String = self
@@ -337,7 +359,7 @@ impl Store {
         sql: &str,
         binds: &[Bind],
     ) -> crate::Result<Option<JsonRow>> {
-        let json: Option<String> = self.read_first(sql.to_string(), binds).await?;
+        let json: Option<String> = self.read_first(sql, binds).await?;
         json.map(|json| {
             serde_json::from_str(&json)
                 .map(JsonRow)
@@ -347,7 +369,7 @@ impl Store {
     }
 
     /// The integer `sql` returns (a count).
-    pub(crate) async fn read_int(&self, sql: String, binds: &[Bind]) -> crate::Result<i64> {
+    pub(crate) async fn read_int(&self, sql: &str, binds: &[Bind]) -> crate::Result<i64> {
         self.read_first(sql, binds)
             .await?
             .ok_or_else(|| StoreError::Unexpected("no row for a count".into()))
@@ -355,7 +377,7 @@ impl Store {
 
     /// The first column of the first row of `sql`: on SQLite read on the calling thread (see
     /// `sqlite_reads`), on PostgreSQL through the pool.
-    async fn read_first<T>(&self, sql: String, binds: &[Bind]) -> crate::Result<Option<T>>
+    async fn read_first<T>(&self, sql: &str, binds: &[Bind]) -> crate::Result<Option<T>>
     where
         T: rusqlite::types::FromSql
             + for<'r> sqlx::Decode<'r, sqlx::Any>
@@ -364,9 +386,9 @@ impl Store {
             + Unpin,
     {
         if let Some(reads) = self.sqlite_reads() {
-            return reads.first(&sql, binds);
+            return reads.first(sql, binds);
         }
-        let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
+        let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()));
         for bind in binds {
             query = bind.apply_scalar(query);
         }

@@ -59,10 +59,9 @@ pub(crate) fn from_row(row: &impl Columns) -> Result<VolumeRow> {
 /// Inserts a volume; a name the account already uses (among volumes not deleted) is
 /// `StoreError::Unique`.
 pub async fn insert<'c, E: Executor<'c, Database = Any>>(db: E, v: &VolumeRow) -> Result<()> {
-    let placeholders = placeholders(1, 18);
     let sql = sqlx::AssertSqlSafe(format!(
         "INSERT INTO volumes ({COLUMNS}) VALUES ({})",
-        placeholders
+        placeholders(1, 18)
     ));
     sqlx::query(sql)
         .bind(&v.id)
@@ -244,10 +243,9 @@ impl Store {
     }
 
     pub async fn volumes_with_status(&self, statuses: &[&str]) -> Result<Vec<VolumeRow>> {
-        let placeholders = placeholders(1, statuses.len());
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM volumes WHERE status IN ({}) ORDER BY id",
-            placeholders
+            placeholders(1, statuses.len())
         ));
         let mut query = sqlx::query(sql);
         for status in statuses {
