@@ -1,7 +1,6 @@
 //! Per-minute billing in step mode: the documented example, exactly-once metering, the ledger, depletion.
 
 use barrack_api::billing::BillingQuery;
-use barrack_api::ssh_keys::CreateSshKeyRequest;
 use barrack_api::{Currency, PageQuery, Tier};
 use barrack_client::{Client, InstanceActionKind};
 use barrack_core::clock::Clock;
@@ -9,7 +8,7 @@ use reqwest::Method;
 use rust_decimal::Decimal;
 use serde_json::json;
 
-use crate::common::{Db, TestApp};
+use crate::common::{Db, TestApp, create_key_k};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -26,13 +25,7 @@ fn d(s: &str) -> Decimal {
 async fn deploy(client: &Client, name: &str, count: u32) -> String {
     let keys = client.ssh_keys().await.unwrap().data.ssh_keys;
     if keys.is_empty() {
-        client
-            .create_ssh_key(&CreateSshKeyRequest {
-                name: "k".into(),
-                public_key: None,
-            })
-            .await
-            .unwrap();
+        create_key_k(client).await;
     }
     let body = json!({"gpu_model": "H100-SXM5-80GB", "gpu_count": count, "region": "FINLAND-1", "instance_name": name,
                       "image_name": "Ubuntu 24.04 + CUDA 12.8 Open + Docker", "ssh_key": "k",

@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 
 use barrack_api::ledger::{TransactionQuery, TransactionType};
-use barrack_api::ssh_keys::CreateSshKeyRequest;
 use barrack_api::volumes::CreateVolumeRequest;
 use barrack_api::{Currency, Tier};
 use barrack_client::InstanceActionKind;
@@ -21,7 +20,7 @@ use reqwest::Method;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::json;
 
-use crate::common::{Db, TestApp};
+use crate::common::{Db, TestApp, create_key_k};
 use crate::on_both_databases;
 
 on_both_databases!(random_histories_bill_every_minute_exactly_once);
@@ -158,13 +157,7 @@ async fn random_histories_bill_every_minute_exactly_once(db: Db) {
 async fn one_history(db: Db, seed: u64) {
     let mut app = TestApp::start(db).await;
     let (client, account) = app.funded_user(Tier::Advanced, "US", "1000000").await;
-    client
-        .create_ssh_key(&CreateSshKeyRequest {
-            name: "k".into(),
-            public_key: None,
-        })
-        .await
-        .unwrap();
+    create_key_k(&client).await;
     let mut rng = Rng(seed);
     let mut prices = Prices::of(app.services().config());
     let mut model = Model::default();

@@ -1,12 +1,11 @@
 //! Startup scripts: the documented validation, CRUD, bulk delete, and their use at deploy.
 
 use barrack_api::scripts::ScriptRequest;
-use barrack_api::ssh_keys::CreateSshKeyRequest;
 use barrack_api::{PageQuery, Tier};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::common::{Db, TestApp};
+use crate::common::{Db, TestApp, create_key_k};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -152,13 +151,7 @@ async fn scripts_crud_and_bulk_delete(db: Db) {
 async fn deploy_copies_the_script(db: Db) {
     let app = TestApp::start(db).await;
     let (client, _) = app.funded_user(Tier::Advanced, "US", "100").await;
-    client
-        .create_ssh_key(&CreateSshKeyRequest {
-            name: "k".into(),
-            public_key: None,
-        })
-        .await
-        .unwrap();
+    create_key_k(&client).await;
     let script = client
         .create_script(&ScriptRequest {
             name: "warmup".into(),

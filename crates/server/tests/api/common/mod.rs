@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use barrack_api::account::{AdminCreateUser, GrantCredits, ProfileUpdate};
+use barrack_api::ssh_keys::CreateSshKeyRequest;
 use barrack_api::{Currency, Tier};
 use barrack_client::Client;
 use barrack_core::clock::{Clock, ManualClock};
@@ -337,4 +338,15 @@ pub async fn assert_stock_and_addresses_consistent(store: &barrack_store::Store)
         assignments.len(),
         "no instance holds two addresses"
     );
+}
+
+/// Creates an SSH key named "k" (generated public key) for deploys that name it.
+pub async fn create_key_k(client: &Client) {
+    client
+        .create_ssh_key(&CreateSshKeyRequest {
+            name: "k".into(),
+            public_key: None,
+        })
+        .await
+        .expect("create SSH key k");
 }
