@@ -343,17 +343,15 @@ struct ScratchDatabase {
 
 impl ScratchDatabase {
     async fn create(admin_url: &str, label: &str) -> Result<ScratchDatabase> {
-        sqlx::any::install_default_drivers();
         let name = format!("barrack_bench_{label}_{}", std::process::id());
-        let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(admin_url).await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name}"
-        )))
-        .execute(&mut admin)
-        .await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
+        let admin = barrack_store::Store::connect(admin_url, 1).await?;
+        admin
+            .execute_script(&format!("DROP DATABASE IF EXISTS {name}"))
             .await?;
+        admin
+            .execute_script(&format!("CREATE DATABASE {name}"))
+            .await?;
+        admin.close().await;
         let (base, query) = admin_url.split_once('?').unwrap_or((admin_url, ""));
         let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
         let url = if query.is_empty() {
@@ -369,13 +367,14 @@ impl ScratchDatabase {
     }
 
     async fn drop_now(self) -> Result<()> {
-        let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&self.admin_url).await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        )))
-        .execute(&mut admin)
-        .await?;
+        let admin = barrack_store::Store::connect(&self.admin_url, 1).await?;
+        admin
+            .execute_script(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .await?;
+        admin.close().await;
         Ok(())
     }
 }

@@ -49,8 +49,11 @@ pub async fn run(backend: &str, database_url: &str) -> Result<()> {
 
     let floor = {
         let t = Instant::now();
-        sqlx::query("UPDATE billing_periods SET billed_minutes = billed_minutes")
-            .execute(store.pool())
+        store
+            .execute(
+                "UPDATE billing_periods SET billed_minutes = billed_minutes",
+                &[],
+            )
             .await?;
         t.elapsed()
     };
@@ -118,7 +121,7 @@ async fn seed(store: &Store, start: i64) -> Result<Vec<String>> {
     for a in 0..ACCOUNTS {
         let id = format!("bench-account-{a:05}");
         accounts::insert(
-            &mut *tx,
+            &mut tx,
             &AccountRow {
                 id: id.clone(),
                 email: format!("bench{a}@example.com"),
@@ -174,7 +177,7 @@ async fn seed(store: &Store, start: i64) -> Result<Vec<String>> {
                 _ => ("snapshot", "snapshot", "0.05", r#"{"size_gb":50}"#),
             };
             billing::insert(
-                &mut *tx,
+                &mut tx,
                 &PeriodRow {
                     id: format!("BRK-{r:07}B"),
                     account_id: account_ids[r % ACCOUNTS].clone(),

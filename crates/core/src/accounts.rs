@@ -135,7 +135,7 @@ impl AccountService {
             created_at: now,
             updated_at: now,
         };
-        match accounts::insert(self.context.store.pool(), &row).await {
+        match accounts::insert(&mut &self.context.store, &row).await {
             Ok(()) => Ok(profile_of(&row)),
             Err(StoreError::Unique(_))
                 if self
@@ -450,7 +450,7 @@ impl AccountService {
             last_used_at: None,
             revoked_at: None,
         };
-        match api_keys::insert(self.context.store.pool(), &row).await {
+        match api_keys::insert(&mut &self.context.store, &row).await {
             Ok(()) => {}
             Err(StoreError::Unique(_)) => {
                 return Err(Error::conflict(

@@ -21,7 +21,7 @@ use barrack_api::ledger::TransactionType;
 use barrack_api::{Currency, PageQuery, Pagination, Tier};
 use barrack_store::billing::{self, DuePeriod, PeriodFilter, PeriodRow};
 use barrack_store::ledger::{self, LedgerEntryRow};
-use barrack_store::{AnyConnection, instances, volumes};
+use barrack_store::{Tx, instances, volumes};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::json;
 
@@ -50,7 +50,7 @@ struct Charge {
 /// Opens and closes the periods of an instance to match its state, inside the transaction that changed
 /// it (call after the change is written).
 pub async fn sync_instance(
-    tx: &mut AnyConnection,
+    tx: &mut Tx,
     config: &Config,
     instance_id: &str,
     now: i64,
@@ -97,12 +97,7 @@ pub async fn sync_instance(
 }
 
 /// The same for a volume: billed per TB-hour while it exists and is usable.
-pub async fn sync_volume(
-    tx: &mut AnyConnection,
-    config: &Config,
-    volume_id: &str,
-    now: i64,
-) -> Result<()> {
+pub async fn sync_volume(tx: &mut Tx, config: &Config, volume_id: &str, now: i64) -> Result<()> {
     let Some(row) = volumes::get(tx, volume_id).await? else {
         return Ok(());
     };
@@ -135,7 +130,7 @@ pub async fn sync_volume(
 
 /// The same for a snapshot: a fixed hourly rate for its tier while it exists (`billable`).
 pub async fn sync_snapshot(
-    tx: &mut AnyConnection,
+    tx: &mut Tx,
     config: &Config,
     (snapshot_id, name, account_id): (&str, &str, &str),
     (tier, currency): (Tier, Currency),
@@ -161,7 +156,7 @@ pub async fn sync_snapshot(
 }
 
 async fn sync(
-    tx: &mut AnyConnection,
+    tx: &mut Tx,
     (resource_type, resource_id, name, account_id): (&str, &str, &str, &str),
     currency: Currency,
     charges: Vec<Charge>,
@@ -292,7 +287,7 @@ impl BillingService {
     /// account.
     async fn meter_batch(
         &self,
-        tx: &mut AnyConnection,
+        tx: &mut Tx,
         batch: &[DuePeriod],
         now: i64,
         run: &mut MeterRun,
@@ -331,7 +326,7 @@ impl BillingService {
         }
         // The periods are this transaction's, so every advance applies; anything else is a bug, and the
         // transaction is dropped rather than charge what did not move.
-        let moved = billing::advance_all(tx, self.context.store.backend(), &advances).await?;
+        let moved = billing::advance_all(tx, &advances).await?;
         if moved != advances.len() as u64 {
             return Err(Error::internal(format!(
                 "meter moved {moved} of {} billing periods",
@@ -464,7 +459,7 @@ impl BillingService {
             sequence: 0,
             created_at: now,
         };
-        barrack_store::events::insert(store.pool(), &event).await?;
+        barrack_store::events::insert(&mut &*store, &event).await?;
         Ok(())
     }
 

@@ -167,7 +167,7 @@ impl DepositService {
             updated_at: now,
             completed_at: None,
         };
-        deposits::insert(self.context.store.pool(), &row).await?;
+        deposits::insert(&mut &self.context.store, &row).await?;
         tracing::info!(
             deposit_id = %row.id,
             account = %row.account_id,

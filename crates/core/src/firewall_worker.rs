@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use barrack_compute::{DriverError, PacketRule};
-use barrack_store::AnyConnection;
+use barrack_store::Tx;
 use barrack_store::firewalls::{self, FirewallChange};
 use barrack_store::instances::InstanceRow;
 use barrack_store::jobs::JobRow;
@@ -189,15 +189,8 @@ impl FirewallWorker {
 
     /// The set the driver is to program now.
     async fn effective(&self, instance_id: &str) -> Result<Vec<PacketRule>> {
-        let mut conn = self
-            .context
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(Error::internal)?;
         Ok(packet_rules(
-            &firewalls::effective_rules(&mut conn, instance_id).await?,
+            &firewalls::effective_rules(&mut &self.context.store, instance_id).await?,
         ))
     }
 
@@ -237,7 +230,7 @@ impl FirewallWorker {
     /// how many changed. An attachment changed meanwhile is left to the job that change enqueued.
     async fn settle_in(
         &self,
-        tx: &mut AnyConnection,
+        tx: &mut Tx,
         instance: &InstanceRow,
         how: Settle,
         reason: Option<&str>,

@@ -25,7 +25,7 @@ use barrack_compute::PacketRule;
 use barrack_store::events::{self, EventRow};
 use barrack_store::firewalls::{self, AttachmentRow, FirewallChange, FirewallFilter, FirewallRow};
 use barrack_store::instances::{InstanceFilter, InstanceRow, RuleRow};
-use barrack_store::{AnyConnection, Store, StoreError};
+use barrack_store::{Store, StoreError, Tx};
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::Caller;
@@ -239,7 +239,7 @@ impl FirewallService {
         };
         let store = self.store();
         let mut tx = store.begin().await?;
-        firewalls::lock_account(&mut tx, store.backend(), caller.account_id()).await?;
+        firewalls::lock_account(&mut tx, caller.account_id()).await?;
         if firewalls::count_live(&mut tx, caller.account_id()).await? >= MAX_FIREWALLS_PER_ACCOUNT {
             return Err(Error::conflict(
                 "LIMIT_EXCEEDED",
@@ -509,7 +509,7 @@ impl FirewallService {
     /// A rule change: its event, and a program job for every instance the firewall is attached to.
     async fn propagate(
         &self,
-        tx: &mut AnyConnection,
+        tx: &mut Tx,
         caller: &Caller,
         row: &FirewallRow,
         cause: &str,
@@ -1017,7 +1017,7 @@ pub fn firewall_rules_by_instance(
 /// Enqueues the job that programs an instance's effective rule set, inside the caller's transaction (poke
 /// the runner after the commit).
 pub async fn enqueue_program(
-    tx: &mut AnyConnection,
+    tx: &mut Tx,
     instance_id: &str,
     cause: &str,
     max_attempts: i64,
@@ -1039,7 +1039,7 @@ pub async fn enqueue_program(
 
 /// A machine was just made for the instance (created or restored): program its rules, if it has any.
 pub async fn program_new_machine(
-    tx: &mut AnyConnection,
+    tx: &mut Tx,
     instance_id: &str,
     max_attempts: i64,
     now: i64,
@@ -1054,7 +1054,7 @@ pub async fn program_new_machine(
 /// is the firewall's generation after it.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn record_event(
-    tx: &mut AnyConnection,
+    tx: &mut Tx,
     row: &FirewallRow,
     kind: &str,
     (from, to): (Option<&str>, Option<&str>),

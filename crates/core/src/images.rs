@@ -17,7 +17,7 @@ use barrack_api::{PageQuery, Pagination};
 use barrack_store::events::{self, EventRow};
 use barrack_store::images::{self, ImageChange, ImageFilter, ImageRow};
 use barrack_store::snapshots::{self, SnapshotRow};
-use barrack_store::{AnyConnection, StoreError};
+use barrack_store::{StoreError, Tx};
 
 use crate::accounts::Caller;
 use crate::clock::format_ms;
@@ -436,7 +436,7 @@ pub(crate) fn parse_state(status: &str) -> Result<ImageState> {
 /// Writes a new image and its `created` event. A name the account already uses among images is 409
 /// `DUPLICATE_NAME`.
 pub(crate) async fn insert_image(
-    tx: &mut AnyConnection,
+    tx: &mut Tx,
     row: &ImageRow,
     actor: &str,
     cause: &str,
@@ -459,7 +459,7 @@ pub(crate) async fn insert_image(
 /// Moves the images still `CREATING` from snapshot `snapshot_id` to `to` (`SUCCESS` or `ERROR`, with
 /// `reason`), inside the worker's transaction.
 pub(crate) async fn settle_pending(
-    tx: &mut AnyConnection,
+    tx: &mut Tx,
     snapshot_id: &str,
     to: ImageState,
     reason: Option<&str>,
@@ -495,7 +495,7 @@ pub(crate) async fn settle_pending(
 /// Records an image's state change in the event log; `sequence` is the image's generation after it.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn record_event(
-    tx: &mut AnyConnection,
+    tx: &mut Tx,
     row: &ImageRow,
     from: Option<ImageState>,
     to: ImageState,

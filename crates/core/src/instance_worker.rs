@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use barrack_compute::{BootDisk, DriverError, InstanceSpec, Placement, PowerState};
 use barrack_store::instances::{self, InstanceChange, InstanceRow};
 use barrack_store::jobs::JobRow;
-use barrack_store::{AnyConnection, capacity, public_ips};
+use barrack_store::{Tx, capacity, public_ips};
 
 use crate::instances::{InstanceJob, JobAction, instance_address, parse_state, record_event_at};
 use crate::jobs::{JobHandler, Outcome};
@@ -106,8 +106,7 @@ impl InstanceWorker {
         let to = match action {
             JobAction::Create | JobAction::Restore => {
                 change.host = Some(placement.map(|p| p.host));
-                let backend = self.context.store.backend();
-                let address = instance_address(&mut tx, backend, row, now).await?;
+                let address = instance_address(&mut tx, row, now).await?;
                 change.ip_address = Some(address);
                 InstanceState::Active
             }
@@ -247,7 +246,7 @@ pub(crate) fn recorded_power(row: &InstanceRow) -> Option<PowerState> {
 
 /// Gives back GPUs and the public address an instance holds, and clears its placement.
 async fn release(
-    tx: &mut AnyConnection,
+    tx: &mut Tx,
     row: &InstanceRow,
     change: &mut InstanceChange,
     now: i64,

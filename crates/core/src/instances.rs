@@ -18,7 +18,7 @@ use barrack_store::images::{self, ImageRow};
 use barrack_store::instances::{self, InstanceChange, InstanceFilter, InstanceRow, RuleRow};
 use barrack_store::snapshots::{self, SnapshotRow};
 use barrack_store::volumes::VolumeRow;
-use barrack_store::{AnyConnection, StoreError, capacity, public_ips};
+use barrack_store::{StoreError, Tx, capacity, public_ips};
 use rand::Rng;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -662,7 +662,7 @@ impl InstanceService {
     /// Takes the GPUs and the public address of a new instance and writes it, in the caller's
     /// transaction: false when its region lacks the GPUs (drop the transaction, then answer 503 with
     /// [`InstanceService::stock_message`]); 503 without a free address; 409 on a name the account uses.
-    async fn place_new(&self, tx: &mut AnyConnection, row: &InstanceRow, now: i64) -> Result<bool> {
+    async fn place_new(&self, tx: &mut Tx, row: &InstanceRow, now: i64) -> Result<bool> {
         if !capacity::allocate(tx, &row.region, &row.gpu_model, row.gpu_count, now).await? {
             return Ok(false);
         }
@@ -752,9 +752,8 @@ impl InstanceService {
     }
 
     /// Takes a public address for the instance (or finds the one it holds); 503 when the pool is empty.
-    async fn reserve_address(&self, tx: &mut AnyConnection, row: &InstanceRow) -> Result<String> {
-        let backend = self.context.store.backend();
-        public_ips::assign(tx, backend, &row.region, &row.id, self.now()).await?.ok_or_else(|| {
+    async fn reserve_address(&self, tx: &mut Tx, row: &InstanceRow) -> Result<String> {
+        public_ips::assign(tx, &row.region, &row.id, self.now()).await?.ok_or_else(|| {
             Error::PublicIpUnavailable(format!(
                 "No public IP address is free in {}; deploy with public_ip: false or try another region",
                 row.region
@@ -764,7 +763,7 @@ impl InstanceService {
 
     async fn enqueue(
         &self,
-        tx: &mut AnyConnection,
+        tx: &mut Tx,
         id: &str,
         action: JobAction,
         generation: i64,
@@ -1373,13 +1372,12 @@ fn vm_name(model: &str) -> String {
 /// The address an instance shows once placed: its public one (taken from the pool at deploy or restore)
 /// or its private one.
 pub(crate) async fn instance_address(
-    tx: &mut AnyConnection,
-    backend: barrack_store::Backend,
+    tx: &mut Tx,
     row: &InstanceRow,
     now: i64,
 ) -> Result<Option<String>> {
     if row.public_ip {
-        Ok(public_ips::assign(tx, backend, &row.region, &row.id, now).await?)
+        Ok(public_ips::assign(tx, &row.region, &row.id, now).await?)
     } else {
         Ok(Some(private_address(&row.id)))
     }
@@ -1400,7 +1398,7 @@ pub fn private_address(id: &str) -> String {
 
 /// Holds a custom image a deploy boots from until the deploy's transaction ends (409 when it changed
 /// since it was read, e.g. deleted).
-async fn hold_image(tx: &mut AnyConnection, image: &ImageRow) -> Result<()> {
+async fn hold_image(tx: &mut Tx, image: &ImageRow) -> Result<()> {
     if images::hold(tx, &image.id, image.generation).await? {
         return Ok(());
     }
@@ -1414,12 +1412,7 @@ pub fn actor(caller: &Caller) -> String {
     format!("user:{}", caller.account_id())
 }
 
-async fn insert_rule(
-    tx: &mut AnyConnection,
-    instance_id: &str,
-    rule: &ValidRule,
-    now: i64,
-) -> Result<String> {
+async fn insert_rule(tx: &mut Tx, instance_id: &str, rule: &ValidRule, now: i64) -> Result<String> {
     let id = new_id(IdKind::Rule);
     barrack_store::instances::insert_rule(
         tx,
@@ -1464,7 +1457,7 @@ pub(crate) fn rule_view(id: &str, rule: &ValidRule) -> SecurityRule {
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn record_event(
     config: &Config,
-    tx: &mut AnyConnection,
+    tx: &mut Tx,
     row: &InstanceRow,
     from: Option<InstanceState>,
     to: InstanceState,
@@ -1478,7 +1471,7 @@ pub(crate) async fn record_event(
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn record_event_at(
     config: &Config,
-    tx: &mut AnyConnection,
+    tx: &mut Tx,
     row: &InstanceRow,
     from: Option<InstanceState>,
     to: InstanceState,

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use barrack_store::jobs::{self, JobRow};
-use barrack_store::{AnyConnection, Store};
+use barrack_store::{Store, Tx};
 use rand::Rng;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -67,7 +67,7 @@ pub struct NewJob<'a> {
 }
 
 /// Writes a job inside the caller's transaction; poke the runner after the commit.
-pub async fn enqueue(tx: &mut AnyConnection, job: NewJob<'_>, now: i64) -> Result<String> {
+pub async fn enqueue(tx: &mut Tx, job: NewJob<'_>, now: i64) -> Result<String> {
     let id = format!("job-{}", random_alphanumeric(16));
     let row = JobRow {
         id: id.clone(),
@@ -179,7 +179,7 @@ impl JobRunner {
         let now = self.clock.now_ms();
         let kept = match outcome {
             Outcome::Done => {
-                jobs::complete(self.store.pool(), &job.id, &self.worker_id, now).await?
+                jobs::complete(&mut &self.store, &job.id, &self.worker_id, now).await?
             }
             Outcome::Retry(error) if job.attempts < job.max_attempts => {
                 let run_after = now + self.backoff_ms(job.attempts);

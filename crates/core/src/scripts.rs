@@ -68,7 +68,7 @@ impl ScriptService {
             created_at: now,
             updated_at: now,
         };
-        match scripts::insert(self.context.store.pool(), &row).await {
+        match scripts::insert(&mut &self.context.store, &row).await {
             Ok(()) => Ok(view(row)),
             Err(StoreError::Unique(_)) => Err(duplicate(&row.name)),
             Err(e) => Err(e.into()),

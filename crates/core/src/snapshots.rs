@@ -21,7 +21,7 @@ use barrack_store::events::{self, EventRow};
 use barrack_store::images::ImageRow;
 use barrack_store::instances::InstanceRow;
 use barrack_store::snapshots::{self, SnapshotChange, SnapshotFilter, SnapshotRow};
-use barrack_store::{AnyConnection, StoreError};
+use barrack_store::{StoreError, Tx};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -624,7 +624,7 @@ fn changing() -> Error {
     Error::conflict("CONFLICT", "The snapshot is changing; try again")
 }
 
-async fn insert_snapshot(tx: &mut AnyConnection, row: &SnapshotRow) -> Result<()> {
+async fn insert_snapshot(tx: &mut Tx, row: &SnapshotRow) -> Result<()> {
     match snapshots::insert(&mut *tx, row).await {
         Ok(()) => Ok(()),
         Err(StoreError::Unique(_)) => Err(Error::conflict(
@@ -636,7 +636,7 @@ async fn insert_snapshot(tx: &mut AnyConnection, row: &SnapshotRow) -> Result<()
 }
 
 pub(crate) async fn enqueue_job(
-    tx: &mut AnyConnection,
+    tx: &mut Tx,
     id: &str,
     action: SnapshotJobAction,
     generation: i64,
@@ -659,7 +659,7 @@ pub(crate) async fn enqueue_job(
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn record_event(
     config: &Config,
-    tx: &mut AnyConnection,
+    tx: &mut Tx,
     row: &SnapshotRow,
     from: Option<SnapshotState>,
     to: SnapshotState,

@@ -101,7 +101,7 @@ impl SshKeyService {
             bits: i64::from(bits),
             created_at: self.context.clock.now_ms(),
         };
-        match ssh_keys::insert(store.pool(), &row).await {
+        match ssh_keys::insert(&mut &*store, &row).await {
             Ok(()) => {}
             Err(StoreError::Unique(_)) => {
                 return Err(Error::conflict(

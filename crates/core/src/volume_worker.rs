@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use barrack_compute::{DriverError, PowerState};
-use barrack_store::AnyConnection;
+use barrack_store::Tx;
 use barrack_store::jobs::JobRow;
 use barrack_store::volumes::{self, VolumeChange, VolumeRow};
 
@@ -255,7 +255,7 @@ impl VolumeWorker {
 /// Puts the source of clone `row` back to rest, if it is still `cloning`.
 async fn release_source(
     config: &Config,
-    tx: &mut AnyConnection,
+    tx: &mut Tx,
     row: &VolumeRow,
     cause: &str,
     now: i64,

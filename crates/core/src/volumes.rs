@@ -20,7 +20,7 @@ use barrack_api::{Currency, PageQuery, Pagination, Tier};
 use barrack_store::events::{self, EventRow};
 use barrack_store::instances::InstanceRow;
 use barrack_store::volumes::{self, VolumeChange, VolumeFilter, VolumeRow};
-use barrack_store::{AnyConnection, StoreError};
+use barrack_store::{StoreError, Tx};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -313,7 +313,7 @@ impl VolumeService {
     /// uses is 409 `DUPLICATE_NAME`.
     async fn insert_with_job(
         &self,
-        tx: &mut AnyConnection,
+        tx: &mut Tx,
         row: &VolumeRow,
         action: VolumeJobAction,
         actor: &str,
@@ -631,7 +631,7 @@ impl VolumeService {
     #[allow(clippy::too_many_arguments)]
     async fn begin_in(
         &self,
-        tx: &mut AnyConnection,
+        tx: &mut Tx,
         caller: &Caller,
         row: &VolumeRow,
         from: VolumeState,
@@ -1170,7 +1170,7 @@ fn check_free_for_deploy(row: &VolumeRow) -> Result<()> {
 /// was read (the caller rolls back and answers 409, or reads again).
 pub async fn attach_at_deploy(
     config: &Config,
-    tx: &mut AnyConnection,
+    tx: &mut Tx,
     volume: &VolumeRow,
     instance_id: &str,
     actor: &str,
@@ -1205,7 +1205,7 @@ pub async fn attach_at_deploy(
 /// account already uses is 409 `DUPLICATE_NAME`.
 pub async fn create_at_deploy(
     config: &Config,
-    tx: &mut AnyConnection,
+    tx: &mut Tx,
     row: &VolumeRow,
     actor: &str,
     max_attempts: i64,
@@ -1240,7 +1240,7 @@ pub async fn create_at_deploy(
     .await
 }
 
-async fn insert_volume(tx: &mut AnyConnection, row: &VolumeRow) -> Result<()> {
+async fn insert_volume(tx: &mut Tx, row: &VolumeRow) -> Result<()> {
     match volumes::insert(&mut *tx, row).await {
         Ok(()) => Ok(()),
         Err(StoreError::Unique(_)) => Err(Error::conflict(
@@ -1252,7 +1252,7 @@ async fn insert_volume(tx: &mut AnyConnection, row: &VolumeRow) -> Result<()> {
 }
 
 async fn enqueue_job(
-    tx: &mut AnyConnection,
+    tx: &mut Tx,
     id: &str,
     action: VolumeJobAction,
     generation: i64,
@@ -1280,7 +1280,7 @@ async fn enqueue_job(
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn record_event(
     config: &Config,
-    tx: &mut AnyConnection,
+    tx: &mut Tx,
     row: &VolumeRow,
     from: Option<VolumeState>,
     to: VolumeState,

@@ -1,9 +1,7 @@
 //! Accounts and their billing profiles.
 
-use sqlx::{Any, Executor};
-
 use crate::sql::Columns;
-use crate::{Result, Store};
+use crate::{Db, Result, Store, binds};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccountRow {
@@ -58,67 +56,55 @@ pub(crate) fn from_row(row: &impl Columns, first: usize) -> Result<AccountRow> {
 }
 
 /// Inserts an account; a taken email or id is `StoreError::Unique`.
-pub async fn insert<'c, E: Executor<'c, Database = Any>>(
-    db: E,
-    account: &AccountRow,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO accounts (id, email, password_hash, name, phone, address_line, city, state, postal_code, \
-         country, is_admin, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+pub async fn insert(db: &mut impl Db, account: &AccountRow) -> Result<()> {
+    let sql = format!(
+        "INSERT INTO accounts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+    );
+    db.execute(
+        &sql,
+        &binds![
+            &account.id,
+            &account.email,
+            &account.password_hash,
+            &account.name,
+            &account.phone,
+            &account.address_line,
+            &account.city,
+            &account.state,
+            &account.postal_code,
+            &account.country,
+            account.is_admin,
+            account.created_at,
+            account.updated_at,
+        ],
     )
-    .bind(&account.id)
-    .bind(&account.email)
-    .bind(&account.password_hash)
-    .bind(&account.name)
-    .bind(&account.phone)
-    .bind(&account.address_line)
-    .bind(&account.city)
-    .bind(&account.state)
-    .bind(&account.postal_code)
-    .bind(&account.country)
-    .bind(i64::from(account.is_admin))
-    .bind(account.created_at)
-    .bind(account.updated_at)
-    .execute(db)
     .await?;
     Ok(())
 }
 
 impl Store {
     pub async fn account_by_id(&self, id: &str) -> Result<Option<AccountRow>> {
-        let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM accounts WHERE id = $1"));
-        let row = sqlx::query(sql)
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
+        let sql = format!("SELECT {COLUMNS} FROM accounts WHERE id = $1");
+        let row = self.fetch_optional(&sql, &binds![id]).await?;
         row.as_ref().map(|r| from_row(r, 0)).transpose()
     }
 
     pub async fn account_by_email(&self, email: &str) -> Result<Option<AccountRow>> {
-        let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM accounts WHERE email = $1"));
-        let row = sqlx::query(sql)
-            .bind(email)
-            .fetch_optional(self.pool())
-            .await?;
+        let sql = format!("SELECT {COLUMNS} FROM accounts WHERE email = $1");
+        let row = self.fetch_optional(&sql, &binds![email]).await?;
         row.as_ref().map(|r| from_row(r, 0)).transpose()
     }
 
     pub async fn count_accounts(&self) -> Result<u64> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts")
-            .fetch_one(self.pool())
-            .await?;
-        Ok(count as u64)
+        Ok(self.read_int("SELECT COUNT(*) FROM accounts", &[]).await? as u64)
     }
 
     /// A page of accounts, oldest first, and the total.
     pub async fn list_accounts(&self, offset: u64, limit: u32) -> Result<(Vec<AccountRow>, u64)> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM accounts ORDER BY created_at, id LIMIT $1 OFFSET $2"
-        ));
-        let rows = sqlx::query(sql)
-            .bind(i64::from(limit))
-            .bind(offset as i64)
-            .fetch_all(self.pool())
+        let sql =
+            format!("SELECT {COLUMNS} FROM accounts ORDER BY created_at, id LIMIT $1 OFFSET $2");
+        let rows = self
+            .fetch_all(&sql, &binds![i64::from(limit), offset as i64])
             .await?;
         let accounts = rows
             .iter()
@@ -134,21 +120,23 @@ impl Store {
         profile: &ProfileFields,
         now: i64,
     ) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE accounts SET name = $2, phone = $3, address_line = $4, city = $5, state = $6, postal_code = $7, \
-             country = $8, updated_at = $9 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(&profile.name)
-        .bind(&profile.phone)
-        .bind(&profile.address_line)
-        .bind(&profile.city)
-        .bind(&profile.state)
-        .bind(&profile.postal_code)
-        .bind(&profile.country)
-        .bind(now)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let done = self
+            .execute(
+                "UPDATE accounts SET name = $2, phone = $3, address_line = $4, city = $5, state = $6, \
+                 postal_code = $7, country = $8, updated_at = $9 WHERE id = $1",
+                &binds![
+                    id,
+                    &profile.name,
+                    &profile.phone,
+                    &profile.address_line,
+                    &profile.city,
+                    &profile.state,
+                    &profile.postal_code,
+                    &profile.country,
+                    now,
+                ],
+            )
+            .await?;
+        Ok(done == 1)
     }
 }

@@ -1,10 +1,8 @@
 //! API keys. Only a keyed hash of each secret is stored.
 
-use sqlx::{Any, Executor};
-
 use crate::accounts::AccountRow;
-use crate::sql::{Bind, Columns, SqlOnce, column_count, json_row, prefixed};
-use crate::{Result, Store};
+use crate::sql::{Columns, SqlOnce, column_count, json_row, prefixed};
+use crate::{Db, Result, Store, binds};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiKeyRow {
@@ -40,21 +38,22 @@ fn from_row(row: &impl Columns) -> Result<ApiKeyRow> {
 }
 
 /// Inserts a key; a name already used by a live key of the account is `StoreError::Unique`.
-pub async fn insert<'c, E: Executor<'c, Database = Any>>(db: E, key: &ApiKeyRow) -> Result<()> {
-    sqlx::query(
+pub async fn insert(db: &mut impl Db, key: &ApiKeyRow) -> Result<()> {
+    db.execute(
         "INSERT INTO api_keys (id, account_id, name, tier, prefix, secret_hash, created_at, last_used_at, revoked_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        &binds![
+            &key.id,
+            &key.account_id,
+            &key.name,
+            &key.tier,
+            &key.prefix,
+            &key.secret_hash,
+            key.created_at,
+            key.last_used_at,
+            key.revoked_at,
+        ],
     )
-    .bind(&key.id)
-    .bind(&key.account_id)
-    .bind(&key.name)
-    .bind(&key.tier)
-    .bind(&key.prefix)
-    .bind(&key.secret_hash)
-    .bind(key.created_at)
-    .bind(key.last_used_at)
-    .bind(key.revoked_at)
-    .execute(db)
     .await?;
     Ok(())
 }
@@ -76,10 +75,7 @@ impl Store {
                  WHERE k.secret_hash = $1 AND k.revoked_at IS NULL",
             )
         });
-        let Some(row) = self
-            .read_row(sql, &[Bind::Text(secret_hash.into())])
-            .await?
-        else {
+        let Some(row) = self.read_row(sql, &binds![secret_hash]).await? else {
             return Ok(None);
         };
         let key = from_row(&row)?;
@@ -89,37 +85,32 @@ impl Store {
 
     /// The account's live keys, oldest first.
     pub async fn live_api_keys(&self, account_id: &str) -> Result<Vec<ApiKeyRow>> {
-        let sql = sqlx::AssertSqlSafe(format!(
+        let sql = format!(
             "SELECT {COLUMNS} FROM api_keys k WHERE k.account_id = $1 AND k.revoked_at IS NULL \
              ORDER BY k.created_at, k.id"
-        ));
-        let rows = sqlx::query(sql)
-            .bind(account_id)
-            .fetch_all(self.pool())
-            .await?;
+        );
+        let rows = self.fetch_all(&sql, &binds![account_id]).await?;
         rows.iter().map(from_row).collect()
     }
 
     /// Revokes a live key of the account; false when there is none with that id.
     pub async fn revoke_api_key(&self, account_id: &str, key_id: &str, now: i64) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE api_keys SET revoked_at = $3 WHERE id = $1 AND account_id = $2 AND revoked_at IS NULL",
-        )
-        .bind(key_id)
-        .bind(account_id)
-        .bind(now)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let done = self
+            .execute(
+                "UPDATE api_keys SET revoked_at = $3 WHERE id = $1 AND account_id = $2 AND revoked_at IS NULL",
+                &binds![key_id, account_id, now],
+            )
+            .await?;
+        Ok(done == 1)
     }
 
     /// Records use of a key (callers throttle this; it is a write).
     pub async fn touch_api_key(&self, key_id: &str, now: i64) -> Result<()> {
-        sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
-            .bind(key_id)
-            .bind(now)
-            .execute(self.pool())
-            .await?;
+        self.execute(
+            "UPDATE api_keys SET last_used_at = $2 WHERE id = $1",
+            &binds![key_id, now],
+        )
+        .await?;
         Ok(())
     }
 }

@@ -1,10 +1,7 @@
 //! Billing periods, and the meter's conditional advance of them.
 
-use sqlx::any::AnyRow;
-use sqlx::{Any, AnyConnection, Executor, Row};
-
-use crate::sql::{Bind, Columns, Listing, json_rows, parse_json_rows};
-use crate::{Backend, Result, Store, flag};
+use crate::sql::{Columns, Listing, json_rows, parse_json_rows};
+use crate::{Backend, Bind, Db, Result, Row, Store, Tx, binds};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeriodRow {
@@ -30,70 +27,70 @@ pub struct PeriodRow {
 const COLUMNS: &str = "id, account_id, resource_type, resource_id, resource_name, component, details, currency, \
      hourly_rate, started_at, ended_at, billed_minutes, billed_micros, fully_billed";
 
-fn from_row(row: &AnyRow) -> Result<PeriodRow> {
+fn from_row(row: &Row) -> Result<PeriodRow> {
     Ok(PeriodRow {
-        id: row.try_get("id")?,
-        account_id: row.try_get("account_id")?,
-        resource_type: row.try_get("resource_type")?,
-        resource_id: row.try_get("resource_id")?,
-        resource_name: row.try_get("resource_name")?,
-        component: row.try_get("component")?,
-        details: row.try_get("details")?,
-        currency: row.try_get("currency")?,
-        hourly_rate: row.try_get("hourly_rate")?,
-        started_at: row.try_get("started_at")?,
-        ended_at: row.try_get("ended_at")?,
-        billed_minutes: row.try_get("billed_minutes")?,
-        billed_micros: row.try_get("billed_micros")?,
-        fully_billed: flag(row.try_get("fully_billed")?),
+        id: row.text(0)?,
+        account_id: row.text(1)?,
+        resource_type: row.text(2)?,
+        resource_id: row.text(3)?,
+        resource_name: row.text(4)?,
+        component: row.text(5)?,
+        details: row.text(6)?,
+        currency: row.text(7)?,
+        hourly_rate: row.text(8)?,
+        started_at: row.int(9)?,
+        ended_at: row.opt_int(10)?,
+        billed_minutes: row.int(11)?,
+        billed_micros: row.int(12)?,
+        fully_billed: row.flag(13)?,
     })
 }
 
-pub async fn insert<'c, E: Executor<'c, Database = Any>>(db: E, p: &PeriodRow) -> Result<()> {
-    let sql = sqlx::AssertSqlSafe(format!(
+pub async fn insert(db: &mut impl Db, p: &PeriodRow) -> Result<()> {
+    let sql = format!(
         "INSERT INTO billing_periods ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-    ));
-    sqlx::query(sql)
-        .bind(&p.id)
-        .bind(&p.account_id)
-        .bind(&p.resource_type)
-        .bind(&p.resource_id)
-        .bind(&p.resource_name)
-        .bind(&p.component)
-        .bind(&p.details)
-        .bind(&p.currency)
-        .bind(&p.hourly_rate)
-        .bind(p.started_at)
-        .bind(p.ended_at)
-        .bind(p.billed_minutes)
-        .bind(p.billed_micros)
-        .bind(i64::from(p.fully_billed))
-        .execute(db)
-        .await?;
+    );
+    db.execute(
+        &sql,
+        &binds![
+            &p.id,
+            &p.account_id,
+            &p.resource_type,
+            &p.resource_id,
+            &p.resource_name,
+            &p.component,
+            &p.details,
+            &p.currency,
+            &p.hourly_rate,
+            p.started_at,
+            p.ended_at,
+            p.billed_minutes,
+            p.billed_micros,
+            p.fully_billed,
+        ],
+    )
+    .await?;
     Ok(())
 }
 
 /// The resource's open periods, inside a transaction.
-pub async fn open_periods(tx: &mut AnyConnection, resource_id: &str) -> Result<Vec<PeriodRow>> {
-    let sql = sqlx::AssertSqlSafe(format!(
+pub async fn open_periods(tx: &mut Tx, resource_id: &str) -> Result<Vec<PeriodRow>> {
+    let sql = format!(
         "SELECT {COLUMNS} FROM billing_periods WHERE resource_id = $1 AND ended_at IS NULL ORDER BY started_at, id"
-    ));
-    let rows = sqlx::query(sql)
-        .bind(resource_id)
-        .fetch_all(&mut *tx)
-        .await?;
+    );
+    let rows = tx.fetch_all(&sql, &binds![resource_id]).await?;
     rows.iter().map(from_row).collect()
 }
 
 /// Ends an open period at `at` (its remaining minutes are billed by the next meter tick).
-pub async fn close(tx: &mut AnyConnection, id: &str, at: i64) -> Result<bool> {
-    let done =
-        sqlx::query("UPDATE billing_periods SET ended_at = $2 WHERE id = $1 AND ended_at IS NULL")
-            .bind(id)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
-    Ok(done.rows_affected() == 1)
+pub async fn close(tx: &mut Tx, id: &str, at: i64) -> Result<bool> {
+    let done = tx
+        .execute(
+            "UPDATE billing_periods SET ended_at = $2 WHERE id = $1 AND ended_at IS NULL",
+            &binds![id, at],
+        )
+        .await?;
+    Ok(done == 1)
 }
 
 /// A meter's move of one period's billed minutes from `from_minutes` to `to_minutes`, with its cumulative
@@ -111,11 +108,8 @@ pub struct Advance {
 /// how many moved. A batch travels as one JSON parameter: binding thousands of parameters one by one
 /// costs more than the update itself. Periods still open and periods billed to their end go in separate
 /// statements, because writing `fully_billed` at all makes SQLite rewrite the partial index entry.
-pub async fn advance_all(
-    tx: &mut AnyConnection,
-    backend: Backend,
-    advances: &[Advance],
-) -> Result<u64> {
+pub async fn advance_all(tx: &mut Tx, advances: &[Advance]) -> Result<u64> {
+    let backend = tx.backend();
     let (finished, open): (Vec<&Advance>, Vec<&Advance>) =
         advances.iter().partition(|a| a.fully_billed);
     let mut moved = 0;
@@ -146,11 +140,7 @@ pub async fn advance_all(
                  AND billing_periods.fully_billed = 0"
             ),
         };
-        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(json)
-            .execute(&mut *tx)
-            .await?;
-        moved += done.rows_affected();
+        moved += tx.execute(&sql, &binds![json]).await?;
     }
     Ok(moved)
 }
@@ -186,7 +176,7 @@ impl Store {
     /// (both lock in the same order) and then reading what it left.
     pub async fn lock_due_periods(
         &self,
-        tx: &mut AnyConnection,
+        tx: &mut Tx,
         after: Option<(&str, &str)>,
         limit: u32,
     ) -> Result<Vec<DuePeriod>> {
@@ -201,12 +191,10 @@ impl Store {
         );
         let sql = json_rows(self.backend(), DUE_COLUMNS, &page, "account_id, id");
         let (account, id) = after.unwrap_or(("", ""));
-        let json: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .bind(account)
-            .bind(id)
-            .bind(i64::from(limit))
-            .fetch_one(&mut *tx)
-            .await?;
+        let json = tx
+            .fetch_one(&sql, &binds![account, id, i64::from(limit)])
+            .await?
+            .opt_text(0)?;
         parse_json_rows(json.as_deref())?
             .iter()
             .map(|row| {
@@ -251,28 +239,24 @@ impl Store {
         filter: &PeriodFilter,
     ) -> Result<Vec<PeriodRow>> {
         let (condition, binds) = period_condition(account_id, filter);
-        let sql = sqlx::AssertSqlSafe(format!(
+        let sql = format!(
             "SELECT {COLUMNS} FROM billing_periods WHERE {condition} ORDER BY started_at, id"
-        ));
-        let mut query = sqlx::query(sql);
-        for bind in &binds {
-            query = bind.apply(query);
-        }
-        let rows = query.fetch_all(self.pool()).await?;
+        );
+        let rows = self.fetch_all(&sql, &binds).await?;
         rows.iter().map(from_row).collect()
     }
 }
 
-fn period_condition(account_id: &str, filter: &PeriodFilter) -> (String, Vec<Bind>) {
+fn period_condition<'a>(account_id: &'a str, filter: &'a PeriodFilter) -> (String, Vec<Bind<'a>>) {
     let mut conditions = vec!["account_id = $1".to_string()];
-    let mut binds = vec![Bind::Text(account_id.to_string())];
-    let mut any_of = |column: &str, values: &[String], binds: &mut Vec<Bind>| {
+    let mut binds: Vec<Bind<'a>> = vec![account_id.into()];
+    let mut any_of = |column: &str, values: &'a [String], binds: &mut Vec<Bind<'a>>| {
         if values.is_empty() {
             return;
         }
         let mut placeholders = Vec::new();
         for v in values {
-            binds.push(Bind::Text(v.clone()));
+            binds.push(v.into());
             placeholders.push(format!("${}", binds.len()));
         }
         conditions.push(format!("{column} IN ({})", placeholders.join(", ")));
@@ -280,15 +264,15 @@ fn period_condition(account_id: &str, filter: &PeriodFilter) -> (String, Vec<Bin
     any_of("resource_type", &filter.resource_types, &mut binds);
     any_of("component", &filter.components, &mut binds);
     if let Some(id) = &filter.resource_id {
-        binds.push(Bind::Text(id.clone()));
+        binds.push(id.into());
         conditions.push(format!("resource_id = ${}", binds.len()));
     }
     if let Some(to) = filter.to_ms {
-        binds.push(Bind::Int(to));
+        binds.push(to.into());
         conditions.push(format!("started_at < ${}", binds.len()));
     }
     if let Some(from) = filter.from_ms {
-        binds.push(Bind::Int(from));
+        binds.push(from.into());
         conditions.push(format!("(ended_at IS NULL OR ended_at > ${})", binds.len()));
     }
     (conditions.join(" AND "), binds)

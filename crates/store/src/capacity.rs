@@ -2,9 +2,8 @@
 //!
 //! Allocation is one conditional statement, so concurrent deploys can never take more than there is.
 
-use sqlx::{AnyConnection, Row};
-
-use crate::{Result, Store};
+use crate::sql::Columns;
+use crate::{Db, Result, Store, Tx, binds};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CapacityRow {
@@ -22,18 +21,19 @@ impl CapacityRow {
 
 impl Store {
     pub async fn capacity(&self) -> Result<Vec<CapacityRow>> {
-        let rows = sqlx::query(
-            "SELECT region, gpu_model, total, allocated FROM gpu_capacity ORDER BY region, gpu_model",
-        )
-        .fetch_all(self.pool())
-        .await?;
+        let rows = self
+            .fetch_all(
+                "SELECT region, gpu_model, total, allocated FROM gpu_capacity ORDER BY region, gpu_model",
+                &[],
+            )
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(CapacityRow {
-                    region: r.try_get(0)?,
-                    gpu_model: r.try_get(1)?,
-                    total: r.try_get(2)?,
-                    allocated: r.try_get(3)?,
+                    region: r.text(0)?,
+                    gpu_model: r.text(1)?,
+                    total: r.int(2)?,
+                    allocated: r.int(3)?,
                 })
             })
             .collect()
@@ -43,15 +43,11 @@ impl Store {
     pub async fn seed_capacity(&self, rows: &[(String, String, i64)], now: i64) -> Result<()> {
         let mut tx = self.begin().await?;
         for (region, model, total) in rows {
-            sqlx::query(
+            tx.execute(
                 "INSERT INTO gpu_capacity (region, gpu_model, total, allocated, updated_at) VALUES ($1, $2, $3, 0, $4) \
                  ON CONFLICT (region, gpu_model) DO NOTHING",
+                &binds![region, model, *total, now],
             )
-            .bind(region)
-            .bind(model)
-            .bind(*total)
-            .bind(now)
-            .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
@@ -66,15 +62,11 @@ impl Store {
         total: i64,
         now: i64,
     ) -> Result<()> {
-        sqlx::query(
+        self.execute(
             "INSERT INTO gpu_capacity (region, gpu_model, total, allocated, updated_at) VALUES ($1, $2, $3, 0, $4) \
              ON CONFLICT (region, gpu_model) DO UPDATE SET total = excluded.total, updated_at = excluded.updated_at",
+            &binds![region, model, total, now],
         )
-        .bind(region)
-        .bind(model)
-        .bind(total)
-        .bind(now)
-        .execute(self.pool())
         .await?;
         Ok(())
     }
@@ -82,42 +74,30 @@ impl Store {
 
 /// Takes `count` units if that many are free; false (nothing taken) otherwise.
 pub async fn allocate(
-    tx: &mut AnyConnection,
+    tx: &mut Tx,
     region: &str,
     model: &str,
     count: i64,
     now: i64,
 ) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE gpu_capacity SET allocated = allocated + $3, updated_at = $4 \
-         WHERE region = $1 AND gpu_model = $2 AND total - allocated >= $3",
-    )
-    .bind(region)
-    .bind(model)
-    .bind(count)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    let done = tx
+        .execute(
+            "UPDATE gpu_capacity SET allocated = allocated + $3, updated_at = $4 \
+             WHERE region = $1 AND gpu_model = $2 AND total - allocated >= $3",
+            &binds![region, model, count, now],
+        )
+        .await?;
+    Ok(done == 1)
 }
 
 /// Gives back `count` units.
-pub async fn release(
-    tx: &mut AnyConnection,
-    region: &str,
-    model: &str,
-    count: i64,
-    now: i64,
-) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE gpu_capacity SET allocated = allocated - $3, updated_at = $4 \
-         WHERE region = $1 AND gpu_model = $2 AND allocated >= $3",
-    )
-    .bind(region)
-    .bind(model)
-    .bind(count)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    Ok(done.rows_affected() == 1)
+pub async fn release(tx: &mut Tx, region: &str, model: &str, count: i64, now: i64) -> Result<bool> {
+    let done = tx
+        .execute(
+            "UPDATE gpu_capacity SET allocated = allocated - $3, updated_at = $4 \
+             WHERE region = $1 AND gpu_model = $2 AND allocated >= $3",
+            &binds![region, model, count, now],
+        )
+        .await?;
+    Ok(done == 1)
 }

@@ -3,10 +3,8 @@
 //! Completing a deposit is a conditional update (`pending` → `completed`) made in the caller's transaction
 //! together with its ledger entry, so a deposit credits its account at most once.
 
-use sqlx::any::AnyRow;
-use sqlx::{Any, AnyConnection, Executor, Row};
-
-use crate::{Result, Store};
+use crate::sql::Columns;
+use crate::{Db, Result, Row, Store, Tx, binds};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DepositRow {
@@ -40,115 +38,99 @@ const COLUMNS: &str = "id, account_id, currency, amount_micros, tax_percent_micr
                        status, provider, payment_reference, checkout_url, transaction_id, completed_by, \
                        created_at, updated_at, completed_at";
 
-fn from_row(row: &AnyRow) -> Result<DepositRow> {
+fn from_row(row: &Row) -> Result<DepositRow> {
     Ok(DepositRow {
-        id: row.try_get("id")?,
-        account_id: row.try_get("account_id")?,
-        currency: row.try_get("currency")?,
-        amount_micros: row.try_get("amount_micros")?,
-        tax_percent_micros: row.try_get("tax_percent_micros")?,
-        tax_micros: row.try_get("tax_micros")?,
-        total_micros: row.try_get("total_micros")?,
-        status: row.try_get("status")?,
-        provider: row.try_get("provider")?,
-        payment_reference: row.try_get("payment_reference")?,
-        checkout_url: row.try_get("checkout_url")?,
-        transaction_id: row.try_get("transaction_id")?,
-        completed_by: row.try_get("completed_by")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        completed_at: row.try_get("completed_at")?,
+        id: row.text(0)?,
+        account_id: row.text(1)?,
+        currency: row.text(2)?,
+        amount_micros: row.int(3)?,
+        tax_percent_micros: row.int(4)?,
+        tax_micros: row.int(5)?,
+        total_micros: row.int(6)?,
+        status: row.text(7)?,
+        provider: row.text(8)?,
+        payment_reference: row.text(9)?,
+        checkout_url: row.opt_text(10)?,
+        transaction_id: row.opt_text(11)?,
+        completed_by: row.opt_text(12)?,
+        created_at: row.int(13)?,
+        updated_at: row.int(14)?,
+        completed_at: row.opt_int(15)?,
     })
 }
 
-pub async fn insert<'c, E: Executor<'c, Database = Any>>(
-    db: E,
-    deposit: &DepositRow,
-) -> Result<()> {
-    let sql = sqlx::AssertSqlSafe(format!(
+pub async fn insert(db: &mut impl Db, deposit: &DepositRow) -> Result<()> {
+    let sql = format!(
         "INSERT INTO deposits ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
          $15, $16)"
-    ));
-    sqlx::query(sql)
-        .bind(&deposit.id)
-        .bind(&deposit.account_id)
-        .bind(&deposit.currency)
-        .bind(deposit.amount_micros)
-        .bind(deposit.tax_percent_micros)
-        .bind(deposit.tax_micros)
-        .bind(deposit.total_micros)
-        .bind(&deposit.status)
-        .bind(&deposit.provider)
-        .bind(&deposit.payment_reference)
-        .bind(&deposit.checkout_url)
-        .bind(&deposit.transaction_id)
-        .bind(&deposit.completed_by)
-        .bind(deposit.created_at)
-        .bind(deposit.updated_at)
-        .bind(deposit.completed_at)
-        .execute(db)
-        .await?;
+    );
+    db.execute(
+        &sql,
+        &binds![
+            &deposit.id,
+            &deposit.account_id,
+            &deposit.currency,
+            deposit.amount_micros,
+            deposit.tax_percent_micros,
+            deposit.tax_micros,
+            deposit.total_micros,
+            &deposit.status,
+            &deposit.provider,
+            &deposit.payment_reference,
+            &deposit.checkout_url,
+            &deposit.transaction_id,
+            &deposit.completed_by,
+            deposit.created_at,
+            deposit.updated_at,
+            deposit.completed_at,
+        ],
+    )
+    .await?;
     Ok(())
 }
 
 /// Marks a pending deposit completed, inside the caller's transaction. False (changing nothing) when the
 /// deposit does not exist or is not pending: only one completion of a deposit can ever succeed.
-pub async fn mark_completed(
-    tx: &mut AnyConnection,
-    id: &str,
-    completed_by: &str,
-    now: i64,
-) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE deposits SET status = 'completed', completed_by = $2, completed_at = $3, updated_at = $3 \
-         WHERE id = $1 AND status = 'pending'",
-    )
-    .bind(id)
-    .bind(completed_by)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    Ok(done.rows_affected() == 1)
+pub async fn mark_completed(tx: &mut Tx, id: &str, completed_by: &str, now: i64) -> Result<bool> {
+    let done = tx
+        .execute(
+            "UPDATE deposits SET status = 'completed', completed_by = $2, completed_at = $3, updated_at = $3 \
+             WHERE id = $1 AND status = 'pending'",
+            &binds![id, completed_by, now],
+        )
+        .await?;
+    Ok(done == 1)
 }
 
 /// Records the ledger entry that credited a completed deposit.
-pub async fn set_transaction(tx: &mut AnyConnection, id: &str, transaction_id: &str) -> Result<()> {
-    sqlx::query("UPDATE deposits SET transaction_id = $2 WHERE id = $1")
-        .bind(id)
-        .bind(transaction_id)
-        .execute(&mut *tx)
-        .await?;
+pub async fn set_transaction(tx: &mut Tx, id: &str, transaction_id: &str) -> Result<()> {
+    tx.execute(
+        "UPDATE deposits SET transaction_id = $2 WHERE id = $1",
+        &binds![id, transaction_id],
+    )
+    .await?;
     Ok(())
 }
 
 /// A deposit by id, inside a transaction.
-pub async fn get(tx: &mut AnyConnection, id: &str) -> Result<Option<DepositRow>> {
-    let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM deposits WHERE id = $1"));
-    let row = sqlx::query(sql).bind(id).fetch_optional(&mut *tx).await?;
+pub async fn get(tx: &mut Tx, id: &str) -> Result<Option<DepositRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM deposits WHERE id = $1");
+    let row = tx.fetch_optional(&sql, &binds![id]).await?;
     row.as_ref().map(from_row).transpose()
 }
 
 impl Store {
     /// Any account's deposit (webhooks and operators).
     pub async fn deposit(&self, id: &str) -> Result<Option<DepositRow>> {
-        let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM deposits WHERE id = $1"));
-        let row = sqlx::query(sql)
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
+        let sql = format!("SELECT {COLUMNS} FROM deposits WHERE id = $1");
+        let row = self.fetch_optional(&sql, &binds![id]).await?;
         row.as_ref().map(from_row).transpose()
     }
 
     /// The account's deposit; `None` for another account's.
     pub async fn account_deposit(&self, account_id: &str, id: &str) -> Result<Option<DepositRow>> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM deposits WHERE id = $1 AND account_id = $2"
-        ));
-        let row = sqlx::query(sql)
-            .bind(id)
-            .bind(account_id)
-            .fetch_optional(self.pool())
-            .await?;
+        let sql = format!("SELECT {COLUMNS} FROM deposits WHERE id = $1 AND account_id = $2");
+        let row = self.fetch_optional(&sql, &binds![id, account_id]).await?;
         row.as_ref().map(from_row).transpose()
     }
 
@@ -159,19 +141,18 @@ impl Store {
         offset: u64,
         limit: u32,
     ) -> Result<(Vec<DepositRow>, u64)> {
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deposits WHERE account_id = $1")
-            .bind(account_id)
-            .fetch_one(self.pool())
+        let total = self
+            .read_int(
+                "SELECT COUNT(*) FROM deposits WHERE account_id = $1",
+                &binds![account_id],
+            )
             .await?;
-        let sql = sqlx::AssertSqlSafe(format!(
+        let sql = format!(
             "SELECT {COLUMNS} FROM deposits WHERE account_id = $1 ORDER BY created_at DESC, id DESC \
              LIMIT $2 OFFSET $3"
-        ));
-        let rows = sqlx::query(sql)
-            .bind(account_id)
-            .bind(i64::from(limit))
-            .bind(offset as i64)
-            .fetch_all(self.pool())
+        );
+        let rows = self
+            .fetch_all(&sql, &binds![account_id, i64::from(limit), offset as i64])
             .await?;
         Ok((
             rows.iter().map(from_row).collect::<Result<_>>()?,

@@ -1,9 +1,7 @@
 //! The event log: every state change of a resource, with when, who and why.
 
-use sqlx::any::AnyRow;
-use sqlx::{Any, Executor, Row};
-
-use crate::{Result, Store};
+use crate::sql::Columns;
+use crate::{Db, Result, Row, Store, binds};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventRow {
@@ -23,40 +21,43 @@ pub struct EventRow {
 
 const COLUMNS: &str = "id, account_id, resource_type, resource_id, kind, from_status, to_status, actor, cause, sequence, created_at";
 
-fn from_row(row: &AnyRow) -> Result<EventRow> {
+fn from_row(row: &Row) -> Result<EventRow> {
     Ok(EventRow {
-        id: row.try_get("id")?,
-        account_id: row.try_get("account_id")?,
-        resource_type: row.try_get("resource_type")?,
-        resource_id: row.try_get("resource_id")?,
-        kind: row.try_get("kind")?,
-        from_status: row.try_get("from_status")?,
-        to_status: row.try_get("to_status")?,
-        actor: row.try_get("actor")?,
-        cause: row.try_get("cause")?,
-        sequence: row.try_get("sequence")?,
-        created_at: row.try_get("created_at")?,
+        id: row.text(0)?,
+        account_id: row.text(1)?,
+        resource_type: row.text(2)?,
+        resource_id: row.text(3)?,
+        kind: row.text(4)?,
+        from_status: row.opt_text(5)?,
+        to_status: row.opt_text(6)?,
+        actor: row.text(7)?,
+        cause: row.text(8)?,
+        sequence: row.int(9)?,
+        created_at: row.int(10)?,
     })
 }
 
-pub async fn insert<'c, E: Executor<'c, Database = Any>>(db: E, e: &EventRow) -> Result<()> {
-    let sql = sqlx::AssertSqlSafe(format!(
+pub async fn insert(db: &mut impl Db, e: &EventRow) -> Result<()> {
+    let sql = format!(
         "INSERT INTO events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-    ));
-    sqlx::query(sql)
-        .bind(&e.id)
-        .bind(&e.account_id)
-        .bind(&e.resource_type)
-        .bind(&e.resource_id)
-        .bind(&e.kind)
-        .bind(&e.from_status)
-        .bind(&e.to_status)
-        .bind(&e.actor)
-        .bind(&e.cause)
-        .bind(e.sequence)
-        .bind(e.created_at)
-        .execute(db)
-        .await?;
+    );
+    db.execute(
+        &sql,
+        &binds![
+            &e.id,
+            &e.account_id,
+            &e.resource_type,
+            &e.resource_id,
+            &e.kind,
+            &e.from_status,
+            &e.to_status,
+            &e.actor,
+            &e.cause,
+            e.sequence,
+            e.created_at,
+        ],
+    )
+    .await?;
     Ok(())
 }
 
@@ -68,14 +69,13 @@ impl Store {
         kind: &str,
         since: i64,
     ) -> Result<bool> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM events WHERE account_id = $1 AND resource_type = 'account' AND kind = $2 AND created_at >= $3",
-        )
-        .bind(account_id)
-        .bind(kind)
-        .bind(since)
-        .fetch_one(self.pool())
-        .await?;
+        let n = self
+            .read_int(
+                "SELECT COUNT(*) FROM events WHERE account_id = $1 AND resource_type = 'account' AND kind = $2 \
+                 AND created_at >= $3",
+                &binds![account_id, kind, since],
+            )
+            .await?;
         Ok(n > 0)
     }
 
@@ -95,22 +95,20 @@ impl Store {
             None => ("account_id = $1 AND ($2 = $2)", "created_at, sequence, id"),
         };
         let resource = resource_id.unwrap_or("");
-        let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT COUNT(*) FROM events WHERE {condition}"
-        )))
-        .bind(account_id)
-        .bind(resource)
-        .fetch_one(self.pool())
-        .await?;
-        let sql = sqlx::AssertSqlSafe(format!(
+        let total = self
+            .read_int(
+                &format!("SELECT COUNT(*) FROM events WHERE {condition}"),
+                &binds![account_id, resource],
+            )
+            .await?;
+        let sql = format!(
             "SELECT {COLUMNS} FROM events WHERE {condition} ORDER BY {order} LIMIT $3 OFFSET $4"
-        ));
-        let rows = sqlx::query(sql)
-            .bind(account_id)
-            .bind(resource)
-            .bind(i64::from(limit))
-            .bind(offset as i64)
-            .fetch_all(self.pool())
+        );
+        let rows = self
+            .fetch_all(
+                &sql,
+                &binds![account_id, resource, i64::from(limit), offset as i64],
+            )
             .await?;
         Ok((
             rows.iter().map(from_row).collect::<Result<_>>()?,

@@ -1,10 +1,7 @@
 //! Custom images. Every state change is conditional on the generation the caller read, and bumps it.
 
-use sqlx::any::AnyRow;
-use sqlx::{Any, AnyConnection, Executor, Row};
-
-use crate::sql::{Bind, GenerationUpdate, Listing, placeholders};
-use crate::{Result, Store};
+use crate::sql::{Columns, GenerationUpdate, Listing, placeholders};
+use crate::{Bind, Db, Result, Row, Store, Tx, binds};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageRow {
@@ -33,57 +30,60 @@ const COLUMNS: &str = "id, account_id, name, description, tier, region, snapshot
      source_instance_id, storage_gb, os_volume_type, operating_system, status, status_reason, generation, \
      created_at, updated_at, deleted_at";
 
-fn from_row(row: &AnyRow) -> Result<ImageRow> {
+fn from_row(row: &Row) -> Result<ImageRow> {
     Ok(ImageRow {
-        id: row.try_get("id")?,
-        account_id: row.try_get("account_id")?,
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        tier: row.try_get("tier")?,
-        region: row.try_get("region")?,
-        snapshot_id: row.try_get("snapshot_id")?,
-        snapshot_name: row.try_get("snapshot_name")?,
-        source_instance_id: row.try_get("source_instance_id")?,
-        storage_gb: row.try_get("storage_gb")?,
-        os_volume_type: row.try_get("os_volume_type")?,
-        operating_system: row.try_get("operating_system")?,
-        status: row.try_get("status")?,
-        status_reason: row.try_get("status_reason")?,
-        generation: row.try_get("generation")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        deleted_at: row.try_get("deleted_at")?,
+        id: row.text(0)?,
+        account_id: row.text(1)?,
+        name: row.text(2)?,
+        description: row.opt_text(3)?,
+        tier: row.text(4)?,
+        region: row.text(5)?,
+        snapshot_id: row.text(6)?,
+        snapshot_name: row.text(7)?,
+        source_instance_id: row.text(8)?,
+        storage_gb: row.int(9)?,
+        os_volume_type: row.text(10)?,
+        operating_system: row.opt_text(11)?,
+        status: row.text(12)?,
+        status_reason: row.opt_text(13)?,
+        generation: row.int(14)?,
+        created_at: row.int(15)?,
+        updated_at: row.int(16)?,
+        deleted_at: row.opt_int(17)?,
     })
 }
 
 /// Inserts an image; a name the account already uses (among images not deleted) is
 /// `StoreError::Unique`.
-pub async fn insert<'c, E: Executor<'c, Database = Any>>(db: E, i: &ImageRow) -> Result<()> {
-    let sql = sqlx::AssertSqlSafe(format!(
+pub async fn insert(db: &mut impl Db, i: &ImageRow) -> Result<()> {
+    let sql = format!(
         "INSERT INTO images ({COLUMNS}) VALUES ({})",
         placeholders(1, 18)
-    ));
-    sqlx::query(sql)
-        .bind(&i.id)
-        .bind(&i.account_id)
-        .bind(&i.name)
-        .bind(&i.description)
-        .bind(&i.tier)
-        .bind(&i.region)
-        .bind(&i.snapshot_id)
-        .bind(&i.snapshot_name)
-        .bind(&i.source_instance_id)
-        .bind(i.storage_gb)
-        .bind(&i.os_volume_type)
-        .bind(&i.operating_system)
-        .bind(&i.status)
-        .bind(&i.status_reason)
-        .bind(i.generation)
-        .bind(i.created_at)
-        .bind(i.updated_at)
-        .bind(i.deleted_at)
-        .execute(db)
-        .await?;
+    );
+    db.execute(
+        &sql,
+        &binds![
+            &i.id,
+            &i.account_id,
+            &i.name,
+            &i.description,
+            &i.tier,
+            &i.region,
+            &i.snapshot_id,
+            &i.snapshot_name,
+            &i.source_instance_id,
+            i.storage_gb,
+            &i.os_volume_type,
+            &i.operating_system,
+            &i.status,
+            &i.status_reason,
+            i.generation,
+            i.created_at,
+            i.updated_at,
+            i.deleted_at
+        ],
+    )
+    .await?;
     Ok(())
 }
 
@@ -98,7 +98,7 @@ pub struct ImageChange {
 /// Applies `change` if the image is still at `generation`, bumping it; false when someone else changed
 /// the image first.
 pub async fn update(
-    tx: &mut AnyConnection,
+    tx: &mut Tx,
     id: &str,
     generation: i64,
     change: &ImageChange,
@@ -106,38 +106,35 @@ pub async fn update(
 ) -> Result<bool> {
     let mut update = GenerationUpdate::new("images", id, generation, now);
     if let Some(status) = &change.status {
-        update.set("status", Bind::Text(status.clone()));
+        update.set("status", status);
     }
     if let Some(reason) = &change.status_reason {
-        update.set("status_reason", Bind::OptText(reason.clone()));
+        update.set("status_reason", reason);
     }
     if let Some(at) = change.deleted_at {
-        update.set("deleted_at", Bind::Int(at));
+        update.set("deleted_at", at);
     }
     update.apply(tx).await
 }
 
 /// Holds the image at `generation` until the caller's transaction ends, without changing it (see
 /// `snapshots::hold`). False when the image changed since it was read.
-pub async fn hold(tx: &mut AnyConnection, id: &str, generation: i64) -> Result<bool> {
-    let done =
-        sqlx::query("UPDATE images SET generation = generation WHERE id = $1 AND generation = $2")
-            .bind(id)
-            .bind(generation)
-            .execute(&mut *tx)
-            .await?;
-    Ok(done.rows_affected() == 1)
+pub async fn hold(tx: &mut Tx, id: &str, generation: i64) -> Result<bool> {
+    let done = tx
+        .execute(
+            "UPDATE images SET generation = generation WHERE id = $1 AND generation = $2",
+            &binds![id, generation],
+        )
+        .await?;
+    Ok(done == 1)
 }
 
 /// The images of snapshot `snapshot_id` that are not deleted, inside a transaction, oldest first.
-pub async fn of_snapshot(tx: &mut AnyConnection, snapshot_id: &str) -> Result<Vec<ImageRow>> {
-    let sql = sqlx::AssertSqlSafe(format!(
+pub async fn of_snapshot(tx: &mut Tx, snapshot_id: &str) -> Result<Vec<ImageRow>> {
+    let sql = format!(
         "SELECT {COLUMNS} FROM images WHERE snapshot_id = $1 AND status <> 'DELETED' ORDER BY created_at, id"
-    ));
-    let rows = sqlx::query(sql)
-        .bind(snapshot_id)
-        .fetch_all(&mut *tx)
-        .await?;
+    );
+    let rows = tx.fetch_all(&sql, &binds![snapshot_id]).await?;
     rows.iter().map(from_row).collect()
 }
 
@@ -150,27 +147,17 @@ pub struct ImageFilter {
 impl Store {
     /// An image of the account (another account's is `None`, like a missing one).
     pub async fn image(&self, account_id: &str, id: &str) -> Result<Option<ImageRow>> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM images WHERE id = $1 AND account_id = $2"
-        ));
-        let row = sqlx::query(sql)
-            .bind(id)
-            .bind(account_id)
-            .fetch_optional(self.pool())
-            .await?;
+        let sql = format!("SELECT {COLUMNS} FROM images WHERE id = $1 AND account_id = $2");
+        let row = self.fetch_optional(&sql, &binds![id, account_id]).await?;
         row.as_ref().map(from_row).transpose()
     }
 
     /// The account's image named `name` that is not deleted (names are unique among those).
     pub async fn image_named(&self, account_id: &str, name: &str) -> Result<Option<ImageRow>> {
-        let sql = sqlx::AssertSqlSafe(format!(
+        let sql = format!(
             "SELECT {COLUMNS} FROM images WHERE account_id = $1 AND name = $2 AND status <> 'DELETED'"
-        ));
-        let row = sqlx::query(sql)
-            .bind(account_id)
-            .bind(name)
-            .fetch_optional(self.pool())
-            .await?;
+        );
+        let row = self.fetch_optional(&sql, &binds![account_id, name]).await?;
         row.as_ref().map(from_row).transpose()
     }
 
@@ -179,15 +166,12 @@ impl Store {
         if snapshot_ids.is_empty() {
             return Ok(vec![]);
         }
-        let sql = sqlx::AssertSqlSafe(format!(
+        let sql = format!(
             "SELECT {COLUMNS} FROM images WHERE snapshot_id IN ({}) AND status <> 'DELETED' ORDER BY created_at, id",
             placeholders(1, snapshot_ids.len())
-        ));
-        let mut query = sqlx::query(sql);
-        for id in snapshot_ids {
-            query = query.bind(id.as_str());
-        }
-        let rows = query.fetch_all(self.pool()).await?;
+        );
+        let binds: Vec<Bind> = snapshot_ids.iter().map(Bind::from).collect();
+        let rows = self.fetch_all(&sql, &binds).await?;
         rows.iter().map(from_row).collect()
     }
 
@@ -204,16 +188,16 @@ impl Store {
         if filter.status.is_none() {
             conditions.push("status <> 'DELETED'".into());
         }
-        let mut binds = vec![Bind::Text(account_id.to_string())];
-        let mut push = |condition: &str, value: Bind| {
+        let mut binds: Vec<Bind> = vec![account_id.into()];
+        let mut push = |condition: &str, value| {
             binds.push(value);
             conditions.push(condition.replace('?', &format!("${}", binds.len())));
         };
         if let Some(status) = &filter.status {
-            push("status = ?", Bind::Text(status.clone()));
+            push("status = ?", status.into());
         }
         if let Some(region) = &filter.region {
-            push("region = ?", Bind::Text(region.clone()));
+            push("region = ?", region.into());
         }
         let condition = conditions.join(" AND ");
         let listing = Listing {

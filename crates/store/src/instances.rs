@@ -1,13 +1,11 @@
 //! Instances. Every state change is conditional on the generation the caller read, and bumps it.
 
-use sqlx::{Any, AnyConnection, Executor, Row};
-
 use crate::sql::{
-    Bind, Columns, GenerationUpdate, JsonRow, Listing, RowSet, SqlOnce, json_row, placeholders,
+    Columns, GenerationUpdate, JsonRow, Listing, RowSet, SqlOnce, json_row, placeholders,
     row_sets_sql,
 };
 use crate::volumes::VolumeRow;
-use crate::{Result, Store};
+use crate::{Bind, Db, Result, Store, Tx, binds};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceRow {
@@ -89,46 +87,49 @@ fn from_row(row: &impl Columns) -> Result<InstanceRow> {
     })
 }
 
-pub async fn insert<'c, E: Executor<'c, Database = Any>>(db: E, i: &InstanceRow) -> Result<()> {
-    let sql = sqlx::AssertSqlSafe(format!(
+pub async fn insert(db: &mut impl Db, i: &InstanceRow) -> Result<()> {
+    let sql = format!(
         "INSERT INTO instances ({COLUMNS}) VALUES ({})",
         placeholders(1, 32)
-    ));
-    sqlx::query(sql)
-        .bind(&i.id)
-        .bind(&i.account_id)
-        .bind(&i.name)
-        .bind(&i.vm_name)
-        .bind(&i.tier)
-        .bind(&i.region)
-        .bind(&i.gpu_model)
-        .bind(i.gpu_count)
-        .bind(i.vcpus)
-        .bind(i.ram_gb)
-        .bind(i.storage_gb)
-        .bind(&i.os_volume_type)
-        .bind(&i.boot_source)
-        .bind(&i.operating_system)
-        .bind(&i.boot_volume_id)
-        .bind(&i.source_snapshot_id)
-        .bind(&i.ssh_key_id)
-        .bind(&i.ssh_public_key)
-        .bind(&i.script_id)
-        .bind(&i.startup_script)
-        .bind(&i.cloud_init)
-        .bind(i64::from(i.public_ip))
-        .bind(&i.ip_address)
-        .bind(&i.status)
-        .bind(&i.status_reason)
-        .bind(&i.host)
-        .bind(i.gpus_allocated)
-        .bind(&i.currency)
-        .bind(i.generation)
-        .bind(i.created_at)
-        .bind(i.updated_at)
-        .bind(i.deleted_at)
-        .execute(db)
-        .await?;
+    );
+    db.execute(
+        &sql,
+        &binds![
+            &i.id,
+            &i.account_id,
+            &i.name,
+            &i.vm_name,
+            &i.tier,
+            &i.region,
+            &i.gpu_model,
+            i.gpu_count,
+            i.vcpus,
+            i.ram_gb,
+            i.storage_gb,
+            &i.os_volume_type,
+            &i.boot_source,
+            &i.operating_system,
+            &i.boot_volume_id,
+            &i.source_snapshot_id,
+            &i.ssh_key_id,
+            &i.ssh_public_key,
+            &i.script_id,
+            &i.startup_script,
+            &i.cloud_init,
+            i.public_ip,
+            &i.ip_address,
+            &i.status,
+            &i.status_reason,
+            &i.host,
+            i.gpus_allocated,
+            &i.currency,
+            i.generation,
+            i.created_at,
+            i.updated_at,
+            i.deleted_at,
+        ],
+    )
+    .await?;
     Ok(())
 }
 
@@ -147,7 +148,7 @@ pub struct InstanceChange {
 /// Applies `change` if the instance is still at `generation`, bumping it; false when someone else changed
 /// the instance first (the caller re-reads and decides again).
 pub async fn update(
-    tx: &mut AnyConnection,
+    tx: &mut Tx,
     id: &str,
     generation: i64,
     change: &InstanceChange,
@@ -155,33 +156,33 @@ pub async fn update(
 ) -> Result<bool> {
     let mut update = GenerationUpdate::new("instances", id, generation, now);
     if let Some(status) = &change.status {
-        update.set("status", Bind::Text(status.clone()));
+        update.set("status", status);
     }
     if let Some(reason) = &change.status_reason {
-        update.set("status_reason", Bind::OptText(reason.clone()));
+        update.set("status_reason", reason);
     }
     if let Some(host) = &change.host {
-        update.set("host", Bind::OptText(host.clone()));
+        update.set("host", host);
     }
     if let Some(ip) = &change.ip_address {
-        update.set("ip_address", Bind::OptText(ip.clone()));
+        update.set("ip_address", ip);
     }
     if let Some(public_ip) = change.public_ip {
-        update.set("public_ip", Bind::Int(i64::from(public_ip)));
+        update.set("public_ip", public_ip);
     }
     if let Some(gpus) = change.gpus_allocated {
-        update.set("gpus_allocated", Bind::Int(gpus));
+        update.set("gpus_allocated", gpus);
     }
     if let Some(at) = change.deleted_at {
-        update.set("deleted_at", Bind::Int(at));
+        update.set("deleted_at", at);
     }
     update.apply(tx).await
 }
 
 /// Reads an instance inside a transaction.
-pub async fn get(tx: &mut AnyConnection, id: &str) -> Result<Option<InstanceRow>> {
-    let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM instances WHERE id = $1"));
-    let row = sqlx::query(sql).bind(id).fetch_optional(&mut *tx).await?;
+pub async fn get(tx: &mut Tx, id: &str) -> Result<Option<InstanceRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM instances WHERE id = $1");
+    let row = tx.fetch_optional(&sql, &binds![id]).await?;
     row.as_ref().map(from_row).transpose()
 }
 
@@ -207,8 +208,7 @@ impl Store {
                 "instances WHERE id = $1 AND account_id = $2",
             )
         });
-        let binds = [Bind::Text(id.into()), Bind::Text(account_id.into())];
-        self.read_row(sql, &binds)
+        self.read_row(sql, &binds![id, account_id])
             .await?
             .as_ref()
             .map(from_row)
@@ -217,11 +217,8 @@ impl Store {
 
     /// Any instance, for workers and reconcilers.
     pub async fn instance_by_id(&self, id: &str) -> Result<Option<InstanceRow>> {
-        let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM instances WHERE id = $1"));
-        let row = sqlx::query(sql)
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
+        let sql = format!("SELECT {COLUMNS} FROM instances WHERE id = $1");
+        let row = self.fetch_optional(&sql, &binds![id]).await?;
         row.as_ref().map(from_row).transpose()
     }
 
@@ -238,19 +235,19 @@ impl Store {
             // Spelled as in the partial index `instances_account_live`, so both databases use it.
             conditions.push("status <> 'DELETED'".into());
         }
-        let mut binds = vec![Bind::Text(account_id.to_string())];
-        let mut push = |condition: &str, value: Bind| {
+        let mut binds: Vec<Bind> = vec![account_id.into()];
+        let mut push = |condition: &str, value| {
             binds.push(value);
             conditions.push(condition.replace('?', &format!("${}", binds.len())));
         };
         if let Some(status) = &filter.status {
-            push("status = ?", Bind::Text(status.clone()));
+            push("status = ?", status.into());
         }
         if let Some(region) = &filter.region {
-            push("region = ?", Bind::Text(region.clone()));
+            push("region = ?", region.into());
         }
         if let Some(model) = &filter.gpu_model {
-            push("gpu_model = ?", Bind::Text(model.clone()));
+            push("gpu_model = ?", model.into());
         }
         if let Some(name) = &filter.name_contains {
             let pattern = format!(
@@ -260,7 +257,7 @@ impl Store {
                     .replace('%', "\\%")
                     .replace('_', "\\_")
             );
-            push("lower(name) LIKE ? ESCAPE '\\'", Bind::Text(pattern));
+            push("lower(name) LIKE ? ESCAPE '\\'", pattern.into());
         }
         let condition = conditions.join(" AND ");
         let listing = Listing {
@@ -276,28 +273,26 @@ impl Store {
 
     /// Instances in any of `statuses` (all accounts), for reconcilers.
     pub async fn instances_with_status(&self, statuses: &[&str]) -> Result<Vec<InstanceRow>> {
-        let sql = sqlx::AssertSqlSafe(format!(
+        let sql = format!(
             "SELECT {COLUMNS} FROM instances WHERE status IN ({}) ORDER BY id",
             placeholders(1, statuses.len())
-        ));
-        let mut query = sqlx::query(sql);
-        for status in statuses {
-            query = query.bind(*status);
-        }
-        let rows = query.fetch_all(self.pool()).await?;
+        );
+        let binds: Vec<Bind> = statuses.iter().map(|s| Bind::from(*s)).collect();
+        let rows = self.fetch_all(&sql, &binds).await?;
         rows.iter().map(from_row).collect()
     }
 
     /// GPUs held by live instances per region and model: what capacity allocations must equal.
     pub async fn gpus_held(&self) -> Result<Vec<(String, String, i64)>> {
-        let rows = sqlx::query(
-            "SELECT region, gpu_model, CAST(SUM(gpus_allocated) AS BIGINT) FROM instances \
-             WHERE gpus_allocated > 0 GROUP BY region, gpu_model ORDER BY region, gpu_model",
-        )
-        .fetch_all(self.pool())
-        .await?;
+        let rows = self
+            .fetch_all(
+                "SELECT region, gpu_model, CAST(SUM(gpus_allocated) AS BIGINT) FROM instances \
+                 WHERE gpus_allocated > 0 GROUP BY region, gpu_model ORDER BY region, gpu_model",
+                &[],
+            )
+            .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .map(|r| Ok((r.text(0)?, r.text(1)?, r.int(2)?)))
             .collect()
     }
 }
@@ -316,7 +311,7 @@ pub struct RuleRow {
 
 /// Adds a rule to an instance: (direction, ethertype, protocol), (port min, port max), remote prefix.
 pub async fn insert_rule(
-    tx: &mut AnyConnection,
+    tx: &mut Tx,
     id: &str,
     instance_id: &str,
     (direction, ethertype, protocol): (&str, &str, Option<&str>),
@@ -324,44 +319,42 @@ pub async fn insert_rule(
     remote_ip_prefix: Option<&str>,
     now: i64,
 ) -> Result<()> {
-    sqlx::query(
+    tx.execute(
         "INSERT INTO instance_security_rules (id, instance_id, direction, ethertype, protocol, port_range_min, \
          port_range_max, remote_ip_prefix, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        &binds![
+            id,
+            instance_id,
+            direction,
+            ethertype,
+            protocol,
+            port_min,
+            port_max,
+            remote_ip_prefix,
+            now
+        ],
     )
-    .bind(id)
-    .bind(instance_id)
-    .bind(direction)
-    .bind(ethertype)
-    .bind(protocol)
-    .bind(port_min)
-    .bind(port_max)
-    .bind(remote_ip_prefix)
-    .bind(now)
-    .execute(&mut *tx)
     .await?;
     Ok(())
 }
 
 /// Removes one of an instance's own rules; false when it has no rule with that id.
-pub async fn delete_rule(tx: &mut AnyConnection, instance_id: &str, rule_id: &str) -> Result<bool> {
-    let done =
-        sqlx::query("DELETE FROM instance_security_rules WHERE id = $1 AND instance_id = $2")
-            .bind(rule_id)
-            .bind(instance_id)
-            .execute(&mut *tx)
-            .await?;
-    Ok(done.rows_affected() == 1)
+pub async fn delete_rule(tx: &mut Tx, instance_id: &str, rule_id: &str) -> Result<bool> {
+    let done = tx
+        .execute(
+            "DELETE FROM instance_security_rules WHERE id = $1 AND instance_id = $2",
+            &binds![rule_id, instance_id],
+        )
+        .await?;
+    Ok(done == 1)
 }
 
 impl Store {
     pub async fn instance_rules(&self, instance_id: &str) -> Result<Vec<RuleRow>> {
-        let sql = sqlx::AssertSqlSafe(format!(
+        let sql = format!(
             "SELECT {RULE_COLUMNS} FROM instance_security_rules WHERE instance_id = $1 ORDER BY created_at, id"
-        ));
-        let rows = sqlx::query(sql)
-            .bind(instance_id)
-            .fetch_all(self.pool())
-            .await?;
+        );
+        let rows = self.fetch_all(&sql, &binds![instance_id]).await?;
         rows.iter().map(|r| rule_from(r, 0)).collect()
     }
 
@@ -385,10 +378,7 @@ impl Store {
             crate::volumes::of_instances(&ids),
             crate::firewalls::rules_of_instances(&ids),
         ];
-        let binds: Vec<Bind> = instance_ids
-            .iter()
-            .map(|id| Bind::Text(id.clone()))
-            .collect();
+        let binds: Vec<Bind> = instance_ids.iter().map(Bind::from).collect();
         let sql = row_sets_sql(self.backend(), &sets);
         let [rules, volumes, firewall_rules]: [Vec<JsonRow>; 3] = self
             .read_row_sets(&sql, &binds)

@@ -1,11 +1,8 @@
 //! The credit ledger: append-only entries in micro-units, and per-currency balances moved in the same
 //! transaction, so a balance always equals the sum of its entries.
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
-
-use crate::sql::{Bind, Listing};
-use crate::{Result, Store};
+use crate::sql::{Columns, Listing};
+use crate::{Bind, Db, Result, Row, Store, Tx, binds};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LedgerEntryRow {
@@ -33,63 +30,65 @@ pub struct LedgerFilter {
 const COLUMNS: &str = "id, account_id, currency, kind, amount_micros, balance_after_micros, description, \
                        idempotency_key, created_by, created_at";
 
-fn from_row(row: &AnyRow) -> Result<LedgerEntryRow> {
+fn from_row(row: &Row) -> Result<LedgerEntryRow> {
     Ok(LedgerEntryRow {
-        id: row.try_get("id")?,
-        account_id: row.try_get("account_id")?,
-        currency: row.try_get("currency")?,
-        kind: row.try_get("kind")?,
-        amount_micros: row.try_get("amount_micros")?,
-        balance_after_micros: row.try_get("balance_after_micros")?,
-        description: row.try_get("description")?,
-        idempotency_key: row.try_get("idempotency_key")?,
-        created_by: row.try_get("created_by")?,
-        created_at: row.try_get("created_at")?,
+        id: row.text(0)?,
+        account_id: row.text(1)?,
+        currency: row.text(2)?,
+        kind: row.text(3)?,
+        amount_micros: row.int(4)?,
+        balance_after_micros: row.int(5)?,
+        description: row.text(6)?,
+        idempotency_key: row.opt_text(7)?,
+        created_by: row.opt_text(8)?,
+        created_at: row.int(9)?,
     })
 }
 
 /// Appends `entry` (its `balance_after_micros` is computed here) and moves the balance, inside the caller's
 /// transaction. Returns `None`, changing nothing, when the idempotency key was used before.
-pub async fn append(
-    tx: &mut AnyConnection,
-    entry: &LedgerEntryRow,
-) -> Result<Option<LedgerEntryRow>> {
-    let inserted = sqlx::query(
-        "INSERT INTO ledger_entries (id, account_id, currency, kind, amount_micros, balance_after_micros, \
-         description, idempotency_key, created_by, created_at) VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9) \
-         ON CONFLICT (idempotency_key) DO NOTHING",
-    )
-    .bind(&entry.id)
-    .bind(&entry.account_id)
-    .bind(&entry.currency)
-    .bind(&entry.kind)
-    .bind(entry.amount_micros)
-    .bind(&entry.description)
-    .bind(&entry.idempotency_key)
-    .bind(&entry.created_by)
-    .bind(entry.created_at)
-    .execute(&mut *tx)
-    .await?;
-    if inserted.rows_affected() == 0 {
+pub async fn append(tx: &mut Tx, entry: &LedgerEntryRow) -> Result<Option<LedgerEntryRow>> {
+    let inserted = tx
+        .execute(
+            "INSERT INTO ledger_entries (id, account_id, currency, kind, amount_micros, balance_after_micros, \
+             description, idempotency_key, created_by, created_at) VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9) \
+             ON CONFLICT (idempotency_key) DO NOTHING",
+            &binds![
+                &entry.id,
+                &entry.account_id,
+                &entry.currency,
+                &entry.kind,
+                entry.amount_micros,
+                &entry.description,
+                &entry.idempotency_key,
+                &entry.created_by,
+                entry.created_at,
+            ],
+        )
+        .await?;
+    if inserted == 0 {
         return Ok(None);
     }
-    let balance: i64 = sqlx::query_scalar(
-        "INSERT INTO balances (account_id, currency, amount_micros, updated_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (account_id, currency) DO UPDATE \
-         SET amount_micros = balances.amount_micros + excluded.amount_micros, updated_at = excluded.updated_at \
-         RETURNING amount_micros",
+    let balance = tx
+        .fetch_one(
+            "INSERT INTO balances (account_id, currency, amount_micros, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (account_id, currency) DO UPDATE \
+             SET amount_micros = balances.amount_micros + excluded.amount_micros, updated_at = excluded.updated_at \
+             RETURNING amount_micros",
+            &binds![
+                &entry.account_id,
+                &entry.currency,
+                entry.amount_micros,
+                entry.created_at
+            ],
+        )
+        .await?
+        .int(0)?;
+    tx.execute(
+        "UPDATE ledger_entries SET balance_after_micros = $2 WHERE id = $1",
+        &binds![&entry.id, balance],
     )
-    .bind(&entry.account_id)
-    .bind(&entry.currency)
-    .bind(entry.amount_micros)
-    .bind(entry.created_at)
-    .fetch_one(&mut *tx)
     .await?;
-    sqlx::query("UPDATE ledger_entries SET balance_after_micros = $2 WHERE id = $1")
-        .bind(&entry.id)
-        .bind(balance)
-        .execute(&mut *tx)
-        .await?;
     Ok(Some(LedgerEntryRow {
         balance_after_micros: balance,
         ..entry.clone()
@@ -99,39 +98,33 @@ pub async fn append(
 impl Store {
     /// When the account was last credited (deposit, grant, refund), if ever.
     pub async fn last_credit_at(&self, account_id: &str) -> Result<Option<i64>> {
-        let at: Option<i64> = sqlx::query_scalar(
+        self.fetch_one(
             "SELECT MAX(created_at) FROM ledger_entries WHERE account_id = $1 AND amount_micros > 0",
+            &binds![account_id],
         )
-        .bind(account_id)
-        .fetch_one(self.pool())
-        .await?;
-        Ok(at)
+        .await?
+        .opt_int(0)
     }
 
     /// Balances of every currency the account has held, in micro-units.
     pub async fn balances(&self, account_id: &str) -> Result<Vec<(String, i64)>> {
-        let rows = sqlx::query(
-            "SELECT currency, amount_micros FROM balances WHERE account_id = $1 ORDER BY currency",
-        )
-        .bind(account_id)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect()
+        let rows = self
+            .fetch_all(
+                "SELECT currency, amount_micros FROM balances WHERE account_id = $1 ORDER BY currency",
+                &binds![account_id],
+            )
+            .await?;
+        rows.iter().map(|r| Ok((r.text(0)?, r.int(1)?))).collect()
     }
 
     /// Sum of the account's entries in one currency: what its balance must equal.
     pub async fn ledger_sum(&self, account_id: &str, currency: &str) -> Result<i64> {
-        let sum: i64 = sqlx::query_scalar(
+        self.read_int(
             "SELECT CAST(COALESCE(SUM(amount_micros), 0) AS BIGINT) FROM ledger_entries \
              WHERE account_id = $1 AND currency = $2",
+            &binds![account_id, currency],
         )
-        .bind(account_id)
-        .bind(currency)
-        .fetch_one(self.pool())
-        .await?;
-        Ok(sum)
+        .await
     }
 
     /// A page of the account's entries, newest first, and the number matching the filter.
@@ -143,22 +136,22 @@ impl Store {
         limit: u32,
     ) -> Result<(Vec<LedgerEntryRow>, u64)> {
         let mut conditions = vec!["account_id = $1".to_string()];
-        let mut binds: Vec<Bind> = vec![Bind::Text(account_id.to_string())];
-        let mut push = |column: &str, op: &str, value: Bind| {
+        let mut binds: Vec<Bind> = vec![account_id.into()];
+        let mut push = |column: &str, op: &str, value| {
             binds.push(value);
             conditions.push(format!("{column} {op} ${}", binds.len()));
         };
         if let Some(kind) = &filter.kind {
-            push("kind", "=", Bind::Text(kind.clone()));
+            push("kind", "=", kind.into());
         }
         if let Some(currency) = &filter.currency {
-            push("currency", "=", Bind::Text(currency.clone()));
+            push("currency", "=", currency.into());
         }
         if let Some(from) = filter.from_ms {
-            push("created_at", ">=", Bind::Int(from));
+            push("created_at", ">=", from.into());
         }
         if let Some(to) = filter.to_ms {
-            push("created_at", "<", Bind::Int(to));
+            push("created_at", "<", to.into());
         }
         let condition = conditions.join(" AND ");
 

@@ -1,16 +1,15 @@
 //! Barrack's persistence: every SQL statement of the project lives in this crate.
 //!
-//! One code path serves SQLite (the zero-configuration default) and PostgreSQL (operators, replicas)
-//! through sqlx's `Any` driver; on a SQLite file the hot single-value reads run on the calling thread
-//! instead (`sqlite_reads`), with the same SQL. Conventions that keep the two alike
-//! (`notes/dual-database.md`):
-//! `$n` placeholders, ids as TEXT, times as BIGINT epoch milliseconds, money as BIGINT micro-units,
-//! state changes as single conditional statements checked by rows affected.
+//! One code path serves SQLite (the zero-configuration default, through rusqlite on the calling thread)
+//! and PostgreSQL (operators, replicas, through sqlx): see [`db`]. Conventions that keep the two alike
+//! (`notes/dual-database.md`): `$n` placeholders, ids as TEXT, times as BIGINT epoch milliseconds, money
+//! as BIGINT micro-units, state changes as single conditional statements checked by rows affected.
 
 pub mod accounts;
 pub mod api_keys;
 pub mod billing;
 pub mod capacity;
+pub mod db;
 pub mod deposits;
 pub mod events;
 pub mod firewalls;
@@ -19,25 +18,22 @@ pub mod instances;
 pub mod jobs;
 pub mod ledger;
 mod migrate;
+mod postgres;
 pub mod public_ips;
 pub mod scripts;
 mod simulation;
 pub mod snapshots;
 pub mod sql;
-mod sqlite_reads;
+mod sqlite;
 pub mod ssh_keys;
 pub mod volumes;
 
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
-
+pub use db::{Bind, Db, Row, Tx};
 pub use migrate::{MIGRATIONS, Migration};
-pub use sqlx::{Any, AnyConnection, Transaction};
 
 /// Which database a store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,14 +55,18 @@ impl Backend {
 pub enum StoreError {
     #[error("unique constraint violated: {0}")]
     Unique(String),
-    #[error("unsupported database URL '{0}': use sqlite:// or postgres://")]
+    #[error(
+        "unsupported database URL '{0}': use sqlite://PATH[?mode=rwc|rw|ro], sqlite::memory: or postgres://..."
+    )]
     UnsupportedUrl(String),
     #[error("migration {version} ({name}) was changed after it was applied")]
     MigrationChanged { version: i64, name: String },
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
     #[error("database error: {0}")]
-    SqliteRead(#[source] rusqlite::Error),
+    Sqlite(#[source] rusqlite::Error),
+    #[error("database busy: {0}")]
+    Busy(String),
     #[error("unexpected data from the database: {0}")]
     Unexpected(String),
 }
@@ -82,72 +82,58 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ffi::{SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE};
+        if let rusqlite::Error::SqliteFailure(failure, message) = &e
+            && matches!(
+                failure.extended_code,
+                SQLITE_CONSTRAINT_UNIQUE | SQLITE_CONSTRAINT_PRIMARYKEY
+            )
+        {
+            return StoreError::Unique(message.clone().unwrap_or_else(|| e.to_string()));
+        }
+        StoreError::Sqlite(e)
+    }
+}
+
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// A pool of connections to one database.
+/// One database: SQLite's connections or PostgreSQL's pool. Cloning shares it.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: AnyPool,
-    backend: Backend,
-    /// SQLite files only (not in-memory databases): the hot reads' own connections.
-    sqlite_reads: Option<Arc<sqlite_reads::SqliteReads>>,
+    engine: Arc<Engine>,
+}
+
+#[derive(Debug)]
+enum Engine {
+    Sqlite(sqlite::Sqlite),
+    Postgres(sqlx::PgPool),
 }
 
 impl Store {
-    /// Connects to `url` (`sqlite://path` or `postgres://...`). SQLite files are created when missing
-    /// and switched to WAL mode.
+    /// Connects to `url` (`sqlite://path` or `postgres://...`). SQLite files are created when the URL
+    /// says `mode=rwc`, and switched to WAL mode. `max_connections` bounds PostgreSQL's pool and SQLite's
+    /// read connections.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store> {
-        sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite
+        let engine = if url.starts_with("sqlite:") {
+            // Readers beyond the cores only add page caches (measured: 16 connections idled at 46 MiB and
+            // served no faster than 3).
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let readers = (max_connections as usize).min(cores + 1);
+            Engine::Sqlite(sqlite::Sqlite::open(url, readers)?)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Backend::Postgres
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect(url)
+                .await?;
+            Engine::Postgres(pool)
         } else {
             return Err(StoreError::UnsupportedUrl(redact_url(url)));
         };
-        let options = AnyConnectOptions::from_str(url)?;
-        let max_connections = match backend {
-            // One writer at a time; readers beyond the cores only add page caches (measured: 16
-            // connections idled at 46 MiB and served no faster than 3).
-            Backend::Sqlite => {
-                let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-                max_connections.min(cores + 1)
-            }
-            Backend::Postgres => max_connections,
-        };
-        let mut pool = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(30));
-        if backend == Backend::Sqlite {
-            // A file cannot drop a connection; pinging it before every query would double the cost of
-            // each one.
-            pool = pool.test_before_acquire(false).after_connect(|conn, _| {
-                Box::pin(async move {
-                    conn.execute("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;")
-                        .await?;
-                    Ok(())
-                })
-            });
-        }
-        let pool = pool.connect_with(options).await?;
-        let mut sqlite_reads = None;
-        if backend == Backend::Sqlite {
-            pool.execute("PRAGMA journal_mode = WAL").await?;
-            let file: String =
-                sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
-                    .fetch_one(&pool)
-                    .await?;
-            if !file.is_empty() {
-                sqlite_reads = Some(Arc::new(sqlite_reads::SqliteReads::new(
-                    file.into(),
-                    max_connections as usize,
-                )));
-            }
-        }
         Ok(Store {
-            pool,
-            backend,
-            sqlite_reads,
+            engine: Arc::new(engine),
         })
     }
 
@@ -158,24 +144,28 @@ impl Store {
     }
 
     pub fn backend(&self) -> Backend {
-        self.backend
+        match *self.engine {
+            Engine::Sqlite(_) => Backend::Sqlite,
+            Engine::Postgres(_) => Backend::Postgres,
+        }
     }
 
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
-    }
-
-    fn sqlite_reads(&self) -> Option<&sqlite_reads::SqliteReads> {
-        self.sqlite_reads.as_deref()
-    }
-
-    /// Begins a write transaction. SQLite takes its write lock up front (`BEGIN IMMEDIATE`), so two
-    /// writers queue on the busy timeout instead of failing on a lock upgrade.
-    pub async fn begin(&self) -> Result<Transaction<'static, Any>> {
-        Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+    /// Begins a write transaction. On SQLite it holds the writer (and SQLite's write lock, taken up
+    /// front) until it ends, so write transactions run one after another.
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(match &*self.engine {
+            Engine::Sqlite(sqlite) => Tx::sqlite(sqlite.begin().await?),
+            Engine::Postgres(pool) => Tx::postgres(pool.begin().await?),
         })
+    }
+
+    /// Runs statements separated by semicolons, with nothing bound, outside any transaction (statements
+    /// that cannot run in one, such as PostgreSQL's `CREATE DATABASE`).
+    pub async fn execute_script(&self, sql: &str) -> Result<()> {
+        match &*self.engine {
+            Engine::Sqlite(sqlite) => sqlite.execute_script(sql).await,
+            Engine::Postgres(pool) => postgres::execute_script(pool, sql).await,
+        }
     }
 
     pub async fn migrate(&self) -> Result<Vec<&'static Migration>> {
@@ -183,7 +173,57 @@ impl Store {
     }
 
     pub async fn close(&self) {
-        self.pool.close().await;
+        if let Engine::Postgres(pool) = &*self.engine {
+            pool.close().await;
+        }
+    }
+}
+
+/// Each statement on its own: writes commit at once; on SQLite, reads run on a read connection.
+impl Store {
+    pub async fn execute(&self, sql: &str, binds: &[Bind<'_>]) -> Result<u64> {
+        match &*self.engine {
+            Engine::Sqlite(sqlite) => sqlite.execute(sql, binds).await,
+            Engine::Postgres(pool) => postgres::execute(pool, sql, binds).await,
+        }
+    }
+
+    pub async fn fetch_all(&self, sql: &str, binds: &[Bind<'_>]) -> Result<Vec<Row>> {
+        match &*self.engine {
+            Engine::Sqlite(sqlite) => sqlite.query(sql, binds, usize::MAX).await,
+            Engine::Postgres(pool) => postgres::fetch_all(pool, sql, binds).await,
+        }
+    }
+
+    pub async fn fetch_optional(&self, sql: &str, binds: &[Bind<'_>]) -> Result<Option<Row>> {
+        match &*self.engine {
+            Engine::Sqlite(sqlite) => Ok(sqlite.query(sql, binds, 1).await?.pop()),
+            Engine::Postgres(pool) => postgres::fetch_optional(pool, sql, binds).await,
+        }
+    }
+
+    pub async fn fetch_one(&self, sql: &str, binds: &[Bind<'_>]) -> Result<Row> {
+        self.fetch_optional(sql, binds)
+            .await?
+            .ok_or_else(|| StoreError::Unexpected("the statement returned no row".into()))
+    }
+}
+
+impl Db for &Store {
+    fn backend(&self) -> Backend {
+        Store::backend(self)
+    }
+
+    async fn execute(&mut self, sql: &str, binds: &[Bind<'_>]) -> Result<u64> {
+        Store::execute(self, sql, binds).await
+    }
+
+    async fn fetch_all(&mut self, sql: &str, binds: &[Bind<'_>]) -> Result<Vec<Row>> {
+        Store::fetch_all(self, sql, binds).await
+    }
+
+    async fn fetch_optional(&mut self, sql: &str, binds: &[Bind<'_>]) -> Result<Option<Row>> {
+        Store::fetch_optional(self, sql, binds).await
     }
 }
 
@@ -197,11 +237,6 @@ pub fn redact_url(url: &str) -> String {
         }
         _ => url.to_string(),
     }
-}
-
-/// Converts a stored 0/1 flag.
-pub(crate) fn flag(value: i64) -> bool {
-    value != 0
 }
 
 #[cfg(test)]

@@ -1,9 +1,8 @@
 //! Schema migrations, embedded in the binary: one folder per backend, one list, so they cannot drift
 //! apart in number or order (their contents are compared by the schema-parity test).
 
-use sqlx::{Executor, Row};
-
-use crate::{Backend, Result, Store, StoreError};
+use crate::sql::Columns;
+use crate::{Backend, Db, Result, Store, StoreError, binds};
 
 pub struct Migration {
     pub version: i64,
@@ -59,86 +58,55 @@ impl Migration {
 }
 
 /// Applies every migration not applied yet, each in its own transaction. Several servers starting at once
-/// on PostgreSQL take turns through an advisory lock; on SQLite the write lock does the same.
+/// on PostgreSQL take turns through a transaction-level advisory lock; on SQLite the write lock does the
+/// same.
 pub(crate) async fn run(store: &Store) -> Result<Vec<&'static Migration>> {
     let backend = store.backend();
-    let mut conn = store.pool().acquire().await?;
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, \
-         checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)",
-    )
-    .await?;
-    if backend == Backend::Postgres {
-        conn.execute("SELECT pg_advisory_lock(7366101)").await?;
-    }
-    let result = apply_pending(&mut conn, backend).await;
-    if backend == Backend::Postgres {
-        conn.execute("SELECT pg_advisory_unlock(7366101)").await?;
-    }
-    result
-}
-
-async fn apply_pending(
-    conn: &mut sqlx::pool::PoolConnection<sqlx::Any>,
-    backend: Backend,
-) -> Result<Vec<&'static Migration>> {
     let mut applied = Vec::new();
     for migration in MIGRATIONS {
-        let begin = if backend == Backend::Sqlite {
-            "BEGIN IMMEDIATE"
-        } else {
-            "BEGIN"
-        };
-        conn.execute(begin).await?;
-        let existing = sqlx::query("SELECT checksum FROM schema_migrations WHERE version = $1")
-            .bind(migration.version)
-            .fetch_optional(&mut **conn)
-            .await;
-        let step = async {
-            match existing? {
-                Some(row) => {
-                    let checksum: String = row.try_get(0)?;
-                    if checksum != migration.checksum(backend) {
-                        return Err(StoreError::MigrationChanged {
-                            version: migration.version,
-                            name: migration.name.to_string(),
-                        });
-                    }
-                    Ok(false)
-                }
-                None => {
-                    sqlx::raw_sql(migration.sql(backend)).execute(&mut **conn).await?;
-                    sqlx::query(
-                        "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)",
-                    )
-                    .bind(migration.version)
-                    .bind(migration.name)
-                    .bind(migration.checksum(backend))
-                    .bind(now_ms())
-                    .execute(&mut **conn)
-                    .await?;
-                    Ok(true)
-                }
-            }
+        let mut tx = store.begin().await?;
+        if backend == Backend::Postgres {
+            tx.execute("SELECT pg_advisory_xact_lock(7366101)", &[])
+                .await?;
         }
-        .await;
-        match step {
-            Ok(new) => {
-                conn.execute("COMMIT").await?;
-                if new {
-                    tracing::info!(
-                        version = migration.version,
-                        name = migration.name,
-                        "applied migration"
-                    );
-                    applied.push(migration);
-                }
+        tx.execute_script(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, \
+             checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+        )
+        .await?;
+        let existing = tx
+            .fetch_optional(
+                "SELECT checksum FROM schema_migrations WHERE version = $1",
+                &binds![migration.version],
+            )
+            .await?;
+        if let Some(row) = existing {
+            if row.text(0)? != migration.checksum(backend) {
+                return Err(StoreError::MigrationChanged {
+                    version: migration.version,
+                    name: migration.name.to_string(),
+                });
             }
-            Err(e) => {
-                conn.execute("ROLLBACK").await.ok();
-                return Err(e);
-            }
+            continue;
         }
+        tx.execute_script(migration.sql(backend)).await?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)",
+            &binds![
+                migration.version,
+                migration.name,
+                migration.checksum(backend),
+                now_ms()
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(
+            version = migration.version,
+            name = migration.name,
+            "applied migration"
+        );
+        applied.push(migration);
     }
     Ok(applied)
 }

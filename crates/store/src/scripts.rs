@@ -1,9 +1,7 @@
 //! Startup scripts of accounts.
 
-use sqlx::any::AnyRow;
-use sqlx::{Any, Executor, Row};
-
-use crate::{Result, Store};
+use crate::sql::Columns;
+use crate::{Db, Result, Row, Store, binds};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScriptRow {
@@ -17,44 +15,39 @@ pub struct ScriptRow {
 
 const COLUMNS: &str = "id, account_id, name, script, created_at, updated_at";
 
-fn from_row(row: &AnyRow) -> Result<ScriptRow> {
+fn from_row(row: &Row) -> Result<ScriptRow> {
     Ok(ScriptRow {
-        id: row.try_get("id")?,
-        account_id: row.try_get("account_id")?,
-        name: row.try_get("name")?,
-        script: row.try_get("script")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        id: row.text(0)?,
+        account_id: row.text(1)?,
+        name: row.text(2)?,
+        script: row.text(3)?,
+        created_at: row.int(4)?,
+        updated_at: row.int(5)?,
     })
 }
 
 /// Inserts a script; a name the account already uses is `StoreError::Unique`.
-pub async fn insert<'c, E: Executor<'c, Database = Any>>(db: E, script: &ScriptRow) -> Result<()> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "INSERT INTO scripts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
-    ));
-    sqlx::query(sql)
-        .bind(&script.id)
-        .bind(&script.account_id)
-        .bind(&script.name)
-        .bind(&script.script)
-        .bind(script.created_at)
-        .bind(script.updated_at)
-        .execute(db)
-        .await?;
+pub async fn insert(db: &mut impl Db, script: &ScriptRow) -> Result<()> {
+    let sql = format!("INSERT INTO scripts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)");
+    db.execute(
+        &sql,
+        &binds![
+            &script.id,
+            &script.account_id,
+            &script.name,
+            &script.script,
+            script.created_at,
+            script.updated_at,
+        ],
+    )
+    .await?;
     Ok(())
 }
 
 impl Store {
     pub async fn script(&self, account_id: &str, id: &str) -> Result<Option<ScriptRow>> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM scripts WHERE id = $1 AND account_id = $2"
-        ));
-        let row = sqlx::query(sql)
-            .bind(id)
-            .bind(account_id)
-            .fetch_optional(self.pool())
-            .await?;
+        let sql = format!("SELECT {COLUMNS} FROM scripts WHERE id = $1 AND account_id = $2");
+        let row = self.fetch_optional(&sql, &binds![id, account_id]).await?;
         row.as_ref().map(from_row).transpose()
     }
 
@@ -65,18 +58,17 @@ impl Store {
         offset: u64,
         limit: u32,
     ) -> Result<(Vec<ScriptRow>, u64)> {
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM scripts WHERE account_id = $1")
-            .bind(account_id)
-            .fetch_one(self.pool())
+        let total = self
+            .read_int(
+                "SELECT COUNT(*) FROM scripts WHERE account_id = $1",
+                &binds![account_id],
+            )
             .await?;
-        let sql = sqlx::AssertSqlSafe(format!(
+        let sql = format!(
             "SELECT {COLUMNS} FROM scripts WHERE account_id = $1 ORDER BY created_at, id LIMIT $2 OFFSET $3"
-        ));
-        let rows = sqlx::query(sql)
-            .bind(account_id)
-            .bind(i64::from(limit))
-            .bind(offset as i64)
-            .fetch_all(self.pool())
+        );
+        let rows = self
+            .fetch_all(&sql, &binds![account_id, i64::from(limit), offset as i64])
             .await?;
         Ok((
             rows.iter().map(from_row).collect::<Result<_>>()?,
@@ -94,17 +86,13 @@ impl Store {
         script: &str,
         now: i64,
     ) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE scripts SET name = $3, script = $4, updated_at = $5 WHERE id = $1 AND account_id = $2",
-        )
-        .bind(id)
-        .bind(account_id)
-        .bind(name)
-        .bind(script)
-        .bind(now)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let done = self
+            .execute(
+                "UPDATE scripts SET name = $3, script = $4, updated_at = $5 WHERE id = $1 AND account_id = $2",
+                &binds![id, account_id, name, script, now],
+            )
+            .await?;
+        Ok(done == 1)
     }
 
     /// Deletes the account's scripts among `ids`; returns the ids that were deleted.
@@ -112,12 +100,13 @@ impl Store {
         let mut tx = self.begin().await?;
         let mut deleted = Vec::new();
         for id in ids {
-            let done = sqlx::query("DELETE FROM scripts WHERE id = $1 AND account_id = $2")
-                .bind(id)
-                .bind(account_id)
-                .execute(&mut *tx)
+            let done = tx
+                .execute(
+                    "DELETE FROM scripts WHERE id = $1 AND account_id = $2",
+                    &binds![id, account_id],
+                )
                 .await?;
-            if done.rows_affected() == 1 {
+            if done == 1 {
                 deleted.push(id.clone());
             }
         }

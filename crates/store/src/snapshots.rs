@@ -1,10 +1,7 @@
 //! Snapshots. Every state change is conditional on the generation the caller read, and bumps it.
 
-use sqlx::any::AnyRow;
-use sqlx::{Any, AnyConnection, Executor, Row};
-
-use crate::sql::{Bind, GenerationUpdate, Listing, placeholders};
-use crate::{Result, Store, flag};
+use crate::sql::{Columns, GenerationUpdate, Listing, placeholders};
+use crate::{Bind, Db, Result, Row, Store, Tx, binds};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotRow {
@@ -41,69 +38,72 @@ const COLUMNS: &str = "id, account_id, name, description, tier, region, instance
      gpu_count, vcpus, ram_gb, storage_gb, os_volume_type, operating_system, size_gb, is_image, status, \
      status_reason, currency, generation, created_at, updated_at, deleted_at";
 
-fn from_row(row: &AnyRow) -> Result<SnapshotRow> {
+fn from_row(row: &Row) -> Result<SnapshotRow> {
     Ok(SnapshotRow {
-        id: row.try_get("id")?,
-        account_id: row.try_get("account_id")?,
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        tier: row.try_get("tier")?,
-        region: row.try_get("region")?,
-        instance_id: row.try_get("instance_id")?,
-        instance_name: row.try_get("instance_name")?,
-        gpu_model: row.try_get("gpu_model")?,
-        gpu_count: row.try_get("gpu_count")?,
-        vcpus: row.try_get("vcpus")?,
-        ram_gb: row.try_get("ram_gb")?,
-        storage_gb: row.try_get("storage_gb")?,
-        os_volume_type: row.try_get("os_volume_type")?,
-        operating_system: row.try_get("operating_system")?,
-        size_gb: row.try_get("size_gb")?,
-        is_image: flag(row.try_get("is_image")?),
-        status: row.try_get("status")?,
-        status_reason: row.try_get("status_reason")?,
-        currency: row.try_get("currency")?,
-        generation: row.try_get("generation")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        deleted_at: row.try_get("deleted_at")?,
+        id: row.text(0)?,
+        account_id: row.text(1)?,
+        name: row.text(2)?,
+        description: row.opt_text(3)?,
+        tier: row.text(4)?,
+        region: row.text(5)?,
+        instance_id: row.text(6)?,
+        instance_name: row.text(7)?,
+        gpu_model: row.text(8)?,
+        gpu_count: row.int(9)?,
+        vcpus: row.int(10)?,
+        ram_gb: row.int(11)?,
+        storage_gb: row.int(12)?,
+        os_volume_type: row.text(13)?,
+        operating_system: row.opt_text(14)?,
+        size_gb: row.int(15)?,
+        is_image: row.flag(16)?,
+        status: row.text(17)?,
+        status_reason: row.opt_text(18)?,
+        currency: row.text(19)?,
+        generation: row.int(20)?,
+        created_at: row.int(21)?,
+        updated_at: row.int(22)?,
+        deleted_at: row.opt_int(23)?,
     })
 }
 
 /// Inserts a snapshot; a name the account already uses (among snapshots not deleted) is
 /// `StoreError::Unique`.
-pub async fn insert<'c, E: Executor<'c, Database = Any>>(db: E, s: &SnapshotRow) -> Result<()> {
-    let sql = sqlx::AssertSqlSafe(format!(
+pub async fn insert(db: &mut impl Db, s: &SnapshotRow) -> Result<()> {
+    let sql = format!(
         "INSERT INTO snapshots ({COLUMNS}) VALUES ({})",
         placeholders(1, 24)
-    ));
-    sqlx::query(sql)
-        .bind(&s.id)
-        .bind(&s.account_id)
-        .bind(&s.name)
-        .bind(&s.description)
-        .bind(&s.tier)
-        .bind(&s.region)
-        .bind(&s.instance_id)
-        .bind(&s.instance_name)
-        .bind(&s.gpu_model)
-        .bind(s.gpu_count)
-        .bind(s.vcpus)
-        .bind(s.ram_gb)
-        .bind(s.storage_gb)
-        .bind(&s.os_volume_type)
-        .bind(&s.operating_system)
-        .bind(s.size_gb)
-        .bind(i64::from(s.is_image))
-        .bind(&s.status)
-        .bind(&s.status_reason)
-        .bind(&s.currency)
-        .bind(s.generation)
-        .bind(s.created_at)
-        .bind(s.updated_at)
-        .bind(s.deleted_at)
-        .execute(db)
-        .await?;
+    );
+    db.execute(
+        &sql,
+        &binds![
+            &s.id,
+            &s.account_id,
+            &s.name,
+            &s.description,
+            &s.tier,
+            &s.region,
+            &s.instance_id,
+            &s.instance_name,
+            &s.gpu_model,
+            s.gpu_count,
+            s.vcpus,
+            s.ram_gb,
+            s.storage_gb,
+            &s.os_volume_type,
+            &s.operating_system,
+            s.size_gb,
+            s.is_image,
+            &s.status,
+            &s.status_reason,
+            &s.currency,
+            s.generation,
+            s.created_at,
+            s.updated_at,
+            s.deleted_at
+        ],
+    )
+    .await?;
     Ok(())
 }
 
@@ -118,7 +118,7 @@ pub struct SnapshotChange {
 /// Applies `change` if the snapshot is still at `generation`, bumping it; false when someone else changed
 /// the snapshot first (the caller re-reads and decides again).
 pub async fn update(
-    tx: &mut AnyConnection,
+    tx: &mut Tx,
     id: &str,
     generation: i64,
     change: &SnapshotChange,
@@ -126,13 +126,13 @@ pub async fn update(
 ) -> Result<bool> {
     let mut update = GenerationUpdate::new("snapshots", id, generation, now);
     if let Some(status) = &change.status {
-        update.set("status", Bind::Text(status.clone()));
+        update.set("status", status);
     }
     if let Some(reason) = &change.status_reason {
-        update.set("status_reason", Bind::OptText(reason.clone()));
+        update.set("status_reason", reason);
     }
     if let Some(at) = change.deleted_at {
-        update.set("deleted_at", Bind::Int(at));
+        update.set("deleted_at", at);
     }
     update.apply(tx).await
 }
@@ -140,34 +140,32 @@ pub async fn update(
 /// Holds the snapshot at `generation` until the caller's transaction ends, without changing it: a
 /// restore or an image made from it commits before any change of the snapshot (its deletion) can, or
 /// sees the change and gives up. False when the snapshot changed since it was read.
-pub async fn hold(tx: &mut AnyConnection, id: &str, generation: i64) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE snapshots SET generation = generation WHERE id = $1 AND generation = $2",
-    )
-    .bind(id)
-    .bind(generation)
-    .execute(&mut *tx)
-    .await?;
-    Ok(done.rows_affected() == 1)
+pub async fn hold(tx: &mut Tx, id: &str, generation: i64) -> Result<bool> {
+    let done = tx
+        .execute(
+            "UPDATE snapshots SET generation = generation WHERE id = $1 AND generation = $2",
+            &binds![id, generation],
+        )
+        .await?;
+    Ok(done == 1)
 }
 
 /// Holds instance `id` at `generation` the same way while a snapshot of it is written: the snapshot is of
 /// the instance as it was read (ACTIVE), or the instance changed first and the caller decides again.
-pub async fn hold_instance(tx: &mut AnyConnection, id: &str, generation: i64) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE instances SET generation = generation WHERE id = $1 AND generation = $2",
-    )
-    .bind(id)
-    .bind(generation)
-    .execute(&mut *tx)
-    .await?;
-    Ok(done.rows_affected() == 1)
+pub async fn hold_instance(tx: &mut Tx, id: &str, generation: i64) -> Result<bool> {
+    let done = tx
+        .execute(
+            "UPDATE instances SET generation = generation WHERE id = $1 AND generation = $2",
+            &binds![id, generation],
+        )
+        .await?;
+    Ok(done == 1)
 }
 
 /// Reads a snapshot inside a transaction.
-pub async fn get(tx: &mut AnyConnection, id: &str) -> Result<Option<SnapshotRow>> {
-    let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM snapshots WHERE id = $1"));
-    let row = sqlx::query(sql).bind(id).fetch_optional(&mut *tx).await?;
+pub async fn get(tx: &mut Tx, id: &str) -> Result<Option<SnapshotRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM snapshots WHERE id = $1");
+    let row = tx.fetch_optional(&sql, &binds![id]).await?;
     row.as_ref().map(from_row).transpose()
 }
 
@@ -181,24 +179,15 @@ pub struct SnapshotFilter {
 impl Store {
     /// A snapshot of the account (another account's is `None`, like a missing one).
     pub async fn snapshot(&self, account_id: &str, id: &str) -> Result<Option<SnapshotRow>> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM snapshots WHERE id = $1 AND account_id = $2"
-        ));
-        let row = sqlx::query(sql)
-            .bind(id)
-            .bind(account_id)
-            .fetch_optional(self.pool())
-            .await?;
+        let sql = format!("SELECT {COLUMNS} FROM snapshots WHERE id = $1 AND account_id = $2");
+        let row = self.fetch_optional(&sql, &binds![id, account_id]).await?;
         row.as_ref().map(from_row).transpose()
     }
 
     /// Any snapshot, for workers.
     pub async fn snapshot_by_id(&self, id: &str) -> Result<Option<SnapshotRow>> {
-        let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM snapshots WHERE id = $1"));
-        let row = sqlx::query(sql)
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
+        let sql = format!("SELECT {COLUMNS} FROM snapshots WHERE id = $1");
+        let row = self.fetch_optional(&sql, &binds![id]).await?;
         row.as_ref().map(from_row).transpose()
     }
 
@@ -211,15 +200,13 @@ impl Store {
         if ids.is_empty() {
             return Ok(vec![]);
         }
-        let sql = sqlx::AssertSqlSafe(format!(
+        let sql = format!(
             "SELECT {COLUMNS} FROM snapshots WHERE account_id = $1 AND id IN ({}) ORDER BY created_at, id",
             placeholders(2, ids.len())
-        ));
-        let mut query = sqlx::query(sql).bind(account_id);
-        for id in ids {
-            query = query.bind(id.as_str());
-        }
-        let rows = query.fetch_all(self.pool()).await?;
+        );
+        let mut binds: Vec<Bind> = vec![account_id.into()];
+        binds.extend(ids.iter().map(Bind::from));
+        let rows = self.fetch_all(&sql, &binds).await?;
         rows.iter().map(from_row).collect()
     }
 
@@ -236,19 +223,19 @@ impl Store {
         if filter.status.is_none() {
             conditions.push("status <> 'DELETED'".into());
         }
-        let mut binds = vec![Bind::Text(account_id.to_string())];
-        let mut push = |condition: &str, value: Bind| {
+        let mut binds: Vec<Bind> = vec![account_id.into()];
+        let mut push = |condition: &str, value| {
             binds.push(value);
             conditions.push(condition.replace('?', &format!("${}", binds.len())));
         };
         if let Some(status) = &filter.status {
-            push("status = ?", Bind::Text(status.clone()));
+            push("status = ?", status.into());
         }
         if let Some(region) = &filter.region {
-            push("region = ?", Bind::Text(region.clone()));
+            push("region = ?", region.into());
         }
         if let Some(instance) = &filter.instance_id {
-            push("instance_id = ?", Bind::Text(instance.clone()));
+            push("instance_id = ?", instance.into());
         }
         let condition = conditions.join(" AND ");
         let listing = Listing {
@@ -265,12 +252,12 @@ impl Store {
     /// Instances still being created (`CREATING`) from the disk of snapshot `id`: restores, and deploys
     /// from images made from it.
     pub async fn instances_creating_from_snapshot(&self, id: &str) -> Result<Vec<String>> {
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM instances WHERE source_snapshot_id = $1 AND status = 'CREATING' ORDER BY id",
-        )
-        .bind(id)
-        .fetch_all(self.pool())
-        .await?;
-        Ok(ids)
+        let rows = self
+            .fetch_all(
+                "SELECT id FROM instances WHERE source_snapshot_id = $1 AND status = 'CREATING' ORDER BY id",
+                &binds![id],
+            )
+            .await?;
+        rows.iter().map(|r| r.text(0)).collect()
     }
 }

@@ -1,43 +1,12 @@
-//! Helpers for SQL built at run time (filters): values bound to numbered placeholders, and rows read as one
-//! JSON document.
+//! Helpers for SQL built at run time (filters, conditional updates, pages), and rows read as one JSON
+//! document.
 
 use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
-
-use crate::{Backend, Store, StoreError};
-
-/// A value bound into dynamically built SQL (placeholders numbered by the builder).
-#[derive(Debug, Clone)]
-pub enum Bind {
-    Text(String),
-    OptText(Option<String>),
-    Int(i64),
-}
-
-type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
-type AnyScalar<'q, T> = sqlx::query::QueryScalar<'q, sqlx::Any, T, sqlx::any::AnyArguments>;
-
-impl Bind {
-    pub fn apply<'q>(&self, query: AnyQuery<'q>) -> AnyQuery<'q> {
-        match self {
-            Bind::Text(s) => query.bind(s.clone()),
-            Bind::OptText(s) => query.bind(s.clone()),
-            Bind::Int(i) => query.bind(*i),
-        }
-    }
-
-    pub(crate) fn apply_scalar<'q, T>(&self, query: AnyScalar<'q, T>) -> AnyScalar<'q, T> {
-        match self {
-            Bind::Text(s) => query.bind(s.clone()),
-            Bind::OptText(s) => query.bind(s.clone()),
-            Bind::Int(i) => query.bind(*i),
-        }
-    }
-}
+use crate::db::{Bind, Tx};
+use crate::{Backend, Db, Store, StoreError};
 
 /// `$first, $first+1, ...`: `count` numbered placeholders for an `IN (...)` list.
 pub(crate) fn placeholders(first: usize, count: usize) -> String {
@@ -49,45 +18,42 @@ pub(crate) fn placeholders(first: usize, count: usize) -> String {
 
 /// A conditional update of a versioned row: it applies only while the row is still at `generation`, and
 /// bumps it, so two writers can never both act on what they read (the loser re-reads and decides again).
-pub struct GenerationUpdate {
+pub struct GenerationUpdate<'a> {
     table: &'static str,
     sets: Vec<String>,
-    binds: Vec<Bind>,
+    binds: Vec<Bind<'a>>,
 }
 
-impl GenerationUpdate {
-    pub fn new(table: &'static str, id: &str, generation: i64, now: i64) -> GenerationUpdate {
+impl<'a> GenerationUpdate<'a> {
+    pub fn new(
+        table: &'static str,
+        id: &'a str,
+        generation: i64,
+        now: i64,
+    ) -> GenerationUpdate<'a> {
         GenerationUpdate {
             table,
             sets: vec![
                 "generation = generation + 1".into(),
                 "updated_at = $3".into(),
             ],
-            binds: vec![
-                Bind::Text(id.to_string()),
-                Bind::Int(generation),
-                Bind::Int(now),
-            ],
+            binds: vec![id.into(), generation.into(), now.into()],
         }
     }
 
-    pub fn set(&mut self, column: &str, value: Bind) {
-        self.binds.push(value);
+    pub fn set(&mut self, column: &str, value: impl Into<Bind<'a>>) {
+        self.binds.push(value.into());
         self.sets.push(format!("{column} = ${}", self.binds.len()));
     }
 
     /// True when the row was at the expected generation and is now changed.
-    pub async fn apply(self, tx: &mut sqlx::AnyConnection) -> crate::Result<bool> {
-        let sql = sqlx::AssertSqlSafe(format!(
+    pub async fn apply(self, tx: &mut Tx) -> crate::Result<bool> {
+        let sql = format!(
             "UPDATE {} SET {} WHERE id = $1 AND generation = $2",
             self.table,
             self.sets.join(", ")
-        ));
-        let mut query = sqlx::query(sql);
-        for bind in &self.binds {
-            query = bind.apply(query);
-        }
-        Ok(query.execute(&mut *tx).await?.rows_affected() == 1)
+        );
+        Ok(tx.execute(&sql, &self.binds).await? == 1)
     }
 }
 
@@ -97,11 +63,11 @@ pub struct Listing<'a> {
     pub table: &'static str,
     pub columns: &'static str,
     pub condition: &'a str,
-    pub binds: &'a [Bind],
+    pub binds: &'a [Bind<'a>],
     pub order: &'static str,
 }
 
-impl Listing<'_> {
+impl<'a> Listing<'a> {
     /// The page's rows: found on ids alone (an index walk past the offset) and only then read whole, so
     /// deep pages do not read every row they skip. The offset takes the placeholder after the condition's;
     /// the limit is written out, because SQLite plans for a bound limit's value and so prepares the
@@ -131,15 +97,17 @@ impl Listing<'_> {
         store: &Store,
         offset: u64,
         limit: u32,
-    ) -> crate::Result<(Vec<sqlx::any::AnyRow>, u64)> {
+    ) -> crate::Result<(Vec<crate::Row>, u64)> {
         let total = self.count(store).await?;
-        let sql = sqlx::AssertSqlSafe(self.page_sql(limit));
-        let mut query = sqlx::query(sql);
-        for bind in self.binds {
-            query = bind.apply(query);
-        }
-        let rows = query.bind(offset as i64).fetch_all(store.pool()).await?;
+        let binds = self.binds_with_offset(offset);
+        let rows = store.fetch_all(&self.page_sql(limit), &binds).await?;
         Ok((rows, total))
+    }
+
+    fn binds_with_offset(&self, offset: u64) -> Vec<Bind<'a>> {
+        let mut binds = self.binds.to_vec();
+        binds.push((offset as i64).into());
+        binds
     }
 
     /// The same page, its rows read as one JSON array of arrays (values in `columns` order): each row of a
@@ -151,8 +119,7 @@ impl Listing<'_> {
         limit: u32,
     ) -> crate::Result<(Vec<JsonRow>, u64)> {
         let total = self.count(store).await?;
-        let mut binds = self.binds.to_vec();
-        binds.push(Bind::Int(offset as i64));
+        let binds = self.binds_with_offset(offset);
         let rows = store
             .read_rows(self.columns, &self.page_sql(limit), self.order, &binds)
             .await?;
@@ -309,16 +276,6 @@ impl Columns for JsonRow {
     }
 }
 
-impl Columns for AnyRow {
-    fn opt_text(&self, i: usize) -> crate::Result<Option<String>> {
-        Ok(self.try_get(i)?)
-    }
-
-    fn opt_int(&self, i: usize) -> crate::Result<Option<i64>> {
-        Ok(self.try_get(i)?)
-    }
-}
-
 impl Store {
     /// The rows of `inner` (a SELECT of `columns` whose `$n` placeholders take `binds`) in `order`, read as
     /// one value (see [`json_rows`]).
@@ -327,10 +284,10 @@ impl Store {
         columns: &str,
         inner: &str,
         order: &str,
-        binds: &[Bind],
+        binds: &[Bind<'_>],
     ) -> crate::Result<Vec<JsonRow>> {
         let sql = json_rows(self.backend(), columns, inner, order);
-        let json: Option<String> = self.read_first(&sql, binds).await?.flatten();
+        let json = self.read_text(&sql, binds).await?;
         parse_json_rows(json.as_deref())
     }
 
@@ -338,10 +295,10 @@ impl Store {
     pub(crate) async fn read_row_sets(
         &self,
         sql: &str,
-        binds: &[Bind],
+        binds: &[Bind<'_>],
     ) -> crate::Result<Vec<Vec<JsonRow>>> {
-        let json: String = self
-            .read_first(sql, binds)
+        let json = self
+            .read_text(sql, binds)
             .await?
             .ok_or_else(|| StoreError::Unexpected("no row for row sets".into()))?;
         // PostgreSQL aggregates no rows to NULL.
@@ -357,9 +314,9 @@ impl Store {
     pub(crate) async fn read_row(
         &self,
         sql: &str,
-        binds: &[Bind],
+        binds: &[Bind<'_>],
     ) -> crate::Result<Option<JsonRow>> {
-        let json: Option<String> = self.read_first(sql, binds).await?;
+        let json = self.read_text(sql, binds).await?;
         json.map(|json| {
             serde_json::from_str(&json)
                 .map(JsonRow)
@@ -369,30 +326,16 @@ impl Store {
     }
 
     /// The integer `sql` returns (a count).
-    pub(crate) async fn read_int(&self, sql: &str, binds: &[Bind]) -> crate::Result<i64> {
-        self.read_first(sql, binds)
-            .await?
-            .ok_or_else(|| StoreError::Unexpected("no row for a count".into()))
+    pub(crate) async fn read_int(&self, sql: &str, binds: &[Bind<'_>]) -> crate::Result<i64> {
+        self.fetch_one(sql, binds).await?.int(0)
     }
 
-    /// The first column of the first row of `sql`: on SQLite read on the calling thread (see
-    /// `sqlite_reads`), on PostgreSQL through the pool.
-    async fn read_first<T>(&self, sql: &str, binds: &[Bind]) -> crate::Result<Option<T>>
-    where
-        T: rusqlite::types::FromSql
-            + for<'r> sqlx::Decode<'r, sqlx::Any>
-            + sqlx::Type<sqlx::Any>
-            + Send
-            + Unpin,
-    {
-        if let Some(reads) = self.sqlite_reads() {
-            return reads.first(sql, binds);
+    /// The text in the first column of the first row of `sql`, if there is a row.
+    async fn read_text(&self, sql: &str, binds: &[Bind<'_>]) -> crate::Result<Option<String>> {
+        match self.fetch_optional(sql, binds).await? {
+            Some(row) => row.opt_text(0),
+            None => Ok(None),
         }
-        let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()));
-        for bind in binds {
-            query = bind.apply_scalar(query);
-        }
-        Ok(query.fetch_optional(self.pool()).await?)
     }
 }
 

@@ -1,9 +1,7 @@
 //! SSH public keys of accounts.
 
-use sqlx::any::AnyRow;
-use sqlx::{Any, Executor, Row};
-
-use crate::{Result, Store};
+use crate::sql::Columns;
+use crate::{Db, Result, Row, Store, binds};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SshKeyRow {
@@ -19,59 +17,54 @@ pub struct SshKeyRow {
 
 const COLUMNS: &str = "id, account_id, name, public_key, fingerprint, algorithm, bits, created_at";
 
-fn from_row(row: &AnyRow) -> Result<SshKeyRow> {
+fn from_row(row: &Row) -> Result<SshKeyRow> {
     Ok(SshKeyRow {
-        id: row.try_get("id")?,
-        account_id: row.try_get("account_id")?,
-        name: row.try_get("name")?,
-        public_key: row.try_get("public_key")?,
-        fingerprint: row.try_get("fingerprint")?,
-        algorithm: row.try_get("algorithm")?,
-        bits: row.try_get("bits")?,
-        created_at: row.try_get("created_at")?,
+        id: row.text(0)?,
+        account_id: row.text(1)?,
+        name: row.text(2)?,
+        public_key: row.text(3)?,
+        fingerprint: row.text(4)?,
+        algorithm: row.text(5)?,
+        bits: row.int(6)?,
+        created_at: row.int(7)?,
     })
 }
 
 /// Inserts a key; a name the account already uses is `StoreError::Unique`.
-pub async fn insert<'c, E: Executor<'c, Database = Any>>(db: E, key: &SshKeyRow) -> Result<()> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "INSERT INTO ssh_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-    ));
-    sqlx::query(sql)
-        .bind(&key.id)
-        .bind(&key.account_id)
-        .bind(&key.name)
-        .bind(&key.public_key)
-        .bind(&key.fingerprint)
-        .bind(&key.algorithm)
-        .bind(key.bits)
-        .bind(key.created_at)
-        .execute(db)
-        .await?;
+pub async fn insert(db: &mut impl Db, key: &SshKeyRow) -> Result<()> {
+    let sql = format!("INSERT INTO ssh_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
+    db.execute(
+        &sql,
+        &binds![
+            &key.id,
+            &key.account_id,
+            &key.name,
+            &key.public_key,
+            &key.fingerprint,
+            &key.algorithm,
+            key.bits,
+            key.created_at,
+        ],
+    )
+    .await?;
     Ok(())
 }
 
 impl Store {
     pub async fn ssh_keys(&self, account_id: &str) -> Result<Vec<SshKeyRow>> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM ssh_keys WHERE account_id = $1 ORDER BY created_at, id"
-        ));
-        let rows = sqlx::query(sql)
-            .bind(account_id)
-            .fetch_all(self.pool())
-            .await?;
+        let sql =
+            format!("SELECT {COLUMNS} FROM ssh_keys WHERE account_id = $1 ORDER BY created_at, id");
+        let rows = self.fetch_all(&sql, &binds![account_id]).await?;
         rows.iter().map(from_row).collect()
     }
 
     /// The account's key with this id or name.
     pub async fn ssh_key(&self, account_id: &str, id_or_name: &str) -> Result<Option<SshKeyRow>> {
-        let sql = sqlx::AssertSqlSafe(format!(
+        let sql = format!(
             "SELECT {COLUMNS} FROM ssh_keys WHERE account_id = $1 AND (id = $2 OR name = $2) ORDER BY id LIMIT 1"
-        ));
-        let row = sqlx::query(sql)
-            .bind(account_id)
-            .bind(id_or_name)
-            .fetch_optional(self.pool())
+        );
+        let row = self
+            .fetch_optional(&sql, &binds![account_id, id_or_name])
             .await?;
         row.as_ref().map(from_row).transpose()
     }
@@ -80,36 +73,37 @@ impl Store {
     /// `Ok(Some(false))` when it is in use.
     pub async fn delete_ssh_key(&self, account_id: &str, id: &str) -> Result<Option<bool>> {
         let mut tx = self.begin().await?;
-        let exists: Option<String> =
-            sqlx::query_scalar("SELECT id FROM ssh_keys WHERE id = $1 AND account_id = $2")
-                .bind(id)
-                .bind(account_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let exists = tx
+            .fetch_optional(
+                "SELECT id FROM ssh_keys WHERE id = $1 AND account_id = $2",
+                &binds![id, account_id],
+            )
+            .await?;
         if exists.is_none() {
             return Ok(None);
         }
-        let in_use: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM instances WHERE ssh_key_id = $1 AND status NOT IN ('DELETED')",
-        )
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
+        let in_use = tx
+            .fetch_one(
+                "SELECT COUNT(*) FROM instances WHERE ssh_key_id = $1 AND status NOT IN ('DELETED')",
+                &binds![id],
+            )
+            .await?
+            .int(0)?;
         if in_use > 0 {
             return Ok(Some(false));
         }
-        sqlx::query("DELETE FROM ssh_keys WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
+        tx.execute("DELETE FROM ssh_keys WHERE id = $1", &binds![id])
             .await?;
         tx.commit().await?;
         Ok(Some(true))
     }
 
     pub async fn count_ssh_keys(&self, account_id: &str) -> Result<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ssh_keys WHERE account_id = $1")
-            .bind(account_id)
-            .fetch_one(self.pool())
+        let n = self
+            .read_int(
+                "SELECT COUNT(*) FROM ssh_keys WHERE account_id = $1",
+                &binds![account_id],
+            )
             .await?;
         Ok(n as u64)
     }

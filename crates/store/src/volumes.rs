@@ -1,9 +1,7 @@
 //! Volumes. Every state change is conditional on the generation the caller read, and bumps it.
 
-use sqlx::{Any, AnyConnection, Executor};
-
-use crate::sql::{Bind, Columns, GenerationUpdate, Listing, RowSet, placeholders};
-use crate::{Result, Store};
+use crate::sql::{Columns, GenerationUpdate, Listing, RowSet, placeholders, prefixed};
+use crate::{Bind, Db, Result, Store, Tx, binds};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumeRow {
@@ -58,32 +56,35 @@ pub(crate) fn from_row(row: &impl Columns) -> Result<VolumeRow> {
 
 /// Inserts a volume; a name the account already uses (among volumes not deleted) is
 /// `StoreError::Unique`.
-pub async fn insert<'c, E: Executor<'c, Database = Any>>(db: E, v: &VolumeRow) -> Result<()> {
-    let sql = sqlx::AssertSqlSafe(format!(
+pub async fn insert(db: &mut impl Db, v: &VolumeRow) -> Result<()> {
+    let sql = format!(
         "INSERT INTO volumes ({COLUMNS}) VALUES ({})",
         placeholders(1, 18)
-    ));
-    sqlx::query(sql)
-        .bind(&v.id)
-        .bind(&v.account_id)
-        .bind(&v.name)
-        .bind(&v.tier)
-        .bind(&v.region)
-        .bind(&v.volume_type)
-        .bind(v.size_gb)
-        .bind(i64::from(v.bootable))
-        .bind(&v.image_name)
-        .bind(&v.source_volume_id)
-        .bind(&v.instance_id)
-        .bind(&v.status)
-        .bind(&v.status_reason)
-        .bind(&v.currency)
-        .bind(v.generation)
-        .bind(v.created_at)
-        .bind(v.updated_at)
-        .bind(v.deleted_at)
-        .execute(db)
-        .await?;
+    );
+    db.execute(
+        &sql,
+        &binds![
+            &v.id,
+            &v.account_id,
+            &v.name,
+            &v.tier,
+            &v.region,
+            &v.volume_type,
+            v.size_gb,
+            v.bootable,
+            &v.image_name,
+            &v.source_volume_id,
+            &v.instance_id,
+            &v.status,
+            &v.status_reason,
+            &v.currency,
+            v.generation,
+            v.created_at,
+            v.updated_at,
+            v.deleted_at
+        ],
+    )
+    .await?;
     Ok(())
 }
 
@@ -100,7 +101,7 @@ pub struct VolumeChange {
 /// Applies `change` if the volume is still at `generation`, bumping it; false when someone else changed
 /// the volume first (the caller re-reads and decides again).
 pub async fn update(
-    tx: &mut AnyConnection,
+    tx: &mut Tx,
     id: &str,
     generation: i64,
     change: &VolumeChange,
@@ -108,40 +109,37 @@ pub async fn update(
 ) -> Result<bool> {
     let mut update = GenerationUpdate::new("volumes", id, generation, now);
     if let Some(status) = &change.status {
-        update.set("status", Bind::Text(status.clone()));
+        update.set("status", status);
     }
     if let Some(reason) = &change.status_reason {
-        update.set("status_reason", Bind::OptText(reason.clone()));
+        update.set("status_reason", reason);
     }
     if let Some(size) = change.size_gb {
-        update.set("size_gb", Bind::Int(size));
+        update.set("size_gb", size);
     }
     if let Some(instance) = &change.instance_id {
-        update.set("instance_id", Bind::OptText(instance.clone()));
+        update.set("instance_id", instance);
     }
     if let Some(at) = change.deleted_at {
-        update.set("deleted_at", Bind::Int(at));
+        update.set("deleted_at", at);
     }
     update.apply(tx).await
 }
 
 /// Reads a volume inside a transaction.
-pub async fn get(tx: &mut AnyConnection, id: &str) -> Result<Option<VolumeRow>> {
-    let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM volumes WHERE id = $1"));
-    let row = sqlx::query(sql).bind(id).fetch_optional(&mut *tx).await?;
+pub async fn get(tx: &mut Tx, id: &str) -> Result<Option<VolumeRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM volumes WHERE id = $1");
+    let row = tx.fetch_optional(&sql, &binds![id]).await?;
     row.as_ref().map(from_row).transpose()
 }
 
 /// Volumes recorded against an instance (attached, or being attached or detached), inside a
 /// transaction, oldest first.
-pub async fn of_instance(tx: &mut AnyConnection, instance_id: &str) -> Result<Vec<VolumeRow>> {
-    let sql = sqlx::AssertSqlSafe(format!(
+pub async fn of_instance(tx: &mut Tx, instance_id: &str) -> Result<Vec<VolumeRow>> {
+    let sql = format!(
         "SELECT {COLUMNS} FROM volumes WHERE instance_id = $1 AND status <> 'deleted' ORDER BY created_at, id"
-    ));
-    let rows = sqlx::query(sql)
-        .bind(instance_id)
-        .fetch_all(&mut *tx)
-        .await?;
+    );
+    let rows = tx.fetch_all(&sql, &binds![instance_id]).await?;
     rows.iter().map(from_row).collect()
 }
 
@@ -154,24 +152,15 @@ pub struct VolumeFilter {
 impl Store {
     /// A volume of the account (another account's is `None`, like a missing one).
     pub async fn volume(&self, account_id: &str, id: &str) -> Result<Option<VolumeRow>> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM volumes WHERE id = $1 AND account_id = $2"
-        ));
-        let row = sqlx::query(sql)
-            .bind(id)
-            .bind(account_id)
-            .fetch_optional(self.pool())
-            .await?;
+        let sql = format!("SELECT {COLUMNS} FROM volumes WHERE id = $1 AND account_id = $2");
+        let row = self.fetch_optional(&sql, &binds![id, account_id]).await?;
         row.as_ref().map(from_row).transpose()
     }
 
     /// Any volume, for workers and reconcilers.
     pub async fn volume_by_id(&self, id: &str) -> Result<Option<VolumeRow>> {
-        let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM volumes WHERE id = $1"));
-        let row = sqlx::query(sql)
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
+        let sql = format!("SELECT {COLUMNS} FROM volumes WHERE id = $1");
+        let row = self.fetch_optional(&sql, &binds![id]).await?;
         row.as_ref().map(from_row).transpose()
     }
 
@@ -188,16 +177,16 @@ impl Store {
         if filter.status.is_none() {
             conditions.push("status <> 'deleted'".into());
         }
-        let mut binds = vec![Bind::Text(account_id.to_string())];
-        let mut push = |condition: &str, value: Bind| {
+        let mut binds: Vec<Bind> = vec![account_id.into()];
+        let mut push = |condition: &str, value| {
             binds.push(value);
             conditions.push(condition.replace('?', &format!("${}", binds.len())));
         };
         if let Some(status) = &filter.status {
-            push("status = ?", Bind::Text(status.clone()));
+            push("status = ?", status.into());
         }
         if let Some(region) = &filter.region {
-            push("region = ?", Bind::Text(region.clone()));
+            push("region = ?", region.into());
         }
         let condition = conditions.join(" AND ");
         let listing = Listing {
@@ -218,53 +207,44 @@ impl Store {
         prefix: &str,
     ) -> Result<Vec<String>> {
         // `LIKE` ignores case on SQLite only; the exact test is `substr`, which both databases share.
-        let names: Vec<String> = sqlx::query_scalar(
-            "SELECT name FROM volumes WHERE account_id = $1 AND status <> 'deleted' \
-             AND substr(name, 1, CAST($2 AS INTEGER)) = $3 ORDER BY name",
-        )
-        .bind(account_id)
-        .bind(prefix.chars().count() as i64)
-        .bind(prefix)
-        .fetch_all(self.pool())
-        .await?;
-        Ok(names)
+        let rows = self
+            .fetch_all(
+                "SELECT name FROM volumes WHERE account_id = $1 AND status <> 'deleted' \
+                 AND substr(name, 1, CAST($2 AS INTEGER)) = $3 ORDER BY name",
+                &binds![account_id, prefix.chars().count() as i64, prefix],
+            )
+            .await?;
+        rows.iter().map(|r| r.text(0)).collect()
     }
 
     /// Volumes recorded against an instance (attached, or being attached or detached), oldest first.
     pub async fn instance_volumes(&self, instance_id: &str) -> Result<Vec<VolumeRow>> {
-        let sql = sqlx::AssertSqlSafe(format!(
+        let sql = format!(
             "SELECT {COLUMNS} FROM volumes WHERE instance_id = $1 AND status <> 'deleted' ORDER BY created_at, id"
-        ));
-        let rows = sqlx::query(sql)
-            .bind(instance_id)
-            .fetch_all(self.pool())
-            .await?;
+        );
+        let rows = self.fetch_all(&sql, &binds![instance_id]).await?;
         rows.iter().map(from_row).collect()
     }
 
     pub async fn volumes_with_status(&self, statuses: &[&str]) -> Result<Vec<VolumeRow>> {
-        let sql = sqlx::AssertSqlSafe(format!(
+        let sql = format!(
             "SELECT {COLUMNS} FROM volumes WHERE status IN ({}) ORDER BY id",
             placeholders(1, statuses.len())
-        ));
-        let mut query = sqlx::query(sql);
-        for status in statuses {
-            query = query.bind(*status);
-        }
-        let rows = query.fetch_all(self.pool()).await?;
+        );
+        let binds: Vec<Bind> = statuses.iter().map(|s| Bind::from(*s)).collect();
+        let rows = self.fetch_all(&sql, &binds).await?;
         rows.iter().map(from_row).collect()
     }
 
     /// Resting volumes (`in-use` or `error`) still recorded against an instance that is deleted: their
     /// attachment ended with the instance.
     pub async fn volumes_of_deleted_instances(&self) -> Result<Vec<VolumeRow>> {
-        let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("v.{c}")).collect();
-        let sql = sqlx::AssertSqlSafe(format!(
+        let sql = format!(
             "SELECT {} FROM volumes v JOIN instances i ON i.id = v.instance_id \
              WHERE i.status = 'DELETED' AND v.status IN ('in-use', 'error') ORDER BY v.id",
-            columns.join(", ")
-        ));
-        let rows = sqlx::query(sql).fetch_all(self.pool()).await?;
+            prefixed(COLUMNS, "v")
+        );
+        let rows = self.fetch_all(&sql, &[]).await?;
         rows.iter().map(from_row).collect()
     }
 }

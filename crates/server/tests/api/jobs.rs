@@ -212,7 +212,7 @@ async fn an_expired_lease_lets_another_worker_take_over(db: Db) {
             .unwrap()
     );
     assert!(
-        !barrack_store::jobs::complete(store.pool(), &claimed.id, "worker-a", clock.now_ms())
+        !barrack_store::jobs::complete(&mut &store, &claimed.id, "worker-a", clock.now_ms())
             .await
             .unwrap()
     );

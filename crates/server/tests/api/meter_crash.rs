@@ -10,7 +10,8 @@ use barrack_client::Client;
 use barrack_core::clock::{parse_iso, system_now_ms};
 use barrack_store::Store;
 use barrack_store::billing::{self, PeriodRow};
-use sqlx::Row;
+use barrack_store::binds;
+use barrack_store::sql::Columns;
 
 use crate::common::process::{ServerProcess, spawn};
 use crate::common::{Db, TestDatabase};
@@ -46,26 +47,25 @@ struct Books {
 }
 
 async fn books(store: &Store, account: &str) -> Books {
-    let wrong: i64 = sqlx::query_scalar(
+    let count = |sql: &'static str, binds: Vec<barrack_store::Bind<'static>>| async move {
+        store.fetch_one(sql, &binds).await.unwrap().int(0).unwrap()
+    };
+    let wrong = count(
         "SELECT COUNT(*) FROM billing_periods WHERE billed_micros <> billed_minutes * $1",
+        binds![MICROS_PER_MINUTE].to_vec(),
     )
-    .bind(MICROS_PER_MINUTE)
-    .fetch_one(store.pool())
-    .await
-    .unwrap();
+    .await;
     assert_eq!(wrong, 0, "every period's charge is its minutes at its rate");
-    let billed: i64 = sqlx::query_scalar(
+    let billed = count(
         "SELECT CAST(COALESCE(SUM(billed_micros), 0) AS BIGINT) FROM billing_periods",
+        vec![],
     )
-    .fetch_one(store.pool())
-    .await
-    .unwrap();
-    let usage: i64 = sqlx::query_scalar(
+    .await;
+    let usage = count(
         "SELECT CAST(COALESCE(SUM(amount_micros), 0) AS BIGINT) FROM ledger_entries WHERE kind = 'usage'",
+        vec![],
     )
-    .fetch_one(store.pool())
-    .await
-    .unwrap();
+    .await;
     assert_eq!(
         -usage, billed,
         "the usage in the ledger is exactly what the periods billed"
@@ -78,14 +78,16 @@ async fn books(store: &Store, account: &str) -> Books {
         .map(|(_, m)| m)
         .sum();
     assert_eq!(balance, store.ledger_sum(account, "USD").await.unwrap());
-    let minutes =
-        sqlx::query("SELECT DISTINCT billed_minutes FROM billing_periods ORDER BY billed_minutes")
-            .fetch_all(store.pool())
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get::<i64, _>(0))
-            .collect();
+    let minutes = store
+        .fetch_all(
+            "SELECT DISTINCT billed_minutes FROM billing_periods ORDER BY billed_minutes",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.int(0).unwrap())
+        .collect();
     Books { minutes }
 }
 
@@ -126,7 +128,7 @@ async fn a_meter_killed_mid_run_neither_double_bills_nor_skips(db: Db) {
     let mut tx = store.begin().await.unwrap();
     for n in 0..PERIODS {
         billing::insert(
-            &mut *tx,
+            &mut tx,
             &PeriodRow {
                 id: format!("BRK-{n:06}VB"),
                 account_id: account.clone(),

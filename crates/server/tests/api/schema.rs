@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use barrack_store::Store;
-use sqlx::Row;
+use barrack_store::sql::Columns;
 
 use crate::common::{Db, TestDatabase, postgres_url};
 
@@ -11,21 +11,27 @@ type Column = (String, String, String, bool);
 type Index = (String, String, bool, String);
 
 async fn sqlite_schema(store: &Store) -> (BTreeSet<Column>, BTreeSet<Index>) {
-    let tables: Vec<String> = sqlx::query_scalar(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
-    )
-    .fetch_all(store.pool())
-    .await
-    .unwrap();
+    let tables: Vec<String> = store
+        .fetch_all(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.text(0).unwrap())
+        .collect();
     let mut columns = BTreeSet::new();
     let mut indexes = BTreeSet::new();
     for table in tables {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT name, type, \"notnull\", pk FROM pragma_table_info('{table}')"
-        ));
-        for row in sqlx::query(sql).fetch_all(store.pool()).await.unwrap() {
-            let (name, kind, notnull, pk): (String, String, i64, i64) =
-                (row.get(0), row.get(1), row.get(2), row.get(3));
+        let sql = format!("SELECT name, type, \"notnull\", pk FROM pragma_table_info('{table}')");
+        for row in store.fetch_all(&sql, &[]).await.unwrap() {
+            let (name, kind, notnull, pk) = (
+                row.text(0).unwrap(),
+                row.text(1).unwrap(),
+                row.int(2).unwrap(),
+                row.int(3).unwrap(),
+            );
             columns.insert((
                 table.clone(),
                 name,
@@ -33,22 +39,24 @@ async fn sqlite_schema(store: &Store) -> (BTreeSet<Column>, BTreeSet<Index>) {
                 notnull == 1 || pk > 0,
             ));
         }
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT name, \"unique\", origin FROM pragma_index_list('{table}')"
-        ));
-        for row in sqlx::query(sql).fetch_all(store.pool()).await.unwrap() {
-            let (name, unique, origin): (String, i64, String) =
-                (row.get(0), row.get(1), row.get(2));
+        let sql = format!("SELECT name, \"unique\", origin FROM pragma_index_list('{table}')");
+        for row in store.fetch_all(&sql, &[]).await.unwrap() {
+            let (name, unique, origin) = (
+                row.text(0).unwrap(),
+                row.int(1).unwrap(),
+                row.text(2).unwrap(),
+            );
             if origin != "c" {
                 continue; // primary keys and UNIQUE constraints are compared as columns
             }
-            let sql = sqlx::AssertSqlSafe(format!(
-                "SELECT name FROM pragma_index_info('{name}') ORDER BY seqno"
-            ));
-            let cols: Vec<String> = sqlx::query_scalar(sql)
-                .fetch_all(store.pool())
+            let sql = format!("SELECT name FROM pragma_index_info('{name}') ORDER BY seqno");
+            let cols: Vec<String> = store
+                .fetch_all(&sql, &[])
                 .await
-                .unwrap();
+                .unwrap()
+                .iter()
+                .map(|r| r.text(0).unwrap())
+                .collect();
             indexes.insert((table.clone(), name, unique == 1, cols.join(",")));
         }
     }
@@ -57,32 +65,38 @@ async fn sqlite_schema(store: &Store) -> (BTreeSet<Column>, BTreeSet<Index>) {
 
 async fn postgres_schema(store: &Store) -> (BTreeSet<Column>, BTreeSet<Index>) {
     let mut columns = BTreeSet::new();
-    let rows = sqlx::query(
-        "SELECT table_name::text, column_name::text, data_type::text, is_nullable::text FROM information_schema.columns \
-         WHERE table_schema = 'public'",
-    )
-    .fetch_all(store.pool())
-    .await
-    .unwrap();
+    let rows = store
+        .fetch_all(
+            "SELECT table_name::text, column_name::text, data_type::text, is_nullable::text \
+             FROM information_schema.columns WHERE table_schema = 'public'",
+            &[],
+        )
+        .await
+        .unwrap();
     for row in rows {
-        let (table, name, kind, nullable): (String, String, String, String) =
-            (row.get(0), row.get(1), row.get(2), row.get(3));
+        let text = |i| row.text(i).unwrap();
+        let (table, name, kind, nullable) = (text(0), text(1), text(2), text(3));
         columns.insert((table, name, normalize_type(&kind), nullable == "NO"));
     }
     let mut indexes = BTreeSet::new();
-    let rows = sqlx::query(
+    let rows = store
+        .fetch_all(
         "SELECT t.relname::text, i.relname::text, CAST(CASE WHEN ix.indisunique THEN 1 ELSE 0 END AS BIGINT), \
          array_to_string(ARRAY(SELECT a.attname FROM unnest(ix.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) \
          JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum ORDER BY k.ord), ',') \
          FROM pg_index ix JOIN pg_class i ON i.oid = ix.indexrelid JOIN pg_class t ON t.oid = ix.indrelid \
          JOIN pg_namespace n ON n.oid = t.relnamespace WHERE n.nspname = 'public' AND NOT ix.indisprimary",
-    )
-    .fetch_all(store.pool())
-    .await
-    .unwrap();
+            &[],
+        )
+        .await
+        .unwrap();
     for row in rows {
-        let (table, name, unique, cols): (String, String, i64, String) =
-            (row.get(0), row.get(1), row.get(2), row.get(3));
+        let (table, name, unique, cols) = (
+            row.text(0).unwrap(),
+            row.text(1).unwrap(),
+            row.int(2).unwrap(),
+            row.text(3).unwrap(),
+        );
         indexes.insert((table, name, unique == 1, cols));
     }
     (columns, indexes)

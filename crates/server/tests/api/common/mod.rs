@@ -102,8 +102,8 @@ impl TestDatabase {
                 let admin = barrack_store::Store::connect(&base, 1)
                     .await
                     .expect("connect to the test PostgreSQL");
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(admin.pool())
+                admin
+                    .execute_script(&format!("CREATE DATABASE {name}"))
                     .await
                     .expect("create a test database");
                 admin.close().await;
@@ -122,8 +122,8 @@ impl TestDatabase {
         if let (Some(name), Some(base)) = (&self.pg_name, postgres_url())
             && let Ok(admin) = barrack_store::Store::connect(&base, 1).await
         {
-            let drop = sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-            let _ = sqlx::raw_sql(drop).execute(admin.pool()).await;
+            let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+            let _ = admin.execute_script(&drop).await;
             admin.close().await;
         }
         let _ = std::fs::remove_dir_all(&self.dir);
