@@ -264,7 +264,7 @@ async fn run(backend: &str, database_url: Option<&str>) -> Result<()> {
         ids.extend(task.await??);
     }
     let deploy_rate = INSTANCES as f64 / started.elapsed().as_secs_f64();
-    // Let the workers finish creating them before reads are measured.
+    // Let the workers finish creating them before reads are measured, and time it.
     loop {
         let creating = client
             .instances(&InstanceQuery {
@@ -279,8 +279,9 @@ async fn run(backend: &str, database_url: Option<&str>) -> Result<()> {
         if creating == 0 {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let converged = started.elapsed().as_secs_f64();
     let loaded = rss_mib(pid);
 
     println!("\n== {backend}: {INSTANCES} instances ==");
@@ -290,6 +291,10 @@ async fn run(backend: &str, database_url: Option<&str>) -> Result<()> {
         loaded.unwrap_or(f64::NAN)
     );
     println!("deploys accepted: {deploy_rate:.0}/s (8 clients)");
+    println!(
+        "all {INSTANCES} ACTIVE {converged:.1} s after the first deploy: {:.0} creates/s through the workers",
+        INSTANCES as f64 / converged
+    );
     let health = Arc::new(vec!["/api/health/".to_string()]);
     let gets = Arc::new(
         ids.iter()

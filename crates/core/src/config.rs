@@ -78,6 +78,7 @@ pub struct JobsConfig {
     pub lease_seconds: u32,
     pub max_attempts: u32,
     pub poll_interval_ms: u64,
+    pub concurrency: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -354,8 +355,12 @@ impl Config {
         if self.billing.meter_interval_seconds == 0 {
             return invalid("billing.meter_interval_seconds must be at least 1".into());
         }
-        if self.jobs.max_attempts == 0 || self.jobs.lease_seconds == 0 {
-            return invalid("jobs.max_attempts and jobs.lease_seconds must be at least 1".into());
+        if self.jobs.max_attempts == 0 || self.jobs.lease_seconds == 0 || self.jobs.concurrency == 0
+        {
+            return invalid(
+                "jobs.max_attempts, jobs.lease_seconds and jobs.concurrency must be at least 1"
+                    .into(),
+            );
         }
         let mut models = BTreeSet::new();
         for model in &self.gpu_models {

@@ -14,7 +14,7 @@ use barrack_store::jobs::{self, JobRow};
 use barrack_store::{Store, Tx};
 use rand::Rng;
 use tokio::sync::{Notify, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::Result;
 use crate::clock::Clock;
@@ -45,6 +45,8 @@ pub struct JobSettings {
     pub max_backoff_ms: i64,
     /// How often an idle runner looks for due jobs (it is also woken by pokes).
     pub poll_interval: Duration,
+    /// Jobs a runner has in flight at once: operations wait on the driver, not on this server.
+    pub concurrency: usize,
 }
 
 impl Default for JobSettings {
@@ -54,6 +56,7 @@ impl Default for JobSettings {
             base_backoff_ms: 1_000,
             max_backoff_ms: 60_000,
             poll_interval: Duration::from_millis(500),
+            concurrency: 32,
         }
     }
 }
@@ -129,20 +132,28 @@ impl JobRunner {
 
     /// Claims and runs one due job; `None` when nothing is due.
     pub async fn run_one(&self) -> Result<Option<(JobRow, Outcome)>> {
+        match self.claim().await? {
+            Some(job) => Ok(Some(self.run_claimed(job).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn claim(&self) -> Result<Option<JobRow>> {
         let now = self.clock.now_ms();
-        let Some(job) = self
+        Ok(self
             .store
             .claim_job(&self.worker_id, now, self.settings.lease_ms)
-            .await?
-        else {
-            return Ok(None);
-        };
+            .await?)
+    }
+
+    /// Runs a job this runner holds the lease of, and records how it went.
+    async fn run_claimed(&self, job: JobRow) -> Result<(JobRow, Outcome)> {
         let outcome = match self.handlers.get(&job.kind) {
             Some(handler) => self.run_with_heartbeat(handler.as_ref(), &job).await,
             None => Outcome::Fail(format!("no handler for job kind '{}'", job.kind)),
         };
         self.record(&job, &outcome).await?;
-        Ok(Some((job, outcome)))
+        Ok((job, outcome))
     }
 
     /// Runs due jobs until none is left (deterministic tests drive the runner this way); returns how many ran.
@@ -213,28 +224,53 @@ impl JobRunner {
         (base + jitter).max(1)
     }
 
-    /// Runs jobs in the background until `shutdown` turns true: drains due work, then sleeps until poked or
-    /// until the poll interval passes.
+    /// Runs jobs in the background until `shutdown` turns true: up to `concurrency` at once, claiming
+    /// while there is due work and a free slot, then sleeping until poked, until a job ends, or until the
+    /// poll interval passes. At shutdown the jobs in flight get [`SHUTDOWN_GRACE`] to finish; any still
+    /// running then are left to their leases, and run again by whichever server claims them next.
     pub fn spawn(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
         tokio::spawn(async move {
+            let mut running = JoinSet::new();
             loop {
+                while running.try_join_next().is_some() {}
                 if *shutdown.borrow() {
-                    return;
+                    break;
                 }
-                match self.run_one().await {
-                    Ok(Some(_)) => continue,
-                    Ok(None) => {}
-                    Err(e) => tracing::warn!(error = %e, "job runner could not claim work"),
+                if running.len() < self.settings.concurrency.max(1) {
+                    match self.claim().await {
+                        Ok(Some(job)) => {
+                            let runner = self.clone();
+                            running.spawn(async move {
+                                if let Err(e) = runner.run_claimed(job).await {
+                                    tracing::warn!(error = %e, "job outcome could not be recorded");
+                                }
+                            });
+                            continue;
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(error = %e, "job runner could not claim work"),
+                    }
                 }
                 tokio::select! {
                     _ = self.poke.notified() => {}
+                    Some(_) = running.join_next(), if !running.is_empty() => {}
                     _ = tokio::time::sleep(self.settings.poll_interval) => {}
                     _ = shutdown.changed() => {}
                 }
             }
+            let drained = async { while running.join_next().await.is_some() {} };
+            if tokio::time::timeout(SHUTDOWN_GRACE, drained).await.is_err() {
+                tracing::warn!(
+                    jobs = running.len(),
+                    "jobs still running at shutdown are left to their leases"
+                );
+            }
         })
     }
 }
+
+/// How long a stopping runner waits for the jobs it has in flight.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// A database error during a job is worth another attempt.
 impl From<barrack_store::StoreError> for Outcome {

@@ -271,6 +271,7 @@ pub async fn start(options: StartOptions) -> Result<Running> {
     let settings = JobSettings {
         lease_ms: i64::from(jobs.lease_seconds) * 1000,
         poll_interval: Duration::from_millis(jobs.poll_interval_ms),
+        concurrency: jobs.concurrency as usize,
         ..JobSettings::default()
     };
     let instance_worker = Arc::new(InstanceWorker::new(services.context.clone()));

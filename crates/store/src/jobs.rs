@@ -80,18 +80,22 @@ pub async fn complete(db: &mut impl Db, id: &str, worker: &str, now: i64) -> Res
 }
 
 impl Store {
-    /// Claims the next job that is due, or whose lease expired (its worker died), for `lease_ms`.
+    /// Claims the job whose lease expired first (its worker died), or else the next pending job that is
+    /// due, for `lease_ms`. Each candidate is the first entry of its own range of `jobs_claimable`, so a
+    /// claim costs the same with ten jobs waiting or ten thousand.
     pub async fn claim_job(&self, worker: &str, now: i64, lease_ms: i64) -> Result<Option<JobRow>> {
         let lock = match self.backend() {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         };
-        let claimable = "((status = 'pending' AND run_after <= $2) OR (status = 'running' AND locked_until <= $2))";
         let sql = format!(
             "UPDATE jobs SET status = 'running', locked_by = $1, locked_until = $3, attempts = attempts + 1, \
              updated_at = $2 \
-             WHERE id = (SELECT id FROM jobs WHERE {claimable} ORDER BY run_after, id LIMIT 1 {lock}) \
-             AND {claimable} RETURNING {COLUMNS}"
+             WHERE id = COALESCE(\
+             (SELECT id FROM jobs WHERE status = 'running' AND locked_until <= $2 ORDER BY run_after, id LIMIT 1 {lock}), \
+             (SELECT id FROM jobs WHERE status = 'pending' AND run_after <= $2 ORDER BY run_after, id LIMIT 1 {lock})) \
+             AND ((status = 'pending' AND run_after <= $2) OR (status = 'running' AND locked_until <= $2)) \
+             RETURNING {COLUMNS}"
         );
         let row = self
             .fetch_optional(&sql, &binds![worker, now, now + lease_ms])

@@ -1,7 +1,9 @@
 //! The job runner on both databases: leases, retries, dead letters, exactly-once under concurrency.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use barrack_core::clock::{Clock, ManualClock};
@@ -16,6 +18,7 @@ on_both_databases!(
     jobs_run_once_each_across_concurrent_runners,
     transient_failures_back_off_then_dead_letter,
     an_expired_lease_lets_another_worker_take_over,
+    a_running_server_runs_jobs_side_by_side,
 );
 
 /// Counts runs per job; fails the first `failures` attempts of each.
@@ -219,6 +222,80 @@ async fn an_expired_lease_lets_another_worker_take_over(db: Db) {
     assert_eq!(
         store.job(&claimed.id).await.unwrap().unwrap().status,
         "done"
+    );
+    store.close().await;
+    database.drop_database().await;
+}
+
+/// Never finishes `res-0` (a driver call that hangs); finishes every other job after a short wait, noting
+/// how many ran at once.
+#[derive(Default)]
+struct Overlapping {
+    in_flight: AtomicUsize,
+    most_at_once: AtomicUsize,
+    done: AtomicUsize,
+}
+
+#[async_trait]
+impl JobHandler for Overlapping {
+    async fn run(&self, job: &JobRow) -> Outcome {
+        if job.resource_id == "res-0" {
+            return std::future::pending().await;
+        }
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_at_once.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.done.fetch_add(1, Ordering::SeqCst);
+        Outcome::Done
+    }
+}
+
+async fn a_running_server_runs_jobs_side_by_side(db: Db) {
+    let (database, store, clock) = setup(db).await;
+    add_jobs(&store, 21, 3, START_MS).await;
+    let handler = Arc::new(Overlapping::default());
+    let settings = JobSettings {
+        lease_ms: 60_000,
+        concurrency: 4,
+        ..Default::default()
+    };
+    let mut runner = JobRunner::new(store.clone(), clock.clone() as Arc<dyn Clock>, settings);
+    runner.register("test.record", handler.clone());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = Arc::new(runner).spawn(stopped);
+
+    // The hung job holds a slot once claimed; the other twenty go through the rest, several at a time.
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while handler.done.load(Ordering::SeqCst) < 20 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the other jobs finish beside the hung one");
+    let most = handler.most_at_once.load(Ordering::SeqCst);
+    assert!(
+        (2..=4).contains(&most),
+        "{most} jobs ran at once, with 4 slots"
+    );
+    assert_eq!(store.unfinished_jobs().await.unwrap(), 1);
+    let hung = store.jobs_with_status(&["running"], 10).await.unwrap();
+    assert_eq!(hung.len(), 1);
+    assert_eq!(hung[0].resource_id, "res-0");
+
+    // Stopping does not wait for the hung job beyond the grace period; its lease stays for a takeover.
+    stop.send(true).unwrap();
+    tokio::time::timeout(barrack_core::jobs::SHUTDOWN_GRACE * 3, task)
+        .await
+        .expect("the runner stops despite the hung job")
+        .unwrap();
+    assert_eq!(
+        store
+            .jobs_with_status(&["running"], 10)
+            .await
+            .unwrap()
+            .len(),
+        1
     );
     store.close().await;
     database.drop_database().await;
