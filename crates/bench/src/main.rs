@@ -282,6 +282,13 @@ async fn run(backend: &str, database_url: Option<&str>) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let converged = started.elapsed().as_secs_f64();
+    if let Some(url) = database_url {
+        // What autovacuum does within a minute of a bulk load: until then PostgreSQL plans with the
+        // statistics of an empty table.
+        let store = barrack_store::Store::connect(url, 1).await?;
+        store.execute_script("VACUUM ANALYZE").await?;
+        store.close().await;
+    }
     let loaded = rss_mib(pid);
 
     println!("\n== {backend}: {INSTANCES} instances ==");

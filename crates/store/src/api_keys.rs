@@ -1,7 +1,9 @@
 //! API keys. Only a keyed hash of each secret is stored.
 
 use crate::accounts::AccountRow;
-use crate::sql::{Columns, SqlOnce, column_count, json_row, prefixed};
+use std::sync::LazyLock;
+
+use crate::sql::{Columns, column_count, prefixed};
 use crate::{Db, Result, Store, binds};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -64,18 +66,15 @@ impl Store {
         &self,
         secret_hash: &str,
     ) -> Result<Option<(ApiKeyRow, AccountRow)>> {
-        // One JSON value: a single-value read (on SQLite on the calling thread) on every request.
-        static SQL: SqlOnce = SqlOnce::new();
-        let sql = SQL.get(self.backend(), |backend| {
-            let columns = format!("{COLUMNS}, {}", prefixed(crate::accounts::COLUMNS, "a"));
-            json_row(
-                backend,
-                &columns,
-                "api_keys k JOIN accounts a ON a.id = k.account_id \
+        // Every request reads this: its SQL is written once.
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT {COLUMNS}, {} FROM api_keys k JOIN accounts a ON a.id = k.account_id \
                  WHERE k.secret_hash = $1 AND k.revoked_at IS NULL",
+                prefixed(crate::accounts::COLUMNS, "a")
             )
         });
-        let Some(row) = self.read_row(sql, &binds![secret_hash]).await? else {
+        let Some(row) = self.fetch_optional(&SQL, &binds![secret_hash]).await? else {
             return Ok(None);
         };
         let key = from_row(&row)?;

@@ -1,6 +1,6 @@
 //! Billing periods, and the meter's conditional advance of them.
 
-use crate::sql::{Columns, Listing, json_rows, parse_json_rows};
+use crate::sql::{Columns, Listing};
 use crate::{Backend, Bind, Db, Result, Row, Store, Tx, binds};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,22 +180,18 @@ impl Store {
         after: Option<(&str, &str)>,
         limit: u32,
     ) -> Result<Vec<DuePeriod>> {
-        let lock = match self.backend() {
+        let lock = match tx.backend() {
             Backend::Sqlite => "",
             Backend::Postgres => "FOR UPDATE",
         };
         const DUE_COLUMNS: &str = "id, account_id, currency, hourly_rate, started_at, ended_at, billed_minutes, billed_micros";
-        let page = format!(
+        let sql = format!(
             "SELECT {DUE_COLUMNS} FROM billing_periods WHERE fully_billed = 0 AND (account_id, id) > ($1, $2) \
              ORDER BY account_id, id LIMIT $3 {lock}"
         );
-        let sql = json_rows(self.backend(), DUE_COLUMNS, &page, "account_id, id");
         let (account, id) = after.unwrap_or(("", ""));
-        let json = tx
-            .fetch_one(&sql, &binds![account, id, i64::from(limit)])
+        tx.fetch_all(&sql, &binds![account, id, i64::from(limit)])
             .await?
-            .opt_text(0)?;
-        parse_json_rows(json.as_deref())?
             .iter()
             .map(|row| {
                 Ok(DuePeriod {

@@ -1,9 +1,8 @@
 //! Instances. Every state change is conditional on the generation the caller read, and bumps it.
 
-use crate::sql::{
-    Columns, GenerationUpdate, JsonRow, Listing, RowSet, SqlOnce, json_row, placeholders,
-    row_sets_sql,
-};
+use std::sync::LazyLock;
+
+use crate::sql::{Columns, GenerationUpdate, JsonRow, Listing, RowSet, placeholders, row_sets_sql};
 use crate::volumes::VolumeRow;
 use crate::{Bind, Db, Result, Store, Tx, binds};
 
@@ -199,16 +198,11 @@ pub struct InstanceFilter {
 impl Store {
     /// An instance of the account (another account's is `None`, like a missing one).
     pub async fn instance(&self, account_id: &str, id: &str) -> Result<Option<InstanceRow>> {
-        // One JSON value: a single-value read (on SQLite on the calling thread), the API's hottest.
-        static SQL: SqlOnce = SqlOnce::new();
-        let sql = SQL.get(self.backend(), |backend| {
-            json_row(
-                backend,
-                COLUMNS,
-                "instances WHERE id = $1 AND account_id = $2",
-            )
+        // The API's hottest read: its SQL is written once.
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!("SELECT {COLUMNS} FROM instances WHERE id = $1 AND account_id = $2")
         });
-        self.read_row(sql, &binds![id, account_id])
+        self.fetch_optional(&SQL, &binds![id, account_id])
             .await?
             .as_ref()
             .map(from_row)
@@ -267,8 +261,25 @@ impl Store {
             binds: &binds,
             order: "created_at DESC, id DESC",
         };
-        let (rows, total) = listing.page_as_json(self, offset, limit).await?;
+        // Every instance not deleted: the count the triggers of `account_instance_counts` keep.
+        let (rows, total) = if binds.len() == 1 && !filter.include_deleted {
+            let rows = listing.rows(self, offset, limit).await?;
+            (rows, self.live_instance_count(account_id).await?)
+        } else {
+            listing.page(self, offset, limit).await?
+        };
         Ok((rows.iter().map(from_row).collect::<Result<_>>()?, total))
+    }
+
+    /// How many instances not deleted the account has.
+    pub async fn live_instance_count(&self, account_id: &str) -> Result<u64> {
+        let row = self
+            .fetch_optional(
+                "SELECT live FROM account_instance_counts WHERE account_id = $1",
+                &binds![account_id],
+            )
+            .await?;
+        Ok(row.map(|r| r.int(0)).transpose()?.unwrap_or(0) as u64)
     }
 
     /// Instances in any of `statuses` (all accounts), for reconcilers.

@@ -36,6 +36,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(11, "0011_unbilled_index"),
     migration!(12, "0012_simulation_clock"),
     migration!(13, "0013_covering_live_index"),
+    migration!(14, "0014_live_instance_counts"),
 ];
 
 impl Migration {

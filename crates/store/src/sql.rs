@@ -1,7 +1,5 @@
-//! Helpers for SQL built at run time (filters, conditional updates, pages), and rows read as one JSON
-//! document.
-
-use std::sync::OnceLock;
+//! Helpers for SQL built at run time (filters, conditional updates, pages), and related row sets read as
+//! one JSON document.
 
 use serde_json::Value;
 
@@ -67,7 +65,7 @@ pub struct Listing<'a> {
     pub order: &'static str,
 }
 
-impl<'a> Listing<'a> {
+impl Listing<'_> {
     /// The page's rows: found on ids alone (an index walk past the offset) and only then read whole, so
     /// deep pages do not read every row they skip. The offset takes the placeholder after the condition's;
     /// the limit is written out, because SQLite plans for a bound limit's value and so prepares the
@@ -92,6 +90,7 @@ impl<'a> Listing<'a> {
         Ok(store.read_int(&sql, self.binds).await? as u64)
     }
 
+    /// The page's rows and how many rows match.
     pub async fn page(
         &self,
         store: &Store,
@@ -99,41 +98,19 @@ impl<'a> Listing<'a> {
         limit: u32,
     ) -> crate::Result<(Vec<crate::Row>, u64)> {
         let total = self.count(store).await?;
-        let binds = self.binds_with_offset(offset);
-        let rows = store.fetch_all(&self.page_sql(limit), &binds).await?;
-        Ok((rows, total))
+        Ok((self.rows(store, offset, limit).await?, total))
     }
 
-    fn binds_with_offset(&self, offset: u64) -> Vec<Bind<'a>> {
-        let mut binds = self.binds.to_vec();
-        binds.push((offset as i64).into());
-        binds
-    }
-
-    /// The same page, its rows read as one JSON array of arrays (values in `columns` order): each row of a
-    /// wide table costs a copy and a conversion of every value, a JSON document one parse.
-    pub async fn page_as_json(
+    /// The page's rows alone, for callers that know the total some cheaper way.
+    pub async fn rows(
         &self,
         store: &Store,
         offset: u64,
         limit: u32,
-    ) -> crate::Result<(Vec<JsonRow>, u64)> {
-        let total = self.count(store).await?;
-        let binds = self.binds_with_offset(offset);
-        let rows = store
-            .read_rows(self.columns, &self.page_sql(limit), self.order, &binds)
-            .await?;
-        Ok((rows, total))
-    }
-}
-
-/// Wraps `inner` (a SELECT of `columns`) into a query of one text value: its rows as a JSON array of
-/// arrays, in `order`.
-pub fn json_rows(backend: Backend, columns: &str, inner: &str, order: &str) -> String {
-    let rows = rows_aggregate(backend, columns, order);
-    match backend {
-        Backend::Sqlite => format!("SELECT {rows} FROM ({inner}) AS page"),
-        Backend::Postgres => format!("SELECT CAST({rows} AS TEXT) FROM ({inner}) AS page"),
+    ) -> crate::Result<Vec<crate::Row>> {
+        let mut binds = self.binds.to_vec();
+        binds.push((offset as i64).into());
+        store.fetch_all(&self.page_sql(limit), &binds).await
     }
 }
 
@@ -176,17 +153,6 @@ pub(crate) fn row_sets_sql(backend: Backend, sets: &[RowSet]) -> String {
     }
 }
 
-/// A query of one row as one JSON array: `columns` (expressions) of `from` (a FROM clause and its
-/// conditions, matching at most one row). No aggregate, so no sort for a single row.
-pub fn json_row(backend: Backend, columns: &str, from: &str) -> String {
-    match backend {
-        Backend::Sqlite => format!("SELECT json_array({columns}) FROM {from}"),
-        Backend::Postgres => {
-            format!("SELECT CAST(json_build_array({columns}) AS TEXT) FROM {from}")
-        }
-    }
-}
-
 /// How many columns a list such as "a, b, c" names: where the next table's columns start in a joined row.
 pub(crate) const fn column_count(columns: &str) -> usize {
     let bytes = columns.as_bytes();
@@ -209,17 +175,7 @@ pub(crate) fn prefixed(columns: &str, alias: &str) -> String {
         .join(", ")
 }
 
-/// The rows of [`json_rows`] (PostgreSQL answers NULL for none).
-pub fn parse_json_rows(json: Option<&str>) -> crate::Result<Vec<JsonRow>> {
-    let Some(json) = json else {
-        return Ok(Vec::new());
-    };
-    let rows: Vec<Vec<Value>> = serde_json::from_str(json)
-        .map_err(|e| StoreError::Unexpected(format!("rows as JSON: {e}")))?;
-    Ok(rows.into_iter().map(JsonRow).collect())
-}
-
-/// One row of [`json_rows`], read by position.
+/// One row of a row set (see [`row_sets_sql`]), read by position.
 pub struct JsonRow(Vec<Value>);
 
 /// A row read by position, whichever way it came: the mapping of a table's columns to its row type is
@@ -277,30 +233,13 @@ impl Columns for JsonRow {
 }
 
 impl Store {
-    /// The rows of `inner` (a SELECT of `columns` whose `$n` placeholders take `binds`) in `order`, read as
-    /// one value (see [`json_rows`]).
-    pub(crate) async fn read_rows(
-        &self,
-        columns: &str,
-        inner: &str,
-        order: &str,
-        binds: &[Bind<'_>],
-    ) -> crate::Result<Vec<JsonRow>> {
-        let sql = json_rows(self.backend(), columns, inner, order);
-        let json = self.read_text(&sql, binds).await?;
-        parse_json_rows(json.as_deref())
-    }
-
     /// The rows of each set of a query built by [`row_sets_sql`], in the sets' order.
     pub(crate) async fn read_row_sets(
         &self,
         sql: &str,
         binds: &[Bind<'_>],
     ) -> crate::Result<Vec<Vec<JsonRow>>> {
-        let json = self
-            .read_text(sql, binds)
-            .await?
-            .ok_or_else(|| StoreError::Unexpected("no row for row sets".into()))?;
+        let json = self.fetch_one(sql, binds).await?.text(0)?;
         // PostgreSQL aggregates no rows to NULL.
         let sets: Vec<Option<Vec<Vec<Value>>>> = serde_json::from_str(&json)
             .map_err(|e| StoreError::Unexpected(format!("row sets as JSON: {e}")))?;
@@ -310,54 +249,8 @@ impl Store {
             .collect())
     }
 
-    /// The single row (or none) of a query built by [`json_row`].
-    pub(crate) async fn read_row(
-        &self,
-        sql: &str,
-        binds: &[Bind<'_>],
-    ) -> crate::Result<Option<JsonRow>> {
-        let json = self.read_text(sql, binds).await?;
-        json.map(|json| {
-            serde_json::from_str(&json)
-                .map(JsonRow)
-                .map_err(|e| StoreError::Unexpected(format!("row as JSON: {e}")))
-        })
-        .transpose()
-    }
-
     /// The integer `sql` returns (a count).
     pub(crate) async fn read_int(&self, sql: &str, binds: &[Bind<'_>]) -> crate::Result<i64> {
         self.fetch_one(sql, binds).await?.int(0)
-    }
-
-    /// The text in the first column of the first row of `sql`, if there is a row.
-    async fn read_text(&self, sql: &str, binds: &[Bind<'_>]) -> crate::Result<Option<String>> {
-        match self.fetch_optional(sql, binds).await? {
-            Some(row) => row.opt_text(0),
-            None => Ok(None),
-        }
-    }
-}
-
-/// SQL built once per backend: the hot reads' text, which formatting on every request showed in profiles.
-pub(crate) struct SqlOnce {
-    sqlite: OnceLock<String>,
-    postgres: OnceLock<String>,
-}
-
-impl SqlOnce {
-    pub(crate) const fn new() -> SqlOnce {
-        SqlOnce {
-            sqlite: OnceLock::new(),
-            postgres: OnceLock::new(),
-        }
-    }
-
-    pub(crate) fn get(&self, backend: Backend, build: impl FnOnce(Backend) -> String) -> &str {
-        let cell = match backend {
-            Backend::Sqlite => &self.sqlite,
-            Backend::Postgres => &self.postgres,
-        };
-        cell.get_or_init(|| build(backend))
     }
 }

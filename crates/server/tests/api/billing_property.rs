@@ -390,5 +390,6 @@ async fn one_history(db: Db, seed: u64) {
             .map(|(_, m)| m)
             .sum::<i64>()
     );
+    crate::common::assert_derived_state_consistent(store).await;
     app.stop().await;
 }

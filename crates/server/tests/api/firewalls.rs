@@ -1308,7 +1308,7 @@ async fn concurrent_toggles_and_deploys_never_share_an_address(db: Db) {
             .await
             .unwrap();
         assert!(assignments.len() <= 6);
-        crate::common::assert_stock_and_addresses_consistent(app.services().store()).await;
+        crate::common::assert_derived_state_consistent(app.services().store()).await;
         // What instances show agrees with the pool: each public address once, and it is theirs.
         let instances = client
             .instances(&Default::default())

@@ -63,7 +63,7 @@ async fn free_gpus(app: &TestApp, region: &str) -> u32 {
 }
 
 async fn assert_stock_consistent(app: &TestApp) {
-    crate::common::assert_stock_and_addresses_consistent(app.services().store()).await;
+    crate::common::assert_derived_state_consistent(app.services().store()).await;
 }
 
 async fn the_documented_deploy_returns_201_and_becomes_active(db: Db) {

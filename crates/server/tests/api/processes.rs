@@ -126,7 +126,7 @@ async fn converge(client: &Client, timeout: Duration) -> HashMap<String, u32> {
 /// nothing is left unfinished in the jobs table.
 async fn assert_consistent(database: &TestDatabase) {
     let store = Store::connect(&database.url, 2).await.unwrap();
-    crate::common::assert_stock_and_addresses_consistent(&store).await;
+    crate::common::assert_derived_state_consistent(&store).await;
     // A job whose effect landed just before its server died is finished by another once its lease ends.
     let deadline = Instant::now() + Duration::from_secs(15);
     while store.unfinished_jobs().await.unwrap() > 0 && Instant::now() < deadline {

@@ -16,7 +16,7 @@ use barrack_core::clock::Clock;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{Db, TestApp, assert_stock_and_addresses_consistent};
+use crate::common::{Db, TestApp, assert_derived_state_consistent};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -561,7 +561,7 @@ async fn images_deploy_instances_and_outlive_their_snapshot(db: Db) {
     client.delete_image(&nightly.id).await.unwrap();
     app.settle().await;
     assert!(!app.simulator().has_snapshot(&with_image.id));
-    assert_stock_and_addresses_consistent(app.services().store()).await;
+    assert_derived_state_consistent(app.services().store()).await;
     app.stop().await;
 }
 
@@ -693,7 +693,7 @@ async fn restore_makes_a_new_instance_with_the_snapshots_specs(db: Db) {
             .any(|e| e.cause.contains(&format!("restore of snapshot {snapshot}"))),
         "{events:?}"
     );
-    assert_stock_and_addresses_consistent(app.services().store()).await;
+    assert_derived_state_consistent(app.services().store()).await;
     app.stop().await;
 }
 

@@ -12,6 +12,7 @@ use barrack_client::Client;
 use barrack_core::clock::{Clock, ManualClock};
 use barrack_core::config::Config;
 use barrack_server::{Running, StartOptions};
+use barrack_store::sql::Columns;
 
 pub mod process;
 use rust_decimal::Decimal;
@@ -318,8 +319,9 @@ impl TestApp {
     }
 }
 
-/// Capacity allocations equal the GPUs live instances hold, and no address belongs to two instances.
-pub async fn assert_stock_and_addresses_consistent(store: &barrack_store::Store) {
+/// Capacity allocations equal the GPUs live instances hold, no address belongs to two instances, and the
+/// kept count of each account's live instances is what counting them gives.
+pub async fn assert_derived_state_consistent(store: &barrack_store::Store) {
     let held = store.gpus_held().await.unwrap();
     for row in store.capacity().await.unwrap() {
         let holding = held
@@ -337,6 +339,24 @@ pub async fn assert_stock_and_addresses_consistent(store: &barrack_store::Store)
         owners.len(),
         assignments.len(),
         "no instance holds two addresses"
+    );
+    let pairs = |sql| async move {
+        let rows = store.fetch_all(sql, &[]).await.unwrap();
+        rows.iter()
+            .map(|r| (r.text(0).unwrap(), r.int(1).unwrap()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        pairs(
+            "SELECT account_id, live FROM account_instance_counts WHERE live > 0 ORDER BY account_id"
+        )
+        .await,
+        pairs(
+            "SELECT account_id, COUNT(*) FROM instances WHERE status <> 'DELETED' \
+             GROUP BY account_id ORDER BY account_id"
+        )
+        .await,
+        "the kept counts of live instances are the counts"
     );
 }
 
