@@ -209,7 +209,7 @@ impl Tx {
 
     pub async fn commit(self) -> Result<()> {
         match self.inner {
-            TxInner::Sqlite(tx) => tx.commit(),
+            TxInner::Sqlite(tx) => tx.commit().await,
             TxInner::Postgres(tx) => Ok(tx.commit().await?),
         }
     }

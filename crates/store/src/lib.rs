@@ -67,6 +67,8 @@ pub enum StoreError {
     Sqlite(#[source] rusqlite::Error),
     #[error("database busy: {0}")]
     Busy(String),
+    #[error("database error: the commit failed: {0}")]
+    Commit(String),
     #[error("unexpected data from the database: {0}")]
     Unexpected(String),
 }

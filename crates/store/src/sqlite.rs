@@ -7,12 +7,13 @@
 //! in-memory database has the writer only.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{CachedStatement, Connection, OpenFlags, ToSql};
-use tokio::sync::OwnedMutexGuard;
+use tokio::sync::{OwnedMutexGuard, oneshot};
 
 use crate::db::{Bind, Row, Value};
 use crate::{Result, StoreError};
@@ -25,7 +26,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const WRITER_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(crate) struct Sqlite {
-    writer: Arc<tokio::sync::Mutex<Connection>>,
+    writer: Arc<tokio::sync::Mutex<Writer>>,
+    /// Callers waiting for the writer: while there are some, a finished transaction leaves its group
+    /// open for them to join.
+    queued: Arc<AtomicUsize>,
     readers: Option<Readers>,
 }
 
@@ -73,18 +77,23 @@ impl Sqlite {
     /// are kept.
     pub(crate) fn open(url: &str, readers: usize) -> Result<Sqlite> {
         let location = parse_url(url)?;
-        let writer = match &location.path {
+        let connection = match &location.path {
             Some(path) => Connection::open_with_flags(path, location.flags)?,
             None => Connection::open_in_memory()?,
         };
-        writer.busy_timeout(BUSY_TIMEOUT)?;
-        writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        connection.busy_timeout(BUSY_TIMEOUT)?;
+        connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         if location.path.is_some() {
-            writer.execute_batch("PRAGMA journal_mode = WAL;")?;
+            connection.execute_batch("PRAGMA journal_mode = WAL;")?;
         }
-        writer.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+        connection.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
         Ok(Sqlite {
-            writer: Arc::new(tokio::sync::Mutex::new(writer)),
+            writer: Arc::new(tokio::sync::Mutex::new(Writer {
+                connection,
+                group: None,
+                commits: 0,
+            })),
+            queued: Arc::new(AtomicUsize::new(0)),
             readers: location.path.map(|path| Readers {
                 path,
                 idle: Mutex::new(Vec::new()),
@@ -93,7 +102,9 @@ impl Sqlite {
         })
     }
 
-    async fn writer(&self) -> Result<OwnedMutexGuard<Connection>> {
+    /// The writer, once it is this caller's turn.
+    async fn writer(&self) -> Result<OwnedMutexGuard<Writer>> {
+        let _queued = Queued::join(&self.queued);
         tokio::time::timeout(WRITER_TIMEOUT, self.writer.clone().lock_owned())
             .await
             .map_err(|_| {
@@ -104,23 +115,38 @@ impl Sqlite {
             })
     }
 
-    /// Begins a write transaction, holding the writer until it ends. `BEGIN IMMEDIATE` takes SQLite's
-    /// write lock at once, so another process writing meets the busy timeout here, not at a later upgrade.
+    /// Begins a write transaction: a savepoint in the writer's group transaction, which it opens when
+    /// none is. `BEGIN IMMEDIATE` takes SQLite's write lock at once, so another process writing meets the
+    /// busy timeout here, not at a later upgrade.
     pub(crate) async fn begin(&self) -> Result<WriteTx> {
-        let connection = self.writer().await?;
-        connection.execute_batch("BEGIN IMMEDIATE")?;
+        let mut writer = self.writer().await?;
+        if writer.group.is_some() && writer.connection.is_autocommit() {
+            // SQLite ended the group's transaction itself (a full disk, say): its members hear so.
+            writer.finish_group();
+        }
+        if writer.group.is_none() {
+            writer.connection.execute_batch("BEGIN IMMEDIATE")?;
+            writer.group = Some(Vec::new());
+        }
+        if let Err(e) = writer.connection.execute_batch("SAVEPOINT member") {
+            writer.end_group_if_idle(&self.queued);
+            return Err(e.into());
+        }
         Ok(WriteTx {
-            connection,
-            done: false,
+            writer: Some(writer),
+            queued: self.queued.clone(),
         })
     }
 
     pub(crate) async fn execute(&self, sql: &str, binds: &[Bind<'_>]) -> Result<u64> {
-        execute(&*self.writer().await?, sql, binds)
+        let tx = self.begin().await?;
+        let changed = execute(tx.connection(), sql, binds)?;
+        tx.commit().await?;
+        Ok(changed)
     }
 
-    /// Up to `max_rows` rows: on a read connection when the statement only reads, on the writer when it
-    /// writes (`... RETURNING`).
+    /// Up to `max_rows` rows: on a read connection when the statement only reads, in a write transaction
+    /// of its own when it writes (`... RETURNING`).
     pub(crate) async fn query(
         &self,
         sql: &str,
@@ -132,43 +158,148 @@ impl Sqlite {
         {
             return Ok(rows);
         }
-        query(&*self.writer().await?, sql, binds, max_rows)
+        let tx = self.begin().await?;
+        let rows = query(tx.connection(), sql, binds, max_rows)?;
+        tx.commit().await?;
+        Ok(rows)
     }
 
+    /// Runs a script outside any transaction, after the open group commits.
     pub(crate) async fn execute_script(&self, sql: &str) -> Result<()> {
-        Ok(self.writer().await?.execute_batch(sql)?)
+        let mut writer = self.writer().await?;
+        writer.finish_group();
+        Ok(writer.connection.execute_batch(sql)?)
     }
 }
 
-/// A write transaction on the writer connection; rolled back when dropped uncommitted.
+/// The writer connection and the group transaction open on it, if any: the members that have finished
+/// their work in it and wait for its `COMMIT`. Write transactions that queue for the writer join the open
+/// group, and the last member to finish while no one queues (or the one that fills the group) commits it
+/// for all: under load, one commit (and one write of each page changed) serves many transactions.
+pub(crate) struct Writer {
+    connection: Connection,
+    group: Option<Vec<oneshot::Sender<std::result::Result<(), String>>>>,
+    /// Groups committed so far.
+    commits: u64,
+}
+
+/// Members a group takes before it commits even with writers queued: how long a member may wait.
+const MAX_GROUP: usize = 8;
+
+impl Writer {
+    /// Commits the open group and tells its members how it went.
+    fn finish_group(&mut self) {
+        let Some(members) = self.group.take() else {
+            return;
+        };
+        self.commits += 1;
+        let result = if self.connection.is_autocommit() {
+            Err("the database rolled the transaction back".to_string())
+        } else {
+            self.connection.execute_batch("COMMIT").map_err(|e| {
+                if !self.connection.is_autocommit() {
+                    let _ = self.connection.execute_batch("ROLLBACK");
+                }
+                e.to_string()
+            })
+        };
+        for member in members {
+            let _ = member.send(result.clone());
+        }
+    }
+
+    /// Commits the group when no writer queues to join it.
+    fn end_group_if_idle(&mut self, queued: &AtomicUsize) {
+        if queued.load(Ordering::SeqCst) == 0 {
+            self.finish_group();
+        }
+    }
+}
+
+/// Counts a caller among those waiting for the writer while it waits.
+struct Queued<'a>(&'a AtomicUsize);
+
+impl<'a> Queued<'a> {
+    fn join(queued: &'a AtomicUsize) -> Queued<'a> {
+        queued.fetch_add(1, Ordering::SeqCst);
+        Queued(queued)
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A write transaction: a savepoint in the writer's group transaction. Committing releases the savepoint
+/// and waits for the group's `COMMIT`; dropping it uncommitted rolls back to the savepoint, undoing this
+/// transaction's work alone.
 pub(crate) struct WriteTx {
-    connection: OwnedMutexGuard<Connection>,
-    done: bool,
+    writer: Option<OwnedMutexGuard<Writer>>,
+    queued: Arc<AtomicUsize>,
 }
 
 impl WriteTx {
-    pub(crate) fn connection(&self) -> &Connection {
-        &self.connection
+    fn writer(&mut self) -> &mut Writer {
+        self.writer
+            .as_mut()
+            .expect("a transaction holds the writer")
     }
 
-    pub(crate) fn commit(mut self) -> Result<()> {
-        self.connection.execute_batch("COMMIT")?;
-        self.done = true;
-        Ok(())
+    pub(crate) fn connection(&self) -> &Connection {
+        &self
+            .writer
+            .as_ref()
+            .expect("a transaction holds the writer")
+            .connection
+    }
+
+    /// Returns once this transaction's work is committed (with its group's).
+    pub(crate) async fn commit(mut self) -> Result<()> {
+        let queued = self.queued.clone();
+        let writer = self.writer();
+        if let Err(e) = writer.connection.execute_batch("RELEASE member") {
+            return Err(e.into()); // dropped: rolled back to the savepoint
+        }
+        let (done, committed) = oneshot::channel();
+        let group = writer.group.get_or_insert_with(Vec::new);
+        group.push(done);
+        if group.len() >= MAX_GROUP {
+            writer.finish_group();
+        } else {
+            writer.end_group_if_idle(&queued);
+        }
+        // Its turn is over: the next writer joins the group, or the group is committed already.
+        drop(self.writer.take());
+        match committed.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::Commit(e)),
+            Err(_) => Err(StoreError::Commit("the writer went away".into())),
+        }
     }
 
     pub(crate) fn execute_script(&self, sql: &str) -> Result<()> {
-        Ok(self.connection.execute_batch(sql)?)
+        Ok(self.connection().execute_batch(sql)?)
     }
 }
 
 impl Drop for WriteTx {
     fn drop(&mut self) {
-        if !self.done && !self.connection.is_autocommit() {
-            // Nothing to report to: the transaction's work is undone either way, or the connection is
-            // broken and the next statement says so.
-            let _ = self.connection.execute_batch("ROLLBACK");
+        let Some(mut writer) = self.writer.take() else {
+            return;
+        };
+        if writer.group.is_some() && !writer.connection.is_autocommit() {
+            // Undoes this transaction alone; the group's other members keep theirs.
+            let undone = writer
+                .connection
+                .execute_batch("ROLLBACK TO member; RELEASE member");
+            if undone.is_err() {
+                // The connection is broken: the group cannot commit, and its members hear so.
+                let _ = writer.connection.execute_batch("ROLLBACK");
+            }
         }
+        writer.end_group_if_idle(&self.queued);
     }
 }
 
@@ -332,7 +463,7 @@ mod tests {
             &binds!["a", 1],
         )
         .unwrap();
-        tx.commit().unwrap();
+        tx.commit().await.unwrap();
         assert_eq!(db.query(count, &[], 1).await.unwrap()[0].0, [Value::Int(1)]);
         // A write with RETURNING goes to the writer.
         let rows = db
@@ -340,6 +471,52 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(rows[0].0, [Value::Int(2)]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn transactions_that_queue_commit_together_and_roll_back_alone() {
+        let dir = std::env::temp_dir().join(format!("barrack-group-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.join("t.db").display());
+        let db = Arc::new(Sqlite::open(&url, 2).unwrap());
+        db.execute_script("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (0..200i64)
+            .map(|i| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    let tx = db.begin().await.unwrap();
+                    execute(tx.connection(), "INSERT INTO t VALUES ($1)", &binds![i]).unwrap();
+                    tokio::task::yield_now().await;
+                    if i % 10 == 3 {
+                        drop(tx); // rolled back, alone
+                        return false;
+                    }
+                    tx.commit().await.unwrap();
+                    // Committed means visible to readers.
+                    let seen = db
+                        .query("SELECT COUNT(*) FROM t WHERE id = $1", &binds![i], 1)
+                        .await
+                        .unwrap();
+                    assert_eq!(seen[0].0, [Value::Int(1)], "row {i} committed");
+                    true
+                })
+            })
+            .collect();
+        let mut committed = 0;
+        for task in tasks {
+            committed += i64::from(task.await.unwrap());
+        }
+        assert_eq!(committed, 180);
+        let commits = db.writer.lock().await.commits;
+        assert!(commits < 100, "{commits} commits for 200 transactions");
+        let rows = db
+            .query("SELECT COUNT(*), SUM(id % 10 = 3) FROM t", &[], 1)
+            .await
+            .unwrap();
+        assert_eq!(rows[0].0, [Value::Int(180), Value::Int(0)]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
