@@ -1,6 +1,6 @@
 //! Accounts and their billing profiles.
 
-use crate::sql::Columns;
+use crate::sql::{Columns, insert_sql};
 use crate::{Db, Result, Store, binds};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -57,9 +57,7 @@ pub(crate) fn from_row(row: &impl Columns, first: usize) -> Result<AccountRow> {
 
 /// Inserts an account; a taken email or id is `StoreError::Unique`.
 pub async fn insert(db: &mut impl Db, account: &AccountRow) -> Result<()> {
-    let sql = format!(
-        "INSERT INTO accounts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-    );
+    let sql = insert_sql("accounts", COLUMNS);
     db.execute(
         &sql,
         &binds![

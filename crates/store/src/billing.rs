@@ -1,6 +1,6 @@
 //! Billing periods, and the meter's conditional advance of them.
 
-use crate::sql::{Columns, Listing};
+use crate::sql::{Columns, Listing, insert_sql};
 use crate::{Backend, Bind, Db, Result, Row, Store, Tx, binds};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,9 +47,7 @@ fn from_row(row: &Row) -> Result<PeriodRow> {
 }
 
 pub async fn insert(db: &mut impl Db, p: &PeriodRow) -> Result<()> {
-    let sql = format!(
-        "INSERT INTO billing_periods ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-    );
+    let sql = insert_sql("billing_periods", COLUMNS);
     db.execute(
         &sql,
         &binds![

@@ -3,7 +3,7 @@
 //! Completing a deposit is a conditional update (`pending` → `completed`) made in the caller's transaction
 //! together with its ledger entry, so a deposit credits its account at most once.
 
-use crate::sql::Columns;
+use crate::sql::{Columns, insert_sql};
 use crate::{Db, Result, Row, Store, Tx, binds};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,10 +60,7 @@ fn from_row(row: &Row) -> Result<DepositRow> {
 }
 
 pub async fn insert(db: &mut impl Db, deposit: &DepositRow) -> Result<()> {
-    let sql = format!(
-        "INSERT INTO deposits ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-         $15, $16)"
-    );
+    let sql = insert_sql("deposits", COLUMNS);
     db.execute(
         &sql,
         &binds![

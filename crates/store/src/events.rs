@@ -1,6 +1,6 @@
 //! The event log: every state change of a resource, with when, who and why.
 
-use crate::sql::Columns;
+use crate::sql::{Columns, insert_sql};
 use crate::{Db, Result, Row, Store, binds};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,9 +38,7 @@ fn from_row(row: &Row) -> Result<EventRow> {
 }
 
 pub async fn insert(db: &mut impl Db, e: &EventRow) -> Result<()> {
-    let sql = format!(
-        "INSERT INTO events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-    );
+    let sql = insert_sql("events", COLUMNS);
     db.execute(
         &sql,
         &binds![

@@ -3,7 +3,7 @@
 
 use crate::instances::{RULE_COLUMNS, RuleRow, rule_from};
 use crate::sql::{
-    Columns, GenerationUpdate, Listing, RowSet, column_count, placeholders, prefixed,
+    Columns, GenerationUpdate, Listing, RowSet, column_count, insert_sql, placeholders, prefixed,
 };
 use crate::{Backend, Bind, Db, Result, Row, Store, Tx, binds};
 
@@ -47,9 +47,7 @@ fn from_row(row: &Row) -> Result<FirewallRow> {
 /// Inserts a firewall; a name the account already uses (among firewalls not deleted) is
 /// `StoreError::Unique`.
 pub async fn insert(tx: &mut Tx, f: &FirewallRow) -> Result<()> {
-    let sql = format!(
-        "INSERT INTO firewalls ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-    );
+    let sql = insert_sql("firewalls", COLUMNS);
     tx.execute(
         &sql,
         &binds![
@@ -214,9 +212,7 @@ fn attachment_from(row: &Row, first: usize) -> Result<AttachmentRow> {
 }
 
 pub async fn insert_attachment(tx: &mut Tx, a: &AttachmentRow) -> Result<()> {
-    let sql = format!(
-        "INSERT INTO firewall_attachments ({ATTACHMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-    );
+    let sql = insert_sql("firewall_attachments", ATTACHMENT_COLUMNS);
     tx.execute(
         &sql,
         &binds![

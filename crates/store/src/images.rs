@@ -1,6 +1,6 @@
 //! Custom images. Every state change is conditional on the generation the caller read, and bumps it.
 
-use crate::sql::{Columns, GenerationUpdate, Listing, placeholders};
+use crate::sql::{Columns, GenerationUpdate, Listing, hold_generation, insert_sql, placeholders};
 use crate::{Bind, Db, Result, Row, Store, Tx, binds};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,10 +56,7 @@ fn from_row(row: &Row) -> Result<ImageRow> {
 /// Inserts an image; a name the account already uses (among images not deleted) is
 /// `StoreError::Unique`.
 pub async fn insert(db: &mut impl Db, i: &ImageRow) -> Result<()> {
-    let sql = format!(
-        "INSERT INTO images ({COLUMNS}) VALUES ({})",
-        placeholders(1, 18)
-    );
+    let sql = insert_sql("images", COLUMNS);
     db.execute(
         &sql,
         &binds![
@@ -120,13 +117,7 @@ pub async fn update(
 /// Holds the image at `generation` until the caller's transaction ends, without changing it (see
 /// `snapshots::hold`). False when the image changed since it was read.
 pub async fn hold(tx: &mut Tx, id: &str, generation: i64) -> Result<bool> {
-    let done = tx
-        .execute(
-            "UPDATE images SET generation = generation WHERE id = $1 AND generation = $2",
-            &binds![id, generation],
-        )
-        .await?;
-    Ok(done == 1)
+    hold_generation(tx, "images", id, generation).await
 }
 
 /// The images of snapshot `snapshot_id` that are not deleted, inside a transaction, oldest first.

@@ -2,7 +2,9 @@
 
 use std::sync::LazyLock;
 
-use crate::sql::{Columns, GenerationUpdate, JsonRow, Listing, RowSet, placeholders, row_sets_sql};
+use crate::sql::{
+    Columns, GenerationUpdate, JsonRow, Listing, RowSet, insert_sql, placeholders, row_sets_sql,
+};
 use crate::volumes::VolumeRow;
 use crate::{Bind, Db, Result, Store, Tx, binds};
 
@@ -87,10 +89,7 @@ fn from_row(row: &impl Columns) -> Result<InstanceRow> {
 }
 
 pub async fn insert(db: &mut impl Db, i: &InstanceRow) -> Result<()> {
-    let sql = format!(
-        "INSERT INTO instances ({COLUMNS}) VALUES ({})",
-        placeholders(1, 32)
-    );
+    let sql = insert_sql("instances", COLUMNS);
     db.execute(
         &sql,
         &binds![

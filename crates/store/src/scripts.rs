@@ -1,6 +1,6 @@
 //! Startup scripts of accounts.
 
-use crate::sql::Columns;
+use crate::sql::{Columns, insert_sql};
 use crate::{Db, Result, Row, Store, binds};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +28,7 @@ fn from_row(row: &Row) -> Result<ScriptRow> {
 
 /// Inserts a script; a name the account already uses is `StoreError::Unique`.
 pub async fn insert(db: &mut impl Db, script: &ScriptRow) -> Result<()> {
-    let sql = format!("INSERT INTO scripts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)");
+    let sql = insert_sql("scripts", COLUMNS);
     db.execute(
         &sql,
         &binds![

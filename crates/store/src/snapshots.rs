@@ -1,6 +1,6 @@
 //! Snapshots. Every state change is conditional on the generation the caller read, and bumps it.
 
-use crate::sql::{Columns, GenerationUpdate, Listing, placeholders};
+use crate::sql::{Columns, GenerationUpdate, Listing, hold_generation, insert_sql, placeholders};
 use crate::{Bind, Db, Result, Row, Store, Tx, binds};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,10 +70,7 @@ fn from_row(row: &Row) -> Result<SnapshotRow> {
 /// Inserts a snapshot; a name the account already uses (among snapshots not deleted) is
 /// `StoreError::Unique`.
 pub async fn insert(db: &mut impl Db, s: &SnapshotRow) -> Result<()> {
-    let sql = format!(
-        "INSERT INTO snapshots ({COLUMNS}) VALUES ({})",
-        placeholders(1, 24)
-    );
+    let sql = insert_sql("snapshots", COLUMNS);
     db.execute(
         &sql,
         &binds![
@@ -141,25 +138,13 @@ pub async fn update(
 /// restore or an image made from it commits before any change of the snapshot (its deletion) can, or
 /// sees the change and gives up. False when the snapshot changed since it was read.
 pub async fn hold(tx: &mut Tx, id: &str, generation: i64) -> Result<bool> {
-    let done = tx
-        .execute(
-            "UPDATE snapshots SET generation = generation WHERE id = $1 AND generation = $2",
-            &binds![id, generation],
-        )
-        .await?;
-    Ok(done == 1)
+    hold_generation(tx, "snapshots", id, generation).await
 }
 
 /// Holds instance `id` at `generation` the same way while a snapshot of it is written: the snapshot is of
 /// the instance as it was read (ACTIVE), or the instance changed first and the caller decides again.
 pub async fn hold_instance(tx: &mut Tx, id: &str, generation: i64) -> Result<bool> {
-    let done = tx
-        .execute(
-            "UPDATE instances SET generation = generation WHERE id = $1 AND generation = $2",
-            &binds![id, generation],
-        )
-        .await?;
-    Ok(done == 1)
+    hold_generation(tx, "instances", id, generation).await
 }
 
 /// Reads a snapshot inside a transaction.

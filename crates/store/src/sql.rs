@@ -14,6 +14,28 @@ pub(crate) fn placeholders(first: usize, count: usize) -> String {
         .join(", ")
 }
 
+/// `INSERT INTO table (columns) VALUES ($1, ...)`, a placeholder per column, for binds in column order.
+pub(crate) fn insert_sql(table: &str, columns: &str) -> String {
+    format!(
+        "INSERT INTO {table} ({columns}) VALUES ({})",
+        placeholders(1, column_count(columns))
+    )
+}
+
+/// Holds row `id` of `table` at `generation` until the caller's transaction ends, without changing it:
+/// what the transaction does on the strength of that row commits before any change of the row can, or
+/// the row changed since it was read and this is false (the caller reads again and decides again).
+pub(crate) async fn hold_generation(
+    tx: &mut Tx,
+    table: &str,
+    id: &str,
+    generation: i64,
+) -> crate::Result<bool> {
+    let sql =
+        format!("UPDATE {table} SET generation = generation WHERE id = $1 AND generation = $2");
+    Ok(tx.execute(&sql, &crate::binds![id, generation]).await? == 1)
+}
+
 /// A conditional update of a versioned row: it applies only while the row is still at `generation`, and
 /// bumps it, so two writers can never both act on what they read (the loser re-reads and decides again).
 pub struct GenerationUpdate<'a> {

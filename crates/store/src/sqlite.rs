@@ -437,33 +437,33 @@ mod tests {
         assert!(parse_url("mysql://x").is_err());
     }
 
-    #[tokio::test]
-    async fn reads_see_commits_and_writes_roll_back_when_dropped() {
-        let dir = std::env::temp_dir().join(format!("barrack-sqlite-{}", std::process::id()));
+    /// A new database file in a directory of its own (removed by the test), with `schema` applied.
+    async fn scratch(name: &str, schema: &str) -> (PathBuf, Sqlite) {
+        let dir = std::env::temp_dir().join(format!("barrack-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.join("t.db").display());
         let db = Sqlite::open(&url, 2).unwrap();
-        db.execute_script("CREATE TABLE t (id TEXT PRIMARY KEY, n INTEGER)")
-            .await
-            .unwrap();
-        let tx = db.begin().await.unwrap();
-        execute(
-            tx.connection(),
-            "INSERT INTO t VALUES ($1, $2)",
-            &binds!["a", 1],
+        db.execute_script(schema).await.unwrap();
+        (dir, db)
+    }
+
+    #[tokio::test]
+    async fn reads_see_commits_and_writes_roll_back_when_dropped() {
+        let (dir, db) = scratch(
+            "rollback",
+            "CREATE TABLE t (id TEXT PRIMARY KEY, n INTEGER)",
         )
-        .unwrap();
-        drop(tx);
+        .await;
+        let insert = || async {
+            let tx = db.begin().await.unwrap();
+            let sql = "INSERT INTO t VALUES ($1, $2)";
+            execute(tx.connection(), sql, &binds!["a", 1]).unwrap();
+            tx
+        };
+        drop(insert().await);
         let count = "SELECT COUNT(*) FROM t";
         assert_eq!(db.query(count, &[], 1).await.unwrap()[0].0, [Value::Int(0)]);
-        let tx = db.begin().await.unwrap();
-        execute(
-            tx.connection(),
-            "INSERT INTO t VALUES ($1, $2)",
-            &binds!["a", 1],
-        )
-        .unwrap();
-        tx.commit().await.unwrap();
+        insert().await.commit().await.unwrap();
         assert_eq!(db.query(count, &[], 1).await.unwrap()[0].0, [Value::Int(1)]);
         // A write with RETURNING goes to the writer.
         let rows = db
@@ -476,13 +476,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn transactions_that_queue_commit_together_and_roll_back_alone() {
-        let dir = std::env::temp_dir().join(format!("barrack-group-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.join("t.db").display());
-        let db = Arc::new(Sqlite::open(&url, 2).unwrap());
-        db.execute_script("CREATE TABLE t (id INTEGER PRIMARY KEY)")
-            .await
-            .unwrap();
+        let (dir, db) = scratch("group", "CREATE TABLE t (id INTEGER PRIMARY KEY)").await;
+        let db = Arc::new(db);
         let tasks: Vec<_> = (0..200i64)
             .map(|i| {
                 let db = db.clone();

@@ -1,6 +1,6 @@
 //! SSH public keys of accounts.
 
-use crate::sql::Columns;
+use crate::sql::{Columns, insert_sql};
 use crate::{Db, Result, Row, Store, binds};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +32,7 @@ fn from_row(row: &Row) -> Result<SshKeyRow> {
 
 /// Inserts a key; a name the account already uses is `StoreError::Unique`.
 pub async fn insert(db: &mut impl Db, key: &SshKeyRow) -> Result<()> {
-    let sql = format!("INSERT INTO ssh_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
+    let sql = insert_sql("ssh_keys", COLUMNS);
     db.execute(
         &sql,
         &binds![

@@ -1,6 +1,6 @@
 //! Volumes. Every state change is conditional on the generation the caller read, and bumps it.
 
-use crate::sql::{Columns, GenerationUpdate, Listing, RowSet, placeholders, prefixed};
+use crate::sql::{Columns, GenerationUpdate, Listing, RowSet, insert_sql, placeholders, prefixed};
 use crate::{Bind, Db, Result, Store, Tx, binds};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,10 +57,7 @@ pub(crate) fn from_row(row: &impl Columns) -> Result<VolumeRow> {
 /// Inserts a volume; a name the account already uses (among volumes not deleted) is
 /// `StoreError::Unique`.
 pub async fn insert(db: &mut impl Db, v: &VolumeRow) -> Result<()> {
-    let sql = format!(
-        "INSERT INTO volumes ({COLUMNS}) VALUES ({})",
-        placeholders(1, 18)
-    );
+    let sql = insert_sql("volumes", COLUMNS);
     db.execute(
         &sql,
         &binds![
