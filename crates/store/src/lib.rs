@@ -56,7 +56,7 @@ pub enum StoreError {
     #[error("unique constraint violated: {0}")]
     Unique(String),
     #[error(
-        "unsupported database URL '{0}': use sqlite://PATH[?mode=rwc|rw|ro], sqlite::memory: or postgres://..."
+        "unsupported database URL '{0}': use sqlite://PATH[?mode=rwc|rw], sqlite::memory: or postgres://..."
     )]
     UnsupportedUrl(String),
     #[error("migration {version} ({name}) was changed after it was applied")]

@@ -2,9 +2,10 @@
 //!
 //! One writer connection, taken in turn behind an async lock: write transactions and statements that
 //! write queue there in order, instead of meeting in SQLite's busy handler, which sleeps for milliseconds
-//! between tries. Reads outside transactions use connections of their own that only read: WAL mode lets
-//! them run beside the writer, and each statement sees every transaction committed before it began. An
-//! in-memory database has the writer only.
+//! between tries, and those that queue together share one commit (see [`Writer`]). Reads outside
+//! transactions use connections of their own that only read: WAL mode lets them run beside the writer,
+//! and each statement sees every transaction committed before it began. An in-memory database has the
+//! writer only.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -42,7 +43,7 @@ impl std::fmt::Debug for Sqlite {
 }
 
 /// Where a `sqlite:` URL points: `sqlite://PATH`, `sqlite:PATH` or `sqlite::memory:`, with `?mode=rwc`
-/// (create when missing), `rw` (the default) or `ro`.
+/// (create when missing) or `rw` (the default).
 struct Location {
     path: Option<PathBuf>,
     flags: OpenFlags,
@@ -60,7 +61,6 @@ fn parse_url(url: &str) -> Result<Location> {
         flags = match pair {
             "mode=rwc" => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
             "mode=rw" => OpenFlags::SQLITE_OPEN_READ_WRITE,
-            "mode=ro" => OpenFlags::SQLITE_OPEN_READ_ONLY,
             "mode=memory" => flags,
             _ => return Err(unsupported()),
         };
