@@ -28,7 +28,6 @@ mod sqlite;
 pub mod ssh_keys;
 pub mod volumes;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -137,12 +136,6 @@ impl Store {
         Ok(Store {
             engine: Arc::new(engine),
         })
-    }
-
-    /// Opens (creating if needed) the SQLite database file at `path`.
-    pub async fn open_sqlite(path: &Path) -> Result<Store> {
-        let url = format!("sqlite://{}?mode=rwc", path.display());
-        Store::connect(&url, 8).await
     }
 
     pub fn backend(&self) -> Backend {
