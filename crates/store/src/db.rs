@@ -21,16 +21,6 @@ pub enum Bind<'a> {
     Text(Option<Cow<'a, str>>),
 }
 
-impl Bind<'_> {
-    /// The same value, owning its text.
-    pub fn into_owned(self) -> Bind<'static> {
-        match self {
-            Bind::Int(i) => Bind::Int(i),
-            Bind::Text(t) => Bind::Text(t.map(|t| Cow::Owned(t.into_owned()))),
-        }
-    }
-}
-
 impl From<i64> for Bind<'_> {
     fn from(v: i64) -> Self {
         Bind::Int(Some(v))

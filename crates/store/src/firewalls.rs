@@ -153,9 +153,23 @@ pub async fn insert_rule(
     position: i64,
     now: i64,
 ) -> Result<()> {
-    tx.execute("INSERT INTO firewall_rules (id, firewall_id, direction, ethertype, protocol, port_range_min, \
+    tx.execute(
+        "INSERT INTO firewall_rules (id, firewall_id, direction, ethertype, protocol, port_range_min, \
          port_range_max, remote_ip_prefix, position, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        &binds![&rule.id, firewall_id, &rule.direction, &rule.ethertype, &rule.protocol, rule.port_range_min, rule.port_range_max, &rule.remote_ip_prefix, position, now]).await?;
+        &binds![
+            &rule.id,
+            firewall_id,
+            &rule.direction,
+            &rule.ethertype,
+            &rule.protocol,
+            rule.port_range_min,
+            rule.port_range_max,
+            &rule.remote_ip_prefix,
+            position,
+            now
+        ],
+    )
+    .await?;
     Ok(())
 }
 

@@ -146,7 +146,8 @@ impl Store {
     }
 
     /// Begins a write transaction. On SQLite it holds the writer (and SQLite's write lock, taken up
-    /// front) until it ends, so write transactions run one after another.
+    /// front) until it ends, so write transactions run one after another; those that queued together
+    /// share one commit.
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match &*self.engine {
             Engine::Sqlite(sqlite) => Tx::sqlite(sqlite.begin().await?),

@@ -2,7 +2,7 @@
 //! apart in number or order (their contents are compared by the schema-parity test).
 
 use crate::sql::Columns;
-use crate::{Backend, Db, Result, Store, StoreError, binds};
+use crate::{Backend, Db, Result, Store, StoreError, Tx, binds};
 
 pub struct Migration {
     pub version: i64,
@@ -63,18 +63,16 @@ impl Migration {
 /// same.
 pub(crate) async fn run(store: &Store) -> Result<Vec<&'static Migration>> {
     let backend = store.backend();
+    let mut tx = begin_in_turn(store).await?;
+    tx.execute_script(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, \
+         checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .await?;
+    tx.commit().await?;
     let mut applied = Vec::new();
     for migration in MIGRATIONS {
-        let mut tx = store.begin().await?;
-        if backend == Backend::Postgres {
-            tx.execute("SELECT pg_advisory_xact_lock(7366101)", &[])
-                .await?;
-        }
-        tx.execute_script(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, \
-             checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)",
-        )
-        .await?;
+        let mut tx = begin_in_turn(store).await?;
         let existing = tx
             .fetch_optional(
                 "SELECT checksum FROM schema_migrations WHERE version = $1",
@@ -110,6 +108,16 @@ pub(crate) async fn run(store: &Store) -> Result<Vec<&'static Migration>> {
         applied.push(migration);
     }
     Ok(applied)
+}
+
+/// A transaction that has the migrations to itself until it ends.
+async fn begin_in_turn(store: &Store) -> Result<Tx> {
+    let mut tx = store.begin().await?;
+    if store.backend() == Backend::Postgres {
+        tx.execute("SELECT pg_advisory_xact_lock(7366101)", &[])
+            .await?;
+    }
+    Ok(tx)
 }
 
 fn now_ms() -> i64 {
