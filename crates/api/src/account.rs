@@ -163,7 +163,7 @@ pub struct AdminCreateUser {
     pub email: String,
     pub password: String,
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::rules::null_as_default")]
     pub admin: bool,
 }
 
@@ -182,7 +182,7 @@ pub struct GrantCredits {
     #[schema(value_type = String, example = "25.00")]
     pub amount: Decimal,
     pub currency: Currency,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::rules::blank_as_none")]
     pub note: Option<String>,
 }
 

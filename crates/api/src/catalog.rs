@@ -16,6 +16,26 @@ pub struct Amount(#[serde(with = "crate::decimal")] pub Decimal);
 /// Price of one unit in every currency.
 pub type Prices = BTreeMap<Currency, Amount>;
 
+/// How [`Prices`] is published: its own schema, so that no two maps share the name of the Rust type.
+pub struct PricesSchema;
+
+impl utoipa::PartialSchema for PricesSchema {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder};
+        ObjectBuilder::new()
+            .description(Some("Price in each currency: currency code → amount."))
+            .property_names(Some(Currency::schema()))
+            .additional_properties(Some(AdditionalProperties::RefOr(Amount::schema())))
+            .into()
+    }
+}
+
+impl ToSchema for PricesSchema {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Prices".into()
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Region {
     pub name: String,
@@ -54,6 +74,7 @@ pub struct GpuSpec {
     /// GPU counts an instance may have.
     pub counts: Vec<u32>,
     /// Per GPU per hour.
+    #[schema(value_type = PricesSchema)]
     pub prices: Prices,
     pub regions: Vec<String>,
 }
@@ -123,13 +144,16 @@ pub struct PricingRequest {
     #[param(value_type = Option<String>)]
     pub resource_type: Option<ResourceType>,
     pub volume_size_gb: Option<u32>,
+    #[serde(default, deserialize_with = "crate::rules::blank_as_none")]
     pub volume_type: Option<String>,
+    #[serde(default, deserialize_with = "crate::rules::blank_as_none")]
     pub gpu_model: Option<String>,
     pub gpu_count: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PriceEntry {
+    #[schema(value_type = PricesSchema)]
     pub prices: Prices,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_count: Option<u32>,
@@ -146,6 +170,7 @@ pub struct VolumePricing {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SnapshotPrice {
+    #[schema(value_type = PricesSchema)]
     pub prices: Prices,
     pub fixed_size_gb: u32,
     pub unit: String,

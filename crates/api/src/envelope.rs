@@ -25,6 +25,31 @@ pub struct Envelope<T> {
 /// Field name → messages, for validation errors.
 pub type FieldErrors = BTreeMap<String, Vec<String>>;
 
+/// How [`FieldErrors`] is published: its own schema, so that no two maps share the name of the Rust type.
+pub struct FieldErrorsSchema;
+
+impl utoipa::PartialSchema for FieldErrorsSchema {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ArrayBuilder, ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .description(Some(
+                "Each field at fault (a path such as `volumes[0].size`, or `body`) → its messages.",
+            ))
+            .additional_properties(Some(AdditionalProperties::RefOr(
+                ArrayBuilder::new()
+                    .items(ObjectBuilder::new().schema_type(Type::String))
+                    .into(),
+            )))
+            .into()
+    }
+}
+
+impl ToSchema for FieldErrorsSchema {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "FieldErrors".into()
+    }
+}
+
 /// The error envelope.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ErrorResponse {
@@ -33,6 +58,7 @@ pub struct ErrorResponse {
     /// A stable machine code such as `VALIDATION_ERROR`, `NOT_FOUND`, `INVALID_STATE`.
     pub code: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<FieldErrorsSchema>)]
     pub errors: Option<FieldErrors>,
     pub request_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

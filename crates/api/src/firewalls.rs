@@ -15,12 +15,16 @@ pub struct CreateFirewallRequest {
     /// Unique per account: 1–50 letters, digits, spaces, hyphens, underscores and dots.
     pub name: String,
     /// At most 255 characters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::rules::blank_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub description: Option<String>,
     /// A region of the caller's tier; the firewall attaches to instances of this region.
     pub region: String,
     /// Rules to start with (more can be added later).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::rules::null_as_default")]
     pub rules: Vec<SecurityRuleRequest>,
 }
 

@@ -15,7 +15,11 @@ pub struct CreateImageRequest {
     /// Unique per account among images: 1–50 letters, digits, spaces, hyphens, underscores and dots.
     pub name: String,
     /// At most 255 characters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::rules::blank_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub description: Option<String>,
 }
 

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::catalog::Amount;
+use crate::rules::{blank_as_none, null_as_default, null_as_true};
 use crate::{Currency, Pagination, Tier};
 
 /// A security rule as sent at deploy or added to an instance.
@@ -13,17 +14,17 @@ pub struct SecurityRuleRequest {
     /// `ingress` or `egress`.
     pub direction: String,
     /// `tcp`, `udp`, `icmp`, another IP protocol name or number; absent means any protocol.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "blank_as_none")]
     pub protocol: Option<String>,
     /// `IPv4` (default) or `IPv6`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "blank_as_none")]
     pub ethertype: Option<String>,
     #[serde(default)]
     pub port_range_min: Option<u32>,
     #[serde(default)]
     pub port_range_max: Option<u32>,
     /// CIDR such as `203.0.113.0/24`; absent means anywhere.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "blank_as_none")]
     pub remote_ip_prefix: Option<String>,
 }
 
@@ -63,30 +64,50 @@ pub struct DeployRequest {
     pub region: String,
     pub instance_name: String,
     /// OS image or custom image name (image boot).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "blank_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub image_name: Option<String>,
-    /// Bootable volume id (volume boot, with `boot_from_volume: true`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Bootable volume id: the boot disk when `boot_from_volume` is true, and not used otherwise.
+    #[serde(
+        default,
+        deserialize_with = "blank_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub volume_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub boot_from_volume: bool,
     /// Name or id of one of the caller's SSH keys (image boot).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "blank_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ssh_key: Option<String>,
-    #[serde(default = "yes")]
+    #[serde(default = "yes", deserialize_with = "null_as_true")]
     pub public_ip: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub security_rules: Vec<SecurityRuleRequest>,
     /// At most 16384 bytes (413 beyond).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "blank_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cloud_init: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub os_volume: Option<OsVolumeRequest>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub existing_volumes: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub volumes: Vec<NewVolumeRequest>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "blank_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub script_id: Option<String>,
 }
 

@@ -12,6 +12,7 @@ pub mod firewalls;
 pub mod images;
 pub mod instances;
 pub mod ledger;
+pub mod rules;
 pub mod scripts;
 pub mod snapshots;
 pub mod ssh_keys;

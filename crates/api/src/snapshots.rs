@@ -16,10 +16,14 @@ pub struct CreateSnapshotRequest {
     /// Unique per account: 1–50 letters, digits, spaces, hyphens, underscores and dots.
     pub name: String,
     /// At most 255 characters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::rules::blank_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub description: Option<String>,
     /// Also make a custom image of the same name from the snapshot once it succeeds.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::rules::null_as_default")]
     pub is_image: bool,
 }
 
@@ -28,7 +32,11 @@ pub struct CreateSnapshotRequest {
 #[serde(deny_unknown_fields)]
 pub struct RestoreSnapshotRequest {
     /// The new instance's name [default: `{snapshot-name}-restored`, spaces made hyphens].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::rules::blank_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub instance_name: Option<String>,
 }
 

@@ -21,7 +21,12 @@ pub struct SshKey {
 #[serde(deny_unknown_fields)]
 pub struct CreateSshKeyRequest {
     pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Absent, `null` or `""`: generate a key pair.
+    #[serde(
+        default,
+        deserialize_with = "crate::rules::blank_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub public_key: Option<String>,
 }
 

@@ -20,10 +20,14 @@ pub struct CreateVolumeRequest {
     /// A volume type of the caller's tier (`SSD` for legacy; `NVMe` or `HDD` for advanced).
     pub volume_type: String,
     /// A bootable volume carries an OS image and can boot an instance (`boot_from_volume`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::rules::null_as_default")]
     pub bootable: bool,
     /// The OS image of a bootable volume; it must be offered in `region`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::rules::blank_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub image_name: Option<String>,
 }
 
@@ -136,6 +140,7 @@ pub struct VolumeType {
     pub tier: Tier,
     pub description: String,
     /// Per TB (1024 GB) per hour.
+    #[schema(value_type = crate::catalog::PricesSchema)]
     pub prices: Prices,
     pub unit: String,
     /// Smallest data volume, in GB.

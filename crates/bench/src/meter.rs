@@ -153,6 +153,7 @@ async fn seed(store: &Store, start: i64) -> Result<Vec<String>> {
                 created_by: None,
                 created_at: start,
             },
+            barrack_core::ids::transaction_id,
         )
         .await?;
         account_ids.push(id);

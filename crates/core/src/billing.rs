@@ -29,7 +29,7 @@ use crate::accounts::Caller;
 use crate::catalog::{price, storage_hourly};
 use crate::clock::{format_ms, parse_iso};
 use crate::config::Config;
-use crate::ids::{IdKind, new_id, random_alphanumeric};
+use crate::ids::{IdKind, new_id, random_alphanumeric, transaction_id};
 use crate::lifecycle::{BillingClass, InstanceState};
 use crate::money::{MICROS_PER_UNIT, display_rate, from_micros};
 use crate::validate::Validator;
@@ -353,7 +353,7 @@ impl BillingService {
                 created_by: Some("meter".into()),
                 created_at: now,
             };
-            if let Some(appended) = ledger::append(tx, &entry).await? {
+            if let Some(appended) = ledger::append(tx, &entry, transaction_id).await? {
                 run.accounts
                     .entry((account.to_string(), currency.to_string()))
                     .or_default()

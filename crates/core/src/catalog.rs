@@ -19,7 +19,7 @@ use crate::validate::Validator;
 use crate::{Context, Error, Result};
 
 /// GPU counts an instance can have (at most the model's `max_count`).
-pub const GPU_COUNTS: [u32; 4] = [1, 2, 4, 8];
+pub const GPU_COUNTS: [u32; 4] = barrack_api::rules::GPU_COUNTS;
 /// GB in a TB, for storage billed per TB-hour.
 pub const GB_PER_TB: u32 = 1024;
 const HOURS_PER_MONTH: u32 = 730;

@@ -16,7 +16,7 @@ use rust_decimal::{Decimal, RoundingStrategy};
 
 use crate::accounts::{Caller, missing_profile_fields};
 use crate::clock::format_ms;
-use crate::ids::{IdKind, new_id};
+use crate::ids::{IdKind, new_id, transaction_id};
 use crate::money::{from_micros, to_micros};
 use crate::payments::{
     self, CheckoutRequest, PaymentEvent, PaymentProvider, WebhookError, WebhookRequest,
@@ -308,7 +308,7 @@ impl DepositService {
             created_by: Some(completed_by.clone()),
             created_at: now,
         };
-        let Some(appended) = ledger::append(&mut tx, &entry).await? else {
+        let Some(appended) = ledger::append(&mut tx, &entry, transaction_id).await? else {
             // The deposit's entry exists already: nothing changes (the transaction rolls back).
             drop(tx);
             return Err(already_completed(&row));

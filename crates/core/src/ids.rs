@@ -38,26 +38,26 @@ impl IdKind {
             IdKind::User => 'U',
         }
     }
-
-    /// Random characters in the id: 6 as documented; ledger entries, of which there are many, get more
-    /// so that collisions stay negligible.
-    fn random_len(self) -> usize {
-        match self {
-            IdKind::Transaction => 12,
-            _ => 6,
-        }
-    }
 }
+
+/// Random characters in every id, as documented. (Ledger entries, of which there are many, are stored
+/// under another id when theirs is taken: `barrack_store::ledger::append`.)
+const RANDOM_CHARS: usize = 6;
 
 pub fn new_id(kind: IdKind) -> String {
     let mut rng = rand::thread_rng();
-    let mut id = String::with_capacity(4 + kind.random_len() + 1);
+    let mut id = String::with_capacity(4 + RANDOM_CHARS + 1);
     id.push_str("BRK-");
-    for _ in 0..kind.random_len() {
+    for _ in 0..RANDOM_CHARS {
         id.push(ALPHABET[rng.gen_range(0..ALPHABET.len())] as char);
     }
     id.push(kind.suffix());
     id
+}
+
+/// A new ledger entry id (`BRK-XXXXXXT`).
+pub fn transaction_id() -> String {
+    new_id(IdKind::Transaction)
 }
 
 /// Characters drawn uniformly from `[A-Za-z0-9]`.

@@ -38,9 +38,10 @@ use crate::snapshots::SnapshotState;
 use crate::validate::{Validator, length_between, only_chars};
 use crate::volumes::VolumeService;
 use crate::{Context, Error, Result, countries};
+use barrack_api::rules;
 
 /// Largest `cloud_init` document accepted, in bytes.
-pub const MAX_CLOUD_INIT_BYTES: usize = 16384;
+pub const MAX_CLOUD_INIT_BYTES: usize = rules::SCRIPT_MAX_BYTES;
 /// Rules one instance may carry of its own.
 pub const MAX_RULES_PER_INSTANCE: usize = 50;
 pub const JOB_KIND: &str = "instance";
@@ -168,11 +169,6 @@ impl InstanceService {
                     .is_some_and(|k| !k.trim().is_empty()),
                 "ssh_key",
                 "ssh_key is required to boot from an image",
-            );
-            v.check(
-                request.volume_id.is_none(),
-                "volume_id",
-                "Set boot_from_volume to true to boot from volume_id",
             );
         }
         let limits = &config.volumes;
@@ -797,6 +793,7 @@ impl InstanceService {
             let row = self.owned(caller, id).await?;
             let state = parse_state(&row.status)?;
             let (through, to) = action.begin(state)?;
+            let action = action.resolve(state);
             if action == Action::Restore {
                 let currency = Currency::parse(&row.currency).unwrap_or(Currency::USD);
                 let model = self
@@ -1257,16 +1254,23 @@ pub(crate) fn parse_state(status: &str) -> Result<InstanceState> {
         .ok_or_else(|| Error::internal(format!("unknown instance status {status}")))
 }
 
-/// Instance names: 2–30 letters, digits, `-`, `_`, `.`.
+/// Instance names: 2–30 letters, digits, `-`, `_`, `.` (`barrack_api::rules`).
 pub fn check_instance_name(v: &mut Validator, field: &str, name: &str) {
-    let name = name.trim();
     v.check(
-        length_between(name, 2, 30),
+        length_between(
+            name,
+            rules::INSTANCE_NAME_MIN_CHARS,
+            rules::INSTANCE_NAME_MAX_CHARS,
+        ),
         field,
-        "Instance name must be between 2 and 30 characters",
+        format!(
+            "Instance name must be between {} and {} characters",
+            rules::INSTANCE_NAME_MIN_CHARS,
+            rules::INSTANCE_NAME_MAX_CHARS
+        ),
     );
     v.check(
-        only_chars(name, &['-', '_', '.']),
+        only_chars(name, rules::INSTANCE_NAME_EXTRA_CHARS),
         field,
         "Instance name must contain only letters, digits, hyphens, underscores, and dots",
     );

@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 
 use crate::accounts::Caller;
 use crate::clock::{format_ms, parse_iso};
-use crate::ids::{IdKind, new_id};
+use crate::ids::{IdKind, new_id, transaction_id};
 use crate::money::{from_micros, to_micros};
 use crate::validate::Validator;
 use crate::{Context, Error, Result, countries};
@@ -153,7 +153,7 @@ impl LedgerService {
             created_at: self.context.clock.now_ms(),
         };
         let mut tx = self.context.store.begin().await?;
-        let appended = ledger::append(&mut tx, &row).await?;
+        let appended = ledger::append(&mut tx, &row, transaction_id).await?;
         tx.commit().await.map_err(Error::internal)?;
         appended.as_ref().map(transaction_of).transpose()
     }

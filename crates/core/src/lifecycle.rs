@@ -156,9 +156,18 @@ impl Action {
             (Action::Stop, Active) => Some((Stopping, Shutoff)),
             (Action::Reboot, Active) => Some((Rebooting, Active)),
             (Action::Hibernate, Active | Shutoff) => Some((Hibernating, Hibernated)),
-            (Action::Restore, Hibernated) => Some((Restoring, Active)),
+            // The documented Start of a hibernated instance is its restore.
+            (Action::Start | Action::Restore, Hibernated) => Some((Restoring, Active)),
             (Action::Delete, Active | Shutoff | Hibernated | Error) => Some((Deleting, Deleted)),
             _ => None,
+        }
+    }
+
+    /// The action that runs when this one is asked for in `state`: starting a hibernated instance restores it.
+    pub fn resolve(self, state: InstanceState) -> Action {
+        match (self, state) {
+            (Action::Start, InstanceState::Hibernated) => Action::Restore,
+            _ => self,
         }
     }
 
@@ -206,7 +215,7 @@ mod tests {
             (Action::Hibernate, Active) | (Action::Hibernate, Shutoff) => {
                 Some((Hibernating, Hibernated))
             }
-            (Action::Restore, Hibernated) => Some((Restoring, Active)),
+            (Action::Start | Action::Restore, Hibernated) => Some((Restoring, Active)),
             (Action::Delete, s) if s.is_stable() && s != Deleted => Some((Deleting, Deleted)),
             _ => None,
         };
@@ -237,6 +246,17 @@ mod tests {
         assert_eq!(
             err,
             "Cannot stop an instance in state SHUTOFF; allowed actions: start, hibernate, delete"
+        );
+    }
+
+    #[test]
+    fn start_restores_a_hibernated_instance() {
+        assert_eq!(Action::Start.resolve(Hibernated), Action::Restore);
+        assert_eq!(Action::Start.resolve(Shutoff), Action::Start);
+        assert_eq!(Action::Stop.resolve(Hibernated), Action::Stop);
+        assert_eq!(
+            Hibernated.allowed_actions(),
+            vec![Action::Start, Action::Restore, Action::Delete]
         );
     }
 

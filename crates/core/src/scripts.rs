@@ -12,13 +12,14 @@ use barrack_store::scripts::{self, ScriptRow};
 use crate::accounts::Caller;
 use crate::clock::format_ms;
 use crate::ids::{IdKind, new_id};
-use crate::validate::{Validator, length_between, only_chars};
+use crate::validate::{Validator, check_label_of};
 use crate::{Context, Error, Result};
+use barrack_api::rules;
 
 /// Largest script, in bytes.
-pub const MAX_SCRIPT_BYTES: usize = 16384;
+pub const MAX_SCRIPT_BYTES: usize = rules::SCRIPT_MAX_BYTES;
 /// Most ids one bulk delete takes.
-const MAX_BULK: usize = 100;
+const MAX_BULK: usize = rules::MAX_IDS_PER_BULK;
 
 #[derive(Clone)]
 pub struct ScriptService {
@@ -33,17 +34,7 @@ impl ScriptService {
     /// The documented rules and messages.
     fn validate(request: &ScriptRequest) -> Result<()> {
         let mut v = Validator::new();
-        let name = request.name.trim();
-        v.check(
-            length_between(name, 1, 100),
-            "name",
-            "Name must be between 1 and 100 characters",
-        );
-        v.check(
-            only_chars(name, &[' ', '-', '_', '.']),
-            "name",
-            "Name must contain only alphanumeric characters, spaces, hyphens, underscores, and dots",
-        );
+        check_label_of(&mut v, "name", &request.name, rules::SCRIPT_NAME_MAX_CHARS);
         v.check(
             !request.script.trim().is_empty(),
             "script",
@@ -163,11 +154,10 @@ impl ScriptService {
     }
 }
 
+/// A taken name is a 400 on `name`: the documented statuses of the script operations are 201/200, 400,
+/// 401 and 500 (`docs/api-design.md`).
 fn duplicate(name: &str) -> Error {
-    Error::conflict(
-        "DUPLICATE_NAME",
-        format!("A script named '{name}' already exists"),
-    )
+    Error::field("name", format!("A script named '{name}' already exists"))
 }
 
 fn view(row: ScriptRow) -> Script {

@@ -12,6 +12,7 @@ use crate::ids::{IdKind, new_id};
 use crate::ssh_key::{generate_rsa_key_pair, parse_public_key};
 use crate::validate::{Validator, length_between, only_chars};
 use crate::{Context, Error, Result};
+use barrack_api::rules;
 
 /// Keys one account may hold.
 pub const MAX_SSH_KEYS: u64 = 25;
@@ -31,15 +32,18 @@ impl SshKeyService {
         caller: &Caller,
         request: CreateSshKeyRequest,
     ) -> Result<CreatedSshKey> {
-        let name = request.name.trim().to_string();
+        let name = request.name.clone();
         let mut v = Validator::new();
         v.check(
-            length_between(&name, 1, 50),
+            length_between(&name, 1, rules::LABEL_MAX_CHARS),
             "name",
-            "Name must be between 1 and 50 characters",
+            format!(
+                "Name must be between 1 and {} characters",
+                rules::LABEL_MAX_CHARS
+            ),
         );
         v.check(
-            only_chars(&name, &['-', '_', '.']),
+            only_chars(&name, rules::SSH_KEY_NAME_EXTRA_CHARS),
             "name",
             "Name must contain only letters, digits, hyphens, underscores, and dots",
         );

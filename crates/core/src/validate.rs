@@ -1,6 +1,6 @@
 //! Collects field errors so a request learns about every bad field at once.
 
-use barrack_api::FieldErrors;
+use barrack_api::{FieldErrors, rules};
 
 use crate::Error;
 
@@ -61,12 +61,21 @@ pub fn length_between(value: &str, min: usize, max: usize) -> bool {
     (min..=max).contains(&n)
 }
 
-/// The name rule of API keys and similar labels: 1–50 letters, digits, spaces, `-`, `_`, `.`.
+/// The name rule of API keys and similar labels (`barrack_api::rules`): 1–50 letters, digits, spaces,
+/// `-`, `_`, `.`, not only spaces.
 pub fn check_label(v: &mut Validator, field: &str, value: &str) {
-    if !length_between(value.trim(), 1, 50) {
-        v.add(field, "Name must be between 1 and 50 characters");
+    check_label_of(v, field, value, rules::LABEL_MAX_CHARS);
+}
+
+/// The label rule with another maximum length.
+pub fn check_label_of(v: &mut Validator, field: &str, value: &str, max: usize) {
+    if !rules::label_length_ok(value, max) || value.trim().is_empty() {
+        v.add(
+            field,
+            format!("Name must be between 1 and {max} characters"),
+        );
     }
-    if !only_chars(value, &[' ', '-', '_', '.']) {
+    if !rules::label_chars_ok(value) && !value.trim().is_empty() {
         v.add(field, "Name must contain only alphanumeric characters, spaces, hyphens, underscores, and dots");
     }
 }

@@ -351,7 +351,7 @@ pub fn router(services: Services, simulator: Option<Arc<SimDriver>>) -> Router {
             config.rate_limit.requests,
             config.rate_limit.window_seconds,
         ),
-        openapi_json: crate::openapi::document_json(),
+        openapi_json: crate::openapi::document_json_for(config),
         services: services.clone(),
         simulator,
     }));

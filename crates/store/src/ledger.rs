@@ -47,27 +47,60 @@ fn from_row(row: &Row) -> Result<LedgerEntryRow> {
 
 /// Appends `entry` (its `balance_after_micros` is computed here) and moves the balance, inside the caller's
 /// transaction. Returns `None`, changing nothing, when the idempotency key was used before.
-pub async fn append(tx: &mut Tx, entry: &LedgerEntryRow) -> Result<Option<LedgerEntryRow>> {
-    let inserted = tx
-        .execute(
-            "INSERT INTO ledger_entries (id, account_id, currency, kind, amount_micros, balance_after_micros, \
-             description, idempotency_key, created_by, created_at) VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9) \
-             ON CONFLICT (idempotency_key) DO NOTHING",
-            &binds![
-                &entry.id,
-                &entry.account_id,
-                &entry.currency,
-                &entry.kind,
-                entry.amount_micros,
-                &entry.description,
-                &entry.idempotency_key,
-                &entry.created_by,
-                entry.created_at,
-            ],
-        )
-        .await?;
-    if inserted == 0 {
-        return Ok(None);
+///
+/// Entry ids have 6 random characters like every id, and the ledger holds many entries, so an id can be
+/// taken already: the entry then gets another from `fresh_id` (the returned row has the id it was stored
+/// under).
+pub async fn append(
+    tx: &mut Tx,
+    entry: &LedgerEntryRow,
+    fresh_id: fn() -> String,
+) -> Result<Option<LedgerEntryRow>> {
+    let mut entry = entry.clone();
+    let mut attempts = 0;
+    loop {
+        // No conflict target: a used idempotency key and a taken id both insert nothing, without aborting
+        // the transaction on PostgreSQL.
+        let inserted = tx
+            .execute(
+                "INSERT INTO ledger_entries (id, account_id, currency, kind, amount_micros, balance_after_micros, \
+                 description, idempotency_key, created_by, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+                &binds![
+                    &entry.id,
+                    &entry.account_id,
+                    &entry.currency,
+                    &entry.kind,
+                    entry.amount_micros,
+                    &entry.description,
+                    &entry.idempotency_key,
+                    &entry.created_by,
+                    entry.created_at,
+                ],
+            )
+            .await?;
+        if inserted == 1 {
+            break;
+        }
+        if let Some(key) = &entry.idempotency_key {
+            let used = tx
+                .fetch_optional(
+                    "SELECT id FROM ledger_entries WHERE idempotency_key = $1",
+                    &binds![key],
+                )
+                .await?;
+            if used.is_some() {
+                return Ok(None);
+            }
+        }
+        attempts += 1;
+        if attempts >= 16 {
+            return Err(crate::StoreError::Unique(format!(
+                "ledger entry id {} (no free id after {attempts} attempts)",
+                entry.id
+            )));
+        }
+        entry.id = fresh_id();
     }
     let balance = tx
         .fetch_one(
@@ -91,7 +124,7 @@ pub async fn append(tx: &mut Tx, entry: &LedgerEntryRow) -> Result<Option<Ledger
     .await?;
     Ok(Some(LedgerEntryRow {
         balance_after_micros: balance,
-        ..entry.clone()
+        ..entry
     }))
 }
 

@@ -39,20 +39,32 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
                 .into(),
             }));
         }
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let inner = e.inner();
-            if inner.is_syntax() || inner.is_eof() {
-                return ApiError(Error::Validation {
-                    message: "Request body is not valid JSON".into(),
-                    errors: [("body".to_string(), vec![strip_position(&inner.to_string())])].into(),
-                });
-            }
-            ApiError(field_error(&e.path().to_string(), &inner.to_string()))
+        let mut json: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+            ApiError(Error::Validation {
+                message: "Request body is not valid JSON".into(),
+                errors: [("body".to_string(), vec![strip_position(&e.to_string())])].into(),
+            })
         })?;
-        de.end()
-            .map_err(|_| ApiError(Error::field("body", "Unexpected data after the JSON value")))?;
+        integral_floats_as_integers(&mut json);
+        let value = serde_path_to_error::deserialize(json)
+            .map_err(|e| ApiError(field_error(&e.path().to_string(), &e.inner().to_string())))?;
         Ok(Body(value))
+    }
+}
+
+/// JSON has one number type: `88.0` is the integer 88 to JSON Schema and to clients, so a whole number
+/// written with a fraction reads as the integer for integer fields.
+fn integral_floats_as_integers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            if f.fract() == 0.0 && f.abs() < 9.0e15 {
+                *n = serde_json::Number::from(f as i64);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        serde_json::Value::Object(map) => map.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
     }
 }
 

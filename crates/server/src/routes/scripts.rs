@@ -34,7 +34,7 @@ async fn list_scripts(
 /// Create a startup script
 #[utoipa::path(post, path = "/api/scripts/", tag = "Scripts", request_body = ScriptRequest,
     responses((status = 201, body = Envelope<Script>), (status = 400, body = ErrorResponse),
-              (status = 401, body = ErrorResponse), (status = 409, body = ErrorResponse)),
+              (status = 401, body = ErrorResponse)),
     security(("api_key" = []), ("bearer" = [])))]
 async fn create_script(
     State(state): State<AppState>,
@@ -80,8 +80,7 @@ async fn get_script(
 /// Update a startup script
 #[utoipa::path(put, path = "/api/scripts/{id}/", tag = "Scripts", params(("id" = String, Path)), request_body = ScriptRequest,
     responses((status = 200, body = Envelope<Script>), (status = 400, body = ErrorResponse),
-              (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse),
-              (status = 409, body = ErrorResponse)),
+              (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)),
     security(("api_key" = []), ("bearer" = [])))]
 async fn update_script(
     State(state): State<AppState>,

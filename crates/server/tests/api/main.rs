@@ -9,6 +9,7 @@ mod binary;
 mod catalog;
 mod conventions;
 mod deposits;
+mod fidelity;
 mod firewalls;
 mod instances;
 mod jobs;

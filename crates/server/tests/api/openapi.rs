@@ -183,3 +183,184 @@ async fn every_operation_rejects_missing_keys_and_malformed_input(db: Db) {
     }
     app.stop().await;
 }
+
+on_both_databases!(declared_bounds_are_the_validators);
+
+/// A number the document declares at `pointer`.
+fn declared(doc: &Value, pointer: &str) -> usize {
+    doc.pointer(pointer)
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("the document declares nothing at {pointer}")) as usize
+}
+
+/// The answer does not fault `field`.
+fn accepted(raw: &barrack_client::RawResponse, field: &str, what: &str) {
+    assert!(
+        raw.status.is_success() || raw.body["errors"].get(field).is_none(),
+        "{what}: {} {}",
+        raw.status,
+        raw.text
+    );
+    assert!(raw.status.as_u16() < 500, "{what}: {}", raw.text);
+}
+
+/// The answer is a 400 naming `field`.
+fn refused(raw: &barrack_client::RawResponse, field: &str, what: &str) {
+    assert_eq!(raw.status, 400, "{what}: {}", raw.text);
+    assert!(raw.body["errors"][field].is_array(), "{what}: {}", raw.text);
+}
+
+/// The bounds the document declares are the validators': a request at each bound is accepted and one
+/// past it is refused, naming the field.
+async fn declared_bounds_are_the_validators(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app
+        .funded_user(barrack_api::Tier::Advanced, "US", "5000")
+        .await;
+    crate::common::create_key_k(&client).await;
+    let doc: Value = serde_json::from_str(&barrack_server::openapi::document_json()).unwrap();
+    let schema = |name: &str, field: &str, key: &str| {
+        declared(
+            &doc,
+            &format!("/components/schemas/{name}/properties/{field}/{key}"),
+        )
+    };
+    let post = |path: &'static str, body: Value| {
+        let client = client.clone();
+        async move { client.raw(Method::POST, path, Some(&body)).await.unwrap() }
+    };
+
+    // Instance names.
+    let deploy = |name: String| {
+        serde_json::json!({"gpu_model": "H100-SXM5-80GB", "gpu_count": 1, "region": "FINLAND-1",
+            "instance_name": name, "image_name": "Ubuntu 24.04 + CUDA 12.8 Open + Docker", "ssh_key": "k"})
+    };
+    let (min, max) = (
+        schema("DeploymentRequest", "instance_name", "minLength"),
+        schema("DeploymentRequest", "instance_name", "maxLength"),
+    );
+    for (len, ok) in [(min, true), (max, true), (min - 1, false), (max + 1, false)] {
+        let raw = post("/api/deploy-server/", deploy("n".repeat(len))).await;
+        let what = format!("instance_name of {len}");
+        if ok {
+            accepted(&raw, "instance_name", &what)
+        } else {
+            refused(&raw, "instance_name", &what)
+        }
+    }
+
+    // Volume names and sizes (sizes from the configuration).
+    let name_max = schema("CreateVolumeRequest", "name", "maxLength");
+    let (size_min, size_max) = (
+        schema("CreateVolumeRequest", "size", "minimum"),
+        schema("CreateVolumeRequest", "size", "maximum"),
+    );
+    let volume = |name: String, size: usize| serde_json::json!({"name": name, "size": size, "region": "FINLAND-1", "volume_type": "HDD"});
+    accepted(
+        &post("/api/volumes/", volume("v".repeat(name_max), size_min)).await,
+        "name",
+        "longest volume name",
+    );
+    refused(
+        &post("/api/volumes/", volume("w".repeat(name_max + 1), size_min)).await,
+        "name",
+        "volume name past the limit",
+    );
+    refused(
+        &post("/api/volumes/", volume("small".into(), size_min - 1)).await,
+        "size",
+        "volume under the minimum",
+    );
+    accepted(
+        &post("/api/volumes/", volume("big".into(), size_max)).await,
+        "size",
+        "largest volume",
+    );
+    refused(
+        &post("/api/volumes/", volume("huge".into(), size_max + 1)).await,
+        "size",
+        "volume over the maximum",
+    );
+
+    // Scripts: the name and the content in bytes.
+    let script_max = schema("CreateScriptRequest", "script", "maxLength");
+    let script_name_max = schema("CreateScriptRequest", "name", "maxLength");
+    let script =
+        |name: String, bytes: usize| serde_json::json!({"name": name, "script": "#".repeat(bytes)});
+    accepted(
+        &post(
+            "/api/scripts/",
+            script("s".repeat(script_name_max), script_max),
+        )
+        .await,
+        "script",
+        "largest script",
+    );
+    refused(
+        &post("/api/scripts/", script("t".into(), script_max + 1)).await,
+        "script",
+        "script past the limit",
+    );
+    refused(
+        &post("/api/scripts/", script("u".repeat(script_name_max + 1), 1)).await,
+        "name",
+        "script name past the limit",
+    );
+
+    // SSH key names.
+    let key_max = schema("CreateSSHKeyRequest", "name", "maxLength");
+    accepted(
+        &post(
+            "/api/ssh-keys/",
+            serde_json::json!({"name": "a".repeat(key_max)}),
+        )
+        .await,
+        "name",
+        "longest key name",
+    );
+    refused(
+        &post(
+            "/api/ssh-keys/",
+            serde_json::json!({"name": "b".repeat(key_max + 1)}),
+        )
+        .await,
+        "name",
+        "key name past the limit",
+    );
+
+    // Pages.
+    let params = doc["paths"]["/api/transactions/"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let param = |name: &str, key: &str| {
+        params.iter().find(|p| p["name"] == name).unwrap()["schema"][key]
+            .as_u64()
+            .unwrap()
+    };
+    let (page_min, limit_max) = (param("page", "minimum"), param("limit", "maximum"));
+    let get = |query: String| {
+        let client = client.clone();
+        async move {
+            client
+                .raw(Method::GET, &format!("/api/transactions/?{query}"), None)
+                .await
+                .unwrap()
+        }
+    };
+    accepted(
+        &get(format!("page={page_min}&limit={limit_max}")).await,
+        "limit",
+        "the largest page",
+    );
+    refused(
+        &get(format!("page={}", page_min - 1)).await,
+        "page",
+        "page under the minimum",
+    );
+    refused(
+        &get(format!("limit={}", limit_max + 1)).await,
+        "limit",
+        "limit over the maximum",
+    );
+    app.stop().await;
+}

@@ -70,9 +70,14 @@ async fn scripts_crud_and_bulk_delete(db: Db) {
         .create_script(&request("install drivers", "echo"))
         .await
         .unwrap_err();
+    // The scripts page lists 201, 400, 401 and 500: a taken name is a 400 on `name`.
     assert_eq!(
         (dup.status(), dup.code()),
-        (Some(409), Some("DUPLICATE_NAME"))
+        (Some(400), Some("VALIDATION_ERROR"))
+    );
+    assert!(
+        dup.field_errors().unwrap()["name"][0].contains("already exists"),
+        "{dup:?}"
     );
     let second = client
         .create_script(&request("second", "echo 2"))
@@ -93,7 +98,8 @@ async fn scripts_crud_and_bulk_delete(db: Db) {
         .update_script(&created.id, &request("second", "echo"))
         .await
         .unwrap_err();
-    assert_eq!(taken.status(), Some(409));
+    assert_eq!(taken.status(), Some(400));
+    assert!(taken.field_errors().unwrap().contains_key("name"));
     let list = client.scripts(&PageQuery::default()).await.unwrap().data;
     assert_eq!(list.pagination.total, 2);
 

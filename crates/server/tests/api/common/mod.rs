@@ -173,6 +173,16 @@ impl TestApp {
     }
 
     pub async fn start_with(db: Db, configure: impl FnOnce(&mut Config)) -> TestApp {
+        TestApp::boot(db, configure, false).await
+    }
+
+    /// A server that runs its workers, reconcilers and meter in the background, as `barrackd serve` does,
+    /// for clients that cannot call [`TestApp::settle`] (fuzzers, generated clients).
+    pub async fn start_serving(db: Db, configure: impl FnOnce(&mut Config)) -> TestApp {
+        TestApp::boot(db, configure, true).await
+    }
+
+    async fn boot(db: Db, configure: impl FnOnce(&mut Config), background_work: bool) -> TestApp {
         let database = TestDatabase::create(db).await;
         let mut config = test_config(&database);
         configure(&mut config);
@@ -180,7 +190,7 @@ impl TestApp {
         let running = barrack_server::start(StartOptions {
             config,
             clock: Some(clock.clone() as Arc<dyn Clock>),
-            background_work: false,
+            background_work,
         })
         .await
         .expect("server starts");
@@ -234,6 +244,12 @@ impl TestApp {
 
     /// A new ordinary account with a key of `tier`: its client and its id.
     pub async fn user(&self, tier: Tier) -> (Client, String) {
+        let (client, id, _) = self.user_with_key(tier).await;
+        (client, id)
+    }
+
+    /// A new ordinary account with a key of `tier`: its client, its id and the key itself.
+    pub async fn user_with_key(&self, tier: Tier) -> (Client, String, String) {
         let n = barrack_core::ids::random_alphanumeric(8).to_lowercase();
         let user = self
             .admin
@@ -252,12 +268,23 @@ impl TestApp {
             .await
             .expect("create key")
             .data;
-        (self.admin.with_api_key(key.key.key), user.id)
+        (self.admin.with_api_key(&key.key.key), user.id, key.key.key)
     }
 
     /// A user with a complete profile in `country` and `amount` credits in its currency.
     pub async fn funded_user(&self, tier: Tier, country: &str, amount: &str) -> (Client, String) {
-        let (client, id) = self.user(tier).await;
+        let (client, id, _) = self.funded_user_with_key(tier, country, amount).await;
+        (client, id)
+    }
+
+    /// [`TestApp::funded_user`], with the key itself.
+    pub async fn funded_user_with_key(
+        &self,
+        tier: Tier,
+        country: &str,
+        amount: &str,
+    ) -> (Client, String, String) {
+        let (client, id, key) = self.user_with_key(tier).await;
         let profile = client
             .update_profile(&ProfileUpdate {
                 address_line: Some(Some("1 Test Street".into())),
@@ -270,7 +297,7 @@ impl TestApp {
             .data;
         assert!(profile.profile_complete);
         self.grant(&id, amount, profile.currency).await;
-        (client, id)
+        (client, id, key)
     }
 
     pub async fn grant(&self, account_id: &str, amount: &str, currency: Currency) {

@@ -1,0 +1,111 @@
+//! Every error an operation can answer, in the error envelope, with its codes: what the annotations of
+//! the handlers leave out because every operation of a kind shares it (401 wherever credentials are read,
+//! 400 and 413 wherever a body or query is read, 404 wherever a path names a resource, 429 and 500
+//! everywhere).
+
+use serde_json::{Value, json};
+
+use super::operations;
+
+/// The description of each error status, naming its codes (`docs/api-design.md`).
+pub const ERROR_STATUSES: &[(u16, &str)] = &[
+    (
+        400,
+        "Invalid request data (`VALIDATION_ERROR`): `errors` maps each field at fault to its messages",
+    ),
+    (401, "No valid API key or token (`AUTHENTICATION_FAILED`)"),
+    (402, "Not enough credit (`INSUFFICIENT_BALANCE`)"),
+    (
+        403,
+        "Not allowed (`FORBIDDEN`), or the billing profile is incomplete (`PROFILE_INCOMPLETE`)",
+    ),
+    (
+        404,
+        "Not found (`NOT_FOUND`); another account's resources are not found either",
+    ),
+    (
+        409,
+        "Conflict: `CONFLICT`, `DUPLICATE_NAME`, `DUPLICATE_RULE`, `RESOURCE_IN_USE`, `INVALID_STATE` or \
+         `LIMIT_EXCEEDED`",
+    ),
+    (413, "Request too large (`PAYLOAD_TOO_LARGE`)"),
+    (
+        429,
+        "Too many requests (`RATE_LIMITED`): retry after `Retry-After` seconds",
+    ),
+    (
+        500,
+        "Internal error (`INTERNAL_ERROR`); the details are logged under the request id",
+    ),
+    (
+        503,
+        "Not enough GPU stock (`GPU_UNAVAILABLE`, naming where there is) or public addresses \
+         (`PUBLIC_IP_UNAVAILABLE`)",
+    ),
+];
+
+pub(super) fn apply(doc: &mut Value) {
+    for (path, _method, op) in operations(doc) {
+        let secured = op["security"].as_array().is_some_and(|reqs| {
+            reqs.iter()
+                .any(|r| r.as_object().is_some_and(|o| !o.is_empty()))
+        });
+        let has_body = op.get("requestBody").is_some();
+        let has_query = op["parameters"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
+        let mut statuses = vec![429, 500];
+        if secured {
+            statuses.push(401);
+        }
+        if has_body {
+            statuses.extend([400, 413]);
+        }
+        if has_query {
+            statuses.push(400);
+        }
+        if path.contains('{') {
+            statuses.push(404);
+        }
+        if path.starts_with("/api/admin/") {
+            statuses.push(403);
+        }
+        let responses = op["responses"].as_object_mut().expect("responses");
+        for status in statuses {
+            responses
+                .entry(status.to_string())
+                .or_insert_with(|| json!({}));
+        }
+        for (status, response) in responses.iter_mut() {
+            let Ok(status) = status.parse::<u16>() else {
+                continue;
+            };
+            let Some((_, description)) = ERROR_STATUSES.iter().find(|(s, _)| *s == status) else {
+                continue;
+            };
+            let response = response.as_object_mut().expect("a response");
+            response.insert("description".into(), json!(description));
+            response.insert(
+                "content".into(),
+                json!({"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}),
+            );
+            if status == 429 {
+                response.insert("headers".into(), rate_limit_headers());
+            }
+        }
+        // Statuses in order, as people read them.
+        let mut sorted: Vec<(String, Value)> = std::mem::take(responses).into_iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        responses.extend(sorted);
+    }
+}
+
+fn rate_limit_headers() -> Value {
+    let integer = |description: &str| json!({"required": true, "description": description, "schema": {"type": "integer", "minimum": 0}});
+    json!({
+        "Retry-After": integer("Seconds until a request is allowed again"),
+        "RateLimit-Limit": integer("Requests allowed in a window"),
+        "RateLimit-Remaining": integer("Requests left now"),
+        "RateLimit-Reset": integer("Seconds until the allowance is full again"),
+    })
+}

@@ -1,0 +1,228 @@
+//! What the published docs say and clients generated from them do: Start on a hibernated instance,
+//! optional fields sent as `null`, `""` or `[]`, transaction ids, and the documented status codes.
+
+use barrack_api::Tier;
+use barrack_api::ledger::TransactionQuery;
+use barrack_client::InstanceActionKind;
+use barrack_store::ledger::{self, LedgerEntryRow};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::common::{Db, TestApp, create_key_k};
+use crate::on_both_databases;
+
+on_both_databases!(
+    start_restores_a_hibernated_instance,
+    null_empty_and_empty_lists_mean_absent,
+    transaction_ids_follow_the_id_pattern,
+    a_taken_ledger_id_gets_another,
+);
+
+const IMAGE: &str = "Ubuntu 24.04 + CUDA 12.8 Open + Docker";
+
+fn is_id(id: &str, suffix: char) -> bool {
+    let Some(rest) = id.strip_prefix("BRK-") else {
+        return false;
+    };
+    rest.len() == 7
+        && rest.ends_with(suffix)
+        && rest[..6]
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+/// The VM management page: Start is available for instances in SHUTOFF or HIBERNATED.
+async fn start_restores_a_hibernated_instance(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "500").await;
+    create_key_k(&client).await;
+    let request = serde_json::from_value(json!({
+        "gpu_model": "H100-SXM5-80GB", "gpu_count": 1, "region": "FINLAND-1", "instance_name": "sleeper",
+        "image_name": IMAGE, "ssh_key": "k"
+    }))
+    .unwrap();
+    let id = client.deploy(&request).await.unwrap().data.instance_id;
+    app.settle().await;
+    client
+        .instance_action(&id, InstanceActionKind::Hibernate)
+        .await
+        .unwrap();
+    app.settle().await;
+    let hibernated = client.instance(&id).await.unwrap().data;
+    assert_eq!(hibernated.status, "HIBERNATED");
+    assert_eq!(hibernated.allowed_actions, ["start", "restore", "delete"]);
+
+    let started = client
+        .instance_action(&id, InstanceActionKind::Start)
+        .await
+        .unwrap()
+        .data;
+    assert_eq!(
+        (started.status.as_str(), started.target_status.as_str()),
+        ("RESTORING", "ACTIVE")
+    );
+    assert_eq!(started.action, "restore", "what runs is a restore");
+    app.settle().await;
+    let active = client.instance(&id).await.unwrap().data;
+    assert_eq!(active.status, "ACTIVE");
+    assert!(
+        active.ip_address.is_some(),
+        "restored with an address again"
+    );
+    // Start from ACTIVE is still refused, naming what is allowed.
+    let wrong = client
+        .instance_action(&id, InstanceActionKind::Start)
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.status(), Some(409));
+    app.stop().await;
+}
+
+/// Generated clients send every optional field: `null`, `""` and `[]` mean "absent". The documented
+/// deploy example sends `volume_id` with `boot_from_volume: false`, which boots from the image. Unknown
+/// fields are still refused.
+async fn null_empty_and_empty_lists_mean_absent(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "500").await;
+    create_key_k(&client).await;
+    let deploy = |body: Value| {
+        let client = client.clone();
+        async move {
+            client
+                .raw(Method::POST, "/api/deploy-server/", Some(&body))
+                .await
+                .unwrap()
+        }
+    };
+    let base = json!({
+        "gpu_model": "H100-SXM5-80GB", "gpu_count": 1, "region": "FINLAND-1", "image_name": IMAGE,
+        "ssh_key": "k"
+    });
+    let with = |name: &str, extra: Value| {
+        let mut body = base.clone();
+        body["instance_name"] = json!(name);
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
+    };
+    let nulls = with(
+        "all-null",
+        json!({"volume_id": null, "boot_from_volume": null, "public_ip": null, "security_rules": null,
+               "cloud_init": null, "os_volume": null, "existing_volumes": null, "volumes": null,
+               "script_id": null}),
+    );
+    let empties = with(
+        "all-empty",
+        json!({"volume_id": "", "boot_from_volume": false, "security_rules": [], "cloud_init": "",
+               "existing_volumes": [], "volumes": [], "script_id": ""}),
+    );
+    let documented = with(
+        "documented",
+        json!({"volume_id": "string", "boot_from_volume": false, "public_ip": true}),
+    );
+    for body in [nulls, empties, documented] {
+        let raw = deploy(body.clone()).await;
+        assert_eq!(raw.status, 201, "{body}: {}", raw.text);
+        assert_eq!(raw.body["data"]["boot_source"], "image");
+        assert_eq!(
+            raw.body["data"]["billing"]["breakdown"]["storage"]["os_volume"]["size_gb"], 100,
+            "the default OS volume"
+        );
+    }
+    let listed = client.instances(&Default::default()).await.unwrap().data;
+    let all_null = listed
+        .instances
+        .iter()
+        .find(|i| i.name == "all-null")
+        .unwrap();
+    assert!(all_null.public_ip, "public_ip: null is the default, true");
+    assert!(all_null.script_id.is_none());
+
+    // Blank optional strings elsewhere: a description, a public key, a restore name.
+    let raw = client
+        .raw(
+            Method::POST,
+            "/api/ssh-keys/",
+            Some(&json!({"name": "generated", "public_key": ""})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(raw.status, 201, "{}", raw.text);
+    assert!(
+        raw.body["data"]["private_key"].is_string(),
+        "a blank key is generated"
+    );
+
+    // Unknown fields stay 400, naming the field.
+    let raw = deploy(with("typo", json!({"volume_ids": []}))).await;
+    assert_eq!(raw.status, 400, "{}", raw.text);
+    assert!(raw.body["errors"]["volume_ids"].is_array(), "{}", raw.text);
+    // And `""` is not a name: required fields are not optional.
+    let raw = deploy(with("", json!({}))).await;
+    assert_eq!(raw.status, 400);
+    assert!(
+        raw.body["errors"]["instance_name"].is_array(),
+        "{}",
+        raw.text
+    );
+    app.stop().await;
+}
+
+/// Ledger entries are `BRK-` + 6 characters + `T`, like every other id.
+async fn transaction_ids_follow_the_id_pattern(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, id) = app.funded_user(Tier::Legacy, "US", "10").await;
+    app.grant(&id, "5", barrack_api::Currency::USD).await;
+    let list = client
+        .transactions(&TransactionQuery::default())
+        .await
+        .unwrap()
+        .data;
+    assert_eq!(list.transactions.len(), 2);
+    for t in &list.transactions {
+        assert!(is_id(&t.id, 'T'), "{}", t.id);
+    }
+    app.stop().await;
+}
+
+/// With 6 random characters an entry's id can be taken already: the entry is stored under another one,
+/// and an idempotency key used before still appends nothing.
+async fn a_taken_ledger_id_gets_another(db: Db) {
+    let app = TestApp::start(db).await;
+    let (_, account) = app.funded_user(Tier::Legacy, "US", "10").await;
+    let store = app.services().store();
+    let taken = store
+        .ledger_entries(&account, &Default::default(), 0, 10)
+        .await
+        .unwrap()
+        .0[0]
+        .id
+        .clone();
+    let entry = LedgerEntryRow {
+        id: taken.clone(),
+        account_id: account.clone(),
+        currency: "USD".into(),
+        kind: "grant".into(),
+        amount_micros: 1_000_000,
+        balance_after_micros: 0,
+        description: "a second grant".into(),
+        idempotency_key: Some("fidelity:once".into()),
+        created_by: None,
+        created_at: crate::common::START_MS,
+    };
+    let mut tx = store.begin().await.unwrap();
+    let appended = ledger::append(&mut tx, &entry, barrack_core::ids::transaction_id)
+        .await
+        .unwrap()
+        .expect("appended under another id");
+    let again = ledger::append(&mut tx, &entry, barrack_core::ids::transaction_id)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_ne!(appended.id, taken);
+    assert!(is_id(&appended.id, 'T'), "{}", appended.id);
+    assert_eq!(appended.balance_after_micros, 11_000_000);
+    assert!(again.is_none(), "the idempotency key was used");
+    app.stop().await;
+}
