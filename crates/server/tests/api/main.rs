@@ -7,6 +7,7 @@ mod billing;
 mod billing_property;
 mod binary;
 mod catalog;
+mod contract;
 mod conventions;
 mod deposits;
 mod fidelity;
