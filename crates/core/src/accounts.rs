@@ -18,6 +18,10 @@ use crate::ids::{IdKind, new_id, random_alphanumeric};
 use crate::validate::{Validator, check_label, length_between};
 use crate::{Context, Error, Result, countries};
 
+/// Passwords of new accounts, in characters.
+pub const PASSWORD_MIN_CHARS: usize = 8;
+pub const PASSWORD_MAX_CHARS: usize = 128;
+
 /// How a request proved who it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential {
@@ -113,9 +117,11 @@ impl AccountService {
         let email = email.trim().to_lowercase();
         v.check(valid_email(&email), "email", "Enter a valid email address");
         v.check(
-            length_between(password, 8, 128),
+            length_between(password, PASSWORD_MIN_CHARS, PASSWORD_MAX_CHARS),
             "password",
-            "Password must be between 8 and 128 characters",
+            format!(
+                "Password must be between {PASSWORD_MIN_CHARS} and {PASSWORD_MAX_CHARS} characters"
+            ),
         );
         check_person_name(&mut v, "name", name);
         v.finish()?;

@@ -20,6 +20,8 @@ use crate::{Context, Error, Result};
 
 /// GPU counts an instance can have (at most the model's `max_count`).
 pub const GPU_COUNTS: [u32; 4] = barrack_api::rules::GPU_COUNTS;
+/// Most GPUs an operator can set as one region's capacity of a model.
+pub const MAX_CAPACITY_UNITS: u32 = 1_000_000;
 /// GB in a TB, for storage billed per TB-hour.
 pub const GB_PER_TB: u32 = 1024;
 const HOURS_PER_MONTH: u32 = 730;
@@ -126,9 +128,9 @@ impl CatalogService {
                 );
             }
             v.check(
-                s.total <= 1_000_000,
+                s.total <= MAX_CAPACITY_UNITS,
                 &format!("capacity[{i}].total"),
-                "Total must be at most 1000000",
+                format!("Total must be at most {MAX_CAPACITY_UNITS}"),
             );
         }
         v.finish()?;

@@ -13,7 +13,7 @@ use crate::{Context, Error, Result};
 
 const MINUTE_MS: i64 = 60_000;
 /// At most a year per move.
-const MAX_MINUTES: u32 = 525_600;
+pub const MAX_MINUTES: u32 = 525_600;
 
 #[derive(Clone)]
 pub struct SimulationService {

@@ -12,7 +12,7 @@ use super::context;
 use super::error::ApiError;
 use crate::app::AppState;
 
-/// A JSON body. An empty body reads as `{}`, so bodiless actions and optional fields need no ceremony.
+/// A JSON body. No body reads as `{}`, so bodiless actions and optional fields need no ceremony.
 pub struct Body<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
@@ -23,11 +23,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
             let status = rejection.status();
             ApiError(super::error::for_status(status, rejection.body_text()))
         })?;
-        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &bytes
-        };
+        // No body at all is `{}`; white space alone is not JSON.
+        let bytes: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
         // Every body of this API is an object; serde would also take an array as a struct's fields in order.
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
             return Err(ApiError(Error::Validation {

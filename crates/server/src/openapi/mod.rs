@@ -1,9 +1,10 @@
 //! The OpenAPI document, generated from the same code that registers the routes, then made precise: the
 //! names client generators know from the published docs (`names`), every error an operation can answer
 //! (`responses`), and what the validators accept for each request field, catalog values included
-//! (`requests`). The served document (`/api/openapi.json`) is made from the running configuration; the
+//! (`requests`), and links from each created resource to its operations (`links`). The served document (`/api/openapi.json`) is made from the running configuration; the
 //! committed `openapi.json` from the default one.
 
+mod links;
 mod names;
 mod requests;
 mod responses;
@@ -64,6 +65,7 @@ pub fn document_for(config: &Config) -> Value {
     names::apply(&mut doc);
     responses::apply(&mut doc);
     requests::apply(&mut doc, config);
+    links::apply(&mut doc);
     doc
 }
 

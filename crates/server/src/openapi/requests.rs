@@ -94,6 +94,7 @@ pub(super) fn apply(doc: &mut Value, config: &Config) {
     volumes(doc, config);
     names_and_lists(doc);
     pricing(doc, config);
+    accounts_and_operators(doc);
     queries(doc, config);
     bodies_required_only_with_required_fields(doc);
     examples(doc);
@@ -377,6 +378,35 @@ fn pricing(doc: &mut Value, config: &Config) {
         doc,
         &prop(s, "volume_size_gb"),
         json!({"minimum": config.volumes.minimum_size_gb, "maximum": config.volumes.maximum_size_gb}),
+    );
+}
+
+fn accounts_and_operators(doc: &mut Value) {
+    use barrack_core::accounts::{PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS};
+    for s in ["RegisterRequest", "AdminCreateUser"] {
+        set(
+            doc,
+            &prop(s, "password"),
+            json!({"minLength": PASSWORD_MIN_CHARS, "maxLength": PASSWORD_MAX_CHARS}),
+        );
+    }
+    replace(doc, "AdminCreateUser", "admin", optional_bool());
+    set(
+        doc,
+        &prop("AdvanceClock", "minutes"),
+        json!({"minimum": 1, "maximum": barrack_core::simulation::MAX_MINUTES}),
+    );
+    set(
+        doc,
+        &prop("CapacitySetting", "total"),
+        json!({"maximum": barrack_core::catalog::MAX_CAPACITY_UNITS}),
+    );
+    replace(doc, "CapacitySetting", "region", reference("RegionEnum"));
+    replace(
+        doc,
+        "CapacitySetting",
+        "gpu_model",
+        reference("GpuModelEnum"),
     );
 }
 

@@ -118,8 +118,11 @@ async fn schemathesis_finds_no_failures() {
     };
     let (app, key) = serving_app().await;
     let started = Instant::now();
+    let scratch = scratch_dir("schemathesis");
     let (ok, report) = run(tokio::process::Command::new(st)
-        .current_dir(Path::new(REPO).join("scripts/contract"))
+        .current_dir(&scratch)
+        .arg("--config-file")
+        .arg(Path::new(REPO).join("scripts/contract/schemathesis.toml"))
         .arg("run")
         .arg(format!("{}/api/openapi.json", app.base_url))
         .args(["--header", &format!("X-API-Key: {key}")])
@@ -145,6 +148,7 @@ async fn schemathesis_finds_no_failures() {
         started.elapsed().as_secs_f64()
     );
     app.stop().await;
+    let _ = std::fs::remove_dir_all(&scratch);
     assert!(ok, "schemathesis reported failures:\n{report}");
 }
 

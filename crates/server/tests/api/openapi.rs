@@ -364,3 +364,55 @@ async fn declared_bounds_are_the_validators(db: Db) {
     );
     app.stop().await;
 }
+
+on_both_databases!(the_served_document_shows_the_running_catalog);
+
+/// `/api/openapi.json` declares the running configuration's catalog; `openapi.json` the default one.
+async fn the_served_document_shows_the_running_catalog(db: Db) {
+    let app = TestApp::start_with(db, |c| {
+        c.volumes.minimum_size_gb = 20;
+        c.volumes.maximum_size_gb = 4096;
+        c.gpu_models.retain(|m| m.name != "B300-262GB");
+        for capacity in &mut c.capacity {
+            capacity.gpus.remove("B300-262GB");
+        }
+    })
+    .await;
+    let served = app
+        .anonymous()
+        .raw(Method::GET, "/api/openapi.json", None)
+        .await
+        .unwrap()
+        .body;
+    let size = &served["components"]["schemas"]["CreateVolumeRequest"]["properties"]["size"];
+    assert_eq!(
+        (size["minimum"].as_u64(), size["maximum"].as_u64()),
+        (Some(20), Some(4096))
+    );
+    let models = served["components"]["schemas"]["GpuModelEnum"]["enum"]
+        .as_array()
+        .unwrap();
+    assert_eq!(models.len(), 8);
+    assert!(!models.contains(&Value::from("B300-262GB")));
+    let committed: Value =
+        serde_json::from_str(&std::fs::read_to_string(COMMITTED).unwrap()).unwrap();
+    let default_models = committed["components"]["schemas"]["GpuModelEnum"]["enum"]
+        .as_array()
+        .unwrap();
+    assert!(default_models.contains(&Value::from("B300-262GB")));
+    // Creating a volume below the served minimum is refused, as the served document says.
+    let (client, _) = app
+        .funded_user(barrack_api::Tier::Advanced, "US", "100")
+        .await;
+    let raw = client
+        .raw(
+            Method::POST,
+            "/api/volumes/",
+            Some(&serde_json::json!({"name": "v", "size": 19, "region": "FINLAND-1", "volume_type": "HDD"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(raw.status, 400, "{}", raw.text);
+    assert!(raw.body["errors"]["size"].is_array());
+    app.stop().await;
+}
