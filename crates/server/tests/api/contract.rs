@@ -161,34 +161,44 @@ async fn a_generated_python_client_deploys_lists_and_deletes() {
     };
     let (app, key) = serving_app().await;
     let dir = scratch_dir("python-client");
-    let document = served_document(&app, &dir).await;
-    let package = dir.join("barrack_client");
-    let (ok, output) = run(tokio::process::Command::new(generator)
-        .arg("generate")
-        .arg("--path")
-        .arg(&document)
-        .arg("--output-path")
-        .arg(&package)
-        .args(["--meta", "none"]))
+    let outcome = async {
+        let document = served_document(&app, &dir).await;
+        let (ok, output) = run(tokio::process::Command::new(generator)
+            .arg("generate")
+            .arg("--path")
+            .arg(&document)
+            .arg("--output-path")
+            .arg(dir.join("barrack_client"))
+            .args(["--meta", "none"]))
+        .await;
+        if !ok {
+            return Err(format!(
+                "openapi-python-client could not generate a client:\n{output}"
+            ));
+        }
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/contract/generated_client.py");
+        let (ok, output) = tokio::time::timeout(
+            Duration::from_secs(120),
+            run(tokio::process::Command::new("python3")
+                .arg(&script)
+                .env("PYTHONPATH", &dir)
+                .env("BARRACK_URL", &app.base_url)
+                .env("BARRACK_API_KEY", &key)),
+        )
+        .await
+        .map_err(|_| "the generated client did not finish in 2 minutes".to_string())?;
+        if ok {
+            Ok(output)
+        } else {
+            Err(format!("the generated client failed:\n{output}"))
+        }
+    }
     .await;
-    assert!(
-        ok,
-        "openapi-python-client could not generate a client:\n{output}"
-    );
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/contract/generated_client.py");
-    let (ok, output) = tokio::time::timeout(
-        Duration::from_secs(120),
-        run(tokio::process::Command::new("python3")
-            .arg(&script)
-            .env("PYTHONPATH", &dir)
-            .env("BARRACK_URL", &app.base_url)
-            .env("BARRACK_API_KEY", &key)),
-    )
-    .await
-    .expect("the generated client finishes");
+    app.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let output = outcome.unwrap_or_else(|e| panic!("{e}"));
     eprintln!("{output}");
-    assert!(ok, "the generated client failed:\n{output}");
     for step in [
         "deployed BRK-",
         "active BRK-",
@@ -197,8 +207,6 @@ async fn a_generated_python_client_deploys_lists_and_deletes() {
     ] {
         assert!(output.contains(step), "no '{step}' in:\n{output}");
     }
-    app.stop().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Schema names of the published docs (the "Schemas" lists of `seeds/000_*` and `001_*`) that are not
