@@ -5,6 +5,8 @@
 //! succeeds. Drivers report failures as [`DriverError`]: transient ones are retried with backoff,
 //! permanent ones put the resource in ERROR with the message as the reason.
 
+#[cfg(feature = "libvirt")]
+pub mod libvirt;
 pub mod sim;
 
 use async_trait::async_trait;
@@ -57,6 +59,39 @@ pub enum PowerState {
     Missing,
     /// Broken (host lost, hardware fault); the reason says why.
     Failed(String),
+}
+
+/// Whether a running guest is up: booted far enough to answer on its SSH port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Readiness {
+    /// Running, not answering yet.
+    Booting,
+    Ready,
+    /// Not running (stopped, hibernated, missing or failed): see [`ComputeDriver::observe_instance`].
+    NotRunning,
+}
+
+/// Where a client opens an SSH connection to an instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshEndpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+/// Utilisation of an instance over the last sampling interval. Rates are per second; a figure the driver
+/// cannot measure is `None`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceMetrics {
+    /// Of all the instance's vCPUs together: 100 means every vCPU busy.
+    pub cpu_percent: f64,
+    pub memory_total_bytes: u64,
+    pub memory_used_bytes: Option<u64>,
+    pub network_rx_bytes_per_sec: Option<f64>,
+    pub network_tx_bytes_per_sec: Option<f64>,
+    pub disk_read_bytes_per_sec: Option<f64>,
+    pub disk_write_bytes_per_sec: Option<f64>,
+    pub gpu_percent: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,6 +198,26 @@ pub trait ComputeDriver: Send + Sync + 'static {
     async fn restore_instance(&self, spec: &InstanceSpec) -> Result<Placement, DriverError>;
     async fn delete_instance(&self, id: &str) -> Result<(), DriverError>;
     async fn observe_instance(&self, id: &str) -> Result<Observation, DriverError>;
+
+    /// Whether a running instance's guest is up. Drivers whose machines boot at once (the simulator) are
+    /// ready whenever they run; real guests take a while after [`ComputeDriver::create_instance`] returns.
+    async fn observe_readiness(&self, id: &str) -> Result<Readiness, DriverError> {
+        Ok(match self.observe_instance(id).await?.state {
+            PowerState::Running => Readiness::Ready,
+            _ => Readiness::NotRunning,
+        })
+    }
+
+    /// Where to SSH into the instance, when the driver knows better than its public address on port 22
+    /// (a forwarded port, an address from DHCP).
+    async fn ssh_endpoint(&self, _id: &str) -> Result<Option<SshEndpoint>, DriverError> {
+        Ok(None)
+    }
+
+    /// Utilisation of a running instance; `None` when the driver does not measure it or it is not running.
+    async fn instance_metrics(&self, _id: &str) -> Result<Option<InstanceMetrics>, DriverError> {
+        Ok(None)
+    }
 
     async fn create_volume(
         &self,

@@ -1,0 +1,1488 @@
+//! The lifecycle of instances, volumes, snapshots and rules on libvirt hosts.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use virt::connect::Connect;
+use virt::domain::{Domain, DomainState};
+use virt::storage_pool::StoragePool;
+use virt::sys;
+
+use super::config::{HostConfig, LibvirtConfig, NetworkMode};
+use super::placement::{Candidate, best_fit};
+use super::storage::{self, GIB};
+use super::xml::{self, DiskXml, DomainXml, InterfaceXml, Metadata, PciAddress};
+use super::{driver_error, is_missing, metrics, network, seed};
+use crate::{
+    BootDisk, ComputeDriver, DriverError, InstanceMetrics, InstanceSpec, Observation, PacketRule,
+    Placement, PowerState, Readiness, SshEndpoint,
+};
+
+/// How long the SSH readiness probe waits for a banner.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Real machines through libvirt; share it behind an `Arc`.
+pub struct LibvirtDriver {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: LibvirtConfig,
+    /// One connection per host, opened on first use and again when it dies.
+    connections: Mutex<HashMap<String, Connect>>,
+    /// Held while choosing GPUs and ports and defining the domain, so two creations in this process
+    /// cannot pick the same ones.
+    placing: Mutex<()>,
+    /// The last counters of each domain, for rates between calls of `instance_metrics`.
+    samples: Mutex<HashMap<String, metrics::Sample>>,
+}
+
+/// A domain of ours and the host it was found on.
+struct Found {
+    host: HostConfig,
+    conn: Connect,
+    domain: Domain,
+}
+
+impl LibvirtDriver {
+    pub fn new(config: LibvirtConfig) -> Result<LibvirtDriver, String> {
+        config.validate()?;
+        // libvirt prints every error on stderr by default; they are returned to callers instead.
+        virt::error::clear_error_callback();
+        Ok(LibvirtDriver {
+            inner: Arc::new(Inner {
+                config,
+                connections: Mutex::new(HashMap::new()),
+                placing: Mutex::new(()),
+                samples: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &LibvirtConfig {
+        &self.inner.config
+    }
+
+    /// The domain name of an instance.
+    pub fn domain_name(&self, id: &str) -> String {
+        self.inner.domain_name(id)
+    }
+
+    /// The nwfilter name of an instance.
+    pub fn filter_name(&self, id: &str) -> String {
+        self.inner.domain_name(id)
+    }
+
+    /// Defines an instance's domain without starting it or creating its disks; returns its XML. For
+    /// checking placement and definitions on machines that lack the hardware (GPUs) to run them.
+    pub async fn define_only(&self, spec: &InstanceSpec) -> Result<String, DriverError> {
+        let spec = spec.clone();
+        self.blocking(move |inner| inner.define_only(&spec)).await
+    }
+
+    /// The XML libvirt holds for an instance's domain (its persistent definition), if it exists.
+    pub async fn domain_xml(&self, id: &str) -> Result<Option<String>, DriverError> {
+        let id = id.to_string();
+        self.blocking(move |inner| {
+            Ok(match inner.find(&id)? {
+                Some(found) => Some(
+                    found
+                        .domain
+                        .xml_desc(sys::VIR_DOMAIN_XML_INACTIVE)
+                        .map_err(|e| driver_error("domain XML", e))?,
+                ),
+                None => None,
+            })
+        })
+        .await
+    }
+
+    /// The nwfilter XML of an instance's rules, as libvirt holds it, if defined on any host.
+    pub async fn filter_xml(&self, id: &str) -> Result<Option<String>, DriverError> {
+        let id = id.to_string();
+        self.blocking(move |inner| {
+            let name = inner.domain_name(&id);
+            for host in &inner.config.hosts {
+                let conn = inner.connect(host)?;
+                match conn.lookup_nwfilter_by_name(&name) {
+                    Ok(filter) => {
+                        return filter
+                            .xml_desc(0)
+                            .map(Some)
+                            .map_err(|e| driver_error("filter XML", e));
+                    }
+                    Err(error) if is_missing(&error) => {}
+                    Err(error) => return Err(driver_error("look up filter", error)),
+                }
+            }
+            Ok(None)
+        })
+        .await
+    }
+
+    /// Names of the pool volumes that belong to an instance (root disk, seed, console log).
+    pub async fn instance_volumes(&self, id: &str) -> Result<Vec<String>, DriverError> {
+        let prefix = format!("{}-", self.inner.domain_name(id));
+        self.blocking(move |inner| {
+            let mut names = Vec::new();
+            for host in &inner.config.hosts {
+                let conn = inner.connect(host)?;
+                let pool = inner.pool(&conn)?;
+                let listed = pool
+                    .list_volumes()
+                    .map_err(|e| driver_error("list volumes", e))?;
+                names.extend(listed.into_iter().filter(|name| name.starts_with(&prefix)));
+            }
+            Ok(names)
+        })
+        .await
+    }
+
+    /// Names of all domains this driver owns on every host.
+    pub async fn domains(&self) -> Result<Vec<String>, DriverError> {
+        self.blocking(|inner| {
+            let mut names = Vec::new();
+            for host in &inner.config.hosts {
+                let conn = inner.connect(host)?;
+                for domain in inner.own_domains(&conn)? {
+                    names.push(domain.name().unwrap_or_default());
+                }
+            }
+            Ok(names)
+        })
+        .await
+    }
+
+    async fn blocking<T, F>(&self, work: F) -> Result<T, DriverError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, DriverError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || work(&inner))
+            .await
+            .map_err(|e| DriverError::Transient(format!("libvirt call panicked: {e}")))?
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn not_found(id: &str) -> DriverError {
+    DriverError::Permanent(format!("instance {id} not found"))
+}
+
+impl Inner {
+    fn domain_name(&self, id: &str) -> String {
+        format!("{}{id}", self.config.name_prefix)
+    }
+
+    fn root_volume(&self, id: &str) -> String {
+        format!("{}-root.qcow2", self.domain_name(id))
+    }
+
+    fn seed_volume(&self, id: &str) -> String {
+        format!("{}-seed.iso", self.domain_name(id))
+    }
+
+    fn console_volume(&self, id: &str) -> String {
+        format!("{}-console.log", self.domain_name(id))
+    }
+
+    fn data_volume(&self, id: &str) -> String {
+        format!("{}vol-{id}.qcow2", self.config.name_prefix)
+    }
+
+    fn snapshot_volume(&self, id: &str) -> String {
+        format!("{}snap-{id}.qcow2", self.config.name_prefix)
+    }
+
+    /// Beside a snapshot: how to boot it (kernel, initrd, command line), for disks without a boot loader.
+    fn boot_volume(volume: &str) -> String {
+        format!("{volume}.boot")
+    }
+
+    fn connect(&self, host: &HostConfig) -> Result<Connect, DriverError> {
+        let mut connections = lock(&self.connections);
+        if let Some(conn) = connections.get(&host.name) {
+            if conn.is_alive().unwrap_or(false) {
+                return Ok(conn.clone());
+            }
+            connections.remove(&host.name);
+        }
+        let conn = Connect::open(Some(&host.uri)).map_err(|e| {
+            DriverError::Transient(format!(
+                "host {} ({}) unreachable: {}",
+                host.name,
+                host.uri,
+                e.message()
+            ))
+        })?;
+        connections.insert(host.name.clone(), conn.clone());
+        Ok(conn)
+    }
+
+    fn pool(&self, conn: &Connect) -> Result<StoragePool, DriverError> {
+        storage::pool(
+            conn,
+            &self.config.pool_name,
+            &self.config.pool_dir.to_string_lossy(),
+        )
+    }
+
+    /// The instance's domain on whichever host has it. A host that cannot be reached makes "not found"
+    /// uncertain, so that is a transient error rather than `None`.
+    fn find(&self, id: &str) -> Result<Option<Found>, DriverError> {
+        let name = self.domain_name(id);
+        let mut unreachable = None;
+        for host in &self.config.hosts {
+            let conn = match self.connect(host) {
+                Ok(conn) => conn,
+                Err(error) => {
+                    unreachable = Some(error);
+                    continue;
+                }
+            };
+            match conn.lookup_domain_by_name(&name) {
+                Ok(domain) => {
+                    return Ok(Some(Found {
+                        host: host.clone(),
+                        conn,
+                        domain,
+                    }));
+                }
+                Err(error) if is_missing(&error) => {}
+                Err(error) => return Err(driver_error("look up domain", error)),
+            }
+        }
+        match unreachable {
+            Some(error) => Err(error),
+            None => Ok(None),
+        }
+    }
+
+    fn found(&self, id: &str) -> Result<Found, DriverError> {
+        self.find(id)?.ok_or_else(|| not_found(id))
+    }
+
+    fn own_domains(&self, conn: &Connect) -> Result<Vec<Domain>, DriverError> {
+        let domains = conn
+            .list_all_domains(0)
+            .map_err(|e| driver_error("list domains", e))?;
+        Ok(domains
+            .into_iter()
+            .filter(|domain| {
+                domain
+                    .name()
+                    .is_ok_and(|name| name.starts_with(&self.config.name_prefix))
+            })
+            .collect())
+    }
+
+    /// GPUs and forwarded ports held by the domains on a host (stopped ones keep theirs; shelved
+    /// passthrough domains have none in their definition).
+    fn held(&self, conn: &Connect) -> Result<(HashSet<PciAddress>, HashSet<u16>), DriverError> {
+        let mut gpus = HashSet::new();
+        let mut ports = HashSet::new();
+        for domain in self.own_domains(conn)? {
+            let definition = match domain.xml_desc(sys::VIR_DOMAIN_XML_INACTIVE) {
+                Ok(xml) => xml,
+                Err(error) if is_missing(&error) => continue,
+                Err(error) => return Err(driver_error("domain XML", error)),
+            };
+            gpus.extend(xml::hostdevs(&definition));
+            ports.extend(xml::forwarded_ssh_port(&definition));
+        }
+        Ok((gpus, ports))
+    }
+
+    fn is_local(host: &HostConfig) -> bool {
+        let rest = host.uri.split_once("://").map(|(_, r)| r).unwrap_or("");
+        rest.starts_with('/')
+    }
+
+    /// The GPUs of `model` this host has configured, parsed.
+    fn configured_gpus(host: &HostConfig, model: &str) -> Vec<PciAddress> {
+        host.gpu_addresses(model)
+            .iter()
+            .filter_map(|a| PciAddress::parse(a).ok())
+            .collect()
+    }
+
+    /// Best fit across the region's hosts that can be reached.
+    fn place(&self, spec: &InstanceSpec) -> Result<(HostConfig, Vec<PciAddress>), DriverError> {
+        let mut candidates = Vec::new();
+        let mut unreachable = Vec::new();
+        for host in self
+            .config
+            .hosts
+            .iter()
+            .filter(|host| host.region == spec.region)
+        {
+            let gpus = Self::configured_gpus(host, &spec.gpu_model);
+            if (gpus.len() as u32) < spec.gpu_count {
+                continue;
+            }
+            let conn = match self.connect(host) {
+                Ok(conn) => conn,
+                Err(error) => {
+                    unreachable.push(error.to_string());
+                    continue;
+                }
+            };
+            let (used, _) = self.held(&conn)?;
+            candidates.push(Candidate {
+                host: host.name.clone(),
+                gpus,
+                used,
+            });
+        }
+        match best_fit(&candidates, spec.gpu_count as usize) {
+            Some((name, gpus)) => Ok((
+                self.config
+                    .host(&name)
+                    .cloned()
+                    .expect("candidates come from the configured hosts"),
+                gpus,
+            )),
+            None if !unreachable.is_empty() => Err(DriverError::Transient(unreachable.join("; "))),
+            None => Err(DriverError::NoCapacity(format!(
+                "no host in {} has {} free {} GPUs",
+                spec.region, spec.gpu_count, spec.gpu_model
+            ))),
+        }
+    }
+
+    fn shape(&self, spec: &InstanceSpec) -> (u32, u64) {
+        let vcpus = spec
+            .vcpus
+            .max(1)
+            .min(self.config.max_vcpus.unwrap_or(u32::MAX));
+        let memory = (u64::from(spec.ram_gb.max(1)) * 1024)
+            .min(u64::from(self.config.max_memory_mb.unwrap_or(u32::MAX)));
+        (vcpus, memory)
+    }
+
+    /// The domain definition of an instance on a host, given its disks and boot.
+    #[allow(clippy::too_many_arguments)]
+    fn domain_xml(
+        &self,
+        spec: &InstanceSpec,
+        host: &HostConfig,
+        gpus: Vec<PciAddress>,
+        disks: Vec<DiskXml>,
+        boot: &BootFiles,
+        port: Option<u16>,
+    ) -> DomainXml {
+        let (vcpus, memory_mb) = self.shape(spec);
+        let filter = self.domain_name(&spec.id);
+        let interface = match self.config.network.mode {
+            NetworkMode::User => InterfaceXml::User {
+                address: self.config.network.forward_address.clone(),
+                port: port.unwrap_or(self.config.network.ssh_port_min),
+            },
+            NetworkMode::Network => InterfaceXml::Network {
+                name: self.config.network.source.clone(),
+                filter,
+            },
+            NetworkMode::Bridge => InterfaceXml::Bridge {
+                name: self.config.network.source.clone(),
+                filter,
+            },
+        };
+        DomainXml {
+            name: self.domain_name(&spec.id),
+            domain_type: self.config.domain_type.clone(),
+            machine: self.config.machine.clone(),
+            vcpus,
+            memory_mb,
+            kernel: boot.kernel.clone(),
+            initrd: boot.initrd.clone(),
+            cmdline: boot.cmdline.clone(),
+            disks,
+            interface,
+            mac: xml::mac_for(&spec.id),
+            gpus,
+            console_log: format!(
+                "{}/{}",
+                self.config.pool_dir.to_string_lossy().trim_end_matches('/'),
+                self.console_volume(&spec.id)
+            ),
+            hotplug_ports: self.config.hotplug_ports,
+            metadata: Metadata {
+                host: host.name.clone(),
+                gpu_model: spec.gpu_model.clone(),
+                gpu_count: spec.gpu_count,
+                hibernated: false,
+            },
+        }
+    }
+
+    fn define_only(&self, spec: &InstanceSpec) -> Result<String, DriverError> {
+        let _placing = lock(&self.placing);
+        if let Some(found) = self.find(&spec.id)? {
+            return found
+                .domain
+                .xml_desc(sys::VIR_DOMAIN_XML_INACTIVE)
+                .map_err(|e| driver_error("domain XML", e));
+        }
+        let (host, gpus) = self.place(spec)?;
+        let conn = self.connect(&host)?;
+        let boot = self.boot_files(&conn, spec)?;
+        let root = DiskXml {
+            path: format!(
+                "{}/{}",
+                self.config.pool_dir.to_string_lossy(),
+                self.root_volume(&spec.id)
+            ),
+            format: "qcow2".into(),
+            target: "vda".into(),
+            read_only: false,
+            serial: None,
+        };
+        let definition = self.domain_xml(spec, &host, gpus, vec![root], &boot, None);
+        let domain = conn
+            .define_domain_xml(&definition.to_xml())
+            .map_err(|e| driver_error("define domain", e))?;
+        domain
+            .xml_desc(sys::VIR_DOMAIN_XML_INACTIVE)
+            .map_err(|e| driver_error("domain XML", e))
+    }
+
+    /// Kernel, initrd and command line for an instance's boot disk, when it is booted directly.
+    fn boot_files(&self, conn: &Connect, spec: &InstanceSpec) -> Result<BootFiles, DriverError> {
+        match &spec.boot {
+            BootDisk::Image { image, .. } => {
+                let image = self.config.images.get(image).ok_or_else(|| {
+                    DriverError::Permanent(format!("no base image is configured for {image}"))
+                })?;
+                Ok(BootFiles {
+                    kernel: image
+                        .kernel
+                        .as_ref()
+                        .map(|p| p.to_string_lossy().into_owned()),
+                    initrd: image
+                        .initrd
+                        .as_ref()
+                        .map(|p| p.to_string_lossy().into_owned()),
+                    cmdline: image.cmdline.clone(),
+                })
+            }
+            BootDisk::Snapshot { snapshot_id, .. } => {
+                self.read_boot_files(conn, &self.snapshot_volume(snapshot_id))
+            }
+            BootDisk::Volume { volume_id } => {
+                self.read_boot_files(conn, &self.data_volume(volume_id))
+            }
+        }
+    }
+
+    fn read_boot_files(&self, conn: &Connect, volume: &str) -> Result<BootFiles, DriverError> {
+        let pool = self.pool(conn)?;
+        match storage::volume(&pool, &Self::boot_volume(volume))? {
+            Some(file) => Ok(BootFiles::parse(&String::from_utf8_lossy(
+                &storage::download(conn, &file)?,
+            ))),
+            None => Ok(BootFiles::default()),
+        }
+    }
+
+    fn create(&self, spec: &InstanceSpec) -> Result<Placement, DriverError> {
+        let _placing = lock(&self.placing);
+        // A repeated call (the first one crashed or timed out) finds the domain it made.
+        if let Some(found) = self.find(&spec.id)? {
+            if !found.domain.is_active().unwrap_or(false) && !self.is_hibernated(&found.domain) {
+                self.start_domain(&found.domain)?;
+            }
+            return Ok(Placement {
+                host: found.host.name,
+            });
+        }
+        let (host, gpus) = self.place(spec)?;
+        let conn = self.connect(&host)?;
+        let pool = self.pool(&conn)?;
+        let boot = self.boot_files(&conn, spec)?;
+
+        let root = match &spec.boot {
+            BootDisk::Image { image, size_gb } => {
+                let image = &self.config.images[image];
+                storage::create_qcow2(
+                    &pool,
+                    &self.root_volume(&spec.id),
+                    u64::from(*size_gb) * GIB,
+                    Some((&image.disk.to_string_lossy(), &image.format)),
+                )?
+            }
+            BootDisk::Snapshot {
+                snapshot_id,
+                size_gb,
+            } => {
+                let source = storage::volume(&pool, &self.snapshot_volume(snapshot_id))?
+                    .ok_or_else(|| {
+                        DriverError::Permanent(format!(
+                            "snapshot {snapshot_id} not found on host {}",
+                            host.name
+                        ))
+                    })?;
+                storage::clone(
+                    &pool,
+                    &self.root_volume(&spec.id),
+                    &source,
+                    Some(u64::from(*size_gb) * GIB),
+                )?
+            }
+            BootDisk::Volume { volume_id } => storage::volume(&pool, &self.data_volume(volume_id))?
+                .ok_or_else(|| {
+                    DriverError::Permanent(format!(
+                        "volume {volume_id} not found on host {}",
+                        host.name
+                    ))
+                })?,
+        };
+        let seed = storage::upload(
+            &conn,
+            &pool,
+            &self.seed_volume(&spec.id),
+            &seed::iso(spec).map_err(DriverError::Permanent)?,
+        )?;
+        let mut disks = vec![
+            DiskXml {
+                path: storage::path(&root)?,
+                format: "qcow2".into(),
+                target: "vda".into(),
+                read_only: false,
+                serial: None,
+            },
+            DiskXml {
+                path: storage::path(&seed)?,
+                format: "raw".into(),
+                target: "vdb".into(),
+                read_only: true,
+                serial: None,
+            },
+        ];
+        for (index, volume_id) in spec.volume_ids.iter().enumerate() {
+            let volume =
+                storage::volume(&pool, &self.data_volume(volume_id))?.ok_or_else(|| {
+                    DriverError::Permanent(format!(
+                        "volume {volume_id} not found on host {}",
+                        host.name
+                    ))
+                })?;
+            disks.push(DiskXml {
+                path: storage::path(&volume)?,
+                format: "qcow2".into(),
+                target: target_name(index + 2),
+                read_only: false,
+                serial: Some(serial(volume_id)),
+            });
+        }
+        // The filter must exist before a domain that refers to it starts; until the rules arrive it
+        // lets nothing in.
+        self.define_filter(&conn, &spec.id, &[], false)?;
+        let port = match self.config.network.mode {
+            NetworkMode::User => {
+                let (_, ports) = self.held(&conn)?;
+                Some(
+                    network::free_port(&self.config.network, &ports, Self::is_local(&host))
+                        .ok_or_else(|| {
+                            DriverError::NoCapacity(format!(
+                                "no free SSH port on host {}",
+                                host.name
+                            ))
+                        })?,
+                )
+            }
+            _ => None,
+        };
+        let definition = self.domain_xml(spec, &host, gpus, disks, &boot, port);
+        let domain = conn
+            .define_domain_xml(&definition.to_xml())
+            .map_err(|e| driver_error("define domain", e))?;
+        self.start_domain(&domain)?;
+        Ok(Placement { host: host.name })
+    }
+
+    fn start_domain(&self, domain: &Domain) -> Result<(), DriverError> {
+        match domain.create() {
+            Ok(_) => Ok(()),
+            // Started meanwhile.
+            Err(_) if domain.is_active().unwrap_or(false) => Ok(()),
+            Err(error) => Err(driver_error("start domain", error)),
+        }
+    }
+
+    fn metadata(domain: &Domain) -> Option<Metadata> {
+        Metadata::from_domain_xml(&domain.xml_desc(sys::VIR_DOMAIN_XML_INACTIVE).ok()?)
+    }
+
+    fn is_hibernated(&self, domain: &Domain) -> bool {
+        domain.has_managed_save(0).unwrap_or(false)
+            || Self::metadata(domain).is_some_and(|m| m.hibernated)
+    }
+
+    fn set_metadata(&self, domain: &Domain, metadata: &Metadata) -> Result<(), DriverError> {
+        let mut flags = sys::VIR_DOMAIN_AFFECT_CONFIG;
+        if domain.is_active().unwrap_or(false) {
+            flags |= sys::VIR_DOMAIN_AFFECT_LIVE;
+        }
+        domain
+            .set_metadata(
+                sys::VIR_DOMAIN_METADATA_ELEMENT as i32,
+                Some(&metadata.to_xml()),
+                Some(xml::METADATA_KEY),
+                Some(xml::METADATA_URI),
+                flags,
+            )
+            .map_err(|e| driver_error("set domain metadata", e))
+    }
+
+    fn start(&self, id: &str) -> Result<(), DriverError> {
+        let found = self.found(id)?;
+        if found.domain.is_active().unwrap_or(false) {
+            return Ok(());
+        }
+        if Self::metadata(&found.domain).is_some_and(|m| m.hibernated) {
+            return Err(DriverError::Permanent(format!(
+                "instance {id} is hibernated and cannot be started"
+            )));
+        }
+        self.start_domain(&found.domain)
+    }
+
+    /// The ACPI power button, then, if the guest is still running after the timeout, power off.
+    fn power_off(&self, domain: &Domain) -> Result<(), DriverError> {
+        if !domain.is_active().unwrap_or(false) {
+            return Ok(());
+        }
+        let _ = domain.shutdown_flags(sys::VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN);
+        let deadline = Instant::now() + Duration::from_secs(self.config.shutdown_timeout_secs);
+        while Instant::now() < deadline {
+            if !domain.is_active().unwrap_or(true) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        match domain.destroy() {
+            Ok(()) => Ok(()),
+            Err(_) if !domain.is_active().unwrap_or(true) => Ok(()),
+            Err(error) => Err(driver_error("power off domain", error)),
+        }
+    }
+
+    fn stop(&self, id: &str) -> Result<(), DriverError> {
+        let found = self.found(id)?;
+        self.power_off(&found.domain)
+    }
+
+    fn reboot(&self, id: &str) -> Result<(), DriverError> {
+        let found = self.found(id)?;
+        if !found.domain.is_active().unwrap_or(false) {
+            return Err(DriverError::Permanent(format!(
+                "instance {id} is not running and cannot be rebooted"
+            )));
+        }
+        found
+            .domain
+            .reboot(sys::VIR_DOMAIN_REBOOT_ACPI_POWER_BTN)
+            .map_err(|e| driver_error("reboot domain", e))
+    }
+
+    /// Managed save (memory to disk, resumed on restore) where no GPU is passed through; QEMU cannot save
+    /// a passthrough device's state, so those guests are shut down and their GPUs released instead.
+    fn hibernate(&self, id: &str) -> Result<(), DriverError> {
+        let found = self.found(id)?;
+        let domain = &found.domain;
+        let definition = domain
+            .xml_desc(sys::VIR_DOMAIN_XML_INACTIVE)
+            .map_err(|e| driver_error("domain XML", e))?;
+        let mut metadata = Metadata::from_domain_xml(&definition).unwrap_or(Metadata {
+            host: found.host.name.clone(),
+            gpu_model: String::new(),
+            gpu_count: 0,
+            hibernated: false,
+        });
+        if metadata.hibernated || domain.has_managed_save(0).unwrap_or(false) {
+            return Ok(());
+        }
+        if xml::hostdevs(&definition).is_empty() {
+            if domain.is_active().unwrap_or(false) {
+                domain
+                    .managed_save(0)
+                    .map_err(|e| driver_error("save domain", e))?;
+            }
+        } else {
+            self.power_off(domain)?;
+            found
+                .conn
+                .define_domain_xml(&xml::without_hostdevs(&definition))
+                .map_err(|e| driver_error("release GPUs", e))?;
+        }
+        metadata.hibernated = true;
+        self.set_metadata(domain, &metadata)
+    }
+
+    fn restore(&self, spec: &InstanceSpec) -> Result<Placement, DriverError> {
+        let _placing = lock(&self.placing);
+        let found = self.found(&spec.id)?;
+        let domain = &found.domain;
+        if domain.is_active().unwrap_or(false) {
+            return Ok(Placement {
+                host: found.host.name,
+            });
+        }
+        let definition = domain
+            .xml_desc(sys::VIR_DOMAIN_XML_INACTIVE)
+            .map_err(|e| driver_error("domain XML", e))?;
+        let mut metadata = Metadata::from_domain_xml(&definition).unwrap_or(Metadata {
+            host: found.host.name.clone(),
+            gpu_model: spec.gpu_model.clone(),
+            gpu_count: spec.gpu_count,
+            hibernated: true,
+        });
+        // Disks are local to the host, so the GPUs come from the same host again.
+        if spec.gpu_count > 0 && xml::hostdevs(&definition).is_empty() {
+            let (used, _) = self.held(&found.conn)?;
+            let free: Vec<PciAddress> = Self::configured_gpus(&found.host, &spec.gpu_model)
+                .into_iter()
+                .filter(|gpu| !used.contains(gpu))
+                .take(spec.gpu_count as usize)
+                .collect();
+            if free.len() < spec.gpu_count as usize {
+                return Err(DriverError::NoCapacity(format!(
+                    "host {} has {} free {} GPUs, {} needed",
+                    found.host.name,
+                    free.len(),
+                    spec.gpu_model,
+                    spec.gpu_count
+                )));
+            }
+            let devices: Vec<String> = free.iter().map(PciAddress::hostdev_xml).collect();
+            found
+                .conn
+                .define_domain_xml(&xml::with_devices(&definition, &devices))
+                .map_err(|e| driver_error("assign GPUs", e))?;
+        }
+        metadata.hibernated = false;
+        self.set_metadata(domain, &metadata)?;
+        self.start_domain(domain)?;
+        Ok(Placement {
+            host: found.host.name,
+        })
+    }
+
+    fn delete(&self, id: &str) -> Result<(), DriverError> {
+        let name = self.domain_name(id);
+        let mut unreachable = None;
+        for host in &self.config.hosts {
+            let conn = match self.connect(host) {
+                Ok(conn) => conn,
+                Err(error) => {
+                    unreachable = Some(error);
+                    continue;
+                }
+            };
+            match conn.lookup_domain_by_name(&name) {
+                Ok(domain) => {
+                    if domain.is_active().unwrap_or(false) {
+                        match domain.destroy() {
+                            Ok(()) => {}
+                            Err(_) if !domain.is_active().unwrap_or(true) => {}
+                            Err(error) => return Err(driver_error("destroy domain", error)),
+                        }
+                    }
+                    match domain.undefine_flags(
+                        sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                            | sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                            | sys::VIR_DOMAIN_UNDEFINE_NVRAM,
+                    ) {
+                        Ok(()) => {}
+                        Err(error) if is_missing(&error) => {}
+                        Err(error) => return Err(driver_error("undefine domain", error)),
+                    }
+                }
+                Err(error) if is_missing(&error) => {}
+                Err(error) => return Err(driver_error("look up domain", error)),
+            }
+            let pool = self.pool(&conn)?;
+            for volume in [
+                self.root_volume(id),
+                self.seed_volume(id),
+                self.console_volume(id),
+            ] {
+                storage::delete(&pool, &volume)?;
+            }
+            match conn.lookup_nwfilter_by_name(&name) {
+                Ok(filter) => match filter.undefine() {
+                    Ok(()) => {}
+                    Err(error) if is_missing(&error) => {}
+                    Err(error) => return Err(driver_error("undefine filter", error)),
+                },
+                Err(error) if is_missing(&error) => {}
+                Err(error) => return Err(driver_error("look up filter", error)),
+            }
+        }
+        match unreachable {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    fn observe(&self, id: &str) -> Result<Observation, DriverError> {
+        let Some(found) = self.find(id)? else {
+            return Ok(Observation {
+                state: PowerState::Missing,
+                host: None,
+            });
+        };
+        let (state, _) = found
+            .domain
+            .state()
+            .map_err(|e| driver_error("domain state", e))?;
+        let state = match state.unwrap_or(DomainState::NoState) {
+            DomainState::Running
+            | DomainState::Blocked
+            | DomainState::Paused
+            | DomainState::Shutdown
+            | DomainState::PMSuspended => PowerState::Running,
+            DomainState::Crashed => PowerState::Failed("the guest crashed".into()),
+            _ if self.is_hibernated(&found.domain) => PowerState::Hibernated,
+            _ => PowerState::Stopped,
+        };
+        let host = (state != PowerState::Hibernated).then_some(found.host.name);
+        Ok(Observation { state, host })
+    }
+
+    fn endpoint(&self, found: &Found) -> Option<SshEndpoint> {
+        match self.config.network.mode {
+            NetworkMode::User => {
+                let definition = found.domain.xml_desc(sys::VIR_DOMAIN_XML_INACTIVE).ok()?;
+                let port = xml::forwarded_ssh_port(&definition)?;
+                let listen = &self.config.network.forward_address;
+                let host = if listen == "0.0.0.0" || listen == "::" {
+                    found.host.public_address()
+                } else if Self::is_local(&found.host) || found.host.address.is_none() {
+                    listen.clone()
+                } else {
+                    found.host.public_address()
+                };
+                Some(SshEndpoint { host, port })
+            }
+            mode => Some(SshEndpoint {
+                host: network::guest_address(&found.domain, mode)?,
+                port: 22,
+            }),
+        }
+    }
+
+    fn readiness(&self, id: &str) -> Result<Readiness, DriverError> {
+        let Some(found) = self.find(id)? else {
+            return Ok(Readiness::NotRunning);
+        };
+        if !found.domain.is_active().unwrap_or(false) {
+            return Ok(Readiness::NotRunning);
+        }
+        Ok(match self.endpoint(&found) {
+            Some(endpoint)
+                if network::ssh_answers(&endpoint.host, endpoint.port, PROBE_TIMEOUT) =>
+            {
+                Readiness::Ready
+            }
+            _ => Readiness::Booting,
+        })
+    }
+
+    fn metrics(&self, id: &str) -> Result<Option<InstanceMetrics>, DriverError> {
+        let Some(found) = self.find(id)? else {
+            return Ok(None);
+        };
+        if !found.domain.is_active().unwrap_or(false) {
+            lock(&self.samples).remove(id);
+            return Ok(None);
+        }
+        let previous = lock(&self.samples).get(id).copied();
+        let earlier = match previous {
+            Some(sample) if sample.at.elapsed() < Duration::from_secs(600) => sample,
+            _ => {
+                let sample = metrics::sample(&found.domain)?;
+                std::thread::sleep(Duration::from_millis(500));
+                sample
+            }
+        };
+        let later = metrics::sample(&found.domain)?;
+        lock(&self.samples).insert(id.to_string(), later);
+        Ok(Some(metrics::between(&earlier, &later)))
+    }
+
+    /// The pool a volume lives in: the host that has it.
+    fn find_volume(
+        &self,
+        name: &str,
+    ) -> Result<Option<(Connect, StoragePool, virt::storage_vol::StorageVol)>, DriverError> {
+        let mut unreachable = None;
+        for host in &self.config.hosts {
+            let conn = match self.connect(host) {
+                Ok(conn) => conn,
+                Err(error) => {
+                    unreachable = Some(error);
+                    continue;
+                }
+            };
+            let pool = self.pool(&conn)?;
+            if let Some(volume) = storage::volume(&pool, name)? {
+                return Ok(Some((conn, pool, volume)));
+            }
+        }
+        match unreachable {
+            Some(error) => Err(error),
+            None => Ok(None),
+        }
+    }
+
+    /// The host that stores a region's volumes: its first host (all hosts, with a shared pool).
+    fn storage_host(&self, region: &str) -> Result<&HostConfig, DriverError> {
+        self.config
+            .hosts
+            .iter()
+            .find(|host| host.region == region)
+            .ok_or_else(|| DriverError::Permanent(format!("no libvirt host in region {region}")))
+    }
+
+    fn create_volume(
+        &self,
+        id: &str,
+        region: &str,
+        size_gb: u32,
+        source: Option<&str>,
+    ) -> Result<(), DriverError> {
+        let name = self.data_volume(id);
+        if self.find_volume(&name)?.is_some() {
+            return Ok(());
+        }
+        match source {
+            None => {
+                let conn = self.connect(self.storage_host(region)?)?;
+                let pool = self.pool(&conn)?;
+                storage::create_qcow2(&pool, &name, u64::from(size_gb) * GIB, None)?;
+            }
+            Some(source) => {
+                let (_, pool, source) =
+                    self.find_volume(&self.data_volume(source))?
+                        .ok_or_else(|| {
+                            DriverError::Permanent(format!("source volume {source} not found"))
+                        })?;
+                storage::clone(&pool, &name, &source, Some(u64::from(size_gb) * GIB))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn delete_volume(&self, id: &str) -> Result<(), DriverError> {
+        let name = self.data_volume(id);
+        let Some((conn, pool, volume)) = self.find_volume(&name)? else {
+            return Ok(());
+        };
+        let path = storage::path(&volume)?;
+        for domain in self.own_domains(&conn)? {
+            let definition = domain
+                .xml_desc(sys::VIR_DOMAIN_XML_INACTIVE)
+                .unwrap_or_default();
+            if xml::disks(&definition).iter().any(|(d, _)| d.path == path) {
+                return Err(DriverError::Permanent(format!(
+                    "volume {id} is attached to {}",
+                    domain.name().unwrap_or_default()
+                )));
+            }
+        }
+        storage::delete(&pool, &name)?;
+        storage::delete(&pool, &Self::boot_volume(&name))
+    }
+
+    fn resize_volume(&self, id: &str, size_gb: u32) -> Result<(), DriverError> {
+        let (_, _, volume) = self
+            .find_volume(&self.data_volume(id))?
+            .ok_or_else(|| DriverError::Permanent(format!("volume {id} not found")))?;
+        let capacity = u64::from(size_gb) * GIB;
+        let current = volume
+            .info()
+            .map_err(|e| driver_error("volume info", e))?
+            .capacity;
+        if capacity < current {
+            return Err(DriverError::Permanent(format!(
+                "volume {id} is {} GB and cannot shrink to {size_gb} GB",
+                current / GIB
+            )));
+        }
+        if capacity > current {
+            volume
+                .resize(capacity, 0)
+                .map_err(|e| driver_error("grow volume", e))?;
+        }
+        Ok(())
+    }
+
+    /// Live and persistent when the domain runs, persistent only when it does not.
+    fn device_flags(domain: &Domain) -> u32 {
+        if domain.is_active().unwrap_or(false) {
+            sys::VIR_DOMAIN_AFFECT_LIVE | sys::VIR_DOMAIN_AFFECT_CONFIG
+        } else {
+            sys::VIR_DOMAIN_AFFECT_CONFIG
+        }
+    }
+
+    fn attach_volume(&self, instance_id: &str, volume_id: &str) -> Result<(), DriverError> {
+        let found = self.found(instance_id)?;
+        let pool = self.pool(&found.conn)?;
+        let volume = storage::volume(&pool, &self.data_volume(volume_id))?.ok_or_else(|| {
+            DriverError::Permanent(format!(
+                "volume {volume_id} not found on host {}",
+                found.host.name
+            ))
+        })?;
+        let path = storage::path(&volume)?;
+        let definition = found
+            .domain
+            .xml_desc(sys::VIR_DOMAIN_XML_INACTIVE)
+            .map_err(|e| driver_error("domain XML", e))?;
+        let disks = xml::disks(&definition);
+        if disks.iter().any(|(d, _)| d.path == path) {
+            return Ok(());
+        }
+        let taken: HashSet<String> = disks.into_iter().map(|(d, _)| d.target).collect();
+        let target = (2..26)
+            .map(target_name)
+            .find(|t| !taken.contains(t))
+            .ok_or_else(|| {
+                DriverError::Permanent(format!("instance {instance_id} has no free disk slot"))
+            })?;
+        let disk = DiskXml {
+            path,
+            format: "qcow2".into(),
+            target,
+            read_only: false,
+            serial: Some(serial(volume_id)),
+        };
+        found
+            .domain
+            .attach_device_flags(&disk.to_xml(), Self::device_flags(&found.domain))
+            .map_err(|e| driver_error("attach volume", e))
+    }
+
+    fn detach_volume(&self, instance_id: &str, volume_id: &str) -> Result<(), DriverError> {
+        let found = self.found(instance_id)?;
+        let pool = self.pool(&found.conn)?;
+        let Some(volume) = storage::volume(&pool, &self.data_volume(volume_id))? else {
+            return Ok(());
+        };
+        let path = storage::path(&volume)?;
+        let flags = Self::device_flags(&found.domain);
+        // The live definition when running (hot-plugged disks carry their live address).
+        let definition = found
+            .domain
+            .xml_desc(if flags & sys::VIR_DOMAIN_AFFECT_LIVE != 0 {
+                0
+            } else {
+                sys::VIR_DOMAIN_XML_INACTIVE
+            })
+            .map_err(|e| driver_error("domain XML", e))?;
+        let Some((_, block)) = xml::disks(&definition)
+            .into_iter()
+            .find(|(d, _)| d.path == path)
+        else {
+            return Ok(());
+        };
+        found
+            .domain
+            .detach_device_flags(&block, flags)
+            .map_err(|e| driver_error("detach volume", e))?;
+        // The guest releases the device asynchronously; wait a little so the call reports the outcome.
+        if flags & sys::VIR_DOMAIN_AFFECT_LIVE != 0 {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                let live = found.domain.xml_desc(0).unwrap_or_default();
+                if !xml::disks(&live).iter().any(|(d, _)| d.path == path) {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            return Err(DriverError::Transient(format!(
+                "the guest of instance {instance_id} has not released volume {volume_id} yet"
+            )));
+        }
+        Ok(())
+    }
+
+    /// A copy of the root disk. A running guest's disk is copied by a libvirt backup job (a consistent
+    /// point-in-time copy while it keeps running); a stopped one's is copied as a volume.
+    fn create_snapshot(&self, instance_id: &str, snapshot_id: &str) -> Result<(), DriverError> {
+        let found = self.found(instance_id)?;
+        let pool = self.pool(&found.conn)?;
+        let name = self.snapshot_volume(snapshot_id);
+        let boot_name = Self::boot_volume(&name);
+        if storage::volume(&pool, &name)?.is_some() && storage::volume(&pool, &boot_name)?.is_some()
+        {
+            return Ok(());
+        }
+        let definition = found
+            .domain
+            .xml_desc(sys::VIR_DOMAIN_XML_INACTIVE)
+            .map_err(|e| driver_error("domain XML", e))?;
+        let root = storage::volume(&pool, &self.root_volume(instance_id))?
+            .or_else(|| {
+                // Booted from a volume: its first disk.
+                let (disk, _) = xml::disks(&definition).into_iter().next()?;
+                found.conn.lookup_storage_vol_by_path(&disk.path).ok()
+            })
+            .ok_or_else(|| {
+                DriverError::Permanent(format!("instance {instance_id} has no root disk"))
+            })?;
+        storage::delete(&pool, &name)?;
+        if found.domain.is_active().unwrap_or(false) {
+            let target = format!(
+                "{}/{}",
+                self.config.pool_dir.to_string_lossy().trim_end_matches('/'),
+                name
+            );
+            backup(&found.domain, &definition, &target)?;
+            pool.refresh(0)
+                .map_err(|e| driver_error("refresh storage pool", e))?;
+        } else {
+            storage::clone(&pool, &name, &root, None)?;
+        }
+        let boot = BootFiles::from_domain_xml(&definition);
+        storage::upload(&found.conn, &pool, &boot_name, boot.render().as_bytes())?;
+        Ok(())
+    }
+
+    fn delete_snapshot(&self, snapshot_id: &str) -> Result<(), DriverError> {
+        let name = self.snapshot_volume(snapshot_id);
+        for host in &self.config.hosts {
+            let conn = self.connect(host)?;
+            let pool = self.pool(&conn)?;
+            storage::delete(&pool, &name)?;
+            storage::delete(&pool, &Self::boot_volume(&name))?;
+        }
+        Ok(())
+    }
+
+    fn define_filter(
+        &self,
+        conn: &Connect,
+        id: &str,
+        rules: &[PacketRule],
+        replace: bool,
+    ) -> Result<(), DriverError> {
+        let name = self.domain_name(id);
+        let uuid = match conn.lookup_nwfilter_by_name(&name) {
+            Ok(_) if !replace => return Ok(()),
+            Ok(filter) => Some(
+                filter
+                    .uuid_string()
+                    .map_err(|e| driver_error("filter uuid", e))?,
+            ),
+            Err(error) if is_missing(&error) => None,
+            Err(error) => return Err(driver_error("look up filter", error)),
+        };
+        // Redefining a filter in use re-programs every interface that refers to it.
+        conn.define_nwfilter_xml(&xml::nwfilter_xml(&name, uuid.as_deref(), rules))
+            .map_err(|e| driver_error("define filter", e))?;
+        Ok(())
+    }
+
+    fn apply_rules(&self, instance_id: &str, rules: &[PacketRule]) -> Result<(), DriverError> {
+        let found = self.found(instance_id)?;
+        self.define_filter(&found.conn, instance_id, rules, true)
+    }
+}
+
+/// A push-mode backup of the root disk (`vda`) to `target`, waited for.
+fn backup(domain: &Domain, definition: &str, target: &str) -> Result<(), DriverError> {
+    let mut disks = String::new();
+    for (disk, _) in xml::disks(definition) {
+        if disk.target == "vda" {
+            disks.push_str(&format!(
+                "<disk name='vda' backup='yes' type='file'><target file='{}'/><driver type='qcow2'/></disk>",
+                xml::escape(target)
+            ));
+        } else {
+            disks.push_str(&format!(
+                "<disk name='{}' backup='no'/>",
+                xml::escape(&disk.target)
+            ));
+        }
+    }
+    let request = std::ffi::CString::new(format!(
+        "<domainbackup mode='push'><disks>{disks}</disks></domainbackup>"
+    ))
+    .map_err(|_| DriverError::Permanent("backup XML contains a NUL byte".into()))?;
+    // The `virt` crate does not wrap virDomainBackupBegin (libvirt 6.0+).
+    // SAFETY: the domain pointer is valid for the borrow; the XML is a NUL-terminated string that
+    // outlives the call; a null checkpoint XML is allowed.
+    let result = unsafe {
+        sys::virDomainBackupBegin(domain.as_ptr(), request.as_ptr(), std::ptr::null(), 0)
+    };
+    if result < 0 {
+        return Err(driver_error(
+            "start backup",
+            virt::error::Error::last_error(),
+        ));
+    }
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    loop {
+        let job = domain
+            .job_info()
+            .map_err(|e| driver_error("backup job", e))?;
+        if job.r#type == sys::VIR_DOMAIN_JOB_NONE as i32 {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(DriverError::Transient(
+                "backup did not finish in an hour".into(),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let done = domain
+        .job_stats(sys::VIR_DOMAIN_JOB_STATS_COMPLETED)
+        .map_err(|e| driver_error("backup job", e))?;
+    if done.r#type == sys::VIR_DOMAIN_JOB_COMPLETED as i32 {
+        Ok(())
+    } else {
+        Err(DriverError::Transient(format!(
+            "backup failed: {}",
+            done.error_message.unwrap_or_default()
+        )))
+    }
+}
+
+/// `vda`, `vdb`, … for disk index 0, 1, …
+fn target_name(index: usize) -> String {
+    format!("vd{}", (b'a' + index as u8) as char)
+}
+
+/// A disk serial from a volume id (virtio allows 20 characters).
+fn serial(volume_id: &str) -> String {
+    volume_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(20)
+        .collect()
+}
+
+/// Files that boot a disk directly (no boot loader on it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct BootFiles {
+    kernel: Option<String>,
+    initrd: Option<String>,
+    cmdline: Option<String>,
+}
+
+impl BootFiles {
+    fn from_domain_xml(definition: &str) -> BootFiles {
+        let text = |tag: &str| {
+            let open = format!("<{tag}>");
+            let start = definition.find(&open)? + open.len();
+            let end = definition[start..].find(&format!("</{tag}>"))?;
+            Some(
+                definition[start..start + end]
+                    .replace("&lt;", "<")
+                    .replace("&gt;", ">")
+                    .replace("&apos;", "'")
+                    .replace("&quot;", "\"")
+                    .replace("&amp;", "&"),
+            )
+        };
+        BootFiles {
+            kernel: text("kernel"),
+            initrd: text("initrd"),
+            cmdline: text("cmdline"),
+        }
+    }
+
+    fn render(&self) -> String {
+        let mut out = String::new();
+        for (key, value) in [
+            ("kernel", &self.kernel),
+            ("initrd", &self.initrd),
+            ("cmdline", &self.cmdline),
+        ] {
+            if let Some(value) = value {
+                out.push_str(&format!("{key}={value}\n"));
+            }
+        }
+        // Never empty: libvirt volumes cannot have zero bytes.
+        out.push_str("# boot files\n");
+        out
+    }
+
+    fn parse(text: &str) -> BootFiles {
+        let mut files = BootFiles::default();
+        for line in text.lines() {
+            match line.split_once('=') {
+                Some(("kernel", v)) => files.kernel = Some(v.to_string()),
+                Some(("initrd", v)) => files.initrd = Some(v.to_string()),
+                Some(("cmdline", v)) => files.cmdline = Some(v.to_string()),
+                _ => {}
+            }
+        }
+        files
+    }
+}
+
+#[async_trait]
+impl ComputeDriver for LibvirtDriver {
+    fn name(&self) -> &'static str {
+        "libvirt"
+    }
+
+    async fn create_instance(&self, spec: &InstanceSpec) -> Result<Placement, DriverError> {
+        let spec = spec.clone();
+        self.blocking(move |inner| inner.create(&spec)).await
+    }
+
+    async fn start_instance(&self, id: &str) -> Result<(), DriverError> {
+        let id = id.to_string();
+        self.blocking(move |inner| inner.start(&id)).await
+    }
+
+    async fn stop_instance(&self, id: &str) -> Result<(), DriverError> {
+        let id = id.to_string();
+        self.blocking(move |inner| inner.stop(&id)).await
+    }
+
+    async fn reboot_instance(&self, id: &str) -> Result<(), DriverError> {
+        let id = id.to_string();
+        self.blocking(move |inner| inner.reboot(&id)).await
+    }
+
+    async fn hibernate_instance(&self, id: &str) -> Result<(), DriverError> {
+        let id = id.to_string();
+        self.blocking(move |inner| inner.hibernate(&id)).await
+    }
+
+    async fn restore_instance(&self, spec: &InstanceSpec) -> Result<Placement, DriverError> {
+        let spec = spec.clone();
+        self.blocking(move |inner| inner.restore(&spec)).await
+    }
+
+    async fn delete_instance(&self, id: &str) -> Result<(), DriverError> {
+        let id = id.to_string();
+        self.blocking(move |inner| inner.delete(&id)).await
+    }
+
+    async fn observe_instance(&self, id: &str) -> Result<Observation, DriverError> {
+        let id = id.to_string();
+        self.blocking(move |inner| inner.observe(&id)).await
+    }
+
+    async fn observe_readiness(&self, id: &str) -> Result<Readiness, DriverError> {
+        let id = id.to_string();
+        self.blocking(move |inner| inner.readiness(&id)).await
+    }
+
+    async fn ssh_endpoint(&self, id: &str) -> Result<Option<SshEndpoint>, DriverError> {
+        let id = id.to_string();
+        self.blocking(move |inner| {
+            Ok(match inner.find(&id)? {
+                Some(found) => inner.endpoint(&found),
+                None => None,
+            })
+        })
+        .await
+    }
+
+    async fn instance_metrics(&self, id: &str) -> Result<Option<InstanceMetrics>, DriverError> {
+        let id = id.to_string();
+        self.blocking(move |inner| inner.metrics(&id)).await
+    }
+
+    async fn create_volume(
+        &self,
+        id: &str,
+        region: &str,
+        size_gb: u32,
+        source: Option<&str>,
+    ) -> Result<(), DriverError> {
+        let (id, region, source) = (
+            id.to_string(),
+            region.to_string(),
+            source.map(str::to_string),
+        );
+        self.blocking(move |inner| inner.create_volume(&id, &region, size_gb, source.as_deref()))
+            .await
+    }
+
+    async fn delete_volume(&self, id: &str) -> Result<(), DriverError> {
+        let id = id.to_string();
+        self.blocking(move |inner| inner.delete_volume(&id)).await
+    }
+
+    async fn resize_volume(&self, id: &str, size_gb: u32) -> Result<(), DriverError> {
+        let id = id.to_string();
+        self.blocking(move |inner| inner.resize_volume(&id, size_gb))
+            .await
+    }
+
+    async fn attach_volume(&self, instance_id: &str, volume_id: &str) -> Result<(), DriverError> {
+        let (instance_id, volume_id) = (instance_id.to_string(), volume_id.to_string());
+        self.blocking(move |inner| inner.attach_volume(&instance_id, &volume_id))
+            .await
+    }
+
+    async fn detach_volume(&self, instance_id: &str, volume_id: &str) -> Result<(), DriverError> {
+        let (instance_id, volume_id) = (instance_id.to_string(), volume_id.to_string());
+        self.blocking(move |inner| inner.detach_volume(&instance_id, &volume_id))
+            .await
+    }
+
+    async fn create_snapshot(
+        &self,
+        instance_id: &str,
+        snapshot_id: &str,
+    ) -> Result<(), DriverError> {
+        let (instance_id, snapshot_id) = (instance_id.to_string(), snapshot_id.to_string());
+        self.blocking(move |inner| inner.create_snapshot(&instance_id, &snapshot_id))
+            .await
+    }
+
+    async fn delete_snapshot(&self, snapshot_id: &str) -> Result<(), DriverError> {
+        let snapshot_id = snapshot_id.to_string();
+        self.blocking(move |inner| inner.delete_snapshot(&snapshot_id))
+            .await
+    }
+
+    async fn apply_security_rules(
+        &self,
+        instance_id: &str,
+        rules: &[PacketRule],
+    ) -> Result<(), DriverError> {
+        let (instance_id, rules) = (instance_id.to_string(), rules.to_vec());
+        self.blocking(move |inner| inner.apply_rules(&instance_id, &rules))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boot_files_round_trip_through_the_side_file() {
+        let files = BootFiles::from_domain_xml(
+            "<os><kernel>/k</kernel><initrd>/i</initrd><cmdline>console=ttyS0 root=/dev/vda</cmdline></os>",
+        );
+        assert_eq!(files.kernel.as_deref(), Some("/k"));
+        assert_eq!(BootFiles::parse(&files.render()), files);
+        assert_eq!(
+            BootFiles::parse(&BootFiles::default().render()),
+            BootFiles::default()
+        );
+        assert_eq!(target_name(2), "vdc");
+        assert_eq!(serial("vol_1.abc"), "vol1abc");
+    }
+}

@@ -1,0 +1,62 @@
+//! The libvirt driver: real virtual machines on one host or many, through libvirt's API (the `virt`
+//! crate), behind the same [`ComputeDriver`](crate::ComputeDriver) the simulator implements.
+//!
+//! Everything a call needs is found again from libvirt, never from this process's memory, so any call can
+//! be repeated after a crash: an instance is the domain `<prefix><id>` on whichever configured host has
+//! it, its disks are the volumes `<prefix><id>-root.qcow2` and `<prefix><id>-seed.iso` in the pool, and
+//! its GPUs are the PCI hostdevs in its definition. Calls submit work and return; a guest's boot is then
+//! watched with [`ComputeDriver::observe_readiness`](crate::ComputeDriver::observe_readiness).
+//!
+//! Split by concern: [`config`] (the `[libvirt]` table), [`xml`] (what is written and read back),
+//! [`placement`] (best-fit GPUs), [`storage`] (pool and volumes), [`seed`] (the NoCloud ISO),
+//! [`network`] (ports, addresses, readiness), [`metrics`], and [`driver`] (the lifecycle).
+
+pub mod config;
+pub mod driver;
+pub mod metrics;
+pub mod network;
+pub mod placement;
+pub mod seed;
+pub mod storage;
+pub mod xml;
+
+pub use config::{GpuGroup, HostConfig, ImageConfig, LibvirtConfig, NetworkConfig, NetworkMode};
+pub use driver::LibvirtDriver;
+/// The libvirt bindings this driver is built on, for callers that inspect hosts directly (tests, tools).
+pub use virt;
+
+use virt::error::{Error, ErrorNumber};
+
+use crate::DriverError;
+
+/// A libvirt failure as a driver error: lost connections and timeouts are worth retrying, the rest not.
+pub(crate) fn driver_error(context: &str, error: Error) -> DriverError {
+    let message = format!("{context}: {}", error.message());
+    if error.code().is_known_and(|code| {
+        matches!(
+            code,
+            ErrorNumber::NoConnect
+                | ErrorNumber::SystemError
+                | ErrorNumber::Rpc
+                | ErrorNumber::OperationTimeout
+                | ErrorNumber::AgentUnresponsive
+        )
+    }) {
+        DriverError::Transient(message)
+    } else {
+        DriverError::Permanent(message)
+    }
+}
+
+/// Whether a libvirt error says the object does not exist.
+pub(crate) fn is_missing(error: &Error) -> bool {
+    error.code().is_known_and(|code| {
+        matches!(
+            code,
+            ErrorNumber::NoDomain
+                | ErrorNumber::NoStorageVolume
+                | ErrorNumber::NoNwfilter
+                | ErrorNumber::NoStoragePool
+        )
+    })
+}

@@ -1,0 +1,611 @@
+//! The libvirt driver against a real libvirtd, booting the tiny guest (images/tiny) with software
+//! emulation. Needs libvirtd answering on qemu:///system and the image built
+//! (`scripts/setup/libvirt.sh` does both). Without them each test says it skipped, unless
+//! BARRACK_TEST_LIBVIRT=1, where it fails. BARRACK_TEST_LIBVIRT_IMAGE names the image directory
+//! (default /var/lib/barrack/images/tiny).
+#![cfg(feature = "libvirt")]
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use barrack_compute::libvirt::virt;
+use barrack_compute::libvirt::xml::{PciAddress, hostdevs};
+use barrack_compute::libvirt::{
+    GpuGroup, HostConfig, ImageConfig, LibvirtConfig, LibvirtDriver, NetworkConfig, NetworkMode,
+};
+use barrack_compute::{
+    BootDisk, ComputeDriver, DriverError, InstanceSpec, PacketRule, PowerState, Readiness,
+};
+
+const URI: &str = "qemu:///system";
+const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
+
+fn image_dir() -> PathBuf {
+    std::env::var_os("BARRACK_TEST_LIBVIRT_IMAGE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/lib/barrack/images/tiny"))
+}
+
+/// Why these tests cannot run here, if they cannot.
+fn unavailable() -> Option<String> {
+    let dir = image_dir();
+    for file in ["vmlinuz", "initrd.img", "root.qcow2"] {
+        if !dir.join(file).is_file() {
+            return Some(format!(
+                "{} is missing (run scripts/setup/libvirt.sh)",
+                dir.join(file).display()
+            ));
+        }
+    }
+    if let Err(error) = virt::connect::Connect::open(Some(URI)) {
+        return Some(format!(
+            "libvirtd does not answer on {URI}: {}",
+            error.message()
+        ));
+    }
+    if Command::new("ssh").arg("-V").output().is_err() {
+        return Some("the ssh client is missing".into());
+    }
+    None
+}
+
+/// A driver with its own names, pool and SSH ports, torn down (domains, volumes, filters, pool) on drop.
+struct Lab {
+    driver: LibvirtDriver,
+    prefix: String,
+    pool: String,
+    pool_dir: PathBuf,
+    key: PathBuf,
+    public_key: String,
+}
+
+/// `None` (after saying so) when the machine cannot run these tests; a panic instead when they must run.
+fn lab(test: &str, ports: u16, gpus: Vec<GpuGroup>) -> Option<Lab> {
+    if let Some(reason) = unavailable() {
+        if std::env::var("BARRACK_TEST_LIBVIRT").as_deref() == Ok("1") {
+            panic!("BARRACK_TEST_LIBVIRT=1 but {reason}");
+        }
+        eprintln!("SKIPPED {test}: {reason}");
+        return None;
+    }
+    let tag = format!("bt{}{}", std::process::id(), test.replace('_', ""));
+    let tag: String = tag.chars().take(40).collect();
+    let prefix = format!("{tag}-");
+    let pool_dir = PathBuf::from(format!("/var/lib/barrack/test-pools/{tag}"));
+    let _ = std::fs::create_dir_all(pool_dir.parent().unwrap());
+    chmod_755(pool_dir.parent().unwrap());
+    chmod_755(Path::new("/var/lib/barrack"));
+    let key = pool_dir.with_extension("key");
+    let _ = std::fs::remove_file(&key);
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "test@barrack", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen runs");
+    assert!(status.success());
+    let public_key = std::fs::read_to_string(key.with_extension("key.pub")).unwrap();
+    let image = image_dir();
+    let config = LibvirtConfig {
+        domain_type: "qemu".into(),
+        machine: "q35".into(),
+        name_prefix: prefix.clone(),
+        pool_name: tag.clone(),
+        pool_dir: pool_dir.clone(),
+        shutdown_timeout_secs: 30,
+        max_vcpus: Some(1),
+        max_memory_mb: Some(384),
+        hotplug_ports: 4,
+        network: NetworkConfig {
+            mode: NetworkMode::User,
+            source: "default".into(),
+            forward_address: "127.0.0.1".into(),
+            ssh_port_min: ports,
+            ssh_port_max: ports + 9,
+        },
+        images: BTreeMap::from([(
+            "tiny".to_string(),
+            ImageConfig {
+                disk: image.join("root.qcow2"),
+                format: "qcow2".into(),
+                kernel: Some(image.join("vmlinuz")),
+                initrd: Some(image.join("initrd.img")),
+                cmdline: Some("console=ttyS0 root=/dev/vda".into()),
+            },
+        )]),
+        hosts: vec![HostConfig {
+            name: "local".into(),
+            uri: URI.into(),
+            region: "TEST-1".into(),
+            address: None,
+            gpus,
+        }],
+    };
+    Some(Lab {
+        driver: LibvirtDriver::new(config).expect("valid configuration"),
+        prefix,
+        pool: tag,
+        pool_dir,
+        key,
+        public_key: public_key.trim().to_string(),
+    })
+}
+
+fn chmod_755(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755));
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let Ok(conn) = virt::connect::Connect::open(Some(URI)) else {
+            return;
+        };
+        if let Ok(domains) = conn.list_all_domains(0) {
+            for domain in domains {
+                if domain.name().is_ok_and(|n| n.starts_with(&self.prefix)) {
+                    let _ = domain.destroy();
+                    let _ = domain.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE);
+                }
+            }
+        }
+        if let Ok(filters) = conn.list_all_nw_filters(0) {
+            for filter in filters {
+                if filter.name().is_ok_and(|n| n.starts_with(&self.prefix)) {
+                    let _ = filter.undefine();
+                }
+            }
+        }
+        if let Ok(pool) = conn.lookup_storage_pool_by_name(&self.pool) {
+            let _ = pool.refresh(0);
+            if let Ok(volumes) = pool.list_all_volumes(0) {
+                for volume in volumes {
+                    let _ = volume.delete(0);
+                }
+            }
+            let _ = pool.destroy();
+            let _ = pool.undefine();
+        }
+        let _ = std::fs::remove_dir_all(&self.pool_dir);
+        let _ = std::fs::remove_file(&self.key);
+        let _ = std::fs::remove_file(self.key.with_extension("key.pub"));
+    }
+}
+
+impl Lab {
+    fn spec(&self, id: &str, boot: BootDisk, script: Option<&str>) -> InstanceSpec {
+        InstanceSpec {
+            id: id.into(),
+            name: format!("test {id}"),
+            region: "TEST-1".into(),
+            gpu_model: "none".into(),
+            gpu_count: 0,
+            vcpus: 1,
+            ram_gb: 1,
+            boot,
+            ssh_public_keys: vec![self.public_key.clone()],
+            cloud_init: None,
+            startup_script: script.map(Into::into),
+            volume_ids: vec![],
+        }
+    }
+
+    fn tiny(size_gb: u32) -> BootDisk {
+        BootDisk::Image {
+            image: "tiny".into(),
+            size_gb,
+        }
+    }
+
+    async fn wait_ready(&self, id: &str) {
+        let started = Instant::now();
+        loop {
+            match self.driver.observe_readiness(id).await.unwrap() {
+                Readiness::Ready => return,
+                Readiness::Booting | Readiness::NotRunning => {}
+            }
+            assert!(
+                started.elapsed() < BOOT_TIMEOUT,
+                "{id} not ready after {BOOT_TIMEOUT:?}; console:\n{}",
+                self.console(id)
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    fn console(&self, id: &str) -> String {
+        std::fs::read_to_string(
+            self.pool_dir
+                .join(format!("{}{id}-console.log", self.prefix)),
+        )
+        .unwrap_or_default()
+    }
+
+    /// Runs a command in the guest as `ubuntu` over SSH with the deploy key; its standard output.
+    async fn ssh(&self, id: &str, command: &str) -> Result<String, String> {
+        let endpoint = self
+            .driver
+            .ssh_endpoint(id)
+            .await
+            .unwrap()
+            .expect("an SSH endpoint");
+        let key = self.key.clone();
+        let command = command.to_string();
+        tokio::task::spawn_blocking(move || {
+            let output = Command::new("ssh")
+                .arg("-i")
+                .arg(&key)
+                .args(["-p", &endpoint.port.to_string()])
+                .args([
+                    "-o",
+                    "StrictHostKeyChecking=no",
+                    "-o",
+                    "UserKnownHostsFile=/dev/null",
+                    "-o",
+                    "BatchMode=yes",
+                    "-o",
+                    "ConnectTimeout=10",
+                    "-o",
+                    "LogLevel=ERROR",
+                ])
+                .arg(format!("ubuntu@{}", endpoint.host))
+                .arg(&command)
+                .output()
+                .map_err(|e| e.to_string())?;
+            if output.status.success() {
+                Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+            } else {
+                Err(format!(
+                    "ssh {command:?} exited with {}: {}",
+                    output.status,
+                    String::from_utf8_lossy(&output.stderr)
+                ))
+            }
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Deletes the instance and checks nothing of it is left: domain, disks, seed, console log, filter.
+    async fn delete_and_check_gone(&self, id: &str) {
+        self.driver.delete_instance(id).await.unwrap();
+        assert_eq!(
+            self.driver.observe_instance(id).await.unwrap().state,
+            PowerState::Missing
+        );
+        assert_eq!(self.driver.domain_xml(id).await.unwrap(), None);
+        assert_eq!(
+            self.driver.instance_volumes(id).await.unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(self.driver.filter_xml(id).await.unwrap(), None);
+        // Deleting what is gone succeeds (a repeated call after a crash).
+        self.driver.delete_instance(id).await.unwrap();
+    }
+}
+
+fn uptime_seconds(text: &str) -> f64 {
+    text.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_ssh_stop_start_reboot_and_create_twice() {
+    let Some(lab) = lab("lifecycle", 22710, vec![]) else {
+        return;
+    };
+    let spec = lab.spec(
+        "i1",
+        Lab::tiny(2),
+        Some("echo \"script ran as $(id -un)\" > /home/ubuntu/script.txt"),
+    );
+    let placement = lab.driver.create_instance(&spec).await.unwrap();
+    assert_eq!(placement.host, "local");
+    // A repeated create (the caller crashed before recording the placement) finds the same domain.
+    assert_eq!(lab.driver.create_instance(&spec).await.unwrap(), placement);
+    assert_eq!(
+        lab.driver.domains().await.unwrap(),
+        vec![format!("{}i1", lab.prefix)]
+    );
+    lab.wait_ready("i1").await;
+
+    let out = lab
+        .ssh("i1", "id -un; hostname; cat /home/ubuntu/script.txt")
+        .await
+        .unwrap();
+    assert_eq!(out, "ubuntu\ntest-i1\nscript ran as root\n");
+    let observed = lab.driver.observe_instance("i1").await.unwrap();
+    assert_eq!(observed.state, PowerState::Running);
+    assert_eq!(observed.host.as_deref(), Some("local"));
+    let metrics = lab.driver.instance_metrics("i1").await.unwrap().unwrap();
+    assert_eq!(metrics.memory_total_bytes, 384 << 20);
+    assert!((0.0..=100.0).contains(&metrics.cpu_percent));
+    assert!(metrics.disk_read_bytes_per_sec.is_some());
+
+    let stopping = Instant::now();
+    lab.driver.stop_instance("i1").await.unwrap();
+    eprintln!("ACPI shutdown took {:?}", stopping.elapsed());
+    assert!(
+        stopping.elapsed() < Duration::from_secs(25),
+        "the guest ignored the power button"
+    );
+    assert_eq!(
+        lab.driver.observe_instance("i1").await.unwrap().state,
+        PowerState::Stopped
+    );
+    assert_eq!(
+        lab.driver.observe_readiness("i1").await.unwrap(),
+        Readiness::NotRunning
+    );
+    assert_eq!(lab.driver.instance_metrics("i1").await.unwrap(), None);
+    // Stopping a stopped instance is a no-op; rebooting it is refused.
+    lab.driver.stop_instance("i1").await.unwrap();
+    assert!(matches!(
+        lab.driver.reboot_instance("i1").await,
+        Err(DriverError::Permanent(_))
+    ));
+
+    lab.driver.start_instance("i1").await.unwrap();
+    lab.wait_ready("i1").await;
+    let before = uptime_seconds(&lab.ssh("i1", "cat /proc/uptime").await.unwrap());
+    // The startup script runs once per instance, not on every boot.
+    assert_eq!(
+        lab.ssh("i1", "ls /var/lib/barrack").await.unwrap(),
+        "startup-done.i1\n"
+    );
+
+    lab.driver.reboot_instance("i1").await.unwrap();
+    let started = Instant::now();
+    loop {
+        if let Ok(out) = lab.ssh("i1", "cat /proc/uptime").await
+            && uptime_seconds(&out) < before
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < BOOT_TIMEOUT,
+            "no reboot seen; console:\n{}",
+            lab.console("i1")
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    assert_eq!(
+        lab.driver.domains().await.unwrap().len(),
+        1,
+        "one domain all along"
+    );
+    lab.delete_and_check_gone("i1").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hibernate_keeps_memory_and_restore_resumes() {
+    let Some(lab) = lab("hibernate", 22720, vec![]) else {
+        return;
+    };
+    lab.driver
+        .create_instance(&lab.spec("h1", Lab::tiny(2), None))
+        .await
+        .unwrap();
+    lab.wait_ready("h1").await;
+    // /tmp is memory only: it survives a managed save, not a reboot.
+    lab.ssh("h1", "echo in-memory > /tmp/marker").await.unwrap();
+
+    lab.driver.hibernate_instance("h1").await.unwrap();
+    let observed = lab.driver.observe_instance("h1").await.unwrap();
+    assert_eq!(observed.state, PowerState::Hibernated);
+    assert_eq!(observed.host, None);
+    // Hibernating again is a no-op; starting a hibernated instance is refused (restore places it).
+    lab.driver.hibernate_instance("h1").await.unwrap();
+    assert!(lab.driver.start_instance("h1").await.is_err());
+
+    let spec = lab.spec("h1", Lab::tiny(2), None);
+    assert_eq!(
+        lab.driver.restore_instance(&spec).await.unwrap().host,
+        "local"
+    );
+    assert_eq!(
+        lab.driver.observe_instance("h1").await.unwrap().state,
+        PowerState::Running
+    );
+    lab.wait_ready("h1").await;
+    assert_eq!(
+        lab.ssh("h1", "cat /tmp/marker").await.unwrap(),
+        "in-memory\n"
+    );
+    lab.delete_and_check_gone("h1").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_of_a_running_guest_boots_a_new_instance() {
+    let Some(lab) = lab("snapshot", 22730, vec![]) else {
+        return;
+    };
+    lab.driver
+        .create_instance(&lab.spec("s1", Lab::tiny(2), None))
+        .await
+        .unwrap();
+    lab.wait_ready("s1").await;
+    lab.ssh("s1", "echo written-before > /home/ubuntu/before.txt; sync")
+        .await
+        .unwrap();
+    lab.driver.create_snapshot("s1", "snap1").await.unwrap();
+    // Repeating the call keeps the snapshot.
+    lab.driver.create_snapshot("s1", "snap1").await.unwrap();
+    lab.ssh("s1", "echo written-after > /home/ubuntu/after.txt; sync")
+        .await
+        .unwrap();
+    lab.delete_and_check_gone("s1").await;
+
+    let spec = lab.spec(
+        "s2",
+        BootDisk::Snapshot {
+            snapshot_id: "snap1".into(),
+            size_gb: 3,
+        },
+        None,
+    );
+    lab.driver.create_instance(&spec).await.unwrap();
+    lab.wait_ready("s2").await;
+    assert_eq!(
+        lab.ssh(
+            "s2",
+            "cat /home/ubuntu/before.txt; ls /home/ubuntu; hostname"
+        )
+        .await
+        .unwrap(),
+        "written-before\nbefore.txt\ntest-s2\n"
+    );
+    lab.delete_and_check_gone("s2").await;
+    lab.driver.delete_snapshot("snap1").await.unwrap();
+    lab.driver.delete_snapshot("snap1").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volumes_hot_plug_and_rules_become_an_nwfilter() {
+    let Some(lab) = lab("volumes", 22740, vec![]) else {
+        return;
+    };
+    lab.driver
+        .create_instance(&lab.spec("v1", Lab::tiny(2), None))
+        .await
+        .unwrap();
+    lab.driver
+        .create_volume("vol1", "TEST-1", 1, None)
+        .await
+        .unwrap();
+    lab.driver.resize_volume("vol1", 2).await.unwrap();
+    assert!(matches!(
+        lab.driver.resize_volume("vol1", 1).await,
+        Err(DriverError::Permanent(_))
+    ));
+
+    let rules = [
+        PacketRule {
+            direction: "ingress".into(),
+            ethertype: "IPv4".into(),
+            protocol: Some("tcp".into()),
+            port_range_min: Some(22),
+            port_range_max: Some(22),
+            remote_ip_prefix: Some("0.0.0.0/0".into()),
+        },
+        PacketRule {
+            direction: "egress".into(),
+            ethertype: "IPv6".into(),
+            protocol: None,
+            port_range_min: None,
+            port_range_max: None,
+            remote_ip_prefix: None,
+        },
+    ];
+    lab.driver.apply_security_rules("v1", &rules).await.unwrap();
+    let filter = lab.driver.filter_xml("v1").await.unwrap().unwrap();
+    assert!(
+        filter.contains(&format!("<filter name='{}v1'", lab.prefix)),
+        "{filter}"
+    );
+    assert!(
+        filter
+            .contains("<tcp srcipaddr='0.0.0.0' srcipmask='0' dstportstart='22' dstportend='22'/>"),
+        "{filter}"
+    );
+    assert!(
+        filter.contains("<rule action='accept' direction='out' priority='500'>")
+            && filter.contains("<all-ipv6/>"),
+        "{filter}"
+    );
+    // Rules change: the filter is re-programmed.
+    lab.driver.apply_security_rules("v1", &[]).await.unwrap();
+    let filter = lab.driver.filter_xml("v1").await.unwrap().unwrap();
+    assert!(!filter.contains("dstportstart='22'"), "{filter}");
+
+    lab.wait_ready("v1").await;
+    lab.driver.attach_volume("v1", "vol1").await.unwrap();
+    lab.driver.attach_volume("v1", "vol1").await.unwrap();
+    let started = Instant::now();
+    loop {
+        let disks = lab
+            .ssh(
+                "v1",
+                "cat /sys/block/vdc/serial 2>/dev/null; echo; cat /sys/block/vdc/size 2>/dev/null; true",
+            )
+            .await
+            .unwrap();
+        if disks == "vol1\n4194304\n" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the guest does not see the volume: {disks:?}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert!(matches!(
+        lab.driver.delete_volume("vol1").await,
+        Err(DriverError::Permanent(_))
+    ));
+    lab.driver.detach_volume("v1", "vol1").await.unwrap();
+    assert_eq!(lab.ssh("v1", "ls /sys/block").await.unwrap(), "vda\nvdb\n");
+    lab.driver.detach_volume("v1", "vol1").await.unwrap();
+    lab.driver.delete_volume("vol1").await.unwrap();
+    lab.driver.delete_volume("vol1").await.unwrap();
+    lab.delete_and_check_gone("v1").await;
+}
+
+fn gpu_list(bus: u8, count: u8) -> Vec<String> {
+    (0..count)
+        .map(|slot| format!("0000:{bus:02x}:{slot:02x}.0"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_eight_gpu_domain_carries_eight_distinct_hostdevs() {
+    let configured = gpu_list(0x17, 8);
+    let Some(lab) = lab(
+        "gpus",
+        22750,
+        vec![GpuGroup {
+            model: "H100-SXM5-80GB".into(),
+            addresses: configured.clone(),
+        }],
+    ) else {
+        return;
+    };
+    let mut spec = lab.spec("g8", Lab::tiny(2), None);
+    spec.gpu_model = "H100-SXM5-80GB".into();
+    spec.gpu_count = 8;
+    spec.vcpus = 208;
+    spec.ram_gb = 1800;
+    let xml = lab.driver.define_only(&spec).await.unwrap();
+    let gpus = hostdevs(&xml);
+    assert_eq!(gpus.len(), 8, "{xml}");
+    let distinct: HashSet<PciAddress> = gpus.iter().copied().collect();
+    assert_eq!(distinct.len(), 8);
+    let configured: HashSet<PciAddress> = configured
+        .iter()
+        .map(|a| PciAddress::parse(a).unwrap())
+        .collect();
+    assert_eq!(distinct, configured);
+    // The shape is capped by the configuration (max_vcpus, max_memory_mb).
+    assert!(xml.contains("<vcpu placement='static'>1</vcpu>"), "{xml}");
+    // Defining again finds the same domain; its GPUs are taken for anyone else.
+    assert_eq!(lab.driver.define_only(&spec).await.unwrap(), xml);
+    let mut other = lab.spec("g1", Lab::tiny(2), None);
+    other.gpu_model = "H100-SXM5-80GB".into();
+    other.gpu_count = 1;
+    assert!(matches!(
+        lab.driver.define_only(&other).await,
+        Err(DriverError::NoCapacity(_))
+    ));
+    // Another model is not on this host at all.
+    other.gpu_model = "B200-180GB".into();
+    assert!(matches!(
+        lab.driver.create_instance(&other).await,
+        Err(DriverError::NoCapacity(_))
+    ));
+    lab.delete_and_check_gone("g8").await;
+    other.gpu_model = "H100-SXM5-80GB".into();
+    other.gpu_count = 2;
+    let xml = lab.driver.define_only(&other).await.unwrap();
+    assert_eq!(hostdevs(&xml).len(), 2);
+    lab.delete_and_check_gone("g1").await;
+}
