@@ -246,6 +246,24 @@ mod tests {
     }
 
     #[test]
+    fn the_example_configuration_parses_and_validates() {
+        #[derive(Deserialize)]
+        struct File {
+            libvirt: LibvirtConfig,
+        }
+        let text = include_str!("../../../../config/libvirt.example.toml");
+        let config = toml::from_str::<File>(text).unwrap().libvirt;
+        config.validate().unwrap();
+        assert_eq!(config.network.mode, NetworkMode::User);
+        assert_eq!(config.hosts[0].gpu_addresses("rtx-a6000").len(), 2);
+        assert!(
+            config.images["Ubuntu Server 22.04 LTS R550 CUDA 12.4"]
+                .kernel
+                .is_some()
+        );
+    }
+
+    #[test]
     fn public_address_comes_from_the_uri_unless_given() {
         assert_eq!(host("qemu:///system", None).public_address(), "127.0.0.1");
         assert_eq!(
