@@ -1,5 +1,6 @@
 //! The catalog: regions, GPU models, stock, OS images and prices, from the operator's configuration and
 //! (for stock) the capacity ledger in the database.
+//! Uses `platform` and `accounts`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,9 +14,9 @@ use barrack_api::{Currency, Tier};
 use rust_decimal::Decimal;
 
 use crate::accounts::Caller;
-use crate::config::{GpuModelConfig, PriceTable};
-use crate::money::{display_amount, display_rate};
-use crate::validate::Validator;
+use crate::platform::config::{GpuModelConfig, PriceTable};
+use crate::platform::money::{display_amount, display_rate};
+use crate::platform::validate::Validator;
 use crate::{Context, Error, Result};
 
 /// GPU counts an instance can have (at most the model's `max_count`).
@@ -423,7 +424,8 @@ impl CatalogService {
         let currency = request
             .currency
             .or_else(|| {
-                caller.map(|c| crate::countries::currency_for(c.account.country.as_deref()))
+                caller
+                    .map(|c| crate::platform::countries::currency_for(c.account.country.as_deref()))
             })
             .unwrap_or(Currency::USD);
         let wants = |kind: ResourceType| request.resource_type.is_none_or(|r| r == kind);

@@ -12,10 +12,12 @@ use barrack_compute::DriverError;
 use barrack_store::jobs::JobRow;
 use barrack_store::snapshots::{self, SnapshotChange, SnapshotRow};
 
-use crate::images::{ImageState, settle_pending};
-use crate::instance_worker::recorded_power;
-use crate::jobs::{JobHandler, Outcome};
-use crate::snapshots::{SnapshotJob, SnapshotJobAction, SnapshotState, parse_state, record_event};
+use crate::platform::jobs::{JobHandler, Outcome};
+use crate::platform::lifecycle::recorded_power;
+use crate::storage::images::{ImageState, settle_pending};
+use crate::storage::snapshots::{
+    SnapshotJob, SnapshotJobAction, SnapshotState, parse_state, record_event,
+};
 use crate::{Context, Error, Result};
 
 const SYSTEM: &str = "system";

@@ -11,10 +11,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use barrack_api::catalog::Amount;
-use barrack_api::instances::DeployedInstance;
 use barrack_api::snapshots::{
-    CreateSnapshotRequest, RestoreSnapshotRequest, Snapshot, SnapshotAction, SnapshotList,
-    SnapshotQuery, SnapshotSource,
+    CreateSnapshotRequest, Snapshot, SnapshotAction, SnapshotList, SnapshotQuery, SnapshotSource,
 };
 use barrack_api::{Currency, PageQuery, Pagination, Tier};
 use barrack_store::events::{self, EventRow};
@@ -25,19 +23,19 @@ use barrack_store::{StoreError, Tx};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::accounts::{Caller, missing_profile_fields};
-use crate::balance_guard::require_balance;
+use crate::accounts::{Caller, actor, missing_profile_fields};
+use crate::billing::balance_guard::require_balance;
 use crate::catalog::price;
-use crate::clock::format_ms;
-use crate::config::Config;
-use crate::ids::{IdKind, new_id};
-use crate::images::{ImageState, check_not_os_image, insert_image};
-use crate::instances::{InstanceService, actor};
-use crate::jobs::{NewJob, enqueue};
-use crate::lifecycle::InstanceState;
-use crate::money::display_rate;
-use crate::validate::{Validator, check_label, length_between};
-use crate::{Context, Error, Result, countries};
+use crate::platform::clock::format_ms;
+use crate::platform::config::Config;
+use crate::platform::countries;
+use crate::platform::ids::{IdKind, new_id};
+use crate::platform::jobs::{NewJob, enqueue};
+use crate::platform::lifecycle::InstanceState;
+use crate::platform::money::display_rate;
+use crate::platform::validate::{Validator, check_label, length_between};
+use crate::storage::images::{ImageState, check_not_os_image, insert_image};
+use crate::{Context, Error, Result};
 
 pub const JOB_KIND: &str = "snapshot";
 /// Longest description of a snapshot or an image, in characters.
@@ -407,24 +405,6 @@ impl SnapshotService {
         Err(changing())
     }
 
-    /// `POST /api/snapshots/{id}/restore/`: a new instance with the snapshot's specs and disk, through the
-    /// checks of deploy (see [`InstanceService::restore_snapshot`]).
-    pub async fn restore(
-        &self,
-        caller: &Caller,
-        id: &str,
-        request: RestoreSnapshotRequest,
-    ) -> Result<DeployedInstance> {
-        let snapshot = self.owned(caller, id).await?;
-        let name = match request.instance_name {
-            Some(name) => name.trim().to_string(),
-            None => default_restore_name(&snapshot.name),
-        };
-        InstanceService::new(self.context.clone())
-            .restore_snapshot(caller, &snapshot, &name)
-            .await
-    }
-
     /// The snapshot of the account, unless deleted; 404 otherwise.
     pub(crate) async fn owned(&self, caller: &Caller, id: &str) -> Result<SnapshotRow> {
         self.context
@@ -674,7 +654,7 @@ pub(crate) async fn record_event(
         Some(_) => "status_changed",
     };
     let event = EventRow {
-        id: format!("evt-{}", crate::ids::random_alphanumeric(16)),
+        id: format!("evt-{}", crate::platform::ids::random_alphanumeric(16)),
         account_id: row.account_id.clone(),
         resource_type: "snapshot".into(),
         resource_id: row.id.clone(),

@@ -14,7 +14,7 @@ use rust_decimal::Decimal;
 use sha2::Sha256;
 
 use crate::Result;
-use crate::config::{PaymentProviderKind, PaymentsConfig};
+use crate::platform::config::{PaymentProviderKind, PaymentsConfig};
 
 type HmacSha256 = Hmac<Sha256>;
 

@@ -7,10 +7,10 @@ use barrack_store::StoreError;
 use barrack_store::ssh_keys::{self, SshKeyRow};
 
 use crate::accounts::Caller;
-use crate::clock::format_ms;
-use crate::ids::{IdKind, new_id};
-use crate::ssh_key::{generate_rsa_key_pair, parse_public_key};
-use crate::validate::{Validator, length_between, only_chars};
+use crate::accounts::ssh_key::{generate_rsa_key_pair, parse_public_key};
+use crate::platform::clock::format_ms;
+use crate::platform::ids::{IdKind, new_id};
+use crate::platform::validate::{Validator, length_between, only_chars};
 use crate::{Context, Error, Result};
 use barrack_api::rules;
 

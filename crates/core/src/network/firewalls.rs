@@ -28,14 +28,15 @@ use barrack_store::instances::{InstanceFilter, InstanceRow, RuleRow};
 use barrack_store::{Store, StoreError, Tx};
 use serde::{Deserialize, Serialize};
 
-use crate::accounts::Caller;
-use crate::clock::format_ms;
-use crate::ids::{IdKind, new_id};
-use crate::instances::{actor, rule_view, valid_rule_of};
-use crate::jobs::{NewJob, enqueue};
-use crate::lifecycle::InstanceState;
-use crate::network::{PROTOCOLS, ValidRule, port_protocol, validate_rule};
-use crate::validate::{Validator, check_label};
+use crate::accounts::{Caller, actor};
+use crate::network::{
+    PROTOCOLS, ValidRule, port_protocol, rule_view, valid_rule_of, validate_rule,
+};
+use crate::platform::clock::format_ms;
+use crate::platform::ids::{IdKind, new_id};
+use crate::platform::jobs::{NewJob, enqueue};
+use crate::platform::lifecycle::InstanceState;
+use crate::platform::validate::{Validator, check_label};
 use crate::{Context, Error, Result};
 
 /// Jobs that finish a firewall's creation (resource: the firewall).
@@ -1064,7 +1065,7 @@ pub(crate) async fn record_event(
     now: i64,
 ) -> Result<()> {
     let event = EventRow {
-        id: format!("evt-{}", crate::ids::random_alphanumeric(16)),
+        id: format!("evt-{}", crate::platform::ids::random_alphanumeric(16)),
         account_id: row.account_id.clone(),
         resource_type: "firewall".into(),
         resource_id: row.id.clone(),

@@ -9,10 +9,10 @@ use barrack_store::Tx;
 use barrack_store::jobs::JobRow;
 use barrack_store::volumes::{self, VolumeChange, VolumeRow};
 
-use crate::config::Config;
-use crate::jobs::{JobHandler, Outcome};
-use crate::lifecycle::InstanceState;
-use crate::volumes::{
+use crate::platform::config::Config;
+use crate::platform::jobs::{JobHandler, Outcome};
+use crate::platform::lifecycle::InstanceState;
+use crate::storage::volumes::{
     VolumeJob, VolumeJobAction, VolumeState, parse_state, record_event, resting_state,
 };
 use crate::{Context, Error, Result};

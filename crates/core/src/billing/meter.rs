@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use barrack_api::billing::{
     AggregatedBilling, BillingQuery, BillingSummary, CostLine, InstanceBillingRecord,
     InstanceBillingResponse, SnapshotBillingRecord, SnapshotBillingResponse, VolumeBillingRecord,
@@ -27,13 +28,14 @@ use serde_json::json;
 
 use crate::accounts::Caller;
 use crate::catalog::{price, storage_hourly};
-use crate::clock::{format_ms, parse_iso};
-use crate::config::Config;
-use crate::ids::{IdKind, new_id, random_alphanumeric, transaction_id};
-use crate::lifecycle::{BillingClass, InstanceState};
-use crate::money::{MICROS_PER_UNIT, display_rate, from_micros};
-use crate::validate::Validator;
-use crate::{Context, Error, Result, countries};
+use crate::platform::clock::{format_ms, parse_iso};
+use crate::platform::config::Config;
+use crate::platform::countries;
+use crate::platform::ids::{IdKind, new_id, random_alphanumeric, transaction_id};
+use crate::platform::lifecycle::{BillingClass, InstanceState};
+use crate::platform::money::{MICROS_PER_UNIT, display_rate, from_micros};
+use crate::platform::validate::Validator;
+use crate::{Context, Error, Result};
 
 const MINUTE_MS: i64 = 60_000;
 /// Periods charged per transaction by the meter.
@@ -252,6 +254,14 @@ pub struct BillingService {
     context: Arc<Context>,
 }
 
+/// What billing asks of the instances when an account's credit runs out. `compute` implements it, so
+/// billing stops machines without depending on the domain that runs them.
+#[async_trait]
+pub trait Depletion: Send + Sync {
+    /// Hibernates the account's running and stopped instances; returns how many were started on their way.
+    async fn hibernate_for_depletion(&self, account_id: &str) -> Result<usize>;
+}
+
 impl BillingService {
     pub fn new(context: Arc<Context>) -> BillingService {
         BillingService { context }
@@ -364,10 +374,7 @@ impl BillingService {
     }
 
     /// One meter run, then what the balances of the accounts it charged call for (see [`Self::guard`]).
-    pub async fn meter_and_guard(
-        &self,
-        instances: &crate::instances::InstanceService,
-    ) -> Result<MeterRun> {
+    pub async fn meter_and_guard(&self, instances: &dyn Depletion) -> Result<MeterRun> {
         let run = self.meter().await?;
         self.guard(&run, instances).await?;
         Ok(run)
@@ -376,11 +383,7 @@ impl BillingService {
     /// A warning event when an account has less than a day, then less than an hour, of credit left at its
     /// current rate (once per threshold until it is topped up), and hibernation of its instances when its
     /// balance reaches zero.
-    pub async fn guard(
-        &self,
-        run: &MeterRun,
-        instances: &crate::instances::InstanceService,
-    ) -> Result<()> {
+    pub async fn guard(&self, run: &MeterRun, instances: &dyn Depletion) -> Result<()> {
         for ((account, currency), usage) in &run.accounts {
             let (Some(balance), Some(currency)) = (usage.balance_micros, Currency::parse(currency))
             else {
@@ -453,7 +456,7 @@ impl BillingService {
             actor: "system".into(),
             cause: format!(
                 "Low balance: {} {currency} left, about {} hours at the current rate",
-                crate::money::display_amount(balance),
+                crate::platform::money::display_amount(balance),
                 hours.round_dp(1)
             ),
             sequence: 0,
@@ -777,7 +780,7 @@ impl BillingService {
             completedCount: count("completed"),
             hibernatedCount: count("hibernated"),
             averageUsage: Amount(average.normalize()),
-            totalCost: Amount(crate::money::display_amount(from_micros(cost))),
+            totalCost: Amount(crate::platform::money::display_amount(from_micros(cost))),
             totalSizeGB: with_size.then_some(size),
         };
         Ok((rows, total, summary))

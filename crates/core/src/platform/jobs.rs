@@ -17,8 +17,8 @@ use tokio::sync::{Notify, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::Result;
-use crate::clock::Clock;
-use crate::ids::random_alphanumeric;
+use crate::platform::clock::Clock;
+use crate::platform::ids::random_alphanumeric;
 
 /// What one attempt of a job came to.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,6 +3,9 @@
 
 use std::fmt;
 
+use barrack_compute::PowerState;
+use barrack_store::instances::InstanceRow;
+
 use crate::Error;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -198,6 +201,19 @@ impl Action {
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// The power state a machine has if the database's record of the instance is right; `None` when there is
+/// no machine to speak of (not created yet, failed, deleted).
+pub fn recorded_power(row: &InstanceRow) -> Option<PowerState> {
+    let state = InstanceState::parse(&row.status)?;
+    match (state, row.host.is_some()) {
+        (InstanceState::Hibernated | InstanceState::Restoring, _) => Some(PowerState::Hibernated),
+        (InstanceState::Creating | InstanceState::Error | InstanceState::Deleted, _)
+        | (_, false) => None,
+        (InstanceState::Shutoff | InstanceState::Starting, true) => Some(PowerState::Stopped),
+        (_, true) => Some(PowerState::Running),
     }
 }
 

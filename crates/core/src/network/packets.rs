@@ -88,7 +88,7 @@ mod tests {
 
     use super::*;
     use crate::network::validate_rule;
-    use crate::validate::Validator;
+    use crate::platform::validate::Validator;
 
     /// A rule as the API takes it, validated into its canonical form.
     fn rule(

@@ -19,16 +19,15 @@ use barrack_store::images::{self, ImageChange, ImageFilter, ImageRow};
 use barrack_store::snapshots::{self, SnapshotRow};
 use barrack_store::{StoreError, Tx};
 
-use crate::accounts::Caller;
-use crate::clock::format_ms;
-use crate::config::Config;
-use crate::ids::{IdKind, new_id};
-use crate::instances::actor;
-use crate::snapshots::{
+use crate::accounts::{Caller, actor};
+use crate::platform::clock::format_ms;
+use crate::platform::config::Config;
+use crate::platform::ids::{IdKind, new_id};
+use crate::platform::validate::{Validator, check_label};
+use crate::storage::snapshots::{
     SnapshotJobAction, SnapshotService, SnapshotState, check_description, clean_description,
     enqueue_job, image_row_of,
 };
-use crate::validate::{Validator, check_label};
 use crate::{Context, Error, Result};
 
 /// Most snapshot ids one relationships request takes.
@@ -120,7 +119,7 @@ impl ImageService {
                     ),
                 ));
             }
-            let state = crate::snapshots::parse_state(&snapshot.status)?;
+            let state = crate::storage::snapshots::parse_state(&snapshot.status)?;
             if state != SnapshotState::Success {
                 return Err(Error::conflict(
                     "INVALID_STATE",
@@ -505,7 +504,7 @@ pub(crate) async fn record_event(
     now: i64,
 ) -> Result<()> {
     let event = EventRow {
-        id: format!("evt-{}", crate::ids::random_alphanumeric(16)),
+        id: format!("evt-{}", crate::platform::ids::random_alphanumeric(16)),
         account_id: row.account_id.clone(),
         resource_type: "image".into(),
         resource_id: row.id.clone(),

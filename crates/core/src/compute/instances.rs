@@ -12,6 +12,7 @@ use barrack_api::instances::{
     InstanceList, InstanceQuery, SecurityRule, SecurityRuleRequest, Specs, StorageCharge,
     TogglePublicIp, VolumeCharge,
 };
+use barrack_api::snapshots::RestoreSnapshotRequest;
 use barrack_api::{Currency, PageQuery, PageRequest, Pagination, Tier};
 use barrack_store::events::{self, EventRow};
 use barrack_store::images::{self, ImageRow};
@@ -23,21 +24,23 @@ use rand::Rng;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::accounts::{Caller, missing_profile_fields};
-use crate::balance_guard::require_balance;
+use crate::accounts::{Caller, actor, missing_profile_fields};
+use crate::billing::Depletion;
+use crate::billing::balance_guard::require_balance;
 use crate::catalog::{gpu_counts, price};
-use crate::clock::format_ms;
-use crate::config::{Config, GpuModelConfig};
-use crate::ids::{IdKind, new_id};
-use crate::images::ImageService;
-use crate::jobs::{NewJob, enqueue};
-use crate::lifecycle::{Action, BillingClass, InstanceState};
-use crate::money::display_rate;
-use crate::network::{ValidRule, validate_rule};
-use crate::snapshots::SnapshotState;
-use crate::validate::{Validator, length_between, only_chars};
-use crate::volumes::VolumeService;
-use crate::{Context, Error, Result, countries};
+use crate::network::{ValidRule, rule_view, valid_rule_of, validate_rule};
+use crate::platform::clock::format_ms;
+use crate::platform::config::{Config, GpuModelConfig};
+use crate::platform::countries;
+use crate::platform::ids::{IdKind, new_id};
+use crate::platform::jobs::{NewJob, enqueue};
+use crate::platform::lifecycle::{Action, BillingClass, InstanceState};
+use crate::platform::money::display_rate;
+use crate::platform::validate::{Validator, length_between, only_chars};
+use crate::storage::images::ImageService;
+use crate::storage::snapshots::{SnapshotService, SnapshotState, default_restore_name};
+use crate::storage::volumes::VolumeService;
+use crate::{Context, Error, Result};
 use barrack_api::rules;
 
 /// Largest `cloud_init` document accepted, in bytes.
@@ -299,7 +302,7 @@ impl InstanceService {
         v.finish()?;
         let region = region.expect("validated");
         if let Some(image) = &custom_image {
-            crate::images::check_bootable(image)?;
+            crate::storage::images::check_bootable(image)?;
         }
         // A custom image's disk is copied whole: the OS volume is at least its size, of its type.
         let os_size = match (&custom_image, &request.os_volume) {
@@ -451,7 +454,7 @@ impl InstanceService {
         }
         let who = actor(caller);
         for volume in boot_volume.iter().chain(existing.iter()) {
-            if !crate::volumes::attach_at_deploy(
+            if !crate::storage::volumes::attach_at_deploy(
                 &self.context.config,
                 &mut tx,
                 volume,
@@ -470,7 +473,7 @@ impl InstanceService {
         let created = volumes.new_volume_rows(caller, &request.volumes, &region.name, &row.id, now);
         let max_attempts = i64::from(self.config().jobs.max_attempts);
         for volume in &created {
-            crate::volumes::create_at_deploy(
+            crate::storage::volumes::create_at_deploy(
                 &self.context.config,
                 &mut tx,
                 volume,
@@ -498,6 +501,24 @@ impl InstanceService {
 
         let data: Vec<VolumeRow> = existing.into_iter().chain(created).collect();
         Ok(self.deployed(row, model, &data, currency, now))
+    }
+
+    /// `POST /api/snapshots/{id}/restore/`: a new instance with the snapshot's specs and disk, through the
+    /// checks of deploy (see [`Self::restore_snapshot`]).
+    pub async fn restore_from_snapshot(
+        &self,
+        caller: &Caller,
+        snapshot_id: &str,
+        request: RestoreSnapshotRequest,
+    ) -> Result<DeployedInstance> {
+        let snapshot = SnapshotService::new(self.context.clone())
+            .owned(caller, snapshot_id)
+            .await?;
+        let name = match request.instance_name {
+            Some(name) => name.trim().to_string(),
+            None => default_restore_name(&snapshot.name),
+        };
+        self.restore_snapshot(caller, &snapshot, &name).await
     }
 
     /// `POST /api/snapshots/{id}/restore/`: a new instance with `snapshot`'s specs, booted from a copy of
@@ -636,7 +657,7 @@ impl InstanceService {
             now,
         )
         .await?;
-        crate::snapshots::record_event(
+        crate::storage::snapshots::record_event(
             config,
             &mut tx,
             snapshot,
@@ -1084,7 +1105,7 @@ impl InstanceService {
         let rule_id = insert_rule(&mut tx, &row.id, &rule, now).await?;
         let cause = format!("rule {rule_id} added");
         let attempts = i64::from(self.config().jobs.max_attempts);
-        crate::firewalls::enqueue_program(&mut tx, &row.id, &cause, attempts, now).await?;
+        crate::network::firewalls::enqueue_program(&mut tx, &row.id, &cause, attempts, now).await?;
         tx.commit().await.map_err(Error::internal)?;
         self.context.work.notify_one();
         Ok(rule_view(&rule_id, &rule))
@@ -1100,7 +1121,7 @@ impl InstanceService {
         }
         let cause = format!("rule {rule_id} removed");
         let attempts = i64::from(self.config().jobs.max_attempts);
-        crate::firewalls::enqueue_program(&mut tx, &row.id, &cause, attempts, now).await?;
+        crate::network::firewalls::enqueue_program(&mut tx, &row.id, &cause, attempts, now).await?;
         tx.commit().await.map_err(Error::internal)?;
         self.context.work.notify_one();
         Ok(())
@@ -1154,7 +1175,7 @@ impl InstanceService {
         }
         // The effective rules: the instance's own, then those of its firewalls (`source` says which).
         let mut firewall_rules =
-            crate::firewalls::firewall_rules_by_instance(children.firewall_rules);
+            crate::network::firewalls::firewall_rules_by_instance(children.firewall_rules);
         rows.into_iter()
             .map(|row| {
                 let own = rules.remove(&row.id).unwrap_or_default();
@@ -1346,7 +1367,7 @@ pub fn billing_of(
 
 /// Hourly rate of a volume of `volume_type`, exact.
 fn volume_rate(config: &Config, volume_type: &str, size_gb: u32, currency: Currency) -> Decimal {
-    crate::volumes::hourly_rate(config, volume_type, size_gb, currency)
+    crate::storage::volumes::hourly_rate(config, volume_type, size_gb, currency)
 }
 
 fn specs_of_parts(model: &str, count: u32, ram_gb: i64, vcpus: i64, storage_gb: u32) -> Specs {
@@ -1412,10 +1433,6 @@ async fn hold_image(tx: &mut Tx, image: &ImageRow) -> Result<()> {
     ))
 }
 
-pub fn actor(caller: &Caller) -> String {
-    format!("user:{}", caller.account_id())
-}
-
 async fn insert_rule(tx: &mut Tx, instance_id: &str, rule: &ValidRule, now: i64) -> Result<String> {
     let id = new_id(IdKind::Rule);
     barrack_store::instances::insert_rule(
@@ -1432,30 +1449,6 @@ async fn insert_rule(tx: &mut Tx, instance_id: &str, rule: &ValidRule, now: i64)
     )
     .await?;
     Ok(id)
-}
-
-pub(crate) fn valid_rule_of(row: &RuleRow) -> ValidRule {
-    ValidRule {
-        direction: row.direction.clone(),
-        ethertype: row.ethertype.clone(),
-        protocol: row.protocol.clone(),
-        port_range_min: row.port_range_min.and_then(|p| u16::try_from(p).ok()),
-        port_range_max: row.port_range_max.and_then(|p| u16::try_from(p).ok()),
-        remote_ip_prefix: row.remote_ip_prefix.clone(),
-    }
-}
-
-pub(crate) fn rule_view(id: &str, rule: &ValidRule) -> SecurityRule {
-    SecurityRule {
-        id: id.to_string(),
-        direction: rule.direction.clone(),
-        protocol: rule.protocol.clone(),
-        ethertype: rule.ethertype.clone(),
-        port_range_min: rule.port_range_min,
-        port_range_max: rule.port_range_max,
-        remote_ip_prefix: rule.remote_ip_prefix.clone(),
-        source: "instance".into(),
-    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1485,7 +1478,7 @@ pub(crate) async fn record_event_at(
     now: i64,
 ) -> Result<()> {
     let event = EventRow {
-        id: format!("evt-{}", crate::ids::random_alphanumeric(16)),
+        id: format!("evt-{}", crate::platform::ids::random_alphanumeric(16)),
         account_id: row.account_id.clone(),
         resource_type: "instance".into(),
         resource_id: row.id.clone(),
@@ -1522,5 +1515,12 @@ fn event_view(row: EventRow) -> Event {
         actor: row.actor,
         cause: row.cause,
         created_at: format_ms(row.created_at),
+    }
+}
+
+#[async_trait::async_trait]
+impl Depletion for InstanceService {
+    async fn hibernate_for_depletion(&self, account_id: &str) -> Result<usize> {
+        InstanceService::hibernate_for_depletion(self, account_id).await
     }
 }

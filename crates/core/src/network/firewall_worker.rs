@@ -16,13 +16,13 @@ use barrack_store::firewalls::{self, FirewallChange};
 use barrack_store::instances::InstanceRow;
 use barrack_store::jobs::JobRow;
 
-use crate::firewalls::{
+use crate::network::firewalls::{
     AttachmentState, DETACHED, FirewallJob, FirewallState, JOB_KIND, PROGRAM_JOB_KIND,
     enqueue_program, packet_rules, record_event,
 };
-use crate::instance_worker::recorded_power;
-use crate::jobs::{JobHandler, Outcome};
-use crate::lifecycle::InstanceState;
+use crate::platform::jobs::{JobHandler, Outcome};
+use crate::platform::lifecycle::InstanceState;
+use crate::platform::lifecycle::recorded_power;
 use crate::{Context, Error, Result};
 
 const SYSTEM: &str = "system";

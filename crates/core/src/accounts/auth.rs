@@ -9,7 +9,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::ids::random_alphanumeric;
+use crate::platform::ids::random_alphanumeric;
 
 type HmacSha256 = Hmac<Sha256>;
 

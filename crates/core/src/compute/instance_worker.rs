@@ -9,9 +9,11 @@ use barrack_store::instances::{self, InstanceChange, InstanceRow};
 use barrack_store::jobs::JobRow;
 use barrack_store::{Tx, capacity, public_ips};
 
-use crate::instances::{InstanceJob, JobAction, instance_address, parse_state, record_event_at};
-use crate::jobs::{JobHandler, Outcome};
-use crate::lifecycle::InstanceState;
+use crate::compute::instances::{
+    InstanceJob, JobAction, instance_address, parse_state, record_event_at,
+};
+use crate::platform::jobs::{JobHandler, Outcome};
+use crate::platform::lifecycle::{InstanceState, recorded_power};
 use crate::{Context, Error, Result};
 
 const SYSTEM: &str = "system";
@@ -78,7 +80,7 @@ impl InstanceWorker {
         match action {
             JobAction::Create => {
                 if let Some(snapshot_id) = &row.source_snapshot_id {
-                    crate::snapshots::recognize_disk(&self.context, snapshot_id)
+                    crate::storage::snapshots::recognize_disk(&self.context, snapshot_id)
                         .await
                         .map_err(|e| DriverError::Transient(e.to_string()))?;
                 }
@@ -129,7 +131,7 @@ impl InstanceWorker {
         if matches!(action, JobAction::Create | JobAction::Restore) {
             // A new machine: program its security rules (its own and its firewalls').
             let attempts = i64::from(self.context.config.jobs.max_attempts);
-            crate::firewalls::program_new_machine(&mut tx, &row.id, attempts, now).await?;
+            crate::network::firewalls::program_new_machine(&mut tx, &row.id, attempts, now).await?;
         }
         let from = parse_state(&row.status)?;
         let cause = format!("{} completed", action_name(action));
@@ -228,19 +230,6 @@ impl InstanceWorker {
             }
         }
         Ok(changed)
-    }
-}
-
-/// The power state a machine has if the database's record of the instance is right; `None` when there is
-/// no machine to speak of (not created yet, failed, deleted).
-pub(crate) fn recorded_power(row: &InstanceRow) -> Option<PowerState> {
-    let state = InstanceState::parse(&row.status)?;
-    match (state, row.host.is_some()) {
-        (InstanceState::Hibernated | InstanceState::Restoring, _) => Some(PowerState::Hibernated),
-        (InstanceState::Creating | InstanceState::Error | InstanceState::Deleted, _)
-        | (_, false) => None,
-        (InstanceState::Shutoff | InstanceState::Starting, true) => Some(PowerState::Stopped),
-        (_, true) => Some(PowerState::Running),
     }
 }
 

@@ -10,11 +10,12 @@ use barrack_store::ledger::{self, LedgerEntryRow, LedgerFilter};
 use rust_decimal::Decimal;
 
 use crate::accounts::Caller;
-use crate::clock::{format_ms, parse_iso};
-use crate::ids::{IdKind, new_id, transaction_id};
-use crate::money::{from_micros, to_micros};
-use crate::validate::Validator;
-use crate::{Context, Error, Result, countries};
+use crate::platform::clock::{format_ms, parse_iso};
+use crate::platform::countries;
+use crate::platform::ids::{IdKind, new_id, transaction_id};
+use crate::platform::money::{from_micros, to_micros};
+use crate::platform::validate::Validator;
+use crate::{Context, Error, Result};
 
 /// Largest single grant, a guard against typos.
 const MAX_GRANT: i64 = 1_000_000_000;

@@ -2,9 +2,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use barrack_api::instances::SecurityRuleRequest;
+use barrack_api::instances::{SecurityRule, SecurityRuleRequest};
+use barrack_store::instances::RuleRow;
 
-use crate::validate::Validator;
+use crate::platform::config::{Config, ConfigError};
+use crate::platform::validate::Validator;
 
 /// A parsed CIDR block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +90,20 @@ impl std::fmt::Display for Cidr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.address, self.prefix)
     }
+}
+
+/// Every region's `public_ip_pool` is a block [`pool_addresses`] accepts; run on a loaded configuration
+/// (addresses are this domain's, so the configuration's own checks leave them here).
+pub fn check_pools(config: &Config) -> Result<(), ConfigError> {
+    for region in &config.regions {
+        if let Err(e) = pool_addresses(&region.public_ip_pool) {
+            return Err(ConfigError::Invalid(format!(
+                "region '{}': public_ip_pool: {e}",
+                region.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The usable addresses of an IPv4 pool (network and broadcast addresses excluded below /31).
@@ -261,6 +277,32 @@ pub fn validate_rule(
         port_range_max: ports.1,
         remote_ip_prefix: remote,
     })
+}
+
+/// The rule an instance's stored row holds.
+pub fn valid_rule_of(row: &RuleRow) -> ValidRule {
+    ValidRule {
+        direction: row.direction.clone(),
+        ethertype: row.ethertype.clone(),
+        protocol: row.protocol.clone(),
+        port_range_min: row.port_range_min.and_then(|p| u16::try_from(p).ok()),
+        port_range_max: row.port_range_max.and_then(|p| u16::try_from(p).ok()),
+        remote_ip_prefix: row.remote_ip_prefix.clone(),
+    }
+}
+
+/// The wire form of an instance's own rule.
+pub fn rule_view(id: &str, rule: &ValidRule) -> SecurityRule {
+    SecurityRule {
+        id: id.to_string(),
+        direction: rule.direction.clone(),
+        protocol: rule.protocol.clone(),
+        ethertype: rule.ethertype.clone(),
+        port_range_min: rule.port_range_min,
+        port_range_max: rule.port_range_max,
+        remote_ip_prefix: rule.remote_ip_prefix.clone(),
+        source: "instance".into(),
+    }
 }
 
 #[cfg(test)]

@@ -12,11 +12,12 @@ use barrack_store::accounts::{AccountRow, ProfileFields};
 use barrack_store::api_keys::ApiKeyRow;
 use barrack_store::{StoreError, accounts, api_keys};
 
-use crate::auth::{self, TokenClaims, TokenKind};
-use crate::clock::{format_ms, system_now_ms};
-use crate::ids::{IdKind, new_id, random_alphanumeric};
-use crate::validate::{Validator, check_label, length_between};
-use crate::{Context, Error, Result, countries};
+use crate::accounts::auth::{self, TokenClaims, TokenKind};
+use crate::platform::clock::{format_ms, system_now_ms};
+use crate::platform::countries;
+use crate::platform::ids::{IdKind, new_id, random_alphanumeric};
+use crate::platform::validate::{Validator, check_label, length_between};
+use crate::{Context, Error, Result};
 
 /// Passwords of new accounts, in characters.
 pub const PASSWORD_MIN_CHARS: usize = 8;
@@ -601,6 +602,11 @@ pub fn profile_of(account: &AccountRow) -> UserProfile {
         admin: account.is_admin,
         created_at: format_ms(account.created_at),
     }
+}
+
+/// Who an account's own request is recorded as, in events and jobs.
+pub fn actor(caller: &Caller) -> String {
+    format!("user:{}", caller.account_id())
 }
 
 #[cfg(test)]

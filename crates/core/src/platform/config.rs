@@ -11,7 +11,7 @@ use barrack_compute::sim::SimConfig;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-pub const EXAMPLE_TOML: &str = include_str!("../../../config/barrack.example.toml");
+pub const EXAMPLE_TOML: &str = include_str!("../../../../config/barrack.example.toml");
 
 /// Keys that have no default and so do not appear as values in the example file (dotted paths for keys
 /// of a section).
@@ -347,9 +347,6 @@ impl Config {
         for region in &self.regions {
             if !names.insert(&region.name) {
                 return invalid(format!("region '{}' is listed twice", region.name));
-            }
-            if let Err(e) = crate::network::pool_addresses(&region.public_ip_pool) {
-                return invalid(format!("region '{}': public_ip_pool: {e}", region.name));
             }
         }
         if self.billing.meter_interval_seconds == 0 {

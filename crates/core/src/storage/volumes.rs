@@ -24,18 +24,18 @@ use barrack_store::{StoreError, Tx};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::accounts::{Caller, missing_profile_fields};
-use crate::balance_guard::require_balance;
+use crate::accounts::{Caller, actor, missing_profile_fields};
+use crate::billing::balance_guard::require_balance;
 use crate::catalog::{price, storage_hourly};
-use crate::clock::format_ms;
-use crate::config::{Config, VolumeTypeConfig};
-use crate::ids::{IdKind, new_id};
-use crate::instances::actor;
-use crate::jobs::{NewJob, enqueue};
-use crate::lifecycle::InstanceState;
-use crate::money::display_rate;
-use crate::validate::{Validator, check_label};
-use crate::{Context, Error, Result, countries};
+use crate::platform::clock::format_ms;
+use crate::platform::config::{Config, VolumeTypeConfig};
+use crate::platform::countries;
+use crate::platform::ids::{IdKind, new_id};
+use crate::platform::jobs::{NewJob, enqueue};
+use crate::platform::lifecycle::InstanceState;
+use crate::platform::money::display_rate;
+use crate::platform::validate::{Validator, check_label};
+use crate::{Context, Error, Result};
 
 pub const JOB_KIND: &str = "volume";
 /// Most volumes one attach or detach request names.
@@ -1290,7 +1290,7 @@ pub(crate) async fn record_event(
     now: i64,
 ) -> Result<()> {
     let event = EventRow {
-        id: format!("evt-{}", crate::ids::random_alphanumeric(16)),
+        id: format!("evt-{}", crate::platform::ids::random_alphanumeric(16)),
         account_id: row.account_id.clone(),
         resource_type: "volume".into(),
         resource_id: row.id.clone(),

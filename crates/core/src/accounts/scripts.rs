@@ -10,9 +10,9 @@ use barrack_store::StoreError;
 use barrack_store::scripts::{self, ScriptRow};
 
 use crate::accounts::Caller;
-use crate::clock::format_ms;
-use crate::ids::{IdKind, new_id};
-use crate::validate::{Validator, check_label_of};
+use crate::platform::clock::format_ms;
+use crate::platform::ids::{IdKind, new_id};
+use crate::platform::validate::{Validator, check_label_of};
 use crate::{Context, Error, Result};
 use barrack_api::rules;
 

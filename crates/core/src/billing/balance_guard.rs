@@ -5,7 +5,7 @@ use barrack_api::Currency;
 use rust_decimal::Decimal;
 
 use crate::accounts::Caller;
-use crate::money::{display_amount, from_micros};
+use crate::platform::money::{display_amount, from_micros};
 use crate::{Context, Error, Result};
 
 /// 402 `INSUFFICIENT_BALANCE` unless the caller's balance in `currency` covers both the configured minimum

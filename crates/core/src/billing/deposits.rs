@@ -15,14 +15,15 @@ use barrack_store::ledger::{self, LedgerEntryRow};
 use rust_decimal::{Decimal, RoundingStrategy};
 
 use crate::accounts::{Caller, missing_profile_fields};
-use crate::clock::format_ms;
-use crate::ids::{IdKind, new_id, transaction_id};
-use crate::money::{from_micros, to_micros};
-use crate::payments::{
+use crate::billing::payments::{
     self, CheckoutRequest, PaymentEvent, PaymentProvider, WebhookError, WebhookRequest,
 };
-use crate::validate::Validator;
-use crate::{Context, Error, Result, countries};
+use crate::platform::clock::format_ms;
+use crate::platform::countries;
+use crate::platform::ids::{IdKind, new_id, transaction_id};
+use crate::platform::money::{from_micros, to_micros};
+use crate::platform::validate::Validator;
+use crate::{Context, Error, Result};
 
 /// Largest single deposit, a guard against typos.
 const MAX_DEPOSIT: i64 = 1_000_000_000;

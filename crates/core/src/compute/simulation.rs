@@ -7,8 +7,8 @@ use std::sync::Arc;
 use barrack_api::billing::ClockAdvanced;
 
 use crate::billing::BillingService;
-use crate::clock::format_ms;
-use crate::instances::InstanceService;
+use crate::compute::instances::InstanceService;
+use crate::platform::clock::format_ms;
 use crate::{Context, Error, Result};
 
 const MINUTE_MS: i64 = 60_000;
