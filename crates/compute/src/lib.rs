@@ -5,7 +5,6 @@
 //! succeeds. Drivers report failures as [`DriverError`]: transient ones are retried with backoff,
 //! permanent ones put the resource in ERROR with the message as the reason.
 
-#[cfg(feature = "libvirt")]
 pub mod libvirt;
 pub mod sim;
 

@@ -164,8 +164,11 @@ pub async fn open_store(config: &Config) -> Result<Store> {
     Ok(store)
 }
 
+/// A compute driver, and the simulator again when it is the simulator (for its controls).
+pub type Drivers = (Arc<dyn ComputeDriver>, Option<Arc<SimDriver>>);
+
 /// The compute driver the configuration names.
-pub fn driver(config: &Config) -> (Arc<dyn ComputeDriver>, Option<Arc<SimDriver>>) {
+pub fn driver(config: &Config) -> Result<Drivers> {
     match config.driver {
         DriverKind::Sim => {
             let mut sim = config.simulator.clone();
@@ -182,9 +185,29 @@ pub fn driver(config: &Config) -> (Arc<dyn ComputeDriver>, Option<Arc<SimDriver>
                 sim.hosts = hosts_from_capacity(&capacity);
             }
             let sim = Arc::new(SimDriver::new(sim));
-            (sim.clone(), Some(sim))
+            Ok((sim.clone(), Some(sim)))
         }
+        DriverKind::Libvirt => libvirt_driver(config),
     }
+}
+
+#[cfg(feature = "libvirt")]
+fn libvirt_driver(config: &Config) -> Result<Drivers> {
+    let libvirt = config
+        .libvirt
+        .clone()
+        .context("driver = \"libvirt\" needs a [libvirt] table")?;
+    let driver = barrack_compute::libvirt::LibvirtDriver::new(libvirt)
+        .map_err(|message| anyhow::anyhow!(message))?;
+    Ok((Arc::new(driver), None))
+}
+
+#[cfg(not(feature = "libvirt"))]
+fn libvirt_driver(_config: &Config) -> Result<Drivers> {
+    anyhow::bail!(
+        "driver = \"libvirt\" needs barrackd built with the libvirt feature \
+         (cargo build -p barrack-server --features libvirt; docs/operating.md)"
+    )
 }
 
 /// The services over an open store.
@@ -244,7 +267,7 @@ pub async fn start(options: StartOptions) -> Result<Running> {
         .unwrap_or_else(|| Arc::new(OffsetClock::default()));
     let listen = config.listen.clone();
     let store = open_store(&config).await?;
-    let (driver, simulator) = driver(&config);
+    let (driver, simulator) = driver(&config)?;
     let services = services(config, store, clock, driver)?;
     services.simulation.catch_up().await?;
     services.catalog.seed_capacity().await?;

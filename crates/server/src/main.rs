@@ -197,7 +197,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Admin { config, task } => {
             let config = load_config(&config, None)?;
             let store = open_store(&config).await?;
-            let (driver, _) = driver(&config);
+            let (driver, _) = driver(&config)?;
             let services = services(config, store, Arc::new(SystemClock), driver)?;
             admin(&services, task).await
         }

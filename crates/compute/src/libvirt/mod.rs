@@ -11,25 +11,38 @@
 //! [`placement`] (best-fit GPUs), [`storage`] (pool and volumes), [`seed`] (the NoCloud ISO),
 //! [`network`] (ports, addresses, readiness), [`metrics`], and [`driver`] (the lifecycle).
 
+//!
+//! The configuration and XML modules build without the `libvirt` feature, so a server built without it
+//! still reads (and can reject with a clear message) a configuration that names the driver.
+
 pub mod config;
+#[cfg(feature = "libvirt")]
 pub mod driver;
+#[cfg(feature = "libvirt")]
 pub mod metrics;
+#[cfg(feature = "libvirt")]
 pub mod network;
 pub mod placement;
 pub mod seed;
+#[cfg(feature = "libvirt")]
 pub mod storage;
 pub mod xml;
 
 pub use config::{GpuGroup, HostConfig, ImageConfig, LibvirtConfig, NetworkConfig, NetworkMode};
+#[cfg(feature = "libvirt")]
 pub use driver::LibvirtDriver;
 /// The libvirt bindings this driver is built on, for callers that inspect hosts directly (tests, tools).
+#[cfg(feature = "libvirt")]
 pub use virt;
 
+#[cfg(feature = "libvirt")]
 use virt::error::{Error, ErrorNumber};
 
+#[cfg(feature = "libvirt")]
 use crate::DriverError;
 
 /// A libvirt failure as a driver error: lost connections and timeouts are worth retrying, the rest not.
+#[cfg(feature = "libvirt")]
 pub(crate) fn driver_error(context: &str, error: Error) -> DriverError {
     let message = format!("{context}: {}", error.message());
     if error.code().is_known_and(|code| {
@@ -49,6 +62,7 @@ pub(crate) fn driver_error(context: &str, error: Error) -> DriverError {
 }
 
 /// Whether a libvirt error says the object does not exist.
+#[cfg(feature = "libvirt")]
 pub(crate) fn is_missing(error: &Error) -> bool {
     error.code().is_known_and(|code| {
         matches!(

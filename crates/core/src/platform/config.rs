@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use barrack_api::{Currency, Tier};
+use barrack_compute::libvirt::LibvirtConfig;
 use barrack_compute::sim::SimConfig;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,9 @@ pub struct Config {
     pub driver: DriverKind,
     pub jobs: JobsConfig,
     pub simulator: SimConfig,
+    /// Real machines (`driver = "libvirt"`); see `config/libvirt.example.toml`.
+    #[serde(default)]
+    pub libvirt: Option<LibvirtConfig>,
     pub rate_limit: RateLimitConfig,
     pub tokens: TokenConfig,
     pub billing: BillingConfig,
@@ -70,6 +74,8 @@ pub enum LogFormat {
 pub enum DriverKind {
     /// The simulated data centre.
     Sim,
+    /// Real virtual machines through libvirt (a server built with the `libvirt` feature).
+    Libvirt,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -343,6 +349,23 @@ impl Config {
     /// Cross-checks references between sections.
     fn check(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
+        match (&self.driver, &self.libvirt) {
+            (DriverKind::Libvirt, None) => {
+                return invalid("driver = \"libvirt\" needs a [libvirt] table".into());
+            }
+            (_, Some(libvirt)) => {
+                libvirt.validate().map_err(ConfigError::Invalid)?;
+                for host in &libvirt.hosts {
+                    if self.region(&host.region).is_none() {
+                        return invalid(format!(
+                            "libvirt host '{}' is in unknown region '{}'",
+                            host.name, host.region
+                        ));
+                    }
+                }
+            }
+            (DriverKind::Sim, None) => {}
+        }
         let mut names = BTreeSet::new();
         for region in &self.regions {
             if !names.insert(&region.name) {
@@ -598,6 +621,38 @@ mod tests {
             "0.35".parse::<Decimal>().unwrap()
         );
         assert_eq!(config.os_images.len(), 5);
+    }
+
+    #[test]
+    fn the_libvirt_driver_needs_its_table_with_known_regions() {
+        let file = |text: &str| {
+            let path = std::env::temp_dir().join(format!(
+                "barrack-config-{}-{}.toml",
+                std::process::id(),
+                text.len()
+            ));
+            std::fs::write(&path, text).unwrap();
+            let result = Config::load(Some(&path), &[]);
+            let _ = std::fs::remove_file(&path);
+            result
+        };
+        let error = file("driver = \"libvirt\"\n").unwrap_err().to_string();
+        assert!(error.contains("[libvirt]"), "{error}");
+        let table = |region: &str| {
+            format!(
+                "driver = \"libvirt\"\n[libvirt]\n[[libvirt.hosts]]\nname = \"h\"\nuri = \"qemu:///system\"\nregion = \"{region}\"\n"
+            )
+        };
+        let error = file(&table("MARS-1")).unwrap_err().to_string();
+        assert!(error.contains("unknown region 'MARS-1'"), "{error}");
+        let config = file(&table("FINLAND-1")).unwrap();
+        assert_eq!(config.driver, DriverKind::Libvirt);
+        assert_eq!(config.libvirt.unwrap().hosts[0].name, "h");
+        // The example of the libvirt table is a valid overlay of this configuration.
+        let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../config/libvirt.example.toml");
+        let config = Config::load(Some(&example), &[]).unwrap();
+        assert_eq!(config.libvirt.unwrap().hosts[0].region, "CANADA-1");
     }
 
     /// Every key the configuration has is written in the example, as a value or as a commented line.
