@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use barrack_compute::libvirt::virt;
-use barrack_compute::libvirt::xml::{PciAddress, hostdevs};
+use barrack_compute::libvirt::xml::{Metadata, PciAddress, hostdevs};
 use barrack_compute::libvirt::{
     GpuGroup, HostConfig, ImageConfig, LibvirtConfig, LibvirtDriver, NetworkConfig, NetworkMode,
 };
@@ -233,26 +233,35 @@ impl Lab {
         let key = self.key.clone();
         let command = command.to_string();
         tokio::task::spawn_blocking(move || {
-            let output = Command::new("ssh")
-                .arg("-i")
-                .arg(&key)
-                .args(["-p", &endpoint.port.to_string()])
-                .args([
-                    "-o",
-                    "StrictHostKeyChecking=no",
-                    "-o",
-                    "UserKnownHostsFile=/dev/null",
-                    "-o",
-                    "BatchMode=yes",
-                    "-o",
-                    "ConnectTimeout=10",
-                    "-o",
-                    "LogLevel=ERROR",
-                ])
-                .arg(format!("ubuntu@{}", endpoint.host))
-                .arg(&command)
-                .output()
-                .map_err(|e| e.to_string())?;
+            // ssh's own failures (exit 255: connection reset while the guest is busy) get two more tries.
+            let mut attempt = 0;
+            let output = loop {
+                attempt += 1;
+                let output = Command::new("ssh")
+                    .arg("-i")
+                    .arg(&key)
+                    .args(["-p", &endpoint.port.to_string()])
+                    .args([
+                        "-o",
+                        "StrictHostKeyChecking=no",
+                        "-o",
+                        "UserKnownHostsFile=/dev/null",
+                        "-o",
+                        "BatchMode=yes",
+                        "-o",
+                        "ConnectTimeout=10",
+                        "-o",
+                        "LogLevel=ERROR",
+                    ])
+                    .arg(format!("ubuntu@{}", endpoint.host))
+                    .arg(&command)
+                    .output()
+                    .map_err(|e| e.to_string())?;
+                if output.status.code() != Some(255) || attempt == 3 {
+                    break output;
+                }
+                std::thread::sleep(Duration::from_secs(2));
+            };
             if output.status.success() {
                 Ok(String::from_utf8_lossy(&output.stdout).into_owned())
             } else {
@@ -378,13 +387,26 @@ async fn deploy_ssh_stop_start_reboot_and_create_twice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hibernate_keeps_memory_and_restore_resumes() {
-    let Some(lab) = lab("hibernate", 22720, vec![]) else {
+    // GPUs without passthrough: placement holds them, the guest gets no device (so it can boot here).
+    let Some(lab) = lab(
+        "hibernate",
+        22720,
+        vec![GpuGroup {
+            model: "L40".into(),
+            addresses: gpu_list(0x40, 2),
+            passthrough: false,
+        }],
+    ) else {
         return;
     };
-    lab.driver
-        .create_instance(&lab.spec("h1", Lab::tiny(2), None))
-        .await
-        .unwrap();
+    let mut spec = lab.spec("h1", Lab::tiny(2), None);
+    spec.gpu_model = "L40".into();
+    spec.gpu_count = 2;
+    lab.driver.create_instance(&spec).await.unwrap();
+    let held = |xml: &str| Metadata::from_domain_xml(xml).unwrap().gpus.len();
+    let definition = lab.driver.domain_xml("h1").await.unwrap().unwrap();
+    assert_eq!(hostdevs(&definition), vec![]);
+    assert_eq!(held(&definition), 2);
     lab.wait_ready("h1").await;
     // /tmp is memory only: it survives a managed save, not a reboot.
     lab.ssh("h1", "echo in-memory > /tmp/marker").await.unwrap();
@@ -393,14 +415,22 @@ async fn hibernate_keeps_memory_and_restore_resumes() {
     let observed = lab.driver.observe_instance("h1").await.unwrap();
     assert_eq!(observed.state, PowerState::Hibernated);
     assert_eq!(observed.host, None);
+    // Its GPUs are free for others while it is shelved.
+    assert_eq!(
+        held(&lab.driver.domain_xml("h1").await.unwrap().unwrap()),
+        0
+    );
     // Hibernating again is a no-op; starting a hibernated instance is refused (restore places it).
     lab.driver.hibernate_instance("h1").await.unwrap();
     assert!(lab.driver.start_instance("h1").await.is_err());
 
-    let spec = lab.spec("h1", Lab::tiny(2), None);
     assert_eq!(
         lab.driver.restore_instance(&spec).await.unwrap().host,
         "local"
+    );
+    assert_eq!(
+        held(&lab.driver.domain_xml("h1").await.unwrap().unwrap()),
+        2
     );
     assert_eq!(
         lab.driver.observe_instance("h1").await.unwrap().state,
@@ -565,6 +595,7 @@ async fn an_eight_gpu_domain_carries_eight_distinct_hostdevs() {
         vec![GpuGroup {
             model: "H100-SXM5-80GB".into(),
             addresses: configured.clone(),
+            passthrough: true,
         }],
     ) else {
         return;
@@ -595,6 +626,27 @@ async fn an_eight_gpu_domain_carries_eight_distinct_hostdevs() {
         lab.driver.define_only(&other).await,
         Err(DriverError::NoCapacity(_))
     ));
+    // Hibernating a guest with GPUs gives them back (no managed save with passthrough devices)...
+    lab.driver.hibernate_instance("g8").await.unwrap();
+    let shelved = lab.driver.domain_xml("g8").await.unwrap().unwrap();
+    assert_eq!(hostdevs(&shelved), vec![], "{shelved}");
+    assert_eq!(
+        lab.driver.observe_instance("g8").await.unwrap().state,
+        PowerState::Hibernated
+    );
+    let mut taker = lab.spec("g9", Lab::tiny(2), None);
+    taker.gpu_model = "H100-SXM5-80GB".into();
+    taker.gpu_count = 8;
+    assert_eq!(
+        hostdevs(&lab.driver.define_only(&taker).await.unwrap()).len(),
+        8
+    );
+    // ...and restore needs free GPUs on the same host again.
+    assert!(matches!(
+        lab.driver.restore_instance(&spec).await,
+        Err(DriverError::NoCapacity(_))
+    ));
+    lab.delete_and_check_gone("g9").await;
     // Another model is not on this host at all.
     other.gpu_model = "B200-180GB".into();
     assert!(matches!(

@@ -68,6 +68,11 @@ pub struct GpuGroup {
     pub model: String,
     /// PCI addresses like `0000:17:00.0`.
     pub addresses: Vec<String>,
+    /// Whether the devices are passed through to guests (the default). `false` makes the addresses
+    /// placeholders: placement counts them, guests get no device. For demos and tests on machines
+    /// without GPUs.
+    #[serde(default = "default_passthrough")]
+    pub passthrough: bool,
 }
 
 /// A bootable disk; `kernel`/`initrd` boot it directly (the tiny guest), otherwise its own boot loader does.
@@ -172,6 +177,19 @@ impl HostConfig {
             .collect()
     }
 
+    /// Whether the GPU at `address` is passed through to guests (a real device).
+    pub fn passes_through(&self, address: &crate::libvirt::xml::PciAddress) -> bool {
+        self.gpus
+            .iter()
+            .find(|group| {
+                group
+                    .addresses
+                    .iter()
+                    .any(|a| crate::libvirt::xml::PciAddress::parse(a).is_ok_and(|a| a == *address))
+            })
+            .is_none_or(|group| group.passthrough)
+    }
+
     /// Where clients reach this host: `address`, else the host part of the URI, else 127.0.0.1.
     pub fn public_address(&self) -> String {
         if let Some(address) = &self.address {
@@ -194,6 +212,9 @@ impl HostConfig {
     }
 }
 
+fn default_passthrough() -> bool {
+    true
+}
 fn default_domain_type() -> String {
     "kvm".into()
 }
@@ -255,9 +276,12 @@ mod tests {
         let config = toml::from_str::<File>(text).unwrap().libvirt;
         config.validate().unwrap();
         assert_eq!(config.network.mode, NetworkMode::User);
-        assert_eq!(config.hosts[0].gpu_addresses("rtx-a6000").len(), 2);
+        let host = &config.hosts[0];
+        assert_eq!(host.gpu_addresses("h100-sxm5-80gb").len(), 4);
+        let placeholder = crate::libvirt::xml::PciAddress::parse("0000:f0:00.0").unwrap();
+        assert!(!host.passes_through(&placeholder));
         assert!(
-            config.images["Ubuntu Server 22.04 LTS R550 CUDA 12.4"]
+            config.images["Ubuntu 24.04 + CUDA 12.8 Open + Docker"]
                 .kernel
                 .is_some()
         );

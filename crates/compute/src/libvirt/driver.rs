@@ -296,6 +296,7 @@ impl Inner {
                 Err(error) => return Err(driver_error("domain XML", error)),
             };
             gpus.extend(xml::hostdevs(&definition));
+            gpus.extend(Metadata::from_domain_xml(&definition).map_or_else(Vec::new, |m| m.gpus));
             ports.extend(xml::forwarded_ssh_port(&definition));
         }
         Ok((gpus, ports))
@@ -381,6 +382,7 @@ impl Inner {
     ) -> DomainXml {
         let (vcpus, memory_mb) = self.shape(spec);
         let filter = self.domain_name(&spec.id);
+        let (devices, slots) = split_gpus(host, gpus);
         let interface = match self.config.network.mode {
             NetworkMode::User => InterfaceXml::User {
                 address: self.config.network.forward_address.clone(),
@@ -407,7 +409,7 @@ impl Inner {
             disks,
             interface,
             mac: xml::mac_for(&spec.id),
-            gpus,
+            gpus: devices,
             console_log: format!(
                 "{}/{}",
                 self.config.pool_dir.to_string_lossy().trim_end_matches('/'),
@@ -419,6 +421,7 @@ impl Inner {
                 gpu_model: spec.gpu_model.clone(),
                 gpu_count: spec.gpu_count,
                 hibernated: false,
+                gpus: slots,
             },
         }
     }
@@ -706,6 +709,7 @@ impl Inner {
             gpu_model: String::new(),
             gpu_count: 0,
             hibernated: false,
+            gpus: vec![],
         });
         if metadata.hibernated || domain.has_managed_save(0).unwrap_or(false) {
             return Ok(());
@@ -724,6 +728,7 @@ impl Inner {
                 .map_err(|e| driver_error("release GPUs", e))?;
         }
         metadata.hibernated = true;
+        metadata.gpus.clear();
         self.set_metadata(domain, &metadata)
     }
 
@@ -744,9 +749,10 @@ impl Inner {
             gpu_model: spec.gpu_model.clone(),
             gpu_count: spec.gpu_count,
             hibernated: true,
+            gpus: vec![],
         });
         // Disks are local to the host, so the GPUs come from the same host again.
-        if spec.gpu_count > 0 && xml::hostdevs(&definition).is_empty() {
+        if spec.gpu_count > 0 && xml::hostdevs(&definition).is_empty() && metadata.gpus.is_empty() {
             let (used, _) = self.held(&found.conn)?;
             let free: Vec<PciAddress> = Self::configured_gpus(&found.host, &spec.gpu_model)
                 .into_iter()
@@ -762,11 +768,15 @@ impl Inner {
                     spec.gpu_count
                 )));
             }
-            let devices: Vec<String> = free.iter().map(PciAddress::hostdev_xml).collect();
-            found
-                .conn
-                .define_domain_xml(&xml::with_devices(&definition, &devices))
-                .map_err(|e| driver_error("assign GPUs", e))?;
+            let (devices, slots) = split_gpus(&found.host, free);
+            if !devices.is_empty() {
+                let devices: Vec<String> = devices.iter().map(PciAddress::hostdev_xml).collect();
+                found
+                    .conn
+                    .define_domain_xml(&xml::with_devices(&definition, &devices))
+                    .map_err(|e| driver_error("assign GPUs", e))?;
+            }
+            metadata.gpus = slots;
         }
         metadata.hibernated = false;
         self.set_metadata(domain, &metadata)?;
@@ -1258,6 +1268,11 @@ fn backup(domain: &Domain, definition: &str, target: &str) -> Result<(), DriverE
             done.error_message.unwrap_or_default()
         )))
     }
+}
+
+/// Chosen GPUs as (devices to pass through, placeholders held without a device).
+fn split_gpus(host: &HostConfig, gpus: Vec<PciAddress>) -> (Vec<PciAddress>, Vec<PciAddress>) {
+    gpus.into_iter().partition(|gpu| host.passes_through(gpu))
 }
 
 /// `vda`, `vdb`, … for disk index 0, 1, …

@@ -159,16 +159,21 @@ pub struct Metadata {
     pub gpu_count: u32,
     /// Shelved with its GPUs released (passthrough domains cannot be managed-saved).
     pub hibernated: bool,
+    /// GPUs held without a device (hosts configured with `passthrough = false`); passed-through ones are
+    /// the domain's hostdevs.
+    pub gpus: Vec<PciAddress>,
 }
 
 impl Metadata {
     pub fn to_xml(&self) -> String {
+        let gpus: Vec<String> = self.gpus.iter().map(ToString::to_string).collect();
         format!(
-            "<instance host='{}' gpu-model='{}' gpu-count='{}' hibernated='{}'/>",
+            "<instance host='{}' gpu-model='{}' gpu-count='{}' hibernated='{}' gpus='{}'/>",
             escape(&self.host),
             escape(&self.gpu_model),
             self.gpu_count,
-            if self.hibernated { "yes" } else { "no" }
+            if self.hibernated { "yes" } else { "no" },
+            gpus.join(",")
         )
     }
 
@@ -181,6 +186,11 @@ impl Metadata {
             gpu_model: attribute(element, "gpu-model").unwrap_or_default(),
             gpu_count: attribute(element, "gpu-count")?.parse().ok()?,
             hibernated: attribute(element, "hibernated").as_deref() == Some("yes"),
+            gpus: attribute(element, "gpus")
+                .unwrap_or_default()
+                .split(',')
+                .filter_map(|a| PciAddress::parse(a).ok())
+                .collect(),
         })
     }
 }
@@ -544,9 +554,10 @@ mod tests {
             gpu_model: "H100".into(),
             gpu_count: 8,
             hibernated: true,
+            gpus: vec![PciAddress::parse("0000:17:00.0").unwrap()],
         };
         let xml = format!(
-            "<domain><metadata>\n<barrack:instance xmlns:barrack=\"{METADATA_URI}\" host=\"h1\" gpu-model=\"H100\" gpu-count=\"8\" hibernated=\"yes\"/>\n</metadata></domain>"
+            "<domain><metadata>\n<barrack:instance xmlns:barrack=\"{METADATA_URI}\" host=\"h1\" gpu-model=\"H100\" gpu-count=\"8\" hibernated=\"yes\" gpus=\"0000:17:00.0\"/>\n</metadata></domain>"
         );
         assert_eq!(Metadata::from_domain_xml(&xml), Some(metadata));
     }
@@ -576,6 +587,7 @@ mod tests {
                 gpu_model: "m".into(),
                 gpu_count: 0,
                 hibernated: false,
+                gpus: vec![],
             },
         };
         assert_eq!(forwarded_ssh_port(&domain.to_xml()), Some(22201));

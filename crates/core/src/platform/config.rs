@@ -652,7 +652,7 @@ mod tests {
         let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../config/libvirt.example.toml");
         let config = Config::load(Some(&example), &[]).unwrap();
-        assert_eq!(config.libvirt.unwrap().hosts[0].region, "CANADA-1");
+        assert_eq!(config.libvirt.unwrap().hosts[0].region, "FINLAND-1");
     }
 
     /// Every key the configuration has is written in the example, as a value or as a commented line.
