@@ -16,13 +16,13 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
+use crate::platform::events::{self, NewEvent};
 use barrack_api::firewalls::{
     CreateFirewallRequest, DeletedFirewall, Firewall, FirewallAttachment, FirewallList,
     FirewallQuery, FirewallSummary, Protocol, ProtocolList, RemovedFirewallRule,
 };
 use barrack_api::instances::{SecurityRule, SecurityRuleRequest};
 use barrack_api::{PageQuery, Pagination, Tier};
-use barrack_store::events::{self, EventRow};
 use barrack_store::firewalls::{self, FirewallChange, FirewallFilter, FirewallRow};
 use barrack_store::instances::RuleRow;
 use barrack_store::{Store, StoreError, Tx};
@@ -694,20 +694,18 @@ pub(crate) async fn record_event(
     sequence: i64,
     now: i64,
 ) -> Result<()> {
-    let event = EventRow {
-        id: format!("evt-{}", crate::platform::ids::random_alphanumeric(16)),
-        account_id: row.account_id.clone(),
-        resource_type: "firewall".into(),
-        resource_id: row.id.clone(),
-        kind: kind.into(),
-        from_status: from.map(str::to_string),
-        to_status: to.map(str::to_string),
-        actor: actor.to_string(),
-        cause: cause.to_string(),
+    let event = NewEvent {
+        account_id: &row.account_id,
+        resource_type: "firewall",
+        resource_id: &row.id,
+        kind,
+        from,
+        to,
+        actor,
+        cause,
         sequence,
-        created_at: now,
     };
-    events::insert(&mut *tx, &event).await?;
+    events::record(tx, event, now).await?;
     Ok(())
 }
 

@@ -10,11 +10,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
+use crate::platform::events::{self, NewEvent};
 use barrack_api::volumes::{
     CloneVolumeRequest, CreateVolumeRequest, ResizeVolumeRequest, Volume, VolumeAction,
 };
 use barrack_api::{Currency, Tier};
-use barrack_store::events::{self, EventRow};
 use barrack_store::volumes::{self, VolumeChange, VolumeRow};
 use barrack_store::{StoreError, Tx};
 use rust_decimal::Decimal;
@@ -752,25 +752,19 @@ pub(crate) async fn record_event(
     sequence: i64,
     now: i64,
 ) -> Result<()> {
-    let event = EventRow {
-        id: format!("evt-{}", crate::platform::ids::random_alphanumeric(16)),
-        account_id: row.account_id.clone(),
-        resource_type: "volume".into(),
-        resource_id: row.id.clone(),
-        kind: if from.is_none() {
-            "created"
-        } else {
-            "status_changed"
-        }
-        .into(),
-        from_status: from.map(|s| s.as_str().to_string()),
-        to_status: Some(to.as_str().to_string()),
-        actor: actor.to_string(),
-        cause: cause.to_string(),
+    let from = from.map(VolumeState::as_str);
+    let event = NewEvent {
+        account_id: &row.account_id,
+        resource_type: "volume",
+        resource_id: &row.id,
+        kind: events::change_kind(from),
+        from,
+        to: Some(to.as_str()),
+        actor,
+        cause,
         sequence,
-        created_at: now,
     };
-    events::insert(&mut *tx, &event).await?;
+    events::record(tx, event, now).await?;
     // Billing follows every state change, in the same transaction.
     crate::billing::sync_volume(tx, config, &row.id, now).await
 }
