@@ -33,6 +33,7 @@ pub mod ssh_keys;
 pub mod validate;
 pub mod volume_worker;
 pub mod volumes;
+pub mod web_sessions;
 
 use std::sync::Arc;
 
