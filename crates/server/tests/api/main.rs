@@ -9,6 +9,7 @@ mod binary;
 mod catalog;
 mod contract;
 mod conventions;
+mod dashboard;
 mod deposits;
 mod fidelity;
 mod firewalls;
