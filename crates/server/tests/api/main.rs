@@ -6,6 +6,7 @@ mod accounts;
 mod billing;
 mod billing_property;
 mod binary;
+mod browser;
 mod catalog;
 mod contract;
 mod conventions;
