@@ -1,64 +1,50 @@
 //! Barrack's domain services: validation, rules, state machines and money. No HTTP here: handlers in
 //! `barrack-server` parse requests, call a service and render what it returns.
+//!
+//! The services are grouped by domain, and calls between domains go one way (`tests/domains.rs` keeps it
+//! so): `platform` below everything; `accounts` and `catalog` on it; `billing` on those; `network` and
+//! `storage` on those; `compute` on top. This file wires them together.
 
 pub mod accounts;
-pub mod auth;
-pub mod balance_guard;
 pub mod billing;
 pub mod catalog;
-pub mod clock;
-pub mod config;
-pub mod countries;
-pub mod deposits;
-pub mod error;
-pub mod firewall_worker;
-pub mod firewalls;
-pub mod ids;
-pub mod images;
-pub mod instance_worker;
-pub mod instances;
-pub mod jobs;
-pub mod ledger;
-pub mod lifecycle;
-pub mod money;
+pub mod compute;
 pub mod network;
-pub mod packets;
-pub mod payments;
-pub mod scripts;
-pub mod simulation;
-pub mod snapshot_worker;
-pub mod snapshots;
-pub mod ssh_key;
-pub mod ssh_keys;
-pub mod validate;
-pub mod volume_worker;
-pub mod volumes;
-pub mod web_sessions;
+pub mod platform;
+pub mod storage;
+
+// The modules' former flat paths, so callers outside the crate keep their imports.
+pub use accounts::{auth, scripts, ssh_key, ssh_keys};
+pub use billing::{balance_guard, deposits, ledger, payments};
+pub use compute::{instance_worker, instances, simulation};
+pub use network::{firewall_worker, firewalls, packets};
+pub use platform::{clock, config, countries, error, ids, jobs, lifecycle, money, validate};
+pub use storage::{images, snapshot_worker, snapshots, volume_worker, volumes};
 
 use std::sync::Arc;
 
 pub use barrack_store::Store;
-pub use error::{Error, Result};
+pub use platform::error::{Error, Result};
 
 use barrack_compute::ComputeDriver;
 use tokio::sync::Notify;
 
 use crate::accounts::AccountService;
-use crate::auth::Secrets;
+use crate::accounts::auth::Secrets;
+use crate::accounts::scripts::ScriptService;
+use crate::accounts::ssh_keys::SshKeyService;
 use crate::billing::BillingService;
+use crate::billing::deposits::DepositService;
+use crate::billing::ledger::LedgerService;
 use crate::catalog::CatalogService;
-use crate::clock::Clock;
-use crate::config::Config;
-use crate::deposits::DepositService;
-use crate::firewalls::FirewallService;
-use crate::images::ImageService;
-use crate::instances::InstanceService;
-use crate::ledger::LedgerService;
-use crate::scripts::ScriptService;
-use crate::simulation::SimulationService;
-use crate::snapshots::SnapshotService;
-use crate::ssh_keys::SshKeyService;
-use crate::volumes::VolumeService;
+use crate::compute::instances::InstanceService;
+use crate::compute::simulation::SimulationService;
+use crate::network::firewalls::FirewallService;
+use crate::platform::clock::Clock;
+use crate::platform::config::Config;
+use crate::storage::images::ImageService;
+use crate::storage::snapshots::SnapshotService;
+use crate::storage::volumes::VolumeService;
 
 /// What every service shares.
 pub struct Context {

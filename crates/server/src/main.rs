@@ -131,7 +131,9 @@ fn load_config(args: &ConfigArgs, listen: Option<String>) -> Result<Config> {
             Some(defaults.data_dir.join("barrack.toml")).filter(|p| p.exists())
         }
     };
-    Ok(Config::load(file.as_deref(), &env)?)
+    let config = Config::load(file.as_deref(), &env)?;
+    barrack_core::network::check_pools(&config)?;
+    Ok(config)
 }
 
 fn init_logging(format: LogFormat) {

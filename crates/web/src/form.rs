@@ -3,7 +3,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use barrack_core::web_sessions::{WebSession, csrf_matches};
+use barrack_core::accounts::web_sessions::{WebSession, csrf_matches};
 
 use crate::error::WebError;
 

@@ -15,7 +15,7 @@ use axum::Router;
 use axum::response::Response;
 use axum::routing::{get, post};
 use barrack_core::Services;
-use barrack_core::web_sessions::WebSessionService;
+use barrack_core::accounts::web_sessions::WebSessionService;
 
 pub use error::not_found_page;
 

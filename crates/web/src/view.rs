@@ -6,7 +6,7 @@ use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use barrack_api::Currency;
-use barrack_core::web_sessions::WebSession;
+use barrack_core::accounts::web_sessions::WebSession;
 use rust_decimal::Decimal;
 
 use crate::error::WebError;

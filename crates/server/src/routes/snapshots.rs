@@ -94,8 +94,8 @@ async fn restore_snapshot(
 ) -> ApiResult<Created<DeployedInstance>> {
     let instance = state
         .services
-        .snapshots
-        .restore(&caller, &id, request)
+        .instances
+        .restore_from_snapshot(&caller, &id, request)
         .await?;
     Ok(Created("Snapshot restore started", instance))
 }

@@ -7,7 +7,7 @@ use axum::response::Response;
 use barrack_api::Tier;
 use barrack_api::account::ProfileUpdate;
 use barrack_api::ledger::TransactionQuery;
-use barrack_core::web_sessions::WebSession;
+use barrack_core::accounts::web_sessions::WebSession;
 
 use crate::State;
 use crate::error::WebError;

@@ -8,7 +8,7 @@ use axum::response::Response;
 use barrack_api::PageQuery;
 use barrack_api::catalog::{CatalogQuery, PricingRequest, ResourceType};
 use barrack_api::instances::DeployRequest;
-use barrack_core::web_sessions::WebSession;
+use barrack_core::accounts::web_sessions::WebSession;
 
 use crate::State;
 use crate::error::WebError;

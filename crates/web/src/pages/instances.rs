@@ -399,7 +399,7 @@ fn event_view(e: &Event) -> EventView {
 
 async fn instance_page(
     state: &crate::WebState,
-    session: &barrack_core::web_sessions::WebSession,
+    session: &barrack_core::accounts::web_sessions::WebSession,
     id: &str,
     errors: Errors,
     snapshot_name: String,

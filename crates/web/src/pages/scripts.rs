@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use barrack_api::PageQuery;
 use barrack_api::scripts::{Script, ScriptRequest};
-use barrack_core::web_sessions::WebSession;
+use barrack_core::accounts::web_sessions::WebSession;
 
 use crate::State;
 use crate::error::WebError;

@@ -136,8 +136,8 @@ pub async fn restore(
     };
     match state
         .services
-        .snapshots
-        .restore(&session.caller, &id, request)
+        .instances
+        .restore_from_snapshot(&session.caller, &id, request)
         .await
     {
         Ok(created) => Ok(super::see(&format!("/instances/{}", created.instance_id))),

@@ -26,7 +26,7 @@ struct KeysPage {
 
 async fn keys_page(
     state: &crate::WebState,
-    session: &barrack_core::web_sessions::WebSession,
+    session: &barrack_core::accounts::web_sessions::WebSession,
 ) -> Result<KeysPage, WebError> {
     let keys = state
         .services

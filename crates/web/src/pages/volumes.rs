@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use barrack_api::catalog::CatalogQuery;
 use barrack_api::volumes::{CreateVolumeRequest, VolumeQuery};
-use barrack_core::web_sessions::WebSession;
+use barrack_core::accounts::web_sessions::WebSession;
 
 use crate::State;
 use crate::error::WebError;

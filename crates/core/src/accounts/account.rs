@@ -1,0 +1,636 @@
+//! Accounts: sign-up, sessions, billing profiles, API keys, and who is calling.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use barrack_api::account::{
+    AccessToken, ApiKey, CreatedApiKey, ProfileUpdate, RegisterRequest, TokenObtainPair, TokenPair,
+    UserProfile,
+};
+use barrack_api::{PageRequest, Pagination, Tier};
+use barrack_store::accounts::{AccountRow, ProfileFields};
+use barrack_store::api_keys::ApiKeyRow;
+use barrack_store::{StoreError, accounts, api_keys};
+
+use crate::accounts::auth::{self, TokenClaims, TokenKind};
+use crate::platform::clock::{format_ms, system_now_ms};
+use crate::platform::countries;
+use crate::platform::ids::{IdKind, new_id, random_alphanumeric};
+use crate::platform::validate::{Validator, check_label, length_between};
+use crate::{Context, Error, Result};
+
+/// Passwords of new accounts, in characters.
+pub const PASSWORD_MIN_CHARS: usize = 8;
+pub const PASSWORD_MAX_CHARS: usize = 128;
+
+/// How a request proved who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    ApiKey { id: String, name: String },
+    Token,
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub account: AccountRow,
+    /// The tier the request acts in: the key's, or the session's.
+    pub tier: Tier,
+    pub credential: Credential,
+}
+
+impl Caller {
+    pub fn account_id(&self) -> &str {
+        &self.account.id
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.account.is_admin
+    }
+
+    pub fn require_admin(&self) -> Result<()> {
+        if self.account.is_admin {
+            Ok(())
+        } else {
+            Err(Error::Forbidden("Operator access required".into()))
+        }
+    }
+
+    /// The name of the calling API key, if it was one.
+    pub fn key_name(&self) -> Option<&str> {
+        match &self.credential {
+            Credential::ApiKey { name, .. } => Some(name),
+            Credential::Token => None,
+        }
+    }
+}
+
+/// Most live API keys one account may hold.
+pub const MAX_API_KEYS: usize = 50;
+/// Last-used times are written at most this often per key, to keep reads free of writes.
+const TOUCH_INTERVAL_MS: i64 = 60_000;
+
+#[derive(Clone)]
+pub struct AccountService {
+    context: Arc<Context>,
+    touched: Arc<Mutex<HashMap<String, i64>>>,
+}
+
+/// What the first start of a new installation created.
+pub struct Bootstrap {
+    pub email: String,
+    pub password: String,
+    pub key: CreatedApiKey,
+}
+
+impl AccountService {
+    pub fn new(context: Arc<Context>) -> AccountService {
+        AccountService {
+            context,
+            touched: Arc::default(),
+        }
+    }
+
+    fn now(&self) -> i64 {
+        self.context.clock.now_ms()
+    }
+
+    /// `POST /api/auth/register/`.
+    pub async fn register(&self, request: RegisterRequest) -> Result<UserProfile> {
+        if !self.context.config.open_signup {
+            return Err(Error::Forbidden(
+                "Sign-up is closed on this installation; ask an operator for an account".into(),
+            ));
+        }
+        self.create_account(&request.email, &request.password, &request.name, false)
+            .await
+    }
+
+    /// Creates an account (sign-up and operators share this path).
+    pub async fn create_account(
+        &self,
+        email: &str,
+        password: &str,
+        name: &str,
+        admin: bool,
+    ) -> Result<UserProfile> {
+        let mut v = Validator::new();
+        let email = email.trim().to_lowercase();
+        v.check(valid_email(&email), "email", "Enter a valid email address");
+        v.check(
+            length_between(password, PASSWORD_MIN_CHARS, PASSWORD_MAX_CHARS),
+            "password",
+            format!(
+                "Password must be between {PASSWORD_MIN_CHARS} and {PASSWORD_MAX_CHARS} characters"
+            ),
+        );
+        check_person_name(&mut v, "name", name);
+        v.finish()?;
+        let now = self.now();
+        let row = AccountRow {
+            id: new_id(IdKind::User),
+            email,
+            password_hash: auth::hash_password(password).map_err(Error::internal)?,
+            name: name.trim().to_string(),
+            phone: None,
+            address_line: None,
+            city: None,
+            state: None,
+            postal_code: None,
+            country: None,
+            is_admin: admin,
+            created_at: now,
+            updated_at: now,
+        };
+        match accounts::insert(&mut &self.context.store, &row).await {
+            Ok(()) => Ok(profile_of(&row)),
+            Err(StoreError::Unique(_))
+                if self
+                    .context
+                    .store
+                    .account_by_email(&row.email)
+                    .await?
+                    .is_some() =>
+            {
+                Err(Error::conflict(
+                    "DUPLICATE_NAME",
+                    "An account with this email already exists",
+                ))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// On the very first start (no accounts at all), creates an operator account and an API key for it.
+    pub async fn bootstrap_admin(&self) -> Result<Option<Bootstrap>> {
+        if self.context.store.count_accounts().await? > 0 {
+            return Ok(None);
+        }
+        let email = "admin@barrack.local".to_string();
+        let password = random_alphanumeric(24);
+        let profile = self
+            .create_account(&email, &password, "Administrator", true)
+            .await?;
+        let key = self
+            .create_api_key(&profile.id, "admin", Tier::Advanced)
+            .await?;
+        Ok(Some(Bootstrap {
+            email,
+            password,
+            key,
+        }))
+    }
+
+    /// `POST /api/auth/token/`.
+    pub async fn login(&self, request: TokenObtainPair) -> Result<TokenPair> {
+        let account = self
+            .verify_credentials(&request.email, &request.password)
+            .await?;
+        let tier = request.tier.unwrap_or(Tier::Legacy);
+        Ok(TokenPair {
+            access: self.issue(&account.id, TokenKind::Access, tier),
+            refresh: self.issue(&account.id, TokenKind::Refresh, tier),
+        })
+    }
+
+    /// The account with this email and password (token sign-in and the dashboard's sign-in).
+    pub async fn verify_credentials(&self, email: &str, password: &str) -> Result<AccountRow> {
+        let email = email.trim().to_lowercase();
+        let account = self.context.store.account_by_email(&email).await?;
+        let valid = match &account {
+            Some(a) => auth::verify_password(password, &a.password_hash),
+            None => {
+                // Same work either way, so timing does not reveal which emails exist.
+                auth::verify_password(password, DUMMY_HASH);
+                false
+            }
+        };
+        account
+            .filter(|_| valid)
+            .ok_or_else(|| Error::Unauthenticated("Invalid email or password".into()))
+    }
+
+    /// `POST /api/auth/token/refresh/`.
+    pub async fn refresh(&self, refresh: &str) -> Result<AccessToken> {
+        let claims = self
+            .context
+            .secrets
+            .verify_token(refresh, system_now_ms() / 1000)
+            .filter(|c| c.typ == TokenKind::Refresh)
+            .ok_or_else(|| Error::Unauthenticated("Refresh token is invalid or expired".into()))?;
+        if self
+            .context
+            .store
+            .account_by_id(&claims.sub)
+            .await?
+            .is_none()
+        {
+            return Err(Error::Unauthenticated(
+                "Refresh token is invalid or expired".into(),
+            ));
+        }
+        Ok(AccessToken {
+            access: self.issue(&claims.sub, TokenKind::Access, claims.tier),
+        })
+    }
+
+    // Session tokens follow real time, not the simulated clock: moving the simulation a month ahead must
+    // not log everyone out.
+    fn issue(&self, account_id: &str, kind: TokenKind, tier: Tier) -> String {
+        let now = system_now_ms() / 1000;
+        let ttl = match kind {
+            TokenKind::Access => self.context.config.tokens.access_ttl_seconds,
+            TokenKind::Refresh => self.context.config.tokens.refresh_ttl_seconds,
+        };
+        self.context.secrets.sign_token(&TokenClaims {
+            sub: account_id.to_string(),
+            typ: kind,
+            tier,
+            iat: now,
+            exp: now + ttl as i64,
+            jti: random_alphanumeric(12),
+        })
+    }
+
+    /// Resolves an `X-API-Key` secret. Revoked keys fail at once: every request reads the key's row.
+    pub async fn authenticate_key(&self, secret: &str) -> Result<Caller> {
+        let unauthenticated = || Error::Unauthenticated("Invalid or revoked API key".into());
+        if !secret.starts_with("sk_") || secret.len() > 128 {
+            return Err(unauthenticated());
+        }
+        let hash = self.context.secrets.hash_api_key(secret);
+        let (key, account) = self
+            .context
+            .store
+            .live_api_key_by_hash(&hash)
+            .await?
+            .ok_or_else(unauthenticated)?;
+        self.touch(&key.id).await;
+        let tier = Tier::parse(&key.tier)
+            .ok_or_else(|| Error::internal(format!("key {} has tier {}", key.id, key.tier)))?;
+        Ok(Caller {
+            account,
+            tier,
+            credential: Credential::ApiKey {
+                id: key.id,
+                name: key.name,
+            },
+        })
+    }
+
+    /// Resolves an `Authorization: Bearer` access token.
+    pub async fn authenticate_token(&self, token: &str) -> Result<Caller> {
+        let unauthenticated =
+            || Error::Unauthenticated("Access token is invalid or expired".into());
+        let claims = self
+            .context
+            .secrets
+            .verify_token(token, system_now_ms() / 1000)
+            .filter(|c| c.typ == TokenKind::Access)
+            .ok_or_else(unauthenticated)?;
+        let account = self
+            .context
+            .store
+            .account_by_id(&claims.sub)
+            .await?
+            .ok_or_else(unauthenticated)?;
+        Ok(Caller {
+            account,
+            tier: claims.tier,
+            credential: Credential::Token,
+        })
+    }
+
+    async fn touch(&self, key_id: &str) {
+        let now = self.now();
+        {
+            let mut touched = self.touched.lock().expect("touch map");
+            match touched.get(key_id) {
+                Some(&at) if now - at < TOUCH_INTERVAL_MS => return,
+                _ => touched.insert(key_id.to_string(), now),
+            };
+        }
+        if let Err(e) = self.context.store.touch_api_key(key_id, now).await {
+            tracing::warn!(error = %e, key_id, "could not record API key use");
+        }
+    }
+
+    pub fn profile(&self, caller: &Caller) -> UserProfile {
+        profile_of(&caller.account)
+    }
+
+    /// `PUT` (`replace`) or `PATCH` of the profile.
+    pub async fn update_profile(
+        &self,
+        caller: &Caller,
+        update: ProfileUpdate,
+        replace: bool,
+    ) -> Result<UserProfile> {
+        let current = &caller.account;
+        // PUT: absent means cleared. PATCH: absent means unchanged.
+        let pick = |new: Option<Option<String>>, old: &Option<String>| -> Option<String> {
+            let value = match new {
+                Some(v) => v,
+                None if replace => None,
+                None => old.clone(),
+            };
+            value
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        };
+        let mut v = Validator::new();
+        let name = match update.name {
+            Some(Some(name)) => name.trim().to_string(),
+            Some(None) => {
+                v.add("name", "Name is required");
+                String::new()
+            }
+            None if replace => {
+                v.add("name", "Name is required");
+                String::new()
+            }
+            None => current.name.clone(),
+        };
+        if !v.has("name") {
+            check_person_name(&mut v, "name", &name);
+        }
+        let mut fields = ProfileFields {
+            name,
+            phone: pick(update.phone, &current.phone),
+            address_line: pick(update.address_line, &current.address_line),
+            city: pick(update.city, &current.city),
+            state: pick(update.state, &current.state),
+            postal_code: pick(update.postal_code, &current.postal_code),
+            country: pick(update.country, &current.country),
+        };
+        if let Some(phone) = &fields.phone {
+            let digits = phone.chars().filter(char::is_ascii_digit).count();
+            v.check(
+                phone
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || " +-().".contains(c))
+                    && (7..=15).contains(&digits),
+                "phone",
+                "Phone number must have 7 to 15 digits and only digits, spaces, +, -, ( and )",
+            );
+        }
+        if let Some(line) = &fields.address_line {
+            v.check(
+                line.chars().count() <= 255,
+                "address_line",
+                "Address line must be 255 characters or less",
+            );
+        }
+        for (field, value) in [("city", &fields.city), ("state", &fields.state)] {
+            if let Some(value) = value {
+                v.check(
+                    value.chars().count() <= 100,
+                    field,
+                    format!("{} must be 100 characters or less", title(field)),
+                );
+            }
+        }
+        if let Some(code) = &fields.postal_code {
+            v.check(
+                length_between(code, 2, 20)
+                    && code
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ' '),
+                "postal_code",
+                "Postal code must be 2 to 20 characters: letters, digits, hyphens and spaces",
+            );
+        }
+        if let Some(country) = &fields.country {
+            match countries::normalize(country) {
+                Some(code) => fields.country = Some(code),
+                None => v.add(
+                    "country",
+                    "Country must be an ISO 3166-1 alpha-2 code such as US, DE or IN",
+                ),
+            }
+        }
+        v.finish()?;
+        let now = self.now();
+        if !self
+            .context
+            .store
+            .update_profile(&current.id, &fields, now)
+            .await?
+        {
+            return Err(Error::not_found("Account", &current.id));
+        }
+        let updated = self
+            .context
+            .store
+            .account_by_id(&current.id)
+            .await?
+            .ok_or_else(|| Error::not_found("Account", &current.id))?;
+        Ok(profile_of(&updated))
+    }
+
+    /// `POST /api/api-keys/`: the secret is in the answer and nowhere else.
+    pub async fn create_api_key(
+        &self,
+        account_id: &str,
+        name: &str,
+        tier: Tier,
+    ) -> Result<CreatedApiKey> {
+        let mut v = Validator::new();
+        check_label(&mut v, "name", name);
+        v.finish()?;
+        let name = name.trim();
+        let live = self.context.store.live_api_keys(account_id).await?;
+        if live.iter().any(|k| k.name == name) {
+            return Err(Error::conflict(
+                "DUPLICATE_NAME",
+                format!("An API key named '{name}' already exists"),
+            ));
+        }
+        if live.len() >= MAX_API_KEYS {
+            return Err(Error::conflict(
+                "LIMIT_EXCEEDED",
+                format!("An account may hold at most {MAX_API_KEYS} API keys"),
+            ));
+        }
+        let secret = auth::generate_api_key();
+        let row = ApiKeyRow {
+            id: new_id(IdKind::ApiKey),
+            account_id: account_id.to_string(),
+            name: name.to_string(),
+            tier: tier.as_str().to_string(),
+            prefix: auth::api_key_prefix(&secret),
+            secret_hash: self.context.secrets.hash_api_key(&secret),
+            created_at: self.now(),
+            last_used_at: None,
+            revoked_at: None,
+        };
+        match api_keys::insert(&mut &self.context.store, &row).await {
+            Ok(()) => {}
+            Err(StoreError::Unique(_)) => {
+                return Err(Error::conflict(
+                    "DUPLICATE_NAME",
+                    format!("An API key named '{name}' already exists"),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(CreatedApiKey {
+            id: row.id,
+            name: row.name,
+            tier,
+            prefix: row.prefix,
+            key: secret,
+            created_at: format_ms(row.created_at),
+        })
+    }
+
+    pub async fn list_api_keys(&self, account_id: &str) -> Result<Vec<ApiKey>> {
+        let keys = self.context.store.live_api_keys(account_id).await?;
+        Ok(keys
+            .into_iter()
+            .map(|k| ApiKey {
+                tier: Tier::parse(&k.tier).unwrap_or(Tier::Legacy),
+                id: k.id,
+                name: k.name,
+                prefix: k.prefix,
+                created_at: format_ms(k.created_at),
+                last_used_at: k.last_used_at.map(format_ms),
+            })
+            .collect())
+    }
+
+    /// `DELETE /api/api-keys/{id}/`: revokes at once.
+    pub async fn revoke_api_key(&self, account_id: &str, key_id: &str) -> Result<()> {
+        if self
+            .context
+            .store
+            .revoke_api_key(account_id, key_id, self.now())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::not_found("API key", key_id))
+        }
+    }
+
+    /// Operators: a page of every account.
+    pub async fn list_accounts(&self, page: PageRequest) -> Result<(Vec<UserProfile>, Pagination)> {
+        let (rows, total) = self
+            .context
+            .store
+            .list_accounts(page.offset(), page.limit)
+            .await?;
+        Ok((
+            rows.iter().map(profile_of).collect(),
+            Pagination::new(page, total),
+        ))
+    }
+
+    pub async fn account(&self, id: &str) -> Result<AccountRow> {
+        self.context
+            .store
+            .account_by_id(id)
+            .await?
+            .ok_or_else(|| Error::not_found("User", id))
+    }
+}
+
+/// A valid Argon2 hash of a random password, verified against when the email is unknown.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3bPfYzxL0o0W8aXw6ZVrBDBmO6MNtEchnmfM5JqjhUQ";
+
+fn title(field: &str) -> String {
+    let mut c = field.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
+}
+
+fn valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    email.len() <= 254
+        && !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !email.chars().any(char::is_whitespace)
+        && !domain.contains('@')
+}
+
+/// Person names: letters, spaces, hyphens, apostrophes; 2–100 characters.
+fn check_person_name(v: &mut Validator, field: &str, name: &str) {
+    let name = name.trim();
+    if !length_between(name, 2, 100) {
+        v.add(field, "Name must be between 2 and 100 characters");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_alphabetic() || c == ' ' || c == '-' || c == '\'')
+    {
+        v.add(
+            field,
+            "Name must contain only letters, spaces, hyphens, and apostrophes",
+        );
+    }
+}
+
+/// Fields a billing profile still lacks.
+pub fn missing_profile_fields(account: &AccountRow) -> Vec<&'static str> {
+    let mut missing = Vec::new();
+    if account.name.trim().is_empty() {
+        missing.push("name");
+    }
+    if account.address_line.is_none() {
+        missing.push("address_line");
+    }
+    if account.postal_code.is_none() {
+        missing.push("postal_code");
+    }
+    if account.country.is_none() {
+        missing.push("country");
+    }
+    missing
+}
+
+pub fn profile_of(account: &AccountRow) -> UserProfile {
+    UserProfile {
+        id: account.id.clone(),
+        email: account.email.clone(),
+        name: account.name.clone(),
+        phone: account.phone.clone(),
+        address_line: account.address_line.clone(),
+        city: account.city.clone(),
+        state: account.state.clone(),
+        postal_code: account.postal_code.clone(),
+        country: account.country.clone(),
+        currency: countries::currency_for(account.country.as_deref()),
+        profile_complete: missing_profile_fields(account).is_empty(),
+        admin: account.is_admin,
+        created_at: format_ms(account.created_at),
+    }
+}
+
+/// Who an account's own request is recorded as, in events and jobs.
+pub fn actor(caller: &Caller) -> String {
+    format!("user:{}", caller.account_id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        assert!(valid_email("a@b.co"));
+        assert!(!valid_email("a@b"));
+        assert!(!valid_email("@b.co"));
+        assert!(!valid_email("a b@c.co"));
+        assert!(!valid_email("a@@b.co"));
+    }
+
+    #[test]
+    fn the_dummy_hash_parses() {
+        assert!(argon2::password_hash::PasswordHash::new(DUMMY_HASH).is_ok());
+    }
+}

@@ -1,0 +1,40 @@
+//! The balance check before anything billable is created: the account must hold at least the minimum
+//! balance of its currency and the first hour of the new resource (402 otherwise).
+
+use barrack_api::Currency;
+use rust_decimal::Decimal;
+
+use crate::accounts::Caller;
+use crate::platform::money::{display_amount, from_micros};
+use crate::{Context, Error, Result};
+
+/// 402 `INSUFFICIENT_BALANCE` unless the caller's balance in `currency` covers both the configured minimum
+/// balance and `first_hour` (the hourly rate of what is about to be created).
+pub async fn require_balance(
+    context: &Context,
+    caller: &Caller,
+    currency: Currency,
+    first_hour: Decimal,
+) -> Result<()> {
+    let minimum = context
+        .config
+        .billing
+        .minimum_balance
+        .get(&currency)
+        .map(|d| d.0)
+        .unwrap_or_default();
+    let held = context.store.balances(caller.account_id()).await?;
+    let balance = held
+        .iter()
+        .find(|(c, _)| c == currency.as_str())
+        .map(|(_, m)| from_micros(*m))
+        .unwrap_or_default();
+    let needed = minimum.max(first_hour);
+    if balance < needed {
+        return Err(Error::InsufficientBalance(format!(
+            "Insufficient balance: {balance} {currency} available, at least {} {currency} needed (the minimum balance and the first hour of this resource)",
+            display_amount(needed)
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,12 @@
+//! Money an account holds and spends: billing periods and the meter that charges them (`meter`), the ledger
+//! and balances, the balance guard of new resources, deposits and the payment providers behind them. Uses
+//! `platform`, `accounts` and `catalog`; it reaches instances only through [`Depletion`], which `compute`
+//! implements.
+
+pub mod balance_guard;
+pub mod deposits;
+pub mod ledger;
+mod meter;
+pub mod payments;
+
+pub use meter::*;

@@ -1,0 +1,304 @@
+//! Finishing instance operations: the job handler that calls the compute driver and records the outcome,
+//! and the reconciler that notices instances the driver lost.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use barrack_compute::{BootDisk, DriverError, InstanceSpec, Placement, PowerState};
+use barrack_store::instances::{self, InstanceChange, InstanceRow};
+use barrack_store::jobs::JobRow;
+use barrack_store::{Tx, capacity, public_ips};
+
+use crate::compute::instances::{
+    InstanceJob, JobAction, instance_address, parse_state, record_event_at,
+};
+use crate::platform::jobs::{JobHandler, Outcome};
+use crate::platform::lifecycle::{InstanceState, recorded_power};
+use crate::{Context, Error, Result};
+
+const SYSTEM: &str = "system";
+
+pub struct InstanceWorker {
+    context: Arc<Context>,
+}
+
+impl InstanceWorker {
+    pub fn new(context: Arc<Context>) -> InstanceWorker {
+        InstanceWorker { context }
+    }
+
+    fn spec(row: &InstanceRow) -> InstanceSpec {
+        InstanceSpec {
+            id: row.id.clone(),
+            name: row.name.clone(),
+            region: row.region.clone(),
+            gpu_model: row.gpu_model.clone(),
+            gpu_count: row.gpu_count as u32,
+            vcpus: row.vcpus as u32,
+            ram_gb: row.ram_gb as u32,
+            boot: match (&row.boot_volume_id, &row.source_snapshot_id) {
+                (Some(volume_id), _) => BootDisk::Volume {
+                    volume_id: volume_id.clone(),
+                },
+                // Restored from a snapshot, or booted from a custom image: a copy of the snapshot's disk.
+                (None, Some(snapshot_id)) => BootDisk::Snapshot {
+                    snapshot_id: snapshot_id.clone(),
+                    size_gb: row.storage_gb as u32,
+                },
+                (None, None) => BootDisk::Image {
+                    image: row.operating_system.clone().unwrap_or_default(),
+                    size_gb: row.storage_gb as u32,
+                },
+            },
+            ssh_public_keys: row.ssh_public_key.iter().cloned().collect(),
+            cloud_init: row.cloud_init.clone(),
+            startup_script: row.startup_script.clone(),
+            volume_ids: vec![],
+        }
+    }
+
+    /// Tells the driver what the database says about the instance (see `ComputeDriver::recognize`).
+    fn recognize(&self, row: &InstanceRow) {
+        if let Some(power) = recorded_power(row) {
+            self.context.driver.recognize(
+                &row.id,
+                &row.region,
+                row.gpu_count as u32,
+                row.host.as_deref(),
+                power,
+            );
+        }
+    }
+
+    async fn call_driver(
+        &self,
+        row: &InstanceRow,
+        action: JobAction,
+    ) -> Result<Option<Placement>, DriverError> {
+        self.recognize(row);
+        let driver = &self.context.driver;
+        match action {
+            JobAction::Create => {
+                if let Some(snapshot_id) = &row.source_snapshot_id {
+                    crate::storage::snapshots::recognize_disk(&self.context, snapshot_id)
+                        .await
+                        .map_err(|e| DriverError::Transient(e.to_string()))?;
+                }
+                driver.create_instance(&Self::spec(row)).await.map(Some)
+            }
+            JobAction::Restore => driver.restore_instance(&Self::spec(row)).await.map(Some),
+            JobAction::Start => driver.start_instance(&row.id).await.map(|_| None),
+            JobAction::Stop => driver.stop_instance(&row.id).await.map(|_| None),
+            JobAction::Reboot => driver.reboot_instance(&row.id).await.map(|_| None),
+            JobAction::Hibernate => driver.hibernate_instance(&row.id).await.map(|_| None),
+            JobAction::Delete => driver.delete_instance(&row.id).await.map(|_| None),
+        }
+    }
+
+    /// Records a finished operation: the stable state, placement and address, and what is given back.
+    async fn complete(
+        &self,
+        row: &InstanceRow,
+        action: JobAction,
+        placement: Option<Placement>,
+    ) -> Result<bool> {
+        let now = self.context.clock.now_ms();
+        let mut tx = self.context.store.begin().await?;
+        let mut change = InstanceChange::default();
+        let to = match action {
+            JobAction::Create | JobAction::Restore => {
+                change.host = Some(placement.map(|p| p.host));
+                let address = instance_address(&mut tx, row, now).await?;
+                change.ip_address = Some(address);
+                InstanceState::Active
+            }
+            JobAction::Start | JobAction::Reboot => InstanceState::Active,
+            JobAction::Stop => InstanceState::Shutoff,
+            JobAction::Hibernate => {
+                release(&mut tx, row, &mut change, now).await?;
+                InstanceState::Hibernated
+            }
+            JobAction::Delete => {
+                release(&mut tx, row, &mut change, now).await?;
+                change.deleted_at = Some(now);
+                InstanceState::Deleted
+            }
+        };
+        change.status = Some(to.as_str().into());
+        if !instances::update(&mut tx, &row.id, row.generation, &change, now).await? {
+            return Ok(false);
+        }
+        if matches!(action, JobAction::Create | JobAction::Restore) {
+            // A new machine: program its security rules (its own and its firewalls').
+            let attempts = i64::from(self.context.config.jobs.max_attempts);
+            crate::network::firewalls::program_new_machine(&mut tx, &row.id, attempts, now).await?;
+        }
+        let from = parse_state(&row.status)?;
+        let cause = format!("{} completed", action_name(action));
+        record_event_at(
+            &self.context.config,
+            &mut tx,
+            row,
+            Some(from),
+            to,
+            SYSTEM,
+            &cause,
+            row.generation + 1,
+            now,
+        )
+        .await?;
+        tx.commit().await.map_err(Error::internal)?;
+        Ok(true)
+    }
+
+    /// Puts the instance in ERROR with `reason`, giving back its GPUs and address.
+    pub async fn fail(&self, row: &InstanceRow, reason: &str) -> Result<bool> {
+        let now = self.context.clock.now_ms();
+        let mut tx = self.context.store.begin().await?;
+        let mut change = InstanceChange {
+            status: Some(InstanceState::Error.as_str().into()),
+            status_reason: Some(Some(reason.to_string())),
+            ..Default::default()
+        };
+        release(&mut tx, row, &mut change, now).await?;
+        if !instances::update(&mut tx, &row.id, row.generation, &change, now).await? {
+            return Ok(false);
+        }
+        let from = parse_state(&row.status)?;
+        record_event_at(
+            &self.context.config,
+            &mut tx,
+            row,
+            Some(from),
+            InstanceState::Error,
+            SYSTEM,
+            reason,
+            row.generation + 1,
+            now,
+        )
+        .await?;
+        tx.commit().await.map_err(Error::internal)?;
+        Ok(true)
+    }
+
+    /// Tells the driver about every instance on record, before any work runs: after a restart the
+    /// simulator learns of the machines that kept running, before new placements could collide with them.
+    pub async fn recognize_all(&self) -> Result<()> {
+        let live = [
+            "ACTIVE",
+            "STARTING",
+            "STOPPING",
+            "SHUTOFF",
+            "REBOOTING",
+            "HIBERNATING",
+            "HIBERNATED",
+            "RESTORING",
+            "DELETING",
+        ];
+        for row in self.context.store.instances_with_status(&live).await? {
+            self.recognize(&row);
+        }
+        Ok(())
+    }
+
+    /// Compares what the driver sees with what the database says for resting instances, and moves the ones
+    /// the driver lost (host failure, vanished VM) to ERROR. Returns how many it changed.
+    pub async fn reconcile(&self) -> Result<usize> {
+        let mut changed = 0;
+        let resting = self
+            .context
+            .store
+            .instances_with_status(&["ACTIVE", "SHUTOFF"])
+            .await?;
+        for row in resting {
+            self.recognize(&row);
+            let observed = match self.context.driver.observe_instance(&row.id).await {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::warn!(instance = %row.id, error = %e, "could not observe instance");
+                    continue;
+                }
+            };
+            let reason = match observed.state {
+                PowerState::Failed(reason) => reason,
+                PowerState::Missing => "the instance is gone from its host".to_string(),
+                _ => continue,
+            };
+            if self.fail(&row, &reason).await? {
+                tracing::warn!(instance = %row.id, %reason, "instance lost; marked ERROR");
+                changed += 1;
+            }
+        }
+        Ok(changed)
+    }
+}
+
+/// Gives back GPUs and the public address an instance holds, and clears its placement.
+async fn release(
+    tx: &mut Tx,
+    row: &InstanceRow,
+    change: &mut InstanceChange,
+    now: i64,
+) -> Result<()> {
+    if row.gpus_allocated > 0 {
+        capacity::release(tx, &row.region, &row.gpu_model, row.gpus_allocated, now).await?;
+    }
+    public_ips::release(tx, &row.id, now).await?;
+    change.gpus_allocated = Some(0);
+    change.host = Some(None);
+    change.ip_address = Some(None);
+    Ok(())
+}
+
+fn action_name(action: JobAction) -> &'static str {
+    match action {
+        JobAction::Create => "create",
+        JobAction::Start => "start",
+        JobAction::Stop => "stop",
+        JobAction::Reboot => "reboot",
+        JobAction::Hibernate => "hibernate",
+        JobAction::Restore => "restore",
+        JobAction::Delete => "delete",
+    }
+}
+
+#[async_trait]
+impl JobHandler for InstanceWorker {
+    async fn run(&self, job: &JobRow) -> Outcome {
+        let Ok(payload) = serde_json::from_str::<InstanceJob>(&job.payload) else {
+            return Outcome::Fail(format!("unreadable instance job payload: {}", job.payload));
+        };
+        let row = match self.context.store.instance_by_id(&job.resource_id).await {
+            Ok(Some(row)) => row,
+            Ok(None) => {
+                return Outcome::Fail(format!("instance {} does not exist", job.resource_id));
+            }
+            Err(e) => return e.into(),
+        };
+        if row.generation != payload.generation {
+            // The instance moved on (failed, or was changed by an operator): this job is obsolete.
+            return Outcome::Done;
+        }
+        let recorded = match self.call_driver(&row, payload.action).await {
+            Ok(placement) => self.complete(&row, payload.action, placement).await,
+            // No room on any host although the stock ledger had some: the scheduler may catch up, so retry.
+            Err(DriverError::Transient(message) | DriverError::NoCapacity(message))
+                if job.attempts < job.max_attempts =>
+            {
+                return Outcome::Retry(message);
+            }
+            Err(e) => {
+                let reason = format!("{} failed: {e}", action_name(payload.action));
+                return match self.fail(&row, &reason).await {
+                    Ok(_) => Outcome::Fail(reason),
+                    Err(e) => Outcome::Retry(e.to_string()),
+                };
+            }
+        };
+        match recorded {
+            Ok(_) => Outcome::Done,
+            Err(Error::Internal(detail)) => Outcome::Retry(detail),
+            Err(e) => Outcome::Retry(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! Addresses and packet rules: CIDR parsing, public address pools, and the validation of security rules.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use barrack_api::instances::{SecurityRule, SecurityRuleRequest};
+use barrack_store::instances::RuleRow;
+
+use crate::platform::config::{Config, ConfigError};
+use crate::platform::validate::Validator;
+
+/// A parsed CIDR block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub address: IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `a.b.c.d/n` or `x::y/n` (a bare address is a single host); the error says what is wrong.
+    pub fn parse(text: &str) -> Result<Cidr, String> {
+        let text = text.trim();
+        let (address, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let address: IpAddr = address
+            .parse()
+            .map_err(|_| format!("'{text}' is not an IP address or CIDR block"))?;
+        let max = if address.is_ipv4() { 32 } else { 128 };
+        let prefix =
+            match prefix {
+                Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| {
+                    format!("prefix length of '{text}' must be between 0 and {max}")
+                })?,
+                None => max,
+            };
+        Ok(Cidr { address, prefix })
+    }
+
+    /// The block with host bits cleared.
+    pub fn network(self) -> Cidr {
+        let address = match self.address {
+            IpAddr::V4(a) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - self.prefix)
+                };
+                IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
+            }
+            IpAddr::V6(a) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - self.prefix)
+                };
+                IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask))
+            }
+        };
+        Cidr {
+            address,
+            prefix: self.prefix,
+        }
+    }
+
+    pub fn contains(self, ip: IpAddr) -> bool {
+        match (self.network().address, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - self.prefix)
+                };
+                u32::from(ip) & mask == u32::from(net)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - self.prefix)
+                };
+                u128::from(ip) & mask == u128::from(net)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.address, self.prefix)
+    }
+}
+
+/// Every region's `public_ip_pool` is a block [`pool_addresses`] accepts; run on a loaded configuration
+/// (addresses are this domain's, so the configuration's own checks leave them here).
+pub fn check_pools(config: &Config) -> Result<(), ConfigError> {
+    for region in &config.regions {
+        if let Err(e) = pool_addresses(&region.public_ip_pool) {
+            return Err(ConfigError::Invalid(format!(
+                "region '{}': public_ip_pool: {e}",
+                region.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The usable addresses of an IPv4 pool (network and broadcast addresses excluded below /31).
+pub fn pool_addresses(cidr: &str) -> Result<Vec<String>, String> {
+    let block = Cidr::parse(cidr)?;
+    let IpAddr::V4(start) = block.network().address else {
+        return Err(format!("'{cidr}' is not an IPv4 block"));
+    };
+    if block.prefix < 16 {
+        return Err(format!("'{cidr}' is larger than a /16"));
+    }
+    let size = 1u32 << (32 - block.prefix);
+    let first = u32::from(start);
+    let (from, to) = if size > 2 {
+        (first + 1, first + size - 1)
+    } else {
+        (first, first + size)
+    };
+    Ok((from..to).map(|a| Ipv4Addr::from(a).to_string()).collect())
+}
+
+/// IP protocols accepted in rules by name, with their numbers (as OpenStack Neutron accepts them).
+pub const PROTOCOLS: &[(&str, u8)] = &[
+    ("ah", 51),
+    ("dccp", 33),
+    ("egp", 8),
+    ("esp", 50),
+    ("gre", 47),
+    ("icmp", 1),
+    ("icmpv6", 58),
+    ("igmp", 2),
+    ("ipip", 4),
+    ("ipv6-encap", 41),
+    ("ipv6-frag", 44),
+    ("ipv6-icmp", 58),
+    ("ipv6-nonxt", 59),
+    ("ipv6-opts", 60),
+    ("ipv6-route", 43),
+    ("ospf", 89),
+    ("pgm", 113),
+    ("rsvp", 46),
+    ("sctp", 132),
+    ("tcp", 6),
+    ("udp", 17),
+    ("udplite", 136),
+    ("vrrp", 112),
+];
+
+/// A rule after validation, in its canonical form.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ValidRule {
+    pub direction: String,
+    pub ethertype: String,
+    /// Lowercase name or number; `None` is any protocol.
+    pub protocol: Option<String>,
+    pub port_range_min: Option<u16>,
+    pub port_range_max: Option<u16>,
+    /// Normalised CIDR; `None` is anywhere.
+    pub remote_ip_prefix: Option<String>,
+}
+
+/// Whether rules of the protocol take port ranges.
+pub fn port_protocol(protocol: Option<&str>) -> bool {
+    matches!(
+        protocol,
+        Some("tcp" | "udp" | "sctp" | "dccp" | "udplite" | "6" | "17" | "132" | "33" | "136")
+    )
+}
+
+/// Checks one rule; field errors are reported under `prefix` (e.g. `security_rules[0].`).
+pub fn validate_rule(
+    v: &mut Validator,
+    prefix: &str,
+    rule: &SecurityRuleRequest,
+) -> Option<ValidRule> {
+    let field = |name: &str| format!("{prefix}{name}");
+    let before = v.error_count();
+    let direction = rule.direction.trim().to_lowercase();
+    v.check(
+        matches!(direction.as_str(), "ingress" | "egress"),
+        &field("direction"),
+        "Direction must be 'ingress' or 'egress'",
+    );
+    let ethertype = match rule.ethertype.as_deref().map(str::trim) {
+        None | Some("") => "IPv4".to_string(),
+        Some(e) if e.eq_ignore_ascii_case("ipv4") => "IPv4".to_string(),
+        Some(e) if e.eq_ignore_ascii_case("ipv6") => "IPv6".to_string(),
+        Some(_) => {
+            v.add(&field("ethertype"), "Ethertype must be 'IPv4' or 'IPv6'");
+            String::new()
+        }
+    };
+    let protocol = match rule.protocol.as_deref().map(|p| p.trim().to_lowercase()) {
+        None => None,
+        Some(p) if p.is_empty() || p == "any" => None,
+        Some(p) if PROTOCOLS.iter().any(|(name, _)| *name == p) => Some(p),
+        Some(p) if p.parse::<u8>().is_ok() => Some(p),
+        Some(p) => {
+            v.add(&field("protocol"), format!("Unknown protocol '{p}': use tcp, udp, icmp, another IP protocol name, or a number 0-255"));
+            None
+        }
+    };
+    if protocol.as_deref() == Some("icmp") && ethertype == "IPv6" {
+        v.add(&field("protocol"), "Use 'ipv6-icmp' for ICMP over IPv6");
+    }
+    let (min, max) = (rule.port_range_min, rule.port_range_max);
+    let mut ports = (None, None);
+    match (min, max) {
+        (None, None) => {}
+        (Some(_), None) | (None, Some(_)) => {
+            v.add(
+                &field("port_range_min"),
+                "Give both port_range_min and port_range_max, or neither",
+            );
+        }
+        (Some(lo), Some(hi)) => {
+            if !port_protocol(protocol.as_deref()) {
+                v.add(
+                    &field("port_range_min"),
+                    "Port ranges apply only to tcp, udp, sctp, dccp and udplite rules",
+                );
+            }
+            for (name, port) in [("port_range_min", lo), ("port_range_max", hi)] {
+                v.check(
+                    (1..=65535).contains(&port),
+                    &field(name),
+                    "Ports must be between 1 and 65535",
+                );
+            }
+            v.check(
+                lo <= hi,
+                &field("port_range_max"),
+                "port_range_max must not be less than port_range_min",
+            );
+            ports = (u16::try_from(lo).ok(), u16::try_from(hi).ok());
+        }
+    }
+    let remote = match rule.remote_ip_prefix.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => match Cidr::parse(text) {
+            Err(e) => {
+                v.add(&field("remote_ip_prefix"), e);
+                None
+            }
+            Ok(cidr) => {
+                if (ethertype == "IPv4") != cidr.address.is_ipv4() {
+                    v.add(
+                        &field("remote_ip_prefix"),
+                        format!("'{text}' does not match ethertype {ethertype}"),
+                    );
+                }
+                if cidr.network() != cidr {
+                    // Host bits are refused rather than silently dropped: the sender may have meant another block.
+                    v.add(
+                        &field("remote_ip_prefix"),
+                        format!(
+                            "'{text}' has host bits set; did you mean {}?",
+                            cidr.network()
+                        ),
+                    );
+                }
+                Some(cidr.to_string())
+            }
+        },
+    };
+    (v.error_count() == before).then_some(ValidRule {
+        direction,
+        ethertype,
+        protocol,
+        port_range_min: ports.0,
+        port_range_max: ports.1,
+        remote_ip_prefix: remote,
+    })
+}
+
+/// The rule an instance's stored row holds.
+pub fn valid_rule_of(row: &RuleRow) -> ValidRule {
+    ValidRule {
+        direction: row.direction.clone(),
+        ethertype: row.ethertype.clone(),
+        protocol: row.protocol.clone(),
+        port_range_min: row.port_range_min.and_then(|p| u16::try_from(p).ok()),
+        port_range_max: row.port_range_max.and_then(|p| u16::try_from(p).ok()),
+        remote_ip_prefix: row.remote_ip_prefix.clone(),
+    }
+}
+
+/// The wire form of an instance's own rule.
+pub fn rule_view(id: &str, rule: &ValidRule) -> SecurityRule {
+    SecurityRule {
+        id: id.to_string(),
+        direction: rule.direction.clone(),
+        protocol: rule.protocol.clone(),
+        ethertype: rule.ethertype.clone(),
+        port_range_min: rule.port_range_min,
+        port_range_max: rule.port_range_max,
+        remote_ip_prefix: rule.remote_ip_prefix.clone(),
+        source: "instance".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(json: serde_json::Value) -> Result<ValidRule, Vec<String>> {
+        let request: SecurityRuleRequest = serde_json::from_value(json).unwrap();
+        let mut v = Validator::new();
+        let valid = validate_rule(&mut v, "", &request);
+        match v.finish() {
+            Ok(()) => Ok(valid.unwrap()),
+            Err(e) => Err(e.field_errors().unwrap().keys().cloned().collect()),
+        }
+    }
+
+    #[test]
+    fn pools_exclude_network_and_broadcast() {
+        let pool = pool_addresses("203.0.113.0/29").unwrap();
+        assert_eq!(pool.first().unwrap(), "203.0.113.1");
+        assert_eq!(pool.last().unwrap(), "203.0.113.6");
+        assert_eq!(pool.len(), 6);
+        assert!(pool_addresses("2001:db8::/64").is_err());
+        assert!(pool_addresses("10.0.0.0/8").is_err());
+    }
+
+    #[test]
+    fn rules_are_validated_field_by_field() {
+        let ok = rule(serde_json::json!({"direction": "ingress", "protocol": "TCP", "port_range_min": 22, "port_range_max": 22, "remote_ip_prefix": "203.0.113.0/24"})).unwrap();
+        assert_eq!(
+            (ok.protocol.as_deref(), ok.ethertype.as_str()),
+            (Some("tcp"), "IPv4")
+        );
+        assert_eq!(
+            rule(serde_json::json!({"direction": "sideways"})).unwrap_err(),
+            ["direction"]
+        );
+        assert_eq!(
+            rule(
+                serde_json::json!({"direction": "ingress", "protocol": "tcp", "port_range_min": 22})
+            )
+            .unwrap_err(),
+            ["port_range_min"]
+        );
+        assert_eq!(rule(serde_json::json!({"direction": "ingress", "protocol": "tcp", "port_range_min": 0, "port_range_max": 70000})).unwrap_err(), ["port_range_max", "port_range_min"]);
+        assert_eq!(rule(serde_json::json!({"direction": "ingress", "protocol": "tcp", "port_range_min": 90, "port_range_max": 80})).unwrap_err(), ["port_range_max"]);
+        assert_eq!(rule(serde_json::json!({"direction": "ingress", "protocol": "icmp", "port_range_min": 1, "port_range_max": 2})).unwrap_err(), ["port_range_min"]);
+        assert_eq!(
+            rule(serde_json::json!({"direction": "ingress", "remote_ip_prefix": "10.0.0.5/24"}))
+                .unwrap_err(),
+            ["remote_ip_prefix"]
+        );
+        assert_eq!(
+            rule(serde_json::json!({"direction": "ingress", "remote_ip_prefix": "10.0.0.0/33"}))
+                .unwrap_err(),
+            ["remote_ip_prefix"]
+        );
+        assert_eq!(rule(serde_json::json!({"direction": "ingress", "ethertype": "IPv6", "remote_ip_prefix": "10.0.0.0/8"})).unwrap_err(), ["remote_ip_prefix"]);
+        assert_eq!(
+            rule(serde_json::json!({"direction": "egress", "protocol": "teleport"})).unwrap_err(),
+            ["protocol"]
+        );
+        let v6 = rule(serde_json::json!({"direction": "egress", "ethertype": "ipv6", "remote_ip_prefix": "2001:db8::/32", "protocol": "58"})).unwrap();
+        assert_eq!(v6.remote_ip_prefix.as_deref(), Some("2001:db8::/32"));
+    }
+
+    #[test]
+    fn cidr_containment() {
+        let block = Cidr::parse("10.1.0.0/16").unwrap();
+        assert!(block.contains("10.1.200.3".parse().unwrap()));
+        assert!(!block.contains("10.2.0.1".parse().unwrap()));
+        assert!(
+            Cidr::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+    }
+}

@@ -1,0 +1,749 @@
+//! Server configuration: one TOML file, `BARRACK_*` environment overrides, secrets from files.
+//!
+//! The built-in defaults are `config/barrack.example.toml` itself, so the documented example and the
+//! behaviour of a server started with no configuration cannot drift apart.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use barrack_api::{Currency, Tier};
+use barrack_compute::sim::SimConfig;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+pub const EXAMPLE_TOML: &str = include_str!("../../../../config/barrack.example.toml");
+
+/// Keys that have no default and so do not appear as values in the example file (dotted paths for keys
+/// of a section).
+const OPTIONAL_KEYS: &[&str] = &[
+    "database_url",
+    "database_url_file",
+    "secret",
+    "secret_file",
+    "payments.webhook_secret",
+    "payments.webhook_secret_file",
+];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub database_url: Option<String>,
+    #[serde(default)]
+    pub database_url_file: Option<PathBuf>,
+    pub database_max_connections: u32,
+    #[serde(default)]
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    pub open_signup: bool,
+    pub body_limit_bytes: usize,
+    pub log_format: LogFormat,
+    pub driver: DriverKind,
+    pub jobs: JobsConfig,
+    pub simulator: SimConfig,
+    pub rate_limit: RateLimitConfig,
+    pub tokens: TokenConfig,
+    pub billing: BillingConfig,
+    pub payments: PaymentsConfig,
+    pub regions: Vec<RegionConfig>,
+    pub gpu_models: Vec<GpuModelConfig>,
+    pub capacity: Vec<CapacityConfig>,
+    pub volume_types: Vec<VolumeTypeConfig>,
+    pub volumes: VolumeLimits,
+    pub snapshots: Vec<SnapshotPricingConfig>,
+    pub os_images: Vec<OsImageConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Which compute driver runs instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriverKind {
+    /// The simulated data centre.
+    Sim,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsConfig {
+    pub lease_seconds: u32,
+    pub max_attempts: u32,
+    pub poll_interval_ms: u64,
+    pub concurrency: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    pub requests: u32,
+    pub window_seconds: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub access_ttl_seconds: u64,
+    pub refresh_ttl_seconds: u64,
+}
+
+/// A price in every currency.
+pub type PriceTable = BTreeMap<Currency, ConfigDecimal>;
+
+/// A decimal read exactly from TOML (a number or a string).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ConfigDecimal(#[serde(with = "barrack_api::decimal")] pub Decimal);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BillingConfig {
+    pub minimum_balance: PriceTable,
+    pub hibernation_prices: PriceTable,
+    /// Seconds of real time between meter runs (each run bills every minute closed since the last).
+    pub meter_interval_seconds: u64,
+}
+
+/// Deposits and the payment provider that takes them.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentsConfig {
+    pub provider: PaymentProviderKind,
+    /// Key of the HMAC-SHA256 signatures of payment webhooks; without one every webhook is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// Smallest deposit, per currency.
+    pub minimum_deposit: PriceTable,
+    /// GST shown on top of INR deposits, in percent.
+    pub gst_percent_inr: ConfigDecimal,
+}
+
+/// Webhook secrets stay out of debug output.
+impl std::fmt::Debug for PaymentsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaymentsConfig")
+            .field("provider", &self.provider)
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("webhook_secret_file", &self.webhook_secret_file)
+            .field("minimum_deposit", &self.minimum_deposit)
+            .field("gst_percent_inr", &self.gst_percent_inr)
+            .finish()
+    }
+}
+
+impl PaymentsConfig {
+    /// The configured webhook secret, if any (`webhook_secret` or `webhook_secret_file`).
+    pub fn webhook_secret(&self) -> Result<Option<String>, ConfigError> {
+        let secret = match (&self.webhook_secret, &self.webhook_secret_file) {
+            (Some(secret), _) => secret.clone(),
+            (None, Some(path)) => read_secret_file(path)?,
+            (None, None) => return Ok(None),
+        };
+        if secret.len() < MIN_WEBHOOK_SECRET_LEN {
+            return Err(ConfigError::Invalid(format!(
+                "payments.webhook_secret must be at least {MIN_WEBHOOK_SECRET_LEN} characters"
+            )));
+        }
+        Ok(Some(secret))
+    }
+}
+
+/// Shortest webhook secret accepted.
+const MIN_WEBHOOK_SECRET_LEN: usize = 16;
+
+/// Which payment provider takes deposits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PaymentProviderKind {
+    /// No external payment service: a deposit is completed by a signed webhook or by an operator.
+    Manual,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionConfig {
+    pub name: String,
+    pub tier: Tier,
+    pub description: String,
+    pub location: String,
+    /// IPv4 block (CIDR) public addresses come from.
+    pub public_ip_pool: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuModelConfig {
+    pub name: String,
+    pub tier: Tier,
+    pub memory_gb: u32,
+    pub max_count: u32,
+    pub vcpus_per_gpu: u32,
+    pub ram_gb_per_gpu: u32,
+    pub prices: PriceTable,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapacityConfig {
+    pub region: String,
+    pub gpus: BTreeMap<String, u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeTypeConfig {
+    pub name: String,
+    pub tier: Tier,
+    pub description: String,
+    pub prices: PriceTable,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeLimits {
+    pub minimum_size_gb: u32,
+    pub minimum_bootable_size_gb: u32,
+    pub maximum_size_gb: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotPricingConfig {
+    pub tier: Tier,
+    pub fixed_size_gb: u32,
+    pub prices: PriceTable,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OsImageConfig {
+    pub name: String,
+    pub regions: Vec<String>,
+    pub description: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("environment variable {name}: {message}")]
+    Env { name: String, message: String },
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config::from_toml(EXAMPLE_TOML, "built-in defaults")
+            .expect("the example configuration is valid")
+    }
+}
+
+impl Config {
+    /// Parses one complete configuration document and checks it.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.into(),
+            message: e.to_string(),
+        })?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// The defaults, overlaid by `file` (when given), then by `BARRACK_*` variables from `env`.
+    pub fn load(file: Option<&Path>, env: &[(String, String)]) -> Result<Config, ConfigError> {
+        let mut value: toml::Table =
+            toml::from_str(EXAMPLE_TOML).map_err(|e| ConfigError::Parse {
+                origin: "built-in defaults".into(),
+                message: e.to_string(),
+            })?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.into(),
+                source,
+            })?;
+            let overlay: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                origin: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            merge(&mut value, overlay);
+        }
+        apply_env(&mut value, env)?;
+        let origin = file
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "configuration".into());
+        let config: Config =
+            toml::Value::Table(value)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    origin,
+                    message: e.to_string(),
+                })?;
+        config.check()?;
+        // A webhook secret file that cannot be read stops the start rather than refusing every payment.
+        config.payments.webhook_secret()?;
+        Ok(config)
+    }
+
+    /// The database URL: `database_url`, or the contents of `database_url_file`, or SQLite in the data dir.
+    pub fn database_url(&self) -> Result<String, ConfigError> {
+        if let Some(url) = &self.database_url {
+            return Ok(url.clone());
+        }
+        if let Some(path) = &self.database_url_file {
+            return read_secret_file(path);
+        }
+        Ok(format!(
+            "sqlite://{}?mode=rwc",
+            self.data_dir.join("barrack.db").display()
+        ))
+    }
+
+    /// The configured server secret, if any (`secret` or `secret_file`).
+    pub fn configured_secret(&self) -> Result<Option<String>, ConfigError> {
+        if let Some(secret) = &self.secret {
+            return Ok(Some(secret.clone()));
+        }
+        match &self.secret_file {
+            Some(path) => read_secret_file(path).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub fn region(&self, name: &str) -> Option<&RegionConfig> {
+        self.regions.iter().find(|r| r.name == name)
+    }
+
+    pub fn gpu_model(&self, name: &str) -> Option<&GpuModelConfig> {
+        self.gpu_models.iter().find(|m| m.name == name)
+    }
+
+    pub fn volume_type(&self, name: &str) -> Option<&VolumeTypeConfig> {
+        self.volume_types.iter().find(|v| v.name == name)
+    }
+
+    /// Cross-checks references between sections.
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        let mut names = BTreeSet::new();
+        for region in &self.regions {
+            if !names.insert(&region.name) {
+                return invalid(format!("region '{}' is listed twice", region.name));
+            }
+        }
+        if self.billing.meter_interval_seconds == 0 {
+            return invalid("billing.meter_interval_seconds must be at least 1".into());
+        }
+        if self.jobs.max_attempts == 0 || self.jobs.lease_seconds == 0 || self.jobs.concurrency == 0
+        {
+            return invalid(
+                "jobs.max_attempts, jobs.lease_seconds and jobs.concurrency must be at least 1"
+                    .into(),
+            );
+        }
+        let mut models = BTreeSet::new();
+        for model in &self.gpu_models {
+            if !models.insert(&model.name) {
+                return invalid(format!("GPU model '{}' is listed twice", model.name));
+            }
+            if model.max_count == 0 {
+                return invalid(format!(
+                    "GPU model '{}': max_count must be at least 1",
+                    model.name
+                ));
+            }
+            check_prices(&format!("GPU model '{}'", model.name), &model.prices)?;
+        }
+        for volume_type in &self.volume_types {
+            check_prices(
+                &format!("volume type '{}'", volume_type.name),
+                &volume_type.prices,
+            )?;
+        }
+        for snapshot in &self.snapshots {
+            check_prices(
+                &format!("snapshot pricing of tier '{}'", snapshot.tier),
+                &snapshot.prices,
+            )?;
+        }
+        check_prices("billing.minimum_balance", &self.billing.minimum_balance)?;
+        check_prices(
+            "billing.hibernation_prices",
+            &self.billing.hibernation_prices,
+        )?;
+        check_prices("payments.minimum_deposit", &self.payments.minimum_deposit)?;
+        let gst = self.payments.gst_percent_inr.0;
+        if gst.is_sign_negative() || gst > Decimal::ONE_HUNDRED {
+            return invalid("payments.gst_percent_inr must be between 0 and 100".into());
+        }
+        if let Some(secret) = &self.payments.webhook_secret
+            && secret.len() < MIN_WEBHOOK_SECRET_LEN
+        {
+            return invalid(format!(
+                "payments.webhook_secret must be at least {MIN_WEBHOOK_SECRET_LEN} characters"
+            ));
+        }
+        for capacity in &self.capacity {
+            let Some(region) = self.region(&capacity.region) else {
+                return invalid(format!(
+                    "capacity names unknown region '{}'",
+                    capacity.region
+                ));
+            };
+            for model in capacity.gpus.keys() {
+                match self.gpu_model(model) {
+                    None => {
+                        return invalid(format!(
+                            "capacity of {} names unknown GPU model '{model}'",
+                            region.name
+                        ));
+                    }
+                    Some(m) if m.tier != region.tier => {
+                        return invalid(format!(
+                            "capacity of {} ({}) names GPU model '{model}' of the {} tier",
+                            region.name, region.tier, m.tier
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        for image in &self.os_images {
+            for region in &image.regions {
+                if self.region(region).is_none() {
+                    return invalid(format!(
+                        "OS image '{}' names unknown region '{region}'",
+                        image.name
+                    ));
+                }
+            }
+        }
+        if self.rate_limit.requests > 0 && self.rate_limit.window_seconds == 0 {
+            return invalid("rate_limit.window_seconds must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+fn check_prices(what: &str, prices: &PriceTable) -> Result<(), ConfigError> {
+    for currency in Currency::ALL {
+        match prices.get(&currency) {
+            None => {
+                return Err(ConfigError::Invalid(format!(
+                    "{what} has no {currency} price"
+                )));
+            }
+            Some(p) if p.0.is_sign_negative() => {
+                return Err(ConfigError::Invalid(format!(
+                    "{what}: the {currency} price is negative"
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn read_secret_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })
+}
+
+/// Overlays `overlay` on `base`: tables merge key by key, everything else (arrays included) is replaced.
+fn merge(base: &mut toml::Table, overlay: toml::Table) {
+    for (key, value) in overlay {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+/// Applies `BARRACK_<PATH>` variables to the scalar keys they name.
+fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), ConfigError> {
+    let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    for key in OPTIONAL_KEYS {
+        let path: Vec<&str> = key.split('.').collect();
+        if let Some(value) = lookup(&env_name(&path)) {
+            insert_at(table, &path, toml::Value::String(value));
+        }
+    }
+    override_scalars(table, &mut Vec::new(), &lookup)
+}
+
+fn override_scalars(
+    table: &mut toml::Table,
+    path: &mut Vec<String>,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    for (key, value) in table.iter_mut() {
+        path.push(key.clone());
+        match value {
+            toml::Value::Table(inner) => override_scalars(inner, path, lookup)?,
+            toml::Value::Array(_) => {}
+            scalar => {
+                let name = env_name(&path.iter().map(String::as_str).collect::<Vec<_>>());
+                if let Some(text) = lookup(&name) {
+                    *scalar = parse_like(scalar, &text)
+                        .map_err(|message| ConfigError::Env { name, message })?;
+                }
+            }
+        }
+        path.pop();
+    }
+    Ok(())
+}
+
+/// Sets the key at a dotted path, creating the sections on the way.
+fn insert_at(table: &mut toml::Table, path: &[&str], value: toml::Value) {
+    let Some((last, sections)) = path.split_last() else {
+        return;
+    };
+    let mut table = table;
+    for section in sections {
+        let entry = table
+            .entry(section.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let toml::Value::Table(inner) = entry else {
+            return;
+        };
+        table = inner;
+    }
+    table.insert(last.to_string(), value);
+}
+
+fn env_name(path: &[&str]) -> String {
+    format!("BARRACK_{}", path.join("_").to_uppercase())
+}
+
+/// Parses `text` as a value of the same TOML type as `current`.
+fn parse_like(current: &toml::Value, text: &str) -> Result<toml::Value, String> {
+    Ok(match current {
+        toml::Value::String(_) => toml::Value::String(text.to_string()),
+        toml::Value::Integer(_) => toml::Value::Integer(
+            text.trim()
+                .parse()
+                .map_err(|_| format!("'{text}' is not a whole number"))?,
+        ),
+        toml::Value::Float(_) => toml::Value::Float(
+            text.trim()
+                .parse()
+                .map_err(|_| format!("'{text}' is not a number"))?,
+        ),
+        toml::Value::Boolean(_) => match text.trim() {
+            "true" | "1" | "yes" | "on" => toml::Value::Boolean(true),
+            "false" | "0" | "no" | "off" => toml::Value::Boolean(false),
+            _ => return Err(format!("'{text}' is not true or false")),
+        },
+        other => {
+            return Err(format!(
+                "cannot override a {} from the environment",
+                other.type_str()
+            ));
+        }
+    })
+}
+
+/// The environment variables that configure Barrack.
+pub fn barrack_env() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with("BARRACK_"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_is_the_default_and_holds_the_documented_catalog() {
+        let config = Config::default();
+        assert_eq!(config.listen, "127.0.0.1:8080");
+        assert_eq!(config.regions.len(), 4);
+        assert_eq!(config.gpu_models.len(), 9);
+        let h100 = config.gpu_model("H100-SXM5-80GB").unwrap();
+        assert_eq!(
+            h100.prices[&Currency::USD].0,
+            "2.49".parse::<Decimal>().unwrap()
+        );
+        assert_eq!(h100.vcpus_per_gpu * 4, 176);
+        assert_eq!(h100.ram_gb_per_gpu * 4, 740);
+        assert_eq!(config.gpu_model("RTX-A6000").unwrap().max_count, 4);
+        assert_eq!(
+            config.volume_type("NVMe").unwrap().prices[&Currency::EUR].0,
+            "0.35".parse::<Decimal>().unwrap()
+        );
+        assert_eq!(config.os_images.len(), 5);
+    }
+
+    /// Every key the configuration has is written in the example, as a value or as a commented line.
+    #[test]
+    fn the_example_documents_every_key() {
+        let mut value = toml::Value::try_from(Config::default()).unwrap();
+        if let toml::Value::Table(t) = &mut value {
+            for key in OPTIONAL_KEYS {
+                let path: Vec<&str> = key.split('.').collect();
+                insert_at(t, &path, toml::Value::String(String::new()));
+            }
+        }
+        let mut missing = Vec::new();
+        collect_keys(&value, &mut |key| {
+            let written = EXAMPLE_TOML.lines().any(|line| {
+                let line = line.trim_start_matches(['#', ' ']);
+                line.starts_with(&format!("{key} ="))
+                    || line.contains(&format!(" {key} ="))
+                    || line.contains(&format!("[{key}]"))
+                    || line.contains(&format!("[[{key}]]"))
+                    || line.contains(&format!("[{key}."))
+                    || line.contains(&format!(".{key}]"))
+            });
+            if !written {
+                missing.push(key.to_string());
+            }
+        });
+        assert!(
+            missing.is_empty(),
+            "keys missing from the example: {missing:?}"
+        );
+    }
+
+    fn collect_keys(value: &toml::Value, f: &mut dyn FnMut(&str)) {
+        match value {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    // Map-valued keys (prices, gpus) hold data, not configuration keys.
+                    if !matches!(
+                        k.as_str(),
+                        "prices"
+                            | "gpus"
+                            | "minimum_balance"
+                            | "hibernation_prices"
+                            | "minimum_deposit"
+                    ) {
+                        f(k);
+                        collect_keys(v, f);
+                    } else {
+                        f(k);
+                    }
+                }
+            }
+            toml::Value::Array(items) => items.iter().for_each(|i| collect_keys(i, f)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn files_and_environment_override_defaults() {
+        let dir = std::env::temp_dir().join(format!("barrack-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("barrack.toml");
+        std::fs::write(&file, "open_signup = false\n[rate_limit]\nrequests = 5\n").unwrap();
+        let env = vec![
+            ("BARRACK_LISTEN".to_string(), "0.0.0.0:9000".to_string()),
+            (
+                "BARRACK_RATE_LIMIT_WINDOW_SECONDS".to_string(),
+                "10".to_string(),
+            ),
+            (
+                "BARRACK_DATABASE_URL".to_string(),
+                "postgres://db/barrack".to_string(),
+            ),
+        ];
+        let config = Config::load(Some(&file), &env).unwrap();
+        assert!(!config.open_signup);
+        assert_eq!(config.rate_limit.requests, 5);
+        assert_eq!(config.rate_limit.window_seconds, 10);
+        assert_eq!(config.listen, "0.0.0.0:9000");
+        assert_eq!(config.database_url().unwrap(), "postgres://db/barrack");
+        assert_eq!(
+            config.regions.len(),
+            4,
+            "sections not in the file keep their defaults"
+        );
+
+        let bad = vec![(
+            "BARRACK_RATE_LIMIT_REQUESTS".to_string(),
+            "many".to_string(),
+        )];
+        let err = Config::load(None, &bad).unwrap_err().to_string();
+        assert!(err.contains("BARRACK_RATE_LIMIT_REQUESTS"), "{err}");
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn payments_defaults_and_the_webhook_secret_from_the_environment() {
+        let config = Config::default();
+        assert_eq!(config.payments.provider, PaymentProviderKind::Manual);
+        assert_eq!(config.payments.webhook_secret().unwrap(), None);
+        assert_eq!(
+            config.payments.minimum_deposit[&Currency::INR].0,
+            Decimal::from(100)
+        );
+        assert_eq!(config.payments.gst_percent_inr.0, Decimal::from(18));
+
+        let env = vec![(
+            "BARRACK_PAYMENTS_WEBHOOK_SECRET".to_string(),
+            "whsec-from-the-environment".to_string(),
+        )];
+        let config = Config::load(None, &env).unwrap();
+        assert_eq!(
+            config.payments.webhook_secret().unwrap().as_deref(),
+            Some("whsec-from-the-environment")
+        );
+        assert!(!format!("{config:?}").contains("whsec-from-the-environment"));
+
+        let short = vec![(
+            "BARRACK_PAYMENTS_WEBHOOK_SECRET".to_string(),
+            "short".to_string(),
+        )];
+        assert!(Config::load(None, &short).is_err());
+
+        let dir = std::env::temp_dir().join(format!("barrack-webhook-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("webhook-secret");
+        std::fs::write(&file, "whsec-from-a-file-0123\n").unwrap();
+        let env = vec![(
+            "BARRACK_PAYMENTS_WEBHOOK_SECRET_FILE".to_string(),
+            file.display().to_string(),
+        )];
+        let config = Config::load(None, &env).unwrap();
+        assert_eq!(
+            config.payments.webhook_secret().unwrap().as_deref(),
+            Some("whsec-from-a-file-0123")
+        );
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn inconsistent_catalogs_are_refused() {
+        let text = EXAMPLE_TOML.replace("region = \"FINLAND-3\"", "region = \"MARS-1\"");
+        let err = Config::from_toml(&text, "test").unwrap_err().to_string();
+        assert!(err.contains("MARS-1"), "{err}");
+        let unknown = format!("{EXAMPLE_TOML}\n[surprise]\nx = 1\n");
+        assert!(Config::from_toml(&unknown, "test").is_err());
+    }
+}

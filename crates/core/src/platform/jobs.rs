@@ -1,0 +1,280 @@
+//! The job runner: claims due jobs under leases, runs their handlers while heartbeating, and records the
+//! outcome (done, retry with backoff, or dead-letter after the last attempt).
+//!
+//! A handler must be idempotent and keyed by its resource: a server that dies after a handler's effect
+//! but before the job is marked done runs the job again when the lease expires, on whichever server
+//! claims it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use barrack_store::jobs::{self, JobRow};
+use barrack_store::{Store, Tx};
+use rand::Rng;
+use tokio::sync::{Notify, watch};
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::Result;
+use crate::platform::clock::Clock;
+use crate::platform::ids::random_alphanumeric;
+
+/// What one attempt of a job came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    /// Try again later (a transient failure); dead-lettered once attempts run out.
+    Retry(String),
+    /// Give up now (a permanent failure; the handler has recorded its effect on the resource).
+    Fail(String),
+}
+
+#[async_trait]
+pub trait JobHandler: Send + Sync + 'static {
+    async fn run(&self, job: &JobRow) -> Outcome;
+}
+
+/// Timing of claims, leases and retries.
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    /// How long a claim lasts without a heartbeat; a dead worker's jobs are taken over after this.
+    pub lease_ms: i64,
+    /// Delay before the second attempt; doubles each attempt up to `max_backoff_ms`.
+    pub base_backoff_ms: i64,
+    pub max_backoff_ms: i64,
+    /// How often an idle runner looks for due jobs (it is also woken by pokes).
+    pub poll_interval: Duration,
+    /// Jobs a runner has in flight at once: operations wait on the driver, not on this server.
+    pub concurrency: usize,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        JobSettings {
+            lease_ms: 30_000,
+            base_backoff_ms: 1_000,
+            max_backoff_ms: 60_000,
+            poll_interval: Duration::from_millis(500),
+            concurrency: 32,
+        }
+    }
+}
+
+/// A new job for [`enqueue`].
+pub struct NewJob<'a> {
+    pub kind: &'a str,
+    pub resource_id: &'a str,
+    pub payload: String,
+    pub max_attempts: i64,
+}
+
+/// Writes a job inside the caller's transaction; poke the runner after the commit.
+pub async fn enqueue(tx: &mut Tx, job: NewJob<'_>, now: i64) -> Result<String> {
+    let id = format!("job-{}", random_alphanumeric(16));
+    let row = JobRow {
+        id: id.clone(),
+        kind: job.kind.to_string(),
+        resource_id: job.resource_id.to_string(),
+        payload: job.payload,
+        status: "pending".into(),
+        attempts: 0,
+        max_attempts: job.max_attempts,
+        run_after: now,
+        locked_by: None,
+        locked_until: None,
+        last_error: None,
+        created_at: now,
+        updated_at: now,
+    };
+    jobs::enqueue(&mut *tx, &row).await?;
+    Ok(id)
+}
+
+pub struct JobRunner {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    worker_id: String,
+    settings: JobSettings,
+    handlers: HashMap<String, Arc<dyn JobHandler>>,
+    poke: Arc<Notify>,
+}
+
+impl JobRunner {
+    pub fn new(store: Store, clock: Arc<dyn Clock>, settings: JobSettings) -> JobRunner {
+        JobRunner {
+            store,
+            clock,
+            worker_id: format!("worker-{}", random_alphanumeric(10)),
+            settings,
+            handlers: HashMap::new(),
+            poke: Arc::new(Notify::new()),
+        }
+    }
+
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    pub fn register(&mut self, kind: &str, handler: Arc<dyn JobHandler>) {
+        self.handlers.insert(kind.to_string(), handler);
+    }
+
+    /// A handle that wakes the runner when new work was committed.
+    pub fn poker(&self) -> Arc<Notify> {
+        self.poke.clone()
+    }
+
+    /// Wakes on this handle instead (the services' shared one).
+    pub fn wake_on(&mut self, poke: Arc<Notify>) {
+        self.poke = poke;
+    }
+
+    /// Claims and runs one due job; `None` when nothing is due.
+    pub async fn run_one(&self) -> Result<Option<(JobRow, Outcome)>> {
+        match self.claim().await? {
+            Some(job) => Ok(Some(self.run_claimed(job).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn claim(&self) -> Result<Option<JobRow>> {
+        let now = self.clock.now_ms();
+        Ok(self
+            .store
+            .claim_job(&self.worker_id, now, self.settings.lease_ms)
+            .await?)
+    }
+
+    /// Runs a job this runner holds the lease of, and records how it went.
+    async fn run_claimed(&self, job: JobRow) -> Result<(JobRow, Outcome)> {
+        let outcome = match self.handlers.get(&job.kind) {
+            Some(handler) => self.run_with_heartbeat(handler.as_ref(), &job).await,
+            None => Outcome::Fail(format!("no handler for job kind '{}'", job.kind)),
+        };
+        self.record(&job, &outcome).await?;
+        Ok((job, outcome))
+    }
+
+    /// Runs due jobs until none is left (deterministic tests drive the runner this way); returns how many ran.
+    pub async fn run_until_idle(&self) -> Result<usize> {
+        let mut ran = 0;
+        while self.run_one().await?.is_some() {
+            ran += 1;
+        }
+        Ok(ran)
+    }
+
+    async fn run_with_heartbeat(&self, handler: &dyn JobHandler, job: &JobRow) -> Outcome {
+        let beat = Duration::from_millis((self.settings.lease_ms / 3).max(10) as u64);
+        let work = handler.run(job);
+        tokio::pin!(work);
+        let mut ticker = tokio::time::interval(beat);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                outcome = &mut work => return outcome,
+                _ = ticker.tick() => {
+                    let now = self.clock.now_ms();
+                    match self.store.heartbeat_job(&job.id, &self.worker_id, now, self.settings.lease_ms).await {
+                        Ok(true) => {}
+                        Ok(false) => tracing::warn!(job = %job.id, "lease lost while running; another worker took the job"),
+                        Err(e) => tracing::warn!(job = %job.id, error = %e, "heartbeat failed"),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn record(&self, job: &JobRow, outcome: &Outcome) -> Result<()> {
+        let now = self.clock.now_ms();
+        let kept = match outcome {
+            Outcome::Done => {
+                jobs::complete(&mut &self.store, &job.id, &self.worker_id, now).await?
+            }
+            Outcome::Retry(error) if job.attempts < job.max_attempts => {
+                let run_after = now + self.backoff_ms(job.attempts);
+                tracing::info!(job = %job.id, kind = %job.kind, attempt = job.attempts, error = %error, "job will be retried");
+                self.store
+                    .retry_job(&job.id, &self.worker_id, error, run_after, now)
+                    .await?
+            }
+            Outcome::Retry(error) | Outcome::Fail(error) => {
+                tracing::warn!(job = %job.id, kind = %job.kind, attempts = job.attempts, error = %error, "job failed");
+                self.store
+                    .fail_job(&job.id, &self.worker_id, error, now)
+                    .await?
+            }
+        };
+        if !kept {
+            tracing::warn!(job = %job.id, "job outcome not recorded: the lease was taken over");
+        }
+        Ok(())
+    }
+
+    /// Exponential backoff with ±20 % jitter, so retries of many jobs do not arrive together.
+    fn backoff_ms(&self, attempts: i64) -> i64 {
+        let exponent = (attempts - 1).clamp(0, 20) as u32;
+        let base = self
+            .settings
+            .base_backoff_ms
+            .saturating_mul(1 << exponent)
+            .min(self.settings.max_backoff_ms);
+        let jitter = rand::thread_rng().gen_range(-(base / 5)..=(base / 5));
+        (base + jitter).max(1)
+    }
+
+    /// Runs jobs in the background until `shutdown` turns true: up to `concurrency` at once, claiming
+    /// while there is due work and a free slot, then sleeping until poked, until a job ends, or until the
+    /// poll interval passes. At shutdown the jobs in flight get [`SHUTDOWN_GRACE`] to finish; any still
+    /// running then are left to their leases, and run again by whichever server claims them next.
+    pub fn spawn(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut running = JoinSet::new();
+            loop {
+                while running.try_join_next().is_some() {}
+                if *shutdown.borrow() {
+                    break;
+                }
+                if running.len() < self.settings.concurrency.max(1) {
+                    match self.claim().await {
+                        Ok(Some(job)) => {
+                            let runner = self.clone();
+                            running.spawn(async move {
+                                if let Err(e) = runner.run_claimed(job).await {
+                                    tracing::warn!(error = %e, "job outcome could not be recorded");
+                                }
+                            });
+                            continue;
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(error = %e, "job runner could not claim work"),
+                    }
+                }
+                tokio::select! {
+                    _ = self.poke.notified() => {}
+                    Some(_) = running.join_next(), if !running.is_empty() => {}
+                    _ = tokio::time::sleep(self.settings.poll_interval) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+            let drained = async { while running.join_next().await.is_some() {} };
+            if tokio::time::timeout(SHUTDOWN_GRACE, drained).await.is_err() {
+                tracing::warn!(
+                    jobs = running.len(),
+                    "jobs still running at shutdown are left to their leases"
+                );
+            }
+        })
+    }
+}
+
+/// How long a stopping runner waits for the jobs it has in flight.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A database error during a job is worth another attempt.
+impl From<barrack_store::StoreError> for Outcome {
+    fn from(e: barrack_store::StoreError) -> Self {
+        Outcome::Retry(e.to_string())
+    }
+}

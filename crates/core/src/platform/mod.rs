@@ -1,0 +1,13 @@
+//! What every domain uses and no domain owns: configuration, the clock, ids, money, field validation, the
+//! error type, the job runner, countries, and the instance lifecycle (the states and transitions that
+//! billing rates, storage attachments and firewall programming all read). Uses no other domain.
+
+pub mod clock;
+pub mod config;
+pub mod countries;
+pub mod error;
+pub mod ids;
+pub mod jobs;
+pub mod lifecycle;
+pub mod money;
+pub mod validate;

@@ -1,0 +1,1351 @@
+//! Volumes: create, list, resize, clone, delete, and attach to or detach from instances.
+//!
+//! Like instances, an API call validates, then writes the volume's transitional state, its event and the
+//! job that carries the change out, in one transaction; the worker (`volume_worker`) finishes it through
+//! the compute driver. Deploy uses the `*_for_deploy` checks and [`attach_at_deploy`] /
+//! [`create_at_deploy`] inside its own transaction.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::sync::Arc;
+
+use barrack_api::catalog::Amount;
+use barrack_api::instances::NewVolumeRequest;
+use barrack_api::volumes::{
+    CloneVolumeRequest, CreateVolumeRequest, ResizeVolumeRequest, Volume, VolumeAction,
+    VolumeAttachment, VolumeAttachmentChange, VolumeIdsRequest, VolumeList, VolumeQuery,
+    VolumeType, VolumeTypeList,
+};
+use barrack_api::{Currency, PageQuery, Pagination, Tier};
+use barrack_store::events::{self, EventRow};
+use barrack_store::instances::InstanceRow;
+use barrack_store::volumes::{self, VolumeChange, VolumeFilter, VolumeRow};
+use barrack_store::{StoreError, Tx};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::accounts::{Caller, actor, missing_profile_fields};
+use crate::billing::balance_guard::require_balance;
+use crate::catalog::{price, storage_hourly};
+use crate::platform::clock::format_ms;
+use crate::platform::config::{Config, VolumeTypeConfig};
+use crate::platform::countries;
+use crate::platform::ids::{IdKind, new_id};
+use crate::platform::jobs::{NewJob, enqueue};
+use crate::platform::lifecycle::InstanceState;
+use crate::platform::money::display_rate;
+use crate::platform::validate::{Validator, check_label};
+use crate::{Context, Error, Result};
+
+pub const JOB_KIND: &str = "volume";
+/// Most volumes one attach or detach request names.
+pub const MAX_VOLUMES_PER_REQUEST: usize = 25;
+/// The default names `GET /api/volumes/` proposes: `volume1`, `volume2`, ...
+const DEFAULT_NAME_PREFIX: &str = "volume";
+
+/// The states of a volume. `deleted` volumes are hidden from lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum VolumeState {
+    Creating,
+    Available,
+    Attaching,
+    InUse,
+    Detaching,
+    Resizing,
+    Cloning,
+    Deleting,
+    Error,
+    Deleted,
+}
+
+impl VolumeState {
+    pub const ALL: [VolumeState; 10] = [
+        VolumeState::Creating,
+        VolumeState::Available,
+        VolumeState::Attaching,
+        VolumeState::InUse,
+        VolumeState::Detaching,
+        VolumeState::Resizing,
+        VolumeState::Cloning,
+        VolumeState::Deleting,
+        VolumeState::Error,
+        VolumeState::Deleted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VolumeState::Creating => "creating",
+            VolumeState::Available => "available",
+            VolumeState::Attaching => "attaching",
+            VolumeState::InUse => "in-use",
+            VolumeState::Detaching => "detaching",
+            VolumeState::Resizing => "resizing",
+            VolumeState::Cloning => "cloning",
+            VolumeState::Deleting => "deleting",
+            VolumeState::Error => "error",
+            VolumeState::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<VolumeState> {
+        VolumeState::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// A state the volume rests in (no operation under way).
+    pub fn is_stable(self) -> bool {
+        matches!(
+            self,
+            VolumeState::Available | VolumeState::InUse | VolumeState::Error | VolumeState::Deleted
+        )
+    }
+}
+
+impl fmt::Display for VolumeState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a volume job carries: the operation, the generation the volume had once it was requested (a job
+/// whose volume has moved on since is obsolete), and the new size of a resize.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeJob {
+    pub action: VolumeJobAction,
+    pub generation: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_gb: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VolumeJobAction {
+    /// Create an empty (or, for bootable volumes, imaged) volume.
+    Create,
+    /// Create the volume as a copy of its `source_volume_id`.
+    Clone,
+    Resize,
+    /// Attach to the volume's `instance_id`.
+    Attach,
+    /// Detach from the volume's `instance_id`.
+    Detach,
+    Delete,
+}
+
+impl VolumeJobAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VolumeJobAction::Create => "create",
+            VolumeJobAction::Clone => "clone",
+            VolumeJobAction::Resize => "resize",
+            VolumeJobAction::Attach => "attach",
+            VolumeJobAction::Detach => "detach",
+            VolumeJobAction::Delete => "delete",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct VolumeService {
+    context: Arc<Context>,
+}
+
+impl VolumeService {
+    pub fn new(context: Arc<Context>) -> VolumeService {
+        VolumeService { context }
+    }
+
+    fn config(&self) -> &Config {
+        &self.context.config
+    }
+
+    fn now(&self) -> i64 {
+        self.context.clock.now_ms()
+    }
+
+    /// `POST /api/volumes/`. Checks in the deploy order: fields (400), tier and region (400), profile
+    /// (403), balance (402), then the name's uniqueness (409) as the volume is written.
+    pub async fn create(&self, caller: &Caller, request: CreateVolumeRequest) -> Result<Volume> {
+        let config = self.config();
+        let name = request.name.trim().to_string();
+
+        // Fields.
+        let mut v = Validator::new();
+        check_label(&mut v, "name", &name);
+        let limits = &config.volumes;
+        let minimum = if request.bootable {
+            limits.minimum_bootable_size_gb
+        } else {
+            limits.minimum_size_gb
+        };
+        v.check(
+            (minimum..=limits.maximum_size_gb).contains(&request.size),
+            "size",
+            format!(
+                "{} size must be between {minimum} and {} GB",
+                if request.bootable {
+                    "Bootable volume"
+                } else {
+                    "Volume"
+                },
+                limits.maximum_size_gb
+            ),
+        );
+        let image = request
+            .image_name
+            .as_deref()
+            .map(str::trim)
+            .filter(|i| !i.is_empty());
+        if request.bootable {
+            v.check(
+                image.is_some(),
+                "image_name",
+                "image_name is required for a bootable volume",
+            );
+        } else {
+            v.check(
+                image.is_none(),
+                "image_name",
+                "image_name is only for bootable volumes (set bootable: true)",
+            );
+        }
+        let volume_type = config.volume_type(&request.volume_type);
+        if volume_type.is_none() {
+            v.add(
+                "volume_type",
+                unknown_value(
+                    "volume type",
+                    &request.volume_type,
+                    config.volume_types.iter().map(|t| &t.name),
+                ),
+            );
+        }
+        let region = config.region(&request.region);
+        if region.is_none() {
+            v.add(
+                "region",
+                unknown_value(
+                    "region",
+                    &request.region,
+                    config.regions.iter().map(|r| &r.name),
+                ),
+            );
+        }
+        v.finish()?;
+        let (volume_type, region) = (volume_type.expect("validated"), region.expect("validated"));
+
+        // Tier and region.
+        let mut v = Validator::new();
+        check_type_tier(&mut v, "volume_type", volume_type, caller.tier);
+        v.check(
+            region.tier == caller.tier,
+            "region",
+            format!(
+                "{} is in the {} tier; this API key acts in the {} tier",
+                region.name, region.tier, caller.tier
+            ),
+        );
+        if let Some(image) = image {
+            let available = config
+                .os_images
+                .iter()
+                .any(|i| i.name == image && i.regions.contains(&region.name));
+            v.check(
+                available,
+                "image_name",
+                format!("Image '{image}' is not available in {}", region.name),
+            );
+        }
+        v.finish()?;
+
+        // Profile and balance.
+        let currency = self
+            .require_funds(caller, volume_type, request.size)
+            .await?;
+
+        let now = self.now();
+        let row = VolumeRow {
+            id: new_id(IdKind::Volume),
+            account_id: caller.account_id().to_string(),
+            name,
+            tier: caller.tier.as_str().into(),
+            region: region.name.clone(),
+            volume_type: volume_type.name.clone(),
+            size_gb: i64::from(request.size),
+            bootable: request.bootable,
+            image_name: image.map(str::to_string),
+            source_volume_id: None,
+            instance_id: None,
+            status: VolumeState::Creating.as_str().into(),
+            status_reason: None,
+            currency: currency.as_str().into(),
+            generation: 1,
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+        };
+        let mut tx = self.context.store.begin().await?;
+        self.insert_with_job(&mut tx, &row, VolumeJobAction::Create, &actor(caller), now)
+            .await?;
+        tx.commit().await.map_err(Error::internal)?;
+        self.context.work.notify_one();
+        self.view(row, &mut HashMap::new()).await
+    }
+
+    /// Profile (403) and balance (402: the minimum and the first hour of `size_gb` of `volume_type`);
+    /// the account's currency.
+    async fn require_funds(
+        &self,
+        caller: &Caller,
+        volume_type: &VolumeTypeConfig,
+        size_gb: u32,
+    ) -> Result<Currency> {
+        let missing = missing_profile_fields(&caller.account);
+        if !missing.is_empty() {
+            return Err(Error::ProfileIncomplete(missing));
+        }
+        let currency = countries::currency_for(caller.account.country.as_deref());
+        let first_hour = storage_hourly(price(&volume_type.prices, currency), size_gb);
+        require_balance(&self.context, caller, currency, first_hour).await?;
+        Ok(currency)
+    }
+
+    /// Writes a new volume, its `created` event and the job that makes it. A name the account already
+    /// uses is 409 `DUPLICATE_NAME`.
+    async fn insert_with_job(
+        &self,
+        tx: &mut Tx,
+        row: &VolumeRow,
+        action: VolumeJobAction,
+        actor: &str,
+        now: i64,
+    ) -> Result<()> {
+        insert_volume(tx, row).await?;
+        let cause = match action {
+            VolumeJobAction::Clone => format!(
+                "clone of {} requested",
+                row.source_volume_id.as_deref().unwrap_or("a volume")
+            ),
+            _ => "create requested".to_string(),
+        };
+        record_event(
+            &self.context.config,
+            tx,
+            row,
+            None,
+            VolumeState::Creating,
+            actor,
+            &cause,
+            row.generation,
+            now,
+        )
+        .await?;
+        let max_attempts = i64::from(self.config().jobs.max_attempts);
+        enqueue_job(tx, &row.id, action, row.generation, None, max_attempts, now).await
+    }
+
+    /// `GET /api/volumes/`.
+    pub async fn list(&self, caller: &Caller, query: VolumeQuery) -> Result<VolumeList> {
+        let page = PageQuery {
+            page: query.page,
+            limit: query.limit,
+        }
+        .validate()
+        .map_err(|(field, message)| Error::field(field, message))?;
+        let status = match &query.status {
+            Some(status) => Some(
+                VolumeState::parse(status)
+                    .ok_or_else(|| {
+                        Error::field(
+                            "status",
+                            format!(
+                                "Unknown status '{status}'. Valid values: {}",
+                                VolumeState::ALL.map(VolumeState::as_str).join(", ")
+                            ),
+                        )
+                    })?
+                    .as_str()
+                    .to_string(),
+            ),
+            None => None,
+        };
+        let filter = VolumeFilter {
+            status,
+            region: query.region,
+        };
+        let store = &self.context.store;
+        let (rows, total) = store
+            .volumes(caller.account_id(), &filter, page.offset(), page.limit)
+            .await?;
+        let mut instances = HashMap::new();
+        let mut volumes = Vec::with_capacity(rows.len());
+        for row in rows {
+            volumes.push(self.view(row, &mut instances).await?);
+        }
+        let taken = store
+            .volume_names_starting_with(caller.account_id(), DEFAULT_NAME_PREFIX)
+            .await?;
+        Ok(VolumeList {
+            volumes,
+            pagination: Pagination::new(page, total),
+            next_volume_name: next_volume_name(&taken),
+        })
+    }
+
+    /// `GET /api/volumes/{id}/`.
+    pub async fn get(&self, caller: &Caller, id: &str) -> Result<Volume> {
+        let row = self.owned(caller, id).await?;
+        self.view(row, &mut HashMap::new()).await
+    }
+
+    /// `GET /api/volumes/types/`: every configured type with its tier, prices and size limits.
+    pub fn types(&self) -> VolumeTypeList {
+        let limits = &self.config().volumes;
+        VolumeTypeList {
+            volume_types: self
+                .config()
+                .volume_types
+                .iter()
+                .map(|t| VolumeType {
+                    name: t.name.clone(),
+                    tier: t.tier,
+                    description: t.description.clone(),
+                    prices: t.prices.iter().map(|(c, d)| (*c, Amount(d.0))).collect(),
+                    unit: "per TB per hour".into(),
+                    minimum_size_gb: limits.minimum_size_gb,
+                    minimum_bootable_size_gb: limits.minimum_bootable_size_gb,
+                    maximum_size_gb: limits.maximum_size_gb,
+                })
+                .collect(),
+        }
+    }
+
+    /// `DELETE /api/volumes/{id}/`: only a detached volume (`available`, or `error` with no instance).
+    pub async fn delete(&self, caller: &Caller, id: &str) -> Result<VolumeAction> {
+        for _ in 0..5 {
+            let row = self.owned(caller, id).await?;
+            let state = parse_state(&row.status)?;
+            if let Some(instance) = &row.instance_id
+                && matches!(state, VolumeState::InUse | VolumeState::Error)
+            {
+                return Err(Error::conflict(
+                    "RESOURCE_IN_USE",
+                    format!(
+                        "Volume '{}' is attached to instance {instance}; detach it before deleting it",
+                        row.id
+                    ),
+                ));
+            }
+            if !matches!(state, VolumeState::Available | VolumeState::Error)
+                || row.instance_id.is_some()
+            {
+                return Err(invalid_state("delete", state, "available or error"));
+            }
+            if let Some(action) = self
+                .begin(
+                    caller,
+                    &row,
+                    state,
+                    VolumeState::Deleting,
+                    VolumeJobAction::Delete,
+                    None,
+                )
+                .await?
+            {
+                return Ok(VolumeAction {
+                    target_status: VolumeState::Deleted.as_str().into(),
+                    ..action
+                });
+            }
+        }
+        Err(changing())
+    }
+
+    /// `POST /api/volumes/{id}/resize/`: grow an `available` or `in-use` volume.
+    pub async fn resize(
+        &self,
+        caller: &Caller,
+        id: &str,
+        request: ResizeVolumeRequest,
+    ) -> Result<VolumeAction> {
+        let maximum = self.config().volumes.maximum_size_gb;
+        if request.size > maximum {
+            return Err(Error::field(
+                "size",
+                format!("Volume size must be at most {maximum} GB"),
+            ));
+        }
+        for _ in 0..5 {
+            let row = self.owned(caller, id).await?;
+            let state = parse_state(&row.status)?;
+            if !matches!(state, VolumeState::Available | VolumeState::InUse) {
+                return Err(invalid_state("resize", state, "available or in-use"));
+            }
+            if i64::from(request.size) <= row.size_gb {
+                return Err(Error::field(
+                    "size",
+                    format!(
+                        "Volumes only grow: the new size must be larger than the current {} GB",
+                        row.size_gb
+                    ),
+                ));
+            }
+            if let Some(action) = self
+                .begin(
+                    caller,
+                    &row,
+                    state,
+                    VolumeState::Resizing,
+                    VolumeJobAction::Resize,
+                    Some(request.size),
+                )
+                .await?
+            {
+                return Ok(VolumeAction {
+                    size_gb: Some(request.size),
+                    ..action
+                });
+            }
+        }
+        Err(changing())
+    }
+
+    /// `POST /api/volumes/{id}/clone/`: a new volume of the same size, type and region, made from an
+    /// `available` or `in-use` volume (which is `cloning` meanwhile).
+    pub async fn clone_volume(
+        &self,
+        caller: &Caller,
+        id: &str,
+        request: CloneVolumeRequest,
+    ) -> Result<Volume> {
+        let name = request.name.trim().to_string();
+        let mut v = Validator::new();
+        check_label(&mut v, "name", &name);
+        v.finish()?;
+        for _ in 0..5 {
+            let source = self.owned(caller, id).await?;
+            let state = parse_state(&source.status)?;
+            if !matches!(state, VolumeState::Available | VolumeState::InUse) {
+                return Err(invalid_state("clone", state, "available or in-use"));
+            }
+            let volume_type = self
+                .config()
+                .volume_type(&source.volume_type)
+                .ok_or_else(|| {
+                    Error::internal(format!(
+                        "volume {} has unknown type {}",
+                        source.id, source.volume_type
+                    ))
+                })?;
+            let mut v = Validator::new();
+            check_type_tier(&mut v, "volume_type", volume_type, caller.tier);
+            v.finish()?;
+            let currency = self
+                .require_funds(caller, volume_type, source.size_gb as u32)
+                .await?;
+            let now = self.now();
+            let row = VolumeRow {
+                id: new_id(IdKind::Volume),
+                account_id: caller.account_id().to_string(),
+                name: name.clone(),
+                tier: source.tier.clone(),
+                region: source.region.clone(),
+                volume_type: source.volume_type.clone(),
+                size_gb: source.size_gb,
+                bootable: source.bootable,
+                image_name: source.image_name.clone(),
+                source_volume_id: Some(source.id.clone()),
+                instance_id: None,
+                status: VolumeState::Creating.as_str().into(),
+                status_reason: None,
+                currency: currency.as_str().into(),
+                generation: 1,
+                created_at: now,
+                updated_at: now,
+                deleted_at: None,
+            };
+            let mut tx = self.context.store.begin().await?;
+            let change = VolumeChange {
+                status: Some(VolumeState::Cloning.as_str().into()),
+                status_reason: Some(None),
+                ..Default::default()
+            };
+            if !volumes::update(&mut tx, &source.id, source.generation, &change, now).await? {
+                continue;
+            }
+            let who = actor(caller);
+            record_event(
+                &self.context.config,
+                &mut tx,
+                &source,
+                Some(state),
+                VolumeState::Cloning,
+                &who,
+                &format!("clone to {} requested", row.id),
+                source.generation + 1,
+                now,
+            )
+            .await?;
+            self.insert_with_job(&mut tx, &row, VolumeJobAction::Clone, &who, now)
+                .await?;
+            tx.commit().await.map_err(Error::internal)?;
+            self.context.work.notify_one();
+            return self.view(row, &mut HashMap::new()).await;
+        }
+        Err(changing())
+    }
+
+    /// Moves a volume from `from` into the transitional state `through` and enqueues the job that
+    /// finishes it; `None` when the volume changed under us (read again and decide again).
+    async fn begin(
+        &self,
+        caller: &Caller,
+        row: &VolumeRow,
+        from: VolumeState,
+        through: VolumeState,
+        action: VolumeJobAction,
+        size_gb: Option<u32>,
+    ) -> Result<Option<VolumeAction>> {
+        let now = self.now();
+        let mut tx = self.context.store.begin().await?;
+        if !self
+            .begin_in(
+                &mut tx, caller, row, from, through, action, size_gb, None, now,
+            )
+            .await?
+        {
+            return Ok(None);
+        }
+        tx.commit().await.map_err(Error::internal)?;
+        self.context.work.notify_one();
+        Ok(Some(VolumeAction {
+            volume_id: row.id.clone(),
+            action: action.as_str().into(),
+            status: through.as_str().into(),
+            target_status: resting_state(row).as_str().into(),
+            size_gb: None,
+        }))
+    }
+
+    /// [`VolumeService::begin`] inside the caller's transaction; `instance_id` sets the volume's
+    /// instance (attach). False when the volume changed under us.
+    #[allow(clippy::too_many_arguments)]
+    async fn begin_in(
+        &self,
+        tx: &mut Tx,
+        caller: &Caller,
+        row: &VolumeRow,
+        from: VolumeState,
+        through: VolumeState,
+        action: VolumeJobAction,
+        size_gb: Option<u32>,
+        instance_id: Option<&str>,
+        now: i64,
+    ) -> Result<bool> {
+        let change = VolumeChange {
+            status: Some(through.as_str().into()),
+            status_reason: Some(None),
+            instance_id: instance_id.map(|i| Some(i.to_string())),
+            ..Default::default()
+        };
+        if !volumes::update(tx, &row.id, row.generation, &change, now).await? {
+            return Ok(false);
+        }
+        let generation = row.generation + 1;
+        let cause = match (action, instance_id.or(row.instance_id.as_deref()), size_gb) {
+            (VolumeJobAction::Resize, _, Some(size)) => format!("resize to {size} GB requested"),
+            (VolumeJobAction::Attach, Some(instance), _) => {
+                format!("attach to {instance} requested")
+            }
+            (VolumeJobAction::Detach, Some(instance), _) => {
+                format!("detach from {instance} requested")
+            }
+            (action, _, _) => format!("{} requested", action.as_str()),
+        };
+        record_event(
+            &self.context.config,
+            tx,
+            row,
+            Some(from),
+            through,
+            &actor(caller),
+            &cause,
+            generation,
+            now,
+        )
+        .await?;
+        let max_attempts = i64::from(self.config().jobs.max_attempts);
+        enqueue_job(tx, &row.id, action, generation, size_gb, max_attempts, now).await?;
+        Ok(true)
+    }
+
+    /// `POST /api/instances/{id}/attach-volumes/`: each volume must be `available` and in the instance's
+    /// region, and the instance `ACTIVE`. All or none are attached.
+    pub async fn attach(
+        &self,
+        caller: &Caller,
+        instance_id: &str,
+        request: VolumeIdsRequest,
+    ) -> Result<VolumeAttachmentChange> {
+        self.change_attachments(caller, instance_id, request, true)
+            .await
+    }
+
+    /// `POST /api/instances/{id}/detach-volumes/`: each volume must be attached to the instance (`in-use`,
+    /// or `error` to retry a failed operation), not its boot volume, and the instance `ACTIVE`.
+    pub async fn detach(
+        &self,
+        caller: &Caller,
+        instance_id: &str,
+        request: VolumeIdsRequest,
+    ) -> Result<VolumeAttachmentChange> {
+        self.change_attachments(caller, instance_id, request, false)
+            .await
+    }
+
+    async fn change_attachments(
+        &self,
+        caller: &Caller,
+        instance_id: &str,
+        request: VolumeIdsRequest,
+        attach: bool,
+    ) -> Result<VolumeAttachmentChange> {
+        let ids: Vec<String> = request
+            .volume_ids
+            .iter()
+            .map(|i| i.trim().to_string())
+            .collect();
+        check_ids(&ids, "volume_ids")?;
+        let verb = if attach { "attach" } else { "detach" };
+        let store = &self.context.store;
+        let instance = store
+            .instance(caller.account_id(), instance_id)
+            .await?
+            .filter(|i| i.status != InstanceState::Deleted.as_str())
+            .ok_or_else(|| Error::not_found("Instance", instance_id))?;
+        if instance.status != InstanceState::Active.as_str() {
+            return Err(Error::conflict(
+                "INVALID_STATE",
+                format!(
+                    "Cannot {verb} volumes {} an instance in state {}; it must be ACTIVE",
+                    if attach { "to" } else { "from" },
+                    instance.status
+                ),
+            ));
+        }
+        'attempt: for _ in 0..5 {
+            let mut rows = Vec::with_capacity(ids.len());
+            for id in &ids {
+                rows.push(self.owned(caller, id).await?);
+            }
+            let mut states = Vec::with_capacity(rows.len());
+            for (i, row) in rows.iter().enumerate() {
+                let state = parse_state(&row.status)?;
+                if attach {
+                    check_attachable(row, state, &instance, &format!("volume_ids[{i}]"))?;
+                } else {
+                    check_detachable(row, state, &instance)?;
+                }
+                states.push(state);
+            }
+            let (through, action) = if attach {
+                (VolumeState::Attaching, VolumeJobAction::Attach)
+            } else {
+                (VolumeState::Detaching, VolumeJobAction::Detach)
+            };
+            let now = self.now();
+            let mut tx = store.begin().await?;
+            let mut done = Vec::with_capacity(rows.len());
+            for (row, state) in rows.iter().zip(states) {
+                let target = attach.then_some(instance.id.as_str());
+                if !self
+                    .begin_in(
+                        &mut tx, caller, row, state, through, action, None, target, now,
+                    )
+                    .await?
+                {
+                    continue 'attempt; // dropping `tx` rolls back the ones already changed
+                }
+                done.push(VolumeAction {
+                    volume_id: row.id.clone(),
+                    action: verb.into(),
+                    status: through.as_str().into(),
+                    target_status: if attach {
+                        VolumeState::InUse
+                    } else {
+                        VolumeState::Available
+                    }
+                    .as_str()
+                    .into(),
+                    size_gb: None,
+                });
+            }
+            tx.commit().await.map_err(Error::internal)?;
+            self.context.work.notify_one();
+            return Ok(VolumeAttachmentChange {
+                instance_id: instance.id,
+                action: verb.into(),
+                volumes: done,
+            });
+        }
+        Err(changing())
+    }
+
+    /// Deploy with `boot_from_volume`: the caller's bootable, `available` volume `id` in `region`
+    /// (404 unknown, 400 `volume_id` not bootable or elsewhere, 409 in use). Reserve it with
+    /// [`attach_at_deploy`] in the deploy transaction.
+    pub async fn boot_volume_for_deploy(
+        &self,
+        caller: &Caller,
+        id: &str,
+        region: &str,
+    ) -> Result<VolumeRow> {
+        let row = self.owned(caller, id.trim()).await?;
+        let mut v = Validator::new();
+        v.check(
+            row.bootable,
+            "volume_id",
+            format!("Volume '{}' is not bootable", row.id),
+        );
+        v.check(
+            row.region == region,
+            "volume_id",
+            format!("Volume '{}' is in {}, not {region}", row.id, row.region),
+        );
+        v.finish()?;
+        check_free_for_deploy(&row)?;
+        Ok(row)
+    }
+
+    /// Deploy with `existing_volumes`: the caller's `available` volumes in `region`, in the order given
+    /// (400 for duplicates or another region, naming `existing_volumes[i]`; 404 unknown; 409 in use).
+    /// Reserve each with [`attach_at_deploy`] in the deploy transaction.
+    pub async fn existing_volumes_for_deploy(
+        &self,
+        caller: &Caller,
+        ids: &[String],
+        region: &str,
+    ) -> Result<Vec<VolumeRow>> {
+        let ids: Vec<String> = ids.iter().map(|i| i.trim().to_string()).collect();
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        check_ids(&ids, "existing_volumes")?;
+        let mut rows = Vec::with_capacity(ids.len());
+        for id in &ids {
+            rows.push(self.owned(caller, id).await?);
+        }
+        let mut v = Validator::new();
+        for (i, row) in rows.iter().enumerate() {
+            v.check(
+                row.region == region,
+                &format!("existing_volumes[{i}]"),
+                format!("Volume '{}' is in {}, not {region}", row.id, row.region),
+            );
+        }
+        v.finish()?;
+        for row in &rows {
+            check_free_for_deploy(row)?;
+        }
+        Ok(rows)
+    }
+
+    /// Deploy with `volumes`: the field checks of new data volumes, added to the deploy's validator under
+    /// `volumes[i].name`, `volumes[i].size` and `volumes[i].volume_type` (type of the caller's tier).
+    pub fn check_new_volumes(
+        &self,
+        caller: &Caller,
+        v: &mut Validator,
+        requests: &[NewVolumeRequest],
+    ) {
+        let config = self.config();
+        let limits = &config.volumes;
+        let mut names = BTreeSet::new();
+        for (i, request) in requests.iter().enumerate() {
+            let field = |f: &str| format!("volumes[{i}].{f}");
+            let name = request.name.trim();
+            check_label(v, &field("name"), name);
+            v.check(
+                names.insert(name.to_string()),
+                &field("name"),
+                format!("The name '{name}' is given to two volumes"),
+            );
+            v.check(
+                (limits.minimum_size_gb..=limits.maximum_size_gb).contains(&request.size),
+                &field("size"),
+                format!(
+                    "Volume size must be between {} and {} GB",
+                    limits.minimum_size_gb, limits.maximum_size_gb
+                ),
+            );
+            match config.volume_type(&request.volume_type) {
+                None => v.add(
+                    &field("volume_type"),
+                    unknown_value(
+                        "volume type",
+                        &request.volume_type,
+                        config.volume_types.iter().map(|t| &t.name),
+                    ),
+                ),
+                Some(t) => check_type_tier(v, &field("volume_type"), t, caller.tier),
+            }
+        }
+    }
+
+    /// Deploy with `volumes`: the rows of new data volumes for instance `instance_id`, to write with
+    /// [`create_at_deploy`] (checked first with [`VolumeService::check_new_volumes`]).
+    pub fn new_volume_rows(
+        &self,
+        caller: &Caller,
+        requests: &[NewVolumeRequest],
+        region: &str,
+        instance_id: &str,
+        now: i64,
+    ) -> Vec<VolumeRow> {
+        let currency = countries::currency_for(caller.account.country.as_deref());
+        requests
+            .iter()
+            .map(|request| VolumeRow {
+                id: new_id(IdKind::Volume),
+                account_id: caller.account_id().to_string(),
+                name: request.name.trim().to_string(),
+                tier: caller.tier.as_str().into(),
+                region: region.to_string(),
+                volume_type: request.volume_type.clone(),
+                size_gb: i64::from(request.size),
+                bootable: false,
+                image_name: None,
+                source_volume_id: None,
+                instance_id: Some(instance_id.to_string()),
+                status: VolumeState::Creating.as_str().into(),
+                status_reason: None,
+                currency: currency.as_str().into(),
+                generation: 1,
+                created_at: now,
+                updated_at: now,
+                deleted_at: None,
+            })
+            .collect()
+    }
+
+    /// The volume of the account, unless deleted; 404 otherwise.
+    async fn owned(&self, caller: &Caller, id: &str) -> Result<VolumeRow> {
+        self.context
+            .store
+            .volume(caller.account_id(), id)
+            .await?
+            .filter(|v| v.status != VolumeState::Deleted.as_str())
+            .ok_or_else(|| Error::not_found("Volume", id))
+    }
+
+    /// The wire form; `instances` caches the attached instances of a page.
+    async fn view(
+        &self,
+        row: VolumeRow,
+        instances: &mut HashMap<String, Option<InstanceRow>>,
+    ) -> Result<Volume> {
+        let attachment = match &row.instance_id {
+            Some(id) => {
+                if !instances.contains_key(id) {
+                    let instance = self.context.store.instance_by_id(id).await?;
+                    instances.insert(id.clone(), instance);
+                }
+                instances[id].as_ref().map(|i| VolumeAttachment {
+                    instance_id: i.id.clone(),
+                    instance_name: i.name.clone(),
+                    instance_status: i.status.clone(),
+                    boot_volume: i.boot_volume_id.as_deref() == Some(row.id.as_str()),
+                })
+            }
+            None => None,
+        };
+        let currency = Currency::parse(&row.currency).unwrap_or(Currency::USD);
+        Ok(Volume {
+            hourly_rate: Amount(display_rate(hourly_rate(
+                self.config(),
+                &row.volume_type,
+                row.size_gb as u32,
+                currency,
+            ))),
+            currency,
+            tier: Tier::parse(&row.tier).unwrap_or(Tier::Legacy),
+            size_gb: row.size_gb as u32,
+            attachment,
+            id: row.id,
+            name: row.name,
+            region: row.region,
+            volume_type: row.volume_type,
+            bootable: row.bootable,
+            image_name: row.image_name,
+            status: row.status,
+            status_reason: row.status_reason,
+            source_volume_id: row.source_volume_id,
+            created_at: format_ms(row.created_at),
+            updated_at: format_ms(row.updated_at),
+        })
+    }
+}
+
+/// The exact hourly rate of `size_gb` of `volume_type` (zero for a type no longer configured).
+pub fn hourly_rate(
+    config: &Config,
+    volume_type: &str,
+    size_gb: u32,
+    currency: Currency,
+) -> Decimal {
+    config
+        .volume_type(volume_type)
+        .map(|t| storage_hourly(price(&t.prices, currency), size_gb))
+        .unwrap_or_default()
+}
+
+/// The first of `volume1`, `volume2`, ... not among `taken`.
+pub fn next_volume_name(taken: &[String]) -> String {
+    let taken: BTreeSet<&str> = taken.iter().map(String::as_str).collect();
+    (1..)
+        .map(|n| format!("{DEFAULT_NAME_PREFIX}{n}"))
+        .find(|name| !taken.contains(name.as_str()))
+        .expect("some number is free")
+}
+
+/// The state a volume rests in once its operation finishes: `in-use` while it has an instance.
+pub fn resting_state(row: &VolumeRow) -> VolumeState {
+    if row.instance_id.is_some() {
+        VolumeState::InUse
+    } else {
+        VolumeState::Available
+    }
+}
+
+pub(crate) fn parse_state(status: &str) -> Result<VolumeState> {
+    VolumeState::parse(status)
+        .ok_or_else(|| Error::internal(format!("unknown volume status {status}")))
+}
+
+fn invalid_state(action: &str, state: VolumeState, allowed: &str) -> Error {
+    Error::conflict(
+        "INVALID_STATE",
+        format!("Cannot {action} a volume in state {state}; it must be {allowed}"),
+    )
+}
+
+fn changing() -> Error {
+    Error::conflict("CONFLICT", "The volume is changing; try again")
+}
+
+fn unknown_value<'a>(what: &str, value: &str, valid: impl Iterator<Item = &'a String>) -> String {
+    let valid: Vec<&str> = valid.map(String::as_str).collect();
+    format!(
+        "Unknown {what} '{value}'. Valid values: {}",
+        valid.join(", ")
+    )
+}
+
+fn check_type_tier(v: &mut Validator, field: &str, volume_type: &VolumeTypeConfig, tier: Tier) {
+    v.check(
+        volume_type.tier == tier,
+        field,
+        format!(
+            "{} is a volume type of the {} tier; this API key acts in the {tier} tier",
+            volume_type.name, volume_type.tier
+        ),
+    );
+}
+
+/// A list of volume ids: 1 to [`MAX_VOLUMES_PER_REQUEST`], none empty, none twice.
+fn check_ids(ids: &[String], field: &str) -> Result<()> {
+    let mut v = Validator::new();
+    v.check(!ids.is_empty(), field, "Name at least one volume id");
+    v.check(
+        ids.len() <= MAX_VOLUMES_PER_REQUEST,
+        field,
+        format!("At most {MAX_VOLUMES_PER_REQUEST} volumes per request"),
+    );
+    let mut seen = BTreeSet::new();
+    for (i, id) in ids.iter().enumerate() {
+        v.check(
+            !id.is_empty(),
+            &format!("{field}[{i}]"),
+            "Volume id is empty",
+        );
+        v.check(
+            seen.insert(id.as_str()),
+            &format!("{field}[{i}]"),
+            format!("Volume '{id}' is named twice"),
+        );
+    }
+    v.finish()
+}
+
+fn check_attachable(
+    row: &VolumeRow,
+    state: VolumeState,
+    instance: &InstanceRow,
+    field: &str,
+) -> Result<()> {
+    if row.region != instance.region {
+        return Err(Error::field(
+            field,
+            format!(
+                "Volume '{}' is in {} but instance {} is in {}",
+                row.id, row.region, instance.id, instance.region
+            ),
+        ));
+    }
+    match &row.instance_id {
+        Some(other) if *other == instance.id => Err(Error::conflict(
+            "INVALID_STATE",
+            format!(
+                "Volume '{}' is already attached to instance {other} (state {state})",
+                row.id
+            ),
+        )),
+        Some(other) => Err(Error::conflict(
+            "RESOURCE_IN_USE",
+            format!("Volume '{}' is attached to instance {other}", row.id),
+        )),
+        None if state != VolumeState::Available => Err(Error::conflict(
+            "INVALID_STATE",
+            format!(
+                "Cannot attach volume '{}' in state {state}; it must be available",
+                row.id
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn check_detachable(row: &VolumeRow, state: VolumeState, instance: &InstanceRow) -> Result<()> {
+    if row.instance_id.as_deref() != Some(instance.id.as_str()) {
+        return Err(Error::conflict(
+            "INVALID_STATE",
+            format!(
+                "Volume '{}' is not attached to instance {}",
+                row.id, instance.id
+            ),
+        ));
+    }
+    if instance.boot_volume_id.as_deref() == Some(row.id.as_str()) {
+        return Err(Error::conflict(
+            "RESOURCE_IN_USE",
+            format!(
+                "Volume '{}' is the boot volume of instance {} and cannot be detached",
+                row.id, instance.id
+            ),
+        ));
+    }
+    if !matches!(state, VolumeState::InUse | VolumeState::Error) {
+        return Err(Error::conflict(
+            "INVALID_STATE",
+            format!(
+                "Cannot detach volume '{}' in state {state}; it must be in-use",
+                row.id
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A volume deploy may take: detached and `available` (409 otherwise).
+fn check_free_for_deploy(row: &VolumeRow) -> Result<()> {
+    if let Some(instance) = &row.instance_id {
+        return Err(Error::conflict(
+            "RESOURCE_IN_USE",
+            format!("Volume '{}' is attached to instance {instance}", row.id),
+        ));
+    }
+    if row.status != VolumeState::Available.as_str() {
+        return Err(Error::conflict(
+            "INVALID_STATE",
+            format!(
+                "Volume '{}' is {}; only an available volume can be used at deploy",
+                row.id, row.status
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Deploy: records `volume` (read by a `*_for_deploy` check) as `in-use` by the new instance
+/// `instance_id`, with its event, inside the deploy transaction. False when the volume changed since it
+/// was read (the caller rolls back and answers 409, or reads again).
+pub async fn attach_at_deploy(
+    config: &Config,
+    tx: &mut Tx,
+    volume: &VolumeRow,
+    instance_id: &str,
+    actor: &str,
+    now: i64,
+) -> Result<bool> {
+    let change = VolumeChange {
+        status: Some(VolumeState::InUse.as_str().into()),
+        status_reason: Some(None),
+        instance_id: Some(Some(instance_id.to_string())),
+        ..Default::default()
+    };
+    if !volumes::update(tx, &volume.id, volume.generation, &change, now).await? {
+        return Ok(false);
+    }
+    record_event(
+        config,
+        tx,
+        volume,
+        Some(parse_state(&volume.status)?),
+        VolumeState::InUse,
+        actor,
+        &format!("attached at deploy of {instance_id}"),
+        volume.generation + 1,
+        now,
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Deploy: writes a new data volume (from [`VolumeService::new_volume_rows`]), its event and its create
+/// job inside the deploy transaction. The job ends with the volume `in-use` by its instance. A name the
+/// account already uses is 409 `DUPLICATE_NAME`.
+pub async fn create_at_deploy(
+    config: &Config,
+    tx: &mut Tx,
+    row: &VolumeRow,
+    actor: &str,
+    max_attempts: i64,
+    now: i64,
+) -> Result<()> {
+    insert_volume(tx, row).await?;
+    let cause = format!(
+        "create requested at deploy of {}",
+        row.instance_id.as_deref().unwrap_or("an instance")
+    );
+    record_event(
+        config,
+        tx,
+        row,
+        None,
+        VolumeState::Creating,
+        actor,
+        &cause,
+        row.generation,
+        now,
+    )
+    .await?;
+    enqueue_job(
+        tx,
+        &row.id,
+        VolumeJobAction::Create,
+        row.generation,
+        None,
+        max_attempts,
+        now,
+    )
+    .await
+}
+
+async fn insert_volume(tx: &mut Tx, row: &VolumeRow) -> Result<()> {
+    match volumes::insert(&mut *tx, row).await {
+        Ok(()) => Ok(()),
+        Err(StoreError::Unique(_)) => Err(Error::conflict(
+            "DUPLICATE_NAME",
+            format!("A volume named '{}' already exists", row.name),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn enqueue_job(
+    tx: &mut Tx,
+    id: &str,
+    action: VolumeJobAction,
+    generation: i64,
+    size_gb: Option<u32>,
+    max_attempts: i64,
+    now: i64,
+) -> Result<()> {
+    let payload = serde_json::to_string(&VolumeJob {
+        action,
+        generation,
+        size_gb,
+    })
+    .map_err(Error::internal)?;
+    let job = NewJob {
+        kind: JOB_KIND,
+        resource_id: id,
+        payload,
+        max_attempts,
+    };
+    enqueue(tx, job, now).await?;
+    Ok(())
+}
+
+/// Records a volume's state change in the event log; `sequence` is the volume's generation after it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn record_event(
+    config: &Config,
+    tx: &mut Tx,
+    row: &VolumeRow,
+    from: Option<VolumeState>,
+    to: VolumeState,
+    actor: &str,
+    cause: &str,
+    sequence: i64,
+    now: i64,
+) -> Result<()> {
+    let event = EventRow {
+        id: format!("evt-{}", crate::platform::ids::random_alphanumeric(16)),
+        account_id: row.account_id.clone(),
+        resource_type: "volume".into(),
+        resource_id: row.id.clone(),
+        kind: if from.is_none() {
+            "created"
+        } else {
+            "status_changed"
+        }
+        .into(),
+        from_status: from.map(|s| s.as_str().to_string()),
+        to_status: Some(to.as_str().to_string()),
+        actor: actor.to_string(),
+        cause: cause.to_string(),
+        sequence,
+        created_at: now,
+    };
+    events::insert(&mut *tx, &event).await?;
+    // Billing follows every state change, in the same transaction.
+    crate::billing::sync_volume(tx, config, &row.id, now).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_round_trip() {
+        for state in VolumeState::ALL {
+            assert_eq!(VolumeState::parse(state.as_str()), Some(state));
+        }
+        assert_eq!(VolumeState::parse("IN-USE"), None);
+        assert!(VolumeState::InUse.is_stable() && !VolumeState::Attaching.is_stable());
+    }
+
+    #[test]
+    fn next_volume_name_takes_the_first_gap() {
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(next_volume_name(&[]), "volume1");
+        assert_eq!(next_volume_name(&names(&["volume1", "volume2"])), "volume3");
+        assert_eq!(
+            next_volume_name(&names(&["volume2", "volume10", "volumes"])),
+            "volume1"
+        );
+        assert_eq!(next_volume_name(&names(&["volume1", "volume3"])), "volume2");
+    }
+
+    #[test]
+    fn job_payloads_are_stable() {
+        let job = VolumeJob {
+            action: VolumeJobAction::Resize,
+            generation: 3,
+            size_gb: Some(200),
+        };
+        let text = serde_json::to_string(&job).unwrap();
+        assert_eq!(text, r#"{"action":"resize","generation":3,"size_gb":200}"#);
+        assert_eq!(serde_json::from_str::<VolumeJob>(&text).unwrap(), job);
+    }
+}
