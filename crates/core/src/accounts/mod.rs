@@ -1,6 +1,6 @@
 //! Who is calling: accounts and their profiles, sign-up and log-in, tokens and API keys (`auth`), dashboard
-//! sessions (`web_sessions`), and what
-//! an account keeps for its machines: SSH keys and startup scripts. Uses `platform`.
+//! sessions (`web_sessions`), and what an account keeps for its machines: SSH keys and startup scripts.
+//! Uses `platform`.
 
 mod account;
 pub mod auth;
