@@ -7,9 +7,9 @@
 
 use std::sync::Arc;
 
+use crate::platform::events::{self, NewEvent};
 use barrack_api::Currency;
 use barrack_api::instances::{SecurityRule, SecurityRuleRequest, TogglePublicIp};
-use barrack_store::events::{self, EventRow};
 use barrack_store::instances::{self, InstanceChange, InstanceRow};
 use barrack_store::{StoreError, Tx, capacity, public_ips};
 use rand::Rng;
@@ -429,25 +429,19 @@ pub(crate) async fn record_event_at(
     sequence: i64,
     now: i64,
 ) -> Result<()> {
-    let event = EventRow {
-        id: format!("evt-{}", crate::platform::ids::random_alphanumeric(16)),
-        account_id: row.account_id.clone(),
-        resource_type: "instance".into(),
-        resource_id: row.id.clone(),
-        kind: if from.is_none() {
-            "created"
-        } else {
-            "status_changed"
-        }
-        .into(),
-        from_status: from.map(|s| s.as_str().to_string()),
-        to_status: Some(to.as_str().to_string()),
-        actor: actor.to_string(),
-        cause: cause.to_string(),
+    let from = from.map(InstanceState::as_str);
+    let event = NewEvent {
+        account_id: &row.account_id,
+        resource_type: "instance",
+        resource_id: &row.id,
+        kind: events::change_kind(from),
+        from,
+        to: Some(to.as_str()),
+        actor,
+        cause,
         sequence,
-        created_at: now,
     };
-    events::insert(&mut *tx, &event).await?;
+    events::record(tx, event, now).await?;
     // A new instance in a state billed nothing has no periods to open or close.
     if from.is_none() && to.billing() == BillingClass::Free {
         return Ok(());
