@@ -2,7 +2,7 @@
 //! `BARRACK_BENCH_POSTGRES_URL` is set) on PostgreSQL, then times the meter (see `meter.rs`).
 //!
 //! ```sh
-//! cargo build --release --bins && target/release/barrack-bench [server|meter]
+//! cargo build --release --bins && target/release/barrack-bench [server|meter|dashboard]
 //! ```
 //!
 //! On PostgreSQL each measurement runs in a database of its own, created next to the one the URL names
@@ -26,6 +26,7 @@ use barrack_api::ssh_keys::CreateSshKeyRequest;
 use barrack_client::Client;
 use serde_json::json;
 
+mod dashboard;
 mod meter;
 
 /// Instances present while reads are measured.
@@ -394,8 +395,8 @@ impl ScratchDatabase {
 #[tokio::main]
 async fn main() -> Result<()> {
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
-    if !matches!(what.as_str(), "all" | "server" | "meter") {
-        bail!("usage: barrack-bench [server|meter]");
+    if !matches!(what.as_str(), "all" | "server" | "meter" | "dashboard") {
+        bail!("usage: barrack-bench [server|meter|dashboard]");
     }
     let postgres = std::env::var("BARRACK_BENCH_POSTGRES_URL")
         .ok()
@@ -419,6 +420,15 @@ async fn main() -> Result<()> {
         if let Some(url) = &postgres {
             let db = ScratchDatabase::create(url, "meter").await?;
             let result = meter::run("postgres", &db.url).await;
+            db.drop_now().await?;
+            result?;
+        }
+    }
+    if matches!(what.as_str(), "all" | "dashboard") {
+        dashboard::run("sqlite", None).await?;
+        if let Some(url) = &postgres {
+            let db = ScratchDatabase::create(url, "dashboard").await?;
+            let result = dashboard::run("postgres", Some(&db.url)).await;
             db.drop_now().await?;
             result?;
         }

@@ -380,6 +380,12 @@ pub fn router(services: Services, simulator: Option<Arc<SimDriver>>) -> Router {
     }));
     let body_limit = config.body_limit_bytes;
     let (api, _) = crate::routes::api_router().split_for_parts();
+    let dashboard = barrack_web::router(services.clone())
+        .layer(CatchPanicLayer::new())
+        .layer(from_fn_with_state(
+            state.clone(),
+            middleware::request_context,
+        ));
     api.route("/api/openapi.json", get(openapi_json))
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::method_not_allowed)
@@ -395,6 +401,7 @@ pub fn router(services: Services, simulator: Option<Arc<SimDriver>>) -> Router {
                 .layer(DefaultBodyLimit::max(body_limit)),
         )
         .with_state(state)
+        .merge(dashboard)
 }
 
 async fn openapi_json(

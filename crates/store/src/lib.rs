@@ -27,6 +27,7 @@ pub mod sql;
 mod sqlite;
 pub mod ssh_keys;
 pub mod volumes;
+pub mod web_sessions;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -183,24 +183,31 @@ impl AccountService {
 
     /// `POST /api/auth/token/`.
     pub async fn login(&self, request: TokenObtainPair) -> Result<TokenPair> {
-        let email = request.email.trim().to_lowercase();
-        let account = self.context.store.account_by_email(&email).await?;
-        let valid = match &account {
-            Some(a) => auth::verify_password(&request.password, &a.password_hash),
-            None => {
-                // Same work either way, so timing does not reveal which emails exist.
-                auth::verify_password(&request.password, DUMMY_HASH);
-                false
-            }
-        };
-        let Some(account) = account.filter(|_| valid) else {
-            return Err(Error::Unauthenticated("Invalid email or password".into()));
-        };
+        let account = self
+            .verify_credentials(&request.email, &request.password)
+            .await?;
         let tier = request.tier.unwrap_or(Tier::Legacy);
         Ok(TokenPair {
             access: self.issue(&account.id, TokenKind::Access, tier),
             refresh: self.issue(&account.id, TokenKind::Refresh, tier),
         })
+    }
+
+    /// The account with this email and password (token sign-in and the dashboard's sign-in).
+    pub async fn verify_credentials(&self, email: &str, password: &str) -> Result<AccountRow> {
+        let email = email.trim().to_lowercase();
+        let account = self.context.store.account_by_email(&email).await?;
+        let valid = match &account {
+            Some(a) => auth::verify_password(password, &a.password_hash),
+            None => {
+                // Same work either way, so timing does not reveal which emails exist.
+                auth::verify_password(password, DUMMY_HASH);
+                false
+            }
+        };
+        account
+            .filter(|_| valid)
+            .ok_or_else(|| Error::Unauthenticated("Invalid email or password".into()))
     }
 
     /// `POST /api/auth/token/refresh/`.

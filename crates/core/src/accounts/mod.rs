@@ -1,10 +1,12 @@
-//! Who is calling: accounts and their profiles, sign-up and log-in, tokens and API keys (`auth`), and what
-//! an account keeps for its machines: SSH keys and startup scripts. Uses `platform`.
+//! Who is calling: accounts and their profiles, sign-up and log-in, tokens and API keys (`auth`), dashboard
+//! sessions (`web_sessions`), and what an account keeps for its machines: SSH keys and startup scripts.
+//! Uses `platform`.
 
 mod account;
 pub mod auth;
 pub mod scripts;
 pub mod ssh_key;
 pub mod ssh_keys;
+pub mod web_sessions;
 
 pub use account::*;

@@ -78,12 +78,12 @@ pub async fn rate_limit(State(state): State<AppState>, request: Request, next: N
 pub async fn json_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
-    let is_json = response
+    let is_envelope_or_page = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if status.as_u16() < 400 || is_json {
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    if status.as_u16() < 400 || is_envelope_or_page {
         return response;
     }
     let (parts, body) = response.into_parts();
@@ -142,8 +142,11 @@ pub fn normalize_path<B>(mut request: axum::http::Request<B>) -> axum::http::Req
     request
 }
 
-/// Unknown route.
+/// Unknown route: the API's JSON envelope under `/api/`, the dashboard's page elsewhere.
 pub async fn not_found(uri: Uri) -> Response {
+    if barrack_web::is_dashboard_path(uri.path()) {
+        return barrack_web::fallback(uri.path());
+    }
     ApiError(Error::NotFound(format!("No such endpoint: {}", uri.path()))).into_response()
 }
 

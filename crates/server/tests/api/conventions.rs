@@ -55,7 +55,7 @@ async fn every_rejection_is_the_json_error_envelope(db: Db) {
     type Case = (Method, &'static str, Option<Vec<u8>>, u16, &'static str);
     let cases: Vec<Case> = vec![
         (Method::GET, "/api/no-such-thing/", None, 404, "NOT_FOUND"),
-        (Method::GET, "/", None, 404, "NOT_FOUND"),
+        (Method::GET, "/api", None, 404, "NOT_FOUND"),
         (
             Method::DELETE,
             "/api/regions/",

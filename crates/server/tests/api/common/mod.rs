@@ -15,6 +15,7 @@ use barrack_server::{Running, StartOptions};
 use barrack_store::sql::Columns;
 
 pub mod process;
+pub mod webdriver;
 use rust_decimal::Decimal;
 
 /// The database a test runs on.

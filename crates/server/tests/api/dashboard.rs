@@ -1,0 +1,673 @@
+//! The web dashboard over HTTP, as a browser without scripts would use it: sign-in and sign-out with
+//! cookies, forms refused without the session's token, another account's instance a 404 page, the API's
+//! messages at the fields, and actions that change state through the same services as the API.
+
+use std::collections::HashMap;
+
+use barrack_api::Tier;
+use barrack_api::account::AdminCreateUser;
+use barrack_api::instances::DeployRequest;
+use barrack_api::ssh_keys::CreateSshKeyRequest;
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use serde_json::json;
+
+use crate::common::{Db, TestApp};
+use crate::on_both_databases;
+
+on_both_databases!(
+    signing_in_opens_a_session_and_signing_out_ends_it,
+    forms_without_the_sessions_token_are_refused,
+    another_accounts_instance_is_a_404_page,
+    deploy_act_snapshot_and_restore_from_the_pages,
+    bad_input_is_shown_at_the_fields,
+    short_credits_are_a_message_with_a_link,
+    sign_up_then_sign_in,
+);
+
+const PASSWORD: &str = "correct horse battery";
+const IMAGE: &str = "Ubuntu 24.04 + CUDA 12.8 Open + Docker";
+
+/// A cookie-keeping client that does not follow redirects, so each answer can be checked.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    cookies: HashMap<String, String>,
+}
+
+struct Page {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Page {
+    fn location(&self) -> &str {
+        self.headers
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// The first hidden CSRF token of the page's forms.
+    fn csrf(&self) -> String {
+        let marker = r#"name="csrf" value=""#;
+        let start = self.body.find(marker).expect("a form with a token") + marker.len();
+        let end = self.body[start..].find('"').unwrap() + start;
+        self.body[start..end].to_string()
+    }
+
+    fn content_type(&self) -> &str {
+        self.headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: app.base_url.clone(),
+            cookies: HashMap::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn keep(&mut self, response: reqwest::Response) -> Page {
+        for value in response.headers().get_all(SET_COOKIE) {
+            let text = value.to_str().unwrap();
+            let pair = text.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if text.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_string(), value.to_string());
+            }
+        }
+        Page {
+            status: response.status(),
+            headers: response.headers().clone(),
+            body: response.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.keep(response).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let body = form
+            .iter()
+            .fold(
+                form_urlencoded::Serializer::new(String::new()),
+                |mut s, (k, v)| {
+                    s.append_pair(k, v);
+                    s
+                },
+            )
+            .finish();
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        self.keep(response).await
+    }
+
+    /// Signs in through the form; returns the overview's form token.
+    async fn sign_in(&mut self, email: &str, password: &str, tier: &str) -> String {
+        let form = self.get("/login").await;
+        assert_eq!(form.status, StatusCode::OK);
+        let token = form.csrf();
+        let signed = self
+            .post(
+                "/login",
+                &[
+                    ("csrf", &token),
+                    ("email", email),
+                    ("password", password),
+                    ("tier", tier),
+                ],
+            )
+            .await;
+        assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.body);
+        assert_eq!(signed.location(), "/");
+        let overview = self.get("/").await;
+        assert_eq!(overview.status, StatusCode::OK);
+        overview.csrf()
+    }
+}
+
+/// A new account with a known email and password: its email and id.
+async fn account(app: &TestApp) -> (String, String) {
+    let n = barrack_core::ids::random_alphanumeric(8).to_lowercase();
+    let email = format!("web-{n}@example.com");
+    let user = app
+        .admin
+        .admin_create_user(&AdminCreateUser {
+            email: email.clone(),
+            password: PASSWORD.into(),
+            name: "Web User".into(),
+            admin: false,
+        })
+        .await
+        .unwrap()
+        .data;
+    (email, user.id)
+}
+
+async fn signing_in_opens_a_session_and_signing_out_ends_it(db: Db) {
+    let app = TestApp::start(db).await;
+    let (email, _) = account(&app).await;
+    let mut browser = Browser::new(&app);
+
+    let anonymous = browser.get("/").await;
+    assert_eq!(anonymous.status, StatusCode::SEE_OTHER);
+    assert_eq!(anonymous.location(), "/login");
+
+    let form = browser.get("/login").await;
+    let token = form.csrf();
+    let wrong = browser
+        .post(
+            "/login",
+            &[
+                ("csrf", &token),
+                ("email", &email),
+                ("password", "wrong horse battery"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.body.contains("Invalid email or password"));
+    assert!(!browser.cookies.contains_key("barrack_session"));
+
+    let signed = browser
+        .post(
+            "/login",
+            &[
+                ("csrf", &token),
+                ("email", &email),
+                ("password", PASSWORD),
+                ("tier", "legacy"),
+            ],
+        )
+        .await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER);
+    let cookie = signed
+        .headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("barrack_session="))
+        .expect("a session cookie");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+    let session = browser.cookies["barrack_session"].clone();
+
+    let overview = browser.get("/").await;
+    assert_eq!(overview.status, StatusCode::OK);
+    assert!(overview.content_type().starts_with("text/html"));
+    assert!(overview.body.contains("Overview") && overview.body.contains("Web User"));
+    let csp = overview.headers["content-security-policy"]
+        .to_str()
+        .unwrap();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+
+    let out = browser.post("/logout", &[("csrf", &overview.csrf())]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(out.location(), "/login");
+    assert!(!browser.cookies.contains_key("barrack_session"));
+
+    // The old cookie is dead on the server too, not just forgotten by the browser.
+    browser
+        .cookies
+        .insert("barrack_session".into(), session.clone());
+    let replayed = browser.get("/instances").await;
+    assert_eq!(replayed.status, StatusCode::SEE_OTHER);
+    assert_eq!(replayed.location(), "/login");
+    app.stop().await;
+}
+
+async fn forms_without_the_sessions_token_are_refused(db: Db) {
+    let app = TestApp::start(db).await;
+    let (email, _) = account(&app).await;
+    let (other_email, _) = account(&app).await;
+    let mut browser = Browser::new(&app);
+    let token = browser.sign_in(&email, PASSWORD, "legacy").await;
+    let mut other = Browser::new(&app);
+    let other_token = other.sign_in(&other_email, PASSWORD, "legacy").await;
+    assert_ne!(token, other_token);
+
+    for form in [
+        vec![("name", "k")],
+        vec![("csrf", ""), ("name", "k")],
+        vec![("csrf", other_token.as_str()), ("name", "k")],
+        vec![("csrf", &token[..31]), ("name", "k")],
+    ] {
+        let refused = browser.post("/ssh-keys", &form).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{form:?}");
+        assert!(refused.body.contains("Form expired"));
+    }
+    let keys = browser.get("/ssh-keys").await;
+    assert!(keys.body.contains("No keys yet."), "nothing was created");
+
+    // Signing out with a stale token does not sign out.
+    let refused = browser.post("/logout", &[("csrf", &other_token)]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(browser.get("/").await.status, StatusCode::OK);
+
+    // The sign-in form's token must match the browser's form cookie.
+    let mut fresh = Browser::new(&app);
+    let form = fresh.get("/login").await;
+    fresh.cookies.clear();
+    let refused = fresh
+        .post(
+            "/login",
+            &[
+                ("csrf", &form.csrf()),
+                ("email", &email),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+    // With the right token the same form works.
+    let created = browser
+        .post(
+            "/ssh-keys",
+            &[("csrf", &token), ("name", "k"), ("mode", "generate")],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert!(created.body.contains("BEGIN OPENSSH PRIVATE KEY"));
+    assert!(
+        !browser
+            .get("/ssh-keys")
+            .await
+            .body
+            .contains("BEGIN OPENSSH PRIVATE KEY")
+    );
+    app.stop().await;
+}
+
+fn deploy_request(name: &str) -> DeployRequest {
+    serde_json::from_value(json!({
+        "gpu_model": "H100-SXM5-80GB", "gpu_count": 1, "region": "FINLAND-1", "instance_name": name,
+        "image_name": IMAGE, "ssh_key": "k"
+    }))
+    .unwrap()
+}
+
+async fn another_accounts_instance_is_a_404_page(db: Db) {
+    let app = TestApp::start(db).await;
+    let (owner, _) = app.funded_user(Tier::Advanced, "US", "100").await;
+    owner
+        .create_ssh_key(&CreateSshKeyRequest {
+            name: "k".into(),
+            public_key: None,
+        })
+        .await
+        .unwrap();
+    let theirs = owner.deploy(&deploy_request("theirs")).await.unwrap().data;
+    app.settle().await;
+
+    let (email, _) = account(&app).await;
+    let mut browser = Browser::new(&app);
+    let token = browser.sign_in(&email, PASSWORD, "advanced").await;
+    let id = &theirs.instance_id;
+    for path in [format!("/instances/{id}"), format!("/instances/{id}/live")] {
+        let page = browser.get(&path).await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(page.content_type().starts_with("text/html"));
+        assert!(!page.body.contains("theirs"));
+    }
+    let acted = browser
+        .post(
+            &format!("/instances/{id}/action"),
+            &[("csrf", &token), ("action", "stop")],
+        )
+        .await;
+    assert_eq!(acted.status, StatusCode::NOT_FOUND);
+    let batch = browser
+        .post(
+            "/instances/batch",
+            &[("csrf", &token), ("batch_action", "hibernate"), ("id", id)],
+        )
+        .await;
+    assert!(batch.body.contains("not found"), "{}", batch.body);
+    assert_eq!(owner.instance(id).await.unwrap().data.status, "ACTIVE");
+
+    // Unknown paths: a page for the dashboard, the JSON envelope for the API.
+    let page = browser.get("/no-such-page").await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(page.content_type().starts_with("text/html"));
+    let api = browser.get("/api/no-such-thing/").await;
+    assert_eq!(api.status, StatusCode::NOT_FOUND);
+    assert!(api.content_type().starts_with("application/json"));
+    assert!(api.body.contains("NOT_FOUND"));
+    app.stop().await;
+}
+
+/// A signed-in browser of an account with a complete profile, credits and the SSH key "k".
+async fn funded_browser(app: &TestApp, credits: &str) -> (Browser, String, String) {
+    let (email, id) = account(app).await;
+    let mut browser = Browser::new(app);
+    let token = browser.sign_in(&email, PASSWORD, "advanced").await;
+    let saved = browser
+        .post(
+            "/account/profile",
+            &[
+                ("csrf", &token),
+                ("name", "Web User"),
+                ("address_line", "1 Test Street"),
+                ("postal_code", "00100"),
+                ("country", "US"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    assert!(
+        browser
+            .get("/account?saved=profile")
+            .await
+            .body
+            .contains("Profile saved.")
+    );
+    if credits != "0" {
+        app.grant(&id, credits, barrack_api::Currency::USD).await;
+    }
+    let key = browser
+        .post(
+            "/ssh-keys",
+            &[("csrf", &token), ("name", "k"), ("mode", "generate")],
+        )
+        .await;
+    assert_eq!(key.status, StatusCode::CREATED);
+    (browser, token, id)
+}
+
+async fn deploy_act_snapshot_and_restore_from_the_pages(db: Db) {
+    let app = TestApp::start(db).await;
+    let (mut browser, token, _) = funded_browser(&app, "100").await;
+
+    let form = browser.get("/deploy").await;
+    assert!(form.body.contains("FINLAND-1") && form.body.contains("H100-SXM5-80GB"));
+    let quote = browser
+        .get("/deploy/quote?gpu_model=H100-SXM5-80GB&gpu_count=2")
+        .await;
+    assert!(quote.body.contains("per hour"), "{}", quote.body);
+
+    let deployed = browser
+        .post(
+            "/deploy",
+            &[
+                ("csrf", &token),
+                ("instance_name", "web-one"),
+                ("region", "FINLAND-1"),
+                ("gpu_model", "H100-SXM5-80GB"),
+                ("gpu_count", "1"),
+                ("image_name", IMAGE),
+                ("ssh_key", "k"),
+                ("public_ip", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(deployed.status, StatusCode::SEE_OTHER, "{}", deployed.body);
+    let path = deployed.location().to_string();
+    let id = path.trim_start_matches("/instances/").to_string();
+
+    let creating = browser.get(&path).await;
+    assert!(creating.body.contains(">CREATING<"));
+    assert!(
+        creating
+            .body
+            .contains(&format!(r#"hx-get="/instances/{id}/live""#)),
+        "refreshes itself"
+    );
+    app.settle().await;
+    let live = browser.get(&format!("{path}/live")).await;
+    assert!(live.body.contains(">ACTIVE<"), "{}", live.body);
+    assert!(
+        !live.body.contains("hx-trigger"),
+        "a stable state stops refreshing"
+    );
+    assert!(live.body.contains("ssh ubuntu@"));
+
+    // Snapshot while ACTIVE, then stop.
+    let snap = browser
+        .post(
+            &format!("{path}/snapshot"),
+            &[("csrf", &token), ("name", "web-snap")],
+        )
+        .await;
+    assert_eq!(snap.status, StatusCode::SEE_OTHER, "{}", snap.body);
+    let stopped = browser
+        .post(
+            &format!("{path}/action"),
+            &[("csrf", &token), ("action", "stop")],
+        )
+        .await;
+    assert_eq!(stopped.status, StatusCode::SEE_OTHER);
+    app.settle().await;
+    let page = browser.get(&path).await;
+    assert!(page.body.contains(">SHUTOFF<"), "{}", page.body);
+    assert!(page.body.contains(r#"name="action" value="start""#));
+    assert!(!page.body.contains(r#"name="action" value="stop""#));
+
+    // Restore the snapshot through the dialog's form: the name rule first, then a new instance.
+    let snapshots = browser.get("/snapshots").await;
+    assert!(snapshots.body.contains("web-snap") && snapshots.body.contains("Restore Snapshot"));
+    let start = snapshots.body.find("action=\"/snapshots/").unwrap() + "action=\"".len();
+    let action = &snapshots.body[start..];
+    let action = action[..action.find('"').unwrap()].replace("/delete", "/restore");
+    let short = browser
+        .post(&action, &[("csrf", &token), ("instance_name", "x")])
+        .await;
+    assert_eq!(short.status, StatusCode::BAD_REQUEST);
+    assert!(
+        short.body.contains(r#"id="instance_name-error""#),
+        "{}",
+        short.body
+    );
+    let restored = browser
+        .post(
+            &action,
+            &[("csrf", &token), ("instance_name", "web-restored")],
+        )
+        .await;
+    assert_eq!(restored.status, StatusCode::SEE_OTHER, "{}", restored.body);
+    let new_path = restored.location().to_string();
+    assert_ne!(new_path, path);
+    app.settle().await;
+    let new_page = browser.get(&new_path).await;
+    assert!(new_page.body.contains("web-restored") && new_page.body.contains(">ACTIVE<"));
+
+    // Delete the first one (the confirmation is the browser's; the form carries the action).
+    let deleted = browser
+        .post(
+            &format!("{path}/action"),
+            &[("csrf", &token), ("action", "delete")],
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER);
+    assert_eq!(deleted.location(), "/instances");
+    app.settle().await;
+    assert_eq!(browser.get(&path).await.status, StatusCode::NOT_FOUND);
+
+    // The fleet lists the restored instance; hibernate it as a batch.
+    let fleet = browser.get("/instances?name=restored").await;
+    assert!(fleet.body.contains("web-restored") && !fleet.body.contains("web-one"));
+    let new_id = new_path.trim_start_matches("/instances/");
+    let batch = browser
+        .post(
+            "/instances/batch",
+            &[
+                ("csrf", &token),
+                ("batch_action", "hibernate"),
+                ("id", new_id),
+            ],
+        )
+        .await;
+    assert_eq!(batch.status, StatusCode::OK, "{}", batch.body);
+    assert!(batch.body.contains("HIBERNATING"));
+    app.settle().await;
+    let overview = browser.get("/").await;
+    assert!(overview.body.contains("Hibernated"));
+    app.stop().await;
+}
+
+async fn bad_input_is_shown_at_the_fields(db: Db) {
+    let app = TestApp::start(db).await;
+    let (mut browser, token, _) = funded_browser(&app, "100").await;
+    let refused = browser
+        .post(
+            "/deploy",
+            &[
+                ("csrf", &token),
+                ("instance_name", "!"),
+                ("region", "FINLAND-1"),
+                ("gpu_model", "H100-SXM5-80GB"),
+                ("gpu_count", "1"),
+                ("image_name", IMAGE),
+                ("ssh_key", "k"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused.body.contains(r#"id="instance_name-error""#),
+        "{}",
+        refused.body
+    );
+    assert!(refused.body.contains(r#"aria-invalid="true""#));
+    assert!(
+        refused.body.contains(r#"value="!""#),
+        "what was typed is kept"
+    );
+
+    let not_a_number = browser
+        .post("/deploy", &[("csrf", &token), ("gpu_count", "two")])
+        .await;
+    assert_eq!(not_a_number.status, StatusCode::BAD_REQUEST);
+    assert!(
+        not_a_number
+            .body
+            .contains("GPU count must be a whole number")
+    );
+
+    let bad_country = browser
+        .post(
+            "/account/profile",
+            &[
+                ("csrf", &token),
+                ("name", "Web User"),
+                ("country", "Narnia"),
+            ],
+        )
+        .await;
+    assert_eq!(bad_country.status, StatusCode::BAD_REQUEST);
+    assert!(bad_country.body.contains(r#"id="p-country-error""#));
+
+    app.stop().await;
+}
+
+async fn short_credits_are_a_message_with_a_link(db: Db) {
+    let app = TestApp::start(db).await;
+    let (mut browser, token, _) = funded_browser(&app, "0").await;
+    let refused = browser
+        .post(
+            "/deploy",
+            &[
+                ("csrf", &token),
+                ("instance_name", "poor"),
+                ("region", "FINLAND-1"),
+                ("gpu_model", "H100-SXM5-80GB"),
+                ("gpu_count", "1"),
+                ("image_name", IMAGE),
+                ("ssh_key", "k"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::PAYMENT_REQUIRED,
+        "{}",
+        refused.body
+    );
+    assert!(refused.body.contains(r#"href="/account#credits""#));
+    assert!(
+        browser
+            .get("/instances")
+            .await
+            .body
+            .contains("No instances match.")
+    );
+    app.stop().await;
+}
+
+async fn sign_up_then_sign_in(db: Db) {
+    let app = TestApp::start(db).await;
+    let mut browser = Browser::new(&app);
+    let form = browser.get("/signup").await;
+    let token = form.csrf();
+    let short = browser
+        .post(
+            "/signup",
+            &[
+                ("csrf", &token),
+                ("name", "New User"),
+                ("email", "new@example.com"),
+                ("password", "short"),
+            ],
+        )
+        .await;
+    assert_eq!(short.status, StatusCode::BAD_REQUEST);
+    assert!(short.body.contains(r#"id="password-error""#));
+    let created = browser
+        .post(
+            "/signup",
+            &[
+                ("csrf", &token),
+                ("name", "New User"),
+                ("email", "new@example.com"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert!(created.body.contains("Your account is ready"));
+    browser
+        .sign_in("new@example.com", PASSWORD, "advanced")
+        .await;
+    let overview = browser.get("/").await;
+    assert!(overview.body.contains("advanced tier"));
+    assert!(overview.body.contains("Complete your profile"));
+    app.stop().await;
+}

@@ -1,0 +1,109 @@
+//! Dashboard errors as pages: a missing session sends to the sign-in page, a missing or foreign resource
+//! is a 404 page, a refused form token a 403 page; nothing is ever a JSON body or a stack trace.
+
+use askama::Template;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+
+use crate::view::Nav;
+
+#[derive(Debug)]
+pub enum WebError {
+    /// No live session: sign in.
+    SignIn,
+    /// The form's token is missing, stale or another session's.
+    Csrf,
+    TooLarge,
+    Domain(barrack_core::Error),
+    Render(String),
+}
+
+impl From<barrack_core::Error> for WebError {
+    fn from(e: barrack_core::Error) -> Self {
+        match e {
+            barrack_core::Error::Unauthenticated(_) => WebError::SignIn,
+            other => WebError::Domain(other),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    nav: Nav,
+    title: &'a str,
+    message: &'a str,
+}
+
+fn page(status: StatusCode, title: &str, message: &str) -> Response {
+    let body = ErrorPage {
+        nav: Nav::anonymous(),
+        title,
+        message,
+    }
+    .render()
+    .unwrap_or_else(|_| message.to_string());
+    let mut response = (status, Html(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The page for a path nothing serves.
+pub fn not_found_page(_path: &str) -> Response {
+    page(
+        StatusCode::NOT_FOUND,
+        "Not found",
+        "There is nothing here, or it belongs to another account.",
+    )
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        match self {
+            WebError::SignIn => {
+                let mut response = Redirect::to("/login").into_response();
+                // htmx follows redirects inside the fragment it refreshes; this sends the whole page.
+                response
+                    .headers_mut()
+                    .insert("hx-redirect", HeaderValue::from_static("/login"));
+                response
+            }
+            WebError::Csrf => page(
+                StatusCode::FORBIDDEN,
+                "Form expired",
+                "This form is out of date or came from another site. Reload the page and try again.",
+            ),
+            WebError::TooLarge => page(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Too large",
+                "The form sent more than the dashboard accepts.",
+            ),
+            WebError::Render(detail) => {
+                tracing::error!(%detail, "page failed to render");
+                page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "The page could not be shown. Try again in a moment.",
+                )
+            }
+            WebError::Domain(e) => {
+                let status =
+                    StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                match &e {
+                    barrack_core::Error::NotFound(_) => not_found_page(""),
+                    barrack_core::Error::Internal(detail) => {
+                        tracing::error!(%detail, "dashboard request failed");
+                        page(
+                            status,
+                            "Something went wrong",
+                            "The request could not be completed. Try again in a moment.",
+                        )
+                    }
+                    _ => page(status, "Not possible", &e.public_message()),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Sign-up, sign-in and sign-out.
+
+use askama::Template;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use barrack_api::Tier;
+use barrack_api::account::RegisterRequest;
+use barrack_core::ids::random_alphanumeric;
+
+use crate::State;
+use crate::error::WebError;
+use crate::form::Form;
+use crate::session::{FORM_COOKIE, SESSION_COOKIE, Signed, cookie, set_cookie};
+use crate::view::{Errors, Nav, render};
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    nav: Nav,
+    form_token: String,
+    email: String,
+    tier: String,
+    errors: Errors,
+    signed_up: bool,
+}
+
+#[derive(Template)]
+#[template(path = "signup.html")]
+struct SignupPage {
+    nav: Nav,
+    form_token: String,
+    email: String,
+    name: String,
+    errors: Errors,
+}
+
+/// The pre-session form token: the one in the browser's cookie, or a new one set with the page.
+fn form_token(headers: &HeaderMap) -> (String, Option<String>) {
+    match cookie(headers, FORM_COOKIE) {
+        Some(t) if t.len() == 32 && t.chars().all(|c| c.is_ascii_alphanumeric()) => {
+            (t.to_string(), None)
+        }
+        _ => {
+            let token = random_alphanumeric(32);
+            let set = set_cookie(headers, FORM_COOKIE, &token, 3600);
+            (token, Some(set))
+        }
+    }
+}
+
+fn with_cookie(mut response: Response, set: Option<String>) -> Response {
+    if let Some(value) = set.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// The sign-in and sign-up forms carry the token of the browser's form cookie (there is no session yet).
+fn check_form_token(headers: &HeaderMap, form: &Form) -> Result<(), WebError> {
+    match (cookie(headers, FORM_COOKIE), form.get("csrf")) {
+        (Some(expected), Some(sent)) if !expected.is_empty() && expected == sent => Ok(()),
+        _ => Err(WebError::Csrf),
+    }
+}
+
+pub async fn login_form(headers: HeaderMap) -> Result<Response, WebError> {
+    let (token, set) = form_token(&headers);
+    let page = LoginPage {
+        nav: Nav::anonymous(),
+        form_token: token,
+        email: String::new(),
+        tier: "legacy".into(),
+        errors: Errors::default(),
+        signed_up: false,
+    };
+    Ok(with_cookie(render(StatusCode::OK, &page)?, set))
+}
+
+pub async fn login(
+    axum::extract::State(state): State,
+    headers: HeaderMap,
+    form: Form,
+) -> Result<Response, WebError> {
+    check_form_token(&headers, &form)?;
+    let email = form.get("email").unwrap_or_default();
+    let password = form.raw("password").unwrap_or_default();
+    let tier_text = form.get("tier").unwrap_or_else(|| "legacy".into());
+    let mut errors = Errors::default();
+    let tier = Tier::parse(&tier_text);
+    if tier.is_none() {
+        errors.fields.insert(
+            "tier".into(),
+            vec!["Choose the legacy or the advanced tier".into()],
+        );
+    }
+    if let Some(tier) = tier {
+        match state.sessions.sign_in(&email, &password, tier).await {
+            Ok(opened) => {
+                let ttl = state.services.config().tokens.refresh_ttl_seconds;
+                let mut response = super::see("/");
+                let value = set_cookie(&headers, SESSION_COOKIE, &opened.token, ttl);
+                response.headers_mut().append(
+                    header::SET_COOKIE,
+                    HeaderValue::from_str(&value).map_err(|e| WebError::Render(e.to_string()))?,
+                );
+                return Ok(response);
+            }
+            Err(barrack_core::Error::Unauthenticated(message)) => errors.general = Some(message),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let page = LoginPage {
+        nav: Nav::anonymous(),
+        form_token: form.get("csrf").unwrap_or_default(),
+        email,
+        tier: tier_text,
+        errors,
+        signed_up: false,
+    };
+    render(StatusCode::UNAUTHORIZED, &page)
+}
+
+pub async fn signup_form(headers: HeaderMap) -> Result<Response, WebError> {
+    let (token, set) = form_token(&headers);
+    let page = SignupPage {
+        nav: Nav::anonymous(),
+        form_token: token,
+        email: String::new(),
+        name: String::new(),
+        errors: Errors::default(),
+    };
+    Ok(with_cookie(render(StatusCode::OK, &page)?, set))
+}
+
+pub async fn signup(
+    axum::extract::State(state): State,
+    headers: HeaderMap,
+    form: Form,
+) -> Result<Response, WebError> {
+    check_form_token(&headers, &form)?;
+    let request = RegisterRequest {
+        email: form.get("email").unwrap_or_default(),
+        password: form.raw("password").unwrap_or_default(),
+        name: form.get("name").unwrap_or_default(),
+    };
+    let email = request.email.clone();
+    match state.services.accounts.register(request.clone()).await {
+        Ok(_) => {
+            let page = LoginPage {
+                nav: Nav::anonymous(),
+                form_token: form.get("csrf").unwrap_or_default(),
+                email,
+                tier: "legacy".into(),
+                errors: Errors::default(),
+                signed_up: true,
+            };
+            render(StatusCode::CREATED, &page)
+        }
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            let page = SignupPage {
+                nav: Nav::anonymous(),
+                form_token: form.get("csrf").unwrap_or_default(),
+                email,
+                name: request.name,
+                errors: Errors::from_error(e)?,
+            };
+            render(status, &page)
+        }
+    }
+}
+
+pub async fn logout(
+    axum::extract::State(state): State,
+    headers: HeaderMap,
+    Signed(session): Signed,
+    form: Form,
+) -> Result<Response, WebError> {
+    form.check_csrf(&session)?;
+    if let Some(token) = cookie(&headers, SESSION_COOKIE) {
+        state.sessions.sign_out(token).await?;
+    }
+    let mut response = super::see("/login");
+    let value = set_cookie(&headers, SESSION_COOKIE, "", 0);
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    Ok(response.into_response())
+}

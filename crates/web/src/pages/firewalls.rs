@@ -1,0 +1,122 @@
+//! Firewalls: the list with their rules and attachments, creation, deletion.
+
+use askama::Template;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::response::Response;
+use barrack_api::catalog::CatalogQuery;
+use barrack_api::firewalls::{CreateFirewallRequest, FirewallQuery, FirewallSummary};
+use barrack_core::accounts::web_sessions::WebSession;
+
+use crate::State;
+use crate::error::WebError;
+use crate::form::Form;
+use crate::session::Signed;
+use crate::view::{Errors, Nav, badge, ok, render};
+
+#[derive(Template)]
+#[template(path = "firewalls.html")]
+struct FirewallsPage {
+    nav: Nav,
+    firewalls: Vec<(FirewallSummary, &'static str)>,
+    total: u64,
+    regions: Vec<String>,
+    name: String,
+    description: String,
+    region: String,
+    errors: Errors,
+}
+
+async fn firewalls_page(
+    state: &crate::WebState,
+    session: &WebSession,
+) -> Result<FirewallsPage, WebError> {
+    let caller = &session.caller;
+    let list = state
+        .services
+        .firewalls
+        .list(
+            caller,
+            FirewallQuery {
+                page: Some(1),
+                limit: Some(100),
+                ..FirewallQuery::default()
+            },
+        )
+        .await?;
+    let regions = state.services.catalog.regions(&CatalogQuery {
+        tier: Some(caller.tier),
+        region: None,
+        gpu_model: None,
+    })?;
+    Ok(FirewallsPage {
+        nav: Nav::new(session, "firewalls"),
+        total: list.pagination.total,
+        firewalls: list
+            .firewalls
+            .into_iter()
+            .map(|f| {
+                let b = badge(&f.status);
+                (f, b)
+            })
+            .collect(),
+        regions: regions.into_iter().map(|r| r.name).collect(),
+        name: String::new(),
+        description: String::new(),
+        region: String::new(),
+        errors: Errors::default(),
+    })
+}
+
+pub async fn list(
+    axum::extract::State(state): State,
+    Signed(session): Signed,
+) -> Result<Response, WebError> {
+    ok(&firewalls_page(&state, &session).await?)
+}
+
+pub async fn create(
+    axum::extract::State(state): State,
+    Signed(session): Signed,
+    form: Form,
+) -> Result<Response, WebError> {
+    form.check_csrf(&session)?;
+    let request = CreateFirewallRequest {
+        name: form.get("name").unwrap_or_default(),
+        description: form.get("description"),
+        region: form.get("region").unwrap_or_default(),
+        rules: Vec::new(),
+    };
+    match state
+        .services
+        .firewalls
+        .create(&session.caller, request.clone())
+        .await
+    {
+        Ok(_) => Ok(super::see("/firewalls")),
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            let mut page = firewalls_page(&state, &session).await?;
+            page.errors = Errors::from_error(e)?;
+            page.name = request.name;
+            page.description = request.description.unwrap_or_default();
+            page.region = request.region;
+            render(status, &page)
+        }
+    }
+}
+
+pub async fn delete(
+    axum::extract::State(state): State,
+    Signed(session): Signed,
+    Path(id): Path<String>,
+    form: Form,
+) -> Result<Response, WebError> {
+    form.check_csrf(&session)?;
+    state
+        .services
+        .firewalls
+        .delete(&session.caller, &id, false)
+        .await?;
+    Ok(super::see("/firewalls"))
+}

@@ -1,0 +1,190 @@
+//! What every page shares: the navigation bar, errors at fields, and formatting of amounts and states.
+
+use std::collections::BTreeMap;
+
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use barrack_api::Currency;
+use barrack_core::accounts::web_sessions::WebSession;
+use rust_decimal::Decimal;
+
+use crate::error::WebError;
+
+/// The header of every page: who is signed in, the form token, and which section is open.
+pub struct Nav {
+    pub signed_in: bool,
+    pub email: String,
+    pub csrf: String,
+    pub active: &'static str,
+}
+
+impl Nav {
+    pub fn new(session: &WebSession, active: &'static str) -> Nav {
+        Nav {
+            signed_in: true,
+            email: session.caller.account.email.clone(),
+            csrf: session.csrf_token.clone(),
+            active,
+        }
+    }
+
+    pub fn anonymous() -> Nav {
+        Nav {
+            signed_in: false,
+            email: String::new(),
+            csrf: String::new(),
+            active: "",
+        }
+    }
+
+    /// `aria-current` for the link of the open section.
+    pub fn current(&self, section: &str) -> &'static str {
+        if self.active == section {
+            "page"
+        } else {
+            "false"
+        }
+    }
+}
+
+/// The API's messages per field, shown next to the fields; `general` for what belongs to no field.
+#[derive(Default)]
+pub struct Errors {
+    pub fields: BTreeMap<String, Vec<String>>,
+    pub general: Option<String>,
+    /// Where the general message points to fix it (add credits, complete the profile).
+    pub link: Option<(&'static str, &'static str)>,
+}
+
+impl Errors {
+    /// Sorts a service error into field messages or a general one; errors that are not the user's to fix
+    /// (a missing page, an internal failure) stay errors.
+    pub fn from_error(e: barrack_core::Error) -> Result<Errors, WebError> {
+        use barrack_core::Error as E;
+        let mut errors = Errors::default();
+        match e {
+            E::Validation {
+                message,
+                errors: fields,
+            } => {
+                if fields.is_empty() {
+                    errors.general = Some(message);
+                }
+                errors.fields = fields;
+            }
+            E::InsufficientBalance(message) => {
+                errors.general = Some(message);
+                errors.link = Some(("/account#credits", "Add credits"));
+            }
+            E::ProfileIncomplete(_) => {
+                errors.general = Some(e.public_message());
+                errors.link = Some(("/account#profile", "Complete your profile"));
+            }
+            E::Conflict { .. }
+            | E::Forbidden(_)
+            | E::GpuUnavailable(_)
+            | E::PublicIpUnavailable(_)
+            | E::PayloadTooLarge(_) => errors.general = Some(e.public_message()),
+            other => return Err(WebError::Domain(other)),
+        }
+        Ok(errors)
+    }
+
+    /// The messages of one field, joined.
+    pub fn at(&self, field: &str) -> String {
+        self.fields
+            .get(field)
+            .map(|m| m.join(" "))
+            .unwrap_or_default()
+    }
+
+    pub fn has(&self, field: &str) -> bool {
+        self.fields.contains_key(field)
+    }
+
+    /// Messages of fields the form does not show (`shown`: names separated by commas), so none is lost.
+    pub fn others(&self, shown: &str) -> Vec<String> {
+        self.fields
+            .iter()
+            .filter(|(k, _)| !shown.split(',').any(|s| s == k.as_str()))
+            .map(|(k, v)| format!("{k}: {}", v.join(" ")))
+            .collect()
+    }
+}
+
+/// Renders a page with a status.
+pub fn render(status: StatusCode, page: &impl Template) -> Result<Response, WebError> {
+    let html = page.render().map_err(|e| WebError::Render(e.to_string()))?;
+    Ok((status, Html(html)).into_response())
+}
+
+pub fn ok(page: &impl Template) -> Result<Response, WebError> {
+    render(StatusCode::OK, page)
+}
+
+/// An amount with its currency's symbol, to the cent (or more digits when a rate needs them).
+pub fn money(amount: Decimal, currency: Currency) -> String {
+    let symbol = match currency {
+        Currency::USD => "$",
+        Currency::EUR => "€",
+        Currency::INR => "₹",
+    };
+    let rounded = amount.round_dp(2);
+    let shown = if rounded == amount.normalize() || amount.abs() >= Decimal::ONE {
+        format!("{rounded:.2}")
+    } else {
+        amount.normalize().to_string()
+    };
+    match shown.strip_prefix('-') {
+        Some(positive) => format!("-{symbol}{positive}"),
+        None => format!("{symbol}{shown}"),
+    }
+}
+
+/// The badge colour class of a state.
+pub fn badge(status: &str) -> &'static str {
+    match status {
+        "ACTIVE" | "SUCCESS" | "AVAILABLE" | "IN_USE" | "ATTACHED" | "COMPLETED" => "ok",
+        "SHUTOFF" | "HIBERNATED" | "DELETED" => "idle",
+        "ERROR" | "FAILED" => "bad",
+        _ => "busy",
+    }
+}
+
+/// Whether a state is on its way somewhere (the page keeps refreshing it).
+pub fn transitional(status: &str) -> bool {
+    badge(status) == "busy"
+}
+
+/// `2026-12-04T12:32:56Z` as `2026-12-04 12:32 UTC`.
+pub fn when(iso: &str) -> String {
+    match (iso.get(0..10), iso.get(11..16)) {
+        (Some(date), Some(time)) => format!("{date} {time} UTC"),
+        _ => iso.to_string(),
+    }
+}
+
+/// Query string of a link that keeps the list's filters.
+pub fn query(pairs: &[(&str, &str)]) -> String {
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        if !v.is_empty() {
+            out.append_pair(k, v);
+        }
+    }
+    out.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_shows_cents_and_small_rates() {
+        assert_eq!(money(Decimal::new(1050, 2), Currency::USD), "$10.50");
+        assert_eq!(money(Decimal::new(-25, 1), Currency::EUR), "-€2.50");
+        assert_eq!(money(Decimal::new(125, 4), Currency::USD), "$0.0125");
+        assert_eq!(money(Decimal::ZERO, Currency::INR), "₹0.00");
+    }
+}
