@@ -297,3 +297,42 @@ fn period_condition<'a>(account_id: &'a str, filter: &'a PeriodFilter) -> (Strin
     }
     (conditions.join(" AND "), binds)
 }
+
+/// What an account has committed to spend per hour in one currency, read inside the transaction that is
+/// about to commit more: its balance in micro-units and the hourly rates of its open periods. On
+/// PostgreSQL the account's row is locked first, so two such transactions of one account run one after
+/// the other (SQLite's write transactions are serial already).
+pub async fn commitments(
+    tx: &mut Tx,
+    account_id: &str,
+    currency: &str,
+) -> Result<(i64, Vec<String>)> {
+    if tx.backend() == Backend::Postgres {
+        tx.fetch_optional(
+            "SELECT id FROM accounts WHERE id = $1 FOR UPDATE",
+            &binds![account_id],
+        )
+        .await?;
+    }
+    let balance = match tx
+        .fetch_optional(
+            "SELECT amount_micros FROM balances WHERE account_id = $1 AND currency = $2",
+            &binds![account_id, currency],
+        )
+        .await?
+    {
+        Some(row) => row.int(0)?,
+        None => 0,
+    };
+    let rates = tx
+        .fetch_all(
+            "SELECT hourly_rate FROM billing_periods \
+             WHERE account_id = $1 AND currency = $2 AND ended_at IS NULL ORDER BY id",
+            &binds![account_id, currency],
+        )
+        .await?
+        .iter()
+        .map(|row| row.text(0))
+        .collect::<Result<_>>()?;
+    Ok((balance, rates))
+}

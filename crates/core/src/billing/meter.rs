@@ -47,9 +47,9 @@ const MINUTE_MS: i64 = 60_000;
 const METER_BATCH: u32 = 5000;
 
 /// What a resource should be billed for now.
-struct Charge {
+pub(super) struct Charge {
     component: &'static str,
-    hourly: Decimal,
+    pub(super) hourly: Decimal,
     /// JSON, compared as text with the open period's.
     details: String,
 }
@@ -66,8 +66,27 @@ pub async fn sync_instance(
         return Ok(());
     };
     let currency = Currency::parse(&row.currency).unwrap_or(Currency::USD);
+    let class = InstanceState::parse(&row.status).map(InstanceState::billing);
+    let charges = instance_charges(config, &row, currency, class);
+    sync(
+        tx,
+        ("instance", &row.id, &row.name, &row.account_id),
+        currency,
+        charges,
+        now,
+    )
+    .await
+}
+
+/// What an instance is billed for per hour in a billing class.
+pub(super) fn instance_charges(
+    config: &Config,
+    row: &instances::InstanceRow,
+    currency: Currency,
+    class: Option<BillingClass>,
+) -> Vec<Charge> {
     let mut charges = Vec::new();
-    match InstanceState::parse(&row.status).map(InstanceState::billing) {
+    match class {
         Some(BillingClass::Full) => {
             if let Some(model) = config.gpu_model(&row.gpu_model) {
                 charges.push(Charge {
@@ -93,14 +112,7 @@ pub async fn sync_instance(
         }),
         _ => {}
     }
-    sync(
-        tx,
-        ("instance", &row.id, &row.name, &row.account_id),
-        currency,
-        charges,
-        now,
-    )
-    .await
+    charges
 }
 
 /// The same for a volume: billed per TB-hour while it exists and is usable.
@@ -238,6 +250,12 @@ fn hourly(period: &PeriodRow) -> Decimal {
 /// A period's stored hourly rate (written by `sync` from a `Decimal`, so it parses).
 fn parse_rate(text: &str) -> Decimal {
     text.parse().unwrap_or_default()
+}
+
+/// A stored hourly rate, where a rate that does not parse is an error rather than free.
+pub(super) fn stored_rate(text: &str) -> Result<Decimal> {
+    text.parse()
+        .map_err(|_| Error::internal(format!("billing period with an unreadable rate '{text}'")))
 }
 
 /// The cost of `minutes` at the period's rate, in micro-units, rounded half away from zero.

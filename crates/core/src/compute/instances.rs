@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::accounts::{Caller, actor, missing_profile_fields};
 use crate::billing::Depletion;
 use crate::billing::balance_guard::require_balance;
+use crate::billing::commitments::require_commitment;
 use crate::catalog::{gpu_counts, price};
 use crate::network::{ValidRule, rule_view, valid_rule_of, validate_rule};
 use crate::platform::clock::format_ms;
@@ -439,6 +440,14 @@ impl InstanceService {
             deleted_at: None,
         };
         let mut tx = self.context.store.begin().await?;
+        require_commitment(
+            &mut tx,
+            &self.context,
+            caller.account_id(),
+            currency,
+            gpus + os_disk + new_volumes,
+        )
+        .await?;
         if let Some(image) = &custom_image {
             hold_image(&mut tx, image).await?;
         }
@@ -628,6 +637,14 @@ impl InstanceService {
             deleted_at: None,
         };
         let mut tx = self.context.store.begin().await?;
+        require_commitment(
+            &mut tx,
+            &self.context,
+            caller.account_id(),
+            currency,
+            gpus + os_disk,
+        )
+        .await?;
         // The snapshot cannot be deleted before the instance that copies its disk is written.
         if !snapshots::hold(&mut tx, &snapshot.id, snapshot.generation).await? {
             return Err(Error::conflict(
@@ -827,6 +844,16 @@ impl InstanceService {
             }
             let now = self.now();
             let mut tx = self.context.store.begin().await?;
+            if action == Action::Restore {
+                let currency = Currency::parse(&row.currency).unwrap_or(Currency::USD);
+                let gpus = self
+                    .config()
+                    .gpu_model(&row.gpu_model)
+                    .map(|m| price(&m.prices, currency) * Decimal::from(row.gpu_count))
+                    .unwrap_or_default();
+                require_commitment(&mut tx, &self.context, caller.account_id(), currency, gpus)
+                    .await?;
+            }
             let mut change = InstanceChange {
                 status: Some(through.as_str().into()),
                 status_reason: Some(None),
