@@ -293,8 +293,9 @@ pub struct BillingService {
 /// billing stops machines without depending on the domain that runs them.
 #[async_trait]
 pub trait Depletion: Send + Sync {
-    /// Hibernates the account's running and stopped instances; returns how many were started on their way.
-    async fn hibernate_for_depletion(&self, account_id: &str) -> Result<usize>;
+    /// Hibernates the account's running and stopped instances billed in `currency` (credit in another
+    /// currency pays for the others); returns how many were started on their way.
+    async fn hibernate_for_depletion(&self, account_id: &str, currency: Currency) -> Result<usize>;
 }
 
 impl BillingService {
@@ -442,7 +443,7 @@ impl BillingService {
                 .map(|(_, m)| from_micros(m))
                 .unwrap_or_default();
             if balance <= Decimal::ZERO {
-                let n = instances.hibernate_for_depletion(account).await?;
+                let n = instances.hibernate_for_depletion(account, currency).await?;
                 if n > 0 {
                     tracing::warn!(
                         account,

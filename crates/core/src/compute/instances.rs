@@ -912,9 +912,13 @@ impl InstanceService {
         ))
     }
 
-    /// Hibernates every ACTIVE and SHUTOFF instance of an account whose credit ran out (their disks are
-    /// kept); returns how many were started on their way.
-    pub async fn hibernate_for_depletion(&self, account_id: &str) -> Result<usize> {
+    /// Hibernates every ACTIVE and SHUTOFF instance of an account billed in the currency whose credit ran
+    /// out (their disks are kept); returns how many were started on their way.
+    pub async fn hibernate_for_depletion(
+        &self,
+        account_id: &str,
+        currency: Currency,
+    ) -> Result<usize> {
         let mut hibernated = 0;
         for row in self
             .context
@@ -922,7 +926,7 @@ impl InstanceService {
             .instances_with_status(&["ACTIVE", "SHUTOFF"])
             .await?
         {
-            if row.account_id != account_id {
+            if row.account_id != account_id || row.currency != currency.as_str() {
                 continue;
             }
             let state = parse_state(&row.status)?;
@@ -1547,7 +1551,7 @@ fn event_view(row: EventRow) -> Event {
 
 #[async_trait::async_trait]
 impl Depletion for InstanceService {
-    async fn hibernate_for_depletion(&self, account_id: &str) -> Result<usize> {
-        InstanceService::hibernate_for_depletion(self, account_id).await
+    async fn hibernate_for_depletion(&self, account_id: &str, currency: Currency) -> Result<usize> {
+        InstanceService::hibernate_for_depletion(self, account_id, currency).await
     }
 }

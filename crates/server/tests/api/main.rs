@@ -5,6 +5,7 @@ mod common;
 mod accounts;
 mod billing;
 mod billing_commitments;
+mod billing_depletion;
 mod billing_partial_minutes;
 mod billing_property;
 mod binary;
