@@ -194,6 +194,7 @@ async fn seed(store: &Store, start: i64) -> Result<Vec<String>> {
                     billed_minutes: 0,
                     billed_micros: 0,
                     fully_billed: false,
+                    carried_ms: 0,
                 },
             )
             .await?;

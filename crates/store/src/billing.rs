@@ -22,10 +22,13 @@ pub struct PeriodRow {
     pub billed_minutes: i64,
     pub billed_micros: i64,
     pub fully_billed: bool,
+    /// Milliseconds the resource's previous period at the same rate left short of a whole minute, counted
+    /// as already elapsed in this one (see [`carry_for`]).
+    pub carried_ms: i64,
 }
 
 const COLUMNS: &str = "id, account_id, resource_type, resource_id, resource_name, component, details, currency, \
-     hourly_rate, started_at, ended_at, billed_minutes, billed_micros, fully_billed";
+     hourly_rate, started_at, ended_at, billed_minutes, billed_micros, fully_billed, carried_ms";
 
 fn from_row(row: &Row) -> Result<PeriodRow> {
     Ok(PeriodRow {
@@ -43,6 +46,7 @@ fn from_row(row: &Row) -> Result<PeriodRow> {
         billed_minutes: row.int(11)?,
         billed_micros: row.int(12)?,
         fully_billed: row.flag(13)?,
+        carried_ms: row.int(14)?,
     })
 }
 
@@ -65,6 +69,7 @@ pub async fn insert(db: &mut impl Db, p: &PeriodRow) -> Result<()> {
             p.billed_minutes,
             p.billed_micros,
             p.fully_billed,
+            p.carried_ms,
         ],
     )
     .await?;
@@ -78,6 +83,25 @@ pub async fn open_periods(tx: &mut Tx, resource_id: &str) -> Result<Vec<PeriodRo
     );
     let rows = tx.fetch_all(&sql, &binds![resource_id]).await?;
     rows.iter().map(from_row).collect()
+}
+
+/// The latest closed period of the resource's `component` at `hourly_rate` in `currency`, as (started_at,
+/// ended_at, carried_ms): what it left short of a whole minute is carried into the next such period.
+pub async fn last_closed(
+    tx: &mut Tx,
+    (resource_id, component): (&str, &str),
+    (currency, hourly_rate): (&str, &str),
+) -> Result<Option<(i64, i64, i64)>> {
+    let row = tx
+        .fetch_optional(
+            "SELECT started_at, ended_at, carried_ms FROM billing_periods \
+             WHERE resource_id = $1 AND component = $2 AND currency = $3 AND hourly_rate = $4 \
+             AND ended_at IS NOT NULL ORDER BY ended_at DESC, started_at DESC LIMIT 1",
+            &binds![resource_id, component, currency, hourly_rate],
+        )
+        .await?;
+    row.map(|r| Ok((r.int(0)?, r.int(1)?, r.int(2)?)))
+        .transpose()
 }
 
 /// Ends an open period at `at` (its remaining minutes are billed by the next meter tick).
@@ -154,6 +178,7 @@ pub struct DuePeriod {
     pub ended_at: Option<i64>,
     pub billed_minutes: i64,
     pub billed_micros: i64,
+    pub carried_ms: i64,
 }
 
 /// Which periods a listing wants.
@@ -182,7 +207,7 @@ impl Store {
             Backend::Sqlite => "",
             Backend::Postgres => "FOR UPDATE",
         };
-        const DUE_COLUMNS: &str = "id, account_id, currency, hourly_rate, started_at, ended_at, billed_minutes, billed_micros";
+        const DUE_COLUMNS: &str = "id, account_id, currency, hourly_rate, started_at, ended_at, billed_minutes, billed_micros, carried_ms";
         let sql = format!(
             "SELECT {DUE_COLUMNS} FROM billing_periods WHERE fully_billed = 0 AND (account_id, id) > ($1, $2) \
              ORDER BY account_id, id LIMIT $3 {lock}"
@@ -201,6 +226,7 @@ impl Store {
                     ended_at: row.opt_int(5)?,
                     billed_minutes: row.int(6)?,
                     billed_micros: row.int(7)?,
+                    carried_ms: row.int(8)?,
                 })
             })
             .collect()
@@ -270,4 +296,43 @@ fn period_condition<'a>(account_id: &'a str, filter: &'a PeriodFilter) -> (Strin
         conditions.push(format!("(ended_at IS NULL OR ended_at > ${})", binds.len()));
     }
     (conditions.join(" AND "), binds)
+}
+
+/// What an account has committed to spend per hour in one currency, read inside the transaction that is
+/// about to commit more: its balance in micro-units and the hourly rates of its open periods. On
+/// PostgreSQL the account's row is locked first, so two such transactions of one account run one after
+/// the other (SQLite's write transactions are serial already).
+pub async fn commitments(
+    tx: &mut Tx,
+    account_id: &str,
+    currency: &str,
+) -> Result<(i64, Vec<String>)> {
+    if tx.backend() == Backend::Postgres {
+        tx.fetch_optional(
+            "SELECT id FROM accounts WHERE id = $1 FOR UPDATE",
+            &binds![account_id],
+        )
+        .await?;
+    }
+    let balance = match tx
+        .fetch_optional(
+            "SELECT amount_micros FROM balances WHERE account_id = $1 AND currency = $2",
+            &binds![account_id, currency],
+        )
+        .await?
+    {
+        Some(row) => row.int(0)?,
+        None => 0,
+    };
+    let rates = tx
+        .fetch_all(
+            "SELECT hourly_rate FROM billing_periods \
+             WHERE account_id = $1 AND currency = $2 AND ended_at IS NULL ORDER BY id",
+            &binds![account_id, currency],
+        )
+        .await?
+        .iter()
+        .map(|row| row.text(0))
+        .collect::<Result<_>>()?;
+    Ok((balance, rates))
 }

@@ -438,3 +438,24 @@ pub(crate) fn rule_from(row: &impl Columns, first: usize) -> Result<RuleRow> {
         remote_ip_prefix: row.opt_text(first + 6)?,
     })
 }
+
+/// The account's instances in `statuses` billed in `currency`, inside a transaction.
+pub async fn of_account_in(
+    tx: &mut Tx,
+    account_id: &str,
+    currency: &str,
+    statuses: &[&str],
+) -> Result<Vec<InstanceRow>> {
+    let mut binds: Vec<crate::Bind<'_>> = vec![account_id.into(), currency.into()];
+    let mut placeholders = Vec::new();
+    for status in statuses {
+        binds.push((*status).into());
+        placeholders.push(format!("${}", binds.len()));
+    }
+    let sql = format!(
+        "SELECT {COLUMNS} FROM instances WHERE account_id = $1 AND currency = $2 AND status IN ({}) ORDER BY id",
+        placeholders.join(", ")
+    );
+    let rows = tx.fetch_all(&sql, &binds).await?;
+    rows.iter().map(from_row).collect()
+}

@@ -37,6 +37,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(12, "0012_simulation_clock"),
     migration!(13, "0013_covering_live_index"),
     migration!(14, "0014_live_instance_counts"),
+    migration!(15, "0015_billing_carry"),
     migration!(16, "0016_web_sessions"),
 ];
 

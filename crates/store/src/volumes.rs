@@ -257,3 +257,19 @@ pub(crate) fn of_instances(ids: &str) -> RowSet {
         order: "created_at, id",
     }
 }
+
+/// The account's volumes in `status` billed in `currency`, inside a transaction.
+pub async fn of_account_in(
+    tx: &mut Tx,
+    account_id: &str,
+    currency: &str,
+    status: &str,
+) -> Result<Vec<VolumeRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM volumes WHERE account_id = $1 AND currency = $2 AND status = $3 ORDER BY id"
+    );
+    let rows = tx
+        .fetch_all(&sql, &binds![account_id, currency, status])
+        .await?;
+    rows.iter().map(from_row).collect()
+}

@@ -7,6 +7,11 @@
 //! total is the same, and it moves `billed_minutes` with a conditional update in the same transaction as
 //! the ledger entry: a replayed or concurrent tick, or one after a restart, cannot bill a minute twice
 //! or skip one.
+//!
+//! Billing is per whole minute, yet no second goes unbilled: what a closed period leaves short of a whole
+//! minute is carried into the next period of the same resource, component and rate (`carried_ms`, counted
+//! as already elapsed there), so a resource rebooted every 55 s is billed for its minutes all the same.
+//! Only the unfinished minute of a resource's last period at a rate is never charged.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -42,9 +47,9 @@ const MINUTE_MS: i64 = 60_000;
 const METER_BATCH: u32 = 5000;
 
 /// What a resource should be billed for now.
-struct Charge {
+pub(super) struct Charge {
     component: &'static str,
-    hourly: Decimal,
+    pub(super) hourly: Decimal,
     /// JSON, compared as text with the open period's.
     details: String,
 }
@@ -61,8 +66,27 @@ pub async fn sync_instance(
         return Ok(());
     };
     let currency = Currency::parse(&row.currency).unwrap_or(Currency::USD);
+    let class = InstanceState::parse(&row.status).map(InstanceState::billing);
+    let charges = instance_charges(config, &row, currency, class);
+    sync(
+        tx,
+        ("instance", &row.id, &row.name, &row.account_id),
+        currency,
+        charges,
+        now,
+    )
+    .await
+}
+
+/// What an instance is billed for per hour in a billing class.
+pub(super) fn instance_charges(
+    config: &Config,
+    row: &instances::InstanceRow,
+    currency: Currency,
+    class: Option<BillingClass>,
+) -> Vec<Charge> {
     let mut charges = Vec::new();
-    match InstanceState::parse(&row.status).map(InstanceState::billing) {
+    match class {
         Some(BillingClass::Full) => {
             if let Some(model) = config.gpu_model(&row.gpu_model) {
                 charges.push(Charge {
@@ -88,14 +112,7 @@ pub async fn sync_instance(
         }),
         _ => {}
     }
-    sync(
-        tx,
-        ("instance", &row.id, &row.name, &row.account_id),
-        currency,
-        charges,
-        now,
-    )
-    .await
+    charges
 }
 
 /// The same for a volume: billed per TB-hour while it exists and is usable.
@@ -173,6 +190,16 @@ async fn sync(
         }
     }
     for charge in charges.iter().filter(|c| !open.iter().any(|p| same(p, c))) {
+        let hourly_rate = charge.hourly.normalize().to_string();
+        let previous = billing::last_closed(
+            tx,
+            (resource_id, charge.component),
+            (currency.as_str(), &hourly_rate),
+        )
+        .await?;
+        let carried_ms = previous.map_or(0, |(started_at, ended_at, carried_ms)| {
+            (ended_at - started_at + carried_ms).max(0) % MINUTE_MS
+        });
         let row = PeriodRow {
             id: period_id(resource_type),
             account_id: account_id.to_string(),
@@ -182,12 +209,13 @@ async fn sync(
             component: charge.component.to_string(),
             details: charge.details.clone(),
             currency: currency.as_str().to_string(),
-            hourly_rate: charge.hourly.normalize().to_string(),
+            hourly_rate,
             started_at: now,
             ended_at: None,
             billed_minutes: 0,
             billed_micros: 0,
             fully_billed: false,
+            carried_ms,
         };
         billing::insert(&mut *tx, &row).await?;
     }
@@ -204,14 +232,15 @@ fn period_id(resource_type: &str) -> String {
     format!("BRK-{}{letter}B", random_alphanumeric(6).to_uppercase())
 }
 
-/// Minutes of a period up to `now` (whole minutes only: billing is per closed minute).
+/// Minutes of a period up to `now` (whole minutes only: billing is per closed minute), its carry included.
 fn minutes_until(period: &PeriodRow, now: i64) -> i64 {
-    whole_minutes(period.started_at, period.ended_at, now)
+    whole_minutes(period.started_at - period.carried_ms, period.ended_at, now)
 }
 
-fn whole_minutes(started_at: i64, ended_at: Option<i64>, now: i64) -> i64 {
+/// Whole minutes from `counted_from` (a period's start less what it carries) to its end or `now`.
+fn whole_minutes(counted_from: i64, ended_at: Option<i64>, now: i64) -> i64 {
     let end = ended_at.map_or(now, |e| e.min(now));
-    ((end - started_at) / MINUTE_MS).max(0)
+    ((end - counted_from) / MINUTE_MS).max(0)
 }
 
 fn hourly(period: &PeriodRow) -> Decimal {
@@ -221,6 +250,12 @@ fn hourly(period: &PeriodRow) -> Decimal {
 /// A period's stored hourly rate (written by `sync` from a `Decimal`, so it parses).
 fn parse_rate(text: &str) -> Decimal {
     text.parse().unwrap_or_default()
+}
+
+/// A stored hourly rate, where a rate that does not parse is an error rather than free.
+pub(super) fn stored_rate(text: &str) -> Result<Decimal> {
+    text.parse()
+        .map_err(|_| Error::internal(format!("billing period with an unreadable rate '{text}'")))
 }
 
 /// The cost of `minutes` at the period's rate, in micro-units, rounded half away from zero.
@@ -258,8 +293,9 @@ pub struct BillingService {
 /// billing stops machines without depending on the domain that runs them.
 #[async_trait]
 pub trait Depletion: Send + Sync {
-    /// Hibernates the account's running and stopped instances; returns how many were started on their way.
-    async fn hibernate_for_depletion(&self, account_id: &str) -> Result<usize>;
+    /// Hibernates the account's running and stopped instances billed in `currency` (credit in another
+    /// currency pays for the others); returns how many were started on their way.
+    async fn hibernate_for_depletion(&self, account_id: &str, currency: Currency) -> Result<usize>;
 }
 
 impl BillingService {
@@ -314,7 +350,8 @@ impl BillingService {
                     .hourly += hourly;
             }
             let minutes =
-                whole_minutes(period.started_at, period.ended_at, now).max(period.billed_minutes);
+                whole_minutes(period.started_at - period.carried_ms, period.ended_at, now)
+                    .max(period.billed_minutes);
             if minutes == period.billed_minutes && !closed {
                 continue;
             }
@@ -406,7 +443,7 @@ impl BillingService {
                 .map(|(_, m)| from_micros(m))
                 .unwrap_or_default();
             if balance <= Decimal::ZERO {
-                let n = instances.hibernate_for_depletion(account).await?;
+                let n = instances.hibernate_for_depletion(account, currency).await?;
                 if n > 0 {
                     tracing::warn!(
                         account,
@@ -653,7 +690,7 @@ impl BillingService {
         for p in &periods {
             // Minutes of the period inside the range, on the period's own minute grid.
             let start = from.map_or(0, |f| {
-                ((f - p.started_at).max(0) + MINUTE_MS - 1) / MINUTE_MS
+                ((f - (p.started_at - p.carried_ms)).max(0) + MINUTE_MS - 1) / MINUTE_MS
             });
             let end = minutes_until(p, to);
             if end <= start {

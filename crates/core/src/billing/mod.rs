@@ -4,6 +4,7 @@
 //! implements.
 
 pub mod balance_guard;
+pub mod commitments;
 pub mod deposits;
 pub mod ledger;
 mod meter;

@@ -11,6 +11,7 @@ use rust_decimal::Decimal;
 use crate::accounts::{Caller, actor};
 use crate::billing::Depletion;
 use crate::billing::balance_guard::require_balance;
+use crate::billing::commitments::require_commitment;
 use crate::catalog::price;
 use crate::compute::instances::{InstanceService, JobAction, parse_state, record_event_at};
 use crate::platform::lifecycle::Action;
@@ -37,6 +38,16 @@ impl InstanceService {
             }
             let now = self.now();
             let mut tx = self.context.store.begin().await?;
+            if action == Action::Restore {
+                let currency = Currency::parse(&row.currency).unwrap_or(Currency::USD);
+                let gpus = self
+                    .config()
+                    .gpu_model(&row.gpu_model)
+                    .map(|m| price(&m.prices, currency) * Decimal::from(row.gpu_count))
+                    .unwrap_or_default();
+                require_commitment(&mut tx, &self.context, caller.account_id(), currency, gpus)
+                    .await?;
+            }
             let mut change = InstanceChange {
                 status: Some(through.as_str().into()),
                 status_reason: Some(None),
@@ -95,9 +106,13 @@ impl InstanceService {
         ))
     }
 
-    /// Hibernates every ACTIVE and SHUTOFF instance of an account whose credit ran out (their disks are
-    /// kept); returns how many were started on their way.
-    pub async fn hibernate_for_depletion(&self, account_id: &str) -> Result<usize> {
+    /// Hibernates every ACTIVE and SHUTOFF instance of an account billed in the currency whose credit ran
+    /// out (their disks are kept); returns how many were started on their way.
+    pub async fn hibernate_for_depletion(
+        &self,
+        account_id: &str,
+        currency: Currency,
+    ) -> Result<usize> {
         let mut hibernated = 0;
         for row in self
             .context
@@ -105,7 +120,7 @@ impl InstanceService {
             .instances_with_status(&["ACTIVE", "SHUTOFF"])
             .await?
         {
-            if row.account_id != account_id {
+            if row.account_id != account_id || row.currency != currency.as_str() {
                 continue;
             }
             let state = parse_state(&row.status)?;
@@ -147,7 +162,7 @@ impl InstanceService {
 
 #[async_trait::async_trait]
 impl Depletion for InstanceService {
-    async fn hibernate_for_depletion(&self, account_id: &str) -> Result<usize> {
-        InstanceService::hibernate_for_depletion(self, account_id).await
+    async fn hibernate_for_depletion(&self, account_id: &str, currency: Currency) -> Result<usize> {
+        InstanceService::hibernate_for_depletion(self, account_id, currency).await
     }
 }

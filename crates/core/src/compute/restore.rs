@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 
 use crate::accounts::{Caller, actor, missing_profile_fields};
 use crate::billing::balance_guard::require_balance;
+use crate::billing::commitments::require_commitment;
 use crate::catalog::price;
 use crate::compute::instances::{
     InstanceService, JobAction, check_instance_name, record_event, vm_name, volume_rate,
@@ -146,6 +147,14 @@ impl InstanceService {
             deleted_at: None,
         };
         let mut tx = self.context.store.begin().await?;
+        require_commitment(
+            &mut tx,
+            &self.context,
+            caller.account_id(),
+            currency,
+            gpus + os_disk,
+        )
+        .await?;
         // The snapshot cannot be deleted before the instance that copies its disk is written.
         if !snapshots::hold(&mut tx, &snapshot.id, snapshot.generation).await? {
             return Err(Error::conflict(

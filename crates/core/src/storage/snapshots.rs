@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::accounts::{Caller, actor, missing_profile_fields};
 use crate::billing::balance_guard::require_balance;
+use crate::billing::commitments::require_commitment;
 use crate::catalog::price;
 use crate::platform::clock::format_ms;
 use crate::platform::config::Config;
@@ -209,6 +210,14 @@ impl SnapshotService {
             );
             let who = actor(caller);
             let mut tx = self.context.store.begin().await?;
+            require_commitment(
+                &mut tx,
+                &self.context,
+                caller.account_id(),
+                currency,
+                first_hour,
+            )
+            .await?;
             if !snapshots::hold_instance(&mut tx, &instance.id, instance.generation).await? {
                 continue; // the instance changed under us: read it again and decide again
             }

@@ -1,10 +1,11 @@
 //! A property of the meter over random histories: deploys, state changes, volumes, price changes, clock
-//! jumps and restarts, in step mode. However the history goes, the balance equals the ledger, and every
-//! span a resource spent in a billed state is billed for exactly its whole minutes at the rate in force
-//! when it began, no more and no less.
+//! jumps of seconds to days and restarts, in step mode. However the history goes, the balance equals the
+//! ledger, and the time each component of a resource spent in a billed state at one rate, summed over all
+//! its spans however short, is billed for exactly its whole minutes, no more and no less.
 //!
 //! The history is drawn from a seed (`BARRACK_PROPERTY_SEED` replays one); the model below is written
-//! from the documented rules, not from the implementation.
+//! from the documented rules (prices from the configuration, TB = 1024 GB, exact decimals), not from the
+//! implementation: it shares neither the product's rate arithmetic nor its rounding.
 
 use std::collections::BTreeMap;
 
@@ -12,18 +13,27 @@ use barrack_api::ledger::{TransactionQuery, TransactionType};
 use barrack_api::volumes::CreateVolumeRequest;
 use barrack_api::{Currency, Tier};
 use barrack_client::InstanceActionKind;
-use barrack_core::catalog::{price, storage_hourly};
 use barrack_core::clock::Clock;
 use barrack_core::config::{Config, ConfigDecimal};
 use barrack_store::billing::PeriodFilter;
 use reqwest::Method;
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 use serde_json::json;
 
 use crate::common::{Db, TestApp, create_key_k};
 use crate::on_both_databases;
 
-on_both_databases!(random_histories_bill_every_minute_exactly_once);
+on_both_databases!(random_histories_bill_every_second_once);
+
+/// The configured price of one currency, as the configuration spells it.
+fn price(table: &barrack_core::config::PriceTable, currency: Currency) -> Decimal {
+    table[&currency].0
+}
+
+/// An hour of `size_gb` at a per-TB-hour price (TB = 1024 GB), exact.
+fn storage_hourly(per_tb_hour: Decimal, size_gb: u32) -> Decimal {
+    per_tb_hour * Decimal::from(size_gb) / Decimal::from(1024)
+}
 
 const GPU: &str = "H100-SXM5-80GB";
 const MINUTE_MS: i64 = 60_000;
@@ -88,8 +98,8 @@ struct Volume {
     size_gb: u32,
 }
 
-/// Per resource and component: (start, end, hourly rate, minutes billed, micro-units billed) of each span.
-type SpansByComponent = BTreeMap<(String, String), Vec<(i64, Option<i64>, Decimal, i64, i64)>>;
+/// Per resource, component and hourly rate: (minutes billed, micro-units billed, periods).
+type ByRate = BTreeMap<(String, String, Decimal), (i64, i64, i64)>;
 
 #[derive(Default)]
 struct Model {
@@ -130,14 +140,9 @@ impl Model {
     }
 }
 
-/// Whole minutes of a span up to `now`, and their cost in micro-units (half away from zero).
-fn expected(span: &Span, now: i64) -> (i64, i64) {
-    let end = span.end.unwrap_or(now).min(now);
-    let minutes = (end - span.start) / MINUTE_MS;
-    let micros = (span.hourly * Decimal::from(minutes) / Decimal::from(60)
-        * Decimal::from(1_000_000))
-    .round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero);
-    (minutes, i64::try_from(micros).unwrap())
+/// Milliseconds of a span up to `now`.
+fn elapsed(span: &Span, now: i64) -> i64 {
+    (span.end.unwrap_or(now).min(now) - span.start).max(0)
 }
 
 fn seeds() -> Vec<u64> {
@@ -147,7 +152,7 @@ fn seeds() -> Vec<u64> {
     }
 }
 
-async fn random_histories_bill_every_minute_exactly_once(db: Db) {
+async fn random_histories_bill_every_second_once(db: Db) {
     for seed in seeds() {
         eprintln!("history seed {seed} (replay with BARRACK_PROPERTY_SEED={seed})");
         one_history(db, seed).await;
@@ -274,6 +279,25 @@ async fn one_history(db: Db, seed: u64) {
                     }
                 }
             }
+            // Reboots a few seconds apart: periods shorter than a minute, at the same rates.
+            9 if !instances.is_empty() => {
+                let i = &instances[rng.below(instances.len() as u64) as usize];
+                for _ in 0..1 + rng.below(4) {
+                    app.clock.advance_ms(1000 + rng.below(59) as i64 * 1000);
+                    let allowed = client.instance(&i.id).await.unwrap().data.allowed_actions;
+                    if !allowed.iter().any(|a| a == "reboot") {
+                        break;
+                    }
+                    let at = app.clock.now_ms();
+                    client
+                        .instance_action(&i.id, InstanceActionKind::Reboot)
+                        .await
+                        .unwrap();
+                    app.settle().await;
+                    let status = client.instance(&i.id).await.unwrap().data.status;
+                    model.instance(i, &status, at, &prices);
+                }
+            }
             // The clock jumps, by seconds or by days, and the meter may or may not run before the next step.
             6 | 7 => {
                 let ms = match rng.below(3) {
@@ -315,45 +339,63 @@ async fn one_history(db: Db, seed: u64) {
     app.settle().await;
     let now = app.clock.now_ms();
 
-    // Every span billed for exactly its minutes and their cost, per resource and component.
+    // Per resource, component and rate: the whole minutes of all its spans together, each billed once.
     let periods = app
         .services()
         .store()
         .all_periods(&account, &PeriodFilter::default())
         .await
         .unwrap();
-    let mut billed = SpansByComponent::new();
+    let mut billed = ByRate::new();
     for p in &periods {
-        billed
-            .entry((p.resource_id.clone(), p.component.clone()))
-            .or_default()
-            .push((
-                p.started_at,
-                p.ended_at,
-                p.hourly_rate.parse().unwrap(),
-                p.billed_minutes,
-                p.billed_micros,
-            ));
+        let hourly: Decimal = p.hourly_rate.parse().unwrap();
+        let entry = billed
+            .entry((p.resource_id.clone(), p.component.clone(), hourly))
+            .or_default();
+        entry.0 += p.billed_minutes;
+        entry.1 += p.billed_micros;
+        entry.2 += 1;
     }
-    let mut wanted = SpansByComponent::new();
-    let mut wanted_micros = 0;
+    let mut elapsed_ms: BTreeMap<(String, String, Decimal), i64> = BTreeMap::new();
     for s in &model.spans {
-        let (minutes, micros) = expected(s, now);
-        wanted_micros += micros;
-        wanted
-            .entry((s.resource.clone(), s.component.to_string()))
-            .or_default()
-            .push((s.start, s.end, s.hourly, minutes, micros));
+        *elapsed_ms
+            .entry((s.resource.clone(), s.component.to_string(), s.hourly))
+            .or_default() += elapsed(s, now);
     }
-    for spans in billed.values_mut().chain(wanted.values_mut()) {
-        spans.sort();
+    elapsed_ms.retain(|_, ms| *ms >= MINUTE_MS);
+    billed.retain(|_, b| b.0 > 0);
+    assert_eq!(
+        billed.keys().collect::<Vec<_>>(),
+        elapsed_ms.keys().collect::<Vec<_>>(),
+        "seed {seed}: what was billed"
+    );
+    let mut minutes = 0;
+    let mut short_spans = 0;
+    for (key, ms) in &elapsed_ms {
+        let (billed_minutes, billed_micros, periods) = billed[key];
+        assert_eq!(
+            billed_minutes,
+            ms / MINUTE_MS,
+            "seed {seed}: minutes of {key:?}"
+        );
+        // Exact cost of those minutes; the product rounds each period to a micro-unit.
+        let exact =
+            key.2 * Decimal::from(billed_minutes) / Decimal::from(60) * Decimal::from(1_000_000);
+        assert!(
+            (Decimal::from(billed_micros) - exact).abs()
+                <= Decimal::new(5, 1) * Decimal::from(periods),
+            "seed {seed}: {key:?} charged {billed_micros} micro-units for {billed_minutes} minutes, exactly {exact}"
+        );
+        minutes += billed_minutes;
     }
-    assert_eq!(billed, wanted, "seed {seed}");
-    let minutes: i64 = wanted.values().flatten().map(|s| s.3).sum();
+    for s in &model.spans {
+        short_spans += usize::from(elapsed(s, now) > 0 && elapsed(s, now) < MINUTE_MS);
+    }
+    let billed_micros: i64 = billed.values().map(|b| b.1).sum();
     eprintln!(
-        "seed {seed}: {} spans over {} resources, {minutes} minutes billed, {restarts} restarts ({repriced} with new prices)",
+        "seed {seed}: {} spans ({short_spans} under a minute) over {} resource rates, {minutes} minutes billed, {restarts} restarts ({repriced} with new prices)",
         model.spans.len(),
-        wanted.len()
+        elapsed_ms.len()
     );
 
     // The ledger explains every debit, and the balance is the ledger.
@@ -376,7 +418,7 @@ async fn one_history(db: Db, seed: u64) {
         }
         page += 1;
     }
-    assert_eq!(usage, -Decimal::new(wanted_micros, 6), "seed {seed}");
+    assert_eq!(usage, -Decimal::new(billed_micros, 6), "seed {seed}");
     let balance = client.balance().await.unwrap().data.balance;
     assert_eq!(balance, Decimal::from(1_000_000) + usage, "seed {seed}");
     let store = app.services().store();

@@ -4,6 +4,9 @@ mod common;
 
 mod accounts;
 mod billing;
+mod billing_commitments;
+mod billing_depletion;
+mod billing_partial_minutes;
 mod billing_property;
 mod binary;
 mod browser;

@@ -144,6 +144,7 @@ async fn a_meter_killed_mid_run_neither_double_bills_nor_skips(db: Db) {
                 billed_minutes: 0,
                 billed_micros: 0,
                 fully_billed: false,
+                carried_ms: 0,
             },
         )
         .await

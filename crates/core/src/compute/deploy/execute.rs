@@ -10,6 +10,7 @@ use barrack_store::volumes::VolumeRow;
 
 use super::plan::DeployPlan;
 use crate::accounts::{Caller, actor};
+use crate::billing::commitments::require_commitment;
 use crate::compute::instances::{InstanceService, JobAction, insert_rule, record_event};
 use crate::platform::lifecycle::InstanceState;
 use crate::{Error, Result};
@@ -34,6 +35,14 @@ impl InstanceService {
         } = plan;
         tracing::debug!(instance = %row.id, %first_hour, "deploy planned");
         let mut tx = self.context.store.begin().await?;
+        require_commitment(
+            &mut tx,
+            &self.context,
+            caller.account_id(),
+            currency,
+            first_hour,
+        )
+        .await?;
         if let Some(image) = &custom_image {
             hold_image(&mut tx, image).await?;
         }

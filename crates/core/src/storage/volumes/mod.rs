@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::accounts::{Caller, actor, missing_profile_fields};
 use crate::billing::balance_guard::require_balance;
+use crate::billing::commitments::require_commitment;
 use crate::catalog::{price, storage_hourly};
 use crate::platform::config::{Config, VolumeTypeConfig};
 use crate::platform::countries;
@@ -283,6 +284,15 @@ impl VolumeService {
             deleted_at: None,
         };
         let mut tx = self.context.store.begin().await?;
+        let first_hour = storage_hourly(price(&volume_type.prices, currency), request.size);
+        require_commitment(
+            &mut tx,
+            &self.context,
+            caller.account_id(),
+            currency,
+            first_hour,
+        )
+        .await?;
         self.insert_with_job(&mut tx, &row, VolumeJobAction::Create, &actor(caller), now)
             .await?;
         tx.commit().await.map_err(Error::internal)?;
@@ -487,6 +497,16 @@ impl VolumeService {
                 deleted_at: None,
             };
             let mut tx = self.context.store.begin().await?;
+            let first_hour =
+                storage_hourly(price(&volume_type.prices, currency), source.size_gb as u32);
+            require_commitment(
+                &mut tx,
+                &self.context,
+                caller.account_id(),
+                currency,
+                first_hour,
+            )
+            .await?;
             let change = VolumeChange {
                 status: Some(VolumeState::Cloning.as_str().into()),
                 status_reason: Some(None),
@@ -530,6 +550,18 @@ impl VolumeService {
     ) -> Result<Option<VolumeAction>> {
         let now = self.now();
         let mut tx = self.context.store.begin().await?;
+        if let (VolumeJobAction::Resize, Some(size_gb)) = (action, size_gb) {
+            // Growing raises the burn by the difference from now on.
+            let currency = Currency::parse(&row.currency).unwrap_or(Currency::USD);
+            let rate = self
+                .config()
+                .volume_type(&row.volume_type)
+                .map(|t| price(&t.prices, currency))
+                .unwrap_or_default();
+            let added = storage_hourly(rate, size_gb) - storage_hourly(rate, row.size_gb as u32);
+            require_commitment(&mut tx, &self.context, caller.account_id(), currency, added)
+                .await?;
+        }
         if !self
             .begin_in(
                 &mut tx, caller, row, from, through, action, size_gb, None, now,

@@ -1,0 +1,98 @@
+//! Commitments: before anything raises an account's hourly burn (a deploy, a restore, a start, a volume
+//! created, grown or cloned, a snapshot), the balance less the burn already committed must cover the first
+//! hour of the increase. The check runs inside the write transaction that commits the increase, with the
+//! account serialised, so concurrent requests cannot spend the same credit twice.
+//!
+//! Committed burn is what the account's open billing periods cost per hour, plus what its instances and
+//! volumes on their way to a billed state will cost once there (an instance being created, started,
+//! restored or rebooted; a volume being created).
+
+use barrack_api::Currency;
+use barrack_store::{Tx, instances, volumes};
+use rust_decimal::Decimal;
+
+use super::meter::{instance_charges, stored_rate};
+use crate::catalog::{price, storage_hourly};
+use crate::platform::lifecycle::{BillingClass, InstanceState};
+use crate::platform::money::{display_amount, from_micros};
+use crate::{Context, Error, Result};
+
+/// Instance states that lead to the full rate, and to the hibernation rate.
+const HEADING_FULL: [InstanceState; 4] = [
+    InstanceState::Creating,
+    InstanceState::Starting,
+    InstanceState::Rebooting,
+    InstanceState::Restoring,
+];
+const HEADING_HIBERNATED: [InstanceState; 1] = [InstanceState::Hibernating];
+
+/// The account's committed hourly burn in `currency` and its balance, read in `tx` (the account held).
+pub async fn committed(
+    tx: &mut Tx,
+    context: &Context,
+    account_id: &str,
+    currency: Currency,
+) -> Result<(Decimal, Decimal)> {
+    let config = &context.config;
+    let (balance, rates) =
+        barrack_store::billing::commitments(tx, account_id, currency.as_str()).await?;
+    let mut burn = Decimal::ZERO;
+    for rate in &rates {
+        burn += stored_rate(rate)?;
+    }
+    let statuses: Vec<&str> = HEADING_FULL
+        .iter()
+        .chain(&HEADING_HIBERNATED)
+        .map(|s| s.as_str())
+        .collect();
+    for row in instances::of_account_in(tx, account_id, currency.as_str(), &statuses).await? {
+        let class = if row.status == InstanceState::Hibernating.as_str() {
+            BillingClass::Hibernated
+        } else {
+            BillingClass::Full
+        };
+        burn += instance_charges(config, &row, currency, Some(class))
+            .iter()
+            .map(|c| c.hourly)
+            .sum::<Decimal>();
+    }
+    for row in volumes::of_account_in(tx, account_id, currency.as_str(), "creating").await? {
+        let rate = config
+            .volume_type(&row.volume_type)
+            .map(|t| price(&t.prices, currency))
+            .unwrap_or_default();
+        burn += storage_hourly(rate, row.size_gb as u32);
+    }
+    Ok((burn, from_micros(balance)))
+}
+
+/// 402 `INSUFFICIENT_BALANCE`, with the figures, unless the balance in `currency` holds the configured
+/// minimum and covers the committed burn plus `added` (per hour) for an hour. Call inside the transaction
+/// that commits the increase, before writing it.
+pub async fn require_commitment(
+    tx: &mut Tx,
+    context: &Context,
+    account_id: &str,
+    currency: Currency,
+    added: Decimal,
+) -> Result<()> {
+    let (burn, balance) = committed(tx, context, account_id, currency).await?;
+    let minimum = context
+        .config
+        .billing
+        .minimum_balance
+        .get(&currency)
+        .map(|d| d.0)
+        .unwrap_or_default();
+    let needed = (burn + added).max(minimum);
+    if balance < needed {
+        return Err(Error::InsufficientBalance(format!(
+            "Insufficient balance: {} {currency} available, {} {currency} per hour already committed and {} {currency} per hour more asked: an hour of both needs {} {currency}",
+            display_amount(balance),
+            display_amount(burn),
+            display_amount(added),
+            display_amount(needed)
+        )));
+    }
+    Ok(())
+}
