@@ -168,6 +168,27 @@ impl Store {
         migrate::run(self).await
     }
 
+    /// Whether the database answers a query within `timeout`. A SQLite file that is no longer at its path
+    /// (its volume unmounted, the file removed) counts as unreachable: writes would go nowhere durable.
+    pub async fn ping(&self, timeout: Duration) -> Result<()> {
+        if let Engine::Sqlite(sqlite) = &*self.engine
+            && let Some(path) = sqlite.path()
+            && !path.exists()
+        {
+            return Err(StoreError::Unexpected(format!(
+                "the database file {} is gone",
+                path.display()
+            )));
+        }
+        match tokio::time::timeout(timeout, self.fetch_one("SELECT 1", &[])).await {
+            Ok(result) => result.map(|_| ()),
+            Err(_) => Err(StoreError::Unexpected(format!(
+                "the database did not answer within {} ms",
+                timeout.as_millis()
+            ))),
+        }
+    }
+
     pub async fn close(&self) {
         if let Engine::Postgres(pool) = &*self.engine {
             pool.close().await;

@@ -1,0 +1,166 @@
+//! The security model: the operator surface, health, secrets on disk, sessions, limits.
+
+use barrack_api::Tier;
+use barrack_api::account::{AdminCreateUser, TokenObtainPair};
+use barrack_client::Client;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::common::{Db, TestApp};
+use crate::on_both_databases;
+
+on_both_databases!(
+    every_operator_operation_refuses_other_callers,
+    health_reports_the_database_and_liveness_does_not,
+);
+
+/// An ordinary account: a client on its API key and one on a session token.
+async fn ordinary_callers(app: &TestApp) -> (Client, Client) {
+    let email = format!(
+        "plain-{}@example.com",
+        barrack_core::ids::random_alphanumeric(8).to_lowercase()
+    );
+    let user = app
+        .admin
+        .admin_create_user(&AdminCreateUser {
+            email: email.clone(),
+            password: "correct horse battery".into(),
+            name: "Plain User".into(),
+            admin: false,
+        })
+        .await
+        .unwrap()
+        .data;
+    let key = app
+        .admin
+        .admin_create_api_key(&user.id, "k", Tier::Advanced)
+        .await
+        .unwrap()
+        .data;
+    let tokens = app
+        .anonymous()
+        .obtain_token(&TokenObtainPair {
+            email,
+            password: "correct horse battery".into(),
+            tier: None,
+        })
+        .await
+        .unwrap()
+        .data;
+    (
+        app.admin.with_api_key(&key.key.key),
+        app.admin.with_bearer(&tokens.access),
+    )
+}
+
+/// Every operation the served document lists under `/api/admin/` answers 403 FORBIDDEN to an ordinary
+/// account (by key and by token) and 401 to nobody, whatever the body: the sweep follows the document, so
+/// a new operator route is covered the day it is added.
+async fn every_operator_operation_refuses_other_callers(db: Db) {
+    let app = TestApp::start(db).await;
+    let (by_key, by_token) = ordinary_callers(&app).await;
+    let anonymous = app.anonymous();
+    let document = anonymous
+        .raw(Method::GET, "/api/openapi.json", None)
+        .await
+        .unwrap()
+        .body;
+    let mut swept = 0;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        if !path.starts_with("/api/admin/") {
+            continue;
+        }
+        // Any id: the refusal must come before the resource is looked up.
+        let concrete = path
+            .split('/')
+            .map(|s| if s.starts_with('{') { "BRK-AAAAAAU" } else { s })
+            .collect::<Vec<_>>()
+            .join("/");
+        for method in item.as_object().unwrap().keys() {
+            let Ok(method) = method.to_uppercase().parse::<Method>() else {
+                continue;
+            };
+            if !matches!(
+                method,
+                Method::GET | Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+            ) {
+                continue;
+            }
+            for body in [None, Some(json!({})), Some(json!({"admin": true}))] {
+                for (who, client, status, code) in [
+                    ("key", &by_key, 403, "FORBIDDEN"),
+                    ("token", &by_token, 403, "FORBIDDEN"),
+                    ("nobody", &anonymous, 401, "AUTHENTICATION_FAILED"),
+                ] {
+                    let raw = client
+                        .raw(method.clone(), &concrete, body.as_ref())
+                        .await
+                        .unwrap();
+                    assert_eq!(
+                        (raw.status.as_u16(), raw.body["code"].as_str()),
+                        (status, Some(code)),
+                        "{method} {concrete} by {who} with {body:?}: {}",
+                        raw.text
+                    );
+                }
+            }
+            swept += 1;
+        }
+    }
+    assert!(
+        swept >= 10,
+        "the document lists the operator operations ({swept})"
+    );
+    app.stop().await;
+}
+
+/// `/api/health/` asks the database and answers 503 in the error envelope when it cannot be reached;
+/// `/api/health/live/` keeps answering 200, since restarting the process would not help.
+async fn health_reports_the_database_and_liveness_does_not(db: Db) {
+    let app = TestApp::start(db).await;
+    let anonymous = app.anonymous();
+    let ready = anonymous
+        .raw(Method::GET, "/api/health/", None)
+        .await
+        .unwrap();
+    assert_eq!(ready.status, 200, "{}", ready.text);
+    assert_eq!(ready.body["data"]["database"], "ok");
+    assert_eq!(ready.body["data"]["status"], "ok");
+
+    // Take the database away under the running server.
+    match db {
+        Db::Sqlite => {
+            for entry in std::fs::read_dir(&app.database.dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("barrack.db")
+                {
+                    std::fs::remove_file(path).unwrap();
+                }
+            }
+        }
+        Db::Postgres => app.database.drop_database().await,
+    }
+    let down = anonymous
+        .raw(Method::GET, "/api/health/", None)
+        .await
+        .unwrap();
+    assert_eq!(down.status, 503, "{}", down.text);
+    assert_eq!(down.body["success"], false);
+    assert_eq!(down.body["code"], "SERVICE_UNAVAILABLE");
+    assert!(
+        down.body["request_id"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty())
+    );
+    let live = anonymous
+        .raw(Method::GET, "/api/health/live/", None)
+        .await
+        .unwrap();
+    assert_eq!(live.status, 200, "{}", live.text);
+    assert_eq!(live.body["data"]["status"], "ok");
+    app.stop().await;
+}
