@@ -92,7 +92,7 @@ fn start(data_dir: &Path, database_url: Option<&str>) -> Result<Server> {
         .arg("--config")
         .arg(&config)
         .env("BARRACK_LOG", "warn")
-        .env("BARRACK_SECRET", "benchmark-secret-long-enough")
+        .env("BARRACK_SECRET", "benchmark-secret-long-enough-for-hmac")
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     if let Some(url) = database_url {

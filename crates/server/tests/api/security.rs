@@ -6,12 +6,14 @@ use barrack_client::Client;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::common::{Db, TestApp};
+use crate::common::{Db, TestApp, TestDatabase, test_config};
 use crate::on_both_databases;
 
 on_both_databases!(
     every_operator_operation_refuses_other_callers,
     health_reports_the_database_and_liveness_does_not,
+    files_holding_secrets_are_private_and_short_secrets_refused,
+    rotating_the_token_secret_keeps_keys_and_rotating_the_secret_keeps_sessions,
 );
 
 /// An ordinary account: a client on its API key and one on a session token.
@@ -162,5 +164,120 @@ async fn health_reports_the_database_and_liveness_does_not(db: Db) {
         .unwrap();
     assert_eq!(live.status, 200, "{}", live.text);
     assert_eq!(live.body["data"]["status"], "ok");
+    app.stop().await;
+}
+
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// The data directory is 0700 and the SQLite database, the generated secret and the first operator's
+/// credentials 0600, even when a looser file was there before; a server secret shorter than 32 bytes stops
+/// the start, whether configured or found in the data directory.
+#[cfg(unix)]
+async fn files_holding_secrets_are_private_and_short_secrets_refused(db: Db) {
+    use std::os::unix::fs::PermissionsExt;
+    let database = TestDatabase::create(db).await;
+    let data = database.dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let credentials = data.join("admin-credentials");
+    std::fs::write(&credentials, "stale and world-readable").unwrap();
+    std::fs::set_permissions(&credentials, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    for short in ["", "only-twenty-bytes-xx", &"s".repeat(31)] {
+        let mut config = test_config(&database);
+        config.data_dir = data.clone();
+        config.secret = Some(short.to_string());
+        let refused = barrack_server::start(barrack_server::StartOptions::new(config)).await;
+        let message = format!("{:#}", refused.err().expect("a short secret is refused"));
+        assert!(message.contains("at least 32 bytes"), "{message}");
+    }
+
+    let mut config = test_config(&database);
+    config.data_dir = data.clone();
+    config.secret = None;
+    let running = barrack_server::start(barrack_server::StartOptions::new(config))
+        .await
+        .unwrap();
+    assert_eq!(mode(&data), 0o700, "the data directory");
+    assert_eq!(mode(&credentials), 0o600, "an existing credentials file");
+    let written = std::fs::read_to_string(&credentials).unwrap();
+    assert!(written.contains("api_key: sk_"), "{written}");
+    assert_eq!(mode(&data.join("server.secret")), 0o600);
+    if db == Db::Sqlite {
+        assert_eq!(
+            mode(&database.dir.join("barrack.db")),
+            0o600,
+            "the database"
+        );
+    }
+    let leftovers: Vec<String> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    running.shutdown().await;
+
+    // A short secret left in the data directory is refused too, not used.
+    std::fs::write(data.join("server.secret"), "tiny").unwrap();
+    let mut config = test_config(&database);
+    config.data_dir = data.clone();
+    config.secret = None;
+    let refused = barrack_server::start(barrack_server::StartOptions::new(config)).await;
+    let message = format!(
+        "{:#}",
+        refused.err().expect("a short stored secret is refused")
+    );
+    assert!(message.contains("server.secret"), "{message}");
+    database.drop_database().await;
+}
+
+#[cfg(not(unix))]
+async fn files_holding_secrets_are_private_and_short_secrets_refused(_db: Db) {}
+
+const TOKEN_SECRET_A: &str = "token-signing-secret-number-one-0123456789";
+const TOKEN_SECRET_B: &str = "token-signing-secret-number-two-0123456789";
+
+/// API keys are hashed under the server secret and sessions signed under the token secret: changing one
+/// leaves the other working.
+async fn rotating_the_token_secret_keeps_keys_and_rotating_the_secret_keeps_sessions(db: Db) {
+    let mut app = TestApp::start_with(db, |c| c.token_secret = Some(TOKEN_SECRET_A.into())).await;
+    let (by_key, by_token) = ordinary_callers(&app).await;
+    by_key.profile().await.unwrap();
+    by_token.profile().await.unwrap();
+
+    app.restart_with(|c| c.token_secret = Some(TOKEN_SECRET_B.into()))
+        .await;
+    by_key
+        .profile()
+        .await
+        .expect("the key survives a new token secret");
+    let ended = by_token.profile().await.unwrap_err();
+    assert_eq!(
+        ended.status(),
+        Some(401),
+        "sessions end with the token secret"
+    );
+
+    let (_, by_token) = ordinary_callers(&app).await;
+    app.restart_with(|c| {
+        c.secret = Some("a-completely-different-server-secret-0123".into());
+        c.token_secret = Some(TOKEN_SECRET_B.into());
+    })
+    .await;
+    by_token
+        .profile()
+        .await
+        .expect("the session survives a new server secret");
+    let revoked = by_key.profile().await.unwrap_err();
+    assert_eq!(
+        revoked.status(),
+        Some(401),
+        "keys end with the server secret"
+    );
     app.stop().await;
 }
