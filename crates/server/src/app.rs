@@ -30,10 +30,12 @@ use tower::ServiceBuilder;
 use tower::util::MapRequestLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 
+use crate::http::client_address::TrustedProxies;
 use crate::http::middleware;
 use crate::http::rate_limit::RateLimiter;
 pub use crate::private_files::write_private;
 use crate::private_files::{private_database, private_dir};
+use barrack_core::accounts::login_throttle::LoginThrottle;
 
 /// What every handler can reach. Extractors clone it for every request, so it is one shared pointer.
 #[derive(Clone)]
@@ -44,6 +46,9 @@ pub struct Shared {
     /// The simulated data centre, when it is the driver (fault injection).
     pub simulator: Option<Arc<SimDriver>>,
     pub rate_limiter: Option<RateLimiter>,
+    pub trusted_proxies: TrustedProxies,
+    /// Failed log-ins per email and per client address.
+    pub login_throttle: LoginThrottle,
     openapi_json: String,
 }
 
@@ -366,6 +371,8 @@ pub fn router(services: Services, simulator: Option<Arc<SimDriver>>) -> Router {
             config.rate_limit.requests,
             config.rate_limit.window_seconds,
         ),
+        trusted_proxies: TrustedProxies::new(&config.rate_limit.trusted_proxies),
+        login_throttle: LoginThrottle::default(),
         openapi_json: crate::openapi::document_json_for(config),
         services: services.clone(),
         simulator,

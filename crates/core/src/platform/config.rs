@@ -93,6 +93,22 @@ pub struct JobsConfig {
 pub struct RateLimitConfig {
     pub requests: u32,
     pub window_seconds: u32,
+    /// Proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the client; from anyone else the
+    /// header is ignored and the connection's address is the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+/// An address or a CIDR block (`10.0.0.0/8`, `::1`): the network address and the prefix length.
+pub fn parse_ip_net(text: &str) -> Option<(std::net::IpAddr, u8)> {
+    let (address, prefix) = match text.trim().split_once('/') {
+        Some((a, p)) => (a, Some(p.parse::<u8>().ok()?)),
+        None => (text.trim(), None),
+    };
+    let address: std::net::IpAddr = address.parse().ok()?;
+    let max = if address.is_ipv4() { 32 } else { 128 };
+    let prefix = prefix.unwrap_or(max);
+    (prefix <= max).then_some((address, prefix))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -364,6 +380,13 @@ impl Config {
     /// Cross-checks references between sections.
     fn check(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
+        for proxy in &self.rate_limit.trusted_proxies {
+            if parse_ip_net(proxy).is_none() {
+                return invalid(format!(
+                    "rate_limit.trusted_proxies: '{proxy}' is not an address or CIDR block"
+                ));
+            }
+        }
         let mut names = BTreeSet::new();
         for region in &self.regions {
             if !names.insert(&region.name) {

@@ -14,6 +14,9 @@ on_both_databases!(
     health_reports_the_database_and_liveness_does_not,
     files_holding_secrets_are_private_and_short_secrets_refused,
     rotating_the_token_secret_keeps_keys_and_rotating_the_secret_keeps_sessions,
+    the_rate_limit_follows_the_account_and_the_address_not_header_bytes,
+    forwarded_for_counts_only_from_trusted_proxies,
+    failed_log_ins_are_held_back_per_email_and_per_address,
 );
 
 /// An ordinary account: a client on its API key and one on a session token.
@@ -279,5 +282,161 @@ async fn rotating_the_token_secret_keeps_keys_and_rotating_the_secret_keeps_sess
         Some(401),
         "keys end with the server secret"
     );
+    app.stop().await;
+}
+
+fn random_key() -> String {
+    format!("sk_{}", barrack_core::ids::random_alphanumeric(40))
+}
+
+/// A made-up key per request does not buy a fresh budget (it counts against the address), and an
+/// account's keys and tokens share one budget.
+async fn the_rate_limit_follows_the_account_and_the_address_not_header_bytes(db: Db) {
+    let app = TestApp::start_with(db, |c| {
+        c.rate_limit.requests = 4;
+        c.rate_limit.window_seconds = 3600;
+    })
+    .await;
+    let (by_key, by_token) = ordinary_callers(&app).await;
+    let anonymous = app.anonymous();
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let guess = anonymous.with_api_key(random_key());
+        statuses.push(
+            guess
+                .raw(Method::GET, "/api/balance/", None)
+                .await
+                .unwrap()
+                .status
+                .as_u16(),
+        );
+    }
+    // The anonymous log-in in `ordinary_callers` took the address's first request.
+    assert_eq!(statuses, [401, 401, 401, 429, 429, 429], "guessed keys");
+    let bearer = anonymous.with_bearer("not.a.token");
+    let raw = bearer
+        .raw(Method::GET, "/api/balance/", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        raw.status, 429,
+        "a bad token counts against the address too"
+    );
+
+    // The account's budget is its own, whichever credential it uses.
+    let second_key = by_key
+        .create_api_key("second", Tier::Advanced)
+        .await
+        .unwrap();
+    let by_second_key = by_key.with_api_key(&second_key.data.key);
+    let mut statuses = Vec::new();
+    for client in [&by_key, &by_token, &by_second_key, &by_key] {
+        statuses.push(
+            client
+                .raw(Method::GET, "/api/balance/", None)
+                .await
+                .unwrap()
+                .status
+                .as_u16(),
+        );
+    }
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 429],
+        "one account, three credentials"
+    );
+    let other = app
+        .admin
+        .raw(Method::GET, "/api/balance/", None)
+        .await
+        .unwrap();
+    assert_eq!(other.status, 200, "another account from the same address");
+    app.stop().await;
+}
+
+/// Behind a trusted proxy each forwarded client has its own budget; from anyone else `X-Forwarded-For`
+/// is ignored, so forging it buys nothing.
+async fn forwarded_for_counts_only_from_trusted_proxies(db: Db) {
+    for (trusted, expected) in [
+        (vec![], [200, 200, 429, 429]),
+        (vec!["127.0.0.0/8".to_string()], [200, 200, 200, 200]),
+    ] {
+        let app = TestApp::start_with(db, |c| {
+            c.rate_limit.requests = 2;
+            c.rate_limit.window_seconds = 3600;
+            c.rate_limit.trusted_proxies = trusted.clone();
+        })
+        .await;
+        let http = reqwest::Client::new();
+        let mut statuses = Vec::new();
+        for client in ["203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4"] {
+            let response = http
+                .get(format!("{}/api/regions/", app.base_url))
+                .header("X-Forwarded-For", format!("198.51.100.1, {client}"))
+                .send()
+                .await
+                .unwrap();
+            statuses.push(response.status().as_u16());
+        }
+        assert_eq!(statuses, expected, "trusted proxies {trusted:?}");
+        app.stop().await;
+    }
+}
+
+/// After five wrong passwords an email is held back (429 with Retry-After, the right password included)
+/// for a delay that grows; twenty failures from one address hold back the address for every email; a
+/// success clears the email's count.
+async fn failed_log_ins_are_held_back_per_email_and_per_address(db: Db) {
+    let app = TestApp::start(db).await;
+    let anonymous = app.anonymous();
+    let email = "held-back@example.com";
+    app.admin
+        .admin_create_user(&AdminCreateUser {
+            email: email.into(),
+            password: "correct horse battery".into(),
+            name: "Held Back".into(),
+            admin: false,
+        })
+        .await
+        .unwrap();
+    let login = |email: &str, password: &str| {
+        let body = json!({"email": email, "password": password});
+        let anonymous = anonymous.clone();
+        async move {
+            anonymous
+                .raw(Method::POST, "/api/auth/token/", Some(&body))
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(login(email, "wrong password").await.status, 401);
+    }
+    let held = login(email, "correct horse battery").await;
+    assert_eq!(held.status, 429, "{}", held.text);
+    assert_eq!(held.body["code"], "RATE_LIMITED");
+    assert_eq!(held.headers["retry-after"], "1");
+    let other = login("someone-else@example.com", "wrong password").await;
+    assert_eq!(other.status, 401, "other emails are not held back yet");
+
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(login(email, "still wrong").await.status, 401);
+    let longer = login(email, "correct horse battery").await;
+    assert_eq!(longer.status, 429);
+    assert_eq!(longer.headers["retry-after"], "2", "the delay doubles");
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(login(email, "correct horse battery").await.status, 200);
+    assert_eq!(
+        login(email, "wrong again").await.status,
+        401,
+        "a success starts the email afresh"
+    );
+
+    // Spraying many emails from one address: the address is held back, whatever the email.
+    for n in 0..20 {
+        let _ = login(&format!("spray-{n}@example.com"), "guess").await;
+    }
+    let sprayed = login("fresh@example.com", "guess").await;
+    assert_eq!(sprayed.status, 429, "{}", sprayed.text);
     app.stop().await;
 }
