@@ -13,6 +13,7 @@ use barrack_store::api_keys::ApiKeyRow;
 use barrack_store::{StoreError, accounts, api_keys};
 
 use crate::accounts::auth::{self, TokenClaims, TokenKind};
+use crate::accounts::heavy;
 use crate::platform::clock::{format_ms, system_now_ms};
 use crate::platform::countries;
 use crate::platform::ids::{IdKind, new_id, random_alphanumeric};
@@ -130,7 +131,7 @@ impl AccountService {
         let row = AccountRow {
             id: new_id(IdKind::User),
             email,
-            password_hash: auth::hash_password(password).map_err(Error::internal)?,
+            password_hash: heavy::hash_password(password).await?,
             name: name.trim().to_string(),
             phone: None,
             address_line: None,
@@ -186,10 +187,10 @@ impl AccountService {
         let email = request.email.trim().to_lowercase();
         let account = self.context.store.account_by_email(&email).await?;
         let valid = match &account {
-            Some(a) => auth::verify_password(&request.password, &a.password_hash),
+            Some(a) => heavy::verify_password(&request.password, &a.password_hash).await?,
             None => {
                 // Same work either way, so timing does not reveal which emails exist.
-                auth::verify_password(&request.password, DUMMY_HASH);
+                heavy::verify_password(&request.password, DUMMY_HASH).await?;
                 false
             }
         };

@@ -3,6 +3,7 @@
 
 mod account;
 pub mod auth;
+pub mod heavy;
 pub mod login_throttle;
 pub mod scripts;
 pub mod ssh_key;
