@@ -433,7 +433,10 @@ impl AccountService {
         check_label(&mut v, "name", name);
         v.finish()?;
         let name = name.trim();
-        let live = self.context.store.live_api_keys(account_id).await?;
+        // Counted and added under the account's lock: concurrent creations cannot pass the limit together.
+        let mut tx = self.context.store.begin().await?;
+        barrack_store::firewalls::lock_account(&mut tx, account_id).await?;
+        let live = api_keys::live_for_account(&mut tx, account_id).await?;
         if live.iter().any(|k| k.name == name) {
             return Err(Error::conflict(
                 "DUPLICATE_NAME",
@@ -458,8 +461,8 @@ impl AccountService {
             last_used_at: None,
             revoked_at: None,
         };
-        match api_keys::insert(&mut &self.context.store, &row).await {
-            Ok(()) => {}
+        match api_keys::insert(&mut tx, &row).await {
+            Ok(()) => tx.commit().await?,
             Err(StoreError::Unique(_)) => {
                 return Err(Error::conflict(
                     "DUPLICATE_NAME",

@@ -18,6 +18,7 @@ on_both_databases!(
     forwarded_for_counts_only_from_trusted_proxies,
     failed_log_ins_are_held_back_per_email_and_per_address,
     log_ins_do_not_stall_other_requests,
+    concurrent_key_creations_stop_at_the_limit,
 );
 
 /// An ordinary account: a client on its API key and one on a session token.
@@ -502,5 +503,36 @@ async fn log_ins_do_not_stall_other_requests(db: Db) {
         latencies.len(),
         latencies.last().unwrap()
     );
+    app.stop().await;
+}
+
+/// Sixty API keys created at once leave the account with at most the limit (50): the count and the insert
+/// happen under the account's lock; the rest are 409 LIMIT_EXCEEDED.
+async fn concurrent_key_creations_stop_at_the_limit(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.user(Tier::Legacy).await;
+    let creations: Vec<_> = (0..60)
+        .map(|n| {
+            let client = client.clone();
+            tokio::spawn(async move { client.create_api_key(&format!("k{n}"), Tier::Legacy).await })
+        })
+        .collect();
+    let (mut created, mut refused) = (0, 0);
+    for creation in creations {
+        match creation.await.unwrap() {
+            Ok(_) => created += 1,
+            Err(e) => {
+                assert_eq!(
+                    (e.status(), e.code()),
+                    (Some(409), Some("LIMIT_EXCEEDED")),
+                    "{e}"
+                );
+                refused += 1;
+            }
+        }
+    }
+    let count = client.api_keys().await.unwrap().data.api_keys.len();
+    assert_eq!(count, 50, "created {created}, refused {refused}");
+    assert_eq!((created, refused), (49, 11));
     app.stop().await;
 }
