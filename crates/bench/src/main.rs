@@ -302,7 +302,7 @@ async fn run(backend: &str, database_url: Option<&str>) -> Result<()> {
         "all {INSTANCES} ACTIVE {converged:.1} s after the first deploy: {:.0} creates/s through the workers",
         INSTANCES as f64 / converged
     );
-    let health = Arc::new(vec!["/api/health/".to_string()]);
+    let health = Arc::new(vec!["/api/health/live/".to_string()]);
     let gets = Arc::new(
         ids.iter()
             .map(|id| format!("/api/instances/{id}/"))
