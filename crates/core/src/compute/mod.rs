@@ -2,6 +2,10 @@
 //! compute driver, depletion (hibernating instances whose credit ran out, for `billing`) and the
 //! simulation controls. The top domain: it may use every other one, and none uses it.
 
+mod actions;
+mod deploy;
 pub mod instance_worker;
 pub mod instances;
+mod restore;
 pub mod simulation;
+mod views;

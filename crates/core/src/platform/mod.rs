@@ -6,6 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod countries;
 pub mod error;
+pub mod events;
 pub mod ids;
 pub mod jobs;
 pub mod lifecycle;

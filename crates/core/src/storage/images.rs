@@ -9,12 +9,12 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::platform::events::{self, NewEvent};
 use barrack_api::images::{
     CreateImageRequest, Image, ImageAction, ImageList, ImageQuery, ImageRelationships,
     ImageSummary, SnapshotIdsRequest, SnapshotImageRelationship,
 };
 use barrack_api::{PageQuery, Pagination};
-use barrack_store::events::{self, EventRow};
 use barrack_store::images::{self, ImageChange, ImageFilter, ImageRow};
 use barrack_store::snapshots::{self, SnapshotRow};
 use barrack_store::{StoreError, Tx};
@@ -503,25 +503,19 @@ pub(crate) async fn record_event(
     sequence: i64,
     now: i64,
 ) -> Result<()> {
-    let event = EventRow {
-        id: format!("evt-{}", crate::platform::ids::random_alphanumeric(16)),
-        account_id: row.account_id.clone(),
-        resource_type: "image".into(),
-        resource_id: row.id.clone(),
-        kind: if from.is_none() {
-            "created"
-        } else {
-            "status_changed"
-        }
-        .into(),
-        from_status: from.map(|s| s.as_str().to_string()),
-        to_status: Some(to.as_str().to_string()),
-        actor: actor.to_string(),
-        cause: cause.to_string(),
+    let from = from.map(ImageState::as_str);
+    let event = NewEvent {
+        account_id: &row.account_id,
+        resource_type: "image",
+        resource_id: &row.id,
+        kind: events::change_kind(from),
+        from,
+        to: Some(to.as_str()),
+        actor,
+        cause,
         sequence,
-        created_at: now,
     };
-    events::insert(&mut *tx, &event).await?;
+    events::record(tx, event, now).await?;
     Ok(())
 }
 

@@ -10,12 +10,12 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::platform::events::{self, NewEvent};
 use barrack_api::catalog::Amount;
 use barrack_api::snapshots::{
     CreateSnapshotRequest, Snapshot, SnapshotAction, SnapshotList, SnapshotQuery, SnapshotSource,
 };
 use barrack_api::{Currency, PageQuery, Pagination, Tier};
-use barrack_store::events::{self, EventRow};
 use barrack_store::images::ImageRow;
 use barrack_store::instances::InstanceRow;
 use barrack_store::snapshots::{self, SnapshotChange, SnapshotFilter, SnapshotRow};
@@ -653,20 +653,19 @@ pub(crate) async fn record_event(
         Some(from) if from == to => "restored",
         Some(_) => "status_changed",
     };
-    let event = EventRow {
-        id: format!("evt-{}", crate::platform::ids::random_alphanumeric(16)),
-        account_id: row.account_id.clone(),
-        resource_type: "snapshot".into(),
-        resource_id: row.id.clone(),
-        kind: kind.into(),
-        from_status: from.map(|s| s.as_str().to_string()),
-        to_status: Some(to.as_str().to_string()),
-        actor: actor.to_string(),
-        cause: cause.to_string(),
+    let from = from.map(SnapshotState::as_str);
+    let event = NewEvent {
+        account_id: &row.account_id,
+        resource_type: "snapshot",
+        resource_id: &row.id,
+        kind,
+        from,
+        to: Some(to.as_str()),
+        actor,
+        cause,
         sequence,
-        created_at: now,
     };
-    events::insert(&mut *tx, &event).await?;
+    events::record(tx, event, now).await?;
     // Billing follows every state change, in the same transaction: a snapshot is billed while it is
     // SUCCESS.
     let tier = Tier::parse(&row.tier).unwrap_or(Tier::Legacy);

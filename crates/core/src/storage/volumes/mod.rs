@@ -3,23 +3,19 @@
 //! Like instances, an API call validates, then writes the volume's transitional state, its event and the
 //! job that carries the change out, in one transaction; the worker (`volume_worker`) finishes it through
 //! the compute driver. Deploy uses the `*_for_deploy` checks and [`attach_at_deploy`] /
-//! [`create_at_deploy`] inside its own transaction.
+//! [`create_at_deploy`] inside its own transaction (`deploy`). Attaching and detaching are in
+//! `attachments`, what a volume looks like in `views`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
-use barrack_api::catalog::Amount;
-use barrack_api::instances::NewVolumeRequest;
+use crate::platform::events::{self, NewEvent};
 use barrack_api::volumes::{
     CloneVolumeRequest, CreateVolumeRequest, ResizeVolumeRequest, Volume, VolumeAction,
-    VolumeAttachment, VolumeAttachmentChange, VolumeIdsRequest, VolumeList, VolumeQuery,
-    VolumeType, VolumeTypeList,
 };
-use barrack_api::{Currency, PageQuery, Pagination, Tier};
-use barrack_store::events::{self, EventRow};
-use barrack_store::instances::InstanceRow;
-use barrack_store::volumes::{self, VolumeChange, VolumeFilter, VolumeRow};
+use barrack_api::{Currency, Tier};
+use barrack_store::volumes::{self, VolumeChange, VolumeRow};
 use barrack_store::{StoreError, Tx};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -27,15 +23,18 @@ use serde::{Deserialize, Serialize};
 use crate::accounts::{Caller, actor, missing_profile_fields};
 use crate::billing::balance_guard::require_balance;
 use crate::catalog::{price, storage_hourly};
-use crate::platform::clock::format_ms;
 use crate::platform::config::{Config, VolumeTypeConfig};
 use crate::platform::countries;
 use crate::platform::ids::{IdKind, new_id};
 use crate::platform::jobs::{NewJob, enqueue};
-use crate::platform::lifecycle::InstanceState;
-use crate::platform::money::display_rate;
 use crate::platform::validate::{Validator, check_label};
 use crate::{Context, Error, Result};
+
+mod attachments;
+mod deploy;
+mod views;
+
+pub use deploy::{attach_at_deploy, create_at_deploy};
 
 pub const JOB_KIND: &str = "volume";
 /// Most volumes one attach or detach request names.
@@ -343,82 +342,6 @@ impl VolumeService {
         enqueue_job(tx, &row.id, action, row.generation, None, max_attempts, now).await
     }
 
-    /// `GET /api/volumes/`.
-    pub async fn list(&self, caller: &Caller, query: VolumeQuery) -> Result<VolumeList> {
-        let page = PageQuery {
-            page: query.page,
-            limit: query.limit,
-        }
-        .validate()
-        .map_err(|(field, message)| Error::field(field, message))?;
-        let status = match &query.status {
-            Some(status) => Some(
-                VolumeState::parse(status)
-                    .ok_or_else(|| {
-                        Error::field(
-                            "status",
-                            format!(
-                                "Unknown status '{status}'. Valid values: {}",
-                                VolumeState::ALL.map(VolumeState::as_str).join(", ")
-                            ),
-                        )
-                    })?
-                    .as_str()
-                    .to_string(),
-            ),
-            None => None,
-        };
-        let filter = VolumeFilter {
-            status,
-            region: query.region,
-        };
-        let store = &self.context.store;
-        let (rows, total) = store
-            .volumes(caller.account_id(), &filter, page.offset(), page.limit)
-            .await?;
-        let mut instances = HashMap::new();
-        let mut volumes = Vec::with_capacity(rows.len());
-        for row in rows {
-            volumes.push(self.view(row, &mut instances).await?);
-        }
-        let taken = store
-            .volume_names_starting_with(caller.account_id(), DEFAULT_NAME_PREFIX)
-            .await?;
-        Ok(VolumeList {
-            volumes,
-            pagination: Pagination::new(page, total),
-            next_volume_name: next_volume_name(&taken),
-        })
-    }
-
-    /// `GET /api/volumes/{id}/`.
-    pub async fn get(&self, caller: &Caller, id: &str) -> Result<Volume> {
-        let row = self.owned(caller, id).await?;
-        self.view(row, &mut HashMap::new()).await
-    }
-
-    /// `GET /api/volumes/types/`: every configured type with its tier, prices and size limits.
-    pub fn types(&self) -> VolumeTypeList {
-        let limits = &self.config().volumes;
-        VolumeTypeList {
-            volume_types: self
-                .config()
-                .volume_types
-                .iter()
-                .map(|t| VolumeType {
-                    name: t.name.clone(),
-                    tier: t.tier,
-                    description: t.description.clone(),
-                    prices: t.prices.iter().map(|(c, d)| (*c, Amount(d.0))).collect(),
-                    unit: "per TB per hour".into(),
-                    minimum_size_gb: limits.minimum_size_gb,
-                    minimum_bootable_size_gb: limits.minimum_bootable_size_gb,
-                    maximum_size_gb: limits.maximum_size_gb,
-                })
-                .collect(),
-        }
-    }
-
     /// `DELETE /api/volumes/{id}/`: only a detached volume (`available`, or `error` with no instance).
     pub async fn delete(&self, caller: &Caller, id: &str) -> Result<VolumeAction> {
         for _ in 0..5 {
@@ -678,255 +601,6 @@ impl VolumeService {
         Ok(true)
     }
 
-    /// `POST /api/instances/{id}/attach-volumes/`: each volume must be `available` and in the instance's
-    /// region, and the instance `ACTIVE`. All or none are attached.
-    pub async fn attach(
-        &self,
-        caller: &Caller,
-        instance_id: &str,
-        request: VolumeIdsRequest,
-    ) -> Result<VolumeAttachmentChange> {
-        self.change_attachments(caller, instance_id, request, true)
-            .await
-    }
-
-    /// `POST /api/instances/{id}/detach-volumes/`: each volume must be attached to the instance (`in-use`,
-    /// or `error` to retry a failed operation), not its boot volume, and the instance `ACTIVE`.
-    pub async fn detach(
-        &self,
-        caller: &Caller,
-        instance_id: &str,
-        request: VolumeIdsRequest,
-    ) -> Result<VolumeAttachmentChange> {
-        self.change_attachments(caller, instance_id, request, false)
-            .await
-    }
-
-    async fn change_attachments(
-        &self,
-        caller: &Caller,
-        instance_id: &str,
-        request: VolumeIdsRequest,
-        attach: bool,
-    ) -> Result<VolumeAttachmentChange> {
-        let ids: Vec<String> = request
-            .volume_ids
-            .iter()
-            .map(|i| i.trim().to_string())
-            .collect();
-        check_ids(&ids, "volume_ids")?;
-        let verb = if attach { "attach" } else { "detach" };
-        let store = &self.context.store;
-        let instance = store
-            .instance(caller.account_id(), instance_id)
-            .await?
-            .filter(|i| i.status != InstanceState::Deleted.as_str())
-            .ok_or_else(|| Error::not_found("Instance", instance_id))?;
-        if instance.status != InstanceState::Active.as_str() {
-            return Err(Error::conflict(
-                "INVALID_STATE",
-                format!(
-                    "Cannot {verb} volumes {} an instance in state {}; it must be ACTIVE",
-                    if attach { "to" } else { "from" },
-                    instance.status
-                ),
-            ));
-        }
-        'attempt: for _ in 0..5 {
-            let mut rows = Vec::with_capacity(ids.len());
-            for id in &ids {
-                rows.push(self.owned(caller, id).await?);
-            }
-            let mut states = Vec::with_capacity(rows.len());
-            for (i, row) in rows.iter().enumerate() {
-                let state = parse_state(&row.status)?;
-                if attach {
-                    check_attachable(row, state, &instance, &format!("volume_ids[{i}]"))?;
-                } else {
-                    check_detachable(row, state, &instance)?;
-                }
-                states.push(state);
-            }
-            let (through, action) = if attach {
-                (VolumeState::Attaching, VolumeJobAction::Attach)
-            } else {
-                (VolumeState::Detaching, VolumeJobAction::Detach)
-            };
-            let now = self.now();
-            let mut tx = store.begin().await?;
-            let mut done = Vec::with_capacity(rows.len());
-            for (row, state) in rows.iter().zip(states) {
-                let target = attach.then_some(instance.id.as_str());
-                if !self
-                    .begin_in(
-                        &mut tx, caller, row, state, through, action, None, target, now,
-                    )
-                    .await?
-                {
-                    continue 'attempt; // dropping `tx` rolls back the ones already changed
-                }
-                done.push(VolumeAction {
-                    volume_id: row.id.clone(),
-                    action: verb.into(),
-                    status: through.as_str().into(),
-                    target_status: if attach {
-                        VolumeState::InUse
-                    } else {
-                        VolumeState::Available
-                    }
-                    .as_str()
-                    .into(),
-                    size_gb: None,
-                });
-            }
-            tx.commit().await.map_err(Error::internal)?;
-            self.context.work.notify_one();
-            return Ok(VolumeAttachmentChange {
-                instance_id: instance.id,
-                action: verb.into(),
-                volumes: done,
-            });
-        }
-        Err(changing())
-    }
-
-    /// Deploy with `boot_from_volume`: the caller's bootable, `available` volume `id` in `region`
-    /// (404 unknown, 400 `volume_id` not bootable or elsewhere, 409 in use). Reserve it with
-    /// [`attach_at_deploy`] in the deploy transaction.
-    pub async fn boot_volume_for_deploy(
-        &self,
-        caller: &Caller,
-        id: &str,
-        region: &str,
-    ) -> Result<VolumeRow> {
-        let row = self.owned(caller, id.trim()).await?;
-        let mut v = Validator::new();
-        v.check(
-            row.bootable,
-            "volume_id",
-            format!("Volume '{}' is not bootable", row.id),
-        );
-        v.check(
-            row.region == region,
-            "volume_id",
-            format!("Volume '{}' is in {}, not {region}", row.id, row.region),
-        );
-        v.finish()?;
-        check_free_for_deploy(&row)?;
-        Ok(row)
-    }
-
-    /// Deploy with `existing_volumes`: the caller's `available` volumes in `region`, in the order given
-    /// (400 for duplicates or another region, naming `existing_volumes[i]`; 404 unknown; 409 in use).
-    /// Reserve each with [`attach_at_deploy`] in the deploy transaction.
-    pub async fn existing_volumes_for_deploy(
-        &self,
-        caller: &Caller,
-        ids: &[String],
-        region: &str,
-    ) -> Result<Vec<VolumeRow>> {
-        let ids: Vec<String> = ids.iter().map(|i| i.trim().to_string()).collect();
-        if ids.is_empty() {
-            return Ok(vec![]);
-        }
-        check_ids(&ids, "existing_volumes")?;
-        let mut rows = Vec::with_capacity(ids.len());
-        for id in &ids {
-            rows.push(self.owned(caller, id).await?);
-        }
-        let mut v = Validator::new();
-        for (i, row) in rows.iter().enumerate() {
-            v.check(
-                row.region == region,
-                &format!("existing_volumes[{i}]"),
-                format!("Volume '{}' is in {}, not {region}", row.id, row.region),
-            );
-        }
-        v.finish()?;
-        for row in &rows {
-            check_free_for_deploy(row)?;
-        }
-        Ok(rows)
-    }
-
-    /// Deploy with `volumes`: the field checks of new data volumes, added to the deploy's validator under
-    /// `volumes[i].name`, `volumes[i].size` and `volumes[i].volume_type` (type of the caller's tier).
-    pub fn check_new_volumes(
-        &self,
-        caller: &Caller,
-        v: &mut Validator,
-        requests: &[NewVolumeRequest],
-    ) {
-        let config = self.config();
-        let limits = &config.volumes;
-        let mut names = BTreeSet::new();
-        for (i, request) in requests.iter().enumerate() {
-            let field = |f: &str| format!("volumes[{i}].{f}");
-            let name = request.name.trim();
-            check_label(v, &field("name"), name);
-            v.check(
-                names.insert(name.to_string()),
-                &field("name"),
-                format!("The name '{name}' is given to two volumes"),
-            );
-            v.check(
-                (limits.minimum_size_gb..=limits.maximum_size_gb).contains(&request.size),
-                &field("size"),
-                format!(
-                    "Volume size must be between {} and {} GB",
-                    limits.minimum_size_gb, limits.maximum_size_gb
-                ),
-            );
-            match config.volume_type(&request.volume_type) {
-                None => v.add(
-                    &field("volume_type"),
-                    unknown_value(
-                        "volume type",
-                        &request.volume_type,
-                        config.volume_types.iter().map(|t| &t.name),
-                    ),
-                ),
-                Some(t) => check_type_tier(v, &field("volume_type"), t, caller.tier),
-            }
-        }
-    }
-
-    /// Deploy with `volumes`: the rows of new data volumes for instance `instance_id`, to write with
-    /// [`create_at_deploy`] (checked first with [`VolumeService::check_new_volumes`]).
-    pub fn new_volume_rows(
-        &self,
-        caller: &Caller,
-        requests: &[NewVolumeRequest],
-        region: &str,
-        instance_id: &str,
-        now: i64,
-    ) -> Vec<VolumeRow> {
-        let currency = countries::currency_for(caller.account.country.as_deref());
-        requests
-            .iter()
-            .map(|request| VolumeRow {
-                id: new_id(IdKind::Volume),
-                account_id: caller.account_id().to_string(),
-                name: request.name.trim().to_string(),
-                tier: caller.tier.as_str().into(),
-                region: region.to_string(),
-                volume_type: request.volume_type.clone(),
-                size_gb: i64::from(request.size),
-                bootable: false,
-                image_name: None,
-                source_volume_id: None,
-                instance_id: Some(instance_id.to_string()),
-                status: VolumeState::Creating.as_str().into(),
-                status_reason: None,
-                currency: currency.as_str().into(),
-                generation: 1,
-                created_at: now,
-                updated_at: now,
-                deleted_at: None,
-            })
-            .collect()
-    }
-
     /// The volume of the account, unless deleted; 404 otherwise.
     async fn owned(&self, caller: &Caller, id: &str) -> Result<VolumeRow> {
         self.context
@@ -935,53 +609,6 @@ impl VolumeService {
             .await?
             .filter(|v| v.status != VolumeState::Deleted.as_str())
             .ok_or_else(|| Error::not_found("Volume", id))
-    }
-
-    /// The wire form; `instances` caches the attached instances of a page.
-    async fn view(
-        &self,
-        row: VolumeRow,
-        instances: &mut HashMap<String, Option<InstanceRow>>,
-    ) -> Result<Volume> {
-        let attachment = match &row.instance_id {
-            Some(id) => {
-                if !instances.contains_key(id) {
-                    let instance = self.context.store.instance_by_id(id).await?;
-                    instances.insert(id.clone(), instance);
-                }
-                instances[id].as_ref().map(|i| VolumeAttachment {
-                    instance_id: i.id.clone(),
-                    instance_name: i.name.clone(),
-                    instance_status: i.status.clone(),
-                    boot_volume: i.boot_volume_id.as_deref() == Some(row.id.as_str()),
-                })
-            }
-            None => None,
-        };
-        let currency = Currency::parse(&row.currency).unwrap_or(Currency::USD);
-        Ok(Volume {
-            hourly_rate: Amount(display_rate(hourly_rate(
-                self.config(),
-                &row.volume_type,
-                row.size_gb as u32,
-                currency,
-            ))),
-            currency,
-            tier: Tier::parse(&row.tier).unwrap_or(Tier::Legacy),
-            size_gb: row.size_gb as u32,
-            attachment,
-            id: row.id,
-            name: row.name,
-            region: row.region,
-            volume_type: row.volume_type,
-            bootable: row.bootable,
-            image_name: row.image_name,
-            status: row.status,
-            status_reason: row.status_reason,
-            source_volume_id: row.source_volume_id,
-            created_at: format_ms(row.created_at),
-            updated_at: format_ms(row.updated_at),
-        })
     }
 }
 
@@ -1076,170 +703,6 @@ fn check_ids(ids: &[String], field: &str) -> Result<()> {
     v.finish()
 }
 
-fn check_attachable(
-    row: &VolumeRow,
-    state: VolumeState,
-    instance: &InstanceRow,
-    field: &str,
-) -> Result<()> {
-    if row.region != instance.region {
-        return Err(Error::field(
-            field,
-            format!(
-                "Volume '{}' is in {} but instance {} is in {}",
-                row.id, row.region, instance.id, instance.region
-            ),
-        ));
-    }
-    match &row.instance_id {
-        Some(other) if *other == instance.id => Err(Error::conflict(
-            "INVALID_STATE",
-            format!(
-                "Volume '{}' is already attached to instance {other} (state {state})",
-                row.id
-            ),
-        )),
-        Some(other) => Err(Error::conflict(
-            "RESOURCE_IN_USE",
-            format!("Volume '{}' is attached to instance {other}", row.id),
-        )),
-        None if state != VolumeState::Available => Err(Error::conflict(
-            "INVALID_STATE",
-            format!(
-                "Cannot attach volume '{}' in state {state}; it must be available",
-                row.id
-            ),
-        )),
-        None => Ok(()),
-    }
-}
-
-fn check_detachable(row: &VolumeRow, state: VolumeState, instance: &InstanceRow) -> Result<()> {
-    if row.instance_id.as_deref() != Some(instance.id.as_str()) {
-        return Err(Error::conflict(
-            "INVALID_STATE",
-            format!(
-                "Volume '{}' is not attached to instance {}",
-                row.id, instance.id
-            ),
-        ));
-    }
-    if instance.boot_volume_id.as_deref() == Some(row.id.as_str()) {
-        return Err(Error::conflict(
-            "RESOURCE_IN_USE",
-            format!(
-                "Volume '{}' is the boot volume of instance {} and cannot be detached",
-                row.id, instance.id
-            ),
-        ));
-    }
-    if !matches!(state, VolumeState::InUse | VolumeState::Error) {
-        return Err(Error::conflict(
-            "INVALID_STATE",
-            format!(
-                "Cannot detach volume '{}' in state {state}; it must be in-use",
-                row.id
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// A volume deploy may take: detached and `available` (409 otherwise).
-fn check_free_for_deploy(row: &VolumeRow) -> Result<()> {
-    if let Some(instance) = &row.instance_id {
-        return Err(Error::conflict(
-            "RESOURCE_IN_USE",
-            format!("Volume '{}' is attached to instance {instance}", row.id),
-        ));
-    }
-    if row.status != VolumeState::Available.as_str() {
-        return Err(Error::conflict(
-            "INVALID_STATE",
-            format!(
-                "Volume '{}' is {}; only an available volume can be used at deploy",
-                row.id, row.status
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// Deploy: records `volume` (read by a `*_for_deploy` check) as `in-use` by the new instance
-/// `instance_id`, with its event, inside the deploy transaction. False when the volume changed since it
-/// was read (the caller rolls back and answers 409, or reads again).
-pub async fn attach_at_deploy(
-    config: &Config,
-    tx: &mut Tx,
-    volume: &VolumeRow,
-    instance_id: &str,
-    actor: &str,
-    now: i64,
-) -> Result<bool> {
-    let change = VolumeChange {
-        status: Some(VolumeState::InUse.as_str().into()),
-        status_reason: Some(None),
-        instance_id: Some(Some(instance_id.to_string())),
-        ..Default::default()
-    };
-    if !volumes::update(tx, &volume.id, volume.generation, &change, now).await? {
-        return Ok(false);
-    }
-    record_event(
-        config,
-        tx,
-        volume,
-        Some(parse_state(&volume.status)?),
-        VolumeState::InUse,
-        actor,
-        &format!("attached at deploy of {instance_id}"),
-        volume.generation + 1,
-        now,
-    )
-    .await?;
-    Ok(true)
-}
-
-/// Deploy: writes a new data volume (from [`VolumeService::new_volume_rows`]), its event and its create
-/// job inside the deploy transaction. The job ends with the volume `in-use` by its instance. A name the
-/// account already uses is 409 `DUPLICATE_NAME`.
-pub async fn create_at_deploy(
-    config: &Config,
-    tx: &mut Tx,
-    row: &VolumeRow,
-    actor: &str,
-    max_attempts: i64,
-    now: i64,
-) -> Result<()> {
-    insert_volume(tx, row).await?;
-    let cause = format!(
-        "create requested at deploy of {}",
-        row.instance_id.as_deref().unwrap_or("an instance")
-    );
-    record_event(
-        config,
-        tx,
-        row,
-        None,
-        VolumeState::Creating,
-        actor,
-        &cause,
-        row.generation,
-        now,
-    )
-    .await?;
-    enqueue_job(
-        tx,
-        &row.id,
-        VolumeJobAction::Create,
-        row.generation,
-        None,
-        max_attempts,
-        now,
-    )
-    .await
-}
-
 async fn insert_volume(tx: &mut Tx, row: &VolumeRow) -> Result<()> {
     match volumes::insert(&mut *tx, row).await {
         Ok(()) => Ok(()),
@@ -1289,25 +752,19 @@ pub(crate) async fn record_event(
     sequence: i64,
     now: i64,
 ) -> Result<()> {
-    let event = EventRow {
-        id: format!("evt-{}", crate::platform::ids::random_alphanumeric(16)),
-        account_id: row.account_id.clone(),
-        resource_type: "volume".into(),
-        resource_id: row.id.clone(),
-        kind: if from.is_none() {
-            "created"
-        } else {
-            "status_changed"
-        }
-        .into(),
-        from_status: from.map(|s| s.as_str().to_string()),
-        to_status: Some(to.as_str().to_string()),
-        actor: actor.to_string(),
-        cause: cause.to_string(),
+    let from = from.map(VolumeState::as_str);
+    let event = NewEvent {
+        account_id: &row.account_id,
+        resource_type: "volume",
+        resource_id: &row.id,
+        kind: events::change_kind(from),
+        from,
+        to: Some(to.as_str()),
+        actor,
+        cause,
         sequence,
-        created_at: now,
     };
-    events::insert(&mut *tx, &event).await?;
+    events::record(tx, event, now).await?;
     // Billing follows every state change, in the same transaction.
     crate::billing::sync_volume(tx, config, &row.id, now).await
 }

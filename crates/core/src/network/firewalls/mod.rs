@@ -8,23 +8,23 @@
 //! firewalls or from the instance itself, a new machine) enqueues a `security_rules` job for the instance,
 //! which programs the whole effective set through the driver and then settles the instance's
 //! attachments (ATTACHING → SUCCESS, DETACHING → gone, or ERROR with a reason); see `firewall_worker`.
+//!
+//! Attaching and detaching are in `attachments`; the packet rules a machine gets and the jobs that send
+//! them are in `programming`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
+use crate::platform::events::{self, NewEvent};
 use barrack_api::firewalls::{
-    AvailableInstance, AvailableInstanceList, CreateFirewallRequest, DeletedFirewall, Firewall,
-    FirewallAttachment, FirewallAttachmentAction, FirewallAttachmentChange, FirewallList,
-    FirewallQuery, FirewallSummary, InstanceFirewall, InstanceFirewallList, InstanceIdsRequest,
-    Protocol, ProtocolList, RemovedFirewallRule,
+    CreateFirewallRequest, DeletedFirewall, Firewall, FirewallAttachment, FirewallList,
+    FirewallQuery, FirewallSummary, Protocol, ProtocolList, RemovedFirewallRule,
 };
 use barrack_api::instances::{SecurityRule, SecurityRuleRequest};
 use barrack_api::{PageQuery, Pagination, Tier};
-use barrack_compute::PacketRule;
-use barrack_store::events::{self, EventRow};
-use barrack_store::firewalls::{self, AttachmentRow, FirewallChange, FirewallFilter, FirewallRow};
-use barrack_store::instances::{InstanceFilter, InstanceRow, RuleRow};
+use barrack_store::firewalls::{self, FirewallChange, FirewallFilter, FirewallRow};
+use barrack_store::instances::RuleRow;
 use barrack_store::{Store, StoreError, Tx};
 use serde::{Deserialize, Serialize};
 
@@ -35,9 +35,15 @@ use crate::network::{
 use crate::platform::clock::format_ms;
 use crate::platform::ids::{IdKind, new_id};
 use crate::platform::jobs::{NewJob, enqueue};
-use crate::platform::lifecycle::InstanceState;
 use crate::platform::validate::{Validator, check_label};
 use crate::{Context, Error, Result};
+
+mod attachments;
+mod programming;
+
+pub use programming::{
+    enqueue_program, firewall_rules_by_instance, packet_rule, packet_rules, program_new_machine,
+};
 
 /// Jobs that finish a firewall's creation (resource: the firewall).
 pub const JOB_KIND: &str = "firewall";
@@ -540,209 +546,6 @@ impl FirewallService {
         .await
     }
 
-    /// `POST /api/firewalls/{id}/attach/`: the firewall must be `SUCCESS`, each instance the caller's,
-    /// in the firewall's region (400 on `instance_ids[i]`) and `ACTIVE` (409 `INVALID_STATE` naming its
-    /// state). All are attached or none. An attachment in `ERROR` is attached again.
-    pub async fn attach(
-        &self,
-        caller: &Caller,
-        id: &str,
-        request: InstanceIdsRequest,
-    ) -> Result<FirewallAttachmentChange> {
-        let ids = check_ids(&request.instance_ids)?;
-        'attempt: for _ in 0..5 {
-            let row = self.owned(caller, id).await?;
-            if row.status != FirewallState::Success.as_str() {
-                return Err(Error::conflict(
-                    "INVALID_STATE",
-                    format!(
-                        "Cannot attach firewall '{}' in state {}; it must be SUCCESS",
-                        row.id, row.status
-                    ),
-                ));
-            }
-            let instances = self.instances(caller, &ids).await?;
-            let mut v = Validator::new();
-            for (i, instance) in instances.iter().enumerate() {
-                v.check(
-                    instance.region == row.region,
-                    &format!("instance_ids[{i}]"),
-                    format!(
-                        "Instance {} is in {} but firewall {} is in {}",
-                        instance.id, instance.region, row.id, row.region
-                    ),
-                );
-            }
-            v.finish()?;
-            for instance in &instances {
-                if instance.status != InstanceState::Active.as_str() {
-                    return Err(Error::conflict(
-                        "INVALID_STATE",
-                        format!(
-                            "Cannot attach a firewall to instance {} in state {}; it must be ACTIVE",
-                            instance.id, instance.status
-                        ),
-                    ));
-                }
-            }
-            let now = self.now();
-            let mut tx = self.store().begin().await?;
-            if !firewalls::update(&mut tx, &row.id, row.generation, &Default::default(), now)
-                .await?
-            {
-                continue;
-            }
-            let existing: HashMap<String, AttachmentRow> =
-                firewalls::attachments_of_firewall(&mut tx, &row.id)
-                    .await?
-                    .into_iter()
-                    .map(|a| (a.instance_id.clone(), a))
-                    .collect();
-            let mut done = Vec::with_capacity(instances.len());
-            for instance in &instances {
-                match existing.get(&instance.id) {
-                    None => {
-                        let attachment = AttachmentRow {
-                            firewall_id: row.id.clone(),
-                            instance_id: instance.id.clone(),
-                            account_id: row.account_id.clone(),
-                            status: AttachmentState::Attaching.as_str().into(),
-                            status_reason: None,
-                            generation: 1,
-                            created_at: now,
-                            updated_at: now,
-                        };
-                        firewalls::insert_attachment(&mut tx, &attachment).await?;
-                    }
-                    Some(a) if a.status == AttachmentState::Error.as_str() => {
-                        let attaching = AttachmentState::Attaching.as_str();
-                        if !firewalls::update_attachment(&mut tx, a, attaching, None, now).await? {
-                            continue 'attempt;
-                        }
-                    }
-                    Some(a) => {
-                        return Err(Error::conflict(
-                            "INVALID_STATE",
-                            format!(
-                                "Firewall '{}' is already attached to instance {} (attachment {})",
-                                row.id, instance.id, a.status
-                            ),
-                        ));
-                    }
-                }
-                let cause = format!("firewall {} attached", row.id);
-                enqueue_program(&mut tx, &instance.id, &cause, self.max_attempts(), now).await?;
-                done.push(FirewallAttachmentAction {
-                    instance_id: instance.id.clone(),
-                    status: AttachmentState::Attaching.as_str().into(),
-                    target_status: AttachmentState::Success.as_str().into(),
-                });
-            }
-            record_event(
-                &mut tx,
-                &row,
-                "attachment_changed",
-                (None, Some(AttachmentState::Attaching.as_str())),
-                &actor(caller),
-                &format!("attach to {} requested", ids.join(", ")),
-                row.generation + 1,
-                now,
-            )
-            .await?;
-            tx.commit().await.map_err(Error::internal)?;
-            self.context.work.notify_one();
-            return Ok(FirewallAttachmentChange {
-                firewall_id: row.id,
-                action: "attach".into(),
-                instances: done,
-            });
-        }
-        Err(changing())
-    }
-
-    /// `POST /api/firewalls/{id}/detach/`: each instance must have the firewall attached (`SUCCESS`, or
-    /// `ERROR` to give up on a failed attachment), in any state of its own. All are detached or none.
-    pub async fn detach(
-        &self,
-        caller: &Caller,
-        id: &str,
-        request: InstanceIdsRequest,
-    ) -> Result<FirewallAttachmentChange> {
-        let ids = check_ids(&request.instance_ids)?;
-        'attempt: for _ in 0..5 {
-            let row = self.owned(caller, id).await?;
-            let instances = self.instances(caller, &ids).await?;
-            let now = self.now();
-            let mut tx = self.store().begin().await?;
-            if !firewalls::update(&mut tx, &row.id, row.generation, &Default::default(), now)
-                .await?
-            {
-                continue;
-            }
-            let existing: HashMap<String, AttachmentRow> =
-                firewalls::attachments_of_firewall(&mut tx, &row.id)
-                    .await?
-                    .into_iter()
-                    .map(|a| (a.instance_id.clone(), a))
-                    .collect();
-            let mut done = Vec::with_capacity(instances.len());
-            for instance in &instances {
-                let Some(attachment) = existing.get(&instance.id) else {
-                    return Err(Error::conflict(
-                        "INVALID_STATE",
-                        format!(
-                            "Firewall '{}' is not attached to instance {}",
-                            row.id, instance.id
-                        ),
-                    ));
-                };
-                let state = AttachmentState::parse(&attachment.status);
-                if !matches!(
-                    state,
-                    Some(AttachmentState::Success | AttachmentState::Error)
-                ) {
-                    return Err(Error::conflict(
-                        "INVALID_STATE",
-                        format!(
-                            "Cannot detach firewall '{}' from instance {} while the attachment is {}; it must be SUCCESS or ERROR",
-                            row.id, instance.id, attachment.status
-                        ),
-                    ));
-                }
-                let detaching = AttachmentState::Detaching.as_str();
-                if !firewalls::update_attachment(&mut tx, attachment, detaching, None, now).await? {
-                    continue 'attempt;
-                }
-                let cause = format!("firewall {} detached", row.id);
-                enqueue_program(&mut tx, &instance.id, &cause, self.max_attempts(), now).await?;
-                done.push(FirewallAttachmentAction {
-                    instance_id: instance.id.clone(),
-                    status: detaching.into(),
-                    target_status: DETACHED.into(),
-                });
-            }
-            record_event(
-                &mut tx,
-                &row,
-                "attachment_changed",
-                (None, Some(AttachmentState::Detaching.as_str())),
-                &actor(caller),
-                &format!("detach from {} requested", ids.join(", ")),
-                row.generation + 1,
-                now,
-            )
-            .await?;
-            tx.commit().await.map_err(Error::internal)?;
-            self.context.work.notify_one();
-            return Ok(FirewallAttachmentChange {
-                firewall_id: row.id,
-                action: "detach".into(),
-                instances: done,
-            });
-        }
-        Err(changing())
-    }
-
     /// `GET /api/firewalls/protocols/`: the IP protocols rules accept by name.
     pub fn protocols(&self) -> ProtocolList {
         ProtocolList {
@@ -759,88 +562,6 @@ impl FirewallService {
         }
     }
 
-    /// `GET /api/firewalls/{id}/available-instances/`: the caller's ACTIVE instances in the firewall's
-    /// region, flagged when the firewall is attached to them already.
-    pub async fn available_instances(
-        &self,
-        caller: &Caller,
-        id: &str,
-        page: PageQuery,
-    ) -> Result<AvailableInstanceList> {
-        let row = self.owned(caller, id).await?;
-        let page = page
-            .validate()
-            .map_err(|(field, message)| Error::field(field, message))?;
-        let filter = InstanceFilter {
-            status: Some(InstanceState::Active.as_str().into()),
-            region: Some(row.region.clone()),
-            ..Default::default()
-        };
-        let store = self.store();
-        let (instances, total) = store
-            .instances(caller.account_id(), &filter, page.offset(), page.limit)
-            .await?;
-        let attached: HashMap<String, String> = store
-            .firewall_instances(&row.id)
-            .await?
-            .into_iter()
-            .map(|a| (a.attachment.instance_id, a.attachment.status))
-            .collect();
-        Ok(AvailableInstanceList {
-            instances: instances
-                .into_iter()
-                .map(|i| {
-                    let status = attached.get(&i.id).cloned();
-                    AvailableInstance {
-                        attached: status.is_some(),
-                        attachment_status: status,
-                        instance_id: i.id,
-                        name: i.name,
-                        region: i.region,
-                        status: i.status,
-                        ip_address: i.ip_address,
-                    }
-                })
-                .collect(),
-            firewall_id: row.id,
-            region: row.region,
-            pagination: Pagination::new(page, total),
-        })
-    }
-
-    /// `GET /api/instances/{id}/firewalls/`: the firewalls attached to an instance, with their rules.
-    pub async fn of_instance(
-        &self,
-        caller: &Caller,
-        instance_id: &str,
-    ) -> Result<InstanceFirewallList> {
-        let instance = self.instance(caller, instance_id).await?;
-        let store = self.store();
-        let attached = store.instance_firewalls(&instance.id).await?;
-        let ids: Vec<String> = attached.iter().map(|(f, _)| f.id.clone()).collect();
-        let mut rules: HashMap<String, Vec<SecurityRule>> = HashMap::new();
-        for (firewall, rule) in store.rules_of_firewalls(&ids).await? {
-            let view = firewall_rule_view(&firewall, &rule.id, &valid_rule_of(&rule));
-            rules.entry(firewall).or_default().push(view);
-        }
-        Ok(InstanceFirewallList {
-            instance_id: instance.id,
-            firewalls: attached
-                .into_iter()
-                .map(|(firewall, attachment)| InstanceFirewall {
-                    rules: rules.remove(&firewall.id).unwrap_or_default(),
-                    firewall_id: firewall.id,
-                    name: firewall.name,
-                    description: firewall.description,
-                    firewall_status: firewall.status,
-                    status: attachment.status,
-                    status_reason: attachment.status_reason,
-                    attached_at: format_ms(attachment.created_at),
-                })
-                .collect(),
-        })
-    }
-
     /// The firewall of the account, unless deleted; 404 otherwise.
     async fn owned(&self, caller: &Caller, id: &str) -> Result<FirewallRow> {
         self.store()
@@ -848,23 +569,6 @@ impl FirewallService {
             .await?
             .filter(|f| f.status != FirewallState::Deleted.as_str())
             .ok_or_else(|| Error::not_found("Firewall", id))
-    }
-
-    /// The instance of the account, unless deleted; 404 otherwise.
-    async fn instance(&self, caller: &Caller, id: &str) -> Result<InstanceRow> {
-        self.store()
-            .instance(caller.account_id(), id)
-            .await?
-            .filter(|i| i.status != InstanceState::Deleted.as_str())
-            .ok_or_else(|| Error::not_found("Instance", id))
-    }
-
-    async fn instances(&self, caller: &Caller, ids: &[String]) -> Result<Vec<InstanceRow>> {
-        let mut rows = Vec::with_capacity(ids.len());
-        for id in ids {
-            rows.push(self.instance(caller, id).await?);
-        }
-        Ok(rows)
     }
 
     async fn view(&self, row: FirewallRow) -> Result<Firewall> {
@@ -977,80 +681,6 @@ pub fn firewall_rule_view(firewall_id: &str, rule_id: &str, rule: &ValidRule) ->
     }
 }
 
-/// The driver's form of a rule.
-pub fn packet_rule(rule: &ValidRule) -> PacketRule {
-    PacketRule {
-        direction: rule.direction.clone(),
-        ethertype: rule.ethertype.clone(),
-        protocol: rule.protocol.clone(),
-        port_range_min: rule.port_range_min,
-        port_range_max: rule.port_range_max,
-        remote_ip_prefix: rule.remote_ip_prefix.clone(),
-    }
-}
-
-/// The set the driver programs from an instance's effective rules: each distinct rule once, in order (the
-/// same rule from two sources allows nothing more).
-pub fn packet_rules(rules: &[(String, RuleRow)]) -> Vec<PacketRule> {
-    let mut set: Vec<PacketRule> = Vec::with_capacity(rules.len());
-    for (_, row) in rules {
-        let rule = packet_rule(&valid_rule_of(row));
-        if !set.contains(&rule) {
-            set.push(rule);
-        }
-    }
-    set
-}
-
-/// The rules that firewalls contribute to each of several instances (as read with the instances'
-/// children), as shown in instance details; the instance's own rules come first, from the instance.
-pub fn firewall_rules_by_instance(
-    rows: Vec<(String, String, RuleRow)>,
-) -> HashMap<String, Vec<SecurityRule>> {
-    let mut rules: HashMap<String, Vec<SecurityRule>> = HashMap::new();
-    for (instance, firewall, rule) in rows {
-        let view = firewall_rule_view(&firewall, &rule.id, &valid_rule_of(&rule));
-        rules.entry(instance).or_default().push(view);
-    }
-    rules
-}
-
-/// Enqueues the job that programs an instance's effective rule set, inside the caller's transaction (poke
-/// the runner after the commit).
-pub async fn enqueue_program(
-    tx: &mut Tx,
-    instance_id: &str,
-    cause: &str,
-    max_attempts: i64,
-    now: i64,
-) -> Result<()> {
-    let payload = serde_json::to_string(&ProgramJob {
-        cause: cause.to_string(),
-    })
-    .map_err(Error::internal)?;
-    let job = NewJob {
-        kind: PROGRAM_JOB_KIND,
-        resource_id: instance_id,
-        payload,
-        max_attempts,
-    };
-    enqueue(tx, job, now).await?;
-    Ok(())
-}
-
-/// A machine was just made for the instance (created or restored): program its rules, if it has any.
-pub async fn program_new_machine(
-    tx: &mut Tx,
-    instance_id: &str,
-    max_attempts: i64,
-    now: i64,
-) -> Result<()> {
-    if firewalls::has_rules_or_attachments(tx, instance_id).await? {
-        enqueue_program(tx, instance_id, "new machine", max_attempts, now).await?;
-    }
-    Ok(())
-}
-
 /// Records a change of a firewall (or of one of its attachments or rules) in the event log; `sequence`
 /// is the firewall's generation after it.
 #[allow(clippy::too_many_arguments)]
@@ -1064,20 +694,18 @@ pub(crate) async fn record_event(
     sequence: i64,
     now: i64,
 ) -> Result<()> {
-    let event = EventRow {
-        id: format!("evt-{}", crate::platform::ids::random_alphanumeric(16)),
-        account_id: row.account_id.clone(),
-        resource_type: "firewall".into(),
-        resource_id: row.id.clone(),
-        kind: kind.into(),
-        from_status: from.map(str::to_string),
-        to_status: to.map(str::to_string),
-        actor: actor.to_string(),
-        cause: cause.to_string(),
+    let event = NewEvent {
+        account_id: &row.account_id,
+        resource_type: "firewall",
+        resource_id: &row.id,
+        kind,
+        from,
+        to,
+        actor,
+        cause,
         sequence,
-        created_at: now,
     };
-    events::insert(&mut *tx, &event).await?;
+    events::record(tx, event, now).await?;
     Ok(())
 }
 

@@ -1,0 +1,141 @@
+//! Faults: what can be injected (a failing or hanging call, a lost host), and how an armed fault decides
+//! the fate of each call.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{DriverError, Operation};
+
+use super::{SimDriver, State};
+
+/// A fault to inject, from configuration (`{ kind = "fail_nth", operation = "create_instance", nth = 2 }`)
+/// or a test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Fault {
+    /// The `nth` call of `operation` counted from injection (1-based) fails, transiently unless
+    /// `permanent`; then the fault is spent.
+    FailNth {
+        operation: Operation,
+        nth: u32,
+        #[serde(default)]
+        permanent: bool,
+    },
+    /// The next `count` calls of `operation` never return, like requests lost on the way, so callers'
+    /// timeouts and leases get exercised.
+    Hang {
+        operation: Operation,
+        #[serde(default = "one")]
+        count: u32,
+    },
+    /// The host is gone for good: its instances fail and its GPUs are never offered again.
+    LoseHost { host: String },
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl SimDriver {
+    /// Arms a call fault, or loses a host at once.
+    pub fn inject(&self, fault: Fault) {
+        let mut state = self.state();
+        match fault {
+            Fault::FailNth {
+                operation,
+                nth,
+                permanent,
+            } => {
+                let at_call = state.calls(operation) + u64::from(nth);
+                state.faults.push(ArmedFault::Fail {
+                    operation,
+                    at_call,
+                    permanent,
+                });
+            }
+            Fault::Hang { operation, count } if count > 0 => {
+                state.faults.push(ArmedFault::Hang {
+                    operation,
+                    remaining: count,
+                });
+            }
+            Fault::Hang { .. } => {}
+            Fault::LoseHost { host } => state.lose_host(&host),
+        }
+    }
+}
+
+/// A [`Fault`] waiting for the calls it applies to.
+pub(super) enum ArmedFault {
+    Fail {
+        operation: Operation,
+        /// The call number (as counted in `State::calls`) that fails.
+        at_call: u64,
+        permanent: bool,
+    },
+    Hang {
+        operation: Operation,
+        remaining: u32,
+    },
+}
+
+impl ArmedFault {
+    /// A failure whose call was taken by an earlier fault fires on the next call instead of never.
+    fn applies(&self, operation: Operation, call: u64) -> bool {
+        match *self {
+            ArmedFault::Fail {
+                operation: armed,
+                at_call,
+                ..
+            } => armed == operation && call >= at_call,
+            ArmedFault::Hang {
+                operation: armed, ..
+            } => armed == operation,
+        }
+    }
+}
+
+/// What a call does once faults have had their say.
+pub(super) enum Verdict {
+    Proceed,
+    Fail(DriverError),
+    Hang,
+}
+
+impl State {
+    pub(super) fn calls(&self, operation: Operation) -> u64 {
+        self.calls.get(&operation).copied().unwrap_or(0)
+    }
+
+    /// Counts the call; the first armed fault (in injection order) that applies decides it.
+    pub(super) fn begin(&mut self, operation: Operation) -> Verdict {
+        let calls = self.calls.entry(operation).or_default();
+        *calls += 1;
+        let call = *calls;
+        let Some(index) = self
+            .faults
+            .iter()
+            .position(|fault| fault.applies(operation, call))
+        else {
+            return Verdict::Proceed;
+        };
+        match &mut self.faults[index] {
+            ArmedFault::Fail { permanent, .. } => {
+                let message = format!("injected failure: call {call} of {operation:?}");
+                let error = if *permanent {
+                    DriverError::Permanent(message)
+                } else {
+                    DriverError::Transient(message)
+                };
+                self.faults.remove(index);
+                Verdict::Fail(error)
+            }
+            ArmedFault::Hang { remaining, .. } => {
+                *remaining -= 1;
+                if *remaining == 0 {
+                    self.faults.remove(index);
+                }
+                Verdict::Hang
+            }
+        }
+    }
+}

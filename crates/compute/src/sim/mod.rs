@@ -1,0 +1,370 @@
+//! The simulated data centre: a real [`ComputeDriver`] whose hosts, GPUs, volumes and firewalls live in
+//! memory. Development and tests run the whole control plane against it: its delays make transitional
+//! states observable, and injected faults exercise retries, leases and the ERROR path.
+//!
+//! Every operation counts its call, lets armed faults decide its fate, sleeps its delay, then applies its
+//! effect in one step under the state lock, so concurrent calls can never oversubscribe a host.
+//!
+//! The state sits here, behind one lock; each concern is a file: `config` (and delays), `hosts` (and
+//! placement), `machines` (and their transitions), `volumes` (and snapshots), `faults`.
+
+mod config;
+mod faults;
+mod hosts;
+mod machines;
+#[cfg(test)]
+mod tests;
+mod volumes;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use crate::{
+    ComputeDriver, DriverError, InstanceSpec, Observation, Operation, PacketRule, Placement,
+    PowerState,
+};
+
+pub use config::{SimConfig, SimDelays};
+pub use faults::Fault;
+use faults::{ArmedFault, Verdict};
+pub use hosts::{SimHost, hosts_from_capacity};
+use machines::usable;
+
+/// The data centre; every method takes `&self`, so share it behind an `Arc`.
+pub struct SimDriver {
+    delays: SimDelays,
+    /// Held only for synchronous bookkeeping, never across an await.
+    state: Mutex<State>,
+}
+
+impl SimDriver {
+    pub fn new(config: SimConfig) -> SimDriver {
+        let hosts = config.hosts.into_iter().map(|spec| Host {
+            spec,
+            used: 0,
+            lost: false,
+        });
+        let driver = SimDriver {
+            delays: config.delays,
+            state: Mutex::new(State {
+                hosts: hosts.collect(),
+                instances: HashMap::new(),
+                volumes: HashMap::new(),
+                snapshots: HashSet::new(),
+                calls: HashMap::new(),
+                faults: Vec::new(),
+            }),
+        };
+        for fault in config.faults {
+            driver.inject(fault);
+        }
+        driver
+    }
+
+    /// Takes back an instance the control plane already knows about: a restarted server re-creates the
+    /// simulated machines that, in a real data centre, would have kept running while it was down. A placed
+    /// instance (`host`) holds its GPUs again; one without a host is hibernated. Known ids are left alone.
+    pub fn adopt(
+        &self,
+        id: &str,
+        region: &str,
+        gpu_count: u32,
+        host: Option<&str>,
+        power: PowerState,
+    ) {
+        let mut state = self.state();
+        if state.instances.contains_key(id) {
+            return;
+        }
+        let slot = host.and_then(|name| state.hosts.iter().position(|h| h.spec.name == name));
+        // A recorded placement is a fact about the data centre: it is honoured even when placements made
+        // since (by this process, before it learnt of the instance) leave the host over-full.
+        let (power, host) = match slot {
+            Some(i) if !state.hosts[i].lost => {
+                state.hosts[i].used += gpu_count;
+                (power, Some(i))
+            }
+            Some(i) => (
+                PowerState::Failed(format!("host {} lost", state.hosts[i].spec.name)),
+                None,
+            ),
+            None if host.is_some() => (
+                PowerState::Failed("its host is not part of the simulated data centre".into()),
+                None,
+            ),
+            None => (PowerState::Hibernated, None),
+        };
+        state.instances.insert(
+            id.to_string(),
+            Instance {
+                region: region.to_string(),
+                gpu_count,
+                power,
+                host,
+                rules: None,
+            },
+        );
+    }
+
+    /// Takes back a volume the control plane already knows about (see [`SimDriver::adopt`]): a restarted
+    /// server, or another replica, can then act on volumes it did not create. Known ids are left alone.
+    pub fn adopt_volume(&self, id: &str, region: &str, size_gb: u32, attached_to: Option<&str>) {
+        self.state()
+            .volumes
+            .entry(id.to_owned())
+            .or_insert_with(|| Volume {
+                region: region.to_owned(),
+                size_gb,
+                attached_to: attached_to.map(str::to_owned),
+            });
+    }
+
+    /// Takes back a snapshot disk the control plane already knows about (see [`SimDriver::adopt`]).
+    pub fn adopt_snapshot(&self, id: &str) {
+        self.state().snapshots.insert(id.to_owned());
+    }
+
+    /// Whether the simulator holds the disk of snapshot `id`.
+    pub fn has_snapshot(&self, id: &str) -> bool {
+        self.state().snapshots.contains(id)
+    }
+
+    /// An instance's power state and host; `None` when the simulator does not know it.
+    pub fn instance(&self, id: &str) -> Option<(PowerState, Option<String>)> {
+        let state = self.state();
+        let instance = state.instances.get(id)?;
+        let host = instance
+            .host
+            .map(|host| state.hosts[host].spec.name.clone());
+        Some((instance.power.clone(), host))
+    }
+
+    /// Every host with its used GPUs and whether it is lost, in configuration order.
+    pub fn hosts(&self) -> Vec<(SimHost, u32, bool)> {
+        let state = self.state();
+        state
+            .hosts
+            .iter()
+            .map(|host| (host.spec.clone(), host.used, host.lost))
+            .collect()
+    }
+
+    /// GPUs of `model` reserved by instances in `region`.
+    pub fn used_gpus(&self, region: &str, model: &str) -> u32 {
+        let state = self.state();
+        state
+            .hosts
+            .iter()
+            .filter(|host| host.spec.region == region && host.spec.gpu_model == model)
+            .map(|host| host.used)
+            .sum()
+    }
+
+    /// Calls of `operation` started so far, including failed and hanging ones.
+    pub fn calls(&self, operation: Operation) -> u64 {
+        self.state().calls(operation)
+    }
+
+    /// The rules last applied to an instance; `None` if it is unknown or has none yet.
+    pub fn rules(&self, instance_id: &str) -> Option<Vec<PacketRule>> {
+        self.state().instances.get(instance_id)?.rules.clone()
+    }
+
+    /// `None` for an unknown volume, else the instance it is attached to.
+    pub fn volume_attachment(&self, volume_id: &str) -> Option<Option<String>> {
+        Some(self.state().volumes.get(volume_id)?.attached_to.clone())
+    }
+
+    /// The size of a volume in GB; `None` when the simulator does not know it.
+    pub fn volume_size(&self, volume_id: &str) -> Option<u32> {
+        Some(self.state().volumes.get(volume_id)?.size_gb)
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("sim state lock poisoned")
+    }
+
+    /// Counts the call, applies faults, then waits out the operation's delay.
+    async fn begin(&self, operation: Operation) -> Result<(), DriverError> {
+        let verdict = self.state().begin(operation);
+        match verdict {
+            Verdict::Proceed => {}
+            Verdict::Fail(error) => return Err(error),
+            // Already counted and spent, so dropping this future leaves nothing behind.
+            Verdict::Hang => return std::future::pending().await,
+        }
+        let delay = self.delays.of(operation);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ComputeDriver for SimDriver {
+    fn name(&self) -> &'static str {
+        "sim"
+    }
+
+    fn is_simulated(&self) -> bool {
+        true
+    }
+
+    fn recognize(
+        &self,
+        id: &str,
+        region: &str,
+        gpu_count: u32,
+        host: Option<&str>,
+        power: PowerState,
+    ) {
+        self.adopt(id, region, gpu_count, host, power);
+    }
+
+    fn recognize_volume(&self, id: &str, region: &str, size_gb: u32, attached_to: Option<&str>) {
+        self.adopt_volume(id, region, size_gb, attached_to);
+    }
+
+    fn recognize_snapshot(&self, id: &str) {
+        self.adopt_snapshot(id);
+    }
+
+    async fn create_instance(&self, spec: &InstanceSpec) -> Result<Placement, DriverError> {
+        self.begin(Operation::CreateInstance).await?;
+        self.state().create_instance(spec)
+    }
+
+    async fn start_instance(&self, id: &str) -> Result<(), DriverError> {
+        self.begin(Operation::StartInstance).await?;
+        self.state().start_instance(id)
+    }
+
+    async fn stop_instance(&self, id: &str) -> Result<(), DriverError> {
+        self.begin(Operation::StopInstance).await?;
+        self.state().stop_instance(id)
+    }
+
+    async fn reboot_instance(&self, id: &str) -> Result<(), DriverError> {
+        self.begin(Operation::RebootInstance).await?;
+        self.state().reboot_instance(id)
+    }
+
+    async fn hibernate_instance(&self, id: &str) -> Result<(), DriverError> {
+        self.begin(Operation::HibernateInstance).await?;
+        self.state().hibernate_instance(id)
+    }
+
+    async fn restore_instance(&self, spec: &InstanceSpec) -> Result<Placement, DriverError> {
+        self.begin(Operation::RestoreInstance).await?;
+        self.state().restore_instance(spec)
+    }
+
+    async fn delete_instance(&self, id: &str) -> Result<(), DriverError> {
+        self.begin(Operation::DeleteInstance).await?;
+        self.state().delete_instance(id);
+        Ok(())
+    }
+
+    async fn observe_instance(&self, id: &str) -> Result<Observation, DriverError> {
+        let (state, host) = self.instance(id).unwrap_or((PowerState::Missing, None));
+        Ok(Observation { state, host })
+    }
+
+    /// A volume with a `source` is a clone (of a volume or snapshot), so faults can target clones apart.
+    async fn create_volume(
+        &self,
+        id: &str,
+        region: &str,
+        size_gb: u32,
+        source: Option<&str>,
+    ) -> Result<(), DriverError> {
+        let operation = match source {
+            Some(_) => Operation::CloneVolume,
+            None => Operation::CreateVolume,
+        };
+        self.begin(operation).await?;
+        self.state().create_volume(id, region, size_gb);
+        Ok(())
+    }
+
+    async fn delete_volume(&self, id: &str) -> Result<(), DriverError> {
+        self.begin(Operation::DeleteVolume).await?;
+        self.state().delete_volume(id)
+    }
+
+    async fn resize_volume(&self, id: &str, size_gb: u32) -> Result<(), DriverError> {
+        self.begin(Operation::ResizeVolume).await?;
+        self.state().resize_volume(id, size_gb)
+    }
+
+    async fn attach_volume(&self, instance_id: &str, volume_id: &str) -> Result<(), DriverError> {
+        self.begin(Operation::AttachVolume).await?;
+        self.state().attach_volume(instance_id, volume_id)
+    }
+
+    async fn detach_volume(&self, instance_id: &str, volume_id: &str) -> Result<(), DriverError> {
+        self.begin(Operation::DetachVolume).await?;
+        self.state().detach_volume(instance_id, volume_id);
+        Ok(())
+    }
+
+    async fn create_snapshot(
+        &self,
+        instance_id: &str,
+        snapshot_id: &str,
+    ) -> Result<(), DriverError> {
+        self.begin(Operation::CreateSnapshot).await?;
+        self.state().create_snapshot(instance_id, snapshot_id)
+    }
+
+    async fn delete_snapshot(&self, snapshot_id: &str) -> Result<(), DriverError> {
+        self.begin(Operation::DeleteSnapshot).await?;
+        self.state().snapshots.remove(snapshot_id);
+        Ok(())
+    }
+
+    async fn apply_security_rules(
+        &self,
+        instance_id: &str,
+        rules: &[PacketRule],
+    ) -> Result<(), DriverError> {
+        self.begin(Operation::ApplySecurityRules).await?;
+        usable(&mut self.state().instances, instance_id)?.rules = Some(rules.to_vec());
+        Ok(())
+    }
+}
+
+struct State {
+    /// In configuration order, which breaks best-fit ties.
+    hosts: Vec<Host>,
+    instances: HashMap<String, Instance>,
+    volumes: HashMap<String, Volume>,
+    snapshots: HashSet<String>,
+    calls: HashMap<Operation, u64>,
+    /// In injection order.
+    faults: Vec<ArmedFault>,
+}
+
+struct Host {
+    spec: SimHost,
+    used: u32,
+    lost: bool,
+}
+
+struct Instance {
+    region: String,
+    gpu_count: u32,
+    power: PowerState,
+    /// Index into `State::hosts`; `None` while hibernated or failed.
+    host: Option<usize>,
+    rules: Option<Vec<PacketRule>>,
+}
+
+struct Volume {
+    region: String,
+    size_gb: u32,
+    attached_to: Option<String>,
+}

@@ -1,0 +1,153 @@
+//! The lifecycle actions of an instance (start, stop, reboot, hibernate, restore, delete) and hibernation
+//! of the instances of an account whose credit ran out: the transitions of `platform::lifecycle`, written
+//! with their event and job.
+
+use barrack_api::Currency;
+use barrack_api::instances::InstanceAction;
+use barrack_store::capacity;
+use barrack_store::instances::{self, InstanceChange};
+use rust_decimal::Decimal;
+
+use crate::accounts::{Caller, actor};
+use crate::billing::Depletion;
+use crate::billing::balance_guard::require_balance;
+use crate::catalog::price;
+use crate::compute::instances::{InstanceService, JobAction, parse_state, record_event_at};
+use crate::platform::lifecycle::Action;
+use crate::{Error, Result};
+
+impl InstanceService {
+    /// Start, stop, reboot, hibernate, restore or delete: the instance enters its transitional state now and
+    /// a worker finishes the operation.
+    pub async fn act(&self, caller: &Caller, id: &str, action: Action) -> Result<InstanceAction> {
+        for _ in 0..5 {
+            let row = self.owned(caller, id).await?;
+            let state = parse_state(&row.status)?;
+            let (through, to) = action.begin(state)?;
+            let action = action.resolve(state);
+            if action == Action::Restore {
+                let currency = Currency::parse(&row.currency).unwrap_or(Currency::USD);
+                let model = self
+                    .config()
+                    .gpu_model(&row.gpu_model)
+                    .ok_or_else(|| Error::internal("instance of an unknown model"))?;
+                // The first hour of the GPUs again; the disks were kept, and billed, while hibernated.
+                let gpus = price(&model.prices, currency) * Decimal::from(row.gpu_count);
+                require_balance(&self.context, caller, currency, gpus).await?;
+            }
+            let now = self.now();
+            let mut tx = self.context.store.begin().await?;
+            let mut change = InstanceChange {
+                status: Some(through.as_str().into()),
+                status_reason: Some(None),
+                ..Default::default()
+            };
+            if action == Action::Restore {
+                if !capacity::allocate(&mut tx, &row.region, &row.gpu_model, row.gpu_count, now)
+                    .await?
+                {
+                    drop(tx);
+                    let model = self
+                        .config()
+                        .gpu_model(&row.gpu_model)
+                        .ok_or_else(|| Error::internal("unknown model"))?;
+                    return Err(Error::GpuUnavailable(
+                        self.stock_message(&row.region, model, row.gpu_count as u32)
+                            .await?,
+                    ));
+                }
+                change.gpus_allocated = Some(row.gpu_count);
+                if row.public_ip {
+                    self.reserve_address(&mut tx, &row).await?;
+                }
+            }
+            if !instances::update(&mut tx, &row.id, row.generation, &change, now).await? {
+                continue; // changed under us: read again and decide again
+            }
+            let generation = row.generation + 1;
+            let cause = format!("{action} requested");
+            record_event_at(
+                &self.context.config,
+                &mut tx,
+                &row,
+                Some(state),
+                through,
+                &actor(caller),
+                &cause,
+                generation,
+                now,
+            )
+            .await?;
+            self.enqueue(&mut tx, &row.id, action.into(), generation, now)
+                .await?;
+            tx.commit().await.map_err(Error::internal)?;
+            self.context.work.notify_one();
+            return Ok(InstanceAction {
+                instance_id: row.id,
+                action: action.as_str().into(),
+                status: through.as_str().into(),
+                target_status: to.as_str().into(),
+            });
+        }
+        Err(Error::conflict(
+            "CONFLICT",
+            "The instance is changing; try again",
+        ))
+    }
+
+    /// Hibernates every ACTIVE and SHUTOFF instance of an account whose credit ran out (their disks are
+    /// kept); returns how many were started on their way.
+    pub async fn hibernate_for_depletion(&self, account_id: &str) -> Result<usize> {
+        let mut hibernated = 0;
+        for row in self
+            .context
+            .store
+            .instances_with_status(&["ACTIVE", "SHUTOFF"])
+            .await?
+        {
+            if row.account_id != account_id {
+                continue;
+            }
+            let state = parse_state(&row.status)?;
+            let (through, _) = Action::Hibernate.begin(state)?;
+            let now = self.now();
+            let mut tx = self.context.store.begin().await?;
+            let change = InstanceChange {
+                status: Some(through.as_str().into()),
+                ..Default::default()
+            };
+            if !instances::update(&mut tx, &row.id, row.generation, &change, now).await? {
+                continue; // changed meanwhile; the next meter run looks again
+            }
+            let generation = row.generation + 1;
+            let cause = "hibernated: the account's credit balance reached zero";
+            record_event_at(
+                &self.context.config,
+                &mut tx,
+                &row,
+                Some(state),
+                through,
+                "system",
+                cause,
+                generation,
+                now,
+            )
+            .await?;
+            self.enqueue(&mut tx, &row.id, JobAction::Hibernate, generation, now)
+                .await?;
+            tx.commit().await.map_err(Error::internal)?;
+            hibernated += 1;
+        }
+        if hibernated > 0 {
+            self.context.work.notify_one();
+        }
+        Ok(hibernated)
+    }
+}
+
+#[async_trait::async_trait]
+impl Depletion for InstanceService {
+    async fn hibernate_for_depletion(&self, account_id: &str) -> Result<usize> {
+        InstanceService::hibernate_for_depletion(self, account_id).await
+    }
+}

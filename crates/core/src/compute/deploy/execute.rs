@@ -1,0 +1,111 @@
+//! Deploy, step three: the plan written in one transaction — the custom image held, GPUs and an address
+//! taken, the instance, its rules, attached and new volumes, its event and its job — then the workers woken.
+//! A conflict found here (no stock 503, no address 503, a name taken or a volume or image changed 409)
+//! rolls everything back.
+
+use barrack_api::instances::DeployedInstance;
+use barrack_store::Tx;
+use barrack_store::images::{self, ImageRow};
+use barrack_store::volumes::VolumeRow;
+
+use super::plan::DeployPlan;
+use crate::accounts::{Caller, actor};
+use crate::compute::instances::{InstanceService, JobAction, insert_rule, record_event};
+use crate::platform::lifecycle::InstanceState;
+use crate::{Error, Result};
+
+impl InstanceService {
+    pub(super) async fn execute(
+        &self,
+        caller: &Caller,
+        plan: DeployPlan<'_>,
+    ) -> Result<DeployedInstance> {
+        let DeployPlan {
+            model,
+            instance: row,
+            custom_image,
+            rules,
+            boot_volume,
+            existing_volumes: existing,
+            new_volumes: created,
+            currency,
+            first_hour,
+            now,
+        } = plan;
+        tracing::debug!(instance = %row.id, %first_hour, "deploy planned");
+        let mut tx = self.context.store.begin().await?;
+        if let Some(image) = &custom_image {
+            hold_image(&mut tx, image).await?;
+        }
+        if !self.place_new(&mut tx, &row, now).await? {
+            drop(tx);
+            return Err(Error::GpuUnavailable(
+                self.stock_message(&row.region, model, row.gpu_count as u32)
+                    .await?,
+            ));
+        }
+        for rule in &rules {
+            insert_rule(&mut tx, &row.id, rule, now).await?;
+        }
+        let who = actor(caller);
+        for volume in boot_volume.iter().chain(existing.iter()) {
+            if !crate::storage::volumes::attach_at_deploy(
+                &self.context.config,
+                &mut tx,
+                volume,
+                &row.id,
+                &who,
+                now,
+            )
+            .await?
+            {
+                return Err(Error::conflict(
+                    "CONFLICT",
+                    format!("Volume {} changed while deploying; try again", volume.id),
+                ));
+            }
+        }
+        let max_attempts = i64::from(self.config().jobs.max_attempts);
+        for volume in &created {
+            crate::storage::volumes::create_at_deploy(
+                &self.context.config,
+                &mut tx,
+                volume,
+                &who,
+                max_attempts,
+                now,
+            )
+            .await?;
+        }
+        record_event(
+            &self.context.config,
+            &mut tx,
+            &row,
+            None,
+            InstanceState::Creating,
+            &actor(caller),
+            "deploy requested",
+            now,
+        )
+        .await?;
+        self.enqueue(&mut tx, &row.id, JobAction::Create, row.generation, now)
+            .await?;
+        tx.commit().await.map_err(Error::internal)?;
+        self.context.work.notify_one();
+
+        let data: Vec<VolumeRow> = existing.into_iter().chain(created).collect();
+        Ok(self.deployed(row, model, &data, currency, now))
+    }
+}
+
+/// Holds a custom image a deploy boots from until the deploy's transaction ends (409 when it changed
+/// since it was read, e.g. deleted).
+async fn hold_image(tx: &mut Tx, image: &ImageRow) -> Result<()> {
+    if images::hold(tx, &image.id, image.generation).await? {
+        return Ok(());
+    }
+    Err(Error::conflict(
+        "CONFLICT",
+        format!("Image '{}' changed while deploying; try again", image.name),
+    ))
+}

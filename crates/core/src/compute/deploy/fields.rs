@@ -1,0 +1,153 @@
+//! Deploy, step one: the request's fields on their own, every bad one answered at once (400), in the
+//! order `docs/api-design.md` records. Nothing is read from the database here.
+
+use barrack_api::instances::DeployRequest;
+
+use crate::accounts::Caller;
+use crate::catalog::gpu_counts;
+use crate::compute::instances::{
+    InstanceService, MAX_CLOUD_INIT_BYTES, MAX_RULES_PER_INSTANCE, check_instance_name,
+};
+use crate::network::{ValidRule, validate_rule};
+use crate::platform::config::GpuModelConfig;
+use crate::platform::validate::Validator;
+use crate::{Error, Result};
+
+/// What the field checks established.
+pub(super) struct CheckedFields<'c> {
+    /// The GPU model, which offers the requested count.
+    pub model: &'c GpuModelConfig,
+    /// The OS volume's size, within the configured bounds (a custom image may still raise it).
+    pub os_size: u32,
+    /// The instance's own rules, each valid and none twice.
+    pub rules: Vec<ValidRule>,
+}
+
+impl InstanceService {
+    /// 413 for an oversized `cloud_init`, then every field's check (400).
+    pub(super) fn check_fields(
+        &self,
+        caller: &Caller,
+        request: &DeployRequest,
+    ) -> Result<CheckedFields<'_>> {
+        let config = self.config();
+        if request
+            .cloud_init
+            .as_ref()
+            .is_some_and(|c| c.len() > MAX_CLOUD_INIT_BYTES)
+        {
+            return Err(Error::PayloadTooLarge(format!(
+                "cloud_init must be {MAX_CLOUD_INIT_BYTES} bytes or less"
+            )));
+        }
+
+        // Fields.
+        let mut v = Validator::new();
+        check_instance_name(&mut v, "instance_name", &request.instance_name);
+        let model = config.gpu_model(&request.gpu_model);
+        match model {
+            None => v.add(
+                "gpu_model",
+                unknown_value(
+                    "GPU model",
+                    &request.gpu_model,
+                    config.gpu_models.iter().map(|m| &m.name),
+                ),
+            ),
+            Some(m) => {
+                let counts = gpu_counts(m);
+                v.check(
+                    counts.contains(&request.gpu_count),
+                    "gpu_count",
+                    format!("GPU count for {} must be one of {counts:?}", m.name),
+                );
+            }
+        }
+        if request.boot_from_volume {
+            v.check(
+                request.volume_id.is_some(),
+                "volume_id",
+                "volume_id is required when boot_from_volume is true",
+            );
+            v.check(
+                request.image_name.is_none(),
+                "image_name",
+                "Boot from an image or from a volume, not both",
+            );
+        } else {
+            v.check(
+                request.image_name.as_deref().is_some_and(|i| !i.trim().is_empty()),
+                "image_name",
+                "image_name is required (or boot from a volume with volume_id and boot_from_volume: true)",
+            );
+            v.check(
+                request
+                    .ssh_key
+                    .as_deref()
+                    .is_some_and(|k| !k.trim().is_empty()),
+                "ssh_key",
+                "ssh_key is required to boot from an image",
+            );
+        }
+        let limits = &config.volumes;
+        let os_size = request
+            .os_volume
+            .as_ref()
+            .map(|o| o.size)
+            .unwrap_or(limits.minimum_bootable_size_gb);
+        v.check(
+            (limits.minimum_bootable_size_gb..=limits.maximum_size_gb).contains(&os_size),
+            "os_volume.size",
+            format!(
+                "OS volume size must be between {} and {} GB",
+                limits.minimum_bootable_size_gb, limits.maximum_size_gb
+            ),
+        );
+        v.check(
+            request.security_rules.len() <= MAX_RULES_PER_INSTANCE,
+            "security_rules",
+            format!("At most {MAX_RULES_PER_INSTANCE} rules per instance"),
+        );
+        let rules: Vec<ValidRule> = request
+            .security_rules
+            .iter()
+            .enumerate()
+            .filter_map(|(i, rule)| validate_rule(&mut v, &format!("security_rules[{i}]."), rule))
+            .collect();
+        for (i, rule) in rules.iter().enumerate() {
+            v.check(
+                !rules[..i].contains(rule),
+                &format!("security_rules[{i}]"),
+                "Duplicate rule",
+            );
+        }
+        if request.boot_from_volume {
+            v.check(
+                request.os_volume.is_none(),
+                "os_volume",
+                "The boot volume is the OS disk: os_volume applies to image boot only",
+            );
+        }
+        self.volumes()
+            .check_new_volumes(caller, &mut v, &request.volumes);
+        v.finish()?;
+        let model = model.expect("validated");
+        Ok(CheckedFields {
+            model,
+            os_size,
+            rules,
+        })
+    }
+}
+
+pub(super) fn unknown_value<'a>(
+    what: &str,
+    value: &str,
+    valid: impl Iterator<Item = &'a String>,
+) -> String {
+    let valid: Vec<&str> = valid.map(String::as_str).collect();
+    format!(
+        "Unknown {what} '{value}'. Valid values: {}",
+        valid.join(", ")
+    )
+}

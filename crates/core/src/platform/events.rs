@@ -1,0 +1,52 @@
+//! The event log every resource writes to: who changed what, from which state to which, and why. Each
+//! domain records its own resources' events through [`record`], in the transaction of the change.
+
+use barrack_store::Tx;
+use barrack_store::events::{self, EventRow};
+
+use crate::Result;
+use crate::platform::ids::random_alphanumeric;
+
+/// One entry of the event log.
+pub struct NewEvent<'a> {
+    pub account_id: &'a str,
+    /// `instance`, `volume`, `snapshot`, `image`, `firewall`.
+    pub resource_type: &'static str,
+    pub resource_id: &'a str,
+    /// `created`, `status_changed`, or what else happened to the resource.
+    pub kind: &'a str,
+    pub from: Option<&'a str>,
+    pub to: Option<&'a str>,
+    pub actor: &'a str,
+    pub cause: &'a str,
+    /// The resource's generation after the change, which orders its events.
+    pub sequence: i64,
+}
+
+/// `created` for a resource that had no state before, `status_changed` otherwise.
+pub fn change_kind(from: Option<&str>) -> &'static str {
+    if from.is_none() {
+        "created"
+    } else {
+        "status_changed"
+    }
+}
+
+/// Writes `event` in the caller's transaction.
+pub async fn record(tx: &mut Tx, event: NewEvent<'_>, now: i64) -> Result<()> {
+    let row = EventRow {
+        id: format!("evt-{}", random_alphanumeric(16)),
+        account_id: event.account_id.to_string(),
+        resource_type: event.resource_type.into(),
+        resource_id: event.resource_id.to_string(),
+        kind: event.kind.into(),
+        from_status: event.from.map(str::to_string),
+        to_status: event.to.map(str::to_string),
+        actor: event.actor.to_string(),
+        cause: event.cause.to_string(),
+        sequence: event.sequence,
+        created_at: now,
+    };
+    events::insert(&mut *tx, &row).await?;
+    Ok(())
+}
