@@ -93,7 +93,7 @@ fn start(data_dir: &Path, database_url: Option<&str>) -> Result<Server> {
         .arg("--config")
         .arg(&config)
         .env("BARRACK_LOG", "warn")
-        .env("BARRACK_SECRET", "benchmark-secret-long-enough")
+        .env("BARRACK_SECRET", "benchmark-secret-long-enough-for-hmac")
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     if let Some(url) = database_url {
@@ -303,7 +303,7 @@ async fn run(backend: &str, database_url: Option<&str>) -> Result<()> {
         "all {INSTANCES} ACTIVE {converged:.1} s after the first deploy: {:.0} creates/s through the workers",
         INSTANCES as f64 / converged
     );
-    let health = Arc::new(vec!["/api/health/".to_string()]);
+    let health = Arc::new(vec!["/api/health/live/".to_string()]);
     let gets = Arc::new(
         ids.iter()
             .map(|id| format!("/api/instances/{id}/"))

@@ -35,7 +35,7 @@ pub async fn run(backend: &str, database_url: &str) -> Result<()> {
         store: store.clone(),
         config: Config::load(None, &[])?,
         clock: clock.clone(),
-        secrets: Secrets::from_server_secret("benchmark-secret-long-enough"),
+        secrets: Secrets::from_server_secret("benchmark-secret-long-enough-for-hmac"),
         driver: Arc::new(SimDriver::new(SimConfig::default())),
         work: Arc::new(Notify::new()),
     });

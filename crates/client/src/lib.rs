@@ -73,6 +73,7 @@ impl ClientBuilder {
     pub fn build(self) -> Result<Client> {
         let http = reqwest::Client::builder()
             .timeout(self.timeout)
+            .redirect(same_origin_redirects())
             .build()
             .map_err(ClientError::Transport)?;
         Ok(Client {
@@ -85,14 +86,58 @@ impl ClientBuilder {
     }
 }
 
+/// Follows redirects only within the server's origin: the `X-API-Key` header goes with every request, and
+/// another host must never receive it.
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same_origin = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| first.origin() == attempt.url().origin());
+        if !same_origin || attempt.previous().len() > 5 {
+            attempt.stop()
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
 /// A Barrack API client. Cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     base_url: String,
     api_key: Option<String>,
     bearer: Option<String>,
     max_retries: u32,
+}
+
+/// Credentials are shown as present or not, never their value.
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |secret: &Option<String>| secret.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Client")
+            .field("base_url", &self.base_url)
+            .field("api_key", &shown(&self.api_key))
+            .field("bearer", &shown(&self.bearer))
+            .field("max_retries", &self.max_retries)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    #[test]
+    fn debug_output_hides_credentials() {
+        let client = super::Client::builder("http://127.0.0.1:1")
+            .api_key("sk_secret_value_0123456789")
+            .build()
+            .unwrap();
+        let shown = format!("{client:?} {:?}", client.with_bearer("eyJ.secret.token"));
+        assert!(!shown.contains("secret_value"), "{shown}");
+        assert!(!shown.contains("secret.token"), "{shown}");
+        assert!(shown.contains("<redacted>"));
+    }
 }
 
 /// A raw answer: status, the `X-Request-Id` header and the JSON body.

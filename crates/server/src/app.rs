@@ -1,7 +1,6 @@
 //! Starting and stopping a server: storage, secrets, first-start bootstrap, the router, the listener.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
@@ -12,7 +11,7 @@ use axum::routing::get;
 use barrack_core::accounts::Bootstrap;
 use barrack_core::auth::{Secrets, generate_server_secret};
 use barrack_core::clock::{Clock, OffsetClock};
-use barrack_core::config::Config;
+use barrack_core::config::{Config, check_server_secret};
 use barrack_core::{Context, Services, Store};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -31,8 +30,12 @@ use tower::ServiceBuilder;
 use tower::util::MapRequestLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 
+use crate::http::client_address::TrustedProxies;
 use crate::http::middleware;
 use crate::http::rate_limit::RateLimiter;
+pub use crate::private_files::write_private;
+use crate::private_files::{private_database, private_dir};
+use barrack_core::accounts::login_throttle::LoginThrottle;
 
 /// What every handler can reach. Extractors clone it for every request, so it is one shared pointer.
 #[derive(Clone)]
@@ -43,6 +46,9 @@ pub struct Shared {
     /// The simulated data centre, when it is the driver (fault injection).
     pub simulator: Option<Arc<SimDriver>>,
     pub rate_limiter: Option<RateLimiter>,
+    pub trusted_proxies: TrustedProxies,
+    /// Failed log-ins per email and per client address.
+    pub login_throttle: LoginThrottle,
     openapi_json: String,
 }
 
@@ -138,16 +144,23 @@ impl Running {
     }
 }
 
-/// Opens (and migrates) the configured database.
+/// Opens (and migrates) the configured database. A SQLite database and its data directory are private to
+/// the server's user (0600 and 0700).
 pub async fn open_store(config: &Config) -> Result<Store> {
     let url = config.database_url()?;
     if url.starts_with("sqlite:") {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        private_dir(&config.data_dir).with_context(|| {
             format!(
                 "cannot create the data directory {}",
                 config.data_dir.display()
             )
         })?;
+        if let Some(path) = sqlite_file(&url)
+            && (path.exists() || url.contains("mode=rwc"))
+        {
+            private_database(&path)
+                .with_context(|| format!("cannot restrict the database {}", path.display()))?;
+        }
     }
     let store = Store::connect(&url, config.database_max_connections)
         .await
@@ -166,6 +179,15 @@ pub async fn open_store(config: &Config) -> Result<Store> {
 
 /// A compute driver, and the simulator again when it is the simulator (for its controls).
 pub type Drivers = (Arc<dyn ComputeDriver>, Option<Arc<SimDriver>>);
+
+/// The file a `sqlite:` URL names (none for an in-memory database).
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or("");
+    (!path.is_empty() && !path.starts_with(":memory:")).then(|| path.into())
+}
 
 /// The compute driver the configuration names.
 pub fn driver(config: &Config) -> Result<Drivers> {
@@ -217,46 +239,44 @@ pub fn services(
     clock: Arc<dyn Clock>,
     driver: Arc<dyn ComputeDriver>,
 ) -> Result<Services> {
-    let secret = server_secret(&config)?;
+    let secrets = secrets(&config)?;
     Ok(Services::new(Context {
         store,
         config,
         clock,
-        secrets: Secrets::from_server_secret(&secret),
+        secrets,
         driver,
         work: Arc::new(Notify::new()),
     }))
 }
 
-/// The configured secret, or the installation's own, generated on first start into the data directory.
+/// The configured secret, or the installation's own, generated on first start into the data directory;
+/// with the token-signing secret when one is configured.
+fn secrets(config: &Config) -> Result<Secrets> {
+    let secret = server_secret(config)?;
+    let token_secret = config.token_secret()?;
+    Ok(Secrets::new(&secret, token_secret.as_deref()))
+}
+
 fn server_secret(config: &Config) -> Result<String> {
     if let Some(secret) = config.configured_secret()? {
-        anyhow::ensure!(
-            secret.len() >= 16,
-            "the server secret must be at least 16 characters"
-        );
         return Ok(secret);
     }
     let path = config.data_dir.join("server.secret");
     if let Ok(secret) = std::fs::read_to_string(&path) {
-        return Ok(secret.trim().to_string());
+        let secret = secret.trim().to_string();
+        check_server_secret(&path.display().to_string(), &secret).with_context(|| {
+            format!(
+                "remove {} to have a new one generated (API keys and sessions then stop working)",
+                path.display()
+            )
+        })?;
+        return Ok(secret);
     }
-    std::fs::create_dir_all(&config.data_dir)?;
+    private_dir(&config.data_dir)?;
     let secret = generate_server_secret();
     write_private(&path, &secret).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(secret)
-}
-
-/// Writes a file only its owner can read.
-pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(contents.as_bytes())?;
-    file.sync_all()
 }
 
 /// Boots a server: database, services, first-start bootstrap, then the listener.
@@ -282,7 +302,7 @@ pub async fn start(options: StartOptions) -> Result<Running> {
     let bootstrap = services.accounts.bootstrap_admin().await?;
     if let Some(b) = &bootstrap {
         let path = services.config().data_dir.join("admin-credentials");
-        std::fs::create_dir_all(&services.config().data_dir)?;
+        private_dir(&services.config().data_dir)?;
         let text = format!(
             "email: {}\npassword: {}\napi_key: {}\n",
             b.email, b.password, b.key.key
@@ -374,6 +394,8 @@ pub fn router(services: Services, simulator: Option<Arc<SimDriver>>) -> Router {
             config.rate_limit.requests,
             config.rate_limit.window_seconds,
         ),
+        trusted_proxies: TrustedProxies::new(&config.rate_limit.trusted_proxies),
+        login_throttle: LoginThrottle::default(),
         openapi_json: crate::openapi::document_json_for(config),
         services: services.clone(),
         simulator,

@@ -5,6 +5,7 @@
 pub mod app;
 pub mod http;
 pub mod openapi;
+pub mod private_files;
 pub mod routes;
 
 pub use app::{AppState, Running, StartOptions, start};

@@ -40,6 +40,17 @@ fn from_row(row: &impl Columns) -> Result<ApiKeyRow> {
 }
 
 /// Inserts a key; a name already used by a live key of the account is `StoreError::Unique`.
+/// The account's live keys, oldest first (in a transaction that holds the account's lock, the count a
+/// quota is checked against).
+pub async fn live_for_account(db: &mut impl Db, account_id: &str) -> Result<Vec<ApiKeyRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM api_keys k WHERE k.account_id = $1 AND k.revoked_at IS NULL \
+         ORDER BY k.created_at, k.id"
+    );
+    let rows = db.fetch_all(&sql, &binds![account_id]).await?;
+    rows.iter().map(from_row).collect()
+}
+
 pub async fn insert(db: &mut impl Db, key: &ApiKeyRow) -> Result<()> {
     db.execute(
         "INSERT INTO api_keys (id, account_id, name, tier, prefix, secret_hash, created_at, last_used_at, revoked_at) \
@@ -84,12 +95,7 @@ impl Store {
 
     /// The account's live keys, oldest first.
     pub async fn live_api_keys(&self, account_id: &str) -> Result<Vec<ApiKeyRow>> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM api_keys k WHERE k.account_id = $1 AND k.revoked_at IS NULL \
-             ORDER BY k.created_at, k.id"
-        );
-        let rows = self.fetch_all(&sql, &binds![account_id]).await?;
-        rows.iter().map(from_row).collect()
+        live_for_account(&mut &*self, account_id).await
     }
 
     /// Revokes a live key of the account; false when there is none with that id.

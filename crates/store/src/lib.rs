@@ -169,6 +169,27 @@ impl Store {
         migrate::run(self).await
     }
 
+    /// Whether the database answers a query within `timeout`. A SQLite file that is no longer at its path
+    /// (its volume unmounted, the file removed) counts as unreachable: writes would go nowhere durable.
+    pub async fn ping(&self, timeout: Duration) -> Result<()> {
+        if let Engine::Sqlite(sqlite) = &*self.engine
+            && let Some(path) = sqlite.path()
+            && !path.exists()
+        {
+            return Err(StoreError::Unexpected(format!(
+                "the database file {} is gone",
+                path.display()
+            )));
+        }
+        match tokio::time::timeout(timeout, self.fetch_one("SELECT 1", &[])).await {
+            Ok(result) => result.map(|_| ()),
+            Err(_) => Err(StoreError::Unexpected(format!(
+                "the database did not answer within {} ms",
+                timeout.as_millis()
+            ))),
+        }
+    }
+
     pub async fn close(&self) {
         if let Engine::Postgres(pool) = &*self.engine {
             pool.close().await;
@@ -224,16 +245,32 @@ impl Db for &Store {
     }
 }
 
-/// Hides the password of a database URL for logs and errors.
+/// Hides the password of a database URL for logs and errors: in the user information and in a
+/// `password=` query parameter (which PostgreSQL URLs accept too).
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut redacted = match (base.find("://"), base.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
+            let userinfo = &base[scheme + 3..at];
             let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}://{}:***@{}", &url[..scheme], user, &url[at + 1..])
+            format!("{}://{}:***@{}", &base[..scheme], user, &base[at + 1..])
         }
-        _ => url.to_string(),
+        _ => base.to_string(),
+    };
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                _ => pair.to_string(),
+            })
+            .collect();
+        redacted = format!("{redacted}?{}", pairs.join("&"));
     }
+    redacted
 }
 
 #[cfg(test)]
@@ -247,6 +284,14 @@ mod tests {
         assert_eq!(
             super::redact_url("sqlite:///tmp/x.db"),
             "sqlite:///tmp/x.db"
+        );
+        assert_eq!(
+            super::redact_url("postgres://h/db?user=u&password=hunter2&sslmode=require"),
+            "postgres://h/db?user=u&password=***&sslmode=require"
+        );
+        assert_eq!(
+            super::redact_url("sqlite:///tmp/x.db?mode=rwc"),
+            "sqlite:///tmp/x.db?mode=rwc"
         );
     }
 }

@@ -102,6 +102,11 @@ impl Sqlite {
         })
     }
 
+    /// The database file, when it is one (not `:memory:`).
+    pub(crate) fn path(&self) -> Option<&std::path::Path> {
+        self.readers.as_ref().map(|r| r.path.as_path())
+    }
+
     /// The writer, once it is this caller's turn.
     async fn writer(&self) -> Result<OwnedMutexGuard<Writer>> {
         let _queued = Queued::join(&self.queued);

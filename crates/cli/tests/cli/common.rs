@@ -45,7 +45,7 @@ impl TestServer {
                 dir.join("barrack.db").display()
             )),
             database_max_connections: 4,
-            secret: Some("test-secret-with-enough-length".into()),
+            secret: Some("test-secret-with-enough-length-for-hmac".into()),
             simulator: SimConfig {
                 delays: SimDelays::instant(),
                 ..defaults.simulator.clone()

@@ -9,8 +9,9 @@ use serde_json::Value;
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
 /// Operations people do not call, so no command calls them: payment providers post the deposit webhook,
-/// authenticated by a signature over its body rather than by an API key.
-const NOT_FOR_PEOPLE: &[&str] = &["deposit_webhook"];
+/// authenticated by a signature over its body rather than by an API key; orchestrators probe liveness
+/// (`barrack health` asks the readiness path).
+const NOT_FOR_PEOPLE: &[&str] = &["deposit_webhook", "liveness"];
 
 #[test]
 fn every_api_operation_has_a_command() {

@@ -13,6 +13,7 @@ use barrack_store::api_keys::ApiKeyRow;
 use barrack_store::{StoreError, accounts, api_keys};
 
 use crate::accounts::auth::{self, TokenClaims, TokenKind};
+use crate::accounts::heavy;
 use crate::platform::clock::{format_ms, system_now_ms};
 use crate::platform::countries;
 use crate::platform::ids::{IdKind, new_id, random_alphanumeric};
@@ -130,7 +131,7 @@ impl AccountService {
         let row = AccountRow {
             id: new_id(IdKind::User),
             email,
-            password_hash: auth::hash_password(password).map_err(Error::internal)?,
+            password_hash: heavy::hash_password(password).await?,
             name: name.trim().to_string(),
             phone: None,
             address_line: None,
@@ -198,10 +199,10 @@ impl AccountService {
         let email = email.trim().to_lowercase();
         let account = self.context.store.account_by_email(&email).await?;
         let valid = match &account {
-            Some(a) => auth::verify_password(password, &a.password_hash),
+            Some(a) => heavy::verify_password(password, &a.password_hash).await?,
             None => {
                 // Same work either way, so timing does not reveal which emails exist.
-                auth::verify_password(password, DUMMY_HASH);
+                heavy::verify_password(password, DUMMY_HASH).await?;
                 false
             }
         };
@@ -439,7 +440,10 @@ impl AccountService {
         check_label(&mut v, "name", name);
         v.finish()?;
         let name = name.trim();
-        let live = self.context.store.live_api_keys(account_id).await?;
+        // Counted and added under the account's lock: concurrent creations cannot pass the limit together.
+        let mut tx = self.context.store.begin().await?;
+        barrack_store::firewalls::lock_account(&mut tx, account_id).await?;
+        let live = api_keys::live_for_account(&mut tx, account_id).await?;
         if live.iter().any(|k| k.name == name) {
             return Err(Error::conflict(
                 "DUPLICATE_NAME",
@@ -464,8 +468,8 @@ impl AccountService {
             last_used_at: None,
             revoked_at: None,
         };
-        match api_keys::insert(&mut &self.context.store, &row).await {
-            Ok(()) => {}
+        match api_keys::insert(&mut tx, &row).await {
+            Ok(()) => tx.commit().await?,
             Err(StoreError::Unique(_)) => {
                 return Err(Error::conflict(
                     "DUPLICATE_NAME",

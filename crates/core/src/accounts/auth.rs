@@ -21,9 +21,15 @@ pub struct Secrets {
 
 impl Secrets {
     pub fn from_server_secret(secret: &str) -> Secrets {
+        Secrets::new(secret, None)
+    }
+
+    /// Tokens are signed under `token_secret` when one is configured, so rotating it logs everyone out
+    /// without revoking API keys, and rotating the server secret revokes keys without ending sessions.
+    pub fn new(secret: &str, token_secret: Option<&str>) -> Secrets {
         Secrets {
             api_key_hash_key: derive(secret, b"barrack/api-key-hash/v1"),
-            token_signing_key: derive(secret, b"barrack/session-token/v1"),
+            token_signing_key: derive(token_secret.unwrap_or(secret), b"barrack/session-token/v1"),
         }
     }
 

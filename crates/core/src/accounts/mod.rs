@@ -4,6 +4,8 @@
 
 mod account;
 pub mod auth;
+pub mod heavy;
+pub mod login_throttle;
 pub mod scripts;
 pub mod ssh_key;
 pub mod ssh_keys;

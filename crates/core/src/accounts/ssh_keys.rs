@@ -7,7 +7,8 @@ use barrack_store::StoreError;
 use barrack_store::ssh_keys::{self, SshKeyRow};
 
 use crate::accounts::Caller;
-use crate::accounts::ssh_key::{generate_rsa_key_pair, parse_public_key};
+use crate::accounts::heavy;
+use crate::accounts::ssh_key::parse_public_key;
 use crate::platform::clock::format_ms;
 use crate::platform::ids::{IdKind, new_id};
 use crate::platform::validate::{Validator, length_between, only_chars};
@@ -84,7 +85,7 @@ impl SshKeyService {
                 None,
             ),
             None => {
-                let pair = generate_rsa_key_pair(&name).map_err(Error::internal)?;
+                let pair = heavy::generate_rsa_key_pair(&name).await?;
                 let info = parse_public_key(&pair.public_key).map_err(Error::internal)?;
                 (
                     info.normalized,

@@ -21,6 +21,8 @@ const OPTIONAL_KEYS: &[&str] = &[
     "database_url_file",
     "secret",
     "secret_file",
+    "token_secret",
+    "token_secret_file",
     "payments.webhook_secret",
     "payments.webhook_secret_file",
 ];
@@ -39,6 +41,11 @@ pub struct Config {
     pub secret: Option<String>,
     #[serde(default)]
     pub secret_file: Option<PathBuf>,
+    /// Signs session tokens instead of `secret`, so either can be rotated without revoking the other.
+    #[serde(default)]
+    pub token_secret: Option<String>,
+    #[serde(default)]
+    pub token_secret_file: Option<PathBuf>,
     pub open_signup: bool,
     pub body_limit_bytes: usize,
     pub log_format: LogFormat,
@@ -92,6 +99,22 @@ pub struct JobsConfig {
 pub struct RateLimitConfig {
     pub requests: u32,
     pub window_seconds: u32,
+    /// Proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the client; from anyone else the
+    /// header is ignored and the connection's address is the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+/// An address or a CIDR block (`10.0.0.0/8`, `::1`): the network address and the prefix length.
+pub fn parse_ip_net(text: &str) -> Option<(std::net::IpAddr, u8)> {
+    let (address, prefix) = match text.trim().split_once('/') {
+        Some((a, p)) => (a, Some(p.parse::<u8>().ok()?)),
+        None => (text.trim(), None),
+    };
+    let address: std::net::IpAddr = address.parse().ok()?;
+    let max = if address.is_ipv4() { 32 } else { 128 };
+    let prefix = prefix.unwrap_or(max);
+    (prefix <= max).then_some((address, prefix))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -306,6 +329,8 @@ impl Config {
         config.check()?;
         // A webhook secret file that cannot be read stops the start rather than refusing every payment.
         config.payments.webhook_secret()?;
+        config.configured_secret()?;
+        config.token_secret()?;
         Ok(config)
     }
 
@@ -323,15 +348,27 @@ impl Config {
         ))
     }
 
-    /// The configured server secret, if any (`secret` or `secret_file`).
+    /// The configured server secret, if any (`secret` or `secret_file`); shorter than
+    /// [`MIN_SERVER_SECRET_BYTES`] is an error, whichever source it came from.
     pub fn configured_secret(&self) -> Result<Option<String>, ConfigError> {
-        if let Some(secret) = &self.secret {
-            return Ok(Some(secret.clone()));
-        }
-        match &self.secret_file {
-            Some(path) => read_secret_file(path).map(Some),
-            None => Ok(None),
-        }
+        let secret = match (&self.secret, &self.secret_file) {
+            (Some(secret), _) => secret.clone(),
+            (None, Some(path)) => read_secret_file(path)?,
+            (None, None) => return Ok(None),
+        };
+        check_server_secret("secret", &secret)?;
+        Ok(Some(secret))
+    }
+
+    /// The configured token-signing secret, if any (`token_secret` or `token_secret_file`).
+    pub fn token_secret(&self) -> Result<Option<String>, ConfigError> {
+        let secret = match (&self.token_secret, &self.token_secret_file) {
+            (Some(secret), _) => secret.clone(),
+            (None, Some(path)) => read_secret_file(path)?,
+            (None, None) => return Ok(None),
+        };
+        check_server_secret("token_secret", &secret)?;
+        Ok(Some(secret))
     }
 
     pub fn region(&self, name: &str) -> Option<&RegionConfig> {
@@ -365,6 +402,13 @@ impl Config {
                 }
             }
             (DriverKind::Sim, None) => {}
+        }
+        for proxy in &self.rate_limit.trusted_proxies {
+            if parse_ip_net(proxy).is_none() {
+                return invalid(format!(
+                    "rate_limit.trusted_proxies: '{proxy}' is not an address or CIDR block"
+                ));
+            }
         }
         let mut names = BTreeSet::new();
         for region in &self.regions {
@@ -481,6 +525,20 @@ fn check_prices(what: &str, prices: &PriceTable) -> Result<(), ConfigError> {
             }
             Some(_) => {}
         }
+    }
+    Ok(())
+}
+
+/// Shortest server or token secret accepted: a short one makes session tokens forgeable offline.
+pub const MIN_SERVER_SECRET_BYTES: usize = 32;
+
+/// Refuses a secret shorter than [`MIN_SERVER_SECRET_BYTES`] (`what` names its key in the message).
+pub fn check_server_secret(what: &str, secret: &str) -> Result<(), ConfigError> {
+    if secret.len() < MIN_SERVER_SECRET_BYTES {
+        return Err(ConfigError::Invalid(format!(
+            "{what} must be at least {MIN_SERVER_SECRET_BYTES} bytes (it has {})",
+            secret.len()
+        )));
     }
     Ok(())
 }
@@ -746,6 +804,36 @@ mod tests {
         )];
         let err = Config::load(None, &bad).unwrap_err().to_string();
         assert!(err.contains("BARRACK_RATE_LIMIT_REQUESTS"), "{err}");
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn a_short_server_or_token_secret_is_refused_from_every_source() {
+        let env = |name: &str, value: &str| vec![(name.to_string(), value.to_string())];
+        for name in ["BARRACK_SECRET", "BARRACK_TOKEN_SECRET"] {
+            for value in ["", "x", &"y".repeat(MIN_SERVER_SECRET_BYTES - 1)] {
+                let err = Config::load(None, &env(name, value))
+                    .unwrap_err()
+                    .to_string();
+                assert!(err.contains("at least 32 bytes"), "{name}={value:?}: {err}");
+            }
+            let long = "z".repeat(MIN_SERVER_SECRET_BYTES);
+            assert!(Config::load(None, &env(name, &long)).is_ok(), "{name}");
+        }
+        let dir = std::env::temp_dir().join(format!("barrack-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("secret");
+        std::fs::write(&file, "  short secret in a file  \n").unwrap();
+        for name in ["BARRACK_SECRET_FILE", "BARRACK_TOKEN_SECRET_FILE"] {
+            let path = file.display().to_string();
+            assert!(Config::load(None, &env(name, &path)).is_err(), "{name}");
+        }
+        // A configuration built in code is checked where the secret is read.
+        let config = Config {
+            secret: Some(String::new()),
+            ..Config::default()
+        };
+        assert!(config.configured_secret().is_err());
         std::fs::remove_dir_all(dir).ok();
     }
 

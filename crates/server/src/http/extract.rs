@@ -163,7 +163,14 @@ pub struct MaybeAuth(pub Option<Caller>);
 /// An operator; 403 for other callers.
 pub struct Admin(pub Caller);
 
-async fn resolve(parts: &Parts, state: &AppState) -> Result<Option<Caller>, ApiError> {
+/// A caller the rate limiter already authenticated, so handlers do not look it up twice.
+#[derive(Clone)]
+pub(crate) struct Resolved(pub Caller);
+
+pub(crate) async fn resolve(parts: &Parts, state: &AppState) -> Result<Option<Caller>, ApiError> {
+    if let Some(Resolved(caller)) = parts.extensions.get::<Resolved>() {
+        return Ok(Some(caller.clone()));
+    }
     let accounts = &state.services.accounts;
     let caller = if let Some(key) = parts.headers.get("x-api-key") {
         let key = key

@@ -3,15 +3,17 @@
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use barrack_core::Error;
 use barrack_core::ids::request_id;
 
+use super::client_address::{self, ClientAddress};
 use super::context::{self, RequestContext};
 use super::error::{ApiError, for_status};
+use super::extract::{self, Resolved};
 use crate::app::AppState;
 
 /// Gives the request its id and context, answers with `X-Request-Id`, and logs one line (never headers,
@@ -40,26 +42,29 @@ pub async fn request_context(
     response
 }
 
-/// Token bucket per API key, bearer token or client address; adds `RateLimit-*` headers, 429 when empty.
+/// Works out the client's address, then takes a token from the caller's bucket: the account's once its
+/// key or token checks out, else the client address's (so a made-up key per request buys nothing). Adds
+/// `RateLimit-*` headers; 429 when the bucket is empty.
 pub async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let address = state
+        .trusted_proxies
+        .client(client_address::peer(&parts), &parts.headers);
+    parts.extensions.insert(ClientAddress(address));
     let Some(limiter) = state.rate_limiter.as_ref() else {
-        return next.run(request).await;
+        return next.run(Request::from_parts(parts, body)).await;
     };
-    let headers = request.headers();
-    let client: Vec<u8> = if let Some(key) = headers.get("x-api-key") {
-        key.as_bytes().to_vec()
-    } else if let Some(auth) = headers.get(header::AUTHORIZATION) {
-        auth.as_bytes().to_vec()
-    } else {
-        let addr = request
-            .extensions()
-            .get::<ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip());
-        format!("addr:{addr:?}").into_bytes()
+    let bucket = match extract::resolve(&parts, &state).await {
+        Ok(Some(caller)) => {
+            let bucket = format!("account:{}", caller.account_id());
+            parts.extensions.insert(Resolved(caller));
+            bucket
+        }
+        _ => format!("address:{address}"),
     };
-    let decision = limiter.check(&client);
+    let decision = limiter.check(&bucket);
     let mut response = if decision.allowed {
-        next.run(request).await
+        next.run(Request::from_parts(parts, body)).await
     } else {
         ApiError(Error::RateLimited {
             retry_after_seconds: decision.retry_after_seconds,

@@ -1,5 +1,6 @@
 //! HTTP conventions of `spec/API.md` §1: envelopes, request ids, JSON errors, authentication, rate limits.
 
+pub mod client_address;
 pub mod context;
 pub mod error;
 pub mod extract;

@@ -1,4 +1,5 @@
-//! Per-client rate limiting: a token bucket per API key (or token, or client address), in memory.
+//! Per-client rate limiting: a token bucket per account (or, without valid credentials, per client
+//! address), in memory.
 //!
 //! Each replica limits on its own; behind a load balancer the effective limit is the sum of the replicas'.
 

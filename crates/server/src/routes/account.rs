@@ -10,7 +10,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
+use crate::http::client_address::ClientAddress;
 use crate::http::{ApiResult, Auth, Body, Created, Success};
+use barrack_core::Error;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -36,13 +38,32 @@ async fn register(
 /// Obtain session tokens
 #[utoipa::path(post, path = "/api/auth/token/", tag = "Account", request_body = TokenObtainPair,
     responses((status = 200, body = Envelope<TokenPair>), (status = 400, body = ErrorResponse),
-              (status = 401, body = ErrorResponse)))]
+              (status = 401, body = ErrorResponse),
+              (status = 429, description = "Too many failed log-ins for this email or address", body = ErrorResponse)))]
 async fn obtain_token(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     Body(request): Body<TokenObtainPair>,
 ) -> ApiResult<Success<TokenPair>> {
-    let pair = state.services.accounts.login(request).await?;
-    Ok(Success("Tokens issued successfully", pair))
+    let throttle = &state.login_throttle;
+    let email = request.email.clone();
+    throttle
+        .check(&email, address)
+        .map_err(|retry_after_seconds| Error::RateLimited {
+            retry_after_seconds,
+        })?;
+    match state.services.accounts.login(request).await {
+        Ok(pair) => {
+            throttle.succeeded(&email);
+            Ok(Success("Tokens issued successfully", pair))
+        }
+        Err(e) => {
+            if matches!(e, Error::Unauthenticated(_)) {
+                throttle.failed(&email, address);
+            }
+            Err(e.into())
+        }
+    }
 }
 
 /// Refresh an access token

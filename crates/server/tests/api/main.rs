@@ -25,6 +25,7 @@ mod openapi;
 mod processes;
 mod schema;
 mod scripts;
+mod security;
 mod snapshots;
 mod ssh_keys;
 mod volumes;

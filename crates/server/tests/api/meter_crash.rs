@@ -32,7 +32,7 @@ fn start(database: &TestDatabase) -> ServerProcess {
         &dir.join("node.log"),
         &[
             ("BARRACK_DATABASE_URL", &database.url),
-            ("BARRACK_SECRET", "meter-crash-secret-long-enough"),
+            ("BARRACK_SECRET", "meter-crash-secret-long-enough-for-hmac"),
             ("BARRACK_RATE_LIMIT_REQUESTS", "0"),
             // Only the run at start and those of clock moves.
             ("BARRACK_BILLING_METER_INTERVAL_SECONDS", "3600"),

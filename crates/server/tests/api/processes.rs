@@ -23,7 +23,10 @@ on_both_databases!(a_killed_server_resumes_every_unfinished_operation);
 fn env(database: &TestDatabase) -> Vec<(&'static str, String)> {
     vec![
         ("BARRACK_DATABASE_URL", database.url.clone()),
-        ("BARRACK_SECRET", "shared-secret-for-every-replica".into()),
+        (
+            "BARRACK_SECRET",
+            "shared-secret-for-every-replica-of-barrack".into(),
+        ),
         ("BARRACK_RATE_LIMIT_REQUESTS", "0".into()),
         ("BARRACK_JOBS_LEASE_SECONDS", "2".into()),
         ("BARRACK_JOBS_POLL_INTERVAL_MS", "50".into()),

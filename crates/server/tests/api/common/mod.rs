@@ -152,7 +152,7 @@ pub fn test_config(database: &TestDatabase) -> Config {
         data_dir: database.dir.clone(),
         database_url: Some(database.url.clone()),
         database_max_connections: 8,
-        secret: Some("test-secret-with-enough-length".into()),
+        secret: Some("test-secret-with-enough-length-for-hmac".into()),
         simulator: barrack_compute::sim::SimConfig {
             delays: barrack_compute::sim::SimDelays::instant(),
             ..defaults.simulator.clone()
