@@ -100,12 +100,15 @@ pub(super) fn apply(doc: &mut Value) {
     }
 }
 
+/// `Retry-After` comes with every 429; the `RateLimit-*` headers come from the per-caller request limit
+/// (`[rate_limit]`), so a 429 of another limit (failed logins, AI concurrency) or a server with that limit
+/// off answers without them.
 fn rate_limit_headers() -> Value {
-    let integer = |description: &str| json!({"required": true, "description": description, "schema": {"type": "integer", "minimum": 0}});
+    let integer = |required: bool, description: &str| json!({"required": required, "description": description, "schema": {"type": "integer", "minimum": 0}});
     json!({
-        "Retry-After": integer("Seconds until a request is allowed again"),
-        "RateLimit-Limit": integer("Requests allowed in a window"),
-        "RateLimit-Remaining": integer("Requests left now"),
-        "RateLimit-Reset": integer("Seconds until the allowance is full again"),
+        "Retry-After": integer(true, "Seconds until a request is allowed again"),
+        "RateLimit-Limit": integer(false, "Requests allowed in a window, when the request rate limit is on"),
+        "RateLimit-Remaining": integer(false, "Requests left now, when the request rate limit is on"),
+        "RateLimit-Reset": integer(false, "Seconds until the allowance is full again, when the request rate limit is on"),
     })
 }
