@@ -3,6 +3,7 @@
 //! These are not database rows; the server maps its domain values into them.
 
 pub mod account;
+pub mod ai;
 pub mod billing;
 pub mod catalog;
 pub mod decimal;

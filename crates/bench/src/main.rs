@@ -2,7 +2,7 @@
 //! `BARRACK_BENCH_POSTGRES_URL` is set) on PostgreSQL, then times the meter (see `meter.rs`).
 //!
 //! ```sh
-//! cargo build --release --bins && target/release/barrack-bench [server|meter|dashboard]
+//! cargo build --release --bins && target/release/barrack-bench [server|meter|dashboard|ai]
 //! ```
 //!
 //! On PostgreSQL each measurement runs in a database of its own, created next to the one the URL names
@@ -26,6 +26,7 @@ use barrack_api::ssh_keys::CreateSshKeyRequest;
 use barrack_client::Client;
 use serde_json::json;
 
+mod ai;
 mod dashboard;
 mod meter;
 
@@ -83,9 +84,18 @@ gpus = { "H100-SXM5-80GB" = 12000 }
 "#;
 
 fn start(data_dir: &Path, database_url: Option<&str>) -> Result<Server> {
+    start_with_config(data_dir, database_url, CONFIG)
+}
+
+/// Boots the release server with `config` in an empty `data_dir`.
+fn start_with_config(
+    data_dir: &Path,
+    database_url: Option<&str>,
+    config_text: &str,
+) -> Result<Server> {
     std::fs::create_dir_all(data_dir)?;
     let config = data_dir.join("bench.toml");
-    std::fs::write(&config, CONFIG)?;
+    std::fs::write(&config, config_text)?;
     let mut command = Command::new(barrackd()?);
     command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -396,7 +406,7 @@ impl ScratchDatabase {
 async fn main() -> Result<()> {
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     if !matches!(what.as_str(), "all" | "server" | "meter" | "dashboard") {
-        bail!("usage: barrack-bench [server|meter|dashboard]");
+        bail!("usage: barrack-bench [server|meter|dashboard|ai]");
     }
     let postgres = std::env::var("BARRACK_BENCH_POSTGRES_URL")
         .ok()
@@ -432,6 +442,12 @@ async fn main() -> Result<()> {
             db.drop_now().await?;
             result?;
         }
+    }
+    if matches!(what.as_str(), "all" | "ai") {
+        let dir = std::env::temp_dir().join(format!("barrack-bench-ai-{}", std::process::id()));
+        let result = ai::run(&dir).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        result?;
     }
     if postgres.is_none() {
         println!(

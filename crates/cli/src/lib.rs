@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::commands::{
-    Ctx, account, admin, api_keys, balance, billing, catalog, completions, configure, deposits,
+    Ctx, account, admin, ai, api_keys, balance, billing, catalog, completions, configure, deposits,
     events, firewalls, health, images, instances, scripts, snapshots, ssh_keys, transactions,
     volumes,
 };
@@ -85,6 +85,12 @@ enum Command {
         after_help = "Example:\n  barrack scripts create --name setup --file setup.sh"
     )]
     Scripts(scripts::Command),
+    /// AI chat: hosted models, billed per token from your credits
+    #[command(
+        subcommand,
+        after_help = "Example:\n  barrack ai chat --model barrack-sim-small 'What is NVLink?'"
+    )]
+    Ai(ai::Command),
     /// Block storage volumes: create, grow, clone, delete, attach to instances
     #[command(
         subcommand,
@@ -229,6 +235,7 @@ async fn run(cli: Cli) -> Result<Output, CliError> {
         Command::Instances(command) => instances::run(command, &ctx()?).await,
         Command::SshKeys(command) => ssh_keys::run(command, &ctx()?).await,
         Command::Scripts(command) => scripts::run(command, &ctx()?).await,
+        Command::Ai(command) => ai::run(command, &ctx()?).await,
         Command::Volumes(command) => volumes::run(command, &ctx()?).await,
         Command::Firewalls(command) => firewalls::run(command, &ctx()?).await,
         Command::Snapshots(command) => snapshots::run(command, &ctx()?).await,

@@ -294,6 +294,21 @@ pub const OPERATIONS: &[Operation] = &[
         "/api/admin/clock/advance/",
         "admin advance-clock",
     ),
+    // AI chat
+    op("list_ai_models", "GET", "/api/ai/models/", "ai models"),
+    op("ai_chat", "POST", "/api/ai/chat/", "ai chat"),
+    op(
+        "ai_usage_summary",
+        "GET",
+        "/api/ai/usage/summary/",
+        "ai usage",
+    ),
+    op(
+        "ai_usage_history",
+        "GET",
+        "/api/ai/usage/history/",
+        "ai usage --history",
+    ),
     // scripts: one id is the single delete, several the bulk one.
     op("list_scripts", "GET", "/api/scripts/", "scripts list"),
     op("create_script", "POST", "/api/scripts/", "scripts create"),

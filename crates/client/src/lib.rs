@@ -8,6 +8,7 @@
 //! # Ok(()) }
 //! ```
 
+mod ai;
 mod billing;
 mod deposits;
 mod error;

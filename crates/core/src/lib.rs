@@ -6,6 +6,7 @@
 //! `storage` on those; `compute` on top. This file wires them together.
 
 pub mod accounts;
+pub mod ai;
 pub mod billing;
 pub mod catalog;
 pub mod compute;
@@ -62,6 +63,7 @@ pub struct Context {
 pub struct Services {
     pub context: Arc<Context>,
     pub accounts: AccountService,
+    pub ai: ai::AiService,
     pub catalog: CatalogService,
     pub ledger: LedgerService,
     pub deposits: DepositService,
@@ -84,6 +86,7 @@ impl Services {
         Services {
             simulation: SimulationService::new(context.clone(), billing.clone(), instances.clone()),
             accounts: AccountService::new(context.clone()),
+            ai: ai::AiService::new(context.clone()),
             catalog: CatalogService::new(context.clone()),
             ledger: LedgerService::new(context.clone()),
             deposits: DepositService::new(context.clone()),

@@ -21,6 +21,8 @@ const DOMAINS: &[(&str, &[&str])] = &[
             "platform", "accounts", "catalog", "billing", "network", "storage",
         ],
     ),
+    // Hosted models, charged through the ledger.
+    ("ai", &["platform", "accounts", "catalog", "billing"]),
 ];
 
 /// Items of the crate root any domain may name.

@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 
 use barrack_compute::ComputeDriver;
 use barrack_compute::sim::{SimDriver, hosts_from_capacity};
+use barrack_core::ai::config::ModelBackendKind;
 use barrack_core::config::DriverKind;
 use barrack_core::firewall_worker::FirewallWorker;
 use barrack_core::instance_worker::InstanceWorker;
@@ -240,14 +241,26 @@ pub fn services(
     driver: Arc<dyn ComputeDriver>,
 ) -> Result<Services> {
     let secrets = secrets(&config)?;
-    Ok(Services::new(Context {
+    let services = Services::new(Context {
         store,
         config,
         clock,
         secrets,
         driver,
         work: Arc::new(Notify::new()),
-    }))
+    });
+    let ai = &services.config().ai;
+    let timeout = Duration::from_secs(ai.upstream_timeout_seconds);
+    for model in ai
+        .models
+        .iter()
+        .filter(|m| m.backend == ModelBackendKind::Openai)
+    {
+        let backend = crate::ai_upstream::OpenAiBackend::new(model, timeout)
+            .with_context(|| format!("AI model '{}'", model.id))?;
+        services.ai.register_backend(&model.id, Arc::new(backend));
+    }
+    Ok(services)
 }
 
 /// The configured secret, or the installation's own, generated on first start into the data directory;
@@ -355,6 +368,13 @@ pub async fn start(options: StartOptions) -> Result<Running> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
+    // Streamed answers (server-sent events) are many small writes: without TCP_NODELAY each waits for the
+    // peer's delayed acknowledgement (40 ms).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let (tx, rx) = oneshot::channel::<()>();
     let app = MapRequestLayer::new(middleware::normalize_path).layer(router);
     let task = tokio::spawn(async move {
@@ -409,6 +429,7 @@ pub fn router(services: Services, simulator: Option<Arc<SimDriver>>) -> Router {
             middleware::request_context,
         ));
     api.route("/api/openapi.json", get(openapi_json))
+        .merge(crate::routes::openai::router())
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::method_not_allowed)
         .layer(

@@ -2,6 +2,7 @@
 //!
 //! Handlers are thin: they parse a request, call a service of `barrack-core`, and render the envelope.
 
+pub mod ai_upstream;
 pub mod app;
 pub mod http;
 pub mod openapi;

@@ -39,6 +39,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(14, "0014_live_instance_counts"),
     migration!(15, "0015_billing_carry"),
     migration!(16, "0016_web_sessions"),
+    migration!(17, "0017_ai_requests"),
 ];
 
 impl Migration {

@@ -5,6 +5,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod ai;
 pub mod api_keys;
 pub mod balance;
 pub mod billing;

@@ -3,6 +3,7 @@
 mod common;
 
 mod account;
+mod ai;
 mod api_keys;
 mod catalog;
 mod configure;

@@ -66,6 +66,7 @@ pub struct Config {
     pub volumes: VolumeLimits,
     pub snapshots: Vec<SnapshotPricingConfig>,
     pub os_images: Vec<OsImageConfig>,
+    pub ai: super::ai_config::AiConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -506,11 +507,11 @@ impl Config {
         if self.rate_limit.requests > 0 && self.rate_limit.window_seconds == 0 {
             return invalid("rate_limit.window_seconds must be at least 1".into());
         }
-        Ok(())
+        self.ai.check()
     }
 }
 
-fn check_prices(what: &str, prices: &PriceTable) -> Result<(), ConfigError> {
+pub(crate) fn check_prices(what: &str, prices: &PriceTable) -> Result<(), ConfigError> {
     for currency in Currency::ALL {
         match prices.get(&currency) {
             None => {
@@ -543,7 +544,7 @@ pub fn check_server_secret(what: &str, secret: &str) -> Result<(), ConfigError> 
     Ok(())
 }
 
-fn read_secret_file(path: &Path) -> Result<String, ConfigError> {
+pub(crate) fn read_secret_file(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path)
         .map(|s| s.trim().to_string())
         .map_err(|source| ConfigError::Read {

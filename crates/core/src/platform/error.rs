@@ -42,6 +42,12 @@ pub enum Error {
     /// 503: the region's public address pool is exhausted.
     #[error("{0}")]
     PublicIpUnavailable(String),
+    /// 502: a model backend (an upstream server) failed or could not be reached.
+    #[error("{0}")]
+    BadGateway(String),
+    /// 504: a model backend did not answer in time.
+    #[error("{0}")]
+    GatewayTimeout(String),
     /// 500: the context is logged, never shown.
     #[error("Internal server error")]
     Internal(String),
@@ -63,6 +69,8 @@ impl Error {
             Error::RateLimited { .. } => "RATE_LIMITED",
             Error::GpuUnavailable(_) => "GPU_UNAVAILABLE",
             Error::PublicIpUnavailable(_) => "PUBLIC_IP_UNAVAILABLE",
+            Error::BadGateway(_) => "UPSTREAM_ERROR",
+            Error::GatewayTimeout(_) => "UPSTREAM_TIMEOUT",
             Error::Internal(_) => "INTERNAL_ERROR",
         }
     }
@@ -78,6 +86,8 @@ impl Error {
             Error::PayloadTooLarge(_) => 413,
             Error::RateLimited { .. } => 429,
             Error::Internal(_) => 500,
+            Error::BadGateway(_) => 502,
+            Error::GatewayTimeout(_) => 504,
             Error::GpuUnavailable(_) | Error::PublicIpUnavailable(_) => 503,
         }
     }

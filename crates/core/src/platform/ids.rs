@@ -19,6 +19,8 @@ pub enum IdKind {
     Deposit,
     Transaction,
     User,
+    /// An AI chat call (`AITransaction`).
+    AiRequest,
 }
 
 impl IdKind {
@@ -36,6 +38,7 @@ impl IdKind {
             IdKind::Deposit => 'P',
             IdKind::Transaction => 'T',
             IdKind::User => 'U',
+            IdKind::AiRequest => 'Q',
         }
     }
 }

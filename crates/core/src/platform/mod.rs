@@ -2,6 +2,7 @@
 //! error type, the job runner, countries, and the instance lifecycle (the states and transitions that
 //! billing rates, storage attachments and firewall programming all read). Uses no other domain.
 
+pub mod ai_config;
 pub mod clock;
 pub mod config;
 pub mod countries;

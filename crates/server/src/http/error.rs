@@ -25,27 +25,35 @@ impl From<barrack_store::StoreError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let error = self.0;
+impl ApiError {
+    /// The error envelope of this error for the current request.
+    pub fn body(&self) -> ErrorResponse {
+        let error = &self.0;
         let ctx = context::current();
         let request_id = ctx
             .as_ref()
             .map(|c| c.request_id.clone())
             .unwrap_or_default();
-        if let Error::Internal(detail) = &error {
+        if let Error::Internal(detail) = error {
             tracing::error!(request_id = %request_id, detail = %detail, "internal error");
         }
-        let status =
-            StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = ErrorResponse {
+        ErrorResponse {
             success: false,
             message: error.public_message(),
             code: error.code().to_string(),
             errors: error.field_errors().cloned(),
             request_id,
             tier: ctx.and_then(|c| c.tier()),
-        };
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = self.body();
+        let error = self.0;
+        let status =
+            StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, axum::Json(body)).into_response();
         if let Error::RateLimited {
             retry_after_seconds,

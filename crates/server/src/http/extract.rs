@@ -188,7 +188,13 @@ pub(crate) async fn resolve(parts: &Parts, state: &AppState) -> Result<Option<Ca
             .ok_or_else(|| {
                 Error::Unauthenticated("Authorization must be 'Bearer <access token>'".into())
             })?;
-        accounts.authenticate_token(token.trim()).await?
+        let token = token.trim();
+        // OpenAI's SDKs send the API key as a bearer token.
+        if token.starts_with("sk_") {
+            accounts.authenticate_key(token).await?
+        } else {
+            accounts.authenticate_token(token).await?
+        }
     } else {
         return Ok(None);
     };

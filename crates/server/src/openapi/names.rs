@@ -100,6 +100,11 @@ pub const RENAMED_SCHEMAS: &[(&str, &str)] = &[
         "Envelope_AvailableInstanceList",
         "ListFirewallInstancesResponse",
     ),
+    // AI chat.
+    ("Envelope_AiModelList", "ModelsResponse"),
+    ("Envelope_UsageSummary", "UsageSummaryResponse"),
+    ("Envelope_UsageHistory", "UsageHistoryResponse"),
+    ("AiTransaction", "AITransaction"),
     // Snapshots and images.
     ("Envelope_SnapshotList", "ListSnapshotsResponse"),
     ("Envelope_Snapshot", "GetSnapshotDetailsResponse"),

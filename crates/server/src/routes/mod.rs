@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod ai;
 pub mod api_keys;
 pub mod billing;
 pub mod catalog;
@@ -11,6 +12,7 @@ pub mod health;
 pub mod images;
 pub mod instances;
 pub mod ledger;
+pub mod openai;
 pub mod scripts;
 pub mod snapshots;
 pub mod ssh_keys;
@@ -38,4 +40,5 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(firewalls::router())
         .merge(snapshots::router())
         .merge(images::router())
+        .merge(ai::router())
 }

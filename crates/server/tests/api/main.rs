@@ -3,6 +3,7 @@
 mod common;
 
 mod accounts;
+mod ai;
 mod billing;
 mod billing_commitments;
 mod billing_depletion;

@@ -1,0 +1,612 @@
+//! A chat call from admission to settlement.
+
+use std::sync::Arc;
+
+use barrack_api::Currency;
+use barrack_api::ai::{
+    AssistantMessage, ChatBilling, ChatChoice, ChatCompletionChunk, ChatCompletionsRequest,
+    ChatCompletionsResponse, ChatRole, ChatUsage, ChunkChoice, ChunkDelta,
+};
+use barrack_api::ledger::TransactionType;
+use barrack_store::ai::AiRequestRow;
+use barrack_store::ledger::LedgerEntryRow;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use rust_decimal::Decimal;
+
+use super::backend::{BackendError, BackendEvent, BackendRequest, BackendStream, BackendUsage};
+use super::config::AiModelConfig;
+use super::limits::RateStatus;
+use super::{AiService, Inner, cost_micros, prices_in, tokenizer};
+use crate::accounts::{Caller, Credential};
+use crate::platform::countries;
+use crate::platform::ids::{IdKind, new_id, transaction_id};
+use crate::platform::money::{display_amount, from_micros};
+use crate::platform::validate::Validator;
+use crate::{Error, Result};
+
+/// Most stop sequences a call may give.
+const MAX_STOP_SEQUENCES: usize = 4;
+
+/// A call admitted and started: its reply is read from [`ChatCall::chunks`] or [`AiService::complete`].
+pub struct ChatCall {
+    /// `chatcmpl-` and the request id.
+    pub id: String,
+    pub model: String,
+    /// Unix seconds.
+    pub created: i64,
+    /// The caller's standing against the per-minute limits.
+    pub rate: RateStatus,
+    /// Whether a stream ends with a usage chunk.
+    pub include_usage: bool,
+    events: BackendStream,
+    settlement: Settlement,
+}
+
+/// The chunks of a streamed call; an error ends it (what was delivered before is charged).
+pub type ChatChunks = BoxStream<'static, Result<ChatCompletionChunk>>;
+
+/// What a call is charged once it ends. Dropped unsettled (the client went away), it settles as
+/// `cancelled` in the background, for what was delivered.
+struct Settlement {
+    pending: Option<Pending>,
+}
+
+struct Pending {
+    inner: Arc<Inner>,
+    account_id: String,
+    limiter_key: String,
+    request_id: String,
+    model: String,
+    currency: Currency,
+    prices: (Decimal, Decimal),
+    input_tokens: u64,
+    admitted_tokens: u64,
+    reserved_micros: i64,
+    stream: bool,
+    delivered: String,
+}
+
+/// A settled call.
+#[derive(Debug, Clone)]
+struct Settled {
+    billing: ChatBilling,
+    usage: ChatUsage,
+}
+
+impl AiService {
+    /// Validates and admits a call, reserves its worst-case cost and starts it at the model's backend.
+    pub async fn start(
+        &self,
+        caller: &Caller,
+        request: ChatCompletionsRequest,
+        request_id: &str,
+    ) -> Result<ChatCall> {
+        let context = &self.inner.context;
+        let (model, input_tokens, max_tokens) = validate(&context.config.ai, &request)?;
+        let backend = self.backend(&model.id).ok_or_else(|| {
+            Error::BadGateway(format!("Model '{}' has no backend running", model.id))
+        })?;
+        let currency = countries::currency_for(caller.account.country.as_deref());
+        let prices = prices_in(model, currency);
+        let admitted_tokens = input_tokens + u64::from(max_tokens);
+        let limiter_key = match &caller.credential {
+            Credential::ApiKey { id, .. } => format!("key:{id}"),
+            Credential::Token => format!("account:{}", caller.account_id()),
+        };
+        let rate = self
+            .inner
+            .limiter
+            .admit(&limiter_key, admitted_tokens)
+            .map_err(|retry_after_seconds| Error::RateLimited {
+                retry_after_seconds,
+            })?;
+        let worst = cost_micros(prices, input_tokens, u64::from(max_tokens));
+        if let Err(e) = self.reserve(caller.account_id(), currency, worst).await {
+            self.inner.limiter.release(&limiter_key, admitted_tokens);
+            return Err(e);
+        }
+        let stream = request.stream.unwrap_or(false);
+        let settlement = Settlement {
+            pending: Some(Pending {
+                inner: self.inner.clone(),
+                account_id: caller.account_id().to_string(),
+                limiter_key,
+                request_id: request_id.to_string(),
+                model: model.id.clone(),
+                currency,
+                prices,
+                input_tokens,
+                admitted_tokens,
+                reserved_micros: worst,
+                stream,
+                delivered: String::new(),
+            }),
+        };
+        let events = backend.stream(BackendRequest {
+            model: model
+                .upstream_model
+                .clone()
+                .unwrap_or_else(|| model.id.clone()),
+            messages: request.messages,
+            max_tokens,
+            temperature: request.temperature,
+            top_p: request.top_p,
+            stop: request.stop.map(|s| s.to_vec()).unwrap_or_default(),
+            seed: request.seed,
+            input_tokens,
+        });
+        Ok(ChatCall {
+            id: format!("chatcmpl-{request_id}"),
+            model: model.id.clone(),
+            created: context.clock.now_ms().div_euclid(1000),
+            rate,
+            include_usage: request
+                .stream_options
+                .and_then(|o| o.include_usage)
+                .unwrap_or(false),
+            events,
+            settlement,
+        })
+    }
+
+    /// 402 unless the balance, less what the account's calls in flight may still cost, covers `worst`;
+    /// then holds `worst` until the call settles.
+    async fn reserve(&self, account_id: &str, currency: Currency, worst: i64) -> Result<()> {
+        // Held across the balance read, so a settlement cannot release a reservation between the read
+        // and the check.
+        let mut reservations = self.inner.reservations.lock().await;
+        let balance = self
+            .inner
+            .context
+            .store
+            .balances(account_id)
+            .await?
+            .into_iter()
+            .find(|(c, _)| c == currency.as_str())
+            .map_or(0, |(_, micros)| micros);
+        let held = reservations.get(account_id).copied().unwrap_or(0);
+        let available = balance - held;
+        if balance <= 0 || available < worst {
+            return Err(Error::InsufficientBalance(format!(
+                "Insufficient balance: {} {currency} available, this call may cost up to {} {currency} (its prompt and max_tokens of reply)",
+                display_amount(from_micros(available.max(0))),
+                from_micros(worst),
+            )));
+        }
+        *reservations.entry(account_id.to_string()).or_default() += worst;
+        Ok(())
+    }
+
+    /// Runs a call to its end and answers with the whole reply and what it cost. A backend failure is a
+    /// 502 (504 on a timeout) and costs nothing.
+    pub async fn complete(
+        &self,
+        caller: &Caller,
+        request: ChatCompletionsRequest,
+        request_id: &str,
+    ) -> Result<(ChatCompletionsResponse, RateStatus)> {
+        let mut call = self.start(caller, request, request_id).await?;
+        let (finish_reason, usage) = loop {
+            match call.events.next().await {
+                Some(Ok(BackendEvent::Delta(text))) => call.settlement.deliver(&text),
+                Some(Ok(BackendEvent::Done {
+                    finish_reason,
+                    usage,
+                })) => break (finish_reason, usage),
+                Some(Err(e)) => return Err(call.settlement.fail(e, false).await),
+                None => return Err(call.settlement.fail(ended_early(), false).await),
+            }
+        };
+        let content = call.settlement.delivered().to_string();
+        let settled = call.settlement.settle("completed", usage).await?;
+        Ok((
+            ChatCompletionsResponse {
+                id: call.id,
+                object: "chat.completion".into(),
+                created: call.created,
+                model: call.model,
+                choices: vec![ChatChoice {
+                    index: 0,
+                    message: AssistantMessage {
+                        role: ChatRole::Assistant,
+                        content,
+                    },
+                    finish_reason,
+                    logprobs: None,
+                }],
+                usage: settled.usage,
+                system_fingerprint: None,
+                billing: Some(settled.billing),
+            },
+            call.rate,
+        ))
+    }
+}
+
+impl ChatCall {
+    /// The reply as `chat.completion.chunk`s: the role, each delta, the finish reason, and the usage when
+    /// asked for. A backend failure ends the stream with its error, after charging what was delivered.
+    pub fn chunks(self) -> ChatChunks {
+        let chunk = Chunker {
+            id: self.id,
+            model: self.model,
+            created: self.created,
+        };
+        let first = chunk.delta(
+            ChunkDelta {
+                role: Some(ChatRole::Assistant),
+                content: Some(String::new()),
+            },
+            None,
+        );
+        let state = State {
+            events: self.events,
+            settlement: self.settlement,
+            chunk,
+            include_usage: self.include_usage,
+            queue: vec![first],
+            finished: false,
+        };
+        futures::stream::unfold(state, |mut state| async move {
+            loop {
+                if !state.queue.is_empty() {
+                    let item = state.queue.remove(0);
+                    return Some((Ok(item), state));
+                }
+                if state.finished {
+                    return None;
+                }
+                match state.events.next().await {
+                    Some(Ok(BackendEvent::Delta(text))) => {
+                        state.settlement.deliver(&text);
+                        let item = state.chunk.delta(
+                            ChunkDelta {
+                                role: None,
+                                content: Some(text),
+                            },
+                            None,
+                        );
+                        return Some((Ok(item), state));
+                    }
+                    Some(Ok(BackendEvent::Done {
+                        finish_reason,
+                        usage,
+                    })) => {
+                        state.finished = true;
+                        let settlement =
+                            std::mem::replace(&mut state.settlement, Settlement { pending: None });
+                        match settlement.settle("completed", usage).await {
+                            Ok(settled) => {
+                                state.queue.push(
+                                    state
+                                        .chunk
+                                        .delta(ChunkDelta::default(), Some(finish_reason)),
+                                );
+                                if state.include_usage {
+                                    state.queue.push(state.chunk.usage(settled.usage));
+                                }
+                            }
+                            Err(e) => return Some((Err(e), state)),
+                        }
+                    }
+                    Some(Err(e)) => {
+                        state.finished = true;
+                        let settlement =
+                            std::mem::replace(&mut state.settlement, Settlement { pending: None });
+                        return Some((Err(settlement.fail(e, true).await), state));
+                    }
+                    None => {
+                        state.finished = true;
+                        let settlement =
+                            std::mem::replace(&mut state.settlement, Settlement { pending: None });
+                        return Some((Err(settlement.fail(ended_early(), true).await), state));
+                    }
+                }
+            }
+        })
+        .boxed()
+    }
+}
+
+struct State {
+    events: BackendStream,
+    settlement: Settlement,
+    chunk: Chunker,
+    include_usage: bool,
+    queue: Vec<ChatCompletionChunk>,
+    finished: bool,
+}
+
+struct Chunker {
+    id: String,
+    model: String,
+    created: i64,
+}
+
+impl Chunker {
+    fn delta(&self, delta: ChunkDelta, finish_reason: Option<String>) -> ChatCompletionChunk {
+        ChatCompletionChunk {
+            id: self.id.clone(),
+            object: "chat.completion.chunk".into(),
+            created: self.created,
+            model: self.model.clone(),
+            choices: vec![ChunkChoice {
+                index: 0,
+                delta,
+                finish_reason,
+            }],
+            usage: None,
+        }
+    }
+
+    fn usage(&self, usage: ChatUsage) -> ChatCompletionChunk {
+        ChatCompletionChunk {
+            id: self.id.clone(),
+            object: "chat.completion.chunk".into(),
+            created: self.created,
+            model: self.model.clone(),
+            choices: vec![],
+            usage: Some(usage),
+        }
+    }
+}
+
+fn ended_early() -> BackendError {
+    BackendError::Unavailable("The model backend ended the reply before it was complete".into())
+}
+
+impl Settlement {
+    fn deliver(&mut self, text: &str) {
+        if let Some(p) = &mut self.pending {
+            p.delivered.push_str(text);
+        }
+    }
+
+    fn delivered(&self) -> &str {
+        self.pending.as_ref().map_or("", |p| p.delivered.as_str())
+    }
+
+    async fn settle(
+        mut self,
+        status: &'static str,
+        usage: Option<BackendUsage>,
+    ) -> Result<Settled> {
+        let pending = self
+            .pending
+            .take()
+            .ok_or_else(|| Error::internal("an AI call was settled twice"))?;
+        pending.settle(status, usage).await
+    }
+
+    /// Settles a failed call and returns the error for the client. A stream is charged what it delivered;
+    /// a whole reply that never reached the client costs nothing.
+    async fn fail(mut self, error: BackendError, charge_delivered: bool) -> Error {
+        if let Some(mut pending) = self.pending.take() {
+            if !charge_delivered {
+                pending.delivered.clear();
+            }
+            if let Err(e) = pending.settle("failed", None).await {
+                tracing::error!(error = %e, "recording a failed AI call");
+            }
+        }
+        match error {
+            BackendError::Unavailable(m) => Error::BadGateway(m),
+            BackendError::Timeout(m) => Error::GatewayTimeout(m),
+        }
+    }
+}
+
+impl Drop for Settlement {
+    fn drop(&mut self) {
+        if let Some(pending) = self.pending.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(async move {
+                        if let Err(e) = pending.settle("cancelled", None).await {
+                            tracing::error!(error = %e, "recording a cancelled AI call");
+                        }
+                    });
+                }
+                Err(_) => tracing::error!(
+                    request_id = %pending.request_id,
+                    "an abandoned AI call could not be recorded outside the runtime"
+                ),
+            }
+        }
+    }
+}
+
+impl Pending {
+    /// Records the call and charges it, then releases its reservation and unused tokens.
+    async fn settle(self, status: &'static str, usage: Option<BackendUsage>) -> Result<Settled> {
+        let result = self.record(status, usage).await;
+        let inner = &self.inner;
+        {
+            let mut reservations = inner.reservations.lock().await;
+            if let Some(held) = reservations.get_mut(&self.account_id) {
+                *held -= self.reserved_micros;
+                if *held <= 0 {
+                    reservations.remove(&self.account_id);
+                }
+            }
+        }
+        if let Ok(settled) = &result {
+            let used = settled.usage.total_tokens;
+            inner
+                .limiter
+                .release(&self.limiter_key, self.admitted_tokens.saturating_sub(used));
+        }
+        result
+    }
+
+    async fn record(&self, status: &'static str, usage: Option<BackendUsage>) -> Result<Settled> {
+        let context = &self.inner.context;
+        // A failure that delivered nothing costs nothing, prompt included.
+        let (input_tokens, output_tokens) = if status == "failed" && self.delivered.is_empty() {
+            (0, 0)
+        } else {
+            match usage {
+                Some(u) => (u.input_tokens, u.output_tokens),
+                None => (self.input_tokens, tokenizer::count(&self.delivered)),
+            }
+        };
+        let cost = cost_micros(self.prices, input_tokens, output_tokens);
+        let now = context.clock.now_ms();
+        let charge = (cost > 0).then(|| LedgerEntryRow {
+            id: transaction_id(),
+            account_id: self.account_id.clone(),
+            currency: self.currency.as_str().to_string(),
+            kind: TransactionType::Usage.as_str().to_string(),
+            amount_micros: -cost,
+            balance_after_micros: 0,
+            description: format!(
+                "AI chat: {} ({input_tokens} input and {output_tokens} output tokens)",
+                self.model
+            ),
+            idempotency_key: Some(format!("ai:{}", self.request_id)),
+            created_by: None,
+            created_at: now,
+        });
+        let row = AiRequestRow {
+            id: new_id(IdKind::AiRequest),
+            account_id: self.account_id.clone(),
+            request_id: self.request_id.clone(),
+            model: self.model.clone(),
+            input_tokens: input_tokens as i64,
+            output_tokens: output_tokens as i64,
+            cost_micros: cost,
+            currency: self.currency.as_str().to_string(),
+            status: status.to_string(),
+            stream: self.stream,
+            ledger_entry_id: None,
+            created_at: now,
+        };
+        context
+            .store
+            .record_ai_request(&row, charge.as_ref(), transaction_id)
+            .await?;
+        let recorded = context
+            .store
+            .ai_request_by_request_id(&self.request_id)
+            .await?
+            .ok_or_else(|| Error::internal("the AI call just recorded is missing"))?;
+        Ok(Settled {
+            billing: ChatBilling {
+                ai_transaction_id: recorded.id,
+                ledger_transaction_id: recorded.ledger_entry_id,
+                cost: from_micros(recorded.cost_micros),
+                currency: self.currency,
+            },
+            usage: ChatUsage {
+                prompt_tokens: recorded.input_tokens as u64,
+                completion_tokens: recorded.output_tokens as u64,
+                total_tokens: (recorded.input_tokens + recorded.output_tokens) as u64,
+            },
+        })
+    }
+}
+
+/// Checks a request against the documented rules and the model; returns the model, the prompt's tokens
+/// and the most tokens the reply may have.
+fn validate<'a>(
+    ai: &'a super::config::AiConfig,
+    request: &ChatCompletionsRequest,
+) -> Result<(&'a AiModelConfig, u64, u32)> {
+    let mut v = Validator::new();
+    v.check(
+        !request.model.trim().is_empty(),
+        "model",
+        "Model is required",
+    );
+    v.check(
+        !request.messages.is_empty(),
+        "messages",
+        "At least one message is required",
+    );
+    for (i, message) in request.messages.iter().enumerate() {
+        match &message.content {
+            None => v.check(
+                message.role == ChatRole::Assistant,
+                &format!("messages[{i}].content"),
+                "Content is required",
+            ),
+            Some(content) => v.check(
+                content.text().is_some(),
+                &format!("messages[{i}].content"),
+                "Only text content is supported",
+            ),
+        }
+    }
+    if let Some(n) = request.n {
+        v.check(n == 1, "n", "Only one choice (n = 1) is supported");
+    }
+    if let Some(t) = request.temperature {
+        v.check(
+            (0.0..=2.0).contains(&t),
+            "temperature",
+            "Temperature must be between 0 and 2",
+        );
+    }
+    if let Some(p) = request.top_p {
+        v.check(
+            p > 0.0 && p <= 1.0,
+            "top_p",
+            "top_p must be greater than 0 and at most 1",
+        );
+    }
+    if let Some(stop) = &request.stop {
+        let stop = stop.to_vec();
+        v.check(
+            stop.len() <= MAX_STOP_SEQUENCES && stop.iter().all(|s| !s.is_empty()),
+            "stop",
+            format!("Give at most {MAX_STOP_SEQUENCES} stop sequences, none empty"),
+        );
+    }
+    let (max_field, requested) = match (request.max_completion_tokens, request.max_tokens) {
+        (Some(m), _) => ("max_completion_tokens", Some(m)),
+        (None, m) => ("max_tokens", m),
+    };
+    if let Some(m) = requested {
+        v.check(m >= 1, max_field, format!("{max_field} must be at least 1"));
+    }
+    v.finish()?;
+    let model = ai
+        .model(request.model.trim())
+        .ok_or_else(|| Error::NotFound(format!("Model '{}' not found", request.model.trim())))?;
+    let input_tokens = tokenizer::count_messages(&request.messages);
+    let context = u64::from(model.context_length);
+    if input_tokens >= context {
+        return Err(Error::field(
+            "messages",
+            format!(
+                "The messages have {input_tokens} tokens; model '{}' has a context of {context} tokens",
+                model.id
+            ),
+        ));
+    }
+    let room = (context - input_tokens).min(u64::from(model.max_output_tokens)) as u32;
+    let max_tokens = match requested {
+        None => room,
+        Some(m) if m > model.max_output_tokens => {
+            return Err(Error::field(
+                max_field,
+                format!(
+                    "{max_field} must be at most {} for model '{}'",
+                    model.max_output_tokens, model.id
+                ),
+            ));
+        }
+        Some(m) if u64::from(m) + input_tokens > context => {
+            return Err(Error::field(
+                max_field,
+                format!(
+                    "The messages ({input_tokens} tokens) and {max_field} ({m}) exceed model '{}''s context of {context} tokens",
+                    model.id
+                ),
+            ));
+        }
+        Some(m) => m,
+    };
+    Ok((model, input_tokens, max_tokens))
+}

@@ -1,0 +1,111 @@
+//! Requests and tokens per minute per caller (API key or session), in fixed one-minute windows, in
+//! memory: each replica limits on its own.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const WINDOW: Duration = Duration::from_secs(60);
+/// Beyond this many callers, windows that have ended are forgotten.
+const MAX_TRACKED: usize = 100_000;
+
+/// Where a caller stands after a call was admitted: what the `x-ratelimit-*` headers say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RateStatus {
+    /// 0 when that limit is off.
+    pub limit_requests: u32,
+    pub remaining_requests: u32,
+    pub limit_tokens: u32,
+    pub remaining_tokens: u32,
+    /// Seconds until the window ends.
+    pub reset_seconds: u64,
+}
+
+struct Window {
+    started: Instant,
+    requests: u32,
+    tokens: u64,
+}
+
+pub struct AiLimiter {
+    requests_per_minute: u32,
+    tokens_per_minute: u32,
+    windows: Mutex<HashMap<String, Window>>,
+}
+
+impl AiLimiter {
+    pub fn new(requests_per_minute: u32, tokens_per_minute: u32) -> AiLimiter {
+        AiLimiter {
+            requests_per_minute,
+            tokens_per_minute,
+            windows: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Admits a call of up to `tokens` tokens, or says in how many seconds to retry.
+    pub fn admit(&self, caller: &str, tokens: u64) -> Result<RateStatus, u64> {
+        let now = Instant::now();
+        let mut windows = self.windows.lock().expect("AI limiter");
+        if windows.len() >= MAX_TRACKED {
+            windows.retain(|_, w| now.duration_since(w.started) < WINDOW);
+        }
+        let window = windows.entry(caller.to_string()).or_insert(Window {
+            started: now,
+            requests: 0,
+            tokens: 0,
+        });
+        if now.duration_since(window.started) >= WINDOW {
+            *window = Window {
+                started: now,
+                requests: 0,
+                tokens: 0,
+            };
+        }
+        let reset = WINDOW
+            .saturating_sub(now.duration_since(window.started))
+            .as_secs()
+            .max(1);
+        let rpm = self.requests_per_minute;
+        let tpm = u64::from(self.tokens_per_minute);
+        if (rpm > 0 && window.requests >= rpm) || (tpm > 0 && window.tokens + tokens > tpm) {
+            return Err(reset);
+        }
+        window.requests += 1;
+        window.tokens += tokens;
+        Ok(RateStatus {
+            limit_requests: rpm,
+            remaining_requests: rpm.saturating_sub(window.requests),
+            limit_tokens: self.tokens_per_minute,
+            remaining_tokens: tpm.saturating_sub(window.tokens) as u32,
+            reset_seconds: reset,
+        })
+    }
+
+    /// Gives back tokens admitted but not used (the reply was shorter than its maximum).
+    pub fn release(&self, caller: &str, tokens: u64) {
+        let mut windows = self.windows.lock().expect("AI limiter");
+        if let Some(window) = windows.get_mut(caller) {
+            window.tokens = window.tokens.saturating_sub(tokens);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_and_tokens_are_limited_per_caller() {
+        let limiter = AiLimiter::new(2, 100);
+        assert_eq!(limiter.admit("a", 40).unwrap().remaining_requests, 1);
+        assert!(limiter.admit("a", 70).is_err());
+        limiter.release("a", 30);
+        assert_eq!(limiter.admit("a", 70).unwrap().remaining_tokens, 20);
+        assert!(limiter.admit("a", 1).is_err());
+        assert!(limiter.admit("b", 100).is_ok());
+        let unlimited = AiLimiter::new(0, 0);
+        for _ in 0..1000 {
+            assert!(unlimited.admit("a", 1_000_000).is_ok());
+        }
+    }
+}

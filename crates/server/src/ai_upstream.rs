@@ -1,0 +1,232 @@
+//! The `openai` model backend: calls are passed to any OpenAI-compatible server (vLLM, llama.cpp's
+//! server, Ollama, TGI, another Barrack) as streams, with a timeout on the answer and on each next part.
+//! Usage is the upstream's (`stream_options.include_usage`); when it sends none the gateway counts the
+//! delivered text with its tokenizer.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use barrack_core::ai::backend::{
+    BackendError, BackendEvent, BackendRequest, BackendStream, BackendUsage, ModelBackend,
+};
+use barrack_core::ai::config::AiModelConfig;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use serde_json::{Value, json};
+
+pub struct OpenAiBackend {
+    client: reqwest::Client,
+    url: String,
+    api_key: Option<String>,
+    timeout: Duration,
+}
+
+impl OpenAiBackend {
+    pub fn new(model: &AiModelConfig, timeout: Duration) -> anyhow::Result<OpenAiBackend> {
+        let base = model
+            .base_url
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("AI model '{}' has no base_url", model.id))?;
+        Ok(OpenAiBackend {
+            client: reqwest::Client::builder()
+                .connect_timeout(timeout)
+                .build()?,
+            url: format!("{}/chat/completions", base.trim_end_matches('/')),
+            api_key: model.api_key()?,
+            timeout,
+        })
+    }
+}
+
+enum Phase {
+    Request(BoxStream<'static, Result<reqwest::Response, BackendError>>),
+    Body(BoxStream<'static, reqwest::Result<axum::body::Bytes>>),
+    Ended,
+}
+
+struct Reader {
+    phase: Phase,
+    timeout: Duration,
+    buffer: Vec<u8>,
+    queue: VecDeque<Result<BackendEvent, BackendError>>,
+    finish_reason: Option<String>,
+    usage: Option<BackendUsage>,
+}
+
+impl ModelBackend for OpenAiBackend {
+    fn stream(&self, request: BackendRequest) -> BackendStream {
+        let mut body = json!({
+            "model": request.model,
+            "messages": request.messages,
+            "max_tokens": request.max_tokens,
+            "stream": true,
+            "stream_options": {"include_usage": true},
+        });
+        if let Some(t) = request.temperature {
+            body["temperature"] = json!(t);
+        }
+        if let Some(p) = request.top_p {
+            body["top_p"] = json!(p);
+        }
+        if !request.stop.is_empty() {
+            body["stop"] = json!(request.stop);
+        }
+        if let Some(seed) = request.seed {
+            body["seed"] = json!(seed);
+        }
+        let mut call = self.client.post(&self.url).json(&body);
+        if let Some(key) = &self.api_key {
+            call = call.bearer_auth(key);
+        }
+        let send = futures::stream::once(async move { call.send().await.map_err(transport) });
+        let reader = Reader {
+            phase: Phase::Request(send.boxed()),
+            timeout: self.timeout,
+            buffer: Vec::new(),
+            queue: VecDeque::new(),
+            finish_reason: None,
+            usage: None,
+        };
+        futures::stream::unfold(reader, |mut r| async move {
+            loop {
+                if let Some(event) = r.queue.pop_front() {
+                    if event.is_err() {
+                        r.phase = Phase::Ended;
+                        r.queue.clear();
+                    }
+                    return Some((event, r));
+                }
+                match &mut r.phase {
+                    Phase::Ended => return None,
+                    Phase::Request(send) => {
+                        let answer = tokio::time::timeout(r.timeout, send.next()).await;
+                        let response = match answer {
+                            Err(_) => Err(timed_out()),
+                            Ok(None) => Err(BackendError::Unavailable(
+                                "The upstream did not answer".into(),
+                            )),
+                            Ok(Some(result)) => result,
+                        };
+                        match response {
+                            Ok(response) if response.status().is_success() => {
+                                r.phase = Phase::Body(response.bytes_stream().boxed());
+                            }
+                            Ok(response) => {
+                                let status = response.status();
+                                let text = response.text().await.unwrap_or_default();
+                                r.queue.push_back(Err(BackendError::Unavailable(format!(
+                                    "The upstream answered {status}: {}",
+                                    upstream_message(&text)
+                                ))));
+                            }
+                            Err(e) => r.queue.push_back(Err(e)),
+                        }
+                    }
+                    Phase::Body(body) => {
+                        match tokio::time::timeout(r.timeout, body.next()).await {
+                            Err(_) => r.queue.push_back(Err(timed_out())),
+                            Ok(Some(Err(e))) => r.queue.push_back(Err(transport(e))),
+                            Ok(Some(Ok(bytes))) => {
+                                r.buffer.extend_from_slice(&bytes);
+                                r.parse_lines();
+                            }
+                            Ok(None) => {
+                                // The body ended without `data: [DONE]`.
+                                r.queue.push_back(Err(BackendError::Unavailable(
+                                    "The upstream closed the stream before the reply was complete"
+                                        .into(),
+                                )));
+                            }
+                        }
+                    }
+                }
+            }
+        })
+        .boxed()
+    }
+}
+
+impl Reader {
+    /// Turns every complete `data:` line of the buffer into events.
+    fn parse_lines(&mut self) {
+        while let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.buffer.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&line);
+            let Some(data) = line.trim().strip_prefix("data:") else {
+                continue;
+            };
+            let data = data.trim();
+            if data == "[DONE]" {
+                self.queue.push_back(Ok(BackendEvent::Done {
+                    finish_reason: self.finish_reason.take().unwrap_or_else(|| "stop".into()),
+                    usage: self.usage,
+                }));
+                self.phase = Phase::Ended;
+                return;
+            }
+            let Ok(chunk) = serde_json::from_str::<Value>(data) else {
+                self.queue.push_back(Err(BackendError::Unavailable(
+                    "The upstream sent a part that is not JSON".into(),
+                )));
+                return;
+            };
+            if let Some(error) = chunk.get("error") {
+                self.queue.push_back(Err(BackendError::Unavailable(format!(
+                    "The upstream failed: {}",
+                    error_message(error)
+                ))));
+                return;
+            }
+            if let Some(choice) = chunk["choices"].get(0) {
+                if let Some(text) = choice["delta"]["content"].as_str()
+                    && !text.is_empty()
+                {
+                    self.queue
+                        .push_back(Ok(BackendEvent::Delta(text.to_string())));
+                }
+                if let Some(reason) = choice["finish_reason"].as_str() {
+                    self.finish_reason = Some(reason.to_string());
+                }
+            }
+            if let (Some(input), Some(output)) = (
+                chunk["usage"]["prompt_tokens"].as_u64(),
+                chunk["usage"]["completion_tokens"].as_u64(),
+            ) {
+                self.usage = Some(BackendUsage {
+                    input_tokens: input,
+                    output_tokens: output,
+                });
+            }
+        }
+    }
+}
+
+fn timed_out() -> BackendError {
+    BackendError::Timeout("The upstream did not answer in time".into())
+}
+
+fn transport(e: reqwest::Error) -> BackendError {
+    if e.is_timeout() {
+        timed_out()
+    } else {
+        BackendError::Unavailable("The upstream could not be reached or broke off".into())
+    }
+}
+
+/// The message of an upstream's error body: OpenAI's `{"error": {"message"}}`, Barrack's `{"message"}`,
+/// or the start of the text.
+fn upstream_message(text: &str) -> String {
+    match serde_json::from_str::<Value>(text) {
+        Ok(v) if v.get("error").is_some() => error_message(&v["error"]),
+        Ok(v) if v["message"].is_string() => v["message"].as_str().unwrap_or("").to_string(),
+        _ => text.chars().take(200).collect(),
+    }
+}
+
+fn error_message(error: &Value) -> String {
+    error["message"]
+        .as_str()
+        .or(error.as_str())
+        .unwrap_or("unknown error")
+        .to_string()
+}

@@ -1,0 +1,170 @@
+//! AI chat: Barrack's endpoints under `/api/ai/` (answers in the envelope, errors in the error envelope).
+//! The OpenAI-compatible surface for SDKs is `routes::openai`.
+
+use std::convert::Infallible;
+
+use axum::extract::State;
+use axum::http::HeaderValue;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use barrack_api::ai::{
+    AiModelList, ChatCompletionChunk, ChatCompletionsRequest, ChatCompletionsResponse,
+    UsageHistory, UsageHistoryQuery, UsageSummary, UsageSummaryQuery,
+};
+use barrack_api::{Envelope, ErrorResponse};
+use barrack_core::ai::ChatChunks;
+use barrack_core::ai::limits::RateStatus;
+use futures::StreamExt;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use crate::http::{ApiError, ApiResult, Auth, Body, Query, Success, context};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_ai_models))
+        .routes(routes!(ai_chat))
+        .routes(routes!(ai_usage_summary))
+        .routes(routes!(ai_usage_history))
+}
+
+/// Get available AI models
+#[utoipa::path(get, path = "/api/ai/models/", tag = "AI Chat",
+    responses((status = 200, body = Envelope<AiModelList>), (status = 401, body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn list_ai_models(
+    State(state): State<AppState>,
+    Auth(_caller): Auth,
+) -> ApiResult<Success<AiModelList>> {
+    Ok(Success(
+        "AI models retrieved successfully",
+        state.services.ai.models(),
+    ))
+}
+
+/// Chat with AI
+///
+/// OpenAI's chat-completions request; the answer is its chat-completion object in the envelope, with the
+/// call's cost under `billing`. With `"stream": true` the answer is server-sent events instead: each
+/// `data:` line a `chat.completion.chunk`, then `data: [DONE]` (an error ends the stream with a `data:`
+/// line holding the error envelope).
+#[utoipa::path(post, path = "/api/ai/chat/", tag = "AI Chat", request_body = ChatCompletionsRequest,
+    responses((status = 200, description = "The reply, or with `stream` its chunks as server-sent events",
+               content((Envelope<ChatCompletionsResponse> = "application/json"),
+                       (ChatCompletionChunk = "text/event-stream"))),
+              (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+              (status = 402, body = ErrorResponse), (status = 404, body = ErrorResponse),
+              (status = 413, body = ErrorResponse), (status = 429, body = ErrorResponse),
+              (status = 502, body = ErrorResponse), (status = 504, body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn ai_chat(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Body(request): Body<ChatCompletionsRequest>,
+) -> ApiResult<Response> {
+    let request_id = current_request_id();
+    let ai = &state.services.ai;
+    if request.stream == Some(true) {
+        let call = ai.start(&caller, request, &request_id).await?;
+        let rate = call.rate;
+        let mut response = sse(call.chunks(), |e| {
+            serde_json::to_string(&ApiError(e).body()).unwrap_or_default()
+        });
+        rate_headers(&mut response, rate);
+        return Ok(response);
+    }
+    let (reply, rate) = ai.complete(&caller, request, &request_id).await?;
+    let mut response = Success("Chat completion created", reply).into_response();
+    rate_headers(&mut response, rate);
+    Ok(response)
+}
+
+/// Get AI usage summary
+#[utoipa::path(get, path = "/api/ai/usage/summary/", tag = "AI Usage", params(UsageSummaryQuery),
+    responses((status = 200, body = Envelope<UsageSummary>), (status = 400, body = ErrorResponse),
+              (status = 401, body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn ai_usage_summary(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Query(query): Query<UsageSummaryQuery>,
+) -> ApiResult<Success<UsageSummary>> {
+    let summary = state.services.ai.usage_summary(&caller, query).await?;
+    Ok(Success("AI usage summary retrieved successfully", summary))
+}
+
+/// Get AI usage history
+#[utoipa::path(get, path = "/api/ai/usage/history/", tag = "AI Usage", params(UsageHistoryQuery),
+    responses((status = 200, body = Envelope<UsageHistory>), (status = 400, body = ErrorResponse),
+              (status = 401, body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn ai_usage_history(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Query(query): Query<UsageHistoryQuery>,
+) -> ApiResult<Success<UsageHistory>> {
+    let history = state.services.ai.usage_history(&caller, query).await?;
+    Ok(Success("AI usage history retrieved successfully", history))
+}
+
+pub(crate) fn current_request_id() -> String {
+    context::current()
+        .map(|c| c.request_id)
+        .unwrap_or_else(barrack_core::ids::request_id)
+}
+
+/// Server-sent events of a call's chunks, then `[DONE]`; an error ends the stream with `error_data`.
+pub(crate) fn sse(chunks: ChatChunks, error_data: fn(barrack_core::Error) -> String) -> Response {
+    let events = futures::stream::unfold((chunks, false), move |(mut chunks, ended)| async move {
+        if ended {
+            return None;
+        }
+        let (data, ended) = match chunks.next().await {
+            Some(Ok(chunk)) => (chunk_data(&chunk), false),
+            // Nothing follows an error, not even `[DONE]`.
+            Some(Err(e)) => (error_data(e), true),
+            None => ("[DONE]".to_string(), true),
+        };
+        Some((
+            Ok::<_, Infallible>(Event::default().data(data)),
+            (chunks, ended),
+        ))
+    });
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+fn chunk_data(chunk: &ChatCompletionChunk) -> String {
+    serde_json::to_string(chunk).unwrap_or_default()
+}
+
+/// `x-ratelimit-*`, as OpenAI's API sends them.
+pub(crate) fn rate_headers(response: &mut Response, rate: RateStatus) {
+    let headers = response.headers_mut();
+    if rate.limit_requests > 0 {
+        headers.insert(
+            "x-ratelimit-limit-requests",
+            HeaderValue::from(rate.limit_requests),
+        );
+        headers.insert(
+            "x-ratelimit-remaining-requests",
+            HeaderValue::from(rate.remaining_requests),
+        );
+    }
+    if rate.limit_tokens > 0 {
+        headers.insert(
+            "x-ratelimit-limit-tokens",
+            HeaderValue::from(rate.limit_tokens),
+        );
+        headers.insert(
+            "x-ratelimit-remaining-tokens",
+            HeaderValue::from(rate.remaining_tokens),
+        );
+    }
+    if let Ok(reset) = HeaderValue::from_str(&format!("{}s", rate.reset_seconds)) {
+        headers.insert("x-ratelimit-reset-requests", reset.clone());
+        headers.insert("x-ratelimit-reset-tokens", reset);
+    }
+}

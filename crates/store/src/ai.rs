@@ -1,0 +1,176 @@
+//! AI chat calls: what each delivered and cost, written with its ledger entry in one transaction.
+
+use crate::ledger::{self, LedgerEntryRow};
+use crate::sql::{Columns, Listing, insert_sql};
+use crate::{Bind, Db, Result, Row, Store, binds};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AiRequestRow {
+    pub id: String,
+    pub account_id: String,
+    /// The request id of the call (unique: a call is recorded at most once).
+    pub request_id: String,
+    pub model: String,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_micros: i64,
+    pub currency: String,
+    /// `completed`, `cancelled` (the client went away) or `failed` (the model backend did).
+    pub status: String,
+    pub stream: bool,
+    pub ledger_entry_id: Option<String>,
+    pub created_at: i64,
+}
+
+/// Per-model totals of a time range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AiUsageRow {
+    pub model: String,
+    pub currency: String,
+    pub requests: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_micros: i64,
+}
+
+const COLUMNS: &str = "id, account_id, request_id, model, input_tokens, output_tokens, cost_micros, currency, \
+                       status, stream, ledger_entry_id, created_at";
+
+fn from_row(row: &Row) -> Result<AiRequestRow> {
+    Ok(AiRequestRow {
+        id: row.text(0)?,
+        account_id: row.text(1)?,
+        request_id: row.text(2)?,
+        model: row.text(3)?,
+        input_tokens: row.int(4)?,
+        output_tokens: row.int(5)?,
+        cost_micros: row.int(6)?,
+        currency: row.text(7)?,
+        status: row.text(8)?,
+        stream: row.int(9)? != 0,
+        ledger_entry_id: row.opt_text(10)?,
+        created_at: row.int(11)?,
+    })
+}
+
+impl Store {
+    /// Records a call and, when it cost anything, appends its `usage` ledger entry, in one transaction.
+    /// Returns false, changing nothing, when the call's request id was recorded before.
+    pub async fn record_ai_request(
+        &self,
+        request: &AiRequestRow,
+        charge: Option<&LedgerEntryRow>,
+        fresh_id: fn() -> String,
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let mut row = request.clone();
+        if let Some(entry) = charge {
+            match ledger::append(&mut tx, entry, fresh_id).await? {
+                Some(appended) => row.ledger_entry_id = Some(appended.id),
+                None => return Ok(false),
+            }
+        }
+        let inserted = tx
+            .execute(
+                &format!(
+                    "{} ON CONFLICT DO NOTHING",
+                    insert_sql("ai_requests", COLUMNS)
+                ),
+                &binds![
+                    &row.id,
+                    &row.account_id,
+                    &row.request_id,
+                    &row.model,
+                    row.input_tokens,
+                    row.output_tokens,
+                    row.cost_micros,
+                    &row.currency,
+                    &row.status,
+                    row.stream,
+                    &row.ledger_entry_id,
+                    row.created_at,
+                ],
+            )
+            .await?;
+        if inserted != 1 {
+            // Dropping the transaction rolls the ledger entry back with it.
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// A page of the account's calls in `[from_ms, to_ms)`, newest first, and how many there are.
+    pub async fn ai_requests(
+        &self,
+        account_id: &str,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+        offset: u64,
+        limit: u32,
+    ) -> Result<(Vec<AiRequestRow>, u64)> {
+        let (condition, binds) = range_condition(account_id, from_ms, to_ms);
+        let listing = Listing {
+            table: "ai_requests",
+            columns: COLUMNS,
+            condition: &condition,
+            binds: &binds,
+            order: "created_at DESC, id DESC",
+        };
+        let (rows, total) = listing.page(self, offset, limit).await?;
+        Ok((rows.iter().map(from_row).collect::<Result<_>>()?, total))
+    }
+
+    /// The account's totals per model and currency in `[from_ms, to_ms)`, by model name.
+    pub async fn ai_usage(
+        &self,
+        account_id: &str,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+    ) -> Result<Vec<AiUsageRow>> {
+        let (condition, binds) = range_condition(account_id, from_ms, to_ms);
+        let sql = format!(
+            "SELECT model, currency, COUNT(*), CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) \
+             FROM ai_requests WHERE {condition} GROUP BY model, currency ORDER BY model, currency"
+        );
+        let rows = self.fetch_all(&sql, &binds).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AiUsageRow {
+                    model: r.text(0)?,
+                    currency: r.text(1)?,
+                    requests: r.int(2)?,
+                    input_tokens: r.int(3)?,
+                    output_tokens: r.int(4)?,
+                    cost_micros: r.int(5)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The call recorded under a request id, if any.
+    pub async fn ai_request_by_request_id(&self, request_id: &str) -> Result<Option<AiRequestRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM ai_requests WHERE request_id = $1");
+        let row = self.fetch_optional(&sql, &binds![request_id]).await?;
+        row.as_ref().map(from_row).transpose()
+    }
+}
+
+fn range_condition(
+    account_id: &str,
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+) -> (String, Vec<Bind<'_>>) {
+    let mut conditions = vec!["account_id = $1".to_string()];
+    let mut binds: Vec<Bind> = vec![account_id.into()];
+    if let Some(from) = from_ms {
+        binds.push(from.into());
+        conditions.push(format!("created_at >= ${}", binds.len()));
+    }
+    if let Some(to) = to_ms {
+        binds.push(to.into());
+        conditions.push(format!("created_at < ${}", binds.len()));
+    }
+    (conditions.join(" AND "), binds)
+}
