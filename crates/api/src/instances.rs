@@ -325,6 +325,43 @@ pub struct JobList {
     pub jobs: Vec<Job>,
 }
 
+/// A machine of the data centre, for operators (`GET /api/admin/hosts/`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Host {
+    pub name: String,
+    pub region: String,
+    /// The GPU model the host offers, when it offers one model.
+    pub gpu_model: Option<String>,
+    pub gpus: u32,
+    pub gpus_used: u32,
+    pub gpus_free: u32,
+    /// Gone (a lost simulated host) or unreachable: its instances go to ERROR.
+    pub lost: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HostList {
+    pub hosts: Vec<Host>,
+}
+
+/// Utilisation of a running instance over the driver's last sampling interval
+/// (`GET /api/instances/{id}/metrics/`). Rates are per second; a figure the driver does not measure is
+/// null.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct InstanceMetrics {
+    pub instance_id: String,
+    pub sampled_at: String,
+    /// Of all the instance's vCPUs together: 100 means every vCPU busy.
+    pub cpu_percent: f64,
+    pub memory_total_bytes: u64,
+    pub memory_used_bytes: Option<u64>,
+    pub network_rx_bytes_per_sec: Option<f64>,
+    pub network_tx_bytes_per_sec: Option<f64>,
+    pub disk_read_bytes_per_sec: Option<f64>,
+    pub disk_write_bytes_per_sec: Option<f64>,
+    pub gpu_percent: Option<f64>,
+}
+
 /// Answer of `POST /api/admin/faults/`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FaultInjected {

@@ -168,6 +168,12 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     op("admin_list_jobs", "GET", "/api/admin/jobs/", "admin jobs"),
     op(
+        "admin_list_hosts",
+        "GET",
+        "/api/admin/hosts/",
+        "admin hosts",
+    ),
+    op(
         "admin_inject_fault",
         "POST",
         "/api/admin/faults/",
@@ -246,6 +252,12 @@ pub const OPERATIONS: &[Operation] = &[
         "GET",
         "/api/instances/{id}/events/",
         "instances events",
+    ),
+    op(
+        "get_instance_metrics",
+        "GET",
+        "/api/instances/{id}/metrics/",
+        "instances metrics",
     ),
     op(
         "add_instance_security_rule",

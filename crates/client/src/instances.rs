@@ -1,9 +1,9 @@
 //! Instances, SSH keys, events and the operator's view of jobs and faults.
 
 use barrack_api::instances::{
-    DeployRequest, DeployedInstance, EventList, FaultInjected, HibernatedSummary, Instance,
-    InstanceAction, InstanceList, InstanceQuery, JobList, RemoveSecurityRuleResponse, SecurityRule,
-    SecurityRuleRequest, TogglePublicIp,
+    DeployRequest, DeployedInstance, EventList, FaultInjected, HibernatedSummary, HostList,
+    Instance, InstanceAction, InstanceList, InstanceMetrics, InstanceQuery, JobList,
+    RemoveSecurityRuleResponse, SecurityRule, SecurityRuleRequest, TogglePublicIp,
 };
 use barrack_api::ssh_keys::{
     CreateSshKeyRequest, CreatedSshKey, DeletedSshKey, SshKey, SshKeyList,
@@ -134,6 +134,14 @@ impl Client {
     pub async fn delete_ssh_key(&self, id: &str) -> Result<Envelope<DeletedSshKey>> {
         self.request::<_, ()>(Method::DELETE, &format!("/api/ssh-keys/{id}/"), None)
             .await
+    }
+
+    pub async fn admin_hosts(&self) -> Result<Envelope<HostList>> {
+        self.get("/api/admin/hosts/").await
+    }
+
+    pub async fn instance_metrics(&self, id: &str) -> Result<Envelope<InstanceMetrics>> {
+        self.get(&format!("/api/instances/{id}/metrics/")).await
     }
 
     pub async fn admin_jobs(&self) -> Result<Envelope<JobList>> {

@@ -5,6 +5,7 @@
 //! succeeds. Drivers report failures as [`DriverError`]: transient ones are retried with backoff,
 //! permanent ones put the resource in ERROR with the message as the reason.
 
+pub mod deadline;
 pub mod libvirt;
 pub mod sim;
 
@@ -91,6 +92,19 @@ pub struct InstanceMetrics {
     pub disk_read_bytes_per_sec: Option<f64>,
     pub disk_write_bytes_per_sec: Option<f64>,
     pub gpu_percent: Option<f64>,
+}
+
+/// One machine of the data centre as the driver sees it, for operators.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostStatus {
+    pub name: String,
+    pub region: String,
+    /// The GPU model it offers (a host of the simulator offers one).
+    pub gpu_model: Option<String>,
+    pub gpus: u32,
+    pub gpus_used: u32,
+    /// Gone for good (simulator) or unreachable now (real hosts): its instances are in ERROR.
+    pub lost: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,6 +230,11 @@ pub trait ComputeDriver: Send + Sync + 'static {
     /// Utilisation of a running instance; `None` when the driver does not measure it or it is not running.
     async fn instance_metrics(&self, _id: &str) -> Result<Option<InstanceMetrics>, DriverError> {
         Ok(None)
+    }
+
+    /// The machines instances are placed on, for operators.
+    async fn hosts(&self) -> Result<Vec<HostStatus>, DriverError> {
+        Ok(vec![])
     }
 
     async fn create_volume(

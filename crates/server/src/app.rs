@@ -190,8 +190,14 @@ fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     (!path.is_empty() && !path.starts_with(":memory:")).then(|| path.into())
 }
 
-/// The compute driver the configuration names.
+/// The compute driver the configuration names, every call bounded by its configured deadline.
 pub fn driver(config: &Config) -> Result<Drivers> {
+    let (driver, simulator) = unbounded_driver(config)?;
+    let bounded = barrack_compute::deadline::WithDeadlines::new(driver, config.deadlines.clone());
+    Ok((Arc::new(bounded), simulator))
+}
+
+fn unbounded_driver(config: &Config) -> Result<Drivers> {
     match config.driver {
         DriverKind::Sim => {
             let mut sim = config.simulator.clone();

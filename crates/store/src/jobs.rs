@@ -140,6 +140,27 @@ impl Store {
         Ok(done == 1)
     }
 
+    /// Puts a job back to run again at `run_after` with a new payload, without spending an attempt: the
+    /// job is waiting on something (a machine booting), not failing.
+    pub async fn defer_job(
+        &self,
+        id: &str,
+        worker: &str,
+        payload: &str,
+        run_after: i64,
+        now: i64,
+    ) -> Result<bool> {
+        let done = self
+            .execute(
+                "UPDATE jobs SET status = 'pending', locked_by = NULL, locked_until = NULL, payload = $3, \
+                 attempts = attempts - 1, run_after = $4, updated_at = $5 \
+                 WHERE id = $1 AND status = 'running' AND locked_by = $2",
+                &binds![id, worker, payload, run_after, now],
+            )
+            .await?;
+        Ok(done == 1)
+    }
+
     /// Dead-letters a job: it stays, failed, for operators to see.
     pub async fn fail_job(&self, id: &str, worker: &str, error: &str, now: i64) -> Result<bool> {
         let done = self

@@ -83,6 +83,9 @@ pub enum Command {
     /// List pending, running and failed (dead-lettered) jobs: the operations behind instance states
     #[command(after_help = "Examples:\n  barrack admin jobs\n  barrack admin jobs -o json")]
     Jobs,
+    /// List the machines instances run on: GPUs, GPUs in use, and whether each is lost
+    #[command(after_help = "Examples:\n  barrack admin hosts\n  barrack admin hosts -o json")]
+    Hosts,
     /// Arm a fault in the simulated data centre, to rehearse retries and the ERROR path
     #[command(
         name = "inject-fault",
@@ -298,6 +301,34 @@ async fn execute(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
             }
             let ids: Vec<String> = data.jobs.iter().map(|j| j.id.clone()).collect();
             Ok(Output::new(&data, View::Table(table)).ids(ids))
+        }
+        Command::Hosts => {
+            let data = ctx.call(client.admin_hosts()).await?.data;
+            let mut table = Table::new(
+                &[
+                    "NAME",
+                    "REGION",
+                    "GPU MODEL",
+                    "GPUS",
+                    "USED",
+                    "FREE",
+                    "LOST",
+                ],
+                "No hosts.",
+            );
+            for h in &data.hosts {
+                table.row([
+                    h.name.clone(),
+                    h.region.clone(),
+                    or_dash(h.gpu_model.as_ref()),
+                    h.gpus.to_string(),
+                    h.gpus_used.to_string(),
+                    h.gpus_free.to_string(),
+                    if h.lost { "yes" } else { "no" }.to_string(),
+                ]);
+            }
+            let names: Vec<String> = data.hosts.iter().map(|h| h.name.clone()).collect();
+            Ok(Output::new(&data, View::Table(table)).ids(names))
         }
         Command::InjectFault(args) => {
             let data = ctx

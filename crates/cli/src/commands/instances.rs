@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use barrack_api::instances::{
-    DeployRequest, DeployedInstance, Instance, InstanceAction, InstanceQuery, NewVolumeRequest,
-    OsVolumeRequest, SecurityRule, SecurityRuleRequest, Specs,
+    DeployRequest, DeployedInstance, Instance, InstanceAction, InstanceMetrics, InstanceQuery,
+    NewVolumeRequest, OsVolumeRequest, SecurityRule, SecurityRuleRequest, Specs,
 };
 use barrack_client::InstanceActionKind;
 use clap::Subcommand;
@@ -97,6 +97,11 @@ pub enum Command {
         #[command(flatten)]
         page: PageArgs,
     },
+    /// Show an instance's utilisation: CPU, memory, network, disk and GPU
+    #[command(after_help = "Examples:\n  \
+        barrack instances metrics trainer\n  \
+        barrack instances metrics BRK-A1B2C3D -o json")]
+    Metrics(Target),
     /// Add or remove an instance's security rules
     #[command(
         subcommand,
@@ -342,6 +347,11 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
                 .data;
             Ok(events_output(data))
         }
+        Command::Metrics(target) => {
+            let id = resolve(ctx, &target.target).await?;
+            let data = ctx.call(client.instance_metrics(&id)).await?.data;
+            Ok(metrics_output(data))
+        }
         Command::Rules(command) => rules(command, ctx).await,
         Command::Firewalls(target) => {
             let id = resolve(ctx, &target.target).await?;
@@ -372,6 +382,46 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
             run_ssh(&command)
         }
     }
+}
+
+fn metrics_output(data: InstanceMetrics) -> Output {
+    const MIB: f64 = 1024.0 * 1024.0;
+    let rate = |value: Option<f64>| {
+        value.map_or_else(|| "-".to_string(), |v| format!("{:.2} MiB/s", v / MIB))
+    };
+    let memory = match data.memory_used_bytes {
+        Some(used) => format!(
+            "{:.1} of {:.1} GiB",
+            used as f64 / 1024.0 / MIB,
+            data.memory_total_bytes as f64 / 1024.0 / MIB
+        ),
+        None => format!(
+            "- of {:.1} GiB",
+            data.memory_total_bytes as f64 / 1024.0 / MIB
+        ),
+    };
+    let lines = [
+        format!("Instance:      {}", data.instance_id),
+        format!("Sampled at:    {}", data.sampled_at),
+        format!("CPU:           {:.1} %", data.cpu_percent),
+        format!("Memory:        {memory}"),
+        format!(
+            "Network:       {} in, {} out",
+            rate(data.network_rx_bytes_per_sec),
+            rate(data.network_tx_bytes_per_sec)
+        ),
+        format!(
+            "Disk:          {} read, {} written",
+            rate(data.disk_read_bytes_per_sec),
+            rate(data.disk_write_bytes_per_sec)
+        ),
+        format!(
+            "GPU:           {}",
+            data.gpu_percent
+                .map_or_else(|| "-".to_string(), |v| format!("{v:.1} %"))
+        ),
+    ];
+    Output::new(&data, View::Text(lines.join("\n")))
 }
 
 async fn deploy(args: DeployArgs, ctx: &Ctx) -> Result<Output, CliError> {

@@ -151,6 +151,58 @@ async fn an_instance_lives_its_life_through_the_cli() {
         format!("ssh ubuntu@{address} -i 'my key' nvidia-smi\n")
     );
 
+    let metrics = cli.run(&["instances", "metrics", "trainer"]).await;
+    assert!(
+        metrics.ok().contains(&format!("Instance:      {id}")),
+        "{metrics:?}"
+    );
+    assert!(
+        metrics.ok().contains("CPU:") && metrics.ok().contains(" %"),
+        "{metrics:?}"
+    );
+    let figures = cli
+        .run(&["instances", "metrics", &id, "-o", "json"])
+        .await
+        .json();
+    assert_eq!(figures["instance_id"], id.as_str());
+    assert!(figures["memory_total_bytes"].as_u64().unwrap() > 0);
+
+    let hosts = cli.run(&["admin", "hosts"]).await;
+    let header: Vec<&str> = hosts
+        .ok()
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "NAME", "REGION", "GPU", "MODEL", "GPUS", "USED", "FREE", "LOST"
+        ]
+    );
+    let busy: Vec<&str> = hosts
+        .ok()
+        .lines()
+        .filter(|l| l.split_whitespace().nth(4) == Some("1"))
+        .collect();
+    assert_eq!(busy.len(), 1, "one host runs the instance: {hosts:?}");
+    assert!(
+        busy[0].contains("FINLAND-1") && busy[0].ends_with("no"),
+        "{hosts:?}"
+    );
+    let lost = cli
+        .run(&[
+            "admin",
+            "inject-fault",
+            "--kind",
+            "lose_host",
+            "--host",
+            "nowhere",
+        ])
+        .await;
+    assert_eq!(lost.code, 4, "an unknown host is not found: {lost:?}");
+
     let events = cli.run(&["instances", "events", "trainer"]).await;
     assert!(events.ok().contains("SHUTOFF"), "{events:?}");
     assert!(cli.run(&["events", "-q"]).await.lines().len() >= 4);

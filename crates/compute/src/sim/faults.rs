@@ -36,8 +36,9 @@ fn one() -> u32 {
 }
 
 impl SimDriver {
-    /// Arms a call fault, or loses a host at once.
-    pub fn inject(&self, fault: Fault) {
+    /// Arms a call fault, or loses a host at once. A host the simulator does not have is an error
+    /// (`UnknownHost`), and nothing changes.
+    pub fn inject(&self, fault: Fault) -> Result<(), UnknownHost> {
         let mut state = self.state();
         match fault {
             Fault::FailNth {
@@ -59,10 +60,20 @@ impl SimDriver {
                 });
             }
             Fault::Hang { .. } => {}
-            Fault::LoseHost { host } => state.lose_host(&host),
+            Fault::LoseHost { host } => {
+                if !state.lose_host(&host) {
+                    return Err(UnknownHost(host));
+                }
+            }
         }
+        Ok(())
     }
 }
+
+/// A fault named a host the simulated data centre does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no simulated host is named '{0}'")]
+pub struct UnknownHost(pub String);
 
 /// A [`Fault`] waiting for the calls it applies to.
 pub(super) enum ArmedFault {

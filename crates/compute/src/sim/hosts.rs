@@ -47,10 +47,10 @@ pub fn hosts_from_capacity(capacity: &[(String, String, u32)]) -> Vec<SimHost> {
 }
 
 impl State {
-    pub(super) fn lose_host(&mut self, name: &str) {
+    /// Whether the host exists (and is now lost).
+    pub(super) fn lose_host(&mut self, name: &str) -> bool {
         let Some(index) = self.hosts.iter().position(|host| host.spec.name == name) else {
-            tracing::warn!(host = name, "sim: cannot lose an unknown host");
-            return;
+            return false;
         };
         self.hosts[index].lost = true;
         self.hosts[index].used = 0;
@@ -60,6 +60,7 @@ impl State {
                 instance.power = PowerState::Failed(format!("host {name} lost"));
             }
         }
+        true
     }
 }
 

@@ -2,15 +2,20 @@
 
 use std::collections::HashMap;
 
+use tokio::time::Instant;
+
 use crate::{BootDisk, DriverError, InstanceSpec, Placement, PowerState};
 
 use super::hosts::{place, placement};
 use super::{Instance, State};
 
 impl State {
+    /// Places and starts the machine, which is up at `ready_at`; asking again returns the placement of
+    /// the machine already there.
     pub(super) fn create_instance(
         &mut self,
         spec: &InstanceSpec,
+        ready_at: Instant,
     ) -> Result<Placement, DriverError> {
         if self.instances.contains_key(&spec.id) {
             let instance = usable(&mut self.instances, &spec.id)?;
@@ -43,17 +48,24 @@ impl State {
                 power: PowerState::Running,
                 host: Some(host),
                 rules: None,
+                ready_at: Some(ready_at),
+                ram_gb: spec.ram_gb,
             },
         );
         Ok(placement(&self.hosts, host))
     }
 
-    pub(super) fn start_instance(&mut self, id: &str) -> Result<(), DriverError> {
+    pub(super) fn start_instance(
+        &mut self,
+        id: &str,
+        ready_at: Instant,
+    ) -> Result<(), DriverError> {
         let instance = usable(&mut self.instances, id)?;
         match instance.power {
             PowerState::Running => Ok(()),
             PowerState::Stopped => {
                 instance.power = PowerState::Running;
+                instance.ready_at = Some(ready_at);
                 Ok(())
             }
             _ => Err(wrong_state(id, &instance.power, "started")),
@@ -72,10 +84,17 @@ impl State {
         }
     }
 
-    pub(super) fn reboot_instance(&mut self, id: &str) -> Result<(), DriverError> {
+    pub(super) fn reboot_instance(
+        &mut self,
+        id: &str,
+        ready_at: Instant,
+    ) -> Result<(), DriverError> {
         let instance = usable(&mut self.instances, id)?;
         match instance.power {
-            PowerState::Running => Ok(()),
+            PowerState::Running => {
+                instance.ready_at = Some(ready_at);
+                Ok(())
+            }
             _ => Err(wrong_state(id, &instance.power, "rebooted")),
         }
     }
@@ -92,6 +111,7 @@ impl State {
     pub(super) fn restore_instance(
         &mut self,
         spec: &InstanceSpec,
+        ready_at: Instant,
     ) -> Result<Placement, DriverError> {
         let instance = usable(&mut self.instances, &spec.id)?;
         if let Some(host) = instance.host {
@@ -107,6 +127,8 @@ impl State {
         instance.gpu_count = spec.gpu_count;
         instance.power = PowerState::Running;
         instance.host = Some(host);
+        instance.ready_at = Some(ready_at);
+        instance.ram_gb = spec.ram_gb;
         Ok(placement(&self.hosts, host))
     }
 

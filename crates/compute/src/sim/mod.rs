@@ -5,13 +5,18 @@
 //! Every operation counts its call, lets armed faults decide its fate, sleeps its delay, then applies its
 //! effect in one step under the state lock, so concurrent calls can never oversubscribe a host.
 //!
+//! Operations that boot a machine (create, start, reboot, restore) return as soon as it is placed and
+//! started; the machine is then up after the operation's delay, as [`ComputeDriver::observe_readiness`]
+//! reports, like a real guest booting after its driver call returned.
+//!
 //! The state sits here, behind one lock; each concern is a file: `config` (and delays), `hosts` (and
-//! placement), `machines` (and their transitions), `volumes` (and snapshots), `faults`.
+//! placement), `machines` (and their transitions), `volumes` (and snapshots), `faults`, `metrics`.
 
 mod config;
 mod faults;
 mod hosts;
 mod machines;
+mod metrics;
 #[cfg(test)]
 mod tests;
 mod volumes;
@@ -20,15 +25,16 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
+use tokio::time::Instant;
 
 use crate::{
-    ComputeDriver, DriverError, InstanceSpec, Observation, Operation, PacketRule, Placement,
-    PowerState,
+    ComputeDriver, DriverError, HostStatus, InstanceMetrics, InstanceSpec, Observation, Operation,
+    PacketRule, Placement, PowerState, Readiness,
 };
 
 pub use config::{SimConfig, SimDelays};
-pub use faults::Fault;
 use faults::{ArmedFault, Verdict};
+pub use faults::{Fault, UnknownHost};
 pub use hosts::{SimHost, hosts_from_capacity};
 use machines::usable;
 
@@ -58,7 +64,9 @@ impl SimDriver {
             }),
         };
         for fault in config.faults {
-            driver.inject(fault);
+            if let Err(error) = driver.inject(fault) {
+                tracing::warn!(%error, "sim: configured fault ignored");
+            }
         }
         driver
     }
@@ -104,6 +112,8 @@ impl SimDriver {
                 power,
                 host,
                 rules: None,
+                ready_at: None,
+                ram_gb: 0,
             },
         );
     }
@@ -139,6 +149,16 @@ impl SimDriver {
             .host
             .map(|host| state.hosts[host].spec.name.clone());
         Some((instance.power.clone(), host))
+    }
+
+    /// Machines running but not up yet (booting).
+    pub fn booting(&self) -> usize {
+        let now = Instant::now();
+        self.state()
+            .instances
+            .values()
+            .filter(|i| i.power == PowerState::Running && i.ready_at.is_some_and(|at| now < at))
+            .count()
     }
 
     /// Every host with its used GPUs and whether it is lost, in configuration order.
@@ -188,18 +208,24 @@ impl SimDriver {
 
     /// Counts the call, applies faults, then waits out the operation's delay.
     async fn begin(&self, operation: Operation) -> Result<(), DriverError> {
-        let verdict = self.state().begin(operation);
-        match verdict {
-            Verdict::Proceed => {}
-            Verdict::Fail(error) => return Err(error),
-            // Already counted and spent, so dropping this future leaves nothing behind.
-            Verdict::Hang => return std::future::pending().await,
-        }
+        self.submit(operation).await?;
         let delay = self.delays.of(operation);
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
         Ok(())
+    }
+
+    /// Counts the call and applies faults, for operations that boot a machine: they return at once and
+    /// the machine is up after the operation's delay (its boot time), when the instant returned comes.
+    async fn submit(&self, operation: Operation) -> Result<Instant, DriverError> {
+        let verdict = self.state().begin(operation);
+        match verdict {
+            Verdict::Proceed => Ok(Instant::now() + self.delays.of(operation)),
+            Verdict::Fail(error) => Err(error),
+            // Already counted and spent, so dropping this future leaves nothing behind.
+            Verdict::Hang => std::future::pending().await,
+        }
     }
 }
 
@@ -233,13 +259,13 @@ impl ComputeDriver for SimDriver {
     }
 
     async fn create_instance(&self, spec: &InstanceSpec) -> Result<Placement, DriverError> {
-        self.begin(Operation::CreateInstance).await?;
-        self.state().create_instance(spec)
+        let ready_at = self.submit(Operation::CreateInstance).await?;
+        self.state().create_instance(spec, ready_at)
     }
 
     async fn start_instance(&self, id: &str) -> Result<(), DriverError> {
-        self.begin(Operation::StartInstance).await?;
-        self.state().start_instance(id)
+        let ready_at = self.submit(Operation::StartInstance).await?;
+        self.state().start_instance(id, ready_at)
     }
 
     async fn stop_instance(&self, id: &str) -> Result<(), DriverError> {
@@ -248,8 +274,8 @@ impl ComputeDriver for SimDriver {
     }
 
     async fn reboot_instance(&self, id: &str) -> Result<(), DriverError> {
-        self.begin(Operation::RebootInstance).await?;
-        self.state().reboot_instance(id)
+        let ready_at = self.submit(Operation::RebootInstance).await?;
+        self.state().reboot_instance(id, ready_at)
     }
 
     async fn hibernate_instance(&self, id: &str) -> Result<(), DriverError> {
@@ -258,8 +284,8 @@ impl ComputeDriver for SimDriver {
     }
 
     async fn restore_instance(&self, spec: &InstanceSpec) -> Result<Placement, DriverError> {
-        self.begin(Operation::RestoreInstance).await?;
-        self.state().restore_instance(spec)
+        let ready_at = self.submit(Operation::RestoreInstance).await?;
+        self.state().restore_instance(spec, ready_at)
     }
 
     async fn delete_instance(&self, id: &str) -> Result<(), DriverError> {
@@ -271,6 +297,36 @@ impl ComputeDriver for SimDriver {
     async fn observe_instance(&self, id: &str) -> Result<Observation, DriverError> {
         let (state, host) = self.instance(id).unwrap_or((PowerState::Missing, None));
         Ok(Observation { state, host })
+    }
+
+    /// Running machines are up once their boot time has passed.
+    async fn observe_readiness(&self, id: &str) -> Result<Readiness, DriverError> {
+        let state = self.state();
+        Ok(match state.instances.get(id) {
+            Some(instance) if instance.power == PowerState::Running => match instance.ready_at {
+                Some(at) if Instant::now() < at => Readiness::Booting,
+                _ => Readiness::Ready,
+            },
+            _ => Readiness::NotRunning,
+        })
+    }
+
+    async fn instance_metrics(&self, id: &str) -> Result<Option<InstanceMetrics>, DriverError> {
+        Ok(self.state().metrics(id))
+    }
+
+    async fn hosts(&self) -> Result<Vec<HostStatus>, DriverError> {
+        Ok(SimDriver::hosts(self)
+            .into_iter()
+            .map(|(host, used, lost)| HostStatus {
+                name: host.name,
+                region: host.region,
+                gpu_model: Some(host.gpu_model),
+                gpus: host.gpus,
+                gpus_used: used,
+                lost,
+            })
+            .collect())
     }
 
     /// A volume with a `source` is a clone (of a volume or snapshot), so faults can target clones apart.
@@ -361,6 +417,10 @@ struct Instance {
     /// Index into `State::hosts`; `None` while hibernated or failed.
     host: Option<usize>,
     rules: Option<Vec<PacketRule>>,
+    /// While running: when its boot completes (`None`: up already).
+    ready_at: Option<Instant>,
+    /// 0 when not known (an adopted instance).
+    ram_gb: u32,
 }
 
 struct Volume {

@@ -7,7 +7,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout};
 
 use super::*;
-use crate::BootDisk;
+use crate::{BootDisk, Readiness};
 
 const REGION: &str = "FINLAND-1";
 const MODEL: &str = "H100-SXM5-80GB";
@@ -285,11 +285,13 @@ async fn power_operations_follow_the_state() {
 async fn fail_nth_fails_one_call_counted_from_injection() {
     let driver = sim(vec![host("a", 8)]);
     driver.create_instance(&spec("i-0", 1)).await.unwrap();
-    driver.inject(Fault::FailNth {
-        operation: Operation::CreateInstance,
-        nth: 2,
-        permanent: false,
-    });
+    driver
+        .inject(Fault::FailNth {
+            operation: Operation::CreateInstance,
+            nth: 2,
+            permanent: false,
+        })
+        .unwrap();
 
     driver.create_instance(&spec("i-1", 1)).await.unwrap();
     assert_eq!(
@@ -302,11 +304,13 @@ async fn fail_nth_fails_one_call_counted_from_injection() {
     driver.create_instance(&spec("i-2", 1)).await.unwrap();
     assert_eq!(driver.calls(Operation::CreateInstance), 4);
 
-    driver.inject(Fault::FailNth {
-        operation: Operation::StopInstance,
-        nth: 1,
-        permanent: true,
-    });
+    driver
+        .inject(Fault::FailNth {
+            operation: Operation::StopInstance,
+            nth: 1,
+            permanent: true,
+        })
+        .unwrap();
     assert!(matches!(
         driver.stop_instance("i-1").await,
         Err(DriverError::Permanent(_))
@@ -320,10 +324,12 @@ async fn hang_never_returns_and_is_spent_after_count_calls() {
     let driver = sim(vec![host("a", 8)]);
     driver.create_instance(&spec("i-1", 1)).await.unwrap();
     driver.stop_instance("i-1").await.unwrap();
-    driver.inject(Fault::Hang {
-        operation: Operation::StartInstance,
-        count: 2,
-    });
+    driver
+        .inject(Fault::Hang {
+            operation: Operation::StartInstance,
+            count: 2,
+        })
+        .unwrap();
 
     for _ in 0..2 {
         let call = timeout(Duration::from_secs(3600), driver.start_instance("i-1")).await;
@@ -351,9 +357,18 @@ async fn a_lost_host_fails_its_instances_and_takes_no_more() {
     assert_eq!(host_of(&driver, "i-2", 2).await, "b");
     driver.create_instance(&spec("i-3", 2)).await.unwrap();
     driver.create_instance(&spec("i-3", 2)).await.unwrap();
-    driver.inject(Fault::LoseHost {
-        host: "b".to_owned(),
-    });
+    driver
+        .inject(Fault::LoseHost {
+            host: "b".to_owned(),
+        })
+        .unwrap();
+
+    assert_eq!(
+        driver.inject(Fault::LoseHost {
+            host: "nowhere".to_owned(),
+        }),
+        Err(UnknownHost("nowhere".to_owned()))
+    );
 
     let lost = PowerState::Failed("host b lost".to_owned());
     assert_eq!(driver.instance("i-2"), Some((lost.clone(), None)));
@@ -403,18 +418,44 @@ async fn operations_take_their_delay() {
         hosts: vec![host("a", 8)],
         ..SimConfig::default()
     }));
-    let create = tokio::spawn({
-        let driver = driver.clone();
-        async move { driver.create_instance(&spec("i-1", 1)).await }
-    });
-    tokio::time::sleep(Duration::from_millis(1499)).await;
-    assert_eq!(driver.instance("i-1"), None);
-    tokio::time::sleep(Duration::from_millis(2)).await;
+    // A machine is placed and started at once, then boots for the create delay.
+    let started = Instant::now();
+    driver.create_instance(&spec("i-1", 1)).await.unwrap();
+    assert_eq!(started.elapsed(), Duration::ZERO);
     assert_eq!(driver.instance("i-1").unwrap().0, PowerState::Running);
-    create.await.unwrap().unwrap();
+    assert_eq!(
+        driver.observe_readiness("i-1").await.unwrap(),
+        Readiness::Booting
+    );
+    tokio::time::sleep(Duration::from_millis(1499)).await;
+    assert_eq!(
+        driver.observe_readiness("i-1").await.unwrap(),
+        Readiness::Booting
+    );
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    assert_eq!(
+        driver.observe_readiness("i-1").await.unwrap(),
+        Readiness::Ready
+    );
+    // Asking again for the machine does not boot it again.
+    driver.create_instance(&spec("i-1", 1)).await.unwrap();
+    assert_eq!(
+        driver.observe_readiness("i-1").await.unwrap(),
+        Readiness::Ready
+    );
+    driver.reboot_instance("i-1").await.unwrap();
+    assert_eq!(
+        driver.observe_readiness("i-1").await.unwrap(),
+        Readiness::Booting
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
 
     let started = Instant::now();
     driver.stop_instance("i-1").await.unwrap();
+    assert_eq!(
+        driver.observe_readiness("i-1").await.unwrap(),
+        Readiness::NotRunning
+    );
     driver.apply_security_rules("i-1", &[]).await.unwrap();
     driver.observe_instance("i-1").await.unwrap();
     let elapsed = started.elapsed();

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use barrack_compute::{BootDisk, DriverError, InstanceSpec, Placement, PowerState};
+use barrack_compute::{BootDisk, DriverError, InstanceSpec, Placement, PowerState, Readiness};
 use barrack_store::instances::{self, InstanceChange, InstanceRow};
 use barrack_store::jobs::JobRow;
 use barrack_store::{Tx, capacity, public_ips};
@@ -262,6 +262,123 @@ fn action_name(action: JobAction) -> &'static str {
     }
 }
 
+/// Whether the action leaves a machine booting when the driver call returns: its job then watches it
+/// come up, without holding a worker slot in between.
+fn boots(action: JobAction) -> bool {
+    matches!(
+        action,
+        JobAction::Create | JobAction::Start | JobAction::Reboot | JobAction::Restore
+    )
+}
+
+/// The reason an instance fails with, after the driver gave up or retries ran out.
+fn failure(action: JobAction, error: &DriverError) -> String {
+    let detail = match error {
+        DriverError::Transient(message) | DriverError::Permanent(message) => message.clone(),
+        DriverError::NoCapacity(_) => error.to_string(),
+    };
+    format!("{} failed: {detail}", action_name(action))
+}
+
+/// How a look at a machine the driver already started came out.
+enum Look {
+    /// Up: finish the action (with the host it runs on, for placements).
+    Ready(Option<Placement>),
+    Booting,
+    /// Not running and not failed (the driver lost track of it: another server's simulator, or a
+    /// restart): ask the driver again; every call is idempotent.
+    Resubmit,
+    Failed(String),
+}
+
+impl InstanceWorker {
+    async fn look(&self, row: &InstanceRow, action: JobAction) -> Result<Look, DriverError> {
+        let driver = &self.context.driver;
+        match driver.observe_readiness(&row.id).await? {
+            Readiness::Booting => Ok(Look::Booting),
+            Readiness::Ready => {
+                if matches!(action, JobAction::Create | JobAction::Restore) {
+                    let observed = driver.observe_instance(&row.id).await?;
+                    Ok(Look::Ready(observed.host.map(|host| Placement { host })))
+                } else {
+                    Ok(Look::Ready(None))
+                }
+            }
+            Readiness::NotRunning => match driver.observe_instance(&row.id).await?.state {
+                PowerState::Failed(reason) => Ok(Look::Failed(reason)),
+                _ => Ok(Look::Resubmit),
+            },
+        }
+    }
+
+    /// Records the outcome of a driver error: retried while attempts remain, else the instance fails.
+    async fn driver_failed(
+        &self,
+        job: &JobRow,
+        row: &InstanceRow,
+        action: JobAction,
+        error: DriverError,
+    ) -> Outcome {
+        match error {
+            // No room on any host although the stock ledger had some: the scheduler may catch up, so retry.
+            DriverError::Transient(message) | DriverError::NoCapacity(message)
+                if job.attempts < job.max_attempts =>
+            {
+                Outcome::Retry(message)
+            }
+            error => self.give_up(row, failure(action, &error)).await,
+        }
+    }
+
+    async fn give_up(&self, row: &InstanceRow, reason: String) -> Outcome {
+        match self.fail(row, &reason).await {
+            Ok(_) => Outcome::Fail(reason),
+            Err(e) => Outcome::Retry(e.to_string()),
+        }
+    }
+
+    /// Comes back to a booting machine after the observation interval, or gives up once it has had its
+    /// boot timeout.
+    async fn wait_for_boot(&self, row: &InstanceRow, payload: InstanceJob) -> Outcome {
+        let jobs = &self.context.config.jobs;
+        let interval = jobs.observe_interval_ms.max(1);
+        let looks = (jobs.boot_timeout_seconds.saturating_mul(1000) / interval).max(1);
+        if u64::from(payload.observations) > looks {
+            let reason = format!(
+                "{} failed: the machine did not come up within {} s",
+                action_name(payload.action),
+                jobs.boot_timeout_seconds
+            );
+            return self.give_up(row, reason).await;
+        }
+        let payload = InstanceJob {
+            observations: payload.observations + 1,
+            ..payload
+        };
+        match serde_json::to_string(&payload) {
+            Ok(payload) => Outcome::Wait {
+                after_ms: interval as i64,
+                payload,
+            },
+            Err(e) => Outcome::Fail(e.to_string()),
+        }
+    }
+
+    /// Finishes the action and records how that went.
+    async fn finish(
+        &self,
+        row: &InstanceRow,
+        action: JobAction,
+        placement: Option<Placement>,
+    ) -> Outcome {
+        match self.complete(row, action, placement).await {
+            Ok(_) => Outcome::Done,
+            Err(Error::Internal(detail)) => Outcome::Retry(detail),
+            Err(e) => Outcome::Retry(e.to_string()),
+        }
+    }
+}
+
 #[async_trait]
 impl JobHandler for InstanceWorker {
     async fn run(&self, job: &JobRow) -> Outcome {
@@ -279,26 +396,34 @@ impl JobHandler for InstanceWorker {
             // The instance moved on (failed, or was changed by an operator): this job is obsolete.
             return Outcome::Done;
         }
-        let recorded = match self.call_driver(&row, payload.action).await {
-            Ok(placement) => self.complete(&row, payload.action, placement).await,
-            // No room on any host although the stock ledger had some: the scheduler may catch up, so retry.
-            Err(DriverError::Transient(message) | DriverError::NoCapacity(message))
-                if job.attempts < job.max_attempts =>
-            {
-                return Outcome::Retry(message);
+        let action = payload.action;
+        if boots(action) && payload.observations > 0 {
+            // The driver accepted the action on an earlier run: is the machine up yet?
+            self.recognize(&row);
+            match self.look(&row, action).await {
+                Ok(Look::Ready(placement)) => return self.finish(&row, action, placement).await,
+                Ok(Look::Booting) => return self.wait_for_boot(&row, payload).await,
+                Ok(Look::Failed(reason)) => {
+                    return self
+                        .give_up(&row, format!("{} failed: {reason}", action_name(action)))
+                        .await;
+                }
+                Ok(Look::Resubmit) => {}
+                Err(e) => return self.driver_failed(job, &row, action, e).await,
             }
-            Err(e) => {
-                let reason = format!("{} failed: {e}", action_name(payload.action));
-                return match self.fail(&row, &reason).await {
-                    Ok(_) => Outcome::Fail(reason),
-                    Err(e) => Outcome::Retry(e.to_string()),
-                };
-            }
+        }
+        let placement = match self.call_driver(&row, action).await {
+            Ok(placement) => placement,
+            Err(e) => return self.driver_failed(job, &row, action, e).await,
         };
-        match recorded {
-            Ok(_) => Outcome::Done,
-            Err(Error::Internal(detail)) => Outcome::Retry(detail),
-            Err(e) => Outcome::Retry(e.to_string()),
+        if !boots(action) {
+            return self.finish(&row, action, placement).await;
+        }
+        // Accepted: finish now if the machine is up already, else come back without holding the slot.
+        match self.context.driver.observe_readiness(&row.id).await {
+            Ok(Readiness::Ready) => self.finish(&row, action, placement).await,
+            Ok(_) => self.wait_for_boot(&row, payload).await,
+            Err(e) => self.driver_failed(job, &row, action, e).await,
         }
     }
 }

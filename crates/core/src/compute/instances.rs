@@ -40,6 +40,14 @@ pub const JOB_KIND: &str = "instance";
 pub struct InstanceJob {
     pub action: JobAction,
     pub generation: i64,
+    /// For actions that boot a machine: how many times the job has found it still booting since the
+    /// driver accepted the action (0: not submitted yet, or submitted by a run that did not finish).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub observations: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,8 +169,12 @@ impl InstanceService {
         generation: i64,
         now: i64,
     ) -> Result<()> {
-        let payload =
-            serde_json::to_string(&InstanceJob { action, generation }).map_err(Error::internal)?;
+        let payload = serde_json::to_string(&InstanceJob {
+            action,
+            generation,
+            observations: 0,
+        })
+        .map_err(Error::internal)?;
         let job = NewJob {
             kind: JOB_KIND,
             resource_id: id,

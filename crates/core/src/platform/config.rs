@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use barrack_api::{Currency, Tier};
+use barrack_compute::deadline::Deadlines;
 use barrack_compute::libvirt::LibvirtConfig;
 use barrack_compute::sim::SimConfig;
 use rust_decimal::Decimal;
@@ -51,6 +52,9 @@ pub struct Config {
     pub log_format: LogFormat,
     pub driver: DriverKind,
     pub jobs: JobsConfig,
+    /// How long each compute driver call may take before it is abandoned and retried.
+    #[serde(default)]
+    pub deadlines: Deadlines,
     pub simulator: SimConfig,
     /// Real machines (`driver = "libvirt"`); see `config/libvirt.example.toml`.
     #[serde(default)]
@@ -93,6 +97,20 @@ pub struct JobsConfig {
     pub max_attempts: u32,
     pub poll_interval_ms: u64,
     pub concurrency: u32,
+    /// How often a booting machine is looked at; between looks its job holds no worker slot.
+    #[serde(default = "default_observe_interval_ms")]
+    pub observe_interval_ms: u64,
+    /// How long a machine may take to come up after it was started before its instance goes to ERROR.
+    #[serde(default = "default_boot_timeout_seconds")]
+    pub boot_timeout_seconds: u64,
+}
+
+fn default_observe_interval_ms() -> u64 {
+    1_000
+}
+
+fn default_boot_timeout_seconds() -> u64 {
+    900
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

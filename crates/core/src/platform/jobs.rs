@@ -28,6 +28,13 @@ pub enum Outcome {
     Retry(String),
     /// Give up now (a permanent failure; the handler has recorded its effect on the resource).
     Fail(String),
+    /// Not finished but not failing either: run the job again after `after_ms` with `payload` (what it
+    /// has done so far), without spending an attempt. A job waiting on a booting machine gives its slot
+    /// back this way instead of holding it for the whole boot.
+    Wait {
+        after_ms: i64,
+        payload: String,
+    },
 }
 
 #[async_trait]
@@ -197,6 +204,11 @@ impl JobRunner {
                 tracing::info!(job = %job.id, kind = %job.kind, attempt = job.attempts, error = %error, "job will be retried");
                 self.store
                     .retry_job(&job.id, &self.worker_id, error, run_after, now)
+                    .await?
+            }
+            Outcome::Wait { after_ms, payload } => {
+                self.store
+                    .defer_job(&job.id, &self.worker_id, payload, now + after_ms, now)
                     .await?
             }
             Outcome::Retry(error) | Outcome::Fail(error) => {

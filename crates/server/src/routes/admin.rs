@@ -6,7 +6,7 @@ use barrack_api::account::{
     UserProfile,
 };
 use barrack_api::catalog::{CapacityList, SetCapacityRequest};
-use barrack_api::instances::{FaultInjected, Job, JobList};
+use barrack_api::instances::{FaultInjected, HostList, Job, JobList};
 use barrack_api::ledger::Transaction;
 use barrack_api::{Envelope, ErrorResponse, PageQuery};
 use barrack_compute::sim::Fault;
@@ -25,6 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(admin_grant_credits))
         .routes(routes!(admin_get_capacity, admin_set_capacity))
         .routes(routes!(admin_inject_fault))
+        .routes(routes!(admin_list_hosts))
         .routes(routes!(admin_list_jobs))
 }
 
@@ -166,6 +167,7 @@ async fn admin_set_capacity(
     request_body(content = Object, description = "`{\"kind\": \"fail_nth\", \"operation\": \"create_instance\", \"nth\": 1, \"permanent\": false}`, `{\"kind\": \"hang\", \"operation\": ..., \"count\": 1}` or `{\"kind\": \"lose_host\", \"host\": ...}`"),
     responses((status = 201, body = Envelope<FaultInjected>), (status = 400, body = ErrorResponse),
               (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
+              (status = 404, description = "`lose_host` names a host the simulator does not have", body = ErrorResponse),
               (status = 409, description = "The driver is not the simulator", body = ErrorResponse)),
     security(("api_key" = []), ("bearer" = [])))]
 async fn admin_inject_fault(
@@ -182,8 +184,27 @@ async fn admin_inject_fault(
     };
     let fault: Fault =
         serde_json::from_value(body.clone()).map_err(|e| Error::field("fault", e.to_string()))?;
-    simulator.inject(fault);
+    simulator
+        .inject(fault)
+        .map_err(|unknown| Error::not_found("Host", &unknown.0))?;
     Ok(Created("Fault injected", FaultInjected { fault: body }))
+}
+
+/// The machines of the data centre
+///
+/// Every host instances are placed on (the simulated hosts, or the configured libvirt hosts), with its
+/// GPUs in use and whether it is lost.
+#[utoipa::path(get, path = "/api/admin/hosts/", tag = "Admin",
+    responses((status = 200, body = Envelope<HostList>), (status = 401, body = ErrorResponse),
+              (status = 403, body = ErrorResponse),
+              (status = 502, description = "The compute driver could not answer", body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn admin_list_hosts(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+) -> ApiResult<Success<HostList>> {
+    let hosts = state.services.instances.hosts().await?;
+    Ok(Success("Hosts retrieved successfully", HostList { hosts }))
 }
 
 /// Pending, running and failed operations

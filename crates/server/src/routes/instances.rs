@@ -4,8 +4,8 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use barrack_api::instances::{
     DeployRequest, DeployedInstance, EventList, HibernatedSummary, Instance, InstanceAction,
-    InstanceList, InstanceQuery, RemoveSecurityRuleResponse, SecurityRule, SecurityRuleRequest,
-    TogglePublicIp,
+    InstanceList, InstanceMetrics, InstanceQuery, RemoveSecurityRuleResponse, SecurityRule,
+    SecurityRuleRequest, TogglePublicIp,
 };
 use barrack_api::{Envelope, ErrorResponse, PageQuery};
 use barrack_core::accounts::Caller;
@@ -33,6 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(add_instance_security_rule))
         .routes(routes!(remove_instance_security_rule))
         .routes(routes!(list_instance_events))
+        .routes(routes!(get_instance_metrics))
 }
 
 /// Create a new instance
@@ -285,6 +286,24 @@ async fn list_instance_events(
         .events(&caller, Some(&id), page)
         .await?;
     Ok(Success("Events retrieved successfully", events))
+}
+
+/// Utilisation of an instance
+///
+/// CPU, memory, network and disk throughput (and GPU use where the driver measures it) over the driver's
+/// last sampling interval; ACTIVE instances only.
+#[utoipa::path(get, path = "/api/instances/{id}/metrics/", tag = "Instances", params(("id" = String, Path)),
+    responses((status = 200, body = Envelope<InstanceMetrics>), (status = 401, body = ErrorResponse),
+              (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse),
+              (status = 502, description = "The compute driver could not answer", body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn get_instance_metrics(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    PathId(id): PathId,
+) -> ApiResult<Success<InstanceMetrics>> {
+    let metrics = state.services.instances.metrics(&caller, &id).await?;
+    Ok(Success("Metrics retrieved successfully", metrics))
 }
 
 /// Events of the account

@@ -1034,11 +1034,13 @@ async fn driver_failures_retry_then_error(db: Db) {
     let instance = active_instance(&app, &client, "box", "FINLAND-1", 1, 100).await;
 
     // A transient failure is retried after a backoff.
-    app.simulator().inject(Fault::FailNth {
-        operation: Operation::CreateSnapshot,
-        nth: 1,
-        permanent: false,
-    });
+    app.simulator()
+        .inject(Fault::FailNth {
+            operation: Operation::CreateSnapshot,
+            nth: 1,
+            permanent: false,
+        })
+        .unwrap();
     let flaky = client
         .create_snapshot(&snapshot_request(&instance, "flaky", false))
         .await
@@ -1053,11 +1055,13 @@ async fn driver_failures_retry_then_error(db: Db) {
     assert_eq!(app.simulator().calls(Operation::CreateSnapshot), 2);
 
     // A permanent failure leaves the snapshot in ERROR with the reason, and its image too.
-    app.simulator().inject(Fault::FailNth {
-        operation: Operation::CreateSnapshot,
-        nth: 1,
-        permanent: true,
-    });
+    app.simulator()
+        .inject(Fault::FailNth {
+            operation: Operation::CreateSnapshot,
+            nth: 1,
+            permanent: true,
+        })
+        .unwrap();
     let broken = client
         .create_snapshot(&snapshot_request(&instance, "broken", true))
         .await
@@ -1101,11 +1105,13 @@ async fn driver_failures_retry_then_error(db: Db) {
 
     // Both can be deleted; a failed delete is retried, then the snapshot is gone.
     client.delete_image(&image.id).await.unwrap();
-    app.simulator().inject(Fault::FailNth {
-        operation: Operation::DeleteSnapshot,
-        nth: 1,
-        permanent: false,
-    });
+    app.simulator()
+        .inject(Fault::FailNth {
+            operation: Operation::DeleteSnapshot,
+            nth: 1,
+            permanent: false,
+        })
+        .unwrap();
     client.delete_snapshot(&broken).await.unwrap();
     app.settle().await;
     app.clock.advance_ms(120_000);

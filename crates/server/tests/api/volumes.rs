@@ -746,11 +746,13 @@ async fn driver_failures_retry_then_error(db: Db) {
     let (client, _) = app.funded_user(Tier::Advanced, "US", "100").await;
 
     // A transient failure is retried after a backoff.
-    app.simulator().inject(Fault::FailNth {
-        operation: Operation::CreateVolume,
-        nth: 1,
-        permanent: false,
-    });
+    app.simulator()
+        .inject(Fault::FailNth {
+            operation: Operation::CreateVolume,
+            nth: 1,
+            permanent: false,
+        })
+        .unwrap();
     let id = client
         .create_volume(&volume("flaky", 10, "FINLAND-1", "HDD"))
         .await
@@ -765,11 +767,13 @@ async fn driver_failures_retry_then_error(db: Db) {
     assert_eq!(app.simulator().calls(Operation::CreateVolume), 2);
 
     // A permanent failure leaves the volume in error with the reason; it can still be deleted.
-    app.simulator().inject(Fault::FailNth {
-        operation: Operation::ResizeVolume,
-        nth: 1,
-        permanent: true,
-    });
+    app.simulator()
+        .inject(Fault::FailNth {
+            operation: Operation::ResizeVolume,
+            nth: 1,
+            permanent: true,
+        })
+        .unwrap();
     client.resize_volume(&id, 20).await.unwrap();
     app.settle().await;
     let shown = client.volume(&id).await.unwrap().data;
@@ -788,11 +792,13 @@ async fn driver_failures_retry_then_error(db: Db) {
 
     // A failed clone puts its source back to rest.
     let source = available_volume(&app, &client, volume("source", 10, "FINLAND-1", "HDD")).await;
-    app.simulator().inject(Fault::FailNth {
-        operation: Operation::CloneVolume,
-        nth: 1,
-        permanent: true,
-    });
+    app.simulator()
+        .inject(Fault::FailNth {
+            operation: Operation::CloneVolume,
+            nth: 1,
+            permanent: true,
+        })
+        .unwrap();
     let copy = client.clone_volume(&source, "copy").await.unwrap().data.id;
     app.settle().await;
     assert_eq!(status(&client, &copy).await, "error");

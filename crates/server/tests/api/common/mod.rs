@@ -183,14 +183,34 @@ impl TestApp {
         TestApp::boot(db, configure, true).await
     }
 
+    /// A serving server on the real clock, as `barrackd serve` runs: for work that waits on time passing
+    /// (machines booting, driver deadlines); `clock` is then not the server's.
+    pub async fn start_in_real_time(db: Db, configure: impl FnOnce(&mut Config)) -> TestApp {
+        TestApp::boot_with(db, configure, true, true).await
+    }
+
     async fn boot(db: Db, configure: impl FnOnce(&mut Config), background_work: bool) -> TestApp {
+        TestApp::boot_with(db, configure, background_work, false).await
+    }
+
+    async fn boot_with(
+        db: Db,
+        configure: impl FnOnce(&mut Config),
+        background_work: bool,
+        real_time: bool,
+    ) -> TestApp {
         let database = TestDatabase::create(db).await;
         let mut config = test_config(&database);
         configure(&mut config);
         let clock = Arc::new(ManualClock::starting_at(START_MS));
+        let server_clock: Arc<dyn Clock> = if real_time {
+            Arc::new(barrack_core::clock::OffsetClock::default())
+        } else {
+            clock.clone()
+        };
         let running = barrack_server::start(StartOptions {
             config,
-            clock: Some(clock.clone() as Arc<dyn Clock>),
+            clock: Some(server_clock),
             background_work,
         })
         .await

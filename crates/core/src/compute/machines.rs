@@ -1,0 +1,93 @@
+//! What the compute driver says about machines, read live: the hosts (for operators) and an instance's
+//! utilisation (for its owner).
+
+use barrack_api::instances::{Host, InstanceMetrics};
+use barrack_compute::DriverError;
+use barrack_store::instances::InstanceRow;
+
+use crate::accounts::Caller;
+use crate::compute::instances::InstanceService;
+use crate::platform::clock::format_ms;
+use crate::platform::lifecycle::{InstanceState, recorded_power};
+use crate::{Error, Result};
+
+/// A driver that cannot answer is an upstream failure (502), not ours.
+fn unavailable(error: DriverError) -> Error {
+    Error::BadGateway(format!("The compute driver could not answer: {error}"))
+}
+
+impl InstanceService {
+    /// Tells the driver what the database says about the instance (see `ComputeDriver::recognize`).
+    fn recognize(&self, row: &InstanceRow) {
+        if let Some(power) = recorded_power(row) {
+            self.context.driver.recognize(
+                &row.id,
+                &row.region,
+                row.gpu_count as u32,
+                row.host.as_deref(),
+                power,
+            );
+        }
+    }
+
+    /// `GET /api/admin/hosts/`: every machine instances are placed on, in the driver's order.
+    pub async fn hosts(&self) -> Result<Vec<Host>> {
+        let hosts = self.context.driver.hosts().await.map_err(unavailable)?;
+        Ok(hosts
+            .into_iter()
+            .map(|host| Host {
+                gpus_free: if host.lost {
+                    0
+                } else {
+                    host.gpus.saturating_sub(host.gpus_used)
+                },
+                name: host.name,
+                region: host.region,
+                gpu_model: host.gpu_model,
+                gpus: host.gpus,
+                gpus_used: host.gpus_used,
+                lost: host.lost,
+            })
+            .collect())
+    }
+
+    /// `GET /api/instances/{id}/metrics/`: sampled from the driver; only a running (ACTIVE) instance has
+    /// any (409 otherwise).
+    pub async fn metrics(&self, caller: &Caller, id: &str) -> Result<InstanceMetrics> {
+        let row = self.owned(caller, id).await?;
+        if row.status != InstanceState::Active.as_str() {
+            return Err(Error::conflict(
+                "INVALID_STATE",
+                format!(
+                    "Instance '{id}' is {}; metrics are sampled from ACTIVE instances only",
+                    row.status
+                ),
+            ));
+        }
+        self.recognize(&row);
+        let sampled = self
+            .context
+            .driver
+            .instance_metrics(&row.id)
+            .await
+            .map_err(unavailable)?;
+        let Some(metrics) = sampled else {
+            return Err(Error::conflict(
+                "INVALID_STATE",
+                format!("Instance '{id}' is not running on its host"),
+            ));
+        };
+        Ok(InstanceMetrics {
+            instance_id: row.id,
+            sampled_at: format_ms(self.now()),
+            cpu_percent: metrics.cpu_percent,
+            memory_total_bytes: metrics.memory_total_bytes,
+            memory_used_bytes: metrics.memory_used_bytes,
+            network_rx_bytes_per_sec: metrics.network_rx_bytes_per_sec,
+            network_tx_bytes_per_sec: metrics.network_tx_bytes_per_sec,
+            disk_read_bytes_per_sec: metrics.disk_read_bytes_per_sec,
+            disk_write_bytes_per_sec: metrics.disk_write_bytes_per_sec,
+            gpu_percent: metrics.gpu_percent,
+        })
+    }
+}

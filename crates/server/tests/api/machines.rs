@@ -1,0 +1,167 @@
+//! What the driver says about machines: the hosts operators see (and lose), and instance utilisation.
+
+use barrack_api::Tier;
+use barrack_api::instances::DeployRequest;
+use barrack_client::InstanceActionKind;
+use serde_json::json;
+
+use crate::common::{Db, TestApp, create_key_k};
+use crate::on_both_databases;
+
+on_both_databases!(
+    operators_list_hosts_and_lose_only_known_ones,
+    active_instances_report_their_utilisation,
+);
+
+fn deploy_request(name: &str, gpus: u32) -> DeployRequest {
+    serde_json::from_value(json!({
+        "gpu_model": "H100-SXM5-80GB", "gpu_count": gpus, "region": "FINLAND-1", "instance_name": name,
+        "image_name": "Ubuntu 24.04 + CUDA 12.8 Open + Docker", "ssh_key": "k"
+    }))
+    .unwrap()
+}
+
+async fn operators_list_hosts_and_lose_only_known_ones(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "1000").await;
+    create_key_k(&client).await;
+
+    let hosts = app.admin.admin_hosts().await.unwrap().data.hosts;
+    // The configured capacity, split into 8-GPU machines: every region and model has its hosts.
+    let configured: u32 = app
+        .services()
+        .config()
+        .capacity
+        .iter()
+        .flat_map(|c| c.gpus.values())
+        .sum();
+    assert_eq!(hosts.iter().map(|h| h.gpus).sum::<u32>(), configured);
+    assert!(
+        hosts
+            .iter()
+            .all(|h| h.gpus <= 8 && !h.lost && h.gpus_used == 0)
+    );
+    let first = hosts
+        .iter()
+        .find(|h| h.region == "FINLAND-1" && h.gpu_model.as_deref() == Some("H100-SXM5-80GB"))
+        .expect("a FINLAND-1 H100 host")
+        .clone();
+    assert_eq!(first.gpus_free, first.gpus);
+
+    let id = client
+        .deploy(&deploy_request("placed", 2))
+        .await
+        .unwrap()
+        .data
+        .instance_id;
+    app.settle().await;
+    let host = client.instance(&id).await.unwrap().data;
+    assert_eq!(host.status, "ACTIVE");
+    let hosts = app.admin.admin_hosts().await.unwrap().data.hosts;
+    let used: Vec<_> = hosts.iter().filter(|h| h.gpus_used > 0).collect();
+    assert_eq!(used.len(), 1);
+    assert_eq!(
+        (used[0].gpus_used, used[0].gpus_free),
+        (2, used[0].gpus - 2)
+    );
+
+    // An unknown host is a 404 naming it, and nothing is lost.
+    let unknown = app
+        .admin
+        .admin_inject_fault(&json!({"kind": "lose_host", "host": "no-such-host"}))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.status(), Some(404));
+    assert!(unknown.to_string().contains("no-such-host"), "{unknown}");
+    assert!(
+        app.admin
+            .admin_hosts()
+            .await
+            .unwrap()
+            .data
+            .hosts
+            .iter()
+            .all(|h| !h.lost)
+    );
+
+    // A known host is lost: listed as such, with nothing free, and its instance goes to ERROR.
+    let lost_name = used[0].name.clone();
+    app.admin
+        .admin_inject_fault(&json!({"kind": "lose_host", "host": lost_name}))
+        .await
+        .unwrap();
+    app.settle().await;
+    let hosts = app.admin.admin_hosts().await.unwrap().data.hosts;
+    let lost = hosts.iter().find(|h| h.name == lost_name).unwrap();
+    assert!(lost.lost);
+    assert_eq!((lost.gpus_used, lost.gpus_free), (0, 0));
+    let failed = client.instance(&id).await.unwrap().data;
+    assert_eq!(failed.status, "ERROR");
+    assert_eq!(
+        failed.status_reason.as_deref(),
+        Some(format!("host {lost_name} lost").as_str())
+    );
+    let events = client
+        .instance_events(&id, &Default::default())
+        .await
+        .unwrap()
+        .data
+        .events;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.to_status.as_deref() == Some("ERROR")),
+        "the loss is an event: {events:?}"
+    );
+
+    // Operators only.
+    let denied = client.admin_hosts().await.unwrap_err();
+    assert_eq!(denied.status(), Some(403));
+    app.stop().await;
+}
+
+async fn active_instances_report_their_utilisation(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "1000").await;
+    let (other, _) = app.funded_user(Tier::Advanced, "US", "10").await;
+    create_key_k(&client).await;
+    let id = client
+        .deploy(&deploy_request("busy", 2))
+        .await
+        .unwrap()
+        .data
+        .instance_id;
+    // Not up yet: no figures.
+    let creating = client.instance_metrics(&id).await.unwrap_err();
+    assert_eq!(creating.status(), Some(409));
+    app.settle().await;
+
+    let metrics = client.instance_metrics(&id).await.unwrap().data;
+    assert_eq!(metrics.instance_id, id);
+    assert!((0.0..=100.0).contains(&metrics.cpu_percent));
+    let spec = client.instance(&id).await.unwrap().data.specs;
+    assert_eq!(
+        metrics.memory_total_bytes,
+        u64::from(spec.ram_gb) * 1024 * 1024 * 1024
+    );
+    let used = metrics.memory_used_bytes.unwrap();
+    assert!(used > 0 && used < metrics.memory_total_bytes);
+    assert!(metrics.network_rx_bytes_per_sec.unwrap() >= 0.0);
+    assert!((0.0..=100.0).contains(&metrics.gpu_percent.unwrap()));
+    assert!(metrics.sampled_at.ends_with('Z'));
+
+    // Another account's instance does not exist for it; a stopped one has no figures.
+    assert_eq!(
+        other.instance_metrics(&id).await.unwrap_err().status(),
+        Some(404)
+    );
+    client
+        .instance_action(&id, InstanceActionKind::Stop)
+        .await
+        .unwrap();
+    app.settle().await;
+    let stopped = client.instance_metrics(&id).await.unwrap_err();
+    assert_eq!(stopped.status(), Some(409));
+    assert!(stopped.to_string().contains("SHUTOFF"), "{stopped}");
+    app.stop().await;
+}
