@@ -1,6 +1,5 @@
 //! Depletion is per currency: running out of one currency hibernates only what is billed in it.
 
-use barrack_api::account::ProfileUpdate;
 use barrack_api::{Currency, Tier};
 use barrack_client::Client;
 use reqwest::Method;
@@ -32,14 +31,9 @@ async fn running_out_of_dollars_leaves_instances_billed_in_euros_running(db: Db)
     create_key_k(&client).await;
     let dollars = deploy(&client, "in-dollars").await;
     app.settle().await;
-    // The account moves to Germany: what it deploys from now on is billed in euros.
-    client
-        .update_profile(&ProfileUpdate {
-            country: Some(Some("DE".into())),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    // The account moved to Germany (by an operator: the API keeps a currency in use): what it deploys
+    // from now on is billed in euros.
+    app.set_country_in_database(&account, "DE").await;
     app.grant(&account, "1000", Currency::EUR).await;
     let euros = deploy(&client, "in-euros").await;
     app.settle().await;

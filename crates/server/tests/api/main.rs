@@ -6,6 +6,7 @@ mod accounts;
 mod ai;
 mod billing;
 mod billing_commitments;
+mod billing_currency;
 mod billing_depletion;
 mod billing_partial_minutes;
 mod billing_property;
