@@ -10,6 +10,7 @@ mod billing_currency;
 mod billing_depletion;
 mod billing_partial_minutes;
 mod billing_property;
+mod billing_records;
 mod binary;
 mod browser;
 mod catalog;
