@@ -32,6 +32,7 @@ use barrack_store::{Tx, instances, volumes};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::json;
 
+use super::depletion::STORED_COMPONENTS;
 use crate::accounts::Caller;
 use crate::catalog::{price, storage_hourly};
 use crate::platform::clock::{format_ms, parse_iso};
@@ -190,7 +191,20 @@ async fn sync(
             billing::close(tx, &period.id, now).await?;
         }
     }
+    let mut depleted = None;
     for charge in charges.iter().filter(|c| !open.iter().any(|p| same(p, c))) {
+        // Stored data is not charged while the account's credit in the currency is out.
+        if STORED_COMPONENTS.contains(&charge.component) {
+            let out = match depleted {
+                Some(out) => out,
+                None => {
+                    *depleted.insert(billing::is_depleted(tx, account_id, currency.as_str()).await?)
+                }
+            };
+            if out {
+                continue;
+            }
+        }
         let hourly_rate = charge.hourly.normalize().to_string();
         let previous = billing::last_closed(
             tx,
@@ -329,7 +343,7 @@ pub struct AccountUsage {
 
 #[derive(Clone)]
 pub struct BillingService {
-    context: Arc<Context>,
+    pub(super) context: Arc<Context>,
 }
 
 /// What billing asks of the instances when an account's credit runs out. `compute` implements it, so
@@ -470,8 +484,9 @@ impl BillingService {
     }
 
     /// A warning event when an account has less than a day, then less than an hour, of credit left at its
-    /// current rate (once per threshold until it is topped up), and hibernation of its instances when its
-    /// balance reaches zero.
+    /// current rate (once per threshold until it is topped up); when its balance reaches zero, hibernation
+    /// of its instances and no more charges for what it stores (see `depletion`); then the review of
+    /// the depletions under way.
     pub async fn guard(&self, run: &MeterRun, instances: &dyn Depletion) -> Result<()> {
         for ((account, currency), usage) in &run.accounts {
             let (Some(balance), Some(currency)) = (usage.balance_micros, Currency::parse(currency))
@@ -495,6 +510,7 @@ impl BillingService {
                 .map(|(_, m)| from_micros(m))
                 .unwrap_or_default();
             if balance <= Decimal::ZERO {
+                self.suspend_storage(account, currency).await?;
                 let n = instances.hibernate_for_depletion(account, currency).await?;
                 if n > 0 {
                     tracing::warn!(
@@ -516,7 +532,7 @@ impl BillingService {
                 }
             }
         }
-        Ok(())
+        self.review_depletions().await
     }
 
     async fn warn_once(
