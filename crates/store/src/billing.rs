@@ -336,3 +336,161 @@ pub async fn commitments(
         .collect::<Result<_>>()?;
     Ok((balance, rates))
 }
+
+/// An account whose credit in a currency ran out (see the `depletions` table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DepletionRow {
+    pub account_id: String,
+    pub currency: String,
+    pub started_at: i64,
+    pub delete_after: i64,
+    /// `suspended`, `warned` (the deletion notice is out) or `deletion_due`.
+    pub stage: String,
+}
+
+/// Records that the account's credit in `currency` ran out at `now`; false if it already had.
+pub async fn start_depletion(
+    tx: &mut Tx,
+    (account_id, currency): (&str, &str),
+    now: i64,
+    delete_after: i64,
+) -> Result<bool> {
+    let done = tx
+        .execute(
+            "INSERT INTO depletions (account_id, currency, started_at, delete_after, stage) \
+             VALUES ($1, $2, $3, $4, 'suspended') ON CONFLICT (account_id, currency) DO NOTHING",
+            &binds![account_id, currency, now, delete_after],
+        )
+        .await?;
+    Ok(done == 1)
+}
+
+/// Whether the account's credit in `currency` has run out (and not come back).
+pub async fn is_depleted(tx: &mut Tx, account_id: &str, currency: &str) -> Result<bool> {
+    Ok(tx
+        .fetch_optional(
+            "SELECT 1 FROM depletions WHERE account_id = $1 AND currency = $2",
+            &binds![account_id, currency],
+        )
+        .await?
+        .is_some())
+}
+
+/// Moves a depletion from stage `from` to `to`; false if another run did first.
+pub async fn advance_depletion(
+    tx: &mut Tx,
+    (account_id, currency): (&str, &str),
+    from: &str,
+    to: &str,
+) -> Result<bool> {
+    let done = tx
+        .execute(
+            "UPDATE depletions SET stage = $4 WHERE account_id = $1 AND currency = $2 AND stage = $3",
+            &binds![account_id, currency, from, to],
+        )
+        .await?;
+    Ok(done == 1)
+}
+
+/// Ends a depletion (credit is back); false if another run did first.
+pub async fn end_depletion(tx: &mut Tx, account_id: &str, currency: &str) -> Result<bool> {
+    let done = tx
+        .execute(
+            "DELETE FROM depletions WHERE account_id = $1 AND currency = $2",
+            &binds![account_id, currency],
+        )
+        .await?;
+    Ok(done == 1)
+}
+
+/// Closes at `at` the account's open periods in `currency` of the given components; returns the
+/// resources they billed, as (resource type, id, name).
+pub async fn close_components(
+    tx: &mut Tx,
+    (account_id, currency): (&str, &str),
+    components: &[&str],
+    at: i64,
+) -> Result<Vec<(String, String, String)>> {
+    let mut binds: Vec<Bind<'_>> = vec![account_id.into(), currency.into()];
+    let mut placeholders = Vec::new();
+    for component in components {
+        binds.push((*component).into());
+        placeholders.push(format!("${}", binds.len()));
+    }
+    let condition = format!(
+        "account_id = $1 AND currency = $2 AND ended_at IS NULL AND component IN ({})",
+        placeholders.join(", ")
+    );
+    let rows = tx
+        .fetch_all(
+            &format!(
+                "SELECT resource_type, resource_id, resource_name FROM billing_periods WHERE {condition} \
+                 ORDER BY resource_type, resource_id"
+            ),
+            &binds,
+        )
+        .await?;
+    let resources = rows
+        .iter()
+        .map(|r| Ok((r.text(0)?, r.text(1)?, r.text(2)?)))
+        .collect::<Result<Vec<_>>>()?;
+    binds.push(at.into());
+    tx.execute(
+        &format!(
+            "UPDATE billing_periods SET ended_at = ${} WHERE {condition}",
+            binds.len()
+        ),
+        &binds,
+    )
+    .await?;
+    Ok(resources)
+}
+
+/// The resources whose periods of the given components a depletion closed at `at`, as (type, id).
+pub async fn closed_at(
+    tx: &mut Tx,
+    (account_id, currency): (&str, &str),
+    components: &[&str],
+    at: i64,
+) -> Result<Vec<(String, String)>> {
+    let mut binds: Vec<Bind<'_>> = vec![account_id.into(), currency.into(), at.into()];
+    let mut placeholders = Vec::new();
+    for component in components {
+        binds.push((*component).into());
+        placeholders.push(format!("${}", binds.len()));
+    }
+    let sql = format!(
+        "SELECT DISTINCT resource_type, resource_id FROM billing_periods \
+         WHERE account_id = $1 AND currency = $2 AND ended_at = $3 AND component IN ({}) \
+         ORDER BY resource_type, resource_id",
+        placeholders.join(", ")
+    );
+    tx.fetch_all(&sql, &binds)
+        .await?
+        .iter()
+        .map(|r| Ok((r.text(0)?, r.text(1)?)))
+        .collect()
+}
+
+impl Store {
+    /// Every account and currency whose credit has run out, oldest first.
+    pub async fn depletions(&self) -> Result<Vec<DepletionRow>> {
+        self.fetch_all(
+            "SELECT account_id, currency, started_at, delete_after, stage FROM depletions \
+             ORDER BY started_at, account_id, currency",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(DepletionRow {
+                account_id: r.text(0)?,
+                currency: r.text(1)?,
+                started_at: r.int(2)?,
+                delete_after: r.int(3)?,
+                stage: r.text(4)?,
+            })
+        })
+        .collect()
+    }
+}

@@ -139,6 +139,20 @@ impl Store {
         .opt_int(0)
     }
 
+    /// Whether the account's currency is in use: it has held a balance (credits, or usage charged), opened
+    /// a deposit, or been billed for anything.
+    pub async fn currency_in_use(&self, account_id: &str) -> Result<bool> {
+        let used = self
+            .read_int(
+                "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM balances WHERE account_id = $1 LIMIT 1) AS b) \
+                 + (SELECT COUNT(*) FROM (SELECT 1 FROM deposits WHERE account_id = $1 LIMIT 1) AS d) \
+                 + (SELECT COUNT(*) FROM (SELECT 1 FROM billing_periods WHERE account_id = $1 LIMIT 1) AS p)",
+                &binds![account_id],
+            )
+            .await?;
+        Ok(used > 0)
+    }
+
     /// Balances of every currency the account has held, in micro-units.
     pub async fn balances(&self, account_id: &str) -> Result<Vec<(String, i64)>> {
         let rows = self

@@ -411,6 +411,26 @@ impl AccountService {
             }
         }
         v.finish()?;
+        // The currency follows the country only until money is involved: a switch would leave the
+        // credits in the old currency unusable (see docs/api-design.md, Accounts).
+        let (from, to) = (
+            countries::currency_for(current.country.as_deref()),
+            countries::currency_for(fields.country.as_deref()),
+        );
+        if from != to && self.context.store.currency_in_use(&current.id).await? {
+            let wanted = match &fields.country {
+                Some(code) => format!("Country {code} is billed in {to}"),
+                None => format!("Without a country the account is billed in {to}"),
+            };
+            let mut v = Validator::new();
+            v.add(
+                "country",
+                format!(
+                    "{wanted}, but this account's currency is fixed to {from}: it holds or has used credits in {from}, which a change of currency would strand. Keep a country billed in {from}, or ask an operator"
+                ),
+            );
+            v.finish()?;
+        }
         let now = self.now();
         if !self
             .context

@@ -8,8 +8,8 @@ use crate::accounts::Caller;
 use crate::platform::money::{display_amount, from_micros};
 use crate::{Context, Error, Result};
 
-/// 402 `INSUFFICIENT_BALANCE` unless the caller's balance in `currency` covers both the configured minimum
-/// balance and `first_hour` (the hourly rate of what is about to be created).
+/// 402 `INSUFFICIENT_BALANCE` unless the caller's balance in `currency` covers the larger of the configured
+/// minimum balance and `first_hour` (the hourly rate of what is about to be created).
 pub async fn require_balance(
     context: &Context,
     caller: &Caller,
@@ -32,8 +32,11 @@ pub async fn require_balance(
     let needed = minimum.max(first_hour);
     if balance < needed {
         return Err(Error::InsufficientBalance(format!(
-            "Insufficient balance: {balance} {currency} available, at least {} {currency} needed (the minimum balance and the first hour of this resource)",
-            display_amount(needed)
+            "Insufficient balance: {} {currency} available, at least {} {currency} needed (the larger of the minimum balance, {} {currency}, and the first hour of this resource, {} {currency})",
+            display_amount(balance),
+            display_amount(needed),
+            display_amount(minimum),
+            display_amount(first_hour)
         )));
     }
     Ok(())

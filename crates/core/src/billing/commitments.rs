@@ -87,11 +87,13 @@ pub async fn require_commitment(
     let needed = (burn + added).max(minimum);
     if balance < needed {
         return Err(Error::InsufficientBalance(format!(
-            "Insufficient balance: {} {currency} available, {} {currency} per hour already committed and {} {currency} per hour more asked: an hour of both needs {} {currency}",
+            "Insufficient balance: {} {currency} available, {} {currency} per hour already committed and {} {currency} per hour more asked: {} {currency} needed, the larger of the minimum balance, {} {currency}, and an hour of both, {} {currency}",
             display_amount(balance),
             display_amount(burn),
             display_amount(added),
-            display_amount(needed)
+            display_amount(needed),
+            display_amount(minimum),
+            display_amount(burn + added)
         )));
     }
     Ok(())

@@ -2,11 +2,12 @@
 //! minutes to the ledger exactly once, low-balance warnings and depletion, and the billing records.
 //!
 //! A period bills one component of one resource (an instance's GPUs, its OS disk, its hibernation, a
-//! volume, a snapshot) at a rate fixed when it starts; a later price change does not touch it. The meter
-//! charges `round(minutes × rate / 60)` cumulatively per period, so however ticks split a period, its
-//! total is the same, and it moves `billed_minutes` with a conditional update in the same transaction as
-//! the ledger entry: a replayed or concurrent tick, or one after a restart, cannot bill a minute twice
-//! or skip one.
+//! volume, a snapshot) at a rate fixed when it starts; a later price change does not touch it. Its
+//! per-minute rate is the hourly rate / 60 rounded once to the micro-unit, and a minute costs exactly that:
+//! a period's cost is `per-minute rate × minutes` however ticks split it, and its record shows the same
+//! product. The meter moves `billed_minutes` with a conditional update in the same transaction as the
+//! ledger entry: a replayed or concurrent tick, or one after a restart, cannot bill a minute twice or skip
+//! one. Records show what was charged (`billed_micros`) plus the minutes not charged yet, labelled.
 //!
 //! Billing is per whole minute, yet no second goes unbilled: what a closed period leaves short of a whole
 //! minute is carried into the next period of the same resource, component and rate (`carried_ms`, counted
@@ -31,6 +32,7 @@ use barrack_store::{Tx, instances, volumes};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::json;
 
+use super::depletion::STORED_COMPONENTS;
 use crate::accounts::Caller;
 use crate::catalog::{price, storage_hourly};
 use crate::platform::clock::{format_ms, parse_iso};
@@ -38,7 +40,7 @@ use crate::platform::config::Config;
 use crate::platform::countries;
 use crate::platform::ids::{IdKind, new_id, random_alphanumeric, transaction_id};
 use crate::platform::lifecycle::{BillingClass, InstanceState};
-use crate::platform::money::{MICROS_PER_UNIT, display_rate, from_micros};
+use crate::platform::money::{MICROS_PER_UNIT, from_micros};
 use crate::platform::validate::Validator;
 use crate::{Context, Error, Result};
 
@@ -189,7 +191,20 @@ async fn sync(
             billing::close(tx, &period.id, now).await?;
         }
     }
+    let mut depleted = None;
     for charge in charges.iter().filter(|c| !open.iter().any(|p| same(p, c))) {
+        // Stored data is not charged while the account's credit in the currency is out.
+        if STORED_COMPONENTS.contains(&charge.component) {
+            let out = match depleted {
+                Some(out) => out,
+                None => {
+                    *depleted.insert(billing::is_depleted(tx, account_id, currency.as_str()).await?)
+                }
+            };
+            if out {
+                continue;
+            }
+        }
         let hourly_rate = charge.hourly.normalize().to_string();
         let previous = billing::last_closed(
             tx,
@@ -243,13 +258,8 @@ fn whole_minutes(counted_from: i64, ended_at: Option<i64>, now: i64) -> i64 {
     ((end - counted_from) / MINUTE_MS).max(0)
 }
 
-fn hourly(period: &PeriodRow) -> Decimal {
-    parse_rate(&period.hourly_rate)
-}
-
-/// A period's stored hourly rate (written by `sync` from a `Decimal`, so it parses).
-fn parse_rate(text: &str) -> Decimal {
-    text.parse().unwrap_or_default()
+fn hourly(period: &PeriodRow) -> Result<Decimal> {
+    stored_rate(&period.hourly_rate)
 }
 
 /// A stored hourly rate, where a rate that does not parse is an error rather than free.
@@ -258,12 +268,59 @@ pub(super) fn stored_rate(text: &str) -> Result<Decimal> {
         .map_err(|_| Error::internal(format!("billing period with an unreadable rate '{text}'")))
 }
 
-/// The cost of `minutes` at the period's rate, in micro-units, rounded half away from zero.
-fn cost_micros(hourly: Decimal, minutes: i64) -> i64 {
-    let cost = hourly * Decimal::from(minutes) / Decimal::from(60);
-    let micros = (cost * Decimal::from(MICROS_PER_UNIT))
+/// The per-minute rate of an hourly one, in micro-units: hourly / 60, rounded half away from zero. A
+/// minute is charged exactly this, so `per_minute_rate × minutes = total_cost` holds in every record.
+fn per_minute_micros(hourly: Decimal) -> i64 {
+    let micros = (hourly * Decimal::from(MICROS_PER_UNIT) / Decimal::from(60))
         .round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero);
     i64::try_from(micros).unwrap_or(i64::MAX)
+}
+
+/// The per-minute rate as shown in billing records (the exact rate charged).
+fn per_minute_rate(hourly: Decimal) -> Decimal {
+    from_micros(per_minute_micros(hourly))
+}
+
+/// The cost of `minutes` at an hourly rate, in micro-units.
+fn cost_micros(hourly: Decimal, minutes: i64) -> i64 {
+    per_minute_micros(hourly).saturating_mul(minutes)
+}
+
+/// What a record shows of a period at `now`: its minutes and cost so far, and of those what the meter has
+/// not charged yet (minutes, micro-units).
+struct Reading {
+    minutes: i64,
+    per_minute: Decimal,
+    total_micros: i64,
+    open_minutes: i64,
+    open_micros: i64,
+}
+
+fn read_period(period: &PeriodRow, now: i64) -> Result<Reading> {
+    let hourly = hourly(period)?;
+    let minutes = minutes_until(period, now).max(period.billed_minutes);
+    let open_minutes = minutes - period.billed_minutes;
+    let open_micros = cost_micros(hourly, open_minutes);
+    Ok(Reading {
+        minutes,
+        per_minute: per_minute_rate(hourly),
+        total_micros: period.billed_micros + open_micros,
+        open_minutes,
+        open_micros,
+    })
+}
+
+/// A record's description: what it bills, then the part not charged yet when there is one.
+fn describe(base: String, reading: &Reading, currency: &str) -> String {
+    if reading.open_minutes == 0 {
+        return base;
+    }
+    format!(
+        "{base}; not yet charged: {} minute{}, {} {currency}",
+        reading.open_minutes,
+        if reading.open_minutes == 1 { "" } else { "s" },
+        from_micros(reading.open_micros)
+    )
 }
 
 /// What one meter run did.
@@ -286,7 +343,7 @@ pub struct AccountUsage {
 
 #[derive(Clone)]
 pub struct BillingService {
-    context: Arc<Context>,
+    pub(super) context: Arc<Context>,
 }
 
 /// What billing asks of the instances when an account's credit runs out. `compute` implements it, so
@@ -341,7 +398,14 @@ impl BillingService {
         let mut advances = Vec::new();
         let mut charged: HashMap<(&str, &str), (i64, u64)> = HashMap::new();
         for period in batch {
-            let hourly = parse_rate(&period.hourly_rate);
+            // A rate that does not parse is never billed as free: the period waits, and says why.
+            let hourly = match stored_rate(&period.hourly_rate) {
+                Ok(rate) => rate,
+                Err(e) => {
+                    tracing::error!(period = %period.id, error = %e, "billing period not charged");
+                    continue;
+                }
+            };
             let closed = period.ended_at.is_some_and(|end| end <= now);
             if !closed {
                 run.accounts
@@ -355,7 +419,9 @@ impl BillingService {
             if minutes == period.billed_minutes && !closed {
                 continue;
             }
-            let billed_micros = cost_micros(hourly, minutes);
+            // What was charged stays as it was; only the new minutes are added.
+            let billed_micros =
+                period.billed_micros + cost_micros(hourly, minutes - period.billed_minutes);
             let entry = charged
                 .entry((&period.account_id, &period.currency))
                 .or_default();
@@ -418,8 +484,9 @@ impl BillingService {
     }
 
     /// A warning event when an account has less than a day, then less than an hour, of credit left at its
-    /// current rate (once per threshold until it is topped up), and hibernation of its instances when its
-    /// balance reaches zero.
+    /// current rate (once per threshold until it is topped up); when its balance reaches zero, hibernation
+    /// of its instances and no more charges for what it stores (see `depletion`); then the review of
+    /// the depletions under way.
     pub async fn guard(&self, run: &MeterRun, instances: &dyn Depletion) -> Result<()> {
         for ((account, currency), usage) in &run.accounts {
             let (Some(balance), Some(currency)) = (usage.balance_micros, Currency::parse(currency))
@@ -443,6 +510,7 @@ impl BillingService {
                 .map(|(_, m)| from_micros(m))
                 .unwrap_or_default();
             if balance <= Decimal::ZERO {
+                self.suspend_storage(account, currency).await?;
                 let n = instances.hibernate_for_depletion(account, currency).await?;
                 if n > 0 {
                     tracing::warn!(
@@ -464,7 +532,7 @@ impl BillingService {
                 }
             }
         }
-        Ok(())
+        self.review_depletions().await
     }
 
     async fn warn_once(
@@ -518,14 +586,11 @@ impl BillingService {
             .map(|p| {
                 let details: serde_json::Value =
                     serde_json::from_str(&p.details).unwrap_or_default();
-                let minutes = minutes_until(p, now);
+                let reading = read_period(p, now)?;
+                let minutes = reading.minutes;
                 let gpu_type = details["gpu_type"].as_str().unwrap_or_default().to_string();
                 let gpu_count = details["gpu_count"].as_u64().unwrap_or_default() as u32;
-                let vm_name = details["vm_name"]
-                    .as_str()
-                    .unwrap_or(&p.resource_name)
-                    .to_string();
-                let description = if p.component == "hibernation" {
+                let base = if p.component == "hibernation" {
                     format!(
                         "Hibernation billing - {minutes} minutes ({})",
                         p.resource_name
@@ -536,10 +601,11 @@ impl BillingService {
                         p.resource_name
                     )
                 };
-                InstanceBillingRecord {
+                Ok(InstanceBillingRecord {
                     billing_id: p.id.clone(),
                     instance_id: p.resource_id.clone(),
-                    vm_name,
+                    // The instance's name, as the documented example shows (not the hypervisor's).
+                    vm_name: p.resource_name.clone(),
                     gpu_type,
                     gpu_count,
                     tier: details["tier"]
@@ -549,14 +615,14 @@ impl BillingService {
                     start_time: format_ms(p.started_at),
                     end_time: p.ended_at.map(format_ms),
                     total_duration_minutes: minutes as u64,
-                    per_minute_rate: Amount(display_rate(hourly(p) / Decimal::from(60))),
-                    total_cost: Amount(from_micros(cost_micros(hourly(p), minutes))),
+                    per_minute_rate: Amount(reading.per_minute),
+                    total_cost: Amount(from_micros(reading.total_micros)),
                     currency: Currency::parse(&p.currency).unwrap_or(currency),
                     status: status_of(p).into(),
-                    description,
-                }
+                    description: describe(base, &reading, &p.currency),
+                })
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let pagination = Pagination::new(page, total);
         Ok(InstanceBillingResponse {
             success: true,
@@ -585,27 +651,32 @@ impl BillingService {
             .iter()
             .map(|p| {
                 let details: serde_json::Value = serde_json::from_str(&p.details).unwrap_or_default();
-                let minutes = minutes_until(p, now);
+                let reading = read_period(p, now)?;
+                let minutes = reading.minutes;
                 let size_gb = details["size_gb"].as_u64().unwrap_or_default() as u32;
                 let volume_type = details["volume_type"].as_str().unwrap_or_default().to_string();
                 let name = if p.component == "os_disk" { format!("{} (OS disk)", p.resource_name) } else { p.resource_name.clone() };
-                VolumeBillingRecord {
+                Ok(VolumeBillingRecord {
                     billing_id: p.id.clone(),
                     volume_id: p.resource_id.clone(),
-                    description: format!("Storage billing - {minutes} minutes for {size_gb} GB {volume_type} ({name})"),
+                    description: describe(
+                        format!("Storage billing - {minutes} minutes for {size_gb} GB {volume_type} ({name})"),
+                        &reading,
+                        &p.currency,
+                    ),
                     volume_name: name,
                     size_gb,
                     volume_type,
                     start_time: format_ms(p.started_at),
                     end_time: p.ended_at.map(format_ms),
                     total_duration_minutes: minutes as u64,
-                    per_minute_rate: Amount(display_rate(hourly(p) / Decimal::from(60))),
-                    total_cost: Amount(from_micros(cost_micros(hourly(p), minutes))),
+                    per_minute_rate: Amount(reading.per_minute),
+                    total_cost: Amount(from_micros(reading.total_micros)),
                     currency: Currency::parse(&p.currency).unwrap_or(currency),
                     status: status_of(p).into(),
-                }
+                })
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let pagination = Pagination::new(page, total);
         Ok(VolumeBillingResponse {
             success: true,
@@ -633,8 +704,9 @@ impl BillingService {
             .map(|p| {
                 let details: serde_json::Value =
                     serde_json::from_str(&p.details).unwrap_or_default();
-                let minutes = minutes_until(p, now);
-                SnapshotBillingRecord {
+                let reading = read_period(p, now)?;
+                let minutes = reading.minutes;
+                Ok(SnapshotBillingRecord {
                     billing_id: p.id.clone(),
                     snapshot_id: p.resource_id.clone(),
                     snapshot_name: p.resource_name.clone(),
@@ -642,17 +714,18 @@ impl BillingService {
                     start_time: format_ms(p.started_at),
                     end_time: p.ended_at.map(format_ms),
                     total_duration_minutes: minutes as u64,
-                    per_minute_rate: Amount(display_rate(hourly(p) / Decimal::from(60))),
-                    total_cost: Amount(from_micros(cost_micros(hourly(p), minutes))),
+                    per_minute_rate: Amount(reading.per_minute),
+                    total_cost: Amount(from_micros(reading.total_micros)),
                     currency: Currency::parse(&p.currency).unwrap_or(currency),
                     status: status_of(p).into(),
-                    description: format!(
-                        "Snapshot billing - {minutes} minutes ({})",
-                        p.resource_name
+                    description: describe(
+                        format!("Snapshot billing - {minutes} minutes ({})", p.resource_name),
+                        &reading,
+                        &p.currency,
                     ),
-                }
+                })
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let pagination = Pagination::new(page, total);
         Ok(SnapshotBillingResponse {
             success: true,
@@ -701,7 +774,7 @@ impl BillingService {
                 ("instance", _) => "instances",
                 _ => "snapshots",
             };
-            let cost = cost_micros(hourly(p), end) - cost_micros(hourly(p), start);
+            let cost = cost_micros(hourly(p)?, end - start);
             let line = lines.entry(kind).or_default();
             line.0 += (end - start) as u64;
             line.1 += cost;
@@ -793,11 +866,12 @@ impl BillingService {
             .all_periods(caller.account_id(), filter)
             .await?;
         let now = self.context.clock.now_ms();
-        let minutes: i64 = all.iter().map(|p| minutes_until(p, now)).sum();
-        let cost: i64 = all
+        let readings = all
             .iter()
-            .map(|p| cost_micros(hourly(p), minutes_until(p, now)))
-            .sum();
+            .map(|p| read_period(p, now))
+            .collect::<Result<Vec<_>>>()?;
+        let minutes: i64 = readings.iter().map(|r| r.minutes).sum();
+        let cost: i64 = readings.iter().map(|r| r.total_micros).sum();
         let count = |status: &str| all.iter().filter(|p| status_of(p) == status).count() as u64;
         let size: u64 = all
             .iter()
@@ -836,28 +910,37 @@ fn status_of(period: &PeriodRow) -> &'static str {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_documented_example_costs_1195_2_over_7200_minutes() {
-        let hourly: Decimal = "9.96".parse().unwrap();
-        assert_eq!(
-            from_micros(cost_micros(hourly, 7200)),
-            "1195.2".parse::<Decimal>().unwrap()
-        );
-        assert_eq!(
-            display_rate(hourly / Decimal::from(60)),
-            "0.166".parse::<Decimal>().unwrap()
-        );
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
     }
 
     #[test]
-    fn cumulative_costs_do_not_drift_however_ticks_split_them() {
-        // 100 GB of NVMe: 0.029296875 per hour, not a whole number of micro-units per minute.
-        let hourly = storage_hourly("0.30".parse().unwrap(), 100);
+    fn the_documented_example_costs_1195_2_over_7200_minutes() {
+        let hourly = d("9.96");
+        assert_eq!(from_micros(cost_micros(hourly, 7200)), d("1195.2"));
+        assert_eq!(per_minute_rate(hourly), d("0.166"));
+    }
+
+    #[test]
+    fn a_record_is_its_per_minute_rate_times_its_minutes() {
+        // 100 GB of NVMe: 0.029296875 per hour, 0.00048828125 per minute, charged 0.000488.
+        let hourly = storage_hourly(d("0.30"), 100);
+        assert_eq!(per_minute_rate(hourly), d("0.000488"));
         let mut billed = 0;
         for minute in 1..=7200 {
-            billed += cost_micros(hourly, minute) - cost_micros(hourly, minute - 1);
+            billed += cost_micros(hourly, 1);
+            assert_eq!(billed, cost_micros(hourly, minute));
         }
-        assert_eq!(billed, cost_micros(hourly, 7200));
-        assert_eq!(from_micros(billed), "3.515625".parse::<Decimal>().unwrap());
+        assert_eq!(from_micros(billed), per_minute_rate(hourly) * d("7200"));
+        assert_eq!(from_micros(billed), d("3.5136"));
+        // EUR 2.69 an hour: 0.044833 a minute.
+        assert_eq!(per_minute_rate(d("2.69")), d("0.044833"));
+    }
+
+    #[test]
+    fn a_stored_rate_that_does_not_parse_is_an_error() {
+        assert!(stored_rate("0.5").is_ok());
+        assert!(stored_rate("abc").is_err());
+        assert!(stored_rate("").is_err());
     }
 }

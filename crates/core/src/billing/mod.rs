@@ -5,6 +5,7 @@
 
 pub mod balance_guard;
 pub mod commitments;
+mod depletion;
 pub mod deposits;
 pub mod ledger;
 mod meter;

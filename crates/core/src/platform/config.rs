@@ -158,6 +158,14 @@ pub struct BillingConfig {
     pub hibernation_prices: PriceTable,
     /// Seconds of real time between meter runs (each run bills every minute closed since the last).
     pub meter_interval_seconds: u64,
+    /// Hours an account's stored data (volumes, snapshots, hibernated instances) is kept without charge
+    /// after its credit runs out, before it is marked for deletion.
+    #[serde(default = "default_storage_grace_hours")]
+    pub storage_grace_hours: u64,
+}
+
+fn default_storage_grace_hours() -> u64 {
+    336
 }
 
 /// Deposits and the payment provider that takes them.
@@ -434,6 +442,11 @@ impl Config {
             if !names.insert(&region.name) {
                 return invalid(format!("region '{}' is listed twice", region.name));
             }
+        }
+        if self.billing.storage_grace_hours < 24 {
+            return invalid(
+                "billing.storage_grace_hours must be at least 24 (a day's notice)".into(),
+            );
         }
         if self.billing.meter_interval_seconds == 0 {
             return invalid("billing.meter_interval_seconds must be at least 1".into());

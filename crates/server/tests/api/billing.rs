@@ -134,14 +134,15 @@ async fn the_documented_example_bills_1195_2_for_7200_minutes(db: Db) {
         assert!(raw.body["summary"].get(key).is_some(), "{key}");
     }
 
-    // The OS disk (100 GB NVMe) is billed too: 0.029296875 per hour for 120 hours.
+    // The OS disk (100 GB NVMe) is billed too: 0.029296875 per hour is 0.000488 a minute, for 7200 minutes.
     let disks = client
         .volume_billing(&BillingQuery::default())
         .await
         .unwrap();
-    assert_eq!(disks.records[0].total_cost.0, d("3.515625"));
+    assert_eq!(disks.records[0].per_minute_rate.0, d("0.000488"));
+    assert_eq!(disks.records[0].total_cost.0, d("3.5136"));
     let balance = client.balance().await.unwrap().data.balance;
-    assert_eq!(balance, d("5000") - d("1195.2") - d("3.515625"));
+    assert_eq!(balance, d("5000") - d("1195.2") - d("3.5136"));
     assert_balance_is_ledger(&app, &account).await;
     let usage = client
         .transactions(&barrack_api::ledger::TransactionQuery {
@@ -154,7 +155,7 @@ async fn the_documented_example_bills_1195_2_for_7200_minutes(db: Db) {
     let charged: Decimal = usage.transactions.iter().map(|t| t.amount).sum();
     assert_eq!(
         charged,
-        -(d("1195.2") + d("3.515625")),
+        -(d("1195.2") + d("3.5136")),
         "the ledger explains every debit"
     );
     app.stop().await;
@@ -212,8 +213,8 @@ async fn each_state_is_billed_for_exactly_its_minutes(db: Db) {
         .unwrap();
     assert_eq!(
         hibernation.total_cost.0,
-        d("0.1"),
-        "EUR 0.01 per hour for 10 hours"
+        d("0.1002"),
+        "EUR 0.01 per hour is 0.000167 a minute, for 600 minutes"
     );
     let compute: Decimal = records
         .records
@@ -223,8 +224,8 @@ async fn each_state_is_billed_for_exactly_its_minutes(db: Db) {
         .sum();
     assert_eq!(
         compute,
-        d("2.69") * d("180") / d("60"),
-        "180 minutes of EUR 2.69 per hour"
+        d("0.044833") * d("180"),
+        "180 minutes of EUR 2.69 per hour, 0.044833 a minute"
     );
     assert_balance_is_ledger(&app, &account).await;
 
@@ -273,9 +274,8 @@ async fn metering_twice_or_concurrently_never_bills_twice(db: Db) {
             .all(|r| r.total_duration_minutes == 61)
     );
     let spent = d("1000") - client.balance().await.unwrap().data.balance;
-    // Each period's cost is rounded to micro-units on its own: GPUs 2.5315, OS disk 0.029785(15625).
-    let per_instance = d("2.49") * d("61") / d("60")
-        + (d("0.3") * d("100") / d("1024") * d("61") / d("60")).round_dp(6);
+    // A minute costs its per-minute rate, rounded once to the micro-unit: GPUs 0.0415, OS disk 0.000488.
+    let per_instance = d("0.0415") * d("61") + d("0.000488") * d("61");
     let expected = per_instance * d("5");
     assert_eq!(spent, expected);
     assert_balance_is_ledger(&app, &account).await;

@@ -1,15 +1,22 @@
-//! Depletion is per currency: running out of one currency hibernates only what is billed in it.
+//! Depletion is per currency: running out of one currency hibernates only what is billed in it. What an
+//! account stores stops being charged when its credit runs out, is kept for the grace period with
+//! notices, then is marked for deletion; credit brings the charges back.
 
-use barrack_api::account::ProfileUpdate;
-use barrack_api::{Currency, Tier};
+use barrack_api::billing::BillingQuery;
+use barrack_api::{Currency, PageQuery, Tier};
 use barrack_client::Client;
 use reqwest::Method;
 use serde_json::json;
 
+use rust_decimal::Decimal;
+
 use crate::common::{Db, TestApp, create_key_k};
 use crate::on_both_databases;
 
-on_both_databases!(running_out_of_dollars_leaves_instances_billed_in_euros_running);
+on_both_databases!(
+    running_out_of_dollars_leaves_instances_billed_in_euros_running,
+    stored_data_stops_charging_is_kept_then_marked_for_deletion,
+);
 
 async fn deploy(client: &Client, name: &str) -> String {
     let body = json!({"gpu_model": "H100-SXM5-80GB", "gpu_count": 1, "region": "FINLAND-1",
@@ -32,14 +39,9 @@ async fn running_out_of_dollars_leaves_instances_billed_in_euros_running(db: Db)
     create_key_k(&client).await;
     let dollars = deploy(&client, "in-dollars").await;
     app.settle().await;
-    // The account moves to Germany: what it deploys from now on is billed in euros.
-    client
-        .update_profile(&ProfileUpdate {
-            country: Some(Some("DE".into())),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    // The account moved to Germany (by an operator: the API keeps a currency in use): what it deploys
+    // from now on is billed in euros.
+    app.set_country_in_database(&account, "DE").await;
     app.grant(&account, "1000", Currency::EUR).await;
     let euros = deploy(&client, "in-euros").await;
     app.settle().await;
@@ -55,6 +57,131 @@ async fn running_out_of_dollars_leaves_instances_billed_in_euros_running(db: Db)
         client.instance(&euros).await.unwrap().data.status,
         "ACTIVE",
         "billed in euros, which the account still has"
+    );
+    app.stop().await;
+}
+
+fn d(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+async fn event_kinds(client: &Client) -> Vec<(String, String)> {
+    client
+        .events(&PageQuery {
+            limit: Some(100),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .data
+        .events
+        .into_iter()
+        .map(|e| (e.kind, e.cause))
+        .collect()
+}
+
+async fn balance(client: &Client) -> Decimal {
+    client.balance().await.unwrap().data.balance
+}
+
+async fn stored_data_stops_charging_is_kept_then_marked_for_deletion(db: Db) {
+    let app = TestApp::start_with(db, |c| c.billing.storage_grace_hours = 48).await;
+    let (client, account) = app.funded_user(Tier::Advanced, "US", "10").await;
+    create_key_k(&client).await;
+    let instance = deploy(&client, "spender").await;
+    let created = client
+        .raw(
+            Method::POST,
+            "/api/volumes/",
+            Some(&json!({"name": "data", "size": 1024, "region": "FINLAND-1", "volume_type": "NVMe"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.status.as_u16(), 201, "{}", created.text);
+    let volume = created.body["data"]["id"].as_str().unwrap().to_string();
+    app.settle().await;
+
+    // About USD 2.82 an hour on 10: five hours run the credit out.
+    app.admin.admin_advance_clock(300).await.unwrap();
+    app.settle().await;
+    assert_eq!(
+        client.instance(&instance).await.unwrap().data.status,
+        "HIBERNATED"
+    );
+    let kinds = event_kinds(&client).await;
+    let suspended = kinds
+        .iter()
+        .find(|(k, _)| k == "storage_suspended")
+        .unwrap_or_else(|| panic!("{kinds:?}"));
+    assert!(
+        suspended.1.contains("1 volume") && suspended.1.contains("without charge until"),
+        "{}",
+        suspended.1
+    );
+    let debt = balance(&client).await;
+    assert!(debt <= Decimal::ZERO);
+
+    // A day later: nothing more charged, the data kept, and the deletion notice out.
+    app.admin.admin_advance_clock(24 * 60).await.unwrap();
+    app.settle().await;
+    assert_eq!(
+        balance(&client).await,
+        debt,
+        "storage stops charging at depletion"
+    );
+    assert_eq!(client.volume(&volume).await.unwrap().data.id, volume);
+    let records = client
+        .volume_billing(&BillingQuery::default())
+        .await
+        .unwrap();
+    assert!(
+        records.records.iter().all(|r| r.status == "completed"),
+        "{:?}",
+        records.records
+    );
+    assert!(
+        event_kinds(&client)
+            .await
+            .iter()
+            .any(|(k, _)| k == "storage_deletion_notice")
+    );
+
+    // At the end of the grace period the data is marked for deletion, naming it; still nothing charged.
+    app.admin.admin_advance_clock(24 * 60).await.unwrap();
+    app.settle().await;
+    let kinds = event_kinds(&client).await;
+    let due = kinds
+        .iter()
+        .find(|(k, _)| k == "storage_deletion_due")
+        .unwrap_or_else(|| panic!("{kinds:?}"));
+    assert!(
+        due.1.contains(&volume) && due.1.contains(&instance),
+        "{}",
+        due.1
+    );
+    assert_eq!(balance(&client).await, debt);
+
+    // Credits end the depletion: the volume and the hibernated instance are charged again, per minute.
+    app.grant(&account, "50", Currency::USD).await;
+    app.settle().await;
+    assert!(
+        event_kinds(&client)
+            .await
+            .iter()
+            .any(|(k, _)| k == "storage_resumed")
+    );
+    let before = balance(&client).await;
+    app.admin.admin_advance_clock(60).await.unwrap();
+    app.settle().await;
+    // 1024 GB of NVMe at 0.30 per TB-hour is 0.005 a minute; hibernation at 0.01 an hour 0.000167.
+    assert_eq!(
+        before - balance(&client).await,
+        (d("0.005") + d("0.000167")) * d("60")
+    );
+    let store = app.services().store();
+    assert_eq!(
+        store.ledger_sum(&account, "USD").await.unwrap(),
+        store.balances(&account).await.unwrap()[0].1
     );
     app.stop().await;
 }

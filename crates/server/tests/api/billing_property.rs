@@ -378,13 +378,14 @@ async fn one_history(db: Db, seed: u64) {
             ms / MINUTE_MS,
             "seed {seed}: minutes of {key:?}"
         );
-        // Exact cost of those minutes; the product rounds each period to a micro-unit.
-        let exact =
-            key.2 * Decimal::from(billed_minutes) / Decimal::from(60) * Decimal::from(1_000_000);
-        assert!(
-            (Decimal::from(billed_micros) - exact).abs()
-                <= Decimal::new(5, 1) * Decimal::from(periods),
-            "seed {seed}: {key:?} charged {billed_micros} micro-units for {billed_minutes} minutes, exactly {exact}"
+        // A minute costs the hourly rate / 60, rounded half up to a whole micro-unit: exactly.
+        let per_minute = (key.2 * Decimal::from(1_000_000) / Decimal::from(60))
+            .round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+        let exact = per_minute * Decimal::from(billed_minutes);
+        assert_eq!(
+            Decimal::from(billed_micros),
+            exact,
+            "seed {seed}: {key:?} charged {billed_micros} micro-units for {billed_minutes} minutes over {periods} periods"
         );
         minutes += billed_minutes;
     }

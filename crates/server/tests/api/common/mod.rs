@@ -335,6 +335,28 @@ impl TestApp {
             .expect("grant credits");
     }
 
+    /// Sets an account's country in the database, past the rule that fixes a currency in use: the state of
+    /// an account that holds money in two currencies (one moved before that rule, say).
+    pub async fn set_country_in_database(&self, account_id: &str, country: &str) {
+        let store = self.services().store();
+        let account = store.account_by_id(account_id).await.unwrap().unwrap();
+        let fields = barrack_store::accounts::ProfileFields {
+            name: account.name,
+            phone: account.phone,
+            address_line: account.address_line,
+            city: account.city,
+            state: account.state,
+            postal_code: account.postal_code,
+            country: Some(country.to_string()),
+        };
+        assert!(
+            store
+                .update_profile(account_id, &fields, account.updated_at)
+                .await
+                .unwrap()
+        );
+    }
+
     /// Runs all due work (jobs, reconciliation) to completion: the step mode of the simulated data centre.
     pub async fn settle(&self) -> usize {
         self.running

@@ -1,0 +1,112 @@
+//! An account's currency follows its country until money is involved; then it is fixed, and a country
+//! change that would switch it is refused with the reason.
+
+use barrack_api::account::ProfileUpdate;
+use barrack_api::{Currency, Tier};
+use reqwest::Method;
+use rust_decimal::Decimal;
+use serde_json::json;
+
+use crate::common::{Db, TestApp, create_key_k};
+use crate::on_both_databases;
+
+on_both_databases!(
+    a_country_change_that_would_strand_credits_is_refused,
+    the_402_names_the_larger_of_the_minimum_and_the_first_hour,
+);
+
+async fn a_country_change_that_would_strand_credits_is_refused(db: Db) {
+    let app = TestApp::start(db).await;
+
+    // Without money the currency simply follows the country.
+    let (fresh, _) = app.user(Tier::Advanced).await;
+    for (country, currency) in [
+        ("US", Currency::USD),
+        ("FR", Currency::EUR),
+        ("IN", Currency::INR),
+    ] {
+        let profile = fresh
+            .update_profile(&ProfileUpdate {
+                country: Some(Some(country.into())),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .data;
+        assert_eq!(profile.currency, currency, "{country}");
+    }
+
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "25").await;
+    let before = client.profile().await.unwrap().data;
+    let refused = client
+        .raw(
+            Method::PATCH,
+            "/api/account/profile/",
+            Some(&json!({"country": "FR"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    let why = refused.body["errors"]["country"][0]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        why.contains("EUR") && why.contains("fixed to USD") && why.contains("strand"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(
+        client.profile().await.unwrap().data,
+        before,
+        "nothing changed"
+    );
+    let balance = client.balance().await.unwrap().data;
+    assert_eq!(
+        (balance.currency, balance.balance),
+        (Currency::USD, Decimal::from(25))
+    );
+
+    // Clearing the country would switch to the default currency: refused the same way when it differs.
+    let (indian, _) = app.funded_user(Tier::Advanced, "IN", "1000").await;
+    let cleared = indian
+        .raw(
+            Method::PATCH,
+            "/api/account/profile/",
+            Some(&json!({"country": null})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(cleared.status, 400, "{}", cleared.text);
+    assert!(cleared.body["errors"].get("country").is_some());
+
+    // A country billed in the same currency is fine.
+    let canadian = client
+        .update_profile(&ProfileUpdate {
+            country: Some(Some("CA".into())),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .data;
+    assert_eq!(
+        (canadian.country.as_deref(), canadian.currency),
+        (Some("CA"), Currency::USD)
+    );
+    app.stop().await;
+}
+
+async fn the_402_names_the_larger_of_the_minimum_and_the_first_hour(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "0.5").await;
+    create_key_k(&client).await;
+    let body = json!({"gpu_model": "H100-SXM5-80GB", "gpu_count": 1, "region": "FINLAND-1",
+        "instance_name": "poor", "image_name": "Ubuntu 24.04 + CUDA 12.8 Open + Docker",
+        "ssh_key": "k", "os_volume": {"size": 100}});
+    let raw = client
+        .raw(Method::POST, "/api/deploy-server/", Some(&body))
+        .await
+        .unwrap();
+    assert_eq!(raw.status, 402, "{}", raw.text);
+    assert!(raw.text.contains("the larger of"), "{}", raw.text);
+    app.stop().await;
+}
