@@ -23,6 +23,7 @@ mod jobs;
 mod ledger;
 mod meter_crash;
 mod openapi;
+mod operator_commands;
 mod processes;
 mod schema;
 mod scripts;
