@@ -52,11 +52,11 @@ pub fn ran(suite: &str, test: &str) {
 /// Records that `test` of an optional suite did not run and why, so a run that skipped it does not look
 /// like a full one. Under `BARRACK_TEST_REQUIRE_ALL=1` (CI) a skip is a failure.
 pub fn skipped(suite: &str, test: &str, reason: &str) {
+    record(&format!("{suite}\tskipped\t{test}\t{reason}"));
     if std::env::var("BARRACK_TEST_REQUIRE_ALL").as_deref() == Ok("1") {
         panic!("BARRACK_TEST_REQUIRE_ALL=1 but {test} ({suite}) cannot run: {reason}");
     }
     eprintln!("SKIPPED {test} ({suite}): {reason}");
-    record(&format!("{suite}\tskipped\t{test}\t{reason}"));
 }
 
 /// One line appended to the file `BARRACK_TEST_RECORD` names (tests run in parallel processes; each line
