@@ -118,6 +118,31 @@ pub enum KeySource {
     Profile { name: String, path: PathBuf },
 }
 
+/// The server's address as the client wants it: with a scheme, without a trailing `/` or the `/api/`
+/// the server prints after it (`http://127.0.0.1:8080/api/` means `http://127.0.0.1:8080`).
+pub fn api_url(text: &str) -> Result<String, String> {
+    let url = text.trim();
+    let lower = url.to_ascii_lowercase();
+    if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+        let example = if url.contains("://") {
+            "http://127.0.0.1:8080".to_string()
+        } else {
+            format!("http://{url}")
+        };
+        return Err(format!(
+            "'{url}' is not an http:// or https:// URL (for example {example})"
+        ));
+    }
+    let mut url = url.trim_end_matches('/');
+    if let Some(base) = url.strip_suffix("/api") {
+        url = base.trim_end_matches('/');
+    }
+    if url.split("://").nth(1).is_none_or(str::is_empty) {
+        return Err(format!("'{}' names no server", text.trim()));
+    }
+    Ok(url.to_string())
+}
+
 /// The connection settings a command runs with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -164,10 +189,16 @@ impl Settings {
             ),
             (None, None) => (None, KeySource::None),
         };
+        let api_url = match (var("BARRACK_API_URL"), stored.api_url) {
+            (Some(url), _) => {
+                api_url(&url).map_err(|e| CliError::Usage(format!("BARRACK_API_URL: {e}")))?
+            }
+            (None, Some(url)) => api_url(&url)
+                .map_err(|e| CliError::Usage(format!("the API URL of profile '{name}': {e}")))?,
+            (None, None) => DEFAULT_API_URL.to_string(),
+        };
         Ok(Settings {
-            api_url: var("BARRACK_API_URL")
-                .or(stored.api_url)
-                .unwrap_or_else(|| DEFAULT_API_URL.to_string()),
+            api_url,
             api_key,
             key_source,
         })
@@ -231,6 +262,26 @@ mod tests {
             Some(PathBuf::from("/home/u/.config/barrack/config.toml"))
         );
         assert_eq!(config_path(env(&[("BARRACK_CLI_CONFIG", "")])), None);
+    }
+
+    #[test]
+    fn api_urls_take_the_form_the_server_prints() {
+        for (given, meant) in [
+            ("http://127.0.0.1:8080/api/", "http://127.0.0.1:8080"),
+            ("http://127.0.0.1:8080/api", "http://127.0.0.1:8080"),
+            ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
+            (
+                " https://barrack.example.com/prefix/api/ ",
+                "https://barrack.example.com/prefix",
+            ),
+            ("HTTP://host:1", "HTTP://host:1"),
+        ] {
+            assert_eq!(api_url(given).unwrap(), meant, "{given}");
+        }
+        let error = api_url("127.0.0.1:8080").unwrap_err();
+        assert!(error.contains("http://127.0.0.1:8080"), "{error}");
+        assert!(api_url("ftp://host").is_err());
+        assert!(api_url("http:///api/").is_err());
     }
 
     #[test]

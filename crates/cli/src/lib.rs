@@ -16,8 +16,8 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::commands::{
     Ctx, account, admin, ai, api_keys, balance, billing, catalog, completions, configure, deposits,
-    events, firewalls, health, images, instances, scripts, snapshots, ssh_keys, transactions,
-    volumes,
+    events, firewalls, health, images, instances, login, scripts, snapshots, ssh_keys,
+    transactions, volumes,
 };
 use crate::config::Settings;
 pub use crate::error::{CliError, EXIT_CODES_HELP, exit};
@@ -60,6 +60,12 @@ enum Command {
         barrack configure\n  \
         barrack configure --profile staging --api-url https://barrack.example.com --api-key sk_...")]
     Configure(configure::Args),
+    /// Sign in with email and password, create an API key, and save it in a profile
+    #[command(after_help = "Examples:\n  \
+        barrack login --email ada@example.com\n  \
+        barrack login --email ada@example.com --api-url http://127.0.0.1:8080/api/ --profile local\n  \
+        printf '%s\\n' \"$PASSWORD\" | barrack login --email ada@example.com --key-name laptop")]
+    Login(login::Args),
     /// Regions, GPU models, stock, OS images and prices
     #[command(subcommand, after_help = "Example:\n  barrack catalog regions")]
     Catalog(catalog::Command),
@@ -227,9 +233,15 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<Output, CliError> {
     let profile = cli.profile.as_deref();
-    let ctx = || Settings::resolve(profile, config::process_env).and_then(Ctx::new);
+    let progress = !cli.quiet && matches!(cli.output, Format::Table);
+    let ctx = || {
+        Settings::resolve(profile, config::process_env)
+            .and_then(Ctx::new)
+            .map(|ctx| Ctx { progress, ..ctx })
+    };
     match cli.command {
         Command::Configure(args) => configure::run(args, profile),
+        Command::Login(args) => login::run(args, profile).await,
         Command::Completions(args) => completions::run(args, command()),
         Command::Catalog(command) => catalog::run(command, &ctx()?).await,
         Command::Instances(command) => instances::run(command, &ctx()?).await,

@@ -56,7 +56,7 @@ pub async fn until_deleted(ctx: &Ctx, id: &str, timeout: Duration) -> Result<(),
 /// and on timeout.
 async fn poll(ctx: &Ctx, id: &str, expected: &str, timeout: Duration) -> Result<Settled, CliError> {
     let started = Instant::now();
-    let mut spinner = Spinner::on_terminal();
+    let mut spinner = Spinner::on_terminal(ctx.progress);
     let mut interval = Duration::from_millis(250);
     loop {
         let instance = match ctx.call(ctx.client.instance(id)).await {
@@ -121,11 +121,13 @@ impl Spinner {
     const FRAMES: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
     const FRAME: Duration = Duration::from_millis(100);
 
-    /// Only where someone is watching: on a pipe or in a log, the escape codes would be noise.
-    fn on_terminal() -> Option<Spinner> {
-        std::io::stderr()
-            .is_terminal()
-            .then_some(Spinner { frame: 0 })
+    /// Only where someone is watching and asked for it: on a pipe, in a log, or under `-q` the escape
+    /// codes would be noise (`TERM=dumb` and `NO_COLOR` say the same).
+    fn on_terminal(wanted: bool) -> Option<Spinner> {
+        let plain = std::env::var_os("NO_COLOR").is_some()
+            || std::env::var("TERM").is_ok_and(|t| t == "dumb");
+        // `then`, not `then_some`: a spinner made and dropped at once would still erase a line.
+        (wanted && !plain && std::io::stderr().is_terminal()).then(|| Spinner { frame: 0 })
     }
 
     fn draw(&mut self, text: &str) {

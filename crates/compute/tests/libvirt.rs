@@ -51,6 +51,20 @@ fn unavailable() -> Option<String> {
     None
 }
 
+/// One line for the summary of `scripts/test`, appended to the file `BARRACK_TEST_RECORD` names.
+fn record(line: &str) {
+    use std::io::Write;
+    if let Some(path) = std::env::var_os("BARRACK_TEST_RECORD").filter(|p| !p.is_empty()) {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .expect("BARRACK_TEST_RECORD can be appended to");
+        file.write_all(format!("{line}\n").as_bytes())
+            .expect("record the test's outcome");
+    }
+}
+
 /// A driver with its own names, pool and SSH ports, torn down (domains, volumes, filters, pool) on drop.
 struct Lab {
     driver: LibvirtDriver,
@@ -68,8 +82,10 @@ fn lab(test: &str, ports: u16, gpus: Vec<GpuGroup>) -> Option<Lab> {
             panic!("BARRACK_TEST_LIBVIRT=1 but {reason}");
         }
         eprintln!("SKIPPED {test}: {reason}");
+        record(&format!("libvirt\tskipped\tlibvirt::{test}\t{reason}"));
         return None;
     }
+    record(&format!("libvirt\tran\tlibvirt::{test}\t"));
     let tag = format!("bt{}{}", std::process::id(), test.replace('_', ""));
     let tag: String = tag.chars().take(40).collect();
     let prefix = format!("{tag}-");

@@ -178,6 +178,64 @@ pub async fn open_store(config: &Config) -> Result<Store> {
     Ok(store)
 }
 
+/// How to point an operator command at an existing installation.
+const POINT_AT_INSTALLATION: &str = "point at the server's data directory with --data-dir or \
+     BARRACK_DATA_DIR (or its configuration with --config), or at its database with --database-url or \
+     BARRACK_DATABASE_URL";
+
+/// Opens the database of an existing installation for an operator command (`barrackd admin`). Unlike
+/// [`open_store`] it creates nothing: no data directory, database file, schema or server secret, so a
+/// command run in the wrong place says where it looked instead of starting an empty installation there.
+pub async fn open_installation(config: &Config) -> Result<Store> {
+    let url = config.database_url()?;
+    let data_dir = config.data_dir.display();
+    let sqlite = url.starts_with("sqlite:");
+    if sqlite
+        && let Some(path) = sqlite_file(&url)
+        && !path.is_file()
+    {
+        anyhow::bail!(
+            "no Barrack database at {} (looked in the data directory {data_dir}); {POINT_AT_INSTALLATION}",
+            path.display()
+        );
+    }
+    let redacted = barrack_store::redact_url(&url);
+    let unset_up = || {
+        anyhow::anyhow!(
+            "the database {redacted} holds no Barrack installation (`barrackd serve` or `barrackd \
+             migrate` sets one up); {POINT_AT_INSTALLATION}"
+        )
+    };
+    if config.configured_secret()?.is_none() && !config.data_dir.join("server.secret").is_file() {
+        anyhow::bail!(
+            "no server secret in {data_dir} (server.secret) and none configured (BARRACK_SECRET or \
+             secret_file); {POINT_AT_INSTALLATION}"
+        );
+    }
+    // An empty file is an empty database; opening it would turn it into one (WAL mode).
+    if sqlite && sqlite_file(&url).is_some_and(|path| path.metadata().is_ok_and(|m| m.len() == 0)) {
+        return Err(unset_up());
+    }
+    // An existing file only: never `mode=rwc`.
+    let url = if sqlite {
+        url.replace("mode=rwc", "mode=rw")
+    } else {
+        url
+    };
+    let store = Store::connect(&url, config.database_max_connections)
+        .await
+        .with_context(|| format!("cannot open the database {redacted}"))?;
+    if !store.is_set_up().await? {
+        store.close().await;
+        return Err(unset_up());
+    }
+    store
+        .migrate()
+        .await
+        .context("cannot migrate the database")?;
+    Ok(store)
+}
+
 /// A compute driver, and the simulator again when it is the simulator (for its controls).
 pub type Drivers = (Arc<dyn ComputeDriver>, Option<Arc<SimDriver>>);
 

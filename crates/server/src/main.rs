@@ -1,14 +1,15 @@
 //! `barrackd`: the Barrack server.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use barrack_api::{Currency, Tier};
 use barrack_core::clock::SystemClock;
 use barrack_core::config::{Config, LogFormat, barrack_env};
-use barrack_server::app::{StartOptions, driver, open_store, services};
+use barrack_server::app::{StartOptions, driver, open_installation, open_store, services};
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -78,8 +79,9 @@ enum AdminTask {
     },
     /// Create an API key for an account and print it.
     CreateKey {
-        #[arg(long)]
-        email: String,
+        /// The account: its id or its email.
+        #[arg(long, visible_alias = "email", value_name = "ID|EMAIL")]
+        user: String,
         #[arg(long)]
         name: String,
         #[arg(long, value_parser = parse_tier, default_value = "legacy")]
@@ -87,8 +89,9 @@ enum AdminTask {
     },
     /// Add credits to an account (a grant entry in its ledger).
     GrantCredits {
-        #[arg(long)]
-        email: String,
+        /// The account: its id or its email.
+        #[arg(long, visible_alias = "email", value_name = "ID|EMAIL")]
+        user: String,
         /// Exact decimal amount, e.g. 25.00.
         #[arg(long)]
         amount: String,
@@ -139,8 +142,10 @@ fn load_config(args: &ConfigArgs, listen: Option<String>) -> Result<Config> {
 fn init_logging(format: LogFormat) {
     let filter =
         EnvFilter::try_from_env("BARRACK_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    // Colours only for a person watching: a log file or a journal gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
@@ -196,7 +201,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Admin { config, task } => {
             let config = load_config(&config, None)?;
-            let store = open_store(&config).await?;
+            let store = open_installation(&config).await?;
             let (driver, _) = driver(&config)?;
             let services = services(config, store, Arc::new(SystemClock), driver)?;
             admin(&services, task).await
@@ -205,12 +210,12 @@ async fn run(cli: Cli) -> Result<()> {
 }
 
 async fn admin(services: &barrack_core::Services, task: AdminTask) -> Result<()> {
-    let by_email = |email: String| async move {
+    let account = |user: String| async move {
         services
-            .store()
-            .account_by_email(&email.trim().to_lowercase())
-            .await?
-            .with_context(|| format!("no account with email {email}"))
+            .accounts
+            .account_by_id_or_email(&user)
+            .await
+            .map_err(explain)
     };
     match task {
         AdminTask::CreateUser {
@@ -231,8 +236,8 @@ async fn admin(services: &barrack_core::Services, task: AdminTask) -> Result<()>
                 if admin { " as an operator" } else { "" }
             );
         }
-        AdminTask::CreateKey { email, name, tier } => {
-            let account = by_email(email).await?;
+        AdminTask::CreateKey { user, name, tier } => {
+            let account = account(user).await?;
             let key = services
                 .accounts
                 .create_api_key(&account.id, &name, tier)
@@ -241,12 +246,12 @@ async fn admin(services: &barrack_core::Services, task: AdminTask) -> Result<()>
             println!("{}", key.key);
         }
         AdminTask::GrantCredits {
-            email,
+            user,
             amount,
             currency,
             note,
         } => {
-            let account = by_email(email).await?;
+            let account = account(user).await?;
             let amount = barrack_api::decimal::parse(&amount).map_err(anyhow::Error::msg)?;
             let entry = services
                 .ledger
@@ -267,6 +272,9 @@ async fn admin(services: &barrack_core::Services, task: AdminTask) -> Result<()>
                     .list_accounts(request)
                     .await
                     .map_err(explain)?;
+                if page == 1 && users.is_empty() {
+                    println!("No accounts in this database.");
+                }
                 for u in users {
                     println!(
                         "{}\t{}\t{}\t{}",

@@ -192,6 +192,18 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
+    /// What operators follow: pending and running jobs, and dead letters whose instance still exists (the
+    /// failure of an instance since deleted needs nobody's attention), oldest first.
+    pub async fn jobs_for_operators(&self, limit: u32) -> Result<Vec<JobRow>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM jobs WHERE status IN ('pending', 'running') OR (status = 'failed' \
+             AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = jobs.resource_id \
+             AND i.status = 'DELETED')) ORDER BY created_at, id LIMIT $1"
+        );
+        let rows = self.fetch_all(&sql, &binds![i64::from(limit)]).await?;
+        rows.iter().map(from_row).collect()
+    }
+
     /// Jobs not finished yet (pending or running).
     pub async fn unfinished_jobs(&self) -> Result<u64> {
         let n = self

@@ -170,6 +170,12 @@ impl Store {
         migrate::run(self).await
     }
 
+    /// Whether a Barrack server ever set this database up (its migrations table exists), as opposed to
+    /// an empty database.
+    pub async fn is_set_up(&self) -> Result<bool> {
+        migrate::is_set_up(self).await
+    }
+
     /// Whether the database answers a query within `timeout`. A SQLite file that is no longer at its path
     /// (its volume unmounted, the file removed) counts as unreachable: writes would go nowhere durable.
     pub async fn ping(&self, timeout: Duration) -> Result<()> {

@@ -62,6 +62,23 @@ impl Migration {
     }
 }
 
+/// Whether the migrations table exists, asked of the catalogue so a missing table is an answer, not an
+/// error.
+pub(crate) async fn is_set_up(store: &Store) -> Result<bool> {
+    let sql = match store.backend() {
+        Backend::Sqlite => {
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM sqlite_master WHERE type = 'table' \
+             AND name = 'schema_migrations'"
+        }
+        Backend::Postgres => {
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_name = 'schema_migrations'"
+        }
+    };
+    let row = store.fetch_one(sql, &[]).await?;
+    Ok(row.int(0)? > 0)
+}
+
 /// Applies every migration not applied yet, each in its own transaction. Several servers starting at once
 /// on PostgreSQL take turns through a transaction-level advisory lock; on SQLite the write lock does the
 /// same.

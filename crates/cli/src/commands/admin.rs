@@ -42,10 +42,11 @@ pub enum Command {
     },
     /// Create an API key for an account; its secret is shown only once
     #[command(after_help = "Example:\n  \
-        barrack admin create-key --user BRK-A1B2C3U --name ci --tier advanced")]
+        barrack admin create-key --user BRK-A1B2C3U --name ci --tier advanced\n  \
+        barrack admin create-key --user ada@example.com --name ci --tier legacy")]
     CreateKey {
-        /// The account's id
-        #[arg(long, value_name = "ID")]
+        /// The account: its id or its sign-in email
+        #[arg(long, value_name = "ID|EMAIL")]
         user: String,
         /// A name to recognise the key by
         #[arg(long)]
@@ -58,8 +59,8 @@ pub enum Command {
     #[command(after_help = "Example:\n  \
         barrack admin grant-credits --user BRK-A1B2C3U --amount 25.00 --currency USD --note 'trial'")]
     GrantCredits {
-        /// The account's id
-        #[arg(long, value_name = "ID")]
+        /// The account: its id or its sign-in email
+        #[arg(long, value_name = "ID|EMAIL")]
         user: String,
         /// Exact decimal amount, e.g. 25.00
         #[arg(long, value_parser = barrack_api::decimal::parse)]

@@ -43,12 +43,8 @@ pub fn run(args: Args, profile: Option<&str>) -> Result<Output, CliError> {
             Some(current.api_url.as_deref().unwrap_or(DEFAULT_API_URL)),
         )?,
     };
-    let api_url = api_url.trim().trim_end_matches('/').to_string();
-    if !(api_url.starts_with("http://") || api_url.starts_with("https://")) {
-        return Err(CliError::Usage(format!(
-            "the API URL must start with http:// or https://, not '{api_url}'"
-        )));
-    }
+    let api_url =
+        config::api_url(&api_url).map_err(|e| CliError::Usage(format!("the API URL: {e}")))?;
 
     let api_key = match args.api_key {
         Some(key) => Some(key),

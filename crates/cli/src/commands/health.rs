@@ -13,15 +13,26 @@ use crate::output::View;
 struct Health {
     status: String,
     version: String,
+    /// Whether instances run in the simulated data centre (servers before it was reported: unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    simulated: Option<bool>,
+}
+
+async fn health(ctx: &Ctx) -> Result<Envelope<Health>, CliError> {
+    ctx.call(
+        ctx.client
+            .request::<_, ()>(Method::GET, "/api/health/", None),
+    )
+    .await
+}
+
+/// Whether the server's instances are simulated, so that no machine answers at their addresses.
+pub async fn simulated(ctx: &Ctx) -> Result<bool, CliError> {
+    Ok(health(ctx).await?.data.simulated == Some(true))
 }
 
 pub async fn run(ctx: &Ctx) -> Result<Output, CliError> {
-    let health: Envelope<Health> = ctx
-        .call(
-            ctx.client
-                .request::<_, ()>(Method::GET, "/api/health/", None),
-        )
-        .await?;
+    let health = health(ctx).await?;
     let text = format!(
         "{} at {} (version {}, status {})",
         health.message, ctx.settings.api_url, health.data.version, health.data.status

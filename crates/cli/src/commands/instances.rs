@@ -379,6 +379,13 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
                     .collect();
                 return Ok(Output::text(words.join(" ")));
             }
+            if super::health::simulated(ctx).await? {
+                return Err(CliError::Other(format!(
+                    "instance {id} runs in the server's simulated data centre: no machine answers at \
+                     {address}, so there is nothing to SSH into (`--print` shows the command a real \
+                     instance would take)"
+                )));
+            }
             run_ssh(&command)
         }
     }

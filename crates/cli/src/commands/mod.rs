@@ -18,6 +18,7 @@ pub mod firewalls;
 pub mod health;
 pub mod images;
 pub mod instances;
+pub mod login;
 pub mod scripts;
 pub mod snapshots;
 pub mod ssh_keys;
@@ -42,6 +43,9 @@ pub use crate::output::Output;
 pub struct Ctx {
     pub settings: Settings,
     pub client: Client,
+    /// Whether `--wait` may draw progress on a terminal: not with `-q` or `-o json`, whose output is for
+    /// programs.
+    pub progress: bool,
 }
 
 impl Ctx {
@@ -53,7 +57,11 @@ impl Ctx {
         let client = builder
             .build()
             .map_err(|e| CliError::Other(e.to_string()))?;
-        Ok(Ctx { settings, client })
+        Ok(Ctx {
+            settings,
+            client,
+            progress: true,
+        })
     }
 
     /// Awaits an API call made with the configured key, adding what the user can do about the usual

@@ -188,6 +188,33 @@ impl Barrack {
         self.run_with_input(args, "").await
     }
 
+    /// Runs with stdout and stderr on a terminal (a pseudo-terminal that util-linux's `script` opens), as
+    /// a person at a shell would; `stdout` holds everything the terminal showed.
+    pub async fn run_on_terminal(&self, args: &[&str]) -> Run {
+        let quote = |word: &str| format!("'{}'", word.replace('\'', r"'\''"));
+        let line: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_barrack"))
+            .chain(args.iter().copied())
+            .map(quote)
+            .collect();
+        let out = tokio::process::Command::new("script")
+            .args(["-qec", &line.join(" "), "/dev/null"])
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env("TERM", "xterm")
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .await
+            .expect("run script(1)");
+        Run {
+            code: out.status.code().expect("exited, not killed"),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     /// Runs with `input` on stdin (then end of input), as a pipe: no terminal, like CI.
     pub async fn run_with_input(&self, args: &[&str], input: &str) -> Run {
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_barrack"))

@@ -331,3 +331,47 @@ async fn bad_deploys_print_the_apis_field_errors() {
     assert!(missing.stderr.contains("no-such-instance"));
     server.stop().await;
 }
+
+/// On a terminal, `--wait -q` prints the id and nothing else: no spinner, no escape codes. `instances ssh`
+/// on the simulated data centre says at once that there is no machine to reach (`--print` still prints).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_waits_draw_nothing_and_simulated_instances_refuse_ssh() {
+    let server = TestServer::start().await;
+    server.fund_operator(100).await;
+    let cli = server.barrack();
+    import_key(&server, &cli).await;
+
+    let deployed = cli
+        .run_on_terminal(&deploy_args("quiet", &["--wait", "-q"]))
+        .await;
+    assert_eq!(deployed.code, 0, "{deployed:?}");
+    assert!(
+        !deployed.stdout.contains('\x1b'),
+        "escape codes on the terminal: {:?}",
+        deployed.stdout
+    );
+    let id = deployed.stdout.trim().to_string();
+    assert!(id.starts_with("BRK-"), "{deployed:?}");
+    // On a pipe, as in a log or CI, neither stream gets escape codes either.
+    let stopped = cli.run(&["instances", "stop", &id, "--wait"]).await;
+    stopped.ok();
+    assert!(
+        !stopped.stderr.contains('\x1b') && !stopped.stdout.contains('\x1b'),
+        "{stopped:?}"
+    );
+    let started = cli
+        .run_on_terminal(&["instances", "start", &id, "--wait", "-o", "json"])
+        .await;
+    assert_eq!(started.code, 0, "{started:?}");
+    assert!(!started.stdout.contains('\x1b'), "{started:?}");
+
+    let started = std::time::Instant::now();
+    let ssh = cli.run(&["instances", "ssh", "quiet"]).await;
+    assert_eq!(ssh.code, 1, "{ssh:?}");
+    assert!(ssh.stderr.contains("simulated"), "{ssh:?}");
+    assert!(ssh.stderr.contains(&id), "{ssh:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let printed = cli.run(&["instances", "ssh", "quiet", "--print"]).await;
+    assert!(printed.ok().starts_with("ssh ubuntu@"), "{printed:?}");
+    server.stop().await;
+}

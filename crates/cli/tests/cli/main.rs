@@ -11,6 +11,7 @@ mod coverage;
 mod deposits;
 mod firewalls;
 mod instances;
+mod login;
 mod scripts;
 mod snapshots;
 mod ssh_keys;

@@ -557,6 +557,20 @@ impl AccountService {
             .await?
             .ok_or_else(|| Error::not_found("User", id))
     }
+
+    /// Operators name an account by its id or by its sign-in email, in every admin command.
+    pub async fn account_by_id_or_email(&self, name: &str) -> Result<AccountRow> {
+        let name = name.trim();
+        let found = if name.contains('@') {
+            self.context
+                .store
+                .account_by_email(&name.to_lowercase())
+                .await?
+        } else {
+            self.context.store.account_by_id(name).await?
+        };
+        found.ok_or_else(|| Error::not_found("User", name))
+    }
 }
 
 /// A valid Argon2 hash of a random password, verified against when the email is unknown.

@@ -38,7 +38,7 @@ impl Secrets {
     pub fn hash_api_key(&self, key: &str) -> String {
         let mut mac = HmacSha256::new_from_slice(&self.api_key_hash_key).expect("any key length");
         mac.update(key.as_bytes());
-        hex(&mac.finalize().into_bytes())
+        hex::encode(mac.finalize().into_bytes())
     }
 
     pub fn sign_token(&self, claims: &TokenClaims) -> String {
@@ -77,10 +77,6 @@ fn derive(secret: &str, purpose: &[u8]) -> [u8; 32] {
     let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("any key length");
     mac.update(purpose);
     mac.finalize().into_bytes().into()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,6 +1,8 @@
 //! Addresses and packet rules: CIDR parsing, public address pools, and the validation of security rules.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
 
 use barrack_api::instances::{SecurityRule, SecurityRuleRequest};
 use barrack_store::instances::RuleRow;
@@ -8,14 +10,18 @@ use barrack_store::instances::RuleRow;
 use crate::platform::config::{Config, ConfigError};
 use crate::platform::validate::Validator;
 
-/// A parsed CIDR block.
+/// A CIDR block ([`IpNet`]), parsed with the messages the API gives for bad ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    pub address: IpAddr,
-    pub prefix: u8,
-}
+pub struct Cidr(IpNet);
 
 impl Cidr {
+    /// `address/prefix`; `prefix` must fit the address family.
+    pub fn new(address: IpAddr, prefix: u8) -> Result<Cidr, String> {
+        IpNet::new(address, prefix)
+            .map(Cidr)
+            .map_err(|_| format!("prefix length {prefix} does not fit {address}"))
+    }
+
     /// Parses `a.b.c.d/n` or `x::y/n` (a bare address is a single host); the error says what is wrong.
     pub fn parse(text: &str) -> Result<Cidr, String> {
         let text = text.trim();
@@ -34,61 +40,28 @@ impl Cidr {
                 })?,
                 None => max,
             };
-        Ok(Cidr { address, prefix })
+        Cidr::new(address, prefix)
+    }
+
+    /// The address as written (host bits included).
+    pub fn address(self) -> IpAddr {
+        self.0.addr()
     }
 
     /// The block with host bits cleared.
     pub fn network(self) -> Cidr {
-        let address = match self.address {
-            IpAddr::V4(a) => {
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u32::MAX << (32 - self.prefix)
-                };
-                IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
-            }
-            IpAddr::V6(a) => {
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - self.prefix)
-                };
-                IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask))
-            }
-        };
-        Cidr {
-            address,
-            prefix: self.prefix,
-        }
+        Cidr(self.0.trunc())
     }
 
+    /// Whether `ip` is in the block (never across address families).
     pub fn contains(self, ip: IpAddr) -> bool {
-        match (self.network().address, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u32::MAX << (32 - self.prefix)
-                };
-                u32::from(ip) & mask == u32::from(net)
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - self.prefix)
-                };
-                u128::from(ip) & mask == u128::from(net)
-            }
-            _ => false,
-        }
+        self.0.contains(&ip)
     }
 }
 
 impl std::fmt::Display for Cidr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.address, self.prefix)
+        write!(f, "{}", self.0)
     }
 }
 
@@ -108,21 +81,13 @@ pub fn check_pools(config: &Config) -> Result<(), ConfigError> {
 
 /// The usable addresses of an IPv4 pool (network and broadcast addresses excluded below /31).
 pub fn pool_addresses(cidr: &str) -> Result<Vec<String>, String> {
-    let block = Cidr::parse(cidr)?;
-    let IpAddr::V4(start) = block.network().address else {
+    let IpNet::V4(block) = Cidr::parse(cidr)?.network().0 else {
         return Err(format!("'{cidr}' is not an IPv4 block"));
     };
-    if block.prefix < 16 {
+    if block.prefix_len() < 16 {
         return Err(format!("'{cidr}' is larger than a /16"));
     }
-    let size = 1u32 << (32 - block.prefix);
-    let first = u32::from(start);
-    let (from, to) = if size > 2 {
-        (first + 1, first + size - 1)
-    } else {
-        (first, first + size)
-    };
-    Ok((from..to).map(|a| Ipv4Addr::from(a).to_string()).collect())
+    Ok(block.hosts().map(|a| a.to_string()).collect())
 }
 
 /// IP protocols accepted in rules by name, with their numbers (as OpenStack Neutron accepts them).
@@ -249,7 +214,7 @@ pub fn validate_rule(
                 None
             }
             Ok(cidr) => {
-                if (ethertype == "IPv4") != cidr.address.is_ipv4() {
+                if (ethertype == "IPv4") != cidr.address().is_ipv4() {
                     v.add(
                         &field("remote_ip_prefix"),
                         format!("'{text}' does not match ethertype {ethertype}"),
@@ -367,6 +332,50 @@ mod tests {
         );
         let v6 = rule(serde_json::json!({"direction": "egress", "ethertype": "ipv6", "remote_ip_prefix": "2001:db8::/32", "protocol": "58"})).unwrap();
         assert_eq!(v6.remote_ip_prefix.as_deref(), Some("2001:db8::/32"));
+    }
+
+    #[test]
+    fn pools_exclude_network_and_broadcast_below_a_31() {
+        let pool = pool_addresses("198.51.100.0/30").unwrap();
+        assert_eq!(pool, ["198.51.100.1", "198.51.100.2"]);
+        assert_eq!(pool_addresses("203.0.113.128/25").unwrap().len(), 126);
+        assert_eq!(
+            pool_addresses("192.0.2.4/31").unwrap(),
+            ["192.0.2.4", "192.0.2.5"]
+        );
+        assert_eq!(pool_addresses("192.0.2.9/32").unwrap(), ["192.0.2.9"]);
+        // Host bits are cleared, as before.
+        assert_eq!(
+            pool_addresses("198.51.100.7/30").unwrap()[0],
+            "198.51.100.5"
+        );
+        assert!(pool_addresses("10.0.0.0/8").unwrap_err().contains("/16"));
+        assert!(
+            pool_addresses("2001:db8::/120")
+                .unwrap_err()
+                .contains("IPv4")
+        );
+    }
+
+    #[test]
+    fn cidr_host_bits_and_families() {
+        let with_host = Cidr::parse("10.1.2.3/16").unwrap();
+        assert_eq!(with_host.network().to_string(), "10.1.0.0/16");
+        assert_ne!(with_host.network(), with_host);
+        assert_eq!(
+            Cidr::parse("2001:db8::1").unwrap().to_string(),
+            "2001:db8::1/128"
+        );
+        assert!(
+            !Cidr::parse("::/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        assert!(
+            Cidr::parse("10.0.0.0/33")
+                .unwrap_err()
+                .contains("between 0 and 32")
+        );
     }
 
     #[test]

@@ -332,7 +332,10 @@ mod tests {
                 (ip(rng.pick::<&str>(&V4)), 32)
             };
             let prefix = rng.below(max + 1) as u8;
-            Cidr { address, prefix }.network().to_string()
+            Cidr::new(address, prefix)
+                .expect("prefix within the family")
+                .network()
+                .to_string()
         });
         rule(
             direction,

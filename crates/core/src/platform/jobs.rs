@@ -199,9 +199,14 @@ impl JobRunner {
             Outcome::Done => {
                 jobs::complete(&mut &self.store, &job.id, &self.worker_id, now).await?
             }
+            // Attempts are this job's own (counted at each claim), whatever the error text counts.
             Outcome::Retry(error) if job.attempts < job.max_attempts => {
                 let run_after = now + self.backoff_ms(job.attempts);
-                tracing::info!(job = %job.id, kind = %job.kind, attempt = job.attempts, error = %error, "job will be retried");
+                tracing::info!(
+                    job = %job.id, kind = %job.kind, attempt = job.attempts, max_attempts = job.max_attempts,
+                    retry_in_ms = run_after - now, error = %error,
+                    "attempt {} of {} of the job failed; it will be retried", job.attempts, job.max_attempts
+                );
                 self.store
                     .retry_job(&job.id, &self.worker_id, error, run_after, now)
                     .await?
@@ -212,7 +217,11 @@ impl JobRunner {
                     .await?
             }
             Outcome::Retry(error) | Outcome::Fail(error) => {
-                tracing::warn!(job = %job.id, kind = %job.kind, attempts = job.attempts, error = %error, "job failed");
+                tracing::warn!(
+                    job = %job.id, kind = %job.kind, attempts = job.attempts, max_attempts = job.max_attempts,
+                    error = %error,
+                    "attempt {} of {} of the job failed; it is dead-lettered", job.attempts, job.max_attempts
+                );
                 self.store
                     .fail_job(&job.id, &self.worker_id, error, now)
                     .await?

@@ -74,7 +74,7 @@ async fn admin_create_user(
 }
 
 /// Create an API key for an account
-#[utoipa::path(post, path = "/api/admin/users/{id}/api-keys/", tag = "Admin", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/admin/users/{id}/api-keys/", tag = "Admin", params(("id" = String, Path, description = "The account: its id or its email")),
     request_body = CreateApiKeyRequest,
     responses((status = 201, body = Envelope<AdminCreatedApiKey>), (status = 400, body = ErrorResponse),
               (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
@@ -86,7 +86,11 @@ async fn admin_create_api_key(
     PathId(user_id): PathId,
     Body(request): Body<CreateApiKeyRequest>,
 ) -> ApiResult<Created<AdminCreatedApiKey>> {
-    let account = state.services.accounts.account(&user_id).await?;
+    let account = state
+        .services
+        .accounts
+        .account_by_id_or_email(&user_id)
+        .await?;
     let key = state
         .services
         .accounts
@@ -102,7 +106,7 @@ async fn admin_create_api_key(
 }
 
 /// Grant credits to an account (a ledger entry)
-#[utoipa::path(post, path = "/api/admin/accounts/{id}/credits/", tag = "Admin", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/admin/accounts/{id}/credits/", tag = "Admin", params(("id" = String, Path, description = "The account: its id or its email")),
     request_body = GrantCredits,
     responses((status = 201, body = Envelope<Transaction>), (status = 400, body = ErrorResponse),
               (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
@@ -114,12 +118,17 @@ async fn admin_grant_credits(
     PathId(user_id): PathId,
     Body(request): Body<GrantCredits>,
 ) -> ApiResult<Created<Transaction>> {
+    let account = state
+        .services
+        .accounts
+        .account_by_id_or_email(&user_id)
+        .await?;
     let entry = state
         .services
         .ledger
         .grant(
             operator.account_id(),
-            &user_id,
+            &account.id,
             request.amount,
             request.currency,
             request.note,
@@ -216,11 +225,7 @@ async fn admin_list_jobs(
     State(state): State<AppState>,
     Admin(_): Admin,
 ) -> ApiResult<Success<JobList>> {
-    let rows = state
-        .services
-        .store()
-        .jobs_with_status(&["pending", "running", "failed"], 500)
-        .await?;
+    let rows = state.services.store().jobs_for_operators(500).await?;
     let jobs = rows
         .into_iter()
         .map(|j| Job {

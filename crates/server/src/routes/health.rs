@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use barrack_api::{Envelope, ErrorResponse};
+use barrack_core::config::DriverKind;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -22,6 +23,10 @@ pub struct Health {
     /// `ok` when the database answered (readiness only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
+    /// `true` when instances run in the simulated data centre: they get addresses, but no machine
+    /// answers there (readiness only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simulated: Option<bool>,
 }
 
 /// How long readiness waits for the database.
@@ -45,6 +50,7 @@ async fn health(State(state): State<AppState>) -> Response {
                 status: "ok".into(),
                 version: env!("CARGO_PKG_VERSION").into(),
                 database: Some("ok".into()),
+                simulated: Some(matches!(state.services.config().driver, DriverKind::Sim)),
             },
         )
         .into_response(),
@@ -73,6 +79,7 @@ async fn liveness() -> Success<Health> {
             status: "ok".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             database: None,
+            simulated: None,
         },
     )
 }

@@ -817,12 +817,16 @@ fn events_of(text: &str) -> usize {
 /// `BARRACK_TEST_PYTHON=1`, as the contract suite does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_openai_python_client_completes_and_streams() {
+    let suite = "the openai client suite";
     if std::env::var("BARRACK_TEST_PYTHON").as_deref() != Ok("1") {
-        eprintln!(
-            "SKIPPED the openai client suite: set BARRACK_TEST_PYTHON=1 (and run scripts/setup/ai.sh) to run it"
+        crate::common::skipped(
+            "python",
+            suite,
+            "set BARRACK_TEST_PYTHON=1 (and run scripts/setup/ai.sh) to run it",
         );
         return;
     }
+    crate::common::ran("python", suite);
     let importable = std::process::Command::new("python3")
         .args(["-c", "import openai"])
         .status()

@@ -35,6 +35,12 @@ async fn zero_configuration_start_keeps_secrets_out_of_logs_and_database() {
     {
         assert_eq!(mode(&data.join("admin-credentials")), 0o600);
         assert_eq!(mode(&data.join("server.secret")), 0o600);
+        assert_eq!(mode(&data), 0o700, "the data directory is private");
+        assert_eq!(
+            mode(&data.join("barrack.db")),
+            0o600,
+            "the database is private"
+        );
     }
 
     let client = Client::builder(&server.url).api_key(&key).build().unwrap();
@@ -68,6 +74,10 @@ async fn zero_configuration_start_keeps_secrets_out_of_logs_and_database() {
     let secrets = [&key[3..], &second[3..], &token.access, &token.refresh];
     let log_text = std::fs::read_to_string(&log).unwrap();
     assert!(log_text.contains("request"), "requests are logged");
+    assert!(
+        !log_text.contains('\x1b'),
+        "a log file holds no terminal escape codes"
+    );
     for file in std::fs::read_dir(&data).unwrap() {
         let path = file.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().to_string();

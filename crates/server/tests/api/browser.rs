@@ -85,7 +85,7 @@ async fn wait_path(browser: &Session, what: &str, condition: &str) {
 }
 
 async fn the_dashboard_in_a_browser(db: Db) {
-    if !browser_tests_enabled() {
+    if !browser_tests_enabled(&format!("browser::the_dashboard_in_a_browser::{db:?}")) {
         return;
     }
     let app = TestApp::start(db).await;

@@ -21,11 +21,14 @@ const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 /// `tool` on the PATH, when the Python suites are asked for; `None` (after saying why) otherwise.
 fn python_tool(suite: &str, tool: &str) -> Option<PathBuf> {
     if std::env::var("BARRACK_TEST_PYTHON").as_deref() != Ok("1") {
-        eprintln!(
-            "SKIPPED {suite}: set BARRACK_TEST_PYTHON=1 (and run scripts/setup/contract.sh) to run it"
+        crate::common::skipped(
+            "python",
+            suite,
+            "set BARRACK_TEST_PYTHON=1 (and run scripts/setup/contract.sh) to run it",
         );
         return None;
     }
+    crate::common::ran("python", suite);
     let found = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|dir| dir.join(tool))

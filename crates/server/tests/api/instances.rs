@@ -479,6 +479,11 @@ async fn driver_failures_leave_instances_in_error_with_stock_released(db: Db) {
     client.delete_instance(&id).await.unwrap();
     app.settle().await;
     assert_eq!(client.instance(&id).await.unwrap_err().status(), Some(404));
+    let listed = app.admin.admin_jobs().await.unwrap().data.jobs;
+    assert!(
+        listed.iter().all(|j| j.resource_id != id),
+        "the dead letter of a deleted instance leaves the jobs list: {listed:?}"
+    );
 
     // A transient failure is retried after its backoff and succeeds.
     app.admin

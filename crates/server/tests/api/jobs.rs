@@ -19,6 +19,7 @@ on_both_databases!(
     transient_failures_back_off_then_dead_letter,
     an_expired_lease_lets_another_worker_take_over,
     a_running_server_runs_jobs_side_by_side,
+    the_retry_log_counts_the_attempts_of_the_job,
 );
 
 /// Counts runs per job; fails the first `failures` attempts of each.
@@ -297,6 +298,71 @@ async fn a_running_server_runs_jobs_side_by_side(db: Db) {
             .len(),
         1
     );
+    store.close().await;
+    database.drop_database().await;
+}
+
+/// Log lines written while a test runs on this thread.
+#[derive(Clone, Default)]
+struct CapturedLog(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLog {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// Other jobs failing in between do not shift the count: each line says which attempt of its own job
+/// failed, out of how many.
+async fn the_retry_log_counts_the_attempts_of_the_job(db: Db) {
+    let (database, store, clock) = setup(db).await;
+    let log = CapturedLog::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    add_jobs(&store, 3, 2, START_MS).await;
+    let handler = Arc::new(Recorder {
+        failures: 99,
+        ..Default::default()
+    });
+    let runner = runner(&store, &clock, handler);
+    for _ in 0..3 {
+        runner.run_one().await.unwrap().unwrap();
+    }
+    clock.advance_ms(10_000);
+    for _ in 0..3 {
+        runner.run_one().await.unwrap().unwrap();
+    }
+    let text = log.text();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("job=")).collect();
+    assert_eq!(lines.len(), 6, "{text}");
+    for line in &lines[..3] {
+        assert!(
+            line.contains("attempt 1 of 2 of the job failed; it will be retried"),
+            "{line}"
+        );
+    }
+    for line in &lines[3..] {
+        assert!(
+            line.contains("attempt 2 of 2 of the job failed; it is dead-lettered"),
+            "{line}"
+        );
+    }
     store.close().await;
     database.drop_database().await;
 }

@@ -27,6 +27,7 @@ mod lifecycle;
 mod machines;
 mod meter_crash;
 mod openapi;
+mod operator_commands;
 mod processes;
 mod provisioning;
 mod schema;

@@ -231,8 +231,7 @@ async fn a_killed_server_resumes_every_unfinished_operation(db: Db) {
 /// its jobs once their leases expire. Every job runs exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_share_one_postgres_database() {
-    if crate::common::postgres_url().is_none() {
-        eprintln!("BARRACK_TEST_POSTGRES_URL is not set: not run");
+    if !crate::common::postgres_available("processes::two_servers_share_one_postgres_database") {
         return;
     }
     let database = TestDatabase::create(Db::Postgres).await;

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use barrack_store::Store;
 use barrack_store::sql::Columns;
 
-use crate::common::{Db, TestDatabase, postgres_url};
+use crate::common::{Db, TestDatabase};
 
 type Column = (String, String, String, bool);
 type Index = (String, String, bool, String);
@@ -112,8 +112,9 @@ fn normalize_type(kind: &str) -> String {
 
 #[tokio::test]
 async fn sqlite_and_postgres_migrations_build_the_same_schema() {
-    if postgres_url().is_none() {
-        eprintln!("BARRACK_TEST_POSTGRES_URL is not set: schema parity not checked");
+    if !crate::common::postgres_available(
+        "schema::sqlite_and_postgres_migrations_build_the_same_schema",
+    ) {
         return;
     }
     let sqlite_db = TestDatabase::create(Db::Sqlite).await;

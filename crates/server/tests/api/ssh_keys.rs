@@ -41,7 +41,11 @@ fn keygen(dir: &Path, name: &str, args: &[&str]) -> (String, String) {
 
 async fn keys_made_by_ssh_keygen_import_with_its_fingerprints(db: Db) {
     if Command::new("ssh-keygen").arg("-?").output().is_err() {
-        eprintln!("ssh-keygen is not installed: not run");
+        crate::common::skipped(
+            "ssh-keygen",
+            &format!("ssh_keys::keys_made_by_ssh_keygen_import_with_its_fingerprints::{db:?}"),
+            "ssh-keygen is not installed (apt-get install openssh-client)",
+        );
         return;
     }
     let app = TestApp::start(db).await;

@@ -33,6 +33,48 @@ pub fn postgres_url() -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// Whether the PostgreSQL variant `test` can run: recorded as run, or as skipped with the reason.
+pub fn postgres_available(test: &str) -> bool {
+    if postgres_url().is_none() {
+        skipped("postgres", test, "BARRACK_TEST_POSTGRES_URL is not set");
+        return false;
+    }
+    ran("postgres", test);
+    true
+}
+
+/// Records that `test` of an optional suite (postgres, browser, python) ran, for the summary of
+/// `scripts/test`.
+pub fn ran(suite: &str, test: &str) {
+    record(&format!("{suite}\tran\t{test}\t"));
+}
+
+/// Records that `test` of an optional suite did not run and why, so a run that skipped it does not look
+/// like a full one. Under `BARRACK_TEST_REQUIRE_ALL=1` (CI) a skip is a failure.
+pub fn skipped(suite: &str, test: &str, reason: &str) {
+    record(&format!("{suite}\tskipped\t{test}\t{reason}"));
+    if std::env::var("BARRACK_TEST_REQUIRE_ALL").as_deref() == Ok("1") {
+        panic!("BARRACK_TEST_REQUIRE_ALL=1 but {test} ({suite}) cannot run: {reason}");
+    }
+    eprintln!("SKIPPED {test} ({suite}): {reason}");
+}
+
+/// One line appended to the file `BARRACK_TEST_RECORD` names (tests run in parallel processes; each line
+/// is one small append).
+fn record(line: &str) {
+    use std::io::Write;
+    let Some(path) = std::env::var_os("BARRACK_TEST_RECORD").filter(|p| !p.is_empty()) else {
+        return;
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("cannot append to BARRACK_TEST_RECORD {path:?}: {e}"));
+    file.write_all(format!("{line}\n").as_bytes())
+        .expect("record the test's outcome");
+}
+
 /// Defines `NAME::sqlite` and `NAME::postgres` tests from `async fn NAME(db: Db)`.
 #[macro_export]
 macro_rules! on_both_databases {
@@ -46,8 +88,10 @@ macro_rules! on_both_databases {
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
-                    if $crate::common::postgres_url().is_none() {
-                        eprintln!("BARRACK_TEST_POSTGRES_URL is not set: PostgreSQL variant not run");
+                    if !$crate::common::postgres_available(concat!(
+                        module_path!(),
+                        "::postgres"
+                    )) {
                         return;
                     }
                     super::$name($crate::common::Db::Postgres).await

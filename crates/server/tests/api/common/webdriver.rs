@@ -107,15 +107,18 @@ fn chromium_binary() -> &'static str {
         .unwrap_or("/usr/bin/chromium")
 }
 
-/// Whether the browser test is asked for and its browser is installed.
-pub fn browser_tests_enabled() -> bool {
+/// Whether the browser test `test` is asked for (recorded as run, or as skipped with the reason).
+pub fn browser_tests_enabled(test: &str) -> bool {
     if std::env::var("BARRACK_TEST_BROWSER").as_deref() != Ok("1") {
-        eprintln!(
-            "SKIPPED: the browser test runs with BARRACK_TEST_BROWSER=1 (scripts/setup/browser.sh installs \
-             chromium and chromium-driver)"
+        super::skipped(
+            "browser",
+            test,
+            "the browser test runs with BARRACK_TEST_BROWSER=1 (scripts/setup/browser.sh installs \
+             chromium and chromium-driver)",
         );
         return false;
     }
+    super::ran("browser", test);
     true
 }
 
