@@ -18,6 +18,7 @@ on_both_databases!(
     startup_scripts_stop_at_the_limit,
     pending_deposits_stop_at_the_limit,
     a_deploy_takes_at_most_sixteen_data_volumes,
+    images_stop_at_the_limit,
 );
 
 /// Runs `n` requests at once; (how many passed, how many were 409 LIMIT_EXCEEDED). Anything else fails.
@@ -202,5 +203,48 @@ async fn a_deploy_takes_at_most_sixteen_data_volumes(db: Db) {
         .deploy(&deploy(16, 0))
         .await
         .expect("sixteen new volumes are within the cap");
+    app.stop().await;
+}
+
+/// An account holds at most 100 images, however many are asked for at once.
+async fn images_stop_at_the_limit(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "500.00").await;
+    crate::common::create_key_k(&client).await;
+    let request: DeployRequest = serde_json::from_value(json!({
+        "gpu_model": "H100-SXM5-80GB", "gpu_count": 1, "region": "FINLAND-1",
+        "instance_name": "imaged", "image_name": "Ubuntu 24.04 + CUDA 12.8 Open + Docker",
+        "ssh_key": "k"
+    }))
+    .unwrap();
+    let id = client.deploy(&request).await.unwrap().data.instance_id;
+    app.settle().await;
+    let snapshot = client
+        .create_snapshot(&barrack_api::snapshots::CreateSnapshotRequest {
+            instance_id: id,
+            name: "base".into(),
+            description: None,
+            is_image: false,
+        })
+        .await
+        .unwrap()
+        .data
+        .id;
+    app.settle().await;
+    let (created, refused) = at_once(105, |i| {
+        let client = client.clone();
+        let snapshot = snapshot.clone();
+        async move {
+            client
+                .create_image(&barrack_api::images::CreateImageRequest {
+                    snapshot_id: snapshot,
+                    name: format!("image {i}"),
+                    description: None,
+                })
+                .await
+        }
+    })
+    .await;
+    assert_eq!((created, refused), (100, 5));
     app.stop().await;
 }
