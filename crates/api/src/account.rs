@@ -37,9 +37,38 @@ pub struct TokenRefresh {
     pub refresh: String,
 }
 
+/// `POST /api/auth/token/refresh/`: a new access token and the refresh token that replaces the one
+/// presented (each refresh token is good for one use).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AccessToken {
     pub access: String,
+    pub refresh: String,
+}
+
+/// `POST /api/account/password/`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// What a password change, a log-out or an operator's disable ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SessionsEnded {
+    /// Token sessions (log-ins) and dashboard sign-ins revoked.
+    pub sessions_revoked: u64,
+    /// API keys revoked (only an operator's disable revokes keys).
+    pub api_keys_revoked: u64,
+}
+
+/// `POST /api/admin/users/{id}/disable/` and `.../enable/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AccountAccess {
+    pub user_id: String,
+    pub disabled: bool,
+    pub sessions_revoked: u64,
+    pub api_keys_revoked: u64,
 }
 
 /// The billing profile of an account.

@@ -136,6 +136,7 @@ async fn seed(store: &Store, start: i64) -> Result<Vec<String>> {
                 is_admin: false,
                 created_at: start,
                 updated_at: start,
+                disabled_at: None,
             },
         )
         .await?;

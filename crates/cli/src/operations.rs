@@ -111,6 +111,13 @@ pub const OPERATIONS: &[Operation] = &[
         "/api/auth/token/refresh/",
         "account refresh-token",
     ),
+    op("logout", "POST", "/api/auth/logout/", "account logout"),
+    op(
+        "change_password",
+        "POST",
+        "/api/account/password/",
+        "account password",
+    ),
     op(
         "get_profile",
         "GET",
@@ -147,6 +154,18 @@ pub const OPERATIONS: &[Operation] = &[
         "POST",
         "/api/admin/users/{id}/api-keys/",
         "admin create-key",
+    ),
+    op(
+        "admin_disable_user",
+        "POST",
+        "/api/admin/users/{id}/disable/",
+        "admin disable-user",
+    ),
+    op(
+        "admin_enable_user",
+        "POST",
+        "/api/admin/users/{id}/enable/",
+        "admin enable-user",
     ),
     op(
         "admin_grant_credits",

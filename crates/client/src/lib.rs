@@ -21,9 +21,9 @@ mod volumes;
 use std::time::Duration;
 
 use barrack_api::account::{
-    AccessToken, AdminCreateUser, AdminCreatedApiKey, AdminUserList, ApiKeyList,
-    CreateApiKeyRequest, CreatedApiKey, DeletedApiKey, GrantCredits, ProfileUpdate,
-    RegisterRequest, TokenObtainPair, TokenPair, TokenRefresh, UserProfile,
+    AccessToken, AccountAccess, AdminCreateUser, AdminCreatedApiKey, AdminUserList, ApiKeyList,
+    CreateApiKeyRequest, CreatedApiKey, DeletedApiKey, GrantCredits, PasswordChange, ProfileUpdate,
+    RegisterRequest, SessionsEnded, TokenObtainPair, TokenPair, TokenRefresh, UserProfile,
 };
 use barrack_api::catalog::{
     CapacityList, CatalogQuery, GpuSpecList, GpuStockList, OsImageList, PricingRequest,
@@ -342,6 +342,33 @@ impl Client {
         .await
     }
 
+    /// Ends the session of a refresh token (its access token stops working too).
+    pub async fn logout(&self, refresh: &str) -> Result<Envelope<SessionsEnded>> {
+        self.post(
+            "/api/auth/logout/",
+            &TokenRefresh {
+                refresh: refresh.to_string(),
+            },
+        )
+        .await
+    }
+
+    /// Changes the password; every session of the account ends, API keys stay.
+    pub async fn change_password(
+        &self,
+        current_password: &str,
+        new_password: &str,
+    ) -> Result<Envelope<SessionsEnded>> {
+        self.post(
+            "/api/account/password/",
+            &PasswordChange {
+                current_password: current_password.to_string(),
+                new_password: new_password.to_string(),
+            },
+        )
+        .await
+    }
+
     pub async fn profile(&self) -> Result<Envelope<UserProfile>> {
         self.get("/api/account/profile/").await
     }
@@ -398,6 +425,23 @@ impl Client {
         request: &AdminCreateUser,
     ) -> Result<Envelope<UserProfile>> {
         self.post("/api/admin/users/", request).await
+    }
+
+    /// Disables an account: its sessions and API keys are revoked together.
+    pub async fn admin_disable_user(&self, user_id: &str) -> Result<Envelope<AccountAccess>> {
+        self.post(
+            &format!("/api/admin/users/{user_id}/disable/"),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
+    pub async fn admin_enable_user(&self, user_id: &str) -> Result<Envelope<AccountAccess>> {
+        self.post(
+            &format!("/api/admin/users/{user_id}/enable/"),
+            &serde_json::json!({}),
+        )
+        .await
     }
 
     pub async fn admin_create_api_key(

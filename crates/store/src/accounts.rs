@@ -19,6 +19,8 @@ pub struct AccountRow {
     pub is_admin: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Set while an operator has the account disabled: it cannot authenticate at all.
+    pub disabled_at: Option<i64>,
 }
 
 /// The editable part of a profile.
@@ -34,7 +36,7 @@ pub struct ProfileFields {
 }
 
 pub(crate) const COLUMNS: &str = "id, email, password_hash, name, phone, address_line, city, state, postal_code, country, \
-                       is_admin, created_at, updated_at";
+                       is_admin, created_at, updated_at, disabled_at";
 
 /// An account from `COLUMNS` read from position `first` on.
 pub(crate) fn from_row(row: &impl Columns, first: usize) -> Result<AccountRow> {
@@ -52,6 +54,7 @@ pub(crate) fn from_row(row: &impl Columns, first: usize) -> Result<AccountRow> {
         is_admin: row.flag(first + 10)?,
         created_at: row.int(first + 11)?,
         updated_at: row.int(first + 12)?,
+        disabled_at: row.opt_int(first + 13)?,
     })
 }
 
@@ -74,6 +77,7 @@ pub async fn insert(db: &mut impl Db, account: &AccountRow) -> Result<()> {
             account.is_admin,
             account.created_at,
             account.updated_at,
+            account.disabled_at,
         ],
     )
     .await?;
@@ -137,4 +141,26 @@ impl Store {
             .await?;
         Ok(done == 1)
     }
+}
+
+/// Replaces the password hash.
+pub async fn set_password_hash(db: &mut impl Db, id: &str, hash: &str, now: i64) -> Result<bool> {
+    let done = db
+        .execute(
+            "UPDATE accounts SET password_hash = $2, updated_at = $3 WHERE id = $1",
+            &binds![id, hash, now],
+        )
+        .await?;
+    Ok(done == 1)
+}
+
+/// Disables (`Some(time)`) or enables (`None`) an account; false when it does not exist.
+pub async fn set_disabled(db: &mut impl Db, id: &str, disabled_at: Option<i64>) -> Result<bool> {
+    let done = db
+        .execute(
+            "UPDATE accounts SET disabled_at = $2 WHERE id = $1",
+            &binds![id, disabled_at],
+        )
+        .await?;
+    Ok(done == 1)
 }

@@ -71,6 +71,15 @@ pub async fn insert(db: &mut impl Db, key: &ApiKeyRow) -> Result<()> {
     Ok(())
 }
 
+/// Revokes every live key of an account; returns how many.
+pub async fn revoke_all_for_account(db: &mut impl Db, account_id: &str, now: i64) -> Result<u64> {
+    db.execute(
+        "UPDATE api_keys SET revoked_at = $2 WHERE account_id = $1 AND revoked_at IS NULL",
+        &binds![account_id, now],
+    )
+    .await
+}
+
 impl Store {
     /// The live key with this secret hash and its account, in one round trip (every request does this).
     pub async fn live_api_key_by_hash(
@@ -81,7 +90,7 @@ impl Store {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
                 "SELECT {COLUMNS}, {} FROM api_keys k JOIN accounts a ON a.id = k.account_id \
-                 WHERE k.secret_hash = $1 AND k.revoked_at IS NULL",
+                 WHERE k.secret_hash = $1 AND k.revoked_at IS NULL AND a.disabled_at IS NULL",
                 prefixed(crate::accounts::COLUMNS, "a")
             )
         });

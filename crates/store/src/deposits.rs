@@ -116,6 +116,18 @@ pub async fn get(tx: &mut Tx, id: &str) -> Result<Option<DepositRow>> {
     row.as_ref().map(from_row).transpose()
 }
 
+/// The account's deposits still pending (in a transaction holding the account's lock, the count the cap is
+/// checked against).
+pub async fn count_pending(db: &mut impl Db, account_id: &str) -> Result<u64> {
+    let row = db
+        .fetch_one(
+            "SELECT COUNT(*) FROM deposits WHERE account_id = $1 AND status = 'pending'",
+            &binds![account_id],
+        )
+        .await?;
+    Ok(row.int(0)? as u64)
+}
+
 impl Store {
     /// Any account's deposit (webhooks and operators).
     pub async fn deposit(&self, id: &str) -> Result<Option<DepositRow>> {

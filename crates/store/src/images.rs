@@ -135,6 +135,18 @@ pub struct ImageFilter {
     pub region: Option<String>,
 }
 
+/// The account's images not deleted (in a transaction holding the account's lock, the count the quota is
+/// checked against).
+pub async fn count_live(db: &mut impl Db, account_id: &str) -> Result<u64> {
+    let row = db
+        .fetch_one(
+            "SELECT COUNT(*) FROM images WHERE account_id = $1 AND status <> 'DELETED'",
+            &binds![account_id],
+        )
+        .await?;
+    Ok(row.int(0)? as u64)
+}
+
 impl Store {
     /// An image of the account (another account's is `None`, like a missing one).
     pub async fn image(&self, account_id: &str, id: &str) -> Result<Option<ImageRow>> {

@@ -359,13 +359,19 @@ pub async fn delete_rule(tx: &mut Tx, instance_id: &str, rule_id: &str) -> Resul
     Ok(done == 1)
 }
 
+/// An instance's security rules, oldest first (in a transaction holding the account's lock, what a new rule
+/// is checked against).
+pub async fn rules_of(db: &mut impl Db, instance_id: &str) -> Result<Vec<RuleRow>> {
+    let sql = format!(
+        "SELECT {RULE_COLUMNS} FROM instance_security_rules WHERE instance_id = $1 ORDER BY created_at, id"
+    );
+    let rows = db.fetch_all(&sql, &binds![instance_id]).await?;
+    rows.iter().map(|r| rule_from(r, 0)).collect()
+}
+
 impl Store {
     pub async fn instance_rules(&self, instance_id: &str) -> Result<Vec<RuleRow>> {
-        let sql = format!(
-            "SELECT {RULE_COLUMNS} FROM instance_security_rules WHERE instance_id = $1 ORDER BY created_at, id"
-        );
-        let rows = self.fetch_all(&sql, &binds![instance_id]).await?;
-        rows.iter().map(|r| rule_from(r, 0)).collect()
+        rules_of(&mut &*self, instance_id).await
     }
 
     /// The rules, volumes and firewall rules of several instances (what their views show besides the

@@ -27,6 +27,7 @@ pub mod snapshots;
 pub mod sql;
 mod sqlite;
 pub mod ssh_keys;
+pub mod token_sessions;
 pub mod volumes;
 pub mod web_sessions;
 

@@ -44,6 +44,18 @@ pub async fn insert(db: &mut impl Db, script: &ScriptRow) -> Result<()> {
     Ok(())
 }
 
+/// The account's scripts (in a transaction holding the account's lock, the count the quota is checked
+/// against).
+pub async fn count_for_account(db: &mut impl Db, account_id: &str) -> Result<u64> {
+    let row = db
+        .fetch_one(
+            "SELECT COUNT(*) FROM scripts WHERE account_id = $1",
+            &binds![account_id],
+        )
+        .await?;
+    Ok(row.int(0)? as u64)
+}
+
 impl Store {
     pub async fn script(&self, account_id: &str, id: &str) -> Result<Option<ScriptRow>> {
         let sql = format!("SELECT {COLUMNS} FROM scripts WHERE id = $1 AND account_id = $2");

@@ -50,6 +50,17 @@ pub async fn insert(db: &mut impl Db, key: &SshKeyRow) -> Result<()> {
     Ok(())
 }
 
+/// The account's keys (in a transaction holding the account's lock, the count the quota is checked against).
+pub async fn count_for_account(db: &mut impl Db, account_id: &str) -> Result<u64> {
+    let row = db
+        .fetch_one(
+            "SELECT COUNT(*) FROM ssh_keys WHERE account_id = $1",
+            &binds![account_id],
+        )
+        .await?;
+    Ok(row.int(0)? as u64)
+}
+
 impl Store {
     pub async fn ssh_keys(&self, account_id: &str) -> Result<Vec<SshKeyRow>> {
         let sql =

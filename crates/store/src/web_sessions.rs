@@ -60,7 +60,7 @@ impl Store {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
                 "SELECT {COLUMNS}, {} FROM web_sessions s JOIN accounts a ON a.id = s.account_id \
-                 WHERE s.id = $1 AND s.expires_at > $2",
+                 WHERE s.id = $1 AND s.expires_at > $2 AND a.disabled_at IS NULL",
                 prefixed(crate::accounts::COLUMNS, "a")
             )
         });

@@ -50,6 +50,16 @@ pub enum Command {
         barrack account refresh-token          # asks for the token\n  \
         barrack account refresh-token < refresh.txt")]
     RefreshToken,
+    /// End a session: its access and refresh tokens stop working
+    #[command(after_help = "Examples:\n  \
+        barrack account logout                 # asks for the session's refresh token\n  \
+        barrack account logout < refresh.txt")]
+    Logout,
+    /// Change your password (asks for the current and the new one); ends every session, keys stay
+    #[command(after_help = "Examples:\n  \
+        barrack account password\n  \
+        printf '%s\\n%s\\n' \"$OLD\" \"$NEW\" | barrack account password")]
+    Password,
 }
 
 #[derive(Debug, clap::Args)]
@@ -155,7 +165,35 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
                 .call_anonymous(client.anonymous().refresh_token(refresh.trim()))
                 .await?
                 .data;
-            let view = View::Fields(vec![("Access", data.access.clone())]);
+            // The refresh token presented is spent: the new one replaces it.
+            let view = View::Fields(vec![
+                ("Access", data.access.clone()),
+                ("Refresh", data.refresh.clone()),
+            ]);
+            Ok(Output::new(&data, view))
+        }
+        Command::Logout => {
+            let refresh = ask_secret("Refresh token")?;
+            if refresh.trim().is_empty() {
+                return Err(CliError::Usage("a refresh token is required".into()));
+            }
+            let data = ctx
+                .call_anonymous(client.anonymous().logout(refresh.trim()))
+                .await?
+                .data;
+            let view = View::Fields(vec![("Sessions ended", data.sessions_revoked.to_string())]);
+            Ok(Output::new(&data, view))
+        }
+        Command::Password => {
+            let current = ask_secret("Current password")?;
+            let new = ask_secret("New password")?;
+            if current.is_empty() || new.is_empty() {
+                return Err(CliError::Usage(
+                    "the current and the new password are required".into(),
+                ));
+            }
+            let data = ctx.call(client.change_password(&current, &new)).await?.data;
+            let view = View::Fields(vec![("Sessions ended", data.sessions_revoked.to_string())]);
             Ok(Output::new(&data, view))
         }
     }

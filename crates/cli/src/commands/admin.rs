@@ -55,6 +55,20 @@ pub enum Command {
         #[arg(long, value_parser = tier_parser())]
         tier: Tier,
     },
+    /// Disable an account: its sessions and API keys are revoked and it can no longer sign in
+    #[command(after_help = "Example:\n  barrack admin disable-user --user BRK-...")]
+    DisableUser {
+        /// The account's id
+        #[arg(long, value_name = "ID")]
+        user: String,
+    },
+    /// Enable a disabled account again (its revoked API keys stay revoked)
+    #[command(after_help = "Example:\n  barrack admin enable-user --user BRK-...")]
+    EnableUser {
+        /// The account's id
+        #[arg(long, value_name = "ID")]
+        user: String,
+    },
     /// Grant credits to an account (a ledger entry of type grant)
     #[command(after_help = "Example:\n  \
         barrack admin grant-credits --user BRK-A1B2C3U --amount 25.00 --currency USD --note 'trial'")]
@@ -242,6 +256,14 @@ async fn execute(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
                 .ids([data.key.id.clone()])
                 .notice("Store the key now: it is not shown again."))
         }
+        Command::DisableUser { user } => {
+            let data = ctx.call(client.admin_disable_user(&user)).await?.data;
+            Ok(access_output(data))
+        }
+        Command::EnableUser { user } => {
+            let data = ctx.call(client.admin_enable_user(&user)).await?.data;
+            Ok(access_output(data))
+        }
         Command::GrantCredits {
             user,
             amount,
@@ -389,6 +411,17 @@ fn parse_setting(text: &str) -> Result<CapacitySetting, String> {
         gpu_model: gpu_model.trim().to_string(),
         total,
     })
+}
+
+/// Whether an account may authenticate, and what a disable revoked.
+fn access_output(data: barrack_api::account::AccountAccess) -> Output {
+    let view = View::Fields(vec![
+        ("Account", data.user_id.clone()),
+        ("Disabled", yes_no(data.disabled)),
+        ("Sessions revoked", data.sessions_revoked.to_string()),
+        ("API keys revoked", data.api_keys_revoked.to_string()),
+    ]);
+    Output::new(&data, view).ids([data.user_id.clone()])
 }
 
 #[cfg(test)]

@@ -129,6 +129,53 @@ async fn operator_sets_up_an_account_that_then_uses_its_key() {
         .await
         .json();
     assert!(access["access"].as_str().is_some_and(|t| !t.is_empty()));
+    let spent = ada
+        .run_with_input(&["account", "refresh-token"], &format!("{refresh}\n"))
+        .await;
+    assert_eq!(spent.code, 3, "a refresh token is used once: {spent:?}");
+    let fresh = ada
+        .run_with_input(
+            &[
+                "account",
+                "token",
+                "--email",
+                "ada@example.com",
+                "-o",
+                "json",
+            ],
+            "correct horse battery\n",
+        )
+        .await
+        .json();
+    let fresh_refresh = fresh["refresh"].as_str().unwrap();
+    let logout = ada
+        .run_with_input(&["account", "logout"], &format!("{fresh_refresh}\n"))
+        .await;
+    assert!(logout.ok().contains("Sessions ended"), "{logout:?}");
+    let after = ada
+        .run_with_input(&["account", "refresh-token"], &format!("{fresh_refresh}\n"))
+        .await;
+    assert_eq!(after.code, 3, "{after:?}");
+    let changed = ada
+        .run_with_input(
+            &["account", "password"],
+            "correct horse battery\nan even better horse\n",
+        )
+        .await;
+    assert!(changed.ok().contains("Sessions ended"), "{changed:?}");
+    let old = ada
+        .run_with_input(
+            &["account", "token", "--email", "ada@example.com"],
+            "correct horse battery\n",
+        )
+        .await;
+    assert_eq!(old.code, 3, "the old password: {old:?}");
+    ada.run_with_input(
+        &["account", "token", "--email", "ada@example.com"],
+        "an even better horse\n",
+    )
+    .await
+    .ok();
     let wrong = ada
         .run_with_input(
             &["account", "token", "--email", "ada@example.com"],
@@ -157,5 +204,18 @@ async fn operator_sets_up_an_account_that_then_uses_its_key() {
             .lines()
             .any(|l| l.starts_with("CANADA-1") && l.contains("L40") && l.contains(" 40 "))
     );
+
+    let disabled = admin
+        .run(&["admin", "disable-user", "--user", &user_id, "-o", "json"])
+        .await
+        .json();
+    assert_eq!(disabled["disabled"], true);
+    assert_eq!(disabled["api_keys_revoked"], 1);
+    let refused = ada.run(&["account", "show"]).await;
+    assert_eq!(refused.code, 3, "a disabled account's key: {refused:?}");
+    let enabled = admin
+        .run(&["admin", "enable-user", "--user", &user_id])
+        .await;
+    assert!(enabled.ok().contains("Disabled"), "{enabled:?}");
     server.stop().await;
 }

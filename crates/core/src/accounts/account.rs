@@ -4,13 +4,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use barrack_api::account::{
-    AccessToken, ApiKey, CreatedApiKey, ProfileUpdate, RegisterRequest, TokenObtainPair, TokenPair,
-    UserProfile,
+    AccessToken, AccountAccess, ApiKey, CreatedApiKey, PasswordChange, ProfileUpdate,
+    RegisterRequest, SessionsEnded, TokenObtainPair, TokenPair, UserProfile,
 };
 use barrack_api::{PageRequest, Pagination, Tier};
 use barrack_store::accounts::{AccountRow, ProfileFields};
 use barrack_store::api_keys::ApiKeyRow;
-use barrack_store::{StoreError, accounts, api_keys};
+use barrack_store::token_sessions::{self, Rotation, TokenSessionRow};
+use barrack_store::{StoreError, Tx, accounts, api_keys};
 
 use crate::accounts::auth::{self, TokenClaims, TokenKind};
 use crate::accounts::heavy;
@@ -142,6 +143,7 @@ impl AccountService {
             is_admin: admin,
             created_at: now,
             updated_at: now,
+            disabled_at: None,
         };
         match accounts::insert(&mut &self.context.store, &row).await {
             Ok(()) => Ok(profile_of(&row)),
@@ -182,19 +184,39 @@ impl AccountService {
         }))
     }
 
-    /// `POST /api/auth/token/`.
+    /// `POST /api/auth/token/`: a new session (the family of every token this log-in leads to).
     pub async fn login(&self, request: TokenObtainPair) -> Result<TokenPair> {
         let account = self
             .verify_credentials(&request.email, &request.password)
             .await?;
         let tier = request.tier.unwrap_or(Tier::Legacy);
+        let now = system_now_ms() / 1000;
+        let session = TokenSessionRow {
+            id: random_alphanumeric(24),
+            account_id: account.id.clone(),
+            tier: tier.as_str().to_string(),
+            created_at: now * 1000,
+            expires_at: now * 1000,
+            revoked_at: None,
+        };
+        let mut tx = self.context.store.begin().await?;
+        token_sessions::insert_session(&mut tx, &session).await?;
+        let refresh = self
+            .issue_refresh(&mut tx, &session.id, &account.id, tier, now)
+            .await?;
+        tx.commit().await?;
+        // Now and then, not on every request: expired rows are harmless until then.
+        if let Err(e) = token_sessions::delete_expired(&mut &self.context.store, now * 1000).await {
+            tracing::warn!(error = %e, "could not remove expired sessions");
+        }
         Ok(TokenPair {
-            access: self.issue(&account.id, TokenKind::Access, tier),
-            refresh: self.issue(&account.id, TokenKind::Refresh, tier),
+            access: self.issue_access(&account.id, &session.id, tier, now),
+            refresh,
         })
     }
 
-    /// The account with this email and password (token sign-in and the dashboard's sign-in).
+    /// The account with this email and password (token sign-in and the dashboard's sign-in). A disabled
+    /// account fails like a wrong password.
     pub async fn verify_credentials(&self, email: &str, password: &str) -> Result<AccountRow> {
         let email = email.trim().to_lowercase();
         let account = self.context.store.account_by_email(&email).await?;
@@ -207,50 +229,187 @@ impl AccountService {
             }
         };
         account
-            .filter(|_| valid)
+            .filter(|a| valid && a.disabled_at.is_none())
             .ok_or_else(|| Error::Unauthenticated("Invalid email or password".into()))
     }
 
-    /// `POST /api/auth/token/refresh/`.
+    /// `POST /api/auth/token/refresh/`: the refresh token is spent and replaced. Presenting a spent one again
+    /// means two parties hold it, so the whole session is revoked and neither can go on.
     pub async fn refresh(&self, refresh: &str) -> Result<AccessToken> {
+        let invalid = || Error::Unauthenticated("Refresh token is invalid or expired".into());
+        let now = system_now_ms() / 1000;
         let claims = self
             .context
             .secrets
-            .verify_token(refresh, system_now_ms() / 1000)
+            .verify_token(refresh, now)
+            .filter(|c| c.typ == TokenKind::Refresh)
+            .ok_or_else(invalid)?;
+        let mut tx = self.context.store.begin().await?;
+        match token_sessions::use_refresh_token(&mut tx, &claims.jti, now * 1000).await? {
+            Rotation::Used => {}
+            Rotation::Reused => {
+                token_sessions::revoke_session(&mut tx, &claims.sid, now * 1000).await?;
+                tx.commit().await?;
+                tracing::warn!(
+                    account_id = claims.sub,
+                    "a used refresh token was presented again; its session is revoked"
+                );
+                return Err(Error::Unauthenticated(
+                    "Refresh token was already used; the session has been ended, log in again"
+                        .into(),
+                ));
+            }
+            Rotation::Unknown => return Err(invalid()),
+        }
+        let (session, account) = token_sessions::live_session(&mut tx, &claims.sid)
+            .await?
+            .filter(|(s, _)| s.account_id == claims.sub)
+            .ok_or_else(invalid)?;
+        let refresh = self
+            .issue_refresh(&mut tx, &session.id, &account.id, claims.tier, now)
+            .await?;
+        tx.commit().await?;
+        Ok(AccessToken {
+            access: self.issue_access(&account.id, &session.id, claims.tier, now),
+            refresh,
+        })
+    }
+
+    /// `POST /api/auth/logout/`: revokes the session the refresh token belongs to, with every token of it.
+    pub async fn logout(&self, refresh: &str) -> Result<SessionsEnded> {
+        let now = system_now_ms() / 1000;
+        let claims = self
+            .context
+            .secrets
+            .verify_token(refresh, now)
             .filter(|c| c.typ == TokenKind::Refresh)
             .ok_or_else(|| Error::Unauthenticated("Refresh token is invalid or expired".into()))?;
-        if self
-            .context
-            .store
-            .account_by_id(&claims.sub)
-            .await?
-            .is_none()
+        let revoked =
+            token_sessions::revoke_session(&mut &self.context.store, &claims.sid, now * 1000)
+                .await?;
+        Ok(SessionsEnded {
+            sessions_revoked: u64::from(revoked),
+            api_keys_revoked: 0,
+        })
+    }
+
+    /// `POST /api/account/password/`: needs the current password; ends every session of the account (token
+    /// log-ins and dashboard sign-ins, the caller's included). API keys stay.
+    pub async fn change_password(
+        &self,
+        caller: &Caller,
+        request: PasswordChange,
+    ) -> Result<SessionsEnded> {
+        let mut v = Validator::new();
+        v.check(
+            length_between(
+                &request.new_password,
+                PASSWORD_MIN_CHARS,
+                PASSWORD_MAX_CHARS,
+            ),
+            "new_password",
+            format!(
+                "Password must be between {PASSWORD_MIN_CHARS} and {PASSWORD_MAX_CHARS} characters"
+            ),
+        );
+        v.finish()?;
+        if !heavy::verify_password(&request.current_password, &caller.account.password_hash).await?
         {
-            return Err(Error::Unauthenticated(
-                "Refresh token is invalid or expired".into(),
+            return Err(Error::field(
+                "current_password",
+                "Current password is incorrect",
             ));
         }
-        Ok(AccessToken {
-            access: self.issue(&claims.sub, TokenKind::Access, claims.tier),
+        let hash = heavy::hash_password(&request.new_password).await?;
+        let now = system_now_ms();
+        let mut tx = self.context.store.begin().await?;
+        barrack_store::firewalls::lock_account(&mut tx, caller.account_id()).await?;
+        accounts::set_password_hash(&mut tx, caller.account_id(), &hash, self.now()).await?;
+        let sessions =
+            token_sessions::revoke_account_sessions(&mut tx, caller.account_id(), now).await?;
+        tx.commit().await?;
+        Ok(SessionsEnded {
+            sessions_revoked: sessions,
+            api_keys_revoked: 0,
+        })
+    }
+
+    /// Operators: disables an account (`disabled`) and, in the same transaction, revokes its sessions and
+    /// API keys, so nothing it holds authenticates afterwards; or enables it again (its revoked keys stay
+    /// revoked: it signs in with its password and makes new ones).
+    pub async fn set_disabled(
+        &self,
+        operator: &Caller,
+        account_id: &str,
+        disabled: bool,
+    ) -> Result<AccountAccess> {
+        if disabled && operator.account_id() == account_id {
+            return Err(Error::conflict(
+                "CONFLICT",
+                "Operators cannot disable their own account",
+            ));
+        }
+        let mut tx = self.context.store.begin().await?;
+        barrack_store::firewalls::lock_account(&mut tx, account_id).await?;
+        let at = disabled.then(|| self.now());
+        if !accounts::set_disabled(&mut tx, account_id, at).await? {
+            return Err(Error::not_found("User", account_id));
+        }
+        let (sessions, keys) = if disabled {
+            let now = system_now_ms();
+            (
+                token_sessions::revoke_account_sessions(&mut tx, account_id, now).await?,
+                api_keys::revoke_all_for_account(&mut tx, account_id, self.now()).await?,
+            )
+        } else {
+            (0, 0)
+        };
+        tx.commit().await?;
+        Ok(AccountAccess {
+            user_id: account_id.to_string(),
+            disabled,
+            sessions_revoked: sessions,
+            api_keys_revoked: keys,
         })
     }
 
     // Session tokens follow real time, not the simulated clock: moving the simulation a month ahead must
     // not log everyone out.
-    fn issue(&self, account_id: &str, kind: TokenKind, tier: Tier) -> String {
-        let now = system_now_ms() / 1000;
-        let ttl = match kind {
-            TokenKind::Access => self.context.config.tokens.access_ttl_seconds,
-            TokenKind::Refresh => self.context.config.tokens.refresh_ttl_seconds,
-        };
+    fn issue_access(&self, account_id: &str, session_id: &str, tier: Tier, now: i64) -> String {
+        let ttl = self.context.config.tokens.access_ttl_seconds as i64;
         self.context.secrets.sign_token(&TokenClaims {
             sub: account_id.to_string(),
-            typ: kind,
+            typ: TokenKind::Access,
             tier,
             iat: now,
-            exp: now + ttl as i64,
+            exp: now + ttl,
             jti: random_alphanumeric(12),
+            sid: session_id.to_string(),
         })
+    }
+
+    /// A refresh token of the session, recorded by its id so that it can be spent once.
+    async fn issue_refresh(
+        &self,
+        tx: &mut Tx,
+        session_id: &str,
+        account_id: &str,
+        tier: Tier,
+        now: i64,
+    ) -> Result<String> {
+        let ttl = self.context.config.tokens.refresh_ttl_seconds as i64;
+        let id = random_alphanumeric(24);
+        token_sessions::insert_refresh_token(tx, &id, session_id, now * 1000, (now + ttl) * 1000)
+            .await?;
+        Ok(self.context.secrets.sign_token(&TokenClaims {
+            sub: account_id.to_string(),
+            typ: TokenKind::Refresh,
+            tier,
+            iat: now,
+            exp: now + ttl,
+            jti: id,
+            sid: session_id.to_string(),
+        }))
     }
 
     /// Resolves an `X-API-Key` secret. Revoked keys fail at once: every request reads the key's row.
@@ -279,7 +438,8 @@ impl AccountService {
         })
     }
 
-    /// Resolves an `Authorization: Bearer` access token.
+    /// Resolves an `Authorization: Bearer` access token: valid, and its session neither revoked nor of a
+    /// disabled account (one read, as for keys).
     pub async fn authenticate_token(&self, token: &str) -> Result<Caller> {
         let unauthenticated =
             || Error::Unauthenticated("Access token is invalid or expired".into());
@@ -289,11 +449,9 @@ impl AccountService {
             .verify_token(token, system_now_ms() / 1000)
             .filter(|c| c.typ == TokenKind::Access)
             .ok_or_else(unauthenticated)?;
-        let account = self
-            .context
-            .store
-            .account_by_id(&claims.sub)
+        let (_, account) = token_sessions::live_session(&mut &self.context.store, &claims.sid)
             .await?
+            .filter(|(s, _)| s.account_id == claims.sub)
             .ok_or_else(unauthenticated)?;
         Ok(Caller {
             account,

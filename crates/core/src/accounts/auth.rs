@@ -3,9 +3,8 @@
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use barrack_api::Tier;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
@@ -42,33 +41,29 @@ impl Secrets {
     }
 
     pub fn sign_token(&self, claims: &TokenClaims) -> String {
-        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims serialize"));
-        let signing_input = format!("{header}.{payload}");
-        let mut mac = HmacSha256::new_from_slice(&self.token_signing_key).expect("any key length");
-        mac.update(signing_input.as_bytes());
-        let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-        format!("{signing_input}.{signature}")
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(&self.token_signing_key),
+        )
+        .expect("HS256 signing of serializable claims cannot fail")
     }
 
-    /// Checks the signature and expiry of a token; `None` for anything not valid now.
+    /// Checks the signature (HS256 only: the header cannot choose another algorithm) and the expiry, with no
+    /// leeway; `None` for anything not valid at `now_seconds`.
     pub fn verify_token(&self, token: &str, now_seconds: i64) -> Option<TokenClaims> {
-        let mut parts = token.split('.');
-        let (header, payload, signature) = (parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() {
-            return None;
-        }
-        let header: serde_json::Value =
-            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
-        if header.get("alg")?.as_str()? != "HS256" {
-            return None;
-        }
-        let mut mac = HmacSha256::new_from_slice(&self.token_signing_key).expect("any key length");
-        mac.update(format!("{}.{payload}", token.split('.').next()?).as_bytes());
-        mac.verify_slice(&URL_SAFE_NO_PAD.decode(signature).ok()?)
-            .ok()?;
-        let claims: TokenClaims =
-            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.validate_exp = true;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        let claims = jsonwebtoken::decode::<TokenClaims>(
+            token,
+            &DecodingKey::from_secret(&self.token_signing_key),
+            &validation,
+        )
+        .ok()?
+        .claims;
+        // The library accepts a token in its very last second; a token expiring now is expired.
         (claims.exp > now_seconds).then_some(claims)
     }
 }
@@ -94,7 +89,10 @@ pub struct TokenClaims {
     pub tier: Tier,
     pub iat: i64,
     pub exp: i64,
+    /// The token's own id (a refresh token's row).
     pub jti: String,
+    /// The session (log-in) the token belongs to: revoking it ends every token of the family.
+    pub sid: String,
 }
 
 /// A new API key secret: `sk_` and 40 random alphanumerics (about 238 bits).
@@ -131,31 +129,64 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::clock::system_now_ms;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    fn now() -> i64 {
+        system_now_ms() / 1000
+    }
+
+    fn claims(exp: i64) -> TokenClaims {
+        TokenClaims {
+            sub: "BRK-AAAAAAU".into(),
+            typ: TokenKind::Access,
+            tier: Tier::Legacy,
+            iat: now() - 10,
+            exp,
+            jti: "x".into(),
+            sid: "s".into(),
+        }
+    }
 
     #[test]
     fn tokens_verify_only_untampered_and_unexpired() {
         let secrets = Secrets::from_server_secret("s3cret");
-        let claims = TokenClaims {
-            sub: "BRK-AAAAAAU".into(),
-            typ: TokenKind::Access,
-            tier: Tier::Legacy,
-            iat: 100,
-            exp: 200,
-            jti: "x".into(),
-        };
-        let token = secrets.sign_token(&claims);
-        assert_eq!(secrets.verify_token(&token, 150), Some(claims.clone()));
-        assert_eq!(secrets.verify_token(&token, 200), None, "expired");
+        let now = now();
+        let valid = claims(now + 100);
+        let token = secrets.sign_token(&valid);
+        assert_eq!(secrets.verify_token(&token, now), Some(valid.clone()));
+        assert_eq!(secrets.verify_token(&token, now + 100), None, "expired");
+        let expired = secrets.sign_token(&claims(now - 1));
+        assert_eq!(secrets.verify_token(&expired, now - 5), None, "no leeway");
+        let ending = secrets.sign_token(&claims(now));
+        assert_eq!(secrets.verify_token(&ending, now), None, "expires at exp");
         assert_eq!(
-            Secrets::from_server_secret("other").verify_token(&token, 150),
+            Secrets::from_server_secret("other").verify_token(&token, now),
             None
         );
         let mut parts: Vec<&str> = token.split('.').collect();
-        let forged = URL_SAFE_NO_PAD.encode(
-            br#"{"sub":"BRK-ADMINXU","typ":"access","tier":"legacy","iat":1,"exp":999,"jti":"x"}"#,
-        );
+        let forged = URL_SAFE_NO_PAD.encode(format!(
+            r#"{{"sub":"BRK-ADMINXU","typ":"access","tier":"legacy","iat":1,"exp":{},"jti":"x","sid":"s"}}"#,
+            now + 100
+        ));
         parts[1] = &forged;
-        assert_eq!(secrets.verify_token(&parts.join("."), 150), None);
+        assert_eq!(secrets.verify_token(&parts.join("."), now), None);
+    }
+
+    #[test]
+    fn only_hs256_is_accepted() {
+        let secrets = Secrets::from_server_secret("s3cret");
+        let now = now();
+        let token = secrets.sign_token(&claims(now + 100));
+        let payload = token.split('.').nth(1).unwrap();
+        for header in [
+            r#"{"alg":"none","typ":"JWT"}"#,
+            r#"{"alg":"HS512","typ":"JWT"}"#,
+        ] {
+            let unsigned = format!("{}.{payload}.", URL_SAFE_NO_PAD.encode(header));
+            assert_eq!(secrets.verify_token(&unsigned, now), None, "{header}");
+        }
     }
 
     #[test]

@@ -18,6 +18,8 @@ use barrack_api::rules;
 
 /// Largest script, in bytes.
 pub const MAX_SCRIPT_BYTES: usize = rules::SCRIPT_MAX_BYTES;
+/// Startup scripts one account may hold.
+pub const MAX_SCRIPTS: u64 = 100;
 /// Most ids one bulk delete takes.
 const MAX_BULK: usize = rules::MAX_IDS_PER_BULK;
 
@@ -59,8 +61,20 @@ impl ScriptService {
             created_at: now,
             updated_at: now,
         };
-        match scripts::insert(&mut &self.context.store, &row).await {
-            Ok(()) => Ok(view(row)),
+        // Counted and added under the account's lock: concurrent creations cannot pass the limit together.
+        let mut tx = self.context.store.begin().await?;
+        barrack_store::firewalls::lock_account(&mut tx, caller.account_id()).await?;
+        if scripts::count_for_account(&mut tx, caller.account_id()).await? >= MAX_SCRIPTS {
+            return Err(Error::conflict(
+                "LIMIT_EXCEEDED",
+                format!("An account may hold at most {MAX_SCRIPTS} startup scripts"),
+            ));
+        }
+        match scripts::insert(&mut tx, &row).await {
+            Ok(()) => {
+                tx.commit().await?;
+                Ok(view(row))
+            }
             Err(StoreError::Unique(_)) => Err(duplicate(&row.name)),
             Err(e) => Err(e.into()),
         }

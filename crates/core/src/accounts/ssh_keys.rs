@@ -106,8 +106,18 @@ impl SshKeyService {
             bits: i64::from(bits),
             created_at: self.context.clock.now_ms(),
         };
-        match ssh_keys::insert(&mut &*store, &row).await {
-            Ok(()) => {}
+        // Counted again and added under the account's lock (the check above only spares a key generation):
+        // concurrent creations cannot pass the limit together.
+        let mut tx = store.begin().await?;
+        barrack_store::firewalls::lock_account(&mut tx, caller.account_id()).await?;
+        if ssh_keys::count_for_account(&mut tx, caller.account_id()).await? >= MAX_SSH_KEYS {
+            return Err(Error::conflict(
+                "LIMIT_EXCEEDED",
+                format!("An account may hold at most {MAX_SSH_KEYS} SSH keys"),
+            ));
+        }
+        match ssh_keys::insert(&mut tx, &row).await {
+            Ok(()) => tx.commit().await?,
             Err(StoreError::Unique(_)) => {
                 return Err(Error::conflict(
                     "DUPLICATE_NAME",

@@ -27,6 +27,8 @@ use crate::{Context, Error, Result};
 
 /// Largest single deposit, a guard against typos.
 const MAX_DEPOSIT: i64 = 1_000_000_000;
+/// Deposits one account may have pending (opened, not paid) at once.
+pub const MAX_PENDING_DEPOSITS: u64 = 10;
 
 #[derive(Clone)]
 pub struct DepositService {
@@ -130,6 +132,21 @@ impl DepositService {
             return Err(Error::ProfileIncomplete(missing));
         }
 
+        // Checked before the provider is asked for a checkout, and again under the account's lock as the
+        // deposit is written.
+        let too_many = || {
+            Error::conflict(
+                "LIMIT_EXCEEDED",
+                format!(
+                    "An account may have at most {MAX_PENDING_DEPOSITS} pending deposits; complete or wait for one first"
+                ),
+            )
+        };
+        if deposits::count_pending(&mut &self.context.store, caller.account_id()).await?
+            >= MAX_PENDING_DEPOSITS
+        {
+            return Err(too_many());
+        }
         let tax_percent = self.tax_percent(currency);
         let tax = (amount * tax_percent / Decimal::ONE_HUNDRED)
             .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
@@ -168,7 +185,13 @@ impl DepositService {
             updated_at: now,
             completed_at: None,
         };
-        deposits::insert(&mut &self.context.store, &row).await?;
+        let mut tx = self.context.store.begin().await?;
+        barrack_store::firewalls::lock_account(&mut tx, caller.account_id()).await?;
+        if deposits::count_pending(&mut tx, caller.account_id()).await? >= MAX_PENDING_DEPOSITS {
+            return Err(too_many());
+        }
+        deposits::insert(&mut tx, &row).await?;
+        tx.commit().await?;
         tracing::info!(
             deposit_id = %row.id,
             account = %row.account_id,

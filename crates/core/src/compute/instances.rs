@@ -32,6 +32,8 @@ use barrack_api::rules;
 pub const MAX_CLOUD_INIT_BYTES: usize = rules::SCRIPT_MAX_BYTES;
 /// Rules one instance may carry of its own.
 pub const MAX_RULES_PER_INSTANCE: usize = 50;
+/// Data volumes one deploy may create and attach, new and existing together.
+pub const MAX_VOLUMES_PER_DEPLOY: usize = 16;
 pub const JOB_KIND: &str = "instance";
 
 /// What an instance job carries: the action, and the generation the instance had once it was requested
@@ -273,7 +275,10 @@ impl InstanceService {
         let rule = validate_rule(&mut v, "", &request);
         v.finish()?;
         let rule = rule.expect("validated");
-        let existing = self.context.store.instance_rules(&row.id).await?;
+        // Checked and added under the account's lock: concurrent additions cannot pass the limit together.
+        let mut tx = self.context.store.begin().await?;
+        barrack_store::firewalls::lock_account(&mut tx, caller.account_id()).await?;
+        let existing = barrack_store::instances::rules_of(&mut tx, &row.id).await?;
         if existing.iter().any(|r| valid_rule_of(r) == rule) {
             return Err(Error::conflict(
                 "DUPLICATE_RULE",
@@ -287,7 +292,6 @@ impl InstanceService {
             ));
         }
         let now = self.now();
-        let mut tx = self.context.store.begin().await?;
         let rule_id = insert_rule(&mut tx, &row.id, &rule, now).await?;
         let cause = format!("rule {rule_id} added");
         let attempts = i64::from(self.config().jobs.max_attempts);

@@ -30,7 +30,7 @@ pub enum ModelBackendKind {
     Openai,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AiModelConfig {
     pub id: String,
@@ -56,6 +56,41 @@ pub struct AiModelConfig {
     /// `openai`: the model's name upstream, when it is not `id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream_model: Option<String>,
+}
+
+/// An upstream URL may carry credentials (`https://user:key@host/v1`): debug output shows it without them.
+impl std::fmt::Debug for AiModelConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let AiModelConfig {
+            id,
+            description,
+            backend,
+            context_length,
+            max_output_tokens,
+            prices,
+            first_token_ms,
+            tokens_per_second,
+            base_url,
+            api_key_file,
+            upstream_model,
+        } = self;
+        f.debug_struct("AiModelConfig")
+            .field("id", id)
+            .field("description", description)
+            .field("backend", backend)
+            .field("context_length", context_length)
+            .field("max_output_tokens", max_output_tokens)
+            .field("prices", prices)
+            .field("first_token_ms", first_token_ms)
+            .field("tokens_per_second", tokens_per_second)
+            .field(
+                "base_url",
+                &base_url.as_deref().map(barrack_store::redact_url),
+            )
+            .field("api_key_file", api_key_file)
+            .field("upstream_model", upstream_model)
+            .finish()
+    }
 }
 
 /// Prices per million tokens, in every currency.

@@ -28,7 +28,7 @@ const OPTIONAL_KEYS: &[&str] = &[
     "payments.webhook_secret_file",
 ];
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub listen: String,
@@ -71,6 +71,79 @@ pub struct Config {
     pub snapshots: Vec<SnapshotPricingConfig>,
     pub os_images: Vec<OsImageConfig>,
     pub ai: super::ai_config::AiConfig,
+}
+
+/// What a secret prints as in debug output.
+const REDACTED: &str = "<redacted>";
+
+/// Secrets stay out of debug output: the server and token secrets are replaced, and a database URL keeps
+/// everything but its password. Every field is named, so a field added later must be placed here too.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Config {
+            listen,
+            data_dir,
+            database_url,
+            database_url_file,
+            database_max_connections,
+            secret,
+            secret_file,
+            token_secret,
+            token_secret_file,
+            open_signup,
+            body_limit_bytes,
+            log_format,
+            driver,
+            jobs,
+            simulator,
+            libvirt,
+            rate_limit,
+            tokens,
+            billing,
+            payments,
+            regions,
+            gpu_models,
+            capacity,
+            volume_types,
+            volumes,
+            snapshots,
+            os_images,
+            ai,
+        } = self;
+        f.debug_struct("Config")
+            .field("listen", listen)
+            .field("data_dir", data_dir)
+            .field(
+                "database_url",
+                &database_url.as_deref().map(barrack_store::redact_url),
+            )
+            .field("database_url_file", database_url_file)
+            .field("database_max_connections", database_max_connections)
+            .field("secret", &secret.as_ref().map(|_| REDACTED))
+            .field("secret_file", secret_file)
+            .field("token_secret", &token_secret.as_ref().map(|_| REDACTED))
+            .field("token_secret_file", token_secret_file)
+            .field("open_signup", open_signup)
+            .field("body_limit_bytes", body_limit_bytes)
+            .field("log_format", log_format)
+            .field("driver", driver)
+            .field("jobs", jobs)
+            .field("simulator", simulator)
+            .field("libvirt", libvirt)
+            .field("rate_limit", rate_limit)
+            .field("tokens", tokens)
+            .field("billing", billing)
+            .field("payments", payments)
+            .field("regions", regions)
+            .field("gpu_models", gpu_models)
+            .field("capacity", capacity)
+            .field("volume_types", volume_types)
+            .field("volumes", volumes)
+            .field("snapshots", snapshots)
+            .field("os_images", os_images)
+            .field("ai", ai)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -867,6 +940,38 @@ mod tests {
         };
         assert!(config.configured_secret().is_err());
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn debug_output_holds_no_secret() {
+        let mut config = Config {
+            secret: Some("server-secret-aaaaaaaaaaaaaaaaaaaaaaaaaaaa".into()),
+            token_secret: Some("token-secret-bbbbbbbbbbbbbbbbbbbbbbbbbbbbb".into()),
+            database_url: Some(
+                "postgres://barrack:db-password-ccc@db.internal:5432/barrack".into(),
+            ),
+            ..Default::default()
+        };
+        config.payments.webhook_secret = Some("whsec-dddddddddddddddddddddddddd".into());
+        let mut model = config.ai.models[0].clone();
+        model.base_url = Some("https://user:upstream-key-eee@llm.internal/v1".into());
+        config.ai.models.push(model);
+        let printed = format!("{config:?}");
+        for secret in [
+            "server-secret-aaa",
+            "token-secret-bbb",
+            "db-password-ccc",
+            "whsec-ddd",
+            "upstream-key-eee",
+        ] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+        // The rest is still there to debug with.
+        assert!(printed.contains("db.internal:5432/barrack"));
+        assert!(printed.contains("llm.internal/v1"));
+        assert!(printed.contains(&config.listen));
+        let pretty = format!("{config:#?}");
+        assert!(!pretty.contains("db-password-ccc"));
     }
 
     #[test]

@@ -32,6 +32,8 @@ use crate::{Context, Error, Result};
 
 /// Most snapshot ids one relationships request takes.
 pub const MAX_RELATIONSHIP_IDS: usize = 100;
+/// Images (not deleted) one account may hold.
+pub const MAX_IMAGES: u64 = 100;
 
 /// The states of a custom image. `DELETED` images are hidden from lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -138,6 +140,8 @@ impl ImageService {
                 now,
             );
             let mut tx = self.context.store.begin().await?;
+            // The account first, as every path that takes both does.
+            barrack_store::firewalls::lock_account(&mut tx, caller.account_id()).await?;
             // The snapshot cannot be deleted before the image that refers to its disk is written.
             if !snapshots::hold(&mut tx, &snapshot.id, snapshot.generation).await? {
                 continue;
@@ -441,6 +445,14 @@ pub(crate) async fn insert_image(
     cause: &str,
     now: i64,
 ) -> Result<()> {
+    // Counted and added under the account's lock: concurrent creations cannot pass the limit together.
+    barrack_store::firewalls::lock_account(tx, &row.account_id).await?;
+    if images::count_live(&mut *tx, &row.account_id).await? >= MAX_IMAGES {
+        return Err(Error::conflict(
+            "LIMIT_EXCEEDED",
+            format!("An account may hold at most {MAX_IMAGES} images"),
+        ));
+    }
     match images::insert(&mut *tx, row).await {
         Ok(()) => {}
         Err(StoreError::Unique(_)) => {

@@ -2,8 +2,8 @@
 
 use axum::extract::State;
 use barrack_api::account::{
-    AccessToken, ProfileUpdate, RegisterRequest, TokenObtainPair, TokenPair, TokenRefresh,
-    UserProfile,
+    AccessToken, PasswordChange, ProfileUpdate, RegisterRequest, SessionsEnded, TokenObtainPair,
+    TokenPair, TokenRefresh, UserProfile,
 };
 use barrack_api::{Envelope, ErrorResponse};
 use utoipa_axum::router::OpenApiRouter;
@@ -19,6 +19,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(register))
         .routes(routes!(obtain_token))
         .routes(routes!(refresh_token))
+        .routes(routes!(logout))
+        .routes(routes!(change_password))
         .routes(routes!(get_profile, replace_profile, update_profile))
 }
 
@@ -67,6 +69,9 @@ async fn obtain_token(
 }
 
 /// Refresh an access token
+///
+/// The refresh token is spent: the answer carries its replacement. Presenting a spent refresh token again
+/// revokes the whole session (every token of that log-in).
 #[utoipa::path(post, path = "/api/auth/token/refresh/", tag = "Account", request_body = TokenRefresh,
     responses((status = 200, body = Envelope<AccessToken>), (status = 400, body = ErrorResponse),
               (status = 401, body = ErrorResponse)))]
@@ -76,6 +81,64 @@ async fn refresh_token(
 ) -> ApiResult<Success<AccessToken>> {
     let access = state.services.accounts.refresh(&request.refresh).await?;
     Ok(Success("Token refreshed successfully", access))
+}
+
+/// Log out
+///
+/// Revokes the session of the refresh token: its access and refresh tokens stop working at once.
+#[utoipa::path(post, path = "/api/auth/logout/", tag = "Account", request_body = TokenRefresh,
+    responses((status = 200, body = Envelope<SessionsEnded>), (status = 400, body = ErrorResponse),
+              (status = 401, body = ErrorResponse)))]
+async fn logout(
+    State(state): State<AppState>,
+    Body(request): Body<TokenRefresh>,
+) -> ApiResult<Success<SessionsEnded>> {
+    let ended = state.services.accounts.logout(&request.refresh).await?;
+    Ok(Success("Logged out", ended))
+}
+
+/// Change the account password
+///
+/// Needs the current password. Ends every session of the account (log-ins and dashboard sign-ins, the
+/// caller's included); API keys keep working.
+#[utoipa::path(post, path = "/api/account/password/", tag = "Account", request_body = PasswordChange,
+    responses((status = 200, body = Envelope<SessionsEnded>), (status = 400, body = ErrorResponse),
+              (status = 401, body = ErrorResponse),
+              (status = 429, description = "Too many wrong passwords for this account or address", body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn change_password(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    Auth(caller): Auth,
+    Body(request): Body<PasswordChange>,
+) -> ApiResult<Success<SessionsEnded>> {
+    // Wrong current passwords count as failed log-ins: a stolen token or key cannot guess the password.
+    let throttle = &state.login_throttle;
+    let email = caller.account.email.clone();
+    throttle
+        .check(&email, address)
+        .map_err(|retry_after_seconds| Error::RateLimited {
+            retry_after_seconds,
+        })?;
+    match state
+        .services
+        .accounts
+        .change_password(&caller, request)
+        .await
+    {
+        Ok(ended) => Ok(Success(
+            "Password changed; every session has been ended",
+            ended,
+        )),
+        Err(e) => {
+            if e.field_errors()
+                .is_some_and(|f| f.contains_key("current_password"))
+            {
+                throttle.failed(&email, address);
+            }
+            Err(e.into())
+        }
+    }
 }
 
 /// Get the account profile

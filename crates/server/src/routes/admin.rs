@@ -2,8 +2,8 @@
 
 use axum::extract::State;
 use barrack_api::account::{
-    AdminCreateUser, AdminCreatedApiKey, AdminUserList, CreateApiKeyRequest, GrantCredits,
-    UserProfile,
+    AccountAccess, AdminCreateUser, AdminCreatedApiKey, AdminUserList, CreateApiKeyRequest,
+    GrantCredits, UserProfile,
 };
 use barrack_api::catalog::{CapacityList, SetCapacityRequest};
 use barrack_api::instances::{FaultInjected, HostList, Job, JobList};
@@ -22,6 +22,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(admin_list_users, admin_create_user))
         .routes(routes!(admin_create_api_key))
+        .routes(routes!(admin_disable_user))
+        .routes(routes!(admin_enable_user))
         .routes(routes!(admin_grant_credits))
         .routes(routes!(admin_get_capacity, admin_set_capacity))
         .routes(routes!(admin_inject_fault))
@@ -103,6 +105,47 @@ async fn admin_create_api_key(
             key,
         },
     ))
+}
+
+/// Disable an account
+///
+/// At once and together: the account's sessions and API keys are revoked and it can no longer log in.
+#[utoipa::path(post, path = "/api/admin/users/{id}/disable/", tag = "Admin", params(("id" = String, Path)),
+    responses((status = 200, body = Envelope<AccountAccess>), (status = 401, body = ErrorResponse),
+              (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
+              (status = 409, description = "An operator's own account", body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn admin_disable_user(
+    State(state): State<AppState>,
+    Admin(operator): Admin,
+    PathId(user_id): PathId,
+) -> ApiResult<Success<AccountAccess>> {
+    let access = state
+        .services
+        .accounts
+        .set_disabled(&operator, &user_id, true)
+        .await?;
+    Ok(Success("Account disabled", access))
+}
+
+/// Enable a disabled account
+///
+/// It can log in again; API keys revoked by the disable stay revoked.
+#[utoipa::path(post, path = "/api/admin/users/{id}/enable/", tag = "Admin", params(("id" = String, Path)),
+    responses((status = 200, body = Envelope<AccountAccess>), (status = 401, body = ErrorResponse),
+              (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn admin_enable_user(
+    State(state): State<AppState>,
+    Admin(operator): Admin,
+    PathId(user_id): PathId,
+) -> ApiResult<Success<AccountAccess>> {
+    let access = state
+        .services
+        .accounts
+        .set_disabled(&operator, &user_id, false)
+        .await?;
+    Ok(Success("Account enabled", access))
 }
 
 /// Grant credits to an account (a ledger entry)

@@ -6,7 +6,8 @@ use barrack_api::instances::DeployRequest;
 use crate::accounts::Caller;
 use crate::catalog::gpu_counts;
 use crate::compute::instances::{
-    InstanceService, MAX_CLOUD_INIT_BYTES, MAX_RULES_PER_INSTANCE, check_instance_name,
+    InstanceService, MAX_CLOUD_INIT_BYTES, MAX_RULES_PER_INSTANCE, MAX_VOLUMES_PER_DEPLOY,
+    check_instance_name,
 };
 use crate::network::{ValidRule, validate_rule};
 use crate::platform::config::GpuModelConfig;
@@ -128,8 +129,19 @@ impl InstanceService {
                 "The boot volume is the OS disk: os_volume applies to image boot only",
             );
         }
-        self.volumes()
-            .check_new_volumes(caller, &mut v, &request.volumes);
+        let volume_count = request.volumes.len() + request.existing_volumes.len();
+        if volume_count > MAX_VOLUMES_PER_DEPLOY {
+            // Not checked one by one: a thousand volumes would be a thousand messages.
+            v.add(
+                "volumes",
+                format!(
+                    "At most {MAX_VOLUMES_PER_DEPLOY} data volumes per deploy, new and existing together; {volume_count} given"
+                ),
+            );
+        } else {
+            self.volumes()
+                .check_new_volumes(caller, &mut v, &request.volumes);
+        }
         v.finish()?;
         let model = model.expect("validated");
         Ok(CheckedFields {
