@@ -40,6 +40,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(15, "0015_billing_carry"),
     migration!(16, "0016_web_sessions"),
     migration!(17, "0017_ai_requests"),
+    migration!(20, "0020_public_ip_assignments"),
 ];
 
 impl Migration {

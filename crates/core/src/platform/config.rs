@@ -25,6 +25,7 @@ const OPTIONAL_KEYS: &[&str] = &[
     "token_secret_file",
     "payments.webhook_secret",
     "payments.webhook_secret_file",
+    "metrics.bearer_token",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,6 +57,9 @@ pub struct Config {
     #[serde(default)]
     pub libvirt: Option<LibvirtConfig>,
     pub rate_limit: RateLimitConfig,
+    /// `GET /metrics` (Prometheus).
+    #[serde(default)]
+    pub metrics: MetricsConfig,
     pub tokens: TokenConfig,
     pub billing: BillingConfig,
     pub payments: PaymentsConfig,
@@ -104,6 +108,15 @@ pub struct RateLimitConfig {
     /// header is ignored and the connection's address is the client.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// When set, scrapers must send `Authorization: Bearer <token>`; when unset `/metrics` is open (keep
+    /// it off the public listener then).
+    #[serde(default)]
+    pub bearer_token: Option<String>,
 }
 
 /// An address or a CIDR block (`10.0.0.0/8`, `::1`): the network address and the prefix length.

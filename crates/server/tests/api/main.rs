@@ -3,6 +3,7 @@
 mod common;
 
 mod accounts;
+mod address_pools;
 mod ai;
 mod billing;
 mod billing_commitments;
@@ -20,8 +21,10 @@ mod fidelity;
 mod firewalls;
 mod instances;
 mod jobs;
+mod key_revocation;
 mod ledger;
 mod meter_crash;
+mod metrics;
 mod openapi;
 mod processes;
 mod schema;
