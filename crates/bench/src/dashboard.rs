@@ -154,7 +154,7 @@ pub async fn run(backend: &str, database_url: Option<&str>) -> Result<()> {
                 if i >= INSTANCES {
                     return Ok::<_, anyhow::Error>(());
                 }
-                client.deploy(&deploy_request(i)).await?;
+                client.deploy(&deploy_request(i, false)).await?;
             }
         }));
     }
