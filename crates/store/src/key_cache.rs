@@ -102,12 +102,17 @@ impl KeyCache {
     }
 }
 
-/// Listens for invalidations from every replica (this one included) until the pool closes.
-pub(crate) fn spawn_listener(pool: sqlx::PgPool, cache: Weak<KeyCache>) {
-    tokio::spawn(async move {
+/// Listens for invalidations from every replica (this one included) on a connection of its own (not
+/// one of the pool's, which it would hold for good), until the returned guard is dropped.
+pub(crate) fn spawn_listener(
+    url: String,
+    pool: sqlx::PgPool,
+    cache: Weak<KeyCache>,
+) -> ListenerGuard {
+    let task = tokio::spawn(async move {
         loop {
             let listener = async {
-                let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+                let mut listener = sqlx::postgres::PgListener::connect(&url).await?;
                 listener.listen(CHANNEL).await?;
                 Ok::<_, sqlx::Error>(listener)
             };
@@ -148,4 +153,26 @@ pub(crate) fn spawn_listener(pool: sqlx::PgPool, cache: Weak<KeyCache>) {
             }
         }
     });
+    ListenerGuard(task.abort_handle())
+}
+
+/// Stops the listener when the store (its last clone) goes or is closed.
+pub(crate) struct ListenerGuard(tokio::task::AbortHandle);
+
+impl ListenerGuard {
+    pub(crate) fn stop(&self) {
+        self.0.abort();
+    }
+}
+
+impl Drop for ListenerGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl std::fmt::Debug for ListenerGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ListenerGuard")
+    }
 }

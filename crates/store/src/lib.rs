@@ -109,6 +109,7 @@ pub struct Store {
     engine: Arc<Engine>,
     /// API-key lookups (PostgreSQL only; on SQLite a lookup is a page-cache read on the calling thread).
     keys: Option<Arc<key_cache::KeyCache>>,
+    listener: Option<Arc<key_cache::ListenerGuard>>,
 }
 
 #[derive(Debug)]
@@ -150,17 +151,22 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(redact_url(url)));
         };
-        let keys = match &engine {
+        let (keys, listener) = match &engine {
             Engine::Postgres(pool) => {
                 let cache = Arc::new(key_cache::KeyCache::default());
-                key_cache::spawn_listener(pool.clone(), Arc::downgrade(&cache));
-                Some(cache)
+                let listener = key_cache::spawn_listener(
+                    url.to_string(),
+                    pool.clone(),
+                    Arc::downgrade(&cache),
+                );
+                (Some(cache), Some(Arc::new(listener)))
             }
-            Engine::Sqlite(_) => None,
+            Engine::Sqlite(_) => (None, None),
         };
         Ok(Store {
             engine: Arc::new(engine),
             keys,
+            listener,
         })
     }
 
@@ -239,6 +245,9 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if let Some(listener) = &self.listener {
+            listener.stop();
+        }
         if let Engine::Postgres(pool) = &*self.engine {
             pool.close().await;
         }
