@@ -109,7 +109,7 @@ pub async fn run(backend: &str, database_url: Option<&str>) -> Result<()> {
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&dir);
-    let server = start(&dir, database_url)?;
+    let server = start(&dir, database_url, Some("warn"))?;
     let credentials = std::fs::read_to_string(dir.join("admin-credentials"))?;
     let field = |name: &str| {
         credentials
@@ -154,7 +154,7 @@ pub async fn run(backend: &str, database_url: Option<&str>) -> Result<()> {
                 if i >= INSTANCES {
                     return Ok::<_, anyhow::Error>(());
                 }
-                client.deploy(&deploy_request(i)).await?;
+                client.deploy(&deploy_request(i, false)).await?;
             }
         }));
     }

@@ -8,8 +8,9 @@
 //! On PostgreSQL each measurement runs in a database of its own, created next to the one the URL names
 //! and dropped afterwards.
 //!
-//! Every figure is reported next to a bare JSON endpoint of the same server (`GET /api/health/`) measured
-//! in the same run, because absolute numbers on a shared, noisy machine mean little; the ratio says what
+//! `server` measures the product's defaults (public addresses, a log line per request) and a tuned
+//! variant (no public addresses, warn logging). Every figure is reported next to a bare JSON endpoint of
+//! the same server (`GET /api/health/live/`) measured in the same run, because absolute numbers on a shared, noisy machine mean little; the ratio says what
 //! the database and the domain cost.
 
 use std::io::{BufRead, BufReader};
@@ -81,17 +82,106 @@ network_ms = 0
 [[capacity]]
 region = "FINLAND-1"
 gpus = { "H100-SXM5-80GB" = 12000 }
+
+# The product's regions, FINLAND-1 with a /16 address pool: enough public addresses for every instance,
+# and the largest pool a region may have (what the time to the first answer is measured with).
+[[regions]]
+name = "CANADA-1"
+tier = "legacy"
+description = "Legacy tier region in Canada"
+location = "Canada"
+public_ip_pool = "198.51.100.0/24"
+
+[[regions]]
+name = "FINLAND-1"
+tier = "advanced"
+description = "Advanced tier region in Finland"
+location = "Finland"
+public_ip_pool = "10.64.0.0/16"
+
+[[regions]]
+name = "FINLAND-2"
+tier = "advanced"
+description = "Advanced tier region in Finland"
+location = "Finland"
+public_ip_pool = "203.0.113.128/25"
+
+[[regions]]
+name = "FINLAND-3"
+tier = "advanced"
+description = "Advanced tier region in Finland"
+location = "Finland"
+public_ip_pool = "192.0.2.0/24"
 "#;
 
-fn start(data_dir: &Path, database_url: Option<&str>) -> Result<Server> {
-    start_with_config(data_dir, database_url, CONFIG)
+/// How a measured server is set up.
+#[derive(Clone, Copy)]
+struct Variant {
+    name: &'static str,
+    /// Deploys ask for a public address (the product's default).
+    public_ip: bool,
+    /// `BARRACK_LOG`; `None` keeps the product's default (a line per request at info).
+    log: Option<&'static str>,
 }
 
-/// Boots the release server with `config` in an empty `data_dir`.
+/// The product as shipped, then tuned as an operator chasing throughput might run it.
+const VARIANTS: [Variant; 2] = [
+    Variant {
+        name: "defaults: public IPs, default logging",
+        public_ip: true,
+        log: None,
+    },
+    Variant {
+        name: "tuned: no public IPs, warn logging",
+        public_ip: false,
+        log: Some("warn"),
+    },
+];
+
+fn start(data_dir: &Path, database_url: Option<&str>, log: Option<&str>) -> Result<Server> {
+    start_logging(data_dir, database_url, CONFIG, log, true)
+}
+
+/// Starts another server on the database `data_dir` and `database_url` already hold (a replica, or a
+/// restart) and times its first answer.
+async fn time_to_first_answer(data_dir: &Path, database_url: Option<&str>) -> Result<Duration> {
+    let booting = Instant::now();
+    let server = start_logging(data_dir, database_url, CONFIG, Some("warn"), false)?;
+    first_answer(&server.url, booting).await
+}
+
+/// Polls the bare endpoint until it answers; the time since `booting`.
+async fn first_answer(url: &str, booting: Instant) -> Result<Duration> {
+    let http = reqwest::Client::new();
+    loop {
+        let answer = http.get(format!("{url}/api/health/live/")).send().await;
+        if answer.is_ok_and(|r| r.status().is_success()) {
+            return Ok(booting.elapsed());
+        }
+        if booting.elapsed() > Duration::from_secs(60) {
+            bail!("no answer a minute after start");
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Boots the release server with `config` in an empty `data_dir`, logging at warn.
 fn start_with_config(
     data_dir: &Path,
     database_url: Option<&str>,
     config_text: &str,
+) -> Result<Server> {
+    start_logging(data_dir, database_url, config_text, Some("warn"), true)
+}
+
+/// Boots the release server with `config` in an empty `data_dir`; `log` as `BARRACK_LOG` (`None`: the
+/// default). The log goes where a service manager would take it: written, then thrown away.
+fn start_logging(
+    data_dir: &Path,
+    database_url: Option<&str>,
+    config_text: &str,
+    log: Option<&str>,
+    first_start: bool,
 ) -> Result<Server> {
     std::fs::create_dir_all(data_dir)?;
     let config = data_dir.join("bench.toml");
@@ -102,12 +192,15 @@ fn start_with_config(
         .arg(data_dir)
         .arg("--config")
         .arg(&config)
-        .env("BARRACK_LOG", "warn")
+        .env_remove("BARRACK_LOG")
         .env("BARRACK_SECRET", "benchmark-secret-long-enough-for-hmac")
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     if let Some(url) = database_url {
         command.env("BARRACK_DATABASE_URL", url);
+    }
+    if let Some(log) = log {
+        command.env("BARRACK_LOG", log);
     }
     let mut child = command.spawn()?;
     let mut key = None;
@@ -118,8 +211,11 @@ fn start_with_config(
         }
         if let Some(rest) = line.strip_prefix("Barrack API listening on ") {
             let url = rest.trim().trim_end_matches("/api/").to_string();
-            let key =
-                key.context("the server printed no operator key: use an empty data directory")?;
+            let key = match key {
+                Some(key) => key,
+                None if !first_start => String::new(),
+                None => bail!("the server printed no operator key: use an empty data directory"),
+            };
             return Ok(Server { child, url, key });
         }
     }
@@ -211,18 +307,21 @@ async fn measure(load: &Load, paths: Arc<Vec<String>>, clients: usize) -> Result
     })
 }
 
-fn deploy_request(i: usize) -> DeployRequest {
+fn deploy_request(i: usize, public_ip: bool) -> DeployRequest {
     serde_json::from_value(json!({
         "gpu_model": "H100-SXM5-80GB", "gpu_count": 1, "region": "FINLAND-1", "instance_name": format!("bench-{i}"),
-        "image_name": "Ubuntu 24.04 + CUDA 12.8 Open + Docker", "ssh_key": "bench", "public_ip": false
+        "image_name": "Ubuntu 24.04 + CUDA 12.8 Open + Docker", "ssh_key": "bench", "public_ip": public_ip
     }))
     .expect("valid request")
 }
 
-async fn run(backend: &str, database_url: Option<&str>) -> Result<()> {
+async fn run(backend: &str, database_url: Option<&str>, variant: Variant) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("barrack-bench-{backend}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let server = start(&dir, database_url)?;
+    // From the process's start to its first answer (migrations, seeding, the listener), with a /16 pool.
+    let booting = Instant::now();
+    let server = start(&dir, database_url, variant.log)?;
+    let fresh_start = first_answer(&server.url, booting).await?;
     let pid = server.child.id();
     let client = Client::builder(&server.url)
         .api_key(&server.key)
@@ -266,7 +365,8 @@ async fn run(backend: &str, database_url: Option<&str>) -> Result<()> {
                 if i >= INSTANCES {
                     return Ok::<_, anyhow::Error>(ids);
                 }
-                ids.push(client.deploy(&deploy_request(i)).await?.data.instance_id);
+                let request = deploy_request(i, variant.public_ip);
+                ids.push(client.deploy(&request).await?.data.instance_id);
             }
         }));
     }
@@ -301,19 +401,37 @@ async fn run(backend: &str, database_url: Option<&str>) -> Result<()> {
         store.close().await;
     }
     let loaded = rss_mib(pid);
+    let load = Load {
+        http: reqwest::Client::new(),
+        base_url: server.url.clone(),
+        key: server.key.clone(),
+    };
+    let health = Arc::new(vec!["/api/health/live/".to_string()]);
+    let bare_8 = measure(&load, health.clone(), 8).await?;
 
-    println!("\n== {backend}: {INSTANCES} instances ==");
+    println!("\n== {backend}, {}: {INSTANCES} instances ==", variant.name);
+    let restart = time_to_first_answer(&dir, database_url).await?;
+    println!(
+        "first answer after start, FINLAND-1 pool a /16: {:.0} ms on an empty database (migrations \
+         included), {:.0} ms on this one ({INSTANCES} instances)",
+        fresh_start.as_secs_f64() * 1000.0,
+        restart.as_secs_f64() * 1000.0
+    );
     println!(
         "idle memory after start: {:.1} MiB; with {INSTANCES} instances: {:.1} MiB",
         idle.unwrap_or(f64::NAN),
         loaded.unwrap_or(f64::NAN)
     );
-    println!("deploys accepted: {deploy_rate:.0}/s (8 clients)");
+    println!(
+        "deploys accepted: {deploy_rate:.0}/s (8 clients, public_ip {}); bare endpoint {:.0}/s: {:.3}x",
+        variant.public_ip,
+        bare_8.per_second(),
+        deploy_rate / bare_8.per_second()
+    );
     println!(
         "all {INSTANCES} ACTIVE {converged:.1} s after the first deploy: {:.0} creates/s through the workers",
         INSTANCES as f64 / converged
     );
-    let health = Arc::new(vec!["/api/health/live/".to_string()]);
     let gets = Arc::new(
         ids.iter()
             .map(|id| format!("/api/instances/{id}/"))
@@ -328,11 +446,6 @@ async fn run(backend: &str, database_url: Option<&str>) -> Result<()> {
         "{:<28} {:>8} {:>12} {:>10} {:>10} {:>14}",
         "endpoint", "clients", "requests/s", "p50 ms", "p99 ms", "vs bare JSON"
     );
-    let load = Load {
-        http: reqwest::Client::new(),
-        base_url: server.url.clone(),
-        key: server.key.clone(),
-    };
     for clients in [1, 8] {
         let bare = measure(&load, health.clone(), clients).await?;
         for (name, paths) in [
@@ -412,12 +525,14 @@ async fn main() -> Result<()> {
         .ok()
         .filter(|u| !u.is_empty());
     if matches!(what.as_str(), "all" | "server") {
-        run("sqlite", None).await?;
-        if let Some(url) = &postgres {
-            let db = ScratchDatabase::create(url, "server").await?;
-            let result = run("postgres", Some(&db.url)).await;
-            db.drop_now().await?;
-            result?;
+        for variant in VARIANTS {
+            run("sqlite", None, variant).await?;
+            if let Some(url) = &postgres {
+                let db = ScratchDatabase::create(url, "server").await?;
+                let result = run("postgres", Some(&db.url), variant).await;
+                db.drop_now().await?;
+                result?;
+            }
         }
     }
     if matches!(what.as_str(), "all" | "meter") {

@@ -34,6 +34,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::http::client_address::TrustedProxies;
 use crate::http::middleware;
 use crate::http::rate_limit::RateLimiter;
+use crate::metrics::{Metrics, SharedMetrics};
 pub use crate::private_files::write_private;
 use crate::private_files::{private_database, private_dir};
 use barrack_core::accounts::login_throttle::LoginThrottle;
@@ -50,6 +51,8 @@ pub struct Shared {
     pub trusted_proxies: TrustedProxies,
     /// Failed log-ins per email and per client address.
     pub login_throttle: LoginThrottle,
+    /// What `/metrics` reports of this process.
+    pub metrics: SharedMetrics,
     openapi_json: String,
 }
 
@@ -92,6 +95,8 @@ pub struct Running {
     pub firewall_worker: Arc<FirewallWorker>,
     /// The simulated data centre, when it is the driver.
     pub simulator: Option<Arc<SimDriver>>,
+    /// What `/metrics` reports of this process.
+    pub metrics: SharedMetrics,
     shutdown: Option<oneshot::Sender<()>>,
     stop_work: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
@@ -126,10 +131,15 @@ impl Running {
                 // Bill what the clock says has passed; depletion may start hibernations, so settle them.
                 let services = &self.services;
                 let before = services.store().unfinished_jobs().await?;
-                services
+                let started = std::time::Instant::now();
+                let run = services
                     .billing
                     .meter_and_guard(&services.instances)
                     .await?;
+                self.metrics.meter_run(
+                    started.elapsed(),
+                    Some((run.periods_billed, run.minutes_billed)),
+                );
                 if services.store().unfinished_jobs().await? == before {
                     return Ok(ran);
                 }
@@ -368,14 +378,6 @@ pub async fn start(options: StartOptions) -> Result<Running> {
     let services = services(config, store, clock, driver)?;
     services.simulation.catch_up().await?;
     services.catalog.seed_capacity().await?;
-    for region in &services.config().regions {
-        let pool = barrack_core::network::pool_addresses(&region.public_ip_pool)
-            .map_err(anyhow::Error::msg)?;
-        services
-            .store()
-            .seed_public_ips(&region.name, &pool, services.clock().now_ms())
-            .await?;
-    }
     let bootstrap = services.accounts.bootstrap_admin().await?;
     if let Some(b) = &bootstrap {
         let path = services.config().data_dir.join("admin-credentials");
@@ -415,10 +417,15 @@ pub async fn start(options: StartOptions) -> Result<Running> {
     );
     let runner = Arc::new(runner);
     let (stop_work, work_stopped) = watch::channel(false);
+    let metrics: SharedMetrics = Arc::new(Metrics::new());
     let mut background = Vec::new();
     if options.background_work {
         background.push(runner.clone().spawn(work_stopped.clone()));
-        background.push(spawn_meter(services.clone(), work_stopped.clone()));
+        background.push(spawn_meter(
+            services.clone(),
+            metrics.clone(),
+            work_stopped.clone(),
+        ));
         background.push(spawn_reconciler(
             instance_worker.clone(),
             volume_worker.clone(),
@@ -427,7 +434,7 @@ pub async fn start(options: StartOptions) -> Result<Running> {
         ));
     }
 
-    let router = router(services.clone(), simulator.clone());
+    let router = router_with(services.clone(), simulator.clone(), metrics.clone());
     let listener = TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -463,6 +470,7 @@ pub async fn start(options: StartOptions) -> Result<Running> {
         volume_worker,
         firewall_worker,
         simulator,
+        metrics,
         shutdown: Some(tx),
         stop_work,
         task,
@@ -472,6 +480,15 @@ pub async fn start(options: StartOptions) -> Result<Running> {
 
 /// The whole HTTP application.
 pub fn router(services: Services, simulator: Option<Arc<SimDriver>>) -> Router {
+    router_with(services, simulator, Arc::new(Metrics::new()))
+}
+
+/// The whole HTTP application, counting into `metrics`.
+pub fn router_with(
+    services: Services,
+    simulator: Option<Arc<SimDriver>>,
+    metrics: SharedMetrics,
+) -> Router {
     let config = services.config();
     let state = AppState(Arc::new(Shared {
         rate_limiter: RateLimiter::new(
@@ -480,6 +497,7 @@ pub fn router(services: Services, simulator: Option<Arc<SimDriver>>) -> Router {
         ),
         trusted_proxies: TrustedProxies::new(&config.rate_limit.trusted_proxies),
         login_throttle: LoginThrottle::default(),
+        metrics,
         openapi_json: crate::openapi::document_json_for(config),
         services: services.clone(),
         simulator,
@@ -493,6 +511,7 @@ pub fn router(services: Services, simulator: Option<Arc<SimDriver>>) -> Router {
             middleware::request_context,
         ));
     api.route("/api/openapi.json", get(openapi_json))
+        .route("/metrics", get(crate::metrics::scrape))
         .merge(crate::routes::openai::router())
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::method_not_allowed)
@@ -522,16 +541,28 @@ async fn openapi_json(
 
 /// Bills closed minutes and guards balances at start and then every `billing.meter_interval_seconds` of
 /// real time (each run catches up with the clock, however far it moved).
-fn spawn_meter(services: Services, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+fn spawn_meter(
+    services: Services,
+    metrics: SharedMetrics,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
     let every = Duration::from_secs(services.config().billing.meter_interval_seconds);
     tokio::spawn(async move {
         loop {
+            let started = std::time::Instant::now();
             let run = async {
                 services.simulation.catch_up().await?;
                 services.billing.meter_and_guard(&services.instances).await
             };
-            if let Err(e) = run.await {
-                tracing::warn!(error = %e, "metering failed");
+            match run.await {
+                Ok(run) => metrics.meter_run(
+                    started.elapsed(),
+                    Some((run.periods_billed, run.minutes_billed)),
+                ),
+                Err(e) => {
+                    metrics.meter_run(started.elapsed(), None);
+                    tracing::warn!(error = %e, "metering failed");
+                }
             }
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}

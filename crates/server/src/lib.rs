@@ -5,6 +5,7 @@
 pub mod ai_upstream;
 pub mod app;
 pub mod http;
+pub mod metrics;
 pub mod openapi;
 pub mod private_files;
 pub mod routes;

@@ -139,6 +139,9 @@ impl Store {
                 ],
             )
             .await?;
+        if done == 1 {
+            self.auth_changed(id).await?;
+        }
         Ok(done == 1)
     }
 }

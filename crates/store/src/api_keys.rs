@@ -81,7 +81,8 @@ pub async fn revoke_all_for_account(db: &mut impl Db, account_id: &str, now: i64
 }
 
 impl Store {
-    /// The live key with this secret hash and its account, in one round trip (every request does this).
+    /// The live key with this secret hash and its account, in one round trip (every request does this);
+    /// on PostgreSQL from the key cache when it has them (see [`crate::key_cache`]).
     pub async fn live_api_key_by_hash(
         &self,
         secret_hash: &str,
@@ -94,11 +95,18 @@ impl Store {
                 prefixed(crate::accounts::COLUMNS, "a")
             )
         });
+        if let Some(hit) = self.keys.as_ref().and_then(|c| c.get(secret_hash)) {
+            return Ok(Some(hit));
+        }
+        let epoch = self.keys.as_ref().map(|c| c.epoch());
         let Some(row) = self.fetch_optional(&SQL, &binds![secret_hash]).await? else {
             return Ok(None);
         };
         let key = from_row(&row)?;
         let account = crate::accounts::from_row(&row, KEY_COLUMNS)?;
+        if let (Some(cache), Some(epoch)) = (&self.keys, epoch) {
+            cache.put(secret_hash, &key, &account, epoch);
+        }
         Ok(Some((key, account)))
     }
 
@@ -115,6 +123,9 @@ impl Store {
                 &binds![key_id, account_id, now],
             )
             .await?;
+        if done == 1 {
+            self.auth_changed(account_id).await?;
+        }
         Ok(done == 1)
     }
 

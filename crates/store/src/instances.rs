@@ -370,6 +370,20 @@ pub async fn rules_of(db: &mut impl Db, instance_id: &str) -> Result<Vec<RuleRow
 }
 
 impl Store {
+    /// (status, count) of the instances not deleted (read from the live index, not the table).
+    pub async fn live_instances_by_state(&self) -> Result<Vec<(String, i64)>> {
+        let rows = self
+            .fetch_all(
+                "SELECT status, COUNT(*) FROM instances WHERE status <> 'DELETED' GROUP BY status \
+                 ORDER BY status",
+                &[],
+            )
+            .await?;
+        rows.iter().map(|r| Ok((r.text(0)?, r.int(1)?))).collect()
+    }
+}
+
+impl Store {
     pub async fn instance_rules(&self, instance_id: &str) -> Result<Vec<RuleRow>> {
         rules_of(&mut &*self, instance_id).await
     }
@@ -382,40 +396,88 @@ impl Store {
         }
         // Every set names the same ids with the same placeholders.
         let ids = placeholders(1, instance_ids.len());
-        let rule_columns = format!("instance_id, {RULE_COLUMNS}, created_at");
-        let sets = [
-            RowSet {
-                inner: format!(
-                    "SELECT {rule_columns} FROM instance_security_rules WHERE instance_id IN ({ids})"
-                ),
-                columns: rule_columns,
-                order: "instance_id, created_at, id",
-            },
-            crate::volumes::of_instances(&ids),
-            crate::firewalls::rules_of_instances(&ids),
-        ];
         let binds: Vec<Bind> = instance_ids.iter().map(Bind::from).collect();
-        let sql = row_sets_sql(self.backend(), &sets);
-        let [rules, volumes, firewall_rules]: [Vec<JsonRow>; 3] = self
+        let sql = row_sets_sql(self.backend(), &children_sets(&ids));
+        let sets: [Vec<JsonRow>; 3] = self
             .read_row_sets(&sql, &binds)
             .await?
             .try_into()
             .map_err(|_| crate::StoreError::Unexpected("expected three row sets".into()))?;
-        Ok(InstanceChildren {
-            rules: rules
-                .iter()
-                .map(|r| Ok((r.text(0)?, rule_from(r, 1)?)))
-                .collect::<Result<_>>()?,
-            volumes: volumes
-                .iter()
-                .map(crate::volumes::from_row)
-                .collect::<Result<_>>()?,
-            firewall_rules: firewall_rules
-                .iter()
-                .map(|r| Ok((r.text(0)?, r.text(1)?, rule_from(r, 2)?)))
-                .collect::<Result<_>>()?,
-        })
+        children_from(sets)
     }
+
+    /// The account's instance and what its view shows besides its row, in one round trip (the API's
+    /// hottest read).
+    pub async fn instance_with_children(
+        &self,
+        account_id: &str,
+        id: &str,
+    ) -> Result<Option<(InstanceRow, InstanceChildren)>> {
+        static SQL: LazyLock<[String; 2]> = LazyLock::new(|| {
+            [crate::Backend::Sqlite, crate::Backend::Postgres].map(|backend| {
+                let mut sets = vec![RowSet {
+                    columns: COLUMNS.to_string(),
+                    inner: format!(
+                        "SELECT {COLUMNS} FROM instances WHERE id = $1 AND account_id = $2"
+                    ),
+                    order: "id",
+                }];
+                sets.extend(children_sets("$1"));
+                row_sets_sql(backend, &sets)
+            })
+        });
+        let sql = match self.backend() {
+            crate::Backend::Sqlite => &SQL[0],
+            crate::Backend::Postgres => &SQL[1],
+        };
+        let [instance, rules, volumes, firewall_rules]: [Vec<JsonRow>; 4] = self
+            .read_row_sets(sql, &binds![id, account_id])
+            .await?
+            .try_into()
+            .map_err(|_| crate::StoreError::Unexpected("expected four row sets".into()))?;
+        // Another account's instance: its children were read by id, and are dropped with it.
+        let Some(row) = instance.first() else {
+            return Ok(None);
+        };
+        Ok(Some((
+            from_row(row)?,
+            children_from([rules, volumes, firewall_rules])?,
+        )))
+    }
+}
+
+/// The children of the instances `ids` (placeholders or a subquery) names: own rules, volumes, firewall
+/// rules.
+fn children_sets(ids: &str) -> [RowSet; 3] {
+    let rule_columns = format!("instance_id, {RULE_COLUMNS}, created_at");
+    [
+        RowSet {
+            inner: format!(
+                "SELECT {rule_columns} FROM instance_security_rules WHERE instance_id IN ({ids})"
+            ),
+            columns: rule_columns,
+            order: "instance_id, created_at, id",
+        },
+        crate::volumes::of_instances(ids),
+        crate::firewalls::rules_of_instances(ids),
+    ]
+}
+
+fn children_from([rules, volumes, firewall_rules]: [Vec<JsonRow>; 3]) -> Result<InstanceChildren> {
+    Ok(InstanceChildren {
+        rules: rules
+            .iter()
+            .map(|r| Ok((r.text(0)?, rule_from(r, 1)?)))
+            .collect::<Result<_>>()?,
+        volumes: volumes
+            .iter()
+            .map(crate::volumes::from_row)
+            .collect::<Result<_>>()?,
+        firewall_rules: firewall_rules
+            .iter()
+            .map(|r| Ok((r.text(0)?, r.text(1)?, rule_from(r, 2)?)))
+            .collect::<Result<_>>()?,
+    })
 }
 
 /// What the views of instances show besides their rows.

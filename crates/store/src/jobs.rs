@@ -214,4 +214,19 @@ impl Store {
             .await?;
         Ok(n as u64)
     }
+
+    /// (kind, status, count, oldest `created_at`) of the jobs not finished, per kind and status (pending
+    /// or running): what an operator watches the queue by.
+    pub async fn job_queue(&self) -> Result<Vec<(String, String, i64, i64)>> {
+        let rows = self
+            .fetch_all(
+                "SELECT kind, status, COUNT(*), MIN(created_at) FROM jobs \
+                 WHERE status IN ('pending', 'running') GROUP BY kind, status ORDER BY kind, status",
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.text(0)?, r.text(1)?, r.int(2)?, r.int(3)?)))
+            .collect()
+    }
 }

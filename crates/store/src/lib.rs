@@ -17,6 +17,7 @@ pub mod firewalls;
 pub mod images;
 pub mod instances;
 pub mod jobs;
+mod key_cache;
 pub mod ledger;
 mod migrate;
 mod postgres;
@@ -107,6 +108,9 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 #[derive(Clone, Debug)]
 pub struct Store {
     engine: Arc<Engine>,
+    /// API-key lookups (PostgreSQL only; on SQLite a lookup is a page-cache read on the calling thread).
+    keys: Option<Arc<key_cache::KeyCache>>,
+    listener: Option<Arc<key_cache::ListenerGuard>>,
 }
 
 #[derive(Debug)]
@@ -127,17 +131,43 @@ impl Store {
             let readers = (max_connections as usize).min(cores + 1);
             Engine::Sqlite(sqlite::Sqlite::open(url, readers)?)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            // Every statement is prepared once per connection and kept (the API's statements number
+            // in the low hundreds, more than sqlx's default cache holds).
+            let options: sqlx::postgres::PgConnectOptions = url.parse()?;
+            let options = options.statement_cache_capacity(1024);
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
             let pool = sqlx::postgres::PgPoolOptions::new()
                 .max_connections(max_connections)
+                // As many warm connections as the cores can keep busy, so a burst does not wait for
+                // connection set-up.
+                .min_connections(max_connections.min(cores * 2))
+                // No ping before each use: it was a round trip for every statement. A connection that
+                // died fails its statement instead and is discarded; connections are renewed hourly.
+                .test_before_acquire(false)
+                .max_lifetime(Duration::from_secs(3600))
                 .acquire_timeout(Duration::from_secs(30))
-                .connect(url)
+                .connect_with(options)
                 .await?;
             Engine::Postgres(pool)
         } else {
             return Err(StoreError::UnsupportedUrl(redact_url(url)));
         };
+        let (keys, listener) = match &engine {
+            Engine::Postgres(pool) => {
+                let cache = Arc::new(key_cache::KeyCache::default());
+                let listener = key_cache::spawn_listener(
+                    url.to_string(),
+                    pool.clone(),
+                    Arc::downgrade(&cache),
+                );
+                (Some(cache), Some(Arc::new(listener)))
+            }
+            Engine::Sqlite(_) => (None, None),
+        };
         Ok(Store {
             engine: Arc::new(engine),
+            keys,
+            listener,
         })
     }
 
@@ -198,7 +228,33 @@ impl Store {
         }
     }
 
+    /// Tells this process and, on PostgreSQL, every replica that the account or one of its keys changed,
+    /// so none keeps using a cached lookup of them. Every write to `accounts` or `api_keys` that can
+    /// change what authenticating a key gives calls this after it commits.
+    pub async fn auth_changed(&self, account_id: &str) -> Result<()> {
+        if let Some(keys) = &self.keys {
+            keys.forget_account(account_id);
+            self.execute(
+                "SELECT pg_notify($1, $2)",
+                &binds![key_cache::CHANNEL, account_id],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// (open, idle) connections of PostgreSQL's pool; `None` on SQLite, whose connections are fixed.
+    pub fn pool_usage(&self) -> Option<(u32, usize)> {
+        match &*self.engine {
+            Engine::Postgres(pool) => Some((pool.size(), pool.num_idle())),
+            Engine::Sqlite(_) => None,
+        }
+    }
+
     pub async fn close(&self) {
+        if let Some(listener) = &self.listener {
+            listener.stop();
+        }
         if let Engine::Postgres(pool) = &*self.engine {
             pool.close().await;
         }

@@ -42,6 +42,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(17, "0017_ai_requests"),
     migration!(18, "0018_token_sessions"),
     migration!(19, "0019_depletions"),
+    migration!(20, "0020_public_ip_assignments"),
 ];
 
 impl Migration {

@@ -1,50 +1,28 @@
-//! The public address pool of each region. An address is handed out by one conditional statement and
-//! a unique index on `instance_id`, so no address ever belongs to two instances.
+//! Public addresses handed out. Pools are not stored: an address is picked from the region's CIDR block by
+//! the caller and taken by one insert, whose primary key keeps it with one instance and whose unique index
+//! on `instance_id` keeps an instance with one address. Free addresses have no row, so a pool of any size
+//! costs nothing at start.
 
 use crate::sql::Columns;
-use crate::{Backend, Db, Result, Store, Tx, binds};
+use crate::{Db, Result, Store, Tx, binds};
 
 impl Store {
-    /// Adds addresses that are not in the pool yet (first start, or a grown pool).
-    pub async fn seed_public_ips(
-        &self,
-        region: &str,
-        addresses: &[String],
-        now: i64,
-    ) -> Result<()> {
-        let mut tx = self.begin().await?;
-        for address in addresses {
-            tx.execute(
-                "INSERT INTO public_ips (address, region, instance_id, updated_at) VALUES ($1, $2, NULL, $3) \
-                 ON CONFLICT (address) DO NOTHING",
-                &binds![address, region, now],
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// (region, free, assigned) for every region with a pool.
-    pub async fn public_ip_usage(&self) -> Result<Vec<(String, i64, i64)>> {
+    /// (region, addresses handed out) for every region that has handed one out.
+    pub async fn public_ip_usage(&self) -> Result<Vec<(String, i64)>> {
         let rows = self
             .fetch_all(
-                "SELECT region, CAST(SUM(CASE WHEN instance_id IS NULL THEN 1 ELSE 0 END) AS BIGINT), \
-                 CAST(SUM(CASE WHEN instance_id IS NULL THEN 0 ELSE 1 END) AS BIGINT) \
-                 FROM public_ips GROUP BY region ORDER BY region",
+                "SELECT region, COUNT(*) FROM public_ip_assignments GROUP BY region ORDER BY region",
                 &[],
             )
             .await?;
-        rows.iter()
-            .map(|r| Ok((r.text(0)?, r.int(1)?, r.int(2)?)))
-            .collect()
+        rows.iter().map(|r| Ok((r.text(0)?, r.int(1)?))).collect()
     }
 
     /// Every (address, instance) pair handed out.
     pub async fn public_ip_assignments(&self) -> Result<Vec<(String, String)>> {
         let rows = self
             .fetch_all(
-                "SELECT address, instance_id FROM public_ips WHERE instance_id IS NOT NULL ORDER BY address",
+                "SELECT address, instance_id FROM public_ip_assignments ORDER BY address",
                 &[],
             )
             .await?;
@@ -52,43 +30,53 @@ impl Store {
     }
 }
 
-/// Hands a free address of `region` to the instance (or returns the one it already has); `None` when the
-/// pool is exhausted.
-pub async fn assign(
-    tx: &mut Tx,
-    region: &str,
-    instance_id: &str,
-    now: i64,
-) -> Result<Option<String>> {
-    let existing = tx
+/// The address the instance holds, if any.
+pub async fn held_by(tx: &mut Tx, instance_id: &str) -> Result<Option<String>> {
+    let row = tx
         .fetch_optional(
-            "SELECT address FROM public_ips WHERE instance_id = $1",
+            "SELECT address FROM public_ip_assignments WHERE instance_id = $1",
             &binds![instance_id],
         )
-        .await?;
-    if let Some(row) = existing {
-        return Ok(Some(row.text(0)?));
-    }
-    let lock = match tx.backend() {
-        Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-        Backend::Sqlite => "",
-    };
-    let sql = format!(
-        "UPDATE public_ips SET instance_id = $2, updated_at = $3 WHERE address = \
-         (SELECT address FROM public_ips WHERE region = $1 AND instance_id IS NULL ORDER BY address LIMIT 1 {lock}) \
-         AND instance_id IS NULL RETURNING address"
-    );
-    let row = tx
-        .fetch_optional(&sql, &binds![region, instance_id, now])
         .await?;
     row.map(|r| r.text(0)).transpose()
 }
 
+/// Takes `address` for the instance; false when the address is someone else's (or the instance already
+/// holds one). On PostgreSQL a concurrent taker of the same address waits for the first to end, then
+/// finds it taken; takers of different addresses never wait for each other.
+pub async fn take(
+    tx: &mut Tx,
+    region: &str,
+    address: &str,
+    instance_id: &str,
+    now: i64,
+) -> Result<bool> {
+    let taken = tx
+        .execute(
+            "INSERT INTO public_ip_assignments (address, region, instance_id, updated_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            &binds![address, region, instance_id, now],
+        )
+        .await?;
+    Ok(taken == 1)
+}
+
+/// Every address of the region handed out (to search a nearly full pool for a free one).
+pub async fn taken_in(tx: &mut Tx, region: &str) -> Result<Vec<String>> {
+    let rows = tx
+        .fetch_all(
+            "SELECT address FROM public_ip_assignments WHERE region = $1",
+            &binds![region],
+        )
+        .await?;
+    rows.iter().map(|r| r.text(0)).collect()
+}
+
 /// Returns the instance's address to the pool (if it has one).
-pub async fn release(tx: &mut Tx, instance_id: &str, now: i64) -> Result<()> {
+pub async fn release(tx: &mut Tx, instance_id: &str) -> Result<()> {
     tx.execute(
-        "UPDATE public_ips SET instance_id = NULL, updated_at = $2 WHERE instance_id = $1",
-        &binds![instance_id, now],
+        "DELETE FROM public_ip_assignments WHERE instance_id = $1",
+        &binds![instance_id],
     )
     .await?;
     Ok(())

@@ -365,6 +365,8 @@ impl AccountService {
             (0, 0)
         };
         tx.commit().await?;
+        // Replicas drop cached key lookups of the account now, not when their cache entry expires.
+        self.context.store.auth_changed(account_id).await?;
         Ok(AccountAccess {
             user_id: account_id.to_string(),
             disabled,

@@ -108,7 +108,7 @@ impl InstanceWorker {
         let to = match action {
             JobAction::Create | JobAction::Restore => {
                 change.host = Some(placement.map(|p| p.host));
-                let address = instance_address(&mut tx, row, now).await?;
+                let address = instance_address(&mut tx, &self.context.config, row, now).await?;
                 change.ip_address = Some(address);
                 InstanceState::Active
             }
@@ -243,7 +243,7 @@ async fn release(
     if row.gpus_allocated > 0 {
         capacity::release(tx, &row.region, &row.gpu_model, row.gpus_allocated, now).await?;
     }
-    public_ips::release(tx, &row.id, now).await?;
+    public_ips::release(tx, &row.id).await?;
     change.gpus_allocated = Some(0);
     change.host = Some(None);
     change.ip_address = Some(None);

@@ -17,7 +17,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::{Caller, actor};
-use crate::network::{ValidRule, rule_view, valid_rule_of, validate_rule};
+use crate::network::{ValidRule, assign_address, rule_view, valid_rule_of, validate_rule};
 use crate::platform::config::{Config, GpuModelConfig};
 use crate::platform::ids::{IdKind, new_id};
 use crate::platform::jobs::{NewJob, enqueue};
@@ -155,7 +155,9 @@ impl InstanceService {
 
     /// Takes a public address for the instance (or finds the one it holds); 503 when the pool is empty.
     pub(super) async fn reserve_address(&self, tx: &mut Tx, row: &InstanceRow) -> Result<String> {
-        public_ips::assign(tx, &row.region, &row.id, self.now()).await?.ok_or_else(|| {
+        assign_address(tx, self.config(), &row.region, &row.id, self.now())
+            .await?
+            .ok_or_else(|| {
             Error::PublicIpUnavailable(format!(
                 "No public IP address is free in {}; deploy with public_ip: false or try another region",
                 row.region
@@ -215,7 +217,7 @@ impl InstanceService {
             let address = if enable {
                 self.reserve_address(&mut tx, &row).await?
             } else {
-                public_ips::release(&mut tx, &row.id, now).await?;
+                public_ips::release(&mut tx, &row.id).await?;
                 private_address(&row.id)
             };
             let address = Some(address);
@@ -373,11 +375,12 @@ pub(super) fn vm_name(model: &str) -> String {
 /// or its private one.
 pub(crate) async fn instance_address(
     tx: &mut Tx,
+    config: &Config,
     row: &InstanceRow,
     now: i64,
 ) -> Result<Option<String>> {
     if row.public_ip {
-        Ok(public_ips::assign(tx, &row.region, &row.id, now).await?)
+        Ok(assign_address(tx, config, &row.region, &row.id, now).await?)
     } else {
         Ok(Some(private_address(&row.id)))
     }

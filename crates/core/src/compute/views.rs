@@ -9,7 +9,7 @@ use barrack_api::instances::{
 };
 use barrack_api::{Currency, PageQuery, PageRequest, Pagination, Tier};
 use barrack_store::events::EventRow;
-use barrack_store::instances::{InstanceFilter, InstanceRow, RuleRow};
+use barrack_store::instances::{InstanceChildren, InstanceFilter, InstanceRow, RuleRow};
 use barrack_store::volumes::VolumeRow;
 use rust_decimal::Decimal;
 
@@ -26,8 +26,14 @@ use crate::{Error, Result};
 
 impl InstanceService {
     pub async fn get(&self, caller: &Caller, id: &str) -> Result<Instance> {
-        let row = self.owned(caller, id).await?;
-        self.view(row).await
+        let (row, children) = self
+            .context
+            .store
+            .instance_with_children(caller.account_id(), id)
+            .await?
+            .filter(|(row, _)| row.status != InstanceState::Deleted.as_str())
+            .ok_or_else(|| Error::not_found("Instance", id))?;
+        Ok(self.views_of(vec![row], children)?.remove(0))
     }
 
     pub async fn list(&self, caller: &Caller, query: InstanceQuery) -> Result<InstanceList> {
@@ -167,14 +173,18 @@ impl InstanceService {
         }
     }
 
-    pub(super) async fn view(&self, row: InstanceRow) -> Result<Instance> {
-        Ok(self.views(vec![row]).await?.remove(0))
-    }
-
     /// Views of several instances, their rules, volumes and firewall rules read in one query.
     pub(super) async fn views(&self, rows: Vec<InstanceRow>) -> Result<Vec<Instance>> {
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         let children = self.context.store.instance_children(&ids).await?;
+        self.views_of(rows, children)
+    }
+
+    fn views_of(
+        &self,
+        rows: Vec<InstanceRow>,
+        children: InstanceChildren,
+    ) -> Result<Vec<Instance>> {
         let mut rules: std::collections::HashMap<String, Vec<RuleRow>> =
             std::collections::HashMap::new();
         for (instance, rule) in children.rules {

@@ -1,11 +1,14 @@
 //! Addresses and packet rules: CIDR parsing, public address pools, and the validation of security rules.
 
-use std::net::IpAddr;
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::IpNet;
 
 use barrack_api::instances::{SecurityRule, SecurityRuleRequest};
 use barrack_store::instances::RuleRow;
+use barrack_store::{StoreError, Tx, public_ips};
+use rand::Rng;
 
 use crate::platform::config::{Config, ConfigError};
 use crate::platform::validate::Validator;
@@ -65,11 +68,11 @@ impl std::fmt::Display for Cidr {
     }
 }
 
-/// Every region's `public_ip_pool` is a block [`pool_addresses`] accepts; run on a loaded configuration
+/// Every region's `public_ip_pool` is a block [`Pool::parse`] accepts; run on a loaded configuration
 /// (addresses are this domain's, so the configuration's own checks leave them here).
 pub fn check_pools(config: &Config) -> Result<(), ConfigError> {
     for region in &config.regions {
-        if let Err(e) = pool_addresses(&region.public_ip_pool) {
+        if let Err(e) = Pool::parse(&region.public_ip_pool) {
             return Err(ConfigError::Invalid(format!(
                 "region '{}': public_ip_pool: {e}",
                 region.name
@@ -79,15 +82,116 @@ pub fn check_pools(config: &Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// The usable addresses of an IPv4 pool (network and broadcast addresses excluded below /31).
-pub fn pool_addresses(cidr: &str) -> Result<Vec<String>, String> {
-    let IpNet::V4(block) = Cidr::parse(cidr)?.network().0 else {
-        return Err(format!("'{cidr}' is not an IPv4 block"));
-    };
-    if block.prefix_len() < 16 {
-        return Err(format!("'{cidr}' is larger than a /16"));
+/// The usable addresses of an IPv4 pool (network and broadcast addresses excluded below /31), as a range:
+/// addresses are picked from it when needed, never listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pool {
+    first: u32,
+    len: u32,
+}
+
+impl Pool {
+    pub fn parse(cidr: &str) -> Result<Pool, String> {
+        let IpNet::V4(block) = Cidr::parse(cidr)?.network().0 else {
+            return Err(format!("'{cidr}' is not an IPv4 block"));
+        };
+        if block.prefix_len() < 16 {
+            return Err(format!("'{cidr}' is larger than a /16"));
+        }
+        let size = 1u32 << (32 - block.prefix_len());
+        let first = u32::from(block.network());
+        Ok(if size > 2 {
+            Pool {
+                first: first + 1,
+                len: size - 2,
+            }
+        } else {
+            Pool { first, len: size }
+        })
     }
-    Ok(block.hosts().map(|a| a.to_string()).collect())
+
+    /// How many addresses the pool has.
+    pub fn len(self) -> u32 {
+        self.len
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.len == 0
+    }
+
+    /// The `n`th usable address (`n < len`).
+    pub fn address(self, n: u32) -> Ipv4Addr {
+        Ipv4Addr::from(self.first + n % self.len.max(1))
+    }
+}
+
+/// The pool of a configured region (`None` for a region the configuration does not know).
+pub fn pool_of(config: &Config, region: &str) -> Option<Pool> {
+    let region = config.regions.iter().find(|r| r.name == region)?;
+    Pool::parse(&region.public_ip_pool).ok()
+}
+
+/// Random picks before a pool is searched address by address: with an eighth of it free, seven in eight
+/// allocations still end on a pick.
+const PICKS: usize = 16;
+
+/// Hands the instance a free address of its region's pool (or returns the one it holds); `None` when the
+/// pool is exhausted. Picks are random so that concurrent deploys try different addresses and do not
+/// queue behind each other; only a nearly full pool is searched through the addresses handed out.
+pub async fn assign_address(
+    tx: &mut Tx,
+    config: &Config,
+    region: &str,
+    instance_id: &str,
+    now: i64,
+) -> Result<Option<String>, StoreError> {
+    if let Some(address) = public_ips::held_by(tx, instance_id).await? {
+        return Ok(Some(address));
+    }
+    let Some(pool) = pool_of(config, region).filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    let picks: Vec<u32> = {
+        let mut rng = rand::thread_rng();
+        (0..PICKS.min(pool.len() as usize))
+            .map(|_| rng.gen_range(0..pool.len()))
+            .collect()
+    };
+    for n in picks {
+        if let Some(found) = try_take(tx, region, pool.address(n), instance_id, now).await? {
+            return Ok(Some(found));
+        }
+    }
+    let taken: HashSet<String> = public_ips::taken_in(tx, region)
+        .await?
+        .into_iter()
+        .collect();
+    let start = rand::thread_rng().gen_range(0..pool.len());
+    for n in 0..pool.len() {
+        let address = pool.address(start.wrapping_add(n) % pool.len());
+        if taken.contains(&address.to_string()) {
+            continue;
+        }
+        if let Some(found) = try_take(tx, region, address, instance_id, now).await? {
+            return Ok(Some(found));
+        }
+    }
+    Ok(None)
+}
+
+/// Takes `address`, or learns that the instance got one meanwhile (a concurrent completion or toggle).
+async fn try_take(
+    tx: &mut Tx,
+    region: &str,
+    address: Ipv4Addr,
+    instance_id: &str,
+    now: i64,
+) -> Result<Option<String>, StoreError> {
+    let address = address.to_string();
+    if public_ips::take(tx, region, &address, instance_id, now).await? {
+        return Ok(Some(address));
+    }
+    public_ips::held_by(tx, instance_id).await
 }
 
 /// IP protocols accepted in rules by name, with their numbers (as OpenStack Neutron accepts them).
@@ -286,12 +390,20 @@ mod tests {
 
     #[test]
     fn pools_exclude_network_and_broadcast() {
-        let pool = pool_addresses("203.0.113.0/29").unwrap();
-        assert_eq!(pool.first().unwrap(), "203.0.113.1");
-        assert_eq!(pool.last().unwrap(), "203.0.113.6");
+        let pool = Pool::parse("203.0.113.0/29").unwrap();
+        assert_eq!(pool.address(0).to_string(), "203.0.113.1");
+        assert_eq!(pool.address(5).to_string(), "203.0.113.6");
         assert_eq!(pool.len(), 6);
-        assert!(pool_addresses("2001:db8::/64").is_err());
-        assert!(pool_addresses("10.0.0.0/8").is_err());
+        let big = Pool::parse("10.1.0.0/16").unwrap();
+        assert_eq!(big.len(), 65_534);
+        assert_eq!(big.address(65_533).to_string(), "10.1.255.254");
+        let pair = Pool::parse("100.64.0.8/31").unwrap();
+        assert_eq!(
+            (pair.len(), pair.address(1).to_string().as_str()),
+            (2, "100.64.0.9")
+        );
+        assert!(Pool::parse("2001:db8::/64").is_err());
+        assert!(Pool::parse("10.0.0.0/8").is_err());
     }
 
     #[test]
@@ -332,6 +444,14 @@ mod tests {
         );
         let v6 = rule(serde_json::json!({"direction": "egress", "ethertype": "ipv6", "remote_ip_prefix": "2001:db8::/32", "protocol": "58"})).unwrap();
         assert_eq!(v6.remote_ip_prefix.as_deref(), Some("2001:db8::/32"));
+    }
+
+    /// Every address of a pool, in order.
+    fn pool_addresses(cidr: &str) -> Result<Vec<String>, String> {
+        let pool = Pool::parse(cidr)?;
+        Ok((0..pool.len())
+            .map(|n| pool.address(n).to_string())
+            .collect())
     }
 
     #[test]

@@ -26,6 +26,7 @@ const OPTIONAL_KEYS: &[&str] = &[
     "token_secret_file",
     "payments.webhook_secret",
     "payments.webhook_secret_file",
+    "metrics.bearer_token",
 ];
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -60,6 +61,9 @@ pub struct Config {
     #[serde(default)]
     pub libvirt: Option<LibvirtConfig>,
     pub rate_limit: RateLimitConfig,
+    /// `GET /metrics` (Prometheus).
+    #[serde(default)]
+    pub metrics: MetricsConfig,
     pub tokens: TokenConfig,
     pub billing: BillingConfig,
     pub payments: PaymentsConfig,
@@ -109,6 +113,8 @@ impl std::fmt::Debug for Config {
             snapshots,
             os_images,
             ai,
+            deadlines,
+            metrics,
         } = self;
         f.debug_struct("Config")
             .field("listen", listen)
@@ -142,6 +148,8 @@ impl std::fmt::Debug for Config {
             .field("snapshots", snapshots)
             .field("os_images", os_images)
             .field("ai", ai)
+            .field("deadlines", deadlines)
+            .field("metrics", metrics)
             .finish()
     }
 }
@@ -195,6 +203,26 @@ pub struct RateLimitConfig {
     /// header is ignored and the connection's address is the client.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+}
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// When set, scrapers must send `Authorization: Bearer <token>`; when unset `/metrics` is open (keep
+    /// it off the public listener then).
+    #[serde(default)]
+    pub bearer_token: Option<String>,
+}
+
+impl std::fmt::Debug for MetricsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsConfig")
+            .field(
+                "bearer_token",
+                &self.bearer_token.as_ref().map(|_| REDACTED),
+            )
+            .finish()
+    }
 }
 
 /// An address or a CIDR block (`10.0.0.0/8`, `::1`): the network address and the prefix length.
@@ -953,6 +981,7 @@ mod tests {
             ..Default::default()
         };
         config.payments.webhook_secret = Some("whsec-dddddddddddddddddddddddddd".into());
+        config.metrics.bearer_token = Some("scrape-token-fff".into());
         let mut model = config.ai.models[0].clone();
         model.base_url = Some("https://user:upstream-key-eee@llm.internal/v1".into());
         config.ai.models.push(model);
@@ -963,6 +992,7 @@ mod tests {
             "db-password-ccc",
             "whsec-ddd",
             "upstream-key-eee",
+            "scrape-token-fff",
         ] {
             assert!(!printed.contains(secret), "{secret} in {printed}");
         }

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -27,12 +27,22 @@ pub async fn request_context(
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
+    // The route's template: a path of its own per instance id would make a metric series per instance.
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_string();
     let mut response = ctx.clone().scope(next.run(request)).await;
     if let Ok(value) = HeaderValue::from_str(&ctx.request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
     let status = response.status().as_u16();
-    let elapsed_us = started.elapsed().as_micros() as u64;
+    let elapsed = started.elapsed();
+    state
+        .metrics
+        .request(method.as_str(), &route, status, elapsed);
+    let elapsed_us = elapsed.as_micros() as u64;
     let account = ctx.account().unwrap_or("-");
     if status >= 500 {
         tracing::warn!(request_id = %ctx.request_id, %method, %path, status, elapsed_us, account, "request");

@@ -3,6 +3,7 @@
 mod common;
 
 mod accounts;
+mod address_pools;
 mod ai;
 mod billing;
 mod billing_commitments;
@@ -22,11 +23,13 @@ mod fidelity;
 mod firewalls;
 mod instances;
 mod jobs;
+mod key_revocation;
 mod ledger;
 mod lifecycle;
 mod limits;
 mod machines;
 mod meter_crash;
+mod metrics;
 mod openapi;
 mod operator_commands;
 mod processes;

@@ -1,0 +1,178 @@
+//! A short-lived cache of API-key lookups (the key and its account) for PostgreSQL, where every request
+//! would otherwise spend a round trip on them. Whatever changes a key or an account
+//! ([`crate::Store::auth_changed`]) forgets the account's entries here at once and, through
+//! `NOTIFY barrack_auth`, on every replica; each replica listens on its own connection.
+//!
+//! Entries are only trusted while the listener is connected: when it loses its connection the cache is
+//! emptied and stays off until it listens again, since notifications may have been missed. A lookup that
+//! read the database before an invalidation never stores its (possibly stale) answer after it: every
+//! invalidation moves `epoch` on, and answers are stored only under the epoch they were read in.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use crate::accounts::AccountRow;
+use crate::api_keys::ApiKeyRow;
+
+/// The channel replicas tell each other about changed keys and accounts on; the payload is an account id.
+pub(crate) const CHANNEL: &str = "barrack_auth";
+
+/// How long an entry is used without asking the database: the bound on staleness should a notification
+/// be lost without the connection dropping.
+const TTL: Duration = Duration::from_secs(5);
+
+/// Past this many entries the cache is emptied rather than grown (a burst of distinct keys).
+const MAX_ENTRIES: usize = 50_000;
+
+#[derive(Default)]
+pub(crate) struct KeyCache {
+    entries: Mutex<HashMap<String, Entry>>,
+    epoch: AtomicU64,
+    listening: AtomicBool,
+}
+
+struct Entry {
+    at: Instant,
+    key: ApiKeyRow,
+    account: AccountRow,
+}
+
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyCache")
+            .field("listening", &self.listening.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl KeyCache {
+    /// The key of this secret hash and its account, if cached and fresh.
+    pub(crate) fn get(&self, secret_hash: &str) -> Option<(ApiKeyRow, AccountRow)> {
+        if !self.listening.load(Ordering::Acquire) {
+            return None;
+        }
+        let entries = self.entries.lock().expect("key cache");
+        let entry = entries.get(secret_hash)?;
+        (entry.at.elapsed() < TTL).then(|| (entry.key.clone(), entry.account.clone()))
+    }
+
+    /// The epoch to read the database under (pass it to [`KeyCache::put`]).
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Stores what was read under `epoch`, unless something was invalidated since.
+    pub(crate) fn put(&self, secret_hash: &str, key: &ApiKeyRow, account: &AccountRow, epoch: u64) {
+        if !self.listening.load(Ordering::Acquire) {
+            return;
+        }
+        let mut entries = self.entries.lock().expect("key cache");
+        // Checked under the lock invalidations take, so none can slip between the check and the insert.
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            return;
+        }
+        if entries.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(
+            secret_hash.to_string(),
+            Entry {
+                at: Instant::now(),
+                key: key.clone(),
+                account: account.clone(),
+            },
+        );
+    }
+
+    /// Forgets the account's keys.
+    pub(crate) fn forget_account(&self, account_id: &str) {
+        let mut entries = self.entries.lock().expect("key cache");
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        entries.retain(|_, e| e.key.account_id != account_id);
+    }
+
+    /// Forgets everything and turns the cache on or off.
+    fn reset(&self, listening: bool) {
+        let mut entries = self.entries.lock().expect("key cache");
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        entries.clear();
+        self.listening.store(listening, Ordering::Release);
+    }
+}
+
+/// Listens for invalidations from every replica (this one included) on a connection of its own (not
+/// one of the pool's, which it would hold for good), until the returned guard is dropped.
+pub(crate) fn spawn_listener(
+    url: String,
+    pool: sqlx::PgPool,
+    cache: Weak<KeyCache>,
+) -> ListenerGuard {
+    let task = tokio::spawn(async move {
+        loop {
+            let listener = async {
+                let mut listener = sqlx::postgres::PgListener::connect(&url).await?;
+                listener.listen(CHANNEL).await?;
+                Ok::<_, sqlx::Error>(listener)
+            };
+            let mut listener = match listener.await {
+                Ok(listener) => listener,
+                Err(e) => {
+                    if pool.is_closed() {
+                        return;
+                    }
+                    tracing::warn!(error = %e, "API-key cache off: cannot listen for revocations");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            match cache.upgrade() {
+                Some(cache) => cache.reset(true),
+                None => return,
+            }
+            loop {
+                // Closing the pool (the store's `close`) ends the wait with an error.
+                let next = listener.try_recv().await;
+                let Some(cache) = cache.upgrade() else {
+                    return;
+                };
+                match next {
+                    Ok(Some(notification)) => cache.forget_account(notification.payload()),
+                    // Lost and connected again: whatever was sent meanwhile is unknown.
+                    Ok(None) => cache.reset(true),
+                    Err(e) => {
+                        cache.reset(false);
+                        if pool.is_closed() {
+                            return;
+                        }
+                        tracing::warn!(error = %e, "API-key cache off: the listener failed");
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    ListenerGuard(task.abort_handle())
+}
+
+/// Stops the listener when the store (its last clone) goes or is closed.
+pub(crate) struct ListenerGuard(tokio::task::AbortHandle);
+
+impl ListenerGuard {
+    pub(crate) fn stop(&self) {
+        self.0.abort();
+    }
+}
+
+impl Drop for ListenerGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl std::fmt::Debug for ListenerGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ListenerGuard")
+    }
+}
