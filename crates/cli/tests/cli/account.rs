@@ -77,6 +77,10 @@ async fn operator_sets_up_an_account_that_then_uses_its_key() {
         [user_id.as_str()]
     );
 
+    // The account holds USD: a country billed in EUR would strand them, so it is refused on `country`.
+    let stranding = ada.run(&["account", "update", "--country", "DE"]).await;
+    assert_eq!(stranding.code, 6, "{stranding:?}");
+    assert!(stranding.stderr.contains("  country: "), "{stranding:?}");
     let updated = ada
         .run(&[
             "account",
@@ -86,13 +90,13 @@ async fn operator_sets_up_an_account_that_then_uses_its_key() {
             "--postal-code",
             "10115",
             "--country",
-            "DE",
+            "US",
             "-o",
             "json",
         ])
         .await
         .json();
-    assert_eq!(updated["currency"], "EUR");
+    assert_eq!(updated["currency"], "USD");
     assert_eq!(updated["profile_complete"], true);
     let city = ada.run(&["account", "update", "--city", "Berlin"]).await;
     assert!(city.ok().contains("Berlin"));
