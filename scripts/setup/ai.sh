@@ -5,34 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-requirements=scripts/requirements/ai.txt
-
-if ! command -v python3 >/dev/null 2>&1; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq python3 python3-pip python3-venv >/dev/null
-fi
-
-installed() {
-  python3 - "$requirements" <<'PY'
-import sys
-from importlib.metadata import PackageNotFoundError, version
-for line in open(sys.argv[1]):
-    line = line.split("#")[0].strip()
-    if not line:
-        continue
-    name, wanted = line.split("==")
-    try:
-        if version(name) != wanted:
-            sys.exit(1)
-    except PackageNotFoundError:
-        sys.exit(1)
-PY
-}
-
-if installed; then
-  echo "AI suite: $(tr '\n' ' ' < <(grep -v '^#' "$requirements")) installed"
-else
-  python3 -m pip install --quiet --disable-pip-version-check -r "$requirements" ||
-    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages -r "$requirements"
-fi
+bash scripts/setup/python-requirements.sh scripts/requirements/ai.txt "AI suite"
 python3 -c 'import openai' || { echo "AI suite: the openai package does not import after installing" >&2; exit 1; }

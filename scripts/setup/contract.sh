@@ -5,36 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-requirements=scripts/requirements/contract.txt
-
-if ! command -v python3 >/dev/null 2>&1; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq python3 python3-pip python3-venv >/dev/null
-fi
-
-installed() {
-  python3 - "$requirements" <<'PY'
-import sys
-from importlib.metadata import PackageNotFoundError, version
-for line in open(sys.argv[1]):
-    line = line.split("#")[0].strip()
-    if not line:
-        continue
-    name, wanted = line.split("==")
-    try:
-        if version(name) != wanted:
-            sys.exit(1)
-    except PackageNotFoundError:
-        sys.exit(1)
-PY
-}
-
-if installed; then
-  echo "contract suite: $(tr '\n' ' ' < <(grep -v '^#' "$requirements")) installed"
-else
-  python3 -m pip install --quiet --disable-pip-version-check -r "$requirements" ||
-    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages -r "$requirements"
-fi
+bash scripts/setup/python-requirements.sh scripts/requirements/contract.txt "contract suite"
 for tool in st openapi-python-client; do
   command -v "$tool" >/dev/null || { echo "contract suite: $tool is not on the PATH after installing" >&2; exit 1; }
 done
