@@ -6,7 +6,7 @@
 //! minutes the range closed, at each period's exact per-minute rate.
 
 use barrack_api::Currency;
-use barrack_store::billing::PeriodFilter;
+use barrack_store::billing::{PeriodFilter, PeriodRow};
 use rust_decimal::Decimal;
 
 use super::meter::{BillingService, cost_micros, hourly, minutes_until};
@@ -79,41 +79,26 @@ impl BillingService {
             .store
             .all_periods(caller.account_id(), &filter)
             .await?;
-        let mut micros = vec![0i64; steps];
-        for period in periods.iter().filter(|p| p.currency == currency.as_str()) {
-            let rate = hourly(period)?;
-            let mut closed_before = minutes_until(period, from_ms);
-            for (i, cost) in micros.iter_mut().enumerate() {
-                let end = (from_ms + step_ms * (i as i64 + 1)).min(now);
-                let closed = minutes_until(period, end);
-                if closed > closed_before {
-                    *cost += cost_micros(rate, closed - closed_before);
-                    closed_before = closed;
-                }
-            }
-        }
-        Ok(CostSeries {
-            currency,
-            starts: (0..steps).map(|i| from_ms + step_ms * i as i64).collect(),
-            step_ms,
-            costs: micros.into_iter().map(from_micros).collect(),
-        })
+        series(&periods, currency, now, from_ms, step_ms, steps)
     }
 
     /// The account's burn per hour, how long its balance lasts at it, and this month's cost so far.
     pub async fn outlook(&self, caller: &Caller, balance: Decimal) -> Result<Outlook> {
         let currency = countries::currency_for(caller.account.country.as_deref());
         let now = self.context.clock.now_ms();
-        let open = PeriodFilter {
-            from_ms: Some(now),
+        let month_start = month_start(now);
+        // One read: every period open now also overlaps the month.
+        let filter = PeriodFilter {
+            from_ms: Some(month_start),
             ..Default::default()
         };
-        let mut burn = Decimal::ZERO;
-        for period in self
+        let periods = self
             .context
             .store
-            .all_periods(caller.account_id(), &open)
-            .await?
+            .all_periods(caller.account_id(), &filter)
+            .await?;
+        let mut burn = Decimal::ZERO;
+        for period in periods
             .iter()
             .filter(|p| p.ended_at.is_none() && p.currency == currency.as_str())
         {
@@ -121,10 +106,14 @@ impl BillingService {
         }
         let hours_left =
             (burn > Decimal::ZERO).then(|| (balance.max(Decimal::ZERO) / burn).round_dp(1));
-        let month_start = month_start(now);
-        let month = self
-            .cost_series(caller, month_start, (now - month_start).max(1), 1)
-            .await?;
+        let month = series(
+            &periods,
+            currency,
+            now,
+            month_start,
+            (now - month_start).max(1),
+            1,
+        )?;
         Ok(Outlook {
             currency,
             burn_per_hour: burn,
@@ -133,6 +122,36 @@ impl BillingService {
             month_cost: month.total(),
         })
     }
+}
+
+/// The cost of each step of `periods` in `currency`, as of `now`.
+fn series(
+    periods: &[PeriodRow],
+    currency: Currency,
+    now: i64,
+    from_ms: i64,
+    step_ms: i64,
+    steps: usize,
+) -> Result<CostSeries> {
+    let mut micros = vec![0i64; steps];
+    for period in periods.iter().filter(|p| p.currency == currency.as_str()) {
+        let rate = hourly(period)?;
+        let mut closed_before = minutes_until(period, from_ms);
+        for (i, cost) in micros.iter_mut().enumerate() {
+            let end = (from_ms + step_ms * (i as i64 + 1)).min(now);
+            let closed = minutes_until(period, end);
+            if closed > closed_before {
+                *cost += cost_micros(rate, closed - closed_before);
+                closed_before = closed;
+            }
+        }
+    }
+    Ok(CostSeries {
+        currency,
+        starts: (0..steps).map(|i| from_ms + step_ms * i as i64).collect(),
+        step_ms,
+        costs: micros.into_iter().map(from_micros).collect(),
+    })
 }
 
 /// Midnight UTC of the first day of `now_ms`'s month.

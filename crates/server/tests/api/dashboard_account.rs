@@ -167,6 +167,9 @@ async fn the_cost_chart_has_a_point_per_day_matching_the_api(db: Db) {
         .await;
     assert_eq!(deployed.status, StatusCode::SEE_OTHER, "{}", deployed.body);
     app.settle().await;
+    let fresh = browser.get("/").await;
+    let burn = between(&fresh.body, r#"<p class="big" id="burn">"#, "</p>");
+    assert_ne!(burn, "$0.00 per hour", "billed from the moment it runs");
     // From 2025-01-15 10:30 to 2025-01-16 02:30: two days of the chart hold cost.
     app.clock.advance_ms(16 * 3_600_000);
 
@@ -301,6 +304,13 @@ async fn ai_chat_answers_streams_and_charges(db: Db) {
     let forged = browser
         .post(
             "/ai/chat",
+            &[("model", "barrack-sim-small"), ("prompt", "Hello")],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let forged = browser
+        .post(
+            "/ai/chat/stream",
             &[("model", "barrack-sim-small"), ("prompt", "Hello")],
         )
         .await;
