@@ -106,6 +106,7 @@
         prompt.value = "";
         transcript.setAttribute("aria-busy", "true");
         status.textContent = "Replying…";
+        var ended = false;
         return read(response.body.getReader(), function (name, data) {
           if (name === "delta") {
             replied += data;
@@ -116,6 +117,11 @@
             status.textContent = data.billed ? "Last reply: " + data.billed : "Reply complete.";
           } else if (name === "failed") {
             status.textContent = data.message + " Only what arrived was charged.";
+          }
+          ended = ended || name === "done" || name === "failed";
+        }).then(function () {
+          if (!ended) {
+            status.textContent = "The reply was cut short. Only what arrived was charged.";
           }
         });
       })
