@@ -3,6 +3,7 @@
 //! the session's CSRF token; live parts of a page are refreshed by htmx (vendored in `assets/`).
 
 mod assets;
+mod chart;
 mod error;
 mod form;
 mod pages;
@@ -68,6 +69,14 @@ pub fn router(services: Services) -> Router {
             "/account/api-keys/{id}/revoke",
             post(account::revoke_api_key),
         )
+        .route("/billing", get(billing::page))
+        .route("/transactions", get(billing::transactions))
+        .route("/deposits", get(deposits::list).post(deposits::create))
+        .route("/deposits/{id}", get(deposits::page))
+        .route("/deposits/{id}/status", get(deposits::status))
+        .route("/ai", get(ai::page))
+        .route("/ai/chat", post(ai::chat))
+        .route("/ai/chat/stream", post(ai::chat_stream))
         .route("/assets/{file}", get(assets::serve))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
