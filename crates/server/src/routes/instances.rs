@@ -49,8 +49,11 @@ async fn deploy_instance(
     Auth(caller): Auth,
     Body(request): Body<DeployRequest>,
 ) -> ApiResult<Created<DeployedInstance>> {
-    let deployed = state.services.instances.deploy(&caller, request).await?;
-    Ok(Created("VM deployed successfully", deployed))
+    Created::of(
+        "VM deployed successfully",
+        state.services.instances.deploy(&caller, request),
+    )
+    .await
 }
 
 /// List instances
@@ -88,8 +91,7 @@ async fn act(
     action: Action,
     message: &'static str,
 ) -> ApiResult<Success<InstanceAction>> {
-    let done = state.services.instances.act(caller, id, action).await?;
-    Ok(Success(message, done))
+    Success::of(message, state.services.instances.act(caller, id, action)).await
 }
 
 /// Delete instance

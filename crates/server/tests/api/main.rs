@@ -21,6 +21,8 @@ mod dashboard;
 mod deposits;
 mod fidelity;
 mod firewalls;
+mod idempotency;
+mod idempotency_storm;
 mod instances;
 mod jobs;
 mod key_revocation;
