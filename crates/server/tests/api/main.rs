@@ -43,3 +43,4 @@ mod sessions;
 mod snapshots;
 mod ssh_keys;
 mod volumes;
+mod waiting;
