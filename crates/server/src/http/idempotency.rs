@@ -110,6 +110,16 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
         }
         Ok(Found::Claimed) => {}
     }
+    // Now and then, not on every request: rows past their day are ignored until they go.
+    if rand::random::<u8>() < 3
+        && let Err(e) = state
+            .services
+            .store()
+            .purge_idempotency_keys(now - KEEP_MS)
+            .await
+    {
+        tracing::warn!(error = %e, "could not remove expired idempotency keys");
+    }
     let claim = Claim::new(account_id, key, owner);
     let request = Request::from_parts(parts, Body::from(bytes));
     let response = claim.clone().scope(next.run(request)).await;
