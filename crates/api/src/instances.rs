@@ -245,6 +245,18 @@ pub struct InstanceQuery {
     pub name: Option<String>,
 }
 
+/// `GET /api/instances/{id}/?wait_for=ACTIVE&timeout=60`: answer once the instance reaches a state.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct InstanceWaitQuery {
+    /// Answer as soon as the instance is in this state (`ACTIVE`, `SHUTOFF`, `HIBERNATED`, ...), or comes
+    /// to rest in another one (ERROR, or a stable state after a transition seen while waiting).
+    pub wait_for: Option<String>,
+    /// Longest wait in seconds, 1 to 300 (default 60); at the timeout the answer shows the current state.
+    #[param(minimum = 1, maximum = 300)]
+    pub timeout: Option<u32>,
+}
+
 /// Answer of a lifecycle action: the instance in its transitional state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct InstanceAction {

@@ -1,5 +1,5 @@
-//! `--wait`: polls an instance until it rests in a stable state, so scripts can run `deploy --wait && ssh`
-//! without a sleep loop of their own. People watching a terminal see a spinner with the live state.
+//! `--wait`: the server answers once an instance rests in a stable state, so scripts can run
+//! `deploy --wait && ssh` without a sleep loop of their own. People watching a terminal see a spinner.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -51,45 +51,42 @@ pub async fn until_deleted(ctx: &Ctx, id: &str, timeout: Duration) -> Result<(),
     poll(ctx, id, "DELETED", timeout).await.map(drop)
 }
 
-/// Polls `GET /api/instances/{id}/` until the instance is stable, backing off from a quarter second to
-/// two. Fails (exit 1) on ERROR, on a stable state other than `expected` (the operation did not take),
-/// and on timeout.
+/// Waits for the instance with `GET /api/instances/{id}/?wait_for=`, which answers when the state is
+/// reached, so nothing polls; the spinner turns meanwhile. Fails (exit 1) on ERROR, on a stable state other
+/// than `expected` (the operation did not take), and on timeout.
 async fn poll(ctx: &Ctx, id: &str, expected: &str, timeout: Duration) -> Result<Settled, CliError> {
     let started = Instant::now();
     let mut spinner = Spinner::on_terminal(ctx.progress);
-    let mut interval = Duration::from_millis(250);
-    loop {
-        let instance = match ctx.call(ctx.client.instance(id)).await {
-            Ok(envelope) => envelope.data,
-            Err(e) if expected == "DELETED" && e.status() == Some(404) => {
-                return Ok(Settled::Deleted);
+    let wait = ctx.call(ctx.client.wait_for_instance(id, expected, timeout));
+    tokio::pin!(wait);
+    let answer = loop {
+        tokio::select! {
+            answer = &mut wait => break answer,
+            _ = tokio::time::sleep(Spinner::FRAME) => {
+                if let Some(spinner) = &mut spinner {
+                    spinner.draw(&format!(
+                        "{id}: waiting for {expected} ({}s)",
+                        started.elapsed().as_secs()
+                    ));
+                }
             }
-            Err(e) => return Err(e),
-        };
-        let status = instance.status.as_str();
-        if STABLE.contains(&status) {
-            drop(spinner);
-            return settle(instance, expected);
         }
-        if started.elapsed() >= timeout {
-            return Err(CliError::Other(format!(
-                "timed out after {}s waiting for {id} to become {expected}; it is {status}",
-                timeout.as_secs()
-            )));
-        }
-        let next = Instant::now() + interval.min(timeout.saturating_sub(started.elapsed()));
-        while Instant::now() < next {
-            if let Some(spinner) = &mut spinner {
-                spinner.draw(&format!(
-                    "{id}: {status}, waiting for {expected} ({}s)",
-                    started.elapsed().as_secs()
-                ));
-            }
-            tokio::time::sleep(Spinner::FRAME.min(next.saturating_duration_since(Instant::now())))
-                .await;
-        }
-        interval = (interval * 2).min(Duration::from_secs(2));
+    };
+    drop(spinner);
+    let instance = match answer {
+        Ok(envelope) => envelope.data,
+        // Deleted instances are not found any more.
+        Err(e) if expected == "DELETED" && e.status() == Some(404) => return Ok(Settled::Deleted),
+        Err(e) => return Err(e),
+    };
+    let status = instance.status.as_str();
+    if STABLE.contains(&status) {
+        return settle(instance, expected);
     }
+    Err(CliError::Other(format!(
+        "timed out after {}s waiting for {id} to become {expected}; it is {status}",
+        timeout.as_secs()
+    )))
 }
 
 fn settle(instance: Instance, expected: &str) -> Result<Settled, CliError> {

@@ -35,6 +35,17 @@ impl InstanceActionKind {
     }
 }
 
+/// Longest single wait asked of the server, below the client's default 30-second timeout.
+const WAIT_PART_SECONDS: u64 = 20;
+
+/// States an instance rests in until someone acts.
+fn rests(status: &str) -> bool {
+    matches!(
+        status,
+        "ACTIVE" | "SHUTOFF" | "HIBERNATED" | "DELETED" | "ERROR"
+    )
+}
+
 impl Client {
     pub async fn deploy(&self, request: &DeployRequest) -> Result<Envelope<DeployedInstance>> {
         self.post("/api/deploy-server/", request).await
@@ -46,6 +57,31 @@ impl Client {
 
     pub async fn instance(&self, id: &str) -> Result<Envelope<Instance>> {
         self.get(&format!("/api/instances/{id}/")).await
+    }
+
+    /// The instance once it is in `state` (or has come to rest in another, see
+    /// `GET /api/instances/{id}/?wait_for=`), waiting at most `timeout`: the server answers when the state
+    /// is reached, so nothing polls. Long waits are asked in parts shorter than the client's own timeout.
+    pub async fn wait_for_instance(
+        &self,
+        id: &str,
+        state: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Envelope<Instance>> {
+        let started = std::time::Instant::now();
+        loop {
+            let left = timeout.saturating_sub(started.elapsed()).as_secs().max(1);
+            let part = left.min(WAIT_PART_SECONDS);
+            let answer: Envelope<Instance> = self
+                .get(&format!(
+                    "/api/instances/{id}/?wait_for={state}&timeout={part}"
+                ))
+                .await?;
+            if answer.data.status != state && part < left && !rests(&answer.data.status) {
+                continue;
+            }
+            return Ok(answer);
+        }
     }
 
     pub async fn instance_action(

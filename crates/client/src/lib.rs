@@ -83,6 +83,7 @@ impl ClientBuilder {
             api_key: self.api_key,
             bearer: self.bearer,
             max_retries: self.max_retries,
+            idempotency_key: None,
         })
     }
 }
@@ -111,6 +112,8 @@ pub struct Client {
     api_key: Option<String>,
     bearer: Option<String>,
     max_retries: u32,
+    /// Sent as `Idempotency-Key` with every POST (see [`Client::with_idempotency_key`]).
+    idempotency_key: Option<String>,
 }
 
 /// Credentials are shown as present or not, never their value.
@@ -122,6 +125,7 @@ impl std::fmt::Debug for Client {
             .field("api_key", &shown(&self.api_key))
             .field("bearer", &shown(&self.bearer))
             .field("max_retries", &self.max_retries)
+            .field("idempotency_key", &self.idempotency_key)
             .finish()
     }
 }
@@ -183,6 +187,17 @@ impl Client {
         }
     }
 
+    /// The same client sending `key` as `Idempotency-Key` with its POSTs: the server carries out the first
+    /// request with the key once and answers every retry with the same response (for 24 hours). With a
+    /// key, requests that may or may not have arrived (the connection failed) and requests the server
+    /// says are still running (409 with `Retry-After`) are retried too, up to the retry limit.
+    pub fn with_idempotency_key(&self, key: impl Into<String>) -> Client {
+        Client {
+            idempotency_key: Some(key.into()),
+            ..self.clone()
+        }
+    }
+
     /// The same client without credentials.
     pub fn anonymous(&self) -> Client {
         Client {
@@ -223,15 +238,32 @@ impl Client {
             } else if let Some(token) = &self.bearer {
                 request = request.bearer_auth(token);
             }
+            let idempotent = method == Method::POST && self.idempotency_key.is_some();
+            if let (Some(key), true) = (&self.idempotency_key, method == Method::POST) {
+                request = request.header("Idempotency-Key", key);
+            }
             if let Some(body) = &body {
                 request = request
                     .header("Content-Type", "application/json")
                     .body(body.clone());
             }
-            let response = request.send().await.map_err(ClientError::Transport)?;
+            let response = match request.send().await {
+                Ok(response) => response,
+                // Under a key a lost answer is safe to ask for again.
+                Err(_) if idempotent && attempt < self.max_retries => {
+                    tokio::time::sleep(Duration::from_millis(200 << attempt.min(5))).await;
+                    attempt += 1;
+                    continue;
+                }
+                Err(e) => return Err(ClientError::Transport(e)),
+            };
             let status = response.status();
+            let in_progress = idempotent
+                && status == StatusCode::CONFLICT
+                && response.headers().contains_key("retry-after");
             let retryable = status == StatusCode::TOO_MANY_REQUESTS
-                || status == StatusCode::SERVICE_UNAVAILABLE;
+                || status == StatusCode::SERVICE_UNAVAILABLE
+                || in_progress;
             if retryable && attempt < self.max_retries {
                 let wait = response
                     .headers()

@@ -19,7 +19,9 @@ pub use accounts::{auth, scripts, ssh_key, ssh_keys};
 pub use billing::{balance_guard, deposits, ledger, payments};
 pub use compute::{instance_worker, instances, simulation};
 pub use network::{firewall_worker, firewalls, packets};
-pub use platform::{clock, config, countries, error, ids, jobs, lifecycle, money, validate};
+pub use platform::{
+    clock, config, countries, error, idempotency, ids, jobs, lifecycle, money, validate,
+};
 pub use storage::{images, snapshot_worker, snapshots, volume_worker, volumes};
 
 use std::sync::Arc;

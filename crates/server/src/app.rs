@@ -524,6 +524,10 @@ pub fn router_with(
                 .layer(from_fn(middleware::json_errors))
                 .layer(CatchPanicLayer::custom(middleware::panic_response))
                 .layer(from_fn_with_state(state.clone(), middleware::rate_limit))
+                .layer(from_fn_with_state(
+                    state.clone(),
+                    crate::http::idempotency::idempotency,
+                ))
                 .layer(DefaultBodyLimit::max(body_limit)),
         )
         .with_state(state)

@@ -14,6 +14,7 @@ pub mod db;
 pub mod deposits;
 pub mod events;
 pub mod firewalls;
+pub mod idempotency;
 pub mod images;
 pub mod instances;
 pub mod jobs;

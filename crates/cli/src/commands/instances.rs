@@ -196,6 +196,11 @@ pub struct DeployArgs {
     /// Startup script to run on first boot
     #[arg(long, value_name = "ID")]
     script_id: Option<String>,
+    /// Run the deploy at most once under this key: running the command again with the same key (within
+    /// 24 hours) prints the first deploy's instance instead of deploying another [default: a new key per
+    /// run, so the command's own retries are safe]
+    #[arg(long, value_name = "KEY")]
+    idempotency_key: Option<String>,
     #[command(flatten)]
     wait: WaitArgs,
 }
@@ -431,6 +436,15 @@ fn metrics_output(data: InstanceMetrics) -> Output {
     Output::new(&data, View::Text(lines.join("\n")))
 }
 
+/// A key no other run uses (process id and the time in nanoseconds): a retry the client makes after a
+/// lost answer then cannot deploy twice.
+fn fresh_idempotency_key() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("barrack-cli-{}-{nanos}", std::process::id())
+}
+
 async fn deploy(args: DeployArgs, ctx: &Ctx) -> Result<Output, CliError> {
     let cloud_init = args
         .cloud_init
@@ -454,7 +468,9 @@ async fn deploy(args: DeployArgs, ctx: &Ctx) -> Result<Output, CliError> {
         volumes: args.volumes,
         script_id: args.script_id,
     };
-    let deployed = ctx.call(ctx.client.deploy(&request)).await?.data;
+    let key = args.idempotency_key.unwrap_or_else(fresh_idempotency_key);
+    let client = ctx.client.with_idempotency_key(key);
+    let deployed = ctx.call(client.deploy(&request)).await?.data;
     let id = deployed.instance_id.clone();
     if args.wait.wait {
         let instance = wait::until_resting(ctx, &id, "ACTIVE", timeout(&args.wait)).await?;

@@ -375,3 +375,28 @@ async fn quiet_waits_draw_nothing_and_simulated_instances_refuse_ssh() {
     assert!(printed.ok().starts_with("ssh ubuntu@"), "{printed:?}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_run_twice_with_one_idempotency_key_deploys_once() {
+    let server = TestServer::start().await;
+    server.fund_operator(100).await;
+    let cli = server.barrack();
+    import_key(&server, &cli).await;
+    let args = deploy_args("once", &["--idempotency-key", "nightly-42", "-o", "json"]);
+    let first = cli.run(&args).await.json();
+    let second = cli.run(&args).await.json();
+    assert_eq!(
+        first["instance_id"], second["instance_id"],
+        "{first} {second}"
+    );
+    let other = cli
+        .run(&deploy_args("twice", &["--idempotency-key", "nightly-42"]))
+        .await;
+    assert_ne!(
+        other.code, 0,
+        "the key was used for another deploy: {other:?}"
+    );
+    assert!(other.stderr.contains("Idempotency-Key"), "{other:?}");
+    let listed = cli.run(&["instances", "list", "-q"]).await;
+    assert_eq!(listed.lines().len(), 1, "{listed:?}");
+}

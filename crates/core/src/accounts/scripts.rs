@@ -11,6 +11,7 @@ use barrack_store::scripts::{self, ScriptRow};
 
 use crate::accounts::Caller;
 use crate::platform::clock::format_ms;
+use crate::platform::idempotency;
 use crate::platform::ids::{IdKind, new_id};
 use crate::platform::validate::{Validator, check_label_of};
 use crate::{Context, Error, Result};
@@ -72,8 +73,9 @@ impl ScriptService {
         }
         match scripts::insert(&mut tx, &row).await {
             Ok(()) => {
-                tx.commit().await?;
-                Ok(view(row))
+                let script = view(row);
+                idempotency::commit(tx, &script).await?;
+                Ok(script)
             }
             Err(StoreError::Unique(_)) => Err(duplicate(&row.name)),
             Err(e) => Err(e.into()),

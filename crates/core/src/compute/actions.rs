@@ -14,6 +14,7 @@ use crate::billing::balance_guard::require_balance;
 use crate::billing::commitments::require_commitment;
 use crate::catalog::price;
 use crate::compute::instances::{InstanceService, JobAction, parse_state, record_event_at};
+use crate::platform::idempotency;
 use crate::platform::lifecycle::Action;
 use crate::{Error, Result};
 
@@ -91,14 +92,15 @@ impl InstanceService {
             .await?;
             self.enqueue(&mut tx, &row.id, action.into(), generation, now)
                 .await?;
-            tx.commit().await.map_err(Error::internal)?;
-            self.context.work.notify_one();
-            return Ok(InstanceAction {
+            let done = InstanceAction {
                 instance_id: row.id,
                 action: action.as_str().into(),
                 status: through.as_str().into(),
                 target_status: to.as_str().into(),
-            });
+            };
+            idempotency::commit(tx, &done).await?;
+            self.context.work.notify_one();
+            return Ok(done);
         }
         Err(Error::conflict(
             "CONFLICT",

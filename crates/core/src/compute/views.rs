@@ -5,7 +5,7 @@ use barrack_api::catalog::Amount;
 use barrack_api::instances::{
     BillingBreakdown, ComputeCharge, DataVolumeCharge, DeployedInstance, Event, EventList,
     Features, GpuCharge, HibernatedSummary, Instance, InstanceBilling, InstanceList, InstanceQuery,
-    Specs, StorageCharge, VolumeCharge,
+    InstanceWaitQuery, Specs, StorageCharge, VolumeCharge,
 };
 use barrack_api::{Currency, PageQuery, PageRequest, Pagination, Tier};
 use barrack_store::events::EventRow;
@@ -24,6 +24,12 @@ use crate::platform::lifecycle::InstanceState;
 use crate::platform::money::display_rate;
 use crate::{Error, Result};
 
+/// Longest and default `timeout` of a wait for a state, seconds.
+pub const MAX_WAIT_SECONDS: u32 = 300;
+pub const DEFAULT_WAIT_SECONDS: u32 = 60;
+/// How often a wait reads the instance.
+pub const WAIT_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
 impl InstanceService {
     pub async fn get(&self, caller: &Caller, id: &str) -> Result<Instance> {
         let (row, children) = self
@@ -34,6 +40,48 @@ impl InstanceService {
             .filter(|(row, _)| row.status != InstanceState::Deleted.as_str())
             .ok_or_else(|| Error::not_found("Instance", id))?;
         Ok(self.views_of(vec![row], children)?.remove(0))
+    }
+
+    /// `GET /api/instances/{id}/?wait_for=STATE&timeout=S`: the instance once it is in `wait_for`, has
+    /// come to rest elsewhere (ERROR, or a stable state after a transition seen while waiting: the
+    /// operation ended otherwise), or the timeout passed. Reads the row every [`WAIT_POLL`]: a primary-key
+    /// read, and what every replica sees alike, whichever one's worker moves the instance.
+    pub async fn wait_for(
+        &self,
+        caller: &Caller,
+        id: &str,
+        query: InstanceWaitQuery,
+    ) -> Result<Instance> {
+        let Some(wanted) = query.wait_for.as_deref() else {
+            if query.timeout.is_some() {
+                return Err(Error::field("timeout", "timeout needs wait_for"));
+            }
+            return self.get(caller, id).await;
+        };
+        let wanted = InstanceState::parse(wanted)
+            .ok_or_else(|| Error::field("wait_for", format!("Unknown status '{wanted}'")))?;
+        let seconds = query.timeout.unwrap_or(DEFAULT_WAIT_SECONDS);
+        if !(1..=MAX_WAIT_SECONDS).contains(&seconds) {
+            return Err(Error::field(
+                "timeout",
+                format!("timeout must be between 1 and {MAX_WAIT_SECONDS} seconds"),
+            ));
+        }
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(seconds.into());
+        let mut moved = false;
+        loop {
+            let instance = self.get(caller, id).await?;
+            let state = InstanceState::parse(&instance.status);
+            let reached = state == Some(wanted)
+                || state == Some(InstanceState::Error)
+                || (moved && state.is_some_and(InstanceState::is_stable));
+            moved |= state.is_some_and(|s| !s.is_stable());
+            let now = tokio::time::Instant::now();
+            if reached || now >= deadline {
+                return Ok(instance);
+            }
+            tokio::time::sleep(WAIT_POLL.min(deadline - now)).await;
+        }
     }
 
     pub async fn list(&self, caller: &Caller, query: InstanceQuery) -> Result<InstanceList> {

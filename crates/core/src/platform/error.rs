@@ -33,6 +33,9 @@ pub enum Error {
     /// 413.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// 422: an idempotency key sent again with a different request.
+    #[error("{0}")]
+    IdempotencyMismatch(String),
     /// 429.
     #[error("Too many requests; retry in {retry_after_seconds} s")]
     RateLimited { retry_after_seconds: u64 },
@@ -66,6 +69,7 @@ impl Error {
             Error::NotFound(_) => "NOT_FOUND",
             Error::Conflict { code, .. } => code,
             Error::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+            Error::IdempotencyMismatch(_) => "IDEMPOTENCY_MISMATCH",
             Error::RateLimited { .. } => "RATE_LIMITED",
             Error::GpuUnavailable(_) => "GPU_UNAVAILABLE",
             Error::PublicIpUnavailable(_) => "PUBLIC_IP_UNAVAILABLE",
@@ -84,6 +88,7 @@ impl Error {
             Error::NotFound(_) => 404,
             Error::Conflict { .. } => 409,
             Error::PayloadTooLarge(_) => 413,
+            Error::IdempotencyMismatch(_) => 422,
             Error::RateLimited { .. } => 429,
             Error::Internal(_) => 500,
             Error::BadGateway(_) => 502,

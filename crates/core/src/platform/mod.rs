@@ -8,6 +8,7 @@ pub mod config;
 pub mod countries;
 pub mod error;
 pub mod events;
+pub mod idempotency;
 pub mod ids;
 pub mod jobs;
 pub mod lifecycle;

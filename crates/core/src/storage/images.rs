@@ -22,6 +22,7 @@ use barrack_store::{StoreError, Tx};
 use crate::accounts::{Caller, actor};
 use crate::platform::clock::format_ms;
 use crate::platform::config::Config;
+use crate::platform::idempotency;
 use crate::platform::ids::{IdKind, new_id};
 use crate::platform::validate::{Validator, check_label};
 use crate::storage::snapshots::{
@@ -154,8 +155,9 @@ impl ImageService {
                 now,
             )
             .await?;
-            tx.commit().await.map_err(Error::internal)?;
-            return Ok(view(row));
+            let image = view(row);
+            idempotency::commit(tx, &image).await?;
+            return Ok(image);
         }
         Err(Error::conflict(
             "CONFLICT",

@@ -4,6 +4,7 @@ pub mod client_address;
 pub mod context;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod middleware;
 pub mod rate_limit;
 pub mod response;

@@ -26,9 +26,14 @@ pub const ERROR_STATUSES: &[(u16, &str)] = &[
     (
         409,
         "Conflict: `CONFLICT`, `DUPLICATE_NAME`, `DUPLICATE_RULE`, `RESOURCE_IN_USE`, `INVALID_STATE` or \
-         `LIMIT_EXCEEDED`",
+         `LIMIT_EXCEEDED`; `IDEMPOTENCY_IN_PROGRESS` (with `Retry-After`) while a request with the same \
+         `Idempotency-Key` is still running",
     ),
     (413, "Request too large (`PAYLOAD_TOO_LARGE`)"),
+    (
+        422,
+        "The `Idempotency-Key` was used with a different request (`IDEMPOTENCY_MISMATCH`)",
+    ),
     (
         429,
         "Too many requests (`RATE_LIMITED`): retry after `Retry-After` seconds",
@@ -45,7 +50,7 @@ pub const ERROR_STATUSES: &[(u16, &str)] = &[
 ];
 
 pub(super) fn apply(doc: &mut Value) {
-    for (path, _method, op) in operations(doc) {
+    for (path, method, op) in operations(doc) {
         let secured = op["security"].as_array().is_some_and(|reqs| {
             reqs.iter()
                 .any(|r| r.as_object().is_some_and(|o| !o.is_empty()))
@@ -69,6 +74,17 @@ pub(super) fn apply(doc: &mut Value) {
         }
         if path.starts_with("/api/admin/") {
             statuses.push(403);
+        }
+        if method == "post" && secured && crate::http::idempotency::applies(&path) {
+            statuses.extend([409, 422]);
+            let parameters = op
+                .as_object_mut()
+                .expect("an operation")
+                .entry("parameters")
+                .or_insert_with(|| json!([]));
+            if let Some(list) = parameters.as_array_mut() {
+                list.push(idempotency_key_parameter());
+            }
         }
         let responses = op["responses"].as_object_mut().expect("responses");
         for status in statuses {
@@ -110,5 +126,19 @@ fn rate_limit_headers() -> Value {
         "RateLimit-Limit": integer(false, "Requests allowed in a window, when the request rate limit is on"),
         "RateLimit-Remaining": integer(false, "Requests left now, when the request rate limit is on"),
         "RateLimit-Reset": integer(false, "Seconds until the allowance is full again, when the request rate limit is on"),
+    })
+}
+
+/// The optional `Idempotency-Key` of POSTs that create or change something (`docs/api-design.md`).
+fn idempotency_key_parameter() -> Value {
+    json!({
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": false,
+        "description": "Makes retries safe: the first request with this key (per account) runs once and its \
+            response is kept for 24 hours; a retry with the same key and body gets the same status and body \
+            back (with `Idempotent-Replayed: true`); the same key with another body is 422 \
+            `IDEMPOTENCY_MISMATCH`; a retry while the first still runs is 409 `IDEMPOTENCY_IN_PROGRESS`.",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"}
     })
 }

@@ -46,8 +46,11 @@ async fn create_image(
     Auth(caller): Auth,
     Body(request): Body<CreateImageRequest>,
 ) -> ApiResult<Created<Image>> {
-    let image = state.services.images.create(&caller, request).await?;
-    Ok(Created("Image created successfully", image))
+    Created::of(
+        "Image created successfully",
+        state.services.images.create(&caller, request),
+    )
+    .await
 }
 
 /// Get custom image details

@@ -4,8 +4,8 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use barrack_api::instances::{
     DeployRequest, DeployedInstance, EventList, HibernatedSummary, Instance, InstanceAction,
-    InstanceList, InstanceMetrics, InstanceQuery, RemoveSecurityRuleResponse, SecurityRule,
-    SecurityRuleRequest, TogglePublicIp,
+    InstanceList, InstanceMetrics, InstanceQuery, InstanceWaitQuery, RemoveSecurityRuleResponse,
+    SecurityRule, SecurityRuleRequest, TogglePublicIp,
 };
 use barrack_api::{Envelope, ErrorResponse, PageQuery};
 use barrack_core::accounts::Caller;
@@ -49,8 +49,11 @@ async fn deploy_instance(
     Auth(caller): Auth,
     Body(request): Body<DeployRequest>,
 ) -> ApiResult<Created<DeployedInstance>> {
-    let deployed = state.services.instances.deploy(&caller, request).await?;
-    Ok(Created("VM deployed successfully", deployed))
+    Created::of(
+        "VM deployed successfully",
+        state.services.instances.deploy(&caller, request),
+    )
+    .await
 }
 
 /// List instances
@@ -68,16 +71,25 @@ async fn list_instances(
 }
 
 /// Get instance details
-#[utoipa::path(get, path = "/api/instances/{id}/", tag = "Instances", params(("id" = String, Path)),
-    responses((status = 200, body = Envelope<Instance>), (status = 401, body = ErrorResponse),
-              (status = 404, body = ErrorResponse)),
+///
+/// With `wait_for`, answers once the instance is in that state (or comes to rest in another, or at the
+/// `timeout` with the current state): a wait without polling.
+#[utoipa::path(get, path = "/api/instances/{id}/", tag = "Instances",
+    params(("id" = String, Path), InstanceWaitQuery),
+    responses((status = 200, body = Envelope<Instance>), (status = 400, body = ErrorResponse),
+              (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)),
     security(("api_key" = []), ("bearer" = [])))]
 async fn get_instance(
     State(state): State<AppState>,
     Auth(caller): Auth,
     PathId(id): PathId,
+    Query(wait): Query<InstanceWaitQuery>,
 ) -> ApiResult<Success<Instance>> {
-    let instance = state.services.instances.get(&caller, &id).await?;
+    let instance = state
+        .services
+        .instances
+        .wait_for(&caller, &id, wait)
+        .await?;
     Ok(Success("Instance retrieved successfully", instance))
 }
 
@@ -88,8 +100,7 @@ async fn act(
     action: Action,
     message: &'static str,
 ) -> ApiResult<Success<InstanceAction>> {
-    let done = state.services.instances.act(caller, id, action).await?;
-    Ok(Success(message, done))
+    Success::of(message, state.services.instances.act(caller, id, action)).await
 }
 
 /// Delete instance

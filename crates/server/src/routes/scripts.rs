@@ -41,8 +41,11 @@ async fn create_script(
     Auth(caller): Auth,
     Body(request): Body<ScriptRequest>,
 ) -> ApiResult<Created<Script>> {
-    let script = state.services.scripts.create(&caller, request).await?;
-    Ok(Created("Script created successfully", script))
+    Created::of(
+        "Script created successfully",
+        state.services.scripts.create(&caller, request),
+    )
+    .await
 }
 
 /// Delete multiple startup scripts

@@ -48,8 +48,11 @@ async fn create_volume(
     Auth(caller): Auth,
     Body(request): Body<CreateVolumeRequest>,
 ) -> ApiResult<Created<Volume>> {
-    let volume = state.services.volumes.create(&caller, request).await?;
-    Ok(Created("Volume creation started", volume))
+    Created::of(
+        "Volume creation started",
+        state.services.volumes.create(&caller, request),
+    )
+    .await
 }
 
 /// List volume types

@@ -12,6 +12,7 @@ use super::plan::DeployPlan;
 use crate::accounts::{Caller, actor};
 use crate::billing::commitments::require_commitment;
 use crate::compute::instances::{InstanceService, JobAction, insert_rule, record_event};
+use crate::platform::idempotency;
 use crate::platform::lifecycle::InstanceState;
 use crate::{Error, Result};
 
@@ -99,11 +100,12 @@ impl InstanceService {
         .await?;
         self.enqueue(&mut tx, &row.id, JobAction::Create, row.generation, now)
             .await?;
-        tx.commit().await.map_err(Error::internal)?;
-        self.context.work.notify_one();
-
         let data: Vec<VolumeRow> = existing.into_iter().chain(created).collect();
-        Ok(self.deployed(row, model, &data, currency, now))
+        let deployed = self.deployed(row, model, &data, currency, now);
+        // The response is stored with the instance, so a retried deploy replays it instead of deploying again.
+        idempotency::commit(tx, &deployed).await?;
+        self.context.work.notify_one();
+        Ok(deployed)
     }
 }
 

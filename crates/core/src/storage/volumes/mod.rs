@@ -26,6 +26,7 @@ use crate::billing::commitments::require_commitment;
 use crate::catalog::{price, storage_hourly};
 use crate::platform::config::{Config, VolumeTypeConfig};
 use crate::platform::countries;
+use crate::platform::idempotency;
 use crate::platform::ids::{IdKind, new_id};
 use crate::platform::jobs::{NewJob, enqueue};
 use crate::platform::validate::{Validator, check_label};
@@ -295,9 +296,11 @@ impl VolumeService {
         .await?;
         self.insert_with_job(&mut tx, &row, VolumeJobAction::Create, &actor(caller), now)
             .await?;
-        tx.commit().await.map_err(Error::internal)?;
+        // A new volume is attached to nothing, so its view reads nothing the transaction wrote.
+        let volume = self.view(row, &mut HashMap::new()).await?;
+        idempotency::commit(tx, &volume).await?;
         self.context.work.notify_one();
-        self.view(row, &mut HashMap::new()).await
+        Ok(volume)
     }
 
     /// Profile (403) and balance (402: the minimum and the first hour of `size_gb` of `volume_type`);

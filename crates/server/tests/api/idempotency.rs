@@ -1,0 +1,279 @@
+//! `Idempotency-Key`: a retried POST replays the first response instead of acting twice; another body
+//! under the same key is 422; a retry while the first runs is 409, and a claim its server abandoned is
+//! taken over once its lease runs out.
+
+use barrack_api::Tier;
+use barrack_api::instances::{DeployRequest, InstanceQuery};
+use barrack_client::{Client, RawResponse};
+use barrack_core::clock::Clock;
+use barrack_store::idempotency::{Claim, NewClaim};
+use barrack_store::sql::Columns;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::common::{Db, TestApp, create_key_k};
+use crate::on_both_databases;
+
+on_both_databases!(
+    a_retried_deploy_replays_the_first_response_and_deploys_once,
+    keys_are_per_account_and_forgotten_after_a_day,
+    a_retry_while_the_first_runs_is_409_until_its_lease_ends,
+    other_creates_and_actions_replay_too,
+);
+
+fn deploy_body(name: &str) -> Value {
+    json!({
+        "gpu_model": "H100-SXM5-80GB", "gpu_count": 1, "region": "FINLAND-1", "instance_name": name,
+        "image_name": "Ubuntu 24.04 + CUDA 12.8 Open + Docker", "ssh_key": "k", "public_ip": false
+    })
+}
+
+async fn post(client: &Client, path: &str, key: &str, body: &Value) -> RawResponse {
+    client
+        .with_idempotency_key(key)
+        .raw(Method::POST, path, Some(body))
+        .await
+        .unwrap()
+}
+
+async fn instance_count(client: &Client) -> u64 {
+    client
+        .instances(&InstanceQuery::default())
+        .await
+        .unwrap()
+        .data
+        .pagination
+        .total
+}
+
+async fn a_retried_deploy_replays_the_first_response_and_deploys_once(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "1000").await;
+    create_key_k(&client).await;
+
+    let first = post(
+        &client,
+        "/api/deploy-server/",
+        "deploy-1",
+        &deploy_body("one"),
+    )
+    .await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    assert!(first.headers.get("idempotent-replayed").is_none());
+    for _ in 0..3 {
+        // Fields in another order are the same request.
+        let mut reordered = serde_json::Map::new();
+        let body = deploy_body("one");
+        for (k, v) in body.as_object().unwrap().iter().rev() {
+            reordered.insert(k.clone(), v.clone());
+        }
+        let again = post(
+            &client,
+            "/api/deploy-server/",
+            "deploy-1",
+            &Value::Object(reordered),
+        )
+        .await;
+        assert_eq!(again.status, 201);
+        assert_eq!(
+            again.text, first.text,
+            "the very same body, request id and all"
+        );
+        assert_eq!(again.headers["idempotent-replayed"], "true");
+    }
+    assert_eq!(instance_count(&client).await, 1);
+
+    // The same key for another request.
+    let other = post(
+        &client,
+        "/api/deploy-server/",
+        "deploy-1",
+        &deploy_body("two"),
+    )
+    .await;
+    assert_eq!(other.status, 422, "{}", other.text);
+    assert_eq!(other.body["code"], "IDEMPOTENCY_MISMATCH");
+    let elsewhere = post(
+        &client,
+        "/api/scripts/",
+        "deploy-1",
+        &json!({"name": "s", "script": "x"}),
+    )
+    .await;
+    assert_eq!(elsewhere.status, 422);
+
+    // A refused request is kept too: its retry is refused the same way without running again.
+    let bad = post(
+        &client,
+        "/api/deploy-server/",
+        "deploy-bad",
+        &json!({"gpu_count": 0}),
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    let bad_again = post(
+        &client,
+        "/api/deploy-server/",
+        "deploy-bad",
+        &json!({"gpu_count": 0}),
+    )
+    .await;
+    assert_eq!(bad_again.text, bad.text);
+
+    // The response was stored with the instance, by the deploy's own transaction.
+    let store = app.services().store();
+    let row = store
+        .fetch_one(
+            "SELECT state, response_status, response_body FROM idempotency_keys WHERE idem_key = 'deploy-1'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.text(0).unwrap(), "done");
+    assert_eq!(row.int(1).unwrap(), 201);
+    assert_eq!(row.text(2).unwrap(), first.text);
+
+    // Keys must be visible ASCII.
+    let raw = post(
+        &client,
+        "/api/deploy-server/",
+        "has space",
+        &deploy_body("three"),
+    )
+    .await;
+    assert_eq!(raw.status, 400);
+    assert!(
+        raw.body["errors"]["Idempotency-Key"].is_array(),
+        "{}",
+        raw.text
+    );
+
+    // Without a key nothing changes: two deploys are two instances.
+    let typed: DeployRequest = serde_json::from_value(deploy_body("four")).unwrap();
+    client.deploy(&typed).await.unwrap();
+    assert_eq!(instance_count(&client).await, 2);
+    app.stop().await;
+}
+
+async fn keys_are_per_account_and_forgotten_after_a_day(db: Db) {
+    let app = TestApp::start(db).await;
+    let (alice, _) = app.funded_user(Tier::Advanced, "US", "1000").await;
+    let (bob, _) = app.funded_user(Tier::Advanced, "US", "1000").await;
+    create_key_k(&alice).await;
+    create_key_k(&bob).await;
+    let a = post(&alice, "/api/deploy-server/", "same", &deploy_body("alpha")).await;
+    let b = post(&bob, "/api/deploy-server/", "same", &deploy_body("bravo")).await;
+    assert_eq!(
+        (a.status.as_u16(), b.status.as_u16()),
+        (201, 201),
+        "{}",
+        b.text
+    );
+    assert_ne!(a.body["data"]["instance_id"], b.body["data"]["instance_id"]);
+
+    // A day later the key is free for another request.
+    app.clock.advance_ms(24 * 3600 * 1000 + 1);
+    let later = post(
+        &alice,
+        "/api/deploy-server/",
+        "same",
+        &deploy_body("charlie"),
+    )
+    .await;
+    assert_eq!(later.status, 201, "{}", later.text);
+    assert_eq!(instance_count(&alice).await, 2);
+    app.stop().await;
+}
+
+async fn a_retry_while_the_first_runs_is_409_until_its_lease_ends(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, account) = app.funded_user(Tier::Advanced, "US", "1000").await;
+    create_key_k(&client).await;
+    // A request holding the key on a server that then died: claimed, never completed.
+    let body = deploy_body("held");
+    let fingerprint = barrack_core::idempotency::fingerprint(
+        "POST",
+        "/api/deploy-server/",
+        &serde_json::to_vec(&body).unwrap(),
+    );
+    let now = app.clock.now_ms();
+    let claimed = app
+        .services()
+        .store()
+        .claim_idempotency_key(&NewClaim {
+            account_id: &account,
+            key: "held",
+            fingerprint: &fingerprint,
+            owner: "someone-else",
+            now,
+            locked_until: now + 10_000,
+            expired_before: now - 24 * 3600 * 1000,
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed, Claim::Claimed);
+
+    let busy = post(&client, "/api/deploy-server/", "held", &body).await;
+    assert_eq!(busy.status, 409, "{}", busy.text);
+    assert_eq!(busy.body["code"], "IDEMPOTENCY_IN_PROGRESS");
+    assert_eq!(busy.headers["retry-after"], "1");
+    assert_eq!(instance_count(&client).await, 0);
+
+    // Its lease over, the retry takes the claim and runs once; the old holder can no longer complete it.
+    app.clock.advance_ms(10_001);
+    let ran = post(&client, "/api/deploy-server/", "held", &body).await;
+    assert_eq!(ran.status, 201, "{}", ran.text);
+    let mut tx = app.services().store().begin().await.unwrap();
+    let stale =
+        barrack_store::idempotency::complete(&mut tx, &account, "held", "someone-else", 201, "{}")
+            .await
+            .unwrap();
+    assert!(!stale);
+    drop(tx);
+    let again = post(&client, "/api/deploy-server/", "held", &body).await;
+    assert_eq!(again.text, ran.text);
+    assert_eq!(instance_count(&client).await, 1);
+    app.stop().await;
+}
+
+async fn other_creates_and_actions_replay_too(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "1000").await;
+    create_key_k(&client).await;
+    let deployed = post(&client, "/api/deploy-server/", "d", &deploy_body("vm")).await;
+    let id = deployed.body["data"]["instance_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.settle().await;
+
+    let stop = format!("/api/instances/{id}/stop/");
+    let stopped = post(&client, &stop, "stop-1", &json!({})).await;
+    assert_eq!(stopped.status, 200, "{}", stopped.text);
+    app.settle().await;
+    let replayed = post(&client, &stop, "stop-1", &json!({})).await;
+    assert_eq!(
+        replayed.text, stopped.text,
+        "not a 409 for stopping a stopped instance"
+    );
+
+    let volume = json!({"name": "data", "size": 10, "region": "FINLAND-1", "volume_type": "NVMe"});
+    let v1 = post(&client, "/api/volumes/", "vol", &volume).await;
+    let v2 = post(&client, "/api/volumes/", "vol", &volume).await;
+    assert_eq!(v1.status, 201, "{}", v1.text);
+    assert_eq!(v2.text, v1.text);
+
+    let script = json!({"name": "setup", "script": "#!/bin/sh\necho hi"});
+    let s1 = post(&client, "/api/scripts/", "script", &script).await;
+    let s2 = post(&client, "/api/scripts/", "script", &script).await;
+    assert_eq!(s1.status, 201, "{}", s1.text);
+    assert_eq!(s2.text, s1.text, "not a duplicate-name error");
+
+    // A route without a transaction of its own keeps its response after the fact.
+    let firewall = json!({"name": "web", "region": "FINLAND-1"});
+    let f1 = post(&client, "/api/firewalls/", "fw", &firewall).await;
+    let f2 = post(&client, "/api/firewalls/", "fw", &firewall).await;
+    assert_eq!(f1.status, 201, "{}", f1.text);
+    assert_eq!(f2.text, f1.text);
+    app.stop().await;
+}
