@@ -14,6 +14,7 @@ mod billing_property;
 mod billing_records;
 mod binary;
 mod browser;
+mod capacity;
 mod catalog;
 mod contract;
 mod conventions;
