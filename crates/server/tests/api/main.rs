@@ -20,6 +20,7 @@ mod contract;
 mod conventions;
 mod dashboard;
 mod deposits;
+mod docs;
 mod fidelity;
 mod firewalls;
 mod instances;
