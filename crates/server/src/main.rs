@@ -327,3 +327,29 @@ fn explain(e: barrack_core::Error) -> anyhow::Error {
     }
     anyhow::Error::msg(text)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp(clock: &Arc<OffsetClock>) -> String {
+        let mut text = String::new();
+        ServerTime(clock.clone())
+            .format_time(&mut Writer::new(&mut text))
+            .unwrap();
+        text
+    }
+
+    #[test]
+    fn log_times_follow_the_server_clock_and_say_when_it_was_moved() {
+        let clock = Arc::new(OffsetClock::default());
+        let real = stamp(&clock);
+        assert!(!real.starts_with("sim:") && real.ends_with('Z'), "{real}");
+        clock.advance_ms(30 * 24 * 3_600_000);
+        let moved = stamp(&clock);
+        assert!(moved.starts_with("sim:"), "{moved}");
+        let shown = barrack_core::clock::parse_iso(moved.trim_start_matches("sim:")).unwrap();
+        let ahead = shown - barrack_core::clock::system_now_ms();
+        assert!(ahead > 29 * 24 * 3_600_000, "{moved} runs a month ahead");
+    }
+}
