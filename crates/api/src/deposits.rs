@@ -74,8 +74,8 @@ pub struct Deposit {
     pub provider: String,
     /// What the provider knows the payment by (the deposit id, for the manual provider).
     pub payment_reference: String,
-    /// Where the payer completes the payment (for the manual provider, the dashboard's page of the deposit,
-    /// relative to the dashboard).
+    /// Where the payer completes the payment, when the provider has a checkout page (`null` for the manual
+    /// provider: payment is arranged by the operator and confirmed by webhook or by an operator).
     pub checkout_url: Option<String>,
     /// The `deposit` ledger entry that credited the account, once completed.
     pub transaction_id: Option<String>,

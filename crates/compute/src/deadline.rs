@@ -223,6 +223,14 @@ impl ComputeDriver for WithDeadlines {
         self.inner.recognize_snapshot(id)
     }
 
+    fn recognize_capacity(&self, region: &str, gpu_model: &str, total: u32) {
+        self.inner.recognize_capacity(region, gpu_model, total)
+    }
+
+    fn capacity_limit(&self, region: &str, gpu_model: &str) -> Option<u32> {
+        self.inner.capacity_limit(region, gpu_model)
+    }
+
     async fn create_instance(&self, spec: &InstanceSpec) -> Result<Placement, DriverError> {
         self.op(Operation::CreateInstance, self.inner.create_instance(spec))
             .await

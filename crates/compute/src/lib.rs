@@ -200,6 +200,18 @@ pub trait ComputeDriver: Send + Sync + 'static {
     /// [`ComputeDriver::recognize`], only the simulator has anything to do.
     fn recognize_snapshot(&self, _id: &str) {}
 
+    /// Tells the driver the GPUs operators set for a region and model (the capacity ledger), before
+    /// placing or acting on instances there. Real hosts are what they are; the simulator builds its hosts
+    /// from capacity, so it adds or retires hosts to match, on every replica that is told.
+    fn recognize_capacity(&self, _region: &str, _gpu_model: &str, _total: u32) {}
+
+    /// The most GPUs of a model this driver can ever place in a region, when its hosts are fixed by its
+    /// own configuration; `None` when it follows the capacity operators set. Capacity above the limit is
+    /// refused, so a deploy is never accepted for GPUs no host has.
+    fn capacity_limit(&self, _region: &str, _gpu_model: &str) -> Option<u32> {
+        None
+    }
+
     /// Creates and boots an instance; a [`BootDisk::Snapshot`] must name a snapshot the driver has.
     async fn create_instance(&self, spec: &InstanceSpec) -> Result<Placement, DriverError>;
     async fn start_instance(&self, id: &str) -> Result<(), DriverError>;

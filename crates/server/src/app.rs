@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use barrack_compute::ComputeDriver;
-use barrack_compute::sim::{SimDriver, hosts_from_capacity};
+use barrack_compute::sim::SimDriver;
 use barrack_core::ai::config::ModelBackendKind;
 use barrack_core::config::DriverKind;
 use barrack_core::firewall_worker::FirewallWorker;
@@ -268,20 +268,14 @@ pub fn driver(config: &Config) -> Result<Drivers> {
 fn unbounded_driver(config: &Config) -> Result<Drivers> {
     match config.driver {
         DriverKind::Sim => {
-            let mut sim = config.simulator.clone();
-            if sim.hosts.is_empty() {
-                let capacity: Vec<(String, String, u32)> = config
-                    .capacity
-                    .iter()
-                    .flat_map(|c| {
-                        c.gpus
-                            .iter()
-                            .map(|(model, n)| (c.region.clone(), model.clone(), *n))
-                    })
-                    .collect();
-                sim.hosts = hosts_from_capacity(&capacity);
+            // Without configured hosts the simulator builds them from capacity, the configured one
+            // first; the capacity ledger (which operators change) is applied before any placement.
+            let sim = Arc::new(SimDriver::new(config.simulator.clone()));
+            for c in &config.capacity {
+                for (model, n) in &c.gpus {
+                    sim.recognize_capacity(&c.region, model, *n);
+                }
             }
-            let sim = Arc::new(SimDriver::new(sim));
             Ok((sim.clone(), Some(sim)))
         }
         DriverKind::Libvirt => libvirt_driver(config),

@@ -7,11 +7,13 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use barrack_api::{Currency, Tier};
-use barrack_core::clock::SystemClock;
+use barrack_core::clock::{Clock, OffsetClock, SystemClock, format_ms};
 use barrack_core::config::{Config, LogFormat, barrack_env};
 use barrack_server::app::{StartOptions, driver, open_installation, open_store, services};
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::FormatTime;
 
 #[derive(Parser)]
 #[command(name = "barrackd", version, about = "The Barrack GPU cloud server")]
@@ -139,11 +141,27 @@ fn load_config(args: &ConfigArgs, listen: Option<String>) -> Result<Config> {
     Ok(config)
 }
 
-fn init_logging(format: LogFormat) {
+/// Log lines carry the server's clock, the one events, billing and every timestamp of the API use: real
+/// time until an operator moves the simulated clock, then marked `sim:` (it runs ahead of real time).
+struct ServerTime(Arc<OffsetClock>);
+
+impl FormatTime for ServerTime {
+    fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
+        let ms = self.0.now_ms();
+        let seconds = format_ms(ms);
+        let mark = if self.0.offset_ms() > 0 { "sim:" } else { "" };
+        // format_ms gives whole seconds ("...:00Z"); logs want milliseconds.
+        let whole = seconds.strip_suffix('Z').unwrap_or(&seconds);
+        write!(w, "{mark}{whole}.{:03}Z", ms.rem_euclid(1000))
+    }
+}
+
+fn init_logging(format: LogFormat, clock: Arc<OffsetClock>) {
     let filter =
         EnvFilter::try_from_env("BARRACK_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     // Colours only for a person watching: a log file or a journal gets plain text.
     let builder = tracing_subscriber::fmt()
+        .with_timer(ServerTime(clock))
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_writer(std::io::stderr);
@@ -172,8 +190,13 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Serve { config, listen } => {
             let config = load_config(&config, listen)?;
-            init_logging(config.log_format);
-            let running = barrack_server::start(StartOptions::new(config)).await?;
+            let clock = Arc::new(OffsetClock::default());
+            init_logging(config.log_format, clock.clone());
+            let running = barrack_server::start(StartOptions {
+                clock: Some(clock as Arc<dyn Clock>),
+                ..StartOptions::new(config)
+            })
+            .await?;
             if let Some(b) = &running.bootstrap {
                 let path = running.services.config().data_dir.join("admin-credentials");
                 println!("Created the operator account {} on first start.", b.email);
@@ -191,7 +214,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Migrate { config } => {
             let config = load_config(&config, None)?;
-            init_logging(config.log_format);
+            init_logging(config.log_format, Arc::new(OffsetClock::default()));
             let store = open_store(&config).await?;
             println!(
                 "Database is up to date ({} backend).",
@@ -303,4 +326,30 @@ fn explain(e: barrack_core::Error) -> anyhow::Error {
         }
     }
     anyhow::Error::msg(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp(clock: &Arc<OffsetClock>) -> String {
+        let mut text = String::new();
+        ServerTime(clock.clone())
+            .format_time(&mut Writer::new(&mut text))
+            .unwrap();
+        text
+    }
+
+    #[test]
+    fn log_times_follow_the_server_clock_and_say_when_it_was_moved() {
+        let clock = Arc::new(OffsetClock::default());
+        let real = stamp(&clock);
+        assert!(!real.starts_with("sim:") && real.ends_with('Z'), "{real}");
+        clock.advance_ms(30 * 24 * 3_600_000);
+        let moved = stamp(&clock);
+        assert!(moved.starts_with("sim:"), "{moved}");
+        let shown = barrack_core::clock::parse_iso(moved.trim_start_matches("sim:")).unwrap();
+        let ahead = shown - barrack_core::clock::system_now_ms();
+        assert!(ahead > 29 * 24 * 3_600_000, "{moved} runs a month ahead");
+    }
 }

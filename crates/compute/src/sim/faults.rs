@@ -131,7 +131,11 @@ impl State {
         };
         match &mut self.faults[index] {
             ArmedFault::Fail { permanent, .. } => {
-                let message = format!("injected failure: call {call} of {operation:?}");
+                // The number counts the simulator's calls of the operation since it started (what
+                // `nth` counts), not the attempts of the job that made it.
+                let name = crate::deadline::operation_name(operation);
+                let message =
+                    format!("injected failure of {name} (the simulator's call #{call} of {name})");
                 let error = if *permanent {
                     DriverError::Permanent(message)
                 } else {

@@ -47,6 +47,30 @@ pub fn hosts_from_capacity(capacity: &[(String, String, u32)]) -> Vec<SimHost> {
 }
 
 impl State {
+    /// Makes the hosts of a region and model those [`hosts_from_capacity`] builds for `total` GPUs: hosts
+    /// are added, resized, or retired (no GPUs: instances on them keep running, nothing new is placed).
+    /// Hosts keep their names and slots, so placements recorded on any replica still name them.
+    pub(super) fn follow_capacity(&mut self, region: &str, gpu_model: &str, total: u32) {
+        let wanted = hosts_from_capacity(&[(region.to_owned(), gpu_model.to_owned(), total)]);
+        for host in &mut self.hosts {
+            if host.spec.region == region && host.spec.gpu_model == gpu_model {
+                host.spec.gpus = wanted
+                    .iter()
+                    .find(|spec| spec.name == host.spec.name)
+                    .map_or(0, |spec| spec.gpus);
+            }
+        }
+        for spec in wanted {
+            if !self.hosts.iter().any(|host| host.spec.name == spec.name) {
+                self.hosts.push(Host {
+                    spec,
+                    used: 0,
+                    lost: false,
+                });
+            }
+        }
+    }
+
     /// Whether the host exists (and is now lost).
     pub(super) fn lose_host(&mut self, name: &str) -> bool {
         let Some(index) = self.hosts.iter().position(|host| host.spec.name == name) else {

@@ -41,12 +41,15 @@ use machines::usable;
 /// The data centre; every method takes `&self`, so share it behind an `Arc`.
 pub struct SimDriver {
     delays: SimDelays,
+    /// No hosts were configured: the hosts are built from the capacity operators set, and follow it.
+    follows_capacity: bool,
     /// Held only for synchronous bookkeeping, never across an await.
     state: Mutex<State>,
 }
 
 impl SimDriver {
     pub fn new(config: SimConfig) -> SimDriver {
+        let follows_capacity = config.hosts.is_empty();
         let hosts = config.hosts.into_iter().map(|spec| Host {
             spec,
             used: 0,
@@ -54,6 +57,7 @@ impl SimDriver {
         });
         let driver = SimDriver {
             delays: config.delays,
+            follows_capacity,
             state: Mutex::new(State {
                 hosts: hosts.collect(),
                 instances: HashMap::new(),
@@ -161,12 +165,14 @@ impl SimDriver {
             .count()
     }
 
-    /// Every host with its used GPUs and whether it is lost, in configuration order.
+    /// Every host with its used GPUs and whether it is lost, in configuration order (a host retired by a
+    /// capacity change is listed until its last instance leaves).
     pub fn hosts(&self) -> Vec<(SimHost, u32, bool)> {
         let state = self.state();
         state
             .hosts
             .iter()
+            .filter(|host| host.spec.gpus > 0 || host.used > 0)
             .map(|host| (host.spec.clone(), host.used, host.lost))
             .collect()
     }
@@ -256,6 +262,23 @@ impl ComputeDriver for SimDriver {
 
     fn recognize_snapshot(&self, id: &str) {
         self.adopt_snapshot(id);
+    }
+
+    fn recognize_capacity(&self, region: &str, gpu_model: &str, total: u32) {
+        if self.follows_capacity {
+            self.state().follow_capacity(region, gpu_model, total);
+        }
+    }
+
+    fn capacity_limit(&self, region: &str, gpu_model: &str) -> Option<u32> {
+        if self.follows_capacity {
+            return None;
+        }
+        let state = self.state();
+        let hosts = state.hosts.iter().filter(|host| {
+            !host.lost && host.spec.region == region && host.spec.gpu_model == gpu_model
+        });
+        Some(hosts.map(|host| host.spec.gpus).sum())
     }
 
     async fn create_instance(&self, spec: &InstanceSpec) -> Result<Placement, DriverError> {

@@ -297,7 +297,8 @@ async fn fail_nth_fails_one_call_counted_from_injection() {
     assert_eq!(
         driver.create_instance(&spec("i-2", 1)).await,
         Err(DriverError::Transient(
-            "injected failure: call 3 of CreateInstance".to_owned()
+            "injected failure of create_instance (the simulator's call #3 of create_instance)"
+                .to_owned()
         ))
     );
     assert_eq!(driver.instance("i-2"), None);

@@ -139,8 +139,8 @@ pub fn from_config(config: &PaymentsConfig) -> Arc<dyn PaymentProvider> {
     }
 }
 
-/// No external payment service: the checkout is the deposit's page in the dashboard, and a deposit completes
-/// through a webhook signed with the configured secret (sent by whatever confirms payments) or an operator.
+/// No external payment service and no checkout page: a deposit completes through a webhook signed with the
+/// configured secret (sent by whatever confirms payments) or an operator.
 pub struct ManualProvider {
     secret: Option<Vec<u8>>,
 }
@@ -170,7 +170,8 @@ impl PaymentProvider for ManualProvider {
     async fn create_checkout(&self, request: &CheckoutRequest<'_>) -> Result<Checkout> {
         Ok(Checkout {
             payment_reference: request.deposit_id.to_string(),
-            checkout_url: Some(format!("/deposits/{}", request.deposit_id)),
+            // No payment page: the payer pays as the operator arranges, confirmed by webhook or operator.
+            checkout_url: None,
         })
     }
 
@@ -210,11 +211,11 @@ pub fn verify_signature(
     body: &[u8],
 ) -> Result<(), SignatureProblem> {
     let header = header.ok_or(SignatureProblem::Missing)?;
-    let hex = header
+    let signature_hex = header
         .trim()
         .strip_prefix("sha256=")
         .ok_or(SignatureProblem::Malformed)?;
-    let expected = decode_hex(hex).ok_or(SignatureProblem::Malformed)?;
+    let expected = hex::decode(signature_hex).map_err(|_| SignatureProblem::Malformed)?;
     if expected.len() != 32 {
         return Err(SignatureProblem::Malformed);
     }
@@ -230,24 +231,7 @@ pub fn sign_webhook(secret: &str, body: &[u8]) -> String {
     let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("any key length");
     mac.update(body);
     let digest = mac.finalize().into_bytes();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256={hex}")
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    };
-    text.as_bytes()
-        .chunks(2)
-        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
-        .collect()
+    format!("sha256={}", hex::encode(digest))
 }
 
 /// serde_json appends " at line 1 column 9".

@@ -28,6 +28,21 @@ pub const MAX_CAPACITY_UNITS: u32 = 1_000_000;
 pub const GB_PER_TB: u32 = 1024;
 const HOURS_PER_MONTH: u32 = 730;
 
+/// Tells the compute driver the capacity ledger (see `ComputeDriver::recognize_capacity`): the simulator
+/// of this replica then has the hosts operators set, wherever they set them. Called before placing or
+/// acting on instances, and before listing hosts.
+pub async fn recognize_capacity(context: &Context) -> Result<()> {
+    for row in context.store.capacity().await? {
+        if context.config.offers(&row.region, &row.gpu_model) {
+            let total = u32::try_from(row.total).unwrap_or(u32::MAX);
+            context
+                .driver
+                .recognize_capacity(&row.region, &row.gpu_model, total);
+        }
+    }
+    Ok(())
+}
+
 #[derive(Clone)]
 pub struct CatalogService {
     context: Arc<Context>,
@@ -120,14 +135,44 @@ impl CatalogService {
                 format!("Unknown GPU model '{}'", s.gpu_model),
             );
             if let (Some(region), Some(model)) = (region, model) {
-                v.check(
-                    region.tier == model.tier,
-                    &format!("capacity[{i}].gpu_model"),
-                    format!(
-                        "{} ({} tier) cannot hold {} ({} tier)",
-                        region.name, region.tier, model.name, model.tier
-                    ),
-                );
+                let field = format!("capacity[{i}].gpu_model");
+                if region.tier != model.tier {
+                    v.add(
+                        &field,
+                        format!(
+                            "{} ({} tier) cannot hold {} ({} tier)",
+                            region.name, region.tier, model.name, model.tier
+                        ),
+                    );
+                } else if !config.offers(&region.name, &model.name) {
+                    // Deploys there are refused, so stock there would be a promise nobody can keep.
+                    v.add(
+                        &field,
+                        format!(
+                            "{} does not offer {}; it offers {} (regions offer the models of their \
+                             [[capacity]] table in the configuration)",
+                            region.name,
+                            model.name,
+                            config.offered_models(&region.name).join(", ")
+                        ),
+                    );
+                } else if let Some(limit) = self
+                    .context
+                    .driver
+                    .capacity_limit(&region.name, &model.name)
+                {
+                    v.check(
+                        s.total <= limit,
+                        &format!("capacity[{i}].total"),
+                        format!(
+                            "The hosts of {} have {limit} {} GPUs (hosts are fixed by the {} \
+                             driver's configuration); capacity must be at most {limit}",
+                            region.name,
+                            model.name,
+                            self.context.driver.name()
+                        ),
+                    );
+                }
             }
             v.check(
                 s.total <= MAX_CAPACITY_UNITS,
@@ -143,6 +188,7 @@ impl CatalogService {
                 .set_capacity(&s.region, &s.gpu_model, i64::from(s.total), now)
                 .await?;
         }
+        recognize_capacity(&self.context).await?;
         self.capacity().await
     }
 
@@ -212,6 +258,10 @@ impl CatalogService {
             .filter_map(|row| {
                 let region = config.region(&row.region)?;
                 let model = config.gpu_model(&row.gpu_model)?;
+                // A row left for a model the region no longer offers cannot be deployed.
+                if !config.offers(&row.region, &row.gpu_model) {
+                    return None;
+                }
                 let wanted = query.tier.is_none_or(|t| t == region.tier)
                     && query.region.as_ref().is_none_or(|r| *r == row.region)
                     && query.gpu_model.as_ref().is_none_or(|m| *m == row.gpu_model);
@@ -313,13 +363,16 @@ impl CatalogService {
                 },
             );
         }
-        let minimum = config.volumes.minimum_bootable_size_gb;
+        // What volume create accepts; bootable volumes (and OS disks) start higher, as the text says.
+        let minimum = config.volumes.minimum_size_gb;
+        let bootable = config.volumes.minimum_bootable_size_gb;
         Ok(PricingData {
             volumes: VolumePricing {
                 pricing: volumes,
                 minimum_size_gb: minimum,
                 description: format!(
-                    "Block storage pricing by type and tier, per TB ({GB_PER_TB} GB) per hour, accrued per minute"
+                    "Block storage pricing by type and tier, per TB ({GB_PER_TB} GB) per hour, accrued per \
+                     minute; volumes from {minimum} GB, bootable ones from {bootable} GB"
                 ),
             },
             snapshots: SnapshotPricing {

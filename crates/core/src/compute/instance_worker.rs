@@ -9,6 +9,7 @@ use barrack_store::instances::{self, InstanceChange, InstanceRow};
 use barrack_store::jobs::JobRow;
 use barrack_store::{Tx, capacity, public_ips};
 
+use crate::catalog::recognize_capacity;
 use crate::compute::instances::{
     InstanceJob, JobAction, instance_address, parse_state, record_event_at,
 };
@@ -75,6 +76,9 @@ impl InstanceWorker {
         row: &InstanceRow,
         action: JobAction,
     ) -> Result<Option<Placement>, DriverError> {
+        recognize_capacity(&self.context)
+            .await
+            .map_err(|e| DriverError::Transient(e.to_string()))?;
         self.recognize(row);
         let driver = &self.context.driver;
         match action {
@@ -195,6 +199,7 @@ impl InstanceWorker {
             "RESTORING",
             "DELETING",
         ];
+        recognize_capacity(&self.context).await?;
         for row in self.context.store.instances_with_status(&live).await? {
             self.recognize(&row);
         }
@@ -210,6 +215,7 @@ impl InstanceWorker {
             .store
             .instances_with_status(&["ACTIVE", "SHUTOFF"])
             .await?;
+        recognize_capacity(&self.context).await?;
         for row in resting {
             self.recognize(&row);
             let observed = match self.context.driver.observe_instance(&row.id).await {
@@ -399,6 +405,9 @@ impl JobHandler for InstanceWorker {
         let action = payload.action;
         if boots(action) && payload.observations > 0 {
             // The driver accepted the action on an earlier run: is the machine up yet?
+            if let Err(e) = recognize_capacity(&self.context).await {
+                return Outcome::Retry(e.to_string());
+            }
             self.recognize(&row);
             match self.look(&row, action).await {
                 Ok(Look::Ready(placement)) => return self.finish(&row, action, placement).await,

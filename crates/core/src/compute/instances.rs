@@ -134,6 +134,7 @@ impl InstanceService {
         let elsewhere: Vec<String> = capacity
             .iter()
             .filter(|c| c.gpu_model == model.name && c.free() >= i64::from(count))
+            .filter(|c| self.config().offers(&c.region, &c.gpu_model))
             .map(|c| format!("{} ({} free)", c.region, c.free()))
             .collect();
         let free_here = capacity

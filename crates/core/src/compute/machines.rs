@@ -6,6 +6,7 @@ use barrack_compute::DriverError;
 use barrack_store::instances::InstanceRow;
 
 use crate::accounts::Caller;
+use crate::catalog::recognize_capacity;
 use crate::compute::instances::InstanceService;
 use crate::platform::clock::format_ms;
 use crate::platform::lifecycle::{InstanceState, recorded_power};
@@ -32,6 +33,7 @@ impl InstanceService {
 
     /// `GET /api/admin/hosts/`: every machine instances are placed on, in the driver's order.
     pub async fn hosts(&self) -> Result<Vec<Host>> {
+        recognize_capacity(&self.context).await?;
         let hosts = self.context.driver.hosts().await.map_err(unavailable)?;
         Ok(hosts
             .into_iter()
@@ -64,6 +66,7 @@ impl InstanceService {
                 ),
             ));
         }
+        recognize_capacity(&self.context).await?;
         self.recognize(&row);
         let sampled = self
             .context

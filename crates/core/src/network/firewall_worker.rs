@@ -16,6 +16,7 @@ use barrack_store::firewalls::{self, FirewallChange};
 use barrack_store::instances::InstanceRow;
 use barrack_store::jobs::JobRow;
 
+use crate::catalog::recognize_capacity;
 use crate::network::firewalls::{
     AttachmentState, DETACHED, FirewallJob, FirewallState, JOB_KIND, PROGRAM_JOB_KIND,
     enqueue_program, packet_rules, record_event,
@@ -130,6 +131,9 @@ impl FirewallWorker {
                         .await
                 }
                 Some(power) => {
+                    if let Err(e) = recognize_capacity(&self.context).await {
+                        return Outcome::Retry(e.to_string());
+                    }
                     self.context.driver.recognize(
                         &instance.id,
                         &instance.region,

@@ -39,6 +39,13 @@ pub struct OffsetClock {
     offset_ms: AtomicI64,
 }
 
+impl OffsetClock {
+    /// How far the clock has been moved ahead of real time.
+    pub fn offset_ms(&self) -> i64 {
+        self.offset_ms.load(Ordering::Relaxed)
+    }
+}
+
 impl Clock for OffsetClock {
     fn now_ms(&self) -> i64 {
         system_now_ms() + self.offset_ms.load(Ordering::Relaxed)

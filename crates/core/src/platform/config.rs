@@ -507,6 +507,22 @@ impl Config {
         self.gpu_models.iter().find(|m| m.name == name)
     }
 
+    /// Whether the region offers the GPU model (its configured capacity names it).
+    pub fn offers(&self, region: &str, gpu_model: &str) -> bool {
+        self.capacity
+            .iter()
+            .any(|c| c.region == region && c.gpus.contains_key(gpu_model))
+    }
+
+    /// The GPU models a region offers, in configuration order.
+    pub fn offered_models(&self, region: &str) -> Vec<&str> {
+        self.capacity
+            .iter()
+            .filter(|c| c.region == region)
+            .flat_map(|c| c.gpus.keys().map(String::as_str))
+            .collect()
+    }
+
     pub fn volume_type(&self, name: &str) -> Option<&VolumeTypeConfig> {
         self.volume_types.iter().find(|v| v.name == name)
     }

@@ -315,6 +315,17 @@ async fn deploy_checks_run_in_the_documented_order(db: Db) {
     legacy_region.region = "CANADA-1".into();
     let e = status(client.deploy(&legacy_region).await.unwrap_err());
     assert_eq!((e.0, e.2.clone()), (400, vec!["region".to_string()]));
+    // 400: an image of another region, naming the region's images.
+    let mut other_image = deploy_request("wrong-image", &key, 1);
+    other_image.image_name = Some("Ubuntu Server 22.04 LTS R550 CUDA 12.4".into());
+    let e = client.deploy(&other_image).await.unwrap_err();
+    let message = e.field_errors().unwrap()["image_name"].join(" ");
+    assert!(
+        message.contains(
+            "not available in FINLAND-1; its images are: Ubuntu 24.04 + CUDA 12.8 Open + Docker"
+        ),
+        "{message}"
+    );
     // 403: profile incomplete.
     let e = status(
         client

@@ -188,10 +188,22 @@ fn check_tier_and_region<'c>(
                         .os_images
                         .iter()
                         .any(|i| &i.name == image && i.regions.contains(&r.name));
+                    let offered: Vec<&str> = config
+                        .os_images
+                        .iter()
+                        .filter(|i| i.regions.contains(&r.name))
+                        .map(|i| i.name.as_str())
+                        .collect();
                     v.check(
                         available,
                         "image_name",
-                        format!("Image '{image}' is not available in {}", r.name),
+                        format!(
+                            "Image '{image}' is not available in {}; its images are: {} (or a custom \
+                             image of yours in {})",
+                            r.name,
+                            offered.join(", "),
+                            r.name
+                        ),
                     );
                 }
                 (None, _) => {}

@@ -1,0 +1,203 @@
+//! Capacity operators set through the API reaches the simulated data centre: its hosts follow it on every
+//! server of the database, so a deploy the stock accepted is placed; a model a region does not offer can
+//! have no capacity there, and stock never shows it.
+
+use std::sync::Arc;
+
+use barrack_api::Tier;
+use barrack_api::catalog::{CapacitySetting, CatalogQuery, SetCapacityRequest};
+use barrack_api::instances::DeployRequest;
+use barrack_api::ssh_keys::CreateSshKeyRequest;
+use barrack_client::Client;
+use barrack_compute::sim::SimHost;
+use barrack_core::clock::Clock;
+use serde_json::json;
+
+use crate::common::{Db, TestApp};
+use crate::on_both_databases;
+
+on_both_databases!(
+    capacity_set_through_the_api_is_placed_on_every_server,
+    capacity_of_a_model_the_region_does_not_offer_is_refused_and_never_in_stock,
+    capacity_above_configured_hosts_is_refused,
+);
+
+const H200: &str = "H200-141GB";
+
+fn setting(region: &str, gpu_model: &str, total: u32) -> SetCapacityRequest {
+    SetCapacityRequest {
+        capacity: vec![CapacitySetting {
+            region: region.into(),
+            gpu_model: gpu_model.into(),
+            total,
+        }],
+    }
+}
+
+fn deploy_request(name: &str) -> DeployRequest {
+    serde_json::from_value(json!({
+        "gpu_model": H200, "gpu_count": 8, "region": "FINLAND-3", "instance_name": name,
+        "image_name": "Ubuntu 24.04 + CUDA 12.8 Open + Docker", "ssh_key": "laptop"
+    }))
+    .unwrap()
+}
+
+/// (GPUs, used) of the hosts a server lists for FINLAND-3's H200s.
+async fn h200_hosts(admin: &Client) -> Vec<(u32, u32)> {
+    admin
+        .admin_hosts()
+        .await
+        .unwrap()
+        .data
+        .hosts
+        .into_iter()
+        .filter(|h| h.region == "FINLAND-3" && h.gpu_model.as_deref() == Some(H200))
+        .map(|h| (h.gpus, h.gpus_used))
+        .collect()
+}
+
+async fn capacity_set_through_the_api_is_placed_on_every_server(db: Db) {
+    let app = TestApp::start(db).await;
+    assert_eq!(
+        h200_hosts(&app.admin).await,
+        [(8, 0), (8, 0)],
+        "16 configured"
+    );
+    app.admin
+        .admin_set_capacity(&setting("FINLAND-3", H200, 24))
+        .await
+        .unwrap();
+    assert_eq!(h200_hosts(&app.admin).await, [(8, 0), (8, 0), (8, 0)]);
+
+    // A second server on the same database (a replica, or this one restarted) was configured with 16: it
+    // places what the ledger says, and the instances of the first land on the hosts it knows.
+    let other = barrack_server::start(barrack_server::StartOptions {
+        config: crate::common::test_config(&app.database),
+        clock: Some(app.clock.clone() as Arc<dyn Clock>),
+        background_work: false,
+    })
+    .await
+    .unwrap();
+    let other_admin = Client::builder(format!("http://{}", other.addr))
+        .api_key(&app.admin_key)
+        .max_retries(0)
+        .build()
+        .unwrap();
+    let (_, _, key) = app.funded_user_with_key(Tier::Advanced, "US", "5000").await;
+    let replica = Client::builder(format!("http://{}", other.addr))
+        .api_key(key)
+        .max_retries(0)
+        .build()
+        .unwrap();
+    replica
+        .create_ssh_key(&CreateSshKeyRequest {
+            name: "laptop".into(),
+            public_key: None,
+        })
+        .await
+        .unwrap();
+    let mut ids = vec![];
+    for name in ["one", "two", "three"] {
+        ids.push(
+            replica
+                .deploy(&deploy_request(name))
+                .await
+                .unwrap()
+                .data
+                .instance_id,
+        );
+    }
+    other.settle().await.unwrap();
+    for id in &ids {
+        let shown = replica.instance(id).await.unwrap().data;
+        assert_eq!(
+            (shown.status.as_str(), shown.status_reason),
+            ("ACTIVE", None),
+            "{id}: a 201 is never followed by an ERROR for lack of stock"
+        );
+    }
+    // (Each server simulates the machines it acted on, so the one that placed them lists them.)
+    assert_eq!(h200_hosts(&other_admin).await, [(8, 8), (8, 8), (8, 8)]);
+    let full = replica.deploy(&deploy_request("four")).await.unwrap_err();
+    assert_eq!(full.status(), Some(503), "{full}");
+
+    // Lowering it retires hosts: the instances on them keep running, nothing new goes there.
+    app.admin
+        .admin_set_capacity(&setting("FINLAND-3", H200, 16))
+        .await
+        .unwrap();
+    assert_eq!(h200_hosts(&other_admin).await, [(8, 8), (8, 8), (0, 8)]);
+    let sim = other.simulator.clone().unwrap();
+    let on_retired = ids
+        .iter()
+        .find(|id| sim.instance(id).unwrap().1.unwrap().ends_with("-03"))
+        .unwrap();
+    replica.delete_instance(on_retired).await.unwrap();
+    other.settle().await.unwrap();
+    assert_eq!(h200_hosts(&other_admin).await, [(8, 8), (8, 8)]);
+    crate::common::assert_derived_state_consistent(app.services().store()).await;
+    other.shutdown().await;
+    app.stop().await;
+}
+
+async fn capacity_of_a_model_the_region_does_not_offer_is_refused_and_never_in_stock(db: Db) {
+    let app = TestApp::start(db).await;
+    let refused = app
+        .admin
+        .admin_set_capacity(&setting("FINLAND-3", "B300-262GB", 8))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status(), Some(400), "{refused}");
+    let message = refused.field_errors().unwrap()["capacity[0].gpu_model"].join(" ");
+    assert!(
+        message.contains("FINLAND-3 does not offer B300-262GB")
+            && message.contains("H100-SXM5-80GB, H200-141GB"),
+        "{message}"
+    );
+
+    // A row left in the database (set before the rule, or for a model the configuration dropped since)
+    // is not stock: deploys there are refused.
+    app.services()
+        .store()
+        .set_capacity("FINLAND-3", "B300-262GB", 8, 0)
+        .await
+        .unwrap();
+    let stock = app
+        .anonymous()
+        .gpu_stocks(&CatalogQuery {
+            region: Some("FINLAND-3".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .data
+        .stocks;
+    let models: Vec<&str> = stock.iter().map(|s| s.gpu_model.as_str()).collect();
+    assert_eq!(models, ["H100-SXM5-80GB", H200]);
+    app.stop().await;
+}
+
+async fn capacity_above_configured_hosts_is_refused(db: Db) {
+    let app = TestApp::start_with(db, |config| {
+        config.simulator.hosts = vec![SimHost {
+            name: "fi3-h200-01".into(),
+            region: "FINLAND-3".into(),
+            gpu_model: H200.into(),
+            gpus: 8,
+        }];
+    })
+    .await;
+    let refused = app
+        .admin
+        .admin_set_capacity(&setting("FINLAND-3", H200, 16))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status(), Some(400), "{refused}");
+    let message = refused.field_errors().unwrap()["capacity[0].total"].join(" ");
+    assert!(message.contains("at most 8"), "{message}");
+    app.admin
+        .admin_set_capacity(&setting("FINLAND-3", H200, 8))
+        .await
+        .unwrap();
+    app.stop().await;
+}
