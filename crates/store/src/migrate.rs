@@ -43,6 +43,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(18, "0018_token_sessions"),
     migration!(19, "0019_depletions"),
     migration!(20, "0020_public_ip_assignments"),
+    migration!(25, "0025_instance_ssh_port"),
 ];
 
 impl Migration {

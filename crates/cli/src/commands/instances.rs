@@ -113,7 +113,8 @@ pub enum Command {
         barrack instances firewalls trainer\n  \
         barrack instances firewalls BRK-A1B2C3D -o json")]
     Firewalls(Target),
-    /// Open an SSH session on an instance (runs the system `ssh` as ubuntu@ADDRESS)
+    /// Open an SSH session on an instance (runs the system `ssh` as ubuntu@ADDRESS, with `-p PORT` when
+    /// the instance's SSH port is forwarded)
     #[command(after_help = "Examples:\n  \
         barrack instances ssh trainer\n  \
         barrack instances ssh trainer -- -i ~/.ssh/barrack_gpu\n  \
@@ -371,7 +372,12 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
                     "instance {id} has no public IP address: give it one with `barrack instances toggle-ip {id}`"
                 ))
             })?;
-            let mut command = vec![format!("{user}@{address}")];
+            // A forwarded port (a guest on user-mode networking) is where its SSH server answers.
+            let mut command = match instance.ssh_port {
+                Some(port) => vec!["-p".to_string(), port.to_string()],
+                None => vec![],
+            };
+            command.push(format!("{user}@{address}"));
             command.extend(args);
             if print {
                 let words: Vec<String> = std::iter::once("ssh".to_string())
@@ -615,7 +621,10 @@ pub(super) fn instance_output(i: Instance) -> Output {
         None => i.status.clone(),
     };
     let address = match (&i.ip_address, i.public_ip) {
-        (Some(address), _) => address.clone(),
+        (Some(address), _) => match i.ssh_port {
+            Some(port) => format!("{address} (SSH on port {port})"),
+            None => address.clone(),
+        },
         (None, true) => format!("- ({})", i.ip_status),
         (None, false) => "none".to_string(),
     };
