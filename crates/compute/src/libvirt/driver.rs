@@ -16,8 +16,8 @@ use super::storage::{self, GIB};
 use super::xml::{self, DiskXml, DomainXml, InterfaceXml, Metadata, PciAddress};
 use super::{driver_error, is_missing, metrics, network, seed};
 use crate::{
-    BootDisk, ComputeDriver, DriverError, InstanceMetrics, InstanceSpec, Observation, PacketRule,
-    Placement, PowerState, Readiness, SshEndpoint,
+    BootDisk, ComputeDriver, DriverError, HostStatus, InstanceMetrics, InstanceSpec, Observation,
+    PacketRule, Placement, PowerState, Readiness, SshEndpoint,
 };
 
 /// How long the SSH readiness probe waits for a banner.
@@ -37,6 +37,8 @@ struct Inner {
     placing: Mutex<()>,
     /// The last counters of each domain, for rates between calls of `instance_metrics`.
     samples: Mutex<HashMap<String, metrics::Sample>>,
+    /// Since when each host has failed to connect, by name; cleared when it answers again.
+    unreachable_since: Mutex<HashMap<String, Instant>>,
 }
 
 /// A domain of ours and the host it was found on.
@@ -57,6 +59,7 @@ impl LibvirtDriver {
                 connections: Mutex::new(HashMap::new()),
                 placing: Mutex::new(()),
                 samples: Mutex::new(HashMap::new()),
+                unreachable_since: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -215,16 +218,51 @@ impl Inner {
             }
             connections.remove(&host.name);
         }
-        let conn = Connect::open(Some(&host.uri)).map_err(|e| {
-            DriverError::Transient(format!(
-                "host {} ({}) unreachable: {}",
-                host.name,
-                host.uri,
-                e.message()
-            ))
-        })?;
+        let conn = match Connect::open(Some(&host.uri)) {
+            Ok(conn) => conn,
+            Err(error) => {
+                lock(&self.unreachable_since)
+                    .entry(host.name.clone())
+                    .or_insert_with(Instant::now);
+                return Err(DriverError::Transient(format!(
+                    "host {} ({}) unreachable: {}",
+                    host.name,
+                    host.uri,
+                    error.message()
+                )));
+            }
+        };
+        lock(&self.unreachable_since).remove(&host.name);
         connections.insert(host.name.clone(), conn.clone());
         Ok(conn)
+    }
+
+    /// Hosts unreachable for longer than `host_lost_after_secs`, with how long they have been.
+    fn lost_hosts(&self) -> Vec<(String, Duration)> {
+        let grace = Duration::from_secs(self.config.host_lost_after_secs);
+        lock(&self.unreachable_since)
+            .iter()
+            .map(|(name, since)| (name.clone(), since.elapsed()))
+            .filter(|(_, down)| *down >= grace)
+            .collect()
+    }
+
+    /// When a domain cannot be looked up because hosts do not answer, and every one of them has been
+    /// gone past the grace period: the instance is on a lost host (the reachable ones do not have it).
+    fn on_lost_host(&self) -> Option<String> {
+        let unreachable = lock(&self.unreachable_since).len();
+        let lost = self.lost_hosts();
+        if unreachable == 0 || lost.len() < unreachable {
+            return None;
+        }
+        let names: Vec<String> = lost
+            .iter()
+            .map(|(name, down)| format!("{name} ({} s)", down.as_secs()))
+            .collect();
+        Some(format!(
+            "host lost: unreachable for too long: {}",
+            names.join(", ")
+        ))
     }
 
     fn pool(&self, conn: &Connect) -> Result<StoragePool, DriverError> {
@@ -844,11 +882,23 @@ impl Inner {
     }
 
     fn observe(&self, id: &str) -> Result<Observation, DriverError> {
-        let Some(found) = self.find(id)? else {
-            return Ok(Observation {
-                state: PowerState::Missing,
-                host: None,
-            });
+        let found = match self.find(id) {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                return Ok(Observation {
+                    state: PowerState::Missing,
+                    host: None,
+                });
+            }
+            Err(error) => {
+                return match self.on_lost_host() {
+                    Some(reason) => Ok(Observation {
+                        state: PowerState::Failed(reason),
+                        host: None,
+                    }),
+                    None => Err(error),
+                };
+            }
         };
         let (state, _) = found
             .domain
@@ -905,6 +955,37 @@ impl Inner {
             }
             _ => Readiness::Booting,
         })
+    }
+
+    /// Every configured host with its GPUs in use; a host that does not answer shows as lost once it has
+    /// been unreachable past the grace period.
+    fn host_statuses(&self) -> Vec<HostStatus> {
+        let lost: HashSet<String> = self.lost_hosts().into_iter().map(|(n, _)| n).collect();
+        self.config
+            .hosts
+            .iter()
+            .map(|host| {
+                let configured: HashSet<PciAddress> = host
+                    .gpus
+                    .iter()
+                    .flat_map(|group| &group.addresses)
+                    .filter_map(|a| PciAddress::parse(a).ok())
+                    .collect();
+                let used = self
+                    .connect(host)
+                    .ok()
+                    .and_then(|conn| self.held(&conn).ok())
+                    .map_or(0, |(gpus, _)| gpus.intersection(&configured).count());
+                HostStatus {
+                    name: host.name.clone(),
+                    region: host.region.clone(),
+                    gpu_model: host.gpus.first().map(|group| group.model.clone()),
+                    gpus: configured.len() as u32,
+                    gpus_used: used as u32,
+                    lost: lost.contains(&host.name),
+                }
+            })
+            .collect()
     }
 
     fn metrics(&self, id: &str) -> Result<Option<InstanceMetrics>, DriverError> {
@@ -1414,6 +1495,10 @@ impl ComputeDriver for LibvirtDriver {
     async fn instance_metrics(&self, id: &str) -> Result<Option<InstanceMetrics>, DriverError> {
         let id = id.to_string();
         self.blocking(move |inner| inner.metrics(&id)).await
+    }
+
+    async fn hosts(&self) -> Result<Vec<HostStatus>, DriverError> {
+        self.blocking(|inner| Ok(inner.host_statuses())).await
     }
 
     async fn create_volume(
