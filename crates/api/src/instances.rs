@@ -210,6 +210,10 @@ pub struct Instance {
     /// Why the instance is in ERROR, or why it was last changed by the system.
     pub status_reason: Option<String>,
     pub ip_address: Option<String>,
+    /// Where SSH is forwarded to a host port (user-mode networking on a single machine): `ssh -p
+    /// ssh_port ubuntu@ip_address`. Absent when SSH is on port 22 of `ip_address`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_port: Option<u16>,
     pub ip_status: String,
     pub public_ip: bool,
     pub boot_source: String,

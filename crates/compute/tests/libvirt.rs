@@ -110,6 +110,7 @@ fn lab(test: &str, ports: u16, gpus: Vec<GpuGroup>) -> Option<Lab> {
         pool_name: tag.clone(),
         pool_dir: pool_dir.clone(),
         shutdown_timeout_secs: 30,
+        host_lost_after_secs: 300,
         max_vcpus: Some(1),
         max_memory_mb: Some(384),
         hotplug_ports: 4,

@@ -36,6 +36,9 @@ pub struct InstanceRow {
     pub status: String,
     pub status_reason: Option<String>,
     pub host: Option<String>,
+    /// The host port forwarded to the guest's SSH port, when the driver forwards one (then `ip_address` is
+    /// the host that forwards it).
+    pub ssh_port: Option<i64>,
     /// GPUs this instance holds from its region's capacity right now.
     pub gpus_allocated: i64,
     pub currency: String,
@@ -48,7 +51,7 @@ pub struct InstanceRow {
 const COLUMNS: &str = "id, account_id, name, vm_name, tier, region, gpu_model, gpu_count, vcpus, ram_gb, storage_gb, \
      os_volume_type, boot_source, operating_system, boot_volume_id, source_snapshot_id, ssh_key_id, ssh_public_key, \
      script_id, startup_script, cloud_init, public_ip, ip_address, status, status_reason, host, gpus_allocated, \
-     currency, generation, created_at, updated_at, deleted_at";
+     currency, generation, created_at, updated_at, deleted_at, ssh_port";
 
 /// An instance from a row of `COLUMNS`, in that order.
 fn from_row(row: &impl Columns) -> Result<InstanceRow> {
@@ -85,6 +88,7 @@ fn from_row(row: &impl Columns) -> Result<InstanceRow> {
         created_at: row.int(29)?,
         updated_at: row.int(30)?,
         deleted_at: row.opt_int(31)?,
+        ssh_port: row.opt_int(32)?,
     })
 }
 
@@ -125,6 +129,7 @@ pub async fn insert(db: &mut impl Db, i: &InstanceRow) -> Result<()> {
             i.created_at,
             i.updated_at,
             i.deleted_at,
+            i.ssh_port,
         ],
     )
     .await?;
@@ -138,6 +143,7 @@ pub struct InstanceChange {
     pub status_reason: Option<Option<String>>,
     pub host: Option<Option<String>>,
     pub ip_address: Option<Option<String>>,
+    pub ssh_port: Option<Option<i64>>,
     pub public_ip: Option<bool>,
     pub gpus_allocated: Option<i64>,
     pub deleted_at: Option<i64>,
@@ -164,6 +170,9 @@ pub async fn update(
     }
     if let Some(ip) = &change.ip_address {
         update.set("ip_address", ip);
+    }
+    if let Some(port) = &change.ssh_port {
+        update.set("ssh_port", port);
     }
     if let Some(public_ip) = change.public_ip {
         update.set("public_ip", public_ip);

@@ -43,7 +43,8 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(18, "0018_token_sessions"),
     migration!(19, "0019_depletions"),
     migration!(20, "0020_public_ip_assignments"),
-    migration!(24, "0024_idempotency_keys"),
+    migration!(21, "0021_idempotency_keys"),
+    migration!(22, "0022_instance_ssh_port"),
 ];
 
 impl Migration {

@@ -113,7 +113,8 @@ pub enum Command {
         barrack instances firewalls trainer\n  \
         barrack instances firewalls BRK-A1B2C3D -o json")]
     Firewalls(Target),
-    /// Open an SSH session on an instance (runs the system `ssh` as ubuntu@ADDRESS)
+    /// Open an SSH session on an instance (runs the system `ssh` as ubuntu@ADDRESS, with `-p PORT` when
+    /// the instance's SSH port is forwarded)
     #[command(after_help = "Examples:\n  \
         barrack instances ssh trainer\n  \
         barrack instances ssh trainer -- -i ~/.ssh/barrack_gpu\n  \
@@ -376,8 +377,7 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
                     "instance {id} has no public IP address: give it one with `barrack instances toggle-ip {id}`"
                 ))
             })?;
-            let mut command = vec![format!("{user}@{address}")];
-            command.extend(args);
+            let command = ssh_arguments(&id, &user, &address, instance.ssh_port, args);
             if print {
                 let words: Vec<String> = std::iter::once("ssh".to_string())
                     .chain(command.iter().map(|a| shell_quote(a)))
@@ -394,6 +394,32 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
             run_ssh(&command)
         }
     }
+}
+
+/// The arguments of `ssh` for an instance. A forwarded port (a guest on user-mode networking) is where
+/// its SSH server answers; the host's ports pass from one instance to the next, so the guest's host key
+/// is remembered under the instance's id, and a new instance's key is accepted the first time.
+fn ssh_arguments(
+    id: &str,
+    user: &str,
+    address: &str,
+    port: Option<u16>,
+    args: Vec<String>,
+) -> Vec<String> {
+    let mut command = match port {
+        Some(port) => vec![
+            "-p".to_string(),
+            port.to_string(),
+            "-o".to_string(),
+            format!("HostKeyAlias={id}"),
+            "-o".to_string(),
+            "StrictHostKeyChecking=accept-new".to_string(),
+        ],
+        None => vec![],
+    };
+    command.push(format!("{user}@{address}"));
+    command.extend(args);
+    command
 }
 
 fn metrics_output(data: InstanceMetrics) -> Output {
@@ -631,7 +657,10 @@ pub(super) fn instance_output(i: Instance) -> Output {
         None => i.status.clone(),
     };
     let address = match (&i.ip_address, i.public_ip) {
-        (Some(address), _) => address.clone(),
+        (Some(address), _) => match i.ssh_port {
+            Some(port) => format!("{address} (SSH on port {port})"),
+            None => address.clone(),
+        },
         (None, true) => format!("- ({})", i.ip_status),
         (None, false) => "none".to_string(),
     };
@@ -842,6 +871,28 @@ fn run_ssh(args: &[String]) -> Result<Output, CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ssh_goes_to_the_forwarded_port_and_remembers_the_key_per_instance() {
+        let args = vec!["uname".to_string()];
+        assert_eq!(
+            ssh_arguments("BRK-A1B2C3D", "ubuntu", "203.0.113.7", None, args.clone()),
+            ["ubuntu@203.0.113.7", "uname"]
+        );
+        assert_eq!(
+            ssh_arguments("BRK-A1B2C3D", "ubuntu", "127.0.0.1", Some(22200), args),
+            [
+                "-p",
+                "22200",
+                "-o",
+                "HostKeyAlias=BRK-A1B2C3D",
+                "-o",
+                "StrictHostKeyChecking=accept-new",
+                "ubuntu@127.0.0.1",
+                "uname"
+            ]
+        );
+    }
 
     #[test]
     fn rules_parse_from_the_documented_syntax() {

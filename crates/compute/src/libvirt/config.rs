@@ -26,6 +26,10 @@ pub struct LibvirtConfig {
     /// How long a guest gets to power off after the ACPI power button before it is destroyed.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout_secs: u64,
+    /// How long a host may stay unreachable (its URI not answering) before it counts as lost: the
+    /// reconciler then moves its instances to ERROR. Shorter outages only delay calls (they are retried).
+    #[serde(default = "default_host_lost_after")]
+    pub host_lost_after_secs: u64,
     /// Caps on a guest's shape, for small machines (demos, tests); unset on real hosts.
     #[serde(default)]
     pub max_vcpus: Option<u32>,
@@ -232,6 +236,9 @@ fn default_pool_dir() -> PathBuf {
 }
 fn default_shutdown_timeout() -> u64 {
     60
+}
+fn default_host_lost_after() -> u64 {
+    300
 }
 fn default_hotplug_ports() -> u32 {
     8

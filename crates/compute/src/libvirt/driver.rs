@@ -1,4 +1,8 @@
-//! The lifecycle of instances, volumes, snapshots and rules on libvirt hosts.
+//! The lifecycle of instances on libvirt hosts; volumes and snapshots ([`volumes`]) and security rules
+//! ([`rules`]) are methods of the same driver state in files of their own.
+
+mod rules;
+mod volumes;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,8 +20,8 @@ use super::storage::{self, GIB};
 use super::xml::{self, DiskXml, DomainXml, InterfaceXml, Metadata, PciAddress};
 use super::{driver_error, is_missing, metrics, network, seed};
 use crate::{
-    BootDisk, ComputeDriver, DriverError, InstanceMetrics, InstanceSpec, Observation, PacketRule,
-    Placement, PowerState, Readiness, SshEndpoint,
+    BootDisk, ComputeDriver, DriverError, HostStatus, InstanceMetrics, InstanceSpec, Observation,
+    PacketRule, Placement, PowerState, Readiness, SshEndpoint,
 };
 
 /// How long the SSH readiness probe waits for a banner.
@@ -37,6 +41,8 @@ struct Inner {
     placing: Mutex<()>,
     /// The last counters of each domain, for rates between calls of `instance_metrics`.
     samples: Mutex<HashMap<String, metrics::Sample>>,
+    /// Since when each host has failed to connect, by name; cleared when it answers again.
+    unreachable_since: Mutex<HashMap<String, Instant>>,
 }
 
 /// A domain of ours and the host it was found on.
@@ -57,6 +63,7 @@ impl LibvirtDriver {
                 connections: Mutex::new(HashMap::new()),
                 placing: Mutex::new(()),
                 samples: Mutex::new(HashMap::new()),
+                unreachable_since: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -215,16 +222,51 @@ impl Inner {
             }
             connections.remove(&host.name);
         }
-        let conn = Connect::open(Some(&host.uri)).map_err(|e| {
-            DriverError::Transient(format!(
-                "host {} ({}) unreachable: {}",
-                host.name,
-                host.uri,
-                e.message()
-            ))
-        })?;
+        let conn = match Connect::open(Some(&host.uri)) {
+            Ok(conn) => conn,
+            Err(error) => {
+                lock(&self.unreachable_since)
+                    .entry(host.name.clone())
+                    .or_insert_with(Instant::now);
+                return Err(DriverError::Transient(format!(
+                    "host {} ({}) unreachable: {}",
+                    host.name,
+                    host.uri,
+                    error.message()
+                )));
+            }
+        };
+        lock(&self.unreachable_since).remove(&host.name);
         connections.insert(host.name.clone(), conn.clone());
         Ok(conn)
+    }
+
+    /// Hosts unreachable for longer than `host_lost_after_secs`, with how long they have been.
+    fn lost_hosts(&self) -> Vec<(String, Duration)> {
+        let grace = Duration::from_secs(self.config.host_lost_after_secs);
+        lock(&self.unreachable_since)
+            .iter()
+            .map(|(name, since)| (name.clone(), since.elapsed()))
+            .filter(|(_, down)| *down >= grace)
+            .collect()
+    }
+
+    /// When a domain cannot be looked up because hosts do not answer, and every one of them has been
+    /// gone past the grace period: the instance is on a lost host (the reachable ones do not have it).
+    fn on_lost_host(&self) -> Option<String> {
+        let unreachable = lock(&self.unreachable_since).len();
+        let lost = self.lost_hosts();
+        if unreachable == 0 || lost.len() < unreachable {
+            return None;
+        }
+        let names: Vec<String> = lost
+            .iter()
+            .map(|(name, down)| format!("{name} ({} s)", down.as_secs()))
+            .collect();
+        Some(format!(
+            "host lost: unreachable for too long: {}",
+            names.join(", ")
+        ))
     }
 
     fn pool(&self, conn: &Connect) -> Result<StoragePool, DriverError> {
@@ -844,11 +886,23 @@ impl Inner {
     }
 
     fn observe(&self, id: &str) -> Result<Observation, DriverError> {
-        let Some(found) = self.find(id)? else {
-            return Ok(Observation {
-                state: PowerState::Missing,
-                host: None,
-            });
+        let found = match self.find(id) {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                return Ok(Observation {
+                    state: PowerState::Missing,
+                    host: None,
+                });
+            }
+            Err(error) => {
+                return match self.on_lost_host() {
+                    Some(reason) => Ok(Observation {
+                        state: PowerState::Failed(reason),
+                        host: None,
+                    }),
+                    None => Err(error),
+                };
+            }
         };
         let (state, _) = found
             .domain
@@ -907,6 +961,37 @@ impl Inner {
         })
     }
 
+    /// Every configured host with its GPUs in use; a host that does not answer shows as lost once it has
+    /// been unreachable past the grace period.
+    fn host_statuses(&self) -> Vec<HostStatus> {
+        let lost: HashSet<String> = self.lost_hosts().into_iter().map(|(n, _)| n).collect();
+        self.config
+            .hosts
+            .iter()
+            .map(|host| {
+                let configured: HashSet<PciAddress> = host
+                    .gpus
+                    .iter()
+                    .flat_map(|group| &group.addresses)
+                    .filter_map(|a| PciAddress::parse(a).ok())
+                    .collect();
+                let used = self
+                    .connect(host)
+                    .ok()
+                    .and_then(|conn| self.held(&conn).ok())
+                    .map_or(0, |(gpus, _)| gpus.intersection(&configured).count());
+                HostStatus {
+                    name: host.name.clone(),
+                    region: host.region.clone(),
+                    gpu_model: host.gpus.first().map(|group| group.model.clone()),
+                    gpus: configured.len() as u32,
+                    gpus_used: used as u32,
+                    lost: lost.contains(&host.name),
+                }
+            })
+            .collect()
+    }
+
     fn metrics(&self, id: &str) -> Result<Option<InstanceMetrics>, DriverError> {
         let Some(found) = self.find(id)? else {
             return Ok(None);
@@ -927,346 +1012,6 @@ impl Inner {
         let later = metrics::sample(&found.domain)?;
         lock(&self.samples).insert(id.to_string(), later);
         Ok(Some(metrics::between(&earlier, &later)))
-    }
-
-    /// The pool a volume lives in: the host that has it.
-    fn find_volume(
-        &self,
-        name: &str,
-    ) -> Result<Option<(Connect, StoragePool, virt::storage_vol::StorageVol)>, DriverError> {
-        let mut unreachable = None;
-        for host in &self.config.hosts {
-            let conn = match self.connect(host) {
-                Ok(conn) => conn,
-                Err(error) => {
-                    unreachable = Some(error);
-                    continue;
-                }
-            };
-            let pool = self.pool(&conn)?;
-            if let Some(volume) = storage::volume(&pool, name)? {
-                return Ok(Some((conn, pool, volume)));
-            }
-        }
-        match unreachable {
-            Some(error) => Err(error),
-            None => Ok(None),
-        }
-    }
-
-    /// The host that stores a region's volumes: its first host (all hosts, with a shared pool).
-    fn storage_host(&self, region: &str) -> Result<&HostConfig, DriverError> {
-        self.config
-            .hosts
-            .iter()
-            .find(|host| host.region == region)
-            .ok_or_else(|| DriverError::Permanent(format!("no libvirt host in region {region}")))
-    }
-
-    fn create_volume(
-        &self,
-        id: &str,
-        region: &str,
-        size_gb: u32,
-        source: Option<&str>,
-    ) -> Result<(), DriverError> {
-        let name = self.data_volume(id);
-        if self.find_volume(&name)?.is_some() {
-            return Ok(());
-        }
-        match source {
-            None => {
-                let conn = self.connect(self.storage_host(region)?)?;
-                let pool = self.pool(&conn)?;
-                storage::create_qcow2(&pool, &name, u64::from(size_gb) * GIB, None)?;
-            }
-            Some(source) => {
-                let (_, pool, source) =
-                    self.find_volume(&self.data_volume(source))?
-                        .ok_or_else(|| {
-                            DriverError::Permanent(format!("source volume {source} not found"))
-                        })?;
-                storage::clone(&pool, &name, &source, Some(u64::from(size_gb) * GIB))?;
-            }
-        }
-        Ok(())
-    }
-
-    fn delete_volume(&self, id: &str) -> Result<(), DriverError> {
-        let name = self.data_volume(id);
-        let Some((conn, pool, volume)) = self.find_volume(&name)? else {
-            return Ok(());
-        };
-        let path = storage::path(&volume)?;
-        for domain in self.own_domains(&conn)? {
-            let definition = domain
-                .xml_desc(sys::VIR_DOMAIN_XML_INACTIVE)
-                .unwrap_or_default();
-            if xml::disks(&definition).iter().any(|(d, _)| d.path == path) {
-                return Err(DriverError::Permanent(format!(
-                    "volume {id} is attached to {}",
-                    domain.name().unwrap_or_default()
-                )));
-            }
-        }
-        storage::delete(&pool, &name)?;
-        storage::delete(&pool, &Self::boot_volume(&name))
-    }
-
-    fn resize_volume(&self, id: &str, size_gb: u32) -> Result<(), DriverError> {
-        let (_, _, volume) = self
-            .find_volume(&self.data_volume(id))?
-            .ok_or_else(|| DriverError::Permanent(format!("volume {id} not found")))?;
-        let capacity = u64::from(size_gb) * GIB;
-        let current = volume
-            .info()
-            .map_err(|e| driver_error("volume info", e))?
-            .capacity;
-        if capacity < current {
-            return Err(DriverError::Permanent(format!(
-                "volume {id} is {} GB and cannot shrink to {size_gb} GB",
-                current / GIB
-            )));
-        }
-        if capacity > current {
-            volume
-                .resize(capacity, 0)
-                .map_err(|e| driver_error("grow volume", e))?;
-        }
-        Ok(())
-    }
-
-    /// Live and persistent when the domain runs, persistent only when it does not.
-    fn device_flags(domain: &Domain) -> u32 {
-        if domain.is_active().unwrap_or(false) {
-            sys::VIR_DOMAIN_AFFECT_LIVE | sys::VIR_DOMAIN_AFFECT_CONFIG
-        } else {
-            sys::VIR_DOMAIN_AFFECT_CONFIG
-        }
-    }
-
-    fn attach_volume(&self, instance_id: &str, volume_id: &str) -> Result<(), DriverError> {
-        let found = self.found(instance_id)?;
-        let pool = self.pool(&found.conn)?;
-        let volume = storage::volume(&pool, &self.data_volume(volume_id))?.ok_or_else(|| {
-            DriverError::Permanent(format!(
-                "volume {volume_id} not found on host {}",
-                found.host.name
-            ))
-        })?;
-        let path = storage::path(&volume)?;
-        let definition = found
-            .domain
-            .xml_desc(sys::VIR_DOMAIN_XML_INACTIVE)
-            .map_err(|e| driver_error("domain XML", e))?;
-        let disks = xml::disks(&definition);
-        if disks.iter().any(|(d, _)| d.path == path) {
-            return Ok(());
-        }
-        let taken: HashSet<String> = disks.into_iter().map(|(d, _)| d.target).collect();
-        let target = (2..26)
-            .map(target_name)
-            .find(|t| !taken.contains(t))
-            .ok_or_else(|| {
-                DriverError::Permanent(format!("instance {instance_id} has no free disk slot"))
-            })?;
-        let disk = DiskXml {
-            path,
-            format: "qcow2".into(),
-            target,
-            read_only: false,
-            serial: Some(serial(volume_id)),
-        };
-        found
-            .domain
-            .attach_device_flags(&disk.to_xml(), Self::device_flags(&found.domain))
-            .map_err(|e| driver_error("attach volume", e))
-    }
-
-    fn detach_volume(&self, instance_id: &str, volume_id: &str) -> Result<(), DriverError> {
-        let found = self.found(instance_id)?;
-        let pool = self.pool(&found.conn)?;
-        let Some(volume) = storage::volume(&pool, &self.data_volume(volume_id))? else {
-            return Ok(());
-        };
-        let path = storage::path(&volume)?;
-        let flags = Self::device_flags(&found.domain);
-        // The live definition when running (hot-plugged disks carry their live address).
-        let definition = found
-            .domain
-            .xml_desc(if flags & sys::VIR_DOMAIN_AFFECT_LIVE != 0 {
-                0
-            } else {
-                sys::VIR_DOMAIN_XML_INACTIVE
-            })
-            .map_err(|e| driver_error("domain XML", e))?;
-        let Some((_, block)) = xml::disks(&definition)
-            .into_iter()
-            .find(|(d, _)| d.path == path)
-        else {
-            return Ok(());
-        };
-        found
-            .domain
-            .detach_device_flags(&block, flags)
-            .map_err(|e| driver_error("detach volume", e))?;
-        // The guest releases the device asynchronously; wait a little so the call reports the outcome.
-        if flags & sys::VIR_DOMAIN_AFFECT_LIVE != 0 {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while Instant::now() < deadline {
-                let live = found.domain.xml_desc(0).unwrap_or_default();
-                if !xml::disks(&live).iter().any(|(d, _)| d.path == path) {
-                    return Ok(());
-                }
-                std::thread::sleep(Duration::from_millis(250));
-            }
-            return Err(DriverError::Transient(format!(
-                "the guest of instance {instance_id} has not released volume {volume_id} yet"
-            )));
-        }
-        Ok(())
-    }
-
-    /// A copy of the root disk. A running guest's disk is copied by a libvirt backup job (a consistent
-    /// point-in-time copy while it keeps running); a stopped one's is copied as a volume.
-    fn create_snapshot(&self, instance_id: &str, snapshot_id: &str) -> Result<(), DriverError> {
-        let found = self.found(instance_id)?;
-        let pool = self.pool(&found.conn)?;
-        let name = self.snapshot_volume(snapshot_id);
-        let boot_name = Self::boot_volume(&name);
-        if storage::volume(&pool, &name)?.is_some() && storage::volume(&pool, &boot_name)?.is_some()
-        {
-            return Ok(());
-        }
-        let definition = found
-            .domain
-            .xml_desc(sys::VIR_DOMAIN_XML_INACTIVE)
-            .map_err(|e| driver_error("domain XML", e))?;
-        let root = storage::volume(&pool, &self.root_volume(instance_id))?
-            .or_else(|| {
-                // Booted from a volume: its first disk.
-                let (disk, _) = xml::disks(&definition).into_iter().next()?;
-                found.conn.lookup_storage_vol_by_path(&disk.path).ok()
-            })
-            .ok_or_else(|| {
-                DriverError::Permanent(format!("instance {instance_id} has no root disk"))
-            })?;
-        storage::delete(&pool, &name)?;
-        if found.domain.is_active().unwrap_or(false) {
-            let target = format!(
-                "{}/{}",
-                self.config.pool_dir.to_string_lossy().trim_end_matches('/'),
-                name
-            );
-            backup(&found.domain, &definition, &target)?;
-            pool.refresh(0)
-                .map_err(|e| driver_error("refresh storage pool", e))?;
-        } else {
-            storage::clone(&pool, &name, &root, None)?;
-        }
-        let boot = BootFiles::from_domain_xml(&definition);
-        storage::upload(&found.conn, &pool, &boot_name, boot.render().as_bytes())?;
-        Ok(())
-    }
-
-    fn delete_snapshot(&self, snapshot_id: &str) -> Result<(), DriverError> {
-        let name = self.snapshot_volume(snapshot_id);
-        for host in &self.config.hosts {
-            let conn = self.connect(host)?;
-            let pool = self.pool(&conn)?;
-            storage::delete(&pool, &name)?;
-            storage::delete(&pool, &Self::boot_volume(&name))?;
-        }
-        Ok(())
-    }
-
-    fn define_filter(
-        &self,
-        conn: &Connect,
-        id: &str,
-        rules: &[PacketRule],
-        replace: bool,
-    ) -> Result<(), DriverError> {
-        let name = self.domain_name(id);
-        let uuid = match conn.lookup_nwfilter_by_name(&name) {
-            Ok(_) if !replace => return Ok(()),
-            Ok(filter) => Some(
-                filter
-                    .uuid_string()
-                    .map_err(|e| driver_error("filter uuid", e))?,
-            ),
-            Err(error) if is_missing(&error) => None,
-            Err(error) => return Err(driver_error("look up filter", error)),
-        };
-        // Redefining a filter in use re-programs every interface that refers to it.
-        conn.define_nwfilter_xml(&xml::nwfilter_xml(&name, uuid.as_deref(), rules))
-            .map_err(|e| driver_error("define filter", e))?;
-        Ok(())
-    }
-
-    fn apply_rules(&self, instance_id: &str, rules: &[PacketRule]) -> Result<(), DriverError> {
-        let found = self.found(instance_id)?;
-        self.define_filter(&found.conn, instance_id, rules, true)
-    }
-}
-
-/// A push-mode backup of the root disk (`vda`) to `target`, waited for.
-fn backup(domain: &Domain, definition: &str, target: &str) -> Result<(), DriverError> {
-    let mut disks = String::new();
-    for (disk, _) in xml::disks(definition) {
-        if disk.target == "vda" {
-            disks.push_str(&format!(
-                "<disk name='vda' backup='yes' type='file'><target file='{}'/><driver type='qcow2'/></disk>",
-                xml::escape(target)
-            ));
-        } else {
-            disks.push_str(&format!(
-                "<disk name='{}' backup='no'/>",
-                xml::escape(&disk.target)
-            ));
-        }
-    }
-    let request = std::ffi::CString::new(format!(
-        "<domainbackup mode='push'><disks>{disks}</disks></domainbackup>"
-    ))
-    .map_err(|_| DriverError::Permanent("backup XML contains a NUL byte".into()))?;
-    // The `virt` crate does not wrap virDomainBackupBegin (libvirt 6.0+).
-    // SAFETY: the domain pointer is valid for the borrow; the XML is a NUL-terminated string that
-    // outlives the call; a null checkpoint XML is allowed.
-    let result = unsafe {
-        sys::virDomainBackupBegin(domain.as_ptr(), request.as_ptr(), std::ptr::null(), 0)
-    };
-    if result < 0 {
-        return Err(driver_error(
-            "start backup",
-            virt::error::Error::last_error(),
-        ));
-    }
-    let deadline = Instant::now() + Duration::from_secs(3600);
-    loop {
-        let job = domain
-            .job_info()
-            .map_err(|e| driver_error("backup job", e))?;
-        if job.r#type == sys::VIR_DOMAIN_JOB_NONE as i32 {
-            break;
-        }
-        if Instant::now() > deadline {
-            return Err(DriverError::Transient(
-                "backup did not finish in an hour".into(),
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let done = domain
-        .job_stats(sys::VIR_DOMAIN_JOB_STATS_COMPLETED)
-        .map_err(|e| driver_error("backup job", e))?;
-    if done.r#type == sys::VIR_DOMAIN_JOB_COMPLETED as i32 {
-        Ok(())
-    } else {
-        Err(DriverError::Transient(format!(
-            "backup failed: {}",
-            done.error_message.unwrap_or_default()
-        )))
     }
 }
 
@@ -1414,6 +1159,10 @@ impl ComputeDriver for LibvirtDriver {
     async fn instance_metrics(&self, id: &str) -> Result<Option<InstanceMetrics>, DriverError> {
         let id = id.to_string();
         self.blocking(move |inner| inner.metrics(&id)).await
+    }
+
+    async fn hosts(&self) -> Result<Vec<HostStatus>, DriverError> {
+        self.blocking(|inner| Ok(inner.host_statuses())).await
     }
 
     async fn create_volume(

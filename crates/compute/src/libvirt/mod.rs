@@ -9,7 +9,8 @@
 //!
 //! Split by concern: [`config`] (the `[libvirt]` table), [`xml`] (what is written and read back),
 //! [`placement`] (best-fit GPUs), [`storage`] (pool and volumes), [`seed`] (the NoCloud ISO),
-//! [`network`] (ports, addresses, readiness), [`metrics`], and [`driver`] (the lifecycle).
+//! [`network`] (ports, addresses, readiness), [`metrics`], and [`driver`] (the lifecycle, with volumes and
+//! snapshots, and security rules, in its submodules).
 
 //!
 //! The configuration and XML modules build without the `libvirt` feature, so a server built without it

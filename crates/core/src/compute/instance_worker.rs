@@ -106,14 +106,36 @@ impl InstanceWorker {
         action: JobAction,
         placement: Option<Placement>,
     ) -> Result<bool> {
+        // Guests reached through a forwarded port (user-mode networking) have no address of their own:
+        // the forwarding host and port are where clients connect.
+        let forwarded = if matches!(action, JobAction::Create | JobAction::Restore) {
+            self.context
+                .driver
+                .ssh_endpoint(&row.id)
+                .await
+                .map_err(|e| Error::internal(e.to_string()))?
+                .filter(|endpoint| endpoint.port != 22)
+        } else {
+            None
+        };
         let now = self.context.clock.now_ms();
         let mut tx = self.context.store.begin().await?;
         let mut change = InstanceChange::default();
         let to = match action {
             JobAction::Create | JobAction::Restore => {
                 change.host = Some(placement.map(|p| p.host));
-                let address = instance_address(&mut tx, &self.context.config, row, now).await?;
-                change.ip_address = Some(address);
+                match forwarded {
+                    Some(endpoint) => {
+                        change.ip_address = Some(Some(endpoint.host));
+                        change.ssh_port = Some(Some(i64::from(endpoint.port)));
+                    }
+                    None => {
+                        let address =
+                            instance_address(&mut tx, &self.context.config, row, now).await?;
+                        change.ip_address = Some(address);
+                        change.ssh_port = Some(None);
+                    }
+                }
                 InstanceState::Active
             }
             JobAction::Start | JobAction::Reboot => InstanceState::Active,
@@ -253,6 +275,7 @@ async fn release(
     change.gpus_allocated = Some(0);
     change.host = Some(None);
     change.ip_address = Some(None);
+    change.ssh_port = Some(None);
     Ok(())
 }
 

@@ -215,7 +215,11 @@ impl InstanceService {
             let now = self.now();
             let mut tx = self.context.store.begin().await?;
             let enable = !row.public_ip;
-            let address = if enable {
+            let address = if let (Some(_), Some(forwarding)) = (row.ssh_port, &row.ip_address) {
+                // Reached through a port its host forwards: the guest has no address of its own to
+                // give or take, the host's stays.
+                forwarding.clone()
+            } else if enable {
                 self.reserve_address(&mut tx, &row).await?
             } else {
                 public_ips::release(&mut tx, &row.id).await?;

@@ -139,6 +139,7 @@ impl InstanceService {
             status: InstanceState::Creating.as_str().into(),
             status_reason: None,
             host: None,
+            ssh_port: None,
             gpus_allocated: snapshot.gpu_count,
             currency: currency.as_str().into(),
             generation: 1,

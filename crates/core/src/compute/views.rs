@@ -321,6 +321,7 @@ impl InstanceService {
             status: row.status,
             status_reason: row.status_reason,
             ip_address: row.ip_address,
+            ssh_port: row.ssh_port.and_then(|port| u16::try_from(port).ok()),
             public_ip: row.public_ip,
             boot_source: row.boot_source,
             operating_system: row.operating_system,

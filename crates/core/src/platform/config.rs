@@ -859,6 +859,11 @@ mod tests {
         let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../config/libvirt.example.toml");
         let config = Config::load(Some(&example), &[]).unwrap();
+        assert_eq!(
+            config.driver,
+            DriverKind::Libvirt,
+            "it selects the driver it configures"
+        );
         assert_eq!(config.libvirt.unwrap().hosts[0].region, "FINLAND-1");
     }
 

@@ -30,6 +30,8 @@ mod instances;
 mod jobs;
 mod key_revocation;
 mod ledger;
+#[cfg(feature = "libvirt")]
+mod libvirt;
 mod lifecycle;
 mod limits;
 mod machines;

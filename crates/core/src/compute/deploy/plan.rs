@@ -378,6 +378,7 @@ fn instance_row(
         status: InstanceState::Creating.as_str().into(),
         status_reason: None,
         host: None,
+        ssh_port: None,
         gpus_allocated: i64::from(request.gpu_count),
         currency: currency.as_str().into(),
         generation: 1,

@@ -14,6 +14,8 @@ use barrack_core::config::Config;
 use barrack_server::{Running, StartOptions};
 use barrack_store::sql::Columns;
 
+#[cfg(feature = "libvirt")]
+pub mod libvirt;
 pub mod process;
 pub mod webdriver;
 use rust_decimal::Decimal;
@@ -315,25 +317,7 @@ impl TestApp {
 
     /// A new ordinary account with a key of `tier`: its client, its id and the key itself.
     pub async fn user_with_key(&self, tier: Tier) -> (Client, String, String) {
-        let n = barrack_core::ids::random_alphanumeric(8).to_lowercase();
-        let user = self
-            .admin
-            .admin_create_user(&AdminCreateUser {
-                email: format!("user-{n}@example.com"),
-                password: "correct horse battery".into(),
-                name: "Test User".into(),
-                admin: false,
-            })
-            .await
-            .expect("create user")
-            .data;
-        let key = self
-            .admin
-            .admin_create_api_key(&user.id, "test", tier)
-            .await
-            .expect("create key")
-            .data;
-        (self.admin.with_api_key(&key.key.key), user.id, key.key.key)
+        user_with_key(&self.admin, tier).await
     }
 
     /// A user with a complete profile in `country` and `amount` credits in its currency.
@@ -349,20 +333,7 @@ impl TestApp {
         country: &str,
         amount: &str,
     ) -> (Client, String, String) {
-        let (client, id, key) = self.user_with_key(tier).await;
-        let profile = client
-            .update_profile(&ProfileUpdate {
-                address_line: Some(Some("1 Test Street".into())),
-                postal_code: Some(Some("00100".into())),
-                country: Some(Some(country.into())),
-                ..Default::default()
-            })
-            .await
-            .expect("complete the profile")
-            .data;
-        assert!(profile.profile_complete);
-        self.grant(&id, amount, profile.currency).await;
-        (client, id, key)
+        funded_user_with_key(&self.admin, tier, country, amount).await
     }
 
     pub async fn grant(&self, account_id: &str, amount: &str, currency: Currency) {
@@ -431,6 +402,61 @@ impl TestApp {
         }
         self.database.drop_database().await;
     }
+}
+
+/// A new ordinary account with a key of `tier`, made by the operator client `admin`: its client, its id
+/// and the key itself.
+pub async fn user_with_key(admin: &Client, tier: Tier) -> (Client, String, String) {
+    let n = barrack_core::ids::random_alphanumeric(8).to_lowercase();
+    let user = admin
+        .admin_create_user(&AdminCreateUser {
+            email: format!("user-{n}@example.com"),
+            password: "correct horse battery".into(),
+            name: "Test User".into(),
+            admin: false,
+        })
+        .await
+        .expect("create user")
+        .data;
+    let key = admin
+        .admin_create_api_key(&user.id, "test", tier)
+        .await
+        .expect("create key")
+        .data;
+    (admin.with_api_key(&key.key.key), user.id, key.key.key)
+}
+
+/// [`user_with_key`] with a complete profile in `country` and `amount` credits in its currency.
+pub async fn funded_user_with_key(
+    admin: &Client,
+    tier: Tier,
+    country: &str,
+    amount: &str,
+) -> (Client, String, String) {
+    let (client, id, key) = user_with_key(admin, tier).await;
+    let profile = client
+        .update_profile(&ProfileUpdate {
+            address_line: Some(Some("1 Test Street".into())),
+            postal_code: Some(Some("00100".into())),
+            country: Some(Some(country.into())),
+            ..Default::default()
+        })
+        .await
+        .expect("complete the profile")
+        .data;
+    assert!(profile.profile_complete);
+    admin
+        .admin_grant_credits(
+            &id,
+            &GrantCredits {
+                amount: amount.parse().unwrap(),
+                currency: profile.currency,
+                note: None,
+            },
+        )
+        .await
+        .expect("grant credits");
+    (client, id, key)
 }
 
 /// Capacity allocations equal the GPUs live instances hold, no address belongs to two instances, and the

@@ -2,7 +2,7 @@
 -- ('running', leased to one server for a few seconds); the transaction that makes the request's effect
 -- also stores its response ('done'), so a retry after a crash replays it instead of repeating the effect.
 -- A claim whose lease ran out without a response had no effect, and a retry may take it over.
--- Kept in lockstep with ../sqlite/0024_idempotency_keys.sql.
+-- Kept in lockstep with ../postgres/0021_idempotency_keys.sql.
 
 CREATE TABLE idempotency_keys (
     account_id TEXT NOT NULL REFERENCES accounts (id),
@@ -12,10 +12,10 @@ CREATE TABLE idempotency_keys (
     state TEXT NOT NULL CHECK (state IN ('running', 'done')),
     -- Random token of the request holding the claim; only it may complete or release the row.
     owner TEXT NOT NULL,
-    locked_until BIGINT NOT NULL,
-    response_status BIGINT,
+    locked_until INTEGER NOT NULL,
+    response_status INTEGER,
     response_body TEXT,
-    created_at BIGINT NOT NULL,
+    created_at INTEGER NOT NULL,
     PRIMARY KEY (account_id, idem_key)
-);
+) STRICT;
 CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
