@@ -244,6 +244,7 @@ async fn the_dashboard_in_a_browser(db: Db) {
     app.settle().await;
     status_is(&browser, "ACTIVE").await;
     assert!(browser.text("h1").await.contains("browser-restored"));
+    let restored_path = browser.path().await;
 
     // Delete the first instance.
     browser.goto(&format!("{base}{instance_path}")).await;
@@ -258,9 +259,29 @@ async fn the_dashboard_in_a_browser(db: Db) {
         "{fleet}"
     );
     check_page(&browser, "instances").await;
-    for page in ["volumes", "scripts", "firewalls", "snapshots"] {
+    for page in ["volumes", "scripts", "firewalls", "snapshots", "images"] {
         browser.goto(&format!("{base}/{page}")).await;
         check_page(&browser, page).await;
+    }
+    // A volume's and a firewall's own pages.
+    for (page, form) in [("volumes", "/volumes"), ("firewalls", "/firewalls")] {
+        browser.goto(&format!("{base}/{page}")).await;
+        browser.type_into("#name", "browser-thing").await;
+        browser.click("#region option[value=FINLAND-1]").await;
+        if page == "volumes" {
+            browser.click("#volume_type option[value=NVMe]").await;
+        }
+        submit(&browser, form).await;
+        app.settle().await;
+        browser.goto(&format!("{base}/{page}")).await;
+        browser.click("td a[href^='/']").await;
+        wait_path(
+            &browser,
+            page,
+            &format!("location.pathname.startsWith('/{page}/')"),
+        )
+        .await;
+        check_page(&browser, &format!("{page}-one")).await;
     }
     browser.goto(&format!("{base}/no-such-page")).await;
     browser.console_errors().await; // The 404 itself is logged as a failed load.
@@ -285,6 +306,7 @@ async fn the_dashboard_in_a_browser(db: Db) {
         "ssh-keys",
         "scripts",
         "firewalls",
+        "images",
         "account",
     ] {
         phone.goto(&format!("{base}/{page}")).await;
@@ -300,8 +322,65 @@ async fn the_dashboard_in_a_browser(db: Db) {
             .screenshot(&shots().join(format!("375-{name}.png")))
             .await;
     }
+    // An ACTIVE instance's page, with its charts and forms.
+    phone.goto(&format!("{base}{restored_path}")).await;
+    let fits: Value = phone
+        .script(
+            "return document.documentElement.scrollWidth <= window.innerWidth;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        fits,
+        json!(true),
+        "the instance page scrolls sideways at 375 px"
+    );
+    phone.screenshot(&shots().join("375-instance.png")).await;
     let errors = phone.console_errors().await;
     assert!(errors.is_empty(), "console errors at 375 px: {errors:?}");
     phone.quit().await;
+
+    // The operator pages, for an operator, at full width (axe) and at 375 px.
+    app.admin
+        .admin_create_user(&barrack_api::account::AdminCreateUser {
+            email: "operator@example.com".into(),
+            password: PASSWORD.into(),
+            name: "Operator".into(),
+            admin: true,
+        })
+        .await
+        .unwrap();
+    for (width, height) in [(1280, 900), (375, 812)] {
+        let operator = driver.session(width, height).await;
+        operator.goto(&format!("{base}/login")).await;
+        operator.type_into("#email", "operator@example.com").await;
+        operator.type_into("#password", PASSWORD).await;
+        submit(&operator, "/login").await;
+        wait_path(&operator, "the overview", "location.pathname === '/'").await;
+        for page in [
+            "operator",
+            "operator/capacity",
+            "operator/jobs",
+            "operator/simulation",
+        ] {
+            operator.goto(&format!("{base}/{page}")).await;
+            let name = format!("{width}-{}", page.replace('/', "-"));
+            if width == 375 {
+                let fits: Value = operator
+                    .script(
+                        "return document.documentElement.scrollWidth <= window.innerWidth;",
+                        json!([]),
+                    )
+                    .await;
+                assert_eq!(fits, json!(true), "/{page} scrolls sideways at 375 px");
+                operator
+                    .screenshot(&shots().join(format!("{name}.png")))
+                    .await;
+            } else {
+                check_page(&operator, &name).await;
+            }
+        }
+        operator.quit().await;
+    }
     app.stop().await;
 }

@@ -3,12 +3,17 @@
 pub mod account;
 pub mod auth;
 pub mod deploy;
+pub mod firewall;
 pub mod firewalls;
+pub mod images;
+pub mod instance_extras;
 pub mod instances;
+pub mod operator;
 pub mod overview;
 pub mod scripts;
 pub mod snapshots;
 pub mod ssh_keys;
+pub mod volume;
 pub mod volumes;
 
 use axum::response::{IntoResponse, Redirect, Response};
