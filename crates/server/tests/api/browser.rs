@@ -271,7 +271,12 @@ async fn the_dashboard_in_a_browser(db: Db) {
         if page == "volumes" {
             browser.click("#volume_type option[value=NVMe]").await;
         }
-        submit(&browser, form).await;
+        // The list's filter form has the same action; this is the creation form.
+        browser
+            .click(&format!(
+                "form[method=post][action=\"{form}\"] button[type=submit]"
+            ))
+            .await;
         app.settle().await;
         browser.goto(&format!("{base}/{page}")).await;
         browser.click("td a[href^='/']").await;

@@ -410,6 +410,14 @@ async fn volumes_firewalls_and_images_from_their_pages(db: Db) {
     let page = b.get(&path).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("res-vol") && page.body.contains("Not attached."));
+    // The list filters by region and status; a status the API does not know is its message.
+    let listed = b.get("/volumes?region=FINLAND-1&status=available").await;
+    assert!(listed.body.contains(">res-vol</a>"));
+    let listed = b.get("/volumes?status=in-use").await;
+    assert!(!listed.body.contains(">res-vol</a>"));
+    let refused = b.get("/volumes?status=melting").await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.body.contains("Unknown status"), "{}", refused.body);
     let shrink = b.post(&format!("{path}/resize"), &[("size", "10")]).await;
     assert_eq!(shrink.status, StatusCode::BAD_REQUEST);
     assert!(shrink.body.contains("id=\"size-error\""), "{}", shrink.body);
@@ -447,6 +455,8 @@ async fn volumes_firewalls_and_images_from_their_pages(db: Db) {
     // A firewall: rules added and removed, attached to and detached from the instance.
     let firewall = firewall_from_page(&app, &mut b, "res-fw").await;
     let path = format!("/firewalls/{firewall}");
+    let listed = b.get("/firewalls?region=FINLAND-1&page=1").await;
+    assert!(listed.body.contains(">res-fw</a>") && listed.body.contains("Page 1 of 1"));
     let bad = b
         .post(&format!("{path}/rules"), &[("direction", "sideways")])
         .await;

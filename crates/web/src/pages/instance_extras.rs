@@ -623,3 +623,66 @@ pub async fn detach_firewall(
         .await;
     outcome(&state, &session, &id, result, RuleValues::default()).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_in_days_hours_and_minutes() {
+        assert_eq!(duration(59_999), "0 min");
+        assert_eq!(duration(5 * 60_000), "5 min");
+        assert_eq!(duration(61 * 60_000), "1 h 1 min");
+        assert_eq!(duration((2 * 1440 + 3 * 60 + 4) * 60_000), "2 d 3 h 4 min");
+    }
+
+    #[test]
+    fn charts_are_svg_with_presentation_attributes_only() {
+        let one = draw("c", "CPU use", &[("#000000", vec![50.0])], Some(100.0));
+        assert!(one.starts_with("<svg class=\"chart\"") && one.ends_with("</svg>"));
+        assert!(one.contains("<title id=\"c-t\">CPU use</title>") && one.contains("<circle"));
+        assert!(!one.contains("style"));
+        // The newest sample at the right edge; values above the top are clamped.
+        let line = draw(
+            "c",
+            "t",
+            &[("#000000", vec![0.0, 100.0, 250.0])],
+            Some(100.0),
+        );
+        assert!(
+            line.contains("points=\"") && line.contains("300.0,2.0\""),
+            "{line}"
+        );
+        // Without a top, the largest value is the top.
+        let scaled = draw("c", "t", &[("#000000", vec![10.0, 20.0])], None);
+        assert!(scaled.contains("300.0,2.0\""), "{scaled}");
+        assert!(draw("c", "t", &[("#000000", vec![])], None).contains("</svg>"));
+    }
+
+    #[test]
+    fn remembered_samples_are_bounded_and_not_repeated() {
+        let mut m = InstanceMetrics {
+            instance_id: "BRK-TESTHIST".into(),
+            sampled_at: "2026-01-01T00:00:00Z".into(),
+            cpu_percent: 10.0,
+            memory_total_bytes: 200,
+            memory_used_bytes: Some(50),
+            network_rx_bytes_per_sec: None,
+            network_tx_bytes_per_sec: None,
+            disk_read_bytes_per_sec: None,
+            disk_write_bytes_per_sec: None,
+            gpu_percent: None,
+        };
+        assert_eq!(remember(&m).len(), 1);
+        assert_eq!(remember(&m).len(), 1, "the same sample twice counts once");
+        m.sampled_at = "2026-01-01T00:00:10Z".into();
+        let samples = remember(&m);
+        assert_eq!(samples.len(), 2);
+        assert_eq!(samples.last().unwrap().memory, Some(25.0));
+        for i in 0..100 {
+            m.sampled_at = format!("2026-01-02T00:{:02}:{:02}Z", i / 60, i % 60);
+            remember(&m);
+        }
+        assert_eq!(remember(&m).len(), SAMPLES);
+    }
+}
