@@ -78,6 +78,8 @@ pub struct Chart {
     pub id: &'static str,
     pub title: &'static str,
     pub latest: String,
+    /// What the chart's height stands for.
+    pub scale: String,
     pub svg: String,
 }
 
@@ -155,11 +157,14 @@ fn charts(m: &InstanceMetrics) -> Vec<Chart> {
     let rx = of(|s| s.rx);
     let tx = of(|s| s.tx);
     let gpu = of(|s| s.gpu);
+    let percent_scale = "height: 0 to 100 %".to_string();
+    let network_top = rx.iter().chain(tx.iter()).copied().fold(1.0, f64::max);
     vec![
         Chart {
             id: "chart-cpu",
             title: "CPU",
             latest: percent(last.map(|s| s.cpu)),
+            scale: percent_scale.clone(),
             svg: draw(
                 "chart-cpu",
                 "CPU use, percent",
@@ -171,6 +176,7 @@ fn charts(m: &InstanceMetrics) -> Vec<Chart> {
             id: "chart-memory",
             title: "Memory",
             latest: percent(last.and_then(|s| s.memory)),
+            scale: percent_scale.clone(),
             svg: draw(
                 "chart-memory",
                 "Memory use, percent",
@@ -186,6 +192,7 @@ fn charts(m: &InstanceMetrics) -> Vec<Chart> {
                 rate(last.and_then(|s| s.rx)),
                 rate(last.and_then(|s| s.tx))
             ),
+            scale: format!("height: 0 to {}", rate(Some(network_top))),
             svg: draw(
                 "chart-network",
                 "Network traffic in (blue) and out (orange), bytes per second",
@@ -197,6 +204,7 @@ fn charts(m: &InstanceMetrics) -> Vec<Chart> {
             id: "chart-gpu",
             title: "GPU",
             latest: percent(last.and_then(|s| s.gpu)),
+            scale: percent_scale,
             svg: draw(
                 "chart-gpu",
                 "GPU use, percent",
