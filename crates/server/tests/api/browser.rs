@@ -264,6 +264,7 @@ async fn the_dashboard_in_a_browser(db: Db) {
         check_page(&browser, page).await;
     }
     // A volume's and a firewall's own pages.
+    let mut own_pages = Vec::new();
     for (page, form) in [("volumes", "/volumes"), ("firewalls", "/firewalls")] {
         browser.goto(&format!("{base}/{page}")).await;
         browser.type_into("#name", "browser-thing").await;
@@ -287,6 +288,7 @@ async fn the_dashboard_in_a_browser(db: Db) {
         )
         .await;
         check_page(&browser, &format!("{page}-one")).await;
+        own_pages.push(browser.path().await);
     }
     browser.goto(&format!("{base}/no-such-page")).await;
     browser.console_errors().await; // The 404 itself is logged as a failed load.
@@ -327,20 +329,26 @@ async fn the_dashboard_in_a_browser(db: Db) {
             .screenshot(&shots().join(format!("375-{name}.png")))
             .await;
     }
-    // An ACTIVE instance's page, with its charts and forms.
-    phone.goto(&format!("{base}{restored_path}")).await;
-    let fits: Value = phone
-        .script(
-            "return document.documentElement.scrollWidth <= window.innerWidth;",
-            json!([]),
-        )
-        .await;
-    assert_eq!(
-        fits,
-        json!(true),
-        "the instance page scrolls sideways at 375 px"
-    );
-    phone.screenshot(&shots().join("375-instance.png")).await;
+    // An ACTIVE instance's page with its charts and forms, a volume's and a firewall's page.
+    own_pages.push(restored_path);
+    for path in &own_pages {
+        phone.goto(&format!("{base}{path}")).await;
+        let fits: Value = phone
+            .script(
+                "return document.documentElement.scrollWidth <= window.innerWidth;",
+                json!([]),
+            )
+            .await;
+        assert_eq!(fits, json!(true), "{path} scrolls sideways at 375 px");
+        let name = path
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or("page");
+        phone
+            .screenshot(&shots().join(format!("375-{name}-one.png")))
+            .await;
+    }
     let errors = phone.console_errors().await;
     assert!(errors.is_empty(), "console errors at 375 px: {errors:?}");
     phone.quit().await;
