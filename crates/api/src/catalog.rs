@@ -149,6 +149,10 @@ pub struct PricingRequest {
     #[serde(default, deserialize_with = "crate::rules::blank_as_none")]
     pub gpu_model: Option<String>,
     pub gpu_count: Option<u32>,
+    /// Optional sections to add, separated by commas: `ai` adds `pricing_data.ai` (AI model prices per
+    /// million tokens). Without it the answer holds only the documented sections.
+    #[serde(default, deserialize_with = "crate::rules::blank_as_none")]
+    pub include: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -187,6 +191,25 @@ pub struct SnapshotPricing {
 pub struct GpuPricing {
     /// Tier → model → prices.
     pub pricing: BTreeMap<Tier, BTreeMap<String, PriceEntry>>,
+    pub description: String,
+}
+
+/// Prices of one AI model, per million tokens.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AiPriceEntry {
+    #[schema(value_type = PricesSchema)]
+    pub input: Prices,
+    #[schema(value_type = PricesSchema)]
+    pub output: Prices,
+    pub context_length: u32,
+    pub unit: String,
+}
+
+/// AI model prices: only with `include=ai`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AiPricing {
+    /// Model → prices.
+    pub pricing: BTreeMap<String, AiPriceEntry>,
     pub description: String,
 }
 
@@ -230,6 +253,9 @@ pub struct PricingData {
     pub volumes: VolumePricing,
     pub snapshots: SnapshotPricing,
     pub gpus: GpuPricing,
+    /// Only when the request's `include` names `ai`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ai: Option<AiPricing>,
     pub metadata: PricingMetadata,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quote: Option<Quote>,

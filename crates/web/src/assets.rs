@@ -8,12 +8,14 @@ use axum::response::{IntoResponse, Response};
 const HTMX: &str = include_str!("../assets/htmx.min.js");
 const CSS: &str = include_str!("../assets/app.css");
 const JS: &str = include_str!("../assets/app.js");
+const AI_JS: &str = include_str!("../assets/ai.js");
 
 pub async fn serve(Path(file): Path<String>) -> Response {
     let (body, kind) = match file.as_str() {
         "htmx.min.js" => (HTMX, "text/javascript; charset=utf-8"),
         "app.css" => (CSS, "text/css; charset=utf-8"),
         "app.js" => (JS, "text/javascript; charset=utf-8"),
+        "ai.js" => (AI_JS, "text/javascript; charset=utf-8"),
         _ => return crate::not_found_page(&format!("/assets/{file}")),
     };
     (

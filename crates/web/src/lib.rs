@@ -3,6 +3,7 @@
 //! the session's CSRF token; live parts of a page are refreshed by htmx (vendored in `assets/`).
 
 mod assets;
+mod chart;
 mod error;
 mod form;
 mod pages;
@@ -136,6 +137,14 @@ pub fn router_with_simulator(
         .route("/operator/simulation", get(operator::simulation))
         .route("/operator/clock", post(operator::advance_clock))
         .route("/operator/faults", post(operator::inject_fault))
+        .route("/billing", get(billing::page))
+        .route("/transactions", get(billing::transactions))
+        .route("/deposits", get(deposits::list).post(deposits::create))
+        .route("/deposits/{id}", get(deposits::page))
+        .route("/deposits/{id}/status", get(deposits::status))
+        .route("/ai", get(ai::page))
+        .route("/ai/chat", post(ai::chat))
+        .route("/ai/chat/stream", post(ai::chat_stream))
         .route("/assets/{file}", get(assets::serve))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)

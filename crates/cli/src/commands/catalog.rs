@@ -236,6 +236,7 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
                 volume_type: args.volume_type,
                 gpu_model: args.gpu_model,
                 gpu_count: args.gpu_count,
+                include: None,
             };
             let response = ctx.call(client.pricing(&request)).await?;
             let quote = response

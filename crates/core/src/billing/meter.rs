@@ -44,7 +44,7 @@ use crate::platform::money::{MICROS_PER_UNIT, from_micros};
 use crate::platform::validate::Validator;
 use crate::{Context, Error, Result};
 
-const MINUTE_MS: i64 = 60_000;
+pub(super) const MINUTE_MS: i64 = 60_000;
 /// Periods charged per transaction by the meter.
 const METER_BATCH: u32 = 5000;
 
@@ -248,7 +248,7 @@ fn period_id(resource_type: &str) -> String {
 }
 
 /// Minutes of a period up to `now` (whole minutes only: billing is per closed minute), its carry included.
-fn minutes_until(period: &PeriodRow, now: i64) -> i64 {
+pub(super) fn minutes_until(period: &PeriodRow, now: i64) -> i64 {
     whole_minutes(period.started_at - period.carried_ms, period.ended_at, now)
 }
 
@@ -258,7 +258,7 @@ fn whole_minutes(counted_from: i64, ended_at: Option<i64>, now: i64) -> i64 {
     ((end - counted_from) / MINUTE_MS).max(0)
 }
 
-fn hourly(period: &PeriodRow) -> Result<Decimal> {
+pub(super) fn hourly(period: &PeriodRow) -> Result<Decimal> {
     stored_rate(&period.hourly_rate)
 }
 
@@ -282,7 +282,7 @@ fn per_minute_rate(hourly: Decimal) -> Decimal {
 }
 
 /// The cost of `minutes` at an hourly rate, in micro-units.
-fn cost_micros(hourly: Decimal, minutes: i64) -> i64 {
+pub(super) fn cost_micros(hourly: Decimal, minutes: i64) -> i64 {
     per_minute_micros(hourly).saturating_mul(minutes)
 }
 

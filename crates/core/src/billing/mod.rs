@@ -10,5 +10,6 @@ pub mod deposits;
 pub mod ledger;
 mod meter;
 pub mod payments;
+pub mod series;
 
 pub use meter::*;

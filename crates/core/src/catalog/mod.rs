@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use barrack_api::catalog::{
-    Amount, CapacityItem, CapacitySetting, CatalogQuery, GpuPricing, GpuSpec,
-    GpuStockConfiguration, GpuStockItem, OsImage, PriceEntry, Prices, PricingData, PricingMetadata,
-    PricingRequest, Quote, Region, ResourceType, SnapshotPrice, SnapshotPricing, VolumePricing,
+    AiPriceEntry, AiPricing, Amount, CapacityItem, CapacitySetting, CatalogQuery, GpuPricing,
+    GpuSpec, GpuStockConfiguration, GpuStockItem, OsImage, PriceEntry, Prices, PricingData,
+    PricingMetadata, PricingRequest, Quote, Region, ResourceType, SnapshotPrice, SnapshotPricing,
+    VolumePricing,
 };
 use barrack_api::{Currency, Tier};
 use rust_decimal::Decimal;
@@ -265,6 +266,7 @@ impl CatalogService {
         now_ms: i64,
     ) -> Result<PricingData> {
         let config = &self.context.config;
+        let include_ai = included_sections(request.include.as_deref())?;
         let quote = self.quote(request, caller)?;
         let in_tier = |t: Tier| request.tier.is_none_or(|want| want == t);
         let narrow = |table: &PriceTable| -> Prices {
@@ -329,6 +331,26 @@ impl CatalogService {
                 pricing: gpus,
                 description: "GPU pricing by model and tier".into(),
             },
+            ai: include_ai.then(|| AiPricing {
+                pricing: config
+                    .ai
+                    .models
+                    .iter()
+                    .map(|m| {
+                        (
+                            m.id.clone(),
+                            AiPriceEntry {
+                                input: narrow(&m.prices.input),
+                                output: narrow(&m.prices.output),
+                                context_length: m.context_length,
+                                unit: "per million tokens".into(),
+                            },
+                        )
+                    })
+                    .collect(),
+                description:
+                    "AI model pricing per million input and output tokens, charged per call".into(),
+            }),
             metadata: PricingMetadata {
                 supported_currencies: Currency::ALL.to_vec(),
                 supported_tiers: Tier::ALL.to_vec(),
@@ -499,6 +521,25 @@ pub fn storage_hourly(per_tb_hour: Decimal, size_gb: u32) -> Decimal {
 
 pub fn price(table: &PriceTable, currency: Currency) -> Decimal {
     table.get(&currency).map(|d| d.0).unwrap_or_default()
+}
+
+/// The optional sections a pricing request asks for (`include`, names separated by commas): whether `ai`
+/// is among them. An unknown name is a 400 at `include`, so a typo is not silently an answer without it.
+fn included_sections(include: Option<&str>) -> Result<bool> {
+    let mut ai = false;
+    for name in include.unwrap_or_default().split(',').map(str::trim) {
+        match name {
+            "" => {}
+            "ai" => ai = true,
+            other => {
+                return Err(Error::field(
+                    "include",
+                    format!("Unknown section '{other}': the optional sections are: ai"),
+                ));
+            }
+        }
+    }
+    Ok(ai)
 }
 
 fn prices(table: &PriceTable) -> Prices {

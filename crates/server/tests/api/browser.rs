@@ -290,6 +290,54 @@ async fn the_dashboard_in_a_browser(db: Db) {
         check_page(&browser, &format!("{page}-one")).await;
         own_pages.push(browser.path().await);
     }
+    // Credits: open a deposit, land on its checkout page, watch it complete without reloading.
+    browser.goto(&format!("{base}/deposits")).await;
+    check_page(&browser, "deposits").await;
+    browser.type_into("#amount", "25").await;
+    submit(&browser, "/deposits").await;
+    wait_path(
+        &browser,
+        "the deposit's checkout",
+        "location.pathname.startsWith('/deposits/BRK-')",
+    )
+    .await;
+    let deposit_path = browser.path().await;
+    status_is(&browser, "pending").await;
+    check_page(&browser, "deposit").await;
+    browser
+        .script("window.notReloaded = true;", json!([]))
+        .await;
+    app.admin
+        .admin_complete_deposit(deposit_path.trim_start_matches("/deposits/"))
+        .await
+        .unwrap();
+    status_is(&browser, "completed").await;
+    assert_eq!(
+        browser
+            .script("return window.notReloaded === true;", json!([]))
+            .await,
+        json!(true)
+    );
+    for page in ["transactions", "billing"] {
+        browser.goto(&format!("{base}/{page}")).await;
+        check_page(&browser, page).await;
+    }
+    // AI chat: the reply streams into the page, then what it cost.
+    browser.goto(&format!("{base}/ai")).await;
+    check_page(&browser, "ai").await;
+    browser.type_into("#prompt", "What is a GPU?").await;
+    browser.type_into("#max_tokens", "24").await;
+    submit(&browser, "/ai/chat").await;
+    browser
+        .wait_until(
+            "the streamed reply",
+            "var b = document.getElementById('billed'); \
+             return document.querySelectorAll('#transcript .msg.assistant').length === 1 \
+               && !!b && b.textContent.indexOf('Last reply: ') === 0;",
+        )
+        .await;
+    assert_eq!(browser.path().await, "/ai", "streamed in place");
+    check_page(&browser, "ai-chat").await;
     browser.goto(&format!("{base}/no-such-page")).await;
     browser.console_errors().await; // The 404 itself is logged as a failed load.
     browser.quit().await;
@@ -315,6 +363,10 @@ async fn the_dashboard_in_a_browser(db: Db) {
         "firewalls",
         "images",
         "account",
+        "deposits",
+        "transactions",
+        "billing",
+        "ai",
     ] {
         phone.goto(&format!("{base}/{page}")).await;
         let fits: Value = phone

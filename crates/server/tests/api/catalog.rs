@@ -14,6 +14,7 @@ on_both_databases!(
     pricing_has_the_documented_shape_with_every_model_and_type,
     pricing_quotes_match_the_documented_rates,
     pricing_rejects_bad_values_with_the_field_named,
+    pricing_adds_ai_prices_only_when_asked,
     stock_is_capacity_minus_allocations_per_configuration,
 );
 
@@ -250,6 +251,70 @@ async fn pricing_quotes_match_the_documented_rates(db: Db) {
     app.stop().await;
 }
 
+async fn pricing_adds_ai_prices_only_when_asked(db: Db) {
+    let app = TestApp::start(db).await;
+    let anon = app.anonymous();
+    let get = |path: &'static str| {
+        let anon = &anon;
+        async move {
+            let raw = anon.raw(Method::GET, path, None).await.unwrap();
+            assert_eq!(raw.status, 200, "{path}: {}", raw.body);
+            raw.body["pricing_data"].clone()
+        }
+    };
+    let plain = get("/api/pricing/").await;
+    let mut sections: Vec<&str> = plain
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    sections.sort();
+    assert_eq!(sections, ["gpus", "metadata", "snapshots", "volumes"]);
+
+    let with_ai = get("/api/pricing/?include=ai").await;
+    // The documented sections are the same to the byte with or without the fourth.
+    for section in ["volumes", "snapshots", "gpus"] {
+        assert_eq!(
+            serde_json::to_string(&plain[section]).unwrap(),
+            serde_json::to_string(&with_ai[section]).unwrap(),
+            "{section}"
+        );
+    }
+    let ai = &with_ai["ai"];
+    assert_eq!(
+        ai["pricing"]["barrack-sim-small"],
+        json!({"input": {"USD": 0.1, "EUR": 0.09, "INR": 8}, "output": {"USD": 0.3, "EUR": 0.28, "INR": 25},
+               "context_length": 8192, "unit": "per million tokens"})
+    );
+    assert_eq!(
+        ai["pricing"]["barrack-sim-large"]["output"],
+        json!({"USD": 1.8, "EUR": 1.65, "INR": 150})
+    );
+    assert!(ai["description"].is_string());
+
+    // POST takes it as a body field; `currency` narrows these prices too.
+    let raw = anon
+        .raw(
+            Method::POST,
+            "/api/pricing/",
+            Some(&json!({"include": "ai", "currency": "EUR"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(raw.status, 200);
+    assert_eq!(
+        raw.body["pricing_data"]["ai"]["pricing"]["barrack-sim-small"]["input"],
+        json!({"EUR": 0.09})
+    );
+    let raw = anon
+        .raw(Method::POST, "/api/pricing/", Some(&json!({"include": ""})))
+        .await
+        .unwrap();
+    assert!(raw.body["pricing_data"].get("ai").is_none());
+    app.stop().await;
+}
+
 async fn pricing_rejects_bad_values_with_the_field_named(db: Db) {
     let app = TestApp::start(db).await;
     let cases: Vec<(Value, &str)> = vec![
@@ -269,6 +334,7 @@ async fn pricing_rejects_bad_values_with_the_field_named(db: Db) {
         (json!({"volume_size_gb": 5}), "volume_size_gb"),
         (json!({"gpu_count": "four"}), "gpu_count"),
         (json!({"surprise": 1}), "surprise"),
+        (json!({"include": "ai,gpu"}), "include"),
     ];
     for (body, field) in cases {
         let raw = app

@@ -25,24 +25,24 @@ on_both_databases!(
     sign_up_then_sign_in,
 );
 
-const PASSWORD: &str = "correct horse battery";
-const IMAGE: &str = "Ubuntu 24.04 + CUDA 12.8 Open + Docker";
+pub(crate) const PASSWORD: &str = "correct horse battery";
+pub(crate) const IMAGE: &str = "Ubuntu 24.04 + CUDA 12.8 Open + Docker";
 
 /// A cookie-keeping client that does not follow redirects, so each answer can be checked.
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     base: String,
     cookies: HashMap<String, String>,
 }
 
-struct Page {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
+pub(crate) struct Page {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: String,
 }
 
 impl Page {
-    fn location(&self) -> &str {
+    pub(crate) fn location(&self) -> &str {
         self.headers
             .get(LOCATION)
             .and_then(|v| v.to_str().ok())
@@ -50,14 +50,14 @@ impl Page {
     }
 
     /// The first hidden CSRF token of the page's forms.
-    fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         let marker = r#"name="csrf" value=""#;
         let start = self.body.find(marker).expect("a form with a token") + marker.len();
         let end = self.body[start..].find('"').unwrap() + start;
         self.body[start..end].to_string()
     }
 
-    fn content_type(&self) -> &str {
+    pub(crate) fn content_type(&self) -> &str {
         self.headers
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -66,7 +66,7 @@ impl Page {
 }
 
 impl Browser {
-    fn new(app: &TestApp) -> Browser {
+    pub(crate) fn new(app: &TestApp) -> Browser {
         Browser {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -103,7 +103,7 @@ impl Browser {
         }
     }
 
-    async fn get(&mut self, path: &str) -> Page {
+    pub(crate) async fn get(&mut self, path: &str) -> Page {
         let response = self
             .http
             .get(format!("{}{path}", self.base))
@@ -114,7 +114,7 @@ impl Browser {
         self.keep(response).await
     }
 
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+    pub(crate) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let body = form
             .iter()
             .fold(
@@ -138,7 +138,7 @@ impl Browser {
     }
 
     /// Signs in through the form; returns the overview's form token.
-    async fn sign_in(&mut self, email: &str, password: &str, tier: &str) -> String {
+    pub(crate) async fn sign_in(&mut self, email: &str, password: &str, tier: &str) -> String {
         let form = self.get("/login").await;
         assert_eq!(form.status, StatusCode::OK);
         let token = form.csrf();
@@ -162,7 +162,7 @@ impl Browser {
 }
 
 /// A new account with a known email and password: its email and id.
-async fn account(app: &TestApp) -> (String, String) {
+pub(crate) async fn account(app: &TestApp) -> (String, String) {
     let n = barrack_core::ids::random_alphanumeric(8).to_lowercase();
     let email = format!("web-{n}@example.com");
     let user = app
@@ -376,7 +376,7 @@ async fn another_accounts_instance_is_a_404_page(db: Db) {
 }
 
 /// A signed-in browser of an account with a complete profile, credits and the SSH key "k".
-async fn funded_browser(app: &TestApp, credits: &str) -> (Browser, String, String) {
+pub(crate) async fn funded_browser(app: &TestApp, credits: &str) -> (Browser, String, String) {
     let (email, id) = account(app).await;
     let mut browser = Browser::new(app);
     let token = browser.sign_in(&email, PASSWORD, "advanced").await;

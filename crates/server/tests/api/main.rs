@@ -18,6 +18,7 @@ mod catalog;
 mod contract;
 mod conventions;
 mod dashboard;
+mod dashboard_account;
 mod dashboard_resources;
 mod deposits;
 mod fidelity;

@@ -1,8 +1,11 @@
 //! A file per section of the dashboard. Handlers read the session and the form, call one service, render.
 
 pub mod account;
+pub mod ai;
 pub mod auth;
+pub mod billing;
 pub mod deploy;
+pub mod deposits;
 pub mod firewall;
 pub mod firewalls;
 pub mod images;

@@ -24,6 +24,7 @@ struct OverviewPage {
     hibernated: u64,
     total: u64,
     tier: &'static str,
+    outlook: super::billing::OutlookView,
 }
 
 pub async fn page(
@@ -44,6 +45,7 @@ pub async fn page(
     let running = count(Some("ACTIVE")).await?.pagination.total;
     let hibernated = count(Some("HIBERNATED")).await?.pagination.total;
     let total = count(None).await?.pagination.total;
+    let outlook = services.billing.outlook(caller, balance.balance).await?;
     let page = OverviewPage {
         nav: Nav::new(&session, "overview"),
         name: caller.account.name.clone(),
@@ -60,6 +62,7 @@ pub async fn page(
         hibernated,
         total,
         tier: caller.tier.as_str(),
+        outlook: super::billing::OutlookView::new(&outlook),
     };
     ok(&page)
 }
