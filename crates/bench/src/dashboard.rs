@@ -170,12 +170,33 @@ pub async fn run(backend: &str, database_url: Option<&str>) -> Result<()> {
         ms(base50),
         ms(base99)
     );
+    let first = client
+        .instances(&barrack_api::instances::InstanceQuery {
+            page: Some(1),
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await?
+        .data
+        .instances
+        .into_iter()
+        .next()
+        .context("no instance")?
+        .instance_id;
+    let instance_page = format!("/instances/{first}");
     for (label, path) in [
         ("instances, first page", "/instances"),
         ("instances, page 100", "/instances?page=100"),
         ("instances, name filter", "/instances?name=bench-99"),
         ("overview", "/"),
         ("deploy", "/deploy"),
+        ("one instance", instance_page.as_str()),
+        ("volumes", "/volumes"),
+        ("firewalls", "/firewalls"),
+        ("images", "/images"),
+        ("operator: accounts", "/operator"),
+        ("operator: capacity", "/operator/capacity"),
+        ("operator: jobs", "/operator/jobs"),
     ] {
         let (p50, p99, bytes) = time(&browser, path).await?;
         println!(

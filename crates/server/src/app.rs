@@ -484,6 +484,7 @@ pub fn router_with(
     metrics: SharedMetrics,
 ) -> Router {
     let config = services.config();
+    let web_simulator = simulator.clone();
     let state = AppState(Arc::new(Shared {
         rate_limiter: RateLimiter::new(
             config.rate_limit.requests,
@@ -498,7 +499,7 @@ pub fn router_with(
     }));
     let body_limit = config.body_limit_bytes;
     let (api, _) = crate::routes::api_router().split_for_parts();
-    let dashboard = barrack_web::router(services.clone())
+    let dashboard = barrack_web::router_with_simulator(services.clone(), web_simulator)
         .layer(CatchPanicLayer::new())
         .layer(from_fn_with_state(
             state.clone(),

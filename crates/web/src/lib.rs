@@ -24,14 +24,28 @@ pub use error::not_found_page;
 pub struct WebState {
     pub services: Services,
     pub sessions: WebSessionService,
+    /// The simulated data centre, when it is the driver (the operator's fault injection).
+    pub simulator: Option<Arc<barrack_compute::sim::SimDriver>>,
 }
 
 pub type State = axum::extract::State<Arc<WebState>>;
 
 /// Every dashboard route. Paths under `/api/` are never the dashboard's.
 pub fn router(services: Services) -> Router {
+    router_with_simulator(services, None)
+}
+
+/// Every dashboard route, with the simulator's controls on the operator pages.
+pub fn router_with_simulator(
+    services: Services,
+    simulator: Option<Arc<barrack_compute::sim::SimDriver>>,
+) -> Router {
     let sessions = WebSessionService::new(services.context.clone(), services.accounts.clone());
-    let state = Arc::new(WebState { services, sessions });
+    let state = Arc::new(WebState {
+        services,
+        sessions,
+        simulator,
+    });
     use pages::*;
     Router::new()
         .route("/", get(overview::page))
@@ -69,6 +83,60 @@ pub fn router(services: Services) -> Router {
             "/account/api-keys/{id}/revoke",
             post(account::revoke_api_key),
         )
+        // Resources around instances, custom images, and the operator pages.
+        .route(
+            "/instances/{id}/usage",
+            get(instance_extras::usage_fragment),
+        )
+        .route("/instances/{id}/rules", post(instance_extras::add_rule))
+        .route(
+            "/instances/{id}/rules/{rule_id}/delete",
+            post(instance_extras::remove_rule),
+        )
+        .route(
+            "/instances/{id}/volumes/attach",
+            post(instance_extras::attach_volume),
+        )
+        .route(
+            "/instances/{id}/volumes/{volume_id}/detach",
+            post(instance_extras::detach_volume),
+        )
+        .route(
+            "/instances/{id}/firewalls/attach",
+            post(instance_extras::attach_firewall),
+        )
+        .route(
+            "/instances/{id}/firewalls/{firewall_id}/detach",
+            post(instance_extras::detach_firewall),
+        )
+        .route("/volumes/{id}", get(volume::page))
+        .route("/volumes/{id}/resize", post(volume::resize))
+        .route("/volumes/{id}/clone", post(volume::clone))
+        .route("/volumes/{id}/attach", post(volume::attach))
+        .route("/volumes/{id}/detach", post(volume::detach))
+        .route("/firewalls/{id}", get(firewall::page))
+        .route("/firewalls/{id}/rules", post(firewall::add_rule))
+        .route(
+            "/firewalls/{id}/rules/{rule_id}/delete",
+            post(firewall::remove_rule),
+        )
+        .route("/firewalls/{id}/attach", post(firewall::attach))
+        .route(
+            "/firewalls/{id}/instances/{instance_id}/detach",
+            post(firewall::detach),
+        )
+        .route("/images", get(images::list).post(images::create))
+        .route("/images/{id}/delete", post(images::delete))
+        .route("/operator", get(operator::users))
+        .route("/operator/grants", post(operator::grant))
+        .route(
+            "/operator/capacity",
+            get(operator::capacity).post(operator::set_capacity),
+        )
+        .route("/operator/jobs", get(operator::jobs))
+        .route("/operator/simulation", get(operator::simulation))
+        .route("/operator/clock", post(operator::advance_clock))
+        .route("/operator/faults", post(operator::inject_fault))
         .route("/billing", get(billing::page))
         .route("/transactions", get(billing::transactions))
         .route("/deposits", get(deposits::list).post(deposits::create))

@@ -17,6 +17,8 @@ pub struct Nav {
     pub email: String,
     pub csrf: String,
     pub active: &'static str,
+    /// Operator accounts see the operator pages.
+    pub operator: bool,
 }
 
 impl Nav {
@@ -26,6 +28,7 @@ impl Nav {
             email: session.caller.account.email.clone(),
             csrf: session.csrf_token.clone(),
             active,
+            operator: session.caller.is_admin(),
         }
     }
 
@@ -35,6 +38,7 @@ impl Nav {
             email: String::new(),
             csrf: String::new(),
             active: "",
+            operator: false,
         }
     }
 

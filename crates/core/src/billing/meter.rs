@@ -906,6 +906,46 @@ fn status_of(period: &PeriodRow) -> &'static str {
     }
 }
 
+/// What one resource has cost so far and, when its compute is running, since when (the dashboard's
+/// instance page: cost so far and uptime).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceCost {
+    pub total: Decimal,
+    pub currency: Option<Currency>,
+    /// Start of the open `compute` period: the resource has been running since then.
+    pub running_since_ms: Option<i64>,
+}
+
+impl BillingService {
+    /// Every billing period of one of the caller's resources, read like the billing records are (the
+    /// minutes of open periods count up to now).
+    pub async fn resource_cost(&self, caller: &Caller, resource_id: &str) -> Result<ResourceCost> {
+        let filter = PeriodFilter {
+            resource_id: Some(resource_id.to_string()),
+            ..Default::default()
+        };
+        let periods = self
+            .context
+            .store
+            .all_periods(caller.account_id(), &filter)
+            .await?;
+        let now = self.context.clock.now_ms();
+        let mut micros = 0i64;
+        for p in &periods {
+            micros += read_period(p, now)?.total_micros;
+        }
+        Ok(ResourceCost {
+            total: from_micros(micros),
+            currency: periods.first().and_then(|p| Currency::parse(&p.currency)),
+            running_since_ms: periods
+                .iter()
+                .filter(|p| p.component == "compute" && p.ended_at.is_none())
+                .map(|p| p.started_at)
+                .max(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -244,6 +244,7 @@ async fn the_dashboard_in_a_browser(db: Db) {
     app.settle().await;
     status_is(&browser, "ACTIVE").await;
     assert!(browser.text("h1").await.contains("browser-restored"));
+    let restored_path = browser.path().await;
 
     // Delete the first instance.
     browser.goto(&format!("{base}{instance_path}")).await;
@@ -258,9 +259,36 @@ async fn the_dashboard_in_a_browser(db: Db) {
         "{fleet}"
     );
     check_page(&browser, "instances").await;
-    for page in ["volumes", "scripts", "firewalls", "snapshots"] {
+    for page in ["volumes", "scripts", "firewalls", "snapshots", "images"] {
         browser.goto(&format!("{base}/{page}")).await;
         check_page(&browser, page).await;
+    }
+    // A volume's and a firewall's own pages.
+    let mut own_pages = Vec::new();
+    for (page, form) in [("volumes", "/volumes"), ("firewalls", "/firewalls")] {
+        browser.goto(&format!("{base}/{page}")).await;
+        browser.type_into("#name", "browser-thing").await;
+        browser.click("#region option[value=FINLAND-1]").await;
+        if page == "volumes" {
+            browser.click("#volume_type option[value=NVMe]").await;
+        }
+        // The list's filter form has the same action; this is the creation form.
+        browser
+            .click(&format!(
+                "form[method=post][action=\"{form}\"] button[type=submit]"
+            ))
+            .await;
+        app.settle().await;
+        browser.goto(&format!("{base}/{page}")).await;
+        browser.click("td a[href^='/']").await;
+        wait_path(
+            &browser,
+            page,
+            &format!("location.pathname.startsWith('/{page}/')"),
+        )
+        .await;
+        check_page(&browser, &format!("{page}-one")).await;
+        own_pages.push(browser.path().await);
     }
     // Credits: open a deposit, land on its checkout page, watch it complete without reloading.
     browser.goto(&format!("{base}/deposits")).await;
@@ -333,6 +361,7 @@ async fn the_dashboard_in_a_browser(db: Db) {
         "ssh-keys",
         "scripts",
         "firewalls",
+        "images",
         "account",
         "deposits",
         "transactions",
@@ -352,8 +381,71 @@ async fn the_dashboard_in_a_browser(db: Db) {
             .screenshot(&shots().join(format!("375-{name}.png")))
             .await;
     }
+    // An ACTIVE instance's page with its charts and forms, a volume's and a firewall's page.
+    own_pages.push(restored_path);
+    for path in &own_pages {
+        phone.goto(&format!("{base}{path}")).await;
+        let fits: Value = phone
+            .script(
+                "return document.documentElement.scrollWidth <= window.innerWidth;",
+                json!([]),
+            )
+            .await;
+        assert_eq!(fits, json!(true), "{path} scrolls sideways at 375 px");
+        let name = path
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or("page");
+        phone
+            .screenshot(&shots().join(format!("375-{name}-one.png")))
+            .await;
+    }
     let errors = phone.console_errors().await;
     assert!(errors.is_empty(), "console errors at 375 px: {errors:?}");
     phone.quit().await;
+
+    // The operator pages, for an operator, at full width (axe) and at 375 px.
+    app.admin
+        .admin_create_user(&barrack_api::account::AdminCreateUser {
+            email: "operator@example.com".into(),
+            password: PASSWORD.into(),
+            name: "Operator".into(),
+            admin: true,
+        })
+        .await
+        .unwrap();
+    for (width, height) in [(1280, 900), (375, 812)] {
+        let operator = driver.session(width, height).await;
+        operator.goto(&format!("{base}/login")).await;
+        operator.type_into("#email", "operator@example.com").await;
+        operator.type_into("#password", PASSWORD).await;
+        submit(&operator, "/login").await;
+        wait_path(&operator, "the overview", "location.pathname === '/'").await;
+        for page in [
+            "operator",
+            "operator/capacity",
+            "operator/jobs",
+            "operator/simulation",
+        ] {
+            operator.goto(&format!("{base}/{page}")).await;
+            let name = format!("{width}-{}", page.replace('/', "-"));
+            if width == 375 {
+                let fits: Value = operator
+                    .script(
+                        "return document.documentElement.scrollWidth <= window.innerWidth;",
+                        json!([]),
+                    )
+                    .await;
+                assert_eq!(fits, json!(true), "/{page} scrolls sideways at 375 px");
+                operator
+                    .screenshot(&shots().join(format!("{name}.png")))
+                    .await;
+            } else {
+                check_page(&operator, &name).await;
+            }
+        }
+        operator.quit().await;
+    }
     app.stop().await;
 }

@@ -20,6 +20,7 @@ mod contract;
 mod conventions;
 mod dashboard;
 mod dashboard_account;
+mod dashboard_resources;
 mod deposits;
 mod docs;
 mod fidelity;

@@ -25,6 +25,9 @@ struct DeployPage {
     regions: Vec<String>,
     gpu_models: Vec<String>,
     images: Vec<String>,
+    /// The account's custom images ready to boot, and its bootable volumes free to boot from.
+    custom_images: Vec<String>,
+    boot_volumes: Vec<(String, String)>,
     keys: Vec<(String, String)>,
     scripts: Vec<(String, String)>,
     stock: Vec<StockRow>,
@@ -38,6 +41,7 @@ struct Values {
     gpu_model: String,
     gpu_count: String,
     image_name: String,
+    volume_id: String,
     ssh_key: String,
     script_id: String,
     public_ip: bool,
@@ -59,12 +63,13 @@ struct QuoteFragment {
 }
 
 /// Fields the deploy form shows; the API's messages about others are listed above the form.
-const SHOWN: [&str; 9] = [
+const SHOWN: [&str; 10] = [
     "instance_name",
     "region",
     "gpu_model",
     "gpu_count",
     "image_name",
+    "volume_id",
     "ssh_key",
     "script_id",
     "public_ip",
@@ -140,8 +145,43 @@ async fn deploy_page(
         .into_iter()
         .map(|s| (s.id, s.name))
         .collect();
+    let custom_images = services
+        .images
+        .list(
+            caller,
+            barrack_api::images::ImageQuery {
+                page: Some(1),
+                limit: Some(100),
+                region: None,
+                status: Some("SUCCESS".into()),
+            },
+        )
+        .await?
+        .images
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    let boot_volumes = services
+        .volumes
+        .list(
+            caller,
+            barrack_api::volumes::VolumeQuery {
+                page: Some(1),
+                limit: Some(100),
+                region: None,
+                status: Some("available".into()),
+            },
+        )
+        .await?
+        .volumes
+        .into_iter()
+        .filter(|v| v.bootable)
+        .map(|v| (v.id, format!("{} ({}, {} GB)", v.name, v.region, v.size_gb)))
+        .collect();
     let quote = quote_text(state, session, &values.gpu_model, &values.gpu_count);
     Ok(DeployPage {
+        custom_images,
+        boot_volumes,
         nav: Nav::new(session, "deploy"),
         errors,
         regions: regions.into_iter().map(|r| r.name).collect(),
@@ -228,6 +268,7 @@ pub async fn submit(
         gpu_model: form.get("gpu_model").unwrap_or_default(),
         gpu_count: form.get("gpu_count").unwrap_or_default(),
         image_name: form.get("image_name").unwrap_or_default(),
+        volume_id: form.get("volume_id").unwrap_or_default(),
         ssh_key: form.get("ssh_key").unwrap_or_default(),
         script_id: form.get("script_id").unwrap_or_default(),
         public_ip: form.checked("public_ip"),
@@ -248,8 +289,8 @@ pub async fn submit(
         region: values.region.clone(),
         instance_name: values.instance_name.clone(),
         image_name: some(&values.image_name),
-        volume_id: None,
-        boot_from_volume: false,
+        volume_id: some(&values.volume_id),
+        boot_from_volume: !values.volume_id.is_empty(),
         ssh_key: some(&values.ssh_key),
         public_ip: values.public_ip,
         security_rules: Vec::new(),

@@ -1,7 +1,7 @@
 //! Firewalls: the list with their rules and attachments, creation, deletion.
 
 use askama::Template;
-use axum::extract::Path;
+use axum::extract::{Path, RawQuery};
 use axum::http::StatusCode;
 use axum::response::Response;
 use barrack_api::catalog::CatalogQuery;
@@ -12,7 +12,9 @@ use crate::State;
 use crate::error::WebError;
 use crate::form::Form;
 use crate::session::Signed;
-use crate::view::{Errors, Nav, badge, ok, render};
+use crate::view::{Errors, Nav, badge, ok, query, render};
+
+const PAGE_SIZE: u32 = 50;
 
 #[derive(Template)]
 #[template(path = "firewalls.html")]
@@ -20,6 +22,11 @@ struct FirewallsPage {
     nav: Nav,
     firewalls: Vec<(FirewallSummary, &'static str)>,
     total: u64,
+    page: u32,
+    total_pages: u32,
+    prev: String,
+    next: String,
+    filter_region: String,
     regions: Vec<String>,
     name: String,
     description: String,
@@ -30,6 +37,8 @@ struct FirewallsPage {
 async fn firewalls_page(
     state: &crate::WebState,
     session: &WebSession,
+    page: u32,
+    filter_region: String,
 ) -> Result<FirewallsPage, WebError> {
     let caller = &session.caller;
     let list = state
@@ -38,12 +47,14 @@ async fn firewalls_page(
         .list(
             caller,
             FirewallQuery {
-                page: Some(1),
-                limit: Some(100),
-                ..FirewallQuery::default()
+                page: Some(page),
+                limit: Some(PAGE_SIZE),
+                region: (!filter_region.is_empty()).then(|| filter_region.clone()),
             },
         )
         .await?;
+    let p = list.pagination;
+    let link = |n: u32| query(&[("region", &filter_region), ("page", &n.to_string())]);
     let regions = state.services.catalog.regions(&CatalogQuery {
         tier: Some(caller.tier),
         region: None,
@@ -51,7 +62,20 @@ async fn firewalls_page(
     })?;
     Ok(FirewallsPage {
         nav: Nav::new(session, "firewalls"),
-        total: list.pagination.total,
+        total: p.total,
+        page: p.page,
+        total_pages: p.total_pages.max(1),
+        prev: if p.page > 1 {
+            link(p.page - 1)
+        } else {
+            String::new()
+        },
+        next: if p.page < p.total_pages {
+            link(p.page + 1)
+        } else {
+            String::new()
+        },
+        filter_region: filter_region.clone(),
         firewalls: list
             .firewalls
             .into_iter()
@@ -71,8 +95,16 @@ async fn firewalls_page(
 pub async fn list(
     axum::extract::State(state): State,
     Signed(session): Signed,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, WebError> {
-    ok(&firewalls_page(&state, &session).await?)
+    let q = Form::parse(&raw.unwrap_or_default().into_bytes().into());
+    let page = q
+        .get("page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1u32)
+        .max(1);
+    let region = q.get("region").unwrap_or_default();
+    ok(&firewalls_page(&state, &session, page, region).await?)
 }
 
 pub async fn create(
@@ -96,7 +128,7 @@ pub async fn create(
         Ok(_) => Ok(super::see("/firewalls")),
         Err(e) => {
             let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-            let mut page = firewalls_page(&state, &session).await?;
+            let mut page = firewalls_page(&state, &session, 1, String::new()).await?;
             page.errors = Errors::from_error(e)?;
             page.name = request.name;
             page.description = request.description.unwrap_or_default();

@@ -360,11 +360,17 @@ struct InstancePage {
     nav: Nav,
     i: InstanceView,
     live: String,
-    rules: Vec<(String, String, String, String)>,
     events: Vec<EventView>,
     breakdown: Vec<(String, String)>,
     snapshot_name: String,
     errors: Errors,
+    extras: String,
+}
+
+impl InstancePage {
+    fn shown_fields(&self) -> &'static str {
+        super::instance_extras::SHOWN
+    }
 }
 
 #[derive(Template)]
@@ -439,27 +445,12 @@ async fn instance_page(
             money(v.hourly_rate.0, currency),
         ));
     }
-    let rules = instance
-        .security_rules
-        .iter()
-        .map(|r| {
-            let ports = match (r.port_range_min, r.port_range_max) {
-                (Some(a), Some(b)) if a == b => a.to_string(),
-                (Some(a), Some(b)) => format!("{a}–{b}"),
-                _ => "all".into(),
-            };
-            (
-                r.direction.clone(),
-                r.protocol.clone().unwrap_or_else(|| "any".into()),
-                ports,
-                r.remote_ip_prefix
-                    .clone()
-                    .unwrap_or_else(|| "anywhere".into()),
-            )
-        })
-        .collect();
     let view = InstanceView::of(&instance);
+    let extras =
+        super::instance_extras::section(state, session, &instance, &errors, Default::default())
+            .await?;
     Ok(InstancePage {
+        extras,
         nav: Nav::new(session, "instances"),
         live: Live {
             i: InstanceView::of(&instance),
@@ -468,12 +459,27 @@ async fn instance_page(
         .render()
         .map_err(|e| WebError::Render(e.to_string()))?,
         i: view,
-        rules,
         events: events.events.iter().map(event_view).collect(),
         breakdown,
         snapshot_name,
         errors,
     })
+}
+
+/// The instance page again with the API's messages, the rule form keeping what was typed.
+pub async fn page_with_errors(
+    state: &crate::WebState,
+    session: &barrack_core::accounts::web_sessions::WebSession,
+    id: &str,
+    errors: Errors,
+    rule: super::instance_extras::RuleValues,
+    status: StatusCode,
+) -> Result<Response, WebError> {
+    let mut page = instance_page(state, session, id, errors, String::new()).await?;
+    let instance = state.services.instances.get(&session.caller, id).await?;
+    page.extras =
+        super::instance_extras::section(state, session, &instance, &page.errors, rule).await?;
+    render(status, &page)
 }
 
 pub async fn page(

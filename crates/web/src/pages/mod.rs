@@ -6,12 +6,17 @@ pub mod auth;
 pub mod billing;
 pub mod deploy;
 pub mod deposits;
+pub mod firewall;
 pub mod firewalls;
+pub mod images;
+pub mod instance_extras;
 pub mod instances;
+pub mod operator;
 pub mod overview;
 pub mod scripts;
 pub mod snapshots;
 pub mod ssh_keys;
+pub mod volume;
 pub mod volumes;
 
 use axum::response::{IntoResponse, Redirect, Response};

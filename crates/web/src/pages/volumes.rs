@@ -39,6 +39,10 @@ struct VolumesPage {
     next: String,
     regions: Vec<String>,
     types: Vec<String>,
+    /// The list's filters.
+    filter_region: String,
+    filter_status: String,
+    statuses: Vec<&'static str>,
     name: String,
     size: String,
     region: String,
@@ -46,12 +50,28 @@ struct VolumesPage {
     errors: Errors,
 }
 
+/// Volume states the list filters by.
+const STATUSES: [&str; 9] = [
+    "creating",
+    "available",
+    "in-use",
+    "attaching",
+    "detaching",
+    "resizing",
+    "cloning",
+    "deleting",
+    "error",
+];
+
 async fn volumes_page(
     state: &crate::WebState,
     session: &WebSession,
     page: u32,
+    filter_region: String,
+    filter_status: String,
 ) -> Result<VolumesPage, WebError> {
     let caller = &session.caller;
+    let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
     let list = state
         .services
         .volumes
@@ -60,7 +80,8 @@ async fn volumes_page(
             VolumeQuery {
                 page: Some(page),
                 limit: Some(PAGE_SIZE),
-                ..VolumeQuery::default()
+                region: some(&filter_region),
+                status: some(&filter_status),
             },
         )
         .await?;
@@ -76,7 +97,13 @@ async fn volumes_page(
     types.sort();
     types.dedup();
     let p = list.pagination;
-    let link = |n: u32| query(&[("page", &n.to_string())]);
+    let link = |n: u32| {
+        query(&[
+            ("region", &filter_region),
+            ("status", &filter_status),
+            ("page", &n.to_string()),
+        ])
+    };
     Ok(VolumesPage {
         nav: Nav::new(session, "volumes"),
         volumes: list
@@ -116,6 +143,9 @@ async fn volumes_page(
         },
         regions: regions.into_iter().map(|r| r.name).collect(),
         types,
+        filter_region: filter_region.clone(),
+        filter_status: filter_status.clone(),
+        statuses: STATUSES.to_vec(),
         name: String::new(),
         size: "10".into(),
         region: String::new(),
@@ -135,7 +165,18 @@ pub async fn list(
         .and_then(|p| p.parse().ok())
         .unwrap_or(1u32)
         .max(1);
-    ok(&volumes_page(&state, &session, page).await?)
+    let region = q.get("region").unwrap_or_default();
+    let status = q.get("status").unwrap_or_default();
+    match volumes_page(&state, &session, page, region, status).await {
+        Ok(view) => ok(&view),
+        // A filter the service refuses: its message, over the unfiltered list.
+        Err(WebError::Domain(e @ barrack_core::Error::Validation { .. })) => {
+            let mut view = volumes_page(&state, &session, 1, String::new(), String::new()).await?;
+            view.errors = Errors::from_error(e)?;
+            render(StatusCode::BAD_REQUEST, &view)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 pub async fn create(
@@ -175,7 +216,7 @@ pub async fn create(
         Ok(_) => Ok(super::see("/volumes")),
         Err(e) => {
             let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-            let mut page = volumes_page(&state, &session, 1).await?;
+            let mut page = volumes_page(&state, &session, 1, String::new(), String::new()).await?;
             page.errors = Errors::from_error(e)?;
             page.name = name;
             page.size = size_text;
