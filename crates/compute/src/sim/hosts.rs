@@ -49,7 +49,7 @@ pub fn hosts_from_capacity(capacity: &[(String, String, u32)]) -> Vec<SimHost> {
 impl State {
     /// Whether the host exists (and is now lost).
     pub(super) fn lose_host(&mut self, name: &str) -> bool {
-        let Some(index) = self.hosts.iter().position(|host| host.spec.name == name) else {
+        let Some(&index) = self.host_index.get(name) else {
             return false;
         };
         self.hosts[index].lost = true;

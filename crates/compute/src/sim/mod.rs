@@ -52,10 +52,17 @@ impl SimDriver {
             used: 0,
             lost: false,
         });
+        let hosts: Vec<Host> = hosts.collect();
+        let host_index = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, host)| (host.spec.name.clone(), i))
+            .collect();
         let driver = SimDriver {
             delays: config.delays,
             state: Mutex::new(State {
-                hosts: hosts.collect(),
+                hosts,
+                host_index,
                 instances: HashMap::new(),
                 volumes: HashMap::new(),
                 snapshots: HashSet::new(),
@@ -86,7 +93,7 @@ impl SimDriver {
         if state.instances.contains_key(id) {
             return;
         }
-        let slot = host.and_then(|name| state.hosts.iter().position(|h| h.spec.name == name));
+        let slot = host.and_then(|name| state.host_index.get(name).copied());
         // A recorded placement is a fact about the data centre: it is honoured even when placements made
         // since (by this process, before it learnt of the instance) leave the host over-full.
         let (power, host) = match slot {
@@ -396,6 +403,8 @@ impl ComputeDriver for SimDriver {
 struct State {
     /// In configuration order, which breaks best-fit ties.
     hosts: Vec<Host>,
+    /// Index into `hosts` by name: adopting a million instances must not scan the hosts for each.
+    host_index: HashMap<String, usize>,
     instances: HashMap<String, Instance>,
     volumes: HashMap<String, Volume>,
     snapshots: HashSet<String>,

@@ -21,6 +21,7 @@ mod dashboard;
 mod deposits;
 mod fidelity;
 mod firewalls;
+mod instance_ids;
 mod instances;
 mod jobs;
 mod key_revocation;
