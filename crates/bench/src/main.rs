@@ -2,7 +2,7 @@
 //! `BARRACK_BENCH_POSTGRES_URL` is set) on PostgreSQL, then times the meter (see `meter.rs`).
 //!
 //! ```sh
-//! cargo build --release --bins && target/release/barrack-bench [server|meter|dashboard|ai]
+//! cargo build --release --bins && target/release/barrack-bench [server|meter|scale|dashboard|ai]
 //! ```
 //!
 //! On PostgreSQL each measurement runs in a database of its own, created next to the one the URL names
@@ -30,6 +30,7 @@ use serde_json::json;
 mod ai;
 mod dashboard;
 mod meter;
+mod scale;
 
 /// Instances present while reads are measured.
 const INSTANCES: usize = 10_000;
@@ -242,6 +243,19 @@ struct Measurement {
 }
 
 impl Measurement {
+    /// Percentiles of `latencies`, requests that took `elapsed` in all.
+    fn from_latencies(mut latencies: Vec<Duration>, elapsed: Duration) -> Measurement {
+        latencies.sort();
+        let pct =
+            |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+        Measurement {
+            requests: latencies.len(),
+            elapsed,
+            p50: pct(0.50),
+            p99: pct(0.99),
+        }
+    }
+
     fn per_second(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64()
     }
@@ -296,15 +310,7 @@ async fn measure(load: &Load, paths: Arc<Vec<String>>, clients: usize) -> Result
     for task in tasks {
         all.extend(task.await??);
     }
-    let elapsed = started.elapsed();
-    all.sort();
-    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
-    Ok(Measurement {
-        requests: all.len(),
-        elapsed,
-        p50: pct(0.50),
-        p99: pct(0.99),
-    })
+    Ok(Measurement::from_latencies(all, started.elapsed()))
 }
 
 fn deploy_request(i: usize, public_ip: bool) -> DeployRequest {
@@ -518,8 +524,11 @@ impl ScratchDatabase {
 #[tokio::main]
 async fn main() -> Result<()> {
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
-    if !matches!(what.as_str(), "all" | "server" | "meter" | "dashboard") {
-        bail!("usage: barrack-bench [server|meter|dashboard|ai]");
+    if !matches!(
+        what.as_str(),
+        "all" | "server" | "meter" | "scale" | "dashboard" | "ai"
+    ) {
+        bail!("usage: barrack-bench [server|meter|scale|dashboard|ai]");
     }
     let postgres = std::env::var("BARRACK_BENCH_POSTGRES_URL")
         .ok()
@@ -539,14 +548,20 @@ async fn main() -> Result<()> {
         let dir = std::env::temp_dir().join(format!("barrack-bench-meter-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let url = format!("sqlite://{}?mode=rwc", dir.join("meter.db").display());
-        let result = meter::run("sqlite", &url).await;
+        let result = meter::run("sqlite", &url, 100_000).await;
         let _ = std::fs::remove_dir_all(&dir);
         result?;
         if let Some(url) = &postgres {
             let db = ScratchDatabase::create(url, "meter").await?;
-            let result = meter::run("postgres", &db.url).await;
+            let result = meter::run("postgres", &db.url, 100_000).await;
             db.drop_now().await?;
             result?;
+        }
+    }
+    if matches!(what.as_str(), "all" | "scale") {
+        scale::run("sqlite", None).await?;
+        if let Some(url) = &postgres {
+            scale::run("postgres", Some(url)).await?;
         }
     }
     if matches!(what.as_str(), "all" | "dashboard") {

@@ -92,48 +92,55 @@ fn from_row(row: &impl Columns) -> Result<InstanceRow> {
     })
 }
 
-pub async fn insert(db: &mut impl Db, i: &InstanceRow) -> Result<()> {
-    let sql = insert_sql("instances", COLUMNS);
-    db.execute(
-        &sql,
-        &binds![
-            &i.id,
-            &i.account_id,
-            &i.name,
-            &i.vm_name,
-            &i.tier,
-            &i.region,
-            &i.gpu_model,
-            i.gpu_count,
-            i.vcpus,
-            i.ram_gb,
-            i.storage_gb,
-            &i.os_volume_type,
-            &i.boot_source,
-            &i.operating_system,
-            &i.boot_volume_id,
-            &i.source_snapshot_id,
-            &i.ssh_key_id,
-            &i.ssh_public_key,
-            &i.script_id,
-            &i.startup_script,
-            &i.cloud_init,
-            i.public_ip,
-            &i.ip_address,
-            &i.status,
-            &i.status_reason,
-            &i.host,
-            i.gpus_allocated,
-            &i.currency,
-            i.generation,
-            i.created_at,
-            i.updated_at,
-            i.deleted_at,
-            i.ssh_port,
-        ],
-    )
-    .await?;
-    Ok(())
+/// Writes a new instance; false, writing nothing, when its id is taken. Ids have six random characters,
+/// so with a million instances about one new id in two thousand is; the caller draws another. A name the
+/// account already uses is still a [`crate::StoreError::Unique`].
+pub async fn insert(db: &mut impl Db, i: &InstanceRow) -> Result<bool> {
+    let sql = format!(
+        "{} ON CONFLICT (id) DO NOTHING",
+        insert_sql("instances", COLUMNS)
+    );
+    let inserted = db
+        .execute(
+            &sql,
+            &binds![
+                &i.id,
+                &i.account_id,
+                &i.name,
+                &i.vm_name,
+                &i.tier,
+                &i.region,
+                &i.gpu_model,
+                i.gpu_count,
+                i.vcpus,
+                i.ram_gb,
+                i.storage_gb,
+                &i.os_volume_type,
+                &i.boot_source,
+                &i.operating_system,
+                &i.boot_volume_id,
+                &i.source_snapshot_id,
+                &i.ssh_key_id,
+                &i.ssh_public_key,
+                &i.script_id,
+                &i.startup_script,
+                &i.cloud_init,
+                i.public_ip,
+                &i.ip_address,
+                &i.status,
+                &i.status_reason,
+                &i.host,
+                i.gpus_allocated,
+                &i.currency,
+                i.generation,
+                i.created_at,
+                i.updated_at,
+                i.deleted_at,
+                i.ssh_port,
+            ],
+        )
+        .await?;
+    Ok(inserted == 1)
 }
 
 /// Fields a state change sets; `None` leaves a field as it is.
@@ -290,13 +297,41 @@ impl Store {
         Ok(row.map(|r| r.int(0)).transpose()?.unwrap_or(0) as u64)
     }
 
-    /// Instances in any of `statuses` (all accounts), for reconcilers.
-    pub async fn instances_with_status(&self, statuses: &[&str]) -> Result<Vec<InstanceRow>> {
+    /// Up to `limit` instances in one of `statuses` whose ids sort after `after`, in id order (see
+    /// [`InstanceSweep`]).
+    pub async fn instances_with_status_after(
+        &self,
+        statuses: &[&str],
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<InstanceRow>> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM instances WHERE status IN ({}) ORDER BY id",
-            placeholders(1, statuses.len())
+            "SELECT {COLUMNS} FROM instances WHERE status IN ({}) AND id > ${} ORDER BY id LIMIT ${}",
+            placeholders(1, statuses.len()),
+            statuses.len() + 1,
+            statuses.len() + 2
         );
-        let binds: Vec<Bind> = statuses.iter().map(|s| Bind::from(*s)).collect();
+        let mut binds: Vec<Bind> = statuses.iter().map(|s| Bind::from(*s)).collect();
+        binds.push(Bind::from(after));
+        binds.push(Bind::from(limit as i64));
+        let rows = self.fetch_all(&sql, &binds).await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// One account's instances in one of `statuses`, oldest first (through the account's index of live
+    /// instances, whatever the size of the table).
+    pub async fn account_instances_with_status(
+        &self,
+        account_id: &str,
+        statuses: &[&str],
+    ) -> Result<Vec<InstanceRow>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM instances WHERE account_id = $1 AND status <> 'DELETED' \
+             AND status IN ({}) ORDER BY created_at, id",
+            placeholders(2, statuses.len())
+        );
+        let mut binds = vec![Bind::from(account_id)];
+        binds.extend(statuses.iter().map(|s| Bind::from(*s)));
         let rows = self.fetch_all(&sql, &binds).await?;
         rows.iter().map(from_row).collect()
     }
@@ -313,6 +348,45 @@ impl Store {
         rows.iter()
             .map(|r| Ok((r.text(0)?, r.text(1)?, r.int(2)?)))
             .collect()
+    }
+}
+
+/// Walks every instance in some states a page at a time, in id order, so that a sweep over a million
+/// instances holds one page in memory; instances changed behind the cursor are seen by the next sweep.
+pub struct InstanceSweep<'a> {
+    statuses: &'a [&'a str],
+    after: String,
+    done: bool,
+}
+
+impl<'a> InstanceSweep<'a> {
+    /// Rows read at a time.
+    const PAGE: usize = 500;
+
+    pub fn new(statuses: &'a [&'a str]) -> InstanceSweep<'a> {
+        InstanceSweep {
+            statuses,
+            after: String::new(),
+            done: false,
+        }
+    }
+
+    /// The next page; `None` once the sweep is over.
+    pub async fn next(&mut self, store: &Store) -> Result<Option<Vec<InstanceRow>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = store
+            .instances_with_status_after(self.statuses, &self.after, Self::PAGE)
+            .await?;
+        self.done = page.len() < Self::PAGE;
+        match page.last() {
+            Some(last) => {
+                self.after = last.id.clone();
+                Ok(Some(page))
+            }
+            None => Ok(None),
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! Hosts and placement: the machines of the data centre, how configured capacity becomes hosts, where an
 //! instance's GPUs go, and losing a host.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{DriverError, Placement, PowerState};
@@ -51,17 +53,22 @@ impl State {
     /// are added, resized, or retired (no GPUs: instances on them keep running, nothing new is placed).
     /// Hosts keep their names and slots, so placements recorded on any replica still name them.
     pub(super) fn follow_capacity(&mut self, region: &str, gpu_model: &str, total: u32) {
+        // Servers pass the capacity before most operations: unchanged, it costs a lookup, not a walk
+        // over every host.
+        let key = (region.to_owned(), gpu_model.to_owned());
+        if self.followed_capacity.get(&key) == Some(&total) {
+            return;
+        }
         let wanted = hosts_from_capacity(&[(region.to_owned(), gpu_model.to_owned(), total)]);
+        let gpus: HashMap<&str, u32> = wanted.iter().map(|s| (s.name.as_str(), s.gpus)).collect();
         for host in &mut self.hosts {
             if host.spec.region == region && host.spec.gpu_model == gpu_model {
-                host.spec.gpus = wanted
-                    .iter()
-                    .find(|spec| spec.name == host.spec.name)
-                    .map_or(0, |spec| spec.gpus);
+                host.spec.gpus = gpus.get(host.spec.name.as_str()).copied().unwrap_or(0);
             }
         }
         for spec in wanted {
-            if !self.hosts.iter().any(|host| host.spec.name == spec.name) {
+            if !self.host_index.contains_key(&spec.name) {
+                self.host_index.insert(spec.name.clone(), self.hosts.len());
                 self.hosts.push(Host {
                     spec,
                     used: 0,
@@ -69,11 +76,12 @@ impl State {
                 });
             }
         }
+        self.followed_capacity.insert(key, total);
     }
 
     /// Whether the host exists (and is now lost).
     pub(super) fn lose_host(&mut self, name: &str) -> bool {
-        let Some(index) = self.hosts.iter().position(|host| host.spec.name == name) else {
+        let Some(&index) = self.host_index.get(name) else {
             return false;
         };
         self.hosts[index].lost = true;

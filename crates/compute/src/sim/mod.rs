@@ -55,11 +55,19 @@ impl SimDriver {
             used: 0,
             lost: false,
         });
+        let hosts: Vec<Host> = hosts.collect();
+        let host_index = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, host)| (host.spec.name.clone(), i))
+            .collect();
         let driver = SimDriver {
             delays: config.delays,
             follows_capacity,
             state: Mutex::new(State {
-                hosts: hosts.collect(),
+                hosts,
+                host_index,
+                followed_capacity: HashMap::new(),
                 instances: HashMap::new(),
                 volumes: HashMap::new(),
                 snapshots: HashSet::new(),
@@ -90,7 +98,7 @@ impl SimDriver {
         if state.instances.contains_key(id) {
             return;
         }
-        let slot = host.and_then(|name| state.hosts.iter().position(|h| h.spec.name == name));
+        let slot = host.and_then(|name| state.host_index.get(name).copied());
         // A recorded placement is a fact about the data centre: it is honoured even when placements made
         // since (by this process, before it learnt of the instance) leave the host over-full.
         let (power, host) = match slot {
@@ -419,6 +427,10 @@ impl ComputeDriver for SimDriver {
 struct State {
     /// In configuration order, which breaks best-fit ties.
     hosts: Vec<Host>,
+    /// Index into `hosts` by name: adopting a million instances must not scan the hosts for each.
+    host_index: HashMap<String, usize>,
+    /// The capacity [`State::follow_capacity`] last applied per (region, GPU model).
+    followed_capacity: HashMap<(String, String), u32>,
     instances: HashMap<String, Instance>,
     volumes: HashMap<String, Volume>,
     snapshots: HashSet<String>,

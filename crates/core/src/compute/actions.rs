@@ -119,10 +119,10 @@ impl InstanceService {
         for row in self
             .context
             .store
-            .instances_with_status(&["ACTIVE", "SHUTOFF"])
+            .account_instances_with_status(account_id, &["ACTIVE", "SHUTOFF"])
             .await?
         {
-            if row.account_id != account_id || row.currency != currency.as_str() {
+            if row.currency != currency.as_str() {
                 continue;
             }
             let state = parse_state(&row.status)?;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use barrack_compute::{BootDisk, DriverError, InstanceSpec, Placement, PowerState, Readiness};
-use barrack_store::instances::{self, InstanceChange, InstanceRow};
+use barrack_store::instances::{self, InstanceChange, InstanceRow, InstanceSweep};
 use barrack_store::jobs::JobRow;
 use barrack_store::{Tx, capacity, public_ips};
 
@@ -222,8 +222,11 @@ impl InstanceWorker {
             "DELETING",
         ];
         recognize_capacity(&self.context).await?;
-        for row in self.context.store.instances_with_status(&live).await? {
-            self.recognize(&row);
+        let mut sweep = InstanceSweep::new(&live);
+        while let Some(page) = sweep.next(&self.context.store).await? {
+            for row in &page {
+                self.recognize(row);
+            }
         }
         Ok(())
     }
@@ -232,32 +235,36 @@ impl InstanceWorker {
     /// the driver lost (host failure, vanished VM) to ERROR. Returns how many it changed.
     pub async fn reconcile(&self) -> Result<usize> {
         let mut changed = 0;
-        let resting = self
-            .context
-            .store
-            .instances_with_status(&["ACTIVE", "SHUTOFF"])
-            .await?;
         recognize_capacity(&self.context).await?;
-        for row in resting {
-            self.recognize(&row);
-            let observed = match self.context.driver.observe_instance(&row.id).await {
-                Ok(o) => o,
-                Err(e) => {
-                    tracing::warn!(instance = %row.id, error = %e, "could not observe instance");
-                    continue;
-                }
-            };
-            let reason = match observed.state {
-                PowerState::Failed(reason) => reason,
-                PowerState::Missing => "the instance is gone from its host".to_string(),
-                _ => continue,
-            };
-            if self.fail(&row, &reason).await? {
-                tracing::warn!(instance = %row.id, %reason, "instance lost; marked ERROR");
-                changed += 1;
+        let mut sweep = InstanceSweep::new(&["ACTIVE", "SHUTOFF"]);
+        while let Some(page) = sweep.next(&self.context.store).await? {
+            for row in page {
+                changed += usize::from(self.reconcile_one(&row).await?);
             }
         }
         Ok(changed)
+    }
+
+    /// Moves one resting instance to ERROR when its machine is failed or gone; whether it did.
+    async fn reconcile_one(&self, row: &InstanceRow) -> Result<bool> {
+        self.recognize(row);
+        let observed = match self.context.driver.observe_instance(&row.id).await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(instance = %row.id, error = %e, "could not observe instance");
+                return Ok(false);
+            }
+        };
+        let reason = match observed.state {
+            PowerState::Failed(reason) => reason,
+            PowerState::Missing => "the instance is gone from its host".to_string(),
+            _ => return Ok(false),
+        };
+        let failed = self.fail(row, &reason).await?;
+        if failed {
+            tracing::warn!(instance = %row.id, %reason, "instance lost; marked ERROR");
+        }
+        Ok(failed)
     }
 }
 

@@ -106,21 +106,42 @@ impl InstanceService {
     /// Takes the GPUs and the public address of a new instance and writes it, in the caller's
     /// transaction: false when its region lacks the GPUs (drop the transaction, then answer 503 with
     /// [`InstanceService::stock_message`]); 503 without a free address; 409 on a name the account uses.
-    pub(super) async fn place_new(&self, tx: &mut Tx, row: &InstanceRow, now: i64) -> Result<bool> {
+    /// An id already taken (see [`instances::insert`]) is replaced by a fresh one, so read `row.id` after.
+    pub(super) async fn place_new(
+        &self,
+        tx: &mut Tx,
+        row: &mut InstanceRow,
+        now: i64,
+    ) -> Result<bool> {
         if !capacity::allocate(tx, &row.region, &row.gpu_model, row.gpu_count, now).await? {
             return Ok(false);
+        }
+        let mut draws = 0;
+        loop {
+            match instances::insert(&mut *tx, row).await {
+                Ok(true) => break,
+                Ok(false) if draws < 8 => {
+                    draws += 1;
+                    row.id = new_id(IdKind::Instance);
+                }
+                Ok(false) => {
+                    return Err(Error::internal(format!(
+                        "no free instance id after {draws} draws"
+                    )));
+                }
+                Err(StoreError::Unique(_)) => {
+                    return Err(Error::conflict(
+                        "DUPLICATE_NAME",
+                        format!("An instance named '{}' already exists", row.name),
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         if row.public_ip {
             self.reserve_address(tx, row).await?;
         }
-        match instances::insert(&mut *tx, row).await {
-            Ok(()) => Ok(true),
-            Err(StoreError::Unique(_)) => Err(Error::conflict(
-                "DUPLICATE_NAME",
-                format!("An instance named '{}' already exists", row.name),
-            )),
-            Err(e) => Err(e.into()),
-        }
+        Ok(true)
     }
 
     /// Where the model has `count` GPUs free, for the 503 message.

@@ -112,7 +112,7 @@ impl InstanceService {
         require_balance(&self.context, caller, currency, gpus + os_disk).await?;
 
         let now = self.now();
-        let row = InstanceRow {
+        let mut row = InstanceRow {
             id: new_id(IdKind::Instance),
             account_id: caller.account_id().to_string(),
             name: instance_name.trim().to_string(),
@@ -166,7 +166,7 @@ impl InstanceService {
                 ),
             ));
         }
-        if !self.place_new(&mut tx, &row, now).await? {
+        if !self.place_new(&mut tx, &mut row, now).await? {
             drop(tx);
             return Err(Error::GpuUnavailable(
                 self.stock_message(&row.region, model, row.gpu_count as u32)

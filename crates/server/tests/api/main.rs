@@ -27,6 +27,7 @@ mod fidelity;
 mod firewalls;
 mod idempotency;
 mod idempotency_storm;
+mod instance_ids;
 mod instances;
 mod jobs;
 mod key_revocation;

@@ -24,12 +24,12 @@ impl InstanceService {
     ) -> Result<DeployedInstance> {
         let DeployPlan {
             model,
-            instance: row,
+            instance: mut row,
             custom_image,
             rules,
             boot_volume,
             existing_volumes: existing,
-            new_volumes: created,
+            new_volumes: mut created,
             currency,
             first_hour,
             now,
@@ -47,12 +47,16 @@ impl InstanceService {
         if let Some(image) = &custom_image {
             hold_image(&mut tx, image).await?;
         }
-        if !self.place_new(&mut tx, &row, now).await? {
+        if !self.place_new(&mut tx, &mut row, now).await? {
             drop(tx);
             return Err(Error::GpuUnavailable(
                 self.stock_message(&row.region, model, row.gpu_count as u32)
                     .await?,
             ));
+        }
+        // The id may have been drawn again.
+        for volume in &mut created {
+            volume.instance_id = Some(row.id.clone());
         }
         for rule in &rules {
             insert_rule(&mut tx, &row.id, rule, now).await?;

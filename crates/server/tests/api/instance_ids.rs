@@ -1,0 +1,62 @@
+//! Instance ids have six random characters (`spec/API.md` §1.5), so in a large installation a new id is
+//! sometimes one already taken: the store must say so instead of failing the deploy as a name conflict.
+
+use barrack_api::Tier;
+use barrack_api::instances::DeployRequest;
+use barrack_store::StoreError;
+use barrack_store::instances;
+use serde_json::json;
+
+use crate::common::{Db, TestApp};
+use crate::on_both_databases;
+
+on_both_databases!(a_taken_id_is_reported_and_a_taken_name_stays_a_conflict);
+
+async fn a_taken_id_is_reported_and_a_taken_name_stays_a_conflict(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "500").await;
+    crate::common::create_key_k(&client).await;
+    let request: DeployRequest = serde_json::from_value(json!({
+        "gpu_model": "H100-SXM5-80GB", "gpu_count": 1, "region": "FINLAND-1", "instance_name": "first",
+        "image_name": "Ubuntu 24.04 + CUDA 12.8 Open + Docker", "ssh_key": "k", "public_ip": false
+    }))
+    .unwrap();
+    let id = client.deploy(&request).await.unwrap().data.instance_id;
+    let store = app.services().store();
+    let first = store
+        .instance_by_id(&id)
+        .await
+        .unwrap()
+        .expect("the deployed instance");
+
+    // The same id under another name: nothing is written, and the caller learns the id is taken.
+    let mut copy = first.clone();
+    copy.name = "second".into();
+    let mut tx = store.begin().await.unwrap();
+    assert!(!instances::insert(&mut tx, &copy).await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store.instance_by_id(&id).await.unwrap().unwrap().name,
+        "first"
+    );
+
+    // A fresh id with a name the account uses is still a conflict on the name.
+    let mut same_name = first.clone();
+    same_name.id = "BRK-ZZZZZZD".into();
+    let mut tx = store.begin().await.unwrap();
+    assert!(matches!(
+        instances::insert(&mut tx, &same_name).await,
+        Err(StoreError::Unique(_))
+    ));
+    drop(tx);
+
+    // A fresh id and a fresh name is written.
+    let mut other = first.clone();
+    other.id = "BRK-ZZZZZZD".into();
+    other.name = "third".into();
+    let mut tx = store.begin().await.unwrap();
+    assert!(instances::insert(&mut tx, &other).await.unwrap());
+    tx.commit().await.unwrap();
+    assert!(store.instance_by_id("BRK-ZZZZZZD").await.unwrap().is_some());
+    app.stop().await;
+}
