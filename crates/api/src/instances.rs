@@ -255,8 +255,12 @@ pub struct InstanceQuery {
 pub struct InstanceWaitQuery {
     /// Answer as soon as the instance is in this state (`ACTIVE`, `SHUTOFF`, `HIBERNATED`, ...), or comes
     /// to rest in another one (ERROR, or a stable state after a transition seen while waiting).
+    #[param(
+        pattern = "^(CREATING|ACTIVE|STARTING|STOPPING|SHUTOFF|REBOOTING|HIBERNATING|HIBERNATED|RESTORING|DELETING|DELETED|ERROR)$"
+    )]
     pub wait_for: Option<String>,
     /// Longest wait in seconds, 1 to 300 (default 60); at the timeout the answer shows the current state.
+    /// Only with `wait_for` (a 400 on `timeout` otherwise).
     #[param(minimum = 1, maximum = 300)]
     pub timeout: Option<u32>,
 }

@@ -76,7 +76,8 @@ pub(super) fn apply(doc: &mut Value) {
             statuses.push(403);
         }
         if method == "post" && secured && crate::http::idempotency::applies(&path) {
-            statuses.extend([409, 422]);
+            // A malformed key is a 400 on `Idempotency-Key`.
+            statuses.extend([400, 409, 422]);
             let parameters = op
                 .as_object_mut()
                 .expect("an operation")
