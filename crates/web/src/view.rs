@@ -180,6 +180,24 @@ pub fn query(pairs: &[(&str, &str)]) -> String {
     out.finish()
 }
 
+/// The link to the page before `page` of a paginated list; empty on the first.
+pub fn previous_page(page: u32, link: impl Fn(u32) -> String) -> String {
+    if page > 1 {
+        link(page - 1)
+    } else {
+        String::new()
+    }
+}
+
+/// The link to the page after `page` of `total_pages`; empty on the last.
+pub fn next_page(page: u32, total_pages: u32, link: impl Fn(u32) -> String) -> String {
+    if page < total_pages {
+        link(page + 1)
+    } else {
+        String::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

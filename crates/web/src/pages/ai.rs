@@ -22,7 +22,7 @@ use crate::State;
 use crate::error::WebError;
 use crate::form::Form;
 use crate::session::Signed;
-use crate::view::{Errors, Nav, money, query, render, when};
+use crate::view::{Errors, Nav, money, next_page, previous_page, query, render, when};
 
 const HISTORY_PER_PAGE: u32 = 20;
 /// Messages of the conversation kept with the form (the oldest are dropped first).
@@ -200,16 +200,8 @@ async fn ai_page(
             .collect(),
         page: p.page,
         total_pages,
-        prev: if p.page > 1 {
-            link(p.page - 1)
-        } else {
-            String::new()
-        },
-        next: if p.page < total_pages {
-            link(p.page + 1)
-        } else {
-            String::new()
-        },
+        prev: previous_page(p.page, link),
+        next: next_page(p.page, total_pages, link),
     })
 }
 

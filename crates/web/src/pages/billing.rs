@@ -14,7 +14,7 @@ use crate::State;
 use crate::chart::{self, Bar};
 use crate::error::WebError;
 use crate::session::Signed;
-use crate::view::{Errors, Nav, badge, money, ok, query, when};
+use crate::view::{Errors, Nav, badge, money, next_page, ok, previous_page, query, when};
 
 const DAY_MS: i64 = 86_400_000;
 /// The chart's ranges, in days.
@@ -281,16 +281,8 @@ pub async fn page(
         records_total: money(total_cost, currency),
         page,
         total_pages,
-        prev: if page > 1 {
-            link(page - 1)
-        } else {
-            String::new()
-        },
-        next: if page < total_pages {
-            link(page + 1)
-        } else {
-            String::new()
-        },
+        prev: previous_page(page, link),
+        next: next_page(page, total_pages, link),
         errors,
     };
     ok(&page)
@@ -406,16 +398,8 @@ pub async fn transactions(
         total: p.total,
         page: p.page,
         total_pages,
-        prev: if p.page > 1 {
-            link(p.page - 1)
-        } else {
-            String::new()
-        },
-        next: if p.page < total_pages {
-            link(p.page + 1)
-        } else {
-            String::new()
-        },
+        prev: previous_page(p.page, link),
+        next: next_page(p.page, total_pages, link),
     };
     ok(&view)
 }

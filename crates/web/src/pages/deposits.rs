@@ -16,7 +16,7 @@ use crate::State;
 use crate::error::WebError;
 use crate::form::Form;
 use crate::session::Signed;
-use crate::view::{Errors, Nav, money, ok, query, render, when};
+use crate::view::{Errors, Nav, money, next_page, ok, previous_page, query, render, when};
 
 const PER_PAGE: u32 = 20;
 
@@ -118,16 +118,8 @@ async fn deposits_page(
         deposits: list.deposits.iter().map(DepositView::new).collect(),
         page: p.page,
         total_pages,
-        prev: if p.page > 1 {
-            link(p.page - 1)
-        } else {
-            String::new()
-        },
-        next: if p.page < total_pages {
-            link(p.page + 1)
-        } else {
-            String::new()
-        },
+        prev: previous_page(p.page, link),
+        next: next_page(p.page, total_pages, link),
     })
 }
 

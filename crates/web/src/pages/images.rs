@@ -13,7 +13,7 @@ use crate::State;
 use crate::error::WebError;
 use crate::form::Form;
 use crate::session::Signed;
-use crate::view::{Errors, Nav, badge, query, render, when};
+use crate::view::{Errors, Nav, badge, next_page, previous_page, query, render, when};
 
 const PAGE_SIZE: u32 = 50;
 
@@ -160,16 +160,8 @@ async fn images_page(
         total: p.total,
         page: p.page,
         total_pages: p.total_pages.max(1),
-        prev: if p.page > 1 {
-            link(p.page - 1)
-        } else {
-            String::new()
-        },
-        next: if p.page < p.total_pages {
-            link(p.page + 1)
-        } else {
-            String::new()
-        },
+        prev: previous_page(p.page, link),
+        next: next_page(p.page, p.total_pages, link),
         regions: state
             .services
             .config()

@@ -14,7 +14,9 @@ use crate::State;
 use crate::error::WebError;
 use crate::form::Form;
 use crate::session::Signed;
-use crate::view::{Errors, Nav, badge, money, ok, query, render, transitional, when};
+use crate::view::{
+    Errors, Nav, badge, money, next_page, ok, previous_page, query, render, transitional, when,
+};
 
 /// Rows per page of the fleet.
 const PAGE_SIZE: u32 = 50;
@@ -190,16 +192,8 @@ async fn rows_of(
         page: p.page,
         total_pages: p.total_pages.max(1),
         total: p.total,
-        prev: if p.page > 1 {
-            link(p.page - 1)
-        } else {
-            String::new()
-        },
-        next: if p.page < p.total_pages {
-            link(p.page + 1)
-        } else {
-            String::new()
-        },
+        prev: previous_page(p.page, link),
+        next: next_page(p.page, p.total_pages, link),
     })
 }
 

@@ -21,7 +21,7 @@ use crate::State;
 use crate::error::WebError;
 use crate::form::Form;
 use crate::session::Signed;
-use crate::view::{Errors, Nav, money, query, render, when};
+use crate::view::{Errors, Nav, money, next_page, previous_page, query, render, when};
 
 const PAGE_SIZE: u32 = 50;
 
@@ -88,16 +88,8 @@ async fn users_page(
         total: p.total,
         page: p.page,
         total_pages: p.total_pages.max(1),
-        prev: if p.page > 1 {
-            link(p.page - 1)
-        } else {
-            String::new()
-        },
-        next: if p.page < p.total_pages {
-            link(p.page + 1)
-        } else {
-            String::new()
-        },
+        prev: previous_page(p.page, link),
+        next: next_page(p.page, p.total_pages, link),
         account: String::new(),
         amount: String::new(),
         currency: "USD".into(),
@@ -344,16 +336,8 @@ pub async fn jobs(
             shown: shown.into(),
             page,
             total_pages,
-            prev: if page > 1 {
-                link(page - 1)
-            } else {
-                String::new()
-            },
-            next: if page < total_pages {
-                link(page + 1)
-            } else {
-                String::new()
-            },
+            prev: previous_page(page, link),
+            next: next_page(page, total_pages, link),
         },
     )
 }

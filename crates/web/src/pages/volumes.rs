@@ -12,7 +12,7 @@ use crate::State;
 use crate::error::WebError;
 use crate::form::Form;
 use crate::session::Signed;
-use crate::view::{Errors, Nav, badge, money, ok, query, render};
+use crate::view::{Errors, Nav, badge, money, next_page, ok, previous_page, query, render};
 
 const PAGE_SIZE: u32 = 50;
 
@@ -131,16 +131,8 @@ async fn volumes_page(
             .collect(),
         page: p.page,
         total_pages: p.total_pages.max(1),
-        prev: if p.page > 1 {
-            link(p.page - 1)
-        } else {
-            String::new()
-        },
-        next: if p.page < p.total_pages {
-            link(p.page + 1)
-        } else {
-            String::new()
-        },
+        prev: previous_page(p.page, link),
+        next: next_page(p.page, p.total_pages, link),
         regions: regions.into_iter().map(|r| r.name).collect(),
         types,
         filter_region: filter_region.clone(),
