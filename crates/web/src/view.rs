@@ -180,6 +180,13 @@ pub fn query(pairs: &[(&str, &str)]) -> String {
     out.finish()
 }
 
+/// The page a list was asked for: a number from 1, the first page otherwise.
+pub fn page_number(raw: Option<&str>) -> u32 {
+    raw.and_then(|p| p.parse::<u32>().ok())
+        .filter(|p| *p >= 1)
+        .unwrap_or(1)
+}
+
 /// The link to the page before `page` of a paginated list; empty on the first.
 pub fn previous_page(page: u32, link: impl Fn(u32) -> String) -> String {
     if page > 1 {

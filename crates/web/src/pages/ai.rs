@@ -22,7 +22,7 @@ use crate::State;
 use crate::error::WebError;
 use crate::form::Form;
 use crate::session::Signed;
-use crate::view::{Errors, Nav, money, next_page, previous_page, query, render, when};
+use crate::view::{Errors, Nav, money, next_page, page_number, previous_page, query, render, when};
 
 const HISTORY_PER_PAGE: u32 = 20;
 /// Messages of the conversation kept with the form (the oldest are dropped first).
@@ -211,12 +211,7 @@ pub async fn page(
     Signed(session): Signed,
     Query(params): Query<Params>,
 ) -> Result<Response, WebError> {
-    let page = params
-        .page
-        .as_deref()
-        .and_then(|p| p.parse::<u32>().ok())
-        .filter(|p| *p >= 1)
-        .unwrap_or(1);
+    let page = page_number(params.page.as_deref());
     render(
         StatusCode::OK,
         &ai_page(&state, &session, page, None).await?,

@@ -14,7 +14,9 @@ use crate::State;
 use crate::chart::{self, Bar};
 use crate::error::WebError;
 use crate::session::Signed;
-use crate::view::{Errors, Nav, badge, money, next_page, ok, previous_page, query, when};
+use crate::view::{
+    Errors, Nav, badge, money, next_page, ok, page_number, previous_page, query, when,
+};
 
 const DAY_MS: i64 = 86_400_000;
 /// The chart's ranges, in days.
@@ -136,12 +138,7 @@ pub async fn page(
         .map(|(k, _)| *k)
         .find(|k| params.records.as_deref() == Some(k))
         .unwrap_or("instances");
-    let page = params
-        .page
-        .as_deref()
-        .and_then(|p| p.parse::<u32>().ok())
-        .filter(|p| *p >= 1)
-        .unwrap_or(1);
+    let page = page_number(params.page.as_deref());
 
     let balance = services.ledger.balance(caller).await?;
     let outlook = services.billing.outlook(caller, balance.balance).await?;
@@ -352,12 +349,7 @@ pub async fn transactions(
         .iter()
         .copied()
         .find(|k| params.kind.as_deref() == Some(k.as_str()));
-    let page = params
-        .page
-        .as_deref()
-        .and_then(|p| p.parse::<u32>().ok())
-        .filter(|p| *p >= 1)
-        .unwrap_or(1);
+    let page = page_number(params.page.as_deref());
     let list = state
         .services
         .ledger

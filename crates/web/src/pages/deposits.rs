@@ -16,7 +16,9 @@ use crate::State;
 use crate::error::WebError;
 use crate::form::Form;
 use crate::session::Signed;
-use crate::view::{Errors, Nav, money, next_page, ok, previous_page, query, render, when};
+use crate::view::{
+    Errors, Nav, money, next_page, ok, page_number, previous_page, query, render, when,
+};
 
 const PER_PAGE: u32 = 20;
 
@@ -129,12 +131,7 @@ pub async fn list(
     Signed(session): Signed,
     Query(params): Query<ListParams>,
 ) -> Result<Response, WebError> {
-    let page = params
-        .page
-        .as_deref()
-        .and_then(|p| p.parse::<u32>().ok())
-        .filter(|p| *p >= 1)
-        .unwrap_or(1);
+    let page = page_number(params.page.as_deref());
     ok(&deposits_page(&state, &session, page).await?)
 }
 

@@ -21,7 +21,7 @@ use crate::State;
 use crate::error::WebError;
 use crate::form::Form;
 use crate::session::Signed;
-use crate::view::{Errors, Nav, money, next_page, previous_page, query, render, when};
+use crate::view::{Errors, Nav, money, next_page, page_number, previous_page, query, render, when};
 
 const PAGE_SIZE: u32 = 50;
 
@@ -34,14 +34,10 @@ fn operator(session: &WebSession) -> Result<(), WebError> {
     }
 }
 
-fn page_number(raw: &Option<String>, name: &str) -> (u32, Form) {
+/// The query string's fields, and the page its `name` field asks for.
+fn query_and_page(raw: &Option<String>, name: &str) -> (u32, Form) {
     let q = Form::parse(&raw.clone().unwrap_or_default().into_bytes().into());
-    let page = q
-        .get(name)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(1u32)
-        .max(1);
-    (page, q)
+    (page_number(q.get(name).as_deref()), q)
 }
 
 fn failed(e: Error) -> (StatusCode, Result<Errors, WebError>) {
@@ -106,7 +102,7 @@ pub async fn users(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, WebError> {
     operator(&session)?;
-    let (page, q) = page_number(&raw, "page");
+    let (page, q) = query_and_page(&raw, "page");
     let mut view = users_page(&state, &session, page).await?;
     view.account = q.get("account").unwrap_or_default();
     view.granted = q.get("granted").unwrap_or_default();
@@ -285,7 +281,7 @@ pub async fn jobs(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, WebError> {
     operator(&session)?;
-    let (page, q) = page_number(&raw, "page");
+    let (page, q) = query_and_page(&raw, "page");
     let shown = match q.get("show").as_deref() {
         Some("dead") => "dead",
         _ => "queue",
@@ -423,7 +419,7 @@ pub async fn simulation(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, WebError> {
     operator(&session)?;
-    let (_, q) = page_number(&raw, "page");
+    let (_, q) = query_and_page(&raw, "page");
     let mut view = simulation_page(&state, &session, Errors::default()).await?;
     view.done = q.get("done").unwrap_or_default();
     render(StatusCode::OK, &view)
