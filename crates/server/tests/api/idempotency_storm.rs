@@ -6,16 +6,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use barrack_api::Currency;
-use barrack_api::account::{GrantCredits, ProfileUpdate};
-use barrack_api::ssh_keys::CreateSshKeyRequest;
 use barrack_client::Client;
 use barrack_store::Store;
 use barrack_store::sql::Columns;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::process::{ServerProcess, spawn};
+use crate::common::process::{ServerProcess, prepare_operator, spawn};
 use crate::common::{Db, TestDatabase};
 use crate::on_both_databases;
 
@@ -93,32 +90,7 @@ async fn a_retry_storm_across_a_crash_deploys_each_instance_once(db: Db) {
         .max_retries(0)
         .build()
         .unwrap();
-    let profile = admin
-        .update_profile(&ProfileUpdate {
-            address_line: Some(Some("1 Main St".into())),
-            postal_code: Some(Some("10001".into())),
-            country: Some(Some("US".into())),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .data;
-    let grant = GrantCredits {
-        amount: "100000".parse().unwrap(),
-        currency: Currency::USD,
-        note: None,
-    };
-    admin
-        .admin_grant_credits(&profile.id, &grant)
-        .await
-        .unwrap();
-    admin
-        .create_ssh_key(&CreateSshKeyRequest {
-            name: "storm".into(),
-            public_key: None,
-        })
-        .await
-        .unwrap();
+    prepare_operator(&admin, "storm").await;
 
     let url = Arc::new(RwLock::new(server.url.clone()));
     // Instance id per key, from every 201 any client got.

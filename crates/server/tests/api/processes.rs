@@ -5,15 +5,13 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use barrack_api::account::{GrantCredits, ProfileUpdate};
+use barrack_api::PageQuery;
 use barrack_api::instances::{DeployRequest, InstanceQuery};
-use barrack_api::ssh_keys::CreateSshKeyRequest;
-use barrack_api::{Currency, PageQuery};
 use barrack_client::{Client, InstanceActionKind};
 use barrack_store::Store;
 use serde_json::json;
 
-use crate::common::process::{ServerProcess, spawn};
+use crate::common::process::{ServerProcess, prepare_operator, spawn};
 use crate::common::{Db, TestDatabase};
 use crate::on_both_databases;
 
@@ -42,37 +40,6 @@ fn env(database: &TestDatabase) -> Vec<(&'static str, String)> {
 fn start(dir: &Path, name: &str, env: &[(&str, String)]) -> ServerProcess {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     spawn(&dir.join(name), &dir.join(format!("{name}.log")), &env)
-}
-
-/// Gives the operator account a complete profile, credits and an SSH key; returns the key's name.
-async fn prepare_account(client: &Client) -> String {
-    let profile = client
-        .update_profile(&ProfileUpdate {
-            address_line: Some(Some("1 Main St".into())),
-            postal_code: Some(Some("10001".into())),
-            country: Some(Some("US".into())),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .data;
-    let grant = GrantCredits {
-        amount: "100000".parse().unwrap(),
-        currency: Currency::USD,
-        note: None,
-    };
-    client
-        .admin_grant_credits(&profile.id, &grant)
-        .await
-        .unwrap();
-    client
-        .create_ssh_key(&CreateSshKeyRequest {
-            name: "ops".into(),
-            public_key: None,
-        })
-        .await
-        .unwrap();
-    "ops".into()
 }
 
 fn deploy(name: String, key: &str) -> DeployRequest {
@@ -149,7 +116,7 @@ async fn a_killed_server_resumes_every_unfinished_operation(db: Db) {
         .max_retries(0)
         .build()
         .unwrap();
-    let ssh = prepare_account(&client).await;
+    let ssh = prepare_operator(&client, "ops").await;
 
     // 40 instances running, then 100 operations at once: 60 deploys and 40 actions, killed midway.
     for i in 0..40 {
@@ -245,7 +212,7 @@ async fn two_servers_share_one_postgres_database() {
     );
     let via_a = Client::builder(&a.url).api_key(&key).build().unwrap();
     let via_b = Client::builder(&b.url).api_key(&key).build().unwrap();
-    let ssh = prepare_account(&via_a).await;
+    let ssh = prepare_operator(&via_a, "ops").await;
 
     let mut ids = Vec::new();
     for i in 0..30 {

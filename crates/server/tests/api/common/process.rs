@@ -5,6 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use barrack_api::Currency;
+use barrack_api::account::{GrantCredits, ProfileUpdate};
+use barrack_api::ssh_keys::CreateSshKeyRequest;
+use barrack_client::Client;
+
 pub struct ServerProcess {
     child: Child,
     pub url: String,
@@ -86,4 +91,36 @@ impl ServerProcess {
         self.child.kill().unwrap();
         let _ = self.child.wait();
     }
+}
+
+/// Gives the account of `client` (the operator's, in these tests) a complete profile, 100,000 USD of
+/// credit and an SSH key named `key_name`; returns the name.
+pub async fn prepare_operator(client: &Client, key_name: &str) -> String {
+    let profile = client
+        .update_profile(&ProfileUpdate {
+            address_line: Some(Some("1 Main St".into())),
+            postal_code: Some(Some("10001".into())),
+            country: Some(Some("US".into())),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .data;
+    let grant = GrantCredits {
+        amount: "100000".parse().unwrap(),
+        currency: Currency::USD,
+        note: None,
+    };
+    client
+        .admin_grant_credits(&profile.id, &grant)
+        .await
+        .unwrap();
+    client
+        .create_ssh_key(&CreateSshKeyRequest {
+            name: key_name.into(),
+            public_key: None,
+        })
+        .await
+        .unwrap();
+    key_name.into()
 }
