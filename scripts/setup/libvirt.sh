@@ -13,7 +13,7 @@ cd "$(dirname "$0")/../.."
 image_dir="${1:-/var/lib/barrack/images/tiny}"
 
 packages=(qemu-system-x86 libvirt-daemon-system libvirt-clients libvirt-dev busybox-static dropbear-bin
-  genisoimage cpio kmod openssh-client)
+  genisoimage cpio kmod openssh-client tini)
 
 missing() {
   for package in "${packages[@]}" qemu-utils; do
@@ -31,10 +31,16 @@ if missing; then
     --allow-downgrades "${packages[@]}" "qemu-utils=$qemu_version" >/dev/null
 fi
 
-# The daemons: nothing to do when libvirtd answers (under systemd or started earlier).
+# The daemons: nothing to do when libvirtd answers (under systemd or started earlier). Without systemd,
+# libvirtd runs under tini as a subreaper: the QEMU processes it probes and then daemonizes are reparented
+# to tini and reaped, where an init that does not reap them leaves zombies that libvirtd waits on forever
+# (every domain definition then hangs in the capabilities probe).
 if ! virsh -c qemu:///system version >/dev/null 2>&1; then
   pgrep -x virtlogd >/dev/null || virtlogd -d
-  pgrep -x libvirtd >/dev/null || libvirtd -d
+  if ! pgrep -x libvirtd >/dev/null; then
+    mkdir -p /var/log/libvirt
+    setsid tini -s -- libvirtd >>/var/log/libvirt/libvirtd.out 2>&1 </dev/null &
+  fi
   for _ in $(seq 30); do
     virsh -c qemu:///system version >/dev/null 2>&1 && break
     sleep 1

@@ -5,51 +5,19 @@
 //! (default /var/lib/barrack/images/tiny).
 #![cfg(feature = "libvirt")]
 
-use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::collections::HashSet;
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use barrack_compute::libvirt::virt;
+use barrack_compute::libvirt::testing::{LOCAL_URI, TestLab, unavailable};
 use barrack_compute::libvirt::xml::{Metadata, PciAddress, hostdevs};
-use barrack_compute::libvirt::{
-    GpuGroup, HostConfig, ImageConfig, LibvirtConfig, LibvirtDriver, NetworkConfig, NetworkMode,
-};
+use barrack_compute::libvirt::{GpuGroup, HostConfig, LibvirtDriver};
 use barrack_compute::{
     BootDisk, ComputeDriver, DriverError, InstanceSpec, PacketRule, PowerState, Readiness,
 };
 
-const URI: &str = "qemu:///system";
 const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
-
-fn image_dir() -> PathBuf {
-    std::env::var_os("BARRACK_TEST_LIBVIRT_IMAGE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/lib/barrack/images/tiny"))
-}
-
-/// Why these tests cannot run here, if they cannot.
-fn unavailable() -> Option<String> {
-    let dir = image_dir();
-    for file in ["vmlinuz", "initrd.img", "root.qcow2"] {
-        if !dir.join(file).is_file() {
-            return Some(format!(
-                "{} is missing (run scripts/setup/libvirt.sh)",
-                dir.join(file).display()
-            ));
-        }
-    }
-    if let Err(error) = virt::connect::Connect::open(Some(URI)) {
-        return Some(format!(
-            "libvirtd does not answer on {URI}: {}",
-            error.message()
-        ));
-    }
-    if Command::new("ssh").arg("-V").output().is_err() {
-        return Some("the ssh client is missing".into());
-    }
-    None
-}
 
 /// One line for the summary of `scripts/test`, appended to the file `BARRACK_TEST_RECORD` names.
 fn record(line: &str) {
@@ -65,14 +33,19 @@ fn record(line: &str) {
     }
 }
 
-/// A driver with its own names, pool and SSH ports, torn down (domains, volumes, filters, pool) on drop.
+/// A driver on a lab of its own (domains, volumes, filters and pool torn down on drop), with a deploy key.
 struct Lab {
     driver: LibvirtDriver,
-    prefix: String,
-    pool: String,
-    pool_dir: PathBuf,
     key: PathBuf,
     public_key: String,
+    lab: TestLab,
+}
+
+impl std::ops::Deref for Lab {
+    type Target = TestLab;
+    fn deref(&self) -> &TestLab {
+        &self.lab
+    }
 }
 
 /// `None` (after saying so) when the machine cannot run these tests; a panic instead when they must run.
@@ -86,14 +59,16 @@ fn lab(test: &str, ports: u16, gpus: Vec<GpuGroup>) -> Option<Lab> {
         return None;
     }
     record(&format!("libvirt\tran\tlibvirt::{test}\t"));
+    let host = HostConfig {
+        name: "local".into(),
+        uri: LOCAL_URI.into(),
+        region: "TEST-1".into(),
+        address: None,
+        gpus,
+    };
     let tag = format!("bt{}{}", std::process::id(), test.replace('_', ""));
-    let tag: String = tag.chars().take(40).collect();
-    let prefix = format!("{tag}-");
-    let pool_dir = PathBuf::from(format!("/var/lib/barrack/test-pools/{tag}"));
-    let _ = std::fs::create_dir_all(pool_dir.parent().unwrap());
-    chmod_755(pool_dir.parent().unwrap());
-    chmod_755(Path::new("/var/lib/barrack"));
-    let key = pool_dir.with_extension("key");
+    let lab = TestLab::new(&tag, ports, "tiny", host);
+    let key = lab.pool_dir.with_extension("key");
     let _ = std::fs::remove_file(&key);
     let status = Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-C", "test@barrack", "-f"])
@@ -102,89 +77,16 @@ fn lab(test: &str, ports: u16, gpus: Vec<GpuGroup>) -> Option<Lab> {
         .expect("ssh-keygen runs");
     assert!(status.success());
     let public_key = std::fs::read_to_string(key.with_extension("key.pub")).unwrap();
-    let image = image_dir();
-    let config = LibvirtConfig {
-        domain_type: "qemu".into(),
-        machine: "q35".into(),
-        name_prefix: prefix.clone(),
-        pool_name: tag.clone(),
-        pool_dir: pool_dir.clone(),
-        shutdown_timeout_secs: 30,
-        host_lost_after_secs: 300,
-        max_vcpus: Some(1),
-        max_memory_mb: Some(384),
-        hotplug_ports: 4,
-        network: NetworkConfig {
-            mode: NetworkMode::User,
-            source: "default".into(),
-            forward_address: "127.0.0.1".into(),
-            ssh_port_min: ports,
-            ssh_port_max: ports + 9,
-        },
-        images: BTreeMap::from([(
-            "tiny".to_string(),
-            ImageConfig {
-                disk: image.join("root.qcow2"),
-                format: "qcow2".into(),
-                kernel: Some(image.join("vmlinuz")),
-                initrd: Some(image.join("initrd.img")),
-                cmdline: Some("console=ttyS0 root=/dev/vda".into()),
-            },
-        )]),
-        hosts: vec![HostConfig {
-            name: "local".into(),
-            uri: URI.into(),
-            region: "TEST-1".into(),
-            address: None,
-            gpus,
-        }],
-    };
     Some(Lab {
-        driver: LibvirtDriver::new(config).expect("valid configuration"),
-        prefix,
-        pool: tag,
-        pool_dir,
+        driver: LibvirtDriver::new(lab.config.clone()).expect("valid configuration"),
         key,
         public_key: public_key.trim().to_string(),
+        lab,
     })
-}
-
-fn chmod_755(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755));
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        let Ok(conn) = virt::connect::Connect::open(Some(URI)) else {
-            return;
-        };
-        if let Ok(domains) = conn.list_all_domains(0) {
-            for domain in domains {
-                if domain.name().is_ok_and(|n| n.starts_with(&self.prefix)) {
-                    let _ = domain.destroy();
-                    let _ = domain.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE);
-                }
-            }
-        }
-        if let Ok(filters) = conn.list_all_nw_filters(0) {
-            for filter in filters {
-                if filter.name().is_ok_and(|n| n.starts_with(&self.prefix)) {
-                    let _ = filter.undefine();
-                }
-            }
-        }
-        if let Ok(pool) = conn.lookup_storage_pool_by_name(&self.pool) {
-            let _ = pool.refresh(0);
-            if let Ok(volumes) = pool.list_all_volumes(0) {
-                for volume in volumes {
-                    let _ = volume.delete(0);
-                }
-            }
-            let _ = pool.destroy();
-            let _ = pool.undefine();
-        }
-        let _ = std::fs::remove_dir_all(&self.pool_dir);
         let _ = std::fs::remove_file(&self.key);
         let _ = std::fs::remove_file(self.key.with_extension("key.pub"));
     }

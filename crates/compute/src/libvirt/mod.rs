@@ -27,6 +27,9 @@ pub mod placement;
 pub mod seed;
 #[cfg(feature = "libvirt")]
 pub mod storage;
+/// Real guests for tests: a lab of this machine's libvirtd that cleans up after itself.
+#[cfg(feature = "libvirt")]
+pub mod testing;
 pub mod xml;
 
 pub use config::{GpuGroup, HostConfig, ImageConfig, LibvirtConfig, NetworkConfig, NetworkMode};

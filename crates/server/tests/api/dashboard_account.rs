@@ -379,6 +379,42 @@ async fn ai_chat_answers_streams_and_charges(db: Db) {
     assert!(calls.contains("completed"));
     let total = between(&usage.body, r#"<td id="usage-total">"#, "</td>");
     assert_ne!(total, "$0.00");
+    // A range of days: today's calls are in a range ending today, not in one starting tomorrow; the
+    // pages of calls keep the range.
+    let day = |ms: i64| barrack_core::clock::format_ms(ms)[..10].to_string();
+    let today = day(app.clock.now_ms());
+    let tomorrow = day(app.clock.now_ms() + 86_400_000);
+    let ranged = browser.get(&format!("/ai?from={today}&to={today}")).await;
+    assert_eq!(
+        between(&ranged.body, r#"<td id="usage-total">"#, "</td>"),
+        total
+    );
+    assert!(ranged.body.contains(&format!(r#"value="{today}""#)));
+    let later = browser
+        .get(&format!("/ai?from={tomorrow}&to={tomorrow}"))
+        .await;
+    assert_eq!(
+        between(&later.body, r#"<td id="usage-total">"#, "</td>"),
+        "$0.00"
+    );
+    assert!(later.body.contains("No calls yet."));
+    // A day that is not one, or a range that ends before it starts, is said at its field.
+    let wrong = browser.get("/ai?from=yesterday").await;
+    assert!(
+        wrong
+            .body
+            .contains(r#"id="from" name="from" type="date" value="yesterday" aria-invalid="true""#),
+        "{}",
+        wrong.body
+    );
+    let backwards = browser
+        .get(&format!("/ai?from={tomorrow}&to={today}"))
+        .await;
+    assert!(
+        backwards
+            .body
+            .contains("Choose a day on or after the first")
+    );
     let usage_rows = browser.get("/transactions?type=usage").await;
     assert!(
         usage_rows.body.contains("2 transactions<"),

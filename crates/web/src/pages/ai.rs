@@ -15,6 +15,7 @@ use barrack_api::ai::{
     UsageSummaryQuery,
 };
 use barrack_core::accounts::web_sessions::WebSession;
+use barrack_core::clock::{format_ms, parse_iso};
 use futures::StreamExt;
 use serde::Deserialize;
 
@@ -74,6 +75,9 @@ struct AiPage {
     summary: Vec<UsageRow>,
     summary_total: UsageRow,
     summary_from: String,
+    summary_to: String,
+    /// The days chosen in the range form, as typed.
+    range: Range,
     calls: Vec<CallView>,
     page: u32,
     total_pages: u32,
@@ -84,6 +88,56 @@ struct AiPage {
 #[derive(Deserialize, Default)]
 pub struct Params {
     page: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// The usage range the page shows: whole days, `to` included; empty for the last 30 days.
+#[derive(Default, Clone)]
+pub struct Range {
+    pub from: String,
+    pub to: String,
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+impl Range {
+    fn of(params: &Params) -> Range {
+        let day = |d: &Option<String>| d.as_deref().unwrap_or_default().trim().to_string();
+        Range {
+            from: day(&params.from),
+            to: day(&params.to),
+        }
+    }
+
+    /// The range as the usage queries take it (ISO-8601, `to` excluded), or the messages at its fields.
+    fn bounds(&self, errors: &mut Errors) -> (Option<String>, Option<String>) {
+        let mut start = |field: &str, text: &str| {
+            if text.is_empty() {
+                return None;
+            }
+            let ms = parse_iso(&format!("{text}T00:00:00Z"));
+            if ms.is_none() {
+                errors
+                    .fields
+                    .insert(field.into(), vec!["Choose a day such as 2026-12-01".into()]);
+            }
+            ms
+        };
+        let from = start("from", &self.from);
+        // The last day counts whole: the range ends where the next day starts.
+        let to = start("to", &self.to).map(|ms| ms + DAY_MS);
+        if let (Some(f), Some(t)) = (from, to)
+            && t <= f
+        {
+            errors.fields.insert(
+                "to".into(),
+                vec!["Choose a day on or after the first".into()],
+            );
+            return (None, None);
+        }
+        (from.map(format_ms), to.map(format_ms))
+    }
 }
 
 /// The conversation carried by the form: `history` fields, each `u:` or `a:` and the text.
@@ -121,6 +175,7 @@ async fn ai_page(
     session: &WebSession,
     page: u32,
     chosen: Option<&str>,
+    range: Range,
 ) -> Result<AiPage, WebError> {
     let services = &state.services;
     let caller = &session.caller;
@@ -149,9 +204,17 @@ async fn ai_page(
             }
         })
         .collect();
+    let mut errors = Errors::default();
+    let (from, to) = range.bounds(&mut errors);
     let summary = services
         .ai
-        .usage_summary(caller, UsageSummaryQuery::default())
+        .usage_summary(
+            caller,
+            UsageSummaryQuery {
+                from: from.clone(),
+                to: to.clone(),
+            },
+        )
         .await?;
     let row = |m: &barrack_api::ai::ModelUsage| UsageRow {
         model: m.model.clone().unwrap_or_else(|| "All models".into()),
@@ -165,15 +228,22 @@ async fn ai_page(
         .usage_history(
             caller,
             UsageHistoryQuery {
+                from,
+                to,
                 page: Some(page),
                 limit: Some(HISTORY_PER_PAGE),
-                ..UsageHistoryQuery::default()
             },
         )
         .await?;
     let p = history.pagination;
     let total_pages = p.total_pages.max(1);
-    let link = |n: u32| query(&[("page", &n.to_string())]);
+    let link = |n: u32| {
+        query(&[
+            ("from", &range.from),
+            ("to", &range.to),
+            ("page", &n.to_string()),
+        ])
+    };
     Ok(AiPage {
         nav: Nav::new(session, "ai"),
         models,
@@ -181,10 +251,13 @@ async fn ai_page(
         prompt: String::new(),
         turns: Vec::new(),
         billed: String::new(),
-        errors: Errors::default(),
         summary: summary.models.iter().map(row).collect(),
         summary_total: row(&summary.total),
         summary_from: when(&summary.from),
+        // `to` is excluded: the range's last moment is a millisecond before it.
+        summary_to: parse_iso(&summary.to)
+            .map(|ms| when(&format_ms(ms - 1)))
+            .unwrap_or_default(),
         calls: history
             .transactions
             .iter()
@@ -202,6 +275,8 @@ async fn ai_page(
         total_pages,
         prev: previous_page(p.page, link),
         next: next_page(p.page, total_pages, link),
+        errors,
+        range,
     })
 }
 
@@ -214,7 +289,7 @@ pub async fn page(
     let page = page_number(params.page.as_deref());
     render(
         StatusCode::OK,
-        &ai_page(&state, &session, page, None).await?,
+        &ai_page(&state, &session, page, None, Range::of(&params)).await?,
     )
 }
 
@@ -293,7 +368,14 @@ async fn refused(
     errors: Errors,
     status: StatusCode,
 ) -> Result<Response, WebError> {
-    let mut page = ai_page(state, session, 1, form.get("model").as_deref()).await?;
+    let mut page = ai_page(
+        state,
+        session,
+        1,
+        form.get("model").as_deref(),
+        Range::default(),
+    )
+    .await?;
     page.prompt = form.raw("prompt").unwrap_or_default();
     page.max_tokens = form.get("max_tokens").unwrap_or_default();
     page.turns = turns_of(form);
@@ -339,7 +421,14 @@ pub async fn chat(
         .await
     {
         Ok((reply, _)) => {
-            let mut page = ai_page(&state, &session, 1, form.get("model").as_deref()).await?;
+            let mut page = ai_page(
+                &state,
+                &session,
+                1,
+                form.get("model").as_deref(),
+                Range::default(),
+            )
+            .await?;
             let mut turns = turns_of(&form);
             turns.push(turn("user", &form.raw("prompt").unwrap_or_default()));
             let text = reply

@@ -5,7 +5,9 @@
 use askama::Template;
 use axum::extract::Query;
 use axum::response::Response;
-use barrack_api::billing::BillingQuery;
+use barrack_api::billing::{
+    BillingQuery, InstanceBillingRecord, SnapshotBillingRecord, VolumeBillingRecord,
+};
 use barrack_api::ledger::{TransactionQuery, TransactionType};
 use barrack_core::billing::series::Outlook;
 use serde::Deserialize;
@@ -192,16 +194,18 @@ pub async fn page(
         limit: Some(RECORDS_PER_PAGE),
         ..BillingQuery::default()
     };
-    let (records, total_cost, pagination) = match kind {
-        "volumes" => {
-            let r = services.billing.volume_records(caller, query_of).await?;
+    // The three kinds of record share their billing fields; each names and describes what it bills.
+    macro_rules! records {
+        ($response:expr, $name:ident, $what:expr) => {{
+            let r = $response;
+            let describe = $what;
             let rows = r
                 .records
                 .into_iter()
                 .map(|v| RecordView {
+                    what: describe(&v),
                     id: v.billing_id,
-                    name: v.volume_name,
-                    what: format!("{} GB {}", v.size_gb, v.volume_type),
+                    name: v.$name,
                     start: when(&v.start_time),
                     end: v.end_time.as_deref().map(when).unwrap_or_default(),
                     minutes: v.total_duration_minutes,
@@ -212,47 +216,24 @@ pub async fn page(
                 })
                 .collect::<Vec<_>>();
             (rows, r.summary.totalCost.0, (r.page, r.total_pages))
-        }
-        "snapshots" => {
-            let r = services.billing.snapshot_records(caller, query_of).await?;
-            let rows = r
-                .records
-                .into_iter()
-                .map(|s| RecordView {
-                    id: s.billing_id,
-                    name: s.snapshot_name,
-                    what: format!("{} GB", s.size_gb),
-                    start: when(&s.start_time),
-                    end: s.end_time.as_deref().map(when).unwrap_or_default(),
-                    minutes: s.total_duration_minutes,
-                    rate: money(s.per_minute_rate.0, s.currency),
-                    cost: money(s.total_cost.0, s.currency),
-                    badge: status_badge(&s.status),
-                    status: s.status,
-                })
-                .collect::<Vec<_>>();
-            (rows, r.summary.totalCost.0, (r.page, r.total_pages))
-        }
-        _ => {
-            let r = services.billing.instance_records(caller, query_of).await?;
-            let rows = r
-                .records
-                .into_iter()
-                .map(|i| RecordView {
-                    id: i.billing_id,
-                    name: i.vm_name,
-                    what: format!("{} × {}", i.gpu_count, i.gpu_type),
-                    start: when(&i.start_time),
-                    end: i.end_time.as_deref().map(when).unwrap_or_default(),
-                    minutes: i.total_duration_minutes,
-                    rate: money(i.per_minute_rate.0, i.currency),
-                    cost: money(i.total_cost.0, i.currency),
-                    badge: status_badge(&i.status),
-                    status: i.status,
-                })
-                .collect::<Vec<_>>();
-            (rows, r.summary.totalCost.0, (r.page, r.total_pages))
-        }
+        }};
+    }
+    let (records, total_cost, pagination) = match kind {
+        "volumes" => records!(
+            services.billing.volume_records(caller, query_of).await?,
+            volume_name,
+            |v: &VolumeBillingRecord| format!("{} GB {}", v.size_gb, v.volume_type)
+        ),
+        "snapshots" => records!(
+            services.billing.snapshot_records(caller, query_of).await?,
+            snapshot_name,
+            |s: &SnapshotBillingRecord| format!("{} GB", s.size_gb)
+        ),
+        _ => records!(
+            services.billing.instance_records(caller, query_of).await?,
+            vm_name,
+            |i: &InstanceBillingRecord| format!("{} × {}", i.gpu_count, i.gpu_type)
+        ),
     };
     let (page, total_pages) = (pagination.0, pagination.1.max(1));
     let days_text = days.to_string();
