@@ -102,13 +102,23 @@ impl Store {
         Ok(Some(count))
     }
 
-    /// Writes the whole state to `out`; the rows written per table.
+    /// Writes the whole state to `out`; the rows written per table. It is read in one transaction, so a
+    /// server running meanwhile cannot leave a balance apart from its ledger in it (on SQLite its writes
+    /// wait for the export; on PostgreSQL the export reads one snapshot).
     pub async fn export_state(
         &self,
         out: &mut impl Write,
         exported_at: &str,
     ) -> std::result::Result<StateCounts, StateError> {
-        let tables = self.tables().await?;
+        let mut tx = self.begin().await?;
+        if tx.backend() == Backend::Postgres {
+            tx.execute(
+                "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+                &[],
+            )
+            .await?;
+        }
+        let tables = tables(&mut tx).await?;
         let header = json!({
             "format": STATE_FORMAT,
             "format_version": STATE_FORMAT_VERSION,
@@ -133,7 +143,7 @@ impl Store {
                     names.join(", "),
                     table.name
                 );
-                let rows = self.fetch_all(&sql, &binds![written as i64]).await?;
+                let rows = tx.fetch_all(&sql, &binds![written as i64]).await?;
                 for row in &rows {
                     let values: Vec<Json> = row
                         .0
