@@ -61,7 +61,14 @@ async fn scenarios_and_reset() {
         2
     );
     let json = cli.run(&["admin", "scenarios", "-o", "json"]).await.json();
-    assert_eq!(json["scenarios"][1]["kind"], "region_outage");
+    let mut kinds: Vec<&str> = json["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, ["gpu_scarcity", "region_outage"]);
 
     let removed = cli.run(&["admin", "remove-scenario", &outage_id]).await;
     assert!(removed.ok().starts_with("Removed scenario"), "{removed:?}");
