@@ -335,13 +335,28 @@ async fn reset_brings_a_used_server_back_to_its_first_start(db: Db) {
     let first_capacity = app.admin.admin_capacity().await.unwrap().data;
     let first_hosts = app.admin.admin_hosts().await.unwrap().data;
 
-    let (client, _) = app.funded_user(Tier::Advanced, "US", "500").await;
+    let (client, _, key) = app.funded_user_with_key(Tier::Advanced, "US", "500").await;
     create_key_k(&client).await;
     client
         .deploy(&deploy_request("busy", "FINLAND-1", "H100-SXM5-80GB", 8))
         .await
         .unwrap();
     app.settle().await;
+    // A replica on the same database, which knows the machine and has looked the user's key up.
+    let replica = serve(&app.database, app.clock.clone() as Arc<dyn Clock>).await;
+    let replica_url = format!("http://{}", replica.addr);
+    let replica_user = Client::builder(&replica_url)
+        .api_key(&key)
+        .max_retries(0)
+        .build()
+        .unwrap();
+    let replica_admin = replica_user.with_api_key(&app.admin_key);
+    replica_user.balance().await.unwrap();
+    let busy_hosts = replica_admin.admin_hosts().await.unwrap().data;
+    assert!(
+        busy_hosts.hosts.iter().any(|h| h.gpus_used == 8),
+        "the replica knows the machine"
+    );
     app.admin
         .admin_add_scenario(&ScenarioSpec::RegionOutage {
             region: "FINLAND-2".into(),
@@ -395,9 +410,16 @@ async fn reset_brings_a_used_server_back_to_its_first_start(db: Db) {
             .is_empty()
     );
     assert_eq!(app.admin.admin_jobs().await.unwrap().data.jobs.len(), 0);
-    // The user and its key are gone.
+    // The user and its key are gone, on the replica too; the replica forgot the machines.
     let error = client.balance().await.unwrap_err();
     assert_eq!(error.status(), Some(401), "{error}");
+    let error = replica_user.balance().await.unwrap_err();
+    assert_eq!(error.status(), Some(401), "{error}");
+    assert_eq!(
+        serde_json::to_value(replica_admin.admin_hosts().await.unwrap().data).unwrap(),
+        serde_json::to_value(app.admin.admin_hosts().await.unwrap().data).unwrap(),
+    );
+    replica.shutdown().await;
     // A new user deploys the whole host the old instance held.
     let (client, _) = app.funded_user(Tier::Advanced, "US", "500").await;
     create_key_k(&client).await;
