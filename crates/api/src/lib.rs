@@ -15,6 +15,7 @@ pub mod instances;
 pub mod ledger;
 pub mod rules;
 pub mod scripts;
+pub mod simulation;
 pub mod snapshots;
 pub mod ssh_keys;
 pub mod volumes;

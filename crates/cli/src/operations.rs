@@ -198,6 +198,25 @@ pub const OPERATIONS: &[Operation] = &[
         "/api/admin/faults/",
         "admin inject-fault",
     ),
+    op("admin_reset", "POST", "/api/admin/reset/", "admin reset"),
+    op(
+        "admin_list_scenarios",
+        "GET",
+        "/api/admin/scenarios/",
+        "admin scenarios",
+    ),
+    op(
+        "admin_add_scenario",
+        "POST",
+        "/api/admin/scenarios/",
+        "admin add-scenario",
+    ),
+    op(
+        "admin_remove_scenario",
+        "DELETE",
+        "/api/admin/scenarios/{id}/",
+        "admin remove-scenario",
+    ),
     // instances
     op(
         "deploy_instance",

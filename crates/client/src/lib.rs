@@ -15,6 +15,7 @@ mod error;
 mod firewalls;
 mod instances;
 mod scripts;
+mod simulation;
 mod snapshots;
 mod volumes;
 

@@ -227,6 +227,10 @@ impl ComputeDriver for WithDeadlines {
         self.inner.recognize_capacity(region, gpu_model, total)
     }
 
+    fn recognize_simulation(&self, resets: i64, slow_hosts: &[(String, f64)]) {
+        self.inner.recognize_simulation(resets, slow_hosts)
+    }
+
     fn capacity_limit(&self, region: &str, gpu_model: &str) -> Option<u32> {
         self.inner.capacity_limit(region, gpu_model)
     }

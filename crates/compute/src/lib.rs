@@ -205,6 +205,12 @@ pub trait ComputeDriver: Send + Sync + 'static {
     /// from capacity, so it adds or retires hosts to match, on every replica that is told.
     fn recognize_capacity(&self, _region: &str, _gpu_model: &str, _total: u32) {}
 
+    /// Tells the simulator what every server on the database shares of the simulation, before placing or
+    /// acting on instances: how many times the state was reset (a new count means the machines it knew
+    /// were wiped with the records) and the slow hosts (host name, factor on its machines' delays).
+    /// Real drivers have nothing to do.
+    fn recognize_simulation(&self, _resets: i64, _slow_hosts: &[(String, f64)]) {}
+
     /// The most GPUs of a model this driver can ever place in a region, when its hosts are fixed by its
     /// own configuration; `None` when it follows the capacity operators set. Capacity above the limit is
     /// refused, so a deploy is never accepted for GPUs no host has.

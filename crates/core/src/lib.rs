@@ -86,7 +86,12 @@ impl Services {
         let billing = BillingService::new(context.clone());
         let instances = InstanceService::new(context.clone());
         Services {
-            simulation: SimulationService::new(context.clone(), billing.clone(), instances.clone()),
+            simulation: SimulationService::new(
+                context.clone(),
+                billing.clone(),
+                instances.clone(),
+                CatalogService::new(context.clone()),
+            ),
             accounts: AccountService::new(context.clone()),
             ai: ai::AiService::new(context.clone()),
             catalog: CatalogService::new(context.clone()),

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use barrack_api::{Currency, Tier};
 use barrack_core::clock::{Clock, OffsetClock, SystemClock, format_ms};
 use barrack_core::config::{Config, LogFormat, barrack_env};
@@ -55,6 +55,16 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Export or import the whole state of an installation as one file.
+    #[command(
+        after_help = "Examples:\n  barrackd state export dev.jsonl --data-dir ~/.barrack\n  barrackd state import dev.jsonl --database-url postgres://barrack@db/barrack\n\nStop the servers on the database before an import."
+    )]
+    State {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(subcommand)]
+        task: StateTask,
+    },
     /// Operator tasks on the database.
     Admin {
         #[command(flatten)]
@@ -105,6 +115,25 @@ enum AdminTask {
     /// List accounts.
     ListUsers,
 }
+
+#[derive(Subcommand)]
+enum StateTask {
+    /// Write every table (accounts, resources, ledger, jobs, capacity, the simulated clock) to FILE
+    /// (`-` for standard output): JSON lines that name the schema version.
+    Export { file: PathBuf },
+    /// Read a file written by `state export` into the database (an empty one is set up first). The
+    /// servers on the database must be stopped; the file must be of this barrackd's schema version.
+    Import {
+        file: PathBuf,
+        /// Discard what the database holds instead of refusing.
+        #[arg(long)]
+        replace: bool,
+    },
+}
+
+/// The application name an import connects to PostgreSQL under, so it can tell its own sessions from a
+/// server's.
+const IMPORT_SESSION: &str = "barrackd-state-import";
 
 fn parse_tier(s: &str) -> Result<Tier, String> {
     Tier::parse(s).ok_or_else(|| "tier must be legacy or advanced".into())
@@ -222,6 +251,10 @@ async fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::State { config, task } => {
+            let config = load_config(&config, None)?;
+            state(config, task).await
+        }
         Command::Admin { config, task } => {
             let config = load_config(&config, None)?;
             let store = open_installation(&config).await?;
@@ -315,6 +348,70 @@ async fn admin(services: &barrack_core::Services, task: AdminTask) -> Result<()>
         }
     }
     Ok(())
+}
+
+async fn state(mut config: Config, task: StateTask) -> Result<()> {
+    match task {
+        StateTask::Export { file } => {
+            let store = open_installation(&config).await?;
+            let now = format_ms(barrack_core::clock::system_now_ms());
+            let counts = if file.as_os_str() == "-" {
+                let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                store.export_state(&mut out, &now).await?
+            } else {
+                // Password and key hashes are in it: the owner's eyes only.
+                let mut out = barrack_server::private_files::PrivateFile::create(&file)
+                    .with_context(|| format!("cannot write {}", file.display()))?;
+                let counts = store.export_state(&mut out, &now).await?;
+                out.commit()
+                    .with_context(|| format!("cannot write {}", file.display()))?;
+                counts
+            };
+            store.close().await;
+            eprintln!(
+                "Exported {} rows of {} tables (schema version {}).",
+                counts.rows(),
+                counts.tables.len(),
+                barrack_store::state::schema_version()
+            );
+            Ok(())
+        }
+        StateTask::Import { file, replace } => {
+            let input: Box<dyn std::io::BufRead> = if file.as_os_str() == "-" {
+                Box::new(std::io::BufReader::new(std::io::stdin()))
+            } else {
+                let opened = std::fs::File::open(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+                Box::new(std::io::BufReader::new(opened))
+            };
+            let url = config.database_url()?;
+            if url.starts_with("postgres") && !url.contains("application_name=") {
+                let joiner = if url.contains('?') { '&' } else { '?' };
+                config.database_url =
+                    Some(format!("{url}{joiner}application_name={IMPORT_SESSION}"));
+            }
+            let store = open_store(&config).await?;
+            if let Some(others) = store.other_sessions(IMPORT_SESSION).await?
+                && others > 0
+            {
+                store.close().await;
+                anyhow::bail!(
+                    "{others} other sessions are connected to this database (a running barrackd?): \
+                     stop the servers on it before importing"
+                );
+            }
+            let imported = store.import_state(input, replace).await;
+            store.close().await;
+            let counts = imported?;
+            println!(
+                "Imported {} rows of {} tables. API keys and sessions in it work on servers that use the \
+                 server secret of the installation that exported it.",
+                counts.rows(),
+                counts.tables.len()
+            );
+            Ok(())
+        }
+    }
 }
 
 /// A domain error with its field messages, for the terminal.

@@ -2,7 +2,7 @@
 //! server secret and the first operator's credentials (0600, written whole or not at all).
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Creates the data directory if needed and leaves it readable by its owner only.
 pub fn private_dir(dir: &Path) -> std::io::Result<()> {
@@ -18,31 +18,76 @@ pub fn private_dir(dir: &Path) -> std::io::Result<()> {
 /// sees the old file or the new one, never half of one, and an existing file's looser mode does not
 /// survive.
 pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let temp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.unwrap_or_default(),
-        barrack_core::ids::random_alphanumeric(8)
-    ));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let written = (|| {
-        let mut file = options.open(&temp)?;
-        file.write_all(contents.as_bytes())?;
+    let mut file = PrivateFile::create(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.commit()
+}
+
+/// A file of mode 0600 written beside its path and renamed over it by [`PrivateFile::commit`], so it
+/// appears whole or not at all; dropped without a commit, it is removed.
+pub struct PrivateFile {
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    temp: PathBuf,
+    path: PathBuf,
+}
+
+impl PrivateFile {
+    pub fn create(path: &Path) -> std::io::Result<PrivateFile> {
+        let dir = directory_of(path);
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let temp = dir.join(format!(
+            ".{}.{}.tmp",
+            name.unwrap_or_default(),
+            barrack_core::ids::random_alphanumeric(8)
+        ));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&temp)?;
+        Ok(PrivateFile {
+            file: Some(std::io::BufWriter::new(file)),
+            temp,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn commit(mut self) -> std::io::Result<()> {
+        let file = self.file.take().expect("not committed yet");
+        let file = file.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
-        std::fs::rename(&temp, path)?;
+        std::fs::rename(&self.temp, &self.path)?;
         // The rename itself is durable once the directory is.
         #[cfg(unix)]
-        std::fs::File::open(dir)?.sync_all()?;
+        std::fs::File::open(directory_of(&self.path))?.sync_all()?;
         Ok(())
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
     }
-    written
+}
+
+/// The directory a file is in (`.` for a bare name, whose parent is empty).
+fn directory_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+impl Write for PrivateFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.as_mut().expect("not committed yet").write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.as_mut().expect("not committed yet").flush()
+    }
+}
+
+impl Drop for PrivateFile {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
 }
 
 /// Creates the SQLite database file with mode 0600 if it is missing, and takes group and other access

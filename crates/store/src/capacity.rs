@@ -11,11 +11,13 @@ pub struct CapacityRow {
     pub gpu_model: String,
     pub total: i64,
     pub allocated: i64,
+    /// Units a simulation scenario (scarcity, an outage) holds back from stock.
+    pub withheld: i64,
 }
 
 impl CapacityRow {
     pub fn free(&self) -> i64 {
-        (self.total - self.allocated).max(0)
+        (self.total - self.allocated - self.withheld).max(0)
     }
 }
 
@@ -23,7 +25,7 @@ impl Store {
     pub async fn capacity(&self) -> Result<Vec<CapacityRow>> {
         let rows = self
             .fetch_all(
-                "SELECT region, gpu_model, total, allocated FROM gpu_capacity ORDER BY region, gpu_model",
+                "SELECT region, gpu_model, total, allocated, withheld FROM gpu_capacity ORDER BY region, gpu_model",
                 &[],
             )
             .await?;
@@ -34,6 +36,7 @@ impl Store {
                     gpu_model: r.text(1)?,
                     total: r.int(2)?,
                     allocated: r.int(3)?,
+                    withheld: r.int(4)?,
                 })
             })
             .collect()
@@ -83,7 +86,7 @@ pub async fn allocate(
     let done = tx
         .execute(
             "UPDATE gpu_capacity SET allocated = allocated + $3, updated_at = $4 \
-             WHERE region = $1 AND gpu_model = $2 AND total - allocated >= $3",
+             WHERE region = $1 AND gpu_model = $2 AND total - allocated - withheld >= $3",
             &binds![region, model, count, now],
         )
         .await?;

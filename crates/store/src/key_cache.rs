@@ -18,6 +18,8 @@ use crate::api_keys::ApiKeyRow;
 
 /// The channel replicas tell each other about changed keys and accounts on; the payload is an account id.
 pub(crate) const CHANNEL: &str = "barrack_auth";
+/// The payload that forgets every account (no account id is `*`).
+pub(crate) const EVERY_ACCOUNT: &str = "*";
 
 /// How long an entry is used without asking the database: the bound on staleness should a notification
 /// be lost without the connection dropping.
@@ -93,6 +95,13 @@ impl KeyCache {
         entries.retain(|_, e| e.key.account_id != account_id);
     }
 
+    /// Forgets every account's keys.
+    pub(crate) fn forget_all(&self) {
+        let mut entries = self.entries.lock().expect("key cache");
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        entries.clear();
+    }
+
     /// Forgets everything and turns the cache on or off.
     fn reset(&self, listening: bool) {
         let mut entries = self.entries.lock().expect("key cache");
@@ -138,6 +147,9 @@ pub(crate) fn spawn_listener(
                     return;
                 };
                 match next {
+                    Ok(Some(notification)) if notification.payload() == EVERY_ACCOUNT => {
+                        cache.forget_all()
+                    }
                     Ok(Some(notification)) => cache.forget_account(notification.payload()),
                     // Lost and connected again: whatever was sent meanwhile is unknown.
                     Ok(None) => cache.reset(true),

@@ -24,11 +24,12 @@ mod migrate;
 mod postgres;
 pub mod public_ips;
 pub mod scripts;
-mod simulation;
+pub mod simulation;
 pub mod snapshots;
 pub mod sql;
 mod sqlite;
 pub mod ssh_keys;
+pub mod state;
 pub mod token_sessions;
 pub mod volumes;
 pub mod web_sessions;
@@ -238,6 +239,19 @@ impl Store {
             self.execute(
                 "SELECT pg_notify($1, $2)",
                 &binds![key_cache::CHANNEL, account_id],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// [`Store::auth_changed`] for every account at once (a reset or an import replaced them all).
+    pub async fn auth_changed_everywhere(&self) -> Result<()> {
+        if let Some(keys) = &self.keys {
+            keys.forget_all();
+            self.execute(
+                "SELECT pg_notify($1, $2)",
+                &binds![key_cache::CHANNEL, key_cache::EVERY_ACCOUNT],
             )
             .await?;
         }

@@ -1,7 +1,7 @@
 //! The simulation clock's offset from real time, shared by every server on the database.
 
 use crate::sql::Columns;
-use crate::{Result, Store, binds};
+use crate::{Db, Result, Store, binds};
 
 impl Store {
     /// The offset the simulation clock has been moved to (0 if it never moved).
@@ -21,5 +21,166 @@ impl Store {
         )
         .await?
         .int(0)
+    }
+}
+
+/// A scenario of the simulated data centre as stored: what it is, what it covers, the request as JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScenarioRow {
+    pub id: String,
+    pub kind: String,
+    /// A region, `REGION/MODEL`, or a host: two scenarios of a kind never share one.
+    pub target: String,
+    pub spec: String,
+    pub created_at: i64,
+}
+
+/// The GPUs a scenario holds back from a region's stock (every model, or one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Withhold {
+    /// Nothing (a slow host).
+    Nothing,
+    /// All of it: an outage.
+    All { region: String },
+    /// All but `available` units of what is free now, per model.
+    AllBut {
+        region: String,
+        gpu_model: Option<String>,
+        available: i64,
+    },
+}
+
+const SCENARIO_COLUMNS: &str = "id, kind, target, spec, created_at";
+
+fn scenario(row: &crate::Row) -> Result<ScenarioRow> {
+    Ok(ScenarioRow {
+        id: row.text(0)?,
+        kind: row.text(1)?,
+        target: row.text(2)?,
+        spec: row.text(3)?,
+        created_at: row.int(4)?,
+    })
+}
+
+impl Store {
+    pub async fn scenarios(&self) -> Result<Vec<ScenarioRow>> {
+        let sql =
+            format!("SELECT {SCENARIO_COLUMNS} FROM simulation_scenarios ORDER BY created_at, id");
+        self.fetch_all(&sql, &[])
+            .await?
+            .iter()
+            .map(scenario)
+            .collect()
+    }
+
+    /// Stores a scenario and holds back the stock it withholds, in one transaction; false (nothing
+    /// written) when one of its kind covers the same target already.
+    pub async fn add_scenario(
+        &self,
+        row: &ScenarioRow,
+        withhold: &Withhold,
+        now: i64,
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let inserted = tx
+            .execute(
+                &crate::sql::insert_sql("simulation_scenarios", SCENARIO_COLUMNS),
+                &binds![&row.id, &row.kind, &row.target, &row.spec, row.created_at],
+            )
+            .await;
+        match inserted {
+            Err(crate::StoreError::Unique(_)) => return Ok(false),
+            other => other?,
+        };
+        match withhold {
+            Withhold::Nothing => {}
+            Withhold::All { region } => {
+                tx.execute(
+                    "UPDATE gpu_capacity SET withheld = total, updated_at = $2 WHERE region = $1",
+                    &binds![region, now],
+                )
+                .await?;
+            }
+            Withhold::AllBut {
+                region,
+                gpu_model,
+                available,
+            } => {
+                tx.execute(
+                    "UPDATE gpu_capacity SET updated_at = $4, withheld = CASE WHEN total - allocated > $3 \
+                     THEN total - allocated - $3 ELSE 0 END WHERE region = $1 AND ($2 IS NULL OR gpu_model = $2)",
+                    &binds![region, gpu_model.as_deref(), *available, now],
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Removes a scenario and gives back the stock it withheld; the removed scenario, if it existed.
+    pub async fn remove_scenario(
+        &self,
+        id: &str,
+        withheld: impl Fn(&ScenarioRow) -> Withhold,
+        now: i64,
+    ) -> Result<Option<ScenarioRow>> {
+        let mut tx = self.begin().await?;
+        let sql =
+            format!("DELETE FROM simulation_scenarios WHERE id = $1 RETURNING {SCENARIO_COLUMNS}");
+        let Some(row) = tx.fetch_optional(&sql, &binds![id]).await? else {
+            return Ok(None);
+        };
+        let row = scenario(&row)?;
+        let (region, gpu_model) = match withheld(&row) {
+            Withhold::Nothing => (None, None),
+            Withhold::All { region } => (Some(region), None),
+            Withhold::AllBut {
+                region, gpu_model, ..
+            } => (Some(region), gpu_model),
+        };
+        if let Some(region) = region {
+            tx.execute(
+                "UPDATE gpu_capacity SET withheld = 0, updated_at = $3 WHERE region = $1 \
+                 AND ($2 IS NULL OR gpu_model = $2)",
+                &binds![&region, gpu_model.as_deref(), now],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(row))
+    }
+
+    /// Whether a scenario of `kind` covers `target`.
+    pub async fn scenario_covers(&self, kind: &str, target: &str) -> Result<bool> {
+        Ok(self
+            .fetch_optional(
+                "SELECT 1 FROM simulation_scenarios WHERE kind = $1 AND target = $2",
+                &binds![kind, target],
+            )
+            .await?
+            .is_some())
+    }
+
+    /// What every simulating server follows, in one read: the number of resets and the specs of the
+    /// scenarios of `kind`.
+    pub async fn simulation_view(&self, kind: &str) -> Result<(i64, Vec<String>)> {
+        let rows = self
+            .fetch_all(
+                "SELECT 0, CAST(resets AS TEXT) FROM simulation_clock WHERE id = 1 \
+                 UNION ALL SELECT 1, spec FROM simulation_scenarios WHERE kind = $1",
+                &binds![kind],
+            )
+            .await?;
+        let mut resets = 0;
+        let mut specs = Vec::new();
+        for row in rows {
+            if row.int(0)? == 0 {
+                resets = row.text(1)?.parse().unwrap_or(0);
+            } else {
+                specs.push(row.text(1)?);
+            }
+        }
+        Ok((resets, specs))
     }
 }

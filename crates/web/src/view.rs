@@ -89,6 +89,7 @@ impl Errors {
             | E::Forbidden(_)
             | E::GpuUnavailable(_)
             | E::PublicIpUnavailable(_)
+            | E::RegionUnavailable(_)
             | E::PayloadTooLarge(_) => errors.general = Some(e.public_message()),
             other => return Err(WebError::Domain(other)),
         }

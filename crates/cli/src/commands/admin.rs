@@ -2,6 +2,7 @@
 
 use barrack_api::account::{AdminCreateUser, GrantCredits};
 use barrack_api::catalog::{CapacityList, CapacitySetting, SetCapacityRequest};
+use barrack_api::simulation::ScenarioSpec;
 use barrack_api::{Currency, PageQuery, Tier};
 use clap::{ArgGroup, Subcommand};
 use rust_decimal::Decimal;
@@ -121,6 +122,31 @@ pub enum Command {
         #[arg(long)]
         minutes: u32,
     },
+    /// Reset the simulated installation to the state of a first start, for test suites: every account but
+    /// the operators' goes with everything it had; operators and their keys stay (simulation mode)
+    #[command(after_help = "Example:\n  barrack admin reset")]
+    Reset,
+    /// List the scenarios in force in the simulated data centre
+    #[command(
+        after_help = "Examples:\n  barrack admin scenarios\n  barrack admin scenarios -o json"
+    )]
+    Scenarios,
+    /// Apply a scenario to the simulated data centre: GPU scarcity, a region's outage, a slow host
+    #[command(
+        name = "add-scenario",
+        after_help = "Examples:\n  \
+        barrack admin add-scenario --kind gpu_scarcity --region FINLAND-1 --gpu-model H100-SXM5-80GB --available 2\n  \
+        barrack admin add-scenario --kind region_outage --region CANADA-1\n  \
+        barrack admin add-scenario --kind slow_host --host finland-1-h100-sxm5-80gb-01 --factor 10\n  \
+        barrack admin add-scenario --json '{\"kind\": \"region_outage\", \"region\": \"FINLAND-2\"}'"
+    )]
+    AddScenario(ScenarioArgs),
+    /// End a scenario, giving back what it held
+    #[command(
+        name = "remove-scenario",
+        after_help = "Example:\n  barrack admin remove-scenario BRK-A1B2C3E"
+    )]
+    RemoveScenario { id: String },
     /// Set the GPU capacity of regions and models; others stay as they are
     #[command(after_help = "Example:\n  \
         barrack admin set-capacity CANADA-1/RTX-A6000=16 FINLAND-1/H100-SXM5-80GB=64")]
@@ -185,10 +211,61 @@ impl FaultArgs {
     }
 }
 
+/// A scenario as the API takes it: whole, as JSON, or from flags.
+#[derive(Debug, clap::Args)]
+#[command(group(ArgGroup::new("scenario").required(true).args(["json", "kind"])))]
+pub struct ScenarioArgs {
+    /// The scenario as the API's JSON object
+    #[arg(long, value_parser = parse_json, conflicts_with = "kind")]
+    json: Option<serde_json::Value>,
+    /// What happens: fewer GPUs in stock, a region down, or a host slow
+    #[arg(long, value_parser = ["gpu_scarcity", "region_outage", "slow_host"])]
+    kind: Option<String>,
+    /// The region (gpu_scarcity, region_outage)
+    #[arg(long, requires = "kind")]
+    region: Option<String>,
+    /// The GPU model; every model of the region without it (gpu_scarcity)
+    #[arg(long, requires = "kind")]
+    gpu_model: Option<String>,
+    /// GPUs left in stock (gpu_scarcity)
+    #[arg(long, requires = "kind")]
+    available: Option<u32>,
+    /// The simulated host (slow_host)
+    #[arg(long, requires = "kind")]
+    host: Option<String>,
+    /// How many times slower the host's machines are, 1 to 1000 (slow_host)
+    #[arg(long, requires = "kind")]
+    factor: Option<f64>,
+}
+
+impl ScenarioArgs {
+    /// The request body; the API checks that the fields fit the kind.
+    fn body(self) -> serde_json::Value {
+        if let Some(json) = self.json {
+            return json;
+        }
+        let mut body = serde_json::Map::new();
+        body.insert("kind".into(), self.kind.into());
+        let fields = [
+            ("region", self.region.map(serde_json::Value::from)),
+            ("gpu_model", self.gpu_model.map(serde_json::Value::from)),
+            ("available", self.available.map(serde_json::Value::from)),
+            ("host", self.host.map(serde_json::Value::from)),
+            ("factor", self.factor.map(serde_json::Value::from)),
+        ];
+        for (name, value) in fields {
+            if let Some(value) = value {
+                body.insert(name.into(), value);
+            }
+        }
+        body.into()
+    }
+}
+
 fn parse_json(text: &str) -> Result<serde_json::Value, String> {
     match serde_json::from_str(text) {
         Ok(value @ serde_json::Value::Object(_)) => Ok(value),
-        Ok(_) => Err("the fault must be a JSON object".into()),
+        Ok(_) => Err("it must be a JSON object".into()),
         Err(e) => Err(format!("not JSON: {e}")),
     }
 }
@@ -369,11 +446,68 @@ async fn execute(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
             ));
             Ok(Output::new(&data, view))
         }
+        Command::Reset => {
+            let data = ctx.call(client.admin_reset()).await?.data;
+            let view = View::Text(format!(
+                "Reset to a first start; {} operator accounts kept with their keys",
+                data.operators_kept
+            ));
+            Ok(Output::new(&data, view))
+        }
+        Command::Scenarios => {
+            let data = ctx.call(client.admin_scenarios()).await?.data;
+            let mut table = Table::new(&["ID", "SCENARIO", "SINCE"], "No scenarios.");
+            for s in &data.scenarios {
+                table.row([
+                    s.id.clone(),
+                    describe_scenario(&s.spec),
+                    s.created_at.clone(),
+                ]);
+            }
+            let ids: Vec<String> = data.scenarios.iter().map(|s| s.id.clone()).collect();
+            Ok(Output::new(&data, View::Table(table)).ids(ids))
+        }
+        Command::AddScenario(args) => {
+            let data = ctx
+                .call(client.admin_add_scenario_json(&args.body()))
+                .await?
+                .data;
+            let view = View::Text(format!(
+                "Scenario {}: {}",
+                data.id,
+                describe_scenario(&data.spec)
+            ));
+            Ok(Output::new(&data, view).ids(vec![data.id.clone()]))
+        }
+        Command::RemoveScenario { id } => {
+            let data = ctx.call(client.admin_remove_scenario(&id)).await?.data;
+            let view = View::Text(format!(
+                "Removed scenario {}: {}",
+                data.id,
+                describe_scenario(&data.spec)
+            ));
+            Ok(Output::new(&data, view))
+        }
         Command::SetCapacity { settings } => {
             let request = SetCapacityRequest { capacity: settings };
             let data = ctx.call(client.admin_set_capacity(&request)).await?.data;
             Ok(capacity_output(data))
         }
+    }
+}
+
+fn describe_scenario(spec: &ScenarioSpec) -> String {
+    match spec {
+        ScenarioSpec::GpuScarcity {
+            region,
+            gpu_model,
+            available,
+        } => format!(
+            "{available} {} GPUs left in {region}",
+            gpu_model.as_deref().unwrap_or("of each model's")
+        ),
+        ScenarioSpec::RegionOutage { region } => format!("{region} is down"),
+        ScenarioSpec::SlowHost { host, factor } => format!("{host} is {factor}x slower"),
     }
 }
 

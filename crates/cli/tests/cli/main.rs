@@ -13,6 +13,7 @@ mod firewalls;
 mod instances;
 mod login;
 mod scripts;
+mod simulation;
 mod snapshots;
 mod ssh_keys;
 mod user_journey;

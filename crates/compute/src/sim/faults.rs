@@ -154,3 +154,46 @@ impl State {
         }
     }
 }
+
+/// Scenarios every server shares through the database (see `ComputeDriver::recognize_simulation`).
+impl State {
+    /// Follows the shared state: a new count of resets wipes the machines, volumes, snapshots and faults
+    /// (the records they belonged to are gone) and brings lost hosts back, as on a first start.
+    pub(super) fn follow_simulation(&mut self, resets: i64, slow_hosts: &[(String, f64)]) {
+        if self.resets != Some(resets) {
+            if self.resets.is_some() {
+                self.instances.clear();
+                self.volumes.clear();
+                self.snapshots.clear();
+                self.faults.clear();
+                for host in &mut self.hosts {
+                    host.used = 0;
+                    host.lost = false;
+                }
+            }
+            self.resets = Some(resets);
+        }
+        self.slow_hosts = slow_hosts.iter().cloned().collect();
+    }
+
+    /// The factor on the delays of an instance's machine: its host's slowness, 1 elsewhere.
+    pub(super) fn slowness(&self, instance_id: &str) -> f64 {
+        self.instances
+            .get(instance_id)
+            .and_then(|instance| instance.host)
+            .and_then(|host| self.slow_hosts.get(&self.hosts[host].spec.name))
+            .copied()
+            .unwrap_or(1.0)
+    }
+
+    /// Stretches the boot that just started by its host's slowness (`delay` is the boot time).
+    pub(super) fn slow_boot(&mut self, instance_id: &str, delay: std::time::Duration) {
+        let factor = self.slowness(instance_id);
+        if factor > 1.0
+            && let Some(instance) = self.instances.get_mut(instance_id)
+            && let Some(at) = instance.ready_at.as_mut()
+        {
+            *at += delay.mul_f64(factor - 1.0);
+        }
+    }
+}

@@ -73,6 +73,8 @@ impl SimDriver {
                 snapshots: HashSet::new(),
                 calls: HashMap::new(),
                 faults: Vec::new(),
+                resets: None,
+                slow_hosts: HashMap::new(),
             }),
         };
         for fault in config.faults {
@@ -222,8 +224,18 @@ impl SimDriver {
 
     /// Counts the call, applies faults, then waits out the operation's delay.
     async fn begin(&self, operation: Operation) -> Result<(), DriverError> {
+        self.begin_on(operation, None).await
+    }
+
+    /// [`SimDriver::begin`] for an operation on an instance's machine: a slow host stretches the delay.
+    async fn begin_on(
+        &self,
+        operation: Operation,
+        instance: Option<&str>,
+    ) -> Result<(), DriverError> {
         self.submit(operation).await?;
-        let delay = self.delays.of(operation);
+        let factor = instance.map_or(1.0, |id| self.state().slowness(id));
+        let delay = self.delays.of(operation).mul_f64(factor);
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
@@ -272,6 +284,10 @@ impl ComputeDriver for SimDriver {
         self.adopt_snapshot(id);
     }
 
+    fn recognize_simulation(&self, resets: i64, slow_hosts: &[(String, f64)]) {
+        self.state().follow_simulation(resets, slow_hosts);
+    }
+
     fn recognize_capacity(&self, region: &str, gpu_model: &str, total: u32) {
         if self.follows_capacity {
             self.state().follow_capacity(region, gpu_model, total);
@@ -291,36 +307,49 @@ impl ComputeDriver for SimDriver {
 
     async fn create_instance(&self, spec: &InstanceSpec) -> Result<Placement, DriverError> {
         let ready_at = self.submit(Operation::CreateInstance).await?;
-        self.state().create_instance(spec, ready_at)
+        let mut state = self.state();
+        let placement = state.create_instance(spec, ready_at)?;
+        state.slow_boot(&spec.id, self.delays.of(Operation::CreateInstance));
+        Ok(placement)
     }
 
     async fn start_instance(&self, id: &str) -> Result<(), DriverError> {
         let ready_at = self.submit(Operation::StartInstance).await?;
-        self.state().start_instance(id, ready_at)
+        let mut state = self.state();
+        state.start_instance(id, ready_at)?;
+        state.slow_boot(id, self.delays.of(Operation::StartInstance));
+        Ok(())
     }
 
     async fn stop_instance(&self, id: &str) -> Result<(), DriverError> {
-        self.begin(Operation::StopInstance).await?;
+        self.begin_on(Operation::StopInstance, Some(id)).await?;
         self.state().stop_instance(id)
     }
 
     async fn reboot_instance(&self, id: &str) -> Result<(), DriverError> {
         let ready_at = self.submit(Operation::RebootInstance).await?;
-        self.state().reboot_instance(id, ready_at)
+        let mut state = self.state();
+        state.reboot_instance(id, ready_at)?;
+        state.slow_boot(id, self.delays.of(Operation::RebootInstance));
+        Ok(())
     }
 
     async fn hibernate_instance(&self, id: &str) -> Result<(), DriverError> {
-        self.begin(Operation::HibernateInstance).await?;
+        self.begin_on(Operation::HibernateInstance, Some(id))
+            .await?;
         self.state().hibernate_instance(id)
     }
 
     async fn restore_instance(&self, spec: &InstanceSpec) -> Result<Placement, DriverError> {
         let ready_at = self.submit(Operation::RestoreInstance).await?;
-        self.state().restore_instance(spec, ready_at)
+        let mut state = self.state();
+        let placement = state.restore_instance(spec, ready_at)?;
+        state.slow_boot(&spec.id, self.delays.of(Operation::RestoreInstance));
+        Ok(placement)
     }
 
     async fn delete_instance(&self, id: &str) -> Result<(), DriverError> {
-        self.begin(Operation::DeleteInstance).await?;
+        self.begin_on(Operation::DeleteInstance, Some(id)).await?;
         self.state().delete_instance(id);
         Ok(())
     }
@@ -403,7 +432,8 @@ impl ComputeDriver for SimDriver {
         instance_id: &str,
         snapshot_id: &str,
     ) -> Result<(), DriverError> {
-        self.begin(Operation::CreateSnapshot).await?;
+        self.begin_on(Operation::CreateSnapshot, Some(instance_id))
+            .await?;
         self.state().create_snapshot(instance_id, snapshot_id)
     }
 
@@ -437,6 +467,10 @@ struct State {
     calls: HashMap<Operation, u64>,
     /// In injection order.
     faults: Vec<ArmedFault>,
+    /// The resets of the shared state this simulator has followed (`None` until it is first told).
+    resets: Option<i64>,
+    /// Factors on the delays of the machines of slow hosts, by host name.
+    slow_hosts: HashMap<String, f64>,
 }
 
 struct Host {

@@ -32,6 +32,7 @@ const HOURS_PER_MONTH: u32 = 730;
 /// of this replica then has the hosts operators set, wherever they set them. Called before placing or
 /// acting on instances, and before listing hosts.
 pub async fn recognize_capacity(context: &Context) -> Result<()> {
+    recognize_simulation(context).await?;
     for row in context.store.capacity().await? {
         if context.config.offers(&row.region, &row.gpu_model) {
             let total = u32::try_from(row.total).unwrap_or(u32::MAX);
@@ -40,6 +41,41 @@ pub async fn recognize_capacity(context: &Context) -> Result<()> {
                 .recognize_capacity(&row.region, &row.gpu_model, total);
         }
     }
+    Ok(())
+}
+
+/// The scenario kinds the catalogue and the driver follow (see `compute::simulation`).
+pub const SLOW_HOST: &str = "slow_host";
+pub const REGION_OUTAGE: &str = "region_outage";
+
+/// 503 `REGION_UNAVAILABLE` while a simulated outage covers the region.
+pub async fn check_region_up(context: &Context, region: &str) -> Result<()> {
+    if context.driver.is_simulated() && context.store.scenario_covers(REGION_OUTAGE, region).await?
+    {
+        return Err(Error::RegionUnavailable(format!(
+            "Region {region} is unavailable (an outage); try again later or use another region"
+        )));
+    }
+    Ok(())
+}
+
+/// Tells the simulator what every server shares of the simulation (resets, slow hosts); see
+/// `ComputeDriver::recognize_simulation`.
+async fn recognize_simulation(context: &Context) -> Result<()> {
+    if !context.driver.is_simulated() {
+        return Ok(());
+    }
+    let (resets, specs) = context.store.simulation_view(SLOW_HOST).await?;
+    let slow: Vec<(String, f64)> = specs
+        .iter()
+        .filter_map(|spec| match serde_json::from_str(spec) {
+            Ok(barrack_api::simulation::ScenarioSpec::SlowHost { host, factor }) => {
+                Some((host, factor))
+            }
+            _ => None,
+        })
+        .collect();
+    context.driver.recognize_simulation(resets, &slow);
     Ok(())
 }
 

@@ -27,6 +27,10 @@ impl InstanceService {
             let state = parse_state(&row.status)?;
             let (through, to) = action.begin(state)?;
             let action = action.resolve(state);
+            // A restore meets the outage as missing stock (503 GPU_UNAVAILABLE, as documented).
+            if action != Action::Restore {
+                crate::catalog::check_region_up(&self.context, &row.region).await?;
+            }
             if action == Action::Restore {
                 let currency = Currency::parse(&row.currency).unwrap_or(Currency::USD);
                 let model = self

@@ -1,15 +1,27 @@
-//! The simulated data centre's clock: real time plus an offset that operators move forward to see in
-//! seconds what a month of a setup costs. The offset is stored, so a restart or another server on the
-//! same database keeps the time it was moved to.
+//! Controls of the simulated data centre. Its clock: real time plus an offset that operators move
+//! forward to see in seconds what a month of a setup costs. Resetting the state to that of a first start,
+//! for test suites. Scenarios: GPU scarcity and region outages hold stock back in the capacity ledger
+//! (so deploys meet the 503 they would meet in a real shortage), a slow host stretches the simulator's
+//! delays. All of it is stored, so a restart or another server on the same database follows it.
 
 use std::sync::Arc;
 
 use barrack_api::billing::ClockAdvanced;
+use barrack_api::simulation::{Scenario, ScenarioSpec, StateReset};
+use barrack_store::simulation::{ScenarioRow, Withhold};
 
 use crate::billing::BillingService;
+use crate::catalog::CatalogService;
 use crate::compute::instances::InstanceService;
 use crate::platform::clock::format_ms;
+use crate::platform::ids::{IdKind, new_id};
 use crate::{Context, Error, Result};
+
+/// Scenario kinds as stored.
+const GPU_SCARCITY: &str = "gpu_scarcity";
+use crate::catalog::{REGION_OUTAGE, SLOW_HOST};
+/// The most a slow host multiplies its delays by.
+pub const MAX_SLOWNESS: f64 = 1000.0;
 
 const MINUTE_MS: i64 = 60_000;
 /// At most a year per move.
@@ -20,6 +32,7 @@ pub struct SimulationService {
     context: Arc<Context>,
     billing: BillingService,
     instances: InstanceService,
+    catalog: CatalogService,
 }
 
 impl SimulationService {
@@ -27,11 +40,24 @@ impl SimulationService {
         context: Arc<Context>,
         billing: BillingService,
         instances: InstanceService,
+        catalog: CatalogService,
     ) -> SimulationService {
         SimulationService {
             context,
             billing,
             instances,
+            catalog,
+        }
+    }
+
+    fn require_simulation(&self, what: &str) -> Result<()> {
+        if self.context.driver.is_simulated() {
+            Ok(())
+        } else {
+            Err(Error::conflict(
+                "CONFLICT",
+                format!("{what} only in simulation mode; this server drives real machines"),
+            ))
         }
     }
 
@@ -47,12 +73,7 @@ impl SimulationService {
     /// `POST /api/admin/clock/advance/`: moves the clock forward, then bills the minutes that passed (and
     /// hibernates what ran out of credit on the way).
     pub async fn advance(&self, minutes: u32) -> Result<ClockAdvanced> {
-        if !self.context.driver.is_simulated() {
-            return Err(Error::conflict(
-                "CONFLICT",
-                "The clock moves only in simulation mode",
-            ));
-        }
+        self.require_simulation("The clock moves")?;
         if !(1..=MAX_MINUTES).contains(&minutes) {
             return Err(Error::field(
                 "minutes",
@@ -75,5 +96,196 @@ impl SimulationService {
             now: format_ms(now),
             periods_billed: run.periods_billed,
         })
+    }
+}
+
+impl SimulationService {
+    /// `POST /api/admin/reset/`: the state of a first start, for test suites. Every account but the
+    /// operators' goes with everything in the database; the operators' accounts and API keys stay (their
+    /// keys keep working), capacity is seeded again from the configuration, scenarios end, and the
+    /// simulated machines are forgotten here and, at their next look, on every other server. The clock
+    /// keeps its time: it never runs backwards.
+    pub async fn reset(&self) -> Result<StateReset> {
+        self.require_simulation("The state is reset")?;
+        let store = &self.context.store;
+        let (resets, operators_kept) = store.reset_state().await?;
+        self.catalog.seed_capacity().await?;
+        self.context.driver.recognize_simulation(resets, &[]);
+        Ok(StateReset {
+            operators_kept,
+            resets,
+        })
+    }
+
+    pub async fn scenarios(&self) -> Result<Vec<Scenario>> {
+        self.require_simulation("Scenarios apply")?;
+        self.context
+            .store
+            .scenarios()
+            .await?
+            .iter()
+            .map(scenario_view)
+            .collect()
+    }
+
+    /// `POST /api/admin/scenarios/`: checks the scenario against the catalogue and the data centre, then
+    /// stores it with the stock it holds back. Two scenarios never cover the same stock or host (409).
+    pub async fn add_scenario(&self, spec: ScenarioSpec) -> Result<Scenario> {
+        self.require_simulation("Scenarios apply")?;
+        let config = &self.context.config;
+        let known_region = |region: &str| {
+            if config.region(region).is_some() {
+                Ok(())
+            } else {
+                Err(Error::field("region", format!("Unknown region '{region}'")))
+            }
+        };
+        let (kind, target) = match &spec {
+            ScenarioSpec::GpuScarcity {
+                region, gpu_model, ..
+            } => {
+                known_region(region)?;
+                if let Some(model) = gpu_model
+                    && !config.offers(region, model)
+                {
+                    return Err(Error::field(
+                        "gpu_model",
+                        format!("{region} offers no GPU model '{model}'"),
+                    ));
+                }
+                let target = match gpu_model {
+                    Some(model) => format!("{region}/{model}"),
+                    None => region.clone(),
+                };
+                (GPU_SCARCITY, target)
+            }
+            ScenarioSpec::RegionOutage { region } => {
+                known_region(region)?;
+                (REGION_OUTAGE, region.clone())
+            }
+            ScenarioSpec::SlowHost { host, factor } => {
+                if !(factor.is_finite() && (1.0..=MAX_SLOWNESS).contains(factor)) {
+                    return Err(Error::field(
+                        "factor",
+                        format!("Factor must be between 1 and {MAX_SLOWNESS}"),
+                    ));
+                }
+                let hosts = self.instances.hosts().await?;
+                if !hosts.iter().any(|h| &h.name == host) {
+                    return Err(Error::not_found("Host", host));
+                }
+                (SLOW_HOST, host.clone())
+            }
+        };
+        let withhold = withholding(&spec);
+        if let Some(region) = stock_region(&withhold) {
+            for existing in self.context.store.scenarios().await? {
+                let other = parse_spec(&existing)?;
+                if overlaps(&withholding(&other), &withhold) {
+                    return Err(Error::conflict(
+                        "CONFLICT",
+                        format!(
+                            "Scenario {} already holds back stock in {region}; remove it first",
+                            existing.id
+                        ),
+                    ));
+                }
+            }
+        }
+        let now = self.context.clock.now_ms();
+        let row = ScenarioRow {
+            id: new_id(IdKind::Scenario),
+            kind: kind.into(),
+            target,
+            spec: serde_json::to_string(&spec).map_err(Error::internal)?,
+            created_at: now,
+        };
+        if !self
+            .context
+            .store
+            .add_scenario(&row, &withhold, now)
+            .await?
+        {
+            return Err(Error::conflict(
+                "CONFLICT",
+                format!("A {kind} scenario already covers {}", row.target),
+            ));
+        }
+        crate::catalog::recognize_capacity(&self.context).await?;
+        self.context.work.notify_one();
+        scenario_view(&row)
+    }
+
+    /// `DELETE /api/admin/scenarios/{id}/`: ends the scenario and gives back what it held.
+    pub async fn remove_scenario(&self, id: &str) -> Result<Scenario> {
+        self.require_simulation("Scenarios apply")?;
+        let now = self.context.clock.now_ms();
+        let removed = self
+            .context
+            .store
+            .remove_scenario(
+                id,
+                |row| parse_spec(row).map_or(Withhold::Nothing, |spec| withholding(&spec)),
+                now,
+            )
+            .await?
+            .ok_or_else(|| Error::not_found("Scenario", id))?;
+        crate::catalog::recognize_capacity(&self.context).await?;
+        self.context.work.notify_one();
+        scenario_view(&removed)
+    }
+}
+
+fn parse_spec(row: &ScenarioRow) -> Result<ScenarioSpec> {
+    serde_json::from_str(&row.spec)
+        .map_err(|e| Error::internal(format!("scenario {}: {e}", row.id)))
+}
+
+fn scenario_view(row: &ScenarioRow) -> Result<Scenario> {
+    Ok(Scenario {
+        id: row.id.clone(),
+        spec: parse_spec(row)?,
+        created_at: format_ms(row.created_at),
+    })
+}
+
+/// The stock a scenario holds back.
+fn withholding(spec: &ScenarioSpec) -> Withhold {
+    match spec {
+        ScenarioSpec::GpuScarcity {
+            region,
+            gpu_model,
+            available,
+        } => Withhold::AllBut {
+            region: region.clone(),
+            gpu_model: gpu_model.clone(),
+            available: i64::from(*available),
+        },
+        ScenarioSpec::RegionOutage { region } => Withhold::All {
+            region: region.clone(),
+        },
+        ScenarioSpec::SlowHost { .. } => Withhold::Nothing,
+    }
+}
+
+fn stock_region(withhold: &Withhold) -> Option<&str> {
+    match withhold {
+        Withhold::Nothing => None,
+        Withhold::All { region } | Withhold::AllBut { region, .. } => Some(region),
+    }
+}
+
+/// Whether two holds cover some stock both: the same region, and a model in common.
+fn overlaps(a: &Withhold, b: &Withhold) -> bool {
+    let model = |w: &Withhold| match w {
+        Withhold::AllBut { gpu_model, .. } => gpu_model.clone(),
+        _ => None,
+    };
+    match (stock_region(a), stock_region(b)) {
+        (Some(x), Some(y)) if x == y => match (model(a), model(b)) {
+            (Some(m), Some(n)) => m == n,
+            _ => true,
+        },
+        _ => false,
     }
 }

@@ -45,6 +45,9 @@ pub enum Error {
     /// 503: the region's public address pool is exhausted.
     #[error("{0}")]
     PublicIpUnavailable(String),
+    /// 503: the region is down (a simulated outage).
+    #[error("{0}")]
+    RegionUnavailable(String),
     /// 502: a model backend (an upstream server) failed or could not be reached.
     #[error("{0}")]
     BadGateway(String),
@@ -73,6 +76,7 @@ impl Error {
             Error::RateLimited { .. } => "RATE_LIMITED",
             Error::GpuUnavailable(_) => "GPU_UNAVAILABLE",
             Error::PublicIpUnavailable(_) => "PUBLIC_IP_UNAVAILABLE",
+            Error::RegionUnavailable(_) => "REGION_UNAVAILABLE",
             Error::BadGateway(_) => "UPSTREAM_ERROR",
             Error::GatewayTimeout(_) => "UPSTREAM_TIMEOUT",
             Error::Internal(_) => "INTERNAL_ERROR",
@@ -93,7 +97,9 @@ impl Error {
             Error::Internal(_) => 500,
             Error::BadGateway(_) => 502,
             Error::GatewayTimeout(_) => 504,
-            Error::GpuUnavailable(_) | Error::PublicIpUnavailable(_) => 503,
+            Error::GpuUnavailable(_)
+            | Error::PublicIpUnavailable(_)
+            | Error::RegionUnavailable(_) => 503,
         }
     }
 

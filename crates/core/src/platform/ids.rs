@@ -21,6 +21,8 @@ pub enum IdKind {
     User,
     /// An AI chat call (`AITransaction`).
     AiRequest,
+    /// A scenario of the simulated data centre.
+    Scenario,
 }
 
 impl IdKind {
@@ -39,6 +41,7 @@ impl IdKind {
             IdKind::Transaction => 'T',
             IdKind::User => 'U',
             IdKind::AiRequest => 'Q',
+            IdKind::Scenario => 'E',
         }
     }
 }

@@ -188,6 +188,7 @@ impl SnapshotService {
                     ),
                 ));
             }
+            crate::catalog::check_region_up(&self.context, &instance.region).await?;
             if instance.status != InstanceState::Active.as_str() {
                 return Err(Error::conflict(
                     "INVALID_STATE",

@@ -14,6 +14,7 @@ pub mod instances;
 pub mod ledger;
 pub mod openai;
 pub mod scripts;
+pub mod simulation;
 pub mod snapshots;
 pub mod ssh_keys;
 pub mod volumes;
@@ -32,6 +33,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(ledger::router())
         .merge(deposits::router())
         .merge(admin::router())
+        .merge(simulation::router())
         .merge(instances::router())
         .merge(billing::router())
         .merge(ssh_keys::router())

@@ -23,6 +23,7 @@ mod dashboard_account;
 mod dashboard_resources;
 mod deposits;
 mod docs;
+mod emulator;
 mod fidelity;
 mod firewalls;
 mod idempotency;

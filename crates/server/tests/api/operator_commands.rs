@@ -16,10 +16,10 @@ on_both_databases!(
     admin_commands_create_no_installation,
 );
 
-const SECRET: &str = "test-secret-with-enough-length-for-hmac";
+pub const SECRET: &str = "test-secret-with-enough-length-for-hmac";
 
 /// `barrackd` with `args` and only the `env` given of Barrack's own variables.
-fn barrackd(args: &[&str], env: &[(&str, &str)]) -> Output {
+pub fn barrackd(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_barrackd"));
     for (name, _) in std::env::vars() {
         if name.starts_with("BARRACK_") {
@@ -30,7 +30,7 @@ fn barrackd(args: &[&str], env: &[(&str, &str)]) -> Output {
     command.output().expect("barrackd runs")
 }
 
-fn text(output: &Output) -> (String, String) {
+pub fn text(output: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),

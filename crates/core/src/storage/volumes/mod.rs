@@ -257,6 +257,7 @@ impl VolumeService {
             );
         }
         v.finish()?;
+        crate::catalog::check_region_up(&self.context, &region.name).await?;
 
         // Profile and balance.
         let currency = self
