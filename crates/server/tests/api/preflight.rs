@@ -23,6 +23,7 @@ on_both_databases!(
     an_unused_hold_is_given_back_at_its_expiry_or_release,
     a_hold_survives_a_restart,
     concurrent_holds_never_overcommit,
+    concurrent_deploys_use_a_hold_once,
     a_hold_ends_once_across_servers,
 );
 
@@ -573,6 +574,51 @@ async fn concurrent_holds_never_overcommit(db: Db) {
     app.clock.advance_ms(60_000);
     app.settle().await;
     assert_eq!(free_gpus(&app).await, 10);
+    assert_derived_state_consistent(app.services().store()).await;
+    app.stop().await;
+}
+
+async fn concurrent_deploys_use_a_hold_once(db: Db) {
+    let app = TestApp::start(db).await;
+    set_capacity(&app, 8).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "1000").await;
+    create_key_k(&client).await;
+    let hold = reserve(&client, "first", 8).await.hold.unwrap();
+    // Eight deploys name the hold at once, and the account releases it meanwhile.
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let client = client.clone();
+            let sent = with(
+                body(&format!("taker-{i}"), 8),
+                "hold_id",
+                json!(hold.hold_id),
+            );
+            tokio::spawn(
+                async move { client.raw(Method::POST, DEPLOY, Some(&sent)).await.unwrap() },
+            )
+        })
+        .collect();
+    let released = release_status(&client, &hold.hold_id).await;
+    let mut statuses = vec![];
+    for task in tasks {
+        let answer = task.await.unwrap();
+        if answer.status != 201 {
+            assert_eq!(answer.body["code"], "HOLD_ENDED", "{}", answer.text);
+        }
+        statuses.push(answer.status.as_u16());
+    }
+    let deployed = statuses.iter().filter(|s| **s == 201).count();
+    assert_eq!(
+        (deployed, released == 200),
+        if released == 200 {
+            (0, true)
+        } else {
+            (1, false)
+        },
+        "{statuses:?}, release {released}"
+    );
+    app.settle().await;
+    assert_eq!(free_gpus(&app).await, if deployed == 1 { 0 } else { 8 });
     assert_derived_state_consistent(app.services().store()).await;
     app.stop().await;
 }
