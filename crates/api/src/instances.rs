@@ -139,8 +139,8 @@ fn is_false(b: &bool) -> bool {
 /// this order, and what the deploy would cost; nothing was created.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Preflight {
-    /// `fields`, `tier_and_region`, `profile`, `balance`, `references`, then `hold` when the body names
-    /// a `hold_id`, and `stock`.
+    /// `fields`, `hold` (when the body names a `hold_id`), `tier_and_region`, `profile`, `balance`,
+    /// `references`, `placement` (the deploy's transaction, rolled back).
     pub checks: Vec<String>,
     /// The first hour of what the deploy creates (GPUs, OS disk, new volumes), in `currency`: exact.
     pub price_per_hour: Amount,
