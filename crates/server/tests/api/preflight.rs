@@ -62,6 +62,15 @@ async fn set_capacity(app: &TestApp, total: u32) {
         .unwrap();
 }
 
+/// A server whose FINLAND-1 has `total` H100s, and a funded account holding the SSH key `k`.
+async fn app_with_capacity(db: Db, total: u32) -> (TestApp, Client) {
+    let app = TestApp::start(db).await;
+    set_capacity(&app, total).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "1000").await;
+    create_key_k(&client).await;
+    (app, client)
+}
+
 async fn free_gpus(app: &TestApp) -> u32 {
     crate::common::free_gpus(app, REGION, MODEL).await
 }
@@ -429,10 +438,7 @@ async fn a_hold_takes_stock_that_only_its_deploy_gets(db: Db) {
 }
 
 async fn an_unused_hold_is_given_back_at_its_expiry_or_release(db: Db) {
-    let app = TestApp::start(db).await;
-    set_capacity(&app, 8).await;
-    let (client, _) = app.funded_user(Tier::Advanced, "US", "1000").await;
-    create_key_k(&client).await;
+    let (app, client) = app_with_capacity(db, 8).await;
     let addresses = addresses_handed_out(&app).await;
 
     let hold = reserve(&client, "later", 8).await.hold.unwrap();
@@ -511,10 +517,7 @@ async fn hold_for_deploy(client: &Client, name: &str) -> Value {
 }
 
 async fn a_hold_survives_a_restart(db: Db) {
-    let mut app = TestApp::start(db).await;
-    set_capacity(&app, 8).await;
-    let (client, _) = app.funded_user(Tier::Advanced, "US", "1000").await;
-    create_key_k(&client).await;
+    let (mut app, client) = app_with_capacity(db, 8).await;
     let kept = hold_for_deploy(&client, "kept").await;
     app.restart_with(|_| {}).await;
     assert_eq!(free_gpus(&app).await, 0, "held across the restart");
@@ -544,10 +547,7 @@ async fn a_hold_survives_a_restart(db: Db) {
 }
 
 async fn concurrent_holds_never_overcommit(db: Db) {
-    let app = TestApp::start(db).await;
-    set_capacity(&app, 10).await;
-    let (client, _) = app.funded_user(Tier::Advanced, "US", "1000").await;
-    create_key_k(&client).await;
+    let (app, client) = app_with_capacity(db, 10).await;
     let tasks: Vec<_> = (0..16)
         .map(|i| {
             let client = client.clone();
@@ -579,10 +579,7 @@ async fn concurrent_holds_never_overcommit(db: Db) {
 }
 
 async fn concurrent_deploys_use_a_hold_once(db: Db) {
-    let app = TestApp::start(db).await;
-    set_capacity(&app, 8).await;
-    let (client, _) = app.funded_user(Tier::Advanced, "US", "1000").await;
-    create_key_k(&client).await;
+    let (app, client) = app_with_capacity(db, 8).await;
     let hold = reserve(&client, "first", 8).await.hold.unwrap();
     // Eight deploys name the hold at once, and the account releases it meanwhile.
     let tasks: Vec<_> = (0..8)
