@@ -109,10 +109,62 @@ pub struct DeployRequest {
         skip_serializing_if = "Option::is_none"
     )]
     pub script_id: Option<String>,
+    /// Ours: a hold that `POST /api/deploy-server/preflight/` returned; the deploy takes its GPUs and
+    /// address, so it cannot fail for stock. Its region, GPU model and count must be the request's.
+    #[serde(
+        default,
+        deserialize_with = "blank_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub hold_id: Option<String>,
+    /// Ours, preflight only: once every check passed, reserve the GPUs and the public address for
+    /// 60 seconds under a `hold_id`.
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "is_false"
+    )]
+    pub hold: bool,
 }
 
 fn yes() -> bool {
     true
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// `POST /api/deploy-server/preflight/` (ours): every check a deploy of the same body makes passed, in
+/// this order, and what the deploy would cost; nothing was created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Preflight {
+    /// `fields`, `hold` (when the body names a `hold_id`), `tier_and_region`, `profile`, `balance`,
+    /// `references`, `placement` (the deploy's transaction, rolled back).
+    pub checks: Vec<String>,
+    /// The first hour of what the deploy creates (GPUs, OS disk, new volumes), in `currency`: exact.
+    pub price_per_hour: Amount,
+    pub currency: Currency,
+    pub breakdown: BillingBreakdown,
+    /// With `hold: true`: the GPUs and the address now reserved for the account's deploy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<DeployHold>,
+}
+
+/// GPUs and a public address reserved for one account's deploy until `expires_at` (ours).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeployHold {
+    pub hold_id: String,
+    /// `held`, `consumed` (by `instance_id`), `released` or `expired`.
+    pub status: String,
+    pub region: String,
+    pub gpu_model: String,
+    pub gpu_count: u32,
+    /// The public address reserved, when the body asked for one.
+    pub ip_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+    pub expires_at: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

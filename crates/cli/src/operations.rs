@@ -224,6 +224,18 @@ pub const OPERATIONS: &[Operation] = &[
         "/api/deploy-server/",
         "instances deploy",
     ),
+    op(
+        "preflight_deploy",
+        "POST",
+        "/api/deploy-server/preflight/",
+        "instances deploy --preflight",
+    ),
+    op(
+        "release_deploy_hold",
+        "DELETE",
+        "/api/deploy-server/holds/{id}/",
+        "instances release-hold",
+    ),
     op("list_instances", "GET", "/api/instances/", "instances list"),
     op(
         "get_instance",

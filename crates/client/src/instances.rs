@@ -1,9 +1,9 @@
 //! Instances, SSH keys, events and the operator's view of jobs and faults.
 
 use barrack_api::instances::{
-    DeployRequest, DeployedInstance, EventList, FaultInjected, HibernatedSummary, HostList,
-    Instance, InstanceAction, InstanceList, InstanceMetrics, InstanceQuery, JobList,
-    RemoveSecurityRuleResponse, SecurityRule, SecurityRuleRequest, TogglePublicIp,
+    DeployHold, DeployRequest, DeployedInstance, EventList, FaultInjected, HibernatedSummary,
+    HostList, Instance, InstanceAction, InstanceList, InstanceMetrics, InstanceQuery, JobList,
+    Preflight, RemoveSecurityRuleResponse, SecurityRule, SecurityRuleRequest, TogglePublicIp,
 };
 use barrack_api::ssh_keys::{
     CreateSshKeyRequest, CreatedSshKey, DeletedSshKey, SshKey, SshKeyList,
@@ -49,6 +49,22 @@ fn rests(status: &str) -> bool {
 impl Client {
     pub async fn deploy(&self, request: &DeployRequest) -> Result<Envelope<DeployedInstance>> {
         self.post("/api/deploy-server/", request).await
+    }
+
+    /// Every check `deploy` would make, and its price, without deploying; with `request.hold`, the
+    /// GPUs and address reserved for 60 seconds under the returned `hold_id`.
+    pub async fn preflight(&self, request: &DeployRequest) -> Result<Envelope<Preflight>> {
+        self.post("/api/deploy-server/preflight/", request).await
+    }
+
+    /// Gives back what a hold reserved, before it expires.
+    pub async fn release_hold(&self, id: &str) -> Result<Envelope<DeployHold>> {
+        self.request::<_, ()>(
+            Method::DELETE,
+            &format!("/api/deploy-server/holds/{id}/"),
+            None,
+        )
+        .await
     }
 
     pub async fn instances(&self, query: &InstanceQuery) -> Result<Envelope<InstanceList>> {

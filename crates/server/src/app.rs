@@ -404,6 +404,12 @@ pub async fn start(options: StartOptions) -> Result<Running> {
         firewall_worker.clone(),
     );
     runner.register(
+        barrack_core::compute::deploy::holds::JOB_KIND,
+        Arc::new(barrack_core::compute::deploy::holds::HoldExpiry::new(
+            services.context.clone(),
+        )),
+    );
+    runner.register(
         barrack_core::snapshots::JOB_KIND,
         Arc::new(barrack_core::snapshot_worker::SnapshotWorker::new(
             services.context.clone(),

@@ -336,12 +336,15 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
-    /// GPUs held by live instances per region and model: what capacity allocations must equal.
+    /// GPUs held by live instances and by deploy holds per region and model: what capacity allocations
+    /// must equal.
     pub async fn gpus_held(&self) -> Result<Vec<(String, String, i64)>> {
         let rows = self
             .fetch_all(
-                "SELECT region, gpu_model, CAST(SUM(gpus_allocated) AS BIGINT) FROM instances \
-                 WHERE gpus_allocated > 0 GROUP BY region, gpu_model ORDER BY region, gpu_model",
+                "SELECT region, gpu_model, CAST(SUM(n) AS BIGINT) FROM ( \
+                 SELECT region, gpu_model, gpus_allocated AS n FROM instances WHERE gpus_allocated > 0 \
+                 UNION ALL SELECT region, gpu_model, gpu_count AS n FROM deploy_holds WHERE state = 'held' \
+                 ) held GROUP BY region, gpu_model ORDER BY region, gpu_model",
                 &[],
             )
             .await?;

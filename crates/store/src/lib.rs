@@ -11,6 +11,7 @@ pub mod api_keys;
 pub mod billing;
 pub mod capacity;
 pub mod db;
+pub mod deploy_holds;
 pub mod deposits;
 pub mod events;
 pub mod firewalls;

@@ -81,3 +81,13 @@ pub async fn release(tx: &mut Tx, instance_id: &str) -> Result<()> {
     .await?;
     Ok(())
 }
+
+/// Hands the address `from` holds (a deploy hold) to `to` (the instance deployed with it).
+pub async fn transfer(tx: &mut Tx, from: &str, to: &str, now: i64) -> Result<()> {
+    tx.execute(
+        "UPDATE public_ip_assignments SET instance_id = $2, updated_at = $3 WHERE instance_id = $1",
+        &binds![from, to, now],
+    )
+    .await?;
+    Ok(())
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use barrack_api::instances::{
     DeployRequest, DeployedInstance, Instance, InstanceAction, InstanceMetrics, InstanceQuery,
-    NewVolumeRequest, OsVolumeRequest, SecurityRule, SecurityRuleRequest, Specs,
+    NewVolumeRequest, OsVolumeRequest, Preflight, SecurityRule, SecurityRuleRequest, Specs,
 };
 use barrack_client::InstanceActionKind;
 use clap::Subcommand;
@@ -32,6 +32,10 @@ Examples:
     --rule ingress:tcp:22:0.0.0.0/0 --rule egress:any --cloud-init user-data.yaml --os-volume-size 200
   barrack instances deploy --name restored --gpu-model L40 --region CANADA-1 \\
     --volume-id BRK-A1B2C3V --boot-from-volume --no-public-ip
+  barrack instances deploy --name trainer --gpu-model H100-SXM5-80GB --region FINLAND-1 \\
+    --image 'Ubuntu 24.04 + CUDA 12.8 Open + Docker' --ssh-key laptop --preflight --hold
+  barrack instances deploy --name trainer --gpu-model H100-SXM5-80GB --region FINLAND-1 \\
+    --image 'Ubuntu 24.04 + CUDA 12.8 Open + Docker' --ssh-key laptop --hold-id hold-...
 
 Security rules (--rule), DIRECTION[:PROTOCOL[:PORTS[:REMOTE]]]:
   DIRECTION  ingress or egress
@@ -44,6 +48,16 @@ pub enum Command {
     /// Deploy an instance from an OS image (or a bootable volume)
     #[command(after_help = DEPLOY_HELP)]
     Deploy(Box<DeployArgs>),
+    /// Give back the GPUs and address a `deploy --preflight --hold` reserved, before it expires
+    #[command(
+        name = "release-hold",
+        after_help = "Example:\n  barrack instances release-hold hold-0a1B2c3D4e5F6g7H8i9J"
+    )]
+    ReleaseHold {
+        /// The hold's id
+        #[arg(value_name = "HOLD_ID")]
+        hold_id: String,
+    },
     /// List instances
     #[command(after_help = "Examples:\n  \
         barrack instances list\n  \
@@ -202,6 +216,16 @@ pub struct DeployArgs {
     /// run, so the command's own retries are safe]
     #[arg(long, value_name = "KEY")]
     idempotency_key: Option<String>,
+    /// Make every check the deploy makes and print its price, without deploying
+    #[arg(long, conflicts_with = "wait")]
+    preflight: bool,
+    /// With --preflight: also reserve the GPUs and the public address for 60 seconds, for a deploy with
+    /// --hold-id
+    #[arg(long, requires = "preflight")]
+    hold: bool,
+    /// Deploy onto the GPUs and address a `--preflight --hold` reserved (same model, count and region)
+    #[arg(long, value_name = "HOLD_ID")]
+    hold_id: Option<String>,
     #[command(flatten)]
     wait: WaitArgs,
 }
@@ -274,6 +298,14 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
     let client = &ctx.client;
     match command {
         Command::Deploy(args) => deploy(*args, ctx).await,
+        Command::ReleaseHold { hold_id } => {
+            let hold = ctx.call(client.release_hold(&hold_id)).await?.data;
+            let view = View::Text(format!(
+                "{}: released {}×{} in {}",
+                hold.hold_id, hold.gpu_model, hold.gpu_count, hold.region
+            ));
+            Ok(Output::new(&hold, view))
+        }
         Command::List(args) => {
             let page = args.page.query();
             let query = InstanceQuery {
@@ -493,9 +525,15 @@ async fn deploy(args: DeployArgs, ctx: &Ctx) -> Result<Output, CliError> {
         existing_volumes: args.existing_volumes,
         volumes: args.volumes,
         script_id: args.script_id,
+        hold_id: args.hold_id,
+        hold: args.hold,
     };
     let key = args.idempotency_key.unwrap_or_else(fresh_idempotency_key);
     let client = ctx.client.with_idempotency_key(key);
+    if args.preflight {
+        let preflight = ctx.call(client.preflight(&request)).await?.data;
+        return Ok(preflight_output(preflight));
+    }
     let deployed = ctx.call(client.deploy(&request)).await?.data;
     let id = deployed.instance_id.clone();
     if args.wait.wait {
@@ -754,6 +792,39 @@ pub(super) fn deployed_output(d: DeployedInstance) -> Output {
         ("Created", d.created_at.clone()),
     ]);
     Output::new(&d, view).ids([d.instance_id.clone()])
+}
+
+/// A preflight's answer: the checks passed, the price, and the hold when one was asked for.
+fn preflight_output(p: Preflight) -> Output {
+    let mut fields = vec![
+        ("Checks", format!("{} passed", p.checks.join(", "))),
+        (
+            "Price",
+            format!("{} {}/hour", money(p.price_per_hour.0), p.currency),
+        ),
+    ];
+    let mut ids = vec![];
+    if let Some(hold) = &p.hold {
+        fields.push(("Hold", hold.hold_id.clone()));
+        fields.push((
+            "Held",
+            format!("{}×{} in {}", hold.gpu_model, hold.gpu_count, hold.region),
+        ));
+        if let Some(address) = &hold.ip_address {
+            fields.push(("IP address", address.clone()));
+        }
+        fields.push(("Expires", hold.expires_at.clone()));
+        ids.push(hold.hold_id.clone());
+    }
+    let output = Output::new(&p, View::Fields(fields)).ids(ids);
+    match &p.hold {
+        Some(hold) => output.notice(format!(
+            "Deploy onto it with the same options and --hold-id {}, or release it with \
+             `barrack instances release-hold {}`.",
+            hold.hold_id, hold.hold_id
+        )),
+        None => output,
+    }
 }
 
 /// `H100-SXM5-80GB×4`.

@@ -400,3 +400,55 @@ async fn a_deploy_run_twice_with_one_idempotency_key_deploys_once() {
     let listed = cli.run(&["instances", "list", "-q"]).await;
     assert_eq!(listed.lines().len(), 1, "{listed:?}");
 }
+
+/// `deploy --preflight` prints the price and deploys nothing; with `--hold` it prints the hold, which
+/// `deploy --hold-id` takes over and `release-hold` gives back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preflight_and_holds_through_the_cli() {
+    let server = TestServer::start().await;
+    server.fund_operator(100).await;
+    let cli = server.barrack();
+    let api = server.client();
+    import_key(&server, &cli).await;
+
+    let checked = cli
+        .run(&deploy_args("planned", &["--preflight", "-o", "json"]))
+        .await
+        .json();
+    assert_eq!(checked["checks"].as_array().unwrap().len(), 6, "{checked}");
+    assert!(checked.get("hold").is_none(), "{checked}");
+    let text = cli.run(&deploy_args("planned", &["--preflight"])).await;
+    assert!(text.ok().contains("USD/hour"), "{text:?}");
+    let none = api.instances(&Default::default()).await.unwrap().data;
+    assert_eq!(none.pagination.total, 0, "a preflight deploys nothing");
+
+    let held = cli
+        .run(&deploy_args("planned", &["--preflight", "--hold", "-q"]))
+        .await;
+    let hold_id = held.lines()[0].to_string();
+    assert!(hold_id.starts_with("hold-"), "{held:?}");
+    let deployed = cli
+        .run(&deploy_args(
+            "planned",
+            &["--hold-id", &hold_id, "-o", "json"],
+        ))
+        .await
+        .json();
+    assert_eq!(
+        deployed["billing"]["total_hourly_rate"], checked["price_per_hour"],
+        "{deployed}"
+    );
+
+    let spare = cli
+        .run(&deploy_args("spare", &["--preflight", "--hold", "-q"]))
+        .await;
+    let spare = spare.lines()[0].to_string();
+    let released = cli.run(&["instances", "release-hold", &spare]).await;
+    assert!(released.ok().contains("released"), "{released:?}");
+    let twice = cli.run(&["instances", "release-hold", &spare]).await;
+    assert_ne!(twice.code, 0, "{twice:?}");
+    assert!(twice.stderr.contains("HOLD_ENDED"), "{}", twice.stderr);
+    let refused = cli.run(&deploy_args("eager", &["--hold"])).await;
+    assert_eq!(refused.code, 2, "--hold needs --preflight: {refused:?}");
+    server.stop().await;
+}

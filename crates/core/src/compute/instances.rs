@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::platform::events::{self, NewEvent};
 use barrack_api::Currency;
 use barrack_api::instances::{SecurityRule, SecurityRuleRequest, TogglePublicIp};
+use barrack_store::deploy_holds::DeployHoldRow;
 use barrack_store::instances::{self, InstanceChange, InstanceRow};
 use barrack_store::{StoreError, Tx, capacity, public_ips};
 use rand::Rng;
@@ -103,17 +104,21 @@ impl InstanceService {
         self.context.clock.now_ms()
     }
 
-    /// Takes the GPUs and the public address of a new instance and writes it, in the caller's
-    /// transaction: false when its region lacks the GPUs (drop the transaction, then answer 503 with
-    /// [`InstanceService::stock_message`]); 503 without a free address; 409 on a name the account uses.
-    /// An id already taken (see [`instances::insert`]) is replaced by a fresh one, so read `row.id` after.
+    /// Takes the GPUs and the public address of a new instance (or those `hold` reserved for it) and
+    /// writes it, in the caller's transaction: false when its region lacks the GPUs (drop the
+    /// transaction, then answer 503 with [`InstanceService::stock_message`]); 503 without a free address;
+    /// 409 on a name the account uses or a hold no longer held. An id already taken (see
+    /// [`instances::insert`]) is replaced by a fresh one, so read `row.id` after.
     pub(super) async fn place_new(
         &self,
         tx: &mut Tx,
         row: &mut InstanceRow,
+        hold: Option<&DeployHoldRow>,
         now: i64,
     ) -> Result<bool> {
-        if !capacity::allocate(tx, &row.region, &row.gpu_model, row.gpu_count, now).await? {
+        if hold.is_none()
+            && !capacity::allocate(tx, &row.region, &row.gpu_model, row.gpu_count, now).await?
+        {
             return Ok(false);
         }
         let mut draws = 0;
@@ -138,8 +143,11 @@ impl InstanceService {
                 Err(e) => return Err(e.into()),
             }
         }
+        if let Some(hold) = hold {
+            crate::compute::deploy::holds::consume(tx, hold, &row.id, now).await?;
+        }
         if row.public_ip {
-            self.reserve_address(tx, row).await?;
+            self.reserve_address(tx, &row.region, &row.id).await?;
         }
         Ok(true)
     }
@@ -175,16 +183,21 @@ impl InstanceService {
         Ok(message)
     }
 
-    /// Takes a public address for the instance (or finds the one it holds); 503 when the pool is empty.
-    pub(super) async fn reserve_address(&self, tx: &mut Tx, row: &InstanceRow) -> Result<String> {
-        assign_address(tx, self.config(), &row.region, &row.id, self.now())
+    /// Takes a public address of `region` for `holder` (an instance or a deploy hold), or finds the one
+    /// it holds; 503 when the pool is empty.
+    pub(super) async fn reserve_address(
+        &self,
+        tx: &mut Tx,
+        region: &str,
+        holder: &str,
+    ) -> Result<String> {
+        assign_address(tx, self.config(), region, holder, self.now())
             .await?
             .ok_or_else(|| {
-            Error::PublicIpUnavailable(format!(
-                "No public IP address is free in {}; deploy with public_ip: false or try another region",
-                row.region
-            ))
-        })
+                Error::PublicIpUnavailable(format!(
+                    "No public IP address is free in {region}; deploy with public_ip: false or try another region"
+                ))
+            })
     }
 
     pub(super) async fn enqueue(
@@ -241,7 +254,7 @@ impl InstanceService {
                 // give or take, the host's stays.
                 forwarding.clone()
             } else if enable {
-                self.reserve_address(&mut tx, &row).await?
+                self.reserve_address(&mut tx, &row.region, &row.id).await?
             } else {
                 public_ips::release(&mut tx, &row.id).await?;
                 private_address(&row.id)

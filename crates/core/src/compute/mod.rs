@@ -3,7 +3,7 @@
 //! simulation controls. The top domain: it may use every other one, and none uses it.
 
 mod actions;
-mod deploy;
+pub mod deploy;
 pub mod instance_worker;
 pub mod instances;
 mod machines;

@@ -3,9 +3,9 @@
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use barrack_api::instances::{
-    DeployRequest, DeployedInstance, EventList, HibernatedSummary, Instance, InstanceAction,
-    InstanceList, InstanceMetrics, InstanceQuery, InstanceWaitQuery, RemoveSecurityRuleResponse,
-    SecurityRule, SecurityRuleRequest, TogglePublicIp,
+    DeployHold, DeployRequest, DeployedInstance, EventList, HibernatedSummary, Instance,
+    InstanceAction, InstanceList, InstanceMetrics, InstanceQuery, InstanceWaitQuery, Preflight,
+    RemoveSecurityRuleResponse, SecurityRule, SecurityRuleRequest, TogglePublicIp,
 };
 use barrack_api::{Envelope, ErrorResponse, PageQuery};
 use barrack_core::accounts::Caller;
@@ -19,6 +19,8 @@ use crate::http::{ApiResult, Auth, Body, Created, PathId, PathIds, Query, Succes
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(deploy_instance))
+        .routes(routes!(preflight_deploy))
+        .routes(routes!(release_deploy_hold))
         .routes(routes!(list_instances))
         .routes(routes!(get_hibernated_instances))
         .routes(routes!(list_snapshot_eligible_instances))
@@ -52,6 +54,50 @@ async fn deploy_instance(
     Created::of(
         "VM deployed successfully",
         state.services.instances.deploy(&caller, request),
+    )
+    .await
+}
+
+/// Check a deploy without deploying
+///
+/// Takes the deploy's body and makes every check the deploy makes, in its order, answering its first
+/// error with the deploy's status and envelope; creates nothing and charges nothing. Answers the price
+/// per hour. With `"hold": true` it also reserves the GPUs and the public address for 60 seconds under
+/// a `hold_id`, which a deploy of the same body names to take them over.
+#[utoipa::path(post, path = "/api/deploy-server/preflight/", tag = "Deploy Instance", request_body = DeployRequest,
+    responses((status = 200, body = Envelope<Preflight>), (status = 400, body = ErrorResponse),
+              (status = 401, body = ErrorResponse), (status = 402, body = ErrorResponse),
+              (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
+              (status = 409, body = ErrorResponse), (status = 413, body = ErrorResponse),
+              (status = 503, body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn preflight_deploy(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Body(request): Body<DeployRequest>,
+) -> ApiResult<Success<Preflight>> {
+    Success::of(
+        "Preflight passed",
+        state.services.instances.preflight(&caller, request),
+    )
+    .await
+}
+
+/// Release a deploy hold
+///
+/// Gives back the GPUs and the address a preflight held, before the hold expires.
+#[utoipa::path(delete, path = "/api/deploy-server/holds/{id}/", tag = "Deploy Instance", params(("id" = String, Path)),
+    responses((status = 200, body = Envelope<DeployHold>), (status = 401, body = ErrorResponse),
+              (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn release_deploy_hold(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    PathId(id): PathId,
+) -> ApiResult<Success<DeployHold>> {
+    Success::of(
+        "Hold released",
+        state.services.instances.release_hold(&caller, &id),
     )
     .await
 }

@@ -2,18 +2,15 @@
 //! server of the database, so a deploy the stock accepted is placed; a model a region does not offer can
 //! have no capacity there, and stock never shows it.
 
-use std::sync::Arc;
-
 use barrack_api::Tier;
 use barrack_api::catalog::{CapacitySetting, CatalogQuery, SetCapacityRequest};
 use barrack_api::instances::DeployRequest;
 use barrack_api::ssh_keys::CreateSshKeyRequest;
 use barrack_client::Client;
 use barrack_compute::sim::SimHost;
-use barrack_core::clock::Clock;
 use serde_json::json;
 
-use crate::common::{Db, TestApp};
+use crate::common::{Db, TestApp, client_of};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -71,24 +68,10 @@ async fn capacity_set_through_the_api_is_placed_on_every_server(db: Db) {
 
     // A second server on the same database (a replica, or this one restarted) was configured with 16: it
     // places what the ledger says, and the instances of the first land on the hosts it knows.
-    let other = barrack_server::start(barrack_server::StartOptions {
-        config: crate::common::test_config(&app.database),
-        clock: Some(app.clock.clone() as Arc<dyn Clock>),
-        background_work: false,
-    })
-    .await
-    .unwrap();
-    let other_admin = Client::builder(format!("http://{}", other.addr))
-        .api_key(&app.admin_key)
-        .max_retries(0)
-        .build()
-        .unwrap();
+    let other = app.replica().await;
+    let other_admin = client_of(&other, &app.admin_key);
     let (_, _, key) = app.funded_user_with_key(Tier::Advanced, "US", "5000").await;
-    let replica = Client::builder(format!("http://{}", other.addr))
-        .api_key(key)
-        .max_retries(0)
-        .build()
-        .unwrap();
+    let replica = client_of(&other, &key);
     replica
         .create_ssh_key(&CreateSshKeyRequest {
             name: "laptop".into(),

@@ -1,7 +1,7 @@
 //! Deploy and the instance lifecycle against the simulated data centre in step mode (no sleeping: each
 //! test moves work forward with `settle` and time with the manual clock).
 
-use barrack_api::catalog::{CapacitySetting, CatalogQuery, SetCapacityRequest};
+use barrack_api::catalog::{CapacitySetting, SetCapacityRequest};
 use barrack_api::instances::{DeployRequest, InstanceQuery, OsVolumeRequest, SecurityRuleRequest};
 use barrack_api::ssh_keys::CreateSshKeyRequest;
 use barrack_api::{PageQuery, Tier};
@@ -48,18 +48,7 @@ async fn instance_status(client: &Client, id: &str) -> String {
 }
 
 async fn free_gpus(app: &TestApp, region: &str) -> u32 {
-    let query = CatalogQuery {
-        region: Some(region.into()),
-        gpu_model: Some("H100-SXM5-80GB".into()),
-        ..Default::default()
-    };
-    app.anonymous()
-        .gpu_stocks(&query)
-        .await
-        .unwrap()
-        .data
-        .stocks[0]
-        .available
+    crate::common::free_gpus(app, region, "H100-SXM5-80GB").await
 }
 
 async fn assert_stock_consistent(app: &TestApp) {

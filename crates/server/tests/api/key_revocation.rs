@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use barrack_api::Tier;
 use barrack_api::account::ProfileUpdate;
 use barrack_client::Client;
-use barrack_core::clock::Clock;
 
 use crate::common::{Db, TestApp};
 use crate::on_both_databases;
@@ -35,13 +34,7 @@ async fn wait_until_refused(client: &Client) -> Duration {
 
 async fn revocation_and_profile_changes_reach_every_replica(db: Db) {
     let app = TestApp::start(db).await;
-    let other = barrack_server::start(barrack_server::StartOptions {
-        config: crate::common::test_config(&app.database),
-        clock: Some(app.clock.clone() as std::sync::Arc<dyn Clock>),
-        background_work: false,
-    })
-    .await
-    .unwrap();
+    let other = app.replica().await;
     let (client, _, _) = app.user_with_key(Tier::Advanced).await;
     let created = client
         .create_api_key("second", Tier::Advanced)

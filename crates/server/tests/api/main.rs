@@ -42,6 +42,7 @@ mod meter_crash;
 mod metrics;
 mod openapi;
 mod operator_commands;
+mod preflight;
 mod processes;
 mod provisioning;
 mod schema;

@@ -1133,13 +1133,7 @@ async fn another_server_boots_from_snapshots_it_did_not_take(db: Db) {
 
     // A second server on the same database (a replica, or this one restarted), whose simulated data
     // centre never saw the snapshots: it learns of them from the database before booting from them.
-    let other = barrack_server::start(barrack_server::StartOptions {
-        config: crate::common::test_config(&app.database),
-        clock: Some(app.clock.clone() as std::sync::Arc<dyn Clock>),
-        background_work: false,
-    })
-    .await
-    .unwrap();
+    let other = app.replica().await;
     let other_sim = other.simulator.clone().unwrap();
     assert!(!other_sim.has_snapshot(&kept) && !other_sim.has_snapshot(&imaged));
     let key = app

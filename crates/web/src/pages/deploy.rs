@@ -299,6 +299,8 @@ pub async fn submit(
         existing_volumes: Vec::new(),
         volumes: Vec::new(),
         script_id: some(&values.script_id),
+        hold_id: None,
+        hold: false,
     };
     match state
         .services

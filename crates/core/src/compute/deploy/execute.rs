@@ -1,7 +1,8 @@
 //! Deploy, step three: the plan written in one transaction — the custom image held, GPUs and an address
-//! taken, the instance, its rules, attached and new volumes, its event and its job — then the workers woken.
-//! A conflict found here (no stock 503, no address 503, a name taken or a volume or image changed 409)
-//! rolls everything back.
+//! taken (or a hold's taken over), the instance, its rules, attached and new volumes, its event and its
+//! job. A conflict found here (balance committed elsewhere 402, no stock 503, no address 503, a name taken,
+//! a hold gone or a volume or image changed 409) rolls everything back. The caller commits the
+//! transaction (a deploy) or drops it (a preflight, which so makes every check a deploy makes).
 
 use barrack_api::instances::DeployedInstance;
 use barrack_store::Tx;
@@ -12,7 +13,6 @@ use super::plan::DeployPlan;
 use crate::accounts::{Caller, actor};
 use crate::billing::commitments::require_commitment;
 use crate::compute::instances::{InstanceService, JobAction, insert_rule, record_event};
-use crate::platform::idempotency;
 use crate::platform::lifecycle::InstanceState;
 use crate::{Error, Result};
 
@@ -21,7 +21,7 @@ impl InstanceService {
         &self,
         caller: &Caller,
         plan: DeployPlan<'_>,
-    ) -> Result<DeployedInstance> {
+    ) -> Result<(Tx, DeployedInstance)> {
         let DeployPlan {
             model,
             instance: mut row,
@@ -32,6 +32,7 @@ impl InstanceService {
             new_volumes: mut created,
             currency,
             first_hour,
+            hold,
             now,
         } = plan;
         tracing::debug!(instance = %row.id, %first_hour, "deploy planned");
@@ -47,7 +48,10 @@ impl InstanceService {
         if let Some(image) = &custom_image {
             hold_image(&mut tx, image).await?;
         }
-        if !self.place_new(&mut tx, &mut row, now).await? {
+        if !self
+            .place_new(&mut tx, &mut row, hold.as_ref(), now)
+            .await?
+        {
             drop(tx);
             return Err(Error::GpuUnavailable(
                 self.stock_message(&row.region, model, row.gpu_count as u32)
@@ -106,10 +110,7 @@ impl InstanceService {
             .await?;
         let data: Vec<VolumeRow> = existing.into_iter().chain(created).collect();
         let deployed = self.deployed(row, model, &data, currency, now);
-        // The response is stored with the instance, so a retried deploy replays it instead of deploying again.
-        idempotency::commit(tx, &deployed).await?;
-        self.context.work.notify_one();
-        Ok(deployed)
+        Ok((tx, deployed))
     }
 }
 

@@ -14,6 +14,14 @@ use crate::platform::config::GpuModelConfig;
 use crate::platform::validate::Validator;
 use crate::{Error, Result};
 
+/// What a deploy request is checked for: the deploy itself, or its preflight (which alone may ask for a
+/// hold).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Purpose {
+    Deploy,
+    Preflight,
+}
+
 /// What the field checks established.
 pub(super) struct CheckedFields<'c> {
     /// The GPU model, which offers the requested count.
@@ -30,6 +38,7 @@ impl InstanceService {
         &self,
         caller: &Caller,
         request: &DeployRequest,
+        purpose: Purpose,
     ) -> Result<CheckedFields<'_>> {
         let config = self.config();
         if request
@@ -141,6 +150,18 @@ impl InstanceService {
         } else {
             self.volumes()
                 .check_new_volumes(caller, &mut v, &request.volumes);
+        }
+        if request.hold {
+            v.check(
+                purpose == Purpose::Preflight,
+                "hold",
+                "hold applies to POST /api/deploy-server/preflight/; deploy with the hold_id it returned",
+            );
+            v.check(
+                request.hold_id.is_none(),
+                "hold",
+                "A deploy with a hold_id already has its GPUs; ask for a new hold without hold_id",
+            );
         }
         v.finish()?;
         let model = model.expect("validated");

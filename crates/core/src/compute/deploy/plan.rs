@@ -1,9 +1,11 @@
 //! Deploy, step two: every reference resolved and every check that reads made, in the documented order —
-//! the custom image, tier and region (400), profile (403), balance (402), then the SSH key, the script and
-//! the volumes (404) — giving the [`DeployPlan`] that step three writes. Nothing is written here.
+//! the hold named (404, 409, 400 for a body it does not match), the custom image, tier and region (400),
+//! profile (403), balance (402), then the SSH key, the script and the volumes
+//! (404) — giving the [`DeployPlan`] that step three writes. Nothing is written here.
 
 use barrack_api::instances::DeployRequest;
 use barrack_api::{Currency, Tier};
+use barrack_store::deploy_holds::DeployHoldRow;
 use barrack_store::images::ImageRow;
 use barrack_store::instances::InstanceRow;
 use barrack_store::scripts::ScriptRow;
@@ -42,6 +44,8 @@ pub(super) struct DeployPlan<'c> {
     pub currency: Currency,
     /// The first hour of what the deploy creates, which the balance was checked to cover.
     pub first_hour: Decimal,
+    /// The caller's hold whose GPUs and address the deploy takes over.
+    pub hold: Option<DeployHoldRow>,
     pub now: i64,
 }
 
@@ -59,6 +63,10 @@ impl InstanceService {
             os_size,
             rules,
         } = fields;
+        let hold = match &request.hold_id {
+            Some(id) => Some(self.hold_for(caller, request, id).await?),
+            None => None,
+        };
         // An image_name that is no OS image names one of the caller's custom images.
         let custom_image = match request.image_name.as_deref().map(str::trim) {
             Some(name) if !config.os_images.iter().any(|i| i.name == name) => {
@@ -120,6 +128,7 @@ impl InstanceService {
             new_volumes,
             currency,
             first_hour,
+            hold,
             now,
         })
     }

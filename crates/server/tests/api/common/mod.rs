@@ -305,6 +305,18 @@ impl TestApp {
         );
     }
 
+    /// A second server on the same database and clock (a replica, or this one restarted), without
+    /// background work: drive it with its own `settle`.
+    pub async fn replica(&self) -> Running {
+        barrack_server::start(StartOptions {
+            config: test_config(&self.database),
+            clock: Some(self.clock.clone() as Arc<dyn Clock>),
+            background_work: false,
+        })
+        .await
+        .expect("a second server starts")
+    }
+
     pub fn anonymous(&self) -> Client {
         self.admin.anonymous()
     }
@@ -457,6 +469,31 @@ pub async fn funded_user_with_key(
         .await
         .expect("grant credits");
     (client, id, key)
+}
+
+/// A client of `server` with the API key `key`.
+pub fn client_of(server: &Running, key: &str) -> Client {
+    Client::builder(format!("http://{}", server.addr))
+        .api_key(key)
+        .max_retries(0)
+        .build()
+        .unwrap()
+}
+
+/// GPUs of `gpu_model` the stock shows free in `region`.
+pub async fn free_gpus(app: &TestApp, region: &str, gpu_model: &str) -> u32 {
+    let query = barrack_api::catalog::CatalogQuery {
+        region: Some(region.into()),
+        gpu_model: Some(gpu_model.into()),
+        ..Default::default()
+    };
+    app.anonymous()
+        .gpu_stocks(&query)
+        .await
+        .unwrap()
+        .data
+        .stocks[0]
+        .available
 }
 
 /// Capacity allocations equal the GPUs live instances hold, no address belongs to two instances, and the
