@@ -18,6 +18,7 @@ pub mod scripts;
 pub mod snapshots;
 pub mod ssh_keys;
 pub mod volumes;
+pub mod webhooks;
 
 pub use envelope::*;
 

@@ -17,6 +17,7 @@ mod instances;
 mod scripts;
 mod snapshots;
 mod volumes;
+mod webhooks;
 
 use std::time::Duration;
 
@@ -36,6 +37,7 @@ pub use instances::InstanceActionKind;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+pub use webhooks::EventStream;
 
 pub type Result<T> = std::result::Result<T, ClientError>;
 

@@ -32,6 +32,7 @@ pub mod ssh_keys;
 pub mod token_sessions;
 pub mod volumes;
 pub mod web_sessions;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
