@@ -71,9 +71,11 @@ pub struct WebhookDeliveryList {
     pub pagination: Pagination,
 }
 
-/// `?after=` of the event stream.
+/// `?after=` of the event stream. Other parameters are refused: a stream that ignored a mistyped one
+/// would run on unasked.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct EventStreamQuery {
     /// Resume after this event id (as the `Last-Event-ID` header does, which takes precedence); absent: the
     /// stream starts with the events written from now on.

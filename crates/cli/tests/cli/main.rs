@@ -17,3 +17,4 @@ mod snapshots;
 mod ssh_keys;
 mod user_journey;
 mod volumes;
+mod webhooks;
