@@ -6,14 +6,13 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use barrack_api::Tier;
-use barrack_api::firewalls::CreateFirewallRequest;
-use barrack_api::instances::{Event, SecurityRuleRequest};
+use barrack_api::instances::Event;
 use barrack_api::{Envelope, PageQuery};
 use barrack_client::{Client, EventStream};
 use barrack_core::platform::events::{NewEvent, record};
 use barrack_store::Backend;
 
-use crate::common::{Db, START_MS, TestApp};
+use crate::common::{Db, START_MS, TestApp, ssh_firewall};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -21,22 +20,6 @@ on_both_databases!(
     an_event_committed_after_a_later_one_is_not_skipped,
     bad_cursors_are_refused_and_other_accounts_stay_out,
 );
-
-fn firewall(name: &str) -> CreateFirewallRequest {
-    CreateFirewallRequest {
-        name: name.into(),
-        description: None,
-        region: "FINLAND-1".into(),
-        rules: vec![SecurityRuleRequest {
-            direction: "ingress".into(),
-            protocol: Some("tcp".into()),
-            ethertype: None,
-            port_range_min: Some(22),
-            port_range_max: Some(22),
-            remote_ip_prefix: None,
-        }],
-    }
-}
 
 /// The next event, failing the test when none comes within a few seconds.
 async fn next(stream: &mut EventStream) -> Event {
@@ -71,14 +54,14 @@ async fn a_resumed_stream_gets_exactly_the_missed_events(db: Db) {
     // A stream without a cursor starts about now: on PostgreSQL it may begin with events committed just
     // before it opened (of transactions newer than the oldest one still running), never later ones.
     let before = client
-        .create_firewall(&firewall("before"))
+        .create_firewall(&ssh_firewall("before"))
         .await
         .unwrap()
         .data
         .id;
     let mut stream = client.event_stream(None).await.unwrap();
     let first = client
-        .create_firewall(&firewall("first"))
+        .create_firewall(&ssh_firewall("first"))
         .await
         .unwrap()
         .data
@@ -93,8 +76,14 @@ async fn a_resumed_stream_gets_exactly_the_missed_events(db: Db) {
     drop(stream);
 
     // Missed while disconnected: two creations and the settling of all three firewalls.
-    client.create_firewall(&firewall("second")).await.unwrap();
-    client.create_firewall(&firewall("third")).await.unwrap();
+    client
+        .create_firewall(&ssh_firewall("second"))
+        .await
+        .unwrap();
+    client
+        .create_firewall(&ssh_firewall("third"))
+        .await
+        .unwrap();
     app.settle().await;
     let missed: BTreeSet<String> = all_events(&client)
         .await
@@ -136,7 +125,7 @@ async fn a_resumed_stream_gets_exactly_the_missed_events(db: Db) {
 
     // Live events keep coming on the resumed stream, and `?after=` resumes as the header does.
     let fourth = client
-        .create_firewall(&firewall("fourth"))
+        .create_firewall(&ssh_firewall("fourth"))
         .await
         .unwrap()
         .data
@@ -211,7 +200,7 @@ async fn an_event_committed_after_a_later_one_is_not_skipped(db: Db) {
     .unwrap();
     let later = if store.backend() == Backend::Postgres {
         let id = client
-            .create_firewall(&firewall("later"))
+            .create_firewall(&ssh_firewall("later"))
             .await
             .unwrap()
             .data
@@ -246,7 +235,10 @@ async fn bad_cursors_are_refused_and_other_accounts_stay_out(db: Db) {
     let app = TestApp::start(db).await;
     let (client, _, key) = app.user_with_key(Tier::Advanced).await;
     let (other, _) = app.user(Tier::Advanced).await;
-    other.create_firewall(&firewall("theirs")).await.unwrap();
+    other
+        .create_firewall(&ssh_firewall("theirs"))
+        .await
+        .unwrap();
     let theirs = all_events(&other).await[0].id.clone();
 
     for after in ["evt-nope", theirs.as_str()] {
@@ -278,11 +270,11 @@ async fn bad_cursors_are_refused_and_other_accounts_stay_out(db: Db) {
 
     let mut stream = client.event_stream(None).await.unwrap();
     other
-        .create_firewall(&firewall("theirs-too"))
+        .create_firewall(&ssh_firewall("theirs-too"))
         .await
         .unwrap();
     let mine = client
-        .create_firewall(&firewall("mine"))
+        .create_firewall(&ssh_firewall("mine"))
         .await
         .unwrap()
         .data

@@ -9,16 +9,14 @@ use std::sync::{Arc, Mutex};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use barrack_api::firewalls::CreateFirewallRequest;
-use barrack_api::instances::SecurityRuleRequest;
-use barrack_api::webhooks::{CreateWebhookRequest, WebhookDelivery};
+use barrack_api::webhooks::{CreateWebhookRequest, CreatedWebhook, WebhookDelivery};
 use barrack_api::{PageQuery, Tier};
 use barrack_client::{Client, ClientError};
 use barrack_core::clock::{Clock, format_ms};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::common::{Db, START_MS, TestApp};
+use crate::common::{Db, START_MS, TestApp, ssh_firewall};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -94,22 +92,6 @@ fn verify(secret: &str, header: &str, body: &str, now_s: i64) -> Option<i64> {
     mac.verify_slice(&v1).ok().map(|()| t)
 }
 
-fn firewall(name: &str) -> CreateFirewallRequest {
-    CreateFirewallRequest {
-        name: name.into(),
-        description: None,
-        region: "FINLAND-1".into(),
-        rules: vec![SecurityRuleRequest {
-            direction: "ingress".into(),
-            protocol: Some("tcp".into()),
-            ethertype: None,
-            port_range_min: Some(22),
-            port_range_max: Some(22),
-            remote_ip_prefix: None,
-        }],
-    }
-}
-
 fn hook(url: &str, types: &[&str]) -> CreateWebhookRequest {
     CreateWebhookRequest {
         url: url.into(),
@@ -136,23 +118,45 @@ fn failure(e: ClientError) -> (u16, Vec<String>) {
     )
 }
 
-/// Test servers may send to the receiver on 127.0.0.1, as an operator would allow a private network.
-async fn app_allowing_loopback(db: Db) -> TestApp {
-    TestApp::start_with(db, |c| {
-        c.webhooks.allowed_targets = vec!["127.0.0.1".into()];
-    })
-    .await
+/// A server that may send to 127.0.0.1 (as an operator allows a private network), an account, a receiver
+/// answering `answer`, and the account's webhook to it for `types`.
+struct Setup {
+    app: TestApp,
+    client: Client,
+    receiver: Receiver,
+    url: String,
+    hook: CreatedWebhook,
 }
 
-async fn deliveries_are_signed_retried_and_replayed(db: Db) {
-    let app = app_allowing_loopback(db).await;
+async fn setup(db: Db, answer: u16, types: &[&str]) -> Setup {
+    let app = TestApp::start_with(db, |c| {
+        c.webhooks.allowed_targets = vec!["127.0.0.1".into()];
+    })
+    .await;
     let (client, _) = app.user(Tier::Advanced).await;
-    let (receiver, url) = Receiver::start(500).await;
-    let created = client
-        .create_webhook(&hook(&url, &["firewall.created"]))
+    let (receiver, url) = Receiver::start(answer).await;
+    let hook = client
+        .create_webhook(&hook(&url, types))
         .await
         .unwrap()
         .data;
+    Setup {
+        app,
+        client,
+        receiver,
+        url,
+        hook,
+    }
+}
+
+async fn deliveries_are_signed_retried_and_replayed(db: Db) {
+    let Setup {
+        app,
+        client,
+        receiver,
+        hook: created,
+        ..
+    } = setup(db, 500, &["firewall.created"]).await;
     let secret = created.secret.clone();
     assert!(secret.starts_with("whsec_") && secret.len() > 30);
     let id = created.webhook.id.clone();
@@ -164,7 +168,7 @@ async fn deliveries_are_signed_retried_and_replayed(db: Db) {
     );
 
     let firewall_id = client
-        .create_firewall(&firewall("edge"))
+        .create_firewall(&ssh_firewall("edge"))
         .await
         .unwrap()
         .data
@@ -282,7 +286,10 @@ async fn deliveries_are_signed_retried_and_replayed(db: Db) {
 
     client.delete_webhook(&id).await.unwrap();
     assert_eq!(client.webhook(&id).await.unwrap_err().status(), Some(404));
-    client.create_firewall(&firewall("after")).await.unwrap();
+    client
+        .create_firewall(&ssh_firewall("after"))
+        .await
+        .unwrap();
     app.settle().await;
     assert_eq!(
         receiver.received().len(),
@@ -293,8 +300,15 @@ async fn deliveries_are_signed_retried_and_replayed(db: Db) {
 }
 
 async fn private_targets_are_refused_at_creation_and_at_delivery(db: Db) {
-    let mut app = app_allowing_loopback(db).await;
-    let (client, _) = app.user(Tier::Advanced).await;
+    // Allowed when it was created (the receiver on 127.0.0.1).
+    let Setup {
+        mut app,
+        client,
+        receiver,
+        hook: created,
+        ..
+    } = setup(db, 200, &[]).await;
+    let id = created.webhook.id;
     for url in [
         "http://10.0.0.1/hook",
         "http://192.168.1.20/hook",
@@ -325,20 +339,12 @@ async fn private_targets_are_refused_at_creation_and_at_delivery(db: Db) {
             "{types:?}"
         );
     }
-    assert!(client.webhooks().await.unwrap().data.webhooks.is_empty());
+    assert_eq!(client.webhooks().await.unwrap().data.webhooks.len(), 1);
 
-    // Allowed when it was created; by the time of delivery the operator no longer allows it (as when a
-    // name starts resolving to a private address): the delivery is refused, and nothing is sent.
-    let (receiver, url) = Receiver::start(200).await;
-    let id = client
-        .create_webhook(&hook(&url, &[]))
-        .await
-        .unwrap()
-        .data
-        .webhook
-        .id;
+    // By the time of delivery the operator no longer allows it (as when a name starts resolving to a
+    // private address): the delivery is refused, and nothing is sent.
     app.restart_with(|_| {}).await;
-    client.create_firewall(&firewall("edge")).await.unwrap();
+    client.create_firewall(&ssh_firewall("edge")).await.unwrap();
     app.settle().await;
     assert!(receiver.received().is_empty());
     let log = deliveries(&client, &id).await;
@@ -358,18 +364,16 @@ async fn private_targets_are_refused_at_creation_and_at_delivery(db: Db) {
 }
 
 async fn other_accounts_webhooks_are_not_found(db: Db) {
-    let app = app_allowing_loopback(db).await;
-    let (client, _) = app.user(Tier::Advanced).await;
+    let Setup {
+        app,
+        client,
+        url,
+        hook: created,
+        ..
+    } = setup(db, 200, &[]).await;
+    let id = created.webhook.id;
     let (other, _) = app.user(Tier::Advanced).await;
-    let (_receiver, url) = Receiver::start(200).await;
-    let id = client
-        .create_webhook(&hook(&url, &[]))
-        .await
-        .unwrap()
-        .data
-        .webhook
-        .id;
-    client.create_firewall(&firewall("edge")).await.unwrap();
+    client.create_firewall(&ssh_firewall("edge")).await.unwrap();
     app.settle().await;
     let delivery = deliveries(&client, &id).await[0].id.clone();
 
@@ -417,17 +421,15 @@ async fn other_accounts_webhooks_are_not_found(db: Db) {
 }
 
 async fn deliveries_give_up_after_a_day(db: Db) {
-    let app = app_allowing_loopback(db).await;
-    let (client, _) = app.user(Tier::Advanced).await;
-    let (receiver, url) = Receiver::start(503).await;
-    let id = client
-        .create_webhook(&hook(&url, &["firewall.created"]))
-        .await
-        .unwrap()
-        .data
-        .webhook
-        .id;
-    client.create_firewall(&firewall("edge")).await.unwrap();
+    let Setup {
+        app,
+        client,
+        receiver,
+        hook,
+        ..
+    } = setup(db, 503, &["firewall.created"]).await;
+    let id = hook.webhook.id;
+    client.create_firewall(&ssh_firewall("edge")).await.unwrap();
     app.settle().await;
     // Follow the schedule: each attempt when it is due, until the day is over.
     let mut attempts = 1;
