@@ -4,8 +4,6 @@
 use std::time::{Duration, Instant};
 
 use barrack_api::PageQuery;
-use barrack_api::firewalls::CreateFirewallRequest;
-use barrack_api::instances::SecurityRuleRequest;
 use barrack_client::Client;
 
 use crate::common::TestServer;
@@ -68,21 +66,18 @@ async fn webhooks_and_the_event_stream_through_the_cli() {
         [id.as_str()]
     );
 
-    api.create_firewall(&CreateFirewallRequest {
-        name: "edge".into(),
-        description: None,
-        region: "FINLAND-1".into(),
-        rules: vec![SecurityRuleRequest {
-            direction: "ingress".into(),
-            protocol: Some("tcp".into()),
-            ethertype: None,
-            port_range_min: Some(22),
-            port_range_max: Some(22),
-            remote_ip_prefix: None,
-        }],
-    })
+    cli.run(&[
+        "firewalls",
+        "create",
+        "--name",
+        "edge",
+        "--region",
+        "FINLAND-1",
+        "--rule",
+        "ingress:tcp:22",
+    ])
     .await
-    .unwrap();
+    .ok();
     let delivered = attempted_deliveries(&api, &id).await;
     let table = cli.run(&["webhooks", "deliveries", &id]).await;
     let table = table.ok();
