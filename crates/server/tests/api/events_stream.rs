@@ -19,6 +19,7 @@ on_both_databases!(
     a_resumed_stream_gets_exactly_the_missed_events,
     an_event_committed_after_a_later_one_is_not_skipped,
     bad_cursors_are_refused_and_other_accounts_stay_out,
+    a_reader_reconnecting_during_concurrent_writes_gets_every_event_once,
 );
 
 /// The next event, failing the test when none comes within a few seconds.
@@ -284,5 +285,49 @@ async fn bad_cursors_are_refused_and_other_accounts_stay_out(db: Db) {
         mine,
         "only the account's own events"
     );
+    app.stop().await;
+}
+
+/// Writers on several connections commit in any order while a reader drops its stream every few events and
+/// resumes with the last id it saw: it ends with every event of the account, each once.
+async fn a_reader_reconnecting_during_concurrent_writes_gets_every_event_once(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.user(Tier::Advanced).await;
+    let mut stream = client.event_stream(None).await.unwrap();
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                for n in 0..5 {
+                    client
+                        .create_firewall(&ssh_firewall(&format!("w{w}-{n}")))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut got: Vec<String> = Vec::new();
+    while got.len() < 20 {
+        got.push(next(&mut stream).await.id);
+        if got.len() % 3 == 0 {
+            stream = client
+                .event_stream(got.last().map(String::as_str))
+                .await
+                .unwrap();
+        }
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    assert!(quiet_for(&mut stream, Duration::from_millis(700)).await);
+    let all: BTreeSet<String> = all_events(&client)
+        .await
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(all.len(), 20);
+    assert_eq!(got.iter().cloned().collect::<BTreeSet<_>>(), all);
+    assert_eq!(got.len(), 20, "each once: {got:?}");
     app.stop().await;
 }
