@@ -310,7 +310,7 @@ async fn a_reader_reconnecting_during_concurrent_writes_gets_every_event_once(db
     let mut got: Vec<String> = Vec::new();
     while got.len() < 20 {
         got.push(next(&mut stream).await.id);
-        if got.len() % 3 == 0 {
+        if got.len().is_multiple_of(3) {
             stream = client
                 .event_stream(got.last().map(String::as_str))
                 .await
