@@ -5,7 +5,7 @@ use std::sync::Arc;
 use barrack_api::instances::Event;
 use barrack_store::events::StreamCursor;
 
-use crate::accounts::Caller;
+use crate::accounts::{Caller, Credential};
 use crate::platform::events::event_view;
 use crate::{Context, Error, Result};
 
@@ -38,6 +38,24 @@ impl EventStreamService {
                 .ok_or_else(|| Error::field(field, format!("No event '{id}' in this account"))),
             None => Ok(store.stream_start().await?),
         }
+    }
+
+    /// Whether the stream's caller may still read: the account not disabled, and the API key it opened
+    /// with (if it was one) not revoked. A stream outlives the request that authenticated it.
+    pub async fn still_allowed(&self, caller: &Caller) -> Result<bool> {
+        let store = &self.context.store;
+        let account = store.account_by_id(caller.account_id()).await?;
+        if account.is_none_or(|a| a.disabled_at.is_some()) {
+            return Ok(false);
+        }
+        Ok(match &caller.credential {
+            Credential::ApiKey { id, .. } => store
+                .live_api_keys(caller.account_id())
+                .await?
+                .iter()
+                .any(|k| &k.id == id),
+            Credential::Token => true,
+        })
     }
 
     /// The next final events after `cursor`, each with its place (empty when there are none yet).

@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
@@ -25,6 +25,8 @@ use crate::http::{ApiError, ApiResult, Auth, Query};
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// A comment line this often keeps proxies from closing a quiet stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How often a stream checks that its key is still live and its account enabled; it ends when not.
+const REAUTHORISE_INTERVAL: Duration = Duration::from_secs(5);
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(stream_events))
@@ -68,6 +70,7 @@ async fn stream_events(
         cursor,
         pending: VecDeque::new(),
         closing: state.services.context.closing.subscribe(),
+        authorised_at: Instant::now(),
     };
     let events = futures::stream::unfold(reader, |mut reader| async move {
         let event = reader.next().await?;
@@ -90,6 +93,8 @@ struct Reader {
     pending: VecDeque<(barrack_api::instances::Event, StreamCursor)>,
     /// Turns true when the server stops: the stream ends, and the client reconnects elsewhere.
     closing: watch::Receiver<bool>,
+    /// When the caller was last found still allowed.
+    authorised_at: Instant,
 }
 
 impl Reader {
@@ -103,6 +108,13 @@ impl Reader {
             }
             if *self.closing.borrow() {
                 return None;
+            }
+            if self.authorised_at.elapsed() >= REAUTHORISE_INTERVAL {
+                match self.service.still_allowed(&self.caller).await {
+                    Ok(true) => self.authorised_at = Instant::now(),
+                    Ok(false) => return None,
+                    Err(e) => tracing::warn!(error = %e, "event stream could not check its key"),
+                }
             }
             match self.service.next(&self.caller, self.cursor).await {
                 Ok(batch) if !batch.is_empty() => {

@@ -269,6 +269,20 @@ async fn bad_cursors_are_refused_and_other_accounts_stay_out(db: Db) {
     let anonymous = app.anonymous().event_stream(None).await.err().unwrap();
     assert_eq!(anonymous.status(), Some(401));
 
+    // A stream ends once the key it opened with is revoked (checked every few seconds).
+    let (revoked, _, revoked_key) = app.user_with_key(Tier::Advanced).await;
+    let mut doomed = revoked.event_stream(None).await.unwrap();
+    let key_id = revoked.api_keys().await.unwrap().data.api_keys[0]
+        .id
+        .clone();
+    revoked.delete_api_key(&key_id).await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(15), doomed.next())
+        .await
+        .expect("the stream ends");
+    assert!(matches!(ended, Ok(None)), "{ended:?}");
+    let again = revoked.event_stream(None).await.err().unwrap();
+    assert_eq!(again.status(), Some(401), "{revoked_key} is revoked");
+
     let mut stream = client.event_stream(None).await.unwrap();
     other
         .create_firewall(&ssh_firewall("theirs-too"))
