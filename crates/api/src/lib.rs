@@ -19,6 +19,7 @@ pub mod simulation;
 pub mod snapshots;
 pub mod ssh_keys;
 pub mod volumes;
+pub mod webhooks;
 
 pub use envelope::*;
 

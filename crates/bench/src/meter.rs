@@ -37,6 +37,7 @@ pub async fn run(backend: &str, database_url: &str, resources: usize) -> Result<
         secrets: Secrets::from_server_secret("benchmark-secret-long-enough-for-hmac"),
         driver: Arc::new(SimDriver::new(SimConfig::default())),
         work: Arc::new(Notify::new()),
+        closing: tokio::sync::watch::channel(false).0,
     });
 
     let seeding = Instant::now();

@@ -17,7 +17,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use crate::commands::{
     Ctx, account, admin, ai, api_keys, balance, billing, catalog, completions, configure, deposits,
     events, firewalls, health, images, instances, login, scripts, snapshots, ssh_keys,
-    transactions, volumes,
+    transactions, volumes, webhooks,
 };
 use crate::config::Settings;
 pub use crate::error::{CliError, EXIT_CODES_HELP, exit};
@@ -130,11 +130,20 @@ enum Command {
         --image golden --ssh-key laptop --wait"
     )]
     Images(images::Command),
-    /// List the account's events: instance state changes and who caused them
+    /// List the account's events: instance state changes and who caused them; --follow streams them
     #[command(
-        after_help = "Examples:\n  barrack events\n  barrack events --page 2 --limit 100 -o json"
+        after_help = "Examples:\n  barrack events\n  barrack events --page 2 --limit 100 -o json\n  \
+        barrack events --follow\n  barrack events --follow --after evt-0123456789abcdef -o json"
     )]
     Events(events::Args),
+    /// Endpoints the account's events are sent to, signed; their deliveries and replays
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  \
+        barrack webhooks create --url http://hooks.example.com/barrack --event-type 'instance.*'\n  \
+        barrack webhooks deliveries whk-0123456789abcdef"
+    )]
+    Webhooks(webhooks::Command),
     /// Show the credit balance
     #[command(after_help = "Examples:\n  barrack balance\n  barrack balance -o json")]
     Balance(balance::Args),
@@ -233,6 +242,7 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<Output, CliError> {
     let profile = cli.profile.as_deref();
+    let format = cli.output;
     let progress = !cli.quiet && matches!(cli.output, Format::Table);
     let ctx = || {
         Settings::resolve(profile, config::process_env)
@@ -252,7 +262,8 @@ async fn run(cli: Cli) -> Result<Output, CliError> {
         Command::Firewalls(command) => firewalls::run(command, &ctx()?).await,
         Command::Snapshots(command) => snapshots::run(command, &ctx()?).await,
         Command::Images(command) => images::run(command, &ctx()?).await,
-        Command::Events(args) => events::run(args, &ctx()?).await,
+        Command::Events(args) => events::run(args, &ctx()?, format, cli.quiet).await,
+        Command::Webhooks(command) => webhooks::run(command, &ctx()?).await,
         Command::Balance(args) => balance::run(args, &ctx()?).await,
         Command::Transactions(args) => transactions::run(args, &ctx()?).await,
         Command::Deposits(command) => deposits::run(command, &ctx()?).await,

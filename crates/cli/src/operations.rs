@@ -330,6 +330,39 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     // events
     op("list_events", "GET", "/api/events/", "events"),
+    op(
+        "stream_events",
+        "GET",
+        "/api/events/stream/",
+        "events --follow",
+    ),
+    // webhooks
+    op("list_webhooks", "GET", "/api/webhooks/", "webhooks list"),
+    op(
+        "create_webhook",
+        "POST",
+        "/api/webhooks/",
+        "webhooks create",
+    ),
+    op("get_webhook", "GET", "/api/webhooks/{id}/", "webhooks show"),
+    op(
+        "delete_webhook",
+        "DELETE",
+        "/api/webhooks/{id}/",
+        "webhooks delete",
+    ),
+    op(
+        "list_webhook_deliveries",
+        "GET",
+        "/api/webhooks/{id}/deliveries/",
+        "webhooks deliveries",
+    ),
+    op(
+        "replay_webhook_delivery",
+        "POST",
+        "/api/webhooks/{id}/deliveries/{delivery_id}/replay/",
+        "webhooks replay",
+    ),
     // billing
     op(
         "get_instance_billing",

@@ -61,6 +61,16 @@ impl Output {
         }
     }
 
+    /// For commands that printed as they went (`--follow`): nothing more to print.
+    pub fn nothing() -> Output {
+        Output {
+            json: None,
+            view: View::Sections(Vec::new()),
+            ids: None,
+            notice: None,
+        }
+    }
+
     pub fn ids(mut self, ids: impl IntoIterator<Item = impl Into<String>>) -> Output {
         self.ids = Some(ids.into_iter().map(Into::into).collect());
         self

@@ -95,7 +95,7 @@ impl Client {
 }
 
 /// The error envelope in `text`, as [`ClientError::Api`].
-fn api_error(status: u16, text: &str) -> ClientError {
+pub(crate) fn api_error(status: u16, text: &str) -> ClientError {
     match serde_json::from_str::<ErrorResponse>(text) {
         Ok(e) => ClientError::Api {
             status,

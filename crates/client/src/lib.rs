@@ -18,6 +18,7 @@ mod scripts;
 mod simulation;
 mod snapshots;
 mod volumes;
+mod webhooks;
 
 use std::time::Duration;
 
@@ -37,6 +38,7 @@ pub use instances::InstanceActionKind;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+pub use webhooks::EventStream;
 
 pub type Result<T> = std::result::Result<T, ClientError>;
 

@@ -34,8 +34,10 @@ use tokio::sync::Notify;
 
 use crate::accounts::AccountService;
 use crate::accounts::auth::Secrets;
+use crate::accounts::event_stream::EventStreamService;
 use crate::accounts::scripts::ScriptService;
 use crate::accounts::ssh_keys::SshKeyService;
+use crate::accounts::webhooks::WebhookService;
 use crate::billing::BillingService;
 use crate::billing::deposits::DepositService;
 use crate::billing::ledger::LedgerService;
@@ -58,6 +60,8 @@ pub struct Context {
     pub driver: Arc<dyn ComputeDriver>,
     /// Wakes the job runner when new work was committed.
     pub work: Arc<Notify>,
+    /// Turns true when the server stops: long-lived answers (event streams) end then.
+    pub closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// The services of one server process.
@@ -78,6 +82,8 @@ pub struct Services {
     pub snapshots: SnapshotService,
     pub images: ImageService,
     pub simulation: SimulationService,
+    pub event_stream: EventStreamService,
+    pub webhooks: WebhookService,
 }
 
 impl Services {
@@ -105,6 +111,8 @@ impl Services {
             firewalls: FirewallService::new(context.clone()),
             snapshots: SnapshotService::new(context.clone()),
             images: ImageService::new(context.clone()),
+            event_stream: EventStreamService::new(context.clone()),
+            webhooks: WebhookService::new(context.clone()),
             context,
         }
     }

@@ -106,6 +106,7 @@ pub struct Running {
 impl Running {
     /// Stops accepting, finishes requests in flight, closes the database.
     pub async fn shutdown(mut self) {
+        self.services.context.closing.send_replace(true);
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -316,6 +317,7 @@ pub fn services(
         secrets,
         driver,
         work: Arc::new(Notify::new()),
+        closing: tokio::sync::watch::channel(false).0,
     });
     let ai = &services.config().ai;
     let timeout = Duration::from_secs(ai.upstream_timeout_seconds);
@@ -413,6 +415,13 @@ pub async fn start(options: StartOptions) -> Result<Running> {
         barrack_core::snapshots::JOB_KIND,
         Arc::new(barrack_core::snapshot_worker::SnapshotWorker::new(
             services.context.clone(),
+        )),
+    );
+    runner.register(
+        barrack_core::platform::webhooks::JOB_KIND,
+        Arc::new(barrack_core::platform::webhooks::DeliveryWorker::new(
+            services.context.clone(),
+            Arc::new(crate::webhook_sender::HttpWebhookSender),
         )),
     );
     let runner = Arc::new(runner);

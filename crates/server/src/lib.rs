@@ -9,5 +9,6 @@ pub mod metrics;
 pub mod openapi;
 pub mod private_files;
 pub mod routes;
+pub mod webhook_sender;
 
 pub use app::{AppState, Running, StartOptions, start};

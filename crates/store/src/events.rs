@@ -1,7 +1,7 @@
 //! The event log: every state change of a resource, with when, who and why.
 
-use crate::sql::{Columns, insert_sql};
-use crate::{Db, Result, Row, Store, binds};
+use crate::sql::Columns;
+use crate::{Backend, Db, Result, Row, Store, binds};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventRow {
@@ -37,8 +37,20 @@ fn from_row(row: &Row) -> Result<EventRow> {
     })
 }
 
+/// Writes an event at the end of its account's stream (see [`StreamCursor`]).
 pub async fn insert(db: &mut impl Db, e: &EventRow) -> Result<()> {
-    let sql = insert_sql("events", COLUMNS);
+    // SQLite has one writer at a time, so the next number is taken in commit order; on PostgreSQL the
+    // writing transaction's id goes with the sequence number, and readers order by both.
+    let place = match db.backend() {
+        Backend::Sqlite => "0, (SELECT COALESCE(MAX(stream_position), 0) + 1 FROM events)",
+        Backend::Postgres => {
+            "CAST(CAST(pg_current_xact_id() AS TEXT) AS BIGINT), nextval('event_stream_sequence')"
+        }
+    };
+    let sql = format!(
+        "INSERT INTO events ({COLUMNS}, stream_xid, stream_position) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, {place})"
+    );
     db.execute(
         &sql,
         &binds![
@@ -59,7 +71,97 @@ pub async fn insert(db: &mut impl Db, e: &EventRow) -> Result<()> {
     Ok(())
 }
 
+/// A place in an account's event stream: the events after it are those of later transactions, or of the
+/// same transaction with a later position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StreamCursor {
+    pub xid: i64,
+    pub position: i64,
+}
+
+/// Below this transaction id every writer has finished: on PostgreSQL the oldest transaction still running
+/// when the statement's snapshot was taken, so an event of an older one can no longer appear. SQLite
+/// commits one writer at a time, so all it shows is final.
+fn settled_below(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "9223372036854775807",
+        Backend::Postgres => {
+            "CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS TEXT) AS BIGINT)"
+        }
+    }
+}
+
 impl Store {
+    /// Where a stream that starts now begins: after every event already settled, before any that may
+    /// still commit (on PostgreSQL, those of transactions still running; the stream may then begin with
+    /// a few events committed just before).
+    pub async fn stream_start(&self) -> Result<StreamCursor> {
+        let sql = match self.backend() {
+            Backend::Sqlite => {
+                "SELECT 0, COALESCE(MAX(stream_position), 0) FROM events".to_string()
+            }
+            Backend::Postgres => format!("SELECT {}, 0", settled_below(Backend::Postgres)),
+        };
+        let row = self.fetch_one(&sql, &[]).await?;
+        Ok(StreamCursor {
+            xid: row.int(0)?,
+            position: row.int(1)?,
+        })
+    }
+
+    /// The stream place of the account's event `event_id`; `None` when the account has no such event.
+    pub async fn stream_cursor_of(
+        &self,
+        account_id: &str,
+        event_id: &str,
+    ) -> Result<Option<StreamCursor>> {
+        let row = self
+            .fetch_optional(
+                "SELECT stream_xid, stream_position FROM events WHERE id = $1 AND account_id = $2",
+                &binds![event_id, account_id],
+            )
+            .await?;
+        row.map(|r| {
+            Ok(StreamCursor {
+                xid: r.int(0)?,
+                position: r.int(1)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Up to `limit` of the account's settled events after `after`, in stream order, each with its place.
+    pub async fn stream_events_after(
+        &self,
+        account_id: &str,
+        after: StreamCursor,
+        limit: u32,
+    ) -> Result<Vec<(EventRow, StreamCursor)>> {
+        let sql = format!(
+            "SELECT {COLUMNS}, stream_xid, stream_position FROM events WHERE account_id = $1 \
+             AND (stream_xid > $2 OR (stream_xid = $2 AND stream_position > $3)) AND stream_xid < {} \
+             ORDER BY stream_xid, stream_position LIMIT $4",
+            settled_below(self.backend())
+        );
+        let rows = self
+            .fetch_all(
+                &sql,
+                &binds![account_id, after.xid, after.position, i64::from(limit)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    from_row(r)?,
+                    StreamCursor {
+                        xid: r.int(11)?,
+                        position: r.int(12)?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
     /// Whether the account has an account-level event of `kind` at or after `since`.
     pub async fn has_account_event_since(
         &self,

@@ -34,6 +34,7 @@ pub mod state;
 pub mod token_sessions;
 pub mod volumes;
 pub mod web_sessions;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -24,6 +24,7 @@ pub mod snapshots;
 pub mod ssh_keys;
 pub mod transactions;
 pub mod volumes;
+pub mod webhooks;
 
 use std::future::Future;
 use std::io::{BufRead, IsTerminal, Write};

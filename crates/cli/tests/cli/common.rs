@@ -31,6 +31,11 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> TestServer {
+        TestServer::start_with(|_| {}).await
+    }
+
+    /// A server whose configuration `configure` changed first.
+    pub async fn start_with(configure: impl FnOnce(&mut Config)) -> TestServer {
         let dir = std::env::temp_dir().join(format!(
             "barrack-cli-test-{}",
             barrack_core::ids::random_alphanumeric(12)
@@ -56,6 +61,8 @@ impl TestServer {
             },
             ..defaults
         };
+        let mut config = config;
+        configure(&mut config);
         let running = barrack_server::start(StartOptions {
             clock: Some(Arc::new(ManualClock::starting_at(START_MS)) as Arc<dyn Clock>),
             ..StartOptions::new(config)

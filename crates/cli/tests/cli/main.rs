@@ -18,3 +18,4 @@ mod snapshots;
 mod ssh_keys;
 mod user_journey;
 mod volumes;
+mod webhooks;

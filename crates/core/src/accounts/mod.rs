@@ -4,11 +4,13 @@
 
 mod account;
 pub mod auth;
+pub mod event_stream;
 pub mod heavy;
 pub mod login_throttle;
 pub mod scripts;
 pub mod ssh_key;
 pub mod ssh_keys;
 pub mod web_sessions;
+pub mod webhooks;
 
 pub use account::*;

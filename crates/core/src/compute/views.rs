@@ -3,12 +3,11 @@
 
 use barrack_api::catalog::Amount;
 use barrack_api::instances::{
-    BillingBreakdown, ComputeCharge, DataVolumeCharge, DeployedInstance, Event, EventList,
-    Features, GpuCharge, HibernatedSummary, Instance, InstanceBilling, InstanceList, InstanceQuery,
+    BillingBreakdown, ComputeCharge, DataVolumeCharge, DeployedInstance, EventList, Features,
+    GpuCharge, HibernatedSummary, Instance, InstanceBilling, InstanceList, InstanceQuery,
     InstanceWaitQuery, Specs, StorageCharge, VolumeCharge,
 };
 use barrack_api::{Currency, PageQuery, PageRequest, Pagination, Tier};
-use barrack_store::events::EventRow;
 use barrack_store::instances::{InstanceChildren, InstanceFilter, InstanceRow, RuleRow};
 use barrack_store::volumes::VolumeRow;
 use rust_decimal::Decimal;
@@ -20,6 +19,7 @@ use crate::network::{rule_view, valid_rule_of};
 use crate::platform::clock::format_ms;
 use crate::platform::config::{Config, GpuModelConfig};
 use crate::platform::countries;
+use crate::platform::events::event_view;
 use crate::platform::lifecycle::InstanceState;
 use crate::platform::money::display_rate;
 use crate::{Error, Result};
@@ -400,19 +400,5 @@ fn specs_of_parts(model: &str, count: u32, ram_gb: i64, vcpus: i64, storage_gb: 
         ram_gb: ram_gb as u32,
         vcpus: vcpus as u32,
         storage_gb,
-    }
-}
-
-fn event_view(row: EventRow) -> Event {
-    Event {
-        id: row.id,
-        resource_type: row.resource_type,
-        resource_id: row.resource_id,
-        kind: row.kind,
-        from_status: row.from_status,
-        to_status: row.to_status,
-        actor: row.actor,
-        cause: row.cause,
-        created_at: format_ms(row.created_at),
     }
 }

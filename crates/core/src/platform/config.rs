@@ -64,6 +64,9 @@ pub struct Config {
     /// `GET /metrics` (Prometheus).
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Where accounts' webhooks may send.
+    #[serde(default)]
+    pub webhooks: WebhooksConfig,
     pub tokens: TokenConfig,
     pub billing: BillingConfig,
     pub payments: PaymentsConfig,
@@ -115,6 +118,7 @@ impl std::fmt::Debug for Config {
             ai,
             deadlines,
             metrics,
+            webhooks,
         } = self;
         f.debug_struct("Config")
             .field("listen", listen)
@@ -150,6 +154,7 @@ impl std::fmt::Debug for Config {
             .field("ai", ai)
             .field("deadlines", deadlines)
             .field("metrics", metrics)
+            .field("webhooks", webhooks)
             .finish()
     }
 }
@@ -203,6 +208,19 @@ pub struct RateLimitConfig {
     /// header is ignored and the connection's address is the client.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+}
+
+/// Webhook targets on private, loopback, link-local and other non-public addresses are refused (at
+/// creation and, against DNS rebinding, at each delivery) unless allowed here.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Allow every non-public address (a private installation whose receivers are on its own network).
+    #[serde(default)]
+    pub allow_private_targets: bool,
+    /// Addresses or CIDR blocks allowed although not public (`["10.20.0.0/16"]`).
+    #[serde(default)]
+    pub allowed_targets: Vec<String>,
 }
 
 #[derive(Clone, Default, Serialize, Deserialize)]
@@ -551,6 +569,15 @@ impl Config {
             if parse_ip_net(proxy).is_none() {
                 return invalid(format!(
                     "rate_limit.trusted_proxies: '{proxy}' is not an address or CIDR block"
+                ));
+            }
+        }
+        for target in &self.webhooks.allowed_targets {
+            if target.trim().parse::<ipnet::IpNet>().is_err()
+                && target.trim().parse::<std::net::IpAddr>().is_err()
+            {
+                return invalid(format!(
+                    "webhooks.allowed_targets: '{target}' is not an address or CIDR block"
                 ));
             }
         }

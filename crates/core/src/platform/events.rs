@@ -1,11 +1,14 @@
 //! The event log every resource writes to: who changed what, from which state to which, and why. Each
 //! domain records its own resources' events through [`record`], in the transaction of the change.
 
+use barrack_api::instances::Event;
 use barrack_store::Tx;
 use barrack_store::events::{self, EventRow};
 
 use crate::Result;
+use crate::platform::clock::format_ms;
 use crate::platform::ids::random_alphanumeric;
+use crate::platform::webhooks;
 
 /// One entry of the event log.
 pub struct NewEvent<'a> {
@@ -32,7 +35,27 @@ pub fn change_kind(from: Option<&str>) -> &'static str {
     }
 }
 
-/// Writes `event` in the caller's transaction.
+/// An event's type as webhooks filter it: `instance.status_changed`.
+pub fn event_type(resource_type: &str, kind: &str) -> String {
+    format!("{resource_type}.{kind}")
+}
+
+/// The API's view of an event.
+pub fn event_view(row: EventRow) -> Event {
+    Event {
+        id: row.id,
+        resource_type: row.resource_type,
+        resource_id: row.resource_id,
+        kind: row.kind,
+        from_status: row.from_status,
+        to_status: row.to_status,
+        actor: row.actor,
+        cause: row.cause,
+        created_at: format_ms(row.created_at),
+    }
+}
+
+/// Writes `event` in the caller's transaction, with its deliveries to the account's webhooks.
 pub async fn record(tx: &mut Tx, event: NewEvent<'_>, now: i64) -> Result<()> {
     let row = EventRow {
         id: format!("evt-{}", random_alphanumeric(16)),
@@ -48,5 +71,5 @@ pub async fn record(tx: &mut Tx, event: NewEvent<'_>, now: i64) -> Result<()> {
         created_at: now,
     };
     events::insert(&mut *tx, &row).await?;
-    Ok(())
+    webhooks::enqueue_deliveries(tx, &row).await
 }

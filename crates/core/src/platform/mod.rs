@@ -1,5 +1,5 @@
 //! What every domain uses and no domain owns: configuration, the clock, ids, money, field validation, the
-//! error type, the job runner, countries, and the instance lifecycle (the states and transitions that
+//! error type, the job runner, the event log and its webhook deliveries, countries, and the instance lifecycle (the states and transitions that
 //! billing rates, storage attachments and firewall programming all read). Uses no other domain.
 
 pub mod ai_config;
@@ -14,3 +14,4 @@ pub mod jobs;
 pub mod lifecycle;
 pub mod money;
 pub mod validate;
+pub mod webhooks;

@@ -7,6 +7,7 @@ pub mod api_keys;
 pub mod billing;
 pub mod catalog;
 pub mod deposits;
+pub mod event_stream;
 pub mod firewalls;
 pub mod health;
 pub mod images;
@@ -18,6 +19,7 @@ pub mod simulation;
 pub mod snapshots;
 pub mod ssh_keys;
 pub mod volumes;
+pub mod webhooks;
 
 use utoipa_axum::router::OpenApiRouter;
 
@@ -43,4 +45,6 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(snapshots::router())
         .merge(images::router())
         .merge(ai::router())
+        .merge(event_stream::router())
+        .merge(webhooks::router())
 }

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use barrack_api::account::{AdminCreateUser, GrantCredits, ProfileUpdate};
+use barrack_api::firewalls::CreateFirewallRequest;
+use barrack_api::instances::SecurityRuleRequest;
 use barrack_api::ssh_keys::CreateSshKeyRequest;
 use barrack_api::{Currency, Tier};
 use barrack_client::Client;
@@ -546,4 +548,22 @@ pub async fn create_key_k(client: &Client) {
         })
         .await
         .expect("create SSH key k");
+}
+
+/// A firewall of FINLAND-1 letting SSH in: the quickest change that writes events (`created`, then
+/// `status_changed` when settled).
+pub fn ssh_firewall(name: &str) -> CreateFirewallRequest {
+    CreateFirewallRequest {
+        name: name.into(),
+        description: None,
+        region: "FINLAND-1".into(),
+        rules: vec![SecurityRuleRequest {
+            direction: "ingress".into(),
+            protocol: Some("tcp".into()),
+            ethertype: None,
+            port_range_min: Some(22),
+            port_range_max: Some(22),
+            remote_ip_prefix: None,
+        }],
+    }
 }

@@ -1,0 +1,347 @@
+//! The event stream (`GET /api/events/stream/`): a client that reconnects with `Last-Event-ID` gets
+//! exactly the events it missed, in order, once each; an event whose transaction commits after a later
+//! one's is not skipped; another account's events and ids stay out.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use barrack_api::Tier;
+use barrack_api::instances::Event;
+use barrack_api::{Envelope, PageQuery};
+use barrack_client::{Client, EventStream};
+use barrack_core::platform::events::{NewEvent, record};
+use barrack_store::Backend;
+
+use crate::common::{Db, START_MS, TestApp, ssh_firewall};
+use crate::on_both_databases;
+
+on_both_databases!(
+    a_resumed_stream_gets_exactly_the_missed_events,
+    an_event_committed_after_a_later_one_is_not_skipped,
+    bad_cursors_are_refused_and_other_accounts_stay_out,
+    a_reader_reconnecting_during_concurrent_writes_gets_every_event_once,
+);
+
+/// The next event, failing the test when none comes within a few seconds.
+async fn next(stream: &mut EventStream) -> Event {
+    tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("an event arrives")
+        .expect("the stream reads")
+        .expect("the stream is open")
+}
+
+/// Whether an event arrives within `wait`.
+async fn quiet_for(stream: &mut EventStream, wait: Duration) -> bool {
+    match tokio::time::timeout(wait, stream.next()).await {
+        Err(_) => true,
+        Ok(got) => panic!("expected no event, got {got:?}"),
+    }
+}
+
+/// Every event of the account, as the list endpoint has them.
+async fn all_events(client: &Client) -> Vec<Event> {
+    let page = PageQuery {
+        page: Some(1),
+        limit: Some(100),
+    };
+    let list: Envelope<_> = client.events(&page).await.unwrap();
+    list.data.events
+}
+
+async fn a_resumed_stream_gets_exactly_the_missed_events(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _, key) = app.user_with_key(Tier::Advanced).await;
+    // A stream without a cursor starts about now: on PostgreSQL it may begin with events committed just
+    // before it opened (of transactions newer than the oldest one still running), never later ones.
+    let before = client
+        .create_firewall(&ssh_firewall("before"))
+        .await
+        .unwrap()
+        .data
+        .id;
+    let mut stream = client.event_stream(None).await.unwrap();
+    let first = client
+        .create_firewall(&ssh_firewall("first"))
+        .await
+        .unwrap()
+        .data
+        .id;
+    let mut seen = next(&mut stream).await;
+    while seen.resource_id == before {
+        seen = next(&mut stream).await;
+    }
+    assert_eq!(seen.resource_id, first);
+    assert_eq!(seen.kind, "created");
+    assert_eq!(stream.last_event_id(), Some(seen.id.as_str()));
+    drop(stream);
+
+    // Missed while disconnected: two creations and the settling of all three firewalls.
+    client
+        .create_firewall(&ssh_firewall("second"))
+        .await
+        .unwrap();
+    client
+        .create_firewall(&ssh_firewall("third"))
+        .await
+        .unwrap();
+    app.settle().await;
+    let missed: BTreeSet<String> = all_events(&client)
+        .await
+        .into_iter()
+        .filter(|e| e.id != seen.id && !(e.resource_id == before && e.kind == "created"))
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(missed.len(), 2 + 4, "two creations, four settlings");
+
+    let mut resumed = client.event_stream(Some(&seen.id)).await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..missed.len() {
+        got.push(next(&mut resumed).await);
+    }
+    let got_ids: Vec<&str> = got.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(
+        got_ids
+            .iter()
+            .map(|id| id.to_string())
+            .collect::<BTreeSet<_>>(),
+        missed,
+        "exactly the missed events"
+    );
+    assert_eq!(got_ids.len(), missed.len(), "each once: {got_ids:?}");
+    // Each firewall's own events come in the order they happened.
+    for name_id in got
+        .iter()
+        .filter(|e| e.kind == "created")
+        .map(|e| &e.resource_id)
+    {
+        let kinds: Vec<&str> = got
+            .iter()
+            .filter(|e| &e.resource_id == name_id)
+            .map(|e| e.kind.as_str())
+            .collect();
+        assert_eq!(kinds, ["created", "status_changed"], "{name_id}");
+    }
+    assert!(quiet_for(&mut resumed, Duration::from_millis(700)).await);
+
+    // Live events keep coming on the resumed stream, and `?after=` resumes as the header does.
+    let fourth = client
+        .create_firewall(&ssh_firewall("fourth"))
+        .await
+        .unwrap()
+        .data
+        .id;
+    let live = next(&mut resumed).await;
+    assert_eq!(live.resource_id, fourth);
+    let raw = reqwest::Client::new()
+        .get(format!(
+            "{}/api/events/stream/?after={}",
+            app.base_url,
+            got_ids[got_ids.len() - 1]
+        ))
+        .header("X-API-Key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 200);
+    assert!(
+        raw.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let mut raw = raw;
+    let mut text = String::new();
+    while !text.contains("\n\n") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), raw.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let message = text.split("\n\n").next().unwrap();
+    assert!(message.contains(&format!("id: {}\n", live.id)), "{message}");
+    let data = message
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .unwrap();
+    let event: serde_json::Value = serde_json::from_str(data).unwrap();
+    assert_eq!(event["id"], live.id.as_str());
+    assert_eq!(event["resource_id"], fourth.as_str());
+    app.stop().await;
+}
+
+/// On PostgreSQL a transaction can take its stream position before another and commit after it. The
+/// stream holds the later event back until the earlier transaction ends, so a reader resuming after the
+/// later one never passes the earlier one by. (On SQLite writers take turns, so it cannot happen; the
+/// test then checks that an event written inside a transaction appears once it commits.)
+async fn an_event_committed_after_a_later_one_is_not_skipped(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, account) = app.user(Tier::Advanced).await;
+    let mut stream = client.event_stream(None).await.unwrap();
+    let store = app.services().store();
+    let mut tx = store.begin().await.unwrap();
+    record(
+        &mut tx,
+        NewEvent {
+            account_id: &account,
+            resource_type: "account",
+            resource_id: &account,
+            kind: "slow_change",
+            from: None,
+            to: None,
+            actor: "system",
+            cause: "a long transaction",
+            sequence: 1,
+        },
+        START_MS,
+    )
+    .await
+    .unwrap();
+    let later = if store.backend() == Backend::Postgres {
+        let id = client
+            .create_firewall(&ssh_firewall("later"))
+            .await
+            .unwrap()
+            .data
+            .id;
+        assert!(
+            quiet_for(&mut stream, Duration::from_millis(1500)).await,
+            "the later event waits for the earlier transaction"
+        );
+        Some(id)
+    } else {
+        None
+    };
+    tx.commit().await.unwrap();
+    let first = next(&mut stream).await;
+    assert_eq!(
+        first.kind, "slow_change",
+        "the earlier transaction's event first"
+    );
+    if let Some(later) = later {
+        let second = next(&mut stream).await;
+        assert_eq!(second.resource_id, later);
+        // Resuming after the slow event gives the later one, and resuming after the later one nothing.
+        let mut resumed = client.event_stream(Some(&first.id)).await.unwrap();
+        assert_eq!(next(&mut resumed).await.id, second.id);
+        let mut resumed = client.event_stream(Some(&second.id)).await.unwrap();
+        assert!(quiet_for(&mut resumed, Duration::from_millis(700)).await);
+    }
+    app.stop().await;
+}
+
+async fn bad_cursors_are_refused_and_other_accounts_stay_out(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _, key) = app.user_with_key(Tier::Advanced).await;
+    let (other, _) = app.user(Tier::Advanced).await;
+    other
+        .create_firewall(&ssh_firewall("theirs"))
+        .await
+        .unwrap();
+    let theirs = all_events(&other).await[0].id.clone();
+
+    for after in ["evt-nope", theirs.as_str()] {
+        let e = client
+            .event_stream(Some(after))
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(e.status(), Some(400));
+        assert!(
+            e.field_errors().unwrap().contains_key("Last-Event-ID"),
+            "{e:?}"
+        );
+    }
+    let raw = reqwest::Client::new()
+        .get(format!(
+            "{}/api/events/stream/?after=evt-nope",
+            app.base_url
+        ))
+        .header("X-API-Key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 400);
+    let body: serde_json::Value = raw.json().await.unwrap();
+    assert!(body["errors"]["after"].is_array(), "{body}");
+    let anonymous = app.anonymous().event_stream(None).await.err().unwrap();
+    assert_eq!(anonymous.status(), Some(401));
+
+    // A stream ends once the key it opened with is revoked (checked every few seconds).
+    let (revoked, _, revoked_key) = app.user_with_key(Tier::Advanced).await;
+    let mut doomed = revoked.event_stream(None).await.unwrap();
+    let key_id = revoked.api_keys().await.unwrap().data.api_keys[0]
+        .id
+        .clone();
+    revoked.delete_api_key(&key_id).await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(15), doomed.next())
+        .await
+        .expect("the stream ends");
+    assert!(matches!(ended, Ok(None)), "{ended:?}");
+    let again = revoked.event_stream(None).await.err().unwrap();
+    assert_eq!(again.status(), Some(401), "{revoked_key} is revoked");
+
+    let mut stream = client.event_stream(None).await.unwrap();
+    other
+        .create_firewall(&ssh_firewall("theirs-too"))
+        .await
+        .unwrap();
+    let mine = client
+        .create_firewall(&ssh_firewall("mine"))
+        .await
+        .unwrap()
+        .data
+        .id;
+    assert_eq!(
+        next(&mut stream).await.resource_id,
+        mine,
+        "only the account's own events"
+    );
+    app.stop().await;
+}
+
+/// Writers on several connections commit in any order while a reader drops its stream every few events and
+/// resumes with the last id it saw: it ends with every event of the account, each once.
+async fn a_reader_reconnecting_during_concurrent_writes_gets_every_event_once(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.user(Tier::Advanced).await;
+    let mut stream = client.event_stream(None).await.unwrap();
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                for n in 0..5 {
+                    client
+                        .create_firewall(&ssh_firewall(&format!("w{w}-{n}")))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut got: Vec<String> = Vec::new();
+    while got.len() < 20 {
+        got.push(next(&mut stream).await.id);
+        if got.len().is_multiple_of(3) {
+            stream = client
+                .event_stream(got.last().map(String::as_str))
+                .await
+                .unwrap();
+        }
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    assert!(quiet_for(&mut stream, Duration::from_millis(700)).await);
+    let all: BTreeSet<String> = all_events(&client)
+        .await
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(all.len(), 20);
+    assert_eq!(got.iter().cloned().collect::<BTreeSet<_>>(), all);
+    assert_eq!(got.len(), 20, "each once: {got:?}");
+    app.stop().await;
+}
