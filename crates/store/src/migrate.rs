@@ -45,6 +45,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(20, "0020_public_ip_assignments"),
     migration!(21, "0021_idempotency_keys"),
     migration!(22, "0022_instance_ssh_port"),
+    migration!(27, "0027_open_period_rates"),
 ];
 
 impl Migration {
