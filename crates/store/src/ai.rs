@@ -63,7 +63,10 @@ impl Store {
         charge: Option<&LedgerEntryRow>,
         fresh_id: fn() -> String,
     ) -> Result<AiRequestRow> {
-        if let Some(recorded) = self.try_record_ai_request(request, charge, fresh_id).await? {
+        if let Some(recorded) = self
+            .try_record_ai_request(request, charge, fresh_id)
+            .await?
+        {
             return Ok(recorded);
         }
         self.ai_request_by_request_id(&request.request_id)

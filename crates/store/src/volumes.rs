@@ -58,31 +58,35 @@ pub(crate) fn from_row(row: &impl Columns) -> Result<VolumeRow> {
 /// instances: the caller draws another). A name the account already uses (among volumes not deleted) is
 /// still `StoreError::Unique`.
 pub async fn insert(db: &mut impl Db, v: &VolumeRow) -> Result<bool> {
-    let sql = format!("{} ON CONFLICT (id) DO NOTHING", insert_sql("volumes", COLUMNS));
-    let inserted = db.execute(
-        &sql,
-        &binds![
-            &v.id,
-            &v.account_id,
-            &v.name,
-            &v.tier,
-            &v.region,
-            &v.volume_type,
-            v.size_gb,
-            v.bootable,
-            &v.image_name,
-            &v.source_volume_id,
-            &v.instance_id,
-            &v.status,
-            &v.status_reason,
-            &v.currency,
-            v.generation,
-            v.created_at,
-            v.updated_at,
-            v.deleted_at
-        ],
-    )
-    .await?;
+    let sql = format!(
+        "{} ON CONFLICT (id) DO NOTHING",
+        insert_sql("volumes", COLUMNS)
+    );
+    let inserted = db
+        .execute(
+            &sql,
+            &binds![
+                &v.id,
+                &v.account_id,
+                &v.name,
+                &v.tier,
+                &v.region,
+                &v.volume_type,
+                v.size_gb,
+                v.bootable,
+                &v.image_name,
+                &v.source_volume_id,
+                &v.instance_id,
+                &v.status,
+                &v.status_reason,
+                &v.currency,
+                v.generation,
+                v.created_at,
+                v.updated_at,
+                v.deleted_at
+            ],
+        )
+        .await?;
     Ok(inserted == 1)
 }
 

@@ -205,7 +205,14 @@ impl SimDriver {
 
     /// The rules last applied to an instance; `None` if it is unknown or has none yet.
     pub fn rules(&self, instance_id: &str) -> Option<Vec<PacketRule>> {
-        Some(self.state().instances.get(instance_id)?.rules.as_deref()?.to_vec())
+        Some(
+            self.state()
+                .instances
+                .get(instance_id)?
+                .rules
+                .as_deref()?
+                .to_vec(),
+        )
     }
 
     /// `None` for an unknown volume, else the instance it is attached to.

@@ -294,8 +294,14 @@ impl VolumeService {
             first_hour,
         )
         .await?;
-        self.insert_with_job(&mut tx, &mut row, VolumeJobAction::Create, &actor(caller), now)
-            .await?;
+        self.insert_with_job(
+            &mut tx,
+            &mut row,
+            VolumeJobAction::Create,
+            &actor(caller),
+            now,
+        )
+        .await?;
         // A new volume is attached to nothing, so its view reads nothing the transaction wrote.
         let volume = self.view(row, &mut HashMap::new()).await?;
         idempotency::commit(tx, &volume).await?;
