@@ -147,58 +147,127 @@ impl ModelBackend for OpenAiBackend {
 }
 
 impl Reader {
-    /// Turns every complete `data:` line of the buffer into events.
+    /// Turns every complete `data:` line of the buffer into events. The lines are read in place and the
+    /// buffer is shifted once, after the last complete one.
     fn parse_lines(&mut self) {
-        while let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.buffer.drain(..=end).collect();
-            let line = String::from_utf8_lossy(&line);
-            let Some(data) = line.trim().strip_prefix("data:") else {
-                continue;
-            };
-            let data = data.trim();
-            if data == "[DONE]" {
-                self.queue.push_back(Ok(BackendEvent::Done {
-                    finish_reason: self.finish_reason.take().unwrap_or_else(|| "stop".into()),
-                    usage: self.usage,
-                }));
-                self.phase = Phase::Ended;
-                return;
-            }
-            let Ok(chunk) = serde_json::from_str::<Value>(data) else {
-                self.queue.push_back(Err(BackendError::Unavailable(
-                    "The upstream sent a part that is not JSON".into(),
-                )));
-                return;
-            };
-            if let Some(error) = chunk.get("error") {
-                self.queue.push_back(Err(BackendError::Unavailable(format!(
-                    "The upstream failed: {}",
-                    error_message(error)
-                ))));
-                return;
-            }
-            if let Some(choice) = chunk["choices"].get(0) {
-                if let Some(text) = choice["delta"]["content"].as_str()
-                    && !text.is_empty()
-                {
-                    self.queue
-                        .push_back(Ok(BackendEvent::Delta(text.to_string())));
-                }
-                if let Some(reason) = choice["finish_reason"].as_str() {
-                    self.finish_reason = Some(reason.to_string());
-                }
-            }
-            if let (Some(input), Some(output)) = (
-                chunk["usage"]["prompt_tokens"].as_u64(),
-                chunk["usage"]["completion_tokens"].as_u64(),
-            ) {
-                self.usage = Some(BackendUsage {
-                    input_tokens: input,
-                    output_tokens: output,
-                });
+        let mut start = 0;
+        while let Some(length) = self.buffer[start..].iter().position(|b| *b == b'\n') {
+            let end = start + length;
+            let line = std::mem::take(&mut self.buffer);
+            let done = self.parse_line(&line[start..end]);
+            self.buffer = line;
+            start = end + 1;
+            if done {
+                break;
             }
         }
+        self.buffer.drain(..start);
     }
+
+    /// One line of the stream; true when it ends the stream.
+    fn parse_line(&mut self, line: &[u8]) -> bool {
+        let line = String::from_utf8_lossy(line);
+        let Some(data) = line.trim().strip_prefix("data:") else {
+            return false;
+        };
+        let data = data.trim();
+        if data == "[DONE]" {
+            self.queue.push_back(Ok(BackendEvent::Done {
+                finish_reason: self.finish_reason.take().unwrap_or_else(|| "stop".into()),
+                usage: self.usage,
+            }));
+            self.phase = Phase::Ended;
+            return true;
+        }
+        // A chunk comes with every token, so the parts the gateway reads are parsed typed; one that does
+        // not parse so (an `error`, a field of another type) is read as any JSON.
+        if let Ok(part) = serde_json::from_str::<Part>(data)
+            && part.error.is_none()
+        {
+            if let Some(choice) = part.choices.first() {
+                if let Some(text) = &choice.delta.content
+                    && !text.is_empty()
+                {
+                    self.queue.push_back(Ok(BackendEvent::Delta(text.clone())));
+                }
+                if let Some(reason) = &choice.finish_reason {
+                    self.finish_reason = Some(reason.clone());
+                }
+            }
+            if let Some(usage) = part.usage {
+                self.usage = Some(BackendUsage {
+                    input_tokens: usage.prompt_tokens,
+                    output_tokens: usage.completion_tokens,
+                });
+            }
+            return false;
+        }
+        let Ok(chunk) = serde_json::from_str::<Value>(data) else {
+            self.queue.push_back(Err(BackendError::Unavailable(
+                "The upstream sent a part that is not JSON".into(),
+            )));
+            return true;
+        };
+        if let Some(error) = chunk.get("error") {
+            self.queue.push_back(Err(BackendError::Unavailable(format!(
+                "The upstream failed: {}",
+                error_message(error)
+            ))));
+            return true;
+        }
+        if let Some(choice) = chunk["choices"].get(0) {
+            if let Some(text) = choice["delta"]["content"].as_str()
+                && !text.is_empty()
+            {
+                self.queue
+                    .push_back(Ok(BackendEvent::Delta(text.to_string())));
+            }
+            if let Some(reason) = choice["finish_reason"].as_str() {
+                self.finish_reason = Some(reason.to_string());
+            }
+        }
+        if let (Some(input), Some(output)) = (
+            chunk["usage"]["prompt_tokens"].as_u64(),
+            chunk["usage"]["completion_tokens"].as_u64(),
+        ) {
+            self.usage = Some(BackendUsage {
+                input_tokens: input,
+                output_tokens: output,
+            });
+        }
+        false
+    }
+}
+
+/// A `chat.completion.chunk` as the gateway reads it; other fields are skipped.
+#[derive(serde::Deserialize)]
+struct Part {
+    #[serde(default)]
+    choices: Vec<PartChoice>,
+    #[serde(default)]
+    usage: Option<PartUsage>,
+    #[serde(default)]
+    error: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(serde::Deserialize)]
+struct PartChoice {
+    #[serde(default)]
+    delta: PartDelta,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct PartDelta {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct PartUsage {
+    prompt_tokens: u64,
+    completion_tokens: u64,
 }
 
 fn timed_out() -> BackendError {

@@ -430,16 +430,21 @@ pub async fn start(options: StartOptions) -> Result<Running> {
     let mut background = Vec::new();
     if options.background_work {
         background.push(runner.clone().spawn(work_stopped.clone()));
-        background.push(spawn_meter(
-            services.clone(),
-            metrics.clone(),
-            work_stopped.clone(),
+        let own_thread = services.store().backend() == barrack_store::Backend::Sqlite;
+        background.push(spawn_background(
+            "barrack-meter",
+            own_thread,
+            run_meter(services.clone(), metrics.clone(), work_stopped.clone()),
         ));
-        background.push(spawn_reconciler(
-            instance_worker.clone(),
-            volume_worker.clone(),
-            firewall_worker.clone(),
-            work_stopped,
+        background.push(spawn_background(
+            "barrack-reconciler",
+            own_thread,
+            run_reconciler(
+                instance_worker.clone(),
+                volume_worker.clone(),
+                firewall_worker.clone(),
+                work_stopped,
+            ),
         ));
     }
 
@@ -553,63 +558,88 @@ async fn openapi_json(
     )
 }
 
-/// Bills closed minutes and guards balances at start and then every `billing.meter_interval_seconds` of
-/// real time (each run catches up with the clock, however far it moved).
-fn spawn_meter(
-    services: Services,
-    metrics: SharedMetrics,
-    mut stop: watch::Receiver<bool>,
+/// Runs background work. On SQLite (`own_thread`) it gets a thread and a runtime of its own: SQLite's
+/// statements run on the calling thread, and a meter walking a million periods must not hold the threads
+/// that answer requests. PostgreSQL's work is asynchronous, and its pool's connections belong to the
+/// runtime that opened them, so there it shares the server's runtime.
+fn spawn_background(
+    name: &str,
+    own_thread: bool,
+    work: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> JoinHandle<()> {
-    let every = Duration::from_secs(services.config().billing.meter_interval_seconds);
+    if !own_thread {
+        return tokio::spawn(work);
+    }
+    let (done, finished) = oneshot::channel::<()>();
+    let started = std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(work),
+                Err(e) => tracing::error!(error = %e, "cannot start a runtime for background work"),
+            }
+            let _ = done.send(());
+        });
+    if let Err(e) = started {
+        tracing::error!(error = %e, "cannot start a thread for background work");
+    }
     tokio::spawn(async move {
-        loop {
-            let started = std::time::Instant::now();
-            let run = async {
-                services.simulation.catch_up().await?;
-                services.billing.meter_and_guard(&services.instances).await
-            };
-            match run.await {
-                Ok(run) => metrics.meter_run(
-                    started.elapsed(),
-                    Some((run.periods_billed, run.minutes_billed)),
-                ),
-                Err(e) => {
-                    metrics.meter_run(started.elapsed(), None);
-                    tracing::warn!(error = %e, "metering failed");
-                }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = stop.changed() => return,
-            }
-        }
+        let _ = finished.await;
     })
 }
 
+/// Bills closed minutes and guards balances at start and then every `billing.meter_interval_seconds` of
+/// real time (each run catches up with the clock, however far it moved).
+async fn run_meter(services: Services, metrics: SharedMetrics, mut stop: watch::Receiver<bool>) {
+    let every = Duration::from_secs(services.config().billing.meter_interval_seconds);
+    loop {
+        let started = std::time::Instant::now();
+        let run = async {
+            services.simulation.catch_up().await?;
+            services.billing.meter_and_guard(&services.instances).await
+        };
+        match run.await {
+            Ok(run) => metrics.meter_run(
+                started.elapsed(),
+                Some((run.periods_billed, run.minutes_billed)),
+            ),
+            Err(e) => {
+                metrics.meter_run(started.elapsed(), None);
+                tracing::warn!(error = %e, "metering failed");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
 /// Compares driver and database every few seconds.
-fn spawn_reconciler(
+async fn run_reconciler(
     worker: Arc<InstanceWorker>,
     volumes: Arc<VolumeWorker>,
     firewalls: Arc<FirewallWorker>,
     mut stop: watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(RECONCILE_EVERY) => {}
-                _ = stop.changed() => return,
-            }
-            if let Err(e) = worker.reconcile().await {
-                tracing::warn!(error = %e, "reconciliation failed");
-            }
-            if let Err(e) = volumes.reconcile().await {
-                tracing::warn!(error = %e, "volume reconciliation failed");
-            }
-            if let Err(e) = firewalls.reconcile().await {
-                tracing::warn!(error = %e, "firewall reconciliation failed");
-            }
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(RECONCILE_EVERY) => {}
+            _ = stop.changed() => return,
         }
-    })
+        if let Err(e) = worker.reconcile().await {
+            tracing::warn!(error = %e, "reconciliation failed");
+        }
+        if let Err(e) = volumes.reconcile().await {
+            tracing::warn!(error = %e, "volume reconciliation failed");
+        }
+        if let Err(e) = firewalls.reconcile().await {
+            tracing::warn!(error = %e, "firewall reconciliation failed");
+        }
+    }
 }
 
 const RECONCILE_EVERY: Duration = Duration::from_secs(5);

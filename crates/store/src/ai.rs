@@ -55,19 +55,44 @@ fn from_row(row: &Row) -> Result<AiRequestRow> {
 
 impl Store {
     /// Records a call and, when it cost anything, appends its `usage` ledger entry, in one transaction.
-    /// Returns false, changing nothing, when the call's request id was recorded before.
+    /// Returns the call as recorded: this one, with its ledger entry's id, or, changing nothing, the one
+    /// recorded before under the same request id.
     pub async fn record_ai_request(
         &self,
         request: &AiRequestRow,
         charge: Option<&LedgerEntryRow>,
         fresh_id: fn() -> String,
-    ) -> Result<bool> {
+    ) -> Result<AiRequestRow> {
+        if let Some(recorded) = self
+            .try_record_ai_request(request, charge, fresh_id)
+            .await?
+        {
+            return Ok(recorded);
+        }
+        self.ai_request_by_request_id(&request.request_id)
+            .await?
+            .ok_or_else(|| {
+                crate::StoreError::Unexpected(format!(
+                    "AI request {} is recorded neither anew nor before",
+                    request.request_id
+                ))
+            })
+    }
+
+    /// The write of [`Store::record_ai_request`]; `None`, changing nothing, when the request id was
+    /// recorded before.
+    async fn try_record_ai_request(
+        &self,
+        request: &AiRequestRow,
+        charge: Option<&LedgerEntryRow>,
+        fresh_id: fn() -> String,
+    ) -> Result<Option<AiRequestRow>> {
         let mut tx = self.begin().await?;
         let mut row = request.clone();
         if let Some(entry) = charge {
             match ledger::append(&mut tx, entry, fresh_id).await? {
                 Some(appended) => row.ledger_entry_id = Some(appended.id),
-                None => return Ok(false),
+                None => return Ok(None),
             }
         }
         let inserted = tx
@@ -94,10 +119,10 @@ impl Store {
             .await?;
         if inserted != 1 {
             // Dropping the transaction rolls the ledger entry back with it.
-            return Ok(false);
+            return Ok(None);
         }
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(row))
     }
 
     /// A page of the account's calls in `[from_ms, to_ms)`, newest first, and how many there are.

@@ -299,14 +299,15 @@ fn period_condition<'a>(account_id: &'a str, filter: &'a PeriodFilter) -> (Strin
 }
 
 /// What an account has committed to spend per hour in one currency, read inside the transaction that is
-/// about to commit more: its balance in micro-units and the hourly rates of its open periods. On
-/// PostgreSQL the account's row is locked first, so two such transactions of one account run one after
-/// the other (SQLite's write transactions are serial already).
+/// about to commit more: its balance in micro-units and the hourly rates of its open periods, each with
+/// how many open periods have it (summed in SQL: an account may have tens of thousands, and a handful of
+/// distinct rates). On PostgreSQL the account's row is locked first, so two such transactions of one
+/// account run one after the other (SQLite's write transactions are serial already).
 pub async fn commitments(
     tx: &mut Tx,
     account_id: &str,
     currency: &str,
-) -> Result<(i64, Vec<String>)> {
+) -> Result<(i64, Vec<(String, i64)>)> {
     if tx.backend() == Backend::Postgres {
         tx.fetch_optional(
             "SELECT id FROM accounts WHERE id = $1 FOR UPDATE",
@@ -324,15 +325,17 @@ pub async fn commitments(
         Some(row) => row.int(0)?,
         None => 0,
     };
+    // Rates are exact decimals kept as text; they are grouped, not summed, so no rounding can creep in.
     let rates = tx
         .fetch_all(
-            "SELECT hourly_rate FROM billing_periods \
-             WHERE account_id = $1 AND currency = $2 AND ended_at IS NULL ORDER BY id",
+            "SELECT hourly_rate, COUNT(*) FROM billing_periods \
+             WHERE account_id = $1 AND currency = $2 AND ended_at IS NULL \
+             GROUP BY hourly_rate ORDER BY hourly_rate",
             &binds![account_id, currency],
         )
         .await?
         .iter()
-        .map(|row| row.text(0))
+        .map(|row| Ok((row.text(0)?, row.int(1)?)))
         .collect::<Result<_>>()?;
     Ok((balance, rates))
 }

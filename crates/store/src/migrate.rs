@@ -48,6 +48,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(24, "0024_event_stream_webhooks"),
     migration!(25, "0025_deploy_holds"),
     migration!(26, "0026_simulation_scenarios"),
+    migration!(27, "0027_open_period_rates"),
 ];
 
 impl Migration {

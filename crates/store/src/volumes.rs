@@ -54,35 +54,40 @@ pub(crate) fn from_row(row: &impl Columns) -> Result<VolumeRow> {
     })
 }
 
-/// Inserts a volume; a name the account already uses (among volumes not deleted) is
-/// `StoreError::Unique`.
-pub async fn insert(db: &mut impl Db, v: &VolumeRow) -> Result<()> {
-    let sql = insert_sql("volumes", COLUMNS);
-    db.execute(
-        &sql,
-        &binds![
-            &v.id,
-            &v.account_id,
-            &v.name,
-            &v.tier,
-            &v.region,
-            &v.volume_type,
-            v.size_gb,
-            v.bootable,
-            &v.image_name,
-            &v.source_volume_id,
-            &v.instance_id,
-            &v.status,
-            &v.status_reason,
-            &v.currency,
-            v.generation,
-            v.created_at,
-            v.updated_at,
-            v.deleted_at
-        ],
-    )
-    .await?;
-    Ok(())
+/// Inserts a volume; false, writing nothing, when its id is taken (six random characters, as for
+/// instances: the caller draws another). A name the account already uses (among volumes not deleted) is
+/// still `StoreError::Unique`.
+pub async fn insert(db: &mut impl Db, v: &VolumeRow) -> Result<bool> {
+    let sql = format!(
+        "{} ON CONFLICT (id) DO NOTHING",
+        insert_sql("volumes", COLUMNS)
+    );
+    let inserted = db
+        .execute(
+            &sql,
+            &binds![
+                &v.id,
+                &v.account_id,
+                &v.name,
+                &v.tier,
+                &v.region,
+                &v.volume_type,
+                v.size_gb,
+                v.bootable,
+                &v.image_name,
+                &v.source_volume_id,
+                &v.instance_id,
+                &v.status,
+                &v.status_reason,
+                &v.currency,
+                v.generation,
+                v.created_at,
+                v.updated_at,
+                v.deleted_at
+            ],
+        )
+        .await?;
+    Ok(inserted == 1)
 }
 
 /// Fields a state change sets; `None` leaves a field as it is.

@@ -1,6 +1,7 @@
 //! Machines and their transitions: create, power operations, hibernate and restore, delete.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use tokio::time::Instant;
 
@@ -10,6 +11,16 @@ use super::hosts::{place, placement};
 use super::{Instance, State};
 
 impl State {
+    /// The shared copy of a region's name.
+    pub(super) fn region(&mut self, name: &str) -> Arc<str> {
+        if let Some(region) = self.regions.iter().find(|r| &***r == name) {
+            return region.clone();
+        }
+        let region: Arc<str> = name.into();
+        self.regions.push(region.clone());
+        region
+    }
+
     /// Places and starts the machine, which is up at `ready_at`; asking again returns the placement of
     /// the machine already there.
     pub(super) fn create_instance(
@@ -17,7 +28,7 @@ impl State {
         spec: &InstanceSpec,
         ready_at: Instant,
     ) -> Result<Placement, DriverError> {
-        if self.instances.contains_key(&spec.id) {
+        if self.instances.contains_key(spec.id.as_str()) {
             let instance = usable(&mut self.instances, &spec.id)?;
             return match instance.host {
                 Some(host) => Ok(placement(&self.hosts, host)),
@@ -40,10 +51,11 @@ impl State {
             &spec.gpu_model,
             spec.gpu_count,
         )?;
+        let region = self.region(&spec.region);
         self.instances.insert(
-            spec.id.clone(),
+            spec.id.as_str().into(),
             Instance {
-                region: spec.region.clone(),
+                region,
                 gpu_count: spec.gpu_count,
                 power: PowerState::Running,
                 host: Some(host),
@@ -113,8 +125,7 @@ impl State {
         spec: &InstanceSpec,
         ready_at: Instant,
     ) -> Result<Placement, DriverError> {
-        let instance = usable(&mut self.instances, &spec.id)?;
-        if let Some(host) = instance.host {
+        if let Some(host) = usable(&mut self.instances, &spec.id)?.host {
             return Ok(placement(&self.hosts, host));
         }
         let host = place(
@@ -123,7 +134,9 @@ impl State {
             &spec.gpu_model,
             spec.gpu_count,
         )?;
-        instance.region = spec.region.clone();
+        let region = self.region(&spec.region);
+        let instance = usable(&mut self.instances, &spec.id)?;
+        instance.region = region;
         instance.gpu_count = spec.gpu_count;
         instance.power = PowerState::Running;
         instance.host = Some(host);
@@ -150,7 +163,7 @@ impl State {
 
 /// The instance `id`, unless it is unknown or failed (then its failure is the error).
 pub(super) fn usable<'a>(
-    instances: &'a mut HashMap<String, Instance>,
+    instances: &'a mut HashMap<Box<str>, Instance>,
     id: &str,
 ) -> Result<&'a mut Instance, DriverError> {
     let instance = instances

@@ -22,7 +22,7 @@ mod tests;
 mod volumes;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use tokio::time::Instant;
@@ -69,6 +69,7 @@ impl SimDriver {
                 host_index,
                 followed_capacity: HashMap::new(),
                 instances: HashMap::new(),
+                regions: Vec::new(),
                 volumes: HashMap::new(),
                 snapshots: HashSet::new(),
                 calls: HashMap::new(),
@@ -118,10 +119,11 @@ impl SimDriver {
             ),
             None => (PowerState::Hibernated, None),
         };
+        let region = state.region(region);
         state.instances.insert(
-            id.to_string(),
+            id.into(),
             Instance {
-                region: region.to_string(),
+                region,
                 gpu_count,
                 power,
                 host,
@@ -205,7 +207,14 @@ impl SimDriver {
 
     /// The rules last applied to an instance; `None` if it is unknown or has none yet.
     pub fn rules(&self, instance_id: &str) -> Option<Vec<PacketRule>> {
-        self.state().instances.get(instance_id)?.rules.clone()
+        Some(
+            self.state()
+                .instances
+                .get(instance_id)?
+                .rules
+                .as_deref()?
+                .to_vec(),
+        )
     }
 
     /// `None` for an unknown volume, else the instance it is attached to.
@@ -449,7 +458,7 @@ impl ComputeDriver for SimDriver {
         rules: &[PacketRule],
     ) -> Result<(), DriverError> {
         self.begin(Operation::ApplySecurityRules).await?;
-        usable(&mut self.state().instances, instance_id)?.rules = Some(rules.to_vec());
+        usable(&mut self.state().instances, instance_id)?.rules = Some(rules.into());
         Ok(())
     }
 }
@@ -461,7 +470,10 @@ struct State {
     host_index: HashMap<String, usize>,
     /// The capacity [`State::follow_capacity`] last applied per (region, GPU model).
     followed_capacity: HashMap<(String, String), u32>,
-    instances: HashMap<String, Instance>,
+    /// A million of them in a large installation: keys and values are kept small (see [`Instance`]).
+    instances: HashMap<Box<str>, Instance>,
+    /// The regions instances are in, each held once.
+    regions: Vec<Arc<str>>,
     volumes: HashMap<String, Volume>,
     snapshots: HashSet<String>,
     calls: HashMap<Operation, u64>,
@@ -479,13 +491,15 @@ struct Host {
     lost: bool,
 }
 
+/// What the simulator holds of a machine. It holds every instance of the installation, so nothing here
+/// has room to spare: the region's name is shared, the rarely set rules are a boxed slice.
 struct Instance {
-    region: String,
+    region: Arc<str>,
     gpu_count: u32,
     power: PowerState,
     /// Index into `State::hosts`; `None` while hibernated or failed.
     host: Option<usize>,
-    rules: Option<Vec<PacketRule>>,
+    rules: Option<Box<[PacketRule]>>,
     /// While running: when its boot completes (`None`: up already).
     ready_at: Option<Instant>,
     /// 0 when not known (an adopted instance).

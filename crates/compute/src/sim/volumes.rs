@@ -65,7 +65,7 @@ impl State {
         if instance.power != PowerState::Running {
             return Err(wrong_state(instance_id, &instance.power, "given a volume"));
         }
-        if instance.region != volume.region {
+        if *instance.region != *volume.region {
             return Err(DriverError::Permanent(format!(
                 "volume {volume_id} is in {} but instance {instance_id} is in {}",
                 volume.region, instance.region

@@ -482,15 +482,11 @@ impl Pending {
             ledger_entry_id: None,
             created_at: now,
         };
-        context
+        // A request id settled before (a replay) answers with what was recorded then.
+        let recorded = context
             .store
             .record_ai_request(&row, charge.as_ref(), transaction_id)
             .await?;
-        let recorded = context
-            .store
-            .ai_request_by_request_id(&self.request_id)
-            .await?
-            .ok_or_else(|| Error::internal("the AI call just recorded is missing"))?;
         Ok(Settled {
             billing: ChatBilling {
                 ai_transaction_id: recorded.id,

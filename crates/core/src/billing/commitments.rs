@@ -37,8 +37,8 @@ pub async fn committed(
     let (balance, rates) =
         barrack_store::billing::commitments(tx, account_id, currency.as_str()).await?;
     let mut burn = Decimal::ZERO;
-    for rate in &rates {
-        burn += stored_rate(rate)?;
+    for (rate, periods) in &rates {
+        burn += stored_rate(rate)? * Decimal::from(*periods);
     }
     let statuses: Vec<&str> = HEADING_FULL
         .iter()

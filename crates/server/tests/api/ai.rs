@@ -21,6 +21,7 @@ on_both_databases!(
     bad_input_is_refused_in_the_right_shape_and_costs_nothing,
     a_stream_the_client_abandons_is_charged_for_what_was_sent,
     calls_per_minute_are_limited_per_key,
+    an_upstream_stream_is_read_whatever_its_reads_and_an_error_part_ends_it,
 );
 
 const SMALL: &str = "barrack-sim-small";
@@ -968,4 +969,128 @@ async fn an_upstream_that_does_not_answer_in_time_is_a_504() {
     balance_equals_ledger(&app, &id).await;
     app.stop().await;
     held.abort();
+}
+
+/// An upstream that answers every call with `pieces`, written one by one with a pause between, so the
+/// gateway reads lines split across reads and several lines in one read; its address is returned.
+async fn scripted_upstream(pieces: Vec<&'static str>) -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let served = tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let pieces = pieces.clone();
+            tokio::spawn(async move {
+                // The request: its head, then as many bytes as its Content-Length says.
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                loop {
+                    let n = socket.read(&mut buffer).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buffer[..n]);
+                    let text = String::from_utf8_lossy(&request).to_lowercase();
+                    if let Some(head_end) = text.find("\r\n\r\n") {
+                        let length: usize = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse().unwrap());
+                        if request.len() >= head_end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
+                let _ = socket.write_all(head.as_bytes()).await;
+                for piece in pieces {
+                    let _ = socket.write_all(piece.as_bytes()).await;
+                    let _ = socket.flush().await;
+                    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+                }
+            });
+        }
+    });
+    (url, served)
+}
+
+async fn an_upstream_stream_is_read_whatever_its_reads_and_an_error_part_ends_it(db: Db) {
+    let finished = vec![
+        "data: {\"id\":\"u\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\
+         \"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\ndata: {\"choices\":\
+         [{\"index\":0,\"delta\":{\"content\":\"Hel",
+        "lo\"},\"finish_reason\":null}]}\n",
+        "\ndata: {\"choices\":[{\"delta\":{\"content\":\" world\",\"refusal\":null},\"logprobs\":null,\
+         \"finish_reason\":\"length\"}],\"system_fingerprint\":\"x\"}\n\n: a comment\n\ndata: {\"choices\":[],\
+         \"usage\":{\"prompt_tokens\":7,\"completion_tokens\":2,\"total_tokens\":9}}\n\ndata: [DO",
+        "NE]\n\n",
+    ];
+    let broken = vec![
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"},\"finish_reason\":null}]}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\" world\"}}]}\n\ndata: {\"error\":\
+         {\"message\":\"the model is overloaded\"}}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\" more\"}}]}\n\n",
+    ];
+    let (finished_url, finished_upstream) = scripted_upstream(finished).await;
+    let (broken_url, broken_upstream) = scripted_upstream(broken).await;
+    let app = TestApp::start_with(db, move |config| {
+        for (id, url) in [("finished", finished_url), ("broken", broken_url)] {
+            let mut model = config.ai.model(SMALL).unwrap().clone();
+            model.id = id.into();
+            model.backend = barrack_core::ai::config::ModelBackendKind::Openai;
+            model.base_url = Some(url);
+            config.ai.models.push(model);
+        }
+        config.ai.upstream_timeout_seconds = 5;
+    })
+    .await;
+    let (_, id, key) = app.funded_user_with_key(Tier::Advanced, "US", "10").await;
+    let me = Caller::new(&app.base_url, &key);
+    let prices = small_prices(&app);
+
+    // Split lines, lines sharing a read, fields the gateway does not read, a comment, a usage part with
+    // no choices: the reply and the upstream's usage arrive whole, and the usage is what is charged.
+    let ask =
+        |model: &str| json!({"model": model, "messages": user_message("hi"), "max_tokens": 20});
+    let whole = me.post("/api/ai/chat/", &ask("finished")).await;
+    assert_eq!(whole.status, 200, "{}", whole.body);
+    let reply = &whole.body["data"];
+    assert_eq!(reply["choices"][0]["message"]["content"], "Hello world");
+    assert_eq!(reply["choices"][0]["finish_reason"], "length");
+    assert_eq!(reply["usage"]["prompt_tokens"], 7);
+    assert_eq!(reply["usage"]["completion_tokens"], 2);
+    let cost = from_micros(cost_micros(prices, 7, 2));
+    assert_eq!(dec(&reply["billing"]["cost"]), cost);
+
+    // An error part ends the call, and nothing after it is read: a whole reply is a 502 and costs
+    // nothing; a stream delivers what came before the error, then the error, and pays for that.
+    let failed = me.post("/api/ai/chat/", &ask("broken")).await;
+    assert_eq!(failed.status, 502, "{}", failed.body);
+    assert!(
+        failed.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("the model is overloaded"),
+        "{}",
+        failed.body
+    );
+    assert_eq!(me.balance().await, d("10") - cost);
+    let mut streamed_request = ask("broken");
+    streamed_request["stream"] = json!(true);
+    let streamed = me.stream("/v1/chat/completions", &streamed_request).await;
+    let delivered: String = streamed
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(delivered, "Hello world");
+    assert_eq!(streamed.last().unwrap()["error"]["code"], "upstream_error");
+    let charged = from_micros(cost_micros(
+        prices,
+        prompt_tokens("hi"),
+        tokenizer::count("Hello world"),
+    ));
+    assert_eq!(me.balance().await, d("10") - cost - charged);
+    balance_equals_ledger(&app, &id).await;
+    app.stop().await;
+    finished_upstream.abort();
+    broken_upstream.abort();
 }

@@ -1,16 +1,19 @@
-//! Instance ids have six random characters (`spec/API.md` §1.5), so in a large installation a new id is
-//! sometimes one already taken: the store must say so instead of failing the deploy as a name conflict.
+//! Instance and volume ids have six random characters (`spec/API.md` §1.5), so in a large installation a
+//! new id is sometimes one already taken: the store must say so instead of failing the create as a name
+//! conflict.
 
 use barrack_api::Tier;
 use barrack_api::instances::DeployRequest;
+use barrack_api::volumes::CreateVolumeRequest;
 use barrack_store::StoreError;
-use barrack_store::instances;
+use barrack_store::{instances, volumes};
 use serde_json::json;
 
 use crate::common::{Db, TestApp};
 use crate::on_both_databases;
 
 on_both_databases!(a_taken_id_is_reported_and_a_taken_name_stays_a_conflict);
+on_both_databases!(a_taken_volume_id_is_reported_and_a_taken_name_stays_a_conflict);
 
 async fn a_taken_id_is_reported_and_a_taken_name_stays_a_conflict(db: Db) {
     let app = TestApp::start(db).await;
@@ -58,5 +61,56 @@ async fn a_taken_id_is_reported_and_a_taken_name_stays_a_conflict(db: Db) {
     assert!(instances::insert(&mut tx, &other).await.unwrap());
     tx.commit().await.unwrap();
     assert!(store.instance_by_id("BRK-ZZZZZZD").await.unwrap().is_some());
+    app.stop().await;
+}
+
+async fn a_taken_volume_id_is_reported_and_a_taken_name_stays_a_conflict(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "500").await;
+    let request = CreateVolumeRequest {
+        name: "first".into(),
+        size: 10,
+        region: "FINLAND-1".into(),
+        volume_type: "NVMe".into(),
+        bootable: false,
+        image_name: None,
+    };
+    let id = client.create_volume(&request).await.unwrap().data.id;
+    let store = app.services().store();
+    let first = store
+        .volume_by_id(&id)
+        .await
+        .unwrap()
+        .expect("the created volume");
+
+    // The same id under another name: nothing is written, and the caller learns the id is taken.
+    let mut copy = first.clone();
+    copy.name = "second".into();
+    let mut tx = store.begin().await.unwrap();
+    assert!(!volumes::insert(&mut tx, &copy).await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store.volume_by_id(&id).await.unwrap().unwrap().name,
+        "first"
+    );
+
+    // A fresh id with a name the account uses is still a conflict on the name.
+    let mut same_name = first.clone();
+    same_name.id = "BRK-ZZZZZZV".into();
+    let mut tx = store.begin().await.unwrap();
+    assert!(matches!(
+        volumes::insert(&mut tx, &same_name).await,
+        Err(StoreError::Unique(_))
+    ));
+    drop(tx);
+
+    // A fresh id and a fresh name is written.
+    let mut other = first.clone();
+    other.id = "BRK-ZZZZZZV".into();
+    other.name = "third".into();
+    let mut tx = store.begin().await.unwrap();
+    assert!(volumes::insert(&mut tx, &other).await.unwrap());
+    tx.commit().await.unwrap();
+    assert!(store.volume_by_id("BRK-ZZZZZZV").await.unwrap().is_some());
     app.stop().await;
 }

@@ -84,7 +84,7 @@ impl InstanceService {
             }
         }
         let max_attempts = i64::from(self.config().jobs.max_attempts);
-        for volume in &created {
+        for volume in &mut created {
             crate::storage::volumes::create_at_deploy(
                 &self.context.config,
                 &mut tx,

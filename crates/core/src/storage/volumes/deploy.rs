@@ -214,11 +214,11 @@ pub async fn attach_at_deploy(
 
 /// Deploy: writes a new data volume (from [`VolumeService::new_volume_rows`]), its event and its create
 /// job inside the deploy transaction. The job ends with the volume `in-use` by its instance. A name the
-/// account already uses is 409 `DUPLICATE_NAME`.
+/// account already uses is 409 `DUPLICATE_NAME`; a taken id is replaced (read `row.id` after).
 pub async fn create_at_deploy(
     config: &Config,
     tx: &mut Tx,
-    row: &VolumeRow,
+    row: &mut VolumeRow,
     actor: &str,
     max_attempts: i64,
     now: i64,

@@ -265,7 +265,7 @@ impl VolumeService {
             .await?;
 
         let now = self.now();
-        let row = VolumeRow {
+        let mut row = VolumeRow {
             id: new_id(IdKind::Volume),
             account_id: caller.account_id().to_string(),
             name,
@@ -295,8 +295,14 @@ impl VolumeService {
             first_hour,
         )
         .await?;
-        self.insert_with_job(&mut tx, &row, VolumeJobAction::Create, &actor(caller), now)
-            .await?;
+        self.insert_with_job(
+            &mut tx,
+            &mut row,
+            VolumeJobAction::Create,
+            &actor(caller),
+            now,
+        )
+        .await?;
         // A new volume is attached to nothing, so its view reads nothing the transaction wrote.
         let volume = self.view(row, &mut HashMap::new()).await?;
         idempotency::commit(tx, &volume).await?;
@@ -323,11 +329,11 @@ impl VolumeService {
     }
 
     /// Writes a new volume, its `created` event and the job that makes it. A name the account already
-    /// uses is 409 `DUPLICATE_NAME`.
+    /// uses is 409 `DUPLICATE_NAME`; a taken id is replaced (read `row.id` after).
     async fn insert_with_job(
         &self,
         tx: &mut Tx,
-        row: &VolumeRow,
+        row: &mut VolumeRow,
         action: VolumeJobAction,
         actor: &str,
         now: i64,
@@ -480,7 +486,7 @@ impl VolumeService {
                 .require_funds(caller, volume_type, source.size_gb as u32)
                 .await?;
             let now = self.now();
-            let row = VolumeRow {
+            let mut row = VolumeRow {
                 id: new_id(IdKind::Volume),
                 account_id: caller.account_id().to_string(),
                 name: name.clone(),
@@ -532,7 +538,7 @@ impl VolumeService {
                 now,
             )
             .await?;
-            self.insert_with_job(&mut tx, &row, VolumeJobAction::Clone, &who, now)
+            self.insert_with_job(&mut tx, &mut row, VolumeJobAction::Clone, &who, now)
                 .await?;
             tx.commit().await.map_err(Error::internal)?;
             self.context.work.notify_one();
@@ -739,14 +745,30 @@ fn check_ids(ids: &[String], field: &str) -> Result<()> {
     v.finish()
 }
 
-async fn insert_volume(tx: &mut Tx, row: &VolumeRow) -> Result<()> {
-    match volumes::insert(&mut *tx, row).await {
-        Ok(()) => Ok(()),
-        Err(StoreError::Unique(_)) => Err(Error::conflict(
-            "DUPLICATE_NAME",
-            format!("A volume named '{}' already exists", row.name),
-        )),
-        Err(e) => Err(e.into()),
+/// Writes a new volume. An id already taken (see [`volumes::insert`]) is replaced by a fresh one, so read
+/// `row.id` after.
+async fn insert_volume(tx: &mut Tx, row: &mut VolumeRow) -> Result<()> {
+    let mut draws = 0;
+    loop {
+        match volumes::insert(&mut *tx, row).await {
+            Ok(true) => return Ok(()),
+            Ok(false) if draws < 8 => {
+                draws += 1;
+                row.id = new_id(IdKind::Volume);
+            }
+            Ok(false) => {
+                return Err(Error::internal(format!(
+                    "no free volume id after {draws} draws"
+                )));
+            }
+            Err(StoreError::Unique(_)) => {
+                return Err(Error::conflict(
+                    "DUPLICATE_NAME",
+                    format!("A volume named '{}' already exists", row.name),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 
