@@ -159,6 +159,8 @@ pub struct SnapshotFilter {
     pub status: Option<String>,
     pub region: Option<String>,
     pub instance_id: Option<String>,
+    /// Only those carrying every one of these labels.
+    pub labels: Vec<crate::labels::LabelSelector>,
 }
 
 impl Store {
@@ -222,6 +224,13 @@ impl Store {
         if let Some(instance) = &filter.instance_id {
             push("instance_id = ?", instance.into());
         }
+        conditions.extend(crate::labels::conditions(
+            &filter.labels,
+            "snapshot",
+            "id",
+            "$1",
+            &mut binds,
+        ));
         let condition = conditions.join(" AND ");
         let listing = Listing {
             table: "snapshots",

@@ -144,6 +144,8 @@ pub async fn of_instance(tx: &mut Tx, instance_id: &str) -> Result<Vec<VolumeRow
 pub struct VolumeFilter {
     pub status: Option<String>,
     pub region: Option<String>,
+    /// Only those carrying every one of these labels.
+    pub labels: Vec<crate::labels::LabelSelector>,
 }
 
 impl Store {
@@ -185,6 +187,13 @@ impl Store {
         if let Some(region) = &filter.region {
             push("region = ?", region.into());
         }
+        conditions.extend(crate::labels::conditions(
+            &filter.labels,
+            "volume",
+            "id",
+            "$1",
+            &mut binds,
+        ));
         let condition = conditions.join(" AND ");
         let listing = Listing {
             table: "volumes",

@@ -78,6 +78,11 @@ pub struct NewJob<'a> {
 
 /// Writes a job inside the caller's transaction; poke the runner after the commit.
 pub async fn enqueue(tx: &mut Tx, job: NewJob<'_>, now: i64) -> Result<String> {
+    enqueue_at(tx, job, now, now).await
+}
+
+/// Writes a job due at `run_after` (platform time) inside the caller's transaction.
+pub async fn enqueue_at(tx: &mut Tx, job: NewJob<'_>, now: i64, run_after: i64) -> Result<String> {
     let id = format!("job-{}", random_alphanumeric(16));
     let row = JobRow {
         id: id.clone(),
@@ -87,7 +92,7 @@ pub async fn enqueue(tx: &mut Tx, job: NewJob<'_>, now: i64) -> Result<String> {
         status: "pending".into(),
         attempts: 0,
         max_attempts: job.max_attempts,
-        run_after: now,
+        run_after,
         locked_by: None,
         locked_until: None,
         last_error: None,

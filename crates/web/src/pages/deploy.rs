@@ -155,6 +155,7 @@ async fn deploy_page(
                 region: None,
                 status: Some("SUCCESS".into()),
             },
+            &[],
         )
         .await?
         .images
@@ -171,6 +172,7 @@ async fn deploy_page(
                 region: None,
                 status: Some("available".into()),
             },
+            &[],
         )
         .await?
         .volumes
@@ -299,6 +301,10 @@ pub async fn submit(
         existing_volumes: Vec::new(),
         volumes: Vec::new(),
         script_id: some(&values.script_id),
+        labels: Default::default(),
+        ttl_minutes: None,
+        expires_at: None,
+        on_expiry: None,
     };
     match state
         .services

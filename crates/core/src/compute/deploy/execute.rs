@@ -13,6 +13,7 @@ use crate::accounts::{Caller, actor};
 use crate::billing::commitments::require_commitment;
 use crate::compute::instances::{InstanceService, JobAction, insert_rule, record_event};
 use crate::platform::idempotency;
+use crate::platform::labels::{Labelled, write as write_labels};
 use crate::platform::lifecycle::InstanceState;
 use crate::{Error, Result};
 
@@ -33,6 +34,8 @@ impl InstanceService {
             currency,
             first_hour,
             now,
+            labels,
+            lease,
         } = plan;
         tracing::debug!(instance = %row.id, %first_hour, "deploy planned");
         let mut tx = self.context.store.begin().await?;
@@ -104,6 +107,17 @@ impl InstanceService {
         .await?;
         self.enqueue(&mut tx, &row.id, JobAction::Create, row.generation, now)
             .await?;
+        write_labels(
+            &mut tx,
+            Labelled::Instance,
+            &row.id,
+            &row.account_id,
+            &labels,
+        )
+        .await?;
+        if let Some(lease) = &lease {
+            self.write_lease(&mut tx, &row.id, lease, now).await?;
+        }
         let data: Vec<VolumeRow> = existing.into_iter().chain(created).collect();
         let deployed = self.deployed(row, model, &data, currency, now);
         // The response is stored with the instance, so a retried deploy replays it instead of deploying again.

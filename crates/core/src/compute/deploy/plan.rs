@@ -43,6 +43,8 @@ pub(super) struct DeployPlan<'c> {
     /// The first hour of what the deploy creates, which the balance was checked to cover.
     pub first_hour: Decimal,
     pub now: i64,
+    pub labels: barrack_api::labels::Labels,
+    pub lease: Option<crate::compute::leases::LeaseTerms>,
 }
 
 impl InstanceService {
@@ -58,6 +60,7 @@ impl InstanceService {
             model,
             os_size,
             rules,
+            lease,
         } = fields;
         // An image_name that is no OS image names one of the caller's custom images.
         let custom_image = match request.image_name.as_deref().map(str::trim) {
@@ -121,6 +124,8 @@ impl InstanceService {
             currency,
             first_hour,
             now,
+            labels: request.labels.clone(),
+            lease,
         })
     }
 }
