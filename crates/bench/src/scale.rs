@@ -24,7 +24,7 @@ use tokio::sync::Mutex;
 use crate::{CONFIG, Load, Measurement, deploy_request, first_answer, measure, rss_mib};
 
 /// Instances of the measured account, in both runs.
-const OWN: usize = 10_000;
+pub(crate) const OWN: usize = 10_000;
 /// Instances per other account.
 const PER_ACCOUNT: usize = 1_000;
 /// Deploys timed at each size (8 clients).
@@ -85,7 +85,7 @@ pub async fn run(backend: &str, postgres_admin_url: Option<&str>) -> Result<()> 
     }
 }
 
-fn config(instances: usize) -> String {
+pub(crate) fn config(instances: usize) -> String {
     // Every copy holds one GPU; the hosts before `FIRST_BULK_HOST` are the bench's own.
     let gpus = (FIRST_BULK_HOST - 1) * 8 + instances;
     CONFIG.replace(
@@ -173,12 +173,12 @@ async fn measure_size(
     })
 }
 
-fn client(url: &str, key: &str) -> Result<Client> {
+pub(crate) fn client(url: &str, key: &str) -> Result<Client> {
     Ok(Client::builder(url).api_key(key).max_retries(0).build()?)
 }
 
 /// Profile, credit and an SSH key for the operator's own account, which the bench deploys with.
-async fn prepare_account(client: &Client) -> Result<String> {
+pub(crate) async fn prepare_account(client: &Client) -> Result<String> {
     let profile = client
         .update_profile(&ProfileUpdate {
             address_line: Some(Some("1 Bench Street".into())),
@@ -203,7 +203,7 @@ async fn prepare_account(client: &Client) -> Result<String> {
     Ok(profile.id)
 }
 
-async fn wait_active(client: &Client, id: &str) -> Result<()> {
+pub(crate) async fn wait_active(client: &Client, id: &str) -> Result<()> {
     let started = Instant::now();
     loop {
         let status = client.instance(id).await?.data.status;
@@ -239,7 +239,12 @@ fn bulk_id_sql(postgres: bool) -> &'static str {
 
 /// Writes `instances` copies of `template` with their open billing periods, and the accounts that own
 /// them, straight into the database (see the module's comment).
-async fn bulk_load(url: &str, own_account: &str, template: &str, instances: usize) -> Result<()> {
+pub(crate) async fn bulk_load(
+    url: &str,
+    own_account: &str,
+    template: &str,
+    instances: usize,
+) -> Result<()> {
     let postgres = url.starts_with("postgres");
     let store = Store::connect(url, 2).await?;
     let others = (instances - OWN) / PER_ACCOUNT;
@@ -415,6 +420,6 @@ fn report(backend: &str, figures: &[Figures]) {
     }
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }

@@ -241,7 +241,8 @@ impl Store {
         offset: u64,
         limit: u32,
     ) -> Result<(Vec<InstanceRow>, u64)> {
-        let mut conditions = vec!["account_id = $1".to_string()];
+        // Qualified: a list filtered by labels reads from a join with `labels`, which has the column too.
+        let mut conditions = vec!["instances.account_id = $1".to_string()];
         if !filter.include_deleted {
             // Spelled as in the partial index `instances_account_live`, so both databases use it.
             conditions.push("status <> 'DELETED'".into());
@@ -270,13 +271,13 @@ impl Store {
             );
             push("lower(name) LIKE ? ESCAPE '\\'", pattern.into());
         }
-        conditions.extend(crate::labels::conditions(
-            &filter.labels,
-            "instance",
-            "id",
-            "$1",
-            &mut binds,
-        ));
+        let source =
+            crate::labels::driving(&filter.labels, "instance", "instances", "$1", &mut binds).map(
+                |(source, labels)| {
+                    conditions.extend(labels);
+                    source
+                },
+            );
         let condition = conditions.join(" AND ");
         let listing = Listing {
             table: "instances",
@@ -284,6 +285,7 @@ impl Store {
             condition: &condition,
             binds: &binds,
             order: "created_at DESC, id DESC",
+            source: source.as_deref(),
         };
         // Every instance not deleted: the count the triggers of `account_instance_counts` keep.
         let (rows, total) = if binds.len() == 1 && !filter.include_deleted {

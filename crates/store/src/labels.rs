@@ -145,3 +145,36 @@ pub async fn of_resource(
         .await?;
     Ok(gather(&rows)?.remove(resource_id).unwrap_or_default())
 }
+
+/// A list filtered by labels, read from the labels first: `labels CROSS JOIN {table}` (SQLite keeps that
+/// order; PostgreSQL plans its own) with the first selector as the join's condition and the others as
+/// [`conditions`]. The list then reads the labelled rows only, a walk of `labels_lookup`, instead of
+/// walking every row of the account and probing its labels. `None` without selectors.
+pub fn driving<'a>(
+    selectors: &'a [LabelSelector],
+    resource_type: &'static str,
+    table: &'static str,
+    account: &str,
+    binds: &mut Vec<Bind<'a>>,
+) -> Option<(String, Vec<String>)> {
+    let (first, rest) = selectors.split_first()?;
+    binds.push(first.key.as_str().into());
+    let mut join = format!(
+        "labels.resource_id = {table}.id AND labels.account_id = {account} \
+         AND labels.resource_type = '{resource_type}' AND labels.label_key = ${}",
+        binds.len()
+    );
+    if let Some(value) = &first.value {
+        binds.push(value.as_str().into());
+        join.push_str(&format!(" AND labels.label_value = ${}", binds.len()));
+    }
+    let mut all = vec![join];
+    all.extend(conditions(
+        rest,
+        resource_type,
+        &format!("{table}.id"),
+        account,
+        binds,
+    ));
+    Some((format!("labels CROSS JOIN {table}"), all))
+}

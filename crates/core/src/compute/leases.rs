@@ -7,9 +7,10 @@
 use async_trait::async_trait;
 use barrack_api::instances::Instance;
 use barrack_api::labels::{InstancePatch, MAX_LEASE_MINUTES};
+use barrack_store::Tx;
+use barrack_store::instances::InstanceRow;
 use barrack_store::jobs::JobRow;
 use barrack_store::leases::{self, LeaseRow};
-use barrack_store::{Tx, instances};
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::{Caller, actor};
@@ -45,6 +46,15 @@ fn on_expiry_name(action: Action) -> &'static str {
     match action {
         Action::Hibernate => "hibernate",
         _ => "delete",
+    }
+}
+
+/// The action a lease on record takes at its end.
+fn action_of(lease: &LeaseRow) -> Action {
+    if lease.on_expiry == "hibernate" {
+        Action::Hibernate
+    } else {
+        Action::Delete
     }
 }
 
@@ -241,47 +251,6 @@ impl InstanceService {
         if lease.expires_at != payload.expires_at {
             return Ok(Outcome::Done); // changed since: the new lease has its own job
         }
-        let now = self.now();
-        if now < lease.expires_at {
-            if now >= lease.expires_at - WARNING_MS && !lease.warned {
-                self.warn(&lease, now).await?;
-            }
-            return Ok(Outcome::Wait {
-                after_ms: lease.expires_at - now,
-                payload: job.payload.clone(),
-            });
-        }
-        self.expire(&lease, now).await
-    }
-
-    async fn warn(&self, lease: &LeaseRow, now: i64) -> Result<()> {
-        let Some(row) = self
-            .context
-            .store
-            .instance_by_id(&lease.instance_id)
-            .await?
-        else {
-            return Ok(());
-        };
-        let mut tx = self.context.store.begin().await?;
-        if !leases::mark_warned(&mut tx, &lease.instance_id, lease.expires_at).await? {
-            return Ok(());
-        }
-        let cause = format!(
-            "warning: the lease ends at {}; the instance will then be {}",
-            format_ms(lease.expires_at),
-            if lease.on_expiry == "hibernate" {
-                "hibernated"
-            } else {
-                "deleted"
-            }
-        );
-        record_lease_event(&mut tx, &row, "lease_expiring", "system", &cause, now).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn expire(&self, lease: &LeaseRow, now: i64) -> Result<Outcome> {
         let Some(row) = self
             .context
             .store
@@ -290,12 +259,41 @@ impl InstanceService {
         else {
             return Ok(Outcome::Done);
         };
+        let now = self.now();
+        if now < lease.expires_at {
+            if now >= lease.expires_at - WARNING_MS && !lease.warned {
+                self.warn(&row, &lease, now).await?;
+            }
+            return Ok(Outcome::Wait {
+                after_ms: lease.expires_at - now,
+                payload: job.payload.clone(),
+            });
+        }
+        self.expire(&row, &lease, now).await
+    }
+
+    async fn warn(&self, row: &InstanceRow, lease: &LeaseRow, now: i64) -> Result<()> {
+        let mut tx = self.context.store.begin().await?;
+        if !leases::mark_warned(&mut tx, &lease.instance_id, lease.expires_at).await? {
+            return Ok(());
+        }
+        let cause = format!(
+            "warning: the lease ends at {}; the instance will then be {}",
+            format_ms(lease.expires_at),
+            if action_of(lease) == Action::Hibernate {
+                "hibernated"
+            } else {
+                "deleted"
+            }
+        );
+        record_lease_event(&mut tx, row, "lease_expiring", "system", &cause, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn expire(&self, row: &InstanceRow, lease: &LeaseRow, now: i64) -> Result<Outcome> {
         let state = parse_state(&row.status)?;
-        let action = if lease.on_expiry == "hibernate" {
-            Action::Hibernate
-        } else {
-            Action::Delete
-        };
+        let action = action_of(lease);
         if matches!(state, InstanceState::Deleting | InstanceState::Deleted) {
             // Deleted before its lease ended: the lease goes with it.
             leases::set(&mut &self.context.store, &lease.instance_id, None).await?;
@@ -325,11 +323,11 @@ impl InstanceService {
                 on_expiry_name(action)
             )
         };
-        record_lease_event(&mut tx, &row, "lease_expired", "system", &cause, now).await?;
+        record_lease_event(&mut tx, row, "lease_expired", "system", &cause, now).await?;
         if applies {
             let cause = format!("{}: the lease ended", on_expiry_name(action));
             if !self
-                .begin_for_system(&mut tx, &row, action, &cause, now)
+                .begin_for_system(&mut tx, row, action, &cause, now)
                 .await?
             {
                 // Changed since it was read: look again shortly.
@@ -346,7 +344,7 @@ impl InstanceService {
 /// current generation.
 async fn record_lease_event(
     tx: &mut Tx,
-    row: &instances::InstanceRow,
+    row: &InstanceRow,
     kind: &str,
     actor: &str,
     cause: &str,

@@ -15,6 +15,7 @@ on_both_databases!(
     labels_are_set_at_deploy_changed_and_filtered_on,
     bad_labels_and_filters_are_400_on_the_label,
     labels_of_another_account_are_out_of_reach,
+    volumes_snapshots_images_and_firewalls_carry_labels,
 );
 
 const IMAGE: &str = "Ubuntu 24.04 + CUDA 12.8 Open + Docker";
@@ -272,5 +273,165 @@ async fn labels_of_another_account_are_out_of_reach(db: Db) {
         alice.instance(&hers).await.unwrap().data.labels["team"],
         "ml"
     );
+    app.stop().await;
+}
+
+/// Each resource besides instances: labels at create, in its views, in its list's filter, and patched.
+async fn volumes_snapshots_images_and_firewalls_carry_labels(db: Db) {
+    use barrack_api::firewalls::FirewallQuery;
+    use barrack_api::images::ImageQuery;
+    use barrack_api::snapshots::SnapshotQuery;
+    use barrack_api::volumes::VolumeQuery;
+
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "1000").await;
+    create_key_k(&client).await;
+    let team = json!({"team": "ml"});
+    let volume = client
+        .create_volume(
+            &serde_json::from_value(json!({
+                "name": "data", "size": 100, "region": "FINLAND-1", "volume_type": "NVMe", "labels": team
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap()
+        .data;
+    assert_eq!(volume.labels["team"], "ml", "the create answer shows them");
+    client
+        .create_volume(
+            &serde_json::from_value(json!({
+                "name": "other", "size": 100, "region": "FINLAND-1", "volume_type": "NVMe"
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let firewall = client
+        .create_firewall(
+            &serde_json::from_value(json!({"name": "web", "region": "FINLAND-1", "labels": team}))
+                .unwrap(),
+        )
+        .await
+        .unwrap()
+        .data;
+    assert_eq!(firewall.labels["team"], "ml");
+    let instance = deploy(&client, "source", json!(null)).await;
+    app.settle().await;
+    let snapshot = client
+        .create_snapshot(
+            &serde_json::from_value(
+                json!({"instance_id": instance, "name": "snap", "labels": team}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap()
+        .data;
+    assert_eq!(snapshot.labels["team"], "ml");
+    app.settle().await;
+    let image = client
+        .create_image(
+            &serde_json::from_value(
+                json!({"snapshot_id": snapshot.id, "name": "img", "labels": team}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap()
+        .data;
+    assert_eq!(image.labels["team"], "ml");
+
+    let filter = ["team=ml".to_string()];
+    let volumes = client
+        .volumes_labelled(&VolumeQuery::default(), &filter)
+        .await
+        .unwrap()
+        .data;
+    assert_eq!(volumes.volumes.len(), 1);
+    assert_eq!(volumes.pagination.total, 1);
+    assert_eq!(volumes.volumes[0].labels["team"], "ml");
+    assert_eq!(
+        client.volume(&volume.id).await.unwrap().data.labels["team"],
+        "ml"
+    );
+    let firewalls = client
+        .firewalls_labelled(&FirewallQuery::default(), &filter)
+        .await
+        .unwrap()
+        .data
+        .firewalls;
+    assert_eq!(firewalls.len(), 1);
+    assert_eq!(firewalls[0].labels["team"], "ml");
+    assert_eq!(
+        client.firewall(&firewall.id).await.unwrap().data.labels["team"],
+        "ml"
+    );
+    let snapshots = client
+        .snapshots_labelled(&SnapshotQuery::default(), &filter)
+        .await
+        .unwrap()
+        .data
+        .snapshots;
+    assert_eq!(snapshots.len(), 1);
+    assert_eq!(
+        client.snapshot(&snapshot.id).await.unwrap().data.labels["team"],
+        "ml"
+    );
+    let images = client
+        .images_labelled(&ImageQuery::default(), &filter)
+        .await
+        .unwrap()
+        .data
+        .images;
+    assert_eq!(images.len(), 1);
+    assert_eq!(
+        client.image(&image.id).await.unwrap().data.labels["team"],
+        "ml"
+    );
+
+    for (resource, id) in [
+        (LabelledResource::Volumes, &volume.id),
+        (LabelledResource::Snapshots, &snapshot.id),
+        (LabelledResource::Images, &image.id),
+        (LabelledResource::Firewalls, &firewall.id),
+    ] {
+        let changed = client
+            .patch_labels(resource, id, &patch(json!({"team": null, "env": "dev"})))
+            .await
+            .unwrap()
+            .data;
+        assert_eq!(
+            serde_json::to_value(&changed.labels).unwrap(),
+            json!({"env": "dev"})
+        );
+        // A label of one resource type does not select another's: an instance id under volumes is 404.
+        let err = client
+            .patch_labels(resource, &instance, &patch(json!({"x": "y"})))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), Some(404), "{resource:?}");
+    }
+    assert_eq!(
+        client
+            .volumes_labelled(&VolumeQuery::default(), &filter)
+            .await
+            .unwrap()
+            .data
+            .volumes
+            .len(),
+        0
+    );
+    // A bad label at create is 400 on the label, for every resource.
+    let raw = client
+        .raw(
+            Method::POST,
+            "/api/firewalls/",
+            Some(&json!({"name": "bad", "region": "FINLAND-1", "labels": {"Bad": "x"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(raw.status, 400, "{}", raw.text);
+    assert!(raw.body["errors"]["labels.Bad"].is_array(), "{}", raw.text);
     app.stop().await;
 }
