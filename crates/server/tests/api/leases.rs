@@ -3,6 +3,8 @@
 //! `lease_expired` at the end, each once however often the work runs.
 
 use barrack_api::PageQuery;
+use std::sync::Arc;
+
 use barrack_api::Tier;
 use barrack_api::labels::InstancePatch;
 use barrack_client::{Client, ClientError};
@@ -17,6 +19,7 @@ on_both_databases!(
     a_lease_warns_then_deletes_once,
     a_patched_lease_hibernates_and_can_be_changed_or_ended,
     bad_lease_fields_are_400_on_the_field,
+    a_lease_job_run_again_or_at_once_acts_once,
 );
 
 const MINUTE: i64 = 60_000;
@@ -283,5 +286,74 @@ async fn bad_lease_fields_are_400_on_the_field(db: Db) {
         assert_eq!(field_of(err), [field.to_string()], "patch {body}");
     }
     assert!(client.instance(&id).await.unwrap().data.lease.is_none());
+    app.stop().await;
+}
+
+/// Replicas and crashes: the lease's job run by four workers at once, and again after (as when a server
+/// died before marking it done), writes one warning, one `lease_expired` and one deletion.
+async fn a_lease_job_run_again_or_at_once_acts_once(db: Db) {
+    use barrack_core::jobs::JobHandler;
+
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "1000").await;
+    create_key_k(&client).await;
+    let id = deploy(&client, "raced", json!({"ttl_minutes": 5})).await;
+    app.settle().await;
+    let job_id = app
+        .admin
+        .admin_jobs()
+        .await
+        .unwrap()
+        .data
+        .jobs
+        .into_iter()
+        .find(|j| j.kind == "lease" && j.resource_id == id)
+        .expect("the lease's job")
+        .id;
+    let job = app.services().store().job(&job_id).await.unwrap().unwrap();
+    let worker = Arc::new(barrack_core::leases::LeaseWorker::new(
+        app.services().instances.clone(),
+    ));
+    let race = |worker: Arc<barrack_core::leases::LeaseWorker>| {
+        let job = job.clone();
+        async move {
+            let runs: Vec<_> = (0..4)
+                .map(|_| {
+                    let (worker, job) = (worker.clone(), job.clone());
+                    tokio::spawn(async move { worker.run(&job).await })
+                })
+                .collect();
+            for run in runs {
+                run.await.unwrap();
+            }
+        }
+    };
+    // Warned once (the job was due at once: the lease is shorter than the warning).
+    race(worker.clone()).await;
+    race(worker.clone()).await;
+    app.clock.advance_ms(6 * MINUTE);
+    race(worker.clone()).await;
+    race(worker.clone()).await;
+    app.settle().await;
+    let kinds = event_kinds(&client, &id).await;
+    assert_eq!(count(&kinds, "lease_expiring"), 1, "{kinds:?}");
+    assert_eq!(count(&kinds, "lease_expired"), 1, "{kinds:?}");
+    let deletions = client
+        .instance_events(
+            &id,
+            &PageQuery {
+                page: None,
+                limit: Some(100),
+            },
+        )
+        .await
+        .unwrap()
+        .data
+        .events
+        .into_iter()
+        .filter(|e| e.to_status.as_deref() == Some("DELETING"))
+        .count();
+    assert_eq!(deletions, 1);
+    assert_eq!(status(&client, &id).await, "DELETED");
     app.stop().await;
 }
