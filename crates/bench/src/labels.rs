@@ -8,8 +8,8 @@ use std::sync::Arc;
 use anyhow::Result;
 use barrack_store::Store;
 
-use crate::scale::{OWN, bulk_load, client, config, ms, prepare_account, wait_active};
-use crate::{Load, deploy_request, measure};
+use crate::scale::{Loaded, OWN, config, load, ms};
+use crate::{Load, measure};
 
 /// One in this many instances carries the label.
 const EVERY: usize = 10;
@@ -21,23 +21,12 @@ pub async fn run(backend: &str, database_url: Option<&str>) -> Result<()> {
     ));
     let _ = std::fs::remove_dir_all(&dir);
     let config = config(OWN);
-    let server = crate::start_logging(&dir, database_url, &config, Some("warn"), true)?;
-    let key = server.key.clone();
-    let api = client(&server.url, &key)?;
-    let account_id = prepare_account(&api).await?;
-    let template = api
-        .deploy(&deploy_request(0, false))
-        .await?
-        .data
-        .instance_id;
-    wait_active(&api, &template).await?;
-    drop(server);
-
-    let store_url = match database_url {
-        Some(url) => url.to_string(),
-        None => format!("sqlite://{}?mode=rw", dir.join("barrack.db").display()),
-    };
-    bulk_load(&store_url, &account_id, &template, OWN).await?;
+    let Loaded {
+        key,
+        account_id,
+        store_url,
+        ..
+    } = load(&dir, database_url, &config, OWN).await?;
     let store = Store::connect(&store_url, 2).await?;
     store
         .execute(

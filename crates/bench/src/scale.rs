@@ -106,26 +106,7 @@ async fn measure_size(
     let _ = std::fs::remove_dir_all(&dir);
     let config = config(instances);
 
-    // One instance through the API: the template of the copies.
-    let server = crate::start_logging(&dir, database_url, &config, Some("warn"), true)?;
-    let key = server.key.clone();
-    let api = client(&server.url, &key)?;
-    let account_id = prepare_account(&api).await?;
-    let template = api
-        .deploy(&deploy_request(0, false))
-        .await?
-        .data
-        .instance_id;
-    wait_active(&api, &template).await?;
-    drop(server);
-
-    let store_url = match database_url {
-        Some(url) => url.to_string(),
-        None => format!("sqlite://{}?mode=rw", dir.join("barrack.db").display()),
-    };
-    let loading = Instant::now();
-    bulk_load(&store_url, &account_id, &template, instances).await?;
-    let loaded_in = loading.elapsed();
+    let Loaded { key, loaded_in, .. } = load(&dir, database_url, &config, instances).await?;
 
     // The server as an operator would restart it: default logging.
     let booting = Instant::now();
@@ -173,12 +154,56 @@ async fn measure_size(
     })
 }
 
+/// A database of `instances` copies owned as the module's comment says, made in `dir`.
+pub(crate) struct Loaded {
+    /// The operator's key, whose account owns `OWN` of the copies.
+    pub key: String,
+    pub account_id: String,
+    /// The database, for the store.
+    pub store_url: String,
+    /// How long writing the copies took.
+    pub loaded_in: Duration,
+}
+
+/// Deploys one instance through the API (the template of the copies), stops the server, and writes the
+/// copies into its database.
+pub(crate) async fn load(
+    dir: &std::path::Path,
+    database_url: Option<&str>,
+    config: &str,
+    instances: usize,
+) -> Result<Loaded> {
+    let server = crate::start_logging(dir, database_url, config, Some("warn"), true)?;
+    let key = server.key.clone();
+    let api = client(&server.url, &key)?;
+    let account_id = prepare_account(&api).await?;
+    let template = api
+        .deploy(&deploy_request(0, false))
+        .await?
+        .data
+        .instance_id;
+    wait_active(&api, &template).await?;
+    drop(server);
+    let store_url = match database_url {
+        Some(url) => url.to_string(),
+        None => format!("sqlite://{}?mode=rw", dir.join("barrack.db").display()),
+    };
+    let loading = Instant::now();
+    bulk_load(&store_url, &account_id, &template, instances).await?;
+    Ok(Loaded {
+        key,
+        account_id,
+        store_url,
+        loaded_in: loading.elapsed(),
+    })
+}
+
 pub(crate) fn client(url: &str, key: &str) -> Result<Client> {
     Ok(Client::builder(url).api_key(key).max_retries(0).build()?)
 }
 
 /// Profile, credit and an SSH key for the operator's own account, which the bench deploys with.
-pub(crate) async fn prepare_account(client: &Client) -> Result<String> {
+async fn prepare_account(client: &Client) -> Result<String> {
     let profile = client
         .update_profile(&ProfileUpdate {
             address_line: Some(Some("1 Bench Street".into())),
@@ -203,7 +228,7 @@ pub(crate) async fn prepare_account(client: &Client) -> Result<String> {
     Ok(profile.id)
 }
 
-pub(crate) async fn wait_active(client: &Client, id: &str) -> Result<()> {
+async fn wait_active(client: &Client, id: &str) -> Result<()> {
     let started = Instant::now();
     loop {
         let status = client.instance(id).await?.data.status;
@@ -239,12 +264,7 @@ fn bulk_id_sql(postgres: bool) -> &'static str {
 
 /// Writes `instances` copies of `template` with their open billing periods, and the accounts that own
 /// them, straight into the database (see the module's comment).
-pub(crate) async fn bulk_load(
-    url: &str,
-    own_account: &str,
-    template: &str,
-    instances: usize,
-) -> Result<()> {
+async fn bulk_load(url: &str, own_account: &str, template: &str, instances: usize) -> Result<()> {
     let postgres = url.starts_with("postgres");
     let store = Store::connect(url, 2).await?;
     let others = (instances - OWN) / PER_ACCOUNT;
