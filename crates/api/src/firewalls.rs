@@ -26,6 +26,13 @@ pub struct CreateFirewallRequest {
     /// Rules to start with (more can be added later).
     #[serde(default, deserialize_with = "crate::rules::null_as_default")]
     pub rules: Vec<SecurityRuleRequest>,
+    /// Labels of the new firewall (see `PATCH /api/firewalls/{id}/labels/`).
+    #[serde(
+        default,
+        deserialize_with = "crate::rules::null_as_default",
+        skip_serializing_if = "std::collections::BTreeMap::is_empty"
+    )]
+    pub labels: crate::labels::Labels,
 }
 
 /// `POST /api/firewalls/{id}/attach/` and `/detach/`.
@@ -67,6 +74,8 @@ pub struct FirewallSummary {
     pub attachment_count: u32,
     pub created_at: String,
     pub updated_at: String,
+    #[serde(default)]
+    pub labels: crate::labels::Labels,
 }
 
 /// A firewall in full: its rules and the instances it is attached to.
@@ -87,6 +96,8 @@ pub struct Firewall {
     pub instances: Vec<FirewallAttachment>,
     pub created_at: String,
     pub updated_at: String,
+    #[serde(default)]
+    pub labels: crate::labels::Labels,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

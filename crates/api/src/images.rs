@@ -21,6 +21,13 @@ pub struct CreateImageRequest {
         skip_serializing_if = "Option::is_none"
     )]
     pub description: Option<String>,
+    /// Labels of the new image (see `PATCH /api/images/{id}/labels/`).
+    #[serde(
+        default,
+        deserialize_with = "crate::rules::null_as_default",
+        skip_serializing_if = "std::collections::BTreeMap::is_empty"
+    )]
+    pub labels: crate::labels::Labels,
 }
 
 /// A custom image as listed and shown.
@@ -48,6 +55,8 @@ pub struct Image {
     pub os_volume_type: String,
     pub created_at: String,
     pub updated_at: String,
+    #[serde(default)]
+    pub labels: crate::labels::Labels,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

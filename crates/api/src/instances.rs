@@ -109,6 +109,30 @@ pub struct DeployRequest {
         skip_serializing_if = "Option::is_none"
     )]
     pub script_id: Option<String>,
+    /// Labels of the new instance (see `PATCH /api/instances/{id}/labels/`).
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "std::collections::BTreeMap::is_empty"
+    )]
+    pub labels: crate::labels::Labels,
+    /// A lease: delete or hibernate the instance this many minutes after deploy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_minutes: Option<i64>,
+    /// A lease ending at this time (RFC 3339); not with `ttl_minutes`.
+    #[serde(
+        default,
+        deserialize_with = "blank_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expires_at: Option<String>,
+    /// What the lease does when it ends: `delete` (default) or `hibernate`.
+    #[serde(
+        default,
+        deserialize_with = "blank_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub on_expiry: Option<String>,
     /// Ours: a hold that `POST /api/deploy-server/preflight/` returned; the deploy takes its GPUs and
     /// address, so it cannot fail for stock. Its region, GPU model and count must be the request's.
     #[serde(
@@ -280,6 +304,11 @@ pub struct Instance {
     pub allowed_actions: Vec<String>,
     pub created_at: String,
     pub updated_at: String,
+    #[serde(default)]
+    pub labels: crate::labels::Labels,
+    /// When the instance deletes or hibernates itself; null without a lease.
+    #[serde(default)]
+    pub lease: Option<crate::labels::Lease>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

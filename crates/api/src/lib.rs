@@ -12,6 +12,7 @@ pub mod envelope;
 pub mod firewalls;
 pub mod images;
 pub mod instances;
+pub mod labels;
 pub mod ledger;
 pub mod rules;
 pub mod scripts;

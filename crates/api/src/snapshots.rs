@@ -25,6 +25,13 @@ pub struct CreateSnapshotRequest {
     /// Also make a custom image of the same name from the snapshot once it succeeds.
     #[serde(default, deserialize_with = "crate::rules::null_as_default")]
     pub is_image: bool,
+    /// Labels of the new snapshot (see `PATCH /api/snapshots/{id}/labels/`).
+    #[serde(
+        default,
+        deserialize_with = "crate::rules::null_as_default",
+        skip_serializing_if = "std::collections::BTreeMap::is_empty"
+    )]
+    pub labels: crate::labels::Labels,
 }
 
 /// `POST /api/snapshots/{id}/restore/`.
@@ -85,6 +92,8 @@ pub struct Snapshot {
     pub currency: Currency,
     pub created_at: String,
     pub updated_at: String,
+    #[serde(default)]
+    pub labels: crate::labels::Labels,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

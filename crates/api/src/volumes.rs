@@ -29,6 +29,13 @@ pub struct CreateVolumeRequest {
         skip_serializing_if = "Option::is_none"
     )]
     pub image_name: Option<String>,
+    /// Labels of the new volume (see `PATCH /api/volumes/{id}/labels/`).
+    #[serde(
+        default,
+        deserialize_with = "crate::rules::null_as_default",
+        skip_serializing_if = "std::collections::BTreeMap::is_empty"
+    )]
+    pub labels: crate::labels::Labels,
 }
 
 /// `POST /api/volumes/{id}/resize/`: volumes only grow.
@@ -90,6 +97,8 @@ pub struct Volume {
     pub currency: Currency,
     pub created_at: String,
     pub updated_at: String,
+    #[serde(default)]
+    pub labels: crate::labels::Labels,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

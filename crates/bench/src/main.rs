@@ -2,7 +2,7 @@
 //! `BARRACK_BENCH_POSTGRES_URL` is set) on PostgreSQL, then times the meter (see `meter.rs`).
 //!
 //! ```sh
-//! cargo build --release --bins && target/release/barrack-bench [server|meter|scale|dashboard|ai]
+//! cargo build --release --bins && target/release/barrack-bench [server|meter|scale|dashboard|labels|ai]
 //! ```
 //!
 //! On PostgreSQL each measurement runs in a database of its own, created next to the one the URL names
@@ -29,6 +29,7 @@ use serde_json::json;
 
 mod ai;
 mod dashboard;
+mod labels;
 mod meter;
 mod scale;
 
@@ -526,9 +527,9 @@ async fn main() -> Result<()> {
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     if !matches!(
         what.as_str(),
-        "all" | "server" | "meter" | "scale" | "dashboard" | "ai"
+        "all" | "server" | "meter" | "scale" | "dashboard" | "labels" | "ai"
     ) {
-        bail!("usage: barrack-bench [server|meter|scale|dashboard|ai]");
+        bail!("usage: barrack-bench [server|meter|scale|dashboard|labels|ai]");
     }
     let postgres = std::env::var("BARRACK_BENCH_POSTGRES_URL")
         .ok()
@@ -569,6 +570,15 @@ async fn main() -> Result<()> {
         if let Some(url) = &postgres {
             let db = ScratchDatabase::create(url, "dashboard").await?;
             let result = dashboard::run("postgres", Some(&db.url)).await;
+            db.drop_now().await?;
+            result?;
+        }
+    }
+    if matches!(what.as_str(), "all" | "labels") {
+        labels::run("sqlite", None).await?;
+        if let Some(url) = &postgres {
+            let db = ScratchDatabase::create(url, "labels").await?;
+            let result = labels::run("postgres", Some(&db.url)).await;
             db.drop_now().await?;
             result?;
         }

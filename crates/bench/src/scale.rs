@@ -24,7 +24,7 @@ use tokio::sync::Mutex;
 use crate::{CONFIG, Load, Measurement, deploy_request, first_answer, measure, rss_mib};
 
 /// Instances of the measured account, in both runs.
-const OWN: usize = 10_000;
+pub(crate) const OWN: usize = 10_000;
 /// Instances per other account.
 const PER_ACCOUNT: usize = 1_000;
 /// Deploys timed at each size (8 clients).
@@ -85,7 +85,7 @@ pub async fn run(backend: &str, postgres_admin_url: Option<&str>) -> Result<()> 
     }
 }
 
-fn config(instances: usize) -> String {
+pub(crate) fn config(instances: usize) -> String {
     // Every copy holds one GPU; the hosts before `FIRST_BULK_HOST` are the bench's own.
     let gpus = (FIRST_BULK_HOST - 1) * 8 + instances;
     CONFIG.replace(
@@ -106,26 +106,7 @@ async fn measure_size(
     let _ = std::fs::remove_dir_all(&dir);
     let config = config(instances);
 
-    // One instance through the API: the template of the copies.
-    let server = crate::start_logging(&dir, database_url, &config, Some("warn"), true)?;
-    let key = server.key.clone();
-    let api = client(&server.url, &key)?;
-    let account_id = prepare_account(&api).await?;
-    let template = api
-        .deploy(&deploy_request(0, false))
-        .await?
-        .data
-        .instance_id;
-    wait_active(&api, &template).await?;
-    drop(server);
-
-    let store_url = match database_url {
-        Some(url) => url.to_string(),
-        None => format!("sqlite://{}?mode=rw", dir.join("barrack.db").display()),
-    };
-    let loading = Instant::now();
-    bulk_load(&store_url, &account_id, &template, instances).await?;
-    let loaded_in = loading.elapsed();
+    let Loaded { key, loaded_in, .. } = load(&dir, database_url, &config, instances).await?;
 
     // The server as an operator would restart it: default logging.
     let booting = Instant::now();
@@ -173,7 +154,51 @@ async fn measure_size(
     })
 }
 
-fn client(url: &str, key: &str) -> Result<Client> {
+/// A database of `instances` copies owned as the module's comment says, made in `dir`.
+pub(crate) struct Loaded {
+    /// The operator's key, whose account owns `OWN` of the copies.
+    pub key: String,
+    pub account_id: String,
+    /// The database, for the store.
+    pub store_url: String,
+    /// How long writing the copies took.
+    pub loaded_in: Duration,
+}
+
+/// Deploys one instance through the API (the template of the copies), stops the server, and writes the
+/// copies into its database.
+pub(crate) async fn load(
+    dir: &std::path::Path,
+    database_url: Option<&str>,
+    config: &str,
+    instances: usize,
+) -> Result<Loaded> {
+    let server = crate::start_logging(dir, database_url, config, Some("warn"), true)?;
+    let key = server.key.clone();
+    let api = client(&server.url, &key)?;
+    let account_id = prepare_account(&api).await?;
+    let template = api
+        .deploy(&deploy_request(0, false))
+        .await?
+        .data
+        .instance_id;
+    wait_active(&api, &template).await?;
+    drop(server);
+    let store_url = match database_url {
+        Some(url) => url.to_string(),
+        None => format!("sqlite://{}?mode=rw", dir.join("barrack.db").display()),
+    };
+    let loading = Instant::now();
+    bulk_load(&store_url, &account_id, &template, instances).await?;
+    Ok(Loaded {
+        key,
+        account_id,
+        store_url,
+        loaded_in: loading.elapsed(),
+    })
+}
+
+pub(crate) fn client(url: &str, key: &str) -> Result<Client> {
     Ok(Client::builder(url).api_key(key).max_retries(0).build()?)
 }
 
@@ -415,6 +440,6 @@ fn report(backend: &str, figures: &[Figures]) {
     }
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }

@@ -238,6 +238,18 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     op("list_instances", "GET", "/api/instances/", "instances list"),
     op(
+        "patch_instance",
+        "PATCH",
+        "/api/instances/{id}/",
+        "instances lease",
+    ),
+    op(
+        "patch_instance_labels",
+        "PATCH",
+        "/api/instances/{id}/labels/",
+        "instances labels",
+    ),
+    op(
         "get_instance",
         "GET",
         "/api/instances/{id}/",
@@ -449,6 +461,12 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     // volumes, and attaching them to instances
     op("list_volumes", "GET", "/api/volumes/", "volumes list"),
+    op(
+        "patch_volume_labels",
+        "PATCH",
+        "/api/volumes/{id}/labels/",
+        "volumes labels",
+    ),
     op("create_volume", "POST", "/api/volumes/", "volumes create"),
     // `create` without --name reads the next free name from the list.
     op("list_volumes", "GET", "/api/volumes/", "volumes create"),
@@ -492,6 +510,12 @@ pub const OPERATIONS: &[Operation] = &[
     // snapshots, and restoring them into new instances
     op("list_snapshots", "GET", "/api/snapshots/", "snapshots list"),
     op(
+        "patch_snapshot_labels",
+        "PATCH",
+        "/api/snapshots/{id}/labels/",
+        "snapshots labels",
+    ),
+    op(
         "create_snapshot",
         "POST",
         "/api/snapshots/",
@@ -517,6 +541,12 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     // custom images; one snapshot id is the single relationship, several (or --batch) the batch one.
     op("list_images", "GET", "/api/images/", "images list"),
+    op(
+        "patch_image_labels",
+        "PATCH",
+        "/api/images/{id}/labels/",
+        "images labels",
+    ),
     op("create_image", "POST", "/api/images/", "images create"),
     op("get_image", "GET", "/api/images/{id}/", "images show"),
     op(
@@ -539,6 +569,12 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     // firewalls, and attaching them to instances
     op("list_firewalls", "GET", "/api/firewalls/", "firewalls list"),
+    op(
+        "patch_firewall_labels",
+        "PATCH",
+        "/api/firewalls/{id}/labels/",
+        "firewalls labels",
+    ),
     op(
         "create_firewall",
         "POST",

@@ -16,6 +16,19 @@ impl Client {
         self.get(&with_query("/api/firewalls/", query)).await
     }
 
+    /// The firewalls carrying every label of `labels` (`key=value` or `key`).
+    pub async fn firewalls_labelled(
+        &self,
+        query: &FirewallQuery,
+        labels: &[String],
+    ) -> Result<Envelope<FirewallList>> {
+        self.get(&crate::with_labels(
+            &with_query("/api/firewalls/", query),
+            labels,
+        ))
+        .await
+    }
+
     pub async fn create_firewall(
         &self,
         request: &CreateFirewallRequest,

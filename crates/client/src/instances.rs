@@ -71,6 +71,19 @@ impl Client {
         self.get(&with_query("/api/instances/", query)).await
     }
 
+    /// The instances carrying every label of `labels` (`key=value` or `key`).
+    pub async fn instances_labelled(
+        &self,
+        query: &InstanceQuery,
+        labels: &[String],
+    ) -> Result<Envelope<InstanceList>> {
+        self.get(&crate::with_labels(
+            &with_query("/api/instances/", query),
+            labels,
+        ))
+        .await
+    }
+
     pub async fn instance(&self, id: &str) -> Result<Envelope<Instance>> {
         self.get(&format!("/api/instances/{id}/")).await
     }

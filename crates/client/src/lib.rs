@@ -14,6 +14,7 @@ mod deposits;
 mod error;
 mod firewalls;
 mod instances;
+mod labels;
 mod scripts;
 mod simulation;
 mod snapshots;
@@ -35,6 +36,7 @@ use barrack_api::ledger::{CreditBalance, Transaction, TransactionList, Transacti
 use barrack_api::{Envelope, ErrorResponse, PageQuery, Tier};
 pub use error::ClientError;
 pub use instances::InstanceActionKind;
+pub use labels::{LabelledResource, with_labels};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -541,7 +543,7 @@ fn serde_urlencoded_query<Q: Serialize>(query: &Q) -> String {
     out.join("&")
 }
 
-fn encode(s: &str) -> String {
+pub(crate) fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

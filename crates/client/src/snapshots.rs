@@ -19,6 +19,19 @@ impl Client {
         self.get(&with_query("/api/snapshots/", query)).await
     }
 
+    /// The snapshots carrying every label of `labels` (`key=value` or `key`).
+    pub async fn snapshots_labelled(
+        &self,
+        query: &SnapshotQuery,
+        labels: &[String],
+    ) -> Result<Envelope<SnapshotList>> {
+        self.get(&crate::with_labels(
+            &with_query("/api/snapshots/", query),
+            labels,
+        ))
+        .await
+    }
+
     pub async fn create_snapshot(
         &self,
         request: &CreateSnapshotRequest,
@@ -52,6 +65,19 @@ impl Client {
 
     pub async fn images(&self, query: &ImageQuery) -> Result<Envelope<ImageList>> {
         self.get(&with_query("/api/images/", query)).await
+    }
+
+    /// The images carrying every label of `labels` (`key=value` or `key`).
+    pub async fn images_labelled(
+        &self,
+        query: &ImageQuery,
+        labels: &[String],
+    ) -> Result<Envelope<ImageList>> {
+        self.get(&crate::with_labels(
+            &with_query("/api/images/", query),
+            labels,
+        ))
+        .await
     }
 
     pub async fn create_image(&self, request: &CreateImageRequest) -> Result<Envelope<Image>> {

@@ -14,6 +14,19 @@ impl Client {
         self.get(&with_query("/api/volumes/", query)).await
     }
 
+    /// The volumes carrying every label of `labels` (`key=value` or `key`).
+    pub async fn volumes_labelled(
+        &self,
+        query: &VolumeQuery,
+        labels: &[String],
+    ) -> Result<Envelope<VolumeList>> {
+        self.get(&crate::with_labels(
+            &with_query("/api/volumes/", query),
+            labels,
+        ))
+        .await
+    }
+
     pub async fn create_volume(&self, request: &CreateVolumeRequest) -> Result<Envelope<Volume>> {
         self.post("/api/volumes/", request).await
     }

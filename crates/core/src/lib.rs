@@ -17,10 +17,10 @@ pub mod storage;
 // The modules' former flat paths, so callers outside the crate keep their imports.
 pub use accounts::{auth, scripts, ssh_key, ssh_keys};
 pub use billing::{balance_guard, deposits, ledger, payments};
-pub use compute::{instance_worker, instances, simulation};
+pub use compute::{instance_worker, instances, leases, simulation};
 pub use network::{firewall_worker, firewalls, packets};
 pub use platform::{
-    clock, config, countries, error, idempotency, ids, jobs, lifecycle, money, validate,
+    clock, config, countries, error, idempotency, ids, jobs, labels, lifecycle, money, validate,
 };
 pub use storage::{images, snapshot_worker, snapshots, volume_worker, volumes};
 

@@ -397,6 +397,12 @@ pub async fn start(options: StartOptions) -> Result<Running> {
     let mut runner = JobRunner::new(services.store().clone(), services.clock().clone(), settings);
     runner.wake_on(services.context.work.clone());
     runner.register(barrack_core::instances::JOB_KIND, instance_worker.clone());
+    runner.register(
+        barrack_core::leases::JOB_KIND,
+        Arc::new(barrack_core::leases::LeaseWorker::new(
+            services.instances.clone(),
+        )),
+    );
     let volume_worker = Arc::new(VolumeWorker::new(services.context.clone()));
     runner.register(barrack_core::volumes::JOB_KIND, volume_worker.clone());
     let firewall_worker = Arc::new(FirewallWorker::new(services.context.clone()));

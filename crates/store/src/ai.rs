@@ -141,6 +141,7 @@ impl Store {
             condition: &condition,
             binds: &binds,
             order: "created_at DESC, id DESC",
+            source: None,
         };
         let (rows, total) = listing.page(self, offset, limit).await?;
         Ok((rows.iter().map(from_row).collect::<Result<_>>()?, total))

@@ -338,6 +338,8 @@ pub struct AttachedInstance {
 #[derive(Debug, Clone, Default)]
 pub struct FirewallFilter {
     pub region: Option<String>,
+    /// Only those carrying every one of these labels.
+    pub labels: Vec<crate::labels::LabelSelector>,
 }
 
 impl Store {
@@ -370,12 +372,17 @@ impl Store {
             binds.push(region.into());
             condition.push_str(" AND region = $2");
         }
+        for label in crate::labels::conditions(&filter.labels, "firewall", "id", "$1", &mut binds) {
+            condition.push_str(" AND ");
+            condition.push_str(&label);
+        }
         let listing = Listing {
             table: "firewalls",
             columns: COLUMNS,
             condition: &condition,
             binds: &binds,
             order: "created_at DESC, id DESC",
+            source: None,
         };
         let (rows, total) = listing.page(self, offset, limit).await?;
         Ok((rows.iter().map(from_row).collect::<Result<_>>()?, total))

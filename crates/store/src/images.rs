@@ -133,6 +133,8 @@ pub async fn of_snapshot(tx: &mut Tx, snapshot_id: &str) -> Result<Vec<ImageRow>
 pub struct ImageFilter {
     pub status: Option<String>,
     pub region: Option<String>,
+    /// Only those carrying every one of these labels.
+    pub labels: Vec<crate::labels::LabelSelector>,
 }
 
 /// The account's images not deleted (in a transaction holding the account's lock, the count the quota is
@@ -202,6 +204,13 @@ impl Store {
         if let Some(region) = &filter.region {
             push("region = ?", region.into());
         }
+        conditions.extend(crate::labels::conditions(
+            &filter.labels,
+            "image",
+            "id",
+            "$1",
+            &mut binds,
+        ));
         let condition = conditions.join(" AND ");
         let listing = Listing {
             table: "images",
@@ -209,6 +218,7 @@ impl Store {
             condition: &condition,
             binds: &binds,
             order: "created_at DESC, id DESC",
+            source: None,
         };
         let (rows, total) = listing.page(self, offset, limit).await?;
         Ok((rows.iter().map(from_row).collect::<Result<_>>()?, total))

@@ -206,6 +206,8 @@ pub struct InstanceFilter {
     pub region: Option<String>,
     pub gpu_model: Option<String>,
     pub name_contains: Option<String>,
+    /// Only instances carrying every one of these labels.
+    pub labels: Vec<crate::labels::LabelSelector>,
     /// Hide DELETED instances unless the status filter asks for them.
     pub include_deleted: bool,
 }
@@ -239,7 +241,8 @@ impl Store {
         offset: u64,
         limit: u32,
     ) -> Result<(Vec<InstanceRow>, u64)> {
-        let mut conditions = vec!["account_id = $1".to_string()];
+        // Qualified: a list filtered by labels reads from a join with `labels`, which has the column too.
+        let mut conditions = vec!["instances.account_id = $1".to_string()];
         if !filter.include_deleted {
             // Spelled as in the partial index `instances_account_live`, so both databases use it.
             conditions.push("status <> 'DELETED'".into());
@@ -268,6 +271,13 @@ impl Store {
             );
             push("lower(name) LIKE ? ESCAPE '\\'", pattern.into());
         }
+        let source =
+            crate::labels::driving(&filter.labels, "instance", "instances", "$1", &mut binds).map(
+                |(source, labels)| {
+                    conditions.extend(labels);
+                    source
+                },
+            );
         let condition = conditions.join(" AND ");
         let listing = Listing {
             table: "instances",
@@ -275,6 +285,7 @@ impl Store {
             condition: &condition,
             binds: &binds,
             order: "created_at DESC, id DESC",
+            source: source.as_deref(),
         };
         // Every instance not deleted: the count the triggers of `account_instance_counts` keep.
         let (rows, total) = if binds.len() == 1 && !filter.include_deleted {
@@ -484,11 +495,11 @@ impl Store {
         let ids = placeholders(1, instance_ids.len());
         let binds: Vec<Bind> = instance_ids.iter().map(Bind::from).collect();
         let sql = row_sets_sql(self.backend(), &children_sets(&ids));
-        let sets: [Vec<JsonRow>; 3] = self
+        let sets: [Vec<JsonRow>; 5] = self
             .read_row_sets(&sql, &binds)
             .await?
             .try_into()
-            .map_err(|_| crate::StoreError::Unexpected("expected three row sets".into()))?;
+            .map_err(|_| crate::StoreError::Unexpected("expected five row sets".into()))?;
         children_from(sets)
     }
 
@@ -516,25 +527,25 @@ impl Store {
             crate::Backend::Sqlite => &SQL[0],
             crate::Backend::Postgres => &SQL[1],
         };
-        let [instance, rules, volumes, firewall_rules]: [Vec<JsonRow>; 4] = self
+        let [instance, rules, volumes, firewall_rules, labels, leases]: [Vec<JsonRow>; 6] = self
             .read_row_sets(sql, &binds![id, account_id])
             .await?
             .try_into()
-            .map_err(|_| crate::StoreError::Unexpected("expected four row sets".into()))?;
+            .map_err(|_| crate::StoreError::Unexpected("expected six row sets".into()))?;
         // Another account's instance: its children were read by id, and are dropped with it.
         let Some(row) = instance.first() else {
             return Ok(None);
         };
         Ok(Some((
             from_row(row)?,
-            children_from([rules, volumes, firewall_rules])?,
+            children_from([rules, volumes, firewall_rules, labels, leases])?,
         )))
     }
 }
 
 /// The children of the instances `ids` (placeholders or a subquery) names: own rules, volumes, firewall
-/// rules.
-fn children_sets(ids: &str) -> [RowSet; 3] {
+/// rules, labels, leases.
+fn children_sets(ids: &str) -> [RowSet; 5] {
     let rule_columns = format!("instance_id, {RULE_COLUMNS}, created_at");
     [
         RowSet {
@@ -546,10 +557,14 @@ fn children_sets(ids: &str) -> [RowSet; 3] {
         },
         crate::volumes::of_instances(ids),
         crate::firewalls::rules_of_instances(ids),
+        crate::labels::of_resources("instance", ids),
+        crate::leases::of_instances(ids),
     ]
 }
 
-fn children_from([rules, volumes, firewall_rules]: [Vec<JsonRow>; 3]) -> Result<InstanceChildren> {
+fn children_from(
+    [rules, volumes, firewall_rules, labels, leases]: [Vec<JsonRow>; 5],
+) -> Result<InstanceChildren> {
     Ok(InstanceChildren {
         rules: rules
             .iter()
@@ -563,6 +578,11 @@ fn children_from([rules, volumes, firewall_rules]: [Vec<JsonRow>; 3]) -> Result<
             .iter()
             .map(|r| Ok((r.text(0)?, r.text(1)?, rule_from(r, 2)?)))
             .collect::<Result<_>>()?,
+        labels: crate::labels::gather(&labels)?,
+        leases: leases
+            .iter()
+            .map(|r| Ok((r.text(0)?, crate::leases::from_row(r)?)))
+            .collect::<Result<_>>()?,
     })
 }
 
@@ -575,6 +595,10 @@ pub struct InstanceChildren {
     pub volumes: Vec<VolumeRow>,
     /// (instance id, firewall id, rule): rules of the firewalls attached, in attachment and rule order.
     pub firewall_rules: Vec<(String, String, RuleRow)>,
+    /// Labels by instance id.
+    pub labels: std::collections::HashMap<String, crate::labels::Labels>,
+    /// Leases by instance id.
+    pub leases: std::collections::HashMap<String, crate::leases::LeaseRow>,
 }
 
 pub(crate) const RULE_COLUMNS: &str =

@@ -20,6 +20,8 @@ pub mod images;
 pub mod instances;
 pub mod jobs;
 mod key_cache;
+pub mod labels;
+pub mod leases;
 pub mod ledger;
 mod migrate;
 mod postgres;

@@ -45,6 +45,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(20, "0020_public_ip_assignments"),
     migration!(21, "0021_idempotency_keys"),
     migration!(22, "0022_instance_ssh_port"),
+    migration!(23, "0023_labels_leases"),
     migration!(24, "0024_event_stream_webhooks"),
     migration!(25, "0025_deploy_holds"),
     migration!(26, "0026_simulation_scenarios"),

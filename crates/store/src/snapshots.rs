@@ -159,6 +159,8 @@ pub struct SnapshotFilter {
     pub status: Option<String>,
     pub region: Option<String>,
     pub instance_id: Option<String>,
+    /// Only those carrying every one of these labels.
+    pub labels: Vec<crate::labels::LabelSelector>,
 }
 
 impl Store {
@@ -222,6 +224,13 @@ impl Store {
         if let Some(instance) = &filter.instance_id {
             push("instance_id = ?", instance.into());
         }
+        conditions.extend(crate::labels::conditions(
+            &filter.labels,
+            "snapshot",
+            "id",
+            "$1",
+            &mut binds,
+        ));
         let condition = conditions.join(" AND ");
         let listing = Listing {
             table: "snapshots",
@@ -229,6 +238,7 @@ impl Store {
             condition: &condition,
             binds: &binds,
             order: "created_at DESC, id DESC",
+            source: None,
         };
         let (rows, total) = listing.page(self, offset, limit).await?;
         Ok((rows.iter().map(from_row).collect::<Result<_>>()?, total))

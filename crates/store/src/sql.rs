@@ -85,6 +85,9 @@ pub struct Listing<'a> {
     pub condition: &'a str,
     pub binds: &'a [Bind<'a>],
     pub order: &'static str,
+    /// What the page's ids and the count are read from, when not `table` alone: a join that starts
+    /// from a narrower table (labels), whose other columns the condition may name.
+    pub source: Option<&'a str>,
 }
 
 impl Listing<'_> {
@@ -95,10 +98,11 @@ impl Listing<'_> {
     fn page_sql(&self, limit: u32) -> String {
         format!(
             "SELECT {columns} FROM {table} WHERE id IN \
-             (SELECT id FROM {table} WHERE {condition} ORDER BY {order} LIMIT {limit} OFFSET ${}) ORDER BY {order}",
+             (SELECT {table}.id FROM {source} WHERE {condition} ORDER BY {order} LIMIT {limit} OFFSET ${}) ORDER BY {order}",
             self.binds.len() + 1,
             columns = self.columns,
             table = self.table,
+            source = self.source.unwrap_or(self.table),
             condition = self.condition,
             order = self.order,
         )
@@ -107,7 +111,8 @@ impl Listing<'_> {
     async fn count(&self, store: &Store) -> crate::Result<u64> {
         let sql = format!(
             "SELECT COUNT(*) FROM {} WHERE {}",
-            self.table, self.condition
+            self.source.unwrap_or(self.table),
+            self.condition
         );
         Ok(store.read_int(&sql, self.binds).await? as u64)
     }

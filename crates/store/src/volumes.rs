@@ -149,6 +149,8 @@ pub async fn of_instance(tx: &mut Tx, instance_id: &str) -> Result<Vec<VolumeRow
 pub struct VolumeFilter {
     pub status: Option<String>,
     pub region: Option<String>,
+    /// Only those carrying every one of these labels.
+    pub labels: Vec<crate::labels::LabelSelector>,
 }
 
 impl Store {
@@ -190,6 +192,13 @@ impl Store {
         if let Some(region) = &filter.region {
             push("region = ?", region.into());
         }
+        conditions.extend(crate::labels::conditions(
+            &filter.labels,
+            "volume",
+            "id",
+            "$1",
+            &mut binds,
+        ));
         let condition = conditions.join(" AND ");
         let listing = Listing {
             table: "volumes",
@@ -197,6 +206,7 @@ impl Store {
             condition: &condition,
             binds: &binds,
             order: "created_at DESC, id DESC",
+            source: None,
         };
         let (rows, total) = listing.page(self, offset, limit).await?;
         Ok((rows.iter().map(from_row).collect::<Result<_>>()?, total))

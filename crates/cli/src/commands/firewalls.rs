@@ -6,8 +6,10 @@ use barrack_api::firewalls::{
     CreateFirewallRequest, Firewall, FirewallAttachmentChange, FirewallQuery, InstanceFirewallList,
 };
 use barrack_api::instances::{SecurityRule, SecurityRuleRequest};
+use barrack_client::LabelledResource;
 use clap::Subcommand;
 
+use super::labels::{LabelChanges, change_labels, labels_of, parse_label};
 use super::{Ctx, Output, PageArgs};
 use crate::error::CliError;
 use crate::output::{Table, View, or_dash, yes_no};
@@ -35,6 +37,9 @@ pub enum Command {
         /// Only firewalls of this region
         #[arg(long)]
         region: Option<String>,
+        /// Only firewalls with this label (KEY=VALUE) or label key (KEY), repeatable: all must match
+        #[arg(long = "label", value_name = "KEY[=VALUE]")]
+        labels: Vec<String>,
         #[command(flatten)]
         page: PageArgs,
     },
@@ -49,6 +54,9 @@ pub enum Command {
     /// Create a firewall, optionally with its first rules
     #[command(after_help = CREATE_HELP)]
     Create {
+        /// Label the firewall, repeatable
+        #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
         /// Unique name: letters, digits, spaces, hyphens, underscores, dots
         #[arg(long)]
         name: String,
@@ -112,6 +120,14 @@ pub enum Command {
         #[command(flatten)]
         page: PageArgs,
     },
+    /// Set or remove a firewall's labels
+    #[command(after_help = "Example:\n  barrack firewalls labels ID --set team=ml --remove env")]
+    Labels {
+        /// The firewall's id (BRK-...F)
+        id: String,
+        #[command(flatten)]
+        changes: LabelChanges,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -155,14 +171,21 @@ pub enum RulesCommand {
 pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
     let client = &ctx.client;
     match command {
-        Command::List { region, page } => {
+        Command::List {
+            region,
+            page,
+            labels,
+        } => {
             let page = page.query();
             let query = FirewallQuery {
                 page: page.page,
                 limit: page.limit,
                 region,
             };
-            let data = ctx.call(client.firewalls(&query)).await?.data;
+            let data = ctx
+                .call(client.firewalls_labelled(&query, &labels))
+                .await?
+                .data;
             let mut table = Table::new(
                 &["ID", "NAME", "STATUS", "REGION", "RULES", "INSTANCES"],
                 "No firewalls.",
@@ -181,11 +204,15 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
             let ids: Vec<String> = data.firewalls.iter().map(|f| f.id.clone()).collect();
             Ok(Output::new(&data, view).ids(ids))
         }
+        Command::Labels { id, changes } => {
+            change_labels(ctx, LabelledResource::Firewalls, &id, changes).await
+        }
         Command::Show { id } => {
             let data = ctx.call(client.firewall(&id)).await?.data;
             Ok(firewall_output(&data))
         }
         Command::Create {
+            labels,
             name,
             region,
             description,
@@ -196,6 +223,7 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
                 description,
                 region,
                 rules,
+                labels: labels_of(labels),
             };
             let data = ctx.call(client.create_firewall(&request)).await?.data;
             Ok(firewall_output(&data).notice(

@@ -2,8 +2,10 @@
 //! `barrack instances deploy --image NAME` in its region.
 
 use barrack_api::images::{CreateImageRequest, Image, ImageQuery, SnapshotImageRelationship};
+use barrack_client::LabelledResource;
 use clap::Subcommand;
 
+use super::labels::{LabelChanges, change_labels, labels_of, parse_label};
 use super::{Ctx, Output, PageArgs};
 use crate::error::CliError;
 use crate::output::{Table, View, or_dash};
@@ -21,6 +23,9 @@ pub enum Command {
         /// Only images in this state (CREATING, SUCCESS, ERROR)
         #[arg(long)]
         status: Option<String>,
+        /// Only images with this label (KEY=VALUE) or label key (KEY), repeatable: all must match
+        #[arg(long = "label", value_name = "KEY[=VALUE]")]
+        labels: Vec<String>,
         #[command(flatten)]
         page: PageArgs,
     },
@@ -36,6 +41,9 @@ pub enum Command {
     #[command(after_help = "Example:\n  \
         barrack images create --snapshot BRK-A1B2C3S --name golden --description 'CUDA + drivers'")]
     Create {
+        /// Label the image, repeatable
+        #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
         /// The snapshot's id (BRK-...S)
         #[arg(long)]
         snapshot: String,
@@ -64,12 +72,21 @@ pub enum Command {
         #[arg(long)]
         batch: bool,
     },
+    /// Set or remove an image's labels
+    #[command(after_help = "Example:\n  barrack images labels ID --set team=ml --remove env")]
+    Labels {
+        /// The image's id (BRK-...I)
+        id: String,
+        #[command(flatten)]
+        changes: LabelChanges,
+    },
 }
 
 pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
     let client = &ctx.client;
     match command {
         Command::List {
+            labels,
             region,
             status,
             page,
@@ -81,7 +98,10 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
                 region,
                 status,
             };
-            let data = ctx.call(client.images(&query)).await?.data;
+            let data = ctx
+                .call(client.images_labelled(&query, &labels))
+                .await?
+                .data;
             let mut table = Table::new(
                 &["ID", "NAME", "STATUS", "REGION", "DISK", "SNAPSHOT", "OS"],
                 "No custom images.",
@@ -101,11 +121,15 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
             let ids: Vec<String> = data.images.iter().map(|i| i.id.clone()).collect();
             Ok(Output::new(&data, view).ids(ids))
         }
+        Command::Labels { id, changes } => {
+            change_labels(ctx, LabelledResource::Images, &id, changes).await
+        }
         Command::Show { id } => {
             let data = ctx.call(client.image(&id)).await?.data;
             Ok(image_output(&data))
         }
         Command::Create {
+            labels,
             snapshot,
             name,
             description,
@@ -114,6 +138,7 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
                 snapshot_id: snapshot,
                 name,
                 description,
+                labels: labels_of(labels),
             };
             let data = ctx.call(client.create_image(&request)).await?.data;
             let notice = format!(

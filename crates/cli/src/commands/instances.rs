@@ -10,10 +10,12 @@ use barrack_api::instances::{
     DeployRequest, DeployedInstance, Instance, InstanceAction, InstanceMetrics, InstanceQuery,
     NewVolumeRequest, OsVolumeRequest, Preflight, SecurityRule, SecurityRuleRequest, Specs,
 };
-use barrack_client::InstanceActionKind;
+use barrack_api::labels::InstancePatch;
+use barrack_client::{InstanceActionKind, LabelledResource};
 use clap::Subcommand;
 
 use super::events::events_output;
+use super::labels::{LabelChanges, change_labels, labels_of, labels_text, parse_label, parse_ttl};
 use super::{Ctx, Output, PageArgs, read_input_file};
 use crate::error::CliError;
 use crate::output::{Table, View, money, or_dash, yes_no};
@@ -110,6 +112,30 @@ pub enum Command {
         target: Target,
         #[command(flatten)]
         page: PageArgs,
+    },
+    /// Set, change or end an instance's lease (it deletes or hibernates itself at the end)
+    #[command(after_help = "Examples:\n  \
+        barrack instances lease trainer --ttl 2h --on-expiry hibernate\n  \
+        barrack instances lease trainer --expires-at 2025-01-15T18:00:00Z\n  \
+        barrack instances lease trainer --clear")]
+    Lease {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        lease: LeaseArgs,
+        /// End the lease: the instance stays
+        #[arg(long, conflicts_with_all = ["ttl", "expires_at", "on_expiry"])]
+        clear: bool,
+    },
+    /// Set or remove an instance's labels
+    #[command(
+        after_help = "Example:\n  barrack instances labels trainer --set team=ml --remove env"
+    )]
+    Labels {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        changes: LabelChanges,
     },
     /// Show an instance's utilisation: CPU, memory, network, disk and GPU
     #[command(after_help = "Examples:\n  \
@@ -226,8 +252,27 @@ pub struct DeployArgs {
     /// Deploy onto the GPUs and address a `--preflight --hold` reserved (same model, count and region)
     #[arg(long, value_name = "HOLD_ID")]
     hold_id: Option<String>,
+    /// Label the instance, repeatable
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    labels: Vec<(String, String)>,
+    #[command(flatten)]
+    lease: LeaseArgs,
     #[command(flatten)]
     wait: WaitArgs,
+}
+
+/// A lease: when the instance deletes or hibernates itself.
+#[derive(Debug, clap::Args)]
+pub struct LeaseArgs {
+    /// End the lease this long from now: 90m, 2h, 1d
+    #[arg(long, value_name = "DURATION", value_parser = parse_ttl, conflicts_with = "expires_at")]
+    ttl: Option<i64>,
+    /// End the lease at this time (RFC 3339, such as 2025-01-15T18:00:00Z)
+    #[arg(long, value_name = "TIME")]
+    expires_at: Option<String>,
+    /// What happens at the end: delete (default) or hibernate
+    #[arg(long, value_name = "ACTION", value_parser = ["delete", "hibernate"])]
+    on_expiry: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -244,6 +289,9 @@ pub struct ListArgs {
     /// Only instances whose name contains this, ignoring case
     #[arg(long)]
     name: Option<String>,
+    /// Only instances with this label (KEY=VALUE) or label key (KEY), repeatable: all must match
+    #[arg(long = "label", value_name = "KEY[=VALUE]")]
+    labels: Vec<String>,
     #[command(flatten)]
     page: PageArgs,
 }
@@ -316,10 +364,32 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
                 gpu_model: args.gpu_model,
                 name: args.name,
             };
-            let data = ctx.call(client.instances(&query)).await?.data;
+            let data = ctx
+                .call(client.instances_labelled(&query, &args.labels))
+                .await?
+                .data;
             let view = super::paged(instance_table(&data.instances), &data.pagination);
             let ids = instance_ids(&data.instances);
             Ok(Output::new(&data, view).ids(ids))
+        }
+        Command::Lease {
+            target,
+            lease,
+            clear,
+        } => {
+            let id = resolve(ctx, &target.target).await?;
+            let patch = InstancePatch {
+                ttl_minutes: lease.ttl,
+                expires_at: lease.expires_at,
+                on_expiry: lease.on_expiry,
+                clear_lease: clear,
+            };
+            let data = ctx.call(client.patch_instance(&id, &patch)).await?.data;
+            Ok(instance_output(data))
+        }
+        Command::Labels { target, changes } => {
+            let id = resolve(ctx, &target.target).await?;
+            change_labels(ctx, LabelledResource::Instances, &id, changes).await
         }
         Command::Show(target) => {
             let id = resolve(ctx, &target.target).await?;
@@ -527,6 +597,10 @@ async fn deploy(args: DeployArgs, ctx: &Ctx) -> Result<Output, CliError> {
         script_id: args.script_id,
         hold_id: args.hold_id,
         hold: args.hold,
+        labels: labels_of(args.labels),
+        ttl_minutes: args.lease.ttl,
+        expires_at: args.lease.expires_at,
+        on_expiry: args.lease.on_expiry,
     };
     let key = args.idempotency_key.unwrap_or_else(fresh_idempotency_key);
     let client = ctx.client.with_idempotency_key(key);
@@ -736,6 +810,14 @@ pub(super) fn instance_output(i: Instance) -> Output {
             ),
         ),
         ("Allowed actions", i.allowed_actions.join(", ")),
+        ("Labels", labels_text(&i.labels)),
+        (
+            "Lease",
+            i.lease.as_ref().map_or_else(
+                || "-".to_string(),
+                |l| format!("{} at {}", l.on_expiry, l.expires_at),
+            ),
+        ),
         ("Created", i.created_at.clone()),
         ("Updated", i.updated_at.clone()),
     ]);

@@ -18,6 +18,7 @@ pub mod firewalls;
 pub mod health;
 pub mod images;
 pub mod instances;
+pub mod labels;
 pub mod login;
 pub mod scripts;
 pub mod snapshots;

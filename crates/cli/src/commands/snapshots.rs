@@ -2,9 +2,11 @@
 //! list, show, delete, and restore one into a new instance with the same specs and disk.
 
 use barrack_api::snapshots::{CreateSnapshotRequest, Snapshot, SnapshotQuery};
+use barrack_client::LabelledResource;
 use clap::Subcommand;
 
 use super::instances::{deployed_output, instance_output, timeout};
+use super::labels::{LabelChanges, change_labels, labels_of, parse_label};
 use super::{Ctx, Output, PageArgs};
 use crate::error::CliError;
 use crate::output::{Table, View, money, or_dash, yes_no};
@@ -26,6 +28,9 @@ pub enum Command {
         /// Only snapshots of this instance (BRK-...D)
         #[arg(long)]
         instance: Option<String>,
+        /// Only snapshots with this label (KEY=VALUE) or label key (KEY), repeatable: all must match
+        #[arg(long = "label", value_name = "KEY[=VALUE]")]
+        labels: Vec<String>,
         #[command(flatten)]
         page: PageArgs,
     },
@@ -42,6 +47,9 @@ pub enum Command {
         barrack snapshots create --instance BRK-A1B2C3D --name nightly\n  \
         barrack snapshots create --instance BRK-A1B2C3D --name golden --image --description 'CUDA + drivers'")]
     Create {
+        /// Label the snapshot, repeatable
+        #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
         /// The instance's id (BRK-...D); it must be ACTIVE
         #[arg(long)]
         instance: String,
@@ -74,12 +82,21 @@ pub enum Command {
         #[command(flatten)]
         wait: WaitArgs,
     },
+    /// Set or remove a snapshot's labels
+    #[command(after_help = "Example:\n  barrack snapshots labels ID --set team=ml --remove env")]
+    Labels {
+        /// The snapshot's id (BRK-...S)
+        id: String,
+        #[command(flatten)]
+        changes: LabelChanges,
+    },
 }
 
 pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
     let client = &ctx.client;
     match command {
         Command::List {
+            labels,
             region,
             status,
             instance,
@@ -93,7 +110,10 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
                 status,
                 instance_id: instance,
             };
-            let data = ctx.call(client.snapshots(&query)).await?.data;
+            let data = ctx
+                .call(client.snapshots_labelled(&query, &labels))
+                .await?
+                .data;
             let mut table = Table::new(
                 &[
                     "ID", "NAME", "STATUS", "INSTANCE", "REGION", "GPUS", "DISK", "IMAGES",
@@ -118,11 +138,15 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
             let ids: Vec<String> = data.snapshots.iter().map(|s| s.id.clone()).collect();
             Ok(Output::new(&data, view).ids(ids))
         }
+        Command::Labels { id, changes } => {
+            change_labels(ctx, LabelledResource::Snapshots, &id, changes).await
+        }
         Command::Show { id } => {
             let data = ctx.call(client.snapshot(&id)).await?.data;
             Ok(snapshot_output(&data))
         }
         Command::Create {
+            labels,
             instance,
             name,
             description,
@@ -133,6 +157,7 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
                 name,
                 description,
                 is_image: image,
+                labels: labels_of(labels),
             };
             let data = ctx.call(client.create_snapshot(&request)).await?.data;
             Ok(snapshot_output(&data).notice(

@@ -4,8 +4,10 @@
 use barrack_api::volumes::{
     CreateVolumeRequest, Volume, VolumeAction, VolumeAttachmentChange, VolumeQuery,
 };
+use barrack_client::LabelledResource;
 use clap::Subcommand;
 
+use super::labels::{LabelChanges, change_labels, labels_of, parse_label};
 use super::{Ctx, Output, PageArgs};
 use crate::error::CliError;
 use crate::output::{Table, View, money, or_dash, yes_no};
@@ -23,6 +25,9 @@ pub enum Command {
         /// Only volumes in this state (creating, available, in-use, error, ...)
         #[arg(long)]
         status: Option<String>,
+        /// Only volumes with this label (KEY=VALUE) or label key (KEY), repeatable: all must match
+        #[arg(long = "label", value_name = "KEY[=VALUE]")]
+        labels: Vec<String>,
         #[command(flatten)]
         page: PageArgs,
     },
@@ -40,6 +45,9 @@ pub enum Command {
         barrack volumes create --size 100 --region CANADA-1 --type SSD \\\n    \
         --bootable --image 'Ubuntu Server 22.04 LTS R550 CUDA 12.4'")]
     Create {
+        /// Label the volume, repeatable
+        #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
         /// Unique name: letters, digits, spaces, hyphens, underscores, dots [default: the next free
         /// volumeN]
         #[arg(long)]
@@ -108,12 +116,21 @@ pub enum Command {
         #[arg(required = true)]
         ids: Vec<String>,
     },
+    /// Set or remove a volume's labels
+    #[command(after_help = "Example:\n  barrack volumes labels ID --set team=ml --remove env")]
+    Labels {
+        /// The volume's id (BRK-...V)
+        id: String,
+        #[command(flatten)]
+        changes: LabelChanges,
+    },
 }
 
 pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
     let client = &ctx.client;
     match command {
         Command::List {
+            labels,
             region,
             status,
             page,
@@ -125,7 +142,10 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
                 region,
                 status,
             };
-            let data = ctx.call(client.volumes(&query)).await?.data;
+            let data = ctx
+                .call(client.volumes_labelled(&query, &labels))
+                .await?
+                .data;
             let mut table = Table::new(
                 &[
                     "ID", "NAME", "STATUS", "SIZE", "TYPE", "REGION", "BOOT", "INSTANCE",
@@ -148,11 +168,15 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
             let ids: Vec<String> = data.volumes.iter().map(|v| v.id.clone()).collect();
             Ok(Output::new(&data, view).ids(ids))
         }
+        Command::Labels { id, changes } => {
+            change_labels(ctx, LabelledResource::Volumes, &id, changes).await
+        }
         Command::Show { id } => {
             let data = ctx.call(client.volume(&id)).await?.data;
             Ok(volume_output(&data))
         }
         Command::Create {
+            labels,
             name,
             size,
             region,
@@ -180,6 +204,7 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
                 volume_type,
                 bootable,
                 image_name: image,
+                labels: labels_of(labels),
             };
             let data = ctx.call(client.create_volume(&request)).await?.data;
             Ok(volume_output(&data)

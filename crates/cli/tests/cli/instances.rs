@@ -452,3 +452,130 @@ async fn preflight_and_holds_through_the_cli() {
     assert_eq!(refused.code, 2, "--hold needs --preflight: {refused:?}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labels_and_leases_through_the_cli() {
+    let server = TestServer::start().await;
+    server.fund_operator(100).await;
+    let cli = server.barrack();
+    import_key(&server, &cli).await;
+    let ml = cli
+        .run(&deploy_args(
+            "labelled",
+            &[
+                "--label",
+                "team=ml",
+                "--label",
+                "env=prod",
+                "--ttl",
+                "90m",
+                "--on-expiry",
+                "hibernate",
+                "-o",
+                "json",
+            ],
+        ))
+        .await
+        .json()["instance_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    cli.run(&deploy_args("plain", &["--label", "team=web", "-q"]))
+        .await
+        .ok();
+
+    let shown = cli
+        .run(&["instances", "show", &ml, "-o", "json"])
+        .await
+        .json();
+    assert_eq!(
+        shown["labels"],
+        serde_json::json!({"env": "prod", "team": "ml"})
+    );
+    assert_eq!(shown["lease"]["on_expiry"], "hibernate");
+    assert_eq!(shown["lease"]["expires_at"], "2025-01-15T12:00:00Z");
+    let text = cli.run(&["instances", "show", &ml]).await;
+    assert!(text.ok().contains("env=prod, team=ml"), "{text:?}");
+    assert!(
+        text.ok().contains("hibernate at 2025-01-15T12:00:00Z"),
+        "{text:?}"
+    );
+
+    // Filters: equality, existence, both.
+    let listed = cli
+        .run(&["instances", "list", "--label", "team=ml", "-q"])
+        .await;
+    assert_eq!(listed.lines(), [ml.as_str()], "{listed:?}");
+    let listed = cli
+        .run(&["instances", "list", "--label", "team", "-q"])
+        .await;
+    assert_eq!(listed.lines().len(), 2, "{listed:?}");
+    let listed = cli
+        .run(&[
+            "instances",
+            "list",
+            "--label",
+            "team",
+            "--label",
+            "env",
+            "-q",
+        ])
+        .await;
+    assert_eq!(listed.lines(), [ml.as_str()], "{listed:?}");
+
+    // Changed and removed, then the lease moved and ended.
+    let changed = cli
+        .run(&[
+            "instances",
+            "labels",
+            "labelled",
+            "--set",
+            "owner=ana",
+            "--remove",
+            "env",
+            "-o",
+            "json",
+        ])
+        .await
+        .json();
+    assert_eq!(
+        changed["labels"],
+        serde_json::json!({"owner": "ana", "team": "ml"})
+    );
+    let leased = cli
+        .run(&[
+            "instances",
+            "lease",
+            "labelled",
+            "--ttl",
+            "2h",
+            "-o",
+            "json",
+        ])
+        .await
+        .json();
+    assert_eq!(leased["lease"]["expires_at"], "2025-01-15T12:30:00Z");
+    assert_eq!(leased["lease"]["on_expiry"], "delete");
+    let ended = cli
+        .run(&["instances", "lease", "labelled", "--clear", "-o", "json"])
+        .await
+        .json();
+    assert_eq!(ended["lease"], serde_json::Value::Null);
+
+    // The API's field errors, as for every command.
+    let bad = cli
+        .run(&["instances", "labels", "labelled", "--set", "Bad=x"])
+        .await;
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("labels.Bad"), "{bad:?}");
+    let bad = cli
+        .run(&["instances", "lease", "labelled", "--ttl", "0m"])
+        .await;
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("ttl_minutes"), "{bad:?}");
+    let bad = cli
+        .run(&["instances", "lease", "labelled", "--ttl", "1w"])
+        .await;
+    assert_ne!(bad.code, 0, "{bad:?}");
+    server.stop().await;
+}

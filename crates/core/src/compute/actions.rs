@@ -4,8 +4,8 @@
 
 use barrack_api::Currency;
 use barrack_api::instances::InstanceAction;
-use barrack_store::capacity;
-use barrack_store::instances::{self, InstanceChange};
+use barrack_store::instances::{self, InstanceChange, InstanceRow};
+use barrack_store::{Tx, capacity};
 use rust_decimal::Decimal;
 
 use crate::accounts::{Caller, actor};
@@ -13,7 +13,7 @@ use crate::billing::Depletion;
 use crate::billing::balance_guard::require_balance;
 use crate::billing::commitments::require_commitment;
 use crate::catalog::price;
-use crate::compute::instances::{InstanceService, JobAction, parse_state, record_event_at};
+use crate::compute::instances::{InstanceService, parse_state, record_event_at};
 use crate::platform::idempotency;
 use crate::platform::lifecycle::Action;
 use crate::{Error, Result};
@@ -130,32 +130,17 @@ impl InstanceService {
                 continue;
             }
             let state = parse_state(&row.status)?;
-            let (through, _) = Action::Hibernate.begin(state)?;
-            let now = self.now();
+            if Action::Hibernate.transition(state).is_none() {
+                continue;
+            }
             let mut tx = self.context.store.begin().await?;
-            let change = InstanceChange {
-                status: Some(through.as_str().into()),
-                ..Default::default()
-            };
-            if !instances::update(&mut tx, &row.id, row.generation, &change, now).await? {
+            let cause = "hibernated: the account's credit balance reached zero";
+            if !self
+                .begin_for_system(&mut tx, &row, Action::Hibernate, cause, self.now())
+                .await?
+            {
                 continue; // changed meanwhile; the next meter run looks again
             }
-            let generation = row.generation + 1;
-            let cause = "hibernated: the account's credit balance reached zero";
-            record_event_at(
-                &self.context.config,
-                &mut tx,
-                &row,
-                Some(state),
-                through,
-                "system",
-                cause,
-                generation,
-                now,
-            )
-            .await?;
-            self.enqueue(&mut tx, &row.id, JobAction::Hibernate, generation, now)
-                .await?;
             tx.commit().await.map_err(Error::internal)?;
             hibernated += 1;
         }
@@ -163,6 +148,48 @@ impl InstanceService {
             self.context.work.notify_one();
         }
         Ok(hibernated)
+    }
+}
+
+impl InstanceService {
+    /// Begins `action` on the instance for the system (depletion, a lease ending) in the caller's
+    /// transaction: its transitional state, event and job. False when the instance changed since `row`
+    /// was read or the action does not apply in its state; the caller then reads it again or lets it be.
+    pub(crate) async fn begin_for_system(
+        &self,
+        tx: &mut Tx,
+        row: &InstanceRow,
+        action: Action,
+        cause: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let state = parse_state(&row.status)?;
+        let Some((through, _)) = action.transition(state) else {
+            return Ok(false);
+        };
+        let change = InstanceChange {
+            status: Some(through.as_str().into()),
+            ..Default::default()
+        };
+        if !instances::update(tx, &row.id, row.generation, &change, now).await? {
+            return Ok(false);
+        }
+        let generation = row.generation + 1;
+        record_event_at(
+            &self.context.config,
+            tx,
+            row,
+            Some(state),
+            through,
+            "system",
+            cause,
+            generation,
+            now,
+        )
+        .await?;
+        self.enqueue(tx, &row.id, action.into(), generation, now)
+            .await?;
+        Ok(true)
     }
 }
 

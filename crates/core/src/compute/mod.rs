@@ -6,6 +6,7 @@ mod actions;
 pub mod deploy;
 pub mod instance_worker;
 pub mod instances;
+pub mod leases;
 mod machines;
 mod restore;
 pub mod simulation;

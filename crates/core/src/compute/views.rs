@@ -7,8 +7,10 @@ use barrack_api::instances::{
     GpuCharge, HibernatedSummary, Instance, InstanceBilling, InstanceList, InstanceQuery,
     InstanceWaitQuery, Specs, StorageCharge, VolumeCharge,
 };
+use barrack_api::labels::Lease;
 use barrack_api::{Currency, PageQuery, PageRequest, Pagination, Tier};
 use barrack_store::instances::{InstanceChildren, InstanceFilter, InstanceRow, RuleRow};
+use barrack_store::leases::LeaseRow;
 use barrack_store::volumes::VolumeRow;
 use rust_decimal::Decimal;
 
@@ -84,8 +86,15 @@ impl InstanceService {
         }
     }
 
-    pub async fn list(&self, caller: &Caller, query: InstanceQuery) -> Result<InstanceList> {
+    /// A page of the caller's instances; `labels` are the `?label=` filters, ANDed.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        query: InstanceQuery,
+        labels: &[String],
+    ) -> Result<InstanceList> {
         let page = page_of(query.page, query.limit)?;
+        let labels = crate::platform::labels::selectors(labels)?;
         if let Some(status) = &query.status {
             InstanceState::parse(status)
                 .ok_or_else(|| Error::field("status", format!("Unknown status '{status}'")))?;
@@ -99,6 +108,7 @@ impl InstanceService {
             region: query.region,
             gpu_model: query.gpu_model,
             name_contains: query.name,
+            labels,
             include_deleted: false,
         };
         let (rows, total) = self
@@ -149,6 +159,7 @@ impl InstanceService {
                 status: Some("ACTIVE".into()),
                 ..Default::default()
             },
+            &[],
         )
         .await
     }
@@ -248,13 +259,19 @@ impl InstanceService {
         // The effective rules: the instance's own, then those of its firewalls (`source` says which).
         let mut firewall_rules =
             crate::network::firewalls::firewall_rules_by_instance(children.firewall_rules);
+        let mut labels = children.labels;
+        let mut leases = children.leases;
         rows.into_iter()
             .map(|row| {
                 let own = rules.remove(&row.id).unwrap_or_default();
                 let attached = volumes.remove(&row.id).unwrap_or_default();
                 let from_firewalls = firewall_rules.remove(&row.id).unwrap_or_default();
+                let instance_labels = labels.remove(&row.id).unwrap_or_default();
+                let lease = leases.remove(&row.id).map(|l| lease_view(&l));
                 let mut view = self.view_with(row, &own, &attached)?;
                 view.security_rules.extend(from_firewalls);
+                view.labels = instance_labels;
+                view.lease = lease;
                 Ok(view)
             })
             .collect()
@@ -333,7 +350,16 @@ impl InstanceService {
             },
             created_at: format_ms(row.created_at),
             updated_at: format_ms(row.updated_at),
+            labels: Default::default(),
+            lease: None,
         })
+    }
+}
+
+pub(crate) fn lease_view(lease: &LeaseRow) -> Lease {
+    Lease {
+        expires_at: format_ms(lease.expires_at),
+        on_expiry: lease.on_expiry.clone(),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod events;
 pub mod idempotency;
 pub mod ids;
 pub mod jobs;
+pub mod labels;
 pub mod lifecycle;
 pub mod money;
 pub mod validate;

@@ -24,6 +24,7 @@ use crate::platform::clock::format_ms;
 use crate::platform::config::Config;
 use crate::platform::idempotency;
 use crate::platform::ids::{IdKind, new_id};
+use crate::platform::labels::{self, Labelled};
 use crate::platform::validate::{Validator, check_label};
 use crate::storage::snapshots::{
     SnapshotJobAction, SnapshotService, SnapshotState, check_description, clean_description,
@@ -110,6 +111,7 @@ impl ImageService {
             "snapshot_id",
             "snapshot_id is required",
         );
+        labels::check_labels(&mut v, "labels", &request.labels);
         v.finish()?;
         for _ in 0..5 {
             let snapshot = self.snapshots().owned(caller, &snapshot_id).await?;
@@ -155,7 +157,16 @@ impl ImageService {
                 now,
             )
             .await?;
-            let image = view(row);
+            labels::write(
+                &mut tx,
+                Labelled::Image,
+                &row.id,
+                &row.account_id,
+                &request.labels,
+            )
+            .await?;
+            let mut image = view(row);
+            image.labels = request.labels.clone();
             idempotency::commit(tx, &image).await?;
             return Ok(image);
         }
@@ -166,7 +177,12 @@ impl ImageService {
     }
 
     /// `GET /api/images/`.
-    pub async fn list(&self, caller: &Caller, query: ImageQuery) -> Result<ImageList> {
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        query: ImageQuery,
+        label_filters: &[String],
+    ) -> Result<ImageList> {
         let page = PageQuery {
             page: query.page,
             limit: query.limit,
@@ -193,21 +209,27 @@ impl ImageService {
         let filter = ImageFilter {
             status,
             region: query.region,
+            labels: labels::selectors(label_filters)?,
         };
         let (rows, total) = self
             .context
             .store
             .images(caller.account_id(), &filter, page.offset(), page.limit)
             .await?;
+        let mut images: Vec<Image> = rows.into_iter().map(view).collect();
+        labels::fill(&self.context.store, Labelled::Image, &mut images).await?;
         Ok(ImageList {
-            images: rows.into_iter().map(view).collect(),
+            images,
             pagination: Pagination::new(page, total),
         })
     }
 
     /// `GET /api/images/{id}/`.
     pub async fn get(&self, caller: &Caller, id: &str) -> Result<Image> {
-        Ok(view(self.owned(caller, id).await?))
+        let mut image = [view(self.owned(caller, id).await?)];
+        labels::fill(&self.context.store, Labelled::Image, &mut image).await?;
+        let [image] = image;
+        Ok(image)
     }
 
     /// `DELETE /api/images/{id}/`: a `SUCCESS` or `ERROR` image, at once. When its snapshot is deleted
@@ -430,6 +452,7 @@ fn view(row: ImageRow) -> Image {
         os_volume_type: row.os_volume_type,
         created_at: format_ms(row.created_at),
         updated_at: format_ms(row.updated_at),
+        labels: Default::default(),
     }
 }
 

@@ -163,6 +163,7 @@ impl SnapshotService {
             "instance_id",
             "instance_id is required",
         );
+        crate::platform::labels::check_labels(&mut v, "labels", &request.labels);
         v.finish()?;
 
         // Profile and balance.
@@ -223,6 +224,14 @@ impl SnapshotService {
                 continue; // the instance changed under us: read it again and decide again
             }
             insert_snapshot(&mut tx, &row).await?;
+            crate::platform::labels::write(
+                &mut tx,
+                crate::platform::labels::Labelled::Snapshot,
+                &row.id,
+                &row.account_id,
+                &request.labels,
+            )
+            .await?;
             record_event(
                 self.config(),
                 &mut tx,
@@ -314,7 +323,12 @@ impl SnapshotService {
     }
 
     /// `GET /api/snapshots/`.
-    pub async fn list(&self, caller: &Caller, query: SnapshotQuery) -> Result<SnapshotList> {
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        query: SnapshotQuery,
+        label_filters: &[String],
+    ) -> Result<SnapshotList> {
         let page = PageQuery {
             page: query.page,
             limit: query.limit,
@@ -342,6 +356,7 @@ impl SnapshotService {
             status,
             region: query.region,
             instance_id: query.instance_id,
+            labels: crate::platform::labels::selectors(label_filters)?,
         };
         let (rows, total) = self
             .context
@@ -440,6 +455,12 @@ impl SnapshotService {
             view.image_count = count;
             views.push(view);
         }
+        crate::platform::labels::fill(
+            &self.context.store,
+            crate::platform::labels::Labelled::Snapshot,
+            &mut views,
+        )
+        .await?;
         Ok(views)
     }
 
@@ -489,6 +510,7 @@ impl SnapshotService {
             instance_id: row.instance_id,
             created_at: format_ms(row.created_at),
             updated_at: format_ms(row.updated_at),
+            labels: Default::default(),
         })
     }
 }

@@ -80,6 +80,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     }
 }
 
+/// Every `label` parameter of the query (`?label=team=ml&label=env`), in order: the label filters of a
+/// list, which a struct of single parameters cannot hold.
+pub struct LabelParams(pub Vec<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for LabelParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        Ok(LabelParams(
+            form_urlencoded_parse(query)
+                .filter(|(name, _)| name == "label")
+                .map(|(_, value)| value.into_owned())
+                .collect(),
+        ))
+    }
+}
+
 fn form_urlencoded_parse(query: &str) -> form_urlencoded::Parse<'_> {
     form_urlencoded::parse(query.as_bytes())
 }

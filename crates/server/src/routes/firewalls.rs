@@ -17,6 +17,7 @@ use crate::http::{ApiResult, Auth, Body, Created, PathId, PathIds, Query, Succes
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_firewalls, create_firewall))
+        .routes(routes!(patch_firewall_labels))
         .routes(routes!(list_firewall_protocols))
         .routes(routes!(get_firewall, delete_firewall))
         .routes(routes!(add_firewall_rule))
@@ -28,7 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// List firewalls
-#[utoipa::path(get, path = "/api/firewalls/", tag = "Firewalls", params(FirewallQuery),
+#[utoipa::path(get, path = "/api/firewalls/", tag = "Firewalls", params(FirewallQuery, barrack_api::labels::LabelQuery),
     responses((status = 200, body = Envelope<FirewallList>), (status = 400, body = ErrorResponse),
               (status = 401, body = ErrorResponse)),
     security(("api_key" = []), ("bearer" = [])))]
@@ -36,8 +37,13 @@ async fn list_firewalls(
     State(state): State<AppState>,
     Auth(caller): Auth,
     Query(query): Query<FirewallQuery>,
+    crate::http::LabelParams(labels): crate::http::LabelParams,
 ) -> ApiResult<Success<FirewallList>> {
-    let list = state.services.firewalls.list(&caller, query).await?;
+    let list = state
+        .services
+        .firewalls
+        .list(&caller, query, &labels)
+        .await?;
     Ok(Success("Firewalls retrieved successfully", list))
 }
 
@@ -216,3 +222,10 @@ async fn list_instance_firewalls(
     let list = state.services.firewalls.of_instance(&caller, &id).await?;
     Ok(Success("Instance firewalls retrieved successfully", list))
 }
+
+crate::routes::labels::labels_handler!(
+    patch_firewall_labels,
+    "/api/firewalls/{id}/labels/",
+    "Firewalls",
+    barrack_core::labels::Labelled::Firewall
+);

@@ -16,13 +16,14 @@ use crate::http::{ApiResult, Auth, Body, Created, PathId, Query, Success};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_images, create_image))
+        .routes(routes!(patch_image_labels))
         .routes(routes!(get_image, delete_image))
         .routes(routes!(get_snapshot_image_relationship))
         .routes(routes!(get_snapshot_image_relationships))
 }
 
 /// List custom images
-#[utoipa::path(get, path = "/api/images/", tag = "Images", params(ImageQuery),
+#[utoipa::path(get, path = "/api/images/", tag = "Images", params(ImageQuery, barrack_api::labels::LabelQuery),
     responses((status = 200, body = Envelope<ImageList>), (status = 400, body = ErrorResponse),
               (status = 401, body = ErrorResponse)),
     security(("api_key" = []), ("bearer" = [])))]
@@ -30,8 +31,9 @@ async fn list_images(
     State(state): State<AppState>,
     Auth(caller): Auth,
     Query(query): Query<ImageQuery>,
+    crate::http::LabelParams(labels): crate::http::LabelParams,
 ) -> ApiResult<Success<ImageList>> {
-    let list = state.services.images.list(&caller, query).await?;
+    let list = state.services.images.list(&caller, query, &labels).await?;
     Ok(Success("Images retrieved successfully", list))
 }
 
@@ -119,3 +121,10 @@ async fn get_snapshot_image_relationships(
         relationships,
     ))
 }
+
+crate::routes::labels::labels_handler!(
+    patch_image_labels,
+    "/api/images/{id}/labels/",
+    "Images",
+    barrack_core::labels::Labelled::Image
+);

@@ -7,14 +7,18 @@ use barrack_api::instances::{
     InstanceAction, InstanceList, InstanceMetrics, InstanceQuery, InstanceWaitQuery, Preflight,
     RemoveSecurityRuleResponse, SecurityRule, SecurityRuleRequest, TogglePublicIp,
 };
+use barrack_api::labels::{InstancePatch, LabelQuery};
 use barrack_api::{Envelope, ErrorResponse, PageQuery};
 use barrack_core::accounts::Caller;
+use barrack_core::labels::Labelled;
 use barrack_core::lifecycle::Action;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::http::{ApiResult, Auth, Body, Created, PathId, PathIds, Query, Success, context};
+use crate::http::{
+    ApiResult, Auth, Body, Created, LabelParams, PathId, PathIds, Query, Success, context,
+};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -25,7 +29,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_hibernated_instances))
         .routes(routes!(list_snapshot_eligible_instances))
         .routes(routes!(list_events))
-        .routes(routes!(get_instance, delete_instance))
+        .routes(routes!(get_instance, delete_instance, patch_instance))
+        .routes(routes!(patch_instance_labels))
         .routes(routes!(start_instance))
         .routes(routes!(stop_instance))
         .routes(routes!(reboot_instance))
@@ -103,7 +108,7 @@ async fn release_deploy_hold(
 }
 
 /// List instances
-#[utoipa::path(get, path = "/api/instances/", tag = "Instances", params(InstanceQuery),
+#[utoipa::path(get, path = "/api/instances/", tag = "Instances", params(InstanceQuery, LabelQuery),
     responses((status = 200, body = Envelope<InstanceList>), (status = 400, body = ErrorResponse),
               (status = 401, body = ErrorResponse)),
     security(("api_key" = []), ("bearer" = [])))]
@@ -111,8 +116,13 @@ async fn list_instances(
     State(state): State<AppState>,
     Auth(caller): Auth,
     Query(query): Query<InstanceQuery>,
+    LabelParams(labels): LabelParams,
 ) -> ApiResult<Success<InstanceList>> {
-    let list = state.services.instances.list(&caller, query).await?;
+    let list = state
+        .services
+        .instances
+        .list(&caller, query, &labels)
+        .await?;
     Ok(Success("Instances retrieved successfully", list))
 }
 
@@ -138,6 +148,33 @@ async fn get_instance(
         .await?;
     Ok(Success("Instance retrieved successfully", instance))
 }
+
+/// Set, change or end the instance's lease
+///
+/// A lease deletes or hibernates the instance at its end (`ttl_minutes` from now, or `expires_at`);
+/// `clear_lease: true` ends it. Answers the instance.
+#[utoipa::path(patch, path = "/api/instances/{id}/", tag = "Instances", params(("id" = String, Path)),
+    request_body = InstancePatch,
+    responses((status = 200, body = Envelope<Instance>), (status = 400, body = ErrorResponse),
+              (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse),
+              (status = 409, body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn patch_instance(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    PathId(id): PathId,
+    Body(patch): Body<InstancePatch>,
+) -> ApiResult<Success<Instance>> {
+    let instance = state.services.instances.patch(&caller, &id, patch).await?;
+    Ok(Success("Instance updated", instance))
+}
+
+crate::routes::labels::labels_handler!(
+    patch_instance_labels,
+    "/api/instances/{id}/labels/",
+    "Instances",
+    Labelled::Instance
+);
 
 async fn act(
     state: &AppState,

@@ -12,6 +12,7 @@ pub mod firewalls;
 pub mod health;
 pub mod images;
 pub mod instances;
+pub mod labels;
 pub mod ledger;
 pub mod openai;
 pub mod scripts;

@@ -16,12 +16,13 @@ use crate::http::{ApiResult, Auth, Body, Created, PathId, Query, Success};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_snapshots, create_snapshot))
+        .routes(routes!(patch_snapshot_labels))
         .routes(routes!(get_snapshot, delete_snapshot))
         .routes(routes!(restore_snapshot))
 }
 
 /// List snapshots
-#[utoipa::path(get, path = "/api/snapshots/", tag = "Snapshots", params(SnapshotQuery),
+#[utoipa::path(get, path = "/api/snapshots/", tag = "Snapshots", params(SnapshotQuery, barrack_api::labels::LabelQuery),
     responses((status = 200, body = Envelope<SnapshotList>), (status = 400, body = ErrorResponse),
               (status = 401, body = ErrorResponse)),
     security(("api_key" = []), ("bearer" = [])))]
@@ -29,8 +30,13 @@ async fn list_snapshots(
     State(state): State<AppState>,
     Auth(caller): Auth,
     Query(query): Query<SnapshotQuery>,
+    crate::http::LabelParams(labels): crate::http::LabelParams,
 ) -> ApiResult<Success<SnapshotList>> {
-    let list = state.services.snapshots.list(&caller, query).await?;
+    let list = state
+        .services
+        .snapshots
+        .list(&caller, query, &labels)
+        .await?;
     Ok(Success("Snapshots retrieved successfully", list))
 }
 
@@ -99,3 +105,10 @@ async fn restore_snapshot(
         .await?;
     Ok(Created("Snapshot restore started", instance))
 }
+
+crate::routes::labels::labels_handler!(
+    patch_snapshot_labels,
+    "/api/snapshots/{id}/labels/",
+    "Snapshots",
+    barrack_core::labels::Labelled::Snapshot
+);

@@ -15,6 +15,7 @@ use crate::http::{ApiResult, Auth, Body, Created, PathId, Query, Success};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_volumes, create_volume))
+        .routes(routes!(patch_volume_labels))
         .routes(routes!(list_volume_types))
         .routes(routes!(get_volume, delete_volume))
         .routes(routes!(resize_volume))
@@ -24,7 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// List volumes
-#[utoipa::path(get, path = "/api/volumes/", tag = "Volumes", params(VolumeQuery),
+#[utoipa::path(get, path = "/api/volumes/", tag = "Volumes", params(VolumeQuery, barrack_api::labels::LabelQuery),
     responses((status = 200, body = Envelope<VolumeList>), (status = 400, body = ErrorResponse),
               (status = 401, body = ErrorResponse)),
     security(("api_key" = []), ("bearer" = [])))]
@@ -32,8 +33,9 @@ async fn list_volumes(
     State(state): State<AppState>,
     Auth(caller): Auth,
     Query(query): Query<VolumeQuery>,
+    crate::http::LabelParams(labels): crate::http::LabelParams,
 ) -> ApiResult<Success<VolumeList>> {
-    let list = state.services.volumes.list(&caller, query).await?;
+    let list = state.services.volumes.list(&caller, query, &labels).await?;
     Ok(Success("Volumes retrieved successfully", list))
 }
 
@@ -169,3 +171,10 @@ async fn detach_volumes(
     let done = state.services.volumes.detach(&caller, &id, request).await?;
     Ok(Success("Volumes detaching", done))
 }
+
+crate::routes::labels::labels_handler!(
+    patch_volume_labels,
+    "/api/volumes/{id}/labels/",
+    "Volumes",
+    barrack_core::labels::Labelled::Volume
+);

@@ -72,6 +72,7 @@ async fn a_volume_cannot_grow_past_the_balance(db: Db) {
             volume_type: "NVMe".into(),
             bootable: false,
             image_name: None,
+            labels: Default::default(),
         })
         .await
         .unwrap()

@@ -245,6 +245,7 @@ async fn one_history(db: Db, seed: u64) {
                             volume_type: "NVMe".into(),
                             bootable: false,
                             image_name: None,
+                            labels: Default::default(),
                         })
                         .await
                         .unwrap()

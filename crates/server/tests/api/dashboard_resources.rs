@@ -651,6 +651,7 @@ async fn another_accounts_resources_are_404_pages(db: Db) {
             volume_type: "NVMe".into(),
             bootable: false,
             image_name: None,
+            labels: Default::default(),
         })
         .await
         .unwrap()
@@ -662,6 +663,7 @@ async fn another_accounts_resources_are_404_pages(db: Db) {
             description: None,
             region: "FINLAND-1".into(),
             rules: Vec::new(),
+            labels: Default::default(),
         })
         .await
         .unwrap()
@@ -674,6 +676,7 @@ async fn another_accounts_resources_are_404_pages(db: Db) {
             name: "their-snapshot".into(),
             description: None,
             is_image: true,
+            labels: Default::default(),
         })
         .await
         .unwrap()

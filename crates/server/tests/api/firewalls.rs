@@ -71,6 +71,7 @@ fn firewall(name: &str, region: &str, rules: Vec<SecurityRuleRequest>) -> Create
         description: Some(format!("{name} rules")),
         region: region.into(),
         rules,
+        labels: Default::default(),
     }
 }
 

@@ -74,6 +74,7 @@ async fn a_taken_volume_id_is_reported_and_a_taken_name_stays_a_conflict(db: Db)
         volume_type: "NVMe".into(),
         bootable: false,
         image_name: None,
+        labels: Default::default(),
     };
     let id = client.create_volume(&request).await.unwrap().data.id;
     let store = app.services().store();

@@ -225,6 +225,7 @@ async fn images_stop_at_the_limit(db: Db) {
             name: "base".into(),
             description: None,
             is_image: false,
+            labels: Default::default(),
         })
         .await
         .unwrap()
@@ -240,6 +241,7 @@ async fn images_stop_at_the_limit(db: Db) {
                     snapshot_id: snapshot,
                     name: format!("image {i}"),
                     description: None,
+                    labels: Default::default(),
                 })
                 .await
         }

@@ -33,6 +33,8 @@ mod instance_ids;
 mod instances;
 mod jobs;
 mod key_revocation;
+mod labels;
+mod leases;
 mod ledger;
 #[cfg(feature = "libvirt")]
 mod libvirt;

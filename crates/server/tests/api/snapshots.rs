@@ -100,6 +100,7 @@ fn snapshot_request(instance_id: &str, name: &str, is_image: bool) -> CreateSnap
         name: name.into(),
         description: None,
         is_image,
+        labels: Default::default(),
     }
 }
 
@@ -126,6 +127,7 @@ fn image_request(snapshot_id: &str, name: &str) -> CreateImageRequest {
         snapshot_id: snapshot_id.into(),
         name: name.into(),
         description: None,
+        labels: Default::default(),
     }
 }
 

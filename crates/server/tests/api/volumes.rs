@@ -37,6 +37,7 @@ fn volume(name: &str, size: u32, region: &str, volume_type: &str) -> CreateVolum
         volume_type: volume_type.into(),
         bootable: false,
         image_name: None,
+        labels: Default::default(),
     }
 }
 
@@ -823,6 +824,7 @@ async fn deploy_boots_from_a_volume_and_attaches_existing_and_new_ones(db: Db) {
         volume_type: "NVMe".into(),
         bootable,
         image_name: bootable.then(|| IMAGE.to_string()),
+        labels: Default::default(),
     };
     let boot = available_volume(&app, &client, volume("root-disk", 200, true)).await;
     let data = available_volume(&app, &client, volume("datasets", 1024, false)).await;

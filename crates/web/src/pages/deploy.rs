@@ -155,6 +155,7 @@ async fn deploy_page(
                 region: None,
                 status: Some("SUCCESS".into()),
             },
+            &[],
         )
         .await?
         .images
@@ -171,6 +172,7 @@ async fn deploy_page(
                 region: None,
                 status: Some("available".into()),
             },
+            &[],
         )
         .await?
         .volumes
@@ -301,6 +303,10 @@ pub async fn submit(
         script_id: some(&values.script_id),
         hold_id: None,
         hold: false,
+        labels: Default::default(),
+        ttl_minutes: None,
+        expires_at: None,
+        on_expiry: None,
     };
     match state
         .services

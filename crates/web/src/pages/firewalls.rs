@@ -51,6 +51,7 @@ async fn firewalls_page(
                 limit: Some(PAGE_SIZE),
                 region: (!filter_region.is_empty()).then(|| filter_region.clone()),
             },
+            &[],
         )
         .await?;
     let p = list.pagination;
@@ -110,6 +111,7 @@ pub async fn create(
         description: form.get("description"),
         region: form.get("region").unwrap_or_default(),
         rules: Vec::new(),
+        labels: Default::default(),
     };
     match state
         .services

@@ -91,6 +91,7 @@ async fn images_page(
                 region: some(&f.region),
                 status: some(&f.status),
             },
+            &[],
         )
         .await;
     // A filter the API refuses is shown at its field, with the unfiltered list.
@@ -108,6 +109,7 @@ async fn images_page(
                         limit: Some(PAGE_SIZE),
                         ..ImageQuery::default()
                     },
+                    &[],
                 )
                 .await?
         }
@@ -123,6 +125,7 @@ async fn images_page(
                 status: Some("SUCCESS".into()),
                 ..SnapshotQuery::default()
             },
+            &[],
         )
         .await?
         .snapshots
@@ -198,6 +201,7 @@ pub async fn create(
         snapshot_id: form.get("snapshot_id").unwrap_or_default(),
         name: form.get("name").unwrap_or_default(),
         description: form.get("description"),
+        labels: Default::default(),
     };
     match state
         .services

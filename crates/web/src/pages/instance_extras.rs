@@ -413,6 +413,7 @@ pub async fn section(
                     region: Some(instance.region.clone()),
                     status: Some("available".into()),
                 },
+                &[],
             )
             .await?
             .volumes
@@ -438,6 +439,7 @@ pub async fn section(
                 limit: Some(100),
                 region: Some(instance.region.clone()),
             },
+            &[],
         )
         .await?
         .firewalls

@@ -173,6 +173,7 @@ async fn rows_of(
                 gpu_model: None,
                 name: none_if_empty(&f.name),
             },
+            &[],
         )
         .await?;
     let instances: Vec<InstanceView> = list.instances.iter().map(InstanceView::of).collect();
@@ -301,6 +302,7 @@ pub async fn batch(
                                 "Taken with other instances from the dashboard".into(),
                             ),
                             is_image: false,
+                            labels: Default::default(),
                         },
                     )
                     .await
@@ -562,6 +564,7 @@ pub async fn snapshot(
         name: name.clone(),
         description: form.get("description"),
         is_image: form.checked("is_image"),
+        labels: Default::default(),
     };
     match state
         .services

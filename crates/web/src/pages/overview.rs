@@ -40,7 +40,7 @@ pub async fn page(
             limit: Some(1),
             ..InstanceQuery::default()
         };
-        services.instances.list(caller, query)
+        services.instances.list(caller, query, &[])
     };
     let running = count(Some("ACTIVE")).await?.pagination.total;
     let hibernated = count(Some("HIBERNATED")).await?.pagination.total;

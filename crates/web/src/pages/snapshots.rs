@@ -99,6 +99,7 @@ pub async fn list(
                 limit: Some(PAGE_SIZE),
                 ..SnapshotQuery::default()
             },
+            &[],
         )
         .await?;
     let snapshots: Vec<SnapshotView> = list.snapshots.iter().map(SnapshotView::of).collect();

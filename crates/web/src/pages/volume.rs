@@ -59,6 +59,7 @@ async fn volume_page(
                     region: Some(v.region.clone()),
                     ..InstanceQuery::default()
                 },
+                &[],
             )
             .await?
             .instances

@@ -83,6 +83,7 @@ async fn volumes_page(
                 region: some(&filter_region),
                 status: some(&filter_status),
             },
+            &[],
         )
         .await?;
     let regions = state.services.catalog.regions(&CatalogQuery {
@@ -195,6 +196,7 @@ pub async fn create(
                         volume_type: volume_type.clone(),
                         bootable: false,
                         image_name: None,
+                        labels: Default::default(),
                     },
                 )
                 .await

@@ -13,6 +13,7 @@ use super::plan::DeployPlan;
 use crate::accounts::{Caller, actor};
 use crate::billing::commitments::require_commitment;
 use crate::compute::instances::{InstanceService, JobAction, insert_rule, record_event};
+use crate::platform::labels::{Labelled, write as write_labels};
 use crate::platform::lifecycle::InstanceState;
 use crate::{Error, Result};
 
@@ -34,6 +35,8 @@ impl InstanceService {
             first_hour,
             hold,
             now,
+            labels,
+            lease,
         } = plan;
         tracing::debug!(instance = %row.id, %first_hour, "deploy planned");
         let mut tx = self.context.store.begin().await?;
@@ -108,6 +111,17 @@ impl InstanceService {
         .await?;
         self.enqueue(&mut tx, &row.id, JobAction::Create, row.generation, now)
             .await?;
+        write_labels(
+            &mut tx,
+            Labelled::Instance,
+            &row.id,
+            &row.account_id,
+            &labels,
+        )
+        .await?;
+        if let Some(lease) = &lease {
+            self.write_lease(&mut tx, &row.id, lease, now).await?;
+        }
         let data: Vec<VolumeRow> = existing.into_iter().chain(created).collect();
         let deployed = self.deployed(row, model, &data, currency, now);
         Ok((tx, deployed))

@@ -9,8 +9,10 @@ use crate::compute::instances::{
     InstanceService, MAX_CLOUD_INIT_BYTES, MAX_RULES_PER_INSTANCE, MAX_VOLUMES_PER_DEPLOY,
     check_instance_name,
 };
+use crate::compute::leases::{LeaseTerms, check_terms};
 use crate::network::{ValidRule, validate_rule};
 use crate::platform::config::GpuModelConfig;
+use crate::platform::labels::check_labels;
 use crate::platform::validate::Validator;
 use crate::{Error, Result};
 
@@ -30,6 +32,8 @@ pub(super) struct CheckedFields<'c> {
     pub os_size: u32,
     /// The instance's own rules, each valid and none twice.
     pub rules: Vec<ValidRule>,
+    /// Its lease, if one was asked for.
+    pub lease: Option<LeaseTerms>,
 }
 
 impl InstanceService {
@@ -163,12 +167,24 @@ impl InstanceService {
                 "A deploy with a hold_id already has its GPUs; ask for a new hold without hold_id",
             );
         }
+        check_labels(&mut v, "labels", &request.labels);
+        let lease = check_terms(
+            &mut v,
+            self.now(),
+            request.ttl_minutes,
+            request.expires_at.as_deref(),
+            request.on_expiry.as_deref(),
+        );
+        if lease.is_none() && request.on_expiry.is_some() && !v.has("on_expiry") {
+            v.add("on_expiry", "on_expiry needs ttl_minutes or expires_at");
+        }
         v.finish()?;
         let model = model.expect("validated");
         Ok(CheckedFields {
             model,
             os_size,
             rules,
+            lease,
         })
     }
 }

@@ -47,6 +47,8 @@ pub(super) struct DeployPlan<'c> {
     /// The caller's hold whose GPUs and address the deploy takes over.
     pub hold: Option<DeployHoldRow>,
     pub now: i64,
+    pub labels: barrack_api::labels::Labels,
+    pub lease: Option<crate::compute::leases::LeaseTerms>,
 }
 
 impl InstanceService {
@@ -62,6 +64,7 @@ impl InstanceService {
             model,
             os_size,
             rules,
+            lease,
         } = fields;
         let hold = match &request.hold_id {
             Some(id) => Some(self.hold_for(caller, request, id).await?),
@@ -130,6 +133,8 @@ impl InstanceService {
             first_hour,
             hold,
             now,
+            labels: request.labels.clone(),
+            lease,
         })
     }
 }

@@ -35,6 +35,7 @@ use crate::network::{
 use crate::platform::clock::format_ms;
 use crate::platform::ids::{IdKind, new_id};
 use crate::platform::jobs::{NewJob, enqueue};
+use crate::platform::labels::{self, Labelled};
 use crate::platform::validate::{Validator, check_label};
 use crate::{Context, Error, Result};
 
@@ -194,6 +195,7 @@ impl FirewallService {
             .to_string();
         let mut v = Validator::new();
         check_label(&mut v, "name", &name);
+        labels::check_labels(&mut v, "labels", &request.labels);
         v.check(
             description.chars().count() <= MAX_DESCRIPTION_CHARS,
             "description",
@@ -267,6 +269,14 @@ impl FirewallService {
             let rule = rule_row(new_id(IdKind::Rule), rule);
             firewalls::insert_rule(&mut tx, &row.id, &rule, position as i64, now).await?;
         }
+        labels::write(
+            &mut tx,
+            Labelled::Firewall,
+            &row.id,
+            &row.account_id,
+            &request.labels,
+        )
+        .await?;
         record_event(
             &mut tx,
             &row,
@@ -296,7 +306,12 @@ impl FirewallService {
     }
 
     /// `GET /api/firewalls/`: with rule and attachment counts.
-    pub async fn list(&self, caller: &Caller, query: FirewallQuery) -> Result<FirewallList> {
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        query: FirewallQuery,
+        label_filters: &[String],
+    ) -> Result<FirewallList> {
         let page = PageQuery {
             page: query.page,
             limit: query.limit,
@@ -305,6 +320,7 @@ impl FirewallService {
         .map_err(|(field, message)| Error::field(field, message))?;
         let filter = FirewallFilter {
             region: query.region,
+            labels: labels::selectors(label_filters)?,
         };
         let store = self.store();
         let (rows, total) = store
@@ -331,9 +347,12 @@ impl FirewallService {
                     status_reason: row.status_reason,
                     created_at: format_ms(row.created_at),
                     updated_at: format_ms(row.updated_at),
+                    labels: Default::default(),
                 }
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let mut firewalls = firewalls;
+        labels::fill(store, Labelled::Firewall, &mut firewalls).await?;
         Ok(FirewallList {
             firewalls,
             pagination: Pagination::new(page, total),
@@ -579,6 +598,7 @@ impl FirewallService {
             .iter()
             .map(|r| firewall_rule_view(&row.id, &r.id, &valid_rule_of(r)))
             .collect();
+        let labels = labels::of_one(store, Labelled::Firewall, &row.id).await?;
         let instances: Vec<FirewallAttachment> = store
             .firewall_instances(&row.id)
             .await?
@@ -607,6 +627,7 @@ impl FirewallService {
             status_reason: row.status_reason,
             created_at: format_ms(row.created_at),
             updated_at: format_ms(row.updated_at),
+            labels,
         })
     }
 }

@@ -231,6 +231,7 @@ impl VolumeService {
                 ),
             );
         }
+        crate::platform::labels::check_labels(&mut v, "labels", &request.labels);
         v.finish()?;
         let (volume_type, region) = (volume_type.expect("validated"), region.expect("validated"));
 
@@ -303,8 +304,17 @@ impl VolumeService {
             now,
         )
         .await?;
+        crate::platform::labels::write(
+            &mut tx,
+            crate::platform::labels::Labelled::Volume,
+            &row.id,
+            &row.account_id,
+            &request.labels,
+        )
+        .await?;
         // A new volume is attached to nothing, so its view reads nothing the transaction wrote.
-        let volume = self.view(row, &mut HashMap::new()).await?;
+        let mut volume = self.view(row, &mut HashMap::new()).await?;
+        volume.labels = request.labels;
         idempotency::commit(tx, &volume).await?;
         self.context.work.notify_one();
         Ok(volume)

@@ -13,12 +13,18 @@ use barrack_store::volumes::{VolumeFilter, VolumeRow};
 use super::{DEFAULT_NAME_PREFIX, VolumeService, VolumeState, hourly_rate, next_volume_name};
 use crate::accounts::Caller;
 use crate::platform::clock::format_ms;
+use crate::platform::labels::{self, Labelled};
 use crate::platform::money::display_rate;
 use crate::{Error, Result};
 
 impl VolumeService {
     /// `GET /api/volumes/`.
-    pub async fn list(&self, caller: &Caller, query: VolumeQuery) -> Result<VolumeList> {
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        query: VolumeQuery,
+        label_filters: &[String],
+    ) -> Result<VolumeList> {
         let page = PageQuery {
             page: query.page,
             limit: query.limit,
@@ -45,6 +51,7 @@ impl VolumeService {
         let filter = VolumeFilter {
             status,
             region: query.region,
+            labels: labels::selectors(label_filters)?,
         };
         let store = &self.context.store;
         let (rows, total) = store
@@ -55,6 +62,7 @@ impl VolumeService {
         for row in rows {
             volumes.push(self.view(row, &mut instances).await?);
         }
+        labels::fill(store, Labelled::Volume, &mut volumes).await?;
         let taken = store
             .volume_names_starting_with(caller.account_id(), DEFAULT_NAME_PREFIX)
             .await?;
@@ -68,7 +76,10 @@ impl VolumeService {
     /// `GET /api/volumes/{id}/`.
     pub async fn get(&self, caller: &Caller, id: &str) -> Result<Volume> {
         let row = self.owned(caller, id).await?;
-        self.view(row, &mut HashMap::new()).await
+        let mut volume = [self.view(row, &mut HashMap::new()).await?];
+        labels::fill(&self.context.store, Labelled::Volume, &mut volume).await?;
+        let [volume] = volume;
+        Ok(volume)
     }
 
     /// `GET /api/volumes/types/`: every configured type with its tier, prices and size limits.
@@ -137,6 +148,7 @@ impl VolumeService {
             source_volume_id: row.source_volume_id,
             created_at: format_ms(row.created_at),
             updated_at: format_ms(row.updated_at),
+            labels: Default::default(),
         })
     }
 }

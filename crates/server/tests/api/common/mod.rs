@@ -565,5 +565,6 @@ pub fn ssh_firewall(name: &str) -> CreateFirewallRequest {
             port_range_max: Some(22),
             remote_ip_prefix: None,
         }],
+        labels: Default::default(),
     }
 }
