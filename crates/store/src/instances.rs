@@ -3,7 +3,8 @@
 use std::sync::LazyLock;
 
 use crate::sql::{
-    Columns, GenerationUpdate, JsonRow, Listing, RowSet, insert_sql, placeholders, row_sets_sql,
+    Columns, GenerationUpdate, JsonRow, Listing, RowSet, Source, insert_sql, placeholders,
+    row_sets_sql,
 };
 use crate::volumes::VolumeRow;
 use crate::{Bind, Db, Result, Store, Tx, binds};
@@ -271,13 +272,12 @@ impl Store {
             );
             push("lower(name) LIKE ? ESCAPE '\\'", pattern.into());
         }
-        let source =
-            crate::labels::driving(&filter.labels, "instance", "instances", "$1", &mut binds).map(
-                |(source, labels)| {
-                    conditions.extend(labels);
-                    source
-                },
-            );
+        let driven =
+            crate::labels::driving(&filter.labels, "instance", "instances", "$1", &mut binds);
+        let source = driven.map(|driven| {
+            conditions.extend(driven.conditions);
+            (driven.source, driven.newest_first)
+        });
         let condition = conditions.join(" AND ");
         let listing = Listing {
             table: "instances",
@@ -285,7 +285,10 @@ impl Store {
             condition: &condition,
             binds: &binds,
             order: "created_at DESC, id DESC",
-            source: source.as_deref(),
+            source: source.as_ref().map(|(from, order)| Source {
+                from,
+                order: *order,
+            }),
         };
         // Every instance not deleted: the count the triggers of `account_instance_counts` keep.
         let (rows, total) = if binds.len() == 1 && !filter.include_deleted {

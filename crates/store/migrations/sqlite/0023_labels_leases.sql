@@ -11,9 +11,13 @@ CREATE TABLE labels (
     account_id TEXT NOT NULL,
     label_key TEXT NOT NULL,
     label_value TEXT NOT NULL,
+    -- The resource's created_at: lists show newest first, so a list filtered by a label reads its page
+    -- in that order straight off the index and stops at the page's end.
+    resource_created_at INTEGER NOT NULL,
     PRIMARY KEY (resource_type, resource_id, label_key)
 ) STRICT;
-CREATE INDEX labels_lookup ON labels (account_id, resource_type, label_key, label_value, resource_id);
+CREATE INDEX labels_lookup ON labels (account_id, resource_type, label_key, label_value, resource_created_at,
+    resource_id);
 
 CREATE TABLE instance_leases (
     instance_id TEXT PRIMARY KEY REFERENCES instances (id),
