@@ -272,11 +272,26 @@ impl Store {
             );
             push("lower(name) LIKE ? ESCAPE '\\'", pattern.into());
         }
-        let driven =
-            crate::labels::driving(&filter.labels, "instance", "instances", "$1", &mut binds);
+        // Live instances filtered by labels alone: the labels' own `live` says what the instance's status
+        // would, so the list is a walk of `labels_lookup` that never reads an instance it does not show.
+        let labels_alone = binds.len() == 1 && !filter.include_deleted;
+        let driven = crate::labels::driving(
+            &filter.labels,
+            "instance",
+            "instances",
+            "$1",
+            crate::labels::Drive {
+                live_only: !filter.include_deleted,
+                alone: labels_alone,
+            },
+            &mut binds,
+        );
         let source = driven.map(|driven| {
+            if labels_alone {
+                conditions.clear();
+            }
             conditions.extend(driven.conditions);
-            (driven.source, driven.newest_first)
+            (driven.source, driven.id, driven.newest_first)
         });
         let condition = conditions.join(" AND ");
         let listing = Listing {
@@ -285,9 +300,10 @@ impl Store {
             condition: &condition,
             binds: &binds,
             order: "created_at DESC, id DESC",
-            source: source.as_ref().map(|(from, order)| Source {
+            source: source.as_ref().map(|(from, id, order)| Source {
                 from,
-                order: *order,
+                id,
+                order: Some(order),
             }),
         };
         // Every instance not deleted: the count the triggers of `account_instance_counts` keep.

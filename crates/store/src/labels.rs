@@ -158,10 +158,22 @@ pub async fn of_resource(
 pub struct LabelDriven {
     /// The list's `FROM`.
     pub source: String,
+    /// The listed resource's id in `source`.
+    pub id: String,
     pub conditions: Vec<String>,
-    /// `created_at DESC, id DESC` read off the index, when a `key=value` selector drives: the page is then
-    /// the first rows of the walk, with no sort of every match.
-    pub newest_first: Option<&'static str>,
+    /// The list's `created_at DESC, id DESC` in the labels' own columns; read off the index when a
+    /// `key=value` selector drives, so the page is the first rows of the walk, with no sort of every match.
+    pub newest_first: &'static str,
+}
+
+/// How a [`LabelDriven`] list reads.
+#[derive(Clone, Copy)]
+pub struct Drive {
+    /// Only labels of resources not deleted (`live`).
+    pub live_only: bool,
+    /// From the labels alone, without the resource's table: the list filters on nothing else, and
+    /// `live_only` stands for the resource's own status and account.
+    pub alone: bool,
 }
 
 /// The [`LabelDriven`] list of `selectors`; `None` without selectors.
@@ -170,6 +182,7 @@ pub fn driving<'a>(
     resource_type: &'static str,
     table: &'static str,
     account: &str,
+    drive: Drive,
     binds: &mut Vec<Bind<'a>>,
 ) -> Option<LabelDriven> {
     // A `key=value` selector drives where there is one: its walk is in the list's order.
@@ -184,29 +197,30 @@ pub fn driving<'a>(
         .filter(move |(i, _)| *i != driver)
         .map(|(_, s)| s);
     binds.push(first.key.as_str().into());
-    let mut join = format!(
-        "labels.resource_id = {table}.id AND labels.account_id = {account} \
-         AND labels.resource_type = '{resource_type}' AND labels.label_key = ${}",
+    let mut walk = format!(
+        "labels.account_id = {account} AND labels.resource_type = '{resource_type}' \
+         AND labels.label_key = ${}",
         binds.len()
     );
     if let Some(value) = &first.value {
         binds.push(value.as_str().into());
-        join.push_str(&format!(" AND labels.label_value = ${}", binds.len()));
+        walk.push_str(&format!(" AND labels.label_value = ${}", binds.len()));
     }
-    let mut all = vec![join];
-    all.extend(conditions(
-        rest,
-        resource_type,
-        &format!("{table}.id"),
-        account,
-        binds,
-    ));
+    if drive.live_only {
+        walk.push_str(" AND labels.live = 1");
+    }
+    let (source, id) = if drive.alone {
+        ("labels".to_string(), "labels.resource_id".to_string())
+    } else {
+        walk.push_str(&format!(" AND labels.resource_id = {table}.id"));
+        (format!("labels CROSS JOIN {table}"), format!("{table}.id"))
+    };
+    let mut all = vec![walk];
+    all.extend(conditions(rest, resource_type, &id, account, binds));
     Some(LabelDriven {
-        source: format!("labels CROSS JOIN {table}"),
+        source,
+        id,
         conditions: all,
-        newest_first: first
-            .value
-            .is_some()
-            .then_some("labels.resource_created_at DESC, labels.resource_id DESC"),
+        newest_first: "labels.resource_created_at DESC, labels.resource_id DESC",
     })
 }

@@ -92,6 +92,8 @@ pub struct Listing<'a> {
 /// A join that starts from a narrower table (labels), whose other columns the condition may name.
 pub struct Source<'a> {
     pub from: &'a str,
+    /// The listed table's id in `from`.
+    pub id: &'a str,
     /// `order` in the join's own columns, when they give it without a sort.
     pub order: Option<&'static str>,
 }
@@ -104,10 +106,14 @@ impl Listing<'_> {
     fn page_sql(&self, limit: u32) -> String {
         format!(
             "SELECT {columns} FROM {table} WHERE id IN \
-             (SELECT {table}.id FROM {source} WHERE {condition} ORDER BY {walk} LIMIT {limit} OFFSET ${}) ORDER BY {order}",
+             (SELECT {id} FROM {source} WHERE {condition} ORDER BY {walk} LIMIT {limit} OFFSET ${}) ORDER BY {order}",
             self.binds.len() + 1,
             columns = self.columns,
             table = self.table,
+            id = self
+                .source
+                .as_ref()
+                .map_or_else(|| format!("{}.id", self.table), |s| s.id.to_string()),
             source = self.source.as_ref().map_or(self.table, |s| s.from),
             condition = self.condition,
             walk = self
