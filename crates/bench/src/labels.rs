@@ -31,8 +31,8 @@ pub async fn run(backend: &str, database_url: Option<&str>) -> Result<()> {
     store
         .execute(
             &format!(
-                "INSERT INTO labels (resource_type, resource_id, account_id, label_key, label_value) \
-                 SELECT 'instance', id, account_id, 'team', 'ml' FROM instances \
+                "INSERT INTO labels (resource_type, resource_id, account_id, label_key, label_value, \
+                 resource_created_at) SELECT 'instance', id, account_id, 'team', 'ml', created_at FROM instances \
                  WHERE account_id = $1 AND name LIKE 'bulk-%' \
                  AND CAST(substr(name, 6) AS INTEGER) % {EVERY} = 0"
             ),

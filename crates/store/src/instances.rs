@@ -3,7 +3,8 @@
 use std::sync::LazyLock;
 
 use crate::sql::{
-    Columns, GenerationUpdate, JsonRow, Listing, RowSet, insert_sql, placeholders, row_sets_sql,
+    Columns, GenerationUpdate, JsonRow, Listing, RowSet, Source, insert_sql, placeholders,
+    row_sets_sql,
 };
 use crate::volumes::VolumeRow;
 use crate::{Bind, Db, Result, Store, Tx, binds};
@@ -271,13 +272,27 @@ impl Store {
             );
             push("lower(name) LIKE ? ESCAPE '\\'", pattern.into());
         }
-        let source =
-            crate::labels::driving(&filter.labels, "instance", "instances", "$1", &mut binds).map(
-                |(source, labels)| {
-                    conditions.extend(labels);
-                    source
-                },
-            );
+        // Live instances filtered by labels alone: the labels' own `live` says what the instance's status
+        // would, so the list is a walk of `labels_lookup` that never reads an instance it does not show.
+        let labels_alone = binds.len() == 1 && !filter.include_deleted;
+        let driven = crate::labels::driving(
+            &filter.labels,
+            "instance",
+            "instances",
+            "$1",
+            crate::labels::Drive {
+                live_only: !filter.include_deleted,
+                alone: labels_alone,
+            },
+            &mut binds,
+        );
+        let source = driven.map(|driven| {
+            if labels_alone {
+                conditions.clear();
+            }
+            conditions.extend(driven.conditions);
+            (driven.source, driven.id, driven.newest_first)
+        });
         let condition = conditions.join(" AND ");
         let listing = Listing {
             table: "instances",
@@ -285,7 +300,11 @@ impl Store {
             condition: &condition,
             binds: &binds,
             order: "created_at DESC, id DESC",
-            source: source.as_deref(),
+            source: source.as_ref().map(|(from, id, order)| Source {
+                from,
+                id,
+                order: Some(order),
+            }),
         };
         // Every instance not deleted: the count the triggers of `account_instance_counts` keep.
         let (rows, total) = if binds.len() == 1 && !filter.include_deleted {

@@ -16,10 +16,12 @@ pub struct LabelSelector {
     pub value: Option<String>,
 }
 
-/// Replaces the labels of a resource with `labels`, in the caller's transaction.
+/// Replaces the labels of a resource with `labels`, in the caller's transaction; the resource, a row of
+/// `table`, is already written (its `created_at` is copied into each label).
 pub async fn replace(
     db: &mut impl Db,
     resource_type: &str,
+    table: &'static str,
     resource_id: &str,
     account_id: &str,
     labels: &Labels,
@@ -30,9 +32,12 @@ pub async fn replace(
     )
     .await?;
     for (key, value) in labels {
+        let sql = format!(
+            "INSERT INTO labels (resource_type, resource_id, account_id, label_key, label_value, \
+             resource_created_at) VALUES ($1, $2, $3, $4, $5, (SELECT created_at FROM {table} WHERE id = $2))"
+        );
         db.execute(
-            "INSERT INTO labels (resource_type, resource_id, account_id, label_key, label_value) \
-             VALUES ($1, $2, $3, $4, $5)",
+            &sql,
             &binds![resource_type, resource_id, account_id, key, value],
         )
         .await?;
@@ -44,14 +49,14 @@ pub async fn replace(
 /// of `labels_lookup` from the account (bound at `account`, a placeholder such as `$1`); their values are
 /// pushed onto `binds`.
 pub fn conditions<'a>(
-    selectors: &'a [LabelSelector],
+    selectors: impl IntoIterator<Item = &'a LabelSelector>,
     resource_type: &'static str,
     id_column: &str,
     account: &str,
     binds: &mut Vec<Bind<'a>>,
 ) -> Vec<String> {
     selectors
-        .iter()
+        .into_iter()
         .map(|selector| {
             binds.push(selector.key.as_str().into());
             let mut condition = format!(
@@ -147,34 +152,75 @@ pub async fn of_resource(
 }
 
 /// A list filtered by labels, read from the labels first: `labels CROSS JOIN {table}` (SQLite keeps that
-/// order; PostgreSQL plans its own) with the first selector as the join's condition and the others as
+/// order; PostgreSQL plans its own) with one selector as the join's condition and the others as
 /// [`conditions`]. The list then reads the labelled rows only, a walk of `labels_lookup`, instead of
-/// walking every row of the account and probing its labels. `None` without selectors.
+/// walking every row of the account and probing its labels.
+pub struct LabelDriven {
+    /// The list's `FROM`.
+    pub source: String,
+    /// The listed resource's id in `source`.
+    pub id: String,
+    pub conditions: Vec<String>,
+    /// The list's `created_at DESC, id DESC` in the labels' own columns; read off the index when a
+    /// `key=value` selector drives, so the page is the first rows of the walk, with no sort of every match.
+    pub newest_first: &'static str,
+}
+
+/// How a [`LabelDriven`] list reads.
+#[derive(Clone, Copy)]
+pub struct Drive {
+    /// Only labels of resources not deleted (`live`).
+    pub live_only: bool,
+    /// From the labels alone, without the resource's table: the list filters on nothing else, and
+    /// `live_only` stands for the resource's own status and account.
+    pub alone: bool,
+}
+
+/// The [`LabelDriven`] list of `selectors`; `None` without selectors.
 pub fn driving<'a>(
     selectors: &'a [LabelSelector],
     resource_type: &'static str,
     table: &'static str,
     account: &str,
+    drive: Drive,
     binds: &mut Vec<Bind<'a>>,
-) -> Option<(String, Vec<String>)> {
-    let (first, rest) = selectors.split_first()?;
+) -> Option<LabelDriven> {
+    // A `key=value` selector drives where there is one: its walk is in the list's order.
+    let driver = selectors
+        .iter()
+        .position(|s| s.value.is_some())
+        .unwrap_or(0);
+    let first = selectors.get(driver)?;
+    let rest = selectors
+        .iter()
+        .enumerate()
+        .filter(move |(i, _)| *i != driver)
+        .map(|(_, s)| s);
     binds.push(first.key.as_str().into());
-    let mut join = format!(
-        "labels.resource_id = {table}.id AND labels.account_id = {account} \
-         AND labels.resource_type = '{resource_type}' AND labels.label_key = ${}",
+    let mut walk = format!(
+        "labels.account_id = {account} AND labels.resource_type = '{resource_type}' \
+         AND labels.label_key = ${}",
         binds.len()
     );
     if let Some(value) = &first.value {
         binds.push(value.as_str().into());
-        join.push_str(&format!(" AND labels.label_value = ${}", binds.len()));
+        walk.push_str(&format!(" AND labels.label_value = ${}", binds.len()));
     }
-    let mut all = vec![join];
-    all.extend(conditions(
-        rest,
-        resource_type,
-        &format!("{table}.id"),
-        account,
-        binds,
-    ));
-    Some((format!("labels CROSS JOIN {table}"), all))
+    if drive.live_only {
+        walk.push_str(" AND labels.live = 1");
+    }
+    let (source, id) = if drive.alone {
+        ("labels".to_string(), "labels.resource_id".to_string())
+    } else {
+        walk.push_str(&format!(" AND labels.resource_id = {table}.id"));
+        (format!("labels CROSS JOIN {table}"), format!("{table}.id"))
+    };
+    let mut all = vec![walk];
+    all.extend(conditions(rest, resource_type, &id, account, binds));
+    Some(LabelDriven {
+        source,
+        id,
+        conditions: all,
+        newest_first: "labels.resource_created_at DESC, labels.resource_id DESC",
+    })
 }

@@ -85,9 +85,17 @@ pub struct Listing<'a> {
     pub condition: &'a str,
     pub binds: &'a [Bind<'a>],
     pub order: &'static str,
-    /// What the page's ids and the count are read from, when not `table` alone: a join that starts
-    /// from a narrower table (labels), whose other columns the condition may name.
-    pub source: Option<&'a str>,
+    /// What the page's ids and the count are read from, when not `table` alone.
+    pub source: Option<Source<'a>>,
+}
+
+/// A join that starts from a narrower table (labels), whose other columns the condition may name.
+pub struct Source<'a> {
+    pub from: &'a str,
+    /// The listed table's id in `from`.
+    pub id: &'a str,
+    /// `order` in the join's own columns, when they give it without a sort.
+    pub order: Option<&'static str>,
 }
 
 impl Listing<'_> {
@@ -98,12 +106,21 @@ impl Listing<'_> {
     fn page_sql(&self, limit: u32) -> String {
         format!(
             "SELECT {columns} FROM {table} WHERE id IN \
-             (SELECT {table}.id FROM {source} WHERE {condition} ORDER BY {order} LIMIT {limit} OFFSET ${}) ORDER BY {order}",
+             (SELECT {id} FROM {source} WHERE {condition} ORDER BY {walk} LIMIT {limit} OFFSET ${}) ORDER BY {order}",
             self.binds.len() + 1,
             columns = self.columns,
             table = self.table,
-            source = self.source.unwrap_or(self.table),
+            id = self
+                .source
+                .as_ref()
+                .map_or_else(|| format!("{}.id", self.table), |s| s.id.to_string()),
+            source = self.source.as_ref().map_or(self.table, |s| s.from),
             condition = self.condition,
+            walk = self
+                .source
+                .as_ref()
+                .and_then(|s| s.order)
+                .unwrap_or(self.order),
             order = self.order,
         )
     }
@@ -111,7 +128,7 @@ impl Listing<'_> {
     async fn count(&self, store: &Store) -> crate::Result<u64> {
         let sql = format!(
             "SELECT COUNT(*) FROM {} WHERE {}",
-            self.source.unwrap_or(self.table),
+            self.source.as_ref().map_or(self.table, |s| s.from),
             self.condition
         );
         Ok(store.read_int(&sql, self.binds).await? as u64)

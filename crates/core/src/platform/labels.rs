@@ -142,7 +142,15 @@ pub async fn write(
     if labels.is_empty() {
         return Ok(());
     }
-    labels::replace(tx, kind.as_str(), resource_id, account_id, labels).await?;
+    labels::replace(
+        tx,
+        kind.as_str(),
+        kind.table(),
+        resource_id,
+        account_id,
+        labels,
+    )
+    .await?;
     Ok(())
 }
 
@@ -176,7 +184,15 @@ pub async fn patch(
             format!("At most {MAX_LABELS} labels per resource"),
         ));
     }
-    labels::replace(&mut tx, kind.as_str(), id, account_id, &current).await?;
+    labels::replace(
+        &mut tx,
+        kind.as_str(),
+        kind.table(),
+        id,
+        account_id,
+        &current,
+    )
+    .await?;
     tx.commit().await?;
     Ok(LabelsView {
         resource_id: id.to_string(),

@@ -5,6 +5,7 @@ use barrack_api::Tier;
 use barrack_api::instances::InstanceQuery;
 use barrack_api::labels::LabelsPatch;
 use barrack_client::{Client, ClientError, LabelledResource};
+use barrack_core::clock::Clock;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -16,6 +17,7 @@ on_both_databases!(
     bad_labels_and_filters_are_400_on_the_label,
     labels_of_another_account_are_out_of_reach,
     volumes_snapshots_images_and_firewalls_carry_labels,
+    a_filtered_list_pages_in_the_order_of_the_unfiltered_one,
 );
 
 const IMAGE: &str = "Ubuntu 24.04 + CUDA 12.8 Open + Docker";
@@ -433,5 +435,82 @@ async fn volumes_snapshots_images_and_firewalls_carry_labels(db: Db) {
         .unwrap();
     assert_eq!(raw.status, 400, "{}", raw.text);
     assert!(raw.body["errors"]["labels.Bad"].is_array(), "{}", raw.text);
+    app.stop().await;
+}
+
+/// The ids of one page of the list, filtered by `labels`.
+async fn page_ids(client: &Client, labels: &[&str], page: u32, limit: u32) -> (Vec<String>, u64) {
+    let labels: Vec<String> = labels.iter().map(|l| l.to_string()).collect();
+    let query = InstanceQuery {
+        page: Some(page),
+        limit: Some(limit),
+        ..InstanceQuery::default()
+    };
+    let list = client
+        .instances_labelled(&query, &labels)
+        .await
+        .unwrap()
+        .data;
+    (
+        list.instances.into_iter().map(|i| i.instance_id).collect(),
+        list.pagination.total,
+    )
+}
+
+/// A list filtered by `key=value` walks the labels in the list's own order (newest first, then by id):
+/// its pages are the unfiltered list's labelled instances, page by page, with instances created in the
+/// same millisecond, an old instance labelled last, and a deleted instance among them.
+async fn a_filtered_list_pages_in_the_order_of_the_unfiltered_one(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "1000").await;
+    create_key_k(&client).await;
+    let (mut labelled, mut plain) = (Vec::new(), Vec::new());
+    for n in 0..12 {
+        let team = if n % 3 == 0 {
+            json!(null)
+        } else {
+            json!({"team": "ml"})
+        };
+        let id = deploy(&client, &format!("n{n:02}"), team.clone()).await;
+        if team.is_null() {
+            plain.push(id);
+        } else {
+            labelled.push(id);
+        }
+        // Some share a millisecond, the others do not.
+        if n % 2 == 0 {
+            app.clock.advance_ms(1_000);
+        }
+    }
+    // The oldest, labelled after the others were deployed: it keeps its place, last.
+    app.clock.advance_ms(1_000);
+    let late = plain.remove(0);
+    client
+        .patch_labels(
+            LabelledResource::Instances,
+            &late,
+            &patch(json!({"team": "ml"})),
+        )
+        .await
+        .unwrap();
+    labelled.push(late);
+    // A deleted instance leaves the filtered list and its count.
+    let gone = labelled.remove(1);
+    app.settle().await;
+    client.delete_instance(&gone).await.unwrap();
+    app.settle().await;
+    let (all, _) = page_ids(&client, &[], 1, 100).await;
+    assert!(!all.contains(&gone), "{gone} deleted");
+    let expected: Vec<String> = all.into_iter().filter(|id| labelled.contains(id)).collect();
+    assert_eq!(expected.len(), labelled.len());
+    for labels in [&["team=ml"][..], &["team"][..], &["team", "team=ml"][..]] {
+        let mut walked = Vec::new();
+        for page in 1..=4 {
+            let (ids, total) = page_ids(&client, labels, page, 3).await;
+            assert_eq!(total, expected.len() as u64, "{labels:?}");
+            walked.extend(ids);
+        }
+        assert_eq!(walked, expected, "{labels:?}");
+    }
     app.stop().await;
 }

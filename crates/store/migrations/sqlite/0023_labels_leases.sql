@@ -11,9 +11,23 @@ CREATE TABLE labels (
     account_id TEXT NOT NULL,
     label_key TEXT NOT NULL,
     label_value TEXT NOT NULL,
+    -- The resource's created_at: lists show newest first, so a list filtered by a label reads its page
+    -- in that order straight off the index and stops at the page's end.
+    resource_created_at INTEGER NOT NULL,
+    -- 0 once the labelled instance is deleted (a trigger keeps it), so a filtered list of the live
+    -- instances, the usual one, is a walk of the index alone.
+    live INTEGER NOT NULL DEFAULT 1 CHECK (live IN (0, 1)),
     PRIMARY KEY (resource_type, resource_id, label_key)
 ) STRICT;
-CREATE INDEX labels_lookup ON labels (account_id, resource_type, label_key, label_value, resource_id);
+CREATE INDEX labels_lookup ON labels (account_id, resource_type, label_key, label_value, live,
+    resource_created_at, resource_id);
+
+CREATE TRIGGER labels_live AFTER UPDATE OF status ON instances
+WHEN (OLD.status = 'DELETED') <> (NEW.status = 'DELETED')
+BEGIN
+    UPDATE labels SET live = CASE WHEN NEW.status = 'DELETED' THEN 0 ELSE 1 END
+    WHERE resource_type = 'instance' AND resource_id = NEW.id;
+END;
 
 CREATE TABLE instance_leases (
     instance_id TEXT PRIMARY KEY REFERENCES instances (id),
