@@ -76,12 +76,15 @@ fn workspace() -> PathBuf {
 }
 
 /// `barrack` next to `barrackd`, built now if this run did not build it (it belongs to another package).
+/// The build is the workspace's test build, as `scripts/test` makes it: after that run it has nothing to
+/// do, where a build of `barrack-cli` alone would unify other features and compile its dependencies
+/// again (minutes on a fresh clone).
 fn binaries() -> PathBuf {
     let barrackd = PathBuf::from(env!("CARGO_BIN_EXE_barrackd"));
     let dir = barrackd.parent().unwrap().to_path_buf();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let built = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "barrack-cli", "--bin", "barrack"])
+        .args(["test", "--no-run", "--quiet", "--workspace"])
         .current_dir(workspace())
         .status()
         .expect("run cargo build");
