@@ -7,9 +7,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use barrack_api::account::{GrantCredits, ProfileUpdate};
-use barrack_api::ssh_keys::CreateSshKeyRequest;
-use barrack_client::Client;
 
 use crate::{INSTANCES, deploy_request, start};
 
@@ -119,31 +116,8 @@ pub async fn run(backend: &str, database_url: Option<&str>) -> Result<()> {
             .context("admin-credentials")
     };
     let (email, password) = (field("email")?, field("password")?);
-    let client = Client::builder(&server.url)
-        .api_key(&server.key)
-        .max_retries(0)
-        .build()?;
-    let profile = client
-        .update_profile(&ProfileUpdate {
-            address_line: Some(Some("1 Bench Street".into())),
-            postal_code: Some(Some("00100".into())),
-            country: Some(Some("US".into())),
-            ..Default::default()
-        })
-        .await?
-        .data;
-    let grant = GrantCredits {
-        amount: "100000000".parse()?,
-        currency: barrack_api::Currency::USD,
-        note: None,
-    };
-    client.admin_grant_credits(&profile.id, &grant).await?;
-    client
-        .create_ssh_key(&CreateSshKeyRequest {
-            name: "bench".into(),
-            public_key: None,
-        })
-        .await?;
+    let client = crate::scale::client(&server.url, &server.key)?;
+    crate::scale::prepare_account(&client).await?;
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..8 {

@@ -21,10 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use barrack_api::account::{GrantCredits, ProfileUpdate};
 use barrack_api::instances::{DeployRequest, InstanceQuery};
-use barrack_api::ssh_keys::CreateSshKeyRequest;
-use barrack_client::Client;
 use serde_json::json;
 
 mod ai;
@@ -330,34 +327,11 @@ async fn run(backend: &str, database_url: Option<&str>, variant: Variant) -> Res
     let server = start(&dir, database_url, variant.log)?;
     let fresh_start = first_answer(&server.url, booting).await?;
     let pid = server.child.id();
-    let client = Client::builder(&server.url)
-        .api_key(&server.key)
-        .max_retries(0)
-        .build()?;
+    let client = crate::scale::client(&server.url, &server.key)?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle = rss_mib(pid);
 
-    let profile = client
-        .update_profile(&ProfileUpdate {
-            address_line: Some(Some("1 Bench Street".into())),
-            postal_code: Some(Some("00100".into())),
-            country: Some(Some("US".into())),
-            ..Default::default()
-        })
-        .await?
-        .data;
-    let grant = GrantCredits {
-        amount: "100000000".parse()?,
-        currency: barrack_api::Currency::USD,
-        note: None,
-    };
-    client.admin_grant_credits(&profile.id, &grant).await?;
-    client
-        .create_ssh_key(&CreateSshKeyRequest {
-            name: "bench".into(),
-            public_key: None,
-        })
-        .await?;
+    crate::scale::prepare_account(&client).await?;
 
     // Deploys accepted per second, 8 clients, until 10,000 instances exist.
     let started = Instant::now();

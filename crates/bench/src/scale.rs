@@ -202,8 +202,8 @@ pub(crate) fn client(url: &str, key: &str) -> Result<Client> {
     Ok(Client::builder(url).api_key(key).max_retries(0).build()?)
 }
 
-/// Profile, credit and an SSH key for the operator's own account, which the bench deploys with.
-async fn prepare_account(client: &Client) -> Result<String> {
+/// Profile, credit and an SSH key for the operator's own account, which the bench deploys with; its id.
+pub(crate) async fn prepare_account(client: &Client) -> Result<String> {
     let profile = client
         .update_profile(&ProfileUpdate {
             address_line: Some(Some("1 Bench Street".into())),
