@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use barrack_api::account::{AdminCreateUser, GrantCredits, ProfileUpdate};
 use barrack_api::firewalls::CreateFirewallRequest;
-use barrack_api::instances::SecurityRuleRequest;
+use barrack_api::instances::{DeployRequest, SecurityRuleRequest};
 use barrack_api::ssh_keys::CreateSshKeyRequest;
 use barrack_api::{Currency, Tier};
 use barrack_client::Client;
@@ -537,6 +537,16 @@ pub async fn assert_derived_state_consistent(store: &barrack_store::Store) {
         .await,
         "the kept counts of live instances are the counts"
     );
+}
+
+/// Deploys an instance and answers its id; the deploy must be accepted.
+pub async fn deploy_id(client: &Client, request: &DeployRequest) -> String {
+    client
+        .deploy(request)
+        .await
+        .expect("deploy accepted")
+        .data
+        .instance_id
 }
 
 /// Creates an SSH key named "k" (generated public key) for deploys that name it.
