@@ -366,8 +366,7 @@ fn server_secret(config: &Config) -> Result<String> {
 
 /// Boots a server: database, services, first-start bootstrap, then the listener.
 pub async fn start(options: StartOptions) -> Result<Running> {
-    // reqwest's TLS has no crypto provider of its own: ring serves every outgoing HTTPS call.
-    let _ = crate::webhook_sender::crypto_provider().install_default();
+    crate::webhook_sender::install_crypto_provider();
     let config = options.config;
     let clock = options
         .clock

@@ -58,6 +58,13 @@ pub fn crypto_provider() -> rustls::crypto::CryptoProvider {
     rustls::crypto::ring::default_provider()
 }
 
+/// Makes [`crypto_provider`] the process's, unless one is installed already: reqwest's TLS has none of its
+/// own, and building an HTTP client with none installed panics. Idempotent.
+pub fn install_crypto_provider() {
+    // An error only says a provider is installed already.
+    let _ = crypto_provider().install_default();
+}
+
 fn tls_config(extra_roots: Vec<CertificateDer<'static>>) -> Result<ClientConfig, String> {
     let provider = Arc::new(crypto_provider());
     let verifier =

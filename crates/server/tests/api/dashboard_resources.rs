@@ -64,7 +64,7 @@ impl Page {
 impl Browser {
     async fn signed_in(app: &TestApp, email: &str) -> Browser {
         let mut b = Browser {
-            http: reqwest::Client::builder()
+            http: crate::common::http_client_builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
