@@ -498,6 +498,7 @@ impl ScratchDatabase {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    barrack_client::install_tls_provider();
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     if !matches!(
         what.as_str(),

@@ -27,6 +27,7 @@ impl OpenAiBackend {
             .base_url
             .as_deref()
             .ok_or_else(|| anyhow::anyhow!("AI model '{}' has no base_url", model.id))?;
+        crate::webhook_sender::install_crypto_provider();
         Ok(OpenAiBackend {
             client: reqwest::Client::builder()
                 .connect_timeout(timeout)

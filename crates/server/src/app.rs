@@ -141,6 +141,7 @@ impl Running {
                     started.elapsed(),
                     Some((run.periods_billed, run.minutes_billed)),
                 );
+                barrack_core::platform::webhooks::prune_deliveries(&services.context).await?;
                 if services.store().unfinished_jobs().await? == before {
                     return Ok(ran);
                 }
@@ -318,6 +319,7 @@ pub fn services(
         driver,
         work: Arc::new(Notify::new()),
         closing: tokio::sync::watch::channel(false).0,
+        resets_seen: Default::default(),
     });
     let ai = &services.config().ai;
     let timeout = Duration::from_secs(ai.upstream_timeout_seconds);
@@ -364,6 +366,7 @@ fn server_secret(config: &Config) -> Result<String> {
 
 /// Boots a server: database, services, first-start bootstrap, then the listener.
 pub async fn start(options: StartOptions) -> Result<Running> {
+    crate::webhook_sender::install_crypto_provider();
     let config = options.config;
     let clock = options
         .clock
@@ -427,13 +430,20 @@ pub async fn start(options: StartOptions) -> Result<Running> {
         barrack_core::platform::webhooks::JOB_KIND,
         Arc::new(barrack_core::platform::webhooks::DeliveryWorker::new(
             services.context.clone(),
-            Arc::new(crate::webhook_sender::HttpWebhookSender),
+            Arc::new(crate::webhook_sender::HttpWebhookSender::new(
+                services.config().webhooks.ca_bundle_file.as_deref(),
+            )?),
         )),
     );
     let runner = Arc::new(runner);
     let (stop_work, work_stopped) = watch::channel(false);
     let metrics: SharedMetrics = Arc::new(Metrics::new());
-    let mut background = Vec::new();
+    let mut background = vec![tokio::spawn(
+        services
+            .simulation
+            .clone()
+            .follow_resets(work_stopped.clone()),
+    )];
     if options.background_work {
         background.push(runner.clone().spawn(work_stopped.clone()));
         let own_thread = services.store().backend() == barrack_store::Backend::Sqlite;
@@ -515,6 +525,7 @@ pub fn router_with(
         rate_limiter: RateLimiter::new(
             config.rate_limit.requests,
             config.rate_limit.window_seconds,
+            services.context.resets_seen.clone(),
         ),
         trusted_proxies: TrustedProxies::new(&config.rate_limit.trusted_proxies),
         login_throttle: LoginThrottle::default(),
@@ -598,7 +609,8 @@ fn spawn_background(
 }
 
 /// Bills closed minutes and guards balances at start and then every `billing.meter_interval_seconds` of
-/// real time (each run catches up with the clock, however far it moved).
+/// real time (each run catches up with the clock, however far it moved); then prunes the webhook
+/// delivery log by the same clock.
 async fn run_meter(services: Services, metrics: SharedMetrics, mut stop: watch::Receiver<bool>) {
     let every = Duration::from_secs(services.config().billing.meter_interval_seconds);
     loop {
@@ -616,6 +628,10 @@ async fn run_meter(services: Services, metrics: SharedMetrics, mut stop: watch::
                 metrics.meter_run(started.elapsed(), None);
                 tracing::warn!(error = %e, "metering failed");
             }
+        }
+        if let Err(e) = barrack_core::platform::webhooks::prune_deliveries(&services.context).await
+        {
+            tracing::warn!(error = %e, "pruning the webhook delivery log failed");
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

@@ -54,7 +54,7 @@ struct Answer {
 impl Caller {
     fn new(base: &str, key: &str) -> Caller {
         Caller {
-            http: reqwest::Client::new(),
+            http: crate::common::http_client(),
             base: base.to_string(),
             key: key.to_string(),
         }
@@ -479,7 +479,7 @@ async fn bad_input_is_refused_in_the_right_shape_and_costs_nothing(db: Db) {
         .await;
     assert_eq!(refused.status, 401);
     assert_eq!(refused.body["error"]["type"], "authentication_error");
-    let refused = reqwest::Client::new()
+    let refused = crate::common::http_client()
         .get(format!("{}/api/ai/models/", app.base_url))
         .send()
         .await
@@ -638,7 +638,7 @@ async fn upstream(dir: &std::path::Path, tokens_per_second: u32) -> (ServerProce
         .printed_key
         .clone()
         .expect("the first start prints a key");
-    let http = reqwest::Client::new();
+    let http = crate::common::http_client();
     let profile: Value = http
         .get(format!("{}/api/account/profile/", server.url))
         .header("X-API-Key", &key)

@@ -33,7 +33,7 @@ struct Browser {
 impl Browser {
     async fn signed_in(app: &TestApp, email: &str) -> Browser {
         let mut b = Browser {
-            http: reqwest::Client::builder()
+            http: crate::common::http_client_builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),

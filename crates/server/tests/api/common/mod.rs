@@ -578,3 +578,15 @@ pub fn ssh_firewall(name: &str) -> CreateFirewallRequest {
         labels: Default::default(),
     }
 }
+
+/// A plain HTTP client's builder, for requests the typed client does not make. reqwest's TLS has no crypto
+/// provider of its own, so one is installed first (as the server and the client crate do).
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    barrack_client::install_tls_provider();
+    reqwest::Client::builder()
+}
+
+/// A plain HTTP client (see [`http_client_builder`]).
+pub fn http_client() -> reqwest::Client {
+    http_client_builder().build().expect("an HTTP client")
+}
