@@ -90,8 +90,8 @@ pub async fn run(backend: &str, postgres_admin_url: Option<&str>) -> Result<()> 
 /// to look at what a large installation holds).
 pub async fn keep(dir: &std::path::Path, instances: usize) -> Result<()> {
     ensure!(
-        instances > OWN,
-        "a scale database holds more than {OWN} instances"
+        instances >= OWN,
+        "a scale database holds at least {OWN} instances"
     );
     let loaded = load(dir, None, &config(instances), instances).await?;
     println!(
