@@ -396,7 +396,10 @@ pub async fn start(options: StartOptions) -> Result<Running> {
         ..JobSettings::default()
     };
     let instance_worker = Arc::new(InstanceWorker::new(services.context.clone()));
-    instance_worker.recognize_all().await?;
+    if !options.background_work {
+        // Deterministic tests drive the work themselves: the driver knows every machine before they do.
+        instance_worker.recognize_all().await?;
+    }
     let mut runner = JobRunner::new(services.store().clone(), services.clock().clone(), settings);
     runner.wake_on(services.context.work.clone());
     runner.register(barrack_core::instances::JOB_KIND, instance_worker.clone());
@@ -445,7 +448,14 @@ pub async fn start(options: StartOptions) -> Result<Running> {
             .follow_resets(work_stopped.clone()),
     )];
     if options.background_work {
-        background.push(runner.clone().spawn(work_stopped.clone()));
+        // The driver learns of the recorded machines behind the listener (a million take seconds); jobs,
+        // which place machines, wait for it so no placement collides with a machine it has not heard of.
+        let (recognized, machines_known) = watch::channel(false);
+        background.push(tokio::spawn(run_jobs_once_recognized(
+            runner.clone(),
+            machines_known,
+            work_stopped.clone(),
+        )));
         let own_thread = services.store().backend() == barrack_store::Backend::Sqlite;
         background.push(spawn_background(
             "barrack-meter",
@@ -459,6 +469,7 @@ pub async fn start(options: StartOptions) -> Result<Running> {
                 instance_worker.clone(),
                 volume_worker.clone(),
                 firewall_worker.clone(),
+                recognized,
                 work_stopped,
             ),
         ));
@@ -640,13 +651,51 @@ async fn run_meter(services: Services, metrics: SharedMetrics, mut stop: watch::
     }
 }
 
-/// Compares driver and database every few seconds.
+/// Runs jobs once the driver knows every recorded machine (`machines_known`), until stopped.
+async fn run_jobs_once_recognized(
+    runner: Arc<JobRunner>,
+    mut machines_known: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
+) {
+    tokio::select! {
+        known = machines_known.wait_for(|known| *known) => {
+            if known.is_err() {
+                return;
+            }
+        }
+        _ = stop.wait_for(|stop| *stop) => return,
+    }
+    let _ = runner.spawn(stop).await;
+}
+
+/// Tells the driver about every recorded machine (then says so through `recognized`), and from then on
+/// compares driver and database every few seconds.
 async fn run_reconciler(
     worker: Arc<InstanceWorker>,
     volumes: Arc<VolumeWorker>,
     firewalls: Arc<FirewallWorker>,
+    recognized: watch::Sender<bool>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let started = std::time::Instant::now();
+    loop {
+        tokio::select! {
+            result = worker.recognize_all() => match result {
+                Ok(()) => break,
+                Err(e) => tracing::warn!(error = %e, "could not tell the driver the recorded machines; retrying"),
+            },
+            _ = stop.changed() => return,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+    tracing::info!(
+        seconds = started.elapsed().as_secs_f64(),
+        "the driver knows every recorded machine; jobs run"
+    );
+    recognized.send_replace(true);
     loop {
         tokio::select! {
             _ = tokio::time::sleep(RECONCILE_EVERY) => {}
