@@ -485,7 +485,9 @@ impl Pending {
         // A request id settled before (a replay) answers with what was recorded then.
         let recorded = context
             .store
-            .record_ai_request(&row, charge.as_ref(), transaction_id)
+            .record_ai_request(&row, charge.as_ref(), transaction_id, || {
+                new_id(IdKind::AiRequest)
+            })
             .await?;
         Ok(Settled {
             billing: ChatBilling {
