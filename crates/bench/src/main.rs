@@ -167,15 +167,6 @@ async fn first_answer(url: &str, booting: Instant) -> Result<Duration> {
     }
 }
 
-/// Boots the release server with `config` in an empty `data_dir`, logging at warn.
-fn start_with_config(
-    data_dir: &Path,
-    database_url: Option<&str>,
-    config_text: &str,
-) -> Result<Server> {
-    start_logging(data_dir, database_url, config_text, Some("warn"), true)
-}
-
 /// Boots the release server with `config` in an empty `data_dir`; `log` as `BARRACK_LOG` (`None`: the
 /// default). The log goes where a service manager would take it: written, then thrown away.
 fn start_logging(

@@ -65,11 +65,18 @@ impl AiLimiter {
         if windows.len() >= MAX_TRACKED {
             windows.retain(|_, w| now.duration_since(w.started) < WINDOW);
         }
-        let window = windows.entry(caller.to_string()).or_insert(Window {
-            started: now,
-            requests: 0,
-            tokens: 0,
-        });
+        // The key is copied only for a caller's first call.
+        if !windows.contains_key(caller) {
+            windows.insert(
+                caller.to_string(),
+                Window {
+                    started: now,
+                    requests: 0,
+                    tokens: 0,
+                },
+            );
+        }
+        let window = windows.get_mut(caller).expect("inserted above");
         if now.duration_since(window.started) >= WINDOW {
             *window = Window {
                 started: now,
