@@ -75,6 +75,18 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// Prefixes of the variables cargo sets for a package's test run (not the user's cargo settings).
+const PACKAGE_VARIABLES: &[&str] = &[
+    "CARGO_MANIFEST_",
+    "CARGO_PKG_",
+    "CARGO_CRATE_NAME",
+    "CARGO_BIN_",
+    "CARGO_CFG_",
+    "CARGO_PRIMARY_PACKAGE",
+    "CARGO_TARGET_TMPDIR",
+    "CARGO_RUSTC_CURRENT_DIR",
+];
+
 /// `barrack` next to `barrackd`, built now if this run did not build it (it belongs to another package).
 /// The build is the workspace's test build, as `scripts/test` makes it: after that run it has nothing to
 /// do, where a build of `barrack-cli` alone would unify other features and compile its dependencies
@@ -83,11 +95,22 @@ fn binaries() -> PathBuf {
     let barrackd = PathBuf::from(env!("CARGO_BIN_EXE_barrackd"));
     let dir = barrackd.parent().unwrap().to_path_buf();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let built = Command::new(cargo)
+    let mut build = Command::new(cargo);
+    build
         .args(["test", "--no-run", "--quiet", "--workspace"])
-        .current_dir(workspace())
-        .status()
-        .expect("run cargo build");
+        .current_dir(workspace());
+    // The variables cargo sets for this test describe its package; build scripts that watch them (ring's
+    // does) would see them changed, rebuild, and relink the test binaries other tests are running from.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if PACKAGE_VARIABLES
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+        {
+            build.env_remove(&*name);
+        }
+    }
+    let built = build.status().expect("run cargo build");
     assert!(built.success(), "cannot build barrack");
     assert!(dir.join("barrack").exists(), "no barrack in {dir:?}");
     dir
