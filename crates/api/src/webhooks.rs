@@ -19,6 +19,8 @@ pub struct Webhook {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhookRequest {
+    /// `http://` or `https://`, with a host and no credentials; an HTTPS receiver's certificate is verified
+    /// at every attempt.
     pub url: String,
     /// Absent or empty: every event.
     #[serde(default)]
@@ -43,7 +45,8 @@ pub struct DeletedWebhook {
     pub id: String,
 }
 
-/// One event sent (or being sent) to one webhook.
+/// One event sent (or being sent) to one webhook, kept in the log for the operator's retention (30 days
+/// after the event by default).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct WebhookDelivery {
     pub id: String,

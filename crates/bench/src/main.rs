@@ -48,6 +48,9 @@ impl Drop for Server {
     }
 }
 
+/// The servers' secret (`BARRACK_SECRET`), which the operator keys they print are bound to.
+const SECRET: &str = "benchmark-secret-long-enough-for-hmac";
+
 fn barrackd() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let path = exe.parent().context("no directory")?.join("barrackd");
@@ -164,15 +167,6 @@ async fn first_answer(url: &str, booting: Instant) -> Result<Duration> {
     }
 }
 
-/// Boots the release server with `config` in an empty `data_dir`, logging at warn.
-fn start_with_config(
-    data_dir: &Path,
-    database_url: Option<&str>,
-    config_text: &str,
-) -> Result<Server> {
-    start_logging(data_dir, database_url, config_text, Some("warn"), true)
-}
-
 /// Boots the release server with `config` in an empty `data_dir`; `log` as `BARRACK_LOG` (`None`: the
 /// default). The log goes where a service manager would take it: written, then thrown away.
 fn start_logging(
@@ -192,7 +186,7 @@ fn start_logging(
         .arg("--config")
         .arg(&config)
         .env_remove("BARRACK_LOG")
-        .env("BARRACK_SECRET", "benchmark-secret-long-enough-for-hmac")
+        .env("BARRACK_SECRET", SECRET)
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     if let Some(url) = database_url {
@@ -498,12 +492,25 @@ impl ScratchDatabase {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    barrack_client::install_tls_provider();
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
+    if what == "scale-db" {
+        let Some(dir) = std::env::args().nth(2) else {
+            bail!("usage: barrack-bench scale-db DIR [INSTANCES]");
+        };
+        let instances = match std::env::args().nth(3) {
+            Some(n) => n.parse().context("INSTANCES is a number")?,
+            None => 1_000_000,
+        };
+        return scale::keep(Path::new(&dir), instances).await;
+    }
     if !matches!(
         what.as_str(),
         "all" | "server" | "meter" | "scale" | "dashboard" | "labels" | "ai"
     ) {
-        bail!("usage: barrack-bench [server|meter [periods]|scale|dashboard|labels|ai]");
+        bail!(
+            "usage: barrack-bench [server|meter [periods]|scale|dashboard|labels|ai] | barrack-bench scale-db DIR [INSTANCES]"
+        );
     }
     let postgres = std::env::var("BARRACK_BENCH_POSTGRES_URL")
         .ok()

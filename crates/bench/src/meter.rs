@@ -39,6 +39,7 @@ pub async fn run(backend: &str, database_url: &str, resources: usize) -> Result<
         driver: Arc::new(SimDriver::new(SimConfig::default())),
         work: Arc::new(Notify::new()),
         closing: tokio::sync::watch::channel(false).0,
+        resets_seen: Default::default(),
     });
 
     let seeding = Instant::now();

@@ -85,6 +85,28 @@ pub async fn run(backend: &str, postgres_admin_url: Option<&str>) -> Result<()> 
     }
 }
 
+/// `barrack-bench scale-db DIR [INSTANCES]`: a SQLite database in `DIR` holding `instances` copies, loaded
+/// as `scale` loads its own, kept with the configuration to start a server on it (to time a restart, or
+/// to look at what a large installation holds).
+pub async fn keep(dir: &std::path::Path, instances: usize) -> Result<()> {
+    ensure!(
+        instances >= OWN,
+        "a scale database holds at least {OWN} instances"
+    );
+    let loaded = load(dir, None, &config(instances), instances).await?;
+    println!(
+        "{instances} instances loaded in {:.1} s into {}\nstart a server on it with:\n  \
+         BARRACK_SECRET={} barrackd serve --data-dir {dir} --config {dir}/bench.toml\n\
+         the operator's key: {}",
+        loaded.loaded_in.as_secs_f64(),
+        dir.display(),
+        crate::SECRET,
+        loaded.key,
+        dir = dir.display(),
+    );
+    Ok(())
+}
+
 pub(crate) fn config(instances: usize) -> String {
     // Every copy holds one GPU; the hosts before `FIRST_BULK_HOST` are the bench's own.
     let gpus = (FIRST_BULK_HOST - 1) * 8 + instances;

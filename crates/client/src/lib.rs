@@ -77,6 +77,7 @@ impl ClientBuilder {
     }
 
     pub fn build(self) -> Result<Client> {
+        install_tls_provider();
         let http = reqwest::Client::builder()
             .timeout(self.timeout)
             .redirect(same_origin_redirects())
@@ -91,6 +92,16 @@ impl ClientBuilder {
             idempotency_key: None,
         })
     }
+}
+
+/// Makes ring the process's TLS crypto provider, unless one is installed already. HTTP clients are built
+/// only after it: reqwest's TLS is built without a provider of its own (ring compiles quickly and needs no
+/// more than a C compiler), and building a client with none installed panics. Idempotent. (rustls marks
+/// ring deprecated for lacking post-quantum key exchange, which these calls do without.)
+#[allow(deprecated)]
+pub fn install_tls_provider() {
+    // An error only says a provider is installed already, which is all that is needed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// Follows redirects only within the server's origin: the `X-API-Key` header goes with every request, and

@@ -63,6 +63,7 @@ impl Client {
     /// The stream has no overall timeout; reconnect with the last event's id when it ends.
     pub async fn event_stream(&self, after: Option<&str>) -> Result<EventStream> {
         // Without the client's request timeout, which would cut a quiet stream.
+        crate::install_tls_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())

@@ -62,6 +62,8 @@ pub struct Context {
     pub work: Arc<Notify>,
     /// Turns true when the server stops: long-lived answers (event streams) end then.
     pub closing: tokio::sync::watch::Sender<bool>,
+    /// The simulation's resets this process knows of: in-memory limits start over when it moves.
+    pub resets_seen: Arc<platform::resets::ResetsSeen>,
 }
 
 /// The services of one server process.

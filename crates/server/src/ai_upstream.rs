@@ -6,13 +6,15 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use barrack_api::ai::ChatMessage;
 use barrack_core::ai::backend::{
     BackendError, BackendEvent, BackendRequest, BackendStream, BackendUsage, ModelBackend,
 };
 use barrack_core::ai::config::AiModelConfig;
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use serde_json::{Value, json};
+use reqwest::header::CONTENT_TYPE;
+use serde_json::Value;
 
 pub struct OpenAiBackend {
     client: reqwest::Client,
@@ -27,6 +29,7 @@ impl OpenAiBackend {
             .base_url
             .as_deref()
             .ok_or_else(|| anyhow::anyhow!("AI model '{}' has no base_url", model.id))?;
+        crate::webhook_sender::install_crypto_provider();
         Ok(OpenAiBackend {
             client: reqwest::Client::builder()
                 .connect_timeout(timeout)
@@ -53,28 +56,51 @@ struct Reader {
     usage: Option<BackendUsage>,
 }
 
+/// The call as the upstream is asked it: always streamed, with the usage at the end. Written straight
+/// from the request, with no JSON tree in between.
+#[derive(serde::Serialize)]
+struct UpstreamRequest<'a> {
+    model: &'a str,
+    messages: &'a [ChatMessage],
+    max_tokens: u32,
+    stream: bool,
+    stream_options: StreamOptions,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f64>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<i64>,
+}
+
+#[derive(serde::Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
 impl ModelBackend for OpenAiBackend {
     fn stream(&self, request: BackendRequest) -> BackendStream {
-        let mut body = json!({
-            "model": request.model,
-            "messages": request.messages,
-            "max_tokens": request.max_tokens,
-            "stream": true,
-            "stream_options": {"include_usage": true},
-        });
-        if let Some(t) = request.temperature {
-            body["temperature"] = json!(t);
-        }
-        if let Some(p) = request.top_p {
-            body["top_p"] = json!(p);
-        }
-        if !request.stop.is_empty() {
-            body["stop"] = json!(request.stop);
-        }
-        if let Some(seed) = request.seed {
-            body["seed"] = json!(seed);
-        }
-        let mut call = self.client.post(&self.url).json(&body);
+        let body = serde_json::to_vec(&UpstreamRequest {
+            model: &request.model,
+            messages: &request.messages,
+            max_tokens: request.max_tokens,
+            stream: true,
+            stream_options: StreamOptions {
+                include_usage: true,
+            },
+            temperature: request.temperature,
+            top_p: request.top_p,
+            stop: &request.stop,
+            seed: request.seed,
+        })
+        .unwrap_or_default();
+        let mut call = self
+            .client
+            .post(&self.url)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body);
         if let Some(key) = &self.api_key {
             call = call.bearer_auth(key);
         }
@@ -166,7 +192,11 @@ impl Reader {
 
     /// One line of the stream; true when it ends the stream.
     fn parse_line(&mut self, line: &[u8]) -> bool {
-        let line = String::from_utf8_lossy(line);
+        // Checked as UTF-8 the fast way; only a line that is not gets its bad bytes replaced.
+        let line = match std::str::from_utf8(line) {
+            Ok(line) => std::borrow::Cow::Borrowed(line),
+            Err(_) => String::from_utf8_lossy(line),
+        };
         let Some(data) = line.trim().strip_prefix("data:") else {
             return false;
         };

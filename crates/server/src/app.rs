@@ -141,6 +141,7 @@ impl Running {
                     started.elapsed(),
                     Some((run.periods_billed, run.minutes_billed)),
                 );
+                barrack_core::platform::webhooks::prune_deliveries(&services.context).await?;
                 if services.store().unfinished_jobs().await? == before {
                     return Ok(ran);
                 }
@@ -318,6 +319,7 @@ pub fn services(
         driver,
         work: Arc::new(Notify::new()),
         closing: tokio::sync::watch::channel(false).0,
+        resets_seen: Default::default(),
     });
     let ai = &services.config().ai;
     let timeout = Duration::from_secs(ai.upstream_timeout_seconds);
@@ -364,6 +366,7 @@ fn server_secret(config: &Config) -> Result<String> {
 
 /// Boots a server: database, services, first-start bootstrap, then the listener.
 pub async fn start(options: StartOptions) -> Result<Running> {
+    crate::webhook_sender::install_crypto_provider();
     let config = options.config;
     let clock = options
         .clock
@@ -393,7 +396,10 @@ pub async fn start(options: StartOptions) -> Result<Running> {
         ..JobSettings::default()
     };
     let instance_worker = Arc::new(InstanceWorker::new(services.context.clone()));
-    instance_worker.recognize_all().await?;
+    if !options.background_work {
+        // Deterministic tests drive the work themselves: the driver knows every machine before they do.
+        instance_worker.recognize_all().await?;
+    }
     let mut runner = JobRunner::new(services.store().clone(), services.clock().clone(), settings);
     runner.wake_on(services.context.work.clone());
     runner.register(barrack_core::instances::JOB_KIND, instance_worker.clone());
@@ -427,15 +433,29 @@ pub async fn start(options: StartOptions) -> Result<Running> {
         barrack_core::platform::webhooks::JOB_KIND,
         Arc::new(barrack_core::platform::webhooks::DeliveryWorker::new(
             services.context.clone(),
-            Arc::new(crate::webhook_sender::HttpWebhookSender),
+            Arc::new(crate::webhook_sender::HttpWebhookSender::new(
+                services.config().webhooks.ca_bundle_file.as_deref(),
+            )?),
         )),
     );
     let runner = Arc::new(runner);
     let (stop_work, work_stopped) = watch::channel(false);
     let metrics: SharedMetrics = Arc::new(Metrics::new());
-    let mut background = Vec::new();
+    let mut background = vec![tokio::spawn(
+        services
+            .simulation
+            .clone()
+            .follow_resets(work_stopped.clone()),
+    )];
     if options.background_work {
-        background.push(runner.clone().spawn(work_stopped.clone()));
+        // The driver learns of the recorded machines behind the listener (a million take seconds); jobs,
+        // which place machines, wait for it so no placement collides with a machine it has not heard of.
+        let (recognized, machines_known) = watch::channel(false);
+        background.push(tokio::spawn(run_jobs_once_recognized(
+            runner.clone(),
+            machines_known,
+            work_stopped.clone(),
+        )));
         let own_thread = services.store().backend() == barrack_store::Backend::Sqlite;
         background.push(spawn_background(
             "barrack-meter",
@@ -449,6 +469,7 @@ pub async fn start(options: StartOptions) -> Result<Running> {
                 instance_worker.clone(),
                 volume_worker.clone(),
                 firewall_worker.clone(),
+                recognized,
                 work_stopped,
             ),
         ));
@@ -515,6 +536,7 @@ pub fn router_with(
         rate_limiter: RateLimiter::new(
             config.rate_limit.requests,
             config.rate_limit.window_seconds,
+            services.context.resets_seen.clone(),
         ),
         trusted_proxies: TrustedProxies::new(&config.rate_limit.trusted_proxies),
         login_throttle: LoginThrottle::default(),
@@ -598,7 +620,8 @@ fn spawn_background(
 }
 
 /// Bills closed minutes and guards balances at start and then every `billing.meter_interval_seconds` of
-/// real time (each run catches up with the clock, however far it moved).
+/// real time (each run catches up with the clock, however far it moved); then prunes the webhook
+/// delivery log by the same clock.
 async fn run_meter(services: Services, metrics: SharedMetrics, mut stop: watch::Receiver<bool>) {
     let every = Duration::from_secs(services.config().billing.meter_interval_seconds);
     loop {
@@ -617,6 +640,10 @@ async fn run_meter(services: Services, metrics: SharedMetrics, mut stop: watch::
                 tracing::warn!(error = %e, "metering failed");
             }
         }
+        if let Err(e) = barrack_core::platform::webhooks::prune_deliveries(&services.context).await
+        {
+            tracing::warn!(error = %e, "pruning the webhook delivery log failed");
+        }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stop.changed() => return,
@@ -624,13 +651,51 @@ async fn run_meter(services: Services, metrics: SharedMetrics, mut stop: watch::
     }
 }
 
-/// Compares driver and database every few seconds.
+/// Runs jobs once the driver knows every recorded machine (`machines_known`), until stopped.
+async fn run_jobs_once_recognized(
+    runner: Arc<JobRunner>,
+    mut machines_known: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
+) {
+    tokio::select! {
+        known = machines_known.wait_for(|known| *known) => {
+            if known.is_err() {
+                return;
+            }
+        }
+        _ = stop.wait_for(|stop| *stop) => return,
+    }
+    let _ = runner.spawn(stop).await;
+}
+
+/// Tells the driver about every recorded machine (then says so through `recognized`), and from then on
+/// compares driver and database every few seconds.
 async fn run_reconciler(
     worker: Arc<InstanceWorker>,
     volumes: Arc<VolumeWorker>,
     firewalls: Arc<FirewallWorker>,
+    recognized: watch::Sender<bool>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let started = std::time::Instant::now();
+    loop {
+        tokio::select! {
+            result = worker.recognize_all() => match result {
+                Ok(()) => break,
+                Err(e) => tracing::warn!(error = %e, "could not tell the driver the recorded machines; retrying"),
+            },
+            _ = stop.changed() => return,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+    tracing::info!(
+        seconds = started.elapsed().as_secs_f64(),
+        "the driver knows every recorded machine; jobs run"
+    );
+    recognized.send_replace(true);
     loop {
         tokio::select! {
             _ = tokio::time::sleep(RECONCILE_EVERY) => {}

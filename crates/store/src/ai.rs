@@ -57,14 +57,18 @@ impl Store {
     /// Records a call and, when it cost anything, appends its `usage` ledger entry, in one transaction.
     /// Returns the call as recorded: this one, with its ledger entry's id, or, changing nothing, the one
     /// recorded before under the same request id.
+    ///
+    /// Ids have 6 random characters, so the row's id can be taken already: it then gets another from
+    /// `fresh_request_id` (the ledger entry's, from `fresh_id`).
     pub async fn record_ai_request(
         &self,
         request: &AiRequestRow,
         charge: Option<&LedgerEntryRow>,
         fresh_id: fn() -> String,
+        fresh_request_id: fn() -> String,
     ) -> Result<AiRequestRow> {
         if let Some(recorded) = self
-            .try_record_ai_request(request, charge, fresh_id)
+            .try_record_ai_request(request, charge, fresh_id, fresh_request_id)
             .await?
         {
             return Ok(recorded);
@@ -86,6 +90,7 @@ impl Store {
         request: &AiRequestRow,
         charge: Option<&LedgerEntryRow>,
         fresh_id: fn() -> String,
+        fresh_request_id: fn() -> String,
     ) -> Result<Option<AiRequestRow>> {
         let mut tx = self.begin().await?;
         let mut row = request.clone();
@@ -95,31 +100,54 @@ impl Store {
                 None => return Ok(None),
             }
         }
-        let inserted = tx
-            .execute(
-                &format!(
-                    "{} ON CONFLICT DO NOTHING",
-                    insert_sql("ai_requests", COLUMNS)
-                ),
-                &binds![
-                    &row.id,
-                    &row.account_id,
-                    &row.request_id,
-                    &row.model,
-                    row.input_tokens,
-                    row.output_tokens,
-                    row.cost_micros,
-                    &row.currency,
-                    &row.status,
-                    row.stream,
-                    &row.ledger_entry_id,
-                    row.created_at,
-                ],
-            )
-            .await?;
-        if inserted != 1 {
-            // Dropping the transaction rolls the ledger entry back with it.
-            return Ok(None);
+        let sql = format!(
+            "{} ON CONFLICT DO NOTHING",
+            insert_sql("ai_requests", COLUMNS)
+        );
+        let mut attempts = 0;
+        loop {
+            let inserted = tx
+                .execute(
+                    &sql,
+                    &binds![
+                        &row.id,
+                        &row.account_id,
+                        &row.request_id,
+                        &row.model,
+                        row.input_tokens,
+                        row.output_tokens,
+                        row.cost_micros,
+                        &row.currency,
+                        &row.status,
+                        row.stream,
+                        &row.ledger_entry_id,
+                        row.created_at,
+                    ],
+                )
+                .await?;
+            if inserted == 1 {
+                break;
+            }
+            // No conflict target: a request id recorded before and a taken id both insert nothing,
+            // without aborting the transaction on PostgreSQL. Only the first means "recorded before".
+            let recorded = tx
+                .fetch_optional(
+                    "SELECT id FROM ai_requests WHERE request_id = $1",
+                    &binds![&row.request_id],
+                )
+                .await?;
+            attempts += 1;
+            if recorded.is_some() || attempts >= 16 {
+                // Dropping the transaction rolls the ledger entry back with it.
+                return match recorded {
+                    Some(_) => Ok(None),
+                    None => Err(crate::StoreError::Unique(format!(
+                        "AI request id {} (no free id after {attempts} attempts)",
+                        row.id
+                    ))),
+                };
+            }
+            row.id = fresh_request_id();
         }
         tx.commit().await?;
         Ok(Some(row))

@@ -327,27 +327,6 @@ impl Store {
         Ok(row.map(|r| r.int(0)).transpose()?.unwrap_or(0) as u64)
     }
 
-    /// Up to `limit` instances in one of `statuses` whose ids sort after `after`, in id order (see
-    /// [`InstanceSweep`]).
-    pub async fn instances_with_status_after(
-        &self,
-        statuses: &[&str],
-        after: &str,
-        limit: usize,
-    ) -> Result<Vec<InstanceRow>> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM instances WHERE status IN ({}) AND id > ${} ORDER BY id LIMIT ${}",
-            placeholders(1, statuses.len()),
-            statuses.len() + 1,
-            statuses.len() + 2
-        );
-        let mut binds: Vec<Bind> = statuses.iter().map(|s| Bind::from(*s)).collect();
-        binds.push(Bind::from(after));
-        binds.push(Bind::from(limit as i64));
-        let rows = self.fetch_all(&sql, &binds).await?;
-        rows.iter().map(from_row).collect()
-    }
-
     /// One account's instances in one of `statuses`, oldest first (through the account's index of live
     /// instances, whatever the size of the table).
     pub async fn account_instances_with_status(
@@ -384,20 +363,66 @@ impl Store {
     }
 }
 
+/// What the compute driver is told of an instance: where its machine is and in which state. Sweeps over
+/// every instance read these five columns, not the whole row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineRow {
+    pub id: String,
+    pub status: String,
+    pub region: String,
+    pub gpu_count: i64,
+    pub host: Option<String>,
+}
+
+impl Store {
+    /// Up to `limit` instances' [`MachineRow`]s in one of `statuses` whose ids sort after `after`, in id
+    /// order (see [`MachineSweep`]).
+    pub async fn machines_with_status_after(
+        &self,
+        statuses: &[&str],
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<MachineRow>> {
+        let sql = format!(
+            "SELECT id, status, region, gpu_count, host FROM instances WHERE status IN ({}) AND id > ${} \
+             ORDER BY id LIMIT ${}",
+            placeholders(1, statuses.len()),
+            statuses.len() + 1,
+            statuses.len() + 2
+        );
+        let mut binds: Vec<Bind> = statuses.iter().map(|s| Bind::from(*s)).collect();
+        binds.push(Bind::from(after));
+        binds.push(Bind::from(limit as i64));
+        let rows = self.fetch_all(&sql, &binds).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MachineRow {
+                    id: r.text(0)?,
+                    status: r.text(1)?,
+                    region: r.text(2)?,
+                    gpu_count: r.int(3)?,
+                    host: r.opt_text(4)?,
+                })
+            })
+            .collect()
+    }
+}
+
 /// Walks every instance in some states a page at a time, in id order, so that a sweep over a million
-/// instances holds one page in memory; instances changed behind the cursor are seen by the next sweep.
-pub struct InstanceSweep<'a> {
+/// instances holds one page of [`MachineRow`]s in memory; instances changed behind the cursor are seen by
+/// the next sweep.
+pub struct MachineSweep<'a> {
     statuses: &'a [&'a str],
     after: String,
     done: bool,
 }
 
-impl<'a> InstanceSweep<'a> {
+impl<'a> MachineSweep<'a> {
     /// Rows read at a time.
-    const PAGE: usize = 500;
+    const PAGE: usize = 2_000;
 
-    pub fn new(statuses: &'a [&'a str]) -> InstanceSweep<'a> {
-        InstanceSweep {
+    pub fn new(statuses: &'a [&'a str]) -> MachineSweep<'a> {
+        MachineSweep {
             statuses,
             after: String::new(),
             done: false,
@@ -405,12 +430,12 @@ impl<'a> InstanceSweep<'a> {
     }
 
     /// The next page; `None` once the sweep is over.
-    pub async fn next(&mut self, store: &Store) -> Result<Option<Vec<InstanceRow>>> {
+    pub async fn next(&mut self, store: &Store) -> Result<Option<Vec<MachineRow>>> {
         if self.done {
             return Ok(None);
         }
         let page = store
-            .instances_with_status_after(self.statuses, &self.after, Self::PAGE)
+            .machines_with_status_after(self.statuses, &self.after, Self::PAGE)
             .await?;
         self.done = page.len() < Self::PAGE;
         match page.last() {

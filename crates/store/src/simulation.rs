@@ -12,6 +12,14 @@ impl Store {
         Ok(row.map(|r| r.int(0)).transpose()?.unwrap_or(0))
     }
 
+    /// How many times the simulation was reset (0 if never).
+    pub async fn simulation_resets(&self) -> Result<i64> {
+        let row = self
+            .fetch_optional("SELECT resets FROM simulation_clock WHERE id = 1", &[])
+            .await?;
+        Ok(row.map(|r| r.int(0)).transpose()?.unwrap_or(0))
+    }
+
     /// Moves the offset forward by `ms` in one statement (concurrent moves add up) and returns the new one.
     pub async fn add_clock_offset(&self, ms: i64) -> Result<i64> {
         self.fetch_one(
@@ -50,6 +58,16 @@ pub enum Withhold {
     },
 }
 
+/// What adding a scenario came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScenarioAdded {
+    Added,
+    /// A scenario of its kind covers its target already.
+    SameTarget,
+    /// This scenario holds back the same stock.
+    Overlaps(String),
+}
+
 const SCENARIO_COLUMNS: &str = "id, kind, target, spec, created_at";
 
 fn scenario(row: &crate::Row) -> Result<ScenarioRow> {
@@ -73,15 +91,38 @@ impl Store {
             .collect()
     }
 
-    /// Stores a scenario and holds back the stock it withholds, in one transaction; false (nothing
-    /// written) when one of its kind covers the same target already.
+    /// Stores a scenario and holds back the stock it withholds, in one transaction, unless a scenario of
+    /// its kind covers the same target or `overlaps` says an existing one holds back the same stock.
+    /// Adding scenarios is serialised across servers (the transaction first locks the simulation clock's
+    /// row), so the check sees every scenario committed before it and two overlapping ones cannot both go
+    /// in.
     pub async fn add_scenario(
         &self,
         row: &ScenarioRow,
         withhold: &Withhold,
+        overlaps: impl Fn(&ScenarioRow) -> bool,
         now: i64,
-    ) -> Result<bool> {
+    ) -> Result<ScenarioAdded> {
         let mut tx = self.begin().await?;
+        // A write to one row every adder writes: on PostgreSQL the row lock queues them until the first
+        // commits (each later statement then reads its scenario); SQLite runs one writer at a time anyway.
+        tx.execute(
+            "INSERT INTO simulation_clock (id, offset_ms) VALUES (1, 0) ON CONFLICT (id) \
+             DO UPDATE SET offset_ms = simulation_clock.offset_ms",
+            &[],
+        )
+        .await?;
+        let sql =
+            format!("SELECT {SCENARIO_COLUMNS} FROM simulation_scenarios ORDER BY created_at, id");
+        for existing in tx.fetch_all(&sql, &[]).await? {
+            let existing = scenario(&existing)?;
+            if overlaps(&existing) {
+                return Ok(ScenarioAdded::Overlaps(existing.id));
+            }
+            if existing.kind == row.kind && existing.target == row.target {
+                return Ok(ScenarioAdded::SameTarget);
+            }
+        }
         let inserted = tx
             .execute(
                 &crate::sql::insert_sql("simulation_scenarios", SCENARIO_COLUMNS),
@@ -89,7 +130,7 @@ impl Store {
             )
             .await;
         match inserted {
-            Err(crate::StoreError::Unique(_)) => return Ok(false),
+            Err(crate::StoreError::Unique(_)) => return Ok(ScenarioAdded::SameTarget),
             other => other?,
         };
         match withhold {
@@ -115,7 +156,7 @@ impl Store {
             }
         }
         tx.commit().await?;
-        Ok(true)
+        Ok(ScenarioAdded::Added)
     }
 
     /// Removes a scenario and gives back the stock it withheld; the removed scenario, if it existed.

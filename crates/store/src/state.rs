@@ -20,7 +20,7 @@ pub const STATE_FORMAT: &str = "barrack-state";
 /// The version of the document's layout (its schema version is the database's).
 pub const STATE_FORMAT_VERSION: i64 = 1;
 /// Rows read per statement while exporting, so a large table is never held whole.
-const EXPORT_PAGE: i64 = 5_000;
+pub const EXPORT_PAGE: i64 = 5_000;
 /// The migrations' own table: its rows are the schema version the header carries.
 const MIGRATIONS_TABLE: &str = "schema_migrations";
 
@@ -131,19 +131,11 @@ impl Store {
         for table in &tables {
             let names: Vec<&str> = table.columns.iter().map(|(n, _)| n.as_str()).collect();
             writeln!(out, "{}", json!({"table": table.name, "columns": names}))?;
-            let order = if table.key.is_empty() {
-                names.join(", ")
-            } else {
-                table.key.join(", ")
-            };
             let mut written = 0u64;
+            let mut after: Option<Vec<Bind<'static>>> = None;
             loop {
-                let sql = format!(
-                    "SELECT {} FROM {} ORDER BY {order} LIMIT {EXPORT_PAGE} OFFSET $1",
-                    names.join(", "),
-                    table.name
-                );
-                let rows = tx.fetch_all(&sql, &binds![written as i64]).await?;
+                let sql = page_sql(table, &names, after.is_some());
+                let rows = tx.fetch_all(&sql, after.as_deref().unwrap_or(&[])).await?;
                 for row in &rows {
                     let values: Vec<Json> = row
                         .0
@@ -157,8 +149,11 @@ impl Store {
                     writeln!(out, "{}", Json::Array(values))?;
                 }
                 written += rows.len() as u64;
-                if (rows.len() as i64) < EXPORT_PAGE {
-                    break;
+                match rows.last() {
+                    Some(last) if !table.key.is_empty() && rows.len() as i64 == EXPORT_PAGE => {
+                        after = Some(key_binds(table, &names, last)?);
+                    }
+                    _ => break,
                 }
             }
             counts.tables.insert(table.name.clone(), written);
@@ -341,6 +336,54 @@ impl Store {
         self.auth_changed_everywhere().await?;
         Ok((resets, operators as u64))
     }
+}
+
+/// The statement reading a table's next page: in primary-key order, after the last row read (keyset
+/// paging, so each page is an index seek however far into the table it is). A table without a primary
+/// key is read whole in one statement, ordered by all its columns.
+fn page_sql(table: &Table, names: &[&str], after_a_page: bool) -> String {
+    if table.key.is_empty() {
+        return format!(
+            "SELECT {} FROM {} ORDER BY {}",
+            names.join(", "),
+            table.name,
+            names.join(", ")
+        );
+    }
+    let key = table.key.join(", ");
+    let condition = if after_a_page {
+        format!(" WHERE ({key}) > ({})", placeholders(1, table.key.len()))
+    } else {
+        String::new()
+    };
+    format!(
+        "SELECT {} FROM {}{condition} ORDER BY {key} LIMIT {EXPORT_PAGE}",
+        names.join(", "),
+        table.name
+    )
+}
+
+/// The primary key of `row` (of the columns `names`) as binds for the next page's condition.
+fn key_binds(table: &Table, names: &[&str], row: &crate::Row) -> Result<Vec<Bind<'static>>> {
+    table
+        .key
+        .iter()
+        .map(|column| {
+            let at = names.iter().position(|n| n == column).ok_or_else(|| {
+                StoreError::Unexpected(format!("{}: no key column {column}", table.name))
+            })?;
+            Ok(match &row.0[at] {
+                Value::Int(n) => Bind::Int(Some(*n)),
+                Value::Text(s) => Bind::Text(Some(s.clone().into())),
+                Value::Null => {
+                    return Err(StoreError::Unexpected(format!(
+                        "{}: a NULL in its primary key column {column}",
+                        table.name
+                    )));
+                }
+            })
+        })
+        .collect()
 }
 
 fn check_header(line: &str) -> std::result::Result<(), StateError> {

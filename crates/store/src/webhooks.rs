@@ -224,4 +224,15 @@ impl Store {
             .await?;
         Ok(done == 1)
     }
+
+    /// Deletes up to `limit` settled (delivered or failed) deliveries made before `before`, oldest first;
+    /// how many went.
+    pub async fn prune_webhook_deliveries(&self, before: i64, limit: u32) -> Result<u64> {
+        self.execute(
+            "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries \
+             WHERE created_at < $1 AND status <> 'pending' ORDER BY created_at, id LIMIT $2)",
+            &binds![before, i64::from(limit)],
+        )
+        .await
+    }
 }

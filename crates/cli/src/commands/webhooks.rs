@@ -21,11 +21,11 @@ pub enum Command {
     },
     /// Create a webhook; its signing secret is printed once
     #[command(after_help = "Examples:\n  \
-        barrack webhooks create --url http://hooks.example.com/barrack\n  \
-        barrack webhooks create --url http://hooks.example.com/barrack --event-type 'instance.*' \
+        barrack webhooks create --url https://hooks.example.com/barrack\n  \
+        barrack webhooks create --url https://hooks.example.com/barrack --event-type 'instance.*' \
         --event-type volume.status_changed")]
     Create {
-        /// Where events are POSTed (http)
+        /// Where events are POSTed (http or https)
         #[arg(long)]
         url: String,
         /// An event type to send (resource.kind, or resource.* for all of a resource); repeat for more;

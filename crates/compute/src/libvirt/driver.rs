@@ -1,7 +1,13 @@
-//! The lifecycle of instances on libvirt hosts; volumes and snapshots ([`volumes`]) and security rules
-//! ([`rules`]) are methods of the same driver state in files of their own.
+//! The lifecycle of instances on libvirt hosts. Other concerns are methods of the same driver state in
+//! files of their own: connections and lost hosts ([`hosts`]), observing guests ([`observe`]), disks
+//! booted without a boot loader ([`boot`]), data volumes ([`volumes`]), snapshots ([`snapshots`]) and
+//! security rules ([`rules`]).
 
+mod boot;
+mod hosts;
+mod observe;
 mod rules;
+mod snapshots;
 mod volumes;
 
 use std::collections::{HashMap, HashSet};
@@ -23,9 +29,7 @@ use crate::{
     BootDisk, ComputeDriver, DriverError, HostStatus, InstanceMetrics, InstanceSpec, Observation,
     PacketRule, Placement, PowerState, Readiness, SshEndpoint,
 };
-
-/// How long the SSH readiness probe waits for a banner.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+use boot::BootFiles;
 
 /// Real machines through libvirt; share it behind an `Arc`.
 pub struct LibvirtDriver {
@@ -214,61 +218,6 @@ impl Inner {
         format!("{volume}.boot")
     }
 
-    fn connect(&self, host: &HostConfig) -> Result<Connect, DriverError> {
-        let mut connections = lock(&self.connections);
-        if let Some(conn) = connections.get(&host.name) {
-            if conn.is_alive().unwrap_or(false) {
-                return Ok(conn.clone());
-            }
-            connections.remove(&host.name);
-        }
-        let conn = match Connect::open(Some(&host.uri)) {
-            Ok(conn) => conn,
-            Err(error) => {
-                lock(&self.unreachable_since)
-                    .entry(host.name.clone())
-                    .or_insert_with(Instant::now);
-                return Err(DriverError::Transient(format!(
-                    "host {} ({}) unreachable: {}",
-                    host.name,
-                    host.uri,
-                    error.message()
-                )));
-            }
-        };
-        lock(&self.unreachable_since).remove(&host.name);
-        connections.insert(host.name.clone(), conn.clone());
-        Ok(conn)
-    }
-
-    /// Hosts unreachable for longer than `host_lost_after_secs`, with how long they have been.
-    fn lost_hosts(&self) -> Vec<(String, Duration)> {
-        let grace = Duration::from_secs(self.config.host_lost_after_secs);
-        lock(&self.unreachable_since)
-            .iter()
-            .map(|(name, since)| (name.clone(), since.elapsed()))
-            .filter(|(_, down)| *down >= grace)
-            .collect()
-    }
-
-    /// When a domain cannot be looked up because hosts do not answer, and every one of them has been
-    /// gone past the grace period: the instance is on a lost host (the reachable ones do not have it).
-    fn on_lost_host(&self) -> Option<String> {
-        let unreachable = lock(&self.unreachable_since).len();
-        let lost = self.lost_hosts();
-        if unreachable == 0 || lost.len() < unreachable {
-            return None;
-        }
-        let names: Vec<String> = lost
-            .iter()
-            .map(|(name, down)| format!("{name} ({} s)", down.as_secs()))
-            .collect();
-        Some(format!(
-            "host lost: unreachable for too long: {}",
-            names.join(", ")
-        ))
-    }
-
     fn pool(&self, conn: &Connect) -> Result<StoragePool, DriverError> {
         storage::pool(
             conn,
@@ -342,11 +291,6 @@ impl Inner {
             ports.extend(xml::forwarded_ssh_port(&definition));
         }
         Ok((gpus, ports))
-    }
-
-    fn is_local(host: &HostConfig) -> bool {
-        let rest = host.uri.split_once("://").map(|(_, r)| r).unwrap_or("");
-        rest.starts_with('/')
     }
 
     /// The GPUs of `model` this host has configured, parsed.
@@ -497,44 +441,6 @@ impl Inner {
         domain
             .xml_desc(sys::VIR_DOMAIN_XML_INACTIVE)
             .map_err(|e| driver_error("domain XML", e))
-    }
-
-    /// Kernel, initrd and command line for an instance's boot disk, when it is booted directly.
-    fn boot_files(&self, conn: &Connect, spec: &InstanceSpec) -> Result<BootFiles, DriverError> {
-        match &spec.boot {
-            BootDisk::Image { image, .. } => {
-                let image = self.config.images.get(image).ok_or_else(|| {
-                    DriverError::Permanent(format!("no base image is configured for {image}"))
-                })?;
-                Ok(BootFiles {
-                    kernel: image
-                        .kernel
-                        .as_ref()
-                        .map(|p| p.to_string_lossy().into_owned()),
-                    initrd: image
-                        .initrd
-                        .as_ref()
-                        .map(|p| p.to_string_lossy().into_owned()),
-                    cmdline: image.cmdline.clone(),
-                })
-            }
-            BootDisk::Snapshot { snapshot_id, .. } => {
-                self.read_boot_files(conn, &self.snapshot_volume(snapshot_id))
-            }
-            BootDisk::Volume { volume_id } => {
-                self.read_boot_files(conn, &self.data_volume(volume_id))
-            }
-        }
-    }
-
-    fn read_boot_files(&self, conn: &Connect, volume: &str) -> Result<BootFiles, DriverError> {
-        let pool = self.pool(conn)?;
-        match storage::volume(&pool, &Self::boot_volume(volume))? {
-            Some(file) => Ok(BootFiles::parse(&String::from_utf8_lossy(
-                &storage::download(conn, &file)?,
-            ))),
-            None => Ok(BootFiles::default()),
-        }
     }
 
     fn create(&self, spec: &InstanceSpec) -> Result<Placement, DriverError> {
@@ -884,135 +790,6 @@ impl Inner {
             None => Ok(()),
         }
     }
-
-    fn observe(&self, id: &str) -> Result<Observation, DriverError> {
-        let found = match self.find(id) {
-            Ok(Some(found)) => found,
-            Ok(None) => {
-                return Ok(Observation {
-                    state: PowerState::Missing,
-                    host: None,
-                });
-            }
-            Err(error) => {
-                return match self.on_lost_host() {
-                    Some(reason) => Ok(Observation {
-                        state: PowerState::Failed(reason),
-                        host: None,
-                    }),
-                    None => Err(error),
-                };
-            }
-        };
-        let (state, _) = found
-            .domain
-            .state()
-            .map_err(|e| driver_error("domain state", e))?;
-        let state = match state.unwrap_or(DomainState::NoState) {
-            DomainState::Running
-            | DomainState::Blocked
-            | DomainState::Paused
-            | DomainState::Shutdown
-            | DomainState::PMSuspended => PowerState::Running,
-            DomainState::Crashed => PowerState::Failed("the guest crashed".into()),
-            _ if self.is_hibernated(&found.domain) => PowerState::Hibernated,
-            _ => PowerState::Stopped,
-        };
-        let host = (state != PowerState::Hibernated).then_some(found.host.name);
-        Ok(Observation { state, host })
-    }
-
-    fn endpoint(&self, found: &Found) -> Option<SshEndpoint> {
-        match self.config.network.mode {
-            NetworkMode::User => {
-                let definition = found.domain.xml_desc(sys::VIR_DOMAIN_XML_INACTIVE).ok()?;
-                let port = xml::forwarded_ssh_port(&definition)?;
-                let listen = &self.config.network.forward_address;
-                let host = if listen == "0.0.0.0" || listen == "::" {
-                    found.host.public_address()
-                } else if Self::is_local(&found.host) || found.host.address.is_none() {
-                    listen.clone()
-                } else {
-                    found.host.public_address()
-                };
-                Some(SshEndpoint { host, port })
-            }
-            mode => Some(SshEndpoint {
-                host: network::guest_address(&found.domain, mode)?,
-                port: 22,
-            }),
-        }
-    }
-
-    fn readiness(&self, id: &str) -> Result<Readiness, DriverError> {
-        let Some(found) = self.find(id)? else {
-            return Ok(Readiness::NotRunning);
-        };
-        if !found.domain.is_active().unwrap_or(false) {
-            return Ok(Readiness::NotRunning);
-        }
-        Ok(match self.endpoint(&found) {
-            Some(endpoint)
-                if network::ssh_answers(&endpoint.host, endpoint.port, PROBE_TIMEOUT) =>
-            {
-                Readiness::Ready
-            }
-            _ => Readiness::Booting,
-        })
-    }
-
-    /// Every configured host with its GPUs in use; a host that does not answer shows as lost once it has
-    /// been unreachable past the grace period.
-    fn host_statuses(&self) -> Vec<HostStatus> {
-        let lost: HashSet<String> = self.lost_hosts().into_iter().map(|(n, _)| n).collect();
-        self.config
-            .hosts
-            .iter()
-            .map(|host| {
-                let configured: HashSet<PciAddress> = host
-                    .gpus
-                    .iter()
-                    .flat_map(|group| &group.addresses)
-                    .filter_map(|a| PciAddress::parse(a).ok())
-                    .collect();
-                let used = self
-                    .connect(host)
-                    .ok()
-                    .and_then(|conn| self.held(&conn).ok())
-                    .map_or(0, |(gpus, _)| gpus.intersection(&configured).count());
-                HostStatus {
-                    name: host.name.clone(),
-                    region: host.region.clone(),
-                    gpu_model: host.gpus.first().map(|group| group.model.clone()),
-                    gpus: configured.len() as u32,
-                    gpus_used: used as u32,
-                    lost: lost.contains(&host.name),
-                }
-            })
-            .collect()
-    }
-
-    fn metrics(&self, id: &str) -> Result<Option<InstanceMetrics>, DriverError> {
-        let Some(found) = self.find(id)? else {
-            return Ok(None);
-        };
-        if !found.domain.is_active().unwrap_or(false) {
-            lock(&self.samples).remove(id);
-            return Ok(None);
-        }
-        let previous = lock(&self.samples).get(id).copied();
-        let earlier = match previous {
-            Some(sample) if sample.at.elapsed() < Duration::from_secs(600) => sample,
-            _ => {
-                let sample = metrics::sample(&found.domain)?;
-                std::thread::sleep(Duration::from_millis(500));
-                sample
-            }
-        };
-        let later = metrics::sample(&found.domain)?;
-        lock(&self.samples).insert(id.to_string(), later);
-        Ok(Some(metrics::between(&earlier, &later)))
-    }
 }
 
 /// Chosen GPUs as (devices to pass through, placeholders held without a device).
@@ -1032,66 +809,6 @@ fn serial(volume_id: &str) -> String {
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
         .take(20)
         .collect()
-}
-
-/// Files that boot a disk directly (no boot loader on it).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct BootFiles {
-    kernel: Option<String>,
-    initrd: Option<String>,
-    cmdline: Option<String>,
-}
-
-impl BootFiles {
-    fn from_domain_xml(definition: &str) -> BootFiles {
-        let text = |tag: &str| {
-            let open = format!("<{tag}>");
-            let start = definition.find(&open)? + open.len();
-            let end = definition[start..].find(&format!("</{tag}>"))?;
-            Some(
-                definition[start..start + end]
-                    .replace("&lt;", "<")
-                    .replace("&gt;", ">")
-                    .replace("&apos;", "'")
-                    .replace("&quot;", "\"")
-                    .replace("&amp;", "&"),
-            )
-        };
-        BootFiles {
-            kernel: text("kernel"),
-            initrd: text("initrd"),
-            cmdline: text("cmdline"),
-        }
-    }
-
-    fn render(&self) -> String {
-        let mut out = String::new();
-        for (key, value) in [
-            ("kernel", &self.kernel),
-            ("initrd", &self.initrd),
-            ("cmdline", &self.cmdline),
-        ] {
-            if let Some(value) = value {
-                out.push_str(&format!("{key}={value}\n"));
-            }
-        }
-        // Never empty: libvirt volumes cannot have zero bytes.
-        out.push_str("# boot files\n");
-        out
-    }
-
-    fn parse(text: &str) -> BootFiles {
-        let mut files = BootFiles::default();
-        for line in text.lines() {
-            match line.split_once('=') {
-                Some(("kernel", v)) => files.kernel = Some(v.to_string()),
-                Some(("initrd", v)) => files.initrd = Some(v.to_string()),
-                Some(("cmdline", v)) => files.cmdline = Some(v.to_string()),
-                _ => {}
-            }
-        }
-        files
-    }
 }
 
 #[async_trait]

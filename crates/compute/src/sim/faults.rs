@@ -163,6 +163,8 @@ impl State {
         if self.resets != Some(resets) {
             if self.resets.is_some() {
                 self.instances.clear();
+                self.rules.clear();
+                self.booting.clear();
                 self.volumes.clear();
                 self.snapshots.clear();
                 self.faults.clear();
@@ -181,7 +183,7 @@ impl State {
         self.instances
             .get(instance_id)
             .and_then(|instance| instance.host)
-            .and_then(|host| self.slow_hosts.get(&self.hosts[host].spec.name))
+            .and_then(|host| self.slow_hosts.get(&self.hosts[host as usize].spec.name))
             .copied()
             .unwrap_or(1.0)
     }
@@ -190,8 +192,8 @@ impl State {
     pub(super) fn slow_boot(&mut self, instance_id: &str, delay: std::time::Duration) {
         let factor = self.slowness(instance_id);
         if factor > 1.0
-            && let Some(instance) = self.instances.get_mut(instance_id)
-            && let Some(at) = instance.ready_at.as_mut()
+            && let Some(key) = self.instances.key(instance_id)
+            && let Some(at) = self.booting.get_mut(&key)
         {
             *at += delay.mul_f64(factor - 1.0);
         }

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DriverError, Placement, PowerState};
+use crate::{DriverError, Placement};
 
-use super::{Host, State};
+use super::{Host, Power, State};
 
 /// One machine: `gpus` GPUs of one model in one region. Names must be unique.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,10 +86,11 @@ impl State {
         };
         self.hosts[index].lost = true;
         self.hosts[index].used = 0;
-        for instance in self.instances.values_mut() {
-            if instance.host == Some(index) {
+        let slot = host_slot(index);
+        for (_, instance) in self.instances.iter_mut() {
+            if instance.host == Some(slot) {
                 instance.host = None;
-                instance.power = PowerState::Failed(format!("host {name} lost"));
+                instance.power = Power::HostLost(slot);
             }
         }
         true
@@ -103,7 +104,7 @@ pub(super) fn place(
     region: &str,
     model: &str,
     count: u32,
-) -> Result<usize, DriverError> {
+) -> Result<u32, DriverError> {
     let index = hosts
         .iter()
         .enumerate()
@@ -116,11 +117,16 @@ pub(super) fn place(
         .map(|(index, _)| index)
         .ok_or_else(|| DriverError::NoCapacity(format!("{count} {model} GPUs in {region}")))?;
     hosts[index].used += count;
-    Ok(index)
+    Ok(host_slot(index))
 }
 
-pub(super) fn placement(hosts: &[Host], host: usize) -> Placement {
+pub(super) fn placement(hosts: &[Host], host: u32) -> Placement {
     Placement {
-        host: hosts[host].spec.name.clone(),
+        host: hosts[host as usize].spec.name.clone(),
     }
+}
+
+/// A position in `State::hosts` as machines hold it.
+pub(super) fn host_slot(index: usize) -> u32 {
+    u32::try_from(index).expect("fewer than 2^32 hosts")
 }

@@ -1,24 +1,56 @@
 //! Machines and their transitions: create, power operations, hibernate and restore, delete.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use tokio::time::Instant;
 
 use crate::{BootDisk, DriverError, InstanceSpec, Placement, PowerState};
 
 use super::hosts::{place, placement};
-use super::{Instance, State};
+use super::table::MachineKey;
+use super::{Instance, PRUNE_BOOTING_AT, Power, State};
 
 impl State {
-    /// The shared copy of a region's name.
-    pub(super) fn region(&mut self, name: &str) -> Arc<str> {
-        if let Some(region) = self.regions.iter().find(|r| &***r == name) {
-            return region.clone();
+    /// The position of a region's name in `regions`, added when new.
+    pub(super) fn region(&mut self, name: &str) -> u16 {
+        let at = match self.regions.iter().position(|r| &**r == name) {
+            Some(at) => at,
+            None => {
+                self.regions.push(name.into());
+                self.regions.len() - 1
+            }
+        };
+        u16::try_from(at).expect("fewer than 65,536 regions")
+    }
+
+    /// What the driver reports of a machine's power, a failure's reason included.
+    pub(super) fn power_state(&self, power: Power) -> PowerState {
+        match power {
+            Power::Running => PowerState::Running,
+            Power::Stopped => PowerState::Stopped,
+            Power::Hibernated => PowerState::Hibernated,
+            Power::HostLost(host) => {
+                PowerState::Failed(format!("host {} lost", self.hosts[host as usize].spec.name))
+            }
+            Power::HostUnknown => {
+                PowerState::Failed("its host is not part of the simulated data centre".into())
+            }
         }
-        let region: Arc<str> = name.into();
-        self.regions.push(region.clone());
-        region
+    }
+
+    /// Records that the machine `key` boots until `ready_at`.
+    fn boot(&mut self, key: MachineKey, ready_at: Instant) {
+        self.booting.insert(key, ready_at);
+        if self.booting.len() >= self.prune_booting_at {
+            let now = Instant::now();
+            self.booting.retain(|_, at| now < *at);
+            self.prune_booting_at = PRUNE_BOOTING_AT.max(2 * self.booting.len());
+        }
+    }
+
+    /// Whether the machine `key`'s last boot has not completed yet.
+    pub(super) fn is_booting(&self, key: MachineKey) -> bool {
+        self.booting
+            .get(&key)
+            .is_some_and(|at| Instant::now() < *at)
     }
 
     /// Places and starts the machine, which is up at `ready_at`; asking again returns the placement of
@@ -28,8 +60,8 @@ impl State {
         spec: &InstanceSpec,
         ready_at: Instant,
     ) -> Result<Placement, DriverError> {
-        if self.instances.contains_key(spec.id.as_str()) {
-            let instance = usable(&mut self.instances, &spec.id)?;
+        if self.instances.contains(&spec.id) {
+            let (_, instance) = usable(self, &spec.id)?;
             return match instance.host {
                 Some(host) => Ok(placement(&self.hosts, host)),
                 None => Err(DriverError::Permanent(format!(
@@ -52,18 +84,17 @@ impl State {
             spec.gpu_count,
         )?;
         let region = self.region(&spec.region);
-        self.instances.insert(
-            spec.id.as_str().into(),
+        let key = self.instances.insert(
+            &spec.id,
             Instance {
                 region,
                 gpu_count: spec.gpu_count,
-                power: PowerState::Running,
+                power: Power::Running,
                 host: Some(host),
-                rules: None,
-                ready_at: Some(ready_at),
                 ram_gb: spec.ram_gb,
             },
         );
+        self.boot(key, ready_at);
         Ok(placement(&self.hosts, host))
     }
 
@@ -72,27 +103,27 @@ impl State {
         id: &str,
         ready_at: Instant,
     ) -> Result<(), DriverError> {
-        let instance = usable(&mut self.instances, id)?;
+        let (key, instance) = usable(self, id)?;
         match instance.power {
-            PowerState::Running => Ok(()),
-            PowerState::Stopped => {
-                instance.power = PowerState::Running;
-                instance.ready_at = Some(ready_at);
+            Power::Running => Ok(()),
+            Power::Stopped => {
+                instance.power = Power::Running;
+                self.boot(key, ready_at);
                 Ok(())
             }
-            _ => Err(wrong_state(id, &instance.power, "started")),
+            power => Err(wrong_state(id, power, "started")),
         }
     }
 
     pub(super) fn stop_instance(&mut self, id: &str) -> Result<(), DriverError> {
-        let instance = usable(&mut self.instances, id)?;
+        let (_, instance) = usable(self, id)?;
         match instance.power {
-            PowerState::Stopped => Ok(()),
-            PowerState::Running => {
-                instance.power = PowerState::Stopped;
+            Power::Stopped => Ok(()),
+            Power::Running => {
+                instance.power = Power::Stopped;
                 Ok(())
             }
-            _ => Err(wrong_state(id, &instance.power, "stopped")),
+            power => Err(wrong_state(id, power, "stopped")),
         }
     }
 
@@ -101,22 +132,23 @@ impl State {
         id: &str,
         ready_at: Instant,
     ) -> Result<(), DriverError> {
-        let instance = usable(&mut self.instances, id)?;
+        let (key, instance) = usable(self, id)?;
         match instance.power {
-            PowerState::Running => {
-                instance.ready_at = Some(ready_at);
+            Power::Running => {
+                self.boot(key, ready_at);
                 Ok(())
             }
-            _ => Err(wrong_state(id, &instance.power, "rebooted")),
+            power => Err(wrong_state(id, power, "rebooted")),
         }
     }
 
     pub(super) fn hibernate_instance(&mut self, id: &str) -> Result<(), DriverError> {
-        let instance = usable(&mut self.instances, id)?;
-        if let Some(host) = instance.host.take() {
-            self.hosts[host].used -= instance.gpu_count;
+        let (_, instance) = usable(self, id)?;
+        let freed = instance.host.take().map(|host| (host, instance.gpu_count));
+        instance.power = Power::Hibernated;
+        if let Some((host, gpus)) = freed {
+            self.hosts[host as usize].used -= gpus;
         }
-        instance.power = PowerState::Hibernated;
         Ok(())
     }
 
@@ -125,7 +157,7 @@ impl State {
         spec: &InstanceSpec,
         ready_at: Instant,
     ) -> Result<Placement, DriverError> {
-        if let Some(host) = usable(&mut self.instances, &spec.id)?.host {
+        if let Some(host) = usable(self, &spec.id)?.1.host {
             return Ok(placement(&self.hosts, host));
         }
         let host = place(
@@ -135,24 +167,26 @@ impl State {
             spec.gpu_count,
         )?;
         let region = self.region(&spec.region);
-        let instance = usable(&mut self.instances, &spec.id)?;
+        let (key, instance) = usable(self, &spec.id)?;
         instance.region = region;
         instance.gpu_count = spec.gpu_count;
-        instance.power = PowerState::Running;
+        instance.power = Power::Running;
         instance.host = Some(host);
-        instance.ready_at = Some(ready_at);
         instance.ram_gb = spec.ram_gb;
+        self.boot(key, ready_at);
         Ok(placement(&self.hosts, host))
     }
 
     /// Frees its GPUs and detaches its volumes; the volumes themselves stay.
     pub(super) fn delete_instance(&mut self, id: &str) {
-        let Some(instance) = self.instances.remove(id) else {
+        let Some((key, instance)) = self.instances.remove(id) else {
             return;
         };
         if let Some(host) = instance.host {
-            self.hosts[host].used -= instance.gpu_count;
+            self.hosts[host as usize].used -= instance.gpu_count;
         }
+        self.rules.remove(&key);
+        self.booting.remove(&key);
         for volume in self.volumes.values_mut() {
             if volume.attached_to.as_deref() == Some(id) {
                 volume.attached_to = None;
@@ -161,27 +195,31 @@ impl State {
     }
 }
 
-/// The instance `id`, unless it is unknown or failed (then its failure is the error).
+/// The instance `id` and its key, unless it is unknown or failed (then its failure is the error).
 pub(super) fn usable<'a>(
-    instances: &'a mut HashMap<Box<str>, Instance>,
+    state: &'a mut State,
     id: &str,
-) -> Result<&'a mut Instance, DriverError> {
-    let instance = instances
-        .get_mut(id)
-        .ok_or_else(|| DriverError::Permanent(format!("instance {id} not found")))?;
-    if let PowerState::Failed(reason) = &instance.power {
-        return Err(DriverError::Permanent(reason.clone()));
+) -> Result<(MachineKey, &'a mut Instance), DriverError> {
+    let (key, power) = match state.instances.get_key_value(id) {
+        Some((key, instance)) => (key, instance.power),
+        None => return Err(DriverError::Permanent(format!("instance {id} not found"))),
+    };
+    if let PowerState::Failed(reason) = state.power_state(power) {
+        return Err(DriverError::Permanent(reason));
     }
-    Ok(instance)
+    let (_, instance) = state
+        .instances
+        .get_mut(id)
+        .expect("the instance was just found");
+    Ok((key, instance))
 }
 
-pub(super) fn wrong_state(id: &str, power: &PowerState, action: &str) -> DriverError {
+pub(super) fn wrong_state(id: &str, power: Power, action: &str) -> DriverError {
     let state = match power {
-        PowerState::Running => "running",
-        PowerState::Stopped => "stopped",
-        PowerState::Hibernated => "hibernated",
-        PowerState::Missing => "missing",
-        PowerState::Failed(_) => "failed",
+        Power::Running => "running",
+        Power::Stopped => "stopped",
+        Power::Hibernated => "hibernated",
+        Power::HostLost(_) | Power::HostUnknown => "failed",
     };
     DriverError::Permanent(format!("instance {id} is {state} and cannot be {action}"))
 }

@@ -5,9 +5,9 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::{InstanceMetrics, PowerState};
+use crate::InstanceMetrics;
 
-use super::State;
+use super::{Power, State};
 
 const GIB: u64 = 1 << 30;
 /// RAM per GPU when the simulator was not told the instance's shape (an adopted instance).
@@ -17,7 +17,7 @@ impl State {
     /// `None` unless the machine runs.
     pub(super) fn metrics(&self, id: &str) -> Option<InstanceMetrics> {
         let instance = self.instances.get(id)?;
-        if instance.power != PowerState::Running {
+        if instance.power != Power::Running {
             return None;
         }
         let mut hasher = DefaultHasher::new();

@@ -17,12 +17,13 @@ mod faults;
 mod hosts;
 mod machines;
 mod metrics;
+mod table;
 #[cfg(test)]
 mod tests;
 mod volumes;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use tokio::time::Instant;
@@ -35,8 +36,10 @@ use crate::{
 pub use config::{SimConfig, SimDelays};
 use faults::{ArmedFault, Verdict};
 pub use faults::{Fault, UnknownHost};
+use hosts::host_slot;
 pub use hosts::{SimHost, hosts_from_capacity};
 use machines::usable;
+use table::{MachineKey, Machines};
 
 /// The data centre; every method takes `&self`, so share it behind an `Arc`.
 pub struct SimDriver {
@@ -68,8 +71,11 @@ impl SimDriver {
                 hosts,
                 host_index,
                 followed_capacity: HashMap::new(),
-                instances: HashMap::new(),
+                instances: Machines::new(),
                 regions: Vec::new(),
+                rules: HashMap::new(),
+                booting: HashMap::new(),
+                prune_booting_at: PRUNE_BOOTING_AT,
                 volumes: HashMap::new(),
                 snapshots: HashSet::new(),
                 calls: HashMap::new(),
@@ -98,37 +104,34 @@ impl SimDriver {
         power: PowerState,
     ) {
         let mut state = self.state();
-        if state.instances.contains_key(id) {
+        if state.instances.contains(id) {
             return;
         }
         let slot = host.and_then(|name| state.host_index.get(name).copied());
+        let recorded = match power {
+            PowerState::Running => Power::Running,
+            PowerState::Stopped => Power::Stopped,
+            _ => Power::Hibernated,
+        };
         // A recorded placement is a fact about the data centre: it is honoured even when placements made
         // since (by this process, before it learnt of the instance) leave the host over-full.
         let (power, host) = match slot {
             Some(i) if !state.hosts[i].lost => {
                 state.hosts[i].used += gpu_count;
-                (power, Some(i))
+                (recorded, Some(host_slot(i)))
             }
-            Some(i) => (
-                PowerState::Failed(format!("host {} lost", state.hosts[i].spec.name)),
-                None,
-            ),
-            None if host.is_some() => (
-                PowerState::Failed("its host is not part of the simulated data centre".into()),
-                None,
-            ),
-            None => (PowerState::Hibernated, None),
+            Some(i) => (Power::HostLost(host_slot(i)), None),
+            None if host.is_some() => (Power::HostUnknown, None),
+            None => (Power::Hibernated, None),
         };
         let region = state.region(region);
         state.instances.insert(
-            id.into(),
+            id,
             Instance {
                 region,
                 gpu_count,
                 power,
                 host,
-                rules: None,
-                ready_at: None,
                 ram_gb: 0,
             },
         );
@@ -163,18 +166,23 @@ impl SimDriver {
         let instance = state.instances.get(id)?;
         let host = instance
             .host
-            .map(|host| state.hosts[host].spec.name.clone());
-        Some((instance.power.clone(), host))
+            .map(|host| state.hosts[host as usize].spec.name.clone());
+        Some((state.power_state(instance.power), host))
     }
 
     /// Machines running but not up yet (booting).
     pub fn booting(&self) -> usize {
-        let now = Instant::now();
-        self.state()
+        let state = self.state();
+        state
             .instances
-            .values()
-            .filter(|i| i.power == PowerState::Running && i.ready_at.is_some_and(|at| now < at))
+            .iter()
+            .filter(|(key, i)| i.power == Power::Running && state.is_booting(*key))
             .count()
+    }
+
+    /// Machines the simulator holds.
+    pub fn machines(&self) -> usize {
+        self.state().instances.len()
     }
 
     /// Every host with its used GPUs and whether it is lost, in configuration order (a host retired by a
@@ -207,14 +215,9 @@ impl SimDriver {
 
     /// The rules last applied to an instance; `None` if it is unknown or has none yet.
     pub fn rules(&self, instance_id: &str) -> Option<Vec<PacketRule>> {
-        Some(
-            self.state()
-                .instances
-                .get(instance_id)?
-                .rules
-                .as_deref()?
-                .to_vec(),
-        )
+        let state = self.state();
+        let key = state.instances.key(instance_id)?;
+        Some(state.rules.get(&key)?.to_vec())
     }
 
     /// `None` for an unknown volume, else the instance it is attached to.
@@ -371,11 +374,14 @@ impl ComputeDriver for SimDriver {
     /// Running machines are up once their boot time has passed.
     async fn observe_readiness(&self, id: &str) -> Result<Readiness, DriverError> {
         let state = self.state();
-        Ok(match state.instances.get(id) {
-            Some(instance) if instance.power == PowerState::Running => match instance.ready_at {
-                Some(at) if Instant::now() < at => Readiness::Booting,
-                _ => Readiness::Ready,
-            },
+        Ok(match state.instances.get_key_value(id) {
+            Some((key, instance)) if instance.power == Power::Running => {
+                if state.is_booting(key) {
+                    Readiness::Booting
+                } else {
+                    Readiness::Ready
+                }
+            }
             _ => Readiness::NotRunning,
         })
     }
@@ -458,7 +464,9 @@ impl ComputeDriver for SimDriver {
         rules: &[PacketRule],
     ) -> Result<(), DriverError> {
         self.begin(Operation::ApplySecurityRules).await?;
-        usable(&mut self.state().instances, instance_id)?.rules = Some(rules.into());
+        let mut state = self.state();
+        let (key, _) = usable(&mut state, instance_id)?;
+        state.rules.insert(key, rules.into());
         Ok(())
     }
 }
@@ -470,10 +478,16 @@ struct State {
     host_index: HashMap<String, usize>,
     /// The capacity [`State::follow_capacity`] last applied per (region, GPU model).
     followed_capacity: HashMap<(String, String), u32>,
-    /// A million of them in a large installation: keys and values are kept small (see [`Instance`]).
-    instances: HashMap<Box<str>, Instance>,
-    /// The regions instances are in, each held once.
-    regions: Vec<Arc<str>>,
+    /// Every machine: a million of them in a large installation (see [`table`]).
+    instances: Machines,
+    /// The regions instances are in, each held once; [`Instance::region`] is a position here.
+    regions: Vec<Box<str>>,
+    /// The rules last applied to a machine (none until they are first applied).
+    rules: HashMap<MachineKey, Box<[PacketRule]>>,
+    /// When the boots started by this process complete; boots that completed are dropped as it grows.
+    booting: HashMap<MachineKey, Instant>,
+    /// The size of `booting` at which it is next rid of completed boots.
+    prune_booting_at: usize,
     volumes: HashMap<String, Volume>,
     snapshots: HashSet<String>,
     calls: HashMap<Operation, u64>,
@@ -485,25 +499,38 @@ struct State {
     slow_hosts: HashMap<String, f64>,
 }
 
+/// `booting` is pruned from this size on.
+const PRUNE_BOOTING_AT: usize = 1024;
+
 struct Host {
     spec: SimHost,
     used: u32,
     lost: bool,
 }
 
-/// What the simulator holds of a machine. It holds every instance of the installation, so nothing here
-/// has room to spare: the region's name is shared, the rarely set rules are a boxed slice.
+/// What the simulator holds of a machine, in 28 bytes: the table holds every instance of the
+/// installation. What only some machines have (rules, a boot in progress) is kept beside it.
 struct Instance {
-    region: Arc<str>,
-    gpu_count: u32,
-    power: PowerState,
     /// Index into `State::hosts`; `None` while hibernated or failed.
-    host: Option<usize>,
-    rules: Option<Box<[PacketRule]>>,
-    /// While running: when its boot completes (`None`: up already).
-    ready_at: Option<Instant>,
+    host: Option<u32>,
+    gpu_count: u32,
     /// 0 when not known (an adopted instance).
     ram_gb: u32,
+    /// Index into `State::regions`.
+    region: u16,
+    power: Power,
+}
+
+/// [`PowerState`] without strings: a failure's reason is told from its cause when asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Power {
+    Running,
+    Stopped,
+    Hibernated,
+    /// Its host (index into `State::hosts`) was lost.
+    HostLost(u32),
+    /// Adopted on a host the data centre does not have.
+    HostUnknown,
 }
 
 struct Volume {

@@ -91,6 +91,79 @@ fn adopted_instances_hold_their_gpus_again() {
     );
 }
 
+/// A large installation's machines, adopted at start, then deleted, lost and created among: every one
+/// keeps its own state and host, and the hosts' GPUs always add up to the machines on them.
+#[tokio::test]
+async fn thousands_of_adopted_machines_keep_their_state_through_deletes_and_a_lost_host() {
+    let hosts: Vec<SimHost> = (0..1_000).map(|h| host(&format!("h{h}"), 8)).collect();
+    let driver = sim(hosts);
+    let id = |i: u32| format!("BRK-{i:06}D");
+    // Eight one-GPU machines per host; every fifth stopped, every seventh hibernated (no host).
+    for i in 0..8_000u32 {
+        let (power, host) = match i {
+            _ if i % 7 == 0 => (PowerState::Hibernated, None),
+            _ if i % 5 == 0 => (PowerState::Stopped, Some(format!("h{}", i / 8))),
+            _ => (PowerState::Running, Some(format!("h{}", i / 8))),
+        };
+        driver.adopt(&id(i), REGION, 1, host.as_deref(), power);
+    }
+    assert_eq!(driver.machines(), 8_000);
+    // Deleting every third moves other records about in the table.
+    for i in (0..8_000u32).step_by(3) {
+        driver.delete_instance(&id(i)).await.unwrap();
+    }
+    driver
+        .inject(Fault::LoseHost {
+            host: "h500".into(),
+        })
+        .unwrap();
+    for i in 0..8_000u32 {
+        let expected = match i {
+            _ if i % 3 == 0 => None,
+            _ if i % 7 == 0 => Some((PowerState::Hibernated, None)),
+            _ if i / 8 == 500 => Some((PowerState::Failed("host h500 lost".into()), None)),
+            _ if i % 5 == 0 => Some((PowerState::Stopped, Some(format!("h{}", i / 8)))),
+            _ => Some((PowerState::Running, Some(format!("h{}", i / 8)))),
+        };
+        assert_eq!(driver.instance(&id(i)), expected, "{}", id(i));
+    }
+    let placed = |h: u32| {
+        (h * 8..h * 8 + 8)
+            .filter(|i| i % 3 != 0 && i % 7 != 0 && h != 500)
+            .count() as u32
+    };
+    for (h, (spec, used, lost)) in driver.hosts().into_iter().enumerate() {
+        let h = h as u32;
+        assert_eq!((used, lost), (placed(h), h == 500), "{}", spec.name);
+    }
+    // New machines fill the freed GPUs, never a lost host's, and are found among the adopted ones.
+    let free: u32 = (0..1_000)
+        .map(|h| if h == 500 { 0 } else { 8 - placed(h) })
+        .sum();
+    for n in 0..free {
+        driver
+            .create_instance(&spec(&format!("BRK-N{n:05}D"), 1))
+            .await
+            .unwrap();
+    }
+    assert!(
+        driver
+            .create_instance(&spec("BRK-FULL00D", 1))
+            .await
+            .is_err()
+    );
+    assert!(
+        driver
+            .hosts()
+            .iter()
+            .all(|(_, used, lost)| *lost || *used == 8)
+    );
+    assert_eq!(
+        driver.instance(&id(1)),
+        Some((PowerState::Running, Some("h0".to_string())))
+    );
+}
+
 #[tokio::test]
 async fn places_on_the_best_fitting_host() {
     let mut elsewhere = host("canada", 8);

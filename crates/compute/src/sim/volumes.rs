@@ -1,9 +1,9 @@
 //! Volumes and snapshots: create, resize, attach and detach, delete, and snapshots of an instance's disk.
 
-use crate::{DriverError, PowerState};
+use crate::DriverError;
 
 use super::machines::{usable, wrong_state};
-use super::{State, Volume};
+use super::{Power, State, Volume};
 
 impl State {
     pub(super) fn create_volume(&mut self, id: &str, region: &str, size_gb: u32) {
@@ -50,7 +50,7 @@ impl State {
     ) -> Result<(), DriverError> {
         let volume = self
             .volumes
-            .get_mut(volume_id)
+            .get(volume_id)
             .ok_or_else(|| volume_not_found(volume_id))?;
         match &volume.attached_to {
             Some(attached) if attached == instance_id => return Ok(()),
@@ -61,14 +61,19 @@ impl State {
             }
             None => {}
         }
-        let instance = usable(&mut self.instances, instance_id)?;
-        if instance.power != PowerState::Running {
-            return Err(wrong_state(instance_id, &instance.power, "given a volume"));
+        let (_, instance) = usable(self, instance_id)?;
+        if instance.power != Power::Running {
+            return Err(wrong_state(instance_id, instance.power, "given a volume"));
         }
-        if *instance.region != *volume.region {
+        let region = usize::from(instance.region);
+        let volume = self
+            .volumes
+            .get_mut(volume_id)
+            .ok_or_else(|| volume_not_found(volume_id))?;
+        if *self.regions[region] != *volume.region {
             return Err(DriverError::Permanent(format!(
                 "volume {volume_id} is in {} but instance {instance_id} is in {}",
-                volume.region, instance.region
+                volume.region, self.regions[region]
             )));
         }
         volume.attached_to = Some(instance_id.to_owned());
@@ -91,7 +96,7 @@ impl State {
         snapshot_id: &str,
     ) -> Result<(), DriverError> {
         if !self.snapshots.contains(snapshot_id) {
-            usable(&mut self.instances, instance_id)?;
+            usable(self, instance_id)?;
             self.snapshots.insert(snapshot_id.to_owned());
         }
         Ok(())

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use barrack_api::Currency;
 use barrack_api::ai::{
     AssistantMessage, ChatBilling, ChatChoice, ChatCompletionChunk, ChatCompletionsRequest,
-    ChatCompletionsResponse, ChatRole, ChatUsage, ChunkChoice, ChunkDelta,
+    ChatCompletionsResponse, ChatRole, ChatUsage, ChunkChoice, ChunkDelta, StopSequences,
 };
 use barrack_api::ledger::TransactionType;
 use barrack_store::ai::AiRequestRow;
@@ -485,7 +485,9 @@ impl Pending {
         // A request id settled before (a replay) answers with what was recorded then.
         let recorded = context
             .store
-            .record_ai_request(&row, charge.as_ref(), transaction_id)
+            .record_ai_request(&row, charge.as_ref(), transaction_id, || {
+                new_id(IdKind::AiRequest)
+            })
             .await?;
         Ok(Settled {
             billing: ChatBilling {
@@ -521,17 +523,14 @@ fn validate<'a>(
         "At least one message is required",
     );
     for (i, message) in request.messages.iter().enumerate() {
-        match &message.content {
-            None => v.check(
-                message.role == ChatRole::Assistant,
-                &format!("messages[{i}].content"),
-                "Content is required",
-            ),
-            Some(content) => v.check(
-                content.text().is_some(),
-                &format!("messages[{i}].content"),
-                "Only text content is supported",
-            ),
+        // The field's name is written only for a message at fault.
+        let fault = match &message.content {
+            None if message.role != ChatRole::Assistant => Some("Content is required"),
+            Some(content) if content.text().is_none() => Some("Only text content is supported"),
+            _ => None,
+        };
+        if let Some(message) = fault {
+            v.add(&format!("messages[{i}].content"), message);
         }
     }
     if let Some(n) = request.n {
@@ -552,7 +551,10 @@ fn validate<'a>(
         );
     }
     if let Some(stop) = &request.stop {
-        let stop = stop.to_vec();
+        let stop = match stop {
+            StopSequences::One(s) => std::slice::from_ref(s),
+            StopSequences::Many(v) => v.as_slice(),
+        };
         v.check(
             stop.len() <= MAX_STOP_SEQUENCES && stop.iter().all(|s| !s.is_empty()),
             "stop",

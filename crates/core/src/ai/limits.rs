@@ -2,8 +2,10 @@
 //! memory: each replica limits on its own.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::platform::resets::ResetsSeen;
 
 const WINDOW: Duration = Duration::from_secs(60);
 /// Beyond this many callers, windows that have ended are forgotten.
@@ -30,30 +32,51 @@ struct Window {
 pub struct AiLimiter {
     requests_per_minute: u32,
     tokens_per_minute: u32,
-    windows: Mutex<HashMap<String, Window>>,
+    /// The windows, and the resets of the simulation they were counted since.
+    windows: Mutex<(i64, HashMap<String, Window>)>,
+    resets: Arc<ResetsSeen>,
 }
 
 impl AiLimiter {
-    pub fn new(requests_per_minute: u32, tokens_per_minute: u32) -> AiLimiter {
+    /// Limits that start over when the simulation is reset (`resets` moves).
+    pub fn new(
+        requests_per_minute: u32,
+        tokens_per_minute: u32,
+        resets: Arc<ResetsSeen>,
+    ) -> AiLimiter {
         AiLimiter {
             requests_per_minute,
             tokens_per_minute,
-            windows: Mutex::new(HashMap::new()),
+            windows: Mutex::new((resets.get(), HashMap::new())),
+            resets,
         }
     }
 
     /// Admits a call of up to `tokens` tokens, or says in how many seconds to retry.
     pub fn admit(&self, caller: &str, tokens: u64) -> Result<RateStatus, u64> {
         let now = Instant::now();
-        let mut windows = self.windows.lock().expect("AI limiter");
+        let mut guard = self.windows.lock().expect("AI limiter");
+        let (counted_since, windows) = &mut *guard;
+        let resets = self.resets.get();
+        if *counted_since != resets {
+            windows.clear();
+            *counted_since = resets;
+        }
         if windows.len() >= MAX_TRACKED {
             windows.retain(|_, w| now.duration_since(w.started) < WINDOW);
         }
-        let window = windows.entry(caller.to_string()).or_insert(Window {
-            started: now,
-            requests: 0,
-            tokens: 0,
-        });
+        // The key is copied only for a caller's first call.
+        if !windows.contains_key(caller) {
+            windows.insert(
+                caller.to_string(),
+                Window {
+                    started: now,
+                    requests: 0,
+                    tokens: 0,
+                },
+            );
+        }
+        let window = windows.get_mut(caller).expect("inserted above");
         if now.duration_since(window.started) >= WINDOW {
             *window = Window {
                 started: now,
@@ -83,8 +106,8 @@ impl AiLimiter {
 
     /// Gives back tokens admitted but not used (the reply was shorter than its maximum).
     pub fn release(&self, caller: &str, tokens: u64) {
-        let mut windows = self.windows.lock().expect("AI limiter");
-        if let Some(window) = windows.get_mut(caller) {
+        let mut guard = self.windows.lock().expect("AI limiter");
+        if let Some(window) = guard.1.get_mut(caller) {
             window.tokens = window.tokens.saturating_sub(tokens);
         }
     }
@@ -96,16 +119,35 @@ mod tests {
 
     #[test]
     fn requests_and_tokens_are_limited_per_caller() {
-        let limiter = AiLimiter::new(2, 100);
+        let limiter = AiLimiter::new(2, 100, Default::default());
         assert_eq!(limiter.admit("a", 40).unwrap().remaining_requests, 1);
         assert!(limiter.admit("a", 70).is_err());
         limiter.release("a", 30);
         assert_eq!(limiter.admit("a", 70).unwrap().remaining_tokens, 20);
         assert!(limiter.admit("a", 1).is_err());
         assert!(limiter.admit("b", 100).is_ok());
-        let unlimited = AiLimiter::new(0, 0);
+        let unlimited = AiLimiter::new(0, 0, Default::default());
         for _ in 0..1000 {
             assert!(unlimited.admit("a", 1_000_000).is_ok());
         }
+    }
+
+    #[test]
+    fn a_reset_of_the_simulation_starts_the_windows_over() {
+        let resets = Arc::new(ResetsSeen::default());
+        let limiter = AiLimiter::new(1, 0, resets.clone());
+        assert!(limiter.admit("a", 1).is_ok());
+        assert!(limiter.admit("a", 1).is_err());
+        resets.observe(1);
+        assert!(
+            limiter.admit("a", 1).is_ok(),
+            "counted anew after the reset"
+        );
+        assert!(limiter.admit("a", 1).is_err());
+        resets.observe(1);
+        assert!(
+            limiter.admit("a", 1).is_err(),
+            "the same reset twice is one"
+        );
     }
 }

@@ -59,7 +59,11 @@ impl AiService {
                 (m.id.clone(), backend)
             })
             .collect();
-        let limiter = AiLimiter::new(ai.requests_per_minute, ai.tokens_per_minute);
+        let limiter = AiLimiter::new(
+            ai.requests_per_minute,
+            ai.tokens_per_minute,
+            context.resets_seen.clone(),
+        );
         AiService {
             inner: Arc::new(Inner {
                 context,

@@ -66,6 +66,7 @@ async fn recognize_simulation(context: &Context) -> Result<()> {
         return Ok(());
     }
     let (resets, specs) = context.store.simulation_view(SLOW_HOST).await?;
+    context.resets_seen.observe(resets);
     let slow: Vec<(String, f64)> = specs
         .iter()
         .filter_map(|spec| match serde_json::from_str(spec) {

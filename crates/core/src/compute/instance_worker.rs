@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use barrack_compute::{BootDisk, DriverError, InstanceSpec, Placement, PowerState, Readiness};
-use barrack_store::instances::{self, InstanceChange, InstanceRow, InstanceSweep};
+use barrack_store::instances::{self, InstanceChange, InstanceRow, MachineRow, MachineSweep};
 use barrack_store::jobs::JobRow;
 use barrack_store::{Tx, capacity, public_ips};
 
@@ -14,7 +14,7 @@ use crate::compute::instances::{
     InstanceJob, JobAction, instance_address, parse_state, record_event_at,
 };
 use crate::platform::jobs::{JobHandler, Outcome};
-use crate::platform::lifecycle::{InstanceState, recorded_power};
+use crate::platform::lifecycle::{InstanceState, power_on_record};
 use crate::{Context, Error, Result};
 
 const SYSTEM: &str = "system";
@@ -60,14 +60,27 @@ impl InstanceWorker {
 
     /// Tells the driver what the database says about the instance (see `ComputeDriver::recognize`).
     fn recognize(&self, row: &InstanceRow) {
-        if let Some(power) = recorded_power(row) {
-            self.context.driver.recognize(
-                &row.id,
-                &row.region,
-                row.gpu_count as u32,
-                row.host.as_deref(),
-                power,
-            );
+        self.recognize_machine(
+            &row.id,
+            &row.status,
+            &row.region,
+            row.gpu_count,
+            row.host.as_deref(),
+        );
+    }
+
+    fn recognize_machine(
+        &self,
+        id: &str,
+        status: &str,
+        region: &str,
+        gpu_count: i64,
+        host: Option<&str>,
+    ) {
+        if let Some(power) = power_on_record(status, host.is_some()) {
+            self.context
+                .driver
+                .recognize(id, region, gpu_count as u32, host, power);
         }
     }
 
@@ -209,6 +222,7 @@ impl InstanceWorker {
 
     /// Tells the driver about every instance on record, before any work runs: after a restart the
     /// simulator learns of the machines that kept running, before new placements could collide with them.
+    /// Reads only what the driver is told ([`MachineRow`]), so a million instances take seconds.
     pub async fn recognize_all(&self) -> Result<()> {
         let live = [
             "ACTIVE",
@@ -222,10 +236,16 @@ impl InstanceWorker {
             "DELETING",
         ];
         recognize_capacity(&self.context).await?;
-        let mut sweep = InstanceSweep::new(&live);
+        let mut sweep = MachineSweep::new(&live);
         while let Some(page) = sweep.next(&self.context.store).await? {
             for row in &page {
-                self.recognize(row);
+                self.recognize_machine(
+                    &row.id,
+                    &row.status,
+                    &row.region,
+                    row.gpu_count,
+                    row.host.as_deref(),
+                );
             }
         }
         Ok(())
@@ -236,7 +256,7 @@ impl InstanceWorker {
     pub async fn reconcile(&self) -> Result<usize> {
         let mut changed = 0;
         recognize_capacity(&self.context).await?;
-        let mut sweep = InstanceSweep::new(&["ACTIVE", "SHUTOFF"]);
+        let mut sweep = MachineSweep::new(&["ACTIVE", "SHUTOFF"]);
         while let Some(page) = sweep.next(&self.context.store).await? {
             for row in page {
                 changed += usize::from(self.reconcile_one(&row).await?);
@@ -245,13 +265,20 @@ impl InstanceWorker {
         Ok(changed)
     }
 
-    /// Moves one resting instance to ERROR when its machine is failed or gone; whether it did.
-    async fn reconcile_one(&self, row: &InstanceRow) -> Result<bool> {
-        self.recognize(row);
-        let observed = match self.context.driver.observe_instance(&row.id).await {
+    /// Moves one resting instance to ERROR when its machine is failed or gone; whether it did. Only a lost
+    /// machine's instance is read whole.
+    async fn reconcile_one(&self, machine: &MachineRow) -> Result<bool> {
+        self.recognize_machine(
+            &machine.id,
+            &machine.status,
+            &machine.region,
+            machine.gpu_count,
+            machine.host.as_deref(),
+        );
+        let observed = match self.context.driver.observe_instance(&machine.id).await {
             Ok(o) => o,
             Err(e) => {
-                tracing::warn!(instance = %row.id, error = %e, "could not observe instance");
+                tracing::warn!(instance = %machine.id, error = %e, "could not observe instance");
                 return Ok(false);
             }
         };
@@ -260,7 +287,15 @@ impl InstanceWorker {
             PowerState::Missing => "the instance is gone from its host".to_string(),
             _ => return Ok(false),
         };
-        let failed = self.fail(row, &reason).await?;
+        // The row as it is now: the swept page may be older than a change made since, which the
+        // generation check in `fail` then refuses.
+        let Some(row) = self.context.store.instance_by_id(&machine.id).await? else {
+            return Ok(false);
+        };
+        if row.status != machine.status {
+            return Ok(false);
+        }
+        let failed = self.fail(&row, &reason).await?;
         if failed {
             tracing::warn!(instance = %row.id, %reason, "instance lost; marked ERROR");
         }

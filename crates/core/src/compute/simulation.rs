@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use barrack_api::billing::ClockAdvanced;
 use barrack_api::simulation::{Scenario, ScenarioSpec, StateReset};
-use barrack_store::simulation::{ScenarioRow, Withhold};
+use barrack_store::simulation::{ScenarioAdded, ScenarioRow, Withhold};
 
 use crate::billing::BillingService;
 use crate::catalog::CatalogService;
@@ -99,6 +99,9 @@ impl SimulationService {
     }
 }
 
+/// How often a simulating server reads the shared count of resets.
+pub const FOLLOW_RESETS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl SimulationService {
     /// `POST /api/admin/reset/`: the state of a first start, for test suites. Every account but the
     /// operators' goes with everything in the database; the operators' accounts and API keys stay (their
@@ -109,12 +112,32 @@ impl SimulationService {
         self.require_simulation("The state is reset")?;
         let store = &self.context.store;
         let (resets, operators_kept) = store.reset_state().await?;
+        self.context.resets_seen.observe(resets);
         self.catalog.seed_capacity().await?;
         self.context.driver.recognize_simulation(resets, &[]);
         Ok(StateReset {
             operators_kept,
             resets,
         })
+    }
+
+    /// Reads the shared count of resets every [`FOLLOW_RESETS_EVERY`] until `stop` turns true, so this
+    /// process's in-memory limits start over after a reset made through any server (see
+    /// `platform::resets`). Only a simulating server follows: only it can be reset.
+    pub async fn follow_resets(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        if !self.context.driver.is_simulated() {
+            return;
+        }
+        loop {
+            match self.context.store.simulation_resets().await {
+                Ok(resets) => self.context.resets_seen.observe(resets),
+                Err(e) => tracing::debug!(error = %e, "cannot read the simulation's resets"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(FOLLOW_RESETS_EVERY) => {}
+                _ = stop.changed() => return,
+            }
+        }
     }
 
     pub async fn scenarios(&self) -> Result<Vec<Scenario>> {
@@ -178,20 +201,6 @@ impl SimulationService {
             }
         };
         let withhold = withholding(&spec);
-        if let Some(region) = stock_region(&withhold) {
-            for existing in self.context.store.scenarios().await? {
-                let other = parse_spec(&existing)?;
-                if overlaps(&withholding(&other), &withhold) {
-                    return Err(Error::conflict(
-                        "CONFLICT",
-                        format!(
-                            "Scenario {} already holds back stock in {region}; remove it first",
-                            existing.id
-                        ),
-                    ));
-                }
-            }
-        }
         let now = self.context.clock.now_ms();
         let row = ScenarioRow {
             id: new_id(IdKind::Scenario),
@@ -200,16 +209,32 @@ impl SimulationService {
             spec: serde_json::to_string(&spec).map_err(Error::internal)?,
             created_at: now,
         };
-        if !self
+        // Checked in the transaction that adds it, against every scenario committed before.
+        let overlaps_existing = |existing: &ScenarioRow| {
+            parse_spec(existing).is_ok_and(|other| overlaps(&withholding(&other), &withhold))
+        };
+        match self
             .context
             .store
-            .add_scenario(&row, &withhold, now)
+            .add_scenario(&row, &withhold, overlaps_existing, now)
             .await?
         {
-            return Err(Error::conflict(
-                "CONFLICT",
-                format!("A {kind} scenario already covers {}", row.target),
-            ));
+            ScenarioAdded::Added => {}
+            ScenarioAdded::SameTarget => {
+                return Err(Error::conflict(
+                    "CONFLICT",
+                    format!("A {kind} scenario already covers {}", row.target),
+                ));
+            }
+            ScenarioAdded::Overlaps(existing) => {
+                let region = stock_region(&withhold).unwrap_or_default();
+                return Err(Error::conflict(
+                    "CONFLICT",
+                    format!(
+                        "Scenario {existing} already holds back stock in {region}; remove it first"
+                    ),
+                ));
+            }
         }
         crate::catalog::recognize_capacity(&self.context).await?;
         self.context.work.notify_one();

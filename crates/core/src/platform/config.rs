@@ -6,12 +6,25 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use barrack_api::{Currency, Tier};
+use barrack_api::Currency;
 use barrack_compute::deadline::Deadlines;
 use barrack_compute::libvirt::LibvirtConfig;
 use barrack_compute::sim::SimConfig;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+
+pub use super::billing_config::BillingConfig;
+pub use super::catalog_config::{
+    CapacityConfig, GpuModelConfig, OsImageConfig, RegionConfig, SnapshotPricingConfig,
+    VolumeLimits, VolumeTypeConfig,
+};
+pub use super::config_env::barrack_env;
+use super::config_env::{apply_env, merge};
+pub use super::jobs_config::JobsConfig;
+pub use super::metrics_config::MetricsConfig;
+pub use super::payments_config::{PaymentProviderKind, PaymentsConfig};
+pub use super::rate_limit_config::{RateLimitConfig, parse_ip_net};
+pub use super::webhooks_config::WebhooksConfig;
 
 pub const EXAMPLE_TOML: &str = include_str!("../../../../config/barrack.example.toml");
 
@@ -27,6 +40,7 @@ const OPTIONAL_KEYS: &[&str] = &[
     "payments.webhook_secret",
     "payments.webhook_secret_file",
     "metrics.bearer_token",
+    "webhooks.ca_bundle_file",
 ];
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -81,7 +95,7 @@ pub struct Config {
 }
 
 /// What a secret prints as in debug output.
-const REDACTED: &str = "<redacted>";
+pub(crate) const REDACTED: &str = "<redacted>";
 
 /// Secrets stay out of debug output: the server and token secrets are replaced, and a database URL keeps
 /// everything but its password. Every field is named, so a field added later must be placed here too.
@@ -178,85 +192,6 @@ pub enum DriverKind {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct JobsConfig {
-    pub lease_seconds: u32,
-    pub max_attempts: u32,
-    pub poll_interval_ms: u64,
-    pub concurrency: u32,
-    /// How often a booting machine is looked at; between looks its job holds no worker slot.
-    #[serde(default = "default_observe_interval_ms")]
-    pub observe_interval_ms: u64,
-    /// How long a machine may take to come up after it was started before its instance goes to ERROR.
-    #[serde(default = "default_boot_timeout_seconds")]
-    pub boot_timeout_seconds: u64,
-}
-
-fn default_observe_interval_ms() -> u64 {
-    1_000
-}
-
-fn default_boot_timeout_seconds() -> u64 {
-    900
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RateLimitConfig {
-    pub requests: u32,
-    pub window_seconds: u32,
-    /// Proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the client; from anyone else the
-    /// header is ignored and the connection's address is the client.
-    #[serde(default)]
-    pub trusted_proxies: Vec<String>,
-}
-
-/// Webhook targets on private, loopback, link-local and other non-public addresses are refused (at
-/// creation and, against DNS rebinding, at each delivery) unless allowed here.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhooksConfig {
-    /// Allow every non-public address (a private installation whose receivers are on its own network).
-    #[serde(default)]
-    pub allow_private_targets: bool,
-    /// Addresses or CIDR blocks allowed although not public (`["10.20.0.0/16"]`).
-    #[serde(default)]
-    pub allowed_targets: Vec<String>,
-}
-
-#[derive(Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MetricsConfig {
-    /// When set, scrapers must send `Authorization: Bearer <token>`; when unset `/metrics` is open (keep
-    /// it off the public listener then).
-    #[serde(default)]
-    pub bearer_token: Option<String>,
-}
-
-impl std::fmt::Debug for MetricsConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MetricsConfig")
-            .field(
-                "bearer_token",
-                &self.bearer_token.as_ref().map(|_| REDACTED),
-            )
-            .finish()
-    }
-}
-
-/// An address or a CIDR block (`10.0.0.0/8`, `::1`): the network address and the prefix length.
-pub fn parse_ip_net(text: &str) -> Option<(std::net::IpAddr, u8)> {
-    let (address, prefix) = match text.trim().split_once('/') {
-        Some((a, p)) => (a, Some(p.parse::<u8>().ok()?)),
-        None => (text.trim(), None),
-    };
-    let address: std::net::IpAddr = address.parse().ok()?;
-    let max = if address.is_ipv4() { 32 } else { 128 };
-    let prefix = prefix.unwrap_or(max);
-    (prefix <= max).then_some((address, prefix))
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TokenConfig {
     pub access_ttl_seconds: u64,
     pub refresh_ttl_seconds: u64,
@@ -269,153 +204,6 @@ pub type PriceTable = BTreeMap<Currency, ConfigDecimal>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ConfigDecimal(#[serde(with = "barrack_api::decimal")] pub Decimal);
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BillingConfig {
-    pub minimum_balance: PriceTable,
-    pub hibernation_prices: PriceTable,
-    /// Seconds of real time between meter runs (each run bills every minute closed since the last).
-    pub meter_interval_seconds: u64,
-    /// Billing periods the meter charges per transaction.
-    #[serde(default = "default_meter_chunk_periods")]
-    pub meter_chunk_periods: u32,
-    /// Hours an account's stored data (volumes, snapshots, hibernated instances) is kept without charge
-    /// after its credit runs out, before it is marked for deletion.
-    #[serde(default = "default_storage_grace_hours")]
-    pub storage_grace_hours: u64,
-}
-
-fn default_storage_grace_hours() -> u64 {
-    336
-}
-
-fn default_meter_chunk_periods() -> u32 {
-    50_000
-}
-
-/// Deposits and the payment provider that takes them.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PaymentsConfig {
-    pub provider: PaymentProviderKind,
-    /// Key of the HMAC-SHA256 signatures of payment webhooks; without one every webhook is refused.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub webhook_secret: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub webhook_secret_file: Option<PathBuf>,
-    /// Smallest deposit, per currency.
-    pub minimum_deposit: PriceTable,
-    /// GST shown on top of INR deposits, in percent.
-    pub gst_percent_inr: ConfigDecimal,
-}
-
-/// Webhook secrets stay out of debug output.
-impl std::fmt::Debug for PaymentsConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PaymentsConfig")
-            .field("provider", &self.provider)
-            .field(
-                "webhook_secret",
-                &self.webhook_secret.as_ref().map(|_| "<redacted>"),
-            )
-            .field("webhook_secret_file", &self.webhook_secret_file)
-            .field("minimum_deposit", &self.minimum_deposit)
-            .field("gst_percent_inr", &self.gst_percent_inr)
-            .finish()
-    }
-}
-
-impl PaymentsConfig {
-    /// The configured webhook secret, if any (`webhook_secret` or `webhook_secret_file`).
-    pub fn webhook_secret(&self) -> Result<Option<String>, ConfigError> {
-        let secret = match (&self.webhook_secret, &self.webhook_secret_file) {
-            (Some(secret), _) => secret.clone(),
-            (None, Some(path)) => read_secret_file(path)?,
-            (None, None) => return Ok(None),
-        };
-        if secret.len() < MIN_WEBHOOK_SECRET_LEN {
-            return Err(ConfigError::Invalid(format!(
-                "payments.webhook_secret must be at least {MIN_WEBHOOK_SECRET_LEN} characters"
-            )));
-        }
-        Ok(Some(secret))
-    }
-}
-
-/// Shortest webhook secret accepted.
-const MIN_WEBHOOK_SECRET_LEN: usize = 16;
-
-/// Which payment provider takes deposits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PaymentProviderKind {
-    /// No external payment service: a deposit is completed by a signed webhook or by an operator.
-    Manual,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RegionConfig {
-    pub name: String,
-    pub tier: Tier,
-    pub description: String,
-    pub location: String,
-    /// IPv4 block (CIDR) public addresses come from.
-    pub public_ip_pool: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GpuModelConfig {
-    pub name: String,
-    pub tier: Tier,
-    pub memory_gb: u32,
-    pub max_count: u32,
-    pub vcpus_per_gpu: u32,
-    pub ram_gb_per_gpu: u32,
-    pub prices: PriceTable,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CapacityConfig {
-    pub region: String,
-    pub gpus: BTreeMap<String, u32>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VolumeTypeConfig {
-    pub name: String,
-    pub tier: Tier,
-    pub description: String,
-    pub prices: PriceTable,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VolumeLimits {
-    pub minimum_size_gb: u32,
-    pub minimum_bootable_size_gb: u32,
-    pub maximum_size_gb: u32,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SnapshotPricingConfig {
-    pub tier: Tier,
-    pub fixed_size_gb: u32,
-    pub prices: PriceTable,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OsImageConfig {
-    pub name: String,
-    pub regions: Vec<String>,
-    pub description: String,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -468,7 +256,7 @@ impl Config {
             })?;
             merge(&mut value, overlay);
         }
-        apply_env(&mut value, env)?;
+        apply_env(&mut value, env, OPTIONAL_KEYS)?;
         let origin = file
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "configuration".into());
@@ -572,46 +360,16 @@ impl Config {
             }
             (DriverKind::Sim, None) => {}
         }
-        for proxy in &self.rate_limit.trusted_proxies {
-            if parse_ip_net(proxy).is_none() {
-                return invalid(format!(
-                    "rate_limit.trusted_proxies: '{proxy}' is not an address or CIDR block"
-                ));
-            }
-        }
-        for target in &self.webhooks.allowed_targets {
-            if target.trim().parse::<ipnet::IpNet>().is_err()
-                && target.trim().parse::<std::net::IpAddr>().is_err()
-            {
-                return invalid(format!(
-                    "webhooks.allowed_targets: '{target}' is not an address or CIDR block"
-                ));
-            }
-        }
+        self.rate_limit.check_proxies()?;
+        self.webhooks.check()?;
         let mut names = BTreeSet::new();
         for region in &self.regions {
             if !names.insert(&region.name) {
                 return invalid(format!("region '{}' is listed twice", region.name));
             }
         }
-        if self.billing.storage_grace_hours < 24 {
-            return invalid(
-                "billing.storage_grace_hours must be at least 24 (a day's notice)".into(),
-            );
-        }
-        if self.billing.meter_interval_seconds == 0 {
-            return invalid("billing.meter_interval_seconds must be at least 1".into());
-        }
-        if self.billing.meter_chunk_periods == 0 {
-            return invalid("billing.meter_chunk_periods must be at least 1".into());
-        }
-        if self.jobs.max_attempts == 0 || self.jobs.lease_seconds == 0 || self.jobs.concurrency == 0
-        {
-            return invalid(
-                "jobs.max_attempts, jobs.lease_seconds and jobs.concurrency must be at least 1"
-                    .into(),
-            );
-        }
+        self.billing.check()?;
+        self.jobs.check()?;
         let mut models = BTreeSet::new();
         for model in &self.gpu_models {
             if !models.insert(&model.name) {
@@ -637,23 +395,8 @@ impl Config {
                 &snapshot.prices,
             )?;
         }
-        check_prices("billing.minimum_balance", &self.billing.minimum_balance)?;
-        check_prices(
-            "billing.hibernation_prices",
-            &self.billing.hibernation_prices,
-        )?;
-        check_prices("payments.minimum_deposit", &self.payments.minimum_deposit)?;
-        let gst = self.payments.gst_percent_inr.0;
-        if gst.is_sign_negative() || gst > Decimal::ONE_HUNDRED {
-            return invalid("payments.gst_percent_inr must be between 0 and 100".into());
-        }
-        if let Some(secret) = &self.payments.webhook_secret
-            && secret.len() < MIN_WEBHOOK_SECRET_LEN
-        {
-            return invalid(format!(
-                "payments.webhook_secret must be at least {MIN_WEBHOOK_SECRET_LEN} characters"
-            ));
-        }
+        self.billing.check_prices()?;
+        self.payments.check()?;
         for capacity in &self.capacity {
             let Some(region) = self.region(&capacity.region) else {
                 return invalid(format!(
@@ -689,9 +432,7 @@ impl Config {
                 }
             }
         }
-        if self.rate_limit.requests > 0 && self.rate_limit.window_seconds == 0 {
-            return invalid("rate_limit.window_seconds must be at least 1".into());
-        }
+        self.rate_limit.check_window()?;
         self.ai.check()
     }
 }
@@ -738,113 +479,10 @@ pub(crate) fn read_secret_file(path: &Path) -> Result<String, ConfigError> {
         })
 }
 
-/// Overlays `overlay` on `base`: tables merge key by key, everything else (arrays included) is replaced.
-fn merge(base: &mut toml::Table, overlay: toml::Table) {
-    for (key, value) in overlay {
-        match (base.get_mut(&key), value) {
-            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
-            (_, value) => {
-                base.insert(key, value);
-            }
-        }
-    }
-}
-
-/// Applies `BARRACK_<PATH>` variables to the scalar keys they name.
-fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), ConfigError> {
-    let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    for key in OPTIONAL_KEYS {
-        let path: Vec<&str> = key.split('.').collect();
-        if let Some(value) = lookup(&env_name(&path)) {
-            insert_at(table, &path, toml::Value::String(value));
-        }
-    }
-    override_scalars(table, &mut Vec::new(), &lookup)
-}
-
-fn override_scalars(
-    table: &mut toml::Table,
-    path: &mut Vec<String>,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<(), ConfigError> {
-    for (key, value) in table.iter_mut() {
-        path.push(key.clone());
-        match value {
-            toml::Value::Table(inner) => override_scalars(inner, path, lookup)?,
-            toml::Value::Array(_) => {}
-            scalar => {
-                let name = env_name(&path.iter().map(String::as_str).collect::<Vec<_>>());
-                if let Some(text) = lookup(&name) {
-                    *scalar = parse_like(scalar, &text)
-                        .map_err(|message| ConfigError::Env { name, message })?;
-                }
-            }
-        }
-        path.pop();
-    }
-    Ok(())
-}
-
-/// Sets the key at a dotted path, creating the sections on the way.
-fn insert_at(table: &mut toml::Table, path: &[&str], value: toml::Value) {
-    let Some((last, sections)) = path.split_last() else {
-        return;
-    };
-    let mut table = table;
-    for section in sections {
-        let entry = table
-            .entry(section.to_string())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        let toml::Value::Table(inner) = entry else {
-            return;
-        };
-        table = inner;
-    }
-    table.insert(last.to_string(), value);
-}
-
-fn env_name(path: &[&str]) -> String {
-    format!("BARRACK_{}", path.join("_").to_uppercase())
-}
-
-/// Parses `text` as a value of the same TOML type as `current`.
-fn parse_like(current: &toml::Value, text: &str) -> Result<toml::Value, String> {
-    Ok(match current {
-        toml::Value::String(_) => toml::Value::String(text.to_string()),
-        toml::Value::Integer(_) => toml::Value::Integer(
-            text.trim()
-                .parse()
-                .map_err(|_| format!("'{text}' is not a whole number"))?,
-        ),
-        toml::Value::Float(_) => toml::Value::Float(
-            text.trim()
-                .parse()
-                .map_err(|_| format!("'{text}' is not a number"))?,
-        ),
-        toml::Value::Boolean(_) => match text.trim() {
-            "true" | "1" | "yes" | "on" => toml::Value::Boolean(true),
-            "false" | "0" | "no" | "off" => toml::Value::Boolean(false),
-            _ => return Err(format!("'{text}' is not true or false")),
-        },
-        other => {
-            return Err(format!(
-                "cannot override a {} from the environment",
-                other.type_str()
-            ));
-        }
-    })
-}
-
-/// The environment variables that configure Barrack.
-pub fn barrack_env() -> Vec<(String, String)> {
-    std::env::vars()
-        .filter(|(k, _)| k.starts_with("BARRACK_"))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::config_env::insert_at;
 
     #[test]
     fn the_example_file_is_the_default_and_holds_the_documented_catalog() {

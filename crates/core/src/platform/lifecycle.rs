@@ -207,8 +207,13 @@ impl fmt::Display for Action {
 /// The power state a machine has if the database's record of the instance is right; `None` when there is
 /// no machine to speak of (not created yet, failed, deleted).
 pub fn recorded_power(row: &InstanceRow) -> Option<PowerState> {
-    let state = InstanceState::parse(&row.status)?;
-    match (state, row.host.is_some()) {
+    power_on_record(&row.status, row.host.is_some())
+}
+
+/// [`recorded_power`] from an instance's status and whether it has a host.
+pub fn power_on_record(status: &str, placed: bool) -> Option<PowerState> {
+    let state = InstanceState::parse(status)?;
+    match (state, placed) {
         (InstanceState::Hibernated | InstanceState::Restoring, _) => Some(PowerState::Hibernated),
         (InstanceState::Creating | InstanceState::Error | InstanceState::Deleted, _)
         | (_, false) => None,

@@ -3,16 +3,25 @@
 //! billing rates, storage attachments and firewall programming all read). Uses no other domain.
 
 pub mod ai_config;
+pub mod billing_config;
+pub mod catalog_config;
 pub mod clock;
 pub mod config;
+mod config_env;
 pub mod countries;
 pub mod error;
 pub mod events;
 pub mod idempotency;
 pub mod ids;
 pub mod jobs;
+pub mod jobs_config;
 pub mod labels;
 pub mod lifecycle;
+pub mod metrics_config;
 pub mod money;
+pub mod payments_config;
+pub mod rate_limit_config;
+pub mod resets;
 pub mod validate;
 pub mod webhooks;
+pub mod webhooks_config;

@@ -120,6 +120,30 @@ pub async fn queue(tx: &mut Tx, delivery: &DeliveryRow) -> Result<()> {
     Ok(())
 }
 
+/// Deliveries deleted per statement while pruning the log, so no statement holds the table for long.
+pub const PRUNE_BATCH: u32 = 1_000;
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// Deletes the deliveries older than `[webhooks] delivery_retention_days` on the platform clock, in
+/// batches of [`PRUNE_BATCH`]; how many went. Every replica runs it with its meter: deleting is
+/// idempotent, so replicas running it together only share the work.
+pub async fn prune_deliveries(context: &Context) -> Result<u64> {
+    let retention_ms = i64::from(context.config.webhooks.delivery_retention_days) * DAY_MS;
+    let before = context.clock.now_ms() - retention_ms;
+    let mut pruned = 0;
+    loop {
+        let batch = context
+            .store
+            .prune_webhook_deliveries(before, PRUNE_BATCH)
+            .await?;
+        pruned += batch;
+        if batch < u64::from(PRUNE_BATCH) {
+            return Ok(pruned);
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
 /// Which addresses webhooks may send to.
 #[derive(Debug, Clone)]
 pub struct TargetPolicy {
@@ -192,16 +216,13 @@ fn is_public(ip: IpAddr) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused(pub String);
 
-/// A webhook URL checked: `http`, a host, no credentials. The server sends plain HTTP (as its other
-/// outgoing calls do); a receiver behind HTTPS is reached through a TLS-originating proxy.
+/// A webhook URL checked: `http` or `https`, a host, no credentials. An HTTPS receiver's certificate is
+/// verified at each delivery (against the platform's CAs and the operator's bundle).
 pub fn parse_target(text: &str) -> std::result::Result<url::Url, Refused> {
     let url = url::Url::parse(text.trim())
-        .map_err(|_| Refused("URL must be an absolute http URL".into()))?;
-    if url.scheme() != "http" {
-        return Err(Refused(
-            "URL must use http: webhooks are sent over plain HTTP (reach an HTTPS receiver through a proxy)"
-                .into(),
-        ));
+        .map_err(|_| Refused("URL must be an absolute http or https URL".into()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Refused("URL must use http or https".into()));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(Refused("URL must name a host".into()));
@@ -406,8 +427,8 @@ mod tests {
         assert!(closed.permits("8.8.8.8".parse().unwrap()));
         assert!(closed.permits("2606:4700::1111".parse().unwrap()));
         let open = TargetPolicy::new(&WebhooksConfig {
-            allow_private_targets: false,
             allowed_targets: vec!["127.0.0.1".into(), "10.0.0.0/8".into()],
+            ..WebhooksConfig::default()
         });
         assert!(open.permits("127.0.0.1".parse().unwrap()));
         assert!(open.permits("10.9.9.9".parse().unwrap()));

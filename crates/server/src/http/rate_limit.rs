@@ -5,8 +5,10 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+use barrack_core::platform::resets::ResetsSeen;
 
 /// What a request was granted.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -28,7 +30,9 @@ struct Bucket {
 pub struct RateLimiter {
     capacity: f64,
     per_second: f64,
-    buckets: Mutex<HashMap<u64, Bucket>>,
+    /// The buckets, and the resets of the simulation they were filled since.
+    buckets: Mutex<(i64, HashMap<u64, Bucket>)>,
+    resets: Arc<ResetsSeen>,
     // Clients are keyed by a salted hash, so the map never holds a secret.
     hasher: RandomState,
 }
@@ -37,12 +41,14 @@ pub struct RateLimiter {
 const MAX_TRACKED: usize = 100_000;
 
 impl RateLimiter {
-    /// `requests` per `window_seconds`; `None` when limiting is off (`requests = 0`).
-    pub fn new(requests: u32, window_seconds: u32) -> Option<RateLimiter> {
+    /// `requests` per `window_seconds`; `None` when limiting is off (`requests = 0`). Every bucket is full
+    /// again when the simulation is reset (`resets` moves).
+    pub fn new(requests: u32, window_seconds: u32, resets: Arc<ResetsSeen>) -> Option<RateLimiter> {
         (requests > 0).then(|| RateLimiter {
             capacity: f64::from(requests),
             per_second: f64::from(requests) / f64::from(window_seconds.max(1)),
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Mutex::new((resets.get(), HashMap::new())),
+            resets,
             hasher: RandomState::new(),
         })
     }
@@ -52,7 +58,13 @@ impl RateLimiter {
     }
 
     fn check_at(&self, key: u64, now: Instant) -> Decision {
-        let mut buckets = self.buckets.lock().expect("rate limiter");
+        let mut guard = self.buckets.lock().expect("rate limiter");
+        let (filled_since, buckets) = &mut *guard;
+        let resets = self.resets.get();
+        if *filled_since != resets {
+            buckets.clear();
+            *filled_since = resets;
+        }
         if buckets.len() >= MAX_TRACKED {
             let (capacity, rate) = (self.capacity, self.per_second);
             buckets.retain(|_, b| {
@@ -93,7 +105,7 @@ mod tests {
 
     #[test]
     fn allows_the_burst_then_refills_at_the_rate() {
-        let limiter = RateLimiter::new(3, 60).unwrap();
+        let limiter = RateLimiter::new(3, 60, Default::default()).unwrap();
         let t0 = Instant::now();
         for remaining in [2, 1, 0] {
             let d = limiter.check_at(1, t0);
@@ -108,6 +120,6 @@ mod tests {
             "other clients have their own bucket"
         );
         assert!(limiter.check_at(1, t0 + Duration::from_secs(20)).allowed);
-        assert!(RateLimiter::new(0, 60).is_none());
+        assert!(RateLimiter::new(0, 60, Default::default()).is_none());
     }
 }

@@ -68,7 +68,7 @@ impl Page {
 impl Browser {
     pub(crate) fn new(app: &TestApp) -> Browser {
         Browser {
-            http: reqwest::Client::builder()
+            http: crate::common::http_client_builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),

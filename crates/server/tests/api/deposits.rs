@@ -68,7 +68,7 @@ async fn deposit(client: &Client, amount: &str) -> Deposit {
 
 /// Posts raw bytes to the webhook with an optional signature header: status and body.
 async fn webhook(app: &TestApp, body: &[u8], signature: Option<&str>) -> (u16, Value) {
-    let mut request = reqwest::Client::new()
+    let mut request = crate::common::http_client()
         .post(format!("{}/api/deposits/webhook/", app.base_url))
         .header("Content-Type", "application/json")
         .body(body.to_vec());
@@ -345,7 +345,7 @@ async fn a_signed_webhook_credits_exactly_once(db: Db) {
     for _ in 0..8 {
         let (url, body, signature) = (app.base_url.clone(), body.clone(), signature.clone());
         tasks.push(tokio::spawn(async move {
-            reqwest::Client::new()
+            crate::common::http_client()
                 .post(format!("{url}/api/deposits/webhook/"))
                 .header("X-Barrack-Signature", signature)
                 .body(body)

@@ -22,8 +22,11 @@ use crate::on_both_databases;
 on_both_databases!(
     exported_state_imported_into_fresh_databases_answers_the_same,
     import_refuses_a_database_holding_state_and_another_schema_version,
+    export_pages_a_table_larger_than_a_page_in_key_order,
     state_commands_move_a_state_through_a_private_file,
     reset_brings_a_used_server_back_to_its_first_start,
+    reset_fills_the_rate_limits_of_every_replica,
+    overlapping_scenarios_added_at_once_through_two_replicas_are_one,
     gpu_scarcity_limits_stock_until_removed,
     region_outage_refuses_work_in_the_region_until_removed,
     slow_host_stretches_boots_on_its_machines,
@@ -186,6 +189,76 @@ async fn exported_state_imported_into_fresh_databases_answers_the_same(db: Db) {
         database.drop_database().await;
     }
     app.stop().await;
+}
+
+/// The rows of `table` in a state document, in the order written.
+fn document_rows(document: &[u8], table: &str) -> Vec<Vec<Value>> {
+    let text = std::str::from_utf8(document).unwrap();
+    let mut inside = false;
+    let mut rows = Vec::new();
+    for line in text.lines().skip(1) {
+        let value: Value = serde_json::from_str(line).unwrap();
+        match value {
+            Value::Array(row) if inside => rows.push(row),
+            Value::Array(_) => {}
+            object => inside = object["table"] == table,
+        }
+    }
+    rows
+}
+
+async fn export_pages_a_table_larger_than_a_page_in_key_order(db: Db) {
+    use barrack_store::state::EXPORT_PAGE;
+    let database = TestDatabase::create(db).await;
+    let source = empty_store(&database).await;
+    // Labels have a three-column text key: two pages and a row, with keys whose text order is not the
+    // order they were written in.
+    let total = 2 * EXPORT_PAGE + 1;
+    source
+        .execute(
+            &format!(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {total}) \
+                 INSERT INTO labels (resource_type, resource_id, account_id, label_key, label_value, \
+                 resource_created_at, live) SELECT CASE WHEN i % 3 = 0 THEN 'instance' ELSE 'volume' END, \
+                 'r-' || (i % 997), 'acct', 'k' || i, 'v' || i, i, 1 FROM n"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    let document = export(&source).await;
+    let rows = document_rows(&document, "labels");
+    assert_eq!(rows.len() as i64, total, "every row once");
+    // The columns are resource_type, resource_id, account_id, label_key, ...: the key is 0, 1, 3.
+    let keys: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|r| {
+            let text = |i: usize| r[i].as_str().unwrap().to_string();
+            (text(0), text(1), text(3))
+        })
+        .collect();
+    let distinct: std::collections::BTreeSet<_> = keys.iter().cloned().collect();
+    assert_eq!(distinct.len(), keys.len(), "no row twice across pages");
+    if db == Db::Sqlite {
+        // Byte order, as SQLite compares text; PostgreSQL's follows the database's collation.
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert!(sorted == keys, "rows in key order");
+    }
+
+    let target = TestDatabase::create(db).await;
+    let copy = empty_store(&target).await;
+    let counts = copy.import_state(&document[..], false).await.unwrap();
+    assert_eq!(counts.tables["labels"] as i64, total);
+    assert_eq!(
+        export(&copy).await,
+        document,
+        "the copy exports the same document"
+    );
+    source.close().await;
+    copy.close().await;
+    database.drop_database().await;
+    target.drop_database().await;
 }
 
 async fn import_refuses_a_database_holding_state_and_another_schema_version(db: Db) {
@@ -436,6 +509,138 @@ async fn reset_brings_a_used_server_back_to_its_first_start(db: Db) {
     // A user's key cannot reset.
     let error = client.admin_reset().await.unwrap_err();
     assert_eq!(error.status(), Some(403));
+    app.stop().await;
+}
+
+async fn reset_fills_the_rate_limits_of_every_replica(db: Db) {
+    let limit = 8;
+    let app = TestApp::start_with(db, |c| {
+        c.rate_limit.requests = limit;
+        c.rate_limit.window_seconds = 3600;
+    })
+    .await;
+    let mut config = test_config(&app.database);
+    config.rate_limit.requests = limit;
+    config.rate_limit.window_seconds = 3600;
+    let replica = barrack_server::start(StartOptions {
+        config,
+        clock: Some(app.clock.clone() as Arc<dyn Clock>),
+        background_work: false,
+    })
+    .await
+    .unwrap();
+    let here = app.anonymous();
+    let there = Client::builder(format!("http://{}", replica.addr))
+        .max_retries(0)
+        .build()
+        .unwrap();
+    let status = |client: &Client| {
+        let client = client.clone();
+        async move {
+            client
+                .raw(reqwest::Method::GET, "/api/gpu-stocks/", None)
+                .await
+                .unwrap()
+                .status
+                .as_u16()
+        }
+    };
+    // Anonymous callers from this address use up their budget on both servers.
+    for client in [&here, &there] {
+        for _ in 0..limit {
+            assert_eq!(status(client).await, 200);
+        }
+        assert_eq!(status(client).await, 429);
+    }
+
+    app.admin.admin_reset().await.unwrap();
+    assert_eq!(status(&here).await, 200, "the resetting server at once");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match status(&there).await {
+            200 => break,
+            429 if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => panic!("the replica still answers {other} after the reset"),
+        }
+    }
+    // A whole budget again, not one request: the buckets are full.
+    for _ in 1..limit {
+        assert_eq!(status(&there).await, 200);
+    }
+    assert_eq!(status(&there).await, 429, "and limited again after it");
+    replica.shutdown().await;
+    app.stop().await;
+}
+
+async fn overlapping_scenarios_added_at_once_through_two_replicas_are_one(db: Db) {
+    let app = TestApp::start(db).await;
+    let replica = serve(&app.database, app.clock.clone() as Arc<dyn Clock>).await;
+    let replica_admin = Client::builder(format!("http://{}", replica.addr))
+        .api_key(&app.admin_key)
+        .max_retries(0)
+        .build()
+        .unwrap();
+    let h100 = "H100-SXM5-80GB";
+    let full = free_gpus(&app.anonymous(), "FINLAND-1", h100).await;
+    // Every two of these hold back some of the same stock, under different kinds or targets (the unique
+    // index on kind and target cannot tell).
+    let specs = [
+        ScenarioSpec::RegionOutage {
+            region: "FINLAND-1".into(),
+        },
+        ScenarioSpec::GpuScarcity {
+            region: "FINLAND-1".into(),
+            gpu_model: None,
+            available: 2,
+        },
+        ScenarioSpec::GpuScarcity {
+            region: "FINLAND-1".into(),
+            gpu_model: Some(h100.into()),
+            available: 1,
+        },
+    ];
+    for round in 0..4 {
+        let mut attempts = tokio::task::JoinSet::new();
+        for copy in 0..3 {
+            for (i, spec) in specs.iter().enumerate() {
+                let client = if (copy + i + round) % 2 == 0 {
+                    app.admin.clone()
+                } else {
+                    replica_admin.clone()
+                };
+                let spec = spec.clone();
+                attempts.spawn(async move { client.admin_add_scenario(&spec).await });
+            }
+        }
+        let mut added = Vec::new();
+        while let Some(result) = attempts.join_next().await {
+            match result.unwrap() {
+                Ok(scenario) => added.push(scenario.data),
+                Err(e) => assert_eq!(e.status(), Some(409), "round {round}: {e}"),
+            }
+        }
+        assert_eq!(added.len(), 1, "round {round}: {added:?}");
+        let listed = app.admin.admin_scenarios().await.unwrap().data.scenarios;
+        assert_eq!(listed, added, "round {round}");
+        let expected = match &added[0].spec {
+            ScenarioSpec::RegionOutage { .. } => 0,
+            ScenarioSpec::GpuScarcity { available, .. } => *available,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            free_gpus(&app.anonymous(), "FINLAND-1", h100).await,
+            expected,
+            "round {round}: the stock the one scenario holds back"
+        );
+        replica_admin
+            .admin_remove_scenario(&added[0].id)
+            .await
+            .unwrap();
+        assert_eq!(free_gpus(&app.anonymous(), "FINLAND-1", h100).await, full);
+    }
+    replica.shutdown().await;
     app.stop().await;
 }
 

@@ -133,7 +133,7 @@ async fn a_resumed_stream_gets_exactly_the_missed_events(db: Db) {
         .id;
     let live = next(&mut resumed).await;
     assert_eq!(live.resource_id, fourth);
-    let raw = reqwest::Client::new()
+    let raw = crate::common::http_client()
         .get(format!(
             "{}/api/events/stream/?after={}",
             app.base_url,
@@ -254,7 +254,7 @@ async fn bad_cursors_are_refused_and_other_accounts_stay_out(db: Db) {
             "{e:?}"
         );
     }
-    let raw = reqwest::Client::new()
+    let raw = crate::common::http_client()
         .get(format!(
             "{}/api/events/stream/?after=evt-nope",
             app.base_url

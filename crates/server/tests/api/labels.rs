@@ -9,7 +9,7 @@ use barrack_core::clock::Clock;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{Db, TestApp, create_key_k};
+use crate::common::{Db, TestApp, create_key_k, deploy_id};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -23,18 +23,12 @@ on_both_databases!(
 const IMAGE: &str = "Ubuntu 24.04 + CUDA 12.8 Open + Docker";
 
 async fn deploy(client: &Client, name: &str, labels: Value) -> String {
-    client
-        .deploy(
-            &serde_json::from_value(json!({
-                "gpu_model": "H100-SXM5-80GB", "gpu_count": 1, "region": "FINLAND-1",
-                "instance_name": name, "image_name": IMAGE, "ssh_key": "k", "labels": labels
-            }))
-            .unwrap(),
-        )
-        .await
-        .unwrap()
-        .data
-        .instance_id
+    let request = serde_json::from_value(json!({
+        "gpu_model": "H100-SXM5-80GB", "gpu_count": 1, "region": "FINLAND-1",
+        "instance_name": name, "image_name": IMAGE, "ssh_key": "k", "labels": labels
+    }))
+    .unwrap();
+    deploy_id(client, &request).await
 }
 
 /// The names of the instances a filtered list shows, sorted.

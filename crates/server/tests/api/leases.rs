@@ -12,7 +12,7 @@ use barrack_core::clock::Clock;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{Db, START_MS, TestApp, create_key_k};
+use crate::common::{Db, START_MS, TestApp, create_key_k, deploy_id};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -36,12 +36,11 @@ fn deploy_body(name: &str, extra: Value) -> Value {
 }
 
 async fn deploy(client: &Client, name: &str, extra: Value) -> String {
-    client
-        .deploy(&serde_json::from_value(deploy_body(name, extra)).unwrap())
-        .await
-        .unwrap()
-        .data
-        .instance_id
+    deploy_id(
+        client,
+        &serde_json::from_value(deploy_body(name, extra)).unwrap(),
+    )
+    .await
 }
 
 /// The kinds of the instance's events, oldest first.

@@ -5,12 +5,20 @@ use barrack_api::instances::DeployRequest;
 use barrack_client::InstanceActionKind;
 use serde_json::json;
 
-use crate::common::{Db, TestApp, create_key_k};
+use std::sync::Arc;
+use std::time::Duration;
+
+use barrack_client::Client;
+use barrack_core::clock::Clock;
+use barrack_server::StartOptions;
+
+use crate::common::{Db, TestApp, create_key_k, test_config};
 use crate::on_both_databases;
 
 on_both_databases!(
     operators_list_hosts_and_lose_only_known_ones,
     active_instances_report_their_utilisation,
+    a_restarted_server_places_new_machines_beside_the_recorded_ones,
 );
 
 fn deploy_request(name: &str, gpus: u32) -> DeployRequest {
@@ -164,4 +172,70 @@ async fn active_instances_report_their_utilisation(db: Db) {
     assert_eq!(stopped.status(), Some(409));
     assert!(stopped.to_string().contains("SHUTOFF"), "{stopped}");
     app.stop().await;
+}
+
+/// A serving server started on a database with machines on record learns of them behind its listener
+/// (reading every instance before answering kept a large installation waiting): the deploys it takes
+/// meanwhile are placed only once it knows them, beside the recorded machines, never on their GPUs.
+async fn a_restarted_server_places_new_machines_beside_the_recorded_ones(db: Db) {
+    let mut app = TestApp::start(db).await;
+    let (client, _, key) = app.funded_user_with_key(Tier::Advanced, "US", "1000").await;
+    create_key_k(&client).await;
+    client.deploy(&deploy_request("recorded", 8)).await.unwrap();
+    app.settle().await;
+    let used = |hosts: &[barrack_api::instances::Host]| -> Vec<(String, u32)> {
+        hosts
+            .iter()
+            .filter(|h| h.gpus_used > 0)
+            .map(|h| (h.name.clone(), h.gpus_used))
+            .collect()
+    };
+    let before = used(&app.admin.admin_hosts().await.unwrap().data.hosts);
+    assert_eq!(before.len(), 1, "{before:?}");
+
+    // The server stops; another starts with its workers in the background, as `barrackd serve` does.
+    app.running.take().unwrap().shutdown().await;
+    let serving = barrack_server::start(StartOptions {
+        config: test_config(&app.database),
+        clock: Some(app.clock.clone() as Arc<dyn Clock>),
+        background_work: true,
+    })
+    .await
+    .unwrap();
+    let url = format!("http://{}", serving.addr);
+    let client = Client::builder(&url)
+        .api_key(&key)
+        .max_retries(0)
+        .build()
+        .unwrap();
+    // Best fit breaks ties in host order: a server that did not know the recorded machine would put an
+    // 8-GPU deploy on the recorded machine's host, the first one.
+    let new = client
+        .deploy(&deploy_request("new", 8))
+        .await
+        .unwrap()
+        .data
+        .instance_id;
+    let mut waited = Duration::ZERO;
+    loop {
+        let status = client.instance(&new).await.unwrap().data.status;
+        if status == "ACTIVE" {
+            break;
+        }
+        assert!(waited < Duration::from_secs(30), "still {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += Duration::from_millis(20);
+    }
+    let admin = Client::builder(&url)
+        .api_key(&app.admin_key)
+        .max_retries(0)
+        .build()
+        .unwrap();
+    let hosts = admin.admin_hosts().await.unwrap().data.hosts;
+    assert!(hosts.iter().all(|h| h.gpus_used <= h.gpus), "{hosts:?}");
+    let after = used(&hosts);
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert!(after.contains(&before[0]), "{after:?}");
+    serving.shutdown().await;
+    app.database.drop_database().await;
 }

@@ -17,7 +17,7 @@ on_both_databases!(
 const IMAGE: &str = "Ubuntu 24.04 + CUDA 12.8 Open + Docker";
 
 async fn scrape(app: &TestApp, token: Option<&str>) -> (u16, String, String) {
-    let mut request = reqwest::Client::new().get(format!("{}/metrics", app.base_url));
+    let mut request = crate::common::http_client().get(format!("{}/metrics", app.base_url));
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }

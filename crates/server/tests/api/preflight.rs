@@ -13,7 +13,9 @@ use barrack_core::clock::Clock;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{Db, TestApp, assert_derived_state_consistent, client_of, create_key_k};
+use crate::common::{
+    Db, TestApp, assert_derived_state_consistent, client_of, create_key_k, deploy_id,
+};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -395,9 +397,9 @@ async fn a_hold_takes_stock_that_only_its_deploy_gets(db: Db) {
     let checked = client.preflight(&request(&mine)).await.unwrap().data;
     assert!(checked.checks.contains(&"hold".to_string()));
     assert_eq!(free_gpus(&app).await, 0);
-    let deployed = client.deploy(&request(&mine)).await.unwrap().data;
+    let instance_id = deploy_id(&client, &request(&mine)).await;
     app.settle().await;
-    let instance = client.instance(&deployed.instance_id).await.unwrap().data;
+    let instance = client.instance(&instance_id).await.unwrap().data;
     assert_eq!(instance.status, "ACTIVE");
     assert_eq!(instance.ip_address.as_deref(), Some(address.as_str()));
     assert_eq!(free_gpus(&app).await, 0);
@@ -425,7 +427,7 @@ async fn a_hold_takes_stock_that_only_its_deploy_gets(db: Db) {
     assert_eq!(free_gpus(&app).await, 0);
     assert_eq!(
         client
-            .instance(&deployed.instance_id)
+            .instance(&instance_id)
             .await
             .unwrap()
             .data
@@ -521,20 +523,15 @@ async fn a_hold_survives_a_restart(db: Db) {
     let kept = hold_for_deploy(&client, "kept").await;
     app.restart_with(|_| {}).await;
     assert_eq!(free_gpus(&app).await, 0, "held across the restart");
-    let deployed = client.deploy(&request(&kept)).await.unwrap().data;
+    let instance_id = deploy_id(&client, &request(&kept)).await;
     app.settle().await;
     assert_eq!(
-        client
-            .instance(&deployed.instance_id)
-            .await
-            .unwrap()
-            .data
-            .status,
+        client.instance(&instance_id).await.unwrap().data.status,
         "ACTIVE"
     );
 
     // And an unused one still expires after a restart.
-    client.delete_instance(&deployed.instance_id).await.unwrap();
+    client.delete_instance(&instance_id).await.unwrap();
     app.settle().await;
     reserve(&client, "forgotten", 8).await;
     app.restart_with(|_| {}).await;

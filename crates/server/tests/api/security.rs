@@ -369,7 +369,7 @@ async fn forwarded_for_counts_only_from_trusted_proxies(db: Db) {
             c.rate_limit.trusted_proxies = trusted.clone();
         })
         .await;
-        let http = reqwest::Client::new();
+        let http = crate::common::http_client();
         let mut statuses = Vec::new();
         for client in ["203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4"] {
             let response = http

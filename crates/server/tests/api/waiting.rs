@@ -8,7 +8,7 @@ use barrack_client::{Client, InstanceActionKind};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::common::{Db, TestApp, create_key_k};
+use crate::common::{Db, TestApp, create_key_k, deploy_id};
 use crate::on_both_databases;
 
 on_both_databases!(a_wait_answers_when_the_state_is_reached_or_at_the_timeout);
@@ -21,19 +21,13 @@ async fn a_wait_answers_when_the_state_is_reached_or_at_the_timeout(db: Db) {
     let app = TestApp::start(db).await;
     let (client, _) = app.funded_user(Tier::Advanced, "US", "1000").await;
     create_key_k(&client).await;
-    let deployed = client
-        .deploy(
-            &serde_json::from_value(json!({
-                "gpu_model": "H100-SXM5-80GB", "gpu_count": 1, "region": "FINLAND-1",
-                "instance_name": "waiter", "image_name": "Ubuntu 24.04 + CUDA 12.8 Open + Docker",
-                "ssh_key": "k"
-            }))
-            .unwrap(),
-        )
-        .await
-        .unwrap()
-        .data;
-    let id = deployed.instance_id;
+    let request = serde_json::from_value(json!({
+        "gpu_model": "H100-SXM5-80GB", "gpu_count": 1, "region": "FINLAND-1",
+        "instance_name": "waiter", "image_name": "Ubuntu 24.04 + CUDA 12.8 Open + Docker",
+        "ssh_key": "k"
+    }))
+    .unwrap();
+    let id = deploy_id(&client, &request).await;
 
     // Answered once a worker makes it ACTIVE, not at the timeout.
     let waiter = {

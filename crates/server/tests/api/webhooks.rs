@@ -1,7 +1,8 @@
 //! Webhooks against a receiver on a local port: deliveries arrive signed as documented (and a forged or
 //! altered one fails the receiver's check), a receiver answering 500 sees retries on the backoff
 //! schedule, replays resend, private targets are refused at creation and again at delivery, another
-//! account's webhooks are not found.
+//! account's webhooks are not found. HTTPS receivers are verified against the operator's CA bundle, and
+//! the delivery log is pruned after its retention.
 
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,6 +25,8 @@ on_both_databases!(
     private_targets_are_refused_at_creation_and_at_delivery,
     other_accounts_webhooks_are_not_found,
     deliveries_give_up_after_a_day,
+    https_receivers_are_verified_against_the_operators_ca,
+    the_delivery_log_is_pruned_after_its_retention,
 );
 
 /// What the receiver was sent: headers and the raw body.
@@ -43,6 +46,27 @@ struct Receiver {
 impl Receiver {
     /// A receiver on a local port answering `answer`; its URL.
     async fn start(answer: u16) -> (Receiver, String) {
+        let (receiver, app) = Receiver::router(answer);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (receiver, url)
+    }
+
+    /// A receiver over HTTPS with the certificate of `tls`; its URL.
+    async fn start_tls(answer: u16, tls: rustls::ServerConfig) -> (Receiver, String) {
+        let (receiver, app) = Receiver::router(answer);
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://{}/hook", tcp.local_addr().unwrap());
+        let listener = TlsListener {
+            tcp,
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(tls)),
+        };
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (receiver, url)
+    }
+
+    fn router(answer: u16) -> (Receiver, axum::Router) {
         let receiver = Receiver::default();
         receiver.answer.store(answer, Ordering::SeqCst);
         let app = axum::Router::new()
@@ -59,15 +83,68 @@ impl Receiver {
                 ),
             )
             .with_state(receiver.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (receiver, url)
+        (receiver, app)
     }
 
     fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
+}
+
+/// TLS connections on a local port: a client that gives up during the handshake (it does not trust the
+/// certificate) is no connection.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            if let Ok(tls) = self.acceptor.accept(tcp).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// A private CA made for the test (its certificate as PEM) and the TLS set-up of a receiver on 127.0.0.1
+/// whose certificate it signed.
+fn private_ca() -> (String, rustls::ServerConfig) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Receivers' private CA");
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        barrack_server::webhook_sender::crypto_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone(), ca.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    (ca.pem(), tls)
 }
 
 /// The receiver's check, as docs/api-design.md tells receivers to do it: split the header into `t` and
@@ -316,7 +393,7 @@ async fn private_targets_are_refused_at_creation_and_at_delivery(db: Db) {
         "http://[::1]:8080/hook",
         "http://[fd00::1]/hook",
         "http://0.0.0.0/hook",
-        "https://127.0.0.1/hook",
+        "https://10.0.0.1/hook",
         "ftp://example.com/",
         "not a url",
         "http://user:pw@127.0.0.1/hook",
@@ -455,5 +532,150 @@ async fn deliveries_give_up_after_a_day(db: Db) {
         "{attempts} attempts in a day"
     );
     assert_eq!(receiver.received().len() as u32, attempts);
+    app.stop().await;
+}
+
+async fn https_receivers_are_verified_against_the_operators_ca(db: Db) {
+    let mut app = TestApp::start_with(db, |c| {
+        c.webhooks.allowed_targets = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let (client, _) = app.user(Tier::Advanced).await;
+    let (ca_pem, tls) = private_ca();
+    let (receiver, url) = Receiver::start_tls(200, tls).await;
+    let created = client
+        .create_webhook(&hook(&url, &["firewall.created"]))
+        .await
+        .unwrap()
+        .data;
+    let id = created.webhook.id.clone();
+    assert_eq!(created.webhook.url, url);
+
+    // The receiver's CA is not trusted yet: the attempt fails on its certificate, logged and retried.
+    client.create_firewall(&ssh_firewall("edge")).await.unwrap();
+    app.settle().await;
+    assert!(receiver.received().is_empty());
+    let log = deliveries(&client, &id).await;
+    assert_eq!(log.len(), 1);
+    let first = &log[0];
+    assert_eq!(
+        (first.status.as_str(), first.attempts, first.response_status),
+        ("pending", 1, None)
+    );
+    let error = first.last_error.as_deref().unwrap();
+    assert!(
+        error.contains("certificate") && error.contains("UnknownIssuer"),
+        "{error}"
+    );
+    assert_eq!(
+        first.next_attempt_at.as_deref(),
+        Some(format_ms(START_MS + 30_000).as_str())
+    );
+
+    // The operator trusts the CA: the retry arrives, signed, over TLS.
+    let bundle = app.database.dir.join("receivers-ca.pem");
+    std::fs::write(&bundle, &ca_pem).unwrap();
+    app.restart_with(|c| {
+        c.webhooks.allowed_targets = vec!["127.0.0.1".into()];
+        c.webhooks.ca_bundle_file = Some(bundle.clone());
+    })
+    .await;
+    app.clock.advance_ms(30_000);
+    app.settle().await;
+    let received = receiver.received();
+    assert_eq!(received.len(), 1);
+    let done = &deliveries(&client, &id).await[0];
+    assert_eq!(
+        (done.status.as_str(), done.attempts, done.response_status),
+        ("delivered", 2, Some(200))
+    );
+    let header = received[0].headers["barrack-signature"].to_str().unwrap();
+    let now_s = app.clock.now_ms() / 1000;
+    assert!(verify(&created.secret, header, &received[0].body, now_s).is_some());
+    assert_eq!(received[0].headers["barrack-delivery"], done.id.as_str());
+
+    // Trusting a private CA does not trust every certificate: another CA's receiver still fails.
+    let (_, stranger_tls) = private_ca();
+    let (stranger, stranger_url) = Receiver::start_tls(200, stranger_tls).await;
+    let other = client
+        .create_webhook(&hook(&stranger_url, &["firewall.created"]))
+        .await
+        .unwrap()
+        .data;
+    client
+        .create_firewall(&ssh_firewall("second"))
+        .await
+        .unwrap();
+    app.settle().await;
+    assert!(stranger.received().is_empty());
+    let failed = &deliveries(&client, &other.webhook.id).await[0];
+    assert_eq!((failed.status.as_str(), failed.attempts), ("pending", 1));
+    assert!(
+        failed
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("certificate"),
+        "{failed:?}"
+    );
+    assert_eq!(
+        receiver.received().len(),
+        2,
+        "the trusted one got its event"
+    );
+    app.stop().await;
+}
+
+async fn the_delivery_log_is_pruned_after_its_retention(db: Db) {
+    let Setup {
+        app,
+        client,
+        receiver,
+        hook: created,
+        ..
+    } = setup(db, 200, &["firewall.created"]).await;
+    let id = created.webhook.id;
+    let day_ms = 24 * 3600 * 1000;
+    // Two delivered on the first day; one failing for good (its receiver answers 500 for a day).
+    client.create_firewall(&ssh_firewall("one")).await.unwrap();
+    client.create_firewall(&ssh_firewall("two")).await.unwrap();
+    app.settle().await;
+    let old: Vec<String> = deliveries(&client, &id)
+        .await
+        .iter()
+        .map(|d| d.id.clone())
+        .collect();
+    assert_eq!(old.len(), 2);
+    receiver.answer.store(500, Ordering::SeqCst);
+    client
+        .create_firewall(&ssh_firewall("three"))
+        .await
+        .unwrap();
+    app.settle().await;
+    for _ in 0..30 {
+        app.clock.advance_ms(3600 * 1000);
+        app.settle().await;
+    }
+    let log = deliveries(&client, &id).await;
+    assert_eq!(log.len(), 3);
+    assert!(log.iter().any(|d| d.status == "failed"), "{log:?}");
+
+    // 29 days on, a new delivery; the first day's are still within the 30 days.
+    receiver.answer.store(200, Ordering::SeqCst);
+    app.clock.advance_ms(28 * day_ms);
+    client
+        .create_firewall(&ssh_firewall("recent"))
+        .await
+        .unwrap();
+    app.settle().await;
+    assert_eq!(deliveries(&client, &id).await.len(), 4);
+
+    // Past 30 days the first day's deliveries go, delivered or failed; the recent one stays.
+    app.clock.advance_ms(2 * day_ms);
+    app.settle().await;
+    let log = deliveries(&client, &id).await;
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert!(!old.contains(&log[0].id));
+    assert_eq!(log[0].status, "delivered");
     app.stop().await;
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use barrack_api::account::{AdminCreateUser, GrantCredits, ProfileUpdate};
 use barrack_api::firewalls::CreateFirewallRequest;
-use barrack_api::instances::SecurityRuleRequest;
+use barrack_api::instances::{DeployRequest, SecurityRuleRequest};
 use barrack_api::ssh_keys::CreateSshKeyRequest;
 use barrack_api::{Currency, Tier};
 use barrack_client::Client;
@@ -539,6 +539,16 @@ pub async fn assert_derived_state_consistent(store: &barrack_store::Store) {
     );
 }
 
+/// Deploys an instance and answers its id; the deploy must be accepted.
+pub async fn deploy_id(client: &Client, request: &DeployRequest) -> String {
+    client
+        .deploy(request)
+        .await
+        .expect("deploy accepted")
+        .data
+        .instance_id
+}
+
 /// Creates an SSH key named "k" (generated public key) for deploys that name it.
 pub async fn create_key_k(client: &Client) {
     client
@@ -567,4 +577,16 @@ pub fn ssh_firewall(name: &str) -> CreateFirewallRequest {
         }],
         labels: Default::default(),
     }
+}
+
+/// A plain HTTP client's builder, for requests the typed client does not make. reqwest's TLS has no crypto
+/// provider of its own, so one is installed first (as the server and the client crate do).
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    barrack_client::install_tls_provider();
+    reqwest::Client::builder()
+}
+
+/// A plain HTTP client (see [`http_client_builder`]).
+pub fn http_client() -> reqwest::Client {
+    http_client_builder().build().expect("an HTTP client")
 }

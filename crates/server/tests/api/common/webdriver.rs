@@ -37,7 +37,7 @@ impl Driver {
             .expect("chromedriver runs (scripts/setup/browser.sh installs it)");
         let driver = Driver {
             process,
-            http: reqwest::Client::new(),
+            http: crate::common::http_client(),
             url: format!("http://127.0.0.1:{port}"),
         };
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -1,0 +1,112 @@
+//! Layering the configuration: a file over the built-in defaults, then `BARRACK_*` environment variables
+//! over the scalar keys they name.
+
+use super::config::ConfigError;
+
+/// Overlays `overlay` on `base`: tables merge key by key, everything else (arrays included) is replaced.
+pub(super) fn merge(base: &mut toml::Table, overlay: toml::Table) {
+    for (key, value) in overlay {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+/// Applies `BARRACK_<PATH>` variables to the scalar keys they name.
+pub(super) fn apply_env(
+    table: &mut toml::Table,
+    env: &[(String, String)],
+    optional_keys: &[&str],
+) -> Result<(), ConfigError> {
+    let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    for key in optional_keys {
+        let path: Vec<&str> = key.split('.').collect();
+        if let Some(value) = lookup(&env_name(&path)) {
+            insert_at(table, &path, toml::Value::String(value));
+        }
+    }
+    override_scalars(table, &mut Vec::new(), &lookup)
+}
+
+fn override_scalars(
+    table: &mut toml::Table,
+    path: &mut Vec<String>,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    for (key, value) in table.iter_mut() {
+        path.push(key.clone());
+        match value {
+            toml::Value::Table(inner) => override_scalars(inner, path, lookup)?,
+            toml::Value::Array(_) => {}
+            scalar => {
+                let name = env_name(&path.iter().map(String::as_str).collect::<Vec<_>>());
+                if let Some(text) = lookup(&name) {
+                    *scalar = parse_like(scalar, &text)
+                        .map_err(|message| ConfigError::Env { name, message })?;
+                }
+            }
+        }
+        path.pop();
+    }
+    Ok(())
+}
+
+/// Sets the key at a dotted path, creating the sections on the way.
+pub(super) fn insert_at(table: &mut toml::Table, path: &[&str], value: toml::Value) {
+    let Some((last, sections)) = path.split_last() else {
+        return;
+    };
+    let mut table = table;
+    for section in sections {
+        let entry = table
+            .entry(section.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let toml::Value::Table(inner) = entry else {
+            return;
+        };
+        table = inner;
+    }
+    table.insert(last.to_string(), value);
+}
+
+fn env_name(path: &[&str]) -> String {
+    format!("BARRACK_{}", path.join("_").to_uppercase())
+}
+
+/// Parses `text` as a value of the same TOML type as `current`.
+fn parse_like(current: &toml::Value, text: &str) -> Result<toml::Value, String> {
+    Ok(match current {
+        toml::Value::String(_) => toml::Value::String(text.to_string()),
+        toml::Value::Integer(_) => toml::Value::Integer(
+            text.trim()
+                .parse()
+                .map_err(|_| format!("'{text}' is not a whole number"))?,
+        ),
+        toml::Value::Float(_) => toml::Value::Float(
+            text.trim()
+                .parse()
+                .map_err(|_| format!("'{text}' is not a number"))?,
+        ),
+        toml::Value::Boolean(_) => match text.trim() {
+            "true" | "1" | "yes" | "on" => toml::Value::Boolean(true),
+            "false" | "0" | "no" | "off" => toml::Value::Boolean(false),
+            _ => return Err(format!("'{text}' is not true or false")),
+        },
+        other => {
+            return Err(format!(
+                "cannot override a {} from the environment",
+                other.type_str()
+            ));
+        }
+    })
+}
+
+/// The environment variables that configure Barrack.
+pub fn barrack_env() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with("BARRACK_"))
+        .collect()
+}

@@ -1,0 +1,381 @@
+//! The `openai` backend: a second, real `barrackd` proxied, an upstream that dies, stalls or answers in
+//! odd reads.
+
+use barrack_api::Tier;
+use barrack_core::ai::{cost_micros, tokenizer};
+use barrack_core::money::from_micros;
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::common::process::{ServerProcess, spawn};
+use crate::common::{Db, TestApp};
+use crate::on_both_databases;
+
+on_both_databases!(an_upstream_stream_is_read_whatever_its_reads_and_an_error_part_ends_it);
+
+/// A `barrackd` process serving one slow simulated model, with a funded operator; returns it and its key.
+async fn upstream(dir: &std::path::Path, tokens_per_second: u32) -> (ServerProcess, String) {
+    let config = dir.join("barrack.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[ai]\nrequests_per_minute = 0\ntokens_per_minute = 0\nupstream_timeout_seconds = 60\n\n\
+             [[ai.models]]\nid = \"{SMALL}\"\ndescription = \"upstream\"\nbackend = \"sim\"\n\
+             context_length = 8192\nmax_output_tokens = 2048\nfirst_token_ms = 0\n\
+             tokens_per_second = {tokens_per_second}\n\
+             prices.input = {{ USD = 0.10, EUR = 0.09, INR = 8 }}\n\
+             prices.output = {{ USD = 0.30, EUR = 0.28, INR = 25 }}\n"
+        ),
+    )
+    .unwrap();
+    let server = spawn(
+        &dir.join("data"),
+        &dir.join("upstream.log"),
+        &[("BARRACK_CONFIG", config.to_str().unwrap())],
+    );
+    let key = server
+        .printed_key
+        .clone()
+        .expect("the first start prints a key");
+    let http = crate::common::http_client();
+    let profile: Value = http
+        .get(format!("{}/api/account/profile/", server.url))
+        .header("X-API-Key", &key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let account = profile["data"]["id"].as_str().unwrap().to_string();
+    let granted = http
+        .post(format!(
+            "{}/api/admin/accounts/{account}/credits/",
+            server.url
+        ))
+        .header("X-API-Key", &key)
+        .json(&json!({"amount": "100.00", "currency": "USD"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        granted.status().is_success(),
+        "{}",
+        granted.text().await.unwrap()
+    );
+    (server, key)
+}
+
+/// A gateway whose model `proxied` is the upstream's small model, through the `openai` backend.
+async fn gateway(db: Db, upstream_url: &str, key_file: &std::path::Path) -> TestApp {
+    let url = format!("{upstream_url}/v1");
+    let key_file = key_file.to_path_buf();
+    TestApp::start_with(db, move |config| {
+        instant_models(config);
+        let mut proxied = config.ai.model(SMALL).unwrap().clone();
+        proxied.id = "proxied".into();
+        proxied.backend = barrack_core::ai::config::ModelBackendKind::Openai;
+        proxied.base_url = Some(url);
+        proxied.api_key_file = Some(key_file);
+        proxied.upstream_model = Some(SMALL.into());
+        config.ai.models.push(proxied);
+        config.ai.upstream_timeout_seconds = 5;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openai_backend_proxies_a_second_barrackd_and_a_killed_upstream_costs_only_what_was_delivered()
+ {
+    let dir = std::env::temp_dir().join(format!("barrack-ai-upstream-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (server, upstream_key) = upstream(&dir, 40).await;
+    let key_file = dir.join("upstream-key");
+    std::fs::write(&key_file, format!("{upstream_key}\n")).unwrap();
+    let app = gateway(Db::Sqlite, &server.url, &key_file).await;
+    let (_, id, key) = app.funded_user_with_key(Tier::Advanced, "US", "10").await;
+    let me = Caller::new(&app.base_url, &key);
+    let upstream = Caller::new(&server.url, &upstream_key);
+    let prices = small_prices(&app);
+
+    // Through the gateway, the same reply as the upstream gives directly, charged by the upstream's usage.
+    let ask = |model: &str| json!({"model": model, "messages": user_message("Proxy me"), "max_tokens": 12});
+    let direct = upstream
+        .post_bearer("/v1/chat/completions", &ask(SMALL))
+        .await;
+    assert_eq!(direct.status, 200, "{}", direct.body);
+    let proxied = me.post("/api/ai/chat/", &ask("proxied")).await;
+    assert_eq!(proxied.status, 200, "{}", proxied.body);
+    let reply = &proxied.body["data"];
+    assert_eq!(
+        reply["choices"][0]["message"],
+        direct.body["choices"][0]["message"]
+    );
+    assert_eq!(reply["usage"], direct.body["usage"]);
+    assert_eq!(reply["model"], "proxied");
+    let (input, output) = (
+        reply["usage"]["prompt_tokens"].as_u64().unwrap(),
+        reply["usage"]["completion_tokens"].as_u64().unwrap(),
+    );
+    let cost = from_micros(cost_micros(prices, input, output));
+    assert_eq!(dec(&reply["billing"]["cost"]), cost);
+
+    // Streams pass through.
+    let mut streamed_request = ask("proxied");
+    streamed_request["stream"] = json!(true);
+    streamed_request["stream_options"] = json!({"include_usage": true});
+    let streamed = me.stream("/v1/chat/completions", &streamed_request).await;
+    assert_eq!(streamed.last().unwrap(), "[DONE]");
+    let content: String = streamed
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(
+        content,
+        direct.body["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+    );
+    assert_eq!(me.balance().await, d("10") - cost - cost);
+
+    // The upstream dies mid-stream: the client gets an error event, and pays for what it received.
+    let response = me
+        .http
+        .post(format!("{}/v1/chat/completions", app.base_url))
+        .bearer_auth(&key)
+        .json(
+            &json!({"model": "proxied", "messages": user_message("A long one"), "max_tokens": 1500,
+                      "stream": true}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let mut body = response.bytes_stream();
+    let mut received = String::new();
+    while events_of(&received) < 4 {
+        received.push_str(std::str::from_utf8(&body.next().await.unwrap().unwrap()).unwrap());
+    }
+    server.kill();
+    while let Some(Ok(bytes)) = body.next().await {
+        received.push_str(std::str::from_utf8(&bytes).unwrap());
+    }
+    let received = events(&received);
+    let last = received.last().unwrap();
+    assert_eq!(last["error"]["type"], "api_error", "{last}");
+    assert_eq!(last["error"]["code"], "upstream_error");
+    let delivered: String = received
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    let history = me.get("/api/ai/usage/history/").await;
+    let failed = history.body["data"]["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["request_id"] == request_id.as_str())
+        .expect("the broken-off call is in the history")
+        .clone();
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(
+        failed["output_tokens"].as_u64(),
+        Some(tokenizer::count(&delivered))
+    );
+    let failed_cost = from_micros(cost_micros(
+        prices,
+        failed["input_tokens"].as_u64().unwrap(),
+        tokenizer::count(&delivered),
+    ));
+    assert_eq!(dec(&failed["cost"]), failed_cost);
+    assert_eq!(me.balance().await, d("10") - cost - cost - failed_cost);
+
+    // With the upstream gone: 502 in either shape, nothing charged.
+    let gone = me.post("/api/ai/chat/", &ask("proxied")).await;
+    assert_eq!(gone.status, 502, "{}", gone.body);
+    assert_eq!(gone.body["code"], "UPSTREAM_ERROR");
+    let gone = me
+        .post_bearer("/v1/chat/completions", &ask("proxied"))
+        .await;
+    assert_eq!(gone.status, 502);
+    assert_eq!(gone.body["error"]["type"], "api_error");
+    assert_eq!(me.balance().await, d("10") - cost - cost - failed_cost);
+    balance_equals_ledger(&app, &id).await;
+    app.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn events_of(text: &str) -> usize {
+    events(text).len()
+}
+
+/// An upstream that accepts the connection and never answers: 504 in either shape, nothing charged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_that_does_not_answer_in_time_is_a_504() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", silent.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut connections = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            connections.push(socket);
+        }
+    });
+    let app = TestApp::start_with(Db::Sqlite, move |config| {
+        let mut stalled = config.ai.model(SMALL).unwrap().clone();
+        stalled.id = "stalled".into();
+        stalled.backend = barrack_core::ai::config::ModelBackendKind::Openai;
+        stalled.base_url = Some(url);
+        config.ai.models.push(stalled);
+        config.ai.upstream_timeout_seconds = 1;
+    })
+    .await;
+    let (_, id, key) = app.funded_user_with_key(Tier::Advanced, "US", "10").await;
+    let me = Caller::new(&app.base_url, &key);
+    let ask = json!({"model": "stalled", "messages": user_message("hello?")});
+    let timed_out = me.post("/api/ai/chat/", &ask).await;
+    assert_eq!(timed_out.status, 504, "{}", timed_out.body);
+    assert_eq!(timed_out.body["code"], "UPSTREAM_TIMEOUT");
+    let timed_out = me.post_bearer("/v1/chat/completions", &ask).await;
+    assert_eq!(timed_out.status, 504);
+    assert_eq!(timed_out.body["error"]["code"], "upstream_timeout");
+    assert_eq!(me.balance().await, d("10"));
+    let history = me.get("/api/ai/usage/history/").await;
+    let calls = history.body["data"]["transactions"].as_array().unwrap();
+    assert_eq!(calls.len(), 2);
+    assert!(
+        calls
+            .iter()
+            .all(|c| c["status"] == "failed" && dec(&c["cost"]).is_zero())
+    );
+    balance_equals_ledger(&app, &id).await;
+    app.stop().await;
+    held.abort();
+}
+
+/// An upstream that answers every call with `pieces`, written one by one with a pause between, so the
+/// gateway reads lines split across reads and several lines in one read; its address is returned.
+async fn scripted_upstream(pieces: Vec<&'static str>) -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let served = tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let pieces = pieces.clone();
+            tokio::spawn(async move {
+                // The request: its head, then as many bytes as its Content-Length says.
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                loop {
+                    let n = socket.read(&mut buffer).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buffer[..n]);
+                    let text = String::from_utf8_lossy(&request).to_lowercase();
+                    if let Some(head_end) = text.find("\r\n\r\n") {
+                        let length: usize = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse().unwrap());
+                        if request.len() >= head_end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
+                let _ = socket.write_all(head.as_bytes()).await;
+                for piece in pieces {
+                    let _ = socket.write_all(piece.as_bytes()).await;
+                    let _ = socket.flush().await;
+                    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+                }
+            });
+        }
+    });
+    (url, served)
+}
+
+async fn an_upstream_stream_is_read_whatever_its_reads_and_an_error_part_ends_it(db: Db) {
+    let finished = vec![
+        "data: {\"id\":\"u\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\
+         \"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\ndata: {\"choices\":\
+         [{\"index\":0,\"delta\":{\"content\":\"Hel",
+        "lo\"},\"finish_reason\":null}]}\n",
+        "\ndata: {\"choices\":[{\"delta\":{\"content\":\" world\",\"refusal\":null},\"logprobs\":null,\
+         \"finish_reason\":\"length\"}],\"system_fingerprint\":\"x\"}\n\n: a comment\n\ndata: {\"choices\":[],\
+         \"usage\":{\"prompt_tokens\":7,\"completion_tokens\":2,\"total_tokens\":9}}\n\ndata: [DO",
+        "NE]\n\n",
+    ];
+    let broken = vec![
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"},\"finish_reason\":null}]}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\" world\"}}]}\n\ndata: {\"error\":\
+         {\"message\":\"the model is overloaded\"}}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\" more\"}}]}\n\n",
+    ];
+    let (finished_url, finished_upstream) = scripted_upstream(finished).await;
+    let (broken_url, broken_upstream) = scripted_upstream(broken).await;
+    let app = TestApp::start_with(db, move |config| {
+        for (id, url) in [("finished", finished_url), ("broken", broken_url)] {
+            let mut model = config.ai.model(SMALL).unwrap().clone();
+            model.id = id.into();
+            model.backend = barrack_core::ai::config::ModelBackendKind::Openai;
+            model.base_url = Some(url);
+            config.ai.models.push(model);
+        }
+        config.ai.upstream_timeout_seconds = 5;
+    })
+    .await;
+    let (_, id, key) = app.funded_user_with_key(Tier::Advanced, "US", "10").await;
+    let me = Caller::new(&app.base_url, &key);
+    let prices = small_prices(&app);
+
+    // Split lines, lines sharing a read, fields the gateway does not read, a comment, a usage part with
+    // no choices: the reply and the upstream's usage arrive whole, and the usage is what is charged.
+    let ask =
+        |model: &str| json!({"model": model, "messages": user_message("hi"), "max_tokens": 20});
+    let whole = me.post("/api/ai/chat/", &ask("finished")).await;
+    assert_eq!(whole.status, 200, "{}", whole.body);
+    let reply = &whole.body["data"];
+    assert_eq!(reply["choices"][0]["message"]["content"], "Hello world");
+    assert_eq!(reply["choices"][0]["finish_reason"], "length");
+    assert_eq!(reply["usage"]["prompt_tokens"], 7);
+    assert_eq!(reply["usage"]["completion_tokens"], 2);
+    let cost = from_micros(cost_micros(prices, 7, 2));
+    assert_eq!(dec(&reply["billing"]["cost"]), cost);
+
+    // An error part ends the call, and nothing after it is read: a whole reply is a 502 and costs
+    // nothing; a stream delivers what came before the error, then the error, and pays for that.
+    let failed = me.post("/api/ai/chat/", &ask("broken")).await;
+    assert_eq!(failed.status, 502, "{}", failed.body);
+    assert!(
+        failed.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("the model is overloaded"),
+        "{}",
+        failed.body
+    );
+    assert_eq!(me.balance().await, d("10") - cost);
+    let mut streamed_request = ask("broken");
+    streamed_request["stream"] = json!(true);
+    let streamed = me.stream("/v1/chat/completions", &streamed_request).await;
+    let delivered: String = streamed
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(delivered, "Hello world");
+    assert_eq!(streamed.last().unwrap()["error"]["code"], "upstream_error");
+    let charged = from_micros(cost_micros(
+        prices,
+        prompt_tokens("hi"),
+        tokenizer::count("Hello world"),
+    ));
+    assert_eq!(me.balance().await, d("10") - cost - charged);
+    balance_equals_ledger(&app, &id).await;
+    app.stop().await;
+    finished_upstream.abort();
+    broken_upstream.abort();
+}

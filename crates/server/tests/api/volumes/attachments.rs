@@ -1,0 +1,320 @@
+//! Attaching volumes to instances, detaching and deleting them, the rules of attachment, and deploys that
+//! boot from a volume or attach existing and new ones.
+
+use barrack_api::Tier;
+use barrack_api::volumes::{CreateVolumeRequest, VolumeQuery};
+use barrack_client::InstanceActionKind;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::common::{Db, TestApp};
+use crate::on_both_databases;
+
+use super::{IMAGE, active_instance, available_volume, failure, status, volume};
+
+on_both_databases!(
+    attach_detach_and_delete,
+    attachment_rules,
+    deploy_boots_from_a_volume_and_attaches_existing_and_new_ones,
+);
+
+async fn attach_detach_and_delete(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "100").await;
+    let instance = active_instance(&app, &client, "trainer", "FINLAND-1").await;
+    let a = available_volume(&app, &client, volume("a", 100, "FINLAND-1", "NVMe")).await;
+    let b = available_volume(&app, &client, volume("b", 50, "FINLAND-1", "HDD")).await;
+
+    let raw = client
+        .raw(
+            Method::POST,
+            &format!("/api/instances/{instance}/attach-volumes/"),
+            Some(&json!({"volume_ids": [a, b]})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(raw.status, 200, "{}", raw.text);
+    assert_eq!(raw.body["data"]["instance_id"], instance.as_str());
+    assert_eq!(raw.body["data"]["action"], "attach");
+    assert_eq!(
+        raw.body["data"]["volumes"][0],
+        json!({"volume_id": a, "action": "attach", "status": "attaching", "target_status": "in-use"})
+    );
+    assert_eq!(status(&client, &a).await, "attaching");
+    app.settle().await;
+    for id in [&a, &b] {
+        let shown = client.volume(id).await.unwrap().data;
+        assert_eq!(shown.status, "in-use");
+        let attachment = shown.attachment.unwrap();
+        assert_eq!(
+            (
+                attachment.instance_id.as_str(),
+                attachment.instance_name.as_str(),
+                attachment.instance_status.as_str(),
+                attachment.boot_volume
+            ),
+            (instance.as_str(), "trainer", "ACTIVE", false)
+        );
+        assert_eq!(
+            app.simulator().volume_attachment(id),
+            Some(Some(instance.clone()))
+        );
+    }
+    let listed = client.volumes(&VolumeQuery::default()).await.unwrap().data;
+    assert!(listed.volumes.iter().all(|v| v.attachment.is_some()));
+
+    // Attached volumes cannot be deleted, nor attached again.
+    let e = client.delete_volume(&a).await.unwrap_err();
+    assert_eq!((e.status(), e.code()), (Some(409), Some("RESOURCE_IN_USE")));
+    let e = client
+        .attach_volumes(&instance, std::slice::from_ref(&a))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(409));
+
+    // An attached volume can grow, and stays attached.
+    client.resize_volume(&b, 60).await.unwrap();
+    app.settle().await;
+    let shown = client.volume(&b).await.unwrap().data;
+    assert_eq!((shown.status.as_str(), shown.size_gb), ("in-use", 60));
+
+    let detached = client
+        .detach_volumes(&instance, std::slice::from_ref(&a))
+        .await
+        .unwrap()
+        .data;
+    assert_eq!(
+        (
+            detached.volumes[0].status.as_str(),
+            detached.volumes[0].target_status.as_str()
+        ),
+        ("detaching", "available")
+    );
+    app.settle().await;
+    let shown = client.volume(&a).await.unwrap().data;
+    assert_eq!(
+        (shown.status.as_str(), shown.attachment),
+        ("available", None)
+    );
+    assert_eq!(app.simulator().volume_attachment(&a), Some(None));
+    let e = client
+        .detach_volumes(&instance, std::slice::from_ref(&a))
+        .await
+        .unwrap_err();
+    assert_eq!((e.status(), e.code()), (Some(409), Some("INVALID_STATE")));
+
+    let deleted = client.delete_volume(&a).await.unwrap().data;
+    assert_eq!(
+        (deleted.status.as_str(), deleted.target_status.as_str()),
+        ("deleting", "deleted")
+    );
+    app.settle().await;
+    assert_eq!(client.volume(&a).await.unwrap_err().status(), Some(404));
+    assert_eq!(app.simulator().volume_attachment(&a), None);
+    let listed = client.volumes(&VolumeQuery::default()).await.unwrap().data;
+    assert_eq!(listed.pagination.total, 1);
+    // A deleted volume's name is free again.
+    available_volume(&app, &client, volume("a", 10, "FINLAND-1", "HDD")).await;
+
+    // Deleting the instance ends its volumes' attachments.
+    client.delete_instance(&instance).await.unwrap();
+    app.settle().await;
+    let shown = client.volume(&b).await.unwrap().data;
+    assert_eq!(
+        (shown.status.as_str(), shown.attachment),
+        ("available", None)
+    );
+    client.delete_volume(&b).await.unwrap();
+    app.settle().await;
+    assert_eq!(client.volume(&b).await.unwrap_err().status(), Some(404));
+    app.stop().await;
+}
+
+async fn attachment_rules(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "100").await;
+    let instance = active_instance(&app, &client, "worker", "FINLAND-1").await;
+    let here = available_volume(&app, &client, volume("here", 10, "FINLAND-1", "HDD")).await;
+    let there = available_volume(&app, &client, volume("there", 10, "FINLAND-2", "HDD")).await;
+
+    // Same region only; nothing is attached when one volume is refused.
+    let e = client
+        .attach_volumes(&instance, &[here.clone(), there.clone()])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        failure(e),
+        (400, "VALIDATION_ERROR".into(), vec!["volume_ids[1]".into()])
+    );
+    assert_eq!(status(&client, &here).await, "available");
+    // The list must name volumes, once each.
+    for ids in [vec![], vec![here.clone(), here.clone()]] {
+        let e = client.attach_volumes(&instance, &ids).await.unwrap_err();
+        assert_eq!(failure(e).0, 400);
+    }
+    let raw = client
+        .raw(
+            Method::POST,
+            &format!("/api/instances/{instance}/detach-volumes/"),
+            Some(&json!({})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(raw.status, 400);
+    assert!(raw.body["errors"]["volume_ids"].is_array(), "{}", raw.text);
+    let e = client
+        .attach_volumes(&instance, &["BRK-ZZZZZZV".to_string()])
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(404));
+    let e = client
+        .attach_volumes("BRK-ZZZZZZD", std::slice::from_ref(&here))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(404));
+
+    // A volume attaching to one instance cannot go to another.
+    let other = active_instance(&app, &client, "other", "FINLAND-1").await;
+    client
+        .attach_volumes(&instance, std::slice::from_ref(&here))
+        .await
+        .unwrap();
+    let e = client
+        .attach_volumes(&other, std::slice::from_ref(&here))
+        .await
+        .unwrap_err();
+    assert_eq!((e.status(), e.code()), (Some(409), Some("RESOURCE_IN_USE")));
+    let e = client
+        .detach_volumes(&other, std::slice::from_ref(&here))
+        .await
+        .unwrap_err();
+    assert_eq!((e.status(), e.code()), (Some(409), Some("INVALID_STATE")));
+    app.settle().await;
+    assert_eq!(status(&client, &here).await, "in-use");
+
+    // The instance must be ACTIVE.
+    client
+        .instance_action(&instance, InstanceActionKind::Stop)
+        .await
+        .unwrap();
+    app.settle().await;
+    let spare = available_volume(&app, &client, volume("spare", 10, "FINLAND-1", "HDD")).await;
+    for e in [
+        client
+            .attach_volumes(&instance, std::slice::from_ref(&spare))
+            .await
+            .unwrap_err(),
+        client
+            .detach_volumes(&instance, std::slice::from_ref(&here))
+            .await
+            .unwrap_err(),
+    ] {
+        assert_eq!(
+            (e.status(), e.code()),
+            (Some(409), Some("INVALID_STATE")),
+            "{e}"
+        );
+        assert!(e.to_string().contains("SHUTOFF"), "{e}");
+    }
+    assert_eq!(status(&client, &spare).await, "available");
+    assert_eq!(status(&client, &here).await, "in-use");
+    app.stop().await;
+}
+
+async fn deploy_boots_from_a_volume_and_attaches_existing_and_new_ones(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "100").await;
+    let volume = |name: &str, size: u32, bootable: bool| CreateVolumeRequest {
+        name: name.into(),
+        size,
+        region: "FINLAND-1".into(),
+        volume_type: "NVMe".into(),
+        bootable,
+        image_name: bootable.then(|| IMAGE.to_string()),
+        labels: Default::default(),
+    };
+    let boot = available_volume(&app, &client, volume("root-disk", 200, true)).await;
+    let data = available_volume(&app, &client, volume("datasets", 1024, false)).await;
+
+    let body = json!({
+        "gpu_model": "H100-SXM5-80GB", "gpu_count": 1, "region": "FINLAND-1", "instance_name": "from-volume",
+        "volume_id": boot, "boot_from_volume": true, "existing_volumes": [data],
+        "volumes": [{"name": "scratch", "size": 100, "volume_type": "HDD"}]
+    });
+    let raw = client
+        .raw(reqwest::Method::POST, "/api/deploy-server/", Some(&body))
+        .await
+        .unwrap();
+    assert_eq!(raw.status, 201, "{}", raw.text);
+    let d = &raw.body["data"];
+    assert_eq!(d["boot_source"], "volume");
+    assert_eq!(d["operating_system"], IMAGE);
+    assert_eq!(d["specs"]["storage_gb"], 200);
+    let storage = &d["billing"]["breakdown"]["storage"];
+    // 200 GB of NVMe at 0.30/TB-h; 1 TB of NVMe 0.30/h; 100 GB of HDD at 0.08/TB-h.
+    assert_eq!(
+        storage["os_volume"],
+        json!({"size_gb": 200, "type": "NVMe", "hourly_rate": 0.0586})
+    );
+    assert_eq!(storage["data_volumes"].as_array().unwrap().len(), 2);
+    assert_eq!(storage["data_volumes_total"], 0.3078);
+    assert_eq!(d["billing"]["total_hourly_rate"], 2.8564);
+    let id = d["instance_id"].as_str().unwrap().to_string();
+
+    app.settle().await;
+    let instance = client.instance(&id).await.unwrap().data;
+    assert_eq!(instance.status, "ACTIVE");
+    assert_eq!(instance.billing.breakdown.storage.data_volumes.len(), 2);
+    for volume_id in [&boot, &data] {
+        let shown = client.volume(volume_id).await.unwrap().data;
+        assert_eq!(shown.status, "in-use", "{volume_id}");
+        assert_eq!(shown.attachment.unwrap().instance_id, id);
+    }
+    let scratch = client
+        .volumes(&Default::default())
+        .await
+        .unwrap()
+        .data
+        .volumes
+        .into_iter()
+        .find(|v| v.name == "scratch")
+        .unwrap();
+    assert_eq!(scratch.status, "in-use");
+
+    // A volume in use cannot boot or join another instance.
+    let again = json!({
+        "gpu_model": "H100-SXM5-80GB", "gpu_count": 1, "region": "FINLAND-1", "instance_name": "second",
+        "volume_id": boot, "boot_from_volume": true
+    });
+    assert_eq!(
+        client
+            .raw(reqwest::Method::POST, "/api/deploy-server/", Some(&again))
+            .await
+            .unwrap()
+            .status,
+        409
+    );
+    let bad = json!({
+        "gpu_model": "H100-SXM5-80GB", "gpu_count": 1, "region": "FINLAND-1", "instance_name": "third",
+        "image_name": IMAGE, "ssh_key": "x", "volumes": [{"name": "tape", "size": 5, "volume_type": "Tape"}]
+    });
+    let raw = client
+        .raw(reqwest::Method::POST, "/api/deploy-server/", Some(&bad))
+        .await
+        .unwrap();
+    assert_eq!(raw.status, 400);
+    assert!(
+        raw.body["errors"].get("volumes[0].size").is_some()
+            && raw.body["errors"].get("volumes[0].volume_type").is_some(),
+        "{}",
+        raw.text
+    );
+
+    // Deleting the instance keeps its volumes, detached.
+    client.delete_instance(&id).await.unwrap();
+    app.settle().await;
+    for volume_id in [&boot, &data, &scratch.id] {
+        assert_eq!(status(&client, volume_id).await, "available", "{volume_id}");
+    }
+    app.stop().await;
+}
