@@ -17,6 +17,7 @@ use barrack_core::clock::{Clock, ManualClock};
 use barrack_core::config::Config;
 use barrack_core::{Context, Services, Store};
 use barrack_store::accounts::{self, AccountRow};
+use barrack_store::billing::WalkOrder;
 use barrack_store::ledger::{self, LedgerEntryRow};
 use tokio::sync::Notify;
 
@@ -67,10 +68,17 @@ pub async fn run(backend: &str, database_url: &str, resources: usize) -> Result<
         floor.as_secs_f64(),
         1.0
     );
-    for tick in 1..=2 {
+    // The walk in the table's order (what the meter does) and in the unbilled index's, in turns, over
+    // the same periods: on PostgreSQL both are the index's.
+    let chunk = services.context.config.billing.meter_chunk_periods;
+    let orders = [
+        (WalkOrder::Physical, "table order"),
+        (WalkOrder::Keys, "index order"),
+    ];
+    for (tick, (order, order_name)) in (1..=4).zip(orders.into_iter().cycle()) {
         clock.advance_ms(MINUTE_MS);
         let t = Instant::now();
-        let run = services.billing.meter().await?;
+        let run = services.billing.meter_walking(chunk, order).await?;
         let metered = t.elapsed();
         services.billing.guard(&run, &services.instances).await?;
         let guarded = t.elapsed() - metered;
@@ -81,7 +89,10 @@ pub async fn run(backend: &str, database_url: &str, resources: usize) -> Result<
             run.minutes_billed
         );
         for (what, took) in [
-            (format!("meter one minute, tick {tick}"), metered),
+            (
+                format!("meter one minute, tick {tick}, {order_name}"),
+                metered,
+            ),
             (
                 format!("  then balance guard of {ACCOUNTS} accounts"),
                 guarded,

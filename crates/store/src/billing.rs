@@ -168,42 +168,106 @@ pub async fn rate_periods(tx: &mut Tx, rated: &[(String, String, i64)]) -> Resul
     tx.execute(sql, &binds![json]).await
 }
 
-/// A stretch of the meter's walk through the periods with minutes left to bill, in (account, id) order:
-/// those after `after` up to and including `until` (to the end when `None`).
-#[derive(Debug, Clone, Copy)]
-pub struct Chunk<'a> {
-    pub after: (&'a str, &'a str),
-    pub until: Option<(&'a str, &'a str)>,
+/// Where the meter's walk through the periods with minutes left to bill stands. SQLite walks them in
+/// rowid order, the order of the table's pages, so that a chunk reads and rewrites few pages, each once;
+/// PostgreSQL walks them in (account, id) order, locking each chunk's rows in that order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mark {
+    Row(i64),
+    Key(String, String),
 }
 
-impl<'a> Chunk<'a> {
-    /// The chunk's condition on `(account_id, id)`, with placeholders from `$2` (`$1` is the meter's now).
-    fn range(&self) -> (String, Vec<Bind<'a>>) {
-        let mut binds: Vec<Bind<'a>> = vec![self.after.0.into(), self.after.1.into()];
-        let mut sql = "(account_id, id) > ($2, $3)".to_string();
-        if let Some((account, id)) = self.until {
-            binds.extend([account.into(), id.into()]);
-            sql.push_str(" AND (account_id, id) <= ($4, $5)");
+/// A stretch of the meter's walk: the periods after `after` up to and including `until` (to the end when
+/// `None`).
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    pub after: Mark,
+    pub until: Option<Mark>,
+}
+
+impl Chunk {
+    /// The chunk's condition, with placeholders from `$2` (`$1` is the meter's now).
+    fn range(&self) -> (String, Vec<Bind<'_>>) {
+        let mut binds: Vec<Bind<'_>> = Vec::new();
+        let mut sql = String::new();
+        for (mark, op) in [(Some(&self.after), ">"), (self.until.as_ref(), "<=")] {
+            let Some(mark) = mark else { continue };
+            if !sql.is_empty() {
+                sql.push_str(" AND ");
+            }
+            let n = binds.len() + 2;
+            match mark {
+                Mark::Row(rowid) => {
+                    sql.push_str(&format!("rowid {op} ${n}"));
+                    binds.push((*rowid).into());
+                }
+                Mark::Key(account, id) => {
+                    sql.push_str(&format!("(account_id, id) {op} (${n}, ${})", n + 1));
+                    binds.extend([account.as_str().into(), id.as_str().into()]);
+                }
+            }
         }
         (sql, binds)
     }
 }
 
+/// The order of the meter's walk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalkOrder {
+    /// The order of the table's pages where the database has one (SQLite's rowids); the unbilled index's
+    /// elsewhere.
+    Physical,
+    /// The unbilled index's (account, id) order, on both databases.
+    Keys,
+}
+
+/// Where the meter's walk starts: in rowid order just before the first period with minutes left to bill
+/// (read off the unbilled index, so that the billed history before it is never read); in key order
+/// before every key.
+pub async fn walk_start(tx: &mut Tx, order: WalkOrder) -> Result<Mark> {
+    match (tx.backend(), order) {
+        (Backend::Sqlite, WalkOrder::Physical) => {
+            let row = tx
+                .fetch_one(
+                    "SELECT COALESCE(MIN(rowid), 1) - 1 FROM billing_periods \
+                     INDEXED BY billing_periods_unbilled WHERE fully_billed = 0",
+                    &[],
+                )
+                .await?;
+            Ok(Mark::Row(row.int(0)?))
+        }
+        _ => Ok(Mark::Key(String::new(), String::new())),
+    }
+}
+
 /// The last period of the chunk of `size` unbilled periods after `after`, or `None` when fewer are left
-/// (the chunk runs to the end). Read off the unbilled index alone.
-pub async fn chunk_end(
-    tx: &mut Tx,
-    after: (&str, &str),
-    size: u32,
-) -> Result<Option<(String, String)>> {
-    let row = tx
-        .fetch_optional(
-            "SELECT account_id, id FROM billing_periods WHERE fully_billed = 0 \
-             AND (account_id, id) > ($1, $2) ORDER BY account_id, id LIMIT 1 OFFSET $3",
-            &binds![after.0, after.1, i64::from(size.max(1)) - 1],
-        )
-        .await?;
-    row.map(|r| Ok((r.text(0)?, r.text(1)?))).transpose()
+/// (the chunk runs to the end). On SQLite read in rowid order from the table itself, which brings the
+/// chunk's pages in for its aggregate and update; on PostgreSQL off the unbilled index alone.
+pub async fn chunk_end(tx: &mut Tx, after: &Mark, size: u32) -> Result<Option<Mark>> {
+    let offset = i64::from(size.max(1)) - 1;
+    match after {
+        Mark::Row(rowid) => {
+            let row = tx
+                .fetch_optional(
+                    "SELECT rowid FROM billing_periods WHERE fully_billed = 0 AND rowid > $1 \
+                     ORDER BY rowid LIMIT 1 OFFSET $2",
+                    &binds![*rowid, offset],
+                )
+                .await?;
+            row.map(|r| Ok(Mark::Row(r.int(0)?))).transpose()
+        }
+        Mark::Key(account, id) => {
+            let row = tx
+                .fetch_optional(
+                    "SELECT account_id, id FROM billing_periods WHERE fully_billed = 0 \
+                     AND (account_id, id) > ($1, $2) ORDER BY account_id, id LIMIT 1 OFFSET $3",
+                    &binds![account.as_str(), id.as_str(), offset],
+                )
+                .await?;
+            row.map(|r| Ok(Mark::Key(r.text(0)?, r.text(1)?)))
+                .transpose()
+        }
+    }
 }
 
 /// The whole minutes of a period up to `$1` (the meter's now), its carry included and never fewer than
@@ -237,10 +301,11 @@ pub struct ChunkDue {
 
 /// Inside the meter's transaction: what the chunk's periods with a known per-minute charge owe up to
 /// `now`, summed in the database by account, currency and rate. The chunk's periods are the
-/// transaction's until it ends: SQLite's write lock is already held, and PostgreSQL locks them in
-/// (account, id) order in this very statement, waiting for a meter that holds some and then summing what
+/// transaction's until it ends: SQLite's write lock is already held (`BEGIN IMMEDIATE`, taken before the
+/// chunk's end was read), and PostgreSQL locks them
+/// in (account, id) order in this very statement, waiting for a meter that holds some and then summing what
 /// it left.
-pub async fn chunk_due(tx: &mut Tx, chunk: &Chunk<'_>, now: i64) -> Result<Vec<ChunkDue>> {
+pub async fn chunk_due(tx: &mut Tx, chunk: &Chunk, now: i64) -> Result<Vec<ChunkDue>> {
     let backend = tx.backend();
     let lock = match backend {
         Backend::Sqlite => "",
@@ -284,7 +349,7 @@ pub async fn chunk_due(tx: &mut Tx, chunk: &Chunk<'_>, now: i64) -> Result<Vec<C
 /// between. Open periods and closed ones go in separate statements, because writing `fully_billed` at
 /// all makes SQLite rewrite the partial indexes' entries; the closed ones are found through their own
 /// small index (`closed` says whether there are any).
-pub async fn advance_chunk(tx: &mut Tx, chunk: &Chunk<'_>, now: i64, closed: bool) -> Result<u64> {
+pub async fn advance_chunk(tx: &mut Tx, chunk: &Chunk, now: i64, closed: bool) -> Result<u64> {
     let minutes = minutes_sql(tx.backend());
     let (range, range_binds) = chunk.range();
     let mut binds: Vec<Bind<'_>> = vec![now.into()];

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use barrack_api::{Currency, Tier};
 use barrack_core::billing::per_minute_micros;
 use barrack_core::clock::Clock;
-use barrack_store::billing::{self, PeriodRow};
+use barrack_store::billing::{self, PeriodRow, WalkOrder};
 use barrack_store::sql::Columns;
 
 use crate::common::{Db, TestApp};
@@ -149,8 +149,10 @@ async fn concurrent_runs_in_any_chunks_charge_every_minute_once(db: Db) {
     let rates = ["2.49", "0.0068359375", "0.05", "9.96", "2.69"];
     let start = app.clock.now_ms();
     let mut seeded = Vec::new();
-    for (n, account) in accounts.iter().enumerate() {
-        for i in 0..60i64 {
+    // Inserted account after account in turn, so that the table's order (SQLite's rowids) and the
+    // unbilled index's (account, id) order differ: chunks in either cut across accounts and currencies.
+    for i in 0..60i64 {
+        for (n, account) in accounts.iter().enumerate() {
             let currency = match n {
                 0 => "USD",
                 1 if i % 2 == 0 => "USD",
@@ -192,15 +194,20 @@ async fn concurrent_runs_in_any_chunks_charge_every_minute_once(db: Db) {
             }
         }
         tx.commit().await.unwrap();
-        // Four runs at once, each cutting its chunks elsewhere, while other periods close at the
-        // runs' own now.
-        let runs: Vec<_> = [3u32, 7, 40, 1000]
-            .into_iter()
-            .map(|size| {
-                let billing = billing.clone();
-                tokio::spawn(async move { billing.meter_in_chunks(size).await.unwrap() })
-            })
-            .collect();
+        // Four runs at once, each cutting its chunks elsewhere and walking in either order, while
+        // other periods close at the runs' own now.
+        let runs: Vec<_> = [
+            (3u32, WalkOrder::Physical),
+            (7, WalkOrder::Keys),
+            (40, WalkOrder::Physical),
+            (1000, WalkOrder::Keys),
+        ]
+        .into_iter()
+        .map(|(size, order)| {
+            let billing = billing.clone();
+            tokio::spawn(async move { billing.meter_walking(size, order).await.unwrap() })
+        })
+        .collect();
         let closing = {
             let store = store.clone();
             let now = app.clock.now_ms();
