@@ -509,7 +509,7 @@ async fn main() -> Result<()> {
         "all" | "server" | "meter" | "scale" | "dashboard" | "labels" | "ai"
     ) {
         bail!(
-            "usage: barrack-bench [server|meter|scale|dashboard|labels|ai] | barrack-bench scale-db DIR [INSTANCES]"
+            "usage: barrack-bench [server|meter [periods]|scale|dashboard|labels|ai] | barrack-bench scale-db DIR [INSTANCES]"
         );
     }
     let postgres = std::env::var("BARRACK_BENCH_POSTGRES_URL")
@@ -527,15 +527,22 @@ async fn main() -> Result<()> {
         }
     }
     if matches!(what.as_str(), "all" | "meter") {
+        // `barrack-bench meter 1000000`: another number of open periods than 100,000.
+        let periods = match std::env::args().nth(2) {
+            Some(n) => n
+                .parse()
+                .context("usage: barrack-bench meter [number of open periods]")?,
+            None => 100_000,
+        };
         let dir = std::env::temp_dir().join(format!("barrack-bench-meter-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let url = format!("sqlite://{}?mode=rwc", dir.join("meter.db").display());
-        let result = meter::run("sqlite", &url, 100_000).await;
+        let result = meter::run("sqlite", &url, periods).await;
         let _ = std::fs::remove_dir_all(&dir);
         result?;
         if let Some(url) = &postgres {
             let db = ScratchDatabase::create(url, "meter").await?;
-            let result = meter::run("postgres", &db.url, 100_000).await;
+            let result = meter::run("postgres", &db.url, periods).await;
             db.drop_now().await?;
             result?;
         }

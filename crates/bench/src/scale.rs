@@ -348,9 +348,10 @@ async fn bulk_load(url: &str, own_account: &str, template: &str, instances: usiz
             "WITH RECURSIVE seq(i) AS (SELECT {start} UNION ALL SELECT i + 1 FROM seq WHERE i < {last}) \
              INSERT INTO billing_periods (id, account_id, resource_type, resource_id, resource_name, component, \
              details, currency, hourly_rate, started_at, ended_at, billed_minutes, billed_micros, \
-             fully_billed, carried_ms) \
+             fully_billed, carried_ms, per_minute_micros) \
              SELECT {id} || p.component, {owner}, p.resource_type, {id}, 'bulk-' || CAST(i AS TEXT), \
-             p.component, p.details, p.currency, p.hourly_rate, p.started_at, NULL, 0, 0, p.fully_billed, 0 \
+             p.component, p.details, p.currency, p.hourly_rate, p.started_at, NULL, 0, 0, p.fully_billed, 0, \
+             p.per_minute_micros \
              FROM seq CROSS JOIN billing_periods p WHERE p.resource_id = '{template}' AND p.ended_at IS NULL",
             last = end - 1,
         ))

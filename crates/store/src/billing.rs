@@ -25,10 +25,13 @@ pub struct PeriodRow {
     /// Milliseconds the resource's previous period at the same rate left short of a whole minute, counted
     /// as already elapsed in this one (see [`carry_for`]).
     pub carried_ms: i64,
+    /// What a minute costs in micro-units (the hourly rate / 60, rounded once); `None` until known, and
+    /// then never charged (see [`unrated_periods`]).
+    pub per_minute_micros: Option<i64>,
 }
 
 const COLUMNS: &str = "id, account_id, resource_type, resource_id, resource_name, component, details, currency, \
-     hourly_rate, started_at, ended_at, billed_minutes, billed_micros, fully_billed, carried_ms";
+     hourly_rate, started_at, ended_at, billed_minutes, billed_micros, fully_billed, carried_ms, per_minute_micros";
 
 fn from_row(row: &Row) -> Result<PeriodRow> {
     Ok(PeriodRow {
@@ -47,6 +50,7 @@ fn from_row(row: &Row) -> Result<PeriodRow> {
         billed_micros: row.int(12)?,
         fully_billed: row.flag(13)?,
         carried_ms: row.int(14)?,
+        per_minute_micros: row.opt_int(15)?,
     })
 }
 
@@ -70,6 +74,7 @@ pub async fn insert(db: &mut impl Db, p: &PeriodRow) -> Result<()> {
             p.billed_micros,
             p.fully_billed,
             p.carried_ms,
+            p.per_minute_micros,
         ],
     )
     .await?;
@@ -115,70 +120,266 @@ pub async fn close(tx: &mut Tx, id: &str, at: i64) -> Result<bool> {
     Ok(done == 1)
 }
 
-/// A meter's move of one period's billed minutes from `from_minutes` to `to_minutes`, with its cumulative
-/// cost; `fully_billed` once a closed period has nothing left.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Advance {
-    pub id: String,
-    pub from_minutes: i64,
-    pub to_minutes: i64,
-    pub billed_micros: i64,
-    pub fully_billed: bool,
+/// Periods with minutes left to bill whose per-minute charge is not known (inserted before it was stored,
+/// or whose rate changed since), after `after` in id order, as (id, hourly rate).
+pub async fn unrated_periods(
+    tx: &mut Tx,
+    after: &str,
+    limit: u32,
+) -> Result<Vec<(String, String)>> {
+    tx.fetch_all(
+        "SELECT id, hourly_rate FROM billing_periods \
+         WHERE per_minute_micros IS NULL AND fully_billed = 0 AND id > $1 ORDER BY id LIMIT $2",
+        &binds![after, i64::from(limit)],
+    )
+    .await?
+    .iter()
+    .map(|row| Ok((row.text(0)?, row.text(1)?)))
+    .collect()
 }
 
-/// Applies the advances, each only if its period still has the billed minutes it was read with; returns
-/// how many moved. A batch travels as one JSON parameter: binding thousands of parameters one by one
-/// costs more than the update itself. Periods still open and periods billed to their end go in separate
-/// statements, because writing `fully_billed` at all makes SQLite rewrite the partial index entry.
-pub async fn advance_all(tx: &mut Tx, advances: &[Advance]) -> Result<u64> {
-    let backend = tx.backend();
-    let (finished, open): (Vec<&Advance>, Vec<&Advance>) =
-        advances.iter().partition(|a| a.fully_billed);
-    let mut moved = 0;
-    for (batch, finishing) in [(open, false), (finished, true)] {
-        if batch.is_empty() {
-            continue;
-        }
-        let json = serde_json::Value::Array(
-            batch
-                .iter()
-                .map(|a| serde_json::json!([a.id, a.from_minutes, a.to_minutes, a.billed_micros]))
-                .collect(),
-        )
-        .to_string();
-        let finish = if finishing { ", fully_billed = 1" } else { "" };
-        let sql = match backend {
-            Backend::Sqlite => format!(
-                "UPDATE billing_periods SET billed_minutes = j.value->>2, billed_micros = j.value->>3{finish} \
-                 FROM json_each($1) AS j \
-                 WHERE billing_periods.id = j.value->>0 AND billing_periods.billed_minutes = j.value->>1 \
-                 AND billing_periods.fully_billed = 0"
-            ),
-            Backend::Postgres => format!(
-                "UPDATE billing_periods SET billed_minutes = (j.value->>2)::BIGINT, \
-                 billed_micros = (j.value->>3)::BIGINT{finish} \
-                 FROM jsonb_array_elements($1::JSONB) AS j (value) \
-                 WHERE billing_periods.id = j.value->>0 AND billing_periods.billed_minutes = (j.value->>1)::BIGINT \
-                 AND billing_periods.fully_billed = 0"
-            ),
-        };
-        moved += tx.execute(&sql, &binds![json]).await?;
+/// Records the per-minute charges of periods as (id, hourly rate, micro-units), each only while its rate
+/// is still the one the charge was computed from; returns how many were recorded. The batch travels as
+/// one JSON parameter: binding thousands of parameters one by one costs more than the update itself.
+pub async fn rate_periods(tx: &mut Tx, rated: &[(String, String, i64)]) -> Result<u64> {
+    if rated.is_empty() {
+        return Ok(0);
     }
-    Ok(moved)
+    let json = serde_json::Value::Array(
+        rated
+            .iter()
+            .map(|(id, rate, micros)| serde_json::json!([id, rate, micros]))
+            .collect(),
+    )
+    .to_string();
+    let sql = match tx.backend() {
+        Backend::Sqlite => {
+            "UPDATE billing_periods SET per_minute_micros = j.value->>2 FROM json_each($1) AS j \
+             WHERE billing_periods.id = j.value->>0 AND billing_periods.hourly_rate = j.value->>1 \
+             AND billing_periods.per_minute_micros IS NULL"
+        }
+        Backend::Postgres => {
+            "UPDATE billing_periods SET per_minute_micros = (j.value->>2)::BIGINT \
+             FROM jsonb_array_elements($1::JSONB) AS j (value) \
+             WHERE billing_periods.id = j.value->>0 AND billing_periods.hourly_rate = j.value->>1 \
+             AND billing_periods.per_minute_micros IS NULL"
+        }
+    };
+    tx.execute(sql, &binds![json]).await
 }
 
-/// What the meter reads of a period with minutes left to bill.
+/// Where the meter's walk through the periods with minutes left to bill stands. SQLite walks them in
+/// rowid order, the order of the table's pages, so that a chunk reads and rewrites few pages, each once;
+/// PostgreSQL walks them in (account, id) order, locking each chunk's rows in that order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DuePeriod {
-    pub id: String,
+pub enum Mark {
+    Row(i64),
+    Key(String, String),
+}
+
+/// A stretch of the meter's walk: the periods after `after` up to and including `until` (to the end when
+/// `None`).
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    pub after: Mark,
+    pub until: Option<Mark>,
+}
+
+impl Chunk {
+    /// The chunk's condition, with placeholders from `$2` (`$1` is the meter's now).
+    fn range(&self) -> (String, Vec<Bind<'_>>) {
+        let mut binds: Vec<Bind<'_>> = Vec::new();
+        let mut sql = String::new();
+        for (mark, op) in [(Some(&self.after), ">"), (self.until.as_ref(), "<=")] {
+            let Some(mark) = mark else { continue };
+            if !sql.is_empty() {
+                sql.push_str(" AND ");
+            }
+            let n = binds.len() + 2;
+            match mark {
+                Mark::Row(rowid) => {
+                    sql.push_str(&format!("rowid {op} ${n}"));
+                    binds.push((*rowid).into());
+                }
+                Mark::Key(account, id) => {
+                    sql.push_str(&format!("(account_id, id) {op} (${n}, ${})", n + 1));
+                    binds.extend([account.as_str().into(), id.as_str().into()]);
+                }
+            }
+        }
+        (sql, binds)
+    }
+}
+
+/// The order of the meter's walk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalkOrder {
+    /// The order of the table's pages where the database has one (SQLite's rowids); the unbilled index's
+    /// elsewhere.
+    Physical,
+    /// The unbilled index's (account, id) order, on both databases.
+    Keys,
+}
+
+/// Where the meter's walk starts: in rowid order just before the first period with minutes left to bill
+/// (read off the unbilled index, so that the billed history before it is never read); in key order
+/// before every key.
+pub async fn walk_start(tx: &mut Tx, order: WalkOrder) -> Result<Mark> {
+    match (tx.backend(), order) {
+        (Backend::Sqlite, WalkOrder::Physical) => {
+            let row = tx
+                .fetch_one(
+                    "SELECT COALESCE(MIN(rowid), 1) - 1 FROM billing_periods \
+                     INDEXED BY billing_periods_unbilled WHERE fully_billed = 0",
+                    &[],
+                )
+                .await?;
+            Ok(Mark::Row(row.int(0)?))
+        }
+        _ => Ok(Mark::Key(String::new(), String::new())),
+    }
+}
+
+/// The last period of the chunk of `size` unbilled periods after `after`, or `None` when fewer are left
+/// (the chunk runs to the end). On SQLite read in rowid order from the table itself, which brings the
+/// chunk's pages in for its aggregate and update; on PostgreSQL off the unbilled index alone.
+pub async fn chunk_end(tx: &mut Tx, after: &Mark, size: u32) -> Result<Option<Mark>> {
+    let offset = i64::from(size.max(1)) - 1;
+    match after {
+        Mark::Row(rowid) => {
+            let row = tx
+                .fetch_optional(
+                    "SELECT rowid FROM billing_periods WHERE fully_billed = 0 AND rowid > $1 \
+                     ORDER BY rowid LIMIT 1 OFFSET $2",
+                    &binds![*rowid, offset],
+                )
+                .await?;
+            row.map(|r| Ok(Mark::Row(r.int(0)?))).transpose()
+        }
+        Mark::Key(account, id) => {
+            let row = tx
+                .fetch_optional(
+                    "SELECT account_id, id FROM billing_periods WHERE fully_billed = 0 \
+                     AND (account_id, id) > ($1, $2) ORDER BY account_id, id LIMIT 1 OFFSET $3",
+                    &binds![account.as_str(), id.as_str(), offset],
+                )
+                .await?;
+            row.map(|r| Ok(Mark::Key(r.text(0)?, r.text(1)?)))
+                .transpose()
+        }
+    }
+}
+
+/// The whole minutes of a period up to `$1` (the meter's now), its carry included and never fewer than
+/// already billed: `minutes_until` of the meter, in SQL (integer division truncates on both databases).
+fn minutes_sql(backend: Backend) -> String {
+    let (greatest, least) = match backend {
+        Backend::Sqlite => ("max", "min"),
+        Backend::Postgres => ("GREATEST", "LEAST"),
+    };
+    format!(
+        "{greatest}(billed_minutes, ({least}(COALESCE(ended_at, $1), $1) - (started_at - carried_ms)) / 60000)"
+    )
+}
+
+/// What a chunk holds to charge for one account, currency and hourly rate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkDue {
     pub account_id: String,
     pub currency: String,
     pub hourly_rate: String,
-    pub started_at: i64,
-    pub ended_at: Option<i64>,
-    pub billed_minutes: i64,
-    pub billed_micros: i64,
-    pub carried_ms: i64,
+    /// Micro-units the new minutes cost.
+    pub micros: i64,
+    pub minutes: i64,
+    /// Periods whose billed minutes move or that are billed to their end.
+    pub periods: i64,
+    /// Periods still open at the meter's now (the account's burn).
+    pub open: i64,
+    /// Periods closed by the meter's now, billed to their end by this chunk.
+    pub closed: i64,
+}
+
+/// Inside the meter's transaction: what the chunk's periods with a known per-minute charge owe up to
+/// `now`, summed in the database by account, currency and rate. The chunk's periods are the
+/// transaction's until it ends: SQLite's write lock is already held (`BEGIN IMMEDIATE`, taken before the
+/// chunk's end was read), and PostgreSQL locks them
+/// in (account, id) order in this very statement, waiting for a meter that holds some and then summing what
+/// it left.
+pub async fn chunk_due(tx: &mut Tx, chunk: &Chunk, now: i64) -> Result<Vec<ChunkDue>> {
+    let backend = tx.backend();
+    let lock = match backend {
+        Backend::Sqlite => "",
+        Backend::Postgres => "ORDER BY account_id, id FOR UPDATE",
+    };
+    let (range, range_binds) = chunk.range();
+    let sql = format!(
+        "SELECT account_id, currency, hourly_rate, CAST(SUM(per_minute_micros * moved) AS BIGINT), \
+         CAST(SUM(moved) AS BIGINT), CAST(SUM(CASE WHEN moved > 0 OR closed = 1 THEN 1 ELSE 0 END) AS BIGINT), \
+         CAST(SUM(1 - closed) AS BIGINT), CAST(SUM(closed) AS BIGINT) \
+         FROM (SELECT account_id, currency, hourly_rate, per_minute_micros, \
+         {minutes} - billed_minutes AS moved, CASE WHEN ended_at <= $1 THEN 1 ELSE 0 END AS closed \
+         FROM billing_periods WHERE fully_billed = 0 AND {range} {lock}) AS p \
+         WHERE per_minute_micros IS NOT NULL \
+         GROUP BY account_id, currency, hourly_rate ORDER BY account_id, currency, hourly_rate",
+        minutes = minutes_sql(backend),
+    );
+    let mut binds: Vec<Bind<'_>> = vec![now.into()];
+    binds.extend(range_binds);
+    tx.fetch_all(&sql, &binds)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(ChunkDue {
+                account_id: row.text(0)?,
+                currency: row.text(1)?,
+                hourly_rate: row.text(2)?,
+                micros: row.int(3)?,
+                minutes: row.int(4)?,
+                periods: row.int(5)?,
+                open: row.int(6)?,
+                closed: row.int(7)?,
+            })
+        })
+        .collect()
+}
+
+/// Inside the same transaction, after [`chunk_due`]: moves the billed minutes and micro-units of the
+/// chunk's periods with a known charge to `now`, and marks those closed by then billed to their end;
+/// returns how many periods moved, which is what `chunk_due` counted unless a period joined the chunk in
+/// between. Open periods and closed ones go in separate statements, because writing `fully_billed` at
+/// all makes SQLite rewrite the partial indexes' entries; the closed ones are found through their own
+/// small index (`closed` says whether there are any).
+pub async fn advance_chunk(tx: &mut Tx, chunk: &Chunk, now: i64, closed: bool) -> Result<u64> {
+    let minutes = minutes_sql(tx.backend());
+    let (range, range_binds) = chunk.range();
+    let mut binds: Vec<Bind<'_>> = vec![now.into()];
+    binds.extend(range_binds);
+    let set = format!(
+        "billed_minutes = {minutes}, billed_micros = billed_micros + per_minute_micros * ({minutes} - billed_minutes)"
+    );
+    let mut moved = tx
+        .execute(
+            &format!(
+                "UPDATE billing_periods SET {set} WHERE fully_billed = 0 AND {range} \
+                 AND per_minute_micros IS NOT NULL AND (ended_at IS NULL OR ended_at > $1) \
+                 AND {minutes} > billed_minutes"
+            ),
+            &binds,
+        )
+        .await?;
+    if closed {
+        moved += tx
+            .execute(
+                &format!(
+                    "UPDATE billing_periods SET {set}, fully_billed = 1 \
+                     WHERE fully_billed = 0 AND ended_at IS NOT NULL AND {range} \
+                     AND per_minute_micros IS NOT NULL AND ended_at <= $1"
+                ),
+                &binds,
+            )
+            .await?;
+    }
+    Ok(moved)
 }
 
 /// Which periods a listing wants.
@@ -193,45 +394,6 @@ pub struct PeriodFilter {
 }
 
 impl Store {
-    /// Inside the meter's transaction: the next periods with minutes left to bill after `after`, in
-    /// (account, id) order so that a page charges few accounts. They are the transaction's until it ends:
-    /// SQLite's write lock is already held, and PostgreSQL locks them, waiting for a meter that holds some
-    /// (both lock in the same order) and then reading what it left.
-    pub async fn lock_due_periods(
-        &self,
-        tx: &mut Tx,
-        after: Option<(&str, &str)>,
-        limit: u32,
-    ) -> Result<Vec<DuePeriod>> {
-        let lock = match tx.backend() {
-            Backend::Sqlite => "",
-            Backend::Postgres => "FOR UPDATE",
-        };
-        const DUE_COLUMNS: &str = "id, account_id, currency, hourly_rate, started_at, ended_at, billed_minutes, billed_micros, carried_ms";
-        let sql = format!(
-            "SELECT {DUE_COLUMNS} FROM billing_periods WHERE fully_billed = 0 AND (account_id, id) > ($1, $2) \
-             ORDER BY account_id, id LIMIT $3 {lock}"
-        );
-        let (account, id) = after.unwrap_or(("", ""));
-        tx.fetch_all(&sql, &binds![account, id, i64::from(limit)])
-            .await?
-            .iter()
-            .map(|row| {
-                Ok(DuePeriod {
-                    id: row.text(0)?,
-                    account_id: row.text(1)?,
-                    currency: row.text(2)?,
-                    hourly_rate: row.text(3)?,
-                    started_at: row.int(4)?,
-                    ended_at: row.opt_int(5)?,
-                    billed_minutes: row.int(6)?,
-                    billed_micros: row.int(7)?,
-                    carried_ms: row.int(8)?,
-                })
-            })
-            .collect()
-    }
-
     /// A page of the account's periods matching `filter`, newest first, and how many match.
     pub async fn periods(
         &self,

@@ -50,6 +50,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(25, "0025_deploy_holds"),
     migration!(26, "0026_simulation_scenarios"),
     migration!(27, "0027_open_period_rates"),
+    migration!(28, "0028_period_minute_rates"),
     migration!(29, "0029_webhook_delivery_age_index"),
 ];
 

@@ -1,52 +1,56 @@
 //! Per-minute billing: periods opened and closed with every state change, a meter that charges closed
-//! minutes to the ledger exactly once, low-balance warnings and depletion, and the billing records.
+//! minutes to the ledger exactly once, low-balance warnings and depletion (the records are `records`).
 //!
 //! A period bills one component of one resource (an instance's GPUs, its OS disk, its hibernation, a
 //! volume, a snapshot) at a rate fixed when it starts; a later price change does not touch it. Its
-//! per-minute rate is the hourly rate / 60 rounded once to the micro-unit, and a minute costs exactly that:
-//! a period's cost is `per-minute rate × minutes` however ticks split it, and its record shows the same
-//! product. The meter moves `billed_minutes` with a conditional update in the same transaction as the
-//! ledger entry: a replayed or concurrent tick, or one after a restart, cannot bill a minute twice or skip
-//! one. Records show what was charged (`billed_micros`) plus the minutes not charged yet, labelled.
+//! per-minute rate is the hourly rate / 60 rounded once to the micro-unit, stored with the period
+//! (`per_minute_micros`), and a minute costs exactly that: a period's cost is `per-minute rate × minutes`
+//! however runs split it, and its record shows the same product. Records show what was charged
+//! (`billed_micros`) plus the minutes not charged yet, labelled.
+//!
+//! The meter never reads a period into the server. It first gives the periods that lack a per-minute
+//! rate (from before it was stored) the one their hourly rate makes; one whose rate does not parse keeps
+//! none and is never charged. Then it walks the unbilled periods in chunks (on SQLite in rowid order, the
+//! order of the table's pages, from the first unbilled one, so that a chunk reads and rewrites each of its
+//! pages once; on PostgreSQL in the unbilled index's (account, id) order, the order its locks are taken
+//! in), and for each chunk in one transaction: one aggregate sums by account, currency
+//! and rate what the chunk's minutes since they were last billed cost (PostgreSQL locks the chunk's rows
+//! in that statement; SQLite's write lock holds them already), one update moves `billed_minutes` and
+//! `billed_micros` to the same figures and marks the closed periods billed to their end, and one usage
+//! entry per account and currency charges the sum. The update must move exactly the periods summed, or
+//! the transaction is dropped and the chunk done again, so a replayed or concurrent run, a state change
+//! closing a period meanwhile, or a run after a restart, cannot bill a minute twice, skip one, or charge
+//! the ledger other than what the periods moved.
 //!
 //! Billing is per whole minute, yet no second goes unbilled: what a closed period leaves short of a whole
 //! minute is carried into the next period of the same resource, component and rate (`carried_ms`, counted
 //! as already elapsed there), so a resource rebooted every 55 s is billed for its minutes all the same.
 //! Only the unfinished minute of a resource's last period at a rate is never charged.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use barrack_api::billing::{
-    AggregatedBilling, BillingQuery, BillingSummary, CostLine, InstanceBillingRecord,
-    InstanceBillingResponse, SnapshotBillingRecord, SnapshotBillingResponse, VolumeBillingRecord,
-    VolumeBillingResponse,
-};
-use barrack_api::catalog::Amount;
 use barrack_api::ledger::TransactionType;
-use barrack_api::{Currency, PageQuery, Pagination, Tier};
-use barrack_store::billing::{self, DuePeriod, PeriodFilter, PeriodRow};
+use barrack_api::{Currency, Tier};
+use barrack_store::billing::{self, PeriodRow};
 use barrack_store::ledger::{self, LedgerEntryRow};
 use barrack_store::{Tx, instances, volumes};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::json;
 
 use super::depletion::STORED_COMPONENTS;
-use crate::accounts::Caller;
 use crate::catalog::{price, storage_hourly};
-use crate::platform::clock::{format_ms, parse_iso};
+use crate::platform::clock::format_ms;
 use crate::platform::config::Config;
-use crate::platform::countries;
 use crate::platform::ids::{IdKind, new_id, random_alphanumeric, transaction_id};
 use crate::platform::lifecycle::{BillingClass, InstanceState};
 use crate::platform::money::{MICROS_PER_UNIT, from_micros};
-use crate::platform::validate::Validator;
 use crate::{Context, Error, Result};
 
 pub(super) const MINUTE_MS: i64 = 60_000;
-/// Periods charged per transaction by the meter.
-const METER_BATCH: u32 = 5000;
+/// Periods given their per-minute charge per transaction before a meter run.
+const RATE_BATCH: u32 = 5000;
 
 /// What a resource should be billed for now.
 pub(super) struct Charge {
@@ -231,6 +235,7 @@ async fn sync(
             billed_micros: 0,
             fully_billed: false,
             carried_ms,
+            per_minute_micros: Some(per_minute_micros(charge.hourly)),
         };
         billing::insert(&mut *tx, &row).await?;
     }
@@ -270,57 +275,15 @@ pub(super) fn stored_rate(text: &str) -> Result<Decimal> {
 
 /// The per-minute rate of an hourly one, in micro-units: hourly / 60, rounded half away from zero. A
 /// minute is charged exactly this, so `per_minute_rate × minutes = total_cost` holds in every record.
-fn per_minute_micros(hourly: Decimal) -> i64 {
+pub fn per_minute_micros(hourly: Decimal) -> i64 {
     let micros = (hourly * Decimal::from(MICROS_PER_UNIT) / Decimal::from(60))
         .round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero);
     i64::try_from(micros).unwrap_or(i64::MAX)
 }
 
-/// The per-minute rate as shown in billing records (the exact rate charged).
-fn per_minute_rate(hourly: Decimal) -> Decimal {
-    from_micros(per_minute_micros(hourly))
-}
-
 /// The cost of `minutes` at an hourly rate, in micro-units.
 pub(super) fn cost_micros(hourly: Decimal, minutes: i64) -> i64 {
     per_minute_micros(hourly).saturating_mul(minutes)
-}
-
-/// What a record shows of a period at `now`: its minutes and cost so far, and of those what the meter has
-/// not charged yet (minutes, micro-units).
-struct Reading {
-    minutes: i64,
-    per_minute: Decimal,
-    total_micros: i64,
-    open_minutes: i64,
-    open_micros: i64,
-}
-
-fn read_period(period: &PeriodRow, now: i64) -> Result<Reading> {
-    let hourly = hourly(period)?;
-    let minutes = minutes_until(period, now).max(period.billed_minutes);
-    let open_minutes = minutes - period.billed_minutes;
-    let open_micros = cost_micros(hourly, open_minutes);
-    Ok(Reading {
-        minutes,
-        per_minute: per_minute_rate(hourly),
-        total_micros: period.billed_micros + open_micros,
-        open_minutes,
-        open_micros,
-    })
-}
-
-/// A record's description: what it bills, then the part not charged yet when there is one.
-fn describe(base: String, reading: &Reading, currency: &str) -> String {
-    if reading.open_minutes == 0 {
-        return base;
-    }
-    format!(
-        "{base}; not yet charged: {} minute{}, {} {currency}",
-        reading.open_minutes,
-        if reading.open_minutes == 1 { "" } else { "s" },
-        from_micros(reading.open_micros)
-    )
 }
 
 /// What one meter run did.
@@ -330,6 +293,21 @@ pub struct MeterRun {
     pub minutes_billed: u64,
     /// What the run saw of each account it read, by account and currency.
     pub accounts: BTreeMap<(String, String), AccountUsage>,
+}
+
+impl MeterRun {
+    /// Adds what a later chunk of the same run did.
+    fn add_to(self, run: &mut MeterRun) {
+        run.periods_billed += self.periods_billed;
+        run.minutes_billed += self.minutes_billed;
+        for (key, usage) in self.accounts {
+            let seen = run.accounts.entry(key).or_default();
+            seen.hourly += usage.hourly;
+            if usage.balance_micros.is_some() {
+                seen.balance_micros = usage.balance_micros;
+            }
+        }
+    }
 }
 
 /// An account as one meter run saw it.
@@ -360,91 +338,126 @@ impl BillingService {
         BillingService { context }
     }
 
-    /// Charges every closed minute not charged yet, in batches; safe to run concurrently and repeatedly.
-    /// Each batch is read, charged and committed in one transaction that holds its periods, so when this
-    /// returns every minute up to `now` is billed, by this run or by another.
+    /// Charges every closed minute not charged yet, chunk by chunk; safe to run concurrently and
+    /// repeatedly. Each chunk is summed, charged and committed in one transaction that holds its periods,
+    /// so when this returns every minute up to `now` is billed, by this run or by another.
     pub async fn meter(&self) -> Result<MeterRun> {
-        let now = self.context.clock.now_ms();
-        let mut run = MeterRun::default();
-        let mut after: Option<(String, String)> = None;
-        loop {
-            let mut tx = self.context.store.begin().await?;
-            let batch = self
-                .context
-                .store
-                .lock_due_periods(
-                    &mut tx,
-                    after.as_ref().map(|(a, i)| (a.as_str(), i.as_str())),
-                    METER_BATCH,
-                )
-                .await?;
-            let Some(last) = batch.last() else { break };
-            after = Some((last.account_id.clone(), last.id.clone()));
-            self.meter_batch(&mut tx, &batch, now, &mut run).await?;
-            tx.commit().await.map_err(Error::internal)?;
-        }
-        Ok(run)
+        self.meter_in_chunks(self.context.config.billing.meter_chunk_periods)
+            .await
     }
 
-    /// Charges a batch inside its transaction: the periods' new billed minutes and one usage entry per
-    /// account.
-    async fn meter_batch(
+    /// [`Self::meter`] with chunks of `size` periods (tests put chunk boundaries where they want them).
+    pub async fn meter_in_chunks(&self, size: u32) -> Result<MeterRun> {
+        self.meter_walking(size, billing::WalkOrder::Physical).await
+    }
+
+    /// [`Self::meter_in_chunks`] walking the periods in `order` (the bench compares the orders).
+    pub async fn meter_walking(&self, size: u32, order: billing::WalkOrder) -> Result<MeterRun> {
+        let now = self.context.clock.now_ms();
+        self.rate_unrated_periods().await?;
+        let mut run = MeterRun::default();
+        let mut after = {
+            let mut tx = self.context.store.begin().await?;
+            let start = billing::walk_start(&mut tx, order).await?;
+            tx.commit().await.map_err(Error::internal)?;
+            start
+        };
+        loop {
+            let mut attempts = 0;
+            let until = loop {
+                attempts += 1;
+                let mut tx = self.context.store.begin().await?;
+                let chunk = billing::Chunk {
+                    until: billing::chunk_end(&mut tx, &after, size).await?,
+                    after: after.clone(),
+                };
+                // A period that joined the chunk between its sum and its update (on PostgreSQL, inserted
+                // by a concurrent transaction) makes the two disagree: the transaction is dropped, having
+                // charged nothing, and the chunk is done again.
+                let moved = self.meter_chunk(&mut tx, &chunk, now).await?;
+                let Some(charged) = moved else {
+                    if attempts == 3 {
+                        return Err(Error::internal(
+                            "billing periods kept joining a meter chunk",
+                        ));
+                    }
+                    continue;
+                };
+                tx.commit().await.map_err(Error::internal)?;
+                charged.add_to(&mut run);
+                break chunk.until;
+            };
+            match until {
+                Some(last) => after = last,
+                None => return Ok(run),
+            }
+        }
+    }
+
+    /// Gives the periods that lack their per-minute charge (inserted before it was stored, or whose rate
+    /// changed) the charge their rate makes. One whose rate does not parse keeps none, so it is never
+    /// billed as free: it waits, and says why on every run.
+    async fn rate_unrated_periods(&self) -> Result<()> {
+        let mut after = String::new();
+        loop {
+            let mut tx = self.context.store.begin().await?;
+            let unrated = billing::unrated_periods(&mut tx, &after, RATE_BATCH).await?;
+            let Some((last, _)) = unrated.last() else {
+                return Ok(());
+            };
+            after = last.clone();
+            let mut rated = Vec::with_capacity(unrated.len());
+            for (id, rate) in unrated {
+                match stored_rate(&rate) {
+                    Ok(hourly) => rated.push((id, rate, per_minute_micros(hourly))),
+                    Err(e) => {
+                        tracing::error!(period = %id, error = %e, "billing period not charged")
+                    }
+                }
+            }
+            billing::rate_periods(&mut tx, &rated).await?;
+            tx.commit().await.map_err(Error::internal)?;
+        }
+    }
+
+    /// Charges a chunk inside its transaction: what its periods owe is summed in the database, they are
+    /// moved by one update, and each account is charged the sum in one usage entry per currency. `None`
+    /// when the update did not move exactly the periods summed (the caller drops the transaction).
+    async fn meter_chunk(
         &self,
         tx: &mut Tx,
-        batch: &[DuePeriod],
+        chunk: &billing::Chunk,
         now: i64,
-        run: &mut MeterRun,
-    ) -> Result<()> {
-        let mut advances = Vec::new();
-        let mut charged: HashMap<(&str, &str), (i64, u64)> = HashMap::new();
-        for period in batch {
-            // A rate that does not parse is never billed as free: the period waits, and says why.
-            let hourly = match stored_rate(&period.hourly_rate) {
-                Ok(rate) => rate,
+    ) -> Result<Option<MeterRun>> {
+        let due = billing::chunk_due(tx, chunk, now).await?;
+        let expected: i64 = due.iter().map(|d| d.periods).sum();
+        let closed = due.iter().any(|d| d.closed > 0);
+        let moved = billing::advance_chunk(tx, chunk, now, closed).await?;
+        if moved != expected as u64 {
+            tracing::warn!(moved, expected, "meter chunk changed under it; done again");
+            return Ok(None);
+        }
+        let mut run = MeterRun::default();
+        // Summed by account and currency, in the order the chunk holds them.
+        let mut charged: BTreeMap<(&str, &str), (i64, i64)> = BTreeMap::new();
+        for d in &due {
+            let entry = charged.entry((&d.account_id, &d.currency)).or_default();
+            entry.0 += d.micros;
+            entry.1 += d.periods;
+            run.periods_billed += d.periods as u64;
+            run.minutes_billed += d.minutes as u64;
+            // The burn rate of the open periods, exact: rates are summed as decimals, never per minute.
+            let hourly = match stored_rate(&d.hourly_rate) {
+                Ok(rate) => rate * Decimal::from(d.open),
                 Err(e) => {
-                    tracing::error!(period = %period.id, error = %e, "billing period not charged");
-                    continue;
+                    tracing::error!(account = %d.account_id, error = %e, "burn rate not counted");
+                    Decimal::ZERO
                 }
             };
-            let closed = period.ended_at.is_some_and(|end| end <= now);
-            if !closed {
-                run.accounts
-                    .entry((period.account_id.clone(), period.currency.clone()))
-                    .or_default()
-                    .hourly += hourly;
-            }
-            let minutes =
-                whole_minutes(period.started_at - period.carried_ms, period.ended_at, now)
-                    .max(period.billed_minutes);
-            if minutes == period.billed_minutes && !closed {
-                continue;
-            }
-            // What was charged stays as it was; only the new minutes are added.
-            let billed_micros =
-                period.billed_micros + cost_micros(hourly, minutes - period.billed_minutes);
-            let entry = charged
-                .entry((&period.account_id, &period.currency))
-                .or_default();
-            entry.0 += billed_micros - period.billed_micros;
-            entry.1 += 1;
-            run.periods_billed += 1;
-            run.minutes_billed += (minutes - period.billed_minutes) as u64;
-            advances.push(billing::Advance {
-                id: period.id.clone(),
-                from_minutes: period.billed_minutes,
-                to_minutes: minutes,
-                billed_micros,
-                fully_billed: closed,
-            });
-        }
-        // The periods are this transaction's, so every advance applies; anything else is a bug, and the
-        // transaction is dropped rather than charge what did not move.
-        let moved = billing::advance_all(tx, &advances).await?;
-        if moved != advances.len() as u64 {
-            return Err(Error::internal(format!(
-                "meter moved {moved} of {} billing periods",
-                advances.len()
-            )));
+            run.accounts
+                .entry((d.account_id.clone(), d.currency.clone()))
+                .or_default()
+                .hourly += hourly;
         }
         for ((account, currency), (micros, periods)) in charged {
             if micros == 0 {
@@ -473,7 +486,7 @@ impl BillingService {
                     .balance_micros = Some(appended.balance_after_micros);
             }
         }
-        Ok(())
+        Ok(Some(run))
     }
 
     /// One meter run, then what the balances of the accounts it charged call for (see [`Self::guard`]).
@@ -570,385 +583,12 @@ impl BillingService {
         barrack_store::events::insert(&mut &*store, &event).await?;
         Ok(())
     }
-
-    /// `GET /api/instances/billing/`.
-    pub async fn instance_records(
-        &self,
-        caller: &Caller,
-        query: BillingQuery,
-    ) -> Result<InstanceBillingResponse> {
-        let (page, filter, currency) =
-            self.list_args(caller, &query, "instance", &["compute", "hibernation"])?;
-        let (rows, total, summary) = self.page_of(caller, &filter, page, false).await?;
-        let now = self.context.clock.now_ms();
-        let records = rows
-            .iter()
-            .map(|p| {
-                let details: serde_json::Value =
-                    serde_json::from_str(&p.details).unwrap_or_default();
-                let reading = read_period(p, now)?;
-                let minutes = reading.minutes;
-                let gpu_type = details["gpu_type"].as_str().unwrap_or_default().to_string();
-                let gpu_count = details["gpu_count"].as_u64().unwrap_or_default() as u32;
-                let base = if p.component == "hibernation" {
-                    format!(
-                        "Hibernation billing - {minutes} minutes ({})",
-                        p.resource_name
-                    )
-                } else {
-                    format!(
-                        "Deployment billing - {minutes} minutes for {gpu_type} x{gpu_count} ({})",
-                        p.resource_name
-                    )
-                };
-                Ok(InstanceBillingRecord {
-                    billing_id: p.id.clone(),
-                    instance_id: p.resource_id.clone(),
-                    // The instance's name, as the documented example shows (not the hypervisor's).
-                    vm_name: p.resource_name.clone(),
-                    gpu_type,
-                    gpu_count,
-                    tier: details["tier"]
-                        .as_str()
-                        .and_then(Tier::parse)
-                        .unwrap_or(Tier::Legacy),
-                    start_time: format_ms(p.started_at),
-                    end_time: p.ended_at.map(format_ms),
-                    total_duration_minutes: minutes as u64,
-                    per_minute_rate: Amount(reading.per_minute),
-                    total_cost: Amount(from_micros(reading.total_micros)),
-                    currency: Currency::parse(&p.currency).unwrap_or(currency),
-                    status: status_of(p).into(),
-                    description: describe(base, &reading, &p.currency),
-                })
-            })
-            .collect::<Result<_>>()?;
-        let pagination = Pagination::new(page, total);
-        Ok(InstanceBillingResponse {
-            success: true,
-            records,
-            summary,
-            total,
-            page: pagination.page,
-            limit: pagination.limit,
-            total_pages: pagination.total_pages,
-            currency,
-        })
-    }
-
-    /// `GET /api/volumes/billing/`: volumes, and instances' own OS disks.
-    pub async fn volume_records(
-        &self,
-        caller: &Caller,
-        query: BillingQuery,
-    ) -> Result<VolumeBillingResponse> {
-        let (page, mut filter, currency) =
-            self.list_args(caller, &query, "volume", &["storage", "os_disk"])?;
-        filter.resource_types.push("instance".into());
-        let (rows, total, summary) = self.page_of(caller, &filter, page, true).await?;
-        let now = self.context.clock.now_ms();
-        let records = rows
-            .iter()
-            .map(|p| {
-                let details: serde_json::Value = serde_json::from_str(&p.details).unwrap_or_default();
-                let reading = read_period(p, now)?;
-                let minutes = reading.minutes;
-                let size_gb = details["size_gb"].as_u64().unwrap_or_default() as u32;
-                let volume_type = details["volume_type"].as_str().unwrap_or_default().to_string();
-                let name = if p.component == "os_disk" { format!("{} (OS disk)", p.resource_name) } else { p.resource_name.clone() };
-                Ok(VolumeBillingRecord {
-                    billing_id: p.id.clone(),
-                    volume_id: p.resource_id.clone(),
-                    description: describe(
-                        format!("Storage billing - {minutes} minutes for {size_gb} GB {volume_type} ({name})"),
-                        &reading,
-                        &p.currency,
-                    ),
-                    volume_name: name,
-                    size_gb,
-                    volume_type,
-                    start_time: format_ms(p.started_at),
-                    end_time: p.ended_at.map(format_ms),
-                    total_duration_minutes: minutes as u64,
-                    per_minute_rate: Amount(reading.per_minute),
-                    total_cost: Amount(from_micros(reading.total_micros)),
-                    currency: Currency::parse(&p.currency).unwrap_or(currency),
-                    status: status_of(p).into(),
-                })
-            })
-            .collect::<Result<_>>()?;
-        let pagination = Pagination::new(page, total);
-        Ok(VolumeBillingResponse {
-            success: true,
-            records,
-            summary,
-            total,
-            page: pagination.page,
-            limit: pagination.limit,
-            total_pages: pagination.total_pages,
-            currency,
-        })
-    }
-
-    /// `GET /api/snapshots/billing/`.
-    pub async fn snapshot_records(
-        &self,
-        caller: &Caller,
-        query: BillingQuery,
-    ) -> Result<SnapshotBillingResponse> {
-        let (page, filter, currency) = self.list_args(caller, &query, "snapshot", &["snapshot"])?;
-        let (rows, total, summary) = self.page_of(caller, &filter, page, true).await?;
-        let now = self.context.clock.now_ms();
-        let records = rows
-            .iter()
-            .map(|p| {
-                let details: serde_json::Value =
-                    serde_json::from_str(&p.details).unwrap_or_default();
-                let reading = read_period(p, now)?;
-                let minutes = reading.minutes;
-                Ok(SnapshotBillingRecord {
-                    billing_id: p.id.clone(),
-                    snapshot_id: p.resource_id.clone(),
-                    snapshot_name: p.resource_name.clone(),
-                    size_gb: details["size_gb"].as_u64().unwrap_or_default() as u32,
-                    start_time: format_ms(p.started_at),
-                    end_time: p.ended_at.map(format_ms),
-                    total_duration_minutes: minutes as u64,
-                    per_minute_rate: Amount(reading.per_minute),
-                    total_cost: Amount(from_micros(reading.total_micros)),
-                    currency: Currency::parse(&p.currency).unwrap_or(currency),
-                    status: status_of(p).into(),
-                    description: describe(
-                        format!("Snapshot billing - {minutes} minutes ({})", p.resource_name),
-                        &reading,
-                        &p.currency,
-                    ),
-                })
-            })
-            .collect::<Result<_>>()?;
-        let pagination = Pagination::new(page, total);
-        Ok(SnapshotBillingResponse {
-            success: true,
-            records,
-            summary,
-            total,
-            page: pagination.page,
-            limit: pagination.limit,
-            total_pages: pagination.total_pages,
-            currency,
-        })
-    }
-
-    /// `GET /api/billing/`: cost per kind of resource within [from, to) (to defaults to now).
-    pub async fn aggregate(
-        &self,
-        caller: &Caller,
-        query: BillingQuery,
-    ) -> Result<AggregatedBilling> {
-        let (_, filter, currency) = self.list_args(caller, &query, "instance", &[])?;
-        let now = self.context.clock.now_ms();
-        let from = filter.from_ms;
-        let to = filter.to_ms.unwrap_or(now).min(now);
-        let all = PeriodFilter {
-            from_ms: from,
-            to_ms: Some(to),
-            ..Default::default()
-        };
-        let periods = self
-            .context
-            .store
-            .all_periods(caller.account_id(), &all)
-            .await?;
-        let mut lines: HashMap<&str, (u64, i64, u64)> = HashMap::new();
-        for p in &periods {
-            // Minutes of the period inside the range, on the period's own minute grid.
-            let start = from.map_or(0, |f| {
-                ((f - (p.started_at - p.carried_ms)).max(0) + MINUTE_MS - 1) / MINUTE_MS
-            });
-            let end = minutes_until(p, to);
-            if end <= start {
-                continue;
-            }
-            let kind = match (p.resource_type.as_str(), p.component.as_str()) {
-                ("instance", "os_disk") | ("volume", _) => "volumes",
-                ("instance", _) => "instances",
-                _ => "snapshots",
-            };
-            let cost = cost_micros(hourly(p)?, end - start);
-            let line = lines.entry(kind).or_default();
-            line.0 += (end - start) as u64;
-            line.1 += cost;
-            line.2 += 1;
-        }
-        let line = |kind: &str| {
-            let (minutes, micros, records) = lines.get(kind).copied().unwrap_or_default();
-            CostLine {
-                minutes,
-                cost: Amount(from_micros(micros)),
-                records,
-            }
-        };
-        let total: i64 = lines.values().map(|l| l.1).sum();
-        Ok(AggregatedBilling {
-            from: from.map(format_ms),
-            to: format_ms(to),
-            currency,
-            instances: line("instances"),
-            volumes: line("volumes"),
-            snapshots: line("snapshots"),
-            total_cost: Amount(from_micros(total)),
-        })
-    }
-
-    fn list_args(
-        &self,
-        caller: &Caller,
-        query: &BillingQuery,
-        resource_type: &str,
-        components: &[&str],
-    ) -> Result<(barrack_api::PageRequest, PeriodFilter, Currency)> {
-        let mut v = Validator::new();
-        let page = match (PageQuery {
-            page: query.page,
-            limit: query.limit,
-        })
-        .validate()
-        {
-            Ok(p) => Some(p),
-            Err((field, message)) => {
-                v.add(field, message);
-                None
-            }
-        };
-        let mut time = |field: &str, text: &Option<String>| {
-            text.as_deref().and_then(|t| {
-                let parsed = parse_iso(t);
-                v.check(
-                    parsed.is_some(),
-                    field,
-                    "Use an ISO-8601 time such as 2025-01-15T10:30:00Z",
-                );
-                parsed
-            })
-        };
-        let from_ms = time("from", &query.from);
-        let to_ms = time("to", &query.to);
-        v.finish()?;
-        let filter = PeriodFilter {
-            resource_types: vec![resource_type.to_string()],
-            components: components.iter().map(|c| c.to_string()).collect(),
-            from_ms,
-            to_ms,
-            resource_id: None,
-        };
-        Ok((
-            page.expect("validated"),
-            filter,
-            countries::currency_for(caller.account.country.as_deref()),
-        ))
-    }
-
-    async fn page_of(
-        &self,
-        caller: &Caller,
-        filter: &PeriodFilter,
-        page: barrack_api::PageRequest,
-        with_size: bool,
-    ) -> Result<(Vec<PeriodRow>, u64, BillingSummary)> {
-        let (rows, total) = self
-            .context
-            .store
-            .periods(caller.account_id(), filter, page.offset(), page.limit)
-            .await?;
-        let all = self
-            .context
-            .store
-            .all_periods(caller.account_id(), filter)
-            .await?;
-        let now = self.context.clock.now_ms();
-        let readings = all
-            .iter()
-            .map(|p| read_period(p, now))
-            .collect::<Result<Vec<_>>>()?;
-        let minutes: i64 = readings.iter().map(|r| r.minutes).sum();
-        let cost: i64 = readings.iter().map(|r| r.total_micros).sum();
-        let count = |status: &str| all.iter().filter(|p| status_of(p) == status).count() as u64;
-        let size: u64 = all
-            .iter()
-            .filter(|p| p.ended_at.is_none())
-            .filter_map(|p| {
-                serde_json::from_str::<serde_json::Value>(&p.details).ok()?["size_gb"].as_u64()
-            })
-            .sum();
-        let average = if all.is_empty() {
-            Decimal::ZERO
-        } else {
-            (Decimal::from(minutes) / Decimal::from(all.len() as u64)).round_dp(2)
-        };
-        let summary = BillingSummary {
-            totalMinutes: minutes as u64,
-            activeCount: count("active"),
-            completedCount: count("completed"),
-            hibernatedCount: count("hibernated"),
-            averageUsage: Amount(average.normalize()),
-            totalCost: Amount(crate::platform::money::display_amount(from_micros(cost))),
-            totalSizeGB: with_size.then_some(size),
-        };
-        Ok((rows, total, summary))
-    }
-}
-
-fn status_of(period: &PeriodRow) -> &'static str {
-    match (period.ended_at, period.component.as_str()) {
-        (Some(_), _) => "completed",
-        (None, "hibernation") => "hibernated",
-        (None, _) => "active",
-    }
-}
-
-/// What one resource has cost so far and, when its compute is running, since when (the dashboard's
-/// instance page: cost so far and uptime).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ResourceCost {
-    pub total: Decimal,
-    pub currency: Option<Currency>,
-    /// Start of the open `compute` period: the resource has been running since then.
-    pub running_since_ms: Option<i64>,
-}
-
-impl BillingService {
-    /// Every billing period of one of the caller's resources, read like the billing records are (the
-    /// minutes of open periods count up to now).
-    pub async fn resource_cost(&self, caller: &Caller, resource_id: &str) -> Result<ResourceCost> {
-        let filter = PeriodFilter {
-            resource_id: Some(resource_id.to_string()),
-            ..Default::default()
-        };
-        let periods = self
-            .context
-            .store
-            .all_periods(caller.account_id(), &filter)
-            .await?;
-        let now = self.context.clock.now_ms();
-        let mut micros = 0i64;
-        for p in &periods {
-            micros += read_period(p, now)?.total_micros;
-        }
-        Ok(ResourceCost {
-            total: from_micros(micros),
-            currency: periods.first().and_then(|p| Currency::parse(&p.currency)),
-            running_since_ms: periods
-                .iter()
-                .filter(|p| p.component == "compute" && p.ended_at.is_none())
-                .map(|p| p.started_at)
-                .max(),
-        })
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::billing::records::per_minute_rate;
 
     fn d(s: &str) -> Decimal {
         s.parse().unwrap()

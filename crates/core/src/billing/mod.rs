@@ -10,6 +10,8 @@ pub mod deposits;
 pub mod ledger;
 mod meter;
 pub mod payments;
+mod records;
 pub mod series;
 
 pub use meter::*;
+pub use records::ResourceCost;

@@ -12,6 +12,9 @@ pub struct BillingConfig {
     pub hibernation_prices: PriceTable,
     /// Seconds of real time between meter runs (each run bills every minute closed since the last).
     pub meter_interval_seconds: u64,
+    /// Billing periods the meter charges per transaction.
+    #[serde(default = "default_meter_chunk_periods")]
+    pub meter_chunk_periods: u32,
     /// Hours an account's stored data (volumes, snapshots, hibernated instances) is kept without charge
     /// after its credit runs out, before it is marked for deletion.
     #[serde(default = "default_storage_grace_hours")]
@@ -20,6 +23,10 @@ pub struct BillingConfig {
 
 fn default_storage_grace_hours() -> u64 {
     336
+}
+
+fn default_meter_chunk_periods() -> u32 {
+    50_000
 }
 
 impl BillingConfig {
@@ -32,6 +39,11 @@ impl BillingConfig {
         if self.meter_interval_seconds == 0 {
             return Err(ConfigError::Invalid(
                 "billing.meter_interval_seconds must be at least 1".into(),
+            ));
+        }
+        if self.meter_chunk_periods == 0 {
+            return Err(ConfigError::Invalid(
+                "billing.meter_chunk_periods must be at least 1".into(),
             ));
         }
         Ok(())

@@ -9,6 +9,7 @@ mod billing;
 mod billing_commitments;
 mod billing_currency;
 mod billing_depletion;
+mod billing_meter;
 mod billing_partial_minutes;
 mod billing_property;
 mod billing_records;

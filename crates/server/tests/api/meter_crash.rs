@@ -36,6 +36,8 @@ fn start(database: &TestDatabase) -> ServerProcess {
             ("BARRACK_RATE_LIMIT_REQUESTS", "0"),
             // Only the run at start and those of clock moves.
             ("BARRACK_BILLING_METER_INTERVAL_SECONDS", "3600"),
+            // Runs of 20 transactions, so a kill can land between two.
+            ("BARRACK_BILLING_METER_CHUNK_PERIODS", "1000"),
         ],
     )
 }
@@ -145,6 +147,8 @@ async fn a_meter_killed_mid_run_neither_double_bills_nor_skips(db: Db) {
                 billed_micros: 0,
                 fully_billed: false,
                 carried_ms: 0,
+                // Every other period as from before per-minute rates were stored: the meter rates it.
+                per_minute_micros: (n % 2 == 0).then_some(MICROS_PER_MINUTE),
             },
         )
         .await

@@ -1,0 +1,353 @@
+//! The meter charges in the database, chunk by chunk: concurrent runs whose chunks end anywhere (inside an
+//! account, between currencies), periods closed between and during runs, periods from before per-minute
+//! rates were stored, and rates that do not parse. Every period ends up billed for exactly its minutes at
+//! its rate, once, and the ledger says exactly what the periods moved.
+
+use std::collections::BTreeMap;
+
+use barrack_api::{Currency, Tier};
+use barrack_core::billing::per_minute_micros;
+use barrack_core::clock::Clock;
+use barrack_store::billing::{self, PeriodRow, WalkOrder};
+use barrack_store::sql::Columns;
+
+use crate::common::{Db, TestApp};
+use crate::on_both_databases;
+
+on_both_databases!(
+    concurrent_runs_in_any_chunks_charge_every_minute_once,
+    a_period_closed_between_runs_is_charged_to_its_end,
+);
+
+const MINUTE_MS: i64 = 60_000;
+
+fn period(
+    id: String,
+    (account, currency): (&str, &str),
+    rate: &str,
+    (started_at, carried_ms): (i64, i64),
+    rated: bool,
+) -> PeriodRow {
+    PeriodRow {
+        id: id.clone(),
+        account_id: account.to_string(),
+        resource_type: "volume".into(),
+        resource_id: format!("vol-{id}"),
+        resource_name: id,
+        component: "storage".into(),
+        details: "{}".into(),
+        currency: currency.into(),
+        hourly_rate: rate.into(),
+        started_at,
+        ended_at: None,
+        billed_minutes: 0,
+        billed_micros: 0,
+        fully_billed: false,
+        carried_ms,
+        // Unrated periods are as from before the per-minute rate was stored.
+        per_minute_micros: rated
+            .then(|| rate.parse().ok().map(per_minute_micros))
+            .flatten(),
+    }
+}
+
+async fn insert_all(app: &TestApp, periods: &[PeriodRow]) {
+    let mut tx = app.services().store().begin().await.unwrap();
+    for p in periods {
+        billing::insert(&mut tx, p).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+/// What the periods should hold at `now`: every whole minute up to their end or `now`, at their rate;
+/// nothing for a rate that does not parse.
+fn assert_billed_exactly(periods: &[PeriodRow], now: i64) {
+    for p in periods {
+        let Ok(rate) = p.hourly_rate.parse() else {
+            assert_eq!(
+                (p.billed_minutes, p.billed_micros, p.fully_billed),
+                (0, 0, false),
+                "{}: a rate that does not parse is never billed",
+                p.id
+            );
+            continue;
+        };
+        let end = p.ended_at.map_or(now, |e| e.min(now));
+        let minutes = ((end - (p.started_at - p.carried_ms)) / MINUTE_MS).max(0);
+        assert_eq!(p.billed_minutes, minutes, "{} billed minutes", p.id);
+        assert_eq!(
+            p.billed_micros,
+            minutes * per_minute_micros(rate),
+            "{} billed micro-units",
+            p.id
+        );
+        assert_eq!(
+            p.fully_billed,
+            p.ended_at.is_some(),
+            "{} fully billed",
+            p.id
+        );
+    }
+}
+
+/// The usage the ledger charged each account in each currency equals what its periods billed, and every
+/// balance equals its ledger.
+async fn assert_ledger_is_periods(app: &TestApp, accounts: &[&str], periods: &[PeriodRow]) {
+    let store = app.services().store();
+    let mut billed: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+    for p in periods {
+        *billed.entry((&p.account_id, &p.currency)).or_default() += p.billed_micros;
+    }
+    for account in accounts {
+        for currency in ["USD", "EUR"] {
+            let usage = store
+                .fetch_one(
+                    "SELECT CAST(COALESCE(SUM(amount_micros), 0) AS BIGINT) FROM ledger_entries \
+                     WHERE account_id = $1 AND currency = $2 AND kind = 'usage'",
+                    &[(*account).into(), currency.into()],
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                -usage.int(0).unwrap(),
+                billed.get(&(*account, currency)).copied().unwrap_or(0),
+                "usage of {account} in {currency}"
+            );
+        }
+        for (currency, micros) in store.balances(account).await.unwrap() {
+            assert_eq!(
+                store.ledger_sum(account, &currency).await.unwrap(),
+                micros,
+                "balance of {account} in {currency}"
+            );
+        }
+    }
+}
+
+async fn periods_of(app: &TestApp, accounts: &[&str]) -> Vec<PeriodRow> {
+    let mut all = Vec::new();
+    for account in accounts {
+        all.extend(
+            app.services()
+                .store()
+                .all_periods(account, &Default::default())
+                .await
+                .unwrap(),
+        );
+    }
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    all
+}
+
+async fn concurrent_runs_in_any_chunks_charge_every_minute_once(db: Db) {
+    let app = TestApp::start(db).await;
+    let (_, a) = app.funded_user(Tier::Advanced, "US", "1000").await;
+    let (_, b) = app.funded_user(Tier::Advanced, "US", "1000").await;
+    app.grant(&b, "1000", Currency::EUR).await;
+    let (_, c) = app.funded_user(Tier::Advanced, "DE", "1000").await;
+    let accounts = [a.as_str(), b.as_str(), c.as_str()];
+    let rates = ["2.49", "0.0068359375", "0.05", "9.96", "2.69"];
+    let start = app.clock.now_ms();
+    let mut seeded = Vec::new();
+    // Inserted account after account in turn, so that the table's order (SQLite's rowids) and the
+    // unbilled index's (account, id) order differ: chunks in either cut across accounts and currencies.
+    for i in 0..60i64 {
+        for (n, account) in accounts.iter().enumerate() {
+            let currency = match n {
+                0 => "USD",
+                1 if i % 2 == 0 => "USD",
+                _ => "EUR",
+            };
+            seeded.push(period(
+                format!("BRK-{n}{i:03}VB"),
+                (account, currency),
+                rates[i as usize % rates.len()],
+                // Starts off the minute and carries up to a minute, so minutes end anywhere.
+                (start - (i * 7_919) % 600_000, (i * 13_337) % MINUTE_MS),
+                i % 3 != 0,
+            ));
+        }
+    }
+    // Never charged, by any run.
+    seeded.push(period(
+        "BRK-0999VB".into(),
+        (&a, "USD"),
+        "n/a",
+        (start, 0),
+        false,
+    ));
+    insert_all(&app, &seeded).await;
+
+    let billing = app.services().billing.clone();
+    let store = app.services().store().clone();
+    let mut minutes_reported = 0;
+    for round in 0..6i64 {
+        let before = app.clock.now_ms();
+        app.clock.advance_ms(61_000 + round * 17_321);
+        // State changes between runs: some periods closed at a moment since the last run.
+        let mut tx = store.begin().await.unwrap();
+        for (i, p) in seeded.iter().enumerate() {
+            if i as i64 % 9 == round {
+                billing::close(&mut tx, &p.id, before + (i as i64 * 4_999) % 61_000)
+                    .await
+                    .unwrap();
+            }
+        }
+        tx.commit().await.unwrap();
+        // Four runs at once, each cutting its chunks elsewhere and walking in either order, while
+        // other periods close at the runs' own now.
+        let runs: Vec<_> = [
+            (3u32, WalkOrder::Physical),
+            (7, WalkOrder::Keys),
+            (40, WalkOrder::Physical),
+            (1000, WalkOrder::Keys),
+        ]
+        .into_iter()
+        .map(|(size, order)| {
+            let billing = billing.clone();
+            tokio::spawn(async move { billing.meter_walking(size, order).await.unwrap() })
+        })
+        .collect();
+        let closing = {
+            let store = store.clone();
+            let now = app.clock.now_ms();
+            let ids: Vec<String> = seeded
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i as i64 % 9 == round + 3)
+                .map(|(_, p)| p.id.clone())
+                .collect();
+            tokio::spawn(async move {
+                for id in ids {
+                    let mut tx = store.begin().await.unwrap();
+                    billing::close(&mut tx, &id, now).await.unwrap();
+                    tx.commit().await.unwrap();
+                }
+            })
+        };
+        for run in runs {
+            minutes_reported += run.await.unwrap().minutes_billed;
+        }
+        closing.await.unwrap();
+    }
+    // One more run finishes the periods closed during the last runs.
+    minutes_reported += billing.meter_in_chunks(11).await.unwrap().minutes_billed;
+    let now = app.clock.now_ms();
+
+    let periods = periods_of(&app, &accounts).await;
+    assert_eq!(periods.len(), seeded.len());
+    assert!(periods.iter().filter(|p| p.ended_at.is_some()).count() > 40);
+    assert_billed_exactly(&periods, now);
+    assert_eq!(
+        minutes_reported,
+        periods.iter().map(|p| p.billed_minutes as u64).sum::<u64>(),
+        "the runs report each minute they billed, once"
+    );
+    assert_ledger_is_periods(&app, &accounts, &periods).await;
+    assert_eq!(
+        billing.meter_in_chunks(5).await.unwrap().periods_billed,
+        0,
+        "a replayed run bills nothing"
+    );
+    app.stop().await;
+}
+
+async fn a_period_closed_between_runs_is_charged_to_its_end(db: Db) {
+    let app = TestApp::start(db).await;
+    let (_, account) = app.funded_user(Tier::Advanced, "US", "1000").await;
+    let now = app.clock.now_ms();
+    let start = now - now.rem_euclid(MINUTE_MS);
+    // The same period stored with its per-minute rate and as from before it was stored, closed and left
+    // open, and one whose rate does not parse.
+    let seeded = vec![
+        period(
+            "BRK-A00001VB".into(),
+            (&account, "USD"),
+            "2.49",
+            (start, 0),
+            true,
+        ),
+        period(
+            "BRK-A00002VB".into(),
+            (&account, "USD"),
+            "2.49",
+            (start, 0),
+            false,
+        ),
+        period(
+            "BRK-A00003VB".into(),
+            (&account, "USD"),
+            "2.49",
+            (start, 0),
+            true,
+        ),
+        period(
+            "BRK-A00004VB".into(),
+            (&account, "USD"),
+            "2.49",
+            (start, 0),
+            false,
+        ),
+        period(
+            "BRK-A00005VB".into(),
+            (&account, "USD"),
+            "0.5x",
+            (start, 0),
+            false,
+        ),
+    ];
+    insert_all(&app, &seeded).await;
+    let billing = app.services().billing.clone();
+    app.clock
+        .advance_ms(start + 10 * MINUTE_MS + 30_000 - app.clock.now_ms());
+    let run = billing.meter().await.unwrap();
+    assert_eq!((run.periods_billed, run.minutes_billed), (4, 40));
+    let usage = &run.accounts[&(account.clone(), "USD".to_string())];
+    assert_eq!(
+        usage.hourly,
+        "9.96".parse().unwrap(),
+        "the burn of the four open periods"
+    );
+
+    // Two of them end 12 minutes 59 seconds in; the meter runs again 30 minutes in.
+    let store = app.services().store();
+    let mut tx = store.begin().await.unwrap();
+    for id in ["BRK-A00001VB", "BRK-A00002VB"] {
+        assert!(
+            billing::close(&mut tx, id, start + 12 * MINUTE_MS + 59_000)
+                .await
+                .unwrap()
+        );
+    }
+    tx.commit().await.unwrap();
+    app.clock.advance_ms(20 * MINUTE_MS);
+    let run = billing.meter().await.unwrap();
+    assert_eq!(
+        (run.periods_billed, run.minutes_billed),
+        (4, 2 * 2 + 2 * 20),
+        "the closed periods billed to their end, the open ones to now"
+    );
+    let periods = periods_of(&app, &[&account]).await;
+    let minutes: Vec<_> = periods
+        .iter()
+        .map(|p| (p.billed_minutes, p.billed_micros, p.fully_billed))
+        .collect();
+    assert_eq!(
+        minutes,
+        [
+            (12, 12 * 41_500, true),
+            (12, 12 * 41_500, true),
+            (30, 30 * 41_500, false),
+            (30, 30 * 41_500, false),
+            (0, 0, false),
+        ]
+    );
+    assert_billed_exactly(&periods, app.clock.now_ms());
+    assert_ledger_is_periods(&app, &[&account], &periods).await;
+    assert_eq!(
+        billing.meter().await.unwrap().periods_billed,
+        0,
+        "a replayed run bills nothing"
+    );
+    app.stop().await;
+}
