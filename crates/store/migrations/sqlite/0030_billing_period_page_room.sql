@@ -1,0 +1,4 @@
+-- PostgreSQL leaves room on billing_periods' pages so the meter's per-minute rewrite of open periods
+-- updates rows in place without touching indexes. SQLite rewrites a row in its page and has no such
+-- setting: nothing to do here.
+-- Kept in lockstep with ../postgres/0030_billing_period_page_room.sql.
