@@ -113,6 +113,10 @@ impl PageRequest {
 }
 
 impl PageQuery {
+    pub fn new(page: Option<u32>, limit: Option<u32>) -> PageQuery {
+        PageQuery { page, limit }
+    }
+
     /// Checks the bounds; the error names the field at fault.
     pub fn validate(self) -> Result<PageRequest, (&'static str, String)> {
         let page = self.page.unwrap_or(1);

@@ -81,6 +81,12 @@ impl Output {
         self
     }
 
+    /// The human form, as `print` writes it without `-o json` or `-q`.
+    #[cfg(test)]
+    pub fn human(&self) -> String {
+        self.view.to_string()
+    }
+
     pub fn print(&self, format: Format, quiet: bool) -> io::Result<()> {
         let mut out = io::stdout().lock();
         match (&self.json, &self.ids) {

@@ -10,6 +10,7 @@ use barrack_client::LabelledResource;
 use clap::Subcommand;
 
 use super::labels::{LabelChanges, change_labels, labels_of, parse_label};
+use super::security_rules::{added_rule_output, removed_rule_output, rules_table};
 use super::{Ctx, Output, PageArgs};
 use crate::error::CliError;
 use crate::output::{Table, View, or_dash, yes_no};
@@ -324,59 +325,16 @@ async fn rules(command: RulesCommand, ctx: &Ctx) -> Result<Output, CliError> {
                 .call(ctx.client.add_firewall_rule(&id, &rule))
                 .await?
                 .data;
-            let view = View::Fields(vec![
-                ("ID", data.id.clone()),
-                ("Firewall", id),
-                ("Direction", data.direction.clone()),
-                ("Protocol", or_dash(data.protocol.as_ref())),
-                ("Ports", super::instances::ports(&data)),
-                ("Remote", or_dash(data.remote_ip_prefix.as_ref())),
-                ("Ethertype", data.ethertype.clone()),
-            ]);
-            Ok(Output::new(&data, view).ids([data.id.clone()]))
+            Ok(added_rule_output(&data, "Firewall", id))
         }
         RulesCommand::Remove { id, rule_id } => {
             let data = ctx
                 .call(ctx.client.remove_firewall_rule(&id, &rule_id))
                 .await?
                 .data;
-            let view = View::Text(format!(
-                "Removed rule {} from {}",
-                data.rule_id, data.firewall_id
-            ));
-            Ok(Output::new(&data, view).ids([data.rule_id.clone()]))
+            Ok(removed_rule_output(&data, &data.rule_id, &data.firewall_id))
         }
     }
-}
-
-/// A table of rules: each with where it comes from.
-pub fn rules_table(rules: &[SecurityRule], empty: &'static str) -> Table {
-    let mut table = Table::new(
-        &[
-            "RULE ID",
-            "DIRECTION",
-            "PROTOCOL",
-            "PORTS",
-            "REMOTE",
-            "ETHERTYPE",
-            "SOURCE",
-        ],
-        empty,
-    );
-    for r in rules {
-        table.row([
-            r.id.clone(),
-            r.direction.clone(),
-            r.protocol.clone().unwrap_or_else(|| "any".into()),
-            super::instances::ports(r),
-            r.remote_ip_prefix
-                .clone()
-                .unwrap_or_else(|| "anywhere".into()),
-            r.ethertype.clone(),
-            r.source.clone(),
-        ]);
-    }
-    table
 }
 
 /// A firewall in full: its fields, its rules, then the instances it is attached to.

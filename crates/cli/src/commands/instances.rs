@@ -19,6 +19,7 @@ use clap::Subcommand;
 
 use super::events::events_output;
 use super::labels::{LabelChanges, change_labels, labels_text};
+use super::security_rules::rules_table;
 use super::{Ctx, Output, PageArgs};
 use crate::error::CliError;
 use crate::output::{Table, View, money, or_dash, yes_no};
@@ -28,7 +29,7 @@ pub use deploy::DeployArgs;
 pub(super) use deploy::deployed_output;
 pub use lease::LeaseArgs;
 pub use rules::RulesCommand;
-pub(super) use rules::{parse_rule, ports};
+pub(super) use rules::parse_rule;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -511,31 +512,7 @@ pub(super) fn instance_output(i: Instance) -> Output {
         ("Created", i.created_at.clone()),
         ("Updated", i.updated_at.clone()),
     ]);
-    let mut rules = Table::new(
-        &[
-            "RULE ID",
-            "DIRECTION",
-            "PROTOCOL",
-            "PORTS",
-            "REMOTE",
-            "ETHERTYPE",
-            "SOURCE",
-        ],
-        "No security rules.",
-    );
-    for r in &i.security_rules {
-        rules.row([
-            r.id.clone(),
-            r.direction.clone(),
-            r.protocol.clone().unwrap_or_else(|| "any".into()),
-            ports(r),
-            r.remote_ip_prefix
-                .clone()
-                .unwrap_or_else(|| "anywhere".into()),
-            r.ethertype.clone(),
-            r.source.clone(),
-        ]);
-    }
+    let rules = rules_table(&i.security_rules, "No security rules.");
     let view = View::Sections(vec![fields, View::Table(rules)]);
     Output::new(&i, view).ids([i.instance_id.clone()])
 }

@@ -21,6 +21,7 @@ pub mod instances;
 pub mod labels;
 pub mod login;
 pub mod scripts;
+mod security_rules;
 pub mod snapshots;
 pub mod ssh_keys;
 pub mod transactions;

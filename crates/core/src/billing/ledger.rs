@@ -10,11 +10,11 @@ use barrack_store::ledger::{self, LedgerEntryRow, LedgerFilter};
 use rust_decimal::Decimal;
 
 use crate::accounts::Caller;
-use crate::platform::clock::{format_ms, parse_iso};
+use crate::platform::clock::format_ms;
 use crate::platform::countries;
 use crate::platform::ids::{IdKind, new_id, transaction_id};
 use crate::platform::money::{from_micros, to_micros};
-use crate::platform::validate::Validator;
+use crate::platform::validate::{Validator, validate_range};
 use crate::{Context, Error, Result};
 
 /// Largest single grant, a guard against typos.
@@ -92,39 +92,14 @@ impl LedgerService {
         caller: &Caller,
         query: TransactionQuery,
     ) -> Result<TransactionList> {
-        let mut v = Validator::new();
-        let page = match (PageQuery {
-            page: query.page,
-            limit: query.limit,
-        })
-        .validate()
-        {
-            Ok(page) => Some(page),
-            Err((field, message)) => {
-                v.add(field, message);
-                None
-            }
-        };
-        let mut time = |field: &str, text: &Option<String>| {
-            text.as_deref().and_then(|t| {
-                let parsed = parse_iso(t);
-                v.check(
-                    parsed.is_some(),
-                    field,
-                    "Use an ISO-8601 time such as 2025-01-15T10:30:00Z",
-                );
-                parsed
-            })
-        };
-        let from_ms = time("from", &query.from);
-        let to_ms = time("to", &query.to);
-        v.finish()?;
-        let page = page.expect("validated");
+        let page = PageQuery::new(query.page, query.limit);
+        let range = validate_range(page, query.from.as_deref(), query.to.as_deref())?;
+        let page = range.page;
         let filter = LedgerFilter {
             kind: query.kind.map(|k| k.as_str().to_string()),
             currency: query.currency.map(|c| c.as_str().to_string()),
-            from_ms,
-            to_ms,
+            from_ms: range.from_ms,
+            to_ms: range.to_ms,
         };
         let (rows, total) = self
             .context

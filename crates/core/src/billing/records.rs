@@ -18,10 +18,10 @@ use super::meter::{
 };
 use crate::Result;
 use crate::accounts::Caller;
-use crate::platform::clock::{format_ms, parse_iso};
+use crate::platform::clock::format_ms;
 use crate::platform::countries;
 use crate::platform::money::from_micros;
-use crate::platform::validate::Validator;
+use crate::platform::validate::validate_range;
 
 /// The per-minute rate as shown in billing records (the exact rate charged).
 pub(super) fn per_minute_rate(hourly: Decimal) -> Decimal {
@@ -302,42 +302,17 @@ impl BillingService {
         resource_type: &str,
         components: &[&str],
     ) -> Result<(barrack_api::PageRequest, PeriodFilter, Currency)> {
-        let mut v = Validator::new();
-        let page = match (PageQuery {
-            page: query.page,
-            limit: query.limit,
-        })
-        .validate()
-        {
-            Ok(p) => Some(p),
-            Err((field, message)) => {
-                v.add(field, message);
-                None
-            }
-        };
-        let mut time = |field: &str, text: &Option<String>| {
-            text.as_deref().and_then(|t| {
-                let parsed = parse_iso(t);
-                v.check(
-                    parsed.is_some(),
-                    field,
-                    "Use an ISO-8601 time such as 2025-01-15T10:30:00Z",
-                );
-                parsed
-            })
-        };
-        let from_ms = time("from", &query.from);
-        let to_ms = time("to", &query.to);
-        v.finish()?;
+        let page = PageQuery::new(query.page, query.limit);
+        let range = validate_range(page, query.from.as_deref(), query.to.as_deref())?;
         let filter = PeriodFilter {
             resource_types: vec![resource_type.to_string()],
             components: components.iter().map(|c| c.to_string()).collect(),
-            from_ms,
-            to_ms,
+            from_ms: range.from_ms,
+            to_ms: range.to_ms,
             resource_id: None,
         };
         Ok((
-            page.expect("validated"),
+            range.page,
             filter,
             countries::currency_for(caller.account.country.as_deref()),
         ))

@@ -1,8 +1,9 @@
 //! Collects field errors so a request learns about every bad field at once.
 
-use barrack_api::{FieldErrors, rules};
+use barrack_api::{FieldErrors, PageQuery, PageRequest, rules};
 
 use crate::Error;
+use crate::platform::clock::parse_iso;
 
 #[derive(Debug, Default)]
 pub struct Validator {
@@ -46,6 +47,49 @@ impl Validator {
             })
         }
     }
+}
+
+/// A listing's checked page and time range, the times in epoch milliseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct PageRange {
+    pub page: PageRequest,
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+}
+
+/// Checks a listing's `page`/`limit` and its ISO-8601 `from` and `to`, naming every bad field at once.
+pub fn validate_range(
+    page: PageQuery,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<PageRange, Error> {
+    let mut v = Validator::new();
+    let page = match page.validate() {
+        Ok(page) => Some(page),
+        Err((field, message)) => {
+            v.add(field, message);
+            None
+        }
+    };
+    let from_ms = check_time(&mut v, "from", from);
+    let to_ms = check_time(&mut v, "to", to);
+    v.finish()?;
+    Ok(PageRange {
+        page: page.expect("validated"),
+        from_ms,
+        to_ms,
+    })
+}
+
+/// An ISO-8601 time in epoch milliseconds, or an error on `field` when it does not parse.
+pub fn check_time(v: &mut Validator, field: &str, text: Option<&str>) -> Option<i64> {
+    let parsed = parse_iso(text?);
+    v.check(
+        parsed.is_some(),
+        field,
+        "Use an ISO-8601 time such as 2025-01-15T10:30:00Z",
+    );
+    parsed
 }
 
 /// Letters, digits and the given extra characters only.

@@ -11,7 +11,7 @@ use barrack_client::Client;
 use barrack_store::sql::Columns;
 use serde_json::json;
 
-use crate::common::{Db, TestApp};
+use crate::common::{Db, TestApp, deploy_id};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -70,11 +70,7 @@ async fn a_16_pool_starts_empty_and_hands_out_addresses_of_its_block(db: Db) {
     let key = key(&client).await;
     let mut ids = Vec::new();
     for n in 0..4 {
-        let deployed = client
-            .deploy(&deploy_request(&format!("web{n}"), &key))
-            .await
-            .unwrap();
-        ids.push(deployed.data.instance_id);
+        ids.push(deploy_id(&client, &deploy_request(&format!("web{n}"), &key)).await);
     }
     app.settle().await;
     let mut seen = BTreeSet::new();
@@ -124,12 +120,7 @@ async fn an_exhausted_pool_refuses_until_an_address_is_released(db: Db) {
     .await;
     let (client, _) = app.funded_user(Tier::Advanced, "US", "1000").await;
     let key = key(&client).await;
-    let first = client
-        .deploy(&deploy_request("one", &key))
-        .await
-        .unwrap()
-        .data
-        .instance_id;
+    let first = deploy_id(&client, &deploy_request("one", &key)).await;
     client.deploy(&deploy_request("two", &key)).await.unwrap();
     let refused = client
         .deploy(&deploy_request("three", &key))

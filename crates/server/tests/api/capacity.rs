@@ -10,7 +10,7 @@ use barrack_client::Client;
 use barrack_compute::sim::SimHost;
 use serde_json::json;
 
-use crate::common::{Db, TestApp, client_of};
+use crate::common::{Db, TestApp, client_of, deploy_id};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -81,14 +81,7 @@ async fn capacity_set_through_the_api_is_placed_on_every_server(db: Db) {
         .unwrap();
     let mut ids = vec![];
     for name in ["one", "two", "three"] {
-        ids.push(
-            replica
-                .deploy(&deploy_request(name))
-                .await
-                .unwrap()
-                .data
-                .instance_id,
-        );
+        ids.push(deploy_id(&replica, &deploy_request(name)).await);
     }
     other.settle().await.unwrap();
     for id in &ids {

@@ -15,7 +15,9 @@ use barrack_server::{Running, StartOptions};
 use barrack_store::Store;
 use serde_json::{Value, json};
 
-use crate::common::{Db, TestApp, TestDatabase, create_key_k, postgres_url, test_config};
+use crate::common::{
+    Db, TestApp, TestDatabase, create_key_k, deploy_id, postgres_url, test_config,
+};
 use crate::lifecycle::reach;
 use crate::on_both_databases;
 
@@ -99,18 +101,16 @@ async fn exported_state_imported_into_fresh_databases_answers_the_same(db: Db) {
     let app = TestApp::start(db).await;
     let (client, account, key) = app.funded_user_with_key(Tier::Advanced, "US", "500").await;
     create_key_k(&client).await;
-    let kept = client
-        .deploy(&deploy_request("kept", "FINLAND-1", "H100-SXM5-80GB", 2))
-        .await
-        .unwrap()
-        .data
-        .instance_id;
-    let gone = client
-        .deploy(&deploy_request("gone", "FINLAND-1", "H100-SXM5-80GB", 1))
-        .await
-        .unwrap()
-        .data
-        .instance_id;
+    let kept = deploy_id(
+        &client,
+        &deploy_request("kept", "FINLAND-1", "H100-SXM5-80GB", 2),
+    )
+    .await;
+    let gone = deploy_id(
+        &client,
+        &deploy_request("gone", "FINLAND-1", "H100-SXM5-80GB", 1),
+    )
+    .await;
     app.settle().await;
     app.admin.admin_advance_clock(90).await.unwrap();
     client.delete_instance(&gone).await.unwrap();
@@ -496,12 +496,11 @@ async fn reset_brings_a_used_server_back_to_its_first_start(db: Db) {
     // A new user deploys the whole host the old instance held.
     let (client, _) = app.funded_user(Tier::Advanced, "US", "500").await;
     create_key_k(&client).await;
-    let id = client
-        .deploy(&deploy_request("busy", "FINLAND-1", "H100-SXM5-80GB", 8))
-        .await
-        .unwrap()
-        .data
-        .instance_id;
+    let id = deploy_id(
+        &client,
+        &deploy_request("busy", "FINLAND-1", "H100-SXM5-80GB", 8),
+    )
+    .await;
     app.settle().await;
     assert_eq!(client.instance(&id).await.unwrap().data.status, "ACTIVE");
     crate::common::assert_derived_state_consistent(app.services().store()).await;
@@ -753,12 +752,7 @@ async fn region_outage_refuses_work_in_the_region_until_removed(db: Db) {
     let (client, _) = app.funded_user(Tier::Advanced, "US", "1000").await;
     create_key_k(&client).await;
     let h100 = "H100-SXM5-80GB";
-    let id = client
-        .deploy(&deploy_request("there", "FINLAND-1", h100, 1))
-        .await
-        .unwrap()
-        .data
-        .instance_id;
+    let id = deploy_id(&client, &deploy_request("there", "FINLAND-1", h100, 1)).await;
     app.settle().await;
     let outage = app
         .admin
@@ -854,12 +848,7 @@ async fn slow_host_stretches_boots_on_its_machines(db: Db) {
         .unwrap()
         .data;
     let started = std::time::Instant::now();
-    let id = client
-        .deploy(&deploy_request("slow", "FINLAND-1", b300, 1))
-        .await
-        .unwrap()
-        .data
-        .instance_id;
+    let id = deploy_id(&client, &deploy_request("slow", "FINLAND-1", b300, 1)).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
         client.instance(&id).await.unwrap().data.status,
@@ -875,12 +864,7 @@ async fn slow_host_stretches_boots_on_its_machines(db: Db) {
 
     app.admin.admin_remove_scenario(&slow.id).await.unwrap();
     let started = std::time::Instant::now();
-    let id = client
-        .deploy(&deploy_request("quick", "FINLAND-1", b300, 1))
-        .await
-        .unwrap()
-        .data
-        .instance_id;
+    let id = deploy_id(&client, &deploy_request("quick", "FINLAND-1", b300, 1)).await;
     reach(&client, &id, "ACTIVE", Duration::from_secs(20)).await;
     assert!(
         started.elapsed() < Duration::from_secs(3),

@@ -8,7 +8,7 @@ use barrack_store::ledger::{self, LedgerEntryRow};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{Db, TestApp, create_key_k};
+use crate::common::{Db, TestApp, create_key_k, deploy_id};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -41,7 +41,7 @@ async fn start_restores_a_hibernated_instance(db: Db) {
         "image_name": IMAGE, "ssh_key": "k"
     }))
     .unwrap();
-    let id = client.deploy(&request).await.unwrap().data.instance_id;
+    let id = deploy_id(&client, &request).await;
     app.settle().await;
     client
         .instance_action(&id, InstanceActionKind::Hibernate)

@@ -9,7 +9,7 @@ use barrack_store::StoreError;
 use barrack_store::{instances, volumes};
 use serde_json::json;
 
-use crate::common::{Db, TestApp};
+use crate::common::{Db, TestApp, deploy_id};
 use crate::on_both_databases;
 
 on_both_databases!(a_taken_id_is_reported_and_a_taken_name_stays_a_conflict);
@@ -24,7 +24,7 @@ async fn a_taken_id_is_reported_and_a_taken_name_stays_a_conflict(db: Db) {
         "image_name": "Ubuntu 24.04 + CUDA 12.8 Open + Docker", "ssh_key": "k", "public_ip": false
     }))
     .unwrap();
-    let id = client.deploy(&request).await.unwrap().data.instance_id;
+    let id = deploy_id(&client, &request).await;
     let store = app.services().store();
     let first = store
         .instance_by_id(&id)

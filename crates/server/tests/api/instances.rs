@@ -10,7 +10,7 @@ use barrack_core::clock::Clock;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{Db, TestApp};
+use crate::common::{Db, TestApp, deploy_id};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -152,12 +152,7 @@ async fn a_month_long_lifecycle_in_step_mode(db: Db) {
     let app = TestApp::start(db).await;
     let (client, _) = app.funded_user(Tier::Advanced, "DE", "100000").await;
     let key = ssh_key(&client).await;
-    let id = client
-        .deploy(&deploy_request("lifecycle", &key, 8))
-        .await
-        .unwrap()
-        .data
-        .instance_id;
+    let id = deploy_id(&client, &deploy_request("lifecycle", &key, 8)).await;
     app.settle().await;
     let day = 24 * 60 * 60 * 1000;
     use InstanceActionKind::*;
@@ -452,12 +447,7 @@ async fn driver_failures_leave_instances_in_error_with_stock_released(db: Db) {
 
     // A permanent failure: ERROR with the reason, GPUs and address given back, deletable.
     app.admin.admin_inject_fault(&json!({"kind": "fail_nth", "operation": "create_instance", "nth": 1, "permanent": true})).await.unwrap();
-    let id = client
-        .deploy(&deploy_request("doomed", &key, 2))
-        .await
-        .unwrap()
-        .data
-        .instance_id;
+    let id = deploy_id(&client, &deploy_request("doomed", &key, 2)).await;
     app.settle().await;
     let failed = client.instance(&id).await.unwrap().data;
     assert_eq!(failed.status, "ERROR");
@@ -490,12 +480,7 @@ async fn driver_failures_leave_instances_in_error_with_stock_released(db: Db) {
         .admin_inject_fault(&json!({"kind": "fail_nth", "operation": "create_instance", "nth": 1}))
         .await
         .unwrap();
-    let id = client
-        .deploy(&deploy_request("retried", &key, 1))
-        .await
-        .unwrap()
-        .data
-        .instance_id;
+    let id = deploy_id(&client, &deploy_request("retried", &key, 1)).await;
     app.settle().await;
     assert_eq!(
         instance_status(&client, &id).await,
@@ -535,7 +520,7 @@ async fn addresses_rules_and_other_accounts(db: Db) {
     let mut request = deploy_request("private", &key, 1);
     request.public_ip = false;
     request.os_volume = Some(OsVolumeRequest { size: 200 });
-    let id = client.deploy(&request).await.unwrap().data.instance_id;
+    let id = deploy_id(&client, &request).await;
     app.settle().await;
     let instance = client.instance(&id).await.unwrap().data;
     assert!(

@@ -2,13 +2,15 @@ use barrack_api::account::GrantCredits;
 use barrack_api::ledger::{TransactionQuery, TransactionType};
 use barrack_api::{Currency, Tier};
 use rust_decimal::Decimal;
+use serde_json::json;
 
 use crate::common::{Db, TestApp};
 use crate::on_both_databases;
 
 on_both_databases!(
     grants_are_ledger_entries_and_the_balance_equals_the_ledger,
-    grants_are_validated
+    grants_are_validated,
+    listings_name_every_bad_page_and_time_field
 );
 
 fn d(s: &str) -> Decimal {
@@ -189,4 +191,53 @@ async fn grants_are_validated(db: Db) {
     assert_eq!(raw.status, 400);
     assert!(raw.body["errors"].get("amount").is_some());
     app.stop().await;
+}
+
+/// The transactions, the billing records and the billing summary check a page and a time range alike:
+/// every bad field at once, each under its own name.
+async fn listings_name_every_bad_page_and_time_field(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.user(Tier::Legacy).await;
+    let iso = "Use an ISO-8601 time such as 2025-01-15T10:30:00Z";
+    let refusals = [
+        (
+            "page=0&from=yesterday&to=2025-13-01T00:00:00Z",
+            json!({"page": ["Page must be 1 or more"], "from": [iso], "to": [iso]}),
+        ),
+        (
+            "limit=101&to=2025-01-15T10:30:00Z",
+            json!({"limit": ["Limit must be between 1 and 100"]}),
+        ),
+    ];
+    for path in [
+        "/api/transactions/",
+        "/api/instances/billing/",
+        "/api/billing/",
+    ] {
+        for (query, errors) in &refusals {
+            let raw = get(&client, path, query).await;
+            assert_eq!(raw.status, 400, "{path}?{query}: {}", raw.text);
+            assert_eq!(raw.body["code"], "VALIDATION_ERROR", "{path}?{query}");
+            assert_eq!(&raw.body["errors"], errors, "{path}?{query}");
+        }
+        let good = get(
+            &client,
+            path,
+            "page=2&limit=5&from=2025-01-15T10:30:00Z&to=2025-01-16T00:00:00%2B02:00",
+        )
+        .await;
+        assert_eq!(good.status, 200, "{path}: {}", good.text);
+    }
+    app.stop().await;
+}
+
+async fn get(
+    client: &barrack_client::Client,
+    path: &str,
+    query: &str,
+) -> barrack_client::RawResponse {
+    client
+        .raw(reqwest::Method::GET, &format!("{path}?{query}"), None)
+        .await
+        .unwrap()
 }

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::common::libvirt::{GPU_MODEL, IMAGE, LOCAL_URI, Lab, REGION, lab};
 use crate::common::process::{ServerProcess, spawn};
-use crate::common::{Db, TestApp, TestDatabase, funded_user_with_key};
+use crate::common::{Db, TestApp, TestDatabase, deploy_id, funded_user_with_key};
 use crate::lifecycle::{Guests, lifecycle, reach};
 use crate::on_both_databases;
 
@@ -119,12 +119,7 @@ async fn a_host_that_stops_answering_puts_its_instances_in_error() {
     let app = TestApp::start_in_real_time(Db::Sqlite, |config| use_libvirt(config, &lab)).await;
     let (client, _) = app.funded_user(Tier::Advanced, "US", "1000").await;
     crate::common::create_key_k(&client).await;
-    let id = client
-        .deploy(&deploy_request("doomed", 2))
-        .await
-        .unwrap()
-        .data
-        .instance_id;
+    let id = deploy_id(&client, &deploy_request("doomed", 2)).await;
     reach(&client, &id, "ACTIVE", Duration::from_secs(240)).await;
     let host = |hosts: barrack_api::instances::HostList| {
         hosts.hosts.into_iter().find(|h| h.name == "local").unwrap()

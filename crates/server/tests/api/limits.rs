@@ -9,7 +9,7 @@ use barrack_api::ssh_keys::CreateSshKeyRequest;
 use barrack_client::{Client, ClientError};
 use serde_json::json;
 
-use crate::common::{Db, TestApp};
+use crate::common::{Db, TestApp, deploy_id};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -100,7 +100,7 @@ async fn concurrent_security_rules_stop_at_the_limit(db: Db) {
         "ssh_key": "k"
     }))
     .unwrap();
-    let id = client.deploy(&request).await.unwrap().data.instance_id;
+    let id = deploy_id(&client, &request).await;
     app.settle().await;
     let (added, refused) = at_once(60, |i| {
         let client = client.clone();
@@ -217,7 +217,7 @@ async fn images_stop_at_the_limit(db: Db) {
         "ssh_key": "k"
     }))
     .unwrap();
-    let id = client.deploy(&request).await.unwrap().data.instance_id;
+    let id = deploy_id(&client, &request).await;
     app.settle().await;
     let snapshot = client
         .create_snapshot(&barrack_api::snapshots::CreateSnapshotRequest {

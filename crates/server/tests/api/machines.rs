@@ -12,7 +12,7 @@ use barrack_client::Client;
 use barrack_core::clock::Clock;
 use barrack_server::StartOptions;
 
-use crate::common::{Db, TestApp, create_key_k, test_config};
+use crate::common::{Db, TestApp, create_key_k, deploy_id, test_config};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -56,12 +56,7 @@ async fn operators_list_hosts_and_lose_only_known_ones(db: Db) {
         .clone();
     assert_eq!(first.gpus_free, first.gpus);
 
-    let id = client
-        .deploy(&deploy_request("placed", 2))
-        .await
-        .unwrap()
-        .data
-        .instance_id;
+    let id = deploy_id(&client, &deploy_request("placed", 2)).await;
     app.settle().await;
     let host = client.instance(&id).await.unwrap().data;
     assert_eq!(host.status, "ACTIVE");
@@ -133,12 +128,7 @@ async fn active_instances_report_their_utilisation(db: Db) {
     let (client, _) = app.funded_user(Tier::Advanced, "US", "1000").await;
     let (other, _) = app.funded_user(Tier::Advanced, "US", "10").await;
     create_key_k(&client).await;
-    let id = client
-        .deploy(&deploy_request("busy", 2))
-        .await
-        .unwrap()
-        .data
-        .instance_id;
+    let id = deploy_id(&client, &deploy_request("busy", 2)).await;
     // Not up yet: no figures.
     let creating = client.instance_metrics(&id).await.unwrap_err();
     assert_eq!(creating.status(), Some(409));
@@ -210,12 +200,7 @@ async fn a_restarted_server_places_new_machines_beside_the_recorded_ones(db: Db)
         .unwrap();
     // Best fit breaks ties in host order: a server that did not know the recorded machine would put an
     // 8-GPU deploy on the recorded machine's host, the first one.
-    let new = client
-        .deploy(&deploy_request("new", 8))
-        .await
-        .unwrap()
-        .data
-        .instance_id;
+    let new = deploy_id(&client, &deploy_request("new", 8)).await;
     let mut waited = Duration::ZERO;
     loop {
         let status = client.instance(&new).await.unwrap().data.status;

@@ -6,7 +6,7 @@ use barrack_api::ssh_keys::CreateSshKeyRequest;
 use barrack_core::clock::Clock;
 use serde_json::json;
 
-use crate::common::{Db, TestApp};
+use crate::common::{Db, TestApp, deploy_id};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -56,7 +56,7 @@ async fn a_scrape_reports_requests_jobs_instances_pools_and_the_meter(db: Db) {
         "image_name": IMAGE, "ssh_key": key, "public_ip": true
     }))
     .unwrap();
-    let id = client.deploy(&request).await.unwrap().data.instance_id;
+    let id = deploy_id(&client, &request).await;
 
     // Before the workers ran: the deploy's job waits in the queue.
     let (status, content_type, text) = scrape(&app, None).await;

@@ -13,7 +13,7 @@ use barrack_core::config::CapacityConfig;
 use serde_json::json;
 use tokio::sync::Semaphore;
 
-use crate::common::{Db, TestApp, create_key_k};
+use crate::common::{Db, TestApp, create_key_k, deploy_id};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -163,12 +163,7 @@ async fn a_hung_stop_is_abandoned_at_its_deadline_then_retried_or_dead_lettered(
             }
         }
     };
-    let id = client
-        .deploy(&deploy_request("hung"))
-        .await
-        .unwrap()
-        .data
-        .instance_id;
+    let id = deploy_id(&client, &deploy_request("hung")).await;
     wait_for(id.clone(), "ACTIVE").await;
 
     // One hung call: abandoned after 300 ms, the retry stops the instance.

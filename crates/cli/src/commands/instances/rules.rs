@@ -1,13 +1,13 @@
 //! `barrack instances rules`: an instance's own security rules, and the `--rule` syntax that `deploy` and
 //! `barrack firewalls` share.
 
-use barrack_api::instances::{SecurityRule, SecurityRuleRequest};
+use barrack_api::instances::SecurityRuleRequest;
 use clap::Subcommand;
 
+use super::super::security_rules::{added_rule_output, removed_rule_output};
 use super::super::{Ctx, Output};
 use super::{Target, resolve};
 use crate::error::CliError;
-use crate::output::{View, or_dash};
 
 #[derive(Debug, Subcommand)]
 pub enum RulesCommand {
@@ -72,16 +72,7 @@ pub(super) async fn run(command: RulesCommand, ctx: &Ctx) -> Result<Output, CliE
                 .call(ctx.client.add_security_rule(&id, &rule))
                 .await?
                 .data;
-            let view = View::Fields(vec![
-                ("ID", data.id.clone()),
-                ("Instance", id),
-                ("Direction", data.direction.clone()),
-                ("Protocol", or_dash(data.protocol.as_ref())),
-                ("Ports", ports(&data)),
-                ("Remote", or_dash(data.remote_ip_prefix.as_ref())),
-                ("Ethertype", data.ethertype.clone()),
-            ]);
-            Ok(Output::new(&data, view).ids([data.id.clone()]))
+            Ok(added_rule_output(&data, "Instance", id))
         }
         RulesCommand::Remove { target, rule_id } => {
             let id = resolve(ctx, &target.target).await?;
@@ -89,20 +80,8 @@ pub(super) async fn run(command: RulesCommand, ctx: &Ctx) -> Result<Output, CliE
             let data = ctx
                 .call(ctx.client.remove_security_rule(&id, &rule_id))
                 .await?;
-            let view = View::Text(format!(
-                "Removed rule {} from {}",
-                data.rule_id, data.instance_id
-            ));
-            Ok(Output::new(&data, view).ids([data.rule_id.clone()]))
+            Ok(removed_rule_output(&data, &data.rule_id, &data.instance_id))
         }
-    }
-}
-
-pub(in crate::commands) fn ports(rule: &SecurityRule) -> String {
-    match (rule.port_range_min, rule.port_range_max) {
-        (Some(lo), Some(hi)) if lo == hi => lo.to_string(),
-        (Some(lo), Some(hi)) => format!("{lo}-{hi}"),
-        _ => "any".to_string(),
     }
 }
 
