@@ -661,6 +661,61 @@ pub(crate) fn rule_from(row: &impl Columns, first: usize) -> Result<RuleRow> {
     })
 }
 
+/// The states of an instance on its way to a billed state, whose price a commitment counts before its
+/// billing periods open. Written into the SQL as it is, so that both databases match the query to the
+/// partial index `instances_heading` (migration 0032), whose condition is this same list.
+pub const HEADING_STATES: [&str; 5] = [
+    "CREATING",
+    "STARTING",
+    "REBOOTING",
+    "RESTORING",
+    "HIBERNATING",
+];
+
+/// Instances of one shape heading to a billed state: what prices them, and how many there are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadingShape {
+    pub status: String,
+    pub gpu_model: String,
+    pub gpu_count: i64,
+    pub os_volume_type: String,
+    pub storage_gb: i64,
+    /// Whether a boot volume holds the OS (billed as that volume, not as the instance's disk).
+    pub boot_volume: bool,
+    pub instances: i64,
+}
+
+/// The account's instances billed in `currency` that are in one of [`HEADING_STATES`], counted by shape
+/// in the database: a deploy's commitment reads a few groups off the partial index, however many
+/// instances the account has or has on their way.
+pub async fn heading_shapes(
+    tx: &mut Tx,
+    account_id: &str,
+    currency: &str,
+) -> Result<Vec<HeadingShape>> {
+    let states = HEADING_STATES.map(|s| format!("'{s}'")).join(", ");
+    let sql = format!(
+        "SELECT status, gpu_model, gpu_count, os_volume_type, storage_gb, \
+         CASE WHEN boot_volume_id IS NULL THEN 0 ELSE 1 END, CAST(COUNT(*) AS BIGINT) FROM instances \
+         WHERE account_id = $1 AND currency = $2 AND status IN ({states}) GROUP BY 1, 2, 3, 4, 5, 6"
+    );
+    tx.fetch_all(&sql, &binds![account_id, currency])
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(HeadingShape {
+                status: row.text(0)?,
+                gpu_model: row.text(1)?,
+                gpu_count: row.int(2)?,
+                os_volume_type: row.text(3)?,
+                storage_gb: row.int(4)?,
+                boot_volume: row.int(5)? == 1,
+                instances: row.int(6)?,
+            })
+        })
+        .collect()
+}
+
 /// The account's instances in `statuses` billed in `currency`, inside a transaction.
 pub async fn of_account_in(
     tx: &mut Tx,

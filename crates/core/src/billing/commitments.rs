@@ -11,20 +11,11 @@ use barrack_api::Currency;
 use barrack_store::{Tx, instances, volumes};
 use rust_decimal::Decimal;
 
-use super::meter::{instance_charges, stored_rate};
+use super::meter::{heading_hourly, stored_rate};
 use crate::catalog::{price, storage_hourly};
 use crate::platform::lifecycle::{BillingClass, InstanceState};
 use crate::platform::money::{display_amount, from_micros};
 use crate::{Context, Error, Result};
-
-/// Instance states that lead to the full rate, and to the hibernation rate.
-const HEADING_FULL: [InstanceState; 4] = [
-    InstanceState::Creating,
-    InstanceState::Starting,
-    InstanceState::Rebooting,
-    InstanceState::Restoring,
-];
-const HEADING_HIBERNATED: [InstanceState; 1] = [InstanceState::Hibernating];
 
 /// The account's committed hourly burn in `currency` and its balance, read in `tx` (the account held).
 pub async fn committed(
@@ -40,21 +31,13 @@ pub async fn committed(
     for (rate, periods) in &rates {
         burn += stored_rate(rate)? * Decimal::from(*periods);
     }
-    let statuses: Vec<&str> = HEADING_FULL
-        .iter()
-        .chain(&HEADING_HIBERNATED)
-        .map(|s| s.as_str())
-        .collect();
-    for row in instances::of_account_in(tx, account_id, currency.as_str(), &statuses).await? {
-        let class = if row.status == InstanceState::Hibernating.as_str() {
+    for shape in instances::heading_shapes(tx, account_id, currency.as_str()).await? {
+        let class = if shape.status == InstanceState::Hibernating.as_str() {
             BillingClass::Hibernated
         } else {
             BillingClass::Full
         };
-        burn += instance_charges(config, &row, currency, Some(class))
-            .iter()
-            .map(|c| c.hourly)
-            .sum::<Decimal>();
+        burn += heading_hourly(config, &shape, currency, class) * Decimal::from(shape.instances);
     }
     for row in volumes::of_account_in(tx, account_id, currency.as_str(), "creating").await? {
         let rate = config

@@ -91,34 +91,81 @@ pub(super) fn instance_charges(
     currency: Currency,
     class: Option<BillingClass>,
 ) -> Vec<Charge> {
+    let machine = || {
+        json!({"gpu_type": row.gpu_model, "gpu_count": row.gpu_count, "tier": row.tier, "vm_name": row.vm_name}).to_string()
+    };
     let mut charges = Vec::new();
     match class {
         Some(BillingClass::Full) => {
-            if let Some(model) = config.gpu_model(&row.gpu_model) {
+            if let Some(hourly) = compute_hourly(config, &row.gpu_model, row.gpu_count, currency) {
                 charges.push(Charge {
                     component: "compute",
-                    hourly: price(&model.prices, currency) * Decimal::from(row.gpu_count),
-                    details: json!({"gpu_type": row.gpu_model, "gpu_count": row.gpu_count, "tier": row.tier, "vm_name": row.vm_name}).to_string(),
+                    hourly,
+                    details: machine(),
                 });
             }
             // A boot volume is billed as the volume it is; other OS disks belong to the instance.
             if row.boot_volume_id.is_none() {
-                let rate = config.volume_type(&row.os_volume_type).map(|t| price(&t.prices, currency)).unwrap_or_default();
                 charges.push(Charge {
                     component: "os_disk",
-                    hourly: storage_hourly(rate, row.storage_gb as u32),
-                    details: json!({"size_gb": row.storage_gb, "volume_type": row.os_volume_type}).to_string(),
+                    hourly: os_disk_hourly(config, &row.os_volume_type, row.storage_gb, currency),
+                    details: json!({"size_gb": row.storage_gb, "volume_type": row.os_volume_type})
+                        .to_string(),
                 });
             }
         }
         Some(BillingClass::Hibernated) => charges.push(Charge {
             component: "hibernation",
             hourly: price(&config.billing.hibernation_prices, currency),
-            details: json!({"gpu_type": row.gpu_model, "gpu_count": row.gpu_count, "tier": row.tier, "vm_name": row.vm_name}).to_string(),
+            details: machine(),
         }),
         _ => {}
     }
     charges
+}
+
+/// What instances of one shape heading to a billing class will cost per hour each once there: the sum of
+/// [`instance_charges`] without the details a period records.
+pub(super) fn heading_hourly(
+    config: &Config,
+    shape: &instances::HeadingShape,
+    currency: Currency,
+    class: BillingClass,
+) -> Decimal {
+    match class {
+        BillingClass::Full => {
+            let compute = compute_hourly(config, &shape.gpu_model, shape.gpu_count, currency);
+            let disk = if shape.boot_volume {
+                Decimal::ZERO
+            } else {
+                os_disk_hourly(config, &shape.os_volume_type, shape.storage_gb, currency)
+            };
+            compute.unwrap_or_default() + disk
+        }
+        BillingClass::Hibernated => price(&config.billing.hibernation_prices, currency),
+        _ => Decimal::ZERO,
+    }
+}
+
+/// The GPUs' hourly price, or `None` for a GPU model the catalog no longer sells.
+fn compute_hourly(
+    config: &Config,
+    gpu_model: &str,
+    gpu_count: i64,
+    currency: Currency,
+) -> Option<Decimal> {
+    config
+        .gpu_model(gpu_model)
+        .map(|model| price(&model.prices, currency) * Decimal::from(gpu_count))
+}
+
+/// The hourly price of an instance's own OS disk.
+fn os_disk_hourly(config: &Config, volume_type: &str, size_gb: i64, currency: Currency) -> Decimal {
+    let rate = config
+        .volume_type(volume_type)
+        .map(|t| price(&t.prices, currency))
+        .unwrap_or_default();
+    storage_hourly(rate, size_gb as u32)
 }
 
 /// The same for a volume: billed per TB-hour while it exists and is usable.
