@@ -52,6 +52,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(27, "0027_open_period_rates"),
     migration!(28, "0028_period_minute_rates"),
     migration!(29, "0029_webhook_delivery_age_index"),
+    migration!(31, "0031_check_equalities"),
 ];
 
 impl Migration {
