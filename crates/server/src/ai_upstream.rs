@@ -1,18 +1,22 @@
 //! The `openai` model backend: calls are passed to any OpenAI-compatible server (vLLM, llama.cpp's
-//! server, Ollama, TGI, another Barrack) as streams, with a timeout on the answer and on each next part.
-//! Usage is the upstream's (`stream_options.include_usage`); when it sends none the gateway counts the
-//! delivered text with its tokenizer.
+//! server, Ollama, TGI, another Barrack). A streamed call goes up as a stream, with the timeout on the
+//! answer and on each next part; a call asked whole goes up whole (no per-token framing on either side),
+//! with the timeout on the whole reply. Usage is the upstream's (`usage`, with
+//! `stream_options.include_usage` for streams); when it sends none the gateway counts the delivered text
+//! with its tokenizer.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use barrack_api::ai::ChatMessage;
 use barrack_core::ai::backend::{
-    BackendError, BackendEvent, BackendRequest, BackendStream, BackendUsage, ModelBackend,
+    BackendError, BackendEvent, BackendReply, BackendRequest, BackendStream, BackendUsage,
+    ModelBackend, ended_early,
 };
 use barrack_core::ai::config::AiModelConfig;
-use futures::StreamExt;
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
 use reqwest::header::CONTENT_TYPE;
 use serde_json::Value;
 
@@ -56,7 +60,7 @@ struct Reader {
     usage: Option<BackendUsage>,
 }
 
-/// The call as the upstream is asked it: always streamed, with the usage at the end. Written straight
+/// The call as the upstream is asked it: streamed with the usage at the end, or whole. Written straight
 /// from the request, with no JSON tree in between.
 #[derive(serde::Serialize)]
 struct UpstreamRequest<'a> {
@@ -64,7 +68,8 @@ struct UpstreamRequest<'a> {
     messages: &'a [ChatMessage],
     max_tokens: u32,
     stream: bool,
-    stream_options: StreamOptions,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -80,16 +85,16 @@ struct StreamOptions {
     include_usage: bool,
 }
 
-impl ModelBackend for OpenAiBackend {
-    fn stream(&self, request: BackendRequest) -> BackendStream {
+impl OpenAiBackend {
+    fn call(&self, request: &BackendRequest, stream: bool) -> reqwest::RequestBuilder {
         let body = serde_json::to_vec(&UpstreamRequest {
             model: &request.model,
             messages: &request.messages,
             max_tokens: request.max_tokens,
-            stream: true,
-            stream_options: StreamOptions {
+            stream,
+            stream_options: stream.then_some(StreamOptions {
                 include_usage: true,
-            },
+            }),
             temperature: request.temperature,
             top_p: request.top_p,
             stop: &request.stop,
@@ -104,72 +109,168 @@ impl ModelBackend for OpenAiBackend {
         if let Some(key) = &self.api_key {
             call = call.bearer_auth(key);
         }
+        call
+    }
+}
+
+impl ModelBackend for OpenAiBackend {
+    fn stream(&self, request: BackendRequest) -> BackendStream {
+        let call = self.call(&request, true);
         let send = futures::stream::once(async move { call.send().await.map_err(transport) });
-        let reader = Reader {
-            phase: Phase::Request(send.boxed()),
-            timeout: self.timeout,
-            buffer: Vec::new(),
-            queue: VecDeque::new(),
-            finish_reason: None,
-            usage: None,
-        };
-        futures::stream::unfold(reader, |mut r| async move {
-            loop {
-                if let Some(event) = r.queue.pop_front() {
-                    if event.is_err() {
-                        r.phase = Phase::Ended;
-                        r.queue.clear();
-                    }
-                    return Some((event, r));
+        read_stream(Phase::Request(send.boxed()), self.timeout)
+    }
+
+    fn complete(
+        &self,
+        request: BackendRequest,
+    ) -> BoxFuture<'static, Result<BackendReply, BackendError>> {
+        let call = self.call(&request, false);
+        let timeout = self.timeout;
+        async move {
+            // The timeout covers the whole reply: the upstream sends nothing until it has generated it.
+            match tokio::time::timeout(timeout, whole_reply(call, timeout)).await {
+                Ok(result) => result,
+                Err(_) => Err(timed_out()),
+            }
+        }
+        .boxed()
+    }
+}
+
+/// A call asked whole, read to its end. An upstream that streams anyway (`text/event-stream`) is read as
+/// a stream.
+async fn whole_reply(
+    call: reqwest::RequestBuilder,
+    timeout: Duration,
+) -> Result<BackendReply, BackendError> {
+    let response = call.send().await.map_err(transport)?;
+    let status = response.status();
+    if !status.is_success() {
+        let text = response.text().await.unwrap_or_default();
+        return Err(BackendError::Unavailable(format!(
+            "The upstream answered {status}: {}",
+            upstream_message(&text)
+        )));
+    }
+    let streamed = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if streamed {
+        let mut events = read_stream(Phase::Body(response.bytes_stream().boxed()), timeout);
+        let mut content = String::new();
+        return loop {
+            match events.next().await {
+                Some(Ok(BackendEvent::Delta(text))) => content.push_str(&text),
+                Some(Ok(BackendEvent::Done {
+                    finish_reason,
+                    usage,
+                })) => {
+                    break Ok(BackendReply {
+                        content,
+                        finish_reason,
+                        usage,
+                    });
                 }
-                match &mut r.phase {
-                    Phase::Ended => return None,
-                    Phase::Request(send) => {
-                        let answer = tokio::time::timeout(r.timeout, send.next()).await;
-                        let response = match answer {
-                            Err(_) => Err(timed_out()),
-                            Ok(None) => Err(BackendError::Unavailable(
-                                "The upstream did not answer".into(),
-                            )),
-                            Ok(Some(result)) => result,
-                        };
-                        match response {
-                            Ok(response) if response.status().is_success() => {
-                                r.phase = Phase::Body(response.bytes_stream().boxed());
-                            }
-                            Ok(response) => {
-                                let status = response.status();
-                                let text = response.text().await.unwrap_or_default();
-                                r.queue.push_back(Err(BackendError::Unavailable(format!(
-                                    "The upstream answered {status}: {}",
-                                    upstream_message(&text)
-                                ))));
-                            }
-                            Err(e) => r.queue.push_back(Err(e)),
+                Some(Err(e)) => break Err(e),
+                None => break Err(ended_early()),
+            }
+        };
+    }
+    let body = response.bytes().await.map_err(transport)?;
+    if let Ok(reply) = serde_json::from_slice::<Completion>(&body)
+        && reply.error.is_none()
+    {
+        let choice = reply.choices.into_iter().next().ok_or_else(|| {
+            BackendError::Unavailable("The upstream answered with no choice".into())
+        })?;
+        return Ok(BackendReply {
+            content: choice.message.content.unwrap_or_default(),
+            finish_reason: choice.finish_reason.unwrap_or_else(|| "stop".into()),
+            usage: reply.usage.map(|u| BackendUsage {
+                input_tokens: u.prompt_tokens,
+                output_tokens: u.completion_tokens,
+            }),
+        });
+    }
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(v) if v.get("error").is_some() => Err(BackendError::Unavailable(format!(
+            "The upstream failed: {}",
+            error_message(&v["error"])
+        ))),
+        _ => Err(BackendError::Unavailable(
+            "The upstream answered with a reply that is not a chat completion".into(),
+        )),
+    }
+}
+
+/// The events of an upstream's stream, from `phase` on.
+fn read_stream(phase: Phase, timeout: Duration) -> BackendStream {
+    let reader = Reader {
+        phase,
+        timeout,
+        buffer: Vec::new(),
+        queue: VecDeque::new(),
+        finish_reason: None,
+        usage: None,
+    };
+    futures::stream::unfold(reader, |mut r| async move {
+        loop {
+            if let Some(event) = r.queue.pop_front() {
+                if event.is_err() {
+                    r.phase = Phase::Ended;
+                    r.queue.clear();
+                }
+                return Some((event, r));
+            }
+            match &mut r.phase {
+                Phase::Ended => return None,
+                Phase::Request(send) => {
+                    let answer = tokio::time::timeout(r.timeout, send.next()).await;
+                    let response = match answer {
+                        Err(_) => Err(timed_out()),
+                        Ok(None) => Err(BackendError::Unavailable(
+                            "The upstream did not answer".into(),
+                        )),
+                        Ok(Some(result)) => result,
+                    };
+                    match response {
+                        Ok(response) if response.status().is_success() => {
+                            r.phase = Phase::Body(response.bytes_stream().boxed());
                         }
+                        Ok(response) => {
+                            let status = response.status();
+                            let text = response.text().await.unwrap_or_default();
+                            r.queue.push_back(Err(BackendError::Unavailable(format!(
+                                "The upstream answered {status}: {}",
+                                upstream_message(&text)
+                            ))));
+                        }
+                        Err(e) => r.queue.push_back(Err(e)),
                     }
-                    Phase::Body(body) => {
-                        match tokio::time::timeout(r.timeout, body.next()).await {
-                            Err(_) => r.queue.push_back(Err(timed_out())),
-                            Ok(Some(Err(e))) => r.queue.push_back(Err(transport(e))),
-                            Ok(Some(Ok(bytes))) => {
-                                r.buffer.extend_from_slice(&bytes);
-                                r.parse_lines();
-                            }
-                            Ok(None) => {
-                                // The body ended without `data: [DONE]`.
-                                r.queue.push_back(Err(BackendError::Unavailable(
-                                    "The upstream closed the stream before the reply was complete"
-                                        .into(),
-                                )));
-                            }
+                }
+                Phase::Body(body) => {
+                    match tokio::time::timeout(r.timeout, body.next()).await {
+                        Err(_) => r.queue.push_back(Err(timed_out())),
+                        Ok(Some(Err(e))) => r.queue.push_back(Err(transport(e))),
+                        Ok(Some(Ok(bytes))) => {
+                            r.buffer.extend_from_slice(&bytes);
+                            r.parse_lines();
+                        }
+                        Ok(None) => {
+                            // The body ended without `data: [DONE]`.
+                            r.queue.push_back(Err(BackendError::Unavailable(
+                                "The upstream closed the stream before the reply was complete"
+                                    .into(),
+                            )));
                         }
                     }
                 }
             }
-        })
-        .boxed()
-    }
+        }
+    })
+    .boxed()
 }
 
 impl Reader {
@@ -290,6 +391,30 @@ struct PartChoice {
 
 #[derive(serde::Deserialize, Default)]
 struct PartDelta {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+/// A `chat.completion` as the gateway reads it; other fields are skipped.
+#[derive(serde::Deserialize)]
+struct Completion {
+    #[serde(default)]
+    choices: Vec<CompletionChoice>,
+    #[serde(default)]
+    usage: Option<PartUsage>,
+    #[serde(default)]
+    error: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(serde::Deserialize)]
+struct CompletionChoice {
+    message: CompletionMessage,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct CompletionMessage {
     #[serde(default)]
     content: Option<String>,
 }

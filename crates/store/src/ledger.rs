@@ -46,7 +46,12 @@ fn from_row(row: &Row) -> Result<LedgerEntryRow> {
 }
 
 /// Appends `entry` (its `balance_after_micros` is computed here) and moves the balance, inside the caller's
-/// transaction. Returns `None`, changing nothing, when the idempotency key was used before.
+/// transaction. Returns `None` when the idempotency key was used before: the balance has then been moved
+/// in the transaction, which the caller must roll back (drop).
+///
+/// The balance is moved first, so the entry is written once with the balance after it, not inserted and
+/// then updated. On PostgreSQL the balance row is locked before the entry is written, so two writers of one
+/// idempotency key wait on that lock in turn, and the second finds the key used.
 ///
 /// Entry ids have 6 random characters like every id, and the ledger holds many entries, so an id can be
 /// taken already: the entry then gets another from `fresh_id` (the returned row has the id it was stored
@@ -57,6 +62,21 @@ pub async fn append(
     fresh_id: fn() -> String,
 ) -> Result<Option<LedgerEntryRow>> {
     let mut entry = entry.clone();
+    entry.balance_after_micros = tx
+        .fetch_one(
+            "INSERT INTO balances (account_id, currency, amount_micros, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (account_id, currency) DO UPDATE \
+             SET amount_micros = balances.amount_micros + excluded.amount_micros, updated_at = excluded.updated_at \
+             RETURNING amount_micros",
+            &binds![
+                &entry.account_id,
+                &entry.currency,
+                entry.amount_micros,
+                entry.created_at
+            ],
+        )
+        .await?
+        .int(0)?;
     let mut attempts = 0;
     loop {
         // No conflict target: a used idempotency key and a taken id both insert nothing, without aborting
@@ -65,13 +85,14 @@ pub async fn append(
             .execute(
                 "INSERT INTO ledger_entries (id, account_id, currency, kind, amount_micros, balance_after_micros, \
                  description, idempotency_key, created_by, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
                 &binds![
                     &entry.id,
                     &entry.account_id,
                     &entry.currency,
                     &entry.kind,
                     entry.amount_micros,
+                    entry.balance_after_micros,
                     &entry.description,
                     &entry.idempotency_key,
                     &entry.created_by,
@@ -80,7 +101,7 @@ pub async fn append(
             )
             .await?;
         if inserted == 1 {
-            break;
+            return Ok(Some(entry));
         }
         if let Some(key) = &entry.idempotency_key {
             let used = tx
@@ -102,30 +123,6 @@ pub async fn append(
         }
         entry.id = fresh_id();
     }
-    let balance = tx
-        .fetch_one(
-            "INSERT INTO balances (account_id, currency, amount_micros, updated_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (account_id, currency) DO UPDATE \
-             SET amount_micros = balances.amount_micros + excluded.amount_micros, updated_at = excluded.updated_at \
-             RETURNING amount_micros",
-            &binds![
-                &entry.account_id,
-                &entry.currency,
-                entry.amount_micros,
-                entry.created_at
-            ],
-        )
-        .await?
-        .int(0)?;
-    tx.execute(
-        "UPDATE ledger_entries SET balance_after_micros = $2 WHERE id = $1",
-        &binds![&entry.id, balance],
-    )
-    .await?;
-    Ok(Some(LedgerEntryRow {
-        balance_after_micros: balance,
-        ..entry
-    }))
 }
 
 impl Store {

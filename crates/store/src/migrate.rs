@@ -53,6 +53,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(28, "0028_period_minute_rates"),
     migration!(29, "0029_webhook_delivery_age_index"),
     migration!(30, "0030_billing_period_page_room"),
+    migration!(31, "0031_check_equalities"),
     migration!(32, "0032_heading_instances_index"),
 ];
 

@@ -14,7 +14,9 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// Keys derived from the server secret, one per purpose.
 pub struct Secrets {
-    api_key_hash_key: [u8; 32],
+    /// The HMAC keyed for API key hashes, built once: each hash clones it rather than hashing the key
+    /// into its inner and outer pads again.
+    api_key_mac: HmacSha256,
     token_signing_key: [u8; 32],
 }
 
@@ -27,7 +29,8 @@ impl Secrets {
     /// without revoking API keys, and rotating the server secret revokes keys without ending sessions.
     pub fn new(secret: &str, token_secret: Option<&str>) -> Secrets {
         Secrets {
-            api_key_hash_key: derive(secret, b"barrack/api-key-hash/v1"),
+            api_key_mac: HmacSha256::new_from_slice(&derive(secret, b"barrack/api-key-hash/v1"))
+                .expect("any key length"),
             token_signing_key: derive(token_secret.unwrap_or(secret), b"barrack/session-token/v1"),
         }
     }
@@ -35,7 +38,7 @@ impl Secrets {
     /// The stored form of an API key secret: HMAC-SHA256 under a key derived from the server secret, so a
     /// leaked database alone does not allow guessing keys offline.
     pub fn hash_api_key(&self, key: &str) -> String {
-        let mut mac = HmacSha256::new_from_slice(&self.api_key_hash_key).expect("any key length");
+        let mut mac = self.api_key_mac.clone();
         mac.update(key.as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }

@@ -1,8 +1,11 @@
 //! Model backends: what answers a model's calls. A backend streams a reply as text deltas and ends with
-//! why it stopped and, when it knows, the call's token counts; the chat service does the billing.
+//! why it stopped and, when it knows, the call's token counts, or answers it whole; the chat service does
+//! the billing.
 
 use barrack_api::ai::ChatMessage;
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
 
 /// A call as a backend sees it: validated, with its limits resolved.
 #[derive(Debug, Clone)]
@@ -51,9 +54,53 @@ pub enum BackendError {
 
 pub type BackendStream = BoxStream<'static, Result<BackendEvent, BackendError>>;
 
+/// A reply answered whole.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendReply {
+    pub content: String,
+    /// `stop` or `length`.
+    pub finish_reason: String,
+    pub usage: Option<BackendUsage>,
+}
+
 /// An engine that answers calls of one or more models.
 pub trait ModelBackend: Send + Sync {
     /// Starts a call. The stream yields deltas and ends with `Done`, or with an error; dropping it
     /// abandons the call.
     fn stream(&self, request: BackendRequest) -> BackendStream;
+
+    /// Runs a call to its end and answers with the whole reply. By default the stream, read to its end;
+    /// a backend that can answer whole more cheaply does so. Dropping the future abandons the call.
+    fn complete(
+        &self,
+        request: BackendRequest,
+    ) -> BoxFuture<'static, Result<BackendReply, BackendError>> {
+        let mut events = self.stream(request);
+        async move {
+            let mut content = String::new();
+            loop {
+                match events.next().await {
+                    Some(Ok(BackendEvent::Delta(text))) => content.push_str(&text),
+                    Some(Ok(BackendEvent::Done {
+                        finish_reason,
+                        usage,
+                    })) => {
+                        return Ok(BackendReply {
+                            content,
+                            finish_reason,
+                            usage,
+                        });
+                    }
+                    Some(Err(e)) => return Err(e),
+                    None => return Err(ended_early()),
+                }
+            }
+        }
+        .boxed()
+    }
+}
+
+/// A stream that ended with neither `Done` nor an error.
+pub fn ended_early() -> BackendError {
+    BackendError::Unavailable("The model backend ended the reply before it was complete".into())
 }

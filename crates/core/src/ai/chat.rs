@@ -14,7 +14,10 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use rust_decimal::Decimal;
 
-use super::backend::{BackendError, BackendEvent, BackendRequest, BackendStream, BackendUsage};
+use super::backend::{
+    BackendError, BackendEvent, BackendRequest, BackendStream, BackendUsage, ModelBackend,
+    ended_early,
+};
 use super::config::AiModelConfig;
 use super::limits::RateStatus;
 use super::{AiService, Inner, cost_micros, prices_in, tokenizer};
@@ -82,6 +85,25 @@ impl AiService {
         request: ChatCompletionsRequest,
         request_id: &str,
     ) -> Result<ChatCall> {
+        let admitted = self.admit(caller, request, request_id).await?;
+        Ok(ChatCall {
+            id: admitted.id,
+            model: admitted.model,
+            created: admitted.created,
+            rate: admitted.rate,
+            include_usage: admitted.include_usage,
+            events: admitted.backend.stream(admitted.request),
+            settlement: admitted.settlement,
+        })
+    }
+
+    /// Validates and admits a call and reserves its worst-case cost; the backend is not called yet.
+    async fn admit(
+        &self,
+        caller: &Caller,
+        request: ChatCompletionsRequest,
+        request_id: &str,
+    ) -> Result<Admitted> {
         let context = &self.inner.context;
         let (model, input_tokens, max_tokens) = validate(&context.config.ai, &request)?;
         let backend = self.backend(&model.id).ok_or_else(|| {
@@ -123,20 +145,7 @@ impl AiService {
                 delivered: String::new(),
             }),
         };
-        let events = backend.stream(BackendRequest {
-            model: model
-                .upstream_model
-                .clone()
-                .unwrap_or_else(|| model.id.clone()),
-            messages: request.messages,
-            max_tokens,
-            temperature: request.temperature,
-            top_p: request.top_p,
-            stop: request.stop.map(|s| s.to_vec()).unwrap_or_default(),
-            seed: request.seed,
-            input_tokens,
-        });
-        Ok(ChatCall {
+        Ok(Admitted {
             id: format!("chatcmpl-{request_id}"),
             model: model.id.clone(),
             created: context.clock.now_ms().div_euclid(1000),
@@ -145,7 +154,20 @@ impl AiService {
                 .stream_options
                 .and_then(|o| o.include_usage)
                 .unwrap_or(false),
-            events,
+            backend,
+            request: BackendRequest {
+                model: model
+                    .upstream_model
+                    .clone()
+                    .unwrap_or_else(|| model.id.clone()),
+                messages: request.messages,
+                max_tokens,
+                temperature: request.temperature,
+                top_p: request.top_p,
+                stop: request.stop.map(|s| s.to_vec()).unwrap_or_default(),
+                seed: request.seed,
+                input_tokens,
+            },
             settlement,
         })
     }
@@ -186,20 +208,15 @@ impl AiService {
         request: ChatCompletionsRequest,
         request_id: &str,
     ) -> Result<(ChatCompletionsResponse, RateStatus)> {
-        let mut call = self.start(caller, request, request_id).await?;
-        let (finish_reason, usage) = loop {
-            match call.events.next().await {
-                Some(Ok(BackendEvent::Delta(text))) => call.settlement.deliver(&text),
-                Some(Ok(BackendEvent::Done {
-                    finish_reason,
-                    usage,
-                })) => break (finish_reason, usage),
-                Some(Err(e)) => return Err(call.settlement.fail(e, false).await),
-                None => return Err(call.settlement.fail(ended_early(), false).await),
-            }
+        let mut call = self.admit(caller, request, request_id).await?;
+        // Asked whole, so a backend that can answer whole (an upstream) skips the stream's framing.
+        let reply = match call.backend.complete(call.request).await {
+            Ok(reply) => reply,
+            Err(e) => return Err(call.settlement.fail(e, false).await),
         };
-        let content = call.settlement.delivered().to_string();
-        let settled = call.settlement.settle("completed", usage).await?;
+        call.settlement.deliver(&reply.content);
+        let settled = call.settlement.settle("completed", reply.usage).await?;
+        let (content, finish_reason) = (reply.content, reply.finish_reason);
         Ok((
             ChatCompletionsResponse {
                 id: call.id,
@@ -309,6 +326,18 @@ impl ChatCall {
     }
 }
 
+/// A call admitted, its worst case held, not yet sent to its backend.
+struct Admitted {
+    id: String,
+    model: String,
+    created: i64,
+    rate: RateStatus,
+    include_usage: bool,
+    backend: Arc<dyn ModelBackend>,
+    request: BackendRequest,
+    settlement: Settlement,
+}
+
 struct State {
     events: BackendStream,
     settlement: Settlement,
@@ -352,19 +381,11 @@ impl Chunker {
     }
 }
 
-fn ended_early() -> BackendError {
-    BackendError::Unavailable("The model backend ended the reply before it was complete".into())
-}
-
 impl Settlement {
     fn deliver(&mut self, text: &str) {
         if let Some(p) = &mut self.pending {
             p.delivered.push_str(text);
         }
-    }
-
-    fn delivered(&self) -> &str {
-        self.pending.as_ref().map_or("", |p| p.delivered.as_str())
     }
 
     async fn settle(

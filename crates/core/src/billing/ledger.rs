@@ -129,9 +129,13 @@ impl LedgerService {
             created_at: self.context.clock.now_ms(),
         };
         let mut tx = self.context.store.begin().await?;
-        let appended = ledger::append(&mut tx, &row, transaction_id).await?;
+        let Some(appended) = ledger::append(&mut tx, &row, transaction_id).await? else {
+            // The key was used before: dropping the transaction rolls back the balance it moved.
+            drop(tx);
+            return Ok(None);
+        };
         tx.commit().await.map_err(Error::internal)?;
-        appended.as_ref().map(transaction_of).transpose()
+        transaction_of(&appended).map(Some)
     }
 
     /// Operators (the caller checks the role): credits an account (a `grant` entry, never an overwrite).

@@ -15,7 +15,8 @@ pub struct AiConfig {
     pub requests_per_minute: u32,
     /// Tokens (prompt and most the reply may have) per minute per API key (or session); 0: no limit.
     pub tokens_per_minute: u32,
-    /// How long an upstream may take to answer, and to send each next part of a stream.
+    /// How long an upstream may take: for a streamed call, to answer and then to send each next part; for a
+    /// call asked whole, to send the whole reply (its generation included).
     pub upstream_timeout_seconds: u64,
     pub models: Vec<AiModelConfig>,
 }

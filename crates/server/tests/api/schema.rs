@@ -156,3 +156,122 @@ async fn sqlite_and_postgres_migrations_build_the_same_schema() {
     sqlite_db.drop_database().await;
     postgres_db.drop_database().await;
 }
+
+/// The rows of the three tables SQLite's 0031 rebuilds, each as one line of quoted values, and their
+/// indexes with their SQL.
+async fn rebuilt_tables(store: &Store) -> Vec<String> {
+    let queries = [
+        "SELECT quote(account_id) || ',' || quote(currency) || ',' || quote(amount_micros) || ',' || \
+         quote(updated_at) FROM balances ORDER BY account_id, currency",
+        "SELECT quote(id) || ',' || quote(account_id) || ',' || quote(currency) || ',' || quote(kind) || ',' || \
+         quote(amount_micros) || ',' || quote(balance_after_micros) || ',' || quote(description) || ',' || \
+         quote(idempotency_key) || ',' || quote(created_by) || ',' || quote(created_at) \
+         FROM ledger_entries ORDER BY id",
+        "SELECT quote(id) || ',' || quote(account_id) || ',' || quote(request_id) || ',' || quote(model) || ',' || \
+         quote(input_tokens) || ',' || quote(output_tokens) || ',' || quote(cost_micros) || ',' || \
+         quote(currency) || ',' || quote(status) || ',' || quote(stream) || ',' || quote(ledger_entry_id) || \
+         ',' || quote(created_at) FROM ai_requests ORDER BY id",
+        "SELECT type || ' ' || name || ' ' || coalesce(sql, '') FROM sqlite_master \
+         WHERE tbl_name IN ('balances', 'ledger_entries', 'ai_requests') AND type <> 'table' ORDER BY name",
+    ];
+    let mut lines = Vec::new();
+    for sql in queries {
+        for row in store.fetch_all(sql, &[]).await.unwrap() {
+            lines.push(row.text(0).unwrap());
+        }
+    }
+    lines
+}
+
+/// SQLite's 0031 rebuilds `balances`, `ledger_entries` and `ai_requests` to write their CHECKs as
+/// equalities. Run again over rows, as over a database in use, it keeps every row, index and foreign key,
+/// and the constraints refuse what they refused before.
+#[tokio::test]
+async fn sqlite_0031_rebuild_keeps_rows_indexes_and_constraints() {
+    let db = TestDatabase::create(Db::Sqlite).await;
+    let store = Store::connect(&db.url, 1).await.unwrap();
+    store.migrate().await.unwrap();
+    store
+        .execute_script(
+            "INSERT INTO accounts (id, email, password_hash, name, created_at, updated_at) \
+             VALUES ('acc-1', 'a@example.com', 'x', 'A', 1, 1);
+             INSERT INTO balances VALUES ('acc-1', 'USD', 5, 1), ('acc-1', 'INR', 7, 1);
+             INSERT INTO ledger_entries (id, account_id, currency, kind, amount_micros, balance_after_micros, \
+             description, idempotency_key, created_by, created_at) VALUES \
+             ('l1', 'acc-1', 'USD', 'grant', 10, 10, 'g', 'k1', NULL, 1), \
+             ('l2', 'acc-1', 'USD', 'usage', -5, 5, 'u', 'ai:r1', NULL, 2), \
+             ('l3', 'acc-1', 'INR', 'adjustment', 7, 7, 'a', NULL, 'op', 3);
+             INSERT INTO ai_requests VALUES ('q1', 'acc-1', 'r1', 'm', 1, 2, 5, 'USD', 'completed', 0, 'l2', 2), \
+             ('q2', 'acc-1', 'r2', 'm', 1, 0, 0, 'EUR', 'failed', 1, NULL, 3);",
+        )
+        .await
+        .unwrap();
+    let before = rebuilt_tables(&store).await;
+    // 7 rows; 7 indexes: the three primary keys', two of ledger_entries, two of ai_requests.
+    assert_eq!(before.len(), 7 + 7, "{before:#?}");
+    let rebuild = barrack_store::MIGRATIONS
+        .iter()
+        .find(|m| m.version == 31)
+        .unwrap();
+    let mut tx = store.begin().await.unwrap();
+    tx.execute_script(rebuild.sqlite).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(rebuilt_tables(&store).await, before);
+    let definitions = store
+        .fetch_all(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' \
+             AND name IN ('balances', 'ledger_entries', 'ai_requests')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(definitions.len(), 3);
+    for definition in definitions {
+        let sql = definition.text(0).unwrap();
+        assert!(!sql.contains("IN ('"), "{sql}");
+    }
+
+    // Every value each constraint allowed is still allowed; anything else, a used idempotency key, a
+    // request id recorded before or an unknown account is refused.
+    for (sql, ok) in [
+        ("INSERT INTO balances VALUES ('acc-1', 'EUR', 0, 1)", true),
+        ("INSERT INTO balances VALUES ('acc-1', 'GBP', 0, 1)", false),
+        ("INSERT INTO balances VALUES ('nobody', 'USD', 0, 1)", false),
+        (
+            "INSERT INTO ledger_entries VALUES ('l4', 'acc-1', 'EUR', 'deposit', 1, 1, 'd', NULL, NULL, 4), \
+             ('l5', 'acc-1', 'EUR', 'refund', 1, 2, 'r', NULL, NULL, 4)",
+            true,
+        ),
+        (
+            "INSERT INTO ledger_entries VALUES ('l6', 'acc-1', 'EUR', 'bonus', 1, 1, 'b', NULL, NULL, 4)",
+            false,
+        ),
+        (
+            "INSERT INTO ledger_entries VALUES ('l6', 'acc-1', 'usd', 'grant', 1, 1, 'b', NULL, NULL, 4)",
+            false,
+        ),
+        (
+            "INSERT INTO ledger_entries VALUES ('l6', 'acc-1', 'USD', 'grant', 1, 1, 'b', 'k1', NULL, 4)",
+            false,
+        ),
+        (
+            "INSERT INTO ai_requests VALUES ('q3', 'acc-1', 'r3', 'm', 1, 0, 0, 'INR', 'cancelled', 1, NULL, 4)",
+            true,
+        ),
+        (
+            "INSERT INTO ai_requests VALUES ('q4', 'acc-1', 'r4', 'm', 1, 0, 0, 'USD', 'done', 1, NULL, 4)",
+            false,
+        ),
+        (
+            "INSERT INTO ai_requests VALUES ('q4', 'acc-1', 'r1', 'm', 1, 0, 0, 'USD', 'failed', 1, NULL, 4)",
+            false,
+        ),
+        (
+            "INSERT INTO ai_requests VALUES ('q4', 'nobody', 'r4', 'm', 1, 0, 0, 'USD', 'failed', 1, NULL, 4)",
+            false,
+        ),
+    ] {
+        assert_eq!(store.execute(sql, &[]).await.is_ok(), ok, "{sql}");
+    }
+    store.close().await;
+}

@@ -5,6 +5,7 @@ use barrack_api::Tier;
 use barrack_core::ai::{cost_micros, tokenizer};
 use barrack_core::money::from_micros;
 use futures::StreamExt;
+use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 use super::*;
@@ -12,7 +13,11 @@ use crate::common::process::{ServerProcess, spawn};
 use crate::common::{Db, TestApp};
 use crate::on_both_databases;
 
-on_both_databases!(an_upstream_stream_is_read_whatever_its_reads_and_an_error_part_ends_it);
+on_both_databases!(
+    an_upstream_stream_is_read_whatever_its_reads_and_an_error_part_ends_it,
+    a_whole_reply_is_asked_whole_upstream_charged_by_its_usage_and_a_failure_or_timeout_costs_nothing,
+    a_whole_reply_without_usage_is_counted_and_an_error_body_costs_nothing,
+);
 
 /// A `barrackd` process serving one slow simulated model, with a funded operator; returns it and its key.
 async fn upstream(dir: &std::path::Path, tokens_per_second: u32) -> (ServerProcess, String) {
@@ -207,6 +212,277 @@ async fn the_openai_backend_proxies_a_second_barrackd_and_a_killed_upstream_cost
     balance_equals_ledger(&app, &id).await;
     app.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A call asked whole goes upstream whole (the upstream records it as not streamed) and is charged the
+/// upstream's usage; the timeout covers the whole generation, where a stream's covers each part; an
+/// upstream that refuses the call or does not finish in time costs nothing, in either error shape.
+async fn a_whole_reply_is_asked_whole_upstream_charged_by_its_usage_and_a_failure_or_timeout_costs_nothing(
+    db: Db,
+) {
+    let dir = std::env::temp_dir().join(format!("barrack-ai-whole-{}-{db:?}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // 10 tokens a second: 3 tokens take 0.3 s; a reply of 40 at most takes at least 1.3 s (the
+    // simulated model's replies have 12 words or more).
+    let (server, upstream_key) = upstream(&dir, 10).await;
+    let key_file = dir.join("upstream-key");
+    std::fs::write(&key_file, format!("{upstream_key}\n")).unwrap();
+    let url = format!("{}/v1", server.url);
+    let app = TestApp::start_with(db, move |config| {
+        instant_models(config);
+        for (id, upstream_model) in [("proxied", SMALL), ("unknown-upstream", "no-such-model")] {
+            let mut model = config.ai.model(SMALL).unwrap().clone();
+            model.id = id.into();
+            model.backend = barrack_core::ai::config::ModelBackendKind::Openai;
+            model.base_url = Some(url.clone());
+            model.api_key_file = Some(key_file.clone());
+            model.upstream_model = Some(upstream_model.into());
+            config.ai.models.push(model);
+        }
+        config.ai.upstream_timeout_seconds = 1;
+    })
+    .await;
+    let (_, id, key) = app.funded_user_with_key(Tier::Advanced, "US", "10").await;
+    let me = Caller::new(&app.base_url, &key);
+    let upstream = Caller::new(&server.url, &upstream_key);
+    let prices = small_prices(&app);
+    let ask = |model: &str, max_tokens: u32| {
+        json!({"model": model, "messages": user_message("Whole, please"), "max_tokens": max_tokens,
+               "seed": 7})
+    };
+
+    let direct = upstream
+        .post_bearer("/v1/chat/completions", &ask(SMALL, 3))
+        .await;
+    assert_eq!(direct.status, 200, "{}", direct.body);
+    let mut cost = Decimal::ZERO;
+    for openai in [true, false] {
+        let answer = if openai {
+            me.post_bearer("/v1/chat/completions", &ask("proxied", 3))
+                .await
+        } else {
+            me.post("/api/ai/chat/", &ask("proxied", 3)).await
+        };
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let reply = if openai {
+            &answer.body
+        } else {
+            &answer.body["data"]
+        };
+        assert_eq!(
+            reply["choices"][0]["message"],
+            direct.body["choices"][0]["message"]
+        );
+        assert_eq!(
+            reply["choices"][0]["finish_reason"],
+            direct.body["choices"][0]["finish_reason"]
+        );
+        assert_eq!(reply["usage"], direct.body["usage"]);
+        let request_id = answer.headers["x-request-id"].to_str().unwrap();
+        let history = me.get("/api/ai/usage/history/").await;
+        let recorded = history.body["data"]["transactions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["request_id"] == request_id)
+            .expect("the call is in the history")
+            .clone();
+        assert_eq!(recorded["status"], "completed");
+        assert_eq!(recorded["stream"], false);
+        assert_eq!(recorded["input_tokens"], reply["usage"]["prompt_tokens"]);
+        assert_eq!(
+            recorded["output_tokens"],
+            reply["usage"]["completion_tokens"]
+        );
+        let charged = from_micros(cost_micros(
+            prices,
+            reply["usage"]["prompt_tokens"].as_u64().unwrap(),
+            reply["usage"]["completion_tokens"].as_u64().unwrap(),
+        ));
+        assert_eq!(dec(&recorded["cost"]), charged);
+        cost += charged;
+    }
+    assert_eq!(me.balance().await, d("10") - cost);
+    // The upstream was asked for whole replies: the direct call and the two proxied ones, none streamed.
+    let upstream_calls = upstream.get("/api/ai/usage/history/").await;
+    let upstream_calls = upstream_calls.body["data"]["transactions"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(upstream_calls.len(), 3, "{upstream_calls:?}");
+    assert!(
+        upstream_calls
+            .iter()
+            .all(|c| c["stream"] == false && c["status"] == "completed"),
+        "{upstream_calls:?}"
+    );
+
+    // The upstream refuses the call (it serves no such model): 502 in either shape, nothing charged.
+    let refused = me.post("/api/ai/chat/", &ask("unknown-upstream", 3)).await;
+    assert_eq!(refused.status, 502, "{}", refused.body);
+    assert_eq!(refused.body["code"], "UPSTREAM_ERROR");
+    assert!(
+        refused.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-model"),
+        "{}",
+        refused.body
+    );
+    let refused = me
+        .post_bearer("/v1/chat/completions", &ask("unknown-upstream", 3))
+        .await;
+    assert_eq!(refused.status, 502, "{}", refused.body);
+    assert_eq!(refused.body["error"]["type"], "api_error");
+    assert_eq!(refused.body["error"]["code"], "upstream_error");
+
+    // Longer than the 1 s timeout: whole, that is a 504 costing nothing; streamed, each part comes well
+    // within it, so the same call completes.
+    let slow = me.post("/api/ai/chat/", &ask("proxied", 40)).await;
+    assert_eq!(slow.status, 504, "{}", slow.body);
+    assert_eq!(slow.body["code"], "UPSTREAM_TIMEOUT");
+    let slow = me
+        .post_bearer("/v1/chat/completions", &ask("proxied", 40))
+        .await;
+    assert_eq!(slow.status, 504, "{}", slow.body);
+    assert_eq!(slow.body["error"]["code"], "upstream_timeout");
+    assert_eq!(me.balance().await, d("10") - cost);
+    let history = me.get("/api/ai/usage/history/").await;
+    let calls = history.body["data"]["transactions"].as_array().unwrap();
+    assert_eq!(calls.len(), 6);
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c["status"] == "failed" && dec(&c["cost"]).is_zero())
+            .count(),
+        4,
+        "{calls:?}"
+    );
+    let mut streamed_request = ask("proxied", 40);
+    streamed_request["stream"] = json!(true);
+    let streamed = me.stream("/v1/chat/completions", &streamed_request).await;
+    assert_eq!(streamed.last().unwrap(), "[DONE]");
+    balance_equals_ledger(&app, &id).await;
+    app.stop().await;
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An upstream that answers every call with `body` as `content_type`, at once; its address is returned.
+async fn whole_upstream(
+    content_type: &'static str,
+    body: &'static str,
+) -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let served = tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                loop {
+                    let n = socket.read(&mut buffer).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buffer[..n]);
+                    let text = String::from_utf8_lossy(&request).to_lowercase();
+                    if let Some(head_end) = text.find("\r\n\r\n") {
+                        let length: usize = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse().unwrap());
+                        if request.len() >= head_end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\
+                     connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    (url, served)
+}
+
+async fn a_whole_reply_without_usage_is_counted_and_an_error_body_costs_nothing(db: Db) {
+    let (plain_url, plain) = whole_upstream(
+        "application/json",
+        "{\"id\":\"u\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,\"message\":\
+         {\"role\":\"assistant\",\"content\":\"Hello there world\",\"refusal\":null},\
+         \"logprobs\":null,\"finish_reason\":\"length\"}]}",
+    )
+    .await;
+    let (error_url, error) = whole_upstream(
+        "application/json",
+        "{\"error\":{\"message\":\"the model is overloaded\",\"type\":\"server_error\"}}",
+    )
+    .await;
+    let (garbled_url, garbled) = whole_upstream("application/json", "{\"choices\": [").await;
+    let app = TestApp::start_with(db, move |config| {
+        for (id, url) in [
+            ("plain", plain_url),
+            ("erring", error_url),
+            ("garbled", garbled_url),
+        ] {
+            let mut model = config.ai.model(SMALL).unwrap().clone();
+            model.id = id.into();
+            model.backend = barrack_core::ai::config::ModelBackendKind::Openai;
+            model.base_url = Some(url);
+            config.ai.models.push(model);
+        }
+        config.ai.upstream_timeout_seconds = 5;
+    })
+    .await;
+    let (_, id, key) = app.funded_user_with_key(Tier::Advanced, "US", "10").await;
+    let me = Caller::new(&app.base_url, &key);
+    let prices = small_prices(&app);
+    let ask =
+        |model: &str| json!({"model": model, "messages": user_message("hi"), "max_tokens": 20});
+
+    // No usage in the reply: the gateway counts the prompt and the reply with its tokenizer.
+    let whole = me.post("/api/ai/chat/", &ask("plain")).await;
+    assert_eq!(whole.status, 200, "{}", whole.body);
+    let reply = &whole.body["data"];
+    assert_eq!(
+        reply["choices"][0]["message"]["content"],
+        "Hello there world"
+    );
+    assert_eq!(reply["choices"][0]["finish_reason"], "length");
+    let (input, output) = (prompt_tokens("hi"), tokenizer::count("Hello there world"));
+    assert_eq!(reply["usage"]["prompt_tokens"], input);
+    assert_eq!(reply["usage"]["completion_tokens"], output);
+    let cost = from_micros(cost_micros(prices, input, output));
+    assert_eq!(dec(&reply["billing"]["cost"]), cost);
+
+    // An error body with status 200, and a body that is not a completion: 502 in either shape, free.
+    let failed = me.post("/api/ai/chat/", &ask("erring")).await;
+    assert_eq!(failed.status, 502, "{}", failed.body);
+    assert!(
+        failed.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("the model is overloaded"),
+        "{}",
+        failed.body
+    );
+    let failed = me
+        .post_bearer("/v1/chat/completions", &ask("garbled"))
+        .await;
+    assert_eq!(failed.status, 502, "{}", failed.body);
+    assert_eq!(failed.body["error"]["code"], "upstream_error");
+    assert_eq!(me.balance().await, d("10") - cost);
+    balance_equals_ledger(&app, &id).await;
+    app.stop().await;
+    plain.abort();
+    error.abort();
+    garbled.abort();
 }
 
 fn events_of(text: &str) -> usize {

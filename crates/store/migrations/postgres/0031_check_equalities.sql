@@ -1,0 +1,5 @@
+-- SQLite's 0031 rewrites the CHECK constraints of three or more values on `balances`, `ledger_entries` and
+-- `ai_requests` as equalities, because SQLite builds a temporary table to evaluate each `IN (...)`; the
+-- constraints allow exactly what they allowed before. PostgreSQL evaluates `IN` lists cheaply, so its
+-- schema does not change: this file keeps the two migration lists in step.
+-- Kept in lockstep with ../sqlite/0031_check_equalities.sql.
