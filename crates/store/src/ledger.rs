@@ -46,12 +46,12 @@ fn from_row(row: &Row) -> Result<LedgerEntryRow> {
 }
 
 /// Appends `entry` (its `balance_after_micros` is computed here) and moves the balance, inside the caller's
-/// transaction. Returns `None` when the idempotency key was used before: the balance has then been moved
-/// in the transaction, which the caller must roll back (drop).
+/// transaction. Returns `None`, having changed nothing, when the idempotency key was used before.
 ///
 /// The balance is moved first, so the entry is written once with the balance after it, not inserted and
-/// then updated. On PostgreSQL the balance row is locked before the entry is written, so two writers of one
-/// idempotency key wait on that lock in turn, and the second finds the key used.
+/// then updated. A key used before is looked for first; on PostgreSQL two writers of one new key both get
+/// past that look, then wait on the balance row's lock in turn: the second finds the key used when its
+/// entry does not go in, and moves the balance back.
 ///
 /// Entry ids have 6 random characters like every id, and the ledger holds many entries, so an id can be
 /// taken already: the entry then gets another from `fresh_id` (the returned row has the id it was stored
@@ -61,6 +61,11 @@ pub async fn append(
     entry: &LedgerEntryRow,
     fresh_id: fn() -> String,
 ) -> Result<Option<LedgerEntryRow>> {
+    if let Some(key) = &entry.idempotency_key
+        && key_used(tx, key).await?
+    {
+        return Ok(None);
+    }
     let mut entry = entry.clone();
     entry.balance_after_micros = tx
         .fetch_one(
@@ -103,16 +108,15 @@ pub async fn append(
         if inserted == 1 {
             return Ok(Some(entry));
         }
-        if let Some(key) = &entry.idempotency_key {
-            let used = tx
-                .fetch_optional(
-                    "SELECT id FROM ledger_entries WHERE idempotency_key = $1",
-                    &binds![key],
-                )
-                .await?;
-            if used.is_some() {
-                return Ok(None);
-            }
+        if let Some(key) = &entry.idempotency_key
+            && key_used(tx, key).await?
+        {
+            tx.execute(
+                "UPDATE balances SET amount_micros = amount_micros - $3 WHERE account_id = $1 AND currency = $2",
+                &binds![&entry.account_id, &entry.currency, entry.amount_micros],
+            )
+            .await?;
+            return Ok(None);
         }
         attempts += 1;
         if attempts >= 16 {
@@ -123,6 +127,16 @@ pub async fn append(
         }
         entry.id = fresh_id();
     }
+}
+
+async fn key_used(tx: &mut Tx, key: &str) -> Result<bool> {
+    let used = tx
+        .fetch_optional(
+            "SELECT id FROM ledger_entries WHERE idempotency_key = $1",
+            &binds![key],
+        )
+        .await?;
+    Ok(used.is_some())
 }
 
 impl Store {

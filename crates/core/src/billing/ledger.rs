@@ -130,8 +130,6 @@ impl LedgerService {
         };
         let mut tx = self.context.store.begin().await?;
         let Some(appended) = ledger::append(&mut tx, &row, transaction_id).await? else {
-            // The key was used before: dropping the transaction rolls back the balance it moved.
-            drop(tx);
             return Ok(None);
         };
         tx.commit().await.map_err(Error::internal)?;

@@ -224,5 +224,16 @@ async fn a_taken_ledger_id_gets_another(db: Db) {
     assert!(is_id(&appended.id, 'T'), "{}", appended.id);
     assert_eq!(appended.balance_after_micros, 11_000_000);
     assert!(again.is_none(), "the idempotency key was used");
+    // The refused second append moved nothing: the balance is still what the ledger adds up to.
+    let balance: i64 = store
+        .balances(&account)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(currency, _)| currency == "USD")
+        .map(|(_, micros)| micros)
+        .sum();
+    assert_eq!(balance, 11_000_000);
+    assert_eq!(store.ledger_sum(&account, "USD").await.unwrap(), balance);
     app.stop().await;
 }
