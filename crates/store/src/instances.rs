@@ -686,8 +686,9 @@ pub struct HeadingShape {
 }
 
 /// The account's instances billed in `currency` that are in one of [`HEADING_STATES`], counted by shape
-/// in the database: a deploy's commitment reads a few groups off the partial index, however many
-/// instances the account has or has on their way.
+/// in the database: a walk of the partial index's entries for the account, in the order it groups by
+/// (each instance on a boot volume is a group of its own, which keeps that order), never of the account's
+/// other instances. A shape may come more than once; the caller adds them up.
 pub async fn heading_shapes(
     tx: &mut Tx,
     account_id: &str,
@@ -697,7 +698,8 @@ pub async fn heading_shapes(
     let sql = format!(
         "SELECT status, gpu_model, gpu_count, os_volume_type, storage_gb, \
          CASE WHEN boot_volume_id IS NULL THEN 0 ELSE 1 END, CAST(COUNT(*) AS BIGINT) FROM instances \
-         WHERE account_id = $1 AND currency = $2 AND status IN ({states}) GROUP BY 1, 2, 3, 4, 5, 6"
+         WHERE account_id = $1 AND currency = $2 AND status IN ({states}) \
+         GROUP BY status, gpu_model, gpu_count, os_volume_type, storage_gb, boot_volume_id"
     );
     tx.fetch_all(&sql, &binds![account_id, currency])
         .await?

@@ -54,7 +54,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(29, "0029_webhook_delivery_age_index"),
     migration!(30, "0030_billing_period_page_room"),
     migration!(31, "0031_check_equalities"),
-    migration!(32, "0032_heading_instances_index"),
+    migration!(32, "0032_commitment_indexes"),
 ];
 
 impl Migration {
