@@ -11,7 +11,7 @@ use std::time::Duration;
 use barrack_api::ai::ChatMessage;
 use barrack_core::ai::backend::{
     BackendError, BackendEvent, BackendReply, BackendRequest, BackendStream, BackendUsage,
-    ModelBackend, ended_early,
+    ModelBackend, read_to_end,
 };
 use barrack_core::ai::config::AiModelConfig;
 use futures::future::BoxFuture;
@@ -158,25 +158,11 @@ async fn whole_reply(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if streamed {
-        let mut events = read_stream(Phase::Body(response.bytes_stream().boxed()), timeout);
-        let mut content = String::new();
-        return loop {
-            match events.next().await {
-                Some(Ok(BackendEvent::Delta(text))) => content.push_str(&text),
-                Some(Ok(BackendEvent::Done {
-                    finish_reason,
-                    usage,
-                })) => {
-                    break Ok(BackendReply {
-                        content,
-                        finish_reason,
-                        usage,
-                    });
-                }
-                Some(Err(e)) => break Err(e),
-                None => break Err(ended_early()),
-            }
-        };
+        return read_to_end(read_stream(
+            Phase::Body(response.bytes_stream().boxed()),
+            timeout,
+        ))
+        .await;
     }
     let body = response.bytes().await.map_err(transport)?;
     if let Ok(reply) = serde_json::from_slice::<Completion>(&body)

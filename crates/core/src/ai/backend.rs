@@ -75,28 +75,29 @@ pub trait ModelBackend: Send + Sync {
         &self,
         request: BackendRequest,
     ) -> BoxFuture<'static, Result<BackendReply, BackendError>> {
-        let mut events = self.stream(request);
-        async move {
-            let mut content = String::new();
-            loop {
-                match events.next().await {
-                    Some(Ok(BackendEvent::Delta(text))) => content.push_str(&text),
-                    Some(Ok(BackendEvent::Done {
-                        finish_reason,
-                        usage,
-                    })) => {
-                        return Ok(BackendReply {
-                            content,
-                            finish_reason,
-                            usage,
-                        });
-                    }
-                    Some(Err(e)) => return Err(e),
-                    None => return Err(ended_early()),
-                }
+        read_to_end(self.stream(request)).boxed()
+    }
+}
+
+/// A call's stream read to its end: the whole reply.
+pub async fn read_to_end(mut events: BackendStream) -> Result<BackendReply, BackendError> {
+    let mut content = String::new();
+    loop {
+        match events.next().await {
+            Some(Ok(BackendEvent::Delta(text))) => content.push_str(&text),
+            Some(Ok(BackendEvent::Done {
+                finish_reason,
+                usage,
+            })) => {
+                return Ok(BackendReply {
+                    content,
+                    finish_reason,
+                    usage,
+                });
             }
+            Some(Err(e)) => return Err(e),
+            None => return Err(ended_early()),
         }
-        .boxed()
     }
 }
 
