@@ -694,14 +694,17 @@ pub async fn heading_shapes(
     account_id: &str,
     currency: &str,
 ) -> Result<Vec<HeadingShape>> {
-    let states = HEADING_STATES.map(|s| format!("'{s}'")).join(", ");
-    let sql = format!(
-        "SELECT status, gpu_model, gpu_count, os_volume_type, storage_gb, \
-         CASE WHEN boot_volume_id IS NULL THEN 0 ELSE 1 END, CAST(COUNT(*) AS BIGINT) FROM instances \
-         WHERE account_id = $1 AND currency = $2 AND status IN ({states}) \
-         GROUP BY status, gpu_model, gpu_count, os_volume_type, storage_gb, boot_volume_id"
-    );
-    tx.fetch_all(&sql, &binds![account_id, currency])
+    // Built once: every deploy runs it.
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        let states = HEADING_STATES.map(|s| format!("'{s}'")).join(", ");
+        format!(
+            "SELECT status, gpu_model, gpu_count, os_volume_type, storage_gb, \
+             CASE WHEN boot_volume_id IS NULL THEN 0 ELSE 1 END, CAST(COUNT(*) AS BIGINT) FROM instances \
+             WHERE account_id = $1 AND currency = $2 AND status IN ({states}) \
+             GROUP BY status, gpu_model, gpu_count, os_volume_type, storage_gb, boot_volume_id"
+        )
+    });
+    tx.fetch_all(&SQL, &binds![account_id, currency])
         .await?
         .iter()
         .map(|row| {

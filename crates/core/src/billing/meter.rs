@@ -91,60 +91,75 @@ pub(super) fn instance_charges(
     currency: Currency,
     class: Option<BillingClass>,
 ) -> Vec<Charge> {
-    let machine = || {
-        json!({"gpu_type": row.gpu_model, "gpu_count": row.gpu_count, "tier": row.tier, "vm_name": row.vm_name}).to_string()
+    let shape = instances::HeadingShape {
+        status: row.status.clone(),
+        gpu_model: row.gpu_model.clone(),
+        gpu_count: row.gpu_count,
+        os_volume_type: row.os_volume_type.clone(),
+        storage_gb: row.storage_gb,
+        boot_volume: row.boot_volume_id.is_some(),
+        instances: 1,
     };
-    let mut charges = Vec::new();
-    match class {
-        Some(BillingClass::Full) => {
-            if let Some(hourly) = compute_hourly(config, &row.gpu_model, row.gpu_count, currency) {
-                charges.push(Charge {
-                    component: "compute",
-                    hourly,
-                    details: machine(),
-                });
+    let Some(class) = class else {
+        return Vec::new();
+    };
+    priced_components(config, &shape, currency, class)
+        .into_iter()
+        .map(|(component, hourly)| Charge {
+            component,
+            hourly,
+            details: match component {
+                "os_disk" => json!({"size_gb": row.storage_gb, "volume_type": row.os_volume_type}),
+                _ => json!({"gpu_type": row.gpu_model, "gpu_count": row.gpu_count, "tier": row.tier, "vm_name": row.vm_name}),
             }
-            // A boot volume is billed as the volume it is; other OS disks belong to the instance.
-            if row.boot_volume_id.is_none() {
-                charges.push(Charge {
-                    component: "os_disk",
-                    hourly: os_disk_hourly(config, &row.os_volume_type, row.storage_gb, currency),
-                    details: json!({"size_gb": row.storage_gb, "volume_type": row.os_volume_type})
-                        .to_string(),
-                });
-            }
-        }
-        Some(BillingClass::Hibernated) => charges.push(Charge {
-            component: "hibernation",
-            hourly: price(&config.billing.hibernation_prices, currency),
-            details: machine(),
-        }),
-        _ => {}
-    }
-    charges
+            .to_string(),
+        })
+        .collect()
 }
 
-/// What instances of one shape heading to a billing class will cost per hour each once there: the sum of
-/// [`instance_charges`] without the details a period records.
+/// What an instance of one shape heading to a billing class will cost per hour once there: the sum of
+/// what [`instance_charges`] bills it for.
 pub(super) fn heading_hourly(
     config: &Config,
     shape: &instances::HeadingShape,
     currency: Currency,
     class: BillingClass,
 ) -> Decimal {
+    priced_components(config, shape, currency, class)
+        .into_iter()
+        .map(|(_, hourly)| hourly)
+        .sum()
+}
+
+/// The components an instance of `shape` is billed for per hour in `class`, with their prices.
+fn priced_components(
+    config: &Config,
+    shape: &instances::HeadingShape,
+    currency: Currency,
+    class: BillingClass,
+) -> Vec<(&'static str, Decimal)> {
+    let mut components = Vec::new();
     match class {
         BillingClass::Full => {
-            let compute = compute_hourly(config, &shape.gpu_model, shape.gpu_count, currency);
-            let disk = if shape.boot_volume {
-                Decimal::ZERO
-            } else {
-                os_disk_hourly(config, &shape.os_volume_type, shape.storage_gb, currency)
-            };
-            compute.unwrap_or_default() + disk
+            if let Some(hourly) =
+                compute_hourly(config, &shape.gpu_model, shape.gpu_count, currency)
+            {
+                components.push(("compute", hourly));
+            }
+            // A boot volume is billed as the volume it is; other OS disks belong to the instance.
+            if !shape.boot_volume {
+                let disk =
+                    os_disk_hourly(config, &shape.os_volume_type, shape.storage_gb, currency);
+                components.push(("os_disk", disk));
+            }
         }
-        BillingClass::Hibernated => price(&config.billing.hibernation_prices, currency),
-        _ => Decimal::ZERO,
+        BillingClass::Hibernated => components.push((
+            "hibernation",
+            price(&config.billing.hibernation_prices, currency),
+        )),
+        _ => {}
     }
+    components
 }
 
 /// The GPUs' hourly price, or `None` for a GPU model the catalog no longer sells.
