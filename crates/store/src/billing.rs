@@ -1,5 +1,7 @@
 //! Billing periods, and the meter's conditional advance of them.
 
+use std::sync::LazyLock;
+
 use crate::sql::{Columns, Listing, insert_sql};
 use crate::{Backend, Bind, Db, Result, Row, Store, Tx, binds};
 
@@ -463,43 +465,37 @@ fn period_condition<'a>(account_id: &'a str, filter: &'a PeriodFilter) -> (Strin
 
 /// What an account has committed to spend per hour in one currency, read inside the transaction that is
 /// about to commit more: its balance in micro-units and the hourly rates of its open periods, each with
-/// how many open periods have it (summed in SQL: an account may have tens of thousands, and a handful of
-/// distinct rates). On PostgreSQL the account's row is locked first, so two such transactions of one
-/// account run one after the other (SQLite's write transactions are serial already).
+/// how many open periods have it (from the counts triggers keep per account and rate: an account may have
+/// tens of thousands of open periods, and a handful of distinct rates). One statement; on PostgreSQL it
+/// locks the account's row, so two such transactions of one account run one after the other (SQLite's
+/// write transactions are serial already).
 pub async fn commitments(
     tx: &mut Tx,
     account_id: &str,
     currency: &str,
 ) -> Result<(i64, Vec<(String, i64)>)> {
-    if tx.backend() == Backend::Postgres {
-        tx.fetch_optional(
-            "SELECT id FROM accounts WHERE id = $1 FOR UPDATE",
-            &binds![account_id],
-        )
-        .await?;
+    // The account's row is always there, so its balance comes back even with no open period.
+    static SQL: LazyLock<[String; 2]> = LazyLock::new(|| {
+        let sql = |lock: &str| {
+            format!(
+                "SELECT COALESCE(b.amount_micros, 0), r.hourly_rate, r.periods FROM accounts a \
+                 LEFT JOIN balances b ON b.account_id = a.id AND b.currency = $2 \
+                 LEFT JOIN open_period_rates r ON r.account_id = a.id AND r.currency = $2 AND r.periods > 0 \
+                 WHERE a.id = $1 ORDER BY r.hourly_rate{lock}"
+            )
+        };
+        [sql(""), sql(" FOR UPDATE OF a")]
+    });
+    let sql = &SQL[usize::from(tx.backend() == Backend::Postgres)];
+    let rows = tx.fetch_all(sql, &binds![account_id, currency]).await?;
+    let mut balance = 0;
+    let mut rates = Vec::with_capacity(rows.len());
+    for row in &rows {
+        balance = row.int(0)?;
+        if let Some(rate) = row.opt_text(1)? {
+            rates.push((rate, row.int(2)?));
+        }
     }
-    let balance = match tx
-        .fetch_optional(
-            "SELECT amount_micros FROM balances WHERE account_id = $1 AND currency = $2",
-            &binds![account_id, currency],
-        )
-        .await?
-    {
-        Some(row) => row.int(0)?,
-        None => 0,
-    };
-    // Rates are exact decimals kept as text; they are grouped, not summed, so no rounding can creep in.
-    let rates = tx
-        .fetch_all(
-            "SELECT hourly_rate, COUNT(*) FROM billing_periods \
-             WHERE account_id = $1 AND currency = $2 AND ended_at IS NULL \
-             GROUP BY hourly_rate ORDER BY hourly_rate",
-            &binds![account_id, currency],
-        )
-        .await?
-        .iter()
-        .map(|row| Ok((row.text(0)?, row.int(1)?)))
-        .collect::<Result<_>>()?;
     Ok((balance, rates))
 }
 

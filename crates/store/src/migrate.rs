@@ -55,6 +55,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(30, "0030_billing_period_page_room"),
     migration!(31, "0031_check_equalities"),
     migration!(32, "0032_commitment_indexes"),
+    migration!(33, "0033_open_period_rate_counts"),
 ];
 
 impl Migration {

@@ -23,6 +23,9 @@ pub const STATE_FORMAT_VERSION: i64 = 1;
 pub const EXPORT_PAGE: i64 = 5_000;
 /// The migrations' own table: its rows are the schema version the header carries.
 const MIGRATIONS_TABLE: &str = "schema_migrations";
+/// Tables that hold rows only while a statement runs (PostgreSQL's notes of changes to the open periods'
+/// rate counts, which the statement folds into them): never state, and only one backend has them.
+const TRANSIENT_TABLES: [&str; 1] = ["open_period_rate_changes"];
 
 /// The schema version of this build: the last migration's number.
 pub fn schema_version() -> i64 {
@@ -448,7 +451,7 @@ async fn tables(db: &mut impl Db) -> Result<Vec<Table>> {
     let mut found = Vec::new();
     for row in db.fetch_all(names_sql, &[]).await? {
         let name = row.text(0)?;
-        if name == MIGRATIONS_TABLE {
+        if name == MIGRATIONS_TABLE || TRANSIENT_TABLES.contains(&name.as_str()) {
             continue;
         }
         found.push(describe(db, backend, name).await?);

@@ -6,12 +6,22 @@ use barrack_api::volumes::CreateVolumeRequest;
 use reqwest::Method;
 use serde_json::json;
 
+use std::collections::BTreeMap;
+
+use barrack_store::Db as _;
+use barrack_store::billing;
+use barrack_store::sql::Columns;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::billing_meter::{insert_all, period};
 use crate::common::{Db, TestApp, create_key_k};
 use crate::on_both_databases;
 
 on_both_databases!(
     twenty_parallel_deploys_on_credit_for_three_start_three,
     a_volume_cannot_grow_past_the_balance,
+    open_rate_counts_follow_every_change_of_a_period,
 );
 
 /// USD 2.49 an hour for one H100 and 0.029296875 for its 100 GB disk: 8 USD covers three such hours, not four.
@@ -90,5 +100,103 @@ async fn a_volume_cannot_grow_past_the_balance(db: Db) {
     // A growth the balance covers is fine.
     client.resize_volume(&volume.id, 200).await.unwrap();
     app.settle().await;
+    app.stop().await;
+}
+
+/// The counts of open periods per account, currency and rate that commitments read are kept by triggers:
+/// after periods are opened (some already closed), closed, reopened, repriced, moved to another currency
+/// and deleted at random, they are what counting the periods says, on both databases.
+async fn open_rate_counts_follow_every_change_of_a_period(db: Db) {
+    let app = TestApp::start(db).await;
+    let (_, a) = app.funded_user(Tier::Advanced, "US", "10").await;
+    let (_, b) = app.funded_user(Tier::Advanced, "DE", "10").await;
+    let store = app.services().store().clone();
+    let rates = ["2.49", "0.0068359375", "0.05", "2.490"];
+    let mut rng = StdRng::seed_from_u64(33);
+    let mut ids: Vec<String> = Vec::new();
+    for round in 0..8 {
+        let mut opened = Vec::new();
+        for i in 0..25 {
+            let account = if rng.gen_bool(0.5) { &a } else { &b };
+            let currency = if rng.gen_bool(0.7) { "USD" } else { "EUR" };
+            let id = format!("BRK-{round}{i:03}VB");
+            let mut p = period(
+                id.clone(),
+                (account, currency),
+                rates[rng.gen_range(0..rates.len())],
+                (1_000, 0),
+                true,
+            );
+            if rng.gen_bool(0.2) {
+                p.ended_at = Some(2_000);
+            }
+            opened.push(p);
+            ids.push(id);
+        }
+        insert_all(&app, &opened).await;
+        let mut tx = store.begin().await.unwrap();
+        for id in &ids {
+            let sql = match rng.gen_range(0..10) {
+                0 | 1 => "UPDATE billing_periods SET ended_at = 5000 WHERE id = $1",
+                2 => "UPDATE billing_periods SET ended_at = NULL WHERE id = $1",
+                3 => "UPDATE billing_periods SET hourly_rate = '9.96' WHERE id = $1",
+                4 => "UPDATE billing_periods SET currency = 'INR' WHERE id = $1",
+                5 => {
+                    "UPDATE billing_periods SET hourly_rate = hourly_rate, ended_at = ended_at WHERE id = $1"
+                }
+                6 => "DELETE FROM billing_periods WHERE id = $1",
+                _ => continue,
+            };
+            tx.execute(sql, &[id.as_str().into()]).await.unwrap();
+        }
+        // Many rows in one statement.
+        if round % 3 == 2 {
+            tx.execute(
+                "UPDATE billing_periods SET ended_at = 7000 WHERE account_id = $1 AND ended_at IS NULL \
+                 AND currency = 'USD'",
+                &[a.as_str().into()],
+            )
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+
+        let counted = |sql: &'static str| {
+            let store = store.clone();
+            async move {
+                store
+                    .fetch_all(sql, &[])
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| {
+                        let key = (r.text(0).unwrap(), r.text(1).unwrap(), r.text(2).unwrap());
+                        (key, r.int(3).unwrap())
+                    })
+                    .collect::<BTreeMap<_, _>>()
+            }
+        };
+        let kept = counted(
+            "SELECT account_id, currency, hourly_rate, periods FROM open_period_rates WHERE periods > 0",
+        )
+        .await;
+        let scanned = counted(
+            "SELECT account_id, currency, hourly_rate, CAST(COUNT(*) AS BIGINT) FROM billing_periods \
+             WHERE ended_at IS NULL GROUP BY account_id, currency, hourly_rate",
+        )
+        .await;
+        assert_eq!(kept, scanned, "round {round}");
+        assert!(!scanned.is_empty(), "round {round} left periods open");
+        // What the commitment reads is the same.
+        let mut tx = store.begin().await.unwrap();
+        let (_, rates_of_a) = billing::commitments(&mut tx, &a, "USD").await.unwrap();
+        drop(tx);
+        let expected: Vec<(String, i64)> = scanned
+            .iter()
+            .filter(|((account, currency, _), _)| *account == a && currency == "USD")
+            .map(|((_, _, rate), n)| (rate.clone(), *n))
+            .collect();
+        assert_eq!(rates_of_a, expected, "round {round}");
+    }
     app.stop().await;
 }

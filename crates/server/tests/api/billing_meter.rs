@@ -21,7 +21,7 @@ on_both_databases!(
 
 const MINUTE_MS: i64 = 60_000;
 
-fn period(
+pub(crate) fn period(
     id: String,
     (account, currency): (&str, &str),
     rate: &str,
@@ -51,7 +51,7 @@ fn period(
     }
 }
 
-async fn insert_all(app: &TestApp, periods: &[PeriodRow]) {
+pub(crate) async fn insert_all(app: &TestApp, periods: &[PeriodRow]) {
     let mut tx = app.services().store().begin().await.unwrap();
     for p in periods {
         billing::insert(&mut tx, p).await.unwrap();
