@@ -74,7 +74,8 @@ impl InstanceService {
                 }
                 change.gpus_allocated = Some(row.gpu_count);
                 if row.public_ip {
-                    self.reserve_address(&mut tx, &row.region, &row.id).await?;
+                    self.reserve_address(&mut tx, &row.region, &row.id, true)
+                        .await?;
                 }
             }
             if !instances::update(&mut tx, &row.id, row.generation, &change, now).await? {

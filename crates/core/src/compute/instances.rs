@@ -18,7 +18,9 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::{Caller, actor};
-use crate::network::{ValidRule, assign_address, rule_view, valid_rule_of, validate_rule};
+use crate::network::{
+    ValidRule, assign_address, assign_free_address, rule_view, valid_rule_of, validate_rule,
+};
 use crate::platform::config::{Config, GpuModelConfig};
 use crate::platform::ids::{IdKind, new_id};
 use crate::platform::jobs::{NewJob, enqueue};
@@ -106,9 +108,8 @@ impl InstanceService {
 
     /// Takes the GPUs and the public address of a new instance (or those `hold` reserved for it) and
     /// writes it, in the caller's transaction: false when its region lacks the GPUs (drop the
-    /// transaction, then answer 503 with [`InstanceService::stock_message`]); 503 without a free address;
-    /// 409 on a name the account uses or a hold no longer held. An id already taken (see
-    /// [`instances::insert`]) is replaced by a fresh one, so read `row.id` after.
+    /// transaction, then answer 503 with [`InstanceService::stock_message`]); the rest as
+    /// [`InstanceService::write_new`].
     pub(super) async fn place_new(
         &self,
         tx: &mut Tx,
@@ -116,11 +117,34 @@ impl InstanceService {
         hold: Option<&DeployHoldRow>,
         now: i64,
     ) -> Result<bool> {
-        if hold.is_none()
-            && !capacity::allocate(tx, &row.region, &row.gpu_model, row.gpu_count, now).await?
-        {
+        if hold.is_none() && !self.allocate_gpus(tx, row, now).await? {
             return Ok(false);
         }
+        self.write_new(tx, row, hold, now).await?;
+        Ok(true)
+    }
+
+    /// Takes the new instance's GPUs from its region's stock: false when there are not enough.
+    pub(super) async fn allocate_gpus(
+        &self,
+        tx: &mut Tx,
+        row: &InstanceRow,
+        now: i64,
+    ) -> Result<bool> {
+        Ok(capacity::allocate(tx, &row.region, &row.gpu_model, row.gpu_count, now).await?)
+    }
+
+    /// Writes a new instance and takes its public address (or the hold's), in the caller's transaction;
+    /// its GPUs are the caller's to take. 503 without a free address; 409 on a name the account uses or a
+    /// hold no longer held. An id already taken (see [`instances::insert`]) is replaced by a fresh one,
+    /// so read `row.id` after.
+    pub(super) async fn write_new(
+        &self,
+        tx: &mut Tx,
+        row: &mut InstanceRow,
+        hold: Option<&DeployHoldRow>,
+        now: i64,
+    ) -> Result<()> {
         let mut draws = 0;
         loop {
             match instances::insert(&mut *tx, row).await {
@@ -147,9 +171,11 @@ impl InstanceService {
             crate::compute::deploy::holds::consume(tx, hold, &row.id, now).await?;
         }
         if row.public_ip {
-            self.reserve_address(tx, &row.region, &row.id).await?;
+            // Only an address its hold passed on can be the new instance's already.
+            let held = hold.is_some();
+            self.reserve_address(tx, &row.region, &row.id, held).await?;
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Where the model has `count` GPUs free, for the 503 message.
@@ -184,16 +210,21 @@ impl InstanceService {
     }
 
     /// Takes a public address of `region` for `holder` (an instance or a deploy hold), or finds the one
-    /// it holds; 503 when the pool is empty.
+    /// it holds (unless `may_hold` says it cannot hold one); 503 when the pool is empty.
     pub(super) async fn reserve_address(
         &self,
         tx: &mut Tx,
         region: &str,
         holder: &str,
+        may_hold: bool,
     ) -> Result<String> {
-        assign_address(tx, self.config(), region, holder, self.now())
-            .await?
-            .ok_or_else(|| {
+        let (config, now) = (self.config(), self.now());
+        let assigned = if may_hold {
+            assign_address(tx, config, region, holder, now).await?
+        } else {
+            assign_free_address(tx, config, region, holder, now).await?
+        };
+        assigned.ok_or_else(|| {
                 Error::PublicIpUnavailable(format!(
                     "No public IP address is free in {region}; deploy with public_ip: false or try another region"
                 ))
@@ -254,7 +285,8 @@ impl InstanceService {
                 // give or take, the host's stays.
                 forwarding.clone()
             } else if enable {
-                self.reserve_address(&mut tx, &row.region, &row.id).await?
+                self.reserve_address(&mut tx, &row.region, &row.id, true)
+                    .await?
             } else {
                 public_ips::release(&mut tx, &row.id).await?;
                 private_address(&row.id)

@@ -148,6 +148,17 @@ pub async fn assign_address(
     if let Some(address) = public_ips::held_by(tx, instance_id).await? {
         return Ok(Some(address));
     }
+    assign_free_address(tx, config, region, instance_id, now).await
+}
+
+/// [`assign_address`] for a holder known to hold none (an instance written in this transaction).
+pub async fn assign_free_address(
+    tx: &mut Tx,
+    config: &Config,
+    region: &str,
+    instance_id: &str,
+    now: i64,
+) -> Result<Option<String>, StoreError> {
     let Some(pool) = pool_of(config, region).filter(|p| !p.is_empty()) else {
         return Ok(None);
     };

@@ -1,7 +1,8 @@
-//! Deploy, step three: the plan written in one transaction — the custom image held, GPUs and an address
-//! taken (or a hold's taken over), the instance, its rules, attached and new volumes, its event and its
-//! job. A conflict found here (balance committed elsewhere 402, no stock 503, no address 503, a name taken,
-//! a hold gone or a volume or image changed 409) rolls everything back. The caller commits the
+//! Deploy, step three: the plan written in one transaction — the account's committed burn checked, the
+//! custom image held, the instance and its address (or a hold's taken over), its rules, attached and new
+//! volumes, its event and its job, then its GPUs taken. A conflict found here (balance committed elsewhere
+//! 402, a name taken, a hold gone or a volume or image changed 409, no address 503, no stock 503) rolls
+//! everything back. The caller commits the
 //! transaction (a deploy) or drops it (a preflight, which so makes every check a deploy makes).
 
 use barrack_api::instances::DeployedInstance;
@@ -51,16 +52,8 @@ impl InstanceService {
         if let Some(image) = &custom_image {
             hold_image(&mut tx, image).await?;
         }
-        if !self
-            .place_new(&mut tx, &mut row, hold.as_ref(), now)
-            .await?
-        {
-            drop(tx);
-            return Err(Error::GpuUnavailable(
-                self.stock_message(&row.region, model, row.gpu_count as u32)
-                    .await?,
-            ));
-        }
+        self.write_new(&mut tx, &mut row, hold.as_ref(), now)
+            .await?;
         // The id may have been drawn again.
         for volume in &mut created {
             volume.instance_id = Some(row.id.clone());
@@ -121,6 +114,15 @@ impl InstanceService {
         .await?;
         if let Some(lease) = &lease {
             self.write_lease(&mut tx, &row.id, lease, now).await?;
+        }
+        // The region's stock, which every deploy of its model takes from, comes last: on PostgreSQL its
+        // row stays locked from here to the commit, so the deploys of other accounts wait the least.
+        if hold.is_none() && !self.allocate_gpus(&mut tx, &row, now).await? {
+            drop(tx);
+            return Err(Error::GpuUnavailable(
+                self.stock_message(&row.region, model, row.gpu_count as u32)
+                    .await?,
+            ));
         }
         let data: Vec<VolumeRow> = existing.into_iter().chain(created).collect();
         let deployed = self.deployed(row, model, &data, currency, now);

@@ -119,7 +119,7 @@ impl InstanceService {
         }
         if hold.public_ip {
             hold.address = Some(
-                self.reserve_address(&mut tx, &hold.region, &hold.id)
+                self.reserve_address(&mut tx, &hold.region, &hold.id, true)
                     .await?,
             );
         }
