@@ -1,6 +1,8 @@
 //! Schema migrations, embedded in the binary: one folder per backend, one list, so they cannot drift
 //! apart in number or order (their contents are compared by the schema-parity test).
 
+use std::collections::HashMap;
+
 use crate::sql::Columns;
 use crate::{Backend, Db, Result, Store, StoreError, Tx, binds};
 
@@ -94,7 +96,9 @@ pub(crate) async fn is_set_up(store: &Store) -> Result<bool> {
     Ok(row.int(0)? > 0)
 }
 
-/// Applies every migration not applied yet, each in its own transaction. Several servers starting at once
+/// Applies every migration not applied yet, all in one transaction: a server starting on an up-to-date
+/// database reads the applied checksums with one statement, and one on an empty database commits its
+/// schema once; a migration that fails leaves none of the run applied. Several servers starting at once
 /// on PostgreSQL take turns through a transaction-level advisory lock; on SQLite the write lock does the
 /// same.
 pub(crate) async fn run(store: &Store) -> Result<Vec<&'static Migration>> {
@@ -105,18 +109,16 @@ pub(crate) async fn run(store: &Store) -> Result<Vec<&'static Migration>> {
          checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)",
     )
     .await?;
-    tx.commit().await?;
+    let existing: HashMap<i64, String> = tx
+        .fetch_all("SELECT version, checksum FROM schema_migrations", &[])
+        .await?
+        .iter()
+        .map(|row| Ok((row.int(0)?, row.text(1)?)))
+        .collect::<Result<_>>()?;
     let mut applied = Vec::new();
     for migration in MIGRATIONS {
-        let mut tx = begin_in_turn(store).await?;
-        let existing = tx
-            .fetch_optional(
-                "SELECT checksum FROM schema_migrations WHERE version = $1",
-                &binds![migration.version],
-            )
-            .await?;
-        if let Some(row) = existing {
-            if row.text(0)? != migration.checksum(backend) {
+        if let Some(checksum) = existing.get(&migration.version) {
+            if *checksum != migration.checksum(backend) {
                 return Err(StoreError::MigrationChanged {
                     version: migration.version,
                     name: migration.name.to_string(),
@@ -135,13 +137,15 @@ pub(crate) async fn run(store: &Store) -> Result<Vec<&'static Migration>> {
             ],
         )
         .await?;
-        tx.commit().await?;
+        applied.push(migration);
+    }
+    tx.commit().await?;
+    for migration in &applied {
         tracing::info!(
             version = migration.version,
             name = migration.name,
             "applied migration"
         );
-        applied.push(migration);
     }
     Ok(applied)
 }
