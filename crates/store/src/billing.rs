@@ -463,40 +463,64 @@ fn period_condition<'a>(account_id: &'a str, filter: &'a PeriodFilter) -> (Strin
     (conditions.join(" AND "), binds)
 }
 
+/// What an account has committed to spend per hour in one currency, as the database holds it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Commitments {
+    /// The balance in micro-units.
+    pub balance: i64,
+    /// The hourly rates of its open periods, each with how many open periods have it.
+    pub rates: Vec<(String, i64)>,
+    /// Its instances on their way to a billed state, by shape.
+    pub heading: Vec<crate::instances::HeadingShape>,
+    /// Its volumes being created: type and size in GB.
+    pub creating_volumes: Vec<(String, i64)>,
+}
+
 /// What an account has committed to spend per hour in one currency, read inside the transaction that is
-/// about to commit more: its balance in micro-units and the hourly rates of its open periods, each with
-/// how many open periods have it (from the counts triggers keep per account and rate: an account may have
-/// tens of thousands of open periods, and a handful of distinct rates). One statement; on PostgreSQL it
-/// locks the account's row, so two such transactions of one account run one after the other (SQLite's
-/// write transactions are serial already).
-pub async fn commitments(
-    tx: &mut Tx,
-    account_id: &str,
-    currency: &str,
-) -> Result<(i64, Vec<(String, i64)>)> {
-    // The account's row is always there, so its balance comes back even with no open period.
-    static SQL: LazyLock<[String; 2]> = LazyLock::new(|| {
-        let sql = |lock: &str| {
-            format!(
-                "SELECT COALESCE(b.amount_micros, 0), r.hourly_rate, r.periods FROM accounts a \
-                 LEFT JOIN balances b ON b.account_id = a.id AND b.currency = $2 \
-                 LEFT JOIN open_period_rates r ON r.account_id = a.id AND r.currency = $2 AND r.periods > 0 \
-                 WHERE a.id = $1 ORDER BY r.hourly_rate{lock}"
-            )
-        };
-        [sql(""), sql(" FOR UPDATE OF a")]
+/// about to commit more, in one statement after the account's lock: the balance, the open periods' rates
+/// from the counts triggers keep per account and rate (an account may have tens of thousands of open
+/// periods, and a handful of distinct rates), the instances heading to a billed state counted by shape,
+/// and the volumes being created. On PostgreSQL the account's row is locked first, in a statement of its
+/// own so that the reads after it see what the transaction it waited for committed; two such
+/// transactions of one account so run one after the other (SQLite's write transactions are serial
+/// already).
+pub async fn commitments(tx: &mut Tx, account_id: &str, currency: &str) -> Result<Commitments> {
+    if tx.backend() == Backend::Postgres {
+        tx.fetch_optional(
+            "SELECT id FROM accounts WHERE id = $1 FOR UPDATE",
+            &binds![account_id],
+        )
+        .await?;
+    }
+    // One row set, each row tagged with what it is: 0 the balance, 1 a rate, 2 a heading shape, 3 a volume.
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT CAST(0 AS BIGINT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), \
+             amount_micros, CAST(0 AS BIGINT), CAST(0 AS BIGINT), CAST(0 AS BIGINT) \
+             FROM balances WHERE account_id = $1 AND currency = $2 \
+             UNION ALL SELECT 1, hourly_rate, NULL, NULL, periods, 0, 0, 0 FROM open_period_rates \
+             WHERE account_id = $1 AND currency = $2 AND periods > 0 \
+             UNION ALL {} \
+             UNION ALL SELECT 3, volume_type, NULL, NULL, size_gb, 0, 0, 0 FROM volumes \
+             WHERE account_id = $1 AND currency = $2 AND status = 'creating'",
+            crate::instances::heading_shapes_sql("2")
+        )
     });
-    let sql = &SQL[usize::from(tx.backend() == Backend::Postgres)];
-    let rows = tx.fetch_all(sql, &binds![account_id, currency]).await?;
-    let mut balance = 0;
-    let mut rates = Vec::with_capacity(rows.len());
-    for row in &rows {
-        balance = row.int(0)?;
-        if let Some(rate) = row.opt_text(1)? {
-            rates.push((rate, row.int(2)?));
+    let mut commitments = Commitments::default();
+    for row in tx.fetch_all(&SQL, &binds![account_id, currency]).await? {
+        match row.int(0)? {
+            0 => commitments.balance = row.int(4)?,
+            1 => commitments.rates.push((row.text(1)?, row.int(4)?)),
+            2 => commitments
+                .heading
+                .push(crate::instances::heading_shape_from(&row, 1)?),
+            _ => commitments
+                .creating_volumes
+                .push((row.text(1)?, row.int(4)?)),
         }
     }
-    Ok((balance, rates))
+    commitments.rates.sort();
+    Ok(commitments)
 }
 
 /// An account whose credit in a currency ran out (see the `depletions` table).

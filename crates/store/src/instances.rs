@@ -685,40 +685,32 @@ pub struct HeadingShape {
     pub instances: i64,
 }
 
-/// The account's instances billed in `currency` that are in one of [`HEADING_STATES`], counted by shape
-/// in the database: a walk of the partial index's entries for the account, in the order it groups by
-/// (each instance on a boot volume is a group of its own, which keeps that order), never of the account's
-/// other instances. A shape may come more than once; the caller adds them up.
-pub async fn heading_shapes(
-    tx: &mut Tx,
-    account_id: &str,
-    currency: &str,
-) -> Result<Vec<HeadingShape>> {
-    // Built once: every deploy runs it.
-    static SQL: LazyLock<String> = LazyLock::new(|| {
-        let states = HEADING_STATES.map(|s| format!("'{s}'")).join(", ");
-        format!(
-            "SELECT status, gpu_model, gpu_count, os_volume_type, storage_gb, \
-             CASE WHEN boot_volume_id IS NULL THEN 0 ELSE 1 END, CAST(COUNT(*) AS BIGINT) FROM instances \
-             WHERE account_id = $1 AND currency = $2 AND status IN ({states}) \
-             GROUP BY status, gpu_model, gpu_count, os_volume_type, storage_gb, boot_volume_id"
-        )
-    });
-    tx.fetch_all(&SQL, &binds![account_id, currency])
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(HeadingShape {
-                status: row.text(0)?,
-                gpu_model: row.text(1)?,
-                gpu_count: row.int(2)?,
-                os_volume_type: row.text(3)?,
-                storage_gb: row.int(4)?,
-                boot_volume: row.int(5)? == 1,
-                instances: row.int(6)?,
-            })
-        })
-        .collect()
+/// The account's (`$1`) instances billed in the currency `$2` that are in one of [`HEADING_STATES`],
+/// counted by shape in the database, as `extra` (an expression), then what [`HeadingShape`] holds in its
+/// order: a walk of the partial index's entries for the account, in the order it groups by (each instance
+/// on a boot volume is a group of its own, which keeps that order), never of the account's other
+/// instances. A shape may come more than once; the caller adds them up.
+pub(crate) fn heading_shapes_sql(extra: &str) -> String {
+    let states = HEADING_STATES.map(|s| format!("'{s}'")).join(", ");
+    format!(
+        "SELECT {extra}, status, gpu_model, os_volume_type, gpu_count, storage_gb, \
+         CASE WHEN boot_volume_id IS NULL THEN 0 ELSE 1 END, CAST(COUNT(*) AS BIGINT) FROM instances \
+         WHERE account_id = $1 AND currency = $2 AND status IN ({states}) \
+         GROUP BY status, gpu_model, gpu_count, os_volume_type, storage_gb, boot_volume_id"
+    )
+}
+
+/// A [`HeadingShape`] from the columns of [`heading_shapes_sql`] after the extra one, from `first` on.
+pub(crate) fn heading_shape_from(row: &impl Columns, first: usize) -> Result<HeadingShape> {
+    Ok(HeadingShape {
+        status: row.text(first)?,
+        gpu_model: row.text(first + 1)?,
+        os_volume_type: row.text(first + 2)?,
+        gpu_count: row.int(first + 3)?,
+        storage_gb: row.int(first + 4)?,
+        boot_volume: row.int(first + 5)? == 1,
+        instances: row.int(first + 6)?,
+    })
 }
 
 /// The account's instances in `statuses` billed in `currency`, inside a transaction.

@@ -8,7 +8,7 @@
 //! restored or rebooted; a volume being created).
 
 use barrack_api::Currency;
-use barrack_store::{Tx, instances, volumes};
+use barrack_store::Tx;
 use rust_decimal::Decimal;
 
 use super::meter::{heading_hourly, stored_rate};
@@ -25,27 +25,28 @@ pub async fn committed(
     currency: Currency,
 ) -> Result<(Decimal, Decimal)> {
     let config = &context.config;
-    let (balance, rates) =
+    let commitments =
         barrack_store::billing::commitments(tx, account_id, currency.as_str()).await?;
     let mut burn = Decimal::ZERO;
-    for (rate, periods) in &rates {
+    for (rate, periods) in &commitments.rates {
         burn += stored_rate(rate)? * Decimal::from(*periods);
     }
-    for shape in instances::heading_shapes(tx, account_id, currency.as_str()).await? {
+    for shape in &commitments.heading {
         let class = if shape.status == InstanceState::Hibernating.as_str() {
             BillingClass::Hibernated
         } else {
             BillingClass::Full
         };
-        burn += heading_hourly(config, &shape, currency, class) * Decimal::from(shape.instances);
+        burn += heading_hourly(config, shape, currency, class) * Decimal::from(shape.instances);
     }
-    for row in volumes::of_account_in(tx, account_id, currency.as_str(), "creating").await? {
+    for (volume_type, size_gb) in &commitments.creating_volumes {
         let rate = config
-            .volume_type(&row.volume_type)
+            .volume_type(volume_type)
             .map(|t| price(&t.prices, currency))
             .unwrap_or_default();
-        burn += storage_hourly(rate, row.size_gb as u32);
+        burn += storage_hourly(rate, *size_gb as u32);
     }
+    let balance = commitments.balance;
     Ok((burn, from_micros(balance)))
 }
 

@@ -189,7 +189,10 @@ async fn open_rate_counts_follow_every_change_of_a_period(db: Db) {
         assert!(!scanned.is_empty(), "round {round} left periods open");
         // What the commitment reads is the same.
         let mut tx = store.begin().await.unwrap();
-        let (_, rates_of_a) = billing::commitments(&mut tx, &a, "USD").await.unwrap();
+        let rates_of_a = billing::commitments(&mut tx, &a, "USD")
+            .await
+            .unwrap()
+            .rates;
         drop(tx);
         let expected: Vec<(String, i64)> = scanned
             .iter()
