@@ -429,6 +429,11 @@ impl<'a> MachineSweep<'a> {
         }
     }
 
+    /// Whether the last page read was the sweep's last.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
     /// The next page; `None` once the sweep is over.
     pub async fn next(&mut self, store: &Store) -> Result<Option<Vec<MachineRow>>> {
         if self.done {

@@ -257,9 +257,19 @@ impl InstanceWorker {
         let mut changed = 0;
         recognize_capacity(&self.context).await?;
         let mut sweep = MachineSweep::new(&["ACTIVE", "SHUTOFF"]);
-        while let Some(page) = sweep.next(&self.context.store).await? {
+        loop {
+            let began = tokio::time::Instant::now();
+            let Some(page) = sweep.next(&self.context.store).await? else {
+                break;
+            };
             for row in page {
                 changed += usize::from(self.reconcile_one(&row).await?);
+            }
+            // Rests as long as the page took before reading the next, so a sweep over a million instances
+            // takes at most half of the database's time from the requests served meanwhile; one of up
+            // to a page never rests.
+            if !sweep.is_done() {
+                tokio::time::sleep(began.elapsed()).await;
             }
         }
         Ok(changed)
