@@ -22,7 +22,8 @@ use serde_json::Value;
 
 pub struct OpenAiBackend {
     client: reqwest::Client,
-    url: String,
+    /// Parsed once: every call is sent to it.
+    url: reqwest::Url,
     api_key: Option<String>,
     timeout: Duration,
 }
@@ -38,7 +39,8 @@ impl OpenAiBackend {
             client: reqwest::Client::builder()
                 .connect_timeout(timeout)
                 .build()?,
-            url: format!("{}/chat/completions", base.trim_end_matches('/')),
+            url: reqwest::Url::parse(&format!("{}/chat/completions", base.trim_end_matches('/')))
+                .map_err(|e| anyhow::anyhow!("base_url is not a valid URL: {e}"))?,
             api_key: model.api_key()?,
             timeout,
         })
@@ -103,7 +105,7 @@ impl OpenAiBackend {
         .unwrap_or_default();
         let mut call = self
             .client
-            .post(&self.url)
+            .post(self.url.clone())
             .header(CONTENT_TYPE, "application/json")
             .body(body);
         if let Some(key) = &self.api_key {

@@ -1,5 +1,7 @@
 //! AI chat calls: what each delivered and cost, written with its ledger entry in one transaction.
 
+use std::sync::LazyLock;
+
 use crate::ledger::{self, LedgerEntryRow};
 use crate::sql::{Columns, Listing, insert_sql};
 use crate::{Bind, Db, Result, Row, Store, binds};
@@ -92,23 +94,24 @@ impl Store {
         fresh_id: fn() -> String,
         fresh_request_id: fn() -> String,
     ) -> Result<Option<AiRequestRow>> {
+        // Every call is settled here: its SQL is written once.
+        static INSERT: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "{} ON CONFLICT DO NOTHING",
+                insert_sql("ai_requests", COLUMNS)
+            )
+        });
         let mut tx = self.begin().await?;
         let mut row = request.clone();
-        if let Some(entry) = charge {
-            match ledger::append(&mut tx, entry, fresh_id).await? {
-                Some(appended) => row.ledger_entry_id = Some(appended.id),
-                None => return Ok(None),
-            }
-        }
-        let sql = format!(
-            "{} ON CONFLICT DO NOTHING",
-            insert_sql("ai_requests", COLUMNS)
-        );
+        // The call's row goes in first, naming the entry it will have: a request id recorded before (a
+        // replay) is found before anything is written, and the entry's key, made of the request id, is
+        // then new, so the ledger need not look for it.
+        row.ledger_entry_id = charge.map(|entry| entry.id.clone());
         let mut attempts = 0;
         loop {
             let inserted = tx
                 .execute(
-                    &sql,
+                    &INSERT,
                     &binds![
                         &row.id,
                         &row.account_id,
@@ -138,7 +141,6 @@ impl Store {
                 .await?;
             attempts += 1;
             if recorded.is_some() || attempts >= 16 {
-                // Dropping the transaction rolls the ledger entry back with it.
                 return match recorded {
                     Some(_) => Ok(None),
                     None => Err(crate::StoreError::Unique(format!(
@@ -148,6 +150,21 @@ impl Store {
                 };
             }
             row.id = fresh_request_id();
+        }
+        if let Some(entry) = charge {
+            // Dropping the transaction (a key used after all) rolls the call's row back with it.
+            let Some(appended) = ledger::append_unchecked(&mut tx, entry, fresh_id).await? else {
+                return Ok(None);
+            };
+            if appended.id != entry.id {
+                // The entry's id was taken: it went in under another.
+                tx.execute(
+                    "UPDATE ai_requests SET ledger_entry_id = $2 WHERE id = $1",
+                    &binds![&row.id, &appended.id],
+                )
+                .await?;
+                row.ledger_entry_id = Some(appended.id);
+            }
         }
         tx.commit().await?;
         Ok(Some(row))

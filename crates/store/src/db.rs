@@ -200,7 +200,7 @@ impl Tx {
     pub async fn commit(self) -> Result<()> {
         match self.inner {
             TxInner::Sqlite(tx) => tx.commit().await,
-            TxInner::Postgres(tx) => Ok(tx.commit().await?),
+            TxInner::Postgres(tx) => Ok(Box::pin(tx.commit()).await?),
         }
     }
 
@@ -213,6 +213,7 @@ impl Tx {
     }
 }
 
+/// sqlx's futures are boxed, as [`crate::Store`]'s statements' are.
 impl Db for Tx {
     fn backend(&self) -> Backend {
         match self.inner {
@@ -224,21 +225,23 @@ impl Db for Tx {
     async fn execute(&mut self, sql: &str, binds: &[Bind<'_>]) -> Result<u64> {
         match &mut self.inner {
             TxInner::Sqlite(tx) => sqlite::execute(tx.connection(), sql, binds),
-            TxInner::Postgres(tx) => postgres::execute(&mut **tx, sql, binds).await,
+            TxInner::Postgres(tx) => Box::pin(postgres::execute(&mut **tx, sql, binds)).await,
         }
     }
 
     async fn fetch_all(&mut self, sql: &str, binds: &[Bind<'_>]) -> Result<Vec<Row>> {
         match &mut self.inner {
             TxInner::Sqlite(tx) => sqlite::query(tx.connection(), sql, binds, usize::MAX),
-            TxInner::Postgres(tx) => postgres::fetch_all(&mut **tx, sql, binds).await,
+            TxInner::Postgres(tx) => Box::pin(postgres::fetch_all(&mut **tx, sql, binds)).await,
         }
     }
 
     async fn fetch_optional(&mut self, sql: &str, binds: &[Bind<'_>]) -> Result<Option<Row>> {
         match &mut self.inner {
             TxInner::Sqlite(tx) => Ok(sqlite::query(tx.connection(), sql, binds, 1)?.pop()),
-            TxInner::Postgres(tx) => postgres::fetch_optional(&mut **tx, sql, binds).await,
+            TxInner::Postgres(tx) => {
+                Box::pin(postgres::fetch_optional(&mut **tx, sql, binds)).await
+            }
         }
     }
 }

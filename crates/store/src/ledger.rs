@@ -66,6 +66,17 @@ pub async fn append(
     {
         return Ok(None);
     }
+    append_unchecked(tx, entry, fresh_id).await
+}
+
+/// [`append`] without looking for the key first: for a caller whose transaction already holds a row that
+/// only a new key can go with (an AI call's, unique by request id), so the key is new but for a race the
+/// entry's insert still catches.
+pub(crate) async fn append_unchecked(
+    tx: &mut Tx,
+    entry: &LedgerEntryRow,
+    fresh_id: fn() -> String,
+) -> Result<Option<LedgerEntryRow>> {
     let mut entry = entry.clone();
     entry.balance_after_micros = tx
         .fetch_one(
@@ -173,6 +184,17 @@ impl Store {
             )
             .await?;
         rows.iter().map(|r| Ok((r.text(0)?, r.int(1)?))).collect()
+    }
+
+    /// The account's balance in one currency, in micro-units: 0 when it never held that currency.
+    pub async fn balance(&self, account_id: &str, currency: &str) -> Result<i64> {
+        let row = self
+            .fetch_optional(
+                "SELECT amount_micros FROM balances WHERE account_id = $1 AND currency = $2",
+                &binds![account_id, currency],
+            )
+            .await?;
+        Ok(row.map(|r| r.int(0)).transpose()?.unwrap_or(0))
     }
 
     /// Sum of the account's entries in one currency: what its balance must equal.

@@ -190,7 +190,7 @@ impl Store {
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match &*self.engine {
             Engine::Sqlite(sqlite) => Tx::sqlite(sqlite.begin().await?),
-            Engine::Postgres(pool) => Tx::postgres(pool.begin().await?),
+            Engine::Postgres(pool) => Tx::postgres(Box::pin(pool.begin()).await?),
         })
     }
 
@@ -281,25 +281,28 @@ impl Store {
 }
 
 /// Each statement on its own: writes commit at once; on SQLite, reads run on a read connection.
+///
+/// sqlx's futures are large, and every future that awaits a statement would hold one, SQLite's
+/// included, and be copied whole each time it moves: they are boxed, so it holds a pointer.
 impl Store {
     pub async fn execute(&self, sql: &str, binds: &[Bind<'_>]) -> Result<u64> {
         match &*self.engine {
             Engine::Sqlite(sqlite) => sqlite.execute(sql, binds).await,
-            Engine::Postgres(pool) => postgres::execute(pool, sql, binds).await,
+            Engine::Postgres(pool) => Box::pin(postgres::execute(pool, sql, binds)).await,
         }
     }
 
     pub async fn fetch_all(&self, sql: &str, binds: &[Bind<'_>]) -> Result<Vec<Row>> {
         match &*self.engine {
             Engine::Sqlite(sqlite) => sqlite.query(sql, binds, usize::MAX).await,
-            Engine::Postgres(pool) => postgres::fetch_all(pool, sql, binds).await,
+            Engine::Postgres(pool) => Box::pin(postgres::fetch_all(pool, sql, binds)).await,
         }
     }
 
     pub async fn fetch_optional(&self, sql: &str, binds: &[Bind<'_>]) -> Result<Option<Row>> {
         match &*self.engine {
             Engine::Sqlite(sqlite) => Ok(sqlite.query(sql, binds, 1).await?.pop()),
-            Engine::Postgres(pool) => postgres::fetch_optional(pool, sql, binds).await,
+            Engine::Postgres(pool) => Box::pin(postgres::fetch_optional(pool, sql, binds)).await,
         }
     }
 

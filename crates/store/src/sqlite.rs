@@ -120,9 +120,9 @@ impl Sqlite {
             })
     }
 
-    /// Begins a write transaction: a savepoint in the writer's group transaction, which it opens when
-    /// none is. `BEGIN IMMEDIATE` takes SQLite's write lock at once, so another process writing meets the
-    /// busy timeout here, not at a later upgrade.
+    /// Begins a write transaction: the writer's group transaction when it opens one, else a savepoint in
+    /// the open group. `BEGIN IMMEDIATE` takes SQLite's write lock at once, so another process writing
+    /// meets the busy timeout here, not at a later upgrade.
     pub(crate) async fn begin(&self) -> Result<WriteTx> {
         let mut writer = self.writer().await?;
         if writer.group.is_some() && writer.connection.is_autocommit() {
@@ -130,16 +130,24 @@ impl Sqlite {
             writer.finish_group();
         }
         if writer.group.is_none() {
-            writer.connection.execute_batch("BEGIN IMMEDIATE")?;
+            control(&writer.connection, "BEGIN IMMEDIATE")?;
             writer.group = Some(Vec::new());
+            // The group holds no one else's work: undoing this transaction is rolling the group back,
+            // and no savepoint (nor its copy of every page changed) is needed.
+            return Ok(WriteTx {
+                writer: Some(writer),
+                queued: self.queued.clone(),
+                savepoint: false,
+            });
         }
-        if let Err(e) = writer.connection.execute_batch("SAVEPOINT member") {
+        if let Err(e) = control(&writer.connection, "SAVEPOINT member") {
             writer.end_group_if_idle(&self.queued);
             return Err(e.into());
         }
         Ok(WriteTx {
             writer: Some(writer),
             queued: self.queued.clone(),
+            savepoint: true,
         })
     }
 
@@ -201,7 +209,7 @@ impl Writer {
         let result = if self.connection.is_autocommit() {
             Err("the database rolled the transaction back".to_string())
         } else {
-            self.connection.execute_batch("COMMIT").map_err(|e| {
+            control(&self.connection, "COMMIT").map_err(|e| {
                 if !self.connection.is_autocommit() {
                     let _ = self.connection.execute_batch("ROLLBACK");
                 }
@@ -237,12 +245,14 @@ impl Drop for Queued<'_> {
     }
 }
 
-/// A write transaction: a savepoint in the writer's group transaction. Committing releases the savepoint
-/// and waits for the group's `COMMIT`; dropping it uncommitted rolls back to the savepoint, undoing this
-/// transaction's work alone.
+/// A write transaction: the first of the writer's group transaction, or a savepoint in it. Committing
+/// releases the savepoint and waits for the group's `COMMIT`; dropping it uncommitted rolls back to the
+/// savepoint (or the group, which then holds nothing else), undoing this transaction's work alone.
 pub(crate) struct WriteTx {
     writer: Option<OwnedMutexGuard<Writer>>,
     queued: Arc<AtomicUsize>,
+    /// Whether it is a savepoint in a group opened before it.
+    savepoint: bool,
 }
 
 impl WriteTx {
@@ -263,8 +273,9 @@ impl WriteTx {
     /// Returns once this transaction's work is committed (with its group's).
     pub(crate) async fn commit(mut self) -> Result<()> {
         let queued = self.queued.clone();
+        let savepoint = self.savepoint;
         let writer = self.writer();
-        if let Err(e) = writer.connection.execute_batch("RELEASE member") {
+        if savepoint && let Err(e) = control(&writer.connection, "RELEASE member") {
             return Err(e.into()); // dropped: rolled back to the savepoint
         }
         let (done, committed) = oneshot::channel();
@@ -294,6 +305,16 @@ impl Drop for WriteTx {
         let Some(mut writer) = self.writer.take() else {
             return;
         };
+        if !self.savepoint {
+            // The group is this transaction's alone: rolled back, it ends.
+            if !writer.connection.is_autocommit() {
+                let _ = writer.connection.execute_batch("ROLLBACK");
+            }
+            for member in writer.group.take().unwrap_or_default() {
+                let _ = member.send(Err("the transaction was rolled back".into()));
+            }
+            return;
+        }
         if writer.group.is_some() && !writer.connection.is_autocommit() {
             // Undoes this transaction alone; the group's other members keep theirs.
             let undone = writer
@@ -350,6 +371,13 @@ impl Readers {
         }
         result
     }
+}
+
+/// Runs a transaction's control statement (`BEGIN`, `SAVEPOINT`, `RELEASE`, `COMMIT`): every write
+/// runs several, so they are prepared once, not parsed each time as a batch would be.
+fn control(connection: &Connection, sql: &str) -> rusqlite::Result<()> {
+    connection.prepare_cached(sql)?.raw_execute()?;
+    Ok(())
 }
 
 /// Runs a statement that returns no rows; how many rows it changed.

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use barrack_api::Currency;
 use barrack_api::ai::{
     AssistantMessage, ChatBilling, ChatChoice, ChatCompletionChunk, ChatCompletionsRequest,
-    ChatCompletionsResponse, ChatRole, ChatUsage, ChunkChoice, ChunkDelta, StopSequences,
+    ChatCompletionsResponse, ChatRole, ChatUsage, ChunkChoice, ChunkDelta, MessageContent,
+    StopSequences,
 };
 use barrack_api::ledger::TransactionType;
 use barrack_store::ai::AiRequestRow;
@@ -85,7 +86,9 @@ impl AiService {
         request: ChatCompletionsRequest,
         request_id: &str,
     ) -> Result<ChatCall> {
-        let admitted = self.admit(caller, request, request_id).await?;
+        // Boxed, as the settlement is: a handler's future holds a pointer, not these futures, and is
+        // cheap to move.
+        let admitted = Box::pin(self.admit(caller, request, request_id)).await?;
         Ok(ChatCall {
             id: admitted.id,
             model: admitted.model,
@@ -182,11 +185,8 @@ impl AiService {
             .inner
             .context
             .store
-            .balances(account_id)
-            .await?
-            .into_iter()
-            .find(|(c, _)| c == currency.as_str())
-            .map_or(0, |(_, micros)| micros);
+            .balance(account_id, currency.as_str())
+            .await?;
         let held = reservations.get(account_id).copied().unwrap_or(0);
         let available = balance - held;
         if balance <= 0 || available < worst {
@@ -208,7 +208,7 @@ impl AiService {
         request: ChatCompletionsRequest,
         request_id: &str,
     ) -> Result<(ChatCompletionsResponse, RateStatus)> {
-        let mut call = self.admit(caller, request, request_id).await?;
+        let mut call = Box::pin(self.admit(caller, request, request_id)).await?;
         // Asked whole, so a backend that can answer whole (an upstream) skips the stream's framing.
         let reply = match call.backend.complete(call.request).await {
             Ok(reply) => reply,
@@ -397,7 +397,7 @@ impl Settlement {
             .pending
             .take()
             .ok_or_else(|| Error::internal("an AI call was settled twice"))?;
-        pending.settle(status, usage).await
+        Box::pin(pending.settle(status, usage)).await
     }
 
     /// Settles a failed call and returns the error for the client. A stream is charged what it delivered;
@@ -407,7 +407,7 @@ impl Settlement {
             if !charge_delivered {
                 pending.delivered.clear();
             }
-            if let Err(e) = pending.settle("failed", None).await {
+            if let Err(e) = Box::pin(pending.settle("failed", None)).await {
                 tracing::error!(error = %e, "recording a failed AI call");
             }
         }
@@ -547,7 +547,10 @@ fn validate<'a>(
         // The field's name is written only for a message at fault.
         let fault = match &message.content {
             None if message.role != ChatRole::Assistant => Some("Content is required"),
-            Some(content) if content.text().is_none() => Some("Only text content is supported"),
+            // A text is text; only parts are joined to know.
+            Some(content @ MessageContent::Parts(_)) if content.text().is_none() => {
+                Some("Only text content is supported")
+            }
             _ => None,
         };
         if let Some(message) = fault {

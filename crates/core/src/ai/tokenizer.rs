@@ -1,7 +1,9 @@
 //! Token counts with a real BPE tokenizer (cl100k_base, the ranks shipped by `tiktoken-rs`), so usage and
 //! bills look like a production model's.
 
-use barrack_api::ai::ChatMessage;
+use std::sync::LazyLock;
+
+use barrack_api::ai::{ChatMessage, ChatRole, MessageContent};
 use tiktoken_rs::CoreBPE;
 
 /// Tokens that frame each message, and that prime the reply (OpenAI's accounting for its chat models).
@@ -36,9 +38,11 @@ pub fn count_messages(messages: &[ChatMessage]) -> u64 {
     let mut total = REPLY_PRIMING_TOKENS;
     for message in messages {
         total += TOKENS_PER_MESSAGE;
-        total += count(role_name(message));
-        if let Some(text) = message.content.as_ref().and_then(|c| c.text()) {
-            total += count(&text);
+        total += role_tokens(message);
+        match &message.content {
+            Some(MessageContent::Text(text)) => total += count(text),
+            Some(content) => total += content.text().map_or(0, |text| count(&text)),
+            None => {}
         }
         if let Some(name) = &message.name {
             total += TOKENS_PER_NAME + count(name);
@@ -47,9 +51,25 @@ pub fn count_messages(messages: &[ChatMessage]) -> u64 {
     total
 }
 
-fn role_name(message: &ChatMessage) -> &'static str {
+/// Tokens of the message's role's name, counted once per role: every call counts them.
+fn role_tokens(message: &ChatMessage) -> u64 {
     use barrack_api::ai::ChatRole::*;
-    match message.role {
+    static COUNTS: LazyLock<[u64; 5]> = LazyLock::new(|| {
+        [System, Developer, User, Assistant, Tool].map(|role| count(role_name(role)))
+    });
+    let index = match message.role {
+        System => 0,
+        Developer => 1,
+        User => 2,
+        Assistant => 3,
+        Tool => 4,
+    };
+    COUNTS[index]
+}
+
+fn role_name(role: ChatRole) -> &'static str {
+    use barrack_api::ai::ChatRole::*;
+    match role {
         System => "system",
         Developer => "developer",
         User => "user",

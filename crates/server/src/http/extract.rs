@@ -23,29 +23,58 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
             let status = rejection.status();
             ApiError(super::error::for_status(status, rejection.body_text()))
         })?;
-        // No body at all is `{}`; white space alone is not JSON.
-        let bytes: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
-        // Every body of this API is an object; serde would also take an array as a struct's fields in order.
-        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(ApiError(Error::Validation {
-                message: "Request body must be a JSON object".into(),
-                errors: [(
-                    "body".to_string(),
-                    vec!["Expected a JSON object".to_string()],
-                )]
-                .into(),
-            }));
-        }
-        let mut json: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-            ApiError(Error::Validation {
-                message: "Request body is not valid JSON".into(),
-                errors: [("body".to_string(), vec![strip_position(&e.to_string())])].into(),
-            })
+        parse_body(&bytes).map(Body)
+    }
+}
+
+/// A body as [`Body`] reads it.
+fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // No body at all is `{}`; white space alone is not JSON.
+    let bytes: &[u8] = if bytes.is_empty() { b"{}" } else { bytes };
+    // Every body of this API is an object; serde would also take an array as a struct's fields in order.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError(Error::Validation {
+            message: "Request body must be a JSON object".into(),
+            errors: [(
+                "body".to_string(),
+                vec!["Expected a JSON object".to_string()],
+            )]
+            .into(),
+        }));
+    }
+    let mut json: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError(Error::Validation {
+            message: "Request body is not valid JSON".into(),
+            errors: [("body".to_string(), vec![strip_position(&e.to_string())])].into(),
+        })
+    })?;
+    integral_floats_as_integers(&mut json);
+    serde_path_to_error::deserialize(json)
+        .map_err(|e| ApiError(field_error(&e.path().to_string(), &e.inner().to_string())))
+}
+
+/// A JSON body read straight from its bytes, without [`Body`]'s JSON tree in between; one that does not
+/// deserialize so is read as [`Body`] reads it, so what is accepted and every error stay [`Body`]'s. Only
+/// for a type with no untyped JSON value: there, `1.0` would stay a float where [`Body`] makes it `1`.
+pub struct TypedBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for TypedBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            let status = rejection.status();
+            ApiError(super::error::for_status(status, rejection.body_text()))
         })?;
-        integral_floats_as_integers(&mut json);
-        let value = serde_path_to_error::deserialize(json)
-            .map_err(|e| ApiError(field_error(&e.path().to_string(), &e.inner().to_string())))?;
-        Ok(Body(value))
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+            let mut de = serde_json::Deserializer::from_slice(&bytes);
+            if let Ok(value) = T::deserialize(&mut de)
+                && de.end().is_ok()
+            {
+                return Ok(TypedBody(value));
+            }
+        }
+        parse_body(&bytes).map(TypedBody)
     }
 }
 
@@ -227,11 +256,16 @@ impl FromRequestParts<AppState> for Auth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        resolve(parts, state).await?.map(Auth).ok_or_else(|| {
-            ApiError(Error::Unauthenticated(
-                "Authentication required: send your API key in the X-API-Key header".into(),
-            ))
-        })
+        // Boxed: the lookup's future is large, and a handler's future would otherwise hold it and be
+        // copied whole each time it moves.
+        Box::pin(resolve(parts, state))
+            .await?
+            .map(Auth)
+            .ok_or_else(|| {
+                ApiError(Error::Unauthenticated(
+                    "Authentication required: send your API key in the X-API-Key header".into(),
+                ))
+            })
     }
 }
 

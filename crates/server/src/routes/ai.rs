@@ -19,7 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::http::{ApiError, ApiResult, Auth, Body, Query, Success, context};
+use crate::http::{ApiError, ApiResult, Auth, Query, Success, TypedBody, context};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -61,7 +61,7 @@ async fn list_ai_models(
 async fn ai_chat(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Body(request): Body<ChatCompletionsRequest>,
+    TypedBody(request): TypedBody<ChatCompletionsRequest>,
 ) -> ApiResult<Response> {
     let request_id = current_request_id();
     let ai = &state.services.ai;

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::ai::{current_request_id, rate_headers, sse};
 use crate::app::AppState;
-use crate::http::{ApiError, Auth, Body};
+use crate::http::{ApiError, Auth, TypedBody};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -91,10 +91,10 @@ impl IntoResponse for OpenAiError {
 async fn chat_completions(
     State(state): State<AppState>,
     auth: Result<Auth, ApiError>,
-    body: Result<Body<ChatCompletionsRequest>, ApiError>,
+    body: Result<TypedBody<ChatCompletionsRequest>, ApiError>,
 ) -> Result<Response, OpenAiError> {
     let Auth(caller) = auth?;
-    let Body(request) = body?;
+    let TypedBody(request) = body?;
     let request_id = current_request_id();
     let ai = &state.services.ai;
     if request.stream == Some(true) {

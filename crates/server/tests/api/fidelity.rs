@@ -4,6 +4,7 @@
 use barrack_api::Tier;
 use barrack_api::ledger::TransactionQuery;
 use barrack_client::InstanceActionKind;
+use barrack_store::ai::AiRequestRow;
 use barrack_store::ledger::{self, LedgerEntryRow};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -16,6 +17,7 @@ on_both_databases!(
     null_empty_and_empty_lists_mean_absent,
     transaction_ids_follow_the_id_pattern,
     a_taken_ledger_id_gets_another,
+    an_ai_call_is_recorded_once_and_its_entry_keeps_the_id_it_went_in_under,
 );
 
 const IMAGE: &str = "Ubuntu 24.04 + CUDA 12.8 Open + Docker";
@@ -235,5 +237,84 @@ async fn a_taken_ledger_id_gets_another(db: Db) {
         .sum();
     assert_eq!(balance, 11_000_000);
     assert_eq!(store.ledger_sum(&account, "USD").await.unwrap(), balance);
+    app.stop().await;
+}
+
+/// An AI call's row and its charge go in together: a charge whose id is taken goes in under another, which
+/// the row names; the same request id recorded again changes nothing and answers with what was recorded.
+async fn an_ai_call_is_recorded_once_and_its_entry_keeps_the_id_it_went_in_under(db: Db) {
+    let app = TestApp::start(db).await;
+    let (_, account) = app.funded_user(Tier::Legacy, "US", "10").await;
+    let store = app.services().store();
+    let taken = store
+        .ledger_entries(&account, &Default::default(), 0, 10)
+        .await
+        .unwrap()
+        .0[0]
+        .id
+        .clone();
+    let call = |id: &str| AiRequestRow {
+        id: id.into(),
+        account_id: account.clone(),
+        request_id: "fidelity-call".into(),
+        model: "barrack-sim-small".into(),
+        input_tokens: 10,
+        output_tokens: 20,
+        cost_micros: 1_500,
+        currency: "USD".into(),
+        status: "completed".into(),
+        stream: false,
+        ledger_entry_id: None,
+        created_at: crate::common::START_MS,
+    };
+    let charge = |id: &str| LedgerEntryRow {
+        id: id.into(),
+        account_id: account.clone(),
+        currency: "USD".into(),
+        kind: "usage".into(),
+        amount_micros: -1_500,
+        balance_after_micros: 0,
+        description: "AI chat".into(),
+        idempotency_key: Some("ai:fidelity-call".into()),
+        created_by: None,
+        created_at: crate::common::START_MS,
+    };
+    let fresh_call = || barrack_core::ids::new_id(barrack_core::ids::IdKind::AiRequest);
+    let recorded = store
+        .record_ai_request(
+            &call("BRK-AICAL1Q"),
+            Some(&charge(&taken)),
+            barrack_core::ids::transaction_id,
+            fresh_call,
+        )
+        .await
+        .unwrap();
+    let entry_id = recorded.ledger_entry_id.clone().expect("charged");
+    assert_ne!(entry_id, taken);
+    assert!(is_id(&entry_id, 'T'), "{entry_id}");
+    let entries = store
+        .ledger_entries(&account, &Default::default(), 0, 10)
+        .await
+        .unwrap()
+        .0;
+    let entry = entries
+        .iter()
+        .find(|e| e.id == entry_id)
+        .expect("the entry");
+    assert_eq!(entry.amount_micros, -1_500);
+    assert_eq!(entry.balance_after_micros, 9_998_500);
+
+    let again = store
+        .record_ai_request(
+            &call("BRK-AICAL2Q"),
+            Some(&charge("BRK-AICAL2T")),
+            barrack_core::ids::transaction_id,
+            fresh_call,
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, recorded, "the first record answers");
+    assert_eq!(store.balance(&account, "USD").await.unwrap(), 9_998_500);
+    assert_eq!(store.ledger_sum(&account, "USD").await.unwrap(), 9_998_500);
     app.stop().await;
 }
