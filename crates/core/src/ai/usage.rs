@@ -8,10 +8,10 @@ use barrack_store::ai::AiRequestRow;
 
 use super::AiService;
 use crate::accounts::Caller;
-use crate::platform::clock::{format_ms, parse_iso};
+use crate::platform::clock::format_ms;
 use crate::platform::countries;
 use crate::platform::money::from_micros;
-use crate::platform::validate::Validator;
+use crate::platform::validate::{Validator, check_time, validate_range};
 use crate::{Error, Result};
 
 /// The default range of the summary: the last 30 days.
@@ -81,28 +81,26 @@ impl AiService {
         caller: &Caller,
         query: UsageHistoryQuery,
     ) -> Result<UsageHistory> {
-        let mut v = Validator::new();
-        let page = match (PageQuery {
-            page: query.page,
-            limit: query.limit,
-        })
-        .validate()
-        {
-            Ok(page) => Some(page),
-            Err((field, message)) => {
-                v.add(field, message);
-                None
-            }
-        };
-        let from = parse_time(&mut v, "from", &query.from);
-        let to = parse_time(&mut v, "to", &query.to);
-        v.finish()?;
-        let page = page.expect("validated");
+        let range = validate_range(
+            PageQuery {
+                page: query.page,
+                limit: query.limit,
+            },
+            query.from.as_deref(),
+            query.to.as_deref(),
+        )?;
+        let page = range.page;
         let (rows, total) = self
             .inner
             .context
             .store
-            .ai_requests(caller.account_id(), from, to, page.offset(), page.limit)
+            .ai_requests(
+                caller.account_id(),
+                range.from_ms,
+                range.to_ms,
+                page.offset(),
+                page.limit,
+            )
             .await?;
         Ok(UsageHistory {
             transactions: rows.iter().map(transaction_view).collect::<Result<_>>()?,
@@ -113,24 +111,13 @@ impl AiService {
     /// `from` and `to` of a summary: given, or the last 30 days. A range that ends before it starts holds
     /// nothing.
     fn range(&self, v: &mut Validator, query: &UsageSummaryQuery) -> (i64, i64) {
-        let to = parse_time(v, "to", &query.to).unwrap_or_else(|| {
+        let to = check_time(v, "to", query.to.as_deref()).unwrap_or_else(|| {
             // Up to and including the present millisecond.
             self.inner.context.clock.now_ms() + 1
         });
-        let from = parse_time(v, "from", &query.from).unwrap_or(to - DEFAULT_RANGE_MS);
+        let from = check_time(v, "from", query.from.as_deref()).unwrap_or(to - DEFAULT_RANGE_MS);
         (from, to)
     }
-}
-
-fn parse_time(v: &mut Validator, field: &str, text: &Option<String>) -> Option<i64> {
-    let text = text.as_deref()?;
-    let parsed = parse_iso(text);
-    v.check(
-        parsed.is_some(),
-        field,
-        "Use an ISO-8601 time such as 2025-01-15T10:30:00Z",
-    );
-    parsed
 }
 
 fn empty(model: Option<String>) -> ModelUsage {

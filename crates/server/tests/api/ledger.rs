@@ -193,8 +193,8 @@ async fn grants_are_validated(db: Db) {
     app.stop().await;
 }
 
-/// The transactions, the billing records and the billing summary check a page and a time range alike:
-/// every bad field at once, each under its own name.
+/// The transactions, the billing records, the billing summary and the AI usage history check a page and a
+/// time range alike: every bad field at once, each under its own name.
 async fn listings_name_every_bad_page_and_time_field(db: Db) {
     let app = TestApp::start(db).await;
     let (client, _) = app.user(Tier::Legacy).await;
@@ -213,6 +213,7 @@ async fn listings_name_every_bad_page_and_time_field(db: Db) {
         "/api/transactions/",
         "/api/instances/billing/",
         "/api/billing/",
+        "/api/ai/usage/history/",
     ] {
         for (query, errors) in &refusals {
             let raw = get(&client, path, query).await;

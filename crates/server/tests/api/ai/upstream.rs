@@ -1,6 +1,8 @@
 //! The `openai` backend: a second, real `barrackd` proxied, an upstream that dies, stalls or answers in
 //! odd reads.
 
+use std::path::PathBuf;
+
 use barrack_api::Tier;
 use barrack_core::ai::{cost_micros, tokenizer};
 use barrack_core::money::from_micros;
@@ -19,91 +21,180 @@ on_both_databases!(
     a_whole_reply_without_usage_is_counted_and_an_error_body_costs_nothing,
 );
 
-/// A `barrackd` process serving one slow simulated model, with a funded operator; returns it and its key.
-async fn upstream(dir: &std::path::Path, tokens_per_second: u32) -> (ServerProcess, String) {
-    let config = dir.join("barrack.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[ai]\nrequests_per_minute = 0\ntokens_per_minute = 0\nupstream_timeout_seconds = 60\n\n\
-             [[ai.models]]\nid = \"{SMALL}\"\ndescription = \"upstream\"\nbackend = \"sim\"\n\
-             context_length = 8192\nmax_output_tokens = 2048\nfirst_token_ms = 0\n\
-             tokens_per_second = {tokens_per_second}\n\
-             prices.input = {{ USD = 0.10, EUR = 0.09, INR = 8 }}\n\
-             prices.output = {{ USD = 0.30, EUR = 0.28, INR = 25 }}\n"
-        ),
-    )
-    .unwrap();
-    let server = spawn(
-        &dir.join("data"),
-        &dir.join("upstream.log"),
-        &[("BARRACK_CONFIG", config.to_str().unwrap())],
-    );
-    let key = server
-        .printed_key
-        .clone()
-        .expect("the first start prints a key");
-    let http = crate::common::http_client();
-    let profile: Value = http
-        .get(format!("{}/api/account/profile/", server.url))
-        .header("X-API-Key", &key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let account = profile["data"]["id"].as_str().unwrap().to_string();
-    let granted = http
-        .post(format!(
-            "{}/api/admin/accounts/{account}/credits/",
-            server.url
-        ))
-        .header("X-API-Key", &key)
-        .json(&json!({"amount": "100.00", "currency": "USD"}))
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        granted.status().is_success(),
-        "{}",
-        granted.text().await.unwrap()
-    );
-    (server, key)
+/// A `barrackd` process serving one slow simulated model, with a funded operator, in a folder of its own
+/// that also holds its log and a file with its key.
+struct Upstream {
+    dir: PathBuf,
+    server: Option<ServerProcess>,
+    url: String,
+    key: String,
+    key_file: PathBuf,
 }
 
-/// A gateway whose model `proxied` is the upstream's small model, through the `openai` backend.
-async fn gateway(db: Db, upstream_url: &str, key_file: &std::path::Path) -> TestApp {
-    let url = format!("{upstream_url}/v1");
-    let key_file = key_file.to_path_buf();
-    TestApp::start_with(db, move |config| {
-        instant_models(config);
-        let mut proxied = config.ai.model(SMALL).unwrap().clone();
-        proxied.id = "proxied".into();
-        proxied.backend = barrack_core::ai::config::ModelBackendKind::Openai;
-        proxied.base_url = Some(url);
-        proxied.api_key_file = Some(key_file);
-        proxied.upstream_model = Some(SMALL.into());
-        config.ai.models.push(proxied);
-        config.ai.upstream_timeout_seconds = 5;
-    })
-    .await
+impl Upstream {
+    async fn start(name: &str, tokens_per_second: u32) -> Upstream {
+        let dir = std::env::temp_dir().join(format!("barrack-ai-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("barrack.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[ai]\nrequests_per_minute = 0\ntokens_per_minute = 0\nupstream_timeout_seconds = 60\n\n\
+                 [[ai.models]]\nid = \"{SMALL}\"\ndescription = \"upstream\"\nbackend = \"sim\"\n\
+                 context_length = 8192\nmax_output_tokens = 2048\nfirst_token_ms = 0\n\
+                 tokens_per_second = {tokens_per_second}\n\
+                 prices.input = {{ USD = 0.10, EUR = 0.09, INR = 8 }}\n\
+                 prices.output = {{ USD = 0.30, EUR = 0.28, INR = 25 }}\n"
+            ),
+        )
+        .unwrap();
+        let server = spawn(
+            &dir.join("data"),
+            &dir.join("upstream.log"),
+            &[("BARRACK_CONFIG", config.to_str().unwrap())],
+        );
+        let key = server
+            .printed_key
+            .clone()
+            .expect("the first start prints a key");
+        let http = crate::common::http_client();
+        let profile: Value = http
+            .get(format!("{}/api/account/profile/", server.url))
+            .header("X-API-Key", &key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let account = profile["data"]["id"].as_str().unwrap().to_string();
+        let granted = http
+            .post(format!(
+                "{}/api/admin/accounts/{account}/credits/",
+                server.url
+            ))
+            .header("X-API-Key", &key)
+            .json(&json!({"amount": "100.00", "currency": "USD"}))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            granted.status().is_success(),
+            "{}",
+            granted.text().await.unwrap()
+        );
+        let key_file = dir.join("upstream-key");
+        std::fs::write(&key_file, format!("{key}\n")).unwrap();
+        Upstream {
+            dir,
+            url: server.url.clone(),
+            server: Some(server),
+            key,
+            key_file,
+        }
+    }
+
+    /// The operator's raw HTTP access to the upstream itself.
+    fn caller(&self) -> Caller {
+        Caller::new(&self.url, &self.key)
+    }
+
+    /// A gateway model `id` that is the upstream's `upstream_model`, called with the upstream's key.
+    fn route(&self, id: &'static str, upstream_model: &str) -> Route {
+        Route {
+            id,
+            base_url: format!("{}/v1", self.url),
+            api_key_file: Some(self.key_file.clone()),
+            upstream_model: Some(upstream_model.into()),
+        }
+    }
+
+    /// SIGKILL: the upstream dies wherever it is.
+    fn kill(&mut self) {
+        self.server.take().expect("running").kill();
+    }
+
+    /// Stops the process and removes its folder.
+    fn remove(mut self) {
+        drop(self.server.take());
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A model of the gateway's that is the small model's copy, served through the `openai` backend by the
+/// server at `base_url`.
+struct Route {
+    id: &'static str,
+    base_url: String,
+    api_key_file: Option<PathBuf>,
+    upstream_model: Option<String>,
+}
+
+impl Route {
+    /// A model `id` served by an upstream that needs no key and is asked for the model by its own name.
+    fn to(id: &'static str, base_url: String) -> Route {
+        Route {
+            id,
+            base_url,
+            api_key_file: None,
+            upstream_model: None,
+        }
+    }
+}
+
+/// A gateway serving its own models at once and `routes` through the `openai` backend, with an account
+/// funded with 10 USD calling it.
+struct Gateway {
+    app: TestApp,
+    account_id: String,
+    key: String,
+    me: Caller,
+    prices: (Decimal, Decimal),
+}
+
+impl Gateway {
+    async fn start(db: Db, upstream_timeout_seconds: u64, routes: Vec<Route>) -> Gateway {
+        let app = TestApp::start_with(db, move |config| {
+            instant_models(config);
+            for route in routes {
+                let mut model = config.ai.model(SMALL).unwrap().clone();
+                model.id = route.id.into();
+                model.backend = barrack_core::ai::config::ModelBackendKind::Openai;
+                model.base_url = Some(route.base_url);
+                model.api_key_file = route.api_key_file;
+                model.upstream_model = route.upstream_model;
+                config.ai.models.push(model);
+            }
+            config.ai.upstream_timeout_seconds = upstream_timeout_seconds;
+        })
+        .await;
+        let (_, account_id, key) = app.funded_user_with_key(Tier::Advanced, "US", "10").await;
+        let me = Caller::new(&app.base_url, &key);
+        let prices = small_prices(&app);
+        Gateway {
+            app,
+            account_id,
+            key,
+            me,
+            prices,
+        }
+    }
+
+    /// Checks that the account's balance is the sum of its ledger, and stops the gateway.
+    async fn stop(self) {
+        balance_equals_ledger(&self.app, &self.account_id).await;
+        self.app.stop().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openai_backend_proxies_a_second_barrackd_and_a_killed_upstream_costs_only_what_was_delivered()
  {
-    let dir = std::env::temp_dir().join(format!("barrack-ai-upstream-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let (server, upstream_key) = upstream(&dir, 40).await;
-    let key_file = dir.join("upstream-key");
-    std::fs::write(&key_file, format!("{upstream_key}\n")).unwrap();
-    let app = gateway(Db::Sqlite, &server.url, &key_file).await;
-    let (_, id, key) = app.funded_user_with_key(Tier::Advanced, "US", "10").await;
-    let me = Caller::new(&app.base_url, &key);
-    let upstream = Caller::new(&server.url, &upstream_key);
-    let prices = small_prices(&app);
+    let mut server = Upstream::start("upstream", 40).await;
+    let gateway = Gateway::start(Db::Sqlite, 5, vec![server.route("proxied", SMALL)]).await;
+    let (me, prices) = (&gateway.me, gateway.prices);
+    let upstream = server.caller();
 
     // Through the gateway, the same reply as the upstream gives directly, charged by the upstream's usage.
     let ask = |model: &str| json!({"model": model, "messages": user_message("Proxy me"), "max_tokens": 12});
@@ -148,8 +239,8 @@ async fn the_openai_backend_proxies_a_second_barrackd_and_a_killed_upstream_cost
     // The upstream dies mid-stream: the client gets an error event, and pays for what it received.
     let response = me
         .http
-        .post(format!("{}/v1/chat/completions", app.base_url))
-        .bearer_auth(&key)
+        .post(format!("{}/v1/chat/completions", gateway.app.base_url))
+        .bearer_auth(&gateway.key)
         .json(
             &json!({"model": "proxied", "messages": user_message("A long one"), "max_tokens": 1500,
                       "stream": true}),
@@ -209,9 +300,8 @@ async fn the_openai_backend_proxies_a_second_barrackd_and_a_killed_upstream_cost
     assert_eq!(gone.status, 502);
     assert_eq!(gone.body["error"]["type"], "api_error");
     assert_eq!(me.balance().await, d("10") - cost - cost - failed_cost);
-    balance_equals_ledger(&app, &id).await;
-    app.stop().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    gateway.stop().await;
+    server.remove();
 }
 
 /// A call asked whole goes upstream whole (the upstream records it as not streamed) and is charged the
@@ -220,33 +310,16 @@ async fn the_openai_backend_proxies_a_second_barrackd_and_a_killed_upstream_cost
 async fn a_whole_reply_is_asked_whole_upstream_charged_by_its_usage_and_a_failure_or_timeout_costs_nothing(
     db: Db,
 ) {
-    let dir = std::env::temp_dir().join(format!("barrack-ai-whole-{}-{db:?}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
     // 10 tokens a second: 3 tokens take 0.3 s; a reply of 40 at most takes at least 1.3 s (the
     // simulated model's replies have 12 words or more).
-    let (server, upstream_key) = upstream(&dir, 10).await;
-    let key_file = dir.join("upstream-key");
-    std::fs::write(&key_file, format!("{upstream_key}\n")).unwrap();
-    let url = format!("{}/v1", server.url);
-    let app = TestApp::start_with(db, move |config| {
-        instant_models(config);
-        for (id, upstream_model) in [("proxied", SMALL), ("unknown-upstream", "no-such-model")] {
-            let mut model = config.ai.model(SMALL).unwrap().clone();
-            model.id = id.into();
-            model.backend = barrack_core::ai::config::ModelBackendKind::Openai;
-            model.base_url = Some(url.clone());
-            model.api_key_file = Some(key_file.clone());
-            model.upstream_model = Some(upstream_model.into());
-            config.ai.models.push(model);
-        }
-        config.ai.upstream_timeout_seconds = 1;
-    })
-    .await;
-    let (_, id, key) = app.funded_user_with_key(Tier::Advanced, "US", "10").await;
-    let me = Caller::new(&app.base_url, &key);
-    let upstream = Caller::new(&server.url, &upstream_key);
-    let prices = small_prices(&app);
+    let server = Upstream::start(&format!("whole-{db:?}"), 10).await;
+    let routes = vec![
+        server.route("proxied", SMALL),
+        server.route("unknown-upstream", "no-such-model"),
+    ];
+    let gateway = Gateway::start(db, 1, routes).await;
+    let (me, prices) = (&gateway.me, gateway.prices);
+    let upstream = server.caller();
     let ask = |model: &str, max_tokens: u32| {
         json!({"model": model, "messages": user_message("Whole, please"), "max_tokens": max_tokens,
                "seed": 7})
@@ -363,10 +436,33 @@ async fn a_whole_reply_is_asked_whole_upstream_charged_by_its_usage_and_a_failur
     streamed_request["stream"] = json!(true);
     let streamed = me.stream("/v1/chat/completions", &streamed_request).await;
     assert_eq!(streamed.last().unwrap(), "[DONE]");
-    balance_equals_ledger(&app, &id).await;
-    app.stop().await;
-    drop(server);
-    let _ = std::fs::remove_dir_all(&dir);
+    gateway.stop().await;
+    server.remove();
+}
+
+/// Reads a request off `socket`: its head, then as many bytes as its Content-Length says; false when the
+/// connection closes first.
+async fn read_request(socket: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut request = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let n = socket.read(&mut buffer).await.unwrap_or(0);
+        if n == 0 {
+            return false;
+        }
+        request.extend_from_slice(&buffer[..n]);
+        let text = String::from_utf8_lossy(&request).to_lowercase();
+        if let Some(head_end) = text.find("\r\n\r\n") {
+            let length: usize = text
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if request.len() >= head_end + 4 + length {
+                return true;
+            }
+        }
+    }
 }
 
 /// An upstream that answers every call with `body` as `content_type`, at once; its address is returned.
@@ -374,30 +470,14 @@ async fn whole_upstream(
     content_type: &'static str,
     body: &'static str,
 ) -> (String, tokio::task::JoinHandle<()>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
     let served = tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let mut request = Vec::new();
-                let mut buffer = [0u8; 4096];
-                loop {
-                    let n = socket.read(&mut buffer).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    request.extend_from_slice(&buffer[..n]);
-                    let text = String::from_utf8_lossy(&request).to_lowercase();
-                    if let Some(head_end) = text.find("\r\n\r\n") {
-                        let length: usize = text
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .map_or(0, |v| v.trim().parse().unwrap());
-                        if request.len() >= head_end + 4 + length {
-                            break;
-                        }
-                    }
+                if !read_request(&mut socket).await {
+                    return;
                 }
                 let answer = format!(
                     "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\
@@ -425,24 +505,13 @@ async fn a_whole_reply_without_usage_is_counted_and_an_error_body_costs_nothing(
     )
     .await;
     let (garbled_url, garbled) = whole_upstream("application/json", "{\"choices\": [").await;
-    let app = TestApp::start_with(db, move |config| {
-        for (id, url) in [
-            ("plain", plain_url),
-            ("erring", error_url),
-            ("garbled", garbled_url),
-        ] {
-            let mut model = config.ai.model(SMALL).unwrap().clone();
-            model.id = id.into();
-            model.backend = barrack_core::ai::config::ModelBackendKind::Openai;
-            model.base_url = Some(url);
-            config.ai.models.push(model);
-        }
-        config.ai.upstream_timeout_seconds = 5;
-    })
-    .await;
-    let (_, id, key) = app.funded_user_with_key(Tier::Advanced, "US", "10").await;
-    let me = Caller::new(&app.base_url, &key);
-    let prices = small_prices(&app);
+    let routes = vec![
+        Route::to("plain", plain_url),
+        Route::to("erring", error_url),
+        Route::to("garbled", garbled_url),
+    ];
+    let gateway = Gateway::start(db, 5, routes).await;
+    let (me, prices) = (&gateway.me, gateway.prices);
     let ask =
         |model: &str| json!({"model": model, "messages": user_message("hi"), "max_tokens": 20});
 
@@ -478,8 +547,7 @@ async fn a_whole_reply_without_usage_is_counted_and_an_error_body_costs_nothing(
     assert_eq!(failed.status, 502, "{}", failed.body);
     assert_eq!(failed.body["error"]["code"], "upstream_error");
     assert_eq!(me.balance().await, d("10") - cost);
-    balance_equals_ledger(&app, &id).await;
-    app.stop().await;
+    gateway.stop().await;
     plain.abort();
     error.abort();
     garbled.abort();
@@ -500,17 +568,8 @@ async fn an_upstream_that_does_not_answer_in_time_is_a_504() {
             connections.push(socket);
         }
     });
-    let app = TestApp::start_with(Db::Sqlite, move |config| {
-        let mut stalled = config.ai.model(SMALL).unwrap().clone();
-        stalled.id = "stalled".into();
-        stalled.backend = barrack_core::ai::config::ModelBackendKind::Openai;
-        stalled.base_url = Some(url);
-        config.ai.models.push(stalled);
-        config.ai.upstream_timeout_seconds = 1;
-    })
-    .await;
-    let (_, id, key) = app.funded_user_with_key(Tier::Advanced, "US", "10").await;
-    let me = Caller::new(&app.base_url, &key);
+    let gateway = Gateway::start(Db::Sqlite, 1, vec![Route::to("stalled", url)]).await;
+    let me = &gateway.me;
     let ask = json!({"model": "stalled", "messages": user_message("hello?")});
     let timed_out = me.post("/api/ai/chat/", &ask).await;
     assert_eq!(timed_out.status, 504, "{}", timed_out.body);
@@ -527,40 +586,22 @@ async fn an_upstream_that_does_not_answer_in_time_is_a_504() {
             .iter()
             .all(|c| c["status"] == "failed" && dec(&c["cost"]).is_zero())
     );
-    balance_equals_ledger(&app, &id).await;
-    app.stop().await;
+    gateway.stop().await;
     held.abort();
 }
 
 /// An upstream that answers every call with `pieces`, written one by one with a pause between, so the
 /// gateway reads lines split across reads and several lines in one read; its address is returned.
 async fn scripted_upstream(pieces: Vec<&'static str>) -> (String, tokio::task::JoinHandle<()>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
     let served = tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
             let pieces = pieces.clone();
             tokio::spawn(async move {
-                // The request: its head, then as many bytes as its Content-Length says.
-                let mut request = Vec::new();
-                let mut buffer = [0u8; 4096];
-                loop {
-                    let n = socket.read(&mut buffer).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    request.extend_from_slice(&buffer[..n]);
-                    let text = String::from_utf8_lossy(&request).to_lowercase();
-                    if let Some(head_end) = text.find("\r\n\r\n") {
-                        let length: usize = text
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .map_or(0, |v| v.trim().parse().unwrap());
-                        if request.len() >= head_end + 4 + length {
-                            break;
-                        }
-                    }
+                if !read_request(&mut socket).await {
+                    return;
                 }
                 let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
                 let _ = socket.write_all(head.as_bytes()).await;
@@ -593,20 +634,12 @@ async fn an_upstream_stream_is_read_whatever_its_reads_and_an_error_part_ends_it
     ];
     let (finished_url, finished_upstream) = scripted_upstream(finished).await;
     let (broken_url, broken_upstream) = scripted_upstream(broken).await;
-    let app = TestApp::start_with(db, move |config| {
-        for (id, url) in [("finished", finished_url), ("broken", broken_url)] {
-            let mut model = config.ai.model(SMALL).unwrap().clone();
-            model.id = id.into();
-            model.backend = barrack_core::ai::config::ModelBackendKind::Openai;
-            model.base_url = Some(url);
-            config.ai.models.push(model);
-        }
-        config.ai.upstream_timeout_seconds = 5;
-    })
-    .await;
-    let (_, id, key) = app.funded_user_with_key(Tier::Advanced, "US", "10").await;
-    let me = Caller::new(&app.base_url, &key);
-    let prices = small_prices(&app);
+    let routes = vec![
+        Route::to("finished", finished_url),
+        Route::to("broken", broken_url),
+    ];
+    let gateway = Gateway::start(db, 5, routes).await;
+    let (me, prices) = (&gateway.me, gateway.prices);
 
     // Split lines, lines sharing a read, fields the gateway does not read, a comment, a usage part with
     // no choices: the reply and the upstream's usage arrive whole, and the usage is what is charged.
@@ -650,8 +683,7 @@ async fn an_upstream_stream_is_read_whatever_its_reads_and_an_error_part_ends_it
         tokenizer::count("Hello world"),
     ));
     assert_eq!(me.balance().await, d("10") - cost - charged);
-    balance_equals_ledger(&app, &id).await;
-    app.stop().await;
+    gateway.stop().await;
     finished_upstream.abort();
     broken_upstream.abort();
 }
