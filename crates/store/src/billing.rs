@@ -483,11 +483,12 @@ pub struct Commitments {
 /// and the volumes being created. On PostgreSQL the account's row is locked first, in a statement of its
 /// own so that the reads after it see what the transaction it waited for committed; two such
 /// transactions of one account so run one after the other (SQLite's write transactions are serial
-/// already).
+/// already). The lock leaves rows that point at the account (a worker's new period, say) free to be
+/// written meanwhile.
 pub async fn commitments(tx: &mut Tx, account_id: &str, currency: &str) -> Result<Commitments> {
     if tx.backend() == Backend::Postgres {
         tx.fetch_optional(
-            "SELECT id FROM accounts WHERE id = $1 FOR UPDATE",
+            "SELECT id FROM accounts WHERE id = $1 FOR NO KEY UPDATE",
             &binds![account_id],
         )
         .await?;
@@ -498,8 +499,9 @@ pub async fn commitments(tx: &mut Tx, account_id: &str, currency: &str) -> Resul
             "SELECT CAST(0 AS BIGINT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), \
              amount_micros, CAST(0 AS BIGINT), CAST(0 AS BIGINT), CAST(0 AS BIGINT) \
              FROM balances WHERE account_id = $1 AND currency = $2 \
-             UNION ALL SELECT 1, hourly_rate, NULL, NULL, periods, 0, 0, 0 FROM open_period_rates \
-             WHERE account_id = $1 AND currency = $2 AND periods > 0 \
+             UNION ALL SELECT 1, hourly_rate, NULL, NULL, CAST(SUM(periods) AS BIGINT), 0, 0, 0 \
+             FROM open_period_rates WHERE account_id = $1 AND currency = $2 \
+             GROUP BY hourly_rate HAVING SUM(periods) > 0 \
              UNION ALL {} \
              UNION ALL SELECT 3, volume_type, NULL, NULL, size_gb, 0, 0, 0 FROM volumes \
              WHERE account_id = $1 AND currency = $2 AND status = 'creating'",

@@ -120,12 +120,12 @@ pub async fn get(tx: &mut Tx, id: &str) -> Result<Option<FirewallRow>> {
 }
 
 /// Serialises the writers that count an account's resources before adding one (the firewall limit):
-/// PostgreSQL locks the account's row until the transaction ends; SQLite's write transactions are serial
-/// already.
+/// PostgreSQL locks the account's row until the transaction ends, in the mode that leaves rows pointing
+/// at the account free to be written meanwhile; SQLite's write transactions are serial already.
 pub async fn lock_account(tx: &mut Tx, account_id: &str) -> Result<()> {
     if tx.backend() == Backend::Postgres {
         tx.fetch_optional(
-            "SELECT id FROM accounts WHERE id = $1 FOR UPDATE",
+            "SELECT id FROM accounts WHERE id = $1 FOR NO KEY UPDATE",
             &binds![account_id],
         )
         .await?;

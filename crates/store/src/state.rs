@@ -26,6 +26,9 @@ const MIGRATIONS_TABLE: &str = "schema_migrations";
 /// Tables that hold rows only while a statement runs (PostgreSQL's notes of changes to the open periods'
 /// rate counts, which the statement folds into them): never state, and only one backend has them.
 const TRANSIENT_TABLES: [&str; 1] = ["open_period_rate_changes"];
+/// Tables of counts that triggers keep as other tables' rows come and go: emptying those tables moves
+/// the counts (below zero where a count was emptied first), so a reset empties these last.
+const COUNT_TABLES: [&str; 1] = ["open_period_rates"];
 
 /// The schema version of this build: the last migration's number.
 pub fn schema_version() -> i64 {
@@ -319,9 +322,13 @@ impl Store {
                                (SELECT id FROM accounts WHERE is_admin = 0)"
                     .to_string(),
                 "simulation_clock" => continue,
+                name if COUNT_TABLES.contains(&name) => continue,
                 name => format!("DELETE FROM {name}"),
             };
             tx.execute(&sql, &[]).await?;
+        }
+        for name in COUNT_TABLES {
+            tx.execute(&format!("DELETE FROM {name}"), &[]).await?;
         }
         let resets = tx
             .fetch_one(

@@ -161,31 +161,21 @@ async fn open_rate_counts_follow_every_change_of_a_period(db: Db) {
         }
         tx.commit().await.unwrap();
 
-        let counted = |sql: &'static str| {
-            let store = store.clone();
-            async move {
-                store
-                    .fetch_all(sql, &[])
-                    .await
-                    .unwrap()
-                    .iter()
-                    .map(|r| {
-                        let key = (r.text(0).unwrap(), r.text(1).unwrap(), r.text(2).unwrap());
-                        (key, r.int(3).unwrap())
-                    })
-                    .collect::<BTreeMap<_, _>>()
-            }
-        };
-        let kept = counted(
-            "SELECT account_id, currency, hourly_rate, periods FROM open_period_rates WHERE periods > 0",
-        )
-        .await;
-        let scanned = counted(
-            "SELECT account_id, currency, hourly_rate, CAST(COUNT(*) AS BIGINT) FROM billing_periods \
-             WHERE ended_at IS NULL GROUP BY account_id, currency, hourly_rate",
-        )
-        .await;
-        assert_eq!(kept, scanned, "round {round}");
+        crate::common::assert_derived_state_consistent(&store).await;
+        let scanned: BTreeMap<(String, String, String), i64> = store
+            .fetch_all(
+                "SELECT account_id, currency, hourly_rate, CAST(COUNT(*) AS BIGINT) FROM billing_periods \
+                 WHERE ended_at IS NULL GROUP BY account_id, currency, hourly_rate",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let key = (r.text(0).unwrap(), r.text(1).unwrap(), r.text(2).unwrap());
+                (key, r.int(3).unwrap())
+            })
+            .collect();
         assert!(!scanned.is_empty(), "round {round} left periods open");
         // What the commitment reads is the same.
         let mut tx = store.begin().await.unwrap();

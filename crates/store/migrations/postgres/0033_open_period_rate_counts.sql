@@ -3,12 +3,16 @@
 -- from here, a row per distinct rate, instead of counting its open periods entry by entry (10,000 periods:
 -- 1.2-2 ms on PostgreSQL, which visits the heap for each because the meter rewrites open periods every
 -- minute, inside the account's lock every deploy takes). Rates stay exact decimals as text; a rate no
--- period has any more keeps a row at zero.
+-- period has any more keeps rows summing to zero.
 --
 -- Unlike SQLite, which updates a row in place, PostgreSQL writes a new version of a row each time it is
 -- updated, and a transaction that updates the same row N times walks up to N versions each time: a count
 -- moved per period would make one statement that opens or closes 40,000 periods of an account take 19 s.
 -- So each row only notes its change, and the statement folds its notes into the counts once, at its end.
+-- A count changed stays locked until its transaction ends, and every worker that opens or closes a
+-- period of an account at a rate would queue on the same one: so an account's count at a rate is the
+-- sum over `shard`, and each connection folds into its own (its backend's pid modulo 64). A shard may go
+-- below zero (a period opened through one connection, closed through another); the sum never does.
 -- The meter's per-minute rewrite names none of these columns and fires neither trigger.
 -- Kept in lockstep with ../sqlite/0033_open_period_rate_counts.sql (which has no notes table: SQLite has
 -- no statement triggers, and needs none).
@@ -17,8 +21,9 @@ CREATE TABLE open_period_rates (
     account_id TEXT NOT NULL,
     currency TEXT NOT NULL,
     hourly_rate TEXT NOT NULL,
-    periods BIGINT NOT NULL CHECK (periods >= 0),
-    PRIMARY KEY (account_id, currency, hourly_rate)
+    shard BIGINT NOT NULL DEFAULT 0,
+    periods BIGINT NOT NULL,
+    PRIMARY KEY (account_id, currency, hourly_rate, shard)
 );
 
 INSERT INTO open_period_rates (account_id, currency, hourly_rate, periods)
@@ -61,22 +66,15 @@ BEGIN
 END
 $$;
 
--- Decreases update (a count already gone, as when every table is emptied, stays gone); increases upsert.
 CREATE FUNCTION billing_periods_open_rate_fold() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     WITH noted AS (
         DELETE FROM open_period_rate_changes RETURNING account_id, currency, hourly_rate, change
-    ), net AS (
-        SELECT account_id, currency, hourly_rate, SUM(change) AS change FROM noted
-        GROUP BY account_id, currency, hourly_rate HAVING SUM(change) <> 0
-    ), lowered AS (
-        UPDATE open_period_rates r SET periods = r.periods + net.change FROM net
-        WHERE net.change < 0 AND r.account_id = net.account_id AND r.currency = net.currency
-            AND r.hourly_rate = net.hourly_rate
     )
-    INSERT INTO open_period_rates (account_id, currency, hourly_rate, periods)
-    SELECT account_id, currency, hourly_rate, change FROM net WHERE change > 0
-    ON CONFLICT (account_id, currency, hourly_rate)
+    INSERT INTO open_period_rates (account_id, currency, hourly_rate, shard, periods)
+    SELECT account_id, currency, hourly_rate, pg_backend_pid() % 64, SUM(change) FROM noted
+    GROUP BY account_id, currency, hourly_rate HAVING SUM(change) <> 0
+    ON CONFLICT (account_id, currency, hourly_rate, shard)
     DO UPDATE SET periods = open_period_rates.periods + excluded.periods;
     RETURN NULL;
 END

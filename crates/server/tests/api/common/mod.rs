@@ -537,6 +537,21 @@ pub async fn assert_derived_state_consistent(store: &barrack_store::Store) {
         .await,
         "the kept counts of live instances are the counts"
     );
+    // Counts kept per account, currency and rate, in shards that sum to them.
+    assert_eq!(
+        pairs(
+            "SELECT account_id || ' ' || currency || ' ' || hourly_rate, CAST(SUM(periods) AS BIGINT) \
+             FROM open_period_rates GROUP BY account_id, currency, hourly_rate \
+             HAVING SUM(periods) <> 0 ORDER BY 1"
+        )
+        .await,
+        pairs(
+            "SELECT account_id || ' ' || currency || ' ' || hourly_rate, COUNT(*) FROM billing_periods \
+             WHERE ended_at IS NULL GROUP BY account_id, currency, hourly_rate ORDER BY 1"
+        )
+        .await,
+        "the kept counts of open periods by rate are the counts"
+    );
 }
 
 /// Deploys an instance and answers its id; the deploy must be accepted.
