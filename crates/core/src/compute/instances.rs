@@ -18,9 +18,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::{Caller, actor};
-use crate::network::{
-    ValidRule, assign_address, assign_free_address, rule_view, valid_rule_of, validate_rule,
-};
+use crate::network::{ValidRule, assign_address, rule_view, valid_rule_of, validate_rule};
 use crate::platform::config::{Config, GpuModelConfig};
 use crate::platform::ids::{IdKind, new_id};
 use crate::platform::jobs::{NewJob, enqueue};
@@ -218,13 +216,9 @@ impl InstanceService {
         holder: &str,
         may_hold: bool,
     ) -> Result<String> {
-        let (config, now) = (self.config(), self.now());
-        let assigned = if may_hold {
-            assign_address(tx, config, region, holder, now).await?
-        } else {
-            assign_free_address(tx, config, region, holder, now).await?
-        };
-        assigned.ok_or_else(|| {
+        assign_address(tx, self.config(), (region, holder), may_hold, self.now())
+            .await?
+            .ok_or_else(|| {
                 Error::PublicIpUnavailable(format!(
                     "No public IP address is free in {region}; deploy with public_ip: false or try another region"
                 ))
@@ -451,7 +445,7 @@ pub(crate) async fn instance_address(
     now: i64,
 ) -> Result<Option<String>> {
     if row.public_ip {
-        Ok(assign_address(tx, config, &row.region, &row.id, now).await?)
+        Ok(assign_address(tx, config, (&row.region, &row.id), true, now).await?)
     } else {
         Ok(Some(private_address(&row.id)))
     }

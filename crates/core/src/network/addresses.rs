@@ -135,30 +135,20 @@ pub fn pool_of(config: &Config, region: &str) -> Option<Pool> {
 /// allocations still end on a pick.
 const PICKS: usize = 16;
 
-/// Hands the instance a free address of its region's pool (or returns the one it holds); `None` when the
+/// Hands the instance a free address of its region's pool (or returns the one it holds, unless `may_hold`
+/// says it cannot hold one, as an instance written in this transaction without a hold); `None` when the
 /// pool is exhausted. Picks are random so that concurrent deploys try different addresses and do not
 /// queue behind each other; only a nearly full pool is searched through the addresses handed out.
 pub async fn assign_address(
     tx: &mut Tx,
     config: &Config,
-    region: &str,
-    instance_id: &str,
+    (region, instance_id): (&str, &str),
+    may_hold: bool,
     now: i64,
 ) -> Result<Option<String>, StoreError> {
-    if let Some(address) = public_ips::held_by(tx, instance_id).await? {
+    if may_hold && let Some(address) = public_ips::held_by(tx, instance_id).await? {
         return Ok(Some(address));
     }
-    assign_free_address(tx, config, region, instance_id, now).await
-}
-
-/// [`assign_address`] for a holder known to hold none (an instance written in this transaction).
-pub async fn assign_free_address(
-    tx: &mut Tx,
-    config: &Config,
-    region: &str,
-    instance_id: &str,
-    now: i64,
-) -> Result<Option<String>, StoreError> {
     let Some(pool) = pool_of(config, region).filter(|p| !p.is_empty()) else {
         return Ok(None);
     };

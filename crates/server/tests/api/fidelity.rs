@@ -188,19 +188,25 @@ async fn transaction_ids_follow_the_id_pattern(db: Db) {
     app.stop().await;
 }
 
+/// A funded account, and the id of its grant's ledger entry (an id a new entry may draw again).
+async fn funded_with_entry(app: &TestApp) -> (String, String) {
+    let (_, account) = app.funded_user(Tier::Legacy, "US", "10").await;
+    let (entries, _) = app
+        .services()
+        .store()
+        .ledger_entries(&account, &Default::default(), 0, 10)
+        .await
+        .unwrap();
+    let taken = entries[0].id.clone();
+    (account, taken)
+}
+
 /// With 6 random characters an entry's id can be taken already: the entry is stored under another one,
 /// and an idempotency key used before still appends nothing.
 async fn a_taken_ledger_id_gets_another(db: Db) {
     let app = TestApp::start(db).await;
-    let (_, account) = app.funded_user(Tier::Legacy, "US", "10").await;
+    let (account, taken) = funded_with_entry(&app).await;
     let store = app.services().store();
-    let taken = store
-        .ledger_entries(&account, &Default::default(), 0, 10)
-        .await
-        .unwrap()
-        .0[0]
-        .id
-        .clone();
     let entry = LedgerEntryRow {
         id: taken.clone(),
         account_id: account.clone(),
@@ -244,15 +250,8 @@ async fn a_taken_ledger_id_gets_another(db: Db) {
 /// the row names; the same request id recorded again changes nothing and answers with what was recorded.
 async fn an_ai_call_is_recorded_once_and_its_entry_keeps_the_id_it_went_in_under(db: Db) {
     let app = TestApp::start(db).await;
-    let (_, account) = app.funded_user(Tier::Legacy, "US", "10").await;
+    let (account, taken) = funded_with_entry(&app).await;
     let store = app.services().store();
-    let taken = store
-        .ledger_entries(&account, &Default::default(), 0, 10)
-        .await
-        .unwrap()
-        .0[0]
-        .id
-        .clone();
     let call = |id: &str| AiRequestRow {
         id: id.into(),
         account_id: account.clone(),
