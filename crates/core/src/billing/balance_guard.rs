@@ -23,12 +23,12 @@ pub async fn require_balance(
         .get(&currency)
         .map(|d| d.0)
         .unwrap_or_default();
-    let held = context.store.balances(caller.account_id()).await?;
-    let balance = held
-        .iter()
-        .find(|(c, _)| c == currency.as_str())
-        .map(|(_, m)| from_micros(*m))
-        .unwrap_or_default();
+    let balance = from_micros(
+        context
+            .store
+            .balance(caller.account_id(), currency.as_str())
+            .await?,
+    );
     let needed = minimum.max(first_hour);
     if balance < needed {
         return Err(Error::InsufficientBalance(format!(

@@ -56,13 +56,11 @@ impl BillingService {
             let Some(currency) = Currency::parse(&depletion.currency) else {
                 continue;
             };
-            let balance = store
-                .balances(&depletion.account_id)
-                .await?
-                .into_iter()
-                .find(|(c, _)| c == currency.as_str())
-                .map(|(_, m)| from_micros(m))
-                .unwrap_or_default();
+            let balance = from_micros(
+                store
+                    .balance(&depletion.account_id, currency.as_str())
+                    .await?,
+            );
             let minimum = self
                 .context
                 .config

@@ -575,15 +575,12 @@ impl BillingService {
                 continue;
             }
             // Decide on the balance as it is now: credits may have arrived since the charge.
-            let balance = self
-                .context
-                .store
-                .balances(account)
-                .await?
-                .into_iter()
-                .find(|(c, _)| c == currency.as_str())
-                .map(|(_, m)| from_micros(m))
-                .unwrap_or_default();
+            let balance = from_micros(
+                self.context
+                    .store
+                    .balance(account, currency.as_str())
+                    .await?,
+            );
             if balance <= Decimal::ZERO {
                 self.suspend_storage(account, currency).await?;
                 let n = instances.hibernate_for_depletion(account, currency).await?;
