@@ -3,12 +3,14 @@
 
 use std::path::PathBuf;
 
-use barrack_api::Tier;
+use barrack_api::account::GrantCredits;
+use barrack_api::{Currency, Tier};
+use barrack_client::Client;
 use barrack_core::ai::{cost_micros, tokenizer};
 use barrack_core::money::from_micros;
 use futures::StreamExt;
 use rust_decimal::Decimal;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::*;
 use crate::common::process::{ServerProcess, spawn};
@@ -58,32 +60,17 @@ impl Upstream {
             .printed_key
             .clone()
             .expect("the first start prints a key");
-        let http = crate::common::http_client();
-        let profile: Value = http
-            .get(format!("{}/api/account/profile/", server.url))
-            .header("X-API-Key", &key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let account = profile["data"]["id"].as_str().unwrap().to_string();
-        let granted = http
-            .post(format!(
-                "{}/api/admin/accounts/{account}/credits/",
-                server.url
-            ))
-            .header("X-API-Key", &key)
-            .json(&json!({"amount": "100.00", "currency": "USD"}))
-            .send()
+        let operator = Client::builder(&server.url).api_key(&key).build().unwrap();
+        let account = operator.profile().await.unwrap().data.id;
+        let grant = GrantCredits {
+            amount: "100.00".parse().unwrap(),
+            currency: Currency::USD,
+            note: None,
+        };
+        operator
+            .admin_grant_credits(&account, &grant)
             .await
             .unwrap();
-        assert!(
-            granted.status().is_success(),
-            "{}",
-            granted.text().await.unwrap()
-        );
         let key_file = dir.join("upstream-key");
         std::fs::write(&key_file, format!("{key}\n")).unwrap();
         Upstream {
