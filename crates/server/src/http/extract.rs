@@ -19,12 +19,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            let status = rejection.status();
-            ApiError(super::error::for_status(status, rejection.body_text()))
-        })?;
+        let bytes = body_bytes(req, state).await?;
         parse_body(&bytes).map(Body)
     }
+}
+
+/// The request's body, or the error envelope when it cannot be read (too large, say).
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        let status = rejection.status();
+        ApiError(super::error::for_status(status, rejection.body_text()))
+    })
+}
+
+/// Whether a body starts as a JSON object does.
+fn opens_object(bytes: &[u8]) -> bool {
+    bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
 /// A body as [`Body`] reads it.
@@ -32,7 +42,7 @@ fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // No body at all is `{}`; white space alone is not JSON.
     let bytes: &[u8] = if bytes.is_empty() { b"{}" } else { bytes };
     // Every body of this API is an object; serde would also take an array as a struct's fields in order.
-    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+    if !opens_object(bytes) {
         return Err(ApiError(Error::Validation {
             message: "Request body must be a JSON object".into(),
             errors: [(
@@ -62,11 +72,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for TypedBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            let status = rejection.status();
-            ApiError(super::error::for_status(status, rejection.body_text()))
-        })?;
-        if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        let bytes = body_bytes(req, state).await?;
+        if opens_object(&bytes) {
             let mut de = serde_json::Deserializer::from_slice(&bytes);
             if let Ok(value) = T::deserialize(&mut de)
                 && de.end().is_ok()
