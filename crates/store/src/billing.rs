@@ -484,8 +484,14 @@ pub struct Commitments {
 /// own so that the reads after it see what the transaction it waited for committed; two such
 /// transactions of one account so run one after the other (SQLite's write transactions are serial
 /// already). The lock leaves rows that point at the account (a worker's new period, say) free to be
-/// written meanwhile.
-pub async fn commitments(tx: &mut Tx, account_id: &str, currency: &str) -> Result<Commitments> {
+/// written meanwhile. `written`, when given, is an instance the transaction has written already: it and
+/// the volumes created with it are left out (the caller counts them itself).
+pub async fn commitments(
+    tx: &mut Tx,
+    account_id: &str,
+    currency: &str,
+    written: Option<&str>,
+) -> Result<Commitments> {
     if tx.backend() == Backend::Postgres {
         tx.fetch_optional(
             "SELECT id FROM accounts WHERE id = $1 FOR NO KEY UPDATE",
@@ -504,12 +510,18 @@ pub async fn commitments(tx: &mut Tx, account_id: &str, currency: &str) -> Resul
              GROUP BY hourly_rate HAVING SUM(periods) > 0 \
              UNION ALL {} \
              UNION ALL SELECT 3, volume_type, NULL, NULL, size_gb, 0, 0, 0 FROM volumes \
-             WHERE account_id = $1 AND currency = $2 AND status = 'creating'",
-            crate::instances::heading_shapes_sql("2")
+             WHERE account_id = $1 AND currency = $2 AND status = 'creating' \
+             AND (instance_id IS NULL OR instance_id <> $3)",
+            crate::instances::heading_shapes_sql("2", "AND id <> $3")
         )
     });
     let mut commitments = Commitments::default();
-    for row in tx.fetch_all(&SQL, &binds![account_id, currency]).await? {
+    // No instance has an empty id.
+    let written = written.unwrap_or("");
+    for row in tx
+        .fetch_all(&SQL, &binds![account_id, currency, written])
+        .await?
+    {
         match row.int(0)? {
             0 => commitments.balance = row.int(4)?,
             1 => commitments.rates.push((row.text(1)?, row.int(4)?)),

@@ -690,17 +690,17 @@ pub struct HeadingShape {
     pub instances: i64,
 }
 
-/// The account's (`$1`) instances billed in the currency `$2` that are in one of [`HEADING_STATES`],
-/// counted by shape in the database, as `extra` (an expression), then what [`HeadingShape`] holds in its
-/// order: a walk of the partial index's entries for the account, in the order it groups by (each instance
+/// The account's (`$1`) instances billed in the currency `$2` that are in one of [`HEADING_STATES`] and
+/// meet `filter` (more conditions, or nothing), counted by shape in the database, as `extra` (an
+/// expression), then what [`HeadingShape`] holds in its order: a walk of the partial index's entries for the account, in the order it groups by (each instance
 /// on a boot volume is a group of its own, which keeps that order), never of the account's other
 /// instances. A shape may come more than once; the caller adds them up.
-pub(crate) fn heading_shapes_sql(extra: &str) -> String {
+pub(crate) fn heading_shapes_sql(extra: &str, filter: &str) -> String {
     let states = HEADING_STATES.map(|s| format!("'{s}'")).join(", ");
     format!(
         "SELECT {extra}, status, gpu_model, os_volume_type, gpu_count, storage_gb, \
          CASE WHEN boot_volume_id IS NULL THEN 0 ELSE 1 END, CAST(COUNT(*) AS BIGINT) FROM instances \
-         WHERE account_id = $1 AND currency = $2 AND status IN ({states}) \
+         WHERE account_id = $1 AND currency = $2 AND status IN ({states}) {filter} \
          GROUP BY status, gpu_model, gpu_count, os_volume_type, storage_gb, boot_volume_id"
     )
 }

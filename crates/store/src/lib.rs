@@ -80,6 +80,10 @@ pub enum StoreError {
     Commit(String),
     #[error("unexpected data from the database: {0}")]
     Unexpected(String),
+    /// PostgreSQL gave up the transaction for another it conflicted with (a deadlock, or a serialization
+    /// failure): nothing it wrote stays, and the same request may be tried again.
+    #[error("the transaction conflicted with a concurrent one: {0}")]
+    Conflict(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -88,6 +92,11 @@ impl From<sqlx::Error> for StoreError {
             && db.kind() == sqlx::error::ErrorKind::UniqueViolation
         {
             return StoreError::Unique(db.constraint().unwrap_or(db.message()).to_string());
+        }
+        if let Some(db) = e.as_database_error()
+            && matches!(db.code().as_deref(), Some("40P01" | "40001"))
+        {
+            return StoreError::Conflict(db.message().to_string());
         }
         StoreError::Database(e)
     }

@@ -17,16 +17,18 @@ use crate::platform::lifecycle::{BillingClass, InstanceState};
 use crate::platform::money::{display_amount, from_micros};
 use crate::{Context, Error, Result};
 
-/// The account's committed hourly burn in `currency` and its balance, read in `tx` (the account held).
+/// The account's committed hourly burn in `currency` and its balance, read in `tx` (the account held),
+/// leaving out the instance `written` (see [`require_commitment`]).
 pub async fn committed(
     tx: &mut Tx,
     context: &Context,
     account_id: &str,
     currency: Currency,
+    written: Option<&str>,
 ) -> Result<(Decimal, Decimal)> {
     let config = &context.config;
     let commitments =
-        barrack_store::billing::commitments(tx, account_id, currency.as_str()).await?;
+        barrack_store::billing::commitments(tx, account_id, currency.as_str(), written).await?;
     let mut burn = Decimal::ZERO;
     for (rate, periods) in &commitments.rates {
         burn += stored_rate(rate)? * Decimal::from(*periods);
@@ -52,15 +54,17 @@ pub async fn committed(
 
 /// 402 `INSUFFICIENT_BALANCE`, with the figures, unless the balance in `currency` holds the configured
 /// minimum and covers the committed burn plus `added` (per hour) for an hour. Call inside the transaction
-/// that commits the increase, before writing it.
+/// that commits the increase, before writing it, or after writing a new instance (and the volumes created
+/// with it) named as `written`, whose share of the burn `added` is then.
 pub async fn require_commitment(
     tx: &mut Tx,
     context: &Context,
     account_id: &str,
     currency: Currency,
     added: Decimal,
+    written: Option<&str>,
 ) -> Result<()> {
-    let (burn, balance) = committed(tx, context, account_id, currency).await?;
+    let (burn, balance) = committed(tx, context, account_id, currency, written).await?;
     let minimum = context
         .config
         .billing

@@ -50,8 +50,15 @@ impl InstanceService {
                     .gpu_model(&row.gpu_model)
                     .map(|m| price(&m.prices, currency) * Decimal::from(row.gpu_count))
                     .unwrap_or_default();
-                require_commitment(&mut tx, &self.context, caller.account_id(), currency, gpus)
-                    .await?;
+                require_commitment(
+                    &mut tx,
+                    &self.context,
+                    caller.account_id(),
+                    currency,
+                    gpus,
+                    None,
+                )
+                .await?;
             }
             let mut change = InstanceChange {
                 status: Some(through.as_str().into()),

@@ -154,6 +154,7 @@ impl InstanceService {
             caller.account_id(),
             currency,
             gpus + os_disk,
+            None,
         )
         .await?;
         // The snapshot cannot be deleted before the instance that copies its disk is written.

@@ -143,6 +143,12 @@ impl Error {
 
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
-        Error::Internal(e.to_string())
+        match e {
+            StoreError::Conflict(_) => Error::conflict(
+                "CONFLICT",
+                "A concurrent request changed what this one needed; nothing was done, try again",
+            ),
+            e => Error::Internal(e.to_string()),
+        }
     }
 }

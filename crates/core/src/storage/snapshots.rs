@@ -218,6 +218,7 @@ impl SnapshotService {
                 caller.account_id(),
                 currency,
                 first_hour,
+                None,
             )
             .await?;
             if !snapshots::hold_instance(&mut tx, &instance.id, instance.generation).await? {

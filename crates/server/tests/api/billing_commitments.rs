@@ -4,6 +4,7 @@
 use barrack_api::Tier;
 use barrack_api::volumes::CreateVolumeRequest;
 use reqwest::Method;
+use rust_decimal::Decimal;
 use serde_json::json;
 
 use std::collections::BTreeMap;
@@ -22,6 +23,7 @@ on_both_databases!(
     twenty_parallel_deploys_on_credit_for_three_start_three,
     a_volume_cannot_grow_past_the_balance,
     open_rate_counts_follow_every_change_of_a_period,
+    a_deploy_counts_its_own_instance_and_volumes_once,
 );
 
 /// USD 2.49 an hour for one H100 and 0.029296875 for its 100 GB disk: 8 USD covers three such hours, not four.
@@ -67,6 +69,95 @@ async fn twenty_parallel_deploys_on_credit_for_three_start_three(db: Db) {
         "{}",
         listed.text
     );
+    app.stop().await;
+}
+
+/// A deploy that creates its instance and a data volume checks the commitment after writing them, leaving
+/// them out of the committed burn and adding its first hour once: credit a cent short of that hour
+/// refuses it, credit just over it deploys once and no more, and parallel deploys on credit for three
+/// hours of it create three.
+async fn a_deploy_counts_its_own_instance_and_volumes_once(db: Db) {
+    let app = TestApp::start(db).await;
+    let body = |n: usize| {
+        json!({"gpu_model": "H100-SXM5-80GB", "gpu_count": 1, "region": "FINLAND-1",
+            "instance_name": format!("own-{n}"), "image_name": "Ubuntu 24.04 + CUDA 12.8 Open + Docker",
+            "ssh_key": "k", "os_volume": {"size": 100},
+            "volumes": [{"name": format!("data-{n}"), "size": 500, "volume_type": "NVMe"}]})
+    };
+    // The first hour, from a preflight of a well-funded account.
+    let (rich, _) = app.funded_user(Tier::Advanced, "US", "1000").await;
+    create_key_k(&rich).await;
+    let preflight = rich
+        .raw(
+            Method::POST,
+            "/api/deploy-server/preflight/",
+            Some(&body(0)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(preflight.status.as_u16(), 200, "{}", preflight.text);
+    let hour: Decimal = preflight.body["data"]["price_per_hour"]
+        .to_string()
+        .parse()
+        .unwrap();
+    assert!(hour > Decimal::ONE, "above the minimum balance: {hour}");
+    // Credits are granted in cents: the least grant that covers `d`.
+    let cent = Decimal::new(1, 2);
+    let covering = |d: Decimal| (d / cent).ceil() * cent;
+
+    let (short, _) = app
+        .funded_user(Tier::Advanced, "US", &(covering(hour) - cent).to_string())
+        .await;
+    create_key_k(&short).await;
+    let refused = short
+        .raw(Method::POST, "/api/deploy-server/", Some(&body(1)))
+        .await
+        .unwrap();
+    assert_eq!(refused.status.as_u16(), 402, "{}", refused.text);
+
+    let (exact, _) = app
+        .funded_user(Tier::Advanced, "US", &covering(hour).to_string())
+        .await;
+    create_key_k(&exact).await;
+    let first = exact
+        .raw(Method::POST, "/api/deploy-server/", Some(&body(1)))
+        .await
+        .unwrap();
+    assert_eq!(first.status.as_u16(), 201, "{}", first.text);
+    let second = exact
+        .raw(Method::POST, "/api/deploy-server/", Some(&body(2)))
+        .await
+        .unwrap();
+    assert_eq!(second.status.as_u16(), 402, "{}", second.text);
+
+    let three = covering(hour * Decimal::from(3));
+    let (parallel, _) = app
+        .funded_user(Tier::Advanced, "US", &three.to_string())
+        .await;
+    create_key_k(&parallel).await;
+    let deploys: Vec<_> = (0..12)
+        .map(|n| {
+            let (client, body) = (parallel.clone(), body(n));
+            tokio::spawn(async move {
+                let raw = client
+                    .raw(Method::POST, "/api/deploy-server/", Some(&body))
+                    .await
+                    .unwrap();
+                raw.status.as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for deploy in deploys {
+        statuses.push(deploy.await.unwrap());
+    }
+    let created = statuses.iter().filter(|s| **s == 201).count();
+    assert_eq!(created, 3, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| [201, 402].contains(s)),
+        "{statuses:?}"
+    );
+    app.settle().await;
     app.stop().await;
 }
 
@@ -179,7 +270,7 @@ async fn open_rate_counts_follow_every_change_of_a_period(db: Db) {
         assert!(!scanned.is_empty(), "round {round} left periods open");
         // What the commitment reads is the same.
         let mut tx = store.begin().await.unwrap();
-        let rates_of_a = billing::commitments(&mut tx, &a, "USD")
+        let rates_of_a = billing::commitments(&mut tx, &a, "USD", None)
             .await
             .unwrap()
             .rates;

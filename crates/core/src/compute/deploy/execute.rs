@@ -1,9 +1,10 @@
-//! Deploy, step three: the plan written in one transaction — the account's committed burn checked, the
-//! custom image held, the instance and its address (or a hold's taken over), its rules, attached and new
-//! volumes, its event and its job, then its GPUs taken. A conflict found here (balance committed elsewhere
-//! 402, a name taken, a hold gone or a volume or image changed 409, no address 503, no stock 503) rolls
-//! everything back. The caller commits the
-//! transaction (a deploy) or drops it (a preflight, which so makes every check a deploy makes).
+//! Deploy, step three: the plan written in one transaction — the custom image held, the instance and its
+//! address (or a hold's taken over), its rules, attached and new volumes, its event and its job, the
+//! account's committed burn checked (first when the deploy takes over rows others change, else after its
+//! own writes), then its GPUs taken. A conflict found here (balance committed elsewhere 402, a name
+//! taken, a hold gone or a volume or image changed 409, no address 503, no stock 503) rolls everything
+//! back. The caller commits the transaction (a deploy) or drops it (a preflight, which so makes every
+//! check a deploy makes).
 
 use barrack_api::instances::DeployedInstance;
 use barrack_store::Tx;
@@ -41,14 +42,18 @@ impl InstanceService {
         } = plan;
         tracing::debug!(instance = %row.id, %first_hour, "deploy planned");
         let mut tx = self.context.store.begin().await?;
-        require_commitment(
-            &mut tx,
-            &self.context,
-            caller.account_id(),
-            currency,
-            first_hour,
-        )
-        .await?;
+        // The account is held (on PostgreSQL, its row locked) from the commitment's check to the commit. A
+        // deploy that takes over rows other requests change while they hold the account (a hold, an image,
+        // volumes) holds it first, as they do, so that no two wait on each other; one that writes only
+        // rows of its own checks last, so an account's deploys overlap in all but the check and the stock.
+        let takes_over = hold.is_some()
+            || custom_image.is_some()
+            || boot_volume.is_some()
+            || !existing.is_empty();
+        if takes_over {
+            let account = caller.account_id();
+            require_commitment(&mut tx, &self.context, account, currency, first_hour, None).await?;
+        }
         if let Some(image) = &custom_image {
             hold_image(&mut tx, image).await?;
         }
@@ -114,6 +119,18 @@ impl InstanceService {
         .await?;
         if let Some(lease) = &lease {
             self.write_lease(&mut tx, &row.id, lease, now).await?;
+        }
+        if !takes_over {
+            let (account, written) = (caller.account_id(), Some(row.id.as_str()));
+            require_commitment(
+                &mut tx,
+                &self.context,
+                account,
+                currency,
+                first_hour,
+                written,
+            )
+            .await?;
         }
         // The region's stock, which every deploy of its model takes from, comes last: on PostgreSQL its
         // row stays locked from here to the commit, so the deploys of other accounts wait the least.

@@ -108,6 +108,7 @@ impl InstanceService {
             caller.account_id(),
             preflight.currency,
             preflight.price_per_hour.0,
+            None,
         )
         .await?;
         if !capacity::allocate(&mut tx, &hold.region, &hold.gpu_model, hold.gpu_count, now).await? {

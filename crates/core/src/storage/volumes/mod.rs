@@ -294,6 +294,7 @@ impl VolumeService {
             caller.account_id(),
             currency,
             first_hour,
+            None,
         )
         .await?;
         self.insert_with_job(
@@ -525,6 +526,7 @@ impl VolumeService {
                 caller.account_id(),
                 currency,
                 first_hour,
+                None,
             )
             .await?;
             let change = VolumeChange {
@@ -579,8 +581,15 @@ impl VolumeService {
                 .map(|t| price(&t.prices, currency))
                 .unwrap_or_default();
             let added = storage_hourly(rate, size_gb) - storage_hourly(rate, row.size_gb as u32);
-            require_commitment(&mut tx, &self.context, caller.account_id(), currency, added)
-                .await?;
+            require_commitment(
+                &mut tx,
+                &self.context,
+                caller.account_id(),
+                currency,
+                added,
+                None,
+            )
+            .await?;
         }
         if !self
             .begin_in(
