@@ -66,6 +66,11 @@ impl InstanceService {
                 ..Default::default()
             };
             if action == Action::Restore {
+                // The address before the region's stock, in the order deploys take them.
+                if row.public_ip {
+                    self.reserve_address(&mut tx, &row.region, &row.id, true)
+                        .await?;
+                }
                 if !capacity::allocate(&mut tx, &row.region, &row.gpu_model, row.gpu_count, now)
                     .await?
                 {
@@ -80,10 +85,6 @@ impl InstanceService {
                     ));
                 }
                 change.gpus_allocated = Some(row.gpu_count);
-                if row.public_ip {
-                    self.reserve_address(&mut tx, &row.region, &row.id, true)
-                        .await?;
-                }
             }
             if !instances::update(&mut tx, &row.id, row.generation, &change, now).await? {
                 continue; // changed under us: read again and decide again

@@ -115,11 +115,9 @@ impl InstanceService {
         hold: Option<&DeployHoldRow>,
         now: i64,
     ) -> Result<bool> {
-        if hold.is_none() && !self.allocate_gpus(tx, row, now).await? {
-            return Ok(false);
-        }
         self.write_new(tx, row, hold, now).await?;
-        Ok(true)
+        self.take_address(tx, row, hold.is_some()).await?;
+        Ok(hold.is_some() || self.allocate_gpus(tx, row, now).await?)
     }
 
     /// Takes the new instance's GPUs from its region's stock: false when there are not enough.
@@ -132,8 +130,8 @@ impl InstanceService {
         Ok(capacity::allocate(tx, &row.region, &row.gpu_model, row.gpu_count, now).await?)
     }
 
-    /// Writes a new instance and takes its public address (or the hold's), in the caller's transaction;
-    /// its GPUs are the caller's to take. 503 without a free address; 409 on a name the account uses or a
+    /// Writes a new instance (taking over its hold), in the caller's transaction; its address
+    /// ([`Self::take_address`]) and GPUs are the caller's to take. 409 on a name the account uses or a
     /// hold no longer held. An id already taken (see [`instances::insert`]) is replaced by a fresh one,
     /// so read `row.id` after.
     pub(super) async fn write_new(
@@ -168,9 +166,20 @@ impl InstanceService {
         if let Some(hold) = hold {
             crate::compute::deploy::holds::consume(tx, hold, &row.id, now).await?;
         }
+        Ok(())
+    }
+
+    /// Takes the new instance's public address, when it asked for one: the one its hold passed on
+    /// (`held`; only such an address can be its already) or a free one (503 without). Transactions take
+    /// an address after the account's lock and before the region's stock, so none waits for another
+    /// holding them the other way round.
+    pub(super) async fn take_address(
+        &self,
+        tx: &mut Tx,
+        row: &InstanceRow,
+        held: bool,
+    ) -> Result<()> {
         if row.public_ip {
-            // Only an address its hold passed on can be the new instance's already.
-            let held = hold.is_some();
             self.reserve_address(tx, &row.region, &row.id, held).await?;
         }
         Ok(())

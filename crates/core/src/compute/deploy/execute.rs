@@ -1,7 +1,7 @@
-//! Deploy, step three: the plan written in one transaction — the custom image held, the instance and its
-//! address (or a hold's taken over), its rules, attached and new volumes, its event and its job, the
-//! account's committed burn checked (first when the deploy takes over rows others change, else after its
-//! own writes), then its GPUs taken. A conflict found here (balance committed elsewhere 402, a name
+//! Deploy, step three: the plan written in one transaction — the custom image held, the instance (or a
+//! hold's taken over), its rules, attached and new volumes, its event and its job, the account's
+//! committed burn checked (first when the deploy takes over rows others change, else after its own
+//! writes), then its address and its GPUs taken. A conflict found here (balance committed elsewhere 402, a name
 //! taken, a hold gone or a volume or image changed 409, no address 503, no stock 503) rolls everything
 //! back. The caller commits the transaction (a deploy) or drops it (a preflight, which so makes every
 //! check a deploy makes).
@@ -132,6 +132,7 @@ impl InstanceService {
             )
             .await?;
         }
+        self.take_address(&mut tx, &row, hold.is_some()).await?;
         // The region's stock, which every deploy of its model takes from, comes last: on PostgreSQL its
         // row stays locked from here to the commit, so the deploys of other accounts wait the least.
         if hold.is_none() && !self.allocate_gpus(&mut tx, &row, now).await? {

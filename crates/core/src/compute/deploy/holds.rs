@@ -100,8 +100,8 @@ impl InstanceService {
             updated_at: now,
         };
         let mut tx = self.context.store.begin().await?;
-        // The balance again, as the deploy checks it: this also takes the account's lock first, in the
-        // order deploys take it, before the capacity row.
+        // The balance again, as the deploy checks it: this also takes the account's lock first, then the
+        // address and the capacity row, in the order deploys take them.
         require_commitment(
             &mut tx,
             &self.context,
@@ -111,18 +111,18 @@ impl InstanceService {
             None,
         )
         .await?;
+        if hold.public_ip {
+            hold.address = Some(
+                self.reserve_address(&mut tx, &hold.region, &hold.id, true)
+                    .await?,
+            );
+        }
         if !capacity::allocate(&mut tx, &hold.region, &hold.gpu_model, hold.gpu_count, now).await? {
             drop(tx);
             return Err(Error::GpuUnavailable(
                 self.stock_message(&hold.region, model, request.gpu_count)
                     .await?,
             ));
-        }
-        if hold.public_ip {
-            hold.address = Some(
-                self.reserve_address(&mut tx, &hold.region, &hold.id, true)
-                    .await?,
-            );
         }
         deploy_holds::insert(&mut tx, &hold).await?;
         let job = NewJob {

@@ -22,8 +22,8 @@ use fields::Purpose;
 impl InstanceService {
     /// `POST /api/deploy-server/`. Checks in the documented order: fields (400), a hold named (404, 409,
     /// 400), tier and region (400), profile (403), balance (402), references (404), then, inside the
-    /// transaction, the name (409), the address (503), the committed balance (402; first when the deploy
-    /// takes over a hold, an image or volumes) and stock (503).
+    /// transaction, the name (409), the committed balance (402; first when the deploy takes over a hold,
+    /// an image or volumes), the address (503) and stock (503).
     pub async fn deploy(
         &self,
         caller: &Caller,
