@@ -1,5 +1,6 @@
 //! `spec/API.md` §1: envelopes, request ids, JSON for every rejection, rate limits.
 
+use barrack_api::Tier;
 use reqwest::Method;
 use serde_json::json;
 
@@ -11,6 +12,7 @@ on_both_databases!(
     every_rejection_is_the_json_error_envelope,
     bodies_over_the_limit_get_413,
     rate_limits_answer_429_with_headers,
+    a_transaction_given_up_for_a_deadlock_is_a_conflict,
 );
 
 fn is_request_id(s: &str) -> bool {
@@ -232,5 +234,55 @@ async fn rate_limits_answer_429_with_headers(db: Db) {
         .await
         .unwrap();
     assert_eq!(anonymous.status, 200);
+    app.stop().await;
+}
+
+/// Two PostgreSQL transactions that take two accounts' rows in opposite orders deadlock; the one the
+/// database gives up is a conflict the client may retry (409 `CONFLICT`), never an internal error, and the
+/// other commits. SQLite's write transactions are serial, so none can wait for another there.
+async fn a_transaction_given_up_for_a_deadlock_is_a_conflict(db: Db) {
+    use barrack_store::Db as _;
+    let app = TestApp::start(db).await;
+    if db == Db::Sqlite {
+        app.stop().await;
+        return;
+    }
+    let (_, a) = app.funded_user(Tier::Advanced, "US", "10").await;
+    let (_, b) = app.funded_user(Tier::Advanced, "US", "10").await;
+    let store = app.services().store().clone();
+    let touch = "UPDATE accounts SET updated_at = updated_at + 1 WHERE id = $1";
+    let first_then = |first: String, second: String| {
+        let store = store.clone();
+        async move {
+            let mut tx = store.begin().await?;
+            tx.execute(touch, &[first.as_str().into()]).await?;
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            tx.execute(touch, &[second.as_str().into()]).await?;
+            tx.commit().await
+        }
+    };
+    let (one, other) = tokio::join!(
+        first_then(a.clone(), b.clone()),
+        first_then(b.clone(), a.clone())
+    );
+    let given_up = match (one, other) {
+        (Err(e), Ok(())) | (Ok(()), Err(e)) => e,
+        other => panic!("one of the two must be given up, the other commit: {other:?}"),
+    };
+    assert!(
+        matches!(given_up, barrack_store::StoreError::Conflict(_)),
+        "{given_up:?}"
+    );
+    let answered = barrack_core::Error::from(given_up);
+    assert!(
+        matches!(
+            answered,
+            barrack_core::Error::Conflict {
+                code: "CONFLICT",
+                ..
+            }
+        ),
+        "{answered:?}"
+    );
     app.stop().await;
 }
