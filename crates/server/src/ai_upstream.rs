@@ -36,8 +36,11 @@ impl OpenAiBackend {
             .ok_or_else(|| anyhow::anyhow!("AI model '{}' has no base_url", model.id))?;
         crate::webhook_sender::install_crypto_provider();
         Ok(OpenAiBackend {
+            // Redirects are not followed: an API call answered with a 3xx is not answered (a 502), and
+            // the upstream's key is never sent on to another address.
             client: reqwest::Client::builder()
                 .connect_timeout(timeout)
+                .redirect(reqwest::redirect::Policy::none())
                 .build()?,
             url: reqwest::Url::parse(&format!("{}/chat/completions", base.trim_end_matches('/')))
                 .map_err(|e| anyhow::anyhow!("base_url is not a valid URL: {e}"))?,

@@ -82,7 +82,7 @@ pub async fn revoke_all_for_account(db: &mut impl Db, account_id: &str, now: i64
 
 impl Store {
     /// The live key with this secret hash and its account, in one round trip (every request does this);
-    /// on PostgreSQL from the key cache when it has them (see [`crate::key_cache`]).
+    /// from the key cache when it has them (see [`crate::key_cache`]).
     pub async fn live_api_key_by_hash(
         &self,
         secret_hash: &str,
@@ -98,14 +98,14 @@ impl Store {
         if let Some(hit) = self.keys.as_ref().and_then(|c| c.get(secret_hash)) {
             return Ok(Some(hit));
         }
-        let epoch = self.keys.as_ref().map(|c| c.epoch());
+        let stamp = self.keys.as_ref().and_then(|c| c.stamp());
         let Some(row) = self.fetch_optional(&SQL, &binds![secret_hash]).await? else {
             return Ok(None);
         };
         let key = from_row(&row)?;
         let account = crate::accounts::from_row(&row, KEY_COLUMNS)?;
-        if let (Some(cache), Some(epoch)) = (&self.keys, epoch) {
-            cache.put(secret_hash, &key, &account, epoch);
+        if let (Some(cache), Some(stamp)) = (&self.keys, stamp) {
+            cache.put(secret_hash, &key, &account, stamp);
         }
         Ok(Some((key, account)))
     }

@@ -1,14 +1,24 @@
-//! A short-lived cache of API-key lookups (the key and its account) for PostgreSQL, where every request
-//! would otherwise spend a round trip on them. Whatever changes a key or an account
-//! ([`crate::Store::auth_changed`]) forgets the account's entries here at once and, through
-//! `NOTIFY barrack_auth`, on every replica; each replica listens on its own connection.
+//! A short-lived cache of API-key lookups (the key and its account), which every request would otherwise
+//! spend a query on: a round trip on PostgreSQL, on SQLite a read transaction (its locks, and the pages a
+//! write since the last read made stale), about a tenth of what the gateway adds to an AI call. Whatever
+//! changes a key or an account ([`crate::Store::auth_changed`]) forgets the account's entries here at
+//! once, and tells every other server on the database:
 //!
-//! Entries are only trusted while the listener is connected: when it loses its connection the cache is
-//! emptied and stays off until it listens again, since notifications may have been missed. A lookup that
-//! read the database before an invalidation never stores its (possibly stale) answer after it: every
-//! invalidation moves `epoch` on, and answers are stored only under the epoch they were read in.
+//! - On PostgreSQL through `NOTIFY barrack_auth`; each replica listens on its own connection. Entries are
+//!   only trusted while the listener is connected: when it loses its connection the cache is emptied and
+//!   stays off until it listens again, since notifications may have been missed.
+//! - On SQLite, where every server on the file runs on the same machine, through a file beside the
+//!   database (`-auth`) that each change makes one byte longer. An entry is trusted only while that file
+//!   is as long as it was when the entry was read from the database (one `fstat` a lookup), so a change
+//!   made by any process is seen at its next request. A server that cannot open the file does not cache.
+//!
+//! A lookup that read the database before an invalidation never stores its (possibly stale) answer after
+//! it: every invalidation in this process moves `epoch` on, and answers are stored only under the epoch
+//! (and, on SQLite, the length of the file) they were read in.
 
 use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -33,12 +43,23 @@ pub(crate) struct KeyCache {
     entries: Mutex<HashMap<String, Entry>>,
     epoch: AtomicU64,
     listening: AtomicBool,
+    /// SQLite's file of changes (opened to append), when the database is a file.
+    changes: Option<std::fs::File>,
 }
 
 struct Entry {
     at: Instant,
+    /// The length of the file of changes when the entry was read.
+    changes: u64,
     key: ApiKeyRow,
     account: AccountRow,
+}
+
+/// When a lookup read the database: the epoch and the length of the file of changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    epoch: u64,
+    changes: u64,
 }
 
 impl std::fmt::Debug for KeyCache {
@@ -50,29 +71,79 @@ impl std::fmt::Debug for KeyCache {
 }
 
 impl KeyCache {
+    /// SQLite's cache: `database` is the database's file (none in memory, where no other process can
+    /// write). `None`, no cache, when the file of changes beside it cannot be opened.
+    pub(crate) fn sqlite(database: Option<&Path>) -> Option<KeyCache> {
+        let changes = match database {
+            None => None,
+            Some(path) => {
+                let mut name = path.as_os_str().to_owned();
+                name.push("-auth");
+                let mut options = std::fs::OpenOptions::new();
+                options.create(true).append(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                match options.open(&name) {
+                    Ok(file) => Some(file),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "API-key cache off: cannot open {}", Path::new(&name).display());
+                        return None;
+                    }
+                }
+            }
+        };
+        Some(KeyCache {
+            listening: AtomicBool::new(true),
+            changes,
+            ..KeyCache::default()
+        })
+    }
+
+    /// The length of the file of changes (0 without one); `None` when it cannot be read.
+    fn changes(&self) -> Option<u64> {
+        match &self.changes {
+            None => Some(0),
+            Some(file) => file.metadata().ok().map(|m| m.len()),
+        }
+    }
+
     /// The key of this secret hash and its account, if cached and fresh.
     pub(crate) fn get(&self, secret_hash: &str) -> Option<(ApiKeyRow, AccountRow)> {
         if !self.listening.load(Ordering::Acquire) {
             return None;
         }
+        let changes = self.changes()?;
         let entries = self.entries.lock().expect("key cache");
         let entry = entries.get(secret_hash)?;
-        (entry.at.elapsed() < TTL).then(|| (entry.key.clone(), entry.account.clone()))
+        (entry.at.elapsed() < TTL && entry.changes == changes)
+            .then(|| (entry.key.clone(), entry.account.clone()))
     }
 
-    /// The epoch to read the database under (pass it to [`KeyCache::put`]).
-    pub(crate) fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::Acquire)
+    /// What to read the database under (pass it to [`KeyCache::put`]); `None` when nothing read now may
+    /// be cached.
+    pub(crate) fn stamp(&self) -> Option<Stamp> {
+        let epoch = self.epoch.load(Ordering::Acquire);
+        Some(Stamp {
+            epoch,
+            changes: self.changes()?,
+        })
     }
 
-    /// Stores what was read under `epoch`, unless something was invalidated since.
-    pub(crate) fn put(&self, secret_hash: &str, key: &ApiKeyRow, account: &AccountRow, epoch: u64) {
+    /// Stores what was read under `stamp`, unless something was invalidated since.
+    pub(crate) fn put(
+        &self,
+        secret_hash: &str,
+        key: &ApiKeyRow,
+        account: &AccountRow,
+        stamp: Stamp,
+    ) {
         if !self.listening.load(Ordering::Acquire) {
             return;
         }
         let mut entries = self.entries.lock().expect("key cache");
         // Checked under the lock invalidations take, so none can slip between the check and the insert.
-        if self.epoch.load(Ordering::Acquire) != epoch {
+        // A change another process made since the stamp is caught by `get`, which compares lengths.
+        if self.epoch.load(Ordering::Acquire) != stamp.epoch {
             return;
         }
         if entries.len() >= MAX_ENTRIES {
@@ -82,10 +153,20 @@ impl KeyCache {
             secret_hash.to_string(),
             Entry {
                 at: Instant::now(),
+                changes: stamp.changes,
                 key: key.clone(),
                 account: account.clone(),
             },
         );
+    }
+
+    /// Tells the other processes on a SQLite file that a key or an account changed (after it committed).
+    pub(crate) fn announce(&self) -> std::io::Result<()> {
+        match &self.changes {
+            // Appended whole, in one write: every process sees the file one byte longer.
+            Some(file) => (&*file).write_all(b"."),
+            None => Ok(()),
+        }
     }
 
     /// Forgets the account's keys.

@@ -123,7 +123,7 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 #[derive(Clone, Debug)]
 pub struct Store {
     engine: Arc<Engine>,
-    /// API-key lookups (PostgreSQL only; on SQLite a lookup is a page-cache read on the calling thread).
+    /// API-key lookups (see [`key_cache`]).
     keys: Option<Arc<key_cache::KeyCache>>,
     listener: Option<Arc<key_cache::ListenerGuard>>,
 }
@@ -177,7 +177,10 @@ impl Store {
                 );
                 (Some(cache), Some(Arc::new(listener)))
             }
-            Engine::Sqlite(_) => (None, None),
+            Engine::Sqlite(sqlite) => (
+                key_cache::KeyCache::sqlite(sqlite.path()).map(Arc::new),
+                None,
+            ),
         };
         Ok(Store {
             engine: Arc::new(engine),
@@ -243,12 +246,15 @@ impl Store {
         }
     }
 
-    /// Tells this process and, on PostgreSQL, every replica that the account or one of its keys changed,
-    /// so none keeps using a cached lookup of them. Every write to `accounts` or `api_keys` that can
+    /// Tells this process and every other server on the database (see [`key_cache`]) that the account or
+    /// one of its keys changed, so none keeps using a cached lookup of them. Every write to `accounts` or `api_keys` that can
     /// change what authenticating a key gives calls this after it commits.
     pub async fn auth_changed(&self, account_id: &str) -> Result<()> {
         if let Some(keys) = &self.keys {
             keys.forget_account(account_id);
+            keys.announce().map_err(announce_failed)?;
+        }
+        if let Engine::Postgres(_) = &*self.engine {
             self.execute(
                 "SELECT pg_notify($1, $2)",
                 &binds![key_cache::CHANNEL, account_id],
@@ -262,6 +268,9 @@ impl Store {
     pub async fn auth_changed_everywhere(&self) -> Result<()> {
         if let Some(keys) = &self.keys {
             keys.forget_all();
+            keys.announce().map_err(announce_failed)?;
+        }
+        if let Engine::Postgres(_) = &*self.engine {
             self.execute(
                 "SELECT pg_notify($1, $2)",
                 &binds![key_cache::CHANNEL, key_cache::EVERY_ACCOUNT],
@@ -338,6 +347,12 @@ impl Db for &Store {
     async fn fetch_optional(&mut self, sql: &str, binds: &[Bind<'_>]) -> Result<Option<Row>> {
         Store::fetch_optional(self, sql, binds).await
     }
+}
+
+/// SQLite's file of key and account changes could not be written: the other servers on the database
+/// may go on using what they cached.
+fn announce_failed(e: std::io::Error) -> StoreError {
+    StoreError::Unexpected(format!("cannot announce a key or account change: {e}"))
 }
 
 /// Hides the password of a database URL for logs and errors: in the user information and in a

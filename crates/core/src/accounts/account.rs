@@ -328,6 +328,8 @@ impl AccountService {
         let sessions =
             token_sessions::revoke_account_sessions(&mut tx, caller.account_id(), now).await?;
         tx.commit().await?;
+        // A cached key lookup holds the account's row, password hash included.
+        self.context.store.auth_changed(caller.account_id()).await?;
         Ok(SessionsEnded {
             sessions_revoked: sessions,
             api_keys_revoked: 0,

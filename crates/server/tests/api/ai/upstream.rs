@@ -478,6 +478,29 @@ async fn whole_upstream(
     (url, served)
 }
 
+/// An upstream that answers every call with a redirect to `location`; its address is returned.
+async fn redirecting_upstream(location: String) -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let served = tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let location = location.clone();
+            tokio::spawn(async move {
+                if !read_request(&mut socket).await {
+                    return;
+                }
+                let answer = format!(
+                    "HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\n\
+                     content-length: 0\r\nconnection: close\r\n\r\n"
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    (url, served)
+}
+
 async fn a_whole_reply_without_usage_is_counted_and_an_error_body_costs_nothing(db: Db) {
     let (plain_url, plain) = whole_upstream(
         "application/json",
@@ -492,10 +515,14 @@ async fn a_whole_reply_without_usage_is_counted_and_an_error_body_costs_nothing(
     )
     .await;
     let (garbled_url, garbled) = whole_upstream("application/json", "{\"choices\": [").await;
+    // A redirect to an upstream that would answer is not followed.
+    let (redirect_url, redirect) =
+        redirecting_upstream(format!("{plain_url}/chat/completions")).await;
     let routes = vec![
         Route::to("plain", plain_url),
         Route::to("erring", error_url),
         Route::to("garbled", garbled_url),
+        Route::to("redirected", redirect_url),
     ];
     let gateway = Gateway::start(db, 5, routes).await;
     let (me, prices) = (&gateway.me, gateway.prices);
@@ -533,11 +560,19 @@ async fn a_whole_reply_without_usage_is_counted_and_an_error_body_costs_nothing(
         .await;
     assert_eq!(failed.status, 502, "{}", failed.body);
     assert_eq!(failed.body["error"]["code"], "upstream_error");
+    let redirected = me.post("/api/ai/chat/", &ask("redirected")).await;
+    assert_eq!(redirected.status, 502, "{}", redirected.body);
+    assert!(
+        redirected.body["message"].as_str().unwrap().contains("307"),
+        "{}",
+        redirected.body
+    );
     assert_eq!(me.balance().await, d("10") - cost);
     gateway.stop().await;
     plain.abort();
     error.abort();
     garbled.abort();
+    redirect.abort();
 }
 
 fn events_of(text: &str) -> usize {
