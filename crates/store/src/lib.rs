@@ -153,16 +153,19 @@ impl Store {
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
             let pool = sqlx::postgres::PgPoolOptions::new()
                 .max_connections(max_connections)
-                // As many warm connections as the cores can keep busy, so a burst does not wait for
-                // connection set-up.
+                // As many warm connections as the cores can keep busy (see `Store::warm_up`), so a burst
+                // does not wait for connection set-up.
                 .min_connections(max_connections.min(cores * 2))
                 // No ping before each use: it was a round trip for every statement. A connection that
                 // died fails its statement instead and is discarded; connections are renewed hourly.
                 .test_before_acquire(false)
                 .max_lifetime(Duration::from_secs(3600))
                 .acquire_timeout(Duration::from_secs(30))
-                .connect_with(options)
-                .await?;
+                // Not `connect_with`, which opens every warm connection, one after another, before it
+                // returns: at a server's start that was most of the time to its first statement.
+                .connect_lazy_with(options);
+            // One connection now, so that a database out of reach fails here.
+            drop(pool.acquire().await?);
             Engine::Postgres(pool)
         } else {
             return Err(StoreError::UnsupportedUrl(redact_url(url)));
@@ -215,8 +218,42 @@ impl Store {
         }
     }
 
+    /// Opens the rest of PostgreSQL's warm connections in the background, all at once, and keeps them
+    /// in the pool; a server calls it once its schema is up to date, so they open beside the rest of its
+    /// start instead of before it. Nothing to do on SQLite.
+    pub fn warm_up(&self) {
+        let Engine::Postgres(pool) = &*self.engine else {
+            return;
+        };
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let warm = pool.options().get_min_connections() as usize;
+            let mut opening = tokio::task::JoinSet::new();
+            for _ in 0..warm {
+                let pool = pool.clone();
+                opening.spawn(async move { pool.acquire().await });
+            }
+            // Held until every one is open: a connection given back at once would be taken again
+            // instead of another being opened.
+            let mut open = Vec::with_capacity(warm);
+            while let Some(connection) = opening.join_next().await {
+                match connection {
+                    Ok(Ok(connection)) => open.push(connection),
+                    Ok(Err(e)) => tracing::debug!(error = %e, "cannot open a warm connection"),
+                    Err(_) => {}
+                }
+            }
+        });
+    }
+
     pub async fn migrate(&self) -> Result<Vec<&'static Migration>> {
-        migrate::run(self).await
+        migrate::run(self, || {}).await
+    }
+
+    /// [`Store::migrate`], calling `on_empty` first when the database is empty (no migration applied
+    /// yet), so that work a first start needs can run beside the migrations.
+    pub async fn migrate_with(&self, on_empty: impl FnOnce()) -> Result<Vec<&'static Migration>> {
+        migrate::run(self, on_empty).await
     }
 
     /// Whether a Barrack server ever set this database up (its migrations table exists), as opposed to

@@ -276,6 +276,17 @@ impl Columns for JsonRow {
     }
 }
 
+/// The rows of each set from the value of a query built by [`row_sets_sql`], in the sets' order.
+pub(crate) fn row_sets_of(json: &str) -> crate::Result<Vec<Vec<JsonRow>>> {
+    // PostgreSQL aggregates no rows to NULL.
+    let sets: Vec<Option<Vec<Vec<Value>>>> = serde_json::from_str(json)
+        .map_err(|e| StoreError::Unexpected(format!("row sets as JSON: {e}")))?;
+    Ok(sets
+        .into_iter()
+        .map(|rows| rows.unwrap_or_default().into_iter().map(JsonRow).collect())
+        .collect())
+}
+
 impl Store {
     /// The rows of each set of a query built by [`row_sets_sql`], in the sets' order.
     pub(crate) async fn read_row_sets(
@@ -283,14 +294,7 @@ impl Store {
         sql: &str,
         binds: &[Bind<'_>],
     ) -> crate::Result<Vec<Vec<JsonRow>>> {
-        let json = self.fetch_one(sql, binds).await?.text(0)?;
-        // PostgreSQL aggregates no rows to NULL.
-        let sets: Vec<Option<Vec<Vec<Value>>>> = serde_json::from_str(&json)
-            .map_err(|e| StoreError::Unexpected(format!("row sets as JSON: {e}")))?;
-        Ok(sets
-            .into_iter()
-            .map(|rows| rows.unwrap_or_default().into_iter().map(JsonRow).collect())
-            .collect())
+        row_sets_of(&self.fetch_one(sql, binds).await?.text(0)?)
     }
 
     /// The integer `sql` returns (a count).

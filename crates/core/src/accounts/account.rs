@@ -78,6 +78,21 @@ pub struct AccountService {
     touched: Arc<Mutex<HashMap<String, i64>>>,
 }
 
+/// The operator's password of a first start, and its hash: slow on purpose, so a server starting on an
+/// empty database makes it beside the migrations ([`AdminPassword::generate`]), not after them.
+pub struct AdminPassword {
+    password: String,
+    hash: String,
+}
+
+impl AdminPassword {
+    pub async fn generate() -> Result<AdminPassword> {
+        let password = random_alphanumeric(24);
+        let hash = heavy::hash_password(&password).await?;
+        Ok(AdminPassword { password, hash })
+    }
+}
+
 /// What the first start of a new installation created.
 pub struct Bootstrap {
     pub email: String,
@@ -116,6 +131,19 @@ impl AccountService {
         name: &str,
         admin: bool,
     ) -> Result<UserProfile> {
+        self.create_account_hashed(email, password, None, name, admin)
+            .await
+    }
+
+    /// [`AccountService::create_account`] with the password's hash made already, when it is given.
+    async fn create_account_hashed(
+        &self,
+        email: &str,
+        password: &str,
+        hash: Option<String>,
+        name: &str,
+        admin: bool,
+    ) -> Result<UserProfile> {
         let mut v = Validator::new();
         let email = email.trim().to_lowercase();
         v.check(valid_email(&email), "email", "Enter a valid email address");
@@ -132,7 +160,10 @@ impl AccountService {
         let row = AccountRow {
             id: new_id(IdKind::User),
             email,
-            password_hash: heavy::hash_password(password).await?,
+            password_hash: match hash {
+                Some(hash) => hash,
+                None => heavy::hash_password(password).await?,
+            },
             name: name.trim().to_string(),
             phone: None,
             address_line: None,
@@ -164,15 +195,22 @@ impl AccountService {
         }
     }
 
-    /// On the very first start (no accounts at all), creates an operator account and an API key for it.
-    pub async fn bootstrap_admin(&self) -> Result<Option<Bootstrap>> {
+    /// On the very first start (no accounts at all), creates an operator account and an API key for it,
+    /// with `password` when one was made ahead.
+    pub async fn bootstrap_admin(
+        &self,
+        password: Option<AdminPassword>,
+    ) -> Result<Option<Bootstrap>> {
         if self.context.store.count_accounts().await? > 0 {
             return Ok(None);
         }
         let email = "admin@barrack.local".to_string();
-        let password = random_alphanumeric(24);
+        let AdminPassword { password, hash } = match password {
+            Some(password) => password,
+            None => AdminPassword::generate().await?,
+        };
         let profile = self
-            .create_account(&email, &password, "Administrator", true)
+            .create_account_hashed(&email, &password, Some(hash), "Administrator", true)
             .await?;
         let key = self
             .create_api_key(&profile.id, "admin", Tier::Advanced)

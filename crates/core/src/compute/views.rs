@@ -111,12 +111,12 @@ impl InstanceService {
             labels,
             include_deleted: false,
         };
-        let (rows, total) = self
+        let (rows, total, children) = self
             .context
             .store
-            .instances(caller.account_id(), &filter, page.offset(), page.limit)
+            .instance_page(caller.account_id(), &filter, page.offset(), page.limit)
             .await?;
-        let instances = self.views(rows).await?;
+        let instances = self.views_of(rows, children)?;
         Ok(InstanceList {
             instances,
             pagination: Pagination::new(page, total),

@@ -20,6 +20,7 @@ on_both_databases!(
     concurrent_deploys_never_oversubscribe_stock,
     driver_failures_leave_instances_in_error_with_stock_released,
     addresses_rules_and_other_accounts,
+    pages_of_the_list_show_each_instance_once_with_its_labels,
 );
 
 const IMAGE: &str = "Ubuntu 24.04 + CUDA 12.8 Open + Docker";
@@ -633,5 +634,98 @@ async fn addresses_rules_and_other_accounts(db: Db) {
         .await
         .unwrap_err();
     assert_eq!(e.status(), Some(404), "another account's SSH key");
+    app.stop().await;
+}
+
+/// Pages of the list without filters, from either end of the account's instances (PostgreSQL finds a page
+/// in the older half from the oldest end), with the deleted instance left out of pages and total, and each
+/// instance's labels wherever its page is.
+async fn pages_of_the_list_show_each_instance_once_with_its_labels(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "1000").await;
+    let key = ssh_key(&client).await;
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        ids.push(deploy_id(&client, &deploy_request(&format!("paged-{i}"), &key, 1)).await);
+        // Two instances a millisecond: equal creation times are ordered by id.
+        if i % 2 == 1 {
+            app.clock.advance_ms(1);
+        }
+    }
+    app.settle().await;
+    client.delete_instance(&ids[3]).await.unwrap();
+    app.settle().await;
+    for id in [&ids[0], &ids[6]] {
+        client
+            .patch_labels(
+                barrack_client::LabelledResource::Instances,
+                id,
+                &barrack_api::labels::LabelsPatch {
+                    labels: [("team".to_string(), Some(format!("t-{id}")))].into(),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let everything = client
+        .instances(&InstanceQuery {
+            limit: Some(100),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .data;
+    assert_eq!(everything.pagination.total, 7);
+    let newest_first: Vec<String> = everything
+        .instances
+        .iter()
+        .map(|i| i.instance_id.clone())
+        .collect();
+    assert!(
+        !newest_first.contains(&ids[3]),
+        "the deleted instance is not listed"
+    );
+    let mut paged = Vec::new();
+    for page in 1..=5 {
+        let list = client
+            .instances(&InstanceQuery {
+                page: Some(page),
+                limit: Some(2),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .data;
+        assert_eq!(
+            (
+                list.pagination.page,
+                list.pagination.limit,
+                list.pagination.total,
+                list.pagination.total_pages
+            ),
+            (page, 2, 7, 4)
+        );
+        assert_eq!(
+            list.instances.len(),
+            [2, 2, 2, 1, 0][page as usize - 1],
+            "page {page}"
+        );
+        for instance in list.instances {
+            let labelled = instance.instance_id == ids[0] || instance.instance_id == ids[6];
+            assert_eq!(
+                instance.labels.get("team"),
+                labelled
+                    .then(|| format!("t-{}", instance.instance_id))
+                    .as_ref(),
+                "labels of {} on page {page}",
+                instance.instance_id
+            );
+            paged.push(instance.instance_id);
+        }
+    }
+    assert_eq!(
+        paged, newest_first,
+        "pages of 2 list what one page of 100 does"
+    );
     app.stop().await;
 }
