@@ -104,37 +104,32 @@ async fn a_deploy_counts_its_own_instance_and_volumes_once(db: Db) {
     // Credits are granted in cents: the least grant that covers `d`.
     let cent = Decimal::new(1, 2);
     let covering = |d: Decimal| (d / cent).ceil() * cent;
+    let account_with = async |credit: Decimal| {
+        let (client, _) = app
+            .funded_user(Tier::Advanced, "US", &credit.to_string())
+            .await;
+        create_key_k(&client).await;
+        client
+    };
+    let deploy = async |client: &barrack_client::Client, n: usize| {
+        let raw = client
+            .raw(Method::POST, "/api/deploy-server/", Some(&body(n)))
+            .await
+            .unwrap();
+        (raw.status.as_u16(), raw.text)
+    };
 
-    let (short, _) = app
-        .funded_user(Tier::Advanced, "US", &(covering(hour) - cent).to_string())
-        .await;
-    create_key_k(&short).await;
-    let refused = short
-        .raw(Method::POST, "/api/deploy-server/", Some(&body(1)))
-        .await
-        .unwrap();
-    assert_eq!(refused.status.as_u16(), 402, "{}", refused.text);
+    let short = account_with(covering(hour) - cent).await;
+    let (status, text) = deploy(&short, 1).await;
+    assert_eq!(status, 402, "{text}");
 
-    let (exact, _) = app
-        .funded_user(Tier::Advanced, "US", &covering(hour).to_string())
-        .await;
-    create_key_k(&exact).await;
-    let first = exact
-        .raw(Method::POST, "/api/deploy-server/", Some(&body(1)))
-        .await
-        .unwrap();
-    assert_eq!(first.status.as_u16(), 201, "{}", first.text);
-    let second = exact
-        .raw(Method::POST, "/api/deploy-server/", Some(&body(2)))
-        .await
-        .unwrap();
-    assert_eq!(second.status.as_u16(), 402, "{}", second.text);
+    let exact = account_with(covering(hour)).await;
+    let (status, text) = deploy(&exact, 1).await;
+    assert_eq!(status, 201, "{text}");
+    let (status, text) = deploy(&exact, 2).await;
+    assert_eq!(status, 402, "{text}");
 
-    let three = covering(hour * Decimal::from(3));
-    let (parallel, _) = app
-        .funded_user(Tier::Advanced, "US", &three.to_string())
-        .await;
-    create_key_k(&parallel).await;
+    let parallel = account_with(covering(hour * Decimal::from(3))).await;
     let deploys: Vec<_> = (0..12)
         .map(|n| {
             let (client, body) = (parallel.clone(), body(n));
@@ -148,8 +143,8 @@ async fn a_deploy_counts_its_own_instance_and_volumes_once(db: Db) {
         })
         .collect();
     let mut statuses = Vec::new();
-    for deploy in deploys {
-        statuses.push(deploy.await.unwrap());
+    for task in deploys {
+        statuses.push(task.await.unwrap());
     }
     let created = statuses.iter().filter(|s| **s == 201).count();
     assert_eq!(created, 3, "{statuses:?}");
