@@ -25,10 +25,8 @@ fn default_storage_grace_hours() -> u64 {
     336
 }
 
-/// On SQLite a chunk holds the one writer that deploys and workers wait for: 5,000 periods hold it for
-/// about 15 ms.
 fn default_meter_chunk_periods() -> u32 {
-    5_000
+    50_000
 }
 
 impl BillingConfig {
