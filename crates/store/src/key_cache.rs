@@ -169,15 +169,24 @@ impl KeyCache {
         }
     }
 
+    /// Forgets the keys of `account`, an account id or [`EVERY_ACCOUNT`].
+    pub(crate) fn forget(&self, account: &str) {
+        if account == EVERY_ACCOUNT {
+            self.forget_all()
+        } else {
+            self.forget_account(account)
+        }
+    }
+
     /// Forgets the account's keys.
-    pub(crate) fn forget_account(&self, account_id: &str) {
+    fn forget_account(&self, account_id: &str) {
         let mut entries = self.entries.lock().expect("key cache");
         self.epoch.fetch_add(1, Ordering::AcqRel);
         entries.retain(|_, e| e.key.account_id != account_id);
     }
 
     /// Forgets every account's keys.
-    pub(crate) fn forget_all(&self) {
+    fn forget_all(&self) {
         let mut entries = self.entries.lock().expect("key cache");
         self.epoch.fetch_add(1, Ordering::AcqRel);
         entries.clear();
@@ -228,10 +237,7 @@ pub(crate) fn spawn_listener(
                     return;
                 };
                 match next {
-                    Ok(Some(notification)) if notification.payload() == EVERY_ACCOUNT => {
-                        cache.forget_all()
-                    }
-                    Ok(Some(notification)) => cache.forget_account(notification.payload()),
+                    Ok(Some(notification)) => cache.forget(notification.payload()),
                     // Lost and connected again: whatever was sent meanwhile is unknown.
                     Ok(None) => cache.reset(true),
                     Err(e) => {

@@ -284,33 +284,28 @@ impl Store {
     }
 
     /// Tells this process and every other server on the database (see [`key_cache`]) that the account or
-    /// one of its keys changed, so none keeps using a cached lookup of them. Every write to `accounts` or `api_keys` that can
-    /// change what authenticating a key gives calls this after it commits.
+    /// one of its keys changed, so none keeps using a cached lookup of them. Every write to `accounts` or
+    /// `api_keys` that can change what authenticating a key gives calls this after it commits.
     pub async fn auth_changed(&self, account_id: &str) -> Result<()> {
-        if let Some(keys) = &self.keys {
-            keys.forget_account(account_id);
-            keys.announce().map_err(announce_failed)?;
-        }
-        if let Engine::Postgres(_) = &*self.engine {
-            self.execute(
-                "SELECT pg_notify($1, $2)",
-                &binds![key_cache::CHANNEL, account_id],
-            )
-            .await?;
-        }
-        Ok(())
+        self.announce_auth_change(account_id).await
     }
 
     /// [`Store::auth_changed`] for every account at once (a reset or an import replaced them all).
     pub async fn auth_changed_everywhere(&self) -> Result<()> {
+        self.announce_auth_change(key_cache::EVERY_ACCOUNT).await
+    }
+
+    /// Forgets the cached lookups of `account` (an account id or [`key_cache::EVERY_ACCOUNT`]) here and
+    /// tells the other servers, through SQLite's file of changes or PostgreSQL's `NOTIFY`.
+    async fn announce_auth_change(&self, account: &str) -> Result<()> {
         if let Some(keys) = &self.keys {
-            keys.forget_all();
+            keys.forget(account);
             keys.announce().map_err(announce_failed)?;
         }
         if let Engine::Postgres(_) = &*self.engine {
             self.execute(
                 "SELECT pg_notify($1, $2)",
-                &binds![key_cache::CHANNEL, key_cache::EVERY_ACCOUNT],
+                &binds![key_cache::CHANNEL, account],
             )
             .await?;
         }
