@@ -213,6 +213,19 @@ pub struct InstanceFilter {
     pub include_deleted: bool,
 }
 
+impl InstanceFilter {
+    /// Whether the filter keeps every instance not deleted: the list whose total the triggers of
+    /// `account_instance_counts` keep.
+    fn is_all_live(&self) -> bool {
+        self.status.is_none()
+            && self.region.is_none()
+            && self.gpu_model.is_none()
+            && self.name_contains.is_none()
+            && self.labels.is_empty()
+            && !self.include_deleted
+    }
+}
+
 impl Store {
     /// An instance of the account (another account's is `None`, like a missing one).
     pub async fn instance(&self, account_id: &str, id: &str) -> Result<Option<InstanceRow>> {
@@ -306,8 +319,7 @@ impl Store {
                 order: Some(order),
             }),
         };
-        // Every instance not deleted: the count the triggers of `account_instance_counts` keep.
-        let (rows, total) = if binds.len() == 1 && !filter.include_deleted {
+        let (rows, total) = if filter.is_all_live() {
             let rows = listing.rows(self, offset, limit).await?;
             (rows, self.live_instance_count(account_id).await?)
         } else {
@@ -327,13 +339,7 @@ impl Store {
         offset: u64,
         limit: u32,
     ) -> Result<(Vec<InstanceRow>, u64, InstanceChildren)> {
-        let unfiltered = filter.status.is_none()
-            && filter.region.is_none()
-            && filter.gpu_model.is_none()
-            && filter.name_contains.is_none()
-            && filter.labels.is_empty()
-            && !filter.include_deleted;
-        if !unfiltered || self.backend() != crate::Backend::Postgres {
+        if !filter.is_all_live() || self.backend() != crate::Backend::Postgres {
             let (rows, total) = self.instances(account_id, filter, offset, limit).await?;
             let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
             let children = self.instance_children(&ids).await?;
