@@ -104,20 +104,18 @@ impl InstanceService {
         self.context.clock.now_ms()
     }
 
-    /// Takes the GPUs and the public address of a new instance (or those `hold` reserved for it) and
-    /// writes it, in the caller's transaction: false when its region lacks the GPUs (drop the
-    /// transaction, then answer 503 with [`InstanceService::stock_message`]); the rest as
-    /// [`InstanceService::write_new`].
+    /// Writes a new instance and takes its public address and its GPUs, in that order, in the caller's
+    /// transaction: false when its region lacks the GPUs (drop the transaction, then answer 503 with
+    /// [`InstanceService::stock_message`]); the rest as [`InstanceService::write_new`].
     pub(super) async fn place_new(
         &self,
         tx: &mut Tx,
         row: &mut InstanceRow,
-        hold: Option<&DeployHoldRow>,
         now: i64,
     ) -> Result<bool> {
-        self.write_new(tx, row, hold, now).await?;
-        self.take_address(tx, row, hold.is_some()).await?;
-        Ok(hold.is_some() || self.allocate_gpus(tx, row, now).await?)
+        self.write_new(tx, row, None, now).await?;
+        self.take_address(tx, row, false).await?;
+        self.allocate_gpus(tx, row, now).await
     }
 
     /// Takes the new instance's GPUs from its region's stock: false when there are not enough.

@@ -167,7 +167,7 @@ impl InstanceService {
                 ),
             ));
         }
-        if !self.place_new(&mut tx, &mut row, None, now).await? {
+        if !self.place_new(&mut tx, &mut row, now).await? {
             drop(tx);
             return Err(Error::GpuUnavailable(
                 self.stock_message(&row.region, model, row.gpu_count as u32)
