@@ -642,11 +642,10 @@ impl Store {
 /// the page's children follow it, in the page's first row.
 const LIVE_PAGE_TOTAL: usize = crate::sql::column_count(COLUMNS);
 
-/// One page of the account's (`$1`) live instances, newest first, from the offset `$2`, in one PostgreSQL
-/// statement:
-/// each row is the instance's `COLUMNS`, then how many live instances the account has (the count the
-/// triggers of `account_instance_counts` keep), then, in the first row only, the row sets of the page's
-/// children ([`children_sets`]); no row past the last page.
+/// One page of the account's (`$1`) live instances, newest first, from the offset `$2`, in one
+/// PostgreSQL statement: each row is the instance's `COLUMNS`, then how many live instances the account
+/// has (the count the triggers of `account_instance_counts` keep), then, in the first row only, the row
+/// sets of the page's children ([`children_sets`]); no row past the last page.
 ///
 /// The page starts at the instance at the offset, found by a walk of the account's live index
 /// (`instances_account_live`, its entries alone) from the newest end, or, for a page in the older half,
@@ -782,9 +781,9 @@ pub struct HeadingShape {
 
 /// The account's (`$1`) instances billed in the currency `$2` that are in one of [`HEADING_STATES`] and
 /// meet `filter` (more conditions, or nothing), counted by shape in the database, as `extra` (an
-/// expression), then what [`HeadingShape`] holds in its order: a walk of the partial index's entries for the account, in the order it groups by (each instance
-/// on a boot volume is a group of its own, which keeps that order), never of the account's other
-/// instances. A shape may come more than once; the caller adds them up.
+/// expression), then what [`HeadingShape`] holds in its order: a walk of the partial index's entries
+/// for the account, in the order it groups by (each instance on a boot volume is a group of its own,
+/// which keeps that order), never of the account's other instances. A shape may come more than once; the caller adds them up.
 pub(crate) fn heading_shapes_sql(extra: &str, filter: &str) -> String {
     let states = HEADING_STATES.map(|s| format!("'{s}'")).join(", ");
     format!(

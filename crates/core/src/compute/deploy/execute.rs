@@ -1,10 +1,10 @@
 //! Deploy, step three: the plan written in one transaction — the custom image held, the instance (or a
 //! hold's taken over), its rules, attached and new volumes, its event and its job, the account's
 //! committed burn checked (first when the deploy takes over rows others change, else after its own
-//! writes), then its address and its GPUs taken. A conflict found here (balance committed elsewhere 402, a name
-//! taken, a hold gone or a volume or image changed 409, no address 503, no stock 503) rolls everything
-//! back. The caller commits the transaction (a deploy) or drops it (a preflight, which so makes every
-//! check a deploy makes).
+//! writes), then its address and its GPUs taken. A conflict found here (balance committed elsewhere
+//! 402, a name taken, a hold gone or a volume or image changed 409, no address 503, no stock 503) rolls
+//! everything back. The caller commits the transaction (a deploy) or drops it (a preflight, which so
+//! makes every check a deploy makes).
 
 use barrack_api::instances::DeployedInstance;
 use barrack_store::Tx;
