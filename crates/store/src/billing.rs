@@ -512,7 +512,7 @@ pub async fn commitments(
              UNION ALL SELECT 3, volume_type, NULL, NULL, size_gb, 0, 0, 0 FROM volumes \
              WHERE account_id = $1 AND currency = $2 AND status = 'creating' \
              AND (instance_id IS NULL OR instance_id <> $3)",
-            crate::instances::heading_shapes_sql("2", "AND id <> $3")
+            crate::instances::heading_shapes_sql("2")
         )
     });
     let mut commitments = Commitments::default();

@@ -756,8 +756,8 @@ pub(crate) fn rule_from(row: &impl Columns, first: usize) -> Result<RuleRow> {
 }
 
 /// The states of an instance on its way to a billed state, whose price a commitment counts before its
-/// billing periods open. Written into the SQL as it is, so that both databases match the query to the
-/// partial index `instances_heading` (migration 0032), whose condition is this same list.
+/// billing periods open. The triggers of migration 0035 count the instances in these states into
+/// `instance_heading_counts`, with this same list.
 pub const HEADING_STATES: [&str; 5] = [
     "CREATING",
     "STARTING",
@@ -779,18 +779,22 @@ pub struct HeadingShape {
     pub instances: i64,
 }
 
-/// The account's (`$1`) instances billed in the currency `$2` that are in one of [`HEADING_STATES`] and
-/// meet `filter` (more conditions, or nothing), counted by shape in the database, as `extra` (an
-/// expression), then what [`HeadingShape`] holds in its order: a walk of the partial index's entries
-/// for the account, in the order it groups by (each instance on a boot volume is a group of its own,
-/// which keeps that order), never of the account's other instances. A shape may come more than once; the caller adds them up.
-pub(crate) fn heading_shapes_sql(extra: &str, filter: &str) -> String {
-    let states = HEADING_STATES.map(|s| format!("'{s}'")).join(", ");
+/// The account's (`$1`) instances billed in the currency `$2` that are in one of [`HEADING_STATES`],
+/// by shape, as `extra` (an expression) then what [`HeadingShape`] holds in its order: read from the
+/// counts the triggers keep (a row per shape and shard), so it costs the same with ten such instances or
+/// ten thousand. The instance `$3` (none when no instance has that id) is left out: the counts include
+/// it once its row is written, and a deploy that checks after writing its instance counts it itself.
+pub(crate) fn heading_shapes_sql(extra: &str) -> String {
     format!(
-        "SELECT {extra}, status, gpu_model, os_volume_type, gpu_count, storage_gb, \
-         CASE WHEN boot_volume_id IS NULL THEN 0 ELSE 1 END, CAST(COUNT(*) AS BIGINT) FROM instances \
-         WHERE account_id = $1 AND currency = $2 AND status IN ({states}) {filter} \
-         GROUP BY status, gpu_model, gpu_count, os_volume_type, storage_gb, boot_volume_id"
+        "SELECT {extra}, c.status, c.gpu_model, c.os_volume_type, c.gpu_count, c.storage_gb, \
+         c.boot_volume, CAST(SUM(c.instances) - (SELECT COUNT(*) FROM instances w WHERE w.id = $3 \
+         AND w.account_id = $1 AND w.currency = $2 AND w.status = c.status \
+         AND w.gpu_model = c.gpu_model AND w.gpu_count = c.gpu_count \
+         AND w.os_volume_type = c.os_volume_type AND w.storage_gb = c.storage_gb \
+         AND CASE WHEN w.boot_volume_id IS NULL THEN 0 ELSE 1 END = c.boot_volume) AS BIGINT) \
+         FROM instance_heading_counts c WHERE c.account_id = $1 AND c.currency = $2 \
+         GROUP BY c.status, c.gpu_model, c.os_volume_type, c.gpu_count, c.storage_gb, c.boot_volume \
+         HAVING SUM(c.instances) > 0"
     )
 }
 

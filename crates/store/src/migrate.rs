@@ -59,6 +59,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(32, "0032_commitment_indexes"),
     migration!(33, "0033_open_period_rate_counts"),
     migration!(34, "0034_live_instance_counts_at_commit"),
+    migration!(35, "0035_heading_instance_counts"),
 ];
 
 impl Migration {

@@ -28,7 +28,7 @@ const MIGRATIONS_TABLE: &str = "schema_migrations";
 const TRANSIENT_TABLES: [&str; 1] = ["open_period_rate_changes"];
 /// Tables of counts that triggers keep as other tables' rows come and go: emptying those tables moves
 /// the counts (below zero where a count was emptied first), so a reset empties these last.
-const COUNT_TABLES: [&str; 1] = ["open_period_rates"];
+const COUNT_TABLES: [&str; 2] = ["instance_heading_counts", "open_period_rates"];
 
 /// The schema version of this build: the last migration's number.
 pub fn schema_version() -> i64 {

@@ -519,11 +519,14 @@ pub async fn assert_derived_state_consistent(store: &barrack_store::Store) {
         assignments.len(),
         "no instance holds two addresses"
     );
-    let pairs = |sql| async move {
-        let rows = store.fetch_all(sql, &[]).await.unwrap();
-        rows.iter()
-            .map(|r| (r.text(0).unwrap(), r.int(1).unwrap()))
-            .collect::<Vec<_>>()
+    let pairs = |sql: &str| {
+        let sql = sql.to_string();
+        async move {
+            let rows = store.fetch_all(&sql, &[]).await.unwrap();
+            rows.iter()
+                .map(|r| (r.text(0).unwrap(), r.int(1).unwrap()))
+                .collect::<Vec<_>>()
+        }
     };
     assert_eq!(
         pairs(
@@ -551,6 +554,25 @@ pub async fn assert_derived_state_consistent(store: &barrack_store::Store) {
         )
         .await,
         "the kept counts of open periods by rate are the counts"
+    );
+    // Counts of instances heading to a billed state, kept per shape in shards that sum to them.
+    let shape = "account_id || ' ' || currency || ' ' || status || ' ' || gpu_model || ' ' || \
+                 gpu_count || ' ' || os_volume_type || ' ' || storage_gb";
+    assert_eq!(
+        pairs(&format!(
+            "SELECT {shape} || ' ' || boot_volume, CAST(SUM(instances) AS BIGINT) \
+             FROM instance_heading_counts GROUP BY {shape}, boot_volume \
+             HAVING SUM(instances) <> 0 ORDER BY 1"
+        ))
+        .await,
+        pairs(&format!(
+            "SELECT {shape} || ' ' || CASE WHEN boot_volume_id IS NULL THEN 0 ELSE 1 END, COUNT(*) \
+             FROM instances WHERE status IN ('CREATING', 'STARTING', 'REBOOTING', 'RESTORING', \
+             'HIBERNATING') GROUP BY {shape}, CASE WHEN boot_volume_id IS NULL THEN 0 ELSE 1 END \
+             ORDER BY 1"
+        ))
+        .await,
+        "the kept counts of heading instances by shape are the counts"
     );
 }
 

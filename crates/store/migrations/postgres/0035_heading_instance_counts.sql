@@ -1,0 +1,78 @@
+-- How many of each account's instances are on their way to a billed state (instances::HEADING_STATES),
+-- by what prices them, kept by a trigger in the statement that writes the instance. The commitment every
+-- deploy, start, restore and reboot checks reads these rows instead of counting the heading instances
+-- entry by entry off `instances_heading`: with machines booting for a minute, an account deploying 100 a
+-- second has 6,000 of them, and each deploy walked them all inside the account's lock. As with
+-- `open_period_rates`, an account's count of a shape is the sum over `shard`, and each connection
+-- changes its own (its backend's pid modulo 64), so that a deploy, which writes its instance before it
+-- takes the account's lock, and the workers finishing the account's other instances never queue on one
+-- count row; a shard may go below zero, the sum never does.
+-- Kept in lockstep with ../sqlite/0035_heading_instance_counts.sql.
+
+CREATE TABLE instance_heading_counts (
+    account_id TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    status TEXT NOT NULL,
+    gpu_model TEXT NOT NULL,
+    gpu_count BIGINT NOT NULL,
+    os_volume_type TEXT NOT NULL,
+    storage_gb BIGINT NOT NULL,
+    boot_volume BIGINT NOT NULL,
+    shard BIGINT NOT NULL DEFAULT 0,
+    instances BIGINT NOT NULL,
+    PRIMARY KEY (account_id, currency, status, gpu_model, gpu_count, os_volume_type, storage_gb,
+        boot_volume, shard)
+);
+
+INSERT INTO instance_heading_counts (account_id, currency, status, gpu_model, gpu_count, os_volume_type,
+    storage_gb, boot_volume, instances)
+SELECT account_id, currency, status, gpu_model, gpu_count, os_volume_type, storage_gb,
+    CASE WHEN boot_volume_id IS NULL THEN 0 ELSE 1 END, COUNT(*)
+FROM instances WHERE status IN ('CREATING', 'STARTING', 'REBOOTING', 'RESTORING', 'HIBERNATING')
+GROUP BY account_id, currency, status, gpu_model, gpu_count, os_volume_type, storage_gb,
+    CASE WHEN boot_volume_id IS NULL THEN 0 ELSE 1 END;
+
+-- Replaced by the counts.
+DROP INDEX instances_heading;
+
+CREATE FUNCTION instances_heading_count() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    heading CONSTANT TEXT[] := ARRAY['CREATING', 'STARTING', 'REBOOTING', 'RESTORING', 'HIBERNATING'];
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        IF OLD.status IS NOT DISTINCT FROM NEW.status AND OLD.account_id = NEW.account_id
+            AND OLD.currency = NEW.currency AND OLD.gpu_model = NEW.gpu_model
+            AND OLD.gpu_count = NEW.gpu_count AND OLD.os_volume_type = NEW.os_volume_type
+            AND OLD.storage_gb = NEW.storage_gb
+            AND (OLD.boot_volume_id IS NULL) = (NEW.boot_volume_id IS NULL) THEN
+            RETURN NULL;
+        END IF;
+    END IF;
+    IF TG_OP <> 'INSERT' AND OLD.status = ANY (heading) THEN
+        INSERT INTO instance_heading_counts (account_id, currency, status, gpu_model, gpu_count,
+            os_volume_type, storage_gb, boot_volume, shard, instances)
+        VALUES (OLD.account_id, OLD.currency, OLD.status, OLD.gpu_model, OLD.gpu_count,
+            OLD.os_volume_type, OLD.storage_gb, CASE WHEN OLD.boot_volume_id IS NULL THEN 0 ELSE 1 END,
+            pg_backend_pid() % 64, -1)
+        ON CONFLICT (account_id, currency, status, gpu_model, gpu_count, os_volume_type, storage_gb,
+            boot_volume, shard)
+        DO UPDATE SET instances = instance_heading_counts.instances - 1;
+    END IF;
+    IF TG_OP <> 'DELETE' AND NEW.status = ANY (heading) THEN
+        INSERT INTO instance_heading_counts (account_id, currency, status, gpu_model, gpu_count,
+            os_volume_type, storage_gb, boot_volume, shard, instances)
+        VALUES (NEW.account_id, NEW.currency, NEW.status, NEW.gpu_model, NEW.gpu_count,
+            NEW.os_volume_type, NEW.storage_gb, CASE WHEN NEW.boot_volume_id IS NULL THEN 0 ELSE 1 END,
+            pg_backend_pid() % 64, 1)
+        ON CONFLICT (account_id, currency, status, gpu_model, gpu_count, os_volume_type, storage_gb,
+            boot_volume, shard)
+        DO UPDATE SET instances = instance_heading_counts.instances + 1;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER instances_heading_count
+AFTER INSERT OR UPDATE OF status, account_id, currency, gpu_model, gpu_count, os_volume_type, storage_gb,
+    boot_volume_id OR DELETE ON instances
+FOR EACH ROW EXECUTE FUNCTION instances_heading_count();
