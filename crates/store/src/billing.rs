@@ -2,7 +2,7 @@
 
 use std::sync::LazyLock;
 
-use crate::sql::{Columns, Listing, insert_sql};
+use crate::sql::{Columns, Listing, placeholders};
 use crate::{Backend, Bind, Db, Result, Row, Store, Tx, binds};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,10 +57,25 @@ fn from_row(row: &Row) -> Result<PeriodRow> {
 }
 
 pub async fn insert(db: &mut impl Db, p: &PeriodRow) -> Result<()> {
-    let sql = insert_sql("billing_periods", COLUMNS);
-    db.execute(
-        &sql,
-        &binds![
+    insert_all(db, std::slice::from_ref(p)).await
+}
+
+/// Opens `periods` in one statement (on PostgreSQL, one fold of the rate counts' notes for all of them).
+pub async fn insert_all(db: &mut impl Db, periods: &[PeriodRow]) -> Result<()> {
+    if periods.is_empty() {
+        return Ok(());
+    }
+    let width = crate::sql::column_count(COLUMNS);
+    let rows: Vec<String> = (0..periods.len())
+        .map(|i| format!("({})", placeholders(i * width + 1, width)))
+        .collect();
+    let sql = format!(
+        "INSERT INTO billing_periods ({COLUMNS}) VALUES {}",
+        rows.join(", ")
+    );
+    let mut binds: Vec<Bind> = Vec::with_capacity(periods.len() * width);
+    for p in periods {
+        binds.extend(binds![
             &p.id,
             &p.account_id,
             &p.resource_type,
@@ -77,9 +92,9 @@ pub async fn insert(db: &mut impl Db, p: &PeriodRow) -> Result<()> {
             p.fully_billed,
             p.carried_ms,
             p.per_minute_micros,
-        ],
-    )
-    .await?;
+        ]);
+    }
+    db.execute(&sql, &binds).await?;
     Ok(())
 }
 
@@ -480,8 +495,9 @@ pub struct Commitments {
 /// about to commit more, in one statement after the account's lock: the balance, the open periods' rates
 /// from the counts triggers keep per account and rate (an account may have tens of thousands of open
 /// periods, and a handful of distinct rates), the instances heading to a billed state counted by shape,
-/// and the volumes being created. On PostgreSQL the account's row is locked first, in a statement of its
-/// own so that the reads after it see what the transaction it waited for committed; two such
+/// and the volumes being created. On PostgreSQL the account's row is locked first, by a statement of its
+/// own (in the function `account_commitments`, which then runs this read: one round trip) so that the
+/// read sees what the transaction it waited for committed; two such
 /// transactions of one account so run one after the other (SQLite's write transactions are serial
 /// already). The lock leaves rows that point at the account (a worker's new period, say) free to be
 /// written meanwhile. `written`, when given, is an instance the transaction has written already: it and
@@ -492,13 +508,6 @@ pub async fn commitments(
     currency: &str,
     written: Option<&str>,
 ) -> Result<Commitments> {
-    if tx.backend() == Backend::Postgres {
-        tx.fetch_optional(
-            "SELECT id FROM accounts WHERE id = $1 FOR NO KEY UPDATE",
-            &binds![account_id],
-        )
-        .await?;
-    }
     // One row set, each row tagged with what it is: 0 the balance, 1 a rate, 2 a heading shape, 3 a volume.
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
@@ -518,10 +527,21 @@ pub async fn commitments(
     let mut commitments = Commitments::default();
     // No instance has an empty id.
     let written = written.unwrap_or("");
-    for row in tx
-        .fetch_all(&SQL, &binds![account_id, currency, written])
-        .await?
-    {
+    let rows = match tx.backend() {
+        // The lock, then the read, in one round trip (migration 0035).
+        Backend::Postgres => {
+            tx.fetch_all(
+                "SELECT * FROM account_commitments($1, $2, $3, $4)",
+                &binds![account_id, currency, written, SQL.as_str()],
+            )
+            .await?
+        }
+        Backend::Sqlite => {
+            tx.fetch_all(&SQL, &binds![account_id, currency, written])
+                .await?
+        }
+    };
+    for row in rows {
         match row.int(0)? {
             0 => commitments.balance = row.int(4)?,
             1 => commitments.rates.push((row.text(1)?, row.int(4)?)),

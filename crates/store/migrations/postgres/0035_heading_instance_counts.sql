@@ -76,3 +76,17 @@ CREATE TRIGGER instances_heading_count
 AFTER INSERT OR UPDATE OF status, account_id, currency, gpu_model, gpu_count, os_volume_type, storage_gb,
     boot_volume_id OR DELETE ON instances
 FOR EACH ROW EXECUTE FUNCTION instances_heading_count();
+
+-- The commitment's read (store::billing::commitments, whose SQL is `query`, with the account, currency
+-- and written instance as $1, $2 and $3) after the account's lock, in one round trip instead of two. The
+-- lock and the read are two statements of the function, so that the read, like any statement of a
+-- volatile function, sees what the transaction it waited for committed. Every deploy holds the account
+-- from here to its commit, so each round trip less here is a shorter wait for the account's next deploy.
+CREATE FUNCTION account_commitments(p_account TEXT, p_currency TEXT, p_written TEXT, query TEXT)
+RETURNS TABLE (c0 BIGINT, c1 TEXT, c2 TEXT, c3 TEXT, c4 BIGINT, c5 BIGINT, c6 BIGINT, c7 BIGINT)
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM 1 FROM accounts WHERE id = p_account FOR NO KEY UPDATE;
+    RETURN QUERY EXECUTE query USING p_account, p_currency, p_written;
+END
+$$;
