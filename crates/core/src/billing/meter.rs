@@ -258,6 +258,7 @@ async fn sync(
         }
     }
     let mut depleted = None;
+    let mut opened = Vec::new();
     for charge in charges.iter().filter(|c| !open.iter().any(|p| same(p, c))) {
         // Stored data is not charged while the account's credit in the currency is out.
         if STORED_COMPONENTS.contains(&charge.component) {
@@ -299,8 +300,9 @@ async fn sync(
             carried_ms,
             per_minute_micros: Some(per_minute_micros(charge.hourly)),
         };
-        billing::insert(&mut *tx, &row).await?;
+        opened.push(row);
     }
+    billing::insert_all(&mut *tx, &opened).await?;
     Ok(())
 }
 
