@@ -63,14 +63,15 @@ fn barrackd() -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Capacity for ten thousand one-GPU instances (and some to spare), no simulated delays, no rate limit.
+/// Capacity for ten thousand one-GPU instances (and some to spare), no rate limit, machines that take the
+/// simulator's default 1.5 s to boot (what the workers' pace is measured with) and no other delays.
 const CONFIG: &str = r#"
 [rate_limit]
 requests = 0
 window_seconds = 60
 
 [simulator.delays]
-create_ms = 0
+create_ms = 1500
 start_ms = 0
 stop_ms = 0
 reboot_ms = 0
@@ -349,7 +350,8 @@ async fn run(backend: &str, database_url: Option<&str>, variant: Variant) -> Res
     for task in tasks {
         ids.extend(task.await??);
     }
-    let deploy_rate = INSTANCES as f64 / started.elapsed().as_secs_f64();
+    let accepted = started.elapsed();
+    let deploy_rate = INSTANCES as f64 / accepted.as_secs_f64();
     // Let the workers finish creating them before reads are measured, and time it.
     loop {
         let creating = client
@@ -404,7 +406,9 @@ async fn run(backend: &str, database_url: Option<&str>, variant: Variant) -> Res
         deploy_rate / bare_8.per_second()
     );
     println!(
-        "all {INSTANCES} ACTIVE {converged:.1} s after the first deploy: {:.0} creates/s through the workers",
+        "all {INSTANCES} ACTIVE {converged:.1} s after the first deploy, {:.1} s after the last was \
+         accepted (machines boot in 1.5 s): {:.0} creates/s through the workers",
+        converged - accepted.as_secs_f64(),
         INSTANCES as f64 / converged
     );
     let gets = Arc::new(
