@@ -35,6 +35,17 @@ GROUP BY account_id, currency, status, gpu_model, gpu_count, os_volume_type, sto
 -- Replaced by the counts.
 DROP INDEX instances_heading;
 
+-- Adds `change` to the count of `i`'s shape, in the connection's shard.
+CREATE FUNCTION instance_heading_count_add(i instances, change BIGINT) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO instance_heading_counts (account_id, currency, status, gpu_model, gpu_count,
+        os_volume_type, storage_gb, boot_volume, shard, instances)
+    VALUES (i.account_id, i.currency, i.status, i.gpu_model, i.gpu_count, i.os_volume_type, i.storage_gb,
+        CASE WHEN i.boot_volume_id IS NULL THEN 0 ELSE 1 END, pg_backend_pid() % 64, change)
+    ON CONFLICT (account_id, currency, status, gpu_model, gpu_count, os_volume_type, storage_gb,
+        boot_volume, shard)
+    DO UPDATE SET instances = instance_heading_counts.instances + excluded.instances;
+$$;
+
 CREATE FUNCTION instances_heading_count() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     heading CONSTANT TEXT[] := ARRAY['CREATING', 'STARTING', 'REBOOTING', 'RESTORING', 'HIBERNATING'];
@@ -49,24 +60,10 @@ BEGIN
         END IF;
     END IF;
     IF TG_OP <> 'INSERT' AND OLD.status = ANY (heading) THEN
-        INSERT INTO instance_heading_counts (account_id, currency, status, gpu_model, gpu_count,
-            os_volume_type, storage_gb, boot_volume, shard, instances)
-        VALUES (OLD.account_id, OLD.currency, OLD.status, OLD.gpu_model, OLD.gpu_count,
-            OLD.os_volume_type, OLD.storage_gb, CASE WHEN OLD.boot_volume_id IS NULL THEN 0 ELSE 1 END,
-            pg_backend_pid() % 64, -1)
-        ON CONFLICT (account_id, currency, status, gpu_model, gpu_count, os_volume_type, storage_gb,
-            boot_volume, shard)
-        DO UPDATE SET instances = instance_heading_counts.instances - 1;
+        PERFORM instance_heading_count_add(OLD, -1);
     END IF;
     IF TG_OP <> 'DELETE' AND NEW.status = ANY (heading) THEN
-        INSERT INTO instance_heading_counts (account_id, currency, status, gpu_model, gpu_count,
-            os_volume_type, storage_gb, boot_volume, shard, instances)
-        VALUES (NEW.account_id, NEW.currency, NEW.status, NEW.gpu_model, NEW.gpu_count,
-            NEW.os_volume_type, NEW.storage_gb, CASE WHEN NEW.boot_volume_id IS NULL THEN 0 ELSE 1 END,
-            pg_backend_pid() % 64, 1)
-        ON CONFLICT (account_id, currency, status, gpu_model, gpu_count, os_volume_type, storage_gb,
-            boot_volume, shard)
-        DO UPDATE SET instances = instance_heading_counts.instances + 1;
+        PERFORM instance_heading_count_add(NEW, 1);
     END IF;
     RETURN NULL;
 END
