@@ -555,7 +555,11 @@ pub async fn assert_derived_state_consistent(store: &barrack_store::Store) {
         .await,
         "the kept counts of open periods by rate are the counts"
     );
-    // Counts of instances heading to a billed state, kept per shape in shards that sum to them.
+    // Counts of instances heading to a billed state, kept per shape in shards that sum to them; counted
+    // here with the store's list of those states, so triggers with another list fail this.
+    let heading = barrack_store::instances::HEADING_STATES
+        .map(|s| format!("'{s}'"))
+        .join(", ");
     let shape = "account_id || ' ' || currency || ' ' || status || ' ' || gpu_model || ' ' || \
                  gpu_count || ' ' || os_volume_type || ' ' || storage_gb";
     assert_eq!(
@@ -567,8 +571,8 @@ pub async fn assert_derived_state_consistent(store: &barrack_store::Store) {
         .await,
         pairs(&format!(
             "SELECT {shape} || ' ' || CASE WHEN boot_volume_id IS NULL THEN 0 ELSE 1 END, COUNT(*) \
-             FROM instances WHERE status IN ('CREATING', 'STARTING', 'REBOOTING', 'RESTORING', \
-             'HIBERNATING') GROUP BY {shape}, CASE WHEN boot_volume_id IS NULL THEN 0 ELSE 1 END \
+             FROM instances WHERE status IN ({heading}) \
+             GROUP BY {shape}, CASE WHEN boot_volume_id IS NULL THEN 0 ELSE 1 END \
              ORDER BY 1"
         ))
         .await,
