@@ -1,7 +1,16 @@
 //! The simulation clock's offset from real time, shared by every server on the database.
 
+use crate::capacity::CapacityRow;
 use crate::sql::Columns;
 use crate::{Db, Result, Store, binds};
+
+/// See [`Store::driver_view`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DriverView {
+    pub resets: i64,
+    pub specs: Vec<String>,
+    pub capacity: Vec<CapacityRow>,
+}
 
 impl Store {
     /// The offset the simulation clock has been moved to (0 if it never moved).
@@ -203,25 +212,33 @@ impl Store {
             .is_some())
     }
 
-    /// What every simulating server follows, in one read: the number of resets and the specs of the
-    /// scenarios of `kind`.
-    pub async fn simulation_view(&self, kind: &str) -> Result<(i64, Vec<String>)> {
+    /// What a compute driver is told before it acts, in one read (the workers ask on every job run):
+    /// the number of simulation resets, the specs of the scenarios of `kind`, and the capacity ledger.
+    pub async fn driver_view(&self, kind: &str) -> Result<DriverView> {
         let rows = self
             .fetch_all(
-                "SELECT 0, CAST(resets AS TEXT) FROM simulation_clock WHERE id = 1 \
-                 UNION ALL SELECT 1, spec FROM simulation_scenarios WHERE kind = $1",
+                "SELECT 0, CAST(resets AS TEXT), NULL, 0, 0, 0 FROM simulation_clock WHERE id = 1 \
+                 UNION ALL SELECT 1, spec, NULL, 0, 0, 0 FROM simulation_scenarios WHERE kind = $1 \
+                 UNION ALL SELECT 2, region, gpu_model, total, allocated, withheld FROM gpu_capacity",
                 &binds![kind],
             )
             .await?;
-        let mut resets = 0;
-        let mut specs = Vec::new();
+        let mut view = DriverView::default();
         for row in rows {
-            if row.int(0)? == 0 {
-                resets = row.text(1)?.parse().unwrap_or(0);
-            } else {
-                specs.push(row.text(1)?);
+            match row.int(0)? {
+                0 => view.resets = row.text(1)?.parse().unwrap_or(0),
+                1 => view.specs.push(row.text(1)?),
+                _ => view.capacity.push(CapacityRow {
+                    region: row.text(1)?,
+                    gpu_model: row.text(2)?,
+                    total: row.int(3)?,
+                    allocated: row.int(4)?,
+                    withheld: row.int(5)?,
+                }),
             }
         }
-        Ok((resets, specs))
+        view.capacity
+            .sort_by(|a, b| (&a.region, &a.gpu_model).cmp(&(&b.region, &b.gpu_model)));
+        Ok(view)
     }
 }

@@ -29,11 +29,26 @@ pub const GB_PER_TB: u32 = 1024;
 const HOURS_PER_MONTH: u32 = 730;
 
 /// Tells the compute driver the capacity ledger (see `ComputeDriver::recognize_capacity`): the simulator
-/// of this replica then has the hosts operators set, wherever they set them. Called before placing or
-/// acting on instances, and before listing hosts.
+/// of this replica then has the hosts operators set, wherever they set them, and what every server
+/// shares of the simulation (resets, slow hosts; see `ComputeDriver::recognize_simulation`). Called
+/// before placing or acting on instances, and before listing hosts.
 pub async fn recognize_capacity(context: &Context) -> Result<()> {
-    recognize_simulation(context).await?;
-    for row in context.store.capacity().await? {
+    let view = context.store.driver_view(SLOW_HOST).await?;
+    if context.driver.is_simulated() {
+        context.resets_seen.observe(view.resets);
+        let slow: Vec<(String, f64)> = view
+            .specs
+            .iter()
+            .filter_map(|spec| match serde_json::from_str(spec) {
+                Ok(barrack_api::simulation::ScenarioSpec::SlowHost { host, factor }) => {
+                    Some((host, factor))
+                }
+                _ => None,
+            })
+            .collect();
+        context.driver.recognize_simulation(view.resets, &slow);
+    }
+    for row in view.capacity {
         if context.config.offers(&row.region, &row.gpu_model) {
             let total = u32::try_from(row.total).unwrap_or(u32::MAX);
             context
@@ -56,27 +71,6 @@ pub async fn check_region_up(context: &Context, region: &str) -> Result<()> {
             "Region {region} is unavailable (an outage); try again later or use another region"
         )));
     }
-    Ok(())
-}
-
-/// Tells the simulator what every server shares of the simulation (resets, slow hosts); see
-/// `ComputeDriver::recognize_simulation`.
-async fn recognize_simulation(context: &Context) -> Result<()> {
-    if !context.driver.is_simulated() {
-        return Ok(());
-    }
-    let (resets, specs) = context.store.simulation_view(SLOW_HOST).await?;
-    context.resets_seen.observe(resets);
-    let slow: Vec<(String, f64)> = specs
-        .iter()
-        .filter_map(|spec| match serde_json::from_str(spec) {
-            Ok(barrack_api::simulation::ScenarioSpec::SlowHost { host, factor }) => {
-                Some((host, factor))
-            }
-            _ => None,
-        })
-        .collect();
-    context.driver.recognize_simulation(resets, &slow);
     Ok(())
 }
 
