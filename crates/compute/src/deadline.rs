@@ -235,6 +235,10 @@ impl ComputeDriver for WithDeadlines {
         self.inner.capacity_limit(region, gpu_model)
     }
 
+    fn boot_remaining(&self, id: &str) -> Option<std::time::Duration> {
+        self.inner.boot_remaining(id)
+    }
+
     async fn create_instance(&self, spec: &InstanceSpec) -> Result<Placement, DriverError> {
         self.op(Operation::CreateInstance, self.inner.create_instance(spec))
             .await

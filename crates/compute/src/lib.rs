@@ -239,6 +239,12 @@ pub trait ComputeDriver: Send + Sync + 'static {
         })
     }
 
+    /// How long until a booting machine is expected up, when the driver knows (the simulator times its
+    /// boots; a real guest takes what it takes): its job looks again then, not after a fixed interval.
+    fn boot_remaining(&self, _id: &str) -> Option<std::time::Duration> {
+        None
+    }
+
     /// Where to SSH into the instance, when the driver knows better than its public address on port 22
     /// (a forwarded port, an address from DHCP).
     async fn ssh_endpoint(&self, _id: &str) -> Result<Option<SshEndpoint>, DriverError> {

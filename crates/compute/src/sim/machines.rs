@@ -1,5 +1,7 @@
 //! Machines and their transitions: create, power operations, hibernate and restore, delete.
 
+use std::time::Duration;
+
 use tokio::time::Instant;
 
 use crate::{BootDisk, DriverError, InstanceSpec, Placement, PowerState};
@@ -51,6 +53,15 @@ impl State {
         self.booting
             .get(&key)
             .is_some_and(|at| Instant::now() < *at)
+    }
+
+    /// How long until the machine `key`'s boot completes, while it has not.
+    pub(super) fn boot_remaining(&self, key: MachineKey) -> Option<Duration> {
+        let left = self
+            .booting
+            .get(&key)?
+            .saturating_duration_since(Instant::now());
+        (!left.is_zero()).then_some(left)
     }
 
     /// Places and starts the machine, which is up at `ready_at`; asking again returns the placement of

@@ -24,6 +24,7 @@ mod volumes;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::time::Instant;
@@ -384,6 +385,12 @@ impl ComputeDriver for SimDriver {
             }
             _ => Readiness::NotRunning,
         })
+    }
+
+    fn boot_remaining(&self, id: &str) -> Option<Duration> {
+        let state = self.state();
+        let (key, _) = state.instances.get_key_value(id)?;
+        state.boot_remaining(key)
     }
 
     async fn instance_metrics(&self, id: &str) -> Result<Option<InstanceMetrics>, DriverError> {

@@ -418,12 +418,13 @@ impl InstanceWorker {
         }
     }
 
-    /// Comes back to a booting machine after the observation interval, or gives up once it has had its
-    /// boot timeout.
+    /// Comes back to a booting machine when the driver expects it up, or else after the observation
+    /// interval; gives up once it has had its boot timeout.
     async fn wait_for_boot(&self, row: &InstanceRow, payload: InstanceJob) -> Outcome {
         let jobs = &self.context.config.jobs;
         let interval = jobs.observe_interval_ms.max(1);
-        let looks = (jobs.boot_timeout_seconds.saturating_mul(1000) / interval).max(1);
+        let timeout_ms = jobs.boot_timeout_seconds.saturating_mul(1000);
+        let looks = (timeout_ms / interval).max(1);
         if u64::from(payload.observations) > looks {
             let reason = format!(
                 "{} failed: the machine did not come up within {} s",
@@ -432,13 +433,20 @@ impl InstanceWorker {
             );
             return self.give_up(row, reason).await;
         }
+        let wait_ms = match self.context.driver.boot_remaining(&row.id) {
+            Some(left) => (left.as_millis() as u64).clamp(1, timeout_ms.max(1)),
+            None => interval,
+        };
+        // A wait is counted in intervals, so that the timeout holds however long each wait is.
         let payload = InstanceJob {
-            observations: payload.observations + 1,
+            observations: payload
+                .observations
+                .saturating_add(u32::try_from(wait_ms / interval).unwrap_or(u32::MAX).max(1)),
             ..payload
         };
         match serde_json::to_string(&payload) {
             Ok(payload) => Outcome::Wait {
-                after_ms: interval as i64,
+                after_ms: wait_ms as i64,
                 payload,
             },
             Err(e) => Outcome::Fail(e.to_string()),

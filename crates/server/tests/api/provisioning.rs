@@ -19,6 +19,8 @@ use crate::on_both_databases;
 on_both_databases!(
     two_thousand_machines_boot_at_once_with_32_slots,
     a_hung_stop_is_abandoned_at_its_deadline_then_retried_or_dead_lettered,
+    a_machine_whose_boot_the_driver_times_is_looked_at_when_it_is_due,
+    a_boot_the_driver_expects_late_still_times_out,
 );
 
 const MODEL: &str = "H100-SXM5-80GB";
@@ -128,6 +130,72 @@ async fn two_thousand_machines_boot_at_once_with_32_slots(db: Db) {
     assert!(all_active >= Duration::from_millis(BOOT_MS));
     let jobs = app.admin.admin_jobs().await.unwrap().data.jobs;
     assert!(jobs.is_empty(), "nothing pending or dead: {jobs:?}");
+    crate::common::assert_derived_state_consistent(app.services().store()).await;
+    app.stop().await;
+}
+
+/// Waits until the instance is `status`, for at most `within`; how long it took.
+async fn time_to(client: &Client, id: &str, status: &str, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let instance = client.instance(id).await.unwrap().data;
+        if instance.status == status {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "{id} is {} ({:?}), not {status}, after {within:?}",
+            instance.status,
+            instance.status_reason
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn a_machine_whose_boot_the_driver_times_is_looked_at_when_it_is_due(db: Db) {
+    // Looks every 30 s, unless the driver knows better: the simulator's machines are up after 1 s.
+    let app = TestApp::start_in_real_time(db, |config| {
+        config.simulator.delays.create_ms = 1_000;
+        config.jobs.poll_interval_ms = 50;
+        config.jobs.observe_interval_ms = 30_000;
+    })
+    .await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "1000").await;
+    create_key_k(&client).await;
+    let id = deploy_id(&client, &deploy_request("timed")).await;
+    let active = time_to(&client, &id, "ACTIVE", Duration::from_secs(15)).await;
+    assert!(
+        active >= Duration::from_millis(900),
+        "ACTIVE after {active:?}, before its boot ended"
+    );
+    // The look found the machine up: nothing was asked of the driver again.
+    let calls = app
+        .simulator()
+        .calls(barrack_compute::Operation::CreateInstance);
+    assert_eq!(calls, 1, "the machine was asked for once");
+    app.stop().await;
+}
+
+async fn a_boot_the_driver_expects_late_still_times_out(db: Db) {
+    // A boot of a minute against a timeout of 2 s: the job waits no longer than the timeout for it.
+    let app = TestApp::start_in_real_time(db, |config| {
+        config.simulator.delays.create_ms = 60_000;
+        config.jobs.poll_interval_ms = 50;
+        config.jobs.observe_interval_ms = 500;
+        config.jobs.boot_timeout_seconds = 2;
+    })
+    .await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "1000").await;
+    create_key_k(&client).await;
+    let id = deploy_id(&client, &deploy_request("late")).await;
+    let failed = time_to(&client, &id, "ERROR", Duration::from_secs(20)).await;
+    assert!(
+        failed >= Duration::from_secs(2),
+        "ERROR after {failed:?}, before the timeout"
+    );
+    let instance = client.instance(&id).await.unwrap().data;
+    let reason = instance.status_reason.unwrap_or_default();
+    assert!(reason.contains("did not come up within 2 s"), "{reason}");
     crate::common::assert_derived_state_consistent(app.services().store()).await;
     app.stop().await;
 }
