@@ -60,6 +60,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(33, "0033_open_period_rate_counts"),
     migration!(34, "0034_live_instance_counts_at_commit"),
     migration!(35, "0035_heading_instance_counts"),
+    migration!(36, "0036_heading_count_in_plpgsql"),
 ];
 
 impl Migration {
