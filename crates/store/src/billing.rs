@@ -491,40 +491,41 @@ pub struct Commitments {
     pub creating_volumes: Vec<(String, i64)>,
 }
 
+/// The commitment's read, with the account, the currency and the written instance as $1, $2 and $3: one
+/// row set, each row tagged with what it is: 0 the balance, 1 a rate, 2 a heading shape, 3 a volume.
+pub(crate) static COMMITMENTS_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT CAST(0 AS BIGINT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), \
+         amount_micros, CAST(0 AS BIGINT), CAST(0 AS BIGINT), CAST(0 AS BIGINT) \
+         FROM balances WHERE account_id = $1 AND currency = $2 \
+         UNION ALL SELECT 1, hourly_rate, NULL, NULL, CAST(SUM(periods) AS BIGINT), 0, 0, 0 \
+         FROM open_period_rates WHERE account_id = $1 AND currency = $2 \
+         GROUP BY hourly_rate HAVING SUM(periods) > 0 \
+         UNION ALL {} \
+         UNION ALL SELECT 3, volume_type, NULL, NULL, size_gb, 0, 0, 0 FROM volumes \
+         WHERE account_id = $1 AND currency = $2 AND status = 'creating' \
+         AND (instance_id IS NULL OR instance_id <> $3)",
+        crate::instances::heading_shapes_sql("2")
+    )
+});
+
 /// What an account has committed to spend per hour in one currency, read inside the transaction that is
 /// about to commit more, in one statement after the account's lock: the balance, the open periods' rates
 /// from the counts triggers keep per account and rate (an account may have tens of thousands of open
 /// periods, and a handful of distinct rates), the instances heading to a billed state counted by shape,
 /// and the volumes being created. On PostgreSQL the account's row is locked first, by a statement of its
 /// own (in the function `account_commitments`, which then runs this read: one round trip) so that the
-/// read sees what the transaction it waited for committed; two such
-/// transactions of one account so run one after the other (SQLite's write transactions are serial
-/// already). The lock leaves rows that point at the account (a worker's new period, say) free to be
-/// written meanwhile. `written`, when given, is an instance the transaction has written already: it and
-/// the volumes created with it are left out (the caller counts them itself).
+/// read sees what the transaction it waited for committed; two such transactions of one account so run
+/// one after the other (SQLite's write transactions are serial already). The lock leaves rows that point
+/// at the account (a worker's new period, say) free to be written meanwhile. `written`, when given, is an
+/// instance the transaction has written already: it and the volumes created with it are left out (the
+/// caller counts them itself). A plain deploy reads it with its address and GPUs ([`crate::admission`]).
 pub async fn commitments(
     tx: &mut Tx,
     account_id: &str,
     currency: &str,
     written: Option<&str>,
 ) -> Result<Commitments> {
-    // One row set, each row tagged with what it is: 0 the balance, 1 a rate, 2 a heading shape, 3 a volume.
-    static SQL: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "SELECT CAST(0 AS BIGINT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), \
-             amount_micros, CAST(0 AS BIGINT), CAST(0 AS BIGINT), CAST(0 AS BIGINT) \
-             FROM balances WHERE account_id = $1 AND currency = $2 \
-             UNION ALL SELECT 1, hourly_rate, NULL, NULL, CAST(SUM(periods) AS BIGINT), 0, 0, 0 \
-             FROM open_period_rates WHERE account_id = $1 AND currency = $2 \
-             GROUP BY hourly_rate HAVING SUM(periods) > 0 \
-             UNION ALL {} \
-             UNION ALL SELECT 3, volume_type, NULL, NULL, size_gb, 0, 0, 0 FROM volumes \
-             WHERE account_id = $1 AND currency = $2 AND status = 'creating' \
-             AND (instance_id IS NULL OR instance_id <> $3)",
-            crate::instances::heading_shapes_sql("2")
-        )
-    });
-    let mut commitments = Commitments::default();
     // No instance has an empty id.
     let written = written.unwrap_or("");
     let rows = match tx.backend() {
@@ -532,22 +533,28 @@ pub async fn commitments(
         Backend::Postgres => {
             tx.fetch_all(
                 "SELECT * FROM account_commitments($1, $2, $3, $4)",
-                &binds![account_id, currency, written, SQL.as_str()],
+                &binds![account_id, currency, written, COMMITMENTS_SQL.as_str()],
             )
             .await?
         }
         Backend::Sqlite => {
-            tx.fetch_all(&SQL, &binds![account_id, currency, written])
+            tx.fetch_all(&COMMITMENTS_SQL, &binds![account_id, currency, written])
                 .await?
         }
     };
+    commitments_from(&rows)
+}
+
+/// [`Commitments`] from the rows of [`COMMITMENTS_SQL`].
+pub(crate) fn commitments_from(rows: &[Row]) -> Result<Commitments> {
+    let mut commitments = Commitments::default();
     for row in rows {
         match row.int(0)? {
             0 => commitments.balance = row.int(4)?,
             1 => commitments.rates.push((row.text(1)?, row.int(4)?)),
             2 => commitments
                 .heading
-                .push(crate::instances::heading_shape_from(&row, 1)?),
+                .push(crate::instances::heading_shape_from(row, 1)?),
             _ => commitments
                 .creating_volumes
                 .push((row.text(1)?, row.int(4)?)),

@@ -84,14 +84,14 @@ pub async fn allocate(
     now: i64,
 ) -> Result<bool> {
     let done = tx
-        .execute(
-            "UPDATE gpu_capacity SET allocated = allocated + $3, updated_at = $4 \
-             WHERE region = $1 AND gpu_model = $2 AND total - allocated - withheld >= $3",
-            &binds![region, model, count, now],
-        )
+        .execute(ALLOCATE_SQL, &binds![region, model, count, now])
         .await?;
     Ok(done == 1)
 }
+
+/// [`allocate`]'s statement: the region, model, count and time as $1 to $4.
+pub(crate) const ALLOCATE_SQL: &str = "UPDATE gpu_capacity SET allocated = allocated + $3, \
+     updated_at = $4 WHERE region = $1 AND gpu_model = $2 AND total - allocated - withheld >= $3";
 
 /// Gives back `count` units.
 pub async fn release(tx: &mut Tx, region: &str, model: &str, count: i64, now: i64) -> Result<bool> {

@@ -6,6 +6,7 @@
 //! as BIGINT micro-units, state changes as single conditional statements checked by rows affected.
 
 pub mod accounts;
+pub mod admission;
 pub mod ai;
 pub mod api_keys;
 pub mod billing;

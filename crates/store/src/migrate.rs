@@ -61,6 +61,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(34, "0034_live_instance_counts_at_commit"),
     migration!(35, "0035_heading_instance_counts"),
     migration!(36, "0036_heading_count_in_plpgsql"),
+    migration!(37, "0037_deploy_admission"),
 ];
 
 impl Migration {

@@ -52,14 +52,14 @@ pub async fn take(
     now: i64,
 ) -> Result<bool> {
     let taken = tx
-        .execute(
-            "INSERT INTO public_ip_assignments (address, region, instance_id, updated_at) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            &binds![address, region, instance_id, now],
-        )
+        .execute(TAKE_SQL, &binds![address, region, instance_id, now])
         .await?;
     Ok(taken == 1)
 }
+
+/// [`take`]'s statement: the address, region, instance and time as $1 to $4.
+pub(crate) const TAKE_SQL: &str = "INSERT INTO public_ip_assignments (address, region, instance_id, \
+     updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
 
 /// Every address of the region handed out (to search a nearly full pool for a free one).
 pub async fn taken_in(tx: &mut Tx, region: &str) -> Result<Vec<String>> {

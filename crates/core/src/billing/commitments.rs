@@ -9,6 +9,7 @@
 
 use barrack_api::Currency;
 use barrack_store::Tx;
+use barrack_store::billing::Commitments;
 use rust_decimal::Decimal;
 
 use super::meter::{heading_hourly, stored_rate};
@@ -26,9 +27,18 @@ pub async fn committed(
     currency: Currency,
     written: Option<&str>,
 ) -> Result<(Decimal, Decimal)> {
-    let config = &context.config;
     let commitments =
         barrack_store::billing::commitments(tx, account_id, currency.as_str(), written).await?;
+    burn_and_balance(context, &commitments, currency)
+}
+
+/// The hourly burn `commitments` add up to in `currency`, and the balance.
+fn burn_and_balance(
+    context: &Context,
+    commitments: &Commitments,
+    currency: Currency,
+) -> Result<(Decimal, Decimal)> {
+    let config = &context.config;
     let mut burn = Decimal::ZERO;
     for (rate, periods) in &commitments.rates {
         burn += stored_rate(rate)? * Decimal::from(*periods);
@@ -48,8 +58,7 @@ pub async fn committed(
             .unwrap_or_default();
         burn += storage_hourly(rate, *size_gb as u32);
     }
-    let balance = commitments.balance;
-    Ok((burn, from_micros(balance)))
+    Ok((burn, from_micros(commitments.balance)))
 }
 
 /// 402 `INSUFFICIENT_BALANCE`, with the figures, unless the balance in `currency` holds the configured
@@ -65,6 +74,29 @@ pub async fn require_commitment(
     written: Option<&str>,
 ) -> Result<()> {
     let (burn, balance) = committed(tx, context, account_id, currency, written).await?;
+    covers(context, currency, burn, balance, added)
+}
+
+/// [`require_commitment`] of commitments read already (in the transaction that commits the increase,
+/// the account held), for a new instance written before they were read.
+pub fn require_commitments_cover(
+    context: &Context,
+    commitments: &Commitments,
+    currency: Currency,
+    added: Decimal,
+) -> Result<()> {
+    let (burn, balance) = burn_and_balance(context, commitments, currency)?;
+    covers(context, currency, burn, balance, added)
+}
+
+/// 402 unless `balance` holds the minimum and covers `burn` plus `added` for an hour.
+fn covers(
+    context: &Context,
+    currency: Currency,
+    burn: Decimal,
+    balance: Decimal,
+    added: Decimal,
+) -> Result<()> {
     let minimum = context
         .config
         .billing

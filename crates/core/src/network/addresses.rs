@@ -131,6 +131,13 @@ pub fn pool_of(config: &Config, region: &str) -> Option<Pool> {
     Pool::parse(&region.public_ip_pool).ok()
 }
 
+/// A random address of the region's pool (none when it has none), for a caller that tries it in a
+/// statement of its own; [`assign_address`] finds another when it was taken.
+pub fn candidate_address(config: &Config, region: &str) -> Option<Ipv4Addr> {
+    let pool = pool_of(config, region).filter(|p| !p.is_empty())?;
+    Some(pool.address(rand::thread_rng().gen_range(0..pool.len())))
+}
+
 /// Random picks before a pool is searched address by address: with an eighth of it free, seven in eight
 /// allocations still end on a pick.
 const PICKS: usize = 16;

@@ -4,11 +4,12 @@
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
-use barrack_api::Tier;
 use barrack_api::instances::DeployRequest;
 use barrack_api::ssh_keys::CreateSshKeyRequest;
+use barrack_api::{Currency, Tier};
 use barrack_client::Client;
 use barrack_store::sql::Columns;
+use rust_decimal::Decimal;
 use serde_json::json;
 
 use crate::common::{Db, TestApp, deploy_id};
@@ -17,6 +18,7 @@ use crate::on_both_databases;
 on_both_databases!(
     a_16_pool_starts_empty_and_hands_out_addresses_of_its_block,
     an_exhausted_pool_refuses_until_an_address_is_released,
+    a_small_pool_hands_out_each_address_once_and_the_balance_is_refused_before_the_address,
 );
 
 const IMAGE: &str = "Ubuntu 24.04 + CUDA 12.8 Open + Docker";
@@ -152,6 +154,77 @@ async fn an_exhausted_pool_refuses_until_an_address_is_released(db: Db) {
         .await
         .expect("the released address is handed out again");
     app.settle().await;
+    crate::common::assert_derived_state_consistent(app.services().store()).await;
+    app.stop().await;
+}
+
+async fn a_small_pool_hands_out_each_address_once_and_the_balance_is_refused_before_the_address(
+    db: Db,
+) {
+    // A /29 has six usable addresses: most deploys' first pick is one taken already, and is searched past.
+    let app = TestApp::start_with(db, |config| {
+        for region in &mut config.regions {
+            if region.name == "FINLAND-1" {
+                region.public_ip_pool = "100.72.0.0/29".into();
+            }
+        }
+    })
+    .await;
+    let (rich, _) = app.funded_user(Tier::Advanced, "US", "1000").await;
+    let rich_key = key(&rich).await;
+    for n in 0..5 {
+        rich.deploy(&deploy_request(&format!("rich-{n}"), &rich_key))
+            .await
+            .expect("a free address is found");
+    }
+    // Credit for an hour of one instance and a half: the first deploy takes the last address; the second
+    // is refused for its balance (402) and not for the pool (503), since the balance is checked first.
+    let (poor, poor_id) = app.funded_user(Tier::Advanced, "US", "1").await;
+    let poor_key = key(&poor).await;
+    let first_hour = rich
+        .preflight(&deploy_request("priced", &rich_key))
+        .await
+        .unwrap()
+        .data
+        .price_per_hour
+        .0;
+    let more = (first_hour * Decimal::new(15, 1) - Decimal::ONE).round_dp(2);
+    app.grant(&poor_id, &more.to_string(), Currency::USD).await;
+    poor.deploy(&deploy_request("poor-0", &poor_key))
+        .await
+        .expect("the last address");
+    let refused = poor
+        .deploy(&deploy_request("poor-1", &poor_key))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (refused.status(), refused.code()),
+        (Some(402), Some("INSUFFICIENT_BALANCE")),
+        "{refused:?}"
+    );
+    let refused = rich
+        .deploy(&deploy_request("rich-5", &rich_key))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (refused.status(), refused.code()),
+        (Some(503), Some("PUBLIC_IP_UNAVAILABLE"))
+    );
+    app.settle().await;
+    let mut shown = BTreeSet::new();
+    for client in [&rich, &poor] {
+        for instance in client
+            .instances(&Default::default())
+            .await
+            .unwrap()
+            .data
+            .instances
+        {
+            assert!(shown.insert(instance.ip_address.expect("an address")));
+        }
+    }
+    let expected: BTreeSet<String> = (1..=6).map(|n| format!("100.72.0.{n}")).collect();
+    assert_eq!(shown, expected);
     crate::common::assert_derived_state_consistent(app.services().store()).await;
     app.stop().await;
 }

@@ -1,0 +1,97 @@
+//! A plain deploy's last steps, after it wrote its instance: the account's commitment read, a first
+//! address tried and the GPUs taken. The account is held (on PostgreSQL, its row locked) from the first
+//! of them to the commit, so on PostgreSQL they are one round trip (the function `deploy_admission`,
+//! migration 0037) instead of three: every deploy of the account waits for that hold. The statements are
+//! the store's own ([`crate::billing::COMMITMENTS_SQL`], [`crate::public_ips::TAKE_SQL`],
+//! [`crate::capacity::ALLOCATE_SQL`]), passed to the function, so each has one text for both databases.
+
+use crate::billing::{COMMITMENTS_SQL, Commitments, commitments, commitments_from};
+use crate::capacity::{ALLOCATE_SQL, allocate};
+use crate::public_ips::{TAKE_SQL, take};
+use crate::sql::Columns;
+use crate::{Backend, Db, Result, StoreError, Tx, binds};
+
+/// What a deploy asks for once its instance is written.
+#[derive(Debug, Clone)]
+pub struct Admission<'a> {
+    pub account_id: &'a str,
+    pub currency: &'a str,
+    /// The instance written: left out of the commitment (the caller counts it), and the address's holder.
+    pub instance_id: &'a str,
+    pub region: &'a str,
+    pub gpu_model: &'a str,
+    pub gpu_count: i64,
+    /// An address of the region's pool to take for the instance, when it gets one.
+    pub address: Option<&'a str>,
+    pub now: i64,
+}
+
+/// What the account has committed, and what the deploy got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted {
+    pub commitments: Commitments,
+    /// Whether the address was free and is now the instance's.
+    pub address_taken: bool,
+    /// Whether the GPUs were free and are now the instance's.
+    pub gpus_taken: bool,
+}
+
+/// Holds the account, reads its commitments, then tries the address and the GPUs, in `tx`. Nothing is
+/// refused here: the caller checks the commitment first, and rolls back whatever the deploy cannot have.
+pub async fn admit(tx: &mut Tx, admission: &Admission<'_>) -> Result<Admitted> {
+    let Admission {
+        account_id,
+        currency,
+        instance_id,
+        region,
+        gpu_model,
+        gpu_count,
+        address,
+        now,
+    } = *admission;
+    match tx.backend() {
+        Backend::Postgres => {
+            let mut rows = tx
+                .fetch_all(
+                    "SELECT * FROM deploy_admission($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    &binds![
+                        account_id,
+                        currency,
+                        instance_id,
+                        COMMITMENTS_SQL.as_str(),
+                        TAKE_SQL,
+                        address,
+                        region,
+                        now,
+                        ALLOCATE_SQL,
+                        gpu_model,
+                        gpu_count
+                    ],
+                )
+                .await?;
+            // The last row says what the address's and the stock's statements changed.
+            let outcome = rows
+                .pop()
+                .filter(|row| row.int(0).is_ok_and(|tag| tag == 4))
+                .ok_or_else(|| StoreError::Unexpected("deploy_admission gave no outcome".into()))?;
+            Ok(Admitted {
+                commitments: commitments_from(&rows)?,
+                address_taken: outcome.int(4)? == 1,
+                gpus_taken: outcome.int(5)? == 1,
+            })
+        }
+        Backend::Sqlite => {
+            let commitments = commitments(tx, account_id, currency, Some(instance_id)).await?;
+            let address_taken = match address {
+                Some(address) => take(tx, region, address, instance_id, now).await?,
+                None => false,
+            };
+            let gpus_taken = allocate(tx, region, gpu_model, gpu_count, now).await?;
+            Ok(Admitted {
+                commitments,
+                address_taken,
+                gpus_taken,
+            })
+        }
+    }
+}
