@@ -110,16 +110,21 @@ async fn a_16_pool_starts_empty_and_hands_out_addresses_of_its_block(db: Db) {
     app.stop().await;
 }
 
-async fn an_exhausted_pool_refuses_until_an_address_is_released(db: Db) {
-    // A /30 has two usable addresses.
-    let app = TestApp::start_with(db, |config| {
+/// A server whose FINLAND-1 hands out the addresses of `pool`.
+async fn start_with_pool(db: Db, pool: &str) -> TestApp {
+    TestApp::start_with(db, |config| {
         for region in &mut config.regions {
             if region.name == "FINLAND-1" {
-                region.public_ip_pool = "100.72.0.0/30".into();
+                region.public_ip_pool = pool.into();
             }
         }
     })
-    .await;
+    .await
+}
+
+async fn an_exhausted_pool_refuses_until_an_address_is_released(db: Db) {
+    // A /30 has two usable addresses.
+    let app = start_with_pool(db, "100.72.0.0/30").await;
     let (client, _) = app.funded_user(Tier::Advanced, "US", "1000").await;
     let key = key(&client).await;
     let first = deploy_id(&client, &deploy_request("one", &key)).await;
@@ -162,14 +167,7 @@ async fn a_small_pool_hands_out_each_address_once_and_the_balance_is_refused_bef
     db: Db,
 ) {
     // A /29 has six usable addresses: most deploys' first pick is one taken already, and is searched past.
-    let app = TestApp::start_with(db, |config| {
-        for region in &mut config.regions {
-            if region.name == "FINLAND-1" {
-                region.public_ip_pool = "100.72.0.0/29".into();
-            }
-        }
-    })
-    .await;
+    let app = start_with_pool(db, "100.72.0.0/29").await;
     let (rich, _) = app.funded_user(Tier::Advanced, "US", "1000").await;
     let rich_key = key(&rich).await;
     for n in 0..5 {
