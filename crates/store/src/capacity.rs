@@ -16,6 +16,17 @@ pub struct CapacityRow {
 }
 
 impl CapacityRow {
+    /// The row from its region, model, total, allocated and withheld, in that order from `first` on.
+    pub(crate) fn from_row(row: &impl Columns, first: usize) -> Result<CapacityRow> {
+        Ok(CapacityRow {
+            region: row.text(first)?,
+            gpu_model: row.text(first + 1)?,
+            total: row.int(first + 2)?,
+            allocated: row.int(first + 3)?,
+            withheld: row.int(first + 4)?,
+        })
+    }
+
     pub fn free(&self) -> i64 {
         (self.total - self.allocated - self.withheld).max(0)
     }
@@ -29,17 +40,7 @@ impl Store {
                 &[],
             )
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(CapacityRow {
-                    region: r.text(0)?,
-                    gpu_model: r.text(1)?,
-                    total: r.int(2)?,
-                    allocated: r.int(3)?,
-                    withheld: r.int(4)?,
-                })
-            })
-            .collect()
+        rows.iter().map(|r| CapacityRow::from_row(r, 0)).collect()
     }
 
     /// Adds capacity rows that do not exist yet (first start); existing rows are left to the operator.

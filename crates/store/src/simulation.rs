@@ -213,7 +213,8 @@ impl Store {
     }
 
     /// What a compute driver is told before it acts, in one read (the workers ask on every job run):
-    /// the number of simulation resets, the specs of the scenarios of `kind`, and the capacity ledger.
+    /// the number of simulation resets, the specs of the scenarios of `kind`, and the capacity ledger (in
+    /// no particular order: each row is told on its own).
     pub async fn driver_view(&self, kind: &str) -> Result<DriverView> {
         let rows = self
             .fetch_all(
@@ -228,17 +229,9 @@ impl Store {
             match row.int(0)? {
                 0 => view.resets = row.text(1)?.parse().unwrap_or(0),
                 1 => view.specs.push(row.text(1)?),
-                _ => view.capacity.push(CapacityRow {
-                    region: row.text(1)?,
-                    gpu_model: row.text(2)?,
-                    total: row.int(3)?,
-                    allocated: row.int(4)?,
-                    withheld: row.int(5)?,
-                }),
+                _ => view.capacity.push(CapacityRow::from_row(&row, 1)?),
             }
         }
-        view.capacity
-            .sort_by(|a, b| (&a.region, &a.gpu_model).cmp(&(&b.region, &b.gpu_model)));
         Ok(view)
     }
 }

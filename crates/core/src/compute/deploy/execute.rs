@@ -145,9 +145,7 @@ impl InstanceService {
         let deployed = self.deployed(row, model, &data, currency, now);
         Ok((tx, deployed))
     }
-}
 
-impl InstanceService {
     /// A plain deploy's last steps, after its writes: the account held and its commitment checked (402),
     /// the address (503) and the GPUs, in that order, as one step of the store (one round trip on
     /// PostgreSQL, where the account is held from here to the commit); whether the GPUs were free.
