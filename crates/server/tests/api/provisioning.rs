@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use barrack_api::Tier;
-use barrack_api::instances::{DeployRequest, InstanceQuery};
+use barrack_api::instances::{DeployRequest, Instance, InstanceQuery};
 use barrack_client::{Client, InstanceActionKind};
 use barrack_core::config::CapacityConfig;
 use serde_json::json;
@@ -134,13 +134,18 @@ async fn two_thousand_machines_boot_at_once_with_32_slots(db: Db) {
     app.stop().await;
 }
 
-/// Waits until the instance is `status`, for at most `within`; how long it took.
-async fn time_to(client: &Client, id: &str, status: &str, within: Duration) -> Duration {
+/// Waits until the instance is `status`, for at most `within`: the instance then, and how long it took.
+async fn wait_for_status(
+    client: &Client,
+    id: &str,
+    status: &str,
+    within: Duration,
+) -> (Instance, Duration) {
     let started = Instant::now();
     loop {
         let instance = client.instance(id).await.unwrap().data;
         if instance.status == status {
-            return started.elapsed();
+            return (instance, started.elapsed());
         }
         assert!(
             started.elapsed() < within,
@@ -163,7 +168,7 @@ async fn a_machine_whose_boot_the_driver_times_is_looked_at_when_it_is_due(db: D
     let (client, _) = app.funded_user(Tier::Advanced, "US", "1000").await;
     create_key_k(&client).await;
     let id = deploy_id(&client, &deploy_request("timed")).await;
-    let active = time_to(&client, &id, "ACTIVE", Duration::from_secs(15)).await;
+    let (_, active) = wait_for_status(&client, &id, "ACTIVE", Duration::from_secs(15)).await;
     assert!(
         active >= Duration::from_millis(900),
         "ACTIVE after {active:?}, before its boot ended"
@@ -188,12 +193,11 @@ async fn a_boot_the_driver_expects_late_still_times_out(db: Db) {
     let (client, _) = app.funded_user(Tier::Advanced, "US", "1000").await;
     create_key_k(&client).await;
     let id = deploy_id(&client, &deploy_request("late")).await;
-    let failed = time_to(&client, &id, "ERROR", Duration::from_secs(20)).await;
+    let (instance, failed) = wait_for_status(&client, &id, "ERROR", Duration::from_secs(20)).await;
     assert!(
         failed >= Duration::from_secs(2),
         "ERROR after {failed:?}, before the timeout"
     );
-    let instance = client.instance(&id).await.unwrap().data;
     let reason = instance.status_reason.unwrap_or_default();
     assert!(reason.contains("did not come up within 2 s"), "{reason}");
     crate::common::assert_derived_state_consistent(app.services().store()).await;
@@ -215,20 +219,9 @@ async fn a_hung_stop_is_abandoned_at_its_deadline_then_retried_or_dead_lettered(
     let wait_for = |id: String, status: &'static str| {
         let client = client.clone();
         async move {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            loop {
-                let instance = client.instance(&id).await.unwrap().data;
-                if instance.status == status {
-                    return instance;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "{id} is {} ({:?}), not {status}",
-                    instance.status,
-                    instance.status_reason
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            wait_for_status(&client, &id, status, Duration::from_secs(20))
+                .await
+                .0
         }
     };
     let id = deploy_id(&client, &deploy_request("hung")).await;
