@@ -278,6 +278,14 @@ async fn the_dashboard_in_a_browser(db: Db) {
                 "form[method=post][action=\"{form}\"] button[type=submit]"
             ))
             .await;
+        // The creation answers with the list: wait for it to show the new row, so that the next
+        // navigation does not cut the form's submission short on a loaded machine.
+        wait_path(
+            &browser,
+            &format!("the new row on /{page}"),
+            "document.querySelector(\"td a[href^='/']\") !== null",
+        )
+        .await;
         app.settle().await;
         browser.goto(&format!("{base}/{page}")).await;
         browser.click("td a[href^='/']").await;
