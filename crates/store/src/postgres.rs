@@ -60,20 +60,24 @@ pub(crate) async fn execute_script<'e>(db: impl sqlx::PgExecutor<'e>, sql: &str)
 }
 
 /// The schema keeps to integers and text (times in epoch milliseconds, money in micro-units, flags as
-/// 0/1), so those are the values a row can hold.
+/// 0/1), so those are the values a row can hold. Each value is decoded from its bytes once, by the type
+/// its column says (`try_get` would look the column up and check the type again for every value).
 fn row_of(row: &PgRow) -> Result<Row> {
     let mut values = Vec::with_capacity(row.len());
     for (i, column) in row.columns().iter().enumerate() {
-        if row.try_get_raw(i)?.is_null() {
+        let raw = row.try_get_raw(i)?;
+        if raw.is_null() {
             values.push(Value::Null);
             continue;
         }
         values.push(match column.type_info().name() {
-            "INT8" => Value::Int(row.try_get::<i64, _>(i)?),
-            "INT4" => Value::Int(i64::from(row.try_get::<i32, _>(i)?)),
-            "INT2" => Value::Int(i64::from(row.try_get::<i16, _>(i)?)),
-            "BOOL" => Value::Int(i64::from(row.try_get::<bool, _>(i)?)),
-            "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" => Value::Text(row.try_get::<String, _>(i)?),
+            "INT8" => Value::Int(decode::<i64>(raw, column)?),
+            "INT4" => Value::Int(i64::from(decode::<i32>(raw, column)?)),
+            "INT2" => Value::Int(i64::from(decode::<i16>(raw, column)?)),
+            "BOOL" => Value::Int(i64::from(decode::<bool>(raw, column)?)),
+            "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" => {
+                Value::Text(decode::<&str>(raw, column)?.to_owned())
+            }
             other => {
                 return Err(StoreError::Unexpected(format!(
                     "column {} is of type {other}: cast it to BIGINT or TEXT",
@@ -83,4 +87,13 @@ fn row_of(row: &PgRow) -> Result<Row> {
         });
     }
     Ok(Row(values))
+}
+
+fn decode<'r, T: sqlx::Decode<'r, Postgres>>(
+    raw: sqlx::postgres::PgValueRef<'r>,
+    column: &sqlx::postgres::PgColumn,
+) -> Result<T> {
+    T::decode(raw).map_err(|e| {
+        StoreError::Unexpected(format!("column {} does not decode: {e}", column.name()))
+    })
 }
