@@ -15,11 +15,6 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::FormatTime;
 
-/// The allocator of the server process: a request allocates and frees many small values (rows read,
-/// views built, JSON written), which mimalloc serves from per-thread pages.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(name = "barrackd", version, about = "The Barrack GPU cloud server")]
 struct Cli {
