@@ -17,6 +17,7 @@ use crate::on_both_databases;
 on_both_databases!(
     concurrent_runs_in_any_chunks_charge_every_minute_once,
     a_period_closed_between_runs_is_charged_to_its_end,
+    a_run_charges_the_periods_due_and_counts_every_open_one_in_the_burn,
 );
 
 const MINUTE_MS: i64 = 60_000;
@@ -349,5 +350,54 @@ async fn a_period_closed_between_runs_is_charged_to_its_end(db: Db) {
         0,
         "a replayed run bills nothing"
     );
+    app.stop().await;
+}
+
+/// A run seconds after the last finds most periods with no minute closed since: it charges those that
+/// have one, leaves the others as they are, and still counts every open period in the account's burn.
+async fn a_run_charges_the_periods_due_and_counts_every_open_one_in_the_burn(db: Db) {
+    let app = TestApp::start(db).await;
+    let (_, account) = app.funded_user(Tier::Advanced, "US", "1000").await;
+    let now = app.clock.now_ms();
+    let start = now - now.rem_euclid(MINUTE_MS);
+    // Started on the minute, 30 s and 45 s after it.
+    let seeded: Vec<PeriodRow> = [0, 30_000, 45_000]
+        .into_iter()
+        .enumerate()
+        .map(|(i, offset)| {
+            period(
+                format!("BRK-A0000{}VB", i + 1),
+                (&account, "USD"),
+                "2.49",
+                (start + offset, 0),
+                true,
+            )
+        })
+        .collect();
+    insert_all(&app, &seeded).await;
+    let billing = app.services().billing.clone();
+    // 70 s in: the first has a minute closed, the others none.
+    app.clock
+        .advance_ms(start + MINUTE_MS + 10_000 - app.clock.now_ms());
+    let run = billing.meter().await.unwrap();
+    assert_eq!((run.periods_billed, run.minutes_billed), (1, 1));
+    assert_eq!(
+        run.accounts[&(account.clone(), "USD".to_string())].hourly,
+        "7.47".parse().unwrap(),
+        "the burn of the three open periods, not of the one charged"
+    );
+    let periods = periods_of(&app, &[&account]).await;
+    assert_eq!(
+        periods.iter().map(|p| p.billed_minutes).collect::<Vec<_>>(),
+        [1, 0, 0]
+    );
+    assert_billed_exactly(&periods, app.clock.now_ms());
+    // 2 min 50 s in: two minutes of each.
+    app.clock.advance_ms(MINUTE_MS + 40_000);
+    let run = billing.meter().await.unwrap();
+    assert_eq!((run.periods_billed, run.minutes_billed), (3, 5));
+    let periods = periods_of(&app, &[&account]).await;
+    assert_billed_exactly(&periods, app.clock.now_ms());
+    assert_ledger_is_periods(&app, &[&account], &periods).await;
     app.stop().await;
 }
