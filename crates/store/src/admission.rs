@@ -1,9 +1,10 @@
 //! A plain deploy's last steps, after it wrote its instance: the account's commitment read, a first
 //! address tried and the GPUs taken. The account is held (on PostgreSQL, its row locked) from the first
 //! of them to the commit, so on PostgreSQL they are one round trip (the function `deploy_admission`,
-//! migration 0037) instead of three: every deploy of the account waits for that hold. The statements are
-//! the store's own ([`crate::billing::COMMITMENTS_SQL`], [`crate::public_ips::TAKE_SQL`],
-//! [`crate::capacity::ALLOCATE_SQL`]), passed to the function, so each has one text for both databases.
+//! migrations 0037 and 0038) instead of three: every deploy of the account waits for that hold. The
+//! statements are the store's own ([`crate::billing::COMMITMENTS_SQL`], [`crate::public_ips::TAKE_SQL`],
+//! [`crate::capacity::ALLOCATE_SQL`]), written in the functions word for word so that PostgreSQL keeps
+//! their plans ([`postgres_function_statements`] lists them for the test that compares).
 
 use crate::billing::{COMMITMENTS_SQL, Commitments, commitments, commitments_from};
 use crate::capacity::{ALLOCATE_SQL, allocate};
@@ -53,17 +54,14 @@ pub async fn admit(tx: &mut Tx, admission: &Admission<'_>) -> Result<Admitted> {
         Backend::Postgres => {
             let mut rows = tx
                 .fetch_all(
-                    "SELECT * FROM deploy_admission($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    "SELECT * FROM deploy_admission($1, $2, $3, $4, $5, $6, $7, $8)",
                     &binds![
                         account_id,
                         currency,
                         instance_id,
-                        COMMITMENTS_SQL.as_str(),
-                        TAKE_SQL,
                         address,
                         region,
                         now,
-                        ALLOCATE_SQL,
                         gpu_model,
                         gpu_count
                     ],
@@ -93,5 +91,54 @@ pub async fn admit(tx: &mut Tx, admission: &Admission<'_>) -> Result<Admitted> {
                 gpus_taken,
             })
         }
+    }
+}
+
+/// The store's statements that PostgreSQL's functions hold (migration 0038), each as the function must
+/// read it: (function, statement with the function's arguments for its placeholders). The statements
+/// keep one text for both databases this way, checked against the functions' source by a test.
+pub fn postgres_function_statements() -> Vec<(&'static str, String)> {
+    vec![
+        ("account_commitments", COMMITMENTS_SQL.clone()),
+        (
+            "deploy_admission",
+            named(TAKE_SQL, &["p_address", "p_region", "p_instance", "p_now"]),
+        ),
+        (
+            "deploy_admission",
+            named(ALLOCATE_SQL, &["p_region", "p_model", "p_count", "p_now"]),
+        ),
+    ]
+}
+
+/// `sql` with `$1`, `$2`, ... replaced by `names`, in order.
+fn named(sql: &str, names: &[&str]) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let digits = rest[at + 1..]
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len() - at - 1);
+        match rest[at + 1..at + 1 + digits].parse::<usize>() {
+            Ok(n) if (1..=names.len()).contains(&n) => out.push_str(names[n - 1]),
+            _ => out.push_str(&rest[at..at + 1 + digits]),
+        }
+        rest = &rest[at + 1 + digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::named;
+
+    #[test]
+    fn placeholders_are_named_in_order_and_others_left() {
+        assert_eq!(
+            named("VALUES ($1, $2, $10, $) WHERE x = $2", &["a", "b"]),
+            "VALUES (a, b, $10, $) WHERE x = b"
+        );
     }
 }

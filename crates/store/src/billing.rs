@@ -514,12 +514,13 @@ pub(crate) static COMMITMENTS_SQL: LazyLock<String> = LazyLock::new(|| {
 /// from the counts triggers keep per account and rate (an account may have tens of thousands of open
 /// periods, and a handful of distinct rates), the instances heading to a billed state counted by shape,
 /// and the volumes being created. On PostgreSQL the account's row is locked first, by a statement of its
-/// own (in the function `account_commitments`, which then runs this read: one round trip) so that the
-/// read sees what the transaction it waited for committed; two such transactions of one account so run
-/// one after the other (SQLite's write transactions are serial already). The lock leaves rows that point
-/// at the account (a worker's new period, say) free to be written meanwhile. `written`, when given, is an
-/// instance the transaction has written already: it and the volumes created with it are left out (the
-/// caller counts them itself). A plain deploy reads it with its address and GPUs ([`crate::admission`]).
+/// own (in the function `account_commitments`, which then runs this read, written in it: one round
+/// trip) so that the read sees what the transaction it waited for committed; two such transactions of
+/// one account so run one after the other (SQLite's write transactions are serial already). The lock
+/// leaves rows that point at the account (a worker's new period, say) free to be written meanwhile.
+/// `written`, when given, is an instance the transaction has written already: it and the volumes created
+/// with it are left out (the caller counts them itself). A plain deploy reads it with its address and
+/// GPUs ([`crate::admission`]).
 pub async fn commitments(
     tx: &mut Tx,
     account_id: &str,
@@ -529,11 +530,11 @@ pub async fn commitments(
     // No instance has an empty id.
     let written = written.unwrap_or("");
     let rows = match tx.backend() {
-        // The lock, then the read, in one round trip (migration 0035).
+        // The lock, then the read, in one round trip (migrations 0035 and 0038).
         Backend::Postgres => {
             tx.fetch_all(
-                "SELECT * FROM account_commitments($1, $2, $3, $4)",
-                &binds![account_id, currency, written, COMMITMENTS_SQL.as_str()],
+                "SELECT * FROM account_commitments($1, $2, $3)",
+                &binds![account_id, currency, written],
             )
             .await?
         }

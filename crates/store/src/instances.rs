@@ -784,11 +784,14 @@ pub struct HeadingShape {
 /// counts the triggers keep (a row per shape and shard), so it costs the same with ten such instances or
 /// ten thousand. The instance `$3` (none when no instance has that id) is left out: the counts include
 /// it once its row is written, and a deploy that checks after writing its instance counts it itself.
+/// It is found by its id alone, in a subquery the rest cannot reach into (`LIMIT 1`): PostgreSQL plans
+/// the read once for a connection in its admission function (migration 0038), and a plan made while
+/// the table was empty walked every instance of the shape's state instead.
 pub(crate) fn heading_shapes_sql(extra: &str) -> String {
     format!(
         "SELECT {extra}, c.status, c.gpu_model, c.os_volume_type, c.gpu_count, c.storage_gb, \
-         c.boot_volume, CAST(SUM(c.instances) - (SELECT COUNT(*) FROM instances w WHERE w.id = $3 \
-         AND w.account_id = $1 AND w.currency = $2 AND w.status = c.status \
+         c.boot_volume, CAST(SUM(c.instances) - (SELECT COUNT(*) FROM (SELECT * FROM instances \
+         WHERE id = $3 LIMIT 1) w WHERE w.account_id = $1 AND w.currency = $2 AND w.status = c.status \
          AND w.gpu_model = c.gpu_model AND w.gpu_count = c.gpu_count \
          AND w.os_volume_type = c.os_volume_type AND w.storage_gb = c.storage_gb \
          AND CASE WHEN w.boot_volume_id IS NULL THEN 0 ELSE 1 END = c.boot_volume) AS BIGINT) \

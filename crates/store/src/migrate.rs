@@ -62,6 +62,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(35, "0035_heading_instance_counts"),
     migration!(36, "0036_heading_count_in_plpgsql"),
     migration!(37, "0037_deploy_admission"),
+    migration!(38, "0038_admission_statements_in_functions"),
 ];
 
 impl Migration {

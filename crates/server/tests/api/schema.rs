@@ -282,3 +282,36 @@ async fn sqlite_0031_rebuild_keeps_rows_indexes_and_constraints() {
     }
     store.close().await;
 }
+
+/// PostgreSQL's admission functions hold the store's statements word for word (migration 0038): a
+/// statement changed in the store without a migration that writes it into its function would leave
+/// deploys on PostgreSQL checking something else than on SQLite.
+#[tokio::test]
+async fn postgres_functions_hold_the_stores_statements() {
+    if !crate::common::postgres_available("schema::postgres_functions_hold_the_stores_statements") {
+        return;
+    }
+    let db = TestDatabase::create(Db::Postgres).await;
+    let store = Store::connect(&db.url, 2).await.unwrap();
+    store.migrate().await.unwrap();
+    let words = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let statements = barrack_store::admission::postgres_function_statements();
+    assert_eq!(statements.len(), 3);
+    for (function, statement) in statements {
+        let source = store
+            .fetch_all(
+                "SELECT prosrc FROM pg_proc WHERE proname = $1",
+                &barrack_store::binds![function],
+            )
+            .await
+            .unwrap();
+        assert_eq!(source.len(), 1, "one function {function}");
+        let source = words(&source[0].text(0).unwrap());
+        assert!(
+            source.contains(&words(&statement)),
+            "{function} does not hold the store's statement\n  {statement}\nbut\n  {source}"
+        );
+    }
+    store.close().await;
+    db.drop_database().await;
+}
