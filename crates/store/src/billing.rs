@@ -98,13 +98,33 @@ pub async fn insert_all(db: &mut impl Db, periods: &[PeriodRow]) -> Result<()> {
     Ok(())
 }
 
-/// The resource's open periods, inside a transaction.
-pub async fn open_periods(tx: &mut Tx, resource_id: &str) -> Result<Vec<PeriodRow>> {
+/// A resource's open periods, and whether it has any closed one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ResourcePeriods {
+    pub open: Vec<PeriodRow>,
+    /// Whether a period of the resource ever ended: when none did (an instance's first start), there is
+    /// nothing to carry into new periods and [`last_closed`] need not be asked.
+    pub any_closed: bool,
+}
+
+/// The resource's open periods and whether it has a closed one, in one read inside a transaction.
+pub async fn resource_periods(tx: &mut Tx, resource_id: &str) -> Result<ResourcePeriods> {
+    // The one-row side keeps the answer when the resource has no open period.
     let sql = format!(
-        "SELECT {COLUMNS} FROM billing_periods WHERE resource_id = $1 AND ended_at IS NULL ORDER BY started_at, id"
+        "SELECT {COLUMNS}, c.any_closed FROM (SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM billing_periods \
+         WHERE resource_id = $1 AND ended_at IS NOT NULL) THEN 1 ELSE 0 END AS BIGINT) AS any_closed) c \
+         LEFT JOIN billing_periods ON resource_id = $1 AND ended_at IS NULL ORDER BY started_at, id"
     );
     let rows = tx.fetch_all(&sql, &binds![resource_id]).await?;
-    rows.iter().map(from_row).collect()
+    let mut periods = ResourcePeriods::default();
+    let flag = crate::sql::column_count(COLUMNS);
+    for row in &rows {
+        periods.any_closed = row.int(flag)? == 1;
+        if row.opt_text(0)?.is_some() {
+            periods.open.push(from_row(row)?);
+        }
+    }
+    Ok(periods)
 }
 
 /// The latest closed period of the resource's `component` at `hourly_rate` in `currency`, as (started_at,

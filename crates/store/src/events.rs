@@ -1,7 +1,7 @@
 //! The event log: every state change of a resource, with when, who and why.
 
 use crate::sql::Columns;
-use crate::{Backend, Db, Result, Row, Store, binds};
+use crate::{Backend, Db, Result, Row, Store, StoreError, binds};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventRow {
@@ -37,8 +37,10 @@ fn from_row(row: &Row) -> Result<EventRow> {
     })
 }
 
-/// Writes an event at the end of its account's stream (see [`StreamCursor`]).
-pub async fn insert(db: &mut impl Db, e: &EventRow) -> Result<()> {
+/// Writes an event at the end of its account's stream (see [`StreamCursor`]); whether its account has a
+/// webhook (to fan the event out to), told by the same statement so that an account without one, the
+/// usual case, costs no second round trip.
+pub async fn insert(db: &mut impl Db, e: &EventRow) -> Result<bool> {
     // SQLite has one writer at a time, so the next number is taken in commit order; on PostgreSQL the
     // writing transaction's id goes with the sequence number, and readers order by both.
     let place = match db.backend() {
@@ -49,26 +51,29 @@ pub async fn insert(db: &mut impl Db, e: &EventRow) -> Result<()> {
     };
     let sql = format!(
         "INSERT INTO events ({COLUMNS}, stream_xid, stream_position) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, {place})"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, {place}) \
+         RETURNING CAST(CASE WHEN EXISTS (SELECT 1 FROM webhooks WHERE account_id = $2) THEN 1 ELSE 0 END AS BIGINT)"
     );
-    db.execute(
-        &sql,
-        &binds![
-            &e.id,
-            &e.account_id,
-            &e.resource_type,
-            &e.resource_id,
-            &e.kind,
-            &e.from_status,
-            &e.to_status,
-            &e.actor,
-            &e.cause,
-            e.sequence,
-            e.created_at,
-        ],
-    )
-    .await?;
-    Ok(())
+    let row = db
+        .fetch_optional(
+            &sql,
+            &binds![
+                &e.id,
+                &e.account_id,
+                &e.resource_type,
+                &e.resource_id,
+                &e.kind,
+                &e.from_status,
+                &e.to_status,
+                &e.actor,
+                &e.cause,
+                e.sequence,
+                e.created_at,
+            ],
+        )
+        .await?
+        .ok_or_else(|| StoreError::Unexpected("the event's insert returned no row".into()))?;
+    Ok(row.int(0)? == 1)
 }
 
 /// A place in an account's event stream: the events after it are those of later transactions, or of the

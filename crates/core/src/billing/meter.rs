@@ -249,7 +249,8 @@ async fn sync(
     charges: Vec<Charge>,
     now: i64,
 ) -> Result<()> {
-    let open = billing::open_periods(tx, resource_id).await?;
+    let billing::ResourcePeriods { open, any_closed } =
+        billing::resource_periods(tx, resource_id).await?;
     // A period is kept while the resource is billed for the same thing; its rate stays as it started.
     let same = |p: &PeriodRow, c: &Charge| p.component == c.component && p.details == c.details;
     for period in &open {
@@ -273,12 +274,16 @@ async fn sync(
             }
         }
         let hourly_rate = charge.hourly.normalize().to_string();
-        let previous = billing::last_closed(
-            tx,
-            (resource_id, charge.component),
-            (currency.as_str(), &hourly_rate),
-        )
-        .await?;
+        let previous = if any_closed {
+            billing::last_closed(
+                tx,
+                (resource_id, charge.component),
+                (currency.as_str(), &hourly_rate),
+            )
+            .await?
+        } else {
+            None
+        };
         let carried_ms = previous.map_or(0, |(started_at, ended_at, carried_ms)| {
             (ended_at - started_at + carried_ms).max(0) % MINUTE_MS
         });

@@ -70,6 +70,8 @@ pub async fn record(tx: &mut Tx, event: NewEvent<'_>, now: i64) -> Result<()> {
         sequence: event.sequence,
         created_at: now,
     };
-    events::insert(&mut *tx, &row).await?;
-    webhooks::enqueue_deliveries(tx, &row).await
+    if events::insert(&mut *tx, &row).await? {
+        webhooks::enqueue_deliveries(tx, &row).await?;
+    }
+    Ok(())
 }
