@@ -178,6 +178,9 @@ pub async fn unrated_periods(
 /// Records the per-minute charges of periods as (id, hourly rate, micro-units), each only while its rate
 /// is still the one the charge was computed from; returns how many were recorded. The batch travels as
 /// one JSON parameter: binding thousands of parameters one by one costs more than the update itself.
+/// PostgreSQL locks the batch's periods in (account, id) order first, the order a meter's chunk locks
+/// them in ([`chunk_due`]), so that a run rating periods and another's chunk holding some of them wait
+/// for each other instead of deadlocking.
 pub async fn rate_periods(tx: &mut Tx, rated: &[(String, String, i64)]) -> Result<u64> {
     if rated.is_empty() {
         return Ok(0);
@@ -196,10 +199,13 @@ pub async fn rate_periods(tx: &mut Tx, rated: &[(String, String, i64)]) -> Resul
              AND billing_periods.per_minute_micros IS NULL"
         }
         Backend::Postgres => {
-            "UPDATE billing_periods SET per_minute_micros = (j.value->>2)::BIGINT \
-             FROM jsonb_array_elements($1::JSONB) AS j (value) \
-             WHERE billing_periods.id = j.value->>0 AND billing_periods.hourly_rate = j.value->>1 \
-             AND billing_periods.per_minute_micros IS NULL"
+            "WITH locked AS MATERIALIZED (SELECT id FROM billing_periods \
+             WHERE id IN (SELECT j.value->>0 FROM jsonb_array_elements($1::JSONB) AS j (value)) \
+             ORDER BY account_id, id FOR UPDATE) \
+             UPDATE billing_periods SET per_minute_micros = (j.value->>2)::BIGINT \
+             FROM jsonb_array_elements($1::JSONB) AS j (value), locked \
+             WHERE billing_periods.id = locked.id AND billing_periods.id = j.value->>0 \
+             AND billing_periods.hourly_rate = j.value->>1 AND billing_periods.per_minute_micros IS NULL"
         }
     };
     tx.execute(sql, &binds![json]).await

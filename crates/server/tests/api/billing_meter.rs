@@ -18,6 +18,7 @@ on_both_databases!(
     concurrent_runs_in_any_chunks_charge_every_minute_once,
     a_period_closed_between_runs_is_charged_to_its_end,
     a_run_charges_the_periods_due_and_counts_every_open_one_in_the_burn,
+    rating_periods_waits_for_a_chunk_holding_them_instead_of_deadlocking,
 );
 
 const MINUTE_MS: i64 = 60_000;
@@ -400,4 +401,84 @@ async fn a_run_charges_the_periods_due_and_counts_every_open_one_in_the_burn(db:
     assert_billed_exactly(&periods, app.clock.now_ms());
     assert_ledger_is_periods(&app, &[&account], &periods).await;
     app.stop().await;
+}
+
+/// A run giving periods their per-minute charge locks them in the order a meter's chunk does, (account,
+/// id), so the two wait for each other in turn. Here a chunk holds the first of two periods and then asks
+/// for the second, while a rating of both, listed and stored the other way round, waits: taking the
+/// second first, it would hold what the chunk asks for while waiting for what the chunk holds (a
+/// deadlock on PostgreSQL, which aborts one of them).
+async fn rating_periods_waits_for_a_chunk_holding_them_instead_of_deadlocking(db: Db) {
+    let app = TestApp::start(db).await;
+    let (_, a) = app.funded_user(Tier::Advanced, "US", "1000").await;
+    let (_, b) = app.funded_user(Tier::Advanced, "US", "1000").await;
+    let (first, second) = if a < b { (a, b) } else { (b, a) };
+    let start = app.clock.now_ms();
+    let earlier = period(
+        "BRK-0000VB".into(),
+        (&first, "USD"),
+        "2.49",
+        (start, 0),
+        false,
+    );
+    let later = period(
+        "BRK-9999VB".into(),
+        (&second, "USD"),
+        "2.49",
+        (start, 0),
+        false,
+    );
+    // Stored in the opposite order to the chunk's.
+    insert_all(&app, &[later.clone(), earlier.clone()]).await;
+    let store = app.services().store().clone();
+    // The chunk holds its first period (on SQLite its transaction holds the writer already).
+    let mut chunk = store.begin().await.unwrap();
+    assert_eq!(hold_period(&mut chunk, &earlier.id).await.unwrap(), 1);
+
+    let micros = per_minute_micros("2.49".parse().unwrap());
+    let rated: Vec<(String, String, i64)> = [&later, &earlier]
+        .iter()
+        .map(|p| (p.id.clone(), p.hourly_rate.clone(), micros))
+        .collect();
+    let rating = tokio::spawn({
+        let store = store.clone();
+        async move {
+            let mut tx = store.begin().await?;
+            let done = billing::rate_periods(&mut tx, &rated).await?;
+            tx.commit().await?;
+            Ok::<_, barrack_store::StoreError>(done)
+        }
+    });
+    // The rating is under way (on PostgreSQL, waiting for the held period) when the chunk goes on.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let held = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        hold_period(&mut chunk, &later.id),
+    )
+    .await
+    .expect("the chunk's second period is not held by the rating")
+    .expect("the chunk takes its second period");
+    assert_eq!(held, 1);
+    chunk.commit().await.unwrap();
+    let rated = tokio::time::timeout(std::time::Duration::from_secs(10), rating)
+        .await
+        .expect("the rating ends once the chunk commits")
+        .unwrap()
+        .expect("the rating commits");
+    assert_eq!(rated, 2);
+    let periods = periods_of(&app, &[first.as_str(), second.as_str()]).await;
+    assert!(
+        periods.iter().all(|p| p.per_minute_micros == Some(micros)),
+        "{periods:?}"
+    );
+}
+
+/// Locks a period as the meter's chunk does, by writing it.
+async fn hold_period(tx: &mut barrack_store::Tx, id: &str) -> barrack_store::Result<u64> {
+    use barrack_store::Db;
+    tx.execute(
+        "UPDATE billing_periods SET billed_minutes = billed_minutes WHERE id = $1",
+        &[id.into()],
+    )
+    .await
 }
