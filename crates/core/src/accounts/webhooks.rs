@@ -195,7 +195,10 @@ impl WebhookService {
 /// `resource.kind` or `resource.*`, in lowercase letters and underscores.
 fn valid_event_type(t: &str) -> bool {
     let word = |w: &str| {
-        !w.is_empty() && w.len() <= 40 && w.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+        !w.is_empty()
+            && w.len() <= 40
+            && w.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
     };
     match t.split_once('.') {
         Some((resource, kind)) => word(resource) && (kind == "*" || word(kind)),

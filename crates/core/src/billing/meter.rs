@@ -629,24 +629,30 @@ impl BillingService {
             return Ok(());
         }
         let now = self.context.clock.now_ms();
-        let event = barrack_store::events::EventRow {
-            id: format!("evt-{}", random_alphanumeric(16)),
-            account_id: account.to_string(),
-            resource_type: "account".into(),
-            resource_id: account.to_string(),
-            kind,
-            from_status: None,
-            to_status: None,
-            actor: "system".into(),
-            cause: format!(
-                "Low balance: {} {currency} left, about {} hours at the current rate",
-                crate::platform::money::display_amount(balance),
-                hours.round_dp(1)
-            ),
-            sequence: 0,
-            created_at: now,
-        };
-        barrack_store::events::insert(&mut &*store, &event).await?;
+        let cause = format!(
+            "Low balance: {} {currency} left, about {} hours at the current rate",
+            crate::platform::money::display_amount(balance),
+            hours.round_dp(1)
+        );
+        // Recorded as every event is, so the account's webhooks that want it hear of it.
+        let mut tx = store.begin().await?;
+        crate::platform::events::record(
+            &mut tx,
+            crate::platform::events::NewEvent {
+                account_id: account,
+                resource_type: "account",
+                resource_id: account,
+                kind: &kind,
+                from: None,
+                to: None,
+                actor: "system",
+                cause: &cause,
+                sequence: 0,
+            },
+            now,
+        )
+        .await?;
+        tx.commit().await.map_err(Error::internal)?;
         Ok(())
     }
 }

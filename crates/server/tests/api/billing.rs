@@ -22,7 +22,7 @@ fn d(s: &str) -> Decimal {
     s.parse().unwrap()
 }
 
-async fn deploy(client: &Client, name: &str, count: u32) -> String {
+pub(crate) async fn deploy(client: &Client, name: &str, count: u32) -> String {
     let keys = client.ssh_keys().await.unwrap().data.ssh_keys;
     if keys.is_empty() {
         create_key_k(client).await;

@@ -27,6 +27,7 @@ on_both_databases!(
     deliveries_give_up_after_a_day,
     https_receivers_are_verified_against_the_operators_ca,
     the_delivery_log_is_pruned_after_its_retention,
+    low_balance_warnings_reach_the_accounts_webhooks,
 );
 
 /// What the receiver was sent: headers and the raw body.
@@ -677,5 +678,56 @@ async fn the_delivery_log_is_pruned_after_its_retention(db: Db) {
     assert_eq!(log.len(), 1, "{log:?}");
     assert!(!old.contains(&log[0].id));
     assert_eq!(log[0].status, "delivered");
+    app.stop().await;
+}
+
+/// The meter's low-balance warnings are events like any other: a webhook that wants them is sent them.
+async fn low_balance_warnings_reach_the_accounts_webhooks(db: Db) {
+    let app = TestApp::start_with(db, |c| {
+        c.webhooks.allowed_targets = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "10").await;
+    let (receiver, url) = Receiver::start(200).await;
+    let id = client
+        .create_webhook(&hook(
+            &url,
+            &["account.low_balance_24h", "account.low_balance_1h"],
+        ))
+        .await
+        .unwrap()
+        .data
+        .webhook
+        .id;
+    crate::billing::deploy(&client, "thrifty", 1).await;
+    app.settle().await;
+    // USD 2.52 an hour against USD 10: under a day's credit at the first run, under an hour's later.
+    app.clock.advance_ms(60 * 60_000);
+    app.settle().await;
+    app.clock.advance_ms(150 * 60_000);
+    app.settle().await;
+    let types: Vec<String> = receiver
+        .received()
+        .iter()
+        .map(|r| {
+            r.headers["barrack-event-type"]
+                .to_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        types,
+        ["account.low_balance_24h", "account.low_balance_1h"],
+        "each warning is sent once"
+    );
+    let sent: serde_json::Value = serde_json::from_str(&receiver.received()[0].body).unwrap();
+    assert_eq!(sent["kind"], "low_balance_24h");
+    assert!(
+        sent["cause"].as_str().unwrap().starts_with("Low balance: "),
+        "{sent}"
+    );
+    let log = deliveries(&client, &id).await;
+    assert!(log.iter().all(|d| d.status == "delivered"), "{log:?}");
     app.stop().await;
 }
