@@ -76,6 +76,25 @@ pub async fn insert(db: &mut impl Db, e: &EventRow) -> Result<bool> {
     Ok(row.int(0)? == 1)
 }
 
+/// Whether the account has an account-level event of `kind` (a warning) since it was last credited
+/// (deposit, grant, refund), or at all when it never was.
+pub async fn warned_since_last_credit(
+    db: &mut impl Db,
+    account_id: &str,
+    kind: &str,
+) -> Result<bool> {
+    let row = db
+        .fetch_optional(
+            "SELECT COUNT(*) FROM events WHERE account_id = $1 AND resource_type = 'account' AND kind = $2 \
+             AND created_at >= COALESCE((SELECT MAX(created_at) FROM ledger_entries \
+             WHERE account_id = $1 AND amount_micros > 0), 0)",
+            &binds![account_id, kind],
+        )
+        .await?
+        .ok_or_else(|| StoreError::Unexpected("a count returned no row".into()))?;
+    Ok(row.int(0)? > 0)
+}
+
 /// A place in an account's event stream: the events after it are those of later transactions, or of the
 /// same transaction with a later position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -165,23 +184,6 @@ impl Store {
                 ))
             })
             .collect()
-    }
-
-    /// Whether the account has an account-level event of `kind` at or after `since`.
-    pub async fn has_account_event_since(
-        &self,
-        account_id: &str,
-        kind: &str,
-        since: i64,
-    ) -> Result<bool> {
-        let n = self
-            .read_int(
-                "SELECT COUNT(*) FROM events WHERE account_id = $1 AND resource_type = 'account' AND kind = $2 \
-                 AND created_at >= $3",
-                &binds![account_id, kind, since],
-            )
-            .await?;
-        Ok(n > 0)
     }
 
     /// A page of the account's events (of one resource when `resource_id` is given), oldest first.

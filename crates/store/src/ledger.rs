@@ -151,16 +151,6 @@ async fn key_used(tx: &mut Tx, key: &str) -> Result<bool> {
 }
 
 impl Store {
-    /// When the account was last credited (deposit, grant, refund), if ever.
-    pub async fn last_credit_at(&self, account_id: &str) -> Result<Option<i64>> {
-        self.fetch_one(
-            "SELECT MAX(created_at) FROM ledger_entries WHERE account_id = $1 AND amount_micros > 0",
-            &binds![account_id],
-        )
-        .await?
-        .opt_int(0)
-    }
-
     /// Whether the account's currency is in use: it has held a balance (credits, or usage charged), opened
     /// a deposit, or been billed for anything.
     pub async fn currency_in_use(&self, account_id: &str) -> Result<bool> {

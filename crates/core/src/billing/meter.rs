@@ -35,7 +35,7 @@ use barrack_api::ledger::TransactionType;
 use barrack_api::{Currency, Tier};
 use barrack_store::billing::{self, PeriodRow};
 use barrack_store::ledger::{self, LedgerEntryRow};
-use barrack_store::{Tx, instances, volumes};
+use barrack_store::{Tx, events, instances, volumes};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::json;
 
@@ -624,8 +624,14 @@ impl BillingService {
     ) -> Result<()> {
         let store = &self.context.store;
         let kind = format!("low_balance_{label}");
-        let since = store.last_credit_at(account).await?.unwrap_or(0);
-        if store.has_account_event_since(account, &kind, since).await? {
+        if events::warned_since_last_credit(&mut &*store, account, &kind).await? {
+            return Ok(());
+        }
+        // Several servers may guard the account at once: the account is held and asked again, so one
+        // of them warns.
+        let mut tx = store.begin().await?;
+        barrack_store::firewalls::lock_account(&mut tx, account).await?;
+        if events::warned_since_last_credit(&mut tx, account, &kind).await? {
             return Ok(());
         }
         let now = self.context.clock.now_ms();
@@ -635,7 +641,6 @@ impl BillingService {
             hours.round_dp(1)
         );
         // Recorded as every event is, so the account's webhooks that want it hear of it.
-        let mut tx = store.begin().await?;
         crate::platform::events::record(
             &mut tx,
             crate::platform::events::NewEvent {

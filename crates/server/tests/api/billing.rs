@@ -16,6 +16,7 @@ on_both_databases!(
     each_state_is_billed_for_exactly_its_minutes,
     metering_twice_or_concurrently_never_bills_twice,
     running_out_of_credit_hibernates_and_restore_needs_credit,
+    guards_of_several_servers_at_once_warn_once,
 );
 
 fn d(s: &str) -> Decimal {
@@ -339,5 +340,46 @@ async fn running_out_of_credit_hibernates_and_restore_needs_credit(db: Db) {
     app.settle().await;
     assert_eq!(client.instance(&id).await.unwrap().data.status, "ACTIVE");
     let _ = app.clock.now_ms();
+    app.stop().await;
+}
+
+/// Every server's meter guards the accounts its run charged, and several may do so at the same moment
+/// (replicas, or runs that overlap): each low-balance warning is still recorded once.
+async fn guards_of_several_servers_at_once_warn_once(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "10").await;
+    deploy(&client, "thrifty", 1).await;
+    app.settle().await;
+    // USD 2.52 an hour against USD 10: under a day's credit.
+    app.clock.advance_ms(60 * 60_000);
+    let services = app.services();
+    let run = services.billing.meter().await.unwrap();
+    let guards: Vec<_> = (0..4)
+        .map(|_| {
+            let (billing, instances, run) = (
+                services.billing.clone(),
+                services.instances.clone(),
+                run.clone(),
+            );
+            tokio::spawn(async move { billing.guard(&run, &instances).await })
+        })
+        .collect();
+    for guard in guards {
+        guard.await.unwrap().unwrap();
+    }
+    let events = client
+        .events(&PageQuery {
+            limit: Some(100),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .data
+        .events;
+    let warnings = events
+        .iter()
+        .filter(|e| e.kind == "low_balance_24h")
+        .count();
+    assert_eq!(warnings, 1, "{events:?}");
     app.stop().await;
 }
