@@ -217,7 +217,7 @@ fn described(held: &[(String, String, String)]) -> String {
     }
 }
 
-async fn account_event(
+pub(super) async fn account_event(
     tx: &mut Tx,
     account: &str,
     kind: &str,

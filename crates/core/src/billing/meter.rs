@@ -641,22 +641,7 @@ impl BillingService {
             hours.round_dp(1)
         );
         // Recorded as every event is, so the account's webhooks that want it hear of it.
-        crate::platform::events::record(
-            &mut tx,
-            crate::platform::events::NewEvent {
-                account_id: account,
-                resource_type: "account",
-                resource_id: account,
-                kind: &kind,
-                from: None,
-                to: None,
-                actor: "system",
-                cause: &cause,
-                sequence: 0,
-            },
-            now,
-        )
-        .await?;
+        super::depletion::account_event(&mut tx, account, &kind, &cause, now).await?;
         tx.commit().await.map_err(Error::internal)?;
         Ok(())
     }

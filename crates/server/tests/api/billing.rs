@@ -1,14 +1,14 @@
 //! Per-minute billing in step mode: the documented example, exactly-once metering, the ledger, depletion.
 
 use barrack_api::billing::BillingQuery;
-use barrack_api::{Currency, PageQuery, Tier};
+use barrack_api::{Currency, Tier};
 use barrack_client::{Client, InstanceActionKind};
 use barrack_core::clock::Clock;
 use reqwest::Method;
 use rust_decimal::Decimal;
 use serde_json::json;
 
-use crate::common::{Db, TestApp, create_key_k};
+use crate::common::{Db, TestApp, create_key_k, events_of};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -297,15 +297,7 @@ async fn running_out_of_credit_hibernates_and_restore_needs_credit(db: Db) {
     app.settle().await;
     let instance = client.instance(&id).await.unwrap().data;
     assert_eq!(instance.status, "HIBERNATED");
-    let events = client
-        .events(&PageQuery {
-            limit: Some(100),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .data
-        .events;
+    let events = events_of(&client).await;
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
     assert!(
         kinds.contains(&"low_balance_24h") && kinds.contains(&"low_balance_1h"),
@@ -367,15 +359,7 @@ async fn guards_of_several_servers_at_once_warn_once(db: Db) {
     for guard in guards {
         guard.await.unwrap().unwrap();
     }
-    let events = client
-        .events(&PageQuery {
-            limit: Some(100),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .data
-        .events;
+    let events = events_of(&client).await;
     let warnings = events
         .iter()
         .filter(|e| e.kind == "low_balance_24h")

@@ -3,7 +3,7 @@
 //! notices, then is marked for deletion; credit brings the charges back.
 
 use barrack_api::billing::BillingQuery;
-use barrack_api::{Currency, PageQuery, Tier};
+use barrack_api::{Currency, Tier};
 use barrack_client::Client;
 use reqwest::Method;
 use serde_json::json;
@@ -66,15 +66,8 @@ fn d(s: &str) -> Decimal {
 }
 
 async fn event_kinds(client: &Client) -> Vec<(String, String)> {
-    client
-        .events(&PageQuery {
-            limit: Some(100),
-            ..Default::default()
-        })
+    crate::common::events_of(client)
         .await
-        .unwrap()
-        .data
-        .events
         .into_iter()
         .map(|e| (e.kind, e.cause))
         .collect()

@@ -591,6 +591,19 @@ pub async fn deploy_id(client: &Client, request: &DeployRequest) -> String {
 }
 
 /// Creates an SSH key named "k" (generated public key) for deploys that name it.
+/// The account's first 100 events, oldest first.
+pub async fn events_of(client: &Client) -> Vec<barrack_api::instances::Event> {
+    client
+        .events(&barrack_api::PageQuery {
+            limit: Some(100),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .data
+        .events
+}
+
 pub async fn create_key_k(client: &Client) {
     client
         .create_ssh_key(&CreateSshKeyRequest {
