@@ -471,6 +471,7 @@ async fn rating_periods_waits_for_a_chunk_holding_them_instead_of_deadlocking(db
         periods.iter().all(|p| p.per_minute_micros == Some(micros)),
         "{periods:?}"
     );
+    app.stop().await;
 }
 
 /// Locks a period as the meter's chunk does, by writing it.
