@@ -1,7 +1,7 @@
 //! The event log: every state change of a resource, with when, who and why.
 
 use crate::sql::Columns;
-use crate::{Backend, Db, Result, Row, Store, StoreError, binds};
+use crate::{Backend, Db, Result, Row, Store, binds};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventRow {
@@ -55,7 +55,7 @@ pub async fn insert(db: &mut impl Db, e: &EventRow) -> Result<bool> {
          RETURNING CAST(CASE WHEN EXISTS (SELECT 1 FROM webhooks WHERE account_id = $2) THEN 1 ELSE 0 END AS BIGINT)"
     );
     let row = db
-        .fetch_optional(
+        .fetch_one(
             &sql,
             &binds![
                 &e.id,
@@ -71,8 +71,7 @@ pub async fn insert(db: &mut impl Db, e: &EventRow) -> Result<bool> {
                 e.created_at,
             ],
         )
-        .await?
-        .ok_or_else(|| StoreError::Unexpected("the event's insert returned no row".into()))?;
+        .await?;
     Ok(row.int(0)? == 1)
 }
 
@@ -84,14 +83,13 @@ pub async fn warned_since_last_credit(
     kind: &str,
 ) -> Result<bool> {
     let row = db
-        .fetch_optional(
+        .fetch_one(
             "SELECT COUNT(*) FROM events WHERE account_id = $1 AND resource_type = 'account' AND kind = $2 \
              AND created_at >= COALESCE((SELECT MAX(created_at) FROM ledger_entries \
              WHERE account_id = $1 AND amount_micros > 0), 0)",
             &binds![account_id, kind],
         )
-        .await?
-        .ok_or_else(|| StoreError::Unexpected("a count returned no row".into()))?;
+        .await?;
     Ok(row.int(0)? > 0)
 }
 

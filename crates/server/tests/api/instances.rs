@@ -227,15 +227,7 @@ async fn a_month_long_lifecycle_in_step_mode(db: Db) {
     assert!(app.simulator().instance(&id).is_none());
     assert_stock_consistent(&app).await;
 
-    let events = client
-        .events(&PageQuery {
-            limit: Some(100),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .data
-        .events;
+    let events = crate::common::events_of(&client).await;
     let path: Vec<String> = events
         .iter()
         .map(|e| e.to_status.clone().unwrap())

@@ -590,7 +590,6 @@ pub async fn deploy_id(client: &Client, request: &DeployRequest) -> String {
         .instance_id
 }
 
-/// Creates an SSH key named "k" (generated public key) for deploys that name it.
 /// The account's first 100 events, oldest first.
 pub async fn events_of(client: &Client) -> Vec<barrack_api::instances::Event> {
     client
@@ -604,6 +603,7 @@ pub async fn events_of(client: &Client) -> Vec<barrack_api::instances::Event> {
         .events
 }
 
+/// Creates an SSH key named "k" (generated public key) for deploys that name it.
 pub async fn create_key_k(client: &Client) {
     client
         .create_ssh_key(&CreateSshKeyRequest {

@@ -1,8 +1,8 @@
 //! Taking snapshots: only of active instances, which keep running meanwhile; names, lists and filters,
 //! what a snapshot being taken refuses, and the events.
 
+use barrack_api::Tier;
 use barrack_api::snapshots::SnapshotQuery;
-use barrack_api::{PageQuery, Tier};
 use barrack_client::InstanceActionKind;
 use barrack_compute::Operation;
 use barrack_core::clock::Clock;
@@ -177,15 +177,7 @@ async fn snapshots_of_active_instances_only(db: Db) {
     app.settle().await;
 
     // Every change is an event of resource type `snapshot`.
-    let events = client
-        .events(&PageQuery {
-            limit: Some(100),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .data
-        .events;
+    let events = crate::common::events_of(&client).await;
     let first: Vec<(&str, Option<&str>, &str)> = events
         .iter()
         .filter(|e| e.resource_id == id)

@@ -1,9 +1,9 @@
 //! Custom images made of snapshots: they deploy instances and outlive their snapshot; which images a
 //! snapshot has, one at a time and in a batch.
 
+use barrack_api::Tier;
 use barrack_api::images::ImageQuery;
 use barrack_api::snapshots::SnapshotQuery;
-use barrack_api::{PageQuery, Tier};
 use barrack_core::clock::Clock;
 use reqwest::Method;
 use serde_json::json;
@@ -169,15 +169,7 @@ async fn images_deploy_instances_and_outlive_their_snapshot(db: Db) {
         "SUCCESS"
     );
     assert_eq!(client.instance(&by_id).await.unwrap().data.status, "ACTIVE");
-    let events = client
-        .events(&PageQuery {
-            limit: Some(100),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .data
-        .events;
+    let events = crate::common::events_of(&client).await;
     let image_events: Vec<Option<&str>> = events
         .iter()
         .filter(|e| e.resource_id == nightly.id)

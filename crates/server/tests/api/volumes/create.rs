@@ -2,7 +2,7 @@
 //! configuration and events; resizing (volumes only grow) and cloning.
 
 use barrack_api::volumes::VolumeQuery;
-use barrack_api::{Currency, PageQuery, Tier};
+use barrack_api::{Currency, Tier};
 use barrack_compute::Operation;
 use barrack_core::clock::Clock;
 use reqwest::Method;
@@ -186,15 +186,7 @@ async fn create_list_show_and_types(db: Db) {
 
     // Every change is an event.
     app.settle().await;
-    let events = client
-        .events(&PageQuery {
-            limit: Some(100),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .data
-        .events;
+    let events = crate::common::events_of(&client).await;
     let first: Vec<(&str, Option<&str>, &str)> = events
         .iter()
         .filter(|e| e.resource_id == id)
