@@ -94,7 +94,143 @@ pub async fn admit(tx: &mut Tx, admission: &Admission<'_>) -> Result<Admitted> {
     }
 }
 
-/// The store's statements that PostgreSQL's functions hold (migration 0038), each as the function must
+/// The prices a plain deploy's commitment is checked with in the database ([`admit_and_commit`]): decimal
+/// text in the deploy's currency, as the server prices commitments.
+#[derive(Debug, Clone)]
+pub struct CommitmentPrices<'a> {
+    /// The deploy's own first hour.
+    pub added: String,
+    /// The balance the account must keep.
+    pub minimum: String,
+    /// Each GPU model's price per GPU-hour.
+    pub gpu_models: Vec<(&'a str, String)>,
+    /// Each volume type's price per GB-hour.
+    pub volume_types: Vec<(&'a str, String)>,
+    /// An hibernating instance's price per hour.
+    pub hibernation: String,
+}
+
+/// How [`admit_and_commit`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Committed {
+    /// Admitted and committed.
+    Done,
+    /// Rolled back: the balance (micro-units) does not hold the minimum and an hour of the committed
+    /// burn (decimal text) and the deploy's first hour.
+    Refused { balance: i64, burn: String },
+    /// Rolled back: the address was taken meanwhile.
+    AddressTaken,
+    /// Rolled back: the GPUs are not free.
+    NoStock,
+}
+
+/// PostgreSQL: a plain deploy's admission with its commitment checked in the database, sent with the
+/// COMMIT in one message (the function `deploy_admission_checked`, migration 0039), so the account,
+/// held from the admission's lock to the commit, is held for no round trip back to the server. What
+/// the deploy cannot have rolls the transaction back; the caller answers from the outcome.
+pub async fn admit_and_commit(
+    tx: Tx,
+    admission: &Admission<'_>,
+    prices: &CommitmentPrices<'_>,
+) -> Result<Committed> {
+    let Admission {
+        account_id,
+        currency,
+        instance_id,
+        region,
+        gpu_model,
+        gpu_count,
+        address,
+        now,
+    } = *admission;
+    let texts = |values: Vec<&str>| array(values.into_iter().map(literal), "TEXT");
+    let numbers = |values: Vec<&str>| array(values.into_iter().map(number), "NUMERIC");
+    let sql = format!(
+        "SELECT deploy_admission_checked({}, {}, {}, {}, {}, {now}, {}, {gpu_count}, {}, {}, {}, {}, \
+         {}, {}, {})",
+        literal(account_id),
+        literal(currency),
+        literal(instance_id),
+        address.map_or_else(|| "NULL".to_string(), literal),
+        literal(region),
+        literal(gpu_model),
+        number(&prices.added),
+        number(&prices.minimum),
+        texts(prices.gpu_models.iter().map(|(name, _)| *name).collect()),
+        numbers(prices.gpu_models.iter().map(|(_, p)| p.as_str()).collect()),
+        texts(prices.volume_types.iter().map(|(name, _)| *name).collect()),
+        numbers(
+            prices
+                .volume_types
+                .iter()
+                .map(|(_, p)| p.as_str())
+                .collect()
+        ),
+        number(&prices.hibernation),
+    );
+    match tx.commit_after(&sql).await {
+        Ok(()) => Ok(Committed::Done),
+        Err(StoreError::Database(e)) => {
+            let Some(db) = e.as_database_error() else {
+                return Err(StoreError::Database(e));
+            };
+            match db.code().as_deref() {
+                Some("B0402") => {
+                    let message = db.message();
+                    let refused = message.split_once(' ').and_then(|(balance, burn)| {
+                        Some(Committed::Refused {
+                            balance: balance.parse().ok()?,
+                            burn: burn.to_string(),
+                        })
+                    });
+                    refused.ok_or_else(|| {
+                        StoreError::Unexpected(format!(
+                            "deploy_admission_checked refused: {message}"
+                        ))
+                    })
+                }
+                Some("B0409") => Ok(Committed::AddressTaken),
+                Some("B0503") => Ok(Committed::NoStock),
+                _ => Err(StoreError::from(e)),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `value` as an SQL string literal, whatever `standard_conforming_strings` says.
+fn literal(value: &str) -> String {
+    let quoted = value.replace('\'', "''");
+    if quoted.contains('\\') {
+        format!("E'{}'", quoted.replace('\\', "\\\\"))
+    } else {
+        format!("'{quoted}'")
+    }
+}
+
+/// A decimal as an SQL number: digits with an optional sign and point, or the literal of a string that
+/// PostgreSQL then refuses as a number.
+fn number(value: &str) -> String {
+    let digits = value.strip_prefix('-').unwrap_or(value);
+    let plain = !digits.is_empty()
+        && digits.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && digits.matches('.').count() <= 1;
+    if plain {
+        value.to_string()
+    } else {
+        format!("CAST({} AS NUMERIC)", literal(value))
+    }
+}
+
+/// An SQL array of `items` (literals), typed.
+fn array(items: impl Iterator<Item = String>, of: &str) -> String {
+    format!(
+        "CAST(ARRAY[{}] AS {of}[])",
+        items.collect::<Vec<_>>().join(", ")
+    )
+}
+
+/// The store's statements that PostgreSQL's functions hold (migrations 0038 and 0039), each as the function must
 /// read it: (function, statement with the function's arguments for its placeholders). The statements
 /// keep one text for both databases this way, checked against the functions' source by a test.
 pub fn postgres_function_statements() -> Vec<(&'static str, String)> {
@@ -106,6 +242,14 @@ pub fn postgres_function_statements() -> Vec<(&'static str, String)> {
         ),
         (
             "deploy_admission",
+            named(ALLOCATE_SQL, &["p_region", "p_model", "p_count", "p_now"]),
+        ),
+        (
+            "deploy_admission_checked",
+            named(TAKE_SQL, &["p_address", "p_region", "p_instance", "p_now"]),
+        ),
+        (
+            "deploy_admission_checked",
             named(ALLOCATE_SQL, &["p_region", "p_model", "p_count", "p_now"]),
         ),
     ]

@@ -204,6 +204,23 @@ impl Tx {
         }
     }
 
+    /// PostgreSQL: runs `sql` (statements with nothing bound) and commits, in one message, so that the
+    /// rows the transaction locked in its last step are held for no round trip after it. An error in
+    /// `sql` rolls everything back. On SQLite, whose transactions take no round trips, it is refused.
+    pub async fn commit_after(self, sql: &str) -> Result<()> {
+        match self.inner {
+            TxInner::Sqlite(_) => Err(StoreError::Unexpected(
+                "commit_after is for PostgreSQL's round trips".into(),
+            )),
+            TxInner::Postgres(mut tx) => {
+                // sqlx still counts the transaction open and ends it with a ROLLBACK when `tx` is
+                // dropped, which the pool sends with its check of the connection on its return: the
+                // BEGIN gives that ROLLBACK an empty transaction to end, and costs no round trip.
+                postgres::execute_script(&mut *tx, &format!("{sql};\nCOMMIT;\nBEGIN")).await
+            }
+        }
+    }
+
     /// Runs statements separated by semicolons, with nothing bound (migrations).
     pub async fn execute_script(&mut self, sql: &str) -> Result<()> {
         match &mut self.inner {

@@ -63,6 +63,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(36, "0036_heading_count_in_plpgsql"),
     migration!(37, "0037_deploy_admission"),
     migration!(38, "0038_admission_statements_in_functions"),
+    migration!(39, "0039_deploy_admission_with_check"),
 ];
 
 impl Migration {

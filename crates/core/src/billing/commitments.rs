@@ -9,6 +9,7 @@
 
 use barrack_api::Currency;
 use barrack_store::Tx;
+use barrack_store::admission::CommitmentPrices;
 use barrack_store::billing::Commitments;
 use rust_decimal::Decimal;
 
@@ -89,6 +90,67 @@ pub fn require_commitments_cover(
     covers(context, currency, burn, balance, added)
 }
 
+/// The prices [`burn_and_balance`] gives commitments in `currency`, for the database to price them the
+/// same way when it checks a plain deploy's commitment itself (`store::admission::admit_and_commit`):
+/// each GPU model's price per GPU-hour, each volume type's per GB-hour (what [`storage_hourly`] charges
+/// a GB), the hibernation price, the minimum balance and the deploy's own first hour, `added`.
+pub fn commitment_prices(
+    context: &Context,
+    currency: Currency,
+    added: Decimal,
+) -> CommitmentPrices<'_> {
+    let config = &context.config;
+    CommitmentPrices {
+        added: added.to_string(),
+        minimum: minimum_balance(context, currency).to_string(),
+        gpu_models: config
+            .gpu_models
+            .iter()
+            .map(|m| (m.name.as_str(), price(&m.prices, currency).to_string()))
+            .collect(),
+        volume_types: config
+            .volume_types
+            .iter()
+            .map(|t| {
+                (
+                    t.name.as_str(),
+                    storage_hourly(price(&t.prices, currency), 1).to_string(),
+                )
+            })
+            .collect(),
+        hibernation: price(&config.billing.hibernation_prices, currency).to_string(),
+    }
+}
+
+/// The 402 for a deploy the database refused with these figures (see [`commitment_prices`]): the same
+/// answer [`require_commitments_cover`] gives.
+pub fn refused(
+    context: &Context,
+    currency: Currency,
+    balance_micros: i64,
+    burn: &str,
+    added: Decimal,
+) -> Error {
+    let burn = match burn.parse::<Decimal>() {
+        Ok(burn) => burn,
+        Err(_) => return Error::internal(format!("the database priced a commitment '{burn}'")),
+    };
+    match covers(context, currency, burn, from_micros(balance_micros), added) {
+        Err(e) => e,
+        Ok(()) => Error::internal("the database refused a commitment the server would accept"),
+    }
+}
+
+fn minimum_balance(context: &Context, currency: Currency) -> Decimal {
+    context
+        .config
+        .billing
+        .minimum_balance
+        .get(&currency)
+        .map(|d| d.0)
+        .unwrap_or_default()
+}
+
 /// 402 unless `balance` holds the minimum and covers `burn` plus `added` for an hour.
 fn covers(
     context: &Context,
@@ -97,13 +159,7 @@ fn covers(
     balance: Decimal,
     added: Decimal,
 ) -> Result<()> {
-    let minimum = context
-        .config
-        .billing
-        .minimum_balance
-        .get(&currency)
-        .map(|d| d.0)
-        .unwrap_or_default();
+    let minimum = minimum_balance(context, currency);
     let needed = (burn + added).max(minimum);
     if balance < needed {
         return Err(Error::InsufficientBalance(format!(

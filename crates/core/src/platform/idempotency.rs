@@ -64,19 +64,34 @@ pub fn set_renderer(renderer: Renderer) {
 /// without committing when a retry took the claim over meanwhile (this request ran past its lease), so
 /// the effect happens once.
 pub async fn commit<T: Serialize>(mut tx: Tx, result: &T) -> Result<()> {
-    let pending = record(&mut tx, result).await?;
+    let recorded = record(&mut tx, result).await?;
     tx.commit().await.map_err(Error::internal)?;
-    if let Some((claim, response)) = pending
+    committed(recorded);
+    Ok(())
+}
+
+/// [`commit`] in two steps, for a transaction committed otherwise: the response stored in `tx`, before its
+/// last statements; then, once it committed, [`committed`].
+pub async fn record<T: Serialize>(tx: &mut Tx, result: &T) -> Result<Recorded> {
+    Ok(Recorded(pending(tx, result).await?))
+}
+
+/// Says the transaction that stored the response committed: retries answer with it from now on.
+pub fn committed(recorded: Recorded) {
+    if let Some((claim, response)) = recorded.0
         && let Ok(mut stored) = claim.stored.lock()
     {
         *stored = Some(response);
     }
-    Ok(())
 }
+
+/// A response stored in a transaction not committed yet (none outside a claim).
+#[must_use = "say the transaction committed with `committed`"]
+pub struct Recorded(Pending);
 
 type Pending = Option<(Arc<Claim>, (u16, String))>;
 
-async fn record<T: Serialize>(tx: &mut Tx, result: &T) -> Result<Pending> {
+async fn pending<T: Serialize>(tx: &mut Tx, result: &T) -> Result<Pending> {
     let Ok(claim) = CLAIM.try_with(Arc::clone) else {
         return Ok(None);
     };

@@ -279,3 +279,194 @@ async fn open_rate_counts_follow_every_change_of_a_period(db: Db) {
     }
     app.stop().await;
 }
+
+/// PostgreSQL checks a plain deploy's commitment in the database (migration 0039, so that the deploy
+/// commits in the same round trip), pricing the commitment's rows with the prices the server gives it.
+/// For random commitments (open rates over shards, instances heading to a billed state in every such
+/// state, of models and volume types the catalog sells and of others, with and without a boot volume,
+/// volumes being created, another currency's rows, the written instance's volumes) it must sum the
+/// server's burn to the last digit and refuse exactly the deploys the server refuses.
+#[tokio::test]
+async fn postgres_prices_commitments_as_the_server_does() {
+    use barrack_core::billing::commitments::{commitment_prices, committed};
+    use barrack_store::admission::{Admission, Committed, admit_and_commit};
+
+    if !crate::common::postgres_available(
+        "billing_commitments::postgres_prices_commitments_as_the_server_does",
+    ) {
+        return;
+    }
+    let app = TestApp::start(Db::Postgres).await;
+    let (_, account) = app.funded_user(Tier::Advanced, "US", "10").await;
+    let context = app.running.as_ref().unwrap().services.context.clone();
+    let store = &context.store;
+    let config = &context.config;
+    let usd = barrack_api::Currency::USD;
+    let models: Vec<String> = config.gpu_models.iter().map(|m| m.name.clone()).collect();
+    let types: Vec<String> = config.volume_types.iter().map(|t| t.name.clone()).collect();
+    let written = "BRK-WRITTEN";
+    let mut rng = StdRng::seed_from_u64(39);
+    let mut refusals = 0;
+    for round in 0..60 {
+        for table in [
+            "open_period_rates",
+            "instance_heading_counts",
+            "volumes",
+            "balances",
+        ] {
+            store
+                .execute(
+                    &format!("DELETE FROM {table} WHERE account_id = $1"),
+                    &barrack_store::binds![account.as_str()],
+                )
+                .await
+                .unwrap();
+        }
+        let balance: i64 = rng.gen_range(0..200_000_000);
+        store
+            .execute(
+                "INSERT INTO balances (account_id, currency, amount_micros, updated_at) \
+                 VALUES ($1, 'USD', $2, 0), ($1, 'EUR', 999999999, 0)",
+                &barrack_store::binds![account.as_str(), balance],
+            )
+            .await
+            .unwrap();
+        let rates = ["2.49", "0.029296875", "0.00029296875", "13.370001", "0.3"];
+        for _ in 0..rng.gen_range(0..6) {
+            let rate = rates[rng.gen_range(0..rates.len())];
+            let currency = if rng.gen_bool(0.2) { "EUR" } else { "USD" };
+            store
+                .execute(
+                    "INSERT INTO open_period_rates (account_id, currency, hourly_rate, shard, periods) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id, currency, hourly_rate, shard) \
+                     DO UPDATE SET periods = open_period_rates.periods + excluded.periods",
+                    &barrack_store::binds![
+                        account.as_str(),
+                        currency,
+                        rate,
+                        rng.gen_range(0..3_i64),
+                        rng.gen_range(-2..6_i64)
+                    ],
+                )
+                .await
+                .unwrap();
+        }
+        let states = [
+            "CREATING",
+            "STARTING",
+            "REBOOTING",
+            "RESTORING",
+            "HIBERNATING",
+        ];
+        let pick = |rng: &mut StdRng, known: &[String], other: &str| {
+            if rng.gen_bool(0.15) {
+                other.to_string()
+            } else {
+                known[rng.gen_range(0..known.len())].clone()
+            }
+        };
+        for _ in 0..rng.gen_range(0..7) {
+            let currency = if rng.gen_bool(0.2) { "EUR" } else { "USD" };
+            let model = pick(&mut rng, &models, "RETIRED-GPU");
+            let volume_type = pick(&mut rng, &types, "RETIRED-DISK");
+            store
+                .execute(
+                    "INSERT INTO instance_heading_counts (account_id, currency, status, gpu_model, \
+                     gpu_count, os_volume_type, storage_gb, boot_volume, shard, instances) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+                    &barrack_store::binds![
+                        account.as_str(),
+                        currency,
+                        states[rng.gen_range(0..states.len())],
+                        model.as_str(),
+                        rng.gen_range(1..9_i64),
+                        volume_type.as_str(),
+                        rng.gen_range(1..4_000_i64),
+                        i64::from(rng.gen_bool(0.3)),
+                        rng.gen_range(0..3_i64),
+                        rng.gen_range(-1..5_i64)
+                    ],
+                )
+                .await
+                .unwrap();
+        }
+        for n in 0..rng.gen_range(0..4) {
+            let volume_type = pick(&mut rng, &types, "RETIRED-DISK");
+            let instance = match rng.gen_range(0..3) {
+                0 => None,
+                1 => Some(written),
+                _ => Some("BRK-OTHER"),
+            };
+            let currency = if rng.gen_bool(0.2) { "EUR" } else { "USD" };
+            store
+                .execute(
+                    "INSERT INTO volumes (id, account_id, name, tier, region, volume_type, size_gb, \
+                     bootable, instance_id, status, currency, generation, created_at, updated_at) \
+                     VALUES ($1, $2, $3, 'advanced', 'FINLAND-1', $4, $5, 0, $6, 'creating', $7, 1, 0, 0)",
+                    &barrack_store::binds![
+                        format!("vol-{round}-{n}"),
+                        account.as_str(),
+                        format!("v{n}"),
+                        volume_type.as_str(),
+                        rng.gen_range(1..10_000_i64),
+                        instance,
+                        currency
+                    ],
+                )
+                .await
+                .unwrap();
+        }
+
+        let mut tx = store.begin().await.unwrap();
+        let (burn, held) = committed(&mut tx, &context, &account, usd, Some(written))
+            .await
+            .unwrap();
+        drop(tx);
+        let added = Decimal::new(rng.gen_range(0..2_000_000_i64), 5);
+        let admission = Admission {
+            account_id: &account,
+            currency: "USD",
+            instance_id: written,
+            region: "FINLAND-1",
+            gpu_model: "H100-SXM5-80GB",
+            gpu_count: 0,
+            address: None,
+            now: 0,
+        };
+        let admit = async |added: Decimal| {
+            let tx = store.begin().await.unwrap();
+            admit_and_commit(tx, &admission, &commitment_prices(&context, usd, added))
+                .await
+                .unwrap()
+        };
+        // An hour no balance covers: refused, with the burn the database summed.
+        match admit(Decimal::from(1_000_000_000)).await {
+            Committed::Refused {
+                balance: refused_balance,
+                burn: summed,
+            } => {
+                assert_eq!(
+                    summed.parse::<Decimal>().unwrap(),
+                    burn,
+                    "round {round}: the database's burn"
+                );
+                assert_eq!(Decimal::new(refused_balance, 6), held, "round {round}");
+            }
+            other => panic!("round {round}: {other:?}"),
+        }
+        let minimum = config.billing.minimum_balance.get(&usd).unwrap().0;
+        let server_refuses = held < (burn + added).max(minimum);
+        let outcome = admit(added).await;
+        assert_eq!(
+            matches!(outcome, Committed::Refused { .. }),
+            server_refuses,
+            "round {round}: balance {held}, burn {burn}, first hour {added}: {outcome:?}"
+        );
+        refusals += usize::from(server_refuses);
+    }
+    assert!(
+        (10..50).contains(&refusals),
+        "both answers tried: {refusals} refusals in 60"
+    );
+    app.stop().await;
+}

@@ -296,7 +296,7 @@ async fn postgres_functions_hold_the_stores_statements() {
     store.migrate().await.unwrap();
     let words = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
     let statements = barrack_store::admission::postgres_function_statements();
-    assert_eq!(statements.len(), 3);
+    assert_eq!(statements.len(), 5);
     for (function, statement) in statements {
         let source = store
             .fetch_all(

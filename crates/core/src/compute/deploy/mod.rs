@@ -16,7 +16,6 @@ use barrack_api::instances::{DeployRequest, DeployedInstance, Preflight};
 use crate::Result;
 use crate::accounts::Caller;
 use crate::compute::instances::InstanceService;
-use crate::platform::idempotency;
 use fields::Purpose;
 
 impl InstanceService {
@@ -31,9 +30,8 @@ impl InstanceService {
     ) -> Result<DeployedInstance> {
         let fields = self.check_fields(caller, &request, Purpose::Deploy)?;
         let plan = self.plan(caller, &request, fields).await?;
-        let (tx, deployed) = self.execute(caller, plan).await?;
         // The response is stored with the instance, so a retried deploy replays it instead of deploying again.
-        idempotency::commit(tx, &deployed).await?;
+        let deployed = self.execute_and_commit(caller, plan).await?;
         self.context.work.notify_one();
         Ok(deployed)
     }

@@ -27,6 +27,7 @@ use crate::platform::validate::Validator;
 use crate::{Error, Result};
 
 /// A deploy with everything it needs decided: what [`InstanceService::execute`] writes, and only that.
+#[derive(Clone)]
 pub(super) struct DeployPlan<'c> {
     pub model: &'c GpuModelConfig,
     /// The new instance, CREATING, with its id, specs, boot source and copies of its SSH key and script.
@@ -49,6 +50,17 @@ pub(super) struct DeployPlan<'c> {
     pub now: i64,
     pub labels: barrack_api::labels::Labels,
     pub lease: Option<crate::compute::leases::LeaseTerms>,
+}
+
+impl DeployPlan<'_> {
+    /// Whether the deploy takes over rows that other requests change while they hold the account (a
+    /// hold, an image, volumes), rather than writing only rows of its own.
+    pub fn takes_over(&self) -> bool {
+        self.hold.is_some()
+            || self.custom_image.is_some()
+            || self.boot_volume.is_some()
+            || !self.existing_volumes.is_empty()
+    }
 }
 
 impl InstanceService {
