@@ -133,27 +133,20 @@ pub async fn admit_and_commit(
     admission: &Admission<'_>,
     prices: &CommitmentPrices<'_>,
 ) -> Result<Committed> {
-    let Admission {
-        account_id,
-        currency,
-        instance_id,
-        region,
-        gpu_model,
-        gpu_count,
-        address,
-        now,
-    } = *admission;
     let texts = |values: Vec<&str>| array(values.into_iter().map(literal), "TEXT");
     let numbers = |values: Vec<&str>| array(values.into_iter().map(number), "NUMERIC");
     let sql = format!(
-        "SELECT deploy_admission_checked({}, {}, {}, {}, {}, {now}, {}, {gpu_count}, {}, {}, {}, {}, \
-         {}, {}, {})",
-        literal(account_id),
-        literal(currency),
-        literal(instance_id),
-        address.map_or_else(|| "NULL".to_string(), literal),
-        literal(region),
-        literal(gpu_model),
+        "SELECT deploy_admission_checked({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
+        literal(admission.account_id),
+        literal(admission.currency),
+        literal(admission.instance_id),
+        admission
+            .address
+            .map_or_else(|| "NULL".to_string(), literal),
+        literal(admission.region),
+        admission.now,
+        literal(admission.gpu_model),
+        admission.gpu_count,
         number(&prices.added),
         number(&prices.minimum),
         texts(prices.gpu_models.iter().map(|(name, _)| *name).collect()),
