@@ -133,8 +133,6 @@ pub async fn admit_and_commit(
     admission: &Admission<'_>,
     prices: &CommitmentPrices<'_>,
 ) -> Result<Committed> {
-    let texts = |values: Vec<&str>| array(values.into_iter().map(literal), "TEXT");
-    let numbers = |values: Vec<&str>| array(values.into_iter().map(number), "NUMERIC");
     let sql = format!(
         "SELECT deploy_admission_checked({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
         literal(admission.account_id),
@@ -149,15 +147,18 @@ pub async fn admit_and_commit(
         admission.gpu_count,
         number(&prices.added),
         number(&prices.minimum),
-        texts(prices.gpu_models.iter().map(|(name, _)| *name).collect()),
-        numbers(prices.gpu_models.iter().map(|(_, p)| p.as_str()).collect()),
-        texts(prices.volume_types.iter().map(|(name, _)| *name).collect()),
-        numbers(
-            prices
-                .volume_types
-                .iter()
-                .map(|(_, p)| p.as_str())
-                .collect()
+        array(
+            prices.gpu_models.iter().map(|(name, _)| literal(name)),
+            "TEXT"
+        ),
+        array(prices.gpu_models.iter().map(|(_, p)| number(p)), "NUMERIC"),
+        array(
+            prices.volume_types.iter().map(|(name, _)| literal(name)),
+            "TEXT"
+        ),
+        array(
+            prices.volume_types.iter().map(|(_, p)| number(p)),
+            "NUMERIC"
         ),
         number(&prices.hibernation),
     );
