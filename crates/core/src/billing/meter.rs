@@ -71,9 +71,22 @@ pub async fn sync_instance(
     let Some(row) = instances::get(tx, instance_id).await? else {
         return Ok(());
     };
+    let state = InstanceState::parse(&row.status);
+    sync_instance_in(tx, config, &row, state, now).await
+}
+
+/// [`sync_instance`] for an instance the caller has just moved to `state`, without reading it again:
+/// `row` is as it was before that change, which an instance's charges do not depend on but for its state
+/// (an `InstanceChange` touches none of its shape, tier, name or currency).
+pub async fn sync_instance_in(
+    tx: &mut Tx,
+    config: &Config,
+    row: &instances::InstanceRow,
+    state: Option<InstanceState>,
+    now: i64,
+) -> Result<()> {
     let currency = Currency::parse(&row.currency).unwrap_or(Currency::USD);
-    let class = InstanceState::parse(&row.status).map(InstanceState::billing);
-    let charges = instance_charges(config, &row, currency, class);
+    let charges = instance_charges(config, row, currency, state.map(InstanceState::billing));
     sync(
         tx,
         ("instance", &row.id, &row.name, &row.account_id),

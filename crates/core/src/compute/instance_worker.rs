@@ -13,7 +13,7 @@ use crate::catalog::recognize_capacity;
 use crate::compute::instances::{
     InstanceJob, JobAction, instance_address, parse_state, record_event_at,
 };
-use crate::platform::jobs::{JobHandler, Outcome};
+use crate::platform::jobs::{JobHandler, Outcome, complete_in};
 use crate::platform::lifecycle::{InstanceState, power_on_record};
 use crate::{Context, Error, Result};
 
@@ -115,9 +115,11 @@ impl InstanceWorker {
         }
     }
 
-    /// Records a finished operation: the stable state, placement and address, and what is given back.
+    /// Records a finished operation: the stable state, placement and address, and what is given back,
+    /// and marks its job done in the same transaction. False when the instance changed meanwhile.
     async fn complete(
         &self,
+        job: &JobRow,
         row: &InstanceRow,
         action: JobAction,
         placement: Option<Placement>,
@@ -189,6 +191,9 @@ impl InstanceWorker {
             now,
         )
         .await?;
+        if !complete_in(&mut tx, job, now).await? {
+            tracing::warn!(job = %job.id, "job lease lost while finishing; the instance is recorded");
+        }
         tx.commit().await.map_err(Error::internal)?;
         Ok(true)
     }
@@ -459,12 +464,15 @@ impl InstanceWorker {
     /// Finishes the action and records how that went.
     async fn finish(
         &self,
+        job: &JobRow,
         row: &InstanceRow,
         action: JobAction,
         placement: Option<Placement>,
     ) -> Outcome {
-        match self.complete(row, action, placement).await {
-            Ok(_) => Outcome::Done,
+        match self.complete(job, row, action, placement).await {
+            Ok(true) => Outcome::Completed,
+            // The instance moved on meanwhile: nothing of this job is left to do.
+            Ok(false) => Outcome::Done,
             Err(Error::Internal(detail)) => Outcome::Retry(detail),
             Err(e) => Outcome::Retry(e.to_string()),
         }
@@ -496,7 +504,9 @@ impl JobHandler for InstanceWorker {
             }
             self.recognize(&row);
             match self.look(&row, action).await {
-                Ok(Look::Ready(placement)) => return self.finish(&row, action, placement).await,
+                Ok(Look::Ready(placement)) => {
+                    return self.finish(job, &row, action, placement).await;
+                }
                 Ok(Look::Booting) => return self.wait_for_boot(&row, payload).await,
                 Ok(Look::Failed(reason)) => {
                     return self
@@ -512,11 +522,11 @@ impl JobHandler for InstanceWorker {
             Err(e) => return self.driver_failed(job, &row, action, e).await,
         };
         if !boots(action) {
-            return self.finish(&row, action, placement).await;
+            return self.finish(job, &row, action, placement).await;
         }
         // Accepted: finish now if the machine is up already, else come back without holding the slot.
         match self.context.driver.observe_readiness(&row.id).await {
-            Ok(Readiness::Ready) => self.finish(&row, action, placement).await,
+            Ok(Readiness::Ready) => self.finish(job, &row, action, placement).await,
             Ok(_) => self.wait_for_boot(&row, payload).await,
             Err(e) => self.driver_failed(job, &row, action, e).await,
         }

@@ -538,5 +538,5 @@ pub(crate) async fn record_event_at(
         return Ok(());
     }
     // Billing follows every state change, in the same transaction.
-    crate::billing::sync_instance(tx, config, &row.id, now).await
+    crate::billing::sync_instance_in(tx, config, row, Some(to), now).await
 }

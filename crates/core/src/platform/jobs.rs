@@ -24,6 +24,9 @@ use crate::platform::ids::random_alphanumeric;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Done,
+    /// Done, and marked done already by the handler, in the transaction that recorded its effect (with
+    /// [`complete_in`]): one commit instead of two, and nothing left for the runner to record.
+    Completed,
     /// Try again later (a transient failure); dead-lettered once attempts run out.
     Retry(String),
     /// Give up now (a permanent failure; the handler has recorded its effect on the resource).
@@ -101,6 +104,17 @@ pub async fn enqueue_at(tx: &mut Tx, job: NewJob<'_>, now: i64, run_after: i64) 
     };
     jobs::enqueue(&mut *tx, &row).await?;
     Ok(id)
+}
+
+/// Marks the claimed `job` done inside the handler's transaction, so that its effect and its completion
+/// commit together; the handler then returns [`Outcome::Completed`]. False when the lease was lost
+/// (another worker took the job over; the handler's effect, checked against its resource's generation,
+/// still holds).
+pub async fn complete_in(tx: &mut Tx, job: &JobRow, now: i64) -> Result<bool> {
+    let Some(worker) = job.locked_by.as_deref() else {
+        return Ok(false);
+    };
+    Ok(jobs::complete(&mut *tx, &job.id, worker, now).await?)
 }
 
 pub struct JobRunner {
@@ -201,6 +215,7 @@ impl JobRunner {
     async fn record(&self, job: &JobRow, outcome: &Outcome) -> Result<()> {
         let now = self.clock.now_ms();
         let kept = match outcome {
+            Outcome::Completed => true,
             Outcome::Done => {
                 jobs::complete(&mut &self.store, &job.id, &self.worker_id, now).await?
             }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use barrack_core::clock::{Clock, ManualClock};
-use barrack_core::jobs::{JobHandler, JobRunner, JobSettings, NewJob, Outcome, enqueue};
+use barrack_core::jobs::{
+    JobHandler, JobRunner, JobSettings, NewJob, Outcome, complete_in, enqueue, enqueue_at,
+};
 use barrack_store::Store;
 use barrack_store::jobs::JobRow;
 
@@ -20,6 +22,7 @@ on_both_databases!(
     an_expired_lease_lets_another_worker_take_over,
     a_running_server_runs_jobs_side_by_side,
     the_retry_log_counts_the_attempts_of_the_job,
+    a_job_completed_in_its_handlers_transaction_lands_with_its_effect,
 );
 
 /// Counts runs per job; fails the first `failures` attempts of each.
@@ -297,6 +300,140 @@ async fn a_running_server_runs_jobs_side_by_side(db: Db) {
             .unwrap()
             .len(),
         1
+    );
+    store.close().await;
+    database.drop_database().await;
+}
+
+/// Writes its effect (another job, due in an hour) and completes its job in one transaction; rolls that
+/// transaction back instead while `failures` remain.
+struct Effecting {
+    store: Store,
+    clock: Arc<ManualClock>,
+    failures: AtomicUsize,
+}
+
+#[async_trait]
+impl JobHandler for Effecting {
+    async fn run(&self, job: &JobRow) -> Outcome {
+        let now = self.clock.now_ms();
+        let mut tx = self.store.begin().await.unwrap();
+        let effect = NewJob {
+            kind: "test.effect",
+            resource_id: &format!("effect-of-{}", job.resource_id),
+            payload: "{}".into(),
+            max_attempts: 1,
+        };
+        enqueue_at(&mut tx, effect, now, now + 3_600_000)
+            .await
+            .unwrap();
+        if !complete_in(&mut tx, job, now).await.unwrap() {
+            return Outcome::Retry("lease lost".into());
+        }
+        if self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            drop(tx);
+            return Outcome::Retry("rolled back".into());
+        }
+        tx.commit().await.unwrap();
+        Outcome::Completed
+    }
+}
+
+/// Whether a job is done and how many effects it left, read from the jobs table.
+async fn done_and_effects(store: &Store, job_id: &str, resource: &str) -> (String, usize) {
+    let status = store.job(job_id).await.unwrap().unwrap().status;
+    let effects = store
+        .jobs_with_status(&["pending", "running", "done", "failed"], 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.resource_id == format!("effect-of-{resource}"))
+        .count();
+    (status, effects)
+}
+
+/// A handler that marks its job done inside its own transaction: the completion is undone with the
+/// effect when that transaction is dropped, the runner records nothing over it when it commits, and a
+/// worker that lost its lease cannot complete the job another worker now holds.
+async fn a_job_completed_in_its_handlers_transaction_lands_with_its_effect(db: Db) {
+    let (database, store, clock) = setup(db).await;
+    add_jobs(&store, 1, 3, START_MS).await;
+    let handler = Arc::new(Effecting {
+        store: store.clone(),
+        clock: clock.clone(),
+        failures: AtomicUsize::new(1),
+    });
+    let settings = JobSettings {
+        lease_ms: 10_000,
+        base_backoff_ms: 1_000,
+        ..Default::default()
+    };
+    let mut runner = JobRunner::new(store.clone(), clock.clone() as Arc<dyn Clock>, settings);
+    runner.register("test.record", handler.clone());
+
+    let (job, outcome) = runner.run_one().await.unwrap().unwrap();
+    assert_eq!(outcome, Outcome::Retry("rolled back".into()));
+    assert_eq!(
+        done_and_effects(&store, &job.id, "res-0").await,
+        ("pending".to_string(), 0),
+        "a dropped transaction takes the completion with the effect"
+    );
+    clock.advance_ms(2_000);
+    let (again, outcome) = runner.run_one().await.unwrap().unwrap();
+    assert_eq!(
+        (again.id.as_str(), outcome),
+        (job.id.as_str(), Outcome::Completed)
+    );
+    let done = store.job(&job.id).await.unwrap().unwrap();
+    assert_eq!(
+        (done.status.as_str(), done.attempts, done.locked_by),
+        ("done", 2, None)
+    );
+    assert_eq!(
+        done_and_effects(&store, &job.id, "res-0").await,
+        ("done".to_string(), 1)
+    );
+    assert!(
+        runner.run_one().await.unwrap().is_none(),
+        "nothing is left due: the effect waits an hour"
+    );
+
+    // Worker A claims and stalls past its lease; the runner takes the job over and completes it.
+    let mut tx = store.begin().await.unwrap();
+    let late = NewJob {
+        kind: "test.record",
+        resource_id: "res-late",
+        payload: "{}".into(),
+        max_attempts: 3,
+    };
+    enqueue(&mut tx, late, clock.now_ms()).await.unwrap();
+    tx.commit().await.unwrap();
+    let stalled = store
+        .claim_job("worker-a", clock.now_ms(), 10_000)
+        .await
+        .unwrap()
+        .unwrap();
+    clock.advance_ms(10_001);
+    let (taken, outcome) = runner.run_one().await.unwrap().unwrap();
+    assert_eq!(
+        (taken.id.as_str(), outcome),
+        (stalled.id.as_str(), Outcome::Completed)
+    );
+    let mut tx = store.begin().await.unwrap();
+    assert!(
+        !complete_in(&mut tx, &stalled, clock.now_ms())
+            .await
+            .unwrap(),
+        "A's lease is gone"
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(
+        done_and_effects(&store, &stalled.id, &stalled.resource_id).await,
+        ("done".to_string(), 1)
     );
     store.close().await;
     database.drop_database().await;
