@@ -56,21 +56,29 @@ fn from_row(row: &Row) -> Result<PeriodRow> {
     })
 }
 
+/// Inserts one period; a taken id is `StoreError::Unique`.
 pub async fn insert(db: &mut impl Db, p: &PeriodRow) -> Result<()> {
-    insert_all(db, std::slice::from_ref(p)).await
+    match insert_all(db, std::slice::from_ref(p)).await?.first() {
+        Some(taken) => Err(crate::StoreError::Unique(format!(
+            "billing period id {taken}"
+        ))),
+        None => Ok(()),
+    }
 }
 
-/// Opens `periods` in one statement (on PostgreSQL, one fold of the rate counts' notes for all of them).
-pub async fn insert_all(db: &mut impl Db, periods: &[PeriodRow]) -> Result<()> {
+/// Opens `periods` in one statement (on PostgreSQL, one fold of the rate counts' notes for all of them),
+/// and returns the ids it found taken: those periods are not inserted, and the caller draws them new ids
+/// (random ids of the documented length meet at a million periods and more).
+pub async fn insert_all(db: &mut impl Db, periods: &[PeriodRow]) -> Result<Vec<String>> {
     if periods.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let width = crate::sql::column_count(COLUMNS);
     let rows: Vec<String> = (0..periods.len())
         .map(|i| format!("({})", placeholders(i * width + 1, width)))
         .collect();
     let sql = format!(
-        "INSERT INTO billing_periods ({COLUMNS}) VALUES {}",
+        "INSERT INTO billing_periods ({COLUMNS}) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
         rows.join(", ")
     );
     let mut binds: Vec<Bind> = Vec::with_capacity(periods.len() * width);
@@ -94,8 +102,17 @@ pub async fn insert_all(db: &mut impl Db, periods: &[PeriodRow]) -> Result<()> {
             p.per_minute_micros,
         ]);
     }
-    db.execute(&sql, &binds).await?;
-    Ok(())
+    let inserted = db
+        .fetch_all(&sql, &binds)
+        .await?
+        .iter()
+        .map(|row| row.text(0))
+        .collect::<Result<std::collections::HashSet<String>>>()?;
+    Ok(periods
+        .iter()
+        .filter(|p| !inserted.contains(&p.id))
+        .map(|p| p.id.clone())
+        .collect())
 }
 
 /// A resource's open periods, and whether it has any closed one.

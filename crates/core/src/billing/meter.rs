@@ -43,7 +43,7 @@ use super::depletion::STORED_COMPONENTS;
 use crate::catalog::{price, storage_hourly};
 use crate::platform::clock::format_ms;
 use crate::platform::config::Config;
-use crate::platform::ids::{IdKind, new_id, random_alphanumeric, transaction_id};
+use crate::platform::ids::{IdKind, billing_id, new_id, transaction_id};
 use crate::platform::lifecycle::{BillingClass, InstanceState};
 use crate::platform::money::{MICROS_PER_UNIT, from_micros};
 use crate::{Context, Error, Result};
@@ -320,18 +320,33 @@ async fn sync(
         };
         opened.push(row);
     }
-    billing::insert_all(&mut *tx, &opened).await?;
-    Ok(())
+    // Ids are random: the few found taken are drawn again.
+    for _ in 0..PERIOD_ID_DRAWS {
+        let taken = billing::insert_all(&mut *tx, &opened).await?;
+        if taken.is_empty() {
+            return Ok(());
+        }
+        opened.retain(|p| taken.contains(&p.id));
+        for period in &mut opened {
+            period.id = period_id(resource_type);
+        }
+    }
+    Err(Error::internal(format!(
+        "no free billing period id after {PERIOD_ID_DRAWS} draws"
+    )))
 }
 
-/// `BRK-123456DB`: the documented form of billing ids (resource letter, then `B`).
+/// Draws of new ids for a period before giving up (one in 2 billion is taken per million periods).
+const PERIOD_ID_DRAWS: usize = 8;
+
+/// `BRK-123456DB`: the documented form of billing ids (the resource's id form, then `B`).
 fn period_id(resource_type: &str) -> String {
-    let letter = match resource_type {
-        "instance" => 'D',
-        "volume" => 'V',
-        _ => 'S',
+    let kind = match resource_type {
+        "instance" => IdKind::Instance,
+        "volume" => IdKind::Volume,
+        _ => IdKind::Snapshot,
     };
-    format!("BRK-{}{letter}B", random_alphanumeric(6).to_uppercase())
+    billing_id(kind)
 }
 
 /// Minutes of a period up to `now` (whole minutes only: billing is per closed minute), its carry included.

@@ -61,6 +61,13 @@ pub fn new_id(kind: IdKind) -> String {
     id
 }
 
+/// A billing record's id: its resource's id form followed by `B` (`BRK-123456DB` for an instance's).
+pub fn billing_id(resource: IdKind) -> String {
+    let mut id = new_id(resource);
+    id.push('B');
+    id
+}
+
 /// A new ledger entry id (`BRK-XXXXXXT`).
 pub fn transaction_id() -> String {
     new_id(IdKind::Transaction)
@@ -95,6 +102,13 @@ mod tests {
         assert!(id.starts_with("BRK-") && id.ends_with('D'));
         assert!(
             id[4..10]
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        );
+        let billing = billing_id(IdKind::Volume);
+        assert!(billing.len() == 12 && billing.starts_with("BRK-") && billing.ends_with("VB"));
+        assert!(
+            billing[4..10]
                 .chars()
                 .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
         );

@@ -19,6 +19,7 @@ on_both_databases!(
     a_period_closed_between_runs_is_charged_to_its_end,
     a_run_charges_the_periods_due_and_counts_every_open_one_in_the_burn,
     rating_periods_waits_for_a_chunk_holding_them_instead_of_deadlocking,
+    a_period_whose_id_is_taken_is_left_out_and_named,
 );
 
 const MINUTE_MS: i64 = 60_000;
@@ -408,6 +409,59 @@ async fn a_run_charges_the_periods_due_and_counts_every_open_one_in_the_burn(db:
 /// for the second, while a rating of both, listed and stored the other way round, waits: taking the
 /// second first, it would hold what the chunk asks for while waiting for what the chunk holds (a
 /// deadlock on PostgreSQL, which aborts one of them).
+/// Period ids are random: opening periods whose id is taken inserts the others, names the taken ones
+/// for a new draw, and leaves the period holding the id, and the account's burn, as they were.
+async fn a_period_whose_id_is_taken_is_left_out_and_named(db: Db) {
+    let app = TestApp::start(db).await;
+    let (_, account) = app.funded_user(Tier::Advanced, "US", "1000").await;
+    let now = app.clock.now_ms();
+    let start = now - now.rem_euclid(MINUTE_MS);
+    let holder = period(
+        "BRK-TAKEN1VB".into(),
+        (&account, "USD"),
+        "2.49",
+        (start, 0),
+        true,
+    );
+    insert_all(&app, std::slice::from_ref(&holder)).await;
+    let mut clash = period(
+        "BRK-TAKEN1VB".into(),
+        (&account, "USD"),
+        "5",
+        (start, 0),
+        true,
+    );
+    clash.resource_id = "vol-another".into();
+    let fresh = period(
+        "BRK-FRESH1VB".into(),
+        (&account, "USD"),
+        "2.49",
+        (start, 0),
+        true,
+    );
+
+    let store = app.services().store();
+    let mut tx = store.begin().await.unwrap();
+    let taken = billing::insert_all(&mut tx, &[clash.clone(), fresh.clone()])
+        .await
+        .unwrap();
+    assert_eq!(taken, ["BRK-TAKEN1VB"]);
+    assert!(matches!(
+        billing::insert(&mut tx, &clash).await,
+        Err(barrack_store::StoreError::Unique(_))
+    ));
+    tx.commit().await.unwrap();
+    assert_eq!(periods_of(&app, &[&account]).await, [fresh, holder]);
+    app.clock.advance_ms(start + MINUTE_MS + 1_000 - now);
+    let run = app.services().billing.meter().await.unwrap();
+    assert_eq!(
+        run.accounts[&(account.clone(), "USD".to_string())].hourly,
+        "4.98".parse().unwrap(),
+        "the burn counts the two periods inserted, not the one left out"
+    );
+    app.stop().await;
+}
+
 async fn rating_periods_waits_for_a_chunk_holding_them_instead_of_deadlocking(db: Db) {
     let app = TestApp::start(db).await;
     let (_, a) = app.funded_user(Tier::Advanced, "US", "1000").await;
