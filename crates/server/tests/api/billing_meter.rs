@@ -404,11 +404,6 @@ async fn a_run_charges_the_periods_due_and_counts_every_open_one_in_the_burn(db:
     app.stop().await;
 }
 
-/// A run giving periods their per-minute charge locks them in the order a meter's chunk does, (account,
-/// id), so the two wait for each other in turn. Here a chunk holds the first of two periods and then asks
-/// for the second, while a rating of both, listed and stored the other way round, waits: taking the
-/// second first, it would hold what the chunk asks for while waiting for what the chunk holds (a
-/// deadlock on PostgreSQL, which aborts one of them).
 /// Period ids are random: opening periods whose id is taken inserts the others, names the taken ones
 /// for a new draw, and leaves the period holding the id, and the account's burn, as they were.
 async fn a_period_whose_id_is_taken_is_left_out_and_named(db: Db) {
@@ -462,6 +457,11 @@ async fn a_period_whose_id_is_taken_is_left_out_and_named(db: Db) {
     app.stop().await;
 }
 
+/// A run giving periods their per-minute charge locks them in the order a meter's chunk does, (account,
+/// id), so the two wait for each other in turn. Here a chunk holds the first of two periods and then asks
+/// for the second, while a rating of both, listed and stored the other way round, waits: taking the
+/// second first, it would hold what the chunk asks for while waiting for what the chunk holds (a
+/// deadlock on PostgreSQL, which aborts one of them).
 async fn rating_periods_waits_for_a_chunk_holding_them_instead_of_deadlocking(db: Db) {
     let app = TestApp::start(db).await;
     let (_, a) = app.funded_user(Tier::Advanced, "US", "1000").await;

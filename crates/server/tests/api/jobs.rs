@@ -71,7 +71,7 @@ async fn add_jobs(store: &Store, n: usize, max_attempts: i64, now: i64) {
     tx.commit().await.unwrap();
 }
 
-fn runner(store: &Store, clock: &Arc<ManualClock>, handler: Arc<Recorder>) -> JobRunner {
+fn runner(store: &Store, clock: &Arc<ManualClock>, handler: Arc<dyn JobHandler>) -> JobRunner {
     let settings = JobSettings {
         lease_ms: 10_000,
         base_backoff_ms: 1_000,
@@ -367,13 +367,7 @@ async fn a_job_completed_in_its_handlers_transaction_lands_with_its_effect(db: D
         clock: clock.clone(),
         failures: AtomicUsize::new(1),
     });
-    let settings = JobSettings {
-        lease_ms: 10_000,
-        base_backoff_ms: 1_000,
-        ..Default::default()
-    };
-    let mut runner = JobRunner::new(store.clone(), clock.clone() as Arc<dyn Clock>, settings);
-    runner.register("test.record", handler.clone());
+    let runner = runner(&store, &clock, handler);
 
     let (job, outcome) = runner.run_one().await.unwrap().unwrap();
     assert_eq!(outcome, Outcome::Retry("rolled back".into()));
