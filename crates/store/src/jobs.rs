@@ -1,7 +1,8 @@
 //! The jobs table: durable operations claimed under leases.
 //!
-//! Claiming is one conditional statement. On PostgreSQL the candidate row is locked with
-//! `FOR UPDATE SKIP LOCKED`, so concurrent workers on several servers take different jobs; on SQLite the
+//! Claiming is one conditional statement, for as many jobs as the worker has room for. On PostgreSQL the
+//! candidate rows are locked with `FOR UPDATE SKIP LOCKED`, so concurrent workers on several servers take
+//! different jobs; on SQLite the
 //! write lock serialises claimers. Either way the outer `WHERE` re-checks that the job is still claimable,
 //! and every later write is conditional on the lease still being the caller's.
 
@@ -81,26 +82,60 @@ pub async fn complete(db: &mut impl Db, id: &str, worker: &str, now: i64) -> Res
 
 impl Store {
     /// Claims the job whose lease expired first (its worker died), or else the next pending job that is
-    /// due, for `lease_ms`. Each candidate is the first entry of its own range of `jobs_claimable`, so a
-    /// claim costs the same with ten jobs waiting or ten thousand.
+    /// due, for `lease_ms` ([`Store::claim_jobs`] of one).
     pub async fn claim_job(&self, worker: &str, now: i64, lease_ms: i64) -> Result<Option<JobRow>> {
-        let lock = match self.backend() {
-            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
+        Ok(self.claim_jobs(worker, now, lease_ms, 1).await?.pop())
+    }
+
+    /// Claims up to `limit` jobs for `lease_ms` in one statement: those whose lease expired (their worker
+    /// died) first, then pending jobs that are due, each oldest first. A runner with several free slots
+    /// fills them with one round trip instead of one each, so its claims do not bound how many jobs it
+    /// finishes a second. Each range is read from the first entry of its own range of `jobs_claimable`,
+    /// so a claim costs the same with ten jobs waiting or ten thousand. Returned oldest due first.
+    pub async fn claim_jobs(
+        &self,
+        worker: &str,
+        now: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<JobRow>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // PostgreSQL looks the claimed ids up in the primary key through an array; SQLite does the same
+        // with `IN`, which PostgreSQL could plan as a join over the whole table.
+        let (lock, open, close) = match self.backend() {
+            Backend::Postgres => ("FOR UPDATE SKIP LOCKED", "= ANY(ARRAY(", "))"),
+            Backend::Sqlite => ("", "IN (", ")"),
         };
         let sql = format!(
             "UPDATE jobs SET status = 'running', locked_by = $1, locked_until = $3, attempts = attempts + 1, \
              updated_at = $2 \
-             WHERE id = COALESCE(\
-             (SELECT id FROM jobs WHERE status = 'running' AND locked_until <= $2 ORDER BY run_after, id LIMIT 1 {lock}), \
-             (SELECT id FROM jobs WHERE status = 'pending' AND run_after <= $2 ORDER BY run_after, id LIMIT 1 {lock})) \
+             WHERE id {open}\
+             SELECT id FROM (SELECT id FROM jobs WHERE status = 'running' AND locked_until <= $2 \
+             ORDER BY run_after, id LIMIT $4 {lock}) expired \
+             UNION ALL \
+             SELECT id FROM (SELECT id FROM jobs WHERE status = 'pending' AND run_after <= $2 \
+             ORDER BY run_after, id LIMIT $4 {lock}) due \
+             LIMIT $4{close} \
              AND ((status = 'pending' AND run_after <= $2) OR (status = 'running' AND locked_until <= $2)) \
              RETURNING {COLUMNS}"
         );
-        let row = self
-            .fetch_optional(&sql, &binds![worker, now, now + lease_ms])
+        let rows = self
+            .fetch_all(
+                &sql,
+                &binds![
+                    worker,
+                    now,
+                    now + lease_ms,
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+            )
             .await?;
-        row.as_ref().map(from_row).transpose()
+        let mut claimed = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+        // RETURNING keeps no order; a job whose lease expired was due before it was first claimed.
+        claimed.sort_by(|a, b| (a.run_after, &a.id).cmp(&(b.run_after, &b.id)));
+        Ok(claimed)
     }
 
     /// Extends a lease the worker still holds; false when it was lost (expired and taken over).

@@ -158,17 +158,18 @@ impl JobRunner {
 
     /// Claims and runs one due job; `None` when nothing is due.
     pub async fn run_one(&self) -> Result<Option<(JobRow, Outcome)>> {
-        match self.claim().await? {
+        match self.claim(1).await?.pop() {
             Some(job) => Ok(Some(self.run_claimed(job).await?)),
             None => Ok(None),
         }
     }
 
-    async fn claim(&self) -> Result<Option<JobRow>> {
+    /// Up to `slots` due jobs, claimed in one statement.
+    async fn claim(&self, slots: usize) -> Result<Vec<JobRow>> {
         let now = self.clock.now_ms();
         Ok(self
             .store
-            .claim_job(&self.worker_id, now, self.settings.lease_ms)
+            .claim_jobs(&self.worker_id, now, self.settings.lease_ms, slots)
             .await?)
     }
 
@@ -266,8 +267,8 @@ impl JobRunner {
     }
 
     /// Runs jobs in the background until `shutdown` turns true: up to `concurrency` at once, claiming
-    /// while there is due work and a free slot, then sleeping until poked, until a job ends, or until the
-    /// poll interval passes. At shutdown the jobs in flight get [`SHUTDOWN_GRACE`] to finish; any still
+    /// while there is due work and a free slot (as many jobs as there are free slots, in one statement),
+    /// then sleeping until poked, until a job ends, or until the poll interval passes. At shutdown the jobs in flight get [`SHUTDOWN_GRACE`] to finish; any still
     /// running then are left to their leases, and run again by whichever server claims them next.
     pub fn spawn(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
         tokio::spawn(async move {
@@ -277,18 +278,29 @@ impl JobRunner {
                 if *shutdown.borrow() {
                     break;
                 }
-                if running.len() < self.settings.concurrency.max(1) {
-                    match self.claim().await {
-                        Ok(Some(job)) => {
-                            let runner = self.clone();
-                            running.spawn(async move {
-                                if let Err(e) = runner.run_claimed(job).await {
-                                    tracing::warn!(error = %e, "job outcome could not be recorded");
-                                }
-                            });
-                            continue;
+                let free = self
+                    .settings
+                    .concurrency
+                    .max(1)
+                    .saturating_sub(running.len());
+                if free > 0 {
+                    match self.claim(free).await {
+                        Ok(jobs) if !jobs.is_empty() => {
+                            // Fewer than asked for: nothing else is due, so wait instead of asking again.
+                            let filled = jobs.len() == free;
+                            for job in jobs {
+                                let runner = self.clone();
+                                running.spawn(async move {
+                                    if let Err(e) = runner.run_claimed(job).await {
+                                        tracing::warn!(error = %e, "job outcome could not be recorded");
+                                    }
+                                });
+                            }
+                            if filled {
+                                continue;
+                            }
                         }
-                        Ok(None) => {}
+                        Ok(_) => {}
                         Err(e) => tracing::warn!(error = %e, "job runner could not claim work"),
                     }
                 }

@@ -1,6 +1,6 @@
 //! The job runner on both databases: leases, retries, dead letters, exactly-once under concurrency.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,6 +20,8 @@ on_both_databases!(
     jobs_run_once_each_across_concurrent_runners,
     transient_failures_back_off_then_dead_letter,
     an_expired_lease_lets_another_worker_take_over,
+    a_claim_fills_several_slots_with_due_jobs_only,
+    batch_claims_side_by_side_take_each_job_once,
     a_running_server_runs_jobs_side_by_side,
     the_retry_log_counts_the_attempts_of_the_job,
     a_job_completed_in_its_handlers_transaction_lands_with_its_effect,
@@ -226,6 +228,131 @@ async fn an_expired_lease_lets_another_worker_take_over(db: Db) {
     assert_eq!(
         store.job(&claimed.id).await.unwrap().unwrap().status,
         "done"
+    );
+    store.close().await;
+    database.drop_database().await;
+}
+
+/// A claim for several slots takes the job whose lease expired and due pending jobs, no more than asked
+/// for, and leaves alone a job whose lease still holds and one not due yet.
+async fn a_claim_fills_several_slots_with_due_jobs_only(db: Db) {
+    let (database, store, clock) = setup(db).await;
+    add_jobs(&store, 6, 3, START_MS).await;
+    // One claimed by a worker that then dies, one by a worker whose lease holds, one due in an hour.
+    let dead = store
+        .claim_job("worker-dead", START_MS, 10_000)
+        .await
+        .unwrap()
+        .unwrap();
+    clock.advance_ms(5_000);
+    let alive = store
+        .claim_job("worker-alive", clock.now_ms(), 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let later = NewJob {
+        kind: "test.record",
+        resource_id: "res-later",
+        payload: "{}".into(),
+        max_attempts: 3,
+    };
+    let later = enqueue_at(&mut tx, later, clock.now_ms(), clock.now_ms() + 3_600_000)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    clock.advance_ms(5_001);
+    let now = clock.now_ms();
+
+    assert!(
+        store
+            .claim_jobs("worker-b", now, 10_000, 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let first = store.claim_jobs("worker-b", now, 10_000, 3).await.unwrap();
+    assert_eq!(first.len(), 3, "as many as asked for");
+    let taken_over = first.iter().find(|j| j.id == dead.id);
+    assert_eq!(
+        taken_over.map(|j| j.attempts),
+        Some(2),
+        "the expired lease is taken first, as another attempt"
+    );
+    for job in &first {
+        let stored = store.job(&job.id).await.unwrap().unwrap();
+        assert_eq!(&stored, job, "the row returned is the row stored");
+        assert_eq!(
+            (
+                job.status.as_str(),
+                job.locked_by.as_deref(),
+                job.locked_until
+            ),
+            ("running", Some("worker-b"), Some(now + 10_000))
+        );
+    }
+    let second = store.claim_jobs("worker-c", now, 10_000, 10).await.unwrap();
+    assert_eq!(second.len(), 2, "the rest of the due jobs");
+    let claimed: HashSet<&str> = first.iter().chain(&second).map(|j| j.id.as_str()).collect();
+    assert_eq!(claimed.len(), 5);
+    assert!(!claimed.contains(alive.id.as_str()), "a held lease is left");
+    assert!(!claimed.contains(later.as_str()), "a job not due is left");
+    assert!(
+        second
+            .windows(2)
+            .all(|w| (w[0].run_after, &w[0].id) <= (w[1].run_after, &w[1].id))
+    );
+    assert!(
+        store
+            .claim_jobs("worker-c", now, 10_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.close().await;
+    database.drop_database().await;
+}
+
+/// Workers claiming several jobs at a time, side by side, never take one job twice (on PostgreSQL the
+/// rows are locked and skipped; on SQLite claims take turns).
+async fn batch_claims_side_by_side_take_each_job_once(db: Db) {
+    let (database, store, clock) = setup(db).await;
+    add_jobs(&store, 300, 3, START_MS).await;
+    let now = clock.now_ms();
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let worker = format!("worker-{w}");
+                    let batch = store.claim_jobs(&worker, now, 60_000, 7).await.unwrap();
+                    if batch.is_empty() {
+                        return mine;
+                    }
+                    assert!(batch.len() <= 7);
+                    assert!(
+                        batch
+                            .iter()
+                            .all(|j| j.locked_by.as_deref() == Some(worker.as_str()))
+                    );
+                    mine.extend(batch.into_iter().map(|j| j.id));
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for worker in workers {
+        all.extend(worker.await.unwrap());
+    }
+    let distinct: HashSet<&String> = all.iter().collect();
+    assert_eq!((all.len(), distinct.len()), (300, 300));
+    assert!(
+        store
+            .claim_jobs("worker-9", now, 60_000, 7)
+            .await
+            .unwrap()
+            .is_empty()
     );
     store.close().await;
     database.drop_database().await;
