@@ -21,6 +21,8 @@ use crate::{Result, StoreError};
 
 /// Statements kept prepared per connection (filters and `IN (...)` lists make variants of a query).
 const STATEMENT_CACHE: usize = 256;
+/// The writer's page cache, in KiB (readers keep SQLite's default of 2 MiB each).
+const WRITER_CACHE_KIB: u32 = 32 * 1024;
 /// How long SQLite waits for another process's lock (a `barrackd admin` command beside the server).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a writer waits for its turn before giving up.
@@ -87,6 +89,10 @@ impl Sqlite {
             connection.execute_batch("PRAGMA journal_mode = WAL;")?;
         }
         connection.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+        // The writer's page cache: 32 MiB instead of SQLite's 2. The meter updates every open period each
+        // minute, half its runs in an index's order; with 2 MiB nearly every page it touched was read
+        // again from the file (a syscall each), and a million periods took 7 s instead of 4.
+        connection.execute_batch(&format!("PRAGMA cache_size = -{};", WRITER_CACHE_KIB))?;
         Ok(Sqlite {
             writer: Arc::new(tokio::sync::Mutex::new(Writer {
                 connection,
