@@ -145,17 +145,19 @@ pub async fn count_live(tx: &mut Tx, account_id: &str) -> Result<u64> {
     Ok(n as u64)
 }
 
-/// Adds a rule to a firewall, at `position` (see [`next_rule_position`]).
+/// Adds a rule to a firewall, at `position` (see [`next_rule_position`]). False, with nothing written,
+/// when the rule's id is taken (ids are random: the caller draws another).
 pub async fn insert_rule(
     tx: &mut Tx,
     firewall_id: &str,
     rule: &RuleRow,
     position: i64,
     now: i64,
-) -> Result<()> {
-    tx.execute(
+) -> Result<bool> {
+    let inserted = tx.execute(
         "INSERT INTO firewall_rules (id, firewall_id, direction, ethertype, protocol, port_range_min, \
-         port_range_max, remote_ip_prefix, position, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         port_range_max, remote_ip_prefix, position, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT (id) DO NOTHING",
         &binds![
             &rule.id,
             firewall_id,
@@ -170,7 +172,7 @@ pub async fn insert_rule(
         ],
     )
     .await?;
-    Ok(())
+    Ok(inserted == 1)
 }
 
 /// The position after the firewall's last rule.

@@ -512,6 +512,7 @@ pub struct RuleRow {
 }
 
 /// Adds a rule to an instance: (direction, ethertype, protocol), (port min, port max), remote prefix.
+/// False, with nothing written, when the id is taken (ids are random: the caller draws another).
 pub async fn insert_rule(
     tx: &mut Tx,
     id: &str,
@@ -520,10 +521,11 @@ pub async fn insert_rule(
     (port_min, port_max): (Option<i64>, Option<i64>),
     remote_ip_prefix: Option<&str>,
     now: i64,
-) -> Result<()> {
-    tx.execute(
+) -> Result<bool> {
+    let inserted = tx.execute(
         "INSERT INTO instance_security_rules (id, instance_id, direction, ethertype, protocol, port_range_min, \
-         port_range_max, remote_ip_prefix, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         port_range_max, remote_ip_prefix, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (id) DO NOTHING",
         &binds![
             id,
             instance_id,
@@ -537,7 +539,7 @@ pub async fn insert_rule(
         ],
     )
     .await?;
-    Ok(())
+    Ok(inserted == 1)
 }
 
 /// Removes one of an instance's own rules; false when it has no rule with that id.

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::accounts::{Caller, actor};
 use crate::network::{ValidRule, assign_address, rule_view, valid_rule_of, validate_rule};
 use crate::platform::config::{Config, GpuModelConfig};
-use crate::platform::ids::{IdKind, new_id};
+use crate::platform::ids::{ID_DRAWS, IdKind, new_id};
 use crate::platform::jobs::{NewJob, enqueue};
 use crate::platform::lifecycle::{Action, BillingClass, InstanceState};
 use crate::platform::validate::{Validator, length_between, only_chars};
@@ -477,21 +477,28 @@ pub(super) async fn insert_rule(
     rule: &ValidRule,
     now: i64,
 ) -> Result<String> {
-    let id = new_id(IdKind::Rule);
-    barrack_store::instances::insert_rule(
-        tx,
-        &id,
-        instance_id,
-        (&rule.direction, &rule.ethertype, rule.protocol.as_deref()),
-        (
-            rule.port_range_min.map(i64::from),
-            rule.port_range_max.map(i64::from),
-        ),
-        rule.remote_ip_prefix.as_deref(),
-        now,
-    )
-    .await?;
-    Ok(id)
+    for _ in 0..ID_DRAWS {
+        let id = new_id(IdKind::Rule);
+        if barrack_store::instances::insert_rule(
+            tx,
+            &id,
+            instance_id,
+            (&rule.direction, &rule.ethertype, rule.protocol.as_deref()),
+            (
+                rule.port_range_min.map(i64::from),
+                rule.port_range_max.map(i64::from),
+            ),
+            rule.remote_ip_prefix.as_deref(),
+            now,
+        )
+        .await?
+        {
+            return Ok(id);
+        }
+    }
+    Err(Error::internal(format!(
+        "no free rule id after {ID_DRAWS} draws"
+    )))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -1,12 +1,13 @@
-//! Instance and volume ids have six random characters (`spec/API.md` §1.5), so in a large installation a
-//! new id is sometimes one already taken: the store must say so instead of failing the create as a name
-//! conflict.
+//! Instance, volume and rule ids have six random characters (`spec/API.md` §1.5), so in a large
+//! installation a new id is sometimes one already taken: the store must say so instead of failing the
+//! create as a name conflict (or, for a rule, as an internal error).
 
 use barrack_api::Tier;
 use barrack_api::instances::DeployRequest;
 use barrack_api::volumes::CreateVolumeRequest;
 use barrack_store::StoreError;
-use barrack_store::{instances, volumes};
+use barrack_store::instances::RuleRow;
+use barrack_store::{firewalls, instances, volumes};
 use serde_json::json;
 
 use crate::common::{Db, TestApp, deploy_id};
@@ -14,6 +15,7 @@ use crate::on_both_databases;
 
 on_both_databases!(a_taken_id_is_reported_and_a_taken_name_stays_a_conflict);
 on_both_databases!(a_taken_volume_id_is_reported_and_a_taken_name_stays_a_conflict);
+on_both_databases!(a_taken_rule_id_is_reported_and_leaves_the_holder);
 
 async fn a_taken_id_is_reported_and_a_taken_name_stays_a_conflict(db: Db) {
     let app = TestApp::start(db).await;
@@ -113,5 +115,87 @@ async fn a_taken_volume_id_is_reported_and_a_taken_name_stays_a_conflict(db: Db)
     assert!(volumes::insert(&mut tx, &other).await.unwrap());
     tx.commit().await.unwrap();
     assert!(store.volume_by_id("BRK-ZZZZZZV").await.unwrap().is_some());
+    app.stop().await;
+}
+
+/// A rule of an instance or of a firewall whose id is taken: nothing is written, the holder keeps it, and
+/// the caller learns the id is taken (it draws another).
+async fn a_taken_rule_id_is_reported_and_leaves_the_holder(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "500").await;
+    crate::common::create_key_k(&client).await;
+    let request: DeployRequest = serde_json::from_value(json!({
+        "gpu_model": "H100-SXM5-80GB", "gpu_count": 1, "region": "FINLAND-1", "instance_name": "ruled",
+        "image_name": "Ubuntu 24.04 + CUDA 12.8 Open + Docker", "ssh_key": "k", "public_ip": false,
+        "security_rules": [{"direction": "ingress", "protocol": "tcp", "port_range_min": 22,
+                            "port_range_max": 22, "remote_ip_prefix": "0.0.0.0/0"}]
+    }))
+    .unwrap();
+    let id = deploy_id(&client, &request).await;
+    let store = app.services().store();
+    let held = store.instance_rules(&id).await.unwrap();
+    assert_eq!(held.len(), 1, "the deploy's rule");
+    let rule = &held[0];
+
+    // The instance's rule id again, for another rule: refused, the holder kept.
+    let mut tx = store.begin().await.unwrap();
+    let again = instances::insert_rule(
+        &mut tx,
+        &rule.id,
+        &id,
+        ("egress", "IPv4", Some("udp")),
+        (Some(53), Some(53)),
+        None,
+        0,
+    )
+    .await
+    .unwrap();
+    assert!(!again, "a taken instance rule id is reported");
+    tx.commit().await.unwrap();
+    assert_eq!(store.instance_rules(&id).await.unwrap(), held);
+
+    // A firewall's rule under the same id, and under one of the firewall's own: both refused.
+    let firewall = client
+        .create_firewall(
+            &serde_json::from_value(json!({
+                "name": "web", "region": "FINLAND-1",
+                "rules": [{"direction": "ingress", "protocol": "tcp", "port_range_min": 443,
+                           "port_range_max": 443}]
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap()
+        .data
+        .id;
+    let own = store.firewall_rules(&firewall).await.unwrap();
+    assert_eq!(own.len(), 1);
+    let other = |id: &str| RuleRow {
+        id: id.into(),
+        direction: "egress".into(),
+        ethertype: "IPv4".into(),
+        protocol: Some("udp".into()),
+        port_range_min: Some(53),
+        port_range_max: Some(53),
+        remote_ip_prefix: None,
+    };
+    let mut tx = store.begin().await.unwrap();
+    assert!(
+        !firewalls::insert_rule(&mut tx, &firewall, &other(&own[0].id), 1, 0)
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(store.firewall_rules(&firewall).await.unwrap(), own);
+
+    // A free id is written.
+    let mut tx = store.begin().await.unwrap();
+    assert!(
+        firewalls::insert_rule(&mut tx, &firewall, &other("BRK-ZZZZZZR"), 1, 0)
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(store.firewall_rules(&firewall).await.unwrap().len(), 2);
     app.stop().await;
 }

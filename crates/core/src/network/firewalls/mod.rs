@@ -33,7 +33,7 @@ use crate::network::{
     PROTOCOLS, ValidRule, port_protocol, rule_view, valid_rule_of, validate_rule,
 };
 use crate::platform::clock::format_ms;
-use crate::platform::ids::{IdKind, new_id};
+use crate::platform::ids::{ID_DRAWS, IdKind, new_id};
 use crate::platform::jobs::{NewJob, enqueue};
 use crate::platform::labels::{self, Labelled};
 use crate::platform::validate::{Validator, check_label};
@@ -266,8 +266,7 @@ impl FirewallService {
             Err(e) => return Err(e.into()),
         }
         for (position, rule) in rules.iter().enumerate() {
-            let rule = rule_row(new_id(IdKind::Rule), rule);
-            firewalls::insert_rule(&mut tx, &row.id, &rule, position as i64, now).await?;
+            insert_rule(&mut tx, &row.id, rule, position as i64, now).await?;
         }
         labels::write(
             &mut tx,
@@ -488,10 +487,8 @@ impl FirewallService {
             {
                 continue;
             }
-            let rule_id = new_id(IdKind::Rule);
             let position = firewalls::next_rule_position(&mut tx, &row.id).await?;
-            let new_rule = rule_row(rule_id.clone(), &rule);
-            firewalls::insert_rule(&mut tx, &row.id, &new_rule, position, now).await?;
+            let rule_id = insert_rule(&mut tx, &row.id, &rule, position, now).await?;
             let cause = format!("rule {rule_id} added");
             self.propagate(&mut tx, caller, &row, &cause, now).await?;
             tx.commit().await.map_err(Error::internal)?;
@@ -680,6 +677,25 @@ fn check_ids(ids: &[String]) -> Result<Vec<String>> {
 
 fn changing() -> Error {
     Error::conflict("CONFLICT", "The firewall is changing; try again")
+}
+
+/// Writes `rule` into the firewall at `position` under a new id, drawn again while taken; the id.
+async fn insert_rule(
+    tx: &mut Tx,
+    firewall_id: &str,
+    rule: &ValidRule,
+    position: i64,
+    now: i64,
+) -> Result<String> {
+    for _ in 0..ID_DRAWS {
+        let row = rule_row(new_id(IdKind::Rule), rule);
+        if firewalls::insert_rule(tx, firewall_id, &row, position, now).await? {
+            return Ok(row.id);
+        }
+    }
+    Err(Error::internal(format!(
+        "no free rule id after {ID_DRAWS} draws"
+    )))
 }
 
 fn rule_row(id: String, rule: &ValidRule) -> RuleRow {
