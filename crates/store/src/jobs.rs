@@ -2,9 +2,9 @@
 //!
 //! Claiming is one conditional statement, for as many jobs as the worker has room for. On PostgreSQL the
 //! candidate rows are locked with `FOR UPDATE SKIP LOCKED`, so concurrent workers on several servers take
-//! different jobs; on SQLite the
-//! write lock serialises claimers. Either way the outer `WHERE` re-checks that the job is still claimable,
-//! and every later write is conditional on the lease still being the caller's.
+//! different jobs; on SQLite the write lock serialises claimers. Either way the outer `WHERE` re-checks
+//! that the job is still claimable, and every later write is conditional on the lease still being the
+//! caller's.
 
 use crate::sql::{Columns, placeholders};
 use crate::{Backend, Bind, Db, Result, Row, Store, binds};

@@ -43,7 +43,7 @@ use super::depletion::STORED_COMPONENTS;
 use crate::catalog::{price, storage_hourly};
 use crate::platform::clock::format_ms;
 use crate::platform::config::Config;
-use crate::platform::ids::{IdKind, billing_id, new_id, transaction_id};
+use crate::platform::ids::{ID_DRAWS, IdKind, billing_id, new_id, transaction_id};
 use crate::platform::lifecycle::{BillingClass, InstanceState};
 use crate::platform::money::{MICROS_PER_UNIT, from_micros};
 use crate::{Context, Error, Result};
@@ -321,7 +321,7 @@ async fn sync(
         opened.push(row);
     }
     // Ids are random: the few found taken are drawn again.
-    for _ in 0..PERIOD_ID_DRAWS {
+    for _ in 0..ID_DRAWS {
         let taken = billing::insert_all(&mut *tx, &opened).await?;
         if taken.is_empty() {
             return Ok(());
@@ -332,12 +332,9 @@ async fn sync(
         }
     }
     Err(Error::internal(format!(
-        "no free billing period id after {PERIOD_ID_DRAWS} draws"
+        "no free billing period id after {ID_DRAWS} draws"
     )))
 }
-
-/// Draws of new ids for a period before giving up (one in 2 billion is taken per million periods).
-const PERIOD_ID_DRAWS: usize = 8;
 
 /// `BRK-123456DB`: the documented form of billing ids (the resource's id form, then `B`).
 fn period_id(resource_type: &str) -> String {

@@ -143,7 +143,7 @@ impl InstanceService {
         loop {
             match instances::insert(&mut *tx, row).await {
                 Ok(true) => break,
-                Ok(false) if draws < 8 => {
+                Ok(false) if draws < ID_DRAWS => {
                     draws += 1;
                     row.id = new_id(IdKind::Instance);
                 }

@@ -50,8 +50,9 @@ impl IdKind {
 /// under another id when theirs is taken: `barrack_store::ledger::append`.)
 const RANDOM_CHARS: usize = 6;
 
-/// How many ids a write draws before it gives up: a taken id is drawn again instead of failing the
-/// request (at a million rows of a kind, about one draw in 2,000 finds its id taken).
+/// How many times a write draws another id before it gives up (instances, volumes, rules, billing
+/// periods): a taken id is drawn again instead of failing the request (at a million rows of a kind,
+/// about one draw in 2,000 finds its id taken).
 pub const ID_DRAWS: usize = 8;
 
 pub fn new_id(kind: IdKind) -> String {

@@ -268,8 +268,9 @@ impl JobRunner {
 
     /// Runs jobs in the background until `shutdown` turns true: up to `concurrency` at once, claiming
     /// while there is due work and a free slot (as many jobs as there are free slots, in one statement),
-    /// then sleeping until poked, until a job ends, or until the poll interval passes. At shutdown the jobs in flight get [`SHUTDOWN_GRACE`] to finish; any still
-    /// running then are left to their leases, and run again by whichever server claims them next.
+    /// then sleeping until poked, until a job ends, or until the poll interval passes. At shutdown the
+    /// jobs in flight get [`SHUTDOWN_GRACE`] to finish; any still running then are left to their leases,
+    /// and run again by whichever server claims them next.
     pub fn spawn(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
         tokio::spawn(async move {
             let mut running = JoinSet::new();

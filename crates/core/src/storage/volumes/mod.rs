@@ -27,7 +27,7 @@ use crate::catalog::{price, storage_hourly};
 use crate::platform::config::{Config, VolumeTypeConfig};
 use crate::platform::countries;
 use crate::platform::idempotency;
-use crate::platform::ids::{IdKind, new_id};
+use crate::platform::ids::{ID_DRAWS, IdKind, new_id};
 use crate::platform::jobs::{NewJob, enqueue};
 use crate::platform::validate::{Validator, check_label};
 use crate::{Context, Error, Result};
@@ -771,7 +771,7 @@ async fn insert_volume(tx: &mut Tx, row: &mut VolumeRow) -> Result<()> {
     loop {
         match volumes::insert(&mut *tx, row).await {
             Ok(true) => return Ok(()),
-            Ok(false) if draws < 8 => {
+            Ok(false) if draws < ID_DRAWS => {
                 draws += 1;
                 row.id = new_id(IdKind::Volume);
             }
