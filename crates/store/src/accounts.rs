@@ -58,30 +58,35 @@ pub(crate) fn from_row(row: &impl Columns, first: usize) -> Result<AccountRow> {
     })
 }
 
-/// Inserts an account; a taken email or id is `StoreError::Unique`.
-pub async fn insert(db: &mut impl Db, account: &AccountRow) -> Result<()> {
-    let sql = insert_sql("accounts", COLUMNS);
-    db.execute(
-        &sql,
-        &binds![
-            &account.id,
-            &account.email,
-            &account.password_hash,
-            &account.name,
-            &account.phone,
-            &account.address_line,
-            &account.city,
-            &account.state,
-            &account.postal_code,
-            &account.country,
-            account.is_admin,
-            account.created_at,
-            account.updated_at,
-            account.disabled_at,
-        ],
-    )
-    .await?;
-    Ok(())
+/// Inserts an account; false, writing nothing, when its id is taken (the caller draws another). A
+/// taken email is `StoreError::Unique`.
+pub async fn insert(db: &mut impl Db, account: &AccountRow) -> Result<bool> {
+    let sql = format!(
+        "{} ON CONFLICT (id) DO NOTHING",
+        insert_sql("accounts", COLUMNS)
+    );
+    let inserted = db
+        .execute(
+            &sql,
+            &binds![
+                &account.id,
+                &account.email,
+                &account.password_hash,
+                &account.name,
+                &account.phone,
+                &account.address_line,
+                &account.city,
+                &account.state,
+                &account.postal_code,
+                &account.country,
+                account.is_admin,
+                account.created_at,
+                account.updated_at,
+                account.disabled_at,
+            ],
+        )
+        .await?;
+    Ok(inserted == 1)
 }
 
 impl Store {

@@ -51,10 +51,13 @@ pub async fn live_for_account(db: &mut impl Db, account_id: &str) -> Result<Vec<
     rows.iter().map(from_row).collect()
 }
 
-pub async fn insert(db: &mut impl Db, key: &ApiKeyRow) -> Result<()> {
-    db.execute(
+/// Inserts a key; false, writing nothing, when its id is taken (the caller draws another). A name the
+/// account already uses among its live keys is `StoreError::Unique`.
+pub async fn insert(db: &mut impl Db, key: &ApiKeyRow) -> Result<bool> {
+    let inserted = db
+        .execute(
         "INSERT INTO api_keys (id, account_id, name, tier, prefix, secret_hash, created_at, last_used_at, revoked_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
         &binds![
             &key.id,
             &key.account_id,
@@ -68,7 +71,7 @@ pub async fn insert(db: &mut impl Db, key: &ApiKeyRow) -> Result<()> {
         ],
     )
     .await?;
-    Ok(())
+    Ok(inserted == 1)
 }
 
 /// Revokes every live key of an account; returns how many.

@@ -44,29 +44,34 @@ fn from_row(row: &Row) -> Result<FirewallRow> {
     })
 }
 
-/// Inserts a firewall; a name the account already uses (among firewalls not deleted) is
+/// Inserts a firewall; false, writing nothing, when its id is taken (six random characters: the caller
+/// draws another). A name the account already uses (among firewalls not deleted) is still
 /// `StoreError::Unique`.
-pub async fn insert(tx: &mut Tx, f: &FirewallRow) -> Result<()> {
-    let sql = insert_sql("firewalls", COLUMNS);
-    tx.execute(
-        &sql,
-        &binds![
-            &f.id,
-            &f.account_id,
-            &f.name,
-            &f.description,
-            &f.tier,
-            &f.region,
-            &f.status,
-            &f.status_reason,
-            f.generation,
-            f.created_at,
-            f.updated_at,
-            f.deleted_at
-        ],
-    )
-    .await?;
-    Ok(())
+pub async fn insert(tx: &mut Tx, f: &FirewallRow) -> Result<bool> {
+    let sql = format!(
+        "{} ON CONFLICT (id) DO NOTHING",
+        insert_sql("firewalls", COLUMNS)
+    );
+    let inserted = tx
+        .execute(
+            &sql,
+            &binds![
+                &f.id,
+                &f.account_id,
+                &f.name,
+                &f.description,
+                &f.tier,
+                &f.region,
+                &f.status,
+                &f.status_reason,
+                f.generation,
+                f.created_at,
+                f.updated_at,
+                f.deleted_at
+            ],
+        )
+        .await?;
+    Ok(inserted == 1)
 }
 
 /// Fields a firewall change sets; `None` leaves a field as it is.

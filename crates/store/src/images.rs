@@ -53,35 +53,40 @@ fn from_row(row: &Row) -> Result<ImageRow> {
     })
 }
 
-/// Inserts an image; a name the account already uses (among images not deleted) is
+/// Inserts an image; false, writing nothing, when its id is taken (six random characters: the caller
+/// draws another). A name the account already uses (among images not deleted) is still
 /// `StoreError::Unique`.
-pub async fn insert(db: &mut impl Db, i: &ImageRow) -> Result<()> {
-    let sql = insert_sql("images", COLUMNS);
-    db.execute(
-        &sql,
-        &binds![
-            &i.id,
-            &i.account_id,
-            &i.name,
-            &i.description,
-            &i.tier,
-            &i.region,
-            &i.snapshot_id,
-            &i.snapshot_name,
-            &i.source_instance_id,
-            i.storage_gb,
-            &i.os_volume_type,
-            &i.operating_system,
-            &i.status,
-            &i.status_reason,
-            i.generation,
-            i.created_at,
-            i.updated_at,
-            i.deleted_at
-        ],
-    )
-    .await?;
-    Ok(())
+pub async fn insert(db: &mut impl Db, i: &ImageRow) -> Result<bool> {
+    let sql = format!(
+        "{} ON CONFLICT (id) DO NOTHING",
+        insert_sql("images", COLUMNS)
+    );
+    let inserted = db
+        .execute(
+            &sql,
+            &binds![
+                &i.id,
+                &i.account_id,
+                &i.name,
+                &i.description,
+                &i.tier,
+                &i.region,
+                &i.snapshot_id,
+                &i.snapshot_name,
+                &i.source_instance_id,
+                i.storage_gb,
+                &i.os_volume_type,
+                &i.operating_system,
+                &i.status,
+                &i.status_reason,
+                i.generation,
+                i.created_at,
+                i.updated_at,
+                i.deleted_at
+            ],
+        )
+        .await?;
+    Ok(inserted == 1)
 }
 
 /// Fields a state change sets; `None` leaves a field as it is.

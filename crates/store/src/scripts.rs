@@ -26,22 +26,27 @@ fn from_row(row: &Row) -> Result<ScriptRow> {
     })
 }
 
-/// Inserts a script; a name the account already uses is `StoreError::Unique`.
-pub async fn insert(db: &mut impl Db, script: &ScriptRow) -> Result<()> {
-    let sql = insert_sql("scripts", COLUMNS);
-    db.execute(
-        &sql,
-        &binds![
-            &script.id,
-            &script.account_id,
-            &script.name,
-            &script.script,
-            script.created_at,
-            script.updated_at,
-        ],
-    )
-    .await?;
-    Ok(())
+/// Inserts a script; false, writing nothing, when its id is taken (the caller draws another). A name
+/// the account already uses is `StoreError::Unique`.
+pub async fn insert(db: &mut impl Db, script: &ScriptRow) -> Result<bool> {
+    let sql = format!(
+        "{} ON CONFLICT (id) DO NOTHING",
+        insert_sql("scripts", COLUMNS)
+    );
+    let inserted = db
+        .execute(
+            &sql,
+            &binds![
+                &script.id,
+                &script.account_id,
+                &script.name,
+                &script.script,
+                script.created_at,
+                script.updated_at,
+            ],
+        )
+        .await?;
+    Ok(inserted == 1)
 }
 
 /// The account's scripts (in a transaction holding the account's lock, the count the quota is checked

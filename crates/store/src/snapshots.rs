@@ -67,41 +67,46 @@ fn from_row(row: &Row) -> Result<SnapshotRow> {
     })
 }
 
-/// Inserts a snapshot; a name the account already uses (among snapshots not deleted) is
+/// Inserts a snapshot; false, writing nothing, when its id is taken (six random characters: the caller
+/// draws another). A name the account already uses (among snapshots not deleted) is still
 /// `StoreError::Unique`.
-pub async fn insert(db: &mut impl Db, s: &SnapshotRow) -> Result<()> {
-    let sql = insert_sql("snapshots", COLUMNS);
-    db.execute(
-        &sql,
-        &binds![
-            &s.id,
-            &s.account_id,
-            &s.name,
-            &s.description,
-            &s.tier,
-            &s.region,
-            &s.instance_id,
-            &s.instance_name,
-            &s.gpu_model,
-            s.gpu_count,
-            s.vcpus,
-            s.ram_gb,
-            s.storage_gb,
-            &s.os_volume_type,
-            &s.operating_system,
-            s.size_gb,
-            s.is_image,
-            &s.status,
-            &s.status_reason,
-            &s.currency,
-            s.generation,
-            s.created_at,
-            s.updated_at,
-            s.deleted_at
-        ],
-    )
-    .await?;
-    Ok(())
+pub async fn insert(db: &mut impl Db, s: &SnapshotRow) -> Result<bool> {
+    let sql = format!(
+        "{} ON CONFLICT (id) DO NOTHING",
+        insert_sql("snapshots", COLUMNS)
+    );
+    let inserted = db
+        .execute(
+            &sql,
+            &binds![
+                &s.id,
+                &s.account_id,
+                &s.name,
+                &s.description,
+                &s.tier,
+                &s.region,
+                &s.instance_id,
+                &s.instance_name,
+                &s.gpu_model,
+                s.gpu_count,
+                s.vcpus,
+                s.ram_gb,
+                s.storage_gb,
+                &s.os_volume_type,
+                &s.operating_system,
+                s.size_gb,
+                s.is_image,
+                &s.status,
+                &s.status_reason,
+                &s.currency,
+                s.generation,
+                s.created_at,
+                s.updated_at,
+                s.deleted_at
+            ],
+        )
+        .await?;
+    Ok(inserted == 1)
 }
 
 /// Fields a state change sets; `None` leaves a field as it is.

@@ -30,24 +30,29 @@ fn from_row(row: &Row) -> Result<SshKeyRow> {
     })
 }
 
-/// Inserts a key; a name the account already uses is `StoreError::Unique`.
-pub async fn insert(db: &mut impl Db, key: &SshKeyRow) -> Result<()> {
-    let sql = insert_sql("ssh_keys", COLUMNS);
-    db.execute(
-        &sql,
-        &binds![
-            &key.id,
-            &key.account_id,
-            &key.name,
-            &key.public_key,
-            &key.fingerprint,
-            &key.algorithm,
-            key.bits,
-            key.created_at,
-        ],
-    )
-    .await?;
-    Ok(())
+/// Inserts a key; false, writing nothing, when its id is taken (the caller draws another). A name the
+/// account already uses is `StoreError::Unique`.
+pub async fn insert(db: &mut impl Db, key: &SshKeyRow) -> Result<bool> {
+    let sql = format!(
+        "{} ON CONFLICT (id) DO NOTHING",
+        insert_sql("ssh_keys", COLUMNS)
+    );
+    let inserted = db
+        .execute(
+            &sql,
+            &binds![
+                &key.id,
+                &key.account_id,
+                &key.name,
+                &key.public_key,
+                &key.fingerprint,
+                &key.algorithm,
+                key.bits,
+                key.created_at,
+            ],
+        )
+        .await?;
+    Ok(inserted == 1)
 }
 
 /// The account's keys (in a transaction holding the account's lock, the count the quota is checked against).

@@ -17,7 +17,7 @@ use crate::accounts::auth::{self, TokenClaims, TokenKind};
 use crate::accounts::heavy;
 use crate::platform::clock::{format_ms, system_now_ms};
 use crate::platform::countries;
-use crate::platform::ids::{IdKind, new_id, random_alphanumeric};
+use crate::platform::ids::{IdDraws, IdKind, name_taken_as_conflict, new_id, random_alphanumeric};
 use crate::platform::validate::{Validator, check_label, length_between};
 use crate::{Context, Error, Result};
 
@@ -157,7 +157,7 @@ impl AccountService {
         check_person_name(&mut v, "name", name);
         v.finish()?;
         let now = self.now();
-        let row = AccountRow {
+        let mut row = AccountRow {
             id: new_id(IdKind::User),
             email,
             password_hash: match hash {
@@ -176,22 +176,30 @@ impl AccountService {
             updated_at: now,
             disabled_at: None,
         };
-        match accounts::insert(&mut &self.context.store, &row).await {
-            Ok(()) => Ok(profile_of(&row)),
-            Err(StoreError::Unique(_))
-                if self
-                    .context
-                    .store
-                    .account_by_email(&row.email)
-                    .await?
-                    .is_some() =>
-            {
-                Err(Error::conflict(
-                    "DUPLICATE_NAME",
-                    "An account with this email already exists",
-                ))
+        let mut draws = IdDraws::of("account");
+        loop {
+            match accounts::insert(&mut &self.context.store, &row).await {
+                Ok(true) => return Ok(profile_of(&row)),
+                Ok(false) => {
+                    draws.taken()?;
+                    row.id = new_id(IdKind::User);
+                }
+                // An email taken is the only unique violation left; anything else is an error.
+                Err(StoreError::Unique(_))
+                    if self
+                        .context
+                        .store
+                        .account_by_email(&row.email)
+                        .await?
+                        .is_some() =>
+                {
+                    return Err(Error::conflict(
+                        "DUPLICATE_NAME",
+                        "An account with this email already exists",
+                    ));
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => Err(e.into()),
         }
     }
 
@@ -677,7 +685,7 @@ impl AccountService {
             ));
         }
         let secret = auth::generate_api_key();
-        let row = ApiKeyRow {
+        let mut row = ApiKeyRow {
             id: new_id(IdKind::ApiKey),
             account_id: account_id.to_string(),
             name: name.to_string(),
@@ -688,16 +696,12 @@ impl AccountService {
             last_used_at: None,
             revoked_at: None,
         };
-        match api_keys::insert(&mut tx, &row).await {
-            Ok(()) => tx.commit().await?,
-            Err(StoreError::Unique(_)) => {
-                return Err(Error::conflict(
-                    "DUPLICATE_NAME",
-                    format!("An API key named '{name}' already exists"),
-                ));
-            }
-            Err(e) => return Err(e.into()),
+        let mut draws = IdDraws::of("API key");
+        while !name_taken_as_conflict(api_keys::insert(&mut tx, &row).await, "An API key", name)? {
+            draws.taken()?;
+            row.id = new_id(IdKind::ApiKey);
         }
+        tx.commit().await?;
         Ok(CreatedApiKey {
             id: row.id,
             name: row.name,

@@ -12,7 +12,7 @@ use barrack_store::scripts::{self, ScriptRow};
 use crate::accounts::Caller;
 use crate::platform::clock::format_ms;
 use crate::platform::idempotency;
-use crate::platform::ids::{IdKind, new_id};
+use crate::platform::ids::{IdDraws, IdKind, new_id};
 use crate::platform::validate::{Validator, check_label_of};
 use crate::{Context, Error, Result};
 use barrack_api::rules;
@@ -54,7 +54,7 @@ impl ScriptService {
     pub async fn create(&self, caller: &Caller, request: ScriptRequest) -> Result<Script> {
         Self::validate(&request)?;
         let now = self.context.clock.now_ms();
-        let row = ScriptRow {
+        let mut row = ScriptRow {
             id: new_id(IdKind::Script),
             account_id: caller.account_id().to_string(),
             name: request.name.trim().to_string(),
@@ -71,15 +71,21 @@ impl ScriptService {
                 format!("An account may hold at most {MAX_SCRIPTS} startup scripts"),
             ));
         }
-        match scripts::insert(&mut tx, &row).await {
-            Ok(()) => {
-                let script = view(row);
-                idempotency::commit(tx, &script).await?;
-                Ok(script)
+        let mut draws = IdDraws::of("script");
+        loop {
+            match scripts::insert(&mut tx, &row).await {
+                Ok(true) => break,
+                Ok(false) => {
+                    draws.taken()?;
+                    row.id = new_id(IdKind::Script);
+                }
+                Err(StoreError::Unique(_)) => return Err(duplicate(&row.name)),
+                Err(e) => return Err(e.into()),
             }
-            Err(StoreError::Unique(_)) => Err(duplicate(&row.name)),
-            Err(e) => Err(e.into()),
         }
+        let script = view(row);
+        idempotency::commit(tx, &script).await?;
+        Ok(script)
     }
 
     pub async fn list(&self, caller: &Caller, page: PageQuery) -> Result<ScriptList> {

@@ -3,14 +3,13 @@
 use std::sync::Arc;
 
 use barrack_api::ssh_keys::{CreateSshKeyRequest, CreatedSshKey, SshKey};
-use barrack_store::StoreError;
 use barrack_store::ssh_keys::{self, SshKeyRow};
 
 use crate::accounts::Caller;
 use crate::accounts::heavy;
 use crate::accounts::ssh_key::parse_public_key;
 use crate::platform::clock::format_ms;
-use crate::platform::ids::{IdKind, new_id};
+use crate::platform::ids::{IdDraws, IdKind, name_taken_as_conflict, new_id};
 use crate::platform::validate::{Validator, length_between, only_chars};
 use crate::{Context, Error, Result};
 use barrack_api::rules;
@@ -96,7 +95,7 @@ impl SshKeyService {
                 )
             }
         };
-        let row = SshKeyRow {
+        let mut row = SshKeyRow {
             id: new_id(IdKind::SshKey),
             account_id: caller.account_id().to_string(),
             name,
@@ -116,16 +115,16 @@ impl SshKeyService {
                 format!("An account may hold at most {MAX_SSH_KEYS} SSH keys"),
             ));
         }
-        match ssh_keys::insert(&mut tx, &row).await {
-            Ok(()) => tx.commit().await?,
-            Err(StoreError::Unique(_)) => {
-                return Err(Error::conflict(
-                    "DUPLICATE_NAME",
-                    format!("An SSH key named '{}' already exists", row.name),
-                ));
-            }
-            Err(e) => return Err(e.into()),
+        let mut draws = IdDraws::of("SSH key");
+        while !name_taken_as_conflict(
+            ssh_keys::insert(&mut tx, &row).await,
+            "An SSH key",
+            &row.name,
+        )? {
+            draws.taken()?;
+            row.id = new_id(IdKind::SshKey);
         }
+        tx.commit().await?;
         Ok(CreatedSshKey {
             key: view(row),
             private_key,

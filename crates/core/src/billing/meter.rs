@@ -43,7 +43,7 @@ use super::depletion::STORED_COMPONENTS;
 use crate::catalog::{price, storage_hourly};
 use crate::platform::clock::format_ms;
 use crate::platform::config::Config;
-use crate::platform::ids::{ID_DRAWS, IdKind, billing_id, new_id, transaction_id};
+use crate::platform::ids::{IdDraws, IdKind, billing_id, new_id, transaction_id};
 use crate::platform::lifecycle::{BillingClass, InstanceState};
 use crate::platform::money::{MICROS_PER_UNIT, from_micros};
 use crate::{Context, Error, Result};
@@ -321,19 +321,18 @@ async fn sync(
         opened.push(row);
     }
     // Ids are random: the few found taken are drawn again.
-    for _ in 0..ID_DRAWS {
+    let mut draws = IdDraws::of("billing period");
+    loop {
         let taken = billing::insert_all(&mut *tx, &opened).await?;
         if taken.is_empty() {
             return Ok(());
         }
+        draws.taken()?;
         opened.retain(|p| taken.contains(&p.id));
         for period in &mut opened {
             period.id = period_id(resource_type);
         }
     }
-    Err(Error::internal(format!(
-        "no free billing period id after {ID_DRAWS} draws"
-    )))
 }
 
 /// `BRK-123456DB`: the documented form of billing ids (the resource's id form, then `B`).

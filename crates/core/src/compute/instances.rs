@@ -12,7 +12,7 @@ use barrack_api::Currency;
 use barrack_api::instances::{SecurityRule, SecurityRuleRequest, TogglePublicIp};
 use barrack_store::deploy_holds::DeployHoldRow;
 use barrack_store::instances::{self, InstanceChange, InstanceRow};
-use barrack_store::{StoreError, Tx, capacity, public_ips};
+use barrack_store::{Tx, capacity, public_ips};
 use rand::Rng;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::accounts::{Caller, actor};
 use crate::network::{ValidRule, assign_address, rule_view, valid_rule_of, validate_rule};
 use crate::platform::config::{Config, GpuModelConfig};
-use crate::platform::ids::{ID_DRAWS, IdKind, new_id};
+use crate::platform::ids::{IdDraws, IdKind, name_taken_as_conflict, new_id};
 use crate::platform::jobs::{NewJob, enqueue};
 use crate::platform::lifecycle::{Action, BillingClass, InstanceState};
 use crate::platform::validate::{Validator, length_between, only_chars};
@@ -139,27 +139,14 @@ impl InstanceService {
         hold: Option<&DeployHoldRow>,
         now: i64,
     ) -> Result<()> {
-        let mut draws = 0;
-        loop {
-            match instances::insert(&mut *tx, row).await {
-                Ok(true) => break,
-                Ok(false) if draws < ID_DRAWS => {
-                    draws += 1;
-                    row.id = new_id(IdKind::Instance);
-                }
-                Ok(false) => {
-                    return Err(Error::internal(format!(
-                        "no free instance id after {draws} draws"
-                    )));
-                }
-                Err(StoreError::Unique(_)) => {
-                    return Err(Error::conflict(
-                        "DUPLICATE_NAME",
-                        format!("An instance named '{}' already exists", row.name),
-                    ));
-                }
-                Err(e) => return Err(e.into()),
-            }
+        let mut draws = IdDraws::of("instance");
+        while !name_taken_as_conflict(
+            instances::insert(&mut *tx, row).await,
+            "An instance",
+            &row.name,
+        )? {
+            draws.taken()?;
+            row.id = new_id(IdKind::Instance);
         }
         if let Some(hold) = hold {
             crate::compute::deploy::holds::consume(tx, hold, &row.id, now).await?;
@@ -477,28 +464,26 @@ pub(super) async fn insert_rule(
     rule: &ValidRule,
     now: i64,
 ) -> Result<String> {
-    for _ in 0..ID_DRAWS {
-        let id = new_id(IdKind::Rule);
-        if barrack_store::instances::insert_rule(
-            tx,
-            &id,
-            instance_id,
-            (&rule.direction, &rule.ethertype, rule.protocol.as_deref()),
-            (
-                rule.port_range_min.map(i64::from),
-                rule.port_range_max.map(i64::from),
-            ),
-            rule.remote_ip_prefix.as_deref(),
-            now,
-        )
-        .await?
-        {
-            return Ok(id);
-        }
+    let mut id = new_id(IdKind::Rule);
+    let mut draws = IdDraws::of("rule");
+    while !barrack_store::instances::insert_rule(
+        tx,
+        &id,
+        instance_id,
+        (&rule.direction, &rule.ethertype, rule.protocol.as_deref()),
+        (
+            rule.port_range_min.map(i64::from),
+            rule.port_range_max.map(i64::from),
+        ),
+        rule.remote_ip_prefix.as_deref(),
+        now,
+    )
+    .await?
+    {
+        draws.taken()?;
+        id = new_id(IdKind::Rule);
     }
-    Err(Error::internal(format!(
-        "no free rule id after {ID_DRAWS} draws"
-    )))
+    Ok(id)
 }
 
 #[allow(clippy::too_many_arguments)]

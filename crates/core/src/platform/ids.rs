@@ -2,6 +2,8 @@
 
 use rand::Rng;
 
+use crate::platform::error::{Error, Result};
+
 const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 
 /// Kinds of ids and their suffixes.
@@ -50,10 +52,52 @@ impl IdKind {
 /// under another id when theirs is taken: `barrack_store::ledger::append`.)
 const RANDOM_CHARS: usize = 6;
 
-/// How many times a write draws another id before it gives up (instances, volumes, rules, billing
-/// periods): a taken id is drawn again instead of failing the request (at a million rows of a kind,
-/// about one draw in 2,000 finds its id taken).
-pub const ID_DRAWS: usize = 8;
+/// How many ids a write draws before it gives up (instances, volumes, rules, firewalls, snapshots,
+/// images, billing periods): a taken id is drawn again instead of failing the request (at a million
+/// rows of a kind, about one draw in 2,000 finds its id taken).
+const ID_DRAWS: usize = 8;
+
+/// Counts the ids a write found taken, up to [`ID_DRAWS`]:
+/// `while !insert(&row)? { draws.taken()?; row.id = new_id(kind); }`.
+pub struct IdDraws {
+    what: &'static str,
+    taken: usize,
+}
+
+impl IdDraws {
+    /// Draws of `what`'s ids ("instance", "rule"), for the error that ends them.
+    pub fn of(what: &'static str) -> IdDraws {
+        IdDraws { what, taken: 0 }
+    }
+
+    /// One more id taken: fine while fewer than `ID_DRAWS` were, then an internal error.
+    pub fn taken(&mut self) -> Result<()> {
+        self.taken += 1;
+        if self.taken < ID_DRAWS {
+            return Ok(());
+        }
+        Err(Error::internal(format!(
+            "no free {} id after {ID_DRAWS} draws",
+            self.what
+        )))
+    }
+}
+
+/// A store insert's answer (whether the id was free) with its unique violation, which can only be the
+/// name's as a taken id is not one, as 409 `DUPLICATE_NAME`: "`a_kind` named '`name`' already exists".
+pub fn name_taken_as_conflict(
+    inserted: barrack_store::Result<bool>,
+    a_kind: &str,
+    name: &str,
+) -> Result<bool> {
+    match inserted {
+        Err(barrack_store::StoreError::Unique(_)) => Err(Error::conflict(
+            "DUPLICATE_NAME",
+            format!("{a_kind} named '{name}' already exists"),
+        )),
+        inserted => Ok(inserted?),
+    }
+}
 
 pub fn new_id(kind: IdKind) -> String {
     let mut rng = rand::thread_rng();

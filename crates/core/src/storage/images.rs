@@ -15,15 +15,15 @@ use barrack_api::images::{
     ImageSummary, SnapshotIdsRequest, SnapshotImageRelationship,
 };
 use barrack_api::{PageQuery, Pagination};
+use barrack_store::Tx;
 use barrack_store::images::{self, ImageChange, ImageFilter, ImageRow};
 use barrack_store::snapshots::{self, SnapshotRow};
-use barrack_store::{StoreError, Tx};
 
 use crate::accounts::{Caller, actor};
 use crate::platform::clock::format_ms;
 use crate::platform::config::Config;
 use crate::platform::idempotency;
-use crate::platform::ids::{IdKind, new_id};
+use crate::platform::ids::{IdDraws, IdKind, name_taken_as_conflict, new_id};
 use crate::platform::labels::{self, Labelled};
 use crate::platform::validate::{Validator, check_label};
 use crate::storage::snapshots::{
@@ -134,7 +134,7 @@ impl ImageService {
                 ));
             }
             let now = self.context.clock.now_ms();
-            let row = image_row_of(
+            let mut row = image_row_of(
                 &snapshot,
                 new_id(IdKind::Image),
                 name.clone(),
@@ -151,7 +151,7 @@ impl ImageService {
             }
             insert_image(
                 &mut tx,
-                &row,
+                &mut row,
                 &actor(caller),
                 &format!("image of snapshot {} requested", snapshot.id),
                 now,
@@ -462,10 +462,10 @@ pub(crate) fn parse_state(status: &str) -> Result<ImageState> {
 }
 
 /// Writes a new image and its `created` event. A name the account already uses among images is 409
-/// `DUPLICATE_NAME`.
+/// `DUPLICATE_NAME`; a taken id is replaced by a fresh one (read `row.id` after).
 pub(crate) async fn insert_image(
     tx: &mut Tx,
-    row: &ImageRow,
+    row: &mut ImageRow,
     actor: &str,
     cause: &str,
     now: i64,
@@ -478,15 +478,10 @@ pub(crate) async fn insert_image(
             format!("An account may hold at most {MAX_IMAGES} images"),
         ));
     }
-    match images::insert(&mut *tx, row).await {
-        Ok(()) => {}
-        Err(StoreError::Unique(_)) => {
-            return Err(Error::conflict(
-                "DUPLICATE_NAME",
-                format!("An image named '{}' already exists", row.name),
-            ));
-        }
-        Err(e) => return Err(e.into()),
+    let mut draws = IdDraws::of("image");
+    while !name_taken_as_conflict(images::insert(&mut *tx, row).await, "An image", &row.name)? {
+        draws.taken()?;
+        row.id = new_id(IdKind::Image);
     }
     let state = parse_state(&row.status)?;
     record_event(tx, row, None, state, actor, cause, row.generation, now).await

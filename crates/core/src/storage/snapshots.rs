@@ -16,10 +16,10 @@ use barrack_api::snapshots::{
     CreateSnapshotRequest, Snapshot, SnapshotAction, SnapshotList, SnapshotQuery, SnapshotSource,
 };
 use barrack_api::{Currency, PageQuery, Pagination, Tier};
+use barrack_store::Tx;
 use barrack_store::images::ImageRow;
 use barrack_store::instances::InstanceRow;
 use barrack_store::snapshots::{self, SnapshotChange, SnapshotFilter, SnapshotRow};
-use barrack_store::{StoreError, Tx};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -30,7 +30,7 @@ use crate::catalog::price;
 use crate::platform::clock::format_ms;
 use crate::platform::config::Config;
 use crate::platform::countries;
-use crate::platform::ids::{IdKind, new_id};
+use crate::platform::ids::{IdDraws, IdKind, name_taken_as_conflict, new_id};
 use crate::platform::jobs::{NewJob, enqueue};
 use crate::platform::lifecycle::InstanceState;
 use crate::platform::money::display_rate;
@@ -201,7 +201,7 @@ impl SnapshotService {
             }
 
             let now = self.now();
-            let row = self.new_row(
+            let mut row = self.new_row(
                 caller,
                 &instance,
                 name.clone(),
@@ -224,7 +224,7 @@ impl SnapshotService {
             if !snapshots::hold_instance(&mut tx, &instance.id, instance.generation).await? {
                 continue; // the instance changed under us: read it again and decide again
             }
-            insert_snapshot(&mut tx, &row).await?;
+            insert_snapshot(&mut tx, &mut row).await?;
             crate::platform::labels::write(
                 &mut tx,
                 crate::platform::labels::Labelled::Snapshot,
@@ -246,7 +246,7 @@ impl SnapshotService {
             )
             .await?;
             if row.is_image {
-                let image = image_row_of(
+                let mut image = image_row_of(
                     &row,
                     new_id(IdKind::Image),
                     row.name.clone(),
@@ -256,7 +256,7 @@ impl SnapshotService {
                 );
                 insert_image(
                     &mut tx,
-                    &image,
+                    &mut image,
                     &who,
                     &format!("image requested with snapshot {}", row.id),
                     now,
@@ -637,15 +637,18 @@ fn changing() -> Error {
     Error::conflict("CONFLICT", "The snapshot is changing; try again")
 }
 
-async fn insert_snapshot(tx: &mut Tx, row: &SnapshotRow) -> Result<()> {
-    match snapshots::insert(&mut *tx, row).await {
-        Ok(()) => Ok(()),
-        Err(StoreError::Unique(_)) => Err(Error::conflict(
-            "DUPLICATE_NAME",
-            format!("A snapshot named '{}' already exists", row.name),
-        )),
-        Err(e) => Err(e.into()),
+/// Writes a new snapshot, under another id when its own is taken (read `row.id` after).
+async fn insert_snapshot(tx: &mut Tx, row: &mut SnapshotRow) -> Result<()> {
+    let mut draws = IdDraws::of("snapshot");
+    while !name_taken_as_conflict(
+        snapshots::insert(&mut *tx, row).await,
+        "A snapshot",
+        &row.name,
+    )? {
+        draws.taken()?;
+        row.id = new_id(IdKind::Snapshot);
     }
+    Ok(())
 }
 
 pub(crate) async fn enqueue_job(

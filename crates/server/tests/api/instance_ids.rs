@@ -1,6 +1,7 @@
-//! Instance, volume and rule ids have six random characters (`spec/API.md` §1.5), so in a large
-//! installation a new id is sometimes one already taken: the store must say so instead of failing the
-//! create as a name conflict (or, for a rule, as an internal error).
+//! Instance, volume, firewall, rule, account, key and script ids have six random characters (`spec/API.md` §1.5), so in a
+//! large installation a new id is sometimes one already taken: the store must say so instead of failing
+//! the create as a name conflict (or, for a rule, as an internal error). Snapshots and images:
+//! `snapshots::create`.
 
 use barrack_api::Tier;
 use barrack_api::instances::DeployRequest;
@@ -16,6 +17,8 @@ use crate::on_both_databases;
 on_both_databases!(a_taken_id_is_reported_and_a_taken_name_stays_a_conflict);
 on_both_databases!(a_taken_volume_id_is_reported_and_a_taken_name_stays_a_conflict);
 on_both_databases!(a_taken_rule_id_is_reported_and_leaves_the_holder);
+on_both_databases!(a_taken_firewall_id_is_reported_and_a_taken_name_stays_a_conflict);
+on_both_databases!(a_taken_account_key_or_script_id_is_reported_and_leaves_the_holder);
 
 async fn a_taken_id_is_reported_and_a_taken_name_stays_a_conflict(db: Db) {
     let app = TestApp::start(db).await;
@@ -197,5 +200,109 @@ async fn a_taken_rule_id_is_reported_and_leaves_the_holder(db: Db) {
     );
     tx.commit().await.unwrap();
     assert_eq!(store.firewall_rules(&firewall).await.unwrap().len(), 2);
+    app.stop().await;
+}
+
+async fn a_taken_firewall_id_is_reported_and_a_taken_name_stays_a_conflict(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "500").await;
+    let id = client
+        .create_firewall(
+            &serde_json::from_value(json!({"name": "first", "region": "FINLAND-1"})).unwrap(),
+        )
+        .await
+        .unwrap()
+        .data
+        .id;
+    let store = app.services().store();
+    let first = store.firewall_by_id(&id).await.unwrap().unwrap();
+
+    let mut copy = first.clone();
+    copy.name = "second".into();
+    let mut tx = store.begin().await.unwrap();
+    assert!(!firewalls::insert(&mut tx, &copy).await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(store.firewall_by_id(&id).await.unwrap().unwrap(), first);
+
+    let mut same_name = first.clone();
+    same_name.id = "BRK-ZZZZZZF".into();
+    let mut tx = store.begin().await.unwrap();
+    assert!(matches!(
+        firewalls::insert(&mut tx, &same_name).await,
+        Err(StoreError::Unique(_))
+    ));
+    drop(tx);
+
+    same_name.name = "third".into();
+    let mut tx = store.begin().await.unwrap();
+    assert!(firewalls::insert(&mut tx, &same_name).await.unwrap());
+    tx.commit().await.unwrap();
+    assert!(store.firewall_by_id("BRK-ZZZZZZF").await.unwrap().is_some());
+    app.stop().await;
+}
+
+/// Accounts, API keys, SSH keys and scripts: a row under a taken id is refused without a unique
+/// violation (the service draws another), and the holder keeps its row.
+async fn a_taken_account_key_or_script_id_is_reported_and_leaves_the_holder(db: Db) {
+    use barrack_api::scripts::ScriptRequest;
+    use barrack_store::{accounts, api_keys, scripts, ssh_keys};
+    let app = TestApp::start(db).await;
+    let (client, user) = app.funded_user(Tier::Advanced, "US", "500").await;
+    crate::common::create_key_k(&client).await;
+    let script = client
+        .create_script(&ScriptRequest {
+            name: "setup".into(),
+            script: "#!/bin/sh\necho hi\n".into(),
+        })
+        .await
+        .unwrap()
+        .data
+        .id;
+    let store = app.services().store();
+    let account = store.account_by_id(&user).await.unwrap().unwrap();
+    let ssh_key = store.ssh_key(&user, "k").await.unwrap().unwrap();
+    let stored_script = store.script(&user, &script).await.unwrap().unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let api_key = api_keys::live_for_account(&mut tx, &user)
+        .await
+        .unwrap()
+        .remove(0);
+    drop(tx);
+
+    let mut tx = store.begin().await.unwrap();
+    let mut other_account = account.clone();
+    other_account.email = "someone-else@example.com".into();
+    assert!(!accounts::insert(&mut tx, &other_account).await.unwrap());
+    let mut other_api_key = api_key.clone();
+    other_api_key.name = "other".into();
+    other_api_key.secret_hash = "another hash".into();
+    assert!(!api_keys::insert(&mut tx, &other_api_key).await.unwrap());
+    let mut other_ssh_key = ssh_key.clone();
+    other_ssh_key.name = "other".into();
+    assert!(!ssh_keys::insert(&mut tx, &other_ssh_key).await.unwrap());
+    let mut other_script = stored_script.clone();
+    other_script.name = "other".into();
+    assert!(!scripts::insert(&mut tx, &other_script).await.unwrap());
+    tx.commit().await.unwrap();
+
+    assert_eq!(store.account_by_id(&user).await.unwrap().unwrap(), account);
+    assert_eq!(store.ssh_keys(&user).await.unwrap(), vec![ssh_key]);
+    assert_eq!(
+        store.script(&user, &script).await.unwrap().unwrap(),
+        stored_script
+    );
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(
+        api_keys::live_for_account(&mut tx, &user).await.unwrap(),
+        vec![api_key]
+    );
+    drop(tx);
+
+    // A fresh id and a fresh name is written.
+    other_script.id = "BRK-ZZZZZZC".into();
+    let mut tx = store.begin().await.unwrap();
+    assert!(scripts::insert(&mut tx, &other_script).await.unwrap());
+    tx.commit().await.unwrap();
+    assert!(store.script(&user, "BRK-ZZZZZZC").await.unwrap().is_some());
     app.stop().await;
 }

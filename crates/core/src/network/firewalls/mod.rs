@@ -25,7 +25,7 @@ use barrack_api::instances::{SecurityRule, SecurityRuleRequest};
 use barrack_api::{PageQuery, Pagination, Tier};
 use barrack_store::firewalls::{self, FirewallChange, FirewallFilter, FirewallRow};
 use barrack_store::instances::RuleRow;
-use barrack_store::{Store, StoreError, Tx};
+use barrack_store::{Store, Tx};
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::{Caller, actor};
@@ -33,7 +33,7 @@ use crate::network::{
     PROTOCOLS, ValidRule, port_protocol, rule_view, valid_rule_of, validate_rule,
 };
 use crate::platform::clock::format_ms;
-use crate::platform::ids::{ID_DRAWS, IdKind, new_id};
+use crate::platform::ids::{IdDraws, IdKind, name_taken_as_conflict, new_id};
 use crate::platform::jobs::{NewJob, enqueue};
 use crate::platform::labels::{self, Labelled};
 use crate::platform::validate::{Validator, check_label};
@@ -232,7 +232,7 @@ impl FirewallService {
         }
 
         let now = self.now();
-        let row = FirewallRow {
+        let mut row = FirewallRow {
             id: new_id(IdKind::Firewall),
             account_id: caller.account_id().to_string(),
             name,
@@ -255,15 +255,14 @@ impl FirewallService {
                 format!("An account may hold at most {MAX_FIREWALLS_PER_ACCOUNT} firewalls"),
             ));
         }
-        match firewalls::insert(&mut tx, &row).await {
-            Ok(()) => {}
-            Err(StoreError::Unique(_)) => {
-                return Err(Error::conflict(
-                    "DUPLICATE_NAME",
-                    format!("A firewall named '{}' already exists", row.name),
-                ));
-            }
-            Err(e) => return Err(e.into()),
+        let mut draws = IdDraws::of("firewall");
+        while !name_taken_as_conflict(
+            firewalls::insert(&mut tx, &row).await,
+            "A firewall",
+            &row.name,
+        )? {
+            draws.taken()?;
+            row.id = new_id(IdKind::Firewall);
         }
         for (position, rule) in rules.iter().enumerate() {
             insert_rule(&mut tx, &row.id, rule, position as i64, now).await?;
@@ -687,15 +686,13 @@ async fn insert_rule(
     position: i64,
     now: i64,
 ) -> Result<String> {
-    for _ in 0..ID_DRAWS {
-        let row = rule_row(new_id(IdKind::Rule), rule);
-        if firewalls::insert_rule(tx, firewall_id, &row, position, now).await? {
-            return Ok(row.id);
-        }
+    let mut row = rule_row(new_id(IdKind::Rule), rule);
+    let mut draws = IdDraws::of("rule");
+    while !firewalls::insert_rule(tx, firewall_id, &row, position, now).await? {
+        draws.taken()?;
+        row.id = new_id(IdKind::Rule);
     }
-    Err(Error::internal(format!(
-        "no free rule id after {ID_DRAWS} draws"
-    )))
+    Ok(row.id)
 }
 
 fn rule_row(id: String, rule: &ValidRule) -> RuleRow {

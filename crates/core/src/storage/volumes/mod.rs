@@ -15,8 +15,8 @@ use barrack_api::volumes::{
     CloneVolumeRequest, CreateVolumeRequest, ResizeVolumeRequest, Volume, VolumeAction,
 };
 use barrack_api::{Currency, Tier};
+use barrack_store::Tx;
 use barrack_store::volumes::{self, VolumeChange, VolumeRow};
-use barrack_store::{StoreError, Tx};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -27,7 +27,7 @@ use crate::catalog::{price, storage_hourly};
 use crate::platform::config::{Config, VolumeTypeConfig};
 use crate::platform::countries;
 use crate::platform::idempotency;
-use crate::platform::ids::{ID_DRAWS, IdKind, new_id};
+use crate::platform::ids::{IdDraws, IdKind, name_taken_as_conflict, new_id};
 use crate::platform::jobs::{NewJob, enqueue};
 use crate::platform::validate::{Validator, check_label};
 use crate::{Context, Error, Result};
@@ -767,28 +767,12 @@ fn check_ids(ids: &[String], field: &str) -> Result<()> {
 /// Writes a new volume. An id already taken (see [`volumes::insert`]) is replaced by a fresh one, so read
 /// `row.id` after.
 async fn insert_volume(tx: &mut Tx, row: &mut VolumeRow) -> Result<()> {
-    let mut draws = 0;
-    loop {
-        match volumes::insert(&mut *tx, row).await {
-            Ok(true) => return Ok(()),
-            Ok(false) if draws < ID_DRAWS => {
-                draws += 1;
-                row.id = new_id(IdKind::Volume);
-            }
-            Ok(false) => {
-                return Err(Error::internal(format!(
-                    "no free volume id after {draws} draws"
-                )));
-            }
-            Err(StoreError::Unique(_)) => {
-                return Err(Error::conflict(
-                    "DUPLICATE_NAME",
-                    format!("A volume named '{}' already exists", row.name),
-                ));
-            }
-            Err(e) => return Err(e.into()),
-        }
+    let mut draws = IdDraws::of("volume");
+    while !name_taken_as_conflict(volumes::insert(&mut *tx, row).await, "A volume", &row.name)? {
+        draws.taken()?;
+        row.id = new_id(IdKind::Volume);
     }
+    Ok(())
 }
 
 async fn enqueue_job(

@@ -15,6 +15,7 @@ use crate::on_both_databases;
 use super::{IMAGE, active_instance, failure, image_request, snapshot_request};
 
 on_both_databases!(snapshots_of_active_instances_only,);
+on_both_databases!(a_taken_snapshot_or_image_id_is_reported_and_a_taken_name_stays_a_conflict);
 
 async fn snapshots_of_active_instances_only(db: Db) {
     let app = TestApp::start(db).await;
@@ -201,5 +202,68 @@ async fn snapshots_of_active_instances_only(db: Db) {
             .iter()
             .any(|e| e.1 == Some("SUCCESS") && e.2 == "system")
     );
+    app.stop().await;
+}
+
+/// Snapshot and image ids have six random characters, so a new one is now and then taken: the store says
+/// so (the service draws another) instead of failing the create as the name's conflict.
+async fn a_taken_snapshot_or_image_id_is_reported_and_a_taken_name_stays_a_conflict(db: Db) {
+    use barrack_store::{StoreError, images, snapshots};
+    let app = TestApp::start(db).await;
+    let (client, user) = app.funded_user(Tier::Advanced, "US", "100").await;
+    let instance = active_instance(&app, &client, "trainer", "FINLAND-1", 1, 100).await;
+    let snapshot = client
+        .create_snapshot(&snapshot_request(&instance, "first", true))
+        .await
+        .unwrap()
+        .data
+        .id;
+    let store = app.services().store();
+    let first = store.snapshot_by_id(&snapshot).await.unwrap().unwrap();
+    let image = store.image_named(&user, "first").await.unwrap().unwrap();
+
+    // The same ids under other names: nothing written, the caller told.
+    let mut tx = store.begin().await.unwrap();
+    let mut copy = first.clone();
+    copy.name = "second".into();
+    assert!(!snapshots::insert(&mut tx, &copy).await.unwrap());
+    let mut image_copy = image.clone();
+    image_copy.name = "second".into();
+    assert!(!images::insert(&mut tx, &image_copy).await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store.snapshot_by_id(&snapshot).await.unwrap().unwrap(),
+        first
+    );
+    assert_eq!(store.image(&user, &image.id).await.unwrap().unwrap(), image);
+    assert!(store.image_named(&user, "second").await.unwrap().is_none());
+
+    // Fresh ids with the names in use: still the names' conflicts.
+    let mut same_name = first.clone();
+    same_name.id = "BRK-ZZZZZZS".into();
+    let mut tx = store.begin().await.unwrap();
+    assert!(matches!(
+        snapshots::insert(&mut tx, &same_name).await,
+        Err(StoreError::Unique(_))
+    ));
+    drop(tx);
+    let mut same_image_name = image.clone();
+    same_image_name.id = "BRK-ZZZZZZI".into();
+    let mut tx = store.begin().await.unwrap();
+    assert!(matches!(
+        images::insert(&mut tx, &same_image_name).await,
+        Err(StoreError::Unique(_))
+    ));
+    drop(tx);
+
+    // Fresh ids and names are written.
+    let mut tx = store.begin().await.unwrap();
+    same_name.name = "third".into();
+    assert!(snapshots::insert(&mut tx, &same_name).await.unwrap());
+    same_image_name.name = "third".into();
+    assert!(images::insert(&mut tx, &same_image_name).await.unwrap());
+    tx.commit().await.unwrap();
+    assert!(store.snapshot_by_id("BRK-ZZZZZZS").await.unwrap().is_some());
+    assert!(store.image(&user, "BRK-ZZZZZZI").await.unwrap().is_some());
     app.stop().await;
 }
