@@ -1,6 +1,6 @@
 //! Accounts and their billing profiles.
 
-use crate::sql::{Columns, insert_sql};
+use crate::sql::{Columns, insert_new_sql};
 use crate::{Db, Result, Store, binds};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -61,10 +61,7 @@ pub(crate) fn from_row(row: &impl Columns, first: usize) -> Result<AccountRow> {
 /// Inserts an account; false, writing nothing, when its id is taken (the caller draws another). A
 /// taken email is `StoreError::Unique`.
 pub async fn insert(db: &mut impl Db, account: &AccountRow) -> Result<bool> {
-    let sql = format!(
-        "{} ON CONFLICT (id) DO NOTHING",
-        insert_sql("accounts", COLUMNS)
-    );
+    let sql = insert_new_sql("accounts", COLUMNS);
     let inserted = db
         .execute(
             &sql,

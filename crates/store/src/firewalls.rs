@@ -3,7 +3,8 @@
 
 use crate::instances::{RULE_COLUMNS, RuleRow, rule_from};
 use crate::sql::{
-    Columns, GenerationUpdate, Listing, RowSet, column_count, insert_sql, placeholders, prefixed,
+    Columns, GenerationUpdate, Listing, RowSet, column_count, insert_new_sql, insert_sql,
+    placeholders, prefixed,
 };
 use crate::{Backend, Bind, Db, Result, Row, Store, Tx, binds};
 
@@ -48,10 +49,7 @@ fn from_row(row: &Row) -> Result<FirewallRow> {
 /// draws another). A name the account already uses (among firewalls not deleted) is still
 /// `StoreError::Unique`.
 pub async fn insert(tx: &mut Tx, f: &FirewallRow) -> Result<bool> {
-    let sql = format!(
-        "{} ON CONFLICT (id) DO NOTHING",
-        insert_sql("firewalls", COLUMNS)
-    );
+    let sql = insert_new_sql("firewalls", COLUMNS);
     let inserted = tx
         .execute(
             &sql,

@@ -3,7 +3,7 @@
 use std::sync::LazyLock;
 
 use crate::sql::{
-    Columns, GenerationUpdate, JsonRow, Listing, RowSet, Source, insert_sql, placeholders,
+    Columns, GenerationUpdate, JsonRow, Listing, RowSet, Source, insert_new_sql, placeholders,
     row_sets_of, row_sets_sql,
 };
 use crate::volumes::VolumeRow;
@@ -97,10 +97,7 @@ fn from_row(row: &impl Columns) -> Result<InstanceRow> {
 /// so with a million instances about one new id in two thousand is; the caller draws another. A name the
 /// account already uses is still a [`crate::StoreError::Unique`].
 pub async fn insert(db: &mut impl Db, i: &InstanceRow) -> Result<bool> {
-    let sql = format!(
-        "{} ON CONFLICT (id) DO NOTHING",
-        insert_sql("instances", COLUMNS)
-    );
+    let sql = insert_new_sql("instances", COLUMNS);
     let inserted = db
         .execute(
             &sql,

@@ -1,6 +1,6 @@
 //! Startup scripts of accounts.
 
-use crate::sql::{Columns, insert_sql};
+use crate::sql::{Columns, insert_new_sql};
 use crate::{Db, Result, Row, Store, binds};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,10 +29,7 @@ fn from_row(row: &Row) -> Result<ScriptRow> {
 /// Inserts a script; false, writing nothing, when its id is taken (the caller draws another). A name
 /// the account already uses is `StoreError::Unique`.
 pub async fn insert(db: &mut impl Db, script: &ScriptRow) -> Result<bool> {
-    let sql = format!(
-        "{} ON CONFLICT (id) DO NOTHING",
-        insert_sql("scripts", COLUMNS)
-    );
+    let sql = insert_new_sql("scripts", COLUMNS);
     let inserted = db
         .execute(
             &sql,

@@ -1,6 +1,8 @@
 //! Snapshots. Every state change is conditional on the generation the caller read, and bumps it.
 
-use crate::sql::{Columns, GenerationUpdate, Listing, hold_generation, insert_sql, placeholders};
+use crate::sql::{
+    Columns, GenerationUpdate, Listing, hold_generation, insert_new_sql, placeholders,
+};
 use crate::{Bind, Db, Result, Row, Store, Tx, binds};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,10 +73,7 @@ fn from_row(row: &Row) -> Result<SnapshotRow> {
 /// draws another). A name the account already uses (among snapshots not deleted) is still
 /// `StoreError::Unique`.
 pub async fn insert(db: &mut impl Db, s: &SnapshotRow) -> Result<bool> {
-    let sql = format!(
-        "{} ON CONFLICT (id) DO NOTHING",
-        insert_sql("snapshots", COLUMNS)
-    );
+    let sql = insert_new_sql("snapshots", COLUMNS);
     let inserted = db
         .execute(
             &sql,

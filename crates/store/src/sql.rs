@@ -22,6 +22,12 @@ pub(crate) fn insert_sql(table: &str, columns: &str) -> String {
     )
 }
 
+/// [`insert_sql`] for a row under a new random id: a taken id inserts nothing (the caller sees no row
+/// changed and draws another) instead of failing, while other unique violations (a name's) still do.
+pub(crate) fn insert_new_sql(table: &str, columns: &str) -> String {
+    format!("{} ON CONFLICT (id) DO NOTHING", insert_sql(table, columns))
+}
+
 /// Holds row `id` of `table` at `generation` until the caller's transaction ends, without changing it:
 /// what the transaction does on the strength of that row commits before any change of the row can, or
 /// the row changed since it was read and this is false (the caller reads again and decides again).

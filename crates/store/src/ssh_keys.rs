@@ -1,6 +1,6 @@
 //! SSH public keys of accounts.
 
-use crate::sql::{Columns, insert_sql};
+use crate::sql::{Columns, insert_new_sql};
 use crate::{Db, Result, Row, Store, binds};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,10 +33,7 @@ fn from_row(row: &Row) -> Result<SshKeyRow> {
 /// Inserts a key; false, writing nothing, when its id is taken (the caller draws another). A name the
 /// account already uses is `StoreError::Unique`.
 pub async fn insert(db: &mut impl Db, key: &SshKeyRow) -> Result<bool> {
-    let sql = format!(
-        "{} ON CONFLICT (id) DO NOTHING",
-        insert_sql("ssh_keys", COLUMNS)
-    );
+    let sql = insert_new_sql("ssh_keys", COLUMNS);
     let inserted = db
         .execute(
             &sql,

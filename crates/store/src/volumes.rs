@@ -1,6 +1,8 @@
 //! Volumes. Every state change is conditional on the generation the caller read, and bumps it.
 
-use crate::sql::{Columns, GenerationUpdate, Listing, RowSet, insert_sql, placeholders, prefixed};
+use crate::sql::{
+    Columns, GenerationUpdate, Listing, RowSet, insert_new_sql, placeholders, prefixed,
+};
 use crate::{Bind, Db, Result, Store, Tx, binds};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,10 +60,7 @@ pub(crate) fn from_row(row: &impl Columns) -> Result<VolumeRow> {
 /// instances: the caller draws another). A name the account already uses (among volumes not deleted) is
 /// still `StoreError::Unique`.
 pub async fn insert(db: &mut impl Db, v: &VolumeRow) -> Result<bool> {
-    let sql = format!(
-        "{} ON CONFLICT (id) DO NOTHING",
-        insert_sql("volumes", COLUMNS)
-    );
+    let sql = insert_new_sql("volumes", COLUMNS);
     let inserted = db
         .execute(
             &sql,
