@@ -12,7 +12,7 @@ use barrack_compute::DriverError;
 use barrack_store::jobs::JobRow;
 use barrack_store::snapshots::{self, SnapshotChange, SnapshotRow};
 
-use crate::platform::jobs::{JobHandler, Outcome};
+use crate::platform::jobs::{JobHandler, Outcome, complete_in};
 use crate::platform::lifecycle::recorded_power;
 use crate::storage::images::{ImageState, settle_pending};
 use crate::storage::snapshots::{
@@ -116,11 +116,17 @@ impl SnapshotWorker {
             .any(|i| ImageState::parse(&i.status).is_some_and(ImageState::holds_disk)))
     }
 
-    /// Records a finished operation (a `release` changes nothing): the snapshot's resting state and, for a
-    /// create, the images waiting for it; conditional on the generation the job was for.
-    async fn complete(&self, row: &SnapshotRow, job: &SnapshotJob) -> Result<bool> {
+    /// Records a finished operation (a `release` changes nothing): the snapshot's resting state, for a
+    /// create the images waiting for it, and the job done; conditional on the generation the job was for
+    /// (`Done` when the snapshot moved on, or for a release: the runner marks the job).
+    async fn complete(
+        &self,
+        row: &SnapshotRow,
+        job: &SnapshotJob,
+        claimed: &JobRow,
+    ) -> Result<Outcome> {
         let (to, change) = match job.action {
-            SnapshotJobAction::Release => return Ok(true),
+            SnapshotJobAction::Release => return Ok(Outcome::Done),
             SnapshotJobAction::Create => (SnapshotState::Success, SnapshotChange::default()),
             SnapshotJobAction::Delete => (
                 SnapshotState::Deleted,
@@ -138,7 +144,7 @@ impl SnapshotWorker {
             ..change
         };
         if !snapshots::update(&mut tx, &row.id, row.generation, &change, now).await? {
-            return Ok(false);
+            return Ok(Outcome::Done);
         }
         let from = parse_state(&row.status)?;
         let cause = format!("{} completed", job.action.as_str());
@@ -165,8 +171,11 @@ impl SnapshotWorker {
             )
             .await?;
         }
+        if !complete_in(&mut tx, claimed, now).await? {
+            tracing::warn!(job = %claimed.id, "job lease lost while finishing; the snapshot is recorded");
+        }
         tx.commit().await.map_err(Error::internal)?;
-        Ok(true)
+        Ok(Outcome::Completed)
     }
 
     /// Puts the snapshot in `ERROR` with `reason`, and the images waiting for it too.
@@ -227,7 +236,7 @@ impl JobHandler for SnapshotWorker {
         }
         let last_attempt = job.attempts >= job.max_attempts;
         let recorded = match self.call_driver(&row, &payload).await {
-            Ok(()) => self.complete(&row, &payload).await,
+            Ok(()) => self.complete(&row, &payload, job).await,
             Err(
                 Blocked::Driver(DriverError::Transient(message) | DriverError::NoCapacity(message))
                 | Blocked::InUse(message),
@@ -251,7 +260,7 @@ impl JobHandler for SnapshotWorker {
             }
         };
         match recorded {
-            Ok(_) => Outcome::Done,
+            Ok(outcome) => outcome,
             Err(Error::Internal(detail)) => Outcome::Retry(detail),
             Err(e) => Outcome::Retry(e.to_string()),
         }

@@ -10,7 +10,7 @@ use barrack_store::jobs::JobRow;
 use barrack_store::volumes::{self, VolumeChange, VolumeRow};
 
 use crate::platform::config::Config;
-use crate::platform::jobs::{JobHandler, Outcome};
+use crate::platform::jobs::{JobHandler, Outcome, complete_in};
 use crate::platform::lifecycle::InstanceState;
 use crate::storage::volumes::{
     VolumeJob, VolumeJobAction, VolumeState, parse_state, record_event, resting_state,
@@ -124,9 +124,15 @@ impl VolumeWorker {
         }
     }
 
-    /// Records a finished operation: the resting state, the new size or attachment, and for a clone the
-    /// source's return to rest; all in one transaction, conditional on the generation the job was for.
-    async fn complete(&self, row: &VolumeRow, job: &VolumeJob) -> Result<bool> {
+    /// Records a finished operation: the resting state, the new size or attachment, for a clone the
+    /// source's return to rest, and the job done; all in one transaction, conditional on the generation
+    /// the job was for (`Done` when the volume moved on: the runner marks the job).
+    async fn complete(
+        &self,
+        row: &VolumeRow,
+        job: &VolumeJob,
+        claimed: &JobRow,
+    ) -> Result<Outcome> {
         let now = self.context.clock.now_ms();
         let mut tx = self.context.store.begin().await?;
         let mut change = VolumeChange {
@@ -151,7 +157,7 @@ impl VolumeWorker {
         };
         change.status = Some(to.as_str().into());
         if !volumes::update(&mut tx, &row.id, row.generation, &change, now).await? {
-            return Ok(false);
+            return Ok(Outcome::Done);
         }
         let from = parse_state(&row.status)?;
         let cause = format!("{} completed", job.action.as_str());
@@ -170,8 +176,11 @@ impl VolumeWorker {
         if job.action == VolumeJobAction::Clone {
             release_source(&self.context.config, &mut tx, row, "clone completed", now).await?;
         }
+        if !complete_in(&mut tx, claimed, now).await? {
+            tracing::warn!(job = %claimed.id, "job lease lost while finishing; the volume is recorded");
+        }
         tx.commit().await.map_err(Error::internal)?;
-        Ok(true)
+        Ok(Outcome::Completed)
     }
 
     /// Puts the volume in `error` with `reason` (and a clone's source back to rest).
@@ -307,7 +316,7 @@ impl JobHandler for VolumeWorker {
             return Outcome::Done;
         }
         let recorded = match self.call_driver(&row, &payload).await {
-            Ok(()) => self.complete(&row, &payload).await,
+            Ok(()) => self.complete(&row, &payload, job).await,
             Err(DriverError::Transient(message) | DriverError::NoCapacity(message))
                 if job.attempts < job.max_attempts =>
             {
@@ -322,7 +331,7 @@ impl JobHandler for VolumeWorker {
             }
         };
         match recorded {
-            Ok(_) => Outcome::Done,
+            Ok(outcome) => outcome,
             Err(Error::Internal(detail)) => Outcome::Retry(detail),
             Err(e) => Outcome::Retry(e.to_string()),
         }
