@@ -424,22 +424,18 @@ fn numbered(sql: &str) -> Cow<'_, str> {
     if !sql.contains('$') {
         return Cow::Borrowed(sql);
     }
-    let mut out = String::with_capacity(sql.len());
+    // Each `$` becomes a `?` in place: both are ASCII, so the text stays UTF-8 and keeps its length.
+    let mut bytes = sql.as_bytes().to_vec();
     let mut quote = None;
-    let mut chars = sql.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (None, '\'' | '"') => quote = Some(c),
-            (Some(q), _) if c == q => quote = None,
-            (None, '$') if chars.peek().is_some_and(|d| d.is_ascii_digit()) => {
-                out.push('?');
-                continue;
-            }
+    for i in 0..bytes.len() {
+        match (quote, bytes[i]) {
+            (None, q @ (b'\'' | b'"')) => quote = Some(q),
+            (Some(q), b) if b == q => quote = None,
+            (None, b'$') if bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => bytes[i] = b'?',
             _ => {}
         }
-        out.push(c);
     }
-    Cow::Owned(out)
+    Cow::Owned(String::from_utf8(bytes).expect("ASCII replaced by ASCII"))
 }
 
 fn read_rows(statement: &mut CachedStatement<'_>, max_rows: usize) -> Result<Vec<Row>> {

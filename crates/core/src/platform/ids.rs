@@ -52,9 +52,9 @@ impl IdKind {
 /// under another id when theirs is taken: `barrack_store::ledger::append`.)
 const RANDOM_CHARS: usize = 6;
 
-/// How many ids a write draws before it gives up (instances, volumes, rules, firewalls, snapshots,
-/// images, billing periods): a taken id is drawn again instead of failing the request (at a million
-/// rows of a kind, about one draw in 2,000 finds its id taken).
+/// How many ids a write of a new row draws before it gives up (see [`IdDraws`]): a taken id is drawn
+/// again instead of failing the request (at a million rows of a kind, about one draw in 2,000 finds its
+/// id taken).
 const ID_DRAWS: usize = 8;
 
 /// Counts the ids a write found taken, up to [`ID_DRAWS`]:
