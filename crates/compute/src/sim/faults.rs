@@ -168,10 +168,7 @@ impl State {
                 self.volumes.clear();
                 self.snapshots.clear();
                 self.faults.clear();
-                for host in &mut self.hosts {
-                    host.used = 0;
-                    host.lost = false;
-                }
+                self.hosts.revive_all();
             }
             self.resets = Some(resets);
         }
@@ -183,7 +180,7 @@ impl State {
         self.instances
             .get(instance_id)
             .and_then(|instance| instance.host)
-            .and_then(|host| self.slow_hosts.get(&self.hosts[host as usize].spec.name))
+            .and_then(|host| self.slow_hosts.get(&self.hosts.get(host).spec.name))
             .copied()
             .unwrap_or(1.0)
     }

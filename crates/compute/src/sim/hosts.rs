@@ -1,13 +1,13 @@
 //! Hosts and placement: the machines of the data centre, how configured capacity becomes hosts, where an
 //! instance's GPUs go, and losing a host.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
 use crate::{DriverError, Placement};
 
-use super::{Host, Power, State};
+use super::{Power, State};
 
 /// One machine: `gpus` GPUs of one model in one region. Names must be unique.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,10 +48,174 @@ pub fn hosts_from_capacity(capacity: &[(String, String, u32)]) -> Vec<SimHost> {
         .collect()
 }
 
+/// One host as the simulator keeps it.
+pub(super) struct Host {
+    pub spec: SimHost,
+    /// GPUs reserved by machines on it; above `spec.gpus` when adopted placements over-fill it.
+    pub used: u32,
+    pub lost: bool,
+}
+
+impl Host {
+    /// GPUs a new machine may still have here.
+    fn free(&self) -> u32 {
+        self.spec.gpus.saturating_sub(self.used)
+    }
+}
+
+/// The hosts, in configuration order (which breaks best-fit ties), with two indexes: by name, and, per
+/// region and GPU model, the live hosts by their free GPUs. A placement is then a lookup instead of a
+/// walk over every host: a large installation has a hundred thousand of them, and the walk, under the
+/// state lock, cost a millisecond per machine created.
+#[derive(Default)]
+pub(super) struct Hosts {
+    hosts: Vec<Host>,
+    by_name: HashMap<String, usize>,
+    /// (free GPUs, position) of every live host, by region then GPU model.
+    by_free: HashMap<String, HashMap<String, BTreeSet<(u32, u32)>>>,
+}
+
+impl Hosts {
+    pub fn new(specs: Vec<SimHost>) -> Hosts {
+        let mut hosts = Hosts::default();
+        for spec in specs {
+            hosts.push(spec);
+        }
+        hosts
+    }
+
+    /// Adds a host after the others, with nothing on it.
+    fn push(&mut self, spec: SimHost) {
+        let slot = host_slot(self.hosts.len());
+        self.by_name.insert(spec.name.clone(), self.hosts.len());
+        self.hosts.push(Host {
+            spec,
+            used: 0,
+            lost: false,
+        });
+        self.index(slot);
+    }
+
+    /// The host at `slot`.
+    pub fn get(&self, slot: u32) -> &Host {
+        &self.hosts[slot as usize]
+    }
+
+    /// The position of the host named `name`.
+    pub fn slot_of(&self, name: &str) -> Option<u32> {
+        self.by_name.get(name).map(|&index| host_slot(index))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Host> {
+        self.hosts.iter()
+    }
+
+    /// Changes the host at `slot` with `change`, keeping its place in the free-GPU index.
+    fn update(&mut self, slot: u32, change: impl FnOnce(&mut Host)) {
+        self.unindex(slot);
+        change(&mut self.hosts[slot as usize]);
+        self.index(slot);
+    }
+
+    fn index(&mut self, slot: u32) {
+        let host = &self.hosts[slot as usize];
+        if host.lost {
+            return;
+        }
+        self.by_free
+            .entry(host.spec.region.clone())
+            .or_default()
+            .entry(host.spec.gpu_model.clone())
+            .or_default()
+            .insert((host.free(), slot));
+    }
+
+    fn unindex(&mut self, slot: u32) {
+        let host = &self.hosts[slot as usize];
+        if let Some(set) = self
+            .by_free
+            .get_mut(&host.spec.region)
+            .and_then(|models| models.get_mut(&host.spec.gpu_model))
+        {
+            set.remove(&(host.free(), slot));
+        }
+    }
+
+    /// Reserves `count` GPUs on the best-fitting live host: the one with the fewest free GPUs that still
+    /// fit (the first in configuration order among equals), which keeps whole hosts free for large
+    /// instances.
+    pub fn place(&mut self, region: &str, model: &str, count: u32) -> Result<u32, DriverError> {
+        let slot = self
+            .by_free
+            .get(region)
+            .and_then(|models| models.get(model))
+            .and_then(|set| set.range((count, 0)..).next())
+            .map(|&(_, slot)| slot)
+            .ok_or_else(|| DriverError::NoCapacity(format!("{count} {model} GPUs in {region}")))?;
+        self.reserve(slot, count);
+        Ok(slot)
+    }
+
+    /// Counts `gpus` more GPUs as used on the host at `slot`.
+    pub fn reserve(&mut self, slot: u32, gpus: u32) {
+        self.update(slot, |host| host.used += gpus);
+    }
+
+    /// Gives back `gpus` GPUs on the host at `slot`.
+    pub fn release(&mut self, slot: u32, gpus: u32) {
+        self.update(slot, |host| host.used -= gpus);
+    }
+
+    /// Marks the host named `name` lost, its GPUs no longer used; its position, if it exists.
+    pub fn lose(&mut self, name: &str) -> Option<u32> {
+        let slot = self.slot_of(name)?;
+        self.update(slot, |host| {
+            host.lost = true;
+            host.used = 0;
+        });
+        Some(slot)
+    }
+
+    /// Every host live again, with nothing on it.
+    pub fn revive_all(&mut self) {
+        for slot in 0..self.hosts.len() {
+            self.update(host_slot(slot), |host| {
+                host.used = 0;
+                host.lost = false;
+            });
+        }
+    }
+
+    /// Makes the hosts of a region and model `wanted`: hosts are added, resized, or retired (no GPUs:
+    /// instances on them keep running, nothing new is placed there).
+    fn follow(&mut self, region: &str, gpu_model: &str, wanted: Vec<SimHost>) {
+        let gpus: HashMap<&str, u32> = wanted.iter().map(|s| (s.name.as_str(), s.gpus)).collect();
+        for slot in 0..self.hosts.len() {
+            let spec = &self.hosts[slot].spec;
+            if spec.region == region && spec.gpu_model == gpu_model {
+                let size = gpus.get(spec.name.as_str()).copied().unwrap_or(0);
+                self.update(host_slot(slot), |host| host.spec.gpus = size);
+            }
+        }
+        for spec in wanted {
+            if !self.by_name.contains_key(&spec.name) {
+                self.push(spec);
+            }
+        }
+    }
+
+    /// The placement of a machine on the host at `slot`.
+    pub fn placement(&self, slot: u32) -> Placement {
+        Placement {
+            host: self.get(slot).spec.name.clone(),
+        }
+    }
+}
+
 impl State {
     /// Makes the hosts of a region and model those [`hosts_from_capacity`] builds for `total` GPUs: hosts
-    /// are added, resized, or retired (no GPUs: instances on them keep running, nothing new is placed).
-    /// Hosts keep their names and slots, so placements recorded on any replica still name them.
+    /// are added, resized, or retired. Hosts keep their names and slots, so placements recorded on any
+    /// replica still name them.
     pub(super) fn follow_capacity(&mut self, region: &str, gpu_model: &str, total: u32) {
         // Servers pass the capacity before most operations: unchanged, it costs a lookup, not a walk
         // over every host.
@@ -60,33 +224,15 @@ impl State {
             return;
         }
         let wanted = hosts_from_capacity(&[(region.to_owned(), gpu_model.to_owned(), total)]);
-        let gpus: HashMap<&str, u32> = wanted.iter().map(|s| (s.name.as_str(), s.gpus)).collect();
-        for host in &mut self.hosts {
-            if host.spec.region == region && host.spec.gpu_model == gpu_model {
-                host.spec.gpus = gpus.get(host.spec.name.as_str()).copied().unwrap_or(0);
-            }
-        }
-        for spec in wanted {
-            if !self.host_index.contains_key(&spec.name) {
-                self.host_index.insert(spec.name.clone(), self.hosts.len());
-                self.hosts.push(Host {
-                    spec,
-                    used: 0,
-                    lost: false,
-                });
-            }
-        }
+        self.hosts.follow(region, gpu_model, wanted);
         self.followed_capacity.insert(key, total);
     }
 
     /// Whether the host exists (and is now lost).
     pub(super) fn lose_host(&mut self, name: &str) -> bool {
-        let Some(&index) = self.host_index.get(name) else {
+        let Some(slot) = self.hosts.lose(name) else {
             return false;
         };
-        self.hosts[index].lost = true;
-        self.hosts[index].used = 0;
-        let slot = host_slot(index);
         for (_, instance) in self.instances.iter_mut() {
             if instance.host == Some(slot) {
                 instance.host = None;
@@ -94,35 +240,6 @@ impl State {
             }
         }
         true
-    }
-}
-
-/// Reserves `count` GPUs on the best-fitting live host: the one with the fewest free GPUs that still fit,
-/// which keeps whole hosts free for large instances.
-pub(super) fn place(
-    hosts: &mut [Host],
-    region: &str,
-    model: &str,
-    count: u32,
-) -> Result<u32, DriverError> {
-    let index = hosts
-        .iter()
-        .enumerate()
-        .filter(|(_, host)| {
-            !host.lost && host.spec.region == region && host.spec.gpu_model == model
-        })
-        .map(|(index, host)| (index, host.spec.gpus.saturating_sub(host.used)))
-        .filter(|&(_, free)| free >= count)
-        .min_by_key(|&(_, free)| free)
-        .map(|(index, _)| index)
-        .ok_or_else(|| DriverError::NoCapacity(format!("{count} {model} GPUs in {region}")))?;
-    hosts[index].used += count;
-    Ok(host_slot(index))
-}
-
-pub(super) fn placement(hosts: &[Host], host: u32) -> Placement {
-    Placement {
-        host: hosts[host as usize].spec.name.clone(),
     }
 }
 

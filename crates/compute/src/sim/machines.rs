@@ -6,7 +6,6 @@ use tokio::time::Instant;
 
 use crate::{BootDisk, DriverError, InstanceSpec, Placement, PowerState};
 
-use super::hosts::{place, placement};
 use super::table::MachineKey;
 use super::{Instance, PRUNE_BOOTING_AT, Power, State};
 
@@ -30,7 +29,7 @@ impl State {
             Power::Stopped => PowerState::Stopped,
             Power::Hibernated => PowerState::Hibernated,
             Power::HostLost(host) => {
-                PowerState::Failed(format!("host {} lost", self.hosts[host as usize].spec.name))
+                PowerState::Failed(format!("host {} lost", self.hosts.get(host).spec.name))
             }
             Power::HostUnknown => {
                 PowerState::Failed("its host is not part of the simulated data centre".into())
@@ -74,7 +73,7 @@ impl State {
         if self.instances.contains(&spec.id) {
             let (_, instance) = usable(self, &spec.id)?;
             return match instance.host {
-                Some(host) => Ok(placement(&self.hosts, host)),
+                Some(host) => Ok(self.hosts.placement(host)),
                 None => Err(DriverError::Permanent(format!(
                     "instance {} is hibernated; restore it instead",
                     spec.id
@@ -88,12 +87,9 @@ impl State {
                 "snapshot {snapshot_id} not found"
             )));
         }
-        let host = place(
-            &mut self.hosts,
-            &spec.region,
-            &spec.gpu_model,
-            spec.gpu_count,
-        )?;
+        let host = self
+            .hosts
+            .place(&spec.region, &spec.gpu_model, spec.gpu_count)?;
         let region = self.region(&spec.region);
         let key = self.instances.insert(
             &spec.id,
@@ -106,7 +102,7 @@ impl State {
             },
         );
         self.boot(key, ready_at);
-        Ok(placement(&self.hosts, host))
+        Ok(self.hosts.placement(host))
     }
 
     pub(super) fn start_instance(
@@ -158,7 +154,7 @@ impl State {
         let freed = instance.host.take().map(|host| (host, instance.gpu_count));
         instance.power = Power::Hibernated;
         if let Some((host, gpus)) = freed {
-            self.hosts[host as usize].used -= gpus;
+            self.hosts.release(host, gpus);
         }
         Ok(())
     }
@@ -169,14 +165,11 @@ impl State {
         ready_at: Instant,
     ) -> Result<Placement, DriverError> {
         if let Some(host) = usable(self, &spec.id)?.1.host {
-            return Ok(placement(&self.hosts, host));
+            return Ok(self.hosts.placement(host));
         }
-        let host = place(
-            &mut self.hosts,
-            &spec.region,
-            &spec.gpu_model,
-            spec.gpu_count,
-        )?;
+        let host = self
+            .hosts
+            .place(&spec.region, &spec.gpu_model, spec.gpu_count)?;
         let region = self.region(&spec.region);
         let (key, instance) = usable(self, &spec.id)?;
         instance.region = region;
@@ -185,7 +178,7 @@ impl State {
         instance.host = Some(host);
         instance.ram_gb = spec.ram_gb;
         self.boot(key, ready_at);
-        Ok(placement(&self.hosts, host))
+        Ok(self.hosts.placement(host))
     }
 
     /// Frees its GPUs and detaches its volumes; the volumes themselves stay.
@@ -194,7 +187,7 @@ impl State {
             return;
         };
         if let Some(host) = instance.host {
-            self.hosts[host as usize].used -= instance.gpu_count;
+            self.hosts.release(host, instance.gpu_count);
         }
         self.rules.remove(&key);
         self.booting.remove(&key);

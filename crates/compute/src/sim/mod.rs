@@ -37,7 +37,7 @@ use crate::{
 pub use config::{SimConfig, SimDelays};
 use faults::{ArmedFault, Verdict};
 pub use faults::{Fault, UnknownHost};
-use hosts::host_slot;
+use hosts::Hosts;
 pub use hosts::{SimHost, hosts_from_capacity};
 use machines::usable;
 use table::{MachineKey, Machines};
@@ -54,23 +54,11 @@ pub struct SimDriver {
 impl SimDriver {
     pub fn new(config: SimConfig) -> SimDriver {
         let follows_capacity = config.hosts.is_empty();
-        let hosts = config.hosts.into_iter().map(|spec| Host {
-            spec,
-            used: 0,
-            lost: false,
-        });
-        let hosts: Vec<Host> = hosts.collect();
-        let host_index = hosts
-            .iter()
-            .enumerate()
-            .map(|(i, host)| (host.spec.name.clone(), i))
-            .collect();
         let driver = SimDriver {
             delays: config.delays,
             follows_capacity,
             state: Mutex::new(State {
-                hosts,
-                host_index,
+                hosts: Hosts::new(config.hosts),
                 followed_capacity: HashMap::new(),
                 instances: Machines::new(),
                 regions: Vec::new(),
@@ -108,7 +96,7 @@ impl SimDriver {
         if state.instances.contains(id) {
             return;
         }
-        let slot = host.and_then(|name| state.host_index.get(name).copied());
+        let slot = host.and_then(|name| state.hosts.slot_of(name));
         let recorded = match power {
             PowerState::Running => Power::Running,
             PowerState::Stopped => Power::Stopped,
@@ -117,11 +105,11 @@ impl SimDriver {
         // A recorded placement is a fact about the data centre: it is honoured even when placements made
         // since (by this process, before it learnt of the instance) leave the host over-full.
         let (power, host) = match slot {
-            Some(i) if !state.hosts[i].lost => {
-                state.hosts[i].used += gpu_count;
-                (recorded, Some(host_slot(i)))
+            Some(slot) if !state.hosts.get(slot).lost => {
+                state.hosts.reserve(slot, gpu_count);
+                (recorded, Some(slot))
             }
-            Some(i) => (Power::HostLost(host_slot(i)), None),
+            Some(slot) => (Power::HostLost(slot), None),
             None if host.is_some() => (Power::HostUnknown, None),
             None => (Power::Hibernated, None),
         };
@@ -167,7 +155,7 @@ impl SimDriver {
         let instance = state.instances.get(id)?;
         let host = instance
             .host
-            .map(|host| state.hosts[host as usize].spec.name.clone());
+            .map(|host| state.hosts.get(host).spec.name.clone());
         Some((state.power_state(instance.power), host))
     }
 
@@ -479,10 +467,7 @@ impl ComputeDriver for SimDriver {
 }
 
 struct State {
-    /// In configuration order, which breaks best-fit ties.
-    hosts: Vec<Host>,
-    /// Index into `hosts` by name: adopting a million instances must not scan the hosts for each.
-    host_index: HashMap<String, usize>,
+    hosts: Hosts,
     /// The capacity [`State::follow_capacity`] last applied per (region, GPU model).
     followed_capacity: HashMap<(String, String), u32>,
     /// Every machine: a million of them in a large installation (see [`table`]).
@@ -508,12 +493,6 @@ struct State {
 
 /// `booting` is pruned from this size on.
 const PRUNE_BOOTING_AT: usize = 1024;
-
-struct Host {
-    spec: SimHost,
-    used: u32,
-    lost: bool,
-}
 
 /// What the simulator holds of a machine, in 28 bytes: the table holds every instance of the
 /// installation. What only some machines have (rules, a boot in progress) is kept beside it.

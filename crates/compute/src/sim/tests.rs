@@ -199,6 +199,136 @@ async fn places_on_the_best_fitting_host() {
     );
 }
 
+/// The placement index against a walk over every host, as placement was first written: through random
+/// creates, deletes, hibernations, restores, lost hosts and capacity changes, every machine lands on the
+/// host the walk picks (fewest free GPUs that fit, first in order among equals), and every host's GPUs
+/// add up to the machines on it.
+#[tokio::test]
+async fn placements_are_the_best_fit_a_walk_over_every_host_finds() {
+    /// A host as the walk sees it: name, GPUs, used, lost.
+    type Walked = (String, u32, u32, bool);
+    fn walk(hosts: &[Walked], count: u32) -> Option<usize> {
+        hosts
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, gpus, used, lost))| !lost && gpus.saturating_sub(*used) >= count)
+            .min_by_key(|(_, (_, gpus, used, _))| gpus - used)
+            .map(|(index, _)| index)
+    }
+    fn follow(hosts: &mut Vec<Walked>, total: u32) {
+        let wanted = hosts_from_capacity(&[(REGION.to_owned(), MODEL.to_owned(), total)]);
+        for host in hosts.iter_mut() {
+            host.1 = wanted
+                .iter()
+                .find(|w| w.name == host.0)
+                .map_or(0, |w| w.gpus);
+        }
+        for w in wanted {
+            if !hosts.iter().any(|h| h.0 == w.name) {
+                hosts.push((w.name, w.gpus, 0, false));
+            }
+        }
+    }
+
+    let driver = sim(vec![]);
+    let mut hosts: Vec<Walked> = Vec::new();
+    // Machines: id, GPUs, host (an index into `hosts`; none while hibernated or lost), hibernated.
+    let mut machines: Vec<(String, u32, Option<usize>, bool)> = Vec::new();
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |below: u64| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) % below
+    };
+    let mut total = 200;
+    driver.recognize_capacity(REGION, MODEL, total);
+    follow(&mut hosts, total);
+    for step in 0..4_000 {
+        match next(100) {
+            0..=49 => {
+                let count = 1 + next(8) as u32;
+                let id = format!("i-{step}");
+                let placed = driver.create_instance(&spec(&id, count)).await;
+                match walk(&hosts, count) {
+                    Some(index) => {
+                        assert_eq!(placed.unwrap().host, hosts[index].0, "step {step}");
+                        hosts[index].2 += count;
+                        machines.push((id, count, Some(index), false));
+                    }
+                    None => assert!(
+                        matches!(placed, Err(DriverError::NoCapacity(_))),
+                        "step {step}: {placed:?}"
+                    ),
+                }
+            }
+            50..=69 if !machines.is_empty() => {
+                let (id, gpus, host, _) =
+                    machines.swap_remove(next(machines.len() as u64) as usize);
+                driver.delete_instance(&id).await.unwrap();
+                if let Some(index) = host {
+                    hosts[index].2 -= gpus;
+                }
+            }
+            70..=79 if !machines.is_empty() => {
+                let at = next(machines.len() as u64) as usize;
+                let (id, gpus, host, hibernated) = machines[at].clone();
+                if hibernated {
+                    let restored = driver.restore_instance(&spec(&id, gpus)).await;
+                    match walk(&hosts, gpus) {
+                        Some(index) => {
+                            assert_eq!(restored.unwrap().host, hosts[index].0, "step {step}");
+                            hosts[index].2 += gpus;
+                            machines[at] = (id, gpus, Some(index), false);
+                        }
+                        None => assert!(restored.is_err(), "step {step}"),
+                    }
+                } else if let Some(index) = host {
+                    driver.hibernate_instance(&id).await.unwrap();
+                    hosts[index].2 -= gpus;
+                    machines[at] = (id, gpus, None, true);
+                }
+            }
+            80..=82 => {
+                let index = next(hosts.len() as u64) as usize;
+                if !hosts[index].3 {
+                    driver
+                        .inject(Fault::LoseHost {
+                            host: hosts[index].0.clone(),
+                        })
+                        .unwrap();
+                    hosts[index].2 = 0;
+                    hosts[index].3 = true;
+                    // Its machines are failed: deleted here, so no later step acts on them.
+                    for (id, _, host, _) in &machines {
+                        if *host == Some(index) {
+                            driver.delete_instance(id).await.unwrap();
+                        }
+                    }
+                    machines.retain(|(_, _, host, _)| *host != Some(index));
+                }
+            }
+            83..=85 => {
+                total = 50 + next(400) as u32;
+                driver.recognize_capacity(REGION, MODEL, total);
+                follow(&mut hosts, total);
+            }
+            _ => {}
+        }
+    }
+    let expected: Vec<(String, u32, bool)> = hosts
+        .iter()
+        .filter(|(_, gpus, used, _)| *gpus > 0 || *used > 0)
+        .map(|(name, _, used, lost)| (name.clone(), *used, *lost))
+        .collect();
+    let held: Vec<(String, u32, bool)> = driver
+        .hosts()
+        .into_iter()
+        .map(|(spec, used, lost)| (spec.name, used, lost))
+        .collect();
+    assert_eq!(held, expected);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_creates_never_oversubscribe() {
     let capacity = [(REGION.to_owned(), MODEL.to_owned(), 20)];
