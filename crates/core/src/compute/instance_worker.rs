@@ -191,9 +191,7 @@ impl InstanceWorker {
             now,
         )
         .await?;
-        if !complete_in(&mut tx, job, now).await? {
-            tracing::warn!(job = %job.id, "job lease lost while finishing; the instance is recorded");
-        }
+        complete_in(&mut tx, job, now).await?;
         tx.commit().await.map_err(Error::internal)?;
         Ok(true)
     }

@@ -107,14 +107,18 @@ pub async fn enqueue_at(tx: &mut Tx, job: NewJob<'_>, now: i64, run_after: i64) 
 }
 
 /// Marks the claimed `job` done inside the handler's transaction, so that its effect and its completion
-/// commit together; the handler then returns [`Outcome::Completed`]. False when the lease was lost
-/// (another worker took the job over; the handler's effect, checked against its resource's generation,
-/// still holds).
+/// commit together; the handler then returns [`Outcome::Completed`]. False, and logged, when the lease
+/// was lost (another worker took the job over; the handler's effect, checked against its resource's
+/// generation, still holds).
 pub async fn complete_in(tx: &mut Tx, job: &JobRow, now: i64) -> Result<bool> {
-    let Some(worker) = job.locked_by.as_deref() else {
-        return Ok(false);
+    let completed = match job.locked_by.as_deref() {
+        Some(worker) => jobs::complete(&mut *tx, &job.id, worker, now).await?,
+        None => false,
     };
-    Ok(jobs::complete(&mut *tx, &job.id, worker, now).await?)
+    if !completed {
+        tracing::warn!(job = %job.id, kind = %job.kind, "job lease lost while finishing; its outcome is recorded");
+    }
+    Ok(completed)
 }
 
 pub struct JobRunner {
