@@ -72,7 +72,7 @@ pub(super) struct Hosts {
     hosts: Vec<Host>,
     by_name: HashMap<String, usize>,
     /// (free GPUs, position) of every live host, by region then GPU model.
-    by_free: HashMap<String, HashMap<String, BTreeSet<(u32, u32)>>>,
+    by_free: ByFree,
 }
 
 impl Hosts {
@@ -122,21 +122,23 @@ impl Hosts {
         if host.lost {
             return;
         }
+        let key = (host.free(), slot);
+        // Found without building the keys: every placement and release comes here.
+        if let Some(set) = free_set(&mut self.by_free, &host.spec) {
+            set.insert(key);
+            return;
+        }
         self.by_free
             .entry(host.spec.region.clone())
             .or_default()
             .entry(host.spec.gpu_model.clone())
             .or_default()
-            .insert((host.free(), slot));
+            .insert(key);
     }
 
     fn unindex(&mut self, slot: u32) {
         let host = &self.hosts[slot as usize];
-        if let Some(set) = self
-            .by_free
-            .get_mut(&host.spec.region)
-            .and_then(|models| models.get_mut(&host.spec.gpu_model))
-        {
+        if let Some(set) = free_set(&mut self.by_free, &host.spec) {
             set.remove(&(host.free(), slot));
         }
     }
@@ -210,6 +212,16 @@ impl Hosts {
             host: self.get(slot).spec.name.clone(),
         }
     }
+}
+
+/// (free GPUs, position) of live hosts, by region then GPU model.
+type ByFree = HashMap<String, HashMap<String, BTreeSet<(u32, u32)>>>;
+
+/// The free-GPU index of `spec`'s region and model, once it has one.
+fn free_set<'a>(by_free: &'a mut ByFree, spec: &SimHost) -> Option<&'a mut BTreeSet<(u32, u32)>> {
+    by_free
+        .get_mut(&spec.region)
+        .and_then(|models| models.get_mut(&spec.gpu_model))
 }
 
 impl State {
