@@ -477,12 +477,12 @@ pub async fn start(options: StartOptions) -> Result<Running> {
         let own_thread = services.store().backend() == barrack_store::Backend::Sqlite;
         background.push(spawn_background(
             "barrack-meter",
-            own_thread,
+            own_thread.then_some(ThreadPriority::Normal),
             run_meter(services.clone(), metrics.clone(), work_stopped.clone()),
         ));
         background.push(spawn_background(
             "barrack-reconciler",
-            own_thread,
+            own_thread.then_some(ThreadPriority::Background),
             run_reconciler(
                 instance_worker.clone(),
                 volume_worker.clone(),
@@ -624,22 +624,36 @@ async fn openapi_json(
     )
 }
 
-/// Runs background work. On SQLite (`own_thread`) it gets a thread and a runtime of its own: SQLite's
-/// statements run on the calling thread, and a meter walking a million periods must not hold the threads
-/// that answer requests. PostgreSQL's work is asynchronous, and its pool's connections belong to the
-/// runtime that opened them, so there it shares the server's runtime.
+/// How a background thread shares the cores with the threads that answer requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ThreadPriority {
+    /// As they do: work that holds SQLite's writer (the meter), which requests wait for, must not be
+    /// made to wait for them in turn.
+    Normal,
+    /// Behind them (10 steps of nice lower): work that only reads while it sweeps (the reconciler, whose rare writes
+    /// are single rows), so that a sweep over a million instances takes the cores when requests leave them.
+    Background,
+}
+
+/// Runs background work. On SQLite (`own_thread` given) it gets a thread and a runtime of its own, at
+/// that priority: SQLite's statements run on the calling thread, and a meter walking a million periods
+/// must not hold the threads that answer requests. PostgreSQL's work is asynchronous, and its pool's
+/// connections belong to the runtime that opened them, so there it shares the server's runtime.
 fn spawn_background(
     name: &str,
-    own_thread: bool,
+    own_thread: Option<ThreadPriority>,
     work: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> JoinHandle<()> {
-    if !own_thread {
+    let Some(priority) = own_thread else {
         return tokio::spawn(work);
-    }
+    };
     let (done, finished) = oneshot::channel::<()>();
     let started = std::thread::Builder::new()
         .name(name.to_string())
         .spawn(move || {
+            if priority == ThreadPriority::Background {
+                lower_this_thread_priority();
+            }
             match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -688,6 +702,22 @@ async fn run_meter(services: Services, metrics: SharedMetrics, mut stop: watch::
         }
     }
 }
+
+/// Lowers the calling thread's priority by [`BACKGROUND_NICE`] steps of nice; the rest of the process
+/// keeps its own. On Linux a nice value belongs to a thread, and `nice` changes the caller's; raising it
+/// needs no privilege, so it cannot be refused. Elsewhere the thread keeps the process's priority.
+fn lower_this_thread_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: `nice` takes an integer and touches no memory of ours.
+    unsafe {
+        libc::nice(BACKGROUND_NICE);
+    }
+}
+
+/// How much lower background threads run ([`ThreadPriority::Background`]): at nice 10 above a
+/// request's thread, about a tenth of its share of a core when both want one.
+#[cfg(target_os = "linux")]
+const BACKGROUND_NICE: libc::c_int = 10;
 
 /// How many times as long as its last run the meter rests at least. Each run walks every open period,
 /// whether a minute of it closed or not: with a million of them a run takes seconds, and back-to-back
@@ -775,5 +805,43 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = terminate => {},
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::{BACKGROUND_NICE, ThreadPriority, spawn_background};
+
+    /// The calling thread's nice value, as the kernel reports it.
+    fn nice_of_this_thread() -> i64 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("the thread's stat");
+        // After the name in parentheses: state, then the fields 4 to 52; nice is field 19.
+        let fields: Vec<&str> = stat[stat.rfind(')').expect("a name") + 2..]
+            .split(' ')
+            .collect();
+        fields[16].parse().expect("a nice value")
+    }
+
+    async fn nice_in(priority: ThreadPriority) -> i64 {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        spawn_background("priority-test", Some(priority), async move {
+            let _ = tx.send(nice_of_this_thread());
+        })
+        .await
+        .expect("the thread ran");
+        rx.await.expect("the thread reported")
+    }
+
+    #[tokio::test]
+    async fn a_background_thread_runs_lower_and_leaves_the_others_as_they_were() {
+        let ours = nice_of_this_thread();
+        assert_eq!(nice_in(ThreadPriority::Normal).await, ours);
+        assert_eq!(
+            nice_in(ThreadPriority::Background).await,
+            (ours + i64::from(BACKGROUND_NICE)).min(19)
+        );
+        // Only that thread: the one asking, and threads started after, keep the process's value.
+        assert_eq!(nice_of_this_thread(), ours);
+        assert_eq!(nice_in(ThreadPriority::Normal).await, ours);
     }
 }

@@ -252,6 +252,8 @@ impl InstanceWorker {
                     row.gpu_count,
                     row.host.as_deref(),
                 );
+                // As in the reconciler's sweep: the thread is given back every so many rows.
+                tokio::task::coop::consume_budget().await;
             }
         }
         Ok(())
@@ -270,6 +272,10 @@ impl InstanceWorker {
             };
             for row in page {
                 changed += usize::from(self.reconcile_one(&row).await?);
+                // A driver that answers at once (the simulator) never yields: on PostgreSQL, where the
+                // sweep shares the runtime that answers requests, a page would hold one of its threads
+                // for milliseconds; this gives the thread back every so many rows.
+                tokio::task::coop::consume_budget().await;
             }
             // Rests four times as long as the page took before reading the next, so a sweep over a
             // million instances takes at most a fifth of the time from the requests served meanwhile
