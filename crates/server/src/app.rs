@@ -630,8 +630,9 @@ enum ThreadPriority {
     /// As they do: work that holds SQLite's writer (the meter), which requests wait for, must not be
     /// made to wait for them in turn.
     Normal,
-    /// Behind them (10 steps of nice lower): work that only reads while it sweeps (the reconciler, whose rare writes
-    /// are single rows), so that a sweep over a million instances takes the cores when requests leave them.
+    /// Behind them (10 steps of nice lower): work that only reads while it sweeps (the reconciler,
+    /// whose rare writes are single rows), so that a sweep over a million instances takes the cores
+    /// when requests leave them.
     Background,
 }
 
