@@ -194,7 +194,6 @@ async fn open_store_with(config: &Config, on_empty: impl FnOnce()) -> Result<Sto
         .migrate_with(on_empty)
         .await
         .context("cannot migrate the database")?;
-    store.warm_up();
     Ok(store)
 }
 
@@ -521,6 +520,9 @@ pub async fn start(options: StartOptions) -> Result<Running> {
         .await
     });
     tracing::info!(%addr, backend = services.store().backend().name(), "Barrack API listening");
+    // The pool's other connections open once the server answers: on a schema just created each one
+    // rebuilds PostgreSQL's catalogue caches, work the start should not wait behind.
+    services.store().warm_up();
     Ok(Running {
         addr,
         services,

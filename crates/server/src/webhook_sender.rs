@@ -14,13 +14,18 @@ use barrack_core::platform::webhooks::{Post, WebhookSender};
 use rustls::ClientConfig;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
+use tokio::sync::OnceCell;
 
 /// How long a receiver has to answer.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct HttpWebhookSender {
-    /// The TLS set-up of every HTTPS delivery, or why there is none (no CA to verify against).
-    tls: Result<ClientConfig, String>,
+    /// The TLS set-up of every HTTPS delivery, or why there is none (no CA to verify against). Reading
+    /// the platform's CA store takes tens of milliseconds, so it is built on a blocking thread, started
+    /// with the sender, rather than before the server's first answer.
+    tls: Arc<OnceCell<Result<ClientConfig, String>>>,
+    /// The operator's CAs, read at start so that a bad bundle stops it.
+    extra_roots: Arc<Vec<CertificateDer<'static>>>,
 }
 
 impl HttpWebhookSender {
@@ -32,10 +37,34 @@ impl HttpWebhookSender {
             Some(path) => read_ca_bundle(path)?,
             None => Vec::new(),
         };
-        Ok(HttpWebhookSender {
-            tls: tls_config(extra),
-        })
+        let sender = HttpWebhookSender {
+            tls: Arc::new(OnceCell::new()),
+            extra_roots: Arc::new(extra),
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (tls, extra_roots) = (sender.tls.clone(), sender.extra_roots.clone());
+            runtime.spawn(async move {
+                tls_of(&tls, &extra_roots).await;
+            });
+        }
+        Ok(sender)
     }
+}
+
+/// The TLS set-up `tls` holds, built there first if it holds none yet.
+async fn tls_of<'t>(
+    tls: &'t OnceCell<Result<ClientConfig, String>>,
+    extra_roots: &Arc<Vec<CertificateDer<'static>>>,
+) -> &'t Result<ClientConfig, String> {
+    tls.get_or_init(|| {
+        let extra_roots = extra_roots.clone();
+        async move {
+            tokio::task::spawn_blocking(move || tls_config(extra_roots.to_vec()))
+                .await
+                .unwrap_or_else(|e| Err(format!("the TLS set-up failed: {e}")))
+        }
+    })
+    .await
 }
 
 /// The certificates of a PEM file.
@@ -85,7 +114,7 @@ impl WebhookSender for HttpWebhookSender {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(TIMEOUT)
             .user_agent(concat!("Barrack-Webhooks/", env!("CARGO_PKG_VERSION")));
-        match &self.tls {
+        match tls_of(&self.tls, &self.extra_roots).await {
             Ok(tls) => client = client.tls_backend_preconfigured(tls.clone()),
             Err(why) if post.url.scheme() == "https" => return Err(why.clone()),
             // Plain HTTP needs no CA; an empty set keeps reqwest from looking for the missing store.

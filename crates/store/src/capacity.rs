@@ -3,7 +3,7 @@
 //! Allocation is one conditional statement, so concurrent deploys can never take more than there is.
 
 use crate::sql::Columns;
-use crate::{Db, Result, Store, Tx, binds};
+use crate::{Backend, Db, Result, Store, Tx, binds};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CapacityRow {
@@ -45,16 +45,29 @@ impl Store {
 
     /// Adds capacity rows that do not exist yet (first start); existing rows are left to the operator.
     pub async fn seed_capacity(&self, rows: &[(String, String, i64)], now: i64) -> Result<()> {
-        let mut tx = self.begin().await?;
-        for (region, model, total) in rows {
-            tx.execute(
-                "INSERT INTO gpu_capacity (region, gpu_model, total, allocated, updated_at) VALUES ($1, $2, $3, 0, $4) \
-                 ON CONFLICT (region, gpu_model) DO NOTHING",
-                &binds![region, model, *total, now],
-            )
-            .await?;
-        }
-        tx.commit().await?;
+        // One statement, the rows as one JSON parameter: a start waits for no round trip per row.
+        let json = serde_json::Value::Array(
+            rows.iter()
+                .map(|(region, model, total)| serde_json::json!([region, model, total]))
+                .collect(),
+        )
+        .to_string();
+        let rows = match self.backend() {
+            Backend::Sqlite => {
+                "SELECT j.value->>0, j.value->>1, j.value->>2, 0, $2 FROM json_each($1) AS j WHERE true"
+            }
+            Backend::Postgres => {
+                "SELECT j->>0, j->>1, (j->>2)::BIGINT, 0, $2 FROM jsonb_array_elements($1::JSONB) AS j"
+            }
+        };
+        self.execute(
+            &format!(
+                "INSERT INTO gpu_capacity (region, gpu_model, total, allocated, updated_at) {rows} \
+                 ON CONFLICT (region, gpu_model) DO NOTHING"
+            ),
+            &binds![json, now],
+        )
+        .await?;
         Ok(())
     }
 
