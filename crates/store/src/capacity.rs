@@ -52,7 +52,7 @@ impl Store {
                 .collect(),
         )
         .to_string();
-        let rows = match self.backend() {
+        let seeded = match self.backend() {
             Backend::Sqlite => {
                 "SELECT j.value->>0, j.value->>1, j.value->>2, 0, $2 FROM json_each($1) AS j WHERE true"
             }
@@ -62,7 +62,7 @@ impl Store {
         };
         self.execute(
             &format!(
-                "INSERT INTO gpu_capacity (region, gpu_model, total, allocated, updated_at) {rows} \
+                "INSERT INTO gpu_capacity (region, gpu_model, total, allocated, updated_at) {seeded} \
                  ON CONFLICT (region, gpu_model) DO NOTHING"
             ),
             &binds![json, now],

@@ -220,8 +220,9 @@ impl Store {
     }
 
     /// Opens the rest of PostgreSQL's warm connections in the background, all at once, and keeps them
-    /// in the pool; a server calls it once its schema is up to date, so they open beside the rest of its
-    /// start instead of before it. Nothing to do on SQLite.
+    /// in the pool; a server calls it once it answers, so they open behind its start (on a schema just
+    /// created each one rebuilds the catalogue caches) instead of beside or before it. Nothing to do on
+    /// SQLite.
     pub fn warm_up(&self) {
         let Engine::Postgres(pool) = &*self.engine else {
             return;
