@@ -25,7 +25,7 @@ use super::{AiService, Inner, cost_micros, prices_in, tokenizer};
 use crate::accounts::{Caller, Credential};
 use crate::platform::countries;
 use crate::platform::ids::{IdKind, new_id, transaction_id};
-use crate::platform::money::{display_amount, from_micros};
+use crate::platform::money::{exact_amount, from_micros};
 use crate::platform::validate::Validator;
 use crate::{Error, Result};
 
@@ -192,8 +192,8 @@ impl AiService {
         if balance <= 0 || available < worst {
             return Err(Error::InsufficientBalance(format!(
                 "Insufficient balance: {} {currency} available, this call may cost up to {} {currency} (its prompt and max_tokens of reply)",
-                display_amount(from_micros(available.max(0))),
-                from_micros(worst),
+                exact_amount(from_micros(available)),
+                exact_amount(from_micros(worst)),
             )));
         }
         *reservations.entry(account_id.to_string()).or_default() += worst;

@@ -19,6 +19,9 @@ use crate::{Context, Error, Result};
 
 /// Largest single grant, a guard against typos.
 const MAX_GRANT: i64 = 1_000_000_000;
+/// Largest balance a grant may leave in one currency: a thousand times the largest grant, and far below
+/// what the balance's micro-units can hold, so that no credit can overflow it.
+const MAX_GRANTED_BALANCE: i64 = 1_000 * MAX_GRANT;
 
 #[derive(Clone)]
 pub struct LedgerService {
@@ -114,6 +117,16 @@ impl LedgerService {
 
     /// Appends one entry in its own transaction. `None` when its idempotency key was already used.
     pub async fn append(&self, entry: Entry<'_>) -> Result<Option<Transaction>> {
+        self.append_within(entry, None).await
+    }
+
+    /// [`Self::append`], refused (400 on `amount`, nothing written) when the balance would end above
+    /// `limit`.
+    async fn append_within(
+        &self,
+        entry: Entry<'_>,
+        limit: Option<Decimal>,
+    ) -> Result<Option<Transaction>> {
         let amount_micros = to_micros(entry.amount)
             .ok_or_else(|| Error::field("amount", "Amount must have at most 6 decimal places"))?;
         let row = LedgerEntryRow {
@@ -132,6 +145,19 @@ impl LedgerService {
         let Some(appended) = ledger::append(&mut tx, &row, transaction_id).await? else {
             return Ok(None);
         };
+        if let Some(limit) = limit
+            && from_micros(appended.balance_after_micros) > limit
+        {
+            drop(tx);
+            return Err(Error::field(
+                "amount",
+                format!(
+                    "The balance would be {} {}, above the largest an account may hold, {limit}",
+                    from_micros(appended.balance_after_micros),
+                    row.currency
+                ),
+            ));
+        }
         tx.commit().await.map_err(Error::internal)?;
         transaction_of(&appended).map(Some)
     }
@@ -179,7 +205,7 @@ impl LedgerService {
             Some(note) => format!("Credit grant: {note}"),
             None => "Credit grant".to_string(),
         };
-        self.append(Entry {
+        let entry = Entry {
             account_id: &account.id,
             currency,
             kind: TransactionType::Grant,
@@ -187,9 +213,11 @@ impl LedgerService {
             description,
             idempotency_key: None,
             created_by: Some(operator_id.to_string()),
-        })
-        .await?
-        .ok_or_else(|| Error::internal("a grant without an idempotency key was not appended"))
+        };
+        let limit = Decimal::from(MAX_GRANTED_BALANCE);
+        self.append_within(entry, Some(limit))
+            .await?
+            .ok_or_else(|| Error::internal("a grant without an idempotency key was not appended"))
     }
 }
 

@@ -130,6 +130,24 @@ pub(super) fn instance_charges(
         .collect()
 }
 
+/// How much more `row` costs per hour billed as `to` than as `from` (none when less): what a change of
+/// its billing class adds to the account's committed burn, where the periods of `from` are counted.
+pub fn hourly_increase(
+    config: &Config,
+    row: &instances::InstanceRow,
+    currency: Currency,
+    from: BillingClass,
+    to: BillingClass,
+) -> Decimal {
+    let hourly = |class| -> Decimal {
+        instance_charges(config, row, currency, Some(class))
+            .iter()
+            .map(|charge| charge.hourly)
+            .sum()
+    };
+    (hourly(to) - hourly(from)).max(Decimal::ZERO)
+}
+
 /// What an instance of one shape heading to a billing class will cost per hour once there: the sum of
 /// what [`instance_charges`] bills it for.
 pub(super) fn heading_hourly(

@@ -6,16 +6,15 @@ use barrack_api::Currency;
 use barrack_api::instances::InstanceAction;
 use barrack_store::instances::{self, InstanceChange, InstanceRow};
 use barrack_store::{Tx, capacity};
-use rust_decimal::Decimal;
 
 use crate::accounts::{Caller, actor};
 use crate::billing::Depletion;
 use crate::billing::balance_guard::require_balance;
 use crate::billing::commitments::require_commitment;
-use crate::catalog::price;
+use crate::billing::hourly_increase;
 use crate::compute::instances::{InstanceService, parse_state, record_event_at};
 use crate::platform::idempotency;
-use crate::platform::lifecycle::Action;
+use crate::platform::lifecycle::{Action, BillingClass};
 use crate::{Error, Result};
 
 impl InstanceService {
@@ -31,31 +30,29 @@ impl InstanceService {
             if action != Action::Restore {
                 crate::catalog::check_region_up(&self.context, &row.region).await?;
             }
+            let currency = Currency::parse(&row.currency).unwrap_or(Currency::USD);
+            // A restored instance is billed in full again (its GPUs and its OS disk), where the account
+            // paid the hibernation price for it.
+            let restored =
+                |from| hourly_increase(self.config(), &row, currency, from, BillingClass::Full);
             if action == Action::Restore {
-                let currency = Currency::parse(&row.currency).unwrap_or(Currency::USD);
-                let model = self
-                    .config()
-                    .gpu_model(&row.gpu_model)
-                    .ok_or_else(|| Error::internal("instance of an unknown model"))?;
-                // The first hour of the GPUs again; the disks were kept, and billed, while hibernated.
-                let gpus = price(&model.prices, currency) * Decimal::from(row.gpu_count);
-                require_balance(&self.context, caller, currency, gpus).await?;
+                if self.config().gpu_model(&row.gpu_model).is_none() {
+                    return Err(Error::internal("instance of an unknown model"));
+                }
+                let first_hour = restored(BillingClass::Free);
+                require_balance(&self.context, caller, currency, first_hour).await?;
             }
             let now = self.now();
             let mut tx = self.context.store.begin().await?;
             if action == Action::Restore {
-                let currency = Currency::parse(&row.currency).unwrap_or(Currency::USD);
-                let gpus = self
-                    .config()
-                    .gpu_model(&row.gpu_model)
-                    .map(|m| price(&m.prices, currency) * Decimal::from(row.gpu_count))
-                    .unwrap_or_default();
+                // The committed burn counts the hibernation price until the restore ends it.
+                let added = restored(BillingClass::Hibernated);
                 require_commitment(
                     &mut tx,
                     &self.context,
                     caller.account_id(),
                     currency,
-                    gpus,
+                    added,
                     None,
                 )
                 .await?;

@@ -11,7 +11,7 @@ use barrack_store::{Tx, capacity, public_ips};
 
 use crate::catalog::recognize_capacity;
 use crate::compute::instances::{
-    InstanceJob, JobAction, instance_address, parse_state, record_event_at,
+    InstanceJob, InstanceService, JobAction, instance_address, parse_state, record_event_at,
 };
 use crate::platform::jobs::{JobHandler, Outcome, complete_in};
 use crate::platform::lifecycle::{InstanceState, power_on_record};
@@ -193,7 +193,35 @@ impl InstanceWorker {
         .await?;
         complete_in(&mut tx, job, now).await?;
         tx.commit().await.map_err(Error::internal)?;
+        if matches!(
+            action,
+            JobAction::Start | JobAction::Reboot | JobAction::Restore
+        ) && let Err(e) = self.hibernate_if_depleted(row).await
+        {
+            // The operation is recorded; the meter's next run hibernates it instead.
+            tracing::warn!(instance = %row.id, error = %e, "depletion check after an operation failed");
+        }
         Ok(true)
+    }
+
+    /// An instance back in a billed state on an account whose credit ran out while it was on its way
+    /// (the depletion hibernated the rest, and passed over it in its transition) hibernates at once,
+    /// instead of running until the next charged minute shows the account empty.
+    async fn hibernate_if_depleted(&self, row: &InstanceRow) -> Result<()> {
+        let Some(currency) = barrack_api::Currency::parse(&row.currency) else {
+            return Ok(());
+        };
+        let balance = self
+            .context
+            .store
+            .balance(&row.account_id, currency.as_str())
+            .await?;
+        if balance <= 0 {
+            InstanceService::new(self.context.clone())
+                .hibernate_for_depletion(&row.account_id, currency)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Puts the instance in ERROR with `reason`, giving back its GPUs and address.

@@ -23,6 +23,12 @@ pub fn display_rate(rate: Decimal) -> Decimal {
         .normalize()
 }
 
+/// An amount as a refusal states it: exact, so that what is available never reads the same as what is
+/// needed (trailing zeros dropped).
+pub fn exact_amount(amount: Decimal) -> Decimal {
+    amount.normalize()
+}
+
 /// Rounds an amount of money for display (2 decimal places).
 pub fn display_amount(amount: Decimal) -> Decimal {
     amount

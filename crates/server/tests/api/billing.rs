@@ -16,6 +16,7 @@ on_both_databases!(
     each_state_is_billed_for_exactly_its_minutes,
     metering_twice_or_concurrently_never_bills_twice,
     running_out_of_credit_hibernates_and_restore_needs_credit,
+    an_instance_back_on_an_empty_account_hibernates_at_once,
     guards_of_several_servers_at_once_warn_once,
 );
 
@@ -332,6 +333,56 @@ async fn running_out_of_credit_hibernates_and_restore_needs_credit(db: Db) {
     app.settle().await;
     assert_eq!(client.instance(&id).await.unwrap().data.status, "ACTIVE");
     let _ = app.clock.now_ms();
+    app.stop().await;
+}
+
+/// An instance that comes back to a billed state (here from a reboot) on an account whose credit ran
+/// out hibernates as soon as it is back, with the account's other instances, instead of running until
+/// the next charged minute shows the account empty.
+async fn an_instance_back_on_an_empty_account_hibernates_at_once(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, account) = app.funded_user(Tier::Advanced, "US", "10").await;
+    let rebooted = deploy(&client, "rebooted", 1).await;
+    let beside = deploy(&client, "beside", 1).await;
+    app.settle().await;
+    // The credit spent elsewhere: an adjustment takes the balance to zero, as the ledger records it.
+    let store = app.services().store();
+    let mut tx = store.begin().await.unwrap();
+    let balance = store.balance(&account, "USD").await.unwrap();
+    let spent = barrack_store::ledger::LedgerEntryRow {
+        id: "TXN-SPENTAL".into(),
+        account_id: account.clone(),
+        currency: "USD".into(),
+        kind: "adjustment".into(),
+        amount_micros: -balance,
+        balance_after_micros: 0,
+        description: "Adjustment".into(),
+        idempotency_key: None,
+        created_by: None,
+        created_at: app.clock.now_ms(),
+    };
+    barrack_store::ledger::append(&mut tx, &spent, || "TXN-SPENTAM".into())
+        .await
+        .unwrap()
+        .unwrap();
+    tx.commit().await.unwrap();
+    client
+        .instance_action(&rebooted, InstanceActionKind::Reboot)
+        .await
+        .unwrap();
+    app.settle().await;
+    for id in [&rebooted, &beside] {
+        let instance = client.instance(id).await.unwrap().data;
+        assert_eq!(instance.status, "HIBERNATED", "{}", instance.name);
+    }
+    let events = events_of(&client).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.resource_id == rebooted && e.cause.contains("credit balance reached zero")),
+        "{events:?}"
+    );
+    assert_balance_is_ledger(&app, &account).await;
     app.stop().await;
 }
 

@@ -24,6 +24,7 @@ on_both_databases!(
     a_volume_cannot_grow_past_the_balance,
     open_rate_counts_follow_every_change_of_a_period,
     a_deploy_counts_its_own_instance_and_volumes_once,
+    a_restore_commits_the_instance_in_full,
 );
 
 /// USD 2.49 an hour for one H100 and 0.029296875 for its 100 GB disk: 8 USD covers three such hours, not four.
@@ -152,6 +153,81 @@ async fn a_deploy_counts_its_own_instance_and_volumes_once(db: Db) {
         statuses.iter().all(|s| [201, 402].contains(s)),
         "{statuses:?}"
     );
+    app.settle().await;
+    app.stop().await;
+}
+
+/// A restore bills the instance in full again, GPUs and OS disk, where its account paid 0.01 an hour to
+/// keep it hibernated: on 2.56 USD, with a 200 GB volume (0.05859375 an hour) beside it, the restore of an
+/// H100 with a 100 GB disk (2.519296875 an hour) needs 2.57789 and is refused, though the GPUs' hour and
+/// the burn the hibernation leaves (2.55859375) would fit; two cents more restore it.
+async fn a_restore_commits_the_instance_in_full(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, account) = app.funded_user(Tier::Advanced, "US", "2.56").await;
+    create_key_k(&client).await;
+    let deployed = client
+        .raw(
+            Method::POST,
+            "/api/deploy-server/",
+            Some(
+                &json!({"gpu_model": "H100-SXM5-80GB", "gpu_count": 1, "region": "FINLAND-1",
+                "instance_name": "sleeper", "image_name": "Ubuntu 24.04 + CUDA 12.8 Open + Docker",
+                "ssh_key": "k", "os_volume": {"size": 100}}),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(deployed.status.as_u16(), 201, "{}", deployed.text);
+    let id = deployed.body["data"]["instance_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let act = async |action: &str| {
+        client
+            .raw(
+                Method::POST,
+                &format!("/api/instances/{id}/{action}/"),
+                None,
+            )
+            .await
+            .unwrap()
+    };
+    app.settle().await;
+    let hibernating = act("hibernate").await;
+    assert_eq!(hibernating.status.as_u16(), 200, "{}", hibernating.text);
+    app.settle().await;
+    let volume = client
+        .raw(
+            Method::POST,
+            "/api/volumes/",
+            Some(&json!({"name": "beside", "size": 200, "region": "FINLAND-1", "volume_type": "NVMe"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(volume.status.as_u16(), 201, "{}", volume.text);
+    app.settle().await;
+    let balance = app
+        .services()
+        .store()
+        .balance(&account, "USD")
+        .await
+        .unwrap();
+    assert_eq!(balance, 2_560_000, "nothing charged while the clock stands");
+
+    let refused = act("restore").await;
+    assert_eq!(refused.status.as_u16(), 402, "{}", refused.text);
+    let message = refused.body["message"].as_str().unwrap();
+    assert!(
+        message.contains("2.56 USD available") && message.contains("2.5778906"),
+        "exact figures: {message}"
+    );
+    let instance = client.instance(&id).await.unwrap().data;
+    assert_eq!(instance.status, "HIBERNATED");
+
+    app.grant(&account, "0.02", barrack_api::Currency::USD)
+        .await;
+    let restored = act("restore").await;
+    assert_eq!(restored.status.as_u16(), 200, "{}", restored.text);
     app.settle().await;
     app.stop().await;
 }

@@ -190,11 +190,60 @@ async fn grants_are_validated(db: Db) {
         .unwrap();
     assert_eq!(raw.status, 400);
     assert!(raw.body["errors"].get("amount").is_some());
+
+    // A balance holds at most 10^12: a grant that would take it past that is refused whole, on `amount`,
+    // where the sum once overflowed the column into a 500.
+    let store = app.services().store();
+    let mut tx = store.begin().await.unwrap();
+    let near_the_top = barrack_store::ledger::LedgerEntryRow {
+        id: "TXN-NEARTOP".into(),
+        account_id: id.clone(),
+        currency: "INR".into(),
+        kind: "grant".into(),
+        amount_micros: 999_999_500_000 * 1_000_000,
+        balance_after_micros: 0,
+        description: "Credit grant".into(),
+        idempotency_key: None,
+        created_by: None,
+        created_at: 0,
+    };
+    barrack_store::ledger::append(&mut tx, &near_the_top, || "TXN-NEARTOQ".into())
+        .await
+        .unwrap()
+        .unwrap();
+    tx.commit().await.unwrap();
+    let grant = |amount: &str| GrantCredits {
+        amount: d(amount),
+        currency: Currency::INR,
+        note: None,
+    };
+    for _ in 0..2 {
+        let err = app
+            .admin
+            .admin_grant_credits(&id, &grant("1000000000"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), Some(400), "{err}");
+        let message = &err.field_errors().unwrap()["amount"][0];
+        assert!(message.contains("1000000000000"), "{message}");
+    }
+    app.admin
+        .admin_grant_credits(&id, &grant("500000"))
+        .await
+        .unwrap();
+    let balance = store.balance(&id, "INR").await.unwrap();
+    assert_eq!(
+        balance,
+        1_000_000_000_000 * 1_000_000,
+        "filled to the top exactly"
+    );
+    assert_eq!(store.ledger_sum(&id, "INR").await.unwrap(), balance);
     app.stop().await;
 }
 
 /// The transactions, the billing records, the billing summary and the AI usage history check a page and a
-/// time range alike: every bad field at once, each under its own name.
+/// time range alike: every bad field at once, each under its own name, and a range that ends before it
+/// starts.
 async fn listings_name_every_bad_page_and_time_field(db: Db) {
     let app = TestApp::start(db).await;
     let (client, _) = app.user(Tier::Legacy).await;
