@@ -9,6 +9,7 @@ use crate::{Currency, Tier};
 /// `?page&limit&from&to` of the billing lists.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct BillingQuery {
     pub page: Option<u32>,
     pub limit: Option<u32>,

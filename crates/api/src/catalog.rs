@@ -53,6 +53,7 @@ pub struct RegionList {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct CatalogQuery {
     /// Only this tier.
     #[param(value_type = Option<String>)]

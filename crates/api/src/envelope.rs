@@ -89,6 +89,7 @@ impl Pagination {
 /// `?page=1&limit=20` on every list.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct PageQuery {
     /// 1-based page number (default 1).
     pub page: Option<u32>,

@@ -108,6 +108,7 @@ pub struct FirewallList {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct FirewallQuery {
     pub page: Option<u32>,
     pub limit: Option<u32>,
@@ -118,6 +119,7 @@ pub struct FirewallQuery {
 /// `DELETE /api/firewalls/{id}/`.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct DeleteFirewallQuery {
     /// Detach the firewall from its instances first (without it, a firewall still attached is 409).
     pub force: Option<bool>,

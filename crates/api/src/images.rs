@@ -67,6 +67,7 @@ pub struct ImageList {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ImageQuery {
     pub page: Option<u32>,
     pub limit: Option<u32>,

@@ -319,6 +319,7 @@ pub struct InstanceList {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct InstanceQuery {
     pub page: Option<u32>,
     pub limit: Option<u32>,
@@ -333,6 +334,7 @@ pub struct InstanceQuery {
 /// `GET /api/instances/{id}/?wait_for=ACTIVE&timeout=60`: answer once the instance reaches a state.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct InstanceWaitQuery {
     /// Answer as soon as the instance is in this state (`ACTIVE`, `SHUTOFF`, `HIBERNATED`, ...), or comes
     /// to rest in another one (ERROR, or a stable state after a transition seen while waiting).

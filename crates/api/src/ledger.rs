@@ -92,6 +92,7 @@ pub struct TransactionList {
 /// Filters of `GET /api/transactions/`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct TransactionQuery {
     pub page: Option<u32>,
     pub limit: Option<u32>,

@@ -104,6 +104,7 @@ pub struct SnapshotList {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct SnapshotQuery {
     pub page: Option<u32>,
     pub limit: Option<u32>,

@@ -111,6 +111,7 @@ pub struct VolumeList {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct VolumeQuery {
     pub page: Option<u32>,
     pub limit: Option<u32>,

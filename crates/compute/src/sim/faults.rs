@@ -35,6 +35,59 @@ fn one() -> u32 {
     1
 }
 
+/// Why a request's fault was refused: the field at fault and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadFault {
+    pub field: String,
+    pub message: String,
+}
+
+impl Fault {
+    /// A fault from a request's JSON, refused on the field at fault: an unknown kind or operation, a
+    /// missing or mistyped field, or a count of calls below one (`nth` 1 is the next call).
+    pub fn from_request(body: &serde_json::Value) -> Result<Fault, BadFault> {
+        let fault = serde_json::from_value::<Fault>(body.clone()).map_err(|e| {
+            let message = e.to_string();
+            // serde names a missing or unknown field in backquotes; an unknown variant quotes the value,
+            // which names the field that holds it.
+            let quoted = message.split('`').nth(1).unwrap_or_default();
+            let field = ["kind", "operation", "nth", "permanent", "count", "host"]
+                .into_iter()
+                .find(|field| {
+                    *field == quoted || body.get(field).and_then(|v| v.as_str()) == Some(quoted)
+                })
+                .or_else(|| {
+                    // A mistyped value: the one field whose value is not what its kind takes.
+                    ["nth", "count"]
+                        .into_iter()
+                        .find(|f| body.get(f).is_some_and(|v| !v.is_u64()))
+                        .or_else(|| {
+                            ["permanent"]
+                                .into_iter()
+                                .find(|f| body.get(f).is_some_and(|v| !v.is_boolean()))
+                        })
+                })
+                .unwrap_or("kind");
+            BadFault {
+                field: field.to_string(),
+                message,
+            }
+        })?;
+        let below_one = match &fault {
+            Fault::FailNth { nth: 0, .. } => Some("nth"),
+            Fault::Hang { count: 0, .. } => Some("count"),
+            _ => None,
+        };
+        if let Some(field) = below_one {
+            return Err(BadFault {
+                field: field.to_string(),
+                message: "Must be 1 or more (1 is the next call)".to_string(),
+            });
+        }
+        Ok(fault)
+    }
+}
+
 impl SimDriver {
     /// Arms a call fault, or loses a host at once. A host the simulator does not have is an error
     /// (`UnknownHost`), and nothing changes.
@@ -194,5 +247,58 @@ impl State {
         {
             *at += delay.mul_f64(factor - 1.0);
         }
+    }
+}
+
+#[cfg(test)]
+mod request_tests {
+    use serde_json::json;
+
+    use super::Fault;
+
+    fn refused_on(body: serde_json::Value) -> String {
+        Fault::from_request(&body).unwrap_err().field
+    }
+
+    #[test]
+    fn a_bad_fault_is_refused_on_its_field() {
+        let create = "create_instance";
+        assert_eq!(
+            refused_on(json!({"kind": "fail_nth", "operation": create, "nth": 0})),
+            "nth"
+        );
+        assert_eq!(
+            refused_on(json!({"kind": "hang", "operation": create, "count": 0})),
+            "count"
+        );
+        assert_eq!(
+            refused_on(json!({"kind": "fail_nth", "operation": "make_coffee", "nth": 1})),
+            "operation"
+        );
+        assert_eq!(
+            refused_on(json!({"kind": "explode", "operation": create})),
+            "kind"
+        );
+        assert_eq!(
+            refused_on(json!({"kind": "fail_nth", "operation": create})),
+            "nth"
+        );
+        assert_eq!(
+            refused_on(json!({"kind": "fail_nth", "operation": create, "nth": "x"})),
+            "nth"
+        );
+        assert_eq!(
+            refused_on(json!({"kind": "fail_nth", "operation": create, "nth": 1, "permanent": 3})),
+            "permanent"
+        );
+        assert_eq!(refused_on(json!({"kind": "lose_host"})), "host");
+        assert_eq!(
+            refused_on(json!({"kind": "lose_host", "host": "h", "nth": 1})),
+            "nth"
+        );
+        assert!(
+            Fault::from_request(&json!({"kind": "fail_nth", "operation": create, "nth": 1}))
+                .is_ok()
+        );
     }
 }

@@ -36,7 +36,7 @@ use crate::{
 
 pub use config::{SimConfig, SimDelays};
 use faults::{ArmedFault, Verdict};
-pub use faults::{Fault, UnknownHost};
+pub use faults::{BadFault, Fault, UnknownHost};
 use hosts::Hosts;
 pub use hosts::{SimHost, hosts_from_capacity};
 use machines::usable;

@@ -11,7 +11,7 @@ use crate::accounts::Caller;
 use crate::platform::clock::format_ms;
 use crate::platform::countries;
 use crate::platform::money::from_micros;
-use crate::platform::validate::{Validator, check_time, validate_range};
+use crate::platform::validate::{Validator, check_order, check_time, validate_range};
 use crate::{Error, Result};
 
 /// The default range of the summary: the last 30 days.
@@ -108,15 +108,14 @@ impl AiService {
         })
     }
 
-    /// `from` and `to` of a summary: given, or the last 30 days. A range that ends before it starts holds
-    /// nothing.
+    /// `from` and `to` of a summary: given, or the last 30 days (a `to` given before `from` is refused).
     fn range(&self, v: &mut Validator, query: &UsageSummaryQuery) -> (i64, i64) {
-        let to = check_time(v, "to", query.to.as_deref()).unwrap_or_else(|| {
-            // Up to and including the present millisecond.
-            self.inner.context.clock.now_ms() + 1
-        });
-        let from = check_time(v, "from", query.from.as_deref()).unwrap_or(to - DEFAULT_RANGE_MS);
-        (from, to)
+        let given_to = check_time(v, "to", query.to.as_deref());
+        let given_from = check_time(v, "from", query.from.as_deref());
+        check_order(v, given_from, given_to);
+        // Up to and including the present millisecond.
+        let to = given_to.unwrap_or_else(|| self.inner.context.clock.now_ms() + 1);
+        (given_from.unwrap_or(to - DEFAULT_RANGE_MS), to)
     }
 }
 

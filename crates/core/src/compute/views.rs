@@ -96,8 +96,15 @@ impl InstanceService {
         let page = page_of(query.page, query.limit)?;
         let labels = crate::platform::labels::selectors(labels)?;
         if let Some(status) = &query.status {
-            InstanceState::parse(status)
+            let state = InstanceState::parse(status)
                 .ok_or_else(|| Error::field("status", format!("Unknown status '{status}'")))?;
+            // Gone from the API, as a GET of one says (404): a filter on them would always be empty.
+            if state == InstanceState::Deleted {
+                return Err(Error::field(
+                    "status",
+                    "Deleted instances are not listed; their events and billing records remain",
+                ));
+            }
         }
         let filter = InstanceFilter {
             status: query

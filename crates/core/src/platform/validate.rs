@@ -73,6 +73,7 @@ pub fn validate_range(
     };
     let from_ms = check_time(&mut v, "from", from);
     let to_ms = check_time(&mut v, "to", to);
+    check_order(&mut v, from_ms, to_ms);
     v.finish()?;
     Ok(PageRange {
         page: page.expect("validated"),
@@ -90,6 +91,14 @@ pub fn check_time(v: &mut Validator, field: &str, text: Option<&str>) -> Option<
         "Use an ISO-8601 time such as 2025-01-15T10:30:00Z",
     );
     parsed
+}
+
+/// An error on `to` when it comes before `from`: the two swapped, most likely, rather than a range that
+/// is meant to hold nothing.
+pub fn check_order(v: &mut Validator, from_ms: Option<i64>, to_ms: Option<i64>) {
+    if let (Some(from), Some(to)) = (from_ms, to_ms) {
+        v.check(to >= from, "to", "To must not be before from");
+    }
 }
 
 /// Letters, digits and the given extra characters only.

@@ -101,7 +101,8 @@ fn integral_floats_as_integers(value: &mut serde_json::Value) {
     }
 }
 
-/// Query parameters.
+/// Query parameters. Their structs refuse a parameter they do not know (400, named), so a typo does not
+/// pass silently as no filter; the repeated `label` filters are read apart ([`LabelParams`]).
 pub struct Query<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
@@ -109,7 +110,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or("");
-        let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(query));
+        let mut others = form_urlencoded::Serializer::new(String::new());
+        others.extend_pairs(form_urlencoded_parse(query).filter(|(name, _)| name != "label"));
+        let others = others.finish();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(&others));
         serde_path_to_error::deserialize(de)
             .map(Query)
             .map_err(|e| ApiError(field_error(&e.path().to_string(), &e.inner().to_string())))
@@ -202,10 +206,42 @@ fn field_error(path: &str, message: &str) -> Error {
 
 /// serde_json appends " at line 1 column 9"; the field name says more.
 fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_string(),
-        None => message.to_string(),
+    let message = match message.rfind(" at line ") {
+        Some(i) => &message[..i],
+        None => message,
+    };
+    plain(message)
+}
+
+/// serde's message for a value of the wrong kind, said in JSON's terms instead of the Rust type it
+/// was read into (`expected u32`, `expected struct NewVolumeRequest`); other messages as they are.
+fn plain(message: &str) -> String {
+    if message.starts_with("data did not match any variant of untagged enum") {
+        return "This value has none of the forms this field takes".to_string();
     }
+    let Some((found, expected)) = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
+        .and_then(|rest| rest.split_once(", expected "))
+    else {
+        return message.to_string();
+    };
+    let wanted = match expected {
+        "u8" => "a whole number from 0 to 255",
+        "u16" => "a whole number from 0 to 65535",
+        "u32" => "a whole number from 0 to 4294967295",
+        "u64" | "usize" => "a whole number of 0 or more",
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number",
+        "f32" | "f64" => "a number",
+        "a boolean" | "bool" => "true or false",
+        "a string" | "a borrowed string" | "a char" => "a string",
+        "a sequence" => "a list",
+        "a map" => "an object",
+        other if other.starts_with("struct ") || other.starts_with("a map") => "an object",
+        other if other.starts_with("a sequence") || other.starts_with("a tuple") => "a list",
+        _ => return message.to_string(),
+    };
+    format!("Must be {wanted}, not {found}")
 }
 
 /// The authenticated caller (API key or bearer token); 401 without one.
@@ -332,7 +368,7 @@ mod tests {
             errors(e),
             vec![(
                 "gpu_count".to_string(),
-                vec!["invalid type: string \"x\", expected u32".to_string()]
+                vec!["Must be a whole number from 0 to 4294967295, not string \"x\"".to_string()]
             )]
         );
         let e = field_error(
@@ -341,6 +377,30 @@ mod tests {
         );
         assert_eq!(errors(e)[0].0, "surprise");
         let e = field_error(".", "invalid type: sequence, expected struct X");
-        assert_eq!(errors(e)[0].0, "body");
+        assert_eq!(
+            errors(e),
+            vec![(
+                "body".to_string(),
+                vec!["Must be an object, not sequence".to_string()]
+            )]
+        );
+        let e = field_error("size", "invalid value: integer `-1`, expected u32");
+        assert_eq!(
+            errors(e)[0].1[0],
+            "Must be a whole number from 0 to 4294967295, not integer `-1`"
+        );
+        let e = field_error(
+            "messages[0].content",
+            "data did not match any variant of untagged enum MessageContent",
+        );
+        assert!(!errors(e)[0].1[0].contains("MessageContent"));
+        let e = field_error(
+            "tier",
+            "unknown variant `gold`, expected `legacy` or `advanced`",
+        );
+        assert_eq!(
+            errors(e)[0].1[0],
+            "unknown variant `gold`, expected `legacy` or `advanced`"
+        );
     }
 }

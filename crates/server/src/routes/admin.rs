@@ -234,8 +234,7 @@ async fn admin_inject_fault(
         )
         .into());
     };
-    let fault: Fault =
-        serde_json::from_value(body.clone()).map_err(|e| Error::field("fault", e.to_string()))?;
+    let fault = Fault::from_request(&body).map_err(|bad| Error::field(&bad.field, bad.message))?;
     simulator
         .inject(fault)
         .map_err(|unknown| Error::not_found("Host", &unknown.0))?;

@@ -18,6 +18,7 @@ on_both_databases!(
     transaction_ids_follow_the_id_pattern,
     a_taken_ledger_id_gets_another,
     an_ai_call_is_recorded_once_and_its_entry_keeps_the_id_it_went_in_under,
+    a_query_parameter_a_list_does_not_know_is_refused,
 );
 
 const IMAGE: &str = "Ubuntu 24.04 + CUDA 12.8 Open + Docker";
@@ -168,6 +169,37 @@ async fn null_empty_and_empty_lists_mean_absent(db: Db) {
         "{}",
         raw.text
     );
+    app.stop().await;
+}
+
+/// A misspelt filter is a 400 naming it, not a list with no filter; labels and the documented
+/// parameters pass, and a filter that could only ever be empty (deleted instances) says so.
+async fn a_query_parameter_a_list_does_not_know_is_refused(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "500").await;
+    let get = async |path: &str| client.raw(Method::GET, path, None).await.unwrap();
+    for (path, field) in [
+        ("/api/instances/?statu=ACTIVE", "statu"),
+        ("/api/instances/billing/?page=1&foo=bar", "foo"),
+        ("/api/volumes/?regoin=FINLAND-1", "regoin"),
+        ("/api/transactions/?type=grant&limt=5", "limt"),
+        ("/api/events/?pgae=2", "pgae"),
+        ("/api/instances/?status=DELETED", "status"),
+    ] {
+        let raw = get(path).await;
+        assert_eq!(raw.status, 400, "{path}: {}", raw.text);
+        assert_eq!(raw.body["code"], "VALIDATION_ERROR", "{path}");
+        assert!(raw.body["errors"][field].is_array(), "{path}: {}", raw.text);
+    }
+    for path in [
+        "/api/instances/?status=ACTIVE&page=1&limit=5&label=team=ml&label=env",
+        "/api/volumes/?label=team",
+        "/api/transactions/?page=1&limit=5",
+        "/api/events/?page=1",
+    ] {
+        let raw = get(path).await;
+        assert_eq!(raw.status, 200, "{path}: {}", raw.text);
+    }
     app.stop().await;
 }
 

@@ -257,6 +257,10 @@ async fn listings_name_every_bad_page_and_time_field(db: Db) {
             "limit=101&to=2025-01-15T10:30:00Z",
             json!({"limit": ["Limit must be between 1 and 100"]}),
         ),
+        (
+            "from=2025-01-16T00:00:00Z&to=2025-01-15T23:59:59Z",
+            json!({"to": ["To must not be before from"]}),
+        ),
     ];
     for path in [
         "/api/transactions/",
