@@ -59,15 +59,15 @@ pub enum Command {
     /// Disable an account: its sessions and API keys are revoked and it can no longer sign in
     #[command(after_help = "Example:\n  barrack admin disable-user --user BRK-...")]
     DisableUser {
-        /// The account's id
-        #[arg(long, value_name = "ID")]
+        /// The account: its id or its sign-in email
+        #[arg(long, value_name = "ID|EMAIL")]
         user: String,
     },
     /// Enable a disabled account again (its revoked API keys stay revoked)
     #[command(after_help = "Example:\n  barrack admin enable-user --user BRK-...")]
     EnableUser {
-        /// The account's id
-        #[arg(long, value_name = "ID")]
+        /// The account: its id or its sign-in email
+        #[arg(long, value_name = "ID|EMAIL")]
         user: String,
     },
     /// Grant credits to an account (a ledger entry of type grant)

@@ -21,7 +21,8 @@ pub struct Args {
     /// A name to recognise the new key by
     #[arg(long, value_name = "NAME", default_value = "barrack-cli")]
     key_name: String,
-    /// The tier requests made with the key act in
+    /// The tier requests made with the key act in (its regions, GPU models and images: FINLAND-1 and
+    /// the other advanced regions need `advanced`)
     #[arg(long, value_parser = tier_parser(), default_value = "legacy")]
     tier: Tier,
 }
@@ -76,7 +77,19 @@ pub async fn run(args: Args, profile: Option<&str>) -> Result<Output, CliError> 
                 .with_bearer(&tokens.access)
                 .create_api_key(&args.key_name, args.tier),
         )
-        .await?
+        .await
+        .map_err(|e| match e {
+            // Signed in before, from another machine or profile: the default name is taken.
+            CliError::Api { error, hint: None } if error.status() == Some(409) => CliError::Api {
+                error,
+                hint: Some(format!(
+                    "name this key with --key-name (the account already has one named '{}'; \
+                     `barrack api-keys list` shows them)",
+                    args.key_name
+                )),
+            },
+            e => e,
+        })?
         .data;
 
     let stored = file.profiles.entry(name.to_string()).or_default();

@@ -388,9 +388,11 @@ impl AccountService {
     pub async fn set_disabled(
         &self,
         operator: &Caller,
-        account_id: &str,
+        account: &str,
         disabled: bool,
     ) -> Result<AccountAccess> {
+        let account = self.account_by_id_or_email(account).await?;
+        let account_id = account.id.as_str();
         if disabled && operator.account_id() == account_id {
             return Err(Error::conflict(
                 "CONFLICT",

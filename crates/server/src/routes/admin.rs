@@ -110,7 +110,7 @@ async fn admin_create_api_key(
 /// Disable an account
 ///
 /// At once and together: the account's sessions and API keys are revoked and it can no longer log in.
-#[utoipa::path(post, path = "/api/admin/users/{id}/disable/", tag = "Admin", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/admin/users/{id}/disable/", tag = "Admin", params(("id" = String, Path, description = "The account: its id or its email")),
     responses((status = 200, body = Envelope<AccountAccess>), (status = 401, body = ErrorResponse),
               (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
               (status = 409, description = "An operator's own account", body = ErrorResponse)),
@@ -131,7 +131,7 @@ async fn admin_disable_user(
 /// Enable a disabled account
 ///
 /// It can log in again; API keys revoked by the disable stay revoked.
-#[utoipa::path(post, path = "/api/admin/users/{id}/enable/", tag = "Admin", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/admin/users/{id}/enable/", tag = "Admin", params(("id" = String, Path, description = "The account: its id or its email")),
     responses((status = 200, body = Envelope<AccountAccess>), (status = 401, body = ErrorResponse),
               (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)),
     security(("api_key" = []), ("bearer" = [])))]

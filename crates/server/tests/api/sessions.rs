@@ -246,7 +246,7 @@ async fn changing_the_password_ends_every_session_and_keeps_keys(db: Db) {
 async fn disabling_an_account_revokes_sessions_and_keys_at_once(db: Db) {
     let app = TestApp::start(db).await;
     let (id, email, by_key) = account(&app).await;
-    let (other_id, _, other) = account(&app).await;
+    let (other_id, other_email, other) = account(&app).await;
     let pair = log_in(&app, &email, PASSWORD).await.unwrap();
 
     let refused = by_key.admin_disable_user(&other_id).await.unwrap_err();
@@ -282,6 +282,31 @@ async fn disabling_an_account_revokes_sessions_and_keys_at_once(db: Db) {
         .await
         .unwrap_err();
     assert_eq!(missing.status(), Some(404), "{missing}");
+    // Named by email, as in every admin path, in any case.
+    let by_email = app
+        .admin
+        .admin_disable_user(&other_email.to_uppercase())
+        .await
+        .unwrap()
+        .data;
+    assert!(by_email.disabled);
+    let e = other.profile().await.unwrap_err();
+    assert_eq!(e.status(), Some(401), "disabled by email: {e}");
+    let admin_email = app.admin.profile().await.unwrap().data.email;
+    let own = app
+        .admin
+        .admin_disable_user(&admin_email)
+        .await
+        .unwrap_err();
+    assert_eq!(own.status(), Some(409), "{own}");
+    assert!(
+        !app.admin
+            .admin_enable_user(&other_email)
+            .await
+            .unwrap()
+            .data
+            .disabled
+    );
 
     let enabled = app.admin.admin_enable_user(&id).await.unwrap().data;
     assert!(!enabled.disabled);
