@@ -564,20 +564,16 @@ impl CatalogService {
                     .tier
                     .or(caller.map(|c| c.tier))
                     .unwrap_or(Tier::Legacy);
-                let Some(s) = config.snapshots.iter().find(|s| s.tier == tier) else {
-                    return Err(Error::field(
-                        "tier",
-                        format!("Snapshots are not offered in the {tier} tier"),
-                    ));
-                };
+                // A tier without snapshot pricing takes snapshots at no charge, as its quote says.
+                let priced = config.snapshots.iter().find(|s| s.tier == tier);
                 (
                     ResourceType::Snapshots,
                     tier,
-                    price(&s.prices, currency),
+                    priced.map_or(Decimal::ZERO, |s| price(&s.prices, currency)),
                     None,
                     None,
                     None,
-                    Some(s.fixed_size_gb),
+                    priced.map(|s| s.fixed_size_gb),
                 )
             }
             _ => return Ok(None),

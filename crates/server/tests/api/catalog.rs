@@ -251,6 +251,23 @@ async fn pricing_quotes_match_the_documented_rates(db: Db) {
         none.pricing_data.quote.is_none(),
         "no quote without a configuration"
     );
+
+    // Snapshots: the legacy tier's price, and none in a tier without snapshot pricing, which takes
+    // them at no charge (as a snapshot of an advanced instance is).
+    let snapshot = |tier| PricingRequest {
+        resource_type: Some(ResourceType::Snapshots),
+        tier: Some(tier),
+        ..Default::default()
+    };
+    let legacy = app.admin.pricing(&snapshot(Tier::Legacy)).await.unwrap();
+    let legacy = legacy.pricing_data.quote.unwrap();
+    assert!(legacy.hourly_rate.0 > Decimal::ZERO);
+    assert!(legacy.size_gb.is_some());
+    let advanced = app.admin.pricing(&snapshot(Tier::Advanced)).await.unwrap();
+    let advanced = advanced.pricing_data.quote.unwrap();
+    assert_eq!(advanced.resource_type, ResourceType::Snapshots);
+    assert_eq!(advanced.hourly_rate.0, Decimal::ZERO);
+    assert_eq!(advanced.size_gb, None);
     app.stop().await;
 }
 
