@@ -120,6 +120,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     }
 }
 
+/// The query of a list that takes no parameters (what an account holds only a few of, listed whole):
+/// any parameter is a 400 naming it, as on every other list.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}
+
 /// Every `label` parameter of the query (`?label=team=ml&label=env`), in order: the label filters of a
 /// list, which a struct of single parameters cannot hold.
 pub struct LabelParams(pub Vec<String>);

@@ -10,5 +10,7 @@ pub mod rate_limit;
 pub mod response;
 
 pub use error::{ApiError, ApiResult};
-pub use extract::{Admin, Auth, Body, LabelParams, MaybeAuth, PathId, PathIds, Query, TypedBody};
+pub use extract::{
+    Admin, Auth, Body, LabelParams, MaybeAuth, NoParams, PathId, PathIds, Query, TypedBody,
+};
 pub use response::{Created, Success};

@@ -7,7 +7,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::http::{ApiResult, Auth, Body, Created, PathId, Success};
+use crate::http::{ApiResult, Auth, Body, Created, NoParams, PathId, Query, Success};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -22,6 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn list_api_keys(
     State(state): State<AppState>,
     Auth(caller): Auth,
+    Query(NoParams {}): Query<NoParams>,
 ) -> ApiResult<Success<ApiKeyList>> {
     let api_keys = state
         .services

@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::http::{ApiResult, Auth, Body, Created, PathId, Success};
+use crate::http::{ApiResult, Auth, Body, Created, NoParams, PathId, Query, Success};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -24,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn list_ssh_keys(
     State(state): State<AppState>,
     Auth(caller): Auth,
+    Query(NoParams {}): Query<NoParams>,
 ) -> ApiResult<Success<SshKeyList>> {
     let ssh_keys = state.services.ssh_keys.list(&caller).await?;
     Ok(Success(

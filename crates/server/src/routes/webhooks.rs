@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::http::{ApiResult, Auth, Body, Created, PathId, PathIds, Query, Success};
+use crate::http::{ApiResult, Auth, Body, Created, NoParams, PathId, PathIds, Query, Success};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -27,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn list_webhooks(
     State(state): State<AppState>,
     Auth(caller): Auth,
+    Query(NoParams {}): Query<NoParams>,
 ) -> ApiResult<Success<WebhookList>> {
     let webhooks = state.services.webhooks.list(&caller).await?;
     Ok(Success(

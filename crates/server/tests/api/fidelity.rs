@@ -185,6 +185,9 @@ async fn a_query_parameter_a_list_does_not_know_is_refused(db: Db) {
         ("/api/transactions/?type=grant&limt=5", "limt"),
         ("/api/events/?pgae=2", "pgae"),
         ("/api/instances/?status=DELETED", "status"),
+        ("/api/ssh-keys/?limit=abc", "limit"),
+        ("/api/api-keys/?page=2", "page"),
+        ("/api/webhooks/?limit=1", "limit"),
     ] {
         let raw = get(path).await;
         assert_eq!(raw.status, 400, "{path}: {}", raw.text);
@@ -196,6 +199,7 @@ async fn a_query_parameter_a_list_does_not_know_is_refused(db: Db) {
         "/api/volumes/?label=team",
         "/api/transactions/?page=1&limit=5",
         "/api/events/?page=1",
+        "/api/ssh-keys/",
     ] {
         let raw = get(path).await;
         assert_eq!(raw.status, 200, "{path}: {}", raw.text);
