@@ -92,9 +92,12 @@ async fn a_meter_killed_mid_run_neither_double_bills_nor_skips(db: Db) {
     let server = start(&database);
     let key = server.printed_key.clone().unwrap();
     let client = |server: &ServerProcess| {
+        // An advance bills every minute of the 20,000 periods before it answers: on a loaded machine the
+        // first after a restart took over the client's default 30 s.
         Client::builder(&server.url)
             .api_key(&key)
             .max_retries(0)
+            .timeout(Duration::from_secs(180))
             .build()
             .unwrap()
     };
