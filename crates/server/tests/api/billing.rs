@@ -346,26 +346,14 @@ async fn an_instance_back_on_an_empty_account_hibernates_at_once(db: Db) {
     let beside = deploy(&client, "beside", 1).await;
     app.settle().await;
     // The credit spent elsewhere: an adjustment takes the balance to zero, as the ledger records it.
-    let store = app.services().store();
-    let mut tx = store.begin().await.unwrap();
-    let balance = store.balance(&account, "USD").await.unwrap();
-    let spent = barrack_store::ledger::LedgerEntryRow {
-        id: "TXN-SPENTAL".into(),
-        account_id: account.clone(),
-        currency: "USD".into(),
-        kind: "adjustment".into(),
-        amount_micros: -balance,
-        balance_after_micros: 0,
-        description: "Adjustment".into(),
-        idempotency_key: None,
-        created_by: None,
-        created_at: app.clock.now_ms(),
-    };
-    barrack_store::ledger::append(&mut tx, &spent, || "TXN-SPENTAM".into())
+    let balance = app
+        .services()
+        .store()
+        .balance(&account, "USD")
         .await
-        .unwrap()
         .unwrap();
-    tx.commit().await.unwrap();
+    app.write_ledger_entry(&account, Currency::USD, "adjustment", -balance)
+        .await;
     client
         .instance_action(&rebooted, InstanceActionKind::Reboot)
         .await

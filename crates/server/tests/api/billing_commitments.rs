@@ -3,6 +3,7 @@
 
 use barrack_api::Tier;
 use barrack_api::volumes::CreateVolumeRequest;
+use barrack_client::InstanceActionKind;
 use reqwest::Method;
 use rust_decimal::Decimal;
 use serde_json::json;
@@ -15,6 +16,7 @@ use barrack_store::sql::Columns;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use crate::billing::deploy;
 use crate::billing_meter::{insert_all, period};
 use crate::common::{Db, TestApp, create_key_k};
 use crate::on_both_databases;
@@ -164,37 +166,12 @@ async fn a_deploy_counts_its_own_instance_and_volumes_once(db: Db) {
 async fn a_restore_commits_the_instance_in_full(db: Db) {
     let app = TestApp::start(db).await;
     let (client, account) = app.funded_user(Tier::Advanced, "US", "2.56").await;
-    create_key_k(&client).await;
-    let deployed = client
-        .raw(
-            Method::POST,
-            "/api/deploy-server/",
-            Some(
-                &json!({"gpu_model": "H100-SXM5-80GB", "gpu_count": 1, "region": "FINLAND-1",
-                "instance_name": "sleeper", "image_name": "Ubuntu 24.04 + CUDA 12.8 Open + Docker",
-                "ssh_key": "k", "os_volume": {"size": 100}}),
-            ),
-        )
+    let id = deploy(&client, "sleeper", 1).await;
+    app.settle().await;
+    client
+        .instance_action(&id, InstanceActionKind::Hibernate)
         .await
         .unwrap();
-    assert_eq!(deployed.status.as_u16(), 201, "{}", deployed.text);
-    let id = deployed.body["data"]["instance_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let act = async |action: &str| {
-        client
-            .raw(
-                Method::POST,
-                &format!("/api/instances/{id}/{action}/"),
-                None,
-            )
-            .await
-            .unwrap()
-    };
-    app.settle().await;
-    let hibernating = act("hibernate").await;
-    assert_eq!(hibernating.status.as_u16(), 200, "{}", hibernating.text);
     app.settle().await;
     let volume = client
         .raw(
@@ -214,9 +191,12 @@ async fn a_restore_commits_the_instance_in_full(db: Db) {
         .unwrap();
     assert_eq!(balance, 2_560_000, "nothing charged while the clock stands");
 
-    let refused = act("restore").await;
-    assert_eq!(refused.status.as_u16(), 402, "{}", refused.text);
-    let message = refused.body["message"].as_str().unwrap();
+    let refused = client
+        .instance_action(&id, InstanceActionKind::Restore)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status(), Some(402), "{refused}");
+    let message = refused.to_string();
     assert!(
         message.contains("2.56 USD available") && message.contains("2.5778906"),
         "exact figures: {message}"
@@ -226,8 +206,10 @@ async fn a_restore_commits_the_instance_in_full(db: Db) {
 
     app.grant(&account, "0.02", barrack_api::Currency::USD)
         .await;
-    let restored = act("restore").await;
-    assert_eq!(restored.status.as_u16(), 200, "{}", restored.text);
+    client
+        .instance_action(&id, InstanceActionKind::Restore)
+        .await
+        .unwrap();
     app.settle().await;
     app.stop().await;
 }

@@ -193,25 +193,9 @@ async fn grants_are_validated(db: Db) {
 
     // A balance holds at most 10^12: a grant that would take it past that is refused whole, on `amount`,
     // where the sum once overflowed the column into a 500.
-    let store = app.services().store();
-    let mut tx = store.begin().await.unwrap();
-    let near_the_top = barrack_store::ledger::LedgerEntryRow {
-        id: "TXN-NEARTOP".into(),
-        account_id: id.clone(),
-        currency: "INR".into(),
-        kind: "grant".into(),
-        amount_micros: 999_999_500_000 * 1_000_000,
-        balance_after_micros: 0,
-        description: "Credit grant".into(),
-        idempotency_key: None,
-        created_by: None,
-        created_at: 0,
-    };
-    barrack_store::ledger::append(&mut tx, &near_the_top, || "TXN-NEARTOQ".into())
-        .await
-        .unwrap()
-        .unwrap();
-    tx.commit().await.unwrap();
+    let near_the_top = 999_999_500_000 * 1_000_000;
+    app.write_ledger_entry(&id, Currency::INR, "grant", near_the_top)
+        .await;
     let grant = |amount: &str| GrantCredits {
         amount: d(amount),
         currency: Currency::INR,
@@ -231,6 +215,7 @@ async fn grants_are_validated(db: Db) {
         .admin_grant_credits(&id, &grant("500000"))
         .await
         .unwrap();
+    let store = app.services().store();
     let balance = store.balance(&id, "INR").await.unwrap();
     assert_eq!(
         balance,

@@ -364,6 +364,36 @@ impl TestApp {
             .expect("grant credits");
     }
 
+    /// Writes one entry of `kind` straight into the account's ledger, its balance moving with it: money
+    /// spent or granted past the API's checks (a balance the API would not let a request reach).
+    pub async fn write_ledger_entry(
+        &self,
+        account_id: &str,
+        currency: Currency,
+        kind: &str,
+        amount_micros: i64,
+    ) {
+        let entry = barrack_store::ledger::LedgerEntryRow {
+            id: barrack_core::ids::transaction_id(),
+            account_id: account_id.to_string(),
+            currency: currency.as_str().to_string(),
+            kind: kind.to_string(),
+            amount_micros,
+            balance_after_micros: 0,
+            description: format!("{kind} written into the ledger"),
+            idempotency_key: None,
+            created_by: None,
+            created_at: self.clock.now_ms(),
+        };
+        let store = self.services().store();
+        let mut tx = store.begin().await.unwrap();
+        barrack_store::ledger::append(&mut tx, &entry, barrack_core::ids::transaction_id)
+            .await
+            .unwrap()
+            .expect("a new entry");
+        tx.commit().await.unwrap();
+    }
+
     /// Sets an account's country in the database, past the rule that fixes a currency in use: the state of
     /// an account that holds money in two currencies (one moved before that rule, say).
     pub async fn set_country_in_database(&self, account_id: &str, country: &str) {
