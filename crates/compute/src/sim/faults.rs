@@ -51,23 +51,21 @@ impl Fault {
             // serde names a missing or unknown field in backquotes; an unknown variant quotes the value,
             // which names the field that holds it.
             let quoted = message.split('`').nth(1).unwrap_or_default();
-            let field = ["kind", "operation", "nth", "permanent", "count", "host"]
+            let named = ["kind", "operation", "nth", "permanent", "count", "host"]
                 .into_iter()
                 .find(|field| {
                     *field == quoted || body.get(field).and_then(|v| v.as_str()) == Some(quoted)
+                });
+            // Else a mistyped value: the field whose value is not of the JSON kind it takes.
+            let mistyped = || {
+                ["nth", "count", "permanent"].into_iter().find(|field| {
+                    body.get(field).is_some_and(|v| match *field {
+                        "permanent" => !v.is_boolean(),
+                        _ => !v.is_u64(),
+                    })
                 })
-                .or_else(|| {
-                    // A mistyped value: the one field whose value is not what its kind takes.
-                    ["nth", "count"]
-                        .into_iter()
-                        .find(|f| body.get(f).is_some_and(|v| !v.is_u64()))
-                        .or_else(|| {
-                            ["permanent"]
-                                .into_iter()
-                                .find(|f| body.get(f).is_some_and(|v| !v.is_boolean()))
-                        })
-                })
-                .unwrap_or("kind");
+            };
+            let field = named.or_else(mistyped).unwrap_or("kind");
             BadFault {
                 field: field.to_string(),
                 message,
