@@ -3,8 +3,8 @@
 use std::sync::LazyLock;
 
 use crate::sql::{
-    Columns, GenerationUpdate, JsonRow, Listing, RowSet, Source, insert_new_sql, placeholders,
-    row_sets_of, row_sets_sql,
+    Columns, GenerationUpdate, JsonRow, Listing, RowSet, RowSets, Source, insert_new_sql,
+    placeholders,
 };
 use crate::volumes::VolumeRow;
 use crate::{Bind, Db, Result, Store, Tx, binds};
@@ -342,7 +342,11 @@ impl Store {
             let children = self.instance_children(&ids).await?;
             return Ok((rows, total, children));
         }
-        let sql = live_page_sql(limit);
+        let children = RowSets::new(
+            crate::Backend::Postgres,
+            &children_sets("SELECT id FROM listed"),
+        );
+        let sql = live_page_sql(limit, &children);
         let found = self
             .fetch_all(&sql, &binds![account_id, offset as i64])
             .await?;
@@ -352,7 +356,8 @@ impl Store {
             return Ok((Vec::new(), total, InstanceChildren::default()));
         };
         let total = first.int(LIVE_PAGE_TOTAL)? as u64;
-        let sets: [Vec<JsonRow>; 5] = row_sets_of(&first.text(LIVE_PAGE_TOTAL + 1)?)?
+        let sets: [Vec<JsonRow>; 5] = children
+            .read(&first.text(LIVE_PAGE_TOTAL + 1)?)?
             .try_into()
             .map_err(|_| crate::StoreError::Unexpected("expected five row sets".into()))?;
         let rows = found.iter().map(from_row).collect::<Result<_>>()?;
@@ -588,9 +593,9 @@ impl Store {
         // Every set names the same ids with the same placeholders.
         let ids = placeholders(1, instance_ids.len());
         let binds: Vec<Bind> = instance_ids.iter().map(Bind::from).collect();
-        let sql = row_sets_sql(self.backend(), &children_sets(&ids));
+        let sets = RowSets::new(self.backend(), &children_sets(&ids));
         let sets: [Vec<JsonRow>; 5] = self
-            .read_row_sets(&sql, &binds)
+            .read_row_sets(&sets, &binds)
             .await?
             .try_into()
             .map_err(|_| crate::StoreError::Unexpected("expected five row sets".into()))?;
@@ -604,7 +609,7 @@ impl Store {
         account_id: &str,
         id: &str,
     ) -> Result<Option<(InstanceRow, InstanceChildren)>> {
-        static SQL: LazyLock<[String; 2]> = LazyLock::new(|| {
+        static SETS: LazyLock<[RowSets; 2]> = LazyLock::new(|| {
             [crate::Backend::Sqlite, crate::Backend::Postgres].map(|backend| {
                 let mut sets = vec![RowSet {
                     columns: COLUMNS.to_string(),
@@ -614,15 +619,15 @@ impl Store {
                     order: "id",
                 }];
                 sets.extend(children_sets("$1"));
-                row_sets_sql(backend, &sets)
+                RowSets::new(backend, &sets)
             })
         });
-        let sql = match self.backend() {
-            crate::Backend::Sqlite => &SQL[0],
-            crate::Backend::Postgres => &SQL[1],
+        let sets = match self.backend() {
+            crate::Backend::Sqlite => &SETS[0],
+            crate::Backend::Postgres => &SETS[1],
         };
         let [instance, rules, volumes, firewall_rules, labels, leases]: [Vec<JsonRow>; 6] = self
-            .read_row_sets(sql, &binds![id, account_id])
+            .read_row_sets(sets, &binds![id, account_id])
             .await?
             .try_into()
             .map_err(|_| crate::StoreError::Unexpected("expected six row sets".into()))?;
@@ -653,12 +658,9 @@ const LIVE_PAGE_TOTAL: usize = crate::sql::column_count(COLUMNS);
 /// and the page are read in one snapshot, so a walk from the oldest end lands where one from the newest
 /// would. The offset reaches the walks only through `counted`, so PostgreSQL plans the statement the
 /// same for every offset and keeps one plan for it, instead of planning it again for each page.
-fn live_page_sql(limit: u32) -> String {
+fn live_page_sql(limit: u32, children: &RowSets) -> String {
     let live = "account_id = $1 AND status <> 'DELETED'";
-    let children = row_sets_sql(
-        crate::Backend::Postgres,
-        &children_sets("SELECT id FROM listed"),
-    );
+    let children = children.sql();
     format!(
         "WITH counted AS (SELECT live, \
          CASE WHEN 2 * $2 < live THEN $2 END AS from_newest, \

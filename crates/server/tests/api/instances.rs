@@ -21,6 +21,7 @@ on_both_databases!(
     driver_failures_leave_instances_in_error_with_stock_released,
     addresses_rules_and_other_accounts,
     pages_of_the_list_show_each_instance_once_with_its_labels,
+    an_instances_rules_keep_their_order_in_its_view_and_the_list,
 );
 
 const IMAGE: &str = "Ubuntu 24.04 + CUDA 12.8 Open + Docker";
@@ -719,5 +720,61 @@ async fn pages_of_the_list_show_each_instance_once_with_its_labels(db: Db) {
         paged, newest_first,
         "pages of 2 list what one page of 100 does"
     );
+    app.stop().await;
+}
+
+/// The view's rules come from several tables read in one statement; whatever order the database returns
+/// them in, the instance's own rules are shown oldest first (by id within a moment) and the view and the
+/// list agree.
+async fn an_instances_rules_keep_their_order_in_its_view_and_the_list(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "100").await;
+    let key = ssh_key(&client).await;
+    let port = |p: u16| json!({"direction": "ingress", "protocol": "tcp", "port_range_min": p, "port_range_max": p});
+    let mut request = deploy_request("ordered", &key, 1);
+    request.security_rules =
+        serde_json::from_value(json!([port(103), port(101), port(102), port(100)])).unwrap();
+    let id = deploy_id(&client, &request).await;
+    let other = deploy_id(&client, &deploy_request("plain", &key, 1)).await;
+    app.settle().await;
+    for added in [200, 150, 300] {
+        app.clock.advance_ms(1000);
+        let rule = SecurityRuleRequest {
+            direction: "ingress".into(),
+            protocol: Some("tcp".into()),
+            ethertype: None,
+            port_range_min: Some(added),
+            port_range_max: Some(added),
+            remote_ip_prefix: None,
+        };
+        client.add_security_rule(&id, &rule).await.unwrap();
+    }
+    let shown = client.instance(&id).await.unwrap().data;
+    let deployed_with: Vec<&str> = shown.security_rules[..4]
+        .iter()
+        .map(|r| r.id.as_str())
+        .collect();
+    let mut by_id = deployed_with.clone();
+    by_id.sort();
+    assert_eq!(deployed_with, by_id, "added in one moment: by id");
+    let later: Vec<Option<u16>> = shown.security_rules[4..]
+        .iter()
+        .map(|r| r.port_range_min)
+        .collect();
+    assert_eq!(later, [Some(200), Some(150), Some(300)], "then as added");
+    let listed = client
+        .instances(&InstanceQuery::default())
+        .await
+        .unwrap()
+        .data
+        .instances;
+    assert_eq!(listed.len(), 2);
+    let in_list = listed.iter().find(|i| i.instance_id == id).unwrap();
+    assert_eq!(
+        serde_json::to_value(&in_list.security_rules).unwrap(),
+        serde_json::to_value(&shown.security_rules).unwrap()
+    );
+    let plain = listed.iter().find(|i| i.instance_id == other).unwrap();
+    assert!(plain.security_rules.is_empty(), "no rules of another's");
     app.stop().await;
 }
