@@ -38,12 +38,26 @@ pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal
     }
 }
 
-/// Parses a decimal written in plain notation.
+/// Parses a decimal written in plain notation: digits, optionally a point and more digits, after an
+/// optional minus, as a JSON number is written without an exponent. Nothing else is read as an amount
+/// (no spaces, `+`, `_` or exponent), so what was sent is exactly what is charged or credited.
 pub fn parse(text: &str) -> Result<Decimal, String> {
-    let text = text.trim();
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, "0"));
+    let plain = !whole.is_empty()
+        && !fraction.is_empty()
+        && whole
+            .bytes()
+            .chain(fraction.bytes())
+            .all(|b| b.is_ascii_digit());
+    if !plain {
+        return Err(format!(
+            "'{text}' is not a decimal number: write digits, optionally a point and more digits, \
+             such as 25.50"
+        ));
+    }
     text.parse::<Decimal>()
-        .or_else(|_| Decimal::from_scientific(text))
-        .map_err(|_| format!("'{text}' is not a decimal number"))
+        .map_err(|_| format!("'{text}' has more digits than an amount can hold"))
 }
 
 /// The same, for `Option<Decimal>` fields.
@@ -104,5 +118,24 @@ mod tests {
         assert_eq!(read("7").unwrap(), Decimal::from(7));
         assert!(read("\"abc\"").is_err());
         assert!(read("true").is_err());
+        assert_eq!(
+            read("1e2").unwrap(),
+            Decimal::from(100),
+            "a JSON number's exponent"
+        );
+    }
+
+    #[test]
+    fn strings_hold_plain_decimals_only() {
+        for good in ["25", "25.50", "-3.1", "0.000001", "007"] {
+            assert_eq!(parse(good).unwrap(), good.parse::<Decimal>().unwrap());
+        }
+        for bad in [
+            " 10", "10 ", "+10", "1_000", "1e3", "1.", ".5", "", "-", "1.2.3", "0x10", "١٢",
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.contains("not a decimal number"), "{bad}: {e}");
+        }
+        assert!(parse(&"9".repeat(40)).unwrap_err().contains("more digits"));
     }
 }

@@ -120,7 +120,7 @@ async fn deposits_check_minimums_currency_and_decimals(db: Db) {
     let app = app(db).await;
     let (us, _) = customer(&app, "US").await;
     let (india, _) = customer(&app, "IN").await;
-    let cases: [(&Client, Value, &str); 7] = [
+    let cases: [(&Client, Value, &str); 11] = [
         (&us, json!({"amount": "4.99"}), "amount"),
         (&us, json!({"amount": 0}), "amount"),
         (&us, json!({"amount": "-10"}), "amount"),
@@ -132,6 +132,11 @@ async fn deposits_check_minimums_currency_and_decimals(db: Db) {
         ),
         (&india, json!({"amount": "99.99"}), "amount"),
         (&us, json!({"amount": "ten"}), "amount"),
+        // A string holds plain digits: nothing else is read as an amount.
+        (&us, json!({"amount": " 25"}), "amount"),
+        (&us, json!({"amount": "+25"}), "amount"),
+        (&us, json!({"amount": "2_500"}), "amount"),
+        (&us, json!({"amount": "2.5e1"}), "amount"),
     ];
     for (client, body, field) in cases {
         let raw = client
