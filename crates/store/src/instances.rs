@@ -342,11 +342,14 @@ impl Store {
             let children = self.instance_children(&ids).await?;
             return Ok((rows, total, children));
         }
-        let children = RowSets::new(
-            crate::Backend::Postgres,
-            &children_sets("SELECT id FROM listed"),
-        );
-        let sql = live_page_sql(limit, &children);
+        static CHILDREN: LazyLock<RowSets> = LazyLock::new(|| {
+            RowSets::new(
+                crate::Backend::Postgres,
+                &children_sets("SELECT id FROM listed"),
+            )
+        });
+        let children = &*CHILDREN;
+        let sql = live_page_sql(limit, children);
         let found = self
             .fetch_all(&sql, &binds![account_id, offset as i64])
             .await?;
