@@ -63,6 +63,24 @@ fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         .map_err(|e| ApiError(field_error(&e.path().to_string(), &e.inner().to_string())))
 }
 
+/// A JSON body whose numbers are amounts of money: as [`Body`], but a number with more significant digits
+/// than a float holds is refused on its field ([`refuse_inexact_numbers`]) instead of being read as the
+/// nearest float. Other bodies keep floats as JSON clients compute them (an AI call's `temperature` of
+/// `0.30000000000000004`, say).
+pub struct AmountBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AmountBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(req, state).await?;
+        if opens_object(&bytes) {
+            refuse_inexact_numbers(&bytes)?;
+        }
+        parse_body(&bytes).map(AmountBody)
+    }
+}
+
 /// A JSON body read straight from its bytes, without [`Body`]'s JSON tree in between; one that does not
 /// deserialize so is read as [`Body`] reads it, so what is accepted and every error stay [`Body`]'s. Only
 /// for a type with no untyped JSON value: there, `1.0` would stay a float where [`Body`] makes it `1`.
@@ -82,6 +100,84 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for TypedBody<T> {
             }
         }
         parse_body(&bytes).map(TypedBody)
+    }
+}
+
+/// The significant digits a number written with a fraction or an exponent keeps: such a number is read as
+/// a binary float, exact to 15 digits.
+const EXACT_DIGITS: usize = 15;
+
+/// Refuses a body with a number written with a fraction or an exponent and more significant digits than
+/// a float holds: `5.0000000000000000001` would be read as `5`, silently (an amount, say). The error names
+/// the member the number is the value of; such a number can be sent as a string where a field takes one.
+fn refuse_inexact_numbers(bytes: &[u8]) -> Result<(), ApiError> {
+    let mut member = (0, 0);
+    let mut last_string = (0, 0);
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                let start = i + 1;
+                i = start;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                last_string = (start, i.min(bytes.len()));
+                i += 1;
+            }
+            b':' => {
+                member = last_string;
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < bytes.len()
+                    && matches!(bytes[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
+                    i += 1;
+                }
+                if significant_digits(&bytes[start..i]) > EXACT_DIGITS {
+                    let name = String::from_utf8_lossy(&bytes[member.0..member.1]);
+                    let field = if name.is_empty() {
+                        "body".into()
+                    } else {
+                        name.into_owned()
+                    };
+                    return Err(ApiError(Error::field(
+                        &field,
+                        format!(
+                            "A number with a fraction or an exponent is read exactly to \
+                             {EXACT_DIGITS} significant digits; this one has more"
+                        ),
+                    )));
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    Ok(())
+}
+
+/// The significant digits of a number written with a fraction or an exponent; 0 for an integer, which
+/// serde reads exactly or refuses.
+fn significant_digits(number: &[u8]) -> usize {
+    if !number.iter().any(|b| matches!(b, b'.' | b'e' | b'E')) {
+        return 0;
+    }
+    let mantissa = number
+        .split(|b| matches!(b, b'e' | b'E'))
+        .next()
+        .unwrap_or_default();
+    let digits: Vec<u8> = mantissa
+        .iter()
+        .copied()
+        .filter(u8::is_ascii_digit)
+        .collect();
+    let first = digits.iter().position(|&d| d != b'0');
+    let last = digits.iter().rposition(|&d| d != b'0');
+    match (first, last) {
+        (Some(first), Some(last)) => last - first + 1,
+        _ => 0,
     }
 }
 
@@ -352,6 +448,25 @@ mod tests {
             .unwrap_or_default()
             .into_iter()
             .collect()
+    }
+
+    #[test]
+    fn numbers_a_float_cannot_hold_are_refused_with_their_member() {
+        let refused = |body: &str| refuse_inexact_numbers(body.as_bytes()).map_err(|e| errors(e.0));
+        for exact in [
+            r#"{"amount": 25.50, "n": 123456789012345678901234}"#,
+            r#"{"amount": 1.000000000000000000000, "tiny": 0.000000000000001}"#,
+            r#"{"amount": 123456789.012345, "e": 2.5e300, "s": "1.00000000000000000001"}"#,
+            r#"{"a\":": [0.1, -0.0000123456789012345]}"#,
+        ] {
+            assert_eq!(refused(exact), Ok(()), "{exact}");
+        }
+        let e = refused(r#"{"currency": "USD", "amount": 5.0000000000000000001}"#).unwrap_err();
+        assert_eq!(e[0].0, "amount");
+        let e = refused(r#"{"volumes": [{"size": 1.2345678901234567e2}]}"#).unwrap_err();
+        assert_eq!(e[0].0, "size");
+        let e = refused(r#"{"x": "a:b", "y": [1, 3.14159265358979323]}"#).unwrap_err();
+        assert_eq!(e[0].0, "y");
     }
 
     #[test]

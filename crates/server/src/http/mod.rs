@@ -11,6 +11,7 @@ pub mod response;
 
 pub use error::{ApiError, ApiResult};
 pub use extract::{
-    Admin, Auth, Body, LabelParams, MaybeAuth, NoParams, PathId, PathIds, Query, TypedBody,
+    Admin, AmountBody, Auth, Body, LabelParams, MaybeAuth, NoParams, PathId, PathIds, Query,
+    TypedBody,
 };
 pub use response::{Created, Success};

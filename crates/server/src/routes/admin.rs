@@ -16,7 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::http::{Admin, ApiResult, Body, Created, PathId, Query, Success};
+use crate::http::{Admin, AmountBody, ApiResult, Body, Created, PathId, Query, Success};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -159,7 +159,7 @@ async fn admin_grant_credits(
     State(state): State<AppState>,
     Admin(operator): Admin,
     PathId(user_id): PathId,
-    Body(request): Body<GrantCredits>,
+    AmountBody(request): AmountBody<GrantCredits>,
 ) -> ApiResult<Created<Transaction>> {
     let account = state
         .services

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::http::context;
-use crate::http::{Admin, ApiResult, Auth, Body, Created, PathId, Query, Success};
+use crate::http::{Admin, AmountBody, ApiResult, Auth, Created, PathId, Query, Success};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -51,7 +51,7 @@ async fn list_deposits(
 async fn create_deposit(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Body(request): Body<CreateDepositRequest>,
+    AmountBody(request): AmountBody<CreateDepositRequest>,
 ) -> ApiResult<Created<Deposit>> {
     let deposit = state.services.deposits.create(&caller, request).await?;
     Ok(Created(

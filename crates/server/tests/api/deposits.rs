@@ -138,6 +138,21 @@ async fn deposits_check_minimums_currency_and_decimals(db: Db) {
         (&us, json!({"amount": "2_500"}), "amount"),
         (&us, json!({"amount": "2.5e1"}), "amount"),
     ];
+    // More digits than a number with a fraction is read exactly with: refused, not read as 5.
+    let inexact = us
+        .raw_bytes(
+            Method::POST,
+            "/api/deposits/",
+            Some(br#"{"amount": 5.0000000000000000001}"#.to_vec()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(inexact.status, 400, "{}", inexact.text);
+    assert!(
+        inexact.body["errors"].get("amount").is_some(),
+        "{}",
+        inexact.text
+    );
     for (client, body, field) in cases {
         let raw = client
             .raw(Method::POST, "/api/deposits/", Some(&body))

@@ -190,6 +190,18 @@ async fn grants_are_validated(db: Db) {
         .unwrap();
     assert_eq!(raw.status, 400);
     assert!(raw.body["errors"].get("amount").is_some());
+    // More digits than a float holds: refused on `amount`, not granted as 1.
+    let raw = app
+        .admin
+        .raw_bytes(
+            reqwest::Method::POST,
+            &format!("/api/admin/accounts/{id}/credits/"),
+            Some(br#"{"amount": 1.0000000000000000001, "currency": "USD"}"#.to_vec()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(raw.status, 400, "{}", raw.text);
+    assert!(raw.body["errors"].get("amount").is_some(), "{}", raw.text);
 
     // A balance holds at most 10^12: a grant that would take it past that is refused whole, on `amount`,
     // where the sum once overflowed the column into a 500.
