@@ -207,7 +207,7 @@ pub struct AdminUserList {
 #[serde(deny_unknown_fields)]
 pub struct GrantCredits {
     /// Exact decimal, as a string (`"25.00"`) or a number.
-    #[serde(with = "crate::decimal")]
+    #[serde(with = "crate::decimal::text")]
     #[schema(value_type = String, example = "25.00")]
     pub amount: Decimal,
     pub currency: Currency,

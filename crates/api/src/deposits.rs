@@ -12,7 +12,7 @@ use crate::{Currency, Pagination};
 pub struct CreateDepositRequest {
     /// Credits to buy, an exact decimal with at most 2 decimal places, as a string (`"25.00"`) or a number.
     /// At least the configured minimum of the currency (by default USD 5, EUR 5, INR 100).
-    #[serde(with = "crate::decimal")]
+    #[serde(with = "crate::decimal::text")]
     #[schema(value_type = String, example = "25.00")]
     pub amount: Decimal,
     /// Optional; when given it must be the account's currency (which follows the profile country).
@@ -99,7 +99,7 @@ pub struct DepositWebhookEvent {
     pub event: String,
     pub deposit_id: String,
     /// The deposit's `amount`, as a string (`"25.00"`) or a number.
-    #[serde(with = "crate::decimal")]
+    #[serde(with = "crate::decimal::text")]
     #[schema(value_type = String, example = "25.00")]
     pub amount: Decimal,
     /// The deposit's currency.

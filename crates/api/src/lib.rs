@@ -5,6 +5,7 @@
 pub mod account;
 pub mod ai;
 pub mod billing;
+pub mod body;
 pub mod catalog;
 pub mod decimal;
 pub mod deposits;

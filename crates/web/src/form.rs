@@ -20,7 +20,20 @@ impl<S: Send + Sync> FromRequest<S> for Form {
             .await
             .map_err(|_| WebError::TooLarge)?;
         let _ = state;
-        Ok(Form::parse(&body))
+        let form = Form::parse(&body);
+        // No field holds U+0000, which PostgreSQL cannot store in text.
+        if let Some((name, _)) = form
+            .0
+            .iter()
+            .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            let field = name.replace('\0', "");
+            return Err(WebError::Domain(barrack_core::Error::field(
+                &field,
+                barrack_api::body::NUL_MESSAGE,
+            )));
+        }
+        Ok(form)
     }
 }
 

@@ -59,6 +59,21 @@ async fn operator_sets_up_an_account_that_then_uses_its_key() {
         ])
         .await;
     assert!(grant.ok().contains("Granted 25.00 USD"), "{grant:?}");
+    // Sent as written: a float would have made it 1 and granted it.
+    let inexact = admin
+        .run(&[
+            "admin",
+            "grant-credits",
+            "--user",
+            &user_id,
+            "--amount",
+            "1.0000000000000000001",
+            "--currency",
+            "USD",
+        ])
+        .await;
+    assert_eq!(inexact.code, 6, "{inexact:?}");
+    assert!(inexact.stderr.contains("amount"), "{}", inexact.stderr);
 
     let ada = admin
         .clone()

@@ -11,6 +11,12 @@ async fn deposits_open_list_show_and_complete() {
     let small = cli.run(&["deposits", "create", "--amount", "4.99"]).await;
     assert_eq!(small.code, 6, "{small:?}");
     assert!(small.stderr.contains("amount"), "{}", small.stderr);
+    // Sent as written: a float would make it 5.00 and open the deposit.
+    let precise = cli
+        .run(&["deposits", "create", "--amount", "5.0000000000000000001"])
+        .await;
+    assert_eq!(precise.code, 6, "{precise:?}");
+    assert!(precise.stderr.contains("amount"), "{}", precise.stderr);
     let garbled = cli.run(&["deposits", "create", "--amount", "ten"]).await;
     assert_eq!(garbled.code, 2, "{garbled:?}");
 

@@ -15,6 +15,7 @@ use barrack_store::ledger::{self, LedgerEntryRow};
 use rust_decimal::{Decimal, RoundingStrategy};
 
 use crate::accounts::{Caller, missing_profile_fields};
+use crate::billing::ledger::{MAX_BALANCE, above_max_balance};
 use crate::billing::payments::{
     self, CheckoutRequest, PaymentEvent, PaymentProvider, WebhookError, WebhookRequest,
 };
@@ -127,6 +128,19 @@ impl DepositService {
             );
         }
         v.finish()?;
+        // The balance this deposit would leave, were it paid now; completing it checks again.
+        let balance = from_micros(
+            self.context
+                .store
+                .balance(caller.account_id(), currency.as_str())
+                .await?,
+        );
+        if balance + amount > Decimal::from(MAX_BALANCE) {
+            return Err(Error::field(
+                "amount",
+                above_max_balance(balance + amount, currency.as_str()),
+            ));
+        }
         let missing = missing_profile_fields(&caller.account);
         if !missing.is_empty() {
             return Err(Error::ProfileIncomplete(missing));
@@ -337,6 +351,14 @@ impl DepositService {
             drop(tx);
             return Err(already_completed(&row));
         };
+        if from_micros(appended.balance_after_micros) > Decimal::from(MAX_BALANCE) {
+            // Other deposits completed since this one was opened; it stays pending.
+            drop(tx);
+            return Err(Error::conflict(
+                "LIMIT_EXCEEDED",
+                above_max_balance(from_micros(appended.balance_after_micros), &row.currency),
+            ));
+        }
         deposits::set_transaction(&mut tx, id, &appended.id).await?;
         tx.commit().await.map_err(Error::internal)?;
         row.transaction_id = Some(appended.id);

@@ -19,9 +19,17 @@ use crate::{Context, Error, Result};
 
 /// Largest single grant, a guard against typos.
 const MAX_GRANT: i64 = 1_000_000_000;
-/// Largest balance a grant may leave in one currency: a thousand times the largest grant, and far below
-/// what the balance's micro-units can hold, so that no credit can overflow it.
-const MAX_GRANTED_BALANCE: i64 = 1_000 * MAX_GRANT;
+/// Largest balance a grant or a deposit may leave in one currency: a thousand times the largest grant,
+/// and far below what the balance's micro-units can hold, so that no credit can overflow it.
+pub const MAX_BALANCE: i64 = 1_000 * MAX_GRANT;
+
+/// The refusal of a credit that would take a balance above [`MAX_BALANCE`], in whole units.
+pub fn above_max_balance(balance: Decimal, currency: &str) -> String {
+    format!(
+        "The balance would be {balance} {currency}, above the largest an account may hold, \
+         {MAX_BALANCE}"
+    )
+}
 
 #[derive(Clone)]
 pub struct LedgerService {
@@ -151,11 +159,7 @@ impl LedgerService {
             drop(tx);
             return Err(Error::field(
                 "amount",
-                format!(
-                    "The balance would be {} {}, above the largest an account may hold, {limit}",
-                    from_micros(appended.balance_after_micros),
-                    row.currency
-                ),
+                above_max_balance(from_micros(appended.balance_after_micros), &row.currency),
             ));
         }
         tx.commit().await.map_err(Error::internal)?;
@@ -214,7 +218,7 @@ impl LedgerService {
             idempotency_key: None,
             created_by: Some(operator_id.to_string()),
         };
-        let limit = Decimal::from(MAX_GRANTED_BALANCE);
+        let limit = Decimal::from(MAX_BALANCE);
         self.append_within(entry, Some(limit))
             .await?
             .ok_or_else(|| Error::internal("a grant without an idempotency key was not appended"))

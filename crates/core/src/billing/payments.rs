@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use barrack_api::Currency;
+use barrack_api::body::{self, BodyError};
 use barrack_api::deposits::{DepositWebhookEvent, PAYMENT_SUCCEEDED, SIGNATURE_HEADER};
 use hmac::{Hmac, Mac};
 use rust_decimal::Decimal;
@@ -181,12 +182,28 @@ impl PaymentProvider for ManualProvider {
         ))?;
         verify_signature(secret, request.header(SIGNATURE_HEADER), request.body)
             .map_err(WebhookError::Unauthenticated)?;
-        // Only an authentic body is parsed.
-        let event: DepositWebhookEvent =
-            serde_json::from_slice(request.body).map_err(|e| WebhookError::Invalid {
+        // Only an authentic body is parsed, and its amount is compared exactly.
+        if let Some(member) = barrack_api::decimal::inexact_number(request.body) {
+            return Err(WebhookError::Invalid {
+                field: if member.is_empty() {
+                    "body".into()
+                } else {
+                    member
+                },
+                message: barrack_api::decimal::inexact_number_message(),
+            });
+        }
+        let event: DepositWebhookEvent = body::read(request.body).map_err(|e| match e {
+            BodyError::Field { field, message } => WebhookError::Invalid { field, message },
+            BodyError::NotObject => WebhookError::Invalid {
                 field: "body".into(),
-                message: strip_position(&e.to_string()),
-            })?;
+                message: "Expected a JSON object".into(),
+            },
+            BodyError::Syntax(message) => WebhookError::Invalid {
+                field: "body".into(),
+                message,
+            },
+        })?;
         if event.event != PAYMENT_SUCCEEDED {
             return Err(WebhookError::Invalid {
                 field: "event".into(),
@@ -232,14 +249,6 @@ pub fn sign_webhook(secret: &str, body: &[u8]) -> String {
     mac.update(body);
     let digest = mac.finalize().into_bytes();
     format!("sha256={}", hex::encode(digest))
-}
-
-/// serde_json appends " at line 1 column 9".
-fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_string(),
-        None => message.to_string(),
-    }
 }
 
 #[cfg(test)]

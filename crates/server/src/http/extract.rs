@@ -4,6 +4,8 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
+use barrack_api::body::{self, BodyError};
+use barrack_api::decimal;
 use barrack_core::Error;
 use barrack_core::accounts::Caller;
 use serde::de::DeserializeOwned;
@@ -32,35 +34,28 @@ async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Ap
     })
 }
 
-/// Whether a body starts as a JSON object does.
-fn opens_object(bytes: &[u8]) -> bool {
-    bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
-}
-
-/// A body as [`Body`] reads it.
+/// A body as [`Body`] reads it ([`body::read`]).
 fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    // No body at all is `{}`; white space alone is not JSON.
-    let bytes: &[u8] = if bytes.is_empty() { b"{}" } else { bytes };
-    // Every body of this API is an object; serde would also take an array as a struct's fields in order.
-    if !opens_object(bytes) {
-        return Err(ApiError(Error::Validation {
-            message: "Request body must be a JSON object".into(),
-            errors: [(
-                "body".to_string(),
-                vec!["Expected a JSON object".to_string()],
-            )]
-            .into(),
-        }));
-    }
-    let mut json: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-        ApiError(Error::Validation {
-            message: "Request body is not valid JSON".into(),
-            errors: [("body".to_string(), vec![strip_position(&e.to_string())])].into(),
+    body::read(bytes).map_err(|e| {
+        ApiError(match e {
+            BodyError::NotObject => Error::Validation {
+                message: "Request body must be a JSON object".into(),
+                errors: [(
+                    "body".to_string(),
+                    vec!["Expected a JSON object".to_string()],
+                )]
+                .into(),
+            },
+            BodyError::Syntax(message) => Error::Validation {
+                message: "Request body is not valid JSON".into(),
+                errors: [("body".to_string(), vec![message])].into(),
+            },
+            BodyError::Field { field, message } => Error::Validation {
+                message: "Invalid request data".into(),
+                errors: [(field, vec![message])].into(),
+            },
         })
-    })?;
-    integral_floats_as_integers(&mut json);
-    serde_path_to_error::deserialize(json)
-        .map_err(|e| ApiError(field_error(&e.path().to_string(), &e.inner().to_string())))
+    })
 }
 
 /// A JSON body whose numbers are amounts of money: as [`Body`], but a number with more significant digits
@@ -74,7 +69,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AmountBody<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = body_bytes(req, state).await?;
-        if opens_object(&bytes) {
+        if body::opens_object(&bytes) {
             refuse_inexact_numbers(&bytes)?;
         }
         parse_body(&bytes).map(AmountBody)
@@ -91,7 +86,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for TypedBody<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = body_bytes(req, state).await?;
-        if opens_object(&bytes) {
+        // A body that may hold U+0000 is read the checked way, which refuses it; serde's structs
+        // refuse a member given twice themselves.
+        if body::opens_object(&bytes) && !body::may_hold_nul(&bytes) {
             let mut de = serde_json::Deserializer::from_slice(&bytes);
             if let Ok(value) = T::deserialize(&mut de)
                 && de.end().is_ok()
@@ -103,97 +100,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for TypedBody<T> {
     }
 }
 
-/// The significant digits a number written with a fraction or an exponent keeps: such a number is read as
-/// a binary float, exact to 15 digits.
-const EXACT_DIGITS: usize = 15;
-
-/// Refuses a body with a number written with a fraction or an exponent and more significant digits than
-/// a float holds: `5.0000000000000000001` would be read as `5`, silently (an amount, say). The error names
-/// the member the number is the value of; such a number can be sent as a string where a field takes one.
+/// Refuses a body with a number a float cannot hold exactly ([`decimal::inexact_number`]), on its member.
 fn refuse_inexact_numbers(bytes: &[u8]) -> Result<(), ApiError> {
-    let mut member = (0, 0);
-    let mut last_string = (0, 0);
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'"' => {
-                let start = i + 1;
-                i = start;
-                while i < bytes.len() && bytes[i] != b'"' {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
-                }
-                last_string = (start, i.min(bytes.len()));
-                i += 1;
-            }
-            b':' => {
-                member = last_string;
-                i += 1;
-            }
-            b'-' | b'0'..=b'9' => {
-                let start = i;
-                while i < bytes.len()
-                    && matches!(bytes[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
-                {
-                    i += 1;
-                }
-                if significant_digits(&bytes[start..i]) > EXACT_DIGITS {
-                    let name = String::from_utf8_lossy(&bytes[member.0..member.1]);
-                    let field = if name.is_empty() {
-                        "body".into()
-                    } else {
-                        name.into_owned()
-                    };
-                    return Err(ApiError(Error::field(
-                        &field,
-                        format!(
-                            "A number with a fraction or an exponent is read exactly to \
-                             {EXACT_DIGITS} significant digits; this one has more"
-                        ),
-                    )));
-                }
-            }
-            _ => i += 1,
+    match decimal::inexact_number(bytes) {
+        None => Ok(()),
+        Some(member) => {
+            let field = if member.is_empty() { "body" } else { &member };
+            Err(ApiError(Error::field(
+                field,
+                decimal::inexact_number_message(),
+            )))
         }
-    }
-    Ok(())
-}
-
-/// The significant digits of a number written with a fraction or an exponent; 0 for an integer, which
-/// serde reads exactly or refuses.
-fn significant_digits(number: &[u8]) -> usize {
-    if !number.iter().any(|b| matches!(b, b'.' | b'e' | b'E')) {
-        return 0;
-    }
-    let mantissa = number
-        .split(|b| matches!(b, b'e' | b'E'))
-        .next()
-        .unwrap_or_default();
-    let digits: Vec<u8> = mantissa
-        .iter()
-        .copied()
-        .filter(u8::is_ascii_digit)
-        .collect();
-    let first = digits.iter().position(|&d| d != b'0');
-    let last = digits.iter().rposition(|&d| d != b'0');
-    match (first, last) {
-        (Some(first), Some(last)) => last - first + 1,
-        _ => 0,
-    }
-}
-
-/// JSON has one number type: `88.0` is the integer 88 to JSON Schema and to clients, so a whole number
-/// written with a fraction reads as the integer for integer fields.
-fn integral_floats_as_integers(value: &mut serde_json::Value) {
-    match value {
-        serde_json::Value::Number(n) if n.is_f64() => {
-            let f = n.as_f64().unwrap_or(f64::NAN);
-            if f.fract() == 0.0 && f.abs() < 9.0e15 {
-                *n = serde_json::Number::from(f as i64);
-            }
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
-        serde_json::Value::Object(map) => map.values_mut().for_each(integral_floats_as_integers),
-        _ => {}
     }
 }
 
@@ -206,6 +123,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or("");
+        for (name, value) in form_urlencoded_parse(query) {
+            refuse_nul(&name, &value)?;
+        }
         let mut others = form_urlencoded::Serializer::new(String::new());
         others.extend_pairs(form_urlencoded_parse(query).filter(|(name, _)| name != "label"));
         let others = others.finish();
@@ -231,17 +151,29 @@ impl<S: Send + Sync> FromRequestParts<S> for LabelParams {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or("");
-        Ok(LabelParams(
-            form_urlencoded_parse(query)
-                .filter(|(name, _)| name == "label")
-                .map(|(_, value)| value.into_owned())
-                .collect(),
-        ))
+        form_urlencoded_parse(query)
+            .filter(|(name, _)| name == "label")
+            .map(|(name, value)| {
+                refuse_nul(&name, &value)?;
+                Ok(value.into_owned())
+            })
+            .collect::<Result<_, _>>()
+            .map(LabelParams)
     }
 }
 
 fn form_urlencoded_parse(query: &str) -> form_urlencoded::Parse<'_> {
     form_urlencoded::parse(query.as_bytes())
+}
+
+/// A parameter (of the query or the path) holding U+0000 (`%00`), which no name or id holds and
+/// PostgreSQL cannot compare with text, is refused on its name.
+fn refuse_nul(name: &str, value: &str) -> Result<(), ApiError> {
+    if name.contains('\0') || value.contains('\0') {
+        let field = if name.contains('\0') { "query" } else { name };
+        return Err(ApiError(Error::field(field, body::NUL_MESSAGE)));
+    }
+    Ok(())
 }
 
 /// The single `{id}` of a path.
@@ -253,8 +185,8 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         axum::extract::Path::<String>::from_request_parts(parts, state)
             .await
-            .map(|p| PathId(p.0))
             .map_err(|r| ApiError(Error::field("id", r.body_text())))
+            .and_then(|p| refuse_nul("id", &p.0).map(|()| PathId(p.0)))
     }
 }
 
@@ -267,83 +199,22 @@ impl<S: Send + Sync> FromRequestParts<S> for PathIds {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         axum::extract::Path::<(String, String)>::from_request_parts(parts, state)
             .await
-            .map(|p| PathIds(p.0.0, p.0.1))
             .map_err(|r| ApiError(Error::field("id", r.body_text())))
+            .and_then(|p| {
+                refuse_nul("id", &p.0.0)?;
+                refuse_nul("id", &p.0.1)?;
+                Ok(PathIds(p.0.0, p.0.1))
+            })
     }
 }
 
-/// Turns a serde message into a field error: `missing field `x`` names `x`, others name the path.
+/// Turns a serde message into a field error ([`body::field_of`]).
 fn field_error(path: &str, message: &str) -> Error {
-    let message = strip_position(message);
-    let prefix = if path == "." {
-        String::new()
-    } else {
-        format!("{path}.")
-    };
-    let quoted = |rest: &str| rest.split('`').nth(1).map(str::to_string);
-    let (field, text) = if let Some(name) = message.strip_prefix("missing field ").and_then(quoted)
-    {
-        (
-            format!("{prefix}{name}"),
-            "This field is required".to_string(),
-        )
-    } else if let Some(name) = message.strip_prefix("unknown field ").and_then(quoted) {
-        // The path already ends at the unknown key.
-        let field = if path == "." {
-            name.clone()
-        } else {
-            path.to_string()
-        };
-        (field, format!("Unknown field '{name}'"))
-    } else if path == "." {
-        ("body".to_string(), message)
-    } else {
-        (path.to_string(), message)
-    };
+    let (field, text) = body::field_of(path, message);
     Error::Validation {
         message: "Invalid request data".into(),
         errors: [(field, vec![text])].into(),
     }
-}
-
-/// serde_json appends " at line 1 column 9"; the field name says more.
-fn strip_position(message: &str) -> String {
-    let message = match message.rfind(" at line ") {
-        Some(i) => &message[..i],
-        None => message,
-    };
-    plain(message)
-}
-
-/// serde's message for a value of the wrong kind, said in JSON's terms instead of the Rust type it
-/// was read into (`expected u32`, `expected struct NewVolumeRequest`); other messages as they are.
-fn plain(message: &str) -> String {
-    if message.starts_with("data did not match any variant of untagged enum") {
-        return "This value has none of the forms this field takes".to_string();
-    }
-    let Some((found, expected)) = message
-        .strip_prefix("invalid type: ")
-        .or_else(|| message.strip_prefix("invalid value: "))
-        .and_then(|rest| rest.split_once(", expected "))
-    else {
-        return message.to_string();
-    };
-    let wanted = match expected {
-        "u8" => "a whole number from 0 to 255",
-        "u16" => "a whole number from 0 to 65535",
-        "u32" => "a whole number from 0 to 4294967295",
-        "u64" | "usize" => "a whole number of 0 or more",
-        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number",
-        "f32" | "f64" => "a number",
-        "a boolean" | "bool" => "true or false",
-        "a string" | "a borrowed string" | "a char" => "a string",
-        "a sequence" => "a list",
-        "a map" => "an object",
-        other if other.starts_with("struct ") || other.starts_with("a map") => "an object",
-        other if other.starts_with("a sequence") || other.starts_with("a tuple") => "a list",
-        _ => return message.to_string(),
-    };
-    format!("Must be {wanted}, not {found}")
 }
 
 /// The authenticated caller (API key or bearer token); 401 without one.
@@ -451,22 +322,14 @@ mod tests {
     }
 
     #[test]
-    fn numbers_a_float_cannot_hold_are_refused_with_their_member() {
+    fn an_inexact_number_is_refused_on_its_member() {
         let refused = |body: &str| refuse_inexact_numbers(body.as_bytes()).map_err(|e| errors(e.0));
-        for exact in [
-            r#"{"amount": 25.50, "n": 123456789012345678901234}"#,
-            r#"{"amount": 1.000000000000000000000, "tiny": 0.000000000000001}"#,
-            r#"{"amount": 123456789.012345, "e": 2.5e300, "s": "1.00000000000000000001"}"#,
-            r#"{"a\":": [0.1, -0.0000123456789012345]}"#,
-        ] {
-            assert_eq!(refused(exact), Ok(()), "{exact}");
-        }
+        assert_eq!(refused(r#"{"amount": 25.50}"#), Ok(()));
         let e = refused(r#"{"currency": "USD", "amount": 5.0000000000000000001}"#).unwrap_err();
         assert_eq!(e[0].0, "amount");
-        let e = refused(r#"{"volumes": [{"size": 1.2345678901234567e2}]}"#).unwrap_err();
-        assert_eq!(e[0].0, "size");
-        let e = refused(r#"{"x": "a:b", "y": [1, 3.14159265358979323]}"#).unwrap_err();
-        assert_eq!(e[0].0, "y");
+        assert!(e[0].1[0].contains("as a string"), "{e:?}");
+        let e = refused(r#"[5.0000000000000000001]"#).unwrap_err();
+        assert_eq!(e[0].0, "body");
     }
 
     #[test]

@@ -171,6 +171,95 @@ async fn every_rejection_is_the_json_error_envelope(db: Db) {
             );
         }
     }
+    // U+0000, which PostgreSQL cannot hold in text, and a member given twice are refused on the field,
+    // wherever they come: a body, the query, the path.
+    let (user, user_id) = app.user(Tier::Legacy).await;
+    type Refused<'a> = (
+        &'a barrack_client::Client,
+        Method,
+        String,
+        Option<&'a [u8]>,
+        &'a str,
+    );
+    let nul: [Refused; 8] = [
+        (
+            &app.admin,
+            Method::POST,
+            format!("/api/admin/accounts/{user_id}/credits/"),
+            Some(br#"{"amount": "10", "currency": "USD", "note": "a\u0000b"}"#),
+            "note",
+        ),
+        (
+            &user,
+            Method::PUT,
+            "/api/account/profile/".into(),
+            Some(br#"{"name": "User", "address_line": "1 Main\u0000"}"#),
+            "address_line",
+        ),
+        (
+            &user,
+            Method::POST,
+            "/api/scripts/".into(),
+            Some(br##"{"name": "s1", "script": "#!/bin/sh\u0000"}"##),
+            "script",
+        ),
+        (
+            &user,
+            Method::POST,
+            "/api/api-keys/".into(),
+            Some(br#"{"name": "k", "tier": "legacy", "name": "k2"}"#),
+            "name",
+        ),
+        (
+            &user,
+            Method::GET,
+            "/api/instances/?status=ACTIVE%00".into(),
+            None,
+            "status",
+        ),
+        (
+            &user,
+            Method::GET,
+            "/api/instances/?label=team%00".into(),
+            None,
+            "label",
+        ),
+        (
+            &user,
+            Method::GET,
+            "/api/instances/BRK-AB%00CDEI/".into(),
+            None,
+            "id",
+        ),
+        (
+            &user,
+            Method::POST,
+            "/api/ai/chat/".into(),
+            Some(br#"{"model": "m\u0000", "messages": [{"role": "user", "content": "hi"}]}"#),
+            "model",
+        ),
+    ];
+    for (client, method, path, body, field) in nul {
+        let raw = client
+            .raw_bytes(method.clone(), &path, body.map(<[u8]>::to_vec))
+            .await
+            .unwrap();
+        assert_eq!(raw.status.as_u16(), 400, "{method} {path}: {}", raw.text);
+        assert!(
+            raw.body["errors"].get(field).is_some(),
+            "{method} {path}: {}",
+            raw.text
+        );
+    }
+    assert_eq!(
+        app.services()
+            .store()
+            .balance(&user_id, "USD")
+            .await
+            .unwrap(),
+        0,
+        "nothing granted"
+    );
     // A missing required field is named.
     let raw = app
         .admin

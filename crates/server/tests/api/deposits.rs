@@ -23,6 +23,7 @@ on_both_databases!(
     without_a_secret_every_webhook_is_refused,
     operators_complete_deposits_once,
     deposits_are_private_to_their_account,
+    no_deposit_takes_a_balance_above_the_largest_an_account_may_hold,
 );
 
 const SECRET: &str = "whsec-test-secret-0123456789";
@@ -138,21 +139,27 @@ async fn deposits_check_minimums_currency_and_decimals(db: Db) {
         (&us, json!({"amount": "2_500"}), "amount"),
         (&us, json!({"amount": "2.5e1"}), "amount"),
     ];
-    // More digits than a number with a fraction is read exactly with: refused, not read as 5.
-    let inexact = us
-        .raw_bytes(
-            Method::POST,
-            "/api/deposits/",
-            Some(br#"{"amount": 5.0000000000000000001}"#.to_vec()),
-        )
-        .await
-        .unwrap();
-    assert_eq!(inexact.status, 400, "{}", inexact.text);
-    assert!(
-        inexact.body["errors"].get("amount").is_some(),
-        "{}",
-        inexact.text
-    );
+    // More digits than a number with a fraction is read exactly with, or out of a float's range (1e-400
+    // would be read as 0): refused on the amount, not read as another number. Nor is an amount given
+    // twice read as the last of them.
+    for body in [
+        r#"{"amount": 5.0000000000000000001}"#,
+        r#"{"amount": 1e400}"#,
+        r#"{"amount": 1e-400}"#,
+        r#"{"amount": "5", "amount": "6"}"#,
+    ] {
+        let refused = us
+            .raw_bytes(Method::POST, "/api/deposits/", Some(body.into()))
+            .await
+            .unwrap();
+        assert_eq!(refused.status, 400, "{body}: {}", refused.text);
+        let errors = refused.body["errors"]["amount"].to_string();
+        assert!(
+            errors.contains("significant digits") || errors.contains("more than once"),
+            "{body}: {}",
+            refused.text
+        );
+    }
     for (client, body, field) in cases {
         let raw = client
             .raw(Method::POST, "/api/deposits/", Some(&body))
@@ -440,7 +447,46 @@ async fn forged_altered_and_mismatched_webhooks_credit_nothing(db: Db) {
                 .to_vec(),
             "event",
         ),
-        (br#"{"event": "payment.succeeded"}"#.to_vec(), "body"),
+        (br#"{"event": "payment.succeeded"}"#.to_vec(), "deposit_id"),
+        // Fields are named as on every other body.
+        (
+            format!(
+                r#"{{"event": "payment.succeeded", "deposit_id": "{}", "amount": "25.00", "currency": "usd"}}"#,
+                opened.id
+            )
+            .into_bytes(),
+            "currency",
+        ),
+        (
+            format!(
+                r#"{{"event": "payment.succeeded", "deposit_id": "{}", "amount": "1", "amount": "25.00", "currency": "USD"}}"#,
+                opened.id
+            )
+            .into_bytes(),
+            "amount",
+        ),
+        (
+            format!(
+                r#"{{"event": "payment.succeeded", "deposit_id": "{}\u0000", "amount": "25.00", "currency": "USD"}}"#,
+                opened.id
+            )
+            .into_bytes(),
+            "deposit_id",
+        ),
+        // The deposit's fields in order, but not an object.
+        (
+            format!(r#"["payment.succeeded", "{}", "25.00", "USD"]"#, opened.id).into_bytes(),
+            "body",
+        ),
+        // 25.00 to a float, but not what was paid.
+        (
+            format!(
+                r#"{{"event": "payment.succeeded", "deposit_id": "{}", "amount": 25.0000000000000000001, "currency": "USD"}}"#,
+                opened.id
+            )
+            .into_bytes(),
+            "amount",
+        ),
     ] {
         let (status, answer) = webhook(&app, &payload, Some(&sign_webhook(SECRET, &payload))).await;
         assert_eq!(status, 400, "{answer}");
@@ -564,5 +610,83 @@ async fn deposits_are_private_to_their_account(db: Db) {
         .unwrap();
     assert_eq!(bad.status, 400);
     assert_eq!(owner.deposit(&first.id).await.unwrap().data.amount, d("5"));
+    app.stop().await;
+}
+
+async fn no_deposit_takes_a_balance_above_the_largest_an_account_may_hold(db: Db) {
+    let app = app(db).await;
+    let (client, account_id) = customer(&app, "US").await;
+    // Two deposits opened while there is room for either, not both.
+    let first = deposit(&client, "600000000").await;
+    let second = deposit(&client, "600000000").await;
+    // 999,399,999,999 granted in one entry, past the API's largest single grant.
+    app.write_ledger_entry(
+        &account_id,
+        Currency::USD,
+        "grant",
+        999_399_999_999 * 1_000_000,
+    )
+    .await;
+    let done = app.admin.admin_complete_deposit(&first.id).await.unwrap();
+    assert_eq!(done.data.status, DepositStatus::Completed);
+
+    // 999,999,999,999 now; one more credit unit leaves room for no deposit.
+    let grant = app
+        .admin
+        .raw(
+            Method::POST,
+            &format!("/api/admin/accounts/{account_id}/credits/"),
+            Some(&json!({"amount": "1", "currency": "USD"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(grant.status, 201, "{}", grant.text);
+    // Completing the second would leave 1,000,600,000,000 (the largest is 1e12): refused, pending.
+    let err = app
+        .admin
+        .admin_complete_deposit(&second.id)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(409), "{err:?}");
+    let body = event(&second.id, "600000000", "USD");
+    let (status, answer) = webhook(&app, &body, Some(&sign_webhook(SECRET, &body))).await;
+    assert_eq!(status, 409, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("largest an account may hold")),
+        "{answer}"
+    );
+    assert_eq!(
+        client.deposit(&second.id).await.unwrap().data.status,
+        DepositStatus::Pending
+    );
+    assert_eq!(balance(&client).await, d("1000000000000"));
+
+    // A new deposit that would go above it is refused on its amount before any checkout.
+    let refused = client
+        .raw(
+            Method::POST,
+            "/api/deposits/",
+            Some(&json!({"amount": "600000000"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert!(
+        refused.body["errors"]["amount"][0]
+            .as_str()
+            .is_some_and(|m| m.contains("largest an account may hold"))
+    );
+    let small = client
+        .raw(
+            Method::POST,
+            "/api/deposits/",
+            Some(&json!({"amount": "5"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(small.status, 400, "{}", small.text);
+    assert_balances_equal_ledger(&app, &account_id).await;
     app.stop().await;
 }

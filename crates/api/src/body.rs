@@ -1,0 +1,347 @@
+//! Reading a request body: a JSON object, refused with the field at fault where serde_json would take
+//! it silently or name no field. A member given twice is refused (serde_json keeps the last, so
+//! `{"amount": "1", "amount": "1000"}` would grant 1000), as is a string holding U+0000, which
+//! PostgreSQL cannot store in text. Shared by the server's extractors and by the payment webhook, whose
+//! body the payment provider reads after checking its signature.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+
+/// Why a body was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyError {
+    /// Not a JSON object (an array, a string, white space alone).
+    NotObject,
+    /// Not JSON.
+    Syntax(String),
+    /// A member at fault: its path (`volumes[0].size`, `body` for the whole) and what is wrong.
+    Field { field: String, message: String },
+}
+
+/// Reads a body as `T`: no body at all is `{}`; anything else must be a JSON object, with no member
+/// twice and no U+0000 in a string. A whole number written with a fraction (`4.0`) reads as the
+/// integer, as JSON has one number type. Errors name the field ([`field_of`]).
+pub fn read<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, BodyError> {
+    let mut json = value(bytes)?;
+    integral_floats_as_integers(&mut json);
+    serde_path_to_error::deserialize(json).map_err(|e| {
+        let (field, message) = field_of(&e.path().to_string(), &e.inner().to_string());
+        BodyError::Field { field, message }
+    })
+}
+
+/// The body's JSON, checked as [`read`] checks it.
+pub fn value(bytes: &[u8]) -> Result<Value, BodyError> {
+    // No body at all is `{}`; white space alone is not JSON.
+    let bytes: &[u8] = if bytes.is_empty() { b"{}" } else { bytes };
+    // Every body of this API is an object; serde would also take an array as a struct's fields in order.
+    if !opens_object(bytes) {
+        return Err(BodyError::NotObject);
+    }
+    let refused = RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let parsed = Checked {
+        path: String::new(),
+        refused: &refused,
+    }
+    .deserialize(&mut de)
+    .and_then(|value| de.end().map(|()| value));
+    match (parsed, refused.into_inner()) {
+        (_, Some((field, message))) => Err(BodyError::Field { field, message }),
+        (Ok(value), None) => Ok(value),
+        (Err(e), None) => Err(BodyError::Syntax(strip_position(&e.to_string()))),
+    }
+}
+
+/// Whether a body's text may hold U+0000 (`\u0000`): such a body is read the checked way only.
+pub fn may_hold_nul(bytes: &[u8]) -> bool {
+    bytes.windows(6).any(|w| w == b"\\u0000")
+}
+
+/// Whether a body starts as a JSON object does.
+pub fn opens_object(bytes: &[u8]) -> bool {
+    bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
+/// A JSON value read into a [`Value`] with the checks of [`value`]; the first refusal is kept in
+/// `refused` (serde's own error carries no field).
+struct Checked<'r> {
+    path: String,
+    refused: &'r RefCell<Option<(String, String)>>,
+}
+
+impl Checked<'_> {
+    fn refuse<E: de::Error>(&self, field: String, message: &str) -> E {
+        let field = if field.is_empty() {
+            "body".into()
+        } else {
+            field
+        };
+        self.refused
+            .borrow_mut()
+            .get_or_insert((field, message.into()));
+        E::custom(message)
+    }
+
+    fn member(&self, name: &str) -> String {
+        if self.path.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{name}", self.path)
+        }
+    }
+
+    fn text<E: de::Error>(&self, text: String) -> Result<Value, E> {
+        if text.contains('\0') {
+            return Err(self.refuse(self.path.clone(), NUL_MESSAGE));
+        }
+        Ok(Value::String(text))
+    }
+}
+
+/// What a text holding U+0000 is refused with.
+pub const NUL_MESSAGE: &str = "Must not contain the character U+0000";
+
+impl<'de> DeserializeSeed<'de> for Checked<'_> {
+    type Value = Value;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Checked<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        self.text(v.to_string())
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        self.text(v)
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(Checked {
+            path: format!("{}[{}]", self.path, items.len()),
+            refused: self.refused,
+        })? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut members = Map::new();
+        let mut seen = BTreeSet::new();
+        while let Some(name) = map.next_key::<String>()? {
+            let field = self.member(&name);
+            if name.contains('\0') {
+                return Err(self.refuse(self.path.clone(), NUL_MESSAGE));
+            }
+            if !seen.insert(name.clone()) {
+                return Err(self.refuse(field, "Given more than once"));
+            }
+            let value = map.next_value_seed(Checked {
+                path: field,
+                refused: self.refused,
+            })?;
+            members.insert(name, value);
+        }
+        Ok(Value::Object(members))
+    }
+}
+
+/// JSON has one number type: `88.0` is the integer 88 to JSON Schema and to clients, so a whole number
+/// written with a fraction reads as the integer for integer fields.
+fn integral_floats_as_integers(value: &mut Value) {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            if f.fract() == 0.0 && f.abs() < 9.0e15 {
+                *n = serde_json::Number::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        Value::Object(map) => map.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
+    }
+}
+
+/// A serde message at `path` as a field and a message: `missing field `x`` names `x`, others name the
+/// path (`body` for the whole).
+pub fn field_of(path: &str, message: &str) -> (String, String) {
+    let message = strip_position(message);
+    let prefix = if path == "." {
+        String::new()
+    } else {
+        format!("{path}.")
+    };
+    let quoted = |rest: &str| rest.split('`').nth(1).map(str::to_string);
+    if let Some(name) = message.strip_prefix("missing field ").and_then(quoted) {
+        (
+            format!("{prefix}{name}"),
+            "This field is required".to_string(),
+        )
+    } else if let Some(name) = message.strip_prefix("unknown field ").and_then(quoted) {
+        // The path already ends at the unknown key.
+        let field = if path == "." {
+            name.clone()
+        } else {
+            path.to_string()
+        };
+        (field, format!("Unknown field '{name}'"))
+    } else if path == "." {
+        ("body".to_string(), message)
+    } else {
+        (path.to_string(), message)
+    }
+}
+
+/// serde_json appends " at line 1 column 9"; the field name says more.
+pub fn strip_position(message: &str) -> String {
+    let message = match message.rfind(" at line ") {
+        Some(i) => &message[..i],
+        None => message,
+    };
+    plain(message)
+}
+
+/// serde's message for a value of the wrong kind, said in JSON's terms instead of the Rust type it
+/// was read into (`expected u32`, `expected struct NewVolumeRequest`); other messages as they are.
+fn plain(message: &str) -> String {
+    if message.starts_with("data did not match any variant of untagged enum") {
+        return "This value has none of the forms this field takes".to_string();
+    }
+    let Some((found, expected)) = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
+        .and_then(|rest| rest.split_once(", expected "))
+    else {
+        return message.to_string();
+    };
+    let wanted = match expected {
+        "u8" => "a whole number from 0 to 255",
+        "u16" => "a whole number from 0 to 65535",
+        "u32" => "a whole number from 0 to 4294967295",
+        "u64" | "usize" => "a whole number of 0 or more",
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number",
+        "f32" | "f64" => "a number",
+        "a boolean" | "bool" => "true or false",
+        "a string" | "a borrowed string" | "a char" => "a string",
+        "a sequence" => "a list",
+        "a map" => "an object",
+        other if other.starts_with("struct ") || other.starts_with("a map") => "an object",
+        other if other.starts_with("a sequence") || other.starts_with("a tuple") => "a list",
+        _ => return message.to_string(),
+    };
+    format!("Must be {wanted}, not {found}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(body: &str) -> BodyError {
+        value(body.as_bytes()).unwrap_err()
+    }
+
+    fn field(field: &str, message: &str) -> BodyError {
+        BodyError::Field {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn a_member_given_twice_is_refused_where_it_is() {
+        let twice = "Given more than once";
+        assert_eq!(
+            refused(r#"{"amount": "1", "currency": "USD", "amount": "1000"}"#),
+            field("amount", twice)
+        );
+        assert_eq!(
+            refused(r#"{"volumes": [{"size": 1}, {"size": 2, "size": 3}]}"#),
+            field("volumes[1].size", twice)
+        );
+        // The same name once escaped is the same member.
+        assert_eq!(refused(r#"{"ab": 1, "a\u0062": 2}"#), field("ab", twice));
+        assert!(value(br#"{"a": {"x": 1}, "b": {"x": 1}}"#).is_ok());
+    }
+
+    #[test]
+    fn a_string_holding_nul_is_refused_on_its_member() {
+        let nul = "Must not contain the character U+0000";
+        assert_eq!(refused(r#"{"note": "a\u0000b"}"#), field("note", nul));
+        assert_eq!(
+            refused(r#"{"labels": {"team": ["x", "\u0000"]}}"#),
+            field("labels.team[1]", nul)
+        );
+        assert_eq!(refused(r#"{"a\u0000": 1}"#), field("body", nul));
+        // An escaped backslash before u0000 is the text \u0000, not the character.
+        assert_eq!(value(br#"{"note": "\\u0000"}"#).unwrap()["note"], "\\u0000");
+        assert!(may_hold_nul(br#"{"note": "a\u0000b"}"#));
+        assert!(!may_hold_nul(br#"{"note": "a\u0001b"}"#));
+    }
+
+    #[test]
+    fn only_objects_are_bodies() {
+        assert_eq!(value(b"").unwrap(), serde_json::json!({}));
+        assert_eq!(
+            refused(r#"["payment.succeeded", "x"]"#),
+            BodyError::NotObject
+        );
+        assert_eq!(refused("  "), BodyError::NotObject);
+        assert!(matches!(refused("{oops"), BodyError::Syntax(_)));
+        assert!(matches!(refused("{} {}"), BodyError::Syntax(_)));
+    }
+
+    #[test]
+    fn typed_reads_name_the_field() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Event {
+            event: String,
+            count: u32,
+        }
+        let read = |body: &str| read::<Event>(body.as_bytes()).unwrap_err();
+        assert_eq!(read("{}"), field("event", "This field is required"));
+        assert_eq!(
+            read(r#"{"event": "x", "count": "7"}"#),
+            field(
+                "count",
+                "Must be a whole number from 0 to 4294967295, not string \"7\""
+            )
+        );
+        assert!(super::read::<Event>(br#"{"event": "x", "count": 7.0}"#).is_ok());
+    }
+}
