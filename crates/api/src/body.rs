@@ -10,6 +10,8 @@ use std::fmt;
 
 use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
+use utoipa::PartialSchema;
+use utoipa::openapi::{RefOr, Schema};
 
 /// Why a body was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,18 +22,45 @@ pub enum BodyError {
     Syntax(String),
     /// A member at fault: its path (`volumes[0].size`, `body` for the whole) and what is wrong.
     Field { field: String, message: String },
+    /// Required members missing, more than one.
+    Missing(Vec<String>),
 }
+
+/// What a missing required member is refused with.
+pub const REQUIRED_MESSAGE: &str = "This field is required";
 
 /// Reads a body as `T`: no body at all is `{}`; anything else must be a JSON object, with no member
 /// twice and no U+0000 in a string. A whole number written with a fraction (`4.0`) reads as the
-/// integer, as JSON has one number type. Errors name the field ([`field_of`]).
-pub fn read<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, BodyError> {
+/// integer, as JSON has one number type. Errors name the field ([`field_of`]); when required members
+/// are missing, every one of them at once ([`BodyError::Missing`]).
+pub fn read<T: DeserializeOwned + PartialSchema>(bytes: &[u8]) -> Result<T, BodyError> {
     let mut json = value(bytes)?;
     integral_floats_as_integers(&mut json);
-    serde_path_to_error::deserialize(json).map_err(|e| {
-        let (field, message) = field_of(&e.path().to_string(), &e.inner().to_string());
+    serde_path_to_error::deserialize(&json).map_err(|e| {
+        let (path, message) = (e.path().to_string(), e.inner().to_string());
+        // serde stops at the first missing member, once those present were read: the others are
+        // the schema's required members the body does not have.
+        if path == "." && message.starts_with("missing field ") {
+            let missing = missing_members::<T>(&json);
+            if missing.len() > 1 {
+                return BodyError::Missing(missing);
+            }
+        }
+        let (field, message) = field_of(&path, &message);
         BodyError::Field { field, message }
     })
+}
+
+/// The members `T`'s schema requires that `json` does not have, in the schema's order.
+fn missing_members<T: PartialSchema>(json: &Value) -> Vec<String> {
+    let (RefOr::T(Schema::Object(object)), Some(members)) = (T::schema(), json.as_object()) else {
+        return Vec::new();
+    };
+    object
+        .required
+        .into_iter()
+        .filter(|name| !members.contains_key(name))
+        .collect()
 }
 
 /// The body's JSON, checked as [`read`] checks it.
@@ -208,10 +237,7 @@ pub fn field_of(path: &str, message: &str) -> (String, String) {
     };
     let quoted = |rest: &str| rest.split('`').nth(1).map(str::to_string);
     if let Some(name) = message.strip_prefix("missing field ").and_then(quoted) {
-        (
-            format!("{prefix}{name}"),
-            "This field is required".to_string(),
-        )
+        (format!("{prefix}{name}"), REQUIRED_MESSAGE.to_string())
     } else if let Some(name) = message.strip_prefix("unknown field ").and_then(quoted) {
         // The path already ends at the unknown key.
         let field = if path == "." {
@@ -327,14 +353,17 @@ mod tests {
 
     #[test]
     fn typed_reads_name_the_field() {
-        #[derive(Debug, serde::Deserialize)]
+        #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
         #[allow(dead_code)]
         struct Event {
             event: String,
             count: u32,
         }
         let read = |body: &str| read::<Event>(body.as_bytes()).unwrap_err();
-        assert_eq!(read("{}"), field("event", "This field is required"));
+        assert_eq!(
+            read("{}"),
+            BodyError::Missing(vec!["event".into(), "count".into()])
+        );
         assert_eq!(
             read(r#"{"event": "x", "count": "7"}"#),
             field(
@@ -343,5 +372,40 @@ mod tests {
             )
         );
         assert!(super::read::<Event>(br#"{"event": "x", "count": 7.0}"#).is_ok());
+        assert_eq!(
+            read(r#"{"count": 1}"#),
+            field("event", "This field is required")
+        );
+    }
+
+    #[test]
+    fn every_missing_member_is_named_at_once() {
+        #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+        #[allow(dead_code)]
+        struct Deploy {
+            region: String,
+            gpu_count: u32,
+            #[serde(default)]
+            labels: Vec<String>,
+            name: String,
+            note: Option<String>,
+        }
+        let read = |body: &str| super::read::<Deploy>(body.as_bytes()).unwrap_err();
+        assert_eq!(
+            read("{}"),
+            BodyError::Missing(vec!["region".into(), "gpu_count".into(), "name".into()])
+        );
+        assert_eq!(
+            read(r#"{"gpu_count": 1}"#),
+            BodyError::Missing(vec!["region".into(), "name".into()])
+        );
+        // A value of the wrong kind is found first, as serde reads the members present first.
+        assert_eq!(
+            read(r#"{"gpu_count": "x"}"#),
+            field(
+                "gpu_count",
+                "Must be a whole number from 0 to 4294967295, not string \"x\""
+            )
+        );
     }
 }

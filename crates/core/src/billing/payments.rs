@@ -203,6 +203,11 @@ impl PaymentProvider for ManualProvider {
                 field: "body".into(),
                 message,
             },
+            // The provider's event is fixed: the first missing member says enough.
+            BodyError::Missing(fields) => WebhookError::Invalid {
+                field: fields.into_iter().next().unwrap_or_else(|| "body".into()),
+                message: body::REQUIRED_MESSAGE.into(),
+            },
         })?;
         if event.event != PAYMENT_SUCCEEDED {
             return Err(WebhookError::Invalid {

@@ -122,11 +122,13 @@ pub fn check_label(v: &mut Validator, field: &str, value: &str) {
 
 /// The label rule with another maximum length.
 pub fn check_label_of(v: &mut Validator, field: &str, value: &str, max: usize) {
-    if !rules::label_length_ok(value, max) || value.trim().is_empty() {
+    if !rules::label_length_ok(value, max) {
         v.add(
             field,
             format!("Name must be between 1 and {max} characters"),
         );
+    } else if value.trim().is_empty() {
+        v.add(field, "Name must not be only spaces");
     }
     if !rules::label_chars_ok(value) && !value.trim().is_empty() {
         v.add(field, "Name must contain only alphanumeric characters, spaces, hyphens, underscores, and dots");

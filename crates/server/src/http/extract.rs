@@ -9,6 +9,7 @@ use barrack_api::decimal;
 use barrack_core::Error;
 use barrack_core::accounts::Caller;
 use serde::de::DeserializeOwned;
+use utoipa::PartialSchema;
 
 use super::context;
 use super::error::ApiError;
@@ -17,7 +18,7 @@ use crate::app::AppState;
 /// A JSON body. No body reads as `{}`, so bodiless actions and optional fields need no ceremony.
 pub struct Body<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+impl<S: Send + Sync, T: DeserializeOwned + PartialSchema> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
@@ -35,7 +36,7 @@ async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Ap
 }
 
 /// A body as [`Body`] reads it ([`body::read`]).
-fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+fn parse_body<T: DeserializeOwned + PartialSchema>(bytes: &[u8]) -> Result<T, ApiError> {
     body::read(bytes).map_err(|e| {
         ApiError(match e {
             BodyError::NotObject => Error::Validation {
@@ -54,6 +55,13 @@ fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 message: "Invalid request data".into(),
                 errors: [(field, vec![message])].into(),
             },
+            BodyError::Missing(fields) => Error::Validation {
+                message: "Invalid request data".into(),
+                errors: fields
+                    .into_iter()
+                    .map(|field| (field, vec![body::REQUIRED_MESSAGE.to_string()]))
+                    .collect(),
+            },
         })
     })
 }
@@ -64,7 +72,7 @@ fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// `0.30000000000000004`, say).
 pub struct AmountBody<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AmountBody<T> {
+impl<S: Send + Sync, T: DeserializeOwned + PartialSchema> FromRequest<S> for AmountBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
@@ -81,7 +89,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AmountBody<T> {
 /// for a type with no untyped JSON value: there, `1.0` would stay a float where [`Body`] makes it `1`.
 pub struct TypedBody<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for TypedBody<T> {
+impl<S: Send + Sync, T: DeserializeOwned + PartialSchema> FromRequest<S> for TypedBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {

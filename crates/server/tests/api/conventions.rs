@@ -274,6 +274,35 @@ async fn every_rejection_is_the_json_error_envelope(db: Db) {
         raw.body["errors"]["name"],
         json!(["This field is required"])
     );
+    // Every missing one at once, not one per try.
+    let required = json!(["This field is required"]);
+    let raw = app
+        .admin
+        .raw(Method::POST, "/api/deploy-server/", Some(&json!({})))
+        .await
+        .unwrap();
+    assert_eq!(raw.status, 400, "{}", raw.text);
+    let errors = raw.body["errors"].as_object().unwrap();
+    let mut named: Vec<&str> = errors.keys().map(String::as_str).collect();
+    named.sort_unstable();
+    assert_eq!(
+        named,
+        ["gpu_count", "gpu_model", "instance_name", "region"],
+        "{}",
+        raw.text
+    );
+    assert!(errors.values().all(|e| *e == required), "{}", raw.text);
+    let raw = app
+        .admin
+        .raw(
+            Method::POST,
+            "/api/deploy-server/",
+            Some(&json!({"gpu_model": "H100-SXM5-80GB"})),
+        )
+        .await
+        .unwrap();
+    let errors = raw.body["errors"].as_object().unwrap();
+    assert_eq!(errors.len(), 3, "{}", raw.text);
     app.stop().await;
 }
 

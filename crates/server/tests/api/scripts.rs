@@ -39,6 +39,21 @@ async fn the_documented_validation_example(db: Db) {
             "tier": "advanced"
         })
     );
+    // A name of spaces alone is refused for what it is, not for a length it has.
+    let blank = app
+        .admin
+        .raw(
+            Method::POST,
+            "/api/scripts/",
+            Some(&json!({"name": "   ", "script": "x"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(blank.status, 400);
+    assert_eq!(
+        blank.body["errors"],
+        json!({"name": ["Name must not be only spaces"]})
+    );
     // Exactly 16384 bytes is allowed.
     let ok = json!({"name": "big one", "script": "y".repeat(16384)});
     assert_eq!(
