@@ -37,7 +37,6 @@ use crate::http::rate_limit::RateLimiter;
 use crate::metrics::{Metrics, SharedMetrics};
 pub use crate::private_files::write_private;
 use crate::private_files::{private_database, private_dir};
-use barrack_core::accounts::login_throttle::LoginThrottle;
 
 /// What every handler can reach. Extractors clone it for every request, so it is one shared pointer.
 #[derive(Clone)]
@@ -50,7 +49,6 @@ pub struct Shared {
     pub rate_limiter: Option<RateLimiter>,
     pub trusted_proxies: TrustedProxies,
     /// Failed log-ins per email and per client address.
-    pub login_throttle: LoginThrottle,
     /// What `/metrics` reports of this process.
     pub metrics: SharedMetrics,
     /// The served OpenAPI document, written on its first request rather than at every start (writing it
@@ -577,7 +575,6 @@ fn router_from(
             services.context.resets_seen.clone(),
         ),
         trusted_proxies: TrustedProxies::new(&config.rate_limit.trusted_proxies),
-        login_throttle: LoginThrottle::default(),
         metrics,
         openapi_json: std::sync::OnceLock::new(),
         services: services.clone(),
@@ -586,6 +583,10 @@ fn router_from(
     let body_limit = config.body_limit_bytes;
     let dashboard = barrack_web::router_with_simulator(services.clone(), web_simulator)
         .layer(CatchPanicLayer::new())
+        .layer(from_fn_with_state(
+            state.clone(),
+            middleware::client_address,
+        ))
         .layer(from_fn_with_state(
             state.clone(),
             middleware::request_context,

@@ -1,6 +1,7 @@
 //! Accounts: sign-up, sessions, billing profiles, API keys, and who is calling.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use barrack_api::account::{
@@ -15,6 +16,7 @@ use barrack_store::{StoreError, Tx, accounts, api_keys};
 
 use crate::accounts::auth::{self, TokenClaims, TokenKind};
 use crate::accounts::heavy;
+use crate::accounts::login_throttle::LoginThrottle;
 use crate::platform::clock::{format_ms, system_now_ms};
 use crate::platform::countries;
 use crate::platform::ids::{IdDraws, IdKind, name_taken_as_conflict, new_id, random_alphanumeric};
@@ -76,6 +78,9 @@ const TOUCH_INTERVAL_MS: i64 = 60_000;
 pub struct AccountService {
     context: Arc<Context>,
     touched: Arc<Mutex<HashMap<String, i64>>>,
+    /// Failed passwords, by email and by address, for every way of giving one (API tokens, the
+    /// dashboard's sign-in, a password change).
+    throttle: Arc<LoginThrottle>,
 }
 
 /// The operator's password of a first start, and its hash: slow on purpose, so a server starting on an
@@ -105,6 +110,7 @@ impl AccountService {
         AccountService {
             context,
             touched: Arc::default(),
+            throttle: Arc::default(),
         }
     }
 
@@ -231,9 +237,9 @@ impl AccountService {
     }
 
     /// `POST /api/auth/token/`: a new session (the family of every token this log-in leads to).
-    pub async fn login(&self, request: TokenObtainPair) -> Result<TokenPair> {
+    pub async fn login(&self, request: TokenObtainPair, address: IpAddr) -> Result<TokenPair> {
         let account = self
-            .verify_credentials(&request.email, &request.password)
+            .verify_credentials(&request.email, &request.password, address)
             .await?;
         let tier = request.tier.unwrap_or(Tier::Legacy);
         let now = system_now_ms() / 1000;
@@ -261,9 +267,36 @@ impl AccountService {
         })
     }
 
-    /// The account with this email and password (token sign-in and the dashboard's sign-in). A disabled
-    /// account fails like a wrong password.
-    pub async fn verify_credentials(&self, email: &str, password: &str) -> Result<AccountRow> {
+    /// The account with this email and password, given from `address` (token sign-in and the dashboard's
+    /// sign-in). A disabled account fails like a wrong password. After a few failures for the email or the
+    /// address, attempts are held back (429) before the password is checked ([`LoginThrottle`]); a
+    /// success clears the email's failures.
+    pub async fn verify_credentials(
+        &self,
+        email: &str,
+        password: &str,
+        address: IpAddr,
+    ) -> Result<AccountRow> {
+        self.throttled(email, address)?;
+        let verified = self.check_credentials(email, password).await;
+        match &verified {
+            Ok(_) => self.throttle.succeeded(email),
+            Err(Error::Unauthenticated(_)) => self.throttle.failed(email, address),
+            Err(_) => {}
+        }
+        verified
+    }
+
+    /// 429 while the email or the address is held back for its failed passwords.
+    fn throttled(&self, email: &str, address: IpAddr) -> Result<()> {
+        self.throttle
+            .check(email, address)
+            .map_err(|retry_after_seconds| Error::RateLimited {
+                retry_after_seconds,
+            })
+    }
+
+    async fn check_credentials(&self, email: &str, password: &str) -> Result<AccountRow> {
         let email = email.trim().to_lowercase();
         let account = self.context.store.account_by_email(&email).await?;
         let valid = match &account {
@@ -345,7 +378,11 @@ impl AccountService {
         &self,
         caller: &Caller,
         request: PasswordChange,
+        address: IpAddr,
     ) -> Result<SessionsEnded> {
+        // Wrong current passwords count as failed log-ins: a stolen token or key cannot guess the password.
+        let email = &caller.account.email;
+        self.throttled(email, address)?;
         let mut v = Validator::new();
         v.check(
             length_between(
@@ -361,6 +398,7 @@ impl AccountService {
         v.finish()?;
         if !heavy::verify_password(&request.current_password, &caller.account.password_hash).await?
         {
+            self.throttle.failed(email, address);
             return Err(Error::field(
                 "current_password",
                 "Current password is incorrect",
@@ -657,6 +695,29 @@ impl AccountService {
             .await?
             .ok_or_else(|| Error::not_found("Account", &current.id))?;
         Ok(profile_of(&updated))
+    }
+
+    /// `POST /api/admin/users/{id}/api-keys/`: a key for the account named by id or email (operators; the
+    /// caller checks the role). A disabled account gets none (409): its keys were revoked with it and
+    /// stay so when it is enabled again, so a key made meanwhile would come back to life then.
+    pub async fn create_api_key_for(
+        &self,
+        account: &str,
+        name: &str,
+        tier: Tier,
+    ) -> Result<(AccountRow, CreatedApiKey)> {
+        let account = self.account_by_id_or_email(account).await?;
+        if account.disabled_at.is_some() {
+            return Err(Error::conflict(
+                "INVALID_STATE",
+                format!(
+                    "Account {} is disabled: enable it before giving it keys",
+                    account.id
+                ),
+            ));
+        }
+        let key = self.create_api_key(&account.id, name, tier).await?;
+        Ok((account, key))
     }
 
     /// `POST /api/api-keys/`: the secret is in the answer and nowhere else.

@@ -18,6 +18,12 @@ const FORGET_AFTER: Duration = Duration::from_secs(60 * 60);
 /// Beyond this many keys, forgotten ones are dropped.
 const MAX_TRACKED: usize = 100_000;
 
+/// The client's address as the server works it out (its connection's, or the one a trusted proxy
+/// names), in a request's extensions for handlers outside the server's own routes (the dashboard's
+/// sign-in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
 struct Failures {
     count: u32,
     last: Instant,

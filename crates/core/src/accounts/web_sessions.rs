@@ -1,6 +1,7 @@
 //! Dashboard sessions: signing in with email and password opens a server-side session that a browser
 //! holds as a cookie token; every form of the session carries its CSRF token; signing out deletes the row.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use barrack_api::Tier;
@@ -39,8 +40,17 @@ impl WebSessionService {
 
     /// Checks email and password and opens a session in `tier`. It lasts as long as a refresh token
     /// (`tokens.refresh_ttl_seconds`) and, like tokens, follows real time rather than the simulated clock.
-    pub async fn sign_in(&self, email: &str, password: &str, tier: Tier) -> Result<OpenedSession> {
-        let account = self.accounts.verify_credentials(email, password).await?;
+    pub async fn sign_in(
+        &self,
+        email: &str,
+        password: &str,
+        tier: Tier,
+        address: IpAddr,
+    ) -> Result<OpenedSession> {
+        let account = self
+            .accounts
+            .verify_credentials(email, password, address)
+            .await?;
         let now = system_now_ms();
         let token = random_alphanumeric(43);
         let ttl_ms = self.context.config.tokens.refresh_ttl_seconds as i64 * 1000;

@@ -1,13 +1,16 @@
 //! Middleware: request context and log line, rate limits, JSON for every error, path normalisation.
 
+use std::net::IpAddr;
 use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use barrack_core::Error;
+use barrack_core::accounts::login_throttle::ClientIp;
 use barrack_core::ids::request_id;
 
 use super::client_address::{self, ClientAddress};
@@ -57,10 +60,7 @@ pub async fn request_context(
 /// `RateLimit-*` headers; 429 when the bucket is empty.
 pub async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let (mut parts, body) = request.into_parts();
-    let address = state
-        .trusted_proxies
-        .client(client_address::peer(&parts), &parts.headers);
-    parts.extensions.insert(ClientAddress(address));
+    let address = note_client_address(&state, &mut parts);
     let Some(limiter) = state.rate_limiter.as_ref() else {
         return next.run(Request::from_parts(parts, body)).await;
     };
@@ -172,6 +172,27 @@ pub async fn method_not_allowed(request: Request) -> Response {
         request.method(),
         request.uri().path()
     ))
+}
+
+/// The client's address, worked out once and noted in the request's extensions for what follows.
+fn note_client_address(state: &AppState, parts: &mut Parts) -> IpAddr {
+    let address = state
+        .trusted_proxies
+        .client(client_address::peer(parts), &parts.headers);
+    parts.extensions.insert(ClientAddress(address));
+    parts.extensions.insert(ClientIp(address));
+    address
+}
+
+/// The dashboard's requests: the client's address noted, as [`rate_limit`] notes it for the API's.
+pub async fn client_address(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
+    note_client_address(&state, &mut parts);
+    next.run(Request::from_parts(parts, body)).await
 }
 
 #[cfg(test)]

@@ -12,7 +12,6 @@ use utoipa_axum::routes;
 use crate::app::AppState;
 use crate::http::client_address::ClientAddress;
 use crate::http::{ApiResult, Auth, Body, Created, Success};
-use barrack_core::Error;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -47,25 +46,8 @@ async fn obtain_token(
     ClientAddress(address): ClientAddress,
     Body(request): Body<TokenObtainPair>,
 ) -> ApiResult<Success<TokenPair>> {
-    let throttle = &state.login_throttle;
-    let email = request.email.clone();
-    throttle
-        .check(&email, address)
-        .map_err(|retry_after_seconds| Error::RateLimited {
-            retry_after_seconds,
-        })?;
-    match state.services.accounts.login(request).await {
-        Ok(pair) => {
-            throttle.succeeded(&email);
-            Ok(Success("Tokens issued successfully", pair))
-        }
-        Err(e) => {
-            if matches!(e, Error::Unauthenticated(_)) {
-                throttle.failed(&email, address);
-            }
-            Err(e.into())
-        }
-    }
+    let pair = state.services.accounts.login(request, address).await?;
+    Ok(Success("Tokens issued successfully", pair))
 }
 
 /// Refresh an access token
@@ -112,33 +94,15 @@ async fn change_password(
     Auth(caller): Auth,
     Body(request): Body<PasswordChange>,
 ) -> ApiResult<Success<SessionsEnded>> {
-    // Wrong current passwords count as failed log-ins: a stolen token or key cannot guess the password.
-    let throttle = &state.login_throttle;
-    let email = caller.account.email.clone();
-    throttle
-        .check(&email, address)
-        .map_err(|retry_after_seconds| Error::RateLimited {
-            retry_after_seconds,
-        })?;
-    match state
+    let ended = state
         .services
         .accounts
-        .change_password(&caller, request)
-        .await
-    {
-        Ok(ended) => Ok(Success(
-            "Password changed; every session has been ended",
-            ended,
-        )),
-        Err(e) => {
-            if e.field_errors()
-                .is_some_and(|f| f.contains_key("current_password"))
-            {
-                throttle.failed(&email, address);
-            }
-            Err(e.into())
-        }
-    }
+        .change_password(&caller, request, address)
+        .await?;
+    Ok(Success(
+        "Password changed; every session has been ended",
+        ended,
+    ))
 }
 
 /// Get the account profile

@@ -88,15 +88,10 @@ async fn admin_create_api_key(
     PathId(user_id): PathId,
     Body(request): Body<CreateApiKeyRequest>,
 ) -> ApiResult<Created<AdminCreatedApiKey>> {
-    let account = state
+    let (account, key) = state
         .services
         .accounts
-        .account_by_id_or_email(&user_id)
-        .await?;
-    let key = state
-        .services
-        .accounts
-        .create_api_key(&account.id, &request.name, request.tier)
+        .create_api_key_for(&user_id, &request.name, request.tier)
         .await?;
     Ok(Created(
         "API key created successfully",

@@ -23,6 +23,7 @@ on_both_databases!(
     bad_input_is_shown_at_the_fields,
     short_credits_are_a_message_with_a_link,
     sign_up_then_sign_in,
+    failed_sign_ins_are_held_back_with_the_apis,
 );
 
 pub(crate) const PASSWORD: &str = "correct horse battery";
@@ -669,5 +670,63 @@ async fn sign_up_then_sign_in(db: Db) {
     let overview = browser.get("/").await;
     assert!(overview.body.contains("advanced tier"));
     assert!(overview.body.contains("Complete your profile"));
+    app.stop().await;
+}
+
+/// The dashboard's sign-in counts failed passwords with the API's log-ins: after five for one email,
+/// both hold that email back, even with the right password.
+async fn failed_sign_ins_are_held_back_with_the_apis(db: Db) {
+    let app = TestApp::start(db).await;
+    let (email, _) = account(&app).await;
+    let mut browser = Browser::new(&app);
+    let token = browser.get("/login").await.csrf();
+    for _ in 0..5 {
+        let wrong = browser
+            .post(
+                "/login",
+                &[
+                    ("csrf", &token),
+                    ("email", &email),
+                    ("password", "not the password"),
+                    ("tier", "legacy"),
+                ],
+            )
+            .await;
+        assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{}", wrong.body);
+    }
+    let held = browser
+        .post(
+            "/login",
+            &[
+                ("csrf", &token),
+                ("email", &email),
+                ("password", PASSWORD),
+                ("tier", "legacy"),
+            ],
+        )
+        .await;
+    assert_eq!(held.status, StatusCode::TOO_MANY_REQUESTS, "{}", held.body);
+    assert!(
+        held.body.contains("Too many failed sign-ins"),
+        "{}",
+        held.body
+    );
+    assert!(
+        !held.headers.contains_key("set-cookie")
+            || !held.headers["set-cookie"]
+                .to_str()
+                .unwrap()
+                .contains("barrack_session")
+    );
+    let api = app
+        .admin
+        .raw(
+            reqwest::Method::POST,
+            "/api/auth/token/",
+            Some(&serde_json::json!({"email": email, "password": PASSWORD})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(api.status, 429, "{}", api.text);
     app.stop().await;
 }

@@ -1,10 +1,14 @@
 //! Sign-up, sign-in and sign-out.
 
+use std::net::{IpAddr, Ipv4Addr};
+
 use askama::Template;
+use axum::Extension;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use barrack_api::Tier;
 use barrack_api::account::RegisterRequest;
+use barrack_core::accounts::login_throttle::ClientIp;
 use barrack_core::ids::random_alphanumeric;
 
 use crate::State;
@@ -78,14 +82,17 @@ pub async fn login_form(headers: HeaderMap) -> Result<Response, WebError> {
 
 pub async fn login(
     axum::extract::State(state): State,
+    address: Option<Extension<ClientIp>>,
     headers: HeaderMap,
     form: Form,
 ) -> Result<Response, WebError> {
+    let address = address.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.0.0);
     check_form_token(&headers, &form)?;
     let email = form.get("email").unwrap_or_default();
     let password = form.raw("password").unwrap_or_default();
     let tier_text = form.get("tier").unwrap_or_else(|| "legacy".into());
     let mut errors = Errors::default();
+    let mut status = StatusCode::UNAUTHORIZED;
     let tier = Tier::parse(&tier_text);
     if tier.is_none() {
         errors.fields.insert(
@@ -94,7 +101,11 @@ pub async fn login(
         );
     }
     if let Some(tier) = tier {
-        match state.sessions.sign_in(&email, &password, tier).await {
+        match state
+            .sessions
+            .sign_in(&email, &password, tier, address)
+            .await
+        {
             Ok(opened) => {
                 let ttl = state.services.config().tokens.refresh_ttl_seconds;
                 let mut response = super::see("/");
@@ -106,6 +117,14 @@ pub async fn login(
                 return Ok(response);
             }
             Err(barrack_core::Error::Unauthenticated(message)) => errors.general = Some(message),
+            Err(barrack_core::Error::RateLimited {
+                retry_after_seconds,
+            }) => {
+                errors.general = Some(format!(
+                    "Too many failed sign-ins; try again in {retry_after_seconds} seconds"
+                ));
+                status = StatusCode::TOO_MANY_REQUESTS;
+            }
             Err(e) => return Err(e.into()),
         }
     }
@@ -117,7 +136,7 @@ pub async fn login(
         errors,
         signed_up: false,
     };
-    render(StatusCode::UNAUTHORIZED, &page)
+    render(status, &page)
 }
 
 pub async fn signup_form(headers: HeaderMap) -> Result<Response, WebError> {
