@@ -183,7 +183,11 @@ fn canonical(ip: IpAddr) -> IpAddr {
 }
 
 /// Addresses reachable on the public internet: not loopback, private, link-local (cloud metadata),
-/// shared (carrier-grade NAT), unspecified, multicast, broadcast or reserved.
+/// shared (carrier-grade NAT), unspecified, multicast, broadcast or reserved. IPv6 is public only in
+/// global unicast (2000::/3), and there not in the IETF's special-purpose and documentation blocks or
+/// 6to4: every form that embeds an IPv4 address (IPv4-compatible `::a.b.c.d`, translated
+/// `::ffff:0:a.b.c.d`, NAT64 `64:ff9b::/96`, 6to4 `2002::/16`, Teredo) could name 127.0.0.1 or the
+/// metadata address.
 fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
@@ -198,16 +202,18 @@ fn is_public(ip: IpAddr) -> bool {
                 || a == 0
                 || a >= 240
                 || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && v4.octets()[2] == 0)
+                || (a == 192 && b == 88 && v4.octets()[2] == 99)
                 || (a == 198 && (b == 18 || b == 19)))
         }
         IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && v6.segments()[1] == 0xdb8)
+            let [first, second, ..] = v6.segments();
+            let global_unicast = (first & 0xe000) == 0x2000;
+            global_unicast
+                && !((first == 0x2001 && second < 0x0200)
+                    || (first == 0x2001 && second == 0x0db8)
+                    || first == 0x2002
+                    || (first == 0x3fff && second < 0x1000))
         }
     }
 }
@@ -421,11 +427,34 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "::ffff:127.0.0.1",
+            // IPv6 forms that embed 127.0.0.1, 169.254.169.254 or 10.0.0.1.
+            "::127.0.0.1",
+            "::a9fe:a9fe",
+            "::ffff:0:7f00:1",
+            "64:ff9b::7f00:1",
+            "64:ff9b:1::a00:1",
+            "2002:7f00:1::",
+            "2001::1",
+            // Special-purpose and documentation blocks.
+            "100::1",
+            "2001:2::1",
+            "2001:db8::1",
+            "3fff::1",
+            "192.0.0.1",
+            "192.88.99.1",
+            "198.51.100.1",
         ] {
             assert!(!closed.permits(ip.parse().unwrap()), "{ip} refused");
         }
-        assert!(closed.permits("8.8.8.8".parse().unwrap()));
-        assert!(closed.permits("2606:4700::1111".parse().unwrap()));
+        for ip in [
+            "8.8.8.8",
+            "192.0.1.1",
+            "2606:4700::1111",
+            "2001:4860:4860::8888",
+            "2a00:1450::1",
+        ] {
+            assert!(closed.permits(ip.parse().unwrap()), "{ip} permitted");
+        }
         let open = TargetPolicy::new(&WebhooksConfig {
             allowed_targets: vec!["127.0.0.1".into(), "10.0.0.0/8".into()],
             ..WebhooksConfig::default()
