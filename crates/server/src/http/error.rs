@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use barrack_api::ErrorResponse;
 use barrack_core::Error;
 
-use super::context;
+use super::context::{self, RequestContext};
 
 /// A domain error on its way to the client.
 #[derive(Debug)]
@@ -28,8 +28,13 @@ impl From<barrack_store::StoreError> for ApiError {
 impl ApiError {
     /// The error envelope of this error for the current request.
     pub fn body(&self) -> ErrorResponse {
+        self.body_in(context::current())
+    }
+
+    /// The body for the request `ctx` describes: for an error met after the handler returned (a stream's),
+    /// where the request's context is no longer current.
+    pub fn body_in(&self, ctx: Option<RequestContext>) -> ErrorResponse {
         let error = &self.0;
-        let ctx = context::current();
         let request_id = ctx
             .as_ref()
             .map(|c| c.request_id.clone())

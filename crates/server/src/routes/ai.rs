@@ -68,8 +68,10 @@ async fn ai_chat(
     if request.stream == Some(true) {
         let call = ai.start(&caller, request, &request_id).await?;
         let rate = call.rate;
-        let mut response = sse(call.chunks(), |e| {
-            serde_json::to_string(&ApiError(e).body()).unwrap_or_default()
+        // The stream's error is met after this handler returns, outside the request's context.
+        let ctx = context::current();
+        let mut response = sse(call.chunks(), move |e| {
+            serde_json::to_string(&ApiError(e).body_in(ctx.clone())).unwrap_or_default()
         });
         rate_headers(&mut response, rate);
         return Ok(response);
@@ -115,21 +117,28 @@ pub(crate) fn current_request_id() -> String {
 }
 
 /// Server-sent events of a call's chunks, then `[DONE]`; an error ends the stream with `error_data`.
-pub(crate) fn sse(chunks: ChatChunks, error_data: fn(barrack_core::Error) -> String) -> Response {
-    let events = futures::stream::unfold((chunks, false), move |(mut chunks, ended)| async move {
-        if ended {
-            return None;
+pub(crate) fn sse(
+    chunks: ChatChunks,
+    error_data: impl Fn(barrack_core::Error) -> String + Send + Sync + 'static,
+) -> Response {
+    let error_data = std::sync::Arc::new(error_data);
+    let events = futures::stream::unfold((chunks, false), move |(mut chunks, ended)| {
+        let error_data = error_data.clone();
+        async move {
+            if ended {
+                return None;
+            }
+            let (data, ended) = match chunks.next().await {
+                Some(Ok(chunk)) => (chunk_data(&chunk), false),
+                // Nothing follows an error, not even `[DONE]`.
+                Some(Err(e)) => (error_data(e), true),
+                None => ("[DONE]".to_string(), true),
+            };
+            Some((
+                Ok::<_, Infallible>(Event::default().data(data)),
+                (chunks, ended),
+            ))
         }
-        let (data, ended) = match chunks.next().await {
-            Some(Ok(chunk)) => (chunk_data(&chunk), false),
-            // Nothing follows an error, not even `[DONE]`.
-            Some(Err(e)) => (error_data(e), true),
-            None => ("[DONE]".to_string(), true),
-        };
-        Some((
-            Ok::<_, Infallible>(Event::default().data(data)),
-            (chunks, ended),
-        ))
     });
     Sse::new(events)
         .keep_alive(KeepAlive::default())

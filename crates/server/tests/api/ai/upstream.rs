@@ -286,6 +286,23 @@ async fn the_openai_backend_proxies_a_second_barrackd_and_a_killed_upstream_cost
         .await;
     assert_eq!(gone.status, 502);
     assert_eq!(gone.body["error"]["type"], "api_error");
+    // A stream's error, met after its answer began, is the envelope of the call's own request id.
+    let response = me
+        .http
+        .post(format!("{}/api/ai/chat/", gateway.app.base_url))
+        .bearer_auth(&gateway.key)
+        .json(&json!({"model": "proxied", "messages": user_message("Hi"), "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let streamed = events(&response.text().await.unwrap());
+    let last = streamed.last().unwrap();
+    assert_eq!(last["code"], "UPSTREAM_ERROR", "{last}");
+    assert_eq!(last["request_id"], request_id.as_str(), "{last}");
     assert_eq!(me.balance().await, d("10") - cost - cost - failed_cost);
     gateway.stop().await;
     server.remove();
