@@ -209,11 +209,16 @@ fn is_public(ip: IpAddr) -> bool {
         IpAddr::V6(v6) => {
             let [first, second, ..] = v6.segments();
             let global_unicast = (first & 0xe000) == 0x2000;
-            global_unicast
-                && !((first == 0x2001 && second < 0x0200)
-                    || (first == 0x2001 && second == 0x0db8)
-                    || first == 0x2002
-                    || (first == 0x3fff && second < 0x1000))
+            let special = match first {
+                // IETF protocol assignments (Teredo among them), 2001::/23; documentation, 2001:db8::/32.
+                0x2001 => second < 0x0200 || second == 0x0db8,
+                // 6to4.
+                0x2002 => true,
+                // Documentation, 3fff::/20.
+                0x3fff => second < 0x1000,
+                _ => false,
+            };
+            global_unicast && !special
         }
     }
 }
