@@ -10,6 +10,8 @@ use std::fmt;
 
 use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
+
+use crate::decimal;
 use utoipa::PartialSchema;
 use utoipa::openapi::{RefOr, Schema};
 
@@ -24,6 +26,30 @@ pub enum BodyError {
     Field { field: String, message: String },
     /// Required members missing, more than one.
     Missing(Vec<String>),
+}
+
+impl BodyError {
+    /// The error's headline, as the API's envelope says it.
+    pub fn summary(&self) -> &'static str {
+        match self {
+            BodyError::NotObject => "Request body must be a JSON object",
+            BodyError::Syntax(_) => "Request body is not valid JSON",
+            BodyError::Field { .. } | BodyError::Missing(_) => "Invalid request data",
+        }
+    }
+
+    /// Each field at fault with what is wrong with it (`body` for the whole).
+    pub fn fields(self) -> Vec<(String, String)> {
+        match self {
+            BodyError::NotObject => vec![("body".into(), "Expected a JSON object".into())],
+            BodyError::Syntax(message) => vec![("body".into(), message)],
+            BodyError::Field { field, message } => vec![(field, message)],
+            BodyError::Missing(fields) => fields
+                .into_iter()
+                .map(|field| (field, REQUIRED_MESSAGE.to_string()))
+                .collect(),
+        }
+    }
 }
 
 /// What a missing required member is refused with.
@@ -49,6 +75,26 @@ pub fn read<T: DeserializeOwned + PartialSchema>(bytes: &[u8]) -> Result<T, Body
         let (field, message) = field_of(&path, &message);
         BodyError::Field { field, message }
     })
+}
+
+/// [`read`], for a body whose numbers are amounts of money: a number a float cannot hold exactly
+/// ([`decimal::inexact_number`]) is refused on its member instead of being read as the nearest float.
+/// Other bodies keep floats as JSON clients compute them (an AI call's `temperature` of
+/// `0.30000000000000004`, say).
+pub fn read_amounts<T: DeserializeOwned + PartialSchema>(bytes: &[u8]) -> Result<T, BodyError> {
+    if opens_object(bytes)
+        && let Some(member) = decimal::inexact_number(bytes)
+    {
+        return Err(BodyError::Field {
+            field: if member.is_empty() {
+                "body".into()
+            } else {
+                member
+            },
+            message: decimal::inexact_number_message(),
+        });
+    }
+    read(bytes)
 }
 
 /// The members `T`'s schema requires that `json` does not have, in the schema's order.
@@ -375,6 +421,29 @@ mod tests {
         assert_eq!(
             read(r#"{"count": 1}"#),
             field("event", "This field is required")
+        );
+    }
+
+    #[test]
+    fn an_amount_a_float_cannot_hold_is_refused_on_its_member() {
+        #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+        #[allow(dead_code)]
+        struct Deposit {
+            #[serde(with = "crate::decimal")]
+            #[schema(value_type = String)]
+            amount: rust_decimal::Decimal,
+        }
+        let read = |body: &str| read_amounts::<Deposit>(body.as_bytes());
+        assert!(read(r#"{"amount": 25.50}"#).is_ok());
+        let refused = read(r#"{"currency": "USD", "amount": 5.0000000000000000001}"#).unwrap_err();
+        assert!(
+            matches!(&refused, BodyError::Field { field, message }
+                if field == "amount" && message.contains("as a string")),
+            "{refused:?}"
+        );
+        assert_eq!(
+            read(r#"[5.0000000000000000001]"#).unwrap_err(),
+            BodyError::NotObject
         );
     }
 

@@ -129,16 +129,17 @@ impl DepositService {
         }
         v.finish()?;
         // The balance this deposit would leave, were it paid now; completing it checks again.
-        let balance = from_micros(
-            self.context
-                .store
-                .balance(caller.account_id(), currency.as_str())
-                .await?,
-        );
-        if balance + amount > Decimal::from(MAX_BALANCE) {
+        let after = amount
+            + from_micros(
+                self.context
+                    .store
+                    .balance(caller.account_id(), currency.as_str())
+                    .await?,
+            );
+        if after > Decimal::from(MAX_BALANCE) {
             return Err(Error::field(
                 "amount",
-                above_max_balance(balance + amount, currency.as_str()),
+                above_max_balance(after, currency.as_str()),
             ));
         }
         let missing = missing_profile_fields(&caller.account);
@@ -351,12 +352,13 @@ impl DepositService {
             drop(tx);
             return Err(already_completed(&row));
         };
-        if from_micros(appended.balance_after_micros) > Decimal::from(MAX_BALANCE) {
+        let after = from_micros(appended.balance_after_micros);
+        if after > Decimal::from(MAX_BALANCE) {
             // Other deposits completed since this one was opened; it stays pending.
             drop(tx);
             return Err(Error::conflict(
                 "LIMIT_EXCEEDED",
-                above_max_balance(from_micros(appended.balance_after_micros), &row.currency),
+                above_max_balance(after, &row.currency),
             ));
         }
         deposits::set_transaction(&mut tx, id, &appended.id).await?;

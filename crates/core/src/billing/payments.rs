@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use barrack_api::Currency;
-use barrack_api::body::{self, BodyError};
+use barrack_api::body;
 use barrack_api::deposits::{DepositWebhookEvent, PAYMENT_SUCCEEDED, SIGNATURE_HEADER};
 use hmac::{Hmac, Mac};
 use rust_decimal::Decimal;
@@ -182,32 +182,11 @@ impl PaymentProvider for ManualProvider {
         ))?;
         verify_signature(secret, request.header(SIGNATURE_HEADER), request.body)
             .map_err(WebhookError::Unauthenticated)?;
-        // Only an authentic body is parsed, and its amount is compared exactly.
-        if let Some(member) = barrack_api::decimal::inexact_number(request.body) {
-            return Err(WebhookError::Invalid {
-                field: if member.is_empty() {
-                    "body".into()
-                } else {
-                    member
-                },
-                message: barrack_api::decimal::inexact_number_message(),
-            });
-        }
-        let event: DepositWebhookEvent = body::read(request.body).map_err(|e| match e {
-            BodyError::Field { field, message } => WebhookError::Invalid { field, message },
-            BodyError::NotObject => WebhookError::Invalid {
-                field: "body".into(),
-                message: "Expected a JSON object".into(),
-            },
-            BodyError::Syntax(message) => WebhookError::Invalid {
-                field: "body".into(),
-                message,
-            },
-            // The provider's event is fixed: the first missing member says enough.
-            BodyError::Missing(fields) => WebhookError::Invalid {
-                field: fields.into_iter().next().unwrap_or_else(|| "body".into()),
-                message: body::REQUIRED_MESSAGE.into(),
-            },
+        // Only an authentic body is parsed, and its amount is compared exactly; the provider's event is
+        // fixed, so its first fault says enough.
+        let event: DepositWebhookEvent = body::read_amounts(request.body).map_err(|e| {
+            let (field, message) = e.fields().into_iter().next().unwrap_or_default();
+            WebhookError::Invalid { field, message }
         })?;
         if event.event != PAYMENT_SUCCEEDED {
             return Err(WebhookError::Invalid {

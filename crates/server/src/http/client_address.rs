@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use barrack_core::accounts::login_throttle::ClientIp;
 use barrack_core::config::parse_ip_net;
 
 /// The client's address, as the rate limiter and the log-in throttle see it.
@@ -91,11 +92,13 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(parts
-            .extensions
-            .get::<ClientAddress>()
-            .copied()
-            .unwrap_or_else(|| ClientAddress(peer(parts))))
+        // Noted by the middleware in front of every route (`ClientIp`, which the dashboard reads too).
+        Ok(ClientAddress(
+            parts
+                .extensions
+                .get::<ClientIp>()
+                .map_or_else(|| peer(parts), |noted| noted.0),
+        ))
     }
 }
 

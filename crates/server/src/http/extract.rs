@@ -5,7 +5,6 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use barrack_api::body::{self, BodyError};
-use barrack_api::decimal;
 use barrack_core::Error;
 use barrack_core::accounts::Caller;
 use serde::de::DeserializeOwned;
@@ -37,39 +36,23 @@ async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Ap
 
 /// A body as [`Body`] reads it ([`body::read`]).
 fn parse_body<T: DeserializeOwned + PartialSchema>(bytes: &[u8]) -> Result<T, ApiError> {
-    body::read(bytes).map_err(|e| {
-        ApiError(match e {
-            BodyError::NotObject => Error::Validation {
-                message: "Request body must be a JSON object".into(),
-                errors: [(
-                    "body".to_string(),
-                    vec!["Expected a JSON object".to_string()],
-                )]
-                .into(),
-            },
-            BodyError::Syntax(message) => Error::Validation {
-                message: "Request body is not valid JSON".into(),
-                errors: [("body".to_string(), vec![message])].into(),
-            },
-            BodyError::Field { field, message } => Error::Validation {
-                message: "Invalid request data".into(),
-                errors: [(field, vec![message])].into(),
-            },
-            BodyError::Missing(fields) => Error::Validation {
-                message: "Invalid request data".into(),
-                errors: fields
-                    .into_iter()
-                    .map(|field| (field, vec![body::REQUIRED_MESSAGE.to_string()]))
-                    .collect(),
-            },
-        })
+    body::read(bytes).map_err(body_error)
+}
+
+/// A refused body as the API's validation error.
+fn body_error(e: BodyError) -> ApiError {
+    let message = e.summary().to_string();
+    let mut errors = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for (field, text) in e.fields() {
+        errors.entry(field).or_default().push(text);
+    }
+    ApiError(Error::Validation {
+        message,
+        errors: errors.into_iter().collect(),
     })
 }
 
-/// A JSON body whose numbers are amounts of money: as [`Body`], but a number with more significant digits
-/// than a float holds is refused on its field ([`refuse_inexact_numbers`]) instead of being read as the
-/// nearest float. Other bodies keep floats as JSON clients compute them (an AI call's `temperature` of
-/// `0.30000000000000004`, say).
+/// A JSON body whose numbers are amounts of money ([`body::read_amounts`]).
 pub struct AmountBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + PartialSchema> FromRequest<S> for AmountBody<T> {
@@ -77,10 +60,9 @@ impl<S: Send + Sync, T: DeserializeOwned + PartialSchema> FromRequest<S> for Amo
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = body_bytes(req, state).await?;
-        if body::opens_object(&bytes) {
-            refuse_inexact_numbers(&bytes)?;
-        }
-        parse_body(&bytes).map(AmountBody)
+        body::read_amounts(&bytes)
+            .map(AmountBody)
+            .map_err(body_error)
     }
 }
 
@@ -105,20 +87,6 @@ impl<S: Send + Sync, T: DeserializeOwned + PartialSchema> FromRequest<S> for Typ
             }
         }
         parse_body(&bytes).map(TypedBody)
-    }
-}
-
-/// Refuses a body with a number a float cannot hold exactly ([`decimal::inexact_number`]), on its member.
-fn refuse_inexact_numbers(bytes: &[u8]) -> Result<(), ApiError> {
-    match decimal::inexact_number(bytes) {
-        None => Ok(()),
-        Some(member) => {
-            let field = if member.is_empty() { "body" } else { &member };
-            Err(ApiError(Error::field(
-                field,
-                decimal::inexact_number_message(),
-            )))
-        }
     }
 }
 
@@ -327,17 +295,6 @@ mod tests {
             .unwrap_or_default()
             .into_iter()
             .collect()
-    }
-
-    #[test]
-    fn an_inexact_number_is_refused_on_its_member() {
-        let refused = |body: &str| refuse_inexact_numbers(body.as_bytes()).map_err(|e| errors(e.0));
-        assert_eq!(refused(r#"{"amount": 25.50}"#), Ok(()));
-        let e = refused(r#"{"currency": "USD", "amount": 5.0000000000000000001}"#).unwrap_err();
-        assert_eq!(e[0].0, "amount");
-        assert!(e[0].1[0].contains("as a string"), "{e:?}");
-        let e = refused(r#"[5.0000000000000000001]"#).unwrap_err();
-        assert_eq!(e[0].0, "body");
     }
 
     #[test]

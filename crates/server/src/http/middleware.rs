@@ -13,7 +13,7 @@ use barrack_core::Error;
 use barrack_core::accounts::login_throttle::ClientIp;
 use barrack_core::ids::request_id;
 
-use super::client_address::{self, ClientAddress};
+use super::client_address;
 use super::context::{self, RequestContext};
 use super::error::{ApiError, for_status};
 use super::extract::{self, Resolved};
@@ -179,7 +179,6 @@ fn note_client_address(state: &AppState, parts: &mut Parts) -> IpAddr {
     let address = state
         .trusted_proxies
         .client(client_address::peer(parts), &parts.headers);
-    parts.extensions.insert(ClientAddress(address));
     parts.extensions.insert(ClientIp(address));
     address
 }
