@@ -79,7 +79,8 @@ struct Settled {
 }
 
 impl AiService {
-    /// Validates and admits a call, reserves its worst-case cost and starts it at the model's backend.
+    /// Validates and admits a call, reserves its worst-case cost, starts it at the model's backend and
+    /// waits for the backend's first event.
     pub async fn start(
         &self,
         caller: &Caller,
@@ -89,13 +90,24 @@ impl AiService {
         // Boxed, as the settlement is: a handler's future holds a pointer, not these futures, and is
         // cheap to move.
         let admitted = Box::pin(self.admit(caller, request, request_id)).await?;
+        let mut events = admitted.backend.stream(admitted.request);
+        // The backend's first event is awaited before the stream is answered, so that a backend that
+        // cannot be reached, refuses the call or does not answer in time gets the status a whole call
+        // gets (502, 504) and costs nothing, instead of a 200 whose only event is the error.
+        let first = match events.next().await {
+            Some(Ok(event)) => event,
+            Some(Err(e)) => return Err(admitted.settlement.fail(e, false).await),
+            None => return Err(admitted.settlement.fail(ended_early(), false).await),
+        };
         Ok(ChatCall {
             id: admitted.id,
             model: admitted.model,
             created: admitted.created,
             rate: admitted.rate,
             include_usage: admitted.include_usage,
-            events: admitted.backend.stream(admitted.request),
+            events: futures::stream::once(async move { Ok(first) })
+                .chain(events)
+                .boxed(),
             settlement: admitted.settlement,
         })
     }

@@ -47,8 +47,9 @@ async fn list_ai_models(
 ///
 /// OpenAI's chat-completions request; the answer is its chat-completion object in the envelope, with the
 /// call's cost under `billing`. With `"stream": true` the answer is server-sent events instead: each
-/// `data:` line a `chat.completion.chunk`, then `data: [DONE]` (an error ends the stream with a `data:`
-/// line holding the error envelope).
+/// `data:` line a `chat.completion.chunk`, then `data: [DONE]`. A backend that fails before its first part
+/// is answered as a whole call is (502, 504, nothing charged); one that fails later ends the stream with
+/// a `data:` line holding the error envelope.
 #[utoipa::path(post, path = "/api/ai/chat/", tag = "AI Chat", request_body = ChatCompletionsRequest,
     responses((status = 200, description = "The reply, or with `stream` its chunks as server-sent events",
                content((Envelope<ChatCompletionsResponse> = "application/json"),

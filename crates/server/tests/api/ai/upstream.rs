@@ -10,7 +10,7 @@ use barrack_core::ai::{cost_micros, tokenizer};
 use barrack_core::money::from_micros;
 use futures::StreamExt;
 use rust_decimal::Decimal;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::*;
 use crate::common::process::{ServerProcess, spawn};
@@ -286,7 +286,7 @@ async fn the_openai_backend_proxies_a_second_barrackd_and_a_killed_upstream_cost
         .await;
     assert_eq!(gone.status, 502);
     assert_eq!(gone.body["error"]["type"], "api_error");
-    // A stream's error, met after its answer began, is the envelope of the call's own request id.
+    // Streamed, the same 502 before any event, the envelope of the call's own request id.
     let response = me
         .http
         .post(format!("{}/api/ai/chat/", gateway.app.base_url))
@@ -295,14 +295,14 @@ async fn the_openai_backend_proxies_a_second_barrackd_and_a_killed_upstream_cost
         .send()
         .await
         .unwrap();
+    assert_eq!(response.status(), 502);
     let request_id = response.headers()["x-request-id"]
         .to_str()
         .unwrap()
         .to_string();
-    let streamed = events(&response.text().await.unwrap());
-    let last = streamed.last().unwrap();
-    assert_eq!(last["code"], "UPSTREAM_ERROR", "{last}");
-    assert_eq!(last["request_id"], request_id.as_str(), "{last}");
+    let gone: Value = response.json().await.unwrap();
+    assert_eq!(gone["code"], "UPSTREAM_ERROR", "{gone}");
+    assert_eq!(gone["request_id"], request_id.as_str(), "{gone}");
     assert_eq!(me.balance().await, d("10") - cost - cost - failed_cost);
     gateway.stop().await;
     server.remove();
@@ -442,6 +442,37 @@ async fn a_whole_reply_is_asked_whole_upstream_charged_by_its_usage_and_a_failur
     assert_eq!(streamed.last().unwrap(), "[DONE]");
     gateway.stop().await;
     server.remove();
+}
+
+/// An upstream nobody listens at: a streamed call is a 502 in either shape, as a whole call is, before
+/// any event, and costs nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_to_an_unreachable_upstream_is_a_502_before_any_event() {
+    // A port just freed: the connection is refused.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", closed.local_addr().unwrap());
+    drop(closed);
+    let gateway = Gateway::start(Db::Sqlite, 1, vec![Route::to("gone", url)]).await;
+    let me = &gateway.me;
+    let ask = json!({"model": "gone", "messages": user_message("hello?"), "stream": true});
+    let refused = me.post("/api/ai/chat/", &ask).await;
+    assert_eq!(refused.status, 502, "{}", refused.body);
+    assert_eq!(refused.body["code"], "UPSTREAM_ERROR");
+    let refused = me.post_bearer("/v1/chat/completions", &ask).await;
+    assert_eq!(refused.status, 502, "{}", refused.body);
+    assert_eq!(refused.body["error"]["type"], "api_error");
+    assert_eq!(refused.body["error"]["code"], "upstream_error");
+    assert_eq!(me.balance().await, d("10"));
+    let history = me.get("/api/ai/usage/history/").await;
+    let calls = history.body["data"]["transactions"].as_array().unwrap();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert!(
+        calls
+            .iter()
+            .all(|c| c["status"] == "failed" && c["stream"] == true && dec(&c["cost"]).is_zero()),
+        "{calls:?}"
+    );
+    gateway.stop().await;
 }
 
 /// Reads a request off `socket`: its head, then as many bytes as its Content-Length says; false when the
@@ -616,10 +647,20 @@ async fn an_upstream_that_does_not_answer_in_time_is_a_504() {
     let timed_out = me.post_bearer("/v1/chat/completions", &ask).await;
     assert_eq!(timed_out.status, 504);
     assert_eq!(timed_out.body["error"]["code"], "upstream_timeout");
+    // Streamed, the same: the answer waits for the upstream's first event, so the client gets the 504
+    // rather than a 200 whose only event is the error.
+    let mut streamed = ask.clone();
+    streamed["stream"] = json!(true);
+    let timed_out = me.post("/api/ai/chat/", &streamed).await;
+    assert_eq!(timed_out.status, 504, "{}", timed_out.body);
+    assert_eq!(timed_out.body["code"], "UPSTREAM_TIMEOUT");
+    let timed_out = me.post_bearer("/v1/chat/completions", &streamed).await;
+    assert_eq!(timed_out.status, 504, "{}", timed_out.body);
+    assert_eq!(timed_out.body["error"]["code"], "upstream_timeout");
     assert_eq!(me.balance().await, d("10"));
     let history = me.get("/api/ai/usage/history/").await;
     let calls = history.body["data"]["transactions"].as_array().unwrap();
-    assert_eq!(calls.len(), 2);
+    assert_eq!(calls.len(), 4);
     assert!(
         calls
             .iter()
@@ -722,6 +763,26 @@ async fn an_upstream_stream_is_read_whatever_its_reads_and_an_error_part_ends_it
         tokenizer::count("Hello world"),
     ));
     assert_eq!(me.balance().await, d("10") - cost - charged);
+    // Through /api/ai/chat/ the error that ends the stream is the envelope of the call's request id (the
+    // stream runs after the handler's request context ended).
+    let response = me
+        .http
+        .post(format!("{}/api/ai/chat/", gateway.app.base_url))
+        .bearer_auth(&gateway.key)
+        .json(&streamed_request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let streamed = events(&response.text().await.unwrap());
+    let last = streamed.last().unwrap();
+    assert_eq!(last["code"], "UPSTREAM_ERROR", "{last}");
+    assert_eq!(last["request_id"], request_id.as_str(), "{last}");
+    assert_eq!(me.balance().await, d("10") - cost - charged - charged);
     gateway.stop().await;
     finished_upstream.abort();
     broken_upstream.abort();
