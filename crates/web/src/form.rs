@@ -16,6 +16,13 @@ impl<S: Send + Sync> FromRequest<S> for Form {
     type Rejection = WebError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        // A browser says where a submission comes from: one from another site (or another origin of this
+        // site, which may have set this one's cookies) is refused before any token is looked at. Clients
+        // that do not send the header are left to the tokens.
+        let site = request.headers().get("sec-fetch-site");
+        if site.is_some_and(|site| !matches!(site.as_bytes(), b"same-origin" | b"none")) {
+            return Err(WebError::Csrf);
+        }
         let body = axum::body::to_bytes(request.into_body(), FORM_LIMIT)
             .await
             .map_err(|_| WebError::TooLarge)?;

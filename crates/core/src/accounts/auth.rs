@@ -12,12 +12,22 @@ use crate::platform::ids::random_alphanumeric;
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// How many random characters start a form token (about 131 bits); its MAC's 32 hex digits follow.
+const FORM_NONCE_LEN: usize = 22;
+
+/// Whether `a` and `b` are equal, in time that depends on their lengths only.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// Keys derived from the server secret, one per purpose.
 pub struct Secrets {
     /// The HMAC keyed for API key hashes, built once: each hash clones it rather than hashing the key
     /// into its inner and outer pads again.
     api_key_mac: HmacSha256,
     token_signing_key: [u8; 32],
+    /// The HMAC keyed for the dashboard's sign-in and sign-up form tokens.
+    form_token_mac: HmacSha256,
 }
 
 impl Secrets {
@@ -32,7 +42,36 @@ impl Secrets {
             api_key_mac: HmacSha256::new_from_slice(&derive(secret, b"barrack/api-key-hash/v1"))
                 .expect("any key length"),
             token_signing_key: derive(token_secret.unwrap_or(secret), b"barrack/session-token/v1"),
+            form_token_mac: HmacSha256::new_from_slice(&derive(secret, b"barrack/form-token/v1"))
+                .expect("any key length"),
         }
+    }
+
+    /// A new form token for forms shown before there is a session: a random part and its MAC, so that
+    /// only tokens this installation minted are taken, whatever a client sets its cookie to.
+    pub fn new_form_token(&self) -> String {
+        let nonce = random_alphanumeric(FORM_NONCE_LEN);
+        let signature = self.form_token_signature(&nonce);
+        format!("{nonce}{signature}")
+    }
+
+    /// Whether `token` is one [`Self::new_form_token`] minted (its MAC compared in constant time).
+    pub fn form_token_is_ours(&self, token: &str) -> bool {
+        if token.len() != FORM_NONCE_LEN + 32 || !token.is_ascii() {
+            return false;
+        }
+        let (nonce, signature) = token.split_at(FORM_NONCE_LEN);
+        constant_time_eq(
+            self.form_token_signature(nonce).as_bytes(),
+            signature.as_bytes(),
+        )
+    }
+
+    /// The first 128 bits of the nonce's MAC, in hex.
+    fn form_token_signature(&self, nonce: &str) -> String {
+        let mut mac = self.form_token_mac.clone();
+        mac.update(nonce.as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..16])
     }
 
     /// The stored form of an API key secret: HMAC-SHA256 under a key derived from the server secret, so a
@@ -149,6 +188,33 @@ mod tests {
             exp,
             jti: "x".into(),
             sid: "s".into(),
+        }
+    }
+
+    #[test]
+    fn form_tokens_are_ours_only_when_this_secret_minted_them_untouched() {
+        let secrets = Secrets::from_server_secret("s3cret");
+        let token = secrets.new_form_token();
+        assert_eq!(token.len(), 54);
+        assert!(token.chars().all(|c| c.is_ascii_alphanumeric()), "{token}");
+        assert!(secrets.form_token_is_ours(&token));
+        assert_ne!(secrets.new_form_token(), token);
+        // Each character matters, in the random part and in the MAC.
+        for at in [0, 21, 22, 53] {
+            let mut altered = token.clone().into_bytes();
+            altered[at] = if altered[at] == b'0' { b'1' } else { b'0' };
+            let altered = String::from_utf8(altered).unwrap();
+            assert!(!secrets.form_token_is_ours(&altered), "{altered}");
+        }
+        assert!(!Secrets::from_server_secret("other").form_token_is_ours(&token));
+        for wrong in [
+            "",
+            &token[..53],
+            &format!("{token}0"),
+            &"A".repeat(54),
+            &"é".repeat(27),
+        ] {
+            assert!(!secrets.form_token_is_ours(wrong), "{wrong}");
         }
     }
 

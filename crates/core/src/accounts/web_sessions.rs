@@ -8,6 +8,7 @@ use barrack_api::Tier;
 use barrack_store::web_sessions::WebSessionRow;
 use sha2::{Digest, Sha256};
 
+use crate::accounts::auth::constant_time_eq;
 use crate::accounts::{AccountService, Caller, Credential};
 use crate::platform::clock::system_now_ms;
 use crate::platform::ids::random_alphanumeric;
@@ -36,6 +37,25 @@ pub struct WebSessionService {
 impl WebSessionService {
     pub fn new(context: Arc<Context>, accounts: AccountService) -> WebSessionService {
         WebSessionService { context, accounts }
+    }
+
+    /// A token for the sign-in and sign-up forms, shown before there is a session (double submit: the
+    /// browser's cookie and the form's hidden field hold it). It is signed, so a value a client chose
+    /// is never one.
+    pub fn new_form_token(&self) -> String {
+        self.context.secrets.new_form_token()
+    }
+
+    /// Whether a form shown before there is a session sent back the token of the browser's cookie, and
+    /// that token is one this installation minted.
+    pub fn form_token_matches(&self, cookie: &str, submitted: &str) -> bool {
+        self.context.secrets.form_token_is_ours(cookie)
+            && constant_time_eq(cookie.as_bytes(), submitted.as_bytes())
+    }
+
+    /// Whether a browser's form cookie holds a token this installation minted.
+    pub fn form_token_is_ours(&self, token: &str) -> bool {
+        self.context.secrets.form_token_is_ours(token)
     }
 
     /// Checks email and password and opens a session in `tier`. It lasts as long as a refresh token
@@ -122,12 +142,5 @@ fn session_id(token: &str) -> String {
 
 /// Whether a submitted form token is the session's, compared in constant time.
 pub fn csrf_matches(session: &WebSession, submitted: &str) -> bool {
-    let expected = session.csrf_token.as_bytes();
-    let submitted = submitted.as_bytes();
-    expected.len() == submitted.len()
-        && expected
-            .iter()
-            .zip(submitted)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    constant_time_eq(session.csrf_token.as_bytes(), submitted.as_bytes())
 }

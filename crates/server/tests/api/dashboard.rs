@@ -116,6 +116,16 @@ impl Browser {
     }
 
     pub(crate) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        self.post_with(path, form, &[]).await
+    }
+
+    /// A form posted with more headers (what a browser says of where the form came from).
+    pub(crate) async fn post_with(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Page {
         let body = form
             .iter()
             .fold(
@@ -126,15 +136,15 @@ impl Browser {
                 },
             )
             .finish();
-        let response = self
+        let mut request = self
             .http
             .post(format!("{}{path}", self.base))
             .header("cookie", self.cookie_header())
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+            .header("content-type", "application/x-www-form-urlencoded");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.body(body).send().await.unwrap();
         self.keep(response).await
     }
 
@@ -298,6 +308,75 @@ async fn forms_without_the_sessions_token_are_refused(db: Db) {
         )
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+    // A token the client made up, in the cookie and the field alike (a cookie another origin of the site
+    // could set), is not one the server minted.
+    let mut planted = Browser::new(&app);
+    let made_up = "A".repeat(54);
+    planted
+        .cookies
+        .insert("barrack_form".into(), made_up.clone());
+    let refused = planted
+        .post(
+            "/login",
+            &[
+                ("csrf", &made_up),
+                ("email", &email),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert!(!planted.cookies.contains_key("barrack_session"));
+    // The sign-in page replaces such a cookie with a token of its own, which then works.
+    let form = planted.get("/login").await;
+    assert_ne!(planted.cookies["barrack_form"], made_up);
+    assert_eq!(form.csrf(), planted.cookies["barrack_form"]);
+
+    // A submission the browser says came from another site, or another origin of this one, is refused
+    // with the right tokens; from this origin it goes through.
+    for site in ["cross-site", "same-site"] {
+        let refused = planted
+            .post_with(
+                "/login",
+                &[
+                    ("csrf", &form.csrf()),
+                    ("email", &email),
+                    ("password", PASSWORD),
+                ],
+                &[("sec-fetch-site", site)],
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{site}");
+        assert!(!planted.cookies.contains_key("barrack_session"), "{site}");
+        let refused = browser
+            .post_with(
+                "/ssh-keys",
+                &[("csrf", &token), ("name", "k"), ("mode", "generate")],
+                &[("sec-fetch-site", site)],
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{site}");
+    }
+    assert!(browser.get("/ssh-keys").await.body.contains("No keys yet."));
+    let signed_in = planted
+        .post_with(
+            "/login",
+            &[
+                ("csrf", &form.csrf()),
+                ("email", &email),
+                ("password", PASSWORD),
+            ],
+            &[("sec-fetch-site", "same-origin")],
+        )
+        .await;
+    assert_eq!(
+        signed_in.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        signed_in.body
+    );
+    assert!(planted.cookies.contains_key("barrack_session"));
 
     // With the right token the same form works.
     let created = browser

@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 use barrack_api::Tier;
 use barrack_api::account::RegisterRequest;
 use barrack_core::accounts::login_throttle::ClientIp;
-use barrack_core::ids::random_alphanumeric;
 
 use crate::State;
 use crate::error::WebError;
@@ -38,14 +37,13 @@ struct SignupPage {
     errors: Errors,
 }
 
-/// The pre-session form token: the one in the browser's cookie, or a new one set with the page.
-fn form_token(headers: &HeaderMap) -> (String, Option<String>) {
+/// The pre-session form token: the one in the browser's cookie when this installation minted it, or a new
+/// one set with the page.
+fn form_token(state: &crate::WebState, headers: &HeaderMap) -> (String, Option<String>) {
     match cookie(headers, FORM_COOKIE) {
-        Some(t) if t.len() == 32 && t.chars().all(|c| c.is_ascii_alphanumeric()) => {
-            (t.to_string(), None)
-        }
+        Some(t) if state.sessions.form_token_is_ours(t) => (t.to_string(), None),
         _ => {
-            let token = random_alphanumeric(32);
+            let token = state.sessions.new_form_token();
             let set = set_cookie(headers, FORM_COOKIE, &token, 3600);
             (token, Some(set))
         }
@@ -59,16 +57,26 @@ fn with_cookie(mut response: Response, set: Option<String>) -> Response {
     response
 }
 
-/// The sign-in and sign-up forms carry the token of the browser's form cookie (there is no session yet).
-fn check_form_token(headers: &HeaderMap, form: &Form) -> Result<(), WebError> {
+/// The sign-in and sign-up forms carry the token of the browser's form cookie (there is no session yet),
+/// one this installation minted.
+fn check_form_token(
+    state: &crate::WebState,
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<(), WebError> {
     match (cookie(headers, FORM_COOKIE), form.get("csrf")) {
-        (Some(expected), Some(sent)) if !expected.is_empty() && expected == sent => Ok(()),
+        (Some(expected), Some(sent)) if state.sessions.form_token_matches(expected, &sent) => {
+            Ok(())
+        }
         _ => Err(WebError::Csrf),
     }
 }
 
-pub async fn login_form(headers: HeaderMap) -> Result<Response, WebError> {
-    let (token, set) = form_token(&headers);
+pub async fn login_form(
+    axum::extract::State(state): State,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let (token, set) = form_token(&state, &headers);
     let page = LoginPage {
         nav: Nav::anonymous(),
         form_token: token,
@@ -87,7 +95,7 @@ pub async fn login(
     form: Form,
 ) -> Result<Response, WebError> {
     let address = address.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.0.0);
-    check_form_token(&headers, &form)?;
+    check_form_token(&state, &headers, &form)?;
     let email = form.get("email").unwrap_or_default();
     let password = form.raw("password").unwrap_or_default();
     let tier_text = form.get("tier").unwrap_or_else(|| "legacy".into());
@@ -139,8 +147,11 @@ pub async fn login(
     render(status, &page)
 }
 
-pub async fn signup_form(headers: HeaderMap) -> Result<Response, WebError> {
-    let (token, set) = form_token(&headers);
+pub async fn signup_form(
+    axum::extract::State(state): State,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let (token, set) = form_token(&state, &headers);
     let page = SignupPage {
         nav: Nav::anonymous(),
         form_token: token,
@@ -156,7 +167,7 @@ pub async fn signup(
     headers: HeaderMap,
     form: Form,
 ) -> Result<Response, WebError> {
-    check_form_token(&headers, &form)?;
+    check_form_token(&state, &headers, &form)?;
     let request = RegisterRequest {
         email: form.get("email").unwrap_or_default(),
         password: form.raw("password").unwrap_or_default(),
