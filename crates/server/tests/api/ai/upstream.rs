@@ -141,6 +141,24 @@ struct Gateway {
 }
 
 impl Gateway {
+    /// A call posted as it is, with the request id the server answered with, the body left to read.
+    async fn send(&self, path: &str, body: &Value) -> (reqwest::Response, String) {
+        let response = self
+            .me
+            .http
+            .post(format!("{}{path}", self.app.base_url))
+            .bearer_auth(&self.key)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let request_id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        (response, request_id)
+    }
+
     async fn start(db: Db, upstream_timeout_seconds: u64, routes: Vec<Route>) -> Gateway {
         let app = TestApp::start_with(db, move |config| {
             instant_models(config);
@@ -224,21 +242,13 @@ async fn the_openai_backend_proxies_a_second_barrackd_and_a_killed_upstream_cost
     assert_eq!(me.balance().await, d("10") - cost - cost);
 
     // The upstream dies mid-stream: the client gets an error event, and pays for what it received.
-    let response = me
-        .http
-        .post(format!("{}/v1/chat/completions", gateway.app.base_url))
-        .bearer_auth(&gateway.key)
-        .json(
+    let (response, request_id) = gateway
+        .send(
+            "/v1/chat/completions",
             &json!({"model": "proxied", "messages": user_message("A long one"), "max_tokens": 1500,
                       "stream": true}),
         )
-        .send()
-        .await
-        .unwrap();
-    let request_id = response.headers()["x-request-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
+        .await;
     let mut body = response.bytes_stream();
     let mut received = String::new();
     while events_of(&received) < 4 {
@@ -287,19 +297,13 @@ async fn the_openai_backend_proxies_a_second_barrackd_and_a_killed_upstream_cost
     assert_eq!(gone.status, 502);
     assert_eq!(gone.body["error"]["type"], "api_error");
     // Streamed, the same 502 before any event, the envelope of the call's own request id.
-    let response = me
-        .http
-        .post(format!("{}/api/ai/chat/", gateway.app.base_url))
-        .bearer_auth(&gateway.key)
-        .json(&json!({"model": "proxied", "messages": user_message("Hi"), "stream": true}))
-        .send()
-        .await
-        .unwrap();
+    let (response, request_id) = gateway
+        .send(
+            "/api/ai/chat/",
+            &json!({"model": "proxied", "messages": user_message("Hi"), "stream": true}),
+        )
+        .await;
     assert_eq!(response.status(), 502);
-    let request_id = response.headers()["x-request-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
     let gone: Value = response.json().await.unwrap();
     assert_eq!(gone["code"], "UPSTREAM_ERROR", "{gone}");
     assert_eq!(gone["request_id"], request_id.as_str(), "{gone}");
@@ -765,19 +769,8 @@ async fn an_upstream_stream_is_read_whatever_its_reads_and_an_error_part_ends_it
     assert_eq!(me.balance().await, d("10") - cost - charged);
     // Through /api/ai/chat/ the error that ends the stream is the envelope of the call's request id (the
     // stream runs after the handler's request context ended).
-    let response = me
-        .http
-        .post(format!("{}/api/ai/chat/", gateway.app.base_url))
-        .bearer_auth(&gateway.key)
-        .json(&streamed_request)
-        .send()
-        .await
-        .unwrap();
+    let (response, request_id) = gateway.send("/api/ai/chat/", &streamed_request).await;
     assert_eq!(response.status(), 200);
-    let request_id = response.headers()["x-request-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
     let streamed = events(&response.text().await.unwrap());
     let last = streamed.last().unwrap();
     assert_eq!(last["code"], "UPSTREAM_ERROR", "{last}");
