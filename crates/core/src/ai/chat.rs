@@ -479,10 +479,15 @@ impl Pending {
         let (input_tokens, output_tokens) = if status == "failed" && self.delivered.is_empty() {
             (0, 0)
         } else {
-            match usage {
+            let (input, output) = match usage {
                 Some(u) => (u.input_tokens, u.output_tokens),
                 None => (self.input_tokens, tokenizer::count(&self.delivered)),
-            }
+            };
+            // Never more than the call was admitted for (its prompt as counted here and max_tokens of
+            // reply), whatever its backend reports or sends: that is what the balance was checked to
+            // cover, so no call takes a balance below zero.
+            let max_output = self.admitted_tokens - self.input_tokens;
+            (input.min(self.input_tokens), output.min(max_output))
         };
         let cost = cost_micros(self.prices, input_tokens, output_tokens);
         let now = context.clock.now_ms();

@@ -21,6 +21,7 @@ on_both_databases!(
     an_upstream_stream_is_read_whatever_its_reads_and_an_error_part_ends_it,
     a_whole_reply_is_asked_whole_upstream_charged_by_its_usage_and_a_failure_or_timeout_costs_nothing,
     a_whole_reply_without_usage_is_counted_and_an_error_body_costs_nothing,
+    an_upstream_that_reports_more_than_the_call_was_admitted_for_is_charged_at_most_that,
 );
 
 /// A `barrackd` process serving one slow simulated model, with a funded operator, in a folder of its own
@@ -625,6 +626,67 @@ async fn a_whole_reply_without_usage_is_counted_and_an_error_body_costs_nothing(
     error.abort();
     garbled.abort();
     redirect.abort();
+}
+
+async fn an_upstream_that_reports_more_than_the_call_was_admitted_for_is_charged_at_most_that(
+    db: Db,
+) {
+    // Usage far beyond the call's max_tokens (and a prompt larger than the gateway counted), whole and
+    // streamed.
+    let (whole_url, whole) = whole_upstream(
+        "application/json",
+        "{\"id\":\"u\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,\"message\":\
+         {\"role\":\"assistant\",\"content\":\" word\"},\"finish_reason\":\"stop\"}],\
+         \"usage\":{\"prompt_tokens\":1000,\"completion_tokens\":50000000,\"total_tokens\":50001000}}",
+    )
+    .await;
+    let (streamed_url, streamed) = scripted_upstream(vec![
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\" word\"},\"finish_reason\":null}]}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: {\"choices\":[],\
+         \"usage\":{\"prompt_tokens\":1000,\"completion_tokens\":50000000,\"total_tokens\":50001000}}\n\n\
+         data: [DONE]\n\n",
+    ])
+    .await;
+    let routes = vec![
+        Route::to("overreporting", whole_url),
+        Route::to("overreporting-stream", streamed_url),
+    ];
+    let gateway = Gateway::start(db, 5, routes).await;
+    let (me, prices) = (&gateway.me, gateway.prices);
+    let ask =
+        |model: &str| json!({"model": model, "messages": user_message("hi"), "max_tokens": 20});
+    let worst = from_micros(cost_micros(prices, prompt_tokens("hi"), 20));
+
+    let reply = me.post("/api/ai/chat/", &ask("overreporting")).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let reply = &reply.body["data"];
+    assert_eq!(reply["usage"]["prompt_tokens"], prompt_tokens("hi"));
+    assert_eq!(reply["usage"]["completion_tokens"], 20);
+    assert_eq!(dec(&reply["billing"]["cost"]), worst);
+    assert_eq!(me.balance().await, d("10") - worst);
+
+    let mut streamed_request = ask("overreporting-stream");
+    streamed_request["stream"] = json!(true);
+    streamed_request["stream_options"] = json!({"include_usage": true});
+    let chunks = me.stream("/v1/chat/completions", &streamed_request).await;
+    let usage = chunks
+        .iter()
+        .find(|c| c["usage"].is_object())
+        .expect("a usage chunk");
+    assert_eq!(usage["usage"]["completion_tokens"], 20, "{usage}");
+    assert_eq!(me.balance().await, d("10") - worst - worst);
+    let history = me.get("/api/ai/usage/history/").await;
+    let calls = history.body["data"]["transactions"].as_array().unwrap();
+    assert_eq!(calls.len(), 2);
+    assert!(
+        calls
+            .iter()
+            .all(|c| c["output_tokens"] == 20 && dec(&c["cost"]) == worst),
+        "{calls:?}"
+    );
+    gateway.stop().await;
+    whole.abort();
+    streamed.abort();
 }
 
 fn events_of(text: &str) -> usize {
