@@ -19,8 +19,13 @@ impl<S: Send + Sync> FromRequest<S> for Form {
         // A browser says where a submission comes from: one from another site (or another origin of this
         // site, which may have set this one's cookies) is refused before any token is looked at. Clients
         // that do not send the header are left to the tokens.
-        let site = request.headers().get("sec-fetch-site");
-        if site.is_some_and(|site| !matches!(site.as_bytes(), b"same-origin" | b"none")) {
+        // Every value counts: a header sent twice is refused if either says elsewhere.
+        let elsewhere = request
+            .headers()
+            .get_all("sec-fetch-site")
+            .iter()
+            .any(|site| !matches!(site.as_bytes(), b"same-origin" | b"none"));
+        if elsewhere {
             return Err(WebError::Csrf);
         }
         let body = axum::body::to_bytes(request.into_body(), FORM_LIMIT)

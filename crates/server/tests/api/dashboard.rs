@@ -358,6 +358,23 @@ async fn forms_without_the_sessions_token_are_refused(db: Db) {
             .await;
         assert_eq!(refused.status, StatusCode::FORBIDDEN, "{site}");
     }
+    // Sent twice, the header is refused when either value says elsewhere, in either order.
+    for sites in [
+        [
+            ("sec-fetch-site", "same-origin"),
+            ("sec-fetch-site", "cross-site"),
+        ],
+        [("sec-fetch-site", "none"), ("sec-fetch-site", "same-site")],
+    ] {
+        let refused = browser
+            .post_with(
+                "/ssh-keys",
+                &[("csrf", &token), ("name", "k"), ("mode", "generate")],
+                &sites,
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{sites:?}");
+    }
     assert!(browser.get("/ssh-keys").await.body.contains("No keys yet."));
     let signed_in = planted
         .post_with(
