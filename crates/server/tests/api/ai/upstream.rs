@@ -579,8 +579,7 @@ async fn a_whole_reply_without_usage_is_counted_and_an_error_body_costs_nothing(
     ];
     let gateway = Gateway::start(db, 5, routes).await;
     let (me, prices) = (&gateway.me, gateway.prices);
-    let ask =
-        |model: &str| json!({"model": model, "messages": user_message("hi"), "max_tokens": 20});
+    let ask = say_hi;
 
     // No usage in the reply: the gateway counts the prompt and the reply with its tokenizer.
     let whole = me.post("/api/ai/chat/", &ask("plain")).await;
@@ -653,8 +652,7 @@ async fn an_upstream_that_reports_more_than_the_call_was_admitted_for_is_charged
     ];
     let gateway = Gateway::start(db, 5, routes).await;
     let (me, prices) = (&gateway.me, gateway.prices);
-    let ask =
-        |model: &str| json!({"model": model, "messages": user_message("hi"), "max_tokens": 20});
+    let ask = say_hi;
     let worst = from_micros(cost_micros(prices, prompt_tokens("hi"), 20));
 
     let reply = me.post("/api/ai/chat/", &ask("overreporting")).await;
@@ -687,6 +685,11 @@ async fn an_upstream_that_reports_more_than_the_call_was_admitted_for_is_charged
     gateway.stop().await;
     whole.abort();
     streamed.abort();
+}
+
+/// A call of `model` saying "hi", with a reply of 20 tokens at most.
+fn say_hi(model: &str) -> Value {
+    json!({"model": model, "messages": user_message("hi"), "max_tokens": 20})
 }
 
 fn events_of(text: &str) -> usize {
@@ -789,8 +792,7 @@ async fn an_upstream_stream_is_read_whatever_its_reads_and_an_error_part_ends_it
 
     // Split lines, lines sharing a read, fields the gateway does not read, a comment, a usage part with
     // no choices: the reply and the upstream's usage arrive whole, and the usage is what is charged.
-    let ask =
-        |model: &str| json!({"model": model, "messages": user_message("hi"), "max_tokens": 20});
+    let ask = say_hi;
     let whole = me.post("/api/ai/chat/", &ask("finished")).await;
     assert_eq!(whole.status, 200, "{}", whole.body);
     let reply = &whole.body["data"];
