@@ -152,6 +152,7 @@ pub struct AdvanceClock {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ClockAdvanced {
     pub now: String,
-    /// Billing periods charged by the meter run that followed.
+    /// Billing periods charged by the meter runs that followed, summed over them (a long move goes in
+    /// steps that end where an account's credit runs out, each followed by a run).
     pub periods_billed: u64,
 }

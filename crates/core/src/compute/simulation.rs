@@ -9,12 +9,14 @@ use std::sync::Arc;
 use barrack_api::billing::ClockAdvanced;
 use barrack_api::simulation::{Scenario, ScenarioSpec, StateReset};
 use barrack_store::simulation::{ScenarioAdded, ScenarioRow, Withhold};
+use rust_decimal::Decimal;
 
-use crate::billing::BillingService;
+use crate::billing::{BillingService, MeterRun};
 use crate::catalog::CatalogService;
 use crate::compute::instances::InstanceService;
 use crate::platform::clock::format_ms;
 use crate::platform::ids::{IdKind, new_id};
+use crate::platform::money::from_micros;
 use crate::{Context, Error, Result};
 
 /// Scenario kinds as stored.
@@ -71,7 +73,10 @@ impl SimulationService {
     }
 
     /// `POST /api/admin/clock/advance/`: moves the clock forward, then bills the minutes that passed (and
-    /// hibernates what ran out of credit on the way).
+    /// hibernates what ran out of credit on the way). A long move goes in steps, each followed by a meter
+    /// run, that end where an account's credit runs out at its burn rate ([`next_step`]), so that it bills
+    /// and hibernates as the same minutes passing one by one would: an account is not charged for hours
+    /// past its last credit because the clock jumped over them.
     pub async fn advance(&self, minutes: u32) -> Result<ClockAdvanced> {
         self.require_simulation("The clock moves")?;
         if !(1..=MAX_MINUTES).contains(&minutes) {
@@ -80,23 +85,50 @@ impl SimulationService {
                 format!("Minutes must be between 1 and {MAX_MINUTES}"),
             ));
         }
-        let ms = i64::from(minutes) * MINUTE_MS;
-        if !self.context.clock.advance_ms(ms) {
-            return Err(Error::conflict(
-                "CONFLICT",
-                "This server's clock follows real time",
-            ));
+        let mut left = i64::from(minutes);
+        let mut periods_billed = 0;
+        // The first step is one minute: its run charges every account with open periods and so tells
+        // each one's balance and burn.
+        let mut step = 1;
+        loop {
+            let ms = step * MINUTE_MS;
+            if !self.context.clock.advance_ms(ms) {
+                return Err(Error::conflict(
+                    "CONFLICT",
+                    "This server's clock follows real time",
+                ));
+            }
+            let offset = self.context.store.add_clock_offset(ms).await?;
+            self.context.clock.follow_offset(offset);
+            let run = self.billing.meter_and_guard(&self.instances).await?;
+            periods_billed += run.periods_billed;
+            left -= step;
+            if left == 0 {
+                break;
+            }
+            step = next_step(&run, left);
         }
-        let offset = self.context.store.add_clock_offset(ms).await?;
-        self.context.clock.follow_offset(offset);
-        let now = self.context.clock.now_ms();
-        let run = self.billing.meter_and_guard(&self.instances).await?;
         self.context.work.notify_one();
         Ok(ClockAdvanced {
-            now: format_ms(now),
-            periods_billed: run.periods_billed,
+            now: format_ms(self.context.clock.now_ms()),
+            periods_billed,
         })
     }
+}
+
+/// How many of the `left` minutes the clock moves before the next meter run: up to the minute the first
+/// account still in credit runs out at the burn the last run saw (at least one).
+fn next_step(run: &MeterRun, left: i64) -> i64 {
+    run.accounts
+        .values()
+        .filter_map(|usage| {
+            let balance = from_micros(usage.balance_micros?);
+            (balance > Decimal::ZERO && usage.hourly > Decimal::ZERO)
+                .then(|| (balance * Decimal::from(60) / usage.hourly).ceil())
+        })
+        .min()
+        .and_then(|minutes| i64::try_from(minutes).ok())
+        .map_or(left, |minutes| minutes.clamp(1, left))
 }
 
 /// How often a simulating server reads the shared count of resets.

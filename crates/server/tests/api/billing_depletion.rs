@@ -16,6 +16,7 @@ use crate::on_both_databases;
 on_both_databases!(
     running_out_of_dollars_leaves_instances_billed_in_euros_running,
     stored_data_stops_charging_is_kept_then_marked_for_deletion,
+    a_long_clock_move_charges_only_up_to_where_the_credit_ran_out,
 );
 
 async fn deploy(client: &Client, name: &str) -> String {
@@ -58,6 +59,48 @@ async fn running_out_of_dollars_leaves_instances_billed_in_euros_running(db: Db)
         "ACTIVE",
         "billed in euros, which the account still has"
     );
+    app.stop().await;
+}
+
+/// Ten hours at once bill what ten hours minute by minute would: the instance runs until the credit is
+/// spent, then hibernates, and nothing is charged for the hours after.
+async fn a_long_clock_move_charges_only_up_to_where_the_credit_ran_out(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "3").await;
+    create_key_k(&client).await;
+    let instance = deploy(&client, "jumper").await;
+    app.settle().await;
+    let hourly = client
+        .instance(&instance)
+        .await
+        .unwrap()
+        .data
+        .billing
+        .total_hourly_rate
+        .0;
+    assert!(hourly > d("2"), "{hourly}");
+
+    app.admin.admin_advance_clock(600).await.unwrap();
+    app.settle().await;
+    assert_eq!(
+        client.instance(&instance).await.unwrap().data.status,
+        "HIBERNATED"
+    );
+    // Spent to zero and at most the minute that crossed it beyond: not ten hours' worth.
+    let left = balance(&client).await;
+    assert!(left <= Decimal::ZERO, "{left}");
+    assert!(
+        left > -(hourly / d("60")),
+        "{left} after a move of 600 minutes"
+    );
+    let ledger = client.transactions(&Default::default()).await.unwrap().data;
+    let charged: Decimal = ledger
+        .transactions
+        .iter()
+        .filter(|t| t.amount < Decimal::ZERO)
+        .map(|t| -t.amount)
+        .sum();
+    assert_eq!(d("3") - charged, left, "the balance is the ledger");
     app.stop().await;
 }
 
