@@ -340,7 +340,7 @@ impl InstanceService {
         let mut tx = self.context.store.begin().await?;
         barrack_store::firewalls::lock_account(&mut tx, caller.account_id()).await?;
         let existing = barrack_store::instances::rules_of(&mut tx, &row.id).await?;
-        if existing.iter().any(|r| valid_rule_of(r) == rule) {
+        if existing.iter().any(|r| valid_rule_of(r).same_as(&rule)) {
             return Err(Error::conflict(
                 "DUPLICATE_RULE",
                 "The instance already has this rule",

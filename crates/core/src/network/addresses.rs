@@ -242,12 +242,58 @@ pub struct ValidRule {
     pub remote_ip_prefix: Option<String>,
 }
 
+impl ValidRule {
+    /// Whether `other` is the same rule: the same fields, the protocol compared by number, so that
+    /// `tcp` and `6` (or `icmpv6` and `ipv6-icmp`) are one.
+    pub fn same_as(&self, other: &ValidRule) -> bool {
+        let number = |protocol: &Option<String>| protocol.as_deref().map(protocol_number);
+        self.direction == other.direction
+            && self.ethertype == other.ethertype
+            && number(&self.protocol) == number(&other.protocol)
+            && self.port_range_min == other.port_range_min
+            && self.port_range_max == other.port_range_max
+            && self.remote_ip_prefix == other.remote_ip_prefix
+    }
+}
+
+/// A canonical protocol's number: its own when it is one, else its name's (`None` for a name not known,
+/// which validation refuses).
+fn protocol_number(protocol: &str) -> Option<u8> {
+    protocol.parse().ok().or_else(|| {
+        PROTOCOLS
+            .iter()
+            .find(|(name, _)| *name == protocol)
+            .map(|(_, number)| *number)
+    })
+}
+
 /// Whether rules of the protocol take port ranges.
 pub fn port_protocol(protocol: Option<&str>) -> bool {
     matches!(
         protocol,
         Some("tcp" | "udp" | "sctp" | "dccp" | "udplite" | "6" | "17" | "132" | "33" | "136")
     )
+}
+
+/// Checks a list of rules, each under `field[i].`, and refuses the same rule twice (`field[i]`).
+pub fn validate_rules(
+    v: &mut Validator,
+    field: &str,
+    requests: &[SecurityRuleRequest],
+) -> Vec<ValidRule> {
+    let rules: Vec<(usize, ValidRule)> = requests
+        .iter()
+        .enumerate()
+        .filter_map(|(i, rule)| validate_rule(v, &format!("{field}[{i}]."), rule).map(|r| (i, r)))
+        .collect();
+    for (n, (i, rule)) in rules.iter().enumerate() {
+        v.check(
+            !rules[..n].iter().any(|(_, earlier)| earlier.same_as(rule)),
+            &format!("{field}[{i}]"),
+            "Duplicate rule",
+        );
+    }
+    rules.into_iter().map(|(_, rule)| rule).collect()
 }
 
 /// Checks one rule; field errors are reported under `prefix` (e.g. `security_rules[0].`).

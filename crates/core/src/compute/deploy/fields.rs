@@ -10,7 +10,7 @@ use crate::compute::instances::{
     check_instance_name,
 };
 use crate::compute::leases::{LeaseTerms, check_terms};
-use crate::network::{ValidRule, validate_rule};
+use crate::network::{ValidRule, validate_rules};
 use crate::platform::config::GpuModelConfig;
 use crate::platform::labels::check_labels;
 use crate::platform::validate::Validator;
@@ -122,19 +122,7 @@ impl InstanceService {
             "security_rules",
             format!("At most {MAX_RULES_PER_INSTANCE} rules per instance"),
         );
-        let rules: Vec<ValidRule> = request
-            .security_rules
-            .iter()
-            .enumerate()
-            .filter_map(|(i, rule)| validate_rule(&mut v, &format!("security_rules[{i}]."), rule))
-            .collect();
-        for (i, rule) in rules.iter().enumerate() {
-            v.check(
-                !rules[..i].contains(rule),
-                &format!("security_rules[{i}]"),
-                "Duplicate rule",
-            );
-        }
+        let rules = validate_rules(&mut v, "security_rules", &request.security_rules);
         if request.boot_from_volume {
             v.check(
                 request.os_volume.is_none(),

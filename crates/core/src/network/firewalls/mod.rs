@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::accounts::{Caller, actor};
 use crate::network::{
-    PROTOCOLS, ValidRule, port_protocol, rule_view, valid_rule_of, validate_rule,
+    PROTOCOLS, ValidRule, port_protocol, rule_view, valid_rule_of, validate_rule, validate_rules,
 };
 use crate::platform::clock::format_ms;
 use crate::platform::ids::{IdDraws, IdKind, name_taken_as_conflict, new_id};
@@ -467,7 +467,7 @@ impl FirewallService {
         for _ in 0..5 {
             let row = self.owned(caller, id).await?;
             let existing = self.store().firewall_rules(&row.id).await?;
-            if existing.iter().any(|r| valid_rule_of(r) == rule) {
+            if existing.iter().any(|r| valid_rule_of(r).same_as(&rule)) {
                 return Err(Error::conflict(
                     "DUPLICATE_RULE",
                     "The firewall already has this rule",
@@ -626,27 +626,6 @@ impl FirewallService {
             labels,
         })
     }
-}
-
-/// Checks a list of rules, each under `field[i].`, and refuses the same rule twice (`field[i]`).
-fn validate_rules(
-    v: &mut Validator,
-    field: &str,
-    requests: &[SecurityRuleRequest],
-) -> Vec<ValidRule> {
-    let rules: Vec<(usize, ValidRule)> = requests
-        .iter()
-        .enumerate()
-        .filter_map(|(i, rule)| validate_rule(v, &format!("{field}[{i}]."), rule).map(|r| (i, r)))
-        .collect();
-    for (n, (i, rule)) in rules.iter().enumerate() {
-        v.check(
-            !rules[..n].iter().any(|(_, earlier)| earlier == rule),
-            &format!("{field}[{i}]"),
-            "Duplicate rule",
-        );
-    }
-    rules.into_iter().map(|(_, rule)| rule).collect()
 }
 
 /// A list of instance ids: 1 to [`MAX_INSTANCES_PER_REQUEST`], none empty, none twice; trimmed.

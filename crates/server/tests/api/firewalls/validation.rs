@@ -190,10 +190,40 @@ async fn every_validation_rule_names_its_field(db: Db) {
     );
     let ssh = json!({"direction": "ingress", "protocol": "tcp", "port_range_min": 22, "port_range_max": 22});
     assert_eq!(add(ssh.clone()).await.status, 201);
-    let again = add(ssh).await;
-    assert_eq!(
-        (again.status.as_u16(), again.body["code"].as_str()),
-        (409, Some("DUPLICATE_RULE"))
+    // The same rule however its protocol is written: by name in any case, or by number.
+    for protocol in ["tcp", "TCP", "6"] {
+        let mut same = ssh.clone();
+        same["protocol"] = json!(protocol);
+        let again = add(same).await;
+        assert_eq!(
+            (again.status.as_u16(), again.body["code"].as_str()),
+            (409, Some("DUPLICATE_RULE")),
+            "{protocol}"
+        );
+    }
+    // Aliases of one number are one protocol too.
+    let icmpv6 = json!({"direction": "ingress", "ethertype": "IPv6", "protocol": "icmpv6"});
+    assert_eq!(add(icmpv6).await.status, 201);
+    let alias =
+        add(json!({"direction": "ingress", "ethertype": "IPv6", "protocol": "ipv6-icmp"})).await;
+    assert_eq!(alias.status, 409, "{}", alias.text);
+    // Within one body as well.
+    let created = client
+        .raw(
+            Method::POST,
+            "/api/firewalls/",
+            Some(&json!({"name": "twice", "region": "FINLAND-1", "rules": [
+                {"direction": "ingress", "protocol": "udp", "port_range_min": 53, "port_range_max": 53},
+                {"direction": "ingress", "protocol": "17", "port_range_min": 53, "port_range_max": 53}
+            ]})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.status, 400, "{}", created.text);
+    assert!(
+        created.body["errors"]["rules[1]"].is_array(),
+        "{}",
+        created.text
     );
 
     // Attach and detach bodies.
