@@ -50,7 +50,7 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Delete an SSH key; instances deployed with it keep it
+    /// Delete an SSH key (refused while a live instance uses it)
     #[command(after_help = "Example:\n  barrack ssh-keys delete BRK-A1B2C3K")]
     Delete {
         /// The key's id (BRK-...K)
