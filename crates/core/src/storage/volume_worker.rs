@@ -181,7 +181,9 @@ impl VolumeWorker {
         Ok(Outcome::Completed)
     }
 
-    /// Puts the volume in `error` with `reason` (and a clone's source back to rest).
+    /// Puts the volume in `error` with `reason` (and a clone's source back to rest). An attach that
+    /// failed attached nothing (the instance was no longer running, or the driver refused): the volume
+    /// is left `available`, detached, with the reason, rather than unusable.
     pub async fn fail(
         &self,
         row: &VolumeRow,
@@ -190,9 +192,14 @@ impl VolumeWorker {
     ) -> Result<bool> {
         let now = self.context.clock.now_ms();
         let mut tx = self.context.store.begin().await?;
+        let (to, instance_id) = match action {
+            VolumeJobAction::Attach => (VolumeState::Available, Some(None)),
+            _ => (VolumeState::Error, None),
+        };
         let change = VolumeChange {
-            status: Some(VolumeState::Error.as_str().into()),
+            status: Some(to.as_str().into()),
             status_reason: Some(Some(reason.to_string())),
+            instance_id,
             ..Default::default()
         };
         if !volumes::update(&mut tx, &row.id, row.generation, &change, now).await? {
@@ -204,7 +211,7 @@ impl VolumeWorker {
             &mut tx,
             row,
             Some(from),
-            VolumeState::Error,
+            to,
             SYSTEM,
             reason,
             row.generation + 1,

@@ -16,7 +16,45 @@ on_both_databases!(
     attach_detach_and_delete,
     attachment_rules,
     deploy_boots_from_a_volume_and_attaches_existing_and_new_ones,
+    an_attach_overtaken_by_the_instances_delete_leaves_the_volume_available,
 );
+
+/// The instance is deleted after the attach was accepted and before it ran: nothing was attached, so the
+/// volume is left available (with the reason) and attaches elsewhere, instead of staying in error.
+async fn an_attach_overtaken_by_the_instances_delete_leaves_the_volume_available(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "100").await;
+    let doomed = active_instance(&app, &client, "doomed", "FINLAND-1").await;
+    let other = active_instance(&app, &client, "other", "FINLAND-1").await;
+    let v = available_volume(&app, &client, volume("v", 100, "FINLAND-1", "NVMe")).await;
+
+    client
+        .attach_volumes(&doomed, std::slice::from_ref(&v))
+        .await
+        .unwrap();
+    assert_eq!(status(&client, &v).await, "attaching");
+    client.delete_instance(&doomed).await.unwrap();
+    app.settle().await;
+    let shown = client.volume(&v).await.unwrap().data;
+    assert_eq!(shown.status, "available", "{shown:?}");
+    assert!(shown.attachment.is_none(), "{shown:?}");
+    assert!(
+        shown
+            .status_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("attach failed")),
+        "{shown:?}"
+    );
+    assert_eq!(app.simulator().volume_attachment(&v), Some(None));
+
+    client
+        .attach_volumes(&other, std::slice::from_ref(&v))
+        .await
+        .unwrap();
+    app.settle().await;
+    assert_eq!(status(&client, &v).await, "in-use");
+    app.stop().await;
+}
 
 async fn attach_detach_and_delete(db: Db) {
     let app = TestApp::start(db).await;
