@@ -361,7 +361,8 @@ impl BillingService {
             completedCount: count("completed"),
             hibernatedCount: count("hibernated"),
             averageUsage: Amount(average.normalize()),
-            totalCost: Amount(crate::platform::money::display_amount(from_micros(cost))),
+            // Exact, like the records it adds up: a sum rounded to cents would not be theirs.
+            totalCost: Amount(crate::platform::money::exact_amount(from_micros(cost))),
             totalSizeGB: with_size.then_some(size),
         };
         Ok((rows, total, summary))

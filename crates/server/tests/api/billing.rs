@@ -143,6 +143,8 @@ async fn the_documented_example_bills_1195_2_for_7200_minutes(db: Db) {
         .unwrap();
     assert_eq!(disks.records[0].per_minute_rate.0, d("0.000488"));
     assert_eq!(disks.records[0].total_cost.0, d("3.5136"));
+    // The summary adds up the records exactly, not to the cent.
+    assert_eq!(disks.summary.totalCost.0, d("3.5136"));
     let balance = client.balance().await.unwrap().data.balance;
     assert_eq!(balance, d("5000") - d("1195.2") - d("3.5136"));
     assert_balance_is_ledger(&app, &account).await;
