@@ -17,7 +17,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// List API keys
 #[utoipa::path(get, path = "/api/api-keys/", tag = "API Keys",
-    responses((status = 200, body = Envelope<ApiKeyList>), (status = 401, body = ErrorResponse)),
+    responses((status = 200, body = Envelope<ApiKeyList>), (status = 400, description = "A query parameter was given: the list takes none", body = ErrorResponse),
+              (status = 401, body = ErrorResponse)),
     security(("api_key" = []), ("bearer" = [])))]
 async fn list_api_keys(
     State(state): State<AppState>,

@@ -19,7 +19,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// List SSH keys
 #[utoipa::path(get, path = "/api/ssh-keys/", tag = "SSH Keys",
-    responses((status = 200, body = Envelope<SshKeyList>), (status = 401, body = ErrorResponse)),
+    responses((status = 200, body = Envelope<SshKeyList>), (status = 400, description = "A query parameter was given: the list takes none", body = ErrorResponse),
+              (status = 401, body = ErrorResponse)),
     security(("api_key" = []), ("bearer" = [])))]
 async fn list_ssh_keys(
     State(state): State<AppState>,

@@ -22,7 +22,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// List webhooks
 #[utoipa::path(get, path = "/api/webhooks/", tag = "Webhooks",
-    responses((status = 200, body = Envelope<WebhookList>), (status = 401, body = ErrorResponse)),
+    responses((status = 200, body = Envelope<WebhookList>), (status = 400, description = "A query parameter was given: the list takes none", body = ErrorResponse),
+              (status = 401, body = ErrorResponse)),
     security(("api_key" = []), ("bearer" = [])))]
 async fn list_webhooks(
     State(state): State<AppState>,
