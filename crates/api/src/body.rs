@@ -299,6 +299,44 @@ pub fn field_of(path: &str, message: &str) -> (String, String) {
     }
 }
 
+/// For a member that is an object of optional members: serde's derive also reads a struct from a list
+/// of its members in order, so `[true]` would pass for `{"include_usage": true}`. Absent or `null` is
+/// `None`; anything but an object is refused on the member.
+pub fn optional_object<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: de::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    struct Optional<T>(std::marker::PhantomData<T>);
+    struct Object<T>(std::marker::PhantomData<T>);
+    impl<'de, T: serde::Deserialize<'de>> Visitor<'de> for Object<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a map")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(de::value::MapAccessDeserializer::new(map))
+        }
+    }
+    impl<'de, T: serde::Deserialize<'de>> Visitor<'de> for Optional<T> {
+        type Value = Option<T>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a map")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Option<T>, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Option<T>, E> {
+            Ok(None)
+        }
+        fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<T>, D::Error> {
+            d.deserialize_map(Object(std::marker::PhantomData))
+                .map(Some)
+        }
+    }
+    deserializer.deserialize_option(Optional(std::marker::PhantomData))
+}
+
 /// serde_json appends " at line 1 column 9"; the field name says more.
 pub fn strip_position(message: &str) -> String {
     let message = match message.rfind(" at line ") {
@@ -313,6 +351,18 @@ pub fn strip_position(message: &str) -> String {
 fn plain(message: &str) -> String {
     if message.starts_with("data did not match any variant of untagged enum") {
         return "This value has none of the forms this field takes".to_string();
+    }
+    // `unknown variant `GBP`, expected one of `USD`, `EUR`, `INR``
+    if let Some((given, expected)) = message
+        .strip_prefix("unknown variant ")
+        .and_then(|rest| rest.split_once(", expected "))
+    {
+        let given = given.trim_matches('`');
+        let expected = expected
+            .trim_start_matches("one of ")
+            .trim_start_matches("a ")
+            .replace('`', "");
+        return format!("Must be one of {expected}, not \"{given}\"");
     }
     let Some((found, expected)) = message
         .strip_prefix("invalid type: ")
@@ -395,6 +445,38 @@ mod tests {
         assert_eq!(refused("  "), BodyError::NotObject);
         assert!(matches!(refused("{oops"), BodyError::Syntax(_)));
         assert!(matches!(refused("{} {}"), BodyError::Syntax(_)));
+    }
+
+    #[test]
+    fn a_member_object_is_refused_as_a_list() {
+        let read = |body: &str| read::<crate::ai::ChatCompletionsRequest>(body.as_bytes());
+        let chat = r#""model": "m", "messages": [{"role": "user", "content": "hi"}]"#;
+        for list in ["[true]", "[]"] {
+            assert_eq!(
+                read(&format!(r#"{{{chat}, "stream_options": {list}}}"#)).unwrap_err(),
+                field("stream_options", "Must be an object, not sequence")
+            );
+        }
+        let with = |options: &str| {
+            read(&format!(r#"{{{chat}, "stream_options": {options}}}"#))
+                .unwrap()
+                .stream_options
+        };
+        assert_eq!(with("null"), None);
+        assert_eq!(
+            with(r#"{"include_usage": true}"#).and_then(|o| o.include_usage),
+            Some(true)
+        );
+        assert_eq!(
+            read(&format!(
+                r#"{{{chat}, "stream_options": {{"include_usage": "x"}}}}"#
+            ))
+            .unwrap_err(),
+            field(
+                "stream_options.include_usage",
+                "Must be true or false, not string \"x\""
+            )
+        );
     }
 
     #[test]

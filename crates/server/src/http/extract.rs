@@ -108,8 +108,32 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
         let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(&others));
         serde_path_to_error::deserialize(de)
             .map(Query)
-            .map_err(|e| ApiError(field_error(&e.path().to_string(), &e.inner().to_string())))
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let given = form_urlencoded_parse(query).find(|(name, _)| *name == path);
+                let message = match given {
+                    Some((_, value)) => query_value_message(&e.inner().to_string(), &value),
+                    None => e.inner().to_string(),
+                };
+                ApiError(field_error(&path, &message))
+            })
     }
+}
+
+/// A query parameter's value that did not parse, said as a body's member would be: the query's text
+/// is parsed by Rust's own parsers, whose messages name no value ("invalid digit found in string").
+fn query_value_message(message: &str, value: &str) -> String {
+    let wanted = match message {
+        "invalid digit found in string" | "cannot parse integer from empty string" => {
+            "a whole number of 0 or more"
+        }
+        "number too large to fit in target type" => "a smaller whole number",
+        "number too small to fit in target type" => "a larger whole number",
+        "invalid float literal" | "cannot parse float from empty string" => "a number",
+        "provided string was not `true` or `false`" => "true or false",
+        _ => return message.to_string(),
+    };
+    format!("Must be {wanted}, not \"{value}\"")
 }
 
 /// The query of a list that takes no parameters (what an account holds only a few of, listed whole):

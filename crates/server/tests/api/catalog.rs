@@ -371,13 +371,45 @@ async fn pricing_rejects_bad_values_with_the_field_named(db: Db) {
             raw.body
         );
     }
+    // A query's value is named and said as a body member's would be, not in the parser's words.
+    for (query, field, message) in [
+        (
+            "gpu_count=lots",
+            "gpu_count",
+            "Must be a whole number of 0 or more, not \"lots\"",
+        ),
+        (
+            "gpu_count=-1",
+            "gpu_count",
+            "Must be a whole number of 0 or more, not \"-1\"",
+        ),
+        (
+            "volume_size_gb=99999999999&volume_type=NVMe",
+            "volume_size_gb",
+            "Must be a smaller whole number, not \"99999999999\"",
+        ),
+    ] {
+        let raw = app
+            .anonymous()
+            .raw(Method::GET, &format!("/api/pricing/?{query}"), None)
+            .await
+            .unwrap();
+        assert_eq!(raw.status, 400, "{query}");
+        assert_eq!(raw.body["errors"][field][0], message, "{query}");
+    }
     let raw = app
         .anonymous()
-        .raw(Method::GET, "/api/pricing/?gpu_count=lots", None)
+        .raw(
+            Method::POST,
+            "/api/pricing/",
+            Some(&json!({"currency": "GBP"})),
+        )
         .await
         .unwrap();
-    assert_eq!(raw.status, 400);
-    assert!(raw.body["errors"].get("gpu_count").is_some());
+    assert_eq!(
+        raw.body["errors"]["currency"][0],
+        "Must be one of USD, EUR, INR, not \"GBP\""
+    );
     app.stop().await;
 }
 
