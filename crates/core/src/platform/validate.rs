@@ -114,6 +114,29 @@ pub fn length_between(value: &str, min: usize, max: usize) -> bool {
     (min..=max).contains(&n)
 }
 
+/// Free text (a description, an address line) holds no control characters: they would move the cursor,
+/// clear the screen or retitle the window of whoever reads it in a terminal. A description may keep
+/// its line breaks and tabs (`lines`).
+pub fn check_plain_text(v: &mut Validator, field: &str, value: &str, lines: bool) {
+    let control = value
+        .chars()
+        .find(|&c| c.is_control() && !(lines && matches!(c, '\n' | '\t')));
+    if let Some(c) = control {
+        v.add(
+            field,
+            format!(
+                "Must not contain control characters such as U+{:04X}{}",
+                u32::from(c),
+                if lines {
+                    " (line breaks and tabs are allowed)"
+                } else {
+                    ""
+                }
+            ),
+        );
+    }
+}
+
 /// The name rule of API keys and similar labels (`barrack_api::rules`): 1–50 letters, digits, spaces,
 /// `-`, `_`, `.`, not only spaces.
 pub fn check_label(v: &mut Validator, field: &str, value: &str) {
@@ -122,13 +145,14 @@ pub fn check_label(v: &mut Validator, field: &str, value: &str) {
 
 /// The label rule with another maximum length.
 pub fn check_label_of(v: &mut Validator, field: &str, value: &str, max: usize) {
-    if !rules::label_length_ok(value, max) {
+    // Callers trim names first, so spaces alone arrive empty: said as what was sent.
+    if value.trim().is_empty() {
+        v.add(field, "Name must not be empty or only spaces");
+    } else if !rules::label_length_ok(value, max) {
         v.add(
             field,
             format!("Name must be between 1 and {max} characters"),
         );
-    } else if value.trim().is_empty() {
-        v.add(field, "Name must not be only spaces");
     }
     if !rules::label_chars_ok(value) && !value.trim().is_empty() {
         v.add(field, "Name must contain only alphanumeric characters, spaces, hyphens, underscores, and dots");

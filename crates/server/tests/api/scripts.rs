@@ -52,7 +52,7 @@ async fn the_documented_validation_example(db: Db) {
     assert_eq!(blank.status, 400);
     assert_eq!(
         blank.body["errors"],
-        json!({"name": ["Name must not be only spaces"]})
+        json!({"name": ["Name must not be empty or only spaces"]})
     );
     // Exactly 16384 bytes is allowed.
     let ok = json!({"name": "big one", "script": "y".repeat(16384)});
