@@ -234,7 +234,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{}", output::printable(&e.to_string(), true));
             ExitCode::from(e.exit_code())
         }
     }

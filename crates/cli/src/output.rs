@@ -114,6 +114,7 @@ impl fmt::Display for View {
             View::Fields(fields) => {
                 let width = fields.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
                 for (label, value) in fields {
+                    let value = printable(value, false);
                     writeln!(f, "{}", format!("{label:width$}  {value}").trim_end())?;
                 }
                 Ok(())
@@ -127,8 +128,8 @@ impl fmt::Display for View {
                 }
                 Ok(())
             }
-            View::Text(text) if text.ends_with('\n') => f.write_str(text),
-            View::Text(text) => writeln!(f, "{text}"),
+            View::Text(text) if text.ends_with('\n') => f.write_str(&printable(text, true)),
+            View::Text(text) => writeln!(f, "{}", printable(text, true)),
         }
     }
 }
@@ -152,7 +153,10 @@ impl Table {
     }
 
     pub fn row(&mut self, cells: impl IntoIterator<Item = String>) {
-        let row: Vec<String> = cells.into_iter().collect();
+        let row: Vec<String> = cells
+            .into_iter()
+            .map(|cell| printable(&cell, false).into_owned())
+            .collect();
         debug_assert_eq!(row.len(), self.headers.len(), "one cell per column");
         self.rows.push(row);
     }
@@ -186,6 +190,25 @@ impl fmt::Display for Table {
         }
         Ok(())
     }
+}
+
+/// Text from the server as a terminal should show it: control characters (an escape sequence in a
+/// description would clear the screen or retitle the window) are written escaped, `\u{1b}`; line
+/// breaks and tabs too, except in `lines` of text printed whole, where they are the text's own.
+pub fn printable(text: &str, lines: bool) -> std::borrow::Cow<'_, str> {
+    let escaped = |c: char| c.is_control() && !(lines && matches!(c, '\n' | '\t'));
+    if !text.chars().any(escaped) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut shown = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if escaped(c) {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(shown)
 }
 
 /// A money amount with at least two decimals (`25.00`), keeping any finer digits the API sent.
@@ -234,6 +257,32 @@ mod tests {
             ("Minimum", "1.00".into()),
         ]);
         assert_eq!(view.to_string(), "Balance  25.00 USD\nMinimum  1.00\n");
+    }
+
+    #[test]
+    fn control_characters_from_the_server_are_shown_escaped() {
+        let mut table = Table::new(&["NAME", "DESCRIPTION"], "No firewalls.");
+        table.row([
+            "fw".to_string(),
+            "line1\u{1b}[2J\u{7}evil\nnext".to_string(),
+        ]);
+        let fields = View::Fields(vec![("Description", "a\u{1b}]0;title\u{7}\tb".into())]);
+        let text = View::Text("#!/bin/sh\n\techo \u{1b}[31mred\r\n".into());
+        let shown = format!("{}{fields}{text}", View::Table(table));
+        assert!(
+            !shown.contains('\u{1b}') && !shown.contains('\u{7}'),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("line1\\u{1b}[2J\\u{7}evil\\nnext"),
+            "{shown}"
+        );
+        assert!(shown.contains("a\\u{1b}]0;title\\u{7}\\tb"), "{shown}");
+        // A script keeps its lines and indentation; only the escape and the carriage return are escaped.
+        assert!(
+            shown.ends_with("#!/bin/sh\n\techo \\u{1b}[31mred\\r\n"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -132,6 +132,7 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
                         .first()
                         .and_then(|c| c.delta.content.as_deref())
                     {
+                        let text = crate::output::printable(text, true);
                         let _ = stdout.write_all(text.as_bytes());
                         let _ = stdout.flush();
                     }

@@ -53,7 +53,9 @@ async fn follow(
             let line = match (format, quiet) {
                 (_, true) => event.id.clone(),
                 (Format::Json, _) => serde_json::to_string(&event).expect("events serialize"),
-                (Format::Table, _) => event_line(&event),
+                (Format::Table, _) => {
+                    crate::output::printable(&event_line(&event), false).into_owned()
+                }
             };
             if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
                 // The reader went away (`| head`).

@@ -20,7 +20,7 @@ use crate::accounts::login_throttle::LoginThrottle;
 use crate::platform::clock::{format_ms, system_now_ms};
 use crate::platform::countries;
 use crate::platform::ids::{IdDraws, IdKind, name_taken_as_conflict, new_id, random_alphanumeric};
-use crate::platform::validate::{Validator, check_label, length_between};
+use crate::platform::validate::{Validator, check_label, check_plain_text, length_between};
 use crate::{Context, Error, Result};
 
 /// Passwords of new accounts, in characters.
@@ -629,6 +629,7 @@ impl AccountService {
                 "address_line",
                 "Address line must be 255 characters or less",
             );
+            check_plain_text(&mut v, "address_line", line, false);
         }
         for (field, value) in [("city", &fields.city), ("state", &fields.state)] {
             if let Some(value) = value {
@@ -637,6 +638,7 @@ impl AccountService {
                     field,
                     format!("{} must be 100 characters or less", title(field)),
                 );
+                check_plain_text(&mut v, field, value, false);
             }
         }
         if let Some(code) = &fields.postal_code {

@@ -587,6 +587,7 @@ pub(crate) fn check_description(v: &mut Validator, description: Option<&str>) {
             "description",
             format!("Description must be {MAX_DESCRIPTION_CHARS} characters or less"),
         );
+        crate::platform::validate::check_plain_text(v, "description", d, true);
     }
 }
 

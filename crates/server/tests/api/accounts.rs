@@ -146,6 +146,24 @@ async fn profile_validation_completeness_and_currency(db: Db) {
         bad.body["errors"]["name"][0],
         "Name must be between 2 and 100 characters"
     );
+    // A terminal's escape sequence or a bell in an address is refused on its field, not stored.
+    let controls = client
+        .raw(
+            Method::PATCH,
+            "/api/account/profile/",
+            Some(&json!({"address_line": "1 Main\u{1b}[31mRED\u{7}", "city": "Ber\rlin"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(controls.status, 400, "{}", controls.body);
+    assert_eq!(
+        controls.body["errors"]["address_line"][0],
+        "Must not contain control characters such as U+001B"
+    );
+    assert_eq!(
+        controls.body["errors"]["city"][0],
+        "Must not contain control characters such as U+000D"
+    );
     assert_eq!(
         client.profile().await.unwrap().data,
         initial,

@@ -201,6 +201,7 @@ impl FirewallService {
             "description",
             format!("Description must be {MAX_DESCRIPTION_CHARS} characters or less"),
         );
+        crate::platform::validate::check_plain_text(&mut v, "description", &description, true);
         let region = config.region(&request.region);
         if region.is_none() {
             let valid: Vec<&str> = config.regions.iter().map(|r| r.name.as_str()).collect();

@@ -62,12 +62,20 @@ async fn every_validation_rule_names_its_field(db: Db) {
         ["colour"],
         "unknown fields are named"
     );
-    // A description of exactly 255 characters is fine.
+    assert_eq!(
+        create(
+            json!({"name": "fw", "region": "FINLAND-1", "description": "line1\u{1b}[2J\u{7}evil"})
+        )
+        .await,
+        ["description"],
+        "a terminal's escape sequence"
+    );
+    // A description of exactly 255 characters is fine, and so are its line breaks.
     let ok = client
         .raw(
             Method::POST,
             "/api/firewalls/",
-            Some(&json!({"name": "long", "region": "FINLAND-1", "description": "é".repeat(255)})),
+            Some(&json!({"name": "long", "region": "FINLAND-1", "description": format!("{}\n\tend", "é".repeat(250))})),
         )
         .await
         .unwrap();
