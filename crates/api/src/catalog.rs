@@ -279,6 +279,9 @@ pub struct CapacityItem {
     pub total: u32,
     pub allocated: u32,
     pub available: u32,
+    /// GPUs on hosts the compute driver reports lost: out of `available` until their host is back.
+    #[serde(default)]
+    pub lost: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ComputeDriver, DriverError, HostStatus, InstanceMetrics, InstanceSpec, Observation, Operation,
-    PacketRule, Placement, PowerState, Readiness, SshEndpoint,
+    ComputeDriver, DriverError, HostStatus, InstanceMetrics, InstanceSpec, LostGpus, Observation,
+    Operation, PacketRule, Placement, PowerState, Readiness, SshEndpoint,
 };
 
 /// How long each driver operation may take, in milliseconds, before it is abandoned.
@@ -301,6 +301,10 @@ impl ComputeDriver for WithDeadlines {
 
     async fn hosts(&self) -> Result<Vec<HostStatus>, DriverError> {
         self.look("hosts", self.inner.hosts()).await
+    }
+
+    async fn lost_gpus(&self) -> Result<Vec<LostGpus>, DriverError> {
+        self.look("lost_gpus", self.inner.lost_gpus()).await
     }
 
     async fn create_volume(

@@ -107,6 +107,32 @@ pub struct HostStatus {
     pub lost: bool,
 }
 
+/// GPUs of one model in one region on hosts that are lost (see [`ComputeDriver::lost_gpus`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostGpus {
+    pub region: String,
+    pub gpu_model: String,
+    pub gpus: u32,
+}
+
+/// [`LostGpus`] of `hosts`, in region and model order (hosts of no known model are left out).
+pub fn lost_gpus_of(hosts: &[HostStatus]) -> Vec<LostGpus> {
+    let mut lost: std::collections::BTreeMap<(&str, &str), u32> = Default::default();
+    for host in hosts {
+        if let Some(model) = &host.gpu_model {
+            *lost.entry((&host.region, model)).or_default() +=
+                if host.lost { host.gpus } else { 0 };
+        }
+    }
+    lost.into_iter()
+        .map(|((region, gpu_model), gpus)| LostGpus {
+            region: region.to_string(),
+            gpu_model: gpu_model.to_string(),
+            gpus,
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Observation {
     pub state: PowerState,
@@ -259,6 +285,13 @@ pub trait ComputeDriver: Send + Sync + 'static {
     /// The machines instances are placed on, for operators.
     async fn hosts(&self) -> Result<Vec<HostStatus>, DriverError> {
         Ok(vec![])
+    }
+
+    /// The GPUs on lost hosts, by region and model, for every region and model the driver has hosts of
+    /// (0 where none is lost): stock leaves them out until their host is back. Drivers that can say so
+    /// without asking every host answer from what they know.
+    async fn lost_gpus(&self) -> Result<Vec<LostGpus>, DriverError> {
+        Ok(lost_gpus_of(&self.hosts().await?))
     }
 
     async fn create_volume(

@@ -13,10 +13,12 @@ pub struct CapacityRow {
     pub allocated: i64,
     /// Units a simulation scenario (scarcity, an outage) holds back from stock.
     pub withheld: i64,
+    /// Units on hosts the compute driver reports lost, out of stock until they are back.
+    pub lost: i64,
 }
 
 impl CapacityRow {
-    /// The row from its region, model, total, allocated and withheld, in that order from `first` on.
+    /// The row from its region, model, total, allocated, withheld and lost, in that order from `first` on.
     pub(crate) fn from_row(row: &impl Columns, first: usize) -> Result<CapacityRow> {
         Ok(CapacityRow {
             region: row.text(first)?,
@@ -24,11 +26,12 @@ impl CapacityRow {
             total: row.int(first + 2)?,
             allocated: row.int(first + 3)?,
             withheld: row.int(first + 4)?,
+            lost: row.int(first + 5)?,
         })
     }
 
     pub fn free(&self) -> i64 {
-        (self.total - self.allocated - self.withheld).max(0)
+        (self.total - self.allocated - self.withheld - self.lost).max(0)
     }
 }
 
@@ -36,7 +39,7 @@ impl Store {
     pub async fn capacity(&self) -> Result<Vec<CapacityRow>> {
         let rows = self
             .fetch_all(
-                "SELECT region, gpu_model, total, allocated, withheld FROM gpu_capacity ORDER BY region, gpu_model",
+                "SELECT region, gpu_model, total, allocated, withheld, lost FROM gpu_capacity ORDER BY region, gpu_model",
                 &[],
             )
             .await?;
@@ -69,6 +72,30 @@ impl Store {
         )
         .await?;
         Ok(())
+    }
+
+    /// Records the units of a region and model on hosts the driver reports lost; whether that changed
+    /// the row. `only_more`: a count below the recorded one is ignored (the simulator's hosts stay lost
+    /// until a reset, and a replica that was not told of a loss must not undo it).
+    pub async fn set_lost_gpus(
+        &self,
+        region: &str,
+        model: &str,
+        lost: i64,
+        only_more: bool,
+        now: i64,
+    ) -> Result<bool> {
+        let changed = if only_more { "lost < $3" } else { "lost <> $3" };
+        let done = self
+            .execute(
+                &format!(
+                    "UPDATE gpu_capacity SET lost = $3, updated_at = $4 \
+                     WHERE region = $1 AND gpu_model = $2 AND {changed}"
+                ),
+                &binds![region, model, lost, now],
+            )
+            .await?;
+        Ok(done == 1)
     }
 
     /// Sets the total units of a region and model (operators); allocations are kept.
@@ -105,7 +132,7 @@ pub async fn allocate(
 
 /// [`allocate`]'s statement: the region, model, count and time as $1 to $4.
 pub(crate) const ALLOCATE_SQL: &str = "UPDATE gpu_capacity SET allocated = allocated + $3, \
-     updated_at = $4 WHERE region = $1 AND gpu_model = $2 AND total - allocated - withheld >= $3";
+     updated_at = $4 WHERE region = $1 AND gpu_model = $2 AND total - allocated - withheld - lost >= $3";
 
 /// Gives back `count` units.
 pub async fn release(tx: &mut Tx, region: &str, model: &str, count: i64, now: i64) -> Result<bool> {

@@ -65,6 +65,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(38, "0038_admission_statements_in_functions"),
     migration!(39, "0039_deploy_admission_with_check"),
     migration!(40, "0040_opened_periods_counted_per_statement"),
+    migration!(41, "0041_lost_gpus"),
 ];
 
 impl Migration {

@@ -218,9 +218,9 @@ impl Store {
     pub async fn driver_view(&self, kind: &str) -> Result<DriverView> {
         let rows = self
             .fetch_all(
-                "SELECT 0, CAST(resets AS TEXT), NULL, 0, 0, 0 FROM simulation_clock WHERE id = 1 \
-                 UNION ALL SELECT 1, spec, NULL, 0, 0, 0 FROM simulation_scenarios WHERE kind = $1 \
-                 UNION ALL SELECT 2, region, gpu_model, total, allocated, withheld FROM gpu_capacity",
+                "SELECT 0, CAST(resets AS TEXT), NULL, 0, 0, 0, 0 FROM simulation_clock WHERE id = 1 \
+                 UNION ALL SELECT 1, spec, NULL, 0, 0, 0, 0 FROM simulation_scenarios WHERE kind = $1 \
+                 UNION ALL SELECT 2, region, gpu_model, total, allocated, withheld, lost FROM gpu_capacity",
                 &binds![kind],
             )
             .await?;

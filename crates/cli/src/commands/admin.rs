@@ -513,7 +513,14 @@ fn describe_scenario(spec: &ScenarioSpec) -> String {
 
 fn capacity_output(data: CapacityList) -> Output {
     let mut table = Table::new(
-        &["REGION", "GPU MODEL", "TOTAL", "ALLOCATED", "AVAILABLE"],
+        &[
+            "REGION",
+            "GPU MODEL",
+            "TOTAL",
+            "ALLOCATED",
+            "LOST",
+            "AVAILABLE",
+        ],
         "No GPU capacity.",
     );
     for c in &data.capacity {
@@ -522,6 +529,7 @@ fn capacity_output(data: CapacityList) -> Output {
             c.gpu_model.clone(),
             c.total.to_string(),
             c.allocated.to_string(),
+            c.lost.to_string(),
             c.available.to_string(),
         ]);
     }

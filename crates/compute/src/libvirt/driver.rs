@@ -26,8 +26,8 @@ use super::storage::{self, GIB};
 use super::xml::{self, DiskXml, DomainXml, InterfaceXml, Metadata, PciAddress};
 use super::{driver_error, is_missing, metrics, network, seed};
 use crate::{
-    BootDisk, ComputeDriver, DriverError, HostStatus, InstanceMetrics, InstanceSpec, Observation,
-    PacketRule, Placement, PowerState, Readiness, SshEndpoint,
+    BootDisk, ComputeDriver, DriverError, HostStatus, InstanceMetrics, InstanceSpec, LostGpus,
+    Observation, PacketRule, Placement, PowerState, Readiness, SshEndpoint,
 };
 use boot::BootFiles;
 
@@ -800,6 +800,11 @@ impl ComputeDriver for LibvirtDriver {
 
     async fn hosts(&self) -> Result<Vec<HostStatus>, DriverError> {
         self.blocking(|inner| Ok(inner.host_statuses())).await
+    }
+
+    async fn lost_gpus(&self) -> Result<Vec<LostGpus>, DriverError> {
+        // From the configuration and the hosts' reachability, without connecting to any.
+        self.blocking(|inner| Ok(inner.lost_gpus())).await
     }
 
     async fn create_volume(

@@ -30,8 +30,8 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use crate::{
-    ComputeDriver, DriverError, HostStatus, InstanceMetrics, InstanceSpec, Observation, Operation,
-    PacketRule, Placement, PowerState, Readiness,
+    ComputeDriver, DriverError, HostStatus, InstanceMetrics, InstanceSpec, LostGpus, Observation,
+    Operation, PacketRule, Placement, PowerState, Readiness,
 };
 
 pub use config::{SimConfig, SimDelays};
@@ -395,6 +395,26 @@ impl ComputeDriver for SimDriver {
                 gpus: host.gpus,
                 gpus_used: used,
                 lost,
+            })
+            .collect())
+    }
+
+    async fn lost_gpus(&self) -> Result<Vec<LostGpus>, DriverError> {
+        // Straight from the hosts, without a copy of each (a data centre of a million instances has
+        // over a hundred thousand).
+        let state = self.state();
+        let mut lost: std::collections::BTreeMap<(&str, &str), u32> = Default::default();
+        for host in state.hosts.iter() {
+            let spec = &host.spec;
+            *lost.entry((&spec.region, &spec.gpu_model)).or_default() +=
+                if host.lost { spec.gpus } else { 0 };
+        }
+        Ok(lost
+            .into_iter()
+            .map(|((region, gpu_model), gpus)| LostGpus {
+                region: region.to_string(),
+                gpu_model: gpu_model.to_string(),
+                gpus,
             })
             .collect())
     }

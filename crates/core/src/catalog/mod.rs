@@ -20,6 +20,55 @@ use crate::platform::money::{display_amount, display_rate};
 use crate::platform::validate::Validator;
 use crate::{Context, Error, Result};
 
+/// Keeps the GPUs of lost hosts out of stock (`lost` in the capacity ledger) as the compute driver
+/// reports them: a deploy is refused 503 rather than accepted for GPUs no live host has. Real hosts
+/// come back and give theirs back; a simulated host stays lost until a reset, so for the simulator
+/// only a rise is recorded (a replica the loss was not injected into does not undo it). Called by the
+/// reconciler's sweep and when a loss is injected; reads first, so an unchanged count writes nothing.
+pub async fn follow_lost_hosts(context: &Context) -> Result<()> {
+    let lost = match context.driver.lost_gpus().await {
+        Ok(lost) => lost,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not learn which hosts are lost");
+            return Ok(());
+        }
+    };
+    let only_more = context.driver.is_simulated();
+    let recorded = context.store.capacity().await?;
+    for gpus in lost {
+        let before = recorded
+            .iter()
+            .find(|row| row.region == gpus.region && row.gpu_model == gpus.gpu_model)
+            .map(|row| row.lost);
+        let now = i64::from(gpus.gpus);
+        let differs = match before {
+            Some(before) if only_more => now > before,
+            Some(before) => now != before,
+            None => false, // no stock of it to keep out
+        };
+        if differs
+            && context
+                .store
+                .set_lost_gpus(
+                    &gpus.region,
+                    &gpus.gpu_model,
+                    now,
+                    only_more,
+                    context.clock.now_ms(),
+                )
+                .await?
+        {
+            tracing::warn!(
+                region = %gpus.region,
+                gpu_model = %gpus.gpu_model,
+                lost = now,
+                "GPUs on lost hosts kept out of stock"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// GPU counts an instance can have (at most the model's `max_count`).
 pub const GPU_COUNTS: [u32; 4] = barrack_api::rules::GPU_COUNTS;
 /// Most GPUs an operator can set as one region's capacity of a model.
@@ -129,6 +178,11 @@ impl CatalogService {
         v.finish()
     }
 
+    /// Stock without the GPUs of hosts lost just now, before the reconciler's next sweep would see them.
+    pub async fn follow_lost_hosts(&self) -> Result<()> {
+        follow_lost_hosts(&self.context).await
+    }
+
     /// Operators: every capacity row with what is allocated from it.
     pub async fn capacity(&self) -> Result<Vec<CapacityItem>> {
         Ok(self
@@ -141,6 +195,7 @@ impl CatalogService {
                 available: row.free() as u32,
                 total: row.total as u32,
                 allocated: row.allocated as u32,
+                lost: row.lost as u32,
                 region: row.region,
                 gpu_model: row.gpu_model,
             })

@@ -292,6 +292,7 @@ impl InstanceWorker {
     pub async fn reconcile(&self) -> Result<usize> {
         let mut changed = 0;
         recognize_capacity(&self.context).await?;
+        crate::catalog::follow_lost_hosts(&self.context).await?;
         let mut sweep = MachineSweep::new(&["ACTIVE", "SHUTOFF"]);
         loop {
             let began = tokio::time::Instant::now();

@@ -17,6 +17,7 @@ use crate::on_both_databases;
 
 on_both_databases!(
     operators_list_hosts_and_lose_only_known_ones,
+    a_lost_hosts_gpus_leave_stock_until_a_reset,
     active_instances_report_their_utilisation,
     a_restarted_server_places_new_machines_beside_the_recorded_ones,
 );
@@ -120,6 +121,84 @@ async fn operators_list_hosts_and_lose_only_known_ones(db: Db) {
     // Operators only.
     let denied = client.admin_hosts().await.unwrap_err();
     assert_eq!(denied.status(), Some(403));
+    app.stop().await;
+}
+
+/// FINLAND-1's H100s as operators see them: (allocated, lost, available).
+async fn h100_stock(app: &TestApp) -> (u32, u32, u32) {
+    let capacity = app.admin.admin_capacity().await.unwrap().data.capacity;
+    let row = capacity
+        .iter()
+        .find(|c| c.region == "FINLAND-1" && c.gpu_model == "H100-SXM5-80GB")
+        .expect("FINLAND-1 H100 capacity");
+    (row.allocated, row.lost, row.available)
+}
+
+async fn a_lost_hosts_gpus_leave_stock_until_a_reset(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "100000").await;
+    create_key_k(&client).await;
+    let hosts = app.admin.admin_hosts().await.unwrap().data.hosts;
+    let h100_hosts = hosts
+        .iter()
+        .filter(|h| h.region == "FINLAND-1" && h.gpu_model.as_deref() == Some("H100-SXM5-80GB"))
+        .count() as u32;
+    assert!(h100_hosts >= 2, "{hosts:?}");
+    let total = h100_hosts * 8;
+    assert_eq!(h100_stock(&app).await, (0, 0, total));
+
+    let first = deploy_id(&client, &deploy_request("first", 8)).await;
+    app.settle().await;
+    let host = client.instance(&first).await.unwrap().data;
+    assert_eq!(host.status, "ACTIVE");
+    let lost_name = app
+        .admin
+        .admin_hosts()
+        .await
+        .unwrap()
+        .data
+        .hosts
+        .into_iter()
+        .find(|h| h.gpus_used == 8)
+        .expect("the host the instance is on")
+        .name;
+
+    // Lost: its 8 GPUs leave stock at once, while its instance still holds them.
+    app.admin
+        .admin_inject_fault(&json!({"kind": "lose_host", "host": lost_name}))
+        .await
+        .unwrap();
+    assert_eq!(h100_stock(&app).await, (8, 8, total - 16));
+    // The reconciler fails the instance, which gives its GPUs back: the host's stay out.
+    app.settle().await;
+    assert_eq!(client.instance(&first).await.unwrap().data.status, "ERROR");
+    assert_eq!(h100_stock(&app).await, (0, 8, total - 8));
+
+    // Every live host can be filled; one more 8-GPU machine is refused at once, not accepted for a host
+    // that is gone and failed later.
+    let mut live = Vec::new();
+    for i in 1..h100_hosts {
+        live.push(deploy_id(&client, &deploy_request(&format!("live{i}"), 8)).await);
+    }
+    let refused = client
+        .deploy(&deploy_request("one-too-many", 8))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status(), Some(503), "{refused}");
+    assert_eq!(refused.code(), Some("GPU_UNAVAILABLE"), "{refused}");
+    app.settle().await;
+    for id in &live {
+        assert_eq!(client.instance(id).await.unwrap().data.status, "ACTIVE");
+    }
+    assert_eq!(h100_stock(&app).await, (total - 8, 8, 0));
+    // Sweeps that find the host still lost change nothing.
+    app.settle().await;
+    assert_eq!(h100_stock(&app).await, (total - 8, 8, 0));
+
+    // A reset brings every simulated host back, with the whole stock.
+    app.admin.admin_reset().await.unwrap();
+    app.settle().await;
+    assert_eq!(h100_stock(&app).await, (0, 0, total));
     app.stop().await;
 }
 

@@ -477,6 +477,10 @@ pub async fn inject_fault(
         host: form.get("host").unwrap_or_default(),
     };
     let result = fault(&state, &typed);
+    if result.is_ok() && typed.kind == "lose_host" {
+        // Its GPUs leave stock at once, as through the API.
+        state.services.catalog.follow_lost_hosts().await?;
+    }
     match result {
         Ok(what) => Ok(super::see(&format!(
             "/operator/simulation?{}",

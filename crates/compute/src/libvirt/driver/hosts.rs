@@ -63,6 +63,29 @@ impl Inner {
         rest.starts_with('/')
     }
 
+    /// The configured GPUs of lost hosts by region and model ([`crate::ComputeDriver::lost_gpus`]).
+    pub(super) fn lost_gpus(&self) -> Vec<crate::LostGpus> {
+        let lost: HashSet<String> = self.lost_hosts().into_iter().map(|(n, _)| n).collect();
+        let mut gpus: std::collections::BTreeMap<(&str, &str), u32> = Default::default();
+        for host in &self.config.hosts {
+            for group in &host.gpus {
+                let count = if lost.contains(&host.name) {
+                    group.addresses.len() as u32
+                } else {
+                    0
+                };
+                *gpus.entry((&host.region, &group.model)).or_default() += count;
+            }
+        }
+        gpus.into_iter()
+            .map(|((region, gpu_model), gpus)| crate::LostGpus {
+                region: region.to_string(),
+                gpu_model: gpu_model.to_string(),
+                gpus,
+            })
+            .collect()
+    }
+
     /// Every configured host with its GPUs in use; a host that does not answer shows as lost once it has
     /// been unreachable past the grace period.
     pub(super) fn host_statuses(&self) -> Vec<HostStatus> {
