@@ -286,6 +286,13 @@ impl CatalogService {
             .iter()
             .filter(|r| query.tier.is_none_or(|t| t == r.tier))
             .filter(|r| query.region.as_ref().is_none_or(|name| *name == r.name))
+            // `gpu_model`: the regions that offer it.
+            .filter(|r| {
+                query
+                    .gpu_model
+                    .as_ref()
+                    .is_none_or(|model| config.offers(&r.name, model))
+            })
             .map(|r| Region {
                 name: r.name.clone(),
                 tier: r.tier,
@@ -315,6 +322,13 @@ impl CatalogService {
             .iter()
             .filter(|m| query.tier.is_none_or(|t| t == m.tier))
             .filter(|m| query.gpu_model.as_ref().is_none_or(|name| *name == m.name))
+            // `region`: the models it offers.
+            .filter(|m| {
+                query
+                    .region
+                    .as_ref()
+                    .is_none_or(|region| config.offers(region, &m.name))
+            })
             .map(|m| GpuSpec {
                 model: m.name.clone(),
                 tier: m.tier,
@@ -381,6 +395,13 @@ impl CatalogService {
             .iter()
             .flat_map(|image| image.regions.iter().map(move |region| (image, region)))
             .filter(|(_, region)| query.region.as_ref().is_none_or(|r| r == *region))
+            // `gpu_model`: the images of the regions that offer it.
+            .filter(|(_, region)| {
+                query
+                    .gpu_model
+                    .as_ref()
+                    .is_none_or(|model| config.offers(region, model))
+            })
             .filter_map(|(image, region)| {
                 let tier = config.region(region)?.tier;
                 query.tier.is_none_or(|t| t == tier).then(|| OsImage {

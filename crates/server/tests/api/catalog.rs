@@ -92,6 +92,29 @@ async fn regions_models_and_images_come_from_the_configuration(db: Db) {
     assert_eq!(err.status(), Some(400));
     assert!(err.field_errors().unwrap().contains_key("region"));
 
+    // Each filter narrows every list it is given to: a region's models, a model's regions and images.
+    let b300 = CatalogQuery {
+        gpu_model: Some("B300-262GB".into()),
+        ..Default::default()
+    };
+    let regions = anon.regions(&b300).await.unwrap().data.regions;
+    let names: Vec<&str> = regions.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["FINLAND-1"]);
+    let images = anon.os_images(&b300).await.unwrap().data.images;
+    assert!(!images.is_empty());
+    assert!(images.iter().all(|i| i.region == "FINLAND-1"), "{images:?}");
+    let finland = CatalogQuery {
+        region: Some("FINLAND-1".into()),
+        ..Default::default()
+    };
+    let specs = anon.gpu_specs(&finland).await.unwrap().data.gpu_specs;
+    assert!(!specs.is_empty());
+    assert!(
+        specs.iter().all(|s| s.regions.iter().any(|r| r == "FINLAND-1")),
+        "{specs:?}"
+    );
+    assert!(specs.iter().all(|s| s.model != "RTX-A6000"));
+
     // With a key, the envelope names the key's tier.
     let with_key = app.admin.regions(&CatalogQuery::default()).await.unwrap();
     assert_eq!(with_key.tier, Some(Tier::Advanced));
