@@ -152,7 +152,7 @@ enum Command {
         barrack transactions --type grant\n  \
         barrack transactions --from 2025-01-01T00:00:00Z --limit 100 -o json")]
     Transactions(transactions::Args),
-    /// Buy credits: open a deposit, pay it at its checkout, follow it until it completes
+    /// Buy credits: open a deposit, pay it at its checkout; it completes when the payment arrives
     #[command(
         subcommand,
         after_help = "Examples:\n  barrack deposits create --amount 25.00\n  barrack deposits list"
@@ -257,7 +257,7 @@ async fn run(cli: Cli) -> Result<Output, CliError> {
         Command::Instances(command) => instances::run(command, &ctx()?).await,
         Command::SshKeys(command) => ssh_keys::run(command, &ctx()?).await,
         Command::Scripts(command) => scripts::run(command, &ctx()?).await,
-        Command::Ai(command) => ai::run(command, &ctx()?).await,
+        Command::Ai(command) => ai::run(command, &ctx()?, format).await,
         Command::Volumes(command) => volumes::run(command, &ctx()?).await,
         Command::Firewalls(command) => firewalls::run(command, &ctx()?).await,
         Command::Snapshots(command) => snapshots::run(command, &ctx()?).await,

@@ -78,7 +78,7 @@ pub enum Command {
         #[arg(long, value_name = "ID|EMAIL")]
         user: String,
         /// Exact decimal amount, e.g. 25.00
-        #[arg(long, value_parser = barrack_api::decimal::parse)]
+        #[arg(long, allow_negative_numbers = true, value_parser = barrack_api::decimal::parse)]
         amount: Decimal,
         /// Currency of the credits
         #[arg(long, value_parser = currency_parser())]
@@ -146,7 +146,10 @@ pub enum Command {
         name = "remove-scenario",
         after_help = "Example:\n  barrack admin remove-scenario BRK-A1B2C3E"
     )]
-    RemoveScenario { id: String },
+    RemoveScenario {
+        /// The scenario's id (see `barrack admin scenarios`)
+        id: String,
+    },
     /// Set the GPU capacity of regions and models; others stay as they are
     #[command(after_help = "Example:\n  \
         barrack admin set-capacity CANADA-1/RTX-A6000=16 FINLAND-1/H100-SXM5-80GB=64")]

@@ -10,7 +10,7 @@ use clap::Subcommand;
 
 use super::{Ctx, Output};
 use crate::error::CliError;
-use crate::output::{Table, View, money};
+use crate::output::{Format, Table, View, money};
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -64,7 +64,7 @@ pub enum Command {
     },
 }
 
-pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
+pub async fn run(command: Command, ctx: &Ctx, format: Format) -> Result<Output, CliError> {
     let client = &ctx.client;
     match command {
         Command::Models => {
@@ -124,15 +124,23 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
                 ..Default::default()
             };
             if stream {
+                // The reply as it comes; with `-o json`, each chunk as the API sent it, one per line.
+                // A reader that went away (`| head`) ends the printing, not the call.
                 let mut stdout = std::io::stdout();
                 let mut usage = None;
                 ctx.call(client.ai_chat_stream(&request, |chunk| {
-                    if let Some(text) = chunk
-                        .choices
-                        .first()
-                        .and_then(|c| c.delta.content.as_deref())
-                    {
-                        let text = crate::output::printable(text, true);
+                    let shown = match format {
+                        Format::Json => Some(std::borrow::Cow::Owned(format!(
+                            "{}\n",
+                            serde_json::to_string(&chunk).expect("chunks serialize")
+                        ))),
+                        Format::Table => chunk
+                            .choices
+                            .first()
+                            .and_then(|c| c.delta.content.as_deref())
+                            .map(|text| crate::output::printable(text, true)),
+                    };
+                    if let Some(text) = shown {
                         let _ = stdout.write_all(text.as_bytes());
                         let _ = stdout.flush();
                     }
@@ -141,14 +149,15 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
                     }
                 }))
                 .await?;
-                println!();
                 let usage = usage.unwrap_or_default();
-                let summary = format!(
-                    "{} input and {} output tokens",
-                    usage.prompt_tokens, usage.completion_tokens
-                );
-                eprintln!("{summary}");
-                return Ok(Output::new(&usage, View::Text(String::new())));
+                if format == Format::Table {
+                    let _ = writeln!(stdout);
+                    eprintln!(
+                        "{} input and {} output tokens",
+                        usage.prompt_tokens, usage.completion_tokens
+                    );
+                }
+                return Ok(Output::nothing());
             }
             let data = ctx.call(client.ai_chat(&request)).await?.data;
             let content = data

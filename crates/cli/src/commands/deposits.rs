@@ -19,7 +19,7 @@ pub enum Command {
         top; the credits are the amount.")]
     Create {
         /// Credits to buy, an exact decimal with at most 2 decimal places, e.g. 25.00
-        #[arg(long, value_parser = barrack_api::decimal::parse)]
+        #[arg(long, allow_negative_numbers = true, value_parser = barrack_api::decimal::parse)]
         amount: Decimal,
         /// Your account's currency (it follows your profile country); checked by the API when given
         #[arg(long, value_parser = currency_parser())]

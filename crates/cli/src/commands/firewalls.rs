@@ -10,7 +10,7 @@ use barrack_client::LabelledResource;
 use clap::Subcommand;
 
 use super::labels::{LabelChanges, change_labels, labels_of, parse_label};
-use super::security_rules::{added_rule_output, removed_rule_output, rules_table};
+use super::security_rules::{added_rule_output, ipv6_ethertype, removed_rule_output, rules_table};
 use super::{Ctx, Output, PageArgs};
 use crate::error::CliError;
 use crate::output::{Table, View, or_dash, yes_no};
@@ -146,7 +146,7 @@ pub enum RulesCommand {
         /// tcp, udp, icmp, another IP protocol name or number [default: any protocol]
         #[arg(long)]
         protocol: Option<String>,
-        /// IPv4 or IPv6 [default: IPv4]
+        /// IPv4 or IPv6 [default: IPv6 for an IPv6 --remote, else IPv4]
         #[arg(long)]
         ethertype: Option<String>,
         /// First port of the range (tcp, udp and the like), with --port-max
@@ -316,7 +316,7 @@ async fn rules(command: RulesCommand, ctx: &Ctx) -> Result<Output, CliError> {
             let rule = SecurityRuleRequest {
                 direction,
                 protocol,
-                ethertype,
+                ethertype: ethertype.or_else(|| ipv6_ethertype(remote.as_deref())),
                 port_range_min: port_min,
                 port_range_max: port_max,
                 remote_ip_prefix: remote,

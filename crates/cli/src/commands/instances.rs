@@ -411,7 +411,7 @@ async fn resolve(ctx: &Ctx, target: &str) -> Result<String, CliError> {
         }
     }
     Err(CliError::NotFound(format!(
-        "no instance is named '{target}' (list them with `barrack instances list`)"
+        "no instance has the id or name '{target}' (list them with `barrack instances list`)"
     )))
 }
 

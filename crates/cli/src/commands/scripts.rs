@@ -42,8 +42,11 @@ pub enum Command {
     Update {
         /// The script's id (BRK-...C)
         id: String,
+        /// Its name from now on (the same name to keep it): letters, digits, spaces, hyphens,
+        /// underscores, dots
         #[arg(long)]
         name: String,
+        /// The file holding its new content
         #[arg(long, value_name = "PATH")]
         file: PathBuf,
     },
@@ -108,6 +111,10 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
                 .map(|id| format!("Deleted script {id}"))
                 .collect();
             lines.extend(data.not_found.iter().map(|id| format!("Not found: {id}")));
+            // Some not found is a failure, as with one id: the exit code says so (4).
+            if !data.not_found.is_empty() {
+                return Err(CliError::NotFound(lines.join("\n")));
+            }
             let deleted = data.deleted.clone();
             Ok(Output::new(&data, View::Text(lines.join("\n"))).ids(deleted))
         }

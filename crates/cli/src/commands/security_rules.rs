@@ -69,6 +69,13 @@ pub(super) fn removed_rule_output<T: Serialize>(data: &T, rule_id: &str, owner_i
     Output::new(data, view).ids([rule_id.to_string()])
 }
 
+/// `IPv6` for an IPv6 CIDR, which a rule of the default ethertype (IPv4) cannot hold.
+pub(crate) fn ipv6_ethertype(remote: Option<&str>) -> Option<String> {
+    remote
+        .filter(|r| r.contains(':'))
+        .map(|_| "IPv6".to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

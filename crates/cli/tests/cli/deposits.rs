@@ -17,6 +17,10 @@ async fn deposits_open_list_show_and_complete() {
         .await;
     assert_eq!(precise.code, 6, "{precise:?}");
     assert!(precise.stderr.contains("amount"), "{}", precise.stderr);
+    // A negative amount is the server's to refuse, on its field, not a flag the parser does not know.
+    let negative = cli.run(&["deposits", "create", "--amount", "-5"]).await;
+    assert_eq!(negative.code, 6, "{negative:?}");
+    assert!(negative.stderr.contains("amount"), "{}", negative.stderr);
     let garbled = cli.run(&["deposits", "create", "--amount", "ten"]).await;
     assert_eq!(garbled.code, 2, "{garbled:?}");
 

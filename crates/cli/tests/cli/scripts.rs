@@ -56,11 +56,12 @@ async fn scripts_from_files() {
     let deleted = cli
         .run(&["scripts", "delete", &first, &second, "BRK-NOPE00C"])
         .await;
-    let text = deleted.ok();
+    // Those found are deleted; one not found is a failure all the same, as with one id (exit 4).
+    assert_eq!(deleted.code, 4, "{deleted:?}");
     assert!(
-        text.contains(&format!("Deleted script {first}"))
-            && text.contains("Not found: BRK-NOPE00C"),
-        "{text}"
+        deleted.stderr.contains(&format!("Deleted script {first}"))
+            && deleted.stderr.contains("Not found: BRK-NOPE00C"),
+        "{deleted:?}"
     );
     assert!(cli.run(&["scripts", "list", "-q"]).await.lines().is_empty());
     server.stop().await;

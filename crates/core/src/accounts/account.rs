@@ -676,7 +676,7 @@ impl AccountService {
             v.add(
                 "country",
                 format!(
-                    "{wanted}, but this account's currency is fixed to {from}: it holds or has used credits in {from}, which a change of currency would strand. Keep a country billed in {from}, or ask an operator"
+                    "{wanted}, but this account's currency is fixed to {from}: it has held credits, opened a deposit or been billed, and a change of currency could strand that money. Keep a country billed in {from}, or ask an operator"
                 ),
             );
             v.finish()?;

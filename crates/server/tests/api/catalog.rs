@@ -110,7 +110,9 @@ async fn regions_models_and_images_come_from_the_configuration(db: Db) {
     let specs = anon.gpu_specs(&finland).await.unwrap().data.gpu_specs;
     assert!(!specs.is_empty());
     assert!(
-        specs.iter().all(|s| s.regions.iter().any(|r| r == "FINLAND-1")),
+        specs
+            .iter()
+            .all(|s| s.regions.iter().any(|r| r == "FINLAND-1")),
         "{specs:?}"
     );
     assert!(specs.iter().all(|s| s.model != "RTX-A6000"));

@@ -4,7 +4,7 @@
 use barrack_api::instances::SecurityRuleRequest;
 use clap::Subcommand;
 
-use super::super::security_rules::{added_rule_output, removed_rule_output};
+use super::super::security_rules::{added_rule_output, ipv6_ethertype, removed_rule_output};
 use super::super::{Ctx, Output};
 use super::{Target, resolve};
 use crate::error::CliError;
@@ -25,7 +25,7 @@ pub enum RulesCommand {
         /// tcp, udp, icmp, another IP protocol name or number [default: any protocol]
         #[arg(long)]
         protocol: Option<String>,
-        /// IPv4 or IPv6 [default: IPv4]
+        /// IPv4 or IPv6 [default: IPv6 for an IPv6 --remote, else IPv4]
         #[arg(long)]
         ethertype: Option<String>,
         /// First port of the range (tcp, udp and the like), with --port-max
@@ -63,7 +63,7 @@ pub(super) async fn run(command: RulesCommand, ctx: &Ctx) -> Result<Output, CliE
             let rule = SecurityRuleRequest {
                 direction,
                 protocol,
-                ethertype,
+                ethertype: ethertype.or_else(|| ipv6_ethertype(remote.as_deref())),
                 port_range_min: port_min,
                 port_range_max: port_max,
                 remote_ip_prefix: remote,
@@ -119,10 +119,7 @@ pub(in crate::commands) fn parse_rule(text: &str) -> Result<SecurityRuleRequest,
         .map(str::trim)
         .filter(|r| !r.is_empty())
         .map(str::to_string);
-    let ethertype = remote_ip_prefix
-        .as_deref()
-        .filter(|r| r.contains(':'))
-        .map(|_| "IPv6".to_string());
+    let ethertype = ipv6_ethertype(remote_ip_prefix.as_deref());
     Ok(SecurityRuleRequest {
         direction,
         protocol,

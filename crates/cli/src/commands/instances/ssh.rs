@@ -18,9 +18,18 @@ pub(super) async fn ssh(
     let id = resolve(ctx, &target.target).await?;
     let instance = ctx.call(ctx.client.instance(&id)).await?.data;
     let address = instance.ip_address.ok_or_else(|| {
-        CliError::Usage(format!(
-            "instance {id} has no public IP address: give it one with `barrack instances toggle-ip {id}`"
-        ))
+        // What gives it an address depends on why it has none.
+        CliError::Usage(match instance.status.as_str() {
+            "ACTIVE" | "SHUTOFF" if !instance.public_ip => format!(
+                "instance {id} has no public IP address: give it one with `barrack instances toggle-ip {id}`"
+            ),
+            "HIBERNATED" => format!(
+                "instance {id} is hibernated and has no address: restore it with `barrack instances restore {id}`"
+            ),
+            status => format!(
+                "instance {id} has no public IP address while it is {status}; see `barrack instances show {id}`"
+            ),
+        })
     })?;
     let command = ssh_arguments(&id, user, &address, instance.ssh_port, args);
     if print {
