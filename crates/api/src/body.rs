@@ -358,11 +358,12 @@ fn plain(message: &str) -> String {
         .and_then(|rest| rest.split_once(", expected "))
     {
         let given = given.trim_matches('`');
-        let expected = expected
-            .trim_start_matches("one of ")
-            .trim_start_matches("a ")
-            .replace('`', "");
-        return format!("Must be one of {expected}, not \"{given}\"");
+        // "one of `A`, `B`, `C`", "`A` or `B`" or "`A`"
+        let expected = match expected.strip_prefix("one of ") {
+            Some(list) => format!("one of {}", list.replace('`', "")),
+            None => expected.replace('`', ""),
+        };
+        return format!("Must be {expected}, not \"{given}\"");
     }
     let Some((found, expected)) = message
         .strip_prefix("invalid type: ")

@@ -373,7 +373,7 @@ mod tests {
         );
         assert_eq!(
             errors(e)[0].1[0],
-            "unknown variant `gold`, expected `legacy` or `advanced`"
+            "Must be legacy or advanced, not \"gold\""
         );
     }
 }
