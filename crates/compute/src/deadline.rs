@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     ComputeDriver, DriverError, HostStatus, InstanceMetrics, InstanceSpec, LostGpus, Observation,
-    Operation, PacketRule, Placement, PowerState, Readiness, SshEndpoint,
+    Operation, PacketRule, Placement, Readiness, RecordedPower, SshEndpoint,
 };
 
 /// How long each driver operation may take, in milliseconds, before it is abandoned.
@@ -209,9 +209,17 @@ impl ComputeDriver for WithDeadlines {
         region: &str,
         gpu_count: u32,
         host: Option<&str>,
-        power: PowerState,
+        power: RecordedPower,
     ) {
         self.inner.recognize(id, region, gpu_count, host, power)
+    }
+
+    fn placed_machines(&self, region: &str, gpu_model: &str) -> Vec<String> {
+        self.inner.placed_machines(region, gpu_model)
+    }
+
+    fn forget(&self, ids: &[String]) {
+        self.inner.forget(ids)
     }
 
     fn recognize_volume(&self, id: &str, region: &str, size_gb: u32, attached_to: Option<&str>) {
@@ -390,6 +398,7 @@ impl ComputeDriver for WithDeadlines {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::PowerState;
     use crate::sim::{Fault, SimConfig, SimDelays, SimDriver, SimHost};
 
     #[tokio::test(start_paused = true)]

@@ -61,6 +61,24 @@ pub enum PowerState {
     Failed(String),
 }
 
+/// What the control plane's record says of a machine's power, which [`ComputeDriver::recognize`] is
+/// told before acting on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedPower {
+    /// Its power before the operation under way, or its power when none is.
+    pub now: PowerState,
+    /// Where the operation under way takes it (a driver that carried it out already is not behind the
+    /// record); `Missing` for a deletion, which a machine in any power may be on its way to.
+    pub next: Option<PowerState>,
+}
+
+impl From<PowerState> for RecordedPower {
+    /// A machine at rest.
+    fn from(now: PowerState) -> RecordedPower {
+        RecordedPower { now, next: None }
+    }
+}
+
 /// Whether a running guest is up: booted far enough to answer on its SSH port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -198,16 +216,29 @@ pub trait ComputeDriver: Send + Sync + 'static {
     /// Tells the driver about an instance the control plane has on record, before acting on it. Drivers
     /// whose machines outlive this process (every real one) have nothing to do. The simulator keeps its
     /// machines in this process's memory, so it re-creates the instance: a restarted server, or another
-    /// replica, can then act on machines it did not create.
+    /// replica, can then act on machines it did not create; and one it knows but whose power is neither
+    /// the record's nor where the operation under way takes it (another replica acted on it since) is
+    /// brought back in line with the record.
     fn recognize(
         &self,
         _id: &str,
         _region: &str,
         _gpu_count: u32,
         _host: Option<&str>,
-        _power: PowerState,
+        _power: RecordedPower,
     ) {
     }
+
+    /// The instances this process holds machines for on hosts of `gpu_model` in `region`, when they live
+    /// in its memory (the simulator); real drivers answer none. With [`ComputeDriver::forget`], a
+    /// placement that finds no room drops the machines of instances another replica deleted or failed.
+    fn placed_machines(&self, _region: &str, _gpu_model: &str) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Drops this process's machines of `ids`, giving back their GPUs: the control plane has no live
+    /// instance of theirs (see [`ComputeDriver::placed_machines`]).
+    fn forget(&self, _ids: &[String]) {}
 
     /// Tells the driver about a volume the control plane has on record, before acting on it: its size and
     /// the instance it is attached to. Like [`ComputeDriver::recognize`], only the simulator (whose volumes

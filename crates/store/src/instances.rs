@@ -244,6 +244,28 @@ impl Store {
         row.as_ref().map(from_row).transpose()
     }
 
+    /// Those of `ids` whose instances are live (neither deleted nor failed): what still holds its GPUs.
+    pub async fn live_instance_ids(
+        &self,
+        ids: &[String],
+    ) -> Result<std::collections::HashSet<String>> {
+        let json = serde_json::to_string(ids).expect("ids serialize");
+        let listed = match self.backend() {
+            crate::Backend::Sqlite => "SELECT value FROM json_each($1)",
+            crate::Backend::Postgres => "SELECT jsonb_array_elements_text($1::JSONB)",
+        };
+        let rows = self
+            .fetch_all(
+                &format!(
+                    "SELECT id FROM instances WHERE id IN ({listed}) \
+                     AND status NOT IN ('DELETED', 'ERROR')"
+                ),
+                &binds![json],
+            )
+            .await?;
+        rows.iter().map(|row| row.text(0)).collect()
+    }
+
     /// A page of the account's instances, newest first, and how many match.
     pub async fn instances(
         &self,

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DriverError, Placement};
+use crate::{DriverError, Placement, PowerState};
 
 use super::{Power, State};
 
@@ -238,6 +238,31 @@ impl State {
         let wanted = hosts_from_capacity(&[(region.to_owned(), gpu_model.to_owned(), total)]);
         self.hosts.follow(region, gpu_model, wanted);
         self.followed_capacity.insert(key, total);
+    }
+
+    /// The power and host of a machine as recorded (`host` by name), its GPUs reserved there. A recorded
+    /// placement is a fact about the data centre: it is honoured even when placements made since (by
+    /// this process, before it learnt of the machine) leave the host over-full.
+    pub(super) fn take_recorded_place(
+        &mut self,
+        host: Option<&str>,
+        power: PowerState,
+        gpus: u32,
+    ) -> (Power, Option<u32>) {
+        let recorded = match power {
+            PowerState::Running => Power::Running,
+            PowerState::Stopped => Power::Stopped,
+            _ => Power::Hibernated,
+        };
+        match host.map(|name| self.hosts.slot_of(name)) {
+            Some(Some(slot)) if !self.hosts.get(slot).lost => {
+                self.hosts.reserve(slot, gpus);
+                (recorded, Some(slot))
+            }
+            Some(Some(slot)) => (Power::HostLost(slot), None),
+            Some(None) => (Power::HostUnknown, None),
+            None => (Power::Hibernated, None),
+        }
     }
 
     /// Whether the host exists (and is now lost).

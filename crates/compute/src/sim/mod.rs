@@ -31,7 +31,7 @@ use tokio::time::Instant;
 
 use crate::{
     ComputeDriver, DriverError, HostStatus, InstanceMetrics, InstanceSpec, LostGpus, Observation,
-    Operation, PacketRule, Placement, PowerState, Readiness,
+    Operation, PacketRule, Placement, PowerState, Readiness, RecordedPower,
 };
 
 pub use config::{SimConfig, SimDelays};
@@ -96,23 +96,7 @@ impl SimDriver {
         if state.instances.contains(id) {
             return;
         }
-        let slot = host.and_then(|name| state.hosts.slot_of(name));
-        let recorded = match power {
-            PowerState::Running => Power::Running,
-            PowerState::Stopped => Power::Stopped,
-            _ => Power::Hibernated,
-        };
-        // A recorded placement is a fact about the data centre: it is honoured even when placements made
-        // since (by this process, before it learnt of the instance) leave the host over-full.
-        let (power, host) = match slot {
-            Some(slot) if !state.hosts.get(slot).lost => {
-                state.hosts.reserve(slot, gpu_count);
-                (recorded, Some(slot))
-            }
-            Some(slot) => (Power::HostLost(slot), None),
-            None if host.is_some() => (Power::HostUnknown, None),
-            None => (Power::Hibernated, None),
-        };
+        let (power, host) = state.take_recorded_place(host, power, gpu_count);
         let region = state.region(region);
         state.instances.insert(
             id,
@@ -124,6 +108,48 @@ impl SimDriver {
                 ram_gb: 0,
             },
         );
+    }
+
+    /// Whether this process's machine `id` is behind its record: another replica acted on it since this
+    /// one last did (hibernated or restored it, say), so its power is neither the record's nor where the
+    /// operation under way takes it. A lost host's machine stays as it is.
+    fn behind_record(&self, id: &str, record: &RecordedPower) -> bool {
+        let state = self.state();
+        let Some(instance) = state.instances.get(id) else {
+            return false;
+        };
+        let local = match instance.power {
+            Power::Running => PowerState::Running,
+            Power::Stopped => PowerState::Stopped,
+            Power::Hibernated => PowerState::Hibernated,
+            Power::HostLost(_) | Power::HostUnknown => return false,
+        };
+        let on_its_way = match &record.next {
+            // A deletion may find a machine in any power; hibernation starts from a running or a
+            // stopped one, and finds a hibernated one done.
+            Some(PowerState::Missing | PowerState::Hibernated) => true,
+            Some(next) => *next == local,
+            None => false,
+        };
+        local != record.now && !on_its_way
+    }
+
+    /// Puts this process's machine `id` where its record says, with that power: its GPUs move from the
+    /// host it had here to the recorded one (none while hibernated).
+    fn realign(&self, id: &str, host: Option<&str>, power: PowerState) {
+        let mut state = self.state();
+        let Some(instance) = state.instances.get(id) else {
+            return;
+        };
+        let (gpus, had) = (instance.gpu_count, instance.host);
+        if let Some(had) = had {
+            state.hosts.release(had, gpus);
+        }
+        let (power, host) = state.take_recorded_place(host, power, gpus);
+        if let Some((_, instance)) = state.instances.get_mut(id) {
+            instance.power = power;
+            instance.host = host;
+        }
     }
 
     /// Takes back a volume the control plane already knows about (see [`SimDriver::adopt`]): a restarted
@@ -272,9 +298,32 @@ impl ComputeDriver for SimDriver {
         region: &str,
         gpu_count: u32,
         host: Option<&str>,
-        power: PowerState,
+        power: RecordedPower,
     ) {
-        self.adopt(id, region, gpu_count, host, power);
+        if self.behind_record(id, &power) {
+            self.realign(id, host, power.now);
+        } else {
+            self.adopt(id, region, gpu_count, host, power.now);
+        }
+    }
+
+    fn placed_machines(&self, region: &str, gpu_model: &str) -> Vec<String> {
+        let state = self.state();
+        let Some(region) = state.regions.iter().position(|r| &**r == region) else {
+            return Vec::new();
+        };
+        state.instances.ids_where(|instance| {
+            usize::from(instance.region) == region
+                && instance
+                    .host
+                    .is_some_and(|host| state.hosts.get(host).spec.gpu_model == gpu_model)
+        })
+    }
+
+    fn forget(&self, ids: &[String]) {
+        for id in ids {
+            self.state().delete_instance(id);
+        }
     }
 
     fn recognize_volume(&self, id: &str, region: &str, size_gb: u32, attached_to: Option<&str>) {

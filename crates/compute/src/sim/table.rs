@@ -138,6 +138,24 @@ impl Machines {
         Some((key, instance))
     }
 
+    /// The ids of the machines `wanted` picks.
+    pub(super) fn ids_where(&self, wanted: impl Fn(&Instance) -> bool) -> Vec<String> {
+        let long: HashMap<u32, &str> = self.long_ids.iter().map(|(id, n)| (*n, &**id)).collect();
+        self.slab
+            .iter()
+            .filter(|(_, instance)| wanted(instance))
+            .filter_map(|(MachineKey(key), _)| match key[15] {
+                LONG => {
+                    let number = u32::from_le_bytes(key[..4].try_into().expect("4 bytes"));
+                    long.get(&number).map(|id| id.to_string())
+                }
+                len => std::str::from_utf8(&key[..usize::from(len)])
+                    .ok()
+                    .map(str::to_string),
+            })
+            .collect()
+    }
+
     pub(super) fn iter(&self) -> impl Iterator<Item = &(MachineKey, Instance)> {
         self.slab.iter()
     }

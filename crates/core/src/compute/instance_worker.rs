@@ -104,15 +104,59 @@ impl InstanceWorker {
                         .await
                         .map_err(|e| DriverError::Transient(e.to_string()))?;
                 }
-                driver.create_instance(&Self::spec(row)).await.map(Some)
+                let spec = Self::spec(row);
+                match driver.create_instance(&spec).await {
+                    Err(DriverError::NoCapacity(_)) if self.forget_dead_machines(row).await? => {
+                        driver.create_instance(&spec).await.map(Some)
+                    }
+                    other => other.map(Some),
+                }
             }
-            JobAction::Restore => driver.restore_instance(&Self::spec(row)).await.map(Some),
+            JobAction::Restore => {
+                let spec = Self::spec(row);
+                match driver.restore_instance(&spec).await {
+                    Err(DriverError::NoCapacity(_)) if self.forget_dead_machines(row).await? => {
+                        driver.restore_instance(&spec).await.map(Some)
+                    }
+                    other => other.map(Some),
+                }
+            }
             JobAction::Start => driver.start_instance(&row.id).await.map(|_| None),
             JobAction::Stop => driver.stop_instance(&row.id).await.map(|_| None),
             JobAction::Reboot => driver.reboot_instance(&row.id).await.map(|_| None),
             JobAction::Hibernate => driver.hibernate_instance(&row.id).await.map(|_| None),
             JobAction::Delete => driver.delete_instance(&row.id).await.map(|_| None),
         }
+    }
+
+    /// A placement found no room: the machines this process holds on the model's hosts in the region for
+    /// instances the database no longer has live (deleted or failed through another replica, whose
+    /// machines live in that replica's memory) are dropped. Whether any was, so that placing again may
+    /// succeed.
+    async fn forget_dead_machines(&self, row: &InstanceRow) -> Result<bool, DriverError> {
+        let driver = &self.context.driver;
+        let placed = driver.placed_machines(&row.region, &row.gpu_model);
+        if placed.is_empty() {
+            return Ok(false);
+        }
+        let live = self
+            .context
+            .store
+            .live_instance_ids(&placed)
+            .await
+            .map_err(|e| DriverError::Transient(e.to_string()))?;
+        let dead: Vec<String> = placed.into_iter().filter(|id| !live.contains(id)).collect();
+        if dead.is_empty() {
+            return Ok(false);
+        }
+        tracing::info!(
+            region = %row.region,
+            gpu_model = %row.gpu_model,
+            machines = dead.len(),
+            "machines of instances gone elsewhere dropped"
+        );
+        driver.forget(&dead);
+        Ok(true)
     }
 
     /// Records a finished operation: the stable state, placement and address, and what is given back,

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use barrack_compute::PowerState;
+use barrack_compute::{PowerState, RecordedPower};
 use barrack_store::instances::InstanceRow;
 
 use crate::Error;
@@ -204,22 +204,29 @@ impl fmt::Display for Action {
     }
 }
 
-/// The power state a machine has if the database's record of the instance is right; `None` when there is
-/// no machine to speak of (not created yet, failed, deleted).
-pub fn recorded_power(row: &InstanceRow) -> Option<PowerState> {
+/// The power state a machine has if the database's record of the instance is right, and where the
+/// operation under way takes it; `None` when there is no machine to speak of (not created yet, failed,
+/// deleted).
+pub fn recorded_power(row: &InstanceRow) -> Option<RecordedPower> {
     power_on_record(&row.status, row.host.is_some())
 }
 
 /// [`recorded_power`] from an instance's status and whether it has a host.
-pub fn power_on_record(status: &str, placed: bool) -> Option<PowerState> {
+pub fn power_on_record(status: &str, placed: bool) -> Option<RecordedPower> {
+    use InstanceState::*;
     let state = InstanceState::parse(status)?;
-    match (state, placed) {
-        (InstanceState::Hibernated | InstanceState::Restoring, _) => Some(PowerState::Hibernated),
-        (InstanceState::Creating | InstanceState::Error | InstanceState::Deleted, _)
-        | (_, false) => None,
-        (InstanceState::Shutoff | InstanceState::Starting, true) => Some(PowerState::Stopped),
-        (_, true) => Some(PowerState::Running),
-    }
+    let (now, next) = match (state, placed) {
+        (Hibernated, _) => (PowerState::Hibernated, None),
+        (Restoring, _) => (PowerState::Hibernated, Some(PowerState::Running)),
+        (Creating | Error | Deleted, _) | (_, false) => return None,
+        (Shutoff, true) => (PowerState::Stopped, None),
+        (Starting, true) => (PowerState::Stopped, Some(PowerState::Running)),
+        (Stopping, true) => (PowerState::Running, Some(PowerState::Stopped)),
+        (Hibernating, true) => (PowerState::Running, Some(PowerState::Hibernated)),
+        (Deleting, true) => (PowerState::Running, Some(PowerState::Missing)),
+        (Active | Rebooting, true) => (PowerState::Running, None),
+    };
+    Some(RecordedPower { now, next })
 }
 
 #[cfg(test)]

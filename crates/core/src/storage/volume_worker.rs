@@ -55,7 +55,7 @@ impl VolumeWorker {
                 &instance.region,
                 instance.gpu_count as u32,
                 Some(host),
-                PowerState::Running,
+                PowerState::Running.into(),
             );
         }
         Ok(Some(instance.status))

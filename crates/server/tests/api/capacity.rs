@@ -17,6 +17,7 @@ on_both_databases!(
     capacity_set_through_the_api_is_placed_on_every_server,
     capacity_of_a_model_the_region_does_not_offer_is_refused_and_never_in_stock,
     capacity_above_configured_hosts_is_refused,
+    a_replica_drops_machines_of_instances_deleted_elsewhere_to_place_a_deploy,
 );
 
 const H200: &str = "H200-141GB";
@@ -175,5 +176,51 @@ async fn capacity_above_configured_hosts_is_refused(db: Db) {
         .admin_set_capacity(&setting("FINLAND-3", H200, 8))
         .await
         .unwrap();
+    app.stop().await;
+}
+
+/// A server that once acted on an instance keeps its machine in memory; when another replica deletes the
+/// instance, the first still counts its GPUs on the host. A deploy the stock accepted, placed on that
+/// server, drops the machines of instances the database no longer has and is placed, instead of failing
+/// for lack of room that only its memory lacks.
+async fn a_replica_drops_machines_of_instances_deleted_elsewhere_to_place_a_deploy(db: Db) {
+    let app = TestApp::start(db).await;
+    // One host of 8 H200s.
+    app.admin
+        .admin_set_capacity(&setting("FINLAND-3", H200, 8))
+        .await
+        .unwrap();
+    let other = app.replica().await;
+    let (a, _, key) = app.funded_user_with_key(Tier::Advanced, "US", "5000").await;
+    a.create_ssh_key(&CreateSshKeyRequest {
+        name: "laptop".into(),
+        public_key: None,
+    })
+    .await
+    .unwrap();
+    let b = client_of(&other, &key);
+    let mut small = deploy_request("small");
+    small.gpu_count = 1;
+    let id = deploy_id(&a, &small).await;
+    app.settle().await;
+    // The second server stops it (and so holds its machine), the first deletes it.
+    b.instance_action(&id, barrack_client::InstanceActionKind::Stop)
+        .await
+        .unwrap();
+    other.settle().await.unwrap();
+    a.delete_instance(&id).await.unwrap();
+    app.settle().await;
+    assert_eq!(a.instance(&id).await.unwrap_err().status(), Some(404));
+
+    // The whole host, deployed through the second server: placed there.
+    let whole = deploy_id(&b, &deploy_request("whole")).await;
+    other.settle().await.unwrap();
+    let shown = b.instance(&whole).await.unwrap().data;
+    assert_eq!(
+        (shown.status.as_str(), shown.status_reason.as_deref()),
+        ("ACTIVE", None)
+    );
+    crate::common::assert_derived_state_consistent(app.services().store()).await;
+    other.shutdown().await;
     app.stop().await;
 }

@@ -12,12 +12,13 @@ use barrack_client::Client;
 use barrack_core::clock::Clock;
 use barrack_server::StartOptions;
 
-use crate::common::{Db, TestApp, create_key_k, deploy_id, test_config};
+use crate::common::{Db, TestApp, client_of, create_key_k, deploy_id, test_config};
 use crate::on_both_databases;
 
 on_both_databases!(
     operators_list_hosts_and_lose_only_known_ones,
     a_lost_hosts_gpus_leave_stock_until_a_reset,
+    replicas_act_on_machines_another_replica_changed_since,
     active_instances_report_their_utilisation,
     a_restarted_server_places_new_machines_beside_the_recorded_ones,
 );
@@ -199,6 +200,55 @@ async fn a_lost_hosts_gpus_leave_stock_until_a_reset(db: Db) {
     app.admin.admin_reset().await.unwrap();
     app.settle().await;
     assert_eq!(h100_stock(&app).await, (0, 0, total));
+    app.stop().await;
+}
+
+/// Each server simulates machines in its own memory: one that acted on an instance and then saw another
+/// replica hibernate, restore, stop or start it acts on it as the database records it, not as it last
+/// left it (a stop after another replica's restore was refused as "hibernated", and the instance ended
+/// in ERROR).
+async fn replicas_act_on_machines_another_replica_changed_since(db: Db) {
+    use InstanceActionKind::*;
+    let app = TestApp::start(db).await;
+    let other = app.replica().await;
+    let (a, _, key) = app.funded_user_with_key(Tier::Advanced, "US", "5000").await;
+    create_key_k(&a).await;
+    let b = client_of(&other, &key);
+    let id = deploy_id(&a, &deploy_request("hops", 1)).await;
+    app.settle().await;
+    assert_eq!(a.instance(&id).await.unwrap().data.status, "ACTIVE");
+    let steps = [
+        (Hibernate, true, "HIBERNATED"),
+        (Restore, false, "ACTIVE"),
+        (Stop, true, "SHUTOFF"),
+        (Start, false, "ACTIVE"),
+        (Hibernate, true, "HIBERNATED"),
+        (Restore, false, "ACTIVE"),
+        (Reboot, true, "ACTIVE"),
+        (Stop, false, "SHUTOFF"),
+        (Hibernate, true, "HIBERNATED"),
+        (Restore, true, "ACTIVE"),
+        (Stop, false, "SHUTOFF"),
+        (Start, true, "ACTIVE"),
+    ];
+    for (i, (action, on_first, reached)) in steps.into_iter().enumerate() {
+        let client = if on_first { &a } else { &b };
+        client.instance_action(&id, action).await.unwrap();
+        if on_first {
+            app.settle().await;
+        } else {
+            other.settle().await.unwrap();
+        }
+        let shown = a.instance(&id).await.unwrap().data;
+        assert_eq!(
+            (shown.status.as_str(), shown.status_reason.as_deref()),
+            (reached, None),
+            "step {i}: {action:?} on the {} server",
+            if on_first { "first" } else { "second" }
+        );
+    }
+    crate::common::assert_derived_state_consistent(app.services().store()).await;
+    other.shutdown().await;
     app.stop().await;
 }
 
