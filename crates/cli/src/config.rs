@@ -124,7 +124,9 @@ pub fn api_url(text: &str) -> Result<String, String> {
     let url = text.trim();
     let lower = url.to_ascii_lowercase();
     if !(lower.starts_with("http://") || lower.starts_with("https://")) {
-        let example = if url.contains("://") {
+        // The same text with a scheme, when it could be a host name; a generic example otherwise.
+        let example = if url.contains("://") || url.is_empty() || url.contains(char::is_whitespace)
+        {
             "http://127.0.0.1:8080".to_string()
         } else {
             format!("http://{url}")

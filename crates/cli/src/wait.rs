@@ -19,7 +19,8 @@ pub struct WaitArgs {
     #[arg(long)]
     pub wait: bool,
     /// Give up waiting after this many seconds
-    #[arg(long, value_name = "SECONDS", default_value_t = 600, requires = "wait")]
+    #[arg(long, value_name = "SECONDS", default_value_t = 600, requires = "wait",
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
 }
 

@@ -391,7 +391,7 @@ async fn lifecycle(ctx: &Ctx, args: ActionArgs, operation: Lifecycle) -> Result<
 
 /// The id of ID|NAME. An id is taken as it is; a name is looked up among the instances whose name
 /// contains it (the API's filter), for the one whose name is exactly it.
-async fn resolve(ctx: &Ctx, target: &str) -> Result<String, CliError> {
+pub(super) async fn resolve(ctx: &Ctx, target: &str) -> Result<String, CliError> {
     if is_instance_id(target) {
         return Ok(target.to_string());
     }

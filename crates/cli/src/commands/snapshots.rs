@@ -5,7 +5,7 @@ use barrack_api::snapshots::{CreateSnapshotRequest, Snapshot, SnapshotQuery};
 use barrack_client::LabelledResource;
 use clap::Subcommand;
 
-use super::instances::{deployed_output, instance_output, timeout};
+use super::instances::{deployed_output, instance_output, resolve, timeout};
 use super::labels::{LabelChanges, change_labels, labels_of, parse_label};
 use super::{Ctx, Output, PageArgs};
 use crate::error::CliError;
@@ -25,7 +25,7 @@ pub enum Command {
         /// Only snapshots in this state (CREATING, SUCCESS, ERROR, DELETING)
         #[arg(long)]
         status: Option<String>,
-        /// Only snapshots of this instance (BRK-...D)
+        /// Only snapshots of this instance (its id or name)
         #[arg(long)]
         instance: Option<String>,
         /// Only snapshots with this label (KEY=VALUE) or label key (KEY), repeatable: all must match
@@ -50,7 +50,7 @@ pub enum Command {
         /// Label the snapshot, repeatable
         #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
         labels: Vec<(String, String)>,
-        /// The instance's id (BRK-...D); it must be ACTIVE
+        /// The instance (its id or name); it must be ACTIVE
         #[arg(long)]
         instance: String,
         /// Unique name: letters, digits, spaces, hyphens, underscores, dots
@@ -103,12 +103,16 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
             page,
         } => {
             let page = page.query();
+            let instance_id = match instance {
+                Some(target) => Some(resolve(ctx, &target).await?),
+                None => None,
+            };
             let query = SnapshotQuery {
                 page: page.page,
                 limit: page.limit,
                 region,
                 status,
-                instance_id: instance,
+                instance_id,
             };
             let data = ctx
                 .call(client.snapshots_labelled(&query, &labels))
@@ -153,7 +157,7 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
             image,
         } => {
             let request = CreateSnapshotRequest {
-                instance_id: instance,
+                instance_id: resolve(ctx, &instance).await?,
                 name,
                 description,
                 is_image: image,

@@ -561,6 +561,10 @@ async fn labels_and_leases_through_the_cli() {
         .await
         .json();
     assert_eq!(ended["lease"], serde_json::Value::Null);
+    // Nothing to set is a usage error naming the flags, not the API's fields.
+    let nothing = cli.run(&["instances", "lease", "labelled"]).await;
+    assert_eq!(nothing.code, 2, "{nothing:?}");
+    assert!(nothing.stderr.contains("--ttl"), "{nothing:?}");
 
     // The API's field errors, as for every command.
     let bad = cli

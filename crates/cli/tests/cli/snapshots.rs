@@ -79,6 +79,16 @@ async fn snapshots_and_images_through_the_cli() {
         cli.run(&["snapshots", "list", "-q"]).await.lines(),
         [snapshot.as_str()]
     );
+    // An instance is named by its id or its name, as everywhere else.
+    for named in [instance.as_str(), "box"] {
+        assert_eq!(
+            cli.run(&["snapshots", "list", "--instance", named, "-q"])
+                .await
+                .lines(),
+            [snapshot.as_str()],
+            "{named}"
+        );
+    }
     let shown = cli.run(&["snapshots", "show", &snapshot]).await;
     let text = shown.ok();
     assert!(

@@ -66,6 +66,12 @@ impl Fault {
                 })
             };
             let field = named.or_else(mistyped).unwrap_or("kind");
+            // Said as the API says a missing member elsewhere.
+            let message = if message.starts_with("missing field ") {
+                "This field is required".to_string()
+            } else {
+                message
+            };
             BadFault {
                 field: field.to_string(),
                 message,
@@ -290,6 +296,8 @@ mod request_tests {
             "permanent"
         );
         assert_eq!(refused_on(json!({"kind": "lose_host"})), "host");
+        let missing = Fault::from_request(&json!({"kind": "lose_host"})).unwrap_err();
+        assert_eq!(missing.message, "This field is required");
         assert_eq!(
             refused_on(json!({"kind": "lose_host", "host": "h", "nth": 1})),
             "nth"

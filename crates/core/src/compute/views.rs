@@ -61,7 +61,7 @@ impl InstanceService {
             return self.get(caller, id).await;
         };
         let wanted = InstanceState::parse(wanted)
-            .ok_or_else(|| Error::field("wait_for", format!("Unknown status '{wanted}'")))?;
+            .ok_or_else(|| Error::field("wait_for", unknown_status(wanted)))?;
         let seconds = query.timeout.unwrap_or(DEFAULT_WAIT_SECONDS);
         if !(1..=MAX_WAIT_SECONDS).contains(&seconds) {
             return Err(Error::field(
@@ -97,7 +97,7 @@ impl InstanceService {
         let labels = crate::platform::labels::selectors(labels)?;
         if let Some(status) = &query.status {
             let state = InstanceState::parse(status)
-                .ok_or_else(|| Error::field("status", format!("Unknown status '{status}'")))?;
+                .ok_or_else(|| Error::field("status", unknown_status(status)))?;
             // Gone from the API, as a GET of one says (404): a filter on them would always be empty.
             if state == InstanceState::Deleted {
                 return Err(Error::field(
@@ -434,4 +434,12 @@ fn specs_of_parts(model: &str, count: u32, ram_gb: i64, vcpus: i64, storage_gb: 
         vcpus: vcpus as u32,
         storage_gb,
     }
+}
+
+/// A status no instance has, said with those it can have (as volumes and snapshots say theirs).
+fn unknown_status(status: &str) -> String {
+    format!(
+        "Unknown status '{status}'. Valid values: {}",
+        InstanceState::ALL.map(InstanceState::as_str).join(", ")
+    )
 }

@@ -194,6 +194,14 @@ async fn a_query_parameter_a_list_does_not_know_is_refused(db: Db) {
         assert_eq!(raw.body["code"], "VALIDATION_ERROR", "{path}");
         assert!(raw.body["errors"][field].is_array(), "{path}: {}", raw.text);
     }
+    // A status no instance has is answered with those it can have.
+    let unknown = get("/api/instances/?status=bogus").await;
+    assert_eq!(unknown.status, 400);
+    let message = unknown.body["errors"]["status"][0].as_str().unwrap();
+    assert!(
+        message.starts_with("Unknown status 'bogus'. Valid values: CREATING, ACTIVE"),
+        "{message}"
+    );
     for path in [
         "/api/instances/?status=ACTIVE&page=1&limit=5&label=team=ml&label=env",
         "/api/volumes/?label=team",

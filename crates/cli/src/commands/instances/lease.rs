@@ -29,6 +29,11 @@ pub(super) async fn set_lease(
     lease: LeaseArgs,
     clear: bool,
 ) -> Result<Output, CliError> {
+    if !clear && lease.ttl.is_none() && lease.expires_at.is_none() && lease.on_expiry.is_none() {
+        return Err(CliError::Usage(
+            "give --ttl, --expires-at or --on-expiry to set the lease, or --clear to end it".into(),
+        ));
+    }
     let id = resolve(ctx, &target.target).await?;
     let patch = InstancePatch {
         ttl_minutes: lease.ttl,
