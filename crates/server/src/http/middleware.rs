@@ -158,20 +158,31 @@ pub fn normalize_path<B>(mut request: axum::http::Request<B>) -> axum::http::Req
 }
 
 /// Unknown route: the API's JSON envelope under `/api/`, the dashboard's page elsewhere.
-pub async fn not_found(uri: Uri) -> Response {
+pub async fn not_found(State(state): State<AppState>, request: Request) -> Response {
+    let uri = request.uri().clone();
     if barrack_web::is_dashboard_path(uri.path()) {
         return barrack_web::fallback(uri.path());
     }
+    caller_of(&state, request).await;
     ApiError(Error::NotFound(format!("No such endpoint: {}", uri.path()))).into_response()
 }
 
 /// Known route, wrong method.
-pub async fn method_not_allowed(request: Request) -> Response {
-    super::error::method_not_allowed(format!(
+pub async fn method_not_allowed(State(state): State<AppState>, request: Request) -> Response {
+    let message = format!(
         "{} is not allowed on {}",
         request.method(),
         request.uri().path()
-    ))
+    );
+    caller_of(&state, request).await;
+    super::error::method_not_allowed(message)
+}
+
+/// Learns who sent a request no route serves, so that its error names the key's tier as every other
+/// error does; credentials that do not authenticate change nothing (the route's error is the answer).
+async fn caller_of(state: &AppState, request: Request) {
+    let (parts, _) = request.into_parts();
+    let _ = extract::resolve(&parts, state).await;
 }
 
 /// The client's address, worked out once and noted in the request's extensions for what follows.

@@ -161,6 +161,12 @@ async fn every_rejection_is_the_json_error_envelope(db: Db) {
         assert_eq!(raw.body["code"], code, "{method} {path}: {}", raw.text);
         assert!(raw.body["message"].as_str().is_some_and(|m| !m.is_empty()));
         assert!(is_request_id(raw.body["request_id"].as_str().unwrap()));
+        // Sent with a key, every error names its tier, routes that do not exist included.
+        assert_eq!(
+            raw.body["tier"], "advanced",
+            "{method} {path}: {}",
+            raw.text
+        );
         if status == 400 {
             assert!(
                 raw.body["errors"]
