@@ -62,6 +62,33 @@ pub struct Errors {
 }
 
 impl Errors {
+    /// [`Errors::from_error`] for a form whose fields name other resources or a new name: a reference
+    /// not found, or a name taken, is shown at its field. `fields` pairs how the message starts
+    /// ("SSH key", "An instance named") with the field.
+    pub fn from_error_at(
+        e: barrack_core::Error,
+        fields: &[(&str, &str)],
+    ) -> Result<Errors, WebError> {
+        use barrack_core::Error as E;
+        let message = match &e {
+            E::NotFound(message) | E::Conflict { message, .. } => Some(message),
+            _ => None,
+        };
+        let field = message.and_then(|message| {
+            fields
+                .iter()
+                .find(|(start, _)| message.starts_with(start))
+                .map(|(_, field)| (field.to_string(), message.clone()))
+        });
+        match field {
+            Some((field, message)) => Ok(Errors {
+                fields: [(field, vec![message])].into(),
+                ..Errors::default()
+            }),
+            None => Errors::from_error(e),
+        }
+    }
+
     /// Sorts a service error into field messages or a general one; errors that are not the user's to fix
     /// (a missing page, an internal failure) stay errors.
     pub fn from_error(e: barrack_core::Error) -> Result<Errors, WebError> {
@@ -97,10 +124,24 @@ impl Errors {
     }
 
     /// The messages of one field, joined.
+    /// The field's messages as sentences, one after another.
     pub fn at(&self, field: &str) -> String {
         self.fields
             .get(field)
-            .map(|m| m.join(" "))
+            .map(|messages| {
+                messages
+                    .iter()
+                    .map(|m| {
+                        let m = m.trim_end();
+                        if m.ends_with(['.', '!', '?']) {
+                            m.to_string()
+                        } else {
+                            format!("{m}.")
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
             .unwrap_or_default()
     }
 

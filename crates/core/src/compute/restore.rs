@@ -76,7 +76,7 @@ impl InstanceService {
             Some(r) if r.tier != caller.tier => v.add(
                 "region",
                 format!(
-                    "The snapshot is in {}, a region of the {} tier; this API key acts in the {} tier",
+                    "The snapshot is in {}, a region of the {} tier; your API key or session acts in the {} tier",
                     r.name, r.tier, caller.tier
                 ),
             ),

@@ -119,7 +119,7 @@ impl ImageService {
                 return Err(Error::field(
                     "snapshot_id",
                     format!(
-                        "Snapshot {} is in the {} tier; this API key acts in the {} tier",
+                        "Snapshot {} is in the {} tier; your API key or session acts in the {} tier",
                         snapshot.id, snapshot.tier, caller.tier
                     ),
                 ));

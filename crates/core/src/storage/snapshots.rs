@@ -184,7 +184,7 @@ impl SnapshotService {
                 return Err(Error::field(
                     "instance_id",
                     format!(
-                        "Instance {} is in the {} tier; this API key acts in the {} tier",
+                        "Instance {} is in the {} tier; your API key or session acts in the {} tier",
                         instance.id, instance.tier, caller.tier
                     ),
                 ));

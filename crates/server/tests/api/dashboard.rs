@@ -669,6 +669,51 @@ async fn bad_input_is_shown_at_the_fields(db: Db) {
         "what was typed is kept"
     );
 
+    // A key or a script that is not there is the form again with the message at its field, not the
+    // page for a missing page.
+    for (field, value) in [("ssh_key", "BRK-NOPE00K"), ("script_id", "BRK-NOPE00C")] {
+        let mut form = vec![
+            ("csrf", token.as_str()),
+            ("instance_name", "web-1"),
+            ("region", "FINLAND-1"),
+            ("gpu_model", "H100-SXM5-80GB"),
+            ("gpu_count", "1"),
+            ("image_name", IMAGE),
+            ("ssh_key", "k"),
+        ];
+        form.retain(|(name, _)| *name != field);
+        form.push((field, value));
+        let missing = browser.post("/deploy", &form).await;
+        assert_eq!(missing.status, StatusCode::NOT_FOUND, "{field}");
+        assert!(
+            missing.body.contains(&format!(r#"id="{field}-error""#))
+                && missing.body.contains(r#"value="web-1""#),
+            "{field}: {}",
+            missing.body
+        );
+    }
+
+    // An imported key is redirected to the list (a refresh does not post it again); its name given
+    // again is the form with the message at the name.
+    let key =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICoWyGxpx3MLdcrACj9lSSA6PPi9lG4V/xIZBbrCi1uR laptop";
+    let import = [
+        ("csrf", token.as_str()),
+        ("name", "laptop"),
+        ("mode", "import"),
+        ("public_key", key),
+    ];
+    let imported = browser.post("/ssh-keys", &import).await;
+    assert_eq!(imported.status, StatusCode::SEE_OTHER, "{}", imported.body);
+    assert_eq!(imported.location(), "/ssh-keys");
+    let again = browser.post("/ssh-keys", &import).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert!(
+        again.body.contains(r#"id="key-name-error""#),
+        "{}",
+        again.body
+    );
+
     let not_a_number = browser
         .post("/deploy", &[("csrf", &token), ("gpu_count", "two")])
         .await;
@@ -758,8 +803,15 @@ async fn sign_up_then_sign_in(db: Db) {
             ],
         )
         .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    assert!(created.body.contains("Your account is ready"));
+    // Redirected to sign in, so that a refresh does not post the sign-up again.
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    assert_eq!(
+        created.location(),
+        "/login?signed_up=1&email=new%40example.com"
+    );
+    let signed_up = browser.get(created.location()).await;
+    assert!(signed_up.body.contains("Your account is ready"));
+    assert!(signed_up.body.contains(r#"value="new@example.com""#));
     browser
         .sign_in("new@example.com", PASSWORD, "advanced")
         .await;

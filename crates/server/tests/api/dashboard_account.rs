@@ -369,7 +369,12 @@ async fn ai_chat_answers_streams_and_charges(db: Db) {
         .await;
     assert_eq!(refused.status, StatusCode::NOT_FOUND);
     assert!(refused.content_type().starts_with("text/html"));
-    assert!(refused.body.contains(r#"role="alert""#));
+    assert!(
+        refused.body.contains(r#"id="model-error""#)
+            && refused.body.contains("Model &#39;nope&#39; not found"),
+        "{}",
+        refused.body
+    );
 
     // Both calls are in the usage and charged from the ledger.
     let usage = browser.get("/ai").await;

@@ -75,15 +75,18 @@ fn check_form_token(
 pub async fn login_form(
     axum::extract::State(state): State,
     headers: HeaderMap,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Result<Response, WebError> {
     let (token, set) = form_token(&state, &headers);
+    // After a sign-up (redirected here): its email, and the word that it worked.
+    let q = Form::parse(&raw.unwrap_or_default().into_bytes().into());
     let page = LoginPage {
         nav: Nav::anonymous(),
         form_token: token,
-        email: String::new(),
+        email: q.get("email").unwrap_or_default(),
         tier: "legacy".into(),
         errors: Errors::default(),
-        signed_up: false,
+        signed_up: q.get("signed_up").is_some(),
     };
     Ok(with_cookie(render(StatusCode::OK, &page)?, set))
 }
@@ -175,17 +178,11 @@ pub async fn signup(
     };
     let email = request.email.clone();
     match state.services.accounts.register(request.clone()).await {
-        Ok(_) => {
-            let page = LoginPage {
-                nav: Nav::anonymous(),
-                form_token: form.get("csrf").unwrap_or_default(),
-                email,
-                tier: "legacy".into(),
-                errors: Errors::default(),
-                signed_up: true,
-            };
-            render(StatusCode::CREATED, &page)
-        }
+        // Redirected, so that a refresh does not post the sign-up again.
+        Ok(_) => Ok(super::see(&format!(
+            "/login?{}",
+            crate::view::query(&[("signed_up", "1"), ("email", &email)])
+        ))),
         Err(e) => {
             let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
             let page = SignupPage {

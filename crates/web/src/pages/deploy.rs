@@ -317,7 +317,15 @@ pub async fn submit(
         Ok(created) => Ok(super::see(&format!("/instances/{}", created.instance_id))),
         Err(e) => {
             let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-            let errors = Errors::from_error(e)?;
+            let errors = Errors::from_error_at(
+                e,
+                &[
+                    ("SSH key", "ssh_key"),
+                    ("Script", "script_id"),
+                    ("Volume", "volume_id"),
+                    ("An instance named", "instance_name"),
+                ],
+            )?;
             let page = deploy_page(&state, &session, values, errors).await?;
             render(status, &page)
         }

@@ -71,7 +71,15 @@ impl InstanceView {
                 format!("ssh {user}@{ip}")
             },
             ip,
-            ip_status: i.ip_status.clone(),
+            // Why there is no address, in words: the API's `pending` covers them all.
+            ip_status: match (i.public_ip, i.status.as_str()) {
+                (false, _) => "none (no public IP)".into(),
+                (true, "HIBERNATED" | "HIBERNATING" | "RESTORING") => {
+                    "given back while hibernated".into()
+                }
+                (true, "ERROR" | "DELETING") => "none".into(),
+                _ => i.ip_status.clone(),
+            },
             public_ip: i.public_ip,
             rate: format!(
                 "{}/h",

@@ -136,7 +136,7 @@ pub async fn restore(
         Ok(created) => Ok(super::see(&format!("/instances/{}", created.instance_id))),
         Err(e) => {
             let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-            let errors = Errors::from_error(e)?;
+            let errors = Errors::from_error_at(e, &[("An instance named", "instance_name")])?;
             let snapshot = state.services.snapshots.get(&session.caller, &id).await?;
             render(
                 status,

@@ -78,15 +78,20 @@ pub async fn create(
         .create(&session.caller, request)
         .await
     {
-        Ok(created) => {
-            let mut page = keys_page(&state, &session).await?;
-            page.generated = created.private_key.map(|k| (created.key.name.clone(), k));
-            render(StatusCode::CREATED, &page)
-        }
+        // An imported key is in the list: redirected there, so a refresh does not post it again. A
+        // generated one's private key is shown in this answer only, so it is the answer.
+        Ok(created) => match created.private_key {
+            None => Ok(super::see("/ssh-keys")),
+            Some(private_key) => {
+                let mut page = keys_page(&state, &session).await?;
+                page.generated = Some((created.key.name.clone(), private_key));
+                render(StatusCode::CREATED, &page)
+            }
+        },
         Err(e) => {
             let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
             let mut page = keys_page(&state, &session).await?;
-            page.errors = Errors::from_error(e)?;
+            page.errors = Errors::from_error_at(e, &[("An SSH key named", "name")])?;
             page.name = name;
             page.public_key = public_key.unwrap_or_default();
             render(status, &page)

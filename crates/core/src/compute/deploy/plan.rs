@@ -174,7 +174,7 @@ fn check_tier_and_region<'c>(
         Some(r) if r.tier != caller.tier => v.add(
             "region",
             format!(
-                "{} is in the {} tier; this API key acts in the {} tier",
+                "{} is in the {} tier; your API key or session acts in the {} tier",
                 r.name, r.tier, caller.tier
             ),
         ),
@@ -240,7 +240,7 @@ fn check_tier_and_region<'c>(
         model.tier == caller.tier,
         "gpu_model",
         format!(
-            "{} is in the {} tier; this API key acts in the {} tier",
+            "{} is in the {} tier; your API key or session acts in the {} tier",
             model.name, model.tier, caller.tier
         ),
     );

@@ -226,7 +226,7 @@ impl FirewallService {
             return Err(Error::field(
                 "region",
                 format!(
-                    "{} is in the {} tier; this API key acts in the {} tier",
+                    "{} is in the {} tier; your API key or session acts in the {} tier",
                     region.name, region.tier, caller.tier
                 ),
             ));

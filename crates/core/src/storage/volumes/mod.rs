@@ -242,7 +242,7 @@ impl VolumeService {
             region.tier == caller.tier,
             "region",
             format!(
-                "{} is in the {} tier; this API key acts in the {} tier",
+                "{} is in the {} tier; your API key or session acts in the {} tier",
                 region.name, region.tier, caller.tier
             ),
         );
@@ -733,7 +733,7 @@ fn check_type_tier(v: &mut Validator, field: &str, volume_type: &VolumeTypeConfi
         volume_type.tier == tier,
         field,
         format!(
-            "{} is a volume type of the {} tier; this API key acts in the {tier} tier",
+            "{} is a volume type of the {} tier; your API key or session acts in the {tier} tier",
             volume_type.name, volume_type.tier
         ),
     );
