@@ -204,6 +204,21 @@ const POINT_AT_INSTALLATION: &str = "point at the server's data directory with -
 /// [`open_store`] it creates nothing: no data directory, database file, schema or server secret, so a
 /// command run in the wrong place says where it looked instead of starting an empty installation there.
 pub async fn open_installation(config: &Config) -> Result<Store> {
+    // Its tasks hash keys and passwords with the server's secret: without it they would make keys the
+    // servers cannot check.
+    if config.configured_secret()?.is_none() && !config.data_dir.join("server.secret").is_file() {
+        anyhow::bail!(
+            "no server secret in {} (server.secret) and none configured (BARRACK_SECRET or \
+             secret_file); {POINT_AT_INSTALLATION}",
+            config.data_dir.display()
+        );
+    }
+    open_installation_database(config).await
+}
+
+/// [`open_installation`] for a command that needs the database alone (`barrackd state export`, which
+/// copies rows as they are): no server secret is asked for.
+pub async fn open_installation_database(config: &Config) -> Result<Store> {
     let url = config.database_url()?;
     let data_dir = config.data_dir.display();
     let sqlite = url.starts_with("sqlite:");
@@ -223,12 +238,6 @@ pub async fn open_installation(config: &Config) -> Result<Store> {
              migrate` sets one up); {POINT_AT_INSTALLATION}"
         )
     };
-    if config.configured_secret()?.is_none() && !config.data_dir.join("server.secret").is_file() {
-        anyhow::bail!(
-            "no server secret in {data_dir} (server.secret) and none configured (BARRACK_SECRET or \
-             secret_file); {POINT_AT_INSTALLATION}"
-        );
-    }
     // An empty file is an empty database; opening it would turn it into one (WAL mode).
     if sqlite && sqlite_file(&url).is_some_and(|path| path.metadata().is_ok_and(|m| m.len() == 0)) {
         return Err(unset_up());

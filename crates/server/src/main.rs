@@ -9,7 +9,9 @@ use anyhow::{Context as _, Result};
 use barrack_api::{Currency, Tier};
 use barrack_core::clock::{Clock, OffsetClock, SystemClock, format_ms};
 use barrack_core::config::{Config, LogFormat, barrack_env};
-use barrack_server::app::{StartOptions, driver, open_installation, open_store, services};
+use barrack_server::app::{
+    StartOptions, driver, open_installation, open_installation_database, open_store, services,
+};
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::Writer;
@@ -359,7 +361,7 @@ async fn admin(services: &barrack_core::Services, task: AdminTask) -> Result<()>
 async fn state(mut config: Config, task: StateTask) -> Result<()> {
     match task {
         StateTask::Export { file } => {
-            let store = open_installation(&config).await?;
+            let store = open_installation_database(&config).await?;
             let now = format_ms(barrack_core::clock::system_now_ms());
             let counts = if file.as_os_str() == "-" {
                 let mut out = std::io::BufWriter::new(std::io::stdout().lock());

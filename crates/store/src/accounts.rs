@@ -159,6 +159,18 @@ pub async fn set_password_hash(db: &mut impl Db, id: &str, hash: &str, now: i64)
     Ok(done == 1)
 }
 
+/// Whether the account is disabled (`None` when it does not exist), read in `db`: after the account's lock,
+/// what a disable committed before it.
+pub async fn is_disabled(db: &mut impl Db, id: &str) -> Result<Option<bool>> {
+    let row = db
+        .fetch_optional(
+            "SELECT CASE WHEN disabled_at IS NULL THEN 0 ELSE 1 END FROM accounts WHERE id = $1",
+            &binds![id],
+        )
+        .await?;
+    row.map(|r| Ok(r.int(0)? == 1)).transpose()
+}
+
 /// Disables (`Some(time)`) or enables (`None`) an account; false when it does not exist.
 pub async fn set_disabled(db: &mut impl Db, id: &str, disabled_at: Option<i64>) -> Result<bool> {
     let done = db

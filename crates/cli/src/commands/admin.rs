@@ -47,7 +47,7 @@ pub enum Command {
         barrack admin create-key --user ada@example.com --name ci --tier legacy")]
     CreateKey {
         /// The account: its id or its sign-in email
-        #[arg(long, value_name = "ID|EMAIL")]
+        #[arg(long, visible_alias = "email", value_name = "ID|EMAIL")]
         user: String,
         /// A name to recognise the key by
         #[arg(long)]
@@ -60,14 +60,14 @@ pub enum Command {
     #[command(after_help = "Example:\n  barrack admin disable-user --user BRK-...")]
     DisableUser {
         /// The account: its id or its sign-in email
-        #[arg(long, value_name = "ID|EMAIL")]
+        #[arg(long, visible_alias = "email", value_name = "ID|EMAIL")]
         user: String,
     },
     /// Enable a disabled account again (its revoked API keys stay revoked)
     #[command(after_help = "Example:\n  barrack admin enable-user --user BRK-...")]
     EnableUser {
         /// The account: its id or its sign-in email
-        #[arg(long, value_name = "ID|EMAIL")]
+        #[arg(long, visible_alias = "email", value_name = "ID|EMAIL")]
         user: String,
     },
     /// Grant credits to an account (a ledger entry of type grant)
@@ -75,7 +75,7 @@ pub enum Command {
         barrack admin grant-credits --user BRK-A1B2C3U --amount 25.00 --currency USD --note 'trial'")]
     GrantCredits {
         /// The account: its id or its sign-in email
-        #[arg(long, value_name = "ID|EMAIL")]
+        #[arg(long, visible_alias = "email", value_name = "ID|EMAIL")]
         user: String,
         /// Exact decimal amount, e.g. 25.00
         #[arg(long, allow_negative_numbers = true, value_parser = barrack_api::decimal::parse)]
@@ -610,6 +610,25 @@ mod tests {
         assert!(fault(&["--json", "{}", "--kind", "hang"]).is_err());
         assert!(fault(&["--json", "[1]"]).is_err());
         assert!(fault(&["--kind", "explode"]).is_err());
+    }
+
+    #[test]
+    fn an_account_is_named_with_user_or_email() {
+        use clap::Parser;
+        for flag in ["--user", "--email"] {
+            let parsed = crate::Cli::try_parse_from([
+                "barrack",
+                "admin",
+                "grant-credits",
+                flag,
+                "ana@example.com",
+                "--amount",
+                "1.00",
+                "--currency",
+                "USD",
+            ]);
+            assert!(parsed.is_ok(), "{flag}: {:?}", parsed.err());
+        }
     }
 
     #[test]

@@ -709,15 +709,6 @@ impl AccountService {
         tier: Tier,
     ) -> Result<(AccountRow, CreatedApiKey)> {
         let account = self.account_by_id_or_email(account).await?;
-        if account.disabled_at.is_some() {
-            return Err(Error::conflict(
-                "INVALID_STATE",
-                format!(
-                    "Account {} is disabled: enable it before giving it keys",
-                    account.id
-                ),
-            ));
-        }
         let key = self.create_api_key(&account.id, name, tier).await?;
         Ok((account, key))
     }
@@ -733,9 +724,22 @@ impl AccountService {
         check_label(&mut v, "name", name);
         v.finish()?;
         let name = name.trim();
-        // Counted and added under the account's lock: concurrent creations cannot pass the limit together.
+        // Counted and added under the account's lock: concurrent creations cannot pass the limit together,
+        // and a disable committed first is seen. A disabled account gets no key, however asked (the API,
+        // `barrackd admin`): its keys were revoked with it and stay so when it is enabled again, so a key
+        // made meanwhile would come back to life then.
         let mut tx = self.context.store.begin().await?;
         barrack_store::firewalls::lock_account(&mut tx, account_id).await?;
+        match barrack_store::accounts::is_disabled(&mut tx, account_id).await? {
+            None => return Err(Error::not_found("Account", account_id)),
+            Some(true) => {
+                return Err(Error::conflict(
+                    "INVALID_STATE",
+                    format!("Account {account_id} is disabled: enable it before giving it keys"),
+                ));
+            }
+            Some(false) => {}
+        }
         let live = api_keys::live_for_account(&mut tx, account_id).await?;
         if live.iter().any(|k| k.name == name) {
             return Err(Error::conflict(

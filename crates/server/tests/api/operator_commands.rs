@@ -127,7 +127,28 @@ async fn admin_commands_name_accounts_by_id_or_email(db: Db) {
         app.admin.admin_grant_credits(name, &grant).await.unwrap();
     }
 
+    // A disabled account gets no key from `barrackd admin` either: its keys stay revoked when it is
+    // enabled again, and a key made meanwhile would come back to life then.
+    app.admin.admin_disable_user(&user.id).await.unwrap();
     let dir = app.database.dir.display().to_string();
+    let disabled = barrackd(
+        &[
+            "admin",
+            "--data-dir",
+            &dir,
+            "--database-url",
+            &app.database.url,
+            "create-key",
+            "--user",
+            &email,
+            "--name",
+            "meanwhile",
+        ],
+        &[("BARRACK_SECRET", SECRET)],
+    );
+    assert_refused(&disabled, &["disabled"]);
+    app.admin.admin_enable_user(&user.id).await.unwrap();
+
     let unknown = barrackd(
         &[
             "admin",
