@@ -127,6 +127,24 @@ impl AiService {
         let currency = countries::currency_for(caller.account.country.as_deref());
         let prices = prices_in(model, currency);
         let admitted_tokens = input_tokens + u64::from(max_tokens);
+        // A call larger than a whole minute's tokens never fits: a 400 that says what to lower, not a
+        // 429 whose retry meets the same refusal every minute.
+        let per_minute = u64::from(self.inner.limiter.tokens_per_minute());
+        if per_minute > 0 && admitted_tokens > per_minute {
+            let (field, lower) = if input_tokens > per_minute {
+                ("messages", "shorten the messages")
+            } else {
+                ("max_tokens", "lower max_tokens")
+            };
+            return Err(Error::field(
+                field,
+                format!(
+                    "This call may use {admitted_tokens} tokens ({input_tokens} of its messages and up to \
+                     {max_tokens} of reply), more than the {per_minute} tokens a minute this key may use: \
+                     {lower}"
+                ),
+            ));
+        }
         let limiter_key = match &caller.credential {
             Credential::ApiKey { id, .. } => format!("key:{id}"),
             Credential::Token => format!("account:{}", caller.account_id()),

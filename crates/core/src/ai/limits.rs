@@ -52,6 +52,11 @@ impl AiLimiter {
         }
     }
 
+    /// Tokens a caller may use a minute; 0 when that limit is off.
+    pub fn tokens_per_minute(&self) -> u32 {
+        self.tokens_per_minute
+    }
+
     /// Admits a call of up to `tokens` tokens, or says in how many seconds to retry.
     pub fn admit(&self, caller: &str, tokens: u64) -> Result<RateStatus, u64> {
         let now = Instant::now();

@@ -164,7 +164,11 @@ pub async fn not_found(State(state): State<AppState>, request: Request) -> Respo
         return barrack_web::fallback(uri.path());
     }
     caller_of(&state, request).await;
-    ApiError(Error::NotFound(format!("No such endpoint: {}", uri.path()))).into_response()
+    let error = Error::NotFound(format!("No such endpoint: {}", uri.path()));
+    if crate::routes::openai::is_openai_path(uri.path()) {
+        return crate::routes::openai::OpenAiError(error).into_response();
+    }
+    ApiError(error).into_response()
 }
 
 /// Known route, wrong method.
@@ -174,7 +178,11 @@ pub async fn method_not_allowed(State(state): State<AppState>, request: Request)
         request.method(),
         request.uri().path()
     );
+    let openai = crate::routes::openai::is_openai_path(request.uri().path());
     caller_of(&state, request).await;
+    if openai {
+        return crate::routes::openai::method_not_allowed(message);
+    }
     super::error::method_not_allowed(message)
 }
 

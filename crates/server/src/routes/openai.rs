@@ -37,6 +37,22 @@ impl From<Error> for OpenAiError {
     }
 }
 
+/// Whether `path` is one of the OpenAI-compatible routes', whose errors keep OpenAI's shape.
+pub(crate) fn is_openai_path(path: &str) -> bool {
+    path == "/v1" || path.starts_with("/v1/")
+}
+
+/// A 405 in OpenAI's shape, for a `/v1` route asked with a method it does not take.
+pub(crate) fn method_not_allowed(message: String) -> Response {
+    let error = json!({"error": {
+        "message": message,
+        "type": "invalid_request_error",
+        "param": null,
+        "code": "method_not_allowed",
+    }});
+    (StatusCode::METHOD_NOT_ALLOWED, axum::Json(error)).into_response()
+}
+
 /// OpenAI's `error` object for a domain error.
 fn error_object(error: &Error) -> serde_json::Value {
     if let Error::Internal(detail) = error {

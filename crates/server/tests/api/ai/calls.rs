@@ -247,6 +247,13 @@ async fn bad_input_is_refused_in_the_right_shape_and_costs_nothing(db: Db) {
         .await;
     assert_eq!(refused.status, 401);
     assert_eq!(refused.body["error"]["type"], "authentication_error");
+    // A method a /v1 route does not take, and a /v1 path that is not one, keep OpenAI's shape too.
+    let wrong_method = me.get("/v1/chat/completions").await;
+    assert_eq!(wrong_method.status, 405);
+    assert_eq!(wrong_method.body["error"]["code"], "method_not_allowed");
+    let no_route = me.get("/v1/embeddings").await;
+    assert_eq!(no_route.status, 404);
+    assert_eq!(no_route.body["error"]["type"], "not_found_error");
     let refused = crate::common::http_client()
         .get(format!("{}/api/ai/models/", app.base_url))
         .send()
@@ -292,10 +299,22 @@ async fn calls_per_minute_are_limited_per_key(db: Db) {
     let app = TestApp::start_with(db, |config| {
         instant_models(config);
         config.ai.requests_per_minute = 2;
+        config.ai.tokens_per_minute = 1000;
     })
     .await;
     let (_, _, key) = app.funded_user_with_key(Tier::Advanced, "US", "10").await;
     let me = Caller::new(&app.base_url, &key);
+    // A call that may use more tokens than a whole minute allows never fits: a 400 saying what to
+    // lower, not a 429 to retry; it counts as no call.
+    let too_large = me
+        .post(
+            "/api/ai/chat/",
+            &json!({"model": SMALL, "messages": user_message("hi"), "max_tokens": 2000}),
+        )
+        .await;
+    assert_eq!(too_large.status, 400, "{:?}", too_large.body);
+    let message = too_large.body["errors"]["max_tokens"][0].as_str().unwrap();
+    assert!(message.contains("1000 tokens a minute"), "{message}");
     let request = json!({"model": SMALL, "messages": user_message("hi"), "max_tokens": 5});
     for remaining in [1, 0] {
         let ok = me.post("/api/ai/chat/", &request).await;
