@@ -133,17 +133,20 @@ impl CatalogService {
         CatalogService { context }
     }
 
-    /// Writes the configured capacity into the database where it is not there yet.
+    /// Writes the configured capacity into the database where it is not there yet, never more than a
+    /// driver with fixed hosts has (as `set_capacity` refuses more).
     pub async fn seed_capacity(&self) -> Result<()> {
+        let driver = &self.context.driver;
         let rows: Vec<(String, String, i64)> = self
             .context
             .config
             .capacity
             .iter()
             .flat_map(|c| {
-                c.gpus
-                    .iter()
-                    .map(|(model, n)| (c.region.clone(), model.clone(), i64::from(*n)))
+                c.gpus.iter().map(|(model, n)| {
+                    let most = driver.capacity_limit(&c.region, model).unwrap_or(u32::MAX);
+                    (c.region.clone(), model.clone(), i64::from((*n).min(most)))
+                })
             })
             .collect();
         self.context

@@ -164,6 +164,17 @@ async fn capacity_above_configured_hosts_is_refused(db: Db) {
         }];
     })
     .await;
+    // Seeded at the first start within what the hosts have: the configuration's 16 H200s are 8, and
+    // models no host offers have no stock.
+    let capacity = app.admin.admin_capacity().await.unwrap().data.capacity;
+    let total = |region: &str, model: &str| {
+        capacity
+            .iter()
+            .find(|c| c.region == region && c.gpu_model == model)
+            .map(|c| c.total)
+    };
+    assert_eq!(total("FINLAND-3", H200), Some(8));
+    assert_eq!(total("FINLAND-1", "H100-SXM5-80GB"), Some(0));
     let refused = app
         .admin
         .admin_set_capacity(&setting("FINLAND-3", H200, 16))
