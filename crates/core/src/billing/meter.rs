@@ -644,11 +644,12 @@ impl BillingService {
             }
             if burn > Decimal::ZERO {
                 let hours_left = balance / burn;
-                for (threshold, label) in [(Decimal::from(1), "1h"), (Decimal::from(24), "24h")] {
+                // Every threshold passed, in order: an account that falls below an hour at once (a
+                // large deploy) is told of the day too, as a consumer of both warnings expects.
+                for (threshold, label) in [(Decimal::from(24), "24h"), (Decimal::from(1), "1h")] {
                     if hours_left < threshold {
                         self.warn_once(account, label, balance, currency, hours_left)
                             .await?;
-                        break;
                     }
                 }
             }

@@ -16,6 +16,7 @@ on_both_databases!(
     each_state_is_billed_for_exactly_its_minutes,
     metering_twice_or_concurrently_never_bills_twice,
     running_out_of_credit_hibernates_and_restore_needs_credit,
+    falling_below_an_hour_at_once_warns_of_the_day_too,
     an_instance_back_on_an_empty_account_hibernates_at_once,
     guards_of_several_servers_at_once_warn_once,
 );
@@ -283,6 +284,24 @@ async fn metering_twice_or_concurrently_never_bills_twice(db: Db) {
     let expected = per_instance * d("5");
     assert_eq!(spent, expected);
     assert_balance_is_ledger(&app, &account).await;
+    app.stop().await;
+}
+
+async fn falling_below_an_hour_at_once_warns_of_the_day_too(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "3").await;
+    deploy(&client, "tight", 1).await;
+    app.settle().await;
+    // USD 2.52 an hour on 3: a few minutes in, less than an hour is left, with no day's warning before.
+    app.clock.advance_ms(20 * 60_000);
+    app.settle().await;
+    let kinds: Vec<String> = events_of(&client)
+        .await
+        .into_iter()
+        .map(|e| e.kind)
+        .filter(|k| k.starts_with("low_balance"))
+        .collect();
+    assert_eq!(kinds, ["low_balance_24h", "low_balance_1h"], "{kinds:?}");
     app.stop().await;
 }
 
