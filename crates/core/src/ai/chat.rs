@@ -78,7 +78,20 @@ struct Settled {
     usage: ChatUsage,
 }
 
+/// Whose per-minute limits a call counts against: its API key's, or for sessions the account's.
+fn limiter_key(caller: &Caller) -> String {
+    match &caller.credential {
+        Credential::ApiKey { id, .. } => format!("key:{id}"),
+        Credential::Token => format!("account:{}", caller.account_id()),
+    }
+}
+
 impl AiService {
+    /// Where the caller stands against the per-minute limits, admitting nothing (for a refused call).
+    pub fn rate_status(&self, caller: &Caller) -> RateStatus {
+        self.inner.limiter.status(&limiter_key(caller))
+    }
+
     /// Validates and admits a call, reserves its worst-case cost, starts it at the model's backend and
     /// waits for the backend's first event.
     pub async fn start(
@@ -145,10 +158,7 @@ impl AiService {
                 ),
             ));
         }
-        let limiter_key = match &caller.credential {
-            Credential::ApiKey { id, .. } => format!("key:{id}"),
-            Credential::Token => format!("account:{}", caller.account_id()),
-        };
+        let limiter_key = limiter_key(caller);
         let rate = self
             .inner
             .limiter

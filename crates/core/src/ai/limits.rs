@@ -109,6 +109,35 @@ impl AiLimiter {
         })
     }
 
+    /// Where `caller` stands now, admitting nothing: what a refused call's `x-ratelimit-*` headers say.
+    pub fn status(&self, caller: &str) -> RateStatus {
+        let now = Instant::now();
+        let guard = self.windows.lock().expect("AI limiter");
+        let current = guard
+            .1
+            .get(caller)
+            .filter(|w| now.duration_since(w.started) < WINDOW);
+        let (requests, tokens, reset) = match current {
+            Some(w) => (
+                w.requests,
+                w.tokens,
+                WINDOW
+                    .saturating_sub(now.duration_since(w.started))
+                    .as_secs()
+                    .max(1),
+            ),
+            None => (0, 0, WINDOW.as_secs()),
+        };
+        let tpm = u64::from(self.tokens_per_minute);
+        RateStatus {
+            limit_requests: self.requests_per_minute,
+            remaining_requests: self.requests_per_minute.saturating_sub(requests),
+            limit_tokens: self.tokens_per_minute,
+            remaining_tokens: tpm.saturating_sub(tokens) as u32,
+            reset_seconds: reset,
+        }
+    }
+
     /// Gives back tokens admitted but not used (the reply was shorter than its maximum).
     pub fn release(&self, caller: &str, tokens: u64) {
         let mut guard = self.windows.lock().expect("AI limiter");
@@ -130,6 +159,12 @@ mod tests {
         limiter.release("a", 30);
         assert_eq!(limiter.admit("a", 70).unwrap().remaining_tokens, 20);
         assert!(limiter.admit("a", 1).is_err());
+        let refused = limiter.status("a");
+        assert_eq!(
+            (refused.remaining_requests, refused.remaining_tokens),
+            (0, 20)
+        );
+        assert_eq!(limiter.status("nobody").remaining_requests, 2);
         assert!(limiter.admit("b", 100).is_ok());
         let unlimited = AiLimiter::new(0, 0, Default::default());
         for _ in 0..1000 {

@@ -63,11 +63,21 @@ async fn ai_chat(
     State(state): State<AppState>,
     Auth(caller): Auth,
     TypedBody(request): TypedBody<ChatCompletionsRequest>,
-) -> ApiResult<Response> {
+) -> Response {
+    let answer = chat(&state, &caller, request).await;
+    with_limits_on_refusal(&state, &caller, answer, |e| ApiError(e).into_response())
+}
+
+/// `ai_chat`'s answer, or the error it met.
+async fn chat(
+    state: &AppState,
+    caller: &barrack_core::accounts::Caller,
+    request: ChatCompletionsRequest,
+) -> Result<Response, barrack_core::Error> {
     let request_id = current_request_id();
     let ai = &state.services.ai;
     if request.stream == Some(true) {
-        let call = ai.start(&caller, request, &request_id).await?;
+        let call = ai.start(caller, request, &request_id).await?;
         let rate = call.rate;
         // The stream's error is met after this handler returns, outside the request's context.
         let ctx = context::current();
@@ -77,7 +87,7 @@ async fn ai_chat(
         rate_headers(&mut response, rate);
         return Ok(response);
     }
-    let (reply, rate) = ai.complete(&caller, request, &request_id).await?;
+    let (reply, rate) = ai.complete(caller, request, &request_id).await?;
     let mut response = Success("Chat completion created", reply).into_response();
     rate_headers(&mut response, rate);
     Ok(response)
@@ -148,6 +158,27 @@ pub(crate) fn sse(
 
 fn chunk_data(chunk: &ChatCompletionChunk) -> String {
     serde_json::to_string(chunk).unwrap_or_default()
+}
+
+/// The answer, or the error's: a call refused by the per-minute limits (429) carries the `x-ratelimit-*`
+/// headers too, saying where the caller stands, as OpenAI's refusals do.
+pub(crate) fn with_limits_on_refusal(
+    state: &AppState,
+    caller: &barrack_core::accounts::Caller,
+    answer: Result<Response, barrack_core::Error>,
+    error_response: impl FnOnce(barrack_core::Error) -> Response,
+) -> Response {
+    match answer {
+        Ok(response) => response,
+        Err(e) => {
+            let limited = matches!(e, barrack_core::Error::RateLimited { .. });
+            let mut response = error_response(e);
+            if limited {
+                rate_headers(&mut response, state.services.ai.rate_status(caller));
+            }
+            response
+        }
+    }
 }
 
 /// `x-ratelimit-*`, as OpenAI's API sends them.

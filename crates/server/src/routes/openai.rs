@@ -12,7 +12,7 @@ use barrack_api::ai::ChatCompletionsRequest;
 use barrack_core::Error;
 use serde_json::json;
 
-use super::ai::{current_request_id, rate_headers, sse};
+use super::ai::{current_request_id, rate_headers, sse, with_limits_on_refusal};
 use crate::app::AppState;
 use crate::http::{ApiError, Auth, TypedBody};
 
@@ -111,10 +111,22 @@ async fn chat_completions(
 ) -> Result<Response, OpenAiError> {
     let Auth(caller) = auth?;
     let TypedBody(request) = body?;
+    let answer = completions(&state, &caller, request).await;
+    Ok(with_limits_on_refusal(&state, &caller, answer, |e| {
+        OpenAiError(e).into_response()
+    }))
+}
+
+/// `chat_completions`'s answer once the caller and the body are read, or the error it met.
+async fn completions(
+    state: &AppState,
+    caller: &barrack_core::accounts::Caller,
+    request: ChatCompletionsRequest,
+) -> Result<Response, Error> {
     let request_id = current_request_id();
     let ai = &state.services.ai;
     if request.stream == Some(true) {
-        let call = ai.start(&caller, request, &request_id).await?;
+        let call = ai.start(caller, request, &request_id).await?;
         let rate = call.rate;
         let mut response = sse(call.chunks(), |e| {
             json!({"error": error_object(&e)}).to_string()
@@ -122,7 +134,7 @@ async fn chat_completions(
         rate_headers(&mut response, rate);
         return Ok(response);
     }
-    let (mut reply, rate) = ai.complete(&caller, request, &request_id).await?;
+    let (mut reply, rate) = ai.complete(caller, request, &request_id).await?;
     // The cost is Barrack's addition; SDK users find it in /api/ai/usage/history/.
     reply.billing = None;
     let mut response = axum::Json(reply).into_response();

@@ -328,6 +328,14 @@ async fn calls_per_minute_are_limited_per_key(db: Db) {
     assert_eq!(limited.status, 429);
     assert_eq!(limited.body["code"], "RATE_LIMITED");
     assert!(limited.headers.contains_key("retry-after"));
+    // Where the key stands, as OpenAI's refusals say it.
+    assert_eq!(limited.headers["x-ratelimit-remaining-requests"], "0");
+    assert_eq!(limited.headers["x-ratelimit-limit-requests"], "2");
+    assert!(limited.headers.contains_key("x-ratelimit-reset-requests"));
+    let limited = me.post_bearer("/v1/chat/completions", &request).await;
+    assert_eq!(limited.status, 429);
+    assert_eq!(limited.body["error"]["type"], "rate_limit_error");
+    assert_eq!(limited.headers["x-ratelimit-remaining-requests"], "0");
     // Another key of another account is not limited by this one.
     let (_, _, other) = app.funded_user_with_key(Tier::Advanced, "US", "10").await;
     let ok = Caller::new(&app.base_url, &other)
