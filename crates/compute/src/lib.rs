@@ -135,12 +135,20 @@ pub struct LostGpus {
 
 /// [`LostGpus`] of `hosts`, in region and model order (hosts of no known model are left out).
 pub fn lost_gpus_of(hosts: &[HostStatus]) -> Vec<LostGpus> {
+    tally_lost_gpus(hosts.iter().filter_map(|host| {
+        let model = host.gpu_model.as_deref()?;
+        Some((host.region.as_str(), model, host.gpus, host.lost))
+    }))
+}
+
+/// [`LostGpus`] from (region, model, GPUs, lost) of every host or group of a host's GPUs, in region and
+/// model order: each region and model a host has, 0 where none is lost.
+pub fn tally_lost_gpus<'a>(
+    hosts: impl Iterator<Item = (&'a str, &'a str, u32, bool)>,
+) -> Vec<LostGpus> {
     let mut lost: std::collections::BTreeMap<(&str, &str), u32> = Default::default();
-    for host in hosts {
-        if let Some(model) = &host.gpu_model {
-            *lost.entry((&host.region, model)).or_default() +=
-                if host.lost { host.gpus } else { 0 };
-        }
+    for (region, model, gpus, gone) in hosts {
+        *lost.entry((region, model)).or_default() += if gone { gpus } else { 0 };
     }
     lost.into_iter()
         .map(|((region, gpu_model), gpus)| LostGpus {

@@ -92,64 +92,7 @@ impl SimDriver {
         host: Option<&str>,
         power: PowerState,
     ) {
-        let mut state = self.state();
-        if state.instances.contains(id) {
-            return;
-        }
-        let (power, host) = state.take_recorded_place(host, power, gpu_count);
-        let region = state.region(region);
-        state.instances.insert(
-            id,
-            Instance {
-                region,
-                gpu_count,
-                power,
-                host,
-                ram_gb: 0,
-            },
-        );
-    }
-
-    /// Whether this process's machine `id` is behind its record: another replica acted on it since this
-    /// one last did (hibernated or restored it, say), so its power is neither the record's nor where the
-    /// operation under way takes it. A lost host's machine stays as it is.
-    fn behind_record(&self, id: &str, record: &RecordedPower) -> bool {
-        let state = self.state();
-        let Some(instance) = state.instances.get(id) else {
-            return false;
-        };
-        let local = match instance.power {
-            Power::Running => PowerState::Running,
-            Power::Stopped => PowerState::Stopped,
-            Power::Hibernated => PowerState::Hibernated,
-            Power::HostLost(_) | Power::HostUnknown => return false,
-        };
-        let on_its_way = match &record.next {
-            // A deletion may find a machine in any power; hibernation starts from a running or a
-            // stopped one, and finds a hibernated one done.
-            Some(PowerState::Missing | PowerState::Hibernated) => true,
-            Some(next) => *next == local,
-            None => false,
-        };
-        local != record.now && !on_its_way
-    }
-
-    /// Puts this process's machine `id` where its record says, with that power: its GPUs move from the
-    /// host it had here to the recorded one (none while hibernated).
-    fn realign(&self, id: &str, host: Option<&str>, power: PowerState) {
-        let mut state = self.state();
-        let Some(instance) = state.instances.get(id) else {
-            return;
-        };
-        let (gpus, had) = (instance.gpu_count, instance.host);
-        if let Some(had) = had {
-            state.hosts.release(had, gpus);
-        }
-        let (power, host) = state.take_recorded_place(host, power, gpus);
-        if let Some((_, instance)) = state.instances.get_mut(id) {
-            instance.power = power;
-            instance.host = host;
-        }
+        self.state().adopt(id, region, gpu_count, host, power);
     }
 
     /// Takes back a volume the control plane already knows about (see [`SimDriver::adopt`]): a restarted
@@ -300,10 +243,12 @@ impl ComputeDriver for SimDriver {
         host: Option<&str>,
         power: RecordedPower,
     ) {
-        if self.behind_record(id, &power) {
-            self.realign(id, host, power.now);
+        // One look at the state: another job of this process cannot act on the machine in between.
+        let mut state = self.state();
+        if state.behind_record(id, &power) {
+            state.realign(id, host, power.now);
         } else {
-            self.adopt(id, region, gpu_count, host, power.now);
+            state.adopt(id, region, gpu_count, host, power.now);
         }
     }
 
@@ -452,20 +397,15 @@ impl ComputeDriver for SimDriver {
         // Straight from the hosts, without a copy of each (a data centre of a million instances has
         // over a hundred thousand).
         let state = self.state();
-        let mut lost: std::collections::BTreeMap<(&str, &str), u32> = Default::default();
-        for host in state.hosts.iter() {
+        Ok(crate::tally_lost_gpus(state.hosts.iter().map(|host| {
             let spec = &host.spec;
-            *lost.entry((&spec.region, &spec.gpu_model)).or_default() +=
-                if host.lost { spec.gpus } else { 0 };
-        }
-        Ok(lost
-            .into_iter()
-            .map(|((region, gpu_model), gpus)| LostGpus {
-                region: region.to_string(),
-                gpu_model: gpu_model.to_string(),
-                gpus,
-            })
-            .collect())
+            (
+                spec.region.as_str(),
+                spec.gpu_model.as_str(),
+                spec.gpus,
+                host.lost,
+            )
+        })))
     }
 
     /// A volume with a `source` is a clone (of a volume or snapshot), so faults can target clones apart.
@@ -574,6 +514,74 @@ struct Instance {
     /// Index into `State::regions`.
     region: u16,
     power: Power,
+}
+
+/// The machines as the control plane records them (see [`SimDriver::adopt`], `ComputeDriver::recognize`).
+impl State {
+    fn adopt(
+        &mut self,
+        id: &str,
+        region: &str,
+        gpu_count: u32,
+        host: Option<&str>,
+        power: PowerState,
+    ) {
+        if self.instances.contains(id) {
+            return;
+        }
+        let (power, host) = self.take_recorded_place(host, power, gpu_count);
+        let region = self.region(region);
+        self.instances.insert(
+            id,
+            Instance {
+                region,
+                gpu_count,
+                power,
+                host,
+                ram_gb: 0,
+            },
+        );
+    }
+
+    /// Whether this process's machine `id` is behind its record: another replica acted on it since this
+    /// one last did (hibernated or restored it, say), so its power is neither the record's nor where the
+    /// operation under way takes it. A lost host's machine stays as it is.
+    fn behind_record(&self, id: &str, record: &RecordedPower) -> bool {
+        let Some(instance) = self.instances.get(id) else {
+            return false;
+        };
+        let local = match instance.power {
+            Power::Running => PowerState::Running,
+            Power::Stopped => PowerState::Stopped,
+            Power::Hibernated => PowerState::Hibernated,
+            Power::HostLost(_) | Power::HostUnknown => return false,
+        };
+        let on_its_way = match &record.next {
+            // A deletion may find a machine in any power; hibernation starts from a running or a
+            // stopped one, and finds a hibernated one done.
+            Some(PowerState::Missing | PowerState::Hibernated) => true,
+            Some(next) => *next == local,
+            None => false,
+        };
+        local != record.now && !on_its_way
+    }
+
+    /// Puts this process's machine `id` where its record says, with that power: its GPUs move from the
+    /// host it had here to the recorded one (none while hibernated).
+    fn realign(&mut self, id: &str, host: Option<&str>, power: PowerState) {
+        let Some(instance) = self.instances.get(id) else {
+            return;
+        };
+        let (gpus, had) = (instance.gpu_count, instance.host);
+        if let Some(had) = had {
+            self.hosts.release(had, gpus);
+        }
+        let (power, host) = self.take_recorded_place(host, power, gpus);
+        if let Some((_, instance)) = self.instances.get_mut(id) {
+            instance.power = power;
+            instance.host = host;
+        }
+    }
 }
 
 /// [`PowerState`] without strings: a failure's reason is told from its cause when asked.

@@ -66,24 +66,17 @@ impl Inner {
     /// The configured GPUs of lost hosts by region and model ([`crate::ComputeDriver::lost_gpus`]).
     pub(super) fn lost_gpus(&self) -> Vec<crate::LostGpus> {
         let lost: HashSet<String> = self.lost_hosts().into_iter().map(|(n, _)| n).collect();
-        let mut gpus: std::collections::BTreeMap<(&str, &str), u32> = Default::default();
-        for host in &self.config.hosts {
-            for group in &host.gpus {
-                let count = if lost.contains(&host.name) {
-                    group.addresses.len() as u32
-                } else {
-                    0
-                };
-                *gpus.entry((&host.region, &group.model)).or_default() += count;
-            }
-        }
-        gpus.into_iter()
-            .map(|((region, gpu_model), gpus)| crate::LostGpus {
-                region: region.to_string(),
-                gpu_model: gpu_model.to_string(),
-                gpus,
+        crate::tally_lost_gpus(self.config.hosts.iter().flat_map(|host| {
+            let gone = lost.contains(&host.name);
+            host.gpus.iter().map(move |group| {
+                (
+                    host.region.as_str(),
+                    group.model.as_str(),
+                    group.addresses.len() as u32,
+                    gone,
+                )
             })
-            .collect()
+        }))
     }
 
     /// Every configured host with its GPUs in use; a host that does not answer shows as lost once it has
