@@ -105,27 +105,36 @@ impl InstanceWorker {
                         .map_err(|e| DriverError::Transient(e.to_string()))?;
                 }
                 let spec = Self::spec(row);
-                match driver.create_instance(&spec).await {
-                    Err(DriverError::NoCapacity(_)) if self.forget_dead_machines(row).await? => {
-                        driver.create_instance(&spec).await.map(Some)
-                    }
-                    other => other.map(Some),
-                }
+                self.place(row, || driver.create_instance(&spec))
+                    .await
+                    .map(Some)
             }
             JobAction::Restore => {
                 let spec = Self::spec(row);
-                match driver.restore_instance(&spec).await {
-                    Err(DriverError::NoCapacity(_)) if self.forget_dead_machines(row).await? => {
-                        driver.restore_instance(&spec).await.map(Some)
-                    }
-                    other => other.map(Some),
-                }
+                self.place(row, || driver.restore_instance(&spec))
+                    .await
+                    .map(Some)
             }
             JobAction::Start => driver.start_instance(&row.id).await.map(|_| None),
             JobAction::Stop => driver.stop_instance(&row.id).await.map(|_| None),
             JobAction::Reboot => driver.reboot_instance(&row.id).await.map(|_| None),
             JobAction::Hibernate => driver.hibernate_instance(&row.id).await.map(|_| None),
             JobAction::Delete => driver.delete_instance(&row.id).await.map(|_| None),
+        }
+    }
+
+    /// A placement (`placing` asks the driver), tried again once when it found no room and machines of
+    /// instances gone elsewhere were dropped ([`Self::forget_dead_machines`]).
+    async fn place<F, P>(&self, row: &InstanceRow, placing: F) -> Result<Placement, DriverError>
+    where
+        F: Fn() -> P,
+        P: std::future::Future<Output = Result<Placement, DriverError>>,
+    {
+        match placing().await {
+            Err(DriverError::NoCapacity(_)) if self.forget_dead_machines(row).await? => {
+                placing().await
+            }
+            other => other,
         }
     }
 
