@@ -436,10 +436,10 @@ fn specs_of_parts(model: &str, count: u32, ram_gb: i64, vcpus: i64, storage_gb: 
     }
 }
 
-/// A status no instance has, said with those it can have (as volumes and snapshots say theirs).
+/// A status no instance has, said with those it can have.
 fn unknown_status(status: &str) -> String {
-    format!(
-        "Unknown status '{status}'. Valid values: {}",
-        InstanceState::ALL.map(InstanceState::as_str).join(", ")
+    crate::platform::validate::unknown_status(
+        status,
+        &InstanceState::ALL.map(InstanceState::as_str),
     )
 }

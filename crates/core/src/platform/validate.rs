@@ -101,6 +101,14 @@ pub fn check_order(v: &mut Validator, from_ms: Option<i64>, to_ms: Option<i64>) 
     }
 }
 
+/// A `status` filter naming no state, said with the states there are.
+pub fn unknown_status(status: &str, valid: &[&str]) -> String {
+    format!(
+        "Unknown status '{status}'. Valid values: {}",
+        valid.join(", ")
+    )
+}
+
 /// Letters, digits and the given extra characters only.
 pub fn only_chars(value: &str, extra: &[char]) -> bool {
     value

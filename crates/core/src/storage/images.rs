@@ -195,9 +195,9 @@ impl ImageService {
                     .ok_or_else(|| {
                         Error::field(
                             "status",
-                            format!(
-                                "Unknown status '{status}'. Valid values: {}",
-                                ImageState::ALL.map(ImageState::as_str).join(", ")
+                            crate::platform::validate::unknown_status(
+                                status,
+                                &ImageState::ALL.map(ImageState::as_str),
                             ),
                         )
                     })?

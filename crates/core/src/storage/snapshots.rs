@@ -342,9 +342,9 @@ impl SnapshotService {
                     .ok_or_else(|| {
                         Error::field(
                             "status",
-                            format!(
-                                "Unknown status '{status}'. Valid values: {}",
-                                SnapshotState::ALL.map(SnapshotState::as_str).join(", ")
+                            crate::platform::validate::unknown_status(
+                                status,
+                                &SnapshotState::ALL.map(SnapshotState::as_str),
                             ),
                         )
                     })?

@@ -37,9 +37,9 @@ impl VolumeService {
                     .ok_or_else(|| {
                         Error::field(
                             "status",
-                            format!(
-                                "Unknown status '{status}'. Valid values: {}",
-                                VolumeState::ALL.map(VolumeState::as_str).join(", ")
+                            crate::platform::validate::unknown_status(
+                                status,
+                                &VolumeState::ALL.map(VolumeState::as_str),
                             ),
                         )
                     })?
