@@ -38,6 +38,24 @@ pub struct SimulationService {
 }
 
 impl SimulationService {
+    /// Arms a fault in this server's simulator (`POST /api/admin/faults/`, the operator's page): 404 for
+    /// a host it does not have. A lost host's GPUs leave stock at once, not at the reconciler's next
+    /// sweep, so a deploy is refused rather than placed on no host.
+    pub async fn inject_fault(
+        &self,
+        simulator: &barrack_compute::sim::SimDriver,
+        fault: barrack_compute::sim::Fault,
+    ) -> Result<()> {
+        let loses_host = matches!(fault, barrack_compute::sim::Fault::LoseHost { .. });
+        simulator
+            .inject(fault)
+            .map_err(|unknown| Error::not_found("Host", &unknown.0))?;
+        if loses_host {
+            self.catalog.follow_lost_hosts().await?;
+        }
+        Ok(())
+    }
+
     pub fn new(
         context: Arc<Context>,
         billing: BillingService,

@@ -230,14 +230,11 @@ async fn admin_inject_fault(
         .into());
     };
     let fault = Fault::from_request(&body).map_err(|bad| Error::field(&bad.field, bad.message))?;
-    let loses_host = matches!(fault, Fault::LoseHost { .. });
-    simulator
-        .inject(fault)
-        .map_err(|unknown| Error::not_found("Host", &unknown.0))?;
-    if loses_host {
-        // Its GPUs leave stock at once: a deploy is refused rather than placed on no host.
-        state.services.catalog.follow_lost_hosts().await?;
-    }
+    state
+        .services
+        .simulation
+        .inject_fault(simulator, fault)
+        .await?;
     Ok(Created("Fault injected", FaultInjected { fault: body }))
 }
 

@@ -388,11 +388,8 @@ fn chat_errors(e: barrack_core::Error) -> Result<(Errors, StatusCode), WebError>
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
     let errors = match e {
         // A model that does not exist is the form's model field at fault.
-        barrack_core::Error::NotFound(message) if message.starts_with("Model ") => {
-            Errors::from_error_at(
-                barrack_core::Error::NotFound(message),
-                &[("Model ", "model")],
-            )?
+        barrack_core::Error::NotFound(ref message) if message.starts_with("Model ") => {
+            Errors::from_error_at(e, &[("Model ", "model")])?
         }
         barrack_core::Error::NotFound(_) | barrack_core::Error::RateLimited { .. } => Errors {
             general: Some(e.public_message()),

@@ -476,11 +476,23 @@ pub async fn inject_fault(
         permanent: form.checked("permanent"),
         host: form.get("host").unwrap_or_default(),
     };
-    let result = fault(&state, &typed);
-    if result.is_ok() && typed.kind == "lose_host" {
-        // Its GPUs leave stock at once, as through the API.
-        state.services.catalog.follow_lost_hosts().await?;
-    }
+    let result = match (&state.simulator, fault(&typed)) {
+        (Some(simulator), Ok((fault, what))) => state
+            .services
+            .simulation
+            .inject_fault(simulator, fault)
+            .await
+            .map(|()| what)
+            .map_err(|e| match e {
+                Error::NotFound(message) => Error::field("host", message),
+                other => other,
+            }),
+        (None, _) => Err(Error::conflict(
+            "CONFLICT",
+            "Faults can be injected only into the simulated data centre",
+        )),
+        (_, Err(e)) => Err(e),
+    };
     match result {
         Ok(what) => Ok(super::see(&format!(
             "/operator/simulation?{}",
@@ -495,15 +507,9 @@ pub async fn inject_fault(
     }
 }
 
-/// The fault the form describes, as the admin API takes it, armed in the simulator.
-fn fault(state: &crate::WebState, f: &FaultValues) -> Result<String, Error> {
+/// The fault the form describes, and the admin API's body for it.
+fn fault(f: &FaultValues) -> Result<(barrack_compute::sim::Fault, String), Error> {
     use barrack_compute::sim::Fault;
-    let Some(simulator) = &state.simulator else {
-        return Err(Error::conflict(
-            "CONFLICT",
-            "Faults can be injected only into the simulated data centre",
-        ));
-    };
     let number = |field: &str, text: &str| {
         text.parse::<u32>()
             .ok()
@@ -527,8 +533,5 @@ fn fault(state: &crate::WebState, f: &FaultValues) -> Result<String, Error> {
     };
     let fault: Fault =
         serde_json::from_value(body.clone()).map_err(|e| Error::field("kind", e.to_string()))?;
-    simulator
-        .inject(fault)
-        .map_err(|unknown| Error::field("host", format!("Host '{}' not found", unknown.0)))?;
-    Ok(body.to_string())
+    Ok((fault, body.to_string()))
 }
