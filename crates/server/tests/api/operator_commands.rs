@@ -37,8 +37,8 @@ pub fn text(output: &Output) -> (String, String) {
     )
 }
 
-/// Runs an admin task against the test server's database; fails the test when the task fails.
-fn admin_ok(app: &TestApp, task: &[&str]) -> String {
+/// Runs an admin task against the test server's database.
+fn admin(app: &TestApp, task: &[&str]) -> Output {
     let dir = app.database.dir.display().to_string();
     let mut args = vec![
         "admin",
@@ -48,7 +48,12 @@ fn admin_ok(app: &TestApp, task: &[&str]) -> String {
         &app.database.url,
     ];
     args.extend_from_slice(task);
-    let output = barrackd(&args, &[("BARRACK_SECRET", SECRET)]);
+    barrackd(&args, &[("BARRACK_SECRET", SECRET)])
+}
+
+/// Runs an admin task against the test server's database; fails the test when the task fails.
+fn admin_ok(app: &TestApp, task: &[&str]) -> String {
+    let output = admin(app, task);
     let (stdout, stderr) = text(&output);
     assert!(output.status.success(), "{task:?} failed: {stderr}");
     stdout
@@ -130,39 +135,16 @@ async fn admin_commands_name_accounts_by_id_or_email(db: Db) {
     // A disabled account gets no key from `barrackd admin` either: its keys stay revoked when it is
     // enabled again, and a key made meanwhile would come back to life then.
     app.admin.admin_disable_user(&user.id).await.unwrap();
-    let dir = app.database.dir.display().to_string();
-    let disabled = barrackd(
-        &[
-            "admin",
-            "--data-dir",
-            &dir,
-            "--database-url",
-            &app.database.url,
-            "create-key",
-            "--user",
-            &email,
-            "--name",
-            "meanwhile",
-        ],
-        &[("BARRACK_SECRET", SECRET)],
+    let disabled = admin(
+        &app,
+        &["create-key", "--user", &email, "--name", "meanwhile"],
     );
     assert_refused(&disabled, &["disabled"]);
     app.admin.admin_enable_user(&user.id).await.unwrap();
 
-    let unknown = barrackd(
-        &[
-            "admin",
-            "--data-dir",
-            &dir,
-            "--database-url",
-            &app.database.url,
-            "create-key",
-            "--user",
-            "nobody@example.com",
-            "--name",
-            "x",
-        ],
-        &[("BARRACK_SECRET", SECRET)],
+    let unknown = admin(
+        &app,
+        &["create-key", "--user", "nobody@example.com", "--name", "x"],
     );
     assert!(!unknown.status.success());
     assert!(
