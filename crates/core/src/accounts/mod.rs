@@ -3,6 +3,7 @@
 //! Uses `platform`.
 
 mod account;
+mod api_keys;
 pub mod auth;
 pub mod event_stream;
 pub mod heavy;
