@@ -36,7 +36,7 @@ use barrack_api::{Currency, Tier};
 use barrack_store::billing::{self, PeriodRow};
 use barrack_store::ledger::{self, LedgerEntryRow};
 use barrack_store::{Tx, events, instances, volumes};
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 use serde_json::json;
 
 use super::depletion::STORED_COMPONENTS;
@@ -45,7 +45,7 @@ use crate::platform::clock::format_ms;
 use crate::platform::config::Config;
 use crate::platform::ids::{IdDraws, IdKind, billing_id, new_id, transaction_id};
 use crate::platform::lifecycle::{BillingClass, InstanceState};
-use crate::platform::money::{MICROS_PER_UNIT, from_micros};
+use crate::platform::money::{from_micros, per_minute_micros};
 use crate::{Context, Error, Result};
 
 pub(super) const MINUTE_MS: i64 = 60_000;
@@ -384,14 +384,6 @@ pub(super) fn stored_rate(text: &str) -> Result<Decimal> {
         .map_err(|_| Error::internal(format!("billing period with an unreadable rate '{text}'")))
 }
 
-/// The per-minute rate of an hourly one, in micro-units: hourly / 60, rounded half away from zero. A
-/// minute is charged exactly this, so `per_minute_rate × minutes = total_cost` holds in every record.
-pub fn per_minute_micros(hourly: Decimal) -> i64 {
-    let micros = (hourly * Decimal::from(MICROS_PER_UNIT) / Decimal::from(60))
-        .round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero);
-    i64::try_from(micros).unwrap_or(i64::MAX)
-}
-
 /// The cost of `minutes` at an hourly rate, in micro-units.
 pub(super) fn cost_micros(hourly: Decimal, minutes: i64) -> i64 {
     per_minute_micros(hourly).saturating_mul(minutes)
@@ -693,7 +685,7 @@ impl BillingService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::billing::records::per_minute_rate;
+    use crate::platform::money::per_minute_rate;
 
     fn d(s: &str) -> Decimal {
         s.parse().unwrap()

@@ -13,20 +13,13 @@ use barrack_api::{Currency, PageQuery, Pagination, Tier};
 use barrack_store::billing::{PeriodFilter, PeriodRow};
 use rust_decimal::Decimal;
 
-use super::meter::{
-    BillingService, MINUTE_MS, cost_micros, hourly, minutes_until, per_minute_micros,
-};
+use super::meter::{BillingService, MINUTE_MS, cost_micros, hourly, minutes_until};
 use crate::Result;
 use crate::accounts::Caller;
 use crate::platform::clock::format_ms;
 use crate::platform::countries;
-use crate::platform::money::from_micros;
+use crate::platform::money::{from_micros, per_minute_rate};
 use crate::platform::validate::validate_range;
-
-/// The per-minute rate as shown in billing records (the exact rate charged).
-pub(super) fn per_minute_rate(hourly: Decimal) -> Decimal {
-    from_micros(per_minute_micros(hourly))
-}
 
 /// What a record shows of a period at `now`: its minutes and cost so far, and of those what the meter has
 /// not charged yet (minutes, micro-units).

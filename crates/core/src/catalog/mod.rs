@@ -16,7 +16,7 @@ use rust_decimal::Decimal;
 
 use crate::accounts::Caller;
 use crate::platform::config::{GpuModelConfig, PriceTable};
-use crate::platform::money::{display_amount, display_rate};
+use crate::platform::money::{display_amount, display_rate, per_minute_rate};
 use crate::platform::validate::Validator;
 use crate::{Context, Error, Result};
 
@@ -666,7 +666,7 @@ impl CatalogService {
             volume_type: vtype,
             size_gb: size,
             hourly_rate: Amount(display_rate(hourly)),
-            per_minute_rate: Amount(display_rate(hourly / Decimal::from(60))),
+            per_minute_rate: Amount(per_minute_rate(hourly)),
             daily_cost: Amount(display_amount(hourly * Decimal::from(24))),
             monthly_cost: Amount(display_amount(hourly * Decimal::from(HOURS_PER_MONTH))),
         }))

@@ -36,6 +36,20 @@ pub fn display_amount(amount: Decimal) -> Decimal {
         .normalize()
 }
 
+/// The per-minute rate of an hourly one, in micro-units: hourly / 60, rounded half away from zero. A
+/// minute is charged exactly this, so `per_minute_rate × minutes = total_cost` holds in every record.
+pub fn per_minute_micros(hourly: Decimal) -> i64 {
+    let micros = (hourly * Decimal::from(MICROS_PER_UNIT) / Decimal::from(60))
+        .round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero);
+    i64::try_from(micros).unwrap_or(i64::MAX)
+}
+
+/// The per-minute rate charged for an hourly one, as billing records and quotes show it (to the
+/// micro-unit, not display-rounded: it is what each minute costs).
+pub fn per_minute_rate(hourly: Decimal) -> Decimal {
+    from_micros(per_minute_micros(hourly))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,3 +74,4 @@ mod tests {
         assert_eq!(display_rate(d("9.96") / d("60")), d("0.166"));
     }
 }
+

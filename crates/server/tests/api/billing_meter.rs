@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use barrack_api::{Currency, Tier};
-use barrack_core::billing::per_minute_micros;
 use barrack_core::clock::Clock;
+use barrack_core::platform::money::per_minute_micros;
 use barrack_store::billing::{self, PeriodRow, WalkOrder};
 use barrack_store::sql::Columns;
 

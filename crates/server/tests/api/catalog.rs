@@ -247,6 +247,11 @@ async fn pricing_quotes_match_the_documented_rates(db: Db) {
         .unwrap();
     assert_eq!(volume.resource_type, ResourceType::Volumes);
     assert_eq!(volume.hourly_rate.0, d("0.0293"));
+    assert_eq!(
+        volume.per_minute_rate.0,
+        d("0.000488"),
+        "what a minute of the disk is billed (its billing records show the same), not display-rounded"
+    );
 
     let eur = app
         .admin
