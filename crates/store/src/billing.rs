@@ -442,6 +442,91 @@ pub async fn advance_chunk(tx: &mut Tx, chunk: &Chunk, now: i64, closed: bool) -
     Ok(moved)
 }
 
+/// What the meter has moved on an account's periods in one currency and not charged yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owed {
+    pub account_id: String,
+    pub currency: String,
+    pub micros: i64,
+    /// Period charges it sums (a period counts once per chunk that moved it).
+    pub periods: i64,
+}
+
+/// Inside a meter chunk's transaction, after [`advance_chunk`]: adds what the chunk moved to what each
+/// account owes, in one statement. `owed` must be in (account, currency) order, the order
+/// [`settle_owed`] takes the rows in, so that a chunk and a settlement never wait for each other's rows
+/// in opposite orders. The batch travels as one JSON parameter, as in [`rate_periods`].
+pub async fn owe(tx: &mut Tx, owed: &[Owed]) -> Result<()> {
+    if owed.is_empty() {
+        return Ok(());
+    }
+    let json = serde_json::Value::Array(
+        owed.iter()
+            .map(|o| serde_json::json!([o.account_id, o.currency, o.micros, o.periods]))
+            .collect(),
+    )
+    .to_string();
+    let rows = match tx.backend() {
+        // `WHERE true` tells SQLite's parser the ON CONFLICT is the insert's, not a join's.
+        Backend::Sqlite => {
+            "SELECT j.value->>0, j.value->>1, j.value->>2, j.value->>3 FROM json_each($1) AS j WHERE true"
+        }
+        Backend::Postgres => {
+            "SELECT j.value->>0, j.value->>1, (j.value->>2)::BIGINT, (j.value->>3)::BIGINT \
+             FROM jsonb_array_elements($1::JSONB) WITH ORDINALITY AS j (value, n) ORDER BY j.n"
+        }
+    };
+    tx.execute(
+        &format!(
+            "INSERT INTO meter_owed (account_id, currency, micros, periods) {rows} \
+             ON CONFLICT (account_id, currency) DO UPDATE \
+             SET micros = meter_owed.micros + excluded.micros, periods = meter_owed.periods + excluded.periods"
+        ),
+        &binds![json],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Up to `limit` of the accounts and currencies with something owed, after `after` in (account,
+/// currency) order.
+pub async fn owing(
+    db: &mut impl Db,
+    after: Option<&(String, String)>,
+    limit: u32,
+) -> Result<Vec<(String, String)>> {
+    let (account, currency) = after.map_or(("", ""), |(a, c)| (a.as_str(), c.as_str()));
+    db.fetch_all(
+        "SELECT account_id, currency FROM meter_owed \
+         WHERE account_id > $1 OR (account_id = $1 AND currency > $2) \
+         ORDER BY account_id, currency LIMIT $3",
+        &binds![account, currency, i64::from(limit)],
+    )
+    .await?
+    .iter()
+    .map(|row| Ok((row.text(0)?, row.text(1)?)))
+    .collect()
+}
+
+/// Inside the transaction that charges it: takes what an account owes in a currency off the table
+/// (`None` when another run took it first). The caller charges it to the ledger in the same transaction.
+pub async fn settle_owed(tx: &mut Tx, account_id: &str, currency: &str) -> Result<Option<Owed>> {
+    tx.fetch_optional(
+        "DELETE FROM meter_owed WHERE account_id = $1 AND currency = $2 RETURNING micros, periods",
+        &binds![account_id, currency],
+    )
+    .await?
+    .map(|row| {
+        Ok(Owed {
+            account_id: account_id.to_string(),
+            currency: currency.to_string(),
+            micros: row.int(0)?,
+            periods: row.int(1)?,
+        })
+    })
+    .transpose()
+}
+
 /// Which periods a listing wants.
 #[derive(Debug, Clone, Default)]
 pub struct PeriodFilter {

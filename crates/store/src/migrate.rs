@@ -66,6 +66,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(39, "0039_deploy_admission_with_check"),
     migration!(40, "0040_opened_periods_counted_per_statement"),
     migration!(41, "0041_lost_gpus"),
+    migration!(42, "0042_meter_owed"),
 ];
 
 impl Migration {

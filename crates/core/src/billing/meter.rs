@@ -16,11 +16,16 @@
 //! in), and for each chunk in one transaction: one aggregate sums by account, currency
 //! and rate what the chunk's minutes since they were last billed cost (PostgreSQL locks the chunk's rows
 //! in that statement; SQLite's write lock holds them already), one update moves `billed_minutes` and
-//! `billed_micros` to the same figures and marks the closed periods billed to their end, and one usage
-//! entry per account and currency charges the sum. The update must move exactly the periods summed, or
-//! the transaction is dropped and the chunk done again, so a replayed or concurrent run, a state change
-//! closing a period meanwhile, or a run after a restart, cannot bill a minute twice, skip one, or charge
-//! the ledger other than what the periods moved.
+//! `billed_micros` to the same figures and marks the closed periods billed to their end, and one statement
+//! adds the sums to what each account owes (`meter_owed`). The update must move exactly the periods
+//! summed, or the transaction is dropped and the chunk done again, so a replayed or concurrent run, a
+//! state change closing a period meanwhile, or a run after a restart, cannot bill a minute twice, skip
+//! one, or owe other than what the periods moved. The run's end charges what is owed: one usage entry
+//! per account and currency, in the transaction that takes it off `meter_owed` (whichever run gets there
+//! first, a row left by a run that stopped midway included). A chunk so writes a small row per account it
+//! touches rather than a ledger entry, which lets chunks be small (what a request waits for behind one on
+//! SQLite), and an account sees one entry a run. Between a chunk and its run's end (seconds) the periods
+//! show minutes the balance has not been charged for yet.
 //!
 //! Billing is per whole minute, yet no second goes unbilled: what a closed period leaves short of a whole
 //! minute is carried into the next period of the same resource, component and rate (`carried_ms`, counted
@@ -51,6 +56,8 @@ use crate::{Context, Error, Result};
 pub(super) const MINUTE_MS: i64 = 60_000;
 /// Periods given their per-minute charge per transaction before a meter run.
 const RATE_BATCH: u32 = 5000;
+/// Accounts charged per transaction at a meter run's end.
+const SETTLE_BATCH: u32 = 500;
 
 /// What a resource should be billed for now.
 pub(super) struct Charge {
@@ -492,7 +499,41 @@ impl BillingService {
             };
             match until {
                 Some(last) => after = last,
-                None => return Ok(run),
+                None => break,
+            }
+        }
+        self.settle(&mut run, now).await?;
+        Ok(run)
+    }
+
+    /// Charges what the chunks moved (this run's, and any left by a run that stopped midway) to the
+    /// ledger: one usage entry per account and currency, each taken off `meter_owed` in the transaction
+    /// that appends it, so that it is charged once whichever run gets to it.
+    async fn settle(&self, run: &mut MeterRun, now: i64) -> Result<()> {
+        let mut after = None;
+        loop {
+            let owing =
+                billing::owing(&mut &self.context.store, after.as_ref(), SETTLE_BATCH).await?;
+            let Some(last) = owing.last() else {
+                return Ok(());
+            };
+            after = Some(last.clone());
+            let mut tx = self.context.store.begin().await?;
+            let mut balances = Vec::with_capacity(owing.len());
+            for (account, currency) in &owing {
+                let Some(owed) = billing::settle_owed(&mut tx, account, currency).await? else {
+                    continue; // taken by another run
+                };
+                if let Some(balance) = charge_usage(&mut tx, &owed, now).await? {
+                    balances.push((owed.account_id, owed.currency, balance));
+                }
+            }
+            tx.commit().await.map_err(Error::internal)?;
+            for (account, currency, balance) in balances {
+                run.accounts
+                    .entry((account, currency))
+                    .or_default()
+                    .balance_micros = Some(balance);
             }
         }
     }
@@ -523,8 +564,8 @@ impl BillingService {
         }
     }
 
-    /// Charges a chunk inside its transaction: what its periods owe is summed in the database, they are
-    /// moved by one update, and each account is charged the sum in one usage entry per currency. `None`
+    /// Meters a chunk inside its transaction: what its periods owe is summed in the database, they are
+    /// moved by one update, and the sums are added to what each account owes per currency. `None`
     /// when the update did not move exactly the periods summed (the caller drops the transaction).
     async fn meter_chunk(
         &self,
@@ -562,33 +603,17 @@ impl BillingService {
                 .or_default()
                 .hourly += hourly;
         }
-        for ((account, currency), (micros, periods)) in charged {
-            if micros == 0 {
-                continue;
-            }
-            let entry = LedgerEntryRow {
-                id: new_id(IdKind::Transaction),
+        let owed: Vec<billing::Owed> = charged
+            .into_iter()
+            .filter(|(_, (micros, _))| *micros != 0)
+            .map(|((account, currency), (micros, periods))| billing::Owed {
                 account_id: account.to_string(),
                 currency: currency.to_string(),
-                kind: TransactionType::Usage.as_str().into(),
-                amount_micros: -micros,
-                balance_after_micros: 0,
-                description: format!(
-                    "Usage of {periods} billing period{} up to {}",
-                    if periods == 1 { "" } else { "s" },
-                    format_ms(now - now.rem_euclid(MINUTE_MS))
-                ),
-                idempotency_key: None,
-                created_by: Some("meter".into()),
-                created_at: now,
-            };
-            if let Some(appended) = ledger::append(tx, &entry, transaction_id).await? {
-                run.accounts
-                    .entry((account.to_string(), currency.to_string()))
-                    .or_default()
-                    .balance_micros = Some(appended.balance_after_micros);
-            }
-        }
+                micros,
+                periods,
+            })
+            .collect();
+        billing::owe(tx, &owed).await?;
         Ok(Some(run))
     }
 
@@ -680,6 +705,34 @@ impl BillingService {
         tx.commit().await.map_err(Error::internal)?;
         Ok(())
     }
+}
+
+/// One usage entry charging what an account owes; the balance after it (`None` when nothing was
+/// appended).
+async fn charge_usage(tx: &mut Tx, owed: &billing::Owed, now: i64) -> Result<Option<i64>> {
+    if owed.micros == 0 {
+        return Ok(None);
+    }
+    let periods = owed.periods;
+    let entry = LedgerEntryRow {
+        id: new_id(IdKind::Transaction),
+        account_id: owed.account_id.clone(),
+        currency: owed.currency.clone(),
+        kind: TransactionType::Usage.as_str().into(),
+        amount_micros: -owed.micros,
+        balance_after_micros: 0,
+        description: format!(
+            "Usage of {periods} billing period{} up to {}",
+            if periods == 1 { "" } else { "s" },
+            format_ms(now - now.rem_euclid(MINUTE_MS))
+        ),
+        idempotency_key: None,
+        created_by: Some("meter".into()),
+        created_at: now,
+    };
+    Ok(ledger::append(tx, &entry, transaction_id)
+        .await?
+        .map(|appended| appended.balance_after_micros))
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ fn default_storage_grace_hours() -> u64 {
 }
 
 fn default_meter_chunk_periods() -> u32 {
-    50_000
+    10_000
 }
 
 impl BillingConfig {

@@ -74,4 +74,3 @@ mod tests {
         assert_eq!(display_rate(d("9.96") / d("60")), d("0.166"));
     }
 }
-

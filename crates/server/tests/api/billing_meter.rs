@@ -20,6 +20,7 @@ on_both_databases!(
     a_run_charges_the_periods_due_and_counts_every_open_one_in_the_burn,
     rating_periods_waits_for_a_chunk_holding_them_instead_of_deadlocking,
     a_period_whose_id_is_taken_is_left_out_and_named,
+    an_account_is_charged_once_a_run_and_what_a_stopped_run_owed_by_the_next,
 );
 
 const MINUTE_MS: i64 = 60_000;
@@ -401,6 +402,137 @@ async fn a_run_charges_the_periods_due_and_counts_every_open_one_in_the_burn(db:
     let periods = periods_of(&app, &[&account]).await;
     assert_billed_exactly(&periods, app.clock.now_ms());
     assert_ledger_is_periods(&app, &[&account], &periods).await;
+    app.stop().await;
+}
+
+/// However many chunks hold an account's periods, a run charges it one usage entry per currency; what a
+/// run moved and did not get to charge (it stopped after a chunk) is charged by the next run, once.
+async fn an_account_is_charged_once_a_run_and_what_a_stopped_run_owed_by_the_next(db: Db) {
+    let app = TestApp::start(db).await;
+    let (_, a) = app.funded_user(Tier::Advanced, "US", "1000").await;
+    let (_, b) = app.funded_user(Tier::Advanced, "US", "1000").await;
+    app.grant(&b, "1000", Currency::EUR).await;
+    let accounts = [a.as_str(), b.as_str()];
+    let start = app.clock.now_ms();
+    let mut seeded = Vec::new();
+    // Interleaved, so that chunks of two periods each hold both accounts.
+    for i in 0..12i64 {
+        for (n, account) in accounts.iter().enumerate() {
+            let currency = if n == 1 && i % 3 == 0 { "EUR" } else { "USD" };
+            seeded.push(period(
+                format!("BRK-{n}{i:03}OW"),
+                (account, currency),
+                "2.49",
+                (start - i * 1_000, 0),
+                true,
+            ));
+        }
+    }
+    insert_all(&app, &seeded).await;
+    let store = app.services().store().clone();
+    let billing = app.services().billing.clone();
+    let usage_entries = |account: String| {
+        let store = store.clone();
+        async move {
+            store
+                .fetch_one(
+                    "SELECT COUNT(*) FROM ledger_entries WHERE account_id = $1 AND kind = 'usage'",
+                    &[account.as_str().into()],
+                )
+                .await
+                .unwrap()
+                .int(0)
+                .unwrap()
+        }
+    };
+
+    app.clock.advance_ms(2 * MINUTE_MS);
+    let run = billing.meter_in_chunks(2).await.unwrap();
+    assert_eq!(run.periods_billed, seeded.len() as u64);
+    assert_eq!(usage_entries(a.clone()).await, 1, "one entry for a's USD");
+    assert_eq!(
+        usage_entries(b.clone()).await,
+        2,
+        "one each for b's USD and EUR"
+    );
+    for account in accounts {
+        assert!(
+            run.accounts
+                .iter()
+                .any(|((id, _), usage)| id == account && usage.balance_micros.is_some()),
+            "the run reports {account}'s balance after its charge"
+        );
+    }
+
+    // A run that stopped after its first chunk: the chunk's periods moved and owed, nothing charged.
+    app.clock.advance_ms(MINUTE_MS);
+    let now = app.clock.now_ms();
+    let mut tx = store.begin().await.unwrap();
+    let order = WalkOrder::Physical;
+    let after = billing::walk_start(&mut tx, order).await.unwrap();
+    let chunk = billing::Chunk {
+        until: billing::chunk_end(&mut tx, &after, 5).await.unwrap(),
+        after,
+    };
+    let due = billing::chunk_due(&mut tx, &chunk, now).await.unwrap();
+    let expected: i64 = due.iter().map(|d| d.periods).sum();
+    let moved = billing::advance_chunk(&mut tx, &chunk, now, false)
+        .await
+        .unwrap();
+    assert_eq!((moved, expected), (5, 5));
+    let mut owed: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
+    for d in &due {
+        let o = owed
+            .entry((d.account_id.clone(), d.currency.clone()))
+            .or_default();
+        o.0 += d.micros;
+        o.1 += d.periods;
+    }
+    let owed: Vec<billing::Owed> = owed
+        .into_iter()
+        .map(
+            |((account_id, currency), (micros, periods))| billing::Owed {
+                account_id,
+                currency,
+                micros,
+                periods,
+            },
+        )
+        .collect();
+    billing::owe(&mut tx, &owed).await.unwrap();
+    tx.commit().await.unwrap();
+    let owed_rows = |store: barrack_store::Store| async move {
+        store
+            .fetch_one("SELECT COUNT(*) FROM meter_owed", &[])
+            .await
+            .unwrap()
+            .int(0)
+            .unwrap()
+    };
+    assert!(
+        owed_rows(store.clone()).await > 0,
+        "the stopped run's chunk is owed"
+    );
+    assert_eq!(usage_entries(a.clone()).await, 1, "and not charged");
+
+    // Two runs at once after it: what it owed is charged once, with the rest of the minute.
+    let runs: Vec<_> = [3u32, 50]
+        .into_iter()
+        .map(|size| {
+            let billing = billing.clone();
+            tokio::spawn(async move { billing.meter_in_chunks(size).await.unwrap() })
+        })
+        .collect();
+    let mut billed = 0;
+    for run in runs {
+        billed += run.await.unwrap().periods_billed;
+    }
+    assert_eq!(billed, seeded.len() as u64 - 5, "the runs moved the others");
+    let periods = periods_of(&app, &accounts).await;
+    assert_billed_exactly(&periods, app.clock.now_ms());
+    assert_ledger_is_periods(&app, &accounts, &periods).await;
+    let left = owed_rows(store.clone()).await;
+    assert_eq!(left, 0, "nothing is left owed after a run ends");
     app.stop().await;
 }
 
