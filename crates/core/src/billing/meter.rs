@@ -647,6 +647,18 @@ impl BillingService {
                     .balance(account, currency.as_str())
                     .await?,
             );
+            if burn > Decimal::ZERO {
+                let hours_left = (balance / burn).max(Decimal::ZERO);
+                // Every threshold passed, in order: an account that falls below an hour, or to
+                // nothing, at once (a large deploy, a long clock move) is told of the day and the hour
+                // too, as a consumer of the warnings expects, before its instances hibernate.
+                for (threshold, label) in [(Decimal::from(24), "24h"), (Decimal::from(1), "1h")] {
+                    if hours_left < threshold {
+                        self.warn_once(account, label, balance, currency, hours_left)
+                            .await?;
+                    }
+                }
+            }
             if balance <= Decimal::ZERO {
                 self.suspend_storage(account, currency).await?;
                 let n = instances.hibernate_for_depletion(account, currency).await?;
@@ -656,18 +668,6 @@ impl BillingService {
                         hibernated = n,
                         "credit exhausted; instances hibernated"
                     );
-                }
-                continue;
-            }
-            if burn > Decimal::ZERO {
-                let hours_left = balance / burn;
-                // Every threshold passed, in order: an account that falls below an hour at once (a
-                // large deploy) is told of the day too, as a consumer of both warnings expects.
-                for (threshold, label) in [(Decimal::from(24), "24h"), (Decimal::from(1), "1h")] {
-                    if hours_left < threshold {
-                        self.warn_once(account, label, balance, currency, hours_left)
-                            .await?;
-                    }
                 }
             }
         }

@@ -248,7 +248,7 @@ impl InstanceWorker {
         tx.commit().await.map_err(Error::internal)?;
         if matches!(
             action,
-            JobAction::Start | JobAction::Reboot | JobAction::Restore
+            JobAction::Create | JobAction::Start | JobAction::Reboot | JobAction::Restore
         ) && let Err(e) = self.hibernate_if_depleted(row).await
         {
             // The operation is recorded; the meter's next run hibernates it instead.
@@ -257,7 +257,7 @@ impl InstanceWorker {
         Ok(true)
     }
 
-    /// An instance back in a billed state on an account whose credit ran out while it was on its way
+    /// An instance new or back in a billed state on an account whose credit ran out while it was on its way
     /// (the depletion hibernated the rest, and passed over it in its transition) hibernates at once,
     /// instead of running until the next charged minute shows the account empty.
     async fn hibernate_if_depleted(&self, row: &InstanceRow) -> Result<()> {

@@ -17,6 +17,7 @@ on_both_databases!(
     running_out_of_dollars_leaves_instances_billed_in_euros_running,
     stored_data_stops_charging_is_kept_then_marked_for_deletion,
     a_long_clock_move_charges_only_up_to_where_the_credit_ran_out,
+    an_instance_created_after_the_credit_ran_out_hibernates_at_once,
 );
 
 async fn deploy(client: &Client, name: &str) -> String {
@@ -101,6 +102,40 @@ async fn a_long_clock_move_charges_only_up_to_where_the_credit_ran_out(db: Db) {
         .map(|t| -t.amount)
         .sum();
     assert_eq!(d("3") - charged, left, "the balance is the ledger");
+    let kinds: Vec<String> = event_kinds(&client)
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    for warning in ["low_balance_24h", "low_balance_1h"] {
+        assert!(
+            kinds.contains(&warning.to_string()),
+            "the move from over an hour of credit to none warns of {warning} too: {kinds:?}"
+        );
+    }
+    app.stop().await;
+}
+
+/// An instance that finishes creating after the account's credit ran out (the depletion passed over it
+/// while it was on its way) hibernates at once instead of running until the next charged minute.
+async fn an_instance_created_after_the_credit_ran_out_hibernates_at_once(db: Db) {
+    let app = TestApp::start(db).await;
+    // An hour of two: the second deploy is accepted.
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "6").await;
+    create_key_k(&client).await;
+    let first = deploy(&client, "first").await;
+    app.settle().await;
+    let late = deploy(&client, "late").await;
+    // Still CREATING (the jobs run only when the test settles them) while the first spends the credit.
+    app.admin.admin_advance_clock(300).await.unwrap();
+    app.settle().await;
+    for id in [&first, &late] {
+        assert_eq!(
+            client.instance(id).await.unwrap().data.status,
+            "HIBERNATED",
+            "{id}"
+        );
+    }
     app.stop().await;
 }
 
