@@ -129,6 +129,15 @@ impl InstanceService {
                 "os_volume",
                 "The boot volume is the OS disk: os_volume applies to image boot only",
             );
+            if let Some(boot) = request.volume_id.as_deref().map(str::trim) {
+                for (i, id) in request.existing_volumes.iter().enumerate() {
+                    v.check(
+                        id.trim() != boot,
+                        &format!("existing_volumes[{i}]"),
+                        format!("Volume {boot} is the boot volume; it cannot be a data volume too"),
+                    );
+                }
+            }
         }
         let volume_count = request.volumes.len() + request.existing_volumes.len();
         if volume_count > MAX_VOLUMES_PER_DEPLOY {

@@ -274,6 +274,22 @@ async fn deploy_boots_from_a_volume_and_attaches_existing_and_new_ones(db: Db) {
     let boot = available_volume(&app, &client, volume("root-disk", 200, true)).await;
     let data = available_volume(&app, &client, volume("datasets", 1024, false)).await;
 
+    // The boot volume named again as a data volume: a 400 at the field, not a conflict to retry.
+    let twice = json!({
+        "gpu_model": "H100-SXM5-80GB", "gpu_count": 1, "region": "FINLAND-1", "instance_name": "twice",
+        "volume_id": boot, "boot_from_volume": true, "existing_volumes": [data, boot]
+    });
+    let raw = client
+        .raw(reqwest::Method::POST, "/api/deploy-server/", Some(&twice))
+        .await
+        .unwrap();
+    assert_eq!(raw.status, 400, "{}", raw.text);
+    assert!(
+        raw.body["errors"].get("existing_volumes[1]").is_some(),
+        "{}",
+        raw.text
+    );
+
     let body = json!({
         "gpu_model": "H100-SXM5-80GB", "gpu_count": 1, "region": "FINLAND-1", "instance_name": "from-volume",
         "volume_id": boot, "boot_from_volume": true, "existing_volumes": [data],
