@@ -68,6 +68,19 @@ pub async fn insert(db: &mut impl Db, hold: &DeployHoldRow) -> Result<()> {
     Ok(())
 }
 
+/// The account's holds still holding GPUs (`held`, expired or not: an expired one holds them until its
+/// expiry job ends it).
+pub async fn held(db: &mut impl Db, account_id: &str) -> Result<Vec<DeployHoldRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM deploy_holds WHERE account_id = $1 AND state = 'held' ORDER BY id"
+    );
+    db.fetch_all(&sql, &binds![account_id])
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
+}
+
 /// Marks the hold consumed by `instance_id`, if it is still held and not yet expired at `now`.
 pub async fn consume(db: &mut impl Db, id: &str, instance_id: &str, now: i64) -> Result<bool> {
     let done = db

@@ -25,6 +25,7 @@ on_both_databases!(
     an_unused_hold_is_given_back_at_its_expiry_or_release,
     a_hold_survives_a_restart,
     concurrent_holds_never_overcommit,
+    holds_count_against_the_balance_as_the_instances_they_would_deploy,
     concurrent_deploys_use_a_hold_once,
     a_hold_ends_once_across_servers,
 );
@@ -572,6 +573,40 @@ async fn concurrent_holds_never_overcommit(db: Db) {
     app.settle().await;
     assert_eq!(free_gpus(&app).await, 10);
     assert_derived_state_consistent(app.services().store()).await;
+    app.stop().await;
+}
+
+/// Holds cost nothing while held, yet each counts in the balance's check of the next, as an instance
+/// of its GPUs would: an account with the credit for two hours of two GPUs holds two, not the region's
+/// stock, however many it asks for at once; once they end it may hold again.
+async fn holds_count_against_the_balance_as_the_instances_they_would_deploy(db: Db) {
+    let app = TestApp::start(db).await;
+    set_capacity(&app, 16).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "6").await;
+    create_key_k(&client).await;
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let client = client.clone();
+            let mut request = request(&body(&format!("hog-{i}"), 1));
+            request.hold = true;
+            tokio::spawn(async move { client.preflight(&request).await })
+        })
+        .collect();
+    let (mut held, mut refused) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => held += 1,
+            Err(e) if e.status() == Some(402) => refused += 1,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    // An hour of one H100 and its disk is 2.5193, of two 5.0093 (6 covers it), of three 7.50.
+    assert_eq!((held, refused), (2, 6));
+    assert_eq!(free_gpus(&app).await, 14);
+    app.clock.advance_ms(60_000);
+    app.settle().await;
+    assert_eq!(free_gpus(&app).await, 16);
+    reserve(&client, "after", 1).await;
     app.stop().await;
 }
 

@@ -8,10 +8,12 @@ use async_trait::async_trait;
 use barrack_api::instances::{DeployHold, DeployRequest, Preflight};
 use barrack_store::deploy_holds::{self, DeployHoldRow};
 use barrack_store::jobs::JobRow;
-use barrack_store::{Tx, capacity, public_ips};
+use barrack_store::{Tx, capacity, firewalls, public_ips};
+use rust_decimal::Decimal;
 
 use crate::accounts::Caller;
 use crate::billing::commitments::require_commitment;
+use crate::catalog::price;
 use crate::compute::instances::InstanceService;
 use crate::platform::clock::format_ms;
 use crate::platform::idempotency;
@@ -100,14 +102,28 @@ impl InstanceService {
             updated_at: now,
         };
         let mut tx = self.context.store.begin().await?;
-        // The balance again, as the deploy checks it: this also takes the account's lock first, then the
-        // address and the capacity row, in the order deploys take them.
+        // The balance again, as the deploy checks it, with the account's other holds counted as the
+        // instances they would deploy (their GPUs' hourly price): holds cost nothing while held, so
+        // without them an account could reserve stock it cannot pay for, a minute at a time. The
+        // account's lock comes first (as in the deploy), so that holds made at once count each other;
+        // then the address and the capacity row, in the order deploys take them.
+        firewalls::lock_account(&mut tx, caller.account_id()).await?;
+        let held: Decimal = deploy_holds::held(&mut tx, caller.account_id())
+            .await?
+            .iter()
+            .filter_map(|h| {
+                self.config()
+                    .gpu_model(&h.gpu_model)
+                    .map(|m| (m, h.gpu_count))
+            })
+            .map(|(m, count)| price(&m.prices, preflight.currency) * Decimal::from(count))
+            .sum();
         require_commitment(
             &mut tx,
             &self.context,
             caller.account_id(),
             preflight.currency,
-            preflight.price_per_hour.0,
+            preflight.price_per_hour.0 + held,
             None,
         )
         .await?;
