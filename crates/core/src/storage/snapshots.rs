@@ -568,9 +568,18 @@ fn snapshot_size_gb(config: &Config, tier: Tier) -> u32 {
         .unwrap_or(DEFAULT_SIZE_GB)
 }
 
-/// `{snapshot-name}-restored`, with spaces (which instance names do not take) made hyphens.
+/// `{snapshot-name}-restored`, with spaces (which instance names do not take) made hyphens, and the
+/// snapshot's name cut to fit an instance name (snapshot names may be longer).
 pub fn default_restore_name(snapshot_name: &str) -> String {
-    format!("{}-restored", snapshot_name.trim().replace(' ', "-"))
+    const SUFFIX: &str = "-restored";
+    let room = barrack_api::rules::INSTANCE_NAME_MAX_CHARS - SUFFIX.len();
+    let base: String = snapshot_name
+        .trim()
+        .replace(' ', "-")
+        .chars()
+        .take(room)
+        .collect();
+    format!("{}{SUFFIX}", base.trim_end_matches(['-', '_', '.']))
 }
 
 /// A description with surrounding space removed; empty means none.
@@ -737,6 +746,17 @@ mod tests {
         assert_eq!(
             default_restore_name("before upgrade"),
             "before-upgrade-restored"
+        );
+        let long = default_restore_name("abcdefghijklmnopqrstuvwxyz0123456789ABCD");
+        assert_eq!(long, "abcdefghijklmnopqrstu-restored");
+        assert_eq!(
+            long.chars().count(),
+            barrack_api::rules::INSTANCE_NAME_MAX_CHARS
+        );
+        assert_eq!(
+            default_restore_name("nightly backup of xy z"),
+            "nightly-backup-of-xy-restored",
+            "cut where a hyphen would end it"
         );
     }
 
