@@ -4,7 +4,7 @@ use std::sync::LazyLock;
 
 use crate::ledger::{self, LedgerEntryRow};
 use crate::sql::{Columns, Listing, insert_sql};
-use crate::{Bind, Db, Result, Row, Store, binds};
+use crate::{Backend, Bind, Db, Result, Row, Store, binds};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AiRequestRow {
@@ -55,7 +55,89 @@ fn from_row(row: &Row) -> Result<AiRequestRow> {
     })
 }
 
+/// What an AI call in flight may still cost, held against its account's balance until it is settled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AiHold {
+    pub id: String,
+    pub account_id: String,
+    pub currency: String,
+    pub micros: i64,
+    /// When a hold its call never settled (its server stopped) stops counting.
+    pub expires_at: i64,
+}
+
+/// Whether [`Store::hold_ai_call`] held the call's worst case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AiHeld {
+    Held,
+    /// Refused: the balance less the other calls' holds, which is less than the call's worst case.
+    Short {
+        available: i64,
+    },
+}
+
 impl Store {
+    /// Holds `hold.micros` of the account's balance for a call, unless the balance, less what the
+    /// account's other calls in flight hold, falls short of it (or is not above zero). One transaction
+    /// holding the balance's row (PostgreSQL locks it; SQLite's writer is held already), so that calls
+    /// admitted at once by any number of servers see each other's holds. Lapsed holds of the account go
+    /// on the way.
+    pub async fn hold_ai_call(&self, hold: &AiHold, now: i64) -> Result<AiHeld> {
+        let mut tx = self.begin().await?;
+        let lock = match tx.backend() {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE",
+        };
+        let balance = tx
+            .fetch_optional(
+                &format!(
+                    "SELECT amount_micros FROM balances WHERE account_id = $1 AND currency = $2{lock}"
+                ),
+                &binds![&hold.account_id, &hold.currency],
+            )
+            .await?
+            .map(|row| row.int(0))
+            .transpose()?
+            .unwrap_or(0);
+        tx.execute(
+            "DELETE FROM ai_holds WHERE account_id = $1 AND expires_at <= $2",
+            &binds![&hold.account_id, now],
+        )
+        .await?;
+        let held = tx
+            .fetch_one(
+                "SELECT CAST(COALESCE(SUM(micros), 0) AS BIGINT) FROM ai_holds \
+                 WHERE account_id = $1 AND currency = $2",
+                &binds![&hold.account_id, &hold.currency],
+            )
+            .await?
+            .int(0)?;
+        let available = balance - held;
+        if balance <= 0 || available < hold.micros {
+            return Ok(AiHeld::Short { available });
+        }
+        tx.execute(
+            "INSERT INTO ai_holds (id, account_id, currency, micros, expires_at) VALUES ($1, $2, $3, $4, $5)",
+            &binds![
+                &hold.id,
+                &hold.account_id,
+                &hold.currency,
+                hold.micros,
+                hold.expires_at
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(AiHeld::Held)
+    }
+
+    /// Lets a settled call's hold go.
+    pub async fn release_ai_hold(&self, id: &str) -> Result<()> {
+        self.execute("DELETE FROM ai_holds WHERE id = $1", &binds![id])
+            .await?;
+        Ok(())
+    }
+
     /// Records a call and, when it cost anything, appends its `usage` ledger entry, in one transaction.
     /// Returns the call as recorded: this one, with its ledger entry's id, or, changing nothing, the one
     /// recorded before under the same request id.

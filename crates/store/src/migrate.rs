@@ -67,6 +67,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(40, "0040_opened_periods_counted_per_statement"),
     migration!(41, "0041_lost_gpus"),
     migration!(42, "0042_meter_owed"),
+    migration!(43, "0043_ai_holds"),
 ];
 
 impl Migration {

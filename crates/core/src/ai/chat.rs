@@ -9,7 +9,7 @@ use barrack_api::ai::{
     StopSequences,
 };
 use barrack_api::ledger::TransactionType;
-use barrack_store::ai::AiRequestRow;
+use barrack_store::ai::{AiHeld, AiHold, AiRequestRow};
 use barrack_store::ledger::LedgerEntryRow;
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -31,6 +31,9 @@ use crate::{Error, Result};
 
 /// Most stop sequences a call may give.
 const MAX_STOP_SEQUENCES: usize = 4;
+/// How long the hold of a call never settled (its server stopped mid-call) keeps counting: longer than
+/// any call runs.
+const HOLD_LAPSES_AFTER_MS: i64 = 3_600_000;
 
 /// A call admitted and started: its reply is read from [`ChatCall::chunks`] or [`AiService::complete`].
 pub struct ChatCall {
@@ -66,7 +69,8 @@ struct Pending {
     prices: (Decimal, Decimal),
     input_tokens: u64,
     admitted_tokens: u64,
-    reserved_micros: i64,
+    /// Its hold on the balance ([`barrack_store::ai::AiHold`]).
+    hold_id: String,
     stream: bool,
     delivered: String,
 }
@@ -167,10 +171,13 @@ impl AiService {
                 retry_after_seconds,
             })?;
         let worst = cost_micros(prices, input_tokens, u64::from(max_tokens));
-        if let Err(e) = self.reserve(caller.account_id(), currency, worst).await {
-            self.inner.limiter.release(&limiter_key, admitted_tokens);
-            return Err(e);
-        }
+        let hold_id = match self.reserve(caller.account_id(), currency, worst).await {
+            Ok(id) => id,
+            Err(e) => {
+                self.inner.limiter.release(&limiter_key, admitted_tokens);
+                return Err(e);
+            }
+        };
         let stream = request.stream.unwrap_or(false);
         let settlement = Settlement {
             pending: Some(Pending {
@@ -183,7 +190,7 @@ impl AiService {
                 prices,
                 input_tokens,
                 admitted_tokens,
-                reserved_micros: worst,
+                hold_id,
                 stream,
                 delivered: String::new(),
             }),
@@ -215,29 +222,26 @@ impl AiService {
         })
     }
 
-    /// 402 unless the balance, less what the account's calls in flight may still cost, covers `worst`;
-    /// then holds `worst` until the call settles.
-    async fn reserve(&self, account_id: &str, currency: Currency, worst: i64) -> Result<()> {
-        // Held across the balance read, so a settlement cannot release a reservation between the read
-        // and the check.
-        let mut reservations = self.inner.reservations.lock().await;
-        let balance = self
-            .inner
-            .context
-            .store
-            .balance(account_id, currency.as_str())
-            .await?;
-        let held = reservations.get(account_id).copied().unwrap_or(0);
-        let available = balance - held;
-        if balance <= 0 || available < worst {
-            return Err(Error::InsufficientBalance(format!(
+    /// 402 unless the balance, less what the account's calls in flight may still cost (on every server),
+    /// covers `worst`; then holds `worst` until the call settles, under the hold id returned.
+    async fn reserve(&self, account_id: &str, currency: Currency, worst: i64) -> Result<String> {
+        let context = &self.inner.context;
+        let now = context.clock.now_ms();
+        let hold = AiHold {
+            id: new_id(IdKind::AiRequest),
+            account_id: account_id.to_string(),
+            currency: currency.as_str().to_string(),
+            micros: worst,
+            expires_at: now + HOLD_LAPSES_AFTER_MS,
+        };
+        match context.store.hold_ai_call(&hold, now).await? {
+            AiHeld::Held => Ok(hold.id),
+            AiHeld::Short { available } => Err(Error::InsufficientBalance(format!(
                 "Insufficient balance: {} {currency} available, this call may cost up to {} {currency} (its prompt and max_tokens of reply)",
                 exact_amount(from_micros(available)),
                 exact_amount(from_micros(worst)),
-            )));
+            ))),
         }
-        *reservations.entry(account_id.to_string()).or_default() += worst;
-        Ok(())
     }
 
     /// Runs a call to its end and answers with the whole reply and what it cost. A backend failure is a
@@ -483,14 +487,9 @@ impl Pending {
     async fn settle(self, status: &'static str, usage: Option<BackendUsage>) -> Result<Settled> {
         let result = self.record(status, usage).await;
         let inner = &self.inner;
-        {
-            let mut reservations = inner.reservations.lock().await;
-            if let Some(held) = reservations.get_mut(&self.account_id) {
-                *held -= self.reserved_micros;
-                if *held <= 0 {
-                    reservations.remove(&self.account_id);
-                }
-            }
+        // After the charge, so that for a moment both count rather than neither.
+        if let Err(e) = inner.context.store.release_ai_hold(&self.hold_id).await {
+            tracing::warn!(error = %e, hold = %self.hold_id, "an AI call's hold lapses at its expiry instead");
         }
         if let Ok(settled) = &result {
             let used = settled.usage.total_tokens;

@@ -40,8 +40,6 @@ struct Inner {
     context: Arc<Context>,
     backends: RwLock<HashMap<String, Arc<dyn ModelBackend>>>,
     limiter: AiLimiter,
-    /// Worst-case cost (micro-units) of each account's calls in flight on this server.
-    reservations: tokio::sync::Mutex<HashMap<String, i64>>,
 }
 
 impl AiService {
@@ -69,7 +67,6 @@ impl AiService {
                 context,
                 backends: RwLock::new(backends),
                 limiter,
-                reservations: Default::default(),
             }),
         }
     }

@@ -14,6 +14,7 @@ on_both_databases!(
     chat_is_charged_tokens_times_price_and_the_balance_equals_the_ledger,
     bad_input_is_refused_in_the_right_shape_and_costs_nothing,
     calls_per_minute_are_limited_per_key,
+    calls_in_flight_on_two_servers_never_spend_more_than_the_balance,
 );
 
 async fn chat_is_charged_tokens_times_price_and_the_balance_equals_the_ledger(db: Db) {
@@ -344,5 +345,59 @@ async fn calls_per_minute_are_limited_per_key(db: Db) {
     assert_eq!(ok.status, 200);
     let history = me.get("/api/ai/usage/history/").await;
     assert_eq!(history.body["data"]["pagination"]["total"], 2);
+    app.stop().await;
+}
+
+/// Each call's worst case is held against the balance in the database while it runs, so calls admitted
+/// at once by two servers of one installation see each other: with the credit for one call's worst case
+/// and not two, one of six calls sent at once to both servers runs, and the balance stays above zero.
+async fn calls_in_flight_on_two_servers_never_spend_more_than_the_balance(db: Db) {
+    const LARGE: &str = "barrack-sim-large";
+    let app = TestApp::start(db).await;
+    let other = app.replica().await;
+    // Slow enough (a first token after 300 ms) that the calls overlap.
+    let model = app.services().config().ai.model(LARGE).unwrap().clone();
+    let prices = (
+        model.prices.input[&barrack_api::Currency::USD].0,
+        model.prices.output[&barrack_api::Currency::USD].0,
+    );
+    let text = "word ".repeat(20_000);
+    let max_tokens = 4_000u64;
+    let worst = from_micros(cost_micros(prices, prompt_tokens(&text), max_tokens));
+    assert!(worst > d("0.015") && worst < d("0.03"), "{worst}");
+    let (_, id, key) = app.funded_user_with_key(Tier::Advanced, "US", "0.03").await;
+    let request =
+        json!({"model": LARGE, "messages": user_message(&text), "max_tokens": max_tokens});
+    let other_url = format!("http://{}", other.addr);
+    let calls: Vec<_> = (0..6)
+        .map(|i| {
+            let base = if i % 2 == 0 {
+                &app.base_url
+            } else {
+                &other_url
+            };
+            let me = Caller::new(base, &key);
+            let request = request.clone();
+            tokio::spawn(async move { me.post("/api/ai/chat/", &request).await.status })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for call in calls {
+        statuses.push(call.await.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(statuses, [200, 402, 402, 402, 402, 402]);
+    let me = Caller::new(&app.base_url, &key);
+    assert!(me.balance().await >= Decimal::ZERO);
+    balance_equals_ledger(&app, &id).await;
+    // Settled calls let their holds go: the rest of the credit is there for a small call.
+    let small = me
+        .post(
+            "/api/ai/chat/",
+            &json!({"model": SMALL, "messages": user_message("Hi"), "max_tokens": 10}),
+        )
+        .await;
+    assert_eq!(small.status, 200, "{}", small.body);
+    other.shutdown().await;
     app.stop().await;
 }
