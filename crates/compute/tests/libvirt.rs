@@ -17,6 +17,11 @@ use barrack_compute::{
     BootDisk, ComputeDriver, DriverError, InstanceSpec, PacketRule, PowerState, Readiness,
 };
 
+// barrackd's allocator: memory libvirt allocates and the driver lets Rust free crashes under it, as it
+// would in the server, instead of passing unnoticed under the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// One line for the summary of `scripts/test`, appended to the file `BARRACK_TEST_RECORD` names.

@@ -108,15 +108,61 @@ fn backup(domain: &Domain, definition: &str, target: &str) -> Result<(), DriverE
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let done = domain
-        .job_stats(sys::VIR_DOMAIN_JOB_STATS_COMPLETED)
-        .map_err(|e| driver_error("backup job", e))?;
-    if done.r#type == sys::VIR_DOMAIN_JOB_COMPLETED as i32 {
+    let (kind, error) = completed_job(domain)?;
+    if kind == sys::VIR_DOMAIN_JOB_COMPLETED as i32 {
         Ok(())
     } else {
         Err(DriverError::Transient(format!(
             "backup failed: {}",
-            done.error_message.unwrap_or_default()
+            error.unwrap_or_else(|| "libvirt gave no reason".into())
         )))
     }
+}
+
+/// How the domain's last job ended: its type (`VIR_DOMAIN_JOB_COMPLETED` or `VIR_DOMAIN_JOB_FAILED`) and
+/// the error libvirt recorded for it.
+///
+/// Called through `virt::sys`, not `Domain::job_stats`: virt 0.5 hands libvirt's array of typed
+/// parameters to a `Vec`, so Rust's global allocator would free memory libvirt allocated, which crashes
+/// barrackd under mimalloc. Here libvirt frees its own array (`virTypedParamsFree`), after the message is
+/// copied out.
+fn completed_job(domain: &Domain) -> Result<(i32, Option<String>), DriverError> {
+    let mut kind: std::os::raw::c_int = 0;
+    let mut params: sys::virTypedParameterPtr = std::ptr::null_mut();
+    let mut count: std::os::raw::c_int = 0;
+    // SAFETY: the domain pointer is valid for the borrow; libvirt allocates `params` (or leaves it null)
+    // and sets `count` to its length.
+    let result = unsafe {
+        sys::virDomainGetJobStats(
+            domain.as_ptr(),
+            &mut kind,
+            &mut params,
+            &mut count,
+            sys::VIR_DOMAIN_JOB_STATS_COMPLETED,
+        )
+    };
+    if result < 0 {
+        return Err(driver_error("backup job", virt::error::Error::last_error()));
+    }
+    let mut message: *const std::os::raw::c_char = std::ptr::null();
+    // SAFETY: `params` holds `count` parameters (or is null with `count` 0); the string found points into
+    // them and is copied before they are freed, by libvirt, exactly once.
+    let error = unsafe {
+        let found = !params.is_null()
+            && sys::virTypedParamsGetString(
+                params,
+                count,
+                sys::VIR_DOMAIN_JOB_ERRMSG.as_ptr(),
+                &mut message,
+            ) == 1
+            && !message.is_null();
+        let error = found.then(|| {
+            std::ffi::CStr::from_ptr(message)
+                .to_string_lossy()
+                .into_owned()
+        });
+        sys::virTypedParamsFree(params, count);
+        error
+    };
+    Ok((kind, error))
 }
