@@ -617,4 +617,20 @@ impl JobHandler for InstanceWorker {
             Err(e) => self.driver_failed(job, &row, action, e).await,
         }
     }
+
+    /// Attempts that all ended without an outcome: the instance fails (`ERROR`), as on a permanent
+    /// driver error.
+    async fn abandon(&self, job: &JobRow, reason: &str) -> Outcome {
+        let Ok(payload) = serde_json::from_str::<InstanceJob>(&job.payload) else {
+            return Outcome::Fail(reason.to_string());
+        };
+        let reason = format!("{} failed: {reason}", action_name(payload.action));
+        match self.context.store.instance_by_id(&job.resource_id).await {
+            Ok(Some(row)) if row.generation == payload.generation => {
+                self.give_up(&row, reason).await
+            }
+            Ok(_) => Outcome::Fail(reason),
+            Err(e) => e.into(),
+        }
+    }
 }

@@ -43,6 +43,16 @@ pub enum Outcome {
 #[async_trait]
 pub trait JobHandler: Send + Sync + 'static {
     async fn run(&self, job: &JobRow) -> Outcome;
+
+    /// Called instead of [`JobHandler::run`] for a job claimed again after its last attempt ended
+    /// without an outcome (every attempt's lease expired: the server running it died, or hung, perhaps
+    /// because of the job itself). The job is not run again; the handler records `reason` on its
+    /// resource as it would a permanent failure, and the runner dead-letters the job whatever this
+    /// returns. By default only the job is dead-lettered.
+    async fn abandon(&self, job: &JobRow, reason: &str) -> Outcome {
+        let _ = job;
+        Outcome::Fail(reason.to_string())
+    }
 }
 
 /// Timing of claims, leases and retries.
@@ -177,9 +187,28 @@ impl JobRunner {
             .await?)
     }
 
-    /// Runs a job this runner holds the lease of, and records how it went.
+    /// Runs a job this runner holds the lease of, and records how it went. An attempt counts when it is
+    /// claimed, so a job claimed past its last attempt is one whose every attempt ended with its lease
+    /// expiring (a job that crashes the server would otherwise crash it on every restart): it is not run
+    /// again but abandoned, and dead-lettered.
     async fn run_claimed(&self, job: JobRow) -> Result<(JobRow, Outcome)> {
         let outcome = match self.handlers.get(&job.kind) {
+            Some(handler) if job.attempts > job.max_attempts => {
+                let reason = format!(
+                    "the job's {} attempts ended without an outcome (the server running it stopped)",
+                    job.max_attempts
+                );
+                tracing::error!(
+                    job = %job.id, kind = %job.kind, resource = %job.resource_id,
+                    max_attempts = job.max_attempts,
+                    "{reason}; it is not run again"
+                );
+                match handler.abandon(&job, &reason).await {
+                    Outcome::Completed => Outcome::Completed,
+                    Outcome::Retry(error) | Outcome::Fail(error) => Outcome::Fail(error),
+                    Outcome::Done | Outcome::Wait { .. } => Outcome::Fail(reason),
+                }
+            }
             Some(handler) => self.run_with_heartbeat(handler.as_ref(), &job).await,
             None => Outcome::Fail(format!("no handler for job kind '{}'", job.kind)),
         };

@@ -263,4 +263,25 @@ impl JobHandler for SnapshotWorker {
             Err(e) => Outcome::Retry(e.to_string()),
         }
     }
+
+    /// Attempts that all ended without an outcome: the snapshot (and the images waiting for it) fails.
+    async fn abandon(&self, job: &JobRow, reason: &str) -> Outcome {
+        let Ok(payload) = serde_json::from_str::<SnapshotJob>(&job.payload) else {
+            return Outcome::Fail(reason.to_string());
+        };
+        let reason = format!("{} failed: {reason}", payload.action.as_str());
+        if payload.action == SnapshotJobAction::Release {
+            return Outcome::Fail(reason);
+        }
+        match self.context.store.snapshot_by_id(&job.resource_id).await {
+            Ok(Some(row)) if row.generation == payload.generation => {
+                match self.fail(&row, &reason).await {
+                    Ok(_) => Outcome::Fail(reason),
+                    Err(e) => Outcome::Retry(e.to_string()),
+                }
+            }
+            Ok(_) => Outcome::Fail(reason),
+            Err(e) => e.into(),
+        }
+    }
 }

@@ -341,4 +341,22 @@ impl JobHandler for VolumeWorker {
             Err(e) => Outcome::Retry(e.to_string()),
         }
     }
+
+    /// Attempts that all ended without an outcome: the volume fails as on a permanent driver error.
+    async fn abandon(&self, job: &JobRow, reason: &str) -> Outcome {
+        let Ok(payload) = serde_json::from_str::<VolumeJob>(&job.payload) else {
+            return Outcome::Fail(reason.to_string());
+        };
+        let reason = format!("{} failed: {reason}", payload.action.as_str());
+        match self.context.store.volume_by_id(&job.resource_id).await {
+            Ok(Some(row)) if row.generation == payload.generation => {
+                match self.fail(&row, payload.action, &reason).await {
+                    Ok(_) => Outcome::Fail(reason),
+                    Err(e) => Outcome::Retry(e.to_string()),
+                }
+            }
+            Ok(_) => Outcome::Fail(reason),
+            Err(e) => e.into(),
+        }
+    }
 }

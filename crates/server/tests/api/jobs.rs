@@ -25,6 +25,7 @@ on_both_databases!(
     a_running_server_runs_jobs_side_by_side,
     the_retry_log_counts_the_attempts_of_the_job,
     a_job_completed_in_its_handlers_transaction_lands_with_its_effect,
+    a_job_whose_every_lease_expires_is_dead_lettered_not_run_again,
 );
 
 /// Counts runs per job; fails the first `failures` attempts of each.
@@ -621,6 +622,89 @@ async fn the_retry_log_counts_the_attempts_of_the_job(db: Db) {
             "{line}"
         );
     }
+    store.close().await;
+    database.drop_database().await;
+}
+
+/// Counts runs, which never end (the job takes its server down with it), and the reasons it was abandoned
+/// with.
+#[derive(Default)]
+struct Crashing {
+    runs: AtomicUsize,
+    abandoned: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl JobHandler for Crashing {
+    async fn run(&self, _job: &JobRow) -> Outcome {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        std::future::pending().await
+    }
+
+    async fn abandon(&self, _job: &JobRow, reason: &str) -> Outcome {
+        self.abandoned.lock().unwrap().push(reason.to_string());
+        Outcome::Fail(format!("resource failed: {reason}"))
+    }
+}
+
+/// A job whose run kills the server is claimed again after each restart, once its lease expires; each
+/// claim is an attempt, and once they are spent the job is dead-lettered (its handler told, to fail the
+/// resource) instead of being run, and crashing the server, once more.
+async fn a_job_whose_every_lease_expires_is_dead_lettered_not_run_again(db: Db) {
+    let (database, store, clock) = setup(db).await;
+    add_jobs(&store, 1, 3, START_MS).await;
+    let handler = Arc::new(Crashing::default());
+    // Three servers in turn claim the job, start it and die: nothing is recorded but the claim.
+    for attempt in 1..=3 {
+        let server = Arc::new(runner(&store, &clock, handler.clone()));
+        let running = tokio::spawn({
+            let server = server.clone();
+            async move { server.run_one().await }
+        });
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while handler.runs.load(Ordering::SeqCst) < attempt {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the job runs");
+        running.abort();
+        let _ = running.await;
+        let job = store.jobs_with_status(&["running"], 10).await.unwrap();
+        assert_eq!(job.len(), 1);
+        assert_eq!(job[0].attempts, attempt as i64, "each claim is an attempt");
+        clock.advance_ms(10_001);
+    }
+    // The next server's claim finds the attempts spent: the job is dead-lettered, not run.
+    let next = runner(&store, &clock, handler.clone());
+    let (job, outcome) = next.run_one().await.unwrap().unwrap();
+    assert_eq!(
+        handler.runs.load(Ordering::SeqCst),
+        3,
+        "not run a fourth time"
+    );
+    let abandoned = handler.abandoned.lock().unwrap().clone();
+    assert_eq!(abandoned.len(), 1);
+    assert!(
+        abandoned[0].contains("3 attempts ended without an outcome"),
+        "{abandoned:?}"
+    );
+    assert_eq!(
+        outcome,
+        Outcome::Fail(format!("resource failed: {}", abandoned[0]))
+    );
+    let dead = store.job(&job.id).await.unwrap().unwrap();
+    assert_eq!(dead.status, "failed");
+    assert_eq!(
+        dead.last_error,
+        Some(format!("resource failed: {}", abandoned[0]))
+    );
+    assert_eq!(store.unfinished_jobs().await.unwrap(), 0);
+    clock.advance_ms(100_000);
+    assert!(
+        next.run_one().await.unwrap().is_none(),
+        "dead letters stay dead"
+    );
     store.close().await;
     database.drop_database().await;
 }
