@@ -287,6 +287,8 @@ pub trait ComputeDriver: Send + Sync + 'static {
     async fn create_instance(&self, spec: &InstanceSpec) -> Result<Placement, DriverError>;
     async fn start_instance(&self, id: &str) -> Result<(), DriverError>;
     async fn stop_instance(&self, id: &str) -> Result<(), DriverError>;
+    /// Reboots a running machine; one found powered off (stopped behind the control plane's back) is
+    /// started instead, so a reboot always ends with the machine booting.
     async fn reboot_instance(&self, id: &str) -> Result<(), DriverError>;
     /// Frees the host and its GPUs; the disk is kept.
     async fn hibernate_instance(&self, id: &str) -> Result<(), DriverError>;

@@ -267,12 +267,8 @@ async fn deploy_ssh_stop_start_reboot_and_create_twice() {
         Readiness::NotRunning
     );
     assert_eq!(lab.driver.instance_metrics("i1").await.unwrap(), None);
-    // Stopping a stopped instance is a no-op; rebooting it is refused.
+    // Stopping a stopped instance is a no-op.
     lab.driver.stop_instance("i1").await.unwrap();
-    assert!(matches!(
-        lab.driver.reboot_instance("i1").await,
-        Err(DriverError::Permanent(_))
-    ));
 
     lab.driver.start_instance("i1").await.unwrap();
     lab.wait_ready("i1").await;
@@ -301,6 +297,20 @@ async fn deploy_ssh_stop_start_reboot_and_create_twice() {
         );
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
+
+    // Powered off behind the driver's back (on the host): observed stopped, and a reboot boots it.
+    let destroyed = Command::new("virsh")
+        .args(["-c", LOCAL_URI, "destroy", &format!("{}i1", lab.prefix)])
+        .output()
+        .expect("virsh runs");
+    assert!(destroyed.status.success(), "{destroyed:?}");
+    assert_eq!(
+        lab.driver.observe_instance("i1").await.unwrap().state,
+        PowerState::Stopped
+    );
+    lab.driver.reboot_instance("i1").await.unwrap();
+    lab.wait_ready("i1").await;
+    assert_eq!(lab.ssh("i1", "id -un").await.unwrap(), "ubuntu\n");
     assert_eq!(
         lab.driver.domains().await.unwrap().len(),
         1,

@@ -551,12 +551,12 @@ impl Inner {
         self.power_off(&found.domain)
     }
 
+    /// The ACPI reboot of a running guest; one found powered off (shut down from inside, or on its host)
+    /// is booted instead, as [`Inner::start`] would.
     fn reboot(&self, id: &str) -> Result<(), DriverError> {
         let found = self.found(id)?;
         if !found.domain.is_active().unwrap_or(false) {
-            return Err(DriverError::Permanent(format!(
-                "instance {id} is not running and cannot be rebooted"
-            )));
+            return self.start(id);
         }
         found
             .domain

@@ -145,14 +145,17 @@ impl State {
                 self.boot(key, ready_at);
                 Ok(())
             }
+            // Found powered off: rebooting it boots it.
+            Power::Stopped => self.start_instance(id, ready_at),
             power => Err(wrong_state(id, power, "rebooted")),
         }
     }
 
     pub(super) fn hibernate_instance(&mut self, id: &str) -> Result<(), DriverError> {
-        let (_, instance) = usable(self, id)?;
+        let (key, instance) = usable(self, id)?;
         let freed = instance.host.take().map(|host| (host, instance.gpu_count));
         instance.power = Power::Hibernated;
+        self.powered_off.remove(&key);
         if let Some((host, gpus)) = freed {
             self.hosts.release(host, gpus);
         }

@@ -149,14 +149,12 @@ async fn power_operations_follow_the_state() {
     driver.stop_instance("i-1").await.unwrap();
     driver.stop_instance("i-1").await.unwrap();
     assert_eq!(driver.instance("i-1").unwrap().0, PowerState::Stopped);
-    assert_eq!(
-        driver.reboot_instance("i-1").await,
-        Err(DriverError::Permanent(
-            "instance i-1 is stopped and cannot be rebooted".to_owned()
-        ))
-    );
     // A stopped instance keeps its host and GPUs.
     assert_eq!(driver.used_gpus(REGION, MODEL), 1);
+    // Rebooting a stopped machine boots it.
+    driver.reboot_instance("i-1").await.unwrap();
+    assert_eq!(driver.instance("i-1").unwrap().0, PowerState::Running);
+    driver.stop_instance("i-1").await.unwrap();
 
     driver.start_instance("i-1").await.unwrap();
     driver.start_instance("i-1").await.unwrap();
@@ -226,7 +224,7 @@ async fn hang_never_returns_and_is_spent_after_count_calls() {
     }
     // The abandoned calls changed nothing, and other operations were never affected.
     assert_eq!(driver.instance("i-1").unwrap().0, PowerState::Stopped);
-    driver.reboot_instance("i-1").await.unwrap_err();
+    driver.stop_instance("i-1").await.unwrap();
 
     driver.start_instance("i-1").await.unwrap();
     assert_eq!(driver.instance("i-1").unwrap().0, PowerState::Running);
