@@ -222,6 +222,7 @@ impl State {
                 self.instances.clear();
                 self.rules.clear();
                 self.booting.clear();
+                self.powered_off.clear();
                 self.volumes.clear();
                 self.snapshots.clear();
                 self.faults.clear();

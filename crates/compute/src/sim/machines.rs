@@ -115,6 +115,7 @@ impl State {
             Power::Running => Ok(()),
             Power::Stopped => {
                 instance.power = Power::Running;
+                self.powered_off.remove(&key);
                 self.boot(key, ready_at);
                 Ok(())
             }
@@ -194,6 +195,7 @@ impl State {
         }
         self.rules.remove(&key);
         self.booting.remove(&key);
+        self.powered_off.remove(&key);
         for volume in self.volumes.values_mut() {
             if volume.attached_to.as_deref() == Some(id) {
                 volume.attached_to = None;

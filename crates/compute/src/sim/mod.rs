@@ -64,6 +64,7 @@ impl SimDriver {
                 regions: Vec::new(),
                 rules: HashMap::new(),
                 booting: HashMap::new(),
+                powered_off: HashSet::new(),
                 prune_booting_at: PRUNE_BOOTING_AT,
                 volumes: HashMap::new(),
                 snapshots: HashSet::new(),
@@ -126,6 +127,22 @@ impl SimDriver {
             .host
             .map(|host| state.hosts.get(host).spec.name.clone());
         Some((state.power_state(instance.power), host))
+    }
+
+    /// Powers the running machine `id` off as a shutdown inside the guest, or someone on its host, would:
+    /// without the control plane asking, so that only observing it tells. Whether it was running.
+    pub fn power_off(&self, id: &str) -> bool {
+        let mut state = self.state();
+        let Some((key, instance)) = state.instances.get_mut(id) else {
+            return false;
+        };
+        if instance.power != Power::Running {
+            return false;
+        }
+        instance.power = Power::Stopped;
+        state.booting.remove(&key);
+        state.powered_off.insert(key);
+        true
     }
 
     /// Machines running but not up yet (booting).
@@ -487,6 +504,9 @@ struct State {
     rules: HashMap<MachineKey, Box<[PacketRule]>>,
     /// When the boots started by this process complete; boots that completed are dropped as it grows.
     booting: HashMap<MachineKey, Instant>,
+    /// Machines that powered off by themselves ([`SimDriver::power_off`]) and have not been started
+    /// since: the data centre changed, so a record saying they run is behind them, not they behind it.
+    powered_off: HashSet<MachineKey>,
     /// The size of `booting` at which it is next rid of completed boots.
     prune_booting_at: usize,
     volumes: HashMap<String, Volume>,
@@ -547,9 +567,13 @@ impl State {
     /// one last did (hibernated or restored it, say), so its power is neither the record's nor where the
     /// operation under way takes it. A lost host's machine stays as it is.
     fn behind_record(&self, id: &str, record: &RecordedPower) -> bool {
-        let Some(instance) = self.instances.get(id) else {
+        let Some((key, instance)) = self.instances.get_key_value(id) else {
             return false;
         };
+        if self.powered_off.contains(&key) {
+            // It stopped here, after the record was written: the record is behind.
+            return false;
+        }
         let local = match instance.power {
             Power::Running => PowerState::Running,
             Power::Stopped => PowerState::Stopped,

@@ -340,8 +340,9 @@ impl InstanceWorker {
         Ok(())
     }
 
-    /// Compares what the driver sees with what the database says for resting instances, and moves the ones
-    /// the driver lost (host failure, vanished VM) to ERROR. Returns how many it changed.
+    /// Compares what the driver sees with what the database says for resting instances: moves the ones
+    /// the driver lost (host failure, vanished VM) to ERROR, and running ones found powered off to
+    /// SHUTOFF. Returns how many it changed.
     pub async fn reconcile(&self) -> Result<usize> {
         let mut changed = 0;
         recognize_capacity(&self.context).await?;
@@ -369,8 +370,9 @@ impl InstanceWorker {
         Ok(changed)
     }
 
-    /// Moves one resting instance to ERROR when its machine is failed or gone; whether it did. Only a lost
-    /// machine's instance is read whole.
+    /// Moves one resting instance to ERROR when its machine is failed or gone, and an `ACTIVE` one to
+    /// `SHUTOFF` when its machine is found powered off; whether it did. Only such an instance is read
+    /// whole.
     async fn reconcile_one(&self, machine: &MachineRow) -> Result<bool> {
         self.recognize_machine(
             &machine.id,
@@ -389,6 +391,9 @@ impl InstanceWorker {
         let reason = match observed.state {
             PowerState::Failed(reason) => reason,
             PowerState::Missing => "the instance is gone from its host".to_string(),
+            PowerState::Stopped if machine.status == InstanceState::Active.as_str() => {
+                return self.found_powered_off(machine).await;
+            }
             _ => return Ok(false),
         };
         // The row as it is now: the swept page may be older than a change made since, which the
@@ -404,6 +409,53 @@ impl InstanceWorker {
             tracing::warn!(instance = %row.id, %reason, "instance lost; marked ERROR");
         }
         Ok(failed)
+    }
+}
+
+impl InstanceWorker {
+    /// An `ACTIVE` instance whose machine stopped without being asked to (shut down from inside the
+    /// guest, or by someone on its host) moves to `SHUTOFF`, as a stop would take it: it keeps its host,
+    /// GPUs and address, its billing follows the new state, and a start brings it back. Conditional on
+    /// the generation read before a second look at the machine: every operation of the platform that
+    /// stops a machine changes the instance first, so a stop under way is never taken for one.
+    async fn found_powered_off(&self, machine: &MachineRow) -> Result<bool> {
+        let Some(row) = self.context.store.instance_by_id(&machine.id).await? else {
+            return Ok(false);
+        };
+        if row.status != InstanceState::Active.as_str() {
+            return Ok(false);
+        }
+        match self.context.driver.observe_instance(&row.id).await {
+            Ok(observed) if observed.state == PowerState::Stopped => {}
+            _ => return Ok(false),
+        }
+        let reason = "found powered off: the machine stopped without a stop through the platform \
+                      (shut down from inside, or on its host)";
+        let now = self.context.clock.now_ms();
+        let mut tx = self.context.store.begin().await?;
+        let change = InstanceChange {
+            status: Some(InstanceState::Shutoff.as_str().into()),
+            status_reason: Some(Some(reason.to_string())),
+            ..Default::default()
+        };
+        if !instances::update(&mut tx, &row.id, row.generation, &change, now).await? {
+            return Ok(false);
+        }
+        record_event_at(
+            &self.context.config,
+            &mut tx,
+            &row,
+            Some(InstanceState::Active),
+            InstanceState::Shutoff,
+            SYSTEM,
+            reason,
+            row.generation + 1,
+            now,
+        )
+        .await?;
+        tx.commit().await.map_err(Error::internal)?;
+        tracing::warn!(instance = %row.id, "instance found powered off; marked SHUTOFF");
+        Ok(true)
     }
 }
 

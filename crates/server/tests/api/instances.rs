@@ -22,6 +22,7 @@ on_both_databases!(
     addresses_rules_and_other_accounts,
     pages_of_the_list_show_each_instance_once_with_its_labels,
     an_instances_rules_keep_their_order_in_its_view_and_the_list,
+    a_machine_powered_off_behind_the_server_is_shutoff_and_a_reboot_boots_it,
 );
 
 const IMAGE: &str = "Ubuntu 24.04 + CUDA 12.8 Open + Docker";
@@ -776,5 +777,104 @@ async fn an_instances_rules_keep_their_order_in_its_view_and_the_list(db: Db) {
     );
     let plain = listed.iter().find(|i| i.instance_id == other).unwrap();
     assert!(plain.security_rules.is_empty(), "no rules of another's");
+    app.stop().await;
+}
+
+/// Billing records of the account's instances as (status, minutes), sorted.
+async fn billing_periods(client: &Client) -> Vec<(String, u64)> {
+    let records = client
+        .instance_billing(&barrack_api::billing::BillingQuery {
+            limit: Some(100),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut periods: Vec<(String, u64)> = records
+        .records
+        .iter()
+        .map(|r| (r.status.clone(), r.total_duration_minutes))
+        .collect();
+    periods.sort();
+    periods
+}
+
+/// A machine that stops without the platform stopping it (a shutdown inside the guest, or on its host)
+/// is found by the reconciler: its instance moves to SHUTOFF with the reason and an event, and is
+/// billed as a stopped instance is. A reboot of a machine found off (before the reconciler saw it)
+/// boots it instead of failing the instance.
+async fn a_machine_powered_off_behind_the_server_is_shutoff_and_a_reboot_boots_it(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "100").await;
+    let key = ssh_key(&client).await;
+    let id = deploy_id(&client, &deploy_request("halted", &key, 1)).await;
+    app.settle().await;
+    assert_eq!(instance_status(&client, &id).await, "ACTIVE");
+    let address = client.instance(&id).await.unwrap().data.ip_address;
+    app.clock.advance_ms(10 * 60_000);
+    app.settle().await;
+
+    assert!(app.simulator().power_off(&id));
+    app.settle().await;
+    let off = client.instance(&id).await.unwrap().data;
+    assert_eq!(off.status, "SHUTOFF");
+    assert!(
+        off.status_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("found powered off")),
+        "{:?}",
+        off.status_reason
+    );
+    assert_eq!(
+        off.ip_address, address,
+        "it keeps its address, as a stop does"
+    );
+    let event = crate::common::events_of(&client)
+        .await
+        .into_iter()
+        .rfind(|e| e.resource_id == id)
+        .unwrap();
+    assert_eq!(
+        (event.from_status.as_deref(), event.to_status.as_deref()),
+        (Some("ACTIVE"), Some("SHUTOFF"))
+    );
+    assert_eq!(event.actor, "system");
+    assert!(event.cause.contains("found powered off"), "{}", event.cause);
+    app.clock.advance_ms(5 * 60_000);
+    app.settle().await;
+    assert_eq!(
+        billing_periods(&client).await,
+        [("active".to_string(), 15)],
+        "SHUTOFF is billed as ACTIVE is, as after a stop: one period, neither closed nor doubled"
+    );
+    assert_stock_consistent(&app).await;
+    // Seen again, nothing changes.
+    app.clock.advance_ms(60_000);
+    app.settle().await;
+    assert_eq!(instance_status(&client, &id).await, "SHUTOFF");
+
+    client
+        .instance_action(&id, InstanceActionKind::Start)
+        .await
+        .unwrap();
+    app.settle().await;
+    let started = client.instance(&id).await.unwrap().data;
+    assert_eq!(
+        (started.status.as_str(), started.status_reason),
+        ("ACTIVE", None)
+    );
+
+    // Off again, and rebooted before the reconciler saw it: the reboot boots it.
+    assert!(app.simulator().power_off(&id));
+    client
+        .instance_action(&id, InstanceActionKind::Reboot)
+        .await
+        .unwrap();
+    app.settle().await;
+    assert_eq!(instance_status(&client, &id).await, "ACTIVE");
+    assert_eq!(
+        app.simulator().instance(&id).unwrap().0,
+        barrack_compute::PowerState::Running
+    );
+    assert_stock_consistent(&app).await;
     app.stop().await;
 }

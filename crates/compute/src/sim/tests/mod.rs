@@ -167,6 +167,35 @@ async fn power_operations_follow_the_state() {
     assert_eq!(driver.hibernate_instance("nope").await, not_found);
 }
 
+/// A machine that powers off by itself is seen stopped, and stays so when told the record says it runs
+/// (the record is behind it, not it behind the record); a reboot or a start boots it.
+#[tokio::test]
+async fn a_machine_powered_off_behind_the_record_stays_off_until_started() {
+    let driver = sim(vec![host("a", 8)]);
+    driver.create_instance(&spec("i-1", 1)).await.unwrap();
+    let running = RecordedPower {
+        now: PowerState::Running,
+        next: None,
+    };
+    assert!(driver.power_off("i-1"));
+    assert!(!driver.power_off("i-1"), "already off");
+    assert!(!driver.power_off("nope"));
+    driver.recognize("i-1", REGION, 1, Some("a"), running.clone());
+    assert_eq!(
+        driver.observe_instance("i-1").await.unwrap().state,
+        PowerState::Stopped
+    );
+    assert_eq!(driver.used_gpus(REGION, MODEL), 1, "it keeps its GPUs");
+    driver.reboot_instance("i-1").await.unwrap();
+    assert_eq!(driver.instance("i-1").unwrap().0, PowerState::Running);
+
+    // Started again, it follows the record as any machine does: a stop this process did not see
+    // (another server's) is behind a record that says it runs.
+    driver.stop_instance("i-1").await.unwrap();
+    driver.recognize("i-1", REGION, 1, Some("a"), running);
+    assert_eq!(driver.instance("i-1").unwrap().0, PowerState::Running);
+}
+
 #[tokio::test]
 async fn fail_nth_fails_one_call_counted_from_injection() {
     let driver = sim(vec![host("a", 8)]);
