@@ -95,4 +95,26 @@ impl Store {
     pub async fn instance_lease(&self, instance_id: &str) -> Result<Option<LeaseRow>> {
         get(&mut &*self, instance_id).await
     }
+
+    /// The earliest end of a lease after `now`, if any (a simulated clock's move stops there).
+    pub async fn next_lease_end(&self, now: i64) -> Result<Option<i64>> {
+        self.fetch_one(
+            "SELECT MIN(expires_at) FROM instance_leases WHERE expires_at > $1",
+            &binds![now],
+        )
+        .await?
+        .opt_int(0)
+    }
+
+    /// The leases that have ended by `now` and are not acted on yet.
+    pub async fn ended_leases(&self, now: i64) -> Result<Vec<LeaseRow>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM instance_leases WHERE expires_at <= $1 ORDER BY expires_at, instance_id"
+        );
+        self.fetch_all(&sql, &binds![now])
+            .await?
+            .iter()
+            .map(from_row)
+            .collect()
+    }
 }

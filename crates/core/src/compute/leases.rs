@@ -272,6 +272,26 @@ impl InstanceService {
         self.expire(&row, &lease, now).await
     }
 
+    /// Acts at once on every lease that has ended by now, as its job would when it runs: a simulated
+    /// clock moved over a lease's end stops there and ends it before billing further
+    /// ([`crate::simulation::SimulationService::advance`]). A lease whose instance is in the middle of
+    /// an operation is left to its job.
+    pub async fn end_leases_due(&self) -> Result<()> {
+        let now = self.now();
+        for lease in self.context.store.ended_leases(now).await? {
+            let Some(row) = self
+                .context
+                .store
+                .instance_by_id(&lease.instance_id)
+                .await?
+            else {
+                continue;
+            };
+            self.expire(&row, &lease, now).await?;
+        }
+        Ok(())
+    }
+
     async fn warn(&self, row: &InstanceRow, lease: &LeaseRow, now: i64) -> Result<()> {
         let mut tx = self.context.store.begin().await?;
         if !leases::mark_warned(&mut tx, &lease.instance_id, lease.expires_at).await? {

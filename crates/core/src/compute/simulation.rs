@@ -92,9 +92,10 @@ impl SimulationService {
 
     /// `POST /api/admin/clock/advance/`: moves the clock forward, then bills the minutes that passed (and
     /// hibernates what ran out of credit on the way). A long move goes in steps, each followed by a meter
-    /// run, that end where an account's credit runs out at its burn rate ([`next_step`]), so that it bills
-    /// and hibernates as the same minutes passing one by one would: an account is not charged for hours
-    /// past its last credit because the clock jumped over them.
+    /// run, that end where an account's credit runs out at its burn rate ([`next_step`]) or where a lease
+    /// ends (which is then acted on before the next step), so that it bills, hibernates and deletes as
+    /// the same minutes passing one by one would: an account is not charged for hours past its last
+    /// credit, or an instance past its lease, because the clock jumped over them.
     pub async fn advance(&self, minutes: u32) -> Result<ClockAdvanced> {
         self.require_simulation("The clock moves")?;
         if !(1..=MAX_MINUTES).contains(&minutes) {
@@ -103,28 +104,34 @@ impl SimulationService {
                 format!("Minutes must be between 1 and {MAX_MINUTES}"),
             ));
         }
-        let mut left = i64::from(minutes);
+        let mut left = i64::from(minutes) * MINUTE_MS;
         let mut periods_billed = 0;
         // The first step is one minute: its run charges every account with open periods and so tells
         // each one's balance and burn.
-        let mut step = 1;
+        let mut step = MINUTE_MS;
         loop {
-            let ms = step * MINUTE_MS;
-            if !self.context.clock.advance_ms(ms) {
+            let now = self.context.clock.now_ms();
+            if let Some(end) = self.context.store.next_lease_end(now).await? {
+                step = step.min(end - now);
+            }
+            if !self.context.clock.advance_ms(step) {
                 return Err(Error::conflict(
                     "CONFLICT",
                     "This server's clock follows real time",
                 ));
             }
-            let offset = self.context.store.add_clock_offset(ms).await?;
+            let offset = self.context.store.add_clock_offset(step).await?;
             self.context.clock.follow_offset(offset);
             let run = self.billing.meter_and_guard(&self.instances).await?;
             periods_billed += run.periods_billed;
+            self.instances.end_leases_due().await?;
             left -= step;
             if left == 0 {
                 break;
             }
-            step = next_step(&run, left);
+            // A lease's end may have left part of a minute.
+            let left_minutes = (left + MINUTE_MS - 1) / MINUTE_MS;
+            step = (next_step(&run, left_minutes) * MINUTE_MS).min(left);
         }
         self.context.work.notify_one();
         Ok(ClockAdvanced {

@@ -20,6 +20,7 @@ on_both_databases!(
     a_patched_lease_hibernates_and_can_be_changed_or_ended,
     bad_lease_fields_are_400_on_the_field,
     a_lease_job_run_again_or_at_once_acts_once,
+    a_clock_move_over_a_lease_end_bills_up_to_the_end,
 );
 
 const MINUTE: i64 = 60_000;
@@ -354,5 +355,45 @@ async fn a_lease_job_run_again_or_at_once_acts_once(db: Db) {
         .count();
     assert_eq!(deletions, 1);
     assert_eq!(status(&client, &id).await, "DELETED");
+    app.stop().await;
+}
+
+/// A simulated clock moved an hour over two 30-minute leases bills 30 minutes of each, as the hour
+/// passing minute by minute would: the move stops at the leases' end and ends them.
+async fn a_clock_move_over_a_lease_end_bills_up_to_the_end(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "1000").await;
+    create_key_k(&client).await;
+    let deleted = deploy(
+        &client,
+        "lease-delete",
+        json!({"ttl_minutes": 30, "on_expiry": "delete"}),
+    )
+    .await;
+    let hibernated = deploy(
+        &client,
+        "lease-hibernate",
+        json!({"ttl_minutes": 30, "on_expiry": "hibernate"}),
+    )
+    .await;
+    app.settle().await;
+    app.admin.admin_advance_clock(60).await.unwrap();
+    app.settle().await;
+    assert_eq!(status(&client, &deleted).await, "DELETED");
+    assert_eq!(status(&client, &hibernated).await, "HIBERNATED");
+    let records = client
+        .instance_billing(&Default::default())
+        .await
+        .unwrap()
+        .records;
+    let compute: Vec<_> = records.iter().filter(|r| r.status == "completed").collect();
+    assert_eq!(compute.len(), 2, "{records:?}");
+    for record in compute {
+        assert_eq!(
+            record.total_duration_minutes, 30,
+            "{} is billed for its lease of 30 minutes",
+            record.vm_name
+        );
+    }
     app.stop().await;
 }
