@@ -15,7 +15,7 @@ use barrack_store::{StoreError, Tx, accounts, api_keys};
 
 use crate::accounts::auth::{TokenClaims, TokenKind};
 use crate::accounts::heavy;
-use crate::accounts::login_throttle::LoginThrottle;
+use crate::accounts::login_throttle::{Attempt, LoginThrottle};
 use crate::platform::clock::{format_ms, system_now_ms};
 use crate::platform::countries;
 use crate::platform::ids::{IdDraws, IdKind, new_id, random_alphanumeric};
@@ -268,28 +268,31 @@ impl AccountService {
 
     /// The account with this email and password, given from `address` (token sign-in and the dashboard's
     /// sign-in). A disabled account fails like a wrong password. After a few failures for the email or the
-    /// address, attempts are held back (429) before the password is checked ([`LoginThrottle`]); a
-    /// success clears the email's failures.
+    /// address, attempts are held back (429) before the password is checked ([`LoginThrottle`]); each
+    /// attempt counts as a failure from before its check until it ends, so attempts sent at once get no
+    /// more checks than that. A success clears the email's failures.
     pub async fn verify_credentials(
         &self,
         email: &str,
         password: &str,
         address: IpAddr,
     ) -> Result<AccountRow> {
-        self.throttled(email, address)?;
+        let attempt = self.password_attempt(email, address)?;
         let verified = self.check_credentials(email, password).await;
         match &verified {
-            Ok(_) => self.throttle.succeeded(email),
-            Err(Error::Unauthenticated(_)) => self.throttle.failed(email, address),
-            Err(_) => {}
+            Ok(_) => attempt.succeeded(),
+            Err(Error::Unauthenticated(_)) => attempt.failed(),
+            Err(_) => attempt.withdrawn(),
         }
         verified
     }
 
-    /// 429 while the email or the address is held back for its failed passwords.
-    fn throttled(&self, email: &str, address: IpAddr) -> Result<()> {
+    /// A password check for the email from the address, counted as a failure until its outcome is
+    /// known; 429 while the email or the address is held back for its failed passwords, or while
+    /// checks already under way use up what is left of its free failures.
+    fn password_attempt(&self, email: &str, address: IpAddr) -> Result<Attempt> {
         self.throttle
-            .check(email, address)
+            .begin(email, address)
             .map_err(|retry_after_seconds| Error::RateLimited {
                 retry_after_seconds,
             })
@@ -380,8 +383,7 @@ impl AccountService {
         address: IpAddr,
     ) -> Result<SessionsEnded> {
         // Wrong current passwords count as failed log-ins: a stolen token or key cannot guess the password.
-        let email = &caller.account.email;
-        self.throttled(email, address)?;
+        let attempt = self.password_attempt(&caller.account.email, address)?;
         let mut v = Validator::new();
         v.check(
             length_between(
@@ -394,14 +396,25 @@ impl AccountService {
                 "Password must be between {PASSWORD_MIN_CHARS} and {PASSWORD_MAX_CHARS} characters"
             ),
         );
-        v.finish()?;
-        if !heavy::verify_password(&request.current_password, &caller.account.password_hash).await?
+        if let Err(e) = v.finish() {
+            attempt.withdrawn();
+            return Err(e);
+        }
+        match heavy::verify_password(&request.current_password, &caller.account.password_hash).await
         {
-            self.throttle.failed(email, address);
-            return Err(Error::field(
-                "current_password",
-                "Current password is incorrect",
-            ));
+            // The right password takes its attempt back; it is not a log-in, so earlier failures stay.
+            Ok(true) => attempt.withdrawn(),
+            Ok(false) => {
+                attempt.failed();
+                return Err(Error::field(
+                    "current_password",
+                    "Current password is incorrect",
+                ));
+            }
+            Err(e) => {
+                attempt.withdrawn();
+                return Err(e);
+            }
         }
         let hash = heavy::hash_password(&request.new_password).await?;
         let now = system_now_ms();

@@ -24,6 +24,7 @@ on_both_databases!(
     short_credits_are_a_message_with_a_link,
     sign_up_then_sign_in,
     failed_sign_ins_are_held_back_with_the_apis,
+    sign_ins_sent_at_once_get_no_more_password_checks_than_the_limit,
 );
 
 pub(crate) const PASSWORD: &str = "correct horse battery";
@@ -876,5 +877,76 @@ async fn failed_sign_ins_are_held_back_with_the_apis(db: Db) {
         .await
         .unwrap();
     assert_eq!(api.status, 429, "{}", api.text);
+    app.stop().await;
+}
+
+/// Thirty sign-ins for one email posted at once, the right password among them: no more than five
+/// passwords are checked (401), the others get the 429 page; the right one gets in only when it was one
+/// of the five checked.
+async fn sign_ins_sent_at_once_get_no_more_password_checks_than_the_limit(db: Db) {
+    let app = TestApp::start(db).await;
+    let (email, _) = account(&app).await;
+    let right = 11;
+    let mut browsers = Vec::new();
+    for _ in 0..30 {
+        let mut browser = Browser::new(&app);
+        let token = browser.get("/login").await.csrf();
+        browsers.push((browser, token));
+    }
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(browsers.len()));
+    let posts: Vec<_> = browsers
+        .into_iter()
+        .enumerate()
+        .map(|(n, (mut browser, token))| {
+            let email = email.clone();
+            let start = start.clone();
+            tokio::spawn(async move {
+                let password = if n == right {
+                    PASSWORD.to_string()
+                } else {
+                    format!("not the password {n}")
+                };
+                start.wait().await;
+                browser
+                    .post(
+                        "/login",
+                        &[
+                            ("csrf", &token),
+                            ("email", &email),
+                            ("password", &password),
+                            ("tier", "legacy"),
+                        ],
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut pages = Vec::new();
+    for post in posts {
+        pages.push(post.await.unwrap());
+    }
+    let mut wrong_checked = 0;
+    for (n, page) in pages.iter().enumerate() {
+        match page.status {
+            StatusCode::UNAUTHORIZED if n != right => wrong_checked += 1,
+            StatusCode::SEE_OTHER if n == right => {}
+            status => {
+                assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{}", page.body);
+                assert!(
+                    page.body.contains("Too many failed sign-ins"),
+                    "{}",
+                    page.body
+                );
+            }
+        }
+    }
+    if pages[right].status == StatusCode::TOO_MANY_REQUESTS {
+        assert_eq!(wrong_checked, 5, "exactly the free failures were checked");
+    } else {
+        assert!(
+            wrong_checked < 10,
+            "{wrong_checked} wrong passwords checked around one success"
+        );
+    }
     app.stop().await;
 }

@@ -2,7 +2,8 @@
 
 use barrack_api::Tier;
 use barrack_api::account::{AdminCreateUser, TokenObtainPair};
-use barrack_client::Client;
+use barrack_client::{Client, RawResponse};
+use barrack_core::accounts::login_throttle::{FREE_FAILURES_PER_ADDRESS, FREE_FAILURES_PER_EMAIL};
 use reqwest::Method;
 use serde_json::json;
 
@@ -17,6 +18,8 @@ on_both_databases!(
     the_rate_limit_follows_the_account_and_the_address_not_header_bytes,
     forwarded_for_counts_only_from_trusted_proxies,
     failed_log_ins_are_held_back_per_email_and_per_address,
+    log_ins_sent_at_once_get_no_more_password_checks_than_the_limit,
+    log_ins_sent_at_once_from_one_address_stop_at_its_limit,
     log_ins_do_not_stall_other_requests,
     concurrent_key_creations_stop_at_the_limit,
 );
@@ -443,21 +446,200 @@ async fn failed_log_ins_are_held_back_per_email_and_per_address(db: Db) {
     app.stop().await;
 }
 
-/// Password hashing runs off the async workers: while 32 log-ins hash at once, `/api/health/` keeps
-/// answering (p99 under a generous 100 ms: a guard against hashing on the runtime again, which held it
-/// for seconds, not a performance target).
-async fn log_ins_do_not_stall_other_requests(db: Db) {
+/// Sends every `(email, password)` to `POST /api/auth/token/` at once; the answers in the same order.
+async fn log_ins_at_once(app: &TestApp, attempts: &[(String, String)]) -> Vec<RawResponse> {
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(attempts.len()));
+    let tasks: Vec<_> = attempts
+        .iter()
+        .map(|(email, password)| {
+            let client = app.anonymous();
+            let body = json!({"email": email, "password": password});
+            let start = start.clone();
+            tokio::spawn(async move {
+                start.wait().await;
+                client
+                    .raw(Method::POST, "/api/auth/token/", Some(&body))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    answers
+}
+
+/// A held-back answer: 429 `RATE_LIMITED` with a `Retry-After`.
+fn assert_held_back(answer: &RawResponse) {
+    assert_eq!(answer.status, 429, "{}", answer.text);
+    assert_eq!(answer.body["code"], "RATE_LIMITED", "{}", answer.text);
+    assert!(
+        answer.headers.contains_key("retry-after"),
+        "{:?}",
+        answer.headers
+    );
+}
+
+/// Forty log-ins for one email sent at once, the right password among them: each counts as a failure
+/// from before its password is checked, so no more than five are checked and the others are 429. The
+/// right password gets in only when it was one of those five (a success clears the email's count, so
+/// attempts arriving after it may be checked again). Password changes with a wrong current password,
+/// sent at once, likewise get five checks.
+async fn log_ins_sent_at_once_get_no_more_password_checks_than_the_limit(db: Db) {
     let app = TestApp::start(db).await;
-    let email = "busy@example.com";
-    app.admin
+    let email = "burst@example.com";
+    let user = app
+        .admin
         .admin_create_user(&AdminCreateUser {
             email: email.into(),
             password: "correct horse battery".into(),
-            name: "Busy User".into(),
+            name: "Burst".into(),
             admin: false,
         })
         .await
-        .unwrap();
+        .unwrap()
+        .data;
+    let free = FREE_FAILURES_PER_EMAIL as usize;
+    let right = 17;
+    let attempts: Vec<(String, String)> = (0..40)
+        .map(|n| {
+            let password = if n == right {
+                "correct horse battery".to_string()
+            } else {
+                format!("wrong password {n}")
+            };
+            (email.to_string(), password)
+        })
+        .collect();
+    let answers = log_ins_at_once(&app, &attempts).await;
+    let mut wrong_checked = 0;
+    for (n, answer) in answers.iter().enumerate() {
+        match answer.status.as_u16() {
+            401 if n != right => wrong_checked += 1,
+            200 if n == right => {}
+            _ => assert_held_back(answer),
+        }
+    }
+    if answers[right].status == 429 {
+        assert_eq!(
+            wrong_checked, free,
+            "exactly the free failures were checked; the right password waits"
+        );
+    } else {
+        assert!(
+            wrong_checked < 2 * free,
+            "{wrong_checked} wrong passwords checked around one success"
+        );
+    }
+    let held = answers.iter().filter(|a| a.status == 429).count();
+    assert!(held >= 40 - 2 * free, "{held} held back");
+
+    // Wrong current passwords of a password change count the same way, for the account's email.
+    let key = app
+        .admin
+        .admin_create_api_key(&user.id, "k", Tier::Legacy)
+        .await
+        .unwrap()
+        .data;
+    let client = app.admin.with_api_key(&key.key.key);
+    let victim = app
+        .admin
+        .admin_create_user(&AdminCreateUser {
+            email: "changing@example.com".into(),
+            password: "correct horse battery".into(),
+            name: "Changing".into(),
+            admin: false,
+        })
+        .await
+        .unwrap()
+        .data;
+    let key = app
+        .admin
+        .admin_create_api_key(&victim.id, "k", Tier::Legacy)
+        .await
+        .unwrap()
+        .data;
+    let changer = app.admin.with_api_key(&key.key.key);
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(20));
+    let changes: Vec<_> = (0..20)
+        .map(|n| {
+            let changer = changer.clone();
+            let start = start.clone();
+            tokio::spawn(async move {
+                start.wait().await;
+                changer
+                    .change_password(&format!("guess number {n}"), "a brand new password")
+                    .await
+            })
+        })
+        .collect();
+    let (mut checked, mut held) = (0, 0);
+    for change in changes {
+        let e = change.await.unwrap().unwrap_err();
+        match e.status() {
+            Some(400) => {
+                assert!(
+                    e.field_errors().unwrap().contains_key("current_password"),
+                    "{e}"
+                );
+                checked += 1;
+            }
+            _ => {
+                assert_eq!(
+                    (e.status(), e.code()),
+                    (Some(429), Some("RATE_LIMITED")),
+                    "{e}"
+                );
+                held += 1;
+            }
+        }
+    }
+    assert_eq!((checked, held), (free, 20 - free));
+    client
+        .profile()
+        .await
+        .expect("the other account's key works");
+    app.stop().await;
+}
+
+/// Forty log-ins for forty emails from one address, sent at once: twenty are checked, twenty are 429.
+async fn log_ins_sent_at_once_from_one_address_stop_at_its_limit(db: Db) {
+    let app = TestApp::start(db).await;
+    let attempts: Vec<(String, String)> = (0..40)
+        .map(|n| (format!("sprayed-{n}@example.com"), "guess".to_string()))
+        .collect();
+    let answers = log_ins_at_once(&app, &attempts).await;
+    let checked = answers.iter().filter(|a| a.status == 401).count();
+    for answer in answers.iter().filter(|a| a.status != 401) {
+        assert_held_back(answer);
+    }
+    assert_eq!(checked, FREE_FAILURES_PER_ADDRESS as usize);
+    app.stop().await;
+}
+
+/// Password hashing runs off the async workers: while 32 log-ins hash at once, `/api/health/` keeps
+/// answering (p99 under a generous 100 ms: a guard against hashing on the runtime again, which held it
+/// for seconds, not a performance target). The log-ins are spread over eight accounts and come from 32
+/// addresses (a trusted proxy names them), so that the log-in throttle, which lets no more than a few
+/// checks run at once per email and per address, lets every one through.
+async fn log_ins_do_not_stall_other_requests(db: Db) {
+    let app = TestApp::start_with(db, |c| {
+        c.rate_limit.trusted_proxies = vec!["127.0.0.0/8".to_string()];
+    })
+    .await;
+    for n in 0..8 {
+        app.admin
+            .admin_create_user(&AdminCreateUser {
+                email: format!("busy-{n}@example.com"),
+                password: "correct horse battery".into(),
+                name: "Busy User".into(),
+                admin: false,
+            })
+            .await
+            .unwrap();
+    }
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let prober = {
         let client = app.anonymous();
@@ -474,23 +656,22 @@ async fn log_ins_do_not_stall_other_requests(db: Db) {
             latencies
         })
     };
+    let http = crate::common::http_client();
     let logins: Vec<_> = (0..32)
-        .map(|_| {
-            let client = app.anonymous();
-            tokio::spawn(async move {
-                client
-                    .obtain_token(&TokenObtainPair {
-                        email: email.into(),
-                        password: "correct horse battery".into(),
-                        tier: None,
-                    })
-                    .await
-                    .map(|_| ())
-            })
+        .map(|n| {
+            let request = http
+                .post(format!("{}/api/auth/token/", app.base_url))
+                .header("X-Forwarded-For", format!("203.0.113.{}", n + 1))
+                .json(&TokenObtainPair {
+                    email: format!("busy-{}@example.com", n % 8),
+                    password: "correct horse battery".into(),
+                    tier: None,
+                });
+            tokio::spawn(async move { request.send().await.unwrap().status().as_u16() })
         })
         .collect();
     for login in logins {
-        login.await.unwrap().expect("log-in");
+        assert_eq!(login.await.unwrap(), 200, "log-in");
     }
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut latencies = prober.await.unwrap();
