@@ -29,8 +29,20 @@ pub const PASSWORD_MAX_CHARS: usize = 128;
 /// How a request proved who it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential {
-    ApiKey { id: String, name: String },
-    Token,
+    ApiKey {
+        id: String,
+        name: String,
+    },
+    /// An access token of a log-in: the session it names, and when it expires (seconds since the epoch,
+    /// real time).
+    Token {
+        session_id: String,
+        expires_at: i64,
+    },
+    /// A dashboard sign-in: its stored session id.
+    WebSession {
+        id: String,
+    },
 }
 
 /// The authenticated caller of a request.
@@ -63,7 +75,7 @@ impl Caller {
     pub fn key_name(&self) -> Option<&str> {
         match &self.credential {
             Credential::ApiKey { name, .. } => Some(name),
-            Credential::Token => None,
+            Credential::Token { .. } | Credential::WebSession { .. } => None,
         }
     }
 }
@@ -558,7 +570,10 @@ impl AccountService {
         Ok(Caller {
             account,
             tier: claims.tier,
-            credential: Credential::Token,
+            credential: Credential::Token {
+                session_id: claims.sid,
+                expires_at: claims.exp,
+            },
         })
     }
 

@@ -93,7 +93,7 @@ impl WebSessionService {
                 caller: Caller {
                     account,
                     tier,
-                    credential: Credential::Token,
+                    credential: Credential::WebSession { id: row.id },
                 },
                 csrf_token: row.csrf_token,
             },
@@ -118,7 +118,7 @@ impl WebSessionService {
             caller: Caller {
                 account,
                 tier,
-                credential: Credential::Token,
+                credential: Credential::WebSession { id: row.id },
             },
             csrf_token: row.csrf_token,
         })

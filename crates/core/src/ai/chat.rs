@@ -86,7 +86,9 @@ struct Settled {
 fn limiter_key(caller: &Caller) -> String {
     match &caller.credential {
         Credential::ApiKey { id, .. } => format!("key:{id}"),
-        Credential::Token => format!("account:{}", caller.account_id()),
+        Credential::Token { .. } | Credential::WebSession { .. } => {
+            format!("account:{}", caller.account_id())
+        }
     }
 }
 

@@ -25,7 +25,9 @@ use crate::http::{ApiError, ApiResult, Auth, Query};
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// A comment line this often keeps proxies from closing a quiet stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
-/// How often a stream checks that its key is still live and its account enabled; it ends when not.
+/// How often a quiet stream checks that its caller may still read (its key or session live, its token
+/// unexpired, its account enabled); it ends when not. A stream with events to send checks before
+/// sending them.
 const REAUTHORISE_INTERVAL: Duration = Duration::from_secs(5);
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -113,15 +115,19 @@ impl Reader {
                 match self.service.still_allowed(&self.caller).await {
                     Ok(true) => self.authorised_at = Instant::now(),
                     Ok(false) => return None,
-                    Err(e) => tracing::warn!(error = %e, "event stream could not check its key"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "event stream could not check its caller")
+                    }
                 }
             }
             match self.service.next(&self.caller, self.cursor).await {
-                Ok(batch) if !batch.is_empty() => {
+                Ok(None) => return None,
+                Ok(Some(batch)) if !batch.is_empty() => {
+                    self.authorised_at = Instant::now();
                     self.pending.extend(batch);
                     continue;
                 }
-                Ok(_) => {}
+                Ok(Some(_)) => {}
                 // The database may be back at the next look; the stream stays where it was.
                 Err(e) => tracing::warn!(error = %e, "event stream could not read events"),
             }

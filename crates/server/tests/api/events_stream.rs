@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use barrack_api::Tier;
+use barrack_api::account::{AdminCreateUser, TokenObtainPair, TokenPair};
 use barrack_api::instances::Event;
 use barrack_api::{Envelope, PageQuery};
 use barrack_client::{Client, EventStream};
@@ -20,7 +21,13 @@ on_both_databases!(
     an_event_committed_after_a_later_one_is_not_skipped,
     bad_cursors_are_refused_and_other_accounts_stay_out,
     a_reader_reconnecting_during_concurrent_writes_gets_every_event_once,
+    a_token_stream_ends_with_its_session,
+    a_token_stream_ends_when_its_token_expires,
 );
+
+/// How long a stream may go on after its caller stops being allowed: the server's re-check interval
+/// (5 s) and a margin for a loaded machine.
+const ENDS_WITHIN: Duration = Duration::from_secs(7);
 
 /// The next event, failing the test when none comes within a few seconds.
 async fn next(stream: &mut EventStream) -> Event {
@@ -343,5 +350,184 @@ async fn a_reader_reconnecting_during_concurrent_writes_gets_every_event_once(db
     assert_eq!(all.len(), 20);
     assert_eq!(got.iter().cloned().collect::<BTreeSet<_>>(), all);
     assert_eq!(got.len(), 20, "each once: {got:?}");
+    app.stop().await;
+}
+
+/// A firewall name not used before.
+fn unique(name: &str) -> String {
+    format!(
+        "{name}-{}",
+        barrack_core::ids::random_alphanumeric(6).to_lowercase()
+    )
+}
+
+/// A new ordinary account with a log-in: a client on its API key (to write events) and the tokens.
+async fn logged_in(app: &TestApp) -> (Client, TokenPair) {
+    let email = format!(
+        "stream-{}@example.com",
+        barrack_core::ids::random_alphanumeric(8).to_lowercase()
+    );
+    let password = "correct horse battery";
+    let user = app
+        .admin
+        .admin_create_user(&AdminCreateUser {
+            email: email.clone(),
+            password: password.into(),
+            name: "Stream User".into(),
+            admin: false,
+        })
+        .await
+        .unwrap()
+        .data;
+    let key = app
+        .admin
+        .admin_create_api_key(&user.id, "k", Tier::Advanced)
+        .await
+        .unwrap()
+        .data;
+    let tokens = app
+        .anonymous()
+        .obtain_token(&TokenObtainPair {
+            email,
+            password: password.into(),
+            tier: Some(Tier::Advanced),
+        })
+        .await
+        .unwrap()
+        .data;
+    (app.admin.with_api_key(&key.key.key), tokens)
+}
+
+/// A stream opened with the access token, once it has delivered an event written through the key (so
+/// what was written before it opened is behind it).
+async fn token_stream(app: &TestApp, by_key: &Client, tokens: &TokenPair) -> EventStream {
+    let mut stream = app
+        .admin
+        .with_bearer(&tokens.access)
+        .event_stream(None)
+        .await
+        .unwrap();
+    let before = by_key
+        .create_firewall(&ssh_firewall(&unique("before")))
+        .await
+        .unwrap()
+        .data
+        .id;
+    while next(&mut stream).await.resource_id != before {}
+    stream
+}
+
+/// The stream ends within [`ENDS_WITHIN`], with no event; when `write` says so, an event is written
+/// through the key first (it must not reach the stream).
+async fn ends_without_more_events(
+    mut stream: EventStream,
+    by_key: &Client,
+    write: bool,
+    what: &str,
+) {
+    if write {
+        by_key
+            .create_firewall(&ssh_firewall(&unique("after")))
+            .await
+            .unwrap();
+    }
+    let ended = tokio::time::timeout(ENDS_WITHIN, stream.next())
+        .await
+        .unwrap_or_else(|_| panic!("{what}: the stream is still open after {ENDS_WITHIN:?}"));
+    assert!(matches!(ended, Ok(None)), "{what}: {ended:?}");
+}
+
+/// A stream opened with an access token lasts no longer than the token would work in a request: it ends
+/// after the log-in's log-out, a password change, and the account's disabling, within the interval a
+/// stream re-checks its caller, and an event written after any of them never reaches it. API keys of the
+/// same account keep their streams.
+async fn a_token_stream_ends_with_its_session(db: Db) {
+    let app = TestApp::start(db).await;
+    let (out_key, out_tokens) = logged_in(&app).await;
+    let (changed_key, changed_tokens) = logged_in(&app).await;
+    let (disabled_key, disabled_tokens) = logged_in(&app).await;
+    let (staying_key, staying_tokens) = logged_in(&app).await;
+    let logging_out = token_stream(&app, &out_key, &out_tokens).await;
+    let changing = token_stream(&app, &changed_key, &changed_tokens).await;
+    let disabling = token_stream(&app, &disabled_key, &disabled_tokens).await;
+    let mut staying = token_stream(&app, &staying_key, &staying_tokens).await;
+    let mut by_key = out_key.event_stream(None).await.unwrap();
+
+    app.anonymous().logout(&out_tokens.refresh).await.unwrap();
+    app.admin
+        .with_bearer(&changed_tokens.access)
+        .change_password("correct horse battery", "a brand new password")
+        .await
+        .unwrap();
+    let disabled = disabled_key.profile().await.unwrap().data.id;
+    app.admin.admin_disable_user(&disabled).await.unwrap();
+    for tokens in [&out_tokens, &changed_tokens, &disabled_tokens] {
+        let refused = app
+            .admin
+            .with_bearer(&tokens.access)
+            .profile()
+            .await
+            .unwrap_err();
+        assert_eq!(refused.status(), Some(401), "{refused}");
+    }
+    tokio::join!(
+        ends_without_more_events(logging_out, &out_key, true, "log-out"),
+        ends_without_more_events(changing, &changed_key, true, "password change"),
+        // Nothing to send: the periodic check ends it.
+        ends_without_more_events(disabling, &disabled_key, false, "disabled account"),
+    );
+
+    // Another log-in's stream, and the logged-out account's key stream, go on.
+    let after = staying_key
+        .create_firewall(&ssh_firewall("after"))
+        .await
+        .unwrap()
+        .data
+        .id;
+    assert_eq!(next(&mut staying).await.resource_id, after);
+    let mine = out_key
+        .create_firewall(&ssh_firewall("mine"))
+        .await
+        .unwrap()
+        .data
+        .id;
+    let mut seen = next(&mut by_key).await;
+    while seen.resource_id != mine {
+        seen = next(&mut by_key).await;
+    }
+    app.stop().await;
+}
+
+/// A stream opened with an access token ends once the token expires (tokens follow real time, so the
+/// test uses a three-second token), and an event written afterwards never reaches it.
+async fn a_token_stream_ends_when_its_token_expires(db: Db) {
+    let app = TestApp::start_with(db, |config| config.tokens.access_ttl_seconds = 3).await;
+    let (by_key, tokens) = logged_in(&app).await;
+    let stream = token_stream(&app, &by_key, &tokens).await;
+    let bearer = app.admin.with_bearer(&tokens.access);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(6);
+    while bearer.profile().await.is_ok() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a three-second token still works"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ends_without_more_events(stream, &by_key, true, "expired token").await;
+
+    // A stream of a fresh token of the same log-in is quiet until something happens, then ends too.
+    let fresh = app
+        .anonymous()
+        .refresh_token(&tokens.refresh)
+        .await
+        .unwrap()
+        .data;
+    let fresh = TokenPair {
+        access: fresh.access,
+        refresh: fresh.refresh,
+    };
+    let stream = token_stream(&app, &by_key, &fresh).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ends_without_more_events(stream, &by_key, false, "expired token, quiet stream").await;
     app.stop().await;
 }
