@@ -448,6 +448,19 @@ pub struct MachineRow {
 }
 
 impl Store {
+    /// GPUs held by instances on each host, by host name, as the database records them.
+    pub async fn gpus_used_by_host(&self) -> Result<std::collections::HashMap<String, i64>> {
+        self.fetch_all(
+            "SELECT host, CAST(SUM(gpus_allocated) AS BIGINT) FROM instances \
+             WHERE host IS NOT NULL AND gpus_allocated > 0 GROUP BY host",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|row| Ok((row.text(0)?, row.int(1)?)))
+        .collect()
+    }
+
     /// Up to `limit` instances' [`MachineRow`]s in one of `statuses` whose ids sort after `after`, in id
     /// order (see [`MachineSweep`]).
     pub async fn machines_with_status_after(

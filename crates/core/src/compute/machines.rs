@@ -31,10 +31,21 @@ impl InstanceService {
         }
     }
 
-    /// `GET /api/admin/hosts/`: every machine instances are placed on, in the driver's order.
+    /// `GET /api/admin/hosts/`: every machine instances are placed on, in the driver's order. A
+    /// simulated data centre lives in each server's memory, where a machine placed or released through
+    /// another server shows late: its GPUs in use are the database's count of the instances on it, the
+    /// same on every server.
     pub async fn hosts(&self) -> Result<Vec<Host>> {
         recognize_capacity(&self.context).await?;
-        let hosts = self.context.driver.hosts().await.map_err(unavailable)?;
+        let mut hosts = self.context.driver.hosts().await.map_err(unavailable)?;
+        if self.context.driver.is_simulated() {
+            let used = self.context.store.gpus_used_by_host().await?;
+            for host in &mut hosts {
+                host.gpus_used = used
+                    .get(&host.name)
+                    .map_or(0, |n| u32::try_from(*n).unwrap_or(u32::MAX));
+            }
+        }
         Ok(hosts
             .into_iter()
             .map(|host| Host {

@@ -6,7 +6,7 @@ use barrack_api::Tier;
 use barrack_api::catalog::{CapacitySetting, CatalogQuery, SetCapacityRequest};
 use barrack_api::instances::DeployRequest;
 use barrack_api::ssh_keys::CreateSshKeyRequest;
-use barrack_client::Client;
+use barrack_client::{Client, InstanceActionKind};
 use barrack_compute::sim::SimHost;
 use serde_json::json;
 
@@ -18,6 +18,7 @@ on_both_databases!(
     capacity_of_a_model_the_region_does_not_offer_is_refused_and_never_in_stock,
     capacity_above_configured_hosts_is_refused,
     a_replica_drops_machines_of_instances_deleted_elsewhere_to_place_a_deploy,
+    every_server_lists_the_gpus_in_use_the_database_holds,
 );
 
 const H200: &str = "H200-141GB";
@@ -232,6 +233,45 @@ async fn a_replica_drops_machines_of_instances_deleted_elsewhere_to_place_a_depl
         ("ACTIVE", None)
     );
     crate::common::assert_derived_state_consistent(app.services().store()).await;
+    other.shutdown().await;
+    app.stop().await;
+}
+
+/// The hosts' GPUs in use are the same through every server of the database: a machine placed through
+/// one and hibernated through another shows as placed, then as free, on both.
+async fn every_server_lists_the_gpus_in_use_the_database_holds(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _, key) = app.funded_user_with_key(Tier::Advanced, "US", "1000").await;
+    client
+        .create_ssh_key(&CreateSshKeyRequest {
+            name: "laptop".into(),
+            public_key: None,
+        })
+        .await
+        .unwrap();
+    let id = deploy_id(&client, &deploy_request("placed-here")).await;
+    app.settle().await;
+    let other = app.replica().await;
+    let there = client_of(&other, &app.admin_key);
+    let used = |hosts: Vec<(u32, u32)>| hosts.iter().map(|(_, used)| used).sum::<u32>();
+    assert_eq!(used(h200_hosts(&app.admin).await), 8);
+    assert_eq!(
+        used(h200_hosts(&there).await),
+        8,
+        "placed through the other server"
+    );
+
+    client_of(&other, &key)
+        .instance_action(&id, InstanceActionKind::Hibernate)
+        .await
+        .unwrap();
+    other.settle().await.unwrap();
+    assert_eq!(used(h200_hosts(&there).await), 0);
+    assert_eq!(
+        used(h200_hosts(&app.admin).await),
+        0,
+        "hibernated through the other server"
+    );
     other.shutdown().await;
     app.stop().await;
 }
