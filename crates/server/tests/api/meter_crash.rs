@@ -1,6 +1,6 @@
 //! The meter killed mid-run: `barrackd` processes are SIGKILLed while a clock advance bills 20,000 open
 //! billing periods, and restarted. Whatever the moment of the kill, no minute is billed twice or skipped,
-//! the ledger explains every charge, and the simulation clock keeps the time it was moved to.
+//! the ledger and what a stopped run left owed explain every charge, a finished run leaves nothing owed, and the simulation clock keeps the time it was moved to.
 
 use std::time::Duration;
 
@@ -46,6 +46,8 @@ fn start(database: &TestDatabase) -> ServerProcess {
 struct Books {
     /// Distinct `billed_minutes` values among the periods (one once a meter run finished).
     minutes: Vec<i64>,
+    /// What the meter has moved and not charged yet (nothing once a run finished).
+    owed: i64,
 }
 
 async fn books(store: &Store, account: &str) -> Books {
@@ -57,7 +59,8 @@ async fn books(store: &Store, account: &str) -> Books {
              (SELECT CAST(COALESCE(SUM(billed_micros), 0) AS BIGINT) FROM billing_periods), \
              (SELECT CAST(COALESCE(SUM(amount_micros), 0) AS BIGINT) FROM ledger_entries WHERE kind = 'usage'), \
              (SELECT CAST(COALESCE(SUM(amount_micros), 0) AS BIGINT) FROM balances WHERE account_id = $2), \
-             (SELECT CAST(COALESCE(SUM(amount_micros), 0) AS BIGINT) FROM ledger_entries WHERE account_id = $2)",
+             (SELECT CAST(COALESCE(SUM(amount_micros), 0) AS BIGINT) FROM ledger_entries WHERE account_id = $2), \
+             (SELECT CAST(COALESCE(SUM(micros), 0) AS BIGINT) FROM meter_owed)",
             &binds![MICROS_PER_MINUTE, account],
         )
         .await
@@ -68,10 +71,12 @@ async fn books(store: &Store, account: &str) -> Books {
         0,
         "every period's charge is its minutes at its rate"
     );
+    // A run killed between its chunks and its end leaves what its chunks moved owed, for the next run
+    // to charge.
     assert_eq!(
-        -figure(2),
+        -figure(2) + figure(5),
         figure(1),
-        "the usage in the ledger is exactly what the periods billed"
+        "the usage in the ledger and what is owed are exactly what the periods billed"
     );
     assert_eq!(figure(3), figure(4), "the balance is the ledger");
     let minutes = store
@@ -84,7 +89,10 @@ async fn books(store: &Store, account: &str) -> Books {
         .iter()
         .map(|r| r.int(0).unwrap())
         .collect();
-    Books { minutes }
+    Books {
+        minutes,
+        owed: figure(5),
+    }
 }
 
 async fn a_meter_killed_mid_run_neither_double_bills_nor_skips(db: Db) {
@@ -206,7 +214,9 @@ async fn a_meter_killed_mid_run_neither_double_bills_nor_skips(db: Db) {
         (asked + offset - 1_000..=answered + offset + 1_000).contains(&server_now),
         "the reported time is the system clock plus the stored offset"
     );
-    let minutes = books(&store, &account).await.minutes;
+    let books = books(&store, &account).await;
+    assert_eq!(books.owed, 0, "a finished run charged everything owed");
+    let minutes = books.minutes;
     let expected = (server_now - started) / MINUTE_MS;
     // The reported time is read just before the meter reads the clock, so one more minute may have closed.
     assert!(
