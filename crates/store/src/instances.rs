@@ -191,6 +191,25 @@ pub async fn update(
     update.apply(tx).await
 }
 
+/// Makes the OS disk of instance `id` `size_gb` large when the instance boots from volume `volume_id`
+/// (that volume grew): the disk is the volume. Not a state change, so the generation stays; false when
+/// the instance does not boot from that volume.
+pub async fn set_boot_volume_size(
+    tx: &mut Tx,
+    id: &str,
+    volume_id: &str,
+    size_gb: i64,
+    now: i64,
+) -> Result<bool> {
+    let changed = tx
+        .execute(
+            "UPDATE instances SET storage_gb = $1, updated_at = $2 WHERE id = $3 AND boot_volume_id = $4",
+            &binds![size_gb, now, id, volume_id],
+        )
+        .await?;
+    Ok(changed == 1)
+}
+
 /// Reads an instance inside a transaction.
 pub async fn get(tx: &mut Tx, id: &str) -> Result<Option<InstanceRow>> {
     let sql = format!("SELECT {COLUMNS} FROM instances WHERE id = $1");

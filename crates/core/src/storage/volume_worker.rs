@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use barrack_compute::{DriverError, PowerState};
 use barrack_store::Tx;
+use barrack_store::instances;
 use barrack_store::jobs::JobRow;
 use barrack_store::volumes::{self, VolumeChange, VolumeRow};
 
@@ -175,6 +176,13 @@ impl VolumeWorker {
         .await?;
         if job.action == VolumeJobAction::Clone {
             release_source(&self.context.config, &mut tx, row, "clone completed", now).await?;
+        }
+        if let (VolumeJobAction::Resize, Some(instance), Some(size)) =
+            (job.action, &row.instance_id, change.size_gb)
+        {
+            // A boot volume is its instance's OS disk: the instance's size (what its snapshots, images
+            // and restores copy, and what it shows) grows with it.
+            instances::set_boot_volume_size(&mut tx, instance, &row.id, size, now).await?;
         }
         complete_in(&mut tx, claimed, now).await?;
         tx.commit().await.map_err(Error::internal)?;

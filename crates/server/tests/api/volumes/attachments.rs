@@ -7,7 +7,7 @@ use barrack_client::InstanceActionKind;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::common::{Db, TestApp};
+use crate::common::{Db, TestApp, create_key_k};
 use crate::on_both_databases;
 
 use super::{IMAGE, active_instance, available_volume, failure, status, volume};
@@ -17,6 +17,7 @@ on_both_databases!(
     attachment_rules,
     deploy_boots_from_a_volume_and_attaches_existing_and_new_ones,
     an_attach_overtaken_by_the_instances_delete_leaves_the_volume_available,
+    a_grown_boot_volume_is_the_instances_os_disk,
 );
 
 /// The instance is deleted after the attach was accepted and before it ran: nothing was attached, so the
@@ -370,5 +371,124 @@ async fn deploy_boots_from_a_volume_and_attaches_existing_and_new_ones(db: Db) {
     for volume_id in [&boot, &data, &scratch.id] {
         assert_eq!(status(&client, volume_id).await, "available", "{volume_id}");
     }
+    app.stop().await;
+}
+
+/// An instance booted from a volume that then grew: its OS disk is the volume, so the instance shows the
+/// new size and its price, and its snapshots, the images made from them and their restores copy a disk of
+/// that size.
+async fn a_grown_boot_volume_is_the_instances_os_disk(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "1000").await;
+    create_key_k(&client).await;
+    let post = |path: String, body: serde_json::Value| {
+        let client = client.clone();
+        async move { client.raw(Method::POST, &path, Some(&body)).await.unwrap() }
+    };
+    let created = post(
+        "/api/volumes/".into(),
+        json!({"name": "bootv", "size": 100, "region": "FINLAND-1", "volume_type": "NVMe",
+               "bootable": true, "image_name": IMAGE}),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let boot = created.body["data"]["id"].as_str().unwrap().to_string();
+    app.settle().await;
+    let deployed = post(
+        "/api/deploy-server/".into(),
+        json!({"gpu_model": "H100-SXM5-80GB", "gpu_count": 1, "region": "FINLAND-1",
+               "instance_name": "booted", "volume_id": boot, "boot_from_volume": true}),
+    )
+    .await;
+    assert_eq!(deployed.status, 201, "{}", deployed.text);
+    let id = deployed.body["data"]["instance_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.settle().await;
+    let before = client
+        .raw(Method::GET, &format!("/api/instances/{id}/"), None)
+        .await
+        .unwrap();
+    assert_eq!(before.body["data"]["specs"]["storage_gb"], 100);
+
+    let resized = post(format!("/api/volumes/{boot}/resize/"), json!({"size": 150})).await;
+    assert_eq!(resized.status, 200, "{}", resized.text);
+    app.settle().await;
+    let volume = client.volume(&boot).await.unwrap().data;
+    assert_eq!((volume.size_gb, volume.status.as_str()), (150, "in-use"));
+
+    // The instance shows the disk it has, at the price it is billed.
+    let after = client
+        .raw(Method::GET, &format!("/api/instances/{id}/"), None)
+        .await
+        .unwrap();
+    let d = &after.body["data"];
+    assert_eq!(d["specs"]["storage_gb"], 150, "{}", after.text);
+    let os_volume = &d["billing"]["breakdown"]["storage"]["os_volume"];
+    assert_eq!(os_volume["size_gb"], 150, "{}", after.text);
+    let rate = |v: &serde_json::Value| v.as_f64().unwrap();
+    let volume_rate = rate(&serde_json::to_value(volume.hourly_rate).unwrap());
+    assert!(
+        (rate(&os_volume["hourly_rate"]) - volume_rate).abs() < 1e-9,
+        "the volume's own rate: {os_volume} vs {volume_rate}"
+    );
+    let old_os =
+        rate(&before.body["data"]["billing"]["breakdown"]["storage"]["os_volume"]["hourly_rate"]);
+    let grown_by = rate(&d["billing"]["total_hourly_rate"])
+        - rate(&before.body["data"]["billing"]["total_hourly_rate"]);
+    assert!(
+        (grown_by - (volume_rate - old_os)).abs() < 1e-4,
+        "the total grew by the disk's difference: {}",
+        after.text
+    );
+
+    // A snapshot copies the disk as it is now, and so do an image of it and a restore.
+    let snapshot = post(
+        "/api/snapshots/".into(),
+        json!({"name": "grown", "instance_id": id}),
+    )
+    .await;
+    assert_eq!(snapshot.status, 201, "{}", snapshot.text);
+    assert_eq!(snapshot.body["data"]["source"]["storage_gb"], 150);
+    let snapshot_id = snapshot.body["data"]["id"].as_str().unwrap().to_string();
+    app.settle().await;
+    let image = post(
+        "/api/images/".into(),
+        json!({"snapshot_id": snapshot_id, "name": "grown image"}),
+    )
+    .await;
+    assert_eq!(image.status, 201, "{}", image.text);
+    assert_eq!(image.body["data"]["size_gb"], 150, "{}", image.text);
+    let from_image = |name: &str, size: Option<u32>| {
+        let mut body = json!({"gpu_model": "H100-SXM5-80GB", "gpu_count": 1, "region": "FINLAND-1",
+                              "instance_name": name, "image_name": "grown image", "ssh_key": "k"});
+        if let Some(size) = size {
+            body["os_volume"] = json!({"size": size});
+        }
+        body
+    };
+    let small = post("/api/deploy-server/".into(), from_image("small", Some(120))).await;
+    assert_eq!(small.status, 400, "{}", small.text);
+    assert!(
+        small.body["errors"].get("os_volume.size").is_some(),
+        "{}",
+        small.text
+    );
+    let copy = post("/api/deploy-server/".into(), from_image("copy", None)).await;
+    assert_eq!(copy.status, 201, "{}", copy.text);
+    assert_eq!(copy.body["data"]["specs"]["storage_gb"], 150);
+    let restored = post(
+        format!("/api/snapshots/{snapshot_id}/restore/"),
+        json!({"instance_name": "restored"}),
+    )
+    .await;
+    assert_eq!(restored.status, 201, "{}", restored.text);
+    assert_eq!(restored.body["data"]["specs"]["storage_gb"], 150);
+    assert_eq!(
+        restored.body["data"]["billing"]["breakdown"]["storage"]["os_volume"]["size_gb"],
+        150
+    );
+    app.settle().await;
     app.stop().await;
 }
