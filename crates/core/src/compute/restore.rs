@@ -15,6 +15,7 @@ use crate::compute::instances::{
     InstanceService, JobAction, check_instance_name, record_event, vm_name, volume_rate,
 };
 use crate::platform::countries;
+use crate::platform::idempotency;
 use crate::platform::ids::{IdKind, new_id};
 use crate::platform::lifecycle::InstanceState;
 use crate::platform::validate::Validator;
@@ -200,8 +201,9 @@ impl InstanceService {
         .await?;
         self.enqueue(&mut tx, &row.id, JobAction::Create, row.generation, now)
             .await?;
-        tx.commit().await.map_err(Error::internal)?;
+        let deployed = self.deployed(row, model, &[], currency, now);
+        idempotency::commit(tx, &deployed).await?;
         self.context.work.notify_one();
-        Ok(self.deployed(row, model, &[], currency, now))
+        Ok(deployed)
     }
 }

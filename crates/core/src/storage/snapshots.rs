@@ -30,6 +30,7 @@ use crate::catalog::price;
 use crate::platform::clock::format_ms;
 use crate::platform::config::Config;
 use crate::platform::countries;
+use crate::platform::idempotency;
 use crate::platform::ids::{IdDraws, IdKind, name_taken_as_conflict, new_id};
 use crate::platform::jobs::{NewJob, enqueue};
 use crate::platform::lifecycle::InstanceState;
@@ -273,9 +274,15 @@ impl SnapshotService {
                 now,
             )
             .await?;
-            tx.commit().await.map_err(Error::internal)?;
+            // The view from what this transaction wrote: the instance as it was held, the image asked for
+            // with the snapshot, the labels given.
+            let mut instances = HashMap::from([(instance.id.clone(), Some(instance.status))]);
+            let mut snapshot = self.view(row.clone(), &mut instances).await?;
+            snapshot.image_count = u32::from(row.is_image);
+            snapshot.labels = request.labels.clone();
+            idempotency::commit(tx, &snapshot).await?;
             self.context.work.notify_one();
-            return Ok(self.views(vec![row]).await?.remove(0));
+            return Ok(snapshot);
         }
         Err(Error::conflict(
             "CONFLICT",

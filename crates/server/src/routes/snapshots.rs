@@ -52,8 +52,11 @@ async fn create_snapshot(
     Auth(caller): Auth,
     Body(request): Body<CreateSnapshotRequest>,
 ) -> ApiResult<Created<Snapshot>> {
-    let snapshot = state.services.snapshots.create(&caller, request).await?;
-    Ok(Created("Snapshot creation started", snapshot))
+    Created::of(
+        "Snapshot creation started",
+        state.services.snapshots.create(&caller, request),
+    )
+    .await
 }
 
 /// Get snapshot details, with the source instance's configuration
@@ -98,12 +101,14 @@ async fn restore_snapshot(
     PathId(id): PathId,
     Body(request): Body<RestoreSnapshotRequest>,
 ) -> ApiResult<Created<DeployedInstance>> {
-    let instance = state
-        .services
-        .instances
-        .restore_from_snapshot(&caller, &id, request)
-        .await?;
-    Ok(Created("Snapshot restore started", instance))
+    Created::of(
+        "Snapshot restore started",
+        state
+            .services
+            .instances
+            .restore_from_snapshot(&caller, &id, request),
+    )
+    .await
 }
 
 crate::routes::labels::labels_handler!(

@@ -112,8 +112,11 @@ async fn resize_volume(
     PathId(id): PathId,
     Body(request): Body<ResizeVolumeRequest>,
 ) -> ApiResult<Success<VolumeAction>> {
-    let done = state.services.volumes.resize(&caller, &id, request).await?;
-    Ok(Success("Volume resize started", done))
+    Success::of(
+        "Volume resize started",
+        state.services.volumes.resize(&caller, &id, request),
+    )
+    .await
 }
 
 /// Clone a volume
@@ -130,12 +133,11 @@ async fn clone_volume(
     PathId(id): PathId,
     Body(request): Body<CloneVolumeRequest>,
 ) -> ApiResult<Created<Volume>> {
-    let volume = state
-        .services
-        .volumes
-        .clone_volume(&caller, &id, request)
-        .await?;
-    Ok(Created("Volume clone started", volume))
+    Created::of(
+        "Volume clone started",
+        state.services.volumes.clone_volume(&caller, &id, request),
+    )
+    .await
 }
 
 /// Attach volumes to an instance
@@ -151,8 +153,11 @@ async fn attach_volumes(
     PathId(id): PathId,
     Body(request): Body<VolumeIdsRequest>,
 ) -> ApiResult<Success<VolumeAttachmentChange>> {
-    let done = state.services.volumes.attach(&caller, &id, request).await?;
-    Ok(Success("Volumes attaching", done))
+    Success::of(
+        "Volumes attaching",
+        state.services.volumes.attach(&caller, &id, request),
+    )
+    .await
 }
 
 /// Detach volumes from an instance
@@ -168,8 +173,11 @@ async fn detach_volumes(
     PathId(id): PathId,
     Body(request): Body<VolumeIdsRequest>,
 ) -> ApiResult<Success<VolumeAttachmentChange>> {
-    let done = state.services.volumes.detach(&caller, &id, request).await?;
-    Ok(Success("Volumes detaching", done))
+    Success::of(
+        "Volumes detaching",
+        state.services.volumes.detach(&caller, &id, request),
+    )
+    .await
 }
 
 crate::routes::labels::labels_handler!(

@@ -12,6 +12,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::common::{Db, TestApp, create_key_k};
+
+/// Who holds the claims of [`commit_unanswered`]: a server that dies before answering.
+const DEAD_SERVER: &str = "died-before-answering";
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -19,6 +22,7 @@ on_both_databases!(
     keys_are_per_account_and_forgotten_after_a_day,
     a_retry_while_the_first_runs_is_409_until_its_lease_ends,
     other_creates_and_actions_replay_too,
+    volume_and_snapshot_changes_store_their_answer_with_the_change,
 );
 
 fn deploy_body(name: &str) -> Value {
@@ -275,5 +279,229 @@ async fn other_creates_and_actions_replay_too(db: Db) {
     let f2 = post(&client, "/api/firewalls/", "fw", &firewall).await;
     assert_eq!(f1.status, 201, "{}", f1.text);
     assert_eq!(f2.text, f1.text);
+    app.stop().await;
+}
+
+/// Runs `work` (the service call behind `POST path` with `body`) as a server would that claimed `key`,
+/// committed the change, and was killed before answering: nothing is stored after the fact, so only what
+/// the change's own transaction stored can answer the retry. `status` is the route's success status.
+async fn commit_unanswered<T: serde::Serialize>(
+    app: &TestApp,
+    account: &str,
+    key: &str,
+    (path, body, status): (&str, &Value, u16),
+    work: impl Future<Output = barrack_core::Result<T>>,
+) -> Value {
+    let fingerprint =
+        barrack_core::idempotency::fingerprint("POST", path, &serde_json::to_vec(body).unwrap());
+    let now = app.clock.now_ms();
+    let claimed = app
+        .services()
+        .store()
+        .claim_idempotency_key(&NewClaim {
+            account_id: account,
+            key,
+            fingerprint: &fingerprint,
+            owner: DEAD_SERVER,
+            now,
+            locked_until: now + 10_000,
+            expired_before: now - 24 * 3600 * 1000,
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed, Claim::Claimed);
+    let claim = barrack_core::idempotency::Claim::new(
+        account.to_string(),
+        key.to_string(),
+        DEAD_SERVER.to_string(),
+    );
+    let done = claim
+        .scope(async move {
+            barrack_core::idempotency::set_renderer(Box::new(move |data| {
+                (status, json!({"success": true, "data": data}).to_string())
+            }));
+            work.await
+        })
+        .await
+        .unwrap();
+    serde_json::to_value(done).unwrap()
+}
+
+/// The retry of a request whose change committed: its stored answer, not a second run.
+async fn assert_replayed(
+    client: &Client,
+    (path, body, status): (&str, &Value, u16),
+    key: &str,
+    data: &Value,
+) {
+    let retry = post(client, path, key, body).await;
+    assert_eq!(retry.status, status, "{path}: {}", retry.text);
+    assert_eq!(retry.headers["idempotent-replayed"], "true", "{path}");
+    assert_eq!(&retry.body["data"], data, "{path}");
+}
+
+/// A request answered, then retried: the same answer, replayed.
+async fn answered_and_replayed(
+    client: &Client,
+    (path, body, status): (&str, &Value, u16),
+    key: &str,
+) -> Value {
+    let first = post(client, path, key, body).await;
+    assert_eq!(first.status, status, "{path}: {}", first.text);
+    assert!(first.headers.get("idempotent-replayed").is_none());
+    let again = post(client, path, key, body).await;
+    assert_eq!(again.text, first.text, "{path}");
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    first.body["data"].clone()
+}
+
+/// Resize, snapshot creation and restore, clone, attach and detach store their answer in the transaction that makes
+/// the change: a server killed between that commit and its answer leaves the answer, and the client's
+/// retry gets it (not a 400 "only grow" for a resize that happened, nor a 409 naming its own snapshot).
+async fn volume_and_snapshot_changes_store_their_answer_with_the_change(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, account, secret) = app.funded_user_with_key(Tier::Advanced, "US", "1000").await;
+    create_key_k(&client).await;
+    let services = app.services();
+    let caller = services.accounts.authenticate_key(&secret).await.unwrap();
+    let deployed = post(&client, "/api/deploy-server/", "d", &deploy_body("vm")).await;
+    let vm = deployed.body["data"]["instance_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let created = post(
+        &client,
+        "/api/volumes/",
+        "v",
+        &json!({"name": "data", "size": 20, "region": "FINLAND-1", "volume_type": "NVMe"}),
+    )
+    .await;
+    let volume = created.body["data"]["id"].as_str().unwrap().to_string();
+    app.settle().await;
+    let volume_size = || async { client.volume(&volume).await.unwrap().data.size_gb };
+
+    // Resize.
+    let resize = format!("/api/volumes/{volume}/resize/");
+    let to_30 = json!({"size": 30});
+    let data = answered_and_replayed(&client, (&resize, &to_30, 200), "resize-1").await;
+    assert_eq!(data["size_gb"], 30);
+    app.settle().await;
+    let to_40 = json!({"size": 40});
+    let data = commit_unanswered(
+        &app,
+        &account,
+        "resize-2",
+        (&resize, &to_40, 200),
+        services.volumes.resize(
+            &caller,
+            &volume,
+            serde_json::from_value(to_40.clone()).unwrap(),
+        ),
+    )
+    .await;
+    assert_replayed(&client, (&resize, &to_40, 200), "resize-2", &data).await;
+    app.settle().await;
+    assert_eq!(volume_size().await, 40);
+    assert_replayed(&client, (&resize, &to_40, 200), "resize-2", &data).await;
+
+    // Snapshot creation.
+    let one = json!({"name": "one", "instance_id": vm});
+    let snapshot = answered_and_replayed(&client, ("/api/snapshots/", &one, 201), "snap-1").await;
+    let snapshot = snapshot["id"].as_str().unwrap().to_string();
+    app.settle().await;
+    let two = json!({"name": "two", "instance_id": vm, "is_image": true});
+    let data = commit_unanswered(
+        &app,
+        &account,
+        "snap-2",
+        ("/api/snapshots/", &two, 201),
+        services
+            .snapshots
+            .create(&caller, serde_json::from_value(two.clone()).unwrap()),
+    )
+    .await;
+    assert_eq!(
+        (&data["name"], &data["image_count"]),
+        (&json!("two"), &json!(1))
+    );
+    assert_replayed(&client, ("/api/snapshots/", &two, 201), "snap-2", &data).await;
+    app.settle().await;
+    assert_replayed(&client, ("/api/snapshots/", &two, 201), "snap-2", &data).await;
+
+    // Restoring a snapshot.
+    let restore = format!("/api/snapshots/{snapshot}/restore/");
+    let restored = json!({"instance_name": "restored"});
+    let data = commit_unanswered(
+        &app,
+        &account,
+        "restore-1",
+        (&restore, &restored, 201),
+        services.instances.restore_from_snapshot(
+            &caller,
+            &snapshot,
+            serde_json::from_value(restored.clone()).unwrap(),
+        ),
+    )
+    .await;
+    assert_replayed(&client, (&restore, &restored, 201), "restore-1", &data).await;
+    app.settle().await;
+    assert_eq!(instance_count(&client).await, 2);
+
+    // Clone.
+    let clone = format!("/api/volumes/{volume}/clone/");
+    let copy = json!({"name": "copy"});
+    answered_and_replayed(&client, (&clone, &copy, 201), "clone-1").await;
+    app.settle().await;
+    let copy2 = json!({"name": "copy2"});
+    let data = commit_unanswered(
+        &app,
+        &account,
+        "clone-2",
+        (&clone, &copy2, 201),
+        services.volumes.clone_volume(
+            &caller,
+            &volume,
+            serde_json::from_value(copy2.clone()).unwrap(),
+        ),
+    )
+    .await;
+    assert_replayed(&client, (&clone, &copy2, 201), "clone-2", &data).await;
+    app.settle().await;
+
+    // Attach and detach.
+    let attach = format!("/api/instances/{vm}/attach-volumes/");
+    let detach = format!("/api/instances/{vm}/detach-volumes/");
+    let ids = json!({"volume_ids": [volume]});
+    let request = || serde_json::from_value(ids.clone()).unwrap();
+    answered_and_replayed(&client, (&attach, &ids, 200), "attach-1").await;
+    app.settle().await;
+    let data = commit_unanswered(
+        &app,
+        &account,
+        "detach-1",
+        (&detach, &ids, 200),
+        services.volumes.detach(&caller, &vm, request()),
+    )
+    .await;
+    assert_replayed(&client, (&detach, &ids, 200), "detach-1", &data).await;
+    app.settle().await;
+    let data = commit_unanswered(
+        &app,
+        &account,
+        "attach-2",
+        (&attach, &ids, 200),
+        services.volumes.attach(&caller, &vm, request()),
+    )
+    .await;
+    assert_replayed(&client, (&attach, &ids, 200), "attach-2", &data).await;
+    app.settle().await;
+    assert_eq!(client.volume(&volume).await.unwrap().data.status, "in-use");
+    answered_and_replayed(&client, (&detach, &ids, 200), "detach-2").await;
+    app.settle().await;
+    assert_eq!(
+        client.volume(&volume).await.unwrap().data.status,
+        "available"
+    );
+    assert_eq!(volume_size().await, 40);
     app.stop().await;
 }

@@ -6,6 +6,7 @@ use barrack_store::volumes::VolumeRow;
 
 use super::{VolumeJobAction, VolumeService, VolumeState, changing, check_ids, parse_state};
 use crate::accounts::Caller;
+use crate::platform::idempotency;
 use crate::platform::lifecycle::InstanceState;
 use crate::{Error, Result};
 
@@ -111,13 +112,14 @@ impl VolumeService {
                     size_gb: None,
                 });
             }
-            tx.commit().await.map_err(Error::internal)?;
-            self.context.work.notify_one();
-            return Ok(VolumeAttachmentChange {
+            let change = VolumeAttachmentChange {
                 instance_id: instance.id,
                 action: verb.into(),
                 volumes: done,
-            });
+            };
+            idempotency::commit(tx, &change).await?;
+            self.context.work.notify_one();
+            return Ok(change);
         }
         Err(changing())
     }

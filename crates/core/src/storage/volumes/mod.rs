@@ -405,10 +405,7 @@ impl VolumeService {
                 )
                 .await?
             {
-                return Ok(VolumeAction {
-                    target_status: VolumeState::Deleted.as_str().into(),
-                    ..action
-                });
+                return Ok(action);
             }
         }
         Err(changing())
@@ -454,10 +451,7 @@ impl VolumeService {
                 )
                 .await?
             {
-                return Ok(VolumeAction {
-                    size_gb: Some(request.size),
-                    ..action
-                });
+                return Ok(action);
             }
         }
         Err(changing())
@@ -552,15 +546,18 @@ impl VolumeService {
             .await?;
             self.insert_with_job(&mut tx, &mut row, VolumeJobAction::Clone, &who, now)
                 .await?;
-            tx.commit().await.map_err(Error::internal)?;
+            // The copy is attached to nothing, so its view reads nothing the transaction wrote.
+            let volume = self.view(row, &mut HashMap::new()).await?;
+            idempotency::commit(tx, &volume).await?;
             self.context.work.notify_one();
-            return self.view(row, &mut HashMap::new()).await;
+            return Ok(volume);
         }
         Err(changing())
     }
 
     /// Moves a volume from `from` into the transitional state `through` and enqueues the job that
-    /// finishes it; `None` when the volume changed under us (read again and decide again).
+    /// finishes it, storing the answer with it for a retry under the same idempotency key; `None` when
+    /// the volume changed under us (read again and decide again).
     async fn begin(
         &self,
         caller: &Caller,
@@ -599,15 +596,20 @@ impl VolumeService {
         {
             return Ok(None);
         }
-        tx.commit().await.map_err(Error::internal)?;
-        self.context.work.notify_one();
-        Ok(Some(VolumeAction {
+        let target = match action {
+            VolumeJobAction::Delete => VolumeState::Deleted,
+            _ => resting_state(row),
+        };
+        let done = VolumeAction {
             volume_id: row.id.clone(),
             action: action.as_str().into(),
             status: through.as_str().into(),
-            target_status: resting_state(row).as_str().into(),
-            size_gb: None,
-        }))
+            target_status: target.as_str().into(),
+            size_gb: size_gb.filter(|_| action == VolumeJobAction::Resize),
+        };
+        idempotency::commit(tx, &done).await?;
+        self.context.work.notify_one();
+        Ok(Some(done))
     }
 
     /// [`VolumeService::begin`] inside the caller's transaction; `instance_id` sets the volume's
