@@ -1,6 +1,7 @@
 //! The meter killed mid-run: `barrackd` processes are SIGKILLed while a clock advance bills 20,000 open
 //! billing periods, and restarted. Whatever the moment of the kill, no minute is billed twice or skipped,
-//! the ledger and what a stopped run left owed explain every charge, a finished run leaves nothing owed, and the simulation clock keeps the time it was moved to.
+//! the ledger and what a stopped run left owed explain every charge, a finished run leaves nothing owed,
+//! and the simulation clock keeps the time it was moved to.
 
 use std::time::Duration;
 
