@@ -6,14 +6,14 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use barrack_api::Tier;
-use barrack_api::account::{AdminCreateUser, TokenObtainPair, TokenPair};
+use barrack_api::account::{TokenObtainPair, TokenPair};
 use barrack_api::instances::Event;
 use barrack_api::{Envelope, PageQuery};
 use barrack_client::{Client, EventStream};
 use barrack_core::platform::events::{NewEvent, record};
 use barrack_store::Backend;
 
-use crate::common::{Db, START_MS, TestApp, ssh_firewall};
+use crate::common::{Db, ORDINARY_PASSWORD, START_MS, TestApp, ordinary_account, ssh_firewall};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -363,39 +363,18 @@ fn unique(name: &str) -> String {
 
 /// A new ordinary account with a log-in: a client on its API key (to write events) and the tokens.
 async fn logged_in(app: &TestApp) -> (Client, TokenPair) {
-    let email = format!(
-        "stream-{}@example.com",
-        barrack_core::ids::random_alphanumeric(8).to_lowercase()
-    );
-    let password = "correct horse battery";
-    let user = app
-        .admin
-        .admin_create_user(&AdminCreateUser {
-            email: email.clone(),
-            password: password.into(),
-            name: "Stream User".into(),
-            admin: false,
-        })
-        .await
-        .unwrap()
-        .data;
-    let key = app
-        .admin
-        .admin_create_api_key(&user.id, "k", Tier::Advanced)
-        .await
-        .unwrap()
-        .data;
+    let (_, email, by_key) = ordinary_account(app, "stream", Tier::Advanced).await;
     let tokens = app
         .anonymous()
         .obtain_token(&TokenObtainPair {
             email,
-            password: password.into(),
+            password: ORDINARY_PASSWORD.into(),
             tier: Some(Tier::Advanced),
         })
         .await
         .unwrap()
         .data;
-    (app.admin.with_api_key(&key.key.key), tokens)
+    (by_key, tokens)
 }
 
 /// A stream opened with the access token, once it has delivered an event written through the key (so

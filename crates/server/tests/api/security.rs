@@ -7,7 +7,7 @@ use barrack_core::accounts::login_throttle::{FREE_FAILURES_PER_ADDRESS, FREE_FAI
 use reqwest::Method;
 use serde_json::json;
 
-use crate::common::{Db, TestApp, TestDatabase, test_config};
+use crate::common::{Db, ORDINARY_PASSWORD, TestApp, TestDatabase, ordinary_account, test_config};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -26,41 +26,18 @@ on_both_databases!(
 
 /// An ordinary account: a client on its API key and one on a session token.
 async fn ordinary_callers(app: &TestApp) -> (Client, Client) {
-    let email = format!(
-        "plain-{}@example.com",
-        barrack_core::ids::random_alphanumeric(8).to_lowercase()
-    );
-    let user = app
-        .admin
-        .admin_create_user(&AdminCreateUser {
-            email: email.clone(),
-            password: "correct horse battery".into(),
-            name: "Plain User".into(),
-            admin: false,
-        })
-        .await
-        .unwrap()
-        .data;
-    let key = app
-        .admin
-        .admin_create_api_key(&user.id, "k", Tier::Advanced)
-        .await
-        .unwrap()
-        .data;
+    let (_, email, by_key) = ordinary_account(app, "plain", Tier::Advanced).await;
     let tokens = app
         .anonymous()
         .obtain_token(&TokenObtainPair {
             email,
-            password: "correct horse battery".into(),
+            password: ORDINARY_PASSWORD.into(),
             tier: None,
         })
         .await
         .unwrap()
         .data;
-    (
-        app.admin.with_api_key(&key.key.key),
-        app.admin.with_bearer(&tokens.access),
-    )
+    (by_key, app.admin.with_bearer(&tokens.access))
 }
 
 /// Every operation the served document lists under `/api/admin/` answers 403 FORBIDDEN to an ordinary

@@ -2,10 +2,10 @@
 //! password changes and an operator's disable revoke what they should, at once.
 
 use barrack_api::Tier;
-use barrack_api::account::{AdminCreateUser, TokenObtainPair, TokenPair};
+use barrack_api::account::{TokenObtainPair, TokenPair};
 use barrack_client::{Client, ClientError};
 
-use crate::common::{Db, TestApp};
+use crate::common::{Db, ORDINARY_PASSWORD, TestApp, ordinary_account};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -16,32 +16,11 @@ on_both_databases!(
     disabling_an_account_revokes_sessions_and_keys_at_once,
 );
 
-const PASSWORD: &str = "correct horse battery";
+const PASSWORD: &str = ORDINARY_PASSWORD;
 
 /// A new ordinary account: its id, email and a client on an API key of it.
 async fn account(app: &TestApp) -> (String, String, Client) {
-    let email = format!(
-        "session-{}@example.com",
-        barrack_core::ids::random_alphanumeric(8).to_lowercase()
-    );
-    let user = app
-        .admin
-        .admin_create_user(&AdminCreateUser {
-            email: email.clone(),
-            password: PASSWORD.into(),
-            name: "Session User".into(),
-            admin: false,
-        })
-        .await
-        .unwrap()
-        .data;
-    let key = app
-        .admin
-        .admin_create_api_key(&user.id, "k", Tier::Legacy)
-        .await
-        .unwrap()
-        .data;
-    (user.id, email, app.admin.with_api_key(&key.key.key))
+    ordinary_account(app, "session", Tier::Legacy).await
 }
 
 async fn log_in(app: &TestApp, email: &str, password: &str) -> Result<TokenPair, ClientError> {

@@ -674,3 +674,33 @@ pub fn http_client_builder() -> reqwest::ClientBuilder {
 pub fn http_client() -> reqwest::Client {
     http_client_builder().build().expect("an HTTP client")
 }
+
+/// The password of the accounts [`ordinary_account`] makes.
+pub const ORDINARY_PASSWORD: &str = "correct horse battery";
+
+/// A new ordinary account made by the operator, with an API key of `tier`: its id, its email (`prefix`
+/// and random letters) and a client on the key. Its password is [`ORDINARY_PASSWORD`].
+pub async fn ordinary_account(app: &TestApp, prefix: &str, tier: Tier) -> (String, String, Client) {
+    let email = format!(
+        "{prefix}-{}@example.com",
+        barrack_core::ids::random_alphanumeric(8).to_lowercase()
+    );
+    let user = app
+        .admin
+        .admin_create_user(&AdminCreateUser {
+            email: email.clone(),
+            password: ORDINARY_PASSWORD.into(),
+            name: "Ordinary User".into(),
+            admin: false,
+        })
+        .await
+        .unwrap()
+        .data;
+    let key = app
+        .admin
+        .admin_create_api_key(&user.id, "k", tier)
+        .await
+        .unwrap()
+        .data;
+    (user.id, email, app.admin.with_api_key(&key.key.key))
+}
