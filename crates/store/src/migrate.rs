@@ -68,6 +68,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(41, "0041_lost_gpus"),
     migration!(42, "0042_meter_owed"),
     migration!(43, "0043_ai_holds"),
+    migration!(44, "0044_grown_boot_volumes"),
 ];
 
 impl Migration {

@@ -490,5 +490,34 @@ async fn a_grown_boot_volume_is_the_instances_os_disk(db: Db) {
         150
     );
     app.settle().await;
+
+    // An instance whose boot volume grew before resizes followed it (its row still at 100) is brought
+    // to its volume's size by migration 0044.
+    let store = app.services().store();
+    store
+        .execute(
+            "UPDATE instances SET storage_gb = 100 WHERE id = $1",
+            &[id.as_str().into()],
+        )
+        .await
+        .unwrap();
+    let migration = barrack_store::MIGRATIONS
+        .iter()
+        .find(|m| m.version == 44)
+        .unwrap();
+    let script = match store.backend() {
+        barrack_store::Backend::Sqlite => migration.sqlite,
+        barrack_store::Backend::Postgres => migration.postgres,
+    };
+    store.execute_script(script).await.unwrap();
+    let shown = client
+        .raw(Method::GET, &format!("/api/instances/{id}/"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        shown.body["data"]["specs"]["storage_gb"], 150,
+        "{}",
+        shown.text
+    );
     app.stop().await;
 }
