@@ -138,9 +138,10 @@ impl Store {
         Ok(())
     }
 
-    /// Records a call and, when it cost anything, appends its `usage` ledger entry, in one transaction.
-    /// Returns the call as recorded: this one, with its ledger entry's id, or, changing nothing, the one
-    /// recorded before under the same request id.
+    /// Records a call and, when it cost anything, appends its `usage` ledger entry, in one transaction
+    /// that also lets the call's `hold` go (so the balance is never held and charged for it at once).
+    /// Returns the call as recorded: this one, with its ledger entry's id, or, changing nothing but the
+    /// hold, the one recorded before under the same request id.
     ///
     /// Ids have 6 random characters, so the row's id can be taken already: it then gets another from
     /// `fresh_request_id` (the ledger entry's, from `fresh_id`).
@@ -148,14 +149,18 @@ impl Store {
         &self,
         request: &AiRequestRow,
         charge: Option<&LedgerEntryRow>,
+        hold: Option<&str>,
         fresh_id: fn() -> String,
         fresh_request_id: fn() -> String,
     ) -> Result<AiRequestRow> {
         if let Some(recorded) = self
-            .try_record_ai_request(request, charge, fresh_id, fresh_request_id)
+            .try_record_ai_request(request, charge, hold, fresh_id, fresh_request_id)
             .await?
         {
             return Ok(recorded);
+        }
+        if let Some(hold) = hold {
+            self.release_ai_hold(hold).await?;
         }
         self.ai_request_by_request_id(&request.request_id)
             .await?
@@ -173,6 +178,7 @@ impl Store {
         &self,
         request: &AiRequestRow,
         charge: Option<&LedgerEntryRow>,
+        hold: Option<&str>,
         fresh_id: fn() -> String,
         fresh_request_id: fn() -> String,
     ) -> Result<Option<AiRequestRow>> {
@@ -247,6 +253,10 @@ impl Store {
                 .await?;
                 row.ledger_entry_id = Some(appended.id);
             }
+        }
+        if let Some(hold) = hold {
+            tx.execute("DELETE FROM ai_holds WHERE id = $1", &binds![hold])
+                .await?;
         }
         tx.commit().await?;
         Ok(Some(row))

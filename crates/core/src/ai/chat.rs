@@ -487,10 +487,12 @@ impl Drop for Settlement {
 impl Pending {
     /// Records the call and charges it, then releases its reservation and unused tokens.
     async fn settle(self, status: &'static str, usage: Option<BackendUsage>) -> Result<Settled> {
+        // The hold goes in the settlement's transaction; a settlement that failed lets it go on its own.
         let result = self.record(status, usage).await;
         let inner = &self.inner;
-        // After the charge, so that for a moment both count rather than neither.
-        if let Err(e) = inner.context.store.release_ai_hold(&self.hold_id).await {
+        if result.is_err()
+            && let Err(e) = inner.context.store.release_ai_hold(&self.hold_id).await
+        {
             tracing::warn!(error = %e, hold = %self.hold_id, "an AI call's hold lapses at its expiry instead");
         }
         if let Ok(settled) = &result {
@@ -552,9 +554,13 @@ impl Pending {
         // A request id settled before (a replay) answers with what was recorded then.
         let recorded = context
             .store
-            .record_ai_request(&row, charge.as_ref(), transaction_id, || {
-                new_id(IdKind::AiRequest)
-            })
+            .record_ai_request(
+                &row,
+                charge.as_ref(),
+                Some(&self.hold_id),
+                transaction_id,
+                || new_id(IdKind::AiRequest),
+            )
             .await?;
         Ok(Settled {
             billing: ChatBilling {

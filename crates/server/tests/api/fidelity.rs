@@ -327,6 +327,7 @@ async fn an_ai_call_is_recorded_once_and_its_entry_keeps_the_id_it_went_in_under
         .record_ai_request(
             &call("BRK-AICAL1Q"),
             Some(&charge(&taken)),
+            None,
             barrack_core::ids::transaction_id,
             fresh_call,
         )
@@ -351,6 +352,7 @@ async fn an_ai_call_is_recorded_once_and_its_entry_keeps_the_id_it_went_in_under
         .record_ai_request(
             &call("BRK-AICAL2Q"),
             Some(&charge("BRK-AICAL2T")),
+            None,
             barrack_core::ids::transaction_id,
             fresh_call,
         )
