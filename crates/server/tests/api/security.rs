@@ -521,24 +521,7 @@ async fn log_ins_sent_at_once_get_no_more_password_checks_than_the_limit(db: Db)
         .unwrap()
         .data;
     let client = app.admin.with_api_key(&key.key.key);
-    let victim = app
-        .admin
-        .admin_create_user(&AdminCreateUser {
-            email: "changing@example.com".into(),
-            password: "correct horse battery".into(),
-            name: "Changing".into(),
-            admin: false,
-        })
-        .await
-        .unwrap()
-        .data;
-    let key = app
-        .admin
-        .admin_create_api_key(&victim.id, "k", Tier::Legacy)
-        .await
-        .unwrap()
-        .data;
-    let changer = app.admin.with_api_key(&key.key.key);
+    let (_, _, changer) = ordinary_account(&app, "changing", Tier::Legacy).await;
     let start = std::sync::Arc::new(tokio::sync::Barrier::new(20));
     let changes: Vec<_> = (0..20)
         .map(|n| {
