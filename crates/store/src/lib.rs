@@ -24,6 +24,7 @@ mod key_cache;
 pub mod labels;
 pub mod leases;
 pub mod ledger;
+pub mod login_failures;
 mod migrate;
 mod postgres;
 pub mod public_ips;

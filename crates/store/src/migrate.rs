@@ -69,6 +69,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(42, "0042_meter_owed"),
     migration!(43, "0043_ai_holds"),
     migration!(44, "0044_grown_boot_volumes"),
+    migration!(45, "0045_login_failures"),
 ];
 
 impl Migration {

@@ -15,7 +15,7 @@ use barrack_store::{StoreError, Tx, accounts, api_keys};
 
 use crate::accounts::auth::{TokenClaims, TokenKind};
 use crate::accounts::heavy;
-use crate::accounts::login_throttle::{Attempt, LoginThrottle};
+use crate::accounts::login_throttle::LoginThrottle;
 use crate::platform::clock::{format_ms, system_now_ms};
 use crate::platform::countries;
 use crate::platform::ids::{IdDraws, IdKind, new_id, random_alphanumeric};
@@ -91,7 +91,7 @@ pub struct AccountService {
     touched: Arc<Mutex<HashMap<String, i64>>>,
     /// Failed passwords, by email and by address, for every way of giving one (API tokens, the
     /// dashboard's sign-in, a password change).
-    throttle: Arc<LoginThrottle>,
+    throttle: LoginThrottle,
 }
 
 /// The operator's password of a first start, and its hash: slow on purpose, so a server starting on an
@@ -119,9 +119,9 @@ pub struct Bootstrap {
 impl AccountService {
     pub fn new(context: Arc<Context>) -> AccountService {
         AccountService {
+            throttle: LoginThrottle::new(context.store.clone()),
             context,
             touched: Arc::default(),
-            throttle: Arc::default(),
         }
     }
 
@@ -289,25 +289,14 @@ impl AccountService {
         password: &str,
         address: IpAddr,
     ) -> Result<AccountRow> {
-        let attempt = self.password_attempt(email, address)?;
+        let attempt = self.throttle.begin(email, address).await?;
         let verified = self.check_credentials(email, password).await;
         match &verified {
-            Ok(_) => attempt.succeeded(),
+            Ok(_) => attempt.succeeded().await,
             Err(Error::Unauthenticated(_)) => attempt.failed(),
-            Err(_) => attempt.withdrawn(),
+            Err(_) => attempt.withdrawn().await,
         }
         verified
-    }
-
-    /// A password check for the email from the address, counted as a failure until its outcome is
-    /// known; 429 while the email or the address is held back for its failed passwords, or while
-    /// checks already under way use up what is left of its free failures.
-    fn password_attempt(&self, email: &str, address: IpAddr) -> Result<Attempt> {
-        self.throttle
-            .begin(email, address)
-            .map_err(|retry_after_seconds| Error::RateLimited {
-                retry_after_seconds,
-            })
     }
 
     async fn check_credentials(&self, email: &str, password: &str) -> Result<AccountRow> {
@@ -395,7 +384,7 @@ impl AccountService {
         address: IpAddr,
     ) -> Result<SessionsEnded> {
         // Wrong current passwords count as failed log-ins: a stolen token or key cannot guess the password.
-        let attempt = self.password_attempt(&caller.account.email, address)?;
+        let attempt = self.throttle.begin(&caller.account.email, address).await?;
         let mut v = Validator::new();
         v.check(
             length_between(
@@ -409,13 +398,13 @@ impl AccountService {
             ),
         );
         if let Err(e) = v.finish() {
-            attempt.withdrawn();
+            attempt.withdrawn().await;
             return Err(e);
         }
         match heavy::verify_password(&request.current_password, &caller.account.password_hash).await
         {
             // The right password takes its attempt back; it is not a log-in, so earlier failures stay.
-            Ok(true) => attempt.withdrawn(),
+            Ok(true) => attempt.withdrawn().await,
             Ok(false) => {
                 attempt.failed();
                 return Err(Error::field(
@@ -424,7 +413,7 @@ impl AccountService {
                 ));
             }
             Err(e) => {
-                attempt.withdrawn();
+                attempt.withdrawn().await;
                 return Err(e);
             }
         }

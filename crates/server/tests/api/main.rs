@@ -41,6 +41,7 @@ mod ledger;
 mod libvirt;
 mod lifecycle;
 mod limits;
+mod log_in_throttle;
 mod machines;
 mod meter_crash;
 mod metrics;

@@ -1,0 +1,11 @@
+-- Failed passwords by email and by client address, shared by every server on the database so that
+-- replicas throttle log-ins together (core::accounts::login_throttle). An attempt is counted when it
+-- is let through, before its password is checked, and taken back when it turns out right.
+-- Kept in lockstep with ../postgres/0045_login_failures.sql.
+CREATE TABLE login_failures (
+    key TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    last_at INTEGER NOT NULL,
+    blocked_until INTEGER NOT NULL
+) STRICT;
+CREATE INDEX login_failures_last_at ON login_failures (last_at);
