@@ -169,6 +169,8 @@ pub struct PriceEntry {
 pub struct VolumePricing {
     /// Tier → volume type → prices.
     pub pricing: BTreeMap<Tier, BTreeMap<String, PriceEntry>>,
+    /// The smallest volume that can boot (an OS disk, a bootable volume); data volumes start lower
+    /// (`GET /api/volumes/types/`).
     pub minimum_size_gb: u32,
     pub description: String,
 }
@@ -218,6 +220,7 @@ pub struct AiPricing {
 pub struct PricingMetadata {
     pub supported_currencies: Vec<Currency>,
     pub supported_tiers: Vec<Tier>,
+    /// As `volumes.minimum_size_gb`.
     pub volume_minimum_size_gb: u32,
     /// The calling key's name, when the request carried one.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -473,16 +473,17 @@ impl CatalogService {
                 },
             );
         }
-        // What volume create accepts; bootable volumes (and OS disks) start higher, as the text says.
+        // The published figure is the smallest volume that can boot (an OS disk, a bootable volume);
+        // data volumes start lower, as the text says.
         let minimum = config.volumes.minimum_size_gb;
         let bootable = config.volumes.minimum_bootable_size_gb;
         Ok(PricingData {
             volumes: VolumePricing {
                 pricing: volumes,
-                minimum_size_gb: minimum,
+                minimum_size_gb: bootable,
                 description: format!(
                     "Block storage pricing by type and tier, per TB ({GB_PER_TB} GB) per hour, accrued per \
-                     minute; volumes from {minimum} GB, bootable ones from {bootable} GB"
+                     minute; OS and bootable volumes from {bootable} GB, data volumes from {minimum} GB"
                 ),
             },
             snapshots: SnapshotPricing {
@@ -517,7 +518,7 @@ impl CatalogService {
             metadata: PricingMetadata {
                 supported_currencies: Currency::ALL.to_vec(),
                 supported_tiers: Tier::ALL.to_vec(),
-                volume_minimum_size_gb: minimum,
+                volume_minimum_size_gb: bootable,
                 authenticated_user: caller
                     .map(|c| c.key_name().unwrap_or(&c.account.email).to_string()),
                 authentication_type: caller.map(|c| {

@@ -167,9 +167,11 @@ async fn pricing_has_the_documented_shape_with_every_model_and_type(db: Db) {
         json!({"prices": {"USD": 0.3, "EUR": 0.35, "INR": 30}, "unit": "per TB per hour"})
     );
     assert_eq!(
-        p["volumes"]["minimum_size_gb"], 10,
-        "what volume create accepts"
+        p["volumes"]["minimum_size_gb"], 100,
+        "the smallest volume that boots, as published"
     );
+    let text = p["volumes"]["description"].as_str().unwrap();
+    assert!(text.contains("data volumes from 10 GB"), "{text}");
     assert!(p["volumes"]["description"].is_string());
     assert_eq!(
         p["snapshots"]["pricing"]["legacy"],
@@ -189,7 +191,7 @@ async fn pricing_has_the_documented_shape_with_every_model_and_type(db: Db) {
     let m = &p["metadata"];
     assert_eq!(m["supported_currencies"], json!(["USD", "EUR", "INR"]));
     assert_eq!(m["supported_tiers"], json!(["legacy", "advanced"]));
-    assert_eq!(m["volume_minimum_size_gb"], 10);
+    assert_eq!(m["volume_minimum_size_gb"], 100);
     assert_eq!(m["authenticated_user"], "admin");
     assert_eq!(m["authentication_type"], "api_key");
     assert!(m["timestamp"].is_i64());
