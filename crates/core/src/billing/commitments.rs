@@ -74,8 +74,31 @@ pub async fn require_commitment(
     added: Decimal,
     written: Option<&str>,
 ) -> Result<()> {
+    require_commitment_beside(
+        tx,
+        context,
+        account_id,
+        currency,
+        Decimal::ZERO,
+        added,
+        written,
+    )
+    .await
+}
+
+/// [`require_commitment`] with `beside` (per hour) committed besides what the account's rows burn: the
+/// hourly price of the deploy holds it has taken, which a new hold must also cover.
+pub async fn require_commitment_beside(
+    tx: &mut Tx,
+    context: &Context,
+    account_id: &str,
+    currency: Currency,
+    beside: Decimal,
+    added: Decimal,
+    written: Option<&str>,
+) -> Result<()> {
     let (burn, balance) = committed(tx, context, account_id, currency, written).await?;
-    covers(context, currency, burn, balance, added)
+    covers(context, currency, burn + beside, balance, added)
 }
 
 /// [`require_commitment`] of commitments read already (in the transaction that commits the increase,

@@ -596,7 +596,17 @@ async fn holds_count_against_the_balance_as_the_instances_they_would_deploy(db: 
     for task in tasks {
         match task.await.unwrap() {
             Ok(_) => held += 1,
-            Err(e) if e.status() == Some(402) => refused += 1,
+            Err(e) if e.status() == Some(402) => {
+                // The two holds' GPUs are what is committed; the figures are exact.
+                let message = e.to_string();
+                assert!(
+                    message.contains(
+                        "4.98 USD per hour already committed and 2.519296875 USD per hour more asked"
+                    ),
+                    "{message}"
+                );
+                refused += 1
+            }
             Err(e) => panic!("unexpected {e}"),
         }
     }

@@ -12,7 +12,7 @@ use barrack_store::{Tx, capacity, firewalls, public_ips};
 use rust_decimal::Decimal;
 
 use crate::accounts::Caller;
-use crate::billing::commitments::require_commitment;
+use crate::billing::commitments::require_commitment_beside;
 use crate::catalog::price;
 use crate::compute::instances::InstanceService;
 use crate::platform::clock::format_ms;
@@ -81,6 +81,7 @@ impl InstanceService {
         caller: &Caller,
         request: &DeployRequest,
         mut preflight: Preflight,
+        first_hour: Decimal,
     ) -> Result<Preflight> {
         let model = self
             .config()
@@ -118,12 +119,13 @@ impl InstanceService {
             })
             .map(|(m, count)| price(&m.prices, preflight.currency) * Decimal::from(count))
             .sum();
-        require_commitment(
+        require_commitment_beside(
             &mut tx,
             &self.context,
             caller.account_id(),
             preflight.currency,
-            preflight.price_per_hour.0 + held,
+            held,
+            first_hour,
             None,
         )
         .await?;

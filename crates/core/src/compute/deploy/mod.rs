@@ -42,6 +42,8 @@ impl InstanceService {
         let fields = self.check_fields(caller, &request, Purpose::Preflight)?;
         let plan = self.plan(caller, &request, fields).await?;
         let held = plan.hold.is_some();
+        // Exact, where the answer's price is rounded for display.
+        let first_hour = plan.first_hour;
         let new_volumes: Vec<String> = plan.new_volumes.iter().map(|v| v.id.clone()).collect();
         let (tx, deployed) = self.execute(caller, plan).await?;
         // Rolled back: the deploy's own writes were its last checks.
@@ -73,7 +75,7 @@ impl InstanceService {
             hold: None,
         };
         if request.hold {
-            return self.hold(caller, &request, preflight).await;
+            return self.hold(caller, &request, preflight, first_hour).await;
         }
         Ok(preflight)
     }
