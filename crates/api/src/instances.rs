@@ -426,6 +426,20 @@ pub struct Job {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct JobList {
     pub jobs: Vec<Job>,
+    pub pagination: Pagination,
+}
+
+/// `GET /api/admin/jobs/?status=failed&page=1&limit=20`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct JobQuery {
+    pub page: Option<u32>,
+    pub limit: Option<u32>,
+    /// Only jobs in this state: `pending`, `running` or `failed` (dead-lettered). Finished jobs are not
+    /// listed.
+    #[param(pattern = "^(pending|running|failed)$")]
+    pub status: Option<String>,
 }
 
 /// A machine of the data centre, for operators (`GET /api/admin/hosts/`).

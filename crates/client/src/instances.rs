@@ -3,7 +3,8 @@
 use barrack_api::instances::{
     DeployHold, DeployRequest, DeployedInstance, EventList, FaultInjected, HibernatedSummary,
     HostList, Instance, InstanceAction, InstanceList, InstanceMetrics, InstanceQuery, JobList,
-    Preflight, RemoveSecurityRuleResponse, SecurityRule, SecurityRuleRequest, TogglePublicIp,
+    JobQuery, Preflight, RemoveSecurityRuleResponse, SecurityRule, SecurityRuleRequest,
+    TogglePublicIp,
 };
 use barrack_api::ssh_keys::{
     CreateSshKeyRequest, CreatedSshKey, DeletedSshKey, SshKey, SshKeyList,
@@ -209,8 +210,14 @@ impl Client {
         self.get(&format!("/api/instances/{id}/metrics/")).await
     }
 
+    /// The first page of the jobs operators follow (pending, running, failed).
     pub async fn admin_jobs(&self) -> Result<Envelope<JobList>> {
         self.get("/api/admin/jobs/").await
+    }
+
+    /// A page of the jobs operators follow, narrowed by `status` when given.
+    pub async fn admin_jobs_page(&self, query: &JobQuery) -> Result<Envelope<JobList>> {
+        self.get(&with_query("/api/admin/jobs/", query)).await
     }
 
     /// Injects a simulator fault, e.g. `{"kind": "fail_nth", "operation": "create_instance", "nth": 1}`.

@@ -239,6 +239,40 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
+    /// A page of [`Store::jobs_for_operators`], narrowed to one status when given, with the total.
+    pub async fn jobs_for_operators_page(
+        &self,
+        status: Option<&str>,
+        offset: u64,
+        limit: u32,
+    ) -> Result<(Vec<JobRow>, u64)> {
+        let followed = "(status IN ('pending', 'running') OR (status = 'failed' \
+             AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = jobs.resource_id \
+             AND i.status = 'DELETED')))";
+        let (narrow, mut binds): (&str, Vec<Bind>) = match status {
+            Some(status) => (" AND status = $1", vec![Bind::from(status)]),
+            None => ("", vec![]),
+        };
+        let total = self
+            .read_int(
+                &format!("SELECT COUNT(*) FROM jobs WHERE {followed}{narrow}"),
+                &binds,
+            )
+            .await?;
+        let n = binds.len();
+        binds.push(i64::from(limit).into());
+        binds.push(i64::try_from(offset).unwrap_or(i64::MAX).into());
+        let sql = format!(
+            "SELECT {COLUMNS} FROM jobs WHERE {followed}{narrow} ORDER BY created_at, id \
+             LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
+        );
+        let rows = self.fetch_all(&sql, &binds).await?;
+        let rows = rows.iter().map(from_row).collect::<Result<_>>()?;
+        Ok((rows, u64::try_from(total).unwrap_or(0)))
+    }
+
     /// Jobs not finished yet (pending or running).
     pub async fn unfinished_jobs(&self) -> Result<u64> {
         let n = self

@@ -97,8 +97,20 @@ pub enum Command {
     #[command(after_help = "Example:\n  barrack admin capacity")]
     Capacity,
     /// List pending, running and failed (dead-lettered) jobs: the operations behind instance states
-    #[command(after_help = "Examples:\n  barrack admin jobs\n  barrack admin jobs -o json")]
-    Jobs,
+    #[command(
+        after_help = "Examples:\n  barrack admin jobs\n  barrack admin jobs --status failed --limit 100 -o json"
+    )]
+    Jobs {
+        /// Only jobs in this state: pending, running or failed
+        #[arg(long)]
+        status: Option<String>,
+        /// Page number, from 1
+        #[arg(long)]
+        page: Option<u32>,
+        /// Jobs per page, 1 to 100 [default: 20]
+        #[arg(long)]
+        limit: Option<u32>,
+    },
     /// List the machines instances run on: GPUs, GPUs in use, and whether each is lost
     #[command(after_help = "Examples:\n  barrack admin hosts\n  barrack admin hosts -o json")]
     Hosts,
@@ -377,8 +389,17 @@ async fn execute(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
             let data = ctx.call(client.admin_capacity()).await?.data;
             Ok(capacity_output(data))
         }
-        Command::Jobs => {
-            let data = ctx.call(client.admin_jobs()).await?.data;
+        Command::Jobs {
+            status,
+            page,
+            limit,
+        } => {
+            let query = barrack_api::instances::JobQuery {
+                page,
+                limit,
+                status,
+            };
+            let data = ctx.call(client.admin_jobs_page(&query)).await?.data;
             let mut table = Table::new(
                 &[
                     "ID",

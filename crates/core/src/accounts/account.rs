@@ -19,7 +19,7 @@ use crate::accounts::login_throttle::LoginThrottle;
 use crate::platform::clock::{format_ms, system_now_ms};
 use crate::platform::countries;
 use crate::platform::ids::{IdDraws, IdKind, new_id, random_alphanumeric};
-use crate::platform::validate::{Validator, check_plain_text, length_between};
+use crate::platform::validate::{Validator, check_plain_text, is_format_char, length_between};
 use crate::{Context, Error, Result};
 
 /// Passwords of new accounts, in characters.
@@ -163,7 +163,19 @@ impl AccountService {
     ) -> Result<UserProfile> {
         let mut v = Validator::new();
         let email = email.trim().to_lowercase();
-        v.check(valid_email(&email), "email", "Enter a valid email address");
+        match email
+            .chars()
+            .find(|&c| c.is_control() || is_format_char(c))
+        {
+            Some(c) => v.add(
+                "email",
+                format!(
+                    "Email must not contain control or invisible formatting characters such as U+{:04X}",
+                    u32::from(c)
+                ),
+            ),
+            None => v.check(valid_email(&email), "email", "Enter a valid email address"),
+        }
         v.check(
             length_between(password, PASSWORD_MIN_CHARS, PASSWORD_MAX_CHARS),
             "password",
@@ -771,6 +783,7 @@ fn valid_email(email: &str) -> bool {
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && !email.chars().any(char::is_whitespace)
+        && !email.chars().any(|c| c.is_control() || is_format_char(c))
         && !domain.contains('@')
 }
 
@@ -843,6 +856,11 @@ mod tests {
         assert!(!valid_email("@b.co"));
         assert!(!valid_email("a b@c.co"));
         assert!(!valid_email("a@@b.co"));
+        assert!(!valid_email("e\u{1b}[31m@x.io"));
+        assert!(!valid_email("del\u{7f}@x.io"));
+        assert!(!valid_email("a@x.io\u{202e}"));
+        assert!(!valid_email("a\u{200b}@x.io"));
+        assert!(valid_email("josé@example.com"));
     }
 
     #[test]

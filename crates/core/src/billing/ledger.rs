@@ -197,6 +197,7 @@ impl LedgerService {
                 "note",
                 "Note must be 255 characters or less",
             );
+            crate::platform::validate::check_plain_text(&mut v, "note", note, false);
         }
         v.finish()?;
         let account = self

@@ -158,27 +158,11 @@ impl CatalogService {
 
     /// Checks `?tier`, `?region`, `?gpu_model` filters against the catalog.
     fn check_filters(&self, query: &CatalogQuery) -> Result<()> {
-        let config = &self.context.config;
-        let mut v = Validator::new();
-        if let Some(region) = &query.region {
-            v.check(
-                config.region(region).is_some(),
-                "region",
-                unknown("region", region, config.regions.iter().map(|r| &r.name)),
-            );
-        }
-        if let Some(model) = &query.gpu_model {
-            v.check(
-                config.gpu_model(model).is_some(),
-                "gpu_model",
-                unknown(
-                    "GPU model",
-                    model,
-                    config.gpu_models.iter().map(|m| &m.name),
-                ),
-            );
-        }
-        v.finish()
+        crate::platform::validate::catalog_filters(
+            &self.context.config,
+            query.region.as_deref(),
+            query.gpu_model.as_deref(),
+        )
     }
 
     /// Stock without the GPUs of hosts lost just now, before the reconciler's next sweep would see them.
@@ -210,7 +194,20 @@ impl CatalogService {
     pub async fn set_capacity(&self, settings: &[CapacitySetting]) -> Result<Vec<CapacityItem>> {
         let config = &self.context.config;
         let mut v = Validator::new();
+        // A row per region and model: a second one would silently win over the first.
+        let mut seen = std::collections::HashMap::new();
         for (i, s) in settings.iter().enumerate() {
+            if let Some(&first) = seen.get(&(s.region.as_str(), s.gpu_model.as_str())) {
+                v.add(
+                    &format!("capacity[{i}]"),
+                    format!(
+                        "{}/{} is set twice (also capacity[{first}]); give each region and model once",
+                        s.region, s.gpu_model
+                    ),
+                );
+            } else {
+                seen.insert((s.region.as_str(), s.gpu_model.as_str()), i);
+            }
             let region = config.region(&s.region);
             let model = config.gpu_model(&s.gpu_model);
             v.check(

@@ -1,7 +1,8 @@
 //! What the compute driver says about machines, read live: the hosts (for operators) and an instance's
 //! utilisation (for its owner).
 
-use barrack_api::instances::{Host, InstanceMetrics};
+use barrack_api::instances::{Host, InstanceMetrics, Job, JobList, JobQuery};
+use barrack_api::{PageQuery, Pagination};
 use barrack_compute::DriverError;
 use barrack_store::instances::InstanceRow;
 
@@ -10,6 +11,7 @@ use crate::catalog::recognize_capacity;
 use crate::compute::instances::InstanceService;
 use crate::platform::clock::format_ms;
 use crate::platform::lifecycle::{InstanceState, recorded_power};
+use crate::platform::validate::{Validator, unknown_status};
 use crate::{Error, Result};
 
 /// A driver that cannot answer is an upstream failure (502), not ours.
@@ -29,6 +31,58 @@ impl InstanceService {
                 power,
             );
         }
+    }
+
+    /// `GET /api/admin/jobs/`: a page of the jobs operators follow (pending, running, dead-lettered),
+    /// oldest first; `status` narrows it to one of those states.
+    pub async fn operator_jobs(&self, query: JobQuery) -> Result<JobList> {
+        const STATUSES: [&str; 3] = ["pending", "running", "failed"];
+        let mut v = Validator::new();
+        let page = match (PageQuery {
+            page: query.page,
+            limit: query.limit,
+        })
+        .validate()
+        {
+            Ok(page) => Some(page),
+            Err((field, message)) => {
+                v.add(field, message);
+                None
+            }
+        };
+        if let Some(status) = &query.status {
+            v.check(
+                STATUSES.contains(&status.as_str()),
+                "status",
+                unknown_status(status, &STATUSES),
+            );
+        }
+        v.finish()?;
+        let page = page.expect("validated");
+        let (rows, total) = self
+            .context
+            .store
+            .jobs_for_operators_page(query.status.as_deref(), page.offset(), page.limit)
+            .await?;
+        let jobs = rows
+            .into_iter()
+            .map(|j| Job {
+                id: j.id,
+                kind: j.kind,
+                resource_id: j.resource_id,
+                status: j.status,
+                attempts: u32::try_from(j.attempts).unwrap_or(0),
+                max_attempts: u32::try_from(j.max_attempts).unwrap_or(0),
+                last_error: j.last_error,
+                run_after: format_ms(j.run_after),
+                created_at: format_ms(j.created_at),
+                updated_at: format_ms(j.updated_at),
+            })
+            .collect();
+        Ok(JobList {
+            jobs,
+            pagination: Pagination::new(page, total),
+        })
     }
 
     /// `GET /api/admin/hosts/`: every machine instances are placed on, in the driver's order. A

@@ -95,6 +95,11 @@ impl InstanceService {
     ) -> Result<InstanceList> {
         let page = page_of(query.page, query.limit)?;
         let labels = crate::platform::labels::selectors(labels)?;
+        crate::platform::validate::catalog_filters(
+            &self.context.config,
+            query.region.as_deref(),
+            query.gpu_model.as_deref(),
+        )?;
         if let Some(status) = &query.status {
             let state = InstanceState::parse(status)
                 .ok_or_else(|| Error::field("status", unknown_status(status)))?;

@@ -93,7 +93,9 @@ fn check_pair(v: &mut Validator, field: &str, key: &str, value: Option<&str>) {
 /// Adds the faults of `labels` under `field` (`labels`, each key's at `labels.<key>`).
 pub fn check_labels(v: &mut Validator, field: &str, labels: &Labels) {
     if labels.len() > MAX_LABELS {
+        // Not checked one by one: ten thousand labels would be ten thousand messages.
         v.add(field, format!("At most {MAX_LABELS} labels per resource"));
+        return;
     }
     for (key, value) in labels {
         check_pair(v, field, key, Some(value));

@@ -4,10 +4,18 @@ use barrack_api::{FieldErrors, PageQuery, PageRequest, rules};
 
 use crate::Error;
 use crate::platform::clock::parse_iso;
+use crate::platform::config::Config;
+
+/// The most field errors one answer lists: a request naming a bad item 200,000 times learns of the
+/// first ones and how many more there were, in an answer of a few kilobytes, not one larger than itself.
+pub const MAX_FIELD_ERRORS: usize = 50;
 
 #[derive(Debug, Default)]
 pub struct Validator {
     errors: FieldErrors,
+    recorded: usize,
+    /// Errors found after [`MAX_FIELD_ERRORS`] were recorded: counted, not kept.
+    omitted: usize,
 }
 
 impl Validator {
@@ -16,6 +24,11 @@ impl Validator {
     }
 
     pub fn add(&mut self, field: &str, message: impl Into<String>) {
+        if self.recorded >= MAX_FIELD_ERRORS {
+            self.omitted += 1;
+            return;
+        }
+        self.recorded += 1;
         self.errors
             .entry(field.to_string())
             .or_default()
@@ -29,8 +42,9 @@ impl Validator {
         }
     }
 
+    /// Every error found, those past [`MAX_FIELD_ERRORS`] too.
     pub fn error_count(&self) -> usize {
-        self.errors.values().map(Vec::len).sum()
+        self.recorded + self.omitted
     }
 
     pub fn has(&self, field: &str) -> bool {
@@ -39,13 +53,20 @@ impl Validator {
 
     pub fn finish(self) -> Result<(), Error> {
         if self.errors.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Validation {
-                message: "Invalid request data".into(),
-                errors: self.errors,
-            })
+            return Ok(());
         }
+        let message = if self.omitted == 0 {
+            "Invalid request data".to_string()
+        } else {
+            format!(
+                "Invalid request data: the first {MAX_FIELD_ERRORS} errors are listed, {} more are not",
+                self.omitted
+            )
+        };
+        Err(Error::Validation {
+            message,
+            errors: self.errors,
+        })
     }
 }
 
@@ -109,6 +130,59 @@ pub fn unknown_status(status: &str, valid: &[&str]) -> String {
     )
 }
 
+/// A list's `region` and `gpu_model` filters name what the catalog has, exactly as a deploy's body must
+/// (names are matched as written: `FINLAND-1`, not `finland-1`): a filter on a typo would read as
+/// "you have none". The error names the parameter and lists the valid values.
+pub fn check_catalog_filters(
+    v: &mut Validator,
+    config: &Config,
+    region: Option<&str>,
+    gpu_model: Option<&str>,
+) {
+    if let Some(region) = region {
+        v.check(
+            config.region(region).is_some(),
+            "region",
+            unknown_value("region", region, config.regions.iter().map(|r| &r.name)),
+        );
+    }
+    if let Some(model) = gpu_model {
+        v.check(
+            config.gpu_model(model).is_some(),
+            "gpu_model",
+            unknown_value(
+                "GPU model",
+                model,
+                config.gpu_models.iter().map(|m| &m.name),
+            ),
+        );
+    }
+}
+
+/// [`check_catalog_filters`] on its own.
+pub fn catalog_filters(
+    config: &Config,
+    region: Option<&str>,
+    gpu_model: Option<&str>,
+) -> Result<(), Error> {
+    let mut v = Validator::new();
+    check_catalog_filters(&mut v, config, region, gpu_model);
+    v.finish()
+}
+
+/// A name the catalog does not have, said with the names it has.
+pub fn unknown_value<'a>(
+    what: &str,
+    value: &str,
+    valid: impl Iterator<Item = &'a String>,
+) -> String {
+    let valid: Vec<&str> = valid.map(String::as_str).collect();
+    format!(
+        "Unknown {what} '{value}'. Valid values: {}",
+        valid.join(", ")
+    )
+}
+
 /// Letters, digits and the given extra characters only.
 pub fn only_chars(value: &str, extra: &[char]) -> bool {
     value
@@ -122,9 +196,47 @@ pub fn length_between(value: &str, min: usize, max: usize) -> bool {
     (min..=max).contains(&n)
 }
 
-/// Free text (a description, an address line) holds no control characters: they would move the cursor,
-/// clear the screen or retitle the window of whoever reads it in a terminal. A description may keep
-/// its line breaks and tabs (`lines`).
+/// Unicode's format characters (general category Cf): invisible, and some (U+202E, RIGHT-TO-LEFT
+/// OVERRIDE) reorder the text around them, so `a@x.io\u{202e}` would show as another address.
+pub fn is_format_char(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0xAD | 0x600..=0x605
+            | 0x61C
+            | 0x6DD
+            | 0x70F
+            | 0x890..=0x891
+            | 0x8E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x2064
+            | 0x2066..=0x206F
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+    )
+}
+
+/// The format characters that change the direction of text (bidirectional marks, embeddings,
+/// overrides and isolates): text holding them can read as something it is not.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x61C | 0x200E | 0x200F | 0x202A..=0x202E | 0x2066..=0x2069
+    )
+}
+
+/// Free text (a description, an address line, a note) holds no control characters: they would move
+/// the cursor, clear the screen or retitle the window of whoever reads it in a terminal. A description
+/// may keep its line breaks and tabs (`lines`). Nor does it hold bidirectional controls, which reorder
+/// what is shown (other format characters, such as the joiner of emoji sequences, are kept).
 pub fn check_plain_text(v: &mut Validator, field: &str, value: &str, lines: bool) {
     let control = value
         .chars()
@@ -140,6 +252,14 @@ pub fn check_plain_text(v: &mut Validator, field: &str, value: &str, lines: bool
                 } else {
                     ""
                 }
+            ),
+        );
+    } else if let Some(c) = value.chars().find(|&c| is_bidi_control(c)) {
+        v.add(
+            field,
+            format!(
+                "Must not contain bidirectional formatting characters such as U+{:04X}",
+                u32::from(c)
             ),
         );
     }

@@ -206,6 +206,11 @@ impl ImageService {
             ),
             None => None,
         };
+        crate::platform::validate::catalog_filters(
+            &self.context.config,
+            query.region.as_deref(),
+            None,
+        )?;
         let filter = ImageFilter {
             status,
             region: query.region,

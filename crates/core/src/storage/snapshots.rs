@@ -360,6 +360,11 @@ impl SnapshotService {
             ),
             None => None,
         };
+        crate::platform::validate::catalog_filters(
+            &self.context.config,
+            query.region.as_deref(),
+            None,
+        )?;
         let filter = SnapshotFilter {
             status,
             region: query.region,

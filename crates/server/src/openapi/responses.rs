@@ -1,7 +1,7 @@
 //! Every error an operation can answer, in the error envelope, with its codes: what the annotations of
 //! the handlers leave out because every operation of a kind shares it (401 wherever credentials are read,
-//! 400 and 413 wherever a body or query is read, 404 wherever a path names a resource, 429 and 500
-//! everywhere).
+//! 400 and 413 wherever a body is read, 400 on every `GET` (each refuses a query parameter it does not
+//! take), 404 wherever a path names a resource, 429 and 500 everywhere).
 
 use serde_json::{Value, json};
 
@@ -66,7 +66,7 @@ pub(super) fn apply(doc: &mut Value) {
         if has_body {
             statuses.extend([400, 413]);
         }
-        if has_query {
+        if has_query || method == "get" {
             statuses.push(400);
         }
         if path.contains('{') {

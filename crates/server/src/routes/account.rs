@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 use crate::app::AppState;
 use crate::http::client_address::ClientAddress;
 use crate::http::{ApiResult, Auth, Body, Created, Success};
+use crate::http::{NoParams, Query};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -109,7 +110,11 @@ async fn change_password(
 #[utoipa::path(get, path = "/api/account/profile/", tag = "Account",
     responses((status = 200, body = Envelope<UserProfile>), (status = 401, body = ErrorResponse)),
     security(("api_key" = []), ("bearer" = [])))]
-async fn get_profile(State(state): State<AppState>, Auth(caller): Auth) -> Success<UserProfile> {
+async fn get_profile(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Query(NoParams {}): Query<NoParams>,
+) -> Success<UserProfile> {
     Success(
         "Profile retrieved successfully",
         state.services.accounts.profile(&caller),

@@ -6,16 +6,16 @@ use barrack_api::account::{
     GrantCredits, UserProfile,
 };
 use barrack_api::catalog::{CapacityList, SetCapacityRequest};
-use barrack_api::instances::{FaultInjected, HostList, Job, JobList};
+use barrack_api::instances::{FaultInjected, HostList, JobList, JobQuery};
 use barrack_api::ledger::Transaction;
 use barrack_api::{Envelope, ErrorResponse, PageQuery};
 use barrack_compute::sim::Fault;
 use barrack_core::Error;
-use barrack_core::clock::format_ms;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
+use crate::http::NoParams;
 use crate::http::{Admin, AmountBody, ApiResult, Body, Created, PathId, Query, Success};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -183,6 +183,7 @@ async fn admin_grant_credits(
 async fn admin_get_capacity(
     State(state): State<AppState>,
     Admin(_): Admin,
+    Query(NoParams {}): Query<NoParams>,
 ) -> ApiResult<Success<CapacityList>> {
     let capacity = state.services.catalog.capacity().await?;
     Ok(Success(
@@ -250,35 +251,24 @@ async fn admin_inject_fault(
 async fn admin_list_hosts(
     State(state): State<AppState>,
     Admin(_): Admin,
+    Query(NoParams {}): Query<NoParams>,
 ) -> ApiResult<Success<HostList>> {
     let hosts = state.services.instances.hosts().await?;
     Ok(Success("Hosts retrieved successfully", HostList { hosts }))
 }
 
 /// Pending, running and failed operations
-#[utoipa::path(get, path = "/api/admin/jobs/", tag = "Admin",
-    responses((status = 200, body = Envelope<JobList>), (status = 401, body = ErrorResponse),
-              (status = 403, body = ErrorResponse)),
+///
+/// Oldest first, a page at a time; `status` narrows the list to one of those states.
+#[utoipa::path(get, path = "/api/admin/jobs/", tag = "Admin", params(JobQuery),
+    responses((status = 200, body = Envelope<JobList>), (status = 400, body = ErrorResponse),
+              (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse)),
     security(("api_key" = []), ("bearer" = [])))]
 async fn admin_list_jobs(
     State(state): State<AppState>,
     Admin(_): Admin,
+    Query(query): Query<JobQuery>,
 ) -> ApiResult<Success<JobList>> {
-    let rows = state.services.store().jobs_for_operators(500).await?;
-    let jobs = rows
-        .into_iter()
-        .map(|j| Job {
-            id: j.id,
-            kind: j.kind,
-            resource_id: j.resource_id,
-            status: j.status,
-            attempts: j.attempts as u32,
-            max_attempts: j.max_attempts as u32,
-            last_error: j.last_error,
-            run_after: format_ms(j.run_after),
-            created_at: format_ms(j.created_at),
-            updated_at: format_ms(j.updated_at),
-        })
-        .collect();
-    Ok(Success("Jobs retrieved successfully", JobList { jobs }))
+    let jobs = state.services.instances.operator_jobs(query).await?;
+    Ok(Success("Jobs retrieved successfully", jobs))
 }

@@ -19,6 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
+use crate::http::NoParams;
 use crate::http::{ApiError, ApiResult, Auth, Query, Success, TypedBody, context};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -36,6 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn list_ai_models(
     State(state): State<AppState>,
     Auth(_caller): Auth,
+    Query(NoParams {}): Query<NoParams>,
 ) -> ApiResult<Success<AiModelList>> {
     Ok(Success(
         "AI models retrieved successfully",

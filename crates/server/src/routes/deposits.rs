@@ -13,6 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
+use crate::http::NoParams;
 use crate::http::context;
 use crate::http::{Admin, AmountBody, ApiResult, Auth, Created, PathId, Query, Success};
 
@@ -69,6 +70,7 @@ async fn get_deposit(
     State(state): State<AppState>,
     Auth(caller): Auth,
     PathId(id): PathId,
+    Query(NoParams {}): Query<NoParams>,
 ) -> ApiResult<Success<Deposit>> {
     let deposit = state.services.deposits.get(&caller, &id).await?;
     Ok(Success("Deposit retrieved successfully", deposit))

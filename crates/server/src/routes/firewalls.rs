@@ -12,6 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
+use crate::http::NoParams;
 use crate::http::{ApiResult, Auth, Body, Created, PathId, PathIds, Query, Success};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -68,6 +69,7 @@ async fn create_firewall(
 async fn list_firewall_protocols(
     State(state): State<AppState>,
     Auth(_caller): Auth,
+    Query(NoParams {}): Query<NoParams>,
 ) -> ApiResult<Success<ProtocolList>> {
     Ok(Success(
         "Protocols retrieved successfully",
@@ -84,6 +86,7 @@ async fn get_firewall(
     State(state): State<AppState>,
     Auth(caller): Auth,
     PathId(id): PathId,
+    Query(NoParams {}): Query<NoParams>,
 ) -> ApiResult<Success<Firewall>> {
     let firewall = state.services.firewalls.get(&caller, &id).await?;
     Ok(Success("Firewall retrieved successfully", firewall))
@@ -218,6 +221,7 @@ async fn list_instance_firewalls(
     State(state): State<AppState>,
     Auth(caller): Auth,
     PathId(id): PathId,
+    Query(NoParams {}): Query<NoParams>,
 ) -> ApiResult<Success<InstanceFirewallList>> {
     let list = state.services.firewalls.of_instance(&caller, &id).await?;
     Ok(Success("Instance firewalls retrieved successfully", list))

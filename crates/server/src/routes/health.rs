@@ -14,6 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
+use crate::http::{NoParams, Query};
 use crate::http::{Success, context};
 
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -42,7 +43,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/api/health/", tag = "Health",
     responses((status = 200, body = Envelope<Health>),
               (status = 503, description = "The database cannot be reached", body = ErrorResponse)))]
-async fn health(State(state): State<AppState>) -> Response {
+async fn health(State(state): State<AppState>, Query(NoParams {}): Query<NoParams>) -> Response {
     match state.services.store().ping(DATABASE_TIMEOUT).await {
         Ok(()) => Success(
             "Barrack is running",
@@ -72,7 +73,7 @@ async fn health(State(state): State<AppState>) -> Response {
 
 /// Liveness: the process answers (no database)
 #[utoipa::path(get, path = "/api/health/live/", tag = "Health", responses((status = 200, body = Envelope<Health>)))]
-async fn liveness() -> Success<Health> {
+async fn liveness(Query(NoParams {}): Query<NoParams>) -> Success<Health> {
     Success(
         "Barrack is running",
         Health {

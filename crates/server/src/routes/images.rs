@@ -11,6 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
+use crate::http::NoParams;
 use crate::http::{ApiResult, Auth, Body, Created, PathId, Query, Success};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -64,6 +65,7 @@ async fn get_image(
     State(state): State<AppState>,
     Auth(caller): Auth,
     PathId(id): PathId,
+    Query(NoParams {}): Query<NoParams>,
 ) -> ApiResult<Success<Image>> {
     let image = state.services.images.get(&caller, &id).await?;
     Ok(Success("Image retrieved successfully", image))
@@ -92,6 +94,7 @@ async fn get_snapshot_image_relationship(
     State(state): State<AppState>,
     Auth(caller): Auth,
     PathId(id): PathId,
+    Query(NoParams {}): Query<NoParams>,
 ) -> ApiResult<Success<SnapshotImageRelationship>> {
     let relationship = state.services.images.relationship(&caller, &id).await?;
     Ok(Success(

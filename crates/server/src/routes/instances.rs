@@ -16,6 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
+use crate::http::NoParams;
 use crate::http::{
     ApiResult, Auth, Body, Created, LabelParams, PathId, PathIds, Query, Success, context,
 };
@@ -287,6 +288,7 @@ async fn toggle_public_ip(
 async fn get_hibernated_instances(
     State(state): State<AppState>,
     Auth(caller): Auth,
+    Query(NoParams {}): Query<NoParams>,
 ) -> ApiResult<Success<HibernatedSummary>> {
     let summary = state.services.instances.hibernated(&caller).await?;
     Ok(Success(
@@ -395,6 +397,7 @@ async fn get_instance_metrics(
     State(state): State<AppState>,
     Auth(caller): Auth,
     PathId(id): PathId,
+    Query(NoParams {}): Query<NoParams>,
 ) -> ApiResult<Success<InstanceMetrics>> {
     let metrics = state.services.instances.metrics(&caller, &id).await?;
     Ok(Success("Metrics retrieved successfully", metrics))

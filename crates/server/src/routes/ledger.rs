@@ -7,6 +7,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
+use crate::http::NoParams;
 use crate::http::{ApiResult, Auth, Query, Success};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -22,6 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn get_balance(
     State(state): State<AppState>,
     Auth(caller): Auth,
+    Query(NoParams {}): Query<NoParams>,
 ) -> ApiResult<Success<CreditBalance>> {
     let balance = state.services.ledger.balance(&caller).await?;
     Ok(Success("Balance retrieved successfully", balance))

@@ -9,6 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
+use crate::http::NoParams;
 use crate::http::{ApiResult, Auth, Body, Created, PathId, Query, Success};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -75,6 +76,7 @@ async fn get_script(
     State(state): State<AppState>,
     Auth(caller): Auth,
     PathId(id): PathId,
+    Query(NoParams {}): Query<NoParams>,
 ) -> ApiResult<Success<Script>> {
     let script = state.services.scripts.get(&caller, &id).await?;
     Ok(Success("Script retrieved successfully", script))

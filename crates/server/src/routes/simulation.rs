@@ -9,6 +9,7 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::http::{Admin, ApiResult, Body, Created, PathId, Success};
+use crate::http::{NoParams, Query};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -44,6 +45,7 @@ async fn admin_reset(
 async fn admin_list_scenarios(
     State(state): State<AppState>,
     Admin(_): Admin,
+    Query(NoParams {}): Query<NoParams>,
 ) -> ApiResult<Success<ScenarioList>> {
     let scenarios = state.services.simulation.scenarios().await?;
     Ok(Success(

@@ -11,6 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
+use crate::http::NoParams;
 use crate::http::{ApiResult, Auth, Body, Created, PathId, Query, Success};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -68,6 +69,7 @@ async fn get_snapshot(
     State(state): State<AppState>,
     Auth(caller): Auth,
     PathId(id): PathId,
+    Query(NoParams {}): Query<NoParams>,
 ) -> ApiResult<Success<Snapshot>> {
     let snapshot = state.services.snapshots.get(&caller, &id).await?;
     Ok(Success("Snapshot retrieved successfully", snapshot))

@@ -62,6 +62,7 @@ async fn get_ssh_key(
     State(state): State<AppState>,
     Auth(caller): Auth,
     PathId(id): PathId,
+    Query(NoParams {}): Query<NoParams>,
 ) -> ApiResult<Success<SshKey>> {
     let key = state.services.ssh_keys.get(&caller, &id).await?;
     Ok(Success("SSH key retrieved successfully", key))

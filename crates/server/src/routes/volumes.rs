@@ -10,6 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
+use crate::http::NoParams;
 use crate::http::{ApiResult, Auth, Body, Created, PathId, Query, Success};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -64,6 +65,7 @@ async fn create_volume(
 async fn list_volume_types(
     State(state): State<AppState>,
     Auth(_caller): Auth,
+    Query(NoParams {}): Query<NoParams>,
 ) -> ApiResult<Success<VolumeTypeList>> {
     Ok(Success(
         "Volume types retrieved successfully",
@@ -80,6 +82,7 @@ async fn get_volume(
     State(state): State<AppState>,
     Auth(caller): Auth,
     PathId(id): PathId,
+    Query(NoParams {}): Query<NoParams>,
 ) -> ApiResult<Success<Volume>> {
     let volume = state.services.volumes.get(&caller, &id).await?;
     Ok(Success("Volume retrieved successfully", volume))

@@ -67,6 +67,7 @@ async fn get_webhook(
     State(state): State<AppState>,
     Auth(caller): Auth,
     PathId(id): PathId,
+    Query(NoParams {}): Query<NoParams>,
 ) -> ApiResult<Success<Webhook>> {
     let webhook = state.services.webhooks.get(&caller, &id).await?;
     Ok(Success("Webhook retrieved successfully", webhook))

@@ -50,6 +50,7 @@ mod operator_commands;
 mod preflight;
 mod processes;
 mod provisioning;
+mod query_params;
 mod schema;
 mod scripts;
 mod security;

@@ -317,6 +317,11 @@ impl FirewallService {
         }
         .validate()
         .map_err(|(field, message)| Error::field(field, message))?;
+        crate::platform::validate::catalog_filters(
+            &self.context.config,
+            query.region.as_deref(),
+            None,
+        )?;
         let filter = FirewallFilter {
             region: query.region,
             labels: labels::selectors(label_filters)?,
@@ -635,11 +640,17 @@ fn check_ids(ids: &[String]) -> Result<Vec<String>> {
     let ids: Vec<String> = ids.iter().map(|i| i.trim().to_string()).collect();
     let mut v = Validator::new();
     v.check(!ids.is_empty(), field, "Name at least one instance id");
-    v.check(
-        ids.len() <= MAX_INSTANCES_PER_REQUEST,
-        field,
-        format!("At most {MAX_INSTANCES_PER_REQUEST} instances per request"),
-    );
+    if ids.len() > MAX_INSTANCES_PER_REQUEST {
+        // Not checked one by one: the length is what is wrong.
+        v.add(
+            field,
+            format!(
+                "At most {MAX_INSTANCES_PER_REQUEST} instances per request; {} given",
+                ids.len()
+            ),
+        );
+        return Err(v.finish().expect_err("an error was added"));
+    }
     let mut seen = BTreeSet::new();
     for (i, id) in ids.iter().enumerate() {
         let at = format!("{field}[{i}]");

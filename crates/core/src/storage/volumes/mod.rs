@@ -745,11 +745,17 @@ fn check_type_tier(v: &mut Validator, field: &str, volume_type: &VolumeTypeConfi
 fn check_ids(ids: &[String], field: &str) -> Result<()> {
     let mut v = Validator::new();
     v.check(!ids.is_empty(), field, "Name at least one volume id");
-    v.check(
-        ids.len() <= MAX_VOLUMES_PER_REQUEST,
-        field,
-        format!("At most {MAX_VOLUMES_PER_REQUEST} volumes per request"),
-    );
+    if ids.len() > MAX_VOLUMES_PER_REQUEST {
+        // Not checked one by one: the length is what is wrong.
+        v.add(
+            field,
+            format!(
+                "At most {MAX_VOLUMES_PER_REQUEST} volumes per request; {} given",
+                ids.len()
+            ),
+        );
+        return v.finish();
+    }
     let mut seen = BTreeSet::new();
     for (i, id) in ids.iter().enumerate() {
         v.check(

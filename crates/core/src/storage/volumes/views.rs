@@ -48,6 +48,11 @@ impl VolumeService {
             ),
             None => None,
         };
+        crate::platform::validate::catalog_filters(
+            &self.context.config,
+            query.region.as_deref(),
+            None,
+        )?;
         let filter = VolumeFilter {
             status,
             region: query.region,
