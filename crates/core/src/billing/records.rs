@@ -13,7 +13,7 @@ use barrack_api::{Currency, PageQuery, Pagination, Tier};
 use barrack_store::billing::{PeriodFilter, PeriodRow};
 use rust_decimal::Decimal;
 
-use super::meter::{BillingService, MINUTE_MS, cost_micros, hourly, minutes_until};
+use super::meter::{BillingService, cost_micros, hourly, minutes_until};
 use crate::Result;
 use crate::accounts::Caller;
 use crate::platform::clock::format_ms;
@@ -227,7 +227,8 @@ impl BillingService {
         })
     }
 
-    /// `GET /api/billing/`: cost per kind of resource within [from, to) (to defaults to now).
+    /// `GET /api/billing/`: cost per kind of resource of the minutes that ended within (from, to] (to
+    /// defaults to now): each charged minute counts in exactly one of adjacent ranges.
     pub async fn aggregate(
         &self,
         caller: &Caller,
@@ -249,10 +250,10 @@ impl BillingService {
             .await?;
         let mut lines: HashMap<&str, (u64, i64, u64)> = HashMap::new();
         for p in &periods {
-            // Minutes of the period inside the range, on the period's own minute grid.
-            let start = from.map_or(0, |f| {
-                ((f - (p.started_at - p.carried_ms)).max(0) + MINUTE_MS - 1) / MINUTE_MS
-            });
+            // A minute falls in the range that holds its end, the moment the meter can charge it: the
+            // minutes the period had completed by `to` less those it had by `from`. Adjacent ranges so
+            // share no minute and leave none out, and a range from before to now sums what was charged.
+            let start = from.map_or(0, |f| minutes_until(p, f));
             let end = minutes_until(p, to);
             if end <= start {
                 continue;

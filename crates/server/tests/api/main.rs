@@ -12,6 +12,7 @@ mod billing_depletion;
 mod billing_meter;
 mod billing_partial_minutes;
 mod billing_property;
+mod billing_ranges;
 mod billing_records;
 mod binary;
 mod browser;
