@@ -413,6 +413,7 @@ impl MeterRun {
         for (key, usage) in self.accounts {
             let seen = run.accounts.entry(key).or_default();
             seen.hourly += usage.hourly;
+            seen.per_minute_micros += usage.per_minute_micros;
             if usage.balance_micros.is_some() {
                 seen.balance_micros = usage.balance_micros;
             }
@@ -427,6 +428,8 @@ pub struct AccountUsage {
     pub balance_micros: Option<i64>,
     /// What its open periods cost per hour (its burn rate).
     pub hourly: Decimal,
+    /// What a minute of its open periods is charged, in micro-units (the sum of their per-minute rates).
+    pub per_minute_micros: i64,
 }
 
 #[derive(Clone)]
@@ -591,17 +594,22 @@ impl BillingService {
             run.periods_billed += d.periods as u64;
             run.minutes_billed += d.minutes as u64;
             // The burn rate of the open periods, exact: rates are summed as decimals, never per minute.
-            let hourly = match stored_rate(&d.hourly_rate) {
-                Ok(rate) => rate * Decimal::from(d.open),
+            let (hourly, per_minute) = match stored_rate(&d.hourly_rate) {
+                Ok(rate) => (
+                    rate * Decimal::from(d.open),
+                    per_minute_micros(rate).saturating_mul(d.open),
+                ),
                 Err(e) => {
                     tracing::error!(account = %d.account_id, error = %e, "burn rate not counted");
-                    Decimal::ZERO
+                    (Decimal::ZERO, 0)
                 }
             };
-            run.accounts
+            let usage = run
+                .accounts
                 .entry((d.account_id.clone(), d.currency.clone()))
-                .or_default()
-                .hourly += hourly;
+                .or_default();
+            usage.hourly += hourly;
+            usage.per_minute_micros += per_minute;
         }
         let owed: Vec<billing::Owed> = charged
             .into_iter()

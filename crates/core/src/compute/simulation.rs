@@ -16,7 +16,6 @@ use crate::catalog::CatalogService;
 use crate::compute::instances::InstanceService;
 use crate::platform::clock::format_ms;
 use crate::platform::ids::{IdKind, new_id};
-use crate::platform::money::from_micros;
 use crate::{Context, Error, Result};
 
 /// Scenario kinds as stored.
@@ -92,10 +91,11 @@ impl SimulationService {
 
     /// `POST /api/admin/clock/advance/`: moves the clock forward, then bills the minutes that passed (and
     /// hibernates what ran out of credit on the way). A long move goes in steps, each followed by a meter
-    /// run, that end where an account's credit runs out at its burn rate ([`next_step`]) or where a lease
-    /// ends (which is then acted on before the next step), so that it bills, hibernates and deletes as
-    /// the same minutes passing one by one would: an account is not charged for hours past its last
-    /// credit, or an instance past its lease, because the clock jumped over them.
+    /// run, that end where an account falls below a day or an hour of credit or runs out at its burn
+    /// rate ([`next_step`]) or where a lease ends (which is then acted on before the next step), so that
+    /// it bills, warns, hibernates and deletes as the same minutes passing one by one would: an account
+    /// is warned at the minute it crosses a threshold and not charged for hours past its last credit,
+    /// or an instance past its lease, because the clock jumped over them.
     pub async fn advance(&self, minutes: u32) -> Result<ClockAdvanced> {
         self.require_simulation("The clock moves")?;
         if !(1..=MAX_MINUTES).contains(&minutes) {
@@ -141,15 +141,34 @@ impl SimulationService {
     }
 }
 
-/// How many of the `left` minutes the clock moves before the next meter run: up to the minute the first
-/// account still in credit runs out at the burn the last run saw (at least one).
+/// How many of the `left` minutes the clock moves before the next meter run: up to the first minute an
+/// account the last run charged has less than a day, then less than an hour, of credit at its burn (the
+/// guard's warnings), or runs out (depletion), at least one. Each minute the clock moves charges every
+/// open period one more minute, so after `m` minutes the balance is `balance - m × per-minute burn`
+/// exactly, and the step ends at the very minute the guard acts on, as it would in real time.
 fn next_step(run: &MeterRun, left: i64) -> i64 {
     run.accounts
         .values()
         .filter_map(|usage| {
-            let balance = from_micros(usage.balance_micros?);
-            (balance > Decimal::ZERO && usage.hourly > Decimal::ZERO)
-                .then(|| (balance * Decimal::from(60) / usage.hourly).ceil())
+            let balance = usage.balance_micros?;
+            let per_minute = usage.per_minute_micros;
+            if balance <= 0 || per_minute <= 0 {
+                return None;
+            }
+            let (balance, per_minute) = (Decimal::from(balance), Decimal::from(per_minute));
+            // Depletion: the first minute the balance is at or below zero.
+            let depleted = (balance / per_minute).ceil();
+            // A warning: the first minute the balance is below `hours` of the hourly burn (in
+            // micro-units), unless it is below already (then the run just guarded has warned).
+            let below = |hours: i64| {
+                let threshold = usage.hourly * Decimal::from(hours * 1_000_000);
+                (balance >= threshold)
+                    .then(|| ((balance - threshold) / per_minute).floor() + Decimal::ONE)
+            };
+            [below(24), below(1), Some(depleted)]
+                .into_iter()
+                .flatten()
+                .min()
         })
         .min()
         .and_then(|minutes| i64::try_from(minutes).ok())
@@ -369,5 +388,47 @@ fn overlaps(a: &Withhold, b: &Withhold) -> bool {
             _ => true,
         },
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::billing::AccountUsage;
+
+    fn run(balance_micros: i64, hourly: &str, per_minute_micros: i64) -> MeterRun {
+        let mut run = MeterRun::default();
+        run.accounts.insert(
+            ("BRK-000001A".into(), "USD".into()),
+            AccountUsage {
+                balance_micros: Some(balance_micros),
+                hourly: hourly.parse().unwrap(),
+                per_minute_micros,
+            },
+        );
+        run
+    }
+
+    #[test]
+    fn a_step_ends_where_a_warning_or_depletion_is_due() {
+        // 2.548596875 an hour (an H100 and 100 GB of NVMe), 0.042476 a minute.
+        let hourly = "2.548596875";
+        // 4.957524 left: below a day already; below an hour (2.548597) after 57 minutes (2.536392 left;
+        // after 56, 2.578868).
+        assert_eq!(next_step(&run(4_957_524, hourly, 42_476), 180), 57);
+        // Below an hour: the step ends where it runs out (the minute that reaches zero or below).
+        assert_eq!(next_step(&run(2_536_392, hourly, 42_476), 180), 60);
+        assert_eq!(next_step(&run(42_476 * 3, hourly, 42_476), 180), 3);
+        // 100 at 1 an hour: the day's warning first, at the minute under 24 are left.
+        assert_eq!(
+            next_step(&run(100_000_000, "1", 16_667), 100_000),
+            (100_000_000 - 24_000_000) / 16_667 + 1
+        );
+        // Nothing charged, or a balance at zero already: the rest of the move.
+        assert_eq!(next_step(&run(0, hourly, 42_476), 180), 180);
+        assert_eq!(next_step(&MeterRun::default(), 180), 180);
+        // Never less than a minute nor more than what is left.
+        assert_eq!(next_step(&run(1, hourly, 42_476), 180), 1);
+        assert_eq!(next_step(&run(4_957_524, hourly, 42_476), 30), 30);
     }
 }

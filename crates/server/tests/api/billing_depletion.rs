@@ -5,6 +5,7 @@
 use barrack_api::billing::BillingQuery;
 use barrack_api::{Currency, Tier};
 use barrack_client::Client;
+use barrack_core::clock::Clock;
 use reqwest::Method;
 use serde_json::json;
 
@@ -18,6 +19,7 @@ on_both_databases!(
     stored_data_stops_charging_is_kept_then_marked_for_deletion,
     a_long_clock_move_charges_only_up_to_where_the_credit_ran_out,
     an_instance_created_after_the_credit_ran_out_hibernates_at_once,
+    a_clock_move_warns_at_the_minute_each_threshold_is_crossed,
 );
 
 async fn deploy(client: &Client, name: &str) -> String {
@@ -136,6 +138,106 @@ async fn an_instance_created_after_the_credit_ran_out_hibernates_at_once(db: Db)
             "{id}"
         );
     }
+    app.stop().await;
+}
+
+/// Three hours at once on 5 USD of an H100 (2.5193 an hour) and its OS disk warn as the same minutes one
+/// by one would: of the day at the first minute, of the hour at the minute the balance falls below an
+/// hour of the burn (about 2.5 USD left, an hour before the credit runs out), then the depletion at the
+/// minute it reaches zero.
+async fn a_clock_move_warns_at_the_minute_each_threshold_is_crossed(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "5").await;
+    create_key_k(&client).await;
+    let instance = deploy(&client, "warned").await;
+    app.settle().await;
+    let hourly = client
+        .instance(&instance)
+        .await
+        .unwrap()
+        .data
+        .billing
+        .total_hourly_rate
+        .0;
+    // What a minute is charged: the instance's and its OS disk's per-minute rates.
+    let all = BillingQuery {
+        limit: Some(100),
+        ..Default::default()
+    };
+    let gpu = client.instance_billing(&all).await.unwrap().records;
+    let disk = client.volume_billing(&all).await.unwrap().records;
+    assert_eq!((gpu.len(), disk.len()), (1, 1));
+    let per_minute = gpu[0].per_minute_rate.0 + disk[0].per_minute_rate.0;
+    assert!(per_minute > d("0.04"), "{gpu:?} {disk:?}");
+    let start = app.clock.now_ms();
+
+    app.admin.admin_advance_clock(180).await.unwrap();
+    app.settle().await;
+
+    // The first minute the balance after `m` charged minutes meets `crossed`, and that balance.
+    let first_minute = |crossed: &dyn Fn(Decimal) -> bool| {
+        let m = (1..=180i64)
+            .find(|m| crossed(d("5") - per_minute * Decimal::from(*m)))
+            .unwrap();
+        (m, d("5") - per_minute * Decimal::from(m))
+    };
+    let (day, _) = first_minute(&|b| b < hourly * d("24"));
+    let (hour, left_at_hour) = first_minute(&|b| b < hourly);
+    let (out, _) = first_minute(&|b| b <= Decimal::ZERO);
+    // A day is gone at once; the hour's warning comes an hour before the end, with two hours to go.
+    assert_eq!(day, 1);
+    assert!((59..=61).contains(&(out - hour)), "{hour} {out}");
+    assert!(out > 100 && out < 180, "{out}");
+
+    let events = crate::common::events_of(&client).await;
+    let at = |kind: &str| {
+        let event = events
+            .iter()
+            .find(|e| e.kind == kind)
+            .unwrap_or_else(|| panic!("no {kind}: {events:?}"));
+        let ms = barrack_core::clock::parse_iso(&event.created_at).unwrap();
+        ((ms - start + 999) / 60_000, event.cause.clone())
+    };
+    let (minute, cause) = at("low_balance_24h");
+    assert_eq!(minute, day, "{cause}");
+    let left_after_one = (d("5") - per_minute).round_dp(2);
+    assert!(
+        cause.contains(&format!("{left_after_one} USD left")),
+        "{cause}"
+    );
+    let (minute, cause) = at("low_balance_1h");
+    assert_eq!(
+        minute, hour,
+        "the hour's warning an hour before the end: {cause}"
+    );
+    assert!(left_at_hour < hourly && left_at_hour >= hourly - per_minute);
+    assert!(
+        cause.contains(&format!(
+            "{} USD left, about 1.0 hours",
+            left_at_hour.round_dp(2)
+        )),
+        "{cause}"
+    );
+    let (minute, cause) = at("storage_suspended");
+    assert_eq!(minute, out, "{cause}");
+    assert_eq!(
+        client.instance(&instance).await.unwrap().data.status,
+        "HIBERNATED"
+    );
+    // Charged up to the minute that crossed zero, and the balance is the ledger.
+    let left = balance(&client).await;
+    assert_eq!(left, d("5") - per_minute * Decimal::from(out));
+    let charged: Decimal = client
+        .transactions(&Default::default())
+        .await
+        .unwrap()
+        .data
+        .transactions
+        .iter()
+        .filter(|t| t.amount < Decimal::ZERO)
+        .map(|t| -t.amount)
+        .sum();
+    assert_eq!(d("5") - charged, left);
     app.stop().await;
 }
 
