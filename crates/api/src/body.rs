@@ -26,6 +26,8 @@ pub enum BodyError {
     Field { field: String, message: String },
     /// Required members missing, more than one.
     Missing(Vec<String>),
+    /// Several members at fault, each with what is wrong with it, in the body's order.
+    Fields(Vec<(String, String)>),
 }
 
 impl BodyError {
@@ -34,7 +36,9 @@ impl BodyError {
         match self {
             BodyError::NotObject => "Request body must be a JSON object",
             BodyError::Syntax(_) => "Request body is not valid JSON",
-            BodyError::Field { .. } | BodyError::Missing(_) => "Invalid request data",
+            BodyError::Field { .. } | BodyError::Missing(_) | BodyError::Fields(_) => {
+                "Invalid request data"
+            }
         }
     }
 
@@ -48,6 +52,7 @@ impl BodyError {
                 .into_iter()
                 .map(|field| (field, REQUIRED_MESSAGE.to_string()))
                 .collect(),
+            BodyError::Fields(fields) => fields,
         }
     }
 }
@@ -75,6 +80,27 @@ pub fn read<T: DeserializeOwned + PartialSchema>(bytes: &[u8]) -> Result<T, Body
         let (field, message) = field_of(&path, &message);
         BodyError::Field { field, message }
     })
+}
+
+/// Reads the body of an operation that takes none: no body at all, or an object with no members (`{}`,
+/// which clients send for an action). Anything else is refused as [`read`] refuses it, and each member
+/// of an object is an unknown field, so `{"dry_run": true}` is never taken for a reset that is not one.
+pub fn read_none(bytes: &[u8]) -> Result<(), BodyError> {
+    match value(bytes)? {
+        Value::Object(members) if members.is_empty() => Ok(()),
+        Value::Object(members) => Err(BodyError::Fields(
+            members
+                .keys()
+                .map(|name| (name.clone(), unknown_field_message(name)))
+                .collect(),
+        )),
+        _ => Err(BodyError::NotObject),
+    }
+}
+
+/// What a member the body does not take is refused with.
+pub fn unknown_field_message(name: &str) -> String {
+    format!("Unknown field '{name}'")
 }
 
 /// [`read`], for a body whose numbers are amounts of money: a number a float cannot hold exactly
@@ -291,7 +317,7 @@ pub fn field_of(path: &str, message: &str) -> (String, String) {
         } else {
             path.to_string()
         };
-        (field, format!("Unknown field '{name}'"))
+        (field, unknown_field_message(&name))
     } else if path == "." {
         ("body".to_string(), message)
     } else {
@@ -446,6 +472,28 @@ mod tests {
         assert_eq!(refused("  "), BodyError::NotObject);
         assert!(matches!(refused("{oops"), BodyError::Syntax(_)));
         assert!(matches!(refused("{} {}"), BodyError::Syntax(_)));
+    }
+
+    #[test]
+    fn an_operation_without_a_body_takes_none_or_an_empty_object() {
+        for body in ["", "{}", " { } "] {
+            assert_eq!(read_none(body.as_bytes()), Ok(()), "{body:?}");
+        }
+        assert_eq!(
+            read_none(br#"{"dry_run": true}"#),
+            Err(BodyError::Fields(vec![(
+                "dry_run".into(),
+                "Unknown field 'dry_run'".into()
+            )]))
+        );
+        for body in ["not json", "  ", "[]", "null", "\"{}\""] {
+            assert_eq!(
+                read_none(body.as_bytes()),
+                Err(BodyError::NotObject),
+                "{body:?}"
+            );
+        }
+        assert!(matches!(read_none(b"{oops"), Err(BodyError::Syntax(_))));
     }
 
     #[test]

@@ -52,6 +52,20 @@ fn body_error(e: BodyError) -> ApiError {
     })
 }
 
+/// The body of an operation that takes none ([`body::read_none`]): no body or `{}`; anything else is a
+/// 400 naming `body` or each member sent, so the operation never runs on a request that meant something
+/// else. Taken after the caller's extractors, so a caller without a key is still told 401 first.
+pub struct NoBody;
+
+impl<S: Send + Sync> FromRequest<S> for NoBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(req, state).await?;
+        body::read_none(&bytes).map(|()| NoBody).map_err(body_error)
+    }
+}
+
 /// A JSON body whose numbers are amounts of money ([`body::read_amounts`]).
 pub struct AmountBody<T>(pub T);
 

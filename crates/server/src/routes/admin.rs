@@ -15,8 +15,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::http::NoParams;
-use crate::http::{Admin, AmountBody, ApiResult, Body, Created, PathId, Query, Success};
+use crate::http::{
+    Admin, AmountBody, ApiResult, Body, Created, NoBody, NoParams, PathId, Query, Success,
+};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -114,6 +115,7 @@ async fn admin_disable_user(
     State(state): State<AppState>,
     Admin(operator): Admin,
     PathId(user_id): PathId,
+    _: NoBody,
 ) -> ApiResult<Success<AccountAccess>> {
     let access = state
         .services
@@ -134,6 +136,7 @@ async fn admin_enable_user(
     State(state): State<AppState>,
     Admin(operator): Admin,
     PathId(user_id): PathId,
+    _: NoBody,
 ) -> ApiResult<Success<AccountAccess>> {
     let access = state
         .services

@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 use crate::app::AppState;
 use crate::http::NoParams;
 use crate::http::context;
-use crate::http::{Admin, AmountBody, ApiResult, Auth, Created, PathId, Query, Success};
+use crate::http::{Admin, AmountBody, ApiResult, Auth, Created, NoBody, PathId, Query, Success};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -130,6 +130,7 @@ async fn admin_complete_deposit(
     State(state): State<AppState>,
     Admin(operator): Admin,
     PathId(id): PathId,
+    _: NoBody,
 ) -> ApiResult<Success<Deposit>> {
     let deposit = state
         .services

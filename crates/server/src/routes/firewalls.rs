@@ -12,8 +12,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::http::NoParams;
-use crate::http::{ApiResult, Auth, Body, Created, PathId, PathIds, Query, Success};
+use crate::http::{
+    ApiResult, Auth, Body, Created, NoBody, NoParams, PathId, PathIds, Query, Success,
+};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -104,6 +105,7 @@ async fn delete_firewall(
     Auth(caller): Auth,
     PathId(id): PathId,
     Query(query): Query<DeleteFirewallQuery>,
+    _: NoBody,
 ) -> ApiResult<Success<DeletedFirewall>> {
     let force = query.force.unwrap_or(false);
     let done = state.services.firewalls.delete(&caller, &id, force).await?;
@@ -141,6 +143,7 @@ async fn remove_firewall_rule(
     State(state): State<AppState>,
     Auth(caller): Auth,
     PathIds(id, rule_id): PathIds,
+    _: NoBody,
 ) -> ApiResult<Success<RemovedFirewallRule>> {
     let done = state
         .services

@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 use crate::app::AppState;
 use crate::http::NoParams;
 use crate::http::{
-    ApiResult, Auth, Body, Created, LabelParams, PathId, PathIds, Query, Success, context,
+    ApiResult, Auth, Body, Created, LabelParams, NoBody, PathId, PathIds, Query, Success, context,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -100,6 +100,7 @@ async fn release_deploy_hold(
     State(state): State<AppState>,
     Auth(caller): Auth,
     PathId(id): PathId,
+    _: NoBody,
 ) -> ApiResult<Success<DeployHold>> {
     Success::of(
         "Hold released",
@@ -196,6 +197,7 @@ async fn delete_instance(
     State(state): State<AppState>,
     Auth(caller): Auth,
     PathId(id): PathId,
+    _: NoBody,
 ) -> ApiResult<Success<InstanceAction>> {
     act(
         &state,
@@ -220,6 +222,7 @@ macro_rules! action_handler {
             State(state): State<AppState>,
             Auth(caller): Auth,
             PathId(id): PathId,
+            _: NoBody,
         ) -> ApiResult<Success<InstanceAction>> {
             act(&state, &caller, &id, $action, $message).await
         }
@@ -272,6 +275,7 @@ async fn toggle_public_ip(
     State(state): State<AppState>,
     Auth(caller): Auth,
     PathId(id): PathId,
+    _: NoBody,
 ) -> ApiResult<Success<TogglePublicIp>> {
     let toggled = state
         .services
@@ -346,6 +350,7 @@ async fn remove_instance_security_rule(
     State(state): State<AppState>,
     Auth(caller): Auth,
     PathIds(id, rule_id): PathIds,
+    _: NoBody,
 ) -> ApiResult<Response> {
     state
         .services

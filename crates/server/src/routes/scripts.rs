@@ -9,8 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::http::NoParams;
-use crate::http::{ApiResult, Auth, Body, Created, PathId, Query, Success};
+use crate::http::{ApiResult, Auth, Body, Created, NoBody, NoParams, PathId, Query, Success};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -106,6 +105,7 @@ async fn delete_script(
     State(state): State<AppState>,
     Auth(caller): Auth,
     PathId(id): PathId,
+    _: NoBody,
 ) -> ApiResult<Success<DeletedScripts>> {
     state.services.scripts.delete(&caller, &id).await?;
     Ok(Success(

@@ -8,8 +8,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::http::{Admin, ApiResult, Body, Created, PathId, Success};
-use crate::http::{NoParams, Query};
+use crate::http::{Admin, ApiResult, Body, Created, NoBody, NoParams, PathId, Query, Success};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -31,6 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn admin_reset(
     State(state): State<AppState>,
     Admin(_): Admin,
+    _: NoBody,
 ) -> ApiResult<Success<StateReset>> {
     let reset = state.services.simulation.reset().await?;
     Ok(Success("State reset", reset))
@@ -84,6 +84,7 @@ async fn admin_remove_scenario(
     State(state): State<AppState>,
     Admin(_): Admin,
     PathId(id): PathId,
+    _: NoBody,
 ) -> ApiResult<Success<Scenario>> {
     let scenario = state.services.simulation.remove_scenario(&id).await?;
     Ok(Success("Scenario removed", scenario))

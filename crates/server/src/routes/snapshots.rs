@@ -11,8 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::http::NoParams;
-use crate::http::{ApiResult, Auth, Body, Created, PathId, Query, Success};
+use crate::http::{ApiResult, Auth, Body, Created, NoBody, NoParams, PathId, Query, Success};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -84,6 +83,7 @@ async fn delete_snapshot(
     State(state): State<AppState>,
     Auth(caller): Auth,
     PathId(id): PathId,
+    _: NoBody,
 ) -> ApiResult<Success<SnapshotAction>> {
     let done = state.services.snapshots.delete(&caller, &id).await?;
     Ok(Success("Snapshot deletion started", done))

@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::http::{ApiResult, Auth, Body, Created, NoParams, PathId, Query, Success};
+use crate::http::{ApiResult, Auth, Body, Created, NoBody, NoParams, PathId, Query, Success};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -77,6 +77,7 @@ async fn delete_ssh_key(
     State(state): State<AppState>,
     Auth(caller): Auth,
     PathId(id): PathId,
+    _: NoBody,
 ) -> ApiResult<Success<DeletedSshKey>> {
     state.services.ssh_keys.delete(&caller, &id).await?;
     Ok(Success("SSH key deleted", DeletedSshKey { id }))

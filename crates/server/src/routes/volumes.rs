@@ -10,8 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::http::NoParams;
-use crate::http::{ApiResult, Auth, Body, Created, PathId, Query, Success};
+use crate::http::{ApiResult, Auth, Body, Created, NoBody, NoParams, PathId, Query, Success};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -97,6 +96,7 @@ async fn delete_volume(
     State(state): State<AppState>,
     Auth(caller): Auth,
     PathId(id): PathId,
+    _: NoBody,
 ) -> ApiResult<Success<VolumeAction>> {
     let done = state.services.volumes.delete(&caller, &id).await?;
     Ok(Success("Volume deletion started", done))

@@ -10,7 +10,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::http::{ApiResult, Auth, Body, Created, NoParams, PathId, PathIds, Query, Success};
+use crate::http::{
+    ApiResult, Auth, Body, Created, NoBody, NoParams, PathId, PathIds, Query, Success,
+};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -82,6 +84,7 @@ async fn delete_webhook(
     State(state): State<AppState>,
     Auth(caller): Auth,
     PathId(id): PathId,
+    _: NoBody,
 ) -> ApiResult<Success<DeletedWebhook>> {
     state.services.webhooks.delete(&caller, &id).await?;
     Ok(Success("Webhook deleted", DeletedWebhook { id }))
@@ -117,6 +120,7 @@ async fn replay_webhook_delivery(
     State(state): State<AppState>,
     Auth(caller): Auth,
     PathIds(id, delivery_id): PathIds,
+    _: NoBody,
 ) -> ApiResult<Created<WebhookDelivery>> {
     let delivery = state
         .services

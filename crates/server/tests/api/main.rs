@@ -15,6 +15,7 @@ mod billing_property;
 mod billing_ranges;
 mod billing_records;
 mod binary;
+mod bodies;
 mod browser;
 mod capacity;
 mod catalog;

@@ -1,0 +1,213 @@
+//! Request bodies: operations that take none refuse one, and a body that does not deserialize names the
+//! field at fault in plain words.
+
+use barrack_api::Tier;
+use barrack_api::deposits::{CreateDepositRequest, DepositStatus};
+use barrack_api::scripts::ScriptRequest;
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::common::{Db, TestApp};
+use crate::on_both_databases;
+
+on_both_databases!(
+    every_bodiless_operation_refuses_a_body,
+    a_refused_body_leaves_everything_as_it_was
+);
+
+/// The served document's operations that change something and take no body: (method, path).
+async fn bodiless_operations(app: &TestApp) -> Vec<(Method, String)> {
+    let doc = app
+        .anonymous()
+        .raw_bytes(Method::GET, "/api/openapi.json", None)
+        .await
+        .unwrap()
+        .body;
+    let mut ops = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let Ok(method) = method.to_uppercase().parse::<Method>() else {
+                continue;
+            };
+            if [Method::POST, Method::PUT, Method::PATCH, Method::DELETE].contains(&method)
+                && op.get("requestBody").is_none()
+            {
+                ops.push((method, path.clone()));
+            }
+        }
+    }
+    ops
+}
+
+/// `path` with each `{param}` replaced by an id of nothing.
+fn with_ids(path: &str) -> String {
+    path.split('/')
+        .map(|seg| {
+            if seg.starts_with('{') {
+                "BRK-ZZZZZZX"
+            } else {
+                seg
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The envelope's `errors`, as a map of field to messages.
+fn errors(raw: &barrack_client::RawResponse) -> serde_json::Map<String, Value> {
+    raw.body["errors"].as_object().cloned().unwrap_or_default()
+}
+
+async fn every_bodiless_operation_refuses_a_body(db: Db) {
+    let app = TestApp::start(db).await;
+    let ops = bodiless_operations(&app).await;
+    assert!(
+        ops.iter()
+            .any(|(m, p)| *m == Method::POST && p == "/api/admin/reset/"),
+        "the reset is one of them"
+    );
+    assert!(ops.len() >= 20, "{} operations", ops.len());
+    for (method, path) in &ops {
+        let what = format!("{method} {path}");
+        let url = with_ids(path);
+        let members = app
+            .admin
+            .raw_bytes(
+                method.clone(),
+                &url,
+                Some(br#"{"dry_run": true, "amount": "5000"}"#.to_vec()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(members.status, 400, "{what}: {}", members.text);
+        assert_eq!(members.body["code"], "VALIDATION_ERROR", "{what}");
+        let errors_of = errors(&members);
+        assert_eq!(errors_of.len(), 2, "{what}: {}", members.text);
+        assert_eq!(errors_of["dry_run"][0], "Unknown field 'dry_run'", "{what}");
+        assert_eq!(errors_of["amount"][0], "Unknown field 'amount'", "{what}");
+        for body in [
+            &b"not json"[..],
+            b"garbage",
+            b"  ",
+            b"[]",
+            b"null",
+            b"{oops",
+        ] {
+            let refused = app
+                .admin
+                .raw_bytes(method.clone(), &url, Some(body.to_vec()))
+                .await
+                .unwrap();
+            let sent = String::from_utf8_lossy(body);
+            assert_eq!(refused.status, 400, "{what} with {sent}: {}", refused.text);
+            assert_eq!(
+                errors(&refused).keys().collect::<Vec<_>>(),
+                ["body"],
+                "{what} with {sent}: {}",
+                refused.text
+            );
+        }
+        // Without a key it is still 401 first.
+        let anonymous = app
+            .anonymous()
+            .raw_bytes(method.clone(), &url, Some(b"garbage".to_vec()))
+            .await
+            .unwrap();
+        assert_eq!(anonymous.status, 401, "{what}: {}", anonymous.text);
+        // No body, or an empty object, is not refused (an id of nothing is a 404, or the action's own
+        // answer).
+        for body in [None, Some(b"{}".to_vec()), Some(b" { } ".to_vec())] {
+            let raw = app
+                .admin
+                .raw_bytes(method.clone(), &url, body)
+                .await
+                .unwrap();
+            assert_ne!(raw.status, 400, "{what}: {}", raw.text);
+        }
+    }
+    app.stop().await;
+}
+
+async fn a_refused_body_leaves_everything_as_it_was(db: Db) {
+    let app = TestApp::start(db).await;
+    let (user, user_id) = app.funded_user(Tier::Legacy, "US", "10").await;
+    let deposit = user
+        .create_deposit(&CreateDepositRequest {
+            amount: "25".parse().unwrap(),
+            currency: None,
+        })
+        .await
+        .unwrap()
+        .data;
+    let script = user
+        .create_script(&ScriptRequest {
+            name: "setup".into(),
+            script: "#!/bin/sh\necho hi\n".into(),
+        })
+        .await
+        .unwrap()
+        .data;
+    let refused = [
+        (
+            Method::POST,
+            "/api/admin/reset/".to_string(),
+            &br#"{"dry_run": true}"#[..],
+        ),
+        (Method::POST, "/api/admin/reset/".into(), b"not json"),
+        (
+            Method::POST,
+            "/api/admin/reset/".into(),
+            br#"{"confirm": false}"#,
+        ),
+        (
+            Method::POST,
+            format!("/api/admin/users/{user_id}/disable/"),
+            br#"{"reason": "x"}"#,
+        ),
+        (
+            Method::POST,
+            format!("/api/admin/deposits/{}/complete/", deposit.id),
+            br#"{"amount": "5000"}"#,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/scripts/{}/", script.id),
+            b"garbage",
+        ),
+    ];
+    for (method, path, body) in refused {
+        let client = if path.starts_with("/api/admin/") {
+            &app.admin
+        } else {
+            &user
+        };
+        let raw = client
+            .raw_bytes(method.clone(), &path, Some(body.to_vec()))
+            .await
+            .unwrap();
+        assert_eq!(raw.status, 400, "{method} {path}: {}", raw.text);
+    }
+    // The account is still there, its key works, its deposit is pending and its script kept.
+    assert_eq!(
+        user.balance().await.unwrap().data.balance,
+        "10".parse().unwrap()
+    );
+    assert_eq!(
+        user.deposit(&deposit.id).await.unwrap().data.status,
+        DepositStatus::Pending
+    );
+    assert_eq!(user.script(&script.id).await.unwrap().data.name, "setup");
+    // What clients send for these, `{}` or nothing, still does them.
+    let completed = app.admin.admin_complete_deposit(&deposit.id).await.unwrap();
+    assert_eq!(completed.data.status, DepositStatus::Completed);
+    assert_eq!(completed.data.amount, "25".parse().unwrap());
+    user.delete_script(&script.id).await.unwrap();
+    let reset = app
+        .admin
+        .raw_bytes(Method::POST, "/api/admin/reset/", None)
+        .await
+        .unwrap();
+    assert_eq!(reset.status, 200, "{}", reset.text);
+    assert_eq!(user.balance().await.unwrap_err().status(), Some(401));
+    app.stop().await;
+}
