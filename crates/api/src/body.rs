@@ -67,19 +67,171 @@ pub const REQUIRED_MESSAGE: &str = "This field is required";
 pub fn read<T: DeserializeOwned + PartialSchema>(bytes: &[u8]) -> Result<T, BodyError> {
     let mut json = value(bytes)?;
     integral_floats_as_integers(&mut json);
-    serde_path_to_error::deserialize(&json).map_err(|e| {
-        let (path, message) = (e.path().to_string(), e.inner().to_string());
-        // serde stops at the first missing member, once those present were read: the others are
-        // the schema's required members the body does not have.
+    decode(&json, missing_members::<T>)
+}
+
+/// `json` read as `T`, refused as [`read`] refuses a body: for a type without a schema (whose missing
+/// members cannot be listed beyond the first serde names).
+pub fn from_value<T: DeserializeOwned>(json: &Value) -> Result<T, BodyError> {
+    decode(json, |_| Vec::new())
+}
+
+/// At most this many members are looked at one by one to find every one at fault: a body is a form's
+/// worth of members, and each look is a read of the body.
+const MEMBERS_LOOKED_AT: usize = 64;
+
+/// `json` as `T`; when it is refused, every member at fault at once. serde stops at the first value of
+/// the wrong kind: the member at fault is set aside and the rest read again, until what is left reads
+/// or lacks only required members, which are then named too (`required` lists those `T`'s schema
+/// requires that a body lacks).
+fn decode<T: DeserializeOwned>(
+    json: &Value,
+    required: impl Fn(&Value) -> Vec<String>,
+) -> Result<T, BodyError> {
+    let first = match attempt::<T>(json) {
+        Ok(value) => return Ok(value),
+        Err(e) => e,
+    };
+    let mut faults: Vec<(String, String)> = Vec::new();
+    let mut rest = json.clone();
+    let mut error = Some(first);
+    for _ in 0..=MEMBERS_LOOKED_AT {
+        let Some((path, message)) = error.take() else {
+            break;
+        };
         if path == "." && message.starts_with("missing field ") {
-            let missing = missing_members::<T>(&json);
-            if missing.len() > 1 {
-                return BodyError::Missing(missing);
+            // What is left lacks only required members: those the body lacks are at fault (not those
+            // set aside for a value of the wrong kind).
+            let sent = |name: &String| json.get(name).is_some();
+            let mut missing: Vec<String> =
+                required(&rest).into_iter().filter(|n| !sent(n)).collect();
+            let (named, _) = field_of(&path, &message);
+            if !sent(&named) && !missing.contains(&named) {
+                missing.insert(0, named);
             }
+            if faults.is_empty() && missing.len() > 1 {
+                return Err(BodyError::Missing(missing));
+            }
+            faults.extend(
+                missing
+                    .into_iter()
+                    .map(|name| (name, REQUIRED_MESSAGE.to_string())),
+            );
+            break;
         }
-        let (field, message) = field_of(&path, &message);
-        BodyError::Field { field, message }
-    })
+        let (path, message) = if path == "." {
+            locate::<T>(&rest, &message).unwrap_or((path, message))
+        } else {
+            (path, message)
+        };
+        let whole = path == "." && !message.starts_with("unknown field ");
+        let (field, text) = field_of(&path, &message);
+        faults.push((field.clone(), text));
+        // Set the member aside and read the others again.
+        let set_aside = !whole
+            && rest
+                .as_object_mut()
+                .is_some_and(|members| members.remove(top_member(&field)).is_some());
+        if !set_aside {
+            break;
+        }
+        error = attempt::<T>(&rest).err();
+    }
+    if faults.len() == 1 {
+        let (field, message) = faults.remove(0);
+        return Err(BodyError::Field { field, message });
+    }
+    Err(BodyError::Fields(faults))
+}
+
+/// One read of `json` as `T`: the path serde stopped at and its message.
+fn attempt<T: DeserializeOwned>(json: &Value) -> Result<T, (String, String)> {
+    serde_path_to_error::deserialize(json)
+        .map_err(|e| (e.path().to_string(), e.inner().to_string()))
+}
+
+/// The member a field's path starts with: `volumes` of `volumes[0].size`.
+fn top_member(field: &str) -> &str {
+    let end = field.find(['.', '[']).unwrap_or(field.len());
+    &field[..end]
+}
+
+/// The member of `json` that a refusal serde made without a path (`message`) is about, with its path
+/// and message. A type read through a buffer, as an enum tagged by a member (`{"kind": ...}`) is, loses
+/// the path: each member is read alone (with the member serde asks for first, the tag) until one is
+/// refused by itself.
+fn locate<T: DeserializeOwned>(json: &Value, message: &str) -> Option<(String, String)> {
+    let members = json.as_object()?;
+    if message.starts_with("unknown field ") || members.len() > MEMBERS_LOOKED_AT {
+        // serde names an unknown member itself.
+        return None;
+    }
+    let refused_alone = |with: &[(&String, &Value)]| -> Option<(String, String)> {
+        let alone: Map<String, Value> = with
+            .iter()
+            .map(|(name, value)| ((*name).clone(), (*value).clone()))
+            .collect();
+        attempt::<T>(&Value::Object(alone)).err()
+    };
+    // A value of the wrong kind is described (`integer `5``): the member holding it, if only one does.
+    let found = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
+        .and_then(|rest| rest.split_once(", expected "))
+        .map(|(found, _)| found);
+    let holding: Vec<_> = members
+        .iter()
+        .filter(|(_, value)| found.is_some_and(|found| described(value) == found))
+        .collect();
+    if let [(name, _)] = holding[..] {
+        return Some(((*name).clone(), message.to_string()));
+    }
+    let candidates = if holding.is_empty() {
+        members.iter().collect()
+    } else {
+        holding
+    };
+    for (name, value) in candidates {
+        let mut refusal = refused_alone(&[(name, value)]);
+        // An enum tagged by a member asks for its tag before anything else.
+        if let Some((path, asked)) = &refusal
+            && path == "."
+            && let (tag, _) = field_of(path, asked)
+            && asked.starts_with("missing field ")
+            && tag != *name
+            && let Some((tag, tag_value)) = members.get_key_value(&tag)
+        {
+            refusal = refused_alone(&[(tag, tag_value), (name, value)]);
+        }
+        match refusal {
+            Some((path, why)) if !(path == "." && why.starts_with("missing field ")) => {
+                let path = if path == "." && !why.starts_with("unknown field ") {
+                    name.clone()
+                } else {
+                    path
+                };
+                return Some((path, why));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// A JSON value as serde describes one it did not expect (`serde::de::Unexpected`).
+fn described(value: &Value) -> String {
+    match value {
+        Value::Null => "unit value".into(),
+        Value::Bool(b) => format!("boolean `{b}`"),
+        Value::Number(n) if n.is_f64() => match n.as_f64() {
+            Some(f) => de::Unexpected::Float(f).to_string(),
+            None => n.to_string(),
+        },
+        Value::Number(n) => format!("integer `{n}`"),
+        Value::String(s) => de::Unexpected::Str(s).to_string(),
+        Value::Array(_) => "sequence".into(),
+        Value::Object(_) => "map".into(),
+    }
 }
 
 /// Reads the body of an operation that takes none: no body at all, or an object with no members (`{}`,
@@ -310,6 +462,11 @@ pub fn field_of(path: &str, message: &str) -> (String, String) {
     let quoted = |rest: &str| rest.split('`').nth(1).map(str::to_string);
     if let Some(name) = message.strip_prefix("missing field ").and_then(quoted) {
         (format!("{prefix}{name}"), REQUIRED_MESSAGE.to_string())
+    } else if let Some(name) = message.strip_prefix("duplicate field ").and_then(quoted) {
+        (
+            format!("{prefix}{name}"),
+            "Given more than once".to_string(),
+        )
     } else if let Some(name) = message.strip_prefix("unknown field ").and_then(quoted) {
         // The path already ends at the unknown key.
         let field = if path == "." {
@@ -398,22 +555,59 @@ fn plain(message: &str) -> String {
     else {
         return message.to_string();
     };
-    let wanted = match expected {
+    let wanted = expected
+        .split(" or ")
+        .map(wanted)
+        .collect::<Option<Vec<_>>>();
+    match wanted {
+        Some(wanted) => format!(
+            "Must be {}, not {}",
+            wanted.join(" or "),
+            found_value(found)
+        ),
+        None => message.to_string(),
+    }
+}
+
+/// What serde expected (`u32`, `struct NewVolumeRequest`, `a string`), in JSON's terms.
+fn wanted(expected: &str) -> Option<&'static str> {
+    Some(match expected.trim() {
         "u8" => "a whole number from 0 to 255",
         "u16" => "a whole number from 0 to 65535",
         "u32" => "a whole number from 0 to 4294967295",
         "u64" | "usize" => "a whole number of 0 or more",
-        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number",
-        "f32" | "f64" => "a number",
-        "a boolean" | "bool" => "true or false",
-        "a string" | "a borrowed string" | "a char" => "a string",
-        "a sequence" => "a list",
-        "a map" => "an object",
+        "i8" | "i16" | "i32" | "i64" | "isize" | "integer" | "an integer" => "a whole number",
+        "f32" | "f64" | "number" | "a number" => "a number",
+        "a boolean" | "bool" | "boolean" => "true or false",
+        "a string" | "a borrowed string" | "a char" | "string" | "variant identifier"
+        | "a valid string" => "a string",
+        "a sequence" | "sequence" | "a list" => "a list",
+        "a map" | "map" | "an object" | "object" => "an object",
         other if other.starts_with("struct ") || other.starts_with("a map") => "an object",
         other if other.starts_with("a sequence") || other.starts_with("a tuple") => "a list",
-        _ => return message.to_string(),
-    };
-    format!("Must be {wanted}, not {found}")
+        _ => return None,
+    })
+}
+
+/// What was sent instead, as serde describes it (`integer `5``, `string "x"`, `null`), in JSON's terms:
+/// a string shows itself (`string "x"`), as does a number or `true`; a list or an object is named.
+fn found_value(found: &str) -> String {
+    let ticked = |rest: &str| rest.trim_matches('`').to_string();
+    if let Some(n) = found
+        .strip_prefix("integer ")
+        .or_else(|| found.strip_prefix("floating point "))
+    {
+        format!("the number {}", ticked(n))
+    } else if let Some(b) = found.strip_prefix("boolean ") {
+        ticked(b)
+    } else {
+        match found {
+            "null" | "unit" | "unit value" => "null".to_string(),
+            "sequence" => "a list".to_string(),
+            "map" => "an object".to_string(),
+            other => other.to_string(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -503,7 +697,7 @@ mod tests {
         for list in ["[true]", "[]"] {
             assert_eq!(
                 read(&format!(r#"{{{chat}, "stream_options": {list}}}"#)).unwrap_err(),
-                field("stream_options", "Must be an object, not sequence")
+                field("stream_options", "Must be an object, not a list")
             );
         }
         let with = |options: &str| {
@@ -599,13 +793,95 @@ mod tests {
             read(r#"{"gpu_count": 1}"#),
             BodyError::Missing(vec!["region".into(), "name".into()])
         );
-        // A value of the wrong kind is found first, as serde reads the members present first.
+        // A value of the wrong kind does not hide the members missing, nor other values of the wrong
+        // kind.
         assert_eq!(
-            read(r#"{"gpu_count": "x"}"#),
+            read(r#"{"gpu_count": "x", "note": 5}"#),
+            BodyError::Fields(vec![
+                (
+                    "gpu_count".into(),
+                    "Must be a whole number from 0 to 4294967295, not string \"x\"".into()
+                ),
+                ("note".into(), "Must be a string, not the number 5".into()),
+                ("region".into(), "This field is required".into()),
+                ("name".into(), "This field is required".into()),
+            ])
+        );
+        assert_eq!(
+            read(r#"{"gpu_count": -2, "region": "r", "name": "n"}"#),
             field(
                 "gpu_count",
-                "Must be a whole number from 0 to 4294967295, not string \"x\""
+                "Must be a whole number from 0 to 4294967295, not the number -2"
             )
+        );
+    }
+
+    #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+    #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+    #[allow(dead_code)]
+    enum Tagged {
+        Scarcity { region: String, available: u32 },
+        Outage { region: String },
+    }
+
+    #[test]
+    fn a_tagged_enum_names_the_member_at_fault() {
+        let read = |body: &str| super::read::<Tagged>(body.as_bytes()).unwrap_err();
+        let whole = "Must be a whole number from 0 to 4294967295";
+        assert_eq!(
+            read(r#"{"kind": "scarcity", "region": "r", "available": "2"}"#),
+            field("available", &format!("{whole}, not string \"2\""))
+        );
+        assert_eq!(
+            read(r#"{"kind": "scarcity", "region": "r", "available": -2}"#),
+            field("available", &format!("{whole}, not the number -2"))
+        );
+        assert_eq!(
+            read(r#"{"kind": "outage", "region": "r", "zzz": 1}"#),
+            field("zzz", "Unknown field 'zzz'")
+        );
+        let BodyError::Fields(mut both) =
+            read(r#"{"kind": "scarcity", "region": 5, "available": "2"}"#)
+        else {
+            panic!("two members at fault")
+        };
+        both.sort();
+        assert_eq!(
+            both,
+            vec![
+                ("available".into(), format!("{whole}, not string \"2\"")),
+                ("region".into(), "Must be a string, not the number 5".into()),
+            ]
+        );
+        assert_eq!(
+            read(r#"{"kind": 5}"#),
+            field("kind", "Must be a string, not the number 5")
+        );
+        assert!(super::read::<Tagged>(br#"{"kind": "outage", "region": "r"}"#).is_ok());
+    }
+
+    #[test]
+    fn values_of_the_wrong_kind_are_said_in_jsons_terms() {
+        let plain = |message: &str| field_of("tier", message).1;
+        assert_eq!(
+            plain("invalid type: integer `5`, expected string or map"),
+            "Must be a string or an object, not the number 5"
+        );
+        assert_eq!(
+            plain("invalid type: null, expected a string"),
+            "Must be a string, not null"
+        );
+        assert_eq!(
+            plain("invalid type: boolean `true`, expected u16"),
+            "Must be a whole number from 0 to 65535, not true"
+        );
+        assert_eq!(
+            plain("invalid type: map, expected a sequence"),
+            "Must be a list, not an object"
+        );
+        assert_eq!(
+            field_of(".", "duplicate field `page`"),
+            ("page".into(), "Given more than once".into())
         );
     }
 }

@@ -39,6 +39,12 @@ fn parse_body<T: DeserializeOwned + PartialSchema>(bytes: &[u8]) -> Result<T, Ap
     body::read(bytes).map_err(body_error)
 }
 
+impl From<BodyError> for ApiError {
+    fn from(e: BodyError) -> ApiError {
+        body_error(e)
+    }
+}
+
 /// A refused body as the API's validation error.
 fn body_error(e: BodyError) -> ApiError {
     let message = e.summary().to_string();
@@ -368,13 +374,13 @@ mod tests {
             errors(e),
             vec![(
                 "body".to_string(),
-                vec!["Must be an object, not sequence".to_string()]
+                vec!["Must be an object, not a list".to_string()]
             )]
         );
         let e = field_error("size", "invalid value: integer `-1`, expected u32");
         assert_eq!(
             errors(e)[0].1[0],
-            "Must be a whole number from 0 to 4294967295, not integer `-1`"
+            "Must be a whole number from 0 to 4294967295, not the number -1"
         );
         let e = field_error(
             "messages[0].content",

@@ -8,7 +8,7 @@ use barrack_api::account::{
 use barrack_api::catalog::{CapacityList, SetCapacityRequest};
 use barrack_api::instances::{FaultInjected, HostList, JobList, JobQuery};
 use barrack_api::ledger::Transaction;
-use barrack_api::{Envelope, ErrorResponse, PageQuery};
+use barrack_api::{Envelope, ErrorResponse, PageQuery, body};
 use barrack_compute::sim::Fault;
 use barrack_core::Error;
 use utoipa_axum::router::OpenApiRouter;
@@ -233,6 +233,9 @@ async fn admin_inject_fault(
         )
         .into());
     };
+    // Read as every body is first, so a refusal names the member at fault in the API's words; then the
+    // fault's own rules.
+    body::from_value::<Fault>(&body)?;
     let fault = Fault::from_request(&body).map_err(|bad| Error::field(&bad.field, bad.message))?;
     state
         .services

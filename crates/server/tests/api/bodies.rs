@@ -12,7 +12,8 @@ use crate::on_both_databases;
 
 on_both_databases!(
     every_bodiless_operation_refuses_a_body,
-    a_refused_body_leaves_everything_as_it_was
+    a_refused_body_leaves_everything_as_it_was,
+    a_refused_body_names_each_member_at_fault
 );
 
 /// The served document's operations that change something and take no body: (method, path).
@@ -209,5 +210,106 @@ async fn a_refused_body_leaves_everything_as_it_was(db: Db) {
         .unwrap();
     assert_eq!(reset.status, 200, "{}", reset.text);
     assert_eq!(user.balance().await.unwrap_err().status(), Some(401));
+    app.stop().await;
+}
+
+/// A request (method, path, body) and the fields its answer must name, each with how its message starts.
+type Case<'a> = (Method, &'a str, &'a str, &'a [(&'a str, &'a str)]);
+
+async fn a_refused_body_names_each_member_at_fault(db: Db) {
+    let app = TestApp::start(db).await;
+    let whole = "Must be a whole number from 0 to 4294967295";
+    let cases: [Case; 8] = [
+        (
+            Method::POST,
+            "/api/admin/scenarios/",
+            r#"{"kind": "gpu_scarcity", "region": "FINLAND-1", "available": "2"}"#,
+            &[("available", &format!("{whole}, not string \"2\""))],
+        ),
+        (
+            Method::POST,
+            "/api/admin/scenarios/",
+            r#"{"kind": "gpu_scarcity", "region": "FINLAND-1", "available": -2}"#,
+            &[("available", &format!("{whole}, not the number -2"))],
+        ),
+        (
+            Method::POST,
+            "/api/admin/faults/",
+            r#"{"kind": "hang", "operation": "create_instance", "zzz": 1}"#,
+            &[("zzz", "Unknown field 'zzz'")],
+        ),
+        (
+            Method::GET,
+            "/api/instances/?page=1&page=2",
+            "",
+            &[("page", "Given more than once")],
+        ),
+        (
+            Method::GET,
+            "/api/pricing/?tier=legacy&tier=advanced",
+            "",
+            &[("tier", "Given more than once")],
+        ),
+        (
+            Method::POST,
+            "/api/pricing/",
+            r#"{"tier": 5}"#,
+            &[("tier", "")],
+        ),
+        (
+            Method::POST,
+            "/api/volumes/",
+            r#"{"name": 5}"#,
+            &[("name", "Must be a string, not the number 5")],
+        ),
+        (
+            Method::POST,
+            "/api/deploy-server/",
+            r#"{"gpu_count": "1", "region": 5}"#,
+            &[
+                ("gpu_count", ""),
+                ("region", "Must be a string, not the number 5"),
+            ],
+        ),
+    ];
+    for (method, path, body, expected) in cases {
+        let body = (!body.is_empty()).then(|| body.as_bytes().to_vec());
+        let raw = app
+            .admin
+            .raw_bytes(method.clone(), path, body)
+            .await
+            .unwrap();
+        let what = format!("{method} {path}");
+        assert_eq!(raw.status, 400, "{what}: {}", raw.text);
+        let errors = errors(&raw);
+        for (field, message) in expected {
+            let said = errors
+                .get(*field)
+                .and_then(|m| m[0].as_str())
+                .unwrap_or_else(|| panic!("{what}: {field} is not named: {}", raw.text));
+            assert!(said.starts_with(message), "{what}: {said}");
+            // serde's own words are not the API's.
+            for word in ["invalid type", "expected", "integer `", "`"] {
+                assert!(!said.contains(word), "{what}: {said}");
+            }
+        }
+        assert!(!errors.contains_key("body"), "{what}: {}", raw.text);
+    }
+    // A member of the wrong kind does not hide the required members missing.
+    let raw = app
+        .admin
+        .raw_bytes(
+            Method::POST,
+            "/api/volumes/",
+            Some(br#"{"name": 5}"#.to_vec()),
+        )
+        .await
+        .unwrap();
+    let required: Vec<_> = errors(&raw)
+        .iter()
+        .filter(|(_, m)| m[0] == "This field is required")
+        .map(|(f, _)| f.clone())
+        .collect();
+    assert!(!required.is_empty(), "{}", raw.text);
     app.stop().await;
 }
