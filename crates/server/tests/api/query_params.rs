@@ -1,6 +1,7 @@
 //! What a request may name: the query parameters each list takes, the catalog names its filters take,
 //! capacity rows given once, text without control characters, and answers no larger than the question.
 
+use barrack_client::RawResponse;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -257,6 +258,17 @@ async fn capacity_refuses_a_region_and_model_given_twice(db: Db) {
 
 /// However many bad items a request names, the answer lists a bounded number of errors and says how
 /// many more there were; an over-long list is refused for its length alone.
+/// A 400 of fewer than `max_bytes`.
+fn assert_small_400(raw: &RawResponse, max_bytes: usize) {
+    let head = &raw.text[..raw.text.len().min(500)];
+    assert_eq!(raw.status.as_u16(), 400, "{head}");
+    assert!(
+        raw.text.len() < max_bytes,
+        "{} bytes: {head}",
+        raw.text.len()
+    );
+}
+
 async fn many_bad_items_make_a_bounded_answer(db: Db) {
     let app = TestApp::start(db).await;
     let id = app
@@ -276,18 +288,7 @@ async fn many_bad_items_make_a_bounded_answer(db: Db) {
         )
         .await
         .unwrap();
-    assert_eq!(
-        raw.status.as_u16(),
-        400,
-        "{}",
-        &raw.text[..raw.text.len().min(500)]
-    );
-    assert!(
-        raw.text.len() < 2_000,
-        "{} bytes: {}",
-        raw.text.len(),
-        &raw.text[..500.min(raw.text.len())]
-    );
+    assert_small_400(&raw, 2_000);
     assert_eq!(field_errors(&raw.body), vec!["instance_ids".to_string()]);
     // Under the length limit, duplicates are each named.
     let raw = app
@@ -313,13 +314,7 @@ async fn many_bad_items_make_a_bounded_answer(db: Db) {
         )
         .await
         .unwrap();
-    assert_eq!(
-        raw.status.as_u16(),
-        400,
-        "{}",
-        &raw.text[..raw.text.len().min(500)]
-    );
-    assert!(raw.text.len() < 20_000, "{} bytes", raw.text.len());
+    assert_small_400(&raw, 20_000);
     let listed: usize = raw.body["errors"]
         .as_object()
         .unwrap()
