@@ -21,6 +21,7 @@ use crate::billing::payments::{
 };
 use crate::platform::clock::format_ms;
 use crate::platform::countries;
+use crate::platform::idempotency;
 use crate::platform::ids::{IdKind, new_id, transaction_id};
 use crate::platform::money::{from_micros, to_micros};
 use crate::platform::validate::Validator;
@@ -206,7 +207,10 @@ impl DepositService {
             return Err(too_many());
         }
         deposits::insert(&mut tx, &row).await?;
-        tx.commit().await?;
+        let deposit = view(&row)?;
+        // With the answer of a request that came with an Idempotency-Key, so that a retry after a crash
+        // between the commit and the answer does not open a second deposit.
+        idempotency::commit(tx, &deposit).await?;
         tracing::info!(
             deposit_id = %row.id,
             account = %row.account_id,
@@ -215,7 +219,7 @@ impl DepositService {
             provider = %row.provider,
             "deposit opened"
         );
-        view(&row)
+        Ok(deposit)
     }
 
     /// `GET /api/deposits/`: the caller's deposits, newest first.

@@ -6,12 +6,14 @@ use barrack_api::ledger::{
     CreditBalance, CurrencyBalance, Transaction, TransactionList, TransactionQuery, TransactionType,
 };
 use barrack_api::{Currency, PageQuery, Pagination};
+use barrack_store::Tx;
 use barrack_store::ledger::{self, LedgerEntryRow, LedgerFilter};
 use rust_decimal::Decimal;
 
 use crate::accounts::Caller;
 use crate::platform::clock::format_ms;
 use crate::platform::countries;
+use crate::platform::idempotency;
 use crate::platform::ids::{IdKind, new_id, transaction_id};
 use crate::platform::money::{from_micros, to_micros};
 use crate::platform::validate::{Validator, validate_range};
@@ -125,16 +127,21 @@ impl LedgerService {
 
     /// Appends one entry in its own transaction. `None` when its idempotency key was already used.
     pub async fn append(&self, entry: Entry<'_>) -> Result<Option<Transaction>> {
-        self.append_within(entry, None).await
+        let Some((tx, transaction)) = self.append_within(entry, None).await? else {
+            return Ok(None);
+        };
+        tx.commit().await.map_err(Error::internal)?;
+        Ok(Some(transaction))
     }
 
-    /// [`Self::append`], refused (400 on `amount`, nothing written) when the balance would end above
-    /// `limit`.
+    /// The entry appended in a new transaction, for the caller to commit; refused (400 on `amount`,
+    /// nothing written) when the balance would end above `limit`. `None` when its idempotency key was
+    /// already used.
     async fn append_within(
         &self,
         entry: Entry<'_>,
         limit: Option<Decimal>,
-    ) -> Result<Option<Transaction>> {
+    ) -> Result<Option<(Tx, Transaction)>> {
         let amount_micros = to_micros(entry.amount)
             .ok_or_else(|| Error::field("amount", "Amount must have at most 6 decimal places"))?;
         let row = LedgerEntryRow {
@@ -162,8 +169,7 @@ impl LedgerService {
                 above_max_balance(from_micros(appended.balance_after_micros), &row.currency),
             ));
         }
-        tx.commit().await.map_err(Error::internal)?;
-        transaction_of(&appended).map(Some)
+        Ok(Some((tx, transaction_of(&appended)?)))
     }
 
     /// Operators (the caller checks the role): credits an account (a `grant` entry, never an overwrite).
@@ -220,9 +226,16 @@ impl LedgerService {
             created_by: Some(operator_id.to_string()),
         };
         let limit = Decimal::from(MAX_BALANCE);
-        self.append_within(entry, Some(limit))
+        let (tx, transaction) = self
+            .append_within(entry, Some(limit))
             .await?
-            .ok_or_else(|| Error::internal("a grant without an idempotency key was not appended"))
+            .ok_or_else(|| {
+                Error::internal("a grant without an idempotency key was not appended")
+            })?;
+        // With the answer of a request that came with an Idempotency-Key: a retry after a crash between
+        // this commit and the answer replays it instead of crediting the account again.
+        idempotency::commit(tx, &transaction).await?;
+        Ok(transaction)
     }
 }
 

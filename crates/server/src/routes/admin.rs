@@ -164,18 +164,14 @@ async fn admin_grant_credits(
         .accounts
         .account_by_id_or_email(&user_id)
         .await?;
-    let entry = state
-        .services
-        .ledger
-        .grant(
-            operator.account_id(),
-            &account.id,
-            request.amount,
-            request.currency,
-            request.note,
-        )
-        .await?;
-    Ok(Created("Credits granted", entry))
+    let grant = state.services.ledger.grant(
+        operator.account_id(),
+        &account.id,
+        request.amount,
+        request.currency,
+        request.note,
+    );
+    Created::of("Credits granted", grant).await
 }
 
 /// GPU capacity per region and model

@@ -54,11 +54,11 @@ async fn create_deposit(
     Auth(caller): Auth,
     AmountBody(request): AmountBody<CreateDepositRequest>,
 ) -> ApiResult<Created<Deposit>> {
-    let deposit = state.services.deposits.create(&caller, request).await?;
-    Ok(Created(
+    Created::of(
         "Deposit created: complete the payment to receive the credits",
-        deposit,
-    ))
+        state.services.deposits.create(&caller, request),
+    )
+    .await
 }
 
 /// Get a deposit

@@ -23,6 +23,7 @@ on_both_databases!(
     a_retry_while_the_first_runs_is_409_until_its_lease_ends,
     other_creates_and_actions_replay_too,
     volume_and_snapshot_changes_store_their_answer_with_the_change,
+    credits_and_deposits_store_their_answer_with_the_change,
 );
 
 fn deploy_body(name: &str) -> Value {
@@ -503,5 +504,66 @@ async fn volume_and_snapshot_changes_store_their_answer_with_the_change(db: Db) 
         "available"
     );
     assert_eq!(volume_size().await, 40);
+    app.stop().await;
+}
+
+/// A credit grant and a deposit store their answer in the transaction that makes them: a server killed
+/// between that commit and its answer leaves the answer, and the retry gets it rather than crediting
+/// the account twice or opening a second deposit.
+async fn credits_and_deposits_store_their_answer_with_the_change(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, account, secret) = app.funded_user_with_key(Tier::Advanced, "US", "100").await;
+    let services = app.services();
+    let caller = services.accounts.authenticate_key(&secret).await.unwrap();
+    let operator = app.admin.profile().await.unwrap().data.id;
+
+    let credits = format!("/api/admin/accounts/{account}/credits/");
+    let grant = json!({"amount": "25.00", "currency": "USD", "note": "goodwill"});
+    let data = commit_unanswered(
+        &app,
+        &operator,
+        "grant-1",
+        (&credits, &grant, 201),
+        services.ledger.grant(
+            &operator,
+            &account,
+            "25.00".parse().unwrap(),
+            barrack_api::Currency::USD,
+            Some("goodwill".into()),
+        ),
+    )
+    .await;
+    assert_replayed(&app.admin, (&credits, &grant, 201), "grant-1", &data).await;
+    assert_eq!(
+        client.balance().await.unwrap().data.balance.to_string(),
+        "125",
+        "credited once"
+    );
+
+    let deposit = json!({"amount": "30.00"});
+    let data = commit_unanswered(
+        &app,
+        &account,
+        "deposit-1",
+        ("/api/deposits/", &deposit, 201),
+        services
+            .deposits
+            .create(&caller, serde_json::from_value(deposit.clone()).unwrap()),
+    )
+    .await;
+    assert_replayed(
+        &client,
+        ("/api/deposits/", &deposit, 201),
+        "deposit-1",
+        &data,
+    )
+    .await;
+    let deposits = client
+        .deposits(&barrack_api::PageQuery::default())
+        .await
+        .unwrap()
+        .data;
+    assert_eq!(deposits.pagination.total, 1, "one deposit opened");
+
     app.stop().await;
 }
