@@ -28,6 +28,8 @@ use crate::api_keys::ApiKeyRow;
 
 /// The channel replicas tell each other about changed keys and accounts on; the payload is an account id.
 pub(crate) const CHANNEL: &str = "barrack_auth";
+/// The channel a server that moved the simulation clock announces the new offset on (ms, as text).
+pub(crate) const CLOCK_CHANNEL: &str = "barrack_clock";
 /// The payload that forgets every account (no account id is `*`).
 pub(crate) const EVERY_ACCOUNT: &str = "*";
 
@@ -202,17 +204,19 @@ impl KeyCache {
 }
 
 /// Listens for invalidations from every replica (this one included) on a connection of its own (not
-/// one of the pool's, which it would hold for good), until the returned guard is dropped.
+/// one of the pool's, which it would hold for good), until the returned guard is dropped; and, on the
+/// same connection, for moves of the simulation clock, passed on to `clock`.
 pub(crate) fn spawn_listener(
     url: String,
     pool: sqlx::PgPool,
     cache: Weak<KeyCache>,
+    clock: Weak<tokio::sync::watch::Sender<i64>>,
 ) -> ListenerGuard {
     let task = tokio::spawn(async move {
         loop {
             let listener = async {
                 let mut listener = sqlx::postgres::PgListener::connect(&url).await?;
-                listener.listen(CHANNEL).await?;
+                listener.listen_all([CHANNEL, CLOCK_CHANNEL]).await?;
                 Ok::<_, sqlx::Error>(listener)
             };
             let mut listener = match listener.await {
@@ -237,6 +241,17 @@ pub(crate) fn spawn_listener(
                     return;
                 };
                 match next {
+                    Ok(Some(notification)) if notification.channel() == CLOCK_CHANNEL => {
+                        if let (Some(clock), Ok(offset)) =
+                            (clock.upgrade(), notification.payload().parse::<i64>())
+                        {
+                            clock.send_if_modified(|seen| {
+                                let moved = offset > *seen;
+                                *seen = (*seen).max(offset);
+                                moved
+                            });
+                        }
+                    }
                     Ok(Some(notification)) => cache.forget(notification.payload()),
                     // Lost and connected again: whatever was sent meanwhile is unknown.
                     Ok(None) => cache.reset(true),

@@ -128,6 +128,9 @@ pub struct Store {
     /// API-key lookups (see [`key_cache`]).
     keys: Option<Arc<key_cache::KeyCache>>,
     listener: Option<Arc<key_cache::ListenerGuard>>,
+    /// The simulation clock's offsets announced by the servers on the database (see
+    /// [`Store::clock_moves`]).
+    clock_moves: Arc<tokio::sync::watch::Sender<i64>>,
 }
 
 #[derive(Debug)]
@@ -172,6 +175,7 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(redact_url(url)));
         };
+        let clock_moves = Arc::new(tokio::sync::watch::Sender::new(0));
         let (keys, listener) = match &engine {
             Engine::Postgres(pool) => {
                 let cache = Arc::new(key_cache::KeyCache::default());
@@ -179,6 +183,7 @@ impl Store {
                     url.to_string(),
                     pool.clone(),
                     Arc::downgrade(&cache),
+                    Arc::downgrade(&clock_moves),
                 );
                 (Some(cache), Some(Arc::new(listener)))
             }
@@ -191,6 +196,7 @@ impl Store {
             engine: Arc::new(engine),
             keys,
             listener,
+            clock_moves,
         })
     }
 

@@ -30,14 +30,31 @@ impl Store {
     }
 
     /// Moves the offset forward by `ms` in one statement (concurrent moves add up) and returns the new one.
+    /// On PostgreSQL every server on the database hears of it at once ([`Store::clock_moves`]); on SQLite
+    /// the others read it at their next meter run.
     pub async fn add_clock_offset(&self, ms: i64) -> Result<i64> {
-        self.fetch_one(
-            "INSERT INTO simulation_clock (id, offset_ms) VALUES (1, $1) ON CONFLICT (id) DO UPDATE \
-             SET offset_ms = simulation_clock.offset_ms + excluded.offset_ms RETURNING offset_ms",
-            &binds![ms],
-        )
-        .await?
-        .int(0)
+        let offset = self
+            .fetch_one(
+                "INSERT INTO simulation_clock (id, offset_ms) VALUES (1, $1) ON CONFLICT (id) DO UPDATE \
+                 SET offset_ms = simulation_clock.offset_ms + excluded.offset_ms RETURNING offset_ms",
+                &binds![ms],
+            )
+            .await?
+            .int(0)?;
+        if self.backend() == crate::Backend::Postgres {
+            self.execute(
+                "SELECT pg_notify($1, $2)",
+                &binds![crate::key_cache::CLOCK_CHANNEL, &offset.to_string()],
+            )
+            .await?;
+        }
+        Ok(offset)
+    }
+
+    /// The offsets of the simulation clock other servers on the database moved it to, as they announce
+    /// them (PostgreSQL only; never on SQLite).
+    pub fn clock_moves(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.clock_moves.subscribe()
     }
 }
 

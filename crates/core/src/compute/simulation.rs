@@ -199,18 +199,31 @@ impl SimulationService {
 
     /// Reads the shared count of resets every [`FOLLOW_RESETS_EVERY`] until `stop` turns true, so this
     /// process's in-memory limits start over after a reset made through any server (see
-    /// `platform::resets`). Only a simulating server follows: only it can be reset.
+    /// `platform::resets`); and moves this server's clock as soon as another moves the shared one (on
+    /// PostgreSQL; on SQLite at the next meter run, [`Self::catch_up`]), so that every replica answers
+    /// with the moved time. Only a simulating server follows: only it can be reset or moved.
     pub async fn follow_resets(self, mut stop: tokio::sync::watch::Receiver<bool>) {
         if !self.context.driver.is_simulated() {
             return;
         }
+        let mut clock_moves = self.context.store.clock_moves();
+        let mut clock_announced = true;
+        let mut next_read = tokio::time::Instant::now();
         loop {
-            match self.context.store.simulation_resets().await {
-                Ok(resets) => self.context.resets_seen.observe(resets),
-                Err(e) => tracing::debug!(error = %e, "cannot read the simulation's resets"),
+            if tokio::time::Instant::now() >= next_read {
+                match self.context.store.simulation_resets().await {
+                    Ok(resets) => self.context.resets_seen.observe(resets),
+                    Err(e) => tracing::debug!(error = %e, "cannot read the simulation's resets"),
+                }
+                next_read = tokio::time::Instant::now() + FOLLOW_RESETS_EVERY;
             }
             tokio::select! {
-                _ = tokio::time::sleep(FOLLOW_RESETS_EVERY) => {}
+                _ = tokio::time::sleep_until(next_read) => {}
+                moved = clock_moves.changed(), if clock_announced => match moved {
+                    Ok(()) => self.context.clock.follow_offset(*clock_moves.borrow_and_update()),
+                    // The store is gone: only resets are left to follow.
+                    Err(_) => clock_announced = false,
+                },
                 _ = stop.changed() => return,
             }
         }

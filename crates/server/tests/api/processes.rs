@@ -50,6 +50,15 @@ fn deploy(name: String, key: &str) -> DeployRequest {
     .unwrap()
 }
 
+/// The time a server answers with (its envelope's `timestamp`), in ms.
+async fn answer_time_ms(client: &Client) -> i64 {
+    let raw = client
+        .raw(reqwest::Method::GET, "/api/balance/", None)
+        .await
+        .unwrap();
+    barrack_core::clock::parse_iso(raw.body["timestamp"].as_str().unwrap()).unwrap()
+}
+
 const TRANSITIONAL: [&str; 7] = [
     "CREATING",
     "STARTING",
@@ -241,6 +250,20 @@ async fn two_servers_share_one_postgres_database() {
             .filter(|e| e.cause == "create completed")
             .count();
         assert_eq!(completed, 1, "{id} was created exactly once");
+    }
+
+    // A clock moved through A is B's time at once (B hears of it, rather than at its next meter run):
+    // B's answers carry the moved time within moments.
+    let day_ms = 24 * 3600 * 1000;
+    let before = answer_time_ms(&via_b).await;
+    via_a.admin_advance_clock(24 * 60).await.unwrap();
+    let waited = Instant::now();
+    while answer_time_ms(&via_b).await < before + day_ms {
+        assert!(
+            waited.elapsed() < Duration::from_millis(500),
+            "B still answers with the time before A moved the clock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
     // Stop half through A, then kill A: B takes over A's jobs when their leases expire.
