@@ -57,7 +57,15 @@ async fn a_deposit_is_opened_and_followed_from_the_pages(db: Db) {
 
     // Bad amounts: the messages at the field, nothing opened.
     for (amount, message) in [
-        ("lots", "Enter an amount such as 25 or 25.50"),
+        (
+            "lots",
+            "&#39;lots&#39; is not a decimal number: write digits, optionally a point",
+        ),
+        // An exponent is refused as the API refuses it, never read as ₹100 or $0.50.
+        ("1e2", "&#39;1e2&#39; is not a decimal number"),
+        ("5e-1", "&#39;5e-1&#39; is not a decimal number"),
+        ("1E3", "&#39;1E3&#39; is not a decimal number"),
+        ("", "This field is required"),
         ("2", "The minimum deposit is 5.00 USD"),
         ("10.001", "Amount must have at most 2 decimal places"),
     ] {

@@ -9,7 +9,6 @@ use axum::response::Response;
 use barrack_api::PageQuery;
 use barrack_api::deposits::{CreateDepositRequest, Deposit, DepositStatus};
 use barrack_core::accounts::web_sessions::WebSession;
-use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use crate::State;
@@ -143,15 +142,12 @@ pub async fn create(
 ) -> Result<Response, WebError> {
     form.check_csrf(&session)?;
     let typed = form.get("amount").unwrap_or_default();
-    // The API takes a JSON number; here the field is text, read the same way.
-    let amount = match typed.parse::<Decimal>() {
+    // Read exactly as the API reads an amount: plain digits, no exponent.
+    let amount = match super::amount(&typed) {
         Ok(amount) => amount,
-        Err(_) => {
+        Err(message) => {
             let mut errors = Errors::default();
-            errors.fields.insert(
-                "amount".into(),
-                vec!["Enter an amount such as 25 or 25.50".into()],
-            );
+            errors.fields.insert("amount".into(), vec![message]);
             return refuse(&state, &session, typed, errors, StatusCode::BAD_REQUEST).await;
         }
     };

@@ -25,3 +25,13 @@ use axum::response::{IntoResponse, Redirect, Response};
 pub fn see(path: &str) -> Response {
     Redirect::to(path).into_response()
 }
+
+/// An amount field read exactly as the API reads an amount (`barrack_api::decimal::parse`): digits,
+/// optionally a point and more digits; no exponent, sign or spaces, so `1e3` is refused rather than
+/// granted or charged as 1000. A blank field is required, as the API's missing member is.
+pub fn amount(text: &str) -> Result<rust_decimal::Decimal, String> {
+    if text.trim().is_empty() {
+        return Err(barrack_api::body::REQUIRED_MESSAGE.to_string());
+    }
+    barrack_api::decimal::parse(text)
+}

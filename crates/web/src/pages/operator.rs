@@ -2,8 +2,6 @@
 //! capacity and stock, the job queue and its dead letters, and in simulation mode the clock and faults.
 //! They call the services the admin API handlers call.
 
-use std::str::FromStr;
-
 use askama::Template;
 use axum::extract::RawQuery;
 use axum::http::StatusCode;
@@ -15,7 +13,6 @@ use barrack_api::{Currency, PageQuery};
 use barrack_core::Error;
 use barrack_core::accounts::web_sessions::WebSession;
 use barrack_core::clock::format_ms;
-use rust_decimal::Decimal;
 
 use crate::State;
 use crate::error::WebError;
@@ -122,8 +119,8 @@ pub async fn grant(
     let note = form.get("note");
     let services = &state.services;
     let result = async {
-        let parsed = Decimal::from_str(&amount)
-            .map_err(|_| Error::field("amount", "Amount must be a decimal number such as 25.00"))?;
+        // Read exactly as the API reads an amount: plain digits, no exponent.
+        let parsed = super::amount(&amount).map_err(|m| Error::field("amount", m))?;
         let cur = Currency::parse(&currency)
             .ok_or_else(|| Error::field("currency", "Currency must be USD, EUR or INR"))?;
         let target = services

@@ -90,6 +90,43 @@ async fn operator_pages_are_for_operators_only(db: Db) {
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(bad.body.contains("id=\"amount-error\""), "{}", bad.body);
+    // Amounts are read as the API reads them: an exponent is refused at the field, nothing granted.
+    for amount in ["1e3", "1e9", "5e-1", "1E2", "+5", "1_000", ".5", "0x10"] {
+        let bad = op
+            .post(
+                "/operator/grants",
+                &[("account", &user), ("amount", amount), ("currency", "USD")],
+            )
+            .await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{amount}");
+        assert!(bad.body.contains("id=\"amount-error\""), "{}", bad.body);
+        assert!(
+            bad.body.contains(&format!(
+                "&#39;{amount}&#39; is not a decimal number: write digits, optionally a point"
+            )),
+            "{amount}: {}",
+            bad.body
+        );
+    }
+    let empty = op
+        .post(
+            "/operator/grants",
+            &[("account", &user), ("amount", ""), ("currency", "USD")],
+        )
+        .await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+    assert!(
+        empty.body.contains("This field is required"),
+        "{}",
+        empty.body
+    );
+    assert!(
+        b.get("/transactions")
+            .await
+            .body
+            .contains("0 transactions<"),
+        "no refused amount was granted"
+    );
     let bad = op
         .post(
             "/operator/grants",
