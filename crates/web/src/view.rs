@@ -71,14 +71,16 @@ impl Errors {
     ) -> Result<Errors, WebError> {
         use barrack_core::Error as E;
         let message = match &e {
-            E::NotFound(message) | E::Conflict { message, .. } => Some(message),
+            E::NotFound(message) | E::Conflict { message, .. } | E::PayloadTooLarge(message) => {
+                Some(message)
+            }
             _ => None,
         };
         let field = message.and_then(|message| {
             fields
                 .iter()
                 .find(|(start, _)| message.starts_with(start))
-                .map(|(_, field)| (field.to_string(), message.clone()))
+                .map(|(_, field)| (field.to_string(), plain(message)))
         });
         match field {
             Some((field, message)) => Ok(Errors {
@@ -100,16 +102,22 @@ impl Errors {
                 errors: fields,
             } => {
                 if fields.is_empty() {
-                    errors.general = Some(message);
+                    errors.general = Some(plain(&message));
                 }
-                errors.fields = fields;
+                errors.fields = fields
+                    .into_iter()
+                    .map(|(field, messages)| (field, messages.iter().map(|m| plain(m)).collect()))
+                    .collect();
             }
             E::InsufficientBalance(message) => {
-                errors.general = Some(message);
+                errors.general = Some(plain(&message));
                 errors.link = Some(("/account#credits", "Add credits"));
             }
-            E::ProfileIncomplete(_) => {
-                errors.general = Some(e.public_message());
+            E::ProfileIncomplete(missing) => {
+                errors.general = Some(format!(
+                    "Complete your billing profile first: missing {}",
+                    profile_labels(&missing)
+                ));
                 errors.link = Some(("/account#profile", "Complete your profile"));
             }
             E::Conflict { .. }
@@ -117,7 +125,7 @@ impl Errors {
             | E::GpuUnavailable(_)
             | E::PublicIpUnavailable(_)
             | E::RegionUnavailable(_)
-            | E::PayloadTooLarge(_) => errors.general = Some(e.public_message()),
+            | E::PayloadTooLarge(_) => errors.general = Some(plain(&e.public_message())),
             other => return Err(WebError::Domain(other)),
         }
         Ok(errors)
@@ -154,9 +162,122 @@ impl Errors {
         self.fields
             .iter()
             .filter(|(k, _)| !shown.split(',').any(|s| s == k.as_str()))
-            .map(|(k, v)| format!("{k}: {}", v.join(" ")))
+            .map(|(k, v)| format!("{}: {}", plain(k), v.join(" ")))
             .collect()
     }
+
+    /// A region field's message said with the regions the page offers (the session's tier's), not every
+    /// region of the platform; an empty choice is asked for.
+    pub fn regions_offered(&mut self, typed: &str, offered: &[String]) {
+        if let Some(messages) = self.fields.get_mut("region") {
+            for message in messages.iter_mut() {
+                if message.starts_with("Unknown region") || message.starts_with("Region ") {
+                    *message = if typed.is_empty() {
+                        "Choose a region".to_string()
+                    } else {
+                        format!(
+                            "Unknown region '{typed}'. Choose one of {}",
+                            offered.join(", ")
+                        )
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// How the forms label the API's field names, for messages that name them.
+const FIELD_LABELS: [(&str, &str); 14] = [
+    ("address_line", "Billing address"),
+    ("postal_code", "Postal code"),
+    ("image_name", "Boot image"),
+    ("volume_id", "Volume"),
+    ("port_range_min", "From port"),
+    ("port_range_max", "To port"),
+    ("remote_ip_prefix", "Remote CIDR"),
+    ("cloud_init", "Cloud-init"),
+    ("gpu_count", "GPU count"),
+    ("gpu_model", "GPU model"),
+    ("instance_name", "Instance name"),
+    ("ssh_key", "SSH key"),
+    ("script_id", "Startup script"),
+    ("max_tokens", "Longest reply"),
+];
+
+/// Messages of the API that name several fields at once, said as the form shows them.
+const WHOLE_MESSAGES: [(&str, &str); 1] = [(
+    "image_name is required (or boot from a volume with volume_id and boot_from_volume: true)",
+    "Choose a boot image, or a volume to boot from",
+)];
+
+/// The billing profile's missing fields by the profile form's labels.
+pub fn profile_labels(missing: &[&str]) -> String {
+    missing
+        .iter()
+        .map(|field| match *field {
+            "name" => "Full name",
+            "country" => "Country",
+            other => FIELD_LABELS
+                .iter()
+                .find(|(name, _)| *name == other)
+                .map_or(other, |(_, label)| label),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// An API message as a page says it: the form's labels for field names (`port_range_max` is "To port")
+/// and amounts as the page shows money (`49.9765625 INR` is ₹49.98). The API's own messages keep the
+/// field names.
+pub fn plain(message: &str) -> String {
+    if let Some((_, whole)) = WHOLE_MESSAGES.iter().find(|(m, _)| *m == message) {
+        return whole.to_string();
+    }
+    // Words (letters, digits, `_` and inner points) and single other characters.
+    let mut tokens: Vec<&str> = Vec::new();
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.';
+    let mut chars = message.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if word(c) {
+            let mut end = i + c.len_utf8();
+            while let Some(&(j, d)) = chars.peek() {
+                if !word(d) {
+                    break;
+                }
+                end = j + d.len_utf8();
+                chars.next();
+            }
+            // A point that ends a word ends the sentence.
+            let text = &message[i..end];
+            let trimmed = text.trim_end_matches('.');
+            tokens.push(trimmed);
+            if trimmed.len() < text.len() {
+                tokens.push(&text[trimmed.len()..]);
+            }
+        } else {
+            tokens.push(&message[i..i + c.len_utf8()]);
+        }
+    }
+    let mut out = String::with_capacity(message.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        let token = tokens[i];
+        let amount = (tokens.get(i + 1) == Some(&" "))
+            .then(|| tokens.get(i + 2).and_then(|c| Currency::parse(c)))
+            .flatten()
+            .zip(barrack_api::decimal::parse(token).ok());
+        if let Some((currency, amount)) = amount {
+            out.push_str(&money(amount, currency));
+            i += 3;
+            continue;
+        }
+        match FIELD_LABELS.iter().find(|(name, _)| *name == token) {
+            Some((_, label)) => out.push_str(label),
+            None => out.push_str(token),
+        }
+        i += 1;
+    }
+    out
 }
 
 /// Renders a page with a status.
@@ -257,5 +378,38 @@ mod tests {
         assert_eq!(money(Decimal::new(-25, 1), Currency::EUR), "-€2.50");
         assert_eq!(money(Decimal::new(125, 4), Currency::USD), "$0.0125");
         assert_eq!(money(Decimal::ZERO, Currency::INR), "₹0.00");
+    }
+
+    #[test]
+    fn messages_use_the_forms_labels_and_money() {
+        assert_eq!(
+            plain("port_range_max must not be less than port_range_min"),
+            "To port must not be less than From port"
+        );
+        assert_eq!(
+            plain(
+                "Insufficient balance: 0 INR available, at least 100 INR needed (the larger of the \
+                 minimum balance, 100 INR, and the first hour of this resource, 49.9765625 INR)"
+            ),
+            "Insufficient balance: ₹0.00 available, at least ₹100.00 needed (the larger of the \
+             minimum balance, ₹100.00, and the first hour of this resource, ₹49.98)"
+        );
+        assert_eq!(
+            plain("cloud_init must be 16384 bytes or less."),
+            "Cloud-init must be 16384 bytes or less."
+        );
+        assert_eq!(
+            plain(
+                "image_name is required (or boot from a volume with volume_id and \
+                 boot_from_volume: true)"
+            ),
+            "Choose a boot image, or a volume to boot from"
+        );
+        // Words that only contain a field's name, and numbers that are not amounts, are kept.
+        assert_eq!(plain("my_image_name is 5 GB"), "my_image_name is 5 GB");
+        assert_eq!(
+            profile_labels(&["address_line", "postal_code", "country"]),
+            "Billing address, Postal code, Country"
+        );
     }
 }

@@ -715,6 +715,75 @@ async fn bad_input_is_shown_at_the_fields(db: Db) {
         again.body
     );
 
+    // A cloud-init over the API's limit is a message at the textarea, said with the form's label.
+    let deploy = |extra: Vec<(&'static str, String)>| {
+        let mut form: Vec<(&str, String)> = vec![
+            ("csrf", token.clone()),
+            ("instance_name", "web-2".into()),
+            ("region", "FINLAND-1".into()),
+            ("gpu_model", "H100-SXM5-80GB".into()),
+            ("gpu_count", "1".into()),
+            ("image_name", IMAGE.into()),
+            ("ssh_key", "k".into()),
+        ];
+        for (name, value) in extra {
+            form.retain(|(n, _)| *n != name);
+            form.push((name, value));
+        }
+        form
+    };
+    let too_long = deploy(vec![(
+        "cloud_init",
+        format!("#cloud-config\n{}", "a".repeat(70_000)),
+    )]);
+    let form: Vec<(&str, &str)> = too_long.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let refused = browser.post("/deploy", &form).await;
+    assert_eq!(refused.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        refused
+            .body
+            .contains(r#"aria-invalid="true" aria-describedby="cloud_init-error""#),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains(
+            r#"<p class="field-error" id="cloud_init-error">Cloud-init must be 16384 bytes or less.</p>"#
+        ),
+        "{}",
+        refused.body
+    );
+    assert!(!refused.body.contains(r#"role="alert"><p>cloud_init"#));
+
+    // Messages that name several fields, or regions, are said as the form shows them: no internal
+    // names, only the regions the session's tier offers, a choice asked for when there is none.
+    for (extra, field, message) in [
+        (
+            vec![("image_name", String::new())],
+            "image_name",
+            "Choose a boot image, or a volume to boot from.",
+        ),
+        (
+            vec![("region", String::new())],
+            "region",
+            "Choose a region.",
+        ),
+        (
+            vec![("region", "MARS-1".to_string())],
+            "region",
+            "Unknown region &#39;MARS-1&#39;. Choose one of FINLAND-1",
+        ),
+    ] {
+        let form = deploy(extra);
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let refused = browser.post("/deploy", &form).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{message}");
+        let at = format!(r#"<p class="field-error" id="{field}-error">{message}"#);
+        assert!(refused.body.contains(&at), "{at}: {}", refused.body);
+        assert!(!refused.body.contains("image_name is"), "{}", refused.body);
+        assert!(!refused.body.contains("CANADA"), "{}", refused.body);
+    }
+
     let not_a_number = browser
         .post("/deploy", &[("csrf", &token), ("gpu_count", "two")])
         .await;
@@ -765,6 +834,15 @@ async fn short_credits_are_a_message_with_a_link(db: Db) {
         refused.body
     );
     assert!(refused.body.contains(r#"href="/account#credits""#));
+    // Money as the page shows it, not the API's "0 USD".
+    assert!(
+        refused
+            .body
+            .contains("Insufficient balance: $0.00 available"),
+        "{}",
+        refused.body
+    );
+    assert!(!refused.body.contains(" USD"), "{}", refused.body);
     assert!(
         browser
             .get("/instances")
@@ -819,6 +897,48 @@ async fn sign_up_then_sign_in(db: Db) {
     let overview = browser.get("/").await;
     assert!(overview.body.contains("advanced tier"));
     assert!(overview.body.contains("Complete your profile"));
+    // The missing fields by the profile form's labels, here and where deploying is refused for them.
+    assert!(
+        overview
+            .body
+            .contains("Your billing profile is missing Billing address, Postal code, Country:"),
+        "{}",
+        overview.body
+    );
+    let key = browser
+        .post(
+            "/ssh-keys",
+            &[
+                ("csrf", &overview.csrf()),
+                ("name", "k"),
+                ("mode", "generate"),
+            ],
+        )
+        .await;
+    assert_eq!(key.status, StatusCode::CREATED);
+    let refused = browser
+        .post(
+            "/deploy",
+            &[
+                ("csrf", &overview.csrf()),
+                ("instance_name", "early"),
+                ("region", "FINLAND-1"),
+                ("gpu_model", "H100-SXM5-80GB"),
+                ("gpu_count", "1"),
+                ("image_name", IMAGE),
+                ("ssh_key", "k"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert!(
+        refused.body.contains(
+            "Complete your billing profile first: missing Billing address, Postal code, Country"
+        ),
+        "{}",
+        refused.body
+    );
+    assert!(!refused.body.contains("address_line"), "{}", refused.body);
     app.stop().await;
 }
 

@@ -66,7 +66,7 @@ async fn a_deposit_is_opened_and_followed_from_the_pages(db: Db) {
         ("5e-1", "&#39;5e-1&#39; is not a decimal number"),
         ("1E3", "&#39;1E3&#39; is not a decimal number"),
         ("", "This field is required"),
-        ("2", "The minimum deposit is 5.00 USD"),
+        ("2", "The minimum deposit is $5.00"),
         ("10.001", "Amount must have at most 2 decimal places"),
     ] {
         let refused = browser

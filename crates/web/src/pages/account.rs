@@ -237,7 +237,7 @@ pub async fn create_api_key(
         Err(e) => {
             let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
             let mut page = account_page(&state, &session, None).await?;
-            page.key_errors = Errors::from_error(e)?;
+            page.key_errors = Errors::from_error_at(e, &[("An API key named", "name")])?;
             page.key_name = name;
             render(status, &page)
         }

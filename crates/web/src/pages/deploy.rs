@@ -324,9 +324,12 @@ pub async fn submit(
                     ("Script", "script_id"),
                     ("Volume", "volume_id"),
                     ("An instance named", "instance_name"),
+                    ("cloud_init", "cloud_init"),
                 ],
             )?;
-            let page = deploy_page(&state, &session, values, errors).await?;
+            let mut page = deploy_page(&state, &session, values, errors).await?;
+            page.errors
+                .regions_offered(&page.values.region, &page.regions);
             render(status, &page)
         }
     }

@@ -123,7 +123,8 @@ pub async fn create(
         Err(e) => {
             let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
             let mut page = firewalls_page(&state, &session, 1, String::new()).await?;
-            page.errors = Errors::from_error(e)?;
+            page.errors = Errors::from_error_at(e, &[("A firewall named", "name")])?;
+            page.errors.regions_offered(&request.region, &page.regions);
             page.name = request.name;
             page.description = request.description.unwrap_or_default();
             page.region = request.region;

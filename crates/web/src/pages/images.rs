@@ -217,7 +217,7 @@ pub async fn create(
                 barrack_core::Error::NotFound(m) => barrack_core::Error::field("snapshot_id", m),
                 other => other,
             };
-            let errors = Errors::from_error(e)?;
+            let errors = Errors::from_error_at(e, &[("An image named", "name")])?;
             let mut page = images_page(&state, &session, filters(None), errors).await?;
             page.snapshot_id = request.snapshot_id;
             page.name = request.name;

@@ -583,7 +583,7 @@ pub async fn snapshot(
         Ok(_) => Ok(super::see("/snapshots")),
         Err(e) => {
             let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-            let errors = Errors::from_error(e)?;
+            let errors = Errors::from_error_at(e, &[("A snapshot named", "name")])?;
             let page = instance_page(&state, &session, &id, errors, name).await?;
             render(status, &page)
         }

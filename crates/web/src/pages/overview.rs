@@ -19,7 +19,8 @@ struct OverviewPage {
     balance: String,
     minimum: String,
     low_balance: bool,
-    missing_profile: Vec<&'static str>,
+    /// The profile's missing fields by the profile form's labels; empty when complete.
+    missing_profile: String,
     running: u64,
     hibernated: u64,
     total: u64,
@@ -57,7 +58,7 @@ pub async fn page(
         balance: money(balance.balance, balance.currency),
         minimum: money(balance.minimum_balance, balance.currency),
         low_balance: balance.balance < balance.minimum_balance,
-        missing_profile: missing_profile_fields(&caller.account),
+        missing_profile: crate::view::profile_labels(&missing_profile_fields(&caller.account)),
         running,
         hibernated,
         total,

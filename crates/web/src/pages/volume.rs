@@ -118,7 +118,8 @@ async fn outcome(
         Ok(to) => Ok(super::see(&to)),
         Err(e) => {
             let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-            let errors = Errors::from_error(e)?;
+            // A copy's name already taken is the clone form's.
+            let errors = Errors::from_error_at(e, &[("A volume named", "name")])?;
             render(
                 status,
                 &volume_page(state, session, id, errors, typed).await?,

@@ -211,7 +211,8 @@ pub async fn create(
         Err(e) => {
             let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
             let mut page = volumes_page(&state, &session, 1, String::new(), String::new()).await?;
-            page.errors = Errors::from_error(e)?;
+            page.errors = Errors::from_error_at(e, &[("A volume named", "name")])?;
+            page.errors.regions_offered(&region, &page.regions);
             page.name = name;
             page.size = size_text;
             page.region = region;

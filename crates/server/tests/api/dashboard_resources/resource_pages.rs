@@ -20,6 +20,50 @@ async fn volumes_firewalls_and_images_from_their_pages(db: Db) {
     let page = b.get(&path).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("res-vol") && page.body.contains("Not attached."));
+    // A name already taken, or no region chosen, is a message at its field.
+    let volume_form = |name: &'static str, region: &'static str| {
+        [
+            ("name", name),
+            ("size", "20"),
+            ("region", region),
+            ("volume_type", "NVMe"),
+        ]
+    };
+    let taken = b
+        .post("/volumes", &volume_form("res-vol", "FINLAND-1"))
+        .await;
+    assert_eq!(taken.status, StatusCode::CONFLICT, "{}", taken.body);
+    assert!(
+        taken.body.contains(r#"aria-invalid="true" aria-describedby="name-error""#)
+            && taken.body.contains(
+                r#"<p class="field-error" id="name-error">A volume named &#39;res-vol&#39; already exists.</p>"#
+            ),
+        "{}",
+        taken.body
+    );
+    assert!(
+        !taken.body.contains(r#"<div class="alert""#),
+        "{}",
+        taken.body
+    );
+    let no_region = b.post("/volumes", &volume_form("res-vol-2", "")).await;
+    assert_eq!(no_region.status, StatusCode::BAD_REQUEST);
+    assert!(
+        no_region
+            .body
+            .contains(r#"<p class="field-error" id="region-error">Choose a region.</p>"#),
+        "{}",
+        no_region.body
+    );
+    let taken = b
+        .post(&format!("{path}/clone"), &[("name", "res-vol")])
+        .await;
+    assert_eq!(taken.status, StatusCode::CONFLICT, "{}", taken.body);
+    assert!(
+        taken.body.contains("id=\"clone-name-error\""),
+        "{}",
+        taken.body
+    );
     // The list filters by region and status; a status the API does not know is its message.
     let listed = b.get("/volumes?region=FINLAND-1&status=available").await;
     assert!(listed.body.contains(">res-vol</a>"));
@@ -67,6 +111,11 @@ async fn volumes_firewalls_and_images_from_their_pages(db: Db) {
     let path = format!("/firewalls/{firewall}");
     let listed = b.get("/firewalls?region=FINLAND-1&page=1").await;
     assert!(listed.body.contains(">res-fw</a>") && listed.body.contains("Page 1 of 1"));
+    let taken = b
+        .post("/firewalls", &[("name", "res-fw"), ("region", "FINLAND-1")])
+        .await;
+    assert_eq!(taken.status, StatusCode::CONFLICT, "{}", taken.body);
+    assert!(taken.body.contains(r#"id="name-error""#), "{}", taken.body);
     let bad = b
         .post(&format!("{path}/rules"), &[("direction", "sideways")])
         .await;
