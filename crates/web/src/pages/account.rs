@@ -65,6 +65,8 @@ struct AccountPage {
     profile_errors: Errors,
     profile_saved: bool,
     balance: String,
+    /// Every currency the account holds (operators' grants may be in another than the profile's).
+    balances: Vec<String>,
     minimum: String,
     transactions: Vec<TransactionView>,
     keys: Vec<KeyView>,
@@ -156,6 +158,11 @@ async fn account_page(
         profile_errors: Errors::default(),
         profile_saved: false,
         balance: money(balance.balance, balance.currency),
+        balances: balance
+            .balances
+            .iter()
+            .map(|b| money(b.balance, b.currency))
+            .collect(),
         minimum: money(balance.minimum_balance, balance.currency),
         transactions,
         keys,

@@ -152,6 +152,25 @@ async fn operator_pages_are_for_operators_only(db: Db) {
     assert_eq!(granted.status, StatusCode::SEE_OTHER, "{}", granted.body);
     assert!(op.get(granted.location()).await.body.contains("$12.34"));
     assert!(b.get("/account").await.body.contains("12.34"));
+    // Credits in a second currency: the account page shows every currency held.
+    let granted = op
+        .post(
+            "/operator/grants",
+            &[("account", &user), ("amount", "3"), ("currency", "EUR")],
+        )
+        .await;
+    assert_eq!(granted.status, StatusCode::SEE_OTHER, "{}", granted.body);
+    let credits = b.get("/account").await;
+    let all = credits
+        .body
+        .split(r#"id="balances">"#)
+        .nth(1)
+        .and_then(|rest| rest.split("</p>").next())
+        .unwrap_or_else(|| panic!("every currency on the account page: {}", credits.body));
+    assert!(
+        all.starts_with("All currencies: ") && all.contains("€3.00") && all.contains("$12.34"),
+        "{all}"
+    );
     let _ = user_id;
 
     // Capacity: set a total, and a refused one shown at its row.
