@@ -623,6 +623,39 @@ async fn deploy_act_snapshot_and_restore_from_the_pages(db: Db) {
     let fleet = browser.get("/instances?name=restored").await;
     assert!(fleet.body.contains("web-restored") && !fleet.body.contains("web-one"));
     let new_id = new_path.trim_start_matches("/instances/");
+    // Nothing chosen: the list again with the message, a 400, nothing done.
+    for (fields, message) in [
+        (
+            vec![],
+            "Choose at least one instance. Choose hibernate, stop, start or snapshot.",
+        ),
+        (
+            vec![("batch_action", "hibernate")],
+            "Choose at least one instance.",
+        ),
+        (
+            vec![("id", new_id)],
+            "Choose hibernate, stop, start or snapshot.",
+        ),
+        (
+            vec![("id", new_id), ("batch_action", "delete")],
+            "Choose hibernate, stop, start or snapshot.",
+        ),
+    ] {
+        let mut form = vec![("csrf", token.as_str())];
+        form.extend(fields);
+        let refused = browser.post("/instances/batch", &form).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+        assert!(
+            refused.body.contains(&format!(
+                r#"<div class="alert" role="alert"><p>{message}</p>"#
+            )),
+            "{message}: {}",
+            refused.body
+        );
+        assert!(refused.body.contains("<h1>Instances</h1>"));
+        assert!(!refused.body.contains("Batch operation"));
+    }
     let batch = browser
         .post(
             "/instances/batch",

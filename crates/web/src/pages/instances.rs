@@ -225,8 +225,17 @@ pub async fn list(
     Signed(session): Signed,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, WebError> {
-    let f = filters(raw);
-    let (rows, errors) = match rows_of(&state, &session.caller, &f).await {
+    ok(&list_page(&state, &session, filters(raw), Errors::default()).await?)
+}
+
+/// The fleet page, with the messages of a list filter or a batch form the services refused.
+async fn list_page(
+    state: &crate::WebState,
+    session: &barrack_core::accounts::web_sessions::WebSession,
+    f: Filters,
+    refused: Errors,
+) -> Result<ListPage, WebError> {
+    let (rows, errors) = match rows_of(state, &session.caller, &f).await {
         Ok(rows) => (rows, Errors::default()),
         Err(e) => {
             let errors = Errors::from_error(e)?;
@@ -236,11 +245,16 @@ pub async fn list(
                 name: String::new(),
                 page: 1,
             };
-            (rows_of(&state, &session.caller, &unfiltered).await?, errors)
+            (rows_of(state, &session.caller, &unfiltered).await?, errors)
         }
     };
-    let page = ListPage {
-        nav: Nav::new(&session, "instances"),
+    let errors = if refused.general.is_some() || !refused.fields.is_empty() {
+        refused
+    } else {
+        errors
+    };
+    Ok(ListPage {
+        nav: Nav::new(session, "instances"),
         rows: rows.render().map_err(|e| WebError::Render(e.to_string()))?,
         status: f.status,
         region: f.region,
@@ -254,8 +268,7 @@ pub async fn list(
             .map(|r| r.name.clone())
             .collect(),
         errors,
-    };
-    ok(&page)
+    })
 }
 
 /// The rows alone, refreshed by the list while some instance is on its way somewhere.
@@ -286,14 +299,24 @@ pub async fn batch(
     let caller = &session.caller;
     let action = form.get("batch_action").unwrap_or_default();
     let ids = form.all("id");
-    let mut results = Vec::new();
+    // Nothing chosen, or no operation: the list again with the message, and nothing done.
+    let known = action == "snapshot" || parse_action(&action).is_some_and(|a| a != Action::Delete);
+    let mut missing = Vec::new();
     if ids.is_empty() {
-        results.push((
-            String::new(),
-            "Choose at least one instance".to_string(),
-            false,
-        ));
+        missing.push("Choose at least one instance");
     }
+    if !known {
+        missing.push("Choose hibernate, stop, start or snapshot");
+    }
+    if !missing.is_empty() {
+        let errors = Errors {
+            general: Some(format!("{}.", missing.join(". "))),
+            ..Errors::default()
+        };
+        let page = list_page(&state, &session, filters(None), errors).await?;
+        return render(StatusCode::BAD_REQUEST, &page);
+    }
+    let mut results = Vec::new();
     let stamp = state.services.clock().now_ms() / 1000;
     for id in ids.iter().take(PAGE_SIZE as usize) {
         let outcome = match action.as_str() {
