@@ -11,6 +11,8 @@ use crate::view::Nav;
 pub enum WebError {
     /// No live session: sign in.
     SignIn,
+    /// No live session on a page: sign in, then come back to it (a path of this site, with its query).
+    SignInThen(String),
     /// The form's token is missing, stale or another session's.
     Csrf,
     TooLarge,
@@ -50,6 +52,19 @@ fn page(status: StatusCode, title: &str, message: &str) -> Response {
     response
 }
 
+/// Where to go after signing in, when the sign-in form says: only a path of this site (`/instances/…`,
+/// with its query), never another site. Refused: absolute URLs, `//host` and `/\\host` (which browsers
+/// read as another host), backslashes anywhere, and control characters or spaces (browsers drop tabs and
+/// newlines, so `/\t/host` would become `//host`).
+pub fn safe_next(next: &str) -> Option<&str> {
+    let safe = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && !next.chars().any(|c| c.is_control() || c.is_whitespace())
+        && next.len() <= 2048;
+    safe.then_some(next)
+}
+
 /// The page for a path nothing serves.
 pub fn not_found_page(_path: &str) -> Response {
     page(
@@ -62,6 +77,15 @@ pub fn not_found_page(_path: &str) -> Response {
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         match self {
+            WebError::SignInThen(next) => {
+                let to = format!(
+                    "/login?{}",
+                    form_urlencoded::Serializer::new(String::new())
+                        .append_pair("next", &next)
+                        .finish()
+                );
+                Redirect::to(&to).into_response()
+            }
             WebError::SignIn => {
                 let mut response = Redirect::to("/login").into_response();
                 // htmx follows redirects inside the fragment it refreshes; this sends the whole page.
@@ -104,6 +128,37 @@ impl IntoResponse for WebError {
                     _ => page(status, "Not possible", &e.public_message()),
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_paths_of_this_site_are_returned_to() {
+        for good in [
+            "/",
+            "/instances/BRK-XXXX",
+            "/volumes?region=FINLAND-1&page=2",
+        ] {
+            assert_eq!(safe_next(good), Some(good));
+        }
+        for bad in [
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "/instances\\..\\x",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/ /x",
+            "evil.example",
+            "javascript:alert(1)",
+            "",
+        ] {
+            assert_eq!(safe_next(bad), None, "{bad:?}");
         }
     }
 }

@@ -50,10 +50,23 @@ impl FromRequestParts<Arc<WebState>> for Signed {
         parts: &mut Parts,
         state: &Arc<WebState>,
     ) -> Result<Self, Self::Rejection> {
-        let token = cookie(&parts.headers, SESSION_COOKIE).ok_or(WebError::SignIn)?;
+        // A page opened without a session is where the browser goes back to after signing in; forms and
+        // the parts htmx refreshes are not pages to return to.
+        let sign_in = || {
+            let page = parts.method == axum::http::Method::GET
+                && !parts.headers.contains_key("hx-request")
+                && parts.uri.path() != "/";
+            match parts.uri.path_and_query().map(|p| p.as_str()) {
+                Some(next) if page && crate::error::safe_next(next).is_some() => {
+                    WebError::SignInThen(next.to_string())
+                }
+                _ => WebError::SignIn,
+            }
+        };
+        let token = cookie(&parts.headers, SESSION_COOKIE).ok_or_else(sign_in)?;
         match state.sessions.authenticate(token).await {
             Ok(session) => Ok(Signed(session)),
-            Err(barrack_core::Error::Unauthenticated(_)) => Err(WebError::SignIn),
+            Err(barrack_core::Error::Unauthenticated(_)) => Err(sign_in()),
             Err(e) => Err(WebError::Domain(e)),
         }
     }

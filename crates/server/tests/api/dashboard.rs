@@ -17,6 +17,7 @@ use crate::on_both_databases;
 
 on_both_databases!(
     signing_in_opens_a_session_and_signing_out_ends_it,
+    signing_in_returns_to_the_page_asked_for,
     forms_without_the_sessions_token_are_refused,
     another_accounts_instance_is_a_404_page,
     deploy_act_snapshot_and_restore_from_the_pages,
@@ -262,7 +263,78 @@ async fn signing_in_opens_a_session_and_signing_out_ends_it(db: Db) {
         .insert("barrack_session".into(), session.clone());
     let replayed = browser.get("/instances").await;
     assert_eq!(replayed.status, StatusCode::SEE_OTHER);
-    assert_eq!(replayed.location(), "/login");
+    assert_eq!(replayed.location(), "/login?next=%2Finstances");
+    app.stop().await;
+}
+
+async fn signing_in_returns_to_the_page_asked_for(db: Db) {
+    let app = TestApp::start(db).await;
+    let (email, _) = account(&app).await;
+    let mut browser = Browser::new(&app);
+    let asked = browser.get("/instances/BRK-XXXX?tab=events").await;
+    assert_eq!(asked.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        asked.location(),
+        "/login?next=%2Finstances%2FBRK-XXXX%3Ftab%3Devents"
+    );
+    let form = browser.get(asked.location()).await;
+    assert!(
+        form.body.contains(
+            r#"<input type="hidden" name="next" value="/instances/BRK-XXXX?tab=events">"#
+        ),
+        "{}",
+        form.body
+    );
+    let sign_in = |next: &str| {
+        vec![
+            ("csrf", form.csrf()),
+            ("email", email.clone()),
+            ("password", PASSWORD.to_string()),
+            ("tier", "legacy".to_string()),
+            ("next", next.to_string()),
+        ]
+    };
+    let fields = sign_in("/instances/BRK-XXXX?tab=events");
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let signed = browser.post("/login", &fields).await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.body);
+    assert_eq!(signed.location(), "/instances/BRK-XXXX?tab=events");
+
+    // Never another site: absolute URLs, `//host`, backslashes and hidden characters go to the overview.
+    for next in [
+        "https://evil.example/",
+        "//evil.example/x",
+        "/\\evil.example",
+        "\\\\evil.example",
+        "/\t/evil.example",
+        "evil.example",
+    ] {
+        let mut other = Browser::new(&app);
+        let form = other
+            .get(&format!(
+                "/login?{}",
+                form_urlencoded::Serializer::new(String::new())
+                    .append_pair("next", next)
+                    .finish()
+            ))
+            .await;
+        assert!(
+            !form.body.contains(r#"name="next""#),
+            "{next}: {}",
+            form.body
+        );
+        let fields = [
+            ("csrf", form.csrf()),
+            ("email", email.clone()),
+            ("password", PASSWORD.to_string()),
+            ("tier", "legacy".to_string()),
+            ("next", next.to_string()),
+        ];
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let signed = other.post("/login", &fields).await;
+        assert_eq!(signed.status, StatusCode::SEE_OTHER, "{next}");
+        assert_eq!(signed.location(), "/", "{next}");
+    }
     app.stop().await;
 }
 

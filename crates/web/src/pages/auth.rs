@@ -25,6 +25,8 @@ struct LoginPage {
     tier: String,
     errors: Errors,
     signed_up: bool,
+    /// The page to go back to after signing in (a path of this site), or empty.
+    next: String,
 }
 
 #[derive(Template)]
@@ -72,6 +74,13 @@ fn check_form_token(
     }
 }
 
+/// The `next` field or parameter when it is a path of this site; empty otherwise.
+fn next_of(form: &Form) -> String {
+    form.get("next")
+        .and_then(|next| crate::error::safe_next(&next).map(str::to_string))
+        .unwrap_or_default()
+}
+
 pub async fn login_form(
     axum::extract::State(state): State,
     headers: HeaderMap,
@@ -87,6 +96,7 @@ pub async fn login_form(
         tier: "legacy".into(),
         errors: Errors::default(),
         signed_up: q.get("signed_up").is_some(),
+        next: next_of(&q),
     };
     Ok(with_cookie(render(StatusCode::OK, &page)?, set))
 }
@@ -119,7 +129,8 @@ pub async fn login(
         {
             Ok(opened) => {
                 let ttl = state.services.config().tokens.refresh_ttl_seconds;
-                let mut response = super::see("/");
+                let next = next_of(&form);
+                let mut response = super::see(if next.is_empty() { "/" } else { &next });
                 let value = set_cookie(&headers, SESSION_COOKIE, &opened.token, ttl);
                 response.headers_mut().append(
                     header::SET_COOKIE,
@@ -146,6 +157,7 @@ pub async fn login(
         tier: tier_text,
         errors,
         signed_up: false,
+        next: next_of(&form),
     };
     render(status, &page)
 }
