@@ -46,7 +46,8 @@ pub struct Cli {
     /// Output format
     #[arg(short, long, global = true, value_enum, default_value_t = Format::Table, help_heading = GLOBAL)]
     output: Format,
-    /// Print only identifiers, one per line (list and create commands)
+    /// Print only identifiers, one per line (list and create commands); a secret shown only once, such as
+    /// a new API key's, is printed instead of its id
     #[arg(short, long, global = true, conflicts_with = "output", help_heading = GLOBAL)]
     quiet: bool,
     #[command(subcommand)]

@@ -33,7 +33,9 @@ pub struct Output {
     /// is not API data (a completion script) and prints the same in every format.
     json: Option<String>,
     view: View,
-    /// Identifiers for `-q`; `None` when the result has none, and `-q` prints the human form.
+    /// What `-q` prints, a line each: identifiers, or the secret a script needs when the answer holds
+    /// one shown only once (`api-keys create`); `None` when the result has none, and `-q` prints the
+    /// human form.
     ids: Option<Vec<String>>,
     /// A remark for people (to stderr), such as "this secret is shown once".
     notice: Option<String>,

@@ -41,7 +41,7 @@ pub enum Command {
         #[arg(long)]
         admin: bool,
     },
-    /// Create an API key for an account; its secret is shown only once
+    /// Create an API key for an account; its secret is shown only once (alone with -q)
     #[command(after_help = "Example:\n  \
         barrack admin create-key --user BRK-A1B2C3U --name ci --tier advanced\n  \
         barrack admin create-key --user ada@example.com --name ci --tier legacy")]
@@ -344,8 +344,9 @@ async fn execute(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
                 ("Tier", data.key.tier.to_string()),
                 ("Key", data.key.key.clone()),
             ]);
+            // `-q` prints the secret, which is shown only this once; the id can be listed any time.
             Ok(Output::new(&data, view)
-                .ids([data.key.id.clone()])
+                .ids([data.key.key.clone()])
                 .notice("Store the key now: it is not shown again."))
         }
         Command::DisableUser { user } => {

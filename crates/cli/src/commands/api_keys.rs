@@ -12,10 +12,10 @@ pub enum Command {
     /// List your API keys (never their secrets)
     #[command(after_help = "Examples:\n  barrack api-keys list\n  barrack api-keys list -q")]
     List,
-    /// Create an API key; its secret is shown only once
+    /// Create an API key; its secret is shown only once (alone with -q)
     #[command(after_help = "Examples:\n  \
         barrack api-keys create --name ci --tier advanced\n  \
-        barrack api-keys create --name ci --tier legacy -o json | jq -r .key")]
+        barrack api-keys create --name ci --tier legacy -q > ci.key")]
     Create {
         /// A name to recognise the key by
         #[arg(long)]
@@ -62,8 +62,9 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
                 ("Tier", data.tier.to_string()),
                 ("Key", data.key.clone()),
             ]);
+            // `-q` prints the secret, which is shown only this once; the id can be listed any time.
             Ok(Output::new(&data, view)
-                .ids([data.id.clone()])
+                .ids([data.key.clone()])
                 .notice("Store the key now: it is not shown again."))
         }
         Command::Delete { id } => {

@@ -19,7 +19,7 @@ pub enum Command {
         /// The webhook's id (whk-...)
         id: String,
     },
-    /// Create a webhook; its signing secret is printed once
+    /// Create a webhook; its signing secret is printed once (alone with -q)
     #[command(after_help = "Examples:\n  \
         barrack webhooks create --url https://hooks.example.com/barrack\n  \
         barrack webhooks create --url https://hooks.example.com/barrack --event-type 'instance.*' \
@@ -131,10 +131,12 @@ fn webhook_output(data: &impl serde::Serialize, w: &Webhook, secret: Option<&str
         ("Event types", event_types(w)),
         ("Created", w.created_at.clone()),
     ];
+    // `-q` prints a new webhook's secret, which is shown only this once, rather than its id.
+    let quiet = secret.unwrap_or(&w.id).to_string();
     if let Some(secret) = secret {
         fields.push(("Secret", secret.to_string()));
     }
-    Output::new(data, View::Fields(fields)).ids([w.id.clone()])
+    Output::new(data, View::Fields(fields)).ids([quiet])
 }
 
 fn deliveries_output(data: WebhookDeliveryList) -> Output {

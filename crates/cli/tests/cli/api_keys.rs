@@ -1,4 +1,5 @@
-//! API keys: `-q` prints ids only, for shell loops; not found and revoked keys get their exit codes.
+//! API keys: `-q` prints ids only, for shell loops, and a new key's secret, shown only once; not found and
+//! revoked keys get their exit codes.
 
 use crate::common::TestServer;
 
@@ -12,10 +13,25 @@ async fn api_keys_quiet_output_is_ids_only() {
             "api-keys", "create", "--name", "ci", "--tier", "advanced", "-q",
         ])
         .await;
-    let created_id = match created.lines()[..] {
-        [id] => id.to_string(),
-        _ => panic!("one id expected: {created:?}"),
+    // The secret, shown only this once, is what a script needs: `-q` prints it alone.
+    let secret = match created.lines()[..] {
+        [secret] => secret.to_string(),
+        _ => panic!("one line expected: {created:?}"),
     };
+    assert!(secret.starts_with("sk_"), "{created:?}");
+    let with_it = cli.clone().env("BARRACK_API_KEY", &secret);
+    let created_id = with_it
+        .run(&["api-keys", "list", "-o", "json"])
+        .await
+        .json()["api_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "ci")
+        .expect("the key is listed")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     let listed = cli.run(&["api-keys", "list", "-q"]).await;
     let ids = listed.lines();
@@ -42,6 +58,37 @@ async fn api_keys_quiet_output_is_ids_only() {
     assert!(secret.starts_with("sk_"));
     let new_key = cli.clone().env("BARRACK_API_KEY", secret);
     assert_eq!(new_key.run(&["balance"]).await.code, 0);
+
+    // An operator's key for an account, likewise.
+    let account = cli
+        .run(&["account", "show", "-q"])
+        .await
+        .ok()
+        .trim()
+        .to_string();
+    let made = cli
+        .run(&[
+            "admin",
+            "create-key",
+            "--user",
+            &account,
+            "--name",
+            "ops",
+            "--tier",
+            "legacy",
+            "-q",
+        ])
+        .await;
+    let made = made.ok().trim();
+    assert!(made.starts_with("sk_"), "{made}");
+    assert_eq!(
+        cli.clone()
+            .env("BARRACK_API_KEY", made)
+            .run(&["balance"])
+            .await
+            .code,
+        0
+    );
 
     let deleted = cli
         .run(&["api-keys", "delete", json["id"].as_str().unwrap()])

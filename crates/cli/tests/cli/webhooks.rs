@@ -65,6 +65,32 @@ async fn webhooks_and_the_event_stream_through_the_cli() {
         cli.run(&["webhooks", "list", "-q"]).await.lines(),
         [id.as_str()]
     );
+    // `-q` prints the secret of a new webhook, shown only this once.
+    let quiet = cli
+        .run(&[
+            "webhooks",
+            "create",
+            "--url",
+            "http://127.0.0.1:9/other",
+            "-q",
+        ])
+        .await;
+    let secret = match quiet.lines()[..] {
+        [secret] => secret.to_string(),
+        _ => panic!("one line expected: {quiet:?}"),
+    };
+    assert!(secret.starts_with("whsec_"), "{quiet:?}");
+    let other = api
+        .webhooks()
+        .await
+        .unwrap()
+        .data
+        .webhooks
+        .into_iter()
+        .find(|w| w.url.ends_with("/other"))
+        .unwrap()
+        .id;
+    cli.run(&["webhooks", "delete", &other]).await.ok();
 
     cli.run(&[
         "firewalls",
