@@ -25,7 +25,9 @@ Exit codes:
   4  not found (HTTP 404)
   5  conflict (HTTP 409)
   6  validation error (HTTP 400, 413)
-  7  insufficient balance or GPU stock (HTTP 402, 503)";
+  7  insufficient balance or GPU stock (HTTP 402, 503)
+A command given several ids prints what it did on stdout, then what failed on stderr, and exits with
+the code of the failure (4 for ids not found).";
 
 #[derive(Debug)]
 pub enum CliError {

@@ -225,13 +225,15 @@ pub fn main() -> ExitCode {
         .build()
         .expect("a tokio runtime starts");
     let (format, quiet) = (cli.output, cli.quiet);
-    let result = runtime
-        .block_on(run(cli))
-        .and_then(|output| match output.print(format, quiet) {
+    let result = runtime.block_on(run(cli)).and_then(|output| {
+        match output.print(format, quiet) {
             // A reader that stopped early (`| head`) is not an error.
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-            other => other.map_err(CliError::from),
-        });
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            other => other.map_err(CliError::from)?,
+        }
+        // What succeeded is printed; what failed is reported as an error, with its exit code.
+        output.into_failure().map_or(Ok(()), Err)
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

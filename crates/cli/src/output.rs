@@ -7,6 +7,8 @@ use clap::ValueEnum;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
+use crate::error::CliError;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     /// Aligned tables and fields
@@ -39,6 +41,9 @@ pub struct Output {
     ids: Option<Vec<String>>,
     /// A remark for people (to stderr), such as "this secret is shown once".
     notice: Option<String>,
+    /// What failed of a command that did part of its work (a bulk delete with ids not found): reported
+    /// on stderr after the output, and the exit code is its code.
+    failure: Option<CliError>,
 }
 
 impl Output {
@@ -50,6 +55,7 @@ impl Output {
             view,
             ids: None,
             notice: None,
+            failure: None,
         }
     }
 
@@ -60,6 +66,7 @@ impl Output {
             view: View::Text(text),
             ids: None,
             notice: None,
+            failure: None,
         }
     }
 
@@ -70,6 +77,7 @@ impl Output {
             view: View::Sections(Vec::new()),
             ids: None,
             notice: None,
+            failure: None,
         }
     }
 
@@ -81,6 +89,18 @@ impl Output {
     pub fn notice(mut self, text: impl Into<String>) -> Output {
         self.notice = Some(text.into());
         self
+    }
+
+    /// The output of what succeeded, with what failed: the command prints the output, then reports
+    /// `error` and exits with its code.
+    pub fn failure(mut self, error: CliError) -> Output {
+        self.failure = Some(error);
+        self
+    }
+
+    /// What failed, once the output is printed.
+    pub fn into_failure(self) -> Option<CliError> {
+        self.failure
     }
 
     /// The human form, as `print` writes it without `-o json` or `-q`.

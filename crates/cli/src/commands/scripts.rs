@@ -105,18 +105,32 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
             } else {
                 ctx.call(client.delete_scripts(&ids)).await?.data
             };
-            let mut lines: Vec<String> = data
+            let lines: Vec<String> = data
                 .deleted
                 .iter()
                 .map(|id| format!("Deleted script {id}"))
                 .collect();
-            lines.extend(data.not_found.iter().map(|id| format!("Not found: {id}")));
-            // Some not found is a failure, as with one id: the exit code says so (4).
-            if !data.not_found.is_empty() {
-                return Err(CliError::NotFound(lines.join("\n")));
+            let view = if lines.is_empty() {
+                View::Sections(Vec::new())
+            } else {
+                View::Text(lines.join("\n"))
+            };
+            let output = Output::new(&data, view).ids(data.deleted.clone());
+            // Some not found is a failure, as with one id: reported on stderr after what was deleted,
+            // and the exit code says so (4).
+            if data.not_found.is_empty() {
+                Ok(output)
+            } else {
+                Ok(output.failure(CliError::NotFound(format!(
+                    "{} not found: {}",
+                    if data.not_found.len() == 1 {
+                        "script"
+                    } else {
+                        "scripts"
+                    },
+                    data.not_found.join(", ")
+                ))))
             }
-            let deleted = data.deleted.clone();
-            Ok(Output::new(&data, View::Text(lines.join("\n"))).ids(deleted))
         }
     }
 }

@@ -56,13 +56,59 @@ async fn scripts_from_files() {
     let deleted = cli
         .run(&["scripts", "delete", &first, &second, "BRK-NOPE00C"])
         .await;
-    // Those found are deleted; one not found is a failure all the same, as with one id (exit 4).
+    // Those found are deleted and said so on stdout; one not found is a failure all the same, as with
+    // one id: an error on stderr, exit code 4.
     assert_eq!(deleted.code, 4, "{deleted:?}");
-    assert!(
-        deleted.stderr.contains(&format!("Deleted script {first}"))
-            && deleted.stderr.contains("Not found: BRK-NOPE00C"),
+    let mut lines: Vec<&str> = deleted.stdout.lines().collect();
+    lines.sort();
+    let mut expected = [
+        format!("Deleted script {first}"),
+        format!("Deleted script {second}"),
+    ];
+    expected.sort();
+    assert_eq!(lines, expected, "{deleted:?}");
+    assert_eq!(
+        deleted.stderr, "error: script not found: BRK-NOPE00C\n",
         "{deleted:?}"
     );
+    // With -q, the ids deleted; with -o json, the API's answer; the failure is reported all the same.
+    let third = cli
+        .run(&["scripts", "create", "--name", "third", "--file", path, "-q"])
+        .await
+        .ok()
+        .trim()
+        .to_string();
+    let quiet = cli
+        .run(&[
+            "scripts",
+            "delete",
+            &third,
+            "BRK-NOPE00C",
+            "BRK-NOPE11C",
+            "-q",
+        ])
+        .await;
+    assert_eq!(
+        (quiet.code, quiet.stdout.as_str(), quiet.stderr.as_str()),
+        (
+            4,
+            format!("{third}\n").as_str(),
+            "error: scripts not found: BRK-NOPE00C, BRK-NOPE11C\n"
+        ),
+    );
+    let none = cli
+        .run(&[
+            "scripts",
+            "delete",
+            "BRK-NOPE00C",
+            "BRK-NOPE11C",
+            "-o",
+            "json",
+        ])
+        .await;
+    assert_eq!(none.code, 4, "{none:?}");
+    let answer: serde_json::Value = serde_json::from_str(&none.stdout).unwrap();
+    assert_eq!(answer["deleted"], serde_json::json!([]));
     assert!(cli.run(&["scripts", "list", "-q"]).await.lines().is_empty());
     server.stop().await;
 }
