@@ -141,7 +141,8 @@ fn script_output(script: &Script) -> Output {
         ("Name", script.name.clone()),
         ("Size", format!("{} bytes", script.size_bytes)),
         ("Updated", script.updated_at.clone()),
-        ("Script", script.script.clone()),
     ]);
+    // The content whole, under the fields, with its own line breaks and indentation.
+    let view = View::Sections(vec![view, View::Text(script.script.clone())]);
     Output::new(script, view).ids([script.id.clone()])
 }

@@ -21,6 +21,12 @@ async fn scripts_from_files() {
         .json();
     assert_eq!(shown["script"], "#!/bin/sh\nnvidia-smi\n");
     assert_eq!(shown["size_bytes"], 21);
+    // The content printed whole, with its line breaks, under the fields.
+    let text = cli.run(&["scripts", "show", &first]).await;
+    assert!(
+        text.ok().ends_with("\n\n#!/bin/sh\nnvidia-smi\n") && !text.ok().contains("\\n"),
+        "{text:?}"
+    );
 
     std::fs::write(&file, "echo v2\n").unwrap();
     let updated = cli
