@@ -424,8 +424,9 @@ async fn execute(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
                     or_dash(j.last_error.as_ref()),
                 ]);
             }
+            let view = super::paged(table, &data.pagination);
             let ids: Vec<String> = data.jobs.iter().map(|j| j.id.clone()).collect();
-            Ok(Output::new(&data, View::Table(table)).ids(ids))
+            Ok(Output::new(&data, view).ids(ids))
         }
         Command::Hosts => {
             let data = ctx.call(client.admin_hosts()).await?.data;

@@ -88,8 +88,12 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
                     r.start_time.clone(),
                 ]);
             }
+            let view = super::paged(
+                table,
+                &pagination(data.page, data.limit, data.total, data.total_pages),
+            );
             let ids: Vec<String> = data.records.iter().map(|r| r.billing_id.clone()).collect();
-            Ok(Output::new(&data, View::Table(table)).ids(ids))
+            Ok(Output::new(&data, view).ids(ids))
         }
         Command::Volumes(range) => {
             let data = ctx.call(client.volume_billing(&range.query())).await?;
@@ -106,8 +110,12 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
                     r.start_time.clone(),
                 ]);
             }
+            let view = super::paged(
+                table,
+                &pagination(data.page, data.limit, data.total, data.total_pages),
+            );
             let ids: Vec<String> = data.records.iter().map(|r| r.billing_id.clone()).collect();
-            Ok(Output::new(&data, View::Table(table)).ids(ids))
+            Ok(Output::new(&data, view).ids(ids))
         }
         Command::Snapshots(range) => {
             let data = ctx.call(client.snapshot_billing(&range.query())).await?;
@@ -124,8 +132,12 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
                     r.start_time.clone(),
                 ]);
             }
+            let view = super::paged(
+                table,
+                &pagination(data.page, data.limit, data.total, data.total_pages),
+            );
             let ids: Vec<String> = data.records.iter().map(|r| r.billing_id.clone()).collect();
-            Ok(Output::new(&data, View::Table(table)).ids(ids))
+            Ok(Output::new(&data, view).ids(ids))
         }
         Command::Summary(range) => {
             let data = ctx.call(client.billing(&range.query())).await?.data;
@@ -145,5 +157,15 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
             ]);
             Ok(Output::new(&data, view))
         }
+    }
+}
+
+/// The paging of a billing answer, which gives it in fields of its own.
+fn pagination(page: u32, limit: u32, total: u64, total_pages: u32) -> barrack_api::Pagination {
+    barrack_api::Pagination {
+        page,
+        limit,
+        total,
+        total_pages,
     }
 }

@@ -201,9 +201,20 @@ fn read_line() -> Result<String, CliError> {
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
-/// A table of one page, with where the next page is when there is one.
+/// A table of one page, with where the next page is when there is one. An empty page past the end says
+/// so, with how many there are, rather than the table's "No instances.", which would be untrue.
 pub fn paged(table: crate::output::Table, page: &barrack_api::Pagination) -> crate::output::View {
     use crate::output::View;
+    if table.is_empty() && page.total > 0 {
+        let pages = match page.total_pages {
+            1 => "page 1".to_string(),
+            n => format!("pages 1 to {n}"),
+        };
+        return View::Text(format!(
+            "Page {} is past the end: {} in all, on {pages}",
+            page.page, page.total
+        ));
+    }
     if page.page >= page.total_pages {
         return View::Table(table);
     }
@@ -217,4 +228,47 @@ pub fn paged(table: crate::output::Table, page: &barrack_api::Pagination) -> cra
             page.page + 1
         )),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::Table;
+
+    fn page(page: u32, total: u64, limit: u32) -> barrack_api::Pagination {
+        barrack_api::Pagination {
+            page,
+            limit,
+            total,
+            total_pages: total.div_ceil(u64::from(limit)) as u32,
+        }
+    }
+
+    fn table(rows: usize) -> Table {
+        let mut table = Table::new(&["ID"], "No jobs.");
+        for i in 0..rows {
+            table.row([format!("job-{i}")]);
+        }
+        table
+    }
+
+    #[test]
+    fn a_page_past_the_end_says_so_with_how_many_there_are() {
+        assert_eq!(
+            paged(table(0), &page(2, 1, 20)).to_string(),
+            "Page 2 is past the end: 1 in all, on page 1\n"
+        );
+        assert_eq!(
+            paged(table(0), &page(99, 45, 20)).to_string(),
+            "Page 99 is past the end: 45 in all, on pages 1 to 3\n"
+        );
+        // None at all: the table's own words.
+        assert_eq!(paged(table(0), &page(1, 0, 20)).to_string(), "No jobs.\n");
+        assert_eq!(paged(table(0), &page(3, 0, 20)).to_string(), "No jobs.\n");
+        assert_eq!(
+            paged(table(1), &page(1, 3, 1)).to_string(),
+            "ID\njob-0\n\nPage 1 of 3 (3 in all): see the next with --page 2\n"
+        );
+        assert_eq!(paged(table(1), &page(3, 3, 1)).to_string(), "ID\njob-0\n");
+    }
 }

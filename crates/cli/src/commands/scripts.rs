@@ -75,8 +75,9 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
                     s.updated_at.clone(),
                 ]);
             }
+            let view = super::paged(table, &data.pagination);
             let ids: Vec<String> = data.scripts.iter().map(|s| s.id.clone()).collect();
-            Ok(Output::new(&data, View::Table(table)).ids(ids))
+            Ok(Output::new(&data, view).ids(ids))
         }
         Command::Show { id } => {
             let data = ctx.call(client.script(&id)).await?.data;

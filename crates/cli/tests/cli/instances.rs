@@ -117,6 +117,9 @@ async fn an_instance_lives_its_life_through_the_cli() {
             .lines(),
         [id.as_str()]
     );
+    // A page past the end says so, and how many there are, rather than "No instances.".
+    let past = cli.run(&["instances", "list", "--page", "99"]).await;
+    assert_eq!(past.ok(), "Page 99 is past the end: 1 in all, on page 1\n");
 
     // By name from here on.
     let stopped = cli.run(&["instances", "stop", "trainer", "--wait"]).await;

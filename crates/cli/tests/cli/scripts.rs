@@ -59,6 +59,10 @@ async fn scripts_from_files() {
     assert_eq!(bad.code, 6, "{bad:?}");
     assert!(bad.stderr.contains("name:"), "{}", bad.stderr);
 
+    // A page past the end says so.
+    let past = cli.run(&["scripts", "list", "--page", "2"]).await;
+    assert_eq!(past.ok(), "Page 2 is past the end: 2 in all, on page 1\n");
+
     let deleted = cli
         .run(&["scripts", "delete", &first, &second, "BRK-NOPE00C"])
         .await;
