@@ -232,7 +232,18 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
             ))
         }
         Command::Delete { id, force } => {
-            let data = ctx.call(client.delete_firewall(&id, force)).await?.data;
+            let data = ctx
+                .call(client.delete_firewall(&id, force))
+                .await
+                .map_err(|e| match e.status() {
+                    // Attached: the API's answer names its own parameter (force=true), not the flag.
+                    Some(409) if !force => e.with_hint(format!(
+                        "detach it with `barrack firewalls detach {id} INSTANCE...`, or detach it from \
+                         all its instances and delete it at once with `barrack firewalls delete {id} --force`"
+                    )),
+                    _ => e,
+                })?
+                .data;
             let mut text = format!("Deleted firewall {}", data.firewall_id);
             if !data.detached_instance_ids.is_empty() {
                 text.push_str(&format!(

@@ -166,8 +166,17 @@ async fn firewalls_through_the_cli() {
 
     // Attached: deleting needs --force (or a detach first).
     let busy = cli.run(&["firewalls", "delete", &id]).await;
-    assert_ne!(busy.code, 0);
-    assert!(busy.stderr.contains("force"), "{}", busy.stderr);
+    assert_eq!(busy.code, 5, "{busy:?}");
+    // The CLI user is told the flag, not the API's parameter (force=true) alone.
+    assert!(
+        busy.stderr.contains(&format!(
+            "hint: detach it with `barrack firewalls detach {id} INSTANCE...`"
+        )) && busy
+            .stderr
+            .contains(&format!("`barrack firewalls delete {id} --force`")),
+        "{}",
+        busy.stderr
+    );
     let detached = cli.run(&["firewalls", "detach", &id, &instance]).await;
     assert!(detached.ok().contains("detach"), "{detached:?}");
     until_attachment(&api, &id, &instance, None).await;
