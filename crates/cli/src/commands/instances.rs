@@ -178,8 +178,8 @@ pub struct ActionArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
-    /// Only instances in this state (ACTIVE, SHUTOFF, HIBERNATED, ERROR, ...)
-    #[arg(long)]
+    /// Only instances in this state, in any case (deleted instances are not listed)
+    #[arg(long, ignore_case = true, value_parser = listed_status_parser())]
     status: Option<String>,
     /// Only instances in this region
     #[arg(long)]
@@ -195,6 +195,27 @@ pub struct ListArgs {
     labels: Vec<String>,
     #[command(flatten)]
     page: PageArgs,
+}
+
+/// The states `instances list --status` takes, exactly those the API lists by: every state but DELETED
+/// (deleted instances are not listed).
+const LISTED_STATES: [&str; 11] = [
+    "CREATING",
+    "ACTIVE",
+    "STARTING",
+    "STOPPING",
+    "SHUTOFF",
+    "REBOOTING",
+    "HIBERNATING",
+    "HIBERNATED",
+    "RESTORING",
+    "DELETING",
+    "ERROR",
+];
+
+fn listed_status_parser() -> impl clap::builder::TypedValueParser<Value = String> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(LISTED_STATES).map(|s| s.to_ascii_uppercase())
 }
 
 /// A lifecycle operation: one of the actions, or deletion, which has its own method.

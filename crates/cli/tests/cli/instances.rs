@@ -117,6 +117,22 @@ async fn an_instance_lives_its_life_through_the_cli() {
             .lines(),
         [id.as_str()]
     );
+    assert_eq!(
+        cli.run(&["instances", "list", "--status", "active", "-q"])
+            .await
+            .lines(),
+        [id.as_str()]
+    );
+    // The valid values listed are exactly those accepted: DELETED is neither.
+    for refused in ["bogus", "DELETED"] {
+        let run = cli.run(&["instances", "list", "--status", refused]).await;
+        assert_eq!(run.code, 2, "{run:?}");
+        assert!(
+            run.stderr.contains("CREATING") && run.stderr.contains("ERROR"),
+            "{run:?}"
+        );
+        assert!(!run.stderr.contains("DELETED,"), "{run:?}");
+    }
     // A page past the end says so, and how many there are, rather than "No instances.".
     let past = cli.run(&["instances", "list", "--page", "99"]).await;
     assert_eq!(past.ok(), "Page 99 is past the end: 1 in all, on page 1\n");

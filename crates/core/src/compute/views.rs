@@ -101,8 +101,15 @@ impl InstanceService {
             query.gpu_model.as_deref(),
         )?;
         if let Some(status) = &query.status {
-            let state = InstanceState::parse(status)
-                .ok_or_else(|| Error::field("status", unknown_status(status)))?;
+            // The valid values named are those a list accepts: every state but DELETED.
+            let state = InstanceState::parse(status).ok_or_else(|| {
+                let listed = InstanceState::ALL.map(InstanceState::as_str);
+                let listed: Vec<&str> = listed.into_iter().filter(|s| *s != "DELETED").collect();
+                Error::field(
+                    "status",
+                    crate::platform::validate::unknown_status(status, &listed),
+                )
+            })?;
             // Gone from the API, as a GET of one says (404): a filter on them would always be empty.
             if state == InstanceState::Deleted {
                 return Err(Error::field(

@@ -202,6 +202,11 @@ async fn a_query_parameter_a_list_does_not_know_is_refused(db: Db) {
         message.starts_with("Unknown status 'bogus'. Valid values: CREATING, ACTIVE"),
         "{message}"
     );
+    // Exactly those a list accepts: not DELETED, which is refused.
+    assert!(
+        message.ends_with("DELETING, ERROR") && !message.contains("DELETED"),
+        "{message}"
+    );
     for path in [
         "/api/instances/?status=ACTIVE&page=1&limit=5&label=team=ml&label=env",
         "/api/volumes/?label=team",
