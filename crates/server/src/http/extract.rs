@@ -4,6 +4,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
+use barrack_api::FieldErrors;
 use barrack_api::body::{self, BodyError};
 use barrack_core::Error;
 use barrack_core::accounts::Caller;
@@ -21,9 +22,57 @@ impl<S: Send + Sync, T: DeserializeOwned + PartialSchema> FromRequest<S> for Bod
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let undeclared = undeclared_query(&req);
         let bytes = body_bytes(req, state).await?;
-        parse_body(&bytes).map(Body)
+        with_query_errors(undeclared, parse_body(&bytes).map(Body))
     }
+}
+
+/// Marks a request whose query an extractor of the operation has read (and checked): the body
+/// extractors then leave the query to it.
+#[derive(Clone, Copy)]
+struct QueryTaken;
+
+/// The query parameters of a request whose operation declares none (no [`Query`] taken before the body),
+/// each as an unknown parameter: a `?dry_run=true` on a `DELETE` must not pass silently and act.
+fn undeclared_query(req: &Request) -> FieldErrors {
+    let mut errors = FieldErrors::new();
+    if req.extensions().get::<QueryTaken>().is_some() {
+        return errors;
+    }
+    for (name, value) in form_urlencoded_parse(req.uri().query().unwrap_or("")) {
+        if let Err(ApiError(e)) = refuse_nul(&name, &value) {
+            for (field, messages) in e.field_errors().cloned().unwrap_or_default() {
+                errors.insert(field, messages);
+            }
+            continue;
+        }
+        errors
+            .entry(name.into_owned())
+            .or_insert_with_key(|name| vec![unknown_parameter_message(name)]);
+    }
+    errors
+}
+
+fn unknown_parameter_message(name: &str) -> String {
+    format!("Unknown query parameter '{name}'")
+}
+
+/// A body's reading with the undeclared query parameters ([`undeclared_query`]) named too: every
+/// member and parameter at fault at once.
+fn with_query_errors<T>(query: FieldErrors, read: Result<T, ApiError>) -> Result<T, ApiError> {
+    if query.is_empty() {
+        return read;
+    }
+    let (message, mut errors) = match read {
+        Err(ApiError(Error::Validation { message, errors })) => (message, errors),
+        Err(other) => return Err(other),
+        Ok(_) => ("Invalid request data".to_string(), FieldErrors::new()),
+    };
+    for (field, messages) in query {
+        errors.entry(field).or_default().extend(messages);
+    }
+    Err(ApiError(Error::Validation { message, errors }))
 }
 
 /// The request's body, or the error envelope when it cannot be read (too large, say).
@@ -67,8 +116,12 @@ impl<S: Send + Sync> FromRequest<S> for NoBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let undeclared = undeclared_query(&req);
         let bytes = body_bytes(req, state).await?;
-        body::read_none(&bytes).map(|()| NoBody).map_err(body_error)
+        with_query_errors(
+            undeclared,
+            body::read_none(&bytes).map(|()| NoBody).map_err(body_error),
+        )
     }
 }
 
@@ -79,10 +132,14 @@ impl<S: Send + Sync, T: DeserializeOwned + PartialSchema> FromRequest<S> for Amo
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let undeclared = undeclared_query(&req);
         let bytes = body_bytes(req, state).await?;
-        body::read_amounts(&bytes)
-            .map(AmountBody)
-            .map_err(body_error)
+        with_query_errors(
+            undeclared,
+            body::read_amounts(&bytes)
+                .map(AmountBody)
+                .map_err(body_error),
+        )
     }
 }
 
@@ -95,7 +152,11 @@ impl<S: Send + Sync, T: DeserializeOwned + PartialSchema> FromRequest<S> for Typ
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let undeclared = undeclared_query(&req);
         let bytes = body_bytes(req, state).await?;
+        if !undeclared.is_empty() {
+            return with_query_errors(undeclared, parse_body(&bytes).map(TypedBody));
+        }
         // A body that may hold U+0000 is read the checked way, which refuses it; serde's structs
         // refuse a member given twice themselves.
         if body::opens_object(&bytes) && !body::may_hold_nul(&bytes) {
@@ -122,23 +183,56 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
         for (name, value) in form_urlencoded_parse(query) {
             refuse_nul(&name, &value)?;
         }
-        let mut others = form_urlencoded::Serializer::new(String::new());
-        others.extend_pairs(form_urlencoded_parse(query).filter(|(name, _)| name != "label"));
-        let others = others.finish();
-        let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(&others));
-        serde_path_to_error::deserialize(de)
-            .map(Query)
-            .map_err(|e| {
-                let path = e.path().to_string();
+        parts.extensions.insert(QueryTaken);
+        // serde stops at the first parameter at fault: it is set aside and the rest read again, so
+        // every one is named at once.
+        let mut set_aside: Vec<String> = Vec::new();
+        let mut errors = FieldErrors::new();
+        while set_aside.len() <= PARAMETERS_LOOKED_AT {
+            let mut kept = form_urlencoded::Serializer::new(String::new());
+            kept.extend_pairs(
+                form_urlencoded_parse(query)
+                    .filter(|(name, _)| name != "label" && !set_aside.iter().any(|n| n == name)),
+            );
+            let kept = kept.finish();
+            let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(&kept));
+            let e = match serde_path_to_error::deserialize(de) {
+                Ok(value) if errors.is_empty() => return Ok(Query(value)),
+                Ok(_) => break,
+                Err(e) => e,
+            };
+            let path = e.path().to_string();
+            let inner = e.inner().to_string();
+            let (field, text) = if inner.starts_with("unknown field ") {
+                let (field, _) = body::field_of(&path, &inner);
+                let text = unknown_parameter_message(&field);
+                (field, text)
+            } else {
                 let given = form_urlencoded_parse(query).find(|(name, _)| *name == path);
                 let message = match given {
-                    Some((_, value)) => query_value_message(&e.inner().to_string(), &value),
-                    None => e.inner().to_string(),
+                    Some((_, value)) => query_value_message(&inner, &value),
+                    None => inner,
                 };
-                ApiError(field_error(&path, &message))
-            })
+                body::field_of(&path, &message)
+            };
+            if errors.contains_key(&field) {
+                break;
+            }
+            errors.insert(field.clone(), vec![text]);
+            if !form_urlencoded_parse(&kept).any(|(name, _)| name == field) {
+                break;
+            }
+            set_aside.push(field);
+        }
+        Err(ApiError(Error::Validation {
+            message: "Invalid request data".into(),
+            errors,
+        }))
     }
 }
+
+/// At most this many parameters are set aside one by one to find every one at fault.
+const PARAMETERS_LOOKED_AT: usize = 32;
 
 /// A query parameter's value that did not parse, said as a body's member would be: the query's text
 /// is parsed by Rust's own parsers, whose messages name no value ("invalid digit found in string").
@@ -154,6 +248,19 @@ fn query_value_message(message: &str, value: &str) -> String {
         _ => return message.to_string(),
     };
     format!("Must be {wanted}, not \"{value}\"")
+}
+
+/// A query the operation does not read and does not check: the OpenAI-compatible paths, whose clients
+/// may add parameters of their own (`api-version`), as they may add members to the body.
+pub struct AnyQuery;
+
+impl<S: Send + Sync> FromRequestParts<S> for AnyQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.insert(QueryTaken);
+        Ok(AnyQuery)
+    }
 }
 
 /// The query of a list that takes no parameters (what an account holds only a few of, listed whole):
@@ -229,6 +336,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PathIds {
 }
 
 /// Turns a serde message into a field error ([`body::field_of`]).
+#[cfg(test)]
 fn field_error(path: &str, message: &str) -> Error {
     let (field, text) = body::field_of(path, message);
     Error::Validation {

@@ -11,7 +11,7 @@ pub mod response;
 
 pub use error::{ApiError, ApiResult};
 pub use extract::{
-    Admin, AmountBody, Auth, Body, LabelParams, MaybeAuth, NoBody, NoParams, PathId, PathIds,
-    Query, TypedBody,
+    Admin, AmountBody, AnyQuery, Auth, Body, LabelParams, MaybeAuth, NoBody, NoParams, PathId,
+    PathIds, Query, TypedBody,
 };
 pub use response::{Created, Success};

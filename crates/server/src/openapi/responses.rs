@@ -1,7 +1,7 @@
 //! Every error an operation can answer, in the error envelope, with its codes: what the annotations of
 //! the handlers leave out because every operation of a kind shares it (401 wherever credentials are read,
-//! 400 and 413 wherever a body is read, 400 on every `GET` (each refuses a query parameter it does not
-//! take), 404 wherever a path names a resource, 429 and 500 everywhere).
+//! 400 everywhere (every operation refuses a query parameter it does not take), 413 wherever a body is
+//! read (every operation but a `GET`: those that take none read it to refuse one), 404 wherever a path names a resource, 429 and 500 everywhere).
 
 use serde_json::{Value, json};
 
@@ -55,19 +55,14 @@ pub(super) fn apply(doc: &mut Value) {
             reqs.iter()
                 .any(|r| r.as_object().is_some_and(|o| !o.is_empty()))
         });
-        let has_body = op.get("requestBody").is_some();
-        let has_query = op["parameters"]
-            .as_array()
-            .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
-        let mut statuses = vec![429, 500];
+        // Every operation refuses a query parameter it does not take; every one but a `GET` reads a
+        // body, those that take none to refuse one.
+        let mut statuses = vec![400, 429, 500];
+        if method != "get" {
+            statuses.push(413);
+        }
         if secured {
             statuses.push(401);
-        }
-        if has_body {
-            statuses.extend([400, 413]);
-        }
-        if has_query || method == "get" {
-            statuses.push(400);
         }
         if path.contains('{') {
             statuses.push(404);

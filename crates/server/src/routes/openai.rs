@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::ai::{current_request_id, rate_headers, sse, with_limits_on_refusal};
 use crate::app::AppState;
-use crate::http::{ApiError, Auth, TypedBody};
+use crate::http::{AnyQuery, ApiError, Auth, TypedBody};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -107,6 +107,8 @@ impl IntoResponse for OpenAiError {
 async fn chat_completions(
     State(state): State<AppState>,
     auth: Result<Auth, ApiError>,
+    // Parameters OpenAI's clients may add are ignored, as unknown members of the body are.
+    _: AnyQuery,
     body: Result<TypedBody<ChatCompletionsRequest>, ApiError>,
 ) -> Result<Response, OpenAiError> {
     let Auth(caller) = auth?;

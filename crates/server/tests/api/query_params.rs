@@ -10,6 +10,8 @@ use crate::on_both_databases;
 
 on_both_databases!(
     every_get_operation_refuses_a_query_parameter_it_does_not_take,
+    every_other_operation_refuses_a_query_parameter_it_does_not_take,
+    a_refused_query_parameter_leaves_everything_as_it_was,
     operator_jobs_check_their_status_and_page,
     filters_refuse_names_the_catalog_does_not_have,
     capacity_refuses_a_region_and_model_given_twice,
@@ -74,6 +76,161 @@ async fn every_get_operation_refuses_a_query_parameter_it_does_not_take(db: Db) 
         swept >= 50,
         "the document lists the GET operations ({swept})"
     );
+    app.stop().await;
+}
+
+/// The operation the payment provider calls: it ignores what it does not know, parameters as members.
+const PROVIDER_CALLED: &str = "/api/deposits/webhook/";
+
+/// Every operation of the served document that is not a `GET`, with a parameter it does not take, answers
+/// 400 naming it (as a member of the body would be) and does nothing: `DELETE ...?dry_run=true` is not a
+/// deletion. A caller without a key is still told 401 first.
+async fn every_other_operation_refuses_a_query_parameter_it_does_not_take(db: Db) {
+    let app = TestApp::start(db).await;
+    let document = app
+        .anonymous()
+        .raw(Method::GET, "/api/openapi.json", None)
+        .await
+        .unwrap()
+        .body;
+    let mut swept = 0;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let Ok(method) = method.to_uppercase().parse::<Method>() else {
+                continue;
+            };
+            if ![Method::POST, Method::PUT, Method::PATCH, Method::DELETE].contains(&method)
+                || path == PROVIDER_CALLED
+            {
+                continue;
+            }
+            let concrete = path
+                .split('/')
+                .map(|s| if s.starts_with('{') { "BRK-AAAAAAU" } else { s })
+                .collect::<Vec<_>>()
+                .join("/");
+            let what = format!("{method} {concrete}");
+            for (query, body) in [
+                ("zzz_unknown=1&dry_run=true", None),
+                ("zzz_unknown=1&dry_run=true", Some(json!({}))),
+            ] {
+                let raw = app
+                    .admin
+                    .raw(
+                        method.clone(),
+                        &format!("{concrete}?{query}"),
+                        body.as_ref(),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    (raw.status.as_u16(), raw.body["code"].as_str()),
+                    (400, Some("VALIDATION_ERROR")),
+                    "{what}?{query}: {}",
+                    raw.text
+                );
+                for name in ["zzz_unknown", "dry_run"] {
+                    assert_eq!(
+                        raw.body["errors"][name][0],
+                        format!("Unknown query parameter '{name}'"),
+                        "{what}?{query}: {}",
+                        raw.text
+                    );
+                }
+            }
+            // Credentials required: no requirement of the operation is the empty one.
+            let secured = op["security"].as_array().is_some_and(|reqs| {
+                !reqs.is_empty()
+                    && reqs
+                        .iter()
+                        .all(|r| r.as_object().is_some_and(|o| !o.is_empty()))
+            });
+            if secured {
+                let anonymous = app
+                    .anonymous()
+                    .raw(method.clone(), &format!("{concrete}?zzz_unknown=1"), None)
+                    .await
+                    .unwrap();
+                assert_eq!(anonymous.status.as_u16(), 401, "{what}: {}", anonymous.text);
+            }
+            assert!(
+                op["responses"].get("400").is_some(),
+                "{what} documents its 400"
+            );
+            swept += 1;
+        }
+    }
+    assert!(swept >= 50, "the document lists the operations ({swept})");
+    app.stop().await;
+}
+
+/// A refused parameter refuses the whole request: the instance, key and firewall are still there, and
+/// the parameters an operation does take still work (`DELETE /api/firewalls/{id}/?force=true`).
+async fn a_refused_query_parameter_leaves_everything_as_it_was(db: Db) {
+    let app = TestApp::start(db).await;
+    let (user, _) = app
+        .funded_user(barrack_api::Tier::Advanced, "US", "1000")
+        .await;
+    crate::common::create_key_k(&user).await;
+    let deployed = user
+        .raw(
+            Method::POST,
+            "/api/deploy-server/",
+            Some(&json!({
+                "gpu_model": "H100-SXM5-80GB", "gpu_count": 1, "region": "FINLAND-1",
+                "instance_name": "keep", "image_name": "Ubuntu 24.04 + CUDA 12.8 Open + Docker",
+                "ssh_key": "k", "public_ip": false
+            })),
+        )
+        .await
+        .unwrap();
+    assert_eq!(deployed.status.as_u16(), 201, "{}", deployed.text);
+    let instance = deployed.body["data"]["instance_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.settle().await;
+    let firewall = user
+        .create_firewall(&ssh_firewall("keep-fw"))
+        .await
+        .unwrap()
+        .data
+        .id;
+    for (method, path) in [
+        (
+            Method::DELETE,
+            format!("/api/instances/{instance}/?dry_run=true"),
+        ),
+        (
+            Method::POST,
+            format!("/api/instances/{instance}/reboot/?force=1"),
+        ),
+        (
+            Method::POST,
+            format!("/api/instances/{instance}/stop/?force=1"),
+        ),
+        (
+            Method::DELETE,
+            format!("/api/firewalls/{firewall}/?force=true&dry_run=1"),
+        ),
+    ] {
+        let raw = user.raw(method.clone(), &path, None).await.unwrap();
+        assert_eq!(raw.status.as_u16(), 400, "{method} {path}: {}", raw.text);
+    }
+    let shown = user
+        .raw(Method::GET, &format!("/api/instances/{instance}/"), None)
+        .await
+        .unwrap();
+    assert_eq!(shown.body["data"]["status"], "ACTIVE", "{}", shown.text);
+    let deleted = user
+        .raw(
+            Method::DELETE,
+            &format!("/api/firewalls/{firewall}/?force=true"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(deleted.status.is_success(), "{}", deleted.text);
     app.stop().await;
 }
 
