@@ -126,8 +126,11 @@ async fn pending<T: Serialize>(tx: &mut Tx, result: &T) -> Result<Pending> {
 
 /// What makes two requests "the same" for a key: method, path and body, the body compared as JSON with
 /// its keys sorted (so a client serialising fields in another order still matches), else byte for byte.
+/// No body (zero bytes) reads as `{}`, as the body extractors read it, so a retry sending `{}` for a
+/// first request that sent nothing (or the reverse) is the same request.
 pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
     use sha2::{Digest, Sha256};
+    let body: &[u8] = if body.is_empty() { b"{}" } else { body };
     let canonical = match serde_json::from_slice::<serde_json::Value>(body) {
         Ok(value) => canonical_json(&value).into_bytes(),
         Err(_) => body.to_vec(),
@@ -205,6 +208,27 @@ mod tests {
                 "/api/y/",
                 br#"{"a": 1, "b": [1, {"d": 2, "c": 3}]}"#
             )
+        );
+    }
+
+    #[test]
+    fn no_body_is_the_empty_object() {
+        let none = fingerprint("POST", "/api/instances/BRK-1/stop/", b"");
+        assert_eq!(
+            none,
+            fingerprint("POST", "/api/instances/BRK-1/stop/", b"{}")
+        );
+        assert_eq!(
+            none,
+            fingerprint("POST", "/api/instances/BRK-1/stop/", b" { } ")
+        );
+        assert_ne!(
+            none,
+            fingerprint("POST", "/api/instances/BRK-1/stop/", b"[]")
+        );
+        assert_ne!(
+            none,
+            fingerprint("POST", "/api/instances/BRK-1/stop/", br#"{"a": 1}"#)
         );
     }
 

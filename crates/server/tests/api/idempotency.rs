@@ -261,6 +261,27 @@ async fn other_creates_and_actions_replay_too(db: Db) {
         replayed.text, stopped.text,
         "not a 409 for stopping a stopped instance"
     );
+    // No body reads as `{}`: a retry sending the other is the same request, replayed.
+    for (action, first, retry) in [
+        ("start", None, Some(&b"{}"[..])),
+        ("reboot", Some(&b" { } "[..]), None),
+    ] {
+        let path = format!("/api/instances/{id}/{action}/");
+        let key = format!("{action}-1");
+        let send = |body: Option<&[u8]>| {
+            let client = client.with_idempotency_key(&key);
+            let path = path.clone();
+            let body = body.map(<[u8]>::to_vec);
+            async move { client.raw_bytes(Method::POST, &path, body).await.unwrap() }
+        };
+        let answered = send(first).await;
+        assert_eq!(answered.status, 200, "{action}: {}", answered.text);
+        app.settle().await;
+        let replayed = send(retry).await;
+        assert_eq!(replayed.status, 200, "{action}: {}", replayed.text);
+        assert_eq!(replayed.headers["idempotent-replayed"], "true", "{action}");
+        assert_eq!(replayed.text, answered.text, "{action}");
+    }
 
     let volume = json!({"name": "data", "size": 10, "region": "FINLAND-1", "volume_type": "NVMe"});
     let v1 = post(&client, "/api/volumes/", "vol", &volume).await;
