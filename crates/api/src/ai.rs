@@ -10,7 +10,7 @@ use crate::{Currency, Pagination};
 
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
+#[serde(remote = "Self", rename_all = "lowercase")]
 pub enum ChatRole {
     System,
     Developer,
@@ -340,3 +340,5 @@ pub struct UsageHistory {
     pub transactions: Vec<AiTransaction>,
     pub pagination: Pagination,
 }
+
+crate::string_enum!(ChatRole);

@@ -191,13 +191,22 @@ fn locate<T: DeserializeOwned>(json: &Value, message: &str) -> Option<(String, S
     } else {
         holding
     };
+    // What serde asks for first of an empty object: an enum tagged by a member asks for its tag.
+    let asked_first = match attempt::<T>(&Value::Object(Map::new())) {
+        Err((path, asked)) if path == "." && asked.starts_with("missing field ") => {
+            Some(field_of(&path, &asked).0)
+        }
+        _ => None,
+    };
     for (name, value) in candidates {
         let mut refusal = refused_alone(&[(name, value)]);
-        // An enum tagged by a member asks for its tag before anything else.
+        // A member read alone lacks the tag: read it with the tag, so a refusal is its own (and not
+        // another member's, which the tag alone would not be refused for).
         if let Some((path, asked)) = &refusal
             && path == "."
             && let (tag, _) = field_of(path, asked)
             && asked.starts_with("missing field ")
+            && asked_first.as_ref() == Some(&tag)
             && tag != *name
             && let Some((tag, tag_value)) = members.get_key_value(&tag)
         {
@@ -858,6 +867,53 @@ mod tests {
             field("kind", "Must be a string, not the number 5")
         );
         assert!(super::read::<Tagged>(br#"{"kind": "outage", "region": "r"}"#).is_ok());
+    }
+
+    #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+    struct Named {
+        tier: crate::Tier,
+    }
+
+    #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+    #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+    #[allow(dead_code)]
+    enum Injected {
+        FailNth { tier: crate::Tier, nth: u32 },
+    }
+
+    #[test]
+    fn a_named_value_is_a_string_and_nothing_else() {
+        let read = |body: &str| super::read::<Named>(body.as_bytes());
+        assert_eq!(
+            read(r#"{"tier": "advanced"}"#).unwrap().tier,
+            crate::Tier::Advanced
+        );
+        for (body, message) in [
+            (
+                r#"{"tier": {"advanced": null}}"#,
+                "Must be a string, not an object",
+            ),
+            (
+                r#"{"tier": {"legacy": 1}}"#,
+                "Must be a string, not an object",
+            ),
+            (r#"{"tier": 5}"#, "Must be a string, not the number 5"),
+            (
+                r#"{"tier": "gold"}"#,
+                "Must be legacy or advanced, not \"gold\"",
+            ),
+        ] {
+            assert_eq!(read(body).unwrap_err(), field("tier", message), "{body}");
+        }
+        let read = |body: &str| super::read::<Injected>(body.as_bytes()).unwrap_err();
+        assert_eq!(
+            read(r#"{"kind": "fail_nth", "tier": "bogus", "nth": 1}"#),
+            field("tier", "Must be legacy or advanced, not \"bogus\"")
+        );
+        assert_eq!(
+            read(r#"{"kind": "fail_nth", "tier": {"x": 1}, "nth": 1}"#),
+            field("tier", "Must be a string, not an object")
+        );
     }
 
     #[test]

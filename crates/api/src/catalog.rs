@@ -123,7 +123,7 @@ pub struct OsImageList {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
+#[serde(remote = "Self", rename_all = "lowercase")]
 pub enum ResourceType {
     Gpus,
     Volumes,
@@ -306,3 +306,5 @@ pub struct CapacitySetting {
 pub struct SetCapacityRequest {
     pub capacity: Vec<CapacitySetting>,
 }
+
+crate::string_enum!(ResourceType);

@@ -21,7 +21,7 @@ pub struct CreateDepositRequest {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
+#[serde(remote = "Self", rename_all = "lowercase")]
 pub enum DepositStatus {
     /// Waiting for the payment.
     Pending,
@@ -111,3 +111,5 @@ pub const PAYMENT_SUCCEEDED: &str = "payment.succeeded";
 
 /// The header that carries a webhook's signature.
 pub const SIGNATURE_HEADER: &str = "X-Barrack-Signature";
+
+crate::string_enum!(DepositStatus);

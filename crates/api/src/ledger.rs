@@ -33,7 +33,7 @@ pub struct CreditBalance {
 
 /// Kinds of ledger entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
+#[serde(remote = "Self", rename_all = "lowercase")]
 pub enum TransactionType {
     Deposit,
     Usage,
@@ -106,3 +106,5 @@ pub struct TransactionQuery {
     /// ISO-8601 UTC, exclusive.
     pub to: Option<String>,
 }
+
+crate::string_enum!(TransactionType);

@@ -25,6 +25,30 @@ pub mod webhooks;
 
 pub use envelope::*;
 
+/// The wire form of enums whose values are names (`"advanced"`, `"USD"`): a string and nothing else.
+/// serde's derive also reads a unit variant from an object (`{"advanced": null}`), a form the API never
+/// documented; an enum marked `#[serde(remote = "Self")]` keeps its derived reading of the name (and its
+/// schema) and is read from a string only through this macro, so `{"tier": 5}` or `{"tier": {...}}` is
+/// "Must be a string".
+#[macro_export]
+macro_rules! string_enum {
+    ($($name:ty),+ $(,)?) => {$(
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let name = <::std::string::String as ::serde::Deserialize>::deserialize(deserializer)?;
+                <$name>::deserialize(::serde::de::IntoDeserializer::<D::Error>::into_deserializer(name))
+            }
+        }
+        impl ::serde::Serialize for $name {
+            fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                <$name>::serialize(self, serializer)
+            }
+        }
+    )+};
+}
+
+string_enum!(Tier, Currency);
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -32,7 +56,7 @@ use utoipa::ToSchema;
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
 )]
-#[serde(rename_all = "lowercase")]
+#[serde(remote = "Self", rename_all = "lowercase")]
 pub enum Tier {
     Legacy,
     Advanced,
@@ -67,6 +91,7 @@ impl std::fmt::Display for Tier {
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
 )]
+#[serde(remote = "Self")]
 pub enum Currency {
     USD,
     EUR,

@@ -191,7 +191,7 @@ pub enum DriverError {
 
 /// Operations kinds, for fault injection and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(remote = "Self", rename_all = "snake_case")]
 pub enum Operation {
     CreateInstance,
     StartInstance,
@@ -209,6 +209,23 @@ pub enum Operation {
     CreateSnapshot,
     DeleteSnapshot,
     ApplySecurityRules,
+}
+
+// An operation is named by a string only, never serde's object form of a unit variant
+// (`{"reboot_instance": null}`), as `barrack_api::string_enum!` reads the API's enums.
+impl<'de> Deserialize<'de> for Operation {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Operation::deserialize(serde::de::IntoDeserializer::<D::Error>::into_deserializer(
+            name,
+        ))
+    }
+}
+
+impl Serialize for Operation {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Operation::serialize(self, serializer)
+    }
 }
 
 #[async_trait]

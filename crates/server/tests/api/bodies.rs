@@ -219,7 +219,8 @@ type Case<'a> = (Method, &'a str, &'a str, &'a [(&'a str, &'a str)]);
 async fn a_refused_body_names_each_member_at_fault(db: Db) {
     let app = TestApp::start(db).await;
     let whole = "Must be a whole number from 0 to 4294967295";
-    let cases: [Case; 8] = [
+    let object = "Must be a string, not an object";
+    let cases: [Case; 14] = [
         (
             Method::POST,
             "/api/admin/scenarios/",
@@ -254,7 +255,45 @@ async fn a_refused_body_names_each_member_at_fault(db: Db) {
             Method::POST,
             "/api/pricing/",
             r#"{"tier": 5}"#,
-            &[("tier", "")],
+            &[("tier", "Must be a string, not the number 5")],
+        ),
+        // Names are strings, never serde's object form of them.
+        (
+            Method::POST,
+            "/api/pricing/",
+            r#"{"tier": {"legacy": 1}, "resource_type": {"gpus": null}}"#,
+            &[("tier", object), ("resource_type", object)],
+        ),
+        (
+            Method::POST,
+            "/api/api-keys/",
+            r#"{"name": "zz", "tier": {"advanced": null}}"#,
+            &[("tier", object)],
+        ),
+        (
+            Method::POST,
+            "/api/admin/faults/",
+            r#"{"kind": "fail_nth", "operation": {"reboot_instance": null}, "nth": 1}"#,
+            &[("operation", object)],
+        ),
+        (
+            Method::POST,
+            "/api/admin/faults/",
+            r#"{"kind": "fail_nth", "operation": {"x": 1}, "nth": 1}"#,
+            &[("operation", object)],
+        ),
+        // In a body whose `kind` chooses its members, the member at fault is named, not `kind`.
+        (
+            Method::POST,
+            "/api/admin/faults/",
+            r#"{"kind": "fail_nth", "operation": "bogus", "nth": 1}"#,
+            &[("operation", "Must be one of create_instance")],
+        ),
+        (
+            Method::POST,
+            "/api/admin/faults/",
+            r#"{"kind": "hang", "operation": "bogus"}"#,
+            &[("operation", "Must be one of create_instance")],
         ),
         (
             Method::POST,
@@ -294,6 +333,9 @@ async fn a_refused_body_names_each_member_at_fault(db: Db) {
             }
         }
         assert!(!errors.contains_key("body"), "{what}: {}", raw.text);
+        if !expected.iter().any(|(field, _)| *field == "kind") {
+            assert!(!errors.contains_key("kind"), "{what}: {}", raw.text);
+        }
     }
     // A member of the wrong kind does not hide the required members missing.
     let raw = app
