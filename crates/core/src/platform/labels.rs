@@ -86,6 +86,15 @@ fn check_pair(v: &mut Validator, field: &str, key: &str, value: Option<&str>) {
         }
         if value.chars().any(char::is_control) {
             v.add(&at, "Label values cannot contain control characters");
+        } else if let Some(c) = value.chars().find(|&c| super::validate::is_bidi_control(c)) {
+            // They reorder what is shown around them, as in every other free text.
+            v.add(
+                &at,
+                format!(
+                    "Label values cannot contain bidirectional formatting characters such as U+{:04X}",
+                    u32::from(c)
+                ),
+            );
         }
     }
 }

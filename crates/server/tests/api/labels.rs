@@ -233,6 +233,30 @@ async fn bad_labels_and_filters_are_400_on_the_label(db: Db) {
         assert_eq!(raw.status, 400, "{filter}: {}", raw.text);
         assert!(raw.body["errors"]["label"].is_array(), "{}", raw.text);
     }
+    // A value holding a bidirectional control is refused, as in every other free text, and not stored.
+    for value in ["a\u{202e}b", "\u{2066}x", "x\u{200f}"] {
+        let raw = client
+            .raw(
+                Method::PATCH,
+                &format!("/api/instances/{id}/labels/"),
+                Some(&json!({"labels": {"team": value}})),
+            )
+            .await
+            .unwrap();
+        assert_eq!(raw.status, 400, "{value:?}: {}", raw.text);
+        assert!(
+            raw.body["errors"]["labels.team"][0]
+                .as_str()
+                .is_some_and(|m| m.contains("bidirectional")),
+            "{}",
+            raw.text
+        );
+    }
+    let shown = client
+        .raw(Method::GET, &format!("/api/instances/{id}/"), None)
+        .await
+        .unwrap();
+    assert!(!shown.text.contains('\u{202e}'), "{}", shown.text);
     // Unknown fields of a patch are refused, as everywhere.
     let raw = client
         .raw(
