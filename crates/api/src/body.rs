@@ -564,6 +564,18 @@ fn plain(message: &str) -> String {
     else {
         return message.to_string();
     };
+    // A whole number out of the type's range: said without the range, which is not the field's.
+    if let Some(n) = found.strip_prefix("integer ")
+        && message.starts_with("invalid value: ")
+        && ["u8", "u16", "u32", "u64", "usize"].contains(&expected.trim())
+    {
+        let n = n.trim_matches('`');
+        return if n.starts_with('-') {
+            format!("Must not be negative, not the number {n}")
+        } else {
+            format!("Must be a smaller whole number, not the number {n}")
+        };
+    }
     let wanted = expected
         .split(" or ")
         .map(wanted)
@@ -581,10 +593,9 @@ fn plain(message: &str) -> String {
 /// What serde expected (`u32`, `struct NewVolumeRequest`, `a string`), in JSON's terms.
 fn wanted(expected: &str) -> Option<&'static str> {
     Some(match expected.trim() {
-        "u8" => "a whole number from 0 to 255",
-        "u16" => "a whole number from 0 to 65535",
-        "u32" => "a whole number from 0 to 4294967295",
-        "u64" | "usize" => "a whole number of 0 or more",
+        // The type's range is not the field's (a count of GPUs is 1, 2, 4 or 8; a page 1 or more): the
+        // field's own bounds are checked on a whole number, and said then.
+        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number",
         "i8" | "i16" | "i32" | "i64" | "isize" | "integer" | "an integer" => "a whole number",
         "f32" | "f64" | "number" | "a number" => "a number",
         "a boolean" | "bool" | "boolean" => "true or false",
@@ -746,10 +757,7 @@ mod tests {
         );
         assert_eq!(
             read(r#"{"event": "x", "count": "7"}"#),
-            field(
-                "count",
-                "Must be a whole number from 0 to 4294967295, not string \"7\""
-            )
+            field("count", "Must be a whole number, not string \"7\"")
         );
         assert!(super::read::<Event>(br#"{"event": "x", "count": 7.0}"#).is_ok());
         assert_eq!(
@@ -809,7 +817,7 @@ mod tests {
             BodyError::Fields(vec![
                 (
                     "gpu_count".into(),
-                    "Must be a whole number from 0 to 4294967295, not string \"x\"".into()
+                    "Must be a whole number, not string \"x\"".into()
                 ),
                 ("note".into(), "Must be a string, not the number 5".into()),
                 ("region".into(), "This field is required".into()),
@@ -818,10 +826,7 @@ mod tests {
         );
         assert_eq!(
             read(r#"{"gpu_count": -2, "region": "r", "name": "n"}"#),
-            field(
-                "gpu_count",
-                "Must be a whole number from 0 to 4294967295, not the number -2"
-            )
+            field("gpu_count", "Must not be negative, not the number -2")
         );
     }
 
@@ -836,14 +841,14 @@ mod tests {
     #[test]
     fn a_tagged_enum_names_the_member_at_fault() {
         let read = |body: &str| super::read::<Tagged>(body.as_bytes()).unwrap_err();
-        let whole = "Must be a whole number from 0 to 4294967295";
+        let whole = "Must be a whole number";
         assert_eq!(
             read(r#"{"kind": "scarcity", "region": "r", "available": "2"}"#),
             field("available", &format!("{whole}, not string \"2\""))
         );
         assert_eq!(
             read(r#"{"kind": "scarcity", "region": "r", "available": -2}"#),
-            field("available", &format!("{whole}, not the number -2"))
+            field("available", "Must not be negative, not the number -2")
         );
         assert_eq!(
             read(r#"{"kind": "outage", "region": "r", "zzz": 1}"#),
@@ -919,6 +924,19 @@ mod tests {
     #[test]
     fn values_of_the_wrong_kind_are_said_in_jsons_terms() {
         let plain = |message: &str| field_of("tier", message).1;
+        // Not the type's range, which no field has.
+        assert_eq!(
+            plain("invalid type: floating point `1.5`, expected u32"),
+            "Must be a whole number, not the number 1.5"
+        );
+        assert_eq!(
+            plain("invalid value: integer `-1`, expected u32"),
+            "Must not be negative, not the number -1"
+        );
+        assert_eq!(
+            plain("invalid value: integer `99999999999`, expected u32"),
+            "Must be a smaller whole number, not the number 99999999999"
+        );
         assert_eq!(
             plain("invalid type: integer `5`, expected string or map"),
             "Must be a string or an object, not the number 5"
@@ -929,7 +947,7 @@ mod tests {
         );
         assert_eq!(
             plain("invalid type: boolean `true`, expected u16"),
-            "Must be a whole number from 0 to 65535, not true"
+            "Must be a whole number, not true"
         );
         assert_eq!(
             plain("invalid type: map, expected a sequence"),

@@ -237,9 +237,17 @@ const PARAMETERS_LOOKED_AT: usize = 32;
 /// A query parameter's value that did not parse, said as a body's member would be: the query's text
 /// is parsed by Rust's own parsers, whose messages name no value ("invalid digit found in string").
 fn query_value_message(message: &str, value: &str) -> String {
+    let negative = value
+        .strip_prefix('-')
+        .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()));
+    if message == "invalid digit found in string" && negative {
+        return format!("Must not be negative, not \"{value}\"");
+    }
     let wanted = match message {
+        // Not a range: the parameter's own (a page is 1 or more, a limit 1 to 100) is checked on a
+        // whole number, and said then.
         "invalid digit found in string" | "cannot parse integer from empty string" => {
-            "a whole number of 0 or more"
+            "a whole number"
         }
         "number too large to fit in target type" => "a smaller whole number",
         "number too small to fit in target type" => "a larger whole number",
@@ -469,7 +477,7 @@ mod tests {
             errors(e),
             vec![(
                 "gpu_count".to_string(),
-                vec!["Must be a whole number from 0 to 4294967295, not string \"x\"".to_string()]
+                vec!["Must be a whole number, not string \"x\"".to_string()]
             )]
         );
         let e = field_error(
@@ -486,10 +494,7 @@ mod tests {
             )]
         );
         let e = field_error("size", "invalid value: integer `-1`, expected u32");
-        assert_eq!(
-            errors(e)[0].1[0],
-            "Must be a whole number from 0 to 4294967295, not the number -1"
-        );
+        assert_eq!(errors(e)[0].1[0], "Must not be negative, not the number -1");
         let e = field_error(
             "messages[0].content",
             "data did not match any variant of untagged enum MessageContent",

@@ -408,12 +408,12 @@ async fn pricing_rejects_bad_values_with_the_field_named(db: Db) {
         (
             "gpu_count=lots",
             "gpu_count",
-            "Must be a whole number of 0 or more, not \"lots\"",
+            "Must be a whole number, not \"lots\"",
         ),
         (
             "gpu_count=-1",
             "gpu_count",
-            "Must be a whole number of 0 or more, not \"-1\"",
+            "Must not be negative, not \"-1\"",
         ),
         (
             "volume_size_gb=99999999999&volume_type=NVMe",
