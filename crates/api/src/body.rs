@@ -127,6 +127,16 @@ fn decode<T: DeserializeOwned>(
         let whole = path == "." && !message.starts_with("unknown field ");
         let (field, text) = field_of(&path, &message);
         faults.push((field.clone(), text));
+        // A member inside a member (`volumes[0].size`) is set aside alone, so its siblings are read too.
+        if !whole
+            && field != top_member(&field)
+            && faults.len() < NESTED_LOOKED_AT
+            && let Some((read, next)) = set_aside_within::<T>(&rest, &field, &message)
+        {
+            rest = read;
+            error = next;
+            continue;
+        }
         // Set the member aside and read the others again.
         let set_aside = !whole
             && rest
@@ -142,6 +152,76 @@ fn decode<T: DeserializeOwned>(
         return Err(BodyError::Field { field, message });
     }
     Err(BodyError::Fields(faults))
+}
+
+/// At most this many members at fault inside others are set aside alone (each costs a few reads); then
+/// the member holding one is set aside whole.
+const NESTED_LOOKED_AT: usize = 16;
+
+/// `json` with the member at `field` inside another (`volumes[0].size`) set aside, and how it then reads:
+/// an unknown member is removed; a member of the wrong kind, or a required one missing, is given a
+/// value of some kind that reads, so that serde goes on to the next member at fault. `None` when no
+/// such value reads (then the whole top member is set aside).
+fn set_aside_within<T: DeserializeOwned>(
+    json: &Value,
+    field: &str,
+    message: &str,
+) -> Option<(Value, Option<(String, String)>)> {
+    let (parent, name) = field.rsplit_once('.')?;
+    let moved_on = |candidate: Value| {
+        let next = attempt::<T>(&candidate).err();
+        let stuck = next
+            .as_ref()
+            .is_some_and(|(path, why)| field_of(path, why).0 == field);
+        (!stuck).then_some((candidate, next))
+    };
+    if message.starts_with("unknown field ") {
+        let mut candidate = json.clone();
+        member_at(&mut candidate, parent)?
+            .as_object_mut()?
+            .remove(name)?;
+        return moved_on(candidate);
+    }
+    let stand_ins = [
+        Value::from(""),
+        Value::from(1),
+        Value::from(false),
+        Value::Array(Vec::new()),
+        Value::Object(Map::new()),
+    ];
+    let with = |stand_in: Value| {
+        let mut candidate = json.clone();
+        member_at(&mut candidate, parent)?
+            .as_object_mut()?
+            .insert(name.to_string(), stand_in);
+        Some(candidate)
+    };
+    stand_ins
+        .into_iter()
+        .find_map(|stand_in| moved_on(with(stand_in)?))
+        .or_else(|| {
+            // A name of a set (`"tier"`): the first name serde says it expects.
+            let candidate = with(Value::from(""))?;
+            let (_, why) = attempt::<T>(&candidate).err()?;
+            let (_, expected) = why.split_once(", expected ")?;
+            let first = expected.split('`').nth(1)?;
+            moved_on(with(Value::from(first))?)
+        })
+}
+
+/// The value at a path of serde's (`volumes[0]`, `a.b[2].c`).
+fn member_at<'a>(json: &'a mut Value, path: &str) -> Option<&'a mut Value> {
+    let mut at = json;
+    for part in path.split('.') {
+        let (name, indexes) = part.split_once('[').map_or((part, ""), |(n, i)| (n, i));
+        if !name.is_empty() {
+            at = at.get_mut(name)?;
+        }
+        for index in indexes.split('[').filter(|i| !i.is_empty()) {
+            at = at.get_mut(index.trim_end_matches(']').parse::<usize>().ok()?)?;
+        }
+    }
+    Some(at)
 }
 
 /// One read of `json` as `T`: the path serde stopped at and its message.
@@ -918,6 +998,49 @@ mod tests {
         assert_eq!(
             read(r#"{"kind": "fail_nth", "tier": {"x": 1}, "nth": 1}"#),
             field("tier", "Must be a string, not an object")
+        );
+    }
+
+    #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Nested {
+        volumes: Vec<NestedVolume>,
+    }
+
+    #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct NestedVolume {
+        name: String,
+        size: u32,
+        tier: crate::Tier,
+    }
+
+    #[test]
+    fn every_member_at_fault_inside_a_member_is_named() {
+        let read = |body: &str| super::read::<Nested>(body.as_bytes()).unwrap_err();
+        let BodyError::Fields(mut all) =
+            read(r#"{"volumes": [{"name": "a", "size": "x", "tier": 1}, {"size": 2, "zzz": 1}]}"#)
+        else {
+            panic!("several members at fault")
+        };
+        all.sort();
+        assert_eq!(
+            all,
+            vec![
+                (
+                    "volumes[0].size".into(),
+                    "Must be a whole number, not string \"x\"".into()
+                ),
+                (
+                    "volumes[0].tier".into(),
+                    "Must be a string, not the number 1".into()
+                ),
+                ("volumes[1].name".into(), REQUIRED_MESSAGE.into()),
+                ("volumes[1].tier".into(), REQUIRED_MESSAGE.into()),
+                ("volumes[1].zzz".into(), "Unknown field 'zzz'".into()),
+            ]
         );
     }
 

@@ -220,7 +220,7 @@ async fn a_refused_body_names_each_member_at_fault(db: Db) {
     let app = TestApp::start(db).await;
     let whole = "Must be a whole number";
     let object = "Must be a string, not an object";
-    let cases: [Case; 18] = [
+    let cases: [Case; 20] = [
         (
             Method::POST,
             "/api/admin/scenarios/",
@@ -281,6 +281,34 @@ async fn a_refused_body_names_each_member_at_fault(db: Db) {
             ],
         ),
         (Method::GET, "/api/instances/?page=0", "", &[("page", "")]),
+        // Every member at fault inside a member is named too.
+        (
+            Method::POST,
+            "/api/deploy-server/",
+            r#"{"volumes": [{"name": "a", "size": "x", "volume_type": 1}]}"#,
+            &[
+                (
+                    "volumes[0].size",
+                    "Must be a whole number, not string \"x\"",
+                ),
+                (
+                    "volumes[0].volume_type",
+                    "Must be a string, not the number 1",
+                ),
+            ],
+        ),
+        (
+            Method::PUT,
+            "/api/admin/capacity/",
+            r#"{"capacity": [{"region": 5}, {"total": "8"}]}"#,
+            &[
+                ("capacity[0].region", "Must be a string, not the number 5"),
+                (
+                    "capacity[1].total",
+                    "Must be a whole number, not string \"8\"",
+                ),
+            ],
+        ),
         // Names are strings, never serde's object form of them.
         (
             Method::POST,
