@@ -45,11 +45,12 @@ use virt::error::{Error, ErrorNumber};
 #[cfg(feature = "libvirt")]
 use crate::DriverError;
 
-/// A libvirt failure as a driver error: lost connections and timeouts are worth retrying, the rest not.
+/// A libvirt failure as a driver error: lost connections, timeouts and a busy storage pool are worth
+/// retrying, the rest not.
 #[cfg(feature = "libvirt")]
 pub(crate) fn driver_error(context: &str, error: Error) -> DriverError {
     let message = format!("{context}: {}", error.message());
-    if error.code().is_known_and(|code| {
+    let transient = error.code().is_known_and(|code| {
         matches!(
             code,
             ErrorNumber::NoConnect
@@ -58,11 +59,20 @@ pub(crate) fn driver_error(context: &str, error: Error) -> DriverError {
                 | ErrorNumber::OperationTimeout
                 | ErrorNumber::AgentUnresponsive
         )
-    }) {
+    }) || busy(error.message());
+    if transient {
         DriverError::Transient(message)
     } else {
         DriverError::Permanent(message)
     }
+}
+
+/// Whether libvirt refused a call only because another is under way: a pool refreshed or a volume
+/// deleted while the pool builds a volume ("pool 'x' has asynchronous jobs running"), an internal
+/// error by its code, gone once that call ends.
+#[cfg(any(feature = "libvirt", test))]
+fn busy(message: &str) -> bool {
+    message.contains("has asynchronous jobs running")
 }
 
 /// Whether a libvirt error says the object does not exist.
@@ -77,4 +87,15 @@ pub(crate) fn is_missing(error: &Error) -> bool {
                 | ErrorNumber::NoStoragePool
         )
     })
+}
+
+#[cfg(test)]
+mod busy_tests {
+    #[test]
+    fn a_pool_with_jobs_running_is_busy_not_broken() {
+        assert!(super::busy(
+            "internal error: pool 'barrack' has asynchronous jobs running."
+        ));
+        assert!(!super::busy("internal error: unable to open volume"));
+    }
 }
