@@ -61,6 +61,35 @@ impl InstanceWorker {
         }
     }
 
+    /// The data volumes a new machine boots with: those its deploy attached (existing ones, and new
+    /// ones once made). A real machine cannot boot with a disk that does not exist yet, so its creation
+    /// waits (is retried) while one of them is still being made; the simulator attaches nothing.
+    async fn data_volumes_at_boot(&self, row: &InstanceRow) -> Result<Vec<String>, DriverError> {
+        let volumes = self
+            .context
+            .store
+            .instance_volumes(&row.id)
+            .await
+            .map_err(|e| DriverError::Transient(e.to_string()))?;
+        let data = volumes
+            .into_iter()
+            .filter(|v| row.boot_volume_id.as_deref() != Some(v.id.as_str()));
+        let mut ids = Vec::new();
+        for volume in data {
+            match volume.status.as_str() {
+                "in-use" => ids.push(volume.id),
+                "creating" if !self.context.driver.is_simulated() => {
+                    return Err(DriverError::Transient(format!(
+                        "volume {} is still being made",
+                        volume.id
+                    )));
+                }
+                _ => {}
+            }
+        }
+        Ok(ids)
+    }
+
     /// Tells the driver what the database says about the instance (see `ComputeDriver::recognize`).
     fn recognize(&self, row: &InstanceRow) {
         self.recognize_machine(
@@ -104,7 +133,8 @@ impl InstanceWorker {
                         .await
                         .map_err(|e| DriverError::Transient(e.to_string()))?;
                 }
-                let spec = Self::spec(row);
+                let mut spec = Self::spec(row);
+                spec.volume_ids = self.data_volumes_at_boot(row).await?;
                 self.place(row, || driver.create_instance(&spec))
                     .await
                     .map(Some)

@@ -224,10 +224,23 @@ pub async fn lifecycle(app: &TestApp, mut request: DeployRequest, limit: Duratio
         .data;
     request.ssh_key = Some("k".into());
     request.script_id = Some(script.id);
+    // A data volume made with it, which the machine boots with.
+    request.volumes = serde_json::from_value(json!([
+        {"name": "scratch", "size": 10, "volume_type": "NVMe"}
+    ]))
+    .unwrap();
     let deployed = client.deploy(&request).await.unwrap().data;
     let id = deployed.instance_id;
     assert_eq!(deployed.status, "CREATING");
     let active = reach(&client, &id, "ACTIVE", limit).await;
+    let scratch = deployed.billing.breakdown.storage.data_volumes[0]
+        .volume_id
+        .clone();
+    let scratch_volume = volume_in(&client, &scratch, "in-use", limit).await;
+    assert_eq!(
+        scratch_volume.attachment.map(|a| a.instance_id),
+        Some(id.clone())
+    );
     assert!(active.ip_address.is_some());
     assert_eq!(active.ip_status, "assigned");
     assert!(active.features.startup_script_configured);
@@ -239,6 +252,9 @@ pub async fn lifecycle(app: &TestApp, mut request: DeployRequest, limit: Duratio
             .await
             .unwrap();
         assert_eq!(out, "ubuntu\nscript ran as root\n");
+        shell
+            .expect(&client, &id, "ls /sys/block", "vda\nvdb\nvdc\n", limit)
+            .await;
     } else {
         assert_eq!(active.ssh_port, None);
     }
@@ -285,7 +301,7 @@ pub async fn lifecycle(app: &TestApp, mut request: DeployRequest, limit: Duratio
     let rules = client.instance(&id).await.unwrap().data.security_rules;
     assert!(!rules.iter().any(|r| r.id == rule.id), "{rules:?}");
 
-    // A volume hot-plugged and unplugged: the guest sees a third disk, then no longer.
+    // A volume hot-plugged and unplugged: the guest sees a fourth disk, then no longer.
     let volume = client
         .create_volume(
             &serde_json::from_value(json!({
@@ -306,7 +322,7 @@ pub async fn lifecycle(app: &TestApp, mut request: DeployRequest, limit: Duratio
     assert_eq!(attached.attachment.map(|a| a.instance_id), Some(id.clone()));
     if let Some(shell) = &shell {
         shell
-            .expect(&client, &id, "ls /sys/block", "vda\nvdb\nvdc\n", limit)
+            .expect(&client, &id, "ls /sys/block", "vda\nvdb\nvdc\nvdd\n", limit)
             .await;
     }
     client
@@ -316,7 +332,7 @@ pub async fn lifecycle(app: &TestApp, mut request: DeployRequest, limit: Duratio
     volume_status("available").await;
     if let Some(shell) = &shell {
         shell
-            .expect(&client, &id, "ls /sys/block", "vda\nvdb\n", limit)
+            .expect(&client, &id, "ls /sys/block", "vda\nvdb\nvdc\n", limit)
             .await;
     }
     client.delete_volume(&volume.id).await.unwrap();
@@ -367,6 +383,13 @@ pub async fn lifecycle(app: &TestApp, mut request: DeployRequest, limit: Duratio
     client.delete_snapshot(&snapshot.id).await.unwrap();
 
     delete(&client, &id, limit).await;
+    // The volume made with it stays, detached, until deleted.
+    volume_in(&client, &scratch, "available", limit).await;
+    client.delete_volume(&scratch).await.unwrap();
+    until("scratch volume not deleted", limit, || async {
+        client.volume(&scratch).await.is_err().then_some(())
+    })
+    .await;
 
     // Every change is an event, oldest first.
     let events = client
