@@ -103,8 +103,7 @@ impl InstanceService {
         if let Some(status) = &query.status {
             // The valid values named are those a list accepts: every state but DELETED.
             let state = InstanceState::parse(status).ok_or_else(|| {
-                let listed = InstanceState::ALL.map(InstanceState::as_str);
-                let listed: Vec<&str> = listed.into_iter().filter(|s| *s != "DELETED").collect();
+                let listed = InstanceState::LISTED.map(InstanceState::as_str);
                 Error::field(
                     "status",
                     crate::platform::validate::unknown_status(status, &listed),

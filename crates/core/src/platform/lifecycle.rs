@@ -60,6 +60,22 @@ impl InstanceState {
         InstanceState::Error,
     ];
 
+    /// The states a list of instances is narrowed to: every state but DELETED (deleted instances are
+    /// not listed), in [`Self::ALL`]'s order.
+    pub const LISTED: [InstanceState; 11] = [
+        InstanceState::Creating,
+        InstanceState::Active,
+        InstanceState::Starting,
+        InstanceState::Stopping,
+        InstanceState::Shutoff,
+        InstanceState::Rebooting,
+        InstanceState::Hibernating,
+        InstanceState::Hibernated,
+        InstanceState::Restoring,
+        InstanceState::Deleting,
+        InstanceState::Error,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             InstanceState::Creating => "CREATING",

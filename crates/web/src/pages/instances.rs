@@ -8,7 +8,7 @@ use barrack_api::PageQuery;
 use barrack_api::instances::{Event, Instance, InstanceQuery};
 use barrack_api::snapshots::CreateSnapshotRequest;
 use barrack_core::accounts::Caller;
-use barrack_core::lifecycle::Action;
+use barrack_core::lifecycle::{Action, InstanceState};
 
 use crate::State;
 use crate::error::WebError;
@@ -206,20 +206,6 @@ async fn rows_of(
     })
 }
 
-const STATUSES: [&str; 11] = [
-    "CREATING",
-    "ACTIVE",
-    "STARTING",
-    "STOPPING",
-    "SHUTOFF",
-    "REBOOTING",
-    "HIBERNATING",
-    "HIBERNATED",
-    "RESTORING",
-    "DELETING",
-    "ERROR",
-];
-
 pub async fn list(
     axum::extract::State(state): State,
     Signed(session): Signed,
@@ -259,7 +245,7 @@ async fn list_page(
         status: f.status,
         region: f.region,
         name: f.name,
-        statuses: STATUSES.to_vec(),
+        statuses: InstanceState::LISTED.map(InstanceState::as_str).to_vec(),
         regions: state
             .services
             .config()
