@@ -45,6 +45,16 @@ pub enum CliError {
 }
 
 impl CliError {
+    /// A batch's ids that the account has none of (exit 4), e.g. "scripts not found: a, b".
+    pub fn ids_not_found(kind: &str, ids: &[String]) -> CliError {
+        let kind = if ids.len() == 1 {
+            kind.to_string()
+        } else {
+            format!("{kind}s")
+        };
+        CliError::NotFound(format!("{kind} not found: {}", ids.join(", ")))
+    }
+
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Api { .. } => match self.status() {

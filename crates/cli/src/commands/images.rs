@@ -169,15 +169,15 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
                 .call(client.snapshot_image_relationships(&snapshot_ids))
                 .await?
                 .data;
-            let mut sections = vec![View::Table(relationship_table(&data.relationships))];
-            if !data.not_found.is_empty() {
-                sections.push(View::Text(format!(
-                    "No snapshot: {}",
-                    data.not_found.join(", ")
-                )));
-            }
+            let view = View::Table(relationship_table(&data.relationships));
             let ids = image_ids(&data.relationships);
-            Ok(Output::new(&data, View::Sections(sections)).ids(ids))
+            let output = Output::new(&data, view).ids(ids);
+            // Ids not found fail the command, as one id does: on stderr after what was found (exit 4).
+            if data.not_found.is_empty() {
+                Ok(output)
+            } else {
+                Ok(output.failure(CliError::ids_not_found("snapshot", &data.not_found)))
+            }
         }
     }
 }

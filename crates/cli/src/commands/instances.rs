@@ -214,8 +214,14 @@ const LISTED_STATES: [&str; 11] = [
 ];
 
 fn listed_status_parser() -> impl clap::builder::TypedValueParser<Value = String> {
+    use clap::builder::PossibleValue;
     use clap::builder::TypedValueParser;
-    clap::builder::PossibleValuesParser::new(LISTED_STATES).map(|s| s.to_ascii_uppercase())
+    // BUILD is the API's other name for CREATING.
+    let states = LISTED_STATES.map(|state| match state {
+        "CREATING" => PossibleValue::new(state).alias("BUILD"),
+        _ => PossibleValue::new(state),
+    });
+    clap::builder::PossibleValuesParser::new(states).map(|s| s.to_ascii_uppercase())
 }
 
 /// A lifecycle operation: one of the actions, or deletion, which has its own method.

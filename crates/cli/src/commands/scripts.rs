@@ -122,15 +122,7 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
             if data.not_found.is_empty() {
                 Ok(output)
             } else {
-                Ok(output.failure(CliError::NotFound(format!(
-                    "{} not found: {}",
-                    if data.not_found.len() == 1 {
-                        "script"
-                    } else {
-                        "scripts"
-                    },
-                    data.not_found.join(", ")
-                ))))
+                Ok(output.failure(CliError::ids_not_found("script", &data.not_found)))
             }
         }
     }

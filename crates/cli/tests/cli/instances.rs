@@ -123,6 +123,18 @@ async fn an_instance_lives_its_life_through_the_cli() {
             .lines(),
         [id.as_str()]
     );
+    // BUILD, the API's other name for CREATING, in any case too.
+    let building = api
+        .raw(Method::GET, "/api/instances/?status=CREATING", None)
+        .await
+        .unwrap()
+        .body;
+    assert_eq!(
+        cli.run(&["instances", "list", "--status", "build", "-o", "json"])
+            .await
+            .json(),
+        building["data"]
+    );
     // The valid values listed are exactly those accepted: DELETED is neither.
     for refused in ["bogus", "DELETED"] {
         let run = cli.run(&["instances", "list", "--status", refused]).await;

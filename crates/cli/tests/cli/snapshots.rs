@@ -126,11 +126,10 @@ async fn snapshots_and_images_through_the_cli() {
     let batch = cli
         .run(&["images", "relationship", &snapshot, "BRK-ZZZZZZS"])
         .await;
-    let text = batch.ok();
-    assert!(
-        text.contains(&first_image) && text.contains("No snapshot: BRK-ZZZZZZS"),
-        "{text}"
-    );
+    // An id not found fails the command after what was found is printed.
+    assert_eq!(batch.code, 4, "{batch:?}");
+    assert!(batch.stdout.contains(&first_image), "{batch:?}");
+    assert_eq!(batch.stderr, "error: snapshot not found: BRK-ZZZZZZS\n");
     let batch = cli
         .run(&["images", "relationship", &snapshot, "--batch", "-o", "json"])
         .await
