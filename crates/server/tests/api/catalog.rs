@@ -284,8 +284,7 @@ async fn pricing_quotes_match_the_documented_rates(db: Db) {
         "no quote without a configuration"
     );
 
-    // Snapshots: the legacy tier's price, and none in a tier without snapshot pricing, which takes
-    // them at no charge (as a snapshot of an advanced instance is).
+    // Snapshots: every tier's price (a snapshot costs as much whichever tier took it).
     let snapshot = |tier| PricingRequest {
         resource_type: Some(ResourceType::Snapshots),
         tier: Some(tier),
@@ -298,8 +297,8 @@ async fn pricing_quotes_match_the_documented_rates(db: Db) {
     let advanced = app.admin.pricing(&snapshot(Tier::Advanced)).await.unwrap();
     let advanced = advanced.pricing_data.quote.unwrap();
     assert_eq!(advanced.resource_type, ResourceType::Snapshots);
-    assert_eq!(advanced.hourly_rate.0, Decimal::ZERO);
-    assert_eq!(advanced.size_gb, None);
+    assert_eq!(advanced.hourly_rate, legacy.hourly_rate);
+    assert_eq!(advanced.size_gb, Some(100));
     app.stop().await;
 }
 

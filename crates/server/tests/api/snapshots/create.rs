@@ -45,10 +45,7 @@ async fn snapshots_of_active_instances_only(db: Db) {
     assert_eq!(d["image_count"], 0);
     assert_eq!(d["size_gb"], 100);
     assert_eq!(d["currency"], "USD");
-    assert_eq!(
-        d["hourly_rate"], 0,
-        "the advanced tier has no snapshot pricing"
-    );
+    assert_eq!(d["hourly_rate"], 0.1, "the advanced tier's snapshot price");
     assert_eq!(d["created_at"], "2025-01-15T10:30:00Z");
     assert_eq!(
         d["source"],
