@@ -131,6 +131,8 @@ pub struct Store {
     /// The simulation clock's offsets announced by the servers on the database (see
     /// [`Store::clock_moves`]).
     clock_moves: Arc<tokio::sync::watch::Sender<i64>>,
+    /// Whose turn it is to move the simulation clock in this process (see [`Store::clock_turn`]).
+    clock_turns: Arc<tokio::sync::Mutex<()>>,
 }
 
 #[derive(Debug)]
@@ -197,6 +199,7 @@ impl Store {
             keys,
             listener,
             clock_moves,
+            clock_turns: Arc::default(),
         })
     }
 
@@ -263,6 +266,14 @@ impl Store {
     /// yet), so that work a first start needs can run beside the migrations.
     pub async fn migrate_with(&self, on_empty: impl FnOnce()) -> Result<Vec<&'static Migration>> {
         migrate::run(self, on_empty).await
+    }
+
+    /// The SQLite database's file (none on PostgreSQL or in memory).
+    pub(crate) fn sqlite_path(&self) -> Option<&std::path::Path> {
+        match &*self.engine {
+            Engine::Sqlite(sqlite) => sqlite.path(),
+            Engine::Postgres(_) => None,
+        }
     }
 
     /// Whether a Barrack server ever set this database up (its migrations table exists), as opposed to

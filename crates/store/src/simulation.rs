@@ -2,7 +2,7 @@
 
 use crate::capacity::CapacityRow;
 use crate::sql::Columns;
-use crate::{Db, Result, Store, binds};
+use crate::{Db, Result, Store, StoreError, binds};
 
 /// See [`Store::driver_view`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -11,6 +11,26 @@ pub struct DriverView {
     pub specs: Vec<String>,
     pub capacity: Vec<CapacityRow>,
 }
+
+/// A turn at moving the simulation clock ([`Store::clock_turn`]), given back when dropped.
+pub struct ClockTurn {
+    _local: tokio::sync::OwnedMutexGuard<()>,
+    _shared: Shared,
+}
+
+/// What holds the turn for the other servers, until it is dropped.
+#[expect(
+    dead_code,
+    reason = "held, never read: dropping it gives the turn back"
+)]
+enum Shared {
+    Postgres(crate::Tx),
+    File(std::fs::File),
+    Nothing,
+}
+
+/// The advisory lock of the clock's turns (the migrations' is 7366101).
+const CLOCK_TURN_LOCK: i64 = 7366102;
 
 impl Store {
     /// The offset the simulation clock has been moved to (0 if it never moved).
@@ -49,6 +69,49 @@ impl Store {
             .await?;
         }
         Ok(offset)
+    }
+
+    /// Waits for a turn at moving the simulation clock, which no other request of any server on the
+    /// database has until the turn is dropped: a move in steps sizes each step from the meter run
+    /// before it, which another move between them would make wrong (minutes charged past the credit).
+    /// On PostgreSQL the turn is a transaction holding an advisory lock, so a server that dies gives
+    /// its turn back with its connection.
+    pub async fn clock_turn(&self) -> Result<ClockTurn> {
+        let local = self.clock_turns.clone().lock_owned().await;
+        let shared = match self.backend() {
+            crate::Backend::Postgres => {
+                let mut tx = self.begin().await?;
+                tx.execute("SELECT pg_advisory_xact_lock($1)", &binds![CLOCK_TURN_LOCK])
+                    .await?;
+                Shared::Postgres(tx)
+            }
+            // The servers of a database file share its machine: a lock on a file beside it.
+            crate::Backend::Sqlite => match self.sqlite_path() {
+                Some(path) => {
+                    let mut name = path.as_os_str().to_owned();
+                    name.push("-clock");
+                    let file = tokio::task::spawn_blocking(move || {
+                        let file = std::fs::OpenOptions::new()
+                            .create(true)
+                            .truncate(false)
+                            .write(true)
+                            .open(&name)?;
+                        file.lock()?;
+                        Ok::<_, std::io::Error>(file)
+                    })
+                    .await
+                    .map_err(|e| StoreError::Unexpected(e.to_string()))?
+                    .map_err(|e| StoreError::Unexpected(format!("the clock's lock file: {e}")))?;
+                    Shared::File(file)
+                }
+                // In memory: no other process reaches the database.
+                None => Shared::Nothing,
+            },
+        };
+        Ok(ClockTurn {
+            _local: local,
+            _shared: shared,
+        })
     }
 
     /// The offsets of the simulation clock other servers on the database moved it to, as they announce

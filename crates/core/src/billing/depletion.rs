@@ -48,6 +48,25 @@ impl BillingService {
         Ok(())
     }
 
+    /// The first time after `now` at which a depletion reaches its next stage (the deletion notice, then
+    /// the end of the grace period), so that a long clock move stops there and records each stage at
+    /// its own time rather than all at once at the move's end.
+    pub async fn next_depletion_stage(&self, now: i64) -> Result<Option<i64>> {
+        let depletions = self.context.store.depletions().await?;
+        Ok(depletions
+            .iter()
+            .filter_map(|depletion| {
+                let notice = depletion.delete_after - NOTICE_MS;
+                match depletion.stage.as_str() {
+                    "suspended" if notice > now => Some(notice),
+                    "suspended" | "warned" => Some(depletion.delete_after),
+                    _ => None,
+                }
+            })
+            .filter(|at| *at > now)
+            .min())
+    }
+
     /// Every run: ends the depletions whose credit came back, sends the deletion notice a day before the
     /// grace period ends, and marks for deletion what is past it.
     pub(super) async fn review_depletions(&self) -> Result<()> {
@@ -155,7 +174,8 @@ impl BillingService {
 }
 
 /// What a depletion holds without charge, as (resource type, id): what it stopped charging, and the
-/// instances that finished hibernating after the credit ran out (they never had a period to close).
+/// instances that finished hibernating after the credit ran out (they never had a period to close) or
+/// are still on their way there.
 async fn held_resources(
     tx: &mut Tx,
     depletion: &billing::DepletionRow,
@@ -163,7 +183,10 @@ async fn held_resources(
     let key = (depletion.account_id.as_str(), depletion.currency.as_str());
     let mut resources =
         billing::closed_at(tx, key, &STORED_COMPONENTS, depletion.started_at).await?;
-    for row in barrack_store::instances::of_account_in(tx, key.0, key.1, &["HIBERNATED"]).await? {
+    for row in
+        barrack_store::instances::of_account_in(tx, key.0, key.1, &["HIBERNATING", "HIBERNATED"])
+            .await?
+    {
         resources.push(("instance".into(), row.id));
     }
     resources.sort();

@@ -92,7 +92,8 @@ impl SimulationService {
     /// `POST /api/admin/clock/advance/`: moves the clock forward, then bills the minutes that passed (and
     /// hibernates what ran out of credit on the way). A long move goes in steps, each followed by a meter
     /// run, that end where an account falls below a day or an hour of credit or runs out at its burn
-    /// rate ([`next_step`]) or where a lease ends (which is then acted on before the next step), so that
+    /// rate ([`next_step`]), where a lease ends (which is then acted on before the next step) or where a
+    /// depletion reaches its deletion notice or the end of its grace period, so that
     /// it bills, warns, hibernates and deletes as the same minutes passing one by one would: an account
     /// is warned at the minute it crosses a threshold and not charged for hours past its last credit,
     /// or an instance past its lease, because the clock jumped over them.
@@ -104,6 +105,8 @@ impl SimulationService {
                 format!("Minutes must be between 1 and {MAX_MINUTES}"),
             ));
         }
+        // Concurrent moves take turns: each sizes its steps from its own meter runs.
+        let _turn = self.context.store.clock_turn().await?;
         let mut left = i64::from(minutes) * MINUTE_MS;
         let mut periods_billed = 0;
         // The first step is one minute: its run charges every account with open periods and so tells
@@ -113,6 +116,9 @@ impl SimulationService {
             let now = self.context.clock.now_ms();
             if let Some(end) = self.context.store.next_lease_end(now).await? {
                 step = step.min(end - now);
+            }
+            if let Some(stage) = self.billing.next_depletion_stage(now).await? {
+                step = step.min(stage - now);
             }
             if !self.context.clock.advance_ms(step) {
                 return Err(Error::conflict(

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use rust_decimal::Decimal;
 
-use crate::common::{Db, TestApp, create_key_k};
+use crate::common::{Db, TestApp, client_of, create_key_k};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -20,6 +20,8 @@ on_both_databases!(
     a_long_clock_move_charges_only_up_to_where_the_credit_ran_out,
     an_instance_created_after_the_credit_ran_out_hibernates_at_once,
     a_clock_move_warns_at_the_minute_each_threshold_is_crossed,
+    concurrent_clock_moves_charge_only_up_to_where_the_credit_ran_out,
+    one_clock_move_through_the_grace_period_records_each_stage_at_its_time,
 );
 
 async fn deploy(client: &Client, name: &str) -> String {
@@ -115,6 +117,102 @@ async fn a_long_clock_move_charges_only_up_to_where_the_credit_ran_out(db: Db) {
             "the move from over an hour of credit to none warns of {warning} too: {kinds:?}"
         );
     }
+    app.stop().await;
+}
+
+/// Two moves at once, through two servers: each sizes its steps from its own meter runs, so they take
+/// turns, and the account is charged up to its credit as by one move of their sum.
+async fn concurrent_clock_moves_charge_only_up_to_where_the_credit_ran_out(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, account) = app.funded_user(Tier::Advanced, "US", "3").await;
+    create_key_k(&client).await;
+    let instance = deploy(&client, "racer").await;
+    app.settle().await;
+    let hourly = client
+        .instance(&instance)
+        .await
+        .unwrap()
+        .data
+        .billing
+        .total_hourly_rate
+        .0;
+    let other = app.replica().await;
+    let there = client_of(&other, &app.admin_key);
+    let (here, away) = tokio::join!(
+        app.admin.admin_advance_clock(180),
+        there.admin_advance_clock(180)
+    );
+    here.unwrap();
+    away.unwrap();
+    app.settle().await;
+    assert_eq!(
+        client.instance(&instance).await.unwrap().data.status,
+        "HIBERNATED"
+    );
+    let left = balance(&client).await;
+    assert!(
+        left <= Decimal::ZERO && left > -(hourly / d("60")),
+        "{left}: charged past the credit by more than the minute that crossed it"
+    );
+    let store = app.services().store();
+    assert_eq!(
+        store.ledger_sum(&account, "USD").await.unwrap(),
+        store.balances(&account).await.unwrap()[0].1
+    );
+    other.shutdown().await;
+    app.stop().await;
+}
+
+/// One move from before the credit runs out to past the grace period's end records the deletion notice
+/// a day before the end and the mark for deletion at the end, as the minutes passing one by one would,
+/// and the mark names the instance hibernated for the depletion as well as the volume.
+async fn one_clock_move_through_the_grace_period_records_each_stage_at_its_time(db: Db) {
+    let app = TestApp::start_with(db, |c| c.billing.storage_grace_hours = 48).await;
+    let (client, account) = app.funded_user(Tier::Advanced, "US", "3").await;
+    create_key_k(&client).await;
+    let instance = deploy(&client, "sleeper").await;
+    let created = client
+        .raw(
+            Method::POST,
+            "/api/volumes/",
+            Some(&json!({"name": "kept", "size": 10, "region": "FINLAND-1", "volume_type": "HDD"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.status.as_u16(), 201, "{}", created.text);
+    let volume = created.body["data"]["id"].as_str().unwrap().to_string();
+    app.settle().await;
+
+    // About an hour and ten minutes of credit, then the 48 hours of grace, in one move of four days.
+    app.admin.admin_advance_clock(4 * 24 * 60).await.unwrap();
+    let depletion = app.services().store().depletions().await.unwrap();
+    let [depletion] = depletion.as_slice() else {
+        panic!("{depletion:?}");
+    };
+    assert_eq!(depletion.account_id, account);
+    let events = crate::common::events_of(&client).await;
+    let at = |kind: &str| {
+        let event = events
+            .iter()
+            .find(|e| e.kind == kind)
+            .unwrap_or_else(|| panic!("no {kind}: {events:?}"));
+        (event.created_at.clone(), event.cause.clone())
+    };
+    let hour = 3_600_000;
+    let (notice_at, _) = at("storage_deletion_notice");
+    assert_eq!(
+        notice_at,
+        barrack_core::clock::format_ms(depletion.delete_after - 24 * hour)
+    );
+    let (due_at, due) = at("storage_deletion_due");
+    assert_eq!(
+        due_at,
+        barrack_core::clock::format_ms(depletion.delete_after)
+    );
+    assert!(
+        due.contains(&volume) && due.contains(&instance),
+        "the mark names everything held: {due}"
+    );
     app.stop().await;
 }
 
