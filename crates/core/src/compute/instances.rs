@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::accounts::{Caller, actor};
 use crate::network::{ValidRule, assign_address, rule_view, valid_rule_of, validate_rule};
 use crate::platform::config::{Config, GpuModelConfig};
+use crate::platform::idempotency;
 use crate::platform::ids::{IdDraws, IdKind, name_taken_as_conflict, new_id};
 use crate::platform::jobs::{NewJob, enqueue};
 use crate::platform::lifecycle::{Action, BillingClass, InstanceState};
@@ -305,8 +306,7 @@ impl InstanceService {
                 now,
             )
             .await?;
-            tx.commit().await.map_err(Error::internal)?;
-            return Ok(TogglePublicIp {
+            let toggled = TogglePublicIp {
                 instance_id: row.id,
                 public_ip: enable,
                 ip_status: if address.is_some() {
@@ -316,7 +316,10 @@ impl InstanceService {
                 }
                 .into(),
                 ip_address: address,
-            });
+            };
+            // A toggle retried after a lost answer must not toggle back: the answer commits with it.
+            idempotency::commit(tx, &toggled).await?;
+            return Ok(toggled);
         }
         Err(Error::conflict(
             "CONFLICT",
@@ -357,9 +360,10 @@ impl InstanceService {
         let cause = format!("rule {rule_id} added");
         let attempts = i64::from(self.config().jobs.max_attempts);
         crate::network::firewalls::enqueue_program(&mut tx, &row.id, &cause, attempts, now).await?;
-        tx.commit().await.map_err(Error::internal)?;
+        let added = rule_view(&rule_id, &rule);
+        idempotency::commit(tx, &added).await?;
         self.context.work.notify_one();
-        Ok(rule_view(&rule_id, &rule))
+        Ok(added)
     }
 
     /// `DELETE /api/instances/{id}/security-rules/{rule_id}/`.

@@ -59,8 +59,8 @@ async fn create_firewall(
     Auth(caller): Auth,
     Body(request): Body<CreateFirewallRequest>,
 ) -> ApiResult<Created<Firewall>> {
-    let firewall = state.services.firewalls.create(&caller, request).await?;
-    Ok(Created("Firewall creation started", firewall))
+    let work = state.services.firewalls.create(&caller, request);
+    Created::of("Firewall creation started", work).await
 }
 
 /// List the protocols firewall rules accept
@@ -108,8 +108,8 @@ async fn delete_firewall(
     _: NoBody,
 ) -> ApiResult<Success<DeletedFirewall>> {
     let force = query.force.unwrap_or(false);
-    let done = state.services.firewalls.delete(&caller, &id, force).await?;
-    Ok(Success("Firewall deleted", done))
+    let work = state.services.firewalls.delete(&caller, &id, force);
+    Success::of("Firewall deleted", work).await
 }
 
 /// Add a rule to a firewall
@@ -125,12 +125,8 @@ async fn add_firewall_rule(
     PathId(id): PathId,
     Body(request): Body<SecurityRuleRequest>,
 ) -> ApiResult<Created<SecurityRule>> {
-    let rule = state
-        .services
-        .firewalls
-        .add_rule(&caller, &id, request)
-        .await?;
-    Ok(Created("Firewall rule added", rule))
+    let work = state.services.firewalls.add_rule(&caller, &id, request);
+    Created::of("Firewall rule added", work).await
 }
 
 /// Remove a rule from a firewall
@@ -145,12 +141,8 @@ async fn remove_firewall_rule(
     PathIds(id, rule_id): PathIds,
     _: NoBody,
 ) -> ApiResult<Success<RemovedFirewallRule>> {
-    let done = state
-        .services
-        .firewalls
-        .remove_rule(&caller, &id, &rule_id)
-        .await?;
-    Ok(Success("Firewall rule removed", done))
+    let work = state.services.firewalls.remove_rule(&caller, &id, &rule_id);
+    Success::of("Firewall rule removed", work).await
 }
 
 /// Attach a firewall to instances

@@ -277,12 +277,8 @@ async fn toggle_public_ip(
     PathId(id): PathId,
     _: NoBody,
 ) -> ApiResult<Success<TogglePublicIp>> {
-    let toggled = state
-        .services
-        .instances
-        .toggle_public_ip(&caller, &id)
-        .await?;
-    Ok(Success("Public IP updated", toggled))
+    let work = state.services.instances.toggle_public_ip(&caller, &id);
+    Success::of("Public IP updated", work).await
 }
 
 /// Get hibernated instances count
@@ -332,12 +328,8 @@ async fn add_instance_security_rule(
     PathId(id): PathId,
     Body(request): Body<SecurityRuleRequest>,
 ) -> ApiResult<Created<SecurityRule>> {
-    let rule = state
-        .services
-        .instances
-        .add_rule(&caller, &id, request)
-        .await?;
-    Ok(Created("Security rule added", rule))
+    let work = state.services.instances.add_rule(&caller, &id, request);
+    Created::of("Security rule added", work).await
 }
 
 /// Remove instance security rule

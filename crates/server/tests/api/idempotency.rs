@@ -24,6 +24,7 @@ on_both_databases!(
     other_creates_and_actions_replay_too,
     volume_and_snapshot_changes_store_their_answer_with_the_change,
     credits_and_deposits_store_their_answer_with_the_change,
+    a_toggle_and_rules_store_their_answer_with_the_change,
 );
 
 fn deploy_body(name: &str) -> Value {
@@ -586,5 +587,95 @@ async fn credits_and_deposits_store_their_answer_with_the_change(db: Db) {
         .data;
     assert_eq!(deposits.pagination.total, 1, "one deposit opened");
 
+    app.stop().await;
+}
+
+/// The public IP's toggle, rule additions and firewall creation store their answer with the change: a
+/// retry after a lost answer replays it, rather than toggling the address back or refusing its own rule
+/// or name as a duplicate.
+async fn a_toggle_and_rules_store_their_answer_with_the_change(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, account, secret) = app.funded_user_with_key(Tier::Advanced, "US", "1000").await;
+    create_key_k(&client).await;
+    let services = app.services();
+    let caller = services.accounts.authenticate_key(&secret).await.unwrap();
+    let deployed = post(&client, "/api/deploy-server/", "d", &deploy_body("vm")).await;
+    let vm = deployed.body["data"]["instance_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.settle().await;
+
+    let toggle = format!("/api/instances/{vm}/toggle-public-ip/");
+    let data = commit_unanswered(
+        &app,
+        &account,
+        "toggle-1",
+        (&toggle, &json!({}), 200),
+        services.instances.toggle_public_ip(&caller, &vm),
+    )
+    .await;
+    assert_eq!(data["public_ip"], true);
+    assert_replayed(&client, (&toggle, &json!({}), 200), "toggle-1", &data).await;
+    assert!(
+        client.instance(&vm).await.unwrap().data.public_ip,
+        "toggled once"
+    );
+
+    let ssh = json!({"direction": "ingress", "protocol": "tcp", "port_range_min": 22, "port_range_max": 22});
+    let rules = format!("/api/instances/{vm}/security-rules/");
+    let data = commit_unanswered(
+        &app,
+        &account,
+        "rule-1",
+        (&rules, &ssh, 201),
+        services
+            .instances
+            .add_rule(&caller, &vm, serde_json::from_value(ssh.clone()).unwrap()),
+    )
+    .await;
+    assert_replayed(&client, (&rules, &ssh, 201), "rule-1", &data).await;
+
+    let edge =
+        json!({"name": "edge", "region": "FINLAND-1", "rules": [ssh], "labels": {"team": "ml"}});
+    let data = commit_unanswered(
+        &app,
+        &account,
+        "firewall-1",
+        ("/api/firewalls/", &edge, 201),
+        services
+            .firewalls
+            .create(&caller, serde_json::from_value(edge.clone()).unwrap()),
+    )
+    .await;
+    assert_replayed(
+        &client,
+        ("/api/firewalls/", &edge, 201),
+        "firewall-1",
+        &data,
+    )
+    .await;
+    let firewall = data["id"].as_str().unwrap().to_string();
+    // What the creation answered is what the firewall reads as.
+    let shown = client
+        .raw(Method::GET, &format!("/api/firewalls/{firewall}/"), None)
+        .await
+        .unwrap();
+    assert_eq!(shown.body["data"], data);
+    let https = json!({"direction": "ingress", "protocol": "tcp", "port_range_min": 443, "port_range_max": 443});
+    let rules = format!("/api/firewalls/{firewall}/rules/");
+    let data = commit_unanswered(
+        &app,
+        &account,
+        "rule-2",
+        (&rules, &https, 201),
+        services.firewalls.add_rule(
+            &caller,
+            &firewall,
+            serde_json::from_value(https.clone()).unwrap(),
+        ),
+    )
+    .await;
+    assert_replayed(&client, (&rules, &https, 201), "rule-2", &data).await;
     app.stop().await;
 }

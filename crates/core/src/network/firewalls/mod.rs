@@ -33,6 +33,7 @@ use crate::network::{
     PROTOCOLS, ValidRule, port_protocol, rule_view, valid_rule_of, validate_rule, validate_rules,
 };
 use crate::platform::clock::format_ms;
+use crate::platform::idempotency;
 use crate::platform::ids::{IdDraws, IdKind, name_taken_as_conflict, new_id};
 use crate::platform::jobs::{NewJob, enqueue};
 use crate::platform::labels::{self, Labelled};
@@ -265,8 +266,10 @@ impl FirewallService {
             draws.taken()?;
             row.id = new_id(IdKind::Firewall);
         }
+        let mut rule_views = Vec::with_capacity(rules.len());
         for (position, rule) in rules.iter().enumerate() {
-            insert_rule(&mut tx, &row.id, rule, position as i64, now).await?;
+            let rule_id = insert_rule(&mut tx, &row.id, rule, position as i64, now).await?;
+            rule_views.push(firewall_rule_view(&row.id, &rule_id, rule));
         }
         labels::write(
             &mut tx,
@@ -299,9 +302,11 @@ impl FirewallService {
             max_attempts: self.max_attempts(),
         };
         enqueue(&mut tx, job, now).await?;
-        tx.commit().await.map_err(Error::internal)?;
+        // New: its rules are those just written, its labels those asked for, and it is attached nowhere.
+        let created = firewall_view(row, rule_views, Vec::new(), request.labels);
+        idempotency::commit(tx, &created).await?;
         self.context.work.notify_one();
-        self.view(row).await
+        Ok(created)
     }
 
     /// `GET /api/firewalls/`: with rule and attachment counts.
@@ -448,13 +453,14 @@ impl FirewallService {
                 now,
             )
             .await?;
-            tx.commit().await.map_err(Error::internal)?;
-            self.context.work.notify_one();
-            return Ok(DeletedFirewall {
+            let deleted = DeletedFirewall {
                 firewall_id: row.id,
                 status: FirewallState::Deleted.as_str().into(),
                 detached_instance_ids: detached,
-            });
+            };
+            idempotency::commit(tx, &deleted).await?;
+            self.context.work.notify_one();
+            return Ok(deleted);
         }
         Err(changing())
     }
@@ -496,9 +502,10 @@ impl FirewallService {
             let rule_id = insert_rule(&mut tx, &row.id, &rule, position, now).await?;
             let cause = format!("rule {rule_id} added");
             self.propagate(&mut tx, caller, &row, &cause, now).await?;
-            tx.commit().await.map_err(Error::internal)?;
+            let added = firewall_rule_view(&row.id, &rule_id, &rule);
+            idempotency::commit(tx, &added).await?;
             self.context.work.notify_one();
-            return Ok(firewall_rule_view(&row.id, &rule_id, &rule));
+            return Ok(added);
         }
         Err(changing())
     }
@@ -524,12 +531,13 @@ impl FirewallService {
             }
             let cause = format!("rule {rule_id} removed");
             self.propagate(&mut tx, caller, &row, &cause, now).await?;
-            tx.commit().await.map_err(Error::internal)?;
-            self.context.work.notify_one();
-            return Ok(RemovedFirewallRule {
+            let removed = RemovedFirewallRule {
                 firewall_id: row.id,
                 rule_id: rule_id.to_string(),
-            });
+            };
+            idempotency::commit(tx, &removed).await?;
+            self.context.work.notify_one();
+            return Ok(removed);
         }
         Err(changing())
     }
@@ -615,22 +623,32 @@ impl FirewallService {
                 updated_at: format_ms(a.attachment.updated_at),
             })
             .collect();
-        Ok(Firewall {
-            tier: Tier::parse(&row.tier).unwrap_or(Tier::Legacy),
-            rule_count: rules.len() as u32,
-            attachment_count: instances.len() as u32,
-            rules,
-            instances,
-            id: row.id,
-            name: row.name,
-            description: row.description,
-            region: row.region,
-            status: row.status,
-            status_reason: row.status_reason,
-            created_at: format_ms(row.created_at),
-            updated_at: format_ms(row.updated_at),
-            labels,
-        })
+        Ok(firewall_view(row, rules, instances, labels))
+    }
+}
+
+/// A firewall as the API shows it, from its row, rules, attachments and labels.
+fn firewall_view(
+    row: FirewallRow,
+    rules: Vec<SecurityRule>,
+    instances: Vec<FirewallAttachment>,
+    labels: barrack_api::labels::Labels,
+) -> Firewall {
+    Firewall {
+        tier: Tier::parse(&row.tier).unwrap_or(Tier::Legacy),
+        rule_count: rules.len() as u32,
+        attachment_count: instances.len() as u32,
+        rules,
+        instances,
+        id: row.id,
+        name: row.name,
+        description: row.description,
+        region: row.region,
+        status: row.status,
+        status_reason: row.status_reason,
+        created_at: format_ms(row.created_at),
+        updated_at: format_ms(row.updated_at),
+        labels,
     }
 }
 
