@@ -150,9 +150,13 @@ pub fn router_with_simulator(
         .with_state(state)
 }
 
+async fn security_headers(response: Response) -> Response {
+    secured(response)
+}
+
 /// Pages load scripts and styles from this server only, are never framed, and are not cached (they show
 /// account data).
-async fn security_headers(mut response: Response) -> Response {
+fn secured(mut response: Response) -> Response {
     use axum::http::{HeaderValue, header};
     let headers = response.headers_mut();
     headers.insert(
@@ -184,5 +188,6 @@ pub fn is_dashboard_path(path: &str) -> bool {
 
 /// The dashboard's answer to a path nothing serves.
 pub fn fallback(path: &str) -> Response {
-    not_found_page(path)
+    // Outside the router, so its layer's headers are added here.
+    secured(not_found_page(path))
 }

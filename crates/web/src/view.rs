@@ -131,7 +131,6 @@ impl Errors {
         Ok(errors)
     }
 
-    /// The messages of one field, joined.
     /// The field's messages as sentences, one after another.
     pub fn at(&self, field: &str) -> String {
         self.fields
@@ -204,6 +203,16 @@ const FIELD_LABELS: [(&str, &str); 14] = [
     ("max_tokens", "Longest reply"),
 ];
 
+/// Phrases of the API's messages that use a field's name as a word of the sentence, said without it (the
+/// label would not read: "its prompt and Longest reply of reply").
+const PHRASES: [(&str, &str); 2] = [
+    (
+        "its prompt and max_tokens of reply",
+        "its prompt and the longest reply it asks for",
+    ),
+    ("lower max_tokens", "ask for a shorter reply"),
+];
+
 /// Messages of the API that name several fields at once, said as the form shows them.
 const WHOLE_MESSAGES: [(&str, &str); 1] = [(
     "image_name is required (or boot from a volume with volume_id and boot_from_volume: true)",
@@ -233,6 +242,12 @@ pub fn plain(message: &str) -> String {
     if let Some((_, whole)) = WHOLE_MESSAGES.iter().find(|(m, _)| *m == message) {
         return whole.to_string();
     }
+    let phrased = PHRASES
+        .iter()
+        .fold(message.to_string(), |m, (phrase, said)| {
+            m.replace(phrase, said)
+        });
+    let message = phrased.as_str();
     // Words (letters, digits, `_` and inner points) and single other characters.
     let mut tokens: Vec<&str> = Vec::new();
     let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.';
@@ -290,7 +305,8 @@ pub fn ok(page: &impl Template) -> Result<Response, WebError> {
     render(StatusCode::OK, page)
 }
 
-/// An amount with its currency's symbol, to the cent (or more digits when a rate needs them).
+/// An amount with its currency's symbol, to the cent; an amount under one that cents cannot show (a
+/// rate, a call's cost) to 4 decimals as the API shows rates, or to the ledger's 6 under a cent.
 pub fn money(amount: Decimal, currency: Currency) -> String {
     let symbol = match currency {
         Currency::USD => "$",
@@ -301,7 +317,17 @@ pub fn money(amount: Decimal, currency: Currency) -> String {
     let shown = if rounded == amount.normalize() || amount.abs() >= Decimal::ONE {
         format!("{rounded:.2}")
     } else {
-        amount.normalize().to_string()
+        let places = if amount.abs() < Decimal::new(1, 2) {
+            6
+        } else {
+            4
+        };
+        let fine = amount.round_dp(places).normalize();
+        if fine.scale() < 2 {
+            format!("{fine:.2}")
+        } else {
+            fine.to_string()
+        }
     };
     match shown.strip_prefix('-') {
         Some(positive) => format!("-{symbol}{positive}"),
@@ -378,6 +404,13 @@ mod tests {
         assert_eq!(money(Decimal::new(-25, 1), Currency::EUR), "-€2.50");
         assert_eq!(money(Decimal::new(125, 4), Currency::USD), "$0.0125");
         assert_eq!(money(Decimal::ZERO, Currency::INR), "₹0.00");
+        // A rate to 4 decimals, as the API shows it; under a cent, to the ledger's micro-units.
+        let rate: Decimal = "0.699765625".parse().unwrap();
+        assert_eq!(money(rate, Currency::USD), "$0.6998");
+        let cost: Decimal = "0.0006151".parse().unwrap();
+        assert_eq!(money(cost, Currency::USD), "$0.000615");
+        let even: Decimal = "0.700001".parse().unwrap();
+        assert_eq!(money(even, Currency::USD), "$0.70");
     }
 
     #[test]
@@ -393,6 +426,14 @@ mod tests {
             ),
             "Insufficient balance: ₹0.00 available, at least ₹100.00 needed (the larger of the \
              minimum balance, ₹100.00, and the first hour of this resource, ₹49.98)"
+        );
+        assert_eq!(
+            plain(
+                "Insufficient balance: 0 USD available, this call may cost up to 0.000615 USD (its \
+                 prompt and max_tokens of reply)"
+            ),
+            "Insufficient balance: $0.00 available, this call may cost up to $0.000615 (its prompt \
+             and the longest reply it asks for)"
         );
         assert_eq!(
             plain("cloud_init must be 16384 bytes or less."),

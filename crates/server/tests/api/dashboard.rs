@@ -251,6 +251,20 @@ async fn signing_in_opens_a_session_and_signing_out_ends_it(db: Db) {
         .to_str()
         .unwrap();
     assert!(csp.contains("script-src 'self'"), "{csp}");
+    // A path nothing serves is a page with the same protections.
+    let nowhere = browser.get("/nowhere/at/all").await;
+    assert_eq!(nowhere.status, StatusCode::NOT_FOUND);
+    for header in [
+        "content-security-policy",
+        "x-frame-options",
+        "x-content-type-options",
+    ] {
+        assert_eq!(
+            nowhere.headers.get(header),
+            overview.headers.get(header),
+            "{header}"
+        );
+    }
 
     let out = browser.post("/logout", &[("csrf", &overview.csrf())]).await;
     assert_eq!(out.status, StatusCode::SEE_OTHER);

@@ -17,6 +17,7 @@ on_both_databases!(
     a_deposit_is_opened_and_followed_from_the_pages,
     the_cost_chart_has_a_point_per_day_matching_the_api,
     ai_chat_answers_streams_and_charges,
+    an_api_key_is_made_only_in_a_tier_the_form_offers,
 );
 
 /// The text between `start` and the next `end` after it.
@@ -434,5 +435,33 @@ async fn ai_chat_answers_streams_and_charges(db: Db) {
         "{}",
         usage_rows.body
     );
+    app.stop().await;
+}
+
+/// The account page refuses a tier it does not offer at the tier's field, as the API does, rather than
+/// making a key of the session's tier.
+async fn an_api_key_is_made_only_in_a_tier_the_form_offers(db: Db) {
+    let app = TestApp::start(db).await;
+    let (mut browser, token, _) = funded_browser(&app, "0").await;
+    let keys = |page: &str| page.matches("/revoke\"").count();
+    let before = keys(&browser.get("/account").await.body);
+    for tier in [Some("superadmin"), Some("ADVANCED"), Some(""), None] {
+        let mut form = vec![("csrf", token.as_str()), ("name", "odd")];
+        if let Some(tier) = tier {
+            form.push(("tier", tier));
+        }
+        let refused = browser.post("/account/api-keys", &form).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{tier:?}");
+        assert!(
+            refused.body.contains(r#"id="key-tier-error""#)
+                && refused
+                    .body
+                    .contains("Choose the legacy or the advanced tier"),
+            "{}",
+            refused.body
+        );
+        assert!(refused.body.contains(r#"value="odd""#), "the name is kept");
+    }
+    assert_eq!(keys(&browser.get("/account").await.body), before);
     app.stop().await;
 }

@@ -225,11 +225,16 @@ pub async fn create_api_key(
 ) -> Result<Response, WebError> {
     form.check_csrf(&session)?;
     let name = form.get("name").unwrap_or_default();
-    let tier = form
-        .get("tier")
-        .as_deref()
-        .and_then(Tier::parse)
-        .unwrap_or(session.caller.tier);
+    // As the API: a tier the form does not offer is refused, not replaced.
+    let Some(tier) = form.get("tier").as_deref().and_then(Tier::parse) else {
+        let mut page = account_page(&state, &session, None).await?;
+        page.key_errors.fields.insert(
+            "tier".into(),
+            vec!["Choose the legacy or the advanced tier".into()],
+        );
+        page.key_name = name;
+        return render(StatusCode::BAD_REQUEST, &page);
+    };
     match state
         .services
         .accounts
