@@ -151,15 +151,15 @@ async fn key_used(tx: &mut Tx, key: &str) -> Result<bool> {
 }
 
 impl Store {
-    /// Whether the account's currency is in use: it has held a balance (credits, or usage charged), opened
-    /// a deposit, or been billed for anything.
-    pub async fn currency_in_use(&self, account_id: &str) -> Result<bool> {
+    /// Whether the account has money in `currency`: it has held a balance in it (credits, or usage
+    /// charged), opened a deposit in it, or been billed in it.
+    pub async fn currency_in_use(&self, account_id: &str, currency: &str) -> Result<bool> {
         let used = self
             .read_int(
-                "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM balances WHERE account_id = $1 LIMIT 1) AS b) \
-                 + (SELECT COUNT(*) FROM (SELECT 1 FROM deposits WHERE account_id = $1 LIMIT 1) AS d) \
-                 + (SELECT COUNT(*) FROM (SELECT 1 FROM billing_periods WHERE account_id = $1 LIMIT 1) AS p)",
-                &binds![account_id],
+                "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM balances WHERE account_id = $1 AND currency = $2 LIMIT 1) AS b) \
+                 + (SELECT COUNT(*) FROM (SELECT 1 FROM deposits WHERE account_id = $1 AND currency = $2 LIMIT 1) AS d) \
+                 + (SELECT COUNT(*) FROM (SELECT 1 FROM billing_periods WHERE account_id = $1 AND currency = $2 LIMIT 1) AS p)",
+                &binds![account_id, currency],
             )
             .await?;
         Ok(used > 0)

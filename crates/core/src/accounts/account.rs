@@ -689,13 +689,20 @@ impl AccountService {
             }
         }
         v.finish()?;
-        // The currency follows the country only until money is involved: a switch would leave the
-        // credits in the old currency unusable (see docs/api-design.md, Accounts).
+        // The currency follows the country only until money is involved in it: a switch would leave the
+        // credits in the old currency unusable (see docs/api-design.md, Accounts). Money in another
+        // currency (an operator's grant) does not hold it.
         let (from, to) = (
             countries::currency_for(current.country.as_deref()),
             countries::currency_for(fields.country.as_deref()),
         );
-        if from != to && self.context.store.currency_in_use(&current.id).await? {
+        if from != to
+            && self
+                .context
+                .store
+                .currency_in_use(&current.id, from.as_str())
+                .await?
+        {
             let wanted = match &fields.country {
                 Some(code) => format!("Country {code} is billed in {to}"),
                 None => format!("Without a country the account is billed in {to}"),
@@ -704,7 +711,7 @@ impl AccountService {
             v.add(
                 "country",
                 format!(
-                    "{wanted}, but this account's currency is fixed to {from}: it has held credits, opened a deposit or been billed, and a change of currency could strand that money. Keep a country billed in {from}, or ask an operator"
+                    "{wanted}, but this account's currency is fixed to {from}: it has held credits, opened a deposit or been billed in {from}, and a change of currency could strand that money. Keep a country billed in {from}, or ask an operator"
                 ),
             );
             v.finish()?;

@@ -1,5 +1,5 @@
-//! An account's currency follows its country until money is involved; then it is fixed, and a country
-//! change that would switch it is refused with the reason.
+//! An account's currency follows its country until money is involved in it; then it is fixed, and a
+//! country change that would switch it is refused with the reason.
 
 use barrack_api::account::ProfileUpdate;
 use barrack_api::{Currency, Tier};
@@ -78,6 +78,36 @@ async fn a_country_change_that_would_strand_credits_is_refused(db: Db) {
         .unwrap();
     assert_eq!(cleared.status, 400, "{}", cleared.text);
     assert!(cleared.body["errors"].get("country").is_some());
+
+    // An operator's grant in the currency of the country the owner is about to enter does not fix the
+    // account's present one: the profile then moves to it, and the money is spendable.
+    let (newcomer, account) = app.user(Tier::Advanced).await;
+    app.grant(&account, "5000", Currency::INR).await;
+    let indian_now = newcomer
+        .update_profile(&ProfileUpdate {
+            country: Some(Some("IN".into())),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .data;
+    assert_eq!(indian_now.currency, Currency::INR);
+    let balance = newcomer.balance().await.unwrap().data;
+    assert_eq!(
+        (balance.currency, balance.balance),
+        (Currency::INR, Decimal::from(5000))
+    );
+    // Money in the present currency still holds it, whatever else the account holds.
+    app.grant(&account, "10", Currency::EUR).await;
+    let held = newcomer
+        .raw(
+            Method::PATCH,
+            "/api/account/profile/",
+            Some(&json!({"country": "FR"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(held.status, 400, "{}", held.text);
 
     // A country billed in the same currency is fine.
     let canadian = client
