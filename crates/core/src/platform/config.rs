@@ -360,6 +360,15 @@ impl Config {
             }
             (DriverKind::Sim, None) => {}
         }
+        // Below this a valid request could be refused: a script or cloud-init of the largest size, each
+        // of its bytes written as a JSON escape of six.
+        let smallest_body = 6 * barrack_api::rules::SCRIPT_MAX_BYTES + 32 * 1024;
+        if self.body_limit_bytes < smallest_body {
+            return invalid(format!(
+                "body_limit_bytes must be at least {smallest_body}: smaller, the API would refuse valid requests (a {} KiB script) with 413",
+                barrack_api::rules::SCRIPT_MAX_BYTES / 1024
+            ));
+        }
         self.rate_limit.check_proxies()?;
         self.webhooks.check()?;
         let mut names = BTreeSet::new();
@@ -751,5 +760,22 @@ mod tests {
         assert!(err.contains("MARS-1"), "{err}");
         let unknown = format!("{EXAMPLE_TOML}\n[surprise]\nx = 1\n");
         assert!(Config::from_toml(&unknown, "test").is_err());
+    }
+
+    #[test]
+    fn a_body_limit_that_would_refuse_valid_requests_is_refused() {
+        for limit in ["0", "4096", "131071"] {
+            let text = EXAMPLE_TOML.replace(
+                "body_limit_bytes = 1048576",
+                &format!("body_limit_bytes = {limit}"),
+            );
+            let err = Config::from_toml(&text, "test").unwrap_err().to_string();
+            assert!(
+                err.contains("body_limit_bytes must be at least 131072"),
+                "{err}"
+            );
+        }
+        let text = EXAMPLE_TOML.replace("body_limit_bytes = 1048576", "body_limit_bytes = 131072");
+        assert!(Config::from_toml(&text, "test").is_ok());
     }
 }

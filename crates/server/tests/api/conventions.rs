@@ -313,8 +313,8 @@ async fn every_rejection_is_the_json_error_envelope(db: Db) {
 }
 
 async fn bodies_over_the_limit_get_413(db: Db) {
-    let app = TestApp::start_with(db, |c| c.body_limit_bytes = 4096).await;
-    let big = json!({"name": "x".repeat(10_000), "tier": "legacy"});
+    let app = TestApp::start_with(db, |c| c.body_limit_bytes = 131_072).await;
+    let big = json!({"name": "x".repeat(140_000), "tier": "legacy"});
     let raw = app
         .admin
         .raw(Method::POST, "/api/api-keys/", Some(&big))
