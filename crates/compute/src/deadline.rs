@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     ComputeDriver, DriverError, HostStatus, InstanceMetrics, InstanceSpec, LostGpus, Observation,
-    Operation, PacketRule, Placement, Readiness, RecordedPower, SshEndpoint,
+    Operation, PacketRule, Placement, Readiness, RecordedPower, SshEndpoint, VolumeSource,
 };
 
 /// How long each driver operation may take, in milliseconds, before it is abandoned.
@@ -320,14 +320,10 @@ impl ComputeDriver for WithDeadlines {
         id: &str,
         region: &str,
         size_gb: u32,
-        source: Option<&str>,
+        source: &VolumeSource,
     ) -> Result<(), DriverError> {
-        let operation = match source {
-            Some(_) => Operation::CloneVolume,
-            None => Operation::CreateVolume,
-        };
         self.op(
-            operation,
+            source.operation(),
             self.inner.create_volume(id, region, size_gb, source),
         )
         .await

@@ -23,6 +23,27 @@ pub enum BootDisk {
     Snapshot { snapshot_id: String, size_gb: u32 },
 }
 
+/// What a new volume holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VolumeSource {
+    /// Nothing: an empty disk.
+    Empty,
+    /// A copy of another volume.
+    Volume { volume_id: String },
+    /// The disk of the named OS image (a bootable volume), grown to the volume's size.
+    Image { image: String },
+}
+
+impl VolumeSource {
+    /// The operation a creation from this source counts as: copying a volume is a clone.
+    pub fn operation(&self) -> Operation {
+        match self {
+            VolumeSource::Volume { .. } => Operation::CloneVolume,
+            VolumeSource::Empty | VolumeSource::Image { .. } => Operation::CreateVolume,
+        }
+    }
+}
+
 /// Everything a driver needs to create (or re-create on restore) an instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceSpec {
@@ -352,12 +373,13 @@ pub trait ComputeDriver: Send + Sync + 'static {
         Ok(lost_gpus_of(&self.hosts().await?))
     }
 
+    /// Creates a volume of `size_gb` holding `source`; one that exists already is kept.
     async fn create_volume(
         &self,
         id: &str,
         region: &str,
         size_gb: u32,
-        source: Option<&str>,
+        source: &VolumeSource,
     ) -> Result<(), DriverError>;
     async fn delete_volume(&self, id: &str) -> Result<(), DriverError>;
     async fn resize_volume(&self, id: &str, size_gb: u32) -> Result<(), DriverError>;

@@ -15,6 +15,7 @@ use barrack_compute::libvirt::xml::{Metadata, PciAddress, hostdevs};
 use barrack_compute::libvirt::{GpuGroup, HostConfig, LibvirtDriver};
 use barrack_compute::{
     BootDisk, ComputeDriver, DriverError, InstanceSpec, PacketRule, PowerState, Readiness,
+    VolumeSource,
 };
 
 // barrackd's allocator: memory libvirt allocates and the driver lets Rust free crashes under it, as it
@@ -433,7 +434,7 @@ async fn volumes_hot_plug_and_rules_become_an_nwfilter() {
         .await
         .unwrap();
     lab.driver
-        .create_volume("vol1", "TEST-1", 1, None)
+        .create_volume("vol1", "TEST-1", 1, &VolumeSource::Empty)
         .await
         .unwrap();
     lab.driver.resize_volume("vol1", 2).await.unwrap();

@@ -27,7 +27,7 @@ use super::xml::{self, DiskXml, DomainXml, InterfaceXml, Metadata, PciAddress};
 use super::{driver_error, is_missing, metrics, network, seed};
 use crate::{
     BootDisk, ComputeDriver, DriverError, HostStatus, InstanceMetrics, InstanceSpec, LostGpus,
-    Observation, PacketRule, Placement, PowerState, Readiness, SshEndpoint,
+    Observation, PacketRule, Placement, PowerState, Readiness, SshEndpoint, VolumeSource,
 };
 use boot::BootFiles;
 
@@ -812,14 +812,10 @@ impl ComputeDriver for LibvirtDriver {
         id: &str,
         region: &str,
         size_gb: u32,
-        source: Option<&str>,
+        source: &VolumeSource,
     ) -> Result<(), DriverError> {
-        let (id, region, source) = (
-            id.to_string(),
-            region.to_string(),
-            source.map(str::to_string),
-        );
-        self.blocking(move |inner| inner.create_volume(&id, &region, size_gb, source.as_deref()))
+        let (id, region, source) = (id.to_string(), region.to_string(), source.clone());
+        self.blocking(move |inner| inner.create_volume(&id, &region, size_gb, &source))
             .await
     }
 

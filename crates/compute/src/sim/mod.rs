@@ -31,7 +31,7 @@ use tokio::time::Instant;
 
 use crate::{
     ComputeDriver, DriverError, HostStatus, InstanceMetrics, InstanceSpec, LostGpus, Observation,
-    Operation, PacketRule, Placement, PowerState, Readiness, RecordedPower,
+    Operation, PacketRule, Placement, PowerState, Readiness, RecordedPower, VolumeSource,
 };
 
 pub use config::{SimConfig, SimDelays};
@@ -425,19 +425,16 @@ impl ComputeDriver for SimDriver {
         })))
     }
 
-    /// A volume with a `source` is a clone (of a volume or snapshot), so faults can target clones apart.
+    /// A copy of a volume is a clone, so faults can target clones apart; a volume holds no data here, so
+    /// an image's is taken as given.
     async fn create_volume(
         &self,
         id: &str,
         region: &str,
         size_gb: u32,
-        source: Option<&str>,
+        source: &VolumeSource,
     ) -> Result<(), DriverError> {
-        let operation = match source {
-            Some(_) => Operation::CloneVolume,
-            None => Operation::CreateVolume,
-        };
-        self.begin(operation).await?;
+        self.begin(source.operation()).await?;
         self.state().create_volume(id, region, size_gb);
         Ok(())
     }

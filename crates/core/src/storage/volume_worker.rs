@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use barrack_compute::{DriverError, PowerState};
+use barrack_compute::{DriverError, PowerState, VolumeSource};
 use barrack_store::Tx;
 use barrack_store::instances;
 use barrack_store::jobs::JobRow;
@@ -68,8 +68,15 @@ impl VolumeWorker {
         self.recognize(row);
         match job.action {
             VolumeJobAction::Create => {
+                // A bootable volume holds its image's disk.
+                let source = match &row.image_name {
+                    Some(image) if row.bootable => VolumeSource::Image {
+                        image: image.clone(),
+                    },
+                    _ => VolumeSource::Empty,
+                };
                 driver
-                    .create_volume(&row.id, &row.region, row.size_gb as u32, None)
+                    .create_volume(&row.id, &row.region, row.size_gb as u32, &source)
                     .await
             }
             VolumeJobAction::Clone => {
@@ -90,8 +97,11 @@ impl VolumeWorker {
                         )));
                     }
                 }
+                let source = VolumeSource::Volume {
+                    volume_id: source.to_string(),
+                };
                 driver
-                    .create_volume(&row.id, &row.region, row.size_gb as u32, Some(source))
+                    .create_volume(&row.id, &row.region, row.size_gb as u32, &source)
                     .await
             }
             VolumeJobAction::Resize => {

@@ -1,6 +1,6 @@
 //! The server on the libvirt driver with real guests (built with `--features libvirt`; see
-//! `common::libvirt` for what the machine needs): the lifecycle suite the simulator passes, a host that
-//! stops answering, and `barrackd` killed while guests boot.
+//! `common::libvirt` for what the machine needs): the lifecycle suite the simulator passes, a guest booted
+//! from a volume of an image, a host that stops answering, and `barrackd` killed while guests boot.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -16,10 +16,10 @@ use tokio::task::JoinHandle;
 use crate::common::libvirt::{GPU_MODEL, IMAGE, LOCAL_URI, Lab, REGION, lab};
 use crate::common::process::{ServerProcess, spawn};
 use crate::common::{Db, TestApp, TestDatabase, deploy_id, funded_user_with_key};
-use crate::lifecycle::{Guests, lifecycle, reach};
+use crate::lifecycle::{Guests, Shell, delete, lifecycle, reach, until, volume_in};
 use crate::on_both_databases;
 
-on_both_databases!(the_lifecycle_on_libvirt);
+on_both_databases!(the_lifecycle_on_libvirt, a_volume_of_an_image_boots_a_guest,);
 
 /// A server on `lab`'s hosts that looks at booting guests every second.
 fn use_libvirt(config: &mut Config, lab: &Lab) {
@@ -55,6 +55,76 @@ async fn the_lifecycle_on_libvirt(db: Db) {
     )
     .await;
     eprintln!("the lifecycle on libvirt took {:?}", started.elapsed());
+    app.stop().await;
+    assert_eq!(lab.domains().len(), 0, "every domain deleted");
+    assert_eq!(lab.volumes(), Vec::<String>::new(), "every disk deleted");
+}
+
+/// A bootable volume made from the tiny image holds its disk: an instance boots from it and answers on
+/// SSH. Everything is deleted without leftovers.
+async fn a_volume_of_an_image_boots_a_guest(db: Db) {
+    let ports = match db {
+        Db::Sqlite => 22840,
+        Db::Postgres => 22850,
+    };
+    let Some(lab) = lab(&format!("bootvol{db:?}"), ports, LOCAL_URI) else {
+        return;
+    };
+    let limit = Duration::from_secs(240);
+    let app = TestApp::start_in_real_time(db, |config| use_libvirt(config, &lab)).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "1000").await;
+    let key = client
+        .create_ssh_key(&barrack_api::ssh_keys::CreateSshKeyRequest {
+            name: "k".into(),
+            public_key: None,
+        })
+        .await
+        .unwrap()
+        .data;
+    let shell = Shell::new(key.private_key.as_deref().expect("a generated key"));
+    let creator = &client;
+    let create = move |body: serde_json::Value| async move {
+        creator
+            .create_volume(&serde_json::from_value(body).unwrap())
+            .await
+            .unwrap()
+            .data
+            .id
+    };
+
+    let started = Instant::now();
+    let os = create(json!({
+        "name": "os", "size": 100, "region": REGION, "volume_type": "NVMe",
+        "bootable": true, "image_name": IMAGE
+    }))
+    .await;
+    volume_in(&client, &os, "available", limit).await;
+    let mut request = deploy_request("fromvol", 1);
+    request.image_name = None;
+    request.volume_id = Some(os.clone());
+    request.boot_from_volume = true;
+    let id = deploy_id(&client, &request).await;
+    reach(&client, &id, "ACTIVE", limit).await;
+    eprintln!(
+        "booted from a volume of the image {:?} after its creation",
+        started.elapsed()
+    );
+    shell
+        .expect(&client, &id, "id -un", "ubuntu\n", limit)
+        .await;
+    let os_volume = volume_in(&client, &os, "in-use", limit).await;
+    assert_eq!(
+        os_volume.attachment.map(|a| a.instance_id),
+        Some(id.clone())
+    );
+
+    delete(&client, &id, limit).await;
+    volume_in(&client, &os, "available", limit).await;
+    client.delete_volume(&os).await.unwrap();
+    until("volume not deleted", limit, || async {
+        client.volume(&os).await.is_err().then_some(())
+    })
+    .await;
     app.stop().await;
     assert_eq!(lab.domains().len(), 0, "every domain deleted");
     assert_eq!(lab.volumes(), Vec::<String>::new(), "every disk deleted");

@@ -42,7 +42,7 @@ pub async fn reach(client: &Client, id: &str, status: &str, limit: Duration) -> 
 }
 
 /// Polls `check` until it returns `Some`, failing after `limit` with `what`.
-async fn until<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+pub async fn until<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -67,12 +67,12 @@ pub enum Guests {
 }
 
 /// SSH into instances with the private key the server generated at deploy.
-struct Shell {
+pub struct Shell {
     key: PathBuf,
 }
 
 impl Shell {
-    fn new(private_key: &str) -> Shell {
+    pub fn new(private_key: &str) -> Shell {
         use std::os::unix::fs::PermissionsExt;
         let key = std::env::temp_dir().join(format!(
             "barrack-lifecycle-{}-{}.key",
@@ -85,7 +85,7 @@ impl Shell {
     }
 
     /// Runs `command` in the instance as `ubuntu`; its standard output.
-    async fn run(&self, client: &Client, id: &str, command: &str) -> Result<String, String> {
+    pub async fn run(&self, client: &Client, id: &str, command: &str) -> Result<String, String> {
         let instance = client.instance(id).await.unwrap().data;
         let address = instance.ip_address.expect("an address to SSH to");
         let mut args = vec![
@@ -136,7 +136,7 @@ impl Shell {
     }
 
     /// Runs `command` until it prints `expected` (a guest finishing its boot, a disk appearing).
-    async fn expect(
+    pub async fn expect(
         &self,
         client: &Client,
         id: &str,
@@ -164,7 +164,7 @@ impl Drop for Shell {
 }
 
 /// Waits for a volume to be `wanted` (failing on `error`).
-async fn volume_in(
+pub async fn volume_in(
     client: &Client,
     id: &str,
     wanted: &str,
@@ -179,7 +179,7 @@ async fn volume_in(
 }
 
 /// Deletes an instance and waits until it is gone.
-async fn delete(client: &Client, id: &str, limit: Duration) {
+pub async fn delete(client: &Client, id: &str, limit: Duration) {
     client.delete_instance(id).await.unwrap();
     let started = Instant::now();
     while client.instance(id).await.is_ok() {

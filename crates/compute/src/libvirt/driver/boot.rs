@@ -2,6 +2,7 @@
 //! an image configures, or the side file beside a snapshot or volume that says how to boot it.
 
 use super::*;
+use crate::libvirt::config::ImageConfig;
 
 impl Inner {
     /// Kernel, initrd and command line for an instance's boot disk, when it is booted directly.
@@ -11,22 +12,7 @@ impl Inner {
         spec: &InstanceSpec,
     ) -> Result<BootFiles, DriverError> {
         match &spec.boot {
-            BootDisk::Image { image, .. } => {
-                let image = self.config.images.get(image).ok_or_else(|| {
-                    DriverError::Permanent(format!("no base image is configured for {image}"))
-                })?;
-                Ok(BootFiles {
-                    kernel: image
-                        .kernel
-                        .as_ref()
-                        .map(|p| p.to_string_lossy().into_owned()),
-                    initrd: image
-                        .initrd
-                        .as_ref()
-                        .map(|p| p.to_string_lossy().into_owned()),
-                    cmdline: image.cmdline.clone(),
-                })
-            }
+            BootDisk::Image { image, .. } => Ok(BootFiles::of_image(self.image(image)?)),
             BootDisk::Snapshot { snapshot_id, .. } => {
                 self.read_boot_files(conn, &self.snapshot_volume(snapshot_id))
             }
@@ -34,6 +20,13 @@ impl Inner {
                 self.read_boot_files(conn, &self.data_volume(volume_id))
             }
         }
+    }
+
+    /// The configured base image of an OS image name.
+    pub(super) fn image(&self, name: &str) -> Result<&ImageConfig, DriverError> {
+        self.config.images.get(name).ok_or_else(|| {
+            DriverError::Permanent(format!("no base image is configured for {name}"))
+        })
     }
 
     pub(super) fn read_boot_files(
@@ -60,6 +53,21 @@ pub(super) struct BootFiles {
 }
 
 impl BootFiles {
+    /// What boots a disk of `image`: its kernel, initrd and command line, if it has them.
+    pub(super) fn of_image(image: &ImageConfig) -> BootFiles {
+        BootFiles {
+            kernel: image
+                .kernel
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
+            initrd: image
+                .initrd
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
+            cmdline: image.cmdline.clone(),
+        }
+    }
+
     pub(super) fn from_domain_xml(definition: &str) -> BootFiles {
         let text = |tag: &str| {
             let open = format!("<{tag}>");

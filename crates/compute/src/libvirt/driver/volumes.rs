@@ -37,30 +37,58 @@ impl Inner {
             .ok_or_else(|| DriverError::Permanent(format!("no libvirt host in region {region}")))
     }
 
+    /// An empty qcow2, a copy of another volume, or a copy-on-write layer over an image's disk (as an
+    /// instance's root disk is). A volume that boots without a boot loader gets the side file that says
+    /// how, written before the disk, whose existence marks the volume done.
     pub(super) fn create_volume(
         &self,
         id: &str,
         region: &str,
         size_gb: u32,
-        source: Option<&str>,
+        source: &VolumeSource,
     ) -> Result<(), DriverError> {
         let name = self.data_volume(id);
         if self.find_volume(&name)?.is_some() {
             return Ok(());
         }
+        let capacity = u64::from(size_gb) * GIB;
         match source {
-            None => {
+            VolumeSource::Empty => {
                 let conn = self.connect(self.storage_host(region)?)?;
                 let pool = self.pool(&conn)?;
-                storage::create_qcow2(&pool, &name, u64::from(size_gb) * GIB, None)?;
+                storage::create_qcow2(&pool, &name, capacity, None)?;
             }
-            Some(source) => {
-                let (_, pool, source) =
-                    self.find_volume(&self.data_volume(source))?
-                        .ok_or_else(|| {
-                            DriverError::Permanent(format!("source volume {source} not found"))
-                        })?;
-                storage::clone(&pool, &name, &source, Some(u64::from(size_gb) * GIB))?;
+            VolumeSource::Image { image } => {
+                let image = self.image(image)?;
+                let conn = self.connect(self.storage_host(region)?)?;
+                let pool = self.pool(&conn)?;
+                let boot = BootFiles::of_image(image);
+                if boot != BootFiles::default() {
+                    storage::upload(
+                        &conn,
+                        &pool,
+                        &Self::boot_volume(&name),
+                        boot.render().as_bytes(),
+                    )?;
+                }
+                storage::create_qcow2(
+                    &pool,
+                    &name,
+                    capacity,
+                    Some((&image.disk.to_string_lossy(), &image.format)),
+                )?;
+            }
+            VolumeSource::Volume { volume_id } => {
+                let source_name = self.data_volume(volume_id);
+                let (conn, pool, source) = self.find_volume(&source_name)?.ok_or_else(|| {
+                    DriverError::Permanent(format!("source volume {volume_id} not found"))
+                })?;
+                // A copy of a bootable volume boots the same way.
+                if let Some(boot) = storage::volume(&pool, &Self::boot_volume(&source_name))? {
+                    let bytes = storage::download(&conn, &boot)?;
+                    storage::upload(&conn, &pool, &Self::boot_volume(&name), &bytes)?;
+                }
+                storage::clone(&pool, &name, &source, Some(capacity))?;
             }
         }
         Ok(())

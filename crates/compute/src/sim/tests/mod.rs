@@ -384,19 +384,33 @@ async fn volumes_attach_to_one_running_instance() {
     driver.create_instance(&spec("i-1", 1)).await.unwrap();
     driver.create_instance(&spec("i-2", 1)).await.unwrap();
     driver
-        .create_volume("v-1", REGION, 100, None)
+        .create_volume("v-1", REGION, 100, &VolumeSource::Empty)
         .await
         .unwrap();
     driver
-        .create_volume("v-1", REGION, 100, None)
+        .create_volume("v-1", REGION, 100, &VolumeSource::Empty)
         .await
         .unwrap();
     driver
-        .create_volume("v-2", REGION, 100, Some("v-1"))
+        .create_volume(
+            "v-2",
+            REGION,
+            100,
+            &VolumeSource::Volume {
+                volume_id: "v-1".into(),
+            },
+        )
         .await
         .unwrap();
     driver
-        .create_volume("v-3", "CANADA-1", 100, None)
+        .create_volume(
+            "v-3",
+            "CANADA-1",
+            100,
+            &VolumeSource::Image {
+                image: "Ubuntu 24.04".into(),
+            },
+        )
         .await
         .unwrap();
     assert_eq!(driver.calls(Operation::CreateVolume), 3);
