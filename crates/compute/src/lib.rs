@@ -382,6 +382,8 @@ pub trait ComputeDriver: Send + Sync + 'static {
         source: &VolumeSource,
     ) -> Result<(), DriverError>;
     async fn delete_volume(&self, id: &str) -> Result<(), DriverError>;
+    /// Grows a volume to `size_gb`, attached or not: the guest of a running instance it is attached to
+    /// sees the larger disk.
     async fn resize_volume(&self, id: &str, size_gb: u32) -> Result<(), DriverError>;
     async fn attach_volume(&self, instance_id: &str, volume_id: &str) -> Result<(), DriverError>;
     async fn detach_volume(&self, instance_id: &str, volume_id: &str) -> Result<(), DriverError>;

@@ -1,6 +1,7 @@
 //! The server on the libvirt driver with real guests (built with `--features libvirt`; see
 //! `common::libvirt` for what the machine needs): the lifecycle suite the simulator passes, a guest booted
-//! from a volume of an image, a host that stops answering, and `barrackd` killed while guests boot.
+//! from a volume of an image whose attached volume grows while it runs, a host that stops answering, and
+//! `barrackd` killed while guests boot.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -19,7 +20,10 @@ use crate::common::{Db, TestApp, TestDatabase, deploy_id, funded_user_with_key};
 use crate::lifecycle::{Guests, Shell, delete, lifecycle, reach, until, volume_in};
 use crate::on_both_databases;
 
-on_both_databases!(the_lifecycle_on_libvirt, a_volume_of_an_image_boots_a_guest,);
+on_both_databases!(
+    the_lifecycle_on_libvirt,
+    a_volume_of_an_image_boots_a_guest_whose_attached_volume_grows_live,
+);
 
 /// A server on `lab`'s hosts that looks at booting guests every second.
 fn use_libvirt(config: &mut Config, lab: &Lab) {
@@ -61,8 +65,9 @@ async fn the_lifecycle_on_libvirt(db: Db) {
 }
 
 /// A bootable volume made from the tiny image holds its disk: an instance boots from it and answers on
-/// SSH. Everything is deleted without leftovers.
-async fn a_volume_of_an_image_boots_a_guest(db: Db) {
+/// SSH. A volume attached to the running guest grows through its domain and the guest sees the larger
+/// disk at once; detached, it grows in the pool. Everything is deleted without leftovers.
+async fn a_volume_of_an_image_boots_a_guest_whose_attached_volume_grows_live(db: Db) {
     let ports = match db {
         Db::Sqlite => 22840,
         Db::Postgres => 22850,
@@ -118,11 +123,57 @@ async fn a_volume_of_an_image_boots_a_guest(db: Db) {
         Some(id.clone())
     );
 
+    // 10 GB is 20971520 sectors of 512 bytes; the seed is vdb, so the attached volume is vdc.
+    let data = create(json!({
+        "name": "data", "size": 10, "region": REGION, "volume_type": "NVMe"
+    }))
+    .await;
+    volume_in(&client, &data, "available", limit).await;
+    client
+        .attach_volumes(&id, std::slice::from_ref(&data))
+        .await
+        .unwrap();
+    volume_in(&client, &data, "in-use", limit).await;
+    shell
+        .expect(&client, &id, "cat /sys/block/vdc/size", "20971520\n", limit)
+        .await;
+    let asked = Instant::now();
+    let answer = client.resize_volume(&data, 20).await.unwrap().data;
+    assert_eq!(answer.status, "resizing");
+    let grown = until("volume not grown", limit, || async {
+        let volume = client.volume(&data).await.unwrap().data;
+        assert_ne!(volume.status, "error", "{volume:?}");
+        (volume.status == "in-use" && volume.size_gb == 20).then_some(volume)
+    })
+    .await;
+    eprintln!("an attached volume grew in {:?}", asked.elapsed());
+    assert_eq!(grown.status_reason, None);
+    shell
+        .expect(&client, &id, "cat /sys/block/vdc/size", "41943040\n", limit)
+        .await;
+
+    // Detached, it grows in the pool.
+    client
+        .detach_volumes(&id, std::slice::from_ref(&data))
+        .await
+        .unwrap();
+    volume_in(&client, &data, "available", limit).await;
+    client.resize_volume(&data, 30).await.unwrap();
+    let grown = until("detached volume not grown", limit, || async {
+        let volume = client.volume(&data).await.unwrap().data;
+        assert_ne!(volume.status, "error", "{volume:?}");
+        (volume.status == "available" && volume.size_gb == 30).then_some(volume)
+    })
+    .await;
+    assert_eq!(grown.status_reason, None);
+
     delete(&client, &id, limit).await;
     volume_in(&client, &os, "available", limit).await;
-    client.delete_volume(&os).await.unwrap();
-    until("volume not deleted", limit, || async {
-        client.volume(&os).await.is_err().then_some(())
+    for volume in [&os, &data] {
+        client.delete_volume(volume).await.unwrap();
+    }
+    until("volumes not deleted", limit, || async {
+        (client.volume(&os).await.is_err() && client.volume(&data).await.is_err()).then_some(())
     })
     .await;
     app.stop().await;

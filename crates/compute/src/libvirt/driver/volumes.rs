@@ -115,6 +115,7 @@ impl Inner {
         storage::delete(&pool, &Self::boot_volume(&name))
     }
 
+    /// Grows a volume: through the domain of a running guest that uses it, else in the pool.
     pub(super) fn resize_volume(&self, id: &str, size_gb: u32) -> Result<(), DriverError> {
         let (_, _, volume) = self
             .find_volume(&self.data_volume(id))?
@@ -130,12 +131,41 @@ impl Inner {
                 current / GIB
             )));
         }
-        if capacity > current {
-            volume
-                .resize(capacity, 0)
-                .map_err(|e| driver_error("grow volume", e))?;
+        if capacity == current {
+            return Ok(());
         }
-        Ok(())
+        let path = storage::path(&volume)?;
+        match self.running_user(&path)? {
+            // QEMU holds a running guest's disk open: it grows the image and tells the guest, which
+            // sees the larger disk at once. Growing the file behind its back would do neither.
+            Some((domain, target)) => domain
+                .block_resize(&target, capacity, sys::VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+                .map_err(|e| driver_error("grow disk of running guest", e)),
+            None => volume
+                .resize(capacity, 0)
+                .map_err(|e| driver_error("grow volume", e)),
+        }
+    }
+
+    /// The running domain of ours that has the disk at `path`, and the disk's target there (`vdc`), on
+    /// any host that answers (a shared pool's disk may run elsewhere).
+    fn running_user(&self, path: &str) -> Result<Option<(Domain, String)>, DriverError> {
+        for host in &self.config.hosts {
+            let Ok(conn) = self.connect(host) else {
+                continue;
+            };
+            for domain in self.own_domains(&conn)? {
+                if !domain.is_active().unwrap_or(false) {
+                    continue;
+                }
+                let live = domain.xml_desc(0).unwrap_or_default();
+                if let Some((disk, _)) = xml::disks(&live).into_iter().find(|(d, _)| d.path == path)
+                {
+                    return Ok(Some((domain, disk.target)));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Live and persistent when the domain runs, persistent only when it does not.
