@@ -201,7 +201,9 @@ impl VolumeWorker {
 
     /// Puts the volume in `error` with `reason` (and a clone's source back to rest). An attach that
     /// failed attached nothing (the instance was no longer running, or the driver refused): the volume
-    /// is left `available`, detached, with the reason, rather than unusable.
+    /// is left `available`, detached, with the reason, rather than unusable. A resize that failed left
+    /// the disk as it was (drivers only grow a disk as their last step): the volume goes back to its
+    /// resting state at its old size, still usable and billed for it, with the reason.
     pub async fn fail(
         &self,
         row: &VolumeRow,
@@ -212,6 +214,7 @@ impl VolumeWorker {
         let mut tx = self.context.store.begin().await?;
         let (to, instance_id) = match action {
             VolumeJobAction::Attach => (VolumeState::Available, Some(None)),
+            VolumeJobAction::Resize => (resting_state(row), None),
             _ => (VolumeState::Error, None),
         };
         let change = VolumeChange {
