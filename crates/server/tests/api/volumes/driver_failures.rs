@@ -11,7 +11,7 @@ use barrack_core::clock::Clock;
 use crate::common::{Db, TestApp};
 use crate::on_both_databases;
 
-use super::{available_volume, status, volume};
+use super::{active_instance, available_volume, status, volume};
 
 on_both_databases!(driver_failures_retry_then_error,);
 
@@ -89,6 +89,37 @@ async fn driver_failures_retry_then_error(db: Db) {
     assert_eq!((shown.status.as_str(), shown.size_gb), ("available", 30));
     assert_eq!(shown.status_reason, None);
 
+    // Attached, it stays attached and in-use.
+    let instance = active_instance(&app, &client, "host", "FINLAND-1").await;
+    let attached =
+        available_volume(&app, &client, volume("attached", 10, "FINLAND-1", "HDD")).await;
+    client
+        .attach_volumes(&instance, std::slice::from_ref(&attached))
+        .await
+        .unwrap();
+    app.settle().await;
+    app.simulator()
+        .inject(Fault::FailNth {
+            operation: Operation::ResizeVolume,
+            nth: 1,
+            permanent: true,
+        })
+        .unwrap();
+    client.resize_volume(&attached, 20).await.unwrap();
+    app.settle().await;
+    let shown = client.volume(&attached).await.unwrap().data;
+    assert_eq!((shown.status.as_str(), shown.size_gb), ("in-use", 10));
+    assert_eq!(
+        shown.attachment.map(|a| a.instance_id),
+        Some(instance.clone())
+    );
+    client
+        .detach_volumes(&instance, std::slice::from_ref(&attached))
+        .await
+        .unwrap();
+    app.settle().await;
+    assert_eq!(status(&client, &attached).await, "available");
+
     // A permanent failure of another operation leaves the volume in error with the reason; it can
     // still be deleted.
     app.simulator()
@@ -133,7 +164,7 @@ async fn driver_failures_retry_then_error(db: Db) {
     assert_eq!(status(&client, &copy).await, "error");
     assert_eq!(status(&client, &source).await, "available");
 
-    for id in [&id, &copy, &broken] {
+    for id in [&id, &copy, &broken, &attached] {
         client.delete_volume(id).await.unwrap();
     }
     app.settle().await;
