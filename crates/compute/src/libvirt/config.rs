@@ -40,8 +40,8 @@ pub struct LibvirtConfig {
     pub hotplug_ports: u32,
     #[serde(default)]
     pub network: NetworkConfig,
-    /// Base images by OS image name (the catalogue's names); an instance's root disk is a copy-on-write
-    /// layer over the image's disk.
+    /// Base images by OS image name (the catalogue's names); an instance's root disk, and a bootable
+    /// volume made from the image, is a copy-on-write layer over the image's disk.
     #[serde(default)]
     pub images: BTreeMap<String, ImageConfig>,
     pub hosts: Vec<HostConfig>,
