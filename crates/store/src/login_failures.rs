@@ -46,14 +46,23 @@ pub async fn set(tx: &mut Tx, row: &LoginFailuresRow) -> Result<()> {
 }
 
 impl Store {
-    /// Takes back one attempt of the key (its password was right, or never checked); the key is no
-    /// longer held back once fewer than `free` failures remain.
-    pub async fn take_back_login_failure(&self, key: &str, free: i64) -> Result<()> {
+    /// Takes back one attempt of the key (its password was right, or never checked): the key is no
+    /// longer held back once fewer than `free` failures remain, and otherwise for no longer than before
+    /// the attempt, when the hold is still the one it set (`hold`: the hold before it, and the one it
+    /// set); a later attempt's longer hold stays.
+    pub async fn take_back_login_failure(
+        &self,
+        key: &str,
+        free: i64,
+        hold: (i64, i64),
+    ) -> Result<()> {
+        let (before, set) = hold;
         self.execute(
             "UPDATE login_failures SET failures = failures - 1, \
-             blocked_until = CASE WHEN failures - 1 < $2 THEN 0 ELSE blocked_until END \
+             blocked_until = CASE WHEN failures - 1 < $2 THEN 0 \
+             WHEN blocked_until = $4 THEN $3 ELSE blocked_until END \
              WHERE key = $1 AND failures > 0",
-            &binds![key, free],
+            &binds![key, free, before, set],
         )
         .await?;
         Ok(())

@@ -39,8 +39,16 @@ pub struct LoginThrottle {
 #[must_use = "an attempt counts as failed unless its outcome says otherwise"]
 pub struct Attempt {
     store: Store,
-    email: String,
-    address: String,
+    email: Counted,
+    address: Counted,
+}
+
+/// A key an attempt was counted on, and the hold it found and left (epoch ms), so that taking the
+/// attempt back also takes back the longer hold it set.
+struct Counted {
+    key: String,
+    free: u32,
+    hold: (i64, i64),
 }
 
 impl Attempt {
@@ -49,8 +57,8 @@ impl Attempt {
     pub async fn succeeded(self) {
         let now = system_now_ms();
         let done = async {
-            self.store.clear_login_failures(&self.email).await?;
-            take_back(&self.store, &self.address, FREE_FAILURES_PER_ADDRESS).await?;
+            self.store.clear_login_failures(&self.email.key).await?;
+            take_back(&self.store, &self.address).await?;
             // Now and then, not on every attempt: forgotten rows are harmless until then.
             self.store
                 .purge_login_failures(now - FORGET_AFTER_MS, now)
@@ -68,8 +76,8 @@ impl Attempt {
     /// password unchecked.
     pub async fn withdrawn(self) {
         let done = async {
-            take_back(&self.store, &self.email, FREE_FAILURES_PER_EMAIL).await?;
-            take_back(&self.store, &self.address, FREE_FAILURES_PER_ADDRESS).await
+            take_back(&self.store, &self.email).await?;
+            take_back(&self.store, &self.address).await
         };
         if let Err(e) = done.await {
             tracing::warn!(error = %e, "an attempt that counts for nothing stays counted as a failure");
@@ -77,8 +85,10 @@ impl Attempt {
     }
 }
 
-async fn take_back(store: &Store, key: &str, free: u32) -> barrack_store::Result<()> {
-    store.take_back_login_failure(key, i64::from(free)).await
+async fn take_back(store: &Store, counted: &Counted) -> barrack_store::Result<()> {
+    store
+        .take_back_login_failure(&counted.key, i64::from(counted.free), counted.hold)
+        .await
 }
 
 impl LoginThrottle {
@@ -109,12 +119,20 @@ impl LoginThrottle {
                 retry_after_seconds: (wait_ms as u64).div_ceil(1000).max(1),
             });
         }
-        for (row, (_, free)) in rows.iter_mut().zip(&keys) {
-            count_attempt(row, *free, now);
+        let mut counted = Vec::with_capacity(keys.len());
+        for (row, (key, free)) in rows.iter_mut().zip(keys) {
+            let before = row.blocked_until;
+            count_attempt(row, free, now);
             login_failures::set(&mut tx, row).await?;
+            counted.push(Counted {
+                key,
+                free,
+                hold: (before, row.blocked_until),
+            });
         }
         tx.commit().await?;
-        let [(email, _), (address, _)] = keys;
+        let [email, address] = <[Counted; 2]>::try_from(counted)
+            .unwrap_or_else(|_| unreachable!("an email and an address"));
         Ok(Attempt {
             store: self.store.clone(),
             email,
