@@ -129,13 +129,19 @@ impl AccountService {
         self.context.clock.now_ms()
     }
 
+    /// 403 unless anyone may create an account here (`open_signup`).
+    pub fn require_open_signup(&self) -> Result<()> {
+        if self.context.config.open_signup {
+            return Ok(());
+        }
+        Err(Error::Forbidden(
+            "Sign-up is closed on this installation; ask an operator for an account".into(),
+        ))
+    }
+
     /// `POST /api/auth/register/`.
     pub async fn register(&self, request: RegisterRequest) -> Result<UserProfile> {
-        if !self.context.config.open_signup {
-            return Err(Error::Forbidden(
-                "Sign-up is closed on this installation; ask an operator for an account".into(),
-            ));
-        }
+        self.require_open_signup()?;
         self.create_account(&request.email, &request.password, &request.name, false)
             .await
     }

@@ -362,6 +362,10 @@ pub struct MaybeAuth(pub Option<Caller>);
 /// An operator; 403 for other callers.
 pub struct Admin(pub Caller);
 
+/// Sign-up is open on this installation; 403 otherwise, before the body is read (the caller's right to
+/// a route comes before what it sent).
+pub struct SignUpOpen;
+
 /// A caller the rate limiter already authenticated, so handlers do not look it up twice.
 #[derive(Clone)]
 pub(crate) struct Resolved(pub Caller);
@@ -442,6 +446,15 @@ impl FromRequestParts<AppState> for Admin {
         let Auth(caller) = Auth::from_request_parts(parts, state).await?;
         caller.require_admin()?;
         Ok(Admin(caller))
+    }
+}
+
+impl FromRequestParts<AppState> for SignUpOpen {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(_: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        state.services.accounts.require_open_signup()?;
+        Ok(SignUpOpen)
     }
 }
 

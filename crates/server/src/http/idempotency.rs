@@ -28,12 +28,15 @@ pub const KEEP_MS: i64 = 24 * 3600 * 1000;
 /// longer than any POST takes, short enough that clients retrying after a crash wait little.
 pub const LEASE_MS: i64 = 10_000;
 
-/// Paths whose responses carry a secret shown once (API keys, generated SSH private keys) or stream
-/// (AI chat): a key is not applied there, so no secret is kept in the database.
+/// Paths whose responses carry a secret shown once (API keys, an operator's too, generated SSH private
+/// keys, a new webhook's signing secret) or stream (AI chat): a key is not applied there, so no secret is
+/// kept in the database. `path` may be a route's template (`/api/admin/users/{id}/api-keys/`).
 pub fn applies(path: &str) -> bool {
     path.starts_with("/api/")
         && !path.starts_with("/api/api-keys")
+        && !path.ends_with("/api-keys/")
         && !path.starts_with("/api/ssh-keys")
+        && path != "/api/webhooks/"
         && !path.starts_with("/api/auth/")
         && !path.starts_with("/api/ai/chat")
         && path != "/api/pricing/"

@@ -12,6 +12,6 @@ pub mod response;
 pub use error::{ApiError, ApiResult};
 pub use extract::{
     Admin, AmountBody, AnyQuery, Auth, Body, LabelParams, MaybeAuth, NoBody, NoParams, PathId,
-    PathIds, Query, TypedBody,
+    PathIds, Query, SignUpOpen, TypedBody,
 };
 pub use response::{Created, Success};

@@ -95,6 +95,7 @@ pub(super) fn apply(doc: &mut Value, config: &Config) {
     names_and_lists(doc);
     pricing(doc, config);
     accounts_and_operators(doc);
+    null_or_absent(doc);
     queries(doc, config);
     bodies_required_only_with_required_fields(doc);
     examples(doc);
@@ -408,6 +409,33 @@ fn accounts_and_operators(doc: &mut Value) {
         "gpu_model",
         reference("GpuModelEnum"),
     );
+}
+
+/// Members the server reads as absent when `null` (and amounts it takes as numbers too), declared so
+/// that clients generated from the document may send them so.
+fn null_or_absent(doc: &mut Value) {
+    for s in [
+        "DeploymentRequest",
+        "CreateVolumeRequest",
+        "CreateFirewallRequest",
+        "CreateSnapshotRequest",
+        "CreateImageFromSnapshotRequest",
+    ] {
+        replace(doc, s, "labels", nullable(reference("BTreeMap")));
+    }
+    replace(
+        doc,
+        "CreateWebhookRequest",
+        "event_types",
+        optional_list(json!({"type": "string"}), None),
+    );
+    for s in ["CreateDepositRequest", "GrantCredits"] {
+        let pointer = prop(s, "amount");
+        let amount = doc
+            .pointer_mut(&pointer)
+            .unwrap_or_else(|| panic!("no property {s}.amount"));
+        amount["type"] = json!(["string", "number"]);
+    }
 }
 
 /// Query parameters, by name: every list's page, filters the lists check, and the catalog's filters. An

@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::http::client_address::ClientAddress;
-use crate::http::{ApiResult, Auth, Body, Created, Success};
+use crate::http::{ApiResult, Auth, Body, Created, SignUpOpen, Success};
 use crate::http::{NoParams, Query};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -31,6 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
               (status = 409, body = ErrorResponse)))]
 async fn register(
     State(state): State<AppState>,
+    _: SignUpOpen,
     Body(request): Body<RegisterRequest>,
 ) -> ApiResult<Created<UserProfile>> {
     let profile = state.services.accounts.register(request).await?;

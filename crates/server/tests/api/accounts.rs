@@ -113,6 +113,15 @@ async fn sign_up_can_be_closed_by_the_operator(db: Db) {
         .await
         .unwrap_err();
     assert_eq!((err.status(), err.code()), (Some(403), Some("FORBIDDEN")));
+    // Closed whatever the body: the route is refused before what was sent is checked.
+    for body in [json!({"zzz": 1}), json!({"email": "b@example.com"})] {
+        let raw = app
+            .anonymous()
+            .raw(Method::POST, "/api/auth/register/", Some(&body))
+            .await
+            .unwrap();
+        assert_eq!(raw.status, 403, "{}", raw.text);
+    }
     // Operators still can.
     let (client, _) = app.user(Tier::Legacy).await;
     assert!(client.profile().await.is_ok());

@@ -25,6 +25,7 @@ on_both_databases!(
     volume_and_snapshot_changes_store_their_answer_with_the_change,
     credits_and_deposits_store_their_answer_with_the_change,
     a_toggle_and_rules_store_their_answer_with_the_change,
+    secrets_shown_once_are_never_kept_for_a_retry,
 );
 
 fn deploy_body(name: &str) -> Value {
@@ -296,7 +297,6 @@ async fn other_creates_and_actions_replay_too(db: Db) {
     assert_eq!(s1.status, 201, "{}", s1.text);
     assert_eq!(s2.text, s1.text, "not a duplicate-name error");
 
-    // A route without a transaction of its own keeps its response after the fact.
     let firewall = json!({"name": "web", "region": "FINLAND-1"});
     let f1 = post(&client, "/api/firewalls/", "fw", &firewall).await;
     let f2 = post(&client, "/api/firewalls/", "fw", &firewall).await;
@@ -677,5 +677,42 @@ async fn a_toggle_and_rules_store_their_answer_with_the_change(db: Db) {
     )
     .await;
     assert_replayed(&client, (&rules, &https, 201), "rule-2", &data).await;
+    app.stop().await;
+}
+
+/// A response carrying a secret shown once is never stored for a retry (the database would then hold
+/// the secret itself): the key is ignored, and the retry runs again (a key's name is then taken, a
+/// webhook gets a secret of its own).
+async fn secrets_shown_once_are_never_kept_for_a_retry(db: Db) {
+    // A webhook's target must resolve: a local one, which an operator allows here.
+    let app = TestApp::start_with(db, |c| {
+        c.webhooks.allowed_targets = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let (client, account) = app.funded_user(Tier::Advanced, "US", "10").await;
+    let operator_keys = format!("/api/admin/users/{account}/api-keys/");
+    let key = json!({"name": "ci", "tier": "advanced"});
+    let own_key = json!({"name": "laptop", "tier": "advanced"});
+    let hook = json!({"url": "http://127.0.0.1:9/barrack"});
+    for (client, path, body, again) in [
+        (&app.admin, operator_keys.as_str(), &key, 409),
+        (&client, "/api/api-keys/", &own_key, 409),
+        (&client, "/api/webhooks/", &hook, 201),
+    ] {
+        let first = post(client, path, "secret-1", body).await;
+        assert_eq!(first.status, 201, "{path}: {}", first.text);
+        let retry = post(client, path, "secret-1", body).await;
+        assert_eq!(retry.status, again, "{path}: {}", retry.text);
+        assert!(retry.headers.get("idempotent-replayed").is_none(), "{path}");
+        assert!(
+            !retry
+                .text
+                .contains(first.body["data"]["key"].as_str().unwrap_or("none"))
+                && !retry
+                    .text
+                    .contains(first.body["data"]["secret"].as_str().unwrap_or("none")),
+            "{path}: the first secret came back"
+        );
+    }
     app.stop().await;
 }
