@@ -252,9 +252,18 @@ impl AccountService {
             Some(password) => password,
             None => AdminPassword::generate().await?,
         };
-        let profile = self
+        let profile = match self
             .create_account_hashed(&email, &password, Some(hash), "Administrator", true)
-            .await?;
+            .await
+        {
+            Ok(profile) => profile,
+            // Another server starting on the same empty database made it first: it has the credentials.
+            Err(Error::Conflict {
+                code: "DUPLICATE_NAME",
+                ..
+            }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
         let key = self
             .create_api_key(&profile.id, "admin", Tier::Advanced)
             .await?;

@@ -15,7 +15,49 @@ use crate::common::process::{ServerProcess, prepare_operator, spawn};
 use crate::common::{Db, TestDatabase};
 use crate::on_both_databases;
 
-on_both_databases!(a_killed_server_resumes_every_unfinished_operation);
+on_both_databases!(
+    a_killed_server_resumes_every_unfinished_operation,
+    servers_started_at_once_on_an_empty_database_all_serve,
+);
+
+/// Replicas brought up together on a new database: each runs the migrations in turn and all serve;
+/// exactly one makes the operator account (and its key), the others carry on without one.
+async fn servers_started_at_once_on_an_empty_database_all_serve(db: Db) {
+    let database = TestDatabase::create(db).await;
+    let boot = || {
+        barrack_server::start(barrack_server::StartOptions {
+            config: crate::common::test_config(&database),
+            clock: None,
+            background_work: false,
+        })
+    };
+    let started = futures::future::join_all((0..3).map(|_| boot())).await;
+    let servers: Vec<_> = started
+        .into_iter()
+        .map(|s| s.expect("every server starts"))
+        .collect();
+    let bootstraps: Vec<_> = servers
+        .iter()
+        .filter_map(|s| s.bootstrap.as_ref())
+        .collect();
+    assert_eq!(bootstraps.len(), 1, "one operator bootstrap");
+    let key = bootstraps[0].key.key.clone();
+    for server in &servers {
+        let client = crate::common::client_of(server, &key);
+        assert_eq!(
+            client.profile().await.unwrap().data.email,
+            bootstraps[0].email
+        );
+    }
+    assert_eq!(
+        servers[0].services.store().count_accounts().await.unwrap(),
+        1
+    );
+    for server in servers {
+        server.shutdown().await;
+    }
+    database.drop_database().await;
+}
 
 /// Short leases and real (small) simulator delays, so work is in flight when the process dies.
 fn env(database: &TestDatabase) -> Vec<(&'static str, String)> {
