@@ -102,7 +102,7 @@ pub enum Command {
     /// Set, change or end an instance's lease (it deletes or hibernates itself at the end)
     #[command(after_help = "Examples:\n  \
         barrack instances lease trainer --ttl 2h --on-expiry hibernate\n  \
-        barrack instances lease trainer --expires-at 2025-01-15T18:00:00Z\n  \
+        barrack instances lease trainer --expires-at 2030-01-15T18:00:00Z\n  \
         barrack instances lease trainer --clear")]
     Lease {
         #[command(flatten)]
