@@ -158,12 +158,8 @@ async fn attach_firewall(
     PathId(id): PathId,
     Body(request): Body<InstanceIdsRequest>,
 ) -> ApiResult<Success<FirewallAttachmentChange>> {
-    let done = state
-        .services
-        .firewalls
-        .attach(&caller, &id, request)
-        .await?;
-    Ok(Success("Firewall attaching", done))
+    let work = state.services.firewalls.attach(&caller, &id, request);
+    Success::of("Firewall attaching", work).await
 }
 
 /// Detach a firewall from instances
@@ -179,12 +175,8 @@ async fn detach_firewall(
     PathId(id): PathId,
     Body(request): Body<InstanceIdsRequest>,
 ) -> ApiResult<Success<FirewallAttachmentChange>> {
-    let done = state
-        .services
-        .firewalls
-        .detach(&caller, &id, request)
-        .await?;
-    Ok(Success("Firewall detaching", done))
+    let work = state.services.firewalls.detach(&caller, &id, request);
+    Success::of("Firewall detaching", work).await
 }
 
 /// List the instances a firewall can be attached to

@@ -590,7 +590,7 @@ async fn credits_and_deposits_store_their_answer_with_the_change(db: Db) {
     app.stop().await;
 }
 
-/// The public IP's toggle, rule additions and firewall creation store their answer with the change: a
+/// The public IP's toggle, rule additions, firewall creation and attachment store their answer with the change: a
 /// retry after a lost answer replays it, rather than toggling the address back or refusing its own rule
 /// or name as a duplicate.
 async fn a_toggle_and_rules_store_their_answer_with_the_change(db: Db) {
@@ -677,6 +677,24 @@ async fn a_toggle_and_rules_store_their_answer_with_the_change(db: Db) {
     )
     .await;
     assert_replayed(&client, (&rules, &https, 201), "rule-2", &data).await;
+
+    // Attaching (to a firewall made): the retry is the first answer, not 409 for an attachment of its own.
+    app.settle().await;
+    let attach = format!("/api/firewalls/{firewall}/attach/");
+    let to_vm = json!({"instance_ids": [vm]});
+    let data = commit_unanswered(
+        &app,
+        &account,
+        "attach-1",
+        (&attach, &to_vm, 200),
+        services.firewalls.attach(
+            &caller,
+            &firewall,
+            serde_json::from_value(to_vm.clone()).unwrap(),
+        ),
+    )
+    .await;
+    assert_replayed(&client, (&attach, &to_vm, 200), "attach-1", &data).await;
     app.stop().await;
 }
 

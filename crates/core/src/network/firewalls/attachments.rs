@@ -18,6 +18,7 @@ use super::{
 use crate::accounts::{Caller, actor};
 use crate::network::valid_rule_of;
 use crate::platform::clock::format_ms;
+use crate::platform::idempotency;
 use crate::platform::lifecycle::InstanceState;
 use crate::platform::validate::Validator;
 use crate::{Error, Result};
@@ -132,13 +133,14 @@ impl FirewallService {
                 now,
             )
             .await?;
-            tx.commit().await.map_err(Error::internal)?;
-            self.context.work.notify_one();
-            return Ok(FirewallAttachmentChange {
+            let change = FirewallAttachmentChange {
                 firewall_id: row.id,
                 action: "attach".into(),
                 instances: done,
-            });
+            };
+            idempotency::commit(tx, &change).await?;
+            self.context.work.notify_one();
+            return Ok(change);
         }
         Err(changing())
     }
@@ -215,13 +217,14 @@ impl FirewallService {
                 now,
             )
             .await?;
-            tx.commit().await.map_err(Error::internal)?;
-            self.context.work.notify_one();
-            return Ok(FirewallAttachmentChange {
+            let change = FirewallAttachmentChange {
                 firewall_id: row.id,
                 action: "detach".into(),
                 instances: done,
-            });
+            };
+            idempotency::commit(tx, &change).await?;
+            self.context.work.notify_one();
+            return Ok(change);
         }
         Err(changing())
     }
