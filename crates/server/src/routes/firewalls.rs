@@ -108,8 +108,8 @@ async fn delete_firewall(
     _: NoBody,
 ) -> ApiResult<Success<DeletedFirewall>> {
     let force = query.force.unwrap_or(false);
-    let work = state.services.firewalls.delete(&caller, &id, force);
-    Success::of("Firewall deleted", work).await
+    let done = state.services.firewalls.delete(&caller, &id, force).await?;
+    Ok(Success("Firewall deleted", done))
 }
 
 /// Add a rule to a firewall
@@ -141,8 +141,12 @@ async fn remove_firewall_rule(
     PathIds(id, rule_id): PathIds,
     _: NoBody,
 ) -> ApiResult<Success<RemovedFirewallRule>> {
-    let work = state.services.firewalls.remove_rule(&caller, &id, &rule_id);
-    Success::of("Firewall rule removed", work).await
+    let done = state
+        .services
+        .firewalls
+        .remove_rule(&caller, &id, &rule_id)
+        .await?;
+    Ok(Success("Firewall rule removed", done))
 }
 
 /// Attach a firewall to instances

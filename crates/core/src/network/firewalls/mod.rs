@@ -453,14 +453,13 @@ impl FirewallService {
                 now,
             )
             .await?;
-            let deleted = DeletedFirewall {
+            tx.commit().await.map_err(Error::internal)?;
+            self.context.work.notify_one();
+            return Ok(DeletedFirewall {
                 firewall_id: row.id,
                 status: FirewallState::Deleted.as_str().into(),
                 detached_instance_ids: detached,
-            };
-            idempotency::commit(tx, &deleted).await?;
-            self.context.work.notify_one();
-            return Ok(deleted);
+            });
         }
         Err(changing())
     }
@@ -531,13 +530,12 @@ impl FirewallService {
             }
             let cause = format!("rule {rule_id} removed");
             self.propagate(&mut tx, caller, &row, &cause, now).await?;
-            let removed = RemovedFirewallRule {
+            tx.commit().await.map_err(Error::internal)?;
+            self.context.work.notify_one();
+            return Ok(RemovedFirewallRule {
                 firewall_id: row.id,
                 rule_id: rule_id.to_string(),
-            };
-            idempotency::commit(tx, &removed).await?;
-            self.context.work.notify_one();
-            return Ok(removed);
+            });
         }
         Err(changing())
     }
