@@ -350,6 +350,18 @@ async fn commit_unanswered<T: serde::Serialize>(
     serde_json::to_value(done).unwrap()
 }
 
+/// [`commit_unanswered`] for `client`'s account, then the client's retry: the stored answer, replayed.
+async fn lost_then_replayed<T: serde::Serialize>(
+    (app, client, account): (&TestApp, &Client, &str),
+    key: &str,
+    request: (&str, &Value, u16),
+    work: impl Future<Output = barrack_core::Result<T>>,
+) -> Value {
+    let data = commit_unanswered(app, account, key, request, work).await;
+    assert_replayed(client, request, key, &data).await;
+    data
+}
+
 /// The retry of a request whose change committed: its stored answer, not a second run.
 async fn assert_replayed(
     client: &Client,
@@ -410,9 +422,8 @@ async fn volume_and_snapshot_changes_store_their_answer_with_the_change(db: Db) 
     assert_eq!(data["size_gb"], 30);
     app.settle().await;
     let to_40 = json!({"size": 40});
-    let data = commit_unanswered(
-        &app,
-        &account,
+    let data = lost_then_replayed(
+        (&app, &client, &account),
         "resize-2",
         (&resize, &to_40, 200),
         services.volumes.resize(
@@ -422,7 +433,6 @@ async fn volume_and_snapshot_changes_store_their_answer_with_the_change(db: Db) 
         ),
     )
     .await;
-    assert_replayed(&client, (&resize, &to_40, 200), "resize-2", &data).await;
     app.settle().await;
     assert_eq!(volume_size().await, 40);
     assert_replayed(&client, (&resize, &to_40, 200), "resize-2", &data).await;
@@ -454,9 +464,8 @@ async fn volume_and_snapshot_changes_store_their_answer_with_the_change(db: Db) 
     // Restoring a snapshot.
     let restore = format!("/api/snapshots/{snapshot}/restore/");
     let restored = json!({"instance_name": "restored"});
-    let data = commit_unanswered(
-        &app,
-        &account,
+    lost_then_replayed(
+        (&app, &client, &account),
         "restore-1",
         (&restore, &restored, 201),
         services.instances.restore_from_snapshot(
@@ -466,7 +475,6 @@ async fn volume_and_snapshot_changes_store_their_answer_with_the_change(db: Db) 
         ),
     )
     .await;
-    assert_replayed(&client, (&restore, &restored, 201), "restore-1", &data).await;
     app.settle().await;
     assert_eq!(instance_count(&client).await, 2);
 
@@ -476,9 +484,8 @@ async fn volume_and_snapshot_changes_store_their_answer_with_the_change(db: Db) 
     answered_and_replayed(&client, (&clone, &copy, 201), "clone-1").await;
     app.settle().await;
     let copy2 = json!({"name": "copy2"});
-    let data = commit_unanswered(
-        &app,
-        &account,
+    lost_then_replayed(
+        (&app, &client, &account),
         "clone-2",
         (&clone, &copy2, 201),
         services.volumes.clone_volume(
@@ -488,7 +495,6 @@ async fn volume_and_snapshot_changes_store_their_answer_with_the_change(db: Db) 
         ),
     )
     .await;
-    assert_replayed(&client, (&clone, &copy2, 201), "clone-2", &data).await;
     app.settle().await;
 
     // Attach and detach.
@@ -498,25 +504,21 @@ async fn volume_and_snapshot_changes_store_their_answer_with_the_change(db: Db) 
     let request = || serde_json::from_value(ids.clone()).unwrap();
     answered_and_replayed(&client, (&attach, &ids, 200), "attach-1").await;
     app.settle().await;
-    let data = commit_unanswered(
-        &app,
-        &account,
+    lost_then_replayed(
+        (&app, &client, &account),
         "detach-1",
         (&detach, &ids, 200),
         services.volumes.detach(&caller, &vm, request()),
     )
     .await;
-    assert_replayed(&client, (&detach, &ids, 200), "detach-1", &data).await;
     app.settle().await;
-    let data = commit_unanswered(
-        &app,
-        &account,
+    lost_then_replayed(
+        (&app, &client, &account),
         "attach-2",
         (&attach, &ids, 200),
         services.volumes.attach(&caller, &vm, request()),
     )
     .await;
-    assert_replayed(&client, (&attach, &ids, 200), "attach-2", &data).await;
     app.settle().await;
     assert_eq!(client.volume(&volume).await.unwrap().data.status, "in-use");
     answered_and_replayed(&client, (&detach, &ids, 200), "detach-2").await;
@@ -624,9 +626,8 @@ async fn a_toggle_and_rules_store_their_answer_with_the_change(db: Db) {
 
     let ssh = json!({"direction": "ingress", "protocol": "tcp", "port_range_min": 22, "port_range_max": 22});
     let rules = format!("/api/instances/{vm}/security-rules/");
-    let data = commit_unanswered(
-        &app,
-        &account,
+    lost_then_replayed(
+        (&app, &client, &account),
         "rule-1",
         (&rules, &ssh, 201),
         services
@@ -634,7 +635,6 @@ async fn a_toggle_and_rules_store_their_answer_with_the_change(db: Db) {
             .add_rule(&caller, &vm, serde_json::from_value(ssh.clone()).unwrap()),
     )
     .await;
-    assert_replayed(&client, (&rules, &ssh, 201), "rule-1", &data).await;
 
     let edge =
         json!({"name": "edge", "region": "FINLAND-1", "rules": [ssh], "labels": {"team": "ml"}});
@@ -664,9 +664,8 @@ async fn a_toggle_and_rules_store_their_answer_with_the_change(db: Db) {
     assert_eq!(shown.body["data"], data);
     let https = json!({"direction": "ingress", "protocol": "tcp", "port_range_min": 443, "port_range_max": 443});
     let rules = format!("/api/firewalls/{firewall}/rules/");
-    let data = commit_unanswered(
-        &app,
-        &account,
+    lost_then_replayed(
+        (&app, &client, &account),
         "rule-2",
         (&rules, &https, 201),
         services.firewalls.add_rule(
@@ -676,15 +675,13 @@ async fn a_toggle_and_rules_store_their_answer_with_the_change(db: Db) {
         ),
     )
     .await;
-    assert_replayed(&client, (&rules, &https, 201), "rule-2", &data).await;
 
     // Attaching (to a firewall made): the retry is the first answer, not 409 for an attachment of its own.
     app.settle().await;
     let attach = format!("/api/firewalls/{firewall}/attach/");
     let to_vm = json!({"instance_ids": [vm]});
-    let data = commit_unanswered(
-        &app,
-        &account,
+    lost_then_replayed(
+        (&app, &client, &account),
         "attach-1",
         (&attach, &to_vm, 200),
         services.firewalls.attach(
@@ -694,7 +691,6 @@ async fn a_toggle_and_rules_store_their_answer_with_the_change(db: Db) {
         ),
     )
     .await;
-    assert_replayed(&client, (&attach, &to_vm, 200), "attach-1", &data).await;
     app.stop().await;
 }
 
