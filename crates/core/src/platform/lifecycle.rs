@@ -62,19 +62,18 @@ impl InstanceState {
 
     /// The states a list of instances is narrowed to: every state but DELETED (deleted instances are
     /// not listed), in [`Self::ALL`]'s order.
-    pub const LISTED: [InstanceState; 11] = [
-        InstanceState::Creating,
-        InstanceState::Active,
-        InstanceState::Starting,
-        InstanceState::Stopping,
-        InstanceState::Shutoff,
-        InstanceState::Rebooting,
-        InstanceState::Hibernating,
-        InstanceState::Hibernated,
-        InstanceState::Restoring,
-        InstanceState::Deleting,
-        InstanceState::Error,
-    ];
+    pub const LISTED: [InstanceState; 11] = {
+        let mut listed = [InstanceState::Creating; 11];
+        let (mut from, mut to) = (0, 0);
+        while from < Self::ALL.len() {
+            if !matches!(Self::ALL[from], InstanceState::Deleted) {
+                listed[to] = Self::ALL[from];
+                to += 1;
+            }
+            from += 1;
+        }
+        listed
+    };
 
     pub fn as_str(self) -> &'static str {
         match self {
