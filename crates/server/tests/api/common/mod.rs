@@ -426,6 +426,17 @@ impl TestApp {
             .expect("settle")
     }
 
+    /// The simulator's next call of `operation` fails, for good or to be retried.
+    pub fn fail_next(&self, operation: barrack_compute::Operation, permanent: bool) {
+        self.simulator()
+            .inject(barrack_compute::sim::Fault::FailNth {
+                operation,
+                nth: 1,
+                permanent,
+            })
+            .unwrap();
+    }
+
     pub fn simulator(&self) -> &barrack_compute::sim::SimDriver {
         self.running
             .as_ref()

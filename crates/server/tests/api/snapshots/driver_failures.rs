@@ -4,7 +4,6 @@
 use barrack_api::Tier;
 use barrack_api::images::ImageQuery;
 use barrack_compute::Operation;
-use barrack_compute::sim::Fault;
 use barrack_core::clock::Clock;
 use serde_json::json;
 
@@ -21,13 +20,7 @@ async fn driver_failures_retry_then_error(db: Db) {
     let instance = active_instance(&app, &client, "box", "FINLAND-1", 1, 100).await;
 
     // A transient failure is retried after a backoff.
-    app.simulator()
-        .inject(Fault::FailNth {
-            operation: Operation::CreateSnapshot,
-            nth: 1,
-            permanent: false,
-        })
-        .unwrap();
+    app.fail_next(Operation::CreateSnapshot, false);
     let flaky = client
         .create_snapshot(&snapshot_request(&instance, "flaky", false))
         .await
@@ -42,13 +35,7 @@ async fn driver_failures_retry_then_error(db: Db) {
     assert_eq!(app.simulator().calls(Operation::CreateSnapshot), 2);
 
     // A permanent failure leaves the snapshot in ERROR with the reason, and its image too.
-    app.simulator()
-        .inject(Fault::FailNth {
-            operation: Operation::CreateSnapshot,
-            nth: 1,
-            permanent: true,
-        })
-        .unwrap();
+    app.fail_next(Operation::CreateSnapshot, true);
     let broken = client
         .create_snapshot(&snapshot_request(&instance, "broken", true))
         .await
@@ -92,13 +79,7 @@ async fn driver_failures_retry_then_error(db: Db) {
 
     // Both can be deleted; a failed delete is retried, then the snapshot is gone.
     client.delete_image(&image.id).await.unwrap();
-    app.simulator()
-        .inject(Fault::FailNth {
-            operation: Operation::DeleteSnapshot,
-            nth: 1,
-            permanent: false,
-        })
-        .unwrap();
+    app.fail_next(Operation::DeleteSnapshot, false);
     client.delete_snapshot(&broken).await.unwrap();
     app.settle().await;
     app.clock.advance_ms(120_000);

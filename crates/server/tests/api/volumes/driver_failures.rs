@@ -5,7 +5,6 @@
 use barrack_api::Tier;
 use barrack_api::billing::BillingQuery;
 use barrack_compute::Operation;
-use barrack_compute::sim::Fault;
 use barrack_core::clock::Clock;
 
 use crate::common::{Db, TestApp};
@@ -15,23 +14,12 @@ use super::{active_instance, available_volume, status, volume};
 
 on_both_databases!(driver_failures_retry_then_error,);
 
-/// The simulator's next call of `operation` fails, for good or to be retried.
-fn fail_next(app: &TestApp, operation: Operation, permanent: bool) {
-    app.simulator()
-        .inject(Fault::FailNth {
-            operation,
-            nth: 1,
-            permanent,
-        })
-        .unwrap();
-}
-
 async fn driver_failures_retry_then_error(db: Db) {
     let app = TestApp::start(db).await;
     let (client, _) = app.funded_user(Tier::Advanced, "US", "100").await;
 
     // A transient failure is retried after a backoff.
-    fail_next(&app, Operation::CreateVolume, false);
+    app.fail_next(Operation::CreateVolume, false);
     let id = client
         .create_volume(&volume("flaky", 10, "FINLAND-1", "HDD"))
         .await
@@ -47,7 +35,7 @@ async fn driver_failures_retry_then_error(db: Db) {
 
     // A resize that fails for good leaves the volume as it was: available at its old size, billed for
     // it, with the reason and an event saying why; it can be resized again.
-    fail_next(&app, Operation::ResizeVolume, true);
+    app.fail_next(Operation::ResizeVolume, true);
     let rate = client.volume(&id).await.unwrap().data.hourly_rate;
     client.resize_volume(&id, 20).await.unwrap();
     app.settle().await;
@@ -97,7 +85,7 @@ async fn driver_failures_retry_then_error(db: Db) {
         .await
         .unwrap();
     app.settle().await;
-    fail_next(&app, Operation::ResizeVolume, true);
+    app.fail_next(Operation::ResizeVolume, true);
     client.resize_volume(&attached, 20).await.unwrap();
     app.settle().await;
     let shown = client.volume(&attached).await.unwrap().data;
@@ -115,7 +103,7 @@ async fn driver_failures_retry_then_error(db: Db) {
 
     // A permanent failure of another operation leaves the volume in error with the reason; it can
     // still be deleted.
-    fail_next(&app, Operation::CreateVolume, true);
+    app.fail_next(Operation::CreateVolume, true);
     let broken = client
         .create_volume(&volume("broken", 10, "FINLAND-1", "HDD"))
         .await
@@ -139,7 +127,7 @@ async fn driver_failures_retry_then_error(db: Db) {
 
     // A failed clone puts its source back to rest.
     let source = available_volume(&app, &client, volume("source", 10, "FINLAND-1", "HDD")).await;
-    fail_next(&app, Operation::CloneVolume, true);
+    app.fail_next(Operation::CloneVolume, true);
     let copy = client.clone_volume(&source, "copy").await.unwrap().data.id;
     app.settle().await;
     assert_eq!(status(&client, &copy).await, "error");
