@@ -1,8 +1,9 @@
 //! An account's currency follows its country until money is involved in it; then it is fixed, and a
 //! country change that would switch it is refused with the reason.
 
-use barrack_api::account::ProfileUpdate;
+use barrack_api::account::{ProfileUpdate, UserProfile};
 use barrack_api::{Currency, Tier};
+use barrack_client::{Client, RawResponse};
 use reqwest::Method;
 use rust_decimal::Decimal;
 use serde_json::json;
@@ -15,6 +16,23 @@ on_both_databases!(
     the_402_names_the_larger_of_the_minimum_and_the_first_hour,
 );
 
+/// The profile with its country set to `country`, as the client's account now has it.
+async fn set_country(client: &Client, country: &str) -> UserProfile {
+    let change = ProfileUpdate {
+        country: Some(Some(country.into())),
+        ..Default::default()
+    };
+    client.update_profile(&change).await.unwrap().data
+}
+
+/// `PATCH /api/account/profile/` with `body`: the raw answer.
+async fn patch_profile(client: &Client, body: serde_json::Value) -> RawResponse {
+    client
+        .raw(Method::PATCH, "/api/account/profile/", Some(&body))
+        .await
+        .unwrap()
+}
+
 async fn a_country_change_that_would_strand_credits_is_refused(db: Db) {
     let app = TestApp::start(db).await;
 
@@ -25,27 +43,13 @@ async fn a_country_change_that_would_strand_credits_is_refused(db: Db) {
         ("FR", Currency::EUR),
         ("IN", Currency::INR),
     ] {
-        let profile = fresh
-            .update_profile(&ProfileUpdate {
-                country: Some(Some(country.into())),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .data;
+        let profile = set_country(&fresh, country).await;
         assert_eq!(profile.currency, currency, "{country}");
     }
 
     let (client, _) = app.funded_user(Tier::Advanced, "US", "25").await;
     let before = client.profile().await.unwrap().data;
-    let refused = client
-        .raw(
-            Method::PATCH,
-            "/api/account/profile/",
-            Some(&json!({"country": "FR"})),
-        )
-        .await
-        .unwrap();
+    let refused = patch_profile(&client, json!({"country": "FR"})).await;
     assert_eq!(refused.status, 400, "{}", refused.text);
     let why = refused.body["errors"]["country"][0]
         .as_str()
@@ -68,14 +72,7 @@ async fn a_country_change_that_would_strand_credits_is_refused(db: Db) {
 
     // Clearing the country would switch to the default currency: refused the same way when it differs.
     let (indian, _) = app.funded_user(Tier::Advanced, "IN", "1000").await;
-    let cleared = indian
-        .raw(
-            Method::PATCH,
-            "/api/account/profile/",
-            Some(&json!({"country": null})),
-        )
-        .await
-        .unwrap();
+    let cleared = patch_profile(&indian, json!({"country": null})).await;
     assert_eq!(cleared.status, 400, "{}", cleared.text);
     assert!(cleared.body["errors"].get("country").is_some());
 
@@ -83,14 +80,7 @@ async fn a_country_change_that_would_strand_credits_is_refused(db: Db) {
     // account's present one: the profile then moves to it, and the money is spendable.
     let (newcomer, account) = app.user(Tier::Advanced).await;
     app.grant(&account, "5000", Currency::INR).await;
-    let indian_now = newcomer
-        .update_profile(&ProfileUpdate {
-            country: Some(Some("IN".into())),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .data;
+    let indian_now = set_country(&newcomer, "IN").await;
     assert_eq!(indian_now.currency, Currency::INR);
     let balance = newcomer.balance().await.unwrap().data;
     assert_eq!(
@@ -99,25 +89,11 @@ async fn a_country_change_that_would_strand_credits_is_refused(db: Db) {
     );
     // Money in the present currency still holds it, whatever else the account holds.
     app.grant(&account, "10", Currency::EUR).await;
-    let held = newcomer
-        .raw(
-            Method::PATCH,
-            "/api/account/profile/",
-            Some(&json!({"country": "FR"})),
-        )
-        .await
-        .unwrap();
+    let held = patch_profile(&newcomer, json!({"country": "FR"})).await;
     assert_eq!(held.status, 400, "{}", held.text);
 
     // A country billed in the same currency is fine.
-    let canadian = client
-        .update_profile(&ProfileUpdate {
-            country: Some(Some("CA".into())),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .data;
+    let canadian = set_country(&client, "CA").await;
     assert_eq!(
         (canadian.country.as_deref(), canadian.currency),
         (Some("CA"), Currency::USD)

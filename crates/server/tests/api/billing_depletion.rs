@@ -75,14 +75,7 @@ async fn a_long_clock_move_charges_only_up_to_where_the_credit_ran_out(db: Db) {
     create_key_k(&client).await;
     let instance = deploy(&client, "jumper").await;
     app.settle().await;
-    let hourly = client
-        .instance(&instance)
-        .await
-        .unwrap()
-        .data
-        .billing
-        .total_hourly_rate
-        .0;
+    let hourly = hourly(&client, &instance).await;
     assert!(hourly > d("2"), "{hourly}");
 
     app.admin.admin_advance_clock(600).await.unwrap();
@@ -128,14 +121,7 @@ async fn concurrent_clock_moves_charge_only_up_to_where_the_credit_ran_out(db: D
     create_key_k(&client).await;
     let instance = deploy(&client, "racer").await;
     app.settle().await;
-    let hourly = client
-        .instance(&instance)
-        .await
-        .unwrap()
-        .data
-        .billing
-        .total_hourly_rate
-        .0;
+    let hourly = hourly(&client, &instance).await;
     let other = app.replica().await;
     let there = client_of(&other, &app.admin_key);
     let (here, away) = tokio::join!(
@@ -154,11 +140,7 @@ async fn concurrent_clock_moves_charge_only_up_to_where_the_credit_ran_out(db: D
         left <= Decimal::ZERO && left > -(hourly / d("60")),
         "{left}: charged past the credit by more than the minute that crossed it"
     );
-    let store = app.services().store();
-    assert_eq!(
-        store.ledger_sum(&account, "USD").await.unwrap(),
-        store.balances(&account).await.unwrap()[0].1
-    );
+    assert_balance_is_ledger(&app, &account).await;
     other.shutdown().await;
     app.stop().await;
 }
@@ -171,16 +153,11 @@ async fn one_clock_move_through_the_grace_period_records_each_stage_at_its_time(
     let (client, account) = app.funded_user(Tier::Advanced, "US", "3").await;
     create_key_k(&client).await;
     let instance = deploy(&client, "sleeper").await;
-    let created = client
-        .raw(
-            Method::POST,
-            "/api/volumes/",
-            Some(&json!({"name": "kept", "size": 10, "region": "FINLAND-1", "volume_type": "HDD"})),
-        )
-        .await
-        .unwrap();
-    assert_eq!(created.status.as_u16(), 201, "{}", created.text);
-    let volume = created.body["data"]["id"].as_str().unwrap().to_string();
+    let volume = create_volume(
+        &client,
+        json!({"name": "kept", "size": 10, "region": "FINLAND-1", "volume_type": "HDD"}),
+    )
+    .await;
     app.settle().await;
 
     // About an hour and ten minutes of credit, then the 48 hours of grace, in one move of four days.
@@ -249,14 +226,7 @@ async fn a_clock_move_warns_at_the_minute_each_threshold_is_crossed(db: Db) {
     create_key_k(&client).await;
     let instance = deploy(&client, "warned").await;
     app.settle().await;
-    let hourly = client
-        .instance(&instance)
-        .await
-        .unwrap()
-        .data
-        .billing
-        .total_hourly_rate
-        .0;
+    let hourly = hourly(&client, &instance).await;
     // What a minute is charged: the instance's and its OS disk's per-minute rates.
     let all = BillingQuery {
         limit: Some(100),
@@ -355,21 +325,41 @@ async fn balance(client: &Client) -> Decimal {
     client.balance().await.unwrap().data.balance
 }
 
+/// The instance's price per hour, all in.
+async fn hourly(client: &Client, instance: &str) -> Decimal {
+    let shown = client.instance(instance).await.unwrap().data;
+    shown.billing.total_hourly_rate.0
+}
+
+/// A volume made with `body`: its id.
+async fn create_volume(client: &Client, body: serde_json::Value) -> String {
+    let created = client
+        .raw(Method::POST, "/api/volumes/", Some(&body))
+        .await
+        .unwrap();
+    assert_eq!(created.status.as_u16(), 201, "{}", created.text);
+    created.body["data"]["id"].as_str().unwrap().to_string()
+}
+
+/// The account's USD balance equals the sum of its ledger.
+async fn assert_balance_is_ledger(app: &TestApp, account: &str) {
+    let store = app.services().store();
+    assert_eq!(
+        store.ledger_sum(account, "USD").await.unwrap(),
+        store.balances(account).await.unwrap()[0].1
+    );
+}
+
 async fn stored_data_stops_charging_is_kept_then_marked_for_deletion(db: Db) {
     let app = TestApp::start_with(db, |c| c.billing.storage_grace_hours = 48).await;
     let (client, account) = app.funded_user(Tier::Advanced, "US", "10").await;
     create_key_k(&client).await;
     let instance = deploy(&client, "spender").await;
-    let created = client
-        .raw(
-            Method::POST,
-            "/api/volumes/",
-            Some(&json!({"name": "data", "size": 1024, "region": "FINLAND-1", "volume_type": "NVMe"})),
-        )
-        .await
-        .unwrap();
-    assert_eq!(created.status.as_u16(), 201, "{}", created.text);
-    let volume = created.body["data"]["id"].as_str().unwrap().to_string();
+    let volume = create_volume(
+        &client,
+        json!({"name": "data", "size": 1024, "region": "FINLAND-1", "volume_type": "NVMe"}),
+    )
+    .await;
     app.settle().await;
 
     // About USD 2.82 an hour on 10: five hours run the credit out.
@@ -449,10 +439,6 @@ async fn stored_data_stops_charging_is_kept_then_marked_for_deletion(db: Db) {
         before - balance(&client).await,
         (d("0.005") + d("0.000167")) * d("60")
     );
-    let store = app.services().store();
-    assert_eq!(
-        store.ledger_sum(&account, "USD").await.unwrap(),
-        store.balances(&account).await.unwrap()[0].1
-    );
+    assert_balance_is_ledger(&app, &account).await;
     app.stop().await;
 }
