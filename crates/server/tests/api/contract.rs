@@ -131,9 +131,12 @@ async fn schemathesis_finds_no_failures() {
         .args(["--header", &format!("X-API-Key: {key}")])
         .args(["--checks", "all"])
         .args(["--phases", "examples,coverage,fuzzing,stateful"])
+        // One worker: schemathesis's threads parse Python source at once (hypothesis describes its
+        // filters from their source), which CPython 3.11.7 can fail with "AST constructor recursion
+        // depth mismatch", an error of the interpreter and not of this API.
         .args([
             "--workers",
-            "2",
+            "1",
             "--max-examples",
             "25",
             "--seed",
