@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, ensure};
 use barrack_compute::sim::{SimConfig, SimDriver};
 use barrack_core::auth::Secrets;
+use barrack_core::billing::MeterPace;
 use barrack_core::clock::{Clock, ManualClock};
 use barrack_core::config::Config;
 use barrack_core::platform::money::per_minute_micros;
@@ -83,7 +84,10 @@ pub async fn run(backend: &str, database_url: &str, resources: usize) -> Result<
     for (tick, (order, order_name)) in (1..=4).zip(orders.into_iter().cycle()) {
         clock.advance_ms(MINUTE_MS);
         let t = Instant::now();
-        let run = services.billing.meter_walking(chunk, order).await?;
+        let run = services
+            .billing
+            .meter_walking(chunk, order, MeterPace::Full)
+            .await?;
         let metered = t.elapsed();
         services.billing.guard(&run, &services.instances).await?;
         let guarded = t.elapsed() - metered;

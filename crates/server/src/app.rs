@@ -10,6 +10,7 @@ use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::get;
 use barrack_core::accounts::{AdminPassword, Bootstrap};
 use barrack_core::auth::{Secrets, generate_server_secret};
+use barrack_core::billing::MeterPace;
 use barrack_core::clock::{Clock, OffsetClock};
 use barrack_core::config::{Config, check_server_secret};
 use barrack_core::{Context, Services, Store};
@@ -135,7 +136,7 @@ impl Running {
                 let started = std::time::Instant::now();
                 let run = services
                     .billing
-                    .meter_and_guard(&services.instances)
+                    .meter_and_guard(&services.instances, MeterPace::Full)
                     .await?;
                 self.metrics.meter_run(
                     started.elapsed(),
@@ -685,7 +686,7 @@ fn spawn_background(
 }
 
 /// Bills closed minutes and guards balances at start and then every `billing.meter_interval_seconds` of
-/// real time, or [`METER_REST`] times as long as the last run took when that is longer (each run catches
+/// real time, or [`METER_REST`] times as long as the last run worked when that is longer (each run catches
 /// up with the clock, however far it moved); then prunes the webhook delivery log by the same clock.
 async fn run_meter(services: Services, metrics: SharedMetrics, mut stop: watch::Receiver<bool>) {
     let every = Duration::from_secs(services.config().billing.meter_interval_seconds);
@@ -693,24 +694,32 @@ async fn run_meter(services: Services, metrics: SharedMetrics, mut stop: watch::
         let started = std::time::Instant::now();
         let run = async {
             services.simulation.catch_up().await?;
-            services.billing.meter_and_guard(&services.instances).await
+            services
+                .billing
+                .meter_and_guard(&services.instances, MeterPace::Background)
+                .await
         };
-        match run.await {
-            Ok(run) => metrics.meter_run(
-                started.elapsed(),
-                Some((run.periods_billed, run.minutes_billed)),
-            ),
+        // What the run worked, its rests between chunks left out.
+        let worked = match run.await {
+            Ok(run) => {
+                metrics.meter_run(
+                    started.elapsed(),
+                    Some((run.periods_billed, run.minutes_billed)),
+                );
+                started.elapsed().saturating_sub(run.rested)
+            }
             Err(e) => {
                 metrics.meter_run(started.elapsed(), None);
                 tracing::warn!(error = %e, "metering failed");
+                started.elapsed()
             }
-        }
+        };
         if let Err(e) = barrack_core::platform::webhooks::prune_deliveries(&services.context).await
         {
             tracing::warn!(error = %e, "pruning the webhook delivery log failed");
         }
         tokio::select! {
-            _ = tokio::time::sleep(every.max(started.elapsed() * METER_REST)) => {}
+            _ = tokio::time::sleep(every.max(worked * METER_REST)) => {}
             _ = stop.changed() => return,
         }
     }

@@ -403,6 +403,18 @@ pub struct MeterRun {
     pub minutes_billed: u64,
     /// What the run saw of each account it read, by account and currency.
     pub accounts: BTreeMap<(String, String), AccountUsage>,
+    /// How long it rested between chunks ([`MeterPace::Background`]).
+    pub rested: std::time::Duration,
+}
+
+/// How a meter run shares the database with requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MeterPace {
+    /// Chunk after chunk: clock moves, tests and the bench, where the run is what is waited for.
+    Full,
+    /// After each chunk, rests `billing.meter_rest_percent` of the time the chunk took, so that a run
+    /// over many periods leaves most of a core to requests (the server's periodic runs).
+    Background,
 }
 
 impl MeterRun {
@@ -455,17 +467,33 @@ impl BillingService {
     /// repeatedly. Each chunk is summed, charged and committed in one transaction that holds its periods,
     /// so when this returns every minute up to `now` is billed, by this run or by another.
     pub async fn meter(&self) -> Result<MeterRun> {
-        self.meter_in_chunks(self.context.config.billing.meter_chunk_periods)
+        self.meter_paced(MeterPace::Full).await
+    }
+
+    /// [`Self::meter`] at `pace`.
+    pub async fn meter_paced(&self, pace: MeterPace) -> Result<MeterRun> {
+        let size = self.context.config.billing.meter_chunk_periods;
+        self.meter_walking(size, billing::WalkOrder::Physical, pace)
             .await
     }
 
     /// [`Self::meter`] with chunks of `size` periods (tests put chunk boundaries where they want them).
     pub async fn meter_in_chunks(&self, size: u32) -> Result<MeterRun> {
-        self.meter_walking(size, billing::WalkOrder::Physical).await
+        self.meter_walking(size, billing::WalkOrder::Physical, MeterPace::Full)
+            .await
     }
 
-    /// [`Self::meter_in_chunks`] walking the periods in `order` (the bench compares the orders).
-    pub async fn meter_walking(&self, size: u32, order: billing::WalkOrder) -> Result<MeterRun> {
+    /// [`Self::meter_in_chunks`] walking the periods in `order` (the bench compares the orders), at `pace`.
+    pub async fn meter_walking(
+        &self,
+        size: u32,
+        order: billing::WalkOrder,
+        pace: MeterPace,
+    ) -> Result<MeterRun> {
+        let rest_percent = match pace {
+            MeterPace::Full => 0,
+            MeterPace::Background => self.context.config.billing.meter_rest_percent,
+        };
         let now = self.context.clock.now_ms();
         self.rate_unrated_periods().await?;
         let mut run = MeterRun::default();
@@ -476,6 +504,7 @@ impl BillingService {
             start
         };
         loop {
+            let chunk_began = std::time::Instant::now();
             let mut attempts = 0;
             let until = loop {
                 attempts += 1;
@@ -503,6 +532,12 @@ impl BillingService {
             match until {
                 Some(last) => after = last,
                 None => break,
+            }
+            // Between chunks nothing is held: the rest leaves the database's cores to requests.
+            if rest_percent > 0 {
+                let rest = chunk_began.elapsed() * rest_percent / 100;
+                tokio::time::sleep(rest).await;
+                run.rested += rest;
             }
         }
         self.settle(&mut run, now).await?;
@@ -626,8 +661,12 @@ impl BillingService {
     }
 
     /// One meter run, then what the balances of the accounts it charged call for (see [`Self::guard`]).
-    pub async fn meter_and_guard(&self, instances: &dyn Depletion) -> Result<MeterRun> {
-        let run = self.meter().await?;
+    pub async fn meter_and_guard(
+        &self,
+        instances: &dyn Depletion,
+        pace: MeterPace,
+    ) -> Result<MeterRun> {
+        let run = self.meter_paced(pace).await?;
         self.guard(&run, instances).await?;
         Ok(run)
     }

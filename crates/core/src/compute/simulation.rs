@@ -11,7 +11,7 @@ use barrack_api::simulation::{Scenario, ScenarioSpec, StateReset};
 use barrack_store::simulation::{ScenarioAdded, ScenarioRow, Withhold};
 use rust_decimal::Decimal;
 
-use crate::billing::{BillingService, MeterRun};
+use crate::billing::{BillingService, MeterPace, MeterRun};
 use crate::catalog::CatalogService;
 use crate::compute::instances::InstanceService;
 use crate::platform::clock::format_ms;
@@ -128,7 +128,10 @@ impl SimulationService {
             }
             let offset = self.context.store.add_clock_offset(step).await?;
             self.context.clock.follow_offset(offset);
-            let run = self.billing.meter_and_guard(&self.instances).await?;
+            let run = self
+                .billing
+                .meter_and_guard(&self.instances, MeterPace::Full)
+                .await?;
             periods_billed += run.periods_billed;
             self.instances.end_leases_due().await?;
             left -= step;

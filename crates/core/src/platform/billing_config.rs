@@ -15,10 +15,18 @@ pub struct BillingConfig {
     /// Billing periods the meter charges per transaction.
     #[serde(default = "default_meter_chunk_periods")]
     pub meter_chunk_periods: u32,
+    /// Percent of each chunk's time the server's periodic meter runs rest after it, leaving the
+    /// database's cores to requests (0: chunk after chunk).
+    #[serde(default = "default_meter_rest_percent")]
+    pub meter_rest_percent: u32,
     /// Hours an account's stored data (volumes, snapshots, hibernated instances) is kept without charge
     /// after its credit runs out, before it is marked for deletion.
     #[serde(default = "default_storage_grace_hours")]
     pub storage_grace_hours: u64,
+}
+
+fn default_meter_rest_percent() -> u32 {
+    100
 }
 
 fn default_storage_grace_hours() -> u64 {
@@ -39,6 +47,12 @@ impl BillingConfig {
         if self.meter_interval_seconds == 0 {
             return Err(ConfigError::Invalid(
                 "billing.meter_interval_seconds must be at least 1".into(),
+            ));
+        }
+        if self.meter_rest_percent > 10_000 {
+            return Err(ConfigError::Invalid(
+                "billing.meter_rest_percent must be at most 10000 (a run a hundred times its work)"
+                    .into(),
             ));
         }
         if self.meter_chunk_periods == 0 {

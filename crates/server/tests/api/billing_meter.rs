@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use barrack_api::{Currency, Tier};
+use barrack_core::billing::MeterPace;
 use barrack_core::clock::Clock;
 use barrack_core::platform::money::per_minute_micros;
 use barrack_store::billing::{self, PeriodRow, WalkOrder};
@@ -198,18 +199,20 @@ async fn concurrent_runs_in_any_chunks_charge_every_minute_once(db: Db) {
             }
         }
         tx.commit().await.unwrap();
-        // Four runs at once, each cutting its chunks elsewhere and walking in either order, while
-        // other periods close at the runs' own now.
+        // Five runs at once, each cutting its chunks elsewhere and walking in either order, one resting
+        // between its chunks as the server's periodic runs do, while other periods close at the runs'
+        // own now.
         let runs: Vec<_> = [
-            (3u32, WalkOrder::Physical),
-            (7, WalkOrder::Keys),
-            (40, WalkOrder::Physical),
-            (1000, WalkOrder::Keys),
+            (3u32, WalkOrder::Physical, MeterPace::Full),
+            (7, WalkOrder::Keys, MeterPace::Full),
+            (40, WalkOrder::Physical, MeterPace::Full),
+            (1000, WalkOrder::Keys, MeterPace::Full),
+            (5, WalkOrder::Physical, MeterPace::Background),
         ]
         .into_iter()
-        .map(|(size, order)| {
+        .map(|(size, order, pace)| {
             let billing = billing.clone();
-            tokio::spawn(async move { billing.meter_walking(size, order).await.unwrap() })
+            tokio::spawn(async move { billing.meter_walking(size, order, pace).await.unwrap() })
         })
         .collect();
         let closing = {
@@ -229,8 +232,16 @@ async fn concurrent_runs_in_any_chunks_charge_every_minute_once(db: Db) {
                 }
             })
         };
-        for run in runs {
-            minutes_reported += run.await.unwrap().minutes_billed;
+        for (n, run) in runs.into_iter().enumerate() {
+            let run = run.await.unwrap();
+            // Only the resting run rests, between its chunks (dozens of them).
+            assert_eq!(
+                run.rested.is_zero(),
+                n != 4,
+                "run {n} rested {:?}",
+                run.rested
+            );
+            minutes_reported += run.minutes_billed;
         }
         closing.await.unwrap();
     }
