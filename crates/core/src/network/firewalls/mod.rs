@@ -339,28 +339,14 @@ impl FirewallService {
         let rules: HashMap<String, i64> = store.rule_counts(&ids).await?.into_iter().collect();
         let attached: HashMap<String, i64> =
             store.attachment_counts(&ids).await?.into_iter().collect();
-        let firewalls = rows
+        let mut firewalls = rows
             .into_iter()
             .map(|row| {
                 let rule_count = rules.get(&row.id).copied().unwrap_or(0) as u32;
                 let attachment_count = attached.get(&row.id).copied().unwrap_or(0) as u32;
-                FirewallSummary {
-                    tier: Tier::parse(&row.tier).unwrap_or(Tier::Legacy),
-                    rule_count,
-                    attachment_count,
-                    id: row.id,
-                    name: row.name,
-                    description: row.description,
-                    region: row.region,
-                    status: row.status,
-                    status_reason: row.status_reason,
-                    created_at: format_ms(row.created_at),
-                    updated_at: format_ms(row.updated_at),
-                    labels: Default::default(),
-                }
+                firewall_summary(row, rule_count, attachment_count, Default::default())
             })
             .collect::<Vec<_>>();
-        let mut firewalls = firewalls;
         labels::fill(store, Labelled::Firewall, &mut firewalls).await?;
         Ok(FirewallList {
             firewalls,
@@ -625,19 +611,17 @@ impl FirewallService {
     }
 }
 
-/// A firewall as the API shows it, from its row, rules, attachments and labels.
-fn firewall_view(
+/// A firewall as listed, from its row, counts and labels.
+fn firewall_summary(
     row: FirewallRow,
-    rules: Vec<SecurityRule>,
-    instances: Vec<FirewallAttachment>,
+    rule_count: u32,
+    attachment_count: u32,
     labels: barrack_api::labels::Labels,
-) -> Firewall {
-    Firewall {
+) -> FirewallSummary {
+    FirewallSummary {
         tier: Tier::parse(&row.tier).unwrap_or(Tier::Legacy),
-        rule_count: rules.len() as u32,
-        attachment_count: instances.len() as u32,
-        rules,
-        instances,
+        rule_count,
+        attachment_count,
         id: row.id,
         name: row.name,
         description: row.description,
@@ -646,6 +630,45 @@ fn firewall_view(
         status_reason: row.status_reason,
         created_at: format_ms(row.created_at),
         updated_at: format_ms(row.updated_at),
+        labels,
+    }
+}
+
+/// A firewall as the API shows it, from its row, rules, attachments and labels: its summary and them.
+fn firewall_view(
+    row: FirewallRow,
+    rules: Vec<SecurityRule>,
+    instances: Vec<FirewallAttachment>,
+    labels: barrack_api::labels::Labels,
+) -> Firewall {
+    let FirewallSummary {
+        id,
+        name,
+        description,
+        region,
+        tier,
+        status,
+        status_reason,
+        rule_count,
+        attachment_count,
+        created_at,
+        updated_at,
+        labels,
+    } = firewall_summary(row, rules.len() as u32, instances.len() as u32, labels);
+    Firewall {
+        id,
+        name,
+        description,
+        region,
+        tier,
+        status,
+        status_reason,
+        rule_count,
+        attachment_count,
+        rules,
+        instances,
+        created_at,
+        updated_at,
         labels,
     }
 }
