@@ -560,6 +560,24 @@ impl Store {
         Ok((rows.iter().map(from_row).collect::<Result<_>>()?, total))
     }
 
+    /// The hourly rates of the account's open periods of `component` in `currency`, as stored (what
+    /// they bill now, whatever the prices say since they opened).
+    pub async fn open_rates(
+        &self,
+        account_id: &str,
+        component: &str,
+        currency: &str,
+    ) -> Result<Vec<String>> {
+        let rows = self
+            .fetch_all(
+                "SELECT hourly_rate FROM billing_periods WHERE account_id = $1 AND component = $2 \
+                 AND currency = $3 AND ended_at IS NULL",
+                &binds![account_id, component, currency],
+            )
+            .await?;
+        rows.iter().map(|r| r.text(0)).collect()
+    }
+
     /// Every period of the account matching `filter` (for summaries over all pages).
     pub async fn all_periods(
         &self,

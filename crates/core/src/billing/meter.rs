@@ -386,7 +386,7 @@ pub(super) fn hourly(period: &PeriodRow) -> Result<Decimal> {
 }
 
 /// A stored hourly rate, where a rate that does not parse is an error rather than free.
-pub(super) fn stored_rate(text: &str) -> Result<Decimal> {
+pub(crate) fn stored_rate(text: &str) -> Result<Decimal> {
     text.parse()
         .map_err(|_| Error::internal(format!("billing period with an unreadable rate '{text}'")))
 }

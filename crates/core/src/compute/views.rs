@@ -153,11 +153,21 @@ impl InstanceService {
             .instances(caller.account_id(), &filter, 0, 5)
             .await?;
         let currency = countries::currency_for(caller.account.country.as_deref());
-        let rate = price(&self.config().billing.hibernation_prices, currency);
+        // What their open hibernation periods bill: none while the account's credit is out (depletion
+        // closes them), and each at the rate it opened with.
+        let mut hourly_cost = Decimal::ZERO;
+        for rate in self
+            .context
+            .store
+            .open_rates(caller.account_id(), "hibernation", currency.as_str())
+            .await?
+        {
+            hourly_cost += crate::billing::stored_rate(&rate)?;
+        }
         let recent = self.views(rows).await?;
         Ok(HibernatedSummary {
             count: total,
-            hourly_cost: Amount(rate * Decimal::from(total)),
+            hourly_cost: Amount(hourly_cost),
             currency,
             recent,
         })

@@ -381,6 +381,12 @@ async fn stored_data_stops_charging_is_kept_then_marked_for_deletion(db: Db) {
     );
     let debt = balance(&client).await;
     assert!(debt <= Decimal::ZERO);
+    let hibernated = client.hibernated_instances().await.unwrap().data;
+    assert_eq!(
+        (hibernated.count, hibernated.hourly_cost.0),
+        (1, Decimal::ZERO),
+        "a hibernation is not charged while the credit is out"
+    );
 
     // A day later: nothing more charged, the data kept, and the deletion notice out.
     app.admin.admin_advance_clock(24 * 60).await.unwrap();
@@ -431,6 +437,8 @@ async fn stored_data_stops_charging_is_kept_then_marked_for_deletion(db: Db) {
             .iter()
             .any(|(k, _)| k == "storage_resumed")
     );
+    let hibernated = client.hibernated_instances().await.unwrap().data;
+    assert_eq!(hibernated.hourly_cost.0, d("0.01"), "charged again");
     let before = balance(&client).await;
     app.admin.admin_advance_clock(60).await.unwrap();
     app.settle().await;
