@@ -259,6 +259,15 @@ impl InstanceWorker {
         if !instances::update(&mut tx, &row.id, row.generation, &change, now).await? {
             return Ok(false);
         }
+        if action == JobAction::Delete {
+            crate::storage::volume_worker::release_volumes_of_deleted(
+                &self.context.config,
+                &mut tx,
+                &row.id,
+                now,
+            )
+            .await?;
+        }
         if matches!(action, JobAction::Create | JobAction::Restore) {
             // A new machine: program its security rules (its own and its firewalls').
             let attempts = i64::from(self.context.config.jobs.max_attempts);

@@ -246,45 +246,79 @@ impl VolumeWorker {
         Ok(true)
     }
 
-    /// Ends the attachments of instances that were deleted: their `in-use` volumes become `available`
-    /// (the boot volume of a deleted instance too), `error` ones lose the instance. Returns how many
-    /// volumes it changed.
+    /// Ends the attachments of instances that were deleted and whose volumes were not released with
+    /// them (a deletion recorded before it released them, or one whose volume changed at that moment).
+    /// Returns how many volumes it changed.
     pub async fn reconcile(&self) -> Result<usize> {
         let mut changed = 0;
         for row in self.context.store.volumes_of_deleted_instances().await? {
-            let from = parse_state(&row.status)?;
-            let to = match from {
-                VolumeState::InUse => VolumeState::Available,
-                state => state,
-            };
             let now = self.context.clock.now_ms();
             let mut tx = self.context.store.begin().await?;
-            let change = VolumeChange {
-                status: Some(to.as_str().into()),
-                instance_id: Some(None),
-                ..Default::default()
-            };
-            if !volumes::update(&mut tx, &row.id, row.generation, &change, now).await? {
+            if !end_attachment_to_deleted(&self.context.config, &mut tx, &row, now).await? {
                 continue;
             }
-            let instance = row.instance_id.as_deref().unwrap_or_default();
-            record_event(
-                &self.context.config,
-                &mut tx,
-                &row,
-                Some(from),
-                to,
-                SYSTEM,
-                &format!("detached: instance {instance} was deleted"),
-                row.generation + 1,
-                now,
-            )
-            .await?;
             tx.commit().await.map_err(Error::internal)?;
             changed += 1;
         }
         Ok(changed)
     }
+}
+
+/// Inside the transaction that deletes instance `instance_id`: its `in-use` volumes become
+/// `available` (its boot volume too) and its `error` ones lose it, so that no volume shows an
+/// attachment to a deleted instance. One changed meanwhile is left to [`VolumeWorker::reconcile`].
+pub(crate) async fn release_volumes_of_deleted(
+    config: &Config,
+    tx: &mut Tx,
+    instance_id: &str,
+    now: i64,
+) -> Result<()> {
+    for row in volumes::of_instance(tx, instance_id).await? {
+        if matches!(
+            parse_state(&row.status)?,
+            VolumeState::InUse | VolumeState::Error
+        ) {
+            end_attachment_to_deleted(config, tx, &row, now).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Ends `row`'s attachment to its deleted instance: `in-use` becomes `available`, `error` stays and
+/// loses the instance; false when the volume changed since it was read.
+async fn end_attachment_to_deleted(
+    config: &Config,
+    tx: &mut Tx,
+    row: &VolumeRow,
+    now: i64,
+) -> Result<bool> {
+    let from = parse_state(&row.status)?;
+    let to = match from {
+        VolumeState::InUse => VolumeState::Available,
+        state => state,
+    };
+    let change = VolumeChange {
+        status: Some(to.as_str().into()),
+        instance_id: Some(None),
+        ..Default::default()
+    };
+    if !volumes::update(tx, &row.id, row.generation, &change, now).await? {
+        return Ok(false);
+    }
+    let instance = row.instance_id.as_deref().unwrap_or_default();
+    record_event(
+        config,
+        tx,
+        row,
+        Some(from),
+        to,
+        SYSTEM,
+        &format!("detached: instance {instance} was deleted"),
+        row.generation + 1,
+        now,
+    )
+    .await?;
+    Ok(true)
 }
 
 /// Puts the source of clone `row` back to rest, if it is still `cloning`.

@@ -17,6 +17,7 @@ on_both_databases!(
     attachment_rules,
     deploy_boots_from_a_volume_and_attaches_existing_and_new_ones,
     an_attach_overtaken_by_the_instances_delete_leaves_the_volume_available,
+    a_deleted_instances_volume_is_available_when_the_deletion_completes,
     a_grown_boot_volume_is_the_instances_os_disk,
 );
 
@@ -54,6 +55,36 @@ async fn an_attach_overtaken_by_the_instances_delete_leaves_the_volume_available
         .unwrap();
     app.settle().await;
     assert_eq!(status(&client, &v).await, "in-use");
+    app.stop().await;
+}
+
+/// The deletion's own transaction ends the attachment: between it and the next reconciliation the
+/// volume never shows an attachment to a deleted instance (which could be neither detached nor deleted).
+async fn a_deleted_instances_volume_is_available_when_the_deletion_completes(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "100").await;
+    let doomed = active_instance(&app, &client, "doomed", "FINLAND-1").await;
+    let v = available_volume(&app, &client, volume("v", 100, "FINLAND-1", "NVMe")).await;
+    client
+        .attach_volumes(&doomed, std::slice::from_ref(&v))
+        .await
+        .unwrap();
+    app.settle().await;
+    assert_eq!(status(&client, &v).await, "in-use");
+
+    client.delete_instance(&doomed).await.unwrap();
+    // The jobs alone, without the reconciliation that `settle` also runs.
+    let running = app.running.as_ref().expect("running");
+    running.runner.run_until_idle().await.unwrap();
+    assert!(
+        client.instance(&doomed).await.is_err(),
+        "the instance is deleted"
+    );
+    let shown = client.volume(&v).await.unwrap().data;
+    assert_eq!(shown.status, "available", "{shown:?}");
+    assert!(shown.attachment.is_none(), "{shown:?}");
+    client.delete_volume(&v).await.unwrap();
+    app.settle().await;
     app.stop().await;
 }
 
