@@ -194,21 +194,22 @@ async fn shared_state(services: &Services) -> Result<Registry, barrack_store::St
 
     let depth = Family::<JobLabels, Gauge>::default();
     let oldest = Family::<KindLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
-    let mut oldest_by_kind: Vec<(String, i64)> = Vec::new();
-    for (kind, status, count, created_at) in store.job_queue().await? {
+    // Per kind, the earliest time a job became due and is still unfinished (none due: no wait).
+    let mut due_since: Vec<(String, Option<i64>)> = Vec::new();
+    for (kind, status, count, due) in store.job_queue(now).await? {
         depth
             .get_or_create(&JobLabels {
                 kind: kind.clone(),
                 status,
             })
             .set(count);
-        match oldest_by_kind.iter_mut().find(|(k, _)| *k == kind) {
-            Some((_, at)) => *at = (*at).min(created_at),
-            None => oldest_by_kind.push((kind, created_at)),
+        match due_since.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, at)) => *at = (*at).into_iter().chain(due).min(),
+            None => due_since.push((kind, due)),
         }
     }
-    for (kind, created_at) in oldest_by_kind {
-        let age = (now - created_at).max(0) as f64 / 1000.0;
+    for (kind, due) in due_since {
+        let age = due.map_or(0.0, |at| (now - at).max(0) as f64 / 1000.0);
         oldest.get_or_create(&KindLabels { kind }).set(age);
     }
     registry.register(
@@ -218,7 +219,7 @@ async fn shared_state(services: &Services) -> Result<Registry, barrack_store::St
     );
     registry.register_with_unit(
         "barrack_job_oldest_age",
-        "Age of the oldest unfinished job of each kind",
+        "How long the longest-waiting job of each kind has been due without finishing (0: none due)",
         Unit::Seconds,
         oldest,
     );

@@ -284,18 +284,21 @@ impl Store {
         Ok(n as u64)
     }
 
-    /// (kind, status, count, oldest `created_at`) of the jobs not finished, per kind and status (pending
-    /// or running): what an operator watches the queue by.
-    pub async fn job_queue(&self) -> Result<Vec<(String, String, i64, i64)>> {
+    /// (kind, status, count, earliest due time) of the jobs not finished, per kind and status (pending
+    /// or running): what an operator watches the queue by. The due time is the earliest `run_after` of
+    /// those due by `now` (running ones were): a job scheduled for later (a lease's end, a retry's
+    /// backoff) is counted but is not waiting for a worker.
+    pub async fn job_queue(&self, now: i64) -> Result<Vec<(String, String, i64, Option<i64>)>> {
         let rows = self
             .fetch_all(
-                "SELECT kind, status, COUNT(*), MIN(created_at) FROM jobs \
+                "SELECT kind, status, COUNT(*), \
+                 MIN(CASE WHEN status = 'running' OR run_after <= $1 THEN run_after END) FROM jobs \
                  WHERE status IN ('pending', 'running') GROUP BY kind, status ORDER BY kind, status",
-                &[],
+                &binds![now],
             )
             .await?;
         rows.iter()
-            .map(|r| Ok((r.text(0)?, r.text(1)?, r.int(2)?, r.int(3)?)))
+            .map(|r| Ok((r.text(0)?, r.text(1)?, r.int(2)?, r.opt_int(3)?)))
             .collect()
     }
 }

@@ -53,7 +53,7 @@ async fn a_scrape_reports_requests_jobs_instances_pools_and_the_meter(db: Db) {
         .name;
     let request = serde_json::from_value(json!({
         "gpu_model": "H100-SXM5-80GB", "gpu_count": 1, "region": "FINLAND-1", "instance_name": "web",
-        "image_name": IMAGE, "ssh_key": key, "public_ip": true
+        "image_name": IMAGE, "ssh_key": key, "public_ip": true, "ttl_minutes": 60
     }))
     .unwrap();
     let id = deploy_id(&client, &request).await;
@@ -93,6 +93,17 @@ async fn a_scrape_reports_requests_jobs_instances_pools_and_the_meter(db: Db) {
     app.settle().await;
 
     let (_, _, text) = scrape(&app, None).await;
+    // The lease's job waits for its time, not for a worker: it is counted, and nothing is late.
+    assert_eq!(
+        sample(&text, r#"barrack_jobs{kind="lease",status="pending"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, r#"barrack_job_oldest_age_seconds{kind="lease"}"#),
+        Some(0.0),
+        "{text}"
+    );
     // Requests by route template (an id never makes a series of its own), method and status.
     assert_eq!(
         sample(
