@@ -26,6 +26,10 @@ pub struct NewClaim<'a> {
     /// This request's random token: only it completes or releases the claim.
     pub owner: &'a str,
     pub now: i64,
+    /// The time leases are measured on (real time, which moving the simulation clock does not change,
+    /// so a claim another server's request holds does not look expired after a move).
+    pub lease_now: i64,
+    /// The end of the claim's lease, on `lease_now`'s time.
     pub locked_until: i64,
     /// Rows created before this are forgotten (keys are kept for a day).
     pub expired_before: i64,
@@ -84,7 +88,7 @@ impl Store {
                     body: row.text(5)?,
                 });
             }
-            if locked_until > c.now {
+            if locked_until > c.lease_now {
                 return Ok(Claim::InProgress);
             }
             // The holder's lease ran out without a response (its server died, say): nothing of it

@@ -83,8 +83,17 @@ pub async fn complete(db: &mut impl Db, id: &str, worker: &str, now: i64) -> Res
 impl Store {
     /// Claims the job whose lease expired first (its worker died), or else the next pending job that is
     /// due, for `lease_ms` ([`Store::claim_jobs`] of one).
-    pub async fn claim_job(&self, worker: &str, now: i64, lease_ms: i64) -> Result<Option<JobRow>> {
-        Ok(self.claim_jobs(worker, now, lease_ms, 1).await?.pop())
+    pub async fn claim_job(
+        &self,
+        worker: &str,
+        now: i64,
+        lease_now: i64,
+        lease_ms: i64,
+    ) -> Result<Option<JobRow>> {
+        Ok(self
+            .claim_jobs(worker, now, lease_now, lease_ms, 1)
+            .await?
+            .pop())
     }
 
     /// Claims up to `limit` jobs for `lease_ms` in one statement: those whose lease expired (their worker
@@ -92,10 +101,15 @@ impl Store {
     /// fills them with one round trip instead of one each, so its claims do not bound how many jobs it
     /// finishes a second. Each range is read from the first entry of its own range of `jobs_claimable`,
     /// so a claim costs the same with ten jobs waiting or ten thousand. Returned oldest due first.
+    ///
+    /// Due times are on `now`, the clock of the platform (which simulation mode moves); leases are on
+    /// `lease_now`, the time all servers share, so moving the clock does not expire a lease another
+    /// server holds.
     pub async fn claim_jobs(
         &self,
         worker: &str,
         now: i64,
+        lease_now: i64,
         lease_ms: i64,
         limit: usize,
     ) -> Result<Vec<JobRow>> {
@@ -112,13 +126,13 @@ impl Store {
             "UPDATE jobs SET status = 'running', locked_by = $1, locked_until = $3, attempts = attempts + 1, \
              updated_at = $2 \
              WHERE id {open}\
-             SELECT id FROM (SELECT id FROM jobs WHERE status = 'running' AND locked_until <= $2 \
+             SELECT id FROM (SELECT id FROM jobs WHERE status = 'running' AND locked_until <= $5 \
              ORDER BY run_after, id LIMIT $4 {lock}) expired \
              UNION ALL \
              SELECT id FROM (SELECT id FROM jobs WHERE status = 'pending' AND run_after <= $2 \
              ORDER BY run_after, id LIMIT $4 {lock}) due \
              LIMIT $4{close} \
-             AND ((status = 'pending' AND run_after <= $2) OR (status = 'running' AND locked_until <= $2)) \
+             AND ((status = 'pending' AND run_after <= $2) OR (status = 'running' AND locked_until <= $5)) \
              RETURNING {COLUMNS}"
         );
         let rows = self
@@ -127,8 +141,9 @@ impl Store {
                 &binds![
                     worker,
                     now,
-                    now + lease_ms,
-                    i64::try_from(limit).unwrap_or(i64::MAX)
+                    lease_now + lease_ms,
+                    i64::try_from(limit).unwrap_or(i64::MAX),
+                    lease_now
                 ],
             )
             .await?;
@@ -138,19 +153,21 @@ impl Store {
         Ok(claimed)
     }
 
-    /// Extends a lease the worker still holds; false when it was lost (expired and taken over).
+    /// Extends a lease the worker still holds to `lease_ms` after `lease_now` (the time leases are
+    /// measured on, see [`Store::claim_jobs`]); false when it was lost (expired and taken over).
     pub async fn heartbeat_job(
         &self,
         id: &str,
         worker: &str,
         now: i64,
+        lease_now: i64,
         lease_ms: i64,
     ) -> Result<bool> {
         let done = self
             .execute(
                 "UPDATE jobs SET locked_until = $3, updated_at = $4 WHERE id = $1 AND status = 'running' \
                  AND locked_by = $2",
-                &binds![id, worker, now + lease_ms, now],
+                &binds![id, worker, lease_now + lease_ms, now],
             )
             .await?;
         Ok(done == 1)

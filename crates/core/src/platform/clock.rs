@@ -9,6 +9,14 @@ pub trait Clock: Send + Sync + 'static {
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> i64;
 
+    /// Real time in milliseconds since the Unix epoch, which moving the clock does not change: for what
+    /// is measured with others. Leases between servers (job and idempotency claims), since every server
+    /// follows a move at its own moment and a lease measured on the moved clock would look expired to
+    /// one that followed it first; and webhook signature times, checked against the receiver's clock.
+    fn real_ms(&self) -> i64 {
+        system_now_ms()
+    }
+
     /// Moves the clock forward; false for clocks that follow real time only.
     fn advance_ms(&self, _ms: i64) -> bool {
         false
@@ -79,6 +87,11 @@ impl Clock for ManualClock {
         self.now_ms.load(Ordering::Relaxed)
     }
 
+    /// Its own time: a test's world has no other, and tests expire leases by moving it.
+    fn real_ms(&self) -> i64 {
+        self.now_ms()
+    }
+
     fn advance_ms(&self, ms: i64) -> bool {
         self.now_ms.fetch_add(ms.max(0), Ordering::Relaxed);
         true
@@ -116,5 +129,16 @@ mod tests {
         assert!(c.advance_ms(60_000));
         assert_eq!(c.now_ms(), 61_000);
         assert!(!SystemClock.advance_ms(1));
+    }
+
+    #[test]
+    fn real_time_stays_where_moving_the_clock_leaves_it() {
+        let c = OffsetClock::default();
+        assert!(c.advance_ms(36_000_000));
+        assert!(c.now_ms() - system_now_ms() >= 36_000_000 - 1_000);
+        assert!((c.real_ms() - system_now_ms()).abs() < 1_000);
+        let m = ManualClock::starting_at(1000);
+        m.advance_ms(5_000);
+        assert_eq!(m.real_ms(), 6_000);
     }
 }

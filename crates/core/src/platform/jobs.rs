@@ -58,7 +58,8 @@ pub trait JobHandler: Send + Sync + 'static {
 /// Timing of claims, leases and retries.
 #[derive(Debug, Clone)]
 pub struct JobSettings {
-    /// How long a claim lasts without a heartbeat; a dead worker's jobs are taken over after this.
+    /// How long a claim lasts without a heartbeat; a dead worker's jobs are taken over after this. Real
+    /// time ([`Clock::real_ms`]): moving the simulation clock does not shorten it.
     pub lease_ms: i64,
     /// Delay before the second attempt; doubles each attempt up to `max_backoff_ms`.
     pub base_backoff_ms: i64,
@@ -180,10 +181,16 @@ impl JobRunner {
 
     /// Up to `slots` due jobs, claimed in one statement.
     async fn claim(&self, slots: usize) -> Result<Vec<JobRow>> {
-        let now = self.clock.now_ms();
+        let (now, lease_now) = (self.clock.now_ms(), self.clock.real_ms());
         Ok(self
             .store
-            .claim_jobs(&self.worker_id, now, self.settings.lease_ms, slots)
+            .claim_jobs(
+                &self.worker_id,
+                now,
+                lease_now,
+                self.settings.lease_ms,
+                slots,
+            )
             .await?)
     }
 
@@ -235,8 +242,8 @@ impl JobRunner {
             tokio::select! {
                 outcome = &mut work => return outcome,
                 _ = ticker.tick() => {
-                    let now = self.clock.now_ms();
-                    match self.store.heartbeat_job(&job.id, &self.worker_id, now, self.settings.lease_ms).await {
+                    let (now, lease_now) = (self.clock.now_ms(), self.clock.real_ms());
+                    match self.store.heartbeat_job(&job.id, &self.worker_id, now, lease_now, self.settings.lease_ms).await {
                         Ok(true) => {}
                         Ok(false) => tracing::warn!(job = %job.id, "lease lost while running; another worker took the job"),
                         Err(e) => tracing::warn!(job = %job.id, error = %e, "heartbeat failed"),

@@ -25,7 +25,8 @@ pub const HEADER: &str = "idempotency-key";
 /// How long a key is remembered.
 pub const KEEP_MS: i64 = 24 * 3600 * 1000;
 /// How long a claim stays a running request's before a retry may take it over (its server died): far
-/// longer than any POST takes, short enough that clients retrying after a crash wait little.
+/// longer than any POST takes, short enough that clients retrying after a crash wait little. Real time
+/// ([`barrack_core::clock::Clock::real_ms`]), which moving the simulation clock does not shorten.
 pub const LEASE_MS: i64 = 10_000;
 
 /// Paths whose responses carry a secret shown once (API keys, an operator's too, generated SSH private
@@ -74,7 +75,8 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
         .path_and_query()
         .map_or(parts.uri.path(), |p| p.as_str());
     let fingerprint = idempotency::fingerprint(parts.method.as_str(), path, &bytes);
-    let now = state.services.clock().now_ms();
+    let clock = state.services.clock();
+    let (now, lease_now) = (clock.now_ms(), clock.real_ms());
     let owner = barrack_core::ids::random_alphanumeric(24);
     let account_id = caller.account_id().to_string();
     let found = state
@@ -86,7 +88,8 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
             fingerprint: &fingerprint,
             owner: &owner,
             now,
-            locked_until: now + LEASE_MS,
+            lease_now,
+            locked_until: lease_now + LEASE_MS,
             expired_before: now - KEEP_MS,
         })
         .await;

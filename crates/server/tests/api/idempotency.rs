@@ -21,6 +21,7 @@ on_both_databases!(
     a_retried_deploy_replays_the_first_response_and_deploys_once,
     keys_are_per_account_and_forgotten_after_a_day,
     a_retry_while_the_first_runs_is_409_until_its_lease_ends,
+    moving_the_clock_does_not_end_the_lease_of_a_running_request,
     other_creates_and_actions_replay_too,
     volume_and_snapshot_changes_store_their_answer_with_the_change,
     credits_and_deposits_store_their_answer_with_the_change,
@@ -213,6 +214,7 @@ async fn a_retry_while_the_first_runs_is_409_until_its_lease_ends(db: Db) {
             fingerprint: &fingerprint,
             owner: "someone-else",
             now,
+            lease_now: now,
             locked_until: now + 10_000,
             expired_before: now - 24 * 3600 * 1000,
         })
@@ -240,6 +242,58 @@ async fn a_retry_while_the_first_runs_is_409_until_its_lease_ends(db: Db) {
     let again = post(&client, "/api/deploy-server/", "held", &body).await;
     assert_eq!(again.text, ran.text);
     assert_eq!(instance_count(&client).await, 1);
+    app.stop().await;
+}
+
+/// A request's claim is leased in real time: moving the simulation clock (which each replica follows
+/// at its own moment) does not let a retry take over a request another server is still running.
+async fn moving_the_clock_does_not_end_the_lease_of_a_running_request(db: Db) {
+    let app = TestApp::start_in_real_time(db, |_| {}).await;
+    let (client, account) = app.user(Tier::Advanced).await;
+    let body = json!({"name": "web", "region": "FINLAND-1"});
+    let fingerprint = barrack_core::idempotency::fingerprint(
+        "POST",
+        "/api/firewalls/",
+        &serde_json::to_vec(&body).unwrap(),
+    );
+    // Another server's request holds the key, claimed before the move.
+    let now = barrack_core::clock::system_now_ms();
+    let claimed = app
+        .services()
+        .store()
+        .claim_idempotency_key(&NewClaim {
+            account_id: &account,
+            key: "running",
+            fingerprint: &fingerprint,
+            owner: "another-server",
+            now,
+            lease_now: now,
+            locked_until: now + 10_000,
+            expired_before: now - 24 * 3600 * 1000,
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed, Claim::Claimed);
+
+    app.admin.admin_advance_clock(600).await.unwrap();
+    let retry = post(&client, "/api/firewalls/", "running", &body).await;
+    assert_eq!(retry.status, 409, "{}", retry.text);
+    assert_eq!(retry.body["code"], "IDEMPOTENCY_IN_PROGRESS");
+    let mut tx = app.services().store().begin().await.unwrap();
+    assert!(
+        barrack_store::idempotency::complete(
+            &mut tx,
+            &account,
+            "running",
+            "another-server",
+            201,
+            "{}"
+        )
+        .await
+        .unwrap(),
+        "the running request still holds its claim"
+    );
+    drop(tx);
     app.stop().await;
 }
 
@@ -327,6 +381,7 @@ async fn commit_unanswered<T: serde::Serialize>(
             fingerprint: &fingerprint,
             owner: DEAD_SERVER,
             now,
+            lease_now: now,
             locked_until: now + 10_000,
             expired_before: now - 24 * 3600 * 1000,
         })

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use barrack_core::clock::{Clock, ManualClock};
+use barrack_core::clock::{Clock, ManualClock, OffsetClock};
 use barrack_core::jobs::{
     JobHandler, JobRunner, JobSettings, NewJob, Outcome, complete_in, enqueue, enqueue_at,
 };
@@ -26,6 +26,7 @@ on_both_databases!(
     the_retry_log_counts_the_attempts_of_the_job,
     a_job_completed_in_its_handlers_transaction_lands_with_its_effect,
     a_job_whose_every_lease_expires_is_dead_lettered_not_run_again,
+    moving_the_clock_leaves_the_leases_of_other_replicas_alone,
 );
 
 /// Counts runs per job; fails the first `failures` attempts of each.
@@ -74,7 +75,7 @@ async fn add_jobs(store: &Store, n: usize, max_attempts: i64, now: i64) {
     tx.commit().await.unwrap();
 }
 
-fn runner(store: &Store, clock: &Arc<ManualClock>, handler: Arc<dyn JobHandler>) -> JobRunner {
+fn runner<C: Clock>(store: &Store, clock: &Arc<C>, handler: Arc<dyn JobHandler>) -> JobRunner {
     let settings = JobSettings {
         lease_ms: 10_000,
         base_backoff_ms: 1_000,
@@ -183,7 +184,7 @@ async fn an_expired_lease_lets_another_worker_take_over(db: Db) {
     add_jobs(&store, 1, 3, START_MS).await;
     // Worker A claims and then dies without finishing.
     let claimed = store
-        .claim_job("worker-a", clock.now_ms(), 10_000)
+        .claim_job("worker-a", clock.now_ms(), clock.now_ms(), 10_000)
         .await
         .unwrap()
         .unwrap();
@@ -197,7 +198,13 @@ async fn an_expired_lease_lets_another_worker_take_over(db: Db) {
     clock.advance_ms(5_000);
     assert!(
         store
-            .heartbeat_job(&claimed.id, "worker-a", clock.now_ms(), 10_000)
+            .heartbeat_job(
+                &claimed.id,
+                "worker-a",
+                clock.now_ms(),
+                clock.now_ms(),
+                10_000
+            )
             .await
             .unwrap(),
         "A extends its lease"
@@ -217,7 +224,13 @@ async fn an_expired_lease_lets_another_worker_take_over(db: Db) {
     // A comes back: its lease is gone, so it can record nothing.
     assert!(
         !store
-            .heartbeat_job(&claimed.id, "worker-a", clock.now_ms(), 10_000)
+            .heartbeat_job(
+                &claimed.id,
+                "worker-a",
+                clock.now_ms(),
+                clock.now_ms(),
+                10_000
+            )
             .await
             .unwrap()
     );
@@ -241,13 +254,13 @@ async fn a_claim_fills_several_slots_with_due_jobs_only(db: Db) {
     add_jobs(&store, 6, 3, START_MS).await;
     // One claimed by a worker that then dies, one by a worker whose lease holds, one due in an hour.
     let dead = store
-        .claim_job("worker-dead", START_MS, 10_000)
+        .claim_job("worker-dead", START_MS, START_MS, 10_000)
         .await
         .unwrap()
         .unwrap();
     clock.advance_ms(5_000);
     let alive = store
-        .claim_job("worker-alive", clock.now_ms(), 60_000)
+        .claim_job("worker-alive", clock.now_ms(), clock.now_ms(), 60_000)
         .await
         .unwrap()
         .unwrap();
@@ -267,12 +280,15 @@ async fn a_claim_fills_several_slots_with_due_jobs_only(db: Db) {
 
     assert!(
         store
-            .claim_jobs("worker-b", now, 10_000, 0)
+            .claim_jobs("worker-b", now, now, 10_000, 0)
             .await
             .unwrap()
             .is_empty()
     );
-    let first = store.claim_jobs("worker-b", now, 10_000, 3).await.unwrap();
+    let first = store
+        .claim_jobs("worker-b", now, now, 10_000, 3)
+        .await
+        .unwrap();
     assert_eq!(first.len(), 3, "as many as asked for");
     let taken_over = first.iter().find(|j| j.id == dead.id);
     assert_eq!(
@@ -292,7 +308,10 @@ async fn a_claim_fills_several_slots_with_due_jobs_only(db: Db) {
             ("running", Some("worker-b"), Some(now + 10_000))
         );
     }
-    let second = store.claim_jobs("worker-c", now, 10_000, 10).await.unwrap();
+    let second = store
+        .claim_jobs("worker-c", now, now, 10_000, 10)
+        .await
+        .unwrap();
     assert_eq!(second.len(), 2, "the rest of the due jobs");
     let claimed: HashSet<&str> = first.iter().chain(&second).map(|j| j.id.as_str()).collect();
     assert_eq!(claimed.len(), 5);
@@ -305,7 +324,7 @@ async fn a_claim_fills_several_slots_with_due_jobs_only(db: Db) {
     );
     assert!(
         store
-            .claim_jobs("worker-c", now, 10_000, 10)
+            .claim_jobs("worker-c", now, now, 10_000, 10)
             .await
             .unwrap()
             .is_empty()
@@ -327,7 +346,10 @@ async fn batch_claims_side_by_side_take_each_job_once(db: Db) {
                 let mut mine = Vec::new();
                 loop {
                     let worker = format!("worker-{w}");
-                    let batch = store.claim_jobs(&worker, now, 60_000, 7).await.unwrap();
+                    let batch = store
+                        .claim_jobs(&worker, now, now, 60_000, 7)
+                        .await
+                        .unwrap();
                     if batch.is_empty() {
                         return mine;
                     }
@@ -350,7 +372,7 @@ async fn batch_claims_side_by_side_take_each_job_once(db: Db) {
     assert_eq!((all.len(), distinct.len()), (300, 300));
     assert!(
         store
-            .claim_jobs("worker-9", now, 60_000, 7)
+            .claim_jobs("worker-9", now, now, 60_000, 7)
             .await
             .unwrap()
             .is_empty()
@@ -535,7 +557,7 @@ async fn a_job_completed_in_its_handlers_transaction_lands_with_its_effect(db: D
     enqueue(&mut tx, late, clock.now_ms()).await.unwrap();
     tx.commit().await.unwrap();
     let stalled = store
-        .claim_job("worker-a", clock.now_ms(), 10_000)
+        .claim_job("worker-a", clock.now_ms(), clock.now_ms(), 10_000)
         .await
         .unwrap()
         .unwrap();
@@ -705,6 +727,102 @@ async fn a_job_whose_every_lease_expires_is_dead_lettered_not_run_again(db: Db) 
         next.run_one().await.unwrap().is_none(),
         "dead letters stay dead"
     );
+    store.close().await;
+    database.drop_database().await;
+}
+
+/// Each replica in simulation mode follows a move of the clock at its own moment. Leases are on real
+/// time, so a replica that moved first does not take over a job another replica still runs (it would
+/// run twice), while what is due follows the moved clock; a dead worker's lease still runs out, in real
+/// time.
+async fn moving_the_clock_leaves_the_leases_of_other_replicas_alone(db: Db) {
+    let (database, store, _) = setup(db).await;
+    let (clock_a, clock_b) = (
+        Arc::new(OffsetClock::default()),
+        Arc::new(OffsetClock::default()),
+    );
+    add_jobs(&store, 1, 3, clock_a.now_ms()).await;
+    let held = store
+        .claim_job("worker-a", clock_a.now_ms(), clock_a.real_ms(), 10_000)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let later = NewJob {
+        kind: "test.record",
+        resource_id: "res-later",
+        payload: "{}".into(),
+        max_attempts: 3,
+    };
+    let later = enqueue_at(
+        &mut tx,
+        later,
+        clock_a.now_ms(),
+        clock_a.now_ms() + 3_600_000,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    // B follows a move of ten hours; A, still running its job, has not yet.
+    assert!(clock_b.advance_ms(600 * 60_000));
+    let handler = Arc::new(Recorder::default());
+    let b = runner(&store, &clock_b, handler.clone());
+    let (job, outcome) = b.run_one().await.unwrap().unwrap();
+    assert_eq!(
+        (job.id.as_str(), outcome),
+        (later.as_str(), Outcome::Done),
+        "a job due in an hour is due on the moved clock"
+    );
+    assert!(
+        b.run_one().await.unwrap().is_none(),
+        "A's lease holds after the move: its job is not taken over"
+    );
+    assert!(
+        store
+            .heartbeat_job(
+                &held.id,
+                "worker-a",
+                clock_a.now_ms(),
+                clock_a.real_ms(),
+                10_000
+            )
+            .await
+            .unwrap(),
+        "A still holds its job"
+    );
+    assert!(
+        barrack_store::jobs::complete(&mut &store, &held.id, "worker-a", clock_a.now_ms())
+            .await
+            .unwrap(),
+        "A records its outcome"
+    );
+    assert_eq!(
+        handler.runs.lock().unwrap().keys().collect::<Vec<_>>(),
+        vec!["res-later"],
+        "B ran only the job that was due"
+    );
+
+    // A worker that dies leaves a lease that runs out in real time, moved clock or not.
+    let mut tx = store.begin().await.unwrap();
+    let orphan = NewJob {
+        kind: "test.record",
+        resource_id: "res-orphan",
+        payload: "{}".into(),
+        max_attempts: 3,
+    };
+    let orphan = enqueue(&mut tx, orphan, clock_a.now_ms()).await.unwrap();
+    tx.commit().await.unwrap();
+    store
+        .claim_job("worker-dead", clock_a.now_ms(), clock_a.real_ms(), 200)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(b.run_one().await.unwrap().is_none());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (job, outcome) = b.run_one().await.unwrap().unwrap();
+    assert_eq!((job.id.as_str(), outcome), (orphan.as_str(), Outcome::Done));
+    assert_eq!(job.attempts, 2, "taken over as another attempt");
     store.close().await;
     database.drop_database().await;
 }
