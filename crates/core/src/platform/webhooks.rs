@@ -321,7 +321,8 @@ impl DeliveryWorker {
             Ok(addrs) => addrs,
             Err(Refused(why)) => return (None, Err(why)),
         };
-        let timestamp = self.context.clock.now_ms().div_euclid(1000);
+        // Real time even when the simulation clock was moved: receivers check `t` against their own clock.
+        let timestamp = self.context.clock.real_ms().div_euclid(1000);
         let post = Post {
             url: &url,
             address: addrs[0],

@@ -28,6 +28,7 @@ on_both_databases!(
     https_receivers_are_verified_against_the_operators_ca,
     the_delivery_log_is_pruned_after_its_retention,
     low_balance_warnings_reach_the_accounts_webhooks,
+    signatures_carry_real_time_after_the_clock_moved,
 );
 
 /// What the receiver was sent: headers and the raw body.
@@ -225,6 +226,43 @@ async fn setup(db: Db, answer: u16, types: &[&str]) -> Setup {
         url,
         hook,
     }
+}
+
+/// Receivers refuse a `t` far from their own clock, so a delivery is signed with real time even after
+/// the simulation clock was moved ahead.
+async fn signatures_carry_real_time_after_the_clock_moved(db: Db) {
+    let app = TestApp::start_in_real_time(db, |c| {
+        c.webhooks.allowed_targets = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let (client, _) = app.user(Tier::Advanced).await;
+    let (receiver, url) = Receiver::start(200).await;
+    let created = client
+        .create_webhook(&hook(&url, &["firewall.created"]))
+        .await
+        .unwrap()
+        .data;
+    app.admin.admin_advance_clock(600).await.unwrap();
+    client
+        .create_firewall(&ssh_firewall("moved"))
+        .await
+        .unwrap();
+    let received = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            if let Some(r) = receiver.received().pop() {
+                return r;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the delivery arrives");
+    let real_s = barrack_core::clock::system_now_ms() / 1000;
+    let header = received.headers["barrack-signature"].to_str().unwrap();
+    let t = verify(&created.secret, header, &received.body, real_s)
+        .expect("the receiver's check against its own clock passes");
+    assert!((real_s - t).abs() <= 5, "t={t}, real time {real_s}");
+    app.stop().await;
 }
 
 async fn deliveries_are_signed_retried_and_replayed(db: Db) {
