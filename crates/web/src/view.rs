@@ -295,6 +295,29 @@ pub fn plain(message: &str) -> String {
     out
 }
 
+/// A list page with its filters (region, status, kind). When the service refuses a filter (an unknown
+/// region or status), the page is built again without filters and answers 400 with the service's
+/// messages at the filter's fields: never the whole list as if it were filtered, nor a page that names
+/// no field. `build(true)` is the page as asked, `build(false)` the unfiltered one.
+pub async fn filtered_list<P, Fut>(
+    build: impl Fn(bool) -> Fut,
+    errors_of: impl FnOnce(&mut P) -> &mut Errors,
+) -> Result<Response, WebError>
+where
+    P: Template,
+    Fut: Future<Output = Result<P, WebError>>,
+{
+    match build(true).await {
+        Ok(page) => ok(&page),
+        Err(WebError::Domain(e @ barrack_core::Error::Validation { .. })) => {
+            let mut page = build(false).await?;
+            *errors_of(&mut page) = Errors::from_error(e)?;
+            render(StatusCode::BAD_REQUEST, &page)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Renders a page with a status.
 pub fn render(status: StatusCode, page: &impl Template) -> Result<Response, WebError> {
     let html = page.render().map_err(|e| WebError::Render(e.to_string()))?;

@@ -9,6 +9,7 @@ use barrack_api::billing::{
     BillingQuery, InstanceBillingRecord, SnapshotBillingRecord, VolumeBillingRecord,
 };
 use barrack_api::ledger::{TransactionQuery, TransactionType};
+use barrack_core::accounts::web_sessions::WebSession;
 use barrack_core::billing::series::Outlook;
 use serde::Deserialize;
 
@@ -17,7 +18,8 @@ use crate::chart::{self, Bar};
 use crate::error::WebError;
 use crate::session::Signed;
 use crate::view::{
-    Errors, Nav, badge, money, next_page, ok, page_number, previous_page, query, when,
+    Errors, Nav, badge, filtered_list, money, next_page, ok, page_number, previous_page, query,
+    when,
 };
 
 const DAY_MS: i64 = 86_400_000;
@@ -310,6 +312,7 @@ struct TransactionsPage {
     total_pages: u32,
     prev: String,
     next: String,
+    errors: Errors,
 }
 
 const TRANSACTION_KINDS: [TransactionType; 5] = [
@@ -320,17 +323,31 @@ const TRANSACTION_KINDS: [TransactionType; 5] = [
     TransactionType::Adjustment,
 ];
 
-/// `/transactions`: the ledger, newest first, 50 a page, by kind.
-pub async fn transactions(
-    axum::extract::State(state): State,
-    Signed(session): Signed,
-    Query(params): Query<TransactionParams>,
-) -> Result<Response, WebError> {
-    let kind = TRANSACTION_KINDS
-        .iter()
-        .copied()
-        .find(|k| params.kind.as_deref() == Some(k.as_str()));
-    let page = page_number(params.page.as_deref());
+/// The transactions page of one kind (any when `kind` is empty); an unknown kind is refused at its field.
+async fn transactions_page(
+    state: &crate::WebState,
+    session: &WebSession,
+    kind_text: &str,
+    page: u32,
+) -> Result<TransactionsPage, WebError> {
+    let kind = match kind_text {
+        "" => None,
+        text => Some(
+            TRANSACTION_KINDS
+                .iter()
+                .copied()
+                .find(|k| k.as_str() == text)
+                .ok_or_else(|| {
+                    barrack_core::Error::field(
+                        "type",
+                        format!(
+                            "Unknown transaction type '{text}'. Valid values: {}",
+                            TRANSACTION_KINDS.map(TransactionType::as_str).join(", ")
+                        ),
+                    )
+                })?,
+        ),
+    };
     let list = state
         .services
         .ledger
@@ -345,11 +362,10 @@ pub async fn transactions(
         )
         .await?;
     let p = list.pagination;
-    let kind_text = kind.map(|k| k.as_str()).unwrap_or_default();
     let link = |n: u32| query(&[("type", kind_text), ("page", &n.to_string())]);
     let total_pages = p.total_pages.max(1);
-    let view = TransactionsPage {
-        nav: Nav::new(&session, "billing"),
+    Ok(TransactionsPage {
+        nav: Nav::new(session, "billing"),
         kinds: TRANSACTION_KINDS
             .iter()
             .map(|k| (k.as_str(), Some(*k) == kind))
@@ -373,6 +389,24 @@ pub async fn transactions(
         total_pages,
         prev: previous_page(p.page, link),
         next: next_page(p.page, total_pages, link),
-    };
-    ok(&view)
+        errors: Errors::default(),
+    })
+}
+
+/// `/transactions`: the ledger, newest first, 50 a page, by kind.
+pub async fn transactions(
+    axum::extract::State(state): State,
+    Signed(session): Signed,
+    Query(params): Query<TransactionParams>,
+) -> Result<Response, WebError> {
+    let kind = params.kind.unwrap_or_default();
+    let page = page_number(params.page.as_deref());
+    filtered_list(
+        |filtered| match filtered {
+            true => transactions_page(&state, &session, &kind, page),
+            false => transactions_page(&state, &session, "", 1),
+        },
+        |view| &mut view.errors,
+    )
+    .await
 }

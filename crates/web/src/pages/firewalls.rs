@@ -12,7 +12,7 @@ use crate::State;
 use crate::error::WebError;
 use crate::form::Form;
 use crate::session::Signed;
-use crate::view::{Errors, Nav, badge, next_page, ok, previous_page, query, render};
+use crate::view::{Errors, Nav, badge, filtered_list, next_page, previous_page, query, render};
 
 const PAGE_SIZE: u32 = 50;
 
@@ -97,7 +97,14 @@ pub async fn list(
         .unwrap_or(1u32)
         .max(1);
     let region = q.get("region").unwrap_or_default();
-    ok(&firewalls_page(&state, &session, page, region).await?)
+    filtered_list(
+        |filtered| match filtered {
+            true => firewalls_page(&state, &session, page, region.clone()),
+            false => firewalls_page(&state, &session, 1, String::new()),
+        },
+        |view| &mut view.errors,
+    )
+    .await
 }
 
 pub async fn create(

@@ -13,7 +13,9 @@ use crate::State;
 use crate::error::WebError;
 use crate::form::Form;
 use crate::session::Signed;
-use crate::view::{Errors, Nav, badge, next_page, previous_page, query, render, when};
+use crate::view::{
+    Errors, Nav, badge, filtered_list, next_page, previous_page, query, render, when,
+};
 
 const PAGE_SIZE: u32 = 50;
 
@@ -76,11 +78,11 @@ async fn images_page(
     state: &crate::WebState,
     session: &WebSession,
     f: Filters,
-    mut errors: Errors,
+    errors: Errors,
 ) -> Result<ImagesPage, WebError> {
     let caller = &session.caller;
     let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
-    let listed = state
+    let list = state
         .services
         .images
         .list(
@@ -93,27 +95,7 @@ async fn images_page(
             },
             &[],
         )
-        .await;
-    // A filter the API refuses is shown at its field, with the unfiltered list.
-    let list = match listed {
-        Ok(list) => list,
-        Err(e) => {
-            errors = Errors::from_error(e)?;
-            state
-                .services
-                .images
-                .list(
-                    caller,
-                    ImageQuery {
-                        page: Some(1),
-                        limit: Some(PAGE_SIZE),
-                        ..ImageQuery::default()
-                    },
-                    &[],
-                )
-                .await?
-        }
-    };
+        .await?;
     let snapshots = state
         .services
         .snapshots
@@ -187,8 +169,14 @@ pub async fn list(
     Signed(session): Signed,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, WebError> {
-    let page = images_page(&state, &session, filters(raw), Errors::default()).await?;
-    render(StatusCode::OK, &page)
+    filtered_list(
+        |filtered| {
+            let asked = if filtered { raw.clone() } else { None };
+            images_page(&state, &session, filters(asked), Errors::default())
+        },
+        |view| &mut view.errors,
+    )
+    .await
 }
 
 pub async fn create(

@@ -15,7 +15,8 @@ use crate::error::WebError;
 use crate::form::Form;
 use crate::session::Signed;
 use crate::view::{
-    Errors, Nav, badge, money, next_page, ok, previous_page, query, render, transitional, when,
+    Errors, Nav, badge, filtered_list, money, next_page, ok, previous_page, query, render,
+    transitional, when,
 };
 
 /// Rows per page of the fleet.
@@ -211,34 +212,24 @@ pub async fn list(
     Signed(session): Signed,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, WebError> {
-    ok(&list_page(&state, &session, filters(raw), Errors::default()).await?)
+    filtered_list(
+        |filtered| {
+            let asked = if filtered { raw.clone() } else { None };
+            list_page(&state, &session, filters(asked), Errors::default())
+        },
+        |view| &mut view.errors,
+    )
+    .await
 }
 
-/// The fleet page, with the messages of a list filter or a batch form the services refused.
+/// The fleet page, with the messages of a batch form the services refused.
 async fn list_page(
     state: &crate::WebState,
     session: &barrack_core::accounts::web_sessions::WebSession,
     f: Filters,
     refused: Errors,
 ) -> Result<ListPage, WebError> {
-    let (rows, errors) = match rows_of(state, &session.caller, &f).await {
-        Ok(rows) => (rows, Errors::default()),
-        Err(e) => {
-            let errors = Errors::from_error(e)?;
-            let unfiltered = Filters {
-                status: String::new(),
-                region: String::new(),
-                name: String::new(),
-                page: 1,
-            };
-            (rows_of(state, &session.caller, &unfiltered).await?, errors)
-        }
-    };
-    let errors = if refused.general.is_some() || !refused.fields.is_empty() {
-        refused
-    } else {
-        errors
-    };
+    let rows = rows_of(state, &session.caller, &f).await?;
     Ok(ListPage {
         nav: Nav::new(session, "instances"),
         rows: rows.render().map_err(|e| WebError::Render(e.to_string()))?,
@@ -253,7 +244,7 @@ async fn list_page(
             .iter()
             .map(|r| r.name.clone())
             .collect(),
-        errors,
+        errors: refused,
     })
 }
 

@@ -12,7 +12,9 @@ use crate::State;
 use crate::error::WebError;
 use crate::form::Form;
 use crate::session::Signed;
-use crate::view::{Errors, Nav, badge, money, next_page, ok, previous_page, query, render};
+use crate::view::{
+    Errors, Nav, badge, filtered_list, money, next_page, previous_page, query, render,
+};
 
 const PAGE_SIZE: u32 = 50;
 
@@ -160,16 +162,23 @@ pub async fn list(
         .max(1);
     let region = q.get("region").unwrap_or_default();
     let status = q.get("status").unwrap_or_default();
-    match volumes_page(&state, &session, page, region, status).await {
-        Ok(view) => ok(&view),
-        // A filter the service refuses: its message, over the unfiltered list.
-        Err(WebError::Domain(e @ barrack_core::Error::Validation { .. })) => {
-            let mut view = volumes_page(&state, &session, 1, String::new(), String::new()).await?;
-            view.errors = Errors::from_error(e)?;
-            render(StatusCode::BAD_REQUEST, &view)
-        }
-        Err(e) => Err(e),
-    }
+    filtered_list(
+        |filtered| {
+            let (region, status) = match filtered {
+                true => (region.clone(), status.clone()),
+                false => (String::new(), String::new()),
+            };
+            volumes_page(
+                &state,
+                &session,
+                if filtered { page } else { 1 },
+                region,
+                status,
+            )
+        },
+        |view| &mut view.errors,
+    )
+    .await
 }
 
 pub async fn create(

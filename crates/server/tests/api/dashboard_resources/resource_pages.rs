@@ -6,9 +6,51 @@ use reqwest::StatusCode;
 use crate::common::{Db, TestApp};
 use crate::on_both_databases;
 
-use super::{firewall_from_page, volume_from_page, with_instance};
+use super::{Browser, account, firewall_from_page, volume_from_page, with_instance};
 
-on_both_databases!(volumes_firewalls_and_images_from_their_pages,);
+on_both_databases!(
+    volumes_firewalls_and_images_from_their_pages,
+    list_filters_the_service_refuses_are_messages_at_their_fields,
+);
+
+async fn list_filters_the_service_refuses_are_messages_at_their_fields(db: Db) {
+    let app = TestApp::start(db).await;
+    let (email, _) = account(&app, false).await;
+    let mut b = Browser::signed_in(&app, &email).await;
+    let unknown_region = "Unknown region &#39;NOWHERE-9&#39;. Valid values: ";
+    let unknown_status = "Unknown status &#39;melting&#39;. Valid values: ";
+    for (path, field, message) in [
+        ("/volumes?region=NOWHERE-9", "region", unknown_region),
+        ("/volumes?status=melting", "status", unknown_status),
+        ("/firewalls?region=NOWHERE-9", "region", unknown_region),
+        ("/images?region=NOWHERE-9", "region", unknown_region),
+        ("/images?status=melting", "status", unknown_status),
+        ("/instances?region=NOWHERE-9", "region", unknown_region),
+        ("/instances?status=melting", "status", unknown_status),
+        (
+            "/transactions?type=bogus",
+            "type",
+            "Unknown transaction type &#39;bogus&#39;. Valid values: deposit, usage, grant",
+        ),
+    ] {
+        let page = b.get(path).await;
+        assert_eq!(
+            page.status,
+            StatusCode::BAD_REQUEST,
+            "{path}: {}",
+            page.body
+        );
+        // The list's own page, signed in, with the message where the field is (or above the filters).
+        assert!(page.body.contains("Sign out"), "{path}: {}", page.body);
+        let at_field = format!(r#"<p class="field-error" id="{field}-error">{message}"#);
+        let above = format!(r#"<p class="field-error" role="alert">{field}: {message}"#);
+        assert!(
+            page.body.contains(&at_field) || page.body.contains(&above),
+            "{path}: {}",
+            page.body
+        );
+    }
+}
 
 async fn volumes_firewalls_and_images_from_their_pages(db: Db) {
     let app = TestApp::start(db).await;
