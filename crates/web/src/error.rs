@@ -5,6 +5,10 @@ use askama::Template;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
+use axum::http::HeaderMap;
+use barrack_core::accounts::web_sessions::WebSessionService;
+
+use crate::session::{SESSION_COOKIE, cookie};
 use crate::view::Nav;
 
 #[derive(Debug)]
@@ -37,9 +41,26 @@ struct ErrorPage<'a> {
     message: &'a str,
 }
 
+/// What an error page says, kept with its response: an error knows no session, so the page is drawn
+/// for no one and drawn again with the navigation of a signed-in browser ([`with_navigation`]).
+#[derive(Clone)]
+struct ErrorContent {
+    title: String,
+    message: String,
+}
+
 fn page(status: StatusCode, title: &str, message: &str) -> Response {
+    let mut response = drawn(status, Nav::anonymous(), title, message);
+    response.extensions_mut().insert(ErrorContent {
+        title: title.to_string(),
+        message: message.to_string(),
+    });
+    response
+}
+
+fn drawn(status: StatusCode, nav: Nav, title: &str, message: &str) -> Response {
     let body = ErrorPage {
-        nav: Nav::anonymous(),
+        nav,
         title,
         message,
     }
@@ -50,6 +71,33 @@ fn page(status: StatusCode, title: &str, message: &str) -> Response {
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// An error page shown to a signed-in browser keeps the main menu and "Sign out"; other responses, and
+/// browsers without a live session, are left as they are.
+pub async fn with_navigation(
+    sessions: &WebSessionService,
+    session_token: Option<&str>,
+    response: Response,
+) -> Response {
+    let (Some(content), Some(token)) = (response.extensions().get::<ErrorContent>(), session_token)
+    else {
+        return response;
+    };
+    match sessions.authenticate(token).await {
+        Ok(session) => drawn(
+            response.status(),
+            Nav::new(&session, ""),
+            &content.title,
+            &content.message,
+        ),
+        Err(_) => response,
+    }
+}
+
+/// The session token of a request's cookie, for [`with_navigation`].
+pub fn session_token(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, SESSION_COOKIE).map(str::to_string)
 }
 
 /// Where to go after signing in, when the sign-in form says: only a path of this site (`/instances/…`,
@@ -63,6 +111,15 @@ pub fn safe_next(next: &str) -> Option<&str> {
         && !next.chars().any(|c| c.is_control() || c.is_whitespace())
         && next.len() <= 2048;
     safe.then_some(next)
+}
+
+/// The page for a known path asked with a method it does not take (`GET /logout`).
+pub fn method_not_allowed_page() -> Response {
+    page(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Not allowed",
+        "This address does not take that kind of request. Use the links and forms of the pages.",
+    )
 }
 
 /// The page for a path nothing serves.

@@ -13,6 +13,7 @@ mod view;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
 use barrack_core::Services;
@@ -40,7 +41,7 @@ pub fn router_with_simulator(
     services: Services,
     simulator: Option<Arc<barrack_compute::sim::SimDriver>>,
 ) -> Router {
-    let sessions = WebSessionService::new(services.context.clone(), services.accounts.clone());
+    let sessions = sessions_of(&services);
     let state = Arc::new(WebState {
         services,
         sessions,
@@ -146,8 +147,27 @@ pub fn router_with_simulator(
         .route("/ai/chat", post(ai::chat))
         .route("/ai/chat/stream", post(ai::chat_stream))
         .route("/assets/{file}", get(assets::serve))
+        .method_not_allowed_fallback(|| async { error::method_not_allowed_page() })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            error_pages_with_navigation,
+        ))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
+}
+
+fn sessions_of(services: &Services) -> WebSessionService {
+    WebSessionService::new(services.context.clone(), services.accounts.clone())
+}
+
+async fn error_pages_with_navigation(
+    axum::extract::State(state): State,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let token = error::session_token(request.headers());
+    let response = next.run(request).await;
+    error::with_navigation(&state.sessions, token.as_deref(), response).await
 }
 
 async fn security_headers(response: Response) -> Response {
@@ -186,8 +206,10 @@ pub fn is_dashboard_path(path: &str) -> bool {
     !(path == "/api" || path.starts_with("/api/") || path == "/v1" || path.starts_with("/v1/"))
 }
 
-/// The dashboard's answer to a path nothing serves.
-pub fn fallback(path: &str) -> Response {
-    // Outside the router, so its layer's headers are added here.
-    secured(not_found_page(path))
+/// The dashboard's answer to a path nothing serves (with the navigation of a signed-in browser).
+pub async fn fallback(services: &Services, headers: &HeaderMap, path: &str) -> Response {
+    // Outside the router, so its layers' work is done here.
+    let token = error::session_token(headers);
+    let sessions = sessions_of(services);
+    secured(error::with_navigation(&sessions, token.as_deref(), not_found_page(path)).await)
 }

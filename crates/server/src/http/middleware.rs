@@ -161,7 +161,7 @@ pub fn normalize_path<B>(mut request: axum::http::Request<B>) -> axum::http::Req
 pub async fn not_found(State(state): State<AppState>, request: Request) -> Response {
     let uri = request.uri().clone();
     if barrack_web::is_dashboard_path(uri.path()) {
-        return barrack_web::fallback(uri.path());
+        return barrack_web::fallback(&state.services, request.headers(), uri.path()).await;
     }
     caller_of(&state, request).await;
     let error = Error::NotFound(format!("No such endpoint: {}", uri.path()));

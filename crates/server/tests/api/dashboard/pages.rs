@@ -16,7 +16,52 @@ on_both_databases!(
     deploy_act_snapshot_and_restore_from_the_pages,
     bad_input_is_shown_at_the_fields,
     short_credits_are_a_message_with_a_link,
+    error_pages_keep_the_signed_in_navigation,
 );
+
+async fn error_pages_keep_the_signed_in_navigation(db: Db) {
+    let app = TestApp::start(db).await;
+    // Signed out, a wrong method is a page too, with the pages' security headers.
+    let mut anonymous = Browser::new(&app);
+    let refused = anonymous.get("/logout").await;
+    assert_eq!(refused.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(refused.content_type().starts_with("text/html"));
+    assert!(refused.body.contains("Not allowed") && refused.body.contains("Sign in"));
+
+    let (email, _) = account(&app).await;
+    let mut browser = Browser::new(&app);
+    let token = browser.sign_in(&email, PASSWORD, "advanced").await;
+    let pages = [
+        (browser.get("/no-such-page").await, StatusCode::NOT_FOUND),
+        (
+            browser.get("/instances/BRK-NOPE").await,
+            StatusCode::NOT_FOUND,
+        ),
+        (browser.get("/logout").await, StatusCode::METHOD_NOT_ALLOWED),
+        (
+            browser.post("/deposits/dep-x", &[("csrf", &token)]).await,
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            browser.post("/volumes/vol-x/delete", &[]).await,
+            StatusCode::FORBIDDEN,
+        ),
+    ];
+    for (page, status) in pages {
+        assert_eq!(page.status, status, "{}", page.body);
+        assert!(page.content_type().starts_with("text/html"), "{status}");
+        assert_eq!(page.headers["x-frame-options"], "DENY");
+        assert!(page.headers.contains_key("content-security-policy"));
+        // The signed-in header: the main menu and the way out, not the sign-in links.
+        assert!(
+            page.body.contains(r#"<nav aria-label="Main">"#) && page.body.contains("Sign out"),
+            "{status}: {}",
+            page.body
+        );
+        assert!(!page.body.contains(">Sign up<"), "{status}: {}", page.body);
+    }
+    app.stop().await;
+}
 
 fn deploy_request(name: &str) -> DeployRequest {
     serde_json::from_value(json!({
