@@ -168,14 +168,26 @@ impl Errors {
     /// A region field's message said with the regions the page offers (the session's tier's), not every
     /// region of the platform; an empty choice is asked for.
     pub fn regions_offered(&mut self, typed: &str, offered: &[String]) {
-        if let Some(messages) = self.fields.get_mut("region") {
+        self.choice_offered("region", "region", typed, offered);
+    }
+
+    /// A GPU model field's message said with the models the page offers (not legacy models of other
+    /// tiers); an empty choice is asked for.
+    pub fn gpu_models_offered(&mut self, typed: &str, offered: &[String]) {
+        self.choice_offered("gpu_model", "GPU model", typed, offered);
+    }
+
+    fn choice_offered(&mut self, field: &str, what: &str, typed: &str, offered: &[String]) {
+        let unknown = format!("Unknown {what}");
+        let named = format!("{} ", capitalised(what));
+        if let Some(messages) = self.fields.get_mut(field) {
             for message in messages.iter_mut() {
-                if message.starts_with("Unknown region") || message.starts_with("Region ") {
+                if message.starts_with(&unknown) || message.starts_with(&named) {
                     *message = if typed.is_empty() {
-                        "Choose a region".to_string()
+                        format!("Choose a {what}")
                     } else {
                         format!(
-                            "Unknown region '{typed}'. Choose one of {}",
+                            "Unknown {what} '{typed}'. Choose one of {}",
                             offered.join(", ")
                         )
                     };
@@ -183,6 +195,14 @@ impl Errors {
             }
         }
     }
+}
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// How the forms label the API's field names, for messages that name them.

@@ -330,6 +330,8 @@ pub async fn submit(
             let mut page = deploy_page(&state, &session, values, errors).await?;
             page.errors
                 .regions_offered(&page.values.region, &page.regions);
+            page.errors
+                .gpu_models_offered(&page.values.gpu_model, &page.gpu_models);
             render(status, &page)
         }
     }

@@ -77,6 +77,18 @@ impl InstanceService {
                 );
             }
         }
+        // With the other fields, so that a deploy missing its model and its region hears of both (the
+        // region's tier and what it offers are checked once the model is known).
+        if config.region(&request.region).is_none() {
+            v.add(
+                "region",
+                unknown_value(
+                    "region",
+                    &request.region,
+                    config.regions.iter().map(|r| &r.name),
+                ),
+            );
+        }
         if request.boot_from_volume {
             v.check(
                 request.volume_id.is_some(),

@@ -313,6 +313,31 @@ async fn bad_input_is_shown_at_the_fields(db: Db) {
         "what was typed is kept"
     );
 
+    // Nothing chosen: every field is asked for at once, with the page's words, naming no model the
+    // page does not offer.
+    let empty = browser
+        .post(
+            "/deploy",
+            &[
+                ("csrf", &token),
+                ("instance_name", ""),
+                ("region", ""),
+                ("gpu_model", ""),
+                ("gpu_count", "1"),
+                ("image_name", ""),
+            ],
+        )
+        .await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST, "{}", empty.body);
+    for expected in [
+        r#"<p class="field-error" id="region-error">Choose a region.</p>"#,
+        r#"<p class="field-error" id="gpu_model-error">Choose a GPU model.</p>"#,
+        r#"id="instance_name-error""#,
+    ] {
+        assert!(empty.body.contains(expected), "{expected}: {}", empty.body);
+    }
+    assert!(!empty.body.contains("Valid values"), "{}", empty.body);
+
     // A key or a script that is not there is the form again with the message at its field, not the
     // page for a missing page.
     for (field, value) in [("ssh_key", "BRK-NOPE00K"), ("script_id", "BRK-NOPE00C")] {
