@@ -50,8 +50,10 @@ pub struct Lease {
     pub on_expiry: String,
 }
 
-/// Longest lease accepted, in minutes (a year).
-pub const MAX_LEASE_MINUTES: i64 = 366 * 24 * 60;
+/// Longest lease accepted, in days (a year).
+pub const MAX_LEASE_DAYS: i64 = 366;
+/// Longest lease accepted, in minutes.
+pub const MAX_LEASE_MINUTES: i64 = MAX_LEASE_DAYS * 24 * 60;
 
 /// `PATCH /api/instances/{id}/`: sets or ends the instance's lease. `ttl_minutes` counts from now;
 /// give it or `expires_at`, not both. `clear_lease: true` ends the lease instead.

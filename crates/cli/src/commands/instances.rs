@@ -99,10 +99,11 @@ pub enum Command {
         #[command(flatten)]
         page: PageArgs,
     },
-    /// Set, change or end an instance's lease (it deletes or hibernates itself at the end)
+    /// Set, change or end an instance's lease (it deletes or hibernates itself at the end; at most 366
+    /// days ahead)
     #[command(after_help = "Examples:\n  \
         barrack instances lease trainer --ttl 2h --on-expiry hibernate\n  \
-        barrack instances lease trainer --expires-at 2030-01-15T18:00:00Z\n  \
+        barrack instances lease trainer --ttl 7d\n  \
         barrack instances lease trainer --clear")]
     Lease {
         #[command(flatten)]

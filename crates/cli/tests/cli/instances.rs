@@ -592,6 +592,35 @@ async fn labels_and_leases_through_the_cli() {
         .await
         .json();
     assert_eq!(ended["lease"], serde_json::Value::Null);
+    // Every example of the help works as written, whatever the date; the limit is said in days.
+    let help = cli.run(&["instances", "lease", "--help"]).await;
+    assert!(help.ok().contains("at most 366 days"), "{help:?}");
+    let examples: Vec<String> = help
+        .ok()
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("barrack "))
+        .map(|example| example.replace(" trainer ", " labelled "))
+        .collect();
+    assert_eq!(examples.len(), 3, "{help:?}");
+    for example in &examples {
+        let args: Vec<&str> = example.split_whitespace().collect();
+        let run = cli.run(&args).await;
+        assert_eq!(run.code, 0, "{example}: {run:?}");
+    }
+    let too_far = cli
+        .run(&[
+            "instances",
+            "lease",
+            "labelled",
+            "--expires-at",
+            "2026-01-17T00:00:00Z",
+        ])
+        .await;
+    assert_ne!(too_far.code, 0);
+    assert!(
+        too_far.stderr.contains("within 366 days from now"),
+        "{too_far:?}"
+    );
     // Nothing to set is a usage error naming the flags, not the API's fields.
     let nothing = cli.run(&["instances", "lease", "labelled"]).await;
     assert_eq!(nothing.code, 2, "{nothing:?}");

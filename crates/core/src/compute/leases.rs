@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 use barrack_api::instances::Instance;
-use barrack_api::labels::{InstancePatch, MAX_LEASE_MINUTES};
+use barrack_api::labels::{InstancePatch, MAX_LEASE_DAYS, MAX_LEASE_MINUTES};
 use barrack_store::Tx;
 use barrack_store::instances::InstanceRow;
 use barrack_store::jobs::JobRow;
@@ -91,7 +91,10 @@ pub fn check_terms(
             if !(1..=MAX_LEASE_MINUTES).contains(&ttl) {
                 v.add(
                     "ttl_minutes",
-                    format!("ttl_minutes must be between 1 and {MAX_LEASE_MINUTES}"),
+                    format!(
+                        "ttl_minutes must be between 1 and {MAX_LEASE_MINUTES} \
+                         ({MAX_LEASE_DAYS} days)"
+                    ),
                 );
                 return None;
             }
@@ -118,7 +121,7 @@ pub fn check_terms(
             if at - now > MAX_LEASE_MINUTES * 60_000 {
                 v.add(
                     "expires_at",
-                    format!("expires_at must be within {MAX_LEASE_MINUTES} minutes from now"),
+                    format!("expires_at must be within {MAX_LEASE_DAYS} days from now"),
                 );
                 return None;
             }
@@ -406,5 +409,28 @@ impl JobHandler for LeaseWorker {
             Ok(outcome) => outcome,
             Err(e) => Outcome::Retry(e.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_too_far_ahead_is_refused_in_days() {
+        let now = parse_iso("2026-12-07T00:00:00Z").unwrap();
+        let mut v = Validator::new();
+        assert!(check_terms(&mut v, now, None, Some("2027-12-09T00:00:00Z"), None).is_none());
+        let message = format!("{:?}", v.finish().unwrap_err().field_errors());
+        assert!(
+            message.contains("expires_at must be within 366 days from now"),
+            "{message}"
+        );
+        let mut v = Validator::new();
+        assert!(check_terms(&mut v, now, None, Some("2027-12-07T00:00:00Z"), None).is_some());
+        let mut v = Validator::new();
+        assert!(check_terms(&mut v, now, Some(MAX_LEASE_MINUTES + 1), None, None).is_none());
+        let message = format!("{:?}", v.finish().unwrap_err().field_errors());
+        assert!(message.contains("(366 days)"), "{message}");
     }
 }

@@ -11,10 +11,11 @@ use crate::error::CliError;
 /// A lease: when the instance deletes or hibernates itself.
 #[derive(Debug, clap::Args)]
 pub struct LeaseArgs {
-    /// End the lease this long from now: 90m, 2h, 1d
+    /// End the lease this long from now, at most 366 days: 90m, 2h, 1d
     #[arg(long, value_name = "DURATION", value_parser = parse_ttl, conflicts_with = "expires_at")]
     pub(super) ttl: Option<i64>,
-    /// End the lease at this time, in the future (RFC 3339, such as 2030-01-15T18:00:00Z)
+    /// End the lease at this time, in the future and at most 366 days ahead (RFC 3339:
+    /// YYYY-MM-DDTHH:MM:SSZ)
     #[arg(long, value_name = "TIME")]
     pub(super) expires_at: Option<String>,
     /// What happens at the end: delete (default) or hibernate
