@@ -43,7 +43,7 @@ pub enum Command {
         #[arg(long)]
         name: String,
         // `--file` as for import: `--output` is every command's output format.
-        /// Where to save the private key
+        /// Where to save the private key: a new file, in a directory that exists and can be written
         #[arg(long, value_name = "PATH")]
         file: PathBuf,
         /// Replace the file if it exists
@@ -101,12 +101,7 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
         }
         Command::Generate { name, file, force } => {
             // Checked before the call, so a refusal leaves no key behind on the server.
-            if !force && file.exists() {
-                return Err(CliError::Usage(format!(
-                    "{} exists: choose another --file, or replace it with --force",
-                    file.display()
-                )));
-            }
+            check_destination(&file, force)?;
             let request = CreateSshKeyRequest {
                 name,
                 public_key: None,
@@ -157,6 +152,41 @@ fn key_output(data: &impl serde::Serialize, key: &SshKey) -> Output {
 
 /// Writes the key readable by its owner only, as `ssh` insists. Without `overwrite` the file must not
 /// exist, even if it appeared since the check before the API call.
+/// Whether the private key could be saved at `path`: a file that is not there (or `--force`), in a
+/// directory that exists and can be written. Checked before the key is made, so a key whose private half
+/// cannot be saved is never created.
+fn check_destination(path: &Path, overwrite: bool) -> Result<(), CliError> {
+    if !overwrite && path.exists() {
+        return Err(CliError::Usage(format!(
+            "{} exists: choose another --file, or replace it with --force",
+            path.display()
+        )));
+    }
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(CliError::Usage(format!(
+            "directory {} does not exist: create it, or choose another --file",
+            dir.display()
+        )));
+    }
+    // Permissions alone do not say (ACLs, read-only mounts): write a file there and remove it.
+    let probe = dir.join(format!(".barrack-key-check-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .and_then(|_| std::fs::remove_file(&probe))
+        .map_err(|e| {
+            CliError::Usage(format!(
+                "cannot write to directory {}: {e}; choose another --file",
+                dir.display()
+            ))
+        })
+}
+
 fn save_private_key(path: &Path, key: &str, overwrite: bool) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true);

@@ -58,6 +58,25 @@ async fn generated_keys_are_saved_privately_for_openssh() {
         1,
         "a refused generate leaves no key behind"
     );
+    // A file that cannot be written (its directory missing) is refused before a key is made.
+    let nowhere = server.dir.join("no-such-dir").join("key.pem");
+    let refused = cli
+        .run(&[
+            "ssh-keys",
+            "generate",
+            "--name",
+            "orphan",
+            "--file",
+            nowhere.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(refused.stderr.contains("does not exist"), "{refused:?}");
+    assert_eq!(
+        cli.run(&["ssh-keys", "list", "-q"]).await.lines().len(),
+        1,
+        "a key whose private half cannot be saved is never made"
+    );
     let forced = cli
         .run(&[
             "ssh-keys", "generate", "--name", "gpu2", "--file", output, "--force",
