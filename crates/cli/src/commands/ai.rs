@@ -107,10 +107,10 @@ pub async fn run(command: Command, ctx: &Ctx, format: Format) -> Result<Output, 
             temperature,
             prompt,
         } => {
-            let prompt = match prompt {
+            let prompt = non_empty(match prompt {
                 Some(p) => p,
                 None => read_stdin()?,
-            };
+            })?;
             let mut messages = Vec::new();
             if let Some(system) = system {
                 messages.push(message(ChatRole::System, system));
@@ -251,8 +251,14 @@ fn read_stdin() -> Result<String, CliError> {
     stdin
         .read_to_string(&mut text)
         .map_err(|e| CliError::Usage(format!("cannot read stdin: {e}")))?;
-    if text.trim().is_empty() {
+    Ok(text)
+}
+
+/// A prompt with something to answer: an empty one (argument or stdin) is refused before it is sent
+/// and charged.
+fn non_empty(prompt: String) -> Result<String, CliError> {
+    if prompt.trim().is_empty() {
         return Err(CliError::Usage("the prompt is empty".into()));
     }
-    Ok(text)
+    Ok(prompt)
 }

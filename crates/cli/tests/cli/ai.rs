@@ -51,6 +51,21 @@ async fn ai_models_chat_and_usage() {
     assert_ne!(unknown.code, 0);
     assert!(unknown.stderr.contains("nope"), "{}", unknown.stderr);
 
+    // An empty prompt is refused before it is sent (and charged), as an argument as on stdin.
+    let chat = ["ai", "chat", "--model", "barrack-sim-small"];
+    let empty = [
+        cli.run(&[&chat[..], &[""]].concat()).await,
+        cli.run(&[&chat[..], &[" \n "]].concat()).await,
+        cli.run_with_input(&chat, " \n").await,
+    ];
+    for refused in empty {
+        assert_eq!(refused.code, 2, "{refused:?}");
+        assert!(
+            refused.stderr.contains("the prompt is empty"),
+            "{refused:?}"
+        );
+    }
+
     let usage = cli.run(&["ai", "usage", "-o", "json"]).await.json();
     assert_eq!(usage["total"]["requests"], 2);
     assert_eq!(usage["models"][0]["model"], "barrack-sim-small");
