@@ -294,7 +294,7 @@ pub async fn batch(
         return render(StatusCode::BAD_REQUEST, &page);
     }
     let mut results = Vec::new();
-    let stamp = state.services.clock().now_ms() / 1000;
+    let stamp = batch_stamp(state.services.clock().now_ms());
     for id in ids.iter().take(PAGE_SIZE as usize) {
         let outcome = match action.as_str() {
             "snapshot" => match state.services.instances.get(caller, id).await {
@@ -305,7 +305,7 @@ pub async fn batch(
                         caller,
                         CreateSnapshotRequest {
                             instance_id: id.clone(),
-                            name: batch_snapshot_name(&instance.name, stamp),
+                            name: batch_snapshot_name(&instance.name, &stamp),
                             description: Some(
                                 "Taken with other instances from the dashboard".into(),
                             ),
@@ -350,8 +350,19 @@ pub async fn batch(
     )
 }
 
-/// A snapshot name for a batch: the instance's name and the time, within the 50-character label rule.
-fn batch_snapshot_name(instance: &str, stamp: i64) -> String {
+/// What tells one batch's snapshot names from another's: the time in seconds and a random tag, since two
+/// batches of the same instance can come in the same second.
+fn batch_stamp(now_ms: i64) -> String {
+    format!(
+        "{}-{}",
+        now_ms / 1000,
+        barrack_core::ids::random_alphanumeric(4).to_lowercase()
+    )
+}
+
+/// A snapshot name for a batch: the instance's name and the batch's stamp, within the 50-character label
+/// rule.
+fn batch_snapshot_name(instance: &str, stamp: &str) -> String {
     let suffix = format!("-{stamp}");
     let keep = 50 - suffix.len();
     let base: String = instance.chars().take(keep).collect();

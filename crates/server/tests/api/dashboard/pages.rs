@@ -266,6 +266,26 @@ async fn deploy_act_snapshot_and_restore_from_the_pages(db: Db) {
         assert!(refused.body.contains("<h1>Instances</h1>"));
         assert!(!refused.body.contains("Batch operation"));
     }
+    // Two batch snapshots of one instance in the same second get names of their own.
+    for _ in 0..2 {
+        let snapshot = browser
+            .post(
+                "/instances/batch",
+                &[
+                    ("csrf", &token),
+                    ("batch_action", "snapshot"),
+                    ("id", new_id),
+                ],
+            )
+            .await;
+        assert_eq!(snapshot.status, StatusCode::OK, "{}", snapshot.body);
+        assert!(
+            snapshot.body.contains("Snapshot ") && !snapshot.body.contains("already exists"),
+            "{}",
+            snapshot.body
+        );
+    }
+    app.settle().await;
     let batch = browser
         .post(
             "/instances/batch",
