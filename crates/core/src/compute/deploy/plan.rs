@@ -153,6 +153,11 @@ impl InstanceService {
 
 /// 400 unless the region exists, is of the caller's tier and offers the model, the image (an OS image or
 /// the caller's custom image) is available there, and the model is of the caller's tier.
+/// What a deploy hears of a region the platform does not have.
+pub(super) fn unknown_region(config: &Config, region: &str) -> String {
+    unknown_value("region", region, config.regions.iter().map(|r| &r.name))
+}
+
 fn check_tier_and_region<'c>(
     config: &'c Config,
     caller: &Caller,
@@ -163,14 +168,7 @@ fn check_tier_and_region<'c>(
     let mut v = Validator::new();
     let region = config.region(&request.region);
     match region {
-        None => v.add(
-            "region",
-            unknown_value(
-                "region",
-                &request.region,
-                config.regions.iter().map(|r| &r.name),
-            ),
-        ),
+        None => v.add("region", unknown_region(config, &request.region)),
         Some(r) if r.tier != caller.tier => v.add(
             "region",
             format!(
