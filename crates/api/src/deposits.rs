@@ -27,6 +27,8 @@ pub enum DepositStatus {
     Pending,
     /// Paid, and the account credited.
     Completed,
+    /// Cancelled by the account before it was paid; a payment confirmed afterwards credits nothing.
+    Cancelled,
 }
 
 impl DepositStatus {
@@ -34,6 +36,7 @@ impl DepositStatus {
         match self {
             DepositStatus::Pending => "pending",
             DepositStatus::Completed => "completed",
+            DepositStatus::Cancelled => "cancelled",
         }
     }
 
@@ -41,6 +44,7 @@ impl DepositStatus {
         match s {
             "pending" => Some(DepositStatus::Pending),
             "completed" => Some(DepositStatus::Completed),
+            "cancelled" => Some(DepositStatus::Cancelled),
             _ => None,
         }
     }

@@ -22,6 +22,15 @@ impl Client {
         self.get(&format!("/api/deposits/{id}/")).await
     }
 
+    /// Cancels a pending deposit that will not be paid, freeing its place among the pending ones.
+    pub async fn cancel_deposit(&self, id: &str) -> Result<Envelope<Deposit>> {
+        self.post(
+            &format!("/api/deposits/{id}/cancel/"),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
     /// Operators: completes a pending deposit, crediting its account once.
     pub async fn admin_complete_deposit(&self, id: &str) -> Result<Envelope<Deposit>> {
         self.post(

@@ -18,7 +18,7 @@ pub struct DepositRow {
     pub tax_micros: i64,
     /// What the payer pays: amount plus tax.
     pub total_micros: i64,
-    /// `pending` or `completed`.
+    /// `pending`, `completed` or `cancelled`.
     pub status: String,
     /// The payment provider's name (`manual`).
     pub provider: String,
@@ -94,6 +94,24 @@ pub async fn mark_completed(tx: &mut Tx, id: &str, completed_by: &str, now: i64)
             "UPDATE deposits SET status = 'completed', completed_by = $2, completed_at = $3, updated_at = $3 \
              WHERE id = $1 AND status = 'pending'",
             &binds![id, completed_by, now],
+        )
+        .await?;
+    Ok(done == 1)
+}
+
+/// Marks a pending deposit of the account cancelled. False (changing nothing) when the account has no such
+/// deposit or it is no longer pending, so a deposit is either completed or cancelled, never both.
+pub async fn mark_cancelled(
+    db: &mut impl Db,
+    account_id: &str,
+    id: &str,
+    now: i64,
+) -> Result<bool> {
+    let done = db
+        .execute(
+            "UPDATE deposits SET status = 'cancelled', updated_at = $3 \
+             WHERE id = $1 AND account_id = $2 AND status = 'pending'",
+            &binds![id, account_id, now],
         )
         .await?;
     Ok(done == 1)

@@ -70,6 +70,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(43, "0043_ai_holds"),
     migration!(44, "0044_grown_boot_volumes"),
     migration!(45, "0045_login_failures"),
+    migration!(46, "0046_cancelled_deposits"),
 ];
 
 impl Migration {

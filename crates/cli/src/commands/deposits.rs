@@ -37,6 +37,12 @@ pub enum Command {
         /// The deposit's id (BRK-...P)
         id: String,
     },
+    /// Cancel a pending deposit you will not pay; it no longer counts against the 10 pending allowed
+    #[command(after_help = "Example:\n  barrack deposits cancel BRK-A1B2C3P")]
+    Cancel {
+        /// The deposit's id (BRK-...P)
+        id: String,
+    },
 }
 
 pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
@@ -84,6 +90,10 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
         Command::Show { id } => {
             let data = ctx.call(client.deposit(&id)).await?.data;
             Ok(deposit_output(&data))
+        }
+        Command::Cancel { id } => {
+            let data = ctx.call(client.cancel_deposit(&id)).await?.data;
+            Ok(deposit_output(&data).notice(format!("Deposit {} cancelled.", data.id)))
         }
     }
 }

@@ -3,7 +3,9 @@
 //! A deposit opens `pending` with the provider's checkout; the provider's signed webhook (or an operator)
 //! completes it. Completing is one transaction: a conditional update `pending` → `completed` and a
 //! `deposit` ledger entry keyed `deposit:<id>`, so however often a confirmation arrives, and however many
-//! arrive at once, a deposit credits its account exactly once.
+//! arrive at once, a deposit credits its account exactly once. Until then the account may cancel it
+//! (`pending` → `cancelled`, the same kind of conditional update), so a deposit is credited or cancelled,
+//! never both.
 
 use std::sync::Arc;
 
@@ -154,7 +156,7 @@ impl DepositService {
             Error::conflict(
                 "LIMIT_EXCEEDED",
                 format!(
-                    "An account may have at most {MAX_PENDING_DEPOSITS} pending deposits; complete or wait for one first"
+                    "An account may have at most {MAX_PENDING_DEPOSITS} pending deposits: pay one, or cancel one you will not pay (POST /api/deposits/{{id}}/cancel/), first"
                 ),
             )
         };
@@ -249,6 +251,24 @@ impl DepositService {
         view(&row)
     }
 
+    /// `POST /api/deposits/{id}/cancel/`: a pending deposit of the caller's becomes `cancelled`, freeing its
+    /// place under the cap; another account's is 404, one completed or cancelled already is 409.
+    pub async fn cancel(&self, caller: &Caller, id: &str) -> Result<Deposit> {
+        let now = self.context.clock.now_ms();
+        let store = &self.context.store;
+        let cancelled =
+            deposits::mark_cancelled(&mut &*store, caller.account_id(), id, now).await?;
+        let row = store
+            .account_deposit(caller.account_id(), id)
+            .await?
+            .ok_or_else(|| Error::not_found("Deposit", id))?;
+        if !cancelled {
+            return Err(not_pending(&row));
+        }
+        tracing::info!(deposit_id = %id, account = %row.account_id, "deposit cancelled");
+        view(&row)
+    }
+
     /// `POST /api/deposits/webhook/`: the provider authenticates the raw request (401 otherwise, logged),
     /// then the event must name a deposit (404) with its amount and currency (400), which completes once
     /// (a replay is 409, logged).
@@ -311,7 +331,7 @@ impl DepositService {
             .await
         {
             Err(e @ Error::Conflict { .. }) => {
-                tracing::warn!(provider, deposit_id = %deposit_id, "payment webhook refused: replay of a completed deposit");
+                tracing::warn!(provider, deposit_id = %deposit_id, "payment webhook refused: the deposit is not pending (a replay, or cancelled)");
                 Err(e)
             }
             other => other,
@@ -324,7 +344,7 @@ impl DepositService {
     }
 
     /// Completes a pending deposit and credits its account, in one transaction; 404 for an unknown deposit,
-    /// 409 for one already completed.
+    /// 409 for one already completed or cancelled.
     async fn complete(&self, id: &str, by: Completer<'_>) -> Result<Deposit> {
         let now = self.context.clock.now_ms();
         let completed_by = by.record();
@@ -333,7 +353,7 @@ impl DepositService {
             drop(tx);
             return Err(match self.context.store.deposit(id).await? {
                 None => Error::not_found("Deposit", id),
-                Some(row) => already_completed(&row),
+                Some(row) => not_pending(&row),
             });
         }
         let mut row = deposits::get(&mut tx, id)
@@ -354,7 +374,7 @@ impl DepositService {
         let Some(appended) = ledger::append(&mut tx, &entry, transaction_id).await? else {
             // The deposit's entry exists already: nothing changes (the transaction rolls back).
             drop(tx);
-            return Err(already_completed(&row));
+            return Err(not_pending(&row));
         };
         let after = from_micros(appended.balance_after_micros);
         if after > Decimal::from(MAX_BALANCE) {
@@ -380,14 +400,20 @@ impl DepositService {
     }
 }
 
-fn already_completed(row: &DepositRow) -> Error {
-    Error::conflict(
-        "INVALID_STATE",
+/// 409 for a deposit that is no longer pending: it can be neither completed nor cancelled.
+fn not_pending(row: &DepositRow) -> Error {
+    let message = if row.status == DepositStatus::Cancelled.as_str() {
+        format!(
+            "Deposit {} was cancelled: it credits nothing; open a new deposit instead",
+            row.id
+        )
+    } else {
         format!(
             "Deposit {} is already {}: it is credited only once",
             row.id, row.status
-        ),
-    )
+        )
+    };
+    Error::conflict("INVALID_STATE", message)
 }
 
 fn view(row: &DepositRow) -> Result<Deposit> {

@@ -22,6 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_deposits, create_deposit))
         .routes(routes!(deposit_webhook))
         .routes(routes!(get_deposit))
+        .routes(routes!(cancel_deposit))
         .routes(routes!(admin_complete_deposit))
 }
 
@@ -76,6 +77,26 @@ async fn get_deposit(
     Ok(Success("Deposit retrieved successfully", deposit))
 }
 
+/// Cancel a pending deposit
+///
+/// For a deposit you will not pay: it becomes `cancelled` and no longer counts against the 10 pending
+/// deposits an account may have. A payment confirmed for it afterwards credits nothing (409). A deposit
+/// already completed or cancelled is 409.
+#[utoipa::path(post, path = "/api/deposits/{id}/cancel/", tag = "Deposits", params(("id" = String, Path)),
+    responses((status = 200, body = Envelope<Deposit>), (status = 401, body = ErrorResponse),
+              (status = 404, body = ErrorResponse),
+              (status = 409, description = "INVALID_STATE: the deposit is not pending", body = ErrorResponse)),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn cancel_deposit(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    PathId(id): PathId,
+    _: NoBody,
+) -> ApiResult<Success<Deposit>> {
+    let deposit = state.services.deposits.cancel(&caller, &id).await?;
+    Ok(Success("Deposit cancelled", deposit))
+}
+
 /// Payment provider webhook
 ///
 /// Called by the payment provider, not with an API key: the `X-Barrack-Signature` header authenticates
@@ -83,14 +104,14 @@ async fn get_deposit(
 /// `payments.webhook_secret`; the signature is checked before the body is read, so any call without a
 /// valid one is 401 (as is every call when no secret is configured). A `payment.succeeded` event whose
 /// `amount` and `currency` match the deposit completes it and credits the account, exactly once: a replay
-/// is 409.
+/// is 409, as is a payment for a cancelled deposit.
 #[utoipa::path(post, path = "/api/deposits/webhook/", tag = "Deposits", request_body = DepositWebhookEvent,
     params(("X-Barrack-Signature" = String, Header,
             description = "`sha256=<hex HMAC-SHA256 of the raw body under payments.webhook_secret>`")),
     responses((status = 200, body = Envelope<Deposit>), (status = 400, body = ErrorResponse),
               (status = 401, description = "Missing or invalid signature", body = ErrorResponse),
               (status = 404, body = ErrorResponse),
-              (status = 409, description = "The deposit is already completed", body = ErrorResponse)),
+              (status = 409, description = "The deposit is already completed, or cancelled", body = ErrorResponse)),
     security(()))]
 async fn deposit_webhook(
     State(state): State<AppState>,

@@ -24,6 +24,7 @@ on_both_databases!(
     operators_complete_deposits_once,
     deposits_are_private_to_their_account,
     no_deposit_takes_a_balance_above_the_largest_an_account_may_hold,
+    a_cancelled_deposit_frees_its_place_and_is_never_credited,
 );
 
 const SECRET: &str = "whsec-test-secret-0123456789";
@@ -687,6 +688,79 @@ async fn no_deposit_takes_a_balance_above_the_largest_an_account_may_hold(db: Db
         .await
         .unwrap();
     assert_eq!(small.status, 400, "{}", small.text);
+    assert_balances_equal_ledger(&app, &account_id).await;
+    app.stop().await;
+}
+
+async fn a_cancelled_deposit_frees_its_place_and_is_never_credited(db: Db) {
+    let app = app(db).await;
+    let (client, account_id) = customer(&app, "US").await;
+    let (other, _) = customer(&app, "US").await;
+    let mut opened = Vec::new();
+    for _ in 0..10 {
+        opened.push(deposit(&client, "5").await);
+    }
+    let request = CreateDepositRequest {
+        amount: d("5"),
+        currency: None,
+    };
+    let full = client.create_deposit(&request).await.unwrap_err();
+    assert_eq!(
+        (full.status(), full.code()),
+        (Some(409), Some("LIMIT_EXCEEDED"))
+    );
+    assert!(full.to_string().contains("cancel"), "{full}");
+
+    // Another account's deposit is not found, and stays pending.
+    let err = other.cancel_deposit(&opened[0].id).await.unwrap_err();
+    assert_eq!(err.status(), Some(404), "{err}");
+    assert_eq!(
+        client.deposit(&opened[0].id).await.unwrap().data.status,
+        DepositStatus::Pending
+    );
+
+    let cancelled = client.cancel_deposit(&opened[0].id).await.unwrap().data;
+    assert_eq!(cancelled.status, DepositStatus::Cancelled);
+    assert_eq!(
+        client.deposit(&opened[0].id).await.unwrap().data.status,
+        DepositStatus::Cancelled
+    );
+    // Its place is free again.
+    client.create_deposit(&request).await.unwrap();
+    let again = client.cancel_deposit(&opened[0].id).await.unwrap_err();
+    assert_eq!(
+        (again.status(), again.code()),
+        (Some(409), Some("INVALID_STATE"))
+    );
+
+    // A payment confirmed for the cancelled deposit credits nothing, by webhook or by an operator.
+    let body = event(&opened[0].id, "5", "USD");
+    let (status, answer) = webhook(&app, &body, Some(&sign_webhook(SECRET, &body))).await;
+    assert_eq!(status, 409, "{answer}");
+    assert_eq!(answer["code"], "INVALID_STATE");
+    let err = app
+        .admin
+        .admin_complete_deposit(&opened[0].id)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(409), "{err}");
+    assert_eq!(balance(&client).await, d("0"));
+    assert!(deposit_entries(&client).await.is_empty());
+
+    // A completed deposit cannot be cancelled.
+    let body = event(&opened[1].id, "5", "USD");
+    let (status, answer) = webhook(&app, &body, Some(&sign_webhook(SECRET, &body))).await;
+    assert_eq!(status, 200, "{answer}");
+    let err = client.cancel_deposit(&opened[1].id).await.unwrap_err();
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(409), Some("INVALID_STATE"))
+    );
+    assert_eq!(
+        client.deposit(&opened[1].id).await.unwrap().data.status,
+        DepositStatus::Completed
+    );
+    assert_eq!(balance(&client).await, d("5"));
     assert_balances_equal_ledger(&app, &account_id).await;
     app.stop().await;
 }

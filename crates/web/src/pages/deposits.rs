@@ -49,6 +49,7 @@ impl DepositView {
             badge: match d.status {
                 DepositStatus::Pending => "busy",
                 DepositStatus::Completed => "ok",
+                DepositStatus::Cancelled => "idle",
             },
             pending: d.status == DepositStatus::Pending,
             provider: d.provider.clone(),
