@@ -28,26 +28,30 @@ pub(crate) fn from_row(row: &impl Columns) -> Result<LeaseRow> {
 /// Sets the instance's lease, or removes it with `None`. A lease with a new end is not warned yet; one
 /// whose end stays keeps its warning.
 pub async fn set(db: &mut impl Db, instance_id: &str, lease: Option<(i64, &str)>) -> Result<()> {
-    match lease {
-        Some((expires_at, on_expiry)) => {
-            db.execute(
-                "INSERT INTO instance_leases (instance_id, expires_at, on_expiry, warned) VALUES ($1, $2, $3, 0) \
-                 ON CONFLICT (instance_id) DO UPDATE SET on_expiry = $3, \
-                 warned = CASE WHEN instance_leases.expires_at = $2 THEN instance_leases.warned ELSE 0 END, \
-                 expires_at = $2",
-                &binds![instance_id, expires_at, on_expiry],
-            )
-            .await?;
-        }
-        None => {
-            db.execute(
-                "DELETE FROM instance_leases WHERE instance_id = $1",
-                &binds![instance_id],
-            )
-            .await?;
-        }
+    if let Some((expires_at, on_expiry)) = lease {
+        db.execute(
+            "INSERT INTO instance_leases (instance_id, expires_at, on_expiry, warned) VALUES ($1, $2, $3, 0) \
+             ON CONFLICT (instance_id) DO UPDATE SET on_expiry = $3, \
+             warned = CASE WHEN instance_leases.expires_at = $2 THEN instance_leases.warned ELSE 0 END, \
+             expires_at = $2",
+            &binds![instance_id, expires_at, on_expiry],
+        )
+        .await?;
+    } else {
+        remove(db, instance_id).await?;
     }
     Ok(())
+}
+
+/// Ends the instance's lease; false when it had none (nothing changed).
+pub async fn remove(db: &mut impl Db, instance_id: &str) -> Result<bool> {
+    let removed = db
+        .execute(
+            "DELETE FROM instance_leases WHERE instance_id = $1",
+            &binds![instance_id],
+        )
+        .await?;
+    Ok(removed > 0)
 }
 
 /// The lease inside a transaction.

@@ -229,7 +229,13 @@ impl InstanceService {
         };
         match &lease {
             Some(terms) => self.write_lease(&mut tx, &row.id, terms, now).await?,
-            None => leases::set(&mut tx, &row.id, None).await?,
+            None => {
+                if !leases::remove(&mut tx, &row.id).await? {
+                    // No lease to end: nothing changed, so no event is recorded.
+                    drop(tx);
+                    return self.get(caller, id).await;
+                }
+            }
         }
         let cause = match &lease {
             Some(terms) => format!(

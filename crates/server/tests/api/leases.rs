@@ -21,6 +21,7 @@ on_both_databases!(
     bad_lease_fields_are_400_on_the_field,
     a_lease_job_run_again_or_at_once_acts_once,
     a_clock_move_over_a_lease_end_bills_up_to_the_end,
+    clearing_a_lease_that_is_not_there_records_nothing,
 );
 
 const MINUTE: i64 = 60_000;
@@ -395,5 +396,33 @@ async fn a_clock_move_over_a_lease_end_bills_up_to_the_end(db: Db) {
             record.vm_name
         );
     }
+    app.stop().await;
+}
+
+async fn clearing_a_lease_that_is_not_there_records_nothing(db: Db) {
+    let app = TestApp::start(db).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "1000").await;
+    create_key_k(&client).await;
+    let leased = deploy(&client, "leased", json!({"ttl_minutes": 60})).await;
+    let plain = deploy(&client, "plain", json!({})).await;
+    app.settle().await;
+    let clear: InstancePatch = serde_json::from_value(json!({"clear_lease": true})).unwrap();
+    let changes = |kinds: &[String]| count(kinds, "lease_changed");
+
+    // The first clear ends the lease (one event); the second finds none and records nothing.
+    let before = changes(&event_kinds(&client, &leased).await);
+    for _ in 0..2 {
+        let shown = client.patch_instance(&leased, &clear).await.unwrap().data;
+        assert!(shown.lease.is_none());
+    }
+    assert_eq!(changes(&event_kinds(&client, &leased).await), before + 1);
+
+    // Never leased: 200 with the instance as it is, and no event.
+    for _ in 0..2 {
+        let shown = client.patch_instance(&plain, &clear).await.unwrap().data;
+        assert!(shown.lease.is_none());
+        assert_eq!(shown.instance_id, plain);
+    }
+    assert_eq!(changes(&event_kinds(&client, &plain).await), 0);
     app.stop().await;
 }
