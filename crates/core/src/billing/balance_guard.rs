@@ -5,7 +5,7 @@ use barrack_api::Currency;
 use rust_decimal::Decimal;
 
 use crate::accounts::Caller;
-use crate::platform::money::{exact_amount, from_micros};
+use crate::platform::money::{display_rate, from_micros, held_amount, needed_amount};
 use crate::{Context, Error, Result};
 
 /// 402 `INSUFFICIENT_BALANCE` unless the caller's balance in `currency` covers the larger of the configured
@@ -33,10 +33,10 @@ pub async fn require_balance(
     if balance < needed {
         return Err(Error::InsufficientBalance(format!(
             "Insufficient balance: {} {currency} available, at least {} {currency} needed (the larger of the minimum balance, {} {currency}, and the first hour of this resource, {} {currency})",
-            exact_amount(balance),
-            exact_amount(needed),
-            exact_amount(minimum),
-            exact_amount(first_hour)
+            held_amount(balance),
+            needed_amount(needed),
+            needed_amount(minimum),
+            display_rate(first_hour)
         )));
     }
     Ok(())

@@ -16,7 +16,7 @@ use rust_decimal::Decimal;
 use super::meter::{heading_hourly, stored_rate};
 use crate::catalog::{price, storage_hourly};
 use crate::platform::lifecycle::{BillingClass, InstanceState};
-use crate::platform::money::{exact_amount, from_micros};
+use crate::platform::money::{display_rate, from_micros, held_amount, needed_amount};
 use crate::{Context, Error, Result};
 
 /// The account's committed hourly burn in `currency` and its balance, read in `tx` (the account held),
@@ -187,12 +187,12 @@ fn covers(
     if balance < needed {
         return Err(Error::InsufficientBalance(format!(
             "Insufficient balance: {} {currency} available, {} {currency} per hour already committed and {} {currency} per hour more asked: {} {currency} needed, the larger of the minimum balance, {} {currency}, and an hour of both, {} {currency}",
-            exact_amount(balance),
-            exact_amount(burn),
-            exact_amount(added),
-            exact_amount(needed),
-            exact_amount(minimum),
-            exact_amount(burn + added)
+            held_amount(balance),
+            display_rate(burn),
+            display_rate(added),
+            needed_amount(needed),
+            needed_amount(minimum),
+            display_rate(burn + added)
         )));
     }
     Ok(())

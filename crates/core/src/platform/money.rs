@@ -23,10 +23,24 @@ pub fn display_rate(rate: Decimal) -> Decimal {
         .normalize()
 }
 
-/// An amount as a refusal states it: exact, so that what is available never reads the same as what is
-/// needed (trailing zeros dropped).
+/// An amount as a billing record states it: exact (trailing zeros dropped).
 pub fn exact_amount(amount: Decimal) -> Decimal {
     amount.normalize()
+}
+
+/// What an account holds, as a refusal states it: to the cent like every amount shown, rounded down, so
+/// that with what is needed rounded up ([`needed_amount`]) a shortfall never reads as enough.
+pub fn held_amount(amount: Decimal) -> Decimal {
+    amount
+        .round_dp_with_strategy(2, RoundingStrategy::ToNegativeInfinity)
+        .normalize()
+}
+
+/// What a refused request needed, as the refusal states it: to the cent, rounded up.
+pub fn needed_amount(amount: Decimal) -> Decimal {
+    amount
+        .round_dp_with_strategy(2, RoundingStrategy::ToPositiveInfinity)
+        .normalize()
 }
 
 /// Rounds an amount of money for display (2 decimal places).
@@ -72,5 +86,18 @@ mod tests {
         // 100 GB of NVMe at 0.30 per TB-hour, TB = 1024 GB.
         assert_eq!(display_rate(d("0.30") * d("100") / d("1024")), d("0.0293"));
         assert_eq!(display_rate(d("9.96") / d("60")), d("0.166"));
+    }
+
+    #[test]
+    fn a_shortfall_never_reads_as_enough() {
+        assert_eq!(needed_amount(d("211.9296875")), d("211.93"));
+        assert_eq!(held_amount(d("211.9296875")), d("211.92"));
+        assert_eq!(needed_amount(d("46.349296875")), d("46.35"));
+        assert_eq!(
+            (held_amount(d("5")), needed_amount(d("5.00"))),
+            (d("5"), d("5"))
+        );
+        // Held just under what is needed: still two different figures.
+        assert!(held_amount(d("211.929")) < needed_amount(d("211.9296875")));
     }
 }

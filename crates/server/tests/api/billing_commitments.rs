@@ -198,8 +198,10 @@ async fn a_restore_commits_the_instance_in_full(db: Db) {
     assert_eq!(refused.status(), Some(402), "{refused}");
     let message = refused.to_string();
     assert!(
-        message.contains("2.56 USD available") && message.contains("2.5778906"),
-        "exact figures: {message}"
+        message.contains("2.56 USD available")
+            && message.contains("2.58 USD needed")
+            && message.contains("an hour of both, 2.5779 USD"),
+        "amounts to the cent, what is needed rounded up: {message}"
     );
     let instance = client.instance(&id).await.unwrap().data;
     assert_eq!(instance.status, "HIBERNATED");

@@ -114,5 +114,28 @@ async fn the_402_names_the_larger_of_the_minimum_and_the_first_hour(db: Db) {
         .unwrap();
     assert_eq!(raw.status, 402, "{}", raw.text);
     assert!(raw.text.contains("the larger of"), "{}", raw.text);
+    // Amounts to the cent (what is needed rounded up), the hourly price as prices are shown.
+    let message = raw.body["message"].as_str().unwrap();
+    let figures: Vec<&str> = message
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .filter(|w| w.chars().any(|c| c.is_ascii_digit()))
+        .map(|w| w.trim_end_matches('.'))
+        .collect();
+    assert!(!figures.is_empty(), "{message}");
+    let needed = message
+        .split("at least ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    assert!(
+        needed.split('.').nth(1).map_or(0, str::len) <= 2,
+        "{message}"
+    );
+    for figure in &figures {
+        let places = figure.split('.').nth(1).map_or(0, str::len);
+        assert!(places <= 4, "{figure} in {message}");
+    }
     app.stop().await;
 }

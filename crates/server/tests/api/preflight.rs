@@ -597,11 +597,11 @@ async fn holds_count_against_the_balance_as_the_instances_they_would_deploy(db: 
         match task.await.unwrap() {
             Ok(_) => held += 1,
             Err(e) if e.status() == Some(402) => {
-                // The two holds' GPUs are what is committed; the figures are exact.
+                // The two holds' GPUs are what is committed; rates are shown as prices are (4 places).
                 let message = e.to_string();
                 assert!(
                     message.contains(
-                        "4.98 USD per hour already committed and 2.519296875 USD per hour more asked"
+                        "4.98 USD per hour already committed and 2.5193 USD per hour more asked"
                     ),
                     "{message}"
                 );
