@@ -241,6 +241,10 @@ pub fn parse_target(text: &str) -> std::result::Result<url::Url, Refused> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err(Refused("URL must not carry credentials".into()));
     }
+    // Nothing listens on port 0: such a webhook could never be delivered.
+    if url.port() == Some(0) {
+        return Err(Refused("URL's port must be between 1 and 65535".into()));
+    }
     Ok(url)
 }
 
