@@ -70,6 +70,16 @@ pub enum StopSequences {
 }
 
 impl StopSequences {
+    /// `"stop": ""` is an optional field left empty: absent, as the API's rule for `""` says.
+    fn blank_as_none<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<StopSequences>, D::Error> {
+        Ok(match Option::<StopSequences>::deserialize(d)? {
+            Some(StopSequences::One(s)) if s.is_empty() => None,
+            other => other,
+        })
+    }
+
     pub fn to_vec(&self) -> Vec<String> {
         match self {
             StopSequences::One(s) => vec![s.clone()],
@@ -117,7 +127,11 @@ pub struct ChatCompletionsRequest {
         deserialize_with = "crate::body::optional_object"
     )]
     pub stream_options: Option<StreamOptions>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "StopSequences::blank_as_none"
+    )]
     pub stop: Option<StopSequences>,
     /// Makes a reply reproducible.
     #[serde(default, skip_serializing_if = "Option::is_none")]

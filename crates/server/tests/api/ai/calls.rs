@@ -184,6 +184,11 @@ async fn bad_input_is_refused_in_the_right_shape_and_costs_nothing(db: Db) {
         ),
         (json!({"messages": messages}), 400, Some("model")),
         (
+            json!({"model": SMALL, "messages": messages, "stop": [""]}),
+            400,
+            Some("stop"),
+        ),
+        (
             json!({"model": SMALL, "messages": "hi"}),
             400,
             Some("messages"),
@@ -292,6 +297,13 @@ async fn bad_input_is_refused_in_the_right_shape_and_costs_nothing(db: Db) {
         .await;
     assert_eq!(refused.status, 402);
     assert_eq!(refused.body["error"]["type"], "insufficient_quota");
+
+    // `"stop": ""` is an optional field left empty, so absent, as everywhere in the API.
+    let body = json!({"model": SMALL, "messages": messages, "stop": ""});
+    let answered = me.post("/api/ai/chat/", &body).await;
+    assert_eq!(answered.status, 200, "{}", answered.body);
+    let answered = me.post_bearer("/v1/chat/completions", &body).await;
+    assert_eq!(answered.status, 200, "{}", answered.body);
     balance_equals_ledger(&app, &id).await;
     app.stop().await;
 }
