@@ -619,7 +619,8 @@ fn router_from(
                     state.clone(),
                     crate::http::idempotency::idempotency,
                 ))
-                .layer(DefaultBodyLimit::max(body_limit)),
+                .layer(DefaultBodyLimit::max(body_limit))
+                .layer(axum::Extension(crate::http::error::BodyLimit(body_limit))),
         )
         .with_state(state)
         .merge(dashboard)

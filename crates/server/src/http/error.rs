@@ -72,6 +72,15 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The server's limit on a request body, in bytes, for the 413 that states it ([`body_too_large`]).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// 413 for a request body over the server's limit, stating the limit.
+pub fn body_too_large(limit: usize) -> Error {
+    Error::PayloadTooLarge(format!("Request body is over the limit of {limit} bytes"))
+}
+
 /// The error for a status produced outside a handler (unknown route, wrong method, framework rejections).
 pub fn for_status(status: StatusCode, message: String) -> Error {
     match status.as_u16() {

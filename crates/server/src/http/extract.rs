@@ -2,8 +2,8 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use barrack_api::FieldErrors;
 use barrack_api::body::{self, BodyError};
 use barrack_core::Error;
@@ -77,9 +77,16 @@ fn with_query_errors<T>(query: FieldErrors, read: Result<T, ApiError>) -> Result
 
 /// The request's body, or the error envelope when it cannot be read (too large, say).
 async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    let limit = req.extensions().get::<super::error::BodyLimit>().copied();
     Bytes::from_request(req, state).await.map_err(|rejection| {
         let status = rejection.status();
-        ApiError(super::error::for_status(status, rejection.body_text()))
+        match limit {
+            // Our wording with the limit, not the framework's.
+            Some(limit) if status == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError(super::error::body_too_large(limit.0))
+            }
+            _ => ApiError(super::error::for_status(status, rejection.body_text())),
+        }
     })
 }
 

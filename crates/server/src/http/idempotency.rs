@@ -65,10 +65,7 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
     parts.extensions.insert(Resolved(caller.clone()));
     let limit = state.services.config().body_limit_bytes;
     let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
-        return ApiError(Error::PayloadTooLarge(format!(
-            "Request body is over {limit} bytes"
-        )))
-        .into_response();
+        return ApiError(super::error::body_too_large(limit)).into_response();
     };
     let path = parts
         .uri

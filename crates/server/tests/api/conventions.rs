@@ -323,6 +323,10 @@ async fn bodies_over_the_limit_get_413(db: Db) {
     assert_eq!(raw.status, 413);
     assert_eq!(raw.body["code"], "PAYLOAD_TOO_LARGE");
     assert_eq!(raw.body["success"], false);
+    assert_eq!(
+        raw.body["message"], "Request body is over the limit of 131072 bytes",
+        "our wording with the limit, not the framework's"
+    );
     app.stop().await;
 }
 
