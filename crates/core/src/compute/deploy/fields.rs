@@ -80,7 +80,10 @@ impl InstanceService {
         // With the other fields, so that a deploy missing its model and its region hears of both (the
         // region's tier and what it offers are checked once the model is known).
         if config.region(&request.region).is_none() {
-            v.add("region", super::plan::unknown_region(config, &request.region));
+            v.add(
+                "region",
+                super::plan::unknown_region(config, &request.region),
+            );
         }
         if request.boot_from_volume {
             v.check(
