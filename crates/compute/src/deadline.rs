@@ -235,8 +235,14 @@ impl ComputeDriver for WithDeadlines {
         self.inner.recognize_capacity(region, gpu_model, total)
     }
 
-    fn recognize_simulation(&self, resets: i64, slow_hosts: &[(String, f64)]) {
-        self.inner.recognize_simulation(resets, slow_hosts)
+    fn recognize_simulation(
+        &self,
+        resets: i64,
+        slow_hosts: &[(String, f64)],
+        lost_hosts: &[String],
+    ) {
+        self.inner
+            .recognize_simulation(resets, slow_hosts, lost_hosts)
     }
 
     fn capacity_limit(&self, region: &str, gpu_model: &str) -> Option<u32> {

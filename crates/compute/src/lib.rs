@@ -310,9 +310,16 @@ pub trait ComputeDriver: Send + Sync + 'static {
 
     /// Tells the simulator what every server on the database shares of the simulation, before placing or
     /// acting on instances: how many times the state was reset (a new count means the machines it knew
-    /// were wiped with the records) and the slow hosts (host name, factor on its machines' delays).
+    /// were wiped with the records), the slow hosts (host name, factor on its machines' delays) and the
+    /// lost hosts (by name; a fault injected through any server, kept until a reset).
     /// Real drivers have nothing to do.
-    fn recognize_simulation(&self, _resets: i64, _slow_hosts: &[(String, f64)]) {}
+    fn recognize_simulation(
+        &self,
+        _resets: i64,
+        _slow_hosts: &[(String, f64)],
+        _lost_hosts: &[String],
+    ) {
+    }
 
     /// The most GPUs of a model this driver can ever place in a region, when its hosts are fixed by its
     /// own configuration; `None` when it follows the capacity operators set. Capacity above the limit is

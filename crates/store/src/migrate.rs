@@ -71,6 +71,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(44, "0044_grown_boot_volumes"),
     migration!(45, "0045_login_failures"),
     migration!(46, "0046_cancelled_deposits"),
+    migration!(47, "0047_simulation_lost_hosts"),
 ];
 
 impl Migration {

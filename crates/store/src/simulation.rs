@@ -10,6 +10,8 @@ pub struct DriverView {
     pub resets: i64,
     pub specs: Vec<String>,
     pub capacity: Vec<CapacityRow>,
+    /// The simulated hosts lost ([`Store::lose_simulated_host`]), by name.
+    pub lost_hosts: Vec<String>,
 }
 
 /// A turn at moving the simulation clock ([`Store::clock_turn`]), given back when dropped.
@@ -292,15 +294,26 @@ impl Store {
             .is_some())
     }
 
+    /// Records a simulated host as lost, for every server on the database, until a reset.
+    pub async fn lose_simulated_host(&self, host: &str, now: i64) -> Result<()> {
+        self.execute(
+            "INSERT INTO simulation_lost_hosts (host, lost_at) VALUES ($1, $2) ON CONFLICT (host) DO NOTHING",
+            &binds![host, now],
+        )
+        .await?;
+        Ok(())
+    }
+
     /// What a compute driver is told before it acts, in one read (the workers ask on every job run):
-    /// the number of simulation resets, the specs of the scenarios of `kind`, and the capacity ledger (in
-    /// no particular order: each row is told on its own).
+    /// the number of simulation resets, the specs of the scenarios of `kind`, the capacity ledger (in
+    /// no particular order: each row is told on its own) and the lost simulated hosts.
     pub async fn driver_view(&self, kind: &str) -> Result<DriverView> {
         let rows = self
             .fetch_all(
                 "SELECT 0, CAST(resets AS TEXT), NULL, 0, 0, 0, 0 FROM simulation_clock WHERE id = 1 \
                  UNION ALL SELECT 1, spec, NULL, 0, 0, 0, 0 FROM simulation_scenarios WHERE kind = $1 \
-                 UNION ALL SELECT 2, region, gpu_model, total, allocated, withheld, lost FROM gpu_capacity",
+                 UNION ALL SELECT 2, region, gpu_model, total, allocated, withheld, lost FROM gpu_capacity \
+                 UNION ALL SELECT 3, host, NULL, 0, 0, 0, 0 FROM simulation_lost_hosts",
                 &binds![kind],
             )
             .await?;
@@ -309,6 +322,7 @@ impl Store {
             match row.int(0)? {
                 0 => view.resets = row.text(1)?.parse().unwrap_or(0),
                 1 => view.specs.push(row.text(1)?),
+                3 => view.lost_hosts.push(row.text(1)?),
                 _ => view.capacity.push(CapacityRow::from_row(&row, 1)?),
             }
         }

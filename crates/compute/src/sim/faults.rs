@@ -215,8 +215,14 @@ impl State {
 /// Scenarios every server shares through the database (see `ComputeDriver::recognize_simulation`).
 impl State {
     /// Follows the shared state: a new count of resets wipes the machines, volumes, snapshots and faults
-    /// (the records they belonged to are gone) and brings lost hosts back, as on a first start.
-    pub(super) fn follow_simulation(&mut self, resets: i64, slow_hosts: &[(String, f64)]) {
+    /// (the records they belonged to are gone) and brings lost hosts back, as on a first start; then the
+    /// hosts lost since (through any server) are lost here too, failing the machines on them.
+    pub(super) fn follow_simulation(
+        &mut self,
+        resets: i64,
+        slow_hosts: &[(String, f64)],
+        lost_hosts: &[String],
+    ) {
         if self.resets != Some(resets) {
             if self.resets.is_some() {
                 self.instances.clear();
@@ -231,6 +237,16 @@ impl State {
             self.resets = Some(resets);
         }
         self.slow_hosts = slow_hosts.iter().cloned().collect();
+        // A host lost through another server, or before this one started: lost here too.
+        for name in lost_hosts {
+            if self
+                .hosts
+                .slot_of(name)
+                .is_some_and(|slot| !self.hosts.get(slot).lost)
+            {
+                self.lose_host(name);
+            }
+        }
     }
 
     /// The factor on the delays of an instance's machine: its host's slowness, 1 elsewhere.

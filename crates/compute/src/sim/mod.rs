@@ -296,8 +296,14 @@ impl ComputeDriver for SimDriver {
         self.adopt_snapshot(id);
     }
 
-    fn recognize_simulation(&self, resets: i64, slow_hosts: &[(String, f64)]) {
-        self.state().follow_simulation(resets, slow_hosts);
+    fn recognize_simulation(
+        &self,
+        resets: i64,
+        slow_hosts: &[(String, f64)],
+        lost_hosts: &[String],
+    ) {
+        self.state()
+            .follow_simulation(resets, slow_hosts, lost_hosts);
     }
 
     fn recognize_capacity(&self, region: &str, gpu_model: &str, total: u32) {

@@ -79,10 +79,19 @@ const HOURS_PER_MONTH: u32 = 730;
 
 /// Tells the compute driver the capacity ledger (see `ComputeDriver::recognize_capacity`): the simulator
 /// of this replica then has the hosts operators set, wherever they set them, and what every server
-/// shares of the simulation (resets, slow hosts; see `ComputeDriver::recognize_simulation`). Called
+/// shares of the simulation (resets, slow and lost hosts; see `ComputeDriver::recognize_simulation`). Called
 /// before placing or acting on instances, and before listing hosts.
 pub async fn recognize_capacity(context: &Context) -> Result<()> {
     let view = context.store.driver_view(SLOW_HOST).await?;
+    for row in &view.capacity {
+        if context.config.offers(&row.region, &row.gpu_model) {
+            let total = u32::try_from(row.total).unwrap_or(u32::MAX);
+            context
+                .driver
+                .recognize_capacity(&row.region, &row.gpu_model, total);
+        }
+    }
+    // After the capacity, so that a lost host the capacity adds here is known to be lost.
     if context.driver.is_simulated() {
         context.resets_seen.observe(view.resets);
         let slow: Vec<(String, f64)> = view
@@ -95,15 +104,9 @@ pub async fn recognize_capacity(context: &Context) -> Result<()> {
                 _ => None,
             })
             .collect();
-        context.driver.recognize_simulation(view.resets, &slow);
-    }
-    for row in view.capacity {
-        if context.config.offers(&row.region, &row.gpu_model) {
-            let total = u32::try_from(row.total).unwrap_or(u32::MAX);
-            context
-                .driver
-                .recognize_capacity(&row.region, &row.gpu_model, total);
-        }
+        context
+            .driver
+            .recognize_simulation(view.resets, &slow, &view.lost_hosts);
     }
     Ok(())
 }

@@ -38,18 +38,26 @@ pub struct SimulationService {
 
 impl SimulationService {
     /// Arms a fault in this server's simulator (`POST /api/admin/faults/`, the operator's page): 404 for
-    /// a host it does not have. A lost host's GPUs leave stock at once, not at the reconciler's next
-    /// sweep, so a deploy is refused rather than placed on no host.
+    /// a host it does not have. A lost host is stored, so that every server's simulator, and this one
+    /// after a restart, loses it too (see `catalog::recognize_capacity`); its GPUs leave stock at once,
+    /// not at the reconciler's next sweep, so a deploy is refused rather than placed on no host.
     pub async fn inject_fault(
         &self,
         simulator: &barrack_compute::sim::SimDriver,
         fault: barrack_compute::sim::Fault,
     ) -> Result<()> {
-        let loses_host = matches!(fault, barrack_compute::sim::Fault::LoseHost { .. });
+        let lost_host = match &fault {
+            barrack_compute::sim::Fault::LoseHost { host } => Some(host.clone()),
+            _ => None,
+        };
         simulator
             .inject(fault)
             .map_err(|unknown| Error::not_found("Host", &unknown.0))?;
-        if loses_host {
+        if let Some(host) = lost_host {
+            self.context
+                .store
+                .lose_simulated_host(&host, self.context.clock.now_ms())
+                .await?;
             self.catalog.follow_lost_hosts().await?;
         }
         Ok(())
@@ -199,7 +207,7 @@ impl SimulationService {
         let (resets, operators_kept) = store.reset_state().await?;
         self.context.resets_seen.observe(resets);
         self.catalog.seed_capacity().await?;
-        self.context.driver.recognize_simulation(resets, &[]);
+        self.context.driver.recognize_simulation(resets, &[], &[]);
         Ok(StateReset {
             operators_kept,
             resets,

@@ -18,6 +18,7 @@ use crate::on_both_databases;
 on_both_databases!(
     operators_list_hosts_and_lose_only_known_ones,
     a_lost_hosts_gpus_leave_stock_until_a_reset,
+    a_host_lost_through_one_replica_is_lost_on_every_one_and_after_a_restart,
     replicas_act_on_machines_another_replica_changed_since,
     active_instances_report_their_utilisation,
     a_restarted_server_places_new_machines_beside_the_recorded_ones,
@@ -200,6 +201,72 @@ async fn a_lost_hosts_gpus_leave_stock_until_a_reset(db: Db) {
     app.admin.admin_reset().await.unwrap();
     app.settle().await;
     assert_eq!(h100_stock(&app).await, (0, 0, total));
+    app.stop().await;
+}
+
+/// A host lost through one server is lost for every server on the database, and for the first one
+/// after a restart, until a reset: another replica placed a deploy on it (which then failed with "host
+/// lost") while a live host had room, and listed it as live.
+async fn a_host_lost_through_one_replica_is_lost_on_every_one_and_after_a_restart(db: Db) {
+    let mut app = TestApp::start(db).await;
+    let other = app.replica().await;
+    let (_, _, key) = app
+        .funded_user_with_key(Tier::Advanced, "US", "100000")
+        .await;
+    let b = client_of(&other, &key);
+    create_key_k(&b).await;
+    let b_admin = client_of(&other, &app.admin_key);
+    let is_h100 = |h: &&barrack_api::instances::Host| {
+        h.region == "FINLAND-1" && h.gpu_model.as_deref() == Some("H100-SXM5-80GB")
+    };
+    let hosts = b_admin.admin_hosts().await.unwrap().data.hosts;
+    let h100_hosts: Vec<_> = hosts.iter().filter(is_h100).collect();
+    assert!(h100_hosts.len() >= 2, "{hosts:?}");
+    // The first in configuration order: the one best-fit placement fills first.
+    let lost_name = h100_hosts[0].name.clone();
+
+    app.admin
+        .admin_inject_fault(&json!({"kind": "lose_host", "host": lost_name}))
+        .await
+        .unwrap();
+    let lost_on = |hosts: Vec<barrack_api::instances::Host>| {
+        let host = hosts.into_iter().find(|h| h.name == lost_name).unwrap();
+        (host.lost, host.gpus_free)
+    };
+    assert_eq!(
+        lost_on(b_admin.admin_hosts().await.unwrap().data.hosts),
+        (true, 0)
+    );
+
+    // Every live host fills up through the other replica; none of its deploys lands on the lost one.
+    let mut placed = Vec::new();
+    for i in 1..h100_hosts.len() {
+        placed.push(deploy_id(&b, &deploy_request(&format!("live{i}"), 8)).await);
+    }
+    other.settle().await.unwrap();
+    for id in &placed {
+        let instance = b.instance(id).await.unwrap().data;
+        assert_eq!(
+            (instance.status.as_str(), instance.status_reason.as_deref()),
+            ("ACTIVE", None),
+            "{id}"
+        );
+    }
+
+    // A restarted server still has it lost.
+    app.restart_with(|_| {}).await;
+    assert_eq!(
+        lost_on(app.admin.admin_hosts().await.unwrap().data.hosts),
+        (true, 0)
+    );
+
+    // A reset through the other replica brings it back everywhere.
+    b_admin.admin_reset().await.unwrap();
+    assert_eq!(
+        lost_on(app.admin.admin_hosts().await.unwrap().data.hosts),
+        (false, 8)
+    );
+    other.shutdown().await;
     app.stop().await;
 }
 
