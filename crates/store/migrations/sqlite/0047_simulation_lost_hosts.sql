@@ -1,7 +1,7 @@
 -- Simulated hosts an operator lost (the `lose_host` fault), shared by every server on the database so
 -- that each one's simulator keeps them out of placement and the hosts view, after a restart too, until
 -- a reset (which empties the table).
--- Kept in lockstep with ../postgres/0046_simulation_lost_hosts.sql.
+-- Kept in lockstep with ../postgres/0047_simulation_lost_hosts.sql.
 CREATE TABLE simulation_lost_hosts (
     host TEXT PRIMARY KEY,
     lost_at INTEGER NOT NULL
