@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use barrack_api::{Currency, Tier};
-use barrack_core::clock::{Clock, OffsetClock, SystemClock, format_ms};
+use barrack_core::clock::{Clock, OffsetClock, format_ms};
 use barrack_core::config::{Config, LogFormat, barrack_env};
 use barrack_server::app::{
     StartOptions, driver, open_installation, open_installation_database, open_store, services,
@@ -267,7 +267,10 @@ async fn run(cli: Cli) -> Result<()> {
             let config = load_config(&config, None)?;
             let store = open_installation(&config).await?;
             let (driver, _) = driver(&config)?;
-            let services = services(config, store, Arc::new(SystemClock), driver)?;
+            // The servers' clock: a simulating server runs at the offset stored in the database, and
+            // what these commands write is dated by it too.
+            let services = services(config, store, Arc::new(OffsetClock::default()), driver)?;
+            services.simulation.catch_up().await.map_err(explain)?;
             admin(&services, task).await
         }
     }

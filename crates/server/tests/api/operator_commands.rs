@@ -14,6 +14,7 @@ use crate::on_both_databases;
 on_both_databases!(
     admin_commands_name_accounts_by_id_or_email,
     admin_commands_create_no_installation,
+    admin_commands_date_what_they_write_by_the_simulation_clock,
 );
 
 pub const SECRET: &str = "test-secret-with-enough-length-for-hmac";
@@ -152,6 +153,46 @@ async fn admin_commands_name_accounts_by_id_or_email(db: Db) {
         "{}",
         text(&unknown).1
     );
+    app.stop().await;
+}
+
+/// A simulating server runs at the clock offset stored in the database; `barrackd admin` follows it too:
+/// a grant it made after the clock moved ten hours was dated ten hours before the API's grant made just
+/// before it, so it sorted last in the newest-first ledger.
+async fn admin_commands_date_what_they_write_by_the_simulation_clock(db: Db) {
+    let app = TestApp::start_in_real_time(db, |_| {}).await;
+    let (client, user_id) = app.funded_user(Tier::Advanced, "US", "10").await;
+    app.admin.admin_advance_clock(600).await.unwrap();
+    let grant = GrantCredits {
+        amount: 1.into(),
+        currency: Currency::USD,
+        note: Some("api".into()),
+    };
+    app.admin
+        .admin_grant_credits(&user_id, &grant)
+        .await
+        .unwrap();
+    admin_ok(
+        &app,
+        &[
+            "grant-credits",
+            "--user",
+            &user_id,
+            "--amount",
+            "2",
+            "--currency",
+            "USD",
+        ],
+    );
+    let ledger = client
+        .transactions(&Default::default())
+        .await
+        .unwrap()
+        .data
+        .transactions;
+    let amounts: Vec<_> = ledger.iter().map(|t| t.amount.to_string()).collect();
+    assert_eq!(amounts[..2], ["2", "1"], "newest first: {ledger:?}");
+    assert!(ledger[0].created_at >= ledger[1].created_at, "{ledger:?}");
     app.stop().await;
 }
 
