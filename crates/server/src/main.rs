@@ -1,6 +1,6 @@
 //! `barrackd`: the Barrack server.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -212,6 +212,8 @@ fn init_logging(format: LogFormat, clock: Arc<OffsetClock>) {
 async fn main() -> ExitCode {
     match run(Cli::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`barrackd openapi | head`): nothing left to say to anyone.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("barrackd: {e:#}");
             ExitCode::FAILURE
@@ -219,10 +221,22 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Whether the error is a write to a pipe whose reader closed it.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Openapi => {
-            print!("{}", barrack_server::openapi::document_json());
+            // Not `print!`, which panics when the reader is gone.
+            let mut out = std::io::stdout().lock();
+            out.write_all(barrack_server::openapi::document_json().as_bytes())?;
+            out.flush()?;
             Ok(())
         }
         Command::Serve { config, listen } => {
@@ -339,18 +353,22 @@ async fn admin(services: &barrack_core::Services, task: AdminTask) -> Result<()>
                     .list_accounts(request)
                     .await
                     .map_err(explain)?;
+                // Not `println!`, which panics when the reader is gone (`| head`).
+                let mut out = std::io::stdout().lock();
                 if page == 1 && users.is_empty() {
-                    println!("No accounts in this database.");
+                    writeln!(out, "No accounts in this database.")?;
                 }
                 for u in users {
-                    println!(
+                    writeln!(
+                        out,
                         "{}\t{}\t{}\t{}",
                         u.id,
                         u.email,
                         u.name,
                         if u.admin { "operator" } else { "user" }
-                    );
+                    )?;
                 }
+                out.flush()?;
                 if page >= pagination.total_pages {
                     break;
                 }

@@ -108,3 +108,27 @@ async fn zero_configuration_start_keeps_secrets_out_of_logs_and_database() {
     server.stop();
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `barrackd openapi | head`: the reader leaving early ends the command quietly, not in a panic about a
+/// broken pipe with a backtrace.
+#[test]
+fn a_reader_leaving_early_ends_a_printing_command_quietly() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_barrackd"))
+        .arg("openapi")
+        .env("RUST_BACKTRACE", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("barrackd runs");
+    let mut stdout = child.stdout.take().unwrap();
+    // The document is far larger than a pipe holds: the rest is written after the reader left.
+    let mut head = [0u8; 1024];
+    stdout.read_exact(&mut head).unwrap();
+    drop(stdout);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert_eq!(stderr, "");
+}
