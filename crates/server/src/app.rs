@@ -209,8 +209,10 @@ pub async fn open_installation(config: &Config) -> Result<Store> {
     // servers cannot check.
     if config.configured_secret()?.is_none() && !config.data_dir.join("server.secret").is_file() {
         anyhow::bail!(
-            "no server secret in {} (server.secret) and none configured (BARRACK_SECRET or \
-             secret_file); {POINT_AT_INSTALLATION}",
+            "the server's secret is missing: no server.secret in the data directory {} and none \
+             configured; set BARRACK_SECRET (or secret_file in the configuration), or point at the \
+             server's data directory with --data-dir or BARRACK_DATA_DIR (or its configuration with \
+             --config)",
             config.data_dir.display()
         );
     }

@@ -78,6 +78,9 @@ pub enum StoreError {
     Sqlite(#[source] rusqlite::Error),
     #[error("database busy: {0}")]
     Busy(String),
+    /// The database could not be reached or refused the connection: the cause, in one line.
+    #[error("{0}")]
+    Connect(String),
     #[error("database error: the commit failed: {0}")]
     Commit(String),
     #[error("unexpected data from the database: {0}")]
@@ -157,6 +160,21 @@ impl Store {
             // in the low hundreds, more than sqlx's default cache holds).
             let options: sqlx::postgres::PgConnectOptions = url.parse()?;
             let options = options.statement_cache_capacity(1024);
+            // One connection now, so that a database out of reach fails here, at once and with its
+            // cause: the pool retries until its timeout, then says only that it timed out.
+            let first =
+                tokio::time::timeout(CONNECT_TIMEOUT, sqlx::ConnectOptions::connect(&options))
+                    .await
+                    .map_err(|_| {
+                        StoreError::Connect(format!(
+                            "no answer in {} seconds",
+                            CONNECT_TIMEOUT.as_secs()
+                        ))
+                    })?
+                    .map_err(connect_failed)?;
+            sqlx::Connection::close(first)
+                .await
+                .map_err(connect_failed)?;
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
             let pool = sqlx::postgres::PgPoolOptions::new()
                 .max_connections(max_connections)
@@ -167,12 +185,10 @@ impl Store {
                 // died fails its statement instead and is discarded; connections are renewed hourly.
                 .test_before_acquire(false)
                 .max_lifetime(Duration::from_secs(3600))
-                .acquire_timeout(Duration::from_secs(30))
+                .acquire_timeout(CONNECT_TIMEOUT)
                 // Not `connect_with`, which opens every warm connection, one after another, before it
                 // returns: at a server's start that was most of the time to its first statement.
                 .connect_lazy_with(options);
-            // One connection now, so that a database out of reach fails here.
-            drop(pool.acquire().await?);
             Engine::Postgres(pool)
         } else {
             return Err(StoreError::UnsupportedUrl(redact_url(url)));
@@ -409,6 +425,21 @@ fn announce_failed(e: std::io::Error) -> StoreError {
 
 /// Hides the password of a database URL for logs and errors: in the user information and in a
 /// `password=` query parameter (which PostgreSQL URLs accept too).
+/// How long a PostgreSQL connection may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a connection failed, in one line: the database's message or the cause beneath sqlx's wording,
+/// once (sqlx's errors repeat their source's text in their own).
+fn connect_failed(e: sqlx::Error) -> StoreError {
+    let cause = match &e {
+        sqlx::Error::Database(db) => db.message().to_string(),
+        sqlx::Error::Io(io) => io.to_string(),
+        sqlx::Error::Tls(tls) => format!("TLS: {tls}"),
+        other => other.to_string(),
+    };
+    StoreError::Connect(cause)
+}
+
 pub fn redact_url(url: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((base, query)) => (base, Some(query)),
@@ -417,8 +448,12 @@ pub fn redact_url(url: &str) -> String {
     let mut redacted = match (base.find("://"), base.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &base[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}://{}:***@{}", &base[..scheme], user, &base[at + 1..])
+            // The password masked, when there is one.
+            let user = match userinfo.split_once(':') {
+                Some((user, _)) => format!("{user}:***"),
+                None => userinfo.to_string(),
+            };
+            format!("{}://{user}@{}", &base[..scheme], &base[at + 1..])
         }
         _ => base.to_string(),
     };
@@ -446,6 +481,11 @@ mod tests {
         assert_eq!(
             super::redact_url("sqlite:///tmp/x.db"),
             "sqlite:///tmp/x.db"
+        );
+        // No password, nothing masked.
+        assert_eq!(
+            super::redact_url("postgres://postgres@127.0.0.1:5432/db"),
+            "postgres://postgres@127.0.0.1:5432/db"
         );
         assert_eq!(
             super::redact_url("postgres://h/db?user=u&password=hunter2&sslmode=require"),

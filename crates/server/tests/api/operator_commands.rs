@@ -275,6 +275,57 @@ async fn admin_commands_create_no_installation(db: Db) {
             let store = Store::connect(&database.url, 1).await.unwrap();
             assert!(!store.is_set_up().await.unwrap(), "the schema was created");
             store.close().await;
+
+            // The database given but not the secret: the secret is what is asked for.
+            let output = barrackd(
+                &[
+                    "admin",
+                    "--data-dir",
+                    &dir,
+                    "--database-url",
+                    &database.url,
+                    "list-users",
+                ],
+                &[],
+            );
+            assert_refused(
+                &output,
+                &["server's secret", "BARRACK_SECRET", "--data-dir"],
+            );
+            assert!(
+                !text(&output).1.contains("--database-url"),
+                "{}",
+                text(&output).1
+            );
+
+            // A database that does not exist, and a server that does not answer: one line naming the
+            // database (no password to mask) and the cause, at once.
+            let (base, name) = database.url.rsplit_once('/').unwrap();
+            let missing = format!("{base}/{name}_missing");
+            let unreachable = "postgres://postgres@127.0.0.1:1/barrack".to_string();
+            for (url, cause) in [(&missing, "does not exist"), (&unreachable, "refused")] {
+                let started = std::time::Instant::now();
+                let output = barrackd(
+                    &[
+                        "admin",
+                        "--data-dir",
+                        &dir,
+                        "--database-url",
+                        url,
+                        "list-users",
+                    ],
+                    &[("BARRACK_SECRET", SECRET)],
+                );
+                let stderr = text(&output).1;
+                assert_refused(&output, &[&format!("cannot open the database {url}: ")]);
+                assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+                assert_eq!(stderr.matches(cause).count(), 1, "{stderr}");
+                assert!(!stderr.contains("line "), "{stderr}");
+                assert!(
+                    started.elapsed() < std::time::Duration::from_secs(10),
+                    "{stderr}"
+                );
+            }
         }
     }
 
