@@ -763,6 +763,26 @@ mod tests {
     }
 
     #[test]
+    fn lists_of_strings_are_set_from_the_environment_comma_separated_and_checked() {
+        let env = |name: &str, value: &str| vec![(name.to_string(), value.to_string())];
+        let config = Config::load(
+            None,
+            &env("BARRACK_WEBHOOKS_ALLOWED_TARGETS", "127.0.0.1, 10.0.0.0/8"),
+        )
+        .unwrap();
+        assert_eq!(config.webhooks.allowed_targets, ["127.0.0.1", "10.0.0.0/8"]);
+        for (name, value) in [
+            ("BARRACK_WEBHOOKS_ALLOWED_TARGETS", "notacidr"),
+            ("BARRACK_RATE_LIMIT_TRUSTED_PROXIES", "1.2.3.4/99"),
+        ] {
+            let err = Config::load(None, &env(name, value))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(value.trim_end_matches("/99")), "{name}: {err}");
+        }
+    }
+
+    #[test]
     fn a_body_limit_that_would_refuse_valid_requests_is_refused() {
         for limit in ["0", "4096", "131071"] {
             let text = EXAMPLE_TOML.replace(

@@ -1,5 +1,5 @@
 //! Layering the configuration: a file over the built-in defaults, then `BARRACK_*` environment variables
-//! over the scalar keys they name.
+//! over the scalar keys and the lists of strings (comma-separated) they name.
 
 use super::config::ConfigError;
 
@@ -15,7 +15,7 @@ pub(super) fn merge(base: &mut toml::Table, overlay: toml::Table) {
     }
 }
 
-/// Applies `BARRACK_<PATH>` variables to the scalar keys they name.
+/// Applies `BARRACK_<PATH>` variables to the scalar keys and lists of strings they name.
 pub(super) fn apply_env(
     table: &mut toml::Table,
     env: &[(String, String)],
@@ -40,7 +40,6 @@ fn override_scalars(
         path.push(key.clone());
         match value {
             toml::Value::Table(inner) => override_scalars(inner, path, lookup)?,
-            toml::Value::Array(_) => {}
             scalar => {
                 let name = env_name(&path.iter().map(String::as_str).collect::<Vec<_>>());
                 if let Some(text) = lookup(&name) {
@@ -90,6 +89,14 @@ fn parse_like(current: &toml::Value, text: &str) -> Result<toml::Value, String> 
                 .parse()
                 .map_err(|_| format!("'{text}' is not a number"))?,
         ),
+        // A list of strings, comma-separated (a list of sections cannot be written so).
+        toml::Value::Array(items) if items.iter().all(toml::Value::is_str) => toml::Value::Array(
+            text.split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(|item| toml::Value::String(item.to_string()))
+                .collect(),
+        ),
         toml::Value::Boolean(_) => match text.trim() {
             "true" | "1" | "yes" | "on" => toml::Value::Boolean(true),
             "false" | "0" | "no" | "off" => toml::Value::Boolean(false),
@@ -97,7 +104,7 @@ fn parse_like(current: &toml::Value, text: &str) -> Result<toml::Value, String> 
         },
         other => {
             return Err(format!(
-                "cannot override a {} from the environment",
+                "cannot override a {} from the environment; set it in the configuration file",
                 other.type_str()
             ));
         }
