@@ -78,6 +78,12 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     op("get_deposit", "GET", "/api/deposits/{id}/", "deposits show"),
     op(
+        "cancel_deposit",
+        "POST",
+        "/api/deposits/{id}/cancel/",
+        "deposits cancel",
+    ),
+    op(
         "admin_complete_deposit",
         "POST",
         "/api/admin/deposits/{id}/complete/",
