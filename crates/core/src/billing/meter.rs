@@ -412,8 +412,8 @@ pub struct MeterRun {
 pub enum MeterPace {
     /// Chunk after chunk: clock moves, tests and the bench, where the run is what is waited for.
     Full,
-    /// After each chunk, rests `billing.meter_rest_percent` of the time the chunk took, so that a run
-    /// over many periods leaves most of a core to requests (the server's periodic runs).
+    /// After each chunk, rests `billing.meter_rest_percent` of the time the chunk took (none by default),
+    /// capping the share of a core a run over many periods takes (the server's periodic runs).
     Background,
 }
 

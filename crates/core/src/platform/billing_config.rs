@@ -15,8 +15,8 @@ pub struct BillingConfig {
     /// Billing periods the meter charges per transaction.
     #[serde(default = "default_meter_chunk_periods")]
     pub meter_chunk_periods: u32,
-    /// Percent of each chunk's time the server's periodic meter runs rest after it, leaving the
-    /// database's cores to requests (0: chunk after chunk).
+    /// Percent of each chunk's time the server's periodic meter runs rest after it, capping their share
+    /// of the database's cores (0, the default: chunk after chunk).
     #[serde(default = "default_meter_rest_percent")]
     pub meter_rest_percent: u32,
     /// Hours an account's stored data (volumes, snapshots, hibernated instances) is kept without charge
@@ -26,7 +26,7 @@ pub struct BillingConfig {
 }
 
 fn default_meter_rest_percent() -> u32 {
-    100
+    0
 }
 
 fn default_storage_grace_hours() -> u64 {

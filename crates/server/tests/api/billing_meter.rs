@@ -145,7 +145,7 @@ async fn periods_of(app: &TestApp, accounts: &[&str]) -> Vec<PeriodRow> {
 }
 
 async fn concurrent_runs_in_any_chunks_charge_every_minute_once(db: Db) {
-    let app = TestApp::start(db).await;
+    let app = TestApp::start_with(db, |c| c.billing.meter_rest_percent = 100).await;
     let (_, a) = app.funded_user(Tier::Advanced, "US", "1000").await;
     let (_, b) = app.funded_user(Tier::Advanced, "US", "1000").await;
     app.grant(&b, "1000", Currency::EUR).await;
