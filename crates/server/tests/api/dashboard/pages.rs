@@ -3,12 +3,11 @@
 
 use barrack_api::Tier;
 use barrack_api::instances::DeployRequest;
-use barrack_api::ssh_keys::CreateSshKeyRequest;
 use reqwest::StatusCode;
 use serde_json::json;
 
 use super::{Browser, IMAGE, PASSWORD, account, funded_browser};
-use crate::common::{Db, TestApp};
+use crate::common::{Db, TestApp, create_key_k};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -74,13 +73,7 @@ fn deploy_request(name: &str) -> DeployRequest {
 async fn another_accounts_instance_is_a_404_page(db: Db) {
     let app = TestApp::start(db).await;
     let (owner, _) = app.funded_user(Tier::Advanced, "US", "100").await;
-    owner
-        .create_ssh_key(&CreateSshKeyRequest {
-            name: "k".into(),
-            public_key: None,
-        })
-        .await
-        .unwrap();
+    create_key_k(&owner).await;
     let theirs = owner.deploy(&deploy_request("theirs")).await.unwrap().data;
     app.settle().await;
 

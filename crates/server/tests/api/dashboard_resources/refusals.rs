@@ -4,12 +4,11 @@ use barrack_api::Tier;
 use barrack_api::firewalls::CreateFirewallRequest;
 use barrack_api::instances::DeployRequest;
 use barrack_api::snapshots::CreateSnapshotRequest;
-use barrack_api::ssh_keys::CreateSshKeyRequest;
 use barrack_api::volumes::CreateVolumeRequest;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::common::{Db, TestApp, deploy_id};
+use crate::common::{Db, TestApp, create_key_k, deploy_id};
 use crate::on_both_databases;
 
 use super::{Browser, IMAGE, account, firewall_from_page, volume_from_page, with_instance};
@@ -97,13 +96,7 @@ async fn resource_forms_refuse_a_missing_token(db: Db) {
 async fn another_accounts_resources_are_404_pages(db: Db) {
     let app = TestApp::start(db).await;
     let (owner, _) = app.funded_user(Tier::Advanced, "US", "200").await;
-    owner
-        .create_ssh_key(&CreateSshKeyRequest {
-            name: "k".into(),
-            public_key: None,
-        })
-        .await
-        .unwrap();
+    create_key_k(&owner).await;
     let request: DeployRequest = serde_json::from_value(json!({
         "gpu_model": "H100-SXM5-80GB", "gpu_count": 1, "region": "FINLAND-1",
         "instance_name": "theirs", "image_name": IMAGE, "ssh_key": "k"
