@@ -28,10 +28,10 @@ pub(super) fn apply_env(
             insert_at(table, &path, toml::Value::String(value));
         }
     }
-    override_scalars(table, &mut Vec::new(), &lookup)
+    override_from_env(table, &mut Vec::new(), &lookup)
 }
 
-fn override_scalars(
+fn override_from_env(
     table: &mut toml::Table,
     path: &mut Vec<String>,
     lookup: &dyn Fn(&str) -> Option<String>,
@@ -39,7 +39,7 @@ fn override_scalars(
     for (key, value) in table.iter_mut() {
         path.push(key.clone());
         match value {
-            toml::Value::Table(inner) => override_scalars(inner, path, lookup)?,
+            toml::Value::Table(inner) => override_from_env(inner, path, lookup)?,
             scalar => {
                 let name = env_name(&path.iter().map(String::as_str).collect::<Vec<_>>());
                 if let Some(text) = lookup(&name) {
