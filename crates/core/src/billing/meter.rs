@@ -399,6 +399,8 @@ pub(super) fn cost_micros(hourly: Decimal, minutes: i64) -> i64 {
 /// What one meter run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct MeterRun {
+    /// The time the run billed up to: every minute closed by then is charged.
+    pub billed_until_ms: i64,
     pub periods_billed: u64,
     pub minutes_billed: u64,
     /// What the run saw of each account it read, by account and currency.
@@ -541,6 +543,7 @@ impl BillingService {
             }
         }
         self.settle(&mut run, now).await?;
+        run.billed_until_ms = now;
         Ok(run)
     }
 

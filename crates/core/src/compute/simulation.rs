@@ -117,6 +117,7 @@ impl SimulationService {
         let _turn = self.context.store.clock_turn().await?;
         let mut left = i64::from(minutes) * MINUTE_MS;
         let mut periods_billed = 0;
+        let mut billed_until;
         // The first step is one minute: its run charges every account with open periods and so tells
         // each one's balance and burn.
         let mut step = MINUTE_MS;
@@ -141,6 +142,7 @@ impl SimulationService {
                 .meter_and_guard(&self.instances, MeterPace::Full)
                 .await?;
             periods_billed += run.periods_billed;
+            billed_until = run.billed_until_ms;
             self.instances.end_leases_due().await?;
             left -= step;
             if left == 0 {
@@ -151,8 +153,9 @@ impl SimulationService {
             step = (next_step(&run, left_minutes) * MINUTE_MS).min(left);
         }
         self.context.work.notify_one();
+        // The time the last run billed up to, not a later reading: a minute may close after the run.
         Ok(ClockAdvanced {
-            now: format_ms(self.context.clock.now_ms()),
+            now: format_ms(billed_until),
             periods_billed,
         })
     }

@@ -219,7 +219,8 @@ async fn a_meter_killed_mid_run_neither_double_bills_nor_skips(db: Db) {
     assert_eq!(books.owed, 0, "a finished run charged everything owed");
     let minutes = books.minutes;
     let expected = (server_now - started) / MINUTE_MS;
-    // The reported time is read just before the meter reads the clock, so one more minute may have closed.
+    // The reported time is the one the move's last meter run billed up to; the periodic meter may have
+    // billed one more minute since.
     assert!(
         minutes == [expected] || minutes == [expected + 1],
         "every period billed once for each of the {expected} minutes that passed: {minutes:?}"
