@@ -63,6 +63,22 @@ pub async fn count_for_account(db: &mut impl Db, account_id: &str) -> Result<u64
     Ok(row.int(0)? as u64)
 }
 
+/// The name of the account's key with `fingerprint`, if it has one (in a transaction holding the
+/// account's lock, so that two imports of one key cannot both pass).
+pub async fn name_with_fingerprint(
+    db: &mut impl Db,
+    account_id: &str,
+    fingerprint: &str,
+) -> Result<Option<String>> {
+    let row = db
+        .fetch_optional(
+            "SELECT name FROM ssh_keys WHERE account_id = $1 AND fingerprint = $2 ORDER BY id LIMIT 1",
+            &binds![account_id, fingerprint],
+        )
+        .await?;
+    row.map(|row| row.text(0)).transpose()
+}
+
 impl Store {
     pub async fn ssh_keys(&self, account_id: &str) -> Result<Vec<SshKeyRow>> {
         let sql =

@@ -115,6 +115,15 @@ impl SshKeyService {
                 format!("An account may hold at most {MAX_SSH_KEYS} SSH keys"),
             ));
         }
+        // A key is listed once, so that its fingerprint names one entry (and one name to deploy with).
+        if let Some(existing) =
+            ssh_keys::name_with_fingerprint(&mut tx, caller.account_id(), &row.fingerprint).await?
+        {
+            return Err(Error::conflict(
+                "CONFLICT",
+                format!("This public key is already saved as SSH key '{existing}'"),
+            ));
+        }
         let mut draws = IdDraws::of("SSH key");
         while !name_taken_as_conflict(
             ssh_keys::insert(&mut tx, &row).await,

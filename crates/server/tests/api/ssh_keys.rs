@@ -179,5 +179,28 @@ async fn bad_keys_are_refused_with_the_field_named(db: Db) {
         (dup.status(), dup.code()),
         (Some(409), Some("DUPLICATE_NAME"))
     );
+    // The same key under another name (with another comment) is the key already saved.
+    let again = client
+        .create_ssh_key(&CreateSshKeyRequest {
+            name: "mine-again".into(),
+            public_key: Some(good.replace(" test", " laptop")),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (again.status(), again.code()),
+        (Some(409), Some("CONFLICT"))
+    );
+    assert!(again.to_string().contains("'mine'"), "{again}");
+    assert_eq!(client.ssh_keys().await.unwrap().data.ssh_keys.len(), 1);
+    // Another account may hold the same key.
+    let (other, _) = app.user(Tier::Legacy).await;
+    other
+        .create_ssh_key(&CreateSshKeyRequest {
+            name: "mine".into(),
+            public_key: Some(good.into()),
+        })
+        .await
+        .unwrap();
     app.stop().await;
 }
