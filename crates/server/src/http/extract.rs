@@ -3,7 +3,7 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode};
 use barrack_api::FieldErrors;
 use barrack_api::body::{self, BodyError};
 use barrack_core::Error;
@@ -382,12 +382,13 @@ pub(crate) async fn resolve(parts: &Parts, state: &AppState) -> Result<Option<Ca
         return Ok(Some(caller.clone()));
     }
     let accounts = &state.services.accounts;
-    let caller = if let Some(key) = parts.headers.get("x-api-key") {
+    let (api_key, authorization) = credential_headers(parts)?;
+    let caller = if let Some(key) = api_key {
         let key = key
             .to_str()
             .map_err(|_| Error::Unauthenticated("Invalid or revoked API key".into()))?;
         accounts.authenticate_key(key.trim()).await?
-    } else if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
+    } else if let Some(value) = authorization {
         let token = value
             .to_str()
             .ok()
@@ -410,6 +411,29 @@ pub(crate) async fn resolve(parts: &Parts, state: &AppState) -> Result<Option<Ca
     };
     context::set_caller(caller.account_id(), caller.tier);
     Ok(Some(caller))
+}
+
+/// The request's `X-API-Key` and `Authorization` headers: at most one of them, sent once (400 naming
+/// the header otherwise), so that which credential a request acts with is never a guess.
+fn credential_headers(
+    parts: &Parts,
+) -> Result<(Option<&HeaderValue>, Option<&HeaderValue>), Error> {
+    let once = |name: &'static str| {
+        let mut values = parts.headers.get_all(name).iter();
+        match (values.next(), values.next()) {
+            (first, None) => Ok(first),
+            _ => Err(Error::field(name, format!("Send the {name} header once"))),
+        }
+    };
+    let api_key = once("X-API-Key")?;
+    let authorization = once("Authorization")?;
+    if api_key.is_some() && authorization.is_some() {
+        return Err(Error::field(
+            "Authorization",
+            "Send one credential: an X-API-Key or an Authorization header, not both",
+        ));
+    }
+    Ok((api_key, authorization))
 }
 
 impl FromRequestParts<AppState> for Auth {

@@ -47,9 +47,17 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
     if request.method() != Method::POST || !applies(request.uri().path()) {
         return next.run(request).await;
     }
-    let Some(value) = request.headers().get(HEADER) else {
+    let mut values = request.headers().get_all(HEADER).iter();
+    let Some(value) = values.next() else {
         return next.run(request).await;
     };
+    if values.next().is_some() {
+        return ApiError(Error::field(
+            "Idempotency-Key",
+            "Send one Idempotency-Key header",
+        ))
+        .into_response();
+    }
     // Not text at all reads as an invalid key.
     let key = value.to_str().unwrap_or("\u{0}").to_string();
     if let Err(e) = idempotency::check_key(&key) {

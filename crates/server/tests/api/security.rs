@@ -17,6 +17,7 @@ on_both_databases!(
     the_rate_limit_follows_the_account_and_the_address_not_header_bytes,
     forwarded_for_counts_only_from_trusted_proxies,
     concurrent_key_creations_stop_at_the_limit,
+    a_request_carries_one_credential_and_one_idempotency_key,
 );
 
 /// An ordinary account: a client on its API key and one on a session token.
@@ -388,5 +389,84 @@ async fn concurrent_key_creations_stop_at_the_limit(db: Db) {
     let count = client.api_keys().await.unwrap().data.api_keys.len();
     assert_eq!(count, 50, "created {created}, refused {refused}");
     assert_eq!((created, refused), (49, 11));
+    app.stop().await;
+}
+
+/// Which credential a request acts with, and under which key it is retried, is never a guess: a second
+/// `X-API-Key` or `Authorization`, both headers at once, or a second `Idempotency-Key` is a 400 naming the
+/// header, before anything runs.
+async fn a_request_carries_one_credential_and_one_idempotency_key(db: Db) {
+    let app = TestApp::start(db).await;
+    let (_, _, key) = app.user_with_key(Tier::Legacy).await;
+    let (_, _, other_key) = app.user_with_key(Tier::Legacy).await;
+    let http = crate::common::http_client();
+    let url = format!("{}/api/scripts/", app.base_url);
+    let bearer = |key: &str| format!("Bearer {key}");
+    let refused: [(&str, Vec<(&str, String)>); 4] = [
+        (
+            "X-API-Key",
+            vec![("X-API-Key", key.clone()), ("X-API-Key", other_key.clone())],
+        ),
+        (
+            "Authorization",
+            vec![
+                ("Authorization", bearer(&key)),
+                ("Authorization", bearer(&other_key)),
+            ],
+        ),
+        (
+            "Authorization",
+            vec![
+                ("X-API-Key", key.clone()),
+                ("Authorization", bearer(&other_key)),
+            ],
+        ),
+        (
+            "Authorization",
+            vec![("X-API-Key", key.clone()), ("Authorization", bearer(&key))],
+        ),
+    ];
+    for (field, headers) in refused {
+        let mut get = http.get(&url);
+        for (name, value) in &headers {
+            get = get.header(*name, value);
+        }
+        let response = get.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 400, "{headers:?}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["code"], "VALIDATION_ERROR", "{body}");
+        assert!(body["errors"][field].is_array(), "{headers:?}: {body}");
+    }
+    // One of each is what every client sends.
+    for (name, value) in [("X-API-Key", key.clone()), ("Authorization", bearer(&key))] {
+        let response = http.get(&url).header(name, value).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{name}");
+    }
+    let script = json!({"name": "once", "script": "#!/bin/sh\necho hi\n"});
+    let twice = http
+        .post(&url)
+        .header("X-API-Key", &key)
+        .header("Idempotency-Key", "first")
+        .header("Idempotency-Key", "second")
+        .json(&script)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(twice.status().as_u16(), 400);
+    let body: serde_json::Value = twice.json().await.unwrap();
+    assert!(body["errors"]["Idempotency-Key"].is_array(), "{body}");
+    let listed: serde_json::Value = http
+        .get(&url)
+        .header("X-API-Key", &key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["data"]["pagination"]["total"], 0,
+        "nothing ran: {listed}"
+    );
     app.stop().await;
 }
