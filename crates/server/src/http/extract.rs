@@ -413,8 +413,9 @@ pub(crate) async fn resolve(parts: &Parts, state: &AppState) -> Result<Option<Ca
     Ok(Some(caller))
 }
 
-/// The request's `X-API-Key` and `Authorization` headers: at most one of them, sent once (400 naming
-/// the header otherwise), so that which credential a request acts with is never a guess.
+/// The request's `X-API-Key` and `Authorization` headers, each sent at most once (400 naming the header
+/// otherwise), so that which credential a request acts with is never a guess. With both, the API key is
+/// the credential (generated clients that know both schemes may send both).
 fn credential_headers(
     parts: &Parts,
 ) -> Result<(Option<&HeaderValue>, Option<&HeaderValue>), Error> {
@@ -425,15 +426,7 @@ fn credential_headers(
             _ => Err(Error::field(name, format!("Send the {name} header once"))),
         }
     };
-    let api_key = once("X-API-Key")?;
-    let authorization = once("Authorization")?;
-    if api_key.is_some() && authorization.is_some() {
-        return Err(Error::field(
-            "Authorization",
-            "Send one credential: an X-API-Key or an Authorization header, not both",
-        ));
-    }
-    Ok((api_key, authorization))
+    Ok((once("X-API-Key")?, once("Authorization")?))
 }
 
 impl FromRequestParts<AppState> for Auth {
