@@ -22,7 +22,8 @@ pub struct CreateWebhookRequest {
     /// `http://` or `https://`, with a host and no credentials; an HTTPS receiver's certificate is verified
     /// at every attempt.
     pub url: String,
-    /// Absent, `null` or empty: every event.
+    /// Event types (`instance.status_changed`), or `resource.*` for all of a resource's; a type the
+    /// server never records is refused. Absent, `null` or empty: every event.
     #[serde(default, deserialize_with = "crate::rules::null_as_default")]
     pub event_types: Vec<String>,
 }

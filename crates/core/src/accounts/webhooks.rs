@@ -11,6 +11,7 @@ use barrack_store::webhooks::{self, DeliveryRow, WebhookRow};
 
 use crate::accounts::Caller;
 use crate::platform::clock::format_ms;
+use crate::platform::events::{EVENT_TYPES, known_event_type};
 use crate::platform::ids::random_alphanumeric;
 use crate::platform::validate::Validator;
 use crate::platform::webhooks::{
@@ -65,6 +66,15 @@ impl WebhookService {
                     format!(
                         "'{t}' is not an event type: write resource.kind (instance.status_changed) \
                          or resource.* (instance.*)"
+                    ),
+                );
+            } else if !known_event_type(t) {
+                v.add(
+                    "event_types",
+                    format!(
+                        "'{t}' is not an event type; the types are {} (or resource.* for all of a \
+                         resource's)",
+                        EVENT_TYPES.join(", ")
                     ),
                 );
             } else if !event_types.iter().any(|e| e == t) {

@@ -35,6 +35,44 @@ pub fn change_kind(from: Option<&str>) -> &'static str {
     }
 }
 
+/// Every event type the log holds, as webhooks filter them: what each resource records ([`record`]
+/// checks, in the builds the tests run, that nothing else is written).
+pub const EVENT_TYPES: &[&str] = &[
+    "instance.created",
+    "instance.status_changed",
+    "instance.lease_changed",
+    "instance.lease_expiring",
+    "instance.lease_expired",
+    "volume.created",
+    "volume.status_changed",
+    "snapshot.created",
+    "snapshot.status_changed",
+    "snapshot.restored",
+    "image.created",
+    "image.status_changed",
+    "firewall.created",
+    "firewall.status_changed",
+    "firewall.attachment_changed",
+    "firewall.rules_changed",
+    "account.low_balance_24h",
+    "account.low_balance_1h",
+    "account.storage_suspended",
+    "account.storage_deletion_notice",
+    "account.storage_deletion_due",
+    "account.storage_resumed",
+];
+
+/// Whether a webhook's filter entry names events the log holds: a type of [`EVENT_TYPES`], or
+/// `resource.*` for a resource that has some.
+pub fn known_event_type(entry: &str) -> bool {
+    match entry.strip_suffix(".*") {
+        Some(resource) => EVENT_TYPES
+            .iter()
+            .any(|t| t.split_once('.').is_some_and(|(r, _)| r == resource)),
+        None => EVENT_TYPES.contains(&entry),
+    }
+}
+
 /// An event's type as webhooks filter it: `instance.status_changed`.
 pub fn event_type(resource_type: &str, kind: &str) -> String {
     format!("{resource_type}.{kind}")
@@ -57,6 +95,12 @@ pub fn event_view(row: EventRow) -> Event {
 
 /// Writes `event` in the caller's transaction, with its deliveries to the account's webhooks.
 pub async fn record(tx: &mut Tx, event: NewEvent<'_>, now: i64) -> Result<()> {
+    debug_assert!(
+        EVENT_TYPES.contains(&event_type(event.resource_type, event.kind).as_str()),
+        "{}.{} is not in EVENT_TYPES",
+        event.resource_type,
+        event.kind
+    );
     let row = EventRow {
         id: format!("evt-{}", random_alphanumeric(16)),
         account_id: event.account_id.to_string(),

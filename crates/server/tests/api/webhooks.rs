@@ -14,6 +14,7 @@ use barrack_api::webhooks::{CreateWebhookRequest, CreatedWebhook, WebhookDeliver
 use barrack_api::{PageQuery, Tier};
 use barrack_client::{Client, ClientError};
 use barrack_core::clock::{Clock, format_ms};
+use barrack_core::platform::events::EVENT_TYPES;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -445,6 +446,10 @@ async fn private_targets_are_refused_at_creation_and_at_delivery(db: Db) {
         &["instance"][..],
         &["Instance.created"],
         &["instance.created", "*"],
+        // Well formed, but never recorded: a typo would otherwise subscribe to nothing, silently.
+        &["instance.stopped"],
+        &["instance.created", "volume.deleted"],
+        &["server.*"],
     ] {
         let e = client
             .create_webhook(&hook("http://127.0.0.1:9/hook", types))
@@ -456,7 +461,39 @@ async fn private_targets_are_refused_at_creation_and_at_delivery(db: Db) {
             "{types:?}"
         );
     }
+    let e = client
+        .create_webhook(&hook("http://127.0.0.1:9/hook", &["instance.stopped"]))
+        .await
+        .unwrap_err();
+    let said = &e.field_errors().unwrap()["event_types"][0];
+    assert!(
+        said.contains("'instance.stopped'") && said.contains("instance.status_changed"),
+        "the message lists the types: {said}"
+    );
     assert_eq!(client.webhooks().await.unwrap().data.webhooks.len(), 1);
+    // Every type the log holds, and every resource's `.*`, is taken.
+    let mut every: Vec<String> = EVENT_TYPES.iter().map(|t| t.to_string()).collect();
+    every.extend(
+        [
+            "instance.*",
+            "volume.*",
+            "snapshot.*",
+            "image.*",
+            "firewall.*",
+            "account.*",
+        ]
+        .map(String::from),
+    );
+    let all = client
+        .create_webhook(&CreateWebhookRequest {
+            url: "http://127.0.0.1:9/hook".into(),
+            event_types: every.clone(),
+        })
+        .await
+        .unwrap()
+        .data;
+    assert_eq!(all.webhook.event_types, every);
+    client.delete_webhook(&all.webhook.id).await.unwrap();
 
     // By the time of delivery the operator no longer allows it (as when a name starts resolving to a
     // private address): the delivery is refused, and nothing is sent.
