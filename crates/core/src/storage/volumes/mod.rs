@@ -163,6 +163,23 @@ impl VolumeService {
         self.context.clock.now_ms()
     }
 
+    /// Why `image`, which names no OS image of the catalogue, cannot make a bootable volume: a custom
+    /// image of the caller's is booted by a deploy, not copied to a volume.
+    async fn not_an_os_image(&self, caller: &Caller, image: &str) -> Result<String> {
+        let custom = crate::storage::images::ImageService::new(self.context.clone())
+            .for_deploy(caller, image)
+            .await?;
+        Ok(match custom {
+            Some(_) => format!(
+                "'{image}' is one of your custom images; a bootable volume is made from an OS image \
+                 of the catalogue (deploy with image_name '{image}' to boot from the custom image)"
+            ),
+            None => format!(
+                "Image '{image}' is not an OS image of the catalogue (GET /api/os-images/ lists them)"
+            ),
+        })
+    }
+
     /// `POST /api/volumes/`. Checks in the deploy order: fields (400), tier and region (400), profile
     /// (403), balance (402), then the name's uniqueness (409) as the volume is written.
     pub async fn create(&self, caller: &Caller, request: CreateVolumeRequest) -> Result<Volume> {
@@ -247,15 +264,14 @@ impl VolumeService {
             ),
         );
         if let Some(image) = image {
-            let available = config
-                .os_images
-                .iter()
-                .any(|i| i.name == image && i.regions.contains(&region.name));
-            v.check(
-                available,
-                "image_name",
-                format!("Image '{image}' is not available in {}", region.name),
-            );
+            match config.os_images.iter().find(|i| i.name == image) {
+                Some(os) => v.check(
+                    os.regions.contains(&region.name),
+                    "image_name",
+                    format!("Image '{image}' is not available in {}", region.name),
+                ),
+                None => v.add("image_name", self.not_an_os_image(caller, image).await?),
+            }
         }
         v.finish()?;
         crate::catalog::check_region_up(&self.context, &region.name).await?;

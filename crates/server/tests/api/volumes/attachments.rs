@@ -509,6 +509,16 @@ async fn a_grown_boot_volume_is_the_instances_os_disk(db: Db) {
     let copy = post("/api/deploy-server/".into(), from_image("copy", None)).await;
     assert_eq!(copy.status, 201, "{}", copy.text);
     assert_eq!(copy.body["data"]["specs"]["storage_gb"], 150);
+    // A bootable volume is made from an OS image; the custom image is named as such, not as missing.
+    let volume = post(
+        "/api/volumes/".into(),
+        json!({"name": "boot-copy", "size": 200, "region": "FINLAND-1", "volume_type": "NVMe",
+               "bootable": true, "image_name": "grown image"}),
+    )
+    .await;
+    assert_eq!(volume.status, 400, "{}", volume.text);
+    let said = volume.body["errors"]["image_name"][0].as_str().unwrap();
+    assert!(said.contains("one of your custom images"), "{said}");
     let restored = post(
         format!("/api/snapshots/{snapshot_id}/restore/"),
         json!({"instance_name": "restored"}),
