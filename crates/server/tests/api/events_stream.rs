@@ -195,7 +195,7 @@ async fn an_event_committed_after_a_later_one_is_not_skipped(db: Db) {
             account_id: &account,
             resource_type: "account",
             resource_id: &account,
-            kind: "slow_change",
+            kind: "low_balance_24h",
             from: None,
             to: None,
             actor: "system",
@@ -224,7 +224,7 @@ async fn an_event_committed_after_a_later_one_is_not_skipped(db: Db) {
     tx.commit().await.unwrap();
     let first = next(&mut stream).await;
     assert_eq!(
-        first.kind, "slow_change",
+        first.kind, "low_balance_24h",
         "the earlier transaction's event first"
     );
     if let Some(later) = later {
