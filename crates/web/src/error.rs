@@ -122,6 +122,15 @@ pub fn method_not_allowed_page() -> Response {
     )
 }
 
+/// The page for an address holding U+0000 (`%00`), which no id or filter holds.
+pub fn nul_in_address_page() -> Response {
+    page(
+        StatusCode::BAD_REQUEST,
+        "Bad address",
+        "Addresses and filters must not contain the character U+0000.",
+    )
+}
+
 /// The page for a path nothing serves.
 pub fn not_found_page(_path: &str) -> Response {
     page(

@@ -148,6 +148,7 @@ pub fn router_with_simulator(
         .route("/ai/chat/stream", post(ai::chat_stream))
         .route("/assets/{file}", get(assets::serve))
         .method_not_allowed_fallback(|| async { error::method_not_allowed_page() })
+        .layer(axum::middleware::from_fn(refuse_nul))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             error_pages_with_navigation,
@@ -168,6 +169,16 @@ async fn error_pages_with_navigation(
     let token = error::session_token(request.headers());
     let response = next.run(request).await;
     error::with_navigation(&state.sessions, token.as_deref(), response).await
+}
+
+/// An address whose path or query holds U+0000 is a 400 page before any page reads it: no id or filter
+/// holds it, and PostgreSQL cannot compare text holding it. A URI carries it only as `%00`.
+async fn refuse_nul(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let address = request.uri().path_and_query().map_or("", |p| p.as_str());
+    if address.contains("%00") {
+        return error::nul_in_address_page();
+    }
+    next.run(request).await
 }
 
 async fn security_headers(response: Response) -> Response {

@@ -45,6 +45,25 @@ async fn error_pages_keep_the_signed_in_navigation(db: Db) {
             browser.post("/volumes/vol-x/delete", &[]).await,
             StatusCode::FORBIDDEN,
         ),
+        // U+0000 in an address, which PostgreSQL cannot compare, is refused before any page reads it.
+        (
+            browser.get("/instances?name=%00").await,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            browser.get("/instances/BRK-XXXXXXX%00").await,
+            StatusCode::BAD_REQUEST,
+        ),
+        (browser.get("/deposits/%00").await, StatusCode::BAD_REQUEST),
+        (
+            browser
+                .post(
+                    "/instances/BRK-X%00/action",
+                    &[("csrf", &token), ("action", "stop")],
+                )
+                .await,
+            StatusCode::BAD_REQUEST,
+        ),
     ];
     for (page, status) in pages {
         assert_eq!(page.status, status, "{}", page.body);
