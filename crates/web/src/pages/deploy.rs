@@ -226,7 +226,16 @@ fn quote_text(state: &crate::WebState, session: &WebSession, model: &str, count:
             ),
             None => "No price for this configuration.".into(),
         },
-        Err(e) => e.public_message(),
+        // The fields' own messages ("GPU count for ... must be one of ..."), not the envelope's.
+        Err(e) => match e.field_errors() {
+            Some(errors) => errors
+                .values()
+                .flatten()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" "),
+            None => e.public_message(),
+        },
     }
 }
 

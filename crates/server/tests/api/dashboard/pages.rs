@@ -143,6 +143,15 @@ async fn deploy_act_snapshot_and_restore_from_the_pages(db: Db) {
         .get("/deploy/quote?gpu_model=H100-SXM5-80GB&gpu_count=2")
         .await;
     assert!(quote.body.contains("per hour"), "{}", quote.body);
+    // A count the model is not sold in is said in the pricing service's words, not the envelope's.
+    let odd = browser
+        .get("/deploy/quote?gpu_model=H100-SXM5-80GB&gpu_count=3")
+        .await;
+    assert!(
+        odd.body.contains("must be one of") && !odd.body.contains("Invalid request data"),
+        "{}",
+        odd.body
+    );
 
     let deployed = browser
         .post(
