@@ -414,6 +414,7 @@ async fn ai_chat_answers_streams_and_charges(db: Db) {
     assert!(later.body.contains("No calls yet."));
     // A day that is not one, or a range that ends before it starts, is said at its field.
     let wrong = browser.get("/ai?from=yesterday").await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
     assert!(
         wrong
             .body
@@ -424,6 +425,7 @@ async fn ai_chat_answers_streams_and_charges(db: Db) {
     let backwards = browser
         .get(&format!("/ai?from={tomorrow}&to={today}"))
         .await;
+    assert_eq!(backwards.status, StatusCode::BAD_REQUEST);
     assert!(
         backwards
             .body

@@ -287,10 +287,15 @@ pub async fn page(
     Query(params): Query<Params>,
 ) -> Result<Response, WebError> {
     let page = page_number(params.page.as_deref());
-    render(
-        StatusCode::OK,
-        &ai_page(&state, &session, page, None, Range::of(&params)).await?,
-    )
+    let shown = ai_page(&state, &session, page, None, Range::of(&params)).await?;
+    // A range refused at its fields is a 400, as every refused filter is (the usage shown is the last 30
+    // days', with the message at the field).
+    let status = if shown.errors.has("from") || shown.errors.has("to") {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    render(status, &shown)
 }
 
 /// What a submitted message asks for, or the messages at the fields.
