@@ -116,6 +116,8 @@ pub async fn login(
     let mut status = StatusCode::UNAUTHORIZED;
     let tier = Tier::parse(&tier_text);
     if tier.is_none() {
+        // A form that cannot be sent as it is, not credentials refused.
+        status = StatusCode::BAD_REQUEST;
         errors.fields.insert(
             "tier".into(),
             vec!["Choose the legacy or the advanced tier".into()],

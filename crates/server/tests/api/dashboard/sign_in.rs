@@ -41,6 +41,30 @@ async fn signing_in_opens_a_session_and_signing_out_ends_it(db: Db) {
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     assert!(wrong.body.contains("Invalid email or password"));
     assert!(!browser.cookies.contains_key("barrack_session"));
+    // The right password with a tier the form does not offer: the form is at fault, not the credentials.
+    let odd_tier = browser
+        .post(
+            "/login",
+            &[
+                ("csrf", &token),
+                ("email", &email),
+                ("password", PASSWORD),
+                ("tier", "gold"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        odd_tier.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        odd_tier.body
+    );
+    assert!(
+        odd_tier
+            .body
+            .contains("Choose the legacy or the advanced tier")
+    );
+    assert!(!browser.cookies.contains_key("barrack_session"));
 
     let signed = browser
         .post(
