@@ -25,7 +25,7 @@ use super::{AiService, Inner, cost_micros, prices_in, tokenizer};
 use crate::accounts::{Caller, Credential};
 use crate::platform::countries;
 use crate::platform::ids::{IdKind, new_id, transaction_id};
-use crate::platform::money::{from_micros, held_amount, needed_amount};
+use crate::platform::money::{exact_amount, from_micros};
 use crate::platform::validate::Validator;
 use crate::{Error, Result};
 
@@ -240,8 +240,9 @@ impl AiService {
             AiHeld::Held => Ok(hold.id),
             AiHeld::Short { available } => Err(Error::InsufficientBalance(format!(
                 "Insufficient balance: {} {currency} available, this call may cost up to {} {currency} (its prompt and max_tokens of reply)",
-                held_amount(from_micros(available)),
-                needed_amount(from_micros(worst)),
+                // Exact: a call costs fractions of a cent, which cents would show as 0 or 0.01.
+                exact_amount(from_micros(available)),
+                exact_amount(from_micros(worst)),
             ))),
         }
     }

@@ -289,6 +289,19 @@ async fn bad_input_is_refused_in_the_right_shape_and_costs_nothing(db: Db) {
         .await;
     assert_eq!(refused.status, 402);
     assert_eq!(refused.body["code"], "INSUFFICIENT_BALANCE");
+    // The worst case is stated exactly: a fraction of a cent, not rounded up to one.
+    let said = refused.body["message"].as_str().unwrap();
+    let worst: Decimal = said
+        .split("up to ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        said.contains("0 USD available") && worst > Decimal::ZERO && worst < Decimal::new(1, 2),
+        "{said}"
+    );
     let refused = poor
         .post_bearer(
             "/v1/chat/completions",
