@@ -815,10 +815,12 @@ pub(crate) fn rule_from(row: &impl Columns, first: usize) -> Result<RuleRow> {
 
 /// The states of an instance on its way to a billed state, whose price a commitment counts before its
 /// billing periods open. The triggers of migration 0035 count the instances in these states into
-/// `instance_heading_counts`, with this same list (the tests' check of derived state compares the two).
-pub const HEADING_STATES: [&str; 5] = [
+/// `instance_heading_counts`, with this same list (the tests' check of derived state compares the two;
+/// STOPPING joined in migration 0048).
+pub const HEADING_STATES: [&str; 6] = [
     "CREATING",
     "STARTING",
+    "STOPPING",
     "REBOOTING",
     "RESTORING",
     "HIBERNATING",

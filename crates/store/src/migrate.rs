@@ -72,6 +72,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(45, "0045_login_failures"),
     migration!(46, "0046_cancelled_deposits"),
     migration!(47, "0047_simulation_lost_hosts"),
+    migration!(48, "0048_stopping_heads_to_a_billed_state"),
 ];
 
 impl Migration {

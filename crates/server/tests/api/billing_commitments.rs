@@ -27,6 +27,7 @@ on_both_databases!(
     open_rate_counts_follow_every_change_of_a_period,
     a_deploy_counts_its_own_instance_and_volumes_once,
     a_restore_commits_the_instance_in_full,
+    a_stopping_instance_is_committed_as_the_shutoff_one_it_becomes,
 );
 
 /// USD 2.49 an hour for one H100 and 0.029296875 for its 100 GB disk: 8 USD covers three such hours, not four.
@@ -213,6 +214,37 @@ async fn a_restore_commits_the_instance_in_full(db: Db) {
         .await
         .unwrap();
     app.settle().await;
+    app.stop().await;
+}
+
+/// SHUTOFF is billed in full and STOPPING is on its way there: while an instance stops (its periods
+/// closed until it is SHUTOFF), its price stays committed, so the credit it is about to draw again cannot
+/// deploy a second instance. 4 USD holds one H100 hour with its disk (2.5193), not two.
+async fn a_stopping_instance_is_committed_as_the_shutoff_one_it_becomes(db: Db) {
+    let app = TestApp::start_with(db, |c| c.simulator.delays.stop_ms = 600_000).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "4").await;
+    let id = deploy(&client, "first", 1).await;
+    app.settle().await;
+    client
+        .instance_action(&id, InstanceActionKind::Stop)
+        .await
+        .unwrap();
+    assert_eq!(client.instance(&id).await.unwrap().data.status, "STOPPING");
+    let body = json!({"gpu_model": "H100-SXM5-80GB", "gpu_count": 1, "region": "FINLAND-1",
+                      "instance_name": "second", "image_name": "Ubuntu 24.04 + CUDA 12.8 Open + Docker",
+                      "ssh_key": "k", "os_volume": {"size": 100}});
+    let refused = client
+        .raw(Method::POST, "/api/deploy-server/", Some(&body))
+        .await
+        .unwrap();
+    assert_eq!(refused.status, 402, "{}", refused.text);
+    assert!(
+        refused
+            .text
+            .contains("2.5193 USD per hour already committed"),
+        "{}",
+        refused.text
+    );
     app.stop().await;
 }
 
