@@ -100,14 +100,29 @@ impl Store {
         get(&mut &*self, instance_id).await
     }
 
-    /// The earliest end of a lease after `now`, if any (a simulated clock's move stops there).
-    pub async fn next_lease_end(&self, now: i64) -> Result<Option<i64>> {
+    /// The next moment after `now` a lease calls for: its warning (`warning_ms` before its end) if not
+    /// given yet, else its end. A clock move stops there, so both happen at their own minute.
+    pub async fn next_lease_moment(&self, now: i64, warning_ms: i64) -> Result<Option<i64>> {
         self.fetch_one(
-            "SELECT MIN(expires_at) FROM instance_leases WHERE expires_at > $1",
-            &binds![now],
+            "SELECT MIN(CASE WHEN warned = 0 AND expires_at - $2 > $1 THEN expires_at - $2 \
+             ELSE expires_at END) FROM instance_leases WHERE expires_at > $1",
+            &binds![now, warning_ms],
         )
         .await?
         .opt_int(0)
+    }
+
+    /// The leases within `warning_ms` of their end by `now`, not ended and not warned yet.
+    pub async fn leases_to_warn(&self, now: i64, warning_ms: i64) -> Result<Vec<LeaseRow>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM instance_leases WHERE warned = 0 AND expires_at > $1 \
+             AND expires_at - $2 <= $1 ORDER BY expires_at, instance_id"
+        );
+        self.fetch_all(&sql, &binds![now, warning_ms])
+            .await?
+            .iter()
+            .map(from_row)
+            .collect()
     }
 
     /// The leases that have ended by `now` and are not acted on yet.

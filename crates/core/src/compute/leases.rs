@@ -281,12 +281,23 @@ impl InstanceService {
         self.expire(&row, &lease, now).await
     }
 
-    /// Acts at once on every lease that has ended by now, as its job would when it runs: a simulated
-    /// clock moved over a lease's end stops there and ends it before billing further
+    /// Warns of every lease within [`WARNING_MS`] of its end and acts at once on every lease that has
+    /// ended by now, as their jobs would when they run: a simulated clock moved over a lease's warning or
+    /// end stops there and does it before billing further
     /// ([`crate::simulation::SimulationService::advance`]). A lease whose instance is in the middle of
     /// an operation is left to its job.
-    pub async fn end_leases_due(&self) -> Result<()> {
+    pub async fn act_on_leases_due(&self) -> Result<()> {
         let now = self.now();
+        for lease in self.context.store.leases_to_warn(now, WARNING_MS).await? {
+            if let Some(row) = self
+                .context
+                .store
+                .instance_by_id(&lease.instance_id)
+                .await?
+            {
+                self.warn(&row, &lease, now).await?;
+            }
+        }
         for lease in self.context.store.ended_leases(now).await? {
             let Some(row) = self
                 .context

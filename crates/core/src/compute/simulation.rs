@@ -100,7 +100,8 @@ impl SimulationService {
     /// `POST /api/admin/clock/advance/`: moves the clock forward, then bills the minutes that passed (and
     /// hibernates what ran out of credit on the way). A long move goes in steps, each followed by a meter
     /// run, that end where an account falls below a day or an hour of credit or runs out at its burn
-    /// rate ([`next_step`]), where a lease ends (which is then acted on before the next step) or where a
+    /// rate ([`next_step`]), where a lease is to be warned of or ends (which is then done before the next
+    /// step) or where a
     /// depletion reaches its deletion notice or the end of its grace period, so that
     /// it bills, warns, hibernates and deletes as the same minutes passing one by one would: an account
     /// is warned at the minute it crosses a threshold and not charged for hours past its last credit,
@@ -123,8 +124,13 @@ impl SimulationService {
         let mut step = MINUTE_MS;
         loop {
             let now = self.context.clock.now_ms();
-            if let Some(end) = self.context.store.next_lease_end(now).await? {
-                step = step.min(end - now);
+            if let Some(moment) = self
+                .context
+                .store
+                .next_lease_moment(now, crate::leases::WARNING_MS)
+                .await?
+            {
+                step = step.min(moment - now);
             }
             if let Some(stage) = self.billing.next_depletion_stage(now).await? {
                 step = step.min(stage - now);
@@ -143,7 +149,7 @@ impl SimulationService {
                 .await?;
             periods_billed += run.periods_billed;
             billed_until = run.billed_until_ms;
-            self.instances.end_leases_due().await?;
+            self.instances.act_on_leases_due().await?;
             left -= step;
             if left == 0 {
                 break;

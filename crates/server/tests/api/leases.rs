@@ -8,7 +8,7 @@ use std::sync::Arc;
 use barrack_api::Tier;
 use barrack_api::labels::InstancePatch;
 use barrack_client::{Client, ClientError};
-use barrack_core::clock::Clock;
+use barrack_core::clock::{Clock, parse_iso};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -382,6 +382,24 @@ async fn a_clock_move_over_a_lease_end_bills_up_to_the_end(db: Db) {
     app.settle().await;
     assert_eq!(status(&client, &deleted).await, "DELETED");
     assert_eq!(status(&client, &hibernated).await, "HIBERNATED");
+    // The move stopped at each warning too: it was given, ten minutes before the end, once.
+    for id in [&deleted, &hibernated] {
+        let page = PageQuery {
+            page: None,
+            limit: Some(100),
+        };
+        let events = client.instance_events(id, &page).await.unwrap().data.events;
+        let at = |kind: &str| {
+            let times: Vec<i64> = events
+                .iter()
+                .filter(|e| e.kind == kind)
+                .map(|e| parse_iso(&e.created_at).unwrap())
+                .collect();
+            assert_eq!(times.len(), 1, "one {kind}: {events:?}");
+            times[0]
+        };
+        assert_eq!(at("lease_expired") - at("lease_expiring"), 10 * 60_000);
+    }
     let records = client
         .instance_billing(&Default::default())
         .await
