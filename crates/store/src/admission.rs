@@ -108,6 +108,8 @@ pub struct CommitmentPrices<'a> {
     pub volume_types: Vec<(&'a str, String)>,
     /// An hibernating instance's price per hour.
     pub hibernation: String,
+    /// Each tier's price of a snapshot per hour.
+    pub snapshot_tiers: Vec<(&'a str, String)>,
 }
 
 /// How [`admit_and_commit`] ended.
@@ -125,7 +127,7 @@ pub enum Committed {
 }
 
 /// PostgreSQL: a plain deploy's admission with its commitment checked in the database, sent with the
-/// COMMIT in one message (the function `deploy_admission_checked`, migration 0039), so the account,
+/// COMMIT in one message (the function `deploy_admission_checked`, migrations 0039 and 0049), so the account,
 /// held from the admission's lock to the commit, is held for no round trip back to the server. What
 /// the deploy cannot have rolls the transaction back; the caller answers from the outcome.
 pub async fn admit_and_commit(
@@ -134,7 +136,7 @@ pub async fn admit_and_commit(
     prices: &CommitmentPrices<'_>,
 ) -> Result<Committed> {
     let sql = format!(
-        "SELECT deploy_admission_checked({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
+        "SELECT deploy_admission_checked({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
         literal(admission.account_id),
         literal(admission.currency),
         literal(admission.instance_id),
@@ -161,6 +163,14 @@ pub async fn admit_and_commit(
             "NUMERIC"
         ),
         number(&prices.hibernation),
+        array(
+            prices.snapshot_tiers.iter().map(|(tier, _)| literal(tier)),
+            "TEXT"
+        ),
+        array(
+            prices.snapshot_tiers.iter().map(|(_, p)| number(p)),
+            "NUMERIC"
+        ),
     );
     match tx.commit_after(&sql).await {
         Ok(()) => Ok(Committed::Done),

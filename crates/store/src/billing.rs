@@ -635,10 +635,13 @@ pub struct Commitments {
     pub heading: Vec<crate::instances::HeadingShape>,
     /// Its volumes being created: type and size in GB.
     pub creating_volumes: Vec<(String, i64)>,
+    /// Its snapshots being created (billed once they succeed): tier and how many.
+    pub creating_snapshots: Vec<(String, i64)>,
 }
 
 /// The commitment's read, with the account, the currency and the written instance as $1, $2 and $3: one
-/// row set, each row tagged with what it is: 0 the balance, 1 a rate, 2 a heading shape, 3 a volume.
+/// row set, each row tagged with what it is: 0 the balance, 1 a rate, 2 a heading shape, 3 a volume, 4
+/// snapshots of a tier.
 pub(crate) static COMMITMENTS_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT CAST(0 AS BIGINT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), \
@@ -650,7 +653,9 @@ pub(crate) static COMMITMENTS_SQL: LazyLock<String> = LazyLock::new(|| {
          UNION ALL {} \
          UNION ALL SELECT 3, volume_type, NULL, NULL, size_gb, 0, 0, 0 FROM volumes \
          WHERE account_id = $1 AND currency = $2 AND status = 'creating' \
-         AND (instance_id IS NULL OR instance_id <> $3)",
+         AND (instance_id IS NULL OR instance_id <> $3) \
+         UNION ALL SELECT 4, tier, NULL, NULL, COUNT(*), 0, 0, 0 FROM snapshots \
+         WHERE account_id = $1 AND currency = $2 AND status = 'CREATING' GROUP BY tier",
         crate::instances::heading_shapes_sql("2")
     )
 });
@@ -702,8 +707,11 @@ pub(crate) fn commitments_from(rows: &[Row]) -> Result<Commitments> {
             2 => commitments
                 .heading
                 .push(crate::instances::heading_shape_from(row, 1)?),
-            _ => commitments
+            3 => commitments
                 .creating_volumes
+                .push((row.text(1)?, row.int(4)?)),
+            _ => commitments
+                .creating_snapshots
                 .push((row.text(1)?, row.int(4)?)),
         }
     }

@@ -73,6 +73,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(46, "0046_cancelled_deposits"),
     migration!(47, "0047_simulation_lost_hosts"),
     migration!(48, "0048_stopping_heads_to_a_billed_state"),
+    migration!(49, "0049_creating_snapshots_committed"),
 ];
 
 impl Migration {

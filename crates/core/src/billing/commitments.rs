@@ -7,14 +7,14 @@
 //! volumes on their way to a billed state will cost once there (an instance being created, started,
 //! restored or rebooted; a volume being created).
 
-use barrack_api::Currency;
+use barrack_api::{Currency, Tier};
 use barrack_store::Tx;
 use barrack_store::admission::CommitmentPrices;
 use barrack_store::billing::Commitments;
 use rust_decimal::Decimal;
 
 use super::meter::{heading_hourly, stored_rate};
-use crate::catalog::{price, storage_hourly};
+use crate::catalog::{price, snapshot_hourly, storage_hourly};
 use crate::platform::lifecycle::{BillingClass, InstanceState};
 use crate::platform::money::{display_rate, from_micros, held_amount, needed_amount};
 use crate::{Context, Error, Result};
@@ -58,6 +58,12 @@ fn burn_and_balance(
             .map(|t| price(&t.prices, currency))
             .unwrap_or_default();
         burn += storage_hourly(rate, *size_gb as u32);
+    }
+    for (tier, snapshots) in &commitments.creating_snapshots {
+        let rate = Tier::parse(tier)
+            .map(|tier| snapshot_hourly(config, tier, currency))
+            .unwrap_or_default();
+        burn += rate * Decimal::from(*snapshots);
     }
     Ok((burn, from_micros(commitments.balance)))
 }
@@ -116,7 +122,8 @@ pub fn require_commitments_cover(
 /// The prices [`burn_and_balance`] gives commitments in `currency`, for the database to price them the
 /// same way when it checks a plain deploy's commitment itself (`store::admission::admit_and_commit`):
 /// each GPU model's price per GPU-hour, each volume type's per GB-hour (what [`storage_hourly`] charges
-/// a GB), the hibernation price, the minimum balance and the deploy's own first hour, `added`.
+/// a GB), the hibernation price, each tier's snapshot price, the minimum balance and the deploy's own
+/// first hour, `added`.
 pub fn commitment_prices(
     context: &Context,
     currency: Currency,
@@ -142,6 +149,15 @@ pub fn commitment_prices(
             })
             .collect(),
         hibernation: price(&config.billing.hibernation_prices, currency).to_string(),
+        snapshot_tiers: [Tier::Legacy, Tier::Advanced]
+            .into_iter()
+            .map(|tier| {
+                (
+                    tier.as_str(),
+                    snapshot_hourly(config, tier, currency).to_string(),
+                )
+            })
+            .collect(),
     }
 }
 

@@ -15,7 +15,7 @@ use barrack_api::{Currency, Tier};
 use rust_decimal::Decimal;
 
 use crate::accounts::Caller;
-use crate::platform::config::{GpuModelConfig, PriceTable};
+use crate::platform::config::{Config, GpuModelConfig, PriceTable};
 use crate::platform::money::{display_amount, display_rate, per_minute_rate};
 use crate::platform::validate::Validator;
 use crate::{Context, Error, Result};
@@ -681,6 +681,16 @@ pub fn storage_hourly(per_tb_hour: Decimal, size_gb: u32) -> Decimal {
 
 pub fn price(table: &PriceTable, currency: Currency) -> Decimal {
     table.get(&currency).map(|d| d.0).unwrap_or_default()
+}
+
+/// The exact hourly price of one snapshot in `tier` (zero for a tier without snapshot pricing).
+pub fn snapshot_hourly(config: &Config, tier: Tier, currency: Currency) -> Decimal {
+    config
+        .snapshots
+        .iter()
+        .find(|s| s.tier == tier)
+        .map(|s| price(&s.prices, currency))
+        .unwrap_or_default()
 }
 
 /// The optional sections a pricing request asks for (`include`, names separated by commas): whether `ai`

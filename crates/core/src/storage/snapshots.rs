@@ -20,13 +20,12 @@ use barrack_store::Tx;
 use barrack_store::images::ImageRow;
 use barrack_store::instances::InstanceRow;
 use barrack_store::snapshots::{self, SnapshotChange, SnapshotFilter, SnapshotRow};
-use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::{Caller, actor, missing_profile_fields};
 use crate::billing::balance_guard::require_balance;
 use crate::billing::commitments::require_commitment;
-use crate::catalog::price;
+use crate::catalog::snapshot_hourly;
 use crate::platform::clock::format_ms;
 use crate::platform::config::Config;
 use crate::platform::countries;
@@ -558,16 +557,6 @@ pub(crate) fn require_profile(caller: &Caller) -> Result<Currency> {
         return Err(Error::ProfileIncomplete(missing));
     }
     Ok(countries::currency_for(caller.account.country.as_deref()))
-}
-
-/// The exact hourly price of one snapshot in `tier` (zero for a tier without snapshot pricing).
-pub fn snapshot_hourly(config: &Config, tier: Tier, currency: Currency) -> Decimal {
-    config
-        .snapshots
-        .iter()
-        .find(|s| s.tier == tier)
-        .map(|s| price(&s.prices, currency))
-        .unwrap_or_default()
 }
 
 /// The size a snapshot of `tier` is billed for.

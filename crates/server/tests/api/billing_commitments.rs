@@ -28,6 +28,7 @@ on_both_databases!(
     a_deploy_counts_its_own_instance_and_volumes_once,
     a_restore_commits_the_instance_in_full,
     a_stopping_instance_is_committed_as_the_shutoff_one_it_becomes,
+    snapshots_being_created_are_committed,
 );
 
 /// USD 2.49 an hour for one H100 and 0.029296875 for its 100 GB disk: 8 USD covers three such hours, not four.
@@ -248,6 +249,34 @@ async fn a_stopping_instance_is_committed_as_the_shutoff_one_it_becomes(db: Db) 
     app.stop().await;
 }
 
+/// A snapshot is billed (0.10 an hour) from the moment it succeeds: one being created is committed, so a
+/// second made at once on credit for one is refused. 2.65 USD holds the instance (2.5193) and one snapshot.
+async fn snapshots_being_created_are_committed(db: Db) {
+    let app = TestApp::start_with(db, |c| c.simulator.delays.snapshot_ms = 600_000).await;
+    let (client, _) = app.funded_user(Tier::Advanced, "US", "2.65").await;
+    let id = deploy(&client, "source", 1).await;
+    app.settle().await;
+    let snapshot = async |name: &str| {
+        let body = json!({"instance_id": id, "name": name});
+        client
+            .raw(Method::POST, "/api/snapshots/", Some(&body))
+            .await
+    };
+    let first = snapshot("first").await.unwrap();
+    assert_eq!(first.status, 201, "{}", first.text);
+    assert_eq!(first.body["data"]["status"], "CREATING", "{}", first.text);
+    let second = snapshot("second").await.unwrap();
+    assert_eq!(second.status, 402, "{}", second.text);
+    assert!(
+        second
+            .text
+            .contains("2.6193 USD per hour already committed"),
+        "{}",
+        second.text
+    );
+    app.stop().await;
+}
+
 /// A 100 GB NVMe volume costs 0.03 an hour; 1 PB would cost 300. 50 USD of credit allows the first only.
 async fn a_volume_cannot_grow_past_the_balance(db: Db) {
     let app = TestApp::start(db).await;
@@ -376,7 +405,7 @@ async fn open_rate_counts_follow_every_change_of_a_period(db: Db) {
 /// commits in the same round trip), pricing the commitment's rows with the prices the server gives it.
 /// For random commitments (open rates over shards, instances heading to a billed state in every such
 /// state, of models and volume types the catalog sells and of others, with and without a boot volume,
-/// volumes being created, another currency's rows, the written instance's volumes) it must sum the
+/// volumes and snapshots being created, another currency's rows, the written instance's volumes) it must sum the
 /// server's burn to the last digit and refuse exactly the deploys the server refuses.
 #[tokio::test]
 async fn postgres_prices_commitments_as_the_server_does() {
@@ -404,6 +433,7 @@ async fn postgres_prices_commitments_as_the_server_does() {
             "open_period_rates",
             "instance_heading_counts",
             "volumes",
+            "snapshots",
             "balances",
         ] {
             store
@@ -446,6 +476,7 @@ async fn postgres_prices_commitments_as_the_server_does() {
         let states = [
             "CREATING",
             "STARTING",
+            "STOPPING",
             "REBOOTING",
             "RESTORING",
             "HIBERNATING",
@@ -502,6 +533,38 @@ async fn postgres_prices_commitments_as_the_server_does() {
                         volume_type.as_str(),
                         rng.gen_range(1..10_000_i64),
                         instance,
+                        currency
+                    ],
+                )
+                .await
+                .unwrap();
+        }
+        // Snapshots being created, of either tier, some in another currency or already done.
+        for n in 0..rng.gen_range(0..4) {
+            let tier = if rng.gen_bool(0.5) {
+                "legacy"
+            } else {
+                "advanced"
+            };
+            let status = if rng.gen_bool(0.8) {
+                "CREATING"
+            } else {
+                "SUCCESS"
+            };
+            let currency = if rng.gen_bool(0.2) { "EUR" } else { "USD" };
+            store
+                .execute(
+                    "INSERT INTO snapshots (id, account_id, name, tier, region, instance_id, \
+                     instance_name, gpu_model, gpu_count, vcpus, ram_gb, storage_gb, os_volume_type, \
+                     size_gb, is_image, status, currency, generation, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, 'FINLAND-1', 'BRK-OTHER', 'other', 'H100-SXM5-80GB', 1, \
+                     8, 64, 100, 'NVMe', 100, 0, $5, $6, 1, 0, 0)",
+                    &barrack_store::binds![
+                        format!("snp-{round}-{n}"),
+                        account.as_str(),
+                        format!("s{n}"),
+                        tier,
+                        status,
                         currency
                     ],
                 )
