@@ -22,7 +22,7 @@ use crate::platform::clock::format_ms;
 use crate::platform::config::{Config, GpuModelConfig};
 use crate::platform::countries;
 use crate::platform::events::event_view;
-use crate::platform::lifecycle::InstanceState;
+use crate::platform::lifecycle::{BillingClass, InstanceState};
 use crate::platform::money::display_rate;
 use crate::{Error, Result};
 
@@ -234,7 +234,7 @@ impl InstanceService {
             count,
             (row.storage_gb as u32, &row.os_volume_type),
             data,
-            currency,
+            (currency, BillingClass::Full),
         );
         DeployedInstance {
             instance_id: row.id,
@@ -318,6 +318,13 @@ impl InstanceService {
             .filter(|v| Some(&v.id) != row.boot_volume_id.as_ref())
             .cloned()
             .collect();
+        let state = parse_state(&row.status)?;
+        // Hibernated or on its way there: the hibernation rate; otherwise the full price, billed now or
+        // once the instance runs (or is SHUTOFF) again.
+        let class = match state {
+            InstanceState::Hibernated | InstanceState::Hibernating => BillingClass::Hibernated,
+            _ => BillingClass::Full,
+        };
         let billing = match config.gpu_model(&row.gpu_model) {
             Some(model) => billing_of(
                 config,
@@ -325,7 +332,7 @@ impl InstanceService {
                 row.gpu_count as u32,
                 (row.storage_gb as u32, &row.os_volume_type),
                 &data,
-                currency,
+                (currency, class),
             ),
             None => {
                 return Err(Error::internal(format!(
@@ -334,7 +341,6 @@ impl InstanceService {
                 )));
             }
         };
-        let state = parse_state(&row.status)?;
         Ok(Instance {
             specs: specs_of_parts(
                 &row.gpu_model,
@@ -397,17 +403,26 @@ fn page_of(page: Option<u32>, limit: Option<u32>) -> Result<PageRequest> {
         .map_err(|(field, message)| Error::field(field, message))
 }
 
-/// The hourly billing breakdown of an instance, rounded for display as the docs show it.
+/// The hourly billing breakdown of an instance, rounded for display as the docs show it. A hibernated
+/// instance's GPUs and OS disk are not billed (its hibernation is, at the hibernation rate, which its
+/// total adds to its data volumes).
 pub fn billing_of(
     config: &Config,
     model: &GpuModelConfig,
     count: u32,
     (os_size_gb, os_type): (u32, &str),
     data_volumes: &[VolumeRow],
-    currency: Currency,
+    (currency, class): (Currency, BillingClass),
 ) -> InstanceBilling {
-    let gpu = price(&model.prices, currency) * Decimal::from(count);
-    let os = volume_rate(config, os_type, os_size_gb, currency);
+    let hibernated = class == BillingClass::Hibernated;
+    let (gpu, os, hibernation) = if hibernated {
+        let hibernation = price(&config.billing.hibernation_prices, currency);
+        (Decimal::ZERO, Decimal::ZERO, hibernation)
+    } else {
+        let gpu = price(&model.prices, currency) * Decimal::from(count);
+        let os = volume_rate(config, os_type, os_size_gb, currency);
+        (gpu, os, Decimal::ZERO)
+    };
     let data: Vec<(Decimal, DataVolumeCharge)> = data_volumes
         .iter()
         .map(|v| {
@@ -442,7 +457,7 @@ pub fn billing_of(
                 data_volumes_total: Amount(display_rate(data_total)),
             },
         },
-        total_hourly_rate: Amount(display_rate(gpu + os + data_total)),
+        total_hourly_rate: Amount(display_rate(gpu + os + hibernation + data_total)),
         currency,
     }
 }

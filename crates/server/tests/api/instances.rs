@@ -8,6 +8,7 @@ use barrack_api::{PageQuery, Tier};
 use barrack_client::{Client, InstanceActionKind};
 use barrack_core::clock::Clock;
 use reqwest::Method;
+use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 use crate::common::{Db, TestApp, deploy_id};
@@ -583,6 +584,14 @@ async fn addresses_rules_and_other_accounts(db: Db) {
     let summary = client.hibernated_instances().await.unwrap().data;
     assert_eq!(summary.count, 1);
     assert_eq!(summary.hourly_cost.0, "0.01".parse().unwrap());
+    // The instance itself says what it is billed at now: not its GPUs or disk, its hibernation.
+    let billing = client.instance(&id).await.unwrap().data.billing;
+    assert_eq!(billing.total_hourly_rate.0, "0.01".parse().unwrap());
+    assert_eq!(billing.breakdown.compute.gpu.hourly_rate.0, Decimal::ZERO);
+    assert_eq!(
+        billing.breakdown.storage.os_volume.hourly_rate.0,
+        Decimal::ZERO
+    );
     assert_eq!(
         client
             .snapshot_eligible_instances(&PageQuery::default())
