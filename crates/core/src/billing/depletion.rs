@@ -36,7 +36,16 @@ impl BillingService {
         if !billing::start_depletion(&mut tx, key, now, now + grace_ms).await? {
             return Ok(());
         }
-        let held = billing::close_components(&mut tx, key, &STORED_COMPONENTS, now).await?;
+        let mut held = billing::close_components(&mut tx, key, &STORED_COMPONENTS, now).await?;
+        // The instances this depletion hibernates next (or found hibernating) keep their disks too.
+        let hibernating = ["ACTIVE", "SHUTOFF", "HIBERNATING", "HIBERNATED"];
+        for row in
+            barrack_store::instances::of_account_in(&mut tx, key.0, key.1, &hibernating).await?
+        {
+            held.push(("instance".into(), row.id, row.name));
+        }
+        held.sort();
+        held.dedup_by(|a, b| (&a.0, &a.1) == (&b.0, &b.1));
         let cause = format!(
             "Credit in {currency} ran out: {} kept without charge until {}, then marked for deletion unless credits of at least the minimum balance are added",
             described(&held),

@@ -374,8 +374,10 @@ async fn stored_data_stops_charging_is_kept_then_marked_for_deletion(db: Db) {
         .iter()
         .find(|(k, _)| k == "storage_suspended")
         .unwrap_or_else(|| panic!("{kinds:?}"));
+    // The instance it hibernates keeps its disk too, and is named with the volume.
     assert!(
-        suspended.1.contains("1 volume") && suspended.1.contains("without charge until"),
+        suspended.1.contains("1 volume, 1 hibernated instance")
+            && suspended.1.contains("without charge until"),
         "{}",
         suspended.1
     );
