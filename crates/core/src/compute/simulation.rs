@@ -127,7 +127,7 @@ impl SimulationService {
             if let Some(moment) = self
                 .context
                 .store
-                .next_lease_moment(now, crate::leases::WARNING_MS)
+                .next_lease_moment(now, crate::compute::leases::WARNING_MS)
                 .await?
             {
                 step = step.min(moment - now);
