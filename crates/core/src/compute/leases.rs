@@ -207,7 +207,13 @@ impl InstanceService {
         let current = leases::get(&mut tx, &row.id).await?;
         let (cause, lease) = if patch.clear_lease {
             ("lease ended", None)
-        } else if let Some(terms) = terms {
+        } else if let Some(mut terms) = terms {
+            // A new end without on_expiry keeps what the lease does at its end.
+            if patch.on_expiry.is_none()
+                && let Some(current) = &current
+            {
+                terms.on_expiry = action_of(current);
+            }
             ("lease set", Some(terms))
         } else {
             // on_expiry alone: the lease's end stays.

@@ -137,9 +137,18 @@ async fn a_patched_lease_hibernates_and_can_be_changed_or_ended(db: Db) {
     let lease = shown.lease.unwrap();
     assert_eq!(lease.expires_at, "2025-01-15T11:30:00Z");
     assert_eq!(
-        lease.on_expiry, "delete",
-        "on_expiry is given again or is the default"
+        lease.on_expiry, "hibernate",
+        "a lease moved without on_expiry keeps what it does at its end"
     );
+    let patch: InstancePatch = serde_json::from_value(json!({"on_expiry": "delete"})).unwrap();
+    let lease = client
+        .patch_instance(&id, &patch)
+        .await
+        .unwrap()
+        .data
+        .lease
+        .unwrap();
+    assert_eq!(lease.on_expiry, "delete");
     let patch: InstancePatch = serde_json::from_value(json!({"on_expiry": "hibernate"})).unwrap();
     let lease = client
         .patch_instance(&id, &patch)

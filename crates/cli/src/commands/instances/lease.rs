@@ -18,7 +18,8 @@ pub struct LeaseArgs {
     /// YYYY-MM-DDTHH:MM:SSZ)
     #[arg(long, value_name = "TIME")]
     pub(super) expires_at: Option<String>,
-    /// What happens at the end: delete (default) or hibernate
+    /// What happens at the end: delete or hibernate (a new lease deletes by default; a moved one
+    /// keeps its own)
     #[arg(long, value_name = "ACTION", value_parser = ["delete", "hibernate"])]
     pub(super) on_expiry: Option<String>,
 }
