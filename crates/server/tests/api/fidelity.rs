@@ -161,6 +161,11 @@ async fn null_empty_and_empty_lists_mean_absent(db: Db) {
     let raw = deploy(with("typo", json!({"volume_ids": []}))).await;
     assert_eq!(raw.status, 400, "{}", raw.text);
     assert!(raw.body["errors"]["volume_ids"].is_array(), "{}", raw.text);
+    // A name is trimmed of the spaces around it, then checked, as every resource's is.
+    let raw = deploy(with(" trimmed ", json!({}))).await;
+    assert_eq!(raw.status, 201, "{}", raw.text);
+    let id = raw.body["data"]["instance_id"].as_str().unwrap();
+    assert_eq!(client.instance(id).await.unwrap().data.name, "trimmed");
     // And `""` is not a name: required fields are not optional.
     let raw = deploy(with("", json!({}))).await;
     assert_eq!(raw.status, 400);

@@ -57,7 +57,7 @@ impl InstanceService {
 
         // Fields.
         let mut v = Validator::new();
-        check_instance_name(&mut v, "instance_name", &request.instance_name);
+        check_instance_name(&mut v, "instance_name", request.instance_name.trim());
         let model = config.gpu_model(&request.gpu_model);
         match model {
             None => v.add(
