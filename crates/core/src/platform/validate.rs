@@ -235,9 +235,17 @@ pub fn is_bidi_control(c: char) -> bool {
 
 /// Free text (a description, an address line, a note) holds no control characters: they would move
 /// the cursor, clear the screen or retitle the window of whoever reads it in a terminal. A description
-/// may keep its line breaks and tabs (`lines`). Nor does it hold bidirectional controls, which reorder
-/// what is shown (other format characters, such as the joiner of emoji sequences, are kept).
+/// may keep its line breaks (`\n`, or `\r\n` as Windows and HTML forms write them; a lone `\r` moves
+/// the cursor back over the line) and tabs (`lines`). Nor does it hold bidirectional controls, which
+/// reorder what is shown (other format characters, such as the joiner of emoji sequences, are kept).
 pub fn check_plain_text(v: &mut Validator, field: &str, value: &str, lines: bool) {
+    let unix;
+    let value = if lines && value.contains("\r\n") {
+        unix = value.replace("\r\n", "\n");
+        unix.as_str()
+    } else {
+        value
+    };
     let control = value
         .chars()
         .find(|&c| c.is_control() && !(lines && matches!(c, '\n' | '\t')));

@@ -275,6 +275,32 @@ async fn every_validation_rule_names_its_field(db: Db) {
         .await
         .unwrap();
     assert!(raw.body["errors"]["limit"].is_array(), "{}", raw.text);
+    // A description's line breaks may be Windows' (CRLF); a lone carriage return is a control.
+    let described = |name: &str, description: &str| json!({"name": name, "region": "FINLAND-1", "description": description});
+    let crlf = client
+        .raw(
+            Method::POST,
+            "/api/firewalls/",
+            Some(&described("crlf", "line one\r\nline two")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(crlf.status, 201, "{}", crlf.text);
+    assert_eq!(crlf.body["data"]["description"], "line one\r\nline two");
+    let lone = client
+        .raw(
+            Method::POST,
+            "/api/firewalls/",
+            Some(&described("lone-cr", "done\rundone")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(lone.status, 400, "{}", lone.text);
+    assert!(
+        lone.body["errors"]["description"].is_array(),
+        "{}",
+        lone.text
+    );
     app.stop().await;
 }
 
