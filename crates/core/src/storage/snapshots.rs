@@ -364,6 +364,17 @@ impl SnapshotService {
             query.region.as_deref(),
             None,
         )?;
+        // An empty filter would match nothing; as every empty filter, it is refused.
+        if query
+            .instance_id
+            .as_deref()
+            .is_some_and(|id| id.trim().is_empty())
+        {
+            return Err(Error::field(
+                "instance_id",
+                "Give an instance id, or leave instance_id out",
+            ));
+        }
         let filter = SnapshotFilter {
             status,
             region: query.region,

@@ -156,6 +156,15 @@ async fn snapshots_of_active_instances_only(db: Db) {
         failure(client.snapshots(&bad).await.unwrap_err()),
         (400, "VALIDATION_ERROR".into(), vec!["status".into()])
     );
+    // An empty instance filter would match nothing: refused like every empty filter.
+    let empty = SnapshotQuery {
+        instance_id: Some(String::new()),
+        ..Default::default()
+    };
+    assert_eq!(
+        failure(client.snapshots(&empty).await.unwrap_err()),
+        (400, "VALIDATION_ERROR".into(), vec!["instance_id".into()])
+    );
     // A snapshot being taken cannot be deleted, restored or made an image of yet.
     for e in [
         client.delete_snapshot(&second).await.unwrap_err(),
