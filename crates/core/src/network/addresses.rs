@@ -323,7 +323,9 @@ pub fn validate_rule(
         None => None,
         Some(p) if p.is_empty() || p == "any" => None,
         Some(p) if PROTOCOLS.iter().any(|(name, _)| *name == p) => Some(p),
-        Some(p) if p.parse::<u8>().is_ok() => Some(p),
+        // A number in its plain decimal form ("06" and "+6" are 6), so that it is one protocol for
+        // port ranges, duplicates and what is shown.
+        Some(p) if p.parse::<u8>().is_ok() => p.parse::<u8>().ok().map(|n| n.to_string()),
         Some(p) => {
             v.add(&field("protocol"), format!("Unknown protocol '{p}': use tcp, udp, icmp, another IP protocol name, or a number 0-255"));
             None

@@ -287,6 +287,26 @@ async fn every_validation_rule_names_its_field(db: Db) {
         .unwrap();
     assert_eq!(crlf.status, 201, "{}", crlf.text);
     assert_eq!(crlf.body["data"]["description"], "line one\r\nline two");
+    // A protocol number is one protocol whatever its spelling: "06" is 6, with ports, shown as "6".
+    let rules = format!(
+        "/api/firewalls/{}/rules/",
+        crlf.body["data"]["id"].as_str().unwrap()
+    );
+    let add = async |protocol: &str| {
+        let body = json!({"direction": "ingress", "protocol": protocol,
+                          "port_range_min": 22, "port_range_max": 22});
+        client.raw(Method::POST, &rules, Some(&body)).await.unwrap()
+    };
+    let padded = add("06").await;
+    assert_eq!(padded.status, 201, "{}", padded.text);
+    assert_eq!(padded.body["data"]["protocol"], "6", "{}", padded.text);
+    let again = add("+6").await;
+    assert_eq!(
+        (again.status, again.body["code"].as_str()),
+        (reqwest::StatusCode::CONFLICT, Some("DUPLICATE_RULE")),
+        "{}",
+        again.text
+    );
     let lone = client
         .raw(
             Method::POST,
