@@ -64,6 +64,11 @@ pub async fn rate_limit(State(state): State<AppState>, request: Request, next: N
     let Some(limiter) = state.rate_limiter.as_ref() else {
         return next.run(Request::from_parts(parts, body)).await;
     };
+    // Probes and scrapes are never limited: a client sharing the probe's address (behind a NAT, or a
+    // load balancer not among the trusted proxies) must not get a healthy replica restarted.
+    if is_probe(parts.uri.path()) {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
     let bucket = match extract::resolve(&parts, &state).await {
         Ok(Some(caller)) => {
             let bucket = format!("account:{}", caller.account_id());
@@ -184,6 +189,11 @@ pub async fn method_not_allowed(State(state): State<AppState>, request: Request)
         return crate::routes::openai::method_not_allowed(message);
     }
     super::error::method_not_allowed(message)
+}
+
+/// The health endpoints and the metrics scrape, which the rate limit leaves alone.
+fn is_probe(path: &str) -> bool {
+    path == "/metrics" || path == "/api/health" || path.starts_with("/api/health/")
 }
 
 /// Learns who sent a request no route serves, so that its error names the key's tier as every other

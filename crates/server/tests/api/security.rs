@@ -291,6 +291,11 @@ async fn the_rate_limit_follows_the_account_and_the_address_not_header_bytes(db:
     }
     // The anonymous log-in in `ordinary_callers` took the address's first request.
     assert_eq!(statuses, [401, 401, 401, 429, 429, 429], "guessed keys");
+    // Probes and scrapes from the same address are never limited.
+    for path in ["/api/health/live/", "/api/health/", "/metrics"] {
+        let raw = anonymous.raw(Method::GET, path, None).await.unwrap();
+        assert_ne!(raw.status, 429, "{path}");
+    }
     let bearer = anonymous.with_bearer("not.a.token");
     let raw = bearer
         .raw(Method::GET, "/api/balance/", None)
