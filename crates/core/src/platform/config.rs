@@ -369,6 +369,16 @@ impl Config {
                 barrack_api::rules::SCRIPT_MAX_BYTES / 1024
             ));
         }
+        // Zero would make no connection, a token dead on arrival, or workers poll without a pause.
+        if self.database_max_connections == 0 {
+            return invalid("database_max_connections must be at least 1".into());
+        }
+        if self.tokens.access_ttl_seconds == 0 || self.tokens.refresh_ttl_seconds == 0 {
+            return invalid(
+                "tokens.access_ttl_seconds and tokens.refresh_ttl_seconds must be at least 1"
+                    .into(),
+            );
+        }
         self.rate_limit.check_proxies()?;
         self.webhooks.check()?;
         let mut names = BTreeSet::new();
@@ -797,5 +807,30 @@ mod tests {
         }
         let text = EXAMPLE_TOML.replace("body_limit_bytes = 1048576", "body_limit_bytes = 131072");
         assert!(Config::from_toml(&text, "test").is_ok());
+    }
+
+    /// A zero that would leave no database connection, tokens dead on arrival or workers polling
+    /// without a pause is refused, naming the setting.
+    #[test]
+    fn zeros_that_break_the_server_are_refused() {
+        for (line, named) in [
+            ("database_max_connections = 16", "database_max_connections"),
+            ("access_ttl_seconds = 900", "tokens.access_ttl_seconds"),
+            (
+                "refresh_ttl_seconds = 2592000",
+                "tokens.refresh_ttl_seconds",
+            ),
+            ("poll_interval_ms = 500", "jobs.poll_interval_ms"),
+            ("observe_interval_ms = 1000", "jobs.observe_interval_ms"),
+        ] {
+            let key = line.split(" = ").next().unwrap();
+            let text = EXAMPLE_TOML.replace(line, &format!("{key} = 0"));
+            assert_ne!(text, EXAMPLE_TOML, "{line}");
+            let err = Config::from_toml(&text, "test").unwrap_err().to_string();
+            assert!(
+                err.contains(named) && err.contains("at least 1"),
+                "{line}: {err}"
+            );
+        }
     }
 }

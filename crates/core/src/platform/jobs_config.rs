@@ -35,6 +35,12 @@ impl JobsConfig {
                     .into(),
             ));
         }
+        // Zero would have idle workers poll the database without a pause.
+        if self.poll_interval_ms == 0 || self.observe_interval_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "jobs.poll_interval_ms and jobs.observe_interval_ms must be at least 1".into(),
+            ));
+        }
         Ok(())
     }
 }
