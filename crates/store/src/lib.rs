@@ -91,6 +91,21 @@ pub enum StoreError {
     Conflict(String),
 }
 
+impl StoreError {
+    /// Whether the database could not be reached, or no connection came free in time: the request may
+    /// succeed later, unlike a fault in what it asked.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            StoreError::Connect(_) => true,
+            StoreError::Database(e) => matches!(
+                e,
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+            ),
+            _ => false,
+        }
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         if let Some(db) = e.as_database_error()
@@ -185,7 +200,7 @@ impl Store {
                 // died fails its statement instead and is discarded; connections are renewed hourly.
                 .test_before_acquire(false)
                 .max_lifetime(Duration::from_secs(3600))
-                .acquire_timeout(CONNECT_TIMEOUT)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
                 // Not `connect_with`, which opens every warm connection, one after another, before it
                 // returns: at a server's start that was most of the time to its first statement.
                 .connect_lazy_with(options);
@@ -427,6 +442,9 @@ fn announce_failed(e: std::io::Error) -> StoreError {
 /// `password=` query parameter (which PostgreSQL URLs accept too).
 /// How long a PostgreSQL connection may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a request waits for a pooled connection before it is answered 503: long enough for a burst
+/// to drain, short enough that a database out of reach does not hold clients for half a minute each.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a connection failed, in one line: the database's message or the cause beneath sqlx's wording,
 /// once (sqlx's errors repeat their source's text in their own).
@@ -472,6 +490,18 @@ pub fn redact_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn pool_timeouts_and_lost_connections_are_unreachable() {
+        use super::StoreError;
+        assert!(StoreError::Database(sqlx::Error::PoolTimedOut).is_unreachable());
+        assert!(StoreError::Database(sqlx::Error::PoolClosed).is_unreachable());
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(StoreError::Database(sqlx::Error::Io(reset)).is_unreachable());
+        assert!(StoreError::Connect("refused".into()).is_unreachable());
+        assert!(!StoreError::Database(sqlx::Error::RowNotFound).is_unreachable());
+        assert!(!StoreError::Unexpected("x".into()).is_unreachable());
+    }
+
     #[test]
     fn redacts_passwords() {
         assert_eq!(

@@ -183,7 +183,8 @@ impl IntoResponse for WebError {
                     StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 match &e {
                     barrack_core::Error::NotFound(_) => not_found_page(""),
-                    barrack_core::Error::Internal(detail) => {
+                    barrack_core::Error::Internal(detail)
+                    | barrack_core::Error::Unavailable(detail) => {
                         tracing::error!(%detail, "dashboard request failed");
                         page(
                             status,

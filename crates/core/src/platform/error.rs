@@ -54,6 +54,9 @@ pub enum Error {
     /// 504: a model backend did not answer in time.
     #[error("{0}")]
     GatewayTimeout(String),
+    /// 503: the database cannot be reached (or no connection came free in time); the context is logged.
+    #[error("The database cannot be reached; try again shortly")]
+    Unavailable(String),
     /// 500: the context is logged, never shown.
     #[error("Internal server error")]
     Internal(String),
@@ -79,6 +82,7 @@ impl Error {
             Error::RegionUnavailable(_) => "REGION_UNAVAILABLE",
             Error::BadGateway(_) => "UPSTREAM_ERROR",
             Error::GatewayTimeout(_) => "UPSTREAM_TIMEOUT",
+            Error::Unavailable(_) => "SERVICE_UNAVAILABLE",
             Error::Internal(_) => "INTERNAL_ERROR",
         }
     }
@@ -99,7 +103,8 @@ impl Error {
             Error::GatewayTimeout(_) => 504,
             Error::GpuUnavailable(_)
             | Error::PublicIpUnavailable(_)
-            | Error::RegionUnavailable(_) => 503,
+            | Error::RegionUnavailable(_)
+            | Error::Unavailable(_) => 503,
         }
     }
 
@@ -148,7 +153,30 @@ impl From<StoreError> for Error {
                 "CONFLICT",
                 "A concurrent request changed what this one needed; nothing was done, try again",
             ),
+            e if e.is_unreachable() => Error::Unavailable(e.to_string()),
             e => Error::Internal(e.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database out of reach, or no connection free in time, is a 503 the caller may retry; any other
+    /// store failure a 500.
+    #[test]
+    fn an_unreachable_database_is_503() {
+        let unreachable = Error::from(StoreError::Connect("connection refused".into()));
+        assert_eq!(
+            (unreachable.status(), unreachable.code()),
+            (503, "SERVICE_UNAVAILABLE")
+        );
+        assert!(
+            !unreachable.public_message().contains("refused"),
+            "no internals"
+        );
+        let other = Error::from(StoreError::Unexpected("a NULL balance".into()));
+        assert_eq!((other.status(), other.code()), (500, "INTERNAL_ERROR"));
     }
 }

@@ -39,8 +39,14 @@ impl ApiError {
             .as_ref()
             .map(|c| c.request_id.clone())
             .unwrap_or_default();
-        if let Error::Internal(detail) = error {
-            tracing::error!(request_id = %request_id, detail = %detail, "internal error");
+        match error {
+            Error::Internal(detail) => {
+                tracing::error!(request_id = %request_id, detail = %detail, "internal error");
+            }
+            Error::Unavailable(detail) => {
+                tracing::warn!(request_id = %request_id, detail = %detail, "database unreachable");
+            }
+            _ => {}
         }
         ErrorResponse {
             success: false,

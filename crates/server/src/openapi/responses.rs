@@ -45,7 +45,8 @@ pub const ERROR_STATUSES: &[(u16, &str)] = &[
     (
         503,
         "Not enough GPU stock (`GPU_UNAVAILABLE`, naming where there is) or public addresses \
-         (`PUBLIC_IP_UNAVAILABLE`)",
+         (`PUBLIC_IP_UNAVAILABLE`), the region is down (`REGION_UNAVAILABLE`), or the database cannot \
+         be reached (`SERVICE_UNAVAILABLE`): try again later",
     ),
 ];
 
@@ -55,9 +56,10 @@ pub(super) fn apply(doc: &mut Value) {
             reqs.iter()
                 .any(|r| r.as_object().is_some_and(|o| !o.is_empty()))
         });
-        // Every operation refuses a query parameter it does not take; every one but a `GET` reads a
-        // body, those that take none to refuse one.
-        let mut statuses = vec![400, 429, 500];
+        // Every operation refuses a query parameter it does not take, and answers 503 while the
+        // database cannot be reached; every one but a `GET` reads a body, those that take none to
+        // refuse one.
+        let mut statuses = vec![400, 429, 500, 503];
         if method != "get" {
             statuses.push(413);
         }
