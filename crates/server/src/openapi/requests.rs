@@ -90,6 +90,7 @@ pub(super) fn apply(doc: &mut Value, config: &Config) {
         replace(doc, s, "boot_source", reference("BootSourceEnum"));
     }
     deploy(doc, config);
+    leases_and_chat(doc);
     security_rules(doc);
     volumes(doc, config);
     names_and_lists(doc);
@@ -230,6 +231,32 @@ fn deploy(doc: &mut Value, config: &Config) {
         rules::INSTANCE_NAME_MIN_CHARS
     ));
     replace(doc, s, "instance_name", name);
+}
+
+/// A lease's length within the longest lease and its action among those the server knows; the chat's
+/// token counts and choices as the service checks them.
+fn leases_and_chat(doc: &mut Value) {
+    doc["components"]["schemas"]
+        .as_object_mut()
+        .unwrap()
+        .insert(
+            "LeaseActionEnum".into(),
+            json!({"type": "string", "enum": ["delete", "hibernate"]}),
+        );
+    for s in ["DeploymentRequest", "InstancePatch"] {
+        set(
+            doc,
+            &prop(s, "ttl_minutes"),
+            json!({"minimum": 1, "maximum": barrack_api::labels::MAX_LEASE_MINUTES}),
+        );
+        replace(doc, s, "on_expiry", optional_enum("LeaseActionEnum"));
+    }
+    replace(doc, "Lease", "on_expiry", reference("LeaseActionEnum"));
+    let s = "ChatCompletionsRequest";
+    for field in ["max_tokens", "max_completion_tokens"] {
+        set(doc, &prop(s, field), json!({"minimum": 1}));
+    }
+    set(doc, &prop(s, "n"), json!({"minimum": 1, "maximum": 1}));
 }
 
 fn security_rules(doc: &mut Value) {
@@ -480,9 +507,11 @@ fn queries(doc: &mut Value, config: &Config) {
                     "minimum": config.volumes.minimum_size_gb, "maximum": config.volumes.maximum_size_gb}),
                 ("region", _) if catalog => reference("RegionEnum"),
                 ("gpu_model", _) if catalog => reference("GpuModelEnum"),
+                // Deleted instances are never listed, so the filter refuses DELETED.
                 ("status", "/api/instances/") => states(
                     InstanceState::ALL
                         .iter()
+                        .filter(|s| **s != InstanceState::Deleted)
                         .map(|s| s.as_str())
                         .chain(["BUILD"])
                         .collect(),
