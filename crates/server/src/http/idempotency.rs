@@ -47,22 +47,11 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
     if request.method() != Method::POST || !applies(request.uri().path()) {
         return next.run(request).await;
     }
-    let mut values = request.headers().get_all(HEADER).iter();
-    let Some(value) = values.next() else {
+    let sent = request.headers().get_all(HEADER).iter().count();
+    if sent == 0 {
         return next.run(request).await;
-    };
-    if values.next().is_some() {
-        return ApiError(Error::field(
-            "Idempotency-Key",
-            "Send one Idempotency-Key header",
-        ))
-        .into_response();
     }
-    // Not text at all reads as an invalid key.
-    let key = value.to_str().unwrap_or("\u{0}").to_string();
-    if let Err(e) = idempotency::check_key(&key) {
-        return ApiError(e).into_response();
-    }
+    // Who asks first, so that a refused key is answered in the caller's tier like every error.
     let (mut parts, body) = request.into_parts();
     let caller = match extract::resolve(&parts, &state).await {
         Ok(Some(caller)) => caller,
@@ -70,6 +59,22 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
         Ok(None) => return next.run(Request::from_parts(parts, body)).await,
         Err(e) => return e.into_response(),
     };
+    if sent > 1 {
+        return ApiError(Error::field(
+            "Idempotency-Key",
+            "Send one Idempotency-Key header",
+        ))
+        .into_response();
+    }
+    // Not text at all reads as an invalid key.
+    let key = parts
+        .headers
+        .get(HEADER)
+        .map_or("\u{0}", |value| value.to_str().unwrap_or("\u{0}"))
+        .to_string();
+    if let Err(e) = idempotency::check_key(&key) {
+        return ApiError(e).into_response();
+    }
     parts.extensions.insert(Resolved(caller.clone()));
     let limit = state.services.config().body_limit_bytes;
     let Ok(bytes) = axum::body::to_bytes(body, limit).await else {

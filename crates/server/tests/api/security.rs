@@ -469,6 +469,22 @@ async fn a_request_carries_one_credential_and_one_idempotency_key(db: Db) {
     assert_eq!(twice.status().as_u16(), 400);
     let body: serde_json::Value = twice.json().await.unwrap();
     assert!(body["errors"]["Idempotency-Key"].is_array(), "{body}");
+    assert_eq!(
+        body["tier"], "legacy",
+        "answered in the caller's tier: {body}"
+    );
+    let blank = http
+        .post(&url)
+        .header("X-API-Key", &key)
+        .header("Idempotency-Key", "")
+        .json(&script)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(blank.status().as_u16(), 400);
+    let body: serde_json::Value = blank.json().await.unwrap();
+    assert!(body["errors"]["Idempotency-Key"].is_array(), "{body}");
+    assert_eq!(body["tier"], "legacy", "{body}");
     let listed: serde_json::Value = http
         .get(&url)
         .header("X-API-Key", &key)
