@@ -14,12 +14,12 @@ use barrack_store::billing::{PeriodFilter, PeriodRow};
 use rust_decimal::Decimal;
 
 use super::meter::{BillingService, cost_micros, hourly, minutes_until};
-use crate::Result;
 use crate::accounts::Caller;
 use crate::platform::clock::format_ms;
 use crate::platform::countries;
 use crate::platform::money::{from_micros, per_minute_rate};
 use crate::platform::validate::validate_range;
+use crate::{Error, Result};
 
 /// What a record shows of a period at `now`: its minutes and cost so far, and of those what the meter has
 /// not charged yet (minutes, micro-units).
@@ -298,6 +298,15 @@ impl BillingService {
     ) -> Result<(barrack_api::PageRequest, PeriodFilter, Currency)> {
         let page = PageQuery::new(query.page, query.limit);
         let range = validate_range(page, query.from.as_deref(), query.to.as_deref())?;
+        // Nothing has been billed after now: a range that starts later would read open periods as if
+        // they had run through it.
+        let now = self.context.clock.now_ms();
+        if range.from_ms.is_some_and(|from| from > now) {
+            return Err(Error::field(
+                "from",
+                format!("From must not be in the future (now is {})", format_ms(now)),
+            ));
+        }
         let filter = PeriodFilter {
             resource_types: vec![resource_type.to_string()],
             components: components.iter().map(|c| c.to_string()).collect(),

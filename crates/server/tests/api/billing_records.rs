@@ -128,6 +128,23 @@ async fn records_show_the_charged_amounts_and_label_the_rest(db: Db) {
         d("5000") - client.balance().await.unwrap().data.balance,
         spent + d("1.66") + d("0.00488")
     );
+    // Nothing is billed after now: a range starting later is refused on `from`, on every billing list.
+    for path in [
+        "/api/billing/",
+        "/api/instances/billing/",
+        "/api/volumes/billing/",
+    ] {
+        let future = client
+            .raw(
+                Method::GET,
+                &format!("{path}?from=2999-01-01T00:00:00Z"),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(future.status, 400, "{path}: {}", future.text);
+        assert!(future.body["errors"]["from"].is_array(), "{}", future.text);
+    }
     app.stop().await;
 }
 
