@@ -198,8 +198,17 @@ pub struct AdminCreateUser {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AdminUserList {
-    pub users: Vec<UserProfile>,
+    pub users: Vec<AdminUser>,
     pub pagination: crate::Pagination,
+}
+
+/// An account as operators list it: its profile, and whether an operator has disabled it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AdminUser {
+    #[serde(flatten)]
+    pub profile: UserProfile,
+    /// Disabled by an operator: it cannot sign in or authenticate in any way until enabled again.
+    pub disabled: bool,
 }
 
 /// `POST /api/admin/accounts/{user_id}/credits/`: adds a `grant` entry to the account's ledger.

@@ -358,14 +358,16 @@ async fn admin(services: &barrack_core::Services, task: AdminTask) -> Result<()>
                 if page == 1 && users.is_empty() {
                     writeln!(out, "No accounts in this database.")?;
                 }
-                for u in users {
+                for user in users {
+                    let u = user.profile;
                     writeln!(
                         out,
-                        "{}\t{}\t{}\t{}",
+                        "{}\t{}\t{}\t{}{}",
                         u.id,
                         u.email,
                         u.name,
-                        if u.admin { "operator" } else { "user" }
+                        if u.admin { "operator" } else { "user" },
+                        if user.disabled { "\tdisabled" } else { "" }
                     )?;
                 }
                 out.flush()?;

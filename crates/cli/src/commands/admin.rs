@@ -302,11 +302,13 @@ async fn execute(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
                 .data;
             let mut table = Table::new(
                 &[
-                    "ID", "EMAIL", "NAME", "CURRENCY", "COMPLETE", "OPERATOR", "CREATED",
+                    "ID", "EMAIL", "NAME", "CURRENCY", "COMPLETE", "OPERATOR", "DISABLED",
+                    "CREATED",
                 ],
                 "No accounts.",
             );
-            for u in &data.users {
+            for user in &data.users {
+                let u = &user.profile;
                 table.row([
                     u.id.clone(),
                     u.email.clone(),
@@ -314,11 +316,12 @@ async fn execute(command: Command, ctx: &Ctx) -> Result<Output, CliError> {
                     u.currency.to_string(),
                     yes_no(u.profile_complete),
                     yes_no(u.admin),
+                    yes_no(user.disabled),
                     u.created_at.clone(),
                 ]);
             }
             let view = super::paged(table, &data.pagination);
-            let ids: Vec<String> = data.users.iter().map(|u| u.id.clone()).collect();
+            let ids: Vec<String> = data.users.iter().map(|u| u.profile.id.clone()).collect();
             Ok(Output::new(&data, view).ids(ids))
         }
         Command::CreateUser { email, name, admin } => {

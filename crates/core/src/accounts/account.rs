@@ -5,8 +5,8 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use barrack_api::account::{
-    AccessToken, AccountAccess, CreatedApiKey, PasswordChange, ProfileUpdate, RegisterRequest,
-    SessionsEnded, TokenObtainPair, TokenPair, UserProfile,
+    AccessToken, AccountAccess, AdminUser, CreatedApiKey, PasswordChange, ProfileUpdate,
+    RegisterRequest, SessionsEnded, TokenObtainPair, TokenPair, UserProfile,
 };
 use barrack_api::{PageRequest, Pagination, Tier};
 use barrack_store::accounts::{AccountRow, ProfileFields};
@@ -750,16 +750,20 @@ impl AccountService {
     }
 
     /// Operators: a page of every account.
-    pub async fn list_accounts(&self, page: PageRequest) -> Result<(Vec<UserProfile>, Pagination)> {
+    pub async fn list_accounts(&self, page: PageRequest) -> Result<(Vec<AdminUser>, Pagination)> {
         let (rows, total) = self
             .context
             .store
             .list_accounts(page.offset(), page.limit)
             .await?;
-        Ok((
-            rows.iter().map(profile_of).collect(),
-            Pagination::new(page, total),
-        ))
+        let users = rows
+            .iter()
+            .map(|row| AdminUser {
+                profile: profile_of(row),
+                disabled: row.disabled_at.is_some(),
+            })
+            .collect();
+        Ok((users, Pagination::new(page, total)))
     }
 
     pub async fn account(&self, id: &str) -> Result<AccountRow> {

@@ -326,6 +326,6 @@ async fn operator_endpoints_need_an_operator(db: Db) {
         .unwrap()
         .data;
     assert_eq!(users.pagination.total, 2);
-    assert_eq!(users.users.iter().filter(|u| u.admin).count(), 1);
+    assert_eq!(users.users.iter().filter(|u| u.profile.admin).count(), 1);
     app.stop().await;
 }

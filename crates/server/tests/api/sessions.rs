@@ -249,6 +249,20 @@ async fn disabling_an_account_revokes_sessions_and_keys_at_once(db: Db) {
         .unwrap_err();
     assert_eq!(e.status(), Some(409), "a key for a disabled account: {e}");
     other.profile().await.expect("other accounts go on");
+    // Operators see which accounts are disabled.
+    let users = app
+        .admin
+        .admin_users(&barrack_api::PageQuery::default())
+        .await
+        .unwrap()
+        .data
+        .users;
+    let disabled: Vec<&str> = users
+        .iter()
+        .filter(|u| u.disabled)
+        .map(|u| u.profile.id.as_str())
+        .collect();
+    assert_eq!(disabled, [id.as_str()]);
 
     let admin_id = app.admin.profile().await.unwrap().data.id;
     let own = app.admin.admin_disable_user(&admin_id).await.unwrap_err();

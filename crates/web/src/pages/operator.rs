@@ -6,7 +6,7 @@ use askama::Template;
 use axum::extract::RawQuery;
 use axum::http::StatusCode;
 use axum::response::Response;
-use barrack_api::account::UserProfile;
+use barrack_api::account::AdminUser;
 use barrack_api::catalog::{CapacityItem, CapacitySetting};
 use barrack_api::instances::Host;
 use barrack_api::{Currency, PageQuery};
@@ -47,7 +47,7 @@ fn failed(e: Error) -> (StatusCode, Result<Errors, WebError>) {
 struct UsersPage {
     nav: Nav,
     section: &'static str,
-    users: Vec<UserProfile>,
+    users: Vec<AdminUser>,
     total: u64,
     page: u32,
     total_pages: u32,
