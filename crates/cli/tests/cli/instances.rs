@@ -586,7 +586,10 @@ async fn labels_and_leases_through_the_cli() {
         .await
         .json();
     assert_eq!(leased["lease"]["expires_at"], "2025-01-15T12:30:00Z");
-    assert_eq!(leased["lease"]["on_expiry"], "delete");
+    assert_eq!(
+        leased["lease"]["on_expiry"], "hibernate",
+        "a lease moved without --on-expiry keeps its action"
+    );
     let ended = cli
         .run(&["instances", "lease", "labelled", "--clear", "-o", "json"])
         .await
