@@ -19,7 +19,7 @@ pub use super::catalog_config::{
     VolumeLimits, VolumeTypeConfig,
 };
 pub use super::config_env::barrack_env;
-use super::config_env::{apply_env, merge};
+use super::config_env::{apply_env, merge, naming_variables};
 pub use super::jobs_config::JobsConfig;
 pub use super::metrics_config::MetricsConfig;
 pub use super::payments_config::{PaymentProviderKind, PaymentsConfig};
@@ -207,7 +207,7 @@ pub struct ConfigDecimal(#[serde(with = "barrack_api::decimal")] pub Decimal);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -256,7 +256,7 @@ impl Config {
             })?;
             merge(&mut value, overlay);
         }
-        apply_env(&mut value, env, OPTIONAL_KEYS)?;
+        let from_env = apply_env(&mut value, env, OPTIONAL_KEYS)?;
         let origin = file
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "configuration".into());
@@ -265,7 +265,7 @@ impl Config {
                 .try_into()
                 .map_err(|e: toml::de::Error| ConfigError::Parse {
                     origin,
-                    message: e.to_string(),
+                    message: naming_variables(e.to_string(), &from_env),
                 })?;
         config.check()?;
         // A webhook secret file that cannot be read stops the start rather than refusing every payment.
@@ -652,6 +652,13 @@ mod tests {
         )];
         let err = Config::load(None, &bad).unwrap_err().to_string();
         assert!(err.contains("BARRACK_RATE_LIMIT_REQUESTS"), "{err}");
+        // A value of the right type the configuration then refuses names its variable too.
+        let unknown = vec![("BARRACK_LOG_FORMAT".to_string(), "xml".to_string())];
+        let err = Config::load(None, &unknown).unwrap_err().to_string();
+        assert!(
+            err.contains("`xml`") && err.contains("(set by BARRACK_LOG_FORMAT)"),
+            "{err}"
+        );
         std::fs::remove_dir_all(dir).ok();
     }
 

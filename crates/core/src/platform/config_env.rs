@@ -15,12 +15,13 @@ pub(super) fn merge(base: &mut toml::Table, overlay: toml::Table) {
     }
 }
 
-/// Applies `BARRACK_<PATH>` variables to the scalar keys and lists of strings they name.
+/// Applies `BARRACK_<PATH>` variables to the scalar keys and lists of strings they name; returns what
+/// it set, as (dotted key, variable), so that an error about a key can name the variable that set it.
 pub(super) fn apply_env(
     table: &mut toml::Table,
     env: &[(String, String)],
     optional_keys: &[&str],
-) -> Result<(), ConfigError> {
+) -> Result<Vec<(String, String)>, ConfigError> {
     let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     for key in optional_keys {
         let path: Vec<&str> = key.split('.').collect();
@@ -28,7 +29,42 @@ pub(super) fn apply_env(
             insert_at(table, &path, toml::Value::String(value));
         }
     }
-    override_from_env(table, &mut Vec::new(), &lookup)
+    override_from_env(table, &mut Vec::new(), &lookup)?;
+    let set = table_keys(table, "")
+        .into_iter()
+        .filter_map(|key| {
+            let name = env_name(&key.split('.').collect::<Vec<_>>());
+            lookup(&name).map(|_| (key, name))
+        })
+        .collect();
+    Ok(set)
+}
+
+/// Every key of `table` and of the tables in it, dotted.
+fn table_keys(table: &toml::Table, prefix: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    for (key, value) in table {
+        let dotted = format!("{prefix}{key}");
+        match value {
+            toml::Value::Table(inner) => keys.extend(table_keys(inner, &format!("{dotted}."))),
+            _ => keys.push(dotted),
+        }
+    }
+    keys
+}
+
+/// `message` (an error about the configuration) with the variables that set the keys it names.
+pub(super) fn naming_variables(message: String, set: &[(String, String)]) -> String {
+    let named: Vec<&str> = set
+        .iter()
+        .filter(|(key, _)| message.contains(&format!("`{key}`")))
+        .map(|(_, name)| name.as_str())
+        .collect();
+    if named.is_empty() {
+        message
+    } else {
+        format!("{message} (set by {})", named.join(", "))
+    }
 }
 
 fn override_from_env(
