@@ -29,28 +29,10 @@ pub(super) fn apply_env(
             insert_at(table, &path, toml::Value::String(value));
         }
     }
-    override_from_env(table, &mut Vec::new(), &lookup)?;
-    let set = table_keys(table, "")
-        .into_iter()
-        .filter_map(|key| {
-            let name = env_name(&key.split('.').collect::<Vec<_>>());
-            lookup(&name).map(|_| (key, name))
-        })
-        .collect();
+    // The walk meets the optional keys just inserted too, and notes them with the rest.
+    let mut set = Vec::new();
+    override_from_env(table, &mut Vec::new(), &lookup, &mut set)?;
     Ok(set)
-}
-
-/// Every key of `table` and of the tables in it, dotted.
-fn table_keys(table: &toml::Table, prefix: &str) -> Vec<String> {
-    let mut keys = Vec::new();
-    for (key, value) in table {
-        let dotted = format!("{prefix}{key}");
-        match value {
-            toml::Value::Table(inner) => keys.extend(table_keys(inner, &format!("{dotted}."))),
-            _ => keys.push(dotted),
-        }
-    }
-    keys
 }
 
 /// `message` (an error about the configuration) with the variables that set the keys it names.
@@ -67,20 +49,25 @@ pub(super) fn naming_variables(message: String, set: &[(String, String)]) -> Str
     }
 }
 
+/// Overrides each scalar key (and list of strings) whose variable is set, noting it in `set`.
 fn override_from_env(
     table: &mut toml::Table,
     path: &mut Vec<String>,
     lookup: &dyn Fn(&str) -> Option<String>,
+    set: &mut Vec<(String, String)>,
 ) -> Result<(), ConfigError> {
     for (key, value) in table.iter_mut() {
         path.push(key.clone());
         match value {
-            toml::Value::Table(inner) => override_from_env(inner, path, lookup)?,
+            toml::Value::Table(inner) => override_from_env(inner, path, lookup, set)?,
             scalar => {
                 let name = env_name(&path.iter().map(String::as_str).collect::<Vec<_>>());
                 if let Some(text) = lookup(&name) {
-                    *scalar = parse_like(scalar, &text)
-                        .map_err(|message| ConfigError::Env { name, message })?;
+                    *scalar = parse_like(scalar, &text).map_err(|message| ConfigError::Env {
+                        name: name.clone(),
+                        message,
+                    })?;
+                    set.push((path.join("."), name));
                 }
             }
         }
