@@ -239,16 +239,13 @@ pub fn is_bidi_control(c: char) -> bool {
 /// the cursor back over the line) and tabs (`lines`). Nor does it hold bidirectional controls, which
 /// reorder what is shown (other format characters, such as the joiner of emoji sequences, are kept).
 pub fn check_plain_text(v: &mut Validator, field: &str, value: &str, lines: bool) {
-    let unix;
-    let value = if lines && value.contains("\r\n") {
-        unix = value.replace("\r\n", "\n");
-        unix.as_str()
-    } else {
-        value
+    let line_break = |at: usize, c: char| {
+        c == '\n' || c == '\t' || (c == '\r' && value[at + 1..].starts_with('\n'))
     };
     let control = value
-        .chars()
-        .find(|&c| c.is_control() && !(lines && matches!(c, '\n' | '\t')));
+        .char_indices()
+        .find(|&(at, c)| c.is_control() && !(lines && line_break(at, c)))
+        .map(|(_, c)| c);
     if let Some(c) = control {
         v.add(
             field,
