@@ -325,11 +325,13 @@ pub fn validate_rule(
         Some(p) if PROTOCOLS.iter().any(|(name, _)| *name == p) => Some(p),
         // A number in its plain decimal form ("06" and "+6" are 6), so that it is one protocol for
         // port ranges, duplicates and what is shown.
-        Some(p) if p.parse::<u8>().is_ok() => p.parse::<u8>().ok().map(|n| n.to_string()),
-        Some(p) => {
-            v.add(&field("protocol"), format!("Unknown protocol '{p}': use tcp, udp, icmp, another IP protocol name, or a number 0-255"));
-            None
-        }
+        Some(p) => match p.parse::<u8>() {
+            Ok(number) => Some(number.to_string()),
+            Err(_) => {
+                v.add(&field("protocol"), format!("Unknown protocol '{p}': use tcp, udp, icmp, another IP protocol name, or a number 0-255"));
+                None
+            }
+        },
     };
     if protocol.as_deref() == Some("icmp") && ethertype == "IPv6" {
         v.add(&field("protocol"), "Use 'ipv6-icmp' for ICMP over IPv6");
