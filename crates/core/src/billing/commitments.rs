@@ -149,14 +149,10 @@ pub fn commitment_prices(
             })
             .collect(),
         hibernation: price(&config.billing.hibernation_prices, currency).to_string(),
-        snapshot_tiers: [Tier::Legacy, Tier::Advanced]
-            .into_iter()
-            .map(|tier| {
-                (
-                    tier.as_str(),
-                    snapshot_hourly(config, tier, currency).to_string(),
-                )
-            })
+        snapshot_tiers: config
+            .snapshots
+            .iter()
+            .map(|s| (s.tier.as_str(), price(&s.prices, currency).to_string()))
             .collect(),
     }
 }
