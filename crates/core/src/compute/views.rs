@@ -414,8 +414,7 @@ pub fn billing_of(
     data_volumes: &[VolumeRow],
     (currency, class): (Currency, BillingClass),
 ) -> InstanceBilling {
-    let hibernated = class == BillingClass::Hibernated;
-    let (gpu, os, hibernation) = if hibernated {
+    let (gpu, os, hibernation) = if class == BillingClass::Hibernated {
         let hibernation = price(&config.billing.hibernation_prices, currency);
         (Decimal::ZERO, Decimal::ZERO, hibernation)
     } else {
