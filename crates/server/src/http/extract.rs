@@ -3,7 +3,7 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use barrack_api::FieldErrors;
 use barrack_api::body::{self, BodyError};
 use barrack_core::Error;
@@ -419,14 +419,22 @@ pub(crate) async fn resolve(parts: &Parts, state: &AppState) -> Result<Option<Ca
 fn credential_headers(
     parts: &Parts,
 ) -> Result<(Option<&HeaderValue>, Option<&HeaderValue>), Error> {
-    let once = |name: &'static str| {
-        let mut values = parts.headers.get_all(name).iter();
-        match (values.next(), values.next()) {
-            (first, None) => Ok(first),
-            _ => Err(Error::field(name, format!("Send the {name} header once"))),
-        }
-    };
-    Ok((once("X-API-Key")?, once("Authorization")?))
+    Ok((
+        single_header(&parts.headers, "X-API-Key")?,
+        single_header(&parts.headers, "Authorization")?,
+    ))
+}
+
+/// The one value of the header `name`, if sent; 400 naming it when it was sent more than once.
+pub(crate) fn single_header<'h>(
+    headers: &'h HeaderMap,
+    name: &'static str,
+) -> Result<Option<&'h HeaderValue>, Error> {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (first, None) => Ok(first),
+        _ => Err(Error::field(name, format!("Send the {name} header once"))),
+    }
 }
 
 impl FromRequestParts<AppState> for Auth {

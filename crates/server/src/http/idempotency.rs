@@ -47,8 +47,7 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
     if request.method() != Method::POST || !applies(request.uri().path()) {
         return next.run(request).await;
     }
-    let sent = request.headers().get_all(HEADER).iter().count();
-    if sent == 0 {
+    if !request.headers().contains_key(HEADER) {
         return next.run(request).await;
     }
     // Who asks first, so that a refused key is answered in the caller's tier like every error.
@@ -59,17 +58,12 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
         Ok(None) => return next.run(Request::from_parts(parts, body)).await,
         Err(e) => return e.into_response(),
     };
-    if sent > 1 {
-        return ApiError(Error::field(
-            "Idempotency-Key",
-            "Send one Idempotency-Key header",
-        ))
-        .into_response();
-    }
+    let value = match extract::single_header(&parts.headers, "Idempotency-Key") {
+        Ok(value) => value,
+        Err(e) => return ApiError(e).into_response(),
+    };
     // Not text at all reads as an invalid key.
-    let key = parts
-        .headers
-        .get(HEADER)
+    let key = value
         .map_or("\u{0}", |value| value.to_str().unwrap_or("\u{0}"))
         .to_string();
     if let Err(e) = idempotency::check_key(&key) {
