@@ -246,7 +246,11 @@ impl ValidRule {
     /// Whether `other` is the same rule: the same fields, the protocol compared by number, so that
     /// `tcp` and `6` (or `icmpv6` and `ipv6-icmp`) are one.
     pub fn same_as(&self, other: &ValidRule) -> bool {
-        let number = |protocol: &Option<String>| protocol.as_deref().map(protocol_number);
+        let number = |protocol: &Option<String>| {
+            protocol
+                .as_deref()
+                .map(crate::network::packets::protocol_number)
+        };
         self.direction == other.direction
             && self.ethertype == other.ethertype
             && number(&self.protocol) == number(&other.protocol)
@@ -254,17 +258,6 @@ impl ValidRule {
             && self.port_range_max == other.port_range_max
             && self.remote_ip_prefix == other.remote_ip_prefix
     }
-}
-
-/// A canonical protocol's number: its own when it is one, else its name's (`None` for a name not known,
-/// which validation refuses).
-fn protocol_number(protocol: &str) -> Option<u8> {
-    protocol.parse().ok().or_else(|| {
-        PROTOCOLS
-            .iter()
-            .find(|(name, _)| *name == protocol)
-            .map(|(_, number)| *number)
-    })
 }
 
 /// Whether rules of the protocol take port ranges.
